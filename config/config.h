@@ -1,0 +1,129 @@
+// Berth's configuration as plain structs. YAML lives only in config/*.cc; nothing here
+// depends on yaml-cpp, so the proxy and discovery code never see YAML types.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace berth::config {
+
+using Millis = std::chrono::milliseconds;
+
+// Where a value came from in the file, 1-based (0 = not from a file).
+struct Mark {
+  int line = 0;
+  int column = 0;
+};
+
+// A numeric socket address "ip:port" or "[ipv6]:port". Hostnames are not resolved
+// (no DNS on the data path); "localhost" is accepted and means 127.0.0.1.
+struct SocketAddress {
+  std::string host;       // numeric IP, without brackets
+  uint16_t port = 0;
+  bool ipv6 = false;
+  std::string to_string() const;  // "127.0.0.1:80" or "[::1]:80"
+};
+
+struct Listener {
+  SocketAddress address;
+  Mark mark;
+};
+
+struct Endpoint {
+  SocketAddress address;
+  uint32_t weight = 1;    // 1..1000
+  Mark mark;
+};
+
+struct Service {
+  std::string name;
+  std::vector<Endpoint> endpoints;
+  Mark mark;
+};
+
+struct Route {
+  std::string name;                 // from `name:`, else "route-<index>"
+  std::vector<std::string> hosts;   // lower-case; "*.example.com" wildcards; empty = any host
+  std::string path_prefix = "/";    // must start with '/'
+  std::optional<int32_t> priority;  // explicit priority overrides the natural precedence
+  std::string service;              // must name a service in `services`
+  std::optional<uint64_t> max_body_bytes;  // overrides limits.max_body_bytes for this route
+  Mark mark;
+};
+
+struct Timeouts {
+  Millis request_header{10'000};     // whole request header block, a deadline from its first byte
+  Millis keepalive_idle{60'000};     // idle client connection between requests
+  Millis request_body{300'000};      // whole request body, a deadline from the end of the headers
+  Millis request_body_idle{60'000};  // no request body byte for this long -> 408
+  Millis upstream_connect{5'000};
+  Millis upstream_response{60'000};  // request fully sent -> response header block complete
+  Millis upstream_idle{60'000};      // pooled idle upstream connection expiry
+  Millis tunnel_idle{3'600'000};     // upgraded (WebSocket) tunnel with no traffic either way
+  Millis drain{30'000};              // SIGTERM: in-flight requests get this long to finish
+};
+
+struct Limits {
+  uint32_t max_header_bytes = 32 * 1024;   // request header block, request line included
+  uint32_t max_headers = 100;
+  uint32_t max_request_line = 8 * 1024;    // longer -> 414
+  uint32_t max_connections_per_worker = 16384;
+  uint64_t max_body_bytes = 0;             // 0 = unlimited; routes may override
+  uint32_t upstream_max_idle_per_endpoint = 64;  // per worker
+  uint32_t write_buffer_bytes = 256 * 1024;      // backpressure bound per direction
+};
+
+struct Admin {
+  bool enabled = true;
+  SocketAddress address{"127.0.0.1", 9901, false};
+  Mark mark;
+};
+
+struct Config {
+  std::string source;                 // file path (or a name for in-memory configs)
+  std::vector<Listener> listeners;    // at least one
+  unsigned workers = 0;               // 0 = number of cores
+  Admin admin;
+  Timeouts timeouts;
+  Limits limits;
+  std::vector<Route> routes;
+  std::vector<Service> services;      // in file order; names unique
+};
+
+struct Error {
+  std::string file;
+  int line = 0;     // 1-based; 0 when the error is not tied to a place
+  int column = 0;
+  std::string message;
+  // "file:line:column: message" (or "file: message" without a place)
+  std::string to_string() const;
+};
+
+struct LoadResult {
+  std::optional<Config> config;   // set only when errors is empty
+  std::vector<Error> errors;      // every problem found, in file order
+  bool ok() const { return config.has_value(); }
+};
+
+// Parse and validate. Never throws.
+LoadResult load_file(const std::string& path);
+LoadResult load_string(std::string_view yaml, const std::string& source_name);
+
+// Parsing helpers shared with discovery labels (also never throw).
+// "10s", "500ms", "5m", "1h", "250us" is not accepted; a bare integer means seconds.
+std::optional<Millis> parse_duration(std::string_view text);
+// "1024", "64KiB", "10MiB", "1GiB", "64KB" (KB = 1000), "0".
+std::optional<uint64_t> parse_size(std::string_view text);
+// "127.0.0.1:8080", "[::1]:8080", "localhost:8080", ":8080" (= 0.0.0.0:8080). Port 0 allowed
+// only when allow_port_zero.
+std::optional<SocketAddress> parse_socket_address(std::string_view text, bool allow_port_zero);
+// Lower-cases; accepts "example.com", "*.example.com"; rejects empty labels, bad characters,
+// "*" anywhere but a leading "*." label.
+std::optional<std::string> normalize_host_pattern(std::string_view text);
+
+}  // namespace berth::config

@@ -1,0 +1,61 @@
+// Per-worker pool of fixed-size, reference-counted read blocks. libuv's alloc callback takes a
+// block for each read; the block goes back to the pool as soon as nothing references it, so an
+// idle connection holds no buffer. Body bytes are forwarded straight from the block: each
+// pending write holds a reference until libuv has written it. Single-threaded (one per loop).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace berth {
+
+class BufferPool;
+
+struct Block {
+  BufferPool* pool;
+  Block* next_free;
+  uint32_t refs;
+  uint32_t capacity;
+  char* data() { return reinterpret_cast<char*>(this + 1); }
+  static Block* from_data(char* p) { return reinterpret_cast<Block*>(p) - 1; }
+};
+
+class BufferPool {
+ public:
+  explicit BufferPool(uint32_t block_size = 64 * 1024, uint32_t max_free = 256);
+  ~BufferPool();
+  BufferPool(const BufferPool&) = delete;
+  BufferPool& operator=(const BufferPool&) = delete;
+
+  Block* acquire();  // refs == 1
+  static void ref(Block* b) { ++b->refs; }
+  static void unref(Block* b) {
+    if (--b->refs == 0) b->pool->recycle(b);
+  }
+  uint32_t block_size() const { return block_size_; }
+  size_t blocks_out() const { return out_; }
+
+ private:
+  void recycle(Block* b);
+  uint32_t block_size_;
+  uint32_t max_free_;
+  Block* free_ = nullptr;
+  uint32_t free_count_ = 0;
+  size_t out_ = 0;
+};
+
+// A slice of a block that keeps the block alive.
+struct Slice {
+  Block* block = nullptr;
+  uint32_t off = 0;
+  uint32_t len = 0;
+  const char* data() const { return block->data() + off; }
+  bool empty() const { return len == 0; }
+  void reset() {
+    if (block) BufferPool::unref(block);
+    block = nullptr;
+    off = len = 0;
+  }
+};
+
+}  // namespace berth

@@ -1,0 +1,18 @@
+// Listening sockets for the workers: one per worker per address, all bound with SO_REUSEPORT
+// so the kernel spreads connections over the workers' own accept queues.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+
+namespace berth {
+
+// Opens a non-blocking listening socket. With port 0 the kernel picks one; `bound_port` returns
+// the actual port (bind the remaining workers' sockets to that port). On failure returns -1 and
+// sets `error`.
+int open_listen_socket(const config::SocketAddress& addr, bool reuse_port, int backlog,
+                       uint16_t& bound_port, std::string& error);
+
+}  // namespace berth

@@ -1,0 +1,50 @@
+// Structured logging: one key=value line per event on stderr, with a level.
+// Lines are handed to a background writer thread, so no event loop ever blocks on stderr.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace berth::log {
+
+enum class Level : uint8_t { kDebug, kInfo, kWarn, kError };
+
+void set_min_level(Level level);
+bool enabled(Level level);
+// Starts the writer thread (idempotent). Until then lines are written synchronously.
+void start_writer();
+// Flushes pending lines and stops the writer thread.
+void stop_writer();
+
+// Builds one line: `ts=... level=info event=name k=v ...`, submitted by the destructor.
+class Line {
+ public:
+  Line(Level level, std::string_view event);
+  ~Line();
+  Line(const Line&) = delete;
+  Line& operator=(const Line&) = delete;
+
+  Line& kv(std::string_view key, std::string_view value);
+  Line& kv(std::string_view key, const char* value) { return kv(key, std::string_view(value)); }
+  Line& kv(std::string_view key, const std::string& value) { return kv(key, std::string_view(value)); }
+  Line& kv(std::string_view key, int64_t value);
+  Line& kv(std::string_view key, uint64_t value);
+  Line& kv(std::string_view key, int value) { return kv(key, static_cast<int64_t>(value)); }
+  Line& kv(std::string_view key, unsigned value) { return kv(key, static_cast<uint64_t>(value)); }
+  Line& kv(std::string_view key, long long value) { return kv(key, static_cast<int64_t>(value)); }
+  Line& kv(std::string_view key, unsigned long long value) { return kv(key, static_cast<uint64_t>(value)); }
+  Line& kv(std::string_view key, bool value) { return kv(key, value ? std::string_view("true") : std::string_view("false")); }
+  Line& kv(std::string_view key, double value);
+
+ private:
+  bool active_;
+  std::string text_;
+};
+
+inline Line debug(std::string_view event) { return Line(Level::kDebug, event); }
+inline Line info(std::string_view event) { return Line(Level::kInfo, event); }
+inline Line warn(std::string_view event) { return Line(Level::kWarn, event); }
+inline Line error(std::string_view event) { return Line(Level::kError, event); }
+
+}  // namespace berth::log

@@ -1,0 +1,101 @@
+// The immutable route snapshot: routes, services and their endpoints together.
+// Built on the control thread, published to every worker as shared_ptr<const RouteTable>;
+// a request keeps the snapshot it started with. Matching is pure and allocation-free.
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "proxy/filter.h"
+
+namespace berth {
+namespace config { struct Config; }
+
+struct Endpoint {
+  std::string key;              // "127.0.0.1:8080" / "[::1]:8080": identity across snapshots
+  sockaddr_storage addr{};      // resolved numeric address
+  socklen_t addr_len = 0;
+  uint32_t weight = 1;
+  std::string source = "config";  // where it came from: "config", later "container:<id>"
+};
+
+struct Service {
+  std::string name;
+  std::vector<Endpoint> endpoints;  // may be empty: the route then answers 503
+};
+
+struct Route {
+  std::string name;
+  std::string host;          // lower-case exact host, "*.suffix" wildcard, or "" = any host
+  std::string path_prefix;   // starts with '/'
+  int32_t priority = 0;      // higher wins before any other rule
+  uint32_t service = 0;      // index into RouteTable::services()
+  uint64_t max_body_bytes = 0;  // 0 = unlimited
+  std::string source = "config";
+  FilterChain filters;       // per-route policy, run in order before an upstream is chosen
+};
+
+// Precedence, in order: higher priority; then exact host over wildcard (a longer wildcard
+// suffix over a shorter one) over any-host; then the longer path prefix; then the earlier
+// route. Path prefixes match raw bytes of the path (no decoding): "/api" matches "/api",
+// "/api/x" and "/apix".
+class RouteTable {
+ public:
+  // routes[i].service must index services; out-of-range routes are dropped. Routes with the
+  // same host pattern and path prefix as an earlier one are dropped (first wins).
+  static std::shared_ptr<const RouteTable> build(std::vector<Route> routes,
+                                                 std::vector<Service> services,
+                                                 uint64_t generation);
+  // Static routes from the config file (one Route per host of a config route).
+  static std::shared_ptr<const RouteTable> from_config(const config::Config& cfg,
+                                                       uint64_t generation);
+
+  // host: the request's Host (any case, may carry ":port" or a trailing dot; IPv6 literal in
+  // brackets allowed). path: the request target's path (no query), or the whole origin-form
+  // target — matching stops at '?'. Returns nullptr when nothing matches.
+  const Route* match(std::string_view host, std::string_view path) const noexcept;
+
+  const std::vector<Route>& routes() const noexcept { return routes_; }
+  const std::vector<Service>& services() const noexcept { return services_; }
+  const Service& service(uint32_t index) const noexcept { return services_[index]; }
+  uint64_t generation() const noexcept { return generation_; }
+
+  // {"generation":N,"routes":[{"name","host","path_prefix","priority","service","max_body_bytes",
+  //  "source"}],"services":[{"name","endpoints":[{"address","weight","source"}]}]}
+  std::string to_json() const;
+
+ private:
+  std::vector<Route> routes_;
+  std::vector<Service> services_;
+  uint64_t generation_ = 0;
+  // Implementation detail: indexes into routes_, see route_table.cc. Each list is sorted by
+  // (priority desc, path prefix length desc, index asc), so its first path match is its best.
+  // Transparent hashing lets match() look up a std::string_view without allocating.
+  struct HostHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view host) const noexcept {
+      return std::hash<std::string_view>{}(host);
+    }
+  };
+  using HostIndex = std::unordered_map<std::string, std::vector<uint32_t>, HostHash, std::equal_to<>>;
+  HostIndex exact_;                  // host -> routes
+  HostIndex wildcard_;               // ".suffix" (from "*.suffix") -> routes
+  std::vector<uint32_t> any_host_;   // routes without a host
+
+  void index_routes();
+  const Route* first_path_match(const std::vector<uint32_t>& candidates,
+                                std::string_view path) const noexcept;
+};
+
+// Fills addr/addr_len from a numeric "ip:port" or "[ip6]:port" key. False when not numeric.
+bool resolve_endpoint_key(Endpoint& endpoint);
+
+}  // namespace berth

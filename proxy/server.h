@@ -1,0 +1,54 @@
+// The control side of Berth: owns the configuration, the workers and the admin listener, and
+// runs the control loop (signals, reloads; later the Docker watcher). It builds each new
+// Runtime snapshot and hands it to every worker.
+#pragma once
+
+#include <uv.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "proxy/admin.h"
+#include "proxy/runtime.h"
+#include "proxy/worker.h"
+
+namespace berth {
+
+class Server {
+ public:
+  Server(std::string config_path, config::Config initial);
+  ~Server();
+  // Runs until SIGTERM/SIGINT has drained every worker. Returns the process exit code.
+  int run();
+
+ private:
+  bool open_listeners(std::vector<std::vector<int>>& per_worker_fds);
+  void reload();
+  void begin_shutdown(const char* signal_name);
+  void on_worker_stopped();
+  void publish(std::shared_ptr<const Runtime> rt);
+  std::string routes_json() const;
+  std::string stats_json() const;
+  std::string not_ready_reason() const;
+
+  static void on_signal(uv_signal_t* s, int signum);
+
+  std::string config_path_;
+  config::Config config_;
+  std::shared_ptr<const Runtime> runtime_;
+  uint64_t generation_ = 1;
+  unsigned worker_count_ = 1;
+  uv_loop_t loop_;
+  uv_signal_t sighup_, sigterm_, sigint_;
+  uv_async_t worker_stopped_async_;
+  std::atomic<unsigned> workers_stopped_{0};
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::unique_ptr<AdminServer> admin_;
+  bool shutting_down_ = false;
+  bool ready_ = false;
+};
+
+}  // namespace berth

@@ -1,0 +1,94 @@
+// A TCP stream with a timer, owned by one worker loop: the common base of client and upstream
+// connections. Memory is freed only after libuv has closed both handles (deferred deletion);
+// close is idempotent. Writes either copy small owned bytes (heads) or reference pool blocks
+// (bodies, zero-copy); every pending write keeps what it references alive.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "proxy/buffer_pool.h"
+
+namespace berth {
+
+class Worker;
+class Stream;
+
+struct WriteReq {
+  uv_write_t req;
+  Stream* owner = nullptr;
+  Block* blocks[1] = {nullptr};
+  uint8_t nblocks = 0;
+  std::string owned;     // chunk headers, heads, local replies
+  WriteReq* next_free = nullptr;
+};
+
+class Stream {
+ public:
+  explicit Stream(Worker* worker);
+  virtual ~Stream();
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+
+  uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
+  size_t write_queue_bytes() const { return tcp_.write_queue_size; }
+  uint32_t pending_writes() const { return pending_writes_; }
+  bool closing() const { return closing_; }
+  Worker* worker() const { return worker_; }
+
+  // Queue bytes; false if the stream is closing or libuv refused (the stream is then closed).
+  bool write_copy(std::string_view bytes);
+  bool write_copy2(std::string_view a, std::string_view b);
+  // Zero-copy body bytes from a block, with optional owned prefix and static suffix (chunking).
+  bool write_block(Block* block, const char* data, size_t len, std::string_view prefix = {},
+                   std::string_view suffix = {});
+
+  // Start/stop reading; idempotent.
+  void set_reading(bool on);
+  bool reading() const { return reading_; }
+
+  // Close both handles now (pending writes are cancelled). Idempotent.
+  void close();
+  // Close once queued writes have been flushed: shutdown(SHUT_WR) then close.
+  void close_after_flush();
+
+ protected:
+  // Data/EOF/error from the socket. nread < 0: UV_EOF or an error; the block is nullptr then.
+  virtual void on_read(Block* block, ssize_t nread) = 0;
+  virtual void on_write_done(int status) {}
+  virtual void on_timer() {}
+  // Called when the last handle is closed, just before deletion.
+  virtual void on_closed() {}
+  virtual void on_flushed_shutdown() { close(); }
+
+  void start_timer(uint64_t ms);
+  void stop_timer();
+  uint64_t now() const;
+
+  uv_tcp_t tcp_;
+  uv_timer_t timer_;
+  Worker* worker_;
+
+ private:
+  static void alloc_cb(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
+  static void read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
+  static void write_cb(uv_write_t* req, int status);
+  static void close_cb(uv_handle_t* h);
+  static void timer_cb(uv_timer_t* t);
+  static void shutdown_cb(uv_shutdown_t* req, int status);
+  bool submit(WriteReq* wr, const uv_buf_t* bufs, unsigned n);
+  void maybe_shutdown();
+
+  uv_shutdown_t* shutdown_req_ = nullptr;
+  uint32_t pending_writes_ = 0;
+  uint8_t open_handles_ = 2;
+  bool reading_ = false;
+  bool closing_ = false;
+  bool close_after_flush_ = false;
+  bool shutdown_started_ = false;
+};
+
+}  // namespace berth

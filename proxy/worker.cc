@@ -1,0 +1,382 @@
+#include "proxy/worker.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <random>
+
+#include "proxy/client.h"
+#include "proxy/log.h"
+#include "proxy/upstream.h"
+
+namespace berth {
+namespace {
+constexpr int kAcceptBatch = 64;
+constexpr uint64_t kAcceptPauseMs = 100;
+
+uint64_t splitmix64(uint64_t& x) {
+  uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+}  // namespace
+
+Worker::Worker(unsigned index, std::vector<int> listen_fds, std::shared_ptr<const Runtime> initial,
+               std::function<void(unsigned)> on_stopped)
+    : index_(index), on_stopped_(std::move(on_stopped)), rt_(std::move(initial)) {
+  uv_loop_init(&loop_);
+  uv_async_init(&loop_, &async_, on_async);
+  async_.data = this;
+  uv_timer_init(&loop_, &accept_timer_);
+  accept_timer_.data = this;
+  uv_timer_init(&loop_, &drain_timer_);
+  drain_timer_.data = this;
+  for (int fd : listen_fds) {
+    auto l = std::make_unique<Listener>();
+    l->fd = fd;
+    l->worker = this;
+    l->active = false;
+    uv_poll_init(&loop_, &l->poll, fd);
+    l->poll.data = l.get();
+    listeners_.push_back(std::move(l));
+  }
+  std::random_device rd;
+  id_state_ = (static_cast<uint64_t>(rd()) << 32) ^ rd() ^ (static_cast<uint64_t>(index) << 56);
+  generation_seen_.store(rt_ ? rt_->generation : 0);
+  rebuild_selection_state();
+}
+
+Worker::~Worker() {
+  while (free_writes_) {
+    WriteReq* w = free_writes_;
+    free_writes_ = w->next_free;
+    delete w;
+  }
+  for (auto* s : free_strings_) delete s;
+  for (auto* e : free_exchanges_) delete e;
+  uv_loop_close(&loop_);
+}
+
+void Worker::start() {
+  thread_ = std::thread([this] { run(); });
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::publish(std::shared_ptr<const Runtime> rt) {
+  {
+    std::lock_guard lock(mailbox_mu_);
+    mailbox_rt_ = std::move(rt);
+  }
+  uv_async_send(&async_);
+}
+
+void Worker::drain() {
+  {
+    std::lock_guard lock(mailbox_mu_);
+    mailbox_drain_ = true;
+  }
+  uv_async_send(&async_);
+}
+
+void Worker::run() {
+  // Signals belong to the control thread.
+  sigset_t set;
+  sigfillset(&set);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  set_accepting(true);
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  // Everything is closed; run once more so close callbacks complete.
+  uv_run(&loop_, UV_RUN_NOWAIT);
+  if (on_stopped_) on_stopped_(index_);
+}
+
+void Worker::on_async(uv_async_t* a) { static_cast<Worker*>(a->data)->apply_mailbox(); }
+
+void Worker::apply_mailbox() {
+  std::shared_ptr<const Runtime> rt;
+  bool drain = false;
+  {
+    std::lock_guard lock(mailbox_mu_);
+    rt = std::move(mailbox_rt_);
+    mailbox_rt_.reset();
+    drain = mailbox_drain_;
+  }
+  if (rt) {
+    rt_ = std::move(rt);
+    rebuild_selection_state();
+    generation_seen_.store(rt_->generation, std::memory_order_release);
+  }
+  if (drain && !draining_) begin_drain();
+}
+
+void Worker::rebuild_selection_state() {
+  if (!rt_) return;
+  const auto& services = rt_->routes->services();
+  lb_.assign(services.size(), SmoothWeightedRoundRobin());
+  service_pools_.assign(services.size(), {});
+  for (auto& [key, pool] : endpoint_pools_) pool->in_snapshot = false;
+  for (size_t s = 0; s < services.size(); ++s) {
+    lb_[s].reset(services[s]);
+    auto& pools = service_pools_[s];
+    for (const Endpoint& ep : services[s].endpoints) {
+      auto it = endpoint_pools_.find(ep.key);
+      if (it == endpoint_pools_.end())
+        it = endpoint_pools_.emplace(ep.key, std::make_unique<EndpointPool>(this, ep)).first;
+      it->second->in_snapshot = true;
+      pools.push_back(it->second.get());
+    }
+  }
+  // Endpoints that left the snapshot: close their idle connections; the pool goes away with
+  // its last connection (in-flight requests keep theirs).
+  for (auto it = endpoint_pools_.begin(); it != endpoint_pools_.end();) {
+    EndpointPool* p = it->second.get();
+    if (!p->in_snapshot) {
+      p->close_idle();
+      if (p->total() == 0) {
+        it = endpoint_pools_.erase(it);
+        continue;
+      }
+    }
+    ++it;
+  }
+}
+
+int Worker::pick_endpoint(const Runtime& rt, uint32_t service_index) {
+  const Service& svc = rt.routes->service(service_index);
+  if (svc.endpoints.empty()) return -1;
+  if (&rt == rt_.get() && service_index < lb_.size()) return lb_[service_index].pick(svc);
+  // A request still on an older snapshot (a retry across a reload): plain rotation.
+  return static_cast<int>(id_counter_++ % svc.endpoints.size());
+}
+
+EndpointPool* Worker::endpoint_pool(const Runtime& rt, uint32_t service_index, int endpoint_index) {
+  if (&rt == rt_.get() && service_index < service_pools_.size())
+    return service_pools_[service_index][static_cast<size_t>(endpoint_index)];
+  const Endpoint& ep = rt.routes->service(service_index).endpoints[static_cast<size_t>(endpoint_index)];
+  auto it = endpoint_pools_.find(ep.key);
+  if (it == endpoint_pools_.end()) {
+    it = endpoint_pools_.emplace(ep.key, std::make_unique<EndpointPool>(this, ep)).first;
+    it->second->in_snapshot = false;
+  }
+  return it->second.get();
+}
+
+void Worker::on_upstream_pool_empty(EndpointPool* p) {
+  // Deferred: the pool may be on the caller's stack.
+  struct Ctx { Worker* w; std::string key; };
+  auto* t = new uv_timer_t;
+  t->data = new Ctx{this, p->key()};
+  uv_timer_init(&loop_, t);
+  uv_timer_start(t, [](uv_timer_t* timer) {
+    auto* ctx = static_cast<Ctx*>(timer->data);
+    auto it = ctx->w->endpoint_pools_.find(ctx->key);
+    if (it != ctx->w->endpoint_pools_.end() && !it->second->in_snapshot && it->second->total() == 0)
+      ctx->w->endpoint_pools_.erase(it);
+    delete ctx;
+    uv_close(reinterpret_cast<uv_handle_t*>(timer), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  }, 0, 0);
+}
+
+void Worker::next_request_id(char out[32]) {
+  static const char hex[] = "0123456789abcdef";
+  uint64_t a = splitmix64(id_state_);
+  uint64_t b = splitmix64(id_state_);
+  for (int i = 0; i < 16; ++i) {
+    out[i] = hex[(a >> (i * 4)) & 0xf];
+    out[16 + i] = hex[(b >> (i * 4)) & 0xf];
+  }
+}
+
+WriteReq* Worker::acquire_write() {
+  WriteReq* w = free_writes_;
+  if (w) {
+    free_writes_ = w->next_free;
+    w->next_free = nullptr;
+    return w;
+  }
+  return new WriteReq();
+}
+
+void Worker::release_write(WriteReq* w) {
+  for (uint8_t i = 0; i < w->nblocks; ++i) BufferPool::unref(w->blocks[i]);
+  w->nblocks = 0;
+  w->owner = nullptr;
+  if (w->owned.capacity() > 64 * 1024) std::string().swap(w->owned);
+  else w->owned.clear();
+  w->next_free = free_writes_;
+  free_writes_ = w;
+}
+
+std::string* Worker::acquire_string() {
+  if (free_strings_.empty()) {
+    auto* s = new std::string();
+    s->reserve(1024);
+    return s;
+  }
+  std::string* s = free_strings_.back();
+  free_strings_.pop_back();
+  return s;
+}
+
+void Worker::release_string(std::string* s) {
+  if (s->capacity() > 64 * 1024 || free_strings_.size() >= 1024) {
+    delete s;
+    return;
+  }
+  s->clear();
+  free_strings_.push_back(s);
+}
+
+Exchange* Worker::acquire_exchange() {
+  if (free_exchanges_.empty()) return new Exchange();
+  Exchange* e = free_exchanges_.back();
+  free_exchanges_.pop_back();
+  return e;
+}
+
+void Worker::release_exchange(Exchange* e) {
+  e->reset();
+  if (free_exchanges_.size() >= 4096) {
+    delete e;
+    return;
+  }
+  free_exchanges_.push_back(e);
+}
+
+// ------------------------------------------------------------------ accepting
+
+void Worker::set_accepting(bool on) {
+  if (on == accepting_ || draining_) return;
+  accepting_ = on;
+  for (auto& l : listeners_) {
+    if (on) uv_poll_start(&l->poll, UV_READABLE, on_poll);
+    else uv_poll_stop(&l->poll);
+    l->active = on;
+  }
+}
+
+void Worker::on_poll(uv_poll_t* p, int status, int events) {
+  auto* l = static_cast<Listener*>(p->data);
+  if (status < 0) return;
+  l->worker->accept_ready(l);
+}
+
+void Worker::accept_ready(Listener* l) {
+  const uint32_t max_conns = rt_->limits.max_connections_per_worker;
+  for (int i = 0; i < kAcceptBatch; ++i) {
+    if (client_count_ >= max_conns) {
+      // Full: stop accepting until a connection closes (the kernel queues the rest).
+      stats_.add(Counter::kAcceptPauses);
+      set_accepting(false);
+      accept_paused_ = true;
+      return;
+    }
+    int fd = accept4(l->fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED) return;
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        // Out of descriptors: pause accepting instead of spinning on a readable listener.
+        const uint64_t t = uv_now(&loop_);
+        if (t - emfile_logged_at_ > 1000 || emfile_logged_at_ == 0) {
+          log::warn("accept_paused").kv("worker", index_).kv("error", std::strerror(errno)).kv("pause_ms", kAcceptPauseMs);
+          emfile_logged_at_ = t;
+        }
+        stats_.add(Counter::kAcceptPauses);
+        pause_accept(kAcceptPauseMs);
+        return;
+      }
+      log::warn("accept_failed").kv("worker", index_).kv("error", std::strerror(errno));
+      return;
+    }
+    auto* c = new ClientConn(this, fd);
+    c->next = clients_;
+    if (clients_) clients_->prev = c;
+    clients_ = c;
+    ++client_count_;
+    gauges_.connections.store(client_count_, std::memory_order_relaxed);
+    stats_.add(Counter::kConnectionsAccepted);
+    c->start();
+  }
+}
+
+void Worker::pause_accept(uint64_t ms) {
+  set_accepting(false);
+  accept_paused_ = true;
+  uv_timer_start(&accept_timer_, [](uv_timer_t* t) { static_cast<Worker*>(t->data)->resume_accept(); }, ms, 0);
+}
+
+void Worker::resume_accept() {
+  if (draining_) return;
+  accept_paused_ = false;
+  set_accepting(true);
+}
+
+void Worker::on_client_closed(ClientConn* c) {
+  if (c->prev) c->prev->next = c->next;
+  else clients_ = c->next;
+  if (c->next) c->next->prev = c->prev;
+  c->next = c->prev = nullptr;
+  --client_count_;
+  gauges_.connections.store(client_count_, std::memory_order_relaxed);
+  stats_.add(Counter::kConnectionsClosed);
+  if (accept_paused_ && !draining_ && !uv_is_active(reinterpret_cast<uv_handle_t*>(&accept_timer_)) &&
+      client_count_ < rt_->limits.max_connections_per_worker)
+    resume_accept();
+  if (draining_) maybe_finish_drain();
+}
+
+// ------------------------------------------------------------------ draining
+
+void Worker::begin_drain() {
+  set_accepting(false);
+  draining_ = true;
+  uv_timer_stop(&accept_timer_);
+  for (auto& l : listeners_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&l->poll), nullptr);
+    ::close(l->fd);
+    l->fd = -1;
+  }
+  for (ClientConn* c = clients_; c;) {
+    ClientConn* next = c->next;
+    c->drain();
+    c = next;
+  }
+  uv_timer_start(&drain_timer_, [](uv_timer_t* t) {
+    auto* w = static_cast<Worker*>(t->data);
+    log::warn("drain_timeout").kv("worker", w->index_).kv("connections", w->client_count_);
+    w->shutdown_loop();
+  }, static_cast<uint64_t>(rt_->timeouts.drain.count()), 0);
+  maybe_finish_drain();
+}
+
+void Worker::maybe_finish_drain() {
+  if (client_count_ == 0 && !stopping_) shutdown_loop();
+}
+
+void Worker::shutdown_loop() {
+  if (stopping_) return;
+  stopping_ = true;
+  // Close every stream still open (they own their handles and free themselves), then the
+  // worker's own handles; libuv then runs out of active handles and uv_run returns.
+  uv_walk(&loop_, [](uv_handle_t* h, void*) {
+    if (h->type == UV_TCP && !uv_is_closing(h)) static_cast<Stream*>(h->data)->close();
+  }, nullptr);
+  for (auto& l : listeners_) {
+    if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&l->poll))) uv_close(reinterpret_cast<uv_handle_t*>(&l->poll), nullptr);
+    if (l->fd >= 0) ::close(l->fd);
+    l->fd = -1;
+  }
+  uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&accept_timer_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
+}
+
+}  // namespace berth

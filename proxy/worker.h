@@ -1,0 +1,128 @@
+// One worker: a thread running its own libuv loop with its own SO_REUSEPORT listening sockets,
+// its own buffer pool, upstream connection pools and load-balancer state. Nothing on the
+// request path takes a lock; the control thread talks to it only through the mailbox.
+#pragma once
+
+#include <uv.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "proxy/buffer_pool.h"
+#include "proxy/lb.h"
+#include "proxy/runtime.h"
+#include "proxy/stats.h"
+#include "proxy/stream.h"
+
+namespace berth {
+
+class ClientConn;
+class EndpointPool;
+struct Exchange;
+
+class Worker {
+ public:
+  // listen_fds: bound, listening, non-blocking sockets; the worker owns and closes them.
+  Worker(unsigned index, std::vector<int> listen_fds, std::shared_ptr<const Runtime> initial,
+         std::function<void(unsigned)> on_stopped);
+  ~Worker();
+
+  // --- any thread ---
+  void start();
+  void publish(std::shared_ptr<const Runtime> rt);  // latest wins
+  void drain();                                     // stop accepting, finish, stop
+  void join();
+  const WorkerStats& stats() const { return stats_; }
+  const WorkerGauges& gauges() const { return gauges_; }
+  unsigned index() const { return index_; }
+  uint64_t runtime_generation() const { return generation_seen_.load(std::memory_order_acquire); }
+
+  // --- worker thread ---
+  uv_loop_t* loop() { return &loop_; }
+  BufferPool& pool() { return pool_; }
+  WorkerStats& stats() { return stats_; }
+  WorkerGauges& gauges() { return gauges_; }
+  const std::shared_ptr<const Runtime>& runtime() const { return rt_; }
+  bool draining() const { return draining_; }
+
+  WriteReq* acquire_write();
+  void release_write(WriteReq* wr);
+  Exchange* acquire_exchange();
+  void release_exchange(Exchange* ex);
+  std::string* acquire_string();
+  void release_string(std::string* s);
+
+  // Chooses an endpoint of the route's service in the current runtime; -1 when none.
+  int pick_endpoint(const Runtime& rt, uint32_t service_index);
+  EndpointPool* endpoint_pool(const Runtime& rt, uint32_t service_index, int endpoint_index);
+  // Writes a fresh 32-hex-digit request id into out[32].
+  void next_request_id(char out[32]);
+
+  void on_client_closed(ClientConn* c);
+  void on_upstream_pool_empty(EndpointPool* p);
+
+ private:
+  struct Listener {
+    uv_poll_t poll;
+    int fd;
+    Worker* worker;
+    bool active;
+  };
+  void run();
+  void apply_mailbox();
+  void rebuild_selection_state();
+  void accept_ready(Listener* l);
+  void pause_accept(uint64_t ms);
+  void resume_accept();
+  void set_accepting(bool on);
+  void begin_drain();
+  void maybe_finish_drain();
+  void shutdown_loop();
+
+  static void on_async(uv_async_t* a);
+  static void on_poll(uv_poll_t* p, int status, int events);
+
+  unsigned index_;
+  std::function<void(unsigned)> on_stopped_;
+  uv_loop_t loop_;
+  uv_async_t async_;
+  uv_timer_t accept_timer_;
+  uv_timer_t drain_timer_;
+  std::thread thread_;
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  bool accepting_ = false;
+  bool accept_paused_ = false;
+  bool draining_ = false;
+  bool stopping_ = false;
+
+  std::mutex mailbox_mu_;
+  std::shared_ptr<const Runtime> mailbox_rt_;
+  bool mailbox_drain_ = false;
+
+  std::shared_ptr<const Runtime> rt_;
+  std::atomic<uint64_t> generation_seen_{0};
+  BufferPool pool_;
+  WriteReq* free_writes_ = nullptr;
+  std::vector<std::string*> free_strings_;
+  std::vector<Exchange*> free_exchanges_;
+  std::vector<SmoothWeightedRoundRobin> lb_;
+  std::vector<std::vector<EndpointPool*>> service_pools_;  // [service][endpoint]
+  std::unordered_map<std::string, std::unique_ptr<EndpointPool>> endpoint_pools_;
+  ClientConn* clients_ = nullptr;  // intrusive list
+  uint64_t client_count_ = 0;
+  uint64_t id_state_;
+  uint64_t id_counter_ = 0;
+  uint64_t emfile_logged_at_ = 0;
+  WorkerStats stats_;
+  WorkerGauges gauges_;
+
+  friend class ClientConn;
+};
+
+}  // namespace berth

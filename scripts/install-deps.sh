@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what Berth needs to build, test and benchmark, from Debian packages only.
+# Idempotent and quiet when everything is already there.
+set -euo pipefail
+
+PKGS=(
+  build-essential cmake ninja-build pkg-config
+  libuv1-dev node-llhttp libssl-dev libyaml-cpp-dev prometheus-cpp-dev catch2 nlohmann-json3-dev
+  curl procps
+)
+if [[ "${1:-}" == "--bench" || "${BERTH_BENCH_DEPS:-0}" == 1 ]]; then
+  PKGS+=(wrk nginx-light haproxy util-linux)
+fi
+if [[ "${1:-}" == "--docker" || "${BERTH_DOCKER_DEPS:-0}" == 1 ]]; then
+  PKGS+=(docker.io busybox-static)
+fi
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}" >&2
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  # Keep package post-install scripts from starting services (nginx, haproxy, docker):
+  # Berth's scripts start what they need themselves, on loopback, and stop it again.
+  made_policy=0
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    $SUDO sh -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d'
+    made_policy=1
+  fi
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if ((made_policy)); then $SUDO rm -f /usr/sbin/policy-rc.d; fi
+fi
