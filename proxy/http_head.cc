@@ -417,7 +417,7 @@ Outcome parse_response_head(std::string_view raw, const Limits& limits, bool req
     if (!is_value_char(c)) return {HeadError::kBadResponse, "invalid reason phrase"};
 
   Outcome f = parse_fields(raw, line_end + 1, limits, out, false);
-  if (!f.ok()) return f;
+  if (!f.ok()) return {HeadError::kBadResponse, f.detail};
   Outcome c = apply_common_fields(out, false);
   if (!c.ok()) return c;
   if (out.version_minor == 0 && !out.connection_keep_alive) out.connection_close = true;

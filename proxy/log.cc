@@ -128,7 +128,7 @@ void append_value(std::string& out, std::string_view v) {
       case '\t': out += "\\t"; break;
       default:
         if (c < 0x20 || c == 0x7f) {
-          char buf[8];
+          char buf[16];
           std::snprintf(buf, sizeof buf, "\\x%02x", c);
           out += buf;
         } else {
@@ -153,7 +153,7 @@ Line::Line(Level level, std::string_view event) : active_(enabled(level)) {
   gettimeofday(&tv, nullptr);
   struct tm tm;
   gmtime_r(&tv.tv_sec, &tm);
-  char ts[40];
+  char ts[96];
   std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(tv.tv_usec / 1000));
   text_ += "ts=";

@@ -1,0 +1,271 @@
+// Value parsers and small struct methods from config.h. No YAML here (see config_loader.cc).
+#include "config/config.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <charconv>
+#include <limits>
+
+#include "config/config_detail.h"
+
+namespace berth::config {
+namespace {
+
+constexpr size_t kMaxHostLength = 253;   // DNS limit for a whole name
+constexpr size_t kMaxLabelLength = 63;
+
+bool is_digits(std::string_view text) {
+  if (text.empty()) return false;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+  }
+  return true;
+}
+
+// Leading decimal digits of text as an unsigned number; nullopt on overflow or no digits.
+// `digits` receives how many characters were consumed.
+std::optional<uint64_t> leading_number(std::string_view text, size_t& digits) {
+  uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  digits = static_cast<size_t>(end - text.data());
+  if (ec != std::errc() || digits == 0) return std::nullopt;
+  // from_chars accepts no sign for unsigned types, so "-1" and "+1" already fail here.
+  return value;
+}
+
+std::optional<uint64_t> checked_multiply(uint64_t value, uint64_t factor) {
+  if (factor != 0 && value > std::numeric_limits<uint64_t>::max() / factor) return std::nullopt;
+  return value * factor;
+}
+
+char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+std::string lower_copy(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = ascii_lower(c);
+  return out;
+}
+
+// ---- durations and sizes ----
+
+struct Unit {
+  std::string_view suffix;
+  uint64_t factor;
+};
+
+constexpr Unit kDurationUnits[] = {
+    {"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60'000}, {"h", 3'600'000},
+};
+
+constexpr Unit kSizeUnits[] = {
+    {"", 1},
+    {"B", 1},
+    {"KB", 1000},
+    {"kB", 1000},
+    {"MB", 1000ull * 1000},
+    {"GB", 1000ull * 1000 * 1000},
+    {"TB", 1000ull * 1000 * 1000 * 1000},
+    {"KiB", 1024},
+    {"MiB", 1024ull * 1024},
+    {"GiB", 1024ull * 1024 * 1024},
+    {"TiB", 1024ull * 1024 * 1024 * 1024},
+};
+
+template <size_t N>
+std::optional<uint64_t> parse_number_with_unit(std::string_view text, const Unit (&units)[N]) {
+  size_t digits = 0;
+  auto number = leading_number(text, digits);
+  if (!number) return std::nullopt;
+  std::string_view suffix = text.substr(digits);
+  for (const Unit& unit : units) {
+    if (suffix == unit.suffix) return checked_multiply(*number, unit.factor);
+  }
+  return std::nullopt;
+}
+
+// ---- socket addresses ----
+
+struct AddressParts {
+  std::string_view host;
+  std::string_view port;
+  bool bracketed = false;
+};
+
+std::string split_address(std::string_view text, AddressParts& parts) {
+  if (text.empty()) return "address is empty";
+  if (text.front() == '[') {
+    size_t close = text.find(']');
+    if (close == std::string_view::npos) return "missing ']' after the IPv6 address";
+    parts.host = text.substr(1, close - 1);
+    parts.bracketed = true;
+    std::string_view rest = text.substr(close + 1);
+    if (rest.empty() || rest.front() != ':') return "missing ':port' after ']'";
+    parts.port = rest.substr(1);
+    return {};
+  }
+  size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos) return "missing ':port'";
+  parts.host = text.substr(0, colon);
+  parts.port = text.substr(colon + 1);
+  if (parts.host.find(':') != std::string_view::npos) {
+    return "IPv6 addresses must be in brackets, as in [::1]:8080";
+  }
+  return {};
+}
+
+std::string parse_port(std::string_view text, bool allow_port_zero, uint16_t& port) {
+  if (text.empty()) return "port is missing";
+  if (!is_digits(text) || text.size() > 5) return "port '" + std::string(text) + "' is not a number from 1 to 65535";
+  unsigned value = 0;
+  std::from_chars(text.data(), text.data() + text.size(), value);
+  if (value > 65535) return "port " + std::string(text) + " is out of range (1..65535)";
+  if (value == 0 && !allow_port_zero) return "port 0 is not allowed here";
+  port = static_cast<uint16_t>(value);
+  return {};
+}
+
+// Canonical text of a numeric IP (e.g. "::0001" -> "::1"); empty when not numeric.
+std::string canonical_ip(std::string_view text, int family) {
+  char input[INET6_ADDRSTRLEN + 1];
+  if (text.empty() || text.size() >= sizeof input) return {};
+  text.copy(input, text.size());
+  input[text.size()] = '\0';
+  unsigned char binary[sizeof(in6_addr)];
+  if (inet_pton(family, input, binary) != 1) return {};
+  char output[INET6_ADDRSTRLEN];
+  if (inet_ntop(family, binary, output, sizeof output) == nullptr) return {};
+  return output;
+}
+
+std::string parse_host_part(const AddressParts& parts, SocketAddress& out) {
+  std::string host(parts.host);
+  if (parts.bracketed) {
+    out.host = canonical_ip(host, AF_INET6);
+    out.ipv6 = true;
+    if (out.host.empty()) return "'" + host + "' is not a numeric IPv6 address";
+    return {};
+  }
+  out.ipv6 = false;
+  if (host.empty()) {
+    out.host = "0.0.0.0";
+    return {};
+  }
+  if (lower_copy(host) == "localhost") {
+    out.host = "127.0.0.1";
+    return {};
+  }
+  out.host = canonical_ip(host, AF_INET);
+  if (out.host.empty()) {
+    return "'" + host + "' is not a numeric IPv4 address (host names are not resolved; use e.g. 127.0.0.1)";
+  }
+  return {};
+}
+
+std::string parse_address_into(std::string_view text, bool allow_port_zero, SocketAddress& out) {
+  AddressParts parts;
+  if (std::string problem = split_address(text, parts); !problem.empty()) return problem;
+  if (std::string problem = parse_host_part(parts, out); !problem.empty()) return problem;
+  return parse_port(parts.port, allow_port_zero, out.port);
+}
+
+// ---- host patterns ----
+
+bool is_label_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+}
+
+std::string check_label(std::string_view label) {
+  if (label.empty()) return "empty label (two dots in a row, or a leading dot)";
+  if (label.size() > kMaxLabelLength) return "label longer than 63 characters";
+  for (char c : label) {
+    if (c == '*') return "'*' is only allowed as the whole first label, as in '*.example.com'";
+    if (!is_label_char(c)) {
+      if (c == ':') return "host patterns must not include a port";
+      return std::string("character '") + c + "' is not allowed (letters, digits, '-', '_' and '.' only)";
+    }
+  }
+  return {};
+}
+
+std::string normalize_bracketed_host(std::string_view lowered, std::string& out) {
+  if (lowered.back() != ']') {
+    if (lowered.find("]:") != std::string_view::npos) return "host patterns must not include a port";
+    return "missing ']' after the IPv6 address";
+  }
+  std::string ip = canonical_ip(lowered.substr(1, lowered.size() - 2), AF_INET6);
+  if (ip.empty()) return "'" + std::string(lowered) + "' is not a valid IPv6 address";
+  out = "[" + ip + "]";
+  return {};
+}
+
+std::string normalize_host_into(std::string_view text, std::string& out) {
+  std::string lowered = lower_copy(text);
+  if (!lowered.empty() && lowered.back() == '.') lowered.pop_back();
+  if (lowered.empty()) return "host pattern is empty";
+  if (lowered.front() == '[') return normalize_bracketed_host(lowered, out);
+  if (lowered.size() > kMaxHostLength) return "host pattern longer than 253 characters";
+  std::string_view rest = lowered;
+  if (rest.starts_with("*.")) rest.remove_prefix(2);
+  else if (rest == "*") return "'*' alone is not a host pattern (omit 'host' to match any host)";
+  while (true) {
+    size_t dot = rest.find('.');
+    if (std::string problem = check_label(rest.substr(0, dot)); !problem.empty()) return problem;
+    if (dot == std::string_view::npos) break;
+    rest.remove_prefix(dot + 1);
+  }
+  out = std::move(lowered);
+  return {};
+}
+
+}  // namespace
+
+std::string SocketAddress::to_string() const {
+  std::string port_text = std::to_string(port);
+  if (ipv6) return "[" + host + "]:" + port_text;
+  return host + ":" + port_text;
+}
+
+std::string Error::to_string() const {
+  if (line <= 0) return file + ": " + message;
+  return file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + message;
+}
+
+std::optional<Millis> parse_duration(std::string_view text) {
+  auto millis = parse_number_with_unit(text, kDurationUnits);
+  if (!millis || *millis > static_cast<uint64_t>(std::numeric_limits<Millis::rep>::max())) {
+    return std::nullopt;
+  }
+  return Millis(static_cast<Millis::rep>(*millis));
+}
+
+std::optional<uint64_t> parse_size(std::string_view text) {
+  return parse_number_with_unit(text, kSizeUnits);
+}
+
+std::optional<SocketAddress> parse_socket_address(std::string_view text, bool allow_port_zero) {
+  SocketAddress address;
+  if (!parse_address_into(text, allow_port_zero, address).empty()) return std::nullopt;
+  return address;
+}
+
+std::optional<std::string> normalize_host_pattern(std::string_view text) {
+  std::string pattern;
+  if (!normalize_host_into(text, pattern).empty()) return std::nullopt;
+  return pattern;
+}
+
+namespace detail {
+
+std::string address_problem(std::string_view text, bool allow_port_zero) {
+  SocketAddress ignored;
+  return parse_address_into(text, allow_port_zero, ignored);
+}
+
+std::string host_pattern_problem(std::string_view text) {
+  std::string ignored;
+  return normalize_host_into(text, ignored);
+}
+
+}  // namespace detail
+}  // namespace berth::config

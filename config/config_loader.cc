@@ -1,0 +1,858 @@
+// YAML -> config structs, with validation. Every problem becomes a berth::config::Error with
+// a 1-based line and column; nothing (yaml-cpp exceptions included) escapes load_file/load_string.
+#include <fcntl.h>
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <exception>
+#include <limits>
+#include <system_error>
+#include <unordered_map>
+#include <utility>
+
+#include "config/config.h"
+#include "config/config_detail.h"
+
+namespace berth::config {
+namespace {
+
+constexpr size_t kMaxFileBytes = 16u << 20;
+constexpr int64_t kMaxWorkers = 1024;
+
+// ---------------------------------------------------------------------------------------
+// Small helpers
+
+Mark to_mark(const YAML::Mark& mark) {
+  if (mark.is_null()) return {};
+  return {mark.line + 1, mark.column + 1};
+}
+
+Mark mark_of(const YAML::Node& node) { return to_mark(node.Mark()); }
+
+std::string describe(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Null: return "nothing (null)";
+    case YAML::NodeType::Sequence: return "a list";
+    case YAML::NodeType::Map: return "a map";
+    case YAML::NodeType::Scalar: return "'" + node.Scalar() + "'";
+    default: return "an undefined value";
+  }
+}
+
+std::string join(const std::vector<std::string_view>& items) {
+  std::string out;
+  for (std::string_view item : items) {
+    if (!out.empty()) out += ", ";
+    out += item;
+  }
+  return out;
+}
+
+// 1048576 -> "1MiB", 16384 -> "16KiB", 1000 -> "1000".
+std::string format_size(uint64_t bytes) {
+  constexpr std::pair<uint64_t, std::string_view> kUnits[] = {
+      {1ull << 30, "GiB"}, {1ull << 20, "MiB"}, {1ull << 10, "KiB"}};
+  for (auto [factor, unit] : kUnits) {
+    if (bytes != 0 && bytes % factor == 0) return std::to_string(bytes / factor) + std::string(unit);
+  }
+  return std::to_string(bytes);
+}
+
+bool is_service_name_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '_' || c == '.';
+}
+
+bool is_valid_service_name(std::string_view name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), is_service_name_char);
+}
+
+// Empty when `path` is usable as a route path prefix, else the reason.
+std::string path_prefix_problem(std::string_view path) {
+  if (path.empty() || path.front() != '/') return "must start with '/'";
+  for (char c : path) {
+    auto byte = static_cast<unsigned char>(c);
+    if (byte <= 0x20 || byte == 0x7f) return "must not contain spaces or control characters";
+    if (c == '?' || c == '#') {
+      return std::string("must not contain '") + c + "' (routes match the path only, not the query)";
+    }
+  }
+  return {};
+}
+
+// A value in the document and how to talk about it.
+struct Value {
+  YAML::Node node;
+  Mark mark;
+  std::string path;  // "routes[1].service"
+};
+
+// One `key: value` pair of a map.
+struct Field {
+  std::string key;
+  Mark key_mark;
+  Value value;
+};
+
+// Where an implicit null (`key:` and nothing after it) "is": yaml-cpp marks it at the next
+// token, often on a later line, so point at the key instead.
+Mark value_mark(const YAML::Node& value, Mark key_mark) {
+  Mark mark = mark_of(value);
+  if (value.IsNull() && (mark.line != key_mark.line || mark.line == 0)) return key_mark;
+  return mark;
+}
+
+std::string child_path(const std::string& parent, std::string_view key) {
+  if (parent.empty()) return std::string(key);
+  return parent + "." + std::string(key);
+}
+
+std::string item_path(const std::string& parent, size_t index) {
+  return parent + "[" + std::to_string(index) + "]";
+}
+
+std::vector<Value> items_of(const Value& list) {
+  std::vector<Value> items;
+  size_t index = 0;
+  for (const YAML::Node& item : list.node) {
+    Mark mark = mark_of(item);
+    if (mark.line == 0) mark = list.mark;
+    items.push_back(Value{item, mark, item_path(list.path, index++)});
+  }
+  return items;
+}
+
+// The fixed keys of `timeouts:` and `limits:`.
+struct TimeoutSpec {
+  std::string_view name;
+  Millis Timeouts::*field;
+};
+
+constexpr TimeoutSpec kTimeoutSpecs[] = {
+    {"request_header", &Timeouts::request_header},
+    {"keepalive_idle", &Timeouts::keepalive_idle},
+    {"request_body", &Timeouts::request_body},
+    {"request_body_idle", &Timeouts::request_body_idle},
+    {"upstream_connect", &Timeouts::upstream_connect},
+    {"upstream_response", &Timeouts::upstream_response},
+    {"upstream_idle", &Timeouts::upstream_idle},
+    {"tunnel_idle", &Timeouts::tunnel_idle},
+    {"drain", &Timeouts::drain},
+};
+
+struct LimitSpec {
+  std::string_view name;
+  bool size_syntax;  // accepts "64KiB" as well as plain integers
+  uint64_t min;
+  uint64_t max;
+  uint32_t Limits::*field32;
+  uint64_t Limits::*field64;
+};
+
+constexpr LimitSpec kLimitSpecs[] = {
+    {"max_header_bytes", true, 1u << 10, 1u << 20, &Limits::max_header_bytes, nullptr},
+    {"max_headers", false, 1, 1000, &Limits::max_headers, nullptr},
+    {"max_request_line", true, 256, 1u << 20, &Limits::max_request_line, nullptr},
+    {"max_connections_per_worker", false, 1, 1'000'000, &Limits::max_connections_per_worker, nullptr},
+    {"max_body_bytes", true, 0, std::numeric_limits<uint64_t>::max(), nullptr, &Limits::max_body_bytes},
+    {"upstream_max_idle_per_endpoint", false, 0, 100'000, &Limits::upstream_max_idle_per_endpoint, nullptr},
+    {"write_buffer_bytes", true, 16u << 10, 1u << 30, &Limits::write_buffer_bytes, nullptr},
+};
+
+template <typename Spec, size_t N>
+std::vector<std::string_view> names_of(const Spec (&specs)[N]) {
+  std::vector<std::string_view> names;
+  for (const Spec& spec : specs) names.push_back(spec.name);
+  return names;
+}
+
+const std::vector<std::string_view> kTopLevelKeys = {"listeners", "workers", "admin", "timeouts",
+                                                     "limits",    "routes",  "services"};
+const std::vector<std::string_view> kListenerKeys = {"address"};
+const std::vector<std::string_view> kAdminKeys = {"address", "enabled"};
+const std::vector<std::string_view> kRouteKeys = {"name",    "host",   "path",
+                                                  "priority", "service", "max_body_bytes"};
+const std::vector<std::string_view> kServiceKeys = {"endpoints"};
+const std::vector<std::string_view> kEndpointKeys = {"address", "weight"};
+
+// What the loader remembers about a route beyond the Route struct, for cross-checks.
+struct RouteNotes {
+  size_t index = 0;          // position in the `routes:` list
+  bool clean = true;         // no errors in its own fields
+  bool explicit_name = false;
+  Mark name_mark;
+  Mark service_mark;
+  std::vector<Mark> host_marks;  // parallel to Route::hosts
+};
+
+// ---------------------------------------------------------------------------------------
+
+class Loader {
+ public:
+  explicit Loader(std::string source) : source_(std::move(source)) { config_.source = source_; }
+
+  LoadResult load(std::string_view yaml);
+
+ private:
+  void fail(Mark at, std::string message) {
+    errors_.push_back(Error{source_, at.line, at.column, std::move(message)});
+  }
+  LoadResult finish();
+
+  // Generic readers. Each reports its own error and returns nullopt / false on failure.
+  std::vector<Field> entries_of(const Value& map);
+  std::vector<Field> fields_of(const Value& map, const std::vector<std::string_view>& allowed);
+  bool expect_map(const Value& value, std::string_view what);
+  bool expect_list(const Value& value, std::string_view what);
+  std::optional<std::string> read_string(const Value& value);
+  std::optional<int64_t> read_integer(const Value& value, int64_t min, int64_t max);
+  std::optional<bool> read_bool(const Value& value);
+  std::optional<Millis> read_duration(const Value& value);
+  std::optional<uint64_t> read_size(const Value& value, uint64_t min, uint64_t max);
+  std::optional<SocketAddress> read_address(const Value& value, bool allow_port_zero);
+
+  // Sections.
+  void read_document(const YAML::Node& root);
+  void read_listeners(const Value& value);
+  void read_listener(const Value& item);
+  void read_workers(const Value& value);
+  void read_admin(const Value& value);
+  void read_timeouts(const Value& value);
+  void read_limits(const Value& value);
+  void read_limit(const LimitSpec& spec, const Value& value);
+  void read_routes(const Value& value);
+  void read_route(const Value& item, size_t index);
+  void read_route_field(const Field& field, Route& route, RouteNotes& notes);
+  void read_route_hosts(const Value& value, Route& route, RouteNotes& notes);
+  void read_services(const Value& value);
+  void read_service(const Field& field);
+  void read_endpoints(const Value& value, Service& service);
+  std::optional<Endpoint> read_endpoint(const Value& item);
+
+  // Checks across sections, once everything is read.
+  void check_listeners_required();
+  void check_duplicate_listeners();
+  void check_admin_address();
+  void check_request_line_fits();
+  void check_route_services();
+  void check_duplicate_routes();
+  void check_route_names();
+
+  std::string source_;
+  Config config_;
+  std::vector<Error> errors_;
+  std::vector<RouteNotes> route_notes_;  // parallel to config_.routes
+  bool saw_listeners_ = false;
+  std::optional<Mark> admin_address_mark_;
+  std::unordered_map<std::string, Mark> limit_marks_;  // limits given in the file
+  std::unordered_map<std::string, Mark> service_marks_;
+};
+
+// ---- generic readers ----
+
+std::vector<Field> Loader::entries_of(const Value& map) {
+  std::vector<Field> fields;
+  std::unordered_map<std::string, Mark> seen;
+  for (auto it = map.node.begin(); it != map.node.end(); ++it) {
+    // Copies: the iterator hands out a temporary pair of node handles.
+    const YAML::Node key = it->first;
+    const YAML::Node value = it->second;
+    Mark key_mark = mark_of(key);
+    if (key_mark.line == 0) key_mark = map.mark;
+    if (!key.IsScalar()) {
+      fail(key_mark, (map.path.empty() ? std::string("top level") : map.path) +
+                         ": keys must be plain strings, got " + describe(key));
+      continue;
+    }
+    const std::string& name = key.Scalar();
+    if (auto [first, inserted] = seen.emplace(name, key_mark); !inserted) {
+      fail(key_mark, "duplicate key '" + name + "' in " +
+                         (map.path.empty() ? std::string("the top-level map") : map.path) +
+                         " (first at line " + std::to_string(first->second.line) + ")");
+      continue;
+    }
+    fields.push_back(Field{name, key_mark, Value{value, value_mark(value, key_mark), child_path(map.path, name)}});
+  }
+  return fields;
+}
+
+std::vector<Field> Loader::fields_of(const Value& map, const std::vector<std::string_view>& allowed) {
+  std::vector<Field> known;
+  for (Field& field : entries_of(map)) {
+    if (std::find(allowed.begin(), allowed.end(), field.key) != allowed.end()) {
+      known.push_back(std::move(field));
+      continue;
+    }
+    std::string where = map.path.empty() ? "at the top level" : "in " + map.path;
+    std::string hint = field.key == "<<" ? "; YAML merge keys are not supported" : "";
+    fail(field.key_mark, "unknown key '" + field.key + "' " + where + " (expected one of: " +
+                             join(allowed) + hint + ")");
+  }
+  return known;
+}
+
+bool Loader::expect_map(const Value& value, std::string_view what) {
+  if (value.node.IsMap()) return true;
+  fail(value.mark, value.path + ": expected " + std::string(what) + ", got " + describe(value.node));
+  return false;
+}
+
+bool Loader::expect_list(const Value& value, std::string_view what) {
+  if (value.node.IsSequence()) return true;
+  fail(value.mark, value.path + ": expected " + std::string(what) + ", got " + describe(value.node));
+  return false;
+}
+
+std::optional<std::string> Loader::read_string(const Value& value) {
+  if (value.node.IsScalar()) return value.node.Scalar();
+  fail(value.mark, value.path + ": expected a string, got " + describe(value.node));
+  return std::nullopt;
+}
+
+std::optional<int64_t> Loader::read_integer(const Value& value, int64_t min, int64_t max) {
+  const std::string text = value.node.IsScalar() ? value.node.Scalar() : std::string();
+  int64_t number = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), number);
+  bool whole = ec == std::errc() && end == text.data() + text.size() && !text.empty();
+  if (!value.node.IsScalar() || (!whole && ec != std::errc::result_out_of_range)) {
+    fail(value.mark, value.path + ": expected an integer, got " + describe(value.node));
+    return std::nullopt;
+  }
+  if (!whole || number < min || number > max) {
+    fail(value.mark, value.path + ": " + text + " is out of range (" + std::to_string(min) + ".." +
+                         std::to_string(max) + ")");
+    return std::nullopt;
+  }
+  return number;
+}
+
+std::optional<bool> Loader::read_bool(const Value& value) {
+  if (value.node.IsScalar()) {
+    std::string text = value.node.Scalar();
+    std::transform(text.begin(), text.end(), text.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (text == "true" || text == "yes" || text == "on") return true;
+    if (text == "false" || text == "no" || text == "off") return false;
+  }
+  fail(value.mark, value.path + ": expected true or false, got " + describe(value.node));
+  return std::nullopt;
+}
+
+std::optional<Millis> Loader::read_duration(const Value& value) {
+  std::optional<Millis> duration;
+  if (value.node.IsScalar()) duration = parse_duration(value.node.Scalar());
+  if (!duration) {
+    fail(value.mark, value.path + ": expected a duration such as 500ms, 10s, 5m, 1h or a whole "
+                                  "number of seconds, got " + describe(value.node));
+    return std::nullopt;
+  }
+  if (duration->count() == 0) {
+    fail(value.mark, value.path + ": must be greater than 0");
+    return std::nullopt;
+  }
+  return duration;
+}
+
+std::optional<uint64_t> Loader::read_size(const Value& value, uint64_t min, uint64_t max) {
+  std::optional<uint64_t> size;
+  if (value.node.IsScalar()) size = parse_size(value.node.Scalar());
+  if (!size) {
+    fail(value.mark, value.path + ": expected a size such as 65536, 64KiB or 1MiB, got " +
+                         describe(value.node));
+    return std::nullopt;
+  }
+  if (*size < min || *size > max) {
+    std::string range = max == std::numeric_limits<uint64_t>::max()
+                            ? "at least " + format_size(min)
+                            : "between " + format_size(min) + " and " + format_size(max);
+    fail(value.mark, value.path + ": must be " + range + ", got " + value.node.Scalar());
+    return std::nullopt;
+  }
+  return size;
+}
+
+std::optional<SocketAddress> Loader::read_address(const Value& value, bool allow_port_zero) {
+  if (!value.node.IsScalar()) {
+    fail(value.mark, value.path + ": expected an address \"ip:port\", got " + describe(value.node));
+    return std::nullopt;
+  }
+  const std::string& text = value.node.Scalar();
+  if (auto address = parse_socket_address(text, allow_port_zero)) return address;
+  fail(value.mark, value.path + ": invalid address '" + text + "': " +
+                       detail::address_problem(text, allow_port_zero));
+  return std::nullopt;
+}
+
+// ---- the document ----
+
+void Loader::read_document(const YAML::Node& root) {
+  Value document{root, mark_of(root), ""};
+  if (root.IsNull()) {
+    fail({}, "the file contains no settings (expected a map with at least 'listeners')");
+    return;
+  }
+  if (!root.IsMap()) {
+    fail(document.mark, "expected a map of settings (listeners, routes, services, ...) at the top "
+                        "level, got " + describe(root));
+    return;
+  }
+  for (const Field& field : fields_of(document, kTopLevelKeys)) {
+    const Value& value = field.value;
+    if (field.key == "listeners") read_listeners(value);
+    else if (field.key == "workers") read_workers(value);
+    else if (value.node.IsNull()) continue;  // an empty section means "all defaults"
+    else if (field.key == "admin") read_admin(value);
+    else if (field.key == "timeouts") read_timeouts(value);
+    else if (field.key == "limits") read_limits(value);
+    else if (field.key == "routes") read_routes(value);
+    else if (field.key == "services") read_services(value);
+  }
+  check_listeners_required();
+  check_duplicate_listeners();
+  check_admin_address();
+  check_request_line_fits();
+  check_route_services();
+  check_duplicate_routes();
+  check_route_names();
+}
+
+// ---- listeners, workers, admin ----
+
+void Loader::read_listeners(const Value& value) {
+  saw_listeners_ = true;
+  if (value.node.IsNull() || (value.node.IsSequence() && value.node.size() == 0)) {
+    fail(value.mark, "listeners: at least one listener is required, e.g. listeners: [\"0.0.0.0:8080\"]");
+    return;
+  }
+  if (!expect_list(value, "a list of addresses such as \"0.0.0.0:8080\"")) return;
+  for (const Value& item : items_of(value)) read_listener(item);
+}
+
+void Loader::read_listener(const Value& item) {
+  Value address_value = item;
+  if (item.node.IsMap()) {
+    std::vector<Field> fields = fields_of(item, kListenerKeys);
+    if (fields.empty()) {
+      fail(item.mark, item.path + ": missing required key 'address'");
+      return;
+    }
+    address_value = fields.front().value;
+  } else if (!item.node.IsScalar()) {
+    fail(item.mark, item.path + ": expected an address \"ip:port\" or a map with 'address', got " +
+                        describe(item.node));
+    return;
+  }
+  if (auto address = read_address(address_value, /*allow_port_zero=*/true)) {
+    config_.listeners.push_back(Listener{*address, item.mark});
+  }
+}
+
+void Loader::read_workers(const Value& value) {
+  if (auto workers = read_integer(value, 0, kMaxWorkers)) {
+    config_.workers = static_cast<unsigned>(*workers);
+  }
+}
+
+void Loader::read_admin(const Value& value) {
+  if (!expect_map(value, "a map with 'address' and/or 'enabled'")) return;
+  config_.admin.mark = value.mark;
+  for (const Field& field : fields_of(value, kAdminKeys)) {
+    if (field.key == "address") {
+      if (auto address = read_address(field.value, /*allow_port_zero=*/true)) {
+        config_.admin.address = *address;
+        admin_address_mark_ = field.value.mark;
+      }
+    } else if (auto enabled = read_bool(field.value)) {
+      config_.admin.enabled = *enabled;
+    }
+  }
+}
+
+// ---- timeouts and limits ----
+
+void Loader::read_timeouts(const Value& value) {
+  if (!expect_map(value, "a map of durations")) return;
+  static const std::vector<std::string_view> kNames = names_of(kTimeoutSpecs);
+  for (const Field& field : fields_of(value, kNames)) {
+    auto spec = std::find_if(std::begin(kTimeoutSpecs), std::end(kTimeoutSpecs),
+                             [&](const TimeoutSpec& s) { return s.name == field.key; });
+    if (auto duration = read_duration(field.value)) config_.timeouts.*(spec->field) = *duration;
+  }
+}
+
+void Loader::read_limits(const Value& value) {
+  if (!expect_map(value, "a map of limits")) return;
+  static const std::vector<std::string_view> kNames = names_of(kLimitSpecs);
+  for (const Field& field : fields_of(value, kNames)) {
+    auto spec = std::find_if(std::begin(kLimitSpecs), std::end(kLimitSpecs),
+                             [&](const LimitSpec& s) { return s.name == field.key; });
+    read_limit(*spec, field.value);
+  }
+}
+
+void Loader::read_limit(const LimitSpec& spec, const Value& value) {
+  std::optional<uint64_t> number;
+  if (spec.size_syntax) {
+    number = read_size(value, spec.min, spec.max);
+  } else if (auto integer = read_integer(value, static_cast<int64_t>(spec.min),
+                                         static_cast<int64_t>(spec.max))) {
+    number = static_cast<uint64_t>(*integer);
+  }
+  if (!number) return;
+  if (spec.field32) config_.limits.*(spec.field32) = static_cast<uint32_t>(*number);
+  else config_.limits.*(spec.field64) = *number;
+  limit_marks_[std::string(spec.name)] = value.mark;
+}
+
+// ---- routes ----
+
+void Loader::read_routes(const Value& value) {
+  if (!expect_list(value, "a list of routes")) return;
+  size_t index = 0;
+  for (const Value& item : items_of(value)) read_route(item, index++);
+}
+
+void Loader::read_route(const Value& item, size_t index) {
+  if (!expect_map(item, "a route map with at least 'service'")) return;
+  Route route;
+  route.name = "route-" + std::to_string(index);
+  route.mark = item.mark;
+  RouteNotes notes;
+  notes.index = index;
+  size_t errors_before = errors_.size();
+  bool has_service = false;
+  for (const Field& field : fields_of(item, kRouteKeys)) {
+    has_service = has_service || field.key == "service";
+    read_route_field(field, route, notes);
+  }
+  if (!has_service) fail(item.mark, item.path + ": missing required key 'service'");
+  notes.clean = errors_.size() == errors_before;
+  config_.routes.push_back(std::move(route));
+  route_notes_.push_back(std::move(notes));
+}
+
+void Loader::read_route_field(const Field& field, Route& route, RouteNotes& notes) {
+  const Value& value = field.value;
+  if (field.key == "name") {
+    auto name = read_string(value);
+    if (name && name->empty()) fail(value.mark, value.path + ": must not be empty");
+    if (!name || name->empty()) return;
+    route.name = *name;
+    notes.explicit_name = true;
+    notes.name_mark = value.mark;
+  } else if (field.key == "host") {
+    read_route_hosts(value, route, notes);
+  } else if (field.key == "path") {
+    auto path = read_string(value);
+    if (!path) return;
+    if (std::string problem = path_prefix_problem(*path); !problem.empty()) {
+      fail(value.mark, value.path + ": invalid path prefix '" + *path + "': " + problem);
+      return;
+    }
+    route.path_prefix = *path;
+  } else if (field.key == "priority") {
+    auto priority = read_integer(value, std::numeric_limits<int32_t>::min(),
+                                 std::numeric_limits<int32_t>::max());
+    if (priority) route.priority = static_cast<int32_t>(*priority);
+  } else if (field.key == "service") {
+    if (auto service = read_string(value)) {
+      route.service = *service;
+      notes.service_mark = value.mark;
+    }
+  } else if (field.key == "max_body_bytes") {
+    route.max_body_bytes = read_size(value, 0, std::numeric_limits<uint64_t>::max());
+  }
+}
+
+void Loader::read_route_hosts(const Value& value, Route& route, RouteNotes& notes) {
+  std::vector<Value> hosts;
+  if (value.node.IsScalar()) {
+    hosts.push_back(value);
+  } else if (value.node.IsSequence() && value.node.size() > 0) {
+    hosts = items_of(value);
+  } else {
+    fail(value.mark, value.path + ": expected a host name or a non-empty list of host names, got " +
+                         describe(value.node) + " (omit 'host' to match any host)");
+    return;
+  }
+  for (const Value& host : hosts) {
+    auto text = read_string(host);
+    if (!text) continue;
+    auto pattern = normalize_host_pattern(*text);
+    if (!pattern) {
+      fail(host.mark, host.path + ": invalid host pattern '" + *text + "': " +
+                          detail::host_pattern_problem(*text));
+      continue;
+    }
+    auto earlier = std::find(route.hosts.begin(), route.hosts.end(), *pattern);
+    if (earlier != route.hosts.end()) {
+      fail(host.mark, host.path + ": host '" + *pattern + "' is listed twice in this route");
+      continue;
+    }
+    route.hosts.push_back(*pattern);
+    notes.host_marks.push_back(host.mark);
+  }
+}
+
+// ---- services ----
+
+void Loader::read_services(const Value& value) {
+  if (!expect_map(value, "a map of service name -> {endpoints: [...]}")) return;
+  for (const Field& field : entries_of(value)) read_service(field);
+}
+
+void Loader::read_service(const Field& field) {
+  if (!is_valid_service_name(field.key)) {
+    fail(field.key_mark, "services: invalid service name '" + field.key +
+                             "' (letters, digits, '-', '_' and '.' only)");
+    return;
+  }
+  Service service{field.key, {}, field.key_mark};
+  service_marks_[field.key] = field.key_mark;
+  const Value& value = field.value;
+  if (expect_map(value, "a map with 'endpoints'")) {
+    std::vector<Field> fields = fields_of(value, kServiceKeys);
+    if (fields.empty()) {
+      fail(field.key_mark, value.path + ": missing required key 'endpoints' "
+                                        "(use 'endpoints: []' for a service with no endpoints yet)");
+    } else {
+      read_endpoints(fields.front().value, service);
+    }
+  }
+  config_.services.push_back(std::move(service));
+}
+
+void Loader::read_endpoints(const Value& value, Service& service) {
+  if (!expect_list(value, "a list of endpoints (\"ip:port\" or {address, weight})")) return;
+  for (const Value& item : items_of(value)) {
+    auto endpoint = read_endpoint(item);
+    if (!endpoint) continue;
+    auto same = std::find_if(service.endpoints.begin(), service.endpoints.end(), [&](const Endpoint& e) {
+      return e.address.to_string() == endpoint->address.to_string();
+    });
+    if (same != service.endpoints.end()) {
+      fail(item.mark, item.path + ": duplicate endpoint " + endpoint->address.to_string() +
+                          " (already at line " + std::to_string(same->mark.line) + ")");
+      continue;
+    }
+    service.endpoints.push_back(std::move(*endpoint));
+  }
+}
+
+std::optional<Endpoint> Loader::read_endpoint(const Value& item) {
+  Endpoint endpoint;
+  endpoint.mark = item.mark;
+  if (item.node.IsScalar()) {
+    auto address = read_address(item, /*allow_port_zero=*/false);
+    if (!address) return std::nullopt;
+    endpoint.address = *address;
+    return endpoint;
+  }
+  if (!item.node.IsMap()) {
+    fail(item.mark, item.path + ": expected an address \"ip:port\" or a map with 'address' and "
+                                "'weight', got " + describe(item.node));
+    return std::nullopt;
+  }
+  bool ok = true;
+  bool has_address = false;
+  for (const Field& field : fields_of(item, kEndpointKeys)) {
+    if (field.key == "address") {
+      has_address = true;
+      auto address = read_address(field.value, /*allow_port_zero=*/false);
+      if (address) endpoint.address = *address;
+      ok = ok && address.has_value();
+    } else {
+      auto weight = read_integer(field.value, 1, 1000);
+      if (weight) endpoint.weight = static_cast<uint32_t>(*weight);
+      ok = ok && weight.has_value();
+    }
+  }
+  if (!has_address) fail(item.mark, item.path + ": missing required key 'address'");
+  if (!ok || !has_address) return std::nullopt;
+  return endpoint;
+}
+
+// ---- cross-checks ----
+
+void Loader::check_listeners_required() {
+  if (saw_listeners_) return;
+  fail({}, "missing required key 'listeners' (at least one listener, e.g. listeners: [\"0.0.0.0:8080\"])");
+}
+
+void Loader::check_duplicate_listeners() {
+  const auto& listeners = config_.listeners;
+  for (size_t i = 0; i < listeners.size(); ++i) {
+    if (listeners[i].address.port == 0) continue;  // each ":0" gets its own ephemeral port
+    for (size_t j = 0; j < i; ++j) {
+      if (listeners[j].address.to_string() != listeners[i].address.to_string()) continue;
+      fail(listeners[i].mark, "listeners: duplicate listener " + listeners[i].address.to_string() +
+                                  " (already at line " + std::to_string(listeners[j].mark.line) + ")");
+      break;
+    }
+  }
+}
+
+void Loader::check_admin_address() {
+  const Admin& admin = config_.admin;
+  if (!admin.enabled || admin.address.port == 0) return;
+  for (const Listener& listener : config_.listeners) {
+    if (listener.address.to_string() != admin.address.to_string()) continue;
+    fail(admin_address_mark_.value_or(admin.mark),
+         "admin.address: " + admin.address.to_string() + " is also a listener (line " +
+             std::to_string(listener.mark.line) + "); the admin server needs its own address");
+    return;
+  }
+}
+
+void Loader::check_request_line_fits() {
+  const Limits& limits = config_.limits;
+  if (limits.max_request_line <= limits.max_header_bytes) return;
+  auto line_mark = limit_marks_.find("max_request_line");
+  Mark at = line_mark != limit_marks_.end() ? line_mark->second : limit_marks_["max_header_bytes"];
+  fail(at, "limits.max_request_line: " + std::to_string(limits.max_request_line) +
+               " is larger than limits.max_header_bytes (" + std::to_string(limits.max_header_bytes) +
+               "); the request line counts toward the header bytes");
+}
+
+void Loader::check_route_services() {
+  std::vector<std::string_view> defined;
+  for (const Service& service : config_.services) defined.push_back(service.name);
+  std::string known = defined.empty() ? "no services are defined" : "defined services: " + join(defined);
+  for (size_t i = 0; i < config_.routes.size(); ++i) {
+    const Route& route = config_.routes[i];
+    if (route.service.empty() || service_marks_.count(route.service)) continue;
+    const RouteNotes& notes = route_notes_[i];
+    fail(notes.service_mark, "routes[" + std::to_string(notes.index) + "].service: no service named '" +
+                                 route.service + "' (" + known + ")");
+  }
+}
+
+void Loader::check_duplicate_routes() {
+  struct FirstUse {
+    size_t index;
+    int line;
+  };
+  std::unordered_map<std::string, FirstUse> seen;  // host + '\n' + path -> first route
+  for (size_t i = 0; i < config_.routes.size(); ++i) {
+    const Route& route = config_.routes[i];
+    const RouteNotes& notes = route_notes_[i];
+    if (!notes.clean) continue;  // its own errors are reported already
+    std::vector<std::string> hosts = route.hosts.empty() ? std::vector<std::string>{""} : route.hosts;
+    for (size_t h = 0; h < hosts.size(); ++h) {
+      auto [first, inserted] = seen.emplace(hosts[h] + "\n" + route.path_prefix,
+                                            FirstUse{notes.index, route.mark.line});
+      if (inserted) continue;
+      std::string what = hosts[h].empty() ? "any host" : "host '" + hosts[h] + "'";
+      Mark at = route.hosts.empty() ? route.mark : notes.host_marks[h];
+      fail(at, "routes[" + std::to_string(notes.index) + "]: duplicate of routes[" +
+                   std::to_string(first->second.index) + "] (line " +
+                   std::to_string(first->second.line) + "): both match " + what +
+                   " with path prefix '" + route.path_prefix + "'");
+    }
+  }
+}
+
+void Loader::check_route_names() {
+  std::unordered_map<std::string, size_t> first_by_name;  // name -> position in routes
+  for (size_t i = 0; i < config_.routes.size(); ++i) {
+    if (!route_notes_[i].explicit_name) continue;
+    auto [first, inserted] = first_by_name.emplace(config_.routes[i].name, i);
+    if (inserted) continue;
+    const RouteNotes& earlier = route_notes_[first->second];
+    fail(route_notes_[i].name_mark,
+         "routes[" + std::to_string(route_notes_[i].index) + "].name: duplicate route name '" +
+             config_.routes[i].name + "' (also routes[" + std::to_string(earlier.index) + "] at line " +
+             std::to_string(earlier.name_mark.line) + ")");
+  }
+}
+
+// ---- entry points ----
+
+LoadResult Loader::load(std::string_view yaml) {
+  try {
+    std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml));
+    if (documents.size() > 1) {
+      fail(mark_of(documents[1]), "only one YAML document is allowed; remove the second one (and its '---')");
+    }
+    read_document(documents.empty() ? YAML::Node() : documents.front());
+  } catch (const YAML::Exception& e) {
+    fail(to_mark(e.mark), e.msg.empty() ? std::string("invalid YAML") : "invalid YAML: " + e.msg);
+  } catch (const std::exception& e) {
+    fail({}, std::string("internal error while reading the configuration: ") + e.what());
+  } catch (...) {
+    fail({}, "internal error while reading the configuration");
+  }
+  return finish();
+}
+
+// Errors in file order (those without a place last); the config only when there are none.
+LoadResult Loader::finish() {
+  std::stable_sort(errors_.begin(), errors_.end(), [](const Error& a, const Error& b) {
+    auto key = [](const Error& e) {
+      return std::pair(e.line == 0 ? std::numeric_limits<int>::max() : e.line, e.column);
+    };
+    return key(a) < key(b);
+  });
+  LoadResult result;
+  result.errors = std::move(errors_);
+  if (result.errors.empty()) result.config = std::move(config_);
+  return result;
+}
+
+// The whole file, or the reason it could not be read.
+std::optional<std::string> read_file(const std::string& path, std::string& problem) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    problem = std::generic_category().message(errno);
+    return std::nullopt;
+  }
+  std::string contents;
+  char buffer[16384];
+  while (true) {
+    ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) problem = std::generic_category().message(errno);
+    if (n <= 0) break;
+    contents.append(buffer, static_cast<size_t>(n));
+    if (contents.size() > kMaxFileBytes) {
+      problem = "file is larger than " + format_size(kMaxFileBytes);
+      break;
+    }
+  }
+  ::close(fd);
+  if (!problem.empty()) return std::nullopt;
+  return contents;
+}
+
+}  // namespace
+
+LoadResult load_string(std::string_view yaml, const std::string& source_name) {
+  try {
+    return Loader(source_name).load(yaml);
+  } catch (...) {  // only allocation failures can get here
+    LoadResult result;
+    result.errors.push_back(Error{source_name, 0, 0, "out of memory while reading the configuration"});
+    return result;
+  }
+}
+
+LoadResult load_file(const std::string& path) {
+  try {
+    std::string problem;
+    std::optional<std::string> contents = read_file(path, problem);
+    if (!contents) {
+      LoadResult result;
+      result.errors.push_back(Error{path, 0, 0, "cannot read file: " + problem});
+      return result;
+    }
+    return load_string(*contents, path);
+  } catch (...) {
+    return LoadResult{std::nullopt, {Error{path, 0, 0, "out of memory while reading the configuration"}}};
+  }
+}
+
+}  // namespace berth::config

@@ -1,0 +1,234 @@
+// Request/response head validation: everything that decides where a message ends or what a
+// backend sees. Table-driven: each row is raw bytes and the verdict Berth must reach.
+#include <catch2/catch.hpp>
+
+#include <string>
+
+#include "proxy/http_head.h"
+
+using berth::http::Framing;
+using berth::http::HeadError;
+using berth::http::Limits;
+using berth::http::RequestHead;
+using berth::http::ResponseHead;
+
+namespace {
+
+struct RequestCase {
+  const char* name;
+  std::string raw;
+  HeadError expected;
+};
+
+// The head keeps views into the bytes: keep them alive until the next parse.
+HeadError parse(const std::string& raw, RequestHead& out, Limits limits = {}) {
+  static std::string kept;
+  kept = raw;
+  return berth::http::parse_request_head(kept, limits, out).error;
+}
+
+}  // namespace
+
+TEST_CASE("request heads: accepted forms", "[http_head]") {
+  RequestHead h;
+  REQUIRE(parse("GET /a?b=c HTTP/1.1\r\nHost: Example.COM:8080\r\nX-A:  spaced value \t\r\n\r\n", h) ==
+          HeadError::kNone);
+  CHECK(h.method == "GET");
+  CHECK(h.target == "/a?b=c");
+  CHECK(h.path == "/a?b=c");
+  CHECK(h.host == "Example.COM:8080");
+  CHECK(h.version_minor == 1);
+  CHECK(h.framing == Framing::kNone);
+  CHECK(h.keep_alive());
+  REQUIRE(h.fields.size() == 2);
+  CHECK(h.name(h.fields[1]) == "X-A");
+  CHECK(h.value(h.fields[1]) == "spaced value");
+
+  REQUIRE(parse("POST /u HTTP/1.1\r\nHost: a\r\nContent-Length: 0042\r\n\r\n", h) == HeadError::kNone);
+  CHECK(h.framing == Framing::kContentLength);
+  CHECK(h.content_length == 42);
+
+  REQUIRE(parse("POST /u HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n", h) == HeadError::kNone);
+  CHECK(h.framing == Framing::kChunked);
+
+  REQUIRE(parse("GET / HTTP/1.0\r\n\r\n", h) == HeadError::kNone);  // Host optional in 1.0
+  CHECK_FALSE(h.keep_alive());
+  REQUIRE(parse("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", h) == HeadError::kNone);
+  CHECK(h.keep_alive());
+  REQUIRE(parse("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", h) == HeadError::kNone);
+  CHECK_FALSE(h.keep_alive());
+
+  REQUIRE(parse("GET http://Up.Example:81/p?q HTTP/1.1\r\nHost: ignored\r\n\r\n", h) == HeadError::kNone);
+  CHECK(h.absolute_form);
+  CHECK(h.host == "Up.Example:81");
+  CHECK(h.path == "/p?q");
+  REQUIRE(parse("GET http://up.example HTTP/1.1\r\nHost: up.example\r\n\r\n", h) == HeadError::kNone);
+  CHECK(h.path == "/");
+
+  REQUIRE(parse("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", h) == HeadError::kNone);
+
+  REQUIRE(parse("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n", h) ==
+          HeadError::kNone);
+  CHECK(h.upgrade);
+  CHECK(h.upgrade_protocol == "websocket");
+  REQUIRE(parse("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n\r\n", h) ==
+          HeadError::kNone);
+  CHECK_FALSE(h.upgrade);  // h2c is not passed on
+
+  REQUIRE(parse("PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n", h) ==
+          HeadError::kNone);
+  CHECK(h.expect_continue);
+
+  REQUIRE(parse("GET / HTTP/1.1\r\nHost: a\r\nConnection: close, X-Secret\r\nX-Secret: 1\r\n\r\n", h) ==
+          HeadError::kNone);
+  CHECK(h.is_connection_listed("x-secret"));
+  CHECK(h.connection_close);
+}
+
+TEST_CASE("request heads: rejected, never forwarded", "[http_head][smuggling]") {
+  const std::string ok_line = "GET / HTTP/1.1\r\nHost: a\r\n";
+  const std::vector<RequestCase> cases = {
+      {"CL and TE together", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+       HeadError::kBadRequest},
+      {"two equal CL", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", HeadError::kBadRequest},
+      {"CL list", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n", HeadError::kBadRequest},
+      {"CL sign", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n", HeadError::kBadRequest},
+      {"CL negative", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", HeadError::kBadRequest},
+      {"CL hex", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x10\r\n\r\n", HeadError::kBadRequest},
+      {"CL overflow", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n", HeadError::kBadRequest},
+      {"CL inner space", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1 2\r\n\r\n", HeadError::kBadRequest},
+      {"CL empty", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \r\n\r\n", HeadError::kBadRequest},
+      {"TE gzip", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", HeadError::kNotImplemented},
+      {"TE gzip, chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", HeadError::kNotImplemented},
+      {"TE chunked, gzip", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", HeadError::kBadRequest},
+      {"TE chunked twice", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+       HeadError::kBadRequest},
+      {"TE in HTTP/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", HeadError::kBadRequest},
+      {"TE empty element", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ,chunked\r\n\r\n", HeadError::kBadRequest},
+      {"TE chunked-false", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n", HeadError::kNotImplemented},
+      {"obs-fold", ok_line + "X-A: 1\r\n  continued\r\n\r\n", HeadError::kBadRequest},
+      {"obs-fold tab", ok_line + "X-A: 1\r\n\tcontinued\r\n\r\n", HeadError::kBadRequest},
+      {"bare LF in headers", "GET / HTTP/1.1\r\nHost: a\nX-A: 1\r\n\r\n", HeadError::kBadRequest},
+      {"bare LF head end", "GET / HTTP/1.1\nHost: a\n\n", HeadError::kBadRequest},
+      {"bare CR in value", ok_line + "X-A: 1\r2\r\n\r\n", HeadError::kBadRequest},
+      {"space before colon", ok_line + "X-A : 1\r\n\r\n", HeadError::kBadRequest},
+      {"tab before colon", ok_line + "Content-Length\t: 1\r\n\r\n", HeadError::kBadRequest},
+      {"NUL in value", ok_line + std::string("X-A: a\0b\r\n\r\n", 15), HeadError::kBadRequest},
+      {"NUL in name", ok_line + std::string("X\0A: 1\r\n\r\n", 10), HeadError::kBadRequest},
+      {"control in value", ok_line + "X-A: a\x01" "b\r\n\r\n", HeadError::kBadRequest},
+      {"DEL in value", ok_line + "X-A: a\x7f\r\n\r\n", HeadError::kBadRequest},
+      {"name not a token", ok_line + "Bad@Name: 1\r\n\r\n", HeadError::kBadRequest},
+      {"name with slash", ok_line + "A/B: 1\r\n\r\n", HeadError::kBadRequest},
+      {"empty name", ok_line + ": 1\r\n\r\n", HeadError::kBadRequest},
+      {"no colon", ok_line + "JustText\r\n\r\n", HeadError::kBadRequest},
+      {"missing Host 1.1", "GET / HTTP/1.1\r\nX-A: 1\r\n\r\n", HeadError::kBadRequest},
+      {"two Host", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", HeadError::kBadRequest},
+      {"two Host in 1.0", "GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n", HeadError::kBadRequest},
+      {"Host with slash", "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", HeadError::kBadRequest},
+      {"Host with userinfo", "GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", HeadError::kBadRequest},
+      {"HTTP/0.9 line", "GET /\r\n\r\n", HeadError::kBadRequest},
+      {"extra token", "GET / HTTP/1.1 extra\r\nHost: a\r\n\r\n", HeadError::kBadRequest},
+      {"two spaces", "GET  / HTTP/1.1\r\nHost: a\r\n\r\n", HeadError::kBadRequest},
+      {"lower-case version", "GET / http/1.1\r\nHost: a\r\n\r\n", HeadError::kBadRequest},
+      {"version 2.0", "GET / HTTP/2.0\r\nHost: a\r\n\r\n", HeadError::kVersionNotSupported},
+      {"version 1.2", "GET / HTTP/1.2\r\nHost: a\r\n\r\n", HeadError::kVersionNotSupported},
+      {"version garbage", "GET / HTTP/1.x\r\nHost: a\r\n\r\n", HeadError::kBadRequest},
+      {"method chars", "G(T / HTTP/1.1\r\nHost: a\r\n\r\n", HeadError::kBadRequest},
+      {"empty method", " / HTTP/1.1\r\nHost: a\r\n\r\n", HeadError::kBadRequest},
+      {"target control char", "GET /a\x01 HTTP/1.1\r\nHost: a\r\n\r\n", HeadError::kBadRequest},
+      {"target non-ascii", "GET /\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n", HeadError::kBadRequest},
+      {"target relative", "GET a/b HTTP/1.1\r\nHost: a\r\n\r\n", HeadError::kBadRequest},
+      {"asterisk on GET", "GET * HTTP/1.1\r\nHost: a\r\n\r\n", HeadError::kBadRequest},
+      {"CONNECT", "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", HeadError::kNotImplemented},
+      {"absolute-form bad scheme", "GET ftp://a/ HTTP/1.1\r\nHost: a\r\n\r\n", HeadError::kBadRequest},
+      {"absolute-form userinfo", "GET http://u@a/ HTTP/1.1\r\nHost: a\r\n\r\n", HeadError::kBadRequest},
+      {"CR in request line", "GET /\r HTTP/1.1\r\nHost: a\r\n\r\n", HeadError::kBadRequest},
+  };
+  for (const auto& c : cases) {
+    INFO(c.name);
+    RequestHead h;
+    CHECK(parse(c.raw, h) == c.expected);
+  }
+}
+
+TEST_CASE("request heads: limits", "[http_head]") {
+  Limits limits;
+  limits.max_header_bytes = 200;
+  limits.max_headers = 3;
+  limits.max_request_line = 40;
+  RequestHead h;
+  CHECK(parse("GET /" + std::string(60, 'a') + " HTTP/1.1\r\nHost: a\r\n\r\n", h, limits) == HeadError::kUriTooLong);
+  CHECK(parse("GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", h, limits) == HeadError::kHeaderTooLarge);
+  CHECK(parse("GET / HTTP/1.1\r\nHost: a\r\nA: " + std::string(250, 'x') + "\r\n\r\n", h, limits) ==
+        HeadError::kHeaderTooLarge);
+  CHECK(parse("GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\n\r\n", h, limits) == HeadError::kNone);
+}
+
+TEST_CASE("find_head_end finds CRLFCRLF and bare-LF ends, resumably", "[http_head]") {
+  using berth::http::find_head_end;
+  const std::string a = "GET / HTTP/1.1\r\nHost: a\r\n\r\nBODY";
+  CHECK(find_head_end(a.data(), a.size(), 0) == a.size() - 4);
+  CHECK(find_head_end(a.data(), 20, 0) == 0);
+  // Resume after a split in the middle of the terminator.
+  for (size_t split = 1; split < a.size() - 4; ++split) {
+    INFO(split);
+    REQUIRE(find_head_end(a.data(), split, 0) == 0);
+    CHECK(find_head_end(a.data(), a.size(), split) == a.size() - 4);
+  }
+  const std::string lf = "GET / HTTP/1.1\nHost: a\n\nX";
+  CHECK(find_head_end(lf.data(), lf.size(), 0) == lf.size() - 1);
+}
+
+TEST_CASE("response heads: framing decisions", "[http_head]") {
+  Limits limits;
+  ResponseHead r;
+  std::string kept;  // the head keeps views into its bytes
+  auto parse_resp = [&](const std::string& raw, bool head_req = false) {
+    kept = raw;
+    return berth::http::parse_response_head(kept, limits, head_req, r).error;
+  };
+  REQUIRE(parse_resp("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n") == HeadError::kNone);
+  CHECK(r.status == 200);
+  CHECK(r.reason == "OK");
+  CHECK(r.framing == Framing::kContentLength);
+  REQUIRE(parse_resp("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n") == HeadError::kNone);
+  CHECK(r.framing == Framing::kChunked);
+  REQUIRE(parse_resp("HTTP/1.1 200 OK\r\n\r\n") == HeadError::kNone);
+  CHECK(r.framing == Framing::kUntilClose);
+  REQUIRE(parse_resp("HTTP/1.1 200\r\nContent-Length: 5\r\n\r\n") == HeadError::kNone);  // empty reason
+  CHECK(r.reason.empty());
+  REQUIRE(parse_resp("HTTP/1.1 204 No Content\r\n\r\n") == HeadError::kNone);
+  CHECK(r.framing == Framing::kNone);
+  REQUIRE(parse_resp("HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\n\r\n") == HeadError::kNone);
+  CHECK(r.framing == Framing::kNone);
+  REQUIRE(parse_resp("HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n", true) == HeadError::kNone);
+  CHECK(r.framing == Framing::kNone);  // answer to HEAD
+  REQUIRE(parse_resp("HTTP/1.1 100 Continue\r\n\r\n") == HeadError::kNone);
+  CHECK(r.framing == Framing::kNone);
+  REQUIRE(parse_resp("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n") == HeadError::kNone);
+  CHECK(r.connection_close);
+
+  // A broken backend must not be able to confuse framing.
+  CHECK(parse_resp("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n") == HeadError::kBadResponse);
+  CHECK(parse_resp("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n") == HeadError::kBadResponse);
+  CHECK(parse_resp("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n") == HeadError::kBadResponse);
+  CHECK(parse_resp("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n") == HeadError::kBadResponse);
+  CHECK(parse_resp("HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n") == HeadError::kBadResponse);
+  CHECK(parse_resp("HTTP/1.1 2000 OK\r\n\r\n") == HeadError::kBadResponse);
+  CHECK(parse_resp("HTTP/1.1 099 Low\r\n\r\n") == HeadError::kBadResponse);
+  CHECK(parse_resp("HTTP/2 200 OK\r\n\r\n") == HeadError::kBadResponse);
+  CHECK(parse_resp("HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n") == HeadError::kBadResponse);
+  CHECK(parse_resp("HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n") == HeadError::kBadResponse);
+}
+
+TEST_CASE("classify_field is case-insensitive and exact", "[http_head]") {
+  using berth::http::classify_field;
+  using berth::http::FieldKind;
+  CHECK(classify_field("content-length") == FieldKind::kContentLength);
+  CHECK(classify_field("CONTENT-LENGTH") == FieldKind::kContentLength);
+  CHECK(classify_field("Content-Lengths") == FieldKind::kOther);
+  CHECK(classify_field("Transfer-Encoding") == FieldKind::kTransferEncoding);
+  CHECK(classify_field("te") == FieldKind::kTe);
+  CHECK(classify_field("X-Forwarded-For") == FieldKind::kXForwardedFor);
+  CHECK(classify_field("Proxy-Connection") == FieldKind::kProxyConnection);
+}

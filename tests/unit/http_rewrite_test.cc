@@ -1,0 +1,159 @@
+// What leaves Berth: the upstream request head and the client response head.
+#include <catch2/catch.hpp>
+
+#include <string>
+
+#include "proxy/http_head.h"
+#include "proxy/http_rewrite.h"
+
+using namespace berth::http;
+
+namespace {
+
+std::string upstream_head(const std::string& raw_in, std::string_view generated_id = "gen-id") {
+  const std::string raw = raw_in;
+  RequestHead req;
+  Limits limits;
+  REQUIRE(parse_request_head(raw, limits, req).ok());
+  ForwardInfo info{"10.9.8.7", "http", 8080, generated_id};
+  std::string out;
+  build_upstream_request(req, info, out);
+  return out;
+}
+
+bool has_line(const std::string& head, const std::string& line) {
+  return head.find("\r\n" + line + "\r\n") != std::string::npos;
+}
+
+bool has_name(const std::string& head, const std::string& name) {
+  std::string lower_head, lower_name = "\r\n";
+  for (char c : head) lower_head += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char c : name) lower_name += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  lower_name += ":";
+  return lower_head.find(lower_name) != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("upstream request: hop-by-hop removed, forwarding headers set", "[rewrite]") {
+  std::string h = upstream_head(
+      "GET /p?q=1 HTTP/1.1\r\n"
+      "Host: app.example\r\n"
+      "Connection: keep-alive, X-Drop-Me\r\n"
+      "Keep-Alive: timeout=5\r\n"
+      "TE: trailers\r\n"
+      "Trailer: X-T\r\n"
+      "Proxy-Connection: keep-alive\r\n"
+      "Upgrade: something\r\n"
+      "X-Drop-Me: secret\r\n"
+      "X-Forwarded-Proto: https\r\n"
+      "X-Forwarded-Host: evil\r\n"
+      "X-Forwarded-Port: 1\r\n"
+      "Accept: */*\r\n"
+      "\r\n");
+  CHECK(h.rfind("GET /p?q=1 HTTP/1.1\r\n", 0) == 0);
+  CHECK(has_line(h, "Host: app.example"));
+  CHECK(has_line(h, "Accept: */*"));
+  for (const char* gone : {"Connection", "Keep-Alive", "TE", "Trailer", "Proxy-Connection", "Upgrade", "X-Drop-Me"}) {
+    INFO(gone);
+    CHECK_FALSE(has_name(h, gone));
+  }
+  CHECK(has_line(h, "X-Forwarded-For: 10.9.8.7"));
+  CHECK(has_line(h, "X-Forwarded-Proto: http"));
+  CHECK(has_line(h, "X-Forwarded-Host: app.example"));
+  CHECK(has_line(h, "X-Forwarded-Port: 8080"));
+  CHECK(has_line(h, "X-Request-Id: gen-id"));
+  CHECK(h.find("evil") == std::string::npos);
+  CHECK(h.substr(h.size() - 4) == "\r\n\r\n");
+}
+
+TEST_CASE("upstream request: X-Forwarded-For appended, X-Request-Id kept", "[rewrite]") {
+  std::string h = upstream_head("GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.2.3.4\r\nX-Request-Id: abc-123\r\n\r\n");
+  CHECK(has_line(h, "X-Forwarded-For: 1.2.3.4, 10.9.8.7"));
+  CHECK(has_line(h, "X-Request-Id: abc-123"));
+  CHECK(h.find("gen-id") == std::string::npos);
+
+  std::string two = upstream_head(
+      "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2\r\n\r\n");
+  CHECK(has_line(two, "X-Forwarded-For: 1.1.1.1, 2.2.2.2, 10.9.8.7"));
+}
+
+TEST_CASE("upstream request: framing re-declared", "[rewrite]") {
+  std::string cl = upstream_head("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0012\r\n\r\n");
+  CHECK(has_line(cl, "Content-Length: 12"));
+  std::string ch = upstream_head("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: CHUNKED\r\n\r\n");
+  CHECK(has_line(ch, "Transfer-Encoding: chunked"));
+  CHECK_FALSE(has_name(ch, "Content-Length"));
+  std::string none = upstream_head("GET / HTTP/1.0\r\n\r\n");
+  CHECK(none.rfind("GET / HTTP/1.1\r\n", 0) == 0);  // Berth always speaks 1.1 upstream
+  CHECK_FALSE(has_name(none, "Content-Length"));
+}
+
+TEST_CASE("upstream request: absolute-form becomes origin-form with its authority as Host", "[rewrite]") {
+  std::string h = upstream_head("GET http://real.example/x HTTP/1.1\r\nHost: other\r\n\r\n");
+  CHECK(h.rfind("GET /x HTTP/1.1\r\n", 0) == 0);
+  CHECK(has_line(h, "Host: real.example"));
+  CHECK(h.find("other") == std::string::npos);
+}
+
+TEST_CASE("upstream request: upgrade keeps Upgrade and Connection: upgrade", "[rewrite]") {
+  std::string h = upstream_head(
+      "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: k\r\n\r\n");
+  CHECK(has_line(h, "Connection: upgrade"));
+  CHECK(has_line(h, "Upgrade: websocket"));
+  CHECK(has_line(h, "Sec-WebSocket-Key: k"));
+}
+
+TEST_CASE("client response: planning and hop-by-hop removal", "[rewrite]") {
+  Limits limits;
+  ResponseHead r;
+  const std::string chunked_raw =
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: X-Hop\r\nX-Hop: 1\r\n"
+      "Keep-Alive: timeout=1\r\nX-Keep: yes\r\n\r\n";
+  REQUIRE(parse_response_head(chunked_raw, limits, false, r).ok());
+  ResponsePlan p11 = plan_response(r, 1, false);
+  CHECK(p11.to_client == Framing::kChunked);
+  CHECK_FALSE(p11.close_client);
+  std::string out;
+  build_client_response(r, p11, false, out);
+  CHECK(out.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  CHECK(has_line(out, "Transfer-Encoding: chunked"));
+  CHECK(has_line(out, "X-Keep: yes"));
+  CHECK_FALSE(has_name(out, "X-Hop"));
+  CHECK_FALSE(has_name(out, "Keep-Alive"));
+  CHECK_FALSE(has_name(out, "Connection"));
+
+  ResponsePlan p10 = plan_response(r, 0, false);  // HTTP/1.0 client can't take chunks
+  CHECK(p10.to_client == Framing::kUntilClose);
+  CHECK(p10.close_client);
+  out.clear();
+  build_client_response(r, p10, false, out);
+  CHECK_FALSE(has_name(out, "Transfer-Encoding"));
+  CHECK(has_line(out, "Connection: close"));
+
+  const std::string close_raw = "HTTP/1.1 200 OK\r\n\r\n";
+  REQUIRE(parse_response_head(close_raw, limits, false, r).ok());  // ends by close
+  CHECK(plan_response(r, 1, false).to_client == Framing::kChunked);
+
+  const std::string head_raw = "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n";
+  REQUIRE(parse_response_head(head_raw, limits, true, r).ok());  // HEAD
+  ResponsePlan ph = plan_response(r, 1, false);
+  out.clear();
+  build_client_response(r, ph, false, out);
+  CHECK(has_line(out, "Content-Length: 7"));  // describes the representation, passed through
+}
+
+TEST_CASE("local replies are complete and name their cause", "[rewrite]") {
+  std::string out;
+  build_local_reply(503, "no-endpoint", false, "Retry-After: 1\r\n", out);
+  CHECK(out.rfind("HTTP/1.1 503 Service Unavailable\r\n", 0) == 0);
+  CHECK(has_line(out, "x-berth-error: no-endpoint"));
+  CHECK(has_line(out, "Retry-After: 1"));
+  size_t body_at = out.find("\r\n\r\n") + 4;
+  std::string body = out.substr(body_at);
+  CHECK(has_line(out, "Content-Length: " + std::to_string(body.size())));
+  CHECK_FALSE(has_name(out, "Connection"));
+  out.clear();
+  build_local_reply(400, "bad-request", true, "", out);
+  CHECK(has_line(out, "Connection: close"));
+}

@@ -1,0 +1,141 @@
+// Body framing: llhttp plus Berth's own chunk checks, fed in every possible split.
+#include <catch2/catch.hpp>
+
+#include <string>
+
+#include "proxy/lb.h"
+#include "proxy/message_parser.h"
+
+using berth::MessageParser;
+
+namespace {
+
+struct Collect : berth::BodySink {
+  std::string body;
+  void on_body_data(const char* d, size_t n) override { body.append(d, n); }
+};
+
+struct Outcome {
+  MessageParser::State state;
+  std::string body;
+  size_t consumed_total;
+};
+
+// Feeds head, then body bytes split at `split` (0 = in one piece).
+Outcome run_request(const std::string& head, const std::string& body, size_t split) {
+  Collect sink;
+  MessageParser p;
+  p.init(HTTP_REQUEST, &sink);
+  MessageParser::Result r = p.feed_head(head);
+  size_t consumed = 0;
+  if (r.state != MessageParser::State::kBody) return {r.state, sink.body, 0};
+  std::string a = split ? body.substr(0, split) : body;
+  std::string b = split ? body.substr(split) : std::string();
+  r = p.feed(a.data(), a.size());
+  consumed += r.consumed;
+  if (r.state == MessageParser::State::kBody && !b.empty()) {
+    r = p.feed(b.data(), b.size());
+    consumed += r.consumed;
+  }
+  return {r.state, sink.body, consumed};
+}
+
+const std::string kChunkedHead = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+
+}  // namespace
+
+TEST_CASE("chunked bodies decode identically at every split", "[framing]") {
+  const std::string body = "5\r\nhello\r\n1;ext=1\r\n \r\n6\r\nworld!\r\n0\r\n\r\n";
+  for (size_t split = 0; split < body.size(); ++split) {
+    INFO("split at " << split);
+    Outcome o = run_request(kChunkedHead, body, split);
+    CHECK(o.state == MessageParser::State::kComplete);
+    CHECK(o.body == "hello world!");
+  }
+}
+
+TEST_CASE("bytes after a complete message are left for the next one", "[framing]") {
+  const std::string body = "3\r\nabc\r\n0\r\n\r\nGET /next HTTP/1.1\r\n";
+  Outcome o = run_request(kChunkedHead, body, 0);
+  CHECK(o.state == MessageParser::State::kComplete);
+  CHECK(o.consumed_total == body.find("GET"));
+
+  Outcome cl = run_request("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\n", "abcdEXTRA", 0);
+  CHECK(cl.state == MessageParser::State::kComplete);
+  CHECK(cl.body == "abcd");
+  CHECK(cl.consumed_total == 4);
+}
+
+TEST_CASE("invalid chunk framing is refused at every split", "[framing][smuggling]") {
+  const std::vector<std::pair<const char*, std::string>> bad = {
+      {"data not followed by CRLF", "5\r\nhelloXX0\r\n\r\n"},
+      {"data followed by LF only", "5\r\nhello\n0\r\n\r\n"},
+      {"data followed by CR + other", "5\r\nhello\rX0\r\n\r\n"},
+      {"size not hex", "zz\r\nhello\r\n0\r\n\r\n"},
+      {"negative size", "-1\r\nx\r\n0\r\n\r\n"},
+      {"size overflow", "ffffffffffffffffff\r\nx\r\n0\r\n\r\n"},
+      {"size with bare LF", "5\nhello\r\n0\r\n\r\n"},
+      {"missing size", "\r\nhello\r\n0\r\n\r\n"},
+  };
+  for (const auto& [name, body] : bad) {
+    for (size_t split = 0; split < body.size(); ++split) {
+      INFO(name << " split at " << split);
+      Outcome o = run_request(kChunkedHead, body, split);
+      CHECK(o.state == MessageParser::State::kError);
+    }
+  }
+}
+
+TEST_CASE("close-delimited response completes at finish, truncated sized one fails", "[framing]") {
+  Collect sink;
+  MessageParser p;
+  p.init(HTTP_RESPONSE, &sink);
+  REQUIRE(p.feed_head("HTTP/1.1 200 OK\r\n\r\n").state == MessageParser::State::kBody);
+  REQUIRE(p.feed("abc", 3).state == MessageParser::State::kBody);
+  CHECK(p.finish().state == MessageParser::State::kComplete);
+  CHECK(sink.body == "abc");
+
+  Collect sink2;
+  MessageParser q;
+  q.init(HTTP_RESPONSE, &sink2);
+  REQUIRE(q.feed_head("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n").state == MessageParser::State::kBody);
+  REQUIRE(q.feed("abc", 3).state == MessageParser::State::kBody);
+  CHECK(q.finish().state == MessageParser::State::kError);
+}
+
+TEST_CASE("responses to HEAD and 204 have no body", "[framing]") {
+  Collect sink;
+  MessageParser p;
+  p.init(HTTP_RESPONSE, &sink);
+  CHECK(p.feed_head("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", true).state == MessageParser::State::kComplete);
+  p.init(HTTP_RESPONSE, &sink);
+  CHECK(p.feed_head("HTTP/1.1 204 No Content\r\n\r\n", true).state == MessageParser::State::kComplete);
+}
+
+TEST_CASE("smooth weighted round robin spreads picks by weight, interleaved", "[lb]") {
+  berth::Service svc;
+  svc.name = "s";
+  for (uint32_t w : {1u, 2u, 3u}) {
+    berth::Endpoint e;
+    e.key = "127.0.0.1:" + std::to_string(1000 + w);
+    e.weight = w;
+    svc.endpoints.push_back(e);
+  }
+  berth::SmoothWeightedRoundRobin lb;
+  lb.reset(svc);
+  int counts[3] = {0, 0, 0};
+  std::string order;
+  for (int i = 0; i < 600; ++i) {
+    int k = lb.pick(svc);
+    REQUIRE(k >= 0);
+    ++counts[k];
+    if (i < 6) order += static_cast<char>('a' + k);
+  }
+  CHECK(counts[0] == 100);
+  CHECK(counts[1] == 200);
+  CHECK(counts[2] == 300);
+  CHECK(order == "cbacbc");  // smooth: never three of the heaviest in a row
+
+  berth::Service empty;
+  CHECK(lb.pick(empty) == -1);
+}
