@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every test (unit, integration against the real
+# binary, and the Docker suite against a private Docker engine the tests start themselves).
+#   scripts/test.sh              normal build in build/
+#   scripts/test.sh --sanitize   AddressSanitizer + UndefinedBehaviorSanitizer build in build-asan/
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh --docker
+
+BUILD_DIR=build
+ARGS=(-DBERTH_BENCH=OFF)
+if [[ "${1:-}" == "--sanitize" ]]; then
+  BUILD_DIR=build-asan
+  ARGS+=(-DBERTH_SANITIZE=ON)
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:halt_on_error=1}
+  export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+  export BERTH_SANITIZE=1
+fi
+bash scripts/build.sh "$BUILD_DIR" "${ARGS[@]}"
+
+# Tests open thousands of sockets.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+ctest --test-dir "$BUILD_DIR" --output-on-failure --timeout 900

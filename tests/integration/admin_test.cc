@@ -1,0 +1,54 @@
+// The admin listener: health, readiness and the route table.
+
+#include <catch2/catch.hpp>
+
+#include "env.h"
+
+using namespace it;
+
+TEST_CASE("admin: /healthz and /readyz answer 200", "[admin]") {
+  auto& env = shared();
+  REQUIRE(env.admin_port() != 0);
+  CHECK(env.admin_port() != env.port());
+  for (const char* path : {"/healthz", "/readyz"}) {
+    Response r = http_get(env.admin_port(), path, "127.0.0.1");
+    INFO(path << ": " << r.raw_head << r.body << r.error);
+    CHECK(r.status == 200);
+    CHECK(r.body_complete);
+  }
+  check_alive(env);
+}
+
+TEST_CASE("admin: /api/routes lists routes, services and endpoints as JSON", "[admin]") {
+  auto& env = shared();
+  Response r = http_get(env.admin_port(), "/api/routes", "127.0.0.1");
+  INFO(r.raw_head << r.body << r.error);
+  REQUIRE(r.status == 200);
+  CHECK(lower(r.header("content-type").value_or("")).find("json") != std::string::npos);
+  REQUIRE_FALSE(r.body.empty());
+  CHECK(r.body.front() == '{');
+  for (std::string s : {"\"r-a\"", "\"r-b\"", "\"r-lb\"", "\"r-empty\"", "\"r-dead\"", "\"r-small\"",
+                        "\"s-a\"", "\"s-b\"", "\"s-ab\"", "\"s-empty\"", "\"s-dead\"", "\"a.test\"",
+                        "\"*.wild.test\"", "\"b.test\""}) {
+    INFO("looking for " << s);
+    CHECK(r.body.find(s) != std::string::npos);
+  }
+  CHECK(r.body.find("\"" + env.a->address() + "\"") != std::string::npos);
+  CHECK(r.body.find("\"" + env.b->address() + "\"") != std::string::npos);
+  CHECK(r.body.find("\"127.0.0.1:" + std::to_string(env.dead_port) + "\"") != std::string::npos);
+  check_alive(env);
+}
+
+TEST_CASE("admin: unknown paths are 404, and the admin API is not on the proxy listener",
+          "[admin]") {
+  auto& env = shared();
+  Response r = http_get(env.admin_port(), "/no-such-admin-path", "127.0.0.1");
+  INFO(r.raw_head << r.error);
+  CHECK(r.status == 404);
+  // On the proxy listener /api/routes is just a path: routed by host like any other.
+  r = http_get(env.port(), "/api/routes", "a.test");
+  INFO(r.raw_head << r.error);
+  CHECK(r.status == 200);
+  CHECK(r.body == "origin=A path=/api/routes\n");
+  check_alive(env);
+}

@@ -1,0 +1,103 @@
+#include "env.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+
+namespace it {
+
+namespace {
+
+std::unique_ptr<SharedEnv> g_env;
+bool g_env_failed = false;
+
+std::string shared_yaml(const SharedEnv& e) {
+  std::string pa = e.a->address(), pb = e.b->address();
+  std::string pd = "127.0.0.1:" + std::to_string(e.dead_port);
+  return config_head(2, "upstream_connect: 2s, upstream_response: 10s") +
+         "routes:\n"
+         "  - {name: r-a, host: [\"a.test\", \"*.wild.test\"], service: s-a}\n"
+         "  - {name: r-b, host: \"b.test\", service: s-b}\n"
+         "  - {name: r-lb, host: \"lb.test\", service: s-ab}\n"
+         "  - {name: r-empty, host: \"empty.test\", service: s-empty}\n"
+         "  - {name: r-dead, host: \"dead.test\", service: s-dead}\n"
+         "  - {name: r-small, host: \"small.test\", service: s-a, max_body_bytes: 1KiB}\n"
+         "services:\n"
+         "  s-a: {endpoints: [\"" + pa + "\"]}\n"
+         "  s-b: {endpoints: [\"" + pb + "\"]}\n"
+         "  s-ab: {endpoints: [\"" + pa + "\", {address: \"" + pb + "\", weight: 2}]}\n"
+         "  s-empty: {endpoints: []}\n"
+         "  s-dead: {endpoints: [\"" + pd + "\"]}\n";
+}
+
+}  // namespace
+
+std::string config_head(int workers, const std::string& timeouts, const std::string& limits) {
+  std::string y = "listeners: [\"127.0.0.1:0\"]\n";
+  y += "workers: " + std::to_string(workers) + "\n";
+  y += "admin: {address: \"127.0.0.1:0\"}\n";
+  if (!timeouts.empty()) y += "timeouts: {" + timeouts + "}\n";
+  if (!limits.empty()) y += "limits: {" + limits + "}\n";
+  return y;
+}
+
+SharedEnv& shared() {
+  if (g_env_failed) FAIL("shared environment failed to start earlier");
+  if (!g_env) {
+    g_env_failed = true;
+    auto e = std::make_unique<SharedEnv>();
+    e->a = std::make_unique<Origin>("A");
+    e->b = std::make_unique<Origin>("B");
+    REQUIRE(e->a->ok());
+    REQUIRE(e->b->ok());
+    e->dead_port = unused_port();
+    e->yaml = shared_yaml(*e);
+    e->berth = std::make_unique<Berth>(e->yaml);
+    INFO(e->berth->error());
+    REQUIRE(e->berth->ok());
+    g_env = std::move(e);
+    g_env_failed = false;
+  }
+  if (!g_env->berth->running()) {
+    std::string log = g_env->berth->log();
+    auto st = g_env->berth->process().exit_status();
+    g_env->berth.reset();
+    g_env->berth = std::make_unique<Berth>(g_env->yaml);
+    FAIL_CHECK("shared berth died before this test ("
+               << (st ? describe_status(*st) : "?") << "); its log:\n"
+               << tail(log));
+    INFO(g_env->berth->error());
+    REQUIRE(g_env->berth->ok());
+  }
+  return *g_env;
+}
+
+void check_alive(SharedEnv& env) {
+  bool alive = env.berth->running();
+  if (!alive) {
+    auto st = env.berth->process().exit_status();
+    FAIL_CHECK("berth died during this test (" << (st ? describe_status(*st) : "?")
+                                               << "); log:\n" << tail(env.berth->log()));
+  }
+}
+
+std::string marker(const std::string& prefix) {
+  static std::atomic<int> n{0};
+  // The trailing letter keeps "x1" from matching inside "x12".
+  return prefix + std::to_string(::getpid()) + "x" + std::to_string(++n) + "q";
+}
+
+void check_berth_error(const Response& r, int status, const std::string& code) {
+  INFO("response head:\n" << r.raw_head << "error: " << r.error);
+  CHECK(r.ok());
+  CHECK(r.status == status);
+  CHECK(r.body_complete);
+  CHECK(r.body.size() < 4096);
+  CHECK((r.framing == Response::Framing::Length || r.framing == Response::Framing::Chunked));
+  auto e = r.header("x-berth-error");
+  CHECK(e.has_value());
+  if (e && !code.empty()) CHECK(*e == code);
+}
+
+}  // namespace it

@@ -1,0 +1,45 @@
+// Catch2-aware helpers shared by the integration tests: a lazily started shared environment
+// (two origins and one berth) and assertion helpers.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "harness.h"
+
+namespace it {
+
+// Shared by the tests that do not need a berth of their own:
+//   a.test, *.wild.test -> s-a (origin A)       b.test     -> s-b (origin B)
+//   lb.test  -> s-ab (A weight 1, B weight 2)   empty.test -> s-empty (no endpoints)
+//   dead.test -> s-dead (nothing listens)       small.test -> s-a, max_body_bytes 1KiB
+// workers: 2, upstream_connect 2s, upstream_response 10s.
+struct SharedEnv {
+  std::unique_ptr<Origin> a, b;
+  uint16_t dead_port = 0;
+  std::unique_ptr<Berth> berth;
+  std::string yaml;
+
+  uint16_t port() const { return berth->port(); }
+  uint16_t admin_port() const { return berth->admin_port(); }
+};
+
+// Starts the shared environment on first use (REQUIREs that it works). If berth died since
+// the previous test, the failure is reported (with its log) and berth is restarted.
+SharedEnv& shared();
+
+// Call at the end of a test using shared(): CHECKs berth is still alive.
+void check_alive(SharedEnv& env);
+
+// A fresh marker, unique in this run (and never a substring of another one).
+std::string marker(const std::string& prefix = "MK");
+
+// The common head of a config: listener/admin on port 0, given workers and timeouts
+// (a YAML flow mapping body, e.g. "upstream_response: 1s").
+std::string config_head(int workers, const std::string& timeouts = "",
+                        const std::string& limits = "");
+
+// CHECKs that r is a well-formed, short berth-generated error response.
+void check_berth_error(const Response& r, int status, const std::string& code);
+
+}  // namespace it

@@ -1,0 +1,216 @@
+// Process lifecycle: SIGHUP reloads, SIGTERM drains, --check-config.
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <catch2/catch.hpp>
+#include <regex>
+#include <thread>
+
+#include "env.h"
+
+using namespace it;
+
+namespace {
+
+std::string routes_yaml(const Origin& a, const Origin& b, bool with_new_route) {
+  std::string y =
+      "routes:\n"
+      "  - {name: r-a, host: \"a.test\", service: s-a}\n";
+  if (with_new_route) y += "  - {name: r-new, host: \"new.test\", service: s-b}\n";
+  y += "services:\n"
+       "  s-a: {endpoints: [\"" + a.address() + "\"]}\n"
+       "  s-b: {endpoints: [\"" + b.address() + "\"]}\n";
+  return y;
+}
+
+std::string find_line(const std::string& log, const std::string& needle) {
+  size_t p = log.find(needle);
+  if (p == std::string::npos) return {};
+  size_t s = log.rfind('\n', p);
+  s = s == std::string::npos ? 0 : s + 1;
+  size_t e = log.find('\n', p);
+  return log.substr(s, e == std::string::npos ? std::string::npos : e - s);
+}
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+}  // namespace
+
+TEST_CASE("SIGHUP reloads routes, a broken file is rejected and the old routes keep serving",
+          "[lifecycle]") {
+  Origin a("A"), b("B");
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  const std::string head = config_head(2);  // 3 lines
+  Berth berth(head + routes_yaml(a, b, false));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+
+  Client keep(berth.port());
+  REQUIRE(keep.connected());
+  Response r = keep.get("/before", "a.test");
+  INFO(r.raw_head << r.error);
+  REQUIRE(r.status == 200);
+  r = http_get(berth.port(), "/x", "new.test");
+  CHECK(r.status == 404);
+
+  // 1. A good new config.
+  REQUIRE(berth.rewrite_config(head + routes_yaml(a, b, true)));
+  REQUIRE(berth.process().signal(SIGHUP));
+  Response last;
+  bool reloaded = wait_until(
+      [&] {
+        last = http_get(berth.port(), "/x", "new.test");
+        return last.status == 200;
+      },
+      5s, 50ms);
+  INFO("last new.test response: " << last.raw_head << last.error << "\nlog:\n" << tail(berth.log()));
+  REQUIRE(reloaded);
+  CHECK(last.header("x-origin-name") == std::optional<std::string>("B"));
+  CHECK(last.body == "origin=B path=/x\n");
+  r = keep.get("/after-reload", "a.test");
+  INFO(r.raw_head << r.error);
+  CHECK(r.status == 200);
+  CHECK(r.body == "origin=A path=/after-reload\n");
+
+  // 2. A broken config (unknown key on line 4).
+  REQUIRE(berth.rewrite_config(head + "bogus_key: 1\n" + routes_yaml(a, b, false)));
+  REQUIRE(berth.process().signal(SIGHUP));
+  bool failed_logged = wait_until(
+      [&] { return berth.log().find("event=config_reload_failed") != std::string::npos; }, 5s, 20ms);
+  INFO("log:\n" << tail(berth.log()));
+  REQUIRE(failed_logged);
+  std::string line = find_line(berth.log(), "event=config_reload_failed");
+  INFO("reload failure line: " << line);
+  CHECK(line.find(berth.config_path() + ":4") != std::string::npos);
+  // The old (second) configuration keeps serving, including the route the broken file lacks.
+  std::this_thread::sleep_for(200ms);
+  r = http_get(berth.port(), "/still", "new.test");
+  INFO(r.raw_head << r.error);
+  CHECK(r.status == 200);
+  CHECK(r.header("x-origin-name") == std::optional<std::string>("B"));
+  r = http_get(berth.port(), "/still", "a.test");
+  CHECK(r.status == 200);
+  r = keep.get("/after-failed-reload", "a.test");
+  INFO(r.raw_head << r.error);
+  CHECK(r.status == 200);
+  CHECK(berth.running());
+}
+
+TEST_CASE("SIGTERM drains an in-flight request, refuses new connections, exits 0",
+          "[lifecycle]") {
+  Origin o("O");
+  REQUIRE(o.ok());
+  Berth berth(config_head(1, "drain: 10s") +
+              "routes:\n  - {name: r-o, host: \"a.test\", service: s-o}\n"
+              "services:\n  s-o: {endpoints: [\"" + o.address() + "\"]}\n");
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+
+  std::string m = marker("DRAIN");
+  Client slow(berth.port());
+  REQUIRE(slow.connected());
+  REQUIRE(slow.send(make_request("GET", "/slow?delay_ms=1500&" + m, "a.test")));
+  REQUIRE(wait_until([&] { return o.seen(m) == 1; }, 3s, 10ms));
+
+  auto t0 = Clock::now();
+  REQUIRE(berth.process().signal(SIGTERM));
+  std::this_thread::sleep_for(300ms);
+
+  // New connections are refused once the drain started.
+  {
+    Client fresh(berth.port(), 2s);
+    if (fresh.connected()) {
+      fresh.send(make_request("GET", "/new", "a.test"));
+      Response nr = fresh.read_response();
+      INFO("new connection during drain got: " << nr.raw_head << nr.error);
+      CHECK(nr.status == 0);
+      // Refused means closed or reset, not accepted-and-ignored.
+      CHECK(nr.error.find("timeout") == std::string::npos);
+    } else {
+      CHECK(fresh.connect_errno() == ECONNREFUSED);
+    }
+  }
+
+  Response r = slow.read_response();
+  INFO(r.raw_head << r.error << "\nlog:\n" << tail(berth.log()));
+  CHECK(r.status == 200);
+  CHECK(r.body == "origin=O path=/slow\n");
+
+  auto st = berth.process().wait_exit(10s);
+  INFO("exit: " << (st ? describe_status(*st) : "still running after 10 s") << "\nlog:\n"
+                << tail(berth.log()));
+  CHECK(exited_with(st, 0));
+  double took = seconds_since(t0);
+  CHECK(took >= 1.0);  // it waited for the slow response
+  CHECK(took < 10.0);
+}
+
+TEST_CASE("SIGTERM with nothing in flight exits 0 promptly", "[lifecycle]") {
+  Origin o("O");
+  REQUIRE(o.ok());
+  Berth berth(config_head(2) +
+              "routes:\n  - {host: \"a.test\", service: s-o}\n"
+              "services:\n  s-o: {endpoints: [\"" + o.address() + "\"]}\n");
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  // An idle keep-alive connection must not hold the drain up.
+  Client idle(berth.port());
+  REQUIRE(idle.connected());
+  REQUIRE(idle.get("/x", "a.test").status == 200);
+  auto t0 = Clock::now();
+  REQUIRE(berth.process().signal(SIGTERM));
+  auto st = berth.process().wait_exit(10s);
+  INFO("exit: " << (st ? describe_status(*st) : "still running after 10 s") << "\nlog:\n"
+                << tail(berth.log()));
+  CHECK(exited_with(st, 0));
+  CHECK(seconds_since(t0) < 3.0);
+  CHECK(idle.wait_closed(1s));
+}
+
+TEST_CASE("berth --check-config: 0 for a good file, 1 with file:line:col for a bad one",
+          "[lifecycle]") {
+  TempDir dir;
+  const std::string good_yaml = config_head(1) +
+                                "routes:\n  - {name: r1, host: [\"a.test\", \"*.wild.test\"], path: /api, "
+                                "priority: 0, service: s1, max_body_bytes: 1MiB}\n"
+                                "  - {host: \"b.test\", service: s2}\n"
+                                "services:\n"
+                                "  s1: {endpoints: [\"127.0.0.1:9\", {address: \"127.0.0.1:10\", weight: 2}]}\n"
+                                "  s2: {endpoints: []}\n";
+  std::string good = dir.file("good.yaml");
+  REQUIRE(write_file(good, good_yaml));
+  std::string out, err;
+  auto st = run_berth({"--check-config", good}, &out, &err);
+  INFO("stdout: " << out << "\nstderr: " << err);
+  CHECK(exited_with(st, 0));
+
+  struct Bad {
+    const char* what;
+    std::string yaml;
+    int line;
+  };
+  std::vector<Bad> bads = {
+      {"invalid value", "listeners: [\"127.0.0.1:0\"]\nworkers: lots\n", 2},
+      {"unknown key", config_head(1) + "bogus_key: 1\n", 4},
+      {"route naming an unknown service",
+       config_head(1) + "routes:\n  - {host: \"a.test\", service: nope}\nservices: {}\n", 5},
+      {"YAML syntax error", config_head(1) + "routes: [\n  {host: \"a.test\"\n", 0},
+  };
+  for (auto& bad : bads) {
+    std::string path = dir.file("bad.yaml");
+    REQUIRE(write_file(path, bad.yaml));
+    st = run_berth({"--check-config", path}, &out, &err);
+    INFO(bad.what << "\nstdout: " << out << "\nstderr: " << err);
+    CHECK(exited_with(st, 1));
+    std::regex place(std::regex_replace(path, std::regex(R"([.^$|()\[\]{}*+?\\])"), R"(\$&)") +
+                     ":([0-9]+):([0-9]+)");
+    std::smatch mt;
+    bool found = std::regex_search(err, mt, place);
+    CHECK(found);
+    if (found && bad.line > 0) CHECK(std::stoi(mt[1].str()) == bad.line);
+  }
+}
