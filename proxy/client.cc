@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 
 #include <algorithm>
 #include <charconv>
@@ -478,6 +479,7 @@ void ClientConn::on_response_complete(UpstreamConn* u) {
     worker_->release_exchange(ex_);
     ex_ = nullptr;
     phase_ = Phase::kClosing;
+    linger_on_close_ = true;
     drop_pending();
     close_after_flush();
     return;
@@ -495,6 +497,9 @@ void ClientConn::finish_exchange() {
   backpressured_ = false;
   if (close_client) {
     phase_ = Phase::kClosing;
+    // A client that pipelined more requests must get to read this response before the reset
+    // that closing with unread data would send.
+    linger_on_close_ = pending_block_ != nullptr;
     drop_pending();
     close_after_flush();
     return;
@@ -586,6 +591,7 @@ void ClientConn::local_reply(uint16_t status, const char* cause, bool close_conn
   backpressured_ = false;
   if (!keep) {
     phase_ = Phase::kClosing;
+    linger_on_close_ = true;  // the rest of the request may still be on its way
     drop_pending();
     close_after_flush();
     return;
@@ -611,7 +617,17 @@ void ClientConn::abort_exchange() {
   close();
 }
 
-void ClientConn::on_flushed_shutdown() { linger(); }
+void ClientConn::on_flushed_shutdown() {
+  if (!linger_on_close_) {
+    // Bytes the client sent that Berth never read would turn close() into a reset.
+    uv_os_fd_t fd;
+    int unread = 0;
+    if (uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) == 0 && ioctl(fd, FIONREAD, &unread) == 0 && unread > 0)
+      linger_on_close_ = true;
+  }
+  if (linger_on_close_) linger();
+  else close();
+}
 
 // After a final response on a closing connection: keep reading (and discarding) for a moment,
 // so that unread request bytes in the kernel don't turn our close into a reset that destroys

@@ -111,6 +111,7 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   bool draining_ = false;
   bool backpressured_ = false;          // upstream write queue above the bound
   bool lingering_ = false;
+  bool linger_on_close_ = false;        // unread request bytes may follow: linger before close
   char client_ip_[46] = {0};
 };
 
