@@ -84,6 +84,33 @@ struct Admin {
   Mark mark;
 };
 
+// Docker discovery (discovery/docker_source.*). Off unless enabled.
+struct DockerTls {
+  std::string ca;    // PEM files; all optional; cert and key go together
+  std::string cert;
+  std::string key;
+};
+
+struct DockerCompat {
+  bool nginx_proxy = false;  // VIRTUAL_HOST / VIRTUAL_PORT / VIRTUAL_PATH environment variables
+  bool traefik = false;      // traefik.http.routers.R.rule + traefik.http.services.S.loadbalancer.server.port
+};
+
+struct Docker {
+  bool enabled = false;
+  std::string endpoint = "unix:///var/run/docker.sock";  // or "tcp://host:port"
+  DockerTls tls;                      // only with tcp://
+  bool exposed_by_default = false;    // route containers without berth.enable=true
+  std::string host_address = "127.0.0.1";  // address of host-network containers (numeric IP)
+  std::string network;                // default network to reach containers on ("" = none)
+  bool prefer_ipv6 = false;
+  bool use_published_ports = false;   // reach containers via their published host ports
+  DockerCompat compat;
+  Millis empty_route_grace{10'000};   // a route with no instance left answers 503 this long
+  Millis reconnect_max{30'000};       // cap of the reconnect backoff
+  Mark mark;
+};
+
 struct Config {
   std::string source;                 // file path (or a name for in-memory configs)
   std::vector<Listener> listeners;    // at least one
@@ -93,6 +120,7 @@ struct Config {
   Limits limits;
   std::vector<Route> routes;
   std::vector<Service> services;      // in file order; names unique
+  Docker docker;
 };
 
 struct Error {

@@ -170,14 +170,20 @@ std::vector<std::string_view> names_of(const Spec (&specs)[N]) {
   return names;
 }
 
-const std::vector<std::string_view> kTopLevelKeys = {"listeners", "workers", "admin", "timeouts",
-                                                     "limits",    "routes",  "services"};
+const std::vector<std::string_view> kTopLevelKeys = {"listeners", "workers",  "admin",
+                                                     "timeouts",  "limits",   "routes",
+                                                     "services",  "docker"};
 const std::vector<std::string_view> kListenerKeys = {"address"};
 const std::vector<std::string_view> kAdminKeys = {"address", "enabled"};
 const std::vector<std::string_view> kRouteKeys = {"name",    "host",   "path",
                                                   "priority", "service", "max_body_bytes"};
 const std::vector<std::string_view> kServiceKeys = {"endpoints"};
 const std::vector<std::string_view> kEndpointKeys = {"address", "weight"};
+const std::vector<std::string_view> kDockerKeys = {
+    "enabled",     "endpoint",          "tls",    "exposed_by_default", "host_address", "network",
+    "prefer_ipv6", "use_published_ports", "compat", "empty_route_grace",  "reconnect_max"};
+const std::vector<std::string_view> kDockerTlsKeys = {"ca", "cert", "key"};
+const std::vector<std::string_view> kDockerCompatKeys = {"nginx_proxy", "traefik"};
 
 // What the loader remembers about a route beyond the Route struct, for cross-checks.
 struct RouteNotes {
@@ -232,6 +238,10 @@ class Loader {
   void read_service(const Field& field);
   void read_endpoints(const Value& value, Service& service);
   std::optional<Endpoint> read_endpoint(const Value& item);
+  void read_docker(const Value& value);
+  void read_docker_field(const Field& field);
+  void read_docker_tls(const Value& value);
+  void read_docker_compat(const Value& value);
 
   // Checks across sections, once everything is read.
   void check_listeners_required();
@@ -410,6 +420,7 @@ void Loader::read_document(const YAML::Node& root) {
     else if (field.key == "limits") read_limits(value);
     else if (field.key == "routes") read_routes(value);
     else if (field.key == "services") read_services(value);
+    else if (field.key == "docker") read_docker(value);
   }
   check_listeners_required();
   check_duplicate_listeners();
@@ -674,6 +685,106 @@ std::optional<Endpoint> Loader::read_endpoint(const Value& item) {
   if (!has_address) fail(item.mark, item.path + ": missing required key 'address'");
   if (!ok || !has_address) return std::nullopt;
   return endpoint;
+}
+
+// ---- docker ----
+
+void Loader::read_docker(const Value& value) {
+  if (!expect_map(value, "a map of Docker discovery settings")) return;
+  config_.docker.mark = value.mark;
+  for (const Field& field : fields_of(value, kDockerKeys)) read_docker_field(field);
+  const Docker& docker = config_.docker;
+  const bool tls = !docker.tls.ca.empty() || !docker.tls.cert.empty() || !docker.tls.key.empty();
+  if (tls && docker.endpoint.rfind("tcp://", 0) != 0) {
+    fail(value.mark, "docker.tls: TLS needs a tcp:// endpoint (the endpoint is '" + docker.endpoint + "')");
+  }
+  if (docker.tls.cert.empty() != docker.tls.key.empty()) {
+    fail(value.mark, "docker.tls: 'cert' and 'key' must be given together");
+  }
+}
+
+void Loader::read_docker_field(const Field& field) {
+  Docker& docker = config_.docker;
+  const Value& value = field.value;
+  auto read_flag = [&](bool& target) {
+    if (auto flag = read_bool(value)) target = *flag;
+  };
+  if (field.key == "enabled") {
+    read_flag(docker.enabled);
+  } else if (field.key == "exposed_by_default") {
+    read_flag(docker.exposed_by_default);
+  } else if (field.key == "prefer_ipv6") {
+    read_flag(docker.prefer_ipv6);
+  } else if (field.key == "use_published_ports") {
+    read_flag(docker.use_published_ports);
+  } else if (field.key == "endpoint") {
+    auto text = read_string(value);
+    if (!text) return;
+    bool unix_path = text->rfind("unix:///", 0) == 0 && text->size() > 8;
+    bool tcp = false;
+    if (text->rfind("tcp://", 0) == 0) {
+      std::string_view rest = std::string_view(*text).substr(6);
+      size_t colon = rest.rfind(':');
+      int64_t port = 0;
+      if (colon != std::string_view::npos && colon > 0) {
+        std::string_view digits = rest.substr(colon + 1);
+        auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
+        tcp = ec == std::errc() && end == digits.data() + digits.size() && port > 0 && port < 65536;
+      }
+    }
+    if (!unix_path && !tcp) {
+      fail(value.mark, value.path + ": expected \"unix:///path/to/docker.sock\" or \"tcp://host:port\", got '" +
+                           *text + "'");
+      return;
+    }
+    docker.endpoint = *text;
+  } else if (field.key == "tls") {
+    if (!value.node.IsNull()) read_docker_tls(value);
+  } else if (field.key == "host_address") {
+    auto text = read_string(value);
+    if (!text) return;
+    std::string probe = text->find(':') != std::string::npos ? "[" + *text + "]:1" : *text + ":1";
+    auto address = parse_socket_address(probe, false);
+    if (!address || *text == "localhost") {
+      fail(value.mark, value.path + ": expected a numeric IP address such as 127.0.0.1 or ::1, got '" +
+                           *text + "'");
+      return;
+    }
+    docker.host_address = address->host;
+  } else if (field.key == "network") {
+    if (auto text = read_string(value)) docker.network = *text;
+  } else if (field.key == "compat") {
+    if (!value.node.IsNull()) read_docker_compat(value);
+  } else if (field.key == "empty_route_grace") {
+    if (auto duration = read_duration(value)) docker.empty_route_grace = *duration;
+  } else if (field.key == "reconnect_max") {
+    if (auto duration = read_duration(value)) docker.reconnect_max = *duration;
+  }
+}
+
+void Loader::read_docker_tls(const Value& value) {
+  if (!expect_map(value, "a map with 'ca', 'cert' and/or 'key' (PEM file paths)")) return;
+  for (const Field& field : fields_of(value, kDockerTlsKeys)) {
+    auto path = read_string(field.value);
+    if (!path) continue;
+    if (path->empty()) {
+      fail(field.value.mark, field.value.path + ": must not be empty");
+      continue;
+    }
+    if (field.key == "ca") config_.docker.tls.ca = *path;
+    else if (field.key == "cert") config_.docker.tls.cert = *path;
+    else config_.docker.tls.key = *path;
+  }
+}
+
+void Loader::read_docker_compat(const Value& value) {
+  if (!expect_map(value, "a map with 'nginx_proxy' and/or 'traefik'")) return;
+  for (const Field& field : fields_of(value, kDockerCompatKeys)) {
+    auto flag = read_bool(field.value);
+    if (!flag) continue;
+    if (field.key == "nginx_proxy") config_.docker.compat.nginx_proxy = *flag;
+    else config_.docker.compat.traefik = *flag;
+  }
 }
 
 // ---- cross-checks ----

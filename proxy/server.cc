@@ -45,7 +45,9 @@ bool Server::open_listeners(std::vector<std::vector<int>>& per_worker_fds) {
 
 int Server::run() {
   worker_count_ = config_.workers ? config_.workers : std::max(1u, std::thread::hardware_concurrency());
-  runtime_ = make_runtime(config_, generation_);
+  sources_ = discovery::make_sources(config_);
+  discovered_.assign(sources_.size(), {});
+  runtime_ = build_runtime();
 
   std::vector<std::vector<int>> fds;
   if (!open_listeners(fds)) return 1;
@@ -83,6 +85,10 @@ int Server::run() {
   uv_signal_start(&sigint_, on_signal, SIGINT);
 
   for (auto& w : workers_) w->start();
+  for (size_t i = 0; i < sources_.size(); ++i) {
+    sources_[i]->start(&loop_, [this, i](const discovery::DiscoveredSet& set) { on_discovered(i, set); });
+    log::info("discovery_started").kv("source", sources_[i]->name());
+  }
   ready_ = true;
   log::info("ready")
       .kv("workers", worker_count_)
@@ -126,8 +132,37 @@ void Server::reload() {
   next.workers = config_.workers;
   next.admin = config_.admin;
   config_ = std::move(next);
-  publish(make_runtime(config_, ++generation_));
+  ++generation_;
+  publish(build_runtime());
   log::info("config_reloaded")
+      .kv("generation", generation_)
+      .kv("routes", static_cast<uint64_t>(runtime_->routes->routes().size()));
+}
+
+std::shared_ptr<const Runtime> Server::build_runtime() {
+  auto rt = std::const_pointer_cast<Runtime>(make_runtime(config_, generation_));
+  if (sources_.empty()) return rt;
+  std::vector<Route> routes = rt->routes->routes();
+  std::vector<Service> services = rt->routes->services();
+  for (const auto& set : discovered_) {
+    const uint32_t offset = static_cast<uint32_t>(services.size());
+    services.insert(services.end(), set.services.begin(), set.services.end());
+    for (Route r : set.routes) {
+      r.service += offset;
+      routes.push_back(std::move(r));
+    }
+  }
+  rt->routes = RouteTable::build(std::move(routes), std::move(services), generation_);
+  return rt;
+}
+
+void Server::on_discovered(size_t source_index, const discovery::DiscoveredSet& set) {
+  if (shutting_down_) return;
+  discovered_[source_index] = set;
+  ++generation_;
+  publish(build_runtime());
+  log::info("routes_updated")
+      .kv("source", sources_[source_index]->name())
       .kv("generation", generation_)
       .kv("routes", static_cast<uint64_t>(runtime_->routes->routes().size()));
 }
@@ -142,6 +177,7 @@ void Server::begin_shutdown(const char* signal_name) {
   shutting_down_ = true;
   log::info("draining").kv("signal", signal_name).kv("timeout_ms", static_cast<int64_t>(config_.timeouts.drain.count()));
   for (auto& w : workers_) w->drain();
+  for (auto& src : sources_) src->stop([] {});
   uv_signal_stop(&sighup_);
 }
 
@@ -153,7 +189,21 @@ void Server::on_worker_stopped() {
   }, nullptr);
 }
 
-std::string Server::routes_json() const { return runtime_->routes->to_json(); }
+std::string Server::routes_json() const {
+  nlohmann::json j = nlohmann::json::parse(runtime_->routes->to_json(), nullptr, false);
+  if (j.is_discarded()) return runtime_->routes->to_json();
+  nlohmann::json rejected = nlohmann::json::array();
+  for (const auto& set : discovered_)
+    for (const auto& [what, why] : set.rejected) rejected.push_back({{"container", what}, {"reason", why}});
+  j["rejected"] = rejected;
+  nlohmann::json sources = nlohmann::json::array();
+  for (const auto& src : sources_) {
+    std::string stale = src->stale_reason();
+    sources.push_back({{"name", src->name()}, {"in_sync", stale.empty()}, {"stale_reason", stale}});
+  }
+  j["discovery"] = sources;
+  return j.dump();
+}
 
 std::string Server::stats_json() const {
   nlohmann::json j;
@@ -181,6 +231,10 @@ std::string Server::not_ready_reason() const {
   if (!ready_) return "starting";
   for (const auto& w : workers_)
     if (w->runtime_generation() != generation_) return "workers have not applied the latest configuration yet";
+  for (const auto& src : sources_) {
+    std::string stale = src->stale_reason();
+    if (!stale.empty()) return std::string(src->name()) + ": " + stale;
+  }
   return {};
 }
 

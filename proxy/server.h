@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "discovery/source.h"
 #include "proxy/admin.h"
 #include "proxy/runtime.h"
 #include "proxy/worker.h"
@@ -30,6 +31,9 @@ class Server {
   void begin_shutdown(const char* signal_name);
   void on_worker_stopped();
   void publish(std::shared_ptr<const Runtime> rt);
+  // Static routes from the config file first (they win on conflicts), then each source's set.
+  std::shared_ptr<const Runtime> build_runtime();
+  void on_discovered(size_t source_index, const discovery::DiscoveredSet& set);
   std::string routes_json() const;
   std::string stats_json() const;
   std::string not_ready_reason() const;
@@ -47,6 +51,8 @@ class Server {
   std::atomic<unsigned> workers_stopped_{0};
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<AdminServer> admin_;
+  std::vector<std::unique_ptr<discovery::Source>> sources_;
+  std::vector<discovery::DiscoveredSet> discovered_;
   bool shutting_down_ = false;
   bool ready_ = false;
 };

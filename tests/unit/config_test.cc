@@ -221,7 +221,7 @@ const std::string kWebService = "services: {web: {endpoints: [\"127.0.0.1:9000\"
 const std::vector<ErrorCase> kErrorCases = {
     {"unknown top-level key", std::string(kListener) + "worker: 4\n", 2, 1,
      "unknown key 'worker' at the top level (expected one of: listeners, workers, admin, timeouts, "
-     "limits, routes, services)"},
+     "limits, routes, services, docker)"},
     {"unknown key in a route",
      std::string(kListener) + kWebService +
          "routes:\n"
@@ -669,4 +669,103 @@ TEST_CASE("config: normalize_host_pattern", "[config][values]") {
 TEST_CASE("config: SocketAddress::to_string", "[config][values]") {
   CHECK(SocketAddress{"10.0.0.1", 80, false}.to_string() == "10.0.0.1:80");
   CHECK(SocketAddress{"2001:db8::1", 8443, true}.to_string() == "[2001:db8::1]:8443");
+}
+
+// ---------------------------------------------------------------------------------------
+// The docker section
+
+TEST_CASE("config: docker discovery is off by default, with documented defaults", "[config][docker]") {
+  LoadResult result = load(kListener);
+  REQUIRE(result.ok());
+  const Docker& d = result.config->docker;
+  CHECK_FALSE(d.enabled);
+  CHECK(d.endpoint == "unix:///var/run/docker.sock");
+  CHECK(d.tls.ca.empty());
+  CHECK(d.tls.cert.empty());
+  CHECK(d.tls.key.empty());
+  CHECK_FALSE(d.exposed_by_default);
+  CHECK(d.host_address == "127.0.0.1");
+  CHECK(d.network.empty());
+  CHECK_FALSE(d.prefer_ipv6);
+  CHECK_FALSE(d.use_published_ports);
+  CHECK_FALSE(d.compat.nginx_proxy);
+  CHECK_FALSE(d.compat.traefik);
+  CHECK(d.empty_route_grace == 10s);
+  CHECK(d.reconnect_max == 30s);
+}
+
+TEST_CASE("config: every docker option is read", "[config][docker]") {
+  const std::string yaml = std::string(kListener) +
+                           "docker:\n"
+                           "  enabled: true\n"
+                           "  endpoint: tcp://10.0.0.5:2376\n"
+                           "  tls: {ca: /etc/d/ca.pem, cert: /etc/d/cert.pem, key: /etc/d/key.pem}\n"
+                           "  exposed_by_default: true\n"
+                           "  host_address: \"::1\"\n"
+                           "  network: backend\n"
+                           "  prefer_ipv6: true\n"
+                           "  use_published_ports: true\n"
+                           "  compat: {nginx_proxy: true, traefik: yes}\n"
+                           "  empty_route_grace: 2500ms\n"
+                           "  reconnect_max: 1m\n";
+  LoadResult result = load(yaml);
+  INFO(all_errors(result));
+  REQUIRE(result.ok());
+  const Docker& d = result.config->docker;
+  CHECK(d.enabled);
+  CHECK(d.endpoint == "tcp://10.0.0.5:2376");
+  CHECK(d.tls.ca == "/etc/d/ca.pem");
+  CHECK(d.tls.cert == "/etc/d/cert.pem");
+  CHECK(d.tls.key == "/etc/d/key.pem");
+  CHECK(d.exposed_by_default);
+  CHECK(d.host_address == "::1");
+  CHECK(d.network == "backend");
+  CHECK(d.prefer_ipv6);
+  CHECK(d.use_published_ports);
+  CHECK(d.compat.nginx_proxy);
+  CHECK(d.compat.traefik);
+  CHECK(d.empty_route_grace == 2500ms);
+  CHECK(d.reconnect_max == 60s);
+}
+
+TEST_CASE("config: an empty docker section means defaults", "[config][docker]") {
+  LoadResult result = load(std::string(kListener) + "docker:\n");
+  INFO(all_errors(result));
+  REQUIRE(result.ok());
+  CHECK_FALSE(result.config->docker.enabled);
+  LoadResult unix_path = load(std::string(kListener) + "docker: {enabled: true, endpoint: \"unix:///tmp/d.sock\"}\n");
+  INFO(all_errors(unix_path));
+  REQUIRE(unix_path.ok());
+  CHECK(unix_path.config->docker.endpoint == "unix:///tmp/d.sock");
+}
+
+TEST_CASE("config: docker errors are reported at their place", "[config][docker][errors]") {
+  struct Case {
+    std::string yaml;
+    int line, column;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {"docker: {enabled: maybe}\n", 2, 19, "docker.enabled: expected true or false"},
+      {"docker: {endpint: x}\n", 2, 10, "unknown key 'endpint' in docker"},
+      {"docker: {endpoint: \"http://x\"}\n", 2, 20, "docker.endpoint: expected \"unix:///path/to/docker.sock\""},
+      {"docker: {endpoint: \"tcp://host\"}\n", 2, 20, "docker.endpoint: expected"},
+      {"docker: {host_address: localhost}\n", 2, 24, "docker.host_address: expected a numeric IP"},
+      {"docker: {empty_route_grace: soon}\n", 2, 29, "docker.empty_route_grace: expected a duration"},
+      {"docker: {reconnect_max: 0s}\n", 2, 25, "docker.reconnect_max: must be greater than 0"},
+      {"docker: {compat: {haproxy: true}}\n", 2, 19, "unknown key 'haproxy' in docker.compat"},
+      {"docker: {tls: {ca: /ca.pem}}\n", 2, 9, "docker.tls: TLS needs a tcp:// endpoint"},
+      {"docker: {endpoint: \"tcp://1.2.3.4:2376\", tls: {cert: /c.pem}}\n", 2, 9,
+       "docker.tls: 'cert' and 'key' must be given together"},
+      {"docker: [1]\n", 2, 9, "docker: expected a map of Docker discovery settings"},
+  };
+  for (const Case& c : cases) {
+    LoadResult result = load(std::string(kListener) + c.yaml);
+    INFO(c.yaml << all_errors(result));
+    REQUIRE_FALSE(result.ok());
+    REQUIRE(result.errors.size() == 1);
+    CHECK(result.errors[0].line == c.line);
+    CHECK(result.errors[0].column == c.column);
+    CHECK(result.errors[0].message.find(c.message) != std::string::npos);
+  }
 }

@@ -1,0 +1,471 @@
+#include "discovery/docker_labels.h"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <limits>
+#include <map>
+
+#include "config/config.h"
+
+namespace berth::discovery {
+
+namespace {
+
+constexpr std::string_view kPrefix = "berth.";
+constexpr std::string_view kRoutesPrefix = "berth.routes.";
+constexpr std::string_view kTraefikRouters = "traefik.http.routers.";
+constexpr std::string_view kTraefikServices = "traefik.http.services.";
+
+// A rejection being built: which label, and why.
+struct Problem {
+  std::string label;
+  std::string reason;
+};
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return s;
+}
+
+std::string quoted(std::string_view label, std::string_view value) {
+  return std::string(label) + "=\"" + std::string(value) + "\"";
+}
+
+bool is_name_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+}
+
+bool valid_service_name(std::string_view name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), is_name_char);
+}
+
+bool valid_route_name(std::string_view name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+  });
+}
+
+std::optional<Problem> parse_bool(std::string_view label, std::string_view value, bool& out) {
+  std::string v(trim(value));
+  std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (v == "true" || v == "1" || v == "yes" || v == "on") out = true;
+  else if (v == "false" || v == "0" || v == "no" || v == "off") out = false;
+  else return Problem{std::string(label), quoted(label, value) + " is not true or false"};
+  return std::nullopt;
+}
+
+template <typename Int>
+std::optional<Int> parse_int(std::string_view text, int64_t min, int64_t max) {
+  text = trim(text);
+  int64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty() || value < min || value > max)
+    return std::nullopt;
+  return static_cast<Int>(value);
+}
+
+std::optional<Problem> parse_port(std::string_view label, std::string_view value, uint16_t& out) {
+  auto port = parse_int<uint16_t>(value, 1, 65535);
+  if (!port) return Problem{std::string(label), quoted(label, value) + " is not a port number (1-65535)"};
+  out = *port;
+  return std::nullopt;
+}
+
+std::optional<Problem> parse_hosts(std::string_view label, std::string_view value,
+                                   std::vector<std::string>& out) {
+  std::string_view rest = value;
+  while (true) {
+    size_t comma = rest.find(',');
+    std::string_view item = trim(rest.substr(0, comma));
+    if (item.empty()) return Problem{std::string(label), quoted(label, value) + " has an empty host name"};
+    auto pattern = config::normalize_host_pattern(item);
+    if (!pattern) {
+      return Problem{std::string(label), quoted(label, value) + ": '" + std::string(item) +
+                                             "' is not a valid host name or *.wildcard"};
+    }
+    if (std::find(out.begin(), out.end(), *pattern) == out.end()) out.push_back(*pattern);
+    if (comma == std::string_view::npos) break;
+    rest.remove_prefix(comma + 1);
+  }
+  return std::nullopt;
+}
+
+std::optional<Problem> parse_path(std::string_view label, std::string_view value, std::string& out) {
+  std::string_view path = trim(value);
+  if (path.empty() || path.front() != '/')
+    return Problem{std::string(label), quoted(label, value) + " must start with '/'"};
+  for (char c : path) {
+    auto byte = static_cast<unsigned char>(c);
+    if (byte <= 0x20 || byte == 0x7f || c == '?' || c == '#')
+      return Problem{std::string(label), quoted(label, value) + " must not contain spaces, control characters, '?' or '#'"};
+  }
+  out = std::string(path);
+  return std::nullopt;
+}
+
+std::optional<Problem> parse_service(std::string_view label, std::string_view value, std::string& out) {
+  std::string_view name = trim(value);
+  if (!valid_service_name(name))
+    return Problem{std::string(label), quoted(label, value) + " is not a valid service name (letters, digits, '-', '_', '.')"};
+  out = std::string(name);
+  return std::nullopt;
+}
+
+std::optional<Problem> parse_priority(std::string_view label, std::string_view value, int32_t& out) {
+  auto priority = parse_int<int32_t>(value, std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max());
+  if (!priority) return Problem{std::string(label), quoted(label, value) + " is not an integer"};
+  out = *priority;
+  return std::nullopt;
+}
+
+// The port a route uses when it names none itself.
+std::optional<Problem> default_port(const ContainerFacts& c, uint16_t labelled, uint16_t& out,
+                                    std::string_view port_label) {
+  if (labelled) {
+    out = labelled;
+    return std::nullopt;
+  }
+  if (c.exposed_ports.size() == 1 && c.network_mode != "host") {
+    out = c.exposed_ports.front();
+    return std::nullopt;
+  }
+  std::string why;
+  if (c.network_mode == "host") why = "host-network containers expose no ports to Docker";
+  else if (c.exposed_ports.empty()) why = "the container exposes no port";
+  else why = "the container exposes " + std::to_string(c.exposed_ports.size()) + " ports";
+  return Problem{std::string(port_label), std::string(port_label) + " is required: " + why};
+}
+
+ContainerSpec reject(const Problem& p, std::string origin) {
+  ContainerSpec spec;
+  spec.kind = ContainerSpec::Kind::kRejected;
+  spec.origin = std::move(origin);
+  spec.label = p.label;
+  spec.reason = p.reason;
+  return spec;
+}
+
+// ---- berth.* labels ----
+
+struct BerthLabels {
+  std::optional<bool> enable;
+  std::vector<std::string> hosts;
+  bool has_host = false, has_path = false;
+  std::string path = "/";
+  uint16_t port = 0;
+  std::string service;
+  uint32_t weight = 1;
+  int32_t priority = 0;
+  std::string network;
+  struct Named {
+    std::vector<std::string> hosts;
+    bool has_host = false, has_path = false;
+    std::string path = "/";
+    uint16_t port = 0;
+    std::string service;
+    int32_t priority = 0;
+  };
+  std::map<std::string, Named> routes;
+  bool any = false;
+};
+
+std::optional<Problem> read_berth_labels(const ContainerFacts& c, BerthLabels& out) {
+  for (const auto& [label, value] : c.labels) {
+    if (label.compare(0, kPrefix.size(), kPrefix) != 0) continue;
+    out.any = true;
+    std::string_view key = std::string_view(label).substr(kPrefix.size());
+    std::optional<Problem> problem;
+    if (key == "enable") {
+      bool flag = false;
+      problem = parse_bool(label, value, flag);
+      out.enable = flag;
+    } else if (key == "host") {
+      out.has_host = true;
+      problem = parse_hosts(label, value, out.hosts);
+    } else if (key == "path") {
+      out.has_path = true;
+      problem = parse_path(label, value, out.path);
+    } else if (key == "port") {
+      problem = parse_port(label, value, out.port);
+    } else if (key == "service") {
+      problem = parse_service(label, value, out.service);
+    } else if (key == "weight") {
+      auto weight = parse_int<uint32_t>(value, 1, 1000);
+      if (!weight) problem = Problem{label, quoted(label, value) + " is not a weight (1-1000)"};
+      else out.weight = *weight;
+    } else if (key == "priority") {
+      problem = parse_priority(label, value, out.priority);
+    } else if (key == "network") {
+      std::string_view network = trim(value);
+      if (network.empty()) problem = Problem{label, quoted(label, value) + " names no network"};
+      out.network = std::string(network);
+    } else if (label.compare(0, kRoutesPrefix.size(), kRoutesPrefix) == 0) {
+      std::string_view rest = std::string_view(label).substr(kRoutesPrefix.size());
+      size_t dot = rest.rfind('.');
+      std::string_view name = dot == std::string_view::npos ? std::string_view() : rest.substr(0, dot);
+      std::string_view field = dot == std::string_view::npos ? rest : rest.substr(dot + 1);
+      if (!valid_route_name(name)) {
+        problem = Problem{label, "label " + label + ": expected berth.routes.NAME.host|path|port|service|priority "
+                                 "with NAME made of letters, digits, '-' and '_'"};
+      } else {
+        BerthLabels::Named& named = out.routes[std::string(name)];
+        if (field == "host") {
+          named.has_host = true;
+          problem = parse_hosts(label, value, named.hosts);
+        } else if (field == "path") {
+          named.has_path = true;
+          problem = parse_path(label, value, named.path);
+        } else if (field == "port") {
+          problem = parse_port(label, value, named.port);
+        } else if (field == "service") {
+          problem = parse_service(label, value, named.service);
+        } else if (field == "priority") {
+          problem = parse_priority(label, value, named.priority);
+        } else {
+          problem = Problem{label, "unknown label " + label + " (expected berth.routes." + std::string(name) +
+                                   ".host, .path, .port, .service or .priority)"};
+        }
+      }
+    } else {
+      problem = Problem{label, "unknown label " + label +
+                               " (known: berth.enable, .host, .path, .port, .service, .weight, .priority, "
+                               ".network, .routes.NAME.*)"};
+    }
+    if (problem) return problem;
+  }
+  return std::nullopt;
+}
+
+// ---- Traefik compatibility ----
+
+// Host(`a`, `b`) && PathPrefix(`/p`) -> hosts + path. Empty reason on success.
+std::string parse_traefik_rule(std::string_view rule, std::vector<std::string>& hosts, std::string& path,
+                               bool& has_path) {
+  std::string_view rest = trim(rule);
+  if (rest.empty()) return "the rule is empty";
+  if (rest.find("||") != std::string_view::npos || rest.find('!') != std::string_view::npos)
+    return "unsupported rule term: only Host(`...`) and PathPrefix(`...`) joined by && are supported";
+  while (true) {
+    size_t amp = rest.find("&&");
+    std::string_view term = trim(rest.substr(0, amp));
+    size_t open = term.find('(');
+    if (open == std::string_view::npos || term.back() != ')')
+      return "unsupported rule term '" + std::string(term) + "' (supported: Host(`...`), PathPrefix(`...`) joined by &&)";
+    std::string_view fn = trim(term.substr(0, open));
+    std::string_view args = term.substr(open + 1, term.size() - open - 2);
+    std::vector<std::string> values;
+    while (true) {
+      size_t comma = args.find(',');
+      std::string_view arg = trim(args.substr(0, comma));
+      if (arg.size() < 2 || (arg.front() != '`' && arg.front() != '"') || arg.back() != arg.front() ||
+          arg.substr(1, arg.size() - 2).find(arg.front()) != std::string_view::npos)
+        return "rule argument " + std::string(arg) + " is not quoted with backticks";
+      values.emplace_back(arg.substr(1, arg.size() - 2));
+      if (comma == std::string_view::npos) break;
+      args.remove_prefix(comma + 1);
+    }
+    if (fn == "Host") {
+      for (const std::string& host : values) {
+        auto pattern = config::normalize_host_pattern(host);
+        if (!pattern) return "'" + host + "' is not a valid host name";
+        if (std::find(hosts.begin(), hosts.end(), *pattern) == hosts.end()) hosts.push_back(*pattern);
+      }
+    } else if (fn == "PathPrefix") {
+      if (values.size() != 1 || has_path) return "only one PathPrefix per rule is supported";
+      if (values[0].empty() || values[0].front() != '/') return "PathPrefix must start with '/'";
+      path = values[0];
+      has_path = true;
+    } else {
+      return "unsupported rule function " + std::string(fn) + " (supported: Host, PathPrefix)";
+    }
+    if (amp == std::string_view::npos) break;
+    rest.remove_prefix(amp + 2);
+  }
+  return {};
+}
+
+bool has_traefik_routers(const ContainerFacts& c) {
+  for (const auto& [label, value] : c.labels)
+    if (label.compare(0, kTraefikRouters.size(), kTraefikRouters) == 0) return true;
+  return false;
+}
+
+ContainerSpec traefik_spec(const ContainerFacts& c, const BerthLabels& berth, const std::string& service) {
+  struct Router {
+    std::string rule_label, rule, service;
+    int32_t priority = 0;
+  };
+  std::map<std::string, Router> routers;
+  std::map<std::string, uint16_t> service_ports;
+  for (const auto& [label, value] : c.labels) {
+    std::string_view key = label;
+    if (key.compare(0, kTraefikRouters.size(), kTraefikRouters) == 0) {
+      std::string_view rest = key.substr(kTraefikRouters.size());
+      size_t dot = rest.find('.');
+      if (dot == std::string_view::npos) continue;
+      Router& router = routers[std::string(rest.substr(0, dot))];
+      std::string_view field = rest.substr(dot + 1);
+      if (field == "rule") {
+        router.rule_label = label;
+        router.rule = value;
+      } else if (field == "service") {
+        router.service = std::string(trim(value));
+      } else if (field == "priority") {
+        if (auto p = parse_priority(label, value, router.priority)) return reject(*p, "traefik");
+      }
+    } else if (key.compare(0, kTraefikServices.size(), kTraefikServices) == 0) {
+      std::string_view rest = key.substr(kTraefikServices.size());
+      size_t dot = rest.find('.');
+      if (dot == std::string_view::npos) continue;
+      std::string name(rest.substr(0, dot));
+      if (rest.substr(dot + 1) == "loadbalancer.server.port") {
+        uint16_t port = 0;
+        if (auto p = parse_port(label, value, port)) return reject(*p, "traefik");
+        service_ports[name] = port;
+      }
+    }
+  }
+  ContainerSpec spec;
+  spec.kind = ContainerSpec::Kind::kRouted;
+  spec.origin = "traefik";
+  spec.weight = berth.weight;
+  spec.network = berth.network;
+  for (const auto& [name, router] : routers) {
+    std::string rule_label = std::string(kTraefikRouters) + name + ".rule";
+    if (router.rule_label.empty()) return reject({rule_label, "label " + rule_label + " is missing"}, "traefik");
+    RouteSpec route;
+    route.name = name;
+    route.priority = router.priority;
+    bool has_path = false;
+    std::string why = parse_traefik_rule(router.rule, route.hosts, route.path, has_path);
+    if (!why.empty()) return reject({rule_label, quoted(rule_label, router.rule) + ": " + why}, "traefik");
+    std::string traefik_service = router.service;
+    if (traefik_service.empty() && service_ports.size() == 1) traefik_service = service_ports.begin()->first;
+    if (size_t at = traefik_service.find('@'); at != std::string::npos) traefik_service.resize(at);
+    route.service = traefik_service.empty() ? service : traefik_service;
+    if (!valid_service_name(route.service)) {
+      return reject({std::string(kTraefikRouters) + name + ".service",
+                     "traefik service name '" + route.service + "' is not a valid service name"}, "traefik");
+    }
+    auto port = service_ports.find(traefik_service);
+    uint16_t labelled = port != service_ports.end() ? port->second : berth.port;
+    std::string port_label = std::string(kTraefikServices) + (traefik_service.empty() ? std::string("S") : traefik_service) +
+                             ".loadbalancer.server.port";
+    if (auto p = default_port(c, labelled, route.port, port_label)) return reject(*p, "traefik");
+    spec.routes.push_back(std::move(route));
+  }
+  return spec;
+}
+
+// ---- nginx-proxy compatibility ----
+
+ContainerSpec nginx_spec(const ContainerFacts& c, const BerthLabels& berth, const std::string& service) {
+  ContainerSpec spec;
+  spec.kind = ContainerSpec::Kind::kRouted;
+  spec.origin = "nginx-proxy";
+  spec.weight = berth.weight;
+  spec.network = berth.network;
+  RouteSpec route;
+  route.service = service;
+  route.priority = berth.priority;
+  std::string hosts = c.env_value("VIRTUAL_HOST");
+  // nginx-proxy also accepts spaces between host names.
+  std::replace(hosts.begin(), hosts.end(), ' ', ',');
+  std::string compact;
+  for (size_t i = 0; i < hosts.size(); ++i)
+    if (!(hosts[i] == ',' && (compact.empty() || compact.back() == ','))) compact += hosts[i];
+  while (!compact.empty() && compact.back() == ',') compact.pop_back();
+  if (auto p = parse_hosts("VIRTUAL_HOST", compact, route.hosts)) return reject(*p, "nginx-proxy");
+  std::string path = c.env_value("VIRTUAL_PATH");
+  if (!path.empty()) {
+    if (auto p = parse_path("VIRTUAL_PATH", path, route.path)) return reject(*p, "nginx-proxy");
+  }
+  uint16_t labelled = berth.port;
+  std::string port_text = c.env_value("VIRTUAL_PORT");
+  if (!port_text.empty()) {
+    if (auto p = parse_port("VIRTUAL_PORT", port_text, labelled)) return reject(*p, "nginx-proxy");
+  }
+  if (auto p = default_port(c, labelled, route.port, "VIRTUAL_PORT")) return reject(*p, "nginx-proxy");
+  spec.routes.push_back(std::move(route));
+  return spec;
+}
+
+}  // namespace
+
+std::string default_service_name(const ContainerFacts& c) {
+  auto project = c.labels.find("com.docker.compose.project");
+  auto service = c.labels.find("com.docker.compose.service");
+  if (project != c.labels.end() && service != c.labels.end() && !project->second.empty() &&
+      !service->second.empty()) {
+    std::string name = project->second + "-" + service->second;
+    if (valid_service_name(name)) return name;
+  }
+  std::string name = c.name;
+  for (char& ch : name)
+    if (!is_name_char(ch)) ch = '_';
+  return name.empty() ? c.id.substr(0, 12) : name;
+}
+
+ContainerSpec parse_container_labels(const ContainerFacts& c, const LabelOptions& options) {
+  BerthLabels berth;
+  if (auto problem = read_berth_labels(c, berth)) return reject(*problem, "berth");
+  if (berth.enable && !*berth.enable) return {};
+
+  const bool traefik_routers = options.traefik && has_traefik_routers(c);
+  auto traefik_enable = c.labels.find("traefik.enable");
+  const bool traefik_disabled = traefik_enable != c.labels.end() && trim(traefik_enable->second) == "false";
+  const bool nginx_host = options.nginx_proxy && !c.env_value("VIRTUAL_HOST").empty();
+  const bool berth_routes = berth.has_host || berth.has_path || !berth.routes.empty();
+
+  const bool enabled = (berth.enable && *berth.enable) || options.exposed_by_default ||
+                       (traefik_routers && !traefik_disabled) || nginx_host;
+  if (!enabled) return {};
+
+  const std::string service = berth.service.empty() ? default_service_name(c) : berth.service;
+
+  if (!berth_routes) {
+    if (traefik_routers && !traefik_disabled) return traefik_spec(c, berth, service);
+    if (nginx_host) return nginx_spec(c, berth, service);
+    if (berth.any) {
+      return reject({"berth.host", "no route declared: set berth.host and/or berth.path "
+                                   "(or berth.routes.NAME.host / .path)"}, "berth");
+    }
+    return {};  // exposed by default, but nothing says how to route it
+  }
+
+  ContainerSpec spec;
+  spec.kind = ContainerSpec::Kind::kRouted;
+  spec.origin = "berth";
+  spec.weight = berth.weight;
+  spec.network = berth.network;
+  if (berth.has_host || berth.has_path) {
+    RouteSpec route;
+    route.hosts = berth.hosts;
+    route.path = berth.path;
+    route.service = service;
+    route.priority = berth.priority;
+    if (auto p = default_port(c, berth.port, route.port, "berth.port")) return reject(*p, "berth");
+    spec.routes.push_back(std::move(route));
+  }
+  for (const auto& [name, named] : berth.routes) {
+    std::string base = std::string(kRoutesPrefix) + name;
+    if (!named.has_host && !named.has_path) {
+      return reject({base + ".host", "route " + base + " has neither " + base + ".host nor " + base + ".path"},
+                    "berth");
+    }
+    RouteSpec route;
+    route.name = name;
+    route.hosts = named.hosts;
+    route.path = named.path;
+    route.priority = named.priority ? named.priority : berth.priority;
+    route.service = named.service.empty() ? service + "-" + name : named.service;
+    uint16_t labelled = named.port ? named.port : berth.port;
+    if (auto p = default_port(c, labelled, route.port, base + ".port")) return reject(*p, "berth");
+    spec.routes.push_back(std::move(route));
+  }
+  return spec;
+}
+
+}  // namespace berth::discovery

@@ -1,0 +1,47 @@
+// Container labels (and, in compatibility modes, nginx-proxy environment variables or Traefik
+// labels) -> what the container asks to be routed. Pure: a ContainerFacts in, a ContainerSpec
+// out. The label reference is discovery/README.labels.md.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "discovery/container_facts.h"
+
+namespace berth::discovery {
+
+struct LabelOptions {
+  bool exposed_by_default = false;
+  bool nginx_proxy = false;  // VIRTUAL_HOST / VIRTUAL_PORT / VIRTUAL_PATH
+  bool traefik = false;      // traefik.http.routers.* / traefik.http.services.*
+};
+
+struct RouteSpec {
+  std::string name;                // "" = the container's main route; else berth.routes.NAME / router name
+  std::vector<std::string> hosts;  // normalised patterns; empty = any host
+  std::string path = "/";
+  uint16_t port = 0;
+  std::string service;
+  int32_t priority = 0;
+};
+
+struct ContainerSpec {
+  enum class Kind { kIgnored, kRouted, kRejected };
+  Kind kind = Kind::kIgnored;
+  std::string origin;              // "berth", "traefik", "nginx-proxy"
+  std::vector<RouteSpec> routes;   // kRouted: at least one
+  uint32_t weight = 1;
+  std::string network;             // berth.network ("" = use the configured choice)
+  std::string label;               // kRejected: the offending label (or env variable)
+  std::string reason;              // kRejected: a sentence naming the label
+};
+
+ContainerSpec parse_container_labels(const ContainerFacts& container, const LabelOptions& options);
+
+// The service a container's instances are grouped under when berth.service is not set:
+// "<compose project>-<compose service>" for compose containers, else the container name.
+std::string default_service_name(const ContainerFacts& container);
+
+}  // namespace berth::discovery

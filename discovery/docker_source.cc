@@ -1,0 +1,489 @@
+#include "discovery/docker_source.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+
+#include "discovery/self_container.h"
+#include "proxy/log.h"
+
+namespace berth::discovery {
+
+namespace {
+
+using namespace std::chrono_literals;
+constexpr auto kRequestTimeout = 30s;
+constexpr auto kPingInterval = 10s;
+constexpr auto kPingTimeout = 5s;
+constexpr size_t kMaxInspectsInFlight = 16;
+constexpr size_t kRecentEvents = 4096;
+constexpr const char* kContainerFilter = "%7B%22type%22%3A%5B%22container%22%5D%7D";  // {"type":["container"]}
+
+int64_t now_realtime_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string now_text() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// "Fri, 27 Nov 2026 16:41:43 GMT" -> ns since the epoch; 0 when unparsable.
+int64_t parse_http_date(const std::string& text) {
+  std::tm tm{};
+  const char* end = strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S", &tm);
+  if (!end) return 0;
+  return static_cast<int64_t>(timegm(&tm)) * 1'000'000'000;
+}
+
+// "1.41" -> 141; -1 when unparsable.
+int api_number(const std::string& version) {
+  int major = 0, minor = 0;
+  if (std::sscanf(version.c_str(), "%d.%d", &major, &minor) != 2) return -1;
+  return major * 100 + minor;
+}
+
+bool starts_with(const std::string& s, std::string_view prefix) { return s.compare(0, prefix.size(), prefix) == 0; }
+
+BuilderOptions options_from(const config::Docker& cfg) {
+  BuilderOptions o;
+  o.labels.exposed_by_default = cfg.exposed_by_default;
+  o.labels.nginx_proxy = cfg.compat.nginx_proxy;
+  o.labels.traefik = cfg.compat.traefik;
+  o.host_address = cfg.host_address;
+  o.network = cfg.network;
+  o.prefer_ipv6 = cfg.prefer_ipv6;
+  o.use_published_ports = cfg.use_published_ports;
+  return o;
+}
+
+}  // namespace
+
+DockerSource::DockerSource(const config::Docker& cfg)
+    : cfg_(cfg), options_(options_from(cfg)), grace_(cfg.empty_route_grace) {
+  std::string error;
+  endpoint_ = parse_docker_endpoint(cfg_.endpoint, &error);
+  if (!endpoint_) {
+    setup_error_ = error;
+    return;
+  }
+  bool tls = !cfg_.tls.ca.empty() || !cfg_.tls.cert.empty();
+  if (tls && endpoint_->kind == DockerEndpoint::Kind::kTcp) {
+    tls_ = TlsContext::create(cfg_.tls, &error);
+    if (!tls_) setup_error_ = error;
+  }
+}
+
+DockerSource::~DockerSource() { client_.reset(); }
+
+void DockerSource::start(uv_loop_t* loop, UpdateFn on_update) {
+  loop_ = loop;
+  on_update_ = std::move(on_update);
+  if (!setup_error_.empty()) {
+    stale_ = "docker discovery cannot start: " + setup_error_;
+    log::error("docker_setup_failed").kv("reason", setup_error_);
+    phase_ = Phase::kStopped;
+    return;
+  }
+  client_ = std::make_unique<DockerClient>(loop_, *endpoint_, tls_);
+  own_id_guess_ = guess_own_container_id();
+  stale_ = "not yet in sync with the docker engine at " + endpoint_->to_string();
+  connect();
+}
+
+void DockerSource::stop(std::function<void()> done) {
+  phase_ = Phase::kStopped;
+  client_.reset();
+  retry_timer_.close();
+  grace_timer_.close();
+  ping_timer_.close();
+  if (done) done();
+}
+
+std::string DockerSource::stale_reason() const { return stale_; }
+
+// ---- sync ----
+
+void DockerSource::connect() {
+  if (phase_ == Phase::kStopped) return;
+  phase_ = Phase::kConnecting;
+  client_->get("/version", kRequestTimeout, [this](HttpResult r) { on_version(r); });
+}
+
+void DockerSource::on_version(const HttpResult& r) {
+  if (!r.ok()) {
+    lost("GET /version: " + r.describe());
+    return;
+  }
+  nlohmann::json j = nlohmann::json::parse(r.body, nullptr, false);
+  std::string api = j.is_object() && j.value("ApiVersion", nlohmann::json()).is_string() ? j["ApiVersion"].get<std::string>() : "";
+  std::string version = j.is_object() && j.value("Version", nlohmann::json()).is_string() ? j["Version"].get<std::string>() : "?";
+  int number = api_number(api);
+  if (number < 0) {
+    lost("GET /version: no ApiVersion in the answer");
+    return;
+  }
+  if (number < 125) {
+    lost("engine API " + api + " is too old (Berth needs 1.25 or newer)");
+    return;
+  }
+  api_prefix_ = number >= 141 ? "/v1.41" : "/v" + api;
+  if (last_event_ns_ == 0 && first_since_ns_ == 0) {
+    // A daemon-clock time just before subscribing: the host clock for a local socket, the
+    // engine's Date header for a remote one; a second early, since replays are de-duplicated.
+    int64_t t = now_realtime_ns();
+    if (endpoint_->kind == DockerEndpoint::Kind::kTcp) {
+      int64_t engine = parse_http_date(r.head.header("date"));
+      if (engine > 0) t = engine;
+    }
+    first_since_ns_ = t - 1'000'000'000;
+  }
+  log::info("docker_connected")
+      .kv("endpoint", endpoint_->to_string())
+      .kv("engine_version", version)
+      .kv("engine_api", api)
+      .kv("using_api", api_prefix_.substr(2));
+  if (!own_id_guess_.empty() && !own_networks_known_) find_own_networks();
+  else subscribe();
+}
+
+void DockerSource::find_own_networks() {
+  client_->get(path("/containers/" + own_id_guess_ + "/json"), kRequestTimeout, [this](HttpResult r) {
+    if (r.status == 404) {
+      own_networks_known_ = true;  // not a container of this engine
+    } else if (r.ok()) {
+      nlohmann::json j = nlohmann::json::parse(r.body, nullptr, false);
+      if (auto facts = parse_inspect(j, nullptr)) {
+        options_.own_networks.clear();
+        for (const auto& n : facts->networks) options_.own_networks.push_back(n.name);
+        own_networks_known_ = true;
+        std::string names;
+        for (const auto& n : options_.own_networks) names += (names.empty() ? "" : ",") + n;
+        log::info("docker_own_container").kv("container", facts->display()).kv("networks", names);
+      }
+    }
+    subscribe();
+  });
+}
+
+void DockerSource::subscribe() {
+  if (phase_ == Phase::kStopped) return;
+  phase_ = Phase::kSubscribing;
+  splitter_.reset();
+  buffered_.clear();
+  int64_t since = last_event_ns_ ? last_event_ns_ : first_since_ns_;
+  std::string target = path("/events?since=" + format_since(since) + "&filters=" + kContainerFilter);
+  DockerClient::StreamCallbacks callbacks;
+  callbacks.on_head = [this](const ResponseHead& head) {
+    if (head.status != 200) {
+      lost("GET /events: HTTP " + std::to_string(head.status));
+      return;
+    }
+    list();  // subscribed: now list, the events that arrive meanwhile are buffered
+  };
+  callbacks.on_data = [this](std::string_view bytes) { on_stream_data(bytes); };
+  callbacks.on_end = [this](const std::string& why) { lost("event stream: " + why); };
+  client_->stream(target, kRequestTimeout, std::move(callbacks));
+}
+
+void DockerSource::on_stream_data(std::string_view bytes) {
+  bool ok = splitter_.feed(bytes, [this](std::string_view line) {
+    if (phase_ == Phase::kWaiting || phase_ == Phase::kStopped) return;
+    std::string error;
+    auto event = parse_event(line, &error);
+    if (!event) {
+      log::warn("docker_event_unreadable").kv("reason", error).kv("bytes", static_cast<uint64_t>(line.size()));
+      return;
+    }
+    if (phase_ == Phase::kSynced) handle_event(*event);
+    else buffered_.push_back(std::move(*event));
+  });
+  if (!ok) {
+    lost("an event larger than 16 MiB");
+    return;
+  }
+  if (phase_ == Phase::kSynced) rebuild();
+}
+
+void DockerSource::list() {
+  phase_ = Phase::kListing;
+  client_->get(path("/containers/json"), kRequestTimeout, [this](HttpResult r) { on_list(r); });
+}
+
+void DockerSource::on_list(const HttpResult& r) {
+  if (!r.ok()) {
+    lost("GET /containers/json: " + r.describe());
+    return;
+  }
+  nlohmann::json j = nlohmann::json::parse(r.body, nullptr, false);
+  if (!j.is_array()) {
+    lost("GET /containers/json: not a JSON array");
+    return;
+  }
+  std::set<std::string> listed;
+  std::vector<std::string> wanted;
+  for (const auto& entry : j) {
+    if (!entry.is_object() || !entry.contains("Id") || !entry["Id"].is_string()) continue;
+    std::string id = entry["Id"].get<std::string>();
+    listed.insert(id);
+    std::map<std::string, std::string> labels;
+    auto l = entry.find("Labels");
+    if (l != entry.end() && l->is_object()) {
+      for (auto it = l->begin(); it != l->end(); ++it)
+        if (it->is_string()) labels.emplace(it.key(), it->get<std::string>());
+    }
+    if (matters(labels) || cache_.count(id)) wanted.push_back(id);
+  }
+  // Whatever is gone from the list died while we were not looking (no event for that).
+  for (auto it = cache_.begin(); it != cache_.end();) {
+    if (listed.count(it->first)) ++it;
+    else it = cache_.erase(it);
+  }
+  sync_waiting_ = std::set<std::string>(wanted.begin(), wanted.end());
+  for (const std::string& id : wanted) inspect(id);
+  if (sync_waiting_.empty()) finish_sync();
+}
+
+void DockerSource::finish_sync() {
+  phase_ = Phase::kSynced;
+  std::vector<DockerEvent> buffered = std::move(buffered_);
+  buffered_.clear();
+  for (const DockerEvent& e : buffered) handle_event(e);
+  bool was_stale_after_sync = published_.has_value() && !stale_.empty();
+  stale_.clear();
+  unreachable_since_.clear();
+  backoff_ = 200ms;
+  log::info(was_stale_after_sync ? "docker_resynced" : "docker_synced")
+      .kv("endpoint", endpoint_->to_string())
+      .kv("containers", static_cast<uint64_t>(cache_.size()))
+      .kv("replayed_events", static_cast<uint64_t>(buffered.size()));
+  rebuild();
+  const auto ping_ms = static_cast<uint64_t>(std::chrono::milliseconds(kPingInterval).count());
+  ping_timer_.start(loop_, ping_ms, [this] { ping(); }, ping_ms);
+}
+
+void DockerSource::lost(const std::string& why) {
+  if (phase_ == Phase::kStopped) return;
+  client_->cancel_all();
+  in_flight_.clear();
+  queued_.clear();
+  inspect_queue_.clear();
+  sync_waiting_.clear();
+  buffered_.clear();
+  pending_kills_.clear();
+  splitter_.reset();
+  ping_timer_.stop();
+  phase_ = Phase::kWaiting;
+  if (unreachable_since_.empty()) unreachable_since_ = now_text();
+  stale_ = "docker engine " + endpoint_->to_string() + " unreachable since " + unreachable_since_ + " (" + why +
+           ")" + (published_ ? "; serving the last good routes" : "");
+  log::warn("docker_disconnected")
+      .kv("endpoint", endpoint_->to_string())
+      .kv("reason", why)
+      .kv("retry_in_ms", static_cast<int64_t>(backoff_.count()))
+      .kv("serving", published_ ? "last good routes" : "no docker routes yet");
+  retry_timer_.start(loop_, static_cast<uint64_t>(backoff_.count()), [this] { connect(); });
+  backoff_ = std::min(backoff_ * 2, std::chrono::duration_cast<std::chrono::milliseconds>(cfg_.reconnect_max));
+}
+
+void DockerSource::ping() {
+  if (phase_ != Phase::kSynced) return;
+  client_->get("/_ping", kPingTimeout, [this](HttpResult r) {
+    if (!r.ok() && phase_ == Phase::kSynced) lost("GET /_ping: " + r.describe());
+  });
+}
+
+// ---- events and inspects ----
+
+bool DockerSource::matters(const std::map<std::string, std::string>& labels) const {
+  if (cfg_.exposed_by_default || cfg_.compat.nginx_proxy) return true;
+  for (const auto& [key, value] : labels) {
+    if (starts_with(key, "berth.")) return true;
+    if (cfg_.compat.traefik && starts_with(key, "traefik.")) return true;
+  }
+  return false;
+}
+
+bool DockerSource::duplicate(const DockerEvent& e) {
+  std::string key = e.key();
+  if (!recent_set_.insert(key).second) return true;
+  recent_keys_.push_back(std::move(key));
+  if (recent_keys_.size() > kRecentEvents) {
+    recent_set_.erase(recent_keys_.front());
+    recent_keys_.pop_front();
+  }
+  return false;
+}
+
+void DockerSource::handle_event(const DockerEvent& e) {
+  if (e.type != "container" || duplicate(e)) return;
+  last_event_ns_ = std::max(last_event_ns_, e.time_nano);
+  const std::string& action = e.action;
+  const std::string& id = e.id;
+  auto flight = in_flight_.find(id);
+  const bool tracked = cache_.count(id) || flight != in_flight_.end() || queued_.count(id);
+  if (!tracked && !matters(e.attributes)) return;
+  if (starts_with(action, "exec_") || action == "create" || action == "top" || action == "attach" ||
+      action == "resize" || action == "archive-path" || action == "extract-to-dir" || action == "export" ||
+      action == "commit" || action == "copy" || action == "detach")
+    return;
+  if (flight != in_flight_.end()) flight->second = true;  // its answer may predate this event
+  auto it = cache_.find(id);
+  ContainerFacts* c = it == cache_.end() ? nullptr : &it->second;
+  // An event from before the container's current run (a replay) changes nothing.
+  const bool stale_event = c && c->started_at_ns && e.time_nano && e.time_nano < c->started_at_ns;
+
+  if (action == "start") {
+    if (c) {
+      c->running = true;
+      c->paused = false;
+      c->draining = false;
+      c->health = c->has_healthcheck ? "starting" : "";
+    }
+    pending_kills_.erase(id);
+    inspect(id);
+  } else if (action == "restart" || action == "rename" || action == "update") {
+    inspect(id);
+  } else if (action == "kill") {
+    auto signal = parse_signal(e.attribute("signal"));
+    if (c && !stale_event) {
+      if (signal && (*signal == c->stop_signal || *signal == 9)) {
+        if (!c->draining)
+          log::info("docker_instance_draining").kv("container", c->display()).kv("signal", static_cast<int64_t>(*signal));
+        c->draining = true;
+      }
+    } else if (!c && signal) {
+      pending_kills_[id] = Kill{e.time_nano, *signal};
+    }
+  } else if (action == "die" || action == "stop" || action == "destroy" || action == "oom") {
+    if (!stale_event && action != "oom") {
+      cache_.erase(id);
+      pending_kills_.erase(id);
+    }
+  } else if (action == "pause") {
+    if (c && !stale_event) c->paused = true;
+  } else if (action == "unpause") {
+    if (c) {
+      c->paused = false;
+      if (c->has_healthcheck) c->health = "unhealthy";  // until the next check passes
+    }
+  } else if (action == "health_status") {
+    if (c && !stale_event) c->health = e.detail;
+  }
+}
+
+void DockerSource::inspect(const std::string& id) {
+  auto flight = in_flight_.find(id);
+  if (flight != in_flight_.end()) {
+    flight->second = true;
+    return;
+  }
+  if (!queued_.insert(id).second) return;
+  inspect_queue_.push_back(id);
+  pump_inspects();
+}
+
+void DockerSource::pump_inspects() {
+  while (in_flight_.size() < kMaxInspectsInFlight && !inspect_queue_.empty()) {
+    std::string id = std::move(inspect_queue_.front());
+    inspect_queue_.pop_front();
+    queued_.erase(id);
+    in_flight_[id] = false;
+    client_->get(path("/containers/" + id + "/json"), kRequestTimeout,
+                 [this, id](HttpResult r) { on_inspect(id, r); });
+  }
+}
+
+void DockerSource::on_inspect(const std::string& id, const HttpResult& r) {
+  auto flight = in_flight_.find(id);
+  bool dirty = flight != in_flight_.end() && flight->second;
+  if (flight != in_flight_.end()) in_flight_.erase(flight);
+  if (r.status == 404) {
+    cache_.erase(id);
+    pending_kills_.erase(id);
+    sync_waiting_.erase(id);
+  } else if (!r.ok()) {
+    lost("inspect " + id.substr(0, 12) + ": " + r.describe());
+    return;
+  } else if (dirty) {
+    inspect(id);  // events arrived while it was answered: ask again, apply that answer
+  } else {
+    nlohmann::json j = nlohmann::json::parse(r.body, nullptr, false);
+    std::string error;
+    if (auto facts = parse_inspect(j, &error)) store(std::move(*facts));
+    else log::warn("docker_inspect_unreadable").kv("container", id.substr(0, 12)).kv("reason", error);
+    sync_waiting_.erase(id);
+  }
+  pump_inspects();
+  if (phase_ == Phase::kListing && sync_waiting_.empty()) finish_sync();
+  else if (phase_ == Phase::kSynced) rebuild();
+}
+
+void DockerSource::store(ContainerFacts facts) {
+  std::string id = facts.id;
+  auto kill = pending_kills_.find(id);
+  if (kill != pending_kills_.end()) {
+    if (kill->second.time_nano >= facts.started_at_ns &&
+        (kill->second.signal == facts.stop_signal || kill->second.signal == 9))
+      facts.draining = true;
+    pending_kills_.erase(kill);
+  }
+  if (!facts.running) {
+    cache_.erase(id);
+    return;
+  }
+  auto it = cache_.find(id);
+  if (it != cache_.end() && it->second.draining && it->second.started_at_ns == facts.started_at_ns)
+    facts.draining = true;
+  cache_[id] = std::move(facts);
+}
+
+// ---- publication ----
+
+void DockerSource::rebuild() {
+  if (phase_ != Phase::kSynced) return;
+  DiscoveredSet live = build_discovered_set(cache_, options_);
+  log_rejections(live);
+  DiscoveredSet out = grace_.apply(live, EmptyRouteGrace::Clock::now());
+  arm_grace_timer();
+  if (published_ && same_set(*published_, out)) return;
+  published_ = out;
+  size_t endpoints = 0;
+  for (const auto& s : out.services) endpoints += s.endpoints.size();
+  log::debug("docker_set_changed")
+      .kv("routes", static_cast<uint64_t>(out.routes.size()))
+      .kv("instances", static_cast<uint64_t>(endpoints))
+      .kv("rejected", static_cast<uint64_t>(out.rejected.size()))
+      .kv("in_grace", static_cast<uint64_t>(grace_.in_grace()));
+  on_update_(out);
+}
+
+void DockerSource::log_rejections(const DiscoveredSet& set) {
+  std::map<std::string, std::string> now(set.rejected.begin(), set.rejected.end());
+  for (const auto& [container, reason] : now) {
+    auto it = logged_rejections_.find(container);
+    if (it != logged_rejections_.end() && it->second == reason) continue;
+    log::warn("docker_container_rejected").kv("container", container).kv("reason", reason);
+  }
+  logged_rejections_ = std::move(now);
+}
+
+void DockerSource::arm_grace_timer() {
+  auto next = grace_.next_expiry();
+  if (!next) {
+    grace_timer_.stop();
+    return;
+  }
+  auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(*next - EmptyRouteGrace::Clock::now());
+  uint64_t ms = wait.count() > 0 ? static_cast<uint64_t>(wait.count()) + 1 : 1;
+  grace_timer_.start(loop_, ms, [this] { rebuild(); });
+}
+
+}  // namespace berth::discovery

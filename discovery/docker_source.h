@@ -1,0 +1,110 @@
+// The Docker discovery source: watches one engine's /events on the control loop and keeps a
+// cache of the containers that matter; the pure builder turns the cache into the route set.
+//
+// Sync (on start and after every reconnect): GET /version (API check) -> subscribe to /events
+// with `since` and wait for its head -> list + inspect -> apply the events buffered meanwhile
+// -> publish. Each later event updates the cache at once (kill/die/pause/health) and inspects
+// only the container it names. While the engine is unreachable the last good set stays
+// published and stale_reason() says why; reconnects back off exponentially up to
+// docker.reconnect_max.
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "config/config.h"
+#include "discovery/docker_client.h"
+#include "discovery/docker_event.h"
+#include "discovery/empty_route_grace.h"
+#include "discovery/label_builder.h"
+#include "discovery/line_splitter.h"
+#include "discovery/source.h"
+#include "discovery/uv_handle.h"
+
+namespace berth::discovery {
+
+class DockerSource final : public Source {
+ public:
+  explicit DockerSource(const config::Docker& cfg);
+  ~DockerSource() override;
+
+  std::string_view name() const override { return "docker"; }
+  void start(uv_loop_t* loop, UpdateFn on_update) override;
+  void stop(std::function<void()> done) override;
+  std::string stale_reason() const override;
+
+ private:
+  enum class Phase { kIdle, kConnecting, kSubscribing, kListing, kSynced, kWaiting, kStopped };
+
+  void connect();
+  void on_version(const HttpResult& r);
+  void find_own_networks();
+  void subscribe();
+  void on_stream_data(std::string_view bytes);
+  void list();
+  void on_list(const HttpResult& r);
+  void finish_sync();
+  void lost(const std::string& why);
+
+  bool matters(const std::map<std::string, std::string>& labels) const;
+  void handle_event(const DockerEvent& e);
+  bool duplicate(const DockerEvent& e);
+  void inspect(const std::string& id);
+  void pump_inspects();
+  void on_inspect(const std::string& id, const HttpResult& r);
+  void store(ContainerFacts facts);
+
+  void rebuild();
+  void log_rejections(const DiscoveredSet& set);
+  void arm_grace_timer();
+  void ping();
+  std::string path(const std::string& rest) const { return api_prefix_ + rest; }
+
+  config::Docker cfg_;
+  BuilderOptions options_;
+  std::optional<DockerEndpoint> endpoint_;
+  std::shared_ptr<TlsContext> tls_;
+  std::string setup_error_;
+  uv_loop_t* loop_ = nullptr;
+  UpdateFn on_update_;
+  std::unique_ptr<DockerClient> client_;
+  Phase phase_ = Phase::kIdle;
+  std::string api_prefix_ = "/v1.41";
+  std::string own_id_guess_;
+  bool own_networks_known_ = false;
+
+  LineSplitter splitter_;
+  std::vector<DockerEvent> buffered_;       // events that arrived during a sync
+  int64_t last_event_ns_ = 0;               // resume point for `since`
+  int64_t first_since_ns_ = 0;
+  std::deque<std::string> recent_keys_;     // replay de-duplication
+  std::unordered_set<std::string> recent_set_;
+
+  ContainerCache cache_;
+  std::deque<std::string> inspect_queue_;
+  std::set<std::string> queued_;
+  std::map<std::string, bool> in_flight_;   // id -> an event arrived since the request (re-inspect)
+  std::set<std::string> sync_waiting_;      // inspects the current sync waits for
+  struct Kill {
+    int64_t time_nano;
+    int signal;
+  };
+  std::map<std::string, Kill> pending_kills_;  // kills seen while the container's inspect was in flight
+
+  Timer retry_timer_, grace_timer_, ping_timer_;
+  std::chrono::milliseconds backoff_{200};
+  EmptyRouteGrace grace_;
+  std::optional<DiscoveredSet> published_;
+  std::map<std::string, std::string> logged_rejections_;
+  std::string stale_;
+  std::string unreachable_since_;
+};
+
+}  // namespace berth::discovery

@@ -1,0 +1,50 @@
+// A source of routes discovered at run time (the Docker engine today; Swarm, etcd later).
+// A Source runs on the control loop, never on a worker loop, and reports the complete set of
+// routes and services it currently wants, each time that set changes. The Server merges it with
+// the static routes from the config file and publishes one snapshot to the workers.
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "proxy/route_table.h"
+
+namespace berth::discovery {
+
+// Everything one source wants routed. routes[i].service indexes `services` (this set's own
+// services, not the merged table's). Endpoint.source / Route.source name where they came from,
+// e.g. "container:3f2a…/name".
+struct DiscoveredSet {
+  std::vector<Route> routes;
+  std::vector<Service> services;
+  // Things the source refused to route, shown in /api/routes: {"container", "reason"} pairs.
+  std::vector<std::pair<std::string, std::string>> rejected;
+};
+
+class Source {
+ public:
+  using UpdateFn = std::function<void(const DiscoveredSet&)>;
+  virtual ~Source() = default;
+  virtual std::string_view name() const = 0;
+  // Starts watching on `loop`; on_update is called on that loop with every new complete set
+  // (identical consecutive sets may be dropped by the source).
+  virtual void start(uv_loop_t* loop, UpdateFn on_update) = 0;
+  // Stops watching and closes every handle; `done` runs once all are closed.
+  virtual void stop(std::function<void()> done) = 0;
+  // Empty when the source is in sync; otherwise why not (e.g. "docker engine unreachable since
+  // ...; serving the last good routes"). Shown by /readyz.
+  virtual std::string stale_reason() const = 0;
+};
+
+}  // namespace berth::discovery
+
+namespace berth::config { struct Config; }
+
+namespace berth::discovery {
+// The sources the configuration asks for (none when no discovery is configured).
+std::vector<std::unique_ptr<Source>> make_sources(const config::Config& cfg);
+}  // namespace berth::discovery

@@ -1,0 +1,81 @@
+// The real-engine test environment: one private dockerd (scripts/dockerd-local.sh) for the
+// whole run, a tiny imported busybox image, helpers to run `docker`, to start labelled
+// host-network test containers on 127.0.0.1 ports, and to read Berth's admin API.
+// If the engine cannot start, the tests FAIL (they never skip).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "harness.h"
+
+namespace dk {
+
+using namespace std::chrono_literals;
+
+struct Engine {
+  std::string dir;   // data/exec roots, socket, pid, log
+  std::string host;  // unix://DIR/docker.sock
+  std::string image = "bb:local";
+  std::string log() const;
+};
+
+// Starts the engine on first use (REQUIRE-fails with the reason when it cannot).
+Engine& engine();
+// kill -9 the engine (its containers keep running) / start it again with the same dirs.
+bool kill_engine();
+bool restart_engine(std::string* error);
+
+struct CmdResult {
+  int status = -1;  // exit code; -1 = could not run / timed out
+  std::string out;  // stdout
+  std::string err;  // stderr
+  bool ok() const { return status == 0; }
+  std::string text() const { return out + err; }
+};
+// Runs `docker args...` against the private engine.
+CmdResult docker(const std::vector<std::string>& args, std::chrono::seconds timeout = 60s);
+// Several `docker` commands at once, at most `parallel` running.
+std::vector<CmdResult> docker_parallel(const std::vector<std::vector<std::string>>& commands, size_t parallel);
+
+// A host-network test container serving /www (index.html = body) on 127.0.0.1:port.
+struct WebOptions {
+  std::vector<std::pair<std::string, std::string>> labels;
+  std::vector<std::string> env;
+  bool healthcheck = false;     // wget of / every second
+  int drain_seconds = -1;       // >= 0: on SIGTERM keep serving this long, then exit 0 (no --init)
+  std::string restart;          // --restart policy
+  std::string extra_script;     // shell run before the server starts
+};
+std::vector<std::string> web_run_args(const std::string& name, uint16_t port, const std::string& body,
+                                      const WebOptions& options);
+// docker run -d ...; returns the container id ("" on failure, with *error).
+std::string run_web(const std::string& name, uint16_t port, const std::string& body, const WebOptions& options,
+                    std::string* error = nullptr);
+void remove_containers(const std::vector<std::string>& names_or_ids);
+
+// Berth with Docker discovery pointed at the private engine. docker_extra: more keys of the
+// docker section in flow style ("compat: {traefik: true}").
+std::string berth_yaml(const std::string& docker_extra = "", const std::string& grace = "2s");
+std::unique_ptr<it::Berth> start_berth(const std::string& docker_extra = "", const std::string& grace = "2s");
+
+nlohmann::json routes(uint16_t admin_port);
+// The endpoints (addresses) of the services behind routes for `host`, "" when no route.
+std::vector<std::string> endpoints_for(const nlohmann::json& routes, const std::string& host,
+                                       const std::string& path = "/");
+bool has_route(const nlohmann::json& routes, const std::string& host, const std::string& path = "/");
+// Polls /api/routes until pred holds (or timeout); returns the last table seen.
+bool wait_routes(uint16_t admin_port, const std::function<bool(const nlohmann::json&)>& pred,
+                 std::chrono::milliseconds timeout, nlohmann::json* last = nullptr);
+
+// A free 127.0.0.1 port never handed out before in this run (it::unused_port can repeat).
+uint16_t fresh_port();
+
+it::Response get(uint16_t port, const std::string& host, const std::string& path = "/");
+
+}  // namespace dk

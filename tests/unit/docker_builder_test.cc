@@ -1,0 +1,268 @@
+// The pure builder (container cache -> DiscoveredSet), address choice, health/drain gating,
+// grouping, conflicts, isolation of bad containers, and the empty-route grace period.
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+#include "discovery/empty_route_grace.h"
+#include "discovery/label_builder.h"
+
+using namespace berth::discovery;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string id_of(char c) { return std::string(64, c); }
+
+ContainerFacts container(char id, const std::string& name, std::map<std::string, std::string> labels) {
+  ContainerFacts c;
+  c.id = id_of(id);
+  c.name = name;
+  c.labels = std::move(labels);
+  c.labels.emplace("berth.enable", "true");
+  c.network_mode = "host";
+  c.running = true;
+  return c;
+}
+
+ContainerCache cache_of(std::vector<ContainerFacts> containers) {
+  ContainerCache cache;
+  for (auto& c : containers) cache[c.id] = std::move(c);
+  return cache;
+}
+
+// "route host/path -> service [endpoints]" lines, for readable comparisons.
+std::vector<std::string> table(const DiscoveredSet& set) {
+  std::vector<std::string> out;
+  for (const auto& r : set.routes) {
+    const auto& s = set.services.at(r.service);
+    std::string eps;
+    for (const auto& e : s.endpoints) eps += (eps.empty() ? "" : " ") + e.key + (e.weight != 1 ? "*" + std::to_string(e.weight) : "");
+    out.push_back((r.host.empty() ? "*" : r.host) + r.path_prefix + " -> " + s.name + " [" + eps + "]");
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("docker builder: host-network containers, one route per host", "[docker][builder]") {
+  auto set = build_discovered_set(
+      cache_of({container('a', "web", {{"berth.host", "a.test,b.test"}, {"berth.port", "18001"}})}), {});
+  CHECK(table(set) == std::vector<std::string>{"a.test/ -> web [127.0.0.1:18001]", "b.test/ -> web [127.0.0.1:18001]"});
+  REQUIRE(set.routes.size() == 2);
+  CHECK(set.routes[0].source == "container:aaaaaaaaaaaa/web");
+  CHECK(set.services[0].endpoints[0].source == "container:aaaaaaaaaaaa/web");
+  CHECK(set.services[0].endpoints[0].addr_len > 0);
+  CHECK(set.rejected.empty());
+}
+
+TEST_CASE("docker builder: instances of one service are balanced together", "[docker][builder]") {
+  auto a = container('a', "shop_web_1", {{"berth.host", "shop.test"}, {"berth.port", "18001"},
+                                         {"com.docker.compose.project", "shop"}, {"com.docker.compose.service", "web"}});
+  auto b = container('b', "shop_web_2", {{"berth.host", "shop.test"}, {"berth.port", "18002"}, {"berth.weight", "3"},
+                                         {"com.docker.compose.project", "shop"}, {"com.docker.compose.service", "web"}});
+  auto set = build_discovered_set(cache_of({b, a}), {});
+  CHECK(table(set) == std::vector<std::string>{"shop.test/ -> shop-web [127.0.0.1:18001 127.0.0.1:18002*3]"});
+  CHECK(set.services.size() == 1);
+}
+
+TEST_CASE("docker builder: health, pause and drain gate the instance, the route needs one", "[docker][builder]") {
+  struct Case {
+    const char* what;
+    bool has_healthcheck;
+    const char* health;
+    bool paused, draining, running;
+    bool routable;
+  };
+  const std::vector<Case> cases = {
+      {"no healthcheck, running", false, "", false, false, true, true},
+      {"healthcheck starting", true, "starting", false, false, true, false},
+      {"healthcheck healthy", true, "healthy", false, false, true, true},
+      {"healthcheck unhealthy", true, "unhealthy", false, false, true, false},
+      {"paused", false, "", true, false, true, false},
+      {"draining (kill with the stop signal)", false, "", false, true, true, false},
+      {"healthy but draining", true, "healthy", false, true, true, false},
+      {"not running", false, "", false, false, false, false},
+  };
+  for (const Case& c : cases) {
+    INFO(c.what);
+    auto gated = container('a', "web", {{"berth.host", "a.test"}, {"berth.port", "18001"}});
+    gated.has_healthcheck = c.has_healthcheck;
+    gated.health = c.health;
+    gated.paused = c.paused;
+    gated.draining = c.draining;
+    gated.running = c.running;
+    auto other = container('b', "web2", {{"berth.host", "a.test"}, {"berth.port", "18002"}, {"berth.service", "web"}});
+    auto alone = build_discovered_set(cache_of({gated}), {});
+    CHECK(alone.routes.empty() == !c.routable);
+    auto both = build_discovered_set(cache_of({gated, other}), {});
+    CHECK(table(both) == std::vector<std::string>{c.routable ? "a.test/ -> web [127.0.0.1:18001 127.0.0.1:18002]"
+                                                             : "a.test/ -> web [127.0.0.1:18002]"});
+  }
+}
+
+TEST_CASE("docker builder: a bad container is rejected, everything else is unaffected", "[docker][builder]") {
+  auto good = container('a', "good", {{"berth.host", "good.test"}, {"berth.port", "18001"}});
+  auto bad = container('b', "bad", {{"berth.host", "bad.test"}, {"berth.port", "abc"}});
+  auto set = build_discovered_set(cache_of({good, bad}), {});
+  CHECK(table(set) == std::vector<std::string>{"good.test/ -> good [127.0.0.1:18001]"});
+  REQUIRE(set.rejected.size() == 1);
+  CHECK(set.rejected[0].first == "bbbbbbbbbbbb/bad");
+  CHECK(set.rejected[0].second == "berth.port=\"abc\" is not a port number (1-65535)");
+}
+
+TEST_CASE("docker builder: the same host and path for two services is refused for the later container",
+          "[docker][builder]") {
+  auto first = container('a', "alpha", {{"berth.host", "x.test"}, {"berth.port", "18001"}});
+  auto second = container('b', "beta", {{"berth.host", "x.test,y.test"}, {"berth.port", "18002"}});
+  auto set = build_discovered_set(cache_of({second, first}), {});
+  CHECK(table(set) == std::vector<std::string>{"x.test/ -> alpha [127.0.0.1:18001]"});
+  REQUIRE(set.rejected.size() == 1);
+  CHECK(set.rejected[0].first == "bbbbbbbbbbbb/beta");
+  CHECK(set.rejected[0].second.find("already served by service 'alpha' of container aaaaaaaaaaaa/alpha") !=
+        std::string::npos);
+}
+
+TEST_CASE("docker builder: several routes per container", "[docker][builder]") {
+  auto c = container('a', "app", {{"berth.routes.web.host", "www.test"}, {"berth.routes.web.port", "18001"},
+                                  {"berth.routes.api.host", "www.test"}, {"berth.routes.api.path", "/api"},
+                                  {"berth.routes.api.port", "18002"}});
+  auto set = build_discovered_set(cache_of({c}), {});
+  CHECK(table(set) == std::vector<std::string>{"www.test/api -> app-api [127.0.0.1:18002]",
+                                               "www.test/ -> app-web [127.0.0.1:18001]"});
+  CHECK(set.routes[0].name == "app-api/api");
+}
+
+TEST_CASE("docker builder: addresses are chosen on purpose, never at random", "[docker][builder][address]") {
+  ContainerFacts c = container('a', "svc", {});
+  c.network_mode = "bridge";
+  c.networks = {{"back", "10.0.1.5", "fd00::5"}, {"front", "10.0.2.5", ""}};
+  c.published[80] = {PortBinding{"0.0.0.0", 18080}};
+  struct Case {
+    const char* what;
+    std::string label_network, config_network;
+    std::vector<std::string> own;
+    bool prefer_ipv6, published;
+    std::string address;  // empty: refused
+    std::string reason_part;
+  };
+  const std::vector<Case> cases = {
+      {"berth.network", "front", "", {}, false, false, "10.0.2.5:80", ""},
+      {"config network", "", "back", {}, false, false, "10.0.1.5:80", ""},
+      {"label wins over config", "front", "back", {}, false, false, "10.0.2.5:80", ""},
+      {"IPv6 preferred", "back", "", {}, true, false, "[fd00::5]:80", ""},
+      {"IPv6 preferred but absent", "front", "", {}, true, false, "10.0.2.5:80", ""},
+      {"the one network shared with Berth", "", "", {"front", "other"}, false, false, "10.0.2.5:80", ""},
+      {"several shared networks: refuse", "", "", {"front", "back"}, false, false, "", "shares several networks"},
+      {"no choice at all: refuse", "", "", {}, false, false, "", "no network is chosen"},
+      {"unknown network", "nope", "", {}, false, false, "", "not attached to network 'nope' (berth.network)"},
+      {"published ports", "", "", {}, false, true, "127.0.0.1:18080", ""},
+  };
+  for (const Case& k : cases) {
+    INFO(k.what);
+    BuilderOptions o;
+    o.network = k.config_network;
+    o.own_networks = k.own;
+    o.prefer_ipv6 = k.prefer_ipv6;
+    o.use_published_ports = k.published;
+    std::string reason;
+    auto address = resolve_address(c, k.label_network, 80, o, &reason);
+    if (k.address.empty()) {
+      CHECK_FALSE(address);
+      CHECK(reason.find(k.reason_part) != std::string::npos);
+    } else {
+      REQUIRE(address);
+      CHECK(*address == k.address);
+    }
+  }
+  BuilderOptions published;
+  published.use_published_ports = true;
+  std::string reason;
+  CHECK_FALSE(resolve_address(c, "", 81, published, &reason));
+  CHECK(reason.find("81/tcp is not published") != std::string::npos);
+
+  ContainerFacts host = container('b', "h", {});
+  BuilderOptions v6;
+  v6.host_address = "::1";
+  CHECK(resolve_address(host, "", 9000, v6, nullptr) == "[::1]:9000");
+  ContainerFacts none = container('c', "n", {});
+  none.network_mode = "none";
+  CHECK_FALSE(resolve_address(none, "", 1, {}, nullptr));
+}
+
+TEST_CASE("docker builder: an unreachable container is rejected with the reason", "[docker][builder][address]") {
+  ContainerFacts c = container('a', "bridged", {{"berth.host", "b.test"}, {"berth.port", "80"}});
+  c.network_mode = "default";
+  c.networks = {{"bridge", "172.17.0.2", ""}};
+  auto set = build_discovered_set(cache_of({c}), {});
+  CHECK(set.routes.empty());
+  REQUIRE(set.rejected.size() == 1);
+  CHECK(set.rejected[0].second.find("set berth.network or docker.network") != std::string::npos);
+}
+
+TEST_CASE("docker builder: same_set sees every difference that matters", "[docker][builder]") {
+  auto a = container('a', "web", {{"berth.host", "a.test"}, {"berth.port", "18001"}});
+  auto base = build_discovered_set(cache_of({a}), {});
+  CHECK(same_set(base, build_discovered_set(cache_of({a}), {})));
+  auto moved = a;
+  moved.labels["berth.port"] = "18002";
+  CHECK_FALSE(same_set(base, build_discovered_set(cache_of({moved}), {})));
+  auto heavier = a;
+  heavier.labels["berth.weight"] = "2";
+  CHECK_FALSE(same_set(base, build_discovered_set(cache_of({heavier}), {})));
+  auto bad = container('b', "bad", {{"berth.port", "x"}});
+  CHECK_FALSE(same_set(base, build_discovered_set(cache_of({a, bad}), {})));
+}
+
+TEST_CASE("docker builder: 1000 containers build deterministically", "[docker][builder]") {
+  std::vector<ContainerFacts> many;
+  for (int i = 0; i < 1000; ++i) {
+    auto c = container('a', "c" + std::to_string(i), {{"berth.host", "c" + std::to_string(i) + ".test"},
+                                                     {"berth.port", std::to_string(20000 + i)}});
+    c.id = std::to_string(i) + std::string(60, 'f');
+    many.push_back(c);
+  }
+  auto cache = cache_of(many);
+  auto one = build_discovered_set(cache, {});
+  CHECK(one.routes.size() == 1000);
+  CHECK(one.services.size() == 1000);
+  CHECK(same_set(one, build_discovered_set(cache, {})));
+}
+
+TEST_CASE("docker grace: a route whose last instance left answers 503 for the grace, then 404",
+          "[docker][grace]") {
+  EmptyRouteGrace grace(10s);
+  auto t0 = EmptyRouteGrace::Clock::now();
+  auto a = container('a', "web", {{"berth.host", "a.test"}, {"berth.port", "18001"}});
+  auto live = build_discovered_set(cache_of({a}), {});
+  auto out = grace.apply(live, t0);
+  CHECK(table(out) == std::vector<std::string>{"a.test/ -> web [127.0.0.1:18001]"});
+  CHECK_FALSE(grace.next_expiry());
+
+  // The instance drains: the route stays, with no endpoint.
+  auto gone = build_discovered_set(cache_of({}), {});
+  out = grace.apply(gone, t0 + 1s);
+  CHECK(table(out) == std::vector<std::string>{"a.test/ -> web []"});
+  REQUIRE(grace.next_expiry());
+  CHECK(*grace.next_expiry() == t0 + 11s);
+  out = grace.apply(gone, t0 + 10s);
+  CHECK(table(out) == std::vector<std::string>{"a.test/ -> web []"});
+  out = grace.apply(gone, t0 + 11s);
+  CHECK(out.routes.empty());
+  CHECK_FALSE(grace.next_expiry());
+}
+
+TEST_CASE("docker grace: a replacement ends the grace, other routes are untouched", "[docker][grace]") {
+  EmptyRouteGrace grace(10s);
+  auto t0 = EmptyRouteGrace::Clock::now();
+  auto a = container('a', "web", {{"berth.host", "a.test"}, {"berth.port", "18001"}});
+  auto b = container('b', "other", {{"berth.host", "b.test"}, {"berth.port", "18002"}});
+  grace.apply(build_discovered_set(cache_of({a, b}), {}), t0);
+  auto out = grace.apply(build_discovered_set(cache_of({b}), {}), t0 + 1s);
+  CHECK(table(out) == std::vector<std::string>{"b.test/ -> other [127.0.0.1:18002]", "a.test/ -> web []"});
+  auto a2 = container('c', "web-new", {{"berth.host", "a.test"}, {"berth.port", "18003"}, {"berth.service", "web"}});
+  out = grace.apply(build_discovered_set(cache_of({a2, b}), {}), t0 + 2s);
+  CHECK(table(out) == std::vector<std::string>{"b.test/ -> other [127.0.0.1:18002]", "a.test/ -> web [127.0.0.1:18003]"});
+  CHECK_FALSE(grace.next_expiry());
+}
