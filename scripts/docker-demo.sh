@@ -6,14 +6,14 @@
 #
 #   scripts/docker-demo.sh            (build first: cmake -S . -B build -G Ninja && cmake --build build)
 #
-# Environment: BERTH (default build/berth), BERTH_DEMO_PORT (38080), BERTH_DEMO_ADMIN (38081),
+# Environment: BERTH (default build/berth), BERTH_DEMO_PORT (8080), BERTH_DEMO_ADMIN (9901),
 # BERTH_DEMO_SECONDS (how long to keep running, default 3600).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 berth=${BERTH:-$root/build/berth}
-port=${BERTH_DEMO_PORT:-38080}
-admin=${BERTH_DEMO_ADMIN:-38081}
+port=${BERTH_DEMO_PORT:-8080}
+admin=${BERTH_DEMO_ADMIN:-9901}
 seconds=${BERTH_DEMO_SECONDS:-3600}
 work=$(mktemp -d /tmp/berth-demo-XXXXXX)
 image=berth-demo:local
