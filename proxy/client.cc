@@ -305,7 +305,6 @@ void ClientConn::handle_request_head(std::string_view head) {
   ex_->request_done = pr.state != MessageParser::State::kBody;  // fully read (not yet sent)
   phase_ = Phase::kUpstream;
   stop_timer();
-  set_reading(false);
   choose_upstream();
 }
 
@@ -651,7 +650,10 @@ void ClientConn::update_reading() {
       want = pending_block_ == nullptr;
       break;
     case Phase::kUpstream:
-      want = ex_ && ex_->head_sent && !ex_->request_done && !backpressured_ && pending_block_ == nullptr;
+      // Keep reading even while the response is awaited: stopping and restarting would cost two
+      // epoll_ctl calls per request. Early bytes (a pipelined request) are kept pending, and
+      // reading stops only then.
+      want = !backpressured_ && pending_block_ == nullptr && !peer_eof_;
       break;
     case Phase::kTunnel:
       want = !backpressured_ && upstream_ != nullptr;

@@ -153,12 +153,13 @@ void UpstreamConn::set_read_paused(bool paused) {
 void UpstreamConn::update_reading() {
   bool want = false;
   switch (phase_) {
-    case Phase::kIdle:
-      want = client_ == nullptr;
+    case Phase::kIdle:  // pooled: notice the server closing it
+      want = true;
       break;
     case Phase::kHead:
     case Phase::kBody:
     case Phase::kTunnel:
+    case Phase::kDone:  // stays on between exchanges: no epoll_ctl churn per request
       want = !read_paused_;
       break;
     default:
@@ -301,7 +302,6 @@ void UpstreamConn::process(Block* block, const char* data, size_t len) {
         if (r.consumed < len) broken_ = true;
         phase_ = Phase::kDone;
         stop_timer();
-        set_reading(false);
         if (client_) client_->on_response_complete(this);
         return;
       }
@@ -355,10 +355,7 @@ void UpstreamConn::handle_head(std::string_view head) {
   }
   const bool no_body = head_.framing == http::Framing::kNone;
   phase_ = no_body ? Phase::kDone : Phase::kBody;
-  if (no_body) {
-    stop_timer();
-    set_reading(false);
-  }
+  if (no_body) stop_timer();
   if (client_) client_->on_response_head(this, head_);
   head_reader_.reset(*worker_);
   if (no_body && client_ && !closing()) client_->on_response_complete(this);

@@ -17,6 +17,10 @@ namespace berth {
 namespace {
 constexpr int kAcceptBatch = 64;
 constexpr uint64_t kAcceptPauseMs = 100;
+// Free-list bounds: enough for steady state at a few hundred concurrent requests per worker.
+constexpr size_t kMaxFreeWrites = 512;
+constexpr size_t kMaxFreeExchanges = 256;
+constexpr size_t kMaxFreeStrings = 64;
 
 uint64_t splitmix64(uint64_t& x) {
   uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
@@ -200,6 +204,7 @@ WriteReq* Worker::acquire_write() {
   if (w) {
     free_writes_ = w->next_free;
     w->next_free = nullptr;
+    --free_write_count_;
     return w;
   }
   return new WriteReq();
@@ -211,8 +216,14 @@ void Worker::release_write(WriteReq* w) {
   w->owner = nullptr;
   if (w->owned.capacity() > 64 * 1024) std::string().swap(w->owned);
   else w->owned.clear();
+  // Keep a bounded free list: a burst must not pin its peak forever.
+  if (free_write_count_ >= kMaxFreeWrites) {
+    delete w;
+    return;
+  }
   w->next_free = free_writes_;
   free_writes_ = w;
+  ++free_write_count_;
 }
 
 std::string* Worker::acquire_string() {
@@ -227,7 +238,7 @@ std::string* Worker::acquire_string() {
 }
 
 void Worker::release_string(std::string* s) {
-  if (s->capacity() > 64 * 1024 || free_strings_.size() >= 1024) {
+  if (s->capacity() > 64 * 1024 || free_strings_.size() >= kMaxFreeStrings) {
     delete s;
     return;
   }
@@ -244,7 +255,7 @@ Exchange* Worker::acquire_exchange() {
 
 void Worker::release_exchange(Exchange* e) {
   e->reset();
-  if (free_exchanges_.size() >= 4096) {
+  if (free_exchanges_.size() >= kMaxFreeExchanges) {
     delete e;
     return;
   }

@@ -109,6 +109,7 @@ class Worker {
   std::atomic<uint64_t> generation_seen_{0};
   BufferPool pool_;
   WriteReq* free_writes_ = nullptr;
+  size_t free_write_count_ = 0;
   std::vector<std::string*> free_strings_;
   std::vector<Exchange*> free_exchanges_;
   std::vector<SmoothWeightedRoundRobin> lb_;
