@@ -1,8 +1,16 @@
 #include "proxy/stream.h"
 
+#include <vector>
+
 #include "proxy/worker.h"
 
 namespace berth {
+namespace {
+// Streams with an unsent batch, and whether writes are being batched (inside a read callback).
+// Per thread: each loop runs on its own thread.
+thread_local std::vector<Stream*> t_dirty;
+thread_local bool t_batching = false;
+}  // namespace
 
 Stream::Stream(Worker* worker) : worker_(worker) {
   uv_tcp_init(worker->loop(), &tcp_);
@@ -39,8 +47,17 @@ void Stream::read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
     BufferPool::unref(block);
     return;
   }
-  // on_read takes over the read's reference to the block.
+  // on_read takes over the read's reference to the block. Writes it causes (on this stream and
+  // on its peer) are gathered and sent once it returns.
+  t_batching = true;
   self->on_read(block, nread);
+  t_batching = false;
+  for (size_t i = 0; i < t_dirty.size(); ++i) {
+    Stream* st = t_dirty[i];
+    st->in_dirty_list_ = false;
+    st->flush_batch();
+  }
+  t_dirty.clear();
 }
 
 void Stream::set_reading(bool on) {
@@ -66,39 +83,90 @@ bool Stream::submit(WriteReq* wr, const uv_buf_t* bufs, unsigned n) {
   return true;
 }
 
+WriteReq* Stream::batch_for(unsigned segments, bool needs_block) {
+  if (batch_ && (batch_->nsegments + segments > WriteReq::kMaxSegments ||
+                 (needs_block && batch_->nblocks >= WriteReq::kMaxBlocks)))
+    flush_batch();
+  if (!batch_) {
+    batch_ = worker_->acquire_write();
+    batch_->nsegments = 0;
+    batch_->nblocks = 0;
+  }
+  return batch_;
+}
+
+void Stream::append_owned(WriteReq* wr, std::string_view bytes) {
+  if (bytes.empty()) return;
+  auto& last = wr->segments[wr->nsegments ? wr->nsegments - 1 : 0];
+  const uint32_t off = static_cast<uint32_t>(wr->owned.size());
+  wr->owned.append(bytes);
+  if (wr->nsegments && !last.external && last.offset + last.len == off) {
+    last.len += static_cast<uint32_t>(bytes.size());  // contiguous owned bytes: one piece
+    return;
+  }
+  wr->segments[wr->nsegments++] = {nullptr, off, static_cast<uint32_t>(bytes.size())};
+}
+
+void Stream::append_external(WriteReq* wr, const char* data, size_t len) {
+  if (len == 0) return;
+  wr->segments[wr->nsegments++] = {data, 0, static_cast<uint32_t>(len)};
+}
+
+// Sends the batch now unless a read callback is gathering writes.
+bool Stream::finish_write() {
+  if (t_batching) {
+    if (!in_dirty_list_) {
+      in_dirty_list_ = true;
+      t_dirty.push_back(this);
+    }
+    return true;
+  }
+  flush_batch();
+  return !closing_;
+}
+
+void Stream::flush_batch() {
+  WriteReq* wr = batch_;
+  if (!wr) return;
+  batch_ = nullptr;
+  if (closing_ || wr->nsegments == 0) {
+    worker_->release_write(wr);
+    return;
+  }
+  uv_buf_t bufs[WriteReq::kMaxSegments];
+  for (uint8_t i = 0; i < wr->nsegments; ++i) {
+    const auto& seg = wr->segments[i];
+    char* base = seg.external ? const_cast<char*>(seg.external) : wr->owned.data() + seg.offset;
+    bufs[i] = uv_buf_init(base, seg.len);
+  }
+  submit(wr, bufs, wr->nsegments);
+}
+
 bool Stream::write_copy(std::string_view bytes) {
   if (closing_ || shutdown_started_) return false;
-  WriteReq* wr = worker_->acquire_write();
-  wr->owned.assign(bytes);
-  uv_buf_t b = uv_buf_init(wr->owned.data(), static_cast<unsigned>(wr->owned.size()));
-  return submit(wr, &b, 1);
+  append_owned(batch_for(1, false), bytes);
+  return finish_write();
 }
 
 bool Stream::write_copy2(std::string_view a, std::string_view b) {
   if (closing_ || shutdown_started_) return false;
-  WriteReq* wr = worker_->acquire_write();
-  wr->owned.assign(a);
-  wr->owned.append(b);
-  uv_buf_t buf = uv_buf_init(wr->owned.data(), static_cast<unsigned>(wr->owned.size()));
-  return submit(wr, &buf, 1);
+  WriteReq* wr = batch_for(1, false);
+  append_owned(wr, a);
+  append_owned(wr, b);
+  return finish_write();
 }
 
 bool Stream::write_block(Block* block, const char* data, size_t len, std::string_view prefix,
                          std::string_view suffix) {
   if (closing_ || shutdown_started_) return false;
-  WriteReq* wr = worker_->acquire_write();
+  WriteReq* wr = batch_for(3, true);
+  append_owned(wr, prefix);
   BufferPool::ref(block);
-  wr->blocks[0] = block;
-  wr->nblocks = 1;
-  uv_buf_t bufs[3];
-  unsigned n = 0;
-  if (!prefix.empty()) {
-    wr->owned.assign(prefix);
-    bufs[n++] = uv_buf_init(wr->owned.data(), static_cast<unsigned>(wr->owned.size()));
-  }
-  bufs[n++] = uv_buf_init(const_cast<char*>(data), static_cast<unsigned>(len));
-  if (!suffix.empty()) bufs[n++] = uv_buf_init(const_cast<char*>(suffix.data()), static_cast<unsigned>(suffix.size()));
-  return submit(wr, bufs, n);
+  wr->blocks[wr->nblocks++] = block;
+  append_external(wr, data, len);
+  // The suffix is a string literal ("\r\n"): static storage, safe to reference.
+  append_external(wr, suffix.data(), suffix.size());
+  return finish_write();
 }
 
 void Stream::write_cb(uv_write_t* req, int status) {
@@ -123,7 +191,9 @@ void Stream::close_after_flush() {
 }
 
 void Stream::maybe_shutdown() {
-  if (shutdown_started_ || pending_writes_ > 0) return;
+  if (shutdown_started_) return;
+  if (batch_) flush_batch();
+  if (closing_ || pending_writes_ > 0) return;
   shutdown_started_ = true;
   shutdown_req_ = new uv_shutdown_t;
   shutdown_req_->data = this;
@@ -162,6 +232,10 @@ void Stream::close() {
   if (closing_) return;
   closing_ = true;
   reading_ = false;
+  if (batch_) {
+    worker_->release_write(batch_);
+    batch_ = nullptr;
+  }
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), close_cb);
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), close_cb);
 }

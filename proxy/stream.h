@@ -17,11 +17,22 @@ namespace berth {
 class Worker;
 class Stream;
 
+// One uv_write of up to kMaxSegments pieces: bytes copied into `owned`, or bytes that live
+// elsewhere (pool blocks, referenced; static strings).
 struct WriteReq {
+  static constexpr uint8_t kMaxSegments = 16;
+  static constexpr uint8_t kMaxBlocks = 8;
+  struct Segment {
+    const char* external;  // nullptr: bytes are owned[offset, offset+len)
+    uint32_t offset;
+    uint32_t len;
+  };
   uv_write_t req;
   Stream* owner = nullptr;
-  Block* blocks[1] = {nullptr};
+  Block* blocks[kMaxBlocks] = {nullptr};
   uint8_t nblocks = 0;
+  uint8_t nsegments = 0;
+  Segment segments[kMaxSegments];
   std::string owned;     // chunk headers, heads, local replies
   WriteReq* next_free = nullptr;
 };
@@ -49,6 +60,10 @@ class Stream {
   // Start/stop reading; idempotent.
   void set_reading(bool on);
   bool reading() const { return reading_; }
+
+  // Writes made while a read callback runs are gathered per stream and sent as one writev when
+  // the callback returns (a response head and its first body bytes leave in one syscall).
+  void flush_batch();
 
   // Close both handles now (pending writes are cancelled). Idempotent.
   void close();
@@ -81,6 +96,14 @@ class Stream {
   static void shutdown_cb(uv_shutdown_t* req, int status);
   bool submit(WriteReq* wr, const uv_buf_t* bufs, unsigned n);
   void maybe_shutdown();
+  // The batch to append to, flushed first when it cannot take `segments` more pieces.
+  WriteReq* batch_for(unsigned segments, bool needs_block);
+  void append_owned(WriteReq* wr, std::string_view bytes);
+  void append_external(WriteReq* wr, const char* data, size_t len);
+  bool finish_write();
+
+  WriteReq* batch_ = nullptr;
+  bool in_dirty_list_ = false;
 
   uv_shutdown_t* shutdown_req_ = nullptr;
   uint32_t pending_writes_ = 0;
