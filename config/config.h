@@ -40,9 +40,69 @@ struct Endpoint {
   Mark mark;
 };
 
+// How a service spreads requests over its instances and how it treats failing ones.
+// Shared by the config file (services.NAME.lb/health/...) and the berth.lb / berth.health.*
+// container labels; the proxy copies it into each Service of the route snapshot.
+struct LoadBalancing {
+  enum class Policy : uint8_t { kRoundRobin, kLeastRequest, kHash, kSticky };
+  enum class HashOn : uint8_t { kClientIp, kHeader, kCookie };
+  Policy policy = Policy::kRoundRobin;
+  HashOn hash_on = HashOn::kClientIp;   // policy hash
+  std::string hash_name;                // header or cookie name for hash_on header:/cookie:
+  std::string cookie = "berth_sticky";  // policy sticky: the cookie naming the instance
+  bool operator==(const LoadBalancing&) const = default;
+};
+
+struct HealthCheck {
+  bool enabled = false;                 // set by giving `health:` (or any berth.health.* label)
+  std::string path = "/";
+  Millis interval{5'000};
+  Millis timeout{2'000};
+  uint32_t healthy_threshold = 1;       // passing probes in a row to become healthy
+  uint32_t unhealthy_threshold = 2;     // failing probes in a row to become unhealthy
+  uint16_t status_min = 200;            // "200-399"
+  uint16_t status_max = 399;
+  uint16_t port = 0;                    // 0 = the instance's own port
+  bool operator==(const HealthCheck&) const = default;
+};
+
+struct OutlierDetection {
+  uint32_t consecutive_failures = 5;    // connect failures or 5xx in a row; 0 = off
+  Millis base_ejection{10'000};         // doubled for each repeated ejection, capped at 16x
+  uint32_t max_ejection_percent = 50;   // at most this share of a service ejected at once (>= 1 instance)
+  uint32_t panic_threshold_percent = 50;// fewer healthy than this: use every instance (0 = never)
+  bool operator==(const OutlierDetection&) const = default;
+};
+
+struct RetryPolicy {
+  uint32_t attempts = 3;                // tries in all, first one included (1 = no retries)
+  bool non_idempotent = false;          // also retry POST/PATCH after a reset before any response byte
+  uint32_t budget_percent = 20;         // retries in flight at most this share of active requests
+  uint32_t min_retries = 3;             // ... but always allow this many concurrent retries
+  bool operator==(const RetryPolicy&) const = default;
+};
+
+struct CircuitBreaker {                 // 0 = unlimited
+  uint32_t max_requests = 0;            // concurrent requests per instance (all workers)
+  uint32_t max_pending = 0;             // connects in progress per instance
+  uint32_t service_max_requests = 0;    // concurrent requests for the whole service
+  uint32_t service_max_pending = 0;
+  bool operator==(const CircuitBreaker&) const = default;
+};
+
+struct ServicePolicy {
+  LoadBalancing lb;
+  HealthCheck health;
+  OutlierDetection outlier;
+  RetryPolicy retry;
+  CircuitBreaker circuit;
+  bool operator==(const ServicePolicy&) const = default;
+};
+
 struct Service {
   std::string name;
   std::vector<Endpoint> endpoints;
+  ServicePolicy policy;
   Mark mark;
 };
 
@@ -74,7 +134,7 @@ struct Limits {
   uint32_t max_request_line = 8 * 1024;    // longer -> 414
   uint32_t max_connections_per_worker = 16384;
   uint64_t max_body_bytes = 0;             // 0 = unlimited; routes may override
-  uint32_t upstream_max_idle_per_endpoint = 64;  // per worker
+  uint32_t upstream_max_idle_per_endpoint = 1024;  // per worker; above the client concurrency avoids churn
   uint32_t write_buffer_bytes = 256 * 1024;      // backpressure bound per direction
 };
 
@@ -150,6 +210,16 @@ std::optional<uint64_t> parse_size(std::string_view text);
 // "127.0.0.1:8080", "[::1]:8080", "localhost:8080", ":8080" (= 0.0.0.0:8080). Port 0 allowed
 // only when allow_port_zero.
 std::optional<SocketAddress> parse_socket_address(std::string_view text, bool allow_port_zero);
+// Service policy values shared by the config file and the berth.lb / berth.health.* labels.
+// "round_robin" | "least_request" | "hash" | "sticky".
+std::optional<LoadBalancing::Policy> parse_lb_policy(std::string_view text);
+// "client_ip" | "header:NAME" | "cookie:NAME" into lb.hash_on / lb.hash_name. False when invalid.
+bool parse_hash_on(std::string_view text, LoadBalancing& lb);
+// "200-399" or "200" into health.status_min/max. False when invalid.
+bool parse_status_range(std::string_view text, HealthCheck& health);
+// A cookie name (an RFC 6265 token). False when invalid.
+bool valid_cookie_name(std::string_view name);
+
 // Lower-cases; accepts "example.com", "*.example.com"; rejects empty labels, bad characters,
 // "*" anywhere but a leading "*." label.
 std::optional<std::string> normalize_host_pattern(std::string_view text);

@@ -177,7 +177,18 @@ const std::vector<std::string_view> kListenerKeys = {"address"};
 const std::vector<std::string_view> kAdminKeys = {"address", "enabled"};
 const std::vector<std::string_view> kRouteKeys = {"name",    "host",   "path",
                                                   "priority", "service", "max_body_bytes"};
-const std::vector<std::string_view> kServiceKeys = {"endpoints"};
+const std::vector<std::string_view> kServiceKeys = {"endpoints", "lb",    "health",
+                                                    "outlier",   "retry", "circuit_breaker"};
+const std::vector<std::string_view> kLbKeys = {"policy", "hash_on", "cookie"};
+const std::vector<std::string_view> kHealthKeys = {"path",              "interval",
+                                                   "timeout",           "healthy_threshold",
+                                                   "unhealthy_threshold", "status", "port"};
+const std::vector<std::string_view> kOutlierKeys = {"consecutive_failures", "base_ejection",
+                                                    "max_ejection_percent", "panic_threshold_percent"};
+const std::vector<std::string_view> kRetryKeys = {"attempts", "non_idempotent", "budget_percent",
+                                                  "min_retries"};
+const std::vector<std::string_view> kCircuitKeys = {"max_requests", "max_pending", "service_max_requests",
+                                                    "service_max_pending"};
 const std::vector<std::string_view> kEndpointKeys = {"address", "weight"};
 const std::vector<std::string_view> kDockerKeys = {
     "enabled",     "endpoint",          "tls",    "exposed_by_default", "host_address", "network",
@@ -237,6 +248,12 @@ class Loader {
   void read_services(const Value& value);
   void read_service(const Field& field);
   void read_endpoints(const Value& value, Service& service);
+  void read_service_policy(const Field& field, ServicePolicy& policy);
+  void read_lb(const Value& value, LoadBalancing& lb);
+  void read_health(const Value& value, HealthCheck& health);
+  void read_outlier(const Value& value, OutlierDetection& outlier);
+  void read_retry(const Value& value, RetryPolicy& retry);
+  void read_circuit(const Value& value, CircuitBreaker& circuit);
   std::optional<Endpoint> read_endpoint(const Value& item);
   void read_docker(const Value& value);
   void read_docker_field(const Field& field);
@@ -622,16 +639,24 @@ void Loader::read_service(const Field& field) {
                              "' (letters, digits, '-', '_' and '.' only)");
     return;
   }
-  Service service{field.key, {}, field.key_mark};
+  Service service;
+  service.name = field.key;
+  service.mark = field.key_mark;
   service_marks_[field.key] = field.key_mark;
   const Value& value = field.value;
   if (expect_map(value, "a map with 'endpoints'")) {
-    std::vector<Field> fields = fields_of(value, kServiceKeys);
-    if (fields.empty()) {
+    bool has_endpoints = false;
+    for (const Field& f : fields_of(value, kServiceKeys)) {
+      if (f.key == "endpoints") {
+        has_endpoints = true;
+        read_endpoints(f.value, service);
+      } else {
+        read_service_policy(f, service.policy);
+      }
+    }
+    if (!has_endpoints) {
       fail(field.key_mark, value.path + ": missing required key 'endpoints' "
                                         "(use 'endpoints: []' for a service with no endpoints yet)");
-    } else {
-      read_endpoints(fields.front().value, service);
     }
   }
   config_.services.push_back(std::move(service));
@@ -685,6 +710,116 @@ std::optional<Endpoint> Loader::read_endpoint(const Value& item) {
   if (!has_address) fail(item.mark, item.path + ": missing required key 'address'");
   if (!ok || !has_address) return std::nullopt;
   return endpoint;
+}
+
+// ---- service policies: lb, health, outlier, retry, circuit_breaker ----
+
+void Loader::read_service_policy(const Field& field, ServicePolicy& policy) {
+  if (field.value.node.IsNull()) {
+    if (field.key == "health") policy.health.enabled = true;  // `health:` alone: all defaults
+    return;
+  }
+  if (field.key == "lb") read_lb(field.value, policy.lb);
+  else if (field.key == "health") read_health(field.value, policy.health);
+  else if (field.key == "outlier") read_outlier(field.value, policy.outlier);
+  else if (field.key == "retry") read_retry(field.value, policy.retry);
+  else if (field.key == "circuit_breaker") read_circuit(field.value, policy.circuit);
+}
+
+void Loader::read_lb(const Value& value, LoadBalancing& lb) {
+  if (!expect_map(value, "a map with 'policy' (and 'hash_on' / 'cookie')")) return;
+  for (const Field& f : fields_of(value, kLbKeys)) {
+    auto text = read_string(f.value);
+    if (!text) continue;
+    if (f.key == "policy") {
+      auto policy = parse_lb_policy(*text);
+      if (!policy) {
+        fail(f.value.mark, f.value.path + ": unknown policy '" + *text +
+                               "' (expected round_robin, least_request, hash or sticky)");
+        continue;
+      }
+      lb.policy = *policy;
+    } else if (f.key == "hash_on") {
+      if (!parse_hash_on(*text, lb))
+        fail(f.value.mark, f.value.path + ": expected client_ip, header:NAME or cookie:NAME, got '" + *text + "'");
+    } else if (!valid_cookie_name(*text)) {
+      fail(f.value.mark, f.value.path + ": '" + *text + "' is not a valid cookie name");
+    } else {
+      lb.cookie = *text;
+    }
+  }
+}
+
+void Loader::read_health(const Value& value, HealthCheck& health) {
+  if (!expect_map(value, "a map of health-check settings (path, interval, timeout, ...)")) return;
+  health.enabled = true;
+  for (const Field& f : fields_of(value, kHealthKeys)) {
+    if (f.key == "path") {
+      auto text = read_string(f.value);
+      if (!text) continue;
+      std::string problem = path_prefix_problem(text->substr(0, text->find('?')));
+      if (!problem.empty()) fail(f.value.mark, f.value.path + ": " + problem);
+      else health.path = *text;
+    } else if (f.key == "interval") {
+      if (auto d = read_duration(f.value)) health.interval = *d;
+    } else if (f.key == "timeout") {
+      if (auto d = read_duration(f.value)) health.timeout = *d;
+    } else if (f.key == "healthy_threshold") {
+      if (auto n = read_integer(f.value, 1, 100)) health.healthy_threshold = static_cast<uint32_t>(*n);
+    } else if (f.key == "unhealthy_threshold") {
+      if (auto n = read_integer(f.value, 1, 100)) health.unhealthy_threshold = static_cast<uint32_t>(*n);
+    } else if (f.key == "status") {
+      auto text = read_string(f.value);
+      if (text && !parse_status_range(*text, health))
+        fail(f.value.mark, f.value.path + ": expected a status or a range such as \"200-399\", got '" + *text + "'");
+    } else if (f.key == "port") {
+      if (auto n = read_integer(f.value, 1, 65535)) health.port = static_cast<uint16_t>(*n);
+    }
+  }
+}
+
+void Loader::read_outlier(const Value& value, OutlierDetection& outlier) {
+  if (!expect_map(value, "a map of outlier-detection settings")) return;
+  for (const Field& f : fields_of(value, kOutlierKeys)) {
+    if (f.key == "base_ejection") {
+      if (auto d = read_duration(f.value)) outlier.base_ejection = *d;
+      continue;
+    }
+    const bool percent = f.key != "consecutive_failures";
+    auto n = read_integer(f.value, 0, percent ? 100 : 1000);
+    if (!n) continue;
+    if (f.key == "consecutive_failures") outlier.consecutive_failures = static_cast<uint32_t>(*n);
+    else if (f.key == "max_ejection_percent") outlier.max_ejection_percent = static_cast<uint32_t>(*n);
+    else outlier.panic_threshold_percent = static_cast<uint32_t>(*n);
+  }
+}
+
+void Loader::read_retry(const Value& value, RetryPolicy& retry) {
+  if (!expect_map(value, "a map of retry settings")) return;
+  for (const Field& f : fields_of(value, kRetryKeys)) {
+    if (f.key == "non_idempotent") {
+      if (auto b = read_bool(f.value)) retry.non_idempotent = *b;
+    } else if (f.key == "attempts") {
+      if (auto n = read_integer(f.value, 1, 10)) retry.attempts = static_cast<uint32_t>(*n);
+    } else if (f.key == "budget_percent") {
+      if (auto n = read_integer(f.value, 0, 100)) retry.budget_percent = static_cast<uint32_t>(*n);
+    } else if (auto n = read_integer(f.value, 0, 100'000)) {
+      retry.min_retries = static_cast<uint32_t>(*n);
+    }
+  }
+}
+
+void Loader::read_circuit(const Value& value, CircuitBreaker& circuit) {
+  if (!expect_map(value, "a map of circuit-breaker limits")) return;
+  for (const Field& f : fields_of(value, kCircuitKeys)) {
+    auto n = read_integer(f.value, 0, 10'000'000);
+    if (!n) continue;
+    const auto limit = static_cast<uint32_t>(*n);
+    if (f.key == "max_requests") circuit.max_requests = limit;
+    else if (f.key == "max_pending") circuit.max_pending = limit;
+    else if (f.key == "service_max_requests") circuit.service_max_requests = limit;
+    else circuit.service_max_pending = limit;
+  }
 }
 
 // ---- docker ----

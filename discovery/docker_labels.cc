@@ -120,6 +120,52 @@ std::optional<Problem> parse_priority(std::string_view label, std::string_view v
   return std::nullopt;
 }
 
+// berth.lb, berth.lb.hash_on, berth.lb.cookie, berth.health.{path,interval,timeout,
+// healthy_threshold,unhealthy_threshold,status,port}. Any berth.health.* label turns the check on.
+std::optional<Problem> parse_policy_label(const std::string& label, std::string_view key, std::string_view raw,
+                                          config::ServicePolicy& policy) {
+  std::string_view value = trim(raw);
+  auto bad = [&](std::string_view expected) {
+    return Problem{label, quoted(label, raw) + ": expected " + std::string(expected)};
+  };
+  if (key == "lb") {
+    auto p = config::parse_lb_policy(value);
+    if (!p) return bad("round_robin, least_request, hash or sticky");
+    policy.lb.policy = *p;
+  } else if (key == "lb.hash_on") {
+    if (!config::parse_hash_on(value, policy.lb)) return bad("client_ip, header:NAME or cookie:NAME");
+  } else if (key == "lb.cookie") {
+    if (!config::valid_cookie_name(value)) return bad("a cookie name");
+    policy.lb.cookie = std::string(value);
+  } else if (key.starts_with("health.")) {
+    config::HealthCheck& h = policy.health;
+    h.enabled = true;
+    std::string_view field = key.substr(7);
+    if (field == "path") {
+      if (value.empty() || value.front() != '/') return bad("a path starting with '/'");
+      h.path = std::string(value);
+    } else if (field == "interval" || field == "timeout") {
+      auto d = config::parse_duration(value);
+      if (!d || d->count() == 0) return bad("a duration such as 500ms or 5s");
+      (field == "interval" ? h.interval : h.timeout) = *d;
+    } else if (field == "healthy_threshold" || field == "unhealthy_threshold") {
+      auto n = parse_int<uint32_t>(value, 1, 100);
+      if (!n) return bad("a number from 1 to 100");
+      (field == "healthy_threshold" ? h.healthy_threshold : h.unhealthy_threshold) = *n;
+    } else if (field == "status") {
+      if (!config::parse_status_range(value, h)) return bad("a status or a range such as 200-399");
+    } else if (field == "port") {
+      if (auto p = parse_port(label, value, h.port)) return p;
+    } else {
+      return Problem{label, "unknown label " + label + " (expected berth.health.path, .interval, .timeout, "
+                            ".healthy_threshold, .unhealthy_threshold, .status or .port)"};
+    }
+  } else {
+    return Problem{label, "unknown label " + label + " (expected berth.lb, berth.lb.hash_on or berth.lb.cookie)"};
+  }
+  return std::nullopt;
+}
+
 // The port a route uses when it names none itself.
 std::optional<Problem> default_port(const ContainerFacts& c, uint16_t labelled, uint16_t& out,
                                     std::string_view port_label) {
@@ -159,6 +205,7 @@ struct BerthLabels {
   uint32_t weight = 1;
   int32_t priority = 0;
   std::string network;
+  config::ServicePolicy policy;
   struct Named {
     std::vector<std::string> hosts;
     bool has_host = false, has_path = false;
@@ -201,6 +248,8 @@ std::optional<Problem> read_berth_labels(const ContainerFacts& c, BerthLabels& o
       std::string_view network = trim(value);
       if (network.empty()) problem = Problem{label, quoted(label, value) + " names no network"};
       out.network = std::string(network);
+    } else if (key == "lb" || key.starts_with("lb.") || key.starts_with("health.")) {
+      problem = parse_policy_label(label, key, value, out.policy);
     } else if (label.compare(0, kRoutesPrefix.size(), kRoutesPrefix) == 0) {
       std::string_view rest = std::string_view(label).substr(kRoutesPrefix.size());
       size_t dot = rest.rfind('.');
@@ -231,7 +280,7 @@ std::optional<Problem> read_berth_labels(const ContainerFacts& c, BerthLabels& o
     } else {
       problem = Problem{label, "unknown label " + label +
                                " (known: berth.enable, .host, .path, .port, .service, .weight, .priority, "
-                               ".network, .routes.NAME.*)"};
+                               ".network, .lb, .lb.hash_on, .lb.cookie, .health.*, .routes.NAME.*)"};
     }
     if (problem) return problem;
   }
@@ -332,6 +381,7 @@ ContainerSpec traefik_spec(const ContainerFacts& c, const BerthLabels& berth, co
   spec.origin = "traefik";
   spec.weight = berth.weight;
   spec.network = berth.network;
+  spec.policy = berth.policy;
   for (const auto& [name, router] : routers) {
     std::string rule_label = std::string(kTraefikRouters) + name + ".rule";
     if (router.rule_label.empty()) return reject({rule_label, "label " + rule_label + " is missing"}, "traefik");
@@ -367,6 +417,7 @@ ContainerSpec nginx_spec(const ContainerFacts& c, const BerthLabels& berth, cons
   spec.origin = "nginx-proxy";
   spec.weight = berth.weight;
   spec.network = berth.network;
+  spec.policy = berth.policy;
   RouteSpec route;
   route.service = service;
   route.priority = berth.priority;
@@ -440,6 +491,7 @@ ContainerSpec parse_container_labels(const ContainerFacts& c, const LabelOptions
   spec.origin = "berth";
   spec.weight = berth.weight;
   spec.network = berth.network;
+  spec.policy = berth.policy;
   if (berth.has_host || berth.has_path) {
     RouteSpec route;
     route.hosts = berth.hosts;

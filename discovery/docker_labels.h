@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "config/config.h"
 #include "discovery/container_facts.h"
 
 namespace berth::discovery {
@@ -34,6 +35,7 @@ struct ContainerSpec {
   std::vector<RouteSpec> routes;   // kRouted: at least one
   uint32_t weight = 1;
   std::string network;             // berth.network ("" = use the configured choice)
+  config::ServicePolicy policy;    // berth.lb*, berth.health.* (for every service it declares)
   std::string label;               // kRejected: the offending label (or env variable)
   std::string reason;              // kRejected: a sentence naming the label
 };

@@ -29,6 +29,7 @@ struct Declared {
   const ContainerFacts* container;
   const RouteSpec* spec;
   std::string endpoint_key;
+  const config::ServicePolicy* policy;
 };
 
 }  // namespace
@@ -113,7 +114,7 @@ DiscoveredSet build_discovered_set(const ContainerCache& cache, const BuilderOpt
         problem = reason;
         break;
       }
-      mine.push_back(Declared{&c, &route, *address});
+      mine.push_back(Declared{&c, &route, *address, &spec.policy});
     }
     // Another container already owns one of these host+path pairs for a different service?
     std::vector<std::string> keys;
@@ -153,7 +154,11 @@ DiscoveredSet build_discovered_set(const ContainerCache& cache, const BuilderOpt
     if (specs[i].kind == ContainerSpec::Kind::kRouted) weights[containers[i]] = specs[i].weight;
   for (const Declared& d : declared) {
     auto [it, inserted] = service_index.emplace(d.spec->service, static_cast<uint32_t>(services.size()));
-    if (inserted) services.push_back(Service{d.spec->service, {}});
+    if (inserted) {
+      // The first container (by name) of a service decides its policy.
+      services.push_back(Service{d.spec->service, {}});
+      services.back().policy = *d.policy;
+    }
     if (!is_routable(*d.container)) continue;
     Service& service = services[it->second];
     bool known = std::any_of(service.endpoints.begin(), service.endpoints.end(),
@@ -207,7 +212,7 @@ bool same_set(const DiscoveredSet& a, const DiscoveredSet& b) {
   for (size_t i = 0; i < a.services.size(); ++i) {
     const Service& x = a.services[i];
     const Service& y = b.services[i];
-    if (x.name != y.name || x.endpoints.size() != y.endpoints.size()) return false;
+    if (x.name != y.name || x.endpoints.size() != y.endpoints.size() || !(x.policy == y.policy)) return false;
     for (size_t e = 0; e < x.endpoints.size(); ++e) {
       if (x.endpoints[e].key != y.endpoints[e].key || x.endpoints[e].weight != y.endpoints[e].weight ||
           x.endpoints[e].source != y.endpoints[e].source)

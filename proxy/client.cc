@@ -10,6 +10,8 @@
 
 #include "proxy/filter.h"
 #include "proxy/log.h"
+#include "proxy/outlier.h"
+#include "proxy/request_key.h"
 #include "proxy/worker.h"
 
 namespace berth {
@@ -79,6 +81,11 @@ void Exchange::reset() {
   keep_alive = true;
   method_head = upgrade = head_sent = request_done = false;
   response_started = response_done = response_chunked = false;
+  pick_key = {};
+  tried_count = 0;
+  attempt_pool = nullptr;
+  connecting = is_retry = fresh_connection = set_cookie = false;
+  sticky_id = 0;
 }
 
 ClientConn::ClientConn(Worker* worker, int fd) : Stream(worker) {
@@ -294,6 +301,9 @@ void ClientConn::handle_request_head(std::string_view head) {
     return;
   }
 
+  // The selection key needs the head, which is gone once this function returns (retries).
+  ex_->pick_key = make_pick_key(req, rt.routes->service(route->service).policy.lb, client_ip_);
+
   std::string_view request_id;
   if (!http::has_request_id(req)) {
     worker_->next_request_id(ex_->request_id);
@@ -308,24 +318,52 @@ void ClientConn::handle_request_head(std::string_view head) {
   choose_upstream();
 }
 
-void ClientConn::choose_upstream() {
+void ClientConn::choose_upstream(int chosen) {
   const Runtime& rt = *ex_->rt;
   const uint32_t service = ex_->route->service;
-  int idx = worker_->pick_endpoint(rt, service);
-  if (idx < 0) {
-    const bool body_unread = !ex_->request_done;
-    local_reply(503, "no-endpoint", body_unread, "Retry-After: 1\r\n");
+  const Service& svc = rt.routes->service(service);
+  const config::CircuitBreaker& cb = svc.policy.circuit;
+  const bool body_unread = !ex_->request_done;
+  auto circuit_open = [&] {
+    worker_->stats().add(Counter::kCircuitOpen);
+    local_reply(503, "circuit-open", body_unread, "Retry-After: 1\r\n");
+  };
+  if (cb.service_max_requests && svc.counters &&
+      svc.counters->requests.load(std::memory_order_relaxed) >= cb.service_max_requests) {
+    circuit_open();
     return;
   }
+  bool blocked = false;
+  int idx = chosen >= 0 ? chosen : worker_->pick_endpoint(rt, service, ex_->pick_key, ex_->tried, ex_->tried_count, &blocked);
+  if (idx < 0) {
+    if (blocked) circuit_open();
+    else local_reply(503, "no-endpoint", body_unread, "Retry-After: 1\r\n");
+    return;
+  }
+  const Endpoint& ep = svc.endpoints[static_cast<size_t>(idx)];
   ex_->endpoint = idx;
   ++ex_->attempts;
+  if (ex_->tried_count < std::size(ex_->tried)) ex_->tried[ex_->tried_count++] = static_cast<uint32_t>(idx);
+  if (svc.policy.lb.policy == config::LoadBalancing::Policy::kSticky) {
+    ex_->sticky_id = instance_id(svc.name, ep.key);
+    ex_->set_cookie = !ex_->pick_key.has_sticky || ex_->pick_key.sticky != ex_->sticky_id;
+  }
   EndpointPool* pool = worker_->endpoint_pool(rt, service, idx);
-  if (UpstreamConn* u = pool->take_idle()) {
+  worker_->begin_attempt(ex_, ep, pool);
+  if (UpstreamConn* u = ex_->fresh_connection ? nullptr : pool->take_idle()) {
     upstream_ = u;
     u->attach(this);
     send_request_head();
     return;
   }
+  // A new connection: only within the pending-connect limits.
+  if ((cb.max_pending && ep.health && ep.health->pending.load(std::memory_order_relaxed) >= cb.max_pending) ||
+      (cb.service_max_pending && svc.counters &&
+       svc.counters->pending.load(std::memory_order_relaxed) >= cb.service_max_pending)) {
+    circuit_open();
+    return;
+  }
+  worker_->begin_connect(ex_);
   auto* u = new UpstreamConn(worker_, pool);
   upstream_ = u;
   u->connect(this, static_cast<uint64_t>(rt.timeouts.upstream_connect.count()));
@@ -333,6 +371,7 @@ void ClientConn::choose_upstream() {
 
 void ClientConn::on_upstream_connected(UpstreamConn* u) {
   if (u != upstream_) return;
+  if (ex_) worker_->end_connect(ex_);
   send_request_head();
 }
 
@@ -423,6 +462,7 @@ void ClientConn::finish_request_body() {
 void ClientConn::on_response_head(UpstreamConn* u, const http::ResponseHead& head) {
   if (u != upstream_ || !ex_) return;
   std::string* out = worker_->acquire_string();
+  record_outcome(head.status >= 500);
   if (head.status == 101) {
     http::ResponsePlan plan;
     http::build_client_response(head, plan, true, *out);
@@ -450,6 +490,16 @@ void ClientConn::on_response_head(UpstreamConn* u, const http::ResponseHead& hea
   ex_->plan = http::plan_response(head, ex_->version_minor, close_after);
   ex_->response_chunked = ex_->plan.to_client == http::Framing::kChunked;
   http::build_client_response(head, ex_->plan, false, *out);
+  if (ex_->set_cookie && out->size() >= 2) {
+    // Sticky: pin the client to this instance (an opaque id, not its address).
+    char id[16];
+    format_instance_id(ex_->sticky_id, id);
+    const std::string& name = ex_->rt->routes->service(ex_->route->service).policy.lb.cookie;
+    std::string line;
+    line.reserve(name.size() + 64);
+    line.append("Set-Cookie: ").append(name).append("=").append(id, sizeof id).append("; Path=/; HttpOnly\r\n");
+    out->insert(out->size() - 2, line);
+  }
   write_copy(*out);
   worker_->release_string(out);
   ex_->response_started = true;
@@ -516,6 +566,7 @@ void ClientConn::on_upstream_failed(UpstreamConn* u, UpstreamFailure why, bool a
     close();
     return;
   }
+  worker_->end_connect(ex_);
   if (phase_ == Phase::kTunnel) {
     close_after_flush();
     return;
@@ -526,17 +577,10 @@ void ClientConn::on_upstream_failed(UpstreamConn* u, UpstreamFailure why, bool a
     abort_exchange();
     return;
   }
-  // A reused keep-alive connection that the server had already closed: nothing was processed,
-  // so an idempotent request without a body is safe to send again on a fresh connection.
-  if (why == UpstreamFailure::kResetBeforeResponse && u->reused() && !any_response_bytes &&
-      ex_->req_framing == http::Framing::kNone && ex_->attempts < 3 &&
-      is_idempotent(std::string_view(ex_->upstream_head).substr(0, ex_->upstream_head.find(' ')))) {
-    worker_->stats().add(Counter::kUpstreamRetries);
-    ex_->head_sent = false;
-    ex_->request_done = true;
-    choose_upstream();
-    return;
-  }
+  // A pooled connection the server had closed says nothing about the instance's health.
+  const bool stale_pooled = why == UpstreamFailure::kResetBeforeResponse && u->reused() && !any_response_bytes;
+  if (!stale_pooled) record_outcome(true);
+  if (retry_elsewhere(u, why, any_response_bytes)) return;
   ErrorReply r = reply_for(why);
   log::warn("upstream_error")
       .kv("endpoint", u->pool()->key())
@@ -544,6 +588,60 @@ void ClientConn::on_upstream_failed(UpstreamConn* u, UpstreamFailure why, bool a
       .kv("status", r.status)
       .kv("cause", r.cause);
   local_reply(r.status, r.cause, !ex_->request_done);
+}
+
+// Retries (see proxy/README.lb.md): a failed connect sent nothing, so any request may go to
+// another instance (its body is still unread in the client socket or pending). A reset before
+// any response byte may come after the instance saw the request: only idempotent methods (or
+// any with retry.non_idempotent), and only without a body, since a body already streamed is
+// not kept for a replay. Never once response bytes reached the client (the caller checks).
+bool ClientConn::retry_elsewhere(UpstreamConn* u, UpstreamFailure why, bool any_response_bytes) {
+  const Service& svc = ex_->rt->routes->service(ex_->route->service);
+  const config::RetryPolicy& policy = svc.policy.retry;
+  if (ex_->attempts >= policy.attempts || any_response_bytes) return false;
+  const bool connect_failed = why == UpstreamFailure::kConnectRefused || why == UpstreamFailure::kConnectTimeout;
+  if (!connect_failed) {
+    if (why != UpstreamFailure::kResetBeforeResponse || ex_->req_framing != http::Framing::kNone) return false;
+    const std::string_view method = std::string_view(ex_->upstream_head).substr(0, ex_->upstream_head.find(' '));
+    if (!policy.non_idempotent && !is_idempotent(method)) return false;
+  }
+  if (!worker_->retry_allowed(svc)) {
+    worker_->stats().add(Counter::kRetryBudgetExhausted);
+    return false;
+  }
+  // Another instance; after a stale pooled connection the same one will do, on a new connection.
+  // None: the client gets the original error, not a 503.
+  const bool stale_pooled = !connect_failed && u->reused();
+  bool blocked = false;
+  int next = worker_->pick_endpoint(*ex_->rt, ex_->route->service, ex_->pick_key, ex_->tried, ex_->tried_count, &blocked);
+  if (next < 0 && stale_pooled) next = ex_->endpoint;
+  if (next < 0) return false;
+  worker_->stats().add(Counter::kUpstreamRetries);
+  worker_->end_attempt(ex_);
+  worker_->on_retry_started(ex_);
+  ex_->fresh_connection = stale_pooled;
+  ex_->head_sent = false;
+  if (ex_->req_framing == http::Framing::kNone) ex_->request_done = true;
+  choose_upstream(next);
+  return true;
+}
+
+// Passive health: one exchange's outcome for its instance (may eject it).
+void ClientConn::record_outcome(bool failed) {
+  if (!ex_ || !ex_->route || ex_->endpoint < 0) return;
+  const Service& svc = ex_->rt->routes->service(ex_->route->service);
+  const auto index = static_cast<size_t>(ex_->endpoint);
+  if (!failed) {
+    record_success(svc.endpoints[index]);
+    return;
+  }
+  if (record_failure(svc, index, health_clock_ms())) {
+    worker_->stats().add(Counter::kOutlierEjections);
+    log::warn("outlier_ejected")
+        .kv("service", svc.name)
+        .kv("endpoint", svc.endpoints[index].key)
+        .kv("ejections", static_cast<uint64_t>(svc.endpoints[index].health->ejections.load()));
+  }
 }
 
 void ClientConn::on_tunnel_data(UpstreamConn* u, Block* block, const char* data, size_t len) {

@@ -9,6 +9,7 @@
 #include "proxy/head_reader.h"
 #include "proxy/http_head.h"
 #include "proxy/http_rewrite.h"
+#include "proxy/lb.h"
 #include "proxy/message_parser.h"
 #include "proxy/runtime.h"
 #include "proxy/stream.h"
@@ -40,6 +41,16 @@ struct Exchange {
   bool response_done = false;
   bool response_chunked = false;        // re-framing the body as chunks for the client
   char request_id[32];
+  // Load balancing, retries and circuit breaking (Worker::begin_attempt / end_attempt).
+  PickKey pick_key;                     // computed from the request head (hash / sticky cookie)
+  uint32_t tried[8];                    // endpoints already tried, for retries elsewhere
+  uint8_t tried_count = 0;
+  EndpointPool* attempt_pool = nullptr; // set while an attempt is counted
+  bool connecting = false;              // counted as a pending connect
+  bool is_retry = false;                // counted in the worker's retries in flight
+  bool fresh_connection = false;        // retry on the same instance: not on a pooled connection
+  bool set_cookie = false;              // sticky: (re-)pin the cookie on the response
+  uint64_t sticky_id = 0;
   void reset();
 };
 
@@ -82,7 +93,10 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   void resume_pending();
   bool consume_head(Block* block, const char*& data, size_t& len);
   void handle_request_head(std::string_view head);
-  void choose_upstream();
+  // chosen: an endpoint already picked (a retry), or -1 to pick one now.
+  void choose_upstream(int chosen = -1);
+  bool retry_elsewhere(UpstreamConn* u, UpstreamFailure why, bool any_response_bytes);
+  void record_outcome(bool failed);
   void send_request_head();
   bool feed_request_body(Block* block, const char*& data, size_t& len);
   void finish_request_body();

@@ -114,6 +114,7 @@ bool fill_ipv6(std::string_view ip, uint16_t port, Endpoint& endpoint) {
 Service service_from_config(const config::Service& configured) {
   Service service;
   service.name = configured.name;
+  service.policy = configured.policy;
   for (const config::Endpoint& configured_endpoint : configured.endpoints) {
     Endpoint endpoint;
     endpoint.key = configured_endpoint.address.to_string();
@@ -241,8 +242,14 @@ std::string RouteTable::to_json() const {
   for (const Service& service : services_) {
     nlohmann::json endpoints = nlohmann::json::array();
     for (const Endpoint& endpoint : service.endpoints) {
-      endpoints.push_back(
-          {{"address", endpoint.key}, {"weight", endpoint.weight}, {"source", endpoint.source}});
+      nlohmann::json e = {{"address", endpoint.key}, {"weight", endpoint.weight}, {"source", endpoint.source}};
+      if (endpoint.health) {
+        const int64_t now = health_clock_ms();
+        e["health"] = probe_state_name(endpoint.health->probe.load(std::memory_order_relaxed));
+        e["ejected"] = endpoint.health->ejected(now);
+        e["in_flight"] = endpoint.health->requests.load(std::memory_order_relaxed);
+      }
+      endpoints.push_back(std::move(e));
     }
     services.push_back({{"name", service.name}, {"endpoints", std::move(endpoints)}});
   }

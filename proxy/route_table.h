@@ -14,10 +14,11 @@
 #include <unordered_map>
 #include <vector>
 
+#include "config/config.h"
+#include "proxy/endpoint_health.h"
 #include "proxy/filter.h"
 
 namespace berth {
-namespace config { struct Config; }
 
 struct Endpoint {
   std::string key;              // "127.0.0.1:8080" / "[::1]:8080": identity across snapshots
@@ -25,11 +26,16 @@ struct Endpoint {
   socklen_t addr_len = 0;
   uint32_t weight = 1;
   std::string source = "config";  // where it came from: "config", later "container:<id>"
+  // Shared with the health checker and every worker; set by HealthRegistry::attach (null in
+  // snapshots built without one, e.g. unit tests: then always routable).
+  std::shared_ptr<EndpointHealth> health;
 };
 
 struct Service {
   std::string name;
   std::vector<Endpoint> endpoints;  // may be empty: the route then answers 503
+  config::ServicePolicy policy;     // load balancing, health checks, retries, circuit breaking
+  std::shared_ptr<ServiceCounters> counters;  // set by HealthRegistry::attach
 };
 
 struct Route {

@@ -84,6 +84,8 @@ int Server::run() {
   uv_signal_start(&sigterm_, on_signal, SIGTERM);
   uv_signal_start(&sigint_, on_signal, SIGINT);
 
+  checker_ = std::make_unique<HealthChecker>(&loop_);
+  checker_->update(*runtime_->routes);
   for (auto& w : workers_) w->start();
   for (size_t i = 0; i < sources_.size(); ++i) {
     sources_[i]->start(&loop_, [this, i](const discovery::DiscoveredSet& set) { on_discovered(i, set); });
@@ -141,7 +143,6 @@ void Server::reload() {
 
 std::shared_ptr<const Runtime> Server::build_runtime() {
   auto rt = std::const_pointer_cast<Runtime>(make_runtime(config_, generation_));
-  if (sources_.empty()) return rt;
   std::vector<Route> routes = rt->routes->routes();
   std::vector<Service> services = rt->routes->services();
   for (const auto& set : discovered_) {
@@ -152,6 +153,9 @@ std::shared_ptr<const Runtime> Server::build_runtime() {
       routes.push_back(std::move(r));
     }
   }
+  // Shared health state (probes, ejections, circuit counts) for every instance, kept across
+  // snapshots for instances that stay.
+  health_.attach(services);
   rt->routes = RouteTable::build(std::move(routes), std::move(services), generation_);
   return rt;
 }
@@ -170,6 +174,7 @@ void Server::on_discovered(size_t source_index, const discovery::DiscoveredSet& 
 void Server::publish(std::shared_ptr<const Runtime> rt) {
   runtime_ = rt;
   for (auto& w : workers_) w->publish(rt);
+  if (checker_) checker_->update(*runtime_->routes);
 }
 
 void Server::begin_shutdown(const char* signal_name) {
@@ -178,6 +183,7 @@ void Server::begin_shutdown(const char* signal_name) {
   log::info("draining").kv("signal", signal_name).kv("timeout_ms", static_cast<int64_t>(config_.timeouts.drain.count()));
   for (auto& w : workers_) w->drain();
   for (auto& src : sources_) src->stop([] {});
+  if (checker_) checker_->stop();
   uv_signal_stop(&sighup_);
 }
 

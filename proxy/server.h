@@ -13,6 +13,8 @@
 #include "config/config.h"
 #include "discovery/source.h"
 #include "proxy/admin.h"
+#include "proxy/endpoint_health.h"
+#include "proxy/health_checker.h"
 #include "proxy/runtime.h"
 #include "proxy/worker.h"
 
@@ -53,6 +55,8 @@ class Server {
   std::unique_ptr<AdminServer> admin_;
   std::vector<std::unique_ptr<discovery::Source>> sources_;
   std::vector<discovery::DiscoveredSet> discovered_;
+  HealthRegistry health_;
+  std::unique_ptr<HealthChecker> checker_;  // active probes, on loop_
   bool shutting_down_ = false;
   bool ready_ = false;
 };

@@ -19,6 +19,9 @@ std::string_view counter_name(Counter c) {
     case Counter::kUpstreamRetries: return "upstream_retries";
     case Counter::kRequestsRejected: return "requests_rejected";
     case Counter::kAcceptPauses: return "accept_pauses";
+    case Counter::kCircuitOpen: return "circuit_open";
+    case Counter::kOutlierEjections: return "outlier_ejections";
+    case Counter::kRetryBudgetExhausted: return "retry_budget_exhausted";
     case Counter::kCount_: break;
   }
   return "unknown";

@@ -22,6 +22,9 @@ enum class Counter : uint8_t {
   kUpstreamRetries,
   kRequestsRejected,        // malformed or over a limit: never forwarded
   kAcceptPauses,            // EMFILE / connection limit
+  kCircuitOpen,             // 503 circuit-open: a circuit-breaker limit was reached
+  kOutlierEjections,        // instances ejected by passive health checking
+  kRetryBudgetExhausted,    // a retry was possible but the retry budget said no
   kCount_
 };
 

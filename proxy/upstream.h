@@ -61,6 +61,7 @@ class EndpointPool {
   uint32_t total() const { return total_; }
   uint32_t idle_count() const { return idle_count_; }
   bool in_snapshot = true;
+  uint32_t active = 0;                // exchanges of this worker using the endpoint (least request)
 
  private:
   Worker* worker_;

@@ -4,6 +4,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <climits>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -11,6 +13,7 @@
 
 #include "proxy/client.h"
 #include "proxy/log.h"
+#include "proxy/outlier.h"
 #include "proxy/upstream.h"
 
 namespace berth {
@@ -124,11 +127,15 @@ void Worker::apply_mailbox() {
 void Worker::rebuild_selection_state() {
   if (!rt_) return;
   const auto& services = rt_->routes->services();
-  lb_.assign(services.size(), SmoothWeightedRoundRobin());
+  selectors_.clear();
+  routable_.assign(services.size(), {});
+  routable_at_.assign(services.size(), 0);
+  routable_epoch_.assign(services.size(), 0);  // refresh on first use
+  panic_.assign(services.size(), 0);
   service_pools_.assign(services.size(), {});
   for (auto& [key, pool] : endpoint_pools_) pool->in_snapshot = false;
   for (size_t s = 0; s < services.size(); ++s) {
-    lb_[s].reset(services[s]);
+    selectors_.push_back(make_selector(services[s], id_state_ ^ (s * 0x9e3779b97f4a7c15ULL)));
     auto& pools = service_pools_[s];
     for (const Endpoint& ep : services[s].endpoints) {
       auto it = endpoint_pools_.find(ep.key);
@@ -144,7 +151,7 @@ void Worker::rebuild_selection_state() {
     EndpointPool* p = it->second.get();
     if (!p->in_snapshot) {
       p->close_idle();
-      if (p->total() == 0) {
+      if (p->total() == 0 && p->active == 0) {
         it = endpoint_pools_.erase(it);
         continue;
       }
@@ -153,12 +160,141 @@ void Worker::rebuild_selection_state() {
   }
 }
 
-int Worker::pick_endpoint(const Runtime& rt, uint32_t service_index) {
+namespace {
+
+// The view of a service's endpoints a selector gets for one pick.
+class PickStatus final : public EndpointStatus {
+ public:
+  PickStatus(const Service& svc, const uint8_t* routable, EndpointPool* const* pools, const uint32_t* tried,
+             size_t tried_count, bool enforce_circuit)
+      : svc_(svc), routable_(routable), pools_(pools), tried_(tried), tried_count_(tried_count),
+        max_requests_(enforce_circuit ? svc.policy.circuit.max_requests : 0) {}
+  bool eligible(size_t i) const override {
+    if (!routable_[i]) return false;
+    for (size_t t = 0; t < tried_count_; ++t)
+      if (tried_[t] == i) return false;
+    if (max_requests_) {
+      const EndpointHealth* h = svc_.endpoints[i].health.get();
+      if (h && h->requests.load(std::memory_order_relaxed) >= max_requests_) {
+        blocked_by_circuit = true;
+        return false;
+      }
+    }
+    return true;
+  }
+  uint32_t active(size_t i) const override { return pools_ ? pools_[i]->active : 0; }
+  mutable bool blocked_by_circuit = false;
+
+ private:
+  const Service& svc_;
+  const uint8_t* routable_;
+  EndpointPool* const* pools_;
+  const uint32_t* tried_;
+  size_t tried_count_;
+  uint32_t max_requests_;
+};
+
+}  // namespace
+
+// The worker's view of which instances are routable is recomputed when any health state changed
+// (probe results, ejections: health_epoch) or an ejection ends; otherwise it is reused.
+void Worker::refresh_routable(size_t s) {
+  const uint64_t epoch = health_epoch();
+  const int64_t now = health_clock_ms();
+  if (epoch == routable_epoch_[s] && now < routable_at_[s]) return;
+  routable_epoch_[s] = epoch;
+  const Service& svc = rt_->routes->service(static_cast<uint32_t>(s));
+  const bool panic = compute_routable(svc, now, routable_[s], &routable_at_[s]);
+  if (panic != (panic_[s] != 0)) {
+    panic_[s] = panic;
+    if (index_ == 0) {
+      auto line = panic ? log::warn("panic_mode") : log::info("panic_mode");
+      line.kv("service", svc.name).kv("on", panic ? "true" : "false");
+    }
+  }
+}
+
+int Worker::pick_endpoint(const Runtime& rt, uint32_t service_index, const PickKey& key, const uint32_t* tried,
+                          size_t tried_count, bool* circuit_open) {
   const Service& svc = rt.routes->service(service_index);
+  *circuit_open = false;
   if (svc.endpoints.empty()) return -1;
-  if (&rt == rt_.get() && service_index < lb_.size()) return lb_[service_index].pick(svc);
-  // A request still on an older snapshot (a retry across a reload): plain rotation.
-  return static_cast<int>(id_counter_++ % svc.endpoints.size());
+  if (&rt == rt_.get() && service_index < selectors_.size()) {
+    refresh_routable(service_index);
+    const uint8_t* routable = routable_[service_index].data();
+    EndpointPool* const* pools = service_pools_[service_index].data();
+    PickStatus status(svc, routable, pools, tried, tried_count, true);
+    int idx = selectors_[service_index]->pick(key, status);
+    *circuit_open = idx < 0 && status.blocked_by_circuit;
+    return idx;
+  }
+  // A request still on an older snapshot (a retry across a reload): plain rotation over the
+  // instances routable now.
+  std::vector<uint8_t> routable;
+  compute_routable(svc, health_clock_ms(), routable);
+  PickStatus status(svc, routable.data(), nullptr, tried, tried_count, true);
+  for (size_t k = 0; k < svc.endpoints.size(); ++k) {
+    const size_t i = (id_counter_ + k) % svc.endpoints.size();
+    if (status.eligible(i)) {
+      ++id_counter_;
+      return static_cast<int>(i);
+    }
+  }
+  *circuit_open = status.blocked_by_circuit;
+  return -1;
+}
+
+void Worker::begin_attempt(Exchange* ex, const Endpoint& endpoint, EndpointPool* pool) {
+  end_attempt(ex);
+  ex->attempt_pool = pool;
+  ++pool->active;
+  ++requests_in_flight_;
+  if (endpoint.health) endpoint.health->requests.fetch_add(1, std::memory_order_relaxed);
+  const Service& svc = ex->rt->routes->service(ex->route->service);
+  if (svc.counters) svc.counters->requests.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Worker::begin_connect(Exchange* ex) {
+  if (ex->connecting || !ex->attempt_pool) return;
+  ex->connecting = true;
+  const Service& svc = ex->rt->routes->service(ex->route->service);
+  const Endpoint& ep = svc.endpoints[static_cast<size_t>(ex->endpoint)];
+  if (ep.health) ep.health->pending.fetch_add(1, std::memory_order_relaxed);
+  if (svc.counters) svc.counters->pending.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Worker::end_connect(Exchange* ex) {
+  if (!ex->connecting) return;
+  ex->connecting = false;
+  const Service& svc = ex->rt->routes->service(ex->route->service);
+  const Endpoint& ep = svc.endpoints[static_cast<size_t>(ex->endpoint)];
+  if (ep.health) ep.health->pending.fetch_sub(1, std::memory_order_relaxed);
+  if (svc.counters) svc.counters->pending.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void Worker::end_attempt(Exchange* ex) {
+  if (!ex->attempt_pool) return;
+  end_connect(ex);
+  const Service& svc = ex->rt->routes->service(ex->route->service);
+  const Endpoint& ep = svc.endpoints[static_cast<size_t>(ex->endpoint)];
+  if (ep.health) ep.health->requests.fetch_sub(1, std::memory_order_relaxed);
+  if (svc.counters) svc.counters->requests.fetch_sub(1, std::memory_order_relaxed);
+  EndpointPool* pool = ex->attempt_pool;
+  ex->attempt_pool = nullptr;
+  --requests_in_flight_;
+  if (--pool->active == 0 && !pool->in_snapshot && pool->total() == 0) on_upstream_pool_empty(pool);
+}
+
+void Worker::on_retry_started(Exchange* ex) {
+  if (ex->is_retry) return;
+  ex->is_retry = true;
+  ++retries_in_flight_;
+}
+
+bool Worker::retry_allowed(const Service& service) const {
+  const config::RetryPolicy& r = service.policy.retry;
+  const uint64_t budget = static_cast<uint64_t>(requests_in_flight_) * r.budget_percent / 100;
+  return retries_in_flight_ < std::max<uint64_t>(r.min_retries, budget);
 }
 
 EndpointPool* Worker::endpoint_pool(const Runtime& rt, uint32_t service_index, int endpoint_index) {
@@ -182,7 +318,8 @@ void Worker::on_upstream_pool_empty(EndpointPool* p) {
   uv_timer_start(t, [](uv_timer_t* timer) {
     auto* ctx = static_cast<Ctx*>(timer->data);
     auto it = ctx->w->endpoint_pools_.find(ctx->key);
-    if (it != ctx->w->endpoint_pools_.end() && !it->second->in_snapshot && it->second->total() == 0)
+    if (it != ctx->w->endpoint_pools_.end() && !it->second->in_snapshot && it->second->total() == 0 &&
+        it->second->active == 0)
       ctx->w->endpoint_pools_.erase(it);
     delete ctx;
     uv_close(reinterpret_cast<uv_handle_t*>(timer), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
@@ -254,6 +391,8 @@ Exchange* Worker::acquire_exchange() {
 }
 
 void Worker::release_exchange(Exchange* e) {
+  end_attempt(e);
+  if (e->is_retry) --retries_in_flight_;
   e->reset();
   if (free_exchanges_.size() >= kMaxFreeExchanges) {
     delete e;

@@ -58,8 +58,21 @@ class Worker {
   std::string* acquire_string();
   void release_string(std::string* s);
 
-  // Chooses an endpoint of the route's service in the current runtime; -1 when none.
-  int pick_endpoint(const Runtime& rt, uint32_t service_index);
+  // Chooses an endpoint of the route's service for a request: one that is routable (health,
+  // outlier ejection, panic mode), not among `tried` and under its circuit-breaker limit.
+  // -1 when none; *circuit_open then says whether only circuit breakers were in the way.
+  int pick_endpoint(const Runtime& rt, uint32_t service_index, const PickKey& key,
+                    const uint32_t* tried, size_t tried_count, bool* circuit_open);
+  // Per-attempt accounting of an exchange (requests in flight per instance and service, this
+  // worker's active count per endpoint, pending connects, the retry budget).
+  void begin_attempt(Exchange* ex, const Endpoint& endpoint, EndpointPool* pool);
+  void begin_connect(Exchange* ex);
+  void end_connect(Exchange* ex);
+  void end_attempt(Exchange* ex);
+  // May one more retry start now (retries in flight within the budget of the service)?
+  bool retry_allowed(const Service& service) const;
+  // Counts the exchange as a retry until it is released.
+  void on_retry_started(Exchange* ex);
   EndpointPool* endpoint_pool(const Runtime& rt, uint32_t service_index, int endpoint_index);
   // Writes a fresh 32-hex-digit request id into out[32].
   void next_request_id(char out[32]);
@@ -112,7 +125,14 @@ class Worker {
   size_t free_write_count_ = 0;
   std::vector<std::string*> free_strings_;
   std::vector<Exchange*> free_exchanges_;
-  std::vector<SmoothWeightedRoundRobin> lb_;
+  void refresh_routable(size_t service_index);
+  std::vector<std::unique_ptr<Selector>> selectors_;      // [service]
+  std::vector<std::vector<uint8_t>> routable_;            // [service][endpoint], refreshed lazily
+  std::vector<int64_t> routable_at_;                      // [service] refresh at this health_clock_ms
+  std::vector<uint64_t> routable_epoch_;                  // [service] health_epoch() of the view
+  std::vector<uint8_t> panic_;                            // [service] in panic mode (logged by worker 0)
+  uint32_t requests_in_flight_ = 0;                       // exchanges with an attempt running
+  uint32_t retries_in_flight_ = 0;
   std::vector<std::vector<EndpointPool*>> service_pools_;  // [service][endpoint]
   std::unordered_map<std::string, std::unique_ptr<EndpointPool>> endpoint_pools_;
   ClientConn* clients_ = nullptr;  // intrusive list

@@ -7,7 +7,9 @@
 // chunked request bodies. Behaviour is chosen by query parameters on any path:
 //   status=NNN size=N chunked=1 delay_ms=N body_delay_ms=N close=1 abort=1
 //   abort_after_headers=1 no_length=1 header=Name:Value bad_framing=1 expect100=0|1
-// Special paths: /echo, /upload, /download, /__stats, /__seen?marker=X, /__reset.
+//   slow=NAME:MS (only the origin named NAME waits MS)
+// Special paths: /echo, /upload, /download, /__stats, /__seen?marker=X, /__reset,
+// /__health (answers the status set by /__health_set?status=N, default 200).
 // Bodies produced by size=N are the repeating pattern kPattern[i % 62] (tests rely on it).
 
 #include <arpa/inet.h>
@@ -51,7 +53,8 @@ uint64_t g_connections = 0;
 uint64_t g_requests = 0;
 std::vector<std::string> g_heads;  // raw heads of counted requests, for /__seen
 std::atomic<uint64_t> g_conn_ids{0};
-uint64_t g_epoch = 0;  // bumped by /__reset so a connection counted before it counts again
+uint64_t g_epoch = 0;
+std::atomic<int> g_health_status{200};  // what /__health answers  // bumped by /__reset so a connection counted before it counts again
 
 // ---- small helpers ----------------------------------------------------------------------
 std::string lower(std::string_view s) {
@@ -495,6 +498,12 @@ After serve(int fd, Reader& r, Request& req, uint64_t conn_id, uint64_t* counted
 
   if (req.qflag("abort")) return After::Abort;
   sleep_ms(req.qnum("delay_ms", 0));
+  // slow=NAME:MS: only the origin called NAME waits MS (one slow instance of several).
+  if (auto slow = req.q("slow")) {
+    size_t colon = slow->find(':');
+    if (colon != std::string::npos && slow->substr(0, colon) == g_name)
+      sleep_ms(std::strtoull(slow->c_str() + colon + 1, nullptr, 10));
+  }
 
   // Control endpoints.
   int status = static_cast<int>(req.qnum("status", 200));
@@ -519,6 +528,16 @@ After serve(int fd, Reader& r, Request& req, uint64_t conn_id, uint64_t* counted
         if (h.find(marker) != std::string::npos) ++count;
     }
     content = std::to_string(count);
+    have_content = true;
+  } else if (req.path == "/__health") {
+    // Health-check target: answers the status set by /__health_set?status=N (default 200).
+    status = g_health_status.load();
+    content = "health " + std::to_string(status);
+    have_content = true;
+  } else if (req.path == "/__health_set") {
+    g_health_status = static_cast<int>(req.qnum("status", 200));
+    status = 200;
+    content = "set";
     have_content = true;
   } else if (req.path == "/__reset") {
     std::lock_guard lk(g_mu);

@@ -60,7 +60,7 @@ TEST_CASE("config: a minimal file gets every default", "[config]") {
   CHECK(l.max_request_line == 8 * 1024);
   CHECK(l.max_connections_per_worker == 16384);
   CHECK(l.max_body_bytes == 0);
-  CHECK(l.upstream_max_idle_per_endpoint == 64);
+  CHECK(l.upstream_max_idle_per_endpoint == 1024);
   CHECK(l.write_buffer_bytes == 256 * 1024);
 }
 

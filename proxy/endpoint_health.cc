@@ -1,0 +1,63 @@
+#include "proxy/endpoint_health.h"
+
+#include <uv.h>
+
+#include <unordered_set>
+
+#include "proxy/route_table.h"
+
+namespace berth {
+
+const char* probe_state_name(ProbeState s) noexcept {
+  switch (s) {
+    case ProbeState::kUnchecked: return "unchecked";
+    case ProbeState::kPending: return "pending";
+    case ProbeState::kHealthy: return "healthy";
+    case ProbeState::kUnhealthy: return "unhealthy";
+  }
+  return "unknown";
+}
+
+int64_t health_clock_ms() noexcept { return static_cast<int64_t>(uv_hrtime() / 1'000'000); }
+
+namespace {
+std::atomic<uint64_t> g_health_epoch{1};
+}  // namespace
+
+uint64_t health_epoch() noexcept { return g_health_epoch.load(std::memory_order_acquire); }
+void bump_health_epoch() noexcept { g_health_epoch.fetch_add(1, std::memory_order_acq_rel); }
+
+void HealthRegistry::attach(std::vector<Service>& services) {
+  // An endpoint in several services is checked when any of them has a check.
+  std::unordered_set<std::string> checked;
+  for (const Service& s : services)
+    if (s.policy.health.enabled)
+      for (const Endpoint& e : s.endpoints) checked.insert(e.key);
+
+  std::unordered_set<std::string> seen_endpoints, seen_services;
+  for (Service& s : services) {
+    auto& counters = services_[s.name];
+    if (!counters) counters = std::make_shared<ServiceCounters>();
+    s.counters = counters;
+    seen_services.insert(s.name);
+    for (Endpoint& e : s.endpoints) {
+      auto& health = endpoints_[e.key];
+      const bool is_checked = checked.count(e.key) != 0;
+      if (!health) {
+        health = std::make_shared<EndpointHealth>();
+        health->probe.store(is_checked ? ProbeState::kPending : ProbeState::kUnchecked);
+      } else if (is_checked && health->probe.load() == ProbeState::kUnchecked) {
+        health->probe.store(ProbeState::kPending);  // a check was just configured
+      } else if (!is_checked) {
+        health->probe.store(ProbeState::kUnchecked);
+      }
+      e.health = health;
+      seen_endpoints.insert(e.key);
+    }
+  }
+  bump_health_epoch();
+  std::erase_if(endpoints_, [&](const auto& kv) { return !seen_endpoints.count(kv.first); });
+  std::erase_if(services_, [&](const auto& kv) { return !seen_services.count(kv.first); });
+}
+
+}  // namespace berth

@@ -1,0 +1,69 @@
+// Health of one instance, shared by the control thread (active probes) and every worker
+// (passive outlier detection, circuit-breaker counts) through atomics: no lock on the request
+// path. The HealthRegistry (control thread) keeps one per endpoint key and attaches it to each
+// snapshot's Endpoint, so health survives route-table rebuilds for instances that stay.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace berth {
+
+struct Service;
+
+enum class ProbeState : uint8_t {
+  kUnchecked,  // no active check configured: routable
+  kPending,    // checked, no probe has passed yet: no traffic
+  kHealthy,
+  kUnhealthy,
+};
+const char* probe_state_name(ProbeState s) noexcept;
+
+struct EndpointHealth {
+  std::atomic<ProbeState> probe{ProbeState::kUnchecked};
+  std::atomic<uint32_t> consecutive_failures{0};  // passive: connect failures / 5xx in a row
+  std::atomic<uint32_t> ejections{0};             // how often ejected (grows the ejection time)
+  std::atomic<int64_t> ejected_until_ms{0};       // health_clock_ms(); 0 = not ejected
+  std::atomic<uint32_t> requests{0};              // in flight, all workers (circuit breaker)
+  std::atomic<uint32_t> pending{0};               // connects in progress, all workers
+
+  bool ejected(int64_t now_ms) const noexcept {
+    return ejected_until_ms.load(std::memory_order_relaxed) > now_ms;
+  }
+  // Healthy enough for new requests (ignoring circuit breakers).
+  bool routable(int64_t now_ms) const noexcept {
+    const ProbeState p = probe.load(std::memory_order_relaxed);
+    return (p == ProbeState::kUnchecked || p == ProbeState::kHealthy) && !ejected(now_ms);
+  }
+};
+
+struct ServiceCounters {
+  std::atomic<uint32_t> requests{0};
+  std::atomic<uint32_t> pending{0};
+};
+
+// Monotonic milliseconds, the same on every thread.
+int64_t health_clock_ms() noexcept;
+// Bumped on every change of a probe state or ejection, so workers refresh their view at once.
+uint64_t health_epoch() noexcept;
+void bump_health_epoch() noexcept;
+
+// Control thread only.
+class HealthRegistry {
+ public:
+  // Attaches the shared health of each endpoint and the counters of each service (creating them
+  // for newcomers: "pending" when their service has an active check), and forgets endpoints and
+  // services that are no longer present.
+  void attach(std::vector<Service>& services);
+  size_t size() const { return endpoints_.size(); }
+
+ private:
+  std::unordered_map<std::string, std::shared_ptr<EndpointHealth>> endpoints_;
+  std::unordered_map<std::string, std::shared_ptr<ServiceCounters>> services_;
+};
+
+}  // namespace berth

@@ -1,0 +1,59 @@
+// Least request with weighted power-of-two choices (see lb.h).
+#include <algorithm>
+
+#include "proxy/lb.h"
+
+namespace berth {
+
+LeastRequest::LeastRequest(const Service& service, uint64_t seed) : state_(seed ^ 0x2545f4914f6cdd1dULL) {
+  uint64_t sum = 0;
+  for (const Endpoint& e : service.endpoints) {
+    const uint32_t w = e.weight ? e.weight : 1;
+    weights_.push_back(w);
+    sum += w;
+    cumulative_.push_back(sum);
+  }
+}
+
+uint64_t LeastRequest::next_random() noexcept {
+  uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+// A random eligible endpoint, in proportion to weight; -1 when none is eligible.
+int LeastRequest::draw(const EndpointStatus& status) {
+  const size_t n = weights_.size();
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    const uint64_t r = next_random() % cumulative_.back();
+    const size_t i = static_cast<size_t>(std::upper_bound(cumulative_.begin(), cumulative_.end(), r) - cumulative_.begin());
+    if (status.eligible(i)) return static_cast<int>(i);
+  }
+  // Many ineligible: walk from a random start to the next eligible one.
+  const size_t start = static_cast<size_t>(next_random() % n);
+  for (size_t k = 0; k < n; ++k) {
+    const size_t i = (start + k) % n;
+    if (status.eligible(i)) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+int LeastRequest::pick(const PickKey&, const EndpointStatus& status) {
+  if (weights_.empty()) return -1;
+  if (weights_.size() == 1) return status.eligible(0) ? 0 : -1;
+  const int a = draw(status);
+  if (a < 0) return -1;
+  // Two distinct candidates when there are (with two endpoints, a repeated draw would make half
+  // of all choices blind).
+  int b = draw(status);
+  for (int again = 0; again < 3 && b == a; ++again) b = draw(status);
+  if (b < 0 || a == b) return a;
+  const auto ia = static_cast<size_t>(a), ib = static_cast<size_t>(b);
+  // Fewer in flight per unit of weight: active_a / w_a < active_b / w_b.
+  const uint64_t load_a = static_cast<uint64_t>(status.active(ia)) * weights_[ib];
+  const uint64_t load_b = static_cast<uint64_t>(status.active(ib)) * weights_[ia];
+  return load_b < load_a ? b : a;
+}
+
+}  // namespace berth

@@ -1,0 +1,189 @@
+// Health management through the real binary: active checks (out within interval x threshold,
+// back after recovery, no traffic before the first passing probe), passive outlier ejection and
+// its cap, retries that hide an instance killed without warning, circuit breaking.
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <thread>
+
+#include "env.h"
+
+using namespace it;
+
+namespace {
+
+std::string origin_of(const Response& r) {
+  if (r.body.rfind("origin=", 0) != 0) return "?";
+  return r.body.substr(7, r.body.find(' ') - 7);
+}
+
+std::string service_yaml(const std::vector<Origin*>& origins, const std::string& extra) {
+  std::string y = "routes:\n  - {name: r, path: /, service: s}\nservices:\n  s:\n    endpoints: [";
+  for (size_t i = 0; i < origins.size(); ++i) y += (i ? ", \"" : "\"") + origins[i]->address() + "\"";
+  return y + "]\n" + extra;
+}
+
+bool set_health(Origin& o, int status) {
+  return http_get(o.port(), "/__health_set?status=" + std::to_string(status), "x").status == 200;
+}
+
+// Shares of `n` requests on one keep-alive connection, by origin name.
+std::map<std::string, int> spread(uint16_t port, int n) {
+  std::map<std::string, int> counts;
+  Client client(port);
+  for (int i = 0; i < n; ++i) ++counts[origin_of(client.get("/s", "x"))];
+  return counts;
+}
+
+uint64_t counter(uint16_t admin_port, const std::string& name) {
+  Response r = http_get(admin_port, "/api/stats", "admin");
+  size_t p = r.body.find("\"" + name + "\":");
+  return p == std::string::npos ? 0 : std::stoull(r.body.substr(p + name.size() + 3));
+}
+
+size_t count_of(const std::string& text, const std::string& needle) {
+  size_t n = 0;
+  for (size_t p = text.find(needle); p != std::string::npos; p = text.find(needle, p + 1)) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("health: active checks take a failing instance out within interval x threshold, and back", "[health]") {
+  Origin a("A"), b("B"), c("C");
+  REQUIRE((a.ok() && b.ok() && c.ok()));
+  REQUIRE(set_health(c, 503));  // C fails its checks from the start
+  Berth berth(config_head(2) +
+              service_yaml({&a, &b, &c}, "    health: {path: /__health, interval: 200ms, timeout: 200ms, "
+                                         "unhealthy_threshold: 2, healthy_threshold: 1}\n"));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  REQUIRE(wait_until([&] { auto s = spread(berth.port(), 20); return s["A"] > 0 && s["B"] > 0; }, 5s));
+  // No traffic at all before a passing probe: C never passed one.
+  auto s = spread(berth.port(), 60);
+  CHECK(s["C"] == 0);
+  CHECK(c.stats().requests == 0);
+
+  // A starts failing: out within interval x unhealthy_threshold (+ one probe and the workers'
+  // 50 ms refresh).
+  REQUIRE(set_health(a, 500));
+  const auto t0 = Clock::now();
+  REQUIRE(wait_until([&] { return spread(berth.port(), 10)["A"] == 0; }, 5s, 10ms));
+  const double out_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  WARN("active check: failing instance out after " << out_s << " s (interval 200ms x threshold 2)");
+  CHECK(out_s < 0.2 * 2 + 0.5);
+  {
+    auto after = spread(berth.port(), 40);
+    INFO("A " << after["A"] << " B " << after["B"] << " C " << after["C"] << " other " << after["?"] << "\n"
+              << http_get(berth.admin_port(), "/api/routes", "admin").body << "\n" << berth.log());
+    CHECK(after["A"] == 0);
+  }
+
+  // Recovery: back after healthy_threshold passing probes.
+  REQUIRE(set_health(a, 200));
+  REQUIRE(wait_until([&] { return spread(berth.port(), 10)["A"] > 0; }, 3s, 10ms));
+  REQUIRE(set_health(c, 200));
+  REQUIRE(wait_until([&] { return spread(berth.port(), 12)["C"] > 0; }, 3s, 10ms));
+  Response routes = http_get(berth.admin_port(), "/api/routes", "admin");
+  CHECK(count_of(routes.body, "\"health\":\"healthy\"") == 3);
+}
+
+TEST_CASE("health: outlier ejection after N consecutive failures, ejection cap respected", "[health]") {
+  Origin a("A"), b("B"), c("C"), d("D");
+  REQUIRE((a.ok() && b.ok() && c.ok() && d.ok()));
+  Berth berth(config_head(1) +
+              service_yaml({&a, &b, &c, &d}, "    outlier: {consecutive_failures: 3, base_ejection: 30s, "
+                                             "max_ejection_percent: 50, panic_threshold_percent: 0}\n"));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  CHECK(spread(berth.port(), 8).size() == 4);
+  // One dies: ejected after 3 failures (the requests themselves are retried elsewhere).
+  a.process().signal(SIGKILL);
+  a.process().wait_exit(2s);
+  int failed = 0;
+  for (int i = 0; i < 40; ++i) failed += http_get(berth.port(), "/s", "x").status != 200;
+  CHECK(failed == 0);
+  CHECK(counter(berth.admin_port(), "outlier_ejections") == 1);
+  const uint64_t connect_failures = counter(berth.admin_port(), "upstream_connect_failures");
+  CHECK(connect_failures == 3);
+  for (int i = 0; i < 40; ++i) http_get(berth.port(), "/s", "x");
+  CHECK(counter(berth.admin_port(), "upstream_connect_failures") == connect_failures);  // ejected: not tried
+  // Two more die: at most 50% of 4 are ejected.
+  b.process().signal(SIGKILL);
+  c.process().signal(SIGKILL);
+  b.process().wait_exit(2s);
+  c.process().wait_exit(2s);
+  for (int i = 0; i < 60; ++i) http_get(berth.port(), "/s", "x");
+  Response routes = http_get(berth.admin_port(), "/api/routes", "admin");
+  CHECK(count_of(routes.body, "\"ejected\":true") == 2);
+  CHECK(counter(berth.admin_port(), "outlier_ejections") == 2);
+}
+
+TEST_CASE("health: an instance killed without any event: zero failed GETs thanks to retries", "[health]") {
+  Origin a("A"), b("B"), c("C");
+  REQUIRE((a.ok() && b.ok() && c.ok()));
+  Berth berth(config_head(2) + service_yaml({&a, &b, &c}, ""));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, failed{0};
+  std::vector<std::thread> load;
+  for (int t = 0; t < 4; ++t) {
+    load.emplace_back([&] {
+      auto client = std::make_unique<Client>(berth.port());
+      while (!stop) {
+        Response r = client->get("/k?delay_ms=2", "x");
+        if (r.status == 200) {
+          ++ok;
+        } else {
+          ++failed;
+          client = std::make_unique<Client>(berth.port());
+        }
+      }
+    });
+  }
+  std::this_thread::sleep_for(500ms);
+  a.process().signal(SIGKILL);
+  std::this_thread::sleep_for(1500ms);
+  stop = true;
+  for (auto& t : load) t.join();
+  WARN("killed one of 3 instances under load: " << ok << " GETs ok, " << failed << " failed, "
+                                                << counter(berth.admin_port(), "upstream_retries") << " retries");
+  CHECK(failed == 0);
+  CHECK(ok > 100);
+}
+
+TEST_CASE("health: circuit breaker answers overload with fast 503s, not timeouts", "[health]") {
+  Origin a("A");
+  REQUIRE(a.ok());
+  Berth berth(config_head(1) + service_yaml({&a}, "    circuit_breaker: {max_requests: 2}\n"));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  std::vector<std::thread> threads;
+  std::vector<int> status(8, 0);
+  std::vector<double> took(8, 0);
+  std::vector<std::string> cause(8);
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&, i] {
+      if (i >= 2) std::this_thread::sleep_for(200ms);  // the first two hold the instance
+      const auto t0 = Clock::now();
+      Response r = http_get(berth.port(), "/slow?delay_ms=1500", "x");
+      took[static_cast<size_t>(i)] = std::chrono::duration<double>(Clock::now() - t0).count();
+      status[static_cast<size_t>(i)] = r.status;
+      cause[static_cast<size_t>(i)] = r.header("x-berth-error").value_or("");
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(status[0] == 200);
+  CHECK(status[1] == 200);
+  for (size_t i = 2; i < 8; ++i) {
+    CHECK(status[i] == 503);
+    CHECK(cause[i] == "circuit-open");
+    CHECK(took[i] < 0.3);
+  }
+  CHECK(counter(berth.admin_port(), "circuit_open") == 6);
+}
