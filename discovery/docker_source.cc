@@ -209,7 +209,10 @@ void DockerSource::on_stream_data(std::string_view bytes) {
     lost("an event larger than 16 MiB");
     return;
   }
-  if (phase_ == Phase::kSynced) rebuild();
+  if (phase_ == Phase::kSynced && dirty_) {
+    dirty_ = false;
+    rebuild();
+  }
 }
 
 void DockerSource::list() {
@@ -334,6 +337,7 @@ void DockerSource::handle_event(const DockerEvent& e) {
       action == "resize" || action == "archive-path" || action == "extract-to-dir" || action == "export" ||
       action == "commit" || action == "copy" || action == "detach")
     return;
+  dirty_ = true;  // this event may change the set; events ignored above cost no rebuild
   if (flight != in_flight_.end()) flight->second = true;  // its answer may predate this event
   auto it = cache_.find(id);
   ContainerFacts* c = it == cache_.end() ? nullptr : &it->second;

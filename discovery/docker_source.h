@@ -101,6 +101,7 @@ class DockerSource final : public Source {
   Timer retry_timer_, grace_timer_, ping_timer_;
   std::chrono::milliseconds backoff_{200};
   EmptyRouteGrace grace_;
+  bool dirty_ = false;  // an event since the last rebuild may have changed the set
   std::optional<DiscoveredSet> published_;
   std::map<std::string, std::string> logged_rejections_;
   std::string stale_;
