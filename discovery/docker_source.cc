@@ -337,7 +337,8 @@ void DockerSource::handle_event(const DockerEvent& e) {
       action == "resize" || action == "archive-path" || action == "extract-to-dir" || action == "export" ||
       action == "commit" || action == "copy" || action == "detach")
     return;
-  dirty_ = true;  // this event may change the set; events ignored above cost no rebuild
+  // dirty_ is set only where the cache changes: an event that merely queues an inspect, or
+  // repeats what is known, costs no rebuild of the whole set.
   if (flight != in_flight_.end()) flight->second = true;  // its answer may predate this event
   auto it = cache_.find(id);
   ContainerFacts* c = it == cache_.end() ? nullptr : &it->second;
@@ -350,6 +351,7 @@ void DockerSource::handle_event(const DockerEvent& e) {
       c->paused = false;
       c->draining = false;
       c->health = c->has_healthcheck ? "starting" : "";
+      dirty_ = true;
     }
     pending_kills_.erase(id);
     inspect(id);
@@ -359,8 +361,10 @@ void DockerSource::handle_event(const DockerEvent& e) {
     auto signal = parse_signal(e.attribute("signal"));
     if (c && !stale_event) {
       if (signal && (*signal == c->stop_signal || *signal == 9)) {
-        if (!c->draining)
+        if (!c->draining) {
           log::info("docker_instance_draining").kv("container", c->display()).kv("signal", static_cast<int64_t>(*signal));
+          dirty_ = true;
+        }
         c->draining = true;
       }
     } else if (!c && signal) {
@@ -368,18 +372,25 @@ void DockerSource::handle_event(const DockerEvent& e) {
     }
   } else if (action == "die" || action == "stop" || action == "destroy" || action == "oom") {
     if (!stale_event && action != "oom") {
-      cache_.erase(id);
+      if (cache_.erase(id)) dirty_ = true;
       pending_kills_.erase(id);
     }
   } else if (action == "pause") {
-    if (c && !stale_event) c->paused = true;
+    if (c && !stale_event && !c->paused) {
+      c->paused = true;
+      dirty_ = true;
+    }
   } else if (action == "unpause") {
     if (c) {
       c->paused = false;
       if (c->has_healthcheck) c->health = "unhealthy";  // until the next check passes
+      dirty_ = true;
     }
   } else if (action == "health_status") {
-    if (c && !stale_event) c->health = e.detail;
+    if (c && !stale_event && c->health != e.detail) {
+      c->health = e.detail;
+      dirty_ = true;
+    }
   }
 }
 
