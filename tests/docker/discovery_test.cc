@@ -13,14 +13,6 @@ using it::Response;
 
 namespace {
 
-std::string addr(uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
-
-// Removes the named containers when the test ends, whatever happened.
-struct Cleanup {
-  std::vector<std::string> names;
-  ~Cleanup() { remove_containers(names); }
-};
-
 std::string source_of(const nlohmann::json& t, const std::string& address) {
   for (const auto& s : t["services"])
     for (const auto& e : s["endpoints"])

@@ -59,6 +59,15 @@ std::string run_web(const std::string& name, uint16_t port, const std::string& b
                     std::string* error = nullptr);
 void remove_containers(const std::vector<std::string>& names_or_ids);
 
+// "127.0.0.1:PORT": the address of a host-network test container.
+inline std::string addr(uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
+
+// Removes the named containers when a test ends, whatever happened.
+struct Cleanup {
+  std::vector<std::string> names;
+  ~Cleanup() { remove_containers(names); }
+};
+
 // Berth with Docker discovery pointed at the private engine. docker_extra: more keys of the
 // docker section in flow style ("compat: {traefik: true}").
 std::string berth_yaml(const std::string& docker_extra = "", const std::string& grace = "2s");

@@ -15,13 +15,6 @@ using it::Response;
 
 namespace {
 
-std::string addr(uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
-
-struct Cleanup {
-  std::vector<std::string> names;
-  ~Cleanup() { remove_containers(names); }
-};
-
 // Sends requests through Berth in a loop (a fresh connection each) until stopped, counting
 // the statuses and the bodies.
 class Load {
