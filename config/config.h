@@ -79,6 +79,7 @@ struct RetryPolicy {
   bool non_idempotent = false;          // also retry POST/PATCH after a reset before any response byte
   uint32_t budget_percent = 20;         // retries in flight at most this share of active requests
   uint32_t min_retries = 3;             // ... but always allow this many concurrent retries
+  uint64_t replay_body_bytes = 8192;    // request bodies up to this size are kept for a replay (0 = none)
   bool operator==(const RetryPolicy&) const = default;
 };
 

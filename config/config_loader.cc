@@ -186,7 +186,7 @@ const std::vector<std::string_view> kHealthKeys = {"path",              "interva
 const std::vector<std::string_view> kOutlierKeys = {"consecutive_failures", "base_ejection",
                                                     "max_ejection_percent", "panic_threshold_percent"};
 const std::vector<std::string_view> kRetryKeys = {"attempts", "non_idempotent", "budget_percent",
-                                                  "min_retries"};
+                                                  "min_retries", "replay_body_bytes"};
 const std::vector<std::string_view> kCircuitKeys = {"max_requests", "max_pending", "service_max_requests",
                                                     "service_max_pending"};
 const std::vector<std::string_view> kEndpointKeys = {"address", "weight"};
@@ -803,6 +803,8 @@ void Loader::read_retry(const Value& value, RetryPolicy& retry) {
       if (auto n = read_integer(f.value, 1, 10)) retry.attempts = static_cast<uint32_t>(*n);
     } else if (f.key == "budget_percent") {
       if (auto n = read_integer(f.value, 0, 100)) retry.budget_percent = static_cast<uint32_t>(*n);
+    } else if (f.key == "replay_body_bytes") {
+      if (auto n = read_integer(f.value, 0, 1 << 20)) retry.replay_body_bytes = static_cast<uint64_t>(*n);
     } else if (auto n = read_integer(f.value, 0, 100'000)) {
       retry.min_retries = static_cast<uint32_t>(*n);
     }
