@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Berth benchmark: Berth vs nginx vs HAProxy (and the origin directly) on loopback.
+# Berth benchmark: Berth vs nginx vs HAProxy (and the origin directly) on loopback; Berth runs
+# twice: as a plain proxy, and as "Berth+hc" with an active health check and outlier detection
+# on the origin service.
 #
 #   bench/run.sh [--quick]
 #
@@ -10,7 +12,7 @@
 # (raw wrk output goes to bench/results/latest-raw.txt). See bench/README.md.
 #
 # Environment knobs (defaults in brackets):
-#   BENCH_SKIP_BERTH=1     leave Berth out (development only) [0]
+#   BENCH_SKIP_BERTH=1     leave Berth and Berth+hc out (development only) [0]
 #   BENCH_SKIP_BUILD=1     skip install-deps and the cmake build [0]
 #   BENCH_BUILD_DIR        build directory [build-bench]
 #   BENCH_TOOLS_DIR        where berth-bench-origin / -idle_conns live [$BENCH_BUILD_DIR]
@@ -71,8 +73,9 @@ else
   [[ -n "$PB" ]] || { echo "run.sh: no free port range found (set BENCH_PORT_BASE)" >&2; exit 1; }
 fi
 ORIGIN_PORT=$PB
-declare -A PORT=([origin]=$PB [berth]=$((PB + 1)) [nginx]=$((PB + 2)) [haproxy]=$((PB + 3)))
-BERTH_ADMIN_PORT=$((PB + 11))
+declare -A PORT=([origin]=$PB [berth]=$((PB + 1)) [nginx]=$((PB + 2)) [haproxy]=$((PB + 3))
+                 [berth_hc]=$((PB + 4)))
+declare -A ADMIN_PORT=([berth]=$((PB + 11)) [berth_hc]=$((PB + 10)))
 PROXY_CORE=0
 LOAD_CORE=1
 
@@ -190,14 +193,20 @@ fi
 
 # ---------------------------------------------------------------- configs
 mkdir -p "$WORK/nginx" "$WORK/wrk"
-cat >"$WORK/berth.yaml" <<EOF
-listeners: ["127.0.0.1:${PORT[berth]}"]
+# Berth, and Berth+hc: the same plus an active health check of the origin every second (GET
+# /small: the origin answers 404 on /) and outlier detection with its default settings.
+write_berth_config() {  # name extra-service-keys
+  cat >"$WORK/$1.yaml" <<EOF
+listeners: ["127.0.0.1:${PORT[$1]}"]
 workers: 1
-admin: {address: "127.0.0.1:$BERTH_ADMIN_PORT"}
+admin: {address: "127.0.0.1:${ADMIN_PORT[$1]}"}
 routes: [{service: origin}]
-services: {origin: {endpoints: ["127.0.0.1:$ORIGIN_PORT"]}}
+services: {origin: {endpoints: ["127.0.0.1:$ORIGIN_PORT"]$2}}
 limits: {max_connections_per_worker: 20000}
 EOF
+}
+write_berth_config berth ""
+write_berth_config berth_hc ", health: {path: /small, interval: 1s}, outlier: {}"
 
 NGINX_NOFILE=$NOFILE
 ((NGINX_NOFILE > 200000)) && NGINX_NOFILE=200000
@@ -277,10 +286,12 @@ haproxy -c -f "$WORK/haproxy.cfg" >"$WORK/haproxy-c.out" 2>&1 \
 
 # ---------------------------------------------------------------- contestants
 CONTESTANTS=(origin)
-[[ "$SKIP_BERTH" == 1 ]] || CONTESTANTS+=(berth)
-CONTESTANTS+=(nginx haproxy)
+BERTHS=()
+[[ "$SKIP_BERTH" == 1 ]] || BERTHS=(berth berth_hc)
+CONTESTANTS+=("${BERTHS[@]}" nginx haproxy)
 PROXIES=("${CONTESTANTS[@]:1}")
-declare -A LABEL=([origin]="origin (direct)" [berth]="Berth" [nginx]="nginx" [haproxy]="HAProxy")
+declare -A LABEL=([origin]="origin (direct)" [berth]="Berth" [berth_hc]="Berth+hc" [nginx]="nginx"
+                  [haproxy]="HAProxy")
 
 port_range_free "$PB" || die "a port in $PB..$((PB + 11)) is now in use (set BENCH_PORT_BASE)"
 
@@ -327,12 +338,12 @@ start_origin() {
 start_proxy() {  # name
   local name=$1 deadline
   case "$name" in
-    berth)
-      start_bg berth "$PROXY_CORE" "$BERTH_BIN" --config "$WORK/berth.yaml"
+    berth|berth_hc)
+      start_bg "$name" "$PROXY_CORE" "$BERTH_BIN" --config "$WORK/$name.yaml"
       deadline=$((SECONDS + 20))
-      until grep -q 'event=ready' "$WORK/berth.err" 2>/dev/null; do
-        if ! alive berth; then show_logs berth; die "berth exited during startup"; fi
-        ((SECONDS < deadline)) || { show_logs berth; die "berth did not log event=ready within 20 s"; }
+      until grep -q 'event=ready' "$WORK/$name.err" 2>/dev/null; do
+        if ! alive "$name"; then show_logs "$name"; die "$name exited during startup"; fi
+        ((SECONDS < deadline)) || { show_logs "$name"; die "$name did not log event=ready within 20 s"; }
         sleep 0.1
       done
       ;;
@@ -348,6 +359,17 @@ start_proxy() {  # name
     [[ "$name" == nginx ]] && tail -n 20 "$WORK/nginx/error.log" >&2
     die "$name does not answer GET /small and GET /64k correctly on 127.0.0.1:${PORT[$name]}"
   fi
+  if [[ "$name" == berth_hc ]] && [[ "$(origin_health)" != healthy ]]; then
+    show_logs "$name"
+    die "berth_hc: the origin's active health check is not on and passing: $(admin_get berth_hc /api/routes)"
+  fi
+}
+
+admin_get() {  # name path : a Berth contestant's admin API answer
+  curl -s --max-time 2 "http://127.0.0.1:${ADMIN_PORT[$1]}$2" 2>/dev/null || true
+}
+origin_health() {  # the probe state of the origin in Berth+hc's route table
+  admin_get berth_hc /api/routes | sed -n 's/.*"health":"\([a-z]*\)".*/\1/p'
 }
 
 rss_kb() {  # VmRSS of a PID plus all its descendants (nginx: master + worker), in KiB
@@ -481,6 +503,13 @@ for ((rep = 1; rep <= REPS; rep++)); do
   done
 done
 
+if [[ "$SKIP_BERTH" != 1 ]]; then
+  HC_STATE="origin health $(origin_health), outlier_ejections $(admin_get berth_hc /api/stats |
+    sed -n 's/.*"outlier_ejections":\([0-9]*\).*/\1/p')"
+  log "Berth+hc after the rounds: $HC_STATE"
+  [[ "$HC_STATE" == "origin health healthy, outlier_ejections 0" ]] \
+    || echo "Berth+hc after the rounds: $HC_STATE (expected healthy, 0)" >>"$PROBLEMS"
+fi
 for name in "${PROXIES[@]}"; do stop_named "$name"; done
 
 # ---------------------------------------------------------------- 5. idle memory
@@ -551,6 +580,8 @@ REPORT=$WORK/report.md
   echo "- versions: Berth $BERTH_V (git $GIT_REV, Release); nginx $NGINX_V; HAProxy $HAPROXY_V; $WRK_V"
   echo "- method: proxies pinned to core $PROXY_CORE (one worker/thread each, keep-alive to the origin, no access log);"
   echo "  origin (berth-bench-origin) and wrk (-t 1) pinned to core $LOAD_CORE; all on 127.0.0.1."
+  echo "  Berth+hc: the Berth configuration plus an active health check of the origin (GET /small every 1 s)"
+  echo "  and outlier detection at its defaults."
   echo "  ${DURATION} s per run, $REPS interleaved round(s)$( ((QUICK)) && echo ' (--quick)'); values are medians over the rounds."
   echo "  errors = non-2xx/3xx responses + socket errors reported by wrk, summed over the rounds."
   echo "- load average before the measurements: $LOAD_BEFORE; ulimit -n: $NOFILE"
@@ -572,20 +603,24 @@ REPORT=$WORK/report.md
     done
   done
   echo
-  echo "## Ratios (Berth / other; req/s higher is better, p99 lower is better)"
+  echo "## Ratios (Berth or Berth+hc / other; req/s higher is better, p99 lower is better)"
   echo
   for c in "${CONNS_LIST[@]}"; do
     for body in "${BODIES[@]}"; do
-      line="- $c conns, $body:"
-      for other in nginx haproxy; do
-        if [[ "$SKIP_BERTH" == 1 ]]; then r1=n/a; r2=n/a
-        else
-          r1=$(fmt_ratio "$(stat_of berth "$c" "$body" 5)" "$(stat_of "$other" "$c" "$body" 5)")
-          r2=$(fmt_ratio "$(stat_of berth "$c" "$body" 7)" "$(stat_of "$other" "$c" "$body" 7)")
-        fi
-        line+=" Berth/${LABEL[$other]} req/s $r1, p99 $r2;"
+      for subject in berth berth_hc; do
+        others=(nginx haproxy)
+        [[ "$subject" == berth_hc ]] && others+=(berth)
+        line="- $c conns, $body:"
+        for other in "${others[@]}"; do
+          if [[ "$SKIP_BERTH" == 1 ]]; then r1=n/a; r2=n/a
+          else
+            r1=$(fmt_ratio "$(stat_of "$subject" "$c" "$body" 5)" "$(stat_of "$other" "$c" "$body" 5)")
+            r2=$(fmt_ratio "$(stat_of "$subject" "$c" "$body" 7)" "$(stat_of "$other" "$c" "$body" 7)")
+          fi
+          line+=" ${LABEL[$subject]}/${LABEL[$other]} req/s $r1, p99 $r2;"
+        done
+        echo "${line%;}"
       done
-      echo "${line%;}"
     done
   done
   echo
@@ -600,16 +635,17 @@ REPORT=$WORK/report.md
   done <"$MEMORY"
   echo
   echo "RSS = VmRSS from /proc/PID/status (nginx: master + worker); bytes/conn = (after - before) / $IDLE_N."
-  if [[ "$SKIP_BERTH" != 1 && -s "$WORK/berth.err" ]]; then
-    cat "$WORK/berth.err" >>"$WORK/berth.all.err"
-    nerr=$(grep -cE 'level=(error|warn)' "$WORK/berth.all.err" || true)
+  for name in "${BERTHS[@]}"; do
+    [[ -s "$WORK/$name.err" ]] || continue
+    cat "$WORK/$name.err" >>"$WORK/$name.all.err"
+    nerr=$(grep -cE 'level=(error|warn)' "$WORK/$name.all.err" || true)
     if ((nerr > 0)); then
       echo
-      echo "Berth logged $nerr warning/error line(s) on stderr; first ones:"
+      echo "${LABEL[$name]} logged $nerr warning/error line(s) on stderr; first ones:"
       echo
-      grep -m 5 -E 'level=(error|warn)' "$WORK/berth.all.err" | sed 's/^/    /'
+      grep -m 5 -E 'level=(error|warn)' "$WORK/$name.all.err" | sed 's/^/    /'
     fi
-  fi
+  done
   echo
   echo "## Problems"
   echo
