@@ -72,6 +72,7 @@ void Exchange::reset() {
   route = nullptr;
   endpoint = -1;
   req.clear();
+  replay.reset();
   upstream_head.clear();
   plan = {};
   body_limit = body_deadline = last_body_at = 0;
@@ -302,7 +303,14 @@ void ClientConn::handle_request_head(std::string_view head) {
   }
 
   // The selection key needs the head, which is gone once this function returns (retries).
-  ex_->pick_key = make_pick_key(req, rt.routes->service(route->service).policy.lb, client_ip_);
+  const config::ServicePolicy& policy = rt.routes->service(route->service).policy;
+  ex_->pick_key = make_pick_key(req, policy.lb, client_ip_);
+  // Keep a copy of a small body only when a retry could need it: one after a reset, which
+  // only an idempotent method (or any, with retry.non_idempotent) gets.
+  if (has_body && policy.retry.attempts > 1 && (policy.retry.non_idempotent || is_idempotent(req.method))) {
+    ex_->replay.start(policy.retry.replay_body_bytes,
+                      req.framing == http::Framing::kContentLength ? req.content_length : ReplayBuffer::kUnknownLength);
+  }
 
   std::string_view request_id;
   if (!http::has_request_id(req)) {
@@ -380,7 +388,20 @@ void ClientConn::send_request_head() {
   // once the head is written.
   const bool body_complete = ex_->request_done;
   upstream_->begin_exchange(ex_->method_head, ex_->upgrade);
-  if (!upstream_->write_copy(ex_->upstream_head)) return;  // failure is reported via callbacks
+  // A retry sends again, from the kept copy, the part of the body already read from the client
+  // (retry_elsewhere made sure it was kept whole); the rest streams on from the client.
+  const bool chunked = ex_->req_framing == http::Framing::kChunked;
+  bool written;
+  if (ex_->replay.seen() == 0 && !(chunked && ex_->body.complete())) {
+    written = upstream_->write_copy(ex_->upstream_head);
+  } else {
+    std::string* body = worker_->acquire_string();
+    ex_->replay.append_framed(chunked, ex_->body.complete(), *body);
+    written = upstream_->write_copy2(ex_->upstream_head, *body);
+    worker_->release_string(body);
+    log::debug("request_body_replayed").kv("endpoint", upstream_->pool()->key()).kv("bytes", ex_->replay.seen());
+  }
+  if (!written) return;  // failure is reported via callbacks
   ex_->head_sent = true;
   const uint64_t response_timeout = static_cast<uint64_t>(ex_->rt->timeouts.upstream_response.count());
   if (body_complete) {
@@ -391,8 +412,10 @@ void ClientConn::send_request_head() {
   }
   ex_->request_done = false;
   const uint64_t t = now();
-  ex_->body_deadline = t + static_cast<uint64_t>(ex_->rt->timeouts.request_body.count());
+  // A retry keeps the deadline the body started with.
+  if (ex_->body_deadline == 0) ex_->body_deadline = t + static_cast<uint64_t>(ex_->rt->timeouts.request_body.count());
   ex_->last_body_at = t;
+  if (upstream_->write_queue_bytes() > ex_->rt->limits.write_buffer_bytes) backpressured_ = true;
   arm_timer();
   resume_pending();
 }
@@ -439,6 +462,7 @@ void ClientConn::on_body_data(const char* data, size_t len) {
     }
     return;
   }
+  ex_->replay.add(data, len);
   if (!upstream_ || len == 0) return;
   if (ex_->req_framing == http::Framing::kChunked) {
     char hdr[24];
@@ -590,20 +614,26 @@ void ClientConn::on_upstream_failed(UpstreamConn* u, UpstreamFailure why, bool a
   local_reply(r.status, r.cause, !ex_->request_done);
 }
 
-// Retries (see proxy/README.lb.md): a failed connect sent nothing, so any request may go to
-// another instance (its body is still unread in the client socket or pending). A reset before
-// any response byte may come after the instance saw the request: only idempotent methods (or
-// any with retry.non_idempotent), and only without a body, since a body already streamed is
-// not kept for a replay. Never once response bytes reached the client (the caller checks).
+// Retries (see README, "Retries"): a failed connect sent nothing of this attempt, so any
+// request may go to another instance. A reset before any response byte may come after the
+// instance saw the request: only idempotent methods (or any with retry.non_idempotent). Either
+// way the body bytes already read from the client (streamed to a failed instance) must go
+// again: only when all of them were kept (ReplayBuffer, up to retry.replay_body_bytes); a body
+// still unread in the client socket or pending needs nothing. Never once response bytes
+// reached the client (the caller checks).
 bool ClientConn::retry_elsewhere(UpstreamConn* u, UpstreamFailure why, bool any_response_bytes) {
   const Service& svc = ex_->rt->routes->service(ex_->route->service);
   const config::RetryPolicy& policy = svc.policy.retry;
   if (ex_->attempts >= policy.attempts || any_response_bytes) return false;
   const bool connect_failed = why == UpstreamFailure::kConnectRefused || why == UpstreamFailure::kConnectTimeout;
   if (!connect_failed) {
-    if (why != UpstreamFailure::kResetBeforeResponse || ex_->req_framing != http::Framing::kNone) return false;
+    if (why != UpstreamFailure::kResetBeforeResponse) return false;
     const std::string_view method = std::string_view(ex_->upstream_head).substr(0, ex_->upstream_head.find(' '));
     if (!policy.non_idempotent && !is_idempotent(method)) return false;
+  }
+  if (!ex_->replay.replayable()) {
+    log::debug("retry_body_not_kept").kv("endpoint", u->pool()->key()).kv("body_bytes", ex_->replay.seen());
+    return false;
   }
   if (!worker_->retry_allowed(svc)) {
     worker_->stats().add(Counter::kRetryBudgetExhausted);
@@ -621,6 +651,7 @@ bool ClientConn::retry_elsewhere(UpstreamConn* u, UpstreamFailure why, bool any_
   worker_->on_retry_started(ex_);
   ex_->fresh_connection = stale_pooled;
   ex_->head_sent = false;
+  backpressured_ = false;  // that was the failed connection's write queue
   if (ex_->req_framing == http::Framing::kNone) ex_->request_done = true;
   choose_upstream(next);
   return true;

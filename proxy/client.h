@@ -11,6 +11,7 @@
 #include "proxy/http_rewrite.h"
 #include "proxy/lb.h"
 #include "proxy/message_parser.h"
+#include "proxy/replay_buffer.h"
 #include "proxy/runtime.h"
 #include "proxy/stream.h"
 #include "proxy/upstream.h"
@@ -24,6 +25,7 @@ struct Exchange {
   int endpoint = -1;
   http::RequestHead req;
   MessageParser body;                   // request body framing
+  ReplayBuffer replay;                  // the body read so far, while small enough to replay
   std::string upstream_head;            // kept until the response starts, for a safe retry
   http::ResponsePlan plan;
   uint64_t body_limit = 0;              // 0 = unlimited
