@@ -8,7 +8,10 @@
 //   status=NNN size=N chunked=1 delay_ms=N body_delay_ms=N close=1 abort=1
 //   abort_after_headers=1 no_length=1 header=Name:Value bad_framing=1 expect100=0|1
 //   slow=NAME:MS (only the origin named NAME waits MS)
-// Special paths: /echo, /upload, /download, /__stats, /__seen?marker=X, /__reset,
+//   reset_on=NAME [reset_after=N] (only the origin named NAME resets the connection: after
+//   reading the whole request, or after the first N raw bytes of its body)
+// Special paths: /echo, /echo_body (answers with the request body), /upload, /download,
+// /__stats, /__seen?marker=X, /__reset,
 // /__health (answers the status set by /__health_set?status=N, default 200).
 // Bodies produced by size=N are the repeating pattern kPattern[i % 62] (tests rely on it).
 
@@ -348,9 +351,10 @@ struct BodyResult {
   uint32_t sum = 0;
 };
 
-BodyResult read_body(Reader& r, const Request& req) {
+BodyResult read_body(Reader& r, const Request& req, std::string* copy = nullptr) {
   BodyResult res;
   auto sink = [&](const char* p, size_t n) {
+    if (copy) copy->append(p, n);
     res.bytes += n;
     uint32_t s = res.sum;
     for (size_t i = 0; i < n; ++i) s += static_cast<unsigned char>(p[i]);
@@ -428,6 +432,12 @@ void abort_socket(int fd) {
   ::close(fd);
 }
 
+// reset_on=NAME: this origin is the one that resets.
+bool resets_here(const Request& req) {
+  auto who = req.q("reset_on");
+  return who && *who == g_name;
+}
+
 void tunnel_echo(int fd, Reader& r) {
   if (r.available()) {
     if (!send_all(fd, r.pending())) return;
@@ -487,9 +497,14 @@ After serve(int fd, Reader& r, Request& req, uint64_t conn_id, uint64_t* counted
     }
   }
 
+  if (resets_here(req) && req.q("reset_after")) {
+    if (!r.consume(req.qnum("reset_after", 0), [](const char*, size_t) {})) return After::Closed;
+    return After::Abort;
+  }
   BodyResult body;
+  std::string body_copy;
   if (!skip_body) {
-    body = read_body(r, req);
+    body = read_body(r, req, req.path == "/echo_body" ? &body_copy : nullptr);
     if (!body.ok) {
       send_all(fd, "HTTP/1.1 400 Bad Request\r\nContent-Length: 11\r\nConnection: close\r\n\r\nbad body\r\n\r\n");
       return After::Close;
@@ -497,6 +512,7 @@ After serve(int fd, Reader& r, Request& req, uint64_t conn_id, uint64_t* counted
   }
 
   if (req.qflag("abort")) return After::Abort;
+  if (resets_here(req)) return After::Abort;
   sleep_ms(req.qnum("delay_ms", 0));
   // slow=NAME:MS: only the origin called NAME waits MS (one slow instance of several).
   if (auto slow = req.q("slow")) {
@@ -551,6 +567,9 @@ After serve(int fd, Reader& r, Request& req, uint64_t conn_id, uint64_t* counted
     content = req.raw_head;
     have_content = true;
     extra.push_back("x-origin-body-bytes: " + std::to_string(body.bytes));
+  } else if (req.path == "/echo_body") {
+    content = std::move(body_copy);
+    have_content = true;
   } else if (req.path == "/upload") {
     content = "bytes=" + std::to_string(body.bytes) + " sum=" + std::to_string(body.sum);
     have_content = true;

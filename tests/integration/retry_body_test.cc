@@ -1,0 +1,235 @@
+// Retries of requests with a body through the real binary: a body within retry.replay_body_bytes
+// is sent again, byte for byte, to the next instance after the first one reset the connection
+// (Content-Length and chunked, whole or still streaming from the client); a larger one is not,
+// and the client gets the 502. Origin A resets (reset_on=A), origin B answers with the body it
+// received (/echo_body).
+#include <catch2/catch.hpp>
+
+#include <functional>
+#include <memory>
+#include <thread>
+
+#include "env.h"
+
+using namespace it;
+
+namespace {
+
+std::string service_yaml(const std::vector<std::string>& addresses, const std::string& retry) {
+  std::string y = "routes:\n  - {name: r, path: /, service: s}\nservices:\n  s:\n    endpoints: [";
+  for (size_t i = 0; i < addresses.size(); ++i) y += (i ? ", \"" : "\"") + addresses[i] + "\"";
+  // No ejections: every request of a test must meet the resetting instance if it is picked.
+  y += "]\n    outlier: {consecutive_failures: 0}\n";
+  if (!retry.empty()) y += "    retry: {" + retry + "}\n";
+  return y;
+}
+
+// n bytes that differ from one offset to the next (a reordering or a lost piece shows).
+std::string body_of(size_t n, uint32_t seed) {
+  std::string s(n, '\0');
+  uint32_t x = seed * 2654435761u + 1;
+  for (auto& c : s) {
+    x = x * 1664525u + 1013904223u;
+    c = static_cast<char>(x >> 24);
+  }
+  return s;
+}
+
+std::string chunk(std::string_view data) {
+  char hex[20];
+  std::snprintf(hex, sizeof hex, "%zx\r\n", data.size());
+  return std::string(hex) + std::string(data) + "\r\n";
+}
+
+// The body as chunks of `piece` bytes, then the last chunk.
+std::string chunks(std::string_view body, size_t piece) {
+  std::string out;
+  for (size_t off = 0; off < body.size(); off += piece) out += chunk(body.substr(off, piece));
+  return out + "0\r\n\r\n";
+}
+
+std::string chunked_head(std::string_view method, const std::string& target) {
+  return std::string(method) + " " + target + " HTTP/1.1\r\nHost: retry.test\r\nTransfer-Encoding: chunked\r\n\r\n";
+}
+
+uint64_t counter(uint16_t admin_port, const std::string& name) {
+  Response r = http_get(admin_port, "/api/stats", "admin");
+  size_t p = r.body.find("\"" + name + "\":");
+  return p == std::string::npos ? 0 : std::stoull(r.body.substr(p + name.size() + 3));
+}
+
+// Writes one request, whose target carries the marker, and reads its response.
+using Send = std::function<Response(Client&, const std::string& marker)>;
+
+// /echo_body?QUERY&m=MARKER with a Content-Length body, sent at once, or the first `first`
+// body bytes, a pause, then the rest.
+Send with_length(std::string method, std::string query, std::string body, size_t first = 0) {
+  return [=](Client& c, const std::string& mk) {
+    const std::string req = make_request(method, "/echo_body?" + query + "&m=" + mk, "retry.test", {}, body);
+    if (first == 0) return c.request(req);
+    const size_t cut = req.size() - body.size() + first;
+    c.send(std::string_view(req).substr(0, cut));
+    std::this_thread::sleep_for(300ms);
+    c.send(std::string_view(req).substr(cut));
+    return c.read_response();
+  };
+}
+
+// The same with a chunked body in chunks of `piece` bytes; with `first`, a first chunk of that
+// size, a pause, then the rest.
+Send with_chunks(std::string method, std::string query, std::string body, size_t piece, size_t first = 0) {
+  return [=](Client& c, const std::string& mk) {
+    const std::string head = chunked_head(method, "/echo_body?" + query + "&m=" + mk);
+    if (first == 0) return c.request(head + chunks(body, piece));
+    c.send(head + chunk(std::string_view(body).substr(0, first)));
+    std::this_thread::sleep_for(300ms);
+    c.send(chunks(std::string_view(body).substr(first), piece));
+    return c.read_response();
+  };
+}
+
+// Origin A, which resets, and B, which answers, behind one berth with these retry settings.
+struct TwoOrigins {
+  Origin a{"A"}, b{"B"};
+  std::unique_ptr<Berth> berth;
+  explicit TwoOrigins(const std::string& retry) {
+    REQUIRE((a.ok() && b.ok()));
+    berth = std::make_unique<Berth>(config_head(1) + service_yaml({a.address(), b.address()}, retry));
+    INFO(berth->error());
+    REQUIRE(berth->ok());
+  }
+
+  // Round robin may start at either instance: sends (on a fresh connection, with a fresh
+  // marker) until A got the request first. *m is the marker of the returned attempt.
+  Response first_on_a(const Send& send, std::string* m) {
+    for (int i = 0; i < 4; ++i) {
+      *m = marker("RB");
+      Client c(berth->port());
+      if (!c.connected()) break;
+      Response r = send(c, *m);
+      if (a.seen(*m) > 0) return r;
+    }
+    Response none;
+    none.error = "origin A never got the request first";
+    return none;
+  }
+
+  // A reset the request, B answered with exactly `body`.
+  void check_replayed(const Send& send, const std::string& body) {
+    std::string m;
+    Response r = first_on_a(send, &m);
+    INFO(r.error << "\n" << r.raw_head << "\n" << berth->log());
+    REQUIRE(r.status == 200);
+    CHECK(r.header("x-origin-name") == "B");
+    CHECK(r.body.size() == body.size());
+    CHECK(r.body == body);
+    CHECK(a.seen(m) == 1);
+    CHECK(b.seen(m) == 1);
+  }
+
+  // A reset the request and it went nowhere else: the client has the 502.
+  void check_not_retried(const Send& send) {
+    std::string m;
+    Response r = first_on_a(send, &m);
+    INFO(r.error << "\n" << berth->log());
+    check_berth_error(r, 502, "upstream-reset");
+    CHECK(b.seen(m) == 0);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("retry body: a Content-Length body is replayed to the next instance after a reset", "[retry_body]") {
+  TwoOrigins o("");
+  o.check_replayed(with_length("PUT", "reset_on=A", body_of(4096, 1)), body_of(4096, 1));
+  CHECK(counter(o.berth->admin_port(), "upstream_retries") >= 1);
+}
+
+TEST_CASE("retry body: a chunked body is replayed, chunked again", "[retry_body]") {
+  TwoOrigins o("");
+  o.check_replayed(with_chunks("PUT", "reset_on=A", body_of(4096, 2), 700), body_of(4096, 2));
+  CHECK(o.b.seen("Transfer-Encoding: chunked") >= 1);  // B got a chunked request, as A did
+  CHECK(o.b.seen("Content-Length") == 0);
+  // An empty chunked body: only the last chunk to send again.
+  o.check_replayed(with_chunks("DELETE", "reset_on=A", "", 1), "");
+}
+
+TEST_CASE("retry body: a body still streaming is replayed, then the rest follows", "[retry_body]") {
+  TwoOrigins o("");
+  // A resets after part of what berth forwarded; the rest reaches berth only after the retry.
+  SECTION("Content-Length") {
+    o.check_replayed(with_length("PUT", "reset_on=A&reset_after=1024", body_of(6000, 3), 2048), body_of(6000, 3));
+  }
+  SECTION("chunked") {
+    o.check_replayed(with_chunks("PUT", "reset_on=A&reset_after=100", body_of(6000, 4), 999, 1500), body_of(6000, 4));
+  }
+}
+
+TEST_CASE("retry body: POST is retried with its body only with retry.non_idempotent", "[retry_body]") {
+  const std::string body = body_of(4096, 6);
+  SECTION("non_idempotent: false (the default) -> 502") {
+    TwoOrigins o("non_idempotent: false");
+    o.check_not_retried(with_length("POST", "reset_on=A", body));
+  }
+  SECTION("non_idempotent: true -> retried with the body") {
+    TwoOrigins o("non_idempotent: true");
+    o.check_replayed(with_length("POST", "reset_on=A", body), body);
+    o.check_replayed(with_chunks("POST", "reset_on=A&reset_after=100", body, 999, 1500), body);
+  }
+}
+
+TEST_CASE("retry body: a body over replay_body_bytes is not retried", "[retry_body]") {
+  TwoOrigins o("replay_body_bytes: 1024");
+  const std::string body = body_of(4096, 7);
+  SECTION("Content-Length") { o.check_not_retried(with_length("PUT", "reset_on=A", body)); }
+  SECTION("chunked, over the bound only after some chunks") {
+    o.check_not_retried(with_chunks("PUT", "reset_on=A", body, 512));
+  }
+  SECTION("exactly the bound is still replayed") {
+    o.check_replayed(with_chunks("PUT", "reset_on=A", body_of(1024, 8), 300), body_of(1024, 8));
+    o.check_replayed(with_length("PUT", "reset_on=A", body_of(1024, 9)), body_of(1024, 9));
+  }
+}
+
+TEST_CASE("retry body: a connect failure before any body byte still retries a large body", "[retry_body]") {
+  Origin b("B");
+  REQUIRE(b.ok());
+  const std::string dead = "127.0.0.1:" + std::to_string(unused_port());
+  Berth berth(config_head(1) + service_yaml({dead, b.address()}, "replay_body_bytes: 1024"));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  const std::string body = body_of(200 * 1024, 10);
+  // Round robin may start at either: until one request met the dead instance first.
+  for (int i = 0; i < 4 && counter(berth.admin_port(), "upstream_connect_failures") == 0; ++i) {
+    Client c(berth.port());
+    Response r = c.request(make_request("PUT", "/echo_body", "retry.test", {}, body));
+    INFO(r.error << "\n" << r.raw_head << "\n" << berth.log());
+    REQUIRE(r.status == 200);
+    CHECK(r.body == body);
+  }
+  CHECK(counter(berth.admin_port(), "upstream_connect_failures") >= 1);
+}
+
+TEST_CASE("retry body: reset, then a failed connect, then the body goes to a third instance", "[retry_body]") {
+  Origin a("A"), b("B");
+  REQUIRE((a.ok() && b.ok()));
+  const std::string dead = "127.0.0.1:" + std::to_string(unused_port());
+  Berth berth(config_head(1) + service_yaml({a.address(), dead, b.address()}, "attempts: 3"));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  const std::string body = body_of(3000, 11);
+  const Send send = with_length("PUT", "reset_on=A&reset_after=500", body, 1000);
+  bool met_all = false;
+  for (int i = 0; i < 6 && !met_all; ++i) {
+    const uint64_t failures = counter(berth.admin_port(), "upstream_connect_failures");
+    const std::string m = marker("RB");
+    Client c(berth.port());
+    Response r = send(c, m);
+    INFO(r.error << "\n" << r.raw_head << "\n" << berth.log());
+    REQUIRE(r.status == 200);
+    CHECK(r.header("x-origin-name") == "B");
+    CHECK(r.body == body);
+    met_all = a.seen(m) == 1 && counter(berth.admin_port(), "upstream_connect_failures") > failures;
+  }
+  CHECK(met_all);
+}
