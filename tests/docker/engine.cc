@@ -237,6 +237,26 @@ bool has_route(const nlohmann::json& t, const std::string& host, const std::stri
   return false;
 }
 
+nlohmann::json endpoint_of(const nlohmann::json& t, const std::string& host, const std::string& address,
+                           const std::string& path) {
+  if (!t.is_object() || !t.contains("routes") || !t.contains("services")) return nullptr;
+  for (const auto& r : t["routes"]) {
+    if (r.value("host", "") != host || r.value("path_prefix", "") != path) continue;
+    for (const auto& s : t["services"]) {
+      if (s["name"] != r["service"]) continue;
+      for (const auto& e : s["endpoints"])
+        if (e.value("address", "") == address) return e;
+    }
+  }
+  return nullptr;
+}
+
+nlohmann::json stats(uint16_t admin_port) {
+  it::Response r = it::http_get(admin_port, "/api/stats", "127.0.0.1");
+  if (r.status != 200) return nlohmann::json();
+  return nlohmann::json::parse(r.body, nullptr, false);
+}
+
 bool wait_routes(uint16_t admin_port, const std::function<bool(const nlohmann::json&)>& pred,
                  std::chrono::milliseconds timeout, nlohmann::json* last) {
   nlohmann::json t;

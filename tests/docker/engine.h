@@ -78,6 +78,12 @@ nlohmann::json routes(uint16_t admin_port);
 std::vector<std::string> endpoints_for(const nlohmann::json& routes, const std::string& host,
                                        const std::string& path = "/");
 bool has_route(const nlohmann::json& routes, const std::string& host, const std::string& path = "/");
+// The endpoint object (address, weight, source and, with an active check, health, ejected,
+// in_flight) of `address` behind the route for host+path; null when it is not there.
+nlohmann::json endpoint_of(const nlohmann::json& routes, const std::string& host, const std::string& address,
+                           const std::string& path = "/");
+// GET /api/stats (null when it does not answer 200).
+nlohmann::json stats(uint16_t admin_port);
 // Polls /api/routes until pred holds (or timeout); returns the last table seen.
 bool wait_routes(uint16_t admin_port, const std::function<bool(const nlohmann::json&)>& pred,
                  std::chrono::milliseconds timeout, nlohmann::json* last = nullptr);
