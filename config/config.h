@@ -50,6 +50,8 @@ struct LoadBalancing {
   HashOn hash_on = HashOn::kClientIp;   // policy hash
   std::string hash_name;                // header or cookie name for hash_on header:/cookie:
   std::string cookie = "berth_sticky";  // policy sticky: the cookie naming the instance
+  Millis slow_start{0};                 // round_robin / least_request: a new instance's weight
+                                        // ramps up over this long (0 = off)
   bool operator==(const LoadBalancing&) const = default;
 };
 
@@ -220,6 +222,32 @@ bool parse_hash_on(std::string_view text, LoadBalancing& lb);
 bool parse_status_range(std::string_view text, HealthCheck& health);
 // A cookie name (an RFC 6265 token). False when invalid.
 bool valid_cookie_name(std::string_view name);
+// "true"/"false", also "yes"/"no" and "on"/"off", in any case.
+std::optional<bool> parse_bool(std::string_view text);
+
+// One numeric, boolean or duration setting of a service policy, known to the config file as
+// services.NAME.<section>.<name> and to Docker as the label <label>. The config loader and the
+// label parser both take name, range and target from this one table, so they cannot disagree.
+struct PolicySetting {
+  enum class Kind : uint8_t { kInteger, kBool, kDuration };
+  std::string_view section;  // "retry": the key under services.NAME
+  std::string_view name;     // "attempts": the key in that section
+  std::string_view label;    // "berth.retry.attempts"
+  Kind kind;
+  int64_t min;               // kInteger: the range; kDuration: the range in milliseconds
+  int64_t max;
+  void (*apply)(ServicePolicy& policy, int64_t value);  // kBool: 0 or 1; kDuration: milliseconds
+};
+// lb.slow_start, outlier.*, retry.*, circuit_breaker.* (labels berth.circuit.*).
+const std::vector<PolicySetting>& policy_settings();
+const PolicySetting* find_policy_setting(std::string_view section, std::string_view name);
+const PolicySetting* find_policy_setting_by_label(std::string_view label);
+// Parses text (surrounding white space allowed) as the setting's kind and range and applies
+// it. False, leaving policy unchanged, when the text does not fit.
+bool apply_policy_setting(const PolicySetting& setting, std::string_view text, ServicePolicy& policy);
+// What the setting accepts, for error messages: "an integer from 1 to 10", "true or false",
+// "a duration from 0 to 1h such as 500ms or 30s".
+std::string policy_setting_expectation(const PolicySetting& setting);
 
 // Lower-cases; accepts "example.com", "*.example.com"; rejects empty labels, bad characters,
 // "*" anywhere but a leading "*." label.

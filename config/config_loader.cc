@@ -179,16 +179,19 @@ const std::vector<std::string_view> kRouteKeys = {"name",    "host",   "path",
                                                   "priority", "service", "max_body_bytes"};
 const std::vector<std::string_view> kServiceKeys = {"endpoints", "lb",    "health",
                                                     "outlier",   "retry", "circuit_breaker"};
-const std::vector<std::string_view> kLbKeys = {"policy", "hash_on", "cookie"};
+const std::vector<std::string_view> kLbKeys = {"policy", "hash_on", "cookie", "slow_start"};
 const std::vector<std::string_view> kHealthKeys = {"path",              "interval",
                                                    "timeout",           "healthy_threshold",
                                                    "unhealthy_threshold", "status", "port"};
-const std::vector<std::string_view> kOutlierKeys = {"consecutive_failures", "base_ejection",
-                                                    "max_ejection_percent", "panic_threshold_percent"};
-const std::vector<std::string_view> kRetryKeys = {"attempts", "non_idempotent", "budget_percent",
-                                                  "min_retries", "replay_body_bytes"};
-const std::vector<std::string_view> kCircuitKeys = {"max_requests", "max_pending", "service_max_requests",
-                                                    "service_max_pending"};
+
+// The keys of a policy section made only of PolicySettings (outlier, retry, circuit_breaker).
+std::vector<std::string_view> setting_names(std::string_view section) {
+  std::vector<std::string_view> names;
+  for (const PolicySetting& s : policy_settings())
+    if (s.section == section) names.push_back(s.name);
+  return names;
+}
+
 const std::vector<std::string_view> kEndpointKeys = {"address", "weight"};
 const std::vector<std::string_view> kDockerKeys = {
     "enabled",     "endpoint",          "tls",    "exposed_by_default", "host_address", "network",
@@ -228,7 +231,7 @@ class Loader {
   std::optional<std::string> read_string(const Value& value);
   std::optional<int64_t> read_integer(const Value& value, int64_t min, int64_t max);
   std::optional<bool> read_bool(const Value& value);
-  std::optional<Millis> read_duration(const Value& value);
+  std::optional<Millis> read_duration(const Value& value, bool allow_zero = false);
   std::optional<uint64_t> read_size(const Value& value, uint64_t min, uint64_t max);
   std::optional<SocketAddress> read_address(const Value& value, bool allow_port_zero);
 
@@ -249,11 +252,10 @@ class Loader {
   void read_service(const Field& field);
   void read_endpoints(const Value& value, Service& service);
   void read_service_policy(const Field& field, ServicePolicy& policy);
-  void read_lb(const Value& value, LoadBalancing& lb);
+  void read_lb(const Value& value, ServicePolicy& policy);
   void read_health(const Value& value, HealthCheck& health);
-  void read_outlier(const Value& value, OutlierDetection& outlier);
-  void read_retry(const Value& value, RetryPolicy& retry);
-  void read_circuit(const Value& value, CircuitBreaker& circuit);
+  void read_setting_section(const Value& value, std::string_view section, ServicePolicy& policy);
+  void read_setting(const PolicySetting& setting, const Value& value, ServicePolicy& policy);
   std::optional<Endpoint> read_endpoint(const Value& item);
   void read_docker(const Value& value);
   void read_docker_field(const Field& field);
@@ -358,18 +360,13 @@ std::optional<int64_t> Loader::read_integer(const Value& value, int64_t min, int
 }
 
 std::optional<bool> Loader::read_bool(const Value& value) {
-  if (value.node.IsScalar()) {
-    std::string text = value.node.Scalar();
-    std::transform(text.begin(), text.end(), text.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    if (text == "true" || text == "yes" || text == "on") return true;
-    if (text == "false" || text == "no" || text == "off") return false;
-  }
+  if (value.node.IsScalar())
+    if (auto flag = parse_bool(value.node.Scalar())) return flag;
   fail(value.mark, value.path + ": expected true or false, got " + describe(value.node));
   return std::nullopt;
 }
 
-std::optional<Millis> Loader::read_duration(const Value& value) {
+std::optional<Millis> Loader::read_duration(const Value& value, bool allow_zero) {
   std::optional<Millis> duration;
   if (value.node.IsScalar()) duration = parse_duration(value.node.Scalar());
   if (!duration) {
@@ -377,7 +374,7 @@ std::optional<Millis> Loader::read_duration(const Value& value) {
                                   "number of seconds, got " + describe(value.node));
     return std::nullopt;
   }
-  if (duration->count() == 0) {
+  if (duration->count() == 0 && !allow_zero) {
     fail(value.mark, value.path + ": must be greater than 0");
     return std::nullopt;
   }
@@ -719,16 +716,19 @@ void Loader::read_service_policy(const Field& field, ServicePolicy& policy) {
     if (field.key == "health") policy.health.enabled = true;  // `health:` alone: all defaults
     return;
   }
-  if (field.key == "lb") read_lb(field.value, policy.lb);
+  if (field.key == "lb") read_lb(field.value, policy);
   else if (field.key == "health") read_health(field.value, policy.health);
-  else if (field.key == "outlier") read_outlier(field.value, policy.outlier);
-  else if (field.key == "retry") read_retry(field.value, policy.retry);
-  else if (field.key == "circuit_breaker") read_circuit(field.value, policy.circuit);
+  else read_setting_section(field.value, field.key, policy);  // outlier, retry, circuit_breaker
 }
 
-void Loader::read_lb(const Value& value, LoadBalancing& lb) {
-  if (!expect_map(value, "a map with 'policy' (and 'hash_on' / 'cookie')")) return;
+void Loader::read_lb(const Value& value, ServicePolicy& policy) {
+  if (!expect_map(value, "a map with 'policy' (and 'hash_on' / 'cookie' / 'slow_start')")) return;
+  LoadBalancing& lb = policy.lb;
   for (const Field& f : fields_of(value, kLbKeys)) {
+    if (const PolicySetting* setting = find_policy_setting("lb", f.key)) {
+      read_setting(*setting, f.value, policy);
+      continue;
+    }
     auto text = read_string(f.value);
     if (!text) continue;
     if (f.key == "policy") {
@@ -778,49 +778,27 @@ void Loader::read_health(const Value& value, HealthCheck& health) {
   }
 }
 
-void Loader::read_outlier(const Value& value, OutlierDetection& outlier) {
-  if (!expect_map(value, "a map of outlier-detection settings")) return;
-  for (const Field& f : fields_of(value, kOutlierKeys)) {
-    if (f.key == "base_ejection") {
-      if (auto d = read_duration(f.value)) outlier.base_ejection = *d;
-      continue;
-    }
-    const bool percent = f.key != "consecutive_failures";
-    auto n = read_integer(f.value, 0, percent ? 100 : 1000);
-    if (!n) continue;
-    if (f.key == "consecutive_failures") outlier.consecutive_failures = static_cast<uint32_t>(*n);
-    else if (f.key == "max_ejection_percent") outlier.max_ejection_percent = static_cast<uint32_t>(*n);
-    else outlier.panic_threshold_percent = static_cast<uint32_t>(*n);
-  }
+void Loader::read_setting_section(const Value& value, std::string_view section, ServicePolicy& policy) {
+  const std::string what = section == "outlier" ? "outlier-detection settings"
+                           : section == "retry"  ? "retry settings"
+                                                 : "circuit-breaker limits";
+  if (!expect_map(value, "a map of " + what)) return;
+  for (const Field& f : fields_of(value, setting_names(section)))
+    read_setting(*find_policy_setting(section, f.key), f.value, policy);
 }
 
-void Loader::read_retry(const Value& value, RetryPolicy& retry) {
-  if (!expect_map(value, "a map of retry settings")) return;
-  for (const Field& f : fields_of(value, kRetryKeys)) {
-    if (f.key == "non_idempotent") {
-      if (auto b = read_bool(f.value)) retry.non_idempotent = *b;
-    } else if (f.key == "attempts") {
-      if (auto n = read_integer(f.value, 1, 10)) retry.attempts = static_cast<uint32_t>(*n);
-    } else if (f.key == "budget_percent") {
-      if (auto n = read_integer(f.value, 0, 100)) retry.budget_percent = static_cast<uint32_t>(*n);
-    } else if (f.key == "replay_body_bytes") {
-      if (auto n = read_integer(f.value, 0, 1 << 20)) retry.replay_body_bytes = static_cast<uint64_t>(*n);
-    } else if (auto n = read_integer(f.value, 0, 100'000)) {
-      retry.min_retries = static_cast<uint32_t>(*n);
-    }
-  }
-}
-
-void Loader::read_circuit(const Value& value, CircuitBreaker& circuit) {
-  if (!expect_map(value, "a map of circuit-breaker limits")) return;
-  for (const Field& f : fields_of(value, kCircuitKeys)) {
-    auto n = read_integer(f.value, 0, 10'000'000);
-    if (!n) continue;
-    const auto limit = static_cast<uint32_t>(*n);
-    if (f.key == "max_requests") circuit.max_requests = limit;
-    else if (f.key == "max_pending") circuit.max_pending = limit;
-    else if (f.key == "service_max_requests") circuit.service_max_requests = limit;
-    else circuit.service_max_pending = limit;
+// The value's kind and range come from the shared PolicySetting; the messages are the loader's.
+void Loader::read_setting(const PolicySetting& setting, const Value& value, ServicePolicy& policy) {
+  using Kind = PolicySetting::Kind;
+  if (setting.kind == Kind::kInteger) {
+    if (auto n = read_integer(value, setting.min, setting.max)) setting.apply(policy, *n);
+  } else if (setting.kind == Kind::kBool) {
+    if (auto b = read_bool(value)) setting.apply(policy, *b ? 1 : 0);
+  } else if (auto d = read_duration(value, setting.min == 0)) {
+    if (d->count() > setting.max)
+      fail(value.mark, value.path + ": must be " + policy_setting_expectation(setting) + ", got " + value.node.Scalar());
+    else
+      setting.apply(policy, d->count());
   }
 }
 

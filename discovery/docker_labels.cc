@@ -121,14 +121,18 @@ std::optional<Problem> parse_priority(std::string_view label, std::string_view v
 }
 
 // berth.lb, berth.lb.hash_on, berth.lb.cookie, berth.health.{path,interval,timeout,
-// healthy_threshold,unhealthy_threshold,status,port}. Any berth.health.* label turns the check on.
+// healthy_threshold,unhealthy_threshold,status,port}, and the labels of the shared policy settings
+// (berth.lb.slow_start, berth.outlier.*, berth.retry.*, berth.circuit.*; config::policy_settings).
+// Any berth.health.* label turns the check on.
 std::optional<Problem> parse_policy_label(const std::string& label, std::string_view key, std::string_view raw,
                                           config::ServicePolicy& policy) {
   std::string_view value = trim(raw);
   auto bad = [&](std::string_view expected) {
     return Problem{label, quoted(label, raw) + ": expected " + std::string(expected)};
   };
-  if (key == "lb") {
+  if (const config::PolicySetting* setting = config::find_policy_setting_by_label(label)) {
+    if (!config::apply_policy_setting(*setting, value, policy)) return bad(config::policy_setting_expectation(*setting));
+  } else if (key == "lb") {
     auto p = config::parse_lb_policy(value);
     if (!p) return bad("round_robin, least_request, hash or sticky");
     policy.lb.policy = *p;
@@ -160,8 +164,16 @@ std::optional<Problem> parse_policy_label(const std::string& label, std::string_
       return Problem{label, "unknown label " + label + " (expected berth.health.path, .interval, .timeout, "
                             ".healthy_threshold, .unhealthy_threshold, .status or .port)"};
     }
+  } else if (key.starts_with("lb.")) {
+    return Problem{label, "unknown label " + label +
+                              " (expected berth.lb, berth.lb.hash_on, berth.lb.cookie or berth.lb.slow_start)"};
   } else {
-    return Problem{label, "unknown label " + label + " (expected berth.lb, berth.lb.hash_on or berth.lb.cookie)"};
+    // berth.outlier.*, berth.retry.*, berth.circuit.*: list the labels of that group.
+    const std::string group = std::string(kPrefix) + std::string(key.substr(0, key.find('.') + 1));
+    std::string known;
+    for (const config::PolicySetting& s : config::policy_settings())
+      if (s.label.starts_with(group)) known += (known.empty() ? std::string(s.label) : ", ." + std::string(s.name));
+    return Problem{label, "unknown label " + label + " (expected " + known + ")"};
   }
   return std::nullopt;
 }
@@ -248,7 +260,8 @@ std::optional<Problem> read_berth_labels(const ContainerFacts& c, BerthLabels& o
       std::string_view network = trim(value);
       if (network.empty()) problem = Problem{label, quoted(label, value) + " names no network"};
       out.network = std::string(network);
-    } else if (key == "lb" || key.starts_with("lb.") || key.starts_with("health.")) {
+    } else if (key == "lb" || key.starts_with("lb.") || key.starts_with("health.") || key.starts_with("outlier.") ||
+               key.starts_with("retry.") || key.starts_with("circuit.")) {
       problem = parse_policy_label(label, key, value, out.policy);
     } else if (label.compare(0, kRoutesPrefix.size(), kRoutesPrefix) == 0) {
       std::string_view rest = std::string_view(label).substr(kRoutesPrefix.size());
@@ -280,7 +293,8 @@ std::optional<Problem> read_berth_labels(const ContainerFacts& c, BerthLabels& o
     } else {
       problem = Problem{label, "unknown label " + label +
                                " (known: berth.enable, .host, .path, .port, .service, .weight, .priority, "
-                               ".network, .lb, .lb.hash_on, .lb.cookie, .health.*, .routes.NAME.*)"};
+                               ".network, .lb, .lb.hash_on, .lb.cookie, .lb.slow_start, .health.*, .outlier.*, .retry.*, "
+                               ".circuit.*, .routes.NAME.*)"};
     }
     if (problem) return problem;
   }
