@@ -35,6 +35,7 @@ void HealthRegistry::attach(std::vector<Service>& services) {
       for (const Endpoint& e : s.endpoints) checked.insert(e.key);
 
   std::unordered_set<std::string> seen_endpoints, seen_services;
+  const int64_t now = health_clock_ms();
   for (Service& s : services) {
     auto& counters = services_[s.name];
     if (!counters) counters = std::make_shared<ServiceCounters>();
@@ -46,10 +47,13 @@ void HealthRegistry::attach(std::vector<Service>& services) {
       if (!health) {
         health = std::make_shared<EndpointHealth>();
         health->probe.store(is_checked ? ProbeState::kPending : ProbeState::kUnchecked);
+        health->routable_since_ms.store(now);  // a checked one starts again at its first passing probe
       } else if (is_checked && health->probe.load() == ProbeState::kUnchecked) {
         health->probe.store(ProbeState::kPending);  // a check was just configured
       } else if (!is_checked) {
-        health->probe.store(ProbeState::kUnchecked);
+        // The check was removed: an instance that was not taking traffic takes it from now.
+        const ProbeState before = health->probe.exchange(ProbeState::kUnchecked);
+        if (before == ProbeState::kPending || before == ProbeState::kUnhealthy) health->routable_since_ms.store(now);
       }
       e.health = health;
       seen_endpoints.insert(e.key);

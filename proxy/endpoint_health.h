@@ -4,6 +4,7 @@
 // snapshot's Endpoint, so health survives route-table rebuilds for instances that stay.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -30,9 +31,18 @@ struct EndpointHealth {
   std::atomic<int64_t> ejected_until_ms{0};       // health_clock_ms(); 0 = not ejected
   std::atomic<uint32_t> requests{0};              // in flight, all workers (circuit breaker)
   std::atomic<uint32_t> pending{0};               // connects in progress, all workers
+  // When it last became routable (health_clock_ms): it joined a snapshot, passed its first probe
+  // or came back from unhealthy. Slow start ramps its weight up from here.
+  std::atomic<int64_t> routable_since_ms{0};
 
   bool ejected(int64_t now_ms) const noexcept {
     return ejected_until_ms.load(std::memory_order_relaxed) > now_ms;
+  }
+  // Where its slow start begins: when it became routable, or the end of its last ejection if
+  // that came later (an ejection ends by time alone, without anyone storing it).
+  int64_t ramp_start_ms() const noexcept {
+    return std::max(routable_since_ms.load(std::memory_order_relaxed),
+                    ejected_until_ms.load(std::memory_order_relaxed));
   }
   // Healthy enough for new requests (ignoring circuit breakers).
   bool routable(int64_t now_ms) const noexcept {
@@ -56,8 +66,8 @@ void bump_health_epoch() noexcept;
 class HealthRegistry {
  public:
   // Attaches the shared health of each endpoint and the counters of each service (creating them
-  // for newcomers: "pending" when their service has an active check), and forgets endpoints and
-  // services that are no longer present.
+  // for newcomers: "pending" when their service has an active check, routable since now
+  // otherwise), and forgets endpoints and services that are no longer present.
   void attach(std::vector<Service>& services);
   size_t size() const { return endpoints_.size(); }
 

@@ -57,6 +57,8 @@ void report(Target* t, bool ok, const char* why) {
     if (now == ProbeState::kHealthy && t->fail_streak >= t->check.unhealthy_threshold) next = ProbeState::kUnhealthy;
   }
   if (next != now) {
+    // Routable again from here on: slow start ramps it up from this probe.
+    if (next == ProbeState::kHealthy) h.routable_since_ms.store(health_clock_ms(), std::memory_order_relaxed);
     h.probe.store(next);
     bump_health_epoch();
     auto line = next == ProbeState::kHealthy ? log::info("health_changed") : log::warn("health_changed");

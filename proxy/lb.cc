@@ -1,6 +1,21 @@
 #include "proxy/lb.h"
 
+#include <algorithm>
+
 namespace berth {
+
+uint32_t slow_start_permille(int64_t since_ms, int64_t now_ms, int64_t window_ms) noexcept {
+  const int64_t elapsed = now_ms - since_ms;
+  if (window_ms <= 0 || elapsed >= window_ms) return kFullWeightPermille;
+  if (elapsed <= 0) return kSlowStartFloorPermille;
+  const auto share = static_cast<uint32_t>(elapsed * kFullWeightPermille / window_ms);
+  return std::max(kSlowStartFloorPermille, share);
+}
+
+bool uses_slow_start(const config::LoadBalancing& lb) noexcept {
+  using Policy = config::LoadBalancing::Policy;
+  return lb.slow_start.count() > 0 && (lb.policy == Policy::kRoundRobin || lb.policy == Policy::kLeastRequest);
+}
 
 uint64_t hash_bytes(std::string_view bytes, uint64_t seed) noexcept {
   uint64_t h = 0xcbf29ce484222325ULL ^ (seed * 0x9e3779b97f4a7c15ULL);
@@ -54,7 +69,7 @@ std::unique_ptr<Selector> make_selector(const Service& service, uint64_t seed) {
 void SmoothWeightedRoundRobin::reset(const Service& service) {
   current_.assign(service.endpoints.size(), 0);
   weights_.clear();
-  for (const Endpoint& e : service.endpoints) weights_.push_back(e.weight ? e.weight : 1);
+  for (const Endpoint& e : service.endpoints) weights_.push_back(int64_t{e.weight ? e.weight : 1} * kFullWeightPermille);
 }
 
 int SmoothWeightedRoundRobin::pick(const Service& service) {
@@ -62,15 +77,19 @@ int SmoothWeightedRoundRobin::pick(const Service& service) {
   return pick(PickKey{}, AllEligible());
 }
 
+// Weights are kept in thousandths, so a ramped weight (weight x permille) is as exact as a full
+// one, and scaling every weight by 1000 leaves the sequence of picks unchanged.
 int SmoothWeightedRoundRobin::pick(const PickKey&, const EndpointStatus& status) {
   const size_t n = weights_.size();
   if (n == 1) return status.eligible(0) ? 0 : -1;
+  const bool ramping = status.ramping();
   int64_t total = 0;
   int best = -1;
   for (size_t i = 0; i < n; ++i) {
     if (!status.eligible(i)) continue;
-    current_[i] += weights_[i];
-    total += weights_[i];
+    const int64_t w = ramping ? weights_[i] / kFullWeightPermille * status.weight_permille(i) : weights_[i];
+    current_[i] += w;
+    total += w;
     if (best < 0 || current_[i] > current_[static_cast<size_t>(best)]) best = static_cast<int>(i);
   }
   if (best >= 0) current_[static_cast<size_t>(best)] -= total;

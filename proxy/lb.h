@@ -2,8 +2,9 @@
 // path, and lives in one worker: no lock per selection. Policies (config `lb.policy`, label
 // berth.lb): smooth weighted round robin (default), least request with weighted power-of-two
 // choices, consistent hashing (ring hash) and sticky cookies. Which instances may be chosen
-// right now (health, ejection, circuit breakers, retries' already-tried instances) is asked of
-// an EndpointStatus, so the selectors stay pure and are tested without sockets.
+// right now (health, ejection, circuit breakers, retries' already-tried instances) and how much of
+// its weight each has (slow start) is asked of an EndpointStatus, so the selectors stay pure and
+// are tested without sockets.
 #pragma once
 
 #include <cstdint>
@@ -16,12 +17,27 @@
 
 namespace berth {
 
+// Slow start (lb.slow_start): a newly routable instance gets max(floor, elapsed / window) of its
+// weight, in thousandths, until the window has passed.
+constexpr uint32_t kFullWeightPermille = 1000;
+constexpr uint32_t kSlowStartFloorPermille = 100;
+// The share of its weight an instance routable since since_ms has at now_ms (1000 = all of it).
+uint32_t slow_start_permille(int64_t since_ms, int64_t now_ms, int64_t window_ms) noexcept;
+// Whether the policy ramps new instances up: round_robin and least_request with a slow_start
+// window. hash and sticky ignore slow start (a key or cookie names its instance).
+bool uses_slow_start(const config::LoadBalancing& lb) noexcept;
+
 // What a selector may ask about the endpoints of its service (indexes into service.endpoints).
 class EndpointStatus {
  public:
   virtual ~EndpointStatus() = default;
   virtual bool eligible(size_t index) const = 0;
   virtual uint32_t active(size_t index) const = 0;  // requests in flight from this worker
+  // True while some endpoint may be in its slow-start window. Only then do selectors ask
+  // weight_permille: a service without a ramp in progress costs one branch per pick.
+  virtual bool ramping() const { return false; }
+  // The share of its weight endpoint index gets now, in thousandths (kFullWeightPermille = all).
+  virtual uint32_t weight_permille(size_t) const { return kFullWeightPermille; }
 };
 
 // Every endpoint eligible, nothing in flight.
@@ -60,7 +76,8 @@ bool parse_instance_id(std::string_view text, uint64_t& id) noexcept;
 
 // Smooth weighted round robin (nginx): over any window of sum(weights) picks each endpoint is
 // chosen exactly weight times, interleaved rather than in bursts. Ineligible endpoints are
-// skipped; the others keep their proportions.
+// skipped; the others keep their proportions. While ramping, each endpoint counts with
+// weight x weight_permille.
 class SmoothWeightedRoundRobin final : public Selector {
  public:
   SmoothWeightedRoundRobin() = default;
@@ -72,18 +89,20 @@ class SmoothWeightedRoundRobin final : public Selector {
 
  private:
   std::vector<int64_t> current_;
-  std::vector<uint32_t> weights_;
+  std::vector<int64_t> weights_;  // weight x kFullWeightPermille: the ramp scales it exactly
 };
 
 // Least request, Envoy style: two endpoints drawn at random in proportion to their weights;
-// the one with fewer requests in flight per unit of weight wins (ties: the first drawn).
+// the one with fewer requests in flight per unit of weight wins (ties: the first drawn). While
+// ramping, a drawn endpoint is kept with probability weight_permille / 1000 (else drawn again),
+// and loads are compared per unit of the ramped weight.
 class LeastRequest final : public Selector {
  public:
   LeastRequest(const Service& service, uint64_t seed);
   int pick(const PickKey& key, const EndpointStatus& status) override;
 
  private:
-  int draw(const EndpointStatus& status);
+  int draw(const EndpointStatus& status, bool ramping);
   uint64_t next_random() noexcept;
   std::vector<uint64_t> cumulative_;  // running sum of weights
   std::vector<uint32_t> weights_;

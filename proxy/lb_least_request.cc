@@ -22,14 +22,19 @@ uint64_t LeastRequest::next_random() noexcept {
   return z ^ (z >> 31);
 }
 
-// A random eligible endpoint, in proportion to weight; -1 when none is eligible.
-int LeastRequest::draw(const EndpointStatus& status) {
+// A random eligible endpoint, in proportion to weight (while ramping: to its ramped weight, by
+// keeping a draw with probability weight_permille / 1000); -1 when none is eligible.
+int LeastRequest::draw(const EndpointStatus& status, bool ramping) {
   const size_t n = weights_.size();
-  for (int attempt = 0; attempt < 4; ++attempt) {
+  int first_eligible = -1;  // ramping: the fallback when every eligible draw was thrown back
+  for (int attempt = 0; attempt < (ramping ? 8 : 4); ++attempt) {
     const uint64_t r = next_random() % cumulative_.back();
     const size_t i = static_cast<size_t>(std::upper_bound(cumulative_.begin(), cumulative_.end(), r) - cumulative_.begin());
-    if (status.eligible(i)) return static_cast<int>(i);
+    if (!status.eligible(i)) continue;
+    if (!ramping || next_random() % kFullWeightPermille < status.weight_permille(i)) return static_cast<int>(i);
+    if (first_eligible < 0) first_eligible = static_cast<int>(i);
   }
+  if (first_eligible >= 0) return first_eligible;
   // Many ineligible: walk from a random start to the next eligible one.
   const size_t start = static_cast<size_t>(next_random() % n);
   for (size_t k = 0; k < n; ++k) {
@@ -42,17 +47,23 @@ int LeastRequest::draw(const EndpointStatus& status) {
 int LeastRequest::pick(const PickKey&, const EndpointStatus& status) {
   if (weights_.empty()) return -1;
   if (weights_.size() == 1) return status.eligible(0) ? 0 : -1;
-  const int a = draw(status);
+  const bool ramping = status.ramping();
+  const int a = draw(status, ramping);
   if (a < 0) return -1;
   // Two distinct candidates when there are (with two endpoints, a repeated draw would make half
   // of all choices blind).
-  int b = draw(status);
-  for (int again = 0; again < 3 && b == a; ++again) b = draw(status);
+  int b = draw(status, ramping);
+  for (int again = 0; again < 3 && b == a; ++again) b = draw(status, ramping);
   if (b < 0 || a == b) return a;
   const auto ia = static_cast<size_t>(a), ib = static_cast<size_t>(b);
+  uint64_t wa = weights_[ia], wb = weights_[ib];
+  if (ramping) {
+    wa *= status.weight_permille(ia);
+    wb *= status.weight_permille(ib);
+  }
   // Fewer in flight per unit of weight: active_a / w_a < active_b / w_b.
-  const uint64_t load_a = static_cast<uint64_t>(status.active(ia)) * weights_[ib];
-  const uint64_t load_b = static_cast<uint64_t>(status.active(ib)) * weights_[ia];
+  const uint64_t load_a = static_cast<uint64_t>(status.active(ia)) * wb;
+  const uint64_t load_b = static_cast<uint64_t>(status.active(ib)) * wa;
   return load_b < load_a ? b : a;
 }
 

@@ -3,7 +3,24 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "proxy/lb.h"
+
 namespace berth {
+namespace {
+
+// When the last slow-start window of a routable endpoint ends; 0 when none is in one now.
+int64_t slow_start_end(const Service& service, const std::vector<uint8_t>& routable, int64_t now_ms) {
+  if (!uses_slow_start(service.policy.lb)) return 0;
+  const int64_t window = service.policy.lb.slow_start.count();
+  int64_t last = 0;
+  for (size_t i = 0; i < routable.size(); ++i) {
+    const EndpointHealth* h = service.endpoints[i].health.get();
+    if (routable[i] && h && h->ramp_start_ms() + window > now_ms) last = std::max(last, h->ramp_start_ms() + window);
+  }
+  return last;
+}
+
+}  // namespace
 
 void record_success(const Endpoint& endpoint) noexcept {
   if (endpoint.health && endpoint.health->consecutive_failures.load(std::memory_order_relaxed) != 0)
@@ -34,9 +51,11 @@ bool record_failure(const Service& service, size_t index, int64_t now_ms) noexce
   return true;
 }
 
-bool compute_routable(const Service& service, int64_t now_ms, std::vector<uint8_t>& out, int64_t* next_change) {
+bool compute_routable(const Service& service, int64_t now_ms, std::vector<uint8_t>& out, int64_t* next_change,
+                      int64_t* ramp_until) {
   const size_t n = service.endpoints.size();
   out.assign(n, 0);
+  if (ramp_until) *ramp_until = 0;
   if (next_change) {
     *next_change = INT64_MAX;
     for (const Endpoint& e : service.endpoints) {
@@ -52,7 +71,13 @@ bool compute_routable(const Service& service, int64_t now_ms, std::vector<uint8_
     candidates += !h || h->probe.load(std::memory_order_relaxed) != ProbeState::kPending;
   }
   const uint32_t threshold = service.policy.outlier.panic_threshold_percent;
-  if (candidates == 0 || threshold == 0 || routable * 100 >= candidates * threshold) return false;
+  if (candidates == 0 || threshold == 0 || routable * 100 >= candidates * threshold) {
+    if (ramp_until) {
+      *ramp_until = slow_start_end(service, out, now_ms);
+      if (next_change && *ramp_until) *next_change = std::min(*next_change, *ramp_until);
+    }
+    return false;
+  }
   bool any = false;
   for (size_t i = 0; i < n; ++i) {
     const EndpointHealth* h = service.endpoints[i].health.get();

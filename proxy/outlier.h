@@ -23,9 +23,11 @@ void record_success(const Endpoint& endpoint) noexcept;
 bool record_failure(const Service& service, size_t index, int64_t now_ms) noexcept;
 
 // out[i] = 1 when endpoint i may take new requests. Returns true in panic mode. next_change:
-// when the answer changes by itself (the earliest end of an ejection), else INT64_MAX; other
-// changes bump health_epoch().
+// when the answer changes by itself (the earliest end of an ejection or of a slow-start window),
+// else INT64_MAX; other changes bump health_epoch(). ramp_until: when the last slow-start window
+// of a routable endpoint ends, or 0 when none is in its window now (or the policy ignores slow
+// start, or in panic mode).
 bool compute_routable(const Service& service, int64_t now_ms, std::vector<uint8_t>& out,
-                      int64_t* next_change = nullptr);
+                      int64_t* next_change = nullptr, int64_t* ramp_until = nullptr);
 
 }  // namespace berth

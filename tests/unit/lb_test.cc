@@ -35,6 +35,28 @@ struct FakeStatus : EndpointStatus {
 
 using Policy = config::LoadBalancing::Policy;
 
+// Slow start through a clock: endpoint i became routable at since[i]; the window is the
+// service's lb.slow_start. Ramps only while some endpoint is inside its window, like the worker.
+struct RampStatus : FakeStatus {
+  std::vector<int64_t> since;
+  int64_t window_ms;
+  int64_t now_ms = 0;
+  RampStatus(size_t n, int64_t window) : FakeStatus(n), since(n, 0), window_ms(window) {}
+  bool ramping() const override {
+    for (int64_t t : since)
+      if (now_ms < t + window_ms) return true;
+    return false;
+  }
+  uint32_t weight_permille(size_t i) const override { return slow_start_permille(since[i], now_ms, window_ms); }
+};
+
+// Share of picks (percent) endpoint `of` gets over `picks` picks.
+double share_of(Selector& sel, const EndpointStatus& status, size_t of, int picks) {
+  int hits = 0;
+  for (int i = 0; i < picks; ++i) hits += sel.pick(PickKey{}, status) == static_cast<int>(of);
+  return hits * 100.0 / picks;
+}
+
 }  // namespace
 
 TEST_CASE("round robin: weights 1:2:3 over 6,000 picks within 3 points", "[lb]") {
@@ -173,4 +195,100 @@ TEST_CASE("instance ids are opaque, stable and round-trip through 16 hex digits"
   CHECK(std::string_view(text, 16).find("10.0.0.1") == std::string_view::npos);
   CHECK_FALSE(parse_instance_id("xyz", back));
   CHECK_FALSE(parse_instance_id("0123456789ABCDEF", back));
+}
+
+TEST_CASE("slow start: linear share of the weight over the window, with a 10% floor", "[lb][slow_start]") {
+  CHECK(slow_start_permille(1000, 1000, 10'000) == kSlowStartFloorPermille);   // just routable
+  CHECK(slow_start_permille(1000, 500, 10'000) == kSlowStartFloorPermille);    // clock before since
+  CHECK(slow_start_permille(0, 500, 10'000) == kSlowStartFloorPermille);       // 5% -> the floor
+  CHECK(slow_start_permille(0, 2'500, 10'000) == 250);
+  CHECK(slow_start_permille(0, 9'999, 10'000) == 999);
+  CHECK(slow_start_permille(0, 10'000, 10'000) == kFullWeightPermille);
+  CHECK(slow_start_permille(0, 50'000, 10'000) == kFullWeightPermille);
+  CHECK(slow_start_permille(0, 0, 0) == kFullWeightPermille);  // no window: off
+
+  config::LoadBalancing lb;
+  CHECK_FALSE(uses_slow_start(lb));  // default 0 = off
+  lb.slow_start = std::chrono::seconds(30);
+  for (Policy p : {Policy::kRoundRobin, Policy::kLeastRequest}) {
+    lb.policy = p;
+    CHECK(uses_slow_start(lb));
+  }
+  for (Policy p : {Policy::kHash, Policy::kSticky}) {  // a key or cookie names its instance
+    lb.policy = p;
+    CHECK_FALSE(uses_slow_start(lb));
+  }
+}
+
+TEST_CASE("slow start: round robin gives a ramping instance weight x share, exactly", "[lb][slow_start]") {
+  Service s = service_of({1, 1}, Policy::kRoundRobin);
+  auto sel = make_selector(s, 1);
+  RampStatus status(2, 10'000);
+  status.since = {-100'000, 0};  // 0 long in service, 1 new at t = 0
+  int counts[2] = {};
+  status.now_ms = 2'500;  // 1 at 25% of its weight: 4:1
+  for (int i = 0; i < 500; ++i) ++counts[sel->pick(PickKey{}, status)];
+  CHECK(counts[0] == 400);
+  CHECK(counts[1] == 100);
+  // Rising with the clock, and the floor right at the start.
+  status.now_ms = 0;
+  const double at_start = share_of(*sel, status, 1, 1100);
+  status.now_ms = 5'000;
+  const double halfway = share_of(*sel, status, 1, 1500);
+  status.now_ms = 10'000;
+  const double done = share_of(*sel, status, 1, 1000);
+  CHECK(std::abs(at_start - 100.0 / 11) < 0.5);  // 10% of its weight: 1 in 11
+  CHECK(std::abs(halfway - 100.0 / 3) < 0.5);    // 50%: 1 in 3
+  CHECK(std::abs(done - 50.0) < 0.2);
+}
+
+TEST_CASE("slow start: a ramp at full share changes no round-robin pick", "[lb][slow_start]") {
+  // Weights are kept in thousandths: a status that says "ramping" but grants everyone their
+  // whole weight must give exactly the 1:2:3 sequence of a plain pick.
+  Service s = service_of({1, 2, 3}, Policy::kRoundRobin);
+  auto plain = make_selector(s, 1), ramped = make_selector(s, 1);
+  FakeStatus none(3);
+  RampStatus all_in(3, 10'000);
+  all_in.since = {0, 0, 0};
+  all_in.now_ms = 9'999;  // still "ramping"...
+  struct FullShare : RampStatus {
+    using RampStatus::RampStatus;
+    uint32_t weight_permille(size_t) const override { return kFullWeightPermille; }  // ...but at 100%
+  } full(3, 10'000);
+  REQUIRE(full.ramping());
+  for (int i = 0; i < 600; ++i) CHECK(plain->pick(PickKey{}, none) == ramped->pick(PickKey{}, full));
+}
+
+TEST_CASE("slow start: least request draws a ramping instance in proportion to its share", "[lb][slow_start]") {
+  Service s = service_of({1, 1}, Policy::kLeastRequest);
+  auto sel = make_selector(s, 42);
+  RampStatus status(2, 10'000);
+  status.since = {-100'000, 0};
+  status.now_ms = 1'000;  // 10%: ideally 1 in 11 (9%)
+  const double early = share_of(*sel, status, 1, 20'000);
+  status.now_ms = 20'000;
+  const double later = share_of(*sel, status, 1, 20'000);
+  WARN("least request, new instance: " << early << "% at 10% of the window, " << later << "% after it");
+  CHECK(early < 15.0);
+  CHECK(early > 4.0);
+  CHECK(std::abs(later - 50.0) < 3.0);
+  // Every instance ramping together keeps their proportions.
+  RampStatus both(2, 10'000);
+  both.now_ms = 1'000;
+  CHECK(std::abs(share_of(*sel, both, 1, 20'000) - 50.0) < 3.0);
+}
+
+TEST_CASE("slow start: hash and sticky ignore it", "[lb][slow_start]") {
+  // The worker never reports a ramp for these policies (uses_slow_start); even if a status did,
+  // a hashed key keeps its instance.
+  Service s = service_of({1, 1, 1}, Policy::kHash);
+  auto sel = make_selector(s, 1);
+  FakeStatus plain(3);
+  RampStatus ramp(3, 10'000);
+  ramp.since = {0, 0, 5'000};
+  ramp.now_ms = 5'000;
+  for (int k = 0; k < 200; ++k) {
+    PickKey key{hash_bytes("k" + std::to_string(k)), true};
+    CHECK(sel->pick(key, plain) == sel->pick(key, ramp));
+  }
 }

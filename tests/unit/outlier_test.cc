@@ -96,3 +96,59 @@ TEST_CASE("health registry: state survives rebuilds for instances that stay", "[
   CHECK(third[0].endpoints[1].health->probe == ProbeState::kHealthy);
   CHECK(third[0].counters == first[0].counters);
 }
+
+TEST_CASE("slow start: the routable set tells when the last ramp ends", "[outlier][slow_start]") {
+  HealthRegistry registry;
+  auto services = services_of(3, false);
+  services[0].policy.lb.slow_start = std::chrono::milliseconds(10'000);
+  registry.attach(services);
+  const Service& s = services[0];
+  // Instances long in service, then instance 2 joins at t = 50,000.
+  for (const Endpoint& e : s.endpoints) e.health->routable_since_ms = 0;
+  s.endpoints[2].health->routable_since_ms = 50'000;
+  std::vector<uint8_t> ok;
+  int64_t next = 0, ramp = 0;
+  CHECK_FALSE(compute_routable(s, 52'000, ok, &next, &ramp));
+  CHECK(ramp == 60'000);
+  CHECK(next == 60'000);  // the worker looks again when the ramp is over
+  CHECK_FALSE(compute_routable(s, 60'000, ok, &next, &ramp));
+  CHECK(ramp == 0);
+  CHECK(next == INT64_MAX);
+
+  // Back from an ejection: the ramp starts when the ejection ends.
+  s.endpoints[1].health->ejected_until_ms = 70'000;
+  compute_routable(s, 65'000, ok, &next, &ramp);
+  CHECK(ok == std::vector<uint8_t>{1, 0, 1});
+  CHECK(ramp == 0);        // ejected: not routable, so not ramping yet
+  CHECK(next == 70'000);   // ...until the ejection ends
+  compute_routable(s, 70'000, ok, &next, &ramp);
+  CHECK(ramp == 80'000);
+  CHECK(s.endpoints[1].health->ramp_start_ms() == 70'000);
+
+  // hash ignores slow start.
+  services[0].policy.lb.policy = config::LoadBalancing::Policy::kHash;
+  compute_routable(s, 70'000, ok, &next, &ramp);
+  CHECK(ramp == 0);
+}
+
+TEST_CASE("slow start: newcomers are routable since they joined; checked ones since a probe passes", "[outlier][slow_start]") {
+  HealthRegistry registry;
+  auto first = services_of(2, false);
+  const int64_t before = health_clock_ms();
+  registry.attach(first);
+  const int64_t since = first[0].endpoints[0].health->routable_since_ms;
+  CHECK(since >= before);
+  CHECK(since <= health_clock_ms());
+  // Instances that stay keep their time; a check added and removed again does not restart a
+  // healthy instance, but does start one that never passed a probe.
+  auto checked = services_of(3, true);
+  registry.attach(checked);
+  CHECK(checked[0].endpoints[0].health->routable_since_ms == since);
+  CHECK(checked[0].endpoints[2].health->probe == ProbeState::kPending);
+  checked[0].endpoints[0].health->probe = ProbeState::kHealthy;
+  checked[0].endpoints[2].health->routable_since_ms = 0;
+  auto unchecked = services_of(3, false);
+  registry.attach(unchecked);
+  CHECK(unchecked[0].endpoints[0].health->routable_since_ms == since);
+  CHECK(unchecked[0].endpoints[2].health->routable_since_ms >= before);
+}
