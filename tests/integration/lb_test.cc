@@ -1,13 +1,15 @@
 // Load-balancing policies through the real binary against real origins: weighted round robin
 // shares, least request away from a slow instance, consistent hashing stable across a removal,
-// sticky cookies that move once when their instance stops.
+// sticky cookies that move once when their instance stops, slow start for a new instance.
 #include <signal.h>
 
 #include <catch2/catch.hpp>
 
 #include <atomic>
 #include <map>
+#include <memory>
 #include <thread>
+#include <vector>
 
 #include "env.h"
 
@@ -166,4 +168,47 @@ TEST_CASE("lb: sticky cookie: same instance every time, moved once when it stops
     CHECK(origin_of(again) == next_home);
     CHECK_FALSE(again.header("set-cookie"));
   }
+}
+
+TEST_CASE("lb: slow start: an instance added by a reload gets a small share first, then its own", "[lb][slow_start]") {
+  Origin a("A"), b("B");
+  REQUIRE((a.ok() && b.ok()));
+  const std::string head = config_head(2);
+  Berth berth(head + service_yaml("{policy: round_robin, slow_start: 2s}", {{&a, 1}}));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  // A is new too when Berth starts: let its own window pass first.
+  std::this_thread::sleep_for(2100ms);
+  REQUIRE(berth.rewrite_config(head + service_yaml("{policy: round_robin, slow_start: 2s}", {{&a, 1}, {&b, 1}})));
+  REQUIRE(berth.process().signal(SIGHUP));
+  REQUIRE(wait_until([&] { return http_get(berth.admin_port(), "/api/routes", "admin").body.find(b.address()) != std::string::npos; }, 5s));
+  const auto added = Clock::now();
+
+  // Share of B over a stretch of requests on a few keep-alive connections (both workers).
+  auto share_of_b = [&](std::chrono::milliseconds stretch, int* total) {
+    std::map<std::string, int> counts;
+    std::vector<std::unique_ptr<Client>> clients;
+    for (int c = 0; c < 4; ++c) clients.push_back(std::make_unique<Client>(berth.port()));
+    const auto until = Clock::now() + stretch;
+    for (int i = 0; Clock::now() < until; ++i) {
+      Response r = clients[static_cast<size_t>(i) % clients.size()]->get("/ss", "lb.test");
+      REQUIRE(r.status == 200);
+      ++counts[origin_of(r)];
+    }
+    *total = counts["A"] + counts["B"];
+    return counts["B"] * 100.0 / std::max(1, *total);
+  };
+  int early_n = 0, late_n = 0;
+  const double early = share_of_b(300ms, &early_n);
+  const auto early_end = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - added).count();
+  std::this_thread::sleep_until(added + 2200ms);
+  const double late = share_of_b(500ms, &late_n);
+  WARN("slow start 2s, B added by a reload: " << early << "% of " << early_n << " requests in its first "
+       << early_end << " ms, " << late << "% of " << late_n << " after the window");
+  REQUIRE(early_n >= 20);
+  REQUIRE(late_n >= 20);
+  // Ideal: 10% of its weight at first, 15% at 300 ms -> about 1 request in 9 to 1 in 8; round
+  // robin without slow start would give 50%.
+  CHECK(early < 30.0);
+  CHECK(std::abs(late - 50.0) <= 10.0);
 }
