@@ -32,6 +32,7 @@ class ReplayBuffer {
   void reset();
 
  private:
+  void grow_to(uint64_t capacity);
   void drop();
   std::string kept_;
   uint64_t bound_ = 0;

@@ -2,6 +2,7 @@
 // length, when the copy is dropped, and how it is framed again for the next instance.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,7 @@ TEST_CASE("replay buffer: what is kept, by length and bound", "[replay]") {
       {"chunked over the bound: dropped", 100, kUnknown, {60, 41}, false},
       {"chunked over, then more: stays dropped", 100, kUnknown, {101, 1, 1}, false},
       {"chunked, bound 0, empty body", 0, kUnknown, {}, true},
+      {"chunked, many small pieces up to an odd bound", 10000, kUnknown, std::vector<size_t>(100, 100), true},
   };
   for (const auto& c : cases) {
     SECTION(c.name) {
@@ -57,6 +59,7 @@ TEST_CASE("replay buffer: what is kept, by length and bound", "[replay]") {
       CHECK(rb.seen() == body.size());
       if (c.replayable) CHECK(rb.bytes() == body);
       else CHECK(rb.bytes().empty());
+      CHECK(rb.capacity() <= std::max<uint64_t>(c.bound, 15));  // 15: the empty string's own room
     }
   }
 }
