@@ -165,10 +165,11 @@ namespace {
 // The view of a service's endpoints a selector gets for one pick.
 class PickStatus final : public EndpointStatus {
  public:
+  // ramp_until: the worker's per-service end of slow start (0 = no endpoint in its window).
   PickStatus(const Service& svc, const uint8_t* routable, EndpointPool* const* pools, const uint32_t* tried,
-             size_t tried_count, bool enforce_circuit)
+             size_t tried_count, bool enforce_circuit, int64_t ramp_until = 0)
       : svc_(svc), routable_(routable), pools_(pools), tried_(tried), tried_count_(tried_count),
-        max_requests_(enforce_circuit ? svc.policy.circuit.max_requests : 0) {}
+        max_requests_(enforce_circuit ? svc.policy.circuit.max_requests : 0), ramp_until_(ramp_until) {}
   bool eligible(size_t i) const override {
     if (!routable_[i]) return false;
     for (size_t t = 0; t < tried_count_; ++t)
@@ -183,6 +184,13 @@ class PickStatus final : public EndpointStatus {
     return true;
   }
   uint32_t active(size_t i) const override { return pools_ ? pools_[i]->active : 0; }
+  bool ramping() const override { return ramp_until_ != 0; }
+  uint32_t weight_permille(size_t i) const override {
+    const EndpointHealth* h = svc_.endpoints[i].health.get();
+    if (!h) return kFullWeightPermille;
+    if (now_ < 0) now_ = health_clock_ms();  // once per pick, and only while ramping
+    return slow_start_permille(h->ramp_start_ms(), now_, svc_.policy.lb.slow_start.count());
+  }
   mutable bool blocked_by_circuit = false;
 
  private:
@@ -192,6 +200,8 @@ class PickStatus final : public EndpointStatus {
   const uint32_t* tried_;
   size_t tried_count_;
   uint32_t max_requests_;
+  int64_t ramp_until_;
+  mutable int64_t now_ = -1;
 };
 
 }  // namespace
@@ -204,7 +214,10 @@ void Worker::refresh_routable(size_t s) {
   if (epoch == routable_epoch_[s] && now < routable_at_[s]) return;
   routable_epoch_[s] = epoch;
   const Service& svc = rt_->routes->service(static_cast<uint32_t>(s));
-  const bool panic = compute_routable(svc, now, routable_[s], &routable_at_[s]);
+  // Sized here, not in rebuild_selection_state: a rebuild resets routable_epoch_, so every entry
+  // is rewritten below before a pick reads it.
+  if (ramp_until_.size() != routable_.size()) ramp_until_.assign(routable_.size(), 0);
+  const bool panic = compute_routable(svc, now, routable_[s], &routable_at_[s], &ramp_until_[s]);
   if (panic != (panic_[s] != 0)) {
     panic_[s] = panic;
     if (index_ == 0) {
@@ -223,7 +236,7 @@ int Worker::pick_endpoint(const Runtime& rt, uint32_t service_index, const PickK
     refresh_routable(service_index);
     const uint8_t* routable = routable_[service_index].data();
     EndpointPool* const* pools = service_pools_[service_index].data();
-    PickStatus status(svc, routable, pools, tried, tried_count, true);
+    PickStatus status(svc, routable, pools, tried, tried_count, true, ramp_until_[service_index]);
     int idx = selectors_[service_index]->pick(key, status);
     *circuit_open = idx < 0 && status.blocked_by_circuit;
     return idx;

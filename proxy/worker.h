@@ -131,6 +131,7 @@ class Worker {
   std::vector<int64_t> routable_at_;                      // [service] refresh at this health_clock_ms
   std::vector<uint64_t> routable_epoch_;                  // [service] health_epoch() of the view
   std::vector<uint8_t> panic_;                            // [service] in panic mode (logged by worker 0)
+  std::vector<int64_t> ramp_until_;                       // [service] last slow-start window ends (0 = none)
   uint32_t requests_in_flight_ = 0;                       // exchanges with an attempt running
   uint32_t retries_in_flight_ = 0;
   std::vector<std::vector<EndpointPool*>> service_pools_;  // [service][endpoint]
