@@ -63,6 +63,26 @@ std::string ContainerFacts::env_value(std::string_view key) const {
   return {};
 }
 
+bool same_static_facts(const ContainerFacts& a, const ContainerFacts& b) {
+  auto same_networks = [](const std::vector<ContainerNetwork>& x, const std::vector<ContainerNetwork>& y) {
+    return std::equal(x.begin(), x.end(), y.begin(), y.end(), [](const ContainerNetwork& m, const ContainerNetwork& n) {
+      return m.name == n.name && m.ipv4 == n.ipv4 && m.ipv6 == n.ipv6;
+    });
+  };
+  auto same_bindings = [](const std::vector<PortBinding>& x, const std::vector<PortBinding>& y) {
+    return std::equal(x.begin(), x.end(), y.begin(), y.end(), [](const PortBinding& m, const PortBinding& n) {
+      return m.host_ip == n.host_ip && m.host_port == n.host_port;
+    });
+  };
+  if (a.id != b.id || a.name != b.name || a.labels != b.labels || a.env != b.env || a.network_mode != b.network_mode ||
+      a.exposed_ports != b.exposed_ports || a.has_healthcheck != b.has_healthcheck || a.stop_signal != b.stop_signal ||
+      !same_networks(a.networks, b.networks) || a.published.size() != b.published.size())
+    return false;
+  for (auto x = a.published.begin(), y = b.published.begin(); x != a.published.end(); ++x, ++y)
+    if (x->first != y->first || !same_bindings(x->second, y->second)) return false;
+  return true;
+}
+
 bool is_routable(const ContainerFacts& c) {
   if (!c.running || c.paused || c.draining) return false;
   return !c.has_healthcheck || c.health == "healthy";

@@ -36,6 +36,9 @@ struct ContainerFacts {
   std::map<uint16_t, std::vector<PortBinding>> published;  // container tcp port -> host bindings
   bool has_healthcheck = false;
   int stop_signal = 15;
+  // Bumped by the source whenever the facts above are replaced (a new inspect); 0 = unknown.
+  // The builder re-parses labels only when it changes.
+  uint64_t revision = 0;
 
   // Run state.
   bool running = false;
@@ -48,6 +51,10 @@ struct ContainerFacts {
   std::string display() const { return id.substr(0, 12) + "/" + name; }
   std::string env_value(std::string_view key) const;  // "" when unset
 };
+
+// Same labels, env, name, networks, ports, healthcheck and stop signal: what the builder reads
+// apart from the run state.
+bool same_static_facts(const ContainerFacts& a, const ContainerFacts& b);
 
 // May this container receive new requests now?
 bool is_routable(const ContainerFacts& c);

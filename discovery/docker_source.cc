@@ -19,6 +19,7 @@ constexpr auto kPingInterval = 10s;
 constexpr auto kPingTimeout = 5s;
 constexpr size_t kMaxInspectsInFlight = 16;
 constexpr size_t kRecentEvents = 4096;
+constexpr size_t kMaxDormant = 4096;
 constexpr const char* kContainerFilter = "%7B%22type%22%3A%5B%22container%22%5D%7D";  // {"type":["container"]}
 
 int64_t now_realtime_ns() {
@@ -163,6 +164,7 @@ void DockerSource::find_own_networks() {
       if (auto facts = parse_inspect(j, nullptr)) {
         options_.own_networks.clear();
         for (const auto& n : facts->networks) options_.own_networks.push_back(n.name);
+        memo_.clear();
         own_networks_known_ = true;
         std::string names;
         for (const auto& n : options_.own_networks) names += (names.empty() ? "" : ",") + n;
@@ -259,7 +261,7 @@ void DockerSource::finish_sync() {
   std::vector<DockerEvent> buffered = std::move(buffered_);
   buffered_.clear();
   for (const DockerEvent& e : buffered) handle_event(e);
-  bool was_stale_after_sync = published_.has_value() && !stale_.empty();
+  bool was_stale_after_sync = published_ != nullptr && !stale_.empty();
   stale_.clear();
   unreachable_since_.clear();
   backoff_ = 200ms;
@@ -281,6 +283,7 @@ void DockerSource::lost(const std::string& why) {
   sync_waiting_.clear();
   buffered_.clear();
   pending_kills_.clear();
+  dormant_.clear();
   splitter_.reset();
   ping_timer_.stop();
   phase_ = Phase::kWaiting;
@@ -331,9 +334,9 @@ void DockerSource::handle_event(const DockerEvent& e) {
   const std::string& action = e.action;
   const std::string& id = e.id;
   auto flight = in_flight_.find(id);
-  const bool tracked = cache_.count(id) || flight != in_flight_.end() || queued_.count(id);
+  const bool tracked = cache_.count(id) || dormant_.count(id) || flight != in_flight_.end() || queued_.count(id);
   if (!tracked && !matters(e.attributes)) return;
-  if (starts_with(action, "exec_") || action == "create" || action == "top" || action == "attach" ||
+  if (starts_with(action, "exec_") || action == "top" || action == "attach" ||
       action == "resize" || action == "archive-path" || action == "extract-to-dir" || action == "export" ||
       action == "commit" || action == "copy" || action == "detach")
     return;
@@ -345,16 +348,20 @@ void DockerSource::handle_event(const DockerEvent& e) {
   // An event from before the container's current run (a replay) changes nothing.
   const bool stale_event = c && c->started_at_ns && e.time_nano && e.time_nano < c->started_at_ns;
 
-  if (action == "start") {
+  if (action == "create") {
+    inspect(id);  // not running yet: its facts wait in dormant_ for the start
+  } else if (action == "start") {
     if (c) {
       c->running = true;
       c->paused = false;
       c->draining = false;
       c->health = c->has_healthcheck ? "starting" : "";
       dirty_ = true;
+    } else if (revive(id, e.time_nano)) {
+      dirty_ = true;
     }
     pending_kills_.erase(id);
-    inspect(id);
+    inspect(id);  // confirms (and refreshes StartedAt, addresses); publishes only a change
   } else if (action == "restart" || action == "rename" || action == "update") {
     inspect(id);
   } else if (action == "kill") {
@@ -372,7 +379,13 @@ void DockerSource::handle_event(const DockerEvent& e) {
     }
   } else if (action == "die" || action == "stop" || action == "destroy" || action == "oom") {
     if (!stale_event && action != "oom") {
-      if (cache_.erase(id)) dirty_ = true;
+      if (c) {
+        ContainerFacts facts = std::move(*c);
+        cache_.erase(it);
+        dirty_ = true;
+        if (action != "destroy") keep_dormant(std::move(facts));
+      }
+      if (action == "destroy") dormant_.erase(id);
       pending_kills_.erase(id);
     }
   } else if (action == "pause") {
@@ -421,7 +434,8 @@ void DockerSource::on_inspect(const std::string& id, const HttpResult& r) {
   bool dirty = flight != in_flight_.end() && flight->second;
   if (flight != in_flight_.end()) in_flight_.erase(flight);
   if (r.status == 404) {
-    cache_.erase(id);
+    if (cache_.erase(id)) dirty_ = true;
+    dormant_.erase(id);
     pending_kills_.erase(id);
     sync_waiting_.erase(id);
   } else if (!r.ok()) {
@@ -437,8 +451,12 @@ void DockerSource::on_inspect(const std::string& id, const HttpResult& r) {
     sync_waiting_.erase(id);
   }
   pump_inspects();
-  if (phase_ == Phase::kListing && sync_waiting_.empty()) finish_sync();
-  else if (phase_ == Phase::kSynced) rebuild();
+  if (phase_ == Phase::kListing && sync_waiting_.empty()) {
+    finish_sync();
+  } else if (phase_ == Phase::kSynced && dirty_) {
+    dirty_ = false;
+    rebuild();
+  }
 }
 
 void DockerSource::store(ContainerFacts facts) {
@@ -450,34 +468,70 @@ void DockerSource::store(ContainerFacts facts) {
       facts.draining = true;
     pending_kills_.erase(kill);
   }
+  auto it = cache_.find(id);
+  auto sleeping = dormant_.find(id);
+  // Same labels and addresses as known: keep the revision, so nothing is parsed again.
+  const ContainerFacts* known = it != cache_.end() ? &it->second : sleeping != dormant_.end() ? &sleeping->second : nullptr;
+  facts.revision = known && same_static_facts(*known, facts) ? known->revision : ++revision_;
   if (!facts.running) {
-    cache_.erase(id);
+    if (it != cache_.end()) {
+      cache_.erase(it);
+      dirty_ = true;
+    }
+    keep_dormant(std::move(facts));
     return;
   }
-  auto it = cache_.find(id);
+  if (sleeping != dormant_.end()) dormant_.erase(sleeping);
   if (it != cache_.end() && it->second.draining && it->second.started_at_ns == facts.started_at_ns)
     facts.draining = true;
+  // A confirmation of what an event already applied changes nothing.
+  if (it == cache_.end() || it->second.revision != facts.revision || is_routable(it->second) != is_routable(facts))
+    dirty_ = true;
   cache_[id] = std::move(facts);
+}
+
+void DockerSource::keep_dormant(ContainerFacts facts) {
+  facts.running = facts.paused = facts.draining = false;
+  facts.health.clear();
+  if (dormant_.size() >= kMaxDormant && !dormant_.count(facts.id)) dormant_.erase(dormant_.begin());
+  std::string id = facts.id;
+  dormant_[id] = std::move(facts);
+}
+
+// A `start` of a container whose facts are known from its create (or its last run): route it
+// now. Only for host networking, where the address does not depend on the run; others wait for
+// their inspect (their IP is assigned at start).
+bool DockerSource::revive(const std::string& id, int64_t started_ns) {
+  auto it = dormant_.find(id);
+  if (it == dormant_.end() || it->second.network_mode != "host" || options_.use_published_ports) return false;
+  ContainerFacts facts = std::move(it->second);
+  dormant_.erase(it);
+  facts.running = true;
+  facts.started_at_ns = started_ns;
+  facts.health = facts.has_healthcheck ? "starting" : "";
+  cache_[id] = std::move(facts);
+  return true;
 }
 
 // ---- publication ----
 
 void DockerSource::rebuild() {
   if (phase_ != Phase::kSynced) return;
-  DiscoveredSet live = build_discovered_set(cache_, options_);
+  dirty_ = false;
+  DiscoveredSet live = build_discovered_set(cache_, options_, &memo_);
   log_rejections(live);
-  DiscoveredSet out = grace_.apply(live, EmptyRouteGrace::Clock::now());
+  std::shared_ptr<const DiscoveredSet> out = grace_.apply(std::move(live), EmptyRouteGrace::Clock::now());
   arm_grace_timer();
-  if (published_ && same_set(*published_, out)) return;
+  if (published_ && same_set(*published_, *out)) return;
   published_ = out;
   size_t endpoints = 0;
-  for (const auto& s : out.services) endpoints += s.endpoints.size();
+  for (const auto& s : out->services) endpoints += s.endpoints.size();
   log::debug("docker_set_changed")
-      .kv("routes", static_cast<uint64_t>(out.routes.size()))
+      .kv("routes", static_cast<uint64_t>(out->routes.size()))
       .kv("instances", static_cast<uint64_t>(endpoints))
-      .kv("rejected", static_cast<uint64_t>(out.rejected.size()))
+      .kv("rejected", static_cast<uint64_t>(out->rejected.size()))
       .kv("in_grace", static_cast<uint64_t>(grace_.in_grace()));
-  on_update_(out);
+  on_update_(std::move(out));
 }
 
 void DockerSource::log_rejections(const DiscoveredSet& set) {

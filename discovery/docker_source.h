@@ -4,7 +4,8 @@
 // Sync (on start and after every reconnect): GET /version (API check) -> subscribe to /events
 // with `since` and wait for its head -> list + inspect -> apply the events buffered meanwhile
 // -> publish. Each later event updates the cache at once (kill/die/pause/health) and inspects
-// only the container it names. While the engine is unreachable the last good set stays
+// only the container it names. A container is inspected at `create`, so its `start` is
+// applied from the event alone; labels are parsed once per inspect, not once per event. While the engine is unreachable the last good set stays
 // published and stale_reason() says why; reconnects back off exponentially up to
 // docker.reconnect_max.
 #pragma once
@@ -60,6 +61,8 @@ class DockerSource final : public Source {
   void pump_inspects();
   void on_inspect(const std::string& id, const HttpResult& r);
   void store(ContainerFacts facts);
+  void keep_dormant(ContainerFacts facts);
+  bool revive(const std::string& id, int64_t started_ns);
 
   void rebuild();
   void log_rejections(const DiscoveredSet& set);
@@ -87,7 +90,13 @@ class DockerSource final : public Source {
   std::deque<std::string> recent_keys_;     // replay de-duplication
   std::unordered_set<std::string> recent_set_;
 
-  ContainerCache cache_;
+  ContainerCache cache_;                    // running containers that matter
+  // Facts of containers that matter but are not running (inspected at `create`, or stopped),
+  // so that their `start` is applied at once, without waiting for an inspect (host network:
+  // the address does not depend on the run). Bounded; cleared when the stream is lost.
+  std::unordered_map<std::string, ContainerFacts> dormant_;
+  uint64_t revision_ = 0;                   // ContainerFacts::revision source
+  BuilderMemo memo_;                        // parsed labels per container revision
   std::deque<std::string> inspect_queue_;
   std::set<std::string> queued_;
   std::map<std::string, bool> in_flight_;   // id -> an event arrived since the request (re-inspect)
@@ -102,7 +111,7 @@ class DockerSource final : public Source {
   std::chrono::milliseconds backoff_{200};
   EmptyRouteGrace grace_;
   bool dirty_ = false;  // an event since the last rebuild may have changed the set
-  std::optional<DiscoveredSet> published_;
+  std::shared_ptr<const DiscoveredSet> published_;
   std::map<std::string, std::string> logged_rejections_;
   std::string stale_;
   std::string unreachable_since_;

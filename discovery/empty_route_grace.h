@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -18,8 +19,9 @@ class EmptyRouteGrace {
   explicit EmptyRouteGrace(std::chrono::milliseconds grace) : grace_(grace) {}
 
   // `live`: what the builder wants now (every route has an instance). Returns it plus the
-  // routes in their grace period, pointing at empty services.
-  DiscoveredSet apply(const DiscoveredSet& live, Clock::time_point now);
+  // routes in their grace period, pointing at empty services. Copies only routes that enter
+  // their grace: the cost per call is a hash of each live route's host and path.
+  std::shared_ptr<const DiscoveredSet> apply(DiscoveredSet live, Clock::time_point now);
   // When the earliest grace period ends (nullopt: none running).
   std::optional<Clock::time_point> next_expiry() const;
   size_t in_grace() const { return grace_routes_.size(); }
@@ -31,7 +33,7 @@ class EmptyRouteGrace {
     Clock::time_point since;
   };
   std::chrono::milliseconds grace_;
-  std::map<std::string, Held> last_live_;     // host\npath -> route as last published live
+  std::shared_ptr<const DiscoveredSet> last_;  // what the previous call returned
   std::map<std::string, Held> grace_routes_;  // host\npath -> route kept empty
 };
 

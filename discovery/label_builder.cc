@@ -27,9 +27,8 @@ bool is_any_address(const std::string& ip) { return ip.empty() || ip == "0.0.0.0
 
 struct Declared {
   const ContainerFacts* container;
-  const RouteSpec* spec;
-  std::string endpoint_key;
-  const config::ServicePolicy* policy;
+  const ParsedContainer* parsed;
+  size_t route;  // index into parsed->spec.routes
 };
 
 }  // namespace
@@ -82,7 +81,49 @@ std::optional<std::string> resolve_address(const ContainerFacts& c, const std::s
               " and no network is chosen: set berth.network or docker.network (or docker.use_published_ports)");
 }
 
-DiscoveredSet build_discovered_set(const ContainerCache& cache, const BuilderOptions& options) {
+ParsedContainer parse_container(const ContainerFacts& c, const BuilderOptions& options) {
+  ParsedContainer out;
+  out.spec = parse_container_labels(c, options.labels);
+  out.source = "container:" + c.display();
+  if (out.spec.kind != ContainerSpec::Kind::kRouted) return out;
+  for (const RouteSpec& route : out.spec.routes) {
+    std::string reason;
+    auto address = resolve_address(c, out.spec.network, route.port, options, &reason);
+    if (!address) {
+      out.problem = reason;
+      out.endpoints.clear();
+      out.keys.clear();
+      out.names.clear();
+      return out;
+    }
+    Endpoint endpoint;
+    endpoint.key = *address;
+    endpoint.weight = out.spec.weight;
+    endpoint.source = out.source;
+    if (!resolve_endpoint_key(endpoint)) endpoint.addr_len = 0;  // not numeric: never an instance
+    out.endpoints.push_back(std::move(endpoint));
+    out.names.push_back(route.name.empty() ? route.service : route.service + "/" + route.name);
+    if (route.hosts.empty()) out.keys.push_back("\n" + route.path);
+    for (const std::string& host : route.hosts) out.keys.push_back(host + "\n" + route.path);
+  }
+  return out;
+}
+
+const ParsedContainer& BuilderMemo::parse(const ContainerFacts& c, const BuilderOptions& options) {
+  auto [it, fresh] = entries_.try_emplace(c.revision);
+  if (fresh) it->second = parse_container(c, options);
+  return it->second;
+}
+
+void BuilderMemo::prune(const ContainerCache& cache) {
+  if (entries_.size() <= cache.size() + 64) return;
+  std::unordered_map<uint64_t, bool> live;
+  live.reserve(cache.size());
+  for (const auto& [id, facts] : cache) live.emplace(facts.revision, true);
+  std::erase_if(entries_, [&](const auto& kv) { return !live.count(kv.first); });
+}
+
+DiscoveredSet build_discovered_set(const ContainerCache& cache, const BuilderOptions& options, BuilderMemo* memo) {
   std::vector<const ContainerFacts*> containers;
   containers.reserve(cache.size());
   for (const auto& [id, facts] : cache) containers.push_back(&facts);
@@ -91,111 +132,111 @@ DiscoveredSet build_discovered_set(const ContainerCache& cache, const BuilderOpt
   });
 
   DiscoveredSet set;
-  std::vector<ContainerSpec> specs(containers.size());
+  // Parses not kept by a memo live here for the duration of the build.
+  std::vector<ParsedContainer> local;
+  local.reserve(containers.size());
   std::vector<Declared> declared;
   // host + '\n' + path -> (service, container) of the first declaration.
-  std::unordered_map<std::string, std::pair<std::string, const ContainerFacts*>> owners;
+  std::unordered_map<std::string_view, std::pair<std::string_view, const ContainerFacts*>> owners;
+  owners.reserve(containers.size() * 2);
 
-  for (size_t i = 0; i < containers.size(); ++i) {
-    const ContainerFacts& c = *containers[i];
-    ContainerSpec& spec = specs[i];
-    spec = parse_container_labels(c, options.labels);
+  for (const ContainerFacts* cp : containers) {
+    const ContainerFacts& c = *cp;
+    const ParsedContainer* parsed;
+    if (memo && c.revision != 0) {
+      parsed = &memo->parse(c, options);
+    } else {
+      local.push_back(parse_container(c, options));
+      parsed = &local.back();
+    }
+    const ContainerSpec& spec = parsed->spec;
     if (spec.kind == ContainerSpec::Kind::kIgnored) continue;
     if (spec.kind == ContainerSpec::Kind::kRejected) {
       set.rejected.emplace_back(c.display(), spec.reason);
       continue;
     }
-    std::vector<Declared> mine;
-    std::string problem;
-    for (const RouteSpec& route : spec.routes) {
-      std::string reason;
-      auto address = resolve_address(c, spec.network, route.port, options, &reason);
-      if (!address) {
-        problem = reason;
-        break;
-      }
-      mine.push_back(Declared{&c, &route, *address, &spec.policy});
-    }
+    std::string problem = parsed->problem;
     // Another container already owns one of these host+path pairs for a different service?
-    std::vector<std::string> keys;
-    for (size_t r = 0; problem.empty() && r < spec.routes.size(); ++r) {
+    for (size_t r = 0, k = 0; problem.empty() && r < spec.routes.size(); ++r) {
       const RouteSpec& route = spec.routes[r];
-      std::vector<std::string> hosts = route.hosts.empty() ? std::vector<std::string>{""} : route.hosts;
-      for (const std::string& host : hosts) {
-        std::string key = host + "\n" + route.path;
-        auto owner = owners.find(key);
+      size_t hosts = route.hosts.empty() ? 1 : route.hosts.size();
+      for (size_t h = 0; h < hosts; ++h, ++k) {
+        auto owner = owners.find(parsed->keys[k]);
         if (owner != owners.end() && owner->second.first != route.service) {
-          problem = "route " + (host.empty() ? std::string("(any host)") : host) + route.path +
-                    " is already served by service '" + owner->second.first + "' of container " +
+          problem = "route " + (route.hosts.empty() ? std::string("(any host)") : route.hosts[h]) + route.path +
+                    " is already served by service '" + std::string(owner->second.first) + "' of container " +
                     owner->second.second->display();
           break;
         }
-        keys.push_back(key);
       }
     }
     if (!problem.empty()) {
-      spec.kind = ContainerSpec::Kind::kRejected;
       set.rejected.emplace_back(c.display(), problem);
       continue;
     }
-    size_t k = 0;
-    for (const RouteSpec& route : spec.routes) {
+    for (size_t r = 0, k = 0; r < spec.routes.size(); ++r) {
+      const RouteSpec& route = spec.routes[r];
       size_t hosts = route.hosts.empty() ? 1 : route.hosts.size();
-      for (size_t h = 0; h < hosts; ++h) owners.emplace(keys[k++], std::make_pair(route.service, &c));
+      for (size_t h = 0; h < hosts; ++h, ++k) owners.emplace(parsed->keys[k], std::make_pair(std::string_view(route.service), &c));
+      declared.push_back(Declared{&c, parsed, r});
     }
-    declared.insert(declared.end(), mine.begin(), mine.end());
   }
 
   // Services in order of first declaration; endpoints from routable instances only.
-  std::unordered_map<std::string, uint32_t> service_index;
+  std::unordered_map<std::string_view, uint32_t> service_index;
+  service_index.reserve(declared.size());
   std::vector<Service> services;
-  std::unordered_map<const ContainerFacts*, uint32_t> weights;
-  for (size_t i = 0; i < containers.size(); ++i)
-    if (specs[i].kind == ContainerSpec::Kind::kRouted) weights[containers[i]] = specs[i].weight;
+  services.reserve(declared.size());
   for (const Declared& d : declared) {
-    auto [it, inserted] = service_index.emplace(d.spec->service, static_cast<uint32_t>(services.size()));
+    const RouteSpec& spec = d.parsed->spec.routes[d.route];
+    auto [it, inserted] = service_index.emplace(spec.service, static_cast<uint32_t>(services.size()));
     if (inserted) {
       // The first container (by name) of a service decides its policy.
-      services.push_back(Service{d.spec->service, {}});
-      services.back().policy = *d.policy;
+      services.push_back(Service{spec.service, {}});
+      services.back().policy = d.parsed->spec.policy;
     }
     if (!is_routable(*d.container)) continue;
+    const Endpoint& endpoint = d.parsed->endpoints[d.route];
+    if (endpoint.addr_len == 0) continue;
     Service& service = services[it->second];
     bool known = std::any_of(service.endpoints.begin(), service.endpoints.end(),
-                             [&](const Endpoint& e) { return e.key == d.endpoint_key; });
-    if (known) continue;
-    Endpoint endpoint;
-    endpoint.key = d.endpoint_key;
-    endpoint.weight = weights[d.container];
-    endpoint.source = "container:" + d.container->display();
-    if (!resolve_endpoint_key(endpoint)) continue;
-    service.endpoints.push_back(std::move(endpoint));
+                             [&](const Endpoint& e) { return e.key == endpoint.key; });
+    if (!known) service.endpoints.push_back(endpoint);
   }
 
   // Routes whose service has an instance, one per host, each declared once.
-  std::unordered_map<std::string, bool> emitted;
-  std::unordered_map<uint32_t, uint32_t> remap;  // index in services -> index in set.services
+  std::vector<bool> has_endpoints(services.size());
+  for (size_t i = 0; i < services.size(); ++i) has_endpoints[i] = !services[i].endpoints.empty();
+  std::unordered_map<std::string_view, bool> emitted;
+  emitted.reserve(declared.size());
+  std::vector<int64_t> remap(services.size(), -1);  // index in services -> index in set.services
   for (const Declared& d : declared) {
-    uint32_t index = service_index[d.spec->service];
-    if (services[index].endpoints.empty()) continue;
-    std::vector<std::string> hosts = d.spec->hosts.empty() ? std::vector<std::string>{""} : d.spec->hosts;
-    for (const std::string& host : hosts) {
-      std::string key = host + "\n" + d.spec->path;
-      if (emitted.count(key)) continue;
-      emitted[key] = true;
-      auto [slot, fresh] = remap.emplace(index, static_cast<uint32_t>(set.services.size()));
-      if (fresh) set.services.push_back(services[index]);
+    const RouteSpec& spec = d.parsed->spec.routes[d.route];
+    uint32_t index = service_index[spec.service];
+    if (!has_endpoints[index]) continue;
+    size_t first_key = 0;
+    for (size_t r = 0; r < d.route; ++r) {
+      const RouteSpec& before = d.parsed->spec.routes[r];
+      first_key += before.hosts.empty() ? 1 : before.hosts.size();
+    }
+    size_t hosts = spec.hosts.empty() ? 1 : spec.hosts.size();
+    for (size_t h = 0; h < hosts; ++h) {
+      if (!emitted.emplace(d.parsed->keys[first_key + h], true).second) continue;
+      if (remap[index] < 0) {
+        remap[index] = static_cast<int64_t>(set.services.size());
+        set.services.push_back(std::move(services[index]));  // each service is emitted once
+      }
       Route route;
-      const std::string& base = d.spec->service;
-      route.name = d.spec->name.empty() ? base : base + "/" + d.spec->name;
-      route.host = host;
-      route.path_prefix = d.spec->path;
-      route.priority = d.spec->priority;
-      route.service = slot->second;
-      route.source = "container:" + d.container->display();
+      route.name = d.parsed->names[d.route];
+      route.host = spec.hosts.empty() ? std::string() : spec.hosts[h];
+      route.path_prefix = spec.path;
+      route.priority = spec.priority;
+      route.service = static_cast<uint32_t>(remap[index]);
+      route.source = d.parsed->source;
       set.routes.push_back(std::move(route));
     }
   }
+  if (memo) memo->prune(cache);
   return set;
 }
 

@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "discovery/container_facts.h"
@@ -25,7 +26,37 @@ struct BuilderOptions {
 
 using ContainerCache = std::map<std::string, ContainerFacts>;  // by full id
 
-DiscoveredSet build_discovered_set(const ContainerCache& cache, const BuilderOptions& options);
+// What one container's labels and addresses say, independent of its run state: parsed once
+// per inspect (ContainerFacts::revision) instead of once per event.
+struct ParsedContainer {
+  ContainerSpec spec;
+  std::string problem;              // an address could not be chosen (then spec is not routed)
+  std::vector<Endpoint> endpoints;  // per spec.routes entry: resolved address, weight, source
+  std::vector<std::string> keys;    // host + '\n' + path of every route x host, in order
+  std::vector<std::string> names;   // per spec.routes entry: the route's name
+  std::string source;               // "container:<display>"
+};
+
+// Reuses ParsedContainers across builds for facts whose revision is unchanged (revision 0:
+// never reused; a revision names one version of one container's facts). Entries of revisions
+// no longer in the cache are dropped by a later build.
+class BuilderMemo {
+ public:
+  // c.revision must not be 0.
+  const ParsedContainer& parse(const ContainerFacts& c, const BuilderOptions& options);
+  void clear() { entries_.clear(); }
+  void prune(const ContainerCache& cache);
+  size_t size() const { return entries_.size(); }
+
+ private:
+  std::unordered_map<uint64_t, ParsedContainer> entries_;  // by ContainerFacts::revision
+};
+
+ParsedContainer parse_container(const ContainerFacts& c, const BuilderOptions& options);
+
+// The whole set from the cache; with a memo, only containers whose facts changed are parsed.
+DiscoveredSet build_discovered_set(const ContainerCache& cache, const BuilderOptions& options,
+                                   BuilderMemo* memo = nullptr);
 
 // The "ip:port" / "[ip6]:port" at which `port` of the container is reached, or nullopt with
 // *reason saying why there is no deliberate choice.

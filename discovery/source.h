@@ -27,7 +27,8 @@ struct DiscoveredSet {
 
 class Source {
  public:
-  using UpdateFn = std::function<void(const DiscoveredSet&)>;
+  // The set is immutable once handed over: the receiver keeps the pointer, no copy.
+  using UpdateFn = std::function<void(std::shared_ptr<const DiscoveredSet>)>;
   virtual ~Source() = default;
   virtual std::string_view name() const = 0;
   // Starts watching on `loop`; on_update is called on that loop with every new complete set

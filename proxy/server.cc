@@ -88,7 +88,9 @@ int Server::run() {
   checker_->update(*runtime_->routes);
   for (auto& w : workers_) w->start();
   for (size_t i = 0; i < sources_.size(); ++i) {
-    sources_[i]->start(&loop_, [this, i](const discovery::DiscoveredSet& set) { on_discovered(i, set); });
+    sources_[i]->start(&loop_, [this, i](std::shared_ptr<const discovery::DiscoveredSet> set) {
+      on_discovered(i, std::move(set));
+    });
     log::info("discovery_started").kv("source", sources_[i]->name());
   }
   ready_ = true;
@@ -146,9 +148,10 @@ std::shared_ptr<const Runtime> Server::build_runtime() {
   std::vector<Route> routes = rt->routes->routes();
   std::vector<Service> services = rt->routes->services();
   for (const auto& set : discovered_) {
+    if (!set) continue;
     const uint32_t offset = static_cast<uint32_t>(services.size());
-    services.insert(services.end(), set.services.begin(), set.services.end());
-    for (Route r : set.routes) {
+    services.insert(services.end(), set->services.begin(), set->services.end());
+    for (Route r : set->routes) {
       r.service += offset;
       routes.push_back(std::move(r));
     }
@@ -160,9 +163,9 @@ std::shared_ptr<const Runtime> Server::build_runtime() {
   return rt;
 }
 
-void Server::on_discovered(size_t source_index, const discovery::DiscoveredSet& set) {
+void Server::on_discovered(size_t source_index, std::shared_ptr<const discovery::DiscoveredSet> set) {
   if (shutting_down_) return;
-  discovered_[source_index] = set;
+  discovered_[source_index] = std::move(set);
   ++generation_;
   publish(build_runtime());
   log::info("routes_updated")
@@ -200,7 +203,8 @@ std::string Server::routes_json() const {
   if (j.is_discarded()) return runtime_->routes->to_json();
   nlohmann::json rejected = nlohmann::json::array();
   for (const auto& set : discovered_)
-    for (const auto& [what, why] : set.rejected) rejected.push_back({{"container", what}, {"reason", why}});
+    if (set)
+      for (const auto& [what, why] : set->rejected) rejected.push_back({{"container", what}, {"reason", why}});
   j["rejected"] = rejected;
   nlohmann::json sources = nlohmann::json::array();
   for (const auto& src : sources_) {

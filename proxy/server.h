@@ -35,7 +35,7 @@ class Server {
   void publish(std::shared_ptr<const Runtime> rt);
   // Static routes from the config file first (they win on conflicts), then each source's set.
   std::shared_ptr<const Runtime> build_runtime();
-  void on_discovered(size_t source_index, const discovery::DiscoveredSet& set);
+  void on_discovered(size_t source_index, std::shared_ptr<const discovery::DiscoveredSet> set);
   std::string routes_json() const;
   std::string stats_json() const;
   std::string not_ready_reason() const;
@@ -54,7 +54,7 @@ class Server {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<AdminServer> admin_;
   std::vector<std::unique_ptr<discovery::Source>> sources_;
-  std::vector<discovery::DiscoveredSet> discovered_;
+  std::vector<std::shared_ptr<const discovery::DiscoveredSet>> discovered_;  // null: nothing yet
   HealthRegistry health_;
   std::unique_ptr<HealthChecker> checker_;  // active probes, on loop_
   bool shutting_down_ = false;

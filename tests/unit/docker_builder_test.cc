@@ -230,6 +230,69 @@ TEST_CASE("docker builder: 1000 containers build deterministically", "[docker][b
   CHECK(same_set(one, build_discovered_set(cache, {})));
 }
 
+TEST_CASE("docker builder: the memo parses a container once per revision and builds the same set",
+          "[docker][builder]") {
+  std::vector<ContainerFacts> many;
+  for (int i = 0; i < 50; ++i) {
+    auto c = container('a', "c" + std::to_string(i), {{"berth.host", "c" + std::to_string(i) + ".test"},
+                                                     {"berth.port", std::to_string(20000 + i)}});
+    c.id = std::to_string(i) + std::string(60, 'f');
+    c.revision = static_cast<uint64_t>(i + 1);
+    many.push_back(c);
+  }
+  many.push_back(container('b', "bad", {{"berth.port", "x"}}));
+  many.back().revision = 100;
+  auto cache = cache_of(many);
+  BuilderMemo memo;
+  auto first = build_discovered_set(cache, {}, &memo);
+  CHECK(same_set(first, build_discovered_set(cache, {})));
+  CHECK(memo.size() == 51);
+
+  // Run state changes without a new revision: the memo's parse is reused, routability is not.
+  auto& c7 = cache.at(std::to_string(7) + std::string(60, 'f'));
+  c7.paused = true;
+  auto paused = build_discovered_set(cache, {}, &memo);
+  CHECK(same_set(paused, build_discovered_set(cache, {})));
+  CHECK(paused.routes.size() == first.routes.size() - 1);
+
+  // New facts under a new revision are parsed again; under the old revision they would not be.
+  c7.paused = false;
+  c7.labels["berth.port"] = "21007";
+  auto stale = build_discovered_set(cache, {}, &memo);
+  CHECK(same_set(stale, first));  // same revision: the memo still answers the old port
+  c7.revision = 200;
+  auto moved = build_discovered_set(cache, {}, &memo);
+  CHECK(same_set(moved, build_discovered_set(cache, {})));
+  CHECK_FALSE(same_set(moved, first));
+
+  // Revisions no longer in the cache leave the memo: it stays within the cache size + 64.
+  cache.erase(std::to_string(3) + std::string(60, 'f'));
+  for (uint64_t r = 1000; r < 1300; ++r) {
+    c7.revision = r;
+    build_discovered_set(cache, {}, &memo);
+    CHECK(memo.size() <= cache.size() + 65);
+  }
+  CHECK(same_set(build_discovered_set(cache, {}, &memo), build_discovered_set(cache, {})));
+}
+
+TEST_CASE("docker facts: same_static_facts ignores the run state only", "[docker][builder]") {
+  auto a = container('a', "web", {{"berth.host", "a.test"}, {"berth.port", "18001"}});
+  auto b = a;
+  b.running = !a.running;
+  b.health = "healthy";
+  b.started_at_ns = 42;
+  b.revision = 9;
+  CHECK(same_static_facts(a, b));
+  b.labels["berth.weight"] = "2";
+  CHECK_FALSE(same_static_facts(a, b));
+  b = a;
+  b.networks.push_back(ContainerNetwork{"net", "10.0.0.2", ""});
+  CHECK_FALSE(same_static_facts(a, b));
+  b = a;
+  b.published[80].push_back(PortBinding{"", 8080});
+  CHECK_FALSE(same_static_facts(a, b));
+}
+
 TEST_CASE("docker grace: a route whose last instance left answers 503 for the grace, then 404",
           "[docker][grace]") {
   EmptyRouteGrace grace(10s);
@@ -237,19 +300,19 @@ TEST_CASE("docker grace: a route whose last instance left answers 503 for the gr
   auto a = container('a', "web", {{"berth.host", "a.test"}, {"berth.port", "18001"}});
   auto live = build_discovered_set(cache_of({a}), {});
   auto out = grace.apply(live, t0);
-  CHECK(table(out) == std::vector<std::string>{"a.test/ -> web [127.0.0.1:18001]"});
+  CHECK(table(*out) == std::vector<std::string>{"a.test/ -> web [127.0.0.1:18001]"});
   CHECK_FALSE(grace.next_expiry());
 
   // The instance drains: the route stays, with no endpoint.
   auto gone = build_discovered_set(cache_of({}), {});
   out = grace.apply(gone, t0 + 1s);
-  CHECK(table(out) == std::vector<std::string>{"a.test/ -> web []"});
+  CHECK(table(*out) == std::vector<std::string>{"a.test/ -> web []"});
   REQUIRE(grace.next_expiry());
   CHECK(*grace.next_expiry() == t0 + 11s);
   out = grace.apply(gone, t0 + 10s);
-  CHECK(table(out) == std::vector<std::string>{"a.test/ -> web []"});
+  CHECK(table(*out) == std::vector<std::string>{"a.test/ -> web []"});
   out = grace.apply(gone, t0 + 11s);
-  CHECK(out.routes.empty());
+  CHECK(out->routes.empty());
   CHECK_FALSE(grace.next_expiry());
 }
 
@@ -260,9 +323,9 @@ TEST_CASE("docker grace: a replacement ends the grace, other routes are untouche
   auto b = container('b', "other", {{"berth.host", "b.test"}, {"berth.port", "18002"}});
   grace.apply(build_discovered_set(cache_of({a, b}), {}), t0);
   auto out = grace.apply(build_discovered_set(cache_of({b}), {}), t0 + 1s);
-  CHECK(table(out) == std::vector<std::string>{"b.test/ -> other [127.0.0.1:18002]", "a.test/ -> web []"});
+  CHECK(table(*out) == std::vector<std::string>{"b.test/ -> other [127.0.0.1:18002]", "a.test/ -> web []"});
   auto a2 = container('c', "web-new", {{"berth.host", "a.test"}, {"berth.port", "18003"}, {"berth.service", "web"}});
   out = grace.apply(build_discovered_set(cache_of({a2, b}), {}), t0 + 2s);
-  CHECK(table(out) == std::vector<std::string>{"b.test/ -> other [127.0.0.1:18002]", "a.test/ -> web [127.0.0.1:18003]"});
+  CHECK(table(*out) == std::vector<std::string>{"b.test/ -> other [127.0.0.1:18002]", "a.test/ -> web [127.0.0.1:18003]"});
   CHECK_FALSE(grace.next_expiry());
 }
