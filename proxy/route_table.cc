@@ -133,13 +133,22 @@ std::shared_ptr<const RouteTable> RouteTable::build(std::vector<Route> routes,
   auto table = std::make_shared<RouteTable>();
   table->services_ = std::move(services);
   table->generation_ = generation;
-  std::unordered_set<std::string> seen;  // host + '\n' + path prefix
+  // (host, path prefix) of the routes kept, as views into routes_ (reserved: never moves).
+  struct PairHash {
+    size_t operator()(const std::pair<std::string_view, std::string_view>& k) const noexcept {
+      return std::hash<std::string_view>{}(k.first) * 31 + std::hash<std::string_view>{}(k.second);
+    }
+  };
+  std::unordered_set<std::pair<std::string_view, std::string_view>, PairHash> seen;
+  seen.reserve(routes.size());
+  table->routes_.reserve(std::min<size_t>(routes.size(), std::numeric_limits<uint32_t>::max()));
   for (Route& route : routes) {
     if (route.service >= table->services_.size()) continue;
     if (table->routes_.size() >= std::numeric_limits<uint32_t>::max()) break;
     route.host = canonical_route_host(std::move(route.host));
-    if (!seen.insert(route.host + '\n' + route.path_prefix).second) continue;
+    if (seen.count({route.host, route.path_prefix})) continue;
     table->routes_.push_back(std::move(route));
+    seen.emplace(table->routes_.back().host, table->routes_.back().path_prefix);
   }
   table->index_routes();
   return table;

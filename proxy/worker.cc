@@ -117,26 +117,56 @@ void Worker::apply_mailbox() {
     drain = mailbox_drain_;
   }
   if (rt) {
+    std::shared_ptr<const Runtime> previous = std::move(rt_);
     rt_ = std::move(rt);
-    rebuild_selection_state();
+    rebuild_selection_state(previous.get());
     generation_seen_.store(rt_->generation, std::memory_order_release);
   }
   if (drain && !draining_) begin_drain();
 }
 
-void Worker::rebuild_selection_state() {
+namespace {
+
+// Same instances, weights and load-balancing policy: a selector built for one serves the other.
+bool same_selection_input(const Service& a, const Service& b) {
+  if (a.name != b.name || !(a.policy.lb == b.policy.lb) || a.endpoints.size() != b.endpoints.size()) return false;
+  for (size_t e = 0; e < a.endpoints.size(); ++e)
+    if (a.endpoints[e].key != b.endpoints[e].key || a.endpoints[e].weight != b.endpoints[e].weight) return false;
+  return true;
+}
+
+}  // namespace
+
+// Services whose instances did not change keep their selector (its round-robin position,
+// ring) and endpoint pools, so an update elsewhere in the table costs them a comparison only.
+void Worker::rebuild_selection_state(const Runtime* previous) {
   if (!rt_) return;
   const auto& services = rt_->routes->services();
+  const std::vector<Service>* before = previous ? &previous->routes->services() : nullptr;
+  std::vector<std::unique_ptr<Selector>> old_selectors = std::move(selectors_);
+  std::vector<std::vector<EndpointPool*>> old_pools = std::move(service_pools_);
+  std::vector<std::vector<uint8_t>> old_routable = std::move(routable_);
   selectors_.clear();
+  selectors_.reserve(services.size());
+  service_pools_.assign(services.size(), {});
   routable_.assign(services.size(), {});
   routable_at_.assign(services.size(), 0);
   routable_epoch_.assign(services.size(), 0);  // refresh on first use
-  panic_.assign(services.size(), 0);
-  service_pools_.assign(services.size(), {});
+  panic_.resize(services.size(), 0);
   for (auto& [key, pool] : endpoint_pools_) pool->in_snapshot = false;
   for (size_t s = 0; s < services.size(); ++s) {
-    selectors_.push_back(make_selector(services[s], id_state_ ^ (s * 0x9e3779b97f4a7c15ULL)));
     auto& pools = service_pools_[s];
+    const bool reuse = before && s < before->size() && s < old_selectors.size() && old_selectors[s] &&
+                       same_selection_input((*before)[s], services[s]);
+    if (reuse) {
+      selectors_.push_back(std::move(old_selectors[s]));
+      pools = std::move(old_pools[s]);
+      routable_[s] = std::move(old_routable[s]);
+      for (EndpointPool* pool : pools) pool->in_snapshot = true;
+      continue;
+    }
+    if (s < panic_.size()) panic_[s] = 0;
+    selectors_.push_back(make_selector(services[s], id_state_ ^ (s * 0x9e3779b97f4a7c15ULL)));
     for (const Endpoint& ep : services[s].endpoints) {
       auto it = endpoint_pools_.find(ep.key);
       if (it == endpoint_pools_.end())

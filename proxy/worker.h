@@ -89,7 +89,7 @@ class Worker {
   };
   void run();
   void apply_mailbox();
-  void rebuild_selection_state();
+  void rebuild_selection_state(const Runtime* previous = nullptr);
   void accept_ready(Listener* l);
   void pause_accept(uint64_t ms);
   void resume_accept();
