@@ -2,7 +2,6 @@
 
 #include <uv.h>
 
-#include <unordered_set>
 
 #include "proxy/route_table.h"
 
@@ -28,22 +27,23 @@ uint64_t health_epoch() noexcept { return g_health_epoch.load(std::memory_order_
 void bump_health_epoch() noexcept { g_health_epoch.fetch_add(1, std::memory_order_acq_rel); }
 
 void HealthRegistry::attach(std::vector<Service>& services) {
+  const uint64_t pass = ++pass_;
   // An endpoint in several services is checked when any of them has a check.
-  std::unordered_set<std::string> checked;
   for (const Service& s : services)
     if (s.policy.health.enabled)
-      for (const Endpoint& e : s.endpoints) checked.insert(e.key);
+      for (const Endpoint& e : s.endpoints) endpoints_[e.key].checked = pass;
 
-  std::unordered_set<std::string> seen_endpoints, seen_services;
   const int64_t now = health_clock_ms();
   for (Service& s : services) {
-    auto& counters = services_[s.name];
-    if (!counters) counters = std::make_shared<ServiceCounters>();
-    s.counters = counters;
-    seen_services.insert(s.name);
+    ServiceEntry& service = services_[s.name];
+    if (!service.counters) service.counters = std::make_shared<ServiceCounters>();
+    service.seen = pass;
+    s.counters = service.counters;
     for (Endpoint& e : s.endpoints) {
-      auto& health = endpoints_[e.key];
-      const bool is_checked = checked.count(e.key) != 0;
+      EndpointEntry& entry = endpoints_[e.key];
+      auto& health = entry.health;
+      const bool is_checked = entry.checked == pass;
+      entry.seen = pass;
       if (!health) {
         health = std::make_shared<EndpointHealth>();
         health->probe.store(is_checked ? ProbeState::kPending : ProbeState::kUnchecked);
@@ -56,12 +56,11 @@ void HealthRegistry::attach(std::vector<Service>& services) {
         if (before == ProbeState::kPending || before == ProbeState::kUnhealthy) health->routable_since_ms.store(now);
       }
       e.health = health;
-      seen_endpoints.insert(e.key);
     }
   }
   bump_health_epoch();
-  std::erase_if(endpoints_, [&](const auto& kv) { return !seen_endpoints.count(kv.first); });
-  std::erase_if(services_, [&](const auto& kv) { return !seen_services.count(kv.first); });
+  std::erase_if(endpoints_, [&](const auto& kv) { return kv.second.seen != pass; });
+  std::erase_if(services_, [&](const auto& kv) { return kv.second.seen != pass; });
 }
 
 }  // namespace berth

@@ -72,8 +72,20 @@ class HealthRegistry {
   size_t size() const { return endpoints_.size(); }
 
  private:
-  std::unordered_map<std::string, std::shared_ptr<EndpointHealth>> endpoints_;
-  std::unordered_map<std::string, std::shared_ptr<ServiceCounters>> services_;
+  // Each attach() is a pass; entries not seen in the latest pass are forgotten. No allocation
+  // per endpoint that stays.
+  struct EndpointEntry {
+    std::shared_ptr<EndpointHealth> health;
+    uint64_t seen = 0;     // last pass that listed it
+    uint64_t checked = 0;  // last pass in which a service with an active check listed it
+  };
+  struct ServiceEntry {
+    std::shared_ptr<ServiceCounters> counters;
+    uint64_t seen = 0;
+  };
+  std::unordered_map<std::string, EndpointEntry> endpoints_;
+  std::unordered_map<std::string, ServiceEntry> services_;
+  uint64_t pass_ = 0;
 };
 
 }  // namespace berth
