@@ -192,8 +192,7 @@ DiscoveredSet build_discovered_set(const ContainerCache& cache, const BuilderOpt
     auto [it, inserted] = service_index.emplace(spec.service, static_cast<uint32_t>(services.size()));
     if (inserted) {
       // The first container (by name) of a service decides its policy.
-      services.push_back(Service{spec.service, {}});
-      services.back().policy = d.parsed->spec.policy;
+      services.push_back(Service{spec.service, {}, d.parsed->spec.policy, {}});
     }
     if (!is_routable(*d.container)) continue;
     const Endpoint& endpoint = d.parsed->endpoints[d.route];
