@@ -196,7 +196,8 @@ void DockerSource::subscribe() {
 }
 
 void DockerSource::on_stream_data(std::string_view bytes) {
-  bool ok = splitter_.feed(bytes, [this](std::string_view line) {
+  const int64_t received = now_realtime_ns();
+  bool ok = splitter_.feed(bytes, [this, received](std::string_view line) {
     if (phase_ == Phase::kWaiting || phase_ == Phase::kStopped) return;
     std::string error;
     auto event = parse_event(line, &error);
@@ -204,8 +205,12 @@ void DockerSource::on_stream_data(std::string_view bytes) {
       log::warn("docker_event_unreadable").kv("reason", error).kv("bytes", static_cast<uint64_t>(line.size()));
       return;
     }
-    if (phase_ == Phase::kSynced) handle_event(*event);
-    else buffered_.push_back(std::move(*event));
+    if (phase_ == Phase::kSynced) {
+      handle_event(*event);
+      if (dirty_ && !cause_received_ns_) cause_received_ns_ = received;
+    } else {
+      buffered_.push_back(std::move(*event));
+    }
   });
   if (!ok) {
     lost("an event larger than 16 MiB");
@@ -520,6 +525,8 @@ void DockerSource::rebuild() {
   dirty_ = false;
   DiscoveredSet live = build_discovered_set(cache_, options_, &memo_);
   log_rejections(live);
+  live.event_received_ns = cause_received_ns_;
+  cause_received_ns_ = 0;
   std::shared_ptr<const DiscoveredSet> out = grace_.apply(std::move(live), EmptyRouteGrace::Clock::now());
   arm_grace_timer();
   if (published_ && same_set(*published_, *out)) return;

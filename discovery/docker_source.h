@@ -111,6 +111,7 @@ class DockerSource final : public Source {
   std::chrono::milliseconds backoff_{200};
   EmptyRouteGrace grace_;
   bool dirty_ = false;  // an event since the last rebuild may have changed the set
+  int64_t cause_received_ns_ = 0;  // receipt of the first event that dirtied the set since the last rebuild
   std::shared_ptr<const DiscoveredSet> published_;
   std::map<std::string, std::string> logged_rejections_;
   std::string stale_;

@@ -23,6 +23,9 @@ struct DiscoveredSet {
   std::vector<Service> services;
   // Things the source refused to route, shown in /api/routes: {"container", "reason"} pairs.
   std::vector<std::pair<std::string, std::string>> rejected;
+  // CLOCK_REALTIME ns at which the source received the event that led to this set (0: none,
+  // e.g. a sync or a timer). Shown in /api/stats, for measuring propagation exactly.
+  int64_t event_received_ns = 0;
 };
 
 class Source {

@@ -137,6 +137,7 @@ void Server::reload() {
   next.admin = config_.admin;
   config_ = std::move(next);
   ++generation_;
+  generation_event_received_ns_ = 0;
   publish(build_runtime());
   log::info("config_reloaded")
       .kv("generation", generation_)
@@ -165,6 +166,7 @@ std::shared_ptr<const Runtime> Server::build_runtime() {
 
 void Server::on_discovered(size_t source_index, std::shared_ptr<const discovery::DiscoveredSet> set) {
   if (shutting_down_) return;
+  generation_event_received_ns_ = set ? set->event_received_ns : 0;
   discovered_[source_index] = std::move(set);
   ++generation_;
   publish(build_runtime());
@@ -229,10 +231,12 @@ std::string Server::stats_json() const {
     workers.push_back({{"index", w->index()},
                        {"connections", w->gauges().connections.load()},
                        {"upstream_idle", w->gauges().upstream_idle.load()},
-                       {"generation", w->runtime_generation()}});
+                       {"generation", w->runtime_generation()},
+                       {"applied_at_ns", w->runtime_applied_at_ns()}});
   }
   j["workers"] = workers;
   j["generation"] = generation_;
+  j["generation_event_received_ns"] = generation_event_received_ns_;
   return j.dump();
 }
 

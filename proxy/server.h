@@ -46,6 +46,7 @@ class Server {
   config::Config config_;
   std::shared_ptr<const Runtime> runtime_;
   uint64_t generation_ = 1;
+  int64_t generation_event_received_ns_ = 0;  // discovery event behind generation_ (0: none)
   unsigned worker_count_ = 1;
   uv_loop_t loop_;
   uv_signal_t sighup_, sigterm_, sigint_;

@@ -105,6 +105,14 @@ void Worker::run() {
   if (on_stopped_) on_stopped_(index_);
 }
 
+namespace {
+int64_t realtime_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+}  // namespace
+
 void Worker::on_async(uv_async_t* a) { static_cast<Worker*>(a->data)->apply_mailbox(); }
 
 void Worker::apply_mailbox() {
@@ -120,6 +128,7 @@ void Worker::apply_mailbox() {
     std::shared_ptr<const Runtime> previous = std::move(rt_);
     rt_ = std::move(rt);
     rebuild_selection_state(previous.get());
+    applied_at_ns_.store(realtime_ns(), std::memory_order_release);
     generation_seen_.store(rt_->generation, std::memory_order_release);
   }
   if (drain && !draining_) begin_drain();

@@ -42,6 +42,8 @@ class Worker {
   const WorkerGauges& gauges() const { return gauges_; }
   unsigned index() const { return index_; }
   uint64_t runtime_generation() const { return generation_seen_.load(std::memory_order_acquire); }
+  // CLOCK_REALTIME ns at which this worker started serving runtime_generation() (0: at start).
+  int64_t runtime_applied_at_ns() const { return applied_at_ns_.load(std::memory_order_acquire); }
 
   // --- worker thread ---
   uv_loop_t* loop() { return &loop_; }
@@ -119,6 +121,7 @@ class Worker {
   bool mailbox_drain_ = false;
 
   std::shared_ptr<const Runtime> rt_;
+  std::atomic<int64_t> applied_at_ns_{0};
   std::atomic<uint64_t> generation_seen_{0};
   BufferPool pool_;
   WriteReq* free_writes_ = nullptr;
