@@ -726,7 +726,7 @@ int run_one(int n, const Options& o) {
   // every 100 µs). Each sample first removes the instance with a `die` and waits until that is
   // applied, then pauses GAP so the control thread is idle when the start arrives.
   if (o.latency_samples > 0) {
-    std::vector<double> lat;
+    std::vector<double> lat, exact, from_receipt;
     int failed = 0;
     for (int k = 0; k < o.latency_samples; ++k) {
       size_t i = (next_container++ * stride) % engine.size();
@@ -739,18 +739,30 @@ int run_one(int n, const Options& o) {
       pb::sleep_us(std::max<int64_t>(gap_us, 20'000));
       pb::Gens g1 = pb::stats(admin);
       int64_t t0 = pb::mono_ns();
+      int64_t w0 = pb::realtime_ns();
       engine.emit(i, "start");
-      int64_t t1 = pb::wait_workers(admin, g1.control + 1, 10'000);
+      pb::Gens seen;
+      int64_t t1 = pb::wait_workers(admin, g1.control + 1, 10'000, 100, &seen);
       if (!t1) {
         ++failed;
         continue;
       }
       lat.push_back((t1 - t0) / 1e6);
+      // Exact, from Berth's own clocks: the last worker's apply time, from the write of the
+      // event and from Berth's receipt of it (only when that generation is the one seen).
+      if (seen.control == g1.control + 1 && seen.max_applied_ns > w0) {
+        exact.push_back((seen.max_applied_ns - w0) / 1e6);
+        if (seen.event_received_ns > 0) from_receipt.push_back((seen.max_applied_ns - seen.event_received_ns) / 1e6);
+      }
       pb::sleep_us(std::max<int64_t>(gap_us, 20'000));
     }
     std::printf("RESULT kind=replay_latency n=%d samples=%zu failed=%d p50=%s p99=%s max=%s min=%s\n", n, lat.size(),
                 failed, fmt(pb::percentile(lat, 50), 3).c_str(), fmt(pb::percentile(lat, 99), 3).c_str(),
                 fmt(pb::percentile(lat, 100), 3).c_str(), fmt(pb::percentile(lat, 0), 3).c_str());
+    for (auto [kind, v] : {std::pair{"replay_latency_exact", &exact}, std::pair{"replay_latency_berth_receipt", &from_receipt}})
+      std::printf("RESULT kind=%s n=%d samples=%zu p50=%s p99=%s max=%s min=%s\n", kind, n, v->size(),
+                  fmt(pb::percentile(*v, 50), 3).c_str(), fmt(pb::percentile(*v, 99), 3).c_str(),
+                  fmt(pb::percentile(*v, 100), 3).c_str(), fmt(pb::percentile(*v, 0), 3).c_str());
   }
 
   // Anything odd in Berth's log?

@@ -13,6 +13,10 @@
 //                 Berth's receipt: same engine broadcast), without the engine's delivery delay;
 //       e2e:      `docker run` returned -> first 200 through Berth's listener for that host
 //                 (and, for context, when a direct connect to the container's port first worked).
+//       exact:    the same spans ended by Berth's own clock instead of the poll: /api/stats gives
+//                 each worker's applied_at_ns (CLOCK_REALTIME when it started serving its
+//                 snapshot) and generation_event_received_ns (when Berth read the event that led
+//                 to it), so "from Berth's receipt" is the span, without poll overhead.
 //     Cross-checks: the `routes_updated` log line of that generation (ms resolution), the event
 //     delivery delay to a plain subscriber, and a `GET /containers/ID/json` round trip (the
 //     inspect Berth must do before it can publish).
@@ -186,6 +190,8 @@ struct Sample {
   int64_t cmd_begin = 0, cmd_end = 0;  // realtime around `docker run`
   int64_t ev_time_nano = 0, ev_received = 0;
   int64_t applied_lo = 0, applied_hi = 0;  // realtime bounds of "every worker applied it"
+  int64_t applied_exact = 0;    // realtime at which the last worker applied it (Berth's clock)
+  int64_t berth_received = 0;   // realtime at which Berth received the event behind it
   int64_t first_200 = 0;
   int64_t port_ready = 0;  // realtime when a direct connect to the container's port first succeeded
   int attempts = 0;
@@ -250,6 +256,10 @@ int cmd_starts(const Args& a) {
         if (g.ok && g.min_worker >= s.generation) {
           s.applied_lo = lo;
           s.applied_hi = got;
+          if (g.control == s.generation) {  // no later snapshot: the apply times are this one's
+            s.applied_exact = g.max_applied_ns;
+            s.berth_received = g.event_received_ns;
+          }
           return;
         }
         lo = sent;
@@ -337,6 +347,7 @@ int cmd_starts(const Args& a) {
     }
   }
 
+  std::vector<double> exact_ms, exact_berth_ms, exact_arrival_ms;
   std::vector<double> internal_arrival, port_ready_ms, internal, internal_lo, e2e, e2e_from_begin, delivery, log_pub, run_ms, ev_vs_return, inspect_ms,
       resolution;
   int problems = 0;
@@ -374,6 +385,9 @@ int cmd_starts(const Args& a) {
       total_before[status] += times;
       ++samples_with[status];
     }
+    if (s.applied_exact && s.ev_time_nano) exact_ms.push_back((s.applied_exact - s.ev_time_nano) / 1e6);
+    if (s.applied_exact && s.berth_received) exact_berth_ms.push_back((s.applied_exact - s.berth_received) / 1e6);
+    if (s.applied_exact && s.ev_received) exact_arrival_ms.push_back((s.applied_exact - s.ev_received) / 1e6);
     if (!std::isnan(in_ms)) {
       internal.push_back(in_ms);
       internal_lo.push_back(in_lo);
@@ -404,6 +418,9 @@ int cmd_starts(const Args& a) {
                 fmt(pb::percentile(v, 50), 3).c_str(), fmt(pb::percentile(v, 99), 3).c_str(),
                 fmt(pb::percentile(v, 100), 3).c_str(), fmt(pb::percentile(v, 0), 3).c_str());
   };
+  row("exact_from_berth_receipt_ms", exact_berth_ms);
+  row("exact_from_timenano_ms", exact_ms);
+  row("exact_from_arrival_ms", exact_arrival_ms);
   row("internal_ms", internal);
   row("internal_from_arrival_ms", internal_arrival);
   row("port_ready_ms", port_ready_ms);

@@ -408,6 +408,8 @@ struct Gens {
   uint64_t control = 0;     // the last published generation
   uint64_t min_worker = 0;  // the oldest snapshot any worker still serves
   size_t workers = 0;
+  int64_t max_applied_ns = 0;      // CLOCK_REALTIME when the last worker applied its snapshot
+  int64_t event_received_ns = 0;   // when Berth received the event behind `control` (0: none)
 };
 
 // GET /api/stats on Berth's admin listener.
@@ -418,9 +420,11 @@ inline Gens stats(uint16_t admin) {
   auto j = nlohmann::json::parse(r.body, nullptr, false);
   if (!j.is_object() || !j.contains("workers")) return g;
   g.control = j.value("generation", uint64_t{0});
+  g.event_received_ns = j.value("generation_event_received_ns", int64_t{0});
   g.min_worker = UINT64_MAX;
   for (const auto& w : j["workers"]) {
     g.min_worker = std::min<uint64_t>(g.min_worker, w.value("generation", uint64_t{0}));
+    g.max_applied_ns = std::max<int64_t>(g.max_applied_ns, w.value("applied_at_ns", int64_t{0}));
     ++g.workers;
   }
   if (g.workers == 0) g.min_worker = 0;
@@ -430,10 +434,12 @@ inline Gens stats(uint16_t admin) {
 
 // Polls /api/stats (pause_us apart) until every worker serves generation >= gen. Returns the
 // CLOCK_MONOTONIC time of the answer that showed it, 0 on timeout.
-inline int64_t wait_workers(uint16_t admin, uint64_t gen, int timeout_ms, int64_t pause_us = 100) {
+inline int64_t wait_workers(uint16_t admin, uint64_t gen, int timeout_ms, int64_t pause_us = 100,
+                            Gens* seen = nullptr) {
   const int64_t deadline = mono_ns() + static_cast<int64_t>(timeout_ms) * 1'000'000;
   while (mono_ns() < deadline) {
     Gens g = stats(admin);
+    if (seen) *seen = g;
     if (g.ok && g.min_worker >= gen) return mono_ns();
     sleep_us(pause_us);
   }
