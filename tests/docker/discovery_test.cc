@@ -58,6 +58,7 @@ TEST_CASE("docker: a route appears after docker run and goes after docker stop a
 
   // docker start brings it back; docker rm -f takes it away again.
   REQUIRE(docker({"start", "dk-basic-a"}).ok());
+  REQUIRE(wait_listening(pa));  // Berth routes at `start`, which comes before httpd listens
   REQUIRE(wait_routes(berth->admin_port(), [&](const nlohmann::json& j) { return !endpoints_for(j, "basic.dk.test").empty(); }, 10s));
   CHECK(get(berth->port(), "basic.dk.test").body == "basic-A\n");
   REQUIRE(docker({"rm", "-f", "dk-basic-a"}).ok());

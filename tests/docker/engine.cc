@@ -113,6 +113,13 @@ CmdResult docker(const std::vector<std::string>& args, std::chrono::seconds time
   return run(argv, timeout);
 }
 
+CmdResult docker_compose(const std::vector<std::string>& args, std::chrono::seconds timeout) {
+  engine();
+  std::vector<std::string> argv{"/usr/bin/env", "docker-compose"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run(argv, timeout);
+}
+
 std::vector<CmdResult> docker_parallel(const std::vector<std::vector<std::string>>& commands, size_t parallel) {
   engine();
   std::vector<CmdResult> results(commands.size());
@@ -176,10 +183,15 @@ std::string run_web(const std::string& name, uint16_t port, const std::string& b
     if (error) *error = r.text();
     return {};
   }
+  if (o.wait_listening) wait_listening(port);
   std::string id = r.out;
   while (!id.empty() && (id.back() == '\n' || id.back() == '\r')) id.pop_back();
   size_t nl = id.rfind('\n');
   return nl == std::string::npos ? id : id.substr(nl + 1);
+}
+
+bool wait_listening(uint16_t port, std::chrono::milliseconds timeout) {
+  return it::wait_until([&] { return it::Client(port, 1s).connected(); }, timeout);
 }
 
 void remove_containers(const std::vector<std::string>& names) {

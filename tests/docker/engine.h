@@ -40,6 +40,8 @@ struct CmdResult {
 };
 // Runs `docker args...` against the private engine.
 CmdResult docker(const std::vector<std::string>& args, std::chrono::seconds timeout = 60s);
+// Runs `docker-compose args...` (the Debian docker-compose package) against the private engine.
+CmdResult docker_compose(const std::vector<std::string>& args, std::chrono::seconds timeout = 180s);
 // Several `docker` commands at once, at most `parallel` running.
 std::vector<CmdResult> docker_parallel(const std::vector<std::vector<std::string>>& commands, size_t parallel);
 
@@ -51,6 +53,9 @@ struct WebOptions {
   int drain_seconds = -1;       // >= 0: on SIGTERM keep serving this long, then exit 0 (no --init)
   std::string restart;          // --restart policy
   std::string extra_script;     // shell run before the server starts
+  // run_web returns once the app accepts connections on its port (docker's `start` comes
+  // before the app listens, and Berth routes at `start`). false: return at once.
+  bool wait_listening = true;
 };
 std::vector<std::string> web_run_args(const std::string& name, uint16_t port, const std::string& body,
                                       const WebOptions& options);
@@ -58,6 +63,9 @@ std::vector<std::string> web_run_args(const std::string& name, uint16_t port, co
 std::string run_web(const std::string& name, uint16_t port, const std::string& body, const WebOptions& options,
                     std::string* error = nullptr);
 void remove_containers(const std::vector<std::string>& names_or_ids);
+
+// Until a TCP connect to 127.0.0.1:port succeeds (false after timeout).
+bool wait_listening(uint16_t port, std::chrono::milliseconds timeout = 10s);
 
 // "127.0.0.1:PORT": the address of a host-network test container.
 inline std::string addr(uint16_t port) { return "127.0.0.1:" + std::to_string(port); }

@@ -179,6 +179,7 @@ TEST_CASE("docker: rolling deploy under load with active checks on: zero non-2xx
     // Started, but listening only a second later. The middle instance also has a Docker
     // HEALTHCHECK (discovery waits for `healthy` too); the others rely on Berth's probe alone.
     o.extra_script += "; sleep 1";
+    o.wait_listening = false;  // the point: routed before it listens, the probe must gate it
     o.healthcheck = i == 1;
     REQUIRE_FALSE(run_web(v2_names[i], v2_ports[i], "v2-" + std::to_string(i), o).empty());
     const auto started = it::Clock::now();

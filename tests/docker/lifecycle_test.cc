@@ -250,6 +250,7 @@ TEST_CASE("docker: 50 containers started at once give the exact table", "[docker
   INFO(berth->log());
   REQUIRE(wait_routes(berth->admin_port(), exact, 30s, &t));
   for (int i = 0; i < kCount; i += 7) {
+    REQUIRE(wait_listening(ports[i]));  // routed at `start`, which comes before httpd listens
     Response r = get(berth->port(), "n" + std::to_string(i) + ".bulk.dk.test");
     CHECK(r.body == "bulk" + std::to_string(i) + "\n");
   }
