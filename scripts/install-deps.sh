@@ -12,7 +12,7 @@ if [[ "${1:-}" == "--bench" || "${BERTH_BENCH_DEPS:-0}" == 1 ]]; then
   PKGS+=(wrk nginx-light haproxy util-linux)
 fi
 if [[ "${1:-}" == "--docker" || "${BERTH_DOCKER_DEPS:-0}" == 1 ]]; then
-  PKGS+=(docker.io busybox-static)
+  PKGS+=(docker.io busybox-static docker-compose)
 fi
 
 missing=()
