@@ -113,6 +113,10 @@ CmdResult docker(const std::vector<std::string>& args, std::chrono::seconds time
   return run(argv, timeout);
 }
 
+CmdResult run_command(const std::vector<std::string>& argv, std::chrono::seconds timeout) { return run(argv, timeout); }
+
+const std::string& dockerd_script() { return kScript; }
+
 CmdResult docker_compose(const std::vector<std::string>& args, std::chrono::seconds timeout) {
   engine();
   std::vector<std::string> argv{"/usr/bin/env", "docker-compose"};
@@ -141,7 +145,8 @@ std::vector<CmdResult> docker_parallel(const std::vector<std::vector<std::string
 std::vector<std::string> web_run_args(const std::string& name, uint16_t port, const std::string& body,
                                       const WebOptions& o) {
   const std::string listen = "127.0.0.1:" + std::to_string(port);
-  std::vector<std::string> args{"run", "-d", "--name", name, "--network", "host", "--label", "bt.case=1"};
+  // --pull never: only the locally imported image, never a registry lookup.
+  std::vector<std::string> args{"run", "-d", "--pull", "never", "--name", name, "--network", "host", "--label", "bt.case=1"};
   for (const auto& [k, v] : o.labels) {
     args.push_back("--label");
     args.push_back(k + "=" + v);

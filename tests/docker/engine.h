@@ -40,6 +40,10 @@ struct CmdResult {
 };
 // Runs `docker args...` against the private engine.
 CmdResult docker(const std::vector<std::string>& args, std::chrono::seconds timeout = 60s);
+// Runs any command to completion (stdout and stderr captured), e.g. a second engine's script.
+CmdResult run_command(const std::vector<std::string>& argv, std::chrono::seconds timeout = 120s);
+// scripts/dockerd-local.sh of this source tree.
+const std::string& dockerd_script();
 // Runs `docker-compose args...` (the Debian docker-compose package) against the private engine.
 CmdResult docker_compose(const std::vector<std::string>& args, std::chrono::seconds timeout = 180s);
 // Several `docker` commands at once, at most `parallel` running.
