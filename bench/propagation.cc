@@ -267,7 +267,7 @@ int cmd_starts(const Args& a) {
       }
     });
 
-    std::vector<std::string> argv = {"docker", "run", "-d", "--init", "--network", "host", "--name", s.name,
+    std::vector<std::string> argv = {"docker", "run", "-d", "--pull", "never", "--init", "--network", "host", "--name", s.name,
                                      "--label", label + "=1", "--label", "berth.enable=true",
                                      "--label", "berth.host=" + host, "--label", "berth.port=" + std::to_string(port),
                                      image, "httpd", "-f", "-p", "127.0.0.1:" + std::to_string(port), "-h", "/www"};

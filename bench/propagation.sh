@@ -258,7 +258,7 @@ if ((REAL_N > COUNT)); then
   t0=$(date +%s.%N)
   seq "$COUNT" $((REAL_N - 1)) >"$WORK/more-ids"
   run_tool 7200 xargs -a "$WORK/more-ids" -P 8 -I{} sh -c \
-    "docker run -d --init --network host --name $PREFIX{} --label $LABEL=1 --label berth.enable=true \
+    "docker run -d --pull never --init --network host --name $PREFIX{} --label $LABEL=1 --label berth.enable=true \
       --label berth.host=p{}.prop.test --label berth.port=\$(($PB + {})) bb:local \
       httpd -f -p 127.0.0.1:\$(($PB + {})) -h /www >/dev/null" || log "warning: some docker run failed"
   t1=$(date +%s.%N)

@@ -67,7 +67,7 @@ n=0
 for name in $containers; do
   n=$((n + 1))
   p=$((port + 100 + n))
-  timeout 60 docker run -d --name "$name" --network host --init \
+  timeout 60 docker run -d --pull never --name "$name" --network host --init \
     --label berth.enable=true --label berth.host=demo.localhost --label berth.service=demo \
     --label berth.port=$p \
     --health-cmd "wget -q -O- http://127.0.0.1:$p/ || exit 1" --health-interval 1s --health-retries 1 \
