@@ -28,7 +28,8 @@ bool is_any_address(const std::string& ip) { return ip.empty() || ip == "0.0.0.0
 struct Declared {
   const ContainerFacts* container;
   const ParsedContainer* parsed;
-  size_t route;  // index into parsed->spec.routes
+  size_t route;      // index into parsed->spec.routes
+  size_t first_key;  // index into parsed->keys of this route's first host
 };
 
 }  // namespace
@@ -177,8 +178,8 @@ DiscoveredSet build_discovered_set(const ContainerCache& cache, const BuilderOpt
     for (size_t r = 0, k = 0; r < spec.routes.size(); ++r) {
       const RouteSpec& route = spec.routes[r];
       size_t hosts = route.hosts.empty() ? 1 : route.hosts.size();
+      declared.push_back(Declared{&c, parsed, r, k});
       for (size_t h = 0; h < hosts; ++h, ++k) owners.emplace(parsed->keys[k], std::make_pair(std::string_view(route.service), &c));
-      declared.push_back(Declared{&c, parsed, r});
     }
   }
 
@@ -213,14 +214,9 @@ DiscoveredSet build_discovered_set(const ContainerCache& cache, const BuilderOpt
     const RouteSpec& spec = d.parsed->spec.routes[d.route];
     uint32_t index = service_index[spec.service];
     if (!has_endpoints[index]) continue;
-    size_t first_key = 0;
-    for (size_t r = 0; r < d.route; ++r) {
-      const RouteSpec& before = d.parsed->spec.routes[r];
-      first_key += before.hosts.empty() ? 1 : before.hosts.size();
-    }
     size_t hosts = spec.hosts.empty() ? 1 : spec.hosts.size();
     for (size_t h = 0; h < hosts; ++h) {
-      if (!emitted.emplace(d.parsed->keys[first_key + h], true).second) continue;
+      if (!emitted.emplace(d.parsed->keys[d.first_key + h], true).second) continue;
       if (remap[index] < 0) {
         remap[index] = static_cast<int64_t>(set.services.size());
         set.services.push_back(std::move(services[index]));  // each service is emitted once

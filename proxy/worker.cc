@@ -161,6 +161,7 @@ void Worker::rebuild_selection_state(const Runtime* previous) {
   routable_.assign(services.size(), {});
   routable_at_.assign(services.size(), 0);
   routable_epoch_.assign(services.size(), 0);  // refresh on first use
+  ramp_until_.assign(services.size(), 0);      // rewritten by that refresh
   panic_.resize(services.size(), 0);
   for (auto& [key, pool] : endpoint_pools_) pool->in_snapshot = false;
   for (size_t s = 0; s < services.size(); ++s) {
@@ -253,9 +254,6 @@ void Worker::refresh_routable(size_t s) {
   if (epoch == routable_epoch_[s] && now < routable_at_[s]) return;
   routable_epoch_[s] = epoch;
   const Service& svc = rt_->routes->service(static_cast<uint32_t>(s));
-  // Sized here, not in rebuild_selection_state: a rebuild resets routable_epoch_, so every entry
-  // is rewritten below before a pick reads it.
-  if (ramp_until_.size() != routable_.size()) ramp_until_.assign(routable_.size(), 0);
   const bool panic = compute_routable(svc, now, routable_[s], &routable_at_[s], &ramp_until_[s]);
   if (panic != (panic_[s] != 0)) {
     panic_[s] = panic;
@@ -306,22 +304,27 @@ void Worker::begin_attempt(Exchange* ex, const Endpoint& endpoint, EndpointPool*
   if (svc.counters) svc.counters->requests.fetch_add(1, std::memory_order_relaxed);
 }
 
+namespace {
+// Connects in progress for the exchange's instance and service (circuit breakers' max_pending).
+void count_pending(const Exchange* ex, int delta) {
+  const Service& svc = ex->rt->routes->service(ex->route->service);
+  const Endpoint& ep = svc.endpoints[static_cast<size_t>(ex->endpoint)];
+  const auto d = static_cast<uint32_t>(delta);  // +1 or -1 (wraps to subtraction)
+  if (ep.health) ep.health->pending.fetch_add(d, std::memory_order_relaxed);
+  if (svc.counters) svc.counters->pending.fetch_add(d, std::memory_order_relaxed);
+}
+}  // namespace
+
 void Worker::begin_connect(Exchange* ex) {
   if (ex->connecting || !ex->attempt_pool) return;
   ex->connecting = true;
-  const Service& svc = ex->rt->routes->service(ex->route->service);
-  const Endpoint& ep = svc.endpoints[static_cast<size_t>(ex->endpoint)];
-  if (ep.health) ep.health->pending.fetch_add(1, std::memory_order_relaxed);
-  if (svc.counters) svc.counters->pending.fetch_add(1, std::memory_order_relaxed);
+  count_pending(ex, +1);
 }
 
 void Worker::end_connect(Exchange* ex) {
   if (!ex->connecting) return;
   ex->connecting = false;
-  const Service& svc = ex->rt->routes->service(ex->route->service);
-  const Endpoint& ep = svc.endpoints[static_cast<size_t>(ex->endpoint)];
-  if (ep.health) ep.health->pending.fetch_sub(1, std::memory_order_relaxed);
-  if (svc.counters) svc.counters->pending.fetch_sub(1, std::memory_order_relaxed);
+  count_pending(ex, -1);
 }
 
 void Worker::end_attempt(Exchange* ex) {

@@ -88,6 +88,12 @@ std::string marker(const std::string& prefix) {
   return prefix + std::to_string(::getpid()) + "x" + std::to_string(++n) + "q";
 }
 
+uint64_t stats_counter(uint16_t admin_port, const std::string& name) {
+  Response r = http_get(admin_port, "/api/stats", "admin");
+  size_t p = r.body.find("\"" + name + "\":");
+  return p == std::string::npos ? 0 : std::stoull(r.body.substr(p + name.size() + 3));
+}
+
 void check_berth_error(const Response& r, int status, const std::string& code) {
   INFO("response head:\n" << r.raw_head << "error: " << r.error);
   CHECK(r.ok());

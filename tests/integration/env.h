@@ -39,6 +39,9 @@ std::string marker(const std::string& prefix = "MK");
 std::string config_head(int workers, const std::string& timeouts = "",
                         const std::string& limits = "");
 
+// A counter from Berth's /api/stats (0 when absent).
+uint64_t stats_counter(uint16_t admin_port, const std::string& name);
+
 // CHECKs that r is a well-formed, short berth-generated error response.
 void check_berth_error(const Response& r, int status, const std::string& code);
 

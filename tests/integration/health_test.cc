@@ -39,12 +39,6 @@ std::map<std::string, int> spread(uint16_t port, int n) {
   return counts;
 }
 
-uint64_t counter(uint16_t admin_port, const std::string& name) {
-  Response r = http_get(admin_port, "/api/stats", "admin");
-  size_t p = r.body.find("\"" + name + "\":");
-  return p == std::string::npos ? 0 : std::stoull(r.body.substr(p + name.size() + 3));
-}
-
 size_t count_of(const std::string& text, const std::string& needle) {
   size_t n = 0;
   for (size_t p = text.find(needle); p != std::string::npos; p = text.find(needle, p + 1)) ++n;
@@ -107,11 +101,11 @@ TEST_CASE("health: outlier ejection after N consecutive failures, ejection cap r
   int failed = 0;
   for (int i = 0; i < 40; ++i) failed += http_get(berth.port(), "/s", "x").status != 200;
   CHECK(failed == 0);
-  CHECK(counter(berth.admin_port(), "outlier_ejections") == 1);
-  const uint64_t connect_failures = counter(berth.admin_port(), "upstream_connect_failures");
+  CHECK(stats_counter(berth.admin_port(), "outlier_ejections") == 1);
+  const uint64_t connect_failures = stats_counter(berth.admin_port(), "upstream_connect_failures");
   CHECK(connect_failures == 3);
   for (int i = 0; i < 40; ++i) http_get(berth.port(), "/s", "x");
-  CHECK(counter(berth.admin_port(), "upstream_connect_failures") == connect_failures);  // ejected: not tried
+  CHECK(stats_counter(berth.admin_port(), "upstream_connect_failures") == connect_failures);  // ejected: not tried
   // Two more die: at most 50% of 4 are ejected.
   b.process().signal(SIGKILL);
   c.process().signal(SIGKILL);
@@ -120,7 +114,7 @@ TEST_CASE("health: outlier ejection after N consecutive failures, ejection cap r
   for (int i = 0; i < 60; ++i) http_get(berth.port(), "/s", "x");
   Response routes = http_get(berth.admin_port(), "/api/routes", "admin");
   CHECK(count_of(routes.body, "\"ejected\":true") == 2);
-  CHECK(counter(berth.admin_port(), "outlier_ejections") == 2);
+  CHECK(stats_counter(berth.admin_port(), "outlier_ejections") == 2);
 }
 
 TEST_CASE("health: an instance killed without any event: zero failed GETs thanks to retries", "[health]") {
@@ -152,7 +146,7 @@ TEST_CASE("health: an instance killed without any event: zero failed GETs thanks
   stop = true;
   for (auto& t : load) t.join();
   WARN("killed one of 3 instances under load: " << ok << " GETs ok, " << failed << " failed, "
-                                                << counter(berth.admin_port(), "upstream_retries") << " retries");
+                                                << stats_counter(berth.admin_port(), "upstream_retries") << " retries");
   CHECK(failed == 0);
   CHECK(ok > 100);
 }
@@ -185,5 +179,5 @@ TEST_CASE("health: circuit breaker answers overload with fast 503s, not timeouts
     CHECK(cause[i] == "circuit-open");
     CHECK(took[i] < 0.3);
   }
-  CHECK(counter(berth.admin_port(), "circuit_open") == 6);
+  CHECK(stats_counter(berth.admin_port(), "circuit_open") == 6);
 }

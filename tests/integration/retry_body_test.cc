@@ -52,12 +52,6 @@ std::string chunked_head(std::string_view method, const std::string& target) {
   return std::string(method) + " " + target + " HTTP/1.1\r\nHost: retry.test\r\nTransfer-Encoding: chunked\r\n\r\n";
 }
 
-uint64_t counter(uint16_t admin_port, const std::string& name) {
-  Response r = http_get(admin_port, "/api/stats", "admin");
-  size_t p = r.body.find("\"" + name + "\":");
-  return p == std::string::npos ? 0 : std::stoull(r.body.substr(p + name.size() + 3));
-}
-
 // Writes one request, whose target carries the marker, and reads its response.
 using Send = std::function<Response(Client&, const std::string& marker)>;
 
@@ -142,7 +136,7 @@ struct TwoOrigins {
 TEST_CASE("retry body: a Content-Length body is replayed to the next instance after a reset", "[retry_body]") {
   TwoOrigins o("");
   o.check_replayed(with_length("PUT", "reset_on=A", body_of(4096, 1)), body_of(4096, 1));
-  CHECK(counter(o.berth->admin_port(), "upstream_retries") >= 1);
+  CHECK(stats_counter(o.berth->admin_port(), "upstream_retries") >= 1);
 }
 
 TEST_CASE("retry body: a chunked body is replayed, chunked again", "[retry_body]") {
@@ -200,14 +194,14 @@ TEST_CASE("retry body: a connect failure before any body byte still retries a la
   REQUIRE(berth.ok());
   const std::string body = body_of(200 * 1024, 10);
   // Round robin may start at either: until one request met the dead instance first.
-  for (int i = 0; i < 4 && counter(berth.admin_port(), "upstream_connect_failures") == 0; ++i) {
+  for (int i = 0; i < 4 && stats_counter(berth.admin_port(), "upstream_connect_failures") == 0; ++i) {
     Client c(berth.port());
     Response r = c.request(make_request("PUT", "/echo_body", "retry.test", {}, body));
     INFO(r.error << "\n" << r.raw_head << "\n" << berth.log());
     REQUIRE(r.status == 200);
     CHECK(r.body == body);
   }
-  CHECK(counter(berth.admin_port(), "upstream_connect_failures") >= 1);
+  CHECK(stats_counter(berth.admin_port(), "upstream_connect_failures") >= 1);
 }
 
 TEST_CASE("retry body: reset, then a failed connect, then the body goes to a third instance", "[retry_body]") {
@@ -221,7 +215,7 @@ TEST_CASE("retry body: reset, then a failed connect, then the body goes to a thi
   const Send send = with_length("PUT", "reset_on=A&reset_after=500", body, 1000);
   bool met_all = false;
   for (int i = 0; i < 6 && !met_all; ++i) {
-    const uint64_t failures = counter(berth.admin_port(), "upstream_connect_failures");
+    const uint64_t failures = stats_counter(berth.admin_port(), "upstream_connect_failures");
     const std::string m = marker("RB");
     Client c(berth.port());
     Response r = send(c, m);
@@ -229,7 +223,7 @@ TEST_CASE("retry body: reset, then a failed connect, then the body goes to a thi
     REQUIRE(r.status == 200);
     CHECK(r.header("x-origin-name") == "B");
     CHECK(r.body == body);
-    met_all = a.seen(m) == 1 && counter(berth.admin_port(), "upstream_connect_failures") > failures;
+    met_all = a.seen(m) == 1 && stats_counter(berth.admin_port(), "upstream_connect_failures") > failures;
   }
   CHECK(met_all);
 }
