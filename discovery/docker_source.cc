@@ -532,7 +532,7 @@ void DockerSource::rebuild() {
   if (published_ && same_set(*published_, *out)) return;
   published_ = out;
   size_t endpoints = 0;
-  for (const auto& s : out->services) endpoints += s.endpoints.size();
+  for (const auto& s : out->services) endpoints += s->endpoints.size();
   log::debug("docker_set_changed")
       .kv("routes", static_cast<uint64_t>(out->routes.size()))
       .kv("instances", static_cast<uint64_t>(endpoints))

@@ -10,7 +10,7 @@ std::string key_of(const Route& r) { return r.host + "\n" + r.path_prefix; }
 
 std::shared_ptr<const DiscoveredSet> EmptyRouteGrace::apply(DiscoveredSet live, Clock::time_point now) {
   auto has_instance = [](const DiscoveredSet& set, const Route& r) {
-    return r.service < set.services.size() && !set.services[r.service].endpoints.empty();
+    return r.service < set.services.size() && !set.services[r.service]->endpoints.empty();
   };
   // host + '\n' + path of every live route, as views into `live` (no copies).
   struct KeyHash {
@@ -30,7 +30,7 @@ std::shared_ptr<const DiscoveredSet> EmptyRouteGrace::apply(DiscoveredSet live, 
       if (!has_instance(*last_, r) || now_live.count({r.host, r.path_prefix})) continue;
       std::string key = key_of(r);
       if (grace_routes_.count(key)) continue;
-      grace_routes_.emplace(std::move(key), Held{r, last_->services[r.service].name, now});
+      grace_routes_.emplace(std::move(key), Held{r, last_->services[r.service]->name, now});
     }
   }
   // Grace periods end when the route is live again or the time is up.
@@ -46,7 +46,7 @@ std::shared_ptr<const DiscoveredSet> EmptyRouteGrace::apply(DiscoveredSet live, 
   for (const auto& [key, held] : grace_routes_) {
     Route route = held.route;
     auto [slot, fresh] = empty_services.emplace(held.service, static_cast<uint32_t>(out.services.size()));
-    if (fresh) out.services.push_back(Service{held.service, {}});
+    if (fresh) out.services.push_back(std::make_shared<const Service>(Service{held.service, {}, {}, {}}));
     route.service = slot->second;
     out.routes.push_back(std::move(route));
   }

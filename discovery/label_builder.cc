@@ -110,6 +110,40 @@ ParsedContainer parse_container(const ContainerFacts& c, const BuilderOptions& o
   return out;
 }
 
+ServicePtr make_service(const std::string& name, const config::ServicePolicy& policy,
+                        const std::vector<const Endpoint*>& endpoints) {
+  auto service = std::make_shared<Service>();
+  service->name = name;
+  service->policy = policy;
+  service->endpoints.reserve(endpoints.size());
+  for (const Endpoint* e : endpoints) service->endpoints.push_back(*e);
+  return service;
+}
+
+ServicePtr BuilderMemo::service(const std::string& name, const config::ServicePolicy& policy,
+                                const std::vector<const Endpoint*>& endpoints) {
+  auto [it, fresh] = services_.try_emplace(name);
+  const ServicePtr& before = it->second.service;
+  bool same = !fresh && before->policy == policy && before->endpoints.size() == endpoints.size();
+  for (size_t i = 0; same && i < endpoints.size(); ++i) {
+    const Endpoint& x = before->endpoints[i];
+    same = x.key == endpoints[i]->key && x.weight == endpoints[i]->weight && x.source == endpoints[i]->source;
+  }
+  if (!same) it->second.service = make_service(name, policy, endpoints);
+  it->second.build = builds_;
+  return it->second.service;
+}
+
+void BuilderMemo::finish_build() {
+  const uint64_t build = builds_++;
+  if (services_.size() <= 64) return;
+  // Entries of services absent from this build: dropped, in one sweep once they add up.
+  size_t live = 0;
+  for (const auto& [name, entry] : services_) live += entry.build == build;
+  if (services_.size() <= 2 * live + 64) return;
+  std::erase_if(services_, [&](const auto& kv) { return kv.second.build != build; });
+}
+
 const ParsedContainer& BuilderMemo::parse(const ContainerFacts& c, const BuilderOptions& options) {
   auto [it, fresh] = entries_.try_emplace(c.revision);
   if (fresh) it->second = parse_container(c, options);
@@ -183,30 +217,45 @@ DiscoveredSet build_discovered_set(const ContainerCache& cache, const BuilderOpt
     }
   }
 
-  // Services in order of first declaration; endpoints from routable instances only.
+  // Services in order of first declaration; endpoints from routable instances only, each
+  // address once. members: (service index, endpoint) in declaration order, grouped below.
   std::unordered_map<std::string_view, uint32_t> service_index;
   service_index.reserve(declared.size());
-  std::vector<Service> services;
-  services.reserve(declared.size());
+  std::vector<const Declared*> first_declaration;  // per service: decides its policy
+  first_declaration.reserve(declared.size());
+  std::vector<std::pair<uint32_t, const Endpoint*>> members;
+  members.reserve(declared.size());
   for (const Declared& d : declared) {
     const RouteSpec& spec = d.parsed->spec.routes[d.route];
-    auto [it, inserted] = service_index.emplace(spec.service, static_cast<uint32_t>(services.size()));
-    if (inserted) {
-      // The first container (by name) of a service decides its policy.
-      services.push_back(Service{spec.service, {}, d.parsed->spec.policy, {}});
-    }
+    auto [it, inserted] = service_index.emplace(spec.service, static_cast<uint32_t>(first_declaration.size()));
+    if (inserted) first_declaration.push_back(&d);  // the first container (by name) of a service
     if (!is_routable(*d.container)) continue;
     const Endpoint& endpoint = d.parsed->endpoints[d.route];
     if (endpoint.addr_len == 0) continue;
-    Service& service = services[it->second];
-    bool known = std::any_of(service.endpoints.begin(), service.endpoints.end(),
-                             [&](const Endpoint& e) { return e.key == endpoint.key; });
-    if (!known) service.endpoints.push_back(endpoint);
+    members.emplace_back(it->second, &endpoint);
+  }
+  std::stable_sort(members.begin(), members.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<ServicePtr> services(first_declaration.size());
+  std::vector<bool> has_endpoints(first_declaration.size());
+  std::vector<const Endpoint*> endpoints;
+  for (size_t m = 0; m < members.size();) {
+    const uint32_t index = members[m].first;
+    endpoints.clear();
+    for (; m < members.size() && members[m].first == index; ++m) {
+      const Endpoint* endpoint = members[m].second;
+      bool known = std::any_of(endpoints.begin(), endpoints.end(),
+                               [&](const Endpoint* e) { return e->key == endpoint->key; });
+      if (!known) endpoints.push_back(endpoint);
+    }
+    has_endpoints[index] = true;
+    const ContainerSpec& first = first_declaration[index]->parsed->spec;
+    const std::string& name = first.routes[first_declaration[index]->route].service;
+    if (memo) services[index] = memo->service(name, first.policy, endpoints);
+    else services[index] = make_service(name, first.policy, endpoints);
   }
 
   // Routes whose service has an instance, one per host, each declared once.
-  std::vector<bool> has_endpoints(services.size());
-  for (size_t i = 0; i < services.size(); ++i) has_endpoints[i] = !services[i].endpoints.empty();
   std::unordered_map<std::string_view, bool> emitted;
   emitted.reserve(declared.size());
   std::vector<int64_t> remap(services.size(), -1);  // index in services -> index in set.services
@@ -231,7 +280,10 @@ DiscoveredSet build_discovered_set(const ContainerCache& cache, const BuilderOpt
       set.routes.push_back(std::move(route));
     }
   }
-  if (memo) memo->prune(cache);
+  if (memo) {
+    memo->prune(cache);
+    memo->finish_build();
+  }
   return set;
 }
 
@@ -246,8 +298,9 @@ bool same_set(const DiscoveredSet& a, const DiscoveredSet& b) {
       return false;
   }
   for (size_t i = 0; i < a.services.size(); ++i) {
-    const Service& x = a.services[i];
-    const Service& y = b.services[i];
+    if (a.services[i] == b.services[i]) continue;  // shared: the same object
+    const Service& x = *a.services[i];
+    const Service& y = *b.services[i];
     if (x.name != y.name || x.endpoints.size() != y.endpoints.size() || !(x.policy == y.policy)) return false;
     for (size_t e = 0; e < x.endpoints.size(); ++e) {
       if (x.endpoints[e].key != y.endpoints[e].key || x.endpoints[e].weight != y.endpoints[e].weight ||

@@ -44,13 +44,34 @@ class BuilderMemo {
  public:
   // c.revision must not be 0.
   const ParsedContainer& parse(const ContainerFacts& c, const BuilderOptions& options);
-  void clear() { entries_.clear(); }
+  void clear() {
+    entries_.clear();
+    services_.clear();
+  }
   void prune(const ContainerCache& cache);
   size_t size() const { return entries_.size(); }
 
+  // The service with this name, policy and endpoints: the object the last build that had this
+  // service handed out when it is the same (so the server and workers see an unchanged service
+  // as the same pointer), else a new one.
+  ServicePtr service(const std::string& name, const config::ServicePolicy& policy,
+                     const std::vector<const Endpoint*>& endpoints);
+  // Ends a build: services no build since the previous finish_build asked for are forgotten
+  // (in one sweep, once they add up).
+  void finish_build();
+
  private:
   std::unordered_map<uint64_t, ParsedContainer> entries_;  // by ContainerFacts::revision
+  struct SharedService {
+    ServicePtr service;
+    uint64_t build = 0;  // the last build that asked for it
+  };
+  std::unordered_map<std::string, SharedService> services_;  // by name
+  uint64_t builds_ = 0;
 };
+
+ServicePtr make_service(const std::string& name, const config::ServicePolicy& policy,
+                        const std::vector<const Endpoint*>& endpoints);
 
 ParsedContainer parse_container(const ContainerFacts& c, const BuilderOptions& options);
 

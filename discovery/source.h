@@ -20,7 +20,7 @@ namespace berth::discovery {
 // e.g. "container:3f2a…/name".
 struct DiscoveredSet {
   std::vector<Route> routes;
-  std::vector<Service> services;
+  std::vector<ServicePtr> services;  // never null; unchanged services keep their object
   // Things the source refused to route, shown in /api/routes: {"container", "reason"} pairs.
   std::vector<std::pair<std::string, std::string>> rejected;
   // CLOCK_REALTIME ns at which the source received the event that led to this set (0: none,

@@ -27,23 +27,43 @@ uint64_t health_epoch() noexcept { return g_health_epoch.load(std::memory_order_
 void bump_health_epoch() noexcept { g_health_epoch.fetch_add(1, std::memory_order_acq_rel); }
 
 void HealthRegistry::attach(std::vector<Service>& services) {
+  std::vector<const Service*> all;
+  std::vector<Service*> fresh;
+  all.reserve(services.size());
+  fresh.reserve(services.size());
+  for (Service& s : services) {
+    all.push_back(&s);
+    fresh.push_back(&s);
+  }
+  run_pass(all, fresh);
+}
+
+void HealthRegistry::attach(const std::vector<std::shared_ptr<const Service>>& services,
+                            const std::vector<Service*>& fresh) {
+  std::vector<const Service*> all;
+  all.reserve(services.size());
+  for (const auto& s : services) all.push_back(s.get());
+  run_pass(all, fresh);
+}
+
+void HealthRegistry::run_pass(const std::vector<const Service*>& all, const std::vector<Service*>& fresh) {
   const uint64_t pass = ++pass_;
   // An endpoint in several services is checked when any of them has a check.
-  for (const Service& s : services)
-    if (s.policy.health.enabled)
-      for (const Endpoint& e : s.endpoints) endpoints_[e.key].checked = pass;
+  for (const Service* s : all)
+    if (s->policy.health.enabled)
+      for (const Endpoint& e : s->endpoints) endpoints_[e.key].checked = pass;
 
   const int64_t now = health_clock_ms();
-  for (Service& s : services) {
-    ServiceEntry& service = services_[s.name];
-    if (!service.counters) service.counters = std::make_shared<ServiceCounters>();
+  for (const Service* s : all) {
+    ServiceEntry& service = services_[s->name];
+    if (!service.counters) service.counters = s->counters ? s->counters : std::make_shared<ServiceCounters>();
     service.seen = pass;
-    s.counters = service.counters;
-    for (Endpoint& e : s.endpoints) {
+    for (const Endpoint& e : s->endpoints) {
       EndpointEntry& entry = endpoints_[e.key];
       auto& health = entry.health;
       const bool is_checked = entry.checked == pass;
       entry.seen = pass;
+      if (!health && e.health) health = e.health;  // a shared service keeps the state it was given
       if (!health) {
         health = std::make_shared<EndpointHealth>();
         health->probe.store(is_checked ? ProbeState::kPending : ProbeState::kUnchecked);
@@ -55,8 +75,11 @@ void HealthRegistry::attach(std::vector<Service>& services) {
         const ProbeState before = health->probe.exchange(ProbeState::kUnchecked);
         if (before == ProbeState::kPending || before == ProbeState::kUnhealthy) health->routable_since_ms.store(now);
       }
-      e.health = health;
     }
+  }
+  for (Service* s : fresh) {
+    s->counters = services_[s->name].counters;
+    for (Endpoint& e : s->endpoints) e.health = endpoints_[e.key].health;
   }
   bump_health_epoch();
   std::erase_if(endpoints_, [&](const auto& kv) { return kv.second.seen != pass; });

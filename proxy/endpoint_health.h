@@ -69,6 +69,11 @@ class HealthRegistry {
   // for newcomers: "pending" when their service has an active check, routable since now
   // otherwise), and forgets endpoints and services that are no longer present.
   void attach(std::vector<Service>& services);
+  // The same pass over a snapshot whose services are shared: `services` is every service of
+  // the snapshot about to be published; `fresh` are those among them built since the last pass
+  // (not yet published, so still writable): only they get counters and health assigned. The
+  // others were attached when they were fresh and keep what they were given.
+  void attach(const std::vector<std::shared_ptr<const Service>>& services, const std::vector<Service*>& fresh);
   size_t size() const { return endpoints_.size(); }
 
  private:
@@ -86,6 +91,8 @@ class HealthRegistry {
   std::unordered_map<std::string, EndpointEntry> endpoints_;
   std::unordered_map<std::string, ServiceEntry> services_;
   uint64_t pass_ = 0;
+
+  void run_pass(const std::vector<const Service*>& all, const std::vector<Service*>& fresh);
 };
 
 }  // namespace berth

@@ -156,10 +156,12 @@ HealthChecker::~HealthChecker() = default;
 void HealthChecker::update(const RouteTable& routes) {
   if (stopped_) return;
   std::unordered_map<std::string, std::pair<const Endpoint*, const config::HealthCheck*>> wanted;
-  for (const Service& s : routes.services())
+  for (const ServicePtr& shared : routes.services()) {
+    const Service& s = *shared;
     if (s.policy.health.enabled)
       for (const Endpoint& e : s.endpoints)
         if (e.health) wanted.emplace(e.key, std::pair{&e, &s.policy.health});  // first service wins
+  }
 
   for (auto it = targets_.begin(); it != targets_.end();) {
     auto w = wanted.find(it->first);

@@ -130,6 +130,15 @@ Service service_from_config(const config::Service& configured) {
 std::shared_ptr<const RouteTable> RouteTable::build(std::vector<Route> routes,
                                                     std::vector<Service> services,
                                                     uint64_t generation) {
+  std::vector<ServicePtr> shared;
+  shared.reserve(services.size());
+  for (Service& service : services) shared.push_back(std::make_shared<const Service>(std::move(service)));
+  return build(std::move(routes), std::move(shared), generation);
+}
+
+std::shared_ptr<const RouteTable> RouteTable::build(std::vector<Route> routes,
+                                                    std::vector<ServicePtr> services,
+                                                    uint64_t generation) {
   auto table = std::make_shared<RouteTable>();
   table->services_ = std::move(services);
   table->generation_ = generation;
@@ -243,12 +252,13 @@ std::string RouteTable::to_json() const {
                       {"host", route.host},
                       {"path_prefix", route.path_prefix},
                       {"priority", route.priority},
-                      {"service", services_[route.service].name},
+                      {"service", services_[route.service]->name},
                       {"max_body_bytes", route.max_body_bytes},
                       {"source", route.source}});
   }
   nlohmann::json services = nlohmann::json::array();
-  for (const Service& service : services_) {
+  for (const ServicePtr& shared : services_) {
+    const Service& service = *shared;
     nlohmann::json endpoints = nlohmann::json::array();
     for (const Endpoint& endpoint : service.endpoints) {
       nlohmann::json e = {{"address", endpoint.key}, {"weight", endpoint.weight}, {"source", endpoint.source}};

@@ -38,6 +38,10 @@ struct Service {
   std::shared_ptr<ServiceCounters> counters;  // set by HealthRegistry::attach
 };
 
+// Services are shared between snapshots: a service whose instances did not change keeps its
+// object (and its attached health state) in the next snapshot; only pointers are copied.
+using ServicePtr = std::shared_ptr<const Service>;
+
 struct Route {
   std::string name;
   std::string host;          // lower-case exact host, "*.suffix" wildcard, or "" = any host
@@ -58,6 +62,9 @@ class RouteTable {
   // routes[i].service must index services; out-of-range routes are dropped. Routes with the
   // same host pattern and path prefix as an earlier one are dropped (first wins).
   static std::shared_ptr<const RouteTable> build(std::vector<Route> routes,
+                                                 std::vector<ServicePtr> services,
+                                                 uint64_t generation);
+  static std::shared_ptr<const RouteTable> build(std::vector<Route> routes,
                                                  std::vector<Service> services,
                                                  uint64_t generation);
   // Static routes from the config file (one Route per host of a config route).
@@ -70,8 +77,8 @@ class RouteTable {
   const Route* match(std::string_view host, std::string_view path) const noexcept;
 
   const std::vector<Route>& routes() const noexcept { return routes_; }
-  const std::vector<Service>& services() const noexcept { return services_; }
-  const Service& service(uint32_t index) const noexcept { return services_[index]; }
+  const std::vector<ServicePtr>& services() const noexcept { return services_; }
+  const Service& service(uint32_t index) const noexcept { return *services_[index]; }
   uint64_t generation() const noexcept { return generation_; }
 
   // {"generation":N,"routes":[{"name","host","path_prefix","priority","service","max_body_bytes",
@@ -80,7 +87,7 @@ class RouteTable {
 
  private:
   std::vector<Route> routes_;
-  std::vector<Service> services_;
+  std::vector<ServicePtr> services_;  // never null
   uint64_t generation_ = 0;
   // Implementation detail: indexes into routes_, see route_table.cc. Each list is sorted by
   // (priority desc, path prefix length desc, index asc), so its first path match is its best.

@@ -137,6 +137,7 @@ void Server::reload() {
   next.admin = config_.admin;
   config_ = std::move(next);
   ++generation_;
+  config_generation_ = generation_;
   generation_event_received_ns_ = 0;
   publish(build_runtime());
   log::info("config_reloaded")
@@ -145,21 +146,48 @@ void Server::reload() {
 }
 
 std::shared_ptr<const Runtime> Server::build_runtime() {
-  auto rt = std::const_pointer_cast<Runtime>(make_runtime(config_, generation_));
-  std::vector<Route> routes = rt->routes->routes();
-  std::vector<Service> services = rt->routes->services();
+  if (!static_runtime_ || static_runtime_->generation != config_generation_)
+    static_runtime_ = make_runtime(config_, config_generation_);
+  auto rt = std::make_shared<Runtime>(*static_runtime_);
+  rt->generation = generation_;
+  const RouteTable& base = *static_runtime_->routes;
+  std::vector<Route> routes = base.routes();
+  std::vector<ServicePtr> inputs = base.services();
   for (const auto& set : discovered_) {
     if (!set) continue;
-    const uint32_t offset = static_cast<uint32_t>(services.size());
-    services.insert(services.end(), set->services.begin(), set->services.end());
+    const uint32_t offset = static_cast<uint32_t>(inputs.size());
+    inputs.insert(inputs.end(), set->services.begin(), set->services.end());
     for (Route r : set->routes) {
       r.service += offset;
       routes.push_back(std::move(r));
     }
   }
   // Shared health state (probes, ejections, circuit counts) for every instance, kept across
-  // snapshots for instances that stay.
-  health_.attach(services);
+  // snapshots for instances that stay. A service handed over unchanged is published as the
+  // same object as before; the cost per unchanged service is a lookup and two pointer copies.
+  auto by_source = [](const SharedService& a, const SharedService& b) { return std::less<>{}(a.from, b.from); };
+  std::vector<SharedService> next;
+  next.reserve(inputs.size());
+  std::vector<ServicePtr> services;
+  services.reserve(inputs.size());
+  std::vector<Service*> fresh;
+  for (ServicePtr& in : inputs) {
+    SharedService probe{in.get(), nullptr, nullptr};
+    auto it = std::lower_bound(shared_services_.begin(), shared_services_.end(), probe, by_source);
+    ServicePtr out;
+    if (it != shared_services_.end() && it->from == in.get()) {
+      out = it->published;
+    } else {
+      auto copy = std::make_shared<Service>(*in);
+      fresh.push_back(copy.get());
+      out = std::move(copy);
+    }
+    services.push_back(out);
+    next.push_back(SharedService{in.get(), std::move(in), std::move(out)});
+  }
+  std::sort(next.begin(), next.end(), by_source);
+  health_.attach(services, fresh);
+  shared_services_ = std::move(next);
   rt->routes = RouteTable::build(std::move(routes), std::move(services), generation_);
   return rt;
 }

@@ -46,6 +46,7 @@ class Server {
   config::Config config_;
   std::shared_ptr<const Runtime> runtime_;
   uint64_t generation_ = 1;
+  uint64_t config_generation_ = 1;  // generation_ at the last config (re)load
   int64_t generation_event_received_ns_ = 0;  // discovery event behind generation_ (0: none)
   unsigned worker_count_ = 1;
   uv_loop_t loop_;
@@ -57,6 +58,17 @@ class Server {
   std::vector<std::unique_ptr<discovery::Source>> sources_;
   std::vector<std::shared_ptr<const discovery::DiscoveredSet>> discovered_;  // null: nothing yet
   HealthRegistry health_;
+  // The config file's part of every snapshot, built when the config is (re)loaded.
+  std::shared_ptr<const Runtime> static_runtime_;
+  // The services of the last snapshot, by the object they were made from (a config service or
+  // a source's service), sorted by that pointer. A service a source hands over again is
+  // published as the same object; only new ones are copied and attached to health state.
+  struct SharedService {
+    const Service* from;
+    ServicePtr input;      // keeps `from` alive, so its address cannot be reused meanwhile
+    ServicePtr published;  // with counters and health attached
+  };
+  std::vector<SharedService> shared_services_;
   std::unique_ptr<HealthChecker> checker_;  // active probes, on loop_
   bool shutting_down_ = false;
   bool ready_ = false;

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <optional>
 #include <climits>
 #include <csignal>
 #include <cstdio>
@@ -151,7 +152,7 @@ bool same_selection_input(const Service& a, const Service& b) {
 void Worker::rebuild_selection_state(const Runtime* previous) {
   if (!rt_) return;
   const auto& services = rt_->routes->services();
-  const std::vector<Service>* before = previous ? &previous->routes->services() : nullptr;
+  const std::vector<ServicePtr>* before = previous ? &previous->routes->services() : nullptr;
   std::vector<std::unique_ptr<Selector>> old_selectors = std::move(selectors_);
   std::vector<std::vector<EndpointPool*>> old_pools = std::move(service_pools_);
   std::vector<std::vector<uint8_t>> old_routable = std::move(routable_);
@@ -162,22 +163,40 @@ void Worker::rebuild_selection_state(const Runtime* previous) {
   routable_at_.assign(services.size(), 0);
   routable_epoch_.assign(services.size(), 0);  // refresh on first use
   ramp_until_.assign(services.size(), 0);      // rewritten by that refresh
-  panic_.resize(services.size(), 0);
+  std::vector<uint8_t> old_panic = std::move(panic_);
+  panic_.assign(services.size(), 0);
   for (auto& [key, pool] : endpoint_pools_) pool->in_snapshot = false;
+  // The previous snapshot's services by object: a service shared with it (the usual case: only
+  // the services whose instances changed are new objects) keeps its state wherever it moved.
+  std::vector<std::pair<const Service*, size_t>> previous_index;
+  if (before) {
+    previous_index.reserve(before->size());
+    for (size_t p = 0; p < before->size() && p < old_selectors.size(); ++p)
+      previous_index.emplace_back((*before)[p].get(), p);
+    std::sort(previous_index.begin(), previous_index.end());
+  }
+  auto previous_position = [&](size_t s) -> std::optional<size_t> {
+    if (!before) return std::nullopt;
+    auto it = std::lower_bound(previous_index.begin(), previous_index.end(),
+                               std::pair<const Service*, size_t>{services[s].get(), 0});
+    if (it != previous_index.end() && it->first == services[s].get()) return it->second;
+    // Not shared: the same position still counts if its instances and policy are the same.
+    if (s < before->size() && s < old_selectors.size() && same_selection_input(*(*before)[s], *services[s])) return s;
+    return std::nullopt;
+  };
   for (size_t s = 0; s < services.size(); ++s) {
     auto& pools = service_pools_[s];
-    const bool reuse = before && s < before->size() && s < old_selectors.size() && old_selectors[s] &&
-                       same_selection_input((*before)[s], services[s]);
-    if (reuse) {
-      selectors_.push_back(std::move(old_selectors[s]));
-      pools = std::move(old_pools[s]);
-      routable_[s] = std::move(old_routable[s]);
+    std::optional<size_t> p = previous_position(s);
+    if (p && old_selectors[*p]) {
+      selectors_.push_back(std::move(old_selectors[*p]));
+      pools = std::move(old_pools[*p]);
+      routable_[s] = std::move(old_routable[*p]);
+      if (*p < old_panic.size()) panic_[s] = old_panic[*p];
       for (EndpointPool* pool : pools) pool->in_snapshot = true;
       continue;
     }
-    if (s < panic_.size()) panic_[s] = 0;
-    selectors_.push_back(make_selector(services[s], id_state_ ^ (s * 0x9e3779b97f4a7c15ULL)));
-    for (const Endpoint& ep : services[s].endpoints) {
+    selectors_.push_back(make_selector(*services[s], id_state_ ^ (s * 0x9e3779b97f4a7c15ULL)));
+    for (const Endpoint& ep : services[s]->endpoints) {
       auto it = endpoint_pools_.find(ep.key);
       if (it == endpoint_pools_.end())
         it = endpoint_pools_.emplace(ep.key, std::make_unique<EndpointPool>(this, ep)).first;

@@ -26,6 +26,19 @@ ContainerFacts container(char id, const std::string& name, std::map<std::string,
   return c;
 }
 
+// c0..c<n-1>: one service each, host c<i>.test, port 20000+i, id "<i>fff…", revision i+1.
+std::vector<ContainerFacts> numbered(int n) {
+  std::vector<ContainerFacts> many;
+  for (int i = 0; i < n; ++i) {
+    auto c = container('a', "c" + std::to_string(i), {{"berth.host", "c" + std::to_string(i) + ".test"},
+                                                     {"berth.port", std::to_string(20000 + i)}});
+    c.id = std::to_string(i) + std::string(60, 'f');
+    c.revision = static_cast<uint64_t>(i + 1);
+    many.push_back(c);
+  }
+  return many;
+}
+
 ContainerCache cache_of(std::vector<ContainerFacts> containers) {
   ContainerCache cache;
   for (auto& c : containers) cache[c.id] = std::move(c);
@@ -36,7 +49,7 @@ ContainerCache cache_of(std::vector<ContainerFacts> containers) {
 std::vector<std::string> table(const DiscoveredSet& set) {
   std::vector<std::string> out;
   for (const auto& r : set.routes) {
-    const auto& s = set.services.at(r.service);
+    const auto& s = *set.services.at(r.service);
     std::string eps;
     for (const auto& e : s.endpoints) eps += (eps.empty() ? "" : " ") + e.key + (e.weight != 1 ? "*" + std::to_string(e.weight) : "");
     out.push_back((r.host.empty() ? "*" : r.host) + r.path_prefix + " -> " + s.name + " [" + eps + "]");
@@ -52,8 +65,8 @@ TEST_CASE("docker builder: host-network containers, one route per host", "[docke
   CHECK(table(set) == std::vector<std::string>{"a.test/ -> web [127.0.0.1:18001]", "b.test/ -> web [127.0.0.1:18001]"});
   REQUIRE(set.routes.size() == 2);
   CHECK(set.routes[0].source == "container:aaaaaaaaaaaa/web");
-  CHECK(set.services[0].endpoints[0].source == "container:aaaaaaaaaaaa/web");
-  CHECK(set.services[0].endpoints[0].addr_len > 0);
+  CHECK(set.services[0]->endpoints[0].source == "container:aaaaaaaaaaaa/web");
+  CHECK(set.services[0]->endpoints[0].addr_len > 0);
   CHECK(set.rejected.empty());
 }
 
@@ -216,13 +229,7 @@ TEST_CASE("docker builder: same_set sees every difference that matters", "[docke
 }
 
 TEST_CASE("docker builder: 1000 containers build deterministically", "[docker][builder]") {
-  std::vector<ContainerFacts> many;
-  for (int i = 0; i < 1000; ++i) {
-    auto c = container('a', "c" + std::to_string(i), {{"berth.host", "c" + std::to_string(i) + ".test"},
-                                                     {"berth.port", std::to_string(20000 + i)}});
-    c.id = std::to_string(i) + std::string(60, 'f');
-    many.push_back(c);
-  }
+  std::vector<ContainerFacts> many = numbered(1000);
   auto cache = cache_of(many);
   auto one = build_discovered_set(cache, {});
   CHECK(one.routes.size() == 1000);
@@ -232,14 +239,7 @@ TEST_CASE("docker builder: 1000 containers build deterministically", "[docker][b
 
 TEST_CASE("docker builder: the memo parses a container once per revision and builds the same set",
           "[docker][builder]") {
-  std::vector<ContainerFacts> many;
-  for (int i = 0; i < 50; ++i) {
-    auto c = container('a', "c" + std::to_string(i), {{"berth.host", "c" + std::to_string(i) + ".test"},
-                                                     {"berth.port", std::to_string(20000 + i)}});
-    c.id = std::to_string(i) + std::string(60, 'f');
-    c.revision = static_cast<uint64_t>(i + 1);
-    many.push_back(c);
-  }
+  std::vector<ContainerFacts> many = numbered(50);
   many.push_back(container('b', "bad", {{"berth.port", "x"}}));
   many.back().revision = 100;
   auto cache = cache_of(many);
@@ -273,6 +273,60 @@ TEST_CASE("docker builder: the memo parses a container once per revision and bui
     CHECK(memo.size() <= cache.size() + 65);
   }
   CHECK(same_set(build_discovered_set(cache, {}, &memo), build_discovered_set(cache, {})));
+}
+
+TEST_CASE("docker builder: with a memo, unchanged services keep their object across builds",
+          "[docker][builder]") {
+  std::vector<ContainerFacts> many = numbered(20);
+  // Two instances of one service: a change of either is a change of that service only.
+  auto w1 = container('w', "web-1", {{"berth.host", "web.test"}, {"berth.port", "21001"}, {"berth.service", "web"}});
+  auto w2 = container('x', "web-2", {{"berth.host", "web.test"}, {"berth.port", "21002"}, {"berth.service", "web"}});
+  w1.revision = 101;
+  w2.revision = 102;
+  many.push_back(w1);
+  many.push_back(w2);
+  auto cache = cache_of(many);
+  BuilderMemo memo;
+  auto first = build_discovered_set(cache, {}, &memo);
+  REQUIRE(first.services.size() == 21);
+  auto by_name = [](const DiscoveredSet& set, const std::string& name) {
+    for (const auto& s : set.services)
+      if (s->name == name) return s;
+    return berth::ServicePtr();
+  };
+
+  auto again = build_discovered_set(cache, {}, &memo);
+  for (size_t i = 0; i < first.services.size(); ++i) CHECK(again.services[i] == first.services[i]);
+
+  cache.at(id_of('x')).draining = true;  // web-2 leaves selection
+  auto drained = build_discovered_set(cache, {}, &memo);
+  CHECK(same_set(drained, build_discovered_set(cache, {})));
+  REQUIRE(by_name(drained, "web"));
+  CHECK(by_name(drained, "web") != by_name(first, "web"));
+  CHECK(by_name(drained, "web")->endpoints.size() == 1);
+  CHECK(by_name(drained, "web")->endpoints[0].key == "127.0.0.1:21001");
+  for (int i = 0; i < 20; ++i) {
+    std::string name = "c" + std::to_string(i);
+    CHECK(by_name(drained, name) == by_name(first, name));
+  }
+
+  // Back as it was: the content is the first one's again, under the object of the last build.
+  cache.at(id_of('x')).draining = false;
+  auto back = build_discovered_set(cache, {}, &memo);
+  CHECK(same_set(back, first));
+  CHECK(by_name(back, "web")->endpoints.size() == 2);
+  CHECK(by_name(back, "c3") == by_name(first, "c3"));
+
+  // A service that goes away and comes back later is rebuilt only if it changed meanwhile;
+  // the memo forgets services no build asks for, within its slack.
+  for (int round = 0; round < 3; ++round) {
+    cache.at(std::to_string(5) + std::string(60, 'f')).running = false;
+    auto without = build_discovered_set(cache, {}, &memo);
+    CHECK_FALSE(by_name(without, "c5"));
+    cache.at(std::to_string(5) + std::string(60, 'f')).running = true;
+    auto with = build_discovered_set(cache, {}, &memo);
+    CHECK(same_set(with, build_discovered_set(cache, {})));
+  }
 }
 
 TEST_CASE("docker facts: same_static_facts ignores the run state only", "[docker][builder]") {

@@ -157,11 +157,13 @@ TEST_CASE("lb labels: the builder gives the service its first container's policy
     cache[c.id] = c;
   DiscoveredSet set = build_discovered_set(cache, {});
   REQUIRE(set.services.size() == 1);
-  CHECK(set.services[0].endpoints.size() == 2);
-  CHECK(set.services[0].policy.lb.policy == LoadBalancing::Policy::kSticky);
-  CHECK(set.services[0].policy.health.path == "/hc");
+  CHECK(set.services[0]->endpoints.size() == 2);
+  CHECK(set.services[0]->policy.lb.policy == LoadBalancing::Policy::kSticky);
+  CHECK(set.services[0]->policy.health.path == "/hc");
   // A policy change is a change of the set (so it gets published).
   DiscoveredSet other = set;
-  other.services[0].policy.lb.policy = LoadBalancing::Policy::kRoundRobin;
+  auto changed = std::make_shared<berth::Service>(*set.services[0]);
+  changed->policy.lb.policy = LoadBalancing::Policy::kRoundRobin;
+  other.services[0] = changed;
   CHECK_FALSE(same_set(set, other));
 }

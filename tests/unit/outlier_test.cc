@@ -152,3 +152,37 @@ TEST_CASE("slow start: newcomers are routable since they joined; checked ones si
   CHECK(unchecked[0].endpoints[0].health->routable_since_ms == since);
   CHECK(unchecked[0].endpoints[2].health->routable_since_ms >= before);
 }
+
+TEST_CASE("health registry: shared services keep their state; fresh ones get the same per address", "[outlier][registry]") {
+  HealthRegistry registry;
+  // Pass 1: one service, fresh.
+  auto a = std::make_shared<Service>(services_of(2, false)[0]);
+  std::vector<ServicePtr> snapshot{a};
+  registry.attach(snapshot, {a.get()});
+  REQUIRE(a->endpoints[0].health);
+  REQUIRE(a->counters);
+  a->endpoints[0].health->ejected_until_ms = 123;  // state that must survive
+
+  // Pass 2: the same object again (not fresh), plus a fresh service sharing one address.
+  Service other_value = services_of(1, false)[0];
+  other_value.name = "other";
+  auto other = std::make_shared<Service>(other_value);
+  snapshot = {a, other};
+  registry.attach(snapshot, {other.get()});
+  CHECK(other->endpoints[0].health == a->endpoints[0].health);
+  CHECK(other->endpoints[0].health->ejected_until_ms == 123);
+  CHECK(registry.size() == 2);
+
+  // Pass 3: `other` alone: the address only `a` had is forgotten, the one both had stays.
+  snapshot = {other};
+  registry.attach(snapshot, {});
+  CHECK(registry.size() == 1);
+  CHECK(other->endpoints[0].health->ejected_until_ms == 123);
+
+  // Adding a check to a shared service's address through a fresh service marks it pending.
+  auto checked = std::make_shared<Service>(services_of(1, true)[0]);
+  snapshot = {other, checked};
+  registry.attach(snapshot, {checked.get()});
+  CHECK(checked->endpoints[0].health == other->endpoints[0].health);
+  CHECK(other->endpoints[0].health->probe == ProbeState::kPending);
+}

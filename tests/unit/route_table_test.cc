@@ -164,7 +164,7 @@ TEST_CASE("routes: no match gives nullptr", "[routes]") {
 }
 
 TEST_CASE("routes: an empty table matches nothing", "[routes]") {
-  auto table = RouteTable::build({}, {}, 7);
+  auto table = RouteTable::build({}, std::vector<Service>{}, 7);
   CHECK(table->match("example.com", "/") == nullptr);
   CHECK(table->generation() == 7);
   CHECK(table->routes().empty());
@@ -231,7 +231,7 @@ TEST_CASE("routes: from_config expands hosts and applies limits", "[routes]") {
   CHECK(any.max_body_bytes == 1024 * 1024);
 
   REQUIRE(table->services().size() == 2);
-  const Service& web = table->services()[0];
+  const Service& web = *table->services()[0];
   REQUIRE(web.endpoints.size() == 2);
   CHECK(web.endpoints[0].key == "127.0.0.1:9000");
   CHECK(web.endpoints[0].addr.ss_family == AF_INET);
@@ -239,7 +239,7 @@ TEST_CASE("routes: from_config expands hosts and applies limits", "[routes]") {
   CHECK(web.endpoints[1].key == "[::1]:9001");
   CHECK(web.endpoints[1].addr.ss_family == AF_INET6);
   CHECK(web.endpoints[1].weight == 3);
-  CHECK(table->services()[1].endpoints.empty());
+  CHECK(table->services()[1]->endpoints.empty());
 
   CHECK(matched_name(*table, "x.b.com", "/x/y") == "multi");
   CHECK(matched_name(*table, "a.com", "/y") == "route-1");
