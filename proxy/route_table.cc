@@ -246,6 +246,11 @@ const Route* RouteTable::match(std::string_view host, std::string_view path) con
 }
 
 std::string RouteTable::to_json() const {
+  // Names and hosts come from files and container labels; never fail on odd bytes.
+  return to_json_value().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+nlohmann::json RouteTable::to_json_value() const {
   nlohmann::json routes = nlohmann::json::array();
   for (const Route& route : routes_) {
     routes.push_back({{"name", route.name},
@@ -272,10 +277,7 @@ std::string RouteTable::to_json() const {
     }
     services.push_back({{"name", service.name}, {"endpoints", std::move(endpoints)}});
   }
-  nlohmann::json document = {
-      {"generation", generation_}, {"routes", std::move(routes)}, {"services", std::move(services)}};
-  // Names and hosts come from files and container labels; never fail on odd bytes.
-  return document.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return {{"generation", generation_}, {"routes", std::move(routes)}, {"services", std::move(services)}};
 }
 
 bool resolve_endpoint_key(Endpoint& endpoint) {

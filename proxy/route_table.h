@@ -14,6 +14,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "config/config.h"
 #include "proxy/endpoint_health.h"
 #include "proxy/filter.h"
@@ -84,6 +86,8 @@ class RouteTable {
   // {"generation":N,"routes":[{"name","host","path_prefix","priority","service","max_body_bytes",
   //  "source"}],"services":[{"name","endpoints":[{"address","weight","source"}]}]}
   std::string to_json() const;
+  // The same document as a value, for callers that add to it before serializing once.
+  nlohmann::json to_json_value() const;
 
  private:
   std::vector<Route> routes_;

@@ -229,8 +229,7 @@ void Server::on_worker_stopped() {
 }
 
 std::string Server::routes_json() const {
-  nlohmann::json j = nlohmann::json::parse(runtime_->routes->to_json(), nullptr, false);
-  if (j.is_discarded()) return runtime_->routes->to_json();
+  nlohmann::json j = runtime_->routes->to_json_value();
   nlohmann::json rejected = nlohmann::json::array();
   for (const auto& set : discovered_)
     if (set)
@@ -242,7 +241,9 @@ std::string Server::routes_json() const {
     sources.push_back({{"name", src->name()}, {"in_sync", stale.empty()}, {"stale_reason", stale}});
   }
   j["discovery"] = sources;
-  return j.dump();
+  // Names, hosts and rejection reasons come from files and container labels: never fail on
+  // bytes that are not UTF-8.
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::string Server::stats_json() const {

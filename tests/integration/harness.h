@@ -116,7 +116,9 @@ class Berth {
  public:
   // Writes yaml to a temp config file, spawns BERTH_BINARY --config FILE and waits up to 10 s
   // for "event=ready" in its log. ok() tells whether that worked; error() why not.
-  explicit Berth(const std::string& yaml);
+  // nofile > 0: soft and hard RLIMIT_NOFILE both set to it before exec (through
+  // `sh -c 'ulimit -n N && exec berth ...'`, so the process id is still berth's own).
+  explicit Berth(const std::string& yaml, int nofile = 0);
   bool ok() const { return ready_; }
   const std::string& error() const { return error_; }
   uint16_t port() const { return port_; }

@@ -93,73 +93,6 @@ std::string single_route_yaml(const std::string& host, const std::string& addres
          "services:\n  s-1: {endpoints: [\"" + address + "\"]}\n";
 }
 
-// Port from the first complete log line with `event=listening` and `listener=HOST:PORT`.
-uint16_t listening_port(const std::string& log) {
-  size_t pos = 0;
-  while (pos < log.size()) {
-    size_t nl = log.find('\n', pos);
-    if (nl == std::string::npos) return 0;
-    std::string_view line(log.data() + pos, nl - pos);
-    pos = nl + 1;
-    if (line.find("event=listening") == std::string_view::npos) continue;
-    size_t k = line.find("listener=");
-    if (k == std::string_view::npos) continue;
-    std::string_view v = line.substr(k + 9);
-    if (!v.empty() && v.front() == '"') v.remove_prefix(1);
-    v = v.substr(0, v.find_first_of(" \"\t\r"));
-    size_t colon = v.rfind(':');
-    if (colon == std::string_view::npos) continue;
-    int port = std::atoi(std::string(v.substr(colon + 1)).c_str());
-    if (port > 0 && port < 65536) return static_cast<uint16_t>(port);
-  }
-  return 0;
-}
-
-// berth started with soft and hard RLIMIT_NOFILE both set to `nofile` before exec (through
-// `sh -c 'ulimit -n N; exec berth ...'`, so the process id is berth's own).
-class LimitedBerth {
- public:
-  LimitedBerth(const std::string& yaml, int nofile) {
-    std::string config = dir_.file("berth.yaml");
-    if (!write_file(config, yaml)) {
-      error_ = "cannot write " + config;
-      return;
-    }
-    proc_ = Process({"/bin/sh", "-c", "ulimit -n " + std::to_string(nofile) + " && exec \"$0\" --config \"$1\"",
-                     BERTH_BINARY, config},
-                    dir_.file("berth.out"), dir_.file("berth.err"));
-    if (!proc_.started()) {
-      error_ = proc_.spawn_error();
-      return;
-    }
-    bool ready = wait_until(
-        [&] {
-          std::string l = log();
-          if (l.find("event=ready") != std::string::npos) port_ = listening_port(l);
-          return port_ != 0 || !proc_.running();
-        },
-        10s, 10ms);
-    if (!ready || port_ == 0) {
-      error_ = std::string(proc_.running() ? "not ready within 10 s" : "berth exited") + "; log:\n" +
-               tail(log());
-      port_ = 0;
-    }
-  }
-  bool ok() const { return port_ != 0; }
-  const std::string& error() const { return error_; }
-  uint16_t port() const { return port_; }
-  pid_t pid() const { return proc_.pid(); }
-  Process& process() { return proc_; }
-  bool running() { return proc_.running(); }
-  std::string log() const { return proc_.err() + proc_.out(); }
-
- private:
-  TempDir dir_;
-  Process proc_;
-  uint16_t port_ = 0;
-  std::string error_;
-};
-
 // A GET on a fresh connection with a short timeout.
 Response quick_get(uint16_t port, std::string_view target, std::string_view host,
                    std::chrono::milliseconds timeout) {
@@ -191,9 +124,8 @@ TEST_CASE("descriptor exhaustion: berth pauses accepting without spinning, then 
   Origin o("E");
   REQUIRE(o.ok());
   // Long header/keep-alive timeouts: the held connections must stay open on their own.
-  LimitedBerth berth(config_head(2, "request_header: 60s, keepalive_idle: 60s") +
-                         single_route_yaml("a.test", o.address()),
-                     128);
+  Berth berth(config_head(2, "request_header: 60s, keepalive_idle: 60s") + single_route_yaml("a.test", o.address()),
+              128);
   INFO(berth.error());
   REQUIRE(berth.ok());
   const std::string limits_line = nofile_line(berth.pid());

@@ -8,18 +8,12 @@
 #include <vector>
 
 #include "config/config.h"
+#include "tests/unit/config_helpers.h"
 
 using namespace berth::config;
+using berth::config::testing::all_errors;
+using berth::config::testing::load;
 using namespace std::chrono_literals;
-
-namespace {
-LoadResult load(const std::string& yaml) { return load_string(yaml, "t.yaml"); }
-std::string all_errors(const LoadResult& result) {
-  std::string text;
-  for (const Error& error : result.errors) text += error.to_string() + "\n";
-  return text;
-}
-}  // namespace
 
 TEST_CASE("service policy: every key is read", "[config][lb]") {
   LoadResult r = load(R"(listeners: ["127.0.0.1:8080"]
