@@ -394,7 +394,11 @@ void ClientConn::send_request_head() {
   bool written;
   if (ex_->replay.seen() == 0 && !(chunked && ex_->body.complete())) {
     written = upstream_->write_copy(ex_->upstream_head);
+  } else if (!chunked) {
+    written = upstream_->write_copy2(ex_->upstream_head, ex_->replay.bytes());  // the copy as it is
+    log::debug("request_body_replayed").kv("endpoint", upstream_->pool()->key()).kv("bytes", ex_->replay.seen());
   } else {
+    // Framed again as one chunk (plus the last chunk once the body is complete).
     std::string* body = worker_->acquire_string();
     ex_->replay.append_framed(chunked, ex_->body.complete(), *body);
     written = upstream_->write_copy2(ex_->upstream_head, *body);
