@@ -206,6 +206,7 @@ void DockerSource::on_stream_data(std::string_view bytes) {
       return;
     }
     if (phase_ == Phase::kSynced) {
+      event_received_ns_ = received;
       handle_event(*event);
       if (dirty_ && !cause_received_ns_) cause_received_ns_ = received;
     } else {
@@ -283,6 +284,7 @@ void DockerSource::lost(const std::string& why) {
   if (phase_ == Phase::kStopped) return;
   client_->cancel_all();
   in_flight_.clear();
+  waiting_cause_ns_.clear();
   queued_.clear();
   inspect_queue_.clear();
   sync_waiting_.clear();
@@ -347,7 +349,9 @@ void DockerSource::handle_event(const DockerEvent& e) {
     return;
   // dirty_ is set only where the cache changes: an event that merely queues an inspect, or
   // repeats what is known, costs no rebuild of the whole set.
-  if (flight != in_flight_.end()) flight->second = true;  // its answer may predate this event
+  // The answer of an inspect in flight may predate this event. A `start` alone is applied on
+  // top of it; anything else asks again.
+  if (flight != in_flight_.end() && action != "start") flight->second.stale = true;
   auto it = cache_.find(id);
   ContainerFacts* c = it == cache_.end() ? nullptr : &it->second;
   // An event from before the container's current run (a replay) changes nothing.
@@ -364,10 +368,15 @@ void DockerSource::handle_event(const DockerEvent& e) {
       dirty_ = true;
     } else if (revive(id, e.time_nano)) {
       dirty_ = true;
+    } else {
+      // Facts not known yet (its create's inspect may still be in flight): routed on the answer.
+      if (flight != in_flight_.end() && !flight->second.stale) flight->second.started_ns = e.time_nano;
+      waiting_cause_ns_.try_emplace(id, event_received_ns_);
     }
     pending_kills_.erase(id);
     inspect(id);  // confirms (and refreshes StartedAt, addresses); publishes only a change
   } else if (action == "restart" || action == "rename" || action == "update") {
+    waiting_cause_ns_.try_emplace(id, event_received_ns_);
     inspect(id);
   } else if (action == "kill") {
     auto signal = parse_signal(e.attribute("signal"));
@@ -415,7 +424,7 @@ void DockerSource::handle_event(const DockerEvent& e) {
 void DockerSource::inspect(const std::string& id) {
   auto flight = in_flight_.find(id);
   if (flight != in_flight_.end()) {
-    flight->second = true;
+    flight->second.stale = flight->second.stale || flight->second.started_ns == 0;
     return;
   }
   if (!queued_.insert(id).second) return;
@@ -428,7 +437,7 @@ void DockerSource::pump_inspects() {
     std::string id = std::move(inspect_queue_.front());
     inspect_queue_.pop_front();
     queued_.erase(id);
-    in_flight_[id] = false;
+    in_flight_[id] = Flight{};
     client_->get(path("/containers/" + id + "/json"), kRequestTimeout,
                  [this, id](HttpResult r) { on_inspect(id, r); });
   }
@@ -436,8 +445,10 @@ void DockerSource::pump_inspects() {
 
 void DockerSource::on_inspect(const std::string& id, const HttpResult& r) {
   auto flight = in_flight_.find(id);
-  bool dirty = flight != in_flight_.end() && flight->second;
+  Flight state = flight != in_flight_.end() ? flight->second : Flight{};
   if (flight != in_flight_.end()) in_flight_.erase(flight);
+  const bool was_dirty = dirty_;
+  bool answered = true;  // this answer settles what waited for it
   if (r.status == 404) {
     if (cache_.erase(id)) dirty_ = true;
     dormant_.erase(id);
@@ -446,14 +457,31 @@ void DockerSource::on_inspect(const std::string& id, const HttpResult& r) {
   } else if (!r.ok()) {
     lost("inspect " + id.substr(0, 12) + ": " + r.describe());
     return;
-  } else if (dirty) {
+  } else if (state.stale) {
+    answered = false;
     inspect(id);  // events arrived while it was answered: ask again, apply that answer
   } else {
     nlohmann::json j = nlohmann::json::parse(r.body, nullptr, false);
     std::string error;
-    if (auto facts = parse_inspect(j, &error)) store(std::move(*facts));
-    else log::warn("docker_inspect_unreadable").kv("container", id.substr(0, 12)).kv("reason", error);
+    if (auto facts = parse_inspect(j, &error)) {
+      // Asked before a `start` that arrived meanwhile (typically the create's inspect): the
+      // facts are current but for the run state, which the event gives.
+      const bool start_after = state.started_ns != 0 && !facts->running;
+      store(std::move(*facts));
+      if (start_after && revive(id, state.started_ns)) {
+        dirty_ = true;
+        answered = false;
+        inspect(id);  // confirms, as after any start
+      }
+    } else {
+      log::warn("docker_inspect_unreadable").kv("container", id.substr(0, 12)).kv("reason", error);
+    }
     sync_waiting_.erase(id);
+  }
+  auto cause = waiting_cause_ns_.find(id);
+  if (cause != waiting_cause_ns_.end()) {
+    if (dirty_ && !was_dirty && !cause_received_ns_) cause_received_ns_ = cause->second;
+    if (answered || dirty_) waiting_cause_ns_.erase(cause);
   }
   pump_inspects();
   if (phase_ == Phase::kListing && sync_waiting_.empty()) {

@@ -99,7 +99,16 @@ class DockerSource final : public Source {
   BuilderMemo memo_;                        // parsed labels per container revision
   std::deque<std::string> inspect_queue_;
   std::set<std::string> queued_;
-  std::map<std::string, bool> in_flight_;   // id -> an event arrived since the request (re-inspect)
+  // An inspect in flight, and what happened to its container since it was asked.
+  struct Flight {
+    bool stale = false;      // an event other than `start` arrived: the answer may predate it, ask again
+    int64_t started_ns = 0;  // only a `start` arrived (its timeNano): an answer from before it gets it applied
+  };
+  std::map<std::string, Flight> in_flight_;
+  // Receipt time of the first event whose effect waits for the container's inspect (a `start`
+  // that could not be applied from known facts, a restart...), for the publication's timing.
+  std::map<std::string, int64_t> waiting_cause_ns_;
+  int64_t event_received_ns_ = 0;           // receipt of the event being handled
   std::set<std::string> sync_waiting_;      // inspects the current sync waits for
   struct Kill {
     int64_t time_nano;
