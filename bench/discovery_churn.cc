@@ -6,7 +6,7 @@
 //       [--cycles 1000] [--noise 3000] [--gap-us 0] [--workers 0] [--inspect-template FILE]
 //       [--list-template FILE] [--latency-samples 50] [--tmp DIR] [--keep 0|1]
 //
-// The fake engine answers GET /_ping, /version, /v1.41/containers/json, /v1.41/containers/ID/json
+// The fake engine (bench/fake_docker_engine.h) answers GET /_ping, /version, /v1.41/containers/json, /v1.41/containers/ID/json
 // (404 {"message":"No such container: ID"} when unknown) and streams /v1.41/events (chunked, one
 // event per chunk, newline-terminated JSON in the format of ../shared/docker-api-notes.md §2-3,
 // `since` replayed from a 256-event ring). Inspect and list answers are built from templates: by

@@ -429,7 +429,7 @@ WARN_REPLAY=$(for n in "${NS[@]}"; do printf '%s%s at N=%s' "${sep2:-}" "$(rv "$
     "times over all of Berth's threads, read before and after each phase (after a 300 ms settle); Berth's" \
     "idle CPU (measured for 2-3 s before) is subtracted from the schedstat figures. Real engine: events = the" \
     "container events the engine emitted in the window (counted by a separate /events subscriber). Replayer:" \
-    "bench/discovery_churn.cc serves /version, /containers/json, /containers/ID/json (built from answers recorded" \
+    "bench/discovery_churn.cc (its fake engine: bench/fake_docker_engine.h) serves /version, /containers/json, /containers/ID/json (built from answers recorded" \
     "from the real engine above) and streams /events in the engine's format; events are spaced $GAPS" \
     "(3x the control thread's CPU per event measured in a calibration), so each is read and handled on its own."
   [[ -n "$REAL_BIG_NOTE" ]] && { echo; echo "$REAL_BIG_NOTE"; }
