@@ -2,6 +2,8 @@
 // grouping, conflicts, isolation of bad containers, and the empty-route grace period.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -326,6 +328,78 @@ TEST_CASE("docker builder: with a memo, unchanged services keep their object acr
     cache.at(std::to_string(5) + std::string(60, 'f')).running = true;
     auto with = build_discovered_set(cache, {}, &memo);
     CHECK(same_set(with, build_discovered_set(cache, {})));
+  }
+}
+
+TEST_CASE("docker builder: random event sequences give the same set with and without the memo",
+          "[docker][builder]") {
+  // 40 containers in 8 services (some sharing hosts, some conflicting), through 3,000 random
+  // steps: run-state changes, label changes under a new revision, removal and return. After
+  // every step the memo's build equals a build from scratch, and every service whose content
+  // did not change since the previous build is the same object.
+  std::mt19937 rng(20261128);
+  std::vector<ContainerFacts> all;
+  for (int i = 0; i < 40; ++i) {
+    const int service = i % 8;
+    std::map<std::string, std::string> labels = {{"berth.host", "s" + std::to_string(service) + ".test"},
+                                                 {"berth.port", std::to_string(21000 + i)},
+                                                 {"berth.service", "svc" + std::to_string(service)}};
+    if (i % 13 == 0) labels["berth.service"] = "rival";  // same host as another service: a conflict
+    if (i % 7 == 0) labels["berth.routes.api.host"] = "api.test";
+    if (i % 7 == 0) labels["berth.routes.api.path"] = "/v" + std::to_string(i % 3);
+    if (i % 7 == 0) labels["berth.routes.api.port"] = std::to_string(22000 + i);
+    auto c = container('a', "c" + std::to_string(100 + i), labels);
+    c.id = std::to_string(100 + i) + std::string(61, 'e');
+    c.revision = static_cast<uint64_t>(i + 1);
+    all.push_back(c);
+  }
+  uint64_t next_revision = 1000;
+  ContainerCache cache = cache_of(all);
+  BuilderMemo memo;
+  DiscoveredSet before = build_discovered_set(cache, {}, &memo);
+  for (int step = 0; step < 3000; ++step) {
+    const ContainerFacts& pick = all[rng() % all.size()];
+    auto it = cache.find(pick.id);
+    switch (rng() % 6) {
+      case 0:  // gone (die / destroy) or back (start)
+        if (it != cache.end()) cache.erase(it);
+        else cache[pick.id] = pick;
+        break;
+      case 1:
+        if (it != cache.end()) it->second.draining = !it->second.draining;
+        break;
+      case 2:
+        if (it != cache.end()) it->second.paused = !it->second.paused;
+        break;
+      case 3:
+        if (it != cache.end()) {
+          it->second.has_healthcheck = true;
+          it->second.health = rng() % 2 ? "healthy" : "unhealthy";
+        }
+        break;
+      case 4:  // new facts: a weight change under a new revision
+        if (it != cache.end()) {
+          it->second.labels["berth.weight"] = std::to_string(1 + rng() % 3);
+          it->second.revision = ++next_revision;
+        }
+        break;
+      default:  // the same facts inspected again: same revision, nothing changes
+        break;
+    }
+    DiscoveredSet with = build_discovered_set(cache, {}, &memo);
+    DiscoveredSet scratch = build_discovered_set(cache, {});
+    INFO("step " << step);
+    REQUIRE(same_set(with, scratch));
+    for (const auto& service : with.services)
+      for (const auto& old : before.services)
+        if (old->name == service->name && old->policy == service->policy &&
+            old->endpoints.size() == service->endpoints.size() &&
+            std::equal(old->endpoints.begin(), old->endpoints.end(), service->endpoints.begin(),
+                       [](const berth::Endpoint& x, const berth::Endpoint& y) {
+                         return x.key == y.key && x.weight == y.weight && x.source == y.source;
+                       }))
+          CHECK(old == service);
+    before = std::move(with);
   }
 }
 
