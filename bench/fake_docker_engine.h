@@ -131,6 +131,9 @@ struct Container {
   bool running = true;
   int64_t created_ns = 0, started_ns = 0, finished_ns = 0;
   int pid = 0;
+  // Empty: host networking (the template). Else the container is on this one network, where
+  // its inspect shows `ip` while it runs and no address before (as an engine assigns it at start).
+  std::string network, ip;
 };
 
 class FakeEngine {
@@ -351,6 +354,12 @@ class FakeEngine {
     for (const auto& [k, v] : c.labels) labels[k] = v;
     j["Config"]["Labels"] = labels;
     j["Config"]["Cmd"] = {"httpd", "-f", "-p", "127.0.0.1:" + std::to_string(c.port), "-h", "/www"};
+    if (!c.network.empty()) {
+      j["HostConfig"]["NetworkMode"] = c.network;
+      ojson n = j["NetworkSettings"]["Networks"]["host"];
+      n["IPAddress"] = c.running ? c.ip : "";
+      j["NetworkSettings"]["Networks"] = ojson::object({{c.network, n}});
+    }
     return j.dump();
   }
 

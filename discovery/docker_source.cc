@@ -266,6 +266,7 @@ void DockerSource::finish_sync() {
   phase_ = Phase::kSynced;
   std::vector<DockerEvent> buffered = std::move(buffered_);
   buffered_.clear();
+  event_received_ns_ = 0;  // replayed events: their receipt is not what a publication waits on
   for (const DockerEvent& e : buffered) handle_event(e);
   bool was_stale_after_sync = published_ != nullptr && !stale_.empty();
   stale_.clear();
@@ -371,12 +372,12 @@ void DockerSource::handle_event(const DockerEvent& e) {
     } else {
       // Facts not known yet (its create's inspect may still be in flight): routed on the answer.
       if (flight != in_flight_.end() && !flight->second.stale) flight->second.started_ns = e.time_nano;
-      waiting_cause_ns_.try_emplace(id, event_received_ns_);
+      if (event_received_ns_) waiting_cause_ns_.try_emplace(id, event_received_ns_);
     }
     pending_kills_.erase(id);
     inspect(id);  // confirms (and refreshes StartedAt, addresses); publishes only a change
   } else if (action == "restart" || action == "rename" || action == "update") {
-    waiting_cause_ns_.try_emplace(id, event_received_ns_);
+    if (event_received_ns_) waiting_cause_ns_.try_emplace(id, event_received_ns_);
     inspect(id);
   } else if (action == "kill") {
     auto signal = parse_signal(e.attribute("signal"));
@@ -468,8 +469,9 @@ void DockerSource::on_inspect(const std::string& id, const HttpResult& r) {
       // facts are current but for the run state, which the event gives.
       const bool start_after = state.started_ns != 0 && !facts->running;
       store(std::move(*facts));
-      if (start_after && revive(id, state.started_ns)) {
-        dirty_ = true;
+      if (start_after) {
+        // Routed now on the host network; off it, the address comes with the next answer.
+        if (revive(id, state.started_ns)) dirty_ = true;
         answered = false;
         inspect(id);  // confirms, as after any start
       }

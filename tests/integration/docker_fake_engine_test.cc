@@ -9,33 +9,64 @@
 
 using namespace it;
 
-TEST_CASE("docker events: a start that arrives while the create's inspect is in flight is routed on that answer",
-          "[docker_fake]") {
-  TempDir dir;
-  const std::string socket = dir.file("docker.sock");
-  fake_docker::FakeEngine engine(socket, 0, fake_docker::ojson::parse(fake_docker::kInspectTemplate),
-                                 fake_docker::ojson::parse(fake_docker::kListTemplate));
-  engine.start();
-  Origin origin("race");
-  REQUIRE(origin.ok());
-  Berth berth(config_head(2) + "docker: {enabled: true, endpoint: \"unix://" + socket +
-              "\", empty_route_grace: 1s, reconnect_max: 1s}\n");
-  INFO(berth.error());
-  REQUIRE(berth.ok());
-  REQUIRE(wait_until([&] { return berth.log().find("event=docker_synced") != std::string::npos; }, 10s));
+namespace {
 
+// A fake engine with no container yet, an origin, and Berth with Docker discovery on the fake
+// engine's socket, in sync with it. Torn down in reverse: Berth first, the engine last.
+struct Setup {
+  TempDir dir;
+  std::unique_ptr<fake_docker::FakeEngine> engine_owner;
+  Origin origin{"race"};
+  std::unique_ptr<Berth> berth_owner;
+
+  explicit Setup(const std::string& docker_extra = "") {
+    engine_owner = std::make_unique<fake_docker::FakeEngine>(
+        dir.file("docker.sock"), 0, fake_docker::ojson::parse(fake_docker::kInspectTemplate),
+        fake_docker::ojson::parse(fake_docker::kListTemplate));
+    engine_owner->start();
+    REQUIRE(origin.ok());
+    berth_owner = std::make_unique<Berth>(config_head(2) + "docker: {enabled: true, endpoint: \"unix://" +
+                                          dir.file("docker.sock") +
+                                          "\", empty_route_grace: 1s, reconnect_max: 1s" + docker_extra + "}\n");
+    INFO(berth_owner->error());
+    REQUIRE(berth_owner->ok());
+    REQUIRE(wait_until([&] { return berth_owner->log().find("event=docker_synced") != std::string::npos; }, 10s));
+  }
+  fake_docker::FakeEngine& engine() { return *engine_owner; }
+  Berth& berth() { return *berth_owner; }
+};
+
+// A labelled container routed at `host` to the origin's port, created but not started yet.
+fake_docker::Container created(uint64_t seed, const std::string& name, const std::string& host, uint16_t port) {
   fake_docker::Container c;
-  c.id = fake_docker::hex_id(77);
-  c.name = "race-1";
-  c.port = origin.port();
-  c.labels = {{"berth.enable", "true"}, {"berth.host", "race.test"}, {"berth.port", std::to_string(origin.port())}};
+  c.id = fake_docker::hex_id(seed);
+  c.name = name;
+  c.port = port;
+  c.labels = {{"berth.enable", "true"}, {"berth.host", host}, {"berth.port", std::to_string(port)}};
   c.running = false;
   c.created_ns = pb::realtime_ns();
-  const size_t i = engine.add(c);
+  return c;
+}
+
+// `create`, then `start` while Berth's inspect of the create is held unanswered.
+void start_during_create_inspect(fake_docker::FakeEngine& engine, size_t i) {
   engine.hold_inspects(true);
   engine.emit(i, "create");
   REQUIRE(engine.wait_asked(i, 1, 5000));  // asked at create; the answer (not running) is held
   engine.emit(i, "start");                 // the container runs from here on
+}
+
+}  // namespace
+
+TEST_CASE("docker events: a start that arrives while the create's inspect is in flight is routed on that answer",
+          "[docker_fake]") {
+  Setup setup;
+  auto& engine = setup.engine();
+  Berth& berth = setup.berth();
+  const Origin& origin = setup.origin;
+
+  const size_t i = engine.add(created(77, "race-1", "race.test", origin.port()));
+  start_during_create_inspect(engine, i);
   INFO(berth.log());
   // Nothing to route before the facts are known.
   CHECK(http_get(berth.port(), "/", "race.test").status == 404);
@@ -61,5 +92,31 @@ TEST_CASE("docker events: a start that arrives while the create's inspect is in 
   CHECK(http_get(berth.port(), "/", "race.test").status == 200);
   engine.emit(i, "kill", {{"signal", "15"}});
   CHECK(wait_until([&] { return http_get(berth.port(), "/", "race.test").status == 503; }, 3s));
+  CHECK(berth.running());
+}
+
+TEST_CASE("docker events: off the host network, a start during the create's inspect waits for the address",
+          "[docker_fake]") {
+  Setup setup(", network: appnet");
+  auto& engine = setup.engine();
+  Berth& berth = setup.berth();
+  const Origin& origin = setup.origin;
+
+  fake_docker::Container c = created(78, "race-net-1", "net.test", origin.port());
+  c.network = "appnet";
+  c.ip = "127.0.0.1";  // the engine's address for it on appnet (loopback: this is a test)
+  const size_t i = engine.add(c);
+  start_during_create_inspect(engine, i);
+  engine.allow_inspects(1);  // from before the start: on appnet, no address yet
+  INFO(berth.log());
+  // Berth asks again for the address instead of routing without one (or forgetting the start).
+  REQUIRE(engine.wait_asked(i, 2, 3000));
+  CHECK(http_get(berth.port(), "/", "net.test").status == 404);
+  engine.allow_inspects(1);  // running, with its address
+  CHECK(wait_until([&] { return http_get(berth.port(), "/", "net.test").status == 200; }, 3s));
+  auto stats = nlohmann::json::parse(http_get(berth.admin_port(), "/api/stats", "127.0.0.1").body, nullptr, false);
+  REQUIRE(stats.is_object());
+  CHECK(stats.value("generation_event_received_ns", int64_t{0}) > 0);
+  engine.hold_inspects(false);
   CHECK(berth.running());
 }
