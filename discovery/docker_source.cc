@@ -8,6 +8,7 @@
 
 #include "discovery/self_container.h"
 #include "proxy/log.h"
+#include "proxy/stats.h"
 
 namespace berth::discovery {
 
@@ -21,11 +22,6 @@ constexpr size_t kMaxInspectsInFlight = 16;
 constexpr size_t kRecentEvents = 4096;
 constexpr size_t kMaxDormant = 4096;
 constexpr const char* kContainerFilter = "%7B%22type%22%3A%5B%22container%22%5D%7D";  // {"type":["container"]}
-
-int64_t now_realtime_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string now_text() {
   std::time_t t = std::time(nullptr);
@@ -139,7 +135,7 @@ void DockerSource::on_version(const HttpResult& r) {
   if (last_event_ns_ == 0 && first_since_ns_ == 0) {
     // A daemon-clock time just before subscribing: the host clock for a local socket, the
     // engine's Date header for a remote one; a second early, since replays are de-duplicated.
-    int64_t t = now_realtime_ns();
+    int64_t t = realtime_ns();
     if (endpoint_->kind == DockerEndpoint::Kind::kTcp) {
       int64_t engine = parse_http_date(r.head.header("date"));
       if (engine > 0) t = engine;
@@ -196,7 +192,7 @@ void DockerSource::subscribe() {
 }
 
 void DockerSource::on_stream_data(std::string_view bytes) {
-  const int64_t received = now_realtime_ns();
+  const int64_t received = realtime_ns();
   bool ok = splitter_.feed(bytes, [this, received](std::string_view line) {
     if (phase_ == Phase::kWaiting || phase_ == Phase::kStopped) return;
     std::string error;
@@ -361,6 +357,7 @@ void DockerSource::handle_event(const DockerEvent& e) {
   if (action == "create") {
     inspect(id);  // not running yet: its facts wait in dormant_ for the start
   } else if (action == "start") {
+    bool deferred_to_answer = false;
     if (c) {
       c->running = true;
       c->paused = false;
@@ -370,12 +367,15 @@ void DockerSource::handle_event(const DockerEvent& e) {
     } else if (revive(id, e.time_nano)) {
       dirty_ = true;
     } else {
-      // Facts not known yet (its create's inspect may still be in flight): routed on the answer.
-      if (flight != in_flight_.end() && !flight->second.stale) flight->second.started_ns = e.time_nano;
+      // Facts not known yet: routed on the next answer. If its create's inspect is in flight,
+      // that answer gets this start applied and is followed by another inspect (on_inspect).
+      deferred_to_answer = flight != in_flight_.end() && !flight->second.stale;
+      if (deferred_to_answer) flight->second.started_ns = e.time_nano;
       if (event_received_ns_) waiting_cause_ns_.try_emplace(id, event_received_ns_);
     }
     pending_kills_.erase(id);
-    inspect(id);  // confirms (and refreshes StartedAt, addresses); publishes only a change
+    // Confirms (and refreshes StartedAt, addresses); publishes only a change.
+    if (!deferred_to_answer) inspect(id);
   } else if (action == "restart" || action == "rename" || action == "update") {
     if (event_received_ns_) waiting_cause_ns_.try_emplace(id, event_received_ns_);
     inspect(id);
@@ -425,7 +425,7 @@ void DockerSource::handle_event(const DockerEvent& e) {
 void DockerSource::inspect(const std::string& id) {
   auto flight = in_flight_.find(id);
   if (flight != in_flight_.end()) {
-    flight->second.stale = flight->second.stale || flight->second.started_ns == 0;
+    flight->second.stale = true;
     return;
   }
   if (!queued_.insert(id).second) return;

@@ -25,6 +25,16 @@ std::string names_of(const std::vector<ContainerNetwork>& networks) {
 
 bool is_any_address(const std::string& ip) { return ip.empty() || ip == "0.0.0.0" || ip == "::"; }
 
+ServicePtr make_service(const std::string& name, const config::ServicePolicy& policy,
+                        const std::vector<const Endpoint*>& endpoints) {
+  auto service = std::make_shared<Service>();
+  service->name = name;
+  service->policy = policy;
+  service->endpoints.reserve(endpoints.size());
+  for (const Endpoint* e : endpoints) service->endpoints.push_back(*e);
+  return service;
+}
+
 struct Declared {
   const ContainerFacts* container;
   const ParsedContainer* parsed;
@@ -110,25 +120,12 @@ ParsedContainer parse_container(const ContainerFacts& c, const BuilderOptions& o
   return out;
 }
 
-ServicePtr make_service(const std::string& name, const config::ServicePolicy& policy,
-                        const std::vector<const Endpoint*>& endpoints) {
-  auto service = std::make_shared<Service>();
-  service->name = name;
-  service->policy = policy;
-  service->endpoints.reserve(endpoints.size());
-  for (const Endpoint* e : endpoints) service->endpoints.push_back(*e);
-  return service;
-}
-
 ServicePtr BuilderMemo::service(const std::string& name, const config::ServicePolicy& policy,
                                 const std::vector<const Endpoint*>& endpoints) {
   auto [it, fresh] = services_.try_emplace(name);
   const ServicePtr& before = it->second.service;
   bool same = !fresh && before->policy == policy && before->endpoints.size() == endpoints.size();
-  for (size_t i = 0; same && i < endpoints.size(); ++i) {
-    const Endpoint& x = before->endpoints[i];
-    same = x.key == endpoints[i]->key && x.weight == endpoints[i]->weight && x.source == endpoints[i]->source;
-  }
+  for (size_t i = 0; same && i < endpoints.size(); ++i) same = same_instance(before->endpoints[i], *endpoints[i]);
   if (!same) it->second.service = make_service(name, policy, endpoints);
   it->second.build = builds_;
   return it->second.service;
@@ -287,6 +284,10 @@ DiscoveredSet build_discovered_set(const ContainerCache& cache, const BuilderOpt
   return set;
 }
 
+bool same_instance(const Endpoint& a, const Endpoint& b) {
+  return a.key == b.key && a.weight == b.weight && a.source == b.source;
+}
+
 bool same_set(const DiscoveredSet& a, const DiscoveredSet& b) {
   if (a.routes.size() != b.routes.size() || a.services.size() != b.services.size() || a.rejected != b.rejected)
     return false;
@@ -302,11 +303,7 @@ bool same_set(const DiscoveredSet& a, const DiscoveredSet& b) {
     const Service& x = *a.services[i];
     const Service& y = *b.services[i];
     if (x.name != y.name || x.endpoints.size() != y.endpoints.size() || !(x.policy == y.policy)) return false;
-    for (size_t e = 0; e < x.endpoints.size(); ++e) {
-      if (x.endpoints[e].key != y.endpoints[e].key || x.endpoints[e].weight != y.endpoints[e].weight ||
-          x.endpoints[e].source != y.endpoints[e].source)
-        return false;
-    }
+    if (!std::equal(x.endpoints.begin(), x.endpoints.end(), y.endpoints.begin(), same_instance)) return false;
   }
   return true;
 }

@@ -70,8 +70,6 @@ class BuilderMemo {
   uint64_t builds_ = 0;
 };
 
-ServicePtr make_service(const std::string& name, const config::ServicePolicy& policy,
-                        const std::vector<const Endpoint*>& endpoints);
 
 ParsedContainer parse_container(const ContainerFacts& c, const BuilderOptions& options);
 
@@ -84,6 +82,9 @@ DiscoveredSet build_discovered_set(const ContainerCache& cache, const BuilderOpt
 std::optional<std::string> resolve_address(const ContainerFacts& c, const std::string& label_network,
                                            uint16_t port, const BuilderOptions& options,
                                            std::string* reason);
+
+// Same address, weight and source: what a publish shows of an instance.
+bool same_instance(const Endpoint& a, const Endpoint& b);
 
 // Same routes, services, endpoints and rejections (what a publish would change).
 bool same_set(const DiscoveredSet& a, const DiscoveredSet& b);

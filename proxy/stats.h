@@ -5,10 +5,18 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <string_view>
 
 namespace berth {
+
+// CLOCK_REALTIME in ns: the clock of /api/stats' timing fields (applied_at_ns,
+// generation_event_received_ns), comparable across threads and with other processes.
+inline int64_t realtime_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 enum class Counter : uint8_t {
   kConnectionsAccepted,

@@ -5,11 +5,11 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <optional>
 #include <climits>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <random>
 
 #include "proxy/client.h"
@@ -105,14 +105,6 @@ void Worker::run() {
   uv_run(&loop_, UV_RUN_NOWAIT);
   if (on_stopped_) on_stopped_(index_);
 }
-
-namespace {
-int64_t realtime_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
-}  // namespace
 
 void Worker::on_async(uv_async_t* a) { static_cast<Worker*>(a->data)->apply_mailbox(); }
 

@@ -394,10 +394,7 @@ TEST_CASE("docker builder: random event sequences give the same set with and wit
       for (const auto& old : before.services)
         if (old->name == service->name && old->policy == service->policy &&
             old->endpoints.size() == service->endpoints.size() &&
-            std::equal(old->endpoints.begin(), old->endpoints.end(), service->endpoints.begin(),
-                       [](const berth::Endpoint& x, const berth::Endpoint& y) {
-                         return x.key == y.key && x.weight == y.weight && x.source == y.source;
-                       }))
+            std::equal(old->endpoints.begin(), old->endpoints.end(), service->endpoints.begin(), same_instance))
           CHECK(old == service);
     before = std::move(with);
   }
