@@ -1,6 +1,7 @@
 #include "proxy/worker.h"
 
 #include <errno.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <cstring>
 #include <optional>
 #include <random>
+#include <system_error>
 
 #include "proxy/client.h"
 #include "proxy/log.h"
@@ -34,12 +36,21 @@ uint64_t splitmix64(uint64_t& x) {
 }
 }  // namespace
 
+// An endpoint pool with its count of listings in rt_ (see worker.h).
+struct Worker::ListedPool final : EndpointPool {
+  using EndpointPool::EndpointPool;
+  uint32_t refs = 0;
+};
+
 Worker::Worker(unsigned index, std::vector<int> listen_fds, std::shared_ptr<const Runtime> initial,
                std::function<void(unsigned)> on_stopped)
     : index_(index), on_stopped_(std::move(on_stopped)), rt_(std::move(initial)) {
   uv_loop_init(&loop_);
-  uv_async_init(&loop_, &async_, on_async);
-  async_.data = this;
+  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
+  uv_poll_init(&loop_, &wake_poll_, wake_fd_);
+  wake_poll_.data = this;
+  uv_poll_start(&wake_poll_, UV_READABLE, on_wake);
   uv_timer_init(&loop_, &accept_timer_);
   accept_timer_.data = this;
   uv_timer_init(&loop_, &drain_timer_);
@@ -68,6 +79,7 @@ Worker::~Worker() {
   for (auto* s : free_strings_) delete s;
   for (auto* e : free_exchanges_) delete e;
   uv_loop_close(&loop_);
+  if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
 void Worker::start() {
@@ -83,7 +95,15 @@ void Worker::publish(std::shared_ptr<const Runtime> rt) {
     std::lock_guard lock(mailbox_mu_);
     mailbox_rt_ = std::move(rt);
   }
-  uv_async_send(&async_);
+  wake();
+}
+
+void Worker::wake() {
+  const uint64_t one = 1;
+  ssize_t n;
+  do n = ::write(wake_fd_, &one, sizeof one);
+  while (n < 0 && errno == EINTR);
+  // EAGAIN: the counter is saturated, so the loop has a wake-up pending anyway.
 }
 
 void Worker::drain() {
@@ -91,7 +111,7 @@ void Worker::drain() {
     std::lock_guard lock(mailbox_mu_);
     mailbox_drain_ = true;
   }
-  uv_async_send(&async_);
+  wake();
 }
 
 void Worker::run() {
@@ -106,7 +126,13 @@ void Worker::run() {
   if (on_stopped_) on_stopped_(index_);
 }
 
-void Worker::on_async(uv_async_t* a) { static_cast<Worker*>(a->data)->apply_mailbox(); }
+void Worker::on_wake(uv_poll_t* p, int, int) {
+  auto* self = static_cast<Worker*>(p->data);
+  uint64_t count;
+  while (::read(self->wake_fd_, &count, sizeof count) < 0 && errno == EINTR) {
+  }
+  self->apply_mailbox();
+}
 
 void Worker::apply_mailbox() {
   std::shared_ptr<const Runtime> rt;
@@ -139,8 +165,26 @@ bool same_selection_input(const Service& a, const Service& b) {
 
 }  // namespace
 
+Worker::ListedPool* Worker::acquire_pool(const Endpoint& endpoint) {
+  auto it = endpoint_pools_.find(endpoint.key);
+  if (it == endpoint_pools_.end()) it = endpoint_pools_.emplace(endpoint.key, std::make_unique<ListedPool>(this, endpoint)).first;
+  ListedPool* pool = it->second.get();
+  ++pool->refs;
+  pool->in_snapshot = true;
+  return pool;
+}
+
+bool Worker::release_pool(EndpointPool* p) {
+  auto* pool = static_cast<ListedPool*>(p);  // every pool of the worker is one
+  if (--pool->refs != 0) return false;
+  pool->in_snapshot = false;
+  return true;
+}
+
 // Services whose instances did not change keep their selector (its round-robin position,
 // ring) and endpoint pools, so an update elsewhere in the table costs them a comparison only.
+// The usual publish replaces a few service objects and leaves every other one at its position:
+// those are carried by a pointer comparison, and only the rest costs more than moves.
 void Worker::rebuild_selection_state(const Runtime* previous) {
   if (!rt_) return;
   const auto& services = rt_->routes->services();
@@ -157,57 +201,57 @@ void Worker::rebuild_selection_state(const Runtime* previous) {
   ramp_until_.assign(services.size(), 0);      // rewritten by that refresh
   std::vector<uint8_t> old_panic = std::move(panic_);
   panic_.assign(services.size(), 0);
-  for (auto& [key, pool] : endpoint_pools_) pool->in_snapshot = false;
-  // The previous snapshot's services by object: a service shared with it (the usual case: only
-  // the services whose instances changed are new objects) keeps its state wherever it moved.
+  // Previous positions with state to hand on.
+  const size_t carried_limit = before ? std::min(before->size(), old_selectors.size()) : 0;
+  auto at_same_position = [&](size_t p) { return p < services.size() && services[p].get() == (*before)[p].get(); };
+  // The previous snapshot's services by object, built on the first service that is not at its
+  // position: a service shared with it keeps its state wherever it moved. A snapshot lists a
+  // service object once, so a moved object comes from a position whose object changed: only
+  // those are indexed.
   std::vector<std::pair<const Service*, size_t>> previous_index;
-  if (before) {
-    previous_index.reserve(before->size());
-    for (size_t p = 0; p < before->size() && p < old_selectors.size(); ++p)
-      previous_index.emplace_back((*before)[p].get(), p);
-    std::sort(previous_index.begin(), previous_index.end());
-  }
+  bool indexed = false;
   auto previous_position = [&](size_t s) -> std::optional<size_t> {
     if (!before) return std::nullopt;
+    if (s < carried_limit && at_same_position(s)) return s;
+    if (!indexed) {
+      indexed = true;
+      for (size_t p = 0; p < carried_limit; ++p)
+        if (!at_same_position(p)) previous_index.emplace_back((*before)[p].get(), p);
+      std::sort(previous_index.begin(), previous_index.end());
+    }
     auto it = std::lower_bound(previous_index.begin(), previous_index.end(),
                                std::pair<const Service*, size_t>{services[s].get(), 0});
     if (it != previous_index.end() && it->first == services[s].get()) return it->second;
     // Not shared: the same position still counts if its instances and policy are the same.
-    if (s < before->size() && s < old_selectors.size() && same_selection_input(*(*before)[s], *services[s])) return s;
+    if (s < carried_limit && same_selection_input(*(*before)[s], *services[s])) return s;
     return std::nullopt;
   };
+  // New services take their pool references before the services that left release theirs, so
+  // a pool that moves from one service to another never looks departed.
   for (size_t s = 0; s < services.size(); ++s) {
     auto& pools = service_pools_[s];
     std::optional<size_t> p = previous_position(s);
     if (p && old_selectors[*p]) {
       selectors_.push_back(std::move(old_selectors[*p]));
-      pools = std::move(old_pools[*p]);
+      pools.swap(old_pools[*p]);  // keeps its references; leaves old_pools[*p] empty
       routable_[s] = std::move(old_routable[*p]);
       if (*p < old_panic.size()) panic_[s] = old_panic[*p];
-      for (EndpointPool* pool : pools) pool->in_snapshot = true;
       continue;
     }
     selectors_.push_back(make_selector(*services[s], id_state_ ^ (s * 0x9e3779b97f4a7c15ULL)));
-    for (const Endpoint& ep : services[s]->endpoints) {
-      auto it = endpoint_pools_.find(ep.key);
-      if (it == endpoint_pools_.end())
-        it = endpoint_pools_.emplace(ep.key, std::make_unique<EndpointPool>(this, ep)).first;
-      it->second->in_snapshot = true;
-      pools.push_back(it->second.get());
-    }
+    pools.reserve(services[s]->endpoints.size());
+    for (const Endpoint& ep : services[s]->endpoints) pools.push_back(acquire_pool(ep));
   }
-  // Endpoints that left the snapshot: close their idle connections; the pool goes away with
-  // its last connection (in-flight requests keep theirs).
-  for (auto it = endpoint_pools_.begin(); it != endpoint_pools_.end();) {
-    EndpointPool* p = it->second.get();
-    if (!p->in_snapshot) {
-      p->close_idle();
-      if (p->total() == 0 && p->active == 0) {
-        it = endpoint_pools_.erase(it);
-        continue;
-      }
-    }
-    ++it;
+  // Services of the previous snapshot that were not carried release their pools. Endpoints that
+  // left the snapshot with that: close their idle connections; the pool goes away with its last
+  // connection (in-flight requests keep theirs).
+  std::vector<EndpointPool*> departed;
+  for (auto& pools : old_pools)
+    for (EndpointPool* pool : pools)
+      if (release_pool(pool)) departed.push_back(pool);
+  for (EndpointPool* p : departed) {
+    p->close_idle();
+    if (p->total() == 0 && p->active == 0) endpoint_pools_.erase(endpoint_pools_.find(p->key()));
   }
 }
 
@@ -369,8 +413,8 @@ EndpointPool* Worker::endpoint_pool(const Runtime& rt, uint32_t service_index, i
   const Endpoint& ep = rt.routes->service(service_index).endpoints[static_cast<size_t>(endpoint_index)];
   auto it = endpoint_pools_.find(ep.key);
   if (it == endpoint_pools_.end()) {
-    it = endpoint_pools_.emplace(ep.key, std::make_unique<EndpointPool>(this, ep)).first;
-    it->second->in_snapshot = false;
+    it = endpoint_pools_.emplace(ep.key, std::make_unique<ListedPool>(this, ep)).first;
+    it->second->in_snapshot = false;  // refs == 0: not listed by rt_
   }
   return it->second.get();
 }
@@ -590,7 +634,7 @@ void Worker::shutdown_loop() {
     if (l->fd >= 0) ::close(l->fd);
     l->fd = -1;
   }
-  uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&wake_poll_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&accept_timer_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
 }

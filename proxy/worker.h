@@ -100,13 +100,18 @@ class Worker {
   void maybe_finish_drain();
   void shutdown_loop();
 
-  static void on_async(uv_async_t* a);
+  // The control thread wakes the loop through an eventfd: a plain write, which the loop reads.
+  // (uv_async_send's handshake makes the woken loop spin while the sender is descheduled
+  // between its flag updates, which on a busy machine costs the worker more than the update.)
+  void wake();
+  static void on_wake(uv_poll_t* p, int status, int events);
   static void on_poll(uv_poll_t* p, int status, int events);
 
   unsigned index_;
   std::function<void(unsigned)> on_stopped_;
   uv_loop_t loop_;
-  uv_async_t async_;
+  int wake_fd_ = -1;  // eventfd, closed by the destructor (the control thread may still write)
+  uv_poll_t wake_poll_;
   uv_timer_t accept_timer_;
   uv_timer_t drain_timer_;
   std::thread thread_;
@@ -137,8 +142,15 @@ class Worker {
   std::vector<int64_t> ramp_until_;                       // [service] last slow-start window ends (0 = none)
   uint32_t requests_in_flight_ = 0;                       // exchanges with an attempt running
   uint32_t retries_in_flight_ = 0;
-  std::vector<std::vector<EndpointPool*>> service_pools_;  // [service][endpoint]
-  std::unordered_map<std::string, std::unique_ptr<EndpointPool>> endpoint_pools_;
+  // An endpoint pool and how many times the services of rt_ list it (service_pools_ entries).
+  // in_snapshot == (refs > 0), kept in sync by acquire_pool/release_pool. Every pool in
+  // endpoint_pools_ is a ListedPool; pools outside the snapshot have refs == 0.
+  struct ListedPool;
+  ListedPool* acquire_pool(const Endpoint& endpoint);
+  // Returns true when the pool left the snapshot (its count dropped to zero).
+  static bool release_pool(EndpointPool* pool);
+  std::vector<std::vector<EndpointPool*>> service_pools_;  // [service][endpoint], each entry one ref
+  std::unordered_map<std::string, std::unique_ptr<ListedPool>> endpoint_pools_;
   ClientConn* clients_ = nullptr;  // intrusive list
   uint64_t client_count_ = 0;
   uint64_t id_state_;
