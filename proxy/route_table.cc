@@ -142,7 +142,9 @@ std::shared_ptr<const RouteTable> RouteTable::build(std::vector<Route> routes,
   auto table = std::make_shared<RouteTable>();
   table->services_ = std::move(services);
   table->generation_ = generation;
-  // (host, path prefix) of the routes kept, as views into routes_ (reserved: never moves).
+  auto layout = std::make_shared<Layout>();
+  std::vector<Route>& kept = layout->routes;
+  // (host, path prefix) of the routes kept, as views into `kept` (reserved: never moves).
   struct PairHash {
     size_t operator()(const std::pair<std::string_view, std::string_view>& k) const noexcept {
       return std::hash<std::string_view>{}(k.first) * 31 + std::hash<std::string_view>{}(k.second);
@@ -150,16 +152,28 @@ std::shared_ptr<const RouteTable> RouteTable::build(std::vector<Route> routes,
   };
   std::unordered_set<std::pair<std::string_view, std::string_view>, PairHash> seen;
   seen.reserve(routes.size());
-  table->routes_.reserve(std::min<size_t>(routes.size(), std::numeric_limits<uint32_t>::max()));
+  kept.reserve(std::min<size_t>(routes.size(), std::numeric_limits<uint32_t>::max()));
   for (Route& route : routes) {
     if (route.service >= table->services_.size()) continue;
-    if (table->routes_.size() >= std::numeric_limits<uint32_t>::max()) break;
+    if (kept.size() >= std::numeric_limits<uint32_t>::max()) break;
     route.host = canonical_route_host(std::move(route.host));
     if (seen.count({route.host, route.path_prefix})) continue;
-    table->routes_.push_back(std::move(route));
-    seen.emplace(table->routes_.back().host, table->routes_.back().path_prefix);
+    kept.push_back(std::move(route));
+    seen.emplace(kept.back().host, kept.back().path_prefix);
   }
-  table->index_routes();
+  index_routes(*layout);
+  table->layout_ = std::move(layout);
+  return table;
+}
+
+std::shared_ptr<const RouteTable> RouteTable::with_services(const RouteTable& previous,
+                                                            std::vector<ServicePtr> services,
+                                                            uint64_t generation) {
+  if (services.size() != previous.services_.size()) return nullptr;
+  auto table = std::make_shared<RouteTable>();
+  table->services_ = std::move(services);
+  table->generation_ = generation;
+  table->layout_ = previous.layout_;
   return table;
 }
 
@@ -191,29 +205,39 @@ std::shared_ptr<const RouteTable> RouteTable::from_config(const config::Config& 
   return build(std::move(routes), std::move(services), generation);
 }
 
-void RouteTable::index_routes() {
-  for (uint32_t i = 0; i < routes_.size(); ++i) {
-    const std::string& host = routes_[i].host;
-    if (host.empty()) any_host_.push_back(i);
-    else if (is_wildcard(host)) wildcard_[host.substr(1)].push_back(i);
-    else exact_[host].push_back(i);
+void RouteTable::index_routes(Layout& layout) {
+  const std::vector<Route>& routes = layout.routes;
+  for (uint32_t i = 0; i < routes.size(); ++i) {
+    const std::string& host = routes[i].host;
+    if (host.empty()) layout.any_host.push_back(i);
+    else if (is_wildcard(host)) layout.wildcard[host.substr(1)].push_back(i);
+    else layout.exact[host].push_back(i);
   }
-  auto better = [this](uint32_t a, uint32_t b) {
-    const Route& x = routes_[a];
-    const Route& y = routes_[b];
+  auto better = [&routes](uint32_t a, uint32_t b) {
+    const Route& x = routes[a];
+    const Route& y = routes[b];
     if (x.priority != y.priority) return x.priority > y.priority;
     if (x.path_prefix.size() != y.path_prefix.size()) return x.path_prefix.size() > y.path_prefix.size();
     return a < b;
   };
-  for (auto& [host, list] : exact_) std::sort(list.begin(), list.end(), better);
-  for (auto& [suffix, list] : wildcard_) std::sort(list.begin(), list.end(), better);
-  std::sort(any_host_.begin(), any_host_.end(), better);
+  for (auto& [host, list] : layout.exact) std::sort(list.begin(), list.end(), better);
+  for (auto& [suffix, list] : layout.wildcard) std::sort(list.begin(), list.end(), better);
+  std::sort(layout.any_host.begin(), layout.any_host.end(), better);
 }
 
-const Route* RouteTable::first_path_match(const std::vector<uint32_t>& candidates,
-                                          std::string_view path) const noexcept {
+// now_ms is read from the clock only when a route without instances is met (0: not yet).
+const Route* RouteTable::first_path_match(const std::vector<uint32_t>& candidates, std::string_view path,
+                                          int64_t& now_ms) const noexcept {
+  const std::vector<Route>& routes = layout_->routes;
   for (uint32_t index : candidates) {
-    if (path.starts_with(routes_[index].path_prefix)) return &routes_[index];
+    const Route& route = routes[index];
+    if (!path.starts_with(route.path_prefix)) continue;
+    const Service& service = *services_[route.service];
+    if (service.endpoints.empty()) {
+      if (now_ms == 0) now_ms = health_clock_ms();
+      if (!serves(service, now_ms)) continue;
+    }
+    return &route;
   }
   return nullptr;
 }
@@ -226,22 +250,23 @@ const Route* RouteTable::match(std::string_view host, std::string_view path) con
   std::string_view request_host = normalize_request_host(host, buffer);
 
   const Route* best = nullptr;
+  int64_t now_ms = 0;
   auto consider = [&](const std::vector<uint32_t>& candidates) {
-    const Route* route = first_path_match(candidates, path);
+    const Route* route = first_path_match(candidates, path, now_ms);
     if (route != nullptr && (best == nullptr || route->priority > best->priority)) best = route;
   };
   if (!request_host.empty()) {
-    if (auto exact = exact_.find(request_host); exact != exact_.end()) consider(exact->second);
+    if (auto exact = layout_->exact.find(request_host); exact != layout_->exact.end()) consider(exact->second);
     // "*.example.com" is stored as ".example.com"; "a.b.example.com" tries ".b.example.com",
     // then ".example.com", then ".com". The first label must be non-empty.
     for (size_t dot = request_host.find('.', 1); dot != std::string_view::npos;
          dot = request_host.find('.', dot + 1)) {
-      if (auto wildcard = wildcard_.find(request_host.substr(dot)); wildcard != wildcard_.end()) {
+      if (auto wildcard = layout_->wildcard.find(request_host.substr(dot)); wildcard != layout_->wildcard.end()) {
         consider(wildcard->second);
       }
     }
   }
-  consider(any_host_);
+  consider(layout_->any_host);
   return best;
 }
 
@@ -251,8 +276,10 @@ std::string RouteTable::to_json() const {
 }
 
 nlohmann::json RouteTable::to_json_value() const {
+  const int64_t now = health_clock_ms();
   nlohmann::json routes = nlohmann::json::array();
-  for (const Route& route : routes_) {
+  for (const Route& route : layout_->routes) {
+    if (!serves(*services_[route.service], now)) continue;
     routes.push_back({{"name", route.name},
                       {"host", route.host},
                       {"path_prefix", route.path_prefix},
@@ -264,11 +291,11 @@ nlohmann::json RouteTable::to_json_value() const {
   nlohmann::json services = nlohmann::json::array();
   for (const ServicePtr& shared : services_) {
     const Service& service = *shared;
+    if (!serves(service, now)) continue;
     nlohmann::json endpoints = nlohmann::json::array();
     for (const Endpoint& endpoint : service.endpoints) {
       nlohmann::json e = {{"address", endpoint.key}, {"weight", endpoint.weight}, {"source", endpoint.source}};
       if (endpoint.health) {
-        const int64_t now = health_clock_ms();
         e["health"] = probe_state_name(endpoint.health->probe.load(std::memory_order_relaxed));
         e["ejected"] = endpoint.health->ejected(now);
         e["in_flight"] = endpoint.health->requests.load(std::memory_order_relaxed);

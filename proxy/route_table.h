@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -35,10 +36,20 @@ struct Endpoint {
 
 struct Service {
   std::string name;
-  std::vector<Endpoint> endpoints;  // may be empty: the route then answers 503
+  std::vector<Endpoint> endpoints;  // may be empty: the route then answers 503 (see below)
   config::ServicePolicy policy;     // load balancing, health checks, retries, circuit breaking
-  std::shared_ptr<ServiceCounters> counters;  // set by HealthRegistry::attach
+  std::shared_ptr<ServiceCounters> counters;  // set by HealthRegistry
+  // Without endpoints, the service's routes answer 503 until this time (health_clock_ms()),
+  // then they no longer match (404, or a less specific route). Discovery sets it to the end of
+  // the grace period after the last instance left (0: never had one); config services keep
+  // answering 503 forever.
+  int64_t serve_empty_until_ms = std::numeric_limits<int64_t>::max();
 };
+
+// Whether a route to `service` matches at `now_ms`: it has an instance, or its empty grace runs.
+inline bool serves(const Service& service, int64_t now_ms) noexcept {
+  return !service.endpoints.empty() || now_ms < service.serve_empty_until_ms;
+}
 
 // Services are shared between snapshots: a service whose instances did not change keeps its
 // object (and its attached health state) in the next snapshot; only pointers are copied.
@@ -69,20 +80,30 @@ class RouteTable {
   static std::shared_ptr<const RouteTable> build(std::vector<Route> routes,
                                                  std::vector<Service> services,
                                                  uint64_t generation);
+  // The same routes (and their index, shared, not copied) as `previous`, with other service
+  // objects at the same positions: the cost is that of the services vector. Requires
+  // services.size() == previous.services().size() (nullptr otherwise).
+  static std::shared_ptr<const RouteTable> with_services(const RouteTable& previous,
+                                                         std::vector<ServicePtr> services,
+                                                         uint64_t generation);
   // Static routes from the config file (one Route per host of a config route).
   static std::shared_ptr<const RouteTable> from_config(const config::Config& cfg,
                                                        uint64_t generation);
 
   // host: the request's Host (any case, may carry ":port" or a trailing dot; IPv6 literal in
   // brackets allowed). path: the request target's path (no query), or the whole origin-form
-  // target — matching stops at '?'. Returns nullptr when nothing matches.
+  // target — matching stops at '?'. Returns nullptr when nothing matches. Routes whose service
+  // no longer serves (see serves()) are passed over.
   const Route* match(std::string_view host, std::string_view path) const noexcept;
 
-  const std::vector<Route>& routes() const noexcept { return routes_; }
+  const std::vector<Route>& routes() const noexcept { return layout_->routes; }
+  // Whether two tables share their routes and index (with_services).
+  bool same_layout(const RouteTable& other) const noexcept { return layout_ == other.layout_; }
   const std::vector<ServicePtr>& services() const noexcept { return services_; }
   const Service& service(uint32_t index) const noexcept { return *services_[index]; }
   uint64_t generation() const noexcept { return generation_; }
 
+  // Routes and services that no longer serve are left out.
   // {"generation":N,"routes":[{"name","host","path_prefix","priority","service","max_body_bytes",
   //  "source"}],"services":[{"name","endpoints":[{"address","weight","source"}]}]}
   std::string to_json() const;
@@ -90,12 +111,11 @@ class RouteTable {
   nlohmann::json to_json_value() const;
 
  private:
-  std::vector<Route> routes_;
   std::vector<ServicePtr> services_;  // never null
   uint64_t generation_ = 0;
-  // Implementation detail: indexes into routes_, see route_table.cc. Each list is sorted by
-  // (priority desc, path prefix length desc, index asc), so its first path match is its best.
-  // Transparent hashing lets match() look up a std::string_view without allocating.
+  // Implementation detail: the routes and indexes into them, see route_table.cc. Each list is
+  // sorted by (priority desc, path prefix length desc, index asc), so its first path match is
+  // its best. Transparent hashing lets match() look up a std::string_view without allocating.
   struct HostHash {
     using is_transparent = void;
     size_t operator()(std::string_view host) const noexcept {
@@ -103,13 +123,17 @@ class RouteTable {
     }
   };
   using HostIndex = std::unordered_map<std::string, std::vector<uint32_t>, HostHash, std::equal_to<>>;
-  HostIndex exact_;                  // host -> routes
-  HostIndex wildcard_;               // ".suffix" (from "*.suffix") -> routes
-  std::vector<uint32_t> any_host_;   // routes without a host
+  struct Layout {
+    std::vector<Route> routes;
+    HostIndex exact;                  // host -> routes
+    HostIndex wildcard;               // ".suffix" (from "*.suffix") -> routes
+    std::vector<uint32_t> any_host;   // routes without a host
+  };
+  std::shared_ptr<const Layout> layout_;
 
-  void index_routes();
-  const Route* first_path_match(const std::vector<uint32_t>& candidates,
-                                std::string_view path) const noexcept;
+  static void index_routes(Layout& layout);
+  const Route* first_path_match(const std::vector<uint32_t>& candidates, std::string_view path,
+                                int64_t& now_ms) const noexcept;
 };
 
 // Fills addr/addr_len from a numeric "ip:port" or "[ip6]:port" key. False when not numeric.

@@ -187,6 +187,40 @@ TEST_CASE("routes: build drops duplicates (first wins) and routes to unknown ser
   CHECK(matched_name(*table, "x", "/") == "catch-all");
 }
 
+TEST_CASE("routes: a service without instances serves its routes until its grace ends, then they are passed over",
+          "[routes]") {
+  std::vector<Route> routes(2);
+  routes[0] = Route{"app", "app.test", "/", 0, 0, 0, "container:a"};
+  routes[1] = Route{"fallback", "", "/", 0, 1, 0, "config"};
+  const int64_t now = berth::health_clock_ms();
+  Service draining{"app", {}};
+  draining.serve_empty_until_ms = now + 60'000;  // its last instance just left
+  Service fallback{"fallback", {}};              // a config service: serves forever
+  auto table = RouteTable::build(routes, {draining, fallback}, 1);
+  CHECK(matched_name(*table, "app.test", "/") == "app");  // answers 503 during the grace
+  auto shown = nlohmann::json::parse(table->to_json());
+  CHECK(shown["routes"].size() == 2);
+
+  Service expired{"app", {}};
+  expired.serve_empty_until_ms = now - 1;
+  auto later = RouteTable::with_services(
+      *table, {std::make_shared<const Service>(expired), table->services()[1]}, 2);
+  REQUIRE(later);
+  CHECK(later->same_layout(*table));
+  CHECK(later->generation() == 2);
+  CHECK(matched_name(*later, "app.test", "/") == "fallback");  // the less specific route matches
+  shown = nlohmann::json::parse(later->to_json());
+  REQUIRE(shown["routes"].size() == 1);
+  CHECK(shown["routes"][0]["name"] == "fallback");
+  CHECK(shown["services"].size() == 1);
+
+  Service never{"app", {}};
+  never.serve_empty_until_ms = 0;  // never had an instance
+  CHECK(matched_name(*RouteTable::build(routes, {never, fallback}, 3), "app.test", "/x") == "fallback");
+  // with_services needs the same number of services.
+  CHECK_FALSE(RouteTable::with_services(*table, {table->services()[0]}, 4));
+}
+
 TEST_CASE("routes: from_config expands hosts and applies limits", "[routes]") {
   const std::string yaml =
       "listeners: [\"127.0.0.1:8080\"]\n"
