@@ -7,6 +7,7 @@
 #include <ctime>
 
 #include "discovery/self_container.h"
+#include "proxy/endpoint_health.h"
 #include "proxy/log.h"
 #include "proxy/stats.h"
 
@@ -58,6 +59,7 @@ BuilderOptions options_from(const config::Docker& cfg) {
   o.network = cfg.network;
   o.prefer_ipv6 = cfg.prefer_ipv6;
   o.use_published_ports = cfg.use_published_ports;
+  o.empty_route_grace = cfg.empty_route_grace;
   return o;
 }
 
@@ -253,6 +255,7 @@ void DockerSource::on_list(const HttpResult& r) {
     if (listed.count(it->first)) ++it;
     else it = cache_.erase(it);
   }
+  memo_.touch_all();
   sync_waiting_ = std::set<std::string>(wanted.begin(), wanted.end());
   for (const std::string& id : wanted) inspect(id);
   if (sync_waiting_.empty()) finish_sync();
@@ -288,6 +291,7 @@ void DockerSource::lost(const std::string& why) {
   buffered_.clear();
   pending_kills_.clear();
   dormant_.clear();
+  memo_.touch_all();
   splitter_.reset();
   ping_timer_.stop();
   phase_ = Phase::kWaiting;
@@ -344,6 +348,7 @@ void DockerSource::handle_event(const DockerEvent& e) {
       action == "resize" || action == "archive-path" || action == "extract-to-dir" || action == "export" ||
       action == "commit" || action == "copy" || action == "detach")
     return;
+  memo_.touch(id);  // whatever changes below, only this container's services need a rebuild
   // dirty_ is set only where the cache changes: an event that merely queues an inspect, or
   // repeats what is known, costs no rebuild of the whole set.
   // The answer of an inspect in flight may predate this event. A `start` alone is applied on
@@ -447,6 +452,7 @@ void DockerSource::pump_inspects() {
 void DockerSource::on_inspect(const std::string& id, const HttpResult& r) {
   auto flight = in_flight_.find(id);
   Flight state = flight != in_flight_.end() ? flight->second : Flight{};
+  memo_.touch(id);
   if (flight != in_flight_.end()) in_flight_.erase(flight);
   const bool was_dirty = dirty_;
   bool answered = true;  // this answer settles what waited for it
@@ -528,7 +534,10 @@ void DockerSource::store(ContainerFacts facts) {
 void DockerSource::keep_dormant(ContainerFacts facts) {
   facts.running = facts.paused = facts.draining = false;
   facts.health.clear();
-  if (dormant_.size() >= kMaxDormant && !dormant_.count(facts.id)) dormant_.erase(dormant_.begin());
+  if (dormant_.size() >= kMaxDormant && !dormant_.count(facts.id)) {
+    memo_.touch(dormant_.begin()->first);
+    dormant_.erase(dormant_.begin());
+  }
   std::string id = facts.id;
   dormant_[id] = std::move(facts);
 }
@@ -553,21 +562,24 @@ bool DockerSource::revive(const std::string& id, int64_t started_ns) {
 void DockerSource::rebuild() {
   if (phase_ != Phase::kSynced) return;
   dirty_ = false;
-  DiscoveredSet live = build_discovered_set(cache_, options_, &memo_);
-  log_rejections(live);
+  const int64_t now_ms = health_clock_ms();
+  DiscoveredSet live = build_discovered_set(std::vector<const ContainerCache*>{&cache_, &dormant_}, options_, &memo_, now_ms);
+  if (!published_ || live.rejected != published_->rejected) log_rejections(live);
   live.event_received_ns = cause_received_ns_;
   cause_received_ns_ = 0;
-  std::shared_ptr<const DiscoveredSet> out = grace_.apply(std::move(live), EmptyRouteGrace::Clock::now());
+  std::shared_ptr<const DiscoveredSet> out = grace_.apply(std::move(live), now_ms);
   arm_grace_timer();
   if (published_ && same_set(*published_, *out)) return;
   published_ = out;
-  size_t endpoints = 0;
-  for (const auto& s : out->services) endpoints += s->endpoints.size();
-  log::debug("docker_set_changed")
-      .kv("routes", static_cast<uint64_t>(out->routes.size()))
-      .kv("instances", static_cast<uint64_t>(endpoints))
-      .kv("rejected", static_cast<uint64_t>(out->rejected.size()))
-      .kv("in_grace", static_cast<uint64_t>(grace_.in_grace()));
+  if (log::enabled(log::Level::kDebug)) {  // counting is a walk over every service
+    size_t endpoints = 0;
+    for (const auto& s : out->services) endpoints += s->endpoints.size();
+    log::debug("docker_set_changed")
+        .kv("routes", static_cast<uint64_t>(out->routes->size()))
+        .kv("instances", static_cast<uint64_t>(endpoints))
+        .kv("rejected", static_cast<uint64_t>(out->rejected.size()))
+        .kv("in_grace", static_cast<uint64_t>(grace_.in_grace()));
+  }
   on_update_(std::move(out));
 }
 
@@ -587,8 +599,8 @@ void DockerSource::arm_grace_timer() {
     grace_timer_.stop();
     return;
   }
-  auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(*next - EmptyRouteGrace::Clock::now());
-  uint64_t ms = wait.count() > 0 ? static_cast<uint64_t>(wait.count()) + 1 : 1;
+  const int64_t wait = *next - health_clock_ms();
+  uint64_t ms = wait > 0 ? static_cast<uint64_t>(wait) + 1 : 1;
   grace_timer_.start(loop_, ms, [this] { rebuild(); });
 }
 

@@ -94,7 +94,9 @@ class DockerSource final : public Source {
   // Facts of containers that matter but are not running (inspected at `create`, or stopped),
   // so that their `start` is applied at once, without waiting for an inspect (host network:
   // the address does not depend on the run). Bounded; cleared when the stream is lost.
-  std::unordered_map<std::string, ContainerFacts> dormant_;
+  // Their routes stay in the layout (their services without them), so a stop and a start
+  // change services only.
+  ContainerCache dormant_;
   uint64_t revision_ = 0;                   // ContainerFacts::revision source
   BuilderMemo memo_;                        // parsed labels per container revision
   std::deque<std::string> inspect_queue_;

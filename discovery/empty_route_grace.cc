@@ -8,56 +8,80 @@ namespace {
 std::string key_of(const Route& r) { return r.host + "\n" + r.path_prefix; }
 }  // namespace
 
-std::shared_ptr<const DiscoveredSet> EmptyRouteGrace::apply(DiscoveredSet live, Clock::time_point now) {
-  auto has_instance = [](const DiscoveredSet& set, const Route& r) {
-    return r.service < set.services.size() && !set.services[r.service]->endpoints.empty();
-  };
-  // host + '\n' + path of every live route, as views into `live` (no copies).
-  struct KeyHash {
-    size_t operator()(const std::pair<std::string_view, std::string_view>& k) const noexcept {
-      return std::hash<std::string_view>{}(k.first) * 31 + std::hash<std::string_view>{}(k.second);
-    }
-  };
-  std::unordered_set<std::pair<std::string_view, std::string_view>, KeyHash> now_live;
-  now_live.reserve(live.routes.size());
-  for (const Route& r : live.routes)
-    if (has_instance(live, r)) now_live.emplace(r.host, r.path_prefix);
-
-  // Routes live before (those of the last result that have an instance) and gone now start
-  // their grace period.
-  if (last_) {
-    for (const Route& r : last_->routes) {
-      if (!has_instance(*last_, r) || now_live.count({r.host, r.path_prefix})) continue;
-      std::string key = key_of(r);
-      if (grace_routes_.count(key)) continue;
-      grace_routes_.emplace(std::move(key), Held{r, last_->services[r.service]->name, now});
-    }
-  }
-  // Grace periods end when the route is live again or the time is up.
-  for (auto it = grace_routes_.begin(); it != grace_routes_.end();) {
-    const Route& r = it->second.route;
-    if (now_live.count({r.host, r.path_prefix}) || now - it->second.since >= grace_) it = grace_routes_.erase(it);
-    else ++it;
-  }
-  now_live.clear();  // views into live, which moves below
+std::shared_ptr<const DiscoveredSet> EmptyRouteGrace::apply(DiscoveredSet live, int64_t now_ms) {
   auto result = std::make_shared<DiscoveredSet>(std::move(live));
   DiscoveredSet& out = *result;
-  std::map<std::string, uint32_t> empty_services;
-  for (const auto& [key, held] : grace_routes_) {
-    Route route = held.route;
-    auto [slot, fresh] = empty_services.emplace(held.service, static_cast<uint32_t>(out.services.size()));
-    if (fresh) out.services.push_back(std::make_shared<const Service>(Service{held.service, {}, {}, {}}));
-    route.service = slot->second;
-    out.routes.push_back(std::move(route));
+  const size_t live_services = out.services.size();
+  bool changed = !last_ || out.routes != live_routes_;
+  if (changed) {
+    // host + '\n' + path of every live route, as views into the routes object (kept alive by out).
+    struct KeyHash {
+      size_t operator()(const std::pair<std::string_view, std::string_view>& k) const noexcept {
+        return std::hash<std::string_view>{}(k.first) * 31 + std::hash<std::string_view>{}(k.second);
+      }
+    };
+    std::unordered_set<std::pair<std::string_view, std::string_view>, KeyHash> now_live;
+    now_live.reserve(out.routes->size());
+    for (const Route& r : *out.routes) now_live.emplace(r.host, r.path_prefix);
+    // Routes the previous result had (live or held) and the layout lost start their grace:
+    // what is left of it when their service was already empty, all of it otherwise.
+    if (last_) {
+      for (const Route& r : *last_->routes) {
+        if (now_live.count({r.host, r.path_prefix})) continue;
+        std::string key = key_of(r);
+        if (held_.count(key)) continue;
+        const Service& was = *last_->services[r.service];
+        int64_t until = was.endpoints.empty() ? was.serve_empty_until_ms : now_ms + grace_.count();
+        if (until <= now_ms) continue;
+        auto empty = std::make_shared<Service>();
+        empty->name = was.name;
+        empty->policy = was.policy;
+        empty->serve_empty_until_ms = until;
+        held_.emplace(std::move(key), Held{r, std::move(empty)});
+      }
+    }
+    for (auto it = held_.begin(); it != held_.end();) {
+      const Route& r = it->second.route;
+      if (now_live.count({r.host, r.path_prefix})) it = held_.erase(it);
+      else ++it;
+    }
+    live_routes_ = out.routes;
+  }
+  // Grace periods that ended: dropped.
+  for (auto it = held_.begin(); it != held_.end();) {
+    if (it->second.empty->serve_empty_until_ms <= now_ms) {
+      it = held_.erase(it);
+      changed = true;
+    } else {
+      ++it;
+    }
+  }
+  if (held_.empty()) {
+    last_ = result;
+    return result;
+  }
+  // The held routes go after the live ones; their routes object is reused while nothing changed.
+  for (const auto& [key, held] : held_) out.services.push_back(held.empty);
+  if (!changed && last_->routes->size() == out.routes->size() + held_.size()) {
+    out.routes = last_->routes;
+  } else {
+    auto routes = std::make_shared<std::vector<Route>>(*out.routes);
+    uint32_t index = static_cast<uint32_t>(live_services);
+    for (const auto& [key, held] : held_) {
+      Route route = held.route;
+      route.service = index++;
+      routes->push_back(std::move(route));
+    }
+    out.routes = std::move(routes);
   }
   last_ = result;
   return result;
 }
 
-std::optional<EmptyRouteGrace::Clock::time_point> EmptyRouteGrace::next_expiry() const {
-  std::optional<Clock::time_point> earliest;
-  for (const auto& [key, held] : grace_routes_) {
-    auto end = held.since + grace_;
+std::optional<int64_t> EmptyRouteGrace::next_expiry() const {
+  std::optional<int64_t> earliest;
+  for (const auto& [key, held] : held_) {
+    int64_t end = held.empty->serve_empty_until_ms;
     if (!earliest || end < *earliest) earliest = end;
   }
   return earliest;

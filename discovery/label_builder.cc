@@ -26,10 +26,11 @@ std::string names_of(const std::vector<ContainerNetwork>& networks) {
 bool is_any_address(const std::string& ip) { return ip.empty() || ip == "0.0.0.0" || ip == "::"; }
 
 ServicePtr make_service(const std::string& name, const config::ServicePolicy& policy,
-                        const std::vector<const Endpoint*>& endpoints) {
+                        const std::vector<const Endpoint*>& endpoints, int64_t serve_empty_until_ms) {
   auto service = std::make_shared<Service>();
   service->name = name;
   service->policy = policy;
+  service->serve_empty_until_ms = serve_empty_until_ms;
   service->endpoints.reserve(endpoints.size());
   for (const Endpoint* e : endpoints) service->endpoints.push_back(*e);
   return service;
@@ -41,6 +42,14 @@ struct Declared {
   size_t route;      // index into parsed->spec.routes
   size_t first_key;  // index into parsed->keys of this route's first host
 };
+
+const ContainerFacts* find_facts(const std::vector<const ContainerCache*>& caches, const std::string& id) {
+  for (const ContainerCache* cache : caches) {
+    auto it = cache->find(id);
+    if (it != cache->end()) return &it->second;
+  }
+  return nullptr;
+}
 
 }  // namespace
 
@@ -121,24 +130,37 @@ ParsedContainer parse_container(const ContainerFacts& c, const BuilderOptions& o
 }
 
 ServicePtr BuilderMemo::service(const std::string& name, const config::ServicePolicy& policy,
-                                const std::vector<const Endpoint*>& endpoints) {
+                                const std::vector<const Endpoint*>& endpoints, int64_t now_ms,
+                                std::chrono::milliseconds grace) {
   auto [it, fresh] = services_.try_emplace(name);
   const ServicePtr& before = it->second.service;
   bool same = !fresh && before->policy == policy && before->endpoints.size() == endpoints.size();
   for (size_t i = 0; same && i < endpoints.size(); ++i) same = same_instance(before->endpoints[i], *endpoints[i]);
-  if (!same) it->second.service = make_service(name, policy, endpoints);
+  if (!same) {
+    int64_t until = 0;  // never had an instance: its routes do not match
+    if (endpoints.empty() && !fresh)
+      until = before->endpoints.empty() ? before->serve_empty_until_ms : now_ms + static_cast<int64_t>(grace.count());
+    it->second.service = make_service(name, policy, endpoints, until);
+  }
   it->second.build = builds_;
   return it->second.service;
 }
 
-void BuilderMemo::finish_build() {
+void BuilderMemo::finish_build(size_t containers) {
   const uint64_t build = builds_++;
-  if (services_.size() <= 64) return;
-  // Entries of services absent from this build: dropped, in one sweep once they add up.
-  size_t live = 0;
-  for (const auto& [name, entry] : services_) live += entry.build == build;
-  if (services_.size() <= 2 * live + 64) return;
-  std::erase_if(services_, [&](const auto& kv) { return kv.second.build != build; });
+  if (services_.size() > 64) {
+    // Entries of services absent from this build: dropped, in one sweep once they add up.
+    size_t live = 0;
+    for (const auto& [name, entry] : services_) live += entry.build == build;
+    if (services_.size() > 2 * live + 64)
+      std::erase_if(services_, [&](const auto& kv) { return kv.second.build != build; });
+  }
+  if (entries_.size() > containers + 64) {
+    std::unordered_set<uint64_t> live;
+    live.reserve(known_.size());
+    for (const auto& [id, known] : known_) live.insert(known.revision);
+    std::erase_if(entries_, [&](const auto& kv) { return !live.count(kv.first); });
+  }
 }
 
 const ParsedContainer& BuilderMemo::parse(const ContainerFacts& c, const BuilderOptions& options) {
@@ -147,139 +169,240 @@ const ParsedContainer& BuilderMemo::parse(const ContainerFacts& c, const Builder
   return it->second;
 }
 
-void BuilderMemo::prune(const ContainerCache& cache) {
-  if (entries_.size() <= cache.size() + 64) return;
-  std::unordered_map<uint64_t, bool> live;
-  live.reserve(cache.size());
-  for (const auto& [id, facts] : cache) live.emplace(facts.revision, true);
-  std::erase_if(entries_, [&](const auto& kv) { return !live.count(kv.first); });
-}
+// Builds only the services of the touched containers on the last full build's layout; false
+// when the layout may have changed (then a full build runs).
+struct BuildRun {
+  // One service from its declarations (in declaration order): the routable instances, each
+  // address once; the policy of the first running container (the first one when none runs).
+  static ServicePtr service_of(const std::string& name, const std::vector<Declared>& declarations,
+                               BuilderMemo* memo, const BuilderOptions& options, int64_t now_ms) {
+    std::vector<const Endpoint*> endpoints;
+    const Declared* decides = nullptr;
+    for (const Declared& d : declarations) {
+      if (!decides && d.container->running) decides = &d;
+      if (!is_routable(*d.container)) continue;
+      const Endpoint& endpoint = d.parsed->endpoints[d.route];
+      if (endpoint.addr_len == 0) continue;
+      bool known = std::any_of(endpoints.begin(), endpoints.end(), [&](const Endpoint* e) { return e->key == endpoint.key; });
+      if (!known) endpoints.push_back(&endpoint);
+    }
+    if (!decides) decides = &declarations.front();
+    const config::ServicePolicy& policy = decides->parsed->spec.policy;
+    if (memo) return memo->service(name, policy, endpoints, now_ms, options.empty_route_grace);
+    return make_service(name, policy, endpoints, 0);
+  }
 
-DiscoveredSet build_discovered_set(const ContainerCache& cache, const BuilderOptions& options, BuilderMemo* memo) {
+  static bool patch(const std::vector<const ContainerCache*>& caches, const BuilderOptions& options,
+                    BuilderMemo& memo, int64_t now_ms, DiscoveredSet& out) {
+    if (memo.all_touched_) return false;
+    std::vector<uint32_t> affected;
+    for (const std::string& id : memo.touched_) {
+      const ContainerFacts* facts = find_facts(caches, id);
+      auto known = memo.known_.find(id);
+      if (!facts != (known == memo.known_.end())) return false;  // appeared or left
+      if (!facts) continue;
+      if (facts->revision == 0 || facts->revision != known->second.revision || known->second.pinned) return false;
+      affected.insert(affected.end(), known->second.services.begin(), known->second.services.end());
+    }
+    std::sort(affected.begin(), affected.end());
+    affected.erase(std::unique(affected.begin(), affected.end()), affected.end());
+    std::vector<Declared> declarations;
+    std::vector<std::pair<uint32_t, ServicePtr>> rebuilt;
+    for (uint32_t index : affected) {
+      declarations.clear();
+      for (const BuilderMemo::Member& m : memo.members_[index]) {
+        const ContainerFacts* facts = find_facts(caches, m.id);
+        if (!facts || facts->revision == 0) return false;  // changed without a touch: be safe
+        declarations.push_back(Declared{facts, &memo.parse(*facts, options), m.route, 0});
+      }
+      rebuilt.emplace_back(index, service_of(memo.service_names_[index], declarations, &memo, options, now_ms));
+    }
+    for (auto& [index, service] : rebuilt) memo.last_.services[index] = std::move(service);
+    out = memo.last_;
+    return true;
+  }
+};
+
+DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& caches, const BuilderOptions& options,
+                                   BuilderMemo* memo, int64_t now_ms) {
+  if (memo) {
+    DiscoveredSet patched;
+    const bool partial = BuildRun::patch(caches, options, *memo, now_ms, patched);
+    memo->touched_.clear();
+    memo->last_partial_ = partial;
+    if (partial) return patched;
+  }
+
   std::vector<const ContainerFacts*> containers;
-  containers.reserve(cache.size());
-  for (const auto& [id, facts] : cache) containers.push_back(&facts);
+  for (const ContainerCache* cache : caches)
+    for (const auto& [id, facts] : *cache) containers.push_back(&facts);
   std::sort(containers.begin(), containers.end(), [](const ContainerFacts* a, const ContainerFacts* b) {
     return a->name != b->name ? a->name < b->name : a->id < b->id;
   });
+  const size_t n = containers.size();
 
-  DiscoveredSet set;
   // Parses not kept by a memo live here for the duration of the build.
   std::vector<ParsedContainer> local;
-  local.reserve(containers.size());
-  std::vector<Declared> declared;
-  // host + '\n' + path -> (service, container) of the first declaration.
-  std::unordered_map<std::string_view, std::pair<std::string_view, const ContainerFacts*>> owners;
-  owners.reserve(containers.size() * 2);
-
-  for (const ContainerFacts* cp : containers) {
-    const ContainerFacts& c = *cp;
-    const ParsedContainer* parsed;
+  local.reserve(n);
+  std::vector<const ParsedContainer*> parsed(n);
+  for (size_t i = 0; i < n; ++i) {
+    const ContainerFacts& c = *containers[i];
     if (memo && c.revision != 0) {
-      parsed = &memo->parse(c, options);
+      parsed[i] = &memo->parse(c, options);
     } else {
       local.push_back(parse_container(c, options));
-      parsed = &local.back();
+      parsed[i] = &local.back();
     }
-    const ContainerSpec& spec = parsed->spec;
-    if (spec.kind == ContainerSpec::Kind::kIgnored) continue;
-    if (spec.kind == ContainerSpec::Kind::kRejected) {
-      set.rejected.emplace_back(c.display(), spec.reason);
-      continue;
+  }
+
+  DiscoveredSet set;
+  // pinned: its run state decides something beyond its own services (it is rejected, or it
+  // shares a host + path with another service), so a change of it needs a full build.
+  std::vector<uint8_t> pinned(n, 0), accepted(n, 0);
+  auto candidate = [&](size_t i) {
+    return parsed[i]->spec.kind == ContainerSpec::Kind::kRouted && parsed[i]->problem.empty();
+  };
+  {
+    // Keys declared by more than one service pin every container declaring them.
+    struct KeyUse {
+      std::string_view service;
+      bool contested = false;
+    };
+    std::unordered_map<std::string_view, KeyUse> uses;
+    uses.reserve(n * 2);
+    auto each_key = [&](size_t i, auto&& fn) {
+      const ContainerSpec& spec = parsed[i]->spec;
+      for (size_t r = 0, k = 0; r < spec.routes.size(); ++r) {
+        size_t hosts = spec.routes[r].hosts.empty() ? 1 : spec.routes[r].hosts.size();
+        for (size_t h = 0; h < hosts; ++h, ++k) fn(parsed[i]->keys[k], spec.routes[r], h);
+      }
+    };
+    for (size_t i = 0; i < n; ++i) {
+      if (!candidate(i)) continue;
+      each_key(i, [&](std::string_view key, const RouteSpec& route, size_t) {
+        auto [it, fresh] = uses.try_emplace(key, KeyUse{route.service});
+        if (!fresh && it->second.service != route.service) it->second.contested = true;
+      });
     }
-    std::string problem = parsed->problem;
-    // Another container already owns one of these host+path pairs for a different service?
-    for (size_t r = 0, k = 0; problem.empty() && r < spec.routes.size(); ++r) {
-      const RouteSpec& route = spec.routes[r];
-      size_t hosts = route.hosts.empty() ? 1 : route.hosts.size();
-      for (size_t h = 0; h < hosts; ++h, ++k) {
-        auto owner = owners.find(parsed->keys[k]);
-        if (owner != owners.end() && owner->second.first != route.service) {
-          problem = "route " + (route.hosts.empty() ? std::string("(any host)") : route.hosts[h]) + route.path +
-                    " is already served by service '" + std::string(owner->second.first) + "' of container " +
-                    owner->second.second->display();
-          break;
+    for (size_t i = 0; i < n; ++i) {
+      if (!candidate(i)) {
+        pinned[i] = parsed[i]->spec.kind != ContainerSpec::Kind::kIgnored || containers[i]->revision == 0;
+        continue;
+      }
+      each_key(i, [&](std::string_view key, const RouteSpec&, size_t) { pinned[i] |= uses[key].contested; });
+      if (containers[i]->revision == 0) pinned[i] = 1;
+    }
+
+    // Conflicts: running containers first, then by name; the first service to declare a host +
+    // path keeps it.
+    std::vector<size_t> order(n);
+    for (size_t i = 0; i < n; ++i) order[i] = i;
+    std::stable_partition(order.begin(), order.end(), [&](size_t i) { return containers[i]->running; });
+    std::unordered_map<std::string_view, std::pair<std::string_view, const ContainerFacts*>> owners;
+    owners.reserve(n * 2);
+    std::vector<std::pair<size_t, std::string>> rejected;  // (container, why)
+    for (size_t i : order) {
+      const ContainerFacts& c = *containers[i];
+      const ContainerSpec& spec = parsed[i]->spec;
+      if (spec.kind == ContainerSpec::Kind::kIgnored) continue;
+      std::string problem = spec.kind == ContainerSpec::Kind::kRejected ? spec.reason : parsed[i]->problem;
+      for (size_t r = 0, k = 0; problem.empty() && r < spec.routes.size(); ++r) {
+        const RouteSpec& route = spec.routes[r];
+        size_t hosts = route.hosts.empty() ? 1 : route.hosts.size();
+        for (size_t h = 0; h < hosts; ++h, ++k) {
+          auto owner = owners.find(parsed[i]->keys[k]);
+          if (owner != owners.end() && owner->second.first != route.service) {
+            problem = "route " + (route.hosts.empty() ? std::string("(any host)") : route.hosts[h]) + route.path +
+                      " is already served by service '" + std::string(owner->second.first) + "' of container " +
+                      owner->second.second->display();
+            break;
+          }
         }
       }
+      if (!problem.empty()) {
+        if (c.running) rejected.emplace_back(i, std::move(problem));
+        continue;
+      }
+      accepted[i] = 1;
+      for (size_t r = 0, k = 0; r < spec.routes.size(); ++r) {
+        const RouteSpec& route = spec.routes[r];
+        size_t hosts = route.hosts.empty() ? 1 : route.hosts.size();
+        for (size_t h = 0; h < hosts; ++h, ++k)
+          owners.emplace(parsed[i]->keys[k], std::make_pair(std::string_view(route.service), &c));
+      }
     }
-    if (!problem.empty()) {
-      set.rejected.emplace_back(c.display(), problem);
-      continue;
-    }
-    for (size_t r = 0, k = 0; r < spec.routes.size(); ++r) {
-      const RouteSpec& route = spec.routes[r];
-      size_t hosts = route.hosts.empty() ? 1 : route.hosts.size();
-      declared.push_back(Declared{&c, parsed, r, k});
-      for (size_t h = 0; h < hosts; ++h, ++k) owners.emplace(parsed->keys[k], std::make_pair(std::string_view(route.service), &c));
-    }
+    // Listed in container name order.
+    std::sort(rejected.begin(), rejected.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (auto& [i, why] : rejected) set.rejected.emplace_back(containers[i]->display(), std::move(why));
   }
 
-  // Services in order of first declaration; endpoints from routable instances only, each
-  // address once. members: (service index, endpoint) in declaration order, grouped below.
+  // Declarations in container name order; services in order of first declaration.
+  std::vector<Declared> declared;
+  declared.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (!accepted[i]) continue;
+    for (size_t r = 0, k = 0; r < parsed[i]->spec.routes.size(); ++r) {
+      const RouteSpec& route = parsed[i]->spec.routes[r];
+      declared.push_back(Declared{containers[i], parsed[i], r, k});
+      k += route.hosts.empty() ? 1 : route.hosts.size();
+    }
+  }
   std::unordered_map<std::string_view, uint32_t> service_index;
   service_index.reserve(declared.size());
-  std::vector<const Declared*> first_declaration;  // per service: decides its policy
-  first_declaration.reserve(declared.size());
-  std::vector<std::pair<uint32_t, const Endpoint*>> members;
-  members.reserve(declared.size());
-  for (const Declared& d : declared) {
-    const RouteSpec& spec = d.parsed->spec.routes[d.route];
-    auto [it, inserted] = service_index.emplace(spec.service, static_cast<uint32_t>(first_declaration.size()));
-    if (inserted) first_declaration.push_back(&d);  // the first container (by name) of a service
-    if (!is_routable(*d.container)) continue;
-    const Endpoint& endpoint = d.parsed->endpoints[d.route];
-    if (endpoint.addr_len == 0) continue;
-    members.emplace_back(it->second, &endpoint);
+  std::vector<std::vector<Declared>> members;
+  std::vector<uint32_t> index_of(declared.size());
+  for (size_t d = 0; d < declared.size(); ++d) {
+    const std::string& name = declared[d].parsed->spec.routes[declared[d].route].service;
+    auto [it, inserted] = service_index.emplace(name, static_cast<uint32_t>(members.size()));
+    if (inserted) members.emplace_back();
+    members[it->second].push_back(declared[d]);
+    index_of[d] = it->second;
   }
-  std::stable_sort(members.begin(), members.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
-  std::vector<ServicePtr> services(first_declaration.size());
-  std::vector<bool> has_endpoints(first_declaration.size());
-  std::vector<const Endpoint*> endpoints;
-  for (size_t m = 0; m < members.size();) {
-    const uint32_t index = members[m].first;
-    endpoints.clear();
-    for (; m < members.size() && members[m].first == index; ++m) {
-      const Endpoint* endpoint = members[m].second;
-      bool known = std::any_of(endpoints.begin(), endpoints.end(),
-                               [&](const Endpoint* e) { return e->key == endpoint->key; });
-      if (!known) endpoints.push_back(endpoint);
-    }
-    has_endpoints[index] = true;
-    const ContainerSpec& first = first_declaration[index]->parsed->spec;
-    const std::string& name = first.routes[first_declaration[index]->route].service;
-    if (memo) services[index] = memo->service(name, first.policy, endpoints);
-    else services[index] = make_service(name, first.policy, endpoints);
-  }
+  set.services.reserve(members.size());
+  for (const auto& list : members)
+    set.services.push_back(BuildRun::service_of(list.front().parsed->spec.routes[list.front().route].service, list,
+                                                memo, options, now_ms));
 
-  // Routes whose service has an instance, one per host, each declared once.
+  // Routes, one per host, each host + path once (its first declaration, by container name).
+  auto routes = std::make_shared<std::vector<Route>>();
   std::unordered_map<std::string_view, bool> emitted;
   emitted.reserve(declared.size());
-  std::vector<int64_t> remap(services.size(), -1);  // index in services -> index in set.services
-  for (const Declared& d : declared) {
-    const RouteSpec& spec = d.parsed->spec.routes[d.route];
-    uint32_t index = service_index[spec.service];
-    if (!has_endpoints[index]) continue;
+  for (size_t d = 0; d < declared.size(); ++d) {
+    const Declared& decl = declared[d];
+    const RouteSpec& spec = decl.parsed->spec.routes[decl.route];
     size_t hosts = spec.hosts.empty() ? 1 : spec.hosts.size();
     for (size_t h = 0; h < hosts; ++h) {
-      if (!emitted.emplace(d.parsed->keys[d.first_key + h], true).second) continue;
-      if (remap[index] < 0) {
-        remap[index] = static_cast<int64_t>(set.services.size());
-        set.services.push_back(std::move(services[index]));  // each service is emitted once
-      }
+      if (!emitted.emplace(decl.parsed->keys[decl.first_key + h], true).second) continue;
       Route route;
-      route.name = d.parsed->names[d.route];
+      route.name = decl.parsed->names[decl.route];
       route.host = spec.hosts.empty() ? std::string() : spec.hosts[h];
       route.path_prefix = spec.path;
       route.priority = spec.priority;
-      route.service = static_cast<uint32_t>(remap[index]);
-      route.source = d.parsed->source;
-      set.routes.push_back(std::move(route));
+      route.service = index_of[d];
+      route.source = decl.parsed->source;
+      routes->push_back(std::move(route));
     }
   }
+  set.routes = std::move(routes);
+
   if (memo) {
-    memo->prune(cache);
-    memo->finish_build();
+    memo->known_.clear();
+    memo->known_.reserve(n);
+    for (size_t i = 0; i < n; ++i)
+      memo->known_.emplace(containers[i]->id, BuilderMemo::Known{containers[i]->revision, pinned[i] != 0, {}});
+    memo->members_.assign(members.size(), {});
+    memo->service_names_.assign(members.size(), {});
+    for (size_t s = 0; s < members.size(); ++s) {
+      memo->service_names_[s] = members[s].front().parsed->spec.routes[members[s].front().route].service;
+      for (const Declared& d : members[s]) {
+        memo->members_[s].push_back(BuilderMemo::Member{d.container->id, static_cast<uint32_t>(d.route)});
+        auto& services = memo->known_[d.container->id].services;
+        if (services.empty() || services.back() != s) services.push_back(static_cast<uint32_t>(s));
+      }
+    }
+    memo->last_ = set;
+    memo->all_touched_ = false;
+    memo->finish_build(n);
   }
   return set;
 }
@@ -289,14 +412,18 @@ bool same_instance(const Endpoint& a, const Endpoint& b) {
 }
 
 bool same_set(const DiscoveredSet& a, const DiscoveredSet& b) {
-  if (a.routes.size() != b.routes.size() || a.services.size() != b.services.size() || a.rejected != b.rejected)
-    return false;
-  for (size_t i = 0; i < a.routes.size(); ++i) {
-    const Route& x = a.routes[i];
-    const Route& y = b.routes[i];
-    if (x.name != y.name || x.host != y.host || x.path_prefix != y.path_prefix || x.priority != y.priority ||
-        x.service != y.service || x.max_body_bytes != y.max_body_bytes || x.source != y.source)
-      return false;
+  if (a.services.size() != b.services.size() || a.rejected != b.rejected) return false;
+  if (a.routes != b.routes) {
+    const std::vector<Route>& ra = *a.routes;
+    const std::vector<Route>& rb = *b.routes;
+    if (ra.size() != rb.size()) return false;
+    for (size_t i = 0; i < ra.size(); ++i) {
+      const Route& x = ra[i];
+      const Route& y = rb[i];
+      if (x.name != y.name || x.host != y.host || x.path_prefix != y.path_prefix || x.priority != y.priority ||
+          x.service != y.service || x.max_body_bytes != y.max_body_bytes || x.source != y.source)
+        return false;
+    }
   }
   for (size_t i = 0; i < a.services.size(); ++i) {
     if (a.services[i] == b.services[i]) continue;  // shared: the same object

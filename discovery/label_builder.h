@@ -3,10 +3,12 @@
 // cache always gives the same set. Table-driven tests in tests/unit/docker_builder_test.cc.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "discovery/container_facts.h"
@@ -22,6 +24,7 @@ struct BuilderOptions {
   bool prefer_ipv6 = false;
   bool use_published_ports = false;
   std::vector<std::string> own_networks;    // networks of Berth's own container, if it runs in one
+  std::chrono::milliseconds empty_route_grace{0};  // a service whose last instance left serves 503 this long
 };
 
 using ContainerCache = std::map<std::string, ContainerFacts>;  // by full id
@@ -38,29 +41,52 @@ struct ParsedContainer {
 };
 
 // Reuses ParsedContainers across builds for facts whose revision is unchanged (revision 0:
-// never reused; a revision names one version of one container's facts). Entries of revisions
-// no longer in the cache are dropped by a later build.
+// never reused; a revision names one version of one container's facts), hands an unchanged
+// service out as the same object, and keeps the layout of the last full build so that a build
+// after run-state changes only recomputes the services of the containers it was told about.
 class BuilderMemo {
  public:
   // c.revision must not be 0.
   const ParsedContainer& parse(const ContainerFacts& c, const BuilderOptions& options);
+  // Forgets everything (e.g. the options changed): the next build is a full one.
   void clear() {
     entries_.clear();
     services_.clear();
+    touch_all();
   }
-  void prune(const ContainerCache& cache);
   size_t size() const { return entries_.size(); }
+
+  // The facts of container `id` changed since the last build: it appeared, left, got a new
+  // revision, or its run state changed. A build that follows only touches, and whose layout
+  // stands (no touched container appears, leaves, changes revision, is rejected or in a
+  // conflict), recomputes only the services the touched containers declare.
+  void touch(const std::string& id) {
+    if (!all_touched_) touched_.insert(id);
+  }
+  // Anything may have changed: the next build is a full one.
+  void touch_all() {
+    all_touched_ = true;
+    touched_.clear();
+  }
+  // Whether the last build reused the layout (for tests and the benchmark's curiosity).
+  bool last_build_partial() const { return last_partial_; }
+
+ private:
+  friend DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& caches,
+                                            const BuilderOptions& options, BuilderMemo* memo, int64_t now_ms);
+  friend struct BuildRun;
 
   // The service with this name, policy and endpoints: the object the last build that had this
   // service handed out when it is the same (so the server and workers see an unchanged service
-  // as the same pointer), else a new one.
+  // as the same pointer), else a new one. A service left without endpoints serves its routes
+  // (503) until now_ms + grace when it had some before, else not at all.
   ServicePtr service(const std::string& name, const config::ServicePolicy& policy,
-                     const std::vector<const Endpoint*>& endpoints);
-  // Ends a build: services no build since the previous finish_build asked for are forgotten
-  // (in one sweep, once they add up).
-  void finish_build();
+                     const std::vector<const Endpoint*>& endpoints, int64_t now_ms,
+                     std::chrono::milliseconds grace);
+  // Ends a full build: services it did not ask for are forgotten (in one sweep, once they add
+  // up), and so are parses of revisions no longer known.
+  void finish_build(size_t containers);
 
- private:
   std::unordered_map<uint64_t, ParsedContainer> entries_;  // by ContainerFacts::revision
   struct SharedService {
     ServicePtr service;
@@ -68,14 +94,41 @@ class BuilderMemo {
   };
   std::unordered_map<std::string, SharedService> services_;  // by name
   uint64_t builds_ = 0;
-};
 
+  // The last full build's layout.
+  struct Member {
+    std::string id;   // container
+    uint32_t route;   // index into its parse's spec.routes
+  };
+  struct Known {
+    uint64_t revision = 0;
+    bool pinned = false;              // rejected, unreachable or in a conflict: any change is a full build
+    std::vector<uint32_t> services;   // indexes of the services it declares
+  };
+  std::unordered_map<std::string, Known> known_;      // every container of the last full build, by id
+  std::vector<std::vector<Member>> members_;          // per service, in declaration order
+  std::vector<std::string> service_names_;            // per service
+  DiscoveredSet last_;                                // the last build's result
+  std::unordered_set<std::string> touched_;
+  bool all_touched_ = true;
+  bool last_partial_ = false;
+};
 
 ParsedContainer parse_container(const ContainerFacts& c, const BuilderOptions& options);
 
-// The whole set from the cache; with a memo, only containers whose facts changed are parsed.
-DiscoveredSet build_discovered_set(const ContainerCache& cache, const BuilderOptions& options,
-                                   BuilderMemo* memo = nullptr);
+// The whole set from the containers known, running or not: every container that is not
+// rejected puts its routes in the layout; a service's instances are its routable containers
+// (a service without any keeps its routes, see Service::serve_empty_until_ms). Conflicts
+// (one host + path declared for two services) are decided for running containers first, then
+// by container name; only running containers are listed as rejected. `now_ms`
+// (health_clock_ms()) dates the grace of services whose last instance left (with a memo).
+// Each container id is in at most one of the caches.
+DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& caches, const BuilderOptions& options,
+                                   BuilderMemo* memo = nullptr, int64_t now_ms = 0);
+inline DiscoveredSet build_discovered_set(const ContainerCache& cache, const BuilderOptions& options,
+                                          BuilderMemo* memo = nullptr, int64_t now_ms = 0) {
+  return build_discovered_set(std::vector<const ContainerCache*>{&cache}, options, memo, now_ms);
+}
 
 // The "ip:port" / "[ip6]:port" at which `port` of the container is reached, or nullopt with
 // *reason saying why there is no deliberate choice.
@@ -86,7 +139,8 @@ std::optional<std::string> resolve_address(const ContainerFacts& c, const std::s
 // Same address, weight and source: what a publish shows of an instance.
 bool same_instance(const Endpoint& a, const Endpoint& b);
 
-// Same routes, services, endpoints and rejections (what a publish would change).
+// Same routes, services, endpoints and rejections (what a publish would change). A service's
+// serve_empty_until_ms is not compared: it changes only with its endpoints.
 bool same_set(const DiscoveredSet& a, const DiscoveredSet& b);
 
 }  // namespace berth::discovery

@@ -15,11 +15,19 @@
 
 namespace berth::discovery {
 
+using RouteList = std::shared_ptr<const std::vector<Route>>;
+inline const RouteList& no_routes() {
+  static const RouteList empty = std::make_shared<const std::vector<Route>>();
+  return empty;
+}
+
 // Everything one source wants routed. routes[i].service indexes `services` (this set's own
 // services, not the merged table's). Endpoint.source / Route.source name where they came from,
 // e.g. "container:3f2a…/name".
 struct DiscoveredSet {
-  std::vector<Route> routes;
+  // Never null. The same object as in the previous set while the layout stands (only
+  // services changed), so that consumers can tell at the cost of a pointer comparison.
+  RouteList routes = no_routes();
   std::vector<ServicePtr> services;  // never null; unchanged services keep their object
   // Things the source refused to route, shown in /api/routes: {"container", "reason"} pairs.
   std::vector<std::pair<std::string, std::string>> rejected;

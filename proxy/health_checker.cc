@@ -1,5 +1,6 @@
 #include "proxy/health_checker.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 
@@ -155,45 +156,106 @@ HealthChecker::~HealthChecker() = default;
 
 void HealthChecker::update(const RouteTable& routes) {
   if (stopped_) return;
-  std::unordered_map<std::string, std::pair<const Endpoint*, const config::HealthCheck*>> wanted;
-  for (const ServicePtr& shared : routes.services()) {
-    const Service& s = *shared;
-    if (s.policy.health.enabled)
-      for (const Endpoint& e : s.endpoints)
-        if (e.health) wanted.emplace(e.key, std::pair{&e, &s.policy.health});  // first service wins
-  }
+  listed_.clear();
+  for (const ServicePtr& shared : routes.services())
+    if (shared->policy.health.enabled)
+      for (const Endpoint& e : shared->endpoints)
+        if (e.health) listed_[e.key].push_back(Listing{shared, &e});  // the first service is probed
+  indexed_ = true;
 
   for (auto it = targets_.begin(); it != targets_.end();) {
-    auto w = wanted.find(it->first);
-    if (w == wanted.end() || !(*w->second.second == it->second->check) ||
-        w->second.first->health != it->second->health) {
+    auto w = listed_.find(it->first);
+    if (w == listed_.end() || !(w->second.front().service->policy.health == it->second->check) ||
+        w->second.front().endpoint->health != it->second->health) {
       drop_target(it->second);
       it = targets_.erase(it);
     } else {
       ++it;
     }
   }
-  for (const auto& [key, what] : wanted) {
-    if (targets_.count(key)) continue;
-    auto* t = new Target();
-    t->key = key;
-    t->check = *what.second;
-    t->health = what.first->health;
-    t->addr = what.first->addr;
-    t->last_state = t->health->probe.load();
-    if (t->check.port) {
-      if (t->addr.ss_family == AF_INET6) reinterpret_cast<sockaddr_in6*>(&t->addr)->sin6_port = htons(t->check.port);
-      else reinterpret_cast<sockaddr_in*>(&t->addr)->sin_port = htons(t->check.port);
-    }
-    uv_timer_init(loop_, &t->timer);
-    t->timer.data = t;
-    // First probe at once, then every interval (a probe still in flight skips a turn).
-    uv_timer_start(&t->timer, [](uv_timer_t* timer) {
-      auto* target = static_cast<Target*>(timer->data);
-      if (!target->probe) start_probe(timer->loop, target);
-    }, 0, static_cast<uint64_t>(t->check.interval.count()));
-    targets_.emplace(key, t);
+  for (const auto& [key, listings] : listed_)
+    if (!targets_.count(key)) start_target(key, listings.front());
+}
+
+void HealthChecker::update(const RouteTable& routes, const std::vector<const Service*>& added,
+                           const std::vector<const Service*>& removed) {
+  if (stopped_) return;
+  auto checked = [](const Service* s) { return s->policy.health.enabled; };
+  if (std::none_of(added.begin(), added.end(), checked) && std::none_of(removed.begin(), removed.end(), checked))
+    return;
+  if (!indexed_) {
+    update(routes);
+    return;
   }
+  std::vector<std::string> keys;  // touched; may repeat (reconcile() is idempotent)
+  for (const Service* s : removed) {
+    if (!checked(s)) continue;
+    for (const Endpoint& e : s->endpoints) {
+      auto it = listed_.find(e.key);
+      if (it == listed_.end()) continue;
+      std::erase_if(it->second, [&](const Listing& l) { return l.service.get() == s && l.endpoint == &e; });
+      if (it->second.empty()) listed_.erase(it);
+      keys.push_back(e.key);
+    }
+  }
+  // The snapshot holds the added services; their owners are found there (a pointer comparison
+  // per service of the snapshot).
+  std::vector<const Service*> entering;
+  for (const Service* s : added)
+    if (checked(s)) entering.push_back(s);
+  std::sort(entering.begin(), entering.end());
+  for (const ServicePtr& shared : routes.services()) {
+    if (!shared->policy.health.enabled || !std::binary_search(entering.begin(), entering.end(), shared.get()))
+      continue;
+    for (const Endpoint& e : shared->endpoints) {
+      if (!e.health) continue;
+      std::vector<Listing>& listings = listed_[e.key];
+      const bool known = std::any_of(listings.begin(), listings.end(),
+                                     [&](const Listing& l) { return l.endpoint == &e; });
+      if (!known) listings.push_back(Listing{shared, &e});  // a service listed twice counts once
+      keys.push_back(e.key);
+    }
+  }
+  for (const std::string& key : keys) reconcile(key);
+}
+
+void HealthChecker::reconcile(const std::string& key) {
+  auto w = listed_.find(key);
+  auto t = targets_.find(key);
+  if (t != targets_.end()) {
+    if (w != listed_.end() && w->second.front().service->policy.health == t->second->check &&
+        w->second.front().endpoint->health == t->second->health)
+      return;
+    drop_target(t->second);
+    targets_.erase(t);
+  }
+  if (w != listed_.end()) start_target(key, w->second.front());
+}
+
+void HealthChecker::start_target(const std::string& key, const Listing& listing) {
+  auto* t = new Target();
+  t->key = key;
+  t->check = listing.service->policy.health;
+  t->health = listing.endpoint->health;
+  t->addr = listing.endpoint->addr;
+  t->last_state = t->health->probe.load();
+  if (t->check.port) {
+    if (t->addr.ss_family == AF_INET6) reinterpret_cast<sockaddr_in6*>(&t->addr)->sin6_port = htons(t->check.port);
+    else reinterpret_cast<sockaddr_in*>(&t->addr)->sin_port = htons(t->check.port);
+  }
+  uv_timer_init(loop_, &t->timer);
+  t->timer.data = t;
+  // First probe at once, then every interval (a probe still in flight skips a turn).
+  uv_timer_start(&t->timer, [](uv_timer_t* timer) {
+    auto* target = static_cast<Target*>(timer->data);
+    if (!target->probe) start_probe(timer->loop, target);
+  }, 0, static_cast<uint64_t>(t->check.interval.count()));
+  targets_.emplace(key, t);
+}
+
+const config::HealthCheck* HealthChecker::check_of(const std::string& key) const {
+  auto it = targets_.find(key);
+  return it == targets_.end() ? nullptr : &it->second->check;
 }
 
 void HealthChecker::stop() {
@@ -201,6 +263,7 @@ void HealthChecker::stop() {
   stopped_ = true;
   for (auto& [key, t] : targets_) drop_target(t);
   targets_.clear();
+  listed_.clear();
 }
 
 }  // namespace berth

@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "config/config.h"
 #include "proxy/endpoint_health.h"
@@ -30,17 +31,44 @@ class HealthChecker {
 
   // The instances to check, from a new snapshot: probes start for new instances and stop for
   // those gone; the others keep their state (and their schedule unless their check changed).
+  // A full recompute, costing every checked endpoint of the snapshot (used at startup).
   void update(const RouteTable& routes);
+  // The same, told which services entered and left the published snapshot (as for
+  // HealthRegistry::update). Costs nothing when none of them has an active check.
+  // `routes` is the new snapshot (it holds `added`); `removed` must still be readable during the
+  // call. Otherwise only the keys of the changed checked services' endpoints are looked at: each
+  // is probed with the check of one checked service listing it (the first one of the last full
+  // update while it stays). Falls back to the full recompute before any full update().
+  void update(const RouteTable& routes, const std::vector<const Service*>& added,
+              const std::vector<const Service*>& removed);
   // Closes every handle (memory is freed in the close callbacks). update() is a no-op after.
   void stop();
+  // Instances probed, and the check probing one (null when it is not probed).
+  size_t size() const { return targets_.size(); }
+  const config::HealthCheck* check_of(const std::string& key) const;
 
   struct Target;
   struct Probe;
 
  private:
+  // A checked endpoint of a published service; holds that service (the snapshot it came from
+  // may be gone before the service leaves it).
+  struct Listing {
+    ServicePtr service;
+    const Endpoint* endpoint;
+  };
+
   uv_loop_t* loop_;
   std::unordered_map<std::string, Target*> targets_;  // by endpoint key
+  // Endpoint key -> the published services with an active check listing it (with health), in
+  // snapshot order after a full update. The front one's check is probed.
+  std::unordered_map<std::string, std::vector<Listing>> listed_;
+  bool indexed_ = false;  // listed_ was built by a full update()
   bool stopped_ = false;
+
+  // Starts, restarts or stops the probe of `key` to match listed_ for it.
+  void reconcile(const std::string& key);
+  void start_target(const std::string& key, const Listing& listing);
 };
 
 }  // namespace berth

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <thread>
 
 #include "proxy/listen_socket.h"
@@ -86,6 +87,8 @@ int Server::run() {
 
   checker_ = std::make_unique<HealthChecker>(&loop_);
   checker_->update(*runtime_->routes);
+  last_added_.clear();  // the checker has seen them all
+  last_removed_.clear();
   for (auto& w : workers_) w->start();
   for (size_t i = 0; i < sources_.size(); ++i) {
     sources_[i]->start(&loop_, [this, i](std::shared_ptr<const discovery::DiscoveredSet> set) {
@@ -146,48 +149,87 @@ void Server::reload() {
 }
 
 std::shared_ptr<const Runtime> Server::build_runtime() {
-  if (!static_runtime_ || static_runtime_->generation != config_generation_)
-    static_runtime_ = make_runtime(config_, config_generation_);
+  const bool config_changed = !static_runtime_ || static_runtime_->generation != config_generation_;
+  if (config_changed) static_runtime_ = make_runtime(config_, config_generation_);
   auto rt = std::make_shared<Runtime>(*static_runtime_);
   rt->generation = generation_;
   const RouteTable& base = *static_runtime_->routes;
-  std::vector<Route> routes = base.routes();
   std::vector<ServicePtr> inputs = base.services();
+  std::vector<discovery::RouteList> layouts(discovered_.size());
+  for (size_t i = 0; i < discovered_.size(); ++i) {
+    if (!discovered_[i]) continue;
+    layouts[i] = discovered_[i]->routes;
+    inputs.insert(inputs.end(), discovered_[i]->services.begin(), discovered_[i]->services.end());
+  }
+  const RouteTable* previous = runtime_ ? runtime_->routes.get() : nullptr;
+  const bool same_layout = previous && !config_changed && layouts == built_layouts_ &&
+                           inputs.size() == published_inputs_.size() && inputs.size() == previous->services().size();
+
+  // Shared health state (probes, ejections, circuit counts) for every instance, kept across
+  // snapshots for instances that stay. A service handed over unchanged is published as the
+  // same object as before; only the others are copied (the input stays as the source made it).
+  std::vector<ServicePtr> services(inputs.size());
+  std::vector<Service*> added;
+  std::vector<const Service*> removed;
+  auto fresh_copy = [&](size_t i) {
+    auto copy = std::make_shared<Service>(*inputs[i]);
+    added.push_back(copy.get());
+    services[i] = std::move(copy);
+  };
+  if (same_layout) {
+    // Positions are stable: compare each input with the one at its position (pointers only).
+    const std::vector<ServicePtr>& before = previous->services();
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      if (inputs[i] == published_inputs_[i]) {
+        services[i] = before[i];
+      } else {
+        fresh_copy(i);
+        removed.push_back(before[i].get());
+      }
+    }
+  } else {
+    // Services may have moved: find each by the object it was made from.
+    std::vector<std::pair<const Service*, size_t>> by_input;
+    if (previous && published_inputs_.size() == previous->services().size()) {
+      by_input.reserve(published_inputs_.size());
+      for (size_t p = 0; p < published_inputs_.size(); ++p) by_input.emplace_back(published_inputs_[p].get(), p);
+      std::sort(by_input.begin(), by_input.end());
+    }
+    std::vector<uint8_t> kept(by_input.size(), 0);
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      auto it = std::lower_bound(by_input.begin(), by_input.end(), std::pair<const Service*, size_t>{inputs[i].get(), 0});
+      if (it != by_input.end() && it->first == inputs[i].get() && !kept[it->second]) {
+        kept[it->second] = 1;
+        services[i] = previous->services()[it->second];
+      } else {
+        fresh_copy(i);
+      }
+    }
+    if (previous)
+      for (size_t p = 0; p < previous->services().size(); ++p)
+        if (p >= kept.size() || !kept[p]) removed.push_back(previous->services()[p].get());
+  }
+  health_.update(added, removed);
+  last_added_.assign(added.begin(), added.end());
+  last_removed_ = std::move(removed);
+  published_inputs_ = std::move(inputs);
+  built_layouts_ = std::move(layouts);
+
+  if (same_layout) {
+    rt->routes = RouteTable::with_services(*previous, std::move(services), generation_);
+    return rt;
+  }
+  std::vector<Route> routes = base.routes();
+  uint32_t offset = static_cast<uint32_t>(base.services().size());
   for (const auto& set : discovered_) {
     if (!set) continue;
-    const uint32_t offset = static_cast<uint32_t>(inputs.size());
-    inputs.insert(inputs.end(), set->services.begin(), set->services.end());
-    for (Route r : set->routes) {
+    for (Route r : *set->routes) {
       r.service += offset;
       routes.push_back(std::move(r));
     }
+    offset += static_cast<uint32_t>(set->services.size());
   }
-  // Shared health state (probes, ejections, circuit counts) for every instance, kept across
-  // snapshots for instances that stay. A service handed over unchanged is published as the
-  // same object as before; the cost per unchanged service is a lookup and two pointer copies.
-  auto by_source = [](const SharedService& a, const SharedService& b) { return std::less<>{}(a.from, b.from); };
-  std::vector<SharedService> next;
-  next.reserve(inputs.size());
-  std::vector<ServicePtr> services;
-  services.reserve(inputs.size());
-  std::vector<Service*> fresh;
-  for (ServicePtr& in : inputs) {
-    SharedService probe{in.get(), nullptr, nullptr};
-    auto it = std::lower_bound(shared_services_.begin(), shared_services_.end(), probe, by_source);
-    ServicePtr out;
-    if (it != shared_services_.end() && it->from == in.get()) {
-      out = it->published;
-    } else {
-      auto copy = std::make_shared<Service>(*in);
-      fresh.push_back(copy.get());
-      out = std::move(copy);
-    }
-    services.push_back(out);
-    next.push_back(SharedService{in.get(), std::move(in), std::move(out)});
-  }
-  std::sort(next.begin(), next.end(), by_source);
-  health_.attach(services, fresh);
-  shared_services_ = std::move(next);
+  ++route_index_builds_;
   rt->routes = RouteTable::build(std::move(routes), std::move(services), generation_);
   return rt;
 }
@@ -205,9 +247,13 @@ void Server::on_discovered(size_t source_index, std::shared_ptr<const discovery:
 }
 
 void Server::publish(std::shared_ptr<const Runtime> rt) {
+  // The previous snapshot keeps the services that just left alive until the checker has seen them.
+  std::shared_ptr<const Runtime> previous = std::move(runtime_);
   runtime_ = rt;
   for (auto& w : workers_) w->publish(rt);
-  if (checker_) checker_->update(*runtime_->routes);
+  if (checker_) checker_->update(*runtime_->routes, last_added_, last_removed_);
+  last_added_.clear();
+  last_removed_.clear();
 }
 
 void Server::begin_shutdown(const char* signal_name) {
@@ -266,6 +312,9 @@ std::string Server::stats_json() const {
   j["workers"] = workers;
   j["generation"] = generation_;
   j["generation_event_received_ns"] = generation_event_received_ns_;
+  // Snapshots that re-indexed the routes; the others (instances coming and going) only
+  // swapped service objects.
+  j["route_index_builds"] = route_index_builds_;
   return j.dump();
 }
 

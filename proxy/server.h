@@ -60,15 +60,16 @@ class Server {
   HealthRegistry health_;
   // The config file's part of every snapshot, built when the config is (re)loaded.
   std::shared_ptr<const Runtime> static_runtime_;
-  // The services of the last snapshot, by the object they were made from (a config service or
-  // a source's service), sorted by that pointer. A service a source hands over again is
-  // published as the same object; only new ones are copied and attached to health state.
-  struct SharedService {
-    const Service* from;
-    ServicePtr input;      // keeps `from` alive, so its address cannot be reused meanwhile
-    ServicePtr published;  // with counters and health attached
-  };
-  std::vector<SharedService> shared_services_;
+  // What the last snapshot was built from: per position of its services, the object each was
+  // copied from (a config service or a source's service), and each source's routes object. A
+  // service handed over again is published as the same object; only new ones are copied and
+  // attached to health state. When no routes object changed, the snapshot shares the previous
+  // one's routes and index.
+  std::vector<ServicePtr> published_inputs_;
+  std::vector<discovery::RouteList> built_layouts_;
+  // The services that entered and left the published set with the last build, for the checker.
+  std::vector<const Service*> last_added_, last_removed_;
+  uint64_t route_index_builds_ = 0;  // snapshots whose routes were indexed anew (/api/stats)
   std::unique_ptr<HealthChecker> checker_;  // active probes, on loop_
   bool shutting_down_ = false;
   bool ready_ = false;

@@ -19,9 +19,10 @@ struct Setup {
   Origin origin{"race"};
   std::unique_ptr<Berth> berth_owner;
 
-  explicit Setup(const std::string& docker_extra = "") {
+  // `running`: containers the engine has from the start (churn-<i>, routed at c<i>.churn.test).
+  explicit Setup(const std::string& docker_extra = "", int running = 0) {
     engine_owner = std::make_unique<fake_docker::FakeEngine>(
-        dir.file("docker.sock"), 0, fake_docker::ojson::parse(fake_docker::kInspectTemplate),
+        dir.file("docker.sock"), running, fake_docker::ojson::parse(fake_docker::kInspectTemplate),
         fake_docker::ojson::parse(fake_docker::kListTemplate));
     engine_owner->start();
     REQUIRE(origin.ok());
@@ -118,5 +119,62 @@ TEST_CASE("docker events: off the host network, a start during the create's insp
   REQUIRE(stats.is_object());
   CHECK(stats.value("generation_event_received_ns", int64_t{0}) > 0);
   engine.hold_inspects(false);
+  CHECK(berth.running());
+}
+
+namespace {
+nlohmann::json stats_of(Berth& berth) {
+  return nlohmann::json::parse(http_get(berth.admin_port(), "/api/stats", "127.0.0.1").body, nullptr, false);
+}
+}  // namespace
+
+TEST_CASE("docker events: stop and start of one container among many swap its service, the route index stays",
+          "[docker_fake]") {
+  Setup setup("", 200);
+  auto& engine = setup.engine();
+  Berth& berth = setup.berth();
+  const Origin& origin = setup.origin;
+
+  const size_t i = engine.add(created(90000, "app-1", "app.test", origin.port()));
+  engine.emit(i, "create");
+  REQUIRE(engine.wait_asked(i, 1, 5000));
+  engine.emit(i, "start");
+  INFO(berth.log());
+  REQUIRE(wait_until([&] { return http_get(berth.port(), "/", "app.test").status == 200; }, 3s));
+  // Let the confirming inspect land.
+  REQUIRE(wait_until([&] { return engine.inspects_of(i) >= 2; }, 3s));
+  std::this_thread::sleep_for(100ms);
+  auto before = stats_of(berth);
+  REQUIRE(before.is_object());
+  const uint64_t builds = before.value("route_index_builds", uint64_t{0});
+  const uint64_t generation = before.value("generation", uint64_t{0});
+  CHECK(builds > 0);
+
+  auto stop = [&] {
+    engine.emit(i, "kill", {{"signal", "15"}});
+    engine.emit(i, "die", {{"exitCode", "143"}});
+    engine.emit(i, "stop");
+  };
+  // Stopped: 503 for the grace (1 s), then 404 and gone from /api/routes.
+  stop();
+  CHECK(wait_until([&] { return http_get(berth.port(), "/", "app.test").status == 503; }, 3s));
+  CHECK(wait_until([&] { return http_get(berth.port(), "/", "app.test").status == 404; }, 3s));
+  auto routes = nlohmann::json::parse(http_get(berth.admin_port(), "/api/routes", "127.0.0.1").body, nullptr, false);
+  REQUIRE(routes.is_object());
+  for (const auto& r : routes["routes"]) CHECK(r.value("host", "") != "app.test");
+  CHECK(routes["routes"].size() == 200);
+  // Started again: served at once.
+  engine.emit(i, "start");
+  CHECK(wait_until([&] { return http_get(berth.port(), "/", "app.test").status == 200; }, 3s));
+  // Stopped and started within the grace.
+  stop();
+  CHECK(wait_until([&] { return http_get(berth.port(), "/", "app.test").status == 503; }, 3s));
+  engine.emit(i, "start");
+  CHECK(wait_until([&] { return http_get(berth.port(), "/", "app.test").status == 200; }, 3s));
+
+  // Every one of those publications swapped the service only: no route index was built.
+  auto after = stats_of(berth);
+  CHECK(after.value("generation", uint64_t{0}) >= generation + 4);
+  CHECK(after.value("route_index_builds", uint64_t{0}) == builds);
   CHECK(berth.running());
 }

@@ -50,7 +50,7 @@ ContainerCache cache_of(std::vector<ContainerFacts> containers) {
 // "route host/path -> service [endpoints]" lines, for readable comparisons.
 std::vector<std::string> table(const DiscoveredSet& set) {
   std::vector<std::string> out;
-  for (const auto& r : set.routes) {
+  for (const auto& r : *set.routes) {
     const auto& s = *set.services.at(r.service);
     std::string eps;
     for (const auto& e : s.endpoints) eps += (eps.empty() ? "" : " ") + e.key + (e.weight != 1 ? "*" + std::to_string(e.weight) : "");
@@ -65,8 +65,8 @@ TEST_CASE("docker builder: host-network containers, one route per host", "[docke
   auto set = build_discovered_set(
       cache_of({container('a', "web", {{"berth.host", "a.test,b.test"}, {"berth.port", "18001"}})}), {});
   CHECK(table(set) == std::vector<std::string>{"a.test/ -> web [127.0.0.1:18001]", "b.test/ -> web [127.0.0.1:18001]"});
-  REQUIRE(set.routes.size() == 2);
-  CHECK(set.routes[0].source == "container:aaaaaaaaaaaa/web");
+  REQUIRE(set.routes->size() == 2);
+  CHECK((*set.routes)[0].source == "container:aaaaaaaaaaaa/web");
   CHECK(set.services[0]->endpoints[0].source == "container:aaaaaaaaaaaa/web");
   CHECK(set.services[0]->endpoints[0].addr_len > 0);
   CHECK(set.rejected.empty());
@@ -82,7 +82,7 @@ TEST_CASE("docker builder: instances of one service are balanced together", "[do
   CHECK(set.services.size() == 1);
 }
 
-TEST_CASE("docker builder: health, pause and drain gate the instance, the route needs one", "[docker][builder]") {
+TEST_CASE("docker builder: health, pause and drain gate the instance, the route stays", "[docker][builder]") {
   struct Case {
     const char* what;
     bool has_healthcheck;
@@ -109,8 +109,10 @@ TEST_CASE("docker builder: health, pause and drain gate the instance, the route 
     gated.draining = c.draining;
     gated.running = c.running;
     auto other = container('b', "web2", {{"berth.host", "a.test"}, {"berth.port", "18002"}, {"berth.service", "web"}});
+    // The route stays in the layout either way; its service has the instance or not.
     auto alone = build_discovered_set(cache_of({gated}), {});
-    CHECK(alone.routes.empty() == !c.routable);
+    REQUIRE(alone.services.size() == 1);
+    CHECK(table(alone) == std::vector<std::string>{c.routable ? "a.test/ -> web [127.0.0.1:18001]" : "a.test/ -> web []"});
     auto both = build_discovered_set(cache_of({gated, other}), {});
     CHECK(table(both) == std::vector<std::string>{c.routable ? "a.test/ -> web [127.0.0.1:18001 127.0.0.1:18002]"
                                                              : "a.test/ -> web [127.0.0.1:18002]"});
@@ -146,7 +148,7 @@ TEST_CASE("docker builder: several routes per container", "[docker][builder]") {
   auto set = build_discovered_set(cache_of({c}), {});
   CHECK(table(set) == std::vector<std::string>{"www.test/api -> app-api [127.0.0.1:18002]",
                                                "www.test/ -> app-web [127.0.0.1:18001]"});
-  CHECK(set.routes[0].name == "app-api/api");
+  CHECK((*set.routes)[0].name == "app-api/api");
 }
 
 TEST_CASE("docker builder: addresses are chosen on purpose, never at random", "[docker][builder][address]") {
@@ -211,9 +213,14 @@ TEST_CASE("docker builder: an unreachable container is rejected with the reason"
   c.network_mode = "default";
   c.networks = {{"bridge", "172.17.0.2", ""}};
   auto set = build_discovered_set(cache_of({c}), {});
-  CHECK(set.routes.empty());
+  CHECK(set.routes->empty());
   REQUIRE(set.rejected.size() == 1);
   CHECK(set.rejected[0].second.find("set berth.network or docker.network") != std::string::npos);
+  // Only running containers are listed as rejected; a stopped one is simply not routed.
+  c.running = false;
+  auto stopped = build_discovered_set(cache_of({c}), {});
+  CHECK(stopped.routes->empty());
+  CHECK(stopped.rejected.empty());
 }
 
 TEST_CASE("docker builder: same_set sees every difference that matters", "[docker][builder]") {
@@ -234,7 +241,7 @@ TEST_CASE("docker builder: 1000 containers build deterministically", "[docker][b
   std::vector<ContainerFacts> many = numbered(1000);
   auto cache = cache_of(many);
   auto one = build_discovered_set(cache, {});
-  CHECK(one.routes.size() == 1000);
+  CHECK(one.routes->size() == 1000);
   CHECK(one.services.size() == 1000);
   CHECK(same_set(one, build_discovered_set(cache, {})));
 }
@@ -253,24 +260,35 @@ TEST_CASE("docker builder: the memo parses a container once per revision and bui
   // Run state changes without a new revision: the memo's parse is reused, routability is not.
   auto& c7 = cache.at(std::to_string(7) + std::string(60, 'f'));
   c7.paused = true;
+  memo.touch(c7.id);
   auto paused = build_discovered_set(cache, {}, &memo);
+  CHECK(memo.last_build_partial());
   CHECK(same_set(paused, build_discovered_set(cache, {})));
-  CHECK(paused.routes.size() == first.routes.size() - 1);
+  CHECK(paused.routes == first.routes);  // the same layout object: only c7's service changed
+  for (size_t s = 0; s < first.services.size(); ++s) {
+    if (first.services[s]->name == "c7") CHECK(paused.services[s]->endpoints.empty());
+    else CHECK(paused.services[s] == first.services[s]);
+  }
 
   // New facts under a new revision are parsed again; under the old revision they would not be.
   c7.paused = false;
   c7.labels["berth.port"] = "21007";
+  memo.touch(c7.id);
   auto stale = build_discovered_set(cache, {}, &memo);
   CHECK(same_set(stale, first));  // same revision: the memo still answers the old port
   c7.revision = 200;
+  memo.touch(c7.id);
   auto moved = build_discovered_set(cache, {}, &memo);
+  CHECK_FALSE(memo.last_build_partial());
   CHECK(same_set(moved, build_discovered_set(cache, {})));
   CHECK_FALSE(same_set(moved, first));
 
   // Revisions no longer in the cache leave the memo: it stays within the cache size + 64.
   cache.erase(std::to_string(3) + std::string(60, 'f'));
+  memo.touch(std::to_string(3) + std::string(60, 'f'));
   for (uint64_t r = 1000; r < 1300; ++r) {
     c7.revision = r;
+    memo.touch(c7.id);
     build_discovered_set(cache, {}, &memo);
     CHECK(memo.size() <= cache.size() + 65);
   }
@@ -301,6 +319,7 @@ TEST_CASE("docker builder: with a memo, unchanged services keep their object acr
   for (size_t i = 0; i < first.services.size(); ++i) CHECK(again.services[i] == first.services[i]);
 
   cache.at(id_of('x')).draining = true;  // web-2 leaves selection
+  memo.touch(id_of('x'));
   auto drained = build_discovered_set(cache, {}, &memo);
   CHECK(same_set(drained, build_discovered_set(cache, {})));
   REQUIRE(by_name(drained, "web"));
@@ -314,21 +333,41 @@ TEST_CASE("docker builder: with a memo, unchanged services keep their object acr
 
   // Back as it was: the content is the first one's again, under the object of the last build.
   cache.at(id_of('x')).draining = false;
+  memo.touch(id_of('x'));
   auto back = build_discovered_set(cache, {}, &memo);
   CHECK(same_set(back, first));
   CHECK(by_name(back, "web")->endpoints.size() == 2);
   CHECK(by_name(back, "c3") == by_name(first, "c3"));
 
-  // A service that goes away and comes back later is rebuilt only if it changed meanwhile;
-  // the memo forgets services no build asks for, within its slack.
+  // A container that stops keeps its route in the layout, its service without the instance;
+  // the service serves (503) for the grace from the build that saw the instance leave.
+  const std::string c5 = std::to_string(5) + std::string(60, 'f');
+  BuilderOptions graced;
+  graced.empty_route_grace = 10s;
   for (int round = 0; round < 3; ++round) {
-    cache.at(std::to_string(5) + std::string(60, 'f')).running = false;
-    auto without = build_discovered_set(cache, {}, &memo);
-    CHECK_FALSE(by_name(without, "c5"));
-    cache.at(std::to_string(5) + std::string(60, 'f')).running = true;
-    auto with = build_discovered_set(cache, {}, &memo);
+    cache.at(c5).running = false;
+    memo.touch(c5);
+    auto without = build_discovered_set(cache, graced, &memo, 1000);
+    CHECK(memo.last_build_partial());
+    CHECK(without.routes == first.routes);
+    REQUIRE(by_name(without, "c5"));
+    CHECK(by_name(without, "c5")->endpoints.empty());
+    CHECK(by_name(without, "c5")->serve_empty_until_ms == 11000);
+    CHECK(berth::serves(*by_name(without, "c5"), 10999));
+    CHECK_FALSE(berth::serves(*by_name(without, "c5"), 11000));
+    cache.at(c5).running = true;
+    memo.touch(c5);
+    auto with = build_discovered_set(cache, graced, &memo, 2000);
     CHECK(same_set(with, build_discovered_set(cache, {})));
   }
+  // A container that leaves the cache changes the layout: a full build.
+  ContainerFacts gone = cache.at(c5);
+  cache.erase(c5);
+  memo.touch(c5);
+  auto left = build_discovered_set(cache, {}, &memo);
+  CHECK_FALSE(memo.last_build_partial());
+  CHECK_FALSE(by_name(left, "c5"));
+  CHECK(same_set(left, build_discovered_set(cache, {})));
 }
 
 TEST_CASE("docker builder: random event sequences give the same set with and without the memo",
@@ -357,13 +396,18 @@ TEST_CASE("docker builder: random event sequences give the same set with and wit
   ContainerCache cache = cache_of(all);
   BuilderMemo memo;
   DiscoveredSet before = build_discovered_set(cache, {}, &memo);
+  int partial = 0;  // builds that recomputed only the touched containers' services
   for (int step = 0; step < 3000; ++step) {
     const ContainerFacts& pick = all[rng() % all.size()];
     auto it = cache.find(pick.id);
-    switch (rng() % 6) {
-      case 0:  // gone (die / destroy) or back (start)
+    memo.touch(pick.id);
+    switch (rng() % 7) {
+      case 0:  // gone (destroy) or back
         if (it != cache.end()) cache.erase(it);
         else cache[pick.id] = pick;
+        break;
+      case 5:  // stopped or started: the route stays, the instance goes or comes
+        if (it != cache.end()) it->second.running = !it->second.running;
         break;
       case 1:
         if (it != cache.end()) it->second.draining = !it->second.draining;
@@ -387,6 +431,7 @@ TEST_CASE("docker builder: random event sequences give the same set with and wit
         break;
     }
     DiscoveredSet with = build_discovered_set(cache, {}, &memo);
+    partial += memo.last_build_partial();
     DiscoveredSet scratch = build_discovered_set(cache, {});
     INFO("step " << step);
     REQUIRE(same_set(with, scratch));
@@ -398,6 +443,7 @@ TEST_CASE("docker builder: random event sequences give the same set with and wit
           CHECK(old == service);
     before = std::move(with);
   }
+  CHECK(partial > 500);
 }
 
 TEST_CASE("docker facts: same_static_facts ignores the run state only", "[docker][builder]") {
@@ -418,39 +464,55 @@ TEST_CASE("docker facts: same_static_facts ignores the run state only", "[docker
   CHECK_FALSE(same_static_facts(a, b));
 }
 
-TEST_CASE("docker grace: a route whose last instance left answers 503 for the grace, then 404",
+TEST_CASE("docker grace: a route that leaves the layout answers 503 for what is left of its grace, then 404",
           "[docker][grace]") {
   EmptyRouteGrace grace(10s);
-  auto t0 = EmptyRouteGrace::Clock::now();
+  BuilderOptions options;
+  options.empty_route_grace = 10s;
+  BuilderMemo memo;
   auto a = container('a', "web", {{"berth.host", "a.test"}, {"berth.port", "18001"}});
-  auto live = build_discovered_set(cache_of({a}), {});
-  auto out = grace.apply(live, t0);
+  auto cache = cache_of({a});
+  auto out = grace.apply(build_discovered_set(cache, options, &memo, 0), 0);
   CHECK(table(*out) == std::vector<std::string>{"a.test/ -> web [127.0.0.1:18001]"});
   CHECK_FALSE(grace.next_expiry());
 
-  // The instance drains: the route stays, with no endpoint.
-  auto gone = build_discovered_set(cache_of({}), {});
-  out = grace.apply(gone, t0 + 1s);
+  // Stopped: the route stays in the layout, its service empty and serving until 11000.
+  cache.at(a.id).running = false;
+  memo.touch(a.id);
+  out = grace.apply(build_discovered_set(cache, options, &memo, 1000), 1000);
   CHECK(table(*out) == std::vector<std::string>{"a.test/ -> web []"});
+  CHECK(out->services[0]->serve_empty_until_ms == 11000);
+  CHECK(grace.in_grace() == 0);
+
+  // Removed: the route leaves the layout; it is held for what is left of the grace.
+  cache.clear();
+  memo.touch(a.id);
+  auto gone = build_discovered_set(cache, options, &memo, 2000);
+  CHECK(gone.routes->empty());
+  out = grace.apply(gone, 2000);
+  CHECK(table(*out) == std::vector<std::string>{"a.test/ -> web []"});
+  CHECK(out->services.back()->serve_empty_until_ms == 11000);
   REQUIRE(grace.next_expiry());
-  CHECK(*grace.next_expiry() == t0 + 11s);
-  out = grace.apply(gone, t0 + 10s);
-  CHECK(table(*out) == std::vector<std::string>{"a.test/ -> web []"});
-  out = grace.apply(gone, t0 + 11s);
-  CHECK(out->routes.empty());
+  CHECK(*grace.next_expiry() == 11000);
+  auto held = out->routes;
+  out = grace.apply(gone, 10999);
+  CHECK(out->routes == held);  // nothing changed: the same routes object
+  out = grace.apply(gone, 11000);
+  CHECK(out->routes->empty());
   CHECK_FALSE(grace.next_expiry());
 }
 
-TEST_CASE("docker grace: a replacement ends the grace, other routes are untouched", "[docker][grace]") {
+TEST_CASE("docker grace: a route removed with its instance gets the whole grace; a replacement ends it",
+          "[docker][grace]") {
   EmptyRouteGrace grace(10s);
-  auto t0 = EmptyRouteGrace::Clock::now();
   auto a = container('a', "web", {{"berth.host", "a.test"}, {"berth.port", "18001"}});
   auto b = container('b', "other", {{"berth.host", "b.test"}, {"berth.port", "18002"}});
-  grace.apply(build_discovered_set(cache_of({a, b}), {}), t0);
-  auto out = grace.apply(build_discovered_set(cache_of({b}), {}), t0 + 1s);
+  grace.apply(build_discovered_set(cache_of({a, b}), {}), 0);
+  auto out = grace.apply(build_discovered_set(cache_of({b}), {}), 1000);
   CHECK(table(*out) == std::vector<std::string>{"b.test/ -> other [127.0.0.1:18002]", "a.test/ -> web []"});
+  CHECK(*grace.next_expiry() == 11000);
   auto a2 = container('c', "web-new", {{"berth.host", "a.test"}, {"berth.port", "18003"}, {"berth.service", "web"}});
-  out = grace.apply(build_discovered_set(cache_of({a2, b}), {}), t0 + 2s);
+  out = grace.apply(build_discovered_set(cache_of({a2, b}), {}), 2000);
   CHECK(table(*out) == std::vector<std::string>{"b.test/ -> other [127.0.0.1:18002]", "a.test/ -> web [127.0.0.1:18003]"});
   CHECK_FALSE(grace.next_expiry());
 }

@@ -2,6 +2,9 @@
 // panic mode, and the health registry keeping state across rebuilds.
 #include <catch2/catch.hpp>
 
+#include <uv.h>
+
+#include "proxy/health_checker.h"
 #include "proxy/outlier.h"
 
 using namespace berth;
@@ -153,36 +156,324 @@ TEST_CASE("slow start: newcomers are routable since they joined; checked ones si
   CHECK(unchecked[0].endpoints[2].health->routable_since_ms >= before);
 }
 
-TEST_CASE("health registry: shared services keep their state; fresh ones get the same per address", "[outlier][registry]") {
+TEST_CASE("health registry: shared services keep their state; new ones get the same per address", "[outlier][registry]") {
   HealthRegistry registry;
-  // Pass 1: one service, fresh.
+  // Update 1: one service enters.
   auto a = std::make_shared<Service>(services_of(2, false)[0]);
-  std::vector<ServicePtr> snapshot{a};
-  registry.attach(snapshot, {a.get()});
+  registry.update({a.get()}, {});
   REQUIRE(a->endpoints[0].health);
   REQUIRE(a->counters);
   a->endpoints[0].health->ejected_until_ms = 123;  // state that must survive
 
-  // Pass 2: the same object again (not fresh), plus a fresh service sharing one address.
+  // Update 2: `a` stays as it is (not passed again); a new service sharing one address enters.
   Service other_value = services_of(1, false)[0];
   other_value.name = "other";
   auto other = std::make_shared<Service>(other_value);
-  snapshot = {a, other};
-  registry.attach(snapshot, {other.get()});
+  registry.update({other.get()}, {});
   CHECK(other->endpoints[0].health == a->endpoints[0].health);
   CHECK(other->endpoints[0].health->ejected_until_ms == 123);
   CHECK(registry.size() == 2);
 
-  // Pass 3: `other` alone: the address only `a` had is forgotten, the one both had stays.
-  snapshot = {other};
-  registry.attach(snapshot, {});
+  // Update 3: `a` leaves: the address only `a` had is forgotten, the one both had stays.
+  registry.update({}, {a.get()});
   CHECK(registry.size() == 1);
+  CHECK(registry.service_count() == 1);
   CHECK(other->endpoints[0].health->ejected_until_ms == 123);
 
-  // Adding a check to a shared service's address through a fresh service marks it pending.
+  // Adding a check to a shared service's address through a new service marks it pending.
   auto checked = std::make_shared<Service>(services_of(1, true)[0]);
-  snapshot = {other, checked};
-  registry.attach(snapshot, {checked.get()});
+  registry.update({checked.get()}, {});
   CHECK(checked->endpoints[0].health == other->endpoints[0].health);
   CHECK(other->endpoints[0].health->probe == ProbeState::kPending);
+}
+
+TEST_CASE("health registry: a service replaced by a new object keeps its health and counters", "[outlier][registry]") {
+  HealthRegistry registry;
+  auto old_svc = std::make_shared<Service>(services_of(2, true)[0]);
+  registry.update({old_svc.get()}, {});
+  const auto health = old_svc->endpoints[0].health;
+  const auto counters = old_svc->counters;
+  health->probe = ProbeState::kHealthy;
+  health->consecutive_failures = 2;
+  counters->requests = 7;
+
+  // The new object: same name, the first address stays, the second is replaced by a third.
+  auto new_svc = std::make_shared<Service>(services_of(1, true)[0]);
+  Endpoint third;
+  third.key = "10.0.0.3:80";
+  new_svc->endpoints.push_back(third);
+  registry.update({new_svc.get()}, {old_svc.get()});
+  CHECK(new_svc->endpoints[0].health == health);
+  CHECK(new_svc->endpoints[0].health->probe == ProbeState::kHealthy);
+  CHECK(new_svc->endpoints[0].health->consecutive_failures == 2);
+  CHECK(new_svc->counters == counters);
+  CHECK(new_svc->counters->requests == 7);
+  CHECK(new_svc->endpoints[1].health->probe == ProbeState::kPending);  // a newcomer, checked
+  CHECK(registry.size() == 2);  // 10.0.0.2 is forgotten
+  CHECK(registry.service_count() == 1);
+}
+
+TEST_CASE("health registry: the last service listing an address forgets it", "[outlier][registry]") {
+  HealthRegistry registry;
+  auto a = std::make_shared<Service>(services_of(1, false)[0]);
+  Service b_value = services_of(1, false)[0];
+  b_value.name = "b";
+  auto b = std::make_shared<Service>(b_value);
+  registry.update({a.get(), b.get()}, {});
+  const auto health = a->endpoints[0].health;  // held, so a new one cannot reuse its address
+  const auto counters = a->counters;
+  CHECK(b->endpoints[0].health == health);
+  health->ejections = 3;
+
+  registry.update({}, {a.get()});  // b still lists it
+  CHECK(registry.size() == 1);
+  CHECK(registry.service_count() == 1);
+  registry.update({}, {b.get()});
+  CHECK(registry.size() == 0);
+  CHECK(registry.service_count() == 0);
+
+  // Back again: a new instance and a new service, with state of their own.
+  auto again = std::make_shared<Service>(services_of(1, false)[0]);
+  registry.update({again.get()}, {});
+  CHECK(again->endpoints[0].health != health);
+  CHECK(again->endpoints[0].health->ejections == 0);
+  CHECK(again->counters != counters);
+  CHECK(registry.size() == 1);
+}
+
+TEST_CASE("health registry: a check configured and removed through update()", "[outlier][registry]") {
+  HealthRegistry registry;
+  auto plain = std::make_shared<Service>(services_of(1, false)[0]);
+  plain->name = "plain";
+  const int64_t before = health_clock_ms();
+  registry.update({plain.get()}, {});
+  const auto& health = plain->endpoints[0].health;
+  CHECK(health->probe == ProbeState::kUnchecked);
+  CHECK(health->routable_since_ms >= before);
+  health->routable_since_ms = 1;
+
+  // A first check configured: pending.
+  auto c1 = std::make_shared<Service>(services_of(1, true)[0]);
+  registry.update({c1.get()}, {});
+  CHECK(health->probe == ProbeState::kPending);
+  CHECK(health->routable_since_ms == 1);
+  health->probe = ProbeState::kHealthy;
+
+  // Another checked service replaces it: still checked all along, no change.
+  auto c2 = std::make_shared<Service>(services_of(1, true)[0]);
+  registry.update({c2.get()}, {c1.get()});
+  CHECK(health->probe == ProbeState::kHealthy);
+
+  // The last check removed from a healthy instance: unchecked, its ramp not restarted.
+  registry.update({}, {c2.get()});
+  CHECK(health->probe == ProbeState::kUnchecked);
+  CHECK(health->routable_since_ms == 1);
+
+  // Checked again, never passes, check removed by a replacement without it: routable from now.
+  auto c3 = std::make_shared<Service>(services_of(1, true)[0]);
+  registry.update({c3.get()}, {});
+  CHECK(health->probe == ProbeState::kPending);
+  auto u3 = std::make_shared<Service>(services_of(1, false)[0]);
+  const int64_t removed_at = health_clock_ms();
+  registry.update({u3.get()}, {c3.get()});
+  CHECK(health->probe == ProbeState::kUnchecked);
+  CHECK(health->routable_since_ms >= removed_at);
+
+  // An unhealthy one whose check goes: routable from now as well.
+  auto c4 = std::make_shared<Service>(services_of(1, true)[0]);
+  registry.update({c4.get()}, {u3.get()});
+  CHECK(health->probe == ProbeState::kPending);
+  health->probe = ProbeState::kUnhealthy;
+  health->routable_since_ms = 1;
+  registry.update({}, {c4.get()});
+  CHECK(health->probe == ProbeState::kUnchecked);
+  CHECK(health->routable_since_ms >= removed_at);
+
+  // A newcomer listed by a checked and an unchecked service at once: pending.
+  auto mixed_plain = std::make_shared<Service>(services_of(2, false)[0]);
+  mixed_plain->name = "mixed";
+  auto mixed_checked = std::make_shared<Service>(services_of(2, true)[0]);
+  registry.update({mixed_plain.get(), mixed_checked.get()}, {});
+  CHECK(mixed_plain->endpoints[1].health == mixed_checked->endpoints[1].health);
+  CHECK(mixed_plain->endpoints[1].health->probe == ProbeState::kPending);
+  CHECK(health->probe == ProbeState::kPending);  // 10.0.0.1 checked again, through "svc"
+}
+
+TEST_CASE("health registry: counters and health brought along by an unknown service are kept", "[outlier][registry]") {
+  HealthRegistry registry;
+  auto s = std::make_shared<Service>(services_of(1, false)[0]);
+  auto counters = std::make_shared<ServiceCounters>();
+  auto health = std::make_shared<EndpointHealth>();
+  health->ejected_until_ms = 77;
+  s->counters = counters;
+  s->endpoints[0].health = health;
+  registry.update({s.get()}, {});
+  CHECK(s->counters == counters);
+  CHECK(s->endpoints[0].health == health);
+  CHECK(health->ejected_until_ms == 77);
+
+  // Once known, the registry's own win over what another newcomer brings.
+  auto t = std::make_shared<Service>(services_of(1, false)[0]);
+  t->counters = std::make_shared<ServiceCounters>();
+  t->endpoints[0].health = std::make_shared<EndpointHealth>();
+  registry.update({t.get()}, {});
+  CHECK(t->counters == counters);
+  CHECK(t->endpoints[0].health == health);
+}
+
+TEST_CASE("health registry: a confused caller does not corrupt the counts", "[outlier][registry]") {
+  HealthRegistry registry;
+  auto a = std::make_shared<Service>(services_of(2, false)[0]);
+  auto b = std::make_shared<Service>(services_of(1, false)[0]);
+  b->name = "b";
+  registry.update({a.get(), b.get()}, {});
+  registry.update({a.get()}, {});  // added twice: counted once
+  registry.update({}, {a.get()});
+  registry.update({}, {a.get()});  // removed twice, or never added: ignored
+  auto never = std::make_shared<Service>(services_of(1, false)[0]);
+  registry.update({}, {never.get()});
+  CHECK(registry.size() == 1);  // b's address only
+  CHECK(registry.service_count() == 1);
+  auto c = std::make_shared<Service>(services_of(3, false)[0]);
+  registry.update({c.get()}, {c.get()});  // in both: not published
+  CHECK(c->endpoints[2].health);
+  CHECK(registry.size() == 1);
+  registry.update({}, {b.get()});
+  CHECK(registry.size() == 0);
+}
+
+TEST_CASE("health registry: one service changing among 1,000 touches only that one", "[outlier][registry]") {
+  HealthRegistry registry;
+  std::vector<std::shared_ptr<Service>> all;
+  std::vector<Service*> added;
+  for (int i = 0; i < 1000; ++i) {
+    auto s = std::make_shared<Service>();
+    s->name = "svc" + std::to_string(i);
+    s->policy.health.enabled = i % 2 == 0;
+    for (int j = 0; j < 2; ++j) {
+      Endpoint e;
+      e.key = "10." + std::to_string(i / 250) + "." + std::to_string(i % 250) + "." + std::to_string(j + 1) + ":80";
+      s->endpoints.push_back(e);
+    }
+    added.push_back(s.get());
+    all.push_back(std::move(s));
+  }
+  registry.update(added, {});
+  CHECK(registry.size() == 2000);
+  CHECK(registry.service_count() == 1000);
+  std::vector<EndpointHealth*> before;
+  for (const auto& s : all)
+    for (const Endpoint& e : s->endpoints) {
+      e.health->probe = ProbeState::kHealthy;
+      e.health->routable_since_ms = 5;
+      before.push_back(e.health.get());
+    }
+
+  // Service 500 is replaced: its first address stays, its second is replaced.
+  auto replacement = std::make_shared<Service>(*all[500]);
+  replacement->endpoints[1].key = "192.168.0.1:80";
+  replacement->endpoints[1].health = nullptr;
+  registry.update({replacement.get()}, {all[500].get()});
+  CHECK(registry.size() == 2000);
+  CHECK(registry.service_count() == 1000);
+  CHECK(replacement->endpoints[0].health.get() == before[1000]);
+  CHECK(replacement->endpoints[1].health.get() != before[1001]);
+  CHECK(replacement->endpoints[1].health->probe == ProbeState::kPending);  // svc500 is checked
+  CHECK(replacement->counters == all[500]->counters);
+  size_t i = 0;
+  for (const auto& s : all)
+    for (const Endpoint& e : s->endpoints) {
+      if (s != all[500]) {
+        CHECK(e.health.get() == before[i]);
+        CHECK(e.health->probe == ProbeState::kHealthy);
+        CHECK(e.health->routable_since_ms == 5);
+      }
+      ++i;
+    }
+  // The others are still known: a new object for one of them gets the same state.
+  auto again = std::make_shared<Service>(*all[7]);
+  for (Endpoint& e : again->endpoints) e.health = nullptr;
+  again->counters = nullptr;
+  registry.update({again.get()}, {all[7].get()});
+  CHECK(again->endpoints[1].health.get() == before[15]);
+  CHECK(again->counters == all[7]->counters);
+}
+
+TEST_CASE("health checker: an incremental update looks only at the changed checked services", "[outlier][health_checker]") {
+  uv_loop_t loop;
+  REQUIRE(uv_loop_init(&loop) == 0);
+  auto make = [](const char* name, const char* path, std::vector<std::string> keys) {
+    auto s = std::make_shared<Service>();
+    s->name = name;
+    s->policy.health.enabled = path != nullptr;
+    if (path) s->policy.health.path = path;
+    for (std::string& key : keys) {
+      Endpoint e;
+      e.key = std::move(key);
+      REQUIRE(resolve_endpoint_key(e));
+      s->endpoints.push_back(std::move(e));
+    }
+    return s;
+  };
+  const std::string a = "127.0.0.1:9", b = "127.0.0.2:9", c = "127.0.0.3:9";
+  HealthRegistry registry;
+  auto first = make("first", "/a", {a, b});
+  auto plain = make("plain", nullptr, {b, c});
+  auto second = make("second", "/b", {b});
+  registry.update({first.get(), plain.get(), second.get()}, {});
+  std::vector<ServicePtr> services{first, plain, second};
+  HealthChecker checker(&loop);
+  checker.update(*RouteTable::build({}, services, 1));
+  CHECK(checker.size() == 2);
+  REQUIRE(checker.check_of(b));
+  CHECK(checker.check_of(b)->path == "/a");  // the first service wins
+  CHECK_FALSE(checker.check_of(c));
+  const config::HealthCheck* probing_b = checker.check_of(b);
+
+  // An unchecked service replaced: nothing to do.
+  auto plain2 = make("plain", nullptr, {b, c});
+  registry.update({plain2.get()}, {plain.get()});
+  services = {first, plain2, second};
+  checker.update(*RouteTable::build({}, services, 2), {plain2.get()}, {plain.get()});
+  CHECK(checker.size() == 2);
+  CHECK(checker.check_of(b) == probing_b);
+
+  // The first checked service leaves: a stops, b is probed with the check that remains.
+  registry.update({}, {first.get()});
+  services = {plain2, second};
+  checker.update(*RouteTable::build({}, services, 3), {}, {first.get()});
+  CHECK(checker.size() == 1);
+  CHECK_FALSE(checker.check_of(a));
+  REQUIRE(checker.check_of(b));
+  CHECK(checker.check_of(b)->path == "/b");
+  probing_b = checker.check_of(b);
+
+  // It comes back with another check: a starts with it, b keeps its probe.
+  auto first2 = make("first", "/c", {a, b});
+  registry.update({first2.get()}, {});
+  services = {plain2, second, first2};
+  checker.update(*RouteTable::build({}, services, 4), {first2.get()}, {});
+  CHECK(checker.size() == 2);
+  REQUIRE(checker.check_of(a));
+  CHECK(checker.check_of(a)->path == "/c");
+  CHECK(checker.check_of(b) == probing_b);
+
+  // The check of b's probe goes: the other one takes over. The unchecked ones stay unprobed.
+  registry.update({}, {second.get()});
+  services = {plain2, first2};
+  checker.update(*RouteTable::build({}, services, 5), {}, {second.get()});
+  CHECK(checker.size() == 2);
+  REQUIRE(checker.check_of(b));
+  CHECK(checker.check_of(b)->path == "/c");
+  CHECK_FALSE(checker.check_of(c));
+
+  // The same as a full recompute would give.
+  checker.update(*RouteTable::build({}, services, 6));
+  CHECK(checker.size() == 2);
+  CHECK(checker.check_of(a)->path == "/c");
+  CHECK(checker.check_of(b)->path == "/c");
+
+  checker.stop();  // before any probe ran: the loop only closes the handles
+  uv_run(&loop, UV_RUN_DEFAULT);
+  CHECK(uv_loop_close(&loop) == 0);
 }
