@@ -23,6 +23,9 @@
 //   lifecycle: cycles of (kill signal 15, die exitCode 143, stop, start) on distinct containers,
 //              GAP between events; after `start` the tool waits for Berth's inspect of that
 //              container (closed loop), answers it `running` with a new StartedAt.
+//   layout:    cycles of (create, start, kill 15, die, stop, destroy) of new containers, GAP
+//              apart, closed loop on Berth's inspects: create and destroy change the route
+//              layout (a full build), the others change one service.
 //   noise:     health-check exec_create/exec_start/exec_die events of routed containers, GAP
 //              apart (events Berth must read and ignore).
 //   relist:    the event stream is ended (EOF, as when the daemon restarts); Berth reconnects and
@@ -213,7 +216,7 @@ int run_one(int n, const Options& o) {
   auto lifecycle = [&](int cycles, int64_t gap_us) {
     uint64_t events = 0;
     for (int k = 0; k < cycles; ++k) {
-      size_t i = (next_container++ * stride) % engine.size();
+      size_t i = (next_container++ * stride) % static_cast<size_t>(n);
       engine.emit(i, "kill", {{"signal", "15"}});
       pb::sleep_us(gap_us);
       engine.emit(i, "die", {{"exitCode", "143"}});
@@ -245,12 +248,50 @@ int run_one(int n, const Options& o) {
   run_phase(life, [&] { return lifecycle(cycles, gap_us); });
   if (timeouts) std::fprintf(stderr, "discovery_churn n=%d: %d starts were not inspected within 5 s\n", n, timeouts);
 
+  // Layout changes: a new container is created (inspected), started, stopped and removed. Its
+  // create and its destroy change the route layout (a full build and a new route index); the
+  // events between change its service only. GAP between events, closed loop on the inspects.
+  Phase layout{"layout"};
+  run_phase(layout, [&] {
+    uint64_t events = 0;
+    const int layout_cycles = std::max(20, cycles / 2);
+    for (int k = 0; k < layout_cycles; ++k) {
+      Container c;
+      c.id = hex_id(0xC000000ULL + static_cast<uint64_t>(n) * 100000 + static_cast<uint64_t>(k));
+      c.name = "layout-" + std::to_string(k);
+      c.port = 40000 + k % 20000;
+      c.labels = {{"berth.enable", "true"},
+                  {"berth.host", "l" + std::to_string(k) + ".layout.test"},
+                  {"berth.port", std::to_string(c.port)},
+                  {"com.example.bench", "discovery_churn"}};
+      c.running = false;
+      c.created_ns = pb::realtime_ns();
+      size_t i = engine.add(std::move(c));
+      engine.emit(i, "create");
+      if (!engine.wait_inspects(i, 1, 5000)) ++timeouts;
+      pb::sleep_us(gap_us);
+      engine.emit(i, "start");
+      if (!engine.wait_inspects(i, 2, 5000)) ++timeouts;
+      pb::sleep_us(gap_us);
+      engine.emit(i, "kill", {{"signal", "15"}});
+      pb::sleep_us(gap_us);
+      engine.emit(i, "die", {{"exitCode", "143"}});
+      pb::sleep_us(gap_us);
+      engine.emit(i, "stop");
+      pb::sleep_us(gap_us);
+      engine.emit(i, "destroy");
+      pb::sleep_us(gap_us);
+      events += 6;
+    }
+    return events;
+  });
+
   // Health-check noise: exec_create / exec_start / exec_die of routed containers.
   Phase noise{"noise"};
   run_phase(noise, [&] {
     uint64_t events = 0;
     for (int k = 0; k < noise_events; ++k) {
-      size_t i = (static_cast<size_t>(k / 3) * stride) % engine.size();
+      size_t i = (static_cast<size_t>(k / 3) * stride) % static_cast<size_t>(n);
       const Container& c = engine.at(i);
       std::string cmd = "/bin/sh -c wget -q -O- http://127.0.0.1:" + std::to_string(c.port) + "/ || exit 1";
       std::string exec_id = hex_id(0xE000000ULL + static_cast<uint64_t>(k / 3));
@@ -292,7 +333,7 @@ int run_one(int n, const Options& o) {
     std::vector<double> lat, exact, from_receipt;
     int failed = 0;
     for (int k = 0; k < o.latency_samples; ++k) {
-      size_t i = (next_container++ * stride) % engine.size();
+      size_t i = (next_container++ * stride) % static_cast<size_t>(n);
       pb::Gens g0 = pb::stats(admin);
       engine.emit(i, "die", {{"exitCode", "137"}});
       if (!pb::wait_workers(admin, g0.control + 1, 10'000)) {

@@ -19,7 +19,8 @@
 #    ns-exact schedstat sum over its threads) per container event.
 # 5. Churn with 100 and 1,000 containers known via the replayer (bench/discovery_churn.cc: a fake
 #    Docker API on a Unix socket, inspect/list answers recorded from the real engine in step 3):
-#    CPU per lifecycle event, per ignored health-check exec event, and for one full re-list; and
+#    CPU per lifecycle event, per event of containers created and removed (layout changes), per
+#    ignored health-check exec event, and for one full re-list; and
 #    the propagation latency (start -> every worker serves it) with that many containers known.
 # 6. Prints a markdown report and writes it to bench/results/propagation.md.
 # Everything started (containers, dockerd, Berth, tools) is stopped by PID on exit; the engine
@@ -344,12 +345,15 @@ N_LO=${NS[0]}
 N_HI=${NS[${#NS[@]} - 1]}
 life_lo=$(rv "$REPLAY" per_event_sched_us kind=replay "n=$N_LO" phase=lifecycle)
 life_hi=$(rv "$REPLAY" per_event_sched_us kind=replay "n=$N_HI" phase=lifecycle)
+layout_lo=$(rv "$REPLAY" per_event_sched_us kind=replay "n=$N_LO" phase=layout)
+layout_hi=$(rv "$REPLAY" per_event_sched_us kind=replay "n=$N_HI" phase=layout)
 noise_lo=$(rv "$REPLAY" per_event_sched_us kind=replay "n=$N_LO" phase=noise)
 noise_hi=$(rv "$REPLAY" per_event_sched_us kind=replay "n=$N_HI" phase=noise)
 relist_lo=$(rv "$REPLAY" per_event_sched_us kind=replay "n=$N_LO" phase=relist)
 relist_hi=$(rv "$REPLAY" per_event_sched_us kind=replay "n=$N_HI" phase=relist)
 growth_life=$(ratio "$life_lo" "$life_hi")
 growth_noise=$(ratio "$noise_lo" "$noise_hi")
+growth_layout=$(ratio "$layout_lo" "$layout_hi")
 growth_relist=$(ratio "$relist_lo" "$relist_hi")
 below_lo=$(ratio "$life_lo" "$relist_lo")
 below_hi=$(ratio "$life_hi" "$relist_hi")
@@ -419,11 +423,14 @@ WARN_REPLAY=$(for n in "${NS[@]}"; do printf '%s%s at N=%s' "${sep2:-}" "$(rv "$
   churn_real_row "$COUNT"
   ((REAL_N > COUNT)) && churn_real_row "$REAL_N"
   for n in "${NS[@]}"; do replay_row "$n" lifecycle "lifecycle: kill(15), die, stop, start per container (closed loop on Berth's inspect)"; done
+  for n in "${NS[@]}"; do replay_row "$n" layout "layout changes: create, start, kill(15), die, stop, destroy of a new container (create and destroy re-index the routes)"; done
   for n in "${NS[@]}"; do replay_row "$n" noise "health-check noise: exec_create / exec_start / exec_die (ignored by Berth)"; done
   for n in "${NS[@]}"; do replay_row "$n" relist "one full re-list: stream EOF → reconnect, list, inspect all $n"; done
   echo
-  echo "Growth from $N_LO to $N_HI containers known: lifecycle ${growth_life}x, ignored events ${growth_noise}x," \
-    "full re-list ${growth_relist}x. Verdict: $CHURN_VERDICT"
+  echo "Growth from $N_LO to $N_HI containers known: lifecycle ${growth_life}x, layout changes ${growth_layout}x," \
+    "ignored events ${growth_noise}x, full re-list ${growth_relist}x. Verdict: $CHURN_VERDICT" \
+    "Creates and removals re-index every route (a full build, in proportion to the containers known);" \
+    "every other lifecycle event changes one service."
   echo
   echo "How: utime+stime from /proc/PID/stat (10 ms ticks) and the sum of /proc/PID/task/*/schedstat run" \
     "times over all of Berth's threads, read before and after each phase (after a 300 ms settle); Berth's" \
