@@ -217,12 +217,7 @@ int run_one(int n, const Options& o) {
     uint64_t events = 0;
     for (int k = 0; k < cycles; ++k) {
       size_t i = (next_container++ * stride) % static_cast<size_t>(n);
-      engine.emit(i, "kill", {{"signal", "15"}});
-      pb::sleep_us(gap_us);
-      engine.emit(i, "die", {{"exitCode", "143"}});
-      pb::sleep_us(gap_us);
-      engine.emit(i, "stop");
-      pb::sleep_us(gap_us);
+      engine.emit_stop(i, gap_us);
       uint64_t before = engine.inspects_of(i);
       engine.emit(i, "start");
       events += 4;
@@ -258,10 +253,11 @@ int run_one(int n, const Options& o) {
     for (int k = 0; k < layout_cycles; ++k) {
       Container c;
       c.id = hex_id(0xC000000ULL + static_cast<uint64_t>(n) * 100000 + static_cast<uint64_t>(k));
-      c.name = "layout-" + std::to_string(k);
+      const std::string number = std::to_string(k);
+      c.name = std::string("layout-").append(number);
       c.port = 40000 + k % 20000;
       c.labels = {{"berth.enable", "true"},
-                  {"berth.host", "l" + std::to_string(k) + ".layout.test"},
+                  {"berth.host", std::string("l").append(number).append(".layout.test")},
                   {"berth.port", std::to_string(c.port)},
                   {"com.example.bench", "discovery_churn"}};
       c.running = false;
@@ -273,12 +269,7 @@ int run_one(int n, const Options& o) {
       engine.emit(i, "start");
       if (!engine.wait_inspects(i, 2, 5000)) ++timeouts;
       pb::sleep_us(gap_us);
-      engine.emit(i, "kill", {{"signal", "15"}});
-      pb::sleep_us(gap_us);
-      engine.emit(i, "die", {{"exitCode", "143"}});
-      pb::sleep_us(gap_us);
-      engine.emit(i, "stop");
-      pb::sleep_us(gap_us);
+      engine.emit_stop(i, gap_us);
       engine.emit(i, "destroy");
       pb::sleep_us(gap_us);
       events += 6;

@@ -241,6 +241,17 @@ class FakeEngine {
     ++emitted_;
   }
 
+  // What `docker stop` makes the engine emit for container i: kill (signal 15), die (exit code
+  // 143), stop; gap_us apart, and after the last.
+  void emit_stop(size_t i, int64_t gap_us = 0) {
+    emit(i, "kill", {{"signal", "15"}});
+    pb::sleep_us(gap_us);
+    emit(i, "die", {{"exitCode", "143"}});
+    pb::sleep_us(gap_us);
+    emit(i, "stop");
+    pb::sleep_us(gap_us);
+  }
+
   // Adds a container (not running unless c.running); returns its index. Emits no event.
   size_t add(Container c) {
     std::lock_guard lock(mu_);

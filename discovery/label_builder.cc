@@ -43,6 +43,17 @@ struct Declared {
   size_t first_key;  // index into parsed->keys of this route's first host
 };
 
+size_t host_count(const RouteSpec& route) { return route.hosts.empty() ? 1 : route.hosts.size(); }
+
+// Calls fn(key, route, host index) for every host + path a parse declares, in order.
+template <typename Fn>
+void for_each_key(const ParsedContainer& parsed, Fn&& fn) {
+  for (size_t r = 0, k = 0; r < parsed.spec.routes.size(); ++r) {
+    const RouteSpec& route = parsed.spec.routes[r];
+    for (size_t h = 0; h < host_count(route); ++h, ++k) fn(parsed.keys[k], route, h);
+  }
+}
+
 const ContainerFacts* find_facts(const std::vector<const ContainerCache*>& caches, const std::string& id) {
   for (const ContainerCache* cache : caches) {
     auto it = cache->find(id);
@@ -270,27 +281,19 @@ DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& cac
     };
     std::unordered_map<std::string_view, KeyUse> uses;
     uses.reserve(n * 2);
-    auto each_key = [&](size_t i, auto&& fn) {
-      const ContainerSpec& spec = parsed[i]->spec;
-      for (size_t r = 0, k = 0; r < spec.routes.size(); ++r) {
-        size_t hosts = spec.routes[r].hosts.empty() ? 1 : spec.routes[r].hosts.size();
-        for (size_t h = 0; h < hosts; ++h, ++k) fn(parsed[i]->keys[k], spec.routes[r], h);
-      }
-    };
     for (size_t i = 0; i < n; ++i) {
       if (!candidate(i)) continue;
-      each_key(i, [&](std::string_view key, const RouteSpec& route, size_t) {
+      for_each_key(*parsed[i], [&](std::string_view key, const RouteSpec& route, size_t) {
         auto [it, fresh] = uses.try_emplace(key, KeyUse{route.service});
         if (!fresh && it->second.service != route.service) it->second.contested = true;
       });
     }
     for (size_t i = 0; i < n; ++i) {
-      if (!candidate(i)) {
-        pinned[i] = parsed[i]->spec.kind != ContainerSpec::Kind::kIgnored || containers[i]->revision == 0;
-        continue;
-      }
-      each_key(i, [&](std::string_view key, const RouteSpec&, size_t) { pinned[i] |= uses[key].contested; });
-      if (containers[i]->revision == 0) pinned[i] = 1;
+      if (candidate(i))
+        for_each_key(*parsed[i], [&](std::string_view key, const RouteSpec&, size_t) { pinned[i] |= uses[key].contested; });
+      else
+        pinned[i] = parsed[i]->spec.kind != ContainerSpec::Kind::kIgnored;
+      if (containers[i]->revision == 0) pinned[i] = 1;  // no memo parse to patch with
     }
 
     // Conflicts: running containers first, then by name; the first service to declare a host +
@@ -306,30 +309,23 @@ DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& cac
       const ContainerSpec& spec = parsed[i]->spec;
       if (spec.kind == ContainerSpec::Kind::kIgnored) continue;
       std::string problem = spec.kind == ContainerSpec::Kind::kRejected ? spec.reason : parsed[i]->problem;
-      for (size_t r = 0, k = 0; problem.empty() && r < spec.routes.size(); ++r) {
-        const RouteSpec& route = spec.routes[r];
-        size_t hosts = route.hosts.empty() ? 1 : route.hosts.size();
-        for (size_t h = 0; h < hosts; ++h, ++k) {
-          auto owner = owners.find(parsed[i]->keys[k]);
-          if (owner != owners.end() && owner->second.first != route.service) {
-            problem = "route " + (route.hosts.empty() ? std::string("(any host)") : route.hosts[h]) + route.path +
-                      " is already served by service '" + std::string(owner->second.first) + "' of container " +
-                      owner->second.second->display();
-            break;
-          }
-        }
+      if (problem.empty()) {
+        for_each_key(*parsed[i], [&](std::string_view key, const RouteSpec& route, size_t h) {
+          auto owner = owners.find(key);
+          if (!problem.empty() || owner == owners.end() || owner->second.first == route.service) return;
+          problem = "route " + (route.hosts.empty() ? std::string("(any host)") : route.hosts[h]) + route.path +
+                    " is already served by service '" + std::string(owner->second.first) + "' of container " +
+                    owner->second.second->display();
+        });
       }
       if (!problem.empty()) {
         if (c.running) rejected.emplace_back(i, std::move(problem));
         continue;
       }
       accepted[i] = 1;
-      for (size_t r = 0, k = 0; r < spec.routes.size(); ++r) {
-        const RouteSpec& route = spec.routes[r];
-        size_t hosts = route.hosts.empty() ? 1 : route.hosts.size();
-        for (size_t h = 0; h < hosts; ++h, ++k)
-          owners.emplace(parsed[i]->keys[k], std::make_pair(std::string_view(route.service), &c));
-      }
+      for_each_key(*parsed[i], [&](std::string_view key, const RouteSpec& route, size_t) {
+        owners.emplace(key, std::make_pair(std::string_view(route.service), &c));
+      });
     }
     // Listed in container name order.
     std::sort(rejected.begin(), rejected.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -344,7 +340,7 @@ DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& cac
     for (size_t r = 0, k = 0; r < parsed[i]->spec.routes.size(); ++r) {
       const RouteSpec& route = parsed[i]->spec.routes[r];
       declared.push_back(Declared{containers[i], parsed[i], r, k});
-      k += route.hosts.empty() ? 1 : route.hosts.size();
+      k += host_count(route);
     }
   }
   std::unordered_map<std::string_view, uint32_t> service_index;
@@ -370,8 +366,7 @@ DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& cac
   for (size_t d = 0; d < declared.size(); ++d) {
     const Declared& decl = declared[d];
     const RouteSpec& spec = decl.parsed->spec.routes[decl.route];
-    size_t hosts = spec.hosts.empty() ? 1 : spec.hosts.size();
-    for (size_t h = 0; h < hosts; ++h) {
+    for (size_t h = 0; h < host_count(spec); ++h) {
       if (!emitted.emplace(decl.parsed->keys[decl.first_key + h], true).second) continue;
       Route route;
       route.name = decl.parsed->names[decl.route];

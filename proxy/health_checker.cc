@@ -162,27 +162,19 @@ void HealthChecker::update(const RouteTable& routes) {
       for (const Endpoint& e : shared->endpoints)
         if (e.health) listed_[e.key].push_back(Listing{shared, &e});  // the first service is probed
   indexed_ = true;
-
-  for (auto it = targets_.begin(); it != targets_.end();) {
-    auto w = listed_.find(it->first);
-    if (w == listed_.end() || !(w->second.front().service->policy.health == it->second->check) ||
-        w->second.front().endpoint->health != it->second->health) {
-      drop_target(it->second);
-      it = targets_.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  for (const auto& [key, listings] : listed_)
-    if (!targets_.count(key)) start_target(key, listings.front());
+  std::vector<std::string> keys;
+  keys.reserve(targets_.size() + listed_.size());
+  for (const auto& [key, target] : targets_) keys.push_back(key);
+  for (const auto& [key, listings] : listed_) keys.push_back(key);
+  for (const std::string& key : keys) reconcile(key);
 }
 
-void HealthChecker::update(const RouteTable& routes, const std::vector<const Service*>& added,
+void HealthChecker::update(const RouteTable& routes, const std::vector<ServicePtr>& added,
                            const std::vector<const Service*>& removed) {
   if (stopped_) return;
   auto checked = [](const Service* s) { return s->policy.health.enabled; };
-  if (std::none_of(added.begin(), added.end(), checked) && std::none_of(removed.begin(), removed.end(), checked))
-    return;
+  const bool any_added = std::any_of(added.begin(), added.end(), [&](const ServicePtr& s) { return checked(s.get()); });
+  if (!any_added && std::none_of(removed.begin(), removed.end(), checked)) return;
   if (!indexed_) {
     update(routes);
     return;
@@ -198,15 +190,8 @@ void HealthChecker::update(const RouteTable& routes, const std::vector<const Ser
       keys.push_back(e.key);
     }
   }
-  // The snapshot holds the added services; their owners are found there (a pointer comparison
-  // per service of the snapshot).
-  std::vector<const Service*> entering;
-  for (const Service* s : added)
-    if (checked(s)) entering.push_back(s);
-  std::sort(entering.begin(), entering.end());
-  for (const ServicePtr& shared : routes.services()) {
-    if (!shared->policy.health.enabled || !std::binary_search(entering.begin(), entering.end(), shared.get()))
-      continue;
+  for (const ServicePtr& shared : added) {
+    if (!checked(shared.get())) continue;
     for (const Endpoint& e : shared->endpoints) {
       if (!e.health) continue;
       std::vector<Listing>& listings = listed_[e.key];

@@ -34,12 +34,12 @@ class HealthChecker {
   // A full recompute, costing every checked endpoint of the snapshot (used at startup).
   void update(const RouteTable& routes);
   // The same, told which services entered and left the published snapshot (as for
-  // HealthRegistry::update). Costs nothing when none of them has an active check.
-  // `routes` is the new snapshot (it holds `added`); `removed` must still be readable during the
-  // call. Otherwise only the keys of the changed checked services' endpoints are looked at: each
-  // is probed with the check of one checked service listing it (the first one of the last full
-  // update while it stays). Falls back to the full recompute before any full update().
-  void update(const RouteTable& routes, const std::vector<const Service*>& added,
+  // HealthRegistry::update). Costs nothing when none of them has an active check; otherwise
+  // only the keys of the changed checked services' endpoints are looked at, each probed with the
+  // check of one checked service listing it (the first one of the last full update while it
+  // stays). `routes` is the new snapshot, used for the full recompute before any full update();
+  // `removed` must still be readable during the call.
+  void update(const RouteTable& routes, const std::vector<ServicePtr>& added,
               const std::vector<const Service*>& removed);
   // Closes every handle (memory is freed in the close callbacks). update() is a no-op after.
   void stop();

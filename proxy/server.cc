@@ -169,12 +169,11 @@ std::shared_ptr<const Runtime> Server::build_runtime() {
   // snapshots for instances that stay. A service handed over unchanged is published as the
   // same object as before; only the others are copied (the input stays as the source made it).
   std::vector<ServicePtr> services(inputs.size());
-  std::vector<Service*> added;
+  std::vector<std::shared_ptr<Service>> added;  // still writable: health state is attached below
   std::vector<const Service*> removed;
   auto fresh_copy = [&](size_t i) {
-    auto copy = std::make_shared<Service>(*inputs[i]);
-    added.push_back(copy.get());
-    services[i] = std::move(copy);
+    added.push_back(std::make_shared<Service>(*inputs[i]));
+    services[i] = added.back();
   };
   if (same_layout) {
     // Positions are stable: compare each input with the one at its position (pointers only).
@@ -188,9 +187,10 @@ std::shared_ptr<const Runtime> Server::build_runtime() {
       }
     }
   } else {
-    // Services may have moved: find each by the object it was made from.
+    // Services may have moved: find each by the object it was made from (published_inputs_
+    // lines up with the previous snapshot's services: the build that made it set both).
     std::vector<std::pair<const Service*, size_t>> by_input;
-    if (previous && published_inputs_.size() == previous->services().size()) {
+    if (previous) {
       by_input.reserve(published_inputs_.size());
       for (size_t p = 0; p < published_inputs_.size(); ++p) by_input.emplace_back(published_inputs_[p].get(), p);
       std::sort(by_input.begin(), by_input.end());
@@ -205,11 +205,13 @@ std::shared_ptr<const Runtime> Server::build_runtime() {
         fresh_copy(i);
       }
     }
-    if (previous)
-      for (size_t p = 0; p < previous->services().size(); ++p)
-        if (p >= kept.size() || !kept[p]) removed.push_back(previous->services()[p].get());
+    for (size_t p = 0; p < kept.size(); ++p)
+      if (!kept[p]) removed.push_back(previous->services()[p].get());
   }
-  health_.update(added, removed);
+  std::vector<Service*> writable;
+  writable.reserve(added.size());
+  for (const auto& service : added) writable.push_back(service.get());
+  health_.update(writable, removed);
   last_added_.assign(added.begin(), added.end());
   last_removed_ = std::move(removed);
   published_inputs_ = std::move(inputs);

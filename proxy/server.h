@@ -68,7 +68,8 @@ class Server {
   std::vector<ServicePtr> published_inputs_;
   std::vector<discovery::RouteList> built_layouts_;
   // The services that entered and left the published set with the last build, for the checker.
-  std::vector<const Service*> last_added_, last_removed_;
+  std::vector<ServicePtr> last_added_;
+  std::vector<const Service*> last_removed_;
   uint64_t route_index_builds_ = 0;  // snapshots whose routes were indexed anew (/api/stats)
   std::unique_ptr<HealthChecker> checker_;  // active probes, on loop_
   bool shutting_down_ = false;

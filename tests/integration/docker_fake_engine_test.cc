@@ -150,13 +150,8 @@ TEST_CASE("docker events: stop and start of one container among many swap its se
   const uint64_t generation = before.value("generation", uint64_t{0});
   CHECK(builds > 0);
 
-  auto stop = [&] {
-    engine.emit(i, "kill", {{"signal", "15"}});
-    engine.emit(i, "die", {{"exitCode", "143"}});
-    engine.emit(i, "stop");
-  };
   // Stopped: 503 for the grace (1 s), then 404 and gone from /api/routes.
-  stop();
+  engine.emit_stop(i);
   CHECK(wait_until([&] { return http_get(berth.port(), "/", "app.test").status == 503; }, 3s));
   CHECK(wait_until([&] { return http_get(berth.port(), "/", "app.test").status == 404; }, 3s));
   auto routes = nlohmann::json::parse(http_get(berth.admin_port(), "/api/routes", "127.0.0.1").body, nullptr, false);
@@ -167,7 +162,7 @@ TEST_CASE("docker events: stop and start of one container among many swap its se
   engine.emit(i, "start");
   CHECK(wait_until([&] { return http_get(berth.port(), "/", "app.test").status == 200; }, 3s));
   // Stopped and started within the grace.
-  stop();
+  engine.emit_stop(i);
   CHECK(wait_until([&] { return http_get(berth.port(), "/", "app.test").status == 503; }, 3s));
   engine.emit(i, "start");
   CHECK(wait_until([&] { return http_get(berth.port(), "/", "app.test").status == 200; }, 3s));

@@ -434,7 +434,7 @@ TEST_CASE("health checker: an incremental update looks only at the changed check
   auto plain2 = make("plain", nullptr, {b, c});
   registry.update({plain2.get()}, {plain.get()});
   services = {first, plain2, second};
-  checker.update(*RouteTable::build({}, services, 2), {plain2.get()}, {plain.get()});
+  checker.update(*RouteTable::build({}, services, 2), {plain2}, {plain.get()});
   CHECK(checker.size() == 2);
   CHECK(checker.check_of(b) == probing_b);
 
@@ -452,7 +452,7 @@ TEST_CASE("health checker: an incremental update looks only at the changed check
   auto first2 = make("first", "/c", {a, b});
   registry.update({first2.get()}, {});
   services = {plain2, second, first2};
-  checker.update(*RouteTable::build({}, services, 4), {first2.get()}, {});
+  checker.update(*RouteTable::build({}, services, 4), {first2}, {});
   CHECK(checker.size() == 2);
   REQUIRE(checker.check_of(a));
   CHECK(checker.check_of(a)->path == "/c");
