@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "proxy/lb.h"
+#include "proxy/lb/lb.h"
 
 using namespace berth;
 using Policy = config::LoadBalancing::Policy;

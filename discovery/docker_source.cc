@@ -7,9 +7,9 @@
 #include <ctime>
 
 #include "discovery/self_container.h"
-#include "proxy/endpoint_health.h"
-#include "proxy/log.h"
-#include "proxy/stats.h"
+#include "proxy/model/endpoint_health.h"
+#include "proxy/base/log.h"
+#include "proxy/base/stats.h"
 
 namespace berth::discovery {
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "proxy/route_table.h"
+#include "proxy/model/route_table.h"
 
 namespace berth::discovery {
 

@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "proxy/http_head.h"
+#include "proxy/http/http_head.h"
 
 using berth::http::Framing;
 using berth::http::HeadError;

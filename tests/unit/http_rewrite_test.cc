@@ -3,8 +3,8 @@
 
 #include <string>
 
-#include "proxy/http_head.h"
-#include "proxy/http_rewrite.h"
+#include "proxy/http/http_head.h"
+#include "proxy/http/http_rewrite.h"
 
 using namespace berth::http;
 

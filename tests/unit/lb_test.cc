@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "proxy/lb.h"
+#include "proxy/lb/lb.h"
 
 using namespace berth;
 

@@ -3,8 +3,8 @@
 
 #include <string>
 
-#include "proxy/lb.h"
-#include "proxy/message_parser.h"
+#include "proxy/lb/lb.h"
+#include "proxy/http/message_parser.h"
 
 using berth::MessageParser;
 

@@ -4,8 +4,9 @@
 
 #include <uv.h>
 
-#include "proxy/health_checker.h"
-#include "proxy/outlier.h"
+#include "proxy/health/health_registry.h"
+#include "proxy/health/health_checker.h"
+#include "proxy/health/outlier.h"
 
 using namespace berth;
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "proxy/replay_buffer.h"
+#include "proxy/http/replay_buffer.h"
 
 using namespace berth;
 

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "config/config.h"
-#include "proxy/route_table.h"
+#include "proxy/model/route_table.h"
 
 using berth::Endpoint;
 using berth::Route;

@@ -1,0 +1,143 @@
+#include "proxy/control/admin.h"
+
+#include <arpa/inet.h>
+
+#include "proxy/http/http_head.h"
+#include "proxy/http/http_rewrite.h"
+#include "proxy/base/log.h"
+
+namespace berth {
+namespace {
+constexpr size_t kMaxAdminRequest = 16 * 1024;
+}
+
+struct AdminServer::Conn {
+  uv_tcp_t tcp;
+  uv_write_t write_req;
+  AdminServer* server;
+  std::string in;
+  std::string out;
+  bool responded = false;
+};
+
+AdminServer::AdminServer(uv_loop_t* loop, AdminHandlers handlers)
+    : loop_(loop), handlers_(std::move(handlers)) {}
+
+bool AdminServer::start(const config::SocketAddress& addr, uint16_t& bound_port, std::string& error) {
+  uv_tcp_init(loop_, &server_);
+  server_.data = this;
+  started_ = true;
+  sockaddr_storage ss{};
+  int rc = addr.ipv6 ? uv_ip6_addr(addr.host.c_str(), addr.port, reinterpret_cast<sockaddr_in6*>(&ss))
+                     : uv_ip4_addr(addr.host.c_str(), addr.port, reinterpret_cast<sockaddr_in*>(&ss));
+  if (rc == 0) rc = uv_tcp_bind(&server_, reinterpret_cast<sockaddr*>(&ss), 0);
+  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&server_), 128, on_connection);
+  if (rc != 0) {
+    error = "admin listener " + addr.to_string() + ": " + uv_strerror(rc);
+    return false;
+  }
+  sockaddr_storage actual{};
+  int len = sizeof actual;
+  uv_tcp_getsockname(&server_, reinterpret_cast<sockaddr*>(&actual), &len);
+  bound_port = ntohs(actual.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&actual)->sin6_port
+                                                  : reinterpret_cast<sockaddr_in*>(&actual)->sin_port);
+  return true;
+}
+
+void AdminServer::stop() {
+  if (!started_) return;
+  started_ = false;
+  if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&server_)))
+    uv_close(reinterpret_cast<uv_handle_t*>(&server_), nullptr);
+}
+
+void AdminServer::on_connection(uv_stream_t* server, int status) {
+  auto* self = static_cast<AdminServer*>(server->data);
+  if (status < 0) return;
+  auto* c = new Conn();
+  c->server = self;
+  uv_tcp_init(self->loop_, &c->tcp);
+  c->tcp.data = c;
+  if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp), [](uv_handle_t* h) { delete static_cast<Conn*>(h->data); });
+    return;
+  }
+  uv_read_start(
+      reinterpret_cast<uv_stream_t*>(&c->tcp),
+      [](uv_handle_t*, size_t, uv_buf_t* buf) {
+        static thread_local char scratch[4096];
+        buf->base = scratch;
+        buf->len = sizeof scratch;
+      },
+      [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+        auto* c = static_cast<Conn*>(s->data);
+        auto close_conn = [c] {
+          uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp), [](uv_handle_t* h) { delete static_cast<Conn*>(h->data); });
+        };
+        if (c->responded) return;
+        if (n < 0) {
+          close_conn();
+          return;
+        }
+        c->in.append(buf->base, static_cast<size_t>(n));
+        size_t end = http::find_head_end(c->in.data(), c->in.size(), 0);
+        if (!end) {
+          if (c->in.size() > kMaxAdminRequest) close_conn();
+          return;
+        }
+        uv_read_stop(s);
+        c->responded = true;
+        c->server->respond(c, std::string_view(c->in.data(), end));
+      });
+}
+
+void AdminServer::respond(Conn* c, std::string_view head) {
+  http::RequestHead req;
+  http::Limits limits;
+  http::Outcome o = http::parse_request_head(head, limits, req);
+  uint16_t status = 200;
+  std::string body;
+  std::string type = "text/plain; charset=utf-8";
+  if (!o.ok()) {
+    status = 400;
+    body = "bad request\n";
+  } else if (req.method != "GET" && req.method != "HEAD") {
+    status = 405;
+    body = "method not allowed\n";
+  } else {
+    std::string_view path = req.path.substr(0, req.path.find('?'));
+    if (path == "/healthz") {
+      body = "ok\n";
+    } else if (path == "/readyz") {
+      std::string reason = handlers_.not_ready_reason ? handlers_.not_ready_reason() : std::string();
+      if (reason.empty()) {
+        body = "ready\n";
+      } else {
+        status = 503;
+        body = "not ready: " + reason + "\n";
+      }
+    } else if (path == "/api/routes") {
+      type = "application/json";
+      body = handlers_.routes_json() + "\n";
+    } else if (path == "/api/stats") {
+      type = "application/json";
+      body = handlers_.stats_json() + "\n";
+    } else {
+      status = 404;
+      body = "not found\n";
+    }
+  }
+  c->out.clear();
+  http::build_local_response(status, type, o.ok() && req.method_head ? std::string_view() : std::string_view(body),
+                             true, "Cache-Control: no-store\r\n", c->out);
+  uv_buf_t b = uv_buf_init(c->out.data(), static_cast<unsigned>(c->out.size()));
+  c->write_req.data = c;
+  int rc = uv_write(&c->write_req, reinterpret_cast<uv_stream_t*>(&c->tcp), &b, 1, [](uv_write_t* w, int) {
+    auto* conn = static_cast<Conn*>(w->data);
+    uv_close(reinterpret_cast<uv_handle_t*>(&conn->tcp), [](uv_handle_t* h) { delete static_cast<Conn*>(h->data); });
+  });
+  if (rc != 0)
+    uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp), [](uv_handle_t* h) { delete static_cast<Conn*>(h->data); });
+}
+
+}  // namespace berth

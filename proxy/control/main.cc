@@ -1,0 +1,96 @@
+// berth: the executable. Parses the command line, validates the configuration, runs Server.
+#include <sys/resource.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "config/config.h"
+#include "proxy/base/log.h"
+#include "proxy/control/server.h"
+
+namespace {
+
+void usage(FILE* out) {
+  std::fprintf(out,
+               "usage: berth [--config FILE] [--log-level debug|info|warn|error]\n"
+               "       berth --check-config FILE\n"
+               "       berth --version\n"
+               "Default config: /etc/berth/berth.yaml. SIGHUP reloads it; SIGTERM/SIGINT drain and exit.\n");
+}
+
+void raise_fd_limit() {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path = "/etc/berth/berth.yaml";
+  std::string check_path;
+  berth::log::Level level = berth::log::Level::kInfo;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&](const char* what) -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "berth: %s needs a value\n", what);
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--config" || a == "-c") config_path = next("--config");
+    else if (a == "--check-config") check_path = next("--check-config");
+    else if (a == "--log-level") {
+      std::string l = next("--log-level");
+      if (l == "debug") level = berth::log::Level::kDebug;
+      else if (l == "info") level = berth::log::Level::kInfo;
+      else if (l == "warn") level = berth::log::Level::kWarn;
+      else if (l == "error") level = berth::log::Level::kError;
+      else {
+        std::fprintf(stderr, "berth: unknown log level '%s'\n", l.c_str());
+        return 2;
+      }
+    } else if (a == "--version") {
+      std::printf("berth 0.1.0\n");
+      return 0;
+    } else if (a == "--help" || a == "-h") {
+      usage(stdout);
+      return 0;
+    } else {
+      std::fprintf(stderr, "berth: unknown argument '%s'\n", a.c_str());
+      usage(stderr);
+      return 2;
+    }
+  }
+
+  if (!check_path.empty()) {
+    berth::config::LoadResult r = berth::config::load_file(check_path);
+    for (const auto& e : r.errors) std::fprintf(stderr, "%s\n", e.to_string().c_str());
+    if (!r.ok()) return 1;
+    std::printf("%s: ok (%zu routes, %zu services)\n", check_path.c_str(), r.config->routes.size(),
+                r.config->services.size());
+    return 0;
+  }
+
+  berth::log::set_min_level(level);
+  std::signal(SIGPIPE, SIG_IGN);
+  raise_fd_limit();
+  berth::config::LoadResult r = berth::config::load_file(config_path);
+  if (!r.ok()) {
+    for (const auto& e : r.errors) berth::log::error("config_invalid").kv("error", e.to_string());
+    return 1;
+  }
+  berth::log::start_writer();
+  int rc;
+  {
+    berth::Server server(config_path, std::move(*r.config));
+    rc = server.run();
+  }
+  berth::log::stop_writer();
+  return rc;
+}

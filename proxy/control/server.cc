@@ -1,0 +1,335 @@
+#include "proxy/control/server.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <thread>
+
+#include "proxy/net/listen_socket.h"
+#include "proxy/base/log.h"
+
+namespace berth {
+
+Server::Server(std::string config_path, config::Config initial)
+    : config_path_(std::move(config_path)), config_(std::move(initial)) {
+  uv_loop_init(&loop_);
+  loop_.data = this;
+}
+
+Server::~Server() {
+  workers_.clear();
+  uv_loop_close(&loop_);
+}
+
+bool Server::open_listeners(std::vector<std::vector<int>>& per_worker_fds) {
+  per_worker_fds.assign(worker_count_, {});
+  for (const auto& l : config_.listeners) {
+    config::SocketAddress addr = l.address;
+    for (unsigned w = 0; w < worker_count_; ++w) {
+      uint16_t port = 0;
+      std::string error;
+      int fd = open_listen_socket(addr, true, 4096, port, error);
+      if (fd < 0) {
+        log::error("listen_failed").kv("listener", addr.to_string()).kv("error", error);
+        for (auto& fds : per_worker_fds)
+          for (int f : fds) ::close(f);
+        return false;
+      }
+      // Port 0: the first socket picks the port; the other workers join the same port.
+      addr.port = port;
+      per_worker_fds[w].push_back(fd);
+    }
+    log::info("listening").kv("listener", addr.to_string()).kv("workers", worker_count_);
+  }
+  return true;
+}
+
+int Server::run() {
+  worker_count_ = config_.workers ? config_.workers : std::max(1u, std::thread::hardware_concurrency());
+  sources_ = discovery::make_sources(config_);
+  discovered_.assign(sources_.size(), {});
+  runtime_ = build_runtime();
+
+  std::vector<std::vector<int>> fds;
+  if (!open_listeners(fds)) return 1;
+
+  uv_async_init(&loop_, &worker_stopped_async_, [](uv_async_t* a) {
+    static_cast<Server*>(a->loop->data)->on_worker_stopped();
+  });
+  for (unsigned i = 0; i < worker_count_; ++i) {
+    workers_.push_back(std::make_unique<Worker>(i, std::move(fds[i]), runtime_, [this](unsigned) {
+      workers_stopped_.fetch_add(1);
+      uv_async_send(&worker_stopped_async_);
+    }));
+  }
+
+  if (config_.admin.enabled) {
+    admin_ = std::make_unique<AdminServer>(
+        &loop_, AdminHandlers{[this] { return routes_json(); }, [this] { return stats_json(); },
+                              [this] { return not_ready_reason(); }});
+    uint16_t port = 0;
+    std::string error;
+    if (!admin_->start(config_.admin.address, port, error)) {
+      log::error("admin_listen_failed").kv("error", error);
+      return 1;
+    }
+    config::SocketAddress shown = config_.admin.address;
+    shown.port = port;
+    log::info("admin_listening").kv("address", shown.to_string());
+  }
+
+  uv_signal_init(&loop_, &sighup_);
+  uv_signal_init(&loop_, &sigterm_);
+  uv_signal_init(&loop_, &sigint_);
+  uv_signal_start(&sighup_, on_signal, SIGHUP);
+  uv_signal_start(&sigterm_, on_signal, SIGTERM);
+  uv_signal_start(&sigint_, on_signal, SIGINT);
+
+  checker_ = std::make_unique<HealthChecker>(&loop_);
+  checker_->update(*runtime_->routes);
+  last_added_.clear();  // the checker has seen them all
+  last_removed_.clear();
+  for (auto& w : workers_) w->start();
+  for (size_t i = 0; i < sources_.size(); ++i) {
+    sources_[i]->start(&loop_, [this, i](std::shared_ptr<const discovery::DiscoveredSet> set) {
+      on_discovered(i, std::move(set));
+    });
+    log::info("discovery_started").kv("source", sources_[i]->name());
+  }
+  ready_ = true;
+  log::info("ready")
+      .kv("workers", worker_count_)
+      .kv("routes", static_cast<uint64_t>(runtime_->routes->routes().size()))
+      .kv("config", config_path_);
+
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  for (auto& w : workers_) w->join();
+  log::info("stopped");
+  return 0;
+}
+
+void Server::on_signal(uv_signal_t* s, int signum) {
+  auto* self = static_cast<Server*>(s->loop->data);
+  if (signum == SIGHUP) self->reload();
+  else self->begin_shutdown(signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+void Server::reload() {
+  if (shutting_down_) return;
+  // Reading the file here is fine: this is the control loop, never a worker loop.
+  config::LoadResult r = config::load_file(config_path_);
+  if (!r.ok()) {
+    auto line = log::error("config_reload_failed");
+    line.kv("file", config_path_).kv("errors", static_cast<uint64_t>(r.errors.size()));
+    if (!r.errors.empty()) line.kv("error", r.errors.front().to_string());
+    for (size_t i = 1; i < r.errors.size() && i < 5; ++i) line.kv("error" + std::to_string(i + 1), r.errors[i].to_string());
+    line.kv("action", "keeping the running configuration");
+    return;
+  }
+  config::Config next = std::move(*r.config);
+  bool listeners_changed = next.listeners.size() != config_.listeners.size();
+  for (size_t i = 0; !listeners_changed && i < next.listeners.size(); ++i)
+    listeners_changed = next.listeners[i].address.to_string() != config_.listeners[i].address.to_string();
+  if (listeners_changed || next.workers != config_.workers ||
+      next.admin.address.to_string() != config_.admin.address.to_string())
+    log::warn("config_restart_needed")
+        .kv("reason", "listeners, workers and the admin address change only on restart");
+  // Keep what only a restart can change, take everything else.
+  next.listeners = config_.listeners;
+  next.workers = config_.workers;
+  next.admin = config_.admin;
+  config_ = std::move(next);
+  ++generation_;
+  config_generation_ = generation_;
+  generation_event_received_ns_ = 0;
+  publish(build_runtime());
+  log::info("config_reloaded")
+      .kv("generation", generation_)
+      .kv("routes", static_cast<uint64_t>(runtime_->routes->routes().size()));
+}
+
+std::shared_ptr<const Runtime> Server::build_runtime() {
+  const bool config_changed = !static_runtime_ || static_runtime_->generation != config_generation_;
+  if (config_changed) static_runtime_ = make_runtime(config_, config_generation_);
+  auto rt = std::make_shared<Runtime>(*static_runtime_);
+  rt->generation = generation_;
+  const RouteTable& base = *static_runtime_->routes;
+  std::vector<ServicePtr> inputs = base.services();
+  std::vector<discovery::RouteList> layouts(discovered_.size());
+  for (size_t i = 0; i < discovered_.size(); ++i) {
+    if (!discovered_[i]) continue;
+    layouts[i] = discovered_[i]->routes;
+    inputs.insert(inputs.end(), discovered_[i]->services.begin(), discovered_[i]->services.end());
+  }
+  const RouteTable* previous = runtime_ ? runtime_->routes.get() : nullptr;
+  const bool same_layout = previous && !config_changed && layouts == built_layouts_ &&
+                           inputs.size() == published_inputs_.size() && inputs.size() == previous->services().size();
+
+  // Shared health state (probes, ejections, circuit counts) for every instance, kept across
+  // snapshots for instances that stay. A service handed over unchanged is published as the
+  // same object as before; only the others are copied (the input stays as the source made it).
+  std::vector<ServicePtr> services(inputs.size());
+  std::vector<std::shared_ptr<Service>> added;  // still writable: health state is attached below
+  std::vector<const Service*> removed;
+  auto fresh_copy = [&](size_t i) {
+    added.push_back(std::make_shared<Service>(*inputs[i]));
+    services[i] = added.back();
+  };
+  if (same_layout) {
+    // Positions are stable: compare each input with the one at its position (pointers only).
+    const std::vector<ServicePtr>& before = previous->services();
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      if (inputs[i] == published_inputs_[i]) {
+        services[i] = before[i];
+      } else {
+        fresh_copy(i);
+        removed.push_back(before[i].get());
+      }
+    }
+  } else {
+    // Services may have moved: find each by the object it was made from (published_inputs_
+    // lines up with the previous snapshot's services: the build that made it set both).
+    std::vector<std::pair<const Service*, size_t>> by_input;
+    if (previous) {
+      by_input.reserve(published_inputs_.size());
+      for (size_t p = 0; p < published_inputs_.size(); ++p) by_input.emplace_back(published_inputs_[p].get(), p);
+      std::sort(by_input.begin(), by_input.end());
+    }
+    std::vector<uint8_t> kept(by_input.size(), 0);
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      auto it = std::lower_bound(by_input.begin(), by_input.end(), std::pair<const Service*, size_t>{inputs[i].get(), 0});
+      if (it != by_input.end() && it->first == inputs[i].get() && !kept[it->second]) {
+        kept[it->second] = 1;
+        services[i] = previous->services()[it->second];
+      } else {
+        fresh_copy(i);
+      }
+    }
+    for (size_t p = 0; p < kept.size(); ++p)
+      if (!kept[p]) removed.push_back(previous->services()[p].get());
+  }
+  std::vector<Service*> writable;
+  writable.reserve(added.size());
+  for (const auto& service : added) writable.push_back(service.get());
+  health_.update(writable, removed);
+  last_added_.assign(added.begin(), added.end());
+  last_removed_ = std::move(removed);
+  published_inputs_ = std::move(inputs);
+  built_layouts_ = std::move(layouts);
+
+  if (same_layout) {
+    rt->routes = RouteTable::with_services(*previous, std::move(services), generation_);
+    return rt;
+  }
+  std::vector<Route> routes = base.routes();
+  uint32_t offset = static_cast<uint32_t>(base.services().size());
+  for (const auto& set : discovered_) {
+    if (!set) continue;
+    for (Route r : *set->routes) {
+      r.service += offset;
+      routes.push_back(std::move(r));
+    }
+    offset += static_cast<uint32_t>(set->services.size());
+  }
+  ++route_index_builds_;
+  rt->routes = RouteTable::build(std::move(routes), std::move(services), generation_);
+  return rt;
+}
+
+void Server::on_discovered(size_t source_index, std::shared_ptr<const discovery::DiscoveredSet> set) {
+  if (shutting_down_) return;
+  generation_event_received_ns_ = set ? set->event_received_ns : 0;
+  discovered_[source_index] = std::move(set);
+  ++generation_;
+  publish(build_runtime());
+  log::info("routes_updated")
+      .kv("source", sources_[source_index]->name())
+      .kv("generation", generation_)
+      .kv("routes", static_cast<uint64_t>(runtime_->routes->routes().size()));
+}
+
+void Server::publish(std::shared_ptr<const Runtime> rt) {
+  // The previous snapshot keeps the services that just left alive until the checker has seen them.
+  std::shared_ptr<const Runtime> previous = std::move(runtime_);
+  runtime_ = rt;
+  for (auto& w : workers_) w->publish(rt);
+  if (checker_) checker_->update(*runtime_->routes, last_added_, last_removed_);
+  last_added_.clear();
+  last_removed_.clear();
+}
+
+void Server::begin_shutdown(const char* signal_name) {
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  log::info("draining").kv("signal", signal_name).kv("timeout_ms", static_cast<int64_t>(config_.timeouts.drain.count()));
+  for (auto& w : workers_) w->drain();
+  for (auto& src : sources_) src->stop([] {});
+  if (checker_) checker_->stop();
+  uv_signal_stop(&sighup_);
+}
+
+void Server::on_worker_stopped() {
+  if (workers_stopped_.load() < workers_.size()) return;
+  if (admin_) admin_->stop();
+  uv_walk(&loop_, [](uv_handle_t* h, void*) {
+    if (!uv_is_closing(h)) uv_close(h, nullptr);
+  }, nullptr);
+}
+
+std::string Server::routes_json() const {
+  nlohmann::json j = runtime_->routes->to_json_value();
+  nlohmann::json rejected = nlohmann::json::array();
+  for (const auto& set : discovered_)
+    if (set)
+      for (const auto& [what, why] : set->rejected) rejected.push_back({{"container", what}, {"reason", why}});
+  j["rejected"] = rejected;
+  nlohmann::json sources = nlohmann::json::array();
+  for (const auto& src : sources_) {
+    std::string stale = src->stale_reason();
+    sources.push_back({{"name", src->name()}, {"in_sync", stale.empty()}, {"stale_reason", stale}});
+  }
+  j["discovery"] = sources;
+  // Names, hosts and rejection reasons come from files and container labels: never fail on
+  // bytes that are not UTF-8.
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string Server::stats_json() const {
+  nlohmann::json j;
+  nlohmann::json counters = nlohmann::json::object();
+  for (size_t c = 0; c < static_cast<size_t>(Counter::kCount_); ++c) {
+    uint64_t sum = 0;
+    for (const auto& w : workers_) sum += w->stats().get(static_cast<Counter>(c));
+    counters[std::string(counter_name(static_cast<Counter>(c)))] = sum;
+  }
+  j["counters"] = counters;
+  nlohmann::json workers = nlohmann::json::array();
+  for (const auto& w : workers_) {
+    workers.push_back({{"index", w->index()},
+                       {"connections", w->gauges().connections.load()},
+                       {"upstream_idle", w->gauges().upstream_idle.load()},
+                       {"generation", w->runtime_generation()},
+                       {"applied_at_ns", w->runtime_applied_at_ns()}});
+  }
+  j["workers"] = workers;
+  j["generation"] = generation_;
+  j["generation_event_received_ns"] = generation_event_received_ns_;
+  // Snapshots that re-indexed the routes; the others (instances coming and going) only
+  // swapped service objects.
+  j["route_index_builds"] = route_index_builds_;
+  return j.dump();
+}
+
+std::string Server::not_ready_reason() const {
+  if (shutting_down_) return "draining";
+  if (!ready_) return "starting";
+  for (const auto& w : workers_)
+    if (w->runtime_generation() != generation_) return "workers have not applied the latest configuration yet";
+  for (const auto& src : sources_) {
+    std::string stale = src->stale_reason();
+    if (!stale.empty()) return std::string(src->name()) + ": " + stale;
+  }
+  return {};
+}
+
+}  // namespace berth

@@ -1,0 +1,79 @@
+// The control side of Berth: owns the configuration, the workers and the admin listener, and
+// runs the control loop (signals, reloads; later the Docker watcher). It builds each new
+// Runtime snapshot and hands it to every worker.
+#pragma once
+
+#include <uv.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "discovery/source.h"
+#include "proxy/control/admin.h"
+#include "proxy/health/health_registry.h"
+#include "proxy/health/health_checker.h"
+#include "proxy/datapath/runtime.h"
+#include "proxy/datapath/worker.h"
+
+namespace berth {
+
+class Server {
+ public:
+  Server(std::string config_path, config::Config initial);
+  ~Server();
+  // Runs until SIGTERM/SIGINT has drained every worker. Returns the process exit code.
+  int run();
+
+ private:
+  bool open_listeners(std::vector<std::vector<int>>& per_worker_fds);
+  void reload();
+  void begin_shutdown(const char* signal_name);
+  void on_worker_stopped();
+  void publish(std::shared_ptr<const Runtime> rt);
+  // Static routes from the config file first (they win on conflicts), then each source's set.
+  std::shared_ptr<const Runtime> build_runtime();
+  void on_discovered(size_t source_index, std::shared_ptr<const discovery::DiscoveredSet> set);
+  std::string routes_json() const;
+  std::string stats_json() const;
+  std::string not_ready_reason() const;
+
+  static void on_signal(uv_signal_t* s, int signum);
+
+  std::string config_path_;
+  config::Config config_;
+  std::shared_ptr<const Runtime> runtime_;
+  uint64_t generation_ = 1;
+  uint64_t config_generation_ = 1;  // generation_ at the last config (re)load
+  int64_t generation_event_received_ns_ = 0;  // discovery event behind generation_ (0: none)
+  unsigned worker_count_ = 1;
+  uv_loop_t loop_;
+  uv_signal_t sighup_, sigterm_, sigint_;
+  uv_async_t worker_stopped_async_;
+  std::atomic<unsigned> workers_stopped_{0};
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::unique_ptr<AdminServer> admin_;
+  std::vector<std::unique_ptr<discovery::Source>> sources_;
+  std::vector<std::shared_ptr<const discovery::DiscoveredSet>> discovered_;  // null: nothing yet
+  HealthRegistry health_;
+  // The config file's part of every snapshot, built when the config is (re)loaded.
+  std::shared_ptr<const Runtime> static_runtime_;
+  // What the last snapshot was built from: per position of its services, the object each was
+  // copied from (a config service or a source's service), and each source's routes object. A
+  // service handed over again is published as the same object; only new ones are copied and
+  // attached to health state. When no routes object changed, the snapshot shares the previous
+  // one's routes and index.
+  std::vector<ServicePtr> published_inputs_;
+  std::vector<discovery::RouteList> built_layouts_;
+  // The services that entered and left the published set with the last build, for the checker.
+  std::vector<ServicePtr> last_added_;
+  std::vector<const Service*> last_removed_;
+  uint64_t route_index_builds_ = 0;  // snapshots whose routes were indexed anew (/api/stats)
+  std::unique_ptr<HealthChecker> checker_;  // active probes, on loop_
+  bool shutting_down_ = false;
+  bool ready_ = false;
+};
+
+}  // namespace berth

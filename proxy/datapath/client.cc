@@ -1,0 +1,886 @@
+#include "proxy/datapath/client.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+
+#include "proxy/filter/filter.h"
+#include "proxy/base/log.h"
+#include "proxy/health/outlier.h"
+#include "proxy/lb/request_key.h"
+#include "proxy/datapath/worker.h"
+
+namespace berth {
+namespace {
+
+constexpr uint64_t kLingerMs = 2000;
+
+std::string_view chunk_header(char (&buf)[24], size_t len) {
+  auto r = std::to_chars(buf, buf + 20, static_cast<unsigned long long>(len), 16);
+  r.ptr[0] = '\r';
+  r.ptr[1] = '\n';
+  return std::string_view(buf, static_cast<size_t>(r.ptr + 2 - buf));
+}
+
+struct ErrorReply {
+  uint16_t status;
+  const char* cause;
+};
+
+ErrorReply reply_for(http::HeadError e) {
+  switch (e) {
+    case http::HeadError::kUriTooLong: return {414, "uri-too-long"};
+    case http::HeadError::kHeaderTooLarge: return {431, "header-too-large"};
+    case http::HeadError::kNotImplemented: return {501, "not-implemented"};
+    case http::HeadError::kVersionNotSupported: return {505, "version-not-supported"};
+    default: return {400, "bad-request"};
+  }
+}
+
+ErrorReply reply_for(UpstreamFailure f) {
+  switch (f) {
+    case UpstreamFailure::kConnectRefused: return {502, "upstream-connect-failed"};
+    case UpstreamFailure::kConnectTimeout: return {504, "upstream-connect-timeout"};
+    case UpstreamFailure::kResetBeforeResponse: return {502, "upstream-reset"};
+    case UpstreamFailure::kResponseTimeout: return {504, "upstream-response-timeout"};
+    case UpstreamFailure::kBadResponse: return {502, "upstream-bad-response"};
+    case UpstreamFailure::kResetMidResponse: return {502, "upstream-reset"};
+  }
+  return {502, "upstream-error"};
+}
+
+bool is_idempotent(std::string_view m) {
+  return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" || m == "PUT" || m == "DELETE";
+}
+
+Counter status_counter(uint16_t s) {
+  if (s < 200) return Counter::kResponses1xx;
+  if (s < 300) return Counter::kResponses2xx;
+  if (s < 400) return Counter::kResponses3xx;
+  if (s < 500) return Counter::kResponses4xx;
+  return Counter::kResponses5xx;
+}
+
+}  // namespace
+
+void Exchange::reset() {
+  rt.reset();
+  route = nullptr;
+  endpoint = -1;
+  req.clear();
+  replay.reset();
+  upstream_head.clear();
+  plan = {};
+  body_limit = body_deadline = last_body_at = 0;
+  attempts = 0;
+  version_minor = 1;
+  req_framing = http::Framing::kNone;
+  keep_alive = true;
+  method_head = upgrade = head_sent = request_done = false;
+  response_started = response_done = response_chunked = false;
+  pick_key = {};
+  tried_count = 0;
+  attempt_pool = nullptr;
+  connecting = is_retry = fresh_connection = set_cookie = false;
+  sticky_id = 0;
+}
+
+ClientConn::ClientConn(Worker* worker, int fd) : Stream(worker), worker_(worker) {
+  uv_tcp_open(&tcp_, fd);
+}
+
+void ClientConn::start() {
+  uv_tcp_nodelay(&tcp_, 1);
+  sockaddr_storage ss{};
+  int len = sizeof ss;
+  if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+    if (ss.ss_family == AF_INET)
+      inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr, client_ip_, sizeof client_ip_);
+    else if (ss.ss_family == AF_INET6)
+      inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr, client_ip_, sizeof client_ip_);
+  }
+  len = sizeof ss;
+  if (uv_tcp_getsockname(&tcp_, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+    local_port_ = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
+                                                 : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  }
+  phase_ = Phase::kIdle;
+  // A fresh connection must start its request within the header timeout.
+  deadline_ = now() + worker_->runtime()->timeouts.request_header.count();
+  arm_timer();
+  update_reading();
+}
+
+void ClientConn::drain() {
+  draining_ = true;
+  if (idle()) close();
+}
+
+// ------------------------------------------------------------------ input
+
+void ClientConn::on_read(Block* block, ssize_t nread) {
+  if (nread < 0) {
+    peer_eof_ = true;
+    switch (phase_) {
+      case Phase::kUpstream:
+        // A client that half-closes after a complete request still gets its response.
+        if (ex_ && ex_->request_done) {
+          set_reading(false);
+          return;
+        }
+        abort_exchange();
+        return;
+      case Phase::kTunnel:
+        if (upstream_) {
+          UpstreamConn* u = upstream_;
+          upstream_ = nullptr;
+          u->release(false);
+        }
+        close_after_flush();
+        return;
+      default:
+        close();
+        return;
+    }
+  }
+  process_input(block, 0, static_cast<size_t>(nread));
+  BufferPool::unref(block);
+}
+
+void ClientConn::process_input(Block* block, size_t off, size_t len) {
+  const char* data = block->data() + off;
+  current_block_ = block;
+  while (len > 0 && !closing()) {
+    switch (phase_) {
+      case Phase::kClosing:
+        return;  // lingering close: discard
+      case Phase::kIdle:
+        phase_ = Phase::kHead;
+        deadline_ = now() + ex_rt_timeout_header();
+        arm_timer();
+        [[fallthrough]];
+      case Phase::kHead:
+        if (!consume_head(block, data, len)) return;
+        break;
+      case Phase::kUpstream:
+        if (!ex_->head_sent || ex_->request_done || backpressured_) {
+          keep_pending(block, data, len);
+          update_reading();
+          return;
+        }
+        if (!feed_request_body(block, data, len)) return;
+        break;
+      case Phase::kTunnel:
+        deadline_ = now();
+        if (upstream_) {
+          upstream_->write_block(block, data, len);
+          if (upstream_ && upstream_->write_queue_bytes() > worker_->runtime()->limits.write_buffer_bytes)
+            backpressured_ = true;
+        }
+        len = 0;
+        break;
+    }
+  }
+  if (!closing()) update_reading();
+}
+
+uint64_t ClientConn::ex_rt_timeout_header() const {
+  return static_cast<uint64_t>(worker_->runtime()->timeouts.request_header.count());
+}
+
+bool ClientConn::consume_head(Block* block, const char*& data, size_t& len) {
+  const Runtime& rt = *worker_->runtime();
+  size_t used = 0;
+  HeadReader::Status st = head_reader_.feed(worker_->strings(), data, len, used, rt.limits.max_header_bytes,
+                                            rt.limits.max_request_line);
+  switch (st) {
+    case HeadReader::Status::kNeedMore:
+      data += len;
+      len = 0;
+      return false;
+    case HeadReader::Status::kLineTooLong:
+      worker_->stats().add(Counter::kRequestsRejected);
+      local_reply(414, "uri-too-long", true);
+      return false;
+    case HeadReader::Status::kTooLarge:
+      worker_->stats().add(Counter::kRequestsRejected);
+      local_reply(431, "header-too-large", true);
+      return false;
+    case HeadReader::Status::kComplete:
+      break;
+  }
+  std::string_view head = head_reader_.head();
+  data += used;
+  len -= used;
+  handle_request_head(head);
+  head_reader_.reset(worker_->strings());
+  (void)block;
+  return !closing() && phase_ != Phase::kClosing;
+}
+
+void ClientConn::keep_pending(Block* block, const char* data, size_t len) {
+  drop_pending();
+  BufferPool::ref(block);
+  pending_block_ = block;
+  pending_off_ = static_cast<uint32_t>(data - block->data());
+  pending_len_ = static_cast<uint32_t>(len);
+}
+
+void ClientConn::drop_pending() {
+  if (pending_block_) BufferPool::unref(pending_block_);
+  pending_block_ = nullptr;
+  pending_off_ = pending_len_ = 0;
+}
+
+void ClientConn::resume_pending() {
+  if (!pending_block_) {
+    update_reading();
+    return;
+  }
+  Block* b = pending_block_;
+  size_t off = pending_off_, len = pending_len_;
+  pending_block_ = nullptr;
+  pending_off_ = pending_len_ = 0;
+  process_input(b, off, len);  // may keep part of it pending again (with its own reference)
+  BufferPool::unref(b);
+}
+
+// ------------------------------------------------------------------ request
+
+void ClientConn::handle_request_head(std::string_view head) {
+  worker_->stats().add(Counter::kRequests);
+  ex_ = worker_->acquire_exchange();
+  ex_->rt = worker_->runtime();
+  const Runtime& rt = *ex_->rt;
+  http::RequestHead& req = ex_->req;
+
+  http::Outcome o = http::parse_request_head(head, rt.http_limits, req);
+  if (!o.ok()) {
+    worker_->stats().add(Counter::kRequestsRejected);
+    ErrorReply r = reply_for(o.error);
+    log::debug("request_rejected").kv("client", client_ip_).kv("status", r.status).kv("reason", o.detail);
+    local_reply(r.status, r.cause, true);
+    return;
+  }
+  ex_->body.init(HTTP_REQUEST, this);
+  MessageParser::Result pr = ex_->body.feed_head(head);
+  if (pr.state == MessageParser::State::kError) {
+    worker_->stats().add(Counter::kRequestsRejected);
+    log::debug("request_rejected").kv("client", client_ip_).kv("status", 400).kv("reason", pr.reason);
+    local_reply(400, "bad-request", true);
+    return;
+  }
+  ex_->version_minor = req.version_minor;
+  ex_->keep_alive = req.keep_alive() && !draining_ && !worker_->draining();
+  ex_->method_head = req.method_head;
+  ex_->upgrade = req.upgrade;
+  ex_->req_framing = req.framing;
+  const bool has_body = req.framing != http::Framing::kNone;
+
+  const Route* route = rt.routes->match(req.host, req.path);
+  if (!route) {
+    local_reply(404, "no-route", has_body);
+    return;
+  }
+  ex_->route = route;
+  if (route->filters && !route->filters->empty()) {
+    FilterRequest freq{req, *route, client_ip_};
+    FilterRun run;
+    if (run.start(*route->filters, worker_->filter_states(), freq, nullptr) == FilterResult::kReply) {
+      local_reply(run.reply().status, run.reply().cause.c_str(), has_body);
+      return;
+    }
+  }
+  ex_->body_limit = route->max_body_bytes;
+  if (ex_->body_limit && req.framing == http::Framing::kContentLength && req.content_length > ex_->body_limit) {
+    worker_->stats().add(Counter::kRequestsRejected);
+    local_reply(413, "body-too-large", true);
+    return;
+  }
+
+  // The selection key needs the head, which is gone once this function returns (retries).
+  const config::ServicePolicy& policy = rt.routes->service(route->service).policy;
+  ex_->pick_key = make_pick_key(req, policy.lb, client_ip_);
+  // Keep a copy of a small body only when a retry could need it: one after a reset, which
+  // only an idempotent method (or any, with retry.non_idempotent) gets.
+  if (has_body && policy.retry.attempts > 1 && (policy.retry.non_idempotent || is_idempotent(req.method))) {
+    ex_->replay.start(policy.retry.replay_body_bytes,
+                      req.framing == http::Framing::kContentLength ? req.content_length : ReplayBuffer::kUnknownLength);
+  }
+
+  std::string_view request_id;
+  if (!http::has_request_id(req)) {
+    worker_->next_request_id(ex_->request_id);
+    request_id = std::string_view(ex_->request_id, sizeof ex_->request_id);
+  }
+  http::ForwardInfo info{client_ip_, "http", local_port_, request_id};
+  http::build_upstream_request(req, info, ex_->upstream_head);
+  // Past this point the raw head is no longer needed: only scalars copied above are used.
+  ex_->request_done = pr.state != MessageParser::State::kBody;  // fully read (not yet sent)
+  phase_ = Phase::kUpstream;
+  stop_timer();
+  choose_upstream();
+}
+
+void ClientConn::choose_upstream(int chosen) {
+  const Runtime& rt = *ex_->rt;
+  const uint32_t service = ex_->route->service;
+  const Service& svc = rt.routes->service(service);
+  const config::CircuitBreaker& cb = svc.policy.circuit;
+  const bool body_unread = !ex_->request_done;
+  auto circuit_open = [&] {
+    worker_->stats().add(Counter::kCircuitOpen);
+    local_reply(503, "circuit-open", body_unread, "Retry-After: 1\r\n");
+  };
+  if (cb.service_max_requests && svc.counters &&
+      svc.counters->requests.load(std::memory_order_relaxed) >= cb.service_max_requests) {
+    circuit_open();
+    return;
+  }
+  bool blocked = false;
+  int idx = chosen >= 0 ? chosen : worker_->pick_endpoint(rt, service, ex_->pick_key, ex_->tried, ex_->tried_count, &blocked);
+  if (idx < 0) {
+    if (blocked) circuit_open();
+    else local_reply(503, "no-endpoint", body_unread, "Retry-After: 1\r\n");
+    return;
+  }
+  const Endpoint& ep = svc.endpoints[static_cast<size_t>(idx)];
+  ex_->endpoint = idx;
+  ++ex_->attempts;
+  if (ex_->tried_count < std::size(ex_->tried)) ex_->tried[ex_->tried_count++] = static_cast<uint32_t>(idx);
+  if (svc.policy.lb.policy == config::LoadBalancing::Policy::kSticky) {
+    ex_->sticky_id = instance_id(svc.name, ep.key);
+    ex_->set_cookie = !ex_->pick_key.has_sticky || ex_->pick_key.sticky != ex_->sticky_id;
+  }
+  EndpointPool* pool = worker_->endpoint_pool(rt, service, idx);
+  worker_->begin_attempt(ex_, ep, pool);
+  if (UpstreamConn* u = ex_->fresh_connection ? nullptr : pool->take_idle()) {
+    upstream_ = u;
+    u->attach(this);
+    send_request_head();
+    return;
+  }
+  // A new connection: only within the pending-connect limits.
+  if ((cb.max_pending && ep.health && ep.health->pending.load(std::memory_order_relaxed) >= cb.max_pending) ||
+      (cb.service_max_pending && svc.counters &&
+       svc.counters->pending.load(std::memory_order_relaxed) >= cb.service_max_pending)) {
+    circuit_open();
+    return;
+  }
+  worker_->begin_connect(ex_);
+  auto* u = new UpstreamConn(worker_, pool);
+  upstream_ = u;
+  u->connect(this, static_cast<uint64_t>(rt.timeouts.upstream_connect.count()));
+}
+
+void ClientConn::on_upstream_connected(UpstreamConn* u) {
+  if (u != upstream_) return;
+  if (ex_) worker_->end_connect(ex_);
+  send_request_head();
+}
+
+void ClientConn::send_request_head() {
+  // request_done currently means "fully read from the client"; it becomes "fully forwarded"
+  // once the head is written.
+  const bool body_complete = ex_->request_done;
+  upstream_->begin_exchange(ex_->method_head, ex_->upgrade);
+  // A retry sends again, from the kept copy, the part of the body already read from the client
+  // (retry_elsewhere made sure it was kept whole); the rest streams on from the client.
+  const bool chunked = ex_->req_framing == http::Framing::kChunked;
+  bool written;
+  if (ex_->replay.seen() == 0 && !(chunked && ex_->body.complete())) {
+    written = upstream_->write_copy(ex_->upstream_head);
+  } else if (!chunked) {
+    written = upstream_->write_copy2(ex_->upstream_head, ex_->replay.bytes());  // the copy as it is
+    log::debug("request_body_replayed").kv("endpoint", upstream_->pool()->key()).kv("bytes", ex_->replay.seen());
+  } else {
+    // Framed again as one chunk (plus the last chunk once the body is complete).
+    std::string* body = worker_->acquire_string();
+    ex_->replay.append_framed(chunked, ex_->body.complete(), *body);
+    written = upstream_->write_copy2(ex_->upstream_head, *body);
+    worker_->release_string(body);
+    log::debug("request_body_replayed").kv("endpoint", upstream_->pool()->key()).kv("bytes", ex_->replay.seen());
+  }
+  if (!written) return;  // failure is reported via callbacks
+  ex_->head_sent = true;
+  const uint64_t response_timeout = static_cast<uint64_t>(ex_->rt->timeouts.upstream_response.count());
+  if (body_complete) {
+    if (ex_->upgrade) return;  // the tunnel has no response timeout beyond the 101
+    upstream_->request_complete(response_timeout);
+    update_reading();
+    return;
+  }
+  ex_->request_done = false;
+  const uint64_t t = now();
+  // A retry keeps the deadline the body started with.
+  if (ex_->body_deadline == 0) ex_->body_deadline = t + static_cast<uint64_t>(ex_->rt->timeouts.request_body.count());
+  ex_->last_body_at = t;
+  if (upstream_->write_queue_bytes() > ex_->rt->limits.write_buffer_bytes) backpressured_ = true;
+  arm_timer();
+  resume_pending();
+}
+
+bool ClientConn::feed_request_body(Block* block, const char*& data, size_t& len) {
+  current_block_ = block;
+  ex_->last_body_at = now();
+  MessageParser::Result r = ex_->body.feed(data, len);
+  if (closing() || phase_ != Phase::kUpstream || !ex_) return false;
+  switch (r.state) {
+    case MessageParser::State::kBody:
+      data += len;
+      len = 0;
+      return true;
+    case MessageParser::State::kComplete:
+    case MessageParser::State::kUpgrade:
+      data += r.consumed;
+      len -= r.consumed;
+      finish_request_body();
+      return !closing();
+    case MessageParser::State::kError:
+      worker_->stats().add(Counter::kRequestsRejected);
+      log::debug("request_body_rejected").kv("client", client_ip_).kv("reason", r.reason);
+      if (ex_->response_started) {
+        abort_exchange();
+      } else {
+        release_upstream(false);
+        local_reply(400, "bad-request", true);
+      }
+      return false;
+  }
+  return false;
+}
+
+void ClientConn::on_body_data(const char* data, size_t len) {
+  if (!ex_ || phase_ != Phase::kUpstream || closing()) return;
+  if (ex_->body_limit && ex_->body.body_bytes() > ex_->body_limit) {
+    worker_->stats().add(Counter::kRequestsRejected);
+    if (ex_->response_started) {
+      abort_exchange();
+    } else {
+      release_upstream(false);
+      local_reply(413, "body-too-large", true);
+    }
+    return;
+  }
+  ex_->replay.add(data, len);
+  if (!upstream_ || len == 0) return;
+  if (ex_->req_framing == http::Framing::kChunked) {
+    char hdr[24];
+    upstream_->write_block(current_block_, data, len, chunk_header(hdr, len), "\r\n");
+  } else {
+    upstream_->write_block(current_block_, data, len);
+  }
+  if (upstream_ && upstream_->write_queue_bytes() > ex_->rt->limits.write_buffer_bytes) backpressured_ = true;
+}
+
+void ClientConn::finish_request_body() {
+  if (ex_->req_framing == http::Framing::kChunked && upstream_) upstream_->write_copy("0\r\n\r\n");
+  ex_->request_done = true;
+  if (upstream_) upstream_->request_complete(static_cast<uint64_t>(ex_->rt->timeouts.upstream_response.count()));
+  arm_timer();
+  if (ex_->response_done) finish_exchange();
+}
+
+// ------------------------------------------------------------------ response
+
+void ClientConn::on_response_head(UpstreamConn* u, const http::ResponseHead& head) {
+  if (u != upstream_ || !ex_) return;
+  std::string* out = worker_->acquire_string();
+  record_outcome(head.status >= 500);
+  if (head.status == 101) {
+    http::ResponsePlan plan;
+    http::build_client_response(head, plan, true, *out);
+    write_copy(*out);
+    worker_->release_string(out);
+    worker_->stats().add(Counter::kResponses1xx);
+    ex_->response_started = true;
+    ex_->request_done = true;
+    phase_ = Phase::kTunnel;
+    deadline_ = now();
+    arm_timer();
+    resume_pending();  // bytes the client sent right after its upgrade request
+    return;
+  }
+  if (head.status < 200) {
+    if (ex_->version_minor >= 1) {
+      http::ResponsePlan plan;
+      http::build_client_response(head, plan, false, *out);
+      write_copy(*out);
+    }
+    worker_->release_string(out);
+    return;
+  }
+  const bool close_after = !ex_->keep_alive || draining_ || worker_->draining() || !ex_->request_done;
+  ex_->plan = http::plan_response(head, ex_->version_minor, close_after);
+  ex_->response_chunked = ex_->plan.to_client == http::Framing::kChunked;
+  http::build_client_response(head, ex_->plan, false, *out);
+  if (ex_->set_cookie && out->size() >= 2) {
+    // Sticky: pin the client to this instance (an opaque id, not its address).
+    char id[16];
+    format_instance_id(ex_->sticky_id, id);
+    const std::string& name = ex_->rt->routes->service(ex_->route->service).policy.lb.cookie;
+    std::string line;
+    line.reserve(name.size() + 64);
+    line.append("Set-Cookie: ").append(name).append("=").append(id, sizeof id).append("; Path=/; HttpOnly\r\n");
+    out->insert(out->size() - 2, line);
+  }
+  write_copy(*out);
+  worker_->release_string(out);
+  ex_->response_started = true;
+  worker_->stats().add(status_counter(head.status));
+}
+
+void ClientConn::on_response_body(UpstreamConn* u, Block* block, const char* data, size_t len) {
+  if (u != upstream_ || len == 0) return;
+  if (ex_->response_chunked) {
+    char hdr[24];
+    write_block(block, data, len, chunk_header(hdr, len), "\r\n");
+  } else {
+    write_block(block, data, len);
+  }
+  if (!closing() && write_queue_bytes() > ex_->rt->limits.write_buffer_bytes) u->set_read_paused(true);
+}
+
+void ClientConn::on_response_complete(UpstreamConn* u) {
+  if (u != upstream_ || !ex_) return;
+  if (ex_->response_chunked) write_copy("0\r\n\r\n");
+  ex_->response_done = true;
+  if (!ex_->request_done) {
+    // The backend answered before the request body was complete: the rest of the body can't
+    // be framed any more, so neither connection can be reused.
+    release_upstream(false);
+    worker_->release_exchange(ex_);
+    ex_ = nullptr;
+    phase_ = Phase::kClosing;
+    linger_on_close_ = true;
+    drop_pending();
+    close_after_flush();
+    return;
+  }
+  finish_exchange();
+}
+
+void ClientConn::finish_exchange() {
+  const bool reusable = upstream_ && upstream_->reusable_after_response() && ex_->request_done;
+  release_upstream(reusable);
+  const bool close_client =
+      ex_->plan.close_client || !ex_->keep_alive || draining_ || peer_eof_ || worker_->draining();
+  worker_->release_exchange(ex_);
+  ex_ = nullptr;
+  backpressured_ = false;
+  if (close_client) {
+    phase_ = Phase::kClosing;
+    // A client that pipelined more requests must get to read this response before the reset
+    // that closing with unread data would send.
+    linger_on_close_ = pending_block_ != nullptr;
+    drop_pending();
+    close_after_flush();
+    return;
+  }
+  phase_ = Phase::kIdle;
+  deadline_ = now() + static_cast<uint64_t>(worker_->runtime()->timeouts.keepalive_idle.count());
+  arm_timer();
+  resume_pending();
+}
+
+void ClientConn::on_upstream_failed(UpstreamConn* u, UpstreamFailure why, bool any_response_bytes) {
+  if (u != upstream_) return;
+  upstream_ = nullptr;
+  if (!ex_) {
+    close();
+    return;
+  }
+  worker_->end_connect(ex_);
+  if (phase_ == Phase::kTunnel) {
+    close_after_flush();
+    return;
+  }
+  if (ex_->response_started) {
+    // Part of the response is already with the client: all that is left is to cut it short.
+    log::warn("upstream_failed_mid_response").kv("endpoint", u->pool()->key()).kv("client", client_ip_);
+    abort_exchange();
+    return;
+  }
+  // A pooled connection the server had closed says nothing about the instance's health.
+  const bool stale_pooled = why == UpstreamFailure::kResetBeforeResponse && u->reused() && !any_response_bytes;
+  if (!stale_pooled) record_outcome(true);
+  if (retry_elsewhere(u, why, any_response_bytes)) return;
+  ErrorReply r = reply_for(why);
+  log::warn("upstream_error")
+      .kv("endpoint", u->pool()->key())
+      .kv("route", ex_->route ? ex_->route->name : std::string())
+      .kv("status", r.status)
+      .kv("cause", r.cause);
+  local_reply(r.status, r.cause, !ex_->request_done);
+}
+
+// Retries (see README, "Retries"): a failed connect sent nothing of this attempt, so any
+// request may go to another instance. A reset before any response byte may come after the
+// instance saw the request: only idempotent methods (or any with retry.non_idempotent). Either
+// way the body bytes already read from the client (streamed to a failed instance) must go
+// again: only when all of them were kept (ReplayBuffer, up to retry.replay_body_bytes); a body
+// still unread in the client socket or pending needs nothing. Never once response bytes
+// reached the client (the caller checks).
+bool ClientConn::retry_elsewhere(UpstreamConn* u, UpstreamFailure why, bool any_response_bytes) {
+  const Service& svc = ex_->rt->routes->service(ex_->route->service);
+  const config::RetryPolicy& policy = svc.policy.retry;
+  if (ex_->attempts >= policy.attempts || any_response_bytes) return false;
+  const bool connect_failed = why == UpstreamFailure::kConnectRefused || why == UpstreamFailure::kConnectTimeout;
+  if (!connect_failed) {
+    if (why != UpstreamFailure::kResetBeforeResponse) return false;
+    const std::string_view method = std::string_view(ex_->upstream_head).substr(0, ex_->upstream_head.find(' '));
+    if (!policy.non_idempotent && !is_idempotent(method)) return false;
+  }
+  if (!ex_->replay.replayable()) {
+    log::debug("retry_body_not_kept").kv("endpoint", u->pool()->key()).kv("body_bytes", ex_->replay.seen());
+    return false;
+  }
+  if (!worker_->retry_allowed(svc)) {
+    worker_->stats().add(Counter::kRetryBudgetExhausted);
+    return false;
+  }
+  // Another instance; after a stale pooled connection the same one will do, on a new connection.
+  // None: the client gets the original error, not a 503.
+  const bool stale_pooled = !connect_failed && u->reused();
+  bool blocked = false;
+  int next = worker_->pick_endpoint(*ex_->rt, ex_->route->service, ex_->pick_key, ex_->tried, ex_->tried_count, &blocked);
+  if (next < 0 && stale_pooled) next = ex_->endpoint;
+  if (next < 0) return false;
+  worker_->stats().add(Counter::kUpstreamRetries);
+  worker_->end_attempt(ex_);
+  worker_->on_retry_started(ex_);
+  ex_->fresh_connection = stale_pooled;
+  ex_->head_sent = false;
+  backpressured_ = false;  // that was the failed connection's write queue
+  if (ex_->req_framing == http::Framing::kNone) ex_->request_done = true;
+  choose_upstream(next);
+  return true;
+}
+
+// Passive health: one exchange's outcome for its instance (may eject it).
+void ClientConn::record_outcome(bool failed) {
+  if (!ex_ || !ex_->route || ex_->endpoint < 0) return;
+  const Service& svc = ex_->rt->routes->service(ex_->route->service);
+  const auto index = static_cast<size_t>(ex_->endpoint);
+  if (!failed) {
+    record_success(svc.endpoints[index]);
+    return;
+  }
+  if (record_failure(svc, index, health_clock_ms())) {
+    worker_->stats().add(Counter::kOutlierEjections);
+    log::warn("outlier_ejected")
+        .kv("service", svc.name)
+        .kv("endpoint", svc.endpoints[index].key)
+        .kv("ejections", static_cast<uint64_t>(svc.endpoints[index].health->ejections.load()));
+  }
+}
+
+void ClientConn::on_tunnel_data(UpstreamConn* u, Block* block, const char* data, size_t len) {
+  if (u != upstream_) return;
+  deadline_ = now();
+  write_block(block, data, len);
+  if (!closing() && write_queue_bytes() > worker_->runtime()->limits.write_buffer_bytes) u->set_read_paused(true);
+}
+
+void ClientConn::on_tunnel_closed(UpstreamConn* u) {
+  if (u != upstream_) return;
+  upstream_ = nullptr;
+  close_after_flush();
+}
+
+void ClientConn::on_upstream_writable(UpstreamConn* u) {
+  if (u != upstream_ || !backpressured_) return;
+  backpressured_ = false;
+  if (pending_block_) resume_pending();
+  else update_reading();
+}
+
+void ClientConn::on_write_done(int status) {
+  if (status < 0 || !upstream_ || !ex_) return;
+  if (write_queue_bytes() <= worker_->runtime()->limits.write_buffer_bytes / 2) upstream_->set_read_paused(false);
+}
+
+// ------------------------------------------------------------------ replies, closing
+
+void ClientConn::local_reply(uint16_t status, const char* cause, bool close_conn, std::string_view extra) {
+  const bool keep = !close_conn && ex_ && ex_->keep_alive && !draining_ && !worker_->draining();
+  std::string* out = worker_->acquire_string();
+  http::build_local_reply(status, cause, !keep, extra, *out);
+  write_copy(*out);
+  worker_->release_string(out);
+  worker_->stats().add(Counter::kLocalReplies);
+  worker_->stats().add(status_counter(status));
+  release_upstream(false);
+  if (ex_) {
+    worker_->release_exchange(ex_);
+    ex_ = nullptr;
+  }
+  head_reader_.reset(worker_->strings());
+  backpressured_ = false;
+  if (!keep) {
+    phase_ = Phase::kClosing;
+    linger_on_close_ = true;  // the rest of the request may still be on its way
+    drop_pending();
+    close_after_flush();
+    return;
+  }
+  phase_ = Phase::kIdle;
+  deadline_ = now() + static_cast<uint64_t>(worker_->runtime()->timeouts.keepalive_idle.count());
+  arm_timer();
+  // Pipelined requests after this one are picked up by the caller's loop (process_input), or
+  // here when they were waiting as pending input.
+  if (pending_block_) resume_pending();
+  else update_reading();
+}
+
+void ClientConn::release_upstream(bool reusable) {
+  if (!upstream_) return;
+  UpstreamConn* u = upstream_;
+  upstream_ = nullptr;
+  u->release(reusable);
+}
+
+void ClientConn::abort_exchange() {
+  release_upstream(false);
+  close();
+}
+
+void ClientConn::on_flushed_shutdown() {
+  if (!linger_on_close_) {
+    // Bytes the client sent that Berth never read would turn close() into a reset.
+    uv_os_fd_t fd;
+    int unread = 0;
+    if (uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) == 0 && ioctl(fd, FIONREAD, &unread) == 0 && unread > 0)
+      linger_on_close_ = true;
+  }
+  if (linger_on_close_) linger();
+  else close();
+}
+
+// After a final response on a closing connection: keep reading (and discarding) for a moment,
+// so that unread request bytes in the kernel don't turn our close into a reset that destroys
+// the response before the client has read it.
+void ClientConn::linger() {
+  if (peer_eof_) {
+    close();
+    return;
+  }
+  lingering_ = true;
+  phase_ = Phase::kClosing;
+  start_timer(kLingerMs);
+  set_reading(true);
+}
+
+void ClientConn::update_reading() {
+  bool want = false;
+  switch (phase_) {
+    case Phase::kIdle:
+    case Phase::kHead:
+      want = pending_block_ == nullptr;
+      break;
+    case Phase::kUpstream:
+      // Keep reading even while the response is awaited: stopping and restarting would cost two
+      // epoll_ctl calls per request. Early bytes (a pipelined request) are kept pending, and
+      // reading stops only then.
+      want = !backpressured_ && pending_block_ == nullptr && !peer_eof_;
+      break;
+    case Phase::kTunnel:
+      want = !backpressured_ && upstream_ != nullptr;
+      break;
+    case Phase::kClosing:
+      want = lingering_;
+      break;
+  }
+  set_reading(want);
+}
+
+void ClientConn::arm_timer() {
+  const Runtime& rt = *worker_->runtime();
+  const uint64_t t = now();
+  uint64_t due = 0;
+  switch (phase_) {
+    case Phase::kIdle:
+    case Phase::kHead:
+      due = deadline_;
+      break;
+    case Phase::kUpstream:
+      if (!ex_ || !ex_->head_sent || ex_->request_done) {
+        stop_timer();
+        return;
+      }
+      due = std::min(ex_->body_deadline,
+                     ex_->last_body_at + static_cast<uint64_t>(rt.timeouts.request_body_idle.count()));
+      break;
+    case Phase::kTunnel:
+      due = deadline_ + static_cast<uint64_t>(rt.timeouts.tunnel_idle.count());
+      break;
+    case Phase::kClosing:
+      return;
+  }
+  start_timer(due > t ? due - t : 0);
+}
+
+void ClientConn::on_timer() {
+  const Runtime& rt = *worker_->runtime();
+  const uint64_t t = now();
+  switch (phase_) {
+    case Phase::kIdle:
+      if (t >= deadline_) close();
+      else arm_timer();
+      return;
+    case Phase::kHead:
+      if (t >= deadline_) {
+        worker_->stats().add(Counter::kRequestsRejected);
+        log::debug("request_header_timeout").kv("client", client_ip_);
+        local_reply(408, "request-header-timeout", true);
+      } else {
+        arm_timer();
+      }
+      return;
+    case Phase::kUpstream: {
+      if (!ex_ || ex_->request_done || !ex_->head_sent) return;
+      const uint64_t idle_due = ex_->last_body_at + static_cast<uint64_t>(rt.timeouts.request_body_idle.count());
+      if (t >= ex_->body_deadline || t >= idle_due) {
+        worker_->stats().add(Counter::kRequestsRejected);
+        log::info("request_body_timeout").kv("client", client_ip_);
+        if (ex_->response_started) {
+          abort_exchange();
+        } else {
+          release_upstream(false);
+          local_reply(408, "request-body-timeout", true);
+        }
+      } else {
+        arm_timer();
+      }
+      return;
+    }
+    case Phase::kTunnel:
+      if (t >= deadline_ + static_cast<uint64_t>(rt.timeouts.tunnel_idle.count())) {
+        release_upstream(false);
+        close();
+      } else {
+        arm_timer();
+      }
+      return;
+    case Phase::kClosing:
+      close();
+      return;
+  }
+}
+
+void ClientConn::on_closed() {
+  release_upstream(false);
+  if (ex_) {
+    worker_->release_exchange(ex_);
+    ex_ = nullptr;
+  }
+  drop_pending();
+  head_reader_.reset(worker_->strings());
+  worker_->on_client_closed(this);
+}
+
+}  // namespace berth

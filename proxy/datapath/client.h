@@ -1,0 +1,137 @@
+// One downstream (client) connection and the exchange it is carrying. Requests on a connection
+// are served one at a time, in order: pipelined bytes wait, unparsed, until the response before
+// them is complete. An idle keep-alive connection holds no buffer and no exchange.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "proxy/http/head_reader.h"
+#include "proxy/http/http_head.h"
+#include "proxy/http/http_rewrite.h"
+#include "proxy/lb/lb.h"
+#include "proxy/http/message_parser.h"
+#include "proxy/http/replay_buffer.h"
+#include "proxy/datapath/runtime.h"
+#include "proxy/net/stream.h"
+#include "proxy/datapath/upstream.h"
+
+namespace berth {
+
+class Worker;
+
+// Per-request state, borrowed from the worker while a request is in flight.
+struct Exchange {
+  std::shared_ptr<const Runtime> rt;   // the snapshot this request started with
+  const Route* route = nullptr;
+  int endpoint = -1;
+  http::RequestHead req;
+  MessageParser body;                   // request body framing
+  ReplayBuffer replay;                  // the body read so far, while small enough to replay
+  std::string upstream_head;            // kept until the response starts, for a safe retry
+  http::ResponsePlan plan;
+  uint64_t body_limit = 0;              // 0 = unlimited
+  uint64_t body_deadline = 0;           // loop ms
+  uint64_t last_body_at = 0;
+  uint8_t attempts = 0;
+  uint8_t version_minor = 1;
+  http::Framing req_framing = http::Framing::kNone;
+  bool keep_alive = true;
+  bool method_head = false;
+  bool upgrade = false;
+  bool head_sent = false;               // upstream_head written to the current upstream
+  bool request_done = false;            // whole request forwarded
+  bool response_started = false;        // final response head written to the client
+  bool response_done = false;
+  bool response_chunked = false;        // re-framing the body as chunks for the client
+  char request_id[32];
+  // Load balancing, retries and circuit breaking (Worker::begin_attempt / end_attempt).
+  PickKey pick_key;                     // computed from the request head (hash / sticky cookie)
+  uint32_t tried[8];                    // endpoints already tried, for retries elsewhere
+  uint8_t tried_count = 0;
+  EndpointPool* attempt_pool = nullptr; // set while an attempt is counted
+  bool connecting = false;              // counted as a pending connect
+  bool is_retry = false;                // counted in the worker's retries in flight
+  bool fresh_connection = false;        // retry on the same instance: not on a pooled connection
+  bool set_cookie = false;              // sticky: (re-)pin the cookie on the response
+  uint64_t sticky_id = 0;
+  void reset();
+};
+
+class ClientConn final : public Stream, private UpstreamClient, private BodySink {
+ public:
+  // Takes ownership of an accepted, non-blocking socket.
+  ClientConn(Worker* worker, int fd);
+  void start();
+  // Drain: close now if idle; otherwise close after the current response.
+  void drain();
+  bool idle() const { return phase_ == Phase::kIdle && pending_len_ == 0 && !head_reader_.started(); }
+
+  ClientConn* next = nullptr;  // worker's intrusive list
+  ClientConn* prev = nullptr;
+
+ private:
+  enum class Phase : uint8_t { kIdle, kHead, kUpstream, kTunnel, kClosing };
+
+  // Stream
+  void on_read(Block* block, ssize_t nread) override;
+  void on_write_done(int status) override;
+  void on_timer() override;
+  void on_closed() override;
+  void on_flushed_shutdown() override;
+
+  // UpstreamClient
+  void on_upstream_connected(UpstreamConn* u) override;
+  void on_upstream_failed(UpstreamConn* u, UpstreamFailure why, bool any_response_bytes) override;
+  void on_response_head(UpstreamConn* u, const http::ResponseHead& head) override;
+  void on_response_body(UpstreamConn* u, Block* block, const char* data, size_t len) override;
+  void on_response_complete(UpstreamConn* u) override;
+  void on_tunnel_data(UpstreamConn* u, Block* block, const char* data, size_t len) override;
+  void on_tunnel_closed(UpstreamConn* u) override;
+  void on_upstream_writable(UpstreamConn* u) override;
+
+  // BodySink (request body)
+  void on_body_data(const char* data, size_t len) override;
+
+  void process_input(Block* block, size_t off, size_t len);
+  void resume_pending();
+  bool consume_head(Block* block, const char*& data, size_t& len);
+  void handle_request_head(std::string_view head);
+  // chosen: an endpoint already picked (a retry), or -1 to pick one now.
+  void choose_upstream(int chosen = -1);
+  bool retry_elsewhere(UpstreamConn* u, UpstreamFailure why, bool any_response_bytes);
+  void record_outcome(bool failed);
+  void send_request_head();
+  bool feed_request_body(Block* block, const char*& data, size_t& len);
+  void finish_request_body();
+  void finish_exchange();
+  void local_reply(uint16_t status, const char* cause, bool close, std::string_view extra = {});
+  void abort_exchange();
+  void release_upstream(bool reusable);
+  void update_reading();
+  void arm_timer();
+  void keep_pending(Block* block, const char* data, size_t len);
+  void drop_pending();
+  void linger();
+  uint64_t ex_rt_timeout_header() const;
+
+  Worker* worker_;
+  Exchange* ex_ = nullptr;
+  UpstreamConn* upstream_ = nullptr;
+  HeadReader head_reader_;
+  Block* pending_block_ = nullptr;      // unprocessed input (pipelined request, early body)
+  uint32_t pending_off_ = 0;
+  uint32_t pending_len_ = 0;
+  Block* current_block_ = nullptr;      // block being parsed (for zero-copy body forwarding)
+  uint64_t deadline_ = 0;               // header/idle deadline, or last tunnel activity (loop ms)
+  uint16_t local_port_ = 0;
+  Phase phase_ = Phase::kIdle;
+  bool peer_eof_ = false;
+  bool draining_ = false;
+  bool backpressured_ = false;          // upstream write queue above the bound
+  bool lingering_ = false;
+  bool linger_on_close_ = false;        // unread request bytes may follow: linger before close
+  char client_ip_[46] = {0};
+};
+
+}  // namespace berth

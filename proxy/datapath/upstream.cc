@@ -1,0 +1,368 @@
+#include "proxy/datapath/upstream.h"
+
+#include "proxy/base/log.h"
+#include "proxy/model/route_table.h"
+#include "proxy/datapath/worker.h"
+
+namespace berth {
+
+// ---------------------------------------------------------------- EndpointPool
+
+EndpointPool::EndpointPool(Worker* worker, const Endpoint& endpoint)
+    : worker_(worker), key_(endpoint.key), addr_(endpoint.addr) {}
+
+EndpointPool::~EndpointPool() = default;
+
+UpstreamConn* EndpointPool::take_idle() {
+  while (UpstreamConn* u = idle_head_) {
+    idle_head_ = u->idle_next_;
+    if (idle_head_) idle_head_->idle_prev_ = nullptr;
+    u->idle_next_ = u->idle_prev_ = nullptr;
+    --idle_count_;
+    worker_->gauges().upstream_idle.fetch_sub(1, std::memory_order_relaxed);
+    if (!u->closing()) return u;
+  }
+  return nullptr;
+}
+
+void EndpointPool::put_idle(UpstreamConn* u) {
+  const auto& rt = worker_->runtime();
+  const uint32_t max_idle = rt ? rt->limits.upstream_max_idle_per_endpoint : 0;
+  if (!in_snapshot || worker_->draining() || idle_count_ >= max_idle) {
+    u->close();
+    return;
+  }
+  u->idle_prev_ = nullptr;
+  u->idle_next_ = idle_head_;
+  if (idle_head_) idle_head_->idle_prev_ = u;
+  idle_head_ = u;
+  ++idle_count_;
+  worker_->gauges().upstream_idle.fetch_add(1, std::memory_order_relaxed);
+}
+
+void EndpointPool::on_conn_closed(UpstreamConn* u) {
+  const bool idle = u->idle_prev_ || u->idle_next_ || idle_head_ == u;
+  if (idle) {
+    if (u->idle_prev_) u->idle_prev_->idle_next_ = u->idle_next_;
+    else idle_head_ = u->idle_next_;
+    if (u->idle_next_) u->idle_next_->idle_prev_ = u->idle_prev_;
+    u->idle_next_ = u->idle_prev_ = nullptr;
+    --idle_count_;
+    worker_->gauges().upstream_idle.fetch_sub(1, std::memory_order_relaxed);
+  }
+  --total_;
+  if (total_ == 0 && !in_snapshot) worker_->on_upstream_pool_empty(this);
+}
+
+void EndpointPool::close_idle() {
+  while (UpstreamConn* u = take_idle()) u->close();
+}
+
+// ---------------------------------------------------------------- UpstreamConn
+
+UpstreamConn::UpstreamConn(Worker* worker, EndpointPool* pool) : Stream(worker), worker_(worker), pool_(pool) {
+  pool_->on_conn_created();
+  connect_req_.data = this;
+}
+
+void UpstreamConn::connect(UpstreamClient* client, uint64_t timeout_ms) {
+  client_ = client;
+  phase_ = Phase::kConnecting;
+  worker_->stats().add(Counter::kUpstreamConnects);
+  int rc = uv_tcp_connect(&connect_req_, &tcp_, pool_->addr(), connect_cb);
+  if (rc != 0) {
+    fail(UpstreamFailure::kConnectRefused);
+    return;
+  }
+  start_timer(timeout_ms);
+}
+
+void UpstreamConn::connect_cb(uv_connect_t* req, int status) {
+  auto* self = static_cast<UpstreamConn*>(req->data);
+  if (status == UV_ECANCELED || self->closing()) return;
+  self->stop_timer();
+  if (status < 0) {
+    self->worker_->stats().add(Counter::kUpstreamConnectFailures);
+    log::debug("upstream_connect_failed").kv("endpoint", self->pool_->key()).kv("error", uv_err_name(status));
+    self->fail(UpstreamFailure::kConnectRefused);
+    return;
+  }
+  uv_tcp_nodelay(&self->tcp_, 1);
+  self->phase_ = Phase::kIdle;
+  if (self->client_) self->client_->on_upstream_connected(self);
+}
+
+void UpstreamConn::attach(UpstreamClient* client) {
+  client_ = client;
+  reused_ = true;
+  stop_timer();
+  worker_->stats().add(Counter::kUpstreamReuses);
+}
+
+void UpstreamConn::begin_exchange(bool method_head, bool upgrade_requested) {
+  phase_ = Phase::kHead;
+  head_reader_.reset(worker_->strings());
+  head_.clear();
+  response_bytes_ = 0;
+  request_done_ = false;
+  read_paused_ = false;
+  method_head_ = method_head;
+  upgrade_requested_ = upgrade_requested;
+  stop_timer();
+  update_reading();
+}
+
+void UpstreamConn::request_complete(uint64_t response_timeout_ms) {
+  request_done_ = true;
+  timeout_ms_ = response_timeout_ms;
+  if (phase_ == Phase::kHead || phase_ == Phase::kBody) {
+    deadline_ = now() + timeout_ms_;
+    start_timer(timeout_ms_);
+  }
+}
+
+bool UpstreamConn::reusable_after_response() const {
+  return !broken_ && phase_ == Phase::kDone && !head_.connection_close &&
+         head_.framing != http::Framing::kUntilClose;
+}
+
+void UpstreamConn::release(bool reusable) {
+  client_ = nullptr;
+  head_reader_.reset(worker_->strings());
+  if (closing()) return;
+  if (!reusable || !reusable_after_response()) {
+    close();
+    return;
+  }
+  phase_ = Phase::kIdle;
+  reused_ = false;
+  read_paused_ = false;
+  update_reading();  // notice the server closing an idle connection
+  const auto& rt = worker_->runtime();
+  start_timer(rt ? static_cast<uint64_t>(rt->timeouts.upstream_idle.count()) : 60000);
+  pool_->put_idle(this);
+}
+
+void UpstreamConn::set_read_paused(bool paused) {
+  // Time spent waiting for a slow client does not count against the backend.
+  if (read_paused_ && !paused) deadline_ = now() + timeout_ms_;
+  read_paused_ = paused;
+  update_reading();
+}
+
+void UpstreamConn::update_reading() {
+  bool want = false;
+  switch (phase_) {
+    case Phase::kIdle:  // pooled: notice the server closing it
+      want = true;
+      break;
+    case Phase::kHead:
+    case Phase::kBody:
+    case Phase::kTunnel:
+    case Phase::kDone:  // stays on between exchanges: no epoll_ctl churn per request
+      want = !read_paused_;
+      break;
+    default:
+      break;
+  }
+  set_reading(want);
+}
+
+void UpstreamConn::fail(UpstreamFailure why) {
+  phase_ = Phase::kFailed;
+  broken_ = true;
+  UpstreamClient* c = client_;
+  client_ = nullptr;
+  head_reader_.reset(worker_->strings());
+  close();
+  if (c) c->on_upstream_failed(this, why, response_bytes_ > 0);
+}
+
+void UpstreamConn::on_timer() {
+  switch (phase_) {
+    case Phase::kConnecting:
+      worker_->stats().add(Counter::kUpstreamConnectFailures);
+      fail(UpstreamFailure::kConnectTimeout);
+      return;
+    case Phase::kIdle:
+      close();
+      return;
+    case Phase::kHead:
+    case Phase::kBody: {
+      uint64_t t = now();
+      if (read_paused_) {
+        start_timer(timeout_ms_ ? timeout_ms_ : 1000);
+        return;
+      }
+      if (t < deadline_) {
+        start_timer(deadline_ - t);
+        return;
+      }
+      fail(response_bytes_ == 0 || phase_ == Phase::kHead ? UpstreamFailure::kResponseTimeout
+                                                          : UpstreamFailure::kResetMidResponse);
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+void UpstreamConn::on_write_done(int status) {
+  if (status < 0) {
+    if (phase_ == Phase::kDone) {
+      broken_ = true;
+      return;
+    }
+    fail(response_bytes_ ? UpstreamFailure::kResetMidResponse : UpstreamFailure::kResetBeforeResponse);
+    return;
+  }
+  if (client_) {
+    const auto& rt = worker_->runtime();
+    const size_t bound = rt ? rt->limits.write_buffer_bytes : 256 * 1024;
+    if (write_queue_bytes() <= bound / 2) client_->on_upstream_writable(this);
+  }
+}
+
+void UpstreamConn::on_closed() {
+  UpstreamClient* c = client_;
+  client_ = nullptr;
+  head_reader_.reset(worker_->strings());
+  pool_->on_conn_closed(this);
+  if (c) c->on_upstream_failed(this, UpstreamFailure::kResetBeforeResponse, response_bytes_ > 0);
+}
+
+void UpstreamConn::on_read(Block* block, ssize_t nread) {
+  if (nread < 0) {
+    switch (phase_) {
+      case Phase::kHead:
+        fail(response_bytes_ ? UpstreamFailure::kBadResponse : UpstreamFailure::kResetBeforeResponse);
+        return;
+      case Phase::kBody: {
+        MessageParser::Result r = parser_.finish();
+        if (r.state == MessageParser::State::kComplete) {
+          phase_ = Phase::kDone;
+          broken_ = true;  // the connection is gone anyway
+          if (client_) client_->on_response_complete(this);
+          if (!closing()) close();
+          return;
+        }
+        fail(UpstreamFailure::kResetMidResponse);
+        return;
+      }
+      case Phase::kTunnel: {
+        UpstreamClient* c = client_;
+        client_ = nullptr;
+        phase_ = Phase::kFailed;
+        close();
+        if (c) c->on_tunnel_closed(this);
+        return;
+      }
+      default:
+        close();
+        return;
+    }
+  }
+  process(block, block->data(), static_cast<size_t>(nread));
+  BufferPool::unref(block);
+}
+
+void UpstreamConn::process(Block* block, const char* data, size_t len) {
+  current_block_ = block;
+  while (len > 0 && !closing()) {
+    switch (phase_) {
+      case Phase::kHead: {
+        const auto& rt = worker_->runtime();
+        const uint32_t max_bytes = rt ? rt->limits.max_header_bytes : 32 * 1024;
+        size_t used = 0;
+        response_bytes_ += len;
+        HeadReader::Status st = head_reader_.feed(worker_->strings(), data, len, used, max_bytes, max_bytes);
+        if (st == HeadReader::Status::kNeedMore) return;
+        if (st != HeadReader::Status::kComplete) {
+          fail(UpstreamFailure::kBadResponse);
+          return;
+        }
+        response_bytes_ -= (len - used);
+        data += used;
+        len -= used;
+        handle_head(head_reader_.head());
+        break;
+      }
+      case Phase::kBody: {
+        if (request_done_) deadline_ = now() + timeout_ms_;
+        MessageParser::Result r = parser_.feed(data, len);
+        if (closing() || phase_ != Phase::kBody) return;
+        response_bytes_ += r.state == MessageParser::State::kError ? 0 : (r.consumed ? r.consumed : len);
+        if (r.state == MessageParser::State::kBody) return;
+        if (r.state == MessageParser::State::kError) {
+          log::warn("upstream_bad_response").kv("endpoint", pool_->key()).kv("reason", r.reason);
+          fail(UpstreamFailure::kBadResponse);
+          return;
+        }
+        // Complete. Bytes after the response mean a confused or malicious server.
+        if (r.consumed < len) broken_ = true;
+        phase_ = Phase::kDone;
+        stop_timer();
+        if (client_) client_->on_response_complete(this);
+        return;
+      }
+      case Phase::kTunnel:
+        if (client_) client_->on_tunnel_data(this, block, data, len);
+        return;
+      case Phase::kIdle:
+      case Phase::kDone:
+        // Unsolicited bytes: never reuse this connection.
+        broken_ = true;
+        if (!client_) close();
+        return;
+      default:
+        return;
+    }
+  }
+}
+
+void UpstreamConn::handle_head(std::string_view head) {
+  const auto& rt = worker_->runtime();
+  http::Limits limits = rt ? rt->http_limits : http::Limits{};
+  limits.max_headers = limits.max_headers < 256 ? 256 : limits.max_headers;
+  http::Outcome o = http::parse_response_head(head, limits, method_head_, head_);
+  if (!o.ok()) {
+    log::warn("upstream_bad_response").kv("endpoint", pool_->key()).kv("reason", o.detail);
+    fail(UpstreamFailure::kBadResponse);
+    return;
+  }
+  parser_.init(HTTP_RESPONSE, this);
+  MessageParser::Result r = parser_.feed_head(head, method_head_ || head_.framing == http::Framing::kNone);
+  if (r.state == MessageParser::State::kError) {
+    log::warn("upstream_bad_response").kv("endpoint", pool_->key()).kv("reason", r.reason);
+    fail(UpstreamFailure::kBadResponse);
+    return;
+  }
+  if (head_.status == 101) {
+    if (!upgrade_requested_) {
+      fail(UpstreamFailure::kBadResponse);
+      return;
+    }
+    phase_ = Phase::kTunnel;
+    stop_timer();
+    if (client_) client_->on_response_head(this, head_);
+    head_reader_.reset(worker_->strings());
+    return;
+  }
+  if (head_.status < 200) {
+    if (client_) client_->on_response_head(this, head_);
+    head_reader_.reset(worker_->strings());
+    return;  // stay in kHead for the final response
+  }
+  const bool no_body = head_.framing == http::Framing::kNone;
+  phase_ = no_body ? Phase::kDone : Phase::kBody;
+  if (no_body) stop_timer();
+  if (client_) client_->on_response_head(this, head_);
+  head_reader_.reset(worker_->strings());
+  if (no_body && client_ && !closing()) client_->on_response_complete(this);
+}
+
+void UpstreamConn::on_body_data(const char* data, size_t len) {
+  if (client_) client_->on_response_body(this, current_block_, data, len);
+}
+
+}  // namespace berth

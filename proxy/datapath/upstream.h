@@ -1,0 +1,133 @@
+// Connections from a worker to one endpoint, and the per-worker pool of idle keep-alive ones.
+// An UpstreamConn carries one exchange at a time: it is handed the request bytes by the client
+// side, parses the response (strictly: a response with conflicting framing is refused and the
+// connection is never reused) and streams it back through the UpstreamClient callbacks.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <string>
+
+#include "proxy/http/head_reader.h"
+#include "proxy/http/http_head.h"
+#include "proxy/http/message_parser.h"
+#include "proxy/net/stream.h"
+
+namespace berth {
+
+class UpstreamConn;
+class Worker;
+struct Endpoint;
+
+// Why an upstream exchange failed; decides the local reply and whether a retry is safe.
+enum class UpstreamFailure : uint8_t {
+  kConnectRefused,     // connect failed (502)
+  kConnectTimeout,     // (504)
+  kResetBeforeResponse,// closed/reset before any response byte (502; retryable if reused)
+  kResponseTimeout,    // (504)
+  kBadResponse,        // malformed or conflicting framing (502)
+  kResetMidResponse,   // closed before the response body was complete
+};
+
+// The side of an exchange that feeds an upstream connection (the client connection).
+class UpstreamClient {
+ public:
+  virtual ~UpstreamClient() = default;
+  virtual void on_upstream_connected(UpstreamConn* u) = 0;
+  virtual void on_upstream_failed(UpstreamConn* u, UpstreamFailure why, bool any_response_bytes) = 0;
+  // An interim (1xx other than 101) or final response head; nothing sent to the client yet.
+  virtual void on_response_head(UpstreamConn* u, const http::ResponseHead& head) = 0;
+  virtual void on_response_body(UpstreamConn* u, Block* block, const char* data, size_t len) = 0;
+  virtual void on_response_complete(UpstreamConn* u) = 0;
+  // Tunnel mode (after 101): raw bytes, and the upstream's end of the tunnel.
+  virtual void on_tunnel_data(UpstreamConn* u, Block* block, const char* data, size_t len) = 0;
+  virtual void on_tunnel_closed(UpstreamConn* u) = 0;
+  // The upstream's write queue fell below the bound again.
+  virtual void on_upstream_writable(UpstreamConn* u) = 0;
+};
+
+class EndpointPool {
+ public:
+  EndpointPool(Worker* worker, const Endpoint& endpoint);
+  ~EndpointPool();
+  const std::string& key() const { return key_; }
+  const sockaddr* addr() const { return reinterpret_cast<const sockaddr*>(&addr_); }
+
+  UpstreamConn* take_idle();          // most recently used first
+  void put_idle(UpstreamConn* u);     // closes it when the pool is full
+  void on_conn_created() { ++total_; }
+  void on_conn_closed(UpstreamConn* u);
+  void close_idle();
+  uint32_t total() const { return total_; }
+  uint32_t idle_count() const { return idle_count_; }
+  bool in_snapshot = true;
+  uint32_t active = 0;                // exchanges of this worker using the endpoint (least request)
+
+ private:
+  Worker* worker_;
+  std::string key_;
+  sockaddr_storage addr_{};
+  UpstreamConn* idle_head_ = nullptr;
+  uint32_t idle_count_ = 0;
+  uint32_t total_ = 0;
+  friend class UpstreamConn;
+};
+
+class UpstreamConn final : public Stream, private BodySink {
+ public:
+  UpstreamConn(Worker* worker, EndpointPool* pool);
+
+  // Starts a new connection for `client`; the result arrives via on_upstream_connected/failed.
+  void connect(UpstreamClient* client, uint64_t timeout_ms);
+  // Takes a pooled connection for `client`.
+  void attach(UpstreamClient* client);
+  // The request head is about to be written; prepares response parsing.
+  void begin_exchange(bool method_head, bool upgrade_requested);
+  // The whole request has been written: the response timeout starts now.
+  void request_complete(uint64_t response_timeout_ms);
+  // The client side is done with this connection. reusable: return it to the pool.
+  void release(bool reusable);
+  // Forward tunnel bytes / end the tunnel from the client side.
+  void set_read_paused(bool paused);
+  bool reused() const { return reused_; }
+  bool reusable_after_response() const;
+  EndpointPool* pool() const { return pool_; }
+
+ private:
+  enum class Phase : uint8_t { kConnecting, kIdle, kHead, kBody, kDone, kTunnel, kFailed };
+  void on_read(Block* block, ssize_t nread) override;
+  void on_write_done(int status) override;
+  void on_timer() override;
+  void on_closed() override;
+  void on_body_data(const char* data, size_t len) override;
+  static void connect_cb(uv_connect_t* req, int status);
+  void process(Block* block, const char* data, size_t len);
+  void handle_head(std::string_view head);
+  void fail(UpstreamFailure why);
+  void update_reading();
+
+  Worker* worker_;
+  EndpointPool* pool_;
+  UpstreamClient* client_ = nullptr;
+  UpstreamConn* idle_next_ = nullptr;
+  UpstreamConn* idle_prev_ = nullptr;
+  uv_connect_t connect_req_;
+  HeadReader head_reader_;
+  http::ResponseHead head_;
+  MessageParser parser_;
+  Block* current_block_ = nullptr;
+  uint64_t response_bytes_ = 0;
+  uint64_t deadline_ = 0;         // response/idle deadline (loop ms), checked lazily
+  uint64_t timeout_ms_ = 0;
+  Phase phase_ = Phase::kConnecting;
+  bool method_head_ = false;
+  bool upgrade_requested_ = false;
+  bool reused_ = false;
+  bool request_done_ = false;
+  bool read_paused_ = false;
+  bool broken_ = false;           // framing violated or extra bytes: never reuse
+  friend class EndpointPool;
+};
+
+}  // namespace berth

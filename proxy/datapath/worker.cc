@@ -1,0 +1,577 @@
+#include "proxy/datapath/worker.h"
+
+#include <errno.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <climits>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <optional>
+#include <random>
+#include <system_error>
+
+#include "proxy/datapath/client.h"
+#include "proxy/base/log.h"
+#include "proxy/base/random.h"
+#include "proxy/health/outlier.h"
+#include "proxy/datapath/upstream.h"
+
+namespace berth {
+namespace {
+constexpr int kAcceptBatch = 64;
+constexpr uint64_t kAcceptPauseMs = 100;
+// Free-list bound: enough for steady state at a few hundred concurrent requests per worker.
+constexpr size_t kMaxFreeExchanges = 256;
+}  // namespace
+
+// An endpoint pool with its count of listings in rt_ (see worker.h).
+struct Worker::ListedPool final : EndpointPool {
+  using EndpointPool::EndpointPool;
+  uint32_t refs = 0;
+};
+
+Worker::Worker(unsigned index, std::vector<int> listen_fds, std::shared_ptr<const Runtime> initial,
+               std::function<void(unsigned)> on_stopped)
+    : index_(index), on_stopped_(std::move(on_stopped)), rt_(std::move(initial)) {
+  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
+  uv_poll_init(loop(), &wake_poll_, wake_fd_);
+  wake_poll_.data = this;
+  uv_poll_start(&wake_poll_, UV_READABLE, on_wake);
+  uv_timer_init(loop(), &accept_timer_);
+  accept_timer_.data = this;
+  uv_timer_init(loop(), &drain_timer_);
+  drain_timer_.data = this;
+  for (int fd : listen_fds) {
+    auto l = std::make_unique<Listener>();
+    l->fd = fd;
+    l->worker = this;
+    uv_poll_init(loop(), &l->poll, fd);
+    l->poll.data = l.get();
+    listeners_.push_back(std::move(l));
+  }
+  std::random_device rd;
+  id_state_ = (static_cast<uint64_t>(rd()) << 32) ^ rd() ^ (static_cast<uint64_t>(index) << 56);
+  generation_seen_.store(rt_ ? rt_->generation : 0);
+  rebuild_selection_state();
+}
+
+Worker::~Worker() {
+  for (auto* e : free_exchanges_) delete e;
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
+
+void Worker::start() {
+  thread_ = std::thread([this] { run(); });
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::publish(std::shared_ptr<const Runtime> rt) {
+  {
+    std::lock_guard lock(mailbox_mu_);
+    mailbox_rt_ = std::move(rt);
+  }
+  wake();
+}
+
+void Worker::wake() {
+  const uint64_t one = 1;
+  ssize_t n;
+  do n = ::write(wake_fd_, &one, sizeof one);
+  while (n < 0 && errno == EINTR);
+  // EAGAIN: the counter is saturated, so the loop has a wake-up pending anyway.
+}
+
+void Worker::drain() {
+  {
+    std::lock_guard lock(mailbox_mu_);
+    mailbox_drain_ = true;
+  }
+  wake();
+}
+
+void Worker::run() {
+  // Signals belong to the control thread.
+  sigset_t set;
+  sigfillset(&set);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  set_accepting(true);
+  uv_run(loop(), UV_RUN_DEFAULT);
+  // Everything is closed; run once more so close callbacks complete.
+  uv_run(loop(), UV_RUN_NOWAIT);
+  if (on_stopped_) on_stopped_(index_);
+}
+
+void Worker::on_wake(uv_poll_t* p, int, int) {
+  auto* self = static_cast<Worker*>(p->data);
+  uint64_t count;
+  while (::read(self->wake_fd_, &count, sizeof count) < 0 && errno == EINTR) {
+  }
+  self->apply_mailbox();
+}
+
+void Worker::apply_mailbox() {
+  std::shared_ptr<const Runtime> rt;
+  bool drain = false;
+  {
+    std::lock_guard lock(mailbox_mu_);
+    rt = std::move(mailbox_rt_);
+    mailbox_rt_.reset();
+    drain = mailbox_drain_;
+  }
+  if (rt) {
+    std::shared_ptr<const Runtime> previous = std::move(rt_);
+    rt_ = std::move(rt);
+    rebuild_selection_state(previous.get());
+    applied_at_ns_.store(realtime_ns(), std::memory_order_release);
+    generation_seen_.store(rt_->generation, std::memory_order_release);
+  }
+  if (drain && !draining_) begin_drain();
+}
+
+namespace {
+
+// Same instances, weights and load-balancing policy: a selector built for one serves the other.
+bool same_selection_input(const Service& a, const Service& b) {
+  if (a.name != b.name || !(a.policy.lb == b.policy.lb) || a.endpoints.size() != b.endpoints.size()) return false;
+  for (size_t e = 0; e < a.endpoints.size(); ++e)
+    if (a.endpoints[e].key != b.endpoints[e].key || a.endpoints[e].weight != b.endpoints[e].weight) return false;
+  return true;
+}
+
+}  // namespace
+
+Worker::ListedPool* Worker::acquire_pool(const Endpoint& endpoint) {
+  auto it = endpoint_pools_.find(endpoint.key);
+  if (it == endpoint_pools_.end()) it = endpoint_pools_.emplace(endpoint.key, std::make_unique<ListedPool>(this, endpoint)).first;
+  ListedPool* pool = it->second.get();
+  ++pool->refs;
+  pool->in_snapshot = true;
+  return pool;
+}
+
+bool Worker::release_pool(EndpointPool* p) {
+  auto* pool = static_cast<ListedPool*>(p);  // every pool of the worker is one
+  if (--pool->refs != 0) return false;
+  pool->in_snapshot = false;
+  return true;
+}
+
+// Services whose instances did not change keep their selector (its round-robin position,
+// ring) and endpoint pools, so an update elsewhere in the table costs them a comparison only.
+// The usual publish replaces a few service objects and leaves every other one at its position:
+// those are carried by a pointer comparison, and only the rest costs more than moves.
+void Worker::rebuild_selection_state(const Runtime* previous) {
+  if (!rt_) return;
+  const auto& services = rt_->routes->services();
+  const std::vector<ServicePtr>* before = previous ? &previous->routes->services() : nullptr;
+  std::vector<std::unique_ptr<Selector>> old_selectors = std::move(selectors_);
+  std::vector<std::vector<EndpointPool*>> old_pools = std::move(service_pools_);
+  std::vector<std::vector<uint8_t>> old_routable = std::move(routable_);
+  selectors_.clear();
+  selectors_.reserve(services.size());
+  service_pools_.assign(services.size(), {});
+  routable_.assign(services.size(), {});
+  routable_at_.assign(services.size(), 0);
+  routable_epoch_.assign(services.size(), 0);  // refresh on first use
+  ramp_until_.assign(services.size(), 0);      // rewritten by that refresh
+  std::vector<uint8_t> old_panic = std::move(panic_);
+  panic_.assign(services.size(), 0);
+  // Previous positions with state to hand on.
+  const size_t carried_limit = before ? std::min(before->size(), old_selectors.size()) : 0;
+  auto at_same_position = [&](size_t p) { return p < services.size() && services[p].get() == (*before)[p].get(); };
+  // The previous snapshot's services by object, built on the first service that is not at its
+  // position: a service shared with it keeps its state wherever it moved. A snapshot lists a
+  // service object once, so a moved object comes from a position whose object changed: only
+  // those are indexed.
+  std::vector<std::pair<const Service*, size_t>> previous_index;
+  bool indexed = false;
+  auto previous_position = [&](size_t s) -> std::optional<size_t> {
+    if (!before) return std::nullopt;
+    if (s < carried_limit && at_same_position(s)) return s;
+    if (!indexed) {
+      indexed = true;
+      for (size_t p = 0; p < carried_limit; ++p)
+        if (!at_same_position(p)) previous_index.emplace_back((*before)[p].get(), p);
+      std::sort(previous_index.begin(), previous_index.end());
+    }
+    auto it = std::lower_bound(previous_index.begin(), previous_index.end(),
+                               std::pair<const Service*, size_t>{services[s].get(), 0});
+    if (it != previous_index.end() && it->first == services[s].get()) return it->second;
+    // Not shared: the same position still counts if its instances and policy are the same.
+    if (s < carried_limit && same_selection_input(*(*before)[s], *services[s])) return s;
+    return std::nullopt;
+  };
+  // New services take their pool references before the services that left release theirs, so
+  // a pool that moves from one service to another never looks departed.
+  for (size_t s = 0; s < services.size(); ++s) {
+    auto& pools = service_pools_[s];
+    std::optional<size_t> p = previous_position(s);
+    if (p && old_selectors[*p]) {
+      selectors_.push_back(std::move(old_selectors[*p]));
+      pools.swap(old_pools[*p]);  // keeps its references; leaves old_pools[*p] empty
+      routable_[s] = std::move(old_routable[*p]);
+      if (*p < old_panic.size()) panic_[s] = old_panic[*p];
+      continue;
+    }
+    selectors_.push_back(make_selector(*services[s], id_state_ ^ (s * kGoldenGamma)));
+    pools.reserve(services[s]->endpoints.size());
+    for (const Endpoint& ep : services[s]->endpoints) pools.push_back(acquire_pool(ep));
+  }
+  // Services of the previous snapshot that were not carried release their pools. Endpoints that
+  // left the snapshot with that: close their idle connections; the pool goes away with its last
+  // connection (in-flight requests keep theirs).
+  std::vector<EndpointPool*> departed;
+  for (auto& pools : old_pools)
+    for (EndpointPool* pool : pools)
+      if (release_pool(pool)) departed.push_back(pool);
+  for (EndpointPool* p : departed) {
+    p->close_idle();
+    if (p->total() == 0 && p->active == 0) endpoint_pools_.erase(endpoint_pools_.find(p->key()));
+  }
+}
+
+namespace {
+
+// The view of a service's endpoints a selector gets for one pick.
+class PickStatus final : public EndpointStatus {
+ public:
+  // ramp_until: the worker's per-service end of slow start (0 = no endpoint in its window).
+  PickStatus(const Service& svc, const uint8_t* routable, EndpointPool* const* pools, const uint32_t* tried,
+             size_t tried_count, bool enforce_circuit, int64_t ramp_until = 0)
+      : svc_(svc), routable_(routable), pools_(pools), tried_(tried), tried_count_(tried_count),
+        max_requests_(enforce_circuit ? svc.policy.circuit.max_requests : 0), ramp_until_(ramp_until) {}
+  bool eligible(size_t i) const override {
+    if (!routable_[i]) return false;
+    for (size_t t = 0; t < tried_count_; ++t)
+      if (tried_[t] == i) return false;
+    if (max_requests_) {
+      const EndpointHealth* h = svc_.endpoints[i].health.get();
+      if (h && h->requests.load(std::memory_order_relaxed) >= max_requests_) {
+        blocked_by_circuit = true;
+        return false;
+      }
+    }
+    return true;
+  }
+  uint32_t active(size_t i) const override { return pools_ ? pools_[i]->active : 0; }
+  bool ramping() const override { return ramp_until_ != 0; }
+  uint32_t weight_permille(size_t i) const override {
+    const EndpointHealth* h = svc_.endpoints[i].health.get();
+    if (!h) return kFullWeightPermille;
+    if (now_ < 0) now_ = health_clock_ms();  // once per pick, and only while ramping
+    return slow_start_permille(h->ramp_start_ms(), now_, svc_.policy.lb.slow_start.count());
+  }
+  mutable bool blocked_by_circuit = false;
+
+ private:
+  const Service& svc_;
+  const uint8_t* routable_;
+  EndpointPool* const* pools_;
+  const uint32_t* tried_;
+  size_t tried_count_;
+  uint32_t max_requests_;
+  int64_t ramp_until_;
+  mutable int64_t now_ = -1;
+};
+
+}  // namespace
+
+// The worker's view of which instances are routable is recomputed when any health state changed
+// (probe results, ejections: health_epoch) or an ejection ends; otherwise it is reused.
+void Worker::refresh_routable(size_t s) {
+  const uint64_t epoch = health_epoch();
+  const int64_t now = health_clock_ms();
+  if (epoch == routable_epoch_[s] && now < routable_at_[s]) return;
+  routable_epoch_[s] = epoch;
+  const Service& svc = rt_->routes->service(static_cast<uint32_t>(s));
+  const bool panic = compute_routable(svc, now, routable_[s], &routable_at_[s], &ramp_until_[s]);
+  if (panic != (panic_[s] != 0)) {
+    panic_[s] = panic;
+    if (index_ == 0) {
+      auto line = panic ? log::warn("panic_mode") : log::info("panic_mode");
+      line.kv("service", svc.name).kv("on", panic ? "true" : "false");
+    }
+  }
+}
+
+int Worker::pick_endpoint(const Runtime& rt, uint32_t service_index, const PickKey& key, const uint32_t* tried,
+                          size_t tried_count, bool* circuit_open) {
+  const Service& svc = rt.routes->service(service_index);
+  *circuit_open = false;
+  if (svc.endpoints.empty()) return -1;
+  if (&rt == rt_.get() && service_index < selectors_.size()) {
+    refresh_routable(service_index);
+    const uint8_t* routable = routable_[service_index].data();
+    EndpointPool* const* pools = service_pools_[service_index].data();
+    PickStatus status(svc, routable, pools, tried, tried_count, true, ramp_until_[service_index]);
+    int idx = selectors_[service_index]->pick(key, status);
+    *circuit_open = idx < 0 && status.blocked_by_circuit;
+    return idx;
+  }
+  // A request still on an older snapshot (a retry across a reload): plain rotation over the
+  // instances routable now.
+  std::vector<uint8_t> routable;
+  compute_routable(svc, health_clock_ms(), routable);
+  PickStatus status(svc, routable.data(), nullptr, tried, tried_count, true);
+  for (size_t k = 0; k < svc.endpoints.size(); ++k) {
+    const size_t i = (id_counter_ + k) % svc.endpoints.size();
+    if (status.eligible(i)) {
+      ++id_counter_;
+      return static_cast<int>(i);
+    }
+  }
+  *circuit_open = status.blocked_by_circuit;
+  return -1;
+}
+
+void Worker::begin_attempt(Exchange* ex, const Endpoint& endpoint, EndpointPool* pool) {
+  end_attempt(ex);
+  ex->attempt_pool = pool;
+  ++pool->active;
+  ++requests_in_flight_;
+  if (endpoint.health) endpoint.health->requests.fetch_add(1, std::memory_order_relaxed);
+  const Service& svc = ex->rt->routes->service(ex->route->service);
+  if (svc.counters) svc.counters->requests.fetch_add(1, std::memory_order_relaxed);
+}
+
+namespace {
+// Connects in progress for the exchange's instance and service (circuit breakers' max_pending).
+void count_pending(const Exchange* ex, int delta) {
+  const Service& svc = ex->rt->routes->service(ex->route->service);
+  const Endpoint& ep = svc.endpoints[static_cast<size_t>(ex->endpoint)];
+  const auto d = static_cast<uint32_t>(delta);  // +1 or -1 (wraps to subtraction)
+  if (ep.health) ep.health->pending.fetch_add(d, std::memory_order_relaxed);
+  if (svc.counters) svc.counters->pending.fetch_add(d, std::memory_order_relaxed);
+}
+}  // namespace
+
+void Worker::begin_connect(Exchange* ex) {
+  if (ex->connecting || !ex->attempt_pool) return;
+  ex->connecting = true;
+  count_pending(ex, +1);
+}
+
+void Worker::end_connect(Exchange* ex) {
+  if (!ex->connecting) return;
+  ex->connecting = false;
+  count_pending(ex, -1);
+}
+
+void Worker::end_attempt(Exchange* ex) {
+  if (!ex->attempt_pool) return;
+  end_connect(ex);
+  const Service& svc = ex->rt->routes->service(ex->route->service);
+  const Endpoint& ep = svc.endpoints[static_cast<size_t>(ex->endpoint)];
+  if (ep.health) ep.health->requests.fetch_sub(1, std::memory_order_relaxed);
+  if (svc.counters) svc.counters->requests.fetch_sub(1, std::memory_order_relaxed);
+  EndpointPool* pool = ex->attempt_pool;
+  ex->attempt_pool = nullptr;
+  --requests_in_flight_;
+  if (--pool->active == 0 && !pool->in_snapshot && pool->total() == 0) on_upstream_pool_empty(pool);
+}
+
+void Worker::on_retry_started(Exchange* ex) {
+  if (ex->is_retry) return;
+  ex->is_retry = true;
+  ++retries_in_flight_;
+}
+
+bool Worker::retry_allowed(const Service& service) const {
+  const config::RetryPolicy& r = service.policy.retry;
+  const uint64_t budget = static_cast<uint64_t>(requests_in_flight_) * r.budget_percent / 100;
+  return retries_in_flight_ < std::max<uint64_t>(r.min_retries, budget);
+}
+
+EndpointPool* Worker::endpoint_pool(const Runtime& rt, uint32_t service_index, int endpoint_index) {
+  if (&rt == rt_.get() && service_index < service_pools_.size())
+    return service_pools_[service_index][static_cast<size_t>(endpoint_index)];
+  const Endpoint& ep = rt.routes->service(service_index).endpoints[static_cast<size_t>(endpoint_index)];
+  auto it = endpoint_pools_.find(ep.key);
+  if (it == endpoint_pools_.end()) {
+    it = endpoint_pools_.emplace(ep.key, std::make_unique<ListedPool>(this, ep)).first;
+    it->second->in_snapshot = false;  // refs == 0: not listed by rt_
+  }
+  return it->second.get();
+}
+
+void Worker::on_upstream_pool_empty(EndpointPool* p) {
+  // Deferred: the pool may be on the caller's stack.
+  struct Ctx { Worker* w; std::string key; };
+  auto* t = new uv_timer_t;
+  t->data = new Ctx{this, p->key()};
+  uv_timer_init(loop(), t);
+  uv_timer_start(t, [](uv_timer_t* timer) {
+    auto* ctx = static_cast<Ctx*>(timer->data);
+    auto it = ctx->w->endpoint_pools_.find(ctx->key);
+    if (it != ctx->w->endpoint_pools_.end() && !it->second->in_snapshot && it->second->total() == 0 &&
+        it->second->active == 0)
+      ctx->w->endpoint_pools_.erase(it);
+    delete ctx;
+    uv_close(reinterpret_cast<uv_handle_t*>(timer), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  }, 0, 0);
+}
+
+void Worker::next_request_id(char out[32]) {
+  static const char hex[] = "0123456789abcdef";
+  uint64_t a = splitmix64(id_state_);
+  uint64_t b = splitmix64(id_state_);
+  for (int i = 0; i < 16; ++i) {
+    out[i] = hex[(a >> (i * 4)) & 0xf];
+    out[16 + i] = hex[(b >> (i * 4)) & 0xf];
+  }
+}
+
+Exchange* Worker::acquire_exchange() {
+  if (free_exchanges_.empty()) return new Exchange();
+  Exchange* e = free_exchanges_.back();
+  free_exchanges_.pop_back();
+  return e;
+}
+
+void Worker::release_exchange(Exchange* e) {
+  end_attempt(e);
+  if (e->is_retry) --retries_in_flight_;
+  e->reset();
+  if (free_exchanges_.size() >= kMaxFreeExchanges) {
+    delete e;
+    return;
+  }
+  free_exchanges_.push_back(e);
+}
+
+// ------------------------------------------------------------------ accepting
+
+void Worker::set_accepting(bool on) {
+  if (on == accepting_ || draining_) return;
+  accepting_ = on;
+  for (auto& l : listeners_) {
+    if (on) uv_poll_start(&l->poll, UV_READABLE, on_poll);
+    else uv_poll_stop(&l->poll);
+  }
+}
+
+void Worker::on_poll(uv_poll_t* p, int status, int events) {
+  auto* l = static_cast<Listener*>(p->data);
+  if (status < 0) return;
+  l->worker->accept_ready(l);
+}
+
+void Worker::accept_ready(Listener* l) {
+  const uint32_t max_conns = rt_->limits.max_connections_per_worker;
+  for (int i = 0; i < kAcceptBatch; ++i) {
+    if (client_count_ >= max_conns) {
+      // Full: stop accepting until a connection closes (the kernel queues the rest).
+      stats_.add(Counter::kAcceptPauses);
+      set_accepting(false);
+      accept_paused_ = true;
+      return;
+    }
+    int fd = accept4(l->fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED) return;
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        // Out of descriptors: pause accepting instead of spinning on a readable listener.
+        const uint64_t t = uv_now(loop());
+        if (t - emfile_logged_at_ > 1000 || emfile_logged_at_ == 0) {
+          log::warn("accept_paused").kv("worker", index_).kv("error", std::strerror(errno)).kv("pause_ms", kAcceptPauseMs);
+          emfile_logged_at_ = t;
+        }
+        stats_.add(Counter::kAcceptPauses);
+        pause_accept(kAcceptPauseMs);
+        return;
+      }
+      log::warn("accept_failed").kv("worker", index_).kv("error", std::strerror(errno));
+      return;
+    }
+    auto* c = new ClientConn(this, fd);
+    c->next = clients_;
+    if (clients_) clients_->prev = c;
+    clients_ = c;
+    ++client_count_;
+    gauges_.connections.store(client_count_, std::memory_order_relaxed);
+    stats_.add(Counter::kConnectionsAccepted);
+    c->start();
+  }
+}
+
+void Worker::pause_accept(uint64_t ms) {
+  set_accepting(false);
+  accept_paused_ = true;
+  uv_timer_start(&accept_timer_, [](uv_timer_t* t) { static_cast<Worker*>(t->data)->resume_accept(); }, ms, 0);
+}
+
+void Worker::resume_accept() {
+  if (draining_) return;
+  accept_paused_ = false;
+  set_accepting(true);
+}
+
+void Worker::on_client_closed(ClientConn* c) {
+  if (c->prev) c->prev->next = c->next;
+  else clients_ = c->next;
+  if (c->next) c->next->prev = c->prev;
+  c->next = c->prev = nullptr;
+  --client_count_;
+  gauges_.connections.store(client_count_, std::memory_order_relaxed);
+  stats_.add(Counter::kConnectionsClosed);
+  if (accept_paused_ && !draining_ && !uv_is_active(reinterpret_cast<uv_handle_t*>(&accept_timer_)) &&
+      client_count_ < rt_->limits.max_connections_per_worker)
+    resume_accept();
+  if (draining_) maybe_finish_drain();
+}
+
+// ------------------------------------------------------------------ draining
+
+void Worker::begin_drain() {
+  set_accepting(false);
+  draining_ = true;
+  uv_timer_stop(&accept_timer_);
+  for (auto& l : listeners_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&l->poll), nullptr);
+    ::close(l->fd);
+    l->fd = -1;
+  }
+  for (ClientConn* c = clients_; c;) {
+    ClientConn* next = c->next;
+    c->drain();
+    c = next;
+  }
+  uv_timer_start(&drain_timer_, [](uv_timer_t* t) {
+    auto* w = static_cast<Worker*>(t->data);
+    log::warn("drain_timeout").kv("worker", w->index_).kv("connections", w->client_count_);
+    w->shutdown_loop();
+  }, static_cast<uint64_t>(rt_->timeouts.drain.count()), 0);
+  maybe_finish_drain();
+}
+
+void Worker::maybe_finish_drain() {
+  if (client_count_ == 0 && !stopping_) shutdown_loop();
+}
+
+void Worker::shutdown_loop() {
+  if (stopping_) return;
+  stopping_ = true;
+  // Close every stream still open (they own their handles and free themselves), then the
+  // worker's own handles; libuv then runs out of active handles and uv_run returns.
+  uv_walk(loop(), [](uv_handle_t* h, void*) {
+    if (h->type == UV_TCP && !uv_is_closing(h)) static_cast<Stream*>(h->data)->close();
+  }, nullptr);
+  for (auto& l : listeners_) {
+    if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&l->poll))) uv_close(reinterpret_cast<uv_handle_t*>(&l->poll), nullptr);
+    if (l->fd >= 0) ::close(l->fd);
+    l->fd = -1;
+  }
+  uv_close(reinterpret_cast<uv_handle_t*>(&wake_poll_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&accept_timer_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
+}
+
+}  // namespace berth

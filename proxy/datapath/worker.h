@@ -1,0 +1,158 @@
+// One worker: a thread running its own libuv loop with its own SO_REUSEPORT listening sockets,
+// its own buffer pool, upstream connection pools and load-balancer state. Nothing on the
+// request path takes a lock; the control thread talks to it only through the mailbox.
+#pragma once
+
+#include <uv.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "proxy/filter/filter.h"
+#include "proxy/lb/lb.h"
+#include "proxy/datapath/runtime.h"
+#include "proxy/base/stats.h"
+#include "proxy/net/io_context.h"
+#include "proxy/net/stream.h"
+
+namespace berth {
+
+class ClientConn;
+class EndpointPool;
+struct Exchange;
+
+class Worker final : public IoContext {
+ public:
+  // listen_fds: bound, listening, non-blocking sockets; the worker owns and closes them.
+  Worker(unsigned index, std::vector<int> listen_fds, std::shared_ptr<const Runtime> initial,
+         std::function<void(unsigned)> on_stopped);
+  ~Worker();
+
+  // --- any thread ---
+  void start();
+  void publish(std::shared_ptr<const Runtime> rt);  // latest wins
+  void drain();                                     // stop accepting, finish, stop
+  void join();
+  const WorkerStats& stats() const { return stats_; }
+  const WorkerGauges& gauges() const { return gauges_; }
+  unsigned index() const { return index_; }
+  uint64_t runtime_generation() const { return generation_seen_.load(std::memory_order_acquire); }
+  // CLOCK_REALTIME ns at which this worker started serving runtime_generation() (0: at start).
+  int64_t runtime_applied_at_ns() const { return applied_at_ns_.load(std::memory_order_acquire); }
+
+  // --- worker thread ---
+  WorkerStats& stats() { return stats_; }
+  WorkerGauges& gauges() { return gauges_; }
+  const std::shared_ptr<const Runtime>& runtime() const { return rt_; }
+  FilterStates& filter_states() { return filter_states_; }
+  bool draining() const { return draining_; }
+
+  Exchange* acquire_exchange();
+  void release_exchange(Exchange* ex);
+  std::string* acquire_string() { return strings().acquire(); }
+  void release_string(std::string* s) { strings().release(s); }
+
+  // Chooses an endpoint of the route's service for a request: one that is routable (health,
+  // outlier ejection, panic mode), not among `tried` and under its circuit-breaker limit.
+  // -1 when none; *circuit_open then says whether only circuit breakers were in the way.
+  int pick_endpoint(const Runtime& rt, uint32_t service_index, const PickKey& key,
+                    const uint32_t* tried, size_t tried_count, bool* circuit_open);
+  // Per-attempt accounting of an exchange (requests in flight per instance and service, this
+  // worker's active count per endpoint, pending connects, the retry budget).
+  void begin_attempt(Exchange* ex, const Endpoint& endpoint, EndpointPool* pool);
+  void begin_connect(Exchange* ex);
+  void end_connect(Exchange* ex);
+  void end_attempt(Exchange* ex);
+  // May one more retry start now (retries in flight within the budget of the service)?
+  bool retry_allowed(const Service& service) const;
+  // Counts the exchange as a retry until it is released.
+  void on_retry_started(Exchange* ex);
+  EndpointPool* endpoint_pool(const Runtime& rt, uint32_t service_index, int endpoint_index);
+  // Writes a fresh 32-hex-digit request id into out[32].
+  void next_request_id(char out[32]);
+
+  void on_client_closed(ClientConn* c);
+  void on_upstream_pool_empty(EndpointPool* p);
+
+ private:
+  struct Listener {
+    uv_poll_t poll;
+    int fd;
+    Worker* worker;
+  };
+  void run();
+  void apply_mailbox();
+  void rebuild_selection_state(const Runtime* previous = nullptr);
+  void accept_ready(Listener* l);
+  void pause_accept(uint64_t ms);
+  void resume_accept();
+  void set_accepting(bool on);
+  void begin_drain();
+  void maybe_finish_drain();
+  void shutdown_loop();
+
+  // The control thread wakes the loop through an eventfd: a plain write, which the loop reads.
+  // (uv_async_send's handshake makes the woken loop spin while the sender is descheduled
+  // between its flag updates, which on a busy machine costs the worker more than the update.)
+  void wake();
+  static void on_wake(uv_poll_t* p, int status, int events);
+  static void on_poll(uv_poll_t* p, int status, int events);
+
+  unsigned index_;
+  std::function<void(unsigned)> on_stopped_;
+  int wake_fd_ = -1;  // eventfd, closed by the destructor (the control thread may still write)
+  uv_poll_t wake_poll_;
+  uv_timer_t accept_timer_;
+  uv_timer_t drain_timer_;
+  std::thread thread_;
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  bool accepting_ = false;
+  bool accept_paused_ = false;
+  bool draining_ = false;
+  bool stopping_ = false;
+
+  std::mutex mailbox_mu_;
+  std::shared_ptr<const Runtime> mailbox_rt_;
+  bool mailbox_drain_ = false;
+
+  std::shared_ptr<const Runtime> rt_;
+  std::atomic<int64_t> applied_at_ns_{0};
+  std::atomic<uint64_t> generation_seen_{0};
+  std::vector<Exchange*> free_exchanges_;
+  void refresh_routable(size_t service_index);
+  std::vector<std::unique_ptr<Selector>> selectors_;      // [service]
+  std::vector<std::vector<uint8_t>> routable_;            // [service][endpoint], refreshed lazily
+  std::vector<int64_t> routable_at_;                      // [service] refresh at this health_clock_ms
+  std::vector<uint64_t> routable_epoch_;                  // [service] health_epoch() of the view
+  std::vector<uint8_t> panic_;                            // [service] in panic mode (logged by worker 0)
+  std::vector<int64_t> ramp_until_;                       // [service] last slow-start window ends (0 = none)
+  uint32_t requests_in_flight_ = 0;                       // exchanges with an attempt running
+  uint32_t retries_in_flight_ = 0;
+  // An endpoint pool and how many times the services of rt_ list it (service_pools_ entries).
+  // in_snapshot == (refs > 0), kept in sync by acquire_pool/release_pool. Every pool in
+  // endpoint_pools_ is a ListedPool; pools outside the snapshot have refs == 0.
+  struct ListedPool;
+  ListedPool* acquire_pool(const Endpoint& endpoint);
+  // Returns true when the pool left the snapshot (its count dropped to zero).
+  static bool release_pool(EndpointPool* pool);
+  std::vector<std::vector<EndpointPool*>> service_pools_;  // [service][endpoint], each entry one ref
+  std::unordered_map<std::string, std::unique_ptr<ListedPool>> endpoint_pools_;
+  ClientConn* clients_ = nullptr;  // intrusive list
+  uint64_t client_count_ = 0;
+  uint64_t id_state_;
+  uint64_t id_counter_ = 0;
+  uint64_t emfile_logged_at_ = 0;
+  FilterStates filter_states_;
+  WorkerStats stats_;
+  WorkerGauges gauges_;
+
+  friend class ClientConn;
+};
+
+}  // namespace berth

@@ -1,0 +1,103 @@
+#include "proxy/filter/filter.h"
+
+#include <algorithm>
+
+namespace berth {
+
+void HeaderEdits::clear() noexcept {
+  remove_request.clear();
+  add_request.clear();
+  remove_response.clear();
+  add_response.clear();
+}
+
+void FilterReply::clear() noexcept {
+  status = 0;
+  cause.clear();
+  headers.clear();
+}
+
+bool FilterWaiter::cancelled() const noexcept { return !slot_ || !slot_->run; }
+HeaderEdits& FilterWaiter::edits() const { return slot_->run->edits_; }
+FilterReply& FilterWaiter::reply() const { return slot_->run->reply_; }
+
+void FilterWaiter::done(FilterResult result) const {
+  if (cancelled()) return;
+  FilterRun* run = slot_->run;
+  slot_->run = nullptr;  // once
+  run->on_done(result == FilterResult::kPending ? FilterResult::kContinue : result);
+}
+
+FilterState* FilterStates::state_for(const RequestFilter& filter) {
+  auto it = states_.find(&filter);
+  if (it == states_.end()) it = states_.emplace(&filter, filter.make_state()).first;
+  return it->second.get();
+}
+
+void FilterStates::retain(const std::vector<const RequestFilter*>& live) {
+  for (auto it = states_.begin(); it != states_.end();) {
+    if (std::find(live.begin(), live.end(), it->first) == live.end()) it = states_.erase(it);
+    else ++it;
+  }
+}
+
+FilterResult FilterRun::start(const FilterChain& chain, FilterStates& states, const FilterRequest& req,
+                              FilterRunOwner* owner) {
+  reset();
+  chain_ = &chain;
+  states_ = &states;
+  owner_ = owner;
+  return run_from(0, req);
+}
+
+FilterResult FilterRun::run_from(size_t index, const FilterRequest& req) {
+  const auto& filters = chain_->filters();
+  for (next_ = index; next_ < filters.size(); ++next_) {
+    const RequestFilter& f = *filters[next_];
+    waiter_ = std::make_shared<FilterWaiter::Slot>();
+    waiter_->run = this;
+    in_call_ = true;
+    sync_done_ = false;
+    FilterResult r = f.on_request(req, states_->state_for(f), edits_, reply_, FilterWaiter(waiter_));
+    in_call_ = false;
+    if (r == FilterResult::kPending && !sync_done_) return FilterResult::kPending;  // done() comes later
+    if (sync_done_) r = resumed_;  // done() was called before on_request returned
+    cancel();                      // a verdict was returned: a late done() does nothing
+    if (r == FilterResult::kReply) return FilterResult::kReply;
+  }
+  return FilterResult::kContinue;
+}
+
+void FilterRun::on_done(FilterResult result) {
+  resumed_ = result;
+  if (in_call_) {
+    sync_done_ = true;
+    return;
+  }
+  waiter_.reset();
+  if (owner_) owner_->on_filter_done();
+}
+
+FilterResult FilterRun::proceed(const FilterRequest& req) {
+  if (resumed_ == FilterResult::kReply) return FilterResult::kReply;
+  return run_from(next_ + 1, req);
+}
+
+void FilterRun::cancel() noexcept {
+  if (waiter_) waiter_->run = nullptr;
+  waiter_.reset();
+}
+
+void FilterRun::reset() noexcept {
+  cancel();
+  chain_ = nullptr;
+  states_ = nullptr;
+  owner_ = nullptr;
+  next_ = 0;
+  resumed_ = FilterResult::kContinue;
+  in_call_ = sync_done_ = false;
+  edits_.clear();
+  reply_.clear();
+}
+
+}  // namespace berth

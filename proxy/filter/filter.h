@@ -1,0 +1,168 @@
+// Per-route request policy as a chain of filters, run on the worker loop after a route matched
+// and before an upstream is chosen. A filter lets the request pass (possibly with header edits),
+// answers it locally, or answers later (pending: an auth subrequest, say) on the same loop.
+// Filters are built once per snapshot and shared by every worker; what a filter must change
+// per request (a rate limiter's buckets) lives in its per-worker FilterState.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace berth {
+namespace http { struct RequestHead; }
+struct Route;
+
+struct Header {
+  std::string name;
+  std::string value;
+};
+
+// Header changes asked for by the filters of one request, applied when its heads are built.
+struct HeaderEdits {
+  std::vector<std::string> remove_request;  // names (any case) removed from the upstream request
+  std::vector<Header> add_request;          // appended to the upstream request
+  std::vector<std::string> remove_response; // names removed from a proxied response
+  std::vector<Header> add_response;         // appended to the client's response (proxied or local)
+  bool empty() const noexcept {
+    return remove_request.empty() && add_request.empty() && remove_response.empty() && add_response.empty();
+  }
+  void clear() noexcept;
+};
+
+// A local answer from a filter.
+struct FilterReply {
+  uint16_t status = 0;
+  std::string cause;             // x-berth-error value
+  std::vector<Header> headers;   // e.g. WWW-Authenticate, Allow, Retry-After
+  void clear() noexcept;
+};
+
+enum class FilterResult : uint8_t { kContinue, kReply, kPending };
+
+// The request as filters see it. Views into the head are valid only during on_request: a filter
+// that goes pending copies what it needs first.
+struct FilterRequest {
+  const http::RequestHead& head;
+  const Route& route;
+  std::string_view client_ip;
+};
+
+// Per-worker mutable state of one filter (made by RequestFilter::make_state, used only on that
+// worker's loop, kept across snapshots while the filter object stays).
+class FilterState {
+ public:
+  virtual ~FilterState() = default;
+};
+
+class FilterRun;
+
+// A pending filter's way back to its request. Copyable; done() may be called once, later, on the
+// same loop. When the request went away meanwhile (client closed), done() does nothing and
+// cancelled() is true; edits() and reply() are valid only while !cancelled().
+class FilterWaiter {
+ public:
+  FilterWaiter() = default;
+  bool cancelled() const noexcept;
+  HeaderEdits& edits() const;
+  FilterReply& reply() const;
+  // kContinue: the next filter runs; kReply: reply() is sent. kPending is not allowed here.
+  void done(FilterResult result) const;
+
+ private:
+  friend class FilterRun;
+  struct Slot {
+    FilterRun* run = nullptr;
+  };
+  explicit FilterWaiter(std::shared_ptr<Slot> slot) : slot_(std::move(slot)) {}
+  std::shared_ptr<Slot> slot_;
+};
+
+class RequestFilter {
+ public:
+  virtual ~RequestFilter() = default;
+  virtual std::string_view name() const = 0;
+  // Per-worker state, made the first time a worker runs this filter (null: stateless).
+  virtual std::unique_ptr<FilterState> make_state() const { return nullptr; }
+  // Runs on a worker loop; must not block. kReply: fill `reply`. kPending: keep `waiter` and call
+  // waiter.done() later on the same loop. `state` is this worker's make_state() (or null).
+  virtual FilterResult on_request(const FilterRequest& req, FilterState* state, HeaderEdits& edits,
+                                  FilterReply& reply, const FilterWaiter& waiter) const = 0;
+};
+
+// The filters of one route, in order. Immutable once built; shared by workers and snapshots.
+class FilterChain {
+ public:
+  explicit FilterChain(std::vector<std::shared_ptr<const RequestFilter>> filters)
+      : filters_(std::move(filters)) {}
+  const std::vector<std::shared_ptr<const RequestFilter>>& filters() const noexcept { return filters_; }
+  bool empty() const noexcept { return filters_.empty(); }
+
+ private:
+  std::vector<std::shared_ptr<const RequestFilter>> filters_;
+};
+
+// One worker's filter states, by filter object. Entries for filters no longer published are
+// dropped by retain() (the worker calls it when a snapshot arrives).
+class FilterStates {
+ public:
+  FilterState* state_for(const RequestFilter& filter);
+  // Keeps the states of filters in `live` only.
+  void retain(const std::vector<const RequestFilter*>& live);
+  size_t size() const noexcept { return states_.size(); }
+
+ private:
+  std::unordered_map<const RequestFilter*, std::unique_ptr<FilterState>> states_;
+};
+
+// Receives the end of a chain that went pending.
+class FilterRunOwner {
+ public:
+  virtual ~FilterRunOwner() = default;
+  // The pending filter called done(): call FilterRun::proceed() to go on (with the head again).
+  virtual void on_filter_done() = 0;
+};
+
+// Runs one request through a chain. Lives in the exchange; cancel() when the request goes away.
+class FilterRun {
+ public:
+  FilterRun() = default;
+  ~FilterRun() { cancel(); }
+  FilterRun(const FilterRun&) = delete;
+  FilterRun& operator=(const FilterRun&) = delete;
+
+  // Starts the chain: kContinue (all passed; edits() holds their edits), kReply (reply()), or
+  // kPending (owner->on_filter_done() follows, then call proceed()).
+  FilterResult start(const FilterChain& chain, FilterStates& states, const FilterRequest& req,
+                     FilterRunOwner* owner);
+  // After on_filter_done(): the pending filter's verdict applied, then the rest of the chain.
+  FilterResult proceed(const FilterRequest& req);
+  // The request is gone: a pending filter's later done() does nothing. Idempotent.
+  void cancel() noexcept;
+  void reset() noexcept;
+  bool pending() const noexcept { return waiter_ != nullptr; }
+
+  HeaderEdits& edits() noexcept { return edits_; }
+  FilterReply& reply() noexcept { return reply_; }
+
+ private:
+  friend class FilterWaiter;
+  FilterResult run_from(size_t index, const FilterRequest& req);
+  void on_done(FilterResult result);
+
+  const FilterChain* chain_ = nullptr;
+  FilterStates* states_ = nullptr;
+  FilterRunOwner* owner_ = nullptr;
+  size_t next_ = 0;                                  // the filter to run next
+  FilterResult resumed_ = FilterResult::kContinue;   // what the pending filter answered
+  std::shared_ptr<FilterWaiter::Slot> waiter_;       // set while a filter is pending
+  bool in_call_ = false;                             // inside a filter's on_request
+  bool sync_done_ = false;                           // its done() came before it returned
+  HeaderEdits edits_;
+  FilterReply reply_;
+};
+
+}  // namespace berth

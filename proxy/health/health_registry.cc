@@ -1,0 +1,119 @@
+#include "proxy/health/health_registry.h"
+
+namespace berth {
+
+void HealthRegistry::update(const std::vector<Service*>& added, const std::vector<const Service*>& removed) {
+  if (added.empty() && removed.empty()) return;
+  begin();
+  for (Service* s : added) {
+    if (published_.insert(s).second) count_in(*s);
+    else give(*s);
+  }
+  for (const Service* s : removed)
+    if (published_.erase(s)) count_out(*s);
+  finish();
+}
+
+void HealthRegistry::attach(std::vector<Service>& services) {
+  begin();
+  std::vector<Service> keys(services.size());
+  for (size_t i = 0; i < services.size(); ++i) {
+    Service& s = services[i];
+    count_in(s);
+    keys[i].name = s.name;
+    keys[i].policy.health.enabled = s.policy.health.enabled;
+    keys[i].endpoints.resize(s.endpoints.size());
+    for (size_t j = 0; j < s.endpoints.size(); ++j) keys[i].endpoints[j].key = s.endpoints[j].key;
+  }
+  for (const Service& s : attached_) count_out(s);
+  attached_ = std::move(keys);
+  finish();
+}
+
+void HealthRegistry::begin() {
+  ++change_;
+  touched_.clear();
+}
+
+HealthRegistry::EndpointEntry& HealthRegistry::touch(EndpointMap::value_type& kv) {
+  EndpointEntry& entry = kv.second;
+  if (entry.touched != change_) {
+    entry.touched = change_;
+    entry.was_checked = entry.checked_refs > 0;
+    entry.origin = Origin::kKnown;
+    touched_.push_back(&kv);
+  }
+  return entry;
+}
+
+void HealthRegistry::count_in(Service& s) {
+  ServiceEntry& service = services_[s.name];
+  if (!service.counters) service.counters = s.counters ? s.counters : std::make_shared<ServiceCounters>();
+  ++service.refs;
+  s.counters = service.counters;
+  const bool checked = s.policy.health.enabled;
+  for (Endpoint& e : s.endpoints) {
+    EndpointEntry& entry = touch(*endpoints_.try_emplace(e.key).first);
+    if (!entry.health) {
+      // A newcomer, or one the service brought along (it keeps that state); its probe state is
+      // set in finish(), once every service of the change is counted.
+      entry.origin = e.health ? Origin::kAdopted : Origin::kCreated;
+      entry.health = e.health ? e.health : std::make_shared<EndpointHealth>();
+    }
+    ++entry.refs;
+    if (checked) ++entry.checked_refs;
+    e.health = entry.health;
+  }
+}
+
+void HealthRegistry::give(Service& s) {
+  if (auto it = services_.find(s.name); it != services_.end()) s.counters = it->second.counters;
+  for (Endpoint& e : s.endpoints)
+    if (auto it = endpoints_.find(e.key); it != endpoints_.end()) e.health = it->second.health;
+}
+
+void HealthRegistry::count_out(const Service& s) {
+  if (auto it = services_.find(s.name); it != services_.end() && it->second.refs > 0 && --it->second.refs == 0)
+    services_.erase(it);
+  const bool checked = s.policy.health.enabled;
+  for (const Endpoint& e : s.endpoints) {
+    auto it = endpoints_.find(e.key);
+    if (it == endpoints_.end()) continue;
+    EndpointEntry& entry = touch(*it);
+    if (entry.refs > 0) --entry.refs;
+    if (checked && entry.checked_refs > 0) --entry.checked_refs;
+  }
+}
+
+void HealthRegistry::finish() {
+  const int64_t now = health_clock_ms();
+  for (EndpointMap::value_type* kv : touched_) {
+    EndpointEntry& entry = kv->second;
+    if (entry.refs == 0) {  // its last service left (references to other entries stay valid)
+      endpoints_.erase(endpoints_.find(kv->first));
+      continue;
+    }
+    EndpointHealth& health = *entry.health;
+    const bool checked = entry.checked_refs > 0;
+    if (entry.origin == Origin::kCreated) {
+      health.probe.store(checked ? ProbeState::kPending : ProbeState::kUnchecked);
+      health.routable_since_ms.store(now);  // a checked one starts again at its first passing probe
+      continue;
+    }
+    // A state brought along is held to the checks as they are now; a known one changes only
+    // when its first check is configured or its last one removed.
+    const bool any = entry.origin == Origin::kAdopted;
+    if (checked && (any || !entry.was_checked)) {
+      ProbeState unchecked = ProbeState::kUnchecked;
+      health.probe.compare_exchange_strong(unchecked, ProbeState::kPending);  // a check was just configured
+    } else if (!checked && (any || entry.was_checked)) {
+      // The check was removed: an instance that was not taking traffic takes it from now.
+      const ProbeState before = health.probe.exchange(ProbeState::kUnchecked);
+      if (before == ProbeState::kPending || before == ProbeState::kUnhealthy) health.routable_since_ms.store(now);
+    }
+  }
+  touched_.clear();
+  bump_health_epoch();
+}
+
+}  // namespace berth

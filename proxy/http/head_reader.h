@@ -1,0 +1,35 @@
+// Collects one message head from a stream of reads. When a head arrives whole in one read (the
+// usual case) it is used in place; only a head split over reads is copied, into a string
+// borrowed from the worker and returned as soon as the head is complete.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace berth {
+
+class StringPool;
+
+class HeadReader {
+ public:
+  enum class Status : uint8_t { kNeedMore, kComplete, kTooLarge, kLineTooLong };
+
+  // Consumes bytes of [data, data+len). On kComplete, `used` is the number of bytes of this
+  // input that belong to the head and head() is valid until the next feed/reset (it may point
+  // into `data`). On kNeedMore all bytes were used.
+  Status feed(StringPool& strings, const char* data, size_t len, size_t& used, uint32_t max_bytes,
+              uint32_t max_line);
+  std::string_view head() const { return head_; }
+  bool started() const { return started_; }
+  void reset(StringPool& strings);
+
+ private:
+  std::string* buf_ = nullptr;
+  std::string_view head_;
+  size_t scanned_ = 0;
+  bool started_ = false;
+};
+
+}  // namespace berth

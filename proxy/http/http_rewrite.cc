@@ -1,0 +1,284 @@
+#include "proxy/http/http_rewrite.h"
+
+#include <charconv>
+
+namespace berth::http {
+namespace {
+
+void append_uint(std::string& out, uint64_t v) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, r.ptr);
+}
+
+void append_field(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name);
+  out.append(": ");
+  out.append(value);
+  out.append("\r\n");
+}
+
+// Hop-by-hop fields (RFC 9110 7.6.1) plus the framing fields Berth re-declares itself.
+bool is_hop_by_hop(FieldKind k) {
+  switch (k) {
+    case FieldKind::kConnection:
+    case FieldKind::kKeepAlive:
+    case FieldKind::kTe:
+    case FieldKind::kTrailer:
+    case FieldKind::kProxyConnection:
+    case FieldKind::kUpgrade:
+    case FieldKind::kTransferEncoding:
+    case FieldKind::kContentLength:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool valid_request_id(std::string_view v) {
+  if (v.empty() || v.size() > 200) return false;
+  for (unsigned char c : v)
+    if (c <= 0x20 || c >= 0x7f) return false;
+  return true;
+}
+
+}  // namespace
+
+bool has_request_id(const RequestHead& req) {
+  for (size_t i = 0; i < req.fields.size(); ++i)
+    if (req.kinds[i] == FieldKind::kXRequestId && valid_request_id(req.value(req.fields[i]))) return true;
+  return false;
+}
+
+std::string_view effective_request_id(const RequestHead& req, std::string_view generated) {
+  for (size_t i = 0; i < req.fields.size(); ++i)
+    if (req.kinds[i] == FieldKind::kXRequestId && valid_request_id(req.value(req.fields[i])))
+      return req.value(req.fields[i]);
+  return generated;
+}
+
+void build_upstream_request(const RequestHead& req, const ForwardInfo& info, std::string& out) {
+  out.append(req.method);
+  out.push_back(' ');
+  out.append(req.path);
+  out.append(" HTTP/1.1\r\n");
+
+  std::string_view prior_xff;
+  size_t xff_count = 0;
+  std::string xff_joined;  // only used when a client sent several X-Forwarded-For lines
+  bool host_written = false;
+  bool request_id_written = false;
+  for (size_t i = 0; i < req.fields.size(); ++i) {
+    const Field& f = req.fields[i];
+    const FieldKind kind = req.kinds[i];
+    std::string_view name = req.name(f);
+    std::string_view value = req.value(f);
+    if (is_hop_by_hop(kind)) continue;
+    if (!req.connection_tokens.empty() && req.is_connection_listed(name)) continue;
+    switch (kind) {
+      case FieldKind::kHost:
+        // absolute-form: the target's authority replaces Host (RFC 9112 3.2.2).
+        append_field(out, name, req.absolute_form ? req.host : value);
+        host_written = true;
+        continue;
+      case FieldKind::kXForwardedFor:
+        if (xff_count++ == 0) {
+          prior_xff = value;
+        } else {
+          if (xff_joined.empty()) xff_joined.append(prior_xff);
+          xff_joined.append(", ");
+          xff_joined.append(value);
+        }
+        continue;
+      case FieldKind::kXForwardedProto:
+      case FieldKind::kXForwardedHost:
+      case FieldKind::kXForwardedPort:
+        continue;  // set by Berth below; a client cannot claim them
+      case FieldKind::kXRequestId:
+        if (request_id_written || !valid_request_id(value)) continue;
+        request_id_written = true;
+        break;
+      default:
+        break;
+    }
+    append_field(out, name, value);
+  }
+  if (!host_written && !req.host.empty()) append_field(out, "Host", req.host);
+
+  out.append("X-Forwarded-For: ");
+  if (xff_count > 1) {
+    out.append(xff_joined);
+    out.append(", ");
+  } else if (xff_count == 1 && !prior_xff.empty()) {
+    out.append(prior_xff);
+    out.append(", ");
+  }
+  out.append(info.client_ip);
+  out.append("\r\n");
+  append_field(out, "X-Forwarded-Proto", info.proto);
+  if (!req.host.empty()) append_field(out, "X-Forwarded-Host", req.host);
+  out.append("X-Forwarded-Port: ");
+  append_uint(out, info.listener_port);
+  out.append("\r\n");
+  if (!request_id_written && !info.request_id.empty()) append_field(out, "X-Request-Id", info.request_id);
+
+  switch (req.framing) {
+    case Framing::kContentLength:
+      out.append("Content-Length: ");
+      append_uint(out, req.content_length);
+      out.append("\r\n");
+      break;
+    case Framing::kChunked:
+      out.append("Transfer-Encoding: chunked\r\n");
+      break;
+    default:
+      break;
+  }
+  if (req.upgrade) {
+    out.append("Connection: upgrade\r\n");
+    append_field(out, "Upgrade", req.upgrade_protocol);
+  }
+  out.append("\r\n");
+}
+
+ResponsePlan plan_response(const ResponseHead& resp, uint8_t client_minor, bool client_wants_close) {
+  ResponsePlan plan;
+  plan.close_client = client_wants_close;
+  switch (resp.framing) {
+    case Framing::kNone:
+      plan.to_client = Framing::kNone;
+      break;
+    case Framing::kContentLength:
+      plan.to_client = Framing::kContentLength;
+      break;
+    case Framing::kChunked:
+    case Framing::kUntilClose:
+      if (client_minor >= 1) {
+        plan.to_client = Framing::kChunked;
+      } else {
+        plan.to_client = Framing::kUntilClose;
+        plan.close_client = true;
+      }
+      break;
+  }
+  return plan;
+}
+
+void build_client_response(const ResponseHead& resp, const ResponsePlan& plan, bool is_upgrade_101,
+                           std::string& out) {
+  out.append("HTTP/1.1 ");
+  append_uint(out, resp.status);
+  out.push_back(' ');
+  out.append(resp.reason.empty() ? std::string_view(reason_phrase(resp.status)) : resp.reason);
+  out.append("\r\n");
+  // A HEAD or 304 response's Content-Length describes the representation: pass it through.
+  const bool keep_length = resp.framing == Framing::kNone && resp.status != 204 && resp.status >= 200;
+  for (size_t i = 0; i < resp.fields.size(); ++i) {
+    const Field& f = resp.fields[i];
+    const FieldKind kind = resp.kinds[i];
+    std::string_view name = resp.name(f);
+    if (kind == FieldKind::kContentLength && keep_length) {
+      append_field(out, name, resp.value(f));
+      continue;
+    }
+    if (kind == FieldKind::kUpgrade && is_upgrade_101) {
+      append_field(out, name, resp.value(f));
+      continue;
+    }
+    if (is_hop_by_hop(kind)) continue;
+    if (!resp.connection_tokens.empty() && resp.is_connection_listed(name)) continue;
+    append_field(out, name, resp.value(f));
+  }
+  if (is_upgrade_101) {
+    out.append("Connection: upgrade\r\n\r\n");
+    return;
+  }
+  if (plan.to_client == Framing::kContentLength) {
+    out.append("Content-Length: ");
+    append_uint(out, resp.content_length);
+    out.append("\r\n");
+  } else if (plan.to_client == Framing::kChunked) {
+    out.append("Transfer-Encoding: chunked\r\n");
+  }
+  if (resp.status >= 200) {
+    if (plan.close_client) out.append("Connection: close\r\n");
+  }
+  out.append("\r\n");
+}
+
+void build_local_response(uint16_t status, std::string_view content_type, std::string_view body,
+                          bool close, std::string_view extra_headers, std::string& out) {
+  out.append("HTTP/1.1 ");
+  append_uint(out, status);
+  out.push_back(' ');
+  out.append(reason_phrase(status));
+  out.append("\r\nContent-Type: ");
+  out.append(content_type);
+  out.append("\r\nContent-Length: ");
+  append_uint(out, body.size());
+  out.append("\r\n");
+  out.append(extra_headers);
+  if (close) out.append("Connection: close\r\n");
+  out.append("\r\n");
+  out.append(body);
+}
+
+void build_local_reply(uint16_t status, std::string_view cause, bool close,
+                       std::string_view extra_headers, std::string& out) {
+  std::string headers;
+  if (!cause.empty()) {
+    headers.append("x-berth-error: ");
+    headers.append(cause);
+    headers.append("\r\n");
+  }
+  headers.append(extra_headers);
+  std::string body;
+  append_uint(body, status);
+  body.push_back(' ');
+  body.append(reason_phrase(status));
+  if (!cause.empty()) {
+    body.append(" (");
+    body.append(cause);
+    body.push_back(')');
+  }
+  body.push_back('\n');
+  build_local_response(status, "text/plain; charset=utf-8", body, close, headers, out);
+}
+
+const char* reason_phrase(uint16_t status) {
+  switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 417: return "Expectation Failed";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+  }
+}
+
+}  // namespace berth::http

@@ -1,0 +1,146 @@
+#include "proxy/http/message_parser.h"
+
+#include <cstring>
+
+namespace berth {
+namespace {
+constexpr uint32_t kMaxChunkExtensionBytes = 4096;
+}
+
+void MessageParser::init(llhttp_type_t type, BodySink* sink) {
+  llhttp_settings_init(&settings_);
+  settings_.on_body = &MessageParser::on_body;
+  settings_.on_message_complete = &MessageParser::on_message_complete;
+  settings_.on_headers_complete = &MessageParser::on_headers_complete;
+  settings_.on_chunk_header = &MessageParser::on_chunk_header;
+  settings_.on_chunk_extension_name = &MessageParser::on_chunk_extension;
+  settings_.on_chunk_extension_value = &MessageParser::on_chunk_extension;
+  llhttp_init(&parser_, type, &settings_);
+  parser_.data = this;
+  sink_ = sink;
+  buf_end_ = nullptr;
+  chunk_remaining_ = 0;
+  body_bytes_ = 0;
+  chunk_ext_bytes_ = 0;
+  crlf_expected_ = 0;
+  in_chunk_ = false;
+  skip_body_ = false;
+  complete_ = false;
+  error_ = nullptr;
+}
+
+MessageParser::Result MessageParser::feed_head(std::string_view head, bool skip_body) {
+  skip_body_ = skip_body;
+  return run(head.data(), head.size());
+}
+
+MessageParser::Result MessageParser::feed(const char* data, size_t len) {
+  if (complete_) return {State::kComplete, 0, ""};
+  if (error_) return {State::kError, 0, error_};
+  // The CRLF closing the previous chunk's data started in the previous input.
+  size_t i = 0;
+  while (crlf_expected_ > 0 && i < len) {
+    const char want = crlf_expected_ == 2 ? '\r' : '\n';
+    if (data[i] != want) {
+      error_ = "invalid chunk terminator";
+      return {State::kError, 0, error_};
+    }
+    --crlf_expected_;
+    ++i;
+  }
+  return run(data, len);
+}
+
+MessageParser::Result MessageParser::finish() {
+  if (complete_) return {State::kComplete, 0, ""};
+  llhttp_errno_t err = llhttp_finish(&parser_);
+  if (complete_ || err == HPE_PAUSED) return {State::kComplete, 0, ""};
+  if (err != HPE_OK) return {State::kError, 0, error_ ? error_ : llhttp_errno_name(err)};
+  // llhttp_finish returns OK without completing when the message needed more bytes.
+  return {State::kError, 0, "message truncated by close"};
+}
+
+MessageParser::Result MessageParser::run(const char* data, size_t len) {
+  buf_end_ = data + len;
+  llhttp_errno_t err = llhttp_execute(&parser_, data, len);
+  Result r;
+  switch (err) {
+    case HPE_OK:
+      r.state = State::kBody;
+      r.consumed = len;
+      break;
+    case HPE_PAUSED:
+      r.state = State::kComplete;
+      r.consumed = static_cast<size_t>(llhttp_get_error_pos(&parser_) - data);
+      break;
+    case HPE_PAUSED_UPGRADE:
+      r.state = State::kUpgrade;
+      r.consumed = static_cast<size_t>(llhttp_get_error_pos(&parser_) - data);
+      break;
+    default:
+      r.state = State::kError;
+      r.reason = error_ ? error_ : llhttp_get_error_reason(&parser_);
+      if (!error_) error_ = r.reason ? r.reason : "parse error";
+      break;
+  }
+  return r;
+}
+
+int MessageParser::on_headers_complete(llhttp_t* p) {
+  auto* self = static_cast<MessageParser*>(p->data);
+  return self->skip_body_ ? 1 : 0;
+}
+
+int MessageParser::on_body(llhttp_t* p, const char* at, size_t len) {
+  auto* self = static_cast<MessageParser*>(p->data);
+  self->body_bytes_ += len;
+  self->sink_->on_body_data(at, len);
+  if (!self->in_chunk_) return 0;
+  self->chunk_remaining_ -= len;
+  if (self->chunk_remaining_ > 0) return 0;
+  self->in_chunk_ = false;
+  // The chunk's data must be followed by exactly CRLF (llhttp 8.1 accepts any two bytes).
+  const char* after = at + len;
+  const size_t avail = static_cast<size_t>(self->buf_end_ - after);
+  if (avail >= 2) {
+    if (after[0] != '\r' || after[1] != '\n') {
+      self->error_ = "invalid chunk terminator";
+      return -1;
+    }
+  } else if (avail == 1) {
+    if (after[0] != '\r') {
+      self->error_ = "invalid chunk terminator";
+      return -1;
+    }
+    self->crlf_expected_ = 1;
+  } else {
+    self->crlf_expected_ = 2;
+  }
+  return 0;
+}
+
+int MessageParser::on_chunk_header(llhttp_t* p) {
+  auto* self = static_cast<MessageParser*>(p->data);
+  self->chunk_remaining_ = p->content_length;
+  self->in_chunk_ = self->chunk_remaining_ > 0;
+  self->chunk_ext_bytes_ = 0;
+  return 0;
+}
+
+int MessageParser::on_chunk_extension(llhttp_t* p, const char*, size_t len) {
+  auto* self = static_cast<MessageParser*>(p->data);
+  self->chunk_ext_bytes_ += static_cast<uint32_t>(len);
+  if (self->chunk_ext_bytes_ > kMaxChunkExtensionBytes) {
+    self->error_ = "chunk extension too long";
+    return -1;
+  }
+  return 0;
+}
+
+int MessageParser::on_message_complete(llhttp_t* p) {
+  auto* self = static_cast<MessageParser*>(p->data);
+  self->complete_ = true;
+  return HPE_PAUSED;
+}
+
+}  // namespace berth

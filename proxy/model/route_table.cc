@@ -1,0 +1,323 @@
+// The route snapshot: building it (control thread) and matching requests against it (workers).
+#include "proxy/model/route_table.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <unordered_set>
+
+#include "config/config.h"
+
+namespace berth {
+namespace {
+
+// Longest request host match() looks at; DNS names are at most 253 characters. A longer Host
+// cannot equal or end in any valid route host, so it is matched as if it had no host.
+constexpr size_t kHostBufferSize = 256;
+
+constexpr char ascii_lower(char c) noexcept {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+// Copies `text` lower-cased into `out` (which must have room); returns the copy.
+std::string_view lower_into(std::string_view text, char* out) noexcept {
+  for (size_t i = 0; i < text.size(); ++i) out[i] = ascii_lower(text[i]);
+  return {out, text.size()};
+}
+
+// "[0:0::1]" -> "[::1]" in `out` (kHostBufferSize bytes); empty when not a valid IPv6 literal.
+std::string_view canonical_ipv6_literal(std::string_view bracketed, char* out) noexcept {
+  std::string_view inner = bracketed.substr(1, bracketed.size() - 2);
+  char input[INET6_ADDRSTRLEN + 1];
+  if (inner.empty() || inner.size() >= sizeof input) return {};
+  inner.copy(input, inner.size());
+  input[inner.size()] = '\0';
+  in6_addr address;
+  if (inet_pton(AF_INET6, input, &address) != 1) return {};
+  if (inet_ntop(AF_INET6, &address, out + 1, kHostBufferSize - 2) == nullptr) return {};
+  size_t length = std::strlen(out + 1);
+  out[0] = '[';
+  out[length + 1] = ']';
+  return {out, length + 2};
+}
+
+// The request's Host header in the form route hosts are stored in: lower-case, no ":port",
+// no trailing dot, IPv6 literals canonical and in brackets. Written into `out`, no allocation.
+std::string_view normalize_request_host(std::string_view host, char* out) noexcept {
+  if (!host.empty() && host.front() == '[') {
+    size_t close = host.find(']');
+    if (close == std::string_view::npos) return {};
+    std::string_view literal = host.substr(0, close + 1);
+    std::string_view canonical = canonical_ipv6_literal(literal, out);
+    if (!canonical.empty()) return canonical;
+    return literal.size() <= kHostBufferSize ? lower_into(literal, out) : std::string_view();
+  }
+  host = host.substr(0, host.find(':'));
+  if (!host.empty() && host.back() == '.') host.remove_suffix(1);
+  if (host.size() > kHostBufferSize) return {};
+  return lower_into(host, out);
+}
+
+// Route hosts should arrive normalised (config::normalize_host_pattern); be lenient anyway.
+std::string canonical_route_host(std::string host) {
+  for (char& c : host) c = ascii_lower(c);
+  if (!host.empty() && host.back() == '.') host.pop_back();
+  return host;
+}
+
+bool is_wildcard(const std::string& host) { return host.starts_with("*."); }
+
+bool parse_port(std::string_view text, uint16_t& port) {
+  unsigned value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || value == 0 || value > 65535) {
+    return false;
+  }
+  port = static_cast<uint16_t>(value);
+  return true;
+}
+
+bool fill_ipv4(std::string_view ip, uint16_t port, Endpoint& endpoint) {
+  char text[INET_ADDRSTRLEN + 1];
+  if (ip.empty() || ip.size() >= sizeof text) return false;
+  ip.copy(text, ip.size());
+  text[ip.size()] = '\0';
+  sockaddr_in address{};
+  if (inet_pton(AF_INET, text, &address.sin_addr) != 1) return false;
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  endpoint.addr = {};
+  std::memcpy(&endpoint.addr, &address, sizeof address);
+  endpoint.addr_len = sizeof address;
+  return true;
+}
+
+bool fill_ipv6(std::string_view ip, uint16_t port, Endpoint& endpoint) {
+  char text[INET6_ADDRSTRLEN + 1];
+  if (ip.empty() || ip.size() >= sizeof text) return false;
+  ip.copy(text, ip.size());
+  text[ip.size()] = '\0';
+  sockaddr_in6 address{};
+  if (inet_pton(AF_INET6, text, &address.sin6_addr) != 1) return false;
+  address.sin6_family = AF_INET6;
+  address.sin6_port = htons(port);
+  endpoint.addr = {};
+  std::memcpy(&endpoint.addr, &address, sizeof address);
+  endpoint.addr_len = sizeof address;
+  return true;
+}
+
+Service service_from_config(const config::Service& configured) {
+  Service service;
+  service.name = configured.name;
+  service.policy = configured.policy;
+  for (const config::Endpoint& configured_endpoint : configured.endpoints) {
+    Endpoint endpoint;
+    endpoint.key = configured_endpoint.address.to_string();
+    endpoint.weight = configured_endpoint.weight;
+    resolve_endpoint_key(endpoint);
+    service.endpoints.push_back(std::move(endpoint));
+  }
+  return service;
+}
+
+}  // namespace
+
+std::shared_ptr<const RouteTable> RouteTable::build(std::vector<Route> routes,
+                                                    std::vector<Service> services,
+                                                    uint64_t generation) {
+  std::vector<ServicePtr> shared;
+  shared.reserve(services.size());
+  for (Service& service : services) shared.push_back(std::make_shared<const Service>(std::move(service)));
+  return build(std::move(routes), std::move(shared), generation);
+}
+
+std::shared_ptr<const RouteTable> RouteTable::build(std::vector<Route> routes,
+                                                    std::vector<ServicePtr> services,
+                                                    uint64_t generation) {
+  auto table = std::make_shared<RouteTable>();
+  table->services_ = std::move(services);
+  table->generation_ = generation;
+  auto layout = std::make_shared<Layout>();
+  std::vector<Route>& kept = layout->routes;
+  // (host, path prefix) of the routes kept, as views into `kept` (reserved: never moves).
+  struct PairHash {
+    size_t operator()(const std::pair<std::string_view, std::string_view>& k) const noexcept {
+      return std::hash<std::string_view>{}(k.first) * 31 + std::hash<std::string_view>{}(k.second);
+    }
+  };
+  std::unordered_set<std::pair<std::string_view, std::string_view>, PairHash> seen;
+  seen.reserve(routes.size());
+  kept.reserve(std::min<size_t>(routes.size(), std::numeric_limits<uint32_t>::max()));
+  for (Route& route : routes) {
+    if (route.service >= table->services_.size()) continue;
+    if (kept.size() >= std::numeric_limits<uint32_t>::max()) break;
+    route.host = canonical_route_host(std::move(route.host));
+    if (seen.count({route.host, route.path_prefix})) continue;
+    kept.push_back(std::move(route));
+    seen.emplace(kept.back().host, kept.back().path_prefix);
+  }
+  index_routes(*layout);
+  table->layout_ = std::move(layout);
+  return table;
+}
+
+std::shared_ptr<const RouteTable> RouteTable::with_services(const RouteTable& previous,
+                                                            std::vector<ServicePtr> services,
+                                                            uint64_t generation) {
+  if (services.size() != previous.services_.size()) return nullptr;
+  auto table = std::make_shared<RouteTable>();
+  table->services_ = std::move(services);
+  table->generation_ = generation;
+  table->layout_ = previous.layout_;
+  return table;
+}
+
+std::shared_ptr<const RouteTable> RouteTable::from_config(const config::Config& cfg,
+                                                          uint64_t generation) {
+  std::vector<Service> services;
+  for (const config::Service& service : cfg.services) services.push_back(service_from_config(service));
+
+  std::vector<Route> routes;
+  for (const config::Route& configured : cfg.routes) {
+    auto named = std::find_if(services.begin(), services.end(),
+                              [&](const Service& s) { return s.name == configured.service; });
+    uint32_t service_index = named == services.end()
+                                 ? std::numeric_limits<uint32_t>::max()  // dropped by build()
+                                 : static_cast<uint32_t>(named - services.begin());
+    std::vector<std::string> hosts = configured.hosts;
+    if (hosts.empty()) hosts.emplace_back();  // any host
+    for (std::string& host : hosts) {
+      Route route;
+      route.name = configured.name;
+      route.host = std::move(host);
+      route.path_prefix = configured.path_prefix;
+      route.priority = configured.priority.value_or(0);
+      route.service = service_index;
+      route.max_body_bytes = configured.max_body_bytes.value_or(cfg.limits.max_body_bytes);
+      routes.push_back(std::move(route));
+    }
+  }
+  return build(std::move(routes), std::move(services), generation);
+}
+
+void RouteTable::index_routes(Layout& layout) {
+  const std::vector<Route>& routes = layout.routes;
+  for (uint32_t i = 0; i < routes.size(); ++i) {
+    const std::string& host = routes[i].host;
+    if (host.empty()) layout.any_host.push_back(i);
+    else if (is_wildcard(host)) layout.wildcard[host.substr(1)].push_back(i);
+    else layout.exact[host].push_back(i);
+  }
+  auto better = [&routes](uint32_t a, uint32_t b) {
+    const Route& x = routes[a];
+    const Route& y = routes[b];
+    if (x.priority != y.priority) return x.priority > y.priority;
+    if (x.path_prefix.size() != y.path_prefix.size()) return x.path_prefix.size() > y.path_prefix.size();
+    return a < b;
+  };
+  for (auto& [host, list] : layout.exact) std::sort(list.begin(), list.end(), better);
+  for (auto& [suffix, list] : layout.wildcard) std::sort(list.begin(), list.end(), better);
+  std::sort(layout.any_host.begin(), layout.any_host.end(), better);
+}
+
+// now_ms is read from the clock only when a route without instances is met (0: not yet).
+const Route* RouteTable::first_path_match(const std::vector<uint32_t>& candidates, std::string_view path,
+                                          int64_t& now_ms) const noexcept {
+  const std::vector<Route>& routes = layout_->routes;
+  for (uint32_t index : candidates) {
+    const Route& route = routes[index];
+    if (!path.starts_with(route.path_prefix)) continue;
+    const Service& service = *services_[route.service];
+    if (service.endpoints.empty()) {
+      if (now_ms == 0) now_ms = health_clock_ms();
+      if (!serves(service, now_ms)) continue;
+    }
+    return &route;
+  }
+  return nullptr;
+}
+
+// Candidate lists are visited from the most specific host (exact, then wildcards from the
+// longest suffix down, then any-host); a later list only wins with a strictly higher priority.
+const Route* RouteTable::match(std::string_view host, std::string_view path) const noexcept {
+  path = path.substr(0, path.find('?'));
+  char buffer[kHostBufferSize];
+  std::string_view request_host = normalize_request_host(host, buffer);
+
+  const Route* best = nullptr;
+  int64_t now_ms = 0;
+  auto consider = [&](const std::vector<uint32_t>& candidates) {
+    const Route* route = first_path_match(candidates, path, now_ms);
+    if (route != nullptr && (best == nullptr || route->priority > best->priority)) best = route;
+  };
+  if (!request_host.empty()) {
+    if (auto exact = layout_->exact.find(request_host); exact != layout_->exact.end()) consider(exact->second);
+    // "*.example.com" is stored as ".example.com"; "a.b.example.com" tries ".b.example.com",
+    // then ".example.com", then ".com". The first label must be non-empty.
+    for (size_t dot = request_host.find('.', 1); dot != std::string_view::npos;
+         dot = request_host.find('.', dot + 1)) {
+      if (auto wildcard = layout_->wildcard.find(request_host.substr(dot)); wildcard != layout_->wildcard.end()) {
+        consider(wildcard->second);
+      }
+    }
+  }
+  consider(layout_->any_host);
+  return best;
+}
+
+std::string RouteTable::to_json() const {
+  // Names and hosts come from files and container labels; never fail on odd bytes.
+  return to_json_value().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+nlohmann::json RouteTable::to_json_value() const {
+  const int64_t now = health_clock_ms();
+  nlohmann::json routes = nlohmann::json::array();
+  for (const Route& route : layout_->routes) {
+    if (!serves(*services_[route.service], now)) continue;
+    routes.push_back({{"name", route.name},
+                      {"host", route.host},
+                      {"path_prefix", route.path_prefix},
+                      {"priority", route.priority},
+                      {"service", services_[route.service]->name},
+                      {"max_body_bytes", route.max_body_bytes},
+                      {"source", route.source}});
+  }
+  nlohmann::json services = nlohmann::json::array();
+  for (const ServicePtr& shared : services_) {
+    const Service& service = *shared;
+    if (!serves(service, now)) continue;
+    nlohmann::json endpoints = nlohmann::json::array();
+    for (const Endpoint& endpoint : service.endpoints) {
+      nlohmann::json e = {{"address", endpoint.key}, {"weight", endpoint.weight}, {"source", endpoint.source}};
+      if (endpoint.health) {
+        e["health"] = probe_state_name(endpoint.health->probe.load(std::memory_order_relaxed));
+        e["ejected"] = endpoint.health->ejected(now);
+        e["in_flight"] = endpoint.health->requests.load(std::memory_order_relaxed);
+      }
+      endpoints.push_back(std::move(e));
+    }
+    services.push_back({{"name", service.name}, {"endpoints", std::move(endpoints)}});
+  }
+  return {{"generation", generation_}, {"routes", std::move(routes)}, {"services", std::move(services)}};
+}
+
+bool resolve_endpoint_key(Endpoint& endpoint) {
+  std::string_view key = endpoint.key;
+  uint16_t port = 0;
+  if (key.starts_with('[')) {
+    size_t close = key.find("]:");
+    if (close == std::string_view::npos || !parse_port(key.substr(close + 2), port)) return false;
+    return fill_ipv6(key.substr(1, close - 1), port, endpoint);
+  }
+  size_t colon = key.rfind(':');
+  if (colon == std::string_view::npos || !parse_port(key.substr(colon + 1), port)) return false;
+  return fill_ipv4(key.substr(0, colon), port, endpoint);
+}
+
+}  // namespace berth

@@ -1,0 +1,143 @@
+// The immutable route snapshot: routes, services and their endpoints together.
+// Built on the control thread, published to every worker as shared_ptr<const RouteTable>;
+// a request keeps the snapshot it started with. Matching is pure and allocation-free.
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "config/config.h"
+#include "proxy/model/endpoint_health.h"
+
+namespace berth {
+
+class FilterChain;  // proxy/filter: built once per snapshot, shared by every worker
+
+struct Endpoint {
+  std::string key;              // "127.0.0.1:8080" / "[::1]:8080": identity across snapshots
+  sockaddr_storage addr{};      // resolved numeric address
+  socklen_t addr_len = 0;
+  uint32_t weight = 1;
+  std::string source = "config";  // where it came from: "config", later "container:<id>"
+  // Shared with the health checker and every worker; set by HealthRegistry::attach (null in
+  // snapshots built without one, e.g. unit tests: then always routable).
+  std::shared_ptr<EndpointHealth> health;
+};
+
+struct Service {
+  std::string name;
+  std::vector<Endpoint> endpoints;  // may be empty: the route then answers 503 (see below)
+  config::ServicePolicy policy;     // load balancing, health checks, retries, circuit breaking
+  std::shared_ptr<ServiceCounters> counters;  // set by HealthRegistry
+  // Without endpoints, the service's routes answer 503 until this time (health_clock_ms()),
+  // then they no longer match (404, or a less specific route). Discovery sets it to the end of
+  // the grace period after the last instance left (0: never had one); config services keep
+  // answering 503 forever.
+  int64_t serve_empty_until_ms = std::numeric_limits<int64_t>::max();
+};
+
+// Whether a route to `service` matches at `now_ms`: it has an instance, or its empty grace runs.
+inline bool serves(const Service& service, int64_t now_ms) noexcept {
+  return !service.endpoints.empty() || now_ms < service.serve_empty_until_ms;
+}
+
+// Services are shared between snapshots: a service whose instances did not change keeps its
+// object (and its attached health state) in the next snapshot; only pointers are copied.
+using ServicePtr = std::shared_ptr<const Service>;
+
+struct Route {
+  std::string name;
+  std::string host;          // lower-case exact host, "*.suffix" wildcard, or "" = any host
+  std::string path_prefix;   // starts with '/'
+  int32_t priority = 0;      // higher wins before any other rule
+  uint32_t service = 0;      // index into RouteTable::services()
+  uint64_t max_body_bytes = 0;  // 0 = unlimited
+  std::string source = "config";
+  std::shared_ptr<const FilterChain> filters;  // per-route policy (null: none), run before an upstream is chosen
+};
+
+// Precedence, in order: higher priority; then exact host over wildcard (a longer wildcard
+// suffix over a shorter one) over any-host; then the longer path prefix; then the earlier
+// route. Path prefixes match raw bytes of the path (no decoding): "/api" matches "/api",
+// "/api/x" and "/apix".
+class RouteTable {
+ public:
+  // routes[i].service must index services; out-of-range routes are dropped. Routes with the
+  // same host pattern and path prefix as an earlier one are dropped (first wins).
+  static std::shared_ptr<const RouteTable> build(std::vector<Route> routes,
+                                                 std::vector<ServicePtr> services,
+                                                 uint64_t generation);
+  static std::shared_ptr<const RouteTable> build(std::vector<Route> routes,
+                                                 std::vector<Service> services,
+                                                 uint64_t generation);
+  // The same routes (and their index, shared, not copied) as `previous`, with other service
+  // objects at the same positions: the cost is that of the services vector. Requires
+  // services.size() == previous.services().size() (nullptr otherwise).
+  static std::shared_ptr<const RouteTable> with_services(const RouteTable& previous,
+                                                         std::vector<ServicePtr> services,
+                                                         uint64_t generation);
+  // Static routes from the config file (one Route per host of a config route).
+  static std::shared_ptr<const RouteTable> from_config(const config::Config& cfg,
+                                                       uint64_t generation);
+
+  // host: the request's Host (any case, may carry ":port" or a trailing dot; IPv6 literal in
+  // brackets allowed). path: the request target's path (no query), or the whole origin-form
+  // target — matching stops at '?'. Returns nullptr when nothing matches. Routes whose service
+  // no longer serves (see serves()) are passed over.
+  const Route* match(std::string_view host, std::string_view path) const noexcept;
+
+  const std::vector<Route>& routes() const noexcept { return layout_->routes; }
+  // Whether two tables share their routes and index (with_services).
+  bool same_layout(const RouteTable& other) const noexcept { return layout_ == other.layout_; }
+  const std::vector<ServicePtr>& services() const noexcept { return services_; }
+  const Service& service(uint32_t index) const noexcept { return *services_[index]; }
+  uint64_t generation() const noexcept { return generation_; }
+
+  // Routes and services that no longer serve are left out.
+  // {"generation":N,"routes":[{"name","host","path_prefix","priority","service","max_body_bytes",
+  //  "source"}],"services":[{"name","endpoints":[{"address","weight","source"}]}]}
+  std::string to_json() const;
+  // The same document as a value, for callers that add to it before serializing once.
+  nlohmann::json to_json_value() const;
+
+ private:
+  std::vector<ServicePtr> services_;  // never null
+  uint64_t generation_ = 0;
+  // Implementation detail: the routes and indexes into them, see route_table.cc. Each list is
+  // sorted by (priority desc, path prefix length desc, index asc), so its first path match is
+  // its best. Transparent hashing lets match() look up a std::string_view without allocating.
+  struct HostHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view host) const noexcept {
+      return std::hash<std::string_view>{}(host);
+    }
+  };
+  using HostIndex = std::unordered_map<std::string, std::vector<uint32_t>, HostHash, std::equal_to<>>;
+  struct Layout {
+    std::vector<Route> routes;
+    HostIndex exact;                  // host -> routes
+    HostIndex wildcard;               // ".suffix" (from "*.suffix") -> routes
+    std::vector<uint32_t> any_host;   // routes without a host
+  };
+  std::shared_ptr<const Layout> layout_;
+
+  static void index_routes(Layout& layout);
+  const Route* first_path_match(const std::vector<uint32_t>& candidates, std::string_view path,
+                                int64_t& now_ms) const noexcept;
+};
+
+// Fills addr/addr_len from a numeric "ip:port" or "[ip6]:port" key. False when not numeric.
+bool resolve_endpoint_key(Endpoint& endpoint);
+
+}  // namespace berth
