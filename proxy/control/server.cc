@@ -62,6 +62,11 @@ int Server::run() {
       uv_async_send(&worker_stopped_async_);
     }));
   }
+  // With --log-level debug, every exchange leaves an `event=exchange` line.
+  if (log::enabled(log::Level::kDebug)) {
+    exchange_log_ = std::make_unique<LogRecordSink>();
+    for (auto& w : workers_) w->set_record_sink(exchange_log_.get());
+  }
 
   if (config_.admin.enabled) {
     admin_ = std::make_unique<AdminServer>(

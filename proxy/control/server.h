@@ -17,6 +17,7 @@
 #include "proxy/health/health_checker.h"
 #include "proxy/datapath/runtime.h"
 #include "proxy/datapath/worker.h"
+#include "proxy/record/log_record_sink.h"
 
 namespace berth {
 
@@ -55,6 +56,7 @@ class Server {
   std::atomic<unsigned> workers_stopped_{0};
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<AdminServer> admin_;
+  std::unique_ptr<RecordSink> exchange_log_;  // outlives the workers (~Server joins them first)
   std::vector<std::unique_ptr<discovery::Source>> sources_;
   std::vector<std::shared_ptr<const discovery::DiscoveredSet>> discovered_;  // null: nothing yet
   HealthRegistry health_;

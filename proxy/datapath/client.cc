@@ -72,11 +72,15 @@ void Exchange::reset() {
   route = nullptr;
   endpoint = -1;
   req.clear();
+  rec.clear();
+  close_end = ExchangeEnd::kClientClosed;
+  filters.reset();
+  held_head.clear();
+  head_only = has_body = false;
   replay.reset();
   upstream_head.clear();
   plan = {};
   body_limit = body_deadline = last_body_at = 0;
-  attempts = 0;
   version_minor = 1;
   req_framing = http::Framing::kNone;
   keep_alive = true;
@@ -98,10 +102,13 @@ void ClientConn::start() {
   sockaddr_storage ss{};
   int len = sizeof ss;
   if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
-    if (ss.ss_family == AF_INET)
+    if (ss.ss_family == AF_INET) {
       inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr, client_ip_, sizeof client_ip_);
-    else if (ss.ss_family == AF_INET6)
+      client_port_ = ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
       inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr, client_ip_, sizeof client_ip_);
+      client_port_ = ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+    }
   }
   len = sizeof ss;
   if (uv_tcp_getsockname(&tcp_, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
@@ -132,7 +139,7 @@ void ClientConn::on_read(Block* block, ssize_t nread) {
           set_reading(false);
           return;
         }
-        abort_exchange();
+        abort_exchange(ExchangeEnd::kClientClosed, "");
         return;
       case Phase::kTunnel:
         if (upstream_) {
@@ -160,6 +167,7 @@ void ClientConn::process_input(Block* block, size_t off, size_t len) {
         return;  // lingering close: discard
       case Phase::kIdle:
         phase_ = Phase::kHead;
+        begin_exchange();
         deadline_ = now() + ex_rt_timeout_header();
         arm_timer();
         [[fallthrough]];
@@ -176,6 +184,7 @@ void ClientConn::process_input(Block* block, size_t off, size_t len) {
         break;
       case Phase::kTunnel:
         deadline_ = now();
+        if (ex_) ex_->rec.bytes_in += len;
         if (upstream_) {
           upstream_->write_block(block, data, len);
           if (upstream_ && upstream_->write_queue_bytes() > worker_->runtime()->limits.write_buffer_bytes)
@@ -197,6 +206,7 @@ bool ClientConn::consume_head(Block* block, const char*& data, size_t& len) {
   size_t used = 0;
   HeadReader::Status st = head_reader_.feed(worker_->strings(), data, len, used, rt.limits.max_header_bytes,
                                             rt.limits.max_request_line);
+  ex_->rec.bytes_in += st == HeadReader::Status::kNeedMore ? len : used;
   switch (st) {
     case HeadReader::Status::kNeedMore:
       data += len;
@@ -251,10 +261,54 @@ void ClientConn::resume_pending() {
 
 // ------------------------------------------------------------------ request
 
-void ClientConn::handle_request_head(std::string_view head) {
-  worker_->stats().add(Counter::kRequests);
+void ClientConn::begin_exchange() {
   ex_ = worker_->acquire_exchange();
   ex_->rt = worker_->runtime();
+  ExchangeRecord& rec = ex_->rec;
+  rec.start_ns = static_cast<int64_t>(uv_hrtime());
+  rec.start_unix_ns = realtime_ns();
+  rec.scheme = "http";
+  if (worker_->record_details()) {
+    char port[8];
+    auto r = std::to_chars(port, port + sizeof port, client_port_);
+    const bool v6 = std::strchr(client_ip_, ':') != nullptr;
+    rec.client.append(v6 ? "[" : "").append(client_ip_).append(v6 ? "]:" : ":").append(port, r.ptr);
+  }
+}
+
+void ClientConn::end_exchange(ExchangeEnd end) {
+  Exchange* ex = ex_;
+  if (!ex) return;
+  ex_ = nullptr;
+  ex->filters.cancel();  // a pending filter's late answer finds nobody
+  ExchangeRecord& rec = ex->rec;
+  rec.end = end;
+  rec.end_ns = static_cast<int64_t>(uv_hrtime());
+  if (ex->route) {
+    rec.route = ex->route->name;
+    rec.service = ex->rt->routes->service(ex->route->service).name;
+  }
+  if (RecordSink* sink = worker_->record_sink()) sink->on_exchange(rec);
+  worker_->release_exchange(ex);
+}
+
+void ClientConn::copy_request_details(const http::RequestHead& req) {
+  ExchangeRecord& rec = ex_->rec;
+  rec.method.assign(req.method);
+  rec.host.assign(req.host);
+  const size_t q = req.path.find('?');
+  rec.path.assign(req.path.substr(0, q));
+  if (q != std::string_view::npos) rec.query.assign(req.path.substr(q + 1));
+  rec.version_minor = req.version_minor;
+  for (const http::Field& f : req.fields) {
+    const std::string_view name = req.name(f);
+    if (http::iequals(name, "user-agent")) rec.user_agent.assign(req.value(f));
+    else if (http::iequals(name, "referer")) rec.referer.assign(req.value(f));
+  }
+}
+
+void ClientConn::handle_request_head(std::string_view head) {
+  worker_->stats().add(Counter::kRequests);
   const Runtime& rt = *ex_->rt;
   http::RequestHead& req = ex_->req;
 
@@ -265,6 +319,13 @@ void ClientConn::handle_request_head(std::string_view head) {
     log::debug("request_rejected").kv("client", client_ip_).kv("status", r.status).kv("reason", o.detail);
     local_reply(r.status, r.cause, true);
     return;
+  }
+  // The request id: the client's, else one made here (sent upstream, and in the record).
+  if (!http::has_request_id(req)) worker_->next_request_id(ex_->request_id);
+  const std::string_view generated(ex_->request_id, sizeof ex_->request_id);
+  if (worker_->record_details()) {
+    copy_request_details(req);
+    ex_->rec.request_id.assign(http::has_request_id(req) ? http::effective_request_id(req, {}) : generated);
   }
   ex_->body.init(HTTP_REQUEST, this);
   MessageParser::Result pr = ex_->body.feed_head(head);
@@ -279,22 +340,66 @@ void ClientConn::handle_request_head(std::string_view head) {
   ex_->method_head = req.method_head;
   ex_->upgrade = req.upgrade;
   ex_->req_framing = req.framing;
-  const bool has_body = req.framing != http::Framing::kNone;
+  ex_->has_body = req.framing != http::Framing::kNone;
+  ex_->head_only = pr.state != MessageParser::State::kBody;
 
   const Route* route = rt.routes->match(req.host, req.path);
   if (!route) {
-    local_reply(404, "no-route", has_body);
+    local_reply(404, "no-route", ex_->has_body);
     return;
   }
   ex_->route = route;
   if (route->filters && !route->filters->empty()) {
     FilterRequest freq{req, *route, client_ip_};
-    FilterRun run;
-    if (run.start(*route->filters, worker_->filter_states(), freq, nullptr) == FilterResult::kReply) {
-      local_reply(run.reply().status, run.reply().cause.c_str(), has_body);
-      return;
+    switch (ex_->filters.start(*route->filters, worker_->filter_states(), freq, this)) {
+      case FilterResult::kContinue:
+        break;
+      case FilterResult::kReply:
+        reply_from_filter();
+        return;
+      case FilterResult::kPending:
+        // The head's bytes are about to go (read buffer, head reader): keep a copy to parse
+        // again when the filter answers. Input that arrives meanwhile waits (phase kUpstream
+        // with nothing sent keeps it pending and stops reading).
+        ex_->held_head.assign(head);
+        phase_ = Phase::kUpstream;
+        stop_timer();
+        return;
     }
   }
+  forward_request();
+}
+
+void ClientConn::on_filter_done() {
+  if (!ex_ || closing()) return;
+  // Parse the kept copy again: the views of ex_->req pointed into bytes that are gone.
+  http::parse_request_head(ex_->held_head, ex_->rt->http_limits, ex_->req);
+  FilterRequest freq{ex_->req, *ex_->route, client_ip_};
+  switch (ex_->filters.proceed(freq)) {
+    case FilterResult::kContinue:
+      forward_request();
+      return;
+    case FilterResult::kReply:
+      reply_from_filter();
+      return;
+    case FilterResult::kPending:
+      return;  // the next filter waits too
+  }
+}
+
+void ClientConn::reply_from_filter() {
+  const FilterReply& reply = ex_->filters.reply();
+  std::string extra;
+  for (const http::Header& h : reply.headers) extra.append(h.name).append(": ").append(h.value).append("\r\n");
+  const uint16_t status = reply.status ? reply.status : 403;
+  local_reply(status, reply.cause.empty() ? "filter-denied" : reply.cause.c_str(),
+              ex_->has_body && !ex_->request_done, extra);
+}
+
+void ClientConn::forward_request() {
+  const http::RequestHead& req = ex_->req;
+  const Route* route = ex_->route;
+  const Runtime& rt = *ex_->rt;
   ex_->body_limit = route->max_body_bytes;
   if (ex_->body_limit && req.framing == http::Framing::kContentLength && req.content_length > ex_->body_limit) {
     worker_->stats().add(Counter::kRequestsRejected);
@@ -307,23 +412,27 @@ void ClientConn::handle_request_head(std::string_view head) {
   ex_->pick_key = make_pick_key(req, policy.lb, client_ip_);
   // Keep a copy of a small body only when a retry could need it: one after a reset, which
   // only an idempotent method (or any, with retry.non_idempotent) gets.
-  if (has_body && policy.retry.attempts > 1 && (policy.retry.non_idempotent || is_idempotent(req.method))) {
+  if (ex_->has_body && policy.retry.attempts > 1 && (policy.retry.non_idempotent || is_idempotent(req.method))) {
     ex_->replay.start(policy.retry.replay_body_bytes,
                       req.framing == http::Framing::kContentLength ? req.content_length : ReplayBuffer::kUnknownLength);
   }
 
-  std::string_view request_id;
-  if (!http::has_request_id(req)) {
-    worker_->next_request_id(ex_->request_id);
-    request_id = std::string_view(ex_->request_id, sizeof ex_->request_id);
-  }
-  http::ForwardInfo info{client_ip_, "http", local_port_, request_id};
+  const std::string_view request_id =
+      http::has_request_id(req) ? std::string_view() : std::string_view(ex_->request_id, sizeof ex_->request_id);
+  const HeaderEdits& edits = ex_->filters.edits();
+  http::ForwardInfo info{client_ip_, "http", local_port_, request_id, edits.empty() ? nullptr : &edits};
   http::build_upstream_request(req, info, ex_->upstream_head);
   // Past this point the raw head is no longer needed: only scalars copied above are used.
-  ex_->request_done = pr.state != MessageParser::State::kBody;  // fully read (not yet sent)
+  ex_->request_done = ex_->head_only;  // fully read (not yet sent)
   phase_ = Phase::kUpstream;
   stop_timer();
   choose_upstream();
+}
+
+AttemptRecord* ClientConn::current_attempt() {
+  const uint8_t n = ex_ ? ex_->rec.attempt_count : 0;
+  if (n == 0 || n > ExchangeRecord::kMaxAttempts) return nullptr;
+  return &ex_->rec.attempts[n - 1];
 }
 
 void ClientConn::choose_upstream(int chosen) {
@@ -350,7 +459,13 @@ void ClientConn::choose_upstream(int chosen) {
   }
   const Endpoint& ep = svc.endpoints[static_cast<size_t>(idx)];
   ex_->endpoint = idx;
-  ++ex_->attempts;
+  if (ex_->rec.attempt_count < ExchangeRecord::kMaxAttempts) {
+    AttemptRecord& a = ex_->rec.attempts[ex_->rec.attempt_count];
+    a.instance = ep.key;
+    a.container = ep.source;
+    a.start_ns = static_cast<int64_t>(uv_hrtime());
+  }
+  if (ex_->rec.attempt_count < 255) ++ex_->rec.attempt_count;
   if (ex_->tried_count < std::size(ex_->tried)) ex_->tried[ex_->tried_count++] = static_cast<uint32_t>(idx);
   if (svc.policy.lb.policy == config::LoadBalancing::Policy::kSticky) {
     ex_->sticky_id = instance_id(svc.name, ep.key);
@@ -359,6 +474,10 @@ void ClientConn::choose_upstream(int chosen) {
   EndpointPool* pool = worker_->endpoint_pool(rt, service, idx);
   worker_->begin_attempt(ex_, ep, pool);
   if (UpstreamConn* u = ex_->fresh_connection ? nullptr : pool->take_idle()) {
+    if (AttemptRecord* a = current_attempt()) {
+      a->reused = true;
+      a->connected_ns = a->start_ns;
+    }
     upstream_ = u;
     u->attach(this);
     send_request_head();
@@ -380,6 +499,7 @@ void ClientConn::choose_upstream(int chosen) {
 void ClientConn::on_upstream_connected(UpstreamConn* u) {
   if (u != upstream_) return;
   if (ex_) worker_->end_connect(ex_);
+  if (AttemptRecord* a = current_attempt()) a->connected_ns = static_cast<int64_t>(uv_hrtime());
   send_request_head();
 }
 
@@ -427,7 +547,9 @@ void ClientConn::send_request_head() {
 bool ClientConn::feed_request_body(Block* block, const char*& data, size_t& len) {
   current_block_ = block;
   ex_->last_body_at = now();
+  Exchange* ex = ex_;
   MessageParser::Result r = ex_->body.feed(data, len);
+  ex->rec.bytes_in += r.state == MessageParser::State::kBody ? len : r.consumed;
   if (closing() || phase_ != Phase::kUpstream || !ex_) return false;
   switch (r.state) {
     case MessageParser::State::kBody:
@@ -444,7 +566,7 @@ bool ClientConn::feed_request_body(Block* block, const char*& data, size_t& len)
       worker_->stats().add(Counter::kRequestsRejected);
       log::debug("request_body_rejected").kv("client", client_ip_).kv("reason", r.reason);
       if (ex_->response_started) {
-        abort_exchange();
+        abort_exchange(ExchangeEnd::kAborted, "bad-request");
       } else {
         release_upstream(false);
         local_reply(400, "bad-request", true);
@@ -459,7 +581,7 @@ void ClientConn::on_body_data(const char* data, size_t len) {
   if (ex_->body_limit && ex_->body.body_bytes() > ex_->body_limit) {
     worker_->stats().add(Counter::kRequestsRejected);
     if (ex_->response_started) {
-      abort_exchange();
+      abort_exchange(ExchangeEnd::kAborted, "body-too-large");
     } else {
       release_upstream(false);
       local_reply(413, "body-too-large", true);
@@ -489,12 +611,18 @@ void ClientConn::finish_request_body() {
 
 void ClientConn::on_response_head(UpstreamConn* u, const http::ResponseHead& head) {
   if (u != upstream_ || !ex_) return;
+  if (AttemptRecord* a = current_attempt()) {
+    if (!a->first_byte_ns) a->first_byte_ns = static_cast<int64_t>(uv_hrtime());
+    a->status = head.status;
+  }
   std::string* out = worker_->acquire_string();
   record_outcome(head.status >= 500);
   if (head.status == 101) {
     http::ResponsePlan plan;
     http::build_client_response(head, plan, true, *out);
     write_copy(*out);
+    ex_->rec.bytes_out += out->size();
+    ex_->rec.status = 101;
     worker_->release_string(out);
     worker_->stats().add(Counter::kResponses1xx);
     ex_->response_started = true;
@@ -510,6 +638,7 @@ void ClientConn::on_response_head(UpstreamConn* u, const http::ResponseHead& hea
       http::ResponsePlan plan;
       http::build_client_response(head, plan, false, *out);
       write_copy(*out);
+      ex_->rec.bytes_out += out->size();
     }
     worker_->release_string(out);
     return;
@@ -517,7 +646,8 @@ void ClientConn::on_response_head(UpstreamConn* u, const http::ResponseHead& hea
   const bool close_after = !ex_->keep_alive || draining_ || worker_->draining() || !ex_->request_done;
   ex_->plan = http::plan_response(head, ex_->version_minor, close_after);
   ex_->response_chunked = ex_->plan.to_client == http::Framing::kChunked;
-  http::build_client_response(head, ex_->plan, false, *out);
+  const HeaderEdits& edits = ex_->filters.edits();
+  http::build_client_response(head, ex_->plan, false, *out, edits.empty() ? nullptr : &edits);
   if (ex_->set_cookie && out->size() >= 2) {
     // Sticky: pin the client to this instance (an opaque id, not its address).
     char id[16];
@@ -529,6 +659,8 @@ void ClientConn::on_response_head(UpstreamConn* u, const http::ResponseHead& hea
     out->insert(out->size() - 2, line);
   }
   write_copy(*out);
+  ex_->rec.bytes_out += out->size();
+  ex_->rec.status = head.status;
   worker_->release_string(out);
   ex_->response_started = true;
   worker_->stats().add(status_counter(head.status));
@@ -538,23 +670,28 @@ void ClientConn::on_response_body(UpstreamConn* u, Block* block, const char* dat
   if (u != upstream_ || len == 0) return;
   if (ex_->response_chunked) {
     char hdr[24];
-    write_block(block, data, len, chunk_header(hdr, len), "\r\n");
+    const std::string_view prefix = chunk_header(hdr, len);
+    ex_->rec.bytes_out += prefix.size() + 2;
+    write_block(block, data, len, prefix, "\r\n");
   } else {
     write_block(block, data, len);
   }
+  ex_->rec.bytes_out += len;
   if (!closing() && write_queue_bytes() > ex_->rt->limits.write_buffer_bytes) u->set_read_paused(true);
 }
 
 void ClientConn::on_response_complete(UpstreamConn* u) {
   if (u != upstream_ || !ex_) return;
-  if (ex_->response_chunked) write_copy("0\r\n\r\n");
+  if (ex_->response_chunked) {
+    write_copy("0\r\n\r\n");
+    ex_->rec.bytes_out += 5;
+  }
   ex_->response_done = true;
   if (!ex_->request_done) {
     // The backend answered before the request body was complete: the rest of the body can't
     // be framed any more, so neither connection can be reused.
     release_upstream(false);
-    worker_->release_exchange(ex_);
-    ex_ = nullptr;
+    end_exchange(ExchangeEnd::kResponded);
     phase_ = Phase::kClosing;
     linger_on_close_ = true;
     drop_pending();
@@ -569,8 +706,7 @@ void ClientConn::finish_exchange() {
   release_upstream(reusable);
   const bool close_client =
       ex_->plan.close_client || !ex_->keep_alive || draining_ || peer_eof_ || worker_->draining();
-  worker_->release_exchange(ex_);
-  ex_ = nullptr;
+  end_exchange(ExchangeEnd::kResponded);
   backpressured_ = false;
   if (close_client) {
     phase_ = Phase::kClosing;
@@ -599,10 +735,11 @@ void ClientConn::on_upstream_failed(UpstreamConn* u, UpstreamFailure why, bool a
     close_after_flush();
     return;
   }
+  if (AttemptRecord* a = current_attempt()) a->failure = reply_for(why).cause;
   if (ex_->response_started) {
     // Part of the response is already with the client: all that is left is to cut it short.
     log::warn("upstream_failed_mid_response").kv("endpoint", u->pool()->key()).kv("client", client_ip_);
-    abort_exchange();
+    abort_exchange(ExchangeEnd::kAborted, reply_for(why).cause);
     return;
   }
   // A pooled connection the server had closed says nothing about the instance's health.
@@ -628,7 +765,7 @@ void ClientConn::on_upstream_failed(UpstreamConn* u, UpstreamFailure why, bool a
 bool ClientConn::retry_elsewhere(UpstreamConn* u, UpstreamFailure why, bool any_response_bytes) {
   const Service& svc = ex_->rt->routes->service(ex_->route->service);
   const config::RetryPolicy& policy = svc.policy.retry;
-  if (ex_->attempts >= policy.attempts || any_response_bytes) return false;
+  if (ex_->rec.attempt_count >= policy.attempts || any_response_bytes) return false;
   const bool connect_failed = why == UpstreamFailure::kConnectRefused || why == UpstreamFailure::kConnectTimeout;
   if (!connect_failed) {
     if (why != UpstreamFailure::kResetBeforeResponse) return false;
@@ -682,6 +819,7 @@ void ClientConn::record_outcome(bool failed) {
 void ClientConn::on_tunnel_data(UpstreamConn* u, Block* block, const char* data, size_t len) {
   if (u != upstream_) return;
   deadline_ = now();
+  if (ex_) ex_->rec.bytes_out += len;
   write_block(block, data, len);
   if (!closing() && write_queue_bytes() > worker_->runtime()->limits.write_buffer_bytes) u->set_read_paused(true);
 }
@@ -711,14 +849,16 @@ void ClientConn::local_reply(uint16_t status, const char* cause, bool close_conn
   std::string* out = worker_->acquire_string();
   http::build_local_reply(status, cause, !keep, extra, *out);
   write_copy(*out);
-  worker_->release_string(out);
   worker_->stats().add(Counter::kLocalReplies);
   worker_->stats().add(status_counter(status));
   release_upstream(false);
   if (ex_) {
-    worker_->release_exchange(ex_);
-    ex_ = nullptr;
+    ex_->rec.bytes_out += out->size();
+    ex_->rec.status = status;
+    ex_->rec.cause = cause;
+    end_exchange(ExchangeEnd::kLocalReply);
   }
+  worker_->release_string(out);
   head_reader_.reset(worker_->strings());
   backpressured_ = false;
   if (!keep) {
@@ -744,7 +884,11 @@ void ClientConn::release_upstream(bool reusable) {
   u->release(reusable);
 }
 
-void ClientConn::abort_exchange() {
+void ClientConn::abort_exchange(ExchangeEnd end, const char* cause) {
+  if (ex_) {
+    ex_->close_end = end;
+    if (*cause) ex_->rec.cause = cause;
+  }
   release_upstream(false);
   close();
 }
@@ -848,7 +992,7 @@ void ClientConn::on_timer() {
         worker_->stats().add(Counter::kRequestsRejected);
         log::info("request_body_timeout").kv("client", client_ip_);
         if (ex_->response_started) {
-          abort_exchange();
+          abort_exchange(ExchangeEnd::kAborted, "request-body-timeout");
         } else {
           release_upstream(false);
           local_reply(408, "request-body-timeout", true);
@@ -874,10 +1018,7 @@ void ClientConn::on_timer() {
 
 void ClientConn::on_closed() {
   release_upstream(false);
-  if (ex_) {
-    worker_->release_exchange(ex_);
-    ex_ = nullptr;
-  }
+  if (ex_) end_exchange(phase_ == Phase::kTunnel ? ExchangeEnd::kTunnelClosed : ex_->close_end);
   drop_pending();
   head_reader_.reset(worker_->strings());
   worker_->on_client_closed(this);

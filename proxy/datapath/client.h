@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "proxy/filter/filter.h"
 #include "proxy/http/head_reader.h"
 #include "proxy/http/http_head.h"
 #include "proxy/http/http_rewrite.h"
@@ -14,18 +15,25 @@
 #include "proxy/http/replay_buffer.h"
 #include "proxy/datapath/runtime.h"
 #include "proxy/net/stream.h"
+#include "proxy/record/exchange_record.h"
 #include "proxy/datapath/upstream.h"
 
 namespace berth {
 
 class Worker;
 
-// Per-request state, borrowed from the worker while a request is in flight.
+// Per-request state, borrowed from the worker from the first byte of a request head until the
+// exchange ends (ClientConn::end_exchange, the one place that finalises its record).
 struct Exchange {
   std::shared_ptr<const Runtime> rt;   // the snapshot this request started with
   const Route* route = nullptr;
   int endpoint = -1;
   http::RequestHead req;
+  ExchangeRecord rec;                   // what happened, for the record sink
+  ExchangeEnd close_end = ExchangeEnd::kClientClosed;  // the ending if the connection closes now
+  FilterRun filters;                    // the route's filter chain for this request
+  std::string held_head;                // the head, kept while a filter is pending
+  bool head_only = false;               // the head held no body bytes still to come
   MessageParser body;                   // request body framing
   ReplayBuffer replay;                  // the body read so far, while small enough to replay
   std::string upstream_head;            // kept until the response starts, for a safe retry
@@ -33,13 +41,13 @@ struct Exchange {
   uint64_t body_limit = 0;              // 0 = unlimited
   uint64_t body_deadline = 0;           // loop ms
   uint64_t last_body_at = 0;
-  uint8_t attempts = 0;
   uint8_t version_minor = 1;
   http::Framing req_framing = http::Framing::kNone;
   bool keep_alive = true;
   bool method_head = false;
   bool upgrade = false;
   bool head_sent = false;               // upstream_head written to the current upstream
+  bool has_body = false;                // the request declares a body
   bool request_done = false;            // whole request forwarded
   bool response_started = false;        // final response head written to the client
   bool response_done = false;
@@ -58,7 +66,7 @@ struct Exchange {
   void reset();
 };
 
-class ClientConn final : public Stream, private UpstreamClient, private BodySink {
+class ClientConn final : public Stream, private UpstreamClient, private BodySink, private FilterRunOwner {
  public:
   // Takes ownership of an accepted, non-blocking socket.
   ClientConn(Worker* worker, int fd);
@@ -93,10 +101,22 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   // BodySink (request body)
   void on_body_data(const char* data, size_t len) override;
 
+  // FilterRunOwner: a pending filter answered.
+  void on_filter_done() override;
+
   void process_input(Block* block, size_t off, size_t len);
   void resume_pending();
   bool consume_head(Block* block, const char*& data, size_t& len);
+  void begin_exchange();
+  // The one place an exchange ends: its record is finalised and handed to the sink, and the
+  // exchange goes back to the worker. Idempotent (nothing happens without an exchange).
+  void end_exchange(ExchangeEnd end);
   void handle_request_head(std::string_view head);
+  void copy_request_details(const http::RequestHead& req);
+  // After the route's filters passed: forward the request to an instance.
+  void forward_request();
+  void reply_from_filter();
+  AttemptRecord* current_attempt();
   // chosen: an endpoint already picked (a retry), or -1 to pick one now.
   void choose_upstream(int chosen = -1);
   bool retry_elsewhere(UpstreamConn* u, UpstreamFailure why, bool any_response_bytes);
@@ -106,7 +126,8 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   void finish_request_body();
   void finish_exchange();
   void local_reply(uint16_t status, const char* cause, bool close, std::string_view extra = {});
-  void abort_exchange();
+  // Cuts the exchange short and closes: `end` and `cause` go into its record.
+  void abort_exchange(ExchangeEnd end, const char* cause);
   void release_upstream(bool reusable);
   void update_reading();
   void arm_timer();
@@ -132,6 +153,7 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   bool lingering_ = false;
   bool linger_on_close_ = false;        // unread request bytes may follow: linger before close
   char client_ip_[46] = {0};
+  uint16_t client_port_ = 0;
 };
 
 }  // namespace berth

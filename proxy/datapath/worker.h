@@ -20,6 +20,7 @@
 #include "proxy/base/stats.h"
 #include "proxy/net/io_context.h"
 #include "proxy/net/stream.h"
+#include "proxy/record/exchange_record.h"
 
 namespace berth {
 
@@ -51,6 +52,14 @@ class Worker final : public IoContext {
   WorkerGauges& gauges() { return gauges_; }
   const std::shared_ptr<const Runtime>& runtime() const { return rt_; }
   FilterStates& filter_states() { return filter_states_; }
+  // Where finished exchanges' records go (null: nowhere). Set before start(); the sink is
+  // called on this worker's loop and must outlive the worker.
+  void set_record_sink(RecordSink* sink) {
+    record_sink_ = sink;
+    record_details_ = sink && sink->wants_request_details();
+  }
+  RecordSink* record_sink() const { return record_sink_; }
+  bool record_details() const { return record_details_; }
   bool draining() const { return draining_; }
 
   Exchange* acquire_exchange();
@@ -149,6 +158,8 @@ class Worker final : public IoContext {
   uint64_t id_counter_ = 0;
   uint64_t emfile_logged_at_ = 0;
   FilterStates filter_states_;
+  RecordSink* record_sink_ = nullptr;
+  bool record_details_ = false;
   WorkerStats stats_;
   WorkerGauges gauges_;
 

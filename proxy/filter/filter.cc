@@ -4,13 +4,6 @@
 
 namespace berth {
 
-void HeaderEdits::clear() noexcept {
-  remove_request.clear();
-  add_request.clear();
-  remove_response.clear();
-  add_response.clear();
-}
-
 void FilterReply::clear() noexcept {
   status = 0;
   cause.clear();

@@ -12,26 +12,14 @@
 #include <unordered_map>
 #include <vector>
 
+#include "proxy/http/http_head.h"
+#include "proxy/http/http_rewrite.h"
+
 namespace berth {
-namespace http { struct RequestHead; }
 struct Route;
 
-struct Header {
-  std::string name;
-  std::string value;
-};
-
-// Header changes asked for by the filters of one request, applied when its heads are built.
-struct HeaderEdits {
-  std::vector<std::string> remove_request;  // names (any case) removed from the upstream request
-  std::vector<Header> add_request;          // appended to the upstream request
-  std::vector<std::string> remove_response; // names removed from a proxied response
-  std::vector<Header> add_response;         // appended to the client's response (proxied or local)
-  bool empty() const noexcept {
-    return remove_request.empty() && add_request.empty() && remove_response.empty() && add_response.empty();
-  }
-  void clear() noexcept;
-};
+using http::Header;
+using http::HeaderEdits;
 
 // A local answer from a filter.
 struct FilterReply {

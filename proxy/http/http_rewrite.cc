@@ -57,6 +57,42 @@ std::string_view effective_request_id(const RequestHead& req, std::string_view g
   return generated;
 }
 
+void HeaderEdits::clear() noexcept {
+  remove_request.clear();
+  add_request.clear();
+  remove_response.clear();
+  add_response.clear();
+}
+
+bool is_editable_header(std::string_view name) noexcept {
+  if (name.empty()) return false;
+  for (char c : name)
+    if (!is_token_char(static_cast<unsigned char>(c))) return false;
+  static constexpr std::string_view kReserved[] = {
+      "content-length", "transfer-encoding", "connection",        "keep-alive",
+      "upgrade",        "te",                "trailer",           "proxy-connection",
+      "host",           "x-forwarded-for",   "x-forwarded-proto", "x-forwarded-host",
+      "x-forwarded-port", "x-request-id"};
+  for (std::string_view r : kReserved)
+    if (iequals(name, r)) return false;
+  return true;
+}
+
+bool is_valid_header_value(std::string_view value) noexcept {
+  for (char c : value)
+    if (c == '\r' || c == '\n' || c == '\0') return false;
+  return value.empty() || (value.front() != ' ' && value.front() != '\t' && value.back() != ' ' &&
+                           value.back() != '\t');
+}
+
+namespace {
+bool listed(const std::vector<std::string>& names, std::string_view name) {
+  for (const std::string& n : names)
+    if (iequals(n, name)) return true;
+  return false;
+}
+}  // namespace
+
 void build_upstream_request(const RequestHead& req, const ForwardInfo& info, std::string& out) {
   out.append(req.method);
   out.push_back(' ');
@@ -75,6 +111,7 @@ void build_upstream_request(const RequestHead& req, const ForwardInfo& info, std
     std::string_view value = req.value(f);
     if (is_hop_by_hop(kind)) continue;
     if (!req.connection_tokens.empty() && req.is_connection_listed(name)) continue;
+    if (info.edits && listed(info.edits->remove_request, name)) continue;
     switch (kind) {
       case FieldKind::kHost:
         // absolute-form: the target's authority replaces Host (RFC 9112 3.2.2).
@@ -121,6 +158,8 @@ void build_upstream_request(const RequestHead& req, const ForwardInfo& info, std
   append_uint(out, info.listener_port);
   out.append("\r\n");
   if (!request_id_written && !info.request_id.empty()) append_field(out, "X-Request-Id", info.request_id);
+  if (info.edits)
+    for (const Header& h : info.edits->add_request) append_field(out, h.name, h.value);
 
   switch (req.framing) {
     case Framing::kContentLength:
@@ -165,7 +204,7 @@ ResponsePlan plan_response(const ResponseHead& resp, uint8_t client_minor, bool 
 }
 
 void build_client_response(const ResponseHead& resp, const ResponsePlan& plan, bool is_upgrade_101,
-                           std::string& out) {
+                           std::string& out, const HeaderEdits* edits) {
   out.append("HTTP/1.1 ");
   append_uint(out, resp.status);
   out.push_back(' ');
@@ -187,8 +226,11 @@ void build_client_response(const ResponseHead& resp, const ResponsePlan& plan, b
     }
     if (is_hop_by_hop(kind)) continue;
     if (!resp.connection_tokens.empty() && resp.is_connection_listed(name)) continue;
+    if (edits && listed(edits->remove_response, name)) continue;
     append_field(out, name, resp.value(f));
   }
+  if (edits)
+    for (const Header& h : edits->add_response) append_field(out, h.name, h.value);
   if (is_upgrade_101) {
     out.append("Connection: upgrade\r\n\r\n");
     return;

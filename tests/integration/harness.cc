@@ -295,7 +295,7 @@ uint16_t port_from_log(const std::string& log, std::string_view event, std::stri
 
 }  // namespace
 
-Berth::Berth(const std::string& yaml, int nofile) {
+Berth::Berth(const std::string& yaml, int nofile, const std::vector<std::string>& extra_args) {
   config_path_ = dir_.file("berth.yaml");
   if (!write_file(config_path_, yaml)) {
     error_ = "cannot write " + config_path_;
@@ -303,8 +303,9 @@ Berth::Berth(const std::string& yaml, int nofile) {
   }
   std::vector<std::string> argv{BERTH_BINARY, "--config", config_path_};
   if (nofile > 0)
-    argv = {"/bin/sh", "-c", "ulimit -n " + std::to_string(nofile) + " && exec \"$0\" --config \"$1\"",
+    argv = {"/bin/sh", "-c", "ulimit -n " + std::to_string(nofile) + " && exec \"$0\" --config \"$@\"",
             BERTH_BINARY, config_path_};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   proc_ = Process(argv, dir_.file("berth.out"), dir_.file("berth.err"));
   if (!proc_.started()) {
     error_ = proc_.spawn_error();

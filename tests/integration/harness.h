@@ -118,7 +118,8 @@ class Berth {
   // for "event=ready" in its log. ok() tells whether that worked; error() why not.
   // nofile > 0: soft and hard RLIMIT_NOFILE both set to it before exec (through
   // `sh -c 'ulimit -n N && exec berth ...'`, so the process id is still berth's own).
-  explicit Berth(const std::string& yaml, int nofile = 0);
+  // extra_args follow "--config FILE" (e.g. {"--log-level", "debug"}).
+  explicit Berth(const std::string& yaml, int nofile = 0, const std::vector<std::string>& extra_args = {});
   bool ok() const { return ready_; }
   const std::string& error() const { return error_; }
   uint16_t port() const { return port_; }

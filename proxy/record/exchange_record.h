@@ -1,0 +1,90 @@
+// The exchange record: what one request/response exchange was, finalised exactly once however
+// it ended (proxied, answered locally, cut short, client gone, tunnel closed). Access logs and
+// metrics read only this. Plain data; the data path fills it, a RecordSink consumes it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace berth {
+
+// How an exchange ended.
+enum class ExchangeEnd : uint8_t {
+  kResponded,     // a whole response from an instance went to the client
+  kLocalReply,    // Berth answered itself (error, filter, no route, ...)
+  kClientClosed,  // the client went away before its response was complete
+  kAborted,       // Berth cut the response short (instance failed mid-response, body timeout)
+  kTunnelClosed,  // an upgraded connection (101) ended
+};
+const char* exchange_end_name(ExchangeEnd end) noexcept;
+
+// One try of one instance. Times are monotonic ns (uv_hrtime); 0 = did not happen.
+struct AttemptRecord {
+  std::string_view instance;   // endpoint key "address:port" (valid while the record is)
+  std::string_view container;  // where the instance came from ("config", "container:<id>")
+  int64_t start_ns = 0;        // instance chosen
+  int64_t connected_ns = 0;    // connection usable (a pooled one: = start_ns)
+  int64_t first_byte_ns = 0;   // response head received
+  uint16_t status = 0;         // response status from the instance (0 = none)
+  bool reused = false;         // a pooled keep-alive connection
+  const char* failure = "";    // why this try failed ("" = it did not)
+};
+
+struct ExchangeRecord {
+  static constexpr size_t kMaxAttempts = 8;
+
+  // Monotonic ns: first byte of the request head, and when the last response byte was queued
+  // to the client (or the exchange was given up). start_unix_ns: wall clock at start_ns.
+  int64_t start_ns = 0;
+  int64_t end_ns = 0;
+  int64_t start_unix_ns = 0;
+
+  // Request facts, copied from the head (empty when the head never parsed).
+  std::string method;
+  std::string host;
+  std::string path;            // without the query
+  std::string query;           // after '?', without it
+  std::string user_agent;
+  std::string referer;
+  std::string request_id;      // the client's valid X-Request-Id, else the one Berth made
+  uint8_t version_minor = 1;   // HTTP/1.x
+  std::string_view scheme;     // "http" (later "https")
+  std::string client;          // peer "address:port"
+
+  // Routing (views into the snapshot the exchange ran on; valid while the record is).
+  std::string_view route;
+  std::string_view service;
+
+  // Outcome.
+  uint16_t status = 0;         // status sent to the client (0: none was sent)
+  const char* cause = "";      // x-berth-error value of a local reply or abort ("" = none)
+  ExchangeEnd end = ExchangeEnd::kClientClosed;
+  uint64_t bytes_in = 0;       // request bytes read from the client (head and body, as received)
+  uint64_t bytes_out = 0;      // response bytes queued to the client (head and body)
+  uint8_t attempt_count = 0;   // tries made (may exceed kMaxAttempts: only the first are kept)
+  AttemptRecord attempts[kMaxAttempts];
+
+  // The last try, or null.
+  const AttemptRecord* last_attempt() const noexcept {
+    if (attempt_count == 0) return nullptr;
+    return &attempts[(attempt_count <= kMaxAttempts ? attempt_count : kMaxAttempts) - 1];
+  }
+  double duration_ms() const noexcept { return static_cast<double>(end_ns - start_ns) / 1e6; }
+  // Keeps string capacity (records are pooled with their exchange).
+  void clear() noexcept;
+};
+
+// Receives finalised records on the worker loop that ran the exchange. Must not block: a sink
+// that writes somewhere copies what it needs and hands it off. The record's views are valid only
+// during the call.
+class RecordSink {
+ public:
+  virtual ~RecordSink() = default;
+  // Whether records need the copied request strings (method, host, path, ...). A sink that only
+  // counts leaves them empty and saves the copies.
+  virtual bool wants_request_details() const { return true; }
+  virtual void on_exchange(const ExchangeRecord& record) = 0;
+};
+
+}  // namespace berth
