@@ -11,8 +11,9 @@
 # (-t 1, on core 1) drives each in interleaved rounds; the proxy's CPU time (utime + stime
 # from /proc/PID/stat) per completed request is measured around every run. Then measures idle
 # memory per keep-alive connection with bench/idle_conns.cc (behind berth-origin only). Prints
-# a markdown report with ratios and writes it to bench/results/latest.md (raw wrk output goes
-# to bench/results/latest-raw.txt). See bench/README.md.
+# a markdown report with ratios and PASS/FAIL against Berth's bars (a missed bar is a result,
+# not an error) and writes it to bench/results/latest.md (raw wrk output goes to
+# bench/results/latest-raw.txt). See bench/README.md.
 #
 # Environment knobs (defaults in brackets):
 #   BENCH_SKIP_BERTH=1     leave Berth and Berth+hc out (development only) [0]
@@ -685,6 +686,16 @@ COL_RPS=6 COL_P50=7 COL_P99=8 COL_CPU=14
 fmt_lat() { awk -v u="$1" 'BEGIN { if (u < 0) print "n/a"; else printf "%.3f ms", u / 1000 }'; }
 fmt_cpu() { awk -v u="$1" 'BEGIN { if (u < 0) print "n/a"; else printf "%.2f µs", u }'; }
 fmt_ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a <= 0 || b <= 0) print "n/a"; else printf "%.2fx", a / b }'; }
+ratio_of() {  # subject other origin conns body column -> subject/other of the medians, or n/a
+  awk -v a="$(stat_of "$1" "$3" "$4" "$5" "$6")" -v b="$(stat_of "$2" "$3" "$4" "$5" "$6")" \
+    'BEGIN { if (a <= 0 || b <= 0) print "n/a"; else printf "%.4f\n", a / b }'
+}
+verdict() {  # value op(ge|le) bar printf-format -> "<value> PASS|FAIL" (the exact value is compared)
+  awk -v v="$1" -v op="$2" -v bar="$3" -v fmt="$4" 'BEGIN {
+    if (v == "n/a" || v == "") { print "n/a"; exit }
+    ok = (op == "ge" ? v + 0 >= bar + 0 : v + 0 <= bar + 0)
+    printf fmt " %s\n", v, (ok ? "PASS" : "FAIL") }'
+}
 
 CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 NGINX_V=$(nginx -v 2>&1 | sed 's/^nginx version: nginx\///')
@@ -771,6 +782,49 @@ REPORT=$WORK/report.md
       done
     done
   done
+  echo
+  echo "## Bars (Berth / nginx, each origin; the exact ratio of the medians is compared)"
+  echo
+  echo "| bar | origin | conns | body | Berth | Berth+hc |"
+  echo "|---|---|---:|---|---|---|"
+  n_pass=0 n_pass_hc=0 n_bars=0
+  bar_row() {  # text origin conns body column op bar
+    local cells=() subject v
+    for subject in berth berth_hc; do
+      v=n/a
+      [[ "$SKIP_BERTH" == 1 ]] || v=$(ratio_of "$subject" nginx "$2" "$3" "$4" "$5")
+      cells+=("$(verdict "$v" "$6" "$7" '%.3fx')")
+    done
+    [[ "${cells[0]}" == *PASS ]] && n_pass=$((n_pass + 1))
+    [[ "${cells[1]}" == *PASS ]] && n_pass_hc=$((n_pass_hc + 1))
+    n_bars=$((n_bars + 1))
+    printf '| %s | %s | %s | %s | %s | %s |\n' "$1" "${ORIGIN_LABEL[$2]}" "$3" "$(body_label "$2" "$4")" \
+      "${cells[0]}" "${cells[1]}"
+  }
+  for o in "${ORIGINS[@]}"; do
+    for c in "${CONNS_LIST[@]}"; do bar_row "req/s ≥ 1.15x" "$o" "$c" small $COL_RPS ge 1.15; done
+    for c in "${CONNS_LIST[@]}"; do bar_row "req/s ≥ 1.00x" "$o" "$c" 64k $COL_RPS ge 1.0; done
+    for c in "${CONNS_LIST[@]}"; do
+      for body in "${BODIES[@]}"; do bar_row "p99 ≤ 1.00x" "$o" "$c" "$body" $COL_P99 le 1.0; done
+    done
+    for c in "${CONNS_LIST[@]}"; do bar_row "CPU/req ≤ 0.85x" "$o" "$c" small $COL_CPU le 0.85; done
+  done
+  mem_cells=()
+  for subject in berth berth_hc; do
+    v=n/a
+    [[ "$SKIP_BERTH" == 1 ]] || v=$(mem_per_conn "$subject")
+    if ((IDLE_N != 10000)) && [[ "$v" != n/a ]]; then
+      mem_cells+=("$v B (bar is for 10,000 connections, measured $IDLE_N)")
+    else
+      mem_cells+=("$(verdict "$v" le 512 '%.0f B')")
+    fi
+  done
+  [[ "${mem_cells[0]}" == *PASS ]] && n_pass=$((n_pass + 1))
+  [[ "${mem_cells[1]}" == *PASS ]] && n_pass_hc=$((n_pass_hc + 1))
+  n_bars=$((n_bars + 1))
+  echo "| idle memory ≤ 512 B/conn (absolute) | berth-origin | $IDLE_N idle | - | ${mem_cells[0]} | ${mem_cells[1]} |"
+  echo
+  echo "Berth met $n_pass of $n_bars bars, Berth+hc $n_pass_hc of $n_bars$( ((QUICK)) && echo ' (a --quick run: too short and too few rounds to settle a bar)')."
   echo
   echo "## Idle memory ($IDLE_N keep-alive connections, each after one GET /small; origin: berth-origin)"
   echo
