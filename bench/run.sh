@@ -5,11 +5,15 @@
 #
 #   bench/run.sh [--quick]
 #
-# Builds Release into build-bench/, starts bench/origin.cc on core 1, each proxy (one
-# worker/thread, keep-alive to the origin, no access logs) on core 0, and drives them with wrk
-# (-t 1, on core 1). Then measures idle memory per keep-alive connection with
-# bench/idle_conns.cc. Prints a markdown report and writes it to bench/results/latest.md
-# (raw wrk output goes to bench/results/latest-raw.txt). See bench/README.md.
+# Builds Release into build-bench/ and starts two origins on core 1: bench/origin.cc
+# ("berth-origin") and an nginx serving static files ("nginx"). Every proxy (one worker/thread,
+# keep-alive to the origin, no access logs) runs once per origin, pinned to core 0, and wrk
+# (-t 1, on core 1) drives each in interleaved rounds; the proxy's CPU time (utime + stime
+# from /proc/PID/stat) per completed request is measured around every run. Then measures idle
+# memory per keep-alive connection with bench/idle_conns.cc (behind berth-origin only). Prints
+# a markdown report with ratios and PASS/FAIL against Berth's bars (a missed bar is a result,
+# not an error) and writes it to bench/results/latest.md (raw wrk output goes to
+# bench/results/latest-raw.txt). See bench/README.md.
 #
 # Environment knobs (defaults in brackets):
 #   BENCH_SKIP_BERTH=1     leave Berth and Berth+hc out (development only) [0]
@@ -19,7 +23,7 @@
 #   BENCH_BERTH            the berth binary [$BENCH_BUILD_DIR/berth]
 #   BENCH_DURATION, BENCH_REPS   seconds per wrk run, repetitions [10, 3; --quick: 3, 1]
 #   BENCH_IDLE_CONNS       idle connections for the memory test [10000]
-#   BENCH_PORT_BASE        first loopback port used (needs +0..+11) [first free of 18480,
+#   BENCH_PORT_BASE        first loopback port used (needs +0..+15) [first free of 18480,
 #                          18580, ..., 18980]
 #   BENCH_QUIET_WAIT       seconds to wait for other CPU load to settle before each round [300]
 #   BENCH_QUIET_BUDGET     total seconds all such waiting may take; after that, no more
@@ -46,7 +50,14 @@ if ((QUICK)); then DURATION=${BENCH_DURATION:-3}; REPS=${BENCH_REPS:-1}
 else DURATION=${BENCH_DURATION:-10}; REPS=${BENCH_REPS:-3}; fi
 CONNS_LIST=(64 256)
 BODIES=(small 64k)
-declare -A BODY_BYTES=([small]=100 [64k]=65536)
+# Two origins, each behind every contestant: bo = bench/origin.cc, ngx = nginx serving static
+# files. Both answer GET /small and GET /64k; the small bodies differ in size.
+ORIGINS=(bo ngx)
+declare -A ORIGIN_LABEL=([bo]="berth-origin" [ngx]="nginx")
+declare -A BODY_BYTES=([bo/small]=100 [bo/64k]=65536 [ngx/small]=5 [ngx/64k]=65536)
+body_label() {  # origin body
+  case "$2" in small) echo "small (${BODY_BYTES[$1/small]} B)" ;; 64k) echo "64 KiB" ;; esac
+}
 BUILD_DIR=${BENCH_BUILD_DIR:-build-bench}
 TOOLS_DIR=${BENCH_TOOLS_DIR:-$BUILD_DIR}
 BERTH_BIN=${BENCH_BERTH:-$BUILD_DIR/berth}
@@ -54,17 +65,18 @@ SKIP_BERTH=${BENCH_SKIP_BERTH:-0}
 IDLE_N=${BENCH_IDLE_CONNS:-10000}
 QUIET_WAIT=${BENCH_QUIET_WAIT:-300}
 
-port_range_free() {  # base: none of base..base+11 is listening on this host
+PORT_SPAN=16
+port_range_free() {  # base: none of base..base+PORT_SPAN-1 is listening on this host
   local used
   used=$(ss -Hltn 2>/dev/null | awk '{ n = split($4, a, ":"); print a[n] }')
-  for ((p = $1; p <= $1 + 11; p++)); do
+  for ((p = $1; p < $1 + PORT_SPAN; p++)); do
     grep -qx "$p" <<<"$used" && return 1
   done
   return 0
 }
 if [[ -n "${BENCH_PORT_BASE:-}" ]]; then
   PB=$BENCH_PORT_BASE
-  port_range_free "$PB" || { echo "run.sh: a port in $PB..$((PB + 11)) is in use" >&2; exit 1; }
+  port_range_free "$PB" || { echo "run.sh: a port in $PB..$((PB + PORT_SPAN - 1)) is in use" >&2; exit 1; }
 else
   PB=
   for base in 18480 18580 18680 18780 18880 18980; do
@@ -72,10 +84,16 @@ else
   done
   [[ -n "$PB" ]] || { echo "run.sh: no free port range found (set BENCH_PORT_BASE)" >&2; exit 1; }
 fi
-ORIGIN_PORT=$PB
-declare -A PORT=([origin]=$PB [berth]=$((PB + 1)) [nginx]=$((PB + 2)) [haproxy]=$((PB + 3))
-                 [berth_hc]=$((PB + 4)))
-declare -A ADMIN_PORT=([berth]=$((PB + 11)) [berth_hc]=$((PB + 10)))
+# An instance is "contestant@origin": origin@bo and origin@ngx are the origins themselves,
+# berth@ngx is Berth in front of the nginx origin, and so on. All of them run at once (idle
+# but for the one being measured), so rounds can interleave both origins.
+declare -A PORT=([origin@bo]=$PB [origin@ngx]=$((PB + 1))
+                 [berth@bo]=$((PB + 2)) [berth@ngx]=$((PB + 3))
+                 [berth_hc@bo]=$((PB + 4)) [berth_hc@ngx]=$((PB + 5))
+                 [nginx@bo]=$((PB + 6)) [nginx@ngx]=$((PB + 7))
+                 [haproxy@bo]=$((PB + 8)) [haproxy@ngx]=$((PB + 9)))
+declare -A ADMIN_PORT=([berth@bo]=$((PB + 10)) [berth@ngx]=$((PB + 11))
+                       [berth_hc@bo]=$((PB + 12)) [berth_hc@ngx]=$((PB + 13)))
 PROXY_CORE=0
 LOAD_CORE=1
 
@@ -145,11 +163,13 @@ http_ok() {
   [[ "$out" == "200 $3" ]]
 }
 
-wait_answers() {  # name port timeout_s : wait until /small and /64k answer correctly
-  local name=$1 port=$2 deadline=$((SECONDS + $3))
+wait_answers() {  # instance timeout_s : wait until /small and /64k answer correctly
+  local name=$1 port=${PORT[$1]} o=${1#*@} deadline=$((SECONDS + $2))
   while ((SECONDS < deadline)); do
     alive "$name" || return 1
-    if http_ok "$port" /small 100 && http_ok "$port" /64k 65536; then return 0; fi
+    if http_ok "$port" /small "${BODY_BYTES[$o/small]}" && http_ok "$port" /64k "${BODY_BYTES[$o/64k]}"; then
+      return 0
+    fi
     sleep 0.2
   done
   return 1
@@ -192,52 +212,95 @@ fi
 ((NOFILE >= IDLE_N + 200)) || die "ulimit -n is $NOFILE, too low for $IDLE_N idle connections"
 
 # ---------------------------------------------------------------- configs
-mkdir -p "$WORK/nginx" "$WORK/wrk"
+NGINX_NOFILE=$NOFILE
+((NGINX_NOFILE > 200000)) && NGINX_NOFILE=200000
+nginx_common() {  # dir : the part of an nginx.conf that both nginx roles share
+  cat <<EOF
+user root;
+worker_processes 1;
+daemon off;
+master_process on;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+worker_rlimit_nofile $NGINX_NOFILE;
+events {
+    worker_connections 20000;
+}
+EOF
+}
+nginx_temp_paths() {  # dir
+  cat <<EOF
+    client_body_temp_path $1/client_body;
+    proxy_temp_path $1/proxy;
+    fastcgi_temp_path $1/fastcgi;
+    uwsgi_temp_path $1/uwsgi;
+    scgi_temp_path $1/scgi;
+EOF
+}
+
+# The nginx origin: static files from the run's temp dir, /small (5 bytes) and /64k (65536
+# bytes), keep-alive without a practical request limit, no access log. One worker, started on
+# core 1 with bench/origin.cc's core.
+NGX_ORIGIN_DIR=$WORK/origin@ngx
+mkdir -p "$NGX_ORIGIN_DIR/www"
+printf 'hello' >"$NGX_ORIGIN_DIR/www/small"
+head -c 65536 /dev/zero | tr '\0' 'b' >"$NGX_ORIGIN_DIR/www/64k"
+{
+  nginx_common "$NGX_ORIGIN_DIR"
+  cat <<EOF
+http {
+    access_log off;
+$(nginx_temp_paths "$NGX_ORIGIN_DIR")
+    default_type text/plain;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    open_file_cache max=16 inactive=600s;
+    open_file_cache_valid 600s;
+    keepalive_timeout 300s;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:${PORT[origin@ngx]} backlog=4096;
+        root $NGX_ORIGIN_DIR/www;
+        location / {
+        }
+    }
+}
+EOF
+} >"$NGX_ORIGIN_DIR/nginx.conf"
+
 # Berth, and Berth+hc: the same plus an active health check of the origin every second (GET
-# /small: the origin answers 404 on /) and outlier detection with its default settings.
-write_berth_config() {  # name extra-service-keys
+# /small: bench/origin.cc answers 404 on /) and outlier detection with its default settings.
+write_berth_config() {  # instance extra-service-keys
   cat >"$WORK/$1.yaml" <<EOF
 listeners: ["127.0.0.1:${PORT[$1]}"]
 workers: 1
 admin: {address: "127.0.0.1:${ADMIN_PORT[$1]}"}
 routes: [{service: origin}]
-services: {origin: {endpoints: ["127.0.0.1:$ORIGIN_PORT"]$2}}
+services: {origin: {endpoints: ["127.0.0.1:${PORT[origin@${1#*@}]}"]$2}}
 limits: {max_connections_per_worker: 20000}
 EOF
 }
-write_berth_config berth ""
-write_berth_config berth_hc ", health: {path: /small, interval: 1s}, outlier: {}"
 
-NGINX_NOFILE=$NOFILE
-((NGINX_NOFILE > 200000)) && NGINX_NOFILE=200000
-cat >"$WORK/nginx/nginx.conf" <<EOF
-user root;
-worker_processes 1;
-daemon off;
-master_process on;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-worker_rlimit_nofile $NGINX_NOFILE;
-events {
-    worker_connections 20000;
-}
+write_nginx_proxy_config() {  # instance
+  local dir=$WORK/$1
+  mkdir -p "$dir"
+  {
+    nginx_common "$dir"
+    cat <<EOF
 http {
     access_log off;
-    client_body_temp_path $WORK/nginx/client_body;
-    proxy_temp_path $WORK/nginx/proxy;
-    fastcgi_temp_path $WORK/nginx/fastcgi;
-    uwsgi_temp_path $WORK/nginx/uwsgi;
-    scgi_temp_path $WORK/nginx/scgi;
+$(nginx_temp_paths "$dir")
     keepalive_timeout 300s;
     keepalive_requests 1000000;
     upstream origin {
-        server 127.0.0.1:$ORIGIN_PORT;
+        server 127.0.0.1:${PORT[origin@${1#*@}]};
         keepalive 64;
         keepalive_requests 1000000;
         keepalive_timeout 300s;
     }
     server {
-        listen 127.0.0.1:${PORT[nginx]} backlog=4096;
+        listen 127.0.0.1:${PORT[$1]} backlog=4096;
         location / {
             proxy_pass http://origin;
             proxy_http_version 1.1;
@@ -250,8 +313,11 @@ http {
     }
 }
 EOF
+  } >"$dir/nginx.conf"
+}
 
-cat >"$WORK/haproxy.cfg" <<EOF
+write_haproxy_config() {  # instance
+  cat >"$WORK/$1.cfg" <<EOF
 global
     nbthread 1
     maxconn 20000
@@ -271,18 +337,29 @@ defaults
     http-reuse always
 
 frontend fe
-    bind 127.0.0.1:${PORT[haproxy]}
+    bind 127.0.0.1:${PORT[$1]}
     default_backend be
 
 backend be
     http-reuse always
-    server origin 127.0.0.1:$ORIGIN_PORT
+    server origin 127.0.0.1:${PORT[origin@${1#*@}]}
 EOF
+}
 
-nginx -t -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" >/dev/null 2>"$WORK/nginx-t.err" \
-  || { cat "$WORK/nginx-t.err" >&2; die "nginx config test failed"; }
-haproxy -c -f "$WORK/haproxy.cfg" >"$WORK/haproxy-c.out" 2>&1 \
-  || { cat "$WORK/haproxy-c.out" >&2; die "haproxy config check failed"; }
+nginx_check() {  # dir
+  nginx -t -p "$1" -c "$1/nginx.conf" -e "$1/error.log" >/dev/null 2>"$1/nginx-t.err" \
+    || { cat "$1/nginx-t.err" >&2; die "nginx config test failed for $1/nginx.conf"; }
+}
+nginx_check "$NGX_ORIGIN_DIR"
+for o in "${ORIGINS[@]}"; do
+  write_berth_config "berth@$o" ""
+  write_berth_config "berth_hc@$o" ", health: {path: /small, interval: 1s}, outlier: {}"
+  write_nginx_proxy_config "nginx@$o"
+  nginx_check "$WORK/nginx@$o"
+  write_haproxy_config "haproxy@$o"
+  haproxy -c -f "$WORK/haproxy@$o.cfg" >"$WORK/haproxy@$o-c.out" 2>&1 \
+    || { cat "$WORK/haproxy@$o-c.out" >&2; die "haproxy config check failed ($WORK/haproxy@$o.cfg)"; }
+done
 
 # ---------------------------------------------------------------- contestants
 CONTESTANTS=(origin)
@@ -293,7 +370,8 @@ PROXIES=("${CONTESTANTS[@]:1}")
 declare -A LABEL=([origin]="origin (direct)" [berth]="Berth" [berth_hc]="Berth+hc" [nginx]="nginx"
                   [haproxy]="HAProxy")
 
-port_range_free "$PB" || die "a port in $PB..$((PB + 11)) is now in use (set BENCH_PORT_BASE)"
+mkdir -p "$WORK/wrk"
+port_range_free "$PB" || die "a port in $PB..$((PB + PORT_SPAN - 1)) is now in use (set BENCH_PORT_BASE)"
 
 # CPU busy percentage of the whole machine over $1 seconds (from /proc/stat).
 cpu_busy() {
@@ -330,14 +408,22 @@ wait_quiet() {  # what
   done
 }
 
-start_origin() {
-  start_bg origin "$LOAD_CORE" "$ORIGIN_BIN" --host 127.0.0.1 --port "$ORIGIN_PORT"
-  wait_answers origin "$ORIGIN_PORT" 10 || { show_logs origin; die "origin does not answer on :$ORIGIN_PORT"; }
+start_origin() {  # origin id (bo, ngx)
+  local name=origin@$1
+  case "$1" in
+    bo) start_bg "$name" "$LOAD_CORE" "$ORIGIN_BIN" --host 127.0.0.1 --port "${PORT[$name]}" ;;
+    ngx) start_bg "$name" "$LOAD_CORE" nginx -p "$WORK/$name" -c "$WORK/$name/nginx.conf" -e "$WORK/$name/error.log" ;;
+  esac
+  if ! wait_answers "$name" 10; then
+    show_logs "$name"
+    [[ -f "$WORK/$name/error.log" ]] && tail -n 20 "$WORK/$name/error.log" >&2
+    die "the ${ORIGIN_LABEL[$1]} origin does not answer GET /small and GET /64k correctly on 127.0.0.1:${PORT[$name]}"
+  fi
 }
 
-start_proxy() {  # name
+start_proxy() {  # instance (proxy@origin)
   local name=$1 deadline
-  case "$name" in
+  case "${name%@*}" in
     berth|berth_hc)
       start_bg "$name" "$PROXY_CORE" "$BERTH_BIN" --config "$WORK/$name.yaml"
       deadline=$((SECONDS + 20))
@@ -348,28 +434,28 @@ start_proxy() {  # name
       done
       ;;
     nginx)
-      start_bg nginx "$PROXY_CORE" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log"
+      start_bg "$name" "$PROXY_CORE" nginx -p "$WORK/$name" -c "$WORK/$name/nginx.conf" -e "$WORK/$name/error.log"
       ;;
     haproxy)
-      start_bg haproxy "$PROXY_CORE" haproxy -db -f "$WORK/haproxy.cfg"
+      start_bg "$name" "$PROXY_CORE" haproxy -db -f "$WORK/$name.cfg"
       ;;
   esac
-  if ! wait_answers "$name" "${PORT[$name]}" 15; then
+  if ! wait_answers "$name" 15; then
     show_logs "$name"
-    [[ "$name" == nginx ]] && tail -n 20 "$WORK/nginx/error.log" >&2
+    [[ -f "$WORK/$name/error.log" ]] && tail -n 20 "$WORK/$name/error.log" >&2
     die "$name does not answer GET /small and GET /64k correctly on 127.0.0.1:${PORT[$name]}"
   fi
-  if [[ "$name" == berth_hc ]] && [[ "$(origin_health)" != healthy ]]; then
+  if [[ "${name%@*}" == berth_hc ]] && [[ "$(origin_health "$name")" != healthy ]]; then
     show_logs "$name"
-    die "berth_hc: the origin's active health check is not on and passing: $(admin_get berth_hc /api/routes)"
+    die "$name: the origin's active health check is not on and passing: $(admin_get "$name" /api/routes)"
   fi
 }
 
-admin_get() {  # name path : a Berth contestant's admin API answer
+admin_get() {  # instance path : a Berth instance's admin API answer
   curl -s --max-time 2 "http://127.0.0.1:${ADMIN_PORT[$1]}$2" 2>/dev/null || true
 }
-origin_health() {  # the probe state of the origin in Berth+hc's route table
-  admin_get berth_hc /api/routes | sed -n 's/.*"health":"\([a-z]*\)".*/\1/p'
+origin_health() {  # instance : the probe state of the origin in a Berth+hc instance's route table
+  admin_get "$1" /api/routes | sed -n 's/.*"health":"\([a-z]*\)".*/\1/p'
 }
 
 rss_kb() {  # VmRSS of a PID plus all its descendants (nginx: master + worker), in KiB
@@ -426,98 +512,136 @@ CLK_TCK=$(getconf CLK_TCK)
 RETRIES=${BENCH_RETRIES:-2}
 FOREIGN_MAX=${BENCH_FOREIGN_MAX:-5}
 
-# One wrk run. Sets FOREIGN to the share (percent of all CPUs) of user+system CPU time used
-# during the run by processes other than wrk, the origin and the contestant.
+# One wrk run against an instance (contestant@origin). Sets CONT_TICKS to the CPU ticks
+# (utime + stime) the contestant used during the run (a proxy: its process and children, nginx
+# master + worker; origin@*: the origin itself), and FOREIGN to the share (percent of all CPUs)
+# of user+system CPU time used by processes other than wrk, the origin and the contestant.
 FOREIGN=0
-wrk_once() {  # name conns body file
-  local name=$1 c=$2 body=$3 f=$4 ours0 ours1 sys0 sys1 wrk_t TIMEFORMAT='%3U %3S'
-  local pids=("${PID_OF[origin]}")
-  [[ "$name" == origin ]] || pids+=("${PID_OF[$name]}")
-  ours0=$(proc_ticks "${pids[@]}")
+CONT_TICKS=0
+wrk_once() {  # instance conns body file
+  local name=$1 c=$2 body=$3 f=$4 o=${1#*@} org0 org1 cont0 cont1 sys0 sys1 wrk_t org_t
+  local TIMEFORMAT='%3U %3S'
+  local origin_pid=${PID_OF[origin@$o]} cont_pid=${PID_OF[$1]}
+  org0=$(proc_ticks "$origin_pid")
+  cont0=$(proc_ticks "$cont_pid")
   sys0=$(sys_ticks)
   { time timeout -k 5 $((DURATION + 30)) taskset -c "$LOAD_CORE" \
       wrk -t 1 -c "$c" -d "${DURATION}s" --latency "http://127.0.0.1:${PORT[$name]}/$body" >"$f" 2>&1; } \
     2>"$WORK/wrk.time" || true
   sys1=$(sys_ticks)
-  ours1=$(proc_ticks "${pids[@]}")
+  cont1=$(proc_ticks "$cont_pid")
+  org1=$(proc_ticks "$origin_pid")
+  CONT_TICKS=$((cont1 - cont0))
+  org_t=$((org1 - org0))
+  [[ "$name" == origin@* ]] && org_t=0  # the contestant is the origin: count it once
   wrk_t=$(awk -v hz="$CLK_TCK" '{ printf "%d", ($1 + $2) * hz }' "$WORK/wrk.time" 2>/dev/null || echo 0)
-  FOREIGN=$(awk -v a="$sys0" -v b="$sys1" -v ours=$((ours1 - ours0)) -v w="${wrk_t:-0}" 'BEGIN {
+  FOREIGN=$(awk -v a="$sys0" -v b="$sys1" -v ours=$((CONT_TICKS + org_t)) -v w="${wrk_t:-0}" 'BEGIN {
     split(a, x, " "); split(b, y, " "); total = y[2] - x[2]
     f = (total > 0 ? 100 * (y[1] - x[1] - ours - w) / total : 0)
     printf "%d", (f < 0 ? 0 : f + 0.5) }')
 }
 
-run_wrk() {  # name conns body rep
-  local name=$1 c=$2 body=$3 rep=$4 f try
-  f="$WORK/wrk/${name}_${c}_${body}_${rep}.txt"
+# results.tsv columns: 1 contestant, 2 origin, 3 conns, 4 body, 5 round, 6 req/s, 7 p50 us,
+# 8 p99 us, 9 requests, 10 non-2xx, 11 socket errors, 12 status, 13 contestant CPU ticks,
+# 14 contestant CPU us per request (-1 when unknown)
+run_wrk() {  # instance conns body round
+  local name=$1 c=$2 body=$3 rep=$4 f try cn=${1%@*} o=${1#*@}
+  local who="${LABEL[$cn]} [origin: ${ORIGIN_LABEL[$o]}]"
+  local what="$who c=$c $body round $rep"
+  f="$WORK/wrk/${cn}_${o}_${c}_${body}_${rep}.txt"
   if ! alive "$name"; then
-    echo "$name died before the $c conns / $body run (round $rep)" >>"$PROBLEMS"
-    echo -e "$name\t$c\t$body\t$rep\t0\t-1\t-1\t0\t0\t0\tdead" >>"$RESULTS"
+    echo "$who died before the $c conns / $body run (round $rep)" >>"$PROBLEMS"
+    echo -e "$cn\t$o\t$c\t$body\t$rep\t0\t-1\t-1\t0\t0\t0\tdead\t0\t-1" >>"$RESULTS"
     return 0
   fi
   for ((try = 0; ; try++)); do
     wrk_once "$name" "$c" "$body" "$f"
     ((FOREIGN <= FOREIGN_MAX)) && break
     if ((try >= RETRIES || QUIET_SPENT >= QUIET_BUDGET)); then
-      echo "$name c=$c $body round $rep: other processes used ${FOREIGN}% of the CPUs during the run (kept after $try repetition(s))" >>"$NOTES"
+      echo "$what: other processes used ${FOREIGN}% of the CPUs during the run (kept after $try repetition(s))" >>"$NOTES"
       break
     fi
-    log "$name c=$c $body round $rep: other processes used ${FOREIGN}% of the CPUs; repeating the run"
-    wait_quiet "repeating $name c=$c $body round $rep"
+    log "$what: other processes used ${FOREIGN}% of the CPUs; repeating the run"
+    wait_quiet "repeating $what"
   done
-  { echo "===== $name conns=$c body=$body round=$rep (other CPU use ${FOREIGN}%)"; cat "$f"; } >>"$RAW"
-  local rps p50 p99 reqs non2xx serr
+  local rps p50 p99 reqs non2xx serr cpu_us
   read -r rps p50 p99 reqs non2xx serr < <(parse_wrk "$f")
-  echo -e "$name\t$c\t$body\t$rep\t$rps\t$p50\t$p99\t$reqs\t$non2xx\t$serr\tok" >>"$RESULTS"
-  log "$(printf '%-8s c=%-3s %-5s round %d: %8.0f req/s  p50 %6s us  p99 %6s us  non-2xx %s  sock-err %s  other-cpu %s%%' \
-    "$name" "$c" "$body" "$rep" "$rps" "$p50" "$p99" "$non2xx" "$serr" "$FOREIGN")"
-  if ((non2xx > 0)); then echo "$name c=$c $body round $rep: $non2xx non-2xx/3xx responses (of $reqs)" >>"$PROBLEMS"; fi
-  if ((serr > 0)); then echo "$name c=$c $body round $rep: socket errors: $(grep 'Socket errors' "$f" | sed 's/^ *//')" >>"$PROBLEMS"; fi
-  if [[ "$rps" == 0 ]]; then echo "$name c=$c $body round $rep: wrk produced no result: $(head -c 300 "$f" | tr '\n' ' ')" >>"$PROBLEMS"; fi
-  if ! alive "$name"; then echo "$name died during the c=$c $body run (round $rep)" >>"$PROBLEMS"; fi
+  cpu_us=$(awk -v t="$CONT_TICKS" -v hz="$CLK_TCK" -v n="$reqs" \
+    'BEGIN { if (n > 0) printf "%.3f", t / hz * 1e6 / n; else print -1 }')
+  { echo "===== $cn origin=${ORIGIN_LABEL[$o]} conns=$c body=$body round=$rep (other CPU use ${FOREIGN}%; contestant CPU ${CONT_TICKS} ticks of 1/${CLK_TCK} s, ${cpu_us} us/request)"
+    cat "$f"; } >>"$RAW"
+  echo -e "$cn\t$o\t$c\t$body\t$rep\t$rps\t$p50\t$p99\t$reqs\t$non2xx\t$serr\tok\t$CONT_TICKS\t$cpu_us" >>"$RESULTS"
+  log "$(printf '%-8s %-3s c=%-3s %-5s round %d: %8.0f req/s  p50 %6s us  p99 %6s us  cpu %7s us/req  non-2xx %s  sock-err %s  other-cpu %s%%' \
+    "$cn" "$o" "$c" "$body" "$rep" "$rps" "$p50" "$p99" "$cpu_us" "$non2xx" "$serr" "$FOREIGN")"
+  if ((non2xx > 0)); then echo "$what: $non2xx non-2xx/3xx responses (of $reqs)" >>"$PROBLEMS"; fi
+  if ((serr > 0)); then echo "$what: socket errors: $(grep 'Socket errors' "$f" | sed 's/^ *//')" >>"$PROBLEMS"; fi
+  if [[ "$rps" == 0 ]]; then echo "$what: wrk produced no result: $(head -c 300 "$f" | tr '\n' ' ')" >>"$PROBLEMS"; fi
+  if ! alive "$name"; then echo "$who died during the c=$c $body run (round $rep)" >>"$PROBLEMS"; fi
   sleep 0.5
   return 0
 }
 
-log "work directory $WORK; $DURATION s per run, $REPS round(s), contestants: ${CONTESTANTS[*]}"
-start_origin
-for name in "${PROXIES[@]}"; do start_proxy "$name"; log "$name is up on 127.0.0.1:${PORT[$name]}"; done
-
-log "warm-up (1 s per contestant and body)"
-for name in "${CONTESTANTS[@]}"; do
-  for body in "${BODIES[@]}"; do
-    timeout -k 5 30 taskset -c "$LOAD_CORE" wrk -t 1 -c 64 -d 1s "http://127.0.0.1:${PORT[$name]}/$body" >/dev/null 2>&1 || true
+log "work directory $WORK; $DURATION s per run, $REPS round(s), origins: ${ORIGINS[*]}, contestants: ${CONTESTANTS[*]}"
+for o in "${ORIGINS[@]}"; do
+  start_origin "$o"
+  log "origin ${ORIGIN_LABEL[$o]} is up on 127.0.0.1:${PORT[origin@$o]}"
+done
+for o in "${ORIGINS[@]}"; do
+  for name in "${PROXIES[@]}"; do
+    start_proxy "$name@$o"
+    log "$name (origin ${ORIGIN_LABEL[$o]}) is up on 127.0.0.1:${PORT[$name@$o]}"
   done
 done
 
+log "warm-up (1 s per origin, contestant and body)"
+for o in "${ORIGINS[@]}"; do
+  for name in "${CONTESTANTS[@]}"; do
+    for body in "${BODIES[@]}"; do
+      timeout -k 5 30 taskset -c "$LOAD_CORE" wrk -t 1 -c 64 -d 1s "http://127.0.0.1:${PORT[$name@$o]}/$body" >/dev/null 2>&1 || true
+    done
+  done
+done
+
+# Each round runs every origin x conns x body scenario, and within a scenario every
+# contestant back to back, so slow drifts of the machine hit all contestants alike.
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 for ((rep = 1; rep <= REPS; rep++)); do
   wait_quiet "round $rep"
   log "round $rep of $REPS"
-  for c in "${CONNS_LIST[@]}"; do
-    for body in "${BODIES[@]}"; do
-      for name in "${CONTESTANTS[@]}"; do
-        run_wrk "$name" "$c" "$body" "$rep"
+  for o in "${ORIGINS[@]}"; do
+    for c in "${CONNS_LIST[@]}"; do
+      for body in "${BODIES[@]}"; do
+        for name in "${CONTESTANTS[@]}"; do
+          run_wrk "$name@$o" "$c" "$body" "$rep"
+        done
       done
     done
   done
 done
 
 if [[ "$SKIP_BERTH" != 1 ]]; then
-  HC_STATE="origin health $(origin_health), outlier_ejections $(admin_get berth_hc /api/stats |
-    sed -n 's/.*"outlier_ejections":\([0-9]*\).*/\1/p')"
-  log "Berth+hc after the rounds: $HC_STATE"
-  [[ "$HC_STATE" == "origin health healthy, outlier_ejections 0" ]] \
-    || echo "Berth+hc after the rounds: $HC_STATE (expected healthy, 0)" >>"$PROBLEMS"
+  for o in "${ORIGINS[@]}"; do
+    HC_STATE="origin health $(origin_health "berth_hc@$o"), outlier_ejections $(admin_get "berth_hc@$o" /api/stats |
+      sed -n 's/.*"outlier_ejections":\([0-9]*\).*/\1/p')"
+    log "Berth+hc (origin ${ORIGIN_LABEL[$o]}) after the rounds: $HC_STATE"
+    [[ "$HC_STATE" == "origin health healthy, outlier_ejections 0" ]] \
+      || echo "Berth+hc (origin ${ORIGIN_LABEL[$o]}) after the rounds: $HC_STATE (expected healthy, 0)" >>"$PROBLEMS"
+  done
 fi
-for name in "${PROXIES[@]}"; do stop_named "$name"; done
+for o in "${ORIGINS[@]}"; do
+  for name in "${PROXIES[@]}"; do stop_named "$name@$o"; done
+done
+stop_named origin@ngx
 
 # ---------------------------------------------------------------- 5. idle memory
 MEMORY=$WORK/memory.tsv
 : >"$MEMORY"
-for name in "${PROXIES[@]}"; do
-  wait_quiet "the idle-memory test of $name"
-  log "idle memory: $name with $IDLE_N keep-alive connections"
+# Once per proxy, behind berth-origin only: what an idle client connection costs does not
+# depend on the origin behind it (one request each, then nothing).
+for pname in "${PROXIES[@]}"; do
+  name=$pname@bo
+  wait_quiet "the idle-memory test of $pname"
+  log "idle memory: $pname with $IDLE_N keep-alive connections"
   start_proxy "$name"
   curl -s -o /dev/null --max-time 2 "http://127.0.0.1:${PORT[$name]}/small" || true
   sleep 1
@@ -535,29 +659,43 @@ for name in "${PROXIES[@]}"; do
   if [[ "$status" == ok ]]; then
     sleep 2
     after=$(rss_kb "${PID_OF[$name]}")
-    alive "$name" || status="failed: $name died while holding the connections"
+    alive "$name" || status="failed: $pname died while holding the connections"
   fi
   stop_named idle
   held=$(sed -n 's/^DONE held=\([0-9]*\) closed_by_peer=\([0-9]*\)/\1 \2/p' "$WORK/idle.out")
   if [[ "$status" == ok && -n "$held" && "${held#* }" != 0 ]]; then
-    status="warning: ${held#* } connections closed by $name during the measurement"
+    status="warning: ${held#* } connections closed by $pname during the measurement"
   fi
-  [[ "$status" == ok ]] || echo "idle memory, $name: $status" >>"$PROBLEMS"
-  echo -e "$name\t$before\t$after\t$status" >>"$MEMORY"
-  log "$name: RSS ${before} KiB -> ${after} KiB ($status)"
+  [[ "$status" == ok ]] || echo "idle memory, $pname: $status" >>"$PROBLEMS"
+  echo -e "$pname\t$before\t$after\t$status" >>"$MEMORY"
+  log "$pname: RSS ${before} KiB -> ${after} KiB ($status)"
   stop_named "$name"
 done
 
 # ---------------------------------------------------------------- 6. report
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print -1; else print v[int((NR + 1) / 2)] }'; }
-stat_of() {  # name conns body column -> median over the rounds
-  awk -F'\t' -v n="$1" -v c="$2" -v b="$3" -v col="$4" '$1 == n && $2 == c && $3 == b { print $col }' "$RESULTS" | median
+stat_of() {  # contestant origin conns body column -> median over the rounds
+  awk -F'\t' -v n="$1" -v o="$2" -v c="$3" -v b="$4" -v col="$5" \
+    '$1 == n && $2 == o && $3 == c && $4 == b { print $col }' "$RESULTS" | median
 }
-sum_of() {
-  awk -F'\t' -v n="$1" -v c="$2" -v b="$3" -v col="$4" '$1 == n && $2 == c && $3 == b { s += $col } END { print s + 0 }' "$RESULTS"
+sum_of() {  # contestant origin conns body column -> sum over the rounds
+  awk -F'\t' -v n="$1" -v o="$2" -v c="$3" -v b="$4" -v col="$5" \
+    '$1 == n && $2 == o && $3 == c && $4 == b { s += $col } END { print s + 0 }' "$RESULTS"
 }
+COL_RPS=6 COL_P50=7 COL_P99=8 COL_CPU=14
 fmt_lat() { awk -v u="$1" 'BEGIN { if (u < 0) print "n/a"; else printf "%.3f ms", u / 1000 }'; }
+fmt_cpu() { awk -v u="$1" 'BEGIN { if (u < 0) print "n/a"; else printf "%.2f µs", u }'; }
 fmt_ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a <= 0 || b <= 0) print "n/a"; else printf "%.2fx", a / b }'; }
+ratio_of() {  # subject other origin conns body column -> subject/other of the medians, or n/a
+  awk -v a="$(stat_of "$1" "$3" "$4" "$5" "$6")" -v b="$(stat_of "$2" "$3" "$4" "$5" "$6")" \
+    'BEGIN { if (a <= 0 || b <= 0) print "n/a"; else printf "%.4f\n", a / b }'
+}
+verdict() {  # value op(ge|le) bar printf-format -> "<value> PASS|FAIL" (the exact value is compared)
+  awk -v v="$1" -v op="$2" -v bar="$3" -v fmt="$4" 'BEGIN {
+    if (v == "n/a" || v == "") { print "n/a"; exit }
+    ok = (op == "ge" ? v + 0 >= bar + 0 : v + 0 <= bar + 0)
+    printf fmt " %s\n", v, (ok ? "PASS" : "FAIL") }'
+}
 
 CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 NGINX_V=$(nginx -v 2>&1 | sed 's/^nginx version: nginx\///')
@@ -571,6 +709,13 @@ if [[ "$SKIP_BERTH" != 1 ]]; then
 fi
 GIT_REV=$(git rev-parse --short HEAD 2>/dev/null || echo "no commit")
 
+# Idle memory per connection of a proxy, in bytes, or n/a.
+mem_per_conn() {  # proxy
+  awk -F'\t' -v n="$1" -v conns="$IDLE_N" '$1 == n {
+    if ($4 == "ok") printf "%.0f\n", ($3 - $2) * 1024 / conns; else print "n/a"; found = 1 }
+    END { if (!found) print "n/a" }' "$MEMORY"
+}
+
 REPORT=$WORK/report.md
 {
   echo "# Berth benchmark results"
@@ -579,72 +724,130 @@ REPORT=$WORK/report.md
   echo "- machine: nproc=$NPROC, CPU: $CPU_MODEL, kernel $(uname -r)"
   echo "- versions: Berth $BERTH_V (git $GIT_REV, Release); nginx $NGINX_V; HAProxy $HAPROXY_V; $WRK_V"
   echo "- method: proxies pinned to core $PROXY_CORE (one worker/thread each, keep-alive to the origin, no access log);"
-  echo "  origin (berth-bench-origin) and wrk (-t 1) pinned to core $LOAD_CORE; all on 127.0.0.1."
+  echo "  the origin and wrk (-t 1) pinned to core $LOAD_CORE; all on 127.0.0.1. Two origins, each behind every"
+  echo "  contestant: berth-origin (bench/origin.cc; /small = ${BODY_BYTES[bo/small]} B, /64k = 65536 B) and nginx"
+  echo "  (one worker, static files, sendfile; /small = ${BODY_BYTES[ngx/small]} B, /64k = 65536 B)."
   echo "  Berth+hc: the Berth configuration plus an active health check of the origin (GET /small every 1 s)"
   echo "  and outlier detection at its defaults."
   echo "  ${DURATION} s per run, $REPS interleaved round(s)$( ((QUICK)) && echo ' (--quick)'); values are medians over the rounds."
+  echo "  CPU/req = the contestant's utime + stime (/proc/PID/stat; nginx: master + worker; origin rows:"
+  echo "  the origin itself) during the wrk run, divided by the requests wrk completed (tick = 1/$CLK_TCK s)."
   echo "  errors = non-2xx/3xx responses + socket errors reported by wrk, summed over the rounds."
   echo "- load average before the measurements: $LOAD_BEFORE; ulimit -n: $NOFILE"
   echo
-  echo "## Throughput and latency"
-  echo
-  echo "| contestant | conns | body | req/s | p50 | p99 | errors |"
-  echo "|---|---:|---|---:|---:|---:|---:|"
-  for c in "${CONNS_LIST[@]}"; do
-    for body in "${BODIES[@]}"; do
-      for name in "${CONTESTANTS[@]}"; do
-        rps=$(stat_of "$name" "$c" "$body" 5)
-        p50=$(stat_of "$name" "$c" "$body" 6)
-        p99=$(stat_of "$name" "$c" "$body" 7)
-        errs=$(( $(sum_of "$name" "$c" "$body" 9) + $(sum_of "$name" "$c" "$body" 10) ))
-        printf '| %s | %s | %s | %.0f | %s | %s | %s |\n' "${LABEL[$name]}" "$c" "$body" "$rps" \
-          "$(fmt_lat "$p50")" "$(fmt_lat "$p99")" "$errs"
-      done
-    done
-  done
-  echo
-  echo "## Ratios (Berth or Berth+hc / other; req/s higher is better, p99 lower is better)"
-  echo
-  for c in "${CONNS_LIST[@]}"; do
-    for body in "${BODIES[@]}"; do
-      for subject in berth berth_hc; do
-        others=(nginx haproxy)
-        [[ "$subject" == berth_hc ]] && others+=(berth)
-        line="- $c conns, $body:"
-        for other in "${others[@]}"; do
-          if [[ "$SKIP_BERTH" == 1 ]]; then r1=n/a; r2=n/a
-          else
-            r1=$(fmt_ratio "$(stat_of "$subject" "$c" "$body" 5)" "$(stat_of "$other" "$c" "$body" 5)")
-            r2=$(fmt_ratio "$(stat_of "$subject" "$c" "$body" 7)" "$(stat_of "$other" "$c" "$body" 7)")
-          fi
-          line+=" ${LABEL[$subject]}/${LABEL[$other]} req/s $r1, p99 $r2;"
+  echo "## Throughput, latency and CPU per request"
+  for o in "${ORIGINS[@]}"; do
+    echo
+    echo "### origin: ${ORIGIN_LABEL[$o]}"
+    echo
+    echo "| conns | body | contestant | req/s | p50 | p99 | CPU/req | errors |"
+    echo "|---:|---|---|---:|---:|---:|---:|---:|"
+    for c in "${CONNS_LIST[@]}"; do
+      for body in "${BODIES[@]}"; do
+        for name in "${CONTESTANTS[@]}"; do
+          rps=$(stat_of "$name" "$o" "$c" "$body" $COL_RPS)
+          p50=$(stat_of "$name" "$o" "$c" "$body" $COL_P50)
+          p99=$(stat_of "$name" "$o" "$c" "$body" $COL_P99)
+          cpu=$(stat_of "$name" "$o" "$c" "$body" $COL_CPU)
+          errs=$(( $(sum_of "$name" "$o" "$c" "$body" 10) + $(sum_of "$name" "$o" "$c" "$body" 11) ))
+          printf '| %s | %s | %s | %.0f | %s | %s | %s | %s |\n' "$c" "$(body_label "$o" "$body")" \
+            "${LABEL[$name]}" "$rps" "$(fmt_lat "$p50")" "$(fmt_lat "$p99")" "$(fmt_cpu "$cpu")" "$errs"
         done
-        echo "${line%;}"
       done
     done
   done
   echo
-  echo "## Idle memory ($IDLE_N keep-alive connections, each after one GET /small)"
+  echo "## Ratios (Berth or Berth+hc / other; req/s higher is better, p99 and CPU/req lower are better)"
+  for o in "${ORIGINS[@]}"; do
+    echo
+    echo "### origin: ${ORIGIN_LABEL[$o]}"
+    echo
+    for c in "${CONNS_LIST[@]}"; do
+      for body in "${BODIES[@]}"; do
+        for subject in berth berth_hc; do
+          others=(nginx haproxy)
+          [[ "$subject" == berth_hc ]] && others+=(berth)
+          line="- $c conns, $(body_label "$o" "$body"):"
+          for other in "${others[@]}"; do
+            r1=n/a; r2=n/a; r3=n/a
+            if [[ "$SKIP_BERTH" != 1 ]]; then
+              r1=$(fmt_ratio "$(stat_of "$subject" "$o" "$c" "$body" $COL_RPS)" "$(stat_of "$other" "$o" "$c" "$body" $COL_RPS)")
+              r2=$(fmt_ratio "$(stat_of "$subject" "$o" "$c" "$body" $COL_P99)" "$(stat_of "$other" "$o" "$c" "$body" $COL_P99)")
+              r3=$(fmt_ratio "$(stat_of "$subject" "$o" "$c" "$body" $COL_CPU)" "$(stat_of "$other" "$o" "$c" "$body" $COL_CPU)")
+            fi
+            line+=" ${LABEL[$subject]}/${LABEL[$other]} req/s $r1, p99 $r2, CPU/req $r3;"
+          done
+          echo "${line%;}"
+        done
+      done
+    done
+  done
+  echo
+  echo "## Bars (Berth / nginx, each origin; the exact ratio of the medians is compared)"
+  echo
+  echo "| bar | origin | conns | body | Berth | Berth+hc |"
+  echo "|---|---|---:|---|---|---|"
+  n_pass=0 n_pass_hc=0 n_bars=0
+  bar_row() {  # text origin conns body column op bar
+    local cells=() subject v
+    for subject in berth berth_hc; do
+      v=n/a
+      [[ "$SKIP_BERTH" == 1 ]] || v=$(ratio_of "$subject" nginx "$2" "$3" "$4" "$5")
+      cells+=("$(verdict "$v" "$6" "$7" '%.3fx')")
+    done
+    [[ "${cells[0]}" == *PASS ]] && n_pass=$((n_pass + 1))
+    [[ "${cells[1]}" == *PASS ]] && n_pass_hc=$((n_pass_hc + 1))
+    n_bars=$((n_bars + 1))
+    printf '| %s | %s | %s | %s | %s | %s |\n' "$1" "${ORIGIN_LABEL[$2]}" "$3" "$(body_label "$2" "$4")" \
+      "${cells[0]}" "${cells[1]}"
+  }
+  for o in "${ORIGINS[@]}"; do
+    for c in "${CONNS_LIST[@]}"; do bar_row "req/s ≥ 1.15x" "$o" "$c" small $COL_RPS ge 1.15; done
+    for c in "${CONNS_LIST[@]}"; do bar_row "req/s ≥ 1.00x" "$o" "$c" 64k $COL_RPS ge 1.0; done
+    for c in "${CONNS_LIST[@]}"; do
+      for body in "${BODIES[@]}"; do bar_row "p99 ≤ 1.00x" "$o" "$c" "$body" $COL_P99 le 1.0; done
+    done
+    for c in "${CONNS_LIST[@]}"; do bar_row "CPU/req ≤ 0.85x" "$o" "$c" small $COL_CPU le 0.85; done
+  done
+  mem_cells=()
+  for subject in berth berth_hc; do
+    v=n/a
+    [[ "$SKIP_BERTH" == 1 ]] || v=$(mem_per_conn "$subject")
+    if ((IDLE_N != 10000)) && [[ "$v" != n/a ]]; then
+      mem_cells+=("$v B (bar is for 10,000 connections, measured $IDLE_N)")
+    else
+      mem_cells+=("$(verdict "$v" le 512 '%.0f B')")
+    fi
+  done
+  [[ "${mem_cells[0]}" == *PASS ]] && n_pass=$((n_pass + 1))
+  [[ "${mem_cells[1]}" == *PASS ]] && n_pass_hc=$((n_pass_hc + 1))
+  n_bars=$((n_bars + 1))
+  echo "| idle memory ≤ 512 B/conn (absolute) | berth-origin | $IDLE_N idle | - | ${mem_cells[0]} | ${mem_cells[1]} |"
+  echo
+  echo "Berth met $n_pass of $n_bars bars, Berth+hc $n_pass_hc of $n_bars$( ((QUICK)) && echo ' (a --quick run: too short and too few rounds to settle a bar)')."
+  echo
+  echo "## Idle memory ($IDLE_N keep-alive connections, each after one GET /small; origin: berth-origin)"
   echo
   echo "| proxy | RSS before | RSS after | bytes/conn | note |"
   echo "|---|---:|---:|---:|---|"
   while IFS=$'\t' read -r name before after status; do
-    per=$(awk -v a="$after" -v b="$before" -v n="$IDLE_N" 'BEGIN { printf "%.0f", (a - b) * 1024 / n }')
-    [[ "$status" == ok ]] || per="n/a"
-    printf '| %s | %s KiB | %s KiB | %s | %s |\n' "${LABEL[$name]}" "$before" "$after" "$per" "$status"
+    printf '| %s | %s KiB | %s KiB | %s | %s |\n' "${LABEL[$name]}" "$before" "$after" "$(mem_per_conn "$name")" "$status"
   done <"$MEMORY"
   echo
   echo "RSS = VmRSS from /proc/PID/status (nginx: master + worker); bytes/conn = (after - before) / $IDLE_N."
   for name in "${BERTHS[@]}"; do
-    [[ -s "$WORK/$name.err" ]] || continue
-    cat "$WORK/$name.err" >>"$WORK/$name.all.err"
-    nerr=$(grep -cE 'level=(error|warn)' "$WORK/$name.all.err" || true)
-    if ((nerr > 0)); then
-      echo
-      echo "${LABEL[$name]} logged $nerr warning/error line(s) on stderr; first ones:"
-      echo
-      grep -m 5 -E 'level=(error|warn)' "$WORK/$name.all.err" | sed 's/^/    /'
-    fi
+    for o in "${ORIGINS[@]}"; do
+      inst=$name@$o
+      [[ -s "$WORK/$inst.err" ]] && cat "$WORK/$inst.err" >>"$WORK/$inst.all.err"
+      [[ -s "$WORK/$inst.all.err" ]] || continue
+      nerr=$(grep -cE 'level=(error|warn)' "$WORK/$inst.all.err" || true)
+      if ((nerr > 0)); then
+        echo
+        echo "${LABEL[$name]} (origin ${ORIGIN_LABEL[$o]}) logged $nerr warning/error line(s) on stderr; first ones:"
+        echo
+        grep -m 5 -E 'level=(error|warn)' "$WORK/$inst.all.err" | sed 's/^/    /'
+      fi
+    done
   done
   echo
   echo "## Problems"
