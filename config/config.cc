@@ -4,6 +4,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <limits>
 
@@ -268,4 +270,82 @@ std::string host_pattern_problem(std::string_view text) {
 }
 
 }  // namespace detail
+}  // namespace berth::config
+
+namespace berth::config {
+
+std::optional<Cidr> parse_cidr(std::string_view text) {
+  Cidr cidr;
+  cidr.text = std::string(text);
+  std::string_view addr = text;
+  int prefix = -1;
+  if (size_t slash = text.find('/'); slash != std::string_view::npos) {
+    std::string_view bits = text.substr(slash + 1);
+    if (bits.empty() || bits.size() > 3) return std::nullopt;
+    auto r = std::from_chars(bits.data(), bits.data() + bits.size(), prefix);
+    if (r.ec != std::errc() || r.ptr != bits.data() + bits.size()) return std::nullopt;
+    addr = text.substr(0, slash);
+  }
+  const std::string a(addr);
+  if (inet_pton(AF_INET, a.c_str(), cidr.bytes) == 1) {
+    cidr.ipv6 = false;
+    if (prefix < 0) prefix = 32;
+    if (prefix > 32) return std::nullopt;
+  } else if (inet_pton(AF_INET6, a.c_str(), cidr.bytes) == 1) {
+    cidr.ipv6 = true;
+    if (prefix < 0) prefix = 128;
+    if (prefix > 128) return std::nullopt;
+  } else {
+    return std::nullopt;
+  }
+  cidr.prefix = static_cast<uint8_t>(prefix);
+  // Host bits are cleared: "10.1.2.3/8" means 10.0.0.0/8.
+  const int total = cidr.ipv6 ? 16 : 4;
+  for (int i = 0; i < total; ++i) {
+    const int keep = std::clamp(prefix - i * 8, 0, 8);
+    cidr.bytes[i] &= static_cast<uint8_t>(keep == 8 ? 0xff : (0xff00 >> keep) & 0xff);
+  }
+  return cidr;
+}
+
+bool Cidr::contains(const uint8_t* addr, bool addr_ipv6) const noexcept {
+  static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (addr_ipv6 && !ipv6 && std::equal(kMapped, kMapped + 12, addr)) {
+    addr += 12;  // ::ffff:a.b.c.d against an IPv4 range
+    addr_ipv6 = false;
+  }
+  if (addr_ipv6 != ipv6) return false;
+  int bits = prefix;
+  for (int i = 0; bits > 0; ++i, bits -= 8) {
+    const uint8_t mask = bits >= 8 ? 0xff : static_cast<uint8_t>(0xff00 >> bits);
+    if ((addr[i] & mask) != bytes[i]) return false;
+  }
+  return true;
+}
+
+std::string header_name_problem(std::string_view name) {
+  if (name.empty()) return "a header name must not be empty";
+  for (char c : name) {
+    const auto u = static_cast<unsigned char>(c);
+    const bool token = std::isalnum(u) || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+    if (!token) return "'" + std::string(name) + "' is not a valid header name";
+  }
+  static constexpr std::string_view kReserved[] = {
+      "content-length",  "transfer-encoding", "connection",       "keep-alive",
+      "upgrade",         "te",                "trailer",          "proxy-connection",
+      "host",            "x-forwarded-for",   "x-forwarded-proto", "x-forwarded-host",
+      "x-forwarded-port", "x-request-id"};
+  std::string lower(name);
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (std::string_view r : kReserved)
+    if (lower == r) return "'" + std::string(name) + "' is managed by Berth (framing, connection or forwarding) and cannot be edited";
+  return {};
+}
+
+std::string header_value_problem(std::string_view value) {
+  for (char c : value)
+    if (c == '\r' || c == '\n' || c == '\0') return "a header value must not contain CR, LF or NUL";
+  return {};
+}
+
 }  // namespace berth::config

@@ -109,6 +109,33 @@ struct Service {
   Mark mark;
 };
 
+// An address range "10.0.0.0/8", "2001:db8::/32" or a single address (a /32 or /128).
+struct Cidr {
+  bool ipv6 = false;
+  uint8_t bytes[16] = {};   // network address, host bits zero (IPv4: the first 4)
+  uint8_t prefix = 0;       // bits
+  std::string text;         // as written, for messages
+  // Whether an address in network byte order (4 or 16 bytes) lies in the range. An IPv4-mapped
+  // IPv6 address (::ffff:a.b.c.d) is checked as IPv4.
+  bool contains(const uint8_t* addr, bool addr_ipv6) const noexcept;
+};
+
+// Who may pass a route (routes[].access).
+struct RouteAccess {
+  std::vector<std::string> methods;  // allowed methods, upper-case (empty: any)
+  std::vector<Cidr> allow;           // client address must be in one (empty: any)
+  std::vector<Cidr> deny;            // checked first: an address in one is refused
+  bool empty() const { return methods.empty() && allow.empty() && deny.empty(); }
+};
+
+// Header changes on one side of a route (routes[].headers.request / .response).
+struct HeaderRules {
+  std::vector<std::pair<std::string, std::string>> set;  // replace (remove, then add)
+  std::vector<std::pair<std::string, std::string>> add;  // append
+  std::vector<std::string> remove;
+  bool empty() const { return set.empty() && add.empty() && remove.empty(); }
+};
+
 struct Route {
   std::string name;                 // from `name:`, else "route-<index>"
   std::vector<std::string> hosts;   // lower-case; "*.example.com" wildcards; empty = any host
@@ -116,6 +143,9 @@ struct Route {
   std::optional<int32_t> priority;  // explicit priority overrides the natural precedence
   std::string service;              // must name a service in `services`
   std::optional<uint64_t> max_body_bytes;  // overrides limits.max_body_bytes for this route
+  RouteAccess access;
+  HeaderRules request_headers;    // on the way to the instance
+  HeaderRules response_headers;   // on the way back to the client (proxied responses)
   Mark mark;
 };
 
@@ -224,6 +254,15 @@ bool parse_status_range(std::string_view text, HealthCheck& health);
 bool valid_cookie_name(std::string_view name);
 // "true"/"false", also "yes"/"no" and "on"/"off", in any case.
 std::optional<bool> parse_bool(std::string_view text);
+// "10.0.0.0/8", "::1", "2001:db8::/32"; nullopt when not a numeric address with a valid prefix.
+std::optional<Cidr> parse_cidr(std::string_view text);
+// Empty when a route may set or remove this header, else why not: it must be a token, and
+// not one of the fields that carry framing or connection state (Content-Length,
+// Transfer-Encoding, Connection, Upgrade, ...) or that Berth sets itself (Host, X-Forwarded-*,
+// X-Request-Id).
+std::string header_name_problem(std::string_view name);
+// Empty when a header value is safe to send, else why not (no CR, LF or NUL).
+std::string header_value_problem(std::string_view value);
 
 // One numeric, boolean or duration setting of a service policy, known to the config file as
 // services.NAME.<section>.<name> and to Docker as the label <label>. The config loader and the

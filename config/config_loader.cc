@@ -175,8 +175,11 @@ const std::vector<std::string_view> kTopLevelKeys = {"listeners", "workers",  "a
                                                      "services",  "docker"};
 const std::vector<std::string_view> kListenerKeys = {"address"};
 const std::vector<std::string_view> kAdminKeys = {"address", "enabled"};
-const std::vector<std::string_view> kRouteKeys = {"name",    "host",   "path",
-                                                  "priority", "service", "max_body_bytes"};
+const std::vector<std::string_view> kRouteKeys = {"name",    "host",    "path",          "priority",
+                                                  "service", "max_body_bytes", "access", "headers"};
+const std::vector<std::string_view> kAccessKeys = {"methods", "allow", "deny"};
+const std::vector<std::string_view> kHeadersKeys = {"request", "response"};
+const std::vector<std::string_view> kHeaderRuleKeys = {"set", "add", "remove"};
 const std::vector<std::string_view> kServiceKeys = {"endpoints", "lb",    "health",
                                                     "outlier",   "retry", "circuit_breaker"};
 const std::vector<std::string_view> kLbKeys = {"policy", "hash_on", "cookie", "slow_start"};
@@ -248,6 +251,11 @@ class Loader {
   void read_route(const Value& item, size_t index);
   void read_route_field(const Field& field, Route& route, RouteNotes& notes);
   void read_route_hosts(const Value& value, Route& route, RouteNotes& notes);
+  void read_route_access(const Value& value, RouteAccess& access);
+  void read_cidrs(const Value& value, std::vector<Cidr>& out);
+  void read_route_headers(const Value& value, Route& route);
+  void read_header_rules(const Value& value, HeaderRules& rules);
+  std::optional<std::string> read_header_name(const Value& value);
   void read_services(const Value& value);
   void read_service(const Field& field);
   void read_endpoints(const Value& value, Service& service);
@@ -590,6 +598,96 @@ void Loader::read_route_field(const Field& field, Route& route, RouteNotes& note
     }
   } else if (field.key == "max_body_bytes") {
     route.max_body_bytes = read_size(value, 0, std::numeric_limits<uint64_t>::max());
+  } else if (field.key == "access") {
+    read_route_access(value, route.access);
+  } else if (field.key == "headers") {
+    read_route_headers(value, route);
+  }
+}
+
+void Loader::read_route_access(const Value& value, RouteAccess& access) {
+  if (!expect_map(value, "a map with methods, allow and/or deny")) return;
+  for (const Field& field : fields_of(value, kAccessKeys)) {
+    if (field.key == "methods") {
+      if (!expect_list(field.value, "a list of HTTP methods, e.g. [GET, POST]")) continue;
+      for (const Value& item : items_of(field.value)) {
+        auto method = read_string(item);
+        if (!method) continue;
+        const bool token = !method->empty() && std::all_of(method->begin(), method->end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+        });
+        if (!token) {
+          fail(item.mark, item.path + ": '" + *method + "' is not an HTTP method");
+          continue;
+        }
+        std::string upper = *method;
+        for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+        if (std::find(access.methods.begin(), access.methods.end(), upper) == access.methods.end())
+          access.methods.push_back(upper);
+      }
+    } else if (field.key == "allow") {
+      read_cidrs(field.value, access.allow);
+    } else if (field.key == "deny") {
+      read_cidrs(field.value, access.deny);
+    }
+  }
+}
+
+void Loader::read_cidrs(const Value& value, std::vector<Cidr>& out) {
+  if (!expect_list(value, "a list of addresses or ranges, e.g. [\"10.0.0.0/8\", \"::1\"]")) return;
+  for (const Value& item : items_of(value)) {
+    auto text = read_string(item);
+    if (!text) continue;
+    auto cidr = parse_cidr(*text);
+    if (!cidr) {
+      fail(item.mark, item.path + ": invalid address range '" + *text +
+                          "' (expected a numeric IPv4 or IPv6 address, optionally with /prefix bits)");
+      continue;
+    }
+    out.push_back(std::move(*cidr));
+  }
+}
+
+void Loader::read_route_headers(const Value& value, Route& route) {
+  if (!expect_map(value, "a map with request and/or response rules")) return;
+  for (const Field& field : fields_of(value, kHeadersKeys))
+    read_header_rules(field.value, field.key == "request" ? route.request_headers : route.response_headers);
+}
+
+std::optional<std::string> Loader::read_header_name(const Value& value) {
+  auto name = read_string(value);
+  if (!name) return std::nullopt;
+  if (std::string problem = header_name_problem(*name); !problem.empty()) {
+    fail(value.mark, value.path + ": " + problem);
+    return std::nullopt;
+  }
+  return name;
+}
+
+void Loader::read_header_rules(const Value& value, HeaderRules& rules) {
+  if (!expect_map(value, "a map with set, add and/or remove")) return;
+  for (const Field& field : fields_of(value, kHeaderRuleKeys)) {
+    if (field.key == "remove") {
+      if (!expect_list(field.value, "a list of header names")) continue;
+      for (const Value& item : items_of(field.value))
+        if (auto name = read_header_name(item)) rules.remove.push_back(*name);
+      continue;
+    }
+    if (!expect_map(field.value, "a map of header name -> value")) continue;
+    auto& list = field.key == "set" ? rules.set : rules.add;
+    for (const Field& entry : entries_of(field.value)) {
+      if (std::string problem = header_name_problem(entry.key); !problem.empty()) {
+        fail(entry.key_mark, field.value.path + ": " + problem);
+        continue;
+      }
+      auto text = read_string(entry.value);
+      if (!text) continue;
+      if (std::string problem = header_value_problem(*text); !problem.empty()) {
+        fail(entry.value.mark, entry.value.path + ": " + problem);
+        continue;
+      }
+      list.emplace_back(entry.key, *text);
+    }
   }
 }
 

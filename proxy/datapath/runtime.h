@@ -5,6 +5,7 @@
 
 #include "config/config.h"
 #include "proxy/http/http_head.h"
+#include "proxy/filter/route_filters.h"
 #include "proxy/model/route_table.h"
 
 namespace berth {
@@ -19,7 +20,7 @@ struct Runtime {
 
 inline std::shared_ptr<const Runtime> make_runtime(const config::Config& cfg, uint64_t generation) {
   auto rt = std::make_shared<Runtime>();
-  rt->routes = RouteTable::from_config(cfg, generation);
+  rt->routes = RouteTable::from_config(cfg, generation, build_route_filters);
   rt->timeouts = cfg.timeouts;
   rt->limits = cfg.limits;
   rt->http_limits.max_header_bytes = cfg.limits.max_header_bytes;

@@ -130,10 +130,20 @@ void Worker::apply_mailbox() {
     std::shared_ptr<const Runtime> previous = std::move(rt_);
     rt_ = std::move(rt);
     rebuild_selection_state(previous.get());
+    if (filter_states_.size()) retain_filter_states();
     applied_at_ns_.store(realtime_ns(), std::memory_order_release);
     generation_seen_.store(rt_->generation, std::memory_order_release);
   }
   if (drain && !draining_) begin_drain();
+}
+
+// Drops this worker's state of filters the new snapshot no longer has.
+void Worker::retain_filter_states() {
+  std::vector<const RequestFilter*> live;
+  for (const Route& route : rt_->routes->routes())
+    if (route.filters)
+      for (const auto& f : route.filters->filters()) live.push_back(f.get());
+  filter_states_.retain(live);
 }
 
 namespace {

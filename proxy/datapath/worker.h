@@ -98,6 +98,7 @@ class Worker final : public IoContext {
   void run();
   void apply_mailbox();
   void rebuild_selection_state(const Runtime* previous = nullptr);
+  void retain_filter_states();
   void accept_ready(Listener* l);
   void pause_accept(uint64_t ms);
   void resume_accept();

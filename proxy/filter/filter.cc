@@ -21,10 +21,10 @@ void FilterWaiter::done(FilterResult result) const {
   run->on_done(result == FilterResult::kPending ? FilterResult::kContinue : result);
 }
 
-FilterState* FilterStates::state_for(const RequestFilter& filter) {
-  auto it = states_.find(&filter);
-  if (it == states_.end()) it = states_.emplace(&filter, filter.make_state()).first;
-  return it->second.get();
+FilterState* FilterStates::state_for(const std::shared_ptr<const RequestFilter>& filter) {
+  auto it = states_.find(filter.get());
+  if (it == states_.end()) it = states_.emplace(filter.get(), Entry{filter, filter->make_state()}).first;
+  return it->second.state.get();
 }
 
 void FilterStates::retain(const std::vector<const RequestFilter*>& live) {
@@ -46,12 +46,12 @@ FilterResult FilterRun::start(const FilterChain& chain, FilterStates& states, co
 FilterResult FilterRun::run_from(size_t index, const FilterRequest& req) {
   const auto& filters = chain_->filters();
   for (next_ = index; next_ < filters.size(); ++next_) {
-    const RequestFilter& f = *filters[next_];
+    const std::shared_ptr<const RequestFilter>& f = filters[next_];
     waiter_ = std::make_shared<FilterWaiter::Slot>();
     waiter_->run = this;
     in_call_ = true;
     sync_done_ = false;
-    FilterResult r = f.on_request(req, states_->state_for(f), edits_, reply_, FilterWaiter(waiter_));
+    FilterResult r = f->on_request(req, states_->state_for(f), edits_, reply_, FilterWaiter(waiter_));
     in_call_ = false;
     if (r == FilterResult::kPending && !sync_done_) return FilterResult::kPending;  // done() comes later
     if (sync_done_) r = resumed_;  // done() was called before on_request returned

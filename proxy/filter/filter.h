@@ -93,17 +93,22 @@ class FilterChain {
   std::vector<std::shared_ptr<const RequestFilter>> filters_;
 };
 
-// One worker's filter states, by filter object. Entries for filters no longer published are
-// dropped by retain() (the worker calls it when a snapshot arrives).
+// One worker's filter states, by filter object. An entry keeps its filter alive, so a new filter
+// can never be mistaken for a freed one at the same address. Entries for filters no longer
+// published are dropped by retain() (the worker calls it when a snapshot arrives).
 class FilterStates {
  public:
-  FilterState* state_for(const RequestFilter& filter);
+  FilterState* state_for(const std::shared_ptr<const RequestFilter>& filter);
   // Keeps the states of filters in `live` only.
   void retain(const std::vector<const RequestFilter*>& live);
   size_t size() const noexcept { return states_.size(); }
 
  private:
-  std::unordered_map<const RequestFilter*, std::unique_ptr<FilterState>> states_;
+  struct Entry {
+    std::shared_ptr<const RequestFilter> filter;
+    std::unique_ptr<FilterState> state;
+  };
+  std::unordered_map<const RequestFilter*, Entry> states_;
 };
 
 // Receives the end of a chain that went pending.

@@ -64,27 +64,6 @@ void HeaderEdits::clear() noexcept {
   add_response.clear();
 }
 
-bool is_editable_header(std::string_view name) noexcept {
-  if (name.empty()) return false;
-  for (char c : name)
-    if (!is_token_char(static_cast<unsigned char>(c))) return false;
-  static constexpr std::string_view kReserved[] = {
-      "content-length", "transfer-encoding", "connection",        "keep-alive",
-      "upgrade",        "te",                "trailer",           "proxy-connection",
-      "host",           "x-forwarded-for",   "x-forwarded-proto", "x-forwarded-host",
-      "x-forwarded-port", "x-request-id"};
-  for (std::string_view r : kReserved)
-    if (iequals(name, r)) return false;
-  return true;
-}
-
-bool is_valid_header_value(std::string_view value) noexcept {
-  for (char c : value)
-    if (c == '\r' || c == '\n' || c == '\0') return false;
-  return value.empty() || (value.front() != ' ' && value.front() != '\t' && value.back() != ' ' &&
-                           value.back() != '\t');
-}
-
 namespace {
 bool listed(const std::vector<std::string>& names, std::string_view name) {
   for (const std::string& n : names)

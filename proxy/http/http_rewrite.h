@@ -18,8 +18,8 @@ struct Header {
 };
 
 // Header changes asked for by a route's filters, applied when the heads are built. Names are
-// compared without case. Names that carry framing or connection state (Content-Length,
-// Transfer-Encoding, Connection, Upgrade, ...) are never edited: is_editable_header() says which.
+// compared without case. The config refuses edits of the fields that carry framing or
+// connection state, and of those Berth sets itself (config::header_name_problem).
 struct HeaderEdits {
   std::vector<std::string> remove_request;  // removed from the upstream request
   std::vector<Header> add_request;          // appended to the upstream request
@@ -30,11 +30,6 @@ struct HeaderEdits {
   }
   void clear() noexcept;
 };
-// Whether a filter may set or remove this header (a token name outside the framing and
-// connection-management fields, and the X-Forwarded-* / X-Request-Id fields Berth sets).
-bool is_editable_header(std::string_view name) noexcept;
-// Whether a value is safe to put on the wire (no CR, LF or NUL; no leading/trailing space).
-bool is_valid_header_value(std::string_view value) noexcept;
 
 struct ForwardInfo {
   std::string_view client_ip;      // peer address of the client connection

@@ -178,12 +178,15 @@ std::shared_ptr<const RouteTable> RouteTable::with_services(const RouteTable& pr
 }
 
 std::shared_ptr<const RouteTable> RouteTable::from_config(const config::Config& cfg,
-                                                          uint64_t generation) {
+                                                          uint64_t generation,
+                                                          const FilterBuilder& build_filters) {
   std::vector<Service> services;
   for (const config::Service& service : cfg.services) services.push_back(service_from_config(service));
 
   std::vector<Route> routes;
   for (const config::Route& configured : cfg.routes) {
+    // One chain per config route, shared by the routes of its hosts (and their per-worker state).
+    std::shared_ptr<const FilterChain> filters = build_filters ? build_filters(configured) : nullptr;
     auto named = std::find_if(services.begin(), services.end(),
                               [&](const Service& s) { return s.name == configured.service; });
     uint32_t service_index = named == services.end()
@@ -199,6 +202,7 @@ std::shared_ptr<const RouteTable> RouteTable::from_config(const config::Config& 
       route.priority = configured.priority.value_or(0);
       route.service = service_index;
       route.max_body_bytes = configured.max_body_bytes.value_or(cfg.limits.max_body_bytes);
+      route.filters = filters;
       routes.push_back(std::move(route));
     }
   }

@@ -87,9 +87,11 @@ class RouteTable {
   static std::shared_ptr<const RouteTable> with_services(const RouteTable& previous,
                                                          std::vector<ServicePtr> services,
                                                          uint64_t generation);
-  // Static routes from the config file (one Route per host of a config route).
-  static std::shared_ptr<const RouteTable> from_config(const config::Config& cfg,
-                                                       uint64_t generation);
+  // Static routes from the config file (one Route per host of a config route). build_filters
+  // makes a config route's filter chain (null: none); the filter module provides it.
+  using FilterBuilder = std::function<std::shared_ptr<const FilterChain>(const config::Route&)>;
+  static std::shared_ptr<const RouteTable> from_config(const config::Config& cfg, uint64_t generation,
+                                                       const FilterBuilder& build_filters = {});
 
   // host: the request's Host (any case, may carry ":port" or a trailing dot; IPv6 literal in
   // brackets allowed). path: the request target's path (no query), or the whole origin-form

@@ -226,7 +226,38 @@ const std::vector<ErrorCase> kErrorCases = {
          "    hots: a.com\n",
      7, 5,
      "unknown key 'hots' in routes[1] (expected one of: name, host, path, priority, service, "
-     "max_body_bytes)"},
+     "max_body_bytes, access, headers)"},
+    {"an address range with too many bits",
+     std::string(kListener) + kWebService +
+         "routes:\n"
+         "  - service: web\n"
+         "    access:\n"
+         "      allow: [\"10.0.0.0/8\", \"10.0.0.0/33\"]\n",
+     6, 29,
+     "routes[0].access.allow[1]: invalid address range '10.0.0.0/33' (expected a numeric IPv4 or IPv6 "
+     "address, optionally with /prefix bits)"},
+    {"a method that is not a token",
+     std::string(kListener) + kWebService + "routes:\n  - service: web\n    access: {methods: [GET, \"GE T\"]}\n",
+     5, 29, "routes[0].access.methods[1]: 'GE T' is not an HTTP method"},
+    {"a header Berth manages",
+     std::string(kListener) + kWebService +
+         "routes:\n"
+         "  - service: web\n"
+         "    headers:\n"
+         "      request:\n"
+         "        set: {X-A: b, Content-Length: \"0\"}\n",
+     7, 23,
+     "routes[0].headers.request.set: 'Content-Length' is managed by Berth (framing, connection or "
+     "forwarding) and cannot be edited"},
+    {"a header value with a line break",
+     std::string(kListener) + kWebService +
+         "routes:\n"
+         "  - service: web\n"
+         "    headers: {response: {add: {X-A: \"a\\r\\nSet-Cookie: x=1\"}}}\n",
+     5, 37, "routes[0].headers.response.add.X-A: a header value must not contain CR, LF or NUL"},
+    {"an unknown header rule",
+     std::string(kListener) + kWebService + "routes:\n  - service: web\n    headers: {request: {replace: {A: b}}}\n",
+     5, 25, "unknown key 'replace' in routes[0].headers.request (expected one of: set, add, remove)"},
     {"unknown key in an endpoint",
      std::string(kListener) + "services:\n  web:\n    endpoints:\n      - {address: 127.0.0.1:1, wieght: 2}\n",
      5, 32, "unknown key 'wieght' in services.web.endpoints[0] (expected one of: address, weight)"},
@@ -468,7 +499,7 @@ TEST_CASE("config: every error is collected, in file order", "[config][errors]")
                      "whole number of seconds, got 'soon'",
                      "t.yaml:6:14: routes[0].service: no service named 'ghost' (defined services: web)",
                      "t.yaml:7:5: unknown key 'colour' in routes[0] (expected one of: name, host, path, "
-                     "priority, service, max_body_bytes)",
+                     "priority, service, max_body_bytes, access, headers)",
                      "t.yaml:10:17: services.web.endpoints[0]: invalid address '1.2.3.4': missing ':port'",
                  });
 }

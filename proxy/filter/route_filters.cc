@@ -1,0 +1,104 @@
+#include "proxy/filter/route_filters.h"
+
+#include <arpa/inet.h>
+
+#include <string>
+
+namespace berth {
+namespace {
+
+// The client address in network byte order; false when it is not numeric.
+bool client_address(std::string_view ip, uint8_t (&out)[16], bool& ipv6) {
+  char text[64];
+  if (ip.empty() || ip.size() >= sizeof text) return false;
+  ip.copy(text, ip.size());
+  text[ip.size()] = '\0';
+  if (inet_pton(AF_INET, text, out) == 1) {
+    ipv6 = false;
+    return true;
+  }
+  if (inet_pton(AF_INET6, text, out) == 1) {
+    ipv6 = true;
+    return true;
+  }
+  return false;
+}
+
+bool any_contains(const std::vector<config::Cidr>& ranges, const uint8_t* addr, bool ipv6) {
+  for (const config::Cidr& c : ranges)
+    if (c.contains(addr, ipv6)) return true;
+  return false;
+}
+
+void add_rules(const config::HeaderRules& rules, std::vector<std::string>& remove, std::vector<Header>& add) {
+  for (const std::string& name : rules.remove) remove.push_back(name);
+  for (const auto& [name, value] : rules.set) {
+    remove.push_back(name);  // set: whatever the message carried goes first
+    add.push_back(Header{name, value});
+  }
+  for (const auto& [name, value] : rules.add) add.push_back(Header{name, value});
+}
+
+void append_all(std::vector<std::string>& to, const std::vector<std::string>& from) {
+  to.insert(to.end(), from.begin(), from.end());
+}
+void append_all(std::vector<Header>& to, const std::vector<Header>& from) { to.insert(to.end(), from.begin(), from.end()); }
+
+}  // namespace
+
+std::shared_ptr<const FilterChain> build_route_filters(const config::Route& route) {
+  std::vector<std::shared_ptr<const RequestFilter>> filters;
+  if (!route.access.allow.empty() || !route.access.deny.empty())
+    filters.push_back(std::make_shared<AddressFilter>(route.access.allow, route.access.deny));
+  if (!route.access.methods.empty()) filters.push_back(std::make_shared<MethodFilter>(route.access.methods));
+  if (!route.request_headers.empty() || !route.response_headers.empty())
+    filters.push_back(std::make_shared<HeaderFilter>(route.request_headers, route.response_headers));
+  if (filters.empty()) return nullptr;
+  return std::make_shared<const FilterChain>(std::move(filters));
+}
+
+FilterResult AddressFilter::on_request(const FilterRequest& req, FilterState*, HeaderEdits&, FilterReply& reply,
+                                       const FilterWaiter&) const {
+  uint8_t addr[16] = {};
+  bool ipv6 = false;
+  const bool known = client_address(req.client_ip, addr, ipv6);
+  const bool denied = known && any_contains(deny_, addr, ipv6);
+  const bool allowed = allow_.empty() || (known && any_contains(allow_, addr, ipv6));
+  if (!denied && allowed) return FilterResult::kContinue;
+  reply.status = 403;
+  reply.cause = "forbidden-address";
+  return FilterResult::kReply;
+}
+
+MethodFilter::MethodFilter(std::vector<std::string> methods) : methods_(std::move(methods)) {
+  for (const std::string& m : methods_) {
+    if (!allow_.empty()) allow_.append(", ");
+    allow_.append(m);
+  }
+}
+
+FilterResult MethodFilter::on_request(const FilterRequest& req, FilterState*, HeaderEdits&, FilterReply& reply,
+                                      const FilterWaiter&) const {
+  for (const std::string& m : methods_)
+    if (req.head.method == m) return FilterResult::kContinue;
+  reply.status = 405;
+  reply.cause = "method-not-allowed";
+  reply.headers.push_back(Header{"Allow", allow_});
+  return FilterResult::kReply;
+}
+
+HeaderFilter::HeaderFilter(const config::HeaderRules& request, const config::HeaderRules& response) {
+  add_rules(request, edits_.remove_request, edits_.add_request);
+  add_rules(response, edits_.remove_response, edits_.add_response);
+}
+
+FilterResult HeaderFilter::on_request(const FilterRequest&, FilterState*, HeaderEdits& edits, FilterReply&,
+                                      const FilterWaiter&) const {
+  append_all(edits.remove_request, edits_.remove_request);
+  append_all(edits.add_request, edits_.add_request);
+  append_all(edits.remove_response, edits_.remove_response);
+  append_all(edits.add_response, edits_.add_response);
+  return FilterResult::kContinue;
+}
+
+}  // namespace berth

@@ -1,0 +1,53 @@
+// The filters a config route asks for (routes[].access and routes[].headers), built once per
+// config load into one chain shared by the route's hosts and every worker:
+//   access.deny / access.allow  -> 403 forbidden-address
+//   access.methods              -> 405 method-not-allowed (with Allow)
+//   headers.request / .response -> header edits on the way up and back
+#pragma once
+
+#include <memory>
+
+#include "config/config.h"
+#include "proxy/filter/filter.h"
+
+namespace berth {
+
+// Null when the route has none.
+std::shared_ptr<const FilterChain> build_route_filters(const config::Route& route);
+
+class AddressFilter final : public RequestFilter {
+ public:
+  AddressFilter(std::vector<config::Cidr> allow, std::vector<config::Cidr> deny)
+      : allow_(std::move(allow)), deny_(std::move(deny)) {}
+  std::string_view name() const override { return "access.address"; }
+  FilterResult on_request(const FilterRequest& req, FilterState* state, HeaderEdits& edits,
+                          FilterReply& reply, const FilterWaiter& waiter) const override;
+
+ private:
+  std::vector<config::Cidr> allow_, deny_;
+};
+
+class MethodFilter final : public RequestFilter {
+ public:
+  explicit MethodFilter(std::vector<std::string> methods);
+  std::string_view name() const override { return "access.methods"; }
+  FilterResult on_request(const FilterRequest& req, FilterState* state, HeaderEdits& edits,
+                          FilterReply& reply, const FilterWaiter& waiter) const override;
+
+ private:
+  std::vector<std::string> methods_;  // upper-case
+  std::string allow_;                 // "GET, POST"
+};
+
+class HeaderFilter final : public RequestFilter {
+ public:
+  HeaderFilter(const config::HeaderRules& request, const config::HeaderRules& response);
+  std::string_view name() const override { return "headers"; }
+  FilterResult on_request(const FilterRequest& req, FilterState* state, HeaderEdits& edits,
+                          FilterReply& reply, const FilterWaiter& waiter) const override;
+
+ private:
+  HeaderEdits edits_;  // what every request of the route gets
+};
+
+}  // namespace berth

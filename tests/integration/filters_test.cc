@@ -1,0 +1,93 @@
+// Route filters from the config file, through the real binary: access by address range and by
+// method (answered by Berth, never reaching the instance), and header edits in both directions.
+
+#include <catch2/catch.hpp>
+
+#include "env.h"
+
+using namespace it;
+
+namespace {
+
+struct FilterEnv {
+  Origin origin{"F"};
+  std::unique_ptr<Berth> berth;
+  FilterEnv() {
+    REQUIRE(origin.ok());
+    berth = std::make_unique<Berth>(
+        config_head(2) +
+        "routes:\n"
+        "  - name: r-edit\n"
+        "    host: edit.test\n"
+        "    service: s\n"
+        "    access: {methods: [GET, HEAD]}\n"
+        "    headers:\n"
+        "      request: {set: {X-Env: prod}, add: {X-Added: \"1\"}, remove: [Cookie]}\n"
+        "      response: {set: {Cache-Control: no-store}, remove: [x-origin-name]}\n"
+        "  - {name: r-deny, host: deny.test, service: s, access: {deny: [\"127.0.0.0/8\"]}}\n"
+        "  - {name: r-allow-other, host: other.test, service: s, access: {allow: [\"10.0.0.0/8\", \"::1\"]}}\n"
+        "  - {name: r-allow-local, host: local.test, service: s, access: {allow: [\"127.0.0.1\"]}}\n"
+        "services:\n"
+        "  s: {endpoints: [\"" + origin.address() + "\"]}\n");
+    INFO(berth->error());
+    REQUIRE(berth->ok());
+  }
+};
+
+size_t count_lines_starting(const std::string& text, const std::string& prefix) {
+  size_t n = 0, pos = 0;
+  while ((pos = text.find("\r\n" + prefix, pos)) != std::string::npos) {
+    ++n;
+    pos += 2;
+  }
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("filters: header edits reach the instance and the client", "[filters]") {
+  FilterEnv env;
+  Response r = http_get(env.berth->port(), "/echo", "edit.test", {"X-Env: dev", "Cookie: session=secret", "X-Keep: yes"});
+  INFO(r.raw_head << r.body);
+  REQUIRE(r.status == 200);
+  // What the instance received (its /echo answers with the request head).
+  CHECK(count_lines_starting(r.body, "X-Env: ") == 1);
+  CHECK(r.body.find("\r\nX-Env: prod\r\n") != std::string::npos);
+  CHECK(r.body.find("\r\nX-Added: 1\r\n") != std::string::npos);
+  CHECK(r.body.find("session=secret") == std::string::npos);
+  CHECK(r.body.find("\r\nX-Keep: yes\r\n") != std::string::npos);
+  // What the client got.
+  CHECK(r.header("cache-control") == std::optional<std::string>("no-store"));
+  CHECK_FALSE(r.header("x-origin-name").has_value());
+  CHECK(r.header("x-origin-conn").has_value());  // other headers pass
+}
+
+TEST_CASE("filters: a method not allowed gets 405 with Allow, and never reaches the instance", "[filters]") {
+  FilterEnv env;
+  const std::string m = marker("FLT");
+  Client c(env.berth->port());
+  Response r = c.request(make_request("DELETE", "/x?" + m, "edit.test"));
+  check_berth_error(r, 405, "method-not-allowed");
+  CHECK(r.header("allow") == std::optional<std::string>("GET, HEAD"));
+  // The connection stays usable (no body was left unread).
+  r = c.get("/y", "edit.test");
+  CHECK(r.status == 200);
+  CHECK(env.origin.seen(m) == 0);
+}
+
+TEST_CASE("filters: address ranges decide who passes", "[filters]") {
+  FilterEnv env;
+  const std::string m = marker("FLT");
+  Response r = http_get(env.berth->port(), "/x?" + m, "deny.test");
+  check_berth_error(r, 403, "forbidden-address");
+  r = http_get(env.berth->port(), "/x?" + m, "other.test");
+  check_berth_error(r, 403, "forbidden-address");
+  CHECK(env.origin.seen(m) == 0);
+  r = http_get(env.berth->port(), "/x?" + m, "local.test");
+  CHECK(r.status == 200);
+  CHECK(env.origin.seen(m) == 1);
+  // A refused request with a body closes the connection (the body is never read).
+  Client c(env.berth->port());
+  r = c.request("POST /x HTTP/1.1\r\nHost: deny.test\r\nContent-Length: 5\r\n\r\nhello");
+  check_berth_error(r, 403, "forbidden-address");
+}

@@ -1,0 +1,289 @@
+// Filter chains: verdicts (continue, reply, pending), resumption, cancellation, per-worker
+// state, and the filters a config route builds (address ranges, methods, header edits).
+
+#include <catch2/catch.hpp>
+
+#include <functional>
+
+#include "config/config.h"
+#include "config_helpers.h"
+#include "proxy/filter/filter.h"
+#include "proxy/filter/route_filters.h"
+#include "proxy/http/http_head.h"
+#include "proxy/model/route_table.h"
+
+using namespace berth;
+
+namespace {
+
+// A filter whose behaviour the test scripts; it logs its calls.
+class ScriptedFilter final : public RequestFilter {
+ public:
+  using Script = std::function<FilterResult(FilterState*, HeaderEdits&, FilterReply&, const FilterWaiter&)>;
+  ScriptedFilter(std::string name, std::vector<std::string>* calls, Script script)
+      : name_(std::move(name)), calls_(calls), script_(std::move(script)) {}
+  std::string_view name() const override { return name_; }
+  FilterResult on_request(const FilterRequest&, FilterState* state, HeaderEdits& edits, FilterReply& reply,
+                          const FilterWaiter& waiter) const override {
+    calls_->push_back(name_);
+    return script_(state, edits, reply, waiter);
+  }
+
+ private:
+  std::string name_;
+  std::vector<std::string>* calls_;
+  Script script_;
+};
+
+// Per-worker state: a counter only this worker's runs touch.
+struct CountState final : FilterState {
+  int seen = 0;
+};
+class CountingFilter final : public RequestFilter {
+ public:
+  std::string_view name() const override { return "count"; }
+  std::unique_ptr<FilterState> make_state() const override { return std::make_unique<CountState>(); }
+  FilterResult on_request(const FilterRequest&, FilterState* state, HeaderEdits& edits, FilterReply&,
+                          const FilterWaiter&) const override {
+    auto* s = static_cast<CountState*>(state);
+    ++s->seen;
+    edits.add_request.push_back({"X-Seen", std::to_string(s->seen)});
+    return FilterResult::kContinue;
+  }
+};
+
+struct Owner final : FilterRunOwner {
+  int done = 0;
+  void on_filter_done() override { ++done; }
+};
+
+// A parsed request and a route to run filters against.
+struct Fixture {
+  std::string raw;
+  http::RequestHead head;
+  Route route;
+  explicit Fixture(std::string text = "GET /x HTTP/1.1\r\nHost: a.test\r\n\r\n") : raw(std::move(text)) {
+    http::Limits limits;
+    REQUIRE(http::parse_request_head(raw, limits, head).ok());
+    route.name = "r";
+  }
+  FilterRequest request(std::string_view client_ip = "127.0.0.1") const { return FilterRequest{head, route, client_ip}; }
+};
+
+FilterChain chain_of(std::vector<std::shared_ptr<const RequestFilter>> filters) { return FilterChain(std::move(filters)); }
+
+}  // namespace
+
+TEST_CASE("filters: every filter passes, edits add up, in order", "[filter]") {
+  std::vector<std::string> calls;
+  auto add = [](std::string v) {
+    return [v](FilterState*, HeaderEdits& e, FilterReply&, const FilterWaiter&) {
+      e.add_request.push_back({"X-Step", v});
+      return FilterResult::kContinue;
+    };
+  };
+  FilterChain chain = chain_of({std::make_shared<ScriptedFilter>("a", &calls, add("1")),
+                                std::make_shared<ScriptedFilter>("b", &calls, add("2"))});
+  Fixture fx;
+  FilterStates states;
+  FilterRun run;
+  Owner owner;
+  CHECK(run.start(chain, states, fx.request(), &owner) == FilterResult::kContinue);
+  CHECK(calls == std::vector<std::string>{"a", "b"});
+  REQUIRE(run.edits().add_request.size() == 2);
+  CHECK(run.edits().add_request[1].value == "2");
+  CHECK(owner.done == 0);
+  CHECK_FALSE(run.pending());
+}
+
+TEST_CASE("filters: a reply stops the chain", "[filter]") {
+  std::vector<std::string> calls;
+  FilterChain chain = chain_of(
+      {std::make_shared<ScriptedFilter>("deny", &calls,
+                                        [](FilterState*, HeaderEdits&, FilterReply& r, const FilterWaiter&) {
+                                          r.status = 429;
+                                          r.cause = "rate-limited";
+                                          r.headers.push_back({"Retry-After", "1"});
+                                          return FilterResult::kReply;
+                                        }),
+       std::make_shared<ScriptedFilter>("never", &calls, [](auto...) { return FilterResult::kContinue; })});
+  Fixture fx;
+  FilterStates states;
+  FilterRun run;
+  CHECK(run.start(chain, states, fx.request(), nullptr) == FilterResult::kReply);
+  CHECK(calls == std::vector<std::string>{"deny"});
+  CHECK(run.reply().status == 429);
+  CHECK(run.reply().cause == "rate-limited");
+}
+
+TEST_CASE("filters: a pending filter answers later, then the chain goes on", "[filter]") {
+  std::vector<std::string> calls;
+  FilterWaiter kept;
+  auto wait = [&](FilterState*, HeaderEdits&, FilterReply&, const FilterWaiter& w) {
+    kept = w;
+    return FilterResult::kPending;
+  };
+  FilterChain chain = chain_of({std::make_shared<ScriptedFilter>("auth", &calls, wait),
+                                std::make_shared<ScriptedFilter>("after", &calls, [](auto...) { return FilterResult::kContinue; })});
+  Fixture fx;
+  FilterStates states;
+  FilterRun run;
+  Owner owner;
+  REQUIRE(run.start(chain, states, fx.request(), &owner) == FilterResult::kPending);
+  CHECK(run.pending());
+  CHECK(calls == std::vector<std::string>{"auth"});
+  CHECK(owner.done == 0);
+
+  SECTION("continue: the next filter runs on proceed") {
+    kept.edits().add_request.push_back({"X-User", "alice"});  // what the auth service said
+    kept.done(FilterResult::kContinue);
+    CHECK(owner.done == 1);
+    CHECK_FALSE(run.pending());
+    kept.done(FilterResult::kContinue);  // a second answer is ignored
+    CHECK(owner.done == 1);
+    CHECK(run.proceed(fx.request()) == FilterResult::kContinue);
+    CHECK(calls == std::vector<std::string>{"auth", "after"});
+    REQUIRE(run.edits().add_request.size() == 1);
+    CHECK(run.edits().add_request[0].value == "alice");
+  }
+  SECTION("reply: the rest of the chain is skipped") {
+    kept.reply().status = 401;
+    kept.reply().cause = "auth-required";
+    kept.done(FilterResult::kReply);
+    CHECK(owner.done == 1);
+    CHECK(run.proceed(fx.request()) == FilterResult::kReply);
+    CHECK(run.reply().status == 401);
+    CHECK(calls == std::vector<std::string>{"auth"});
+  }
+  SECTION("the request went away: a late answer does nothing") {
+    run.cancel();
+    CHECK(kept.cancelled());
+    kept.done(FilterResult::kContinue);
+    CHECK(owner.done == 0);
+  }
+}
+
+TEST_CASE("filters: an answer given before on_request returns is taken at once", "[filter]") {
+  std::vector<std::string> calls;
+  FilterChain chain = chain_of(
+      {std::make_shared<ScriptedFilter>("cached", &calls,
+                                        [](FilterState*, HeaderEdits&, FilterReply&, const FilterWaiter& w) {
+                                          w.done(FilterResult::kContinue);  // e.g. a cache hit
+                                          return FilterResult::kPending;
+                                        }),
+       std::make_shared<ScriptedFilter>("next", &calls, [](auto...) { return FilterResult::kContinue; })});
+  Fixture fx;
+  FilterStates states;
+  FilterRun run;
+  Owner owner;
+  CHECK(run.start(chain, states, fx.request(), &owner) == FilterResult::kContinue);
+  CHECK(owner.done == 0);
+  CHECK(calls == std::vector<std::string>{"cached", "next"});
+}
+
+TEST_CASE("filters: state is per worker and kept while the filter is published", "[filter]") {
+  auto counting = std::make_shared<CountingFilter>();
+  FilterChain chain = chain_of({counting});
+  Fixture fx;
+  FilterStates worker1, worker2;
+  auto seen = [&](FilterStates& states) {
+    FilterRun run;
+    REQUIRE(run.start(chain, states, fx.request(), nullptr) == FilterResult::kContinue);
+    return run.edits().add_request.at(0).value;
+  };
+  CHECK(seen(worker1) == "1");
+  CHECK(seen(worker1) == "2");
+  CHECK(seen(worker2) == "1");  // another worker: its own state
+  worker1.retain({counting.get()});
+  CHECK(seen(worker1) == "3");  // still published: kept
+  worker1.retain({});
+  CHECK(worker1.size() == 0);
+  CHECK(seen(worker1) == "1");  // unpublished, then back: afresh
+}
+
+TEST_CASE("route filters: address ranges, deny first", "[filter]") {
+  auto cfg = config::testing::load(
+      "listeners: [\"127.0.0.1:0\"]\n"
+      "routes:\n"
+      "  - service: s\n"
+      "    access: {allow: [\"10.0.0.0/8\", \"::1\"], deny: [\"10.1.2.0/24\"]}\n"
+      "services: {s: {endpoints: [\"127.0.0.1:1\"]}}\n");
+  INFO(config::testing::all_errors(cfg));
+  REQUIRE(cfg.ok());
+  auto chain = build_route_filters(cfg.config->routes[0]);
+  REQUIRE(chain);
+  Fixture fx;
+  FilterStates states;
+  auto verdict = [&](std::string_view ip) {
+    FilterRun run;
+    FilterResult r = run.start(*chain, states, fx.request(ip), nullptr);
+    if (r == FilterResult::kReply) {
+      CHECK(run.reply().status == 403);
+      CHECK(run.reply().cause == "forbidden-address");
+    }
+    return r;
+  };
+  CHECK(verdict("10.9.8.7") == FilterResult::kContinue);
+  CHECK(verdict("10.1.2.3") == FilterResult::kReply);     // denied within the allowed range
+  CHECK(verdict("10.1.3.1") == FilterResult::kContinue);
+  CHECK(verdict("11.0.0.1") == FilterResult::kReply);     // not allowed
+  CHECK(verdict("::1") == FilterResult::kContinue);
+  CHECK(verdict("::2") == FilterResult::kReply);
+  CHECK(verdict("::ffff:10.0.0.1") == FilterResult::kContinue);  // IPv4-mapped
+  CHECK(verdict("not-an-address") == FilterResult::kReply);
+}
+
+TEST_CASE("route filters: methods answer 405 with Allow; headers become edits", "[filter]") {
+  auto cfg = config::testing::load(
+      "listeners: [\"127.0.0.1:0\"]\n"
+      "routes:\n"
+      "  - service: s\n"
+      "    access: {methods: [get, POST]}\n"
+      "    headers:\n"
+      "      request: {set: {X-Env: prod}, add: {X-Tag: a}, remove: [Cookie]}\n"
+      "      response: {set: {Cache-Control: no-store}, remove: [Server]}\n"
+      "  - service: s\n"
+      "    path: /plain\n"
+      "services: {s: {endpoints: [\"127.0.0.1:1\"]}}\n");
+  INFO(config::testing::all_errors(cfg));
+  REQUIRE(cfg.ok());
+  CHECK(build_route_filters(cfg.config->routes[1]) == nullptr);
+  auto chain = build_route_filters(cfg.config->routes[0]);
+  REQUIRE(chain);
+  FilterStates states;
+  {
+    Fixture fx("DELETE /x HTTP/1.1\r\nHost: a.test\r\n\r\n");
+    FilterRun run;
+    REQUIRE(run.start(*chain, states, fx.request(), nullptr) == FilterResult::kReply);
+    CHECK(run.reply().status == 405);
+    CHECK(run.reply().cause == "method-not-allowed");
+    REQUIRE(run.reply().headers.size() == 1);
+    CHECK(run.reply().headers[0].name == "Allow");
+    CHECK(run.reply().headers[0].value == "GET, POST");
+  }
+  Fixture fx;
+  FilterRun run;
+  REQUIRE(run.start(*chain, states, fx.request(), nullptr) == FilterResult::kContinue);
+  const HeaderEdits& e = run.edits();
+  CHECK(e.remove_request == std::vector<std::string>{"Cookie", "X-Env"});
+  REQUIRE(e.add_request.size() == 2);
+  CHECK(e.add_request[0].name == "X-Env");
+  CHECK(e.add_request[1].name == "X-Tag");
+  CHECK(e.remove_response == std::vector<std::string>{"Server", "Cache-Control"});
+  REQUIRE(e.add_response.size() == 1);
+  CHECK(e.add_response[0].value == "no-store");
+}
+
+TEST_CASE("route filters: the routes of one config route share its chain", "[filter]") {
+  auto cfg = config::testing::load(
+      "listeners: [\"127.0.0.1:0\"]\n"
+      "routes:\n"
+      "  - {host: [a.test, b.test], service: s, access: {methods: [GET]}}\n"
+      "services: {s: {endpoints: [\"127.0.0.1:1\"]}}\n");
+  REQUIRE(cfg.ok());
+  auto table = RouteTable::from_config(*cfg.config, 1, build_route_filters);
+  REQUIRE(table->routes().size() == 2);
+  REQUIRE(table->routes()[0].filters);
+  CHECK(table->routes()[0].filters == table->routes()[1].filters);
+  CHECK(RouteTable::from_config(*cfg.config, 1)->routes()[0].filters == nullptr);
+}
