@@ -226,7 +226,7 @@ bool ClientConn::consume_head(Block* block, const char*& data, size_t& len) {
   std::string_view head = head_reader_.head();
   data += used;
   len -= used;
-  handle_request_head(head);
+  handle_request_head(head, std::string_view(data, len));
   head_reader_.reset(worker_->strings());
   (void)block;
   return !closing() && phase_ != Phase::kClosing;
@@ -307,7 +307,7 @@ void ClientConn::copy_request_details(const http::RequestHead& req) {
   }
 }
 
-void ClientConn::handle_request_head(std::string_view head) {
+void ClientConn::handle_request_head(std::string_view head, std::string_view early_body) {
   worker_->stats().add(Counter::kRequests);
   const Runtime& rt = *ex_->rt;
   http::RequestHead& req = ex_->req;
@@ -327,11 +327,17 @@ void ClientConn::handle_request_head(std::string_view head) {
     copy_request_details(req);
     ex_->rec.request_id.assign(http::has_request_id(req) ? http::effective_request_id(req, {}) : generated);
   }
-  ex_->body.init(HTTP_REQUEST, this);
-  MessageParser::Result pr = ex_->body.feed_head(head);
-  if (pr.state == MessageParser::State::kError) {
+  // The head is parsed once: the body framing starts from what parse_request_head found.
+  MessageParser::Result pr = ex_->body.start(req.framing, req.content_length, HTTP_REQUEST, this);
+  // A chunked body whose first size line, already here with the head, is broken: refused now,
+  // before any instance sees the request (otherwise found only once it streams).
+  if (pr.state == MessageParser::State::kError ||
+      (req.framing == http::Framing::kChunked && !http::chunked_start_plausible(early_body))) {
     worker_->stats().add(Counter::kRequestsRejected);
-    log::debug("request_rejected").kv("client", client_ip_).kv("status", 400).kv("reason", pr.reason);
+    log::debug("request_rejected")
+        .kv("client", client_ip_)
+        .kv("status", 400)
+        .kv("reason", pr.state == MessageParser::State::kError ? pr.reason : "invalid chunk size");
     local_reply(400, "bad-request", true);
     return;
   }

@@ -111,7 +111,8 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   // The one place an exchange ends: its record is finalised and handed to the sink, and the
   // exchange goes back to the worker. Idempotent (nothing happens without an exchange).
   void end_exchange(ExchangeEnd end);
-  void handle_request_head(std::string_view head);
+  // early_body: bytes that arrived after the head in the same read (checked, not consumed).
+  void handle_request_head(std::string_view head, std::string_view early_body);
   void copy_request_details(const http::RequestHead& req);
   // After the route's filters passed: forward the request to an instance.
   void forward_request();

@@ -330,8 +330,8 @@ void UpstreamConn::handle_head(std::string_view head) {
     fail(UpstreamFailure::kBadResponse);
     return;
   }
-  parser_.init(HTTP_RESPONSE, this);
-  MessageParser::Result r = parser_.feed_head(head, method_head_ || head_.framing == http::Framing::kNone);
+  // The head is parsed once: the body framing starts from what parse_response_head found.
+  MessageParser::Result r = parser_.start(head_.framing, head_.content_length, HTTP_RESPONSE, this);
   if (r.state == MessageParser::State::kError) {
     log::warn("upstream_bad_response").kv("endpoint", pool_->key()).kv("reason", r.reason);
     fail(UpstreamFailure::kBadResponse);

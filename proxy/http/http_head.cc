@@ -434,4 +434,23 @@ Outcome parse_response_head(std::string_view raw, const Limits& limits, bool req
   return {};
 }
 
+bool chunked_start_plausible(std::string_view body) noexcept {
+  auto hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); };
+  if (body.empty()) return true;
+  if (!hex(body[0])) return false;
+  size_t i = 1;
+  while (i < body.size() && hex(body[i])) ++i;
+  if (i == body.size()) return true;
+  switch (body[i]) {
+    case ';':  // an extension: the body parser checks it
+    case ' ':
+    case '\t':
+      return true;
+    case '\r':
+      return i + 1 == body.size() || body[i + 1] == '\n';
+    default:
+      return false;
+  }
+}
+
 }  // namespace berth::http

@@ -7,36 +7,56 @@ namespace {
 constexpr uint32_t kMaxChunkExtensionBytes = 4096;
 }
 
-void MessageParser::init(llhttp_type_t type, BodySink* sink) {
-  llhttp_settings_init(&settings_);
-  settings_.on_body = &MessageParser::on_body;
-  settings_.on_message_complete = &MessageParser::on_message_complete;
-  settings_.on_headers_complete = &MessageParser::on_headers_complete;
-  settings_.on_chunk_header = &MessageParser::on_chunk_header;
-  settings_.on_chunk_extension_name = &MessageParser::on_chunk_extension;
-  settings_.on_chunk_extension_value = &MessageParser::on_chunk_extension;
-  llhttp_init(&parser_, type, &settings_);
-  parser_.data = this;
+MessageParser::Result MessageParser::start(http::Framing framing, uint64_t content_length, llhttp_type_t type,
+                                           BodySink* sink) {
+  framing_ = framing;
   sink_ = sink;
+  remaining_ = framing == http::Framing::kContentLength ? content_length : 0;
   buf_end_ = nullptr;
   chunk_remaining_ = 0;
   body_bytes_ = 0;
   chunk_ext_bytes_ = 0;
   crlf_expected_ = 0;
   in_chunk_ = false;
-  skip_body_ = false;
-  complete_ = false;
+  complete_ = framing == http::Framing::kNone || (framing == http::Framing::kContentLength && remaining_ == 0);
   error_ = nullptr;
-}
-
-MessageParser::Result MessageParser::feed_head(std::string_view head, bool skip_body) {
-  skip_body_ = skip_body;
-  return run(head.data(), head.size());
+  if (complete_) return {State::kComplete, 0, ""};
+  if (framing != http::Framing::kChunked) return {State::kBody, 0, ""};
+  // Chunked: llhttp decodes it. Prime it with a head that declares nothing but the framing (the
+  // real head was validated already); the method of a request head allows a body.
+  llhttp_settings_init(&settings_);
+  settings_.on_body = &MessageParser::on_body;
+  settings_.on_message_complete = &MessageParser::on_message_complete;
+  settings_.on_chunk_header = &MessageParser::on_chunk_header;
+  settings_.on_chunk_extension_name = &MessageParser::on_chunk_extension;
+  settings_.on_chunk_extension_value = &MessageParser::on_chunk_extension;
+  llhttp_init(&parser_, type, &settings_);
+  parser_.data = this;
+  static constexpr std::string_view kRequestHead = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+  static constexpr std::string_view kResponseHead = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+  const std::string_view head = type == HTTP_REQUEST ? kRequestHead : kResponseHead;
+  Result r = run(head.data(), head.size());
+  r.consumed = 0;
+  return r;
 }
 
 MessageParser::Result MessageParser::feed(const char* data, size_t len) {
   if (complete_) return {State::kComplete, 0, ""};
   if (error_) return {State::kError, 0, error_};
+  if (framing_ == http::Framing::kContentLength) {
+    const size_t take = len < remaining_ ? len : static_cast<size_t>(remaining_);
+    remaining_ -= take;
+    body_bytes_ += take;
+    if (take) sink_->on_body_data(data, take);
+    if (remaining_ > 0) return {State::kBody, len, ""};
+    complete_ = true;
+    return {State::kComplete, take, ""};
+  }
+  if (framing_ == http::Framing::kUntilClose) {
+    body_bytes_ += len;
+    if (len) sink_->on_body_data(data, len);
+    return {State::kBody, len, ""};
+  }
   // The CRLF closing the previous chunk's data started in the previous input.
   size_t i = 0;
   while (crlf_expected_ > 0 && i < len) {
@@ -53,6 +73,11 @@ MessageParser::Result MessageParser::feed(const char* data, size_t len) {
 
 MessageParser::Result MessageParser::finish() {
   if (complete_) return {State::kComplete, 0, ""};
+  if (framing_ == http::Framing::kUntilClose) {
+    complete_ = true;
+    return {State::kComplete, 0, ""};
+  }
+  if (framing_ == http::Framing::kContentLength) return {State::kError, 0, "message truncated by close"};
   llhttp_errno_t err = llhttp_finish(&parser_);
   if (complete_ || err == HPE_PAUSED) return {State::kComplete, 0, ""};
   if (err != HPE_OK) return {State::kError, 0, error_ ? error_ : llhttp_errno_name(err)};
@@ -84,11 +109,6 @@ MessageParser::Result MessageParser::run(const char* data, size_t len) {
       break;
   }
   return r;
-}
-
-int MessageParser::on_headers_complete(llhttp_t* p) {
-  auto* self = static_cast<MessageParser*>(p->data);
-  return self->skip_body_ ? 1 : 0;
 }
 
 int MessageParser::on_body(llhttp_t* p, const char* at, size_t len) {

@@ -1,6 +1,8 @@
-// Body framing for one HTTP/1.x message: llhttp in strict mode (no lenient flags), fed the head
-// that http_head.h already validated, then the body bytes. Berth adds what llhttp 8.1 does not
-// check itself: the CRLF that must close every chunk's data, and a size cap on chunk-size lines.
+// Body framing for one HTTP/1.x message, started from the framing that http_head.h worked out
+// when it validated the head (each head is parsed once). A Content-Length or close-delimited
+// body is counted here; only a chunked body goes through llhttp (strict mode, no lenient
+// flags), primed with a minimal chunked head. Berth adds what llhttp 8.1 does not check
+// itself: the CRLF that must close every chunk's data, and a size cap on chunk extensions.
 // Body bytes are handed to the sink as slices of the caller's buffer (no copy).
 #pragma once
 
@@ -9,6 +11,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+
+#include "proxy/http/http_head.h"
 
 namespace berth {
 
@@ -28,9 +32,9 @@ class MessageParser {
     const char* reason = "";      // for kError
   };
 
-  void init(llhttp_type_t type, BodySink* sink);
-  // skip_body: response to HEAD (llhttp otherwise believes its Content-Length).
-  Result feed_head(std::string_view head, bool skip_body = false);
+  // A new message whose head declared `framing` (and content_length for kContentLength):
+  // kComplete when no body follows, kBody otherwise (kError only if llhttp refuses to start).
+  Result start(http::Framing framing, uint64_t content_length, llhttp_type_t type, BodySink* sink);
   Result feed(const char* data, size_t len);
   // The peer closed: completes a close-delimited body, errors on a truncated one.
   Result finish();
@@ -40,11 +44,12 @@ class MessageParser {
  private:
   static int on_body(llhttp_t* p, const char* at, size_t len);
   static int on_message_complete(llhttp_t* p);
-  static int on_headers_complete(llhttp_t* p);
   static int on_chunk_header(llhttp_t* p);
   static int on_chunk_extension(llhttp_t* p, const char* at, size_t len);
   Result run(const char* data, size_t len);
 
+  http::Framing framing_ = http::Framing::kNone;
+  uint64_t remaining_ = 0;       // kContentLength: body bytes still to come
   llhttp_t parser_;
   llhttp_settings_t settings_;
   BodySink* sink_ = nullptr;
@@ -54,7 +59,6 @@ class MessageParser {
   uint32_t chunk_ext_bytes_ = 0;
   uint8_t crlf_expected_ = 0;  // chunk-closing CRLF bytes still to check at the next input
   bool in_chunk_ = false;
-  bool skip_body_ = false;
   bool complete_ = false;
   const char* error_ = nullptr;
 };

@@ -232,3 +232,15 @@ TEST_CASE("classify_field is case-insensitive and exact", "[http_head]") {
   CHECK(classify_field("X-Forwarded-For") == FieldKind::kXForwardedFor);
   CHECK(classify_field("Proxy-Connection") == FieldKind::kProxyConnection);
 }
+
+TEST_CASE("a chunked body's first bytes: broken size lines are caught early", "[head][smuggling]") {
+  using berth::http::chunked_start_plausible;
+  for (const char* ok : {"", "5", "5\r", "5\r\nhello", "1a;ext=1\r\n", "0\r\n\r\n", "000A\r\n", "5 ;x\r\n"}) {
+    INFO(ok);
+    CHECK(chunked_start_plausible(ok));
+  }
+  for (const char* bad : {"zz\r\n", "-1\r\n", "0x5\r\n", "5\nhello", "5\rX", "\r\nhello", " 5\r\n", "5z\r\n"}) {
+    INFO(bad);
+    CHECK_FALSE(chunked_start_plausible(bad));
+  }
+}

@@ -1,9 +1,12 @@
-// Body framing: llhttp plus Berth's own chunk checks, fed in every possible split.
+// Body framing, started from the framing the strict head parser found (each head is parsed
+// once): Content-Length and close-delimited bodies counted, chunked ones through llhttp plus
+// Berth's own chunk checks, fed in every possible split.
 #include <catch2/catch.hpp>
 
 #include <string>
 
 #include "proxy/lb/lb.h"
+#include "proxy/http/http_head.h"
 #include "proxy/http/message_parser.h"
 
 using berth::MessageParser;
@@ -21,12 +24,14 @@ struct Outcome {
   size_t consumed_total;
 };
 
-// Feeds head, then body bytes split at `split` (0 = in one piece).
+// Parses the head, starts the body framing it declares, then feeds body bytes split at `split`
+// (0 = in one piece).
 Outcome run_request(const std::string& head, const std::string& body, size_t split) {
   Collect sink;
+  berth::http::RequestHead req;
+  REQUIRE(berth::http::parse_request_head(head, berth::http::Limits{}, req).ok());
   MessageParser p;
-  p.init(HTTP_REQUEST, &sink);
-  MessageParser::Result r = p.feed_head(head);
+  MessageParser::Result r = p.start(req.framing, req.content_length, HTTP_REQUEST, &sink);
   size_t consumed = 0;
   if (r.state != MessageParser::State::kBody) return {r.state, sink.body, 0};
   std::string a = split ? body.substr(0, split) : body;
@@ -89,27 +94,37 @@ TEST_CASE("invalid chunk framing is refused at every split", "[framing][smugglin
 TEST_CASE("close-delimited response completes at finish, truncated sized one fails", "[framing]") {
   Collect sink;
   MessageParser p;
-  p.init(HTTP_RESPONSE, &sink);
-  REQUIRE(p.feed_head("HTTP/1.1 200 OK\r\n\r\n").state == MessageParser::State::kBody);
+  berth::http::ResponseHead resp;
+  REQUIRE(berth::http::parse_response_head("HTTP/1.1 200 OK\r\n\r\n", {}, false, resp).ok());
+  REQUIRE(p.start(resp.framing, resp.content_length, HTTP_RESPONSE, &sink).state == MessageParser::State::kBody);
   REQUIRE(p.feed("abc", 3).state == MessageParser::State::kBody);
   CHECK(p.finish().state == MessageParser::State::kComplete);
   CHECK(sink.body == "abc");
 
   Collect sink2;
   MessageParser q;
-  q.init(HTTP_RESPONSE, &sink2);
-  REQUIRE(q.feed_head("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n").state == MessageParser::State::kBody);
+  REQUIRE(berth::http::parse_response_head("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", {}, false, resp).ok());
+  REQUIRE(q.start(resp.framing, resp.content_length, HTTP_RESPONSE, &sink2).state == MessageParser::State::kBody);
   REQUIRE(q.feed("abc", 3).state == MessageParser::State::kBody);
   CHECK(q.finish().state == MessageParser::State::kError);
+
+  Collect sink3;  // chunked, cut short by the close
+  MessageParser c;
+  REQUIRE(c.start(berth::http::Framing::kChunked, 0, HTTP_RESPONSE, &sink3).state == MessageParser::State::kBody);
+  REQUIRE(c.feed("5\r\nab", 5).state == MessageParser::State::kBody);
+  CHECK(c.finish().state == MessageParser::State::kError);
+  CHECK(sink3.body == "ab");
 }
 
 TEST_CASE("responses to HEAD and 204 have no body", "[framing]") {
   Collect sink;
   MessageParser p;
-  p.init(HTTP_RESPONSE, &sink);
-  CHECK(p.feed_head("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", true).state == MessageParser::State::kComplete);
-  p.init(HTTP_RESPONSE, &sink);
-  CHECK(p.feed_head("HTTP/1.1 204 No Content\r\n\r\n", true).state == MessageParser::State::kComplete);
+  berth::http::ResponseHead resp;
+  REQUIRE(berth::http::parse_response_head("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", {}, true, resp).ok());
+  CHECK(p.start(resp.framing, resp.content_length, HTTP_RESPONSE, &sink).state == MessageParser::State::kComplete);
+  REQUIRE(berth::http::parse_response_head("HTTP/1.1 204 No Content\r\n\r\n", {}, false, resp).ok());
+  CHECK(p.start(resp.framing, resp.content_length, HTTP_RESPONSE, &sink).state == MessageParser::State::kComplete);
+  CHECK(sink.body.empty());
 }
 
 TEST_CASE("smooth weighted round robin spreads picks by weight, interleaved", "[lb]") {
