@@ -1,9 +1,24 @@
 #include "proxy/base/buffer_pool.h"
 
-#include <cstdlib>
+#include <sys/mman.h>
+
 #include <new>
 
 namespace berth {
+namespace {
+constexpr size_t kPage = 4096;
+size_t block_bytes(uint32_t block_size) { return (sizeof(Block) + block_size + kPage - 1) / kPage * kPage; }
+}  // namespace
+
+// Blocks are mappings of their own: released ones go back to the kernel at once (a heap would
+// keep their pages resident), and a new one costs a system call only when the pool has none free.
+Block* BufferPool::map_block() const {
+  void* p = mmap(nullptr, block_bytes(block_size_), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  return static_cast<Block*>(p);
+}
+
+void BufferPool::unmap_block(Block* b) const { munmap(b, block_bytes(block_size_)); }
 
 BufferPool::BufferPool(uint32_t block_size, uint32_t max_free)
     : block_size_(block_size), max_free_(max_free) {}
@@ -12,7 +27,7 @@ BufferPool::~BufferPool() {
   while (free_) {
     Block* b = free_;
     free_ = b->next_free;
-    std::free(b);
+    unmap_block(b);
   }
 }
 
@@ -22,8 +37,7 @@ Block* BufferPool::acquire() {
     free_ = b->next_free;
     --free_count_;
   } else {
-    b = static_cast<Block*>(std::malloc(sizeof(Block) + block_size_));
-    if (!b) throw std::bad_alloc();
+    b = map_block();
     b->pool = this;
     b->capacity = block_size_;
   }
@@ -33,10 +47,24 @@ Block* BufferPool::acquire() {
   return b;
 }
 
+size_t BufferPool::trim(size_t keep_warm) {
+  if (free_count_ <= keep_warm) return 0;
+  Block** link = &free_;
+  for (size_t i = 0; i < keep_warm; ++i) link = &(*link)->next_free;
+  size_t released = 0;
+  while (Block* b = *link) {
+    *link = b->next_free;
+    unmap_block(b);
+    ++released;
+  }
+  free_count_ -= static_cast<uint32_t>(released);
+  return released;
+}
+
 void BufferPool::recycle(Block* b) {
   --out_;
   if (free_count_ >= max_free_) {
-    std::free(b);
+    unmap_block(b);
     return;
   }
   b->next_free = free_;

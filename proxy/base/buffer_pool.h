@@ -34,9 +34,15 @@ class BufferPool {
   }
   uint32_t block_size() const { return block_size_; }
   size_t blocks_out() const { return out_; }
+  size_t blocks_free() const { return free_count_; }
+  // Unmaps the free blocks beyond the `keep_warm` most recently used, so that a burst of
+  // concurrent reads does not leave its peak resident. Returns how many it released.
+  size_t trim(size_t keep_warm);
 
  private:
   void recycle(Block* b);
+  Block* map_block() const;
+  void unmap_block(Block* b) const;
   uint32_t block_size_;
   uint32_t max_free_;
   Block* free_ = nullptr;

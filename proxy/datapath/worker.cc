@@ -26,6 +26,8 @@ constexpr int kAcceptBatch = 64;
 constexpr uint64_t kAcceptPauseMs = 100;
 // Free-list bound: enough for steady state at a few hundred concurrent requests per worker.
 constexpr size_t kMaxFreeExchanges = 256;
+constexpr size_t kWarmExchanges = 16;
+constexpr uint64_t kTrimIntervalMs = 1000;
 }  // namespace
 
 // An endpoint pool with its count of listings in rt_ (see worker.h).
@@ -46,6 +48,8 @@ Worker::Worker(unsigned index, std::vector<int> listen_fds, std::shared_ptr<cons
   accept_timer_.data = this;
   uv_timer_init(loop(), &drain_timer_);
   drain_timer_.data = this;
+  uv_timer_init(loop(), &trim_timer_);
+  trim_timer_.data = this;
   for (int fd : listen_fds) {
     auto l = std::make_unique<Listener>();
     l->fd = fd;
@@ -103,6 +107,11 @@ void Worker::run() {
   sigfillset(&set);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   set_accepting(true);
+  // Once a second, free read buffers beyond a few warm ones: after a burst of concurrent reads
+  // (thousands of connections sending at once), idle connections hold no buffer and neither
+  // does the pool.
+  uv_timer_start(&trim_timer_, [](uv_timer_t* t) { static_cast<Worker*>(t->data)->trim_pools(); }, kTrimIntervalMs,
+                 kTrimIntervalMs);
   uv_run(loop(), UV_RUN_DEFAULT);
   // Everything is closed; run once more so close callbacks complete.
   uv_run(loop(), UV_RUN_NOWAIT);
@@ -439,6 +448,14 @@ void Worker::next_request_id(char out[32]) {
   }
 }
 
+void Worker::trim_pools() {
+  IoContext::trim_pools();
+  while (free_exchanges_.size() > kWarmExchanges) {
+    delete free_exchanges_.back();
+    free_exchanges_.pop_back();
+  }
+}
+
 Exchange* Worker::acquire_exchange() {
   if (free_exchanges_.empty()) return new Exchange();
   Exchange* e = free_exchanges_.back();
@@ -582,6 +599,7 @@ void Worker::shutdown_loop() {
   uv_close(reinterpret_cast<uv_handle_t*>(&wake_poll_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&accept_timer_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&trim_timer_), nullptr);
 }
 
 }  // namespace berth

@@ -99,6 +99,7 @@ class Worker final : public IoContext {
   void apply_mailbox();
   void rebuild_selection_state(const Runtime* previous = nullptr);
   void retain_filter_states();
+  void trim_pools();  // the I/O pools and the free exchanges, beyond a few warm ones
   void accept_ready(Listener* l);
   void pause_accept(uint64_t ms);
   void resume_accept();
@@ -120,6 +121,7 @@ class Worker final : public IoContext {
   uv_poll_t wake_poll_;
   uv_timer_t accept_timer_;
   uv_timer_t drain_timer_;
+  uv_timer_t trim_timer_;  // hands read buffers left over from a burst back to the kernel
   std::thread thread_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   bool accepting_ = false;

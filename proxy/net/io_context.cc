@@ -7,6 +7,8 @@ namespace {
 // Enough for steady state at a few hundred concurrent requests per loop.
 constexpr size_t kMaxFreeWrites = 512;
 constexpr size_t kMaxKeptOwnedBytes = 64 * 1024;
+constexpr size_t kWarmReadBuffers = 16;
+constexpr size_t kWarmWrites = 32;
 }  // namespace
 
 IoContext::IoContext() { uv_loop_init(&loop_); }
@@ -24,6 +26,16 @@ void IoContext::close_loop() {
   if (loop_closed_) return;
   loop_closed_ = true;
   uv_loop_close(&loop_);
+}
+
+void IoContext::trim_pools() {
+  pool_.trim(kWarmReadBuffers);
+  while (free_write_count_ > kWarmWrites) {
+    WriteReq* w = free_writes_;
+    free_writes_ = w->next_free;
+    delete w;
+    --free_write_count_;
+  }
 }
 
 WriteReq* IoContext::acquire_write() {

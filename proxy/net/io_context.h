@@ -26,6 +26,9 @@ class IoContext {
   StringPool& strings() { return strings_; }
   WriteReq* acquire_write();
   void release_write(WriteReq* wr);  // drops its block references
+  // Frees what the pools hold beyond a few warm entries (read buffers, write requests): called
+  // now and then, so that a burst's peak does not stay resident.
+  void trim_pools();
 
  protected:
   // Closes the loop; the owner calls it once every handle is closed.
