@@ -1,9 +1,5 @@
 #include "proxy/datapath/client.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/ioctl.h>
-
 #include <algorithm>
 #include <charconv>
 #include <cstring>
@@ -93,28 +89,14 @@ void Exchange::reset() {
   sticky_id = 0;
 }
 
-ClientConn::ClientConn(Worker* worker, int fd) : Stream(worker), worker_(worker) {
-  uv_tcp_open(&tcp_, fd);
-}
+ClientConn::ClientConn(Worker* worker, std::unique_ptr<Transport> transport)
+    : Stream(worker, std::move(transport)), worker_(worker) {}
 
 void ClientConn::start() {
-  uv_tcp_nodelay(&tcp_, 1);
-  sockaddr_storage ss{};
-  int len = sizeof ss;
-  if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
-    if (ss.ss_family == AF_INET) {
-      inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr, client_ip_, sizeof client_ip_);
-      client_port_ = ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
-    } else if (ss.ss_family == AF_INET6) {
-      inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr, client_ip_, sizeof client_ip_);
-      client_port_ = ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
-    }
-  }
-  len = sizeof ss;
-  if (uv_tcp_getsockname(&tcp_, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
-    local_port_ = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
-                                                 : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
-  }
+  const ConnectionInfo& conn = transport().info();
+  client_ip_ = conn.peer_ip;
+  client_port_ = conn.peer_port;
+  local_port_ = conn.local_port;
   phase_ = Phase::kIdle;
   // A fresh connection must start its request within the header timeout.
   deadline_ = now() + worker_->runtime()->timeouts.request_header.count();
@@ -426,7 +408,7 @@ void ClientConn::forward_request() {
   const std::string_view request_id =
       http::has_request_id(req) ? std::string_view() : std::string_view(ex_->request_id, sizeof ex_->request_id);
   const HeaderEdits& edits = ex_->filters.edits();
-  http::ForwardInfo info{client_ip_, "http", local_port_, request_id, edits.empty() ? nullptr : &edits};
+  http::ForwardInfo info{client_ip_, transport().info().scheme, local_port_, request_id, edits.empty() ? nullptr : &edits};
   http::build_upstream_request(req, info, ex_->upstream_head);
   // Past this point the raw head is no longer needed: only scalars copied above are used.
   ex_->request_done = ex_->head_only;  // fully read (not yet sent)
@@ -902,10 +884,7 @@ void ClientConn::abort_exchange(ExchangeEnd end, const char* cause) {
 void ClientConn::on_flushed_shutdown() {
   if (!linger_on_close_) {
     // Bytes the client sent that Berth never read would turn close() into a reset.
-    uv_os_fd_t fd;
-    int unread = 0;
-    if (uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) == 0 && ioctl(fd, FIONREAD, &unread) == 0 && unread > 0)
-      linger_on_close_ = true;
+    if (transport().has_unread_input()) linger_on_close_ = true;
   }
   if (linger_on_close_) linger();
   else close();

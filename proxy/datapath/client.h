@@ -68,8 +68,8 @@ struct Exchange {
 
 class ClientConn final : public Stream, private UpstreamClient, private BodySink, private FilterRunOwner {
  public:
-  // Takes ownership of an accepted, non-blocking socket.
-  ClientConn(Worker* worker, int fd);
+  // Serves an accepted connection carried by `transport`.
+  ClientConn(Worker* worker, std::unique_ptr<Transport> transport);
   void start();
   // Drain: close now if idle; otherwise close after the current response.
   void drain();
@@ -153,7 +153,7 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   bool backpressured_ = false;          // upstream write queue above the bound
   bool lingering_ = false;
   bool linger_on_close_ = false;        // unread request bytes may follow: linger before close
-  char client_ip_[46] = {0};
+  const char* client_ip_ = "";          // the transport's ConnectionInfo::peer_ip
   uint16_t client_port_ = 0;
 };
 

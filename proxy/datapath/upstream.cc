@@ -2,6 +2,7 @@
 
 #include "proxy/base/log.h"
 #include "proxy/model/route_table.h"
+#include "proxy/net/tcp_transport.h"
 #include "proxy/datapath/worker.h"
 
 namespace berth {
@@ -12,6 +13,8 @@ EndpointPool::EndpointPool(Worker* worker, const Endpoint& endpoint)
     : worker_(worker), key_(endpoint.key), addr_(endpoint.addr) {}
 
 EndpointPool::~EndpointPool() = default;
+
+std::unique_ptr<Transport> EndpointPool::new_transport() { return std::make_unique<TcpTransport>(worker_); }
 
 UpstreamConn* EndpointPool::take_idle() {
   while (UpstreamConn* u = idle_head_) {
@@ -60,36 +63,32 @@ void EndpointPool::close_idle() {
 
 // ---------------------------------------------------------------- UpstreamConn
 
-UpstreamConn::UpstreamConn(Worker* worker, EndpointPool* pool) : Stream(worker), worker_(worker), pool_(pool) {
+UpstreamConn::UpstreamConn(Worker* worker, EndpointPool* pool)
+    : Stream(worker, pool->new_transport()), worker_(worker), pool_(pool) {
   pool_->on_conn_created();
-  connect_req_.data = this;
 }
 
 void UpstreamConn::connect(UpstreamClient* client, uint64_t timeout_ms) {
   client_ = client;
   phase_ = Phase::kConnecting;
   worker_->stats().add(Counter::kUpstreamConnects);
-  int rc = uv_tcp_connect(&connect_req_, &tcp_, pool_->addr(), connect_cb);
-  if (rc != 0) {
+  if (!connect_to(pool_->addr())) {
     fail(UpstreamFailure::kConnectRefused);
     return;
   }
   start_timer(timeout_ms);
 }
 
-void UpstreamConn::connect_cb(uv_connect_t* req, int status) {
-  auto* self = static_cast<UpstreamConn*>(req->data);
-  if (status == UV_ECANCELED || self->closing()) return;
-  self->stop_timer();
+void UpstreamConn::on_connected(int status) {
+  stop_timer();
   if (status < 0) {
-    self->worker_->stats().add(Counter::kUpstreamConnectFailures);
-    log::debug("upstream_connect_failed").kv("endpoint", self->pool_->key()).kv("error", uv_err_name(status));
-    self->fail(UpstreamFailure::kConnectRefused);
+    worker_->stats().add(Counter::kUpstreamConnectFailures);
+    log::debug("upstream_connect_failed").kv("endpoint", pool_->key()).kv("error", uv_err_name(status));
+    fail(UpstreamFailure::kConnectRefused);
     return;
   }
-  uv_tcp_nodelay(&self->tcp_, 1);
-  self->phase_ = Phase::kIdle;
-  if (self->client_) self->client_->on_upstream_connected(self);
+  phase_ = Phase::kIdle;
+  if (client_) client_->on_upstream_connected(this);
 }
 
 void UpstreamConn::attach(UpstreamClient* client) {

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "proxy/http/head_reader.h"
@@ -53,6 +54,8 @@ class EndpointPool {
   ~EndpointPool();
   const std::string& key() const { return key_; }
   const sockaddr* addr() const { return reinterpret_cast<const sockaddr*>(&addr_); }
+  // What a new connection to the endpoint travels over (plain TCP).
+  std::unique_ptr<Transport> new_transport();
 
   UpstreamConn* take_idle();          // most recently used first
   void put_idle(UpstreamConn* u);     // closes it when the pool is full
@@ -99,9 +102,9 @@ class UpstreamConn final : public Stream, private BodySink {
   void on_read(Block* block, ssize_t nread) override;
   void on_write_done(int status) override;
   void on_timer() override;
+  void on_connected(int status) override;
   void on_closed() override;
   void on_body_data(const char* data, size_t len) override;
-  static void connect_cb(uv_connect_t* req, int status);
   void process(Block* block, const char* data, size_t len);
   void handle_head(std::string_view head);
   void fail(UpstreamFailure why);
@@ -112,7 +115,6 @@ class UpstreamConn final : public Stream, private BodySink {
   UpstreamClient* client_ = nullptr;
   UpstreamConn* idle_next_ = nullptr;
   UpstreamConn* idle_prev_ = nullptr;
-  uv_connect_t connect_req_;
   HeadReader head_reader_;
   http::ResponseHead head_;
   MessageParser parser_;

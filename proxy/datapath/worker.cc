@@ -19,6 +19,7 @@
 #include "proxy/base/random.h"
 #include "proxy/health/outlier.h"
 #include "proxy/datapath/upstream.h"
+#include "proxy/net/tcp_transport.h"
 
 namespace berth {
 namespace {
@@ -518,7 +519,10 @@ void Worker::accept_ready(Listener* l) {
       log::warn("accept_failed").kv("worker", index_).kv("error", std::strerror(errno));
       return;
     }
-    auto* c = new ClientConn(this, fd);
+    auto tcp = std::make_unique<TcpTransport>(this);
+    // A socket libuv refuses leaves the connection unreadable: its header timeout closes it.
+    if (tcp->open(fd) != 0) ::close(fd);
+    auto* c = new ClientConn(this, std::move(tcp));
     c->next = clients_;
     if (clients_) clients_->prev = c;
     clients_ = c;
@@ -588,9 +592,7 @@ void Worker::shutdown_loop() {
   stopping_ = true;
   // Close every stream still open (they own their handles and free themselves), then the
   // worker's own handles; libuv then runs out of active handles and uv_run returns.
-  uv_walk(loop(), [](uv_handle_t* h, void*) {
-    if (h->type == UV_TCP && !uv_is_closing(h)) static_cast<Stream*>(h->data)->close();
-  }, nullptr);
+  close_streams();
   for (auto& l : listeners_) {
     if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&l->poll))) uv_close(reinterpret_cast<uv_handle_t*>(&l->poll), nullptr);
     if (l->fd >= 0) ::close(l->fd);

@@ -52,7 +52,6 @@ WriteReq* IoContext::acquire_write() {
 void IoContext::release_write(WriteReq* w) {
   for (uint8_t i = 0; i < w->nblocks; ++i) BufferPool::unref(w->blocks[i]);
   w->nblocks = 0;
-  w->owner = nullptr;
   if (w->owned.capacity() > kMaxKeptOwnedBytes) std::string().swap(w->owned);
   else w->owned.clear();
   // Keep a bounded free list: a burst must not pin its peak forever.
@@ -63,6 +62,27 @@ void IoContext::release_write(WriteReq* w) {
   w->next_free = free_writes_;
   free_writes_ = w;
   ++free_write_count_;
+}
+
+void IoContext::track(Stream* s) {
+  s->io_next_ = streams_;
+  if (streams_) streams_->io_prev_ = s;
+  streams_ = s;
+  ++open_streams_;
+}
+
+void IoContext::untrack(Stream* s) {
+  if (s->io_prev_) s->io_prev_->io_next_ = s->io_next_;
+  else streams_ = s->io_next_;
+  if (s->io_next_) s->io_next_->io_prev_ = s->io_prev_;
+  s->io_prev_ = s->io_next_ = nullptr;
+  --open_streams_;
+}
+
+// close() never deletes on the spot (deletion waits for the loop's close callbacks), so the
+// list stays intact while it is walked.
+void IoContext::close_streams() {
+  for (Stream* s = streams_; s; s = s->io_next_) s->close();
 }
 
 }  // namespace berth

@@ -1,5 +1,5 @@
 // What a stream needs from the loop that owns it: the libuv loop, the read-buffer pool, pooled
-// write requests and borrowed strings. One per event-loop thread (each worker is one); nothing
+// write requests, borrowed strings, and the list of streams still open on the loop. One per event-loop thread (each worker is one); nothing
 // in it is shared between threads.
 #pragma once
 
@@ -12,6 +12,7 @@
 
 namespace berth {
 
+class Stream;
 struct WriteReq;
 
 class IoContext {
@@ -30,16 +31,26 @@ class IoContext {
   // now and then, so that a burst's peak does not stay resident.
   void trim_pools();
 
+  // Closes every open stream (each frees itself once its handles are closed).
+  void close_streams();
+  size_t open_streams() const { return open_streams_; }
+
  protected:
   // Closes the loop; the owner calls it once every handle is closed.
   void close_loop();
 
  private:
+  friend class Stream;
+  void track(Stream* s);
+  void untrack(Stream* s);
+
   uv_loop_t loop_;
   BufferPool pool_;
   StringPool strings_;
   WriteReq* free_writes_ = nullptr;
   size_t free_write_count_ = 0;
+  Stream* streams_ = nullptr;
+  size_t open_streams_ = 0;
   bool loop_closed_ = false;
 };
 

@@ -2,7 +2,6 @@
 
 #include <vector>
 
-
 namespace berth {
 namespace {
 // Streams with an unsent batch, and whether writes are being batched (inside a read callback).
@@ -11,45 +10,32 @@ thread_local std::vector<Stream*> t_dirty;
 thread_local bool t_batching = false;
 }  // namespace
 
-Stream::Stream(IoContext* io) : io_(io) {
-  uv_tcp_init(io->loop(), &tcp_);
+Stream::Stream(IoContext* io, std::unique_ptr<Transport> transport) : io_(io), transport_(std::move(transport)) {
   uv_timer_init(io->loop(), &timer_);
-  tcp_.data = this;
   timer_.data = this;
+  transport_->bind(this);
+  io_->track(this);
 }
 
+// Runs from handle_closed only: the transport's handles are closed by then.
 Stream::~Stream() = default;
 
 uint64_t Stream::now() const { return uv_now(io_->loop()); }
 
-void Stream::alloc_cb(uv_handle_t* h, size_t, uv_buf_t* buf) {
-  auto* self = static_cast<Stream*>(h->data);
-  Block* b = self->io_->pool().acquire();
-  buf->base = b->data();
-  buf->len = b->capacity;
-}
-
-void Stream::read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
-  auto* self = static_cast<Stream*>(s->data);
-  Block* block = buf->base ? Block::from_data(buf->base) : nullptr;
-  if (nread == 0) {
-    if (block) BufferPool::unref(block);
-    return;
-  }
+void Stream::on_transport_read(Block* block, ssize_t nread) {
   if (nread < 0) {
-    if (block) BufferPool::unref(block);
-    if (self->closing_) return;
-    self->on_read(nullptr, nread);
+    if (closing_) return;
+    on_read(nullptr, nread);
     return;
   }
-  if (self->closing_) {
+  if (closing_) {
     BufferPool::unref(block);
     return;
   }
   // on_read takes over the read's reference to the block. Writes it causes (on this stream and
   // on its peer) are gathered and sent once it returns.
   t_batching = true;
-  self->on_read(block, nread);
+  on_read(block, nread);
   t_batching = false;
   for (size_t i = 0; i < t_dirty.size(); ++i) {
     Stream* st = t_dirty[i];
@@ -62,24 +48,18 @@ void Stream::read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
 void Stream::set_reading(bool on) {
   if (closing_ || on == reading_) return;
   if (on) {
-    if (uv_read_start(stream(), alloc_cb, read_cb) == 0) reading_ = true;
+    if (transport_->read_start() == 0) reading_ = true;
   } else {
-    uv_read_stop(stream());
+    transport_->read_stop();
     reading_ = false;
   }
 }
 
-bool Stream::submit(WriteReq* wr, const uv_buf_t* bufs, unsigned n) {
-  wr->owner = this;
-  wr->req.data = wr;
-  int rc = uv_write(&wr->req, stream(), bufs, n, write_cb);
-  if (rc != 0) {
-    io_->release_write(wr);
-    close();
-    return false;
-  }
-  ++pending_writes_;
-  return true;
+bool Stream::connect_to(const sockaddr* addr) { return !closing_ && transport_->connect(addr) == 0; }
+
+void Stream::on_transport_connected(int status) {
+  if (closing_) return;
+  on_connected(status);
 }
 
 WriteReq* Stream::batch_for(unsigned segments, bool needs_block) {
@@ -132,13 +112,12 @@ void Stream::flush_batch() {
     io_->release_write(wr);
     return;
   }
-  uv_buf_t bufs[WriteReq::kMaxSegments];
-  for (uint8_t i = 0; i < wr->nsegments; ++i) {
-    const auto& seg = wr->segments[i];
-    char* base = seg.external ? const_cast<char*>(seg.external) : wr->owned.data() + seg.offset;
-    bufs[i] = uv_buf_init(base, seg.len);
+  if (transport_->write(wr) != 0) {
+    io_->release_write(wr);
+    close();
+    return;
   }
-  submit(wr, bufs, wr->nsegments);
+  ++pending_writes_;
 }
 
 bool Stream::write_copy(std::string_view bytes) {
@@ -168,19 +147,17 @@ bool Stream::write_block(Block* block, const char* data, size_t len, std::string
   return finish_write();
 }
 
-void Stream::write_cb(uv_write_t* req, int status) {
-  auto* wr = static_cast<WriteReq*>(req->data);
-  Stream* self = wr->owner;
-  self->io_->release_write(wr);
-  --self->pending_writes_;
-  if (self->closing_) return;
+void Stream::on_transport_write_done(WriteReq* wr, int status) {
+  io_->release_write(wr);
+  --pending_writes_;
+  if (closing_) return;
   if (status < 0) {
-    self->on_write_done(status);
-    if (!self->closing_) self->close();
+    on_write_done(status);
+    if (!closing_) close();
     return;
   }
-  self->on_write_done(0);
-  if (self->close_after_flush_ && !self->closing_) self->maybe_shutdown();
+  on_write_done(0);
+  if (close_after_flush_ && !closing_) maybe_shutdown();
 }
 
 void Stream::close_after_flush() {
@@ -194,25 +171,16 @@ void Stream::maybe_shutdown() {
   if (batch_) flush_batch();
   if (closing_ || pending_writes_ > 0) return;
   shutdown_started_ = true;
-  shutdown_req_ = new uv_shutdown_t;
-  shutdown_req_->data = this;
-  if (uv_shutdown(shutdown_req_, stream(), shutdown_cb) != 0) {
-    delete shutdown_req_;
-    shutdown_req_ = nullptr;
-    close();
-  }
+  if (transport_->shutdown() != 0) close();
 }
 
-void Stream::shutdown_cb(uv_shutdown_t* req, int status) {
-  auto* self = static_cast<Stream*>(req->data);
-  delete req;
-  self->shutdown_req_ = nullptr;
-  if (self->closing_) return;
+void Stream::on_transport_shutdown(int status) {
+  if (closing_) return;
   if (status < 0) {
-    self->close();
+    close();
     return;
   }
-  self->on_flushed_shutdown();
+  on_flushed_shutdown();
 }
 
 void Stream::start_timer(uint64_t ms) {
@@ -235,15 +203,20 @@ void Stream::close() {
     io_->release_write(batch_);
     batch_ = nullptr;
   }
-  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), close_cb);
-  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), close_cb);
+  // Both report back later, from the loop: deletion waits for the second.
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), timer_close_cb);
+  transport_->close();
 }
 
-void Stream::close_cb(uv_handle_t* h) {
-  auto* self = static_cast<Stream*>(h->data);
-  if (--self->open_handles_ > 0) return;
-  self->on_closed();
-  delete self;
+void Stream::timer_close_cb(uv_handle_t* h) { static_cast<Stream*>(h->data)->handle_closed(); }
+
+void Stream::on_transport_closed() { handle_closed(); }
+
+void Stream::handle_closed() {
+  if (--open_handles_ > 0) return;
+  io_->untrack(this);
+  on_closed();
+  delete this;
 }
 
 }  // namespace berth

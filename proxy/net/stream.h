@@ -1,55 +1,39 @@
-// A TCP stream with a timer, owned by one worker loop: the common base of client and upstream
-// connections. Memory is freed only after libuv has closed both handles (deferred deletion);
-// close is idempotent. Writes either copy small owned bytes (heads) or reference pool blocks
-// (bodies, zero-copy); every pending write keeps what it references alive.
+// A byte stream with a timer, owned by one worker loop: the common base of client and upstream
+// connections. The bytes travel over a Transport the stream owns (plain TCP, later TLS); the
+// stream adds write batching, the write/shutdown/close sequence and deferred deletion: memory
+// is freed only after the timer and the transport have both closed; close is idempotent.
+// Writes either copy small owned bytes (heads) or reference pool blocks (bodies, zero-copy);
+// every pending write keeps what it references alive.
 #pragma once
 
 #include <uv.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include "proxy/base/buffer_pool.h"
 #include "proxy/net/io_context.h"
+#include "proxy/net/transport.h"
+#include "proxy/net/write_req.h"
 
 namespace berth {
 
-class Stream;
-
-// One uv_write of up to kMaxSegments pieces: bytes copied into `owned`, or bytes that live
-// elsewhere (pool blocks, referenced; static strings).
-struct WriteReq {
-  static constexpr uint8_t kMaxSegments = 16;
-  static constexpr uint8_t kMaxBlocks = 8;
-  struct Segment {
-    const char* external;  // nullptr: bytes are owned[offset, offset+len)
-    uint32_t offset;
-    uint32_t len;
-  };
-  uv_write_t req;
-  Stream* owner = nullptr;
-  Block* blocks[kMaxBlocks] = {nullptr};
-  uint8_t nblocks = 0;
-  uint8_t nsegments = 0;
-  Segment segments[kMaxSegments];
-  std::string owned;     // chunk headers, heads, local replies
-  WriteReq* next_free = nullptr;
-};
-
-class Stream {
+class Stream : private TransportEvents {
  public:
-  explicit Stream(IoContext* io);
+  Stream(IoContext* io, std::unique_ptr<Transport> transport);
   virtual ~Stream();
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;
 
-  uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
-  size_t write_queue_bytes() const { return tcp_.write_queue_size; }
+  // Bytes written and not yet handed to the kernel (backpressure).
+  size_t write_queue_bytes() const { return transport_->buffered_bytes(); }
   bool closing() const { return closing_; }
   IoContext* io() const { return io_; }
+  Transport& transport() { return *transport_; }
 
-  // Queue bytes; false if the stream is closing or libuv refused (the stream is then closed).
+  // Queue bytes; false if the stream is closing or the transport refused (the stream is then closed).
   bool write_copy(std::string_view bytes);
   bool write_copy2(std::string_view a, std::string_view b);
   // Zero-copy body bytes from a block, with optional owned prefix and static suffix (chunking).
@@ -63,36 +47,42 @@ class Stream {
   // the callback returns (a response head and its first body bytes leave in one syscall).
   void flush_batch();
 
-  // Close both handles now (pending writes are cancelled). Idempotent.
+  // Close the timer and the transport now (pending writes are cancelled). Idempotent.
   void close();
   // Close once queued writes have been flushed: shutdown(SHUT_WR) then close.
   void close_after_flush();
 
  protected:
-  // Data/EOF/error from the socket. nread < 0: UV_EOF or an error; the block is nullptr then.
+  // Data/EOF/error from the transport. nread < 0: UV_EOF or an error; the block is nullptr then.
   virtual void on_read(Block* block, ssize_t nread) = 0;
   virtual void on_write_done(int status) {}
+  // Outcome of connect_to(); not called once the stream is closing.
+  virtual void on_connected(int status) {}
   virtual void on_timer() {}
-  // Called when the last handle is closed, just before deletion.
+  // Called when the timer and the transport are closed, just before deletion.
   virtual void on_closed() {}
   virtual void on_flushed_shutdown() { close(); }
 
+  // Opens an outbound connection; false if it could not start (nothing will be reported).
+  bool connect_to(const sockaddr* addr);
   void start_timer(uint64_t ms);
   void stop_timer();
   uint64_t now() const;
 
-  uv_tcp_t tcp_;
   uv_timer_t timer_;
   IoContext* io_;
 
  private:
-  static void alloc_cb(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
-  static void read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
-  static void write_cb(uv_write_t* req, int status);
-  static void close_cb(uv_handle_t* h);
+  // TransportEvents
+  void on_transport_read(Block* block, ssize_t nread) override;
+  void on_transport_write_done(WriteReq* wr, int status) override;
+  void on_transport_connected(int status) override;
+  void on_transport_shutdown(int status) override;
+  void on_transport_closed() override;
+
   static void timer_cb(uv_timer_t* t);
-  static void shutdown_cb(uv_shutdown_t* req, int status);
-  bool submit(WriteReq* wr, const uv_buf_t* bufs, unsigned n);
+  static void timer_close_cb(uv_handle_t* h);
+  void handle_closed();
   void maybe_shutdown();
   // The batch to append to, flushed first when it cannot take `segments` more pieces.
   WriteReq* batch_for(unsigned segments, bool needs_block);
@@ -100,16 +90,21 @@ class Stream {
   void append_external(WriteReq* wr, const char* data, size_t len);
   bool finish_write();
 
+  std::unique_ptr<Transport> transport_;
   WriteReq* batch_ = nullptr;
   bool in_dirty_list_ = false;
 
-  uv_shutdown_t* shutdown_req_ = nullptr;
   uint32_t pending_writes_ = 0;
-  uint8_t open_handles_ = 2;
+  uint8_t open_handles_ = 2;  // the timer and the transport
   bool reading_ = false;
   bool closing_ = false;
   bool close_after_flush_ = false;
   bool shutdown_started_ = false;
+
+  // IoContext's list of open streams (closed all at once when a worker stops).
+  Stream* io_prev_ = nullptr;
+  Stream* io_next_ = nullptr;
+  friend class IoContext;
 };
 
 }  // namespace berth

@@ -1,0 +1,86 @@
+// The seam between a byte stream's state machine (Stream and the connections built on it) and
+// what carries its bytes: plain TCP today (TcpTransport), TLS later. A transport moves bytes
+// and reports what it knows about the connection; it knows nothing of HTTP.
+//
+// Contract, for every implementation:
+// - Reads land in blocks of the loop's BufferPool, taken only when bytes are ready (an idle
+//   connection holds no buffer). on_transport_read gets the read's reference to the block, the
+//   bytes at block->data()[0, nread). nread < 0 is end of stream (UV_EOF) or an error, with no
+//   block. A zero-byte read is never reported.
+// - write() takes a batch and reports it done exactly once via on_transport_write_done, never
+//   from inside write(); the batch (and the blocks it references) must stay untouched until
+//   then. A write still pending at close is reported done with UV_ECANCELED before closing ends.
+// - shutdown() and connect() report their outcome once, later, likewise (UV_ECANCELED at close).
+// - close() is idempotent and ends with on_transport_closed, never from inside close(); after
+//   that the transport reports nothing more and may be deleted.
+#pragma once
+
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "proxy/base/buffer_pool.h"
+#include "proxy/net/write_req.h"
+
+namespace berth {
+
+// What the accepting side knows about a connection. Strings point into the transport (or are
+// static) and stay valid while it lives.
+struct ConnectionInfo {
+  std::string_view scheme = "http";  // sent upstream as X-Forwarded-Proto
+  char peer_ip[46] = {0};            // textual IPv4/IPv6 address; empty if unknown
+  uint16_t peer_port = 0;
+  uint16_t local_port = 0;           // the port the client connected to
+  // Filled by a TLS transport once its handshake is done; empty on plain TCP.
+  std::string_view tls_version;
+  std::string_view tls_cipher;
+  std::string_view sni;
+  std::string_view alpn;
+};
+
+// What a transport reports to the stream above it.
+class TransportEvents {
+ public:
+  virtual void on_transport_read(Block* block, ssize_t nread) = 0;
+  virtual void on_transport_write_done(WriteReq* wr, int status) = 0;
+  virtual void on_transport_connected(int status) = 0;
+  virtual void on_transport_shutdown(int status) = 0;
+  virtual void on_transport_closed() = 0;
+
+ protected:
+  ~TransportEvents() = default;
+};
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+
+  // Who gets the callbacks; set once, before any other call.
+  void bind(TransportEvents* events) { events_ = events; }
+
+  // Scheme and peer facts, for the accepting side.
+  virtual const ConnectionInfo& info() = 0;
+
+  // Opens an outbound connection; 0 or a libuv error (then nothing is reported).
+  virtual int connect(const sockaddr* addr) = 0;
+  virtual int read_start() = 0;
+  virtual void read_stop() = 0;
+  // 0 or a libuv error (then the batch is not taken and nothing is reported).
+  virtual int write(WriteReq* wr) = 0;
+  // Ends the sending side once the writes before it are out. 0 or a libuv error.
+  virtual int shutdown() = 0;
+  virtual void close() = 0;
+
+  // Bytes accepted by write() and not yet handed to the kernel: the backpressure figure.
+  virtual size_t buffered_bytes() const = 0;
+  // True when the peer has sent bytes nobody read yet (closing then would send a reset).
+  virtual bool has_unread_input() = 0;
+
+ protected:
+  TransportEvents* events_ = nullptr;
+};
+
+}  // namespace berth

@@ -1,0 +1,221 @@
+// A Stream over the plain TCP transport on a real loop: writes made in a read callback leave
+// as one write, the backpressure figure follows what the kernel has not taken, a flushed
+// shutdown delivers everything then EOF, close is idempotent and frees only after the loop's
+// close callbacks, and the accepting side learns the scheme, peer and local port.
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <string>
+
+#include "proxy/net/tcp_transport.h"
+#include "tests/unit/stream_probe.h"
+
+using namespace berth;
+using berth::test::Probe;
+using berth::test::ProbeStream;
+using berth::test::run_until;
+
+namespace {
+
+// A connected pair: [0] goes under the stream, [1] is the test's end (non-blocking).
+struct SocketPair {
+  int fd[2] = {-1, -1};
+  SocketPair() {
+    REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fd) == 0);
+    fcntl(fd[1], F_SETFL, fcntl(fd[1], F_GETFL) | O_NONBLOCK);
+  }
+  ~SocketPair() {
+    if (fd[1] >= 0) ::close(fd[1]);  // fd[0] belongs to the stream
+  }
+  // Everything readable right now; `eof` set when the stream's side has shut down.
+  std::string drain(bool* eof = nullptr) {
+    std::string out;
+    char buf[65536];
+    for (;;) {
+      ssize_t n = ::read(fd[1], buf, sizeof buf);
+      if (n > 0) {
+        out.append(buf, static_cast<size_t>(n));
+        continue;
+      }
+      if (n == 0 && eof) *eof = true;
+      return out;
+    }
+  }
+};
+
+std::unique_ptr<TcpTransport> tcp_over(IoContext& io, int fd) {
+  auto t = std::make_unique<TcpTransport>(&io);
+  REQUIRE(t->open(fd) == 0);
+  return t;
+}
+
+}  // namespace
+
+TEST_CASE("tcp stream: writes made in a read callback leave as one write", "[stream][tcp]") {
+  IoContext io;
+  SocketPair sp;
+  Probe probe;
+  auto* s = new ProbeStream(&io, tcp_over(io, sp.fd[0]), &probe,
+                            [](ProbeStream& st, Block* block, const char* data, size_t len) {
+                              st.write_copy("HTTP/1.1 200 OK\r\n\r\n");
+                              st.write_block(block, data, len, "5\r\n", "\r\n");  // zero-copy body
+                              st.write_copy2("0\r\n", "\r\n");
+                            });
+  s->set_reading(true);
+  s->set_reading(true);  // idempotent
+  REQUIRE(::write(sp.fd[1], "hello", 5) == 5);
+
+  REQUIRE(run_until(io, [&] { return probe.writes_done >= 1; }));
+  for (int i = 0; i < 5; ++i) uv_run(io.loop(), UV_RUN_NOWAIT);
+  CHECK(probe.read == "hello");
+  CHECK(probe.writes_done == 1);  // three writes, one batch, one writev
+  CHECK(sp.drain() == "HTTP/1.1 200 OK\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+  CHECK(s->write_queue_bytes() == 0);
+  CHECK(io.pool().blocks_out() == 0);  // the read block went back once written
+
+  // Outside a read callback a write goes at once.
+  CHECK(s->write_copy("later"));
+  REQUIRE(run_until(io, [&] { return probe.writes_done == 2; }));
+  CHECK(sp.drain() == "later");
+
+  ::shutdown(sp.fd[1], SHUT_WR);
+  REQUIRE(run_until(io, [&] { return probe.eof; }));
+  s->close();
+  REQUIRE(run_until(io, [&] { return probe.closed; }));
+  CHECK(io.open_streams() == 0);
+}
+
+TEST_CASE("tcp stream: the backpressure figure is what the kernel has not taken", "[stream][tcp]") {
+  IoContext io;
+  SocketPair sp;
+  int small = 4096;
+  setsockopt(sp.fd[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+  setsockopt(sp.fd[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  Probe probe;
+  auto* s = new ProbeStream(&io, tcp_over(io, sp.fd[0]), &probe);
+
+  const std::string big(1 << 20, 'x');
+  REQUIRE(s->write_copy(big));
+  const size_t queued = s->write_queue_bytes();
+  CHECK(queued > 0);
+  CHECK(queued <= big.size());
+  CHECK(probe.writes_done == 0);
+
+  std::string got;
+  REQUIRE(run_until(io, [&] {
+    got += sp.drain();
+    return probe.writes_done == 1;
+  }));
+  got += sp.drain();
+  CHECK(got.size() == big.size());
+  CHECK(s->write_queue_bytes() == 0);
+
+  s->close();
+  REQUIRE(run_until(io, [&] { return probe.closed; }));
+}
+
+TEST_CASE("tcp stream: close after flush sends everything, then EOF, then frees", "[stream][tcp]") {
+  IoContext io;
+  SocketPair sp;
+  Probe probe;
+  auto* s = new ProbeStream(&io, tcp_over(io, sp.fd[0]), &probe);
+  CHECK(s->write_copy("goodbye"));
+  s->close_after_flush();
+
+  bool eof = false;
+  std::string got;
+  REQUIRE(run_until(io, [&] {
+    got += sp.drain(&eof);
+    return probe.closed && eof;
+  }));
+  CHECK(got == "goodbye");
+  CHECK(probe.write_errors == 0);
+  CHECK(io.open_streams() == 0);
+}
+
+TEST_CASE("tcp stream: close is idempotent and cancels pending writes without leaks", "[stream][tcp]") {
+  IoContext io;
+  SocketPair sp;
+  int small = 4096;
+  setsockopt(sp.fd[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+  Probe probe;
+  auto* s = new ProbeStream(&io, tcp_over(io, sp.fd[0]), &probe);
+
+  // A body block referenced by a write the kernel cannot take yet.
+  Block* block = io.pool().acquire();
+  std::memset(block->data(), 'b', block->capacity);
+  for (int i = 0; i < 8; ++i) REQUIRE(s->write_block(block, block->data(), block->capacity));
+  BufferPool::unref(block);
+  CHECK(s->write_queue_bytes() > 0);
+  CHECK(io.pool().blocks_out() == 1);  // kept alive by the pending writes
+
+  s->close();
+  s->close();
+  CHECK(s->closing());
+  CHECK_FALSE(probe.closed);  // freed only from the loop's close callbacks
+  REQUIRE(run_until(io, [&] { return probe.closed; }));
+  CHECK(probe.write_errors == 0);  // cancelled writes are not reported to a closing stream
+  CHECK(io.pool().blocks_out() == 0);
+  CHECK(io.open_streams() == 0);
+}
+
+TEST_CASE("tcp stream: the loop's streams close together", "[stream][tcp]") {
+  IoContext io;
+  SocketPair a, b;
+  Probe pa, pb;
+  auto* sa = new ProbeStream(&io, tcp_over(io, a.fd[0]), &pa);
+  new ProbeStream(&io, tcp_over(io, b.fd[0]), &pb);
+  sa->set_reading(true);
+  CHECK(io.open_streams() == 2);
+  io.close_streams();
+  io.close_streams();
+  REQUIRE(run_until(io, [&] { return pa.closed && pb.closed; }));
+  CHECK(io.open_streams() == 0);
+}
+
+TEST_CASE("tcp transport: an accepted connection reports scheme, peer and local port", "[stream][tcp]") {
+  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(lfd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(listen(lfd, 4) == 0);
+  socklen_t len = sizeof addr;
+  getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len);
+  const uint16_t listen_port = ntohs(addr.sin_port);
+
+  int cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(connect(cfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  sockaddr_in client{};
+  len = sizeof client;
+  getsockname(cfd, reinterpret_cast<sockaddr*>(&client), &len);
+  int afd = accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  REQUIRE(afd >= 0);
+
+  IoContext io;
+  Probe probe;
+  auto* s = new ProbeStream(&io, tcp_over(io, afd), &probe);
+  const ConnectionInfo& info = s->transport().info();
+  CHECK(info.scheme == "http");
+  CHECK(std::string(info.peer_ip) == "127.0.0.1");
+  CHECK(info.peer_port == ntohs(client.sin_port));
+  CHECK(info.local_port == listen_port);
+  CHECK(info.tls_version.empty());
+  CHECK(info.sni.empty());
+
+  CHECK_FALSE(s->transport().has_unread_input());
+  REQUIRE(::write(cfd, "unread", 6) == 6);
+  CHECK(run_until(io, [&] { return s->transport().has_unread_input(); }));
+
+  s->close();
+  REQUIRE(run_until(io, [&] { return probe.closed; }));
+  ::close(cfd);
+  ::close(lfd);
+}
