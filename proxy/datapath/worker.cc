@@ -136,18 +136,6 @@ void Worker::apply_mailbox() {
   if (drain && !draining_) begin_drain();
 }
 
-namespace {
-
-// Same instances, weights and load-balancing policy: a selector built for one serves the other.
-bool same_selection_input(const Service& a, const Service& b) {
-  if (a.name != b.name || !(a.policy.lb == b.policy.lb) || a.endpoints.size() != b.endpoints.size()) return false;
-  for (size_t e = 0; e < a.endpoints.size(); ++e)
-    if (a.endpoints[e].key != b.endpoints[e].key || a.endpoints[e].weight != b.endpoints[e].weight) return false;
-  return true;
-}
-
-}  // namespace
-
 Worker::ListedPool* Worker::acquire_pool(const Endpoint& endpoint) {
   auto it = endpoint_pools_.find(endpoint.key);
   if (it == endpoint_pools_.end()) it = endpoint_pools_.emplace(endpoint.key, std::make_unique<ListedPool>(this, endpoint)).first;
@@ -164,8 +152,10 @@ bool Worker::release_pool(EndpointPool* p) {
   return true;
 }
 
-// Services whose instances did not change keep their selector (its round-robin position,
-// ring) and endpoint pools, so an update elsewhere in the table costs them a comparison only.
+// Services whose instances did not change keep their selector (its round-robin position) and
+// endpoint pools, so an update elsewhere in the table costs them a comparison only. A new
+// service object comes with the table the control thread built for it (Service::lb_table): its
+// selector here only reads that table and adds the per-pick state, a few words per endpoint.
 // The usual publish replaces a few service objects and leaves every other one at its position:
 // those are carried by a pointer comparison, and only the rest costs more than moves.
 void Worker::rebuild_selection_state(const Runtime* previous) {
