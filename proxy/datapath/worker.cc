@@ -327,19 +327,36 @@ void Worker::begin_attempt(Exchange* ex, const Endpoint& endpoint, EndpointPool*
   ex->attempt_pool = pool;
   ++pool->active;
   ++requests_in_flight_;
-  if (endpoint.health) endpoint.health->requests.fetch_add(1, std::memory_order_relaxed);
   const Service& svc = ex->rt->routes->service(ex->route->service);
-  if (svc.counters) svc.counters->requests.fetch_add(1, std::memory_order_relaxed);
+  count_requests(svc, endpoint, +1);
+}
+
+// The counts shared by all workers (atomic read-modify-writes on lines every worker writes) are
+// kept only for the circuit-breaker limits the service has; begin and end of an attempt read the
+// same snapshot's policy, so each count is matched. The in-flight figure of /api/routes is this
+// worker's own (in_flight_).
+void Worker::count_requests(const Service& svc, const Endpoint& ep, int delta) {
+  const config::CircuitBreaker& cb = svc.policy.circuit;
+  const auto d = static_cast<uint32_t>(delta);  // +1 or -1 (wraps to subtraction)
+  if (ep.health) {
+    if (delta > 0) in_flight_.add(*ep.health);
+    else in_flight_.remove(*ep.health);
+    if (cb.max_requests) ep.health->requests.fetch_add(d, std::memory_order_relaxed);
+  }
+  if (cb.service_max_requests && svc.counters) svc.counters->requests.fetch_add(d, std::memory_order_relaxed);
 }
 
 namespace {
-// Connects in progress for the exchange's instance and service (circuit breakers' max_pending).
+// Connects in progress for the exchange's instance and service, kept only for the limits that
+// read them (circuit breakers' max_pending, service_max_pending).
 void count_pending(const Exchange* ex, int delta) {
   const Service& svc = ex->rt->routes->service(ex->route->service);
+  const config::CircuitBreaker& cb = svc.policy.circuit;
+  if (!cb.max_pending && !cb.service_max_pending) return;
   const Endpoint& ep = svc.endpoints[static_cast<size_t>(ex->endpoint)];
   const auto d = static_cast<uint32_t>(delta);  // +1 or -1 (wraps to subtraction)
-  if (ep.health) ep.health->pending.fetch_add(d, std::memory_order_relaxed);
-  if (svc.counters) svc.counters->pending.fetch_add(d, std::memory_order_relaxed);
+  if (cb.max_pending && ep.health) ep.health->pending.fetch_add(d, std::memory_order_relaxed);
+  if (cb.service_max_pending && svc.counters) svc.counters->pending.fetch_add(d, std::memory_order_relaxed);
 }
 }  // namespace
 
@@ -360,8 +377,7 @@ void Worker::end_attempt(Exchange* ex) {
   end_connect(ex);
   const Service& svc = ex->rt->routes->service(ex->route->service);
   const Endpoint& ep = svc.endpoints[static_cast<size_t>(ex->endpoint)];
-  if (ep.health) ep.health->requests.fetch_sub(1, std::memory_order_relaxed);
-  if (svc.counters) svc.counters->requests.fetch_sub(1, std::memory_order_relaxed);
+  count_requests(svc, ep, -1);
   EndpointPool* pool = ex->attempt_pool;
   ex->attempt_pool = nullptr;
   --requests_in_flight_;

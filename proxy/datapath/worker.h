@@ -132,6 +132,8 @@ class Worker final : public IoContext {
   std::vector<uint64_t> routable_epoch_;                  // [service] health_epoch() of the view
   std::vector<uint8_t> panic_;                            // [service] in panic mode (logged by worker 0)
   std::vector<int64_t> ramp_until_;                       // [service] last slow-start window ends (0 = none)
+  void count_requests(const Service& svc, const Endpoint& ep, int delta);
+  InFlightCounts in_flight_;                              // per instance, for /api/routes
   uint32_t requests_in_flight_ = 0;                       // exchanges with an attempt running
   uint32_t retries_in_flight_ = 0;
   // An endpoint pool and how many times the services of rt_ list it (service_pools_ entries).
