@@ -254,7 +254,7 @@ void ClientConn::resume_pending() {
 void ClientConn::handle_request_head(std::string_view head) {
   worker_->stats().add(Counter::kRequests);
   ex_ = worker_->acquire_exchange();
-  ex_->rt = worker_->runtime();
+  ex_->rt = worker_->pinned_runtime();
   const Runtime& rt = *ex_->rt;
   http::RequestHead& req = ex_->req;
 

@@ -22,7 +22,7 @@ class Worker;
 
 // Per-request state, borrowed from the worker while a request is in flight.
 struct Exchange {
-  std::shared_ptr<const Runtime> rt;   // the snapshot this request started with
+  RuntimeRef rt;                        // the snapshot this request started with
   const Route* route = nullptr;
   int endpoint = -1;
   http::RequestHead req;

@@ -57,6 +57,7 @@ Worker::Worker(unsigned index, std::vector<int> listen_fds, std::shared_ptr<cons
   std::random_device rd;
   id_state_ = (static_cast<uint64_t>(rd()) << 32) ^ rd() ^ (static_cast<uint64_t>(index) << 56);
   generation_seen_.store(rt_ ? rt_->generation : 0);
+  pinned_ = RuntimeRef::hold(rt_);
   rebuild_selection_state();
 }
 
@@ -129,6 +130,7 @@ void Worker::apply_mailbox() {
   if (rt) {
     std::shared_ptr<const Runtime> previous = std::move(rt_);
     rt_ = std::move(rt);
+    pinned_ = RuntimeRef::hold(rt_);  // requests still on the previous one keep its holder
     rebuild_selection_state(previous.get());
     applied_at_ns_.store(realtime_ns(), std::memory_order_release);
     generation_seen_.store(rt_->generation, std::memory_order_release);

@@ -50,6 +50,8 @@ class Worker final : public IoContext {
   WorkerStats& stats() { return stats_; }
   WorkerGauges& gauges() { return gauges_; }
   const std::shared_ptr<const Runtime>& runtime() const { return rt_; }
+  // The current snapshot, for a request to keep: copies count on this worker's own line.
+  const RuntimeRef& pinned_runtime() const { return pinned_; }
   FilterStates& filter_states() { return filter_states_; }
   bool draining() const { return draining_; }
 
@@ -122,6 +124,7 @@ class Worker final : public IoContext {
   bool mailbox_drain_ = false;
 
   std::shared_ptr<const Runtime> rt_;
+  RuntimeRef pinned_;  // rt_, in this worker's holder (see RuntimeRef)
   std::atomic<int64_t> applied_at_ns_{0};
   std::atomic<uint64_t> generation_seen_{0};
   std::vector<Exchange*> free_exchanges_;
