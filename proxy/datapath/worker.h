@@ -65,8 +65,10 @@ class Worker final : public IoContext {
   // -1 when none; *circuit_open then says whether only circuit breakers were in the way.
   int pick_endpoint(const Runtime& rt, uint32_t service_index, const PickKey& key,
                     const uint32_t* tried, size_t tried_count, bool* circuit_open);
-  // Per-attempt accounting of an exchange (requests in flight per instance and service, this
-  // worker's active count per endpoint, pending connects, the retry budget).
+  // Per-attempt accounting of an exchange: this worker's active count per endpoint and its
+  // in-flight count per instance (/api/routes), the retry budget, and the counts shared by all
+  // workers (requests in flight and pending connects per instance and service) only for the
+  // circuit-breaker limits the service has.
   void begin_attempt(Exchange* ex, const Endpoint& endpoint, EndpointPool* pool);
   void begin_connect(Exchange* ex);
   void end_connect(Exchange* ex);
