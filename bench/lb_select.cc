@@ -1,6 +1,8 @@
 // berth-bench-lb_select: the cost of one endpoint selection, per policy, at 10 and 1,000
 // instances (ns/pick), on one thread, with every instance eligible and with 10% ineligible.
-// Also prints the figures the load-balancing tests assert: 1:2:3 shares and ring-hash stability.
+// Then what a worker pays to make the selector of a new service object, with a table of its own
+// or reading the one the control thread built. Also prints the figures the load-balancing tests
+// assert: 1:2:3 shares and ring-hash stability.
 //
 //   berth-bench-lb_select [picks_per_case]      (default 2,000,000)
 #include <chrono>
@@ -78,6 +80,29 @@ int main(int argc, char** argv) {
       double up = ns_per_pick(*sel, BenchStatus(n, false), policy, count);
       double down = ns_per_pick(*sel, BenchStatus(n, true), policy, count);
       std::printf("| %s | %zu | %.1f | %.1f |\n", name, n, up, down);
+    }
+  }
+
+  // What a worker pays to serve a new service object: its own selector, with a table it builds
+  // itself (a service without one) or reading the table the control thread built once.
+  std::printf("\n| policy | instances | table, built once (us) | selector per worker, own table (us) | selector per worker, shared table (us) |\n|---|---|---|---|---|\n");
+  for (auto [policy, name] : policies) {
+    for (size_t n : {size_t{10}, size_t{1000}}) {
+      Service s = make_service(n, policy);
+      const int rounds = n >= 1000 ? 20 : 2000;
+      auto time_us = [&](auto&& fn) {
+        const auto t0 = std::chrono::steady_clock::now();
+        for (int r = 0; r < rounds; ++r) fn();
+        const auto t1 = std::chrono::steady_clock::now();
+        return std::chrono::duration<double, std::micro>(t1 - t0).count() / rounds;
+      };
+      volatile size_t sink = 0;
+      const double table = time_us([&] { sink = sink + make_lb_table(s)->size(); });
+      const double own = time_us([&] { sink = sink + make_selector(s, 1)->table().size(); });
+      Service shared = s;
+      shared.lb_table = make_lb_table(shared);
+      const double reading = time_us([&] { sink = sink + make_selector(shared, 1)->table().size(); });
+      std::printf("| %s | %zu | %.2f | %.2f | %.3f |\n", name, n, table, own, reading);
     }
   }
 

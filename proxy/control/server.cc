@@ -5,8 +5,9 @@
 #include <algorithm>
 #include <thread>
 
-#include "proxy/net/listen_socket.h"
 #include "proxy/base/log.h"
+#include "proxy/lb/lb.h"
+#include "proxy/net/listen_socket.h"
 
 namespace berth {
 
@@ -176,8 +177,14 @@ std::shared_ptr<const Runtime> Server::build_runtime() {
   std::vector<ServicePtr> services(inputs.size());
   std::vector<std::shared_ptr<Service>> added;  // still writable: health state is attached below
   std::vector<const Service*> removed;
+  // A fresh copy gets its load-balancing table here, once for every worker (their selectors only
+  // read it); the object it replaces at its position lends its table when nothing the table
+  // depends on changed. Shared objects keep theirs.
   auto fresh_copy = [&](size_t i) {
-    added.push_back(std::make_shared<Service>(*inputs[i]));
+    auto fresh = std::make_shared<Service>(*inputs[i]);
+    const Service* replaced = previous && i < previous->services().size() ? previous->services()[i].get() : nullptr;
+    fresh->lb_table = lb_table_for(*fresh, replaced);
+    added.push_back(std::move(fresh));
     services[i] = added.back();
   };
   if (same_layout) {

@@ -245,7 +245,7 @@ void ClientConn::resume_pending() {
 
 void ClientConn::begin_exchange() {
   ex_ = worker_->acquire_exchange();
-  ex_->rt = worker_->runtime();
+  ex_->rt = worker_->pinned_runtime();
   ExchangeRecord& rec = ex_->rec;
   rec.start_ns = static_cast<int64_t>(uv_hrtime());
   rec.start_unix_ns = realtime_ns();

@@ -25,7 +25,7 @@ class Worker;
 // Per-request state, borrowed from the worker from the first byte of a request head until the
 // exchange ends (ClientConn::end_exchange, the one place that finalises its record).
 struct Exchange {
-  std::shared_ptr<const Runtime> rt;   // the snapshot this request started with
+  RuntimeRef rt;                        // the snapshot this request started with
   const Route* route = nullptr;
   int endpoint = -1;
   http::RequestHead req;

@@ -1,7 +1,9 @@
 // Everything a worker needs to serve requests, published as one immutable snapshot.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <utility>
 
 #include "config/config.h"
 #include "proxy/http/http_head.h"
@@ -29,5 +31,56 @@ inline std::shared_ptr<const Runtime> make_runtime(const config::Config& cfg, ui
   rt->generation = generation;
   return rt;
 }
+
+// A worker's handle on a snapshot: what a request holds to keep the snapshot it started with.
+// Copying a shared_ptr<const Runtime> per request would change the snapshot's reference count,
+// a cache line every worker writes. Instead each worker wraps each snapshot it applies in one
+// holder with a plain count that only that worker's thread changes (so a RuntimeRef must never
+// be copied or released on another thread while the worker runs); the holder lets go of the
+// snapshot when the worker and its last request have.
+class RuntimeRef {
+ public:
+  RuntimeRef() = default;
+  // A new holder of `rt`, counted once (this handle).
+  static RuntimeRef hold(std::shared_ptr<const Runtime> rt) {
+    RuntimeRef ref;
+    if (!rt) return ref;
+    ref.holder_ = new Holder{std::move(rt)};
+    ref.rt_ = ref.holder_->rt.get();
+    return ref;
+  }
+  RuntimeRef(const RuntimeRef& other) noexcept : holder_(other.holder_), rt_(other.rt_) {
+    if (holder_) ++holder_->refs;
+  }
+  RuntimeRef(RuntimeRef&& other) noexcept
+      : holder_(std::exchange(other.holder_, nullptr)), rt_(std::exchange(other.rt_, nullptr)) {}
+  RuntimeRef& operator=(RuntimeRef other) noexcept {
+    std::swap(holder_, other.holder_);
+    std::swap(rt_, other.rt_);
+    return *this;
+  }
+  ~RuntimeRef() { reset(); }
+
+  void reset() noexcept {
+    if (holder_ && --holder_->refs == 0) delete holder_;
+    holder_ = nullptr;
+    rt_ = nullptr;
+  }
+  const Runtime* get() const noexcept { return rt_; }
+  const Runtime& operator*() const noexcept { return *rt_; }
+  const Runtime* operator->() const noexcept { return rt_; }
+  explicit operator bool() const noexcept { return rt_ != nullptr; }
+  // Handles to the same holder (tests).
+  uint32_t use_count() const noexcept { return holder_ ? holder_->refs : 0; }
+
+ private:
+  // Its own cache line: the count is written by one worker only.
+  struct alignas(64) Holder {
+    std::shared_ptr<const Runtime> rt;
+    uint32_t refs = 1;
+  };
+  Holder* holder_ = nullptr;
+  const Runtime* rt_ = nullptr;  // holder_->rt.get(), without a second load per use
+};
 
 }  // namespace berth

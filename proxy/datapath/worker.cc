@@ -62,6 +62,7 @@ Worker::Worker(unsigned index, std::vector<int> listen_fds, std::shared_ptr<cons
   std::random_device rd;
   id_state_ = (static_cast<uint64_t>(rd()) << 32) ^ rd() ^ (static_cast<uint64_t>(index) << 56);
   generation_seen_.store(rt_ ? rt_->generation : 0);
+  pinned_ = RuntimeRef::hold(rt_);
   rebuild_selection_state();
 }
 
@@ -139,6 +140,7 @@ void Worker::apply_mailbox() {
   if (rt) {
     std::shared_ptr<const Runtime> previous = std::move(rt_);
     rt_ = std::move(rt);
+    pinned_ = RuntimeRef::hold(rt_);  // requests still on the previous one keep its holder
     rebuild_selection_state(previous.get());
     if (filter_states_.size()) retain_filter_states();
     applied_at_ns_.store(realtime_ns(), std::memory_order_release);
@@ -156,17 +158,6 @@ void Worker::retain_filter_states() {
   filter_states_.retain(live);
 }
 
-namespace {
-
-// Same instances, weights and load-balancing policy: a selector built for one serves the other.
-bool same_selection_input(const Service& a, const Service& b) {
-  if (a.name != b.name || !(a.policy.lb == b.policy.lb) || a.endpoints.size() != b.endpoints.size()) return false;
-  for (size_t e = 0; e < a.endpoints.size(); ++e)
-    if (a.endpoints[e].key != b.endpoints[e].key || a.endpoints[e].weight != b.endpoints[e].weight) return false;
-  return true;
-}
-
-}  // namespace
 
 Worker::ListedPool* Worker::acquire_pool(const Endpoint& endpoint) {
   auto it = endpoint_pools_.find(endpoint.key);
@@ -184,8 +175,10 @@ bool Worker::release_pool(EndpointPool* p) {
   return true;
 }
 
-// Services whose instances did not change keep their selector (its round-robin position,
-// ring) and endpoint pools, so an update elsewhere in the table costs them a comparison only.
+// Services whose instances did not change keep their selector (its round-robin position) and
+// endpoint pools, so an update elsewhere in the table costs them a comparison only. A new
+// service object comes with the table the control thread built for it (Service::lb_table): its
+// selector here only reads that table and adds the per-pick state, a few words per endpoint.
 // The usual publish replaces a few service objects and leaves every other one at its position:
 // those are carried by a pointer comparison, and only the rest costs more than moves.
 void Worker::rebuild_selection_state(const Runtime* previous) {
@@ -357,19 +350,36 @@ void Worker::begin_attempt(Exchange* ex, const Endpoint& endpoint, EndpointPool*
   ex->attempt_pool = pool;
   ++pool->active;
   ++requests_in_flight_;
-  if (endpoint.health) endpoint.health->requests.fetch_add(1, std::memory_order_relaxed);
   const Service& svc = ex->rt->routes->service(ex->route->service);
-  if (svc.counters) svc.counters->requests.fetch_add(1, std::memory_order_relaxed);
+  count_requests(svc, endpoint, +1);
+}
+
+// The counts shared by all workers (atomic read-modify-writes on lines every worker writes) are
+// kept only for the circuit-breaker limits the service has; begin and end of an attempt read the
+// same snapshot's policy, so each count is matched. The in-flight figure of /api/routes is this
+// worker's own (in_flight_).
+void Worker::count_requests(const Service& svc, const Endpoint& ep, int delta) {
+  const config::CircuitBreaker& cb = svc.policy.circuit;
+  const auto d = static_cast<uint32_t>(delta);  // +1 or -1 (wraps to subtraction)
+  if (ep.health) {
+    if (delta > 0) in_flight_.add(*ep.health);
+    else in_flight_.remove(*ep.health);
+    if (cb.max_requests) ep.health->requests.fetch_add(d, std::memory_order_relaxed);
+  }
+  if (cb.service_max_requests && svc.counters) svc.counters->requests.fetch_add(d, std::memory_order_relaxed);
 }
 
 namespace {
-// Connects in progress for the exchange's instance and service (circuit breakers' max_pending).
+// Connects in progress for the exchange's instance and service, kept only for the limits that
+// read them (circuit breakers' max_pending, service_max_pending).
 void count_pending(const Exchange* ex, int delta) {
   const Service& svc = ex->rt->routes->service(ex->route->service);
+  const config::CircuitBreaker& cb = svc.policy.circuit;
+  if (!cb.max_pending && !cb.service_max_pending) return;
   const Endpoint& ep = svc.endpoints[static_cast<size_t>(ex->endpoint)];
   const auto d = static_cast<uint32_t>(delta);  // +1 or -1 (wraps to subtraction)
-  if (ep.health) ep.health->pending.fetch_add(d, std::memory_order_relaxed);
-  if (svc.counters) svc.counters->pending.fetch_add(d, std::memory_order_relaxed);
+  if (cb.max_pending && ep.health) ep.health->pending.fetch_add(d, std::memory_order_relaxed);
+  if (cb.service_max_pending && svc.counters) svc.counters->pending.fetch_add(d, std::memory_order_relaxed);
 }
 }  // namespace
 
@@ -390,8 +400,7 @@ void Worker::end_attempt(Exchange* ex) {
   end_connect(ex);
   const Service& svc = ex->rt->routes->service(ex->route->service);
   const Endpoint& ep = svc.endpoints[static_cast<size_t>(ex->endpoint)];
-  if (ep.health) ep.health->requests.fetch_sub(1, std::memory_order_relaxed);
-  if (svc.counters) svc.counters->requests.fetch_sub(1, std::memory_order_relaxed);
+  count_requests(svc, ep, -1);
   EndpointPool* pool = ex->attempt_pool;
   ex->attempt_pool = nullptr;
   --requests_in_flight_;

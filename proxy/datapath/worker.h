@@ -51,6 +51,8 @@ class Worker final : public IoContext {
   WorkerStats& stats() { return stats_; }
   WorkerGauges& gauges() { return gauges_; }
   const std::shared_ptr<const Runtime>& runtime() const { return rt_; }
+  // The current snapshot, for a request to keep: copies count on this worker's own line.
+  const RuntimeRef& pinned_runtime() const { return pinned_; }
   FilterStates& filter_states() { return filter_states_; }
   // Where finished exchanges' records go (null: nowhere). Set before start(); the sink is
   // called on this worker's loop and must outlive the worker.
@@ -72,8 +74,10 @@ class Worker final : public IoContext {
   // -1 when none; *circuit_open then says whether only circuit breakers were in the way.
   int pick_endpoint(const Runtime& rt, uint32_t service_index, const PickKey& key,
                     const uint32_t* tried, size_t tried_count, bool* circuit_open);
-  // Per-attempt accounting of an exchange (requests in flight per instance and service, this
-  // worker's active count per endpoint, pending connects, the retry budget).
+  // Per-attempt accounting of an exchange: this worker's active count per endpoint and its
+  // in-flight count per instance (/api/routes), the retry budget, and the counts shared by all
+  // workers (requests in flight and pending connects per instance and service) only for the
+  // circuit-breaker limits the service has.
   void begin_attempt(Exchange* ex, const Endpoint& endpoint, EndpointPool* pool);
   void begin_connect(Exchange* ex);
   void end_connect(Exchange* ex);
@@ -134,6 +138,7 @@ class Worker final : public IoContext {
   bool mailbox_drain_ = false;
 
   std::shared_ptr<const Runtime> rt_;
+  RuntimeRef pinned_;  // rt_, in this worker's holder (see RuntimeRef)
   std::atomic<int64_t> applied_at_ns_{0};
   std::atomic<uint64_t> generation_seen_{0};
   std::vector<Exchange*> free_exchanges_;
@@ -144,6 +149,8 @@ class Worker final : public IoContext {
   std::vector<uint64_t> routable_epoch_;                  // [service] health_epoch() of the view
   std::vector<uint8_t> panic_;                            // [service] in panic mode (logged by worker 0)
   std::vector<int64_t> ramp_until_;                       // [service] last slow-start window ends (0 = none)
+  void count_requests(const Service& svc, const Endpoint& ep, int delta);
+  InFlightCounts in_flight_;                              // per instance, for /api/routes
   uint32_t requests_in_flight_ = 0;                       // exchanges with an attempt running
   uint32_t retries_in_flight_ = 0;
   // An endpoint pool and how many times the services of rt_ list it (service_pools_ entries).

@@ -1,6 +1,7 @@
 #include "proxy/lb/lb.h"
 
 #include "proxy/base/random.h"
+#include "proxy/lb/lb_build.h"
 
 #include <algorithm>
 
@@ -51,46 +52,99 @@ bool parse_instance_id(std::string_view text, uint64_t& id) noexcept {
   return true;
 }
 
-std::unique_ptr<Selector> make_selector(const Service& service, uint64_t seed) {
+std::shared_ptr<const LbTable> make_lb_table(const Service& service) {
   using Policy = config::LoadBalancing::Policy;
-  switch (service.policy.lb.policy) {
-    case Policy::kLeastRequest: return std::make_unique<LeastRequest>(service, seed);
-    case Policy::kHash: return std::make_unique<RingHash>(service);
-    case Policy::kSticky: return std::make_unique<Sticky>(service);
+  auto table = std::make_shared<LbTable>();
+  table->policy = service.policy.lb.policy;
+  table->weights.reserve(service.endpoints.size());
+  table->scaled.reserve(service.endpoints.size());
+  for (const Endpoint& e : service.endpoints) {
+    const uint32_t w = e.weight ? e.weight : 1;
+    table->weights.push_back(w);
+    table->scaled.push_back(int64_t{w} * kFullWeightPermille);
+  }
+  switch (table->policy) {
+    case Policy::kLeastRequest: fill_cumulative(*table); break;
+    case Policy::kHash: fill_ring(*table, service); break;
+    case Policy::kSticky: fill_ids(*table, service); break;
     case Policy::kRoundRobin: break;
   }
-  return std::make_unique<SmoothWeightedRoundRobin>(service);
+  return table;
+}
+
+bool same_selection_input(const Service& a, const Service& b) noexcept {
+  if (a.name != b.name || !(a.policy.lb == b.policy.lb) || a.endpoints.size() != b.endpoints.size()) return false;
+  for (size_t e = 0; e < a.endpoints.size(); ++e)
+    if (a.endpoints[e].key != b.endpoints[e].key || a.endpoints[e].weight != b.endpoints[e].weight) return false;
+  return true;
+}
+
+std::shared_ptr<const LbTable> lb_table_for(const Service& fresh, const Service* previous) {
+  if (previous && previous->lb_table && previous->lb_table->fits(fresh) && same_selection_input(fresh, *previous))
+    return previous->lb_table;
+  return make_lb_table(fresh);
+}
+
+std::unique_ptr<Selector> make_selector(std::shared_ptr<const LbTable> table, uint64_t seed) {
+  using Policy = config::LoadBalancing::Policy;
+  switch (table->policy) {
+    case Policy::kLeastRequest: return std::make_unique<LeastRequest>(std::move(table), seed);
+    case Policy::kHash: return std::make_unique<RingHash>(std::move(table));
+    case Policy::kSticky: return std::make_unique<Sticky>(std::move(table));
+    case Policy::kRoundRobin: break;
+  }
+  return std::make_unique<SmoothWeightedRoundRobin>(std::move(table));
+}
+
+std::shared_ptr<const LbTable> table_of(const Service& service) {
+  return service.lb_table && service.lb_table->fits(service) ? service.lb_table : make_lb_table(service);
+}
+
+std::unique_ptr<Selector> make_selector(const Service& service, uint64_t seed) {
+  return make_selector(table_of(service), seed);
 }
 
 // ---------------------------------------------------------------- smooth weighted round robin
 
+SmoothWeightedRoundRobin::SmoothWeightedRoundRobin() : Selector(std::make_shared<LbTable>()) {}
+
+SmoothWeightedRoundRobin::SmoothWeightedRoundRobin(std::shared_ptr<const LbTable> table)
+    : Selector(std::move(table)), current_(table_->size(), 0) {}
+
+SmoothWeightedRoundRobin::SmoothWeightedRoundRobin(const Service& service)
+    : SmoothWeightedRoundRobin(table_of(service)) {}
+
 void SmoothWeightedRoundRobin::reset(const Service& service) {
-  current_.assign(service.endpoints.size(), 0);
-  weights_.clear();
-  for (const Endpoint& e : service.endpoints) weights_.push_back(int64_t{e.weight ? e.weight : 1} * kFullWeightPermille);
+  table_ = make_lb_table(service);
+  current_.assign(table_->size(), 0);
 }
 
 int SmoothWeightedRoundRobin::pick(const Service& service) {
-  if (service.endpoints.size() != weights_.size()) reset(service);
+  if (service.endpoints.size() != table_->size()) reset(service);
   return pick(PickKey{}, AllEligible());
+}
+
+int SmoothWeightedRoundRobin::pick(const PickKey&, const EndpointStatus& status) {
+  return step(table_->scaled, current_, status);
 }
 
 // Weights are kept in thousandths, so a ramped weight (weight x permille) is as exact as a full
 // one, and scaling every weight by 1000 leaves the sequence of picks unchanged.
-int SmoothWeightedRoundRobin::pick(const PickKey&, const EndpointStatus& status) {
-  const size_t n = weights_.size();
+int SmoothWeightedRoundRobin::step(const std::vector<int64_t>& scaled, std::vector<int64_t>& current,
+                                   const EndpointStatus& status) {
+  const size_t n = scaled.size();
   if (n == 1) return status.eligible(0) ? 0 : -1;
   const bool ramping = status.ramping();
   int64_t total = 0;
   int best = -1;
   for (size_t i = 0; i < n; ++i) {
     if (!status.eligible(i)) continue;
-    const int64_t w = ramping ? weights_[i] / kFullWeightPermille * status.weight_permille(i) : weights_[i];
-    current_[i] += w;
+    const int64_t w = ramping ? scaled[i] / kFullWeightPermille * status.weight_permille(i) : scaled[i];
+    current[i] += w;
     total += w;
-    if (best < 0 || current_[i] > current_[static_cast<size_t>(best)]) best = static_cast<int>(i);
+    if (best < 0 || current[i] > current[static_cast<size_t>(best)]) best = static_cast<int>(i);
   }
-  if (best >= 0) current_[static_cast<size_t>(best)] -= total;
+  if (best >= 0) current[static_cast<size_t>(best)] -= total;
   return best;
 }
 

@@ -4,18 +4,23 @@
 #include "proxy/lb/lb.h"
 
 #include "proxy/base/random.h"
+#include "proxy/lb/lb_build.h"
 
 namespace berth {
 
-LeastRequest::LeastRequest(const Service& service, uint64_t seed) : state_(seed ^ 0x2545f4914f6cdd1dULL) {
+void fill_cumulative(LbTable& table) {
   uint64_t sum = 0;
-  for (const Endpoint& e : service.endpoints) {
-    const uint32_t w = e.weight ? e.weight : 1;
-    weights_.push_back(w);
+  table.cumulative.reserve(table.weights.size());
+  for (uint32_t w : table.weights) {
     sum += w;
-    cumulative_.push_back(sum);
+    table.cumulative.push_back(sum);
   }
 }
+
+LeastRequest::LeastRequest(std::shared_ptr<const LbTable> table, uint64_t seed)
+    : Selector(std::move(table)), state_(seed ^ 0x2545f4914f6cdd1dULL) {}
+
+LeastRequest::LeastRequest(const Service& service, uint64_t seed) : LeastRequest(table_of(service), seed) {}
 
 uint64_t LeastRequest::next_random() noexcept {
   return splitmix64(state_);
@@ -24,11 +29,12 @@ uint64_t LeastRequest::next_random() noexcept {
 // A random eligible endpoint, in proportion to weight (while ramping: to its ramped weight, by
 // keeping a draw with probability weight_permille / 1000); -1 when none is eligible.
 int LeastRequest::draw(const EndpointStatus& status, bool ramping) {
-  const size_t n = weights_.size();
+  const std::vector<uint64_t>& cumulative = table_->cumulative;
+  const size_t n = cumulative.size();
   int first_eligible = -1;  // ramping: the fallback when every eligible draw was thrown back
   for (int attempt = 0; attempt < (ramping ? 8 : 4); ++attempt) {
-    const uint64_t r = next_random() % cumulative_.back();
-    const size_t i = static_cast<size_t>(std::upper_bound(cumulative_.begin(), cumulative_.end(), r) - cumulative_.begin());
+    const uint64_t r = next_random() % cumulative.back();
+    const size_t i = static_cast<size_t>(std::upper_bound(cumulative.begin(), cumulative.end(), r) - cumulative.begin());
     if (!status.eligible(i)) continue;
     if (!ramping || next_random() % kFullWeightPermille < status.weight_permille(i)) return static_cast<int>(i);
     if (first_eligible < 0) first_eligible = static_cast<int>(i);
@@ -44,8 +50,9 @@ int LeastRequest::draw(const EndpointStatus& status, bool ramping) {
 }
 
 int LeastRequest::pick(const PickKey&, const EndpointStatus& status) {
-  if (weights_.empty()) return -1;
-  if (weights_.size() == 1) return status.eligible(0) ? 0 : -1;
+  const std::vector<uint32_t>& weights = table_->weights;
+  if (weights.empty()) return -1;
+  if (weights.size() == 1) return status.eligible(0) ? 0 : -1;
   const bool ramping = status.ramping();
   const int a = draw(status, ramping);
   if (a < 0) return -1;
@@ -55,7 +62,7 @@ int LeastRequest::pick(const PickKey&, const EndpointStatus& status) {
   for (int again = 0; again < 3 && b == a; ++again) b = draw(status, ramping);
   if (b < 0 || a == b) return a;
   const auto ia = static_cast<size_t>(a), ib = static_cast<size_t>(b);
-  uint64_t wa = weights_[ia], wb = weights_[ib];
+  uint64_t wa = weights[ia], wb = weights[ib];
   if (ramping) {
     wa *= status.weight_permille(ia);
     wb *= status.weight_permille(ib);

@@ -302,7 +302,7 @@ nlohmann::json RouteTable::to_json_value() const {
       if (endpoint.health) {
         e["health"] = probe_state_name(endpoint.health->probe.load(std::memory_order_relaxed));
         e["ejected"] = endpoint.health->ejected(now);
-        e["in_flight"] = endpoint.health->requests.load(std::memory_order_relaxed);
+        e["in_flight"] = InFlightCounts::total(*endpoint.health);
       }
       endpoints.push_back(std::move(e));
     }

@@ -23,6 +23,7 @@
 namespace berth {
 
 class FilterChain;  // proxy/filter: built once per snapshot, shared by every worker
+struct LbTable;     // proxy/lb: built once per service object, shared by every worker
 
 struct Endpoint {
   std::string key;              // "127.0.0.1:8080" / "[::1]:8080": identity across snapshots
@@ -40,6 +41,10 @@ struct Service {
   std::vector<Endpoint> endpoints;  // may be empty: the route then answers 503 (see below)
   config::ServicePolicy policy;     // load balancing, health checks, retries, circuit breaking
   std::shared_ptr<ServiceCounters> counters;  // set by HealthRegistry
+  // What its selectors read (weights, hash ring, sticky ids): built by the control thread when
+  // the object is first published and kept with it while later snapshots share it. Null in
+  // services built elsewhere (config, discovery, tests): a selector then builds its own.
+  std::shared_ptr<const LbTable> lb_table;
   // Without endpoints, the service's routes answer 503 until this time (health_clock_ms()),
   // then they no longer match (404, or a less specific route). Discovery sets it to the end of
   // the grace period after the last instance left (0: never had one); config services keep

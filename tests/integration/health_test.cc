@@ -181,3 +181,28 @@ TEST_CASE("health: circuit breaker answers overload with fast 503s, not timeouts
   }
   CHECK(stats_counter(berth.admin_port(), "circuit_open") == 6);
 }
+
+TEST_CASE("health: /api/routes counts requests in flight across workers without a circuit breaker", "[health]") {
+  Origin a("A");
+  REQUIRE(a.ok());
+  Berth berth(config_head(2) + service_yaml({&a}, ""));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  std::vector<std::thread> threads;
+  std::vector<int> status(4, 0);
+  for (int i = 0; i < 4; ++i)  // each on its own connection: SO_REUSEPORT spreads them over workers
+    threads.emplace_back([&, i] { status[static_cast<size_t>(i)] = http_get(berth.port(), "/slow?delay_ms=1500", "x").status; });
+  std::string body;
+  const bool seen = wait_until([&] {
+    body = http_get(berth.admin_port(), "/api/routes", "admin").body;
+    return body.find("\"in_flight\":4") != std::string::npos;
+  }, 1200ms, 20ms);
+  INFO(body);
+  CHECK(seen);
+  for (auto& t : threads) t.join();
+  CHECK(status == std::vector<int>{200, 200, 200, 200});
+  CHECK(wait_until([&] {  // the last answer may reach the client just before its exchange ends
+    body = http_get(berth.admin_port(), "/api/routes", "admin").body;
+    return body.find("\"in_flight\":0") != std::string::npos;
+  }, 1s));
+}

@@ -292,3 +292,90 @@ TEST_CASE("slow start: hash and sticky ignore it", "[lb][slow_start]") {
     CHECK(sel->pick(key, plain) == sel->pick(key, ramp));
   }
 }
+
+// ---------------------------------------------------------------- tables built once, shared
+
+namespace {
+
+// A key for every other pick, a sticky cookie naming endpoint (k % n) for every third.
+PickKey key_for(int k, const Service& s) {
+  PickKey key;
+  key.has_hash = k % 2 == 0;
+  key.hash = hash_bytes("user-" + std::to_string(k));
+  key.has_sticky = k % 3 == 0;
+  key.sticky = instance_id(s.name, s.endpoints[static_cast<size_t>(k) % s.endpoints.size()].key);
+  return key;
+}
+
+}  // namespace
+
+TEST_CASE("lb table: every worker's selector reads the one table of the service object", "[lb][table]") {
+  for (Policy p : {Policy::kRoundRobin, Policy::kLeastRequest, Policy::kHash, Policy::kSticky}) {
+    Service s = service_of({1, 2, 3, 1}, p);
+    s.lb_table = make_lb_table(s);  // what the control thread does when it publishes the object
+    const std::shared_ptr<const LbTable> table = s.lb_table;
+    // Two workers make their selectors with their own seeds: both read the same table.
+    auto worker_a = make_selector(s, 1), worker_b = make_selector(s, 2);
+    CHECK(&worker_a->table() == table.get());
+    CHECK(&worker_b->table() == table.get());
+    // A copy of the object (a snapshot sharing or copying it) carries the same table.
+    const Service copy = s;
+    CHECK(make_selector(copy, 3)->shared_table() == table);
+    // The table is read, never rebuilt or changed, by picks.
+    FakeStatus status(4);
+    for (int k = 0; k < 100; ++k) worker_a->pick(key_for(k, s), status);
+    CHECK(s.lb_table == table);
+    CHECK(table.use_count() == 5);  // s, copy, the local and the two selectors
+  }
+}
+
+TEST_CASE("lb table: selections read from a shared table are those of a selector's own", "[lb][table]") {
+  for (Policy p : {Policy::kRoundRobin, Policy::kLeastRequest, Policy::kHash, Policy::kSticky}) {
+    Service bare = service_of({1, 2, 3, 1, 5}, p);  // no table: the selector builds its own
+    Service with = bare;
+    with.lb_table = make_lb_table(with);
+    auto own = make_selector(bare, 42), shared = make_selector(with, 42);
+    REQUIRE(&shared->table() == with.lb_table.get());
+    REQUIRE(&own->table() != with.lb_table.get());
+    FakeStatus status(5);
+    status.ok[1] = 0;
+    status.in_flight = {3, 0, 1, 7, 2};
+    for (int k = 0; k < 2'000; ++k) {
+      const PickKey key = key_for(k, bare);
+      CHECK(own->pick(key, status) == shared->pick(key, status));
+    }
+  }
+  // The ring is the same size as before tables: weight x 160 points per instance.
+  Service ring = service_of({1, 2}, Policy::kHash);
+  CHECK(RingHash(ring).ring_size() == 480);
+}
+
+TEST_CASE("lb table: a new service object reuses its predecessor's table only for the same input", "[lb][table]") {
+  Service before = service_of({1, 2, 3}, Policy::kHash, "web");
+  before.lb_table = make_lb_table(before);
+  Service same = service_of({1, 2, 3}, Policy::kHash, "web");  // e.g. a health-check change
+  same.policy.health.enabled = true;
+  CHECK(lb_table_for(same, &before) == before.lb_table);
+  Service reweighted = service_of({1, 2, 4}, Policy::kHash, "web");
+  CHECK(lb_table_for(reweighted, &before) != before.lb_table);
+  Service grown = service_of({1, 2, 3, 1}, Policy::kHash, "web");
+  CHECK(lb_table_for(grown, &before)->ring.size() > before.lb_table->ring.size());
+  Service other_policy = service_of({1, 2, 3}, Policy::kSticky, "web");
+  auto sticky = lb_table_for(other_policy, &before);
+  CHECK(sticky != before.lb_table);
+  CHECK(sticky->ids.size() == 3);
+  CHECK(lb_table_for(same, nullptr) != before.lb_table);
+}
+
+TEST_CASE("lb table: a table that does not fit the service is not used", "[lb][table]") {
+  Service s = service_of({1, 1, 1}, Policy::kRoundRobin);
+  s.lb_table = make_lb_table(s);
+  s.endpoints.push_back(s.endpoints.front());  // changed after the table was built
+  s.endpoints.back().key = "10.0.0.9:8080";
+  auto sel = make_selector(s, 1);
+  CHECK(&sel->table() != s.lb_table.get());
+  CHECK(sel->table().size() == 4);
+  s.policy.lb.policy = Policy::kHash;
+  s.endpoints.pop_back();  // the size fits again, the policy does not
+  CHECK(make_selector(s, 1)->table().policy == Policy::kHash);
+}
