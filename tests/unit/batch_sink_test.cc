@@ -318,3 +318,34 @@ TEST_CASE("log: lines of several threads reach stderr in the line format, stop_w
   }
   CHECK(log::dropped() == 0);
 }
+
+TEST_CASE("log: the line format of each kind of value and the timestamp", "[log]") {
+  char path[] = "/tmp/berth-log-test-XXXXXX";
+  int fd = ::mkstemp(path);
+  REQUIRE(fd >= 0);
+  ::unlink(path);
+  int saved = ::dup(2);
+  REQUIRE(::dup2(fd, 2) == 2);
+  log::info("values").kv("neg", -42).kv("max", uint64_t{18446744073709551615ull}).kv("ms", 1.25)
+      .kv("small", 0.0004).kv("big", -1234567.875).kv("yes", true).kv("q", "say \"hi\"\n");
+  ::dup2(saved, 2);
+  ::close(saved);
+  std::string text(static_cast<size_t>(::lseek(fd, 0, SEEK_END)), '\0');
+  REQUIRE(::pread(fd, text.data(), text.size(), 0) == static_cast<ssize_t>(text.size()));
+  ::close(fd);
+
+  // ts=YYYY-MM-DDTHH:MM:SS.mmmZ
+  REQUIRE(text.size() > 28);
+  std::string ts = text.substr(3, 24);
+  INFO(text);
+  CHECK(text.rfind("ts=", 0) == 0);
+  for (size_t i : {0u, 1u, 2u, 3u, 5u, 6u, 8u, 9u, 11u, 12u, 14u, 15u, 17u, 18u, 20u, 21u, 22u})
+    CHECK((ts[i] >= '0' && ts[i] <= '9'));
+  CHECK(ts[4] == '-');
+  CHECK(ts[10] == 'T');
+  CHECK(ts[19] == '.');
+  CHECK(ts[23] == 'Z');
+  CHECK(text.substr(27) ==
+        " level=info event=values neg=-42 max=18446744073709551615 ms=1.250 small=0.000 big=-1234567.875"
+        " yes=true q=\"say \\\"hi\\\"\\n\"\n");
+}
