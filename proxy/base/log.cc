@@ -3,97 +3,42 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
-#include <condition_variable>
+#include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <ctime>
-#include <deque>
-#include <mutex>
-#include <thread>
+
+#include "proxy/base/batch_sink.h"
 
 namespace berth::log {
 namespace {
 
 std::atomic<int> g_min_level{static_cast<int>(Level::kInfo)};
 
-class Writer {
- public:
-  void start() {
-    std::lock_guard lock(mu_);
-    if (running_) return;
-    running_ = true;
-    stop_ = false;
-    thread_ = std::thread([this] { run(); });
+void write_all(int fd, std::string_view s) {
+  while (!s.empty()) {
+    ssize_t n = ::write(fd, s.data(), s.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    s.remove_prefix(static_cast<size_t>(n));
   }
-  void stop() {
-    {
-      std::lock_guard lock(mu_);
-      if (!running_) return;
-      stop_ = true;
-    }
-    cv_.notify_one();
-    thread_.join();
-    std::lock_guard lock(mu_);
-    running_ = false;
-  }
-  void submit(std::string&& line) {
-    {
-      std::unique_lock lock(mu_);
-      if (!running_) {
-        lock.unlock();
-        write_all(line);
-        return;
-      }
-      // A flood of log lines must not grow memory without bound: drop and count.
-      if (queue_.size() >= kMaxQueued) {
-        ++dropped_;
-        return;
-      }
-      queue_.push_back(std::move(line));
-    }
-    cv_.notify_one();
-  }
+}
 
- private:
-  static constexpr size_t kMaxQueued = 100000;
-  static void write_all(const std::string& s) {
-    size_t off = 0;
-    while (off < s.size()) {
-      ssize_t n = ::write(2, s.data() + off, s.size() - off);
-      if (n <= 0) return;
-      off += static_cast<size_t>(n);
-    }
-  }
-  void run() {
-    std::unique_lock lock(mu_);
-    while (true) {
-      cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
-      if (queue_.empty() && stop_) return;
-      std::string batch;
-      while (!queue_.empty()) {
-        batch += queue_.front();
-        queue_.pop_front();
-      }
-      uint64_t dropped = dropped_;
-      dropped_ = 0;
-      lock.unlock();
-      if (dropped) batch += "level=warn event=log_lines_dropped count=" + std::to_string(dropped) + "\n";
-      write_all(batch);
-      lock.lock();
-    }
-  }
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::string> queue_;
-  std::thread thread_;
-  bool running_ = false;
-  bool stop_ = false;
-  uint64_t dropped_ = 0;
-};
+std::string header(Level level, std::string_view event);
 
-Writer& writer() {
-  static Writer* w = new Writer();  // never destroyed: usable during static destruction
-  return *w;
+// Lines go to stderr through a BatchSink: each thread fills its own buffer (1 MiB at most; a line
+// that does not fit is dropped and counted), and the writer thread writes them every 25 ms.
+BatchSink& sink() {
+  static BatchSink* s = [] {  // never destroyed: usable during static destruction
+    BatchSink::Options options;
+    options.drop_report = [](uint64_t count) {
+      return header(Level::kWarn, "log_lines_dropped") + " count=" + std::to_string(count) + "\n";
+    };
+    return new BatchSink(*new FdOutput(2), std::move(options));
+  }();
+  return *s;
 }
 
 const char* level_name(Level l) {
@@ -139,35 +84,63 @@ void append_value(std::string& out, std::string_view v) {
   out.push_back('"');
 }
 
+// The date and time down to the second change once a second: each thread keeps the text of the
+// last second it logged in and adds only the milliseconds (gmtime_r and snprintf per line were
+// most of a line's cost).
+struct SecondText {
+  time_t second = -1;
+  size_t len = 0;
+  char text[48];
+};
+thread_local SecondText t_second;
+
+void append_timestamp(std::string& out) {
+  struct timeval tv;
+  gettimeofday(&tv, nullptr);
+  if (tv.tv_sec != t_second.second) {
+    struct tm tm;
+    gmtime_r(&tv.tv_sec, &tm);
+    int n = std::snprintf(t_second.text, sizeof t_second.text, "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
+                          tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    t_second.len = n > 0 ? std::min(static_cast<size_t>(n), sizeof t_second.text - 1) : 0;
+    t_second.second = tv.tv_sec;
+  }
+  out.append(t_second.text, t_second.len);
+  const int ms = static_cast<int>(tv.tv_usec / 1000);
+  const char tail[4] = {static_cast<char>('0' + ms / 100), static_cast<char>('0' + ms / 10 % 10),
+                        static_cast<char>('0' + ms % 10), 'Z'};
+  out.append(tail, sizeof tail);
+}
+
+std::string header(Level level, std::string_view event) {
+  std::string text;
+  text.reserve(160);
+  text += "ts=";
+  append_timestamp(text);
+  text += " level=";
+  text += level_name(level);
+  text += " event=";
+  append_value(text, event);
+  return text;
+}
+
 }  // namespace
 
 void set_min_level(Level level) { g_min_level.store(static_cast<int>(level)); }
 bool enabled(Level level) { return static_cast<int>(level) >= g_min_level.load(std::memory_order_relaxed); }
-void start_writer() { writer().start(); }
-void stop_writer() { writer().stop(); }
+void start_writer() { sink().start(); }
+void stop_writer() { sink().stop(); }
+uint64_t dropped() { return sink().dropped(); }
 
 Line::Line(Level level, std::string_view event) : active_(enabled(level)) {
-  if (!active_) return;
-  text_.reserve(160);
-  struct timeval tv;
-  gettimeofday(&tv, nullptr);
-  struct tm tm;
-  gmtime_r(&tv.tv_sec, &tm);
-  char ts[96];
-  std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(tv.tv_usec / 1000));
-  text_ += "ts=";
-  text_ += ts;
-  text_ += " level=";
-  text_ += level_name(level);
-  text_ += " event=";
-  append_value(text_, event);
+  if (active_) text_ = header(level, event);
 }
 
 Line::~Line() {
   if (!active_) return;
   text_.push_back('\n');
-  writer().submit(std::move(text_));
+  // Before start_writer (and after stop_writer) lines are written here, as they come.
+  if (sink().append(text_) == BatchSink::Append::kNotRunning) write_all(2, text_);
 }
 
 Line& Line::kv(std::string_view key, std::string_view value) {
@@ -179,12 +152,22 @@ Line& Line::kv(std::string_view key, std::string_view value) {
   return *this;
 }
 
-Line& Line::kv(std::string_view key, int64_t value) { return kv(key, std::string_view(std::to_string(value))); }
-Line& Line::kv(std::string_view key, uint64_t value) { return kv(key, std::string_view(std::to_string(value))); }
+// std::to_chars writes what %lld, %llu and %.3f write, without printf's parsing or locale.
+Line& Line::kv(std::string_view key, int64_t value) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, value);
+  return kv(key, std::string_view(buf, static_cast<size_t>(r.ptr - buf)));
+}
+Line& Line::kv(std::string_view key, uint64_t value) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, value);
+  return kv(key, std::string_view(buf, static_cast<size_t>(r.ptr - buf)));
+}
 Line& Line::kv(std::string_view key, double value) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.3f", value);
-  return kv(key, std::string_view(buf));
+  char buf[400];  // room for %.3f of the largest double
+  auto r = std::to_chars(buf, buf + sizeof buf, value, std::chars_format::fixed, 3);
+  if (r.ec != std::errc()) return kv(key, std::string_view("nan"));
+  return kv(key, std::string_view(buf, static_cast<size_t>(r.ptr - buf)));
 }
 
 }  // namespace berth::log

@@ -1,5 +1,9 @@
 // Structured logging: one key=value line per event on stderr, with a level.
-// Lines are handed to a background writer thread, so no event loop ever blocks on stderr.
+// Once the writer thread is started, each thread appends its lines to its own bounded buffer and
+// the writer writes them in batches (see batch_sink.h): no lock shared between threads per line,
+// and no event loop ever blocks on stderr. A line that finds its thread's buffer full (stderr
+// stalled) is dropped and counted; a `log_lines_dropped` line reports the count later. Lines of one
+// thread keep their order; lines of different threads may interleave out of timestamp order.
 #pragma once
 
 #include <cstdint>
@@ -14,8 +18,11 @@ void set_min_level(Level level);
 bool enabled(Level level);
 // Starts the writer thread (idempotent). Until then lines are written synchronously.
 void start_writer();
-// Flushes pending lines and stops the writer thread.
+// Writes every pending line (of every thread, exited ones too) and stops the writer thread.
+// Afterwards lines are written synchronously again.
 void stop_writer();
+// Lines dropped because their thread's buffer was full, since the process started.
+uint64_t dropped();
 
 // Builds one line: `ts=... level=info event=name k=v ...`, submitted by the destructor.
 class Line {

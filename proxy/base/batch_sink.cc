@@ -1,0 +1,261 @@
+#include "proxy/base/batch_sink.h"
+
+#include <poll.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <condition_variable>
+#include <mutex>
+#include <vector>
+
+namespace berth {
+
+namespace {
+
+// One producing thread's buffer. `buf` is what the thread appends to; the writer swaps it for
+// `drain` (empty) under `mu` and writes `drain` with no lock held.
+struct Producer {
+  std::mutex mu;
+  std::string buf;     // guarded by mu
+  bool woke = false;   // guarded by mu: this buffer already woke the writer for this batch
+  bool retired = false;  // guarded by State::registry_mu: the thread has exited
+  std::string drain;   // the writer's only
+};
+
+// A drained buffer that grew past this during a burst is freed rather than kept for the next one.
+constexpr size_t kKeepBytes = 64 * 1024;
+
+std::atomic<uint64_t> g_next_sink_id{1};
+
+}  // namespace
+
+struct BatchSink::State {
+  explicit State(Options o) : options(std::move(o)) {}
+
+  const uint64_t id = g_next_sink_id.fetch_add(1);
+  const Options options;
+  // True while the writer will still take what producers append. Read under a producer's lock and
+  // cleared by the writer before its final drain, which takes every producer's lock afterwards, so
+  // whatever a producer queued while it read true is in that drain.
+  std::atomic<bool> accepting{false};
+  std::atomic<uint64_t> dropped{0};
+
+  std::mutex registry_mu;  // taken once per thread to register, and by the writer to collect
+  std::vector<std::shared_ptr<Producer>> producers;
+
+  std::mutex wake_mu;
+  std::condition_variable wake_cv;
+  bool wake = false;  // guarded by wake_mu
+  bool stop = false;  // guarded by wake_mu
+
+  std::mutex control_mu;  // serialises start() and stop()
+  uint64_t dropped_reported = 0;  // the writer's only (kept across restarts)
+
+  void wake_writer() {
+    {
+      std::lock_guard lock(wake_mu);
+      wake = true;
+    }
+    wake_cv.notify_one();
+  }
+};
+
+namespace {
+
+// This thread's buffers, one per sink it has appended to. On thread exit each buffer is either
+// freed now (empty) or left to the writer, which writes it and then frees it.
+struct Registration {
+  uint64_t sink_id;
+  std::weak_ptr<BatchSink::State> state;
+  std::shared_ptr<Producer> producer;
+};
+
+struct Registrations {
+  std::vector<Registration> entries;
+  ~Registrations();
+};
+
+thread_local Registrations t_registrations;
+// Set once t_registrations is destroyed: a record appended later in this thread's teardown (from
+// another thread-local's destructor) is answered kNotRunning instead of touching a dead object.
+thread_local bool t_registrations_gone = false;
+
+Registrations::~Registrations() {
+  t_registrations_gone = true;
+  for (Registration& r : entries) {
+    std::shared_ptr<BatchSink::State> state = r.state.lock();
+    if (!state) continue;  // the sink is gone, and so is its list
+    std::lock_guard registry(state->registry_mu);
+    bool empty;
+    {
+      std::lock_guard lock(r.producer->mu);
+      empty = r.producer->buf.empty();
+    }
+    if (empty) {
+      std::erase(state->producers, r.producer);
+    } else {
+      r.producer->retired = true;
+    }
+  }
+}
+
+Producer* producer_for(const std::shared_ptr<BatchSink::State>& state) {
+  for (Registration& r : t_registrations.entries)
+    if (r.sink_id == state->id) return r.producer.get();
+  std::erase_if(t_registrations.entries, [](const Registration& r) { return r.state.expired(); });
+  auto producer = std::make_shared<Producer>();
+  {
+    std::lock_guard registry(state->registry_mu);
+    state->producers.push_back(producer);
+  }
+  t_registrations.entries.push_back({state->id, state, producer});
+  return producer.get();
+}
+
+}  // namespace
+
+void FdOutput::write(std::span<const iovec> batch) {
+  std::vector<iovec> rest(batch.begin(), batch.end());
+  size_t i = 0;
+  while (true) {
+    while (i < rest.size() && rest[i].iov_len == 0) ++i;
+    if (i == rest.size()) return;
+    const int count = static_cast<int>(std::min<size_t>(rest.size() - i, IOV_MAX));
+    ssize_t n = ::writev(fd_, &rest[i], count);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        pollfd p{fd_, POLLOUT, 0};
+        ::poll(&p, 1, -1);
+        continue;
+      }
+      return;
+    }
+    auto left = static_cast<size_t>(n);
+    while (left > 0) {
+      if (left >= rest[i].iov_len) {
+        left -= rest[i].iov_len;
+        ++i;
+      } else {
+        rest[i].iov_base = static_cast<char*>(rest[i].iov_base) + left;
+        rest[i].iov_len -= left;
+        left = 0;
+      }
+    }
+  }
+}
+
+BatchSink::BatchSink(BatchOutput& output, Options options)
+    : output_(output), state_(std::make_shared<State>(std::move(options))) {}
+
+BatchSink::~BatchSink() { stop(); }
+
+void BatchSink::start() {
+  std::lock_guard control(state_->control_mu);
+  if (thread_.joinable()) return;
+  state_->accepting.store(true);
+  thread_ = std::thread([this] { run(); });
+}
+
+void BatchSink::stop() {
+  std::lock_guard control(state_->control_mu);
+  if (!thread_.joinable()) return;
+  {
+    std::lock_guard lock(state_->wake_mu);
+    state_->stop = true;
+  }
+  state_->wake_cv.notify_one();
+  thread_.join();
+  std::lock_guard lock(state_->wake_mu);
+  state_->stop = false;
+  state_->wake = false;
+}
+
+bool BatchSink::running() const { return state_->accepting.load(); }
+
+uint64_t BatchSink::dropped() const { return state_->dropped.load(std::memory_order_relaxed); }
+
+BatchSink::Append BatchSink::append(std::string_view record) {
+  if (t_registrations_gone) return Append::kNotRunning;
+  State& s = *state_;
+  Producer* p = producer_for(state_);
+  bool wake = false;
+  {
+    std::lock_guard lock(p->mu);
+    if (!s.accepting.load()) return Append::kNotRunning;
+    if (p->buf.size() + record.size() > s.options.buffer_bytes) {
+      s.dropped.fetch_add(1, std::memory_order_relaxed);
+      return Append::kDropped;
+    }
+    p->buf.append(record);
+    if (!p->woke && p->buf.size() >= s.options.high_water_bytes) {
+      p->woke = true;
+      wake = true;
+    }
+  }
+  if (wake) s.wake_writer();
+  return Append::kQueued;
+}
+
+void BatchSink::run() {
+  State& s = *state_;
+  std::vector<std::shared_ptr<Producer>> batch;
+  std::vector<iovec> iov;
+  std::string report;
+  std::chrono::steady_clock::time_point last_report;
+  bool reported_before = false;
+  bool stopping = false;
+  while (!stopping) {
+    {
+      std::unique_lock lock(s.wake_mu);
+      s.wake_cv.wait_for(lock, s.options.period, [&] { return s.wake || s.stop; });
+      s.wake = false;
+      stopping = s.stop;
+    }
+    // The final drain: from here on producers are told kNotRunning, and everything they queued
+    // before is in their buffers, which the collection below takes under their locks.
+    if (stopping) s.accepting.store(false);
+
+    {
+      std::lock_guard registry(s.registry_mu);
+      for (const auto& p : s.producers) {
+        {
+          std::lock_guard lock(p->mu);
+          p->buf.swap(p->drain);
+          p->woke = false;
+        }
+        if (!p->drain.empty()) batch.push_back(p);
+      }
+      // An exited thread's buffer was just taken in full (it appends no more): forget it.
+      std::erase_if(s.producers, [](const std::shared_ptr<Producer>& p) { return p->retired; });
+    }
+
+    iov.clear();
+    for (const auto& p : batch) iov.push_back({p->drain.data(), p->drain.size()});
+    const uint64_t dropped = s.dropped.load(std::memory_order_relaxed);
+    const auto now = std::chrono::steady_clock::now();
+    if (dropped > s.dropped_reported && s.options.drop_report &&
+        (stopping || !reported_before || now - last_report >= s.options.drop_report_interval)) {
+      report = s.options.drop_report(dropped - s.dropped_reported);
+      s.dropped_reported = dropped;
+      last_report = now;
+      reported_before = true;
+      if (!report.empty()) iov.push_back({report.data(), report.size()});
+    }
+    if (!iov.empty()) output_.write(iov);
+
+    for (const auto& p : batch) {
+      if (p->drain.capacity() > kKeepBytes) {
+        std::string().swap(p->drain);
+      } else {
+        p->drain.clear();
+      }
+    }
+    batch.clear();
+  }
+}
+
+}  // namespace berth

@@ -1,0 +1,96 @@
+// BatchSink: records (log lines, access-log records) appended by many threads, written off those
+// threads by one writer thread in batches.
+//
+// Each producing thread appends to its own bounded buffer, registered with the sink the first time
+// that thread appends. The hot path takes only that buffer's lock, which no other producer ever
+// takes and the writer takes just long enough to swap the buffer for an empty one. Nothing is
+// signalled per record: the writer wakes every `period`, or once when a buffer passes its
+// high-water mark, takes every producer's buffer and hands them to the output as one batch (one
+// writev for an fd). When a producer's buffer is full, because the output is stalled or slower than
+// the producers, new records are dropped and counted; a producer never waits for the output. After
+// drops, the writer adds one report record (built by `drop_report`) to a later batch.
+//
+// Records of one thread are written in the order appended; records of different threads are not
+// ordered among themselves. A thread that exits keeps its unwritten records: the writer writes them
+// and then frees the buffer. stop() writes everything appended before it and returns once written.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <thread>
+
+namespace berth {
+
+// Where a BatchSink's batches go. write() runs on the writer thread only and may block.
+class BatchOutput {
+ public:
+  virtual ~BatchOutput() = default;
+  // Writes every byte of the batch, in order (or gives up on an error the output cannot recover).
+  virtual void write(std::span<const iovec> batch) = 0;
+};
+
+// Writes batches to a file descriptor with writev (it does not own the fd). Short writes are
+// resumed, EINTR retried; on a non-blocking fd it waits for POLLOUT; other errors drop the batch.
+class FdOutput final : public BatchOutput {
+ public:
+  explicit FdOutput(int fd) : fd_(fd) {}
+  void write(std::span<const iovec> batch) override;
+
+ private:
+  int fd_;
+};
+
+class BatchSink {
+ public:
+  struct Options {
+    size_t buffer_bytes = 1 << 20;     // per producer; a record that does not fit is dropped
+    size_t high_water_bytes = 1 << 18;  // a producer past this wakes the writer (once per batch)
+    std::chrono::milliseconds period{25};  // the writer's wake-up period when no one wakes it
+    std::chrono::milliseconds drop_report_interval{1000};  // at most one report per interval
+    // Builds the record reporting `count` drops since the last report (empty: no report).
+    std::function<std::string(uint64_t count)> drop_report;
+  };
+  enum class Append : uint8_t {
+    kQueued,
+    kDropped,      // the producer's buffer is full; counted in dropped()
+    kNotRunning,   // no writer (before start, after stop, or on a thread being torn down)
+  };
+
+  // `output` must outlive the sink.
+  BatchSink(BatchOutput& output, Options options);
+  ~BatchSink();  // stop()
+  BatchSink(const BatchSink&) = delete;
+  BatchSink& operator=(const BatchSink&) = delete;
+
+  // Starts the writer thread (idempotent).
+  void start();
+  // Writes every record queued so far, then stops the writer thread (idempotent). Records appended
+  // meanwhile are either written or answered kNotRunning.
+  void stop();
+  bool running() const;
+
+  // From any thread. Never blocks on the output; at most on the writer's brief buffer swap.
+  Append append(std::string_view record);
+
+  // Records dropped since the sink was made.
+  uint64_t dropped() const;
+
+  struct State;
+
+ private:
+  void run();
+
+  BatchOutput& output_;
+  std::shared_ptr<State> state_;  // shared with producers' thread-local registrations
+  std::thread thread_;
+};
+
+}  // namespace berth
