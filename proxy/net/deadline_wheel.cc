@@ -6,16 +6,8 @@ DeadlineWheel::DeadlineWheel(uint64_t now) : current_(now / kSlotMs) {
   for (auto& s : slots_) s.prev = s.next = &s;
 }
 
-// Entries still filed belong to owners that outlive nothing here: just forget them.
-DeadlineWheel::~DeadlineWheel() {
-  for (auto& s : slots_) {
-    for (DeadlineEntry* e = s.next; e != &s;) {
-      DeadlineEntry* n = e->next;
-      e->prev = e->next = nullptr;
-      e = n;
-    }
-  }
-}
+// Entries still filed are not touched: their owners may be gone already.
+DeadlineWheel::~DeadlineWheel() = default;
 
 void DeadlineWheel::unlink(DeadlineEntry* e) {
   e->prev->next = e->next;
