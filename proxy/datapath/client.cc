@@ -90,16 +90,15 @@ void Exchange::reset() {
 }
 
 ClientConn::ClientConn(Worker* worker, std::unique_ptr<Transport> transport)
-    : Stream(worker, std::move(transport)), worker_(worker) {}
+    : Stream(worker, std::move(transport)) {}
+
+Worker* ClientConn::worker() const { return static_cast<Worker*>(io_); }
 
 void ClientConn::start() {
-  const ConnectionInfo& conn = transport().info();
-  client_ip_ = conn.peer_ip;
-  client_port_ = conn.peer_port;
-  local_port_ = conn.local_port;
+  conn();  // reads the peer's facts once, now, while the socket is fresh
   phase_ = Phase::kIdle;
   // A fresh connection must start its request within the header timeout.
-  deadline_ = now() + worker_->runtime()->timeouts.request_header.count();
+  deadline_ = now() + worker()->runtime()->timeouts.request_header.count();
   arm_timer();
   update_reading();
 }
@@ -169,7 +168,7 @@ void ClientConn::process_input(Block* block, size_t off, size_t len) {
         if (ex_) ex_->rec.bytes_in += len;
         if (upstream_) {
           upstream_->write_block(block, data, len);
-          if (upstream_ && upstream_->write_queue_bytes() > worker_->runtime()->limits.write_buffer_bytes)
+          if (upstream_ && upstream_->write_queue_bytes() > worker()->runtime()->limits.write_buffer_bytes)
             backpressured_ = true;
         }
         len = 0;
@@ -180,13 +179,13 @@ void ClientConn::process_input(Block* block, size_t off, size_t len) {
 }
 
 uint64_t ClientConn::ex_rt_timeout_header() const {
-  return static_cast<uint64_t>(worker_->runtime()->timeouts.request_header.count());
+  return static_cast<uint64_t>(worker()->runtime()->timeouts.request_header.count());
 }
 
 bool ClientConn::consume_head(Block* block, const char*& data, size_t& len) {
-  const Runtime& rt = *worker_->runtime();
+  const Runtime& rt = *worker()->runtime();
   size_t used = 0;
-  HeadReader::Status st = head_reader_.feed(worker_->strings(), data, len, used, rt.limits.max_header_bytes,
+  HeadReader::Status st = head_reader_.feed(worker()->strings(), data, len, used, rt.limits.max_header_bytes,
                                             rt.limits.max_request_line);
   ex_->rec.bytes_in += st == HeadReader::Status::kNeedMore ? len : used;
   switch (st) {
@@ -195,11 +194,11 @@ bool ClientConn::consume_head(Block* block, const char*& data, size_t& len) {
       len = 0;
       return false;
     case HeadReader::Status::kLineTooLong:
-      worker_->stats().add(Counter::kRequestsRejected);
+      worker()->stats().add(Counter::kRequestsRejected);
       local_reply(414, "uri-too-long", true);
       return false;
     case HeadReader::Status::kTooLarge:
-      worker_->stats().add(Counter::kRequestsRejected);
+      worker()->stats().add(Counter::kRequestsRejected);
       local_reply(431, "header-too-large", true);
       return false;
     case HeadReader::Status::kComplete:
@@ -209,7 +208,7 @@ bool ClientConn::consume_head(Block* block, const char*& data, size_t& len) {
   data += used;
   len -= used;
   handle_request_head(head, std::string_view(data, len));
-  head_reader_.reset(worker_->strings());
+  head_reader_.reset(worker()->strings());
   (void)block;
   return !closing() && phase_ != Phase::kClosing;
 }
@@ -244,17 +243,17 @@ void ClientConn::resume_pending() {
 // ------------------------------------------------------------------ request
 
 void ClientConn::begin_exchange() {
-  ex_ = worker_->acquire_exchange();
-  ex_->rt = worker_->pinned_runtime();
+  ex_ = worker()->acquire_exchange();
+  ex_->rt = worker()->pinned_runtime();
   ExchangeRecord& rec = ex_->rec;
   rec.start_ns = static_cast<int64_t>(uv_hrtime());
   rec.start_unix_ns = realtime_ns();
   rec.scheme = "http";
-  if (worker_->record_details()) {
+  if (worker()->record_details()) {
     char port[8];
-    auto r = std::to_chars(port, port + sizeof port, client_port_);
-    const bool v6 = std::strchr(client_ip_, ':') != nullptr;
-    rec.client.append(v6 ? "[" : "").append(client_ip_).append(v6 ? "]:" : ":").append(port, r.ptr);
+    auto r = std::to_chars(port, port + sizeof port, conn().peer_port);
+    const bool v6 = std::strchr(conn().peer_ip, ':') != nullptr;
+    rec.client.append(v6 ? "[" : "").append(conn().peer_ip).append(v6 ? "]:" : ":").append(port, r.ptr);
   }
 }
 
@@ -270,8 +269,8 @@ void ClientConn::end_exchange(ExchangeEnd end) {
     rec.route = ex->route->name;
     rec.service = ex->rt->routes->service(ex->route->service).name;
   }
-  if (RecordSink* sink = worker_->record_sink()) sink->on_exchange(rec);
-  worker_->release_exchange(ex);
+  if (RecordSink* sink = worker()->record_sink()) sink->on_exchange(rec);
+  worker()->release_exchange(ex);
 }
 
 void ClientConn::copy_request_details(const http::RequestHead& req) {
@@ -290,22 +289,22 @@ void ClientConn::copy_request_details(const http::RequestHead& req) {
 }
 
 void ClientConn::handle_request_head(std::string_view head, std::string_view early_body) {
-  worker_->stats().add(Counter::kRequests);
+  worker()->stats().add(Counter::kRequests);
   const Runtime& rt = *ex_->rt;
   http::RequestHead& req = ex_->req;
 
   http::Outcome o = http::parse_request_head(head, rt.http_limits, req);
   if (!o.ok()) {
-    worker_->stats().add(Counter::kRequestsRejected);
+    worker()->stats().add(Counter::kRequestsRejected);
     ErrorReply r = reply_for(o.error);
-    log::debug("request_rejected").kv("client", client_ip_).kv("status", r.status).kv("reason", o.detail);
+    log::debug("request_rejected").kv("client", conn().peer_ip).kv("status", r.status).kv("reason", o.detail);
     local_reply(r.status, r.cause, true);
     return;
   }
   // The request id: the client's, else one made here (sent upstream, and in the record).
-  if (!http::has_request_id(req)) worker_->next_request_id(ex_->request_id);
+  if (!http::has_request_id(req)) worker()->next_request_id(ex_->request_id);
   const std::string_view generated(ex_->request_id, sizeof ex_->request_id);
-  if (worker_->record_details()) {
+  if (worker()->record_details()) {
     copy_request_details(req);
     ex_->rec.request_id.assign(http::has_request_id(req) ? http::effective_request_id(req, {}) : generated);
   }
@@ -315,16 +314,16 @@ void ClientConn::handle_request_head(std::string_view head, std::string_view ear
   // before any instance sees the request (otherwise found only once it streams).
   if (pr.state == MessageParser::State::kError ||
       (req.framing == http::Framing::kChunked && !http::chunked_start_plausible(early_body))) {
-    worker_->stats().add(Counter::kRequestsRejected);
+    worker()->stats().add(Counter::kRequestsRejected);
     log::debug("request_rejected")
-        .kv("client", client_ip_)
+        .kv("client", conn().peer_ip)
         .kv("status", 400)
         .kv("reason", pr.state == MessageParser::State::kError ? pr.reason : "invalid chunk size");
     local_reply(400, "bad-request", true);
     return;
   }
   ex_->version_minor = req.version_minor;
-  ex_->keep_alive = req.keep_alive() && !draining_ && !worker_->draining();
+  ex_->keep_alive = req.keep_alive() && !draining_ && !worker()->draining();
   ex_->method_head = req.method_head;
   ex_->upgrade = req.upgrade;
   ex_->req_framing = req.framing;
@@ -338,8 +337,8 @@ void ClientConn::handle_request_head(std::string_view head, std::string_view ear
   }
   ex_->route = route;
   if (route->filters && !route->filters->empty()) {
-    FilterRequest freq{req, *route, client_ip_};
-    switch (ex_->filters.start(*route->filters, worker_->filter_states(), freq, this)) {
+    FilterRequest freq{req, *route, conn().peer_ip};
+    switch (ex_->filters.start(*route->filters, worker()->filter_states(), freq, this)) {
       case FilterResult::kContinue:
         break;
       case FilterResult::kReply:
@@ -362,7 +361,7 @@ void ClientConn::on_filter_done() {
   if (!ex_ || closing()) return;
   // Parse the kept copy again: the views of ex_->req pointed into bytes that are gone.
   http::parse_request_head(ex_->held_head, ex_->rt->http_limits, ex_->req);
-  FilterRequest freq{ex_->req, *ex_->route, client_ip_};
+  FilterRequest freq{ex_->req, *ex_->route, conn().peer_ip};
   switch (ex_->filters.proceed(freq)) {
     case FilterResult::kContinue:
       forward_request();
@@ -390,14 +389,14 @@ void ClientConn::forward_request() {
   const Runtime& rt = *ex_->rt;
   ex_->body_limit = route->max_body_bytes;
   if (ex_->body_limit && req.framing == http::Framing::kContentLength && req.content_length > ex_->body_limit) {
-    worker_->stats().add(Counter::kRequestsRejected);
+    worker()->stats().add(Counter::kRequestsRejected);
     local_reply(413, "body-too-large", true);
     return;
   }
 
   // The selection key needs the head, which is gone once this function returns (retries).
   const config::ServicePolicy& policy = rt.routes->service(route->service).policy;
-  ex_->pick_key = make_pick_key(req, policy.lb, client_ip_);
+  ex_->pick_key = make_pick_key(req, policy.lb, conn().peer_ip);
   // Keep a copy of a small body only when a retry could need it: one after a reset, which
   // only an idempotent method (or any, with retry.non_idempotent) gets.
   if (ex_->has_body && policy.retry.attempts > 1 && (policy.retry.non_idempotent || is_idempotent(req.method))) {
@@ -408,7 +407,7 @@ void ClientConn::forward_request() {
   const std::string_view request_id =
       http::has_request_id(req) ? std::string_view() : std::string_view(ex_->request_id, sizeof ex_->request_id);
   const HeaderEdits& edits = ex_->filters.edits();
-  http::ForwardInfo info{client_ip_, transport().info().scheme, local_port_, request_id, edits.empty() ? nullptr : &edits};
+  http::ForwardInfo info{conn().peer_ip, transport().info().scheme, conn().local_port, request_id, edits.empty() ? nullptr : &edits};
   http::build_upstream_request(req, info, ex_->upstream_head);
   // Past this point the raw head is no longer needed: only scalars copied above are used.
   ex_->request_done = ex_->head_only;  // fully read (not yet sent)
@@ -430,7 +429,7 @@ void ClientConn::choose_upstream(int chosen) {
   const config::CircuitBreaker& cb = svc.policy.circuit;
   const bool body_unread = !ex_->request_done;
   auto circuit_open = [&] {
-    worker_->stats().add(Counter::kCircuitOpen);
+    worker()->stats().add(Counter::kCircuitOpen);
     local_reply(503, "circuit-open", body_unread, "Retry-After: 1\r\n");
   };
   if (cb.service_max_requests && svc.counters &&
@@ -439,7 +438,7 @@ void ClientConn::choose_upstream(int chosen) {
     return;
   }
   bool blocked = false;
-  int idx = chosen >= 0 ? chosen : worker_->pick_endpoint(rt, service, ex_->pick_key, ex_->tried, ex_->tried_count, &blocked);
+  int idx = chosen >= 0 ? chosen : worker()->pick_endpoint(rt, service, ex_->pick_key, ex_->tried, ex_->tried_count, &blocked);
   if (idx < 0) {
     if (blocked) circuit_open();
     else local_reply(503, "no-endpoint", body_unread, "Retry-After: 1\r\n");
@@ -459,8 +458,8 @@ void ClientConn::choose_upstream(int chosen) {
     ex_->sticky_id = instance_id(svc.name, ep.key);
     ex_->set_cookie = !ex_->pick_key.has_sticky || ex_->pick_key.sticky != ex_->sticky_id;
   }
-  EndpointPool* pool = worker_->endpoint_pool(rt, service, idx);
-  worker_->begin_attempt(ex_, ep, pool);
+  EndpointPool* pool = worker()->endpoint_pool(rt, service, idx);
+  worker()->begin_attempt(ex_, ep, pool);
   if (UpstreamConn* u = ex_->fresh_connection ? nullptr : pool->take_idle()) {
     if (AttemptRecord* a = current_attempt()) {
       a->reused = true;
@@ -478,15 +477,15 @@ void ClientConn::choose_upstream(int chosen) {
     circuit_open();
     return;
   }
-  worker_->begin_connect(ex_);
-  auto* u = new UpstreamConn(worker_, pool);
+  worker()->begin_connect(ex_);
+  auto* u = new UpstreamConn(worker(), pool);
   upstream_ = u;
   u->connect(this, static_cast<uint64_t>(rt.timeouts.upstream_connect.count()));
 }
 
 void ClientConn::on_upstream_connected(UpstreamConn* u) {
   if (u != upstream_) return;
-  if (ex_) worker_->end_connect(ex_);
+  if (ex_) worker()->end_connect(ex_);
   if (AttemptRecord* a = current_attempt()) a->connected_ns = static_cast<int64_t>(uv_hrtime());
   send_request_head();
 }
@@ -507,10 +506,10 @@ void ClientConn::send_request_head() {
     log::debug("request_body_replayed").kv("endpoint", upstream_->pool()->key()).kv("bytes", ex_->replay.seen());
   } else {
     // Framed again as one chunk (plus the last chunk once the body is complete).
-    std::string* body = worker_->acquire_string();
+    std::string* body = worker()->acquire_string();
     ex_->replay.append_framed(chunked, ex_->body.complete(), *body);
     written = upstream_->write_copy2(ex_->upstream_head, *body);
-    worker_->release_string(body);
+    worker()->release_string(body);
     log::debug("request_body_replayed").kv("endpoint", upstream_->pool()->key()).kv("bytes", ex_->replay.seen());
   }
   if (!written) return;  // failure is reported via callbacks
@@ -551,8 +550,8 @@ bool ClientConn::feed_request_body(Block* block, const char*& data, size_t& len)
       finish_request_body();
       return !closing();
     case MessageParser::State::kError:
-      worker_->stats().add(Counter::kRequestsRejected);
-      log::debug("request_body_rejected").kv("client", client_ip_).kv("reason", r.reason);
+      worker()->stats().add(Counter::kRequestsRejected);
+      log::debug("request_body_rejected").kv("client", conn().peer_ip).kv("reason", r.reason);
       if (ex_->response_started) {
         abort_exchange(ExchangeEnd::kAborted, "bad-request");
       } else {
@@ -567,7 +566,7 @@ bool ClientConn::feed_request_body(Block* block, const char*& data, size_t& len)
 void ClientConn::on_body_data(const char* data, size_t len) {
   if (!ex_ || phase_ != Phase::kUpstream || closing()) return;
   if (ex_->body_limit && ex_->body.body_bytes() > ex_->body_limit) {
-    worker_->stats().add(Counter::kRequestsRejected);
+    worker()->stats().add(Counter::kRequestsRejected);
     if (ex_->response_started) {
       abort_exchange(ExchangeEnd::kAborted, "body-too-large");
     } else {
@@ -603,7 +602,7 @@ void ClientConn::on_response_head(UpstreamConn* u, const http::ResponseHead& hea
     if (!a->first_byte_ns) a->first_byte_ns = static_cast<int64_t>(uv_hrtime());
     a->status = head.status;
   }
-  std::string* out = worker_->acquire_string();
+  std::string* out = worker()->acquire_string();
   record_outcome(head.status >= 500);
   if (head.status == 101) {
     http::ResponsePlan plan;
@@ -611,8 +610,8 @@ void ClientConn::on_response_head(UpstreamConn* u, const http::ResponseHead& hea
     write_copy(*out);
     ex_->rec.bytes_out += out->size();
     ex_->rec.status = 101;
-    worker_->release_string(out);
-    worker_->stats().add(Counter::kResponses1xx);
+    worker()->release_string(out);
+    worker()->stats().add(Counter::kResponses1xx);
     ex_->response_started = true;
     ex_->request_done = true;
     phase_ = Phase::kTunnel;
@@ -628,10 +627,10 @@ void ClientConn::on_response_head(UpstreamConn* u, const http::ResponseHead& hea
       write_copy(*out);
       ex_->rec.bytes_out += out->size();
     }
-    worker_->release_string(out);
+    worker()->release_string(out);
     return;
   }
-  const bool close_after = !ex_->keep_alive || draining_ || worker_->draining() || !ex_->request_done;
+  const bool close_after = !ex_->keep_alive || draining_ || worker()->draining() || !ex_->request_done;
   ex_->plan = http::plan_response(head, ex_->version_minor, close_after);
   ex_->response_chunked = ex_->plan.to_client == http::Framing::kChunked;
   const HeaderEdits& edits = ex_->filters.edits();
@@ -649,9 +648,9 @@ void ClientConn::on_response_head(UpstreamConn* u, const http::ResponseHead& hea
   write_copy(*out);
   ex_->rec.bytes_out += out->size();
   ex_->rec.status = head.status;
-  worker_->release_string(out);
+  worker()->release_string(out);
   ex_->response_started = true;
-  worker_->stats().add(status_counter(head.status));
+  worker()->stats().add(status_counter(head.status));
 }
 
 void ClientConn::on_response_body(UpstreamConn* u, Block* block, const char* data, size_t len) {
@@ -693,7 +692,7 @@ void ClientConn::finish_exchange() {
   const bool reusable = upstream_ && upstream_->reusable_after_response() && ex_->request_done;
   release_upstream(reusable);
   const bool close_client =
-      ex_->plan.close_client || !ex_->keep_alive || draining_ || peer_eof_ || worker_->draining();
+      ex_->plan.close_client || !ex_->keep_alive || draining_ || peer_eof_ || worker()->draining();
   end_exchange(ExchangeEnd::kResponded);
   backpressured_ = false;
   if (close_client) {
@@ -706,7 +705,7 @@ void ClientConn::finish_exchange() {
     return;
   }
   phase_ = Phase::kIdle;
-  deadline_ = now() + static_cast<uint64_t>(worker_->runtime()->timeouts.keepalive_idle.count());
+  deadline_ = now() + static_cast<uint64_t>(worker()->runtime()->timeouts.keepalive_idle.count());
   arm_timer();
   resume_pending();
 }
@@ -718,7 +717,7 @@ void ClientConn::on_upstream_failed(UpstreamConn* u, UpstreamFailure why, bool a
     close();
     return;
   }
-  worker_->end_connect(ex_);
+  worker()->end_connect(ex_);
   if (phase_ == Phase::kTunnel) {
     close_after_flush();
     return;
@@ -726,7 +725,7 @@ void ClientConn::on_upstream_failed(UpstreamConn* u, UpstreamFailure why, bool a
   if (AttemptRecord* a = current_attempt()) a->failure = reply_for(why).cause;
   if (ex_->response_started) {
     // Part of the response is already with the client: all that is left is to cut it short.
-    log::warn("upstream_failed_mid_response").kv("endpoint", u->pool()->key()).kv("client", client_ip_);
+    log::warn("upstream_failed_mid_response").kv("endpoint", u->pool()->key()).kv("client", conn().peer_ip);
     abort_exchange(ExchangeEnd::kAborted, reply_for(why).cause);
     return;
   }
@@ -764,20 +763,20 @@ bool ClientConn::retry_elsewhere(UpstreamConn* u, UpstreamFailure why, bool any_
     log::debug("retry_body_not_kept").kv("endpoint", u->pool()->key()).kv("body_bytes", ex_->replay.seen());
     return false;
   }
-  if (!worker_->retry_allowed(svc)) {
-    worker_->stats().add(Counter::kRetryBudgetExhausted);
+  if (!worker()->retry_allowed(svc)) {
+    worker()->stats().add(Counter::kRetryBudgetExhausted);
     return false;
   }
   // Another instance; after a stale pooled connection the same one will do, on a new connection.
   // None: the client gets the original error, not a 503.
   const bool stale_pooled = !connect_failed && u->reused();
   bool blocked = false;
-  int next = worker_->pick_endpoint(*ex_->rt, ex_->route->service, ex_->pick_key, ex_->tried, ex_->tried_count, &blocked);
+  int next = worker()->pick_endpoint(*ex_->rt, ex_->route->service, ex_->pick_key, ex_->tried, ex_->tried_count, &blocked);
   if (next < 0 && stale_pooled) next = ex_->endpoint;
   if (next < 0) return false;
-  worker_->stats().add(Counter::kUpstreamRetries);
-  worker_->end_attempt(ex_);
-  worker_->on_retry_started(ex_);
+  worker()->stats().add(Counter::kUpstreamRetries);
+  worker()->end_attempt(ex_);
+  worker()->on_retry_started(ex_);
   ex_->fresh_connection = stale_pooled;
   ex_->head_sent = false;
   backpressured_ = false;  // that was the failed connection's write queue
@@ -796,7 +795,7 @@ void ClientConn::record_outcome(bool failed) {
     return;
   }
   if (record_failure(svc, index, health_clock_ms())) {
-    worker_->stats().add(Counter::kOutlierEjections);
+    worker()->stats().add(Counter::kOutlierEjections);
     log::warn("outlier_ejected")
         .kv("service", svc.name)
         .kv("endpoint", svc.endpoints[index].key)
@@ -809,7 +808,7 @@ void ClientConn::on_tunnel_data(UpstreamConn* u, Block* block, const char* data,
   deadline_ = now();
   if (ex_) ex_->rec.bytes_out += len;
   write_block(block, data, len);
-  if (!closing() && write_queue_bytes() > worker_->runtime()->limits.write_buffer_bytes) u->set_read_paused(true);
+  if (!closing() && write_queue_bytes() > worker()->runtime()->limits.write_buffer_bytes) u->set_read_paused(true);
 }
 
 void ClientConn::on_tunnel_closed(UpstreamConn* u) {
@@ -827,18 +826,18 @@ void ClientConn::on_upstream_writable(UpstreamConn* u) {
 
 void ClientConn::on_write_done(int status) {
   if (status < 0 || !upstream_ || !ex_) return;
-  if (write_queue_bytes() <= worker_->runtime()->limits.write_buffer_bytes / 2) upstream_->set_read_paused(false);
+  if (write_queue_bytes() <= worker()->runtime()->limits.write_buffer_bytes / 2) upstream_->set_read_paused(false);
 }
 
 // ------------------------------------------------------------------ replies, closing
 
 void ClientConn::local_reply(uint16_t status, const char* cause, bool close_conn, std::string_view extra) {
-  const bool keep = !close_conn && ex_ && ex_->keep_alive && !draining_ && !worker_->draining();
-  std::string* out = worker_->acquire_string();
+  const bool keep = !close_conn && ex_ && ex_->keep_alive && !draining_ && !worker()->draining();
+  std::string* out = worker()->acquire_string();
   http::build_local_reply(status, cause, !keep, extra, *out);
   write_copy(*out);
-  worker_->stats().add(Counter::kLocalReplies);
-  worker_->stats().add(status_counter(status));
+  worker()->stats().add(Counter::kLocalReplies);
+  worker()->stats().add(status_counter(status));
   release_upstream(false);
   if (ex_) {
     ex_->rec.bytes_out += out->size();
@@ -846,8 +845,8 @@ void ClientConn::local_reply(uint16_t status, const char* cause, bool close_conn
     ex_->rec.cause = cause;
     end_exchange(ExchangeEnd::kLocalReply);
   }
-  worker_->release_string(out);
-  head_reader_.reset(worker_->strings());
+  worker()->release_string(out);
+  head_reader_.reset(worker()->strings());
   backpressured_ = false;
   if (!keep) {
     phase_ = Phase::kClosing;
@@ -857,7 +856,7 @@ void ClientConn::local_reply(uint16_t status, const char* cause, bool close_conn
     return;
   }
   phase_ = Phase::kIdle;
-  deadline_ = now() + static_cast<uint64_t>(worker_->runtime()->timeouts.keepalive_idle.count());
+  deadline_ = now() + static_cast<uint64_t>(worker()->runtime()->timeouts.keepalive_idle.count());
   arm_timer();
   // Pipelined requests after this one are picked up by the caller's loop (process_input), or
   // here when they were waiting as pending input.
@@ -928,7 +927,7 @@ void ClientConn::update_reading() {
 }
 
 void ClientConn::arm_timer() {
-  const Runtime& rt = *worker_->runtime();
+  const Runtime& rt = *worker()->runtime();
   const uint64_t t = now();
   uint64_t due = 0;
   switch (phase_) {
@@ -954,7 +953,7 @@ void ClientConn::arm_timer() {
 }
 
 void ClientConn::on_timer() {
-  const Runtime& rt = *worker_->runtime();
+  const Runtime& rt = *worker()->runtime();
   const uint64_t t = now();
   switch (phase_) {
     case Phase::kIdle:
@@ -963,8 +962,8 @@ void ClientConn::on_timer() {
       return;
     case Phase::kHead:
       if (t >= deadline_) {
-        worker_->stats().add(Counter::kRequestsRejected);
-        log::debug("request_header_timeout").kv("client", client_ip_);
+        worker()->stats().add(Counter::kRequestsRejected);
+        log::debug("request_header_timeout").kv("client", conn().peer_ip);
         local_reply(408, "request-header-timeout", true);
       } else {
         arm_timer();
@@ -974,8 +973,8 @@ void ClientConn::on_timer() {
       if (!ex_ || ex_->request_done || !ex_->head_sent) return;
       const uint64_t idle_due = ex_->last_body_at + static_cast<uint64_t>(rt.timeouts.request_body_idle.count());
       if (t >= ex_->body_deadline || t >= idle_due) {
-        worker_->stats().add(Counter::kRequestsRejected);
-        log::info("request_body_timeout").kv("client", client_ip_);
+        worker()->stats().add(Counter::kRequestsRejected);
+        log::info("request_body_timeout").kv("client", conn().peer_ip);
         if (ex_->response_started) {
           abort_exchange(ExchangeEnd::kAborted, "request-body-timeout");
         } else {
@@ -1005,8 +1004,8 @@ void ClientConn::on_closed() {
   release_upstream(false);
   if (ex_) end_exchange(phase_ == Phase::kTunnel ? ExchangeEnd::kTunnelClosed : ex_->close_end);
   drop_pending();
-  head_reader_.reset(worker_->strings());
-  worker_->on_client_closed(this);
+  head_reader_.reset(worker()->strings());
+  worker()->on_client_closed(this);
 }
 
 }  // namespace berth

@@ -137,7 +137,10 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   void linger();
   uint64_t ex_rt_timeout_header() const;
 
-  Worker* worker_;
+  // The worker is the stream's IoContext; the peer's facts stay in the transport (no copies).
+  Worker* worker() const;
+  const ConnectionInfo& conn() { return transport().info(); }
+
   Exchange* ex_ = nullptr;
   UpstreamConn* upstream_ = nullptr;
   HeadReader head_reader_;
@@ -146,15 +149,12 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   uint32_t pending_len_ = 0;
   Block* current_block_ = nullptr;      // block being parsed (for zero-copy body forwarding)
   uint64_t deadline_ = 0;               // header/idle deadline, or last tunnel activity (loop ms)
-  uint16_t local_port_ = 0;
   Phase phase_ = Phase::kIdle;
   bool peer_eof_ = false;
   bool draining_ = false;
   bool backpressured_ = false;          // upstream write queue above the bound
   bool lingering_ = false;
   bool linger_on_close_ = false;        // unread request bytes may follow: linger before close
-  const char* client_ip_ = "";          // the transport's ConnectionInfo::peer_ip
-  uint16_t client_port_ = 0;
 };
 
 }  // namespace berth

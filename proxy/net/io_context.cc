@@ -11,7 +11,11 @@ constexpr size_t kWarmReadBuffers = 16;
 constexpr size_t kWarmWrites = 32;
 }  // namespace
 
-IoContext::IoContext() { uv_loop_init(&loop_); }
+IoContext::IoContext() : deadlines_((uv_loop_init(&loop_), uv_now(&loop_))) {
+  loop_.data = this;  // handles find their context through their loop
+  uv_timer_init(&loop_, &deadline_timer_);
+  deadline_timer_.data = this;
+}
 
 IoContext::~IoContext() {
   while (free_writes_) {
@@ -25,6 +29,9 @@ IoContext::~IoContext() {
 void IoContext::close_loop() {
   if (loop_closed_) return;
   loop_closed_ = true;
+  // The deadline timer is the context's own handle: close it and let its close complete.
+  uv_close(reinterpret_cast<uv_handle_t*>(&deadline_timer_), nullptr);
+  uv_run(&loop_, UV_RUN_NOWAIT);
   uv_loop_close(&loop_);
 }
 
@@ -77,6 +84,39 @@ void IoContext::untrack(Stream* s) {
   if (s->io_next_) s->io_next_->io_prev_ = s->io_prev_;
   s->io_prev_ = s->io_next_ = nullptr;
   --open_streams_;
+}
+
+void IoContext::set_deadline(Stream* s, uint64_t deadline) {
+  const uint64_t due = deadlines_.set(s, deadline);
+  if (due && (deadline_timer_due_ == 0 || due < deadline_timer_due_)) arm_deadline_timer(due);
+}
+
+// With nothing filed the timer stops at once, so a loop whose streams are all closed can exit.
+void IoContext::remove_deadline(Stream* s) {
+  deadlines_.remove(s);
+  if (deadlines_.filed() == 0 && deadline_timer_due_) arm_deadline_timer(0);
+}
+
+void IoContext::arm_deadline_timer(uint64_t due) {
+  deadline_timer_due_ = due;
+  if (due == 0) {
+    uv_timer_stop(&deadline_timer_);
+    return;
+  }
+  const uint64_t t = uv_now(&loop_);
+  uv_timer_start(&deadline_timer_, deadline_timer_cb, due > t ? due - t : 0, 0);
+}
+
+void IoContext::deadline_timer_cb(uv_timer_t* t) {
+  auto* self = static_cast<IoContext*>(t->data);
+  self->deadline_timer_due_ = 0;
+  self->deadlines_.advance(uv_now(&self->loop_), [](DeadlineEntry* e) {
+    auto* s = static_cast<Stream*>(e);
+    if (!s->closing_) s->on_timer();
+  });
+  // Nothing filed: the timer stays stopped and does not keep the loop alive.
+  const uint64_t due = self->deadlines_.next_due();
+  if (due && (self->deadline_timer_due_ == 0 || due < self->deadline_timer_due_)) self->arm_deadline_timer(due);
 }
 
 // close() never deletes on the spot (deletion waits for the loop's close callbacks), so the

@@ -1,6 +1,7 @@
 // What a stream needs from the loop that owns it: the libuv loop, the read-buffer pool, pooled
-// write requests, borrowed strings, and the list of streams still open on the loop. One per event-loop thread (each worker is one); nothing
-// in it is shared between threads.
+// write requests, borrowed strings, the streams' deadlines (one wheel, one uv timer) and the
+// list of streams still open on the loop. One per event-loop thread (each worker is one);
+// nothing in it is shared between threads.
 #pragma once
 
 #include <uv.h>
@@ -9,6 +10,7 @@
 
 #include "proxy/base/buffer_pool.h"
 #include "proxy/base/string_pool.h"
+#include "proxy/net/deadline_wheel.h"
 
 namespace berth {
 
@@ -23,6 +25,8 @@ class IoContext {
   IoContext& operator=(const IoContext&) = delete;
 
   uv_loop_t* loop() { return &loop_; }
+  // The context whose loop this is (its data points back at it).
+  static IoContext* of(uv_loop_t* loop) { return static_cast<IoContext*>(loop->data); }
   BufferPool& pool() { return pool_; }
   StringPool& strings() { return strings_; }
   WriteReq* acquire_write();
@@ -43,8 +47,17 @@ class IoContext {
   friend class Stream;
   void track(Stream* s);
   void untrack(Stream* s);
+  // A stream's deadline (loop ms, 0 = none); the loop's timer is re-armed only when the
+  // stream's slot is due before the time it is armed for.
+  void set_deadline(Stream* s, uint64_t deadline);
+  void remove_deadline(Stream* s);
+  void arm_deadline_timer(uint64_t due);
+  static void deadline_timer_cb(uv_timer_t* t);
 
   uv_loop_t loop_;
+  uv_timer_t deadline_timer_;
+  uint64_t deadline_timer_due_ = 0;  // loop ms the timer is armed for; 0 = stopped
+  DeadlineWheel deadlines_;
   BufferPool pool_;
   StringPool strings_;
   WriteReq* free_writes_ = nullptr;

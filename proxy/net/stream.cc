@@ -11,8 +11,6 @@ thread_local bool t_batching = false;
 }  // namespace
 
 Stream::Stream(IoContext* io, std::unique_ptr<Transport> transport) : io_(io), transport_(std::move(transport)) {
-  uv_timer_init(io->loop(), &timer_);
-  timer_.data = this;
   transport_->bind(this);
   io_->track(this);
 }
@@ -185,15 +183,10 @@ void Stream::on_transport_shutdown(int status) {
 
 void Stream::start_timer(uint64_t ms) {
   if (closing_) return;
-  uv_timer_start(&timer_, timer_cb, ms, 0);
+  io_->set_deadline(this, now() + ms);
 }
 
-void Stream::stop_timer() { uv_timer_stop(&timer_); }
-
-void Stream::timer_cb(uv_timer_t* t) {
-  auto* self = static_cast<Stream*>(t->data);
-  if (!self->closing_) self->on_timer();
-}
+void Stream::stop_timer() { io_->set_deadline(this, 0); }
 
 void Stream::close() {
   if (closing_) return;
@@ -203,17 +196,14 @@ void Stream::close() {
     io_->release_write(batch_);
     batch_ = nullptr;
   }
-  // Both report back later, from the loop: deletion waits for the second.
-  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), timer_close_cb);
+  io_->remove_deadline(this);
+  // Reports back later, from the loop: deletion waits for it.
   transport_->close();
 }
-
-void Stream::timer_close_cb(uv_handle_t* h) { static_cast<Stream*>(h->data)->handle_closed(); }
 
 void Stream::on_transport_closed() { handle_closed(); }
 
 void Stream::handle_closed() {
-  if (--open_handles_ > 0) return;
   io_->untrack(this);
   on_closed();
   delete this;

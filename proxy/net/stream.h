@@ -1,7 +1,9 @@
-// A byte stream with a timer, owned by one worker loop: the common base of client and upstream
+// A byte stream with a deadline, owned by one worker loop: the common base of client and upstream
 // connections. The bytes travel over a Transport the stream owns (plain TCP, later TLS); the
 // stream adds write batching, the write/shutdown/close sequence and deferred deletion: memory
-// is freed only after the timer and the transport have both closed; close is idempotent.
+// is freed only after the transport has closed; close is idempotent. The stream's one timer is
+// a deadline in its loop's DeadlineWheel (no uv handle of its own): on_timer() runs once the
+// deadline has passed, up to a slot (tens of ms) late, never early, never after close().
 // Writes either copy small owned bytes (heads) or reference pool blocks (bodies, zero-copy);
 // every pending write keeps what it references alive.
 #pragma once
@@ -14,13 +16,14 @@
 #include <string_view>
 
 #include "proxy/base/buffer_pool.h"
+#include "proxy/net/deadline_wheel.h"
 #include "proxy/net/io_context.h"
 #include "proxy/net/transport.h"
 #include "proxy/net/write_req.h"
 
 namespace berth {
 
-class Stream : private TransportEvents {
+class Stream : private TransportEvents, private DeadlineEntry {
  public:
   Stream(IoContext* io, std::unique_ptr<Transport> transport);
   virtual ~Stream();
@@ -47,7 +50,7 @@ class Stream : private TransportEvents {
   // the callback returns (a response head and its first body bytes leave in one syscall).
   void flush_batch();
 
-  // Close the timer and the transport now (pending writes are cancelled). Idempotent.
+  // Clear the deadline and close the transport now (pending writes are cancelled). Idempotent.
   void close();
   // Close once queued writes have been flushed: shutdown(SHUT_WR) then close.
   void close_after_flush();
@@ -59,17 +62,17 @@ class Stream : private TransportEvents {
   // Outcome of connect_to(); not called once the stream is closing.
   virtual void on_connected(int status) {}
   virtual void on_timer() {}
-  // Called when the timer and the transport are closed, just before deletion.
+  // Called when the transport is closed, just before deletion.
   virtual void on_closed() {}
   virtual void on_flushed_shutdown() { close(); }
 
   // Opens an outbound connection; false if it could not start (nothing will be reported).
   bool connect_to(const sockaddr* addr);
+  // Sets the deadline `ms` from now (replacing any other); stop_timer clears it.
   void start_timer(uint64_t ms);
   void stop_timer();
   uint64_t now() const;
 
-  uv_timer_t timer_;
   IoContext* io_;
 
  private:
@@ -80,8 +83,6 @@ class Stream : private TransportEvents {
   void on_transport_shutdown(int status) override;
   void on_transport_closed() override;
 
-  static void timer_cb(uv_timer_t* t);
-  static void timer_close_cb(uv_handle_t* h);
   void handle_closed();
   void maybe_shutdown();
   // The batch to append to, flushed first when it cannot take `segments` more pieces.
@@ -95,7 +96,6 @@ class Stream : private TransportEvents {
   bool in_dirty_list_ = false;
 
   uint32_t pending_writes_ = 0;
-  uint8_t open_handles_ = 2;  // the timer and the transport
   bool reading_ = false;
   bool closing_ = false;
   bool close_after_flush_ = false;

@@ -6,11 +6,9 @@
 
 namespace berth {
 
-TcpTransport::TcpTransport(IoContext* io) : io_(io) {
+TcpTransport::TcpTransport(IoContext* io) {
   uv_tcp_init(io->loop(), &tcp_);
   tcp_.data = this;
-  connect_req_.data = this;
-  shutdown_req_.data = this;
 }
 
 int TcpTransport::open(int fd) {
@@ -47,19 +45,24 @@ void TcpTransport::fill_info() {
   }
 }
 
+// The request is freed in its callback, which libuv always runs (UV_ECANCELED at close).
 int TcpTransport::connect(const sockaddr* addr) {
-  return uv_tcp_connect(&connect_req_, &tcp_, addr, connect_cb);
+  auto* req = new uv_connect_t;
+  req->data = this;
+  int rc = uv_tcp_connect(req, &tcp_, addr, connect_cb);
+  if (rc != 0) delete req;
+  return rc;
 }
 
 void TcpTransport::connect_cb(uv_connect_t* req, int status) {
   auto* self = static_cast<TcpTransport*>(req->data);
+  delete req;
   if (status == 0) uv_tcp_nodelay(&self->tcp_, 1);
   self->events_->on_transport_connected(status);
 }
 
 void TcpTransport::alloc_cb(uv_handle_t* h, size_t, uv_buf_t* buf) {
-  auto* self = static_cast<TcpTransport*>(h->data);
-  Block* b = self->io_->pool().acquire();
+  Block* b = IoContext::of(h->loop)->pool().acquire();
   buf->base = b->data();
   buf->len = b->capacity;
 }
@@ -92,10 +95,18 @@ void TcpTransport::write_cb(uv_write_t* req, int status) {
   self->events_->on_transport_write_done(static_cast<WriteReq*>(req->data), status);
 }
 
-int TcpTransport::shutdown() { return uv_shutdown(&shutdown_req_, stream(), shutdown_cb); }
+int TcpTransport::shutdown() {
+  auto* req = new uv_shutdown_t;
+  req->data = this;
+  int rc = uv_shutdown(req, stream(), shutdown_cb);
+  if (rc != 0) delete req;
+  return rc;
+}
 
 void TcpTransport::shutdown_cb(uv_shutdown_t* req, int status) {
-  static_cast<TcpTransport*>(req->data)->events_->on_transport_shutdown(status);
+  auto* self = static_cast<TcpTransport*>(req->data);
+  delete req;
+  self->events_->on_transport_shutdown(status);
 }
 
 void TcpTransport::close() {

@@ -1,6 +1,8 @@
 // Plain TCP under a Stream: one uv_tcp_t, read into the loop's pool blocks, batches written
 // with a single uv_write (one writev), shutdown and close through libuv. The handle's memory
-// lives in this object, which its owner deletes only after on_transport_closed.
+// lives in this object, which its owner deletes only after on_transport_closed. The connect and
+// shutdown requests are allocated only when made (an accepted connection never connects, and
+// most never shut down), so an idle connection holds the handle, its facts and little else.
 #pragma once
 
 #include <uv.h>
@@ -39,10 +41,7 @@ class TcpTransport final : public Transport {
   uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
   void fill_info();
 
-  IoContext* io_;
   uv_tcp_t tcp_;
-  uv_connect_t connect_req_;
-  uv_shutdown_t shutdown_req_;
   ConnectionInfo info_;
   bool info_filled_ = false;
   bool closing_ = false;

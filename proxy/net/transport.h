@@ -27,18 +27,22 @@
 
 namespace berth {
 
-// What the accepting side knows about a connection. Strings point into the transport (or are
-// static) and stay valid while it lives.
-struct ConnectionInfo {
-  std::string_view scheme = "http";  // sent upstream as X-Forwarded-Proto
-  char peer_ip[46] = {0};            // textual IPv4/IPv6 address; empty if unknown
-  uint16_t peer_port = 0;
-  uint16_t local_port = 0;           // the port the client connected to
-  // Filled by a TLS transport once its handshake is done; empty on plain TCP.
-  std::string_view tls_version;
-  std::string_view tls_cipher;
+// What a TLS transport learned in its handshake. Strings point into the transport.
+struct TlsInfo {
+  std::string_view version;
+  std::string_view cipher;
   std::string_view sni;
   std::string_view alpn;
+};
+
+// What the accepting side knows about a connection. Strings point into the transport (or are
+// static) and stay valid while it lives. Kept small: every idle connection carries one.
+struct ConnectionInfo {
+  std::string_view scheme = "http";  // sent upstream as X-Forwarded-Proto
+  const TlsInfo* tls = nullptr;      // set by a TLS transport once its handshake is done
+  uint16_t peer_port = 0;
+  uint16_t local_port = 0;           // the port the client connected to
+  char peer_ip[46] = {0};            // textual IPv4/IPv6 address; empty if unknown
 };
 
 // What a transport reports to the stream above it.

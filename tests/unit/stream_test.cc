@@ -38,8 +38,9 @@ class MemoryTransport final : public Transport {
     std::strcpy(info_.peer_ip, "192.0.2.10");
     info_.peer_port = 5555;
     info_.local_port = 8443;
-    info_.tls_version = "TLSv1.3";
-    info_.sni = "app.example";
+    tls_.version = "TLSv1.3";
+    tls_.sni = "app.example";
+    info_.tls = &tls_;
   }
 
   // Bytes arriving from the peer, in a pool block as the TCP transport would hand them.
@@ -99,6 +100,7 @@ class MemoryTransport final : public Transport {
   IoContext* io_;
   Wire* wire_;
   uv_idle_t idle_;
+  TlsInfo tls_;
   ConnectionInfo info_;
   std::vector<WriteReq*> pending_;
   size_t buffered_ = 0;
@@ -162,8 +164,9 @@ TEST_CASE("memory transport: scheme and connection facts come from the transport
   CHECK(std::string(info.peer_ip) == "192.0.2.10");
   CHECK(info.peer_port == 5555);
   CHECK(info.local_port == 8443);
-  CHECK(info.tls_version == "TLSv1.3");
-  CHECK(info.sni == "app.example");
+  REQUIRE(info.tls != nullptr);
+  CHECK(info.tls->version == "TLSv1.3");
+  CHECK(info.tls->sni == "app.example");
   f.stream->close();
   REQUIRE(run_until(f.io, [&] { return f.probe.closed; }));
 }
