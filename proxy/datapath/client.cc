@@ -246,8 +246,8 @@ void ClientConn::begin_exchange() {
   ex_ = worker()->acquire_exchange();
   ex_->rt = worker()->pinned_runtime();
   ExchangeRecord& rec = ex_->rec;
-  rec.start_ns = static_cast<int64_t>(uv_hrtime());
-  rec.start_unix_ns = realtime_ns();
+  rec.start_ns = stamp();
+  if (rec.start_ns) rec.start_unix_ns = realtime_ns();
   rec.scheme = "http";
   if (worker()->record_details()) {
     char port[8];
@@ -264,7 +264,7 @@ void ClientConn::end_exchange(ExchangeEnd end) {
   ex->filters.cancel();  // a pending filter's late answer finds nobody
   ExchangeRecord& rec = ex->rec;
   rec.end = end;
-  rec.end_ns = static_cast<int64_t>(uv_hrtime());
+  rec.end_ns = stamp();
   if (ex->route) {
     rec.route = ex->route->name;
     rec.service = ex->rt->routes->service(ex->route->service).name;
@@ -416,6 +416,9 @@ void ClientConn::forward_request() {
   choose_upstream();
 }
 
+// Clock reads cost a few per request: taken only while something reads the records.
+int64_t ClientConn::stamp() const { return worker()->record_sink() ? static_cast<int64_t>(uv_hrtime()) : 0; }
+
 AttemptRecord* ClientConn::current_attempt() {
   const uint8_t n = ex_ ? ex_->rec.attempt_count : 0;
   if (n == 0 || n > ExchangeRecord::kMaxAttempts) return nullptr;
@@ -450,7 +453,7 @@ void ClientConn::choose_upstream(int chosen) {
     AttemptRecord& a = ex_->rec.attempts[ex_->rec.attempt_count];
     a.instance = ep.key;
     a.container = ep.source;
-    a.start_ns = static_cast<int64_t>(uv_hrtime());
+    a.start_ns = stamp();
   }
   if (ex_->rec.attempt_count < 255) ++ex_->rec.attempt_count;
   if (ex_->tried_count < std::size(ex_->tried)) ex_->tried[ex_->tried_count++] = static_cast<uint32_t>(idx);
@@ -486,7 +489,7 @@ void ClientConn::choose_upstream(int chosen) {
 void ClientConn::on_upstream_connected(UpstreamConn* u) {
   if (u != upstream_) return;
   if (ex_) worker()->end_connect(ex_);
-  if (AttemptRecord* a = current_attempt()) a->connected_ns = static_cast<int64_t>(uv_hrtime());
+  if (AttemptRecord* a = current_attempt()) a->connected_ns = stamp();
   send_request_head();
 }
 
@@ -599,7 +602,7 @@ void ClientConn::finish_request_body() {
 void ClientConn::on_response_head(UpstreamConn* u, const http::ResponseHead& head) {
   if (u != upstream_ || !ex_) return;
   if (AttemptRecord* a = current_attempt()) {
-    if (!a->first_byte_ns) a->first_byte_ns = static_cast<int64_t>(uv_hrtime());
+    if (!a->first_byte_ns) a->first_byte_ns = stamp();
     a->status = head.status;
   }
   std::string* out = worker()->acquire_string();

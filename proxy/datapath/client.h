@@ -118,6 +118,7 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   void forward_request();
   void reply_from_filter();
   AttemptRecord* current_attempt();
+  int64_t stamp() const;  // monotonic ns for the record, 0 when no sink reads records
   // chosen: an endpoint already picked (a retry), or -1 to pick one now.
   void choose_upstream(int chosen = -1);
   bool retry_elsewhere(UpstreamConn* u, UpstreamFailure why, bool any_response_bytes);
