@@ -12,7 +12,9 @@ if [[ "${1:-}" == "--bench" || "${BERTH_BENCH_DEPS:-0}" == 1 ]]; then
   PKGS+=(wrk nginx-light haproxy util-linux)
 fi
 if [[ "${1:-}" == "--docker" || "${BERTH_DOCKER_DEPS:-0}" == 1 ]]; then
-  PKGS+=(docker.io busybox-static docker-compose)
+  # The test suite's real parts: a Docker engine, and for the observability tests a Prometheus
+  # server (and promtool), an rsyslog receiver and a headless browser (with a font to draw text).
+  PKGS+=(docker.io busybox-static docker-compose prometheus rsyslog chromium fonts-dejavu-core)
 fi
 
 missing=()

@@ -20,8 +20,42 @@ struct AdminServer::Conn {
   bool responded = false;
 };
 
-AdminServer::AdminServer(uv_loop_t* loop, AdminHandlers handlers)
-    : loop_(loop), handlers_(std::move(handlers)) {}
+std::string admin_query_param(std::string_view query, std::string_view name) {
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    size_t eq = pair.find('=');
+    if (pair.substr(0, eq) != name) continue;
+    std::string_view raw = eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
+    std::string out;
+    out.reserve(raw.size());
+    for (size_t i = 0; i < raw.size(); ++i) {
+      if (raw[i] == '+') {
+        out += ' ';
+      } else if (raw[i] == '%' && i + 2 < raw.size() && hex(raw[i + 1]) >= 0 && hex(raw[i + 2]) >= 0) {
+        out += static_cast<char>(hex(raw[i + 1]) * 16 + hex(raw[i + 2]));
+        i += 2;
+      } else {
+        out += raw[i];
+      }
+    }
+    return out;
+  }
+  return {};
+}
+
+AdminServer::AdminServer(uv_loop_t* loop) : loop_(loop) {}
+
+void AdminServer::handle(std::string path, AdminHandler handler) {
+  handlers_[std::move(path)] = std::move(handler);
+}
 
 bool AdminServer::start(const config::SocketAddress& addr, uint16_t& bound_port, std::string& error) {
   uv_tcp_init(loop_, &server_);
@@ -105,26 +139,17 @@ void AdminServer::respond(Conn* c, std::string_view head) {
     status = 405;
     body = "method not allowed\n";
   } else {
-    std::string_view path = req.path.substr(0, req.path.find('?'));
-    if (path == "/healthz") {
-      body = "ok\n";
-    } else if (path == "/readyz") {
-      std::string reason = handlers_.not_ready_reason ? handlers_.not_ready_reason() : std::string();
-      if (reason.empty()) {
-        body = "ready\n";
-      } else {
-        status = 503;
-        body = "not ready: " + reason + "\n";
-      }
-    } else if (path == "/api/routes") {
-      type = "application/json";
-      body = handlers_.routes_json() + "\n";
-    } else if (path == "/api/stats") {
-      type = "application/json";
-      body = handlers_.stats_json() + "\n";
-    } else {
+    size_t q = req.path.find('?');
+    AdminRequest ar{req.path.substr(0, q), q == std::string_view::npos ? std::string_view() : req.path.substr(q + 1)};
+    auto it = handlers_.find(ar.path);
+    if (it == handlers_.end()) {
       status = 404;
       body = "not found\n";
+    } else {
+      AdminResponse r = it->second(ar);
+      status = r.status;
+      type = std::move(r.content_type);
+      body = std::move(r.body);
     }
   }
   c->out.clear();

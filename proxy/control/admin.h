@@ -1,27 +1,43 @@
-// The admin listener, served on the control loop (never on a worker): /healthz, /readyz (says
-// why not ready), /api/routes (the live route table), /api/stats. Metrics and a status page
-// come later on the same listener.
+// The admin listener, served on the control loop (never on a worker). Paths are registered by
+// the control side (Server): /healthz, /readyz (says why not ready), /api/routes (the live route
+// table), /api/stats, and the observability endpoints. GET and HEAD only; one request per
+// connection.
 #pragma once
 
 #include <uv.h>
 
+#include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
+#include <string_view>
 
 #include "config/config.h"
 
 namespace berth {
 
-struct AdminHandlers {
-  std::function<std::string()> routes_json;
-  std::function<std::string()> stats_json;
-  // Empty when ready; otherwise the reason.
-  std::function<std::string()> not_ready_reason;
+struct AdminRequest {
+  std::string_view path;   // without the query
+  std::string_view query;  // after '?', without it (still percent-encoded)
 };
+
+struct AdminResponse {
+  uint16_t status = 200;
+  std::string content_type = "text/plain; charset=utf-8";
+  std::string body;
+};
+
+using AdminHandler = std::function<AdminResponse(const AdminRequest&)>;
+
+// The value of `name` in a query string ("a=1&b=x%2Fy"), percent-decoded ('+' is a space);
+// empty when absent.
+std::string admin_query_param(std::string_view query, std::string_view name);
 
 class AdminServer {
  public:
-  AdminServer(uv_loop_t* loop, AdminHandlers handlers);
+  explicit AdminServer(uv_loop_t* loop);
+  // Serves `path` (exact match) with `handler`, on the control loop. Register before start().
+  void handle(std::string path, AdminHandler handler);
   // Binds and listens; returns false with `error` set. bound_port is the actual port.
   bool start(const config::SocketAddress& addr, uint16_t& bound_port, std::string& error);
   void stop();
@@ -34,7 +50,7 @@ class AdminServer {
   uv_loop_t* loop_;
   uv_tcp_t server_;
   bool started_ = false;
-  AdminHandlers handlers_;
+  std::map<std::string, AdminHandler, std::less<>> handlers_;
 };
 
 }  // namespace berth

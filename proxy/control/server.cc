@@ -63,16 +63,11 @@ int Server::run() {
       uv_async_send(&worker_stopped_async_);
     }));
   }
-  // With --log-level debug, every exchange leaves an `event=exchange` line.
-  if (log::enabled(log::Level::kDebug)) {
-    exchange_log_ = std::make_unique<LogRecordSink>();
-    for (auto& w : workers_) w->set_record_sink(exchange_log_.get());
-  }
+  attach_record_sinks();
 
   if (config_.admin.enabled) {
-    admin_ = std::make_unique<AdminServer>(
-        &loop_, AdminHandlers{[this] { return routes_json(); }, [this] { return stats_json(); },
-                              [this] { return not_ready_reason(); }});
+    admin_ = std::make_unique<AdminServer>(&loop_);
+    register_admin_paths(*admin_);
     uint16_t port = 0;
     std::string error;
     if (!admin_->start(config_.admin.address, port, error)) {
@@ -286,6 +281,36 @@ void Server::on_worker_stopped() {
   uv_walk(&loop_, [](uv_handle_t* h, void*) {
     if (!uv_is_closing(h)) uv_close(h, nullptr);
   }, nullptr);
+}
+
+void Server::attach_record_sinks() {
+  // With --log-level debug, every exchange leaves an `event=exchange` line.
+  if (log::enabled(log::Level::kDebug)) exchange_log_ = std::make_unique<LogRecordSink>();
+  record_fanouts_.clear();
+  for (auto& w : workers_) {
+    auto fanout = std::make_unique<RecordFanout>();
+    fanout->add(exchange_log_.get());
+    if (fanout->empty()) continue;
+    w->set_record_sink(fanout->size() == 1 ? fanout->only() : fanout.get());
+    record_fanouts_.push_back(std::move(fanout));
+  }
+}
+
+void Server::register_admin_paths(AdminServer& admin) {
+  auto json = [](std::string body) {
+    AdminResponse r;
+    r.content_type = "application/json";
+    r.body = std::move(body) + "\n";
+    return r;
+  };
+  admin.handle("/healthz", [](const AdminRequest&) { return AdminResponse{200, "text/plain; charset=utf-8", "ok\n"}; });
+  admin.handle("/readyz", [this](const AdminRequest&) {
+    std::string reason = not_ready_reason();
+    if (reason.empty()) return AdminResponse{200, "text/plain; charset=utf-8", "ready\n"};
+    return AdminResponse{503, "text/plain; charset=utf-8", "not ready: " + reason + "\n"};
+  });
+  admin.handle("/api/routes", [this, json](const AdminRequest&) { return json(routes_json()); });
+  admin.handle("/api/stats", [this, json](const AdminRequest&) { return json(stats_json()); });
 }
 
 std::string Server::routes_json() const {

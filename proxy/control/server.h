@@ -18,6 +18,7 @@
 #include "proxy/datapath/runtime.h"
 #include "proxy/datapath/worker.h"
 #include "proxy/record/log_record_sink.h"
+#include "proxy/record/record_fanout.h"
 
 namespace berth {
 
@@ -37,6 +38,10 @@ class Server {
   // Static routes from the config file first (they win on conflicts), then each source's set.
   std::shared_ptr<const Runtime> build_runtime();
   void on_discovered(size_t source_index, std::shared_ptr<const discovery::DiscoveredSet> set);
+  // Gives each worker its record sink: the fan-out of every record consumer configured.
+  void attach_record_sinks();
+  // Registers the admin listener's paths.
+  void register_admin_paths(AdminServer& admin);
   std::string routes_json() const;
   std::string stats_json() const;
   std::string not_ready_reason() const;
@@ -56,7 +61,10 @@ class Server {
   std::atomic<unsigned> workers_stopped_{0};
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<AdminServer> admin_;
-  std::unique_ptr<RecordSink> exchange_log_;  // outlives the workers (~Server joins them first)
+  // Record consumers outlive the workers (~Server joins them first). record_fanouts_[w] is
+  // worker w's sink when more than one consumer is configured.
+  std::unique_ptr<RecordSink> exchange_log_;
+  std::vector<std::unique_ptr<RecordFanout>> record_fanouts_;
   std::vector<std::unique_ptr<discovery::Source>> sources_;
   std::vector<std::shared_ptr<const discovery::DiscoveredSet>> discovered_;  // null: nothing yet
   HealthRegistry health_;
