@@ -36,6 +36,14 @@ struct Endpoint {
   std::shared_ptr<EndpointHealth> health;
 };
 
+// The container name in an endpoint's source ("container:<short id>/<name>" → "<name>"); empty for
+// instances that do not come from a container (the config file).
+inline std::string_view endpoint_container_name(std::string_view source) noexcept {
+  if (source.substr(0, 10) != "container:") return {};
+  size_t slash = source.find('/', 10);
+  return slash == std::string_view::npos ? source.substr(10) : source.substr(slash + 1);
+}
+
 struct Service {
   std::string name;
   std::vector<Endpoint> endpoints;  // may be empty: the route then answers 503 (see below)

@@ -362,3 +362,10 @@ TEST_CASE("routes: resolve_endpoint_key", "[routes]") {
   }
   CHECK(std::string(text) == c.ip);
 }
+
+TEST_CASE("endpoint_container_name reads the name out of an endpoint's source", "[route_table]") {
+  CHECK(berth::endpoint_container_name("container:0123456789ab/web-1") == "web-1");
+  CHECK(berth::endpoint_container_name("container:web-2") == "web-2");
+  CHECK(berth::endpoint_container_name("config").empty());
+  CHECK(berth::endpoint_container_name("").empty());
+}
