@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Berth benchmark: Berth vs nginx vs HAProxy (and the origin directly) on loopback; Berth runs
-# twice: as a plain proxy, and as "Berth+hc" with an active health check and outlier detection
-# on the origin service.
+# three times: as a plain proxy, as "Berth+hc" with an active health check and outlier detection
+# on the origin service, and as "Berth+obs" with the JSON access log to a file and /metrics
+# scraped every second; nginx also runs twice, plain and as "nginx+log" with an equivalent JSON
+# access_log to a file.
 #
 #   bench/run.sh [--quick]
 #
@@ -23,7 +25,7 @@
 #   BENCH_BERTH            the berth binary [$BENCH_BUILD_DIR/berth]
 #   BENCH_DURATION, BENCH_REPS   seconds per wrk run, repetitions [10, 3; --quick: 3, 1]
 #   BENCH_IDLE_CONNS       idle connections for the memory test [10000]
-#   BENCH_PORT_BASE        first loopback port used (needs +0..+15) [first free of 18480,
+#   BENCH_PORT_BASE        first loopback port used (needs +0..+21) [first free of 18480,
 #                          18580, ..., 18980]
 #   BENCH_QUIET_WAIT       seconds to wait for other CPU load to settle before each round [300]
 #   BENCH_QUIET_BUDGET     total seconds all such waiting may take; after that, no more
@@ -32,6 +34,10 @@
 #                          of the CPUs is repeated [5] ...
 #   BENCH_RETRIES          ... at most this many times [2]
 #   BENCH_KEEP=1           keep the temporary work directory (configs, logs)
+#   BENCH_ORIGINS          origins to run, a subset of "bo ngx" [bo ngx]
+#   BENCH_CONTESTANTS      proxies to run, a subset of "berth berth_hc berth_obs nginx nginx_log
+#                          haproxy" [all]; the origin always runs. Bars need their contestants.
+#   BENCH_SKIP_MEMORY=1    skip the idle-memory test [0]
 set -euo pipefail
 
 QUICK=0
@@ -52,7 +58,7 @@ CONNS_LIST=(64 256)
 BODIES=(small 64k)
 # Two origins, each behind every contestant: bo = bench/origin.cc, ngx = nginx serving static
 # files. Both answer GET /small and GET /64k; the small bodies differ in size.
-ORIGINS=(bo ngx)
+read -r -a ORIGINS <<<"${BENCH_ORIGINS:-bo ngx}"
 declare -A ORIGIN_LABEL=([bo]="berth-origin" [ngx]="nginx")
 declare -A BODY_BYTES=([bo/small]=100 [bo/64k]=65536 [ngx/small]=5 [ngx/64k]=65536)
 body_label() {  # origin body
@@ -65,7 +71,7 @@ SKIP_BERTH=${BENCH_SKIP_BERTH:-0}
 IDLE_N=${BENCH_IDLE_CONNS:-10000}
 QUIET_WAIT=${BENCH_QUIET_WAIT:-300}
 
-PORT_SPAN=16
+PORT_SPAN=22
 port_range_free() {  # base: none of base..base+PORT_SPAN-1 is listening on this host
   local used
   used=$(ss -Hltn 2>/dev/null | awk '{ n = split($4, a, ":"); print a[n] }')
@@ -91,9 +97,12 @@ declare -A PORT=([origin@bo]=$PB [origin@ngx]=$((PB + 1))
                  [berth@bo]=$((PB + 2)) [berth@ngx]=$((PB + 3))
                  [berth_hc@bo]=$((PB + 4)) [berth_hc@ngx]=$((PB + 5))
                  [nginx@bo]=$((PB + 6)) [nginx@ngx]=$((PB + 7))
-                 [haproxy@bo]=$((PB + 8)) [haproxy@ngx]=$((PB + 9)))
+                 [haproxy@bo]=$((PB + 8)) [haproxy@ngx]=$((PB + 9))
+                 [berth_obs@bo]=$((PB + 14)) [berth_obs@ngx]=$((PB + 15))
+                 [nginx_log@bo]=$((PB + 16)) [nginx_log@ngx]=$((PB + 17)))
 declare -A ADMIN_PORT=([berth@bo]=$((PB + 10)) [berth@ngx]=$((PB + 11))
-                       [berth_hc@bo]=$((PB + 12)) [berth_hc@ngx]=$((PB + 13)))
+                       [berth_hc@bo]=$((PB + 12)) [berth_hc@ngx]=$((PB + 13))
+                       [berth_obs@bo]=$((PB + 18)) [berth_obs@ngx]=$((PB + 19)))
 PROXY_CORE=0
 LOAD_CORE=1
 
@@ -271,7 +280,9 @@ EOF
 
 # Berth, and Berth+hc: the same plus an active health check of the origin every second (GET
 # /small: bench/origin.cc answers 404 on /) and outlier detection with its default settings.
-write_berth_config() {  # instance extra-service-keys
+# Berth+obs: the Berth configuration plus the JSON access log to a file in the work directory
+# (and /metrics scraped every second while it runs, see start_scraper).
+write_berth_config() {  # instance extra-service-keys [extra top-level yaml]
   cat >"$WORK/$1.yaml" <<EOF
 listeners: ["127.0.0.1:${PORT[$1]}"]
 workers: 1
@@ -279,6 +290,24 @@ admin: {address: "127.0.0.1:${ADMIN_PORT[$1]}"}
 routes: [{service: origin}]
 services: {origin: {endpoints: ["127.0.0.1:${PORT[origin@${1#*@}]}"]$2}}
 limits: {max_connections_per_worker: 20000}
+${3:-}
+EOF
+}
+
+# nginx+log: nginx with a JSON access log to a file carrying the fields Berth's JSON log has
+# (where nginx has them), buffered as an operator would run it (64 KiB, flushed every second;
+# Berth writes its log in batches too).
+nginx_access_log() {  # instance
+  if [[ "${1%@*}" != nginx_log ]]; then echo "    access_log off;"; return; fi
+  cat <<EOF
+    log_format berth_json escape=json '{"time":"\$time_iso8601","request_id":"\$request_id",'
+        '"client":"\$remote_addr:\$remote_port","method":"\$request_method","host":"\$host",'
+        '"path":"\$uri","query":"\$args","protocol":"\$server_protocol","status":\$status,'
+        '"bytes_in":\$request_length,"bytes_out":\$bytes_sent,"duration_ms":\$request_time,'
+        '"instance":"\$upstream_addr","connect_ms":"\$upstream_connect_time",'
+        '"first_byte_ms":"\$upstream_header_time","user_agent":"\$http_user_agent",'
+        '"referer":"\$http_referer"}';
+    access_log $WORK/$1/access.log berth_json buffer=64k flush=1s;
 EOF
 }
 
@@ -289,7 +318,7 @@ write_nginx_proxy_config() {  # instance
     nginx_common "$dir"
     cat <<EOF
 http {
-    access_log off;
+$(nginx_access_log "$1")
 $(nginx_temp_paths "$dir")
     keepalive_timeout 300s;
     keepalive_requests 1000000;
@@ -354,8 +383,11 @@ nginx_check "$NGX_ORIGIN_DIR"
 for o in "${ORIGINS[@]}"; do
   write_berth_config "berth@$o" ""
   write_berth_config "berth_hc@$o" ", health: {path: /small, interval: 1s}, outlier: {}"
+  write_berth_config "berth_obs@$o" "" "access_log: {format: json, path: \"$WORK/berth_obs@$o.access.log\"}"
   write_nginx_proxy_config "nginx@$o"
   nginx_check "$WORK/nginx@$o"
+  write_nginx_proxy_config "nginx_log@$o"
+  nginx_check "$WORK/nginx_log@$o"
   write_haproxy_config "haproxy@$o"
   haproxy -c -f "$WORK/haproxy@$o.cfg" >"$WORK/haproxy@$o-c.out" 2>&1 \
     || { cat "$WORK/haproxy@$o-c.out" >&2; die "haproxy config check failed ($WORK/haproxy@$o.cfg)"; }
@@ -364,11 +396,22 @@ done
 # ---------------------------------------------------------------- contestants
 CONTESTANTS=(origin)
 BERTHS=()
-[[ "$SKIP_BERTH" == 1 ]] || BERTHS=(berth berth_hc)
-CONTESTANTS+=("${BERTHS[@]}" nginx haproxy)
+[[ "$SKIP_BERTH" == 1 ]] || BERTHS=(berth berth_hc berth_obs)
+CONTESTANTS+=("${BERTHS[@]}" nginx nginx_log haproxy)
+if [[ -n "${BENCH_CONTESTANTS:-}" ]]; then
+  kept=(origin)
+  for name in "${CONTESTANTS[@]:1}"; do
+    [[ " $BENCH_CONTESTANTS " == *" $name "* ]] && kept+=("$name")
+  done
+  CONTESTANTS=("${kept[@]}")
+  kept=()
+  for name in "${BERTHS[@]}"; do [[ " $BENCH_CONTESTANTS " == *" $name "* ]] && kept+=("$name"); done
+  BERTHS=("${kept[@]}")
+fi
 PROXIES=("${CONTESTANTS[@]:1}")
-declare -A LABEL=([origin]="origin (direct)" [berth]="Berth" [berth_hc]="Berth+hc" [nginx]="nginx"
-                  [haproxy]="HAProxy")
+has_contestant() { [[ " ${CONTESTANTS[*]} " == *" $1 "* ]]; }
+declare -A LABEL=([origin]="origin (direct)" [berth]="Berth" [berth_hc]="Berth+hc" [berth_obs]="Berth+obs"
+                  [nginx]="nginx" [nginx_log]="nginx+log" [haproxy]="HAProxy")
 
 mkdir -p "$WORK/wrk"
 port_range_free "$PB" || die "a port in $PB..$((PB + PORT_SPAN - 1)) is now in use (set BENCH_PORT_BASE)"
@@ -424,7 +467,7 @@ start_origin() {  # origin id (bo, ngx)
 start_proxy() {  # instance (proxy@origin)
   local name=$1 deadline
   case "${name%@*}" in
-    berth|berth_hc)
+    berth|berth_hc|berth_obs)
       start_bg "$name" "$PROXY_CORE" "$BERTH_BIN" --config "$WORK/$name.yaml"
       deadline=$((SECONDS + 20))
       until grep -q 'event=ready' "$WORK/$name.err" 2>/dev/null; do
@@ -433,7 +476,7 @@ start_proxy() {  # instance (proxy@origin)
         sleep 0.1
       done
       ;;
-    nginx)
+    nginx|nginx_log)
       start_bg "$name" "$PROXY_CORE" nginx -p "$WORK/$name" -c "$WORK/$name/nginx.conf" -e "$WORK/$name/error.log"
       ;;
     haproxy)
@@ -449,6 +492,25 @@ start_proxy() {  # instance (proxy@origin)
     show_logs "$name"
     die "$name: the origin's active health check is not on and passing: $(admin_get "$name" /api/routes)"
   fi
+  if [[ "${name%@*}" == berth_obs ]]; then
+    admin_get "$name" /metrics | grep -q '^berth_requests_total' \
+      || { show_logs "$name"; die "$name: /metrics has no berth_requests_total"; }
+    start_scraper "$name"
+  fi
+}
+
+# A Berth+obs instance is scraped every second, as Prometheus would, for as long as it runs.
+start_scraper() {  # instance
+  start_bg "scrape_$1" "$LOAD_CORE" bash -c \
+    "while :; do curl -s -o /dev/null --max-time 2 http://127.0.0.1:${ADMIN_PORT[$1]}/metrics; sleep 1; done"
+}
+
+# Where an instance's access log is (empty: it has none).
+access_log_of() {  # instance
+  case "${1%@*}" in
+    berth_obs) echo "$WORK/$1.access.log" ;;
+    nginx_log) echo "$WORK/$1/access.log" ;;
+  esac
 }
 
 admin_get() {  # instance path : a Berth instance's admin API answer
@@ -554,7 +616,10 @@ run_wrk() {  # instance conns body round
     echo -e "$cn\t$o\t$c\t$body\t$rep\t0\t-1\t-1\t0\t0\t0\tdead\t0\t-1" >>"$RESULTS"
     return 0
   fi
+  local alog
+  alog=$(access_log_of "$name")
   for ((try = 0; ; try++)); do
+    [[ -z "$alog" ]] || : >"$alog"  # both open it O_APPEND: keeps the disk from filling
     wrk_once "$name" "$c" "$body" "$f"
     ((FOREIGN <= FOREIGN_MAX)) && break
     if ((try >= RETRIES || QUIET_SPENT >= QUIET_BUDGET)); then
@@ -573,6 +638,13 @@ run_wrk() {  # instance conns body round
   echo -e "$cn\t$o\t$c\t$body\t$rep\t$rps\t$p50\t$p99\t$reqs\t$non2xx\t$serr\tok\t$CONT_TICKS\t$cpu_us" >>"$RESULTS"
   log "$(printf '%-8s %-3s c=%-3s %-5s round %d: %8.0f req/s  p50 %6s us  p99 %6s us  cpu %7s us/req  non-2xx %s  sock-err %s  other-cpu %s%%' \
     "$cn" "$o" "$c" "$body" "$rep" "$rps" "$p50" "$p99" "$cpu_us" "$non2xx" "$serr" "$FOREIGN")"
+  if [[ -n "$alog" ]]; then  # the log must hold one line per request (wrk's count may lag)
+    sleep 1.2
+    local lines
+    lines=$(wc -l <"$alog")
+    log "$what: access log has $lines lines for $reqs requests"
+    ((lines >= reqs)) || echo "$what: access log has $lines lines for $reqs requests" >>"$PROBLEMS"
+  fi
   if ((non2xx > 0)); then echo "$what: $non2xx non-2xx/3xx responses (of $reqs)" >>"$PROBLEMS"; fi
   if ((serr > 0)); then echo "$what: socket errors: $(grep 'Socket errors' "$f" | sed 's/^ *//')" >>"$PROBLEMS"; fi
   if [[ "$rps" == 0 ]]; then echo "$what: wrk produced no result: $(head -c 300 "$f" | tr '\n' ' ')" >>"$PROBLEMS"; fi
@@ -619,7 +691,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
   done
 done
 
-if [[ "$SKIP_BERTH" != 1 ]]; then
+if has_contestant berth_hc; then
   for o in "${ORIGINS[@]}"; do
     HC_STATE="origin health $(origin_health "berth_hc@$o"), outlier_ejections $(admin_get "berth_hc@$o" /api/stats |
       sed -n 's/.*"outlier_ejections":\([0-9]*\).*/\1/p')"
@@ -629,7 +701,7 @@ if [[ "$SKIP_BERTH" != 1 ]]; then
   done
 fi
 for o in "${ORIGINS[@]}"; do
-  for name in "${PROXIES[@]}"; do stop_named "$name@$o"; done
+  for name in "${PROXIES[@]}"; do stop_named "$name@$o"; stop_named "scrape_$name@$o"; done
 done
 stop_named origin@ngx
 
@@ -638,7 +710,13 @@ MEMORY=$WORK/memory.tsv
 : >"$MEMORY"
 # Once per proxy, behind berth-origin only: what an idle client connection costs does not
 # depend on the origin behind it (one request each, then nothing).
-for pname in "${PROXIES[@]}"; do
+MEMORY_PROXIES=()
+if [[ "${BENCH_SKIP_MEMORY:-0}" != 1 && " ${ORIGINS[*]} " == *" bo "* ]]; then
+  for pname in "${PROXIES[@]}"; do
+    [[ "$pname" == berth_obs || "$pname" == nginx_log ]] || MEMORY_PROXIES+=("$pname")
+  done
+fi
+for pname in "${MEMORY_PROXIES[@]}"; do
   name=$pname@bo
   wait_quiet "the idle-memory test of $pname"
   log "idle memory: $pname with $IDLE_N keep-alive connections"
@@ -757,16 +835,18 @@ REPORT=$WORK/report.md
     done
   done
   echo
-  echo "## Ratios (Berth or Berth+hc / other; req/s higher is better, p99 and CPU/req lower are better)"
+  echo "## Ratios (Berth, Berth+hc or Berth+obs / other; req/s higher is better, p99 and CPU/req lower are better)"
   for o in "${ORIGINS[@]}"; do
     echo
     echo "### origin: ${ORIGIN_LABEL[$o]}"
     echo
     for c in "${CONNS_LIST[@]}"; do
       for body in "${BODIES[@]}"; do
-        for subject in berth berth_hc; do
+        for subject in berth berth_hc berth_obs; do
+          has_contestant "$subject" || continue
           others=(nginx haproxy)
           [[ "$subject" == berth_hc ]] && others+=(berth)
+          [[ "$subject" == berth_obs ]] && others=(berth nginx_log)
           line="- $c conns, $(body_label "$o" "$body"):"
           for other in "${others[@]}"; do
             r1=n/a; r2=n/a; r3=n/a
@@ -825,6 +905,27 @@ REPORT=$WORK/report.md
   echo "| idle memory ≤ 512 B/conn (absolute) | berth-origin | $IDLE_N idle | - | ${mem_cells[0]} | ${mem_cells[1]} |"
   echo
   echo "Berth met $n_pass of $n_bars bars, Berth+hc $n_pass_hc of $n_bars$( ((QUICK)) && echo ' (a --quick run: too short and too few rounds to settle a bar)')."
+  echo
+  echo "## Observability bars (Berth+obs: JSON access log to a file, /metrics scraped every second)"
+  echo
+  echo "| origin | conns | body | Berth+obs / Berth req/s ≥ 0.95x | Berth+obs / nginx+log req/s ≥ 1.00x |"
+  echo "|---|---:|---|---|---|"
+  n_obs=0 n_obs_pass=0
+  for o in "${ORIGINS[@]}"; do
+    for c in "${CONNS_LIST[@]}"; do
+      for body in "${BODIES[@]}"; do
+        v1=$(verdict "$(ratio_of berth_obs berth "$o" "$c" "$body" $COL_RPS)" ge 0.95 '%.3fx')
+        v2=$(verdict "$(ratio_of berth_obs nginx_log "$o" "$c" "$body" $COL_RPS)" ge 1.0 '%.3fx')
+        for v in "$v1" "$v2"; do
+          n_obs=$((n_obs + 1))
+          [[ "$v" == *PASS ]] && n_obs_pass=$((n_obs_pass + 1))
+        done
+        printf '| %s | %s | %s | %s | %s |\n' "${ORIGIN_LABEL[$o]}" "$c" "$(body_label "$o" "$body")" "$v1" "$v2"
+      done
+    done
+  done
+  echo
+  echo "Berth+obs met $n_obs_pass of $n_obs observability bars."
   echo
   echo "## Idle memory ($IDLE_N keep-alive connections, each after one GET /small; origin: berth-origin)"
   echo
