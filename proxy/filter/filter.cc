@@ -10,14 +10,14 @@ void FilterReply::clear() noexcept {
   headers.clear();
 }
 
-bool FilterWaiter::cancelled() const noexcept { return !slot_ || !slot_->run; }
+bool FilterWaiter::cancelled() const noexcept { return !slot_ || !slot_->run || slot_->call != call_; }
 HeaderEdits& FilterWaiter::edits() const { return slot_->run->edits_; }
 FilterReply& FilterWaiter::reply() const { return slot_->run->reply_; }
 
 void FilterWaiter::done(FilterResult result) const {
   if (cancelled()) return;
   FilterRun* run = slot_->run;
-  slot_->run = nullptr;  // once
+  slot_->call = 0;  // once
   run->on_done(result == FilterResult::kPending ? FilterResult::kContinue : result);
 }
 
@@ -27,9 +27,10 @@ FilterState* FilterStates::state_for(const std::shared_ptr<const RequestFilter>&
   return it->second.state.get();
 }
 
-void FilterStates::retain(const std::vector<const RequestFilter*>& live) {
+void FilterStates::retain(std::vector<const RequestFilter*> live) {
+  std::sort(live.begin(), live.end());  // n log n: a snapshot may carry thousands of routes
   for (auto it = states_.begin(); it != states_.end();) {
-    if (std::find(live.begin(), live.end(), it->first) == live.end()) it = states_.erase(it);
+    if (!std::binary_search(live.begin(), live.end(), it->first)) it = states_.erase(it);
     else ++it;
   }
 }
@@ -47,11 +48,15 @@ FilterResult FilterRun::run_from(size_t index, const FilterRequest& req) {
   const auto& filters = chain_->filters();
   for (next_ = index; next_ < filters.size(); ++next_) {
     const std::shared_ptr<const RequestFilter>& f = filters[next_];
-    waiter_ = std::make_shared<FilterWaiter::Slot>();
-    waiter_->run = this;
+    if (!slot_) {
+      slot_ = std::make_shared<FilterWaiter::Slot>();
+      slot_->run = this;
+      waiter_.slot_ = slot_;
+    }
+    slot_->call = waiter_.call_ = ++calls_;
     in_call_ = true;
     sync_done_ = false;
-    FilterResult r = f->on_request(req, states_->state_for(f), edits_, reply_, FilterWaiter(waiter_));
+    FilterResult r = f->on_request(req, states_->state_for(f), edits_, reply_, waiter_);
     in_call_ = false;
     if (r == FilterResult::kPending && !sync_done_) return FilterResult::kPending;  // done() comes later
     if (sync_done_) r = resumed_;  // done() was called before on_request returned
@@ -67,7 +72,6 @@ void FilterRun::on_done(FilterResult result) {
     sync_done_ = true;
     return;
   }
-  waiter_.reset();
   if (owner_) owner_->on_filter_done();
 }
 
@@ -77,8 +81,7 @@ FilterResult FilterRun::proceed(const FilterRequest& req) {
 }
 
 void FilterRun::cancel() noexcept {
-  if (waiter_) waiter_->run = nullptr;
-  waiter_.reset();
+  if (slot_) slot_->call = 0;
 }
 
 void FilterRun::reset() noexcept {

@@ -49,8 +49,13 @@ class FilterState {
 class FilterRun;
 
 // A pending filter's way back to its request. Copyable; done() may be called once, later, on the
-// same loop. When the request went away meanwhile (client closed), done() does nothing and
-// cancelled() is true; edits() and reply() are valid only while !cancelled().
+// same loop. When the request went away meanwhile (client closed), or the filter call it was
+// given to has already ended, done() does nothing and cancelled() is true; edits() and reply()
+// are valid only while !cancelled().
+//
+// Every waiter of one FilterRun shares that run's one slot (allocated once per run object, which
+// the data path pools with its exchange); a waiter belongs to the call whose number it carries,
+// so a filter call allocates nothing.
 class FilterWaiter {
  public:
   FilterWaiter() = default;
@@ -63,10 +68,12 @@ class FilterWaiter {
  private:
   friend class FilterRun;
   struct Slot {
-    FilterRun* run = nullptr;
+    FilterRun* run = nullptr;  // null once the run object is gone
+    uint64_t call = 0;         // the filter call that may still answer (0: none)
   };
-  explicit FilterWaiter(std::shared_ptr<Slot> slot) : slot_(std::move(slot)) {}
+  FilterWaiter(std::shared_ptr<Slot> slot, uint64_t call) : slot_(std::move(slot)), call_(call) {}
   std::shared_ptr<Slot> slot_;
+  uint64_t call_ = 0;
 };
 
 class RequestFilter {
@@ -100,7 +107,7 @@ class FilterStates {
  public:
   FilterState* state_for(const std::shared_ptr<const RequestFilter>& filter);
   // Keeps the states of filters in `live` only.
-  void retain(const std::vector<const RequestFilter*>& live);
+  void retain(std::vector<const RequestFilter*> live);
   size_t size() const noexcept { return states_.size(); }
 
  private:
@@ -123,7 +130,10 @@ class FilterRunOwner {
 class FilterRun {
  public:
   FilterRun() = default;
-  ~FilterRun() { cancel(); }
+  ~FilterRun() {
+    cancel();
+    if (slot_) slot_->run = nullptr;
+  }
   FilterRun(const FilterRun&) = delete;
   FilterRun& operator=(const FilterRun&) = delete;
 
@@ -136,7 +146,7 @@ class FilterRun {
   // The request is gone: a pending filter's later done() does nothing. Idempotent.
   void cancel() noexcept;
   void reset() noexcept;
-  bool pending() const noexcept { return waiter_ != nullptr; }
+  bool pending() const noexcept { return slot_ && slot_->call != 0; }
 
   HeaderEdits& edits() noexcept { return edits_; }
   FilterReply& reply() noexcept { return reply_; }
@@ -151,7 +161,9 @@ class FilterRun {
   FilterRunOwner* owner_ = nullptr;
   size_t next_ = 0;                                  // the filter to run next
   FilterResult resumed_ = FilterResult::kContinue;   // what the pending filter answered
-  std::shared_ptr<FilterWaiter::Slot> waiter_;       // set while a filter is pending
+  std::shared_ptr<FilterWaiter::Slot> slot_;         // shared by this run's waiters
+  FilterWaiter waiter_;                              // the one handed to filter calls
+  uint64_t calls_ = 0;                               // filter calls made, ever (numbers waiters)
   bool in_call_ = false;                             // inside a filter's on_request
   bool sync_done_ = false;                           // its done() came before it returned
   HeaderEdits edits_;

@@ -287,3 +287,36 @@ TEST_CASE("route filters: the routes of one config route share its chain", "[fil
   CHECK(table->routes()[0].filters == table->routes()[1].filters);
   CHECK(RouteTable::from_config(*cfg.config, 1)->routes()[0].filters == nullptr);
 }
+
+TEST_CASE("filters: a waiter from an earlier request of a reused run is cancelled", "[filter]") {
+  std::vector<std::string> calls;
+  std::vector<FilterWaiter> kept;
+  auto wait = [&](FilterState*, HeaderEdits&, FilterReply&, const FilterWaiter& w) {
+    kept.push_back(w);
+    return FilterResult::kPending;
+  };
+  FilterChain chain = chain_of({std::make_shared<ScriptedFilter>("auth", &calls, wait)});
+  Fixture fx;
+  FilterStates states;
+  Owner owner;
+  auto run = std::make_unique<FilterRun>();
+  REQUIRE(run->start(chain, states, fx.request(), &owner) == FilterResult::kPending);
+  run->cancel();  // the first request went away; the run object is pooled and reused
+  REQUIRE(run->start(chain, states, fx.request(), &owner) == FilterResult::kPending);
+  REQUIRE(kept.size() == 2);
+  CHECK(kept[0].cancelled());
+  CHECK_FALSE(kept[1].cancelled());
+  kept[0].done(FilterResult::kReply);  // the old request's late answer
+  CHECK(owner.done == 0);
+  CHECK(run->pending());
+  kept[1].done(FilterResult::kContinue);
+  CHECK(owner.done == 1);
+  CHECK(run->proceed(fx.request()) == FilterResult::kContinue);
+
+  REQUIRE(run->start(chain, states, fx.request(), &owner) == FilterResult::kPending);
+  run.reset();  // the run object itself is gone
+  REQUIRE(kept.size() == 3);
+  CHECK(kept[2].cancelled());
+  kept[2].done(FilterResult::kContinue);
+  CHECK(owner.done == 1);
+}
