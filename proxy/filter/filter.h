@@ -37,6 +37,10 @@ struct FilterRequest {
   const http::RequestHead& head;
   const Route& route;
   std::string_view client_ip;
+  // The client address in network byte order (4 bytes for IPv4), as the transport read it;
+  // client_family 0 when unknown (then filters fall back to client_ip).
+  const uint8_t* client_addr = nullptr;
+  uint8_t client_family = 0;  // 0, 4 or 6
 };
 
 // Per-worker mutable state of one filter (made by RequestFilter::make_state, used only on that

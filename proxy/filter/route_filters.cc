@@ -2,26 +2,34 @@
 
 #include <arpa/inet.h>
 
+#include <cstring>
 #include <string>
 
 namespace berth {
 namespace {
 
-// The client address in network byte order; false when it is not numeric.
-bool client_address(std::string_view ip, uint8_t (&out)[16], bool& ipv6) {
-  char text[64];
-  if (ip.empty() || ip.size() >= sizeof text) return false;
-  ip.copy(text, ip.size());
-  text[ip.size()] = '\0';
-  if (inet_pton(AF_INET, text, out) == 1) {
+// The client address in network byte order; false when it is unknown. An IPv4-mapped IPv6
+// address (a dual-stack listener's IPv4 client) is taken as the IPv4 address it carries.
+bool client_address(const FilterRequest& req, uint8_t (&out)[16], bool& ipv6) {
+  static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (req.client_family == 4 || req.client_family == 6) {
+    ipv6 = req.client_family == 6;
+    std::memcpy(out, req.client_addr, ipv6 ? 16 : 4);
+  } else {
+    char text[64];
+    std::string_view ip = req.client_ip;
+    if (ip.empty() || ip.size() >= sizeof text) return false;
+    ip.copy(text, ip.size());
+    text[ip.size()] = '\0';
+    if (inet_pton(AF_INET, text, out) == 1) ipv6 = false;
+    else if (inet_pton(AF_INET6, text, out) == 1) ipv6 = true;
+    else return false;
+  }
+  if (ipv6 && std::memcmp(out, kMapped, sizeof kMapped) == 0) {
+    std::memmove(out, out + 12, 4);
     ipv6 = false;
-    return true;
   }
-  if (inet_pton(AF_INET6, text, out) == 1) {
-    ipv6 = true;
-    return true;
-  }
-  return false;
+  return true;
 }
 
 bool any_contains(const std::vector<config::Cidr>& ranges, const uint8_t* addr, bool ipv6) {
@@ -61,7 +69,7 @@ FilterResult AddressFilter::on_request(const FilterRequest& req, FilterState*, H
                                        const FilterWaiter&) const {
   uint8_t addr[16] = {};
   bool ipv6 = false;
-  const bool known = client_address(req.client_ip, addr, ipv6);
+  const bool known = client_address(req, addr, ipv6);
   const bool denied = known && any_contains(deny_, addr, ipv6);
   const bool allowed = allow_.empty() || (known && any_contains(allow_, addr, ipv6));
   if (!denied && allowed) return FilterResult::kContinue;

@@ -4,6 +4,8 @@
 #include <netinet/in.h>
 #include <sys/ioctl.h>
 
+#include <cstring>
+
 namespace berth {
 
 TcpTransport::TcpTransport(IoContext* io) {
@@ -32,10 +34,14 @@ void TcpTransport::fill_info() {
       auto* sa = reinterpret_cast<sockaddr_in*>(&ss);
       inet_ntop(AF_INET, &sa->sin_addr, info_.peer_ip, sizeof info_.peer_ip);
       info_.peer_port = ntohs(sa->sin_port);
+      std::memcpy(info_.peer_addr, &sa->sin_addr, 4);
+      info_.peer_family = 4;
     } else if (ss.ss_family == AF_INET6) {
       auto* sa = reinterpret_cast<sockaddr_in6*>(&ss);
       inet_ntop(AF_INET6, &sa->sin6_addr, info_.peer_ip, sizeof info_.peer_ip);
       info_.peer_port = ntohs(sa->sin6_port);
+      std::memcpy(info_.peer_addr, &sa->sin6_addr, 16);
+      info_.peer_family = 6;
     }
   }
   len = sizeof ss;

@@ -43,6 +43,9 @@ struct ConnectionInfo {
   uint16_t peer_port = 0;
   uint16_t local_port = 0;           // the port the client connected to
   char peer_ip[46] = {0};            // textual IPv4/IPv6 address; empty if unknown
+  // The same address in network byte order (4 bytes used for IPv4); peer_family 0 if unknown.
+  uint8_t peer_addr[16] = {0};
+  uint8_t peer_family = 0;           // 0, 4 or 6
 };
 
 // What a transport reports to the stream above it.

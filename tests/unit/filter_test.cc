@@ -1,6 +1,8 @@
 // Filter chains: verdicts (continue, reply, pending), resumption, cancellation, per-worker
 // state, and the filters a config route builds (address ranges, methods, header edits).
 
+#include <arpa/inet.h>
+
 #include <catch2/catch.hpp>
 
 #include <functional>
@@ -231,6 +233,22 @@ TEST_CASE("route filters: address ranges, deny first", "[filter]") {
   CHECK(verdict("::2") == FilterResult::kReply);
   CHECK(verdict("::ffff:10.0.0.1") == FilterResult::kContinue);  // IPv4-mapped
   CHECK(verdict("not-an-address") == FilterResult::kReply);
+
+  // The transport's binary address is what counts when it is there (the text is for logs).
+  auto verdict_bin = [&](std::string_view text, uint8_t family, std::string_view bin_text) {
+    uint8_t bin[16] = {};
+    REQUIRE(inet_pton(family == 4 ? AF_INET : AF_INET6, std::string(bin_text).c_str(), bin) == 1);
+    FilterRequest req = fx.request(text);
+    req.client_addr = bin;
+    req.client_family = family;
+    FilterRun run;
+    return run.start(*chain, states, req, nullptr);
+  };
+  CHECK(verdict_bin("11.0.0.1", 4, "10.9.8.7") == FilterResult::kContinue);
+  CHECK(verdict_bin("10.9.8.7", 4, "10.1.2.3") == FilterResult::kReply);
+  CHECK(verdict_bin("", 6, "::1") == FilterResult::kContinue);
+  CHECK(verdict_bin("", 6, "::ffff:10.1.2.3") == FilterResult::kReply);  // mapped: IPv4 rules
+  CHECK(verdict_bin("", 6, "::ffff:10.9.8.7") == FilterResult::kContinue);
 }
 
 TEST_CASE("route filters: methods answer 405 with Allow; headers become edits", "[filter]") {
