@@ -697,12 +697,16 @@ void ClientConn::finish_exchange() {
   const bool close_client =
       ex_->plan.close_client || !ex_->keep_alive || draining_ || peer_eof_ || worker()->draining();
   end_exchange(ExchangeEnd::kResponded);
+  // A client that pipelined more requests must get to read this response before the reset
+  // that closing with unread data would send.
+  after_response(close_client, pending_block_ != nullptr);
+}
+
+void ClientConn::after_response(bool close_client, bool linger) {
   backpressured_ = false;
   if (close_client) {
     phase_ = Phase::kClosing;
-    // A client that pipelined more requests must get to read this response before the reset
-    // that closing with unread data would send.
-    linger_on_close_ = pending_block_ != nullptr;
+    linger_on_close_ = linger;
     drop_pending();
     close_after_flush();
     return;
@@ -710,6 +714,8 @@ void ClientConn::finish_exchange() {
   phase_ = Phase::kIdle;
   deadline_ = now() + static_cast<uint64_t>(worker()->runtime()->timeouts.keepalive_idle.count());
   arm_timer();
+  // Pipelined requests after this one: those waiting as pending input are taken now; the
+  // rest are picked up by the caller's loop (process_input).
   resume_pending();
 }
 
@@ -850,21 +856,7 @@ void ClientConn::local_reply(uint16_t status, const char* cause, bool close_conn
   }
   worker()->release_string(out);
   head_reader_.reset(worker()->strings());
-  backpressured_ = false;
-  if (!keep) {
-    phase_ = Phase::kClosing;
-    linger_on_close_ = true;  // the rest of the request may still be on its way
-    drop_pending();
-    close_after_flush();
-    return;
-  }
-  phase_ = Phase::kIdle;
-  deadline_ = now() + static_cast<uint64_t>(worker()->runtime()->timeouts.keepalive_idle.count());
-  arm_timer();
-  // Pipelined requests after this one are picked up by the caller's loop (process_input), or
-  // here when they were waiting as pending input.
-  if (pending_block_) resume_pending();
-  else update_reading();
+  after_response(!keep, true);  // closing: the rest of the request may still be on its way
 }
 
 void ClientConn::release_upstream(bool reusable) {

@@ -127,6 +127,9 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   bool feed_request_body(Block* block, const char*& data, size_t& len);
   void finish_request_body();
   void finish_exchange();
+  // After the response went out (proxied or local): close (lingering if asked), or go idle and
+  // take the next pipelined request.
+  void after_response(bool close_client, bool linger);
   void local_reply(uint16_t status, const char* cause, bool close, std::string_view extra = {});
   // Cuts the exchange short and closes: `end` and `cause` go into its record.
   void abort_exchange(ExchangeEnd end, const char* cause);
