@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <thread>
 
+#include "proxy/base/heap_trim.h"
 #include "proxy/base/log.h"
 #include "proxy/lb/lb.h"
 #include "proxy/net/listen_socket.h"
@@ -85,6 +86,9 @@ int Server::run() {
   uv_signal_start(&sighup_, on_signal, SIGHUP);
   uv_signal_start(&sigterm_, on_signal, SIGTERM);
   uv_signal_start(&sigint_, on_signal, SIGINT);
+
+  uv_timer_init(&loop_, &housekeeping_);
+  uv_timer_start(&housekeeping_, [](uv_timer_t*) { run_requested_heap_trim(); }, 1000, 1000);
 
   checker_ = std::make_unique<HealthChecker>(&loop_);
   checker_->update(*runtime_->routes);

@@ -1,7 +1,6 @@
 #include "proxy/datapath/worker.h"
 
 #include <errno.h>
-#include <malloc.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -15,6 +14,7 @@
 #include <random>
 #include <system_error>
 
+#include "proxy/base/heap_trim.h"
 #include "proxy/datapath/client.h"
 #include "proxy/base/log.h"
 #include "proxy/base/random.h"
@@ -156,7 +156,7 @@ void Worker::retain_filter_states() {
   for (const Route& route : rt_->routes->routes())
     if (route.filters)
       for (const auto& f : route.filters->filters()) live.push_back(f.get());
-  filter_states_.retain(live);
+  filter_states_.retain(std::move(live));
 }
 
 
@@ -466,9 +466,10 @@ void Worker::trim_pools() {
     delete free_exchanges_.back();
     free_exchanges_.pop_back();
   }
-  // What a burst freed lies in the heap between the connections that stay: after a trim, hand
-  // the whole free pages among it back to the kernel (only then, not every second).
-  if (free_exchanges_.size() + pool().blocks_free() < before) malloc_trim(0);
+  // What a burst freed lies in the heap between the connections that stay: after a trim, have
+  // the control loop hand the whole free pages among it back to the kernel (only then, not
+  // every second).
+  if (free_exchanges_.size() + pool().blocks_free() < before) request_heap_trim();
 }
 
 Exchange* Worker::acquire_exchange() {
