@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <cctype>
 
+#include "proxy/http/http_head.h"
+
 namespace berth::discovery {
 
 namespace {
-constexpr size_t kMaxHeaderBytes = 64 * 1024;
+constexpr uint32_t kMaxHeadBytes = 64 * 1024;
 }
 
 std::string ResponseHead::header(std::string_view name) const {
@@ -15,88 +17,91 @@ std::string ResponseHead::header(std::string_view name) const {
   return {};
 }
 
-HttpResponseParser::HttpResponseParser(Callbacks callbacks) : callbacks_(std::move(callbacks)) {
-  llhttp_settings_init(&settings_);
-  settings_.on_status = nullptr;
-  settings_.on_header_field = on_header_field;
-  settings_.on_header_value = on_header_value;
-  settings_.on_headers_complete = on_headers_complete;
-  settings_.on_body = on_body;
-  settings_.on_message_complete = on_message_complete;
-  llhttp_init(&parser_, HTTP_RESPONSE, &settings_);
-  parser_.data = this;
+HttpResponseParser::HttpResponseParser(Callbacks callbacks) : callbacks_(std::move(callbacks)) {}
+
+bool HttpResponseParser::fail(std::string why) {
+  error_ = std::move(why);
+  return false;
 }
 
-int HttpResponseParser::on_header_field(llhttp_t* p, const char* at, size_t len) {
-  auto* self = static_cast<HttpResponseParser*>(p->data);
-  if (self->in_value_) {
-    self->head_.headers.emplace_back(std::move(self->field_), std::move(self->value_));
-    self->field_.clear();
-    self->value_.clear();
-    self->in_value_ = false;
+void HttpResponseParser::on_body_data(const char* data, size_t len) {
+  if (callbacks_.on_body) callbacks_.on_body(std::string_view(data, len));
+}
+
+bool HttpResponseParser::take(const MessageParser::Result& r) {
+  switch (r.state) {
+    case MessageParser::State::kBody:
+      return true;
+    case MessageParser::State::kComplete:
+    case MessageParser::State::kUpgrade:  // the engine's streams are not upgrades: the end
+      complete_ = true;
+      if (callbacks_.on_complete) callbacks_.on_complete();
+      return true;
+    case MessageParser::State::kError:
+      break;
   }
-  self->field_.append(at, len);
-  return self->field_.size() > kMaxHeaderBytes ? -1 : 0;
-}
-
-int HttpResponseParser::on_header_value(llhttp_t* p, const char* at, size_t len) {
-  auto* self = static_cast<HttpResponseParser*>(p->data);
-  self->in_value_ = true;
-  self->value_.append(at, len);
-  return self->value_.size() > kMaxHeaderBytes ? -1 : 0;
-}
-
-int HttpResponseParser::on_headers_complete(llhttp_t* p) {
-  auto* self = static_cast<HttpResponseParser*>(p->data);
-  if (self->in_value_ || !self->field_.empty()) {
-    self->head_.headers.emplace_back(std::move(self->field_), std::move(self->value_));
-    self->field_.clear();
-    self->value_.clear();
-    self->in_value_ = false;
-  }
-  for (auto& [key, value] : self->head_.headers) {
-    std::transform(key.begin(), key.end(), key.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  }
-  self->head_.status = static_cast<int>(p->status_code);
-  // 1xx interim responses are not expected from the Docker API; treat them as the head anyway.
-  self->head_done_ = true;
-  if (self->callbacks_.on_head) self->callbacks_.on_head(self->head_);
-  return 0;
-}
-
-int HttpResponseParser::on_body(llhttp_t* p, const char* at, size_t len) {
-  auto* self = static_cast<HttpResponseParser*>(p->data);
-  if (self->callbacks_.on_body) self->callbacks_.on_body(std::string_view(at, len));
-  return 0;
-}
-
-int HttpResponseParser::on_message_complete(llhttp_t* p) {
-  auto* self = static_cast<HttpResponseParser*>(p->data);
-  self->complete_ = true;
-  if (self->callbacks_.on_complete) self->callbacks_.on_complete();
-  return HPE_PAUSED;  // ignore anything after the response
+  return fail(std::string("bad HTTP response from the engine: ") + r.reason);
 }
 
 bool HttpResponseParser::feed(std::string_view bytes) {
   if (!error_.empty()) return false;
   if (complete_ || bytes.empty()) return true;
-  llhttp_errno_t rc = llhttp_execute(&parser_, bytes.data(), bytes.size());
-  if (rc == HPE_OK || rc == HPE_PAUSED) return true;
-  const char* reason = llhttp_get_error_reason(&parser_);
-  error_ = std::string("bad HTTP response from the engine: ") + llhttp_errno_name(rc) +
-           (reason ? std::string(" (") + reason + ")" : std::string());
-  return false;
+  if (head_done_) return take(body_.feed(bytes.data(), bytes.size()));
+
+  while (true) {
+    head_bytes_.append(bytes);
+    bytes = {};
+    const size_t end = http::find_head_end(head_bytes_.data(), head_bytes_.size(), head_scanned_);
+    if (end == 0) {
+      // Whatever is not HTTP is refused as soon as its first line or first bytes show it.
+      const size_t probe = std::min<size_t>(head_bytes_.size(), 7);
+      if (head_bytes_.compare(0, probe, std::string_view("HTTP/1.").substr(0, probe)) != 0)
+        return fail("bad HTTP response from the engine: not an HTTP/1 status line");
+      head_scanned_ = head_bytes_.size();
+      if (head_bytes_.size() > kMaxHeadBytes) return fail("bad HTTP response from the engine: head too large");
+      return true;
+    }
+    http::Limits limits;
+    limits.max_header_bytes = kMaxHeadBytes;
+    http::ResponseHead parsed;
+    const http::Outcome o = http::parse_response_head(std::string_view(head_bytes_.data(), end), limits, false, parsed);
+    if (!o.ok()) return fail(std::string("bad HTTP response from the engine: ") + o.detail);
+    if (parsed.status >= 100 && parsed.status < 200 && parsed.status != 101) {
+      // An interim response (100 Continue, 103 Early Hints): the real one follows.
+      head_bytes_.erase(0, end);
+      head_scanned_ = 0;
+      continue;
+    }
+    head_.status = parsed.status;
+    head_.headers.clear();
+    for (const http::Field& f : parsed.fields) {
+      std::string name(parsed.name(f));
+      std::transform(name.begin(), name.end(), name.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      head_.headers.emplace_back(std::move(name), std::string(parsed.value(f)));
+    }
+    head_done_ = true;
+    if (callbacks_.on_head) callbacks_.on_head(head_);
+    if (!take(body_.start(parsed.framing, parsed.content_length, HTTP_RESPONSE, this))) return false;
+    if (complete_ || end == head_bytes_.size()) return true;
+    std::string rest = head_bytes_.substr(end);
+    head_bytes_.clear();
+    head_bytes_.shrink_to_fit();
+    return take(body_.feed(rest.data(), rest.size()));
+  }
 }
 
 bool HttpResponseParser::finish() {
   if (complete_) return true;
   if (!error_.empty()) return false;
-  llhttp_errno_t rc = llhttp_finish(&parser_);
-  if (rc == HPE_OK && complete_) return true;
-  error_ = head_done_ ? "connection closed before the end of the response"
-                      : "connection closed before a response";
-  return false;
+  if (!head_done_) return fail("connection closed before a response");
+  const MessageParser::Result r = body_.finish();
+  if (r.state == MessageParser::State::kComplete) {
+    complete_ = true;
+    if (callbacks_.on_complete) callbacks_.on_complete();
+    return true;
+  }
+  return fail("connection closed before the end of the response");
 }
 
 }  // namespace berth::discovery

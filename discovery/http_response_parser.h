@@ -1,15 +1,17 @@
-// An HTTP/1.1 response parser for the Docker API client (llhttp underneath). Bytes go in as
-// they arrive, in any split; out come the status and headers, then de-chunked body bytes, then
-// completion. Pure: no sockets, unit-tested with arbitrary splits.
+// An HTTP/1.1 response reader for the Docker API client. Bytes go in as they arrive, in any
+// split; out come the status and headers, then de-chunked body bytes, then completion. It is the
+// proxy's own response parsing (proxy/http: the strict head parser, then MessageParser for the
+// body framing), so Berth has one HTTP response parser. Pure: no sockets, unit-tested with
+// arbitrary splits.
 #pragma once
-
-#include <llhttp.h>
 
 #include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "proxy/http/message_parser.h"
 
 namespace berth::discovery {
 
@@ -20,7 +22,7 @@ struct ResponseHead {
   std::string header(std::string_view name) const;
 };
 
-class HttpResponseParser {
+class HttpResponseParser final : private BodySink {
  public:
   struct Callbacks {
     std::function<void(const ResponseHead&)> on_head;
@@ -42,19 +44,15 @@ class HttpResponseParser {
   const std::string& error() const { return error_; }
 
  private:
-  static int on_status(llhttp_t* p, const char* at, size_t len);
-  static int on_header_field(llhttp_t* p, const char* at, size_t len);
-  static int on_header_value(llhttp_t* p, const char* at, size_t len);
-  static int on_headers_complete(llhttp_t* p);
-  static int on_body(llhttp_t* p, const char* at, size_t len);
-  static int on_message_complete(llhttp_t* p);
+  void on_body_data(const char* data, size_t len) override;
+  bool take(const MessageParser::Result& r);
+  bool fail(std::string why);
 
   Callbacks callbacks_;
-  llhttp_settings_t settings_{};
-  llhttp_t parser_{};
+  std::string head_bytes_;    // the head as it arrives
+  size_t head_scanned_ = 0;   // how far find_head_end has looked
+  MessageParser body_;
   ResponseHead head_;
-  std::string field_, value_;
-  bool in_value_ = false;
   bool head_done_ = false;
   bool complete_ = false;
   std::string error_;

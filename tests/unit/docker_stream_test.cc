@@ -318,3 +318,33 @@ TEST_CASE("docker self detection: container ids in cgroup and mountinfo lines", 
   CHECK(container_id_in("12:pids:/user.slice/user-0.slice\n").empty());
   CHECK(container_id_in("0::/docker/abc\n").empty());
 }
+
+TEST_CASE("docker stream: interim responses are skipped; a malformed head is refused", "[docker][stream]") {
+  int status = 0;
+  std::string body;
+  bool completed = false;
+  HttpResponseParser p({[&](const ResponseHead& h) { status = h.status; }, [&](std::string_view b) { body.append(b); },
+                        [&] { completed = true; }});
+  REQUIRE(p.feed("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok"));
+  CHECK(status == 201);
+  CHECK(body == "ok");
+  CHECK(completed);
+
+  // Two framings at once: where the body ends would be ambiguous.
+  HttpResponseParser both({nullptr, nullptr, nullptr});
+  CHECK_FALSE(both.feed("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"));
+  CHECK(both.error().find("bad HTTP response") != std::string::npos);
+
+  HttpResponseParser huge({nullptr, nullptr, nullptr});
+  bool ok = huge.feed("HTTP/1.1 200 OK\r\n");
+  for (int i = 0; ok && i < 2000; ++i) ok = huge.feed("X-Filler: " + std::string(64, 'a') + "\r\n");
+  CHECK_FALSE(ok);
+
+  // A close-delimited body ends with the connection.
+  std::string streamed;
+  HttpResponseParser until_close({nullptr, [&](std::string_view b) { streamed.append(b); }, nullptr});
+  REQUIRE(until_close.feed("HTTP/1.1 200 OK\r\n\r\nabc"));
+  REQUIRE(until_close.feed("def"));
+  CHECK(until_close.finish());
+  CHECK(streamed == "abcdef");
+}
