@@ -1,10 +1,10 @@
 #include "proxy/health/health_checker.h"
 
 #include <algorithm>
-#include <charconv>
 #include <cstring>
 
 #include "proxy/base/log.h"
+#include "proxy/http/http_head.h"
 
 namespace berth {
 
@@ -81,14 +81,18 @@ void finish(Probe* p, bool ok, const char* why) {
   uv_close(reinterpret_cast<uv_handle_t*>(&p->timeout), on_handle_closed);
 }
 
-// "HTTP/1.x NNN ..." once the status line is in; -1 while incomplete, 0 when malformed.
+// The probe's response status once its whole head is in: -1 while incomplete, 0 when the head is
+// malformed or too large. The head goes through the proxy's own strict response parser, so a
+// probe judges an instance's responses as the data path would.
 int status_of(const std::string& response) {
-  size_t eol = response.find('\n');
-  if (eol == std::string::npos) return response.size() > 1024 ? 0 : -1;
-  if (response.compare(0, 7, "HTTP/1.") != 0 || eol < 12 || response[8] != ' ') return 0;
-  int status = 0;
-  auto [end, ec] = std::from_chars(response.data() + 9, response.data() + 12, status);
-  return ec == std::errc() && end == response.data() + 12 ? status : 0;
+  constexpr uint32_t kMaxHead = 16 * 1024;
+  const size_t end = http::find_head_end(response.data(), response.size(), 0);
+  if (end == 0) return response.size() > kMaxHead ? 0 : -1;
+  http::Limits limits;
+  limits.max_header_bytes = kMaxHead;
+  http::ResponseHead head;
+  if (!http::parse_response_head(std::string_view(response.data(), end), limits, false, head).ok()) return 0;
+  return head.status;
 }
 
 void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
