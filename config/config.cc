@@ -251,6 +251,17 @@ std::optional<SocketAddress> parse_socket_address(std::string_view text, bool al
   return address;
 }
 
+bool host_pattern_covers(std::string_view allowed, std::string_view host) {
+  if (allowed == host) return true;
+  if (allowed.substr(0, 2) != "*.") return false;
+  const std::string_view suffix = allowed.substr(1);  // ".example.com"
+  // A name (or wildcard) strictly below the suffix: at least one label before it.
+  if (host.size() <= suffix.size() || host.substr(host.size() - suffix.size()) != suffix) return false;
+  std::string_view below = host.substr(0, host.size() - suffix.size());
+  if (below == "*") return false;  // "*.example.com" under "*.example.com" was the equal case
+  return !below.empty();
+}
+
 std::optional<std::string> normalize_host_pattern(std::string_view text) {
   std::string pattern;
   if (!normalize_host_into(text, pattern).empty()) return std::nullopt;

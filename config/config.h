@@ -201,8 +201,18 @@ struct Docker {
   DockerCompat compat;
   Millis empty_route_grace{10'000};   // a route with no instance left answers 503 this long
   Millis reconnect_max{30'000};       // cap of the reconnect backoff
+  // Operator policy for routes that container labels ask for (labels are not trusted): a
+  // container asking for more is rejected with the reason.
+  std::vector<std::string> allowed_hosts;  // host patterns label hosts must fall under (empty: any)
+  int32_t max_priority = 0;                // the highest berth.priority a label may ask for
+  bool allow_any_host = false;             // may a label route omit berth.host (match any host)?
   Mark mark;
 };
+
+// Whether host pattern `host` (exact or "*.suffix") falls under `allowed` (exact or
+// "*.suffix"): an exact pattern only covers itself; "*.example.com" covers every name below
+// example.com and every wildcard below it, but not example.com itself.
+bool host_pattern_covers(std::string_view allowed, std::string_view host);
 
 struct Config {
   std::string source;                 // file path (or a name for in-memory configs)

@@ -198,7 +198,8 @@ std::vector<std::string_view> setting_names(std::string_view section) {
 const std::vector<std::string_view> kEndpointKeys = {"address", "weight"};
 const std::vector<std::string_view> kDockerKeys = {
     "enabled",     "endpoint",          "tls",    "exposed_by_default", "host_address", "network",
-    "prefer_ipv6", "use_published_ports", "compat", "empty_route_grace",  "reconnect_max"};
+    "prefer_ipv6", "use_published_ports", "compat", "empty_route_grace",  "reconnect_max",
+    "allowed_hosts", "max_priority", "allow_any_host"};
 const std::vector<std::string_view> kDockerTlsKeys = {"ca", "cert", "key"};
 const std::vector<std::string_view> kDockerCompatKeys = {"nginx_proxy", "traefik"};
 
@@ -972,6 +973,27 @@ void Loader::read_docker_field(const Field& field) {
     if (auto duration = read_duration(value)) docker.empty_route_grace = *duration;
   } else if (field.key == "reconnect_max") {
     if (auto duration = read_duration(value)) docker.reconnect_max = *duration;
+  } else if (field.key == "allow_any_host") {
+    read_flag(docker.allow_any_host);
+  } else if (field.key == "max_priority") {
+    if (auto n = read_integer(value, std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max()))
+      docker.max_priority = static_cast<int32_t>(*n);
+  } else if (field.key == "allowed_hosts") {
+    if (!value.node.IsSequence()) {
+      fail(value.mark, value.path + ": expected a list of host patterns such as [\"*.apps.example.com\"], got " +
+                           describe(value.node));
+      return;
+    }
+    for (const Value& item : items_of(value)) {
+      auto text = read_string(item);
+      if (!text) continue;
+      auto pattern = normalize_host_pattern(*text);
+      if (!pattern) {
+        fail(item.mark, item.path + ": invalid host pattern '" + *text + "': " + detail::host_pattern_problem(*text));
+        continue;
+      }
+      docker.allowed_hosts.push_back(*pattern);
+    }
   }
 }
 

@@ -60,6 +60,9 @@ BuilderOptions options_from(const config::Docker& cfg) {
   o.prefer_ipv6 = cfg.prefer_ipv6;
   o.use_published_ports = cfg.use_published_ports;
   o.empty_route_grace = cfg.empty_route_grace;
+  o.allowed_hosts = cfg.allowed_hosts;
+  o.max_priority = cfg.max_priority;
+  o.allow_any_host = cfg.allow_any_host;
   return o;
 }
 
@@ -594,14 +597,21 @@ void DockerSource::log_rejections(const DiscoveredSet& set) {
 }
 
 void DockerSource::arm_grace_timer() {
+  // Whichever ends first: a held route's grace, or an incumbent's claim keeping a newcomer out
+  // (the newcomer is then let in by a full build).
   auto next = grace_.next_expiry();
+  const auto claim = memo_.next_claim_expiry();
+  if (claim && (!next || *claim < *next)) next = claim;
   if (!next) {
     grace_timer_.stop();
     return;
   }
   const int64_t wait = *next - health_clock_ms();
   uint64_t ms = wait > 0 ? static_cast<uint64_t>(wait) + 1 : 1;
-  grace_timer_.start(loop_, ms, [this] { rebuild(); });
+  grace_timer_.start(loop_, ms, [this] {
+    if (auto due = memo_.next_claim_expiry(); due && *due <= health_clock_ms()) memo_.touch_all();
+    rebuild();
+  });
 }
 
 }  // namespace berth::discovery

@@ -112,11 +112,39 @@ std::optional<std::string> resolve_address(const ContainerFacts& c, const std::s
               " and no network is chosen: set berth.network or docker.network (or docker.use_published_ports)");
 }
 
+std::string policy_problem(const RouteSpec& route, const BuilderOptions& options) {
+  if (route.priority > options.max_priority)
+    return "priority " + std::to_string(route.priority) + " is above docker.max_priority (" +
+           std::to_string(options.max_priority) + ")";
+  if (route.hosts.empty() && !options.allow_any_host)
+    return "a route without berth.host would match any host, and docker.allow_any_host is off";
+  if (options.allowed_hosts.empty()) return {};
+  for (const std::string& host : route.hosts) {
+    bool covered = false;
+    for (const std::string& allowed : options.allowed_hosts) covered = covered || config::host_pattern_covers(allowed, host);
+    if (!covered) return "host " + host + " is not under docker.allowed_hosts";
+  }
+  return {};
+}
+
 ParsedContainer parse_container(const ContainerFacts& c, const BuilderOptions& options) {
   ParsedContainer out;
   out.spec = parse_container_labels(c, options.labels);
   out.source = "container:" + c.display();
   if (out.spec.kind != ContainerSpec::Kind::kRouted) return out;
+  for (const RouteSpec& route : out.spec.routes) {
+    std::string refused = policy_problem(route, options);
+    if (!refused.empty()) {
+      // Not routed at all: the operator did not allow what its labels ask for.
+      out.spec.kind = ContainerSpec::Kind::kRejected;
+      out.spec.reason = "refused by policy: " + refused;
+      out.spec.routes.clear();
+      out.endpoints.clear();
+      out.keys.clear();
+      out.names.clear();
+      return out;
+    }
+  }
   for (const RouteSpec& route : out.spec.routes) {
     std::string reason;
     auto address = resolve_address(c, out.spec.network, route.port, options, &reason);
@@ -296,11 +324,47 @@ DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& cac
       if (containers[i]->revision == 0) pinned[i] = 1;  // no memo parse to patch with
     }
 
-    // Conflicts: running containers first, then by name; the first service to declare a host +
-    // path keeps it.
+    // Conflicts. The incumbent wins: a host + path that a service served in the last build stays
+    // with it while that service still declares it and has a running instance for it, or is in
+    // its grace period after the last one stopped. Otherwise the first service to declare it
+    // keeps it, in this order: running containers first, then the one that started first, then
+    // by name. (A container whose name sorts first, or that starts later, cannot take a host.)
+    struct Holder {
+      std::string_view service;
+      int64_t until_ms;  // INT64_MAX while it has a running instance
+    };
+    std::unordered_map<std::string_view, Holder> holder;  // key -> incumbent
+    if (memo) {
+      std::unordered_map<std::string_view, int> incumbent;  // key -> 0 declared, 1 running
+      for (size_t i = 0; i < n; ++i) {
+        if (!candidate(i)) continue;
+        for_each_key(*parsed[i], [&](std::string_view key, const RouteSpec& route, size_t) {
+          auto claim = memo->claims_.find(std::string(key));
+          if (claim == memo->claims_.end() || claim->second.service != route.service) return;
+          int& state = incumbent[key];
+          state = std::max(state, containers[i]->running ? 1 : 0);
+        });
+      }
+      const int64_t never = std::numeric_limits<int64_t>::max();
+      for (const auto& [key, running] : incumbent) {
+        const BuilderMemo::Claim& claim = memo->claims_.find(std::string(key))->second;
+        // Its last instance stopped since the last full build: the grace runs from now.
+        int64_t until = running ? never : claim.held_until_ms;
+        if (!running && until == never) until = now_ms + static_cast<int64_t>(options.empty_route_grace.count());
+        if (running || now_ms < until) holder.emplace(key, Holder{claim.service, until});
+      }
+    }
+    if (memo) memo->claim_expiry_.reset();
     std::vector<size_t> order(n);
     for (size_t i = 0; i < n; ++i) order[i] = i;
-    std::stable_partition(order.begin(), order.end(), [&](size_t i) { return containers[i]->running; });
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      const ContainerFacts& x = *containers[a];
+      const ContainerFacts& y = *containers[b];
+      if (x.running != y.running) return x.running;
+      const int64_t xs = x.started_at_ns ? x.started_at_ns : std::numeric_limits<int64_t>::max();
+      const int64_t ys = y.started_at_ns ? y.started_at_ns : std::numeric_limits<int64_t>::max();
+      return xs < ys;
+    });
     std::unordered_map<std::string_view, std::pair<std::string_view, const ContainerFacts*>> owners;
     owners.reserve(n * 2);
     std::vector<std::pair<size_t, std::string>> rejected;  // (container, why)
@@ -311,8 +375,19 @@ DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& cac
       std::string problem = spec.kind == ContainerSpec::Kind::kRejected ? spec.reason : parsed[i]->problem;
       if (problem.empty()) {
         for_each_key(*parsed[i], [&](std::string_view key, const RouteSpec& route, size_t h) {
+          if (!problem.empty()) return;
+          auto held = holder.find(key);
+          if (held != holder.end() && held->second.service != route.service) {
+            problem = "route " + (route.hosts.empty() ? std::string("(any host)") : route.hosts[h]) + route.path +
+                      " is already served by service '" + std::string(held->second.service) +
+                      "' (the incumbent keeps it)";
+            const int64_t until = held->second.until_ms;
+            if (until != std::numeric_limits<int64_t>::max() && (!memo->claim_expiry_ || until < *memo->claim_expiry_))
+              memo->claim_expiry_ = until;
+            return;
+          }
           auto owner = owners.find(key);
-          if (!problem.empty() || owner == owners.end() || owner->second.first == route.service) return;
+          if (owner == owners.end() || owner->second.first == route.service) return;
           problem = "route " + (route.hosts.empty() ? std::string("(any host)") : route.hosts[h]) + route.path +
                     " is already served by service '" + std::string(owner->second.first) + "' of container " +
                     owner->second.second->display();
@@ -361,13 +436,18 @@ DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& cac
 
   // Routes, one per host, each host + path once (its first declaration, by container name).
   auto routes = std::make_shared<std::vector<Route>>();
+  // key -> whether a running container declares it (all declarations of a key are its owner's)
   std::unordered_map<std::string_view, bool> emitted;
   emitted.reserve(declared.size());
   for (size_t d = 0; d < declared.size(); ++d) {
     const Declared& decl = declared[d];
     const RouteSpec& spec = decl.parsed->spec.routes[decl.route];
     for (size_t h = 0; h < host_count(spec); ++h) {
-      if (!emitted.emplace(decl.parsed->keys[decl.first_key + h], true).second) continue;
+      auto [seen, first] = emitted.emplace(decl.parsed->keys[decl.first_key + h], decl.container->running);
+      if (!first) {
+        seen->second = seen->second || decl.container->running;
+        continue;
+      }
       Route route;
       route.name = decl.parsed->names[decl.route];
       route.host = spec.hosts.empty() ? std::string() : spec.hosts[h];
@@ -381,6 +461,28 @@ DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& cac
   set.routes = std::move(routes);
 
   if (memo) {
+    // The claims of this build: each emitted host + path with its service. One whose service
+    // has no running instance for it is held for the grace period from when that was first seen.
+    std::unordered_map<std::string, BuilderMemo::Claim> claims;
+    claims.reserve(emitted.size());
+    for (size_t d = 0; d < declared.size(); ++d) {
+      const Declared& decl = declared[d];
+      const RouteSpec& spec = decl.parsed->spec.routes[decl.route];
+      for (size_t h = 0; h < host_count(spec); ++h) {
+        const std::string& key = decl.parsed->keys[decl.first_key + h];
+        if (claims.count(key)) continue;
+        BuilderMemo::Claim claim{spec.service, std::numeric_limits<int64_t>::max()};
+        if (!emitted[key]) {
+          auto before = memo->claims_.find(key);
+          const bool held = before != memo->claims_.end() && before->second.service == spec.service &&
+                            before->second.held_until_ms != std::numeric_limits<int64_t>::max();
+          claim.held_until_ms = held ? before->second.held_until_ms
+                                     : now_ms + static_cast<int64_t>(options.empty_route_grace.count());
+        }
+        claims.emplace(key, std::move(claim));
+      }
+    }
+    memo->claims_ = std::move(claims);
     memo->known_.clear();
     memo->known_.reserve(n);
     for (size_t i = 0; i < n; ++i)

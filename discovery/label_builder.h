@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <limits>
 #include <map>
 #include <optional>
 #include <string>
@@ -25,7 +26,15 @@ struct BuilderOptions {
   bool use_published_ports = false;
   std::vector<std::string> own_networks;    // networks of Berth's own container, if it runs in one
   std::chrono::milliseconds empty_route_grace{0};  // a service whose last instance left serves 503 this long
+  // Operator policy (config docker.allowed_hosts, max_priority, allow_any_host). The defaults
+  // here allow everything, for the builder's own tests; the config's defaults are strict.
+  std::vector<std::string> allowed_hosts;  // empty: any host
+  int32_t max_priority = std::numeric_limits<int32_t>::max();
+  bool allow_any_host = true;
 };
+
+// Why the operator policy refuses this route (empty: it does not).
+std::string policy_problem(const RouteSpec& route, const BuilderOptions& options);
 
 using ContainerCache = std::map<std::string, ContainerFacts>;  // by full id
 
@@ -70,6 +79,10 @@ class BuilderMemo {
   }
   // Whether the last build reused the layout (for tests and the benchmark's curiosity).
   bool last_build_partial() const { return last_partial_; }
+  // When the earliest claim that kept a newcomer out lapses (its service has had no running
+  // instance for the grace period), in health_clock_ms() time: the source rebuilds then, with
+  // touch_all(), so the newcomer gets the route. nullopt: no claim is keeping anyone out.
+  std::optional<int64_t> next_claim_expiry() const { return claim_expiry_; }
 
  private:
   friend DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& caches,
@@ -109,6 +122,15 @@ class BuilderMemo {
   std::vector<std::vector<Member>> members_;          // per service, in declaration order
   std::vector<std::string> service_names_;            // per service
   DiscoveredSet last_;                                // the last build's result
+  // Who served each host + path (host\npath) in the last full build: the incumbent keeps it
+  // against newcomers while it has a running instance declaring it, and for the grace period
+  // after its last one stopped (held_until_ms; INT64_MAX while one runs).
+  struct Claim {
+    std::string service;
+    int64_t held_until_ms = std::numeric_limits<int64_t>::max();
+  };
+  std::unordered_map<std::string, Claim> claims_;
+  std::optional<int64_t> claim_expiry_;
   std::unordered_set<std::string> touched_;
   bool all_touched_ = true;
   bool last_partial_ = false;

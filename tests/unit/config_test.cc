@@ -718,6 +718,10 @@ TEST_CASE("config: docker discovery is off by default, with documented defaults"
   CHECK_FALSE(d.compat.traefik);
   CHECK(d.empty_route_grace == 10s);
   CHECK(d.reconnect_max == 30s);
+  // Labels are not trusted by default.
+  CHECK(d.allowed_hosts.empty());
+  CHECK(d.max_priority == 0);
+  CHECK_FALSE(d.allow_any_host);
 }
 
 TEST_CASE("config: every docker option is read", "[config][docker]") {
@@ -733,7 +737,10 @@ TEST_CASE("config: every docker option is read", "[config][docker]") {
                            "  use_published_ports: true\n"
                            "  compat: {nginx_proxy: true, traefik: yes}\n"
                            "  empty_route_grace: 2500ms\n"
-                           "  reconnect_max: 1m\n";
+                           "  reconnect_max: 1m\n"
+                           "  allowed_hosts: [\"*.Apps.Example.com\", exact.test]\n"
+                           "  max_priority: 50\n"
+                           "  allow_any_host: true\n";
   LoadResult result = load(yaml);
   INFO(all_errors(result));
   REQUIRE(result.ok());
@@ -752,6 +759,22 @@ TEST_CASE("config: every docker option is read", "[config][docker]") {
   CHECK(d.compat.traefik);
   CHECK(d.empty_route_grace == 2500ms);
   CHECK(d.reconnect_max == 60s);
+  CHECK(d.allowed_hosts == std::vector<std::string>{"*.apps.example.com", "exact.test"});
+  CHECK(d.max_priority == 50);
+  CHECK(d.allow_any_host);
+}
+
+TEST_CASE("config: host_pattern_covers", "[config][docker]") {
+  CHECK(host_pattern_covers("*.apps.test", "a.apps.test"));
+  CHECK(host_pattern_covers("*.apps.test", "a.b.apps.test"));
+  CHECK(host_pattern_covers("*.apps.test", "*.b.apps.test"));
+  CHECK(host_pattern_covers("*.apps.test", "*.apps.test"));
+  CHECK_FALSE(host_pattern_covers("*.apps.test", "apps.test"));
+  CHECK_FALSE(host_pattern_covers("*.apps.test", "*.test"));
+  CHECK_FALSE(host_pattern_covers("*.apps.test", "evilapps.test"));
+  CHECK(host_pattern_covers("exact.test", "exact.test"));
+  CHECK_FALSE(host_pattern_covers("exact.test", "a.exact.test"));
+  CHECK_FALSE(host_pattern_covers("exact.test", "*.exact.test"));
 }
 
 TEST_CASE("config: an empty docker section means defaults", "[config][docker]") {
@@ -784,6 +807,10 @@ TEST_CASE("config: docker errors are reported at their place", "[config][docker]
       {"docker: {endpoint: \"tcp://1.2.3.4:2376\", tls: {cert: /c.pem}}\n", 2, 9,
        "docker.tls: 'cert' and 'key' must be given together"},
       {"docker: [1]\n", 2, 9, "docker: expected a map of Docker discovery settings"},
+      {"docker: {allowed_hosts: \"*.a.test\"}\n", 2, 25, "docker.allowed_hosts: expected a list of host patterns"},
+      {"docker: {allowed_hosts: [\"bad host\"]}\n", 2, 26, "docker.allowed_hosts[0]: invalid host pattern"},
+      {"docker: {max_priority: high}\n", 2, 24, "docker.max_priority"},
+      {"docker: {allow_any_host: sometimes}\n", 2, 26, "docker.allow_any_host: expected true or false"},
   };
   for (const Case& c : cases) {
     LoadResult result = load(std::string(kListener) + c.yaml);

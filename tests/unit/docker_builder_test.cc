@@ -370,12 +370,13 @@ TEST_CASE("docker builder: with a memo, unchanged services keep their object acr
   CHECK(same_set(left, build_discovered_set(cache, {})));
 }
 
-TEST_CASE("docker builder: random event sequences give the same set with and without the memo",
+TEST_CASE("docker builder: random event sequences give the same set with partial and full builds",
           "[docker][builder]") {
   // 40 containers in 8 services (some sharing hosts, some conflicting), through 3,000 random
   // steps: run-state changes, label changes under a new revision, removal and return. After
-  // every step the memo's build equals a build from scratch, and every service whose content
-  // did not change since the previous build is the same object.
+  // every step the memo's build (partial where it can be) equals a full build by a memo that saw
+  // the same history (conflicts depend on it: the incumbent keeps its routes), and every
+  // service whose content did not change since the previous build is the same object.
   std::mt19937 rng(20261128);
   std::vector<ContainerFacts> all;
   for (int i = 0; i < 40; ++i) {
@@ -394,8 +395,9 @@ TEST_CASE("docker builder: random event sequences give the same set with and wit
   }
   uint64_t next_revision = 1000;
   ContainerCache cache = cache_of(all);
-  BuilderMemo memo;
+  BuilderMemo memo, full;
   DiscoveredSet before = build_discovered_set(cache, {}, &memo);
+  build_discovered_set(cache, {}, &full);
   int partial = 0;  // builds that recomputed only the touched containers' services
   for (int step = 0; step < 3000; ++step) {
     const ContainerFacts& pick = all[rng() % all.size()];
@@ -432,7 +434,8 @@ TEST_CASE("docker builder: random event sequences give the same set with and wit
     }
     DiscoveredSet with = build_discovered_set(cache, {}, &memo);
     partial += memo.last_build_partial();
-    DiscoveredSet scratch = build_discovered_set(cache, {});
+    full.touch_all();
+    DiscoveredSet scratch = build_discovered_set(cache, {}, &full);
     INFO("step " << step);
     REQUIRE(same_set(with, scratch));
     for (const auto& service : with.services)
@@ -515,4 +518,90 @@ TEST_CASE("docker grace: a route removed with its instance gets the whole grace;
   out = grace.apply(build_discovered_set(cache_of({a2, b}), {}), 2000);
   CHECK(table(*out) == std::vector<std::string>{"b.test/ -> other [127.0.0.1:18002]", "a.test/ -> web [127.0.0.1:18003]"});
   CHECK_FALSE(grace.next_expiry());
+}
+
+TEST_CASE("docker builder: the incumbent keeps its route against a newcomer whose name sorts first",
+          "[docker][builder][claims]") {
+  auto shop = container('b', "shop", {{"berth.host", "shop.test"}, {"berth.port", "18001"}, {"berth.service", "shop"}});
+  shop.started_at_ns = 1'000;
+  shop.revision = 1;
+  auto evil = container('a', "aaa-evil", {{"berth.host", "shop.test"}, {"berth.port", "18002"}, {"berth.service", "evil"}});
+  evil.started_at_ns = 2'000;
+  evil.revision = 2;
+  BuilderOptions options;
+  options.empty_route_grace = 10s;
+
+  SECTION("without history, the container that started first wins, whatever the names") {
+    auto set = build_discovered_set(cache_of({evil, shop}), options);
+    CHECK(table(set) == std::vector<std::string>{"shop.test/ -> shop [127.0.0.1:18001]"});
+    REQUIRE(set.rejected.size() == 1);
+    CHECK(set.rejected[0].first == "aaaaaaaaaaaa/aaa-evil");
+  }
+  SECTION("with history, the incumbent keeps it even against an earlier start, until its grace ends") {
+    BuilderMemo memo;
+    ContainerCache cache = cache_of({shop});
+    build_discovered_set(cache, options, &memo, 0);
+    evil.started_at_ns = 500;  // claims an older start: does not matter, shop was there first
+    cache[evil.id] = evil;
+    memo.touch(evil.id);
+    auto set = build_discovered_set(cache, options, &memo, 1'000);
+    CHECK(table(set) == std::vector<std::string>{"shop.test/ -> shop [127.0.0.1:18001]"});
+    REQUIRE(set.rejected.size() == 1);
+    CHECK(set.rejected[0].second.find("already served by service 'shop' (the incumbent keeps it)") != std::string::npos);
+    CHECK_FALSE(memo.next_claim_expiry());  // shop runs: no end in sight
+
+    // shop's only instance stops: it keeps the route (503) for its grace, then evil gets it.
+    cache[shop.id].running = false;
+    memo.touch(shop.id);
+    set = build_discovered_set(cache, options, &memo, 2'000);
+    CHECK(table(set) == std::vector<std::string>{"shop.test/ -> shop []"});
+    REQUIRE(memo.next_claim_expiry());
+    CHECK(*memo.next_claim_expiry() == 12'000);
+    memo.touch_all();
+    set = build_discovered_set(cache, options, &memo, 11'999);
+    CHECK(table(set) == std::vector<std::string>{"shop.test/ -> shop []"});
+    memo.touch_all();
+    set = build_discovered_set(cache, options, &memo, 12'000);
+    CHECK(table(set) == std::vector<std::string>{"shop.test/ -> evil [127.0.0.1:18002]"});
+    CHECK_FALSE(memo.next_claim_expiry());
+
+    // shop comes back: now evil is the incumbent.
+    cache[shop.id].running = true;
+    memo.touch(shop.id);
+    set = build_discovered_set(cache, options, &memo, 13'000);
+    CHECK(table(set) == std::vector<std::string>{"shop.test/ -> evil [127.0.0.1:18002]"});
+  }
+  SECTION("a restart of the incumbent within its grace keeps the route") {
+    BuilderMemo memo;
+    ContainerCache cache = cache_of({shop, evil});
+    build_discovered_set(cache, options, &memo, 0);
+    cache[shop.id].running = false;
+    memo.touch(shop.id);
+    build_discovered_set(cache, options, &memo, 1'000);
+    cache[shop.id].running = true;
+    cache[shop.id].started_at_ns = 5'000;  // later than evil's start now
+    memo.touch(shop.id);
+    auto set = build_discovered_set(cache, options, &memo, 3'000);
+    CHECK(table(set) == std::vector<std::string>{"shop.test/ -> shop [127.0.0.1:18001]"});
+  }
+}
+
+TEST_CASE("docker builder: operator policy refuses what labels may not ask for", "[docker][builder][policy]") {
+  BuilderOptions options;
+  options.allowed_hosts = {"*.apps.test", "exact.test"};
+  options.max_priority = 10;
+  options.allow_any_host = false;
+  auto ok = container('a', "ok", {{"berth.host", "a.apps.test,exact.test"}, {"berth.port", "18001"}, {"berth.priority", "10"}});
+  auto wild = container('b', "wild", {{"berth.host", "*.x.apps.test"}, {"berth.port", "18002"}});
+  auto outside = container('c', "outside", {{"berth.host", "apps.test"}, {"berth.port", "18003"}});
+  auto greedy = container('d', "greedy", {{"berth.host", "g.apps.test"}, {"berth.port", "18004"}, {"berth.priority", "11"}});
+  auto anyhost = container('e', "anyhost", {{"berth.path", "/"}, {"berth.port", "18005"}});
+  auto set = build_discovered_set(cache_of({ok, wild, outside, greedy, anyhost}), options);
+  CHECK(table(set) == std::vector<std::string>{"a.apps.test/ -> ok [127.0.0.1:18001]", "exact.test/ -> ok [127.0.0.1:18001]",
+                                               "*.x.apps.test/ -> wild [127.0.0.1:18002]"});
+  std::map<std::string, std::string> why(set.rejected.begin(), set.rejected.end());
+  REQUIRE(why.size() == 3);
+  CHECK(why.at("cccccccccccc/outside").find("host apps.test is not under docker.allowed_hosts") != std::string::npos);
+  CHECK(why.at("dddddddddddd/greedy").find("priority 11 is above docker.max_priority (10)") != std::string::npos);
+  CHECK(why.at("eeeeeeeeeeee/anyhost").find("docker.allow_any_host is off") != std::string::npos);
 }
