@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <thread>
+#include <unordered_set>
 
 #include "proxy/base/heap_trim.h"
 #include "proxy/base/log.h"
@@ -233,10 +234,14 @@ std::shared_ptr<const Runtime> Server::build_runtime() {
     return rt;
   }
   std::vector<Route> routes = base.routes();
+  // A host + path the config file routes is the file's, whatever priority a label asks for.
+  std::unordered_set<std::string> configured;
+  for (const Route& r : routes) configured.insert(r.host + '\n' + r.path_prefix);
   uint32_t offset = static_cast<uint32_t>(base.services().size());
   for (const auto& set : discovered_) {
     if (!set) continue;
     for (Route r : *set->routes) {
+      if (configured.count(r.host + '\n' + r.path_prefix)) continue;
       r.service += offset;
       routes.push_back(std::move(r));
     }
