@@ -360,3 +360,52 @@ std::string header_value_problem(std::string_view value) {
 }
 
 }  // namespace berth::config
+
+namespace berth::config {
+
+std::vector<std::pair<std::string, std::string>> parse_htpasswd(std::string_view text, const std::string& file,
+                                                                std::vector<Error>& errors) {
+  std::vector<std::pair<std::string, std::string>> users;
+  int line_no = 0;
+  while (!text.empty()) {
+    const size_t eol = text.find('\n');
+    std::string_view line = text.substr(0, eol);
+    text = eol == std::string_view::npos ? std::string_view() : text.substr(eol + 1);
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    const size_t first = line.find_first_not_of(" \t");
+    if (first == std::string_view::npos || line[first] == '#') continue;
+    const size_t colon = line.find(':');
+    if (colon == std::string_view::npos || colon == 0) {
+      errors.push_back(Error{file, line_no, 1, "expected 'user:hash'"});
+      continue;
+    }
+    std::string user(line.substr(0, colon));
+    std::string hash(line.substr(colon + 1));
+    // Some tools append ":comment" fields; the hash alphabet has no ':'.
+    if (size_t more = hash.find(':'); more != std::string::npos) hash.resize(more);
+    const bool slow = hash.rfind("$2y$", 0) == 0 || hash.rfind("$2b$", 0) == 0 || hash.rfind("$2a$", 0) == 0 ||
+                      hash.rfind("$6$", 0) == 0 || hash.rfind("$y$", 0) == 0;
+    if (!slow) {
+      std::string kind = hash.rfind("$apr1$", 0) == 0 || hash.rfind("$1$", 0) == 0 ? "an MD5 hash"
+                         : hash.rfind("{SHA}", 0) == 0                          ? "an unsalted SHA-1 hash"
+                         : hash.rfind("$5$", 0) == 0                            ? "a SHA-256 crypt hash"
+                         : hash.empty()                                         ? "an empty password"
+                         : hash[0] == '$'                                       ? "an unknown hash"
+                                                                                : "a plain-text or DES password";
+      errors.push_back(Error{file, line_no, static_cast<int>(colon + 2),
+                             "user '" + user + "': " + kind +
+                                 " is refused; use bcrypt (htpasswd -B), SHA-512 crypt or yescrypt"});
+      continue;
+    }
+    const bool duplicate = std::any_of(users.begin(), users.end(), [&](const auto& u) { return u.first == user; });
+    if (duplicate) {
+      errors.push_back(Error{file, line_no, 1, "user '" + user + "' is listed twice"});
+      continue;
+    }
+    users.emplace_back(std::move(user), std::move(hash));
+  }
+  return users;
+}
+
+}  // namespace berth::config

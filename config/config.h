@@ -121,12 +121,25 @@ struct Cidr {
 };
 
 // Who may pass a route (routes[].access).
+// HTTP Basic authentication against an htpasswd file (routes[].access.basic_auth). The file is
+// read when the configuration is (re)loaded; only slow, salted hashes are accepted: bcrypt
+// ($2y$, $2b$, $2a$), SHA-512 crypt ($6$) and yescrypt ($y$).
+struct BasicAuth {
+  std::string htpasswd;               // path as configured ("" = off)
+  std::string realm = "restricted";
+  bool forward_authorization = false; // pass the client's Authorization header to the instance
+  std::vector<std::pair<std::string, std::string>> users;  // user -> hash, in file order
+  bool enabled() const { return !htpasswd.empty(); }
+};
+
 struct RouteAccess {
   std::vector<std::string> methods;  // allowed methods, upper-case (empty: any)
   std::vector<Cidr> allow;           // client address must be in one (empty: any)
   std::vector<Cidr> deny;            // checked first: an address in one is refused
-  bool empty() const { return methods.empty() && allow.empty() && deny.empty(); }
+  BasicAuth basic_auth;
+  bool empty() const { return methods.empty() && allow.empty() && deny.empty() && !basic_auth.enabled(); }
 };
+
 
 // Header changes on one side of a route (routes[].headers.request / .response).
 struct HeaderRules {
@@ -234,6 +247,12 @@ struct Error {
   // "file:line:column: message" (or "file: message" without a place)
   std::string to_string() const;
 };
+
+// Parses htpasswd text ("user:hash" lines; blank lines and '#' comments skipped). Entries with
+// a hash other than bcrypt, SHA-512 crypt or yescrypt (plain text, MD5 "$apr1$", "{SHA}", DES)
+// are refused, as are duplicate users; each problem is an Error at `file`:line.
+std::vector<std::pair<std::string, std::string>> parse_htpasswd(std::string_view text, const std::string& file,
+                                                                std::vector<Error>& errors);
 
 struct LoadResult {
   std::optional<Config> config;   // set only when errors is empty

@@ -20,6 +20,8 @@
 namespace berth::config {
 namespace {
 
+std::optional<std::string> read_file(const std::string& path, std::string& problem);  // below
+
 constexpr size_t kMaxFileBytes = 16u << 20;
 constexpr int64_t kMaxWorkers = 1024;
 
@@ -177,7 +179,8 @@ const std::vector<std::string_view> kListenerKeys = {"address"};
 const std::vector<std::string_view> kAdminKeys = {"address", "enabled"};
 const std::vector<std::string_view> kRouteKeys = {"name",    "host",    "path",          "priority",
                                                   "service", "max_body_bytes", "access", "headers"};
-const std::vector<std::string_view> kAccessKeys = {"methods", "allow", "deny"};
+const std::vector<std::string_view> kAccessKeys = {"methods", "allow", "deny", "basic_auth"};
+const std::vector<std::string_view> kBasicAuthKeys = {"htpasswd", "realm", "forward_authorization"};
 const std::vector<std::string_view> kHeadersKeys = {"request", "response"};
 const std::vector<std::string_view> kHeaderRuleKeys = {"set", "add", "remove"};
 const std::vector<std::string_view> kServiceKeys = {"endpoints", "lb",    "health",
@@ -253,6 +256,7 @@ class Loader {
   void read_route_field(const Field& field, Route& route, RouteNotes& notes);
   void read_route_hosts(const Value& value, Route& route, RouteNotes& notes);
   void read_route_access(const Value& value, RouteAccess& access);
+  void read_basic_auth(const Value& value, BasicAuth& auth);
   void read_cidrs(const Value& value, std::vector<Cidr>& out);
   void read_route_headers(const Value& value, Route& route);
   void read_header_rules(const Value& value, HeaderRules& rules);
@@ -630,8 +634,55 @@ void Loader::read_route_access(const Value& value, RouteAccess& access) {
       read_cidrs(field.value, access.allow);
     } else if (field.key == "deny") {
       read_cidrs(field.value, access.deny);
+    } else if (field.key == "basic_auth") {
+      read_basic_auth(field.value, access.basic_auth);
     }
   }
+}
+
+void Loader::read_basic_auth(const Value& value, BasicAuth& auth) {
+  if (!expect_map(value, "a map with htpasswd (a file) and optionally realm and forward_authorization")) return;
+  Mark file_mark = value.mark;
+  for (const Field& field : fields_of(value, kBasicAuthKeys)) {
+    if (field.key == "htpasswd") {
+      if (auto path = read_string(field.value)) {
+        auth.htpasswd = *path;
+        file_mark = field.value.mark;
+      }
+    } else if (field.key == "realm") {
+      auto realm = read_string(field.value);
+      if (!realm) continue;
+      // It goes into a quoted-string of WWW-Authenticate.
+      const bool printable = std::all_of(realm->begin(), realm->end(), [](unsigned char c) {
+        return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+      });
+      if (realm->empty() || !printable) {
+        fail(field.value.mark, field.value.path + ": must be non-empty printable ASCII without '\"' or '\\'");
+        continue;
+      }
+      auth.realm = *realm;
+    } else if (field.key == "forward_authorization") {
+      if (auto flag = read_bool(field.value)) auth.forward_authorization = *flag;
+    }
+  }
+  if (auth.htpasswd.empty()) {
+    fail(value.mark, value.path + ": 'htpasswd' (the password file) is required");
+    return;
+  }
+  // A relative path is relative to the configuration file.
+  std::string path = auth.htpasswd;
+  if (path[0] != '/' && source_.find('/') != std::string::npos) path = source_.substr(0, source_.rfind('/') + 1) + path;
+  std::string problem;
+  std::optional<std::string> text = read_file(path, problem);
+  if (!text) {
+    fail(file_mark, value.path + ".htpasswd: cannot read '" + path + "': " + problem);
+    return;
+  }
+  std::vector<Error> problems;
+  auth.users = parse_htpasswd(*text, path, problems);
+  for (Error& e : problems) errors_.push_back(std::move(e));
+  if (problems.empty() && auth.users.empty())
+    fail(file_mark, value.path + ".htpasswd: '" + path + "' lists no users");
 }
 
 void Loader::read_cidrs(const Value& value, std::vector<Cidr>& out) {

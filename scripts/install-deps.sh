@@ -6,6 +6,7 @@ set -euo pipefail
 PKGS=(
   build-essential cmake ninja-build pkg-config
   libuv1-dev node-llhttp libssl-dev libyaml-cpp-dev prometheus-cpp-dev catch2 nlohmann-json3-dev
+  libcrypt-dev
   curl procps
 )
 if [[ "${1:-}" == "--bench" || "${BERTH_BENCH_DEPS:-0}" == 1 ]]; then

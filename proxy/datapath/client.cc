@@ -337,7 +337,7 @@ void ClientConn::handle_request_head(std::string_view head, std::string_view ear
   }
   ex_->route = route;
   if (route->filters && !route->filters->empty()) {
-    FilterRequest freq{req, *route, conn().peer_ip, conn().peer_addr, conn().peer_family};
+    FilterRequest freq{req, *route, conn().peer_ip, conn().peer_addr, conn().peer_family, worker()->loop()};
     switch (ex_->filters.start(*route->filters, worker()->filter_states(), freq, this)) {
       case FilterResult::kContinue:
         break;
@@ -361,7 +361,7 @@ void ClientConn::on_filter_done() {
   if (!ex_ || closing()) return;
   // Parse the kept copy again: the views of ex_->req pointed into bytes that are gone.
   http::parse_request_head(ex_->held_head, ex_->rt->http_limits, ex_->req);
-  FilterRequest freq{ex_->req, *ex_->route, conn().peer_ip, conn().peer_addr, conn().peer_family};
+  FilterRequest freq{ex_->req, *ex_->route, conn().peer_ip, conn().peer_addr, conn().peer_family, worker()->loop()};
   switch (ex_->filters.proceed(freq)) {
     case FilterResult::kContinue:
       forward_request();

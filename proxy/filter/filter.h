@@ -5,6 +5,8 @@
 // per request (a rate limiter's buckets) lives in its per-worker FilterState.
 #pragma once
 
+#include <uv.h>
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -41,6 +43,9 @@ struct FilterRequest {
   // client_family 0 when unknown (then filters fall back to client_ip).
   const uint8_t* client_addr = nullptr;
   uint8_t client_family = 0;  // 0, 4 or 6
+  // The worker's loop, for a filter that hands slow work to libuv's thread pool (null in tests
+  // that run no loop: such a filter then refuses).
+  uv_loop_t* loop = nullptr;
 };
 
 // Per-worker mutable state of one filter (made by RequestFilter::make_state, used only on that

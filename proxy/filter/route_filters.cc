@@ -5,6 +5,8 @@
 #include <cstring>
 #include <string>
 
+#include "proxy/filter/basic_auth.h"
+
 namespace berth {
 namespace {
 
@@ -59,6 +61,7 @@ std::shared_ptr<const FilterChain> build_route_filters(const config::Route& rout
   if (!route.access.allow.empty() || !route.access.deny.empty())
     filters.push_back(std::make_shared<AddressFilter>(route.access.allow, route.access.deny));
   if (!route.access.methods.empty()) filters.push_back(std::make_shared<MethodFilter>(route.access.methods));
+  if (route.access.basic_auth.enabled()) filters.push_back(std::make_shared<BasicAuthFilter>(route.access.basic_auth));
   if (!route.request_headers.empty() || !route.response_headers.empty())
     filters.push_back(std::make_shared<HeaderFilter>(route.request_headers, route.response_headers));
   if (filters.empty()) return nullptr;

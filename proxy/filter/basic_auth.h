@@ -1,0 +1,63 @@
+// HTTP Basic authentication (routes[].access.basic_auth): 401 auth-required with
+// WWW-Authenticate unless the request carries a user and password that match the htpasswd file.
+//
+// Password hashes (bcrypt, SHA-512 crypt, yescrypt) are slow by design, so they are never
+// checked on a worker loop: the filter goes pending and libcrypt runs on libuv's thread pool;
+// the answer comes back to the loop. Credentials verified once are remembered per worker (a
+// bounded cache keyed by a SHA-256 of user and password, never the password itself), so a
+// client that sends the same credentials again passes at once. Checks in flight per worker are
+// bounded: beyond the bound, 503 auth-busy (Retry-After: 1) instead of an unbounded queue.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "config/config.h"
+#include "proxy/filter/filter.h"
+
+namespace berth {
+
+// "Basic <base64(user:password)>" -> user and password; false when absent or malformed.
+bool parse_basic_credentials(std::string_view authorization, std::string& user, std::string& password);
+
+// Whether `password` matches crypt `hash` (libcrypt; constant-time comparison). Slow: call it
+// off the event loops.
+bool verify_password(const std::string& password, const std::string& hash);
+
+class BasicAuthFilter final : public RequestFilter {
+ public:
+  static constexpr size_t kMaxChecksInFlight = 64;  // per worker
+  static constexpr size_t kCacheEntries = 1024;      // per worker
+
+  explicit BasicAuthFilter(const config::BasicAuth& config);
+  std::string_view name() const override { return "access.basic_auth"; }
+  std::unique_ptr<FilterState> make_state() const override;
+  FilterResult on_request(const FilterRequest& req, FilterState* state, HeaderEdits& edits,
+                          FilterReply& reply, const FilterWaiter& waiter) const override;
+
+  using Digest = std::array<uint8_t, 32>;
+  struct DigestHash {
+    size_t operator()(const Digest& d) const noexcept;
+  };
+  // Per worker: the credentials verified so far, and the checks running. Shared with checks in
+  // flight, which may finish after the state was dropped with its filter.
+  struct Shared {
+    std::unordered_map<Digest, bool, DigestHash> verified;
+    size_t in_flight = 0;
+  };
+
+ private:
+  void challenge(FilterReply& reply) const;
+  void pass(HeaderEdits& edits) const;
+
+  std::unordered_map<std::string, std::string> users_;  // user -> hash
+  std::string challenge_;  // WWW-Authenticate value
+  bool forward_authorization_;
+  std::string dummy_hash_;  // checked for unknown users, so they cost what known ones do
+};
+
+}  // namespace berth

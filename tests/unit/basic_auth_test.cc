@@ -1,0 +1,186 @@
+// Basic authentication: htpasswd parsing (weak hashes refused), credentials parsing, password
+// checks with libcrypt, and the filter's pending check on a real libuv loop.
+#include <crypt.h>
+#include <uv.h>
+
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "config/config.h"
+#include "proxy/filter/basic_auth.h"
+#include "proxy/model/route_table.h"
+
+using namespace berth;
+
+namespace {
+
+std::string hash_of(const char* prefix, const std::string& password) {
+  char setting[CRYPT_GENSALT_OUTPUT_SIZE];
+  REQUIRE(crypt_gensalt_rn(prefix, 0, nullptr, 0, setting, sizeof setting) != nullptr);
+  auto data = std::make_unique<crypt_data>();
+  std::memset(data.get(), 0, sizeof(crypt_data));
+  const char* out = crypt_r(password.c_str(), setting, data.get());
+  REQUIRE(out != nullptr);
+  REQUIRE(out[0] != '*');
+  return out;
+}
+
+std::string basic(const std::string& user_colon_password) {
+  static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  const std::string& in = user_colon_password;
+  for (size_t i = 0; i < in.size(); i += 3) {
+    uint32_t v = static_cast<uint8_t>(in[i]) << 16;
+    if (i + 1 < in.size()) v |= static_cast<uint8_t>(in[i + 1]) << 8;
+    if (i + 2 < in.size()) v |= static_cast<uint8_t>(in[i + 2]);
+    out += k[(v >> 18) & 63];
+    out += k[(v >> 12) & 63];
+    out += i + 1 < in.size() ? k[(v >> 6) & 63] : '=';
+    out += i + 2 < in.size() ? k[v & 63] : '=';
+  }
+  return "Basic " + out;
+}
+
+struct Owner final : FilterRunOwner {
+  int done = 0;
+  void on_filter_done() override { ++done; }
+};
+
+}  // namespace
+
+TEST_CASE("htpasswd: slow hashes are taken; plain text, MD5, SHA-1 and duplicates are refused", "[auth]") {
+  std::vector<config::Error> errors;
+  auto users = config::parse_htpasswd(
+      "# team\n"
+      "alice:$2y$05$abcdefghijklmnopqrstuu5Ah0Qvq1lGZ8aQ6k0xY0b1J1z9yZfS\n"
+      "\n"
+      "bob:$6$salt$hash\r\n"
+      "carol:$y$j9T$salt$hash\n"
+      "dave:$apr1$x$y\n"
+      "erin:plaintext\n"
+      "frank:{SHA}abc=\n"
+      "alice:$2b$05$other\n"
+      "nocolon\n",
+      "/etc/p", errors);
+  REQUIRE(users.size() == 3);
+  CHECK(users[0].first == "alice");
+  CHECK(users[1] == std::pair<std::string, std::string>{"bob", "$6$salt$hash"});
+  CHECK(users[2].first == "carol");
+  REQUIRE(errors.size() == 5);
+  CHECK(errors[0].to_string().find("/etc/p:6:") == 0);
+  CHECK(errors[0].message.find("MD5") != std::string::npos);
+  CHECK(errors[1].message.find("plain-text") != std::string::npos);
+  CHECK(errors[2].message.find("SHA-1") != std::string::npos);
+  CHECK(errors[3].message.find("listed twice") != std::string::npos);
+  CHECK(errors[4].line == 10);
+}
+
+TEST_CASE("basic credentials: parsing", "[auth]") {
+  std::string user, password;
+  REQUIRE(parse_basic_credentials(basic("alice:s3cret:with:colons"), user, password));
+  CHECK(user == "alice");
+  CHECK(password == "s3cret:with:colons");
+  REQUIRE(parse_basic_credentials("basic " + basic("a:").substr(6), user, password));
+  CHECK(user == "a");
+  CHECK(password.empty());
+  CHECK_FALSE(parse_basic_credentials("Bearer abc", user, password));
+  CHECK_FALSE(parse_basic_credentials("Basic", user, password));
+  CHECK_FALSE(parse_basic_credentials("Basic !!!!", user, password));
+  CHECK_FALSE(parse_basic_credentials("Basic YWxpY2U=", user, password));  // "alice": no colon
+  CHECK_FALSE(parse_basic_credentials("Basic YQ=a", user, password));      // padding inside
+}
+
+TEST_CASE("passwords: bcrypt, SHA-512 crypt and yescrypt through libcrypt", "[auth]") {
+  for (const char* kind : {"$2b$", "$6$", "$y$"}) {
+    INFO(kind);
+    const std::string hash = hash_of(kind, "open sesame");
+    CHECK(verify_password("open sesame", hash));
+    CHECK_FALSE(verify_password("open sesame!", hash));
+    CHECK_FALSE(verify_password("", hash));
+  }
+  CHECK_FALSE(verify_password("x", "*0"));
+}
+
+TEST_CASE("basic auth filter: checks off the loop, remembers what it verified", "[auth]") {
+  config::BasicAuth cfg;
+  cfg.htpasswd = "/unused";
+  cfg.realm = "admin";
+  cfg.users = {{"alice", hash_of("$2b$", "wonderland")}};
+  auto filter = std::make_shared<BasicAuthFilter>(cfg);
+  FilterChain chain({filter});
+  FilterStates states;
+  Route route;
+  uv_loop_t loop;
+  REQUIRE(uv_loop_init(&loop) == 0);
+
+  auto run_with = [&](const std::string& authorization, FilterRun& run, Owner& owner) {
+    std::string raw = "GET / HTTP/1.1\r\nHost: a\r\n" + (authorization.empty() ? "" : "Authorization: " + authorization + "\r\n") + "\r\n";
+    http::RequestHead head;
+    http::Limits limits;
+    REQUIRE(http::parse_request_head(raw, limits, head).ok());
+    FilterRequest req{head, route, "127.0.0.1"};
+    req.loop = &loop;
+    FilterResult r = run.start(chain, states, req, &owner);
+    if (r == FilterResult::kPending) {
+      while (owner.done == 0) uv_run(&loop, UV_RUN_ONCE);
+      r = run.proceed(req);
+    }
+    return r;
+  };
+
+  {
+    FilterRun run;
+    Owner owner;
+    CHECK(run_with("", run, owner) == FilterResult::kReply);
+    CHECK(run.reply().status == 401);
+    CHECK(run.reply().cause == "auth-required");
+    REQUIRE(run.reply().headers.size() == 1);
+    CHECK(run.reply().headers[0].value == "Basic realm=\"admin\", charset=\"UTF-8\"");
+    CHECK(owner.done == 0);  // answered at once: nothing to check
+  }
+  {
+    FilterRun run;
+    Owner owner;
+    CHECK(run_with(basic("alice:wrong"), run, owner) == FilterResult::kReply);
+    CHECK(owner.done == 1);  // checked on the thread pool
+    CHECK(run.reply().status == 401);
+  }
+  {
+    FilterRun run;
+    Owner owner;
+    CHECK(run_with(basic("mallory:wonderland"), run, owner) == FilterResult::kReply);  // unknown user
+    CHECK(run.reply().status == 401);
+  }
+  {
+    FilterRun run;
+    Owner owner;
+    CHECK(run_with(basic("alice:wonderland"), run, owner) == FilterResult::kContinue);
+    CHECK(owner.done == 1);
+    CHECK(run.edits().remove_request == std::vector<std::string>{"Authorization"});
+  }
+  {
+    FilterRun run;
+    Owner owner;
+    CHECK(run_with(basic("alice:wonderland"), run, owner) == FilterResult::kContinue);
+    CHECK(owner.done == 0);  // remembered: no second check
+  }
+  {
+    // The request goes away while its check runs: the late answer is dropped.
+    FilterRun run;
+    Owner owner;
+    std::string raw = "GET / HTTP/1.1\r\nHost: a\r\nAuthorization: " + basic("alice:other") + "\r\n\r\n";
+    http::RequestHead head;
+    http::Limits limits;
+    REQUIRE(http::parse_request_head(raw, limits, head).ok());
+    FilterRequest req{head, route, "127.0.0.1"};
+    req.loop = &loop;
+    REQUIRE(run.start(chain, states, req, &owner) == FilterResult::kPending);
+    run.cancel();
+    uv_run(&loop, UV_RUN_DEFAULT);  // until the check is back
+    CHECK(owner.done == 0);
+  }
+  REQUIRE(uv_loop_close(&loop) == 0);
+}
