@@ -132,12 +132,24 @@ struct BasicAuth {
   bool enabled() const { return !htpasswd.empty(); }
 };
 
+// A token bucket per key per route (routes[].access.rate_limit), shared by every worker.
+struct RateLimit {
+  uint32_t per_second = 0;           // refill rate (0 = off)
+  uint32_t burst = 0;                // bucket size (default: per_second)
+  std::string header;                // key: "" = the client address, else this request header
+  uint32_t table_size = 16384;       // keys remembered at most (a power of two)
+  bool enabled() const { return per_second > 0; }
+};
+
 struct RouteAccess {
   std::vector<std::string> methods;  // allowed methods, upper-case (empty: any)
   std::vector<Cidr> allow;           // client address must be in one (empty: any)
   std::vector<Cidr> deny;            // checked first: an address in one is refused
   BasicAuth basic_auth;
-  bool empty() const { return methods.empty() && allow.empty() && deny.empty() && !basic_auth.enabled(); }
+  RateLimit rate_limit;
+  bool empty() const {
+    return methods.empty() && allow.empty() && deny.empty() && !basic_auth.enabled() && !rate_limit.enabled();
+  }
 };
 
 

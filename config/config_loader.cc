@@ -179,7 +179,8 @@ const std::vector<std::string_view> kListenerKeys = {"address"};
 const std::vector<std::string_view> kAdminKeys = {"address", "enabled"};
 const std::vector<std::string_view> kRouteKeys = {"name",    "host",    "path",          "priority",
                                                   "service", "max_body_bytes", "access", "headers"};
-const std::vector<std::string_view> kAccessKeys = {"methods", "allow", "deny", "basic_auth"};
+const std::vector<std::string_view> kAccessKeys = {"methods", "allow", "deny", "basic_auth", "rate_limit"};
+const std::vector<std::string_view> kRateLimitKeys = {"per_second", "burst", "key", "table_size"};
 const std::vector<std::string_view> kBasicAuthKeys = {"htpasswd", "realm", "forward_authorization"};
 const std::vector<std::string_view> kHeadersKeys = {"request", "response"};
 const std::vector<std::string_view> kHeaderRuleKeys = {"set", "add", "remove"};
@@ -257,6 +258,7 @@ class Loader {
   void read_route_hosts(const Value& value, Route& route, RouteNotes& notes);
   void read_route_access(const Value& value, RouteAccess& access);
   void read_basic_auth(const Value& value, BasicAuth& auth);
+  void read_rate_limit(const Value& value, RateLimit& limit);
   void read_cidrs(const Value& value, std::vector<Cidr>& out);
   void read_route_headers(const Value& value, Route& route);
   void read_header_rules(const Value& value, HeaderRules& rules);
@@ -636,8 +638,50 @@ void Loader::read_route_access(const Value& value, RouteAccess& access) {
       read_cidrs(field.value, access.deny);
     } else if (field.key == "basic_auth") {
       read_basic_auth(field.value, access.basic_auth);
+    } else if (field.key == "rate_limit") {
+      read_rate_limit(field.value, access.rate_limit);
     }
   }
+}
+
+void Loader::read_rate_limit(const Value& value, RateLimit& limit) {
+  if (!expect_map(value, "a map with per_second, and optionally burst, key and table_size")) return;
+  bool burst_given = false;
+  for (const Field& field : fields_of(value, kRateLimitKeys)) {
+    if (field.key == "per_second") {
+      if (auto n = read_integer(field.value, 1, 1'000'000)) limit.per_second = static_cast<uint32_t>(*n);
+    } else if (field.key == "burst") {
+      if (auto n = read_integer(field.value, 1, 10'000'000)) {
+        limit.burst = static_cast<uint32_t>(*n);
+        burst_given = true;
+      }
+    } else if (field.key == "table_size") {
+      if (auto n = read_integer(field.value, 16, 1 << 24)) {
+        uint32_t size = 16;
+        while (size < *n) size <<= 1;
+        limit.table_size = size;
+      }
+    } else if (field.key == "key") {
+      auto key = read_string(field.value);
+      if (!key) continue;
+      if (*key == "client_ip") {
+        limit.header.clear();
+      } else if (key->rfind("header:", 0) == 0 && key->size() > 7 &&
+                 std::all_of(key->begin() + 7, key->end(), [](char c) {
+                   return std::isalnum(static_cast<unsigned char>(c)) ||
+                          std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+                 })) {
+        limit.header = key->substr(7);
+      } else {
+        fail(field.value.mark, field.value.path + ": expected client_ip or header:NAME, got '" + *key + "'");
+      }
+    }
+  }
+  if (limit.per_second == 0) {
+    fail(value.mark, value.path + ": 'per_second' is required");
+    return;
+  }
+  if (!burst_given) limit.burst = limit.per_second;
 }
 
 void Loader::read_basic_auth(const Value& value, BasicAuth& auth) {

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "proxy/filter/basic_auth.h"
+#include "proxy/filter/rate_limit.h"
 
 namespace berth {
 namespace {
@@ -61,6 +62,8 @@ std::shared_ptr<const FilterChain> build_route_filters(const config::Route& rout
   if (!route.access.allow.empty() || !route.access.deny.empty())
     filters.push_back(std::make_shared<AddressFilter>(route.access.allow, route.access.deny));
   if (!route.access.methods.empty()) filters.push_back(std::make_shared<MethodFilter>(route.access.methods));
+  // Before authentication: password guessing spends the guesser's budget, not the hash pool's.
+  if (route.access.rate_limit.enabled()) filters.push_back(std::make_shared<RateLimitFilter>(route.access.rate_limit));
   if (route.access.basic_auth.enabled()) filters.push_back(std::make_shared<BasicAuthFilter>(route.access.basic_auth));
   if (!route.request_headers.empty() || !route.response_headers.empty())
     filters.push_back(std::make_shared<HeaderFilter>(route.request_headers, route.response_headers));

@@ -2,6 +2,8 @@
 // config load into one chain shared by the route's hosts and every worker:
 //   access.deny / access.allow  -> 403 forbidden-address
 //   access.methods              -> 405 method-not-allowed (with Allow)
+//   access.basic_auth           -> 401 auth-required (basic_auth.h)
+//   access.rate_limit           -> 429 rate-limited (rate_limit.h)
 //   headers.request / .response -> header edits on the way up and back
 #pragma once
 

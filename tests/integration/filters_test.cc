@@ -3,6 +3,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
+#include <thread>
+#include <vector>
+
 #include "env.h"
 
 using namespace it;
@@ -90,4 +94,48 @@ TEST_CASE("filters: address ranges decide who passes", "[filters]") {
   Client c(env.berth->port());
   r = c.request("POST /x HTTP/1.1\r\nHost: deny.test\r\nContent-Length: 5\r\n\r\nhello");
   check_berth_error(r, 403, "forbidden-address");
+}
+
+TEST_CASE("filters: a rate limit counts exactly across workers and answers 429 with its fields", "[filters]") {
+  Origin origin{"R"};
+  REQUIRE(origin.ok());
+  Berth berth(config_head(2) +
+              "routes:\n"
+              "  - {host: limited.test, service: s, access: {rate_limit: {per_second: 1, burst: 40}}}\n"
+              "  - {host: keyed.test, service: s, access: {rate_limit: {per_second: 1, burst: 2, key: \"header:X-Api-Key\"}}}\n"
+              "services:\n"
+              "  s: {endpoints: [\"" + origin.address() + "\"]}\n");
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  // 4 clients x 25 requests, on new connections (spread over both workers), at once: 40 pass,
+  // (plus at most the few tokens that came back while they ran).
+  std::atomic<int> ok{0}, limited{0}, other{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 4; ++c)
+    clients.emplace_back([&] {
+      for (int i = 0; i < 25; ++i) {
+        Response r = http_get(berth.port(), "/x", "limited.test");
+        if (r.status == 200) ++ok;
+        else if (r.status == 429) ++limited;
+        else ++other;
+      }
+    });
+  for (auto& t : clients) t.join();
+  CHECK(other.load() == 0);
+  CHECK(ok.load() >= 40);
+  CHECK(ok.load() <= 42);
+  CHECK(ok.load() + limited.load() == 100);
+
+  Response r = http_get(berth.port(), "/x", "limited.test");
+  check_berth_error(r, 429, "rate-limited");
+  CHECK(r.header("retry-after") == std::optional<std::string>("1"));
+  CHECK(r.header("ratelimit-policy") == std::optional<std::string>("1;w=1;burst=40"));
+  CHECK(r.header("ratelimit").has_value());
+
+  // Keyed by a header: each key has its own bucket.
+  for (const char* key : {"X-Api-Key: a", "X-Api-Key: b"}) {
+    CHECK(http_get(berth.port(), "/x", "keyed.test", {key}).status == 200);
+    CHECK(http_get(berth.port(), "/x", "keyed.test", {key}).status == 200);
+    CHECK(http_get(berth.port(), "/x", "keyed.test", {key}).status == 429);
+  }
 }

@@ -822,3 +822,26 @@ TEST_CASE("config: docker errors are reported at their place", "[config][docker]
     CHECK(result.errors[0].message.find(c.message) != std::string::npos);
   }
 }
+
+TEST_CASE("config: access.rate_limit is read and checked", "[config]") {
+  LoadResult ok = load(std::string(kListener) +
+                       "routes: [{service: s, access: {rate_limit: {per_second: 20, burst: 40, key: \"header:X-Api-Key\", table_size: 1000}}},\n"
+                       "         {host: b.test, service: s, access: {rate_limit: {per_second: 5}}}]\n"
+                       "services: {s: {endpoints: [\"127.0.0.1:1\"]}}\n");
+  INFO(all_errors(ok));
+  REQUIRE(ok.ok());
+  const auto& a = ok.config->routes[0].access.rate_limit;
+  CHECK(a.per_second == 20);
+  CHECK(a.burst == 40);
+  CHECK(a.header == "X-Api-Key");
+  CHECK(a.table_size == 1024);
+  const auto& b = ok.config->routes[1].access.rate_limit;
+  CHECK(b.burst == 5);
+  CHECK(b.header.empty());
+  for (const char* bad : {"{burst: 4}", "{per_second: 0}", "{per_second: 1, key: cookie}", "{per_second: 1, key: \"header:\"}"}) {
+    LoadResult r = load(std::string(kListener) + "routes: [{service: s, access: {rate_limit: " + bad +
+                        "}}]\nservices: {s: {endpoints: [\"127.0.0.1:1\"]}}\n");
+    INFO(bad);
+    CHECK_FALSE(r.ok());
+  }
+}
