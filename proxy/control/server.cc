@@ -327,6 +327,7 @@ void Server::make_metrics() {
     }
     return d;
   };
+  // in.access_log_dropped stays 0 until an access log reports its drops here.
   metrics_ = std::make_unique<MetricsExporter>(static_cast<unsigned>(workers_.size()), std::move(in));
   if (runtime_) metrics_->on_snapshot(*runtime_->routes);
 }

@@ -181,6 +181,26 @@ std::vector<MetricFamily> request_families(const RequestTotals& t, const RouteTa
   out.push_back(std::move(up));
   out.push_back(std::move(ejections));
 
+  MetricFamily route_up = family("berth_route_up_instances",
+                                 "Instances of the route's service that get new requests now (0: the route answers "
+                                 "503, or 404 once its service's grace period is over).",
+                                 MetricType::Gauge);
+  if (routes) {
+    std::vector<uint64_t> up_count(routes->services().size(), 0);
+    for (size_t i = 0; i < routes->services().size(); ++i)
+      for (const Endpoint& e : routes->services()[i]->endpoints)
+        if (!e.health || e.health->routable(now_ms)) ++up_count[i];
+    std::map<NamePair, uint64_t> by_route;  // a config route with several hosts is several Routes
+    for (const Route& r : routes->routes()) {
+      if (r.service >= up_count.size()) continue;
+      uint64_t& n = by_route[NamePair(r.name, routes->service(r.service).name)];
+      n = std::max(n, up_count[r.service]);
+    }
+    for (const auto& [k, n] : by_route)
+      add_value(route_up, {label("route", k.first), label("service", k.second)}, static_cast<double>(n));
+  }
+  out.push_back(std::move(route_up));
+
   MetricFamily retries = family("berth_retries_total", "Retries: attempts after a request's first.", MetricType::Counter);
   for (const auto& [service, v] : t.retries)
     if (service_live(service)) add_value(retries, {label("service", service)}, static_cast<double>(v));
