@@ -13,6 +13,7 @@
 #include <map>
 #include <thread>
 
+#include "bench/fake_docker_engine.h"
 #include "env.h"
 
 using namespace it;
@@ -319,4 +320,61 @@ TEST_CASE("metrics: a real Prometheus scraping Berth sees the requests and loses
   CHECK(prom.scalar("berth_instance_info{job=\"berth\",exported_instance=\"" + a.address() + "\"}") == 1);
   CHECK(prom.scalar("up{job=\"berth\"}") == 1);
   CHECK(berth.running());
+}
+
+TEST_CASE("metrics: Docker discovery: connected, events by action, the container's name, and a stopped one's "
+          "series gone", "[metrics][docker_fake]") {
+  TempDir dir;
+  fake_docker::FakeEngine engine(dir.file("docker.sock"), 0, fake_docker::ojson::parse(fake_docker::kInspectTemplate),
+                                 fake_docker::ojson::parse(fake_docker::kListTemplate));
+  engine.start();
+  Origin origin("D");
+  REQUIRE(origin.ok());
+  {
+    Berth berth(config_head(1) + "docker: {enabled: true, endpoint: \"unix://" + dir.file("docker.sock") +
+                "\", empty_route_grace: 1s, reconnect_max: 1s}\n");
+    INFO(berth.error());
+    REQUIRE(berth.ok());
+    REQUIRE(wait_until([&] { return berth.log().find("event=docker_synced") != std::string::npos; }, 10s));
+    INFO(berth.log());
+    CHECK_SERIES(berth.admin_port(), "berth_discovery_connected", 1);
+
+    fake_docker::Container c;
+    c.id = fake_docker::hex_id(4242);
+    c.name = "metrics-web-1";
+    c.port = origin.port();
+    c.labels = {{"berth.enable", "true"}, {"berth.host", "dm.test"}, {"berth.port", std::to_string(origin.port())}};
+    c.running = false;
+    c.created_ns = pb::realtime_ns();
+    const size_t i = engine.add(c);
+    engine.emit(i, "create");
+    engine.emit(i, "start");
+    REQUIRE(wait_until([&] { return http_get(berth.port(), "/", "dm.test").status == 200; }, 5s));
+    const std::string instance = "127.0.0.1:" + std::to_string(origin.port());
+    {
+      const std::string text = scrape(berth.admin_port());
+      INFO(text);
+      const auto s = samples(text);
+      CHECK(value(s, "berth_discovery_events_total{action=\"create\"}") == 1);
+      CHECK(value(s, "berth_discovery_events_total{action=\"start\"}") == 1);
+      // The instance's container name, and its route's series.
+      bool info = false;
+      for (const auto& [series, v] : s)
+        if (series.rfind("berth_instance_info{", 0) == 0 && series.find("instance=\"" + instance + "\"") != std::string::npos &&
+            series.find("container=\"metrics-web-1\"") != std::string::npos && v == 1)
+          info = true;
+      CHECK(info);
+      CHECK(value(s, "berth_routes") == 1);
+      CHECK(value(s, "berth_route_table_generation") >= 2);
+    }
+    engine.emit_stop(i);
+    CHECK(wait_until([&] { return scrape(berth.admin_port()).find("instance=\"" + instance + "\"") == std::string::npos; },
+                     5s));
+    const auto s = samples(scrape(berth.admin_port()));
+    CHECK(value(s, "berth_discovery_events_total{action=\"kill\"}") == 1);
+    CHECK(value(s, "berth_discovery_events_total{action=\"die\"}") == 1);
+    CHECK(value(s, "berth_discovery_events_total{action=\"stop\"}") == 1);
+    CHECK(berth.running());
+  }  // Berth stops before the engine
+  engine.stop();
 }
