@@ -111,6 +111,13 @@ void DockerSource::stop(std::function<void()> done) {
 
 std::string DockerSource::stale_reason() const { return stale_; }
 
+SourceStats DockerSource::stats() const {
+  SourceStats s;
+  s.connected = phase_ == Phase::kSynced;
+  s.events.assign(event_counts_.begin(), event_counts_.end());
+  return s;
+}
+
 // ---- sync ----
 
 void DockerSource::connect() {
@@ -351,6 +358,15 @@ void DockerSource::handle_event(const DockerEvent& e) {
       action == "resize" || action == "archive-path" || action == "extract-to-dir" || action == "export" ||
       action == "commit" || action == "copy" || action == "detach")
     return;
+  {
+    // Counted by action; the engine's names form a small set, anything else is "other".
+    static const char* const kKnown[] = {"create", "start", "restart", "rename", "update", "kill", "die", "stop",
+                                         "destroy", "oom", "pause", "unpause", "health_status"};
+    const char* counted = "other";
+    for (const char* known : kKnown)
+      if (action == known) counted = known;
+    ++event_counts_[counted];
+  }
   memo_.touch(id);  // whatever changes below, only this container's services need a rebuild
   // dirty_ is set only where the cache changes: an event that merely queues an inspect, or
   // repeats what is known, costs no rebuild of the whole set.

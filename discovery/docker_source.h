@@ -40,6 +40,7 @@ class DockerSource final : public Source {
   void start(uv_loop_t* loop, UpdateFn on_update) override;
   void stop(std::function<void()> done) override;
   std::string stale_reason() const override;
+  SourceStats stats() const override;
 
  private:
   enum class Phase { kIdle, kConnecting, kSubscribing, kListing, kSynced, kWaiting, kStopped };
@@ -127,6 +128,7 @@ class DockerSource final : public Source {
   std::map<std::string, std::string> logged_rejections_;
   std::string stale_;
   std::string unreachable_since_;
+  std::map<std::string, uint64_t> event_counts_;  // handled events by action (a fixed set, "other")
 };
 
 }  // namespace berth::discovery

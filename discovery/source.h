@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "proxy/model/route_table.h"
@@ -36,6 +37,12 @@ struct DiscoveredSet {
   int64_t event_received_ns = 0;
 };
 
+// Counts a source keeps for metrics (plain values, read on the control loop).
+struct SourceStats {
+  bool connected = true;  // in sync with its origin (the Docker engine's event stream)
+  std::vector<std::pair<std::string, uint64_t>> events;  // events handled, by action
+};
+
 class Source {
  public:
   // The set is immutable once handed over: the receiver keeps the pointer, no copy.
@@ -50,6 +57,8 @@ class Source {
   // Empty when the source is in sync; otherwise why not (e.g. "docker engine unreachable since
   // ...; serving the last good routes"). Shown by /readyz.
   virtual std::string stale_reason() const = 0;
+  // Connection state and event counts (a source without events: connected, none).
+  virtual SourceStats stats() const { return {}; }
 };
 
 }  // namespace berth::discovery

@@ -54,6 +54,7 @@ class WorkerStats final : public StatsSink {
 struct WorkerGauges {
   std::atomic<uint64_t> connections{0};
   std::atomic<uint64_t> upstream_idle{0};
+  std::atomic<uint64_t> upstream_open{0};  // upstream connections open (idle or busy)
 };
 
 }  // namespace berth

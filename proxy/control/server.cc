@@ -130,6 +130,7 @@ void Server::reload() {
     if (!r.errors.empty()) line.kv("error", r.errors.front().to_string());
     for (size_t i = 1; i < r.errors.size() && i < 5; ++i) line.kv("error" + std::to_string(i + 1), r.errors[i].to_string());
     line.kv("action", "keeping the running configuration");
+    ++config_reloads_.error;
     return;
   }
   config::Config next = std::move(*r.config);
@@ -145,6 +146,7 @@ void Server::reload() {
   next.workers = config_.workers;
   next.admin = config_.admin;
   config_ = std::move(next);
+  ++config_reloads_.ok;
   ++generation_;
   config_generation_ = generation_;
   generation_event_received_ns_ = 0;
@@ -269,6 +271,7 @@ void Server::publish(std::shared_ptr<const Runtime> rt) {
   std::shared_ptr<const Runtime> previous = std::move(runtime_);
   runtime_ = rt;
   for (auto& w : workers_) w->publish(rt);
+  if (metrics_) metrics_->on_snapshot(*runtime_->routes);
   if (checker_) checker_->update(*runtime_->routes, last_added_, last_removed_);
   last_added_.clear();
   last_removed_.clear();
@@ -296,13 +299,46 @@ void Server::attach_record_sinks() {
   // With --log-level debug, every exchange leaves an `event=exchange` line.
   if (log::enabled(log::Level::kDebug)) exchange_log_ = std::make_unique<LogRecordSink>();
   record_fanouts_.clear();
+  make_metrics();
   for (auto& w : workers_) {
     auto fanout = std::make_unique<RecordFanout>();
     fanout->add(exchange_log_.get());
+    if (metrics_) fanout->add(metrics_->sink(w->index()));
     if (fanout->empty()) continue;
     w->set_record_sink(fanout->size() == 1 ? fanout->only() : fanout.get());
     record_fanouts_.push_back(std::move(fanout));
   }
+}
+
+void Server::make_metrics() {
+  // Metrics are served by the admin listener: on whenever it is.
+  if (!config_.admin.enabled) return;
+  MetricsInputs in;
+  in.routes = [this] { return runtime_ ? runtime_->routes : nullptr; };
+  in.generation = [this] { return generation_; };
+  in.open_connections = [this] {
+    OpenConnections open;
+    for (const auto& w : workers_) {
+      open.client += w->gauges().connections.load(std::memory_order_relaxed);
+      open.upstream += w->gauges().upstream_open.load(std::memory_order_relaxed);
+    }
+    return open;
+  };
+  in.config_reloads = [this] { return config_reloads_; };
+  in.discovery = [this] {
+    DiscoveryStatus d;
+    d.configured = !sources_.empty();
+    d.connected = true;
+    for (const auto& src : sources_) {
+      discovery::SourceStats s = src->stats();
+      d.connected = d.connected && s.connected;
+      for (const auto& [action, n] : s.events) d.events[action] += n;
+    }
+    return d;
+  };
+  // in.access_log_dropped stays 0 until an access log reports its drops here.
+  metrics_ = std::make_unique<MetricsExporter>(static_cast<unsigned>(workers_.size()), std::move(in));
+  if (runtime_) metrics_->on_snapshot(*runtime_->routes);
 }
 
 void Server::register_admin_paths(AdminServer& admin) {
@@ -320,6 +356,10 @@ void Server::register_admin_paths(AdminServer& admin) {
   });
   admin.handle("/api/routes", [this, json](const AdminRequest&) { return json(routes_json()); });
   admin.handle("/api/stats", [this, json](const AdminRequest&) { return json(stats_json()); });
+  if (metrics_)
+    admin.handle("/metrics", [this](const AdminRequest&) {
+      return AdminResponse{200, MetricsExporter::kContentType, metrics_->render()};
+    });
 }
 
 std::string Server::routes_json() const {

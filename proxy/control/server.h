@@ -17,6 +17,7 @@
 #include "proxy/health/health_checker.h"
 #include "proxy/datapath/runtime.h"
 #include "proxy/datapath/worker.h"
+#include "proxy/metrics/exporter.h"
 #include "proxy/record/log_record_sink.h"
 #include "proxy/record/record_fanout.h"
 
@@ -45,6 +46,9 @@ class Server {
   std::string routes_json() const;
   std::string stats_json() const;
   std::string not_ready_reason() const;
+  // The Prometheus exporter (null when the admin listener is off): its record sinks, the
+  // control-side values it reads at scrape time.
+  void make_metrics();
 
   static void on_signal(uv_signal_t* s, int signum);
 
@@ -66,6 +70,8 @@ class Server {
   // worker w's sink when more than one consumer is configured.
   std::unique_ptr<RecordSink> exchange_log_;
   std::vector<std::unique_ptr<RecordFanout>> record_fanouts_;
+  std::unique_ptr<MetricsExporter> metrics_;
+  ConfigReloads config_reloads_;  // SIGHUP reloads by result (berth_config_reloads_total)
   std::vector<std::unique_ptr<discovery::Source>> sources_;
   std::vector<std::shared_ptr<const discovery::DiscoveredSet>> discovered_;  // null: nothing yet
   HealthRegistry health_;

@@ -294,6 +294,9 @@ void ClientConn::handle_request_head(std::string_view head, std::string_view ear
   http::RequestHead& req = ex_->req;
 
   http::Outcome o = http::parse_request_head(head, rt.http_limits, req);
+  // The method's class for metrics: from the parsed head, or the head's first token when it
+  // did not parse (a compare of a few bytes either way).
+  ex_->rec.method_class = classify_method(o.ok() ? req.method : head.substr(0, head.find(' ')));
   if (!o.ok()) {
     worker()->stats().add(Counter::kRequestsRejected);
     ErrorReply r = reply_for(o.error);

@@ -43,6 +43,11 @@ void EndpointPool::put_idle(UpstreamConn* u) {
   worker_->gauges().upstream_idle.fetch_add(1, std::memory_order_relaxed);
 }
 
+void EndpointPool::on_conn_created() {
+  ++total_;
+  worker_->gauges().upstream_open.fetch_add(1, std::memory_order_relaxed);
+}
+
 void EndpointPool::on_conn_closed(UpstreamConn* u) {
   const bool idle = u->idle_prev_ || u->idle_next_ || idle_head_ == u;
   if (idle) {
@@ -54,6 +59,7 @@ void EndpointPool::on_conn_closed(UpstreamConn* u) {
     worker_->gauges().upstream_idle.fetch_sub(1, std::memory_order_relaxed);
   }
   --total_;
+  worker_->gauges().upstream_open.fetch_sub(1, std::memory_order_relaxed);
   if (total_ == 0 && !in_snapshot) worker_->on_upstream_pool_empty(this);
 }
 

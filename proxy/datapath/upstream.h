@@ -59,7 +59,7 @@ class EndpointPool {
 
   UpstreamConn* take_idle();          // most recently used first
   void put_idle(UpstreamConn* u);     // closes it when the pool is full
-  void on_conn_created() { ++total_; }
+  void on_conn_created();
   void on_conn_closed(UpstreamConn* u);
   void close_idle();
   uint32_t total() const { return total_; }

@@ -13,9 +13,53 @@ const char* exchange_end_name(ExchangeEnd end) noexcept {
   return "unknown";
 }
 
+MethodClass classify_method(std::string_view m) noexcept {
+  // Methods are case-sensitive (RFC 9110 9.1): "get" is not GET.
+  switch (m.size()) {
+    case 3:
+      if (m == "GET") return MethodClass::kGet;
+      if (m == "PUT") return MethodClass::kPut;
+      break;
+    case 4:
+      if (m == "HEAD") return MethodClass::kHead;
+      if (m == "POST") return MethodClass::kPost;
+      break;
+    case 5:
+      if (m == "PATCH") return MethodClass::kPatch;
+      if (m == "TRACE") return MethodClass::kTrace;
+      break;
+    case 6:
+      if (m == "DELETE") return MethodClass::kDelete;
+      break;
+    case 7:
+      if (m == "CONNECT") return MethodClass::kConnect;
+      if (m == "OPTIONS") return MethodClass::kOptions;
+      break;
+  }
+  return MethodClass::kOther;
+}
+
+const char* method_class_name(MethodClass m) noexcept {
+  switch (m) {
+    case MethodClass::kGet: return "GET";
+    case MethodClass::kHead: return "HEAD";
+    case MethodClass::kPost: return "POST";
+    case MethodClass::kPut: return "PUT";
+    case MethodClass::kDelete: return "DELETE";
+    case MethodClass::kConnect: return "CONNECT";
+    case MethodClass::kOptions: return "OPTIONS";
+    case MethodClass::kTrace: return "TRACE";
+    case MethodClass::kPatch: return "PATCH";
+    case MethodClass::kOther:
+    case MethodClass::kCount_: break;
+  }
+  return "OTHER";
+}
+
 void ExchangeRecord::clear() noexcept {
   start_ns = end_ns = start_unix_ns = 0;
   method.clear();
+  method_class = MethodClass::kOther;
   host.clear();
   path.clear();
   query.clear();

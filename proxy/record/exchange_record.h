@@ -19,6 +19,16 @@ enum class ExchangeEnd : uint8_t {
 };
 const char* exchange_end_name(ExchangeEnd end) noexcept;
 
+// The request method as one of the standard methods, or kOther (anything else, or no head).
+// Always filled, unlike the copied `method` string: metrics label requests with it.
+enum class MethodClass : uint8_t {
+  kOther, kGet, kHead, kPost, kPut, kDelete, kConnect, kOptions, kTrace, kPatch,
+  kCount_
+};
+MethodClass classify_method(std::string_view method) noexcept;
+// "GET", ..., "OTHER": static strings.
+const char* method_class_name(MethodClass m) noexcept;
+
 // One try of one instance. Times are monotonic ns (uv_hrtime); 0 = did not happen.
 struct AttemptRecord {
   std::string_view instance;   // endpoint key "address:port" (valid while the record is)
@@ -42,6 +52,7 @@ struct ExchangeRecord {
 
   // Request facts, copied from the head (empty when the head never parsed).
   std::string method;
+  MethodClass method_class = MethodClass::kOther;  // always set once the head is read
   std::string host;
   std::string path;            // without the query
   std::string query;           // after '?', without it

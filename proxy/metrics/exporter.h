@@ -1,0 +1,89 @@
+// The Prometheus exporter behind `GET /metrics` on the admin listener. Runs on the control
+// loop: at each scrape it sums every worker's MetricsRecordSink, reads the current snapshot
+// (instances, their health), the control side's counters and /proc/self, builds prometheus-cpp
+// metric families and serializes them as the text format. Workers never touch prometheus-cpp.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <prometheus/metric_family.h>
+
+#include "proxy/metrics/metrics_sink.h"
+#include "proxy/model/route_table.h"
+
+namespace berth {
+
+// Per service name: requests answered and how many of them were 5xx, summed over routes and
+// workers (for the status page).
+struct ServiceTraffic {
+  std::string service;
+  uint64_t requests = 0;
+  uint64_t responses_5xx = 0;
+};
+
+struct DiscoveryStatus {
+  bool configured = false;  // no source: berth_discovery_connected is left out
+  bool connected = false;   // every source is in sync with its origin
+  std::map<std::string, uint64_t> events;  // by action, summed over sources
+};
+
+struct ConfigReloads {
+  uint64_t ok = 0;
+  uint64_t error = 0;
+};
+
+struct OpenConnections {
+  uint64_t client = 0;
+  uint64_t upstream = 0;
+};
+
+// What the exporter reads from the control side at scrape time (each called on the control loop).
+struct MetricsInputs {
+  std::function<std::shared_ptr<const RouteTable>()> routes;  // the current snapshot (may be null)
+  std::function<uint64_t()> generation;
+  std::function<OpenConnections()> open_connections;
+  std::function<ConfigReloads()> config_reloads;
+  std::function<DiscoveryStatus()> discovery;
+  // Access-log records dropped because a sink stalled (the access log sets it).
+  std::function<uint64_t()> access_log_dropped = [] { return uint64_t{0}; };
+};
+
+class MetricsExporter {
+ public:
+  static constexpr const char* kContentType = "text/plain; version=0.0.4; charset=utf-8";
+
+  MetricsExporter(unsigned workers, MetricsInputs inputs);
+
+  // Worker w's record sink: it lives as long as the exporter.
+  MetricsRecordSink* sink(unsigned worker) const { return sinks_[worker].get(); }
+  // A new snapshot was published: workers drop the series of routes and instances it lacks.
+  void on_snapshot(const RouteTable& routes);
+
+  // Every family, as of now.
+  std::vector<prometheus::MetricFamily> collect() const;
+  // The text format of collect().
+  std::string render() const;
+  std::vector<ServiceTraffic> service_traffic() const;
+
+ private:
+  RequestTotals totals() const;
+
+  std::vector<std::unique_ptr<MetricsRecordSink>> sinks_;
+  MetricsInputs in_;
+};
+
+// Builds the families from summed counts and the snapshot; pure (for unit tests): `routes` may be
+// null; `now_ms` is health_clock_ms() for instance health.
+std::vector<prometheus::MetricFamily> request_families(const RequestTotals& totals, const RouteTable* routes,
+                                                       int64_t now_ms);
+LiveNames live_names(const RouteTable& routes);
+
+// Process metrics from /proc/self (CPU seconds, resident memory, open fds, start time).
+std::vector<prometheus::MetricFamily> process_families();
+
+}  // namespace berth

@@ -1,0 +1,149 @@
+#include "proxy/metrics/metrics_sink.h"
+
+#include <cstring>
+
+namespace berth {
+
+namespace {
+
+constexpr std::array<int64_t, kLatencyBucketsSeconds.size()> bucket_bounds_ns() {
+  std::array<int64_t, kLatencyBucketsSeconds.size()> out{};
+  for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<int64_t>(kLatencyBucketsSeconds[i] * 1e9 + 0.5);
+  return out;
+}
+constexpr auto kBoundsNs = bucket_bounds_ns();
+
+bool is_connect_failure(const char* failure) noexcept {
+  return std::strncmp(failure, "upstream-connect-", 17) == 0;
+}
+
+}  // namespace
+
+void HistogramCells::observe_ns(int64_t ns) noexcept {
+  if (ns < 0) ns = 0;
+  size_t i = 0;
+  while (i < kBoundsNs.size() && ns > kBoundsNs[i]) ++i;  // le: a value on a bound counts in it
+  buckets[i].add(1);
+  count.add(1);
+  sum_ns.add(static_cast<uint64_t>(ns));
+}
+
+void HistogramSum::add(const HistogramCells& cells) noexcept {
+  for (size_t i = 0; i < buckets.size(); ++i) buckets[i] += cells.buckets[i].get();
+  count += cells.count.get();
+  sum_ns += cells.sum_ns.get();
+}
+
+void HistogramSum::add(const HistogramSum& other) noexcept {
+  for (size_t i = 0; i < buckets.size(); ++i) buckets[i] += other.buckets[i];
+  count += other.count;
+  sum_ns += other.sum_ns;
+}
+
+size_t NamePairHash::operator()(const NameViews& k) const noexcept {
+  const size_t a = std::hash<std::string_view>{}(k.first);
+  const size_t b = std::hash<std::string_view>{}(k.second);
+  return a ^ (b + 0x9e3779b97f4a7c15ULL + (a << 6) + (a >> 2));
+}
+
+bool LiveNames::has_route(std::string_view route, std::string_view service) const {
+  return routes.find(NameViews{route, service}) != routes.end();
+}
+bool LiveNames::has_instance(std::string_view service, std::string_view instance) const {
+  return instances.find(NameViews{service, instance}) != instances.end();
+}
+bool LiveNames::has_service(std::string_view service) const { return services.find(service) != services.end(); }
+
+// Finds the cell without a lock (only this worker changes the map); adds it under the mutex.
+template <class Map, class Key>
+auto& MetricsRecordSink::cell(Map& map, const Key& key) {
+  auto it = map.find(key);
+  if (it != map.end()) return it->second;
+  std::lock_guard<std::mutex> lock(mu_);
+  if constexpr (std::is_same_v<Key, NameViews>)
+    return map.try_emplace(NamePair(key.first, key.second)).first->second;
+  else if constexpr (std::is_same_v<Key, std::string_view>)
+    return map.try_emplace(std::string(key)).first->second;
+  else
+    return map.try_emplace(key).first->second;
+}
+
+void MetricsRecordSink::on_exchange(const ExchangeRecord& r) {
+  if (prune_pending_.load(std::memory_order_relaxed)) prune();
+
+  RouteCells& rc = cell(routes_, NameViews{r.route, r.service});
+  const uint32_t rkey = (static_cast<uint32_t>(r.method_class) << 16) | r.status;
+  cell(rc.requests, rkey).add(1);
+  if (r.start_ns && r.end_ns) rc.duration.observe_ns(r.end_ns - r.start_ns);
+
+  const size_t kept = r.attempt_count < ExchangeRecord::kMaxAttempts ? r.attempt_count : ExchangeRecord::kMaxAttempts;
+  for (size_t i = 0; i < kept; ++i) {
+    const AttemptRecord& a = r.attempts[i];
+    InstanceCells& ic = cell(instances_, NameViews{r.service, a.instance});
+    cell(ic.requests, a.status).add(1);
+    if (!a.connected_ns && is_connect_failure(a.failure)) ic.connect_errors.add(1);
+    // From the connection being usable (the request is written at once) to the response head.
+    if (a.first_byte_ns && a.connected_ns) ic.response.observe_ns(a.first_byte_ns - a.connected_ns);
+  }
+  const bool circuit_open = r.end == ExchangeEnd::kLocalReply && std::strcmp(r.cause, "circuit-open") == 0;
+  if (r.attempt_count > 1 || circuit_open) {
+    ServiceCells& sc = cell(services_, std::string_view(r.service));
+    if (r.attempt_count > 1) sc.retries.add(r.attempt_count - 1u);
+    if (circuit_open) sc.circuit_open.add(1);
+  }
+  if (r.end == ExchangeEnd::kLocalReply) cell(local_replies_, std::string_view(*r.cause ? r.cause : "other")).add(1);
+  bytes_in_.add(r.bytes_in);
+  bytes_out_.add(r.bytes_out);
+}
+
+void MetricsRecordSink::set_live(std::shared_ptr<const LiveNames> live) {
+  std::lock_guard<std::mutex> lock(mu_);
+  live_ = std::move(live);
+  prune_pending_.store(true, std::memory_order_relaxed);
+}
+
+void MetricsRecordSink::prune() {
+  std::lock_guard<std::mutex> lock(mu_);
+  prune_pending_.store(false, std::memory_order_relaxed);
+  if (!live_) return;
+  const LiveNames& live = *live_;
+  for (auto it = routes_.begin(); it != routes_.end();) {
+    // Exchanges that matched no route (route "") are always kept.
+    if (it->first.first.empty() || live.has_route(it->first.first, it->first.second)) ++it;
+    else it = routes_.erase(it);
+  }
+  for (auto it = instances_.begin(); it != instances_.end();) {
+    if (live.has_instance(it->first.first, it->first.second)) ++it;
+    else it = instances_.erase(it);
+  }
+  for (auto it = services_.begin(); it != services_.end();) {
+    if (live.has_service(it->first)) ++it;
+    else it = services_.erase(it);
+  }
+}
+
+void MetricsRecordSink::add_to(RequestTotals& t) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [names, rc] : routes_) {
+    for (const auto& [key, c] : rc.requests) {
+      const auto method = static_cast<MethodClass>(key >> 16);
+      const auto code = static_cast<uint16_t>(key & 0xffff);
+      t.requests[{names.first, names.second, method, code}] += c.get();
+    }
+    t.durations[names].add(rc.duration);
+  }
+  for (const auto& [names, ic] : instances_) {
+    for (const auto& [code, c] : ic.requests) t.upstream_requests[{names.first, names.second, code}] += c.get();
+    t.connect_errors[names] += ic.connect_errors.get();
+    t.upstream_response[names].add(ic.response);
+  }
+  for (const auto& [service, sc] : services_) {
+    t.retries[service] += sc.retries.get();
+    t.circuit_open[service] += sc.circuit_open.get();
+  }
+  for (const auto& [cause, c] : local_replies_) t.local_replies[cause] += c.get();
+  t.bytes_in += bytes_in_.get();
+  t.bytes_out += bytes_out_.get();
+}
+
+}  // namespace berth

@@ -1,0 +1,357 @@
+// Prometheus metrics without sockets: the per-worker record sinks, their sums, the families and
+// labels built from them and the snapshot, series removal, and the text the exporter serves.
+#include <catch2/catch.hpp>
+
+#include <prometheus/text_serializer.h>
+
+#include <string>
+#include <vector>
+
+#include "proxy/metrics/exporter.h"
+#include "proxy/metrics/metrics_sink.h"
+#include "proxy/model/route_table.h"
+
+using namespace berth;
+
+namespace {
+
+constexpr int64_t kMs = 1'000'000;
+
+Endpoint endpoint(const std::string& key, const std::string& source = "config") {
+  Endpoint e;
+  e.key = key;
+  e.source = source;
+  return e;
+}
+
+// r-web -> web (10.0.0.5:80 from container "web-1", 10.0.0.6:80), r-api -> api (10.0.0.7:80).
+std::shared_ptr<const RouteTable> table(std::vector<Endpoint> web = {endpoint("10.0.0.5:80", "container:abc/web-1"),
+                                                                      endpoint("10.0.0.6:80")}) {
+  std::vector<Route> routes(2);
+  routes[0].name = "r-web";
+  routes[0].host = "web.test";
+  routes[0].path_prefix = "/";
+  routes[0].service = 0;
+  routes[1].name = "r-api";
+  routes[1].host = "api.test";
+  routes[1].path_prefix = "/";
+  routes[1].service = 1;
+  std::vector<Service> services(2);
+  services[0].name = "web";
+  services[0].endpoints = std::move(web);
+  services[1].name = "api";
+  services[1].endpoints = {endpoint("10.0.0.7:80")};
+  return RouteTable::build(std::move(routes), std::move(services), 1);
+}
+
+// A proxied GET: one attempt per given instance, the last one answered `status`.
+ExchangeRecord proxied(std::string_view route, std::string_view service, std::vector<std::string_view> instances,
+                       uint16_t status, int64_t duration_ms = 3, int64_t upstream_ms = 2) {
+  ExchangeRecord r;
+  r.method_class = MethodClass::kGet;
+  r.route = route;
+  r.service = service;
+  r.start_ns = 1000 * kMs;
+  r.end_ns = r.start_ns + duration_ms * kMs;
+  r.status = status;
+  r.end = ExchangeEnd::kResponded;
+  r.bytes_in = 100;
+  r.bytes_out = 250;
+  for (size_t i = 0; i < instances.size(); ++i) {
+    AttemptRecord& a = r.attempts[r.attempt_count++];
+    a.instance = instances[i];
+    a.start_ns = r.start_ns;
+    if (i + 1 < instances.size()) {
+      a.failure = "upstream-connect-failed";  // the earlier ones could not connect
+      continue;
+    }
+    a.connected_ns = a.start_ns + kMs / 2;
+    a.first_byte_ns = a.connected_ns + upstream_ms * kMs;
+    a.status = status;
+  }
+  return r;
+}
+
+ExchangeRecord local(uint16_t status, const char* cause, std::string_view route = {}, std::string_view service = {}) {
+  ExchangeRecord r;
+  r.method_class = MethodClass::kOther;
+  r.route = route;
+  r.service = service;
+  r.start_ns = 1000 * kMs;
+  r.end_ns = r.start_ns + kMs / 10;
+  r.status = status;
+  r.cause = cause;
+  r.end = ExchangeEnd::kLocalReply;
+  return r;
+}
+
+const prometheus::MetricFamily* find_family(const std::vector<prometheus::MetricFamily>& fs, const std::string& name) {
+  for (const auto& f : fs)
+    if (f.name == name) return &f;
+  return nullptr;
+}
+
+std::string label_of(const prometheus::ClientMetric& m, const std::string& name) {
+  for (const auto& l : m.label)
+    if (l.name == name) return l.value;
+  return "<absent>";
+}
+
+// The metric of a family with exactly these label values (name=value pairs), or null.
+const prometheus::ClientMetric* find_metric(const std::vector<prometheus::MetricFamily>& fs, const std::string& family,
+                                           const std::vector<std::pair<std::string, std::string>>& labels) {
+  const prometheus::MetricFamily* f = find_family(fs, family);
+  if (!f) return nullptr;
+  for (const auto& m : f->metric) {
+    if (m.label.size() != labels.size()) continue;
+    bool all = true;
+    for (const auto& [k, v] : labels) all = all && label_of(m, k) == v;
+    if (all) return &m;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("metrics: method classes are the standard methods, anything else OTHER", "[metrics]") {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"GET", "GET"},       {"HEAD", "HEAD"},   {"POST", "POST"},     {"PUT", "PUT"},
+      {"DELETE", "DELETE"}, {"CONNECT", "CONNECT"}, {"OPTIONS", "OPTIONS"}, {"TRACE", "TRACE"},
+      {"PATCH", "PATCH"},   {"get", "OTHER"},   {"PROPFIND", "OTHER"}, {"", "OTHER"},
+      {"GETS", "OTHER"},    {"POS", "OTHER"},
+  };
+  for (const auto& [method, name] : cases) {
+    INFO(method);
+    CHECK(std::string(method_class_name(classify_method(method))) == name);
+  }
+}
+
+TEST_CASE("metrics: records are counted per route, service, method and code; attempts per instance",
+          "[metrics]") {
+  MetricsRecordSink sink;
+  for (int i = 0; i < 3; ++i) sink.on_exchange(proxied("r-web", "web", {"10.0.0.5:80"}, 200));
+  sink.on_exchange(proxied("r-web", "web", {"10.0.0.6:80", "10.0.0.5:80"}, 503));  // a retry
+  ExchangeRecord post = proxied("r-api", "api", {"10.0.0.7:80"}, 201);
+  post.method_class = MethodClass::kPost;
+  sink.on_exchange(post);
+  sink.on_exchange(local(404, "no-route"));
+  sink.on_exchange(local(503, "circuit-open", "r-api", "api"));
+
+  RequestTotals t;
+  sink.add_to(t);
+  using K = std::tuple<std::string, std::string, MethodClass, uint16_t>;
+  CHECK(t.requests[K{"r-web", "web", MethodClass::kGet, 200}] == 3);
+  CHECK(t.requests[K{"r-web", "web", MethodClass::kGet, 503}] == 1);
+  CHECK(t.requests[K{"r-api", "api", MethodClass::kPost, 201}] == 1);
+  CHECK(t.requests[K{"", "", MethodClass::kOther, 404}] == 1);
+  CHECK(t.requests[K{"r-api", "api", MethodClass::kOther, 503}] == 1);
+  CHECK(t.requests.size() == 5);
+
+  using U = std::tuple<std::string, std::string, uint16_t>;
+  CHECK(t.upstream_requests[U{"web", "10.0.0.5:80", 200}] == 3);
+  CHECK(t.upstream_requests[U{"web", "10.0.0.5:80", 503}] == 1);
+  CHECK(t.upstream_requests[U{"web", "10.0.0.6:80", 0}] == 1);
+  CHECK(t.connect_errors[NamePair("web", "10.0.0.6:80")] == 1);
+  CHECK(t.connect_errors[NamePair("web", "10.0.0.5:80")] == 0);
+  CHECK(t.retries["web"] == 1);
+  CHECK(t.circuit_open["api"] == 1);
+  CHECK(t.local_replies["no-route"] == 1);
+  CHECK(t.local_replies["circuit-open"] == 1);
+  CHECK(t.bytes_in == 500);
+  CHECK(t.bytes_out == 1250);
+
+  // Durations: 4 web exchanges of 3 ms (the 0.005 bucket); upstream: only attempts with a response.
+  const HistogramSum& d = t.durations[NamePair("r-web", "web")];
+  CHECK(d.count == 4);
+  CHECK(d.sum_ns == 12 * kMs);
+  CHECK(d.buckets[2] == 4);  // le=0.005
+  const HistogramSum& u = t.upstream_response[NamePair("web", "10.0.0.5:80")];
+  CHECK(u.count == 4);
+  CHECK(u.buckets[1] == 4);  // 2 ms: le=0.0025
+  CHECK(t.upstream_response[NamePair("web", "10.0.0.6:80")].count == 0);
+}
+
+TEST_CASE("metrics: histogram buckets are upper-inclusive, with +Inf last", "[metrics]") {
+  HistogramCells h;
+  h.observe_ns(1 * kMs);       // exactly 0.001: le=0.001
+  h.observe_ns(1 * kMs + 1);   // just above: le=0.0025
+  h.observe_ns(60'000 * kMs);  // a minute: +Inf
+  h.observe_ns(-5);            // clock oddity: counted as 0
+  HistogramSum s;
+  s.add(h);
+  CHECK(s.buckets[0] == 2);
+  CHECK(s.buckets[1] == 1);
+  CHECK(s.buckets.back() == 1);
+  CHECK(s.count == 4);
+}
+
+TEST_CASE("metrics: every worker's counts are summed", "[metrics]") {
+  MetricsExporter exporter(3, MetricsInputs{});
+  for (unsigned w = 0; w < 3; ++w)
+    for (unsigned i = 0; i <= w; ++i) exporter.sink(w)->on_exchange(proxied("r-web", "web", {"10.0.0.5:80"}, 200));
+  exporter.sink(1)->on_exchange(proxied("r-web", "web", {"10.0.0.5:80"}, 502));
+  exporter.sink(2)->on_exchange(local(404, "no-route"));
+
+  auto fs = exporter.collect();
+  const auto* m = find_metric(fs, "berth_requests_total",
+                              {{"route", "r-web"}, {"service", "web"}, {"method", "GET"}, {"code", "200"}});
+  REQUIRE(m);
+  CHECK(m->counter.value == 6);
+
+  // Per service, for the status page: requests and 5xx, no entry for exchanges without a service.
+  auto traffic = exporter.service_traffic();
+  REQUIRE(traffic.size() == 1);
+  CHECK(traffic[0].service == "web");
+  CHECK(traffic[0].requests == 7);
+  CHECK(traffic[0].responses_5xx == 1);
+}
+
+TEST_CASE("metrics: instance series carry the snapshot's health and container, and leave with the instance",
+          "[metrics]") {
+  // 10.0.0.6 has health state: ejected 3 times, the last one until 2000 ms.
+  Endpoint ejected = endpoint("10.0.0.6:80");
+  ejected.health = std::make_shared<EndpointHealth>();
+  ejected.health->ejections.store(3);
+  ejected.health->ejected_until_ms.store(2000);
+  auto routes = table({endpoint("10.0.0.5:80", "container:abc/web-1"), ejected});
+
+  MetricsRecordSink sink;
+  sink.on_exchange(proxied("r-web", "web", {"10.0.0.6:80", "10.0.0.5:80"}, 200));
+  RequestTotals t;
+  sink.add_to(t);
+  auto fs = request_families(t, routes.get(), 1000);
+
+  const auto* info = find_metric(fs, "berth_instance_info",
+                                 {{"service", "web"}, {"instance", "10.0.0.5:80"}, {"container", "web-1"}});
+  REQUIRE(info);
+  CHECK(info->gauge.value == 1);
+  CHECK(find_metric(fs, "berth_instance_info", {{"service", "web"}, {"instance", "10.0.0.6:80"}, {"container", ""}}));
+  const auto* up5 = find_metric(fs, "berth_instance_up", {{"service", "web"}, {"instance", "10.0.0.5:80"}});
+  const auto* up6 = find_metric(fs, "berth_instance_up", {{"service", "web"}, {"instance", "10.0.0.6:80"}});
+  REQUIRE(up5);
+  REQUIRE(up6);
+  CHECK(up5->gauge.value == 1);
+  CHECK(up6->gauge.value == 0);  // ejected until 2000 ms
+  const auto* ej = find_metric(fs, "berth_instance_ejections_total", {{"service", "web"}, {"instance", "10.0.0.6:80"}});
+  REQUIRE(ej);
+  CHECK(ej->counter.value == 3);
+  const auto* route_up = find_metric(fs, "berth_route_up_instances", {{"route", "r-web"}, {"service", "web"}});
+  REQUIRE(route_up);
+  CHECK(route_up->gauge.value == 1);
+  // After the ejection ends, it is up again.
+  auto later = request_families(t, routes.get(), 2001);
+  CHECK(find_metric(later, "berth_instance_up", {{"service", "web"}, {"instance", "10.0.0.6:80"}})->gauge.value == 1);
+
+  // 10.0.0.6 leaves: its series disappear from the next scrape at once...
+  auto without = table({endpoint("10.0.0.5:80", "container:abc/web-1")});
+  fs = request_families(t, without.get(), 1000);
+  for (const char* name : {"berth_upstream_requests_total", "berth_upstream_connect_errors_total",
+                           "berth_upstream_response_seconds", "berth_instance_info", "berth_instance_up",
+                           "berth_instance_ejections_total"}) {
+    INFO(name);
+    const auto* f = find_family(fs, name);
+    REQUIRE(f);
+    CHECK(!f->metric.empty());
+    for (const auto& m : f->metric) CHECK(label_of(m, "instance") != "10.0.0.6:80");
+  }
+  // ...and the worker drops its cells at its next record.
+  sink.set_live(std::make_shared<const LiveNames>(live_names(*without)));
+  sink.on_exchange(proxied("r-web", "web", {"10.0.0.5:80"}, 200));
+  RequestTotals after;
+  sink.add_to(after);
+  CHECK(after.connect_errors.count(NamePair("web", "10.0.0.6:80")) == 0);
+  CHECK(after.connect_errors.count(NamePair("web", "10.0.0.5:80")) == 1);
+  CHECK(after.upstream_requests.size() == 1);
+}
+
+TEST_CASE("metrics: request series of routes that left are dropped, requests without a route kept",
+          "[metrics]") {
+  MetricsRecordSink sink;
+  sink.on_exchange(proxied("r-old", "old", {"10.0.0.9:80"}, 200));
+  sink.on_exchange(proxied("r-web", "web", {"10.0.0.5:80"}, 200));
+  sink.on_exchange(local(404, "no-route"));
+  RequestTotals t;
+  sink.add_to(t);
+  auto routes = table();
+  auto fs = request_families(t, routes.get(), 0);
+  const auto* f = find_family(fs, "berth_requests_total");
+  REQUIRE(f);
+  REQUIRE(f->metric.size() == 2);
+  CHECK(find_metric(fs, "berth_requests_total", {{"route", "r-web"}, {"service", "web"}, {"method", "GET"}, {"code", "200"}}));
+  CHECK(find_metric(fs, "berth_requests_total", {{"route", ""}, {"service", ""}, {"method", "OTHER"}, {"code", "404"}}));
+
+  sink.set_live(std::make_shared<const LiveNames>(live_names(*routes)));
+  sink.on_exchange(local(404, "no-route"));
+  RequestTotals after;
+  sink.add_to(after);
+  CHECK(after.requests.size() == 2);
+  CHECK(after.durations.count(NamePair("r-old", "old")) == 0);
+}
+
+TEST_CASE("metrics: the text format has help, type and the exact names and labels", "[metrics]") {
+  auto routes = table();
+  MetricsInputs in;
+  in.routes = [routes] { return routes; };
+  in.generation = [] { return uint64_t{7}; };
+  in.open_connections = [] { return OpenConnections{4, 2}; };
+  in.config_reloads = [] { return ConfigReloads{2, 1}; };
+  in.discovery = [] {
+    DiscoveryStatus d;
+    d.configured = true;
+    d.connected = true;
+    d.events = {{"start", 3}, {"die", 1}};
+    return d;
+  };
+  MetricsExporter exporter(1, std::move(in));
+  exporter.sink(0)->on_exchange(proxied("r-web", "web", {"10.0.0.5:80"}, 200));
+  const std::string text = exporter.render();
+  INFO(text);
+  for (const char* line : {
+           "# TYPE berth_requests_total counter",
+           "berth_requests_total{route=\"r-web\",service=\"web\",method=\"GET\",code=\"200\"} 1\n",
+           "# TYPE berth_request_duration_seconds histogram",
+           "berth_request_duration_seconds_bucket{route=\"r-web\",service=\"web\",le=\"0.005\"} 1\n",
+           "berth_request_duration_seconds_bucket{route=\"r-web\",service=\"web\",le=\"+Inf\"} 1\n",
+           "berth_request_duration_seconds_count{route=\"r-web\",service=\"web\"} 1\n",
+           "berth_upstream_requests_total{service=\"web\",instance=\"10.0.0.5:80\",code=\"200\"} 1\n",
+           "berth_upstream_response_seconds_count{service=\"web\",instance=\"10.0.0.5:80\"} 1\n",
+           "berth_instance_info{service=\"web\",instance=\"10.0.0.5:80\",container=\"web-1\"} 1\n",
+           "berth_instance_up{service=\"api\",instance=\"10.0.0.7:80\"} 1\n",
+           "berth_open_connections{side=\"client\"} 4\n",
+           "berth_open_connections{side=\"upstream\"} 2\n",
+           "berth_bytes_total{direction=\"in\"} 100\n",
+           "berth_bytes_total{direction=\"out\"} 250\n",
+           "berth_routes 2\n",
+           "berth_services 2\n",
+           "berth_route_table_generation 7\n",
+           "berth_config_reloads_total{result=\"ok\"} 2\n",
+           "berth_config_reloads_total{result=\"error\"} 1\n",
+           "berth_discovery_events_total{action=\"start\"} 3\n",
+           "berth_discovery_connected 1\n",
+           "berth_access_log_dropped_total 0\n",
+           "# TYPE process_cpu_seconds_total counter",
+           "# TYPE process_resident_memory_bytes gauge",
+           "# TYPE process_open_fds gauge",
+           "# TYPE process_start_time_seconds gauge",
+       }) {
+    INFO(line);
+    CHECK(text.find(line) != std::string::npos);
+  }
+  // Every family has help text.
+  for (const auto& f : exporter.collect()) {
+    INFO(f.name);
+    CHECK(!f.help.empty());
+  }
+}
+
+TEST_CASE("metrics: the access-log drop hook is read at scrape time", "[metrics]") {
+  MetricsInputs in;
+  uint64_t dropped = 5;
+  in.access_log_dropped = [&dropped] { return dropped; };
+  MetricsExporter exporter(1, std::move(in));
+  CHECK(exporter.render().find("berth_access_log_dropped_total 5\n") != std::string::npos);
+  dropped = 9;
+  CHECK(exporter.render().find("berth_access_log_dropped_total 9\n") != std::string::npos);
+  // Without discovery, berth_discovery_connected is left out (nothing to be connected to).
+  CHECK(exporter.render().find("berth_discovery_connected") == std::string::npos);
+}
