@@ -133,7 +133,7 @@ function renderServices(status) {
     const req = el("span", "rate"); req.appendChild(document.createTextNode("req/s ")); req.appendChild(el("b", null, fmtRate(r.req)));
     const e5 = el("span", "rate"); e5.appendChild(document.createTextNode("5xx/s ")); e5.appendChild(el("b", null, fmtRate(r.e5)));
     head.appendChild(req); head.appendChild(e5);
-    head.appendChild(sparkline(r.points));
+    if (status.traffic) head.appendChild(sparkline(r.points));
     if (s.panic) head.appendChild(el("span", "pill s503", "panic mode"));
     div.appendChild(head);
     if (!s.instances.length) {
