@@ -89,7 +89,7 @@ TEST_CASE("explain: each precedence rule is named as the one that decided", "[ex
   }
 }
 
-TEST_CASE("explain: a longer prefix under one host; an exact host over any-host at equal priority", "[explain]") {
+TEST_CASE("explain: a longer prefix under one host, an exact host over any-host at equal priority", "[explain]") {
   // "three" repeats the host and prefix of "two": build() drops it, so it is no candidate.
   auto table = table_of({{"one", "a.test", "/ab"}, {"two", "a.test", "/a"}, {"three", "a.test", "/a"}}, 1);
   auto tie = table_of({{"p-first", "", "/"}, {"p-second", "a.test", "/x", 0}}, 1);
