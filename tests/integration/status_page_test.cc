@@ -40,6 +40,8 @@ const json* find_by(const json& list, const std::string& key, const std::string&
   return nullptr;
 }
 
+constexpr const char* kMarkupName = "<img src=x onerror=document.body.dataset.pwned=1>";
+
 std::string two_service_yaml(const Origin& a, const Origin& b, uint16_t dead, bool with_b) {
   std::string y = config_head(1, "upstream_connect: 1s, upstream_response: 5s") +
                   "routes:\n"
@@ -47,6 +49,8 @@ std::string two_service_yaml(const Origin& a, const Origin& b, uint16_t dead, bo
                   "  - {name: r-api, host: \"a.test\", path: /api, service: s-api}\n"
                   "  - {name: r-wild, host: \"*.test\", path: /, service: s-web}\n"
                   "  - {name: r-top, path: /admin, priority: 10, service: s-api}\n"
+                  // A route name is free text: the page must show it as text, never run it.
+                  "  - {name: '" + std::string(kMarkupName) + "', host: \"markup.example\", service: s-api}\n"
                   "services:\n"
                   "  s-web:\n"
                   "    endpoints: [\"" + a.address() + "\", \"127.0.0.1:" + std::to_string(dead) + "\"]\n"
@@ -202,8 +206,8 @@ TEST_CASE("status: /api/events records reloads, instances leaving, routes going 
   CHECK(failed["result"] == "failed");
   CHECK_FALSE(failed["error"].get<std::string>().empty());
 
-  // A good one that removes s-api's only instance: the reload, the instance leaving and r-api,
-  // r-top going 503.
+  // A good one that removes s-api's only instance: the reload, the instance leaving and s-api's
+  // routes going 503.
   REQUIRE(berth.rewrite_config(two_service_yaml(a, b, dead, false)));
   REQUIRE(berth.process().signal(SIGHUP));
   REQUIRE(wait_until([&] { return events_of(admin, "config_reloaded").size() == 2; }, 5s));
@@ -214,7 +218,7 @@ TEST_CASE("status: /api/events records reloads, instances leaving, routes going 
   CHECK(left[0]["instance"] == b.address());
   CHECK(left[0]["why"] == "removed from the configuration");
   std::vector<json> went_503 = events_of(admin, "route_503");
-  REQUIRE(went_503.size() == 2);
+  REQUIRE(went_503.size() == 3);  // and the route with the markup name
   CHECK(find_by(json(went_503), "route", "r-api") != nullptr);
   CHECK(find_by(json(went_503), "route", "r-top") != nullptr);
   CHECK(get_json(admin, "/api/explain?host=a.test&path=/api")["service"]["why"].get<std::string>().find("503") !=
@@ -273,6 +277,10 @@ TEST_CASE("status: headless Chromium renders the page with the config's routes a
   CHECK(occurrences(dom.output, "class=\"dot amber\"") == 1);
   CHECK(occurrences(dom.output, "class=\"dot green\"") == 2);
   CHECK(dom.output.find(">started<") != std::string::npos);  // the events table
+  // Names from the configuration are text: escaped in the DOM, and the markup never ran.
+  CHECK(dom.output.find(">&lt;img src=x onerror=document.body.dataset.pwned=1&gt;<") != std::string::npos);
+  CHECK(dom.output.find("data-pwned") == std::string::npos);
+  CHECK(dom.output.find("<img") == std::string::npos);
 
   const std::string png = screenshot_path("status-page-config.png");
   BrowserRun shot = chromium_screenshot(url, png, 1100, 700, 3000);
