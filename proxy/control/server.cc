@@ -3,11 +3,14 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdlib>
 #include <thread>
 #include <unordered_set>
 
 #include "proxy/base/heap_trim.h"
 #include "proxy/base/log.h"
+#include "proxy/control/status_page.h"
 #include "proxy/lb/lb.h"
 #include "proxy/net/listen_socket.h"
 
@@ -102,6 +105,14 @@ int Server::run() {
     });
     log::info("discovery_started").kv("source", sources_[i]->name());
   }
+  observed_ = observe_state(*runtime_->routes, health_clock_ms());
+  journal_.add(wall_clock_ms(), "started",
+               {{"generation", std::to_string(generation_)},
+                {"routes", std::to_string(runtime_->routes->routes().size())},
+                {"instances", std::to_string(observed_.instances.size())}});
+  uv_timer_init(&loop_, &observe_timer_);
+  uv_timer_start(&observe_timer_, [](uv_timer_t* t) { static_cast<Server*>(t->loop->data)->observe_changes(); },
+                 1000, 1000);
   ready_ = true;
   log::info("ready")
       .kv("workers", worker_count_)
@@ -131,6 +142,8 @@ void Server::reload() {
     for (size_t i = 1; i < r.errors.size() && i < 5; ++i) line.kv("error" + std::to_string(i + 1), r.errors[i].to_string());
     line.kv("action", "keeping the running configuration");
     ++config_reloads_.error;
+    journal_.add(wall_clock_ms(), "config_reloaded",
+                 {{"result", "failed"}, {"error", r.errors.empty() ? std::string() : r.errors.front().to_string()}});
     return;
   }
   config::Config next = std::move(*r.config);
@@ -150,6 +163,8 @@ void Server::reload() {
   ++generation_;
   config_generation_ = generation_;
   generation_event_received_ns_ = 0;
+  // Journalled first: the changes the new snapshot brings follow it.
+  journal_.add(wall_clock_ms(), "config_reloaded", {{"result", "ok"}, {"generation", std::to_string(generation_)}});
   publish(build_runtime());
   log::info("config_reloaded")
       .kv("generation", generation_)
@@ -275,6 +290,19 @@ void Server::publish(std::shared_ptr<const Runtime> rt) {
   if (checker_) checker_->update(*runtime_->routes, last_added_, last_removed_);
   last_added_.clear();
   last_removed_.clear();
+  if (ready_) observe_changes();
+}
+
+void Server::observe_changes() {
+  if (!runtime_) return;
+  ObservedState now = observe_state(*runtime_->routes, health_clock_ms());
+  record_changes(observed_, now, wall_clock_ms(), journal_);
+  observed_ = std::move(now);
+}
+
+int64_t Server::wall_clock_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 void Server::begin_shutdown(const char* signal_name) {
@@ -285,6 +313,7 @@ void Server::begin_shutdown(const char* signal_name) {
   for (auto& src : sources_) src->stop([] {});
   if (checker_) checker_->stop();
   uv_signal_stop(&sighup_);
+  if (ready_) uv_timer_stop(&observe_timer_);
 }
 
 void Server::on_worker_stopped() {
@@ -338,6 +367,12 @@ void Server::make_metrics() {
   };
   // in.access_log_dropped stays 0 until an access log reports its drops here.
   metrics_ = std::make_unique<MetricsExporter>(static_cast<unsigned>(workers_.size()), std::move(in));
+  // The status page's request and 5xx rates come from the same per-worker counts.
+  status_.traffic = [this] {
+    std::vector<StatusTraffic> out;
+    for (const auto& t : metrics_->service_traffic()) out.push_back({t.service, t.requests, t.responses_5xx});
+    return out;
+  };
   if (runtime_) metrics_->on_snapshot(*runtime_->routes);
 }
 
@@ -360,6 +395,39 @@ void Server::register_admin_paths(AdminServer& admin) {
     admin.handle("/metrics", [this](const AdminRequest&) {
       return AdminResponse{200, MetricsExporter::kContentType, metrics_->render()};
     });
+  // Names and hosts come from files and container labels: never fail on bytes that are not UTF-8.
+  auto dump = [](const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); };
+  admin.handle("/", [](const AdminRequest&) {
+    return AdminResponse{200, "text/html; charset=utf-8", std::string(status_page_html())};
+  });
+  admin.handle("/api/status", [this, json, dump](const AdminRequest&) {
+    nlohmann::json j = status_.status(*runtime_->routes, health_clock_ms());
+    nlohmann::json sources = nlohmann::json::array();
+    for (const auto& src : sources_) {
+      std::string stale = src->stale_reason();
+      sources.push_back({{"name", src->name()}, {"in_sync", stale.empty()}, {"stale_reason", stale}});
+    }
+    j["discovery"] = std::move(sources);
+    j["time"] = format_time_ms(wall_clock_ms());
+    return json(dump(j));
+  });
+  admin.handle("/api/events", [this, json, dump](const AdminRequest& req) {
+    uint64_t after = 0;
+    std::string after_text = admin_query_param(req.query, "after");
+    if (!after_text.empty()) after = std::strtoull(after_text.c_str(), nullptr, 10);
+    return json(dump(journal_.to_json(after)));
+  });
+  admin.handle("/api/explain", [this, json, dump](const AdminRequest& req) {
+    std::string error;
+    nlohmann::json j = explain_request(*runtime_->routes, admin_query_param(req.query, "host"),
+                                       admin_query_param(req.query, "path"), health_clock_ms(), &error);
+    if (!error.empty()) {
+      AdminResponse r = json(dump({{"error", error}}));
+      r.status = 400;
+      return r;
+    }
+    return json(dump(j));
+  });
 }
 
 std::string Server::routes_json() const {

@@ -13,6 +13,8 @@
 #include "config/config.h"
 #include "discovery/source.h"
 #include "proxy/control/admin.h"
+#include "proxy/control/event_journal.h"
+#include "proxy/control/status.h"
 #include "proxy/health/health_registry.h"
 #include "proxy/health/health_checker.h"
 #include "proxy/datapath/runtime.h"
@@ -49,6 +51,10 @@ class Server {
   // The Prometheus exporter (null when the admin listener is off): its record sinks, the
   // control-side values it reads at scrape time.
   void make_metrics();
+  // Compares the published state (instances, health, routes answering 503) with the last look
+  // and journals the changes: after each publish and every second (health changes by itself).
+  void observe_changes();
+  static int64_t wall_clock_ms();
 
   static void on_signal(uv_signal_t* s, int signum);
 
@@ -91,6 +97,13 @@ class Server {
   std::unique_ptr<HealthChecker> checker_;  // active probes, on loop_
   bool shutting_down_ = false;
   bool ready_ = false;
+  // The status page and /api/events, /api/explain (proxy/control/status.h).
+  EventJournal journal_;
+  ObservedState observed_;
+  // status_.traffic: per-service request and 5xx totals for the page's rates. Unset here (the
+  // page shows "—"); the metrics side sets it from its per-service counters.
+  StatusBuilder status_;
+  uv_timer_t observe_timer_;
 };
 
 }  // namespace berth

@@ -274,6 +274,113 @@ const Route* RouteTable::match(std::string_view host, std::string_view path) con
   return best;
 }
 
+const char* precedence_rule_text(std::string_view rule) noexcept {
+  if (rule == "only_match") return "the only route that matches";
+  if (rule == "priority") return "higher priority";
+  if (rule == "exact_host") return "exact host over a wildcard or any-host route";
+  if (rule == "longer_wildcard") return "longer wildcard suffix";
+  if (rule == "host_over_any") return "a host pattern over an any-host route";
+  if (rule == "longer_path_prefix") return "longer path prefix";
+  if (rule == "earlier_route") return "declared earlier";
+  return "";
+}
+
+namespace {
+
+struct Considered {
+  uint32_t route;
+  const char* host_match;
+  size_t specificity;  // exact: SIZE_MAX; wildcard: its suffix length; any host: 0
+  bool matches = false;
+};
+
+// The rule by which `winner` goes before `loser`, both matching (see the precedence order).
+const char* deciding_rule(const std::vector<Route>& routes, const Considered& winner, const Considered& loser) {
+  const Route& w = routes[winner.route];
+  const Route& l = routes[loser.route];
+  if (w.priority != l.priority) return "priority";
+  if (winner.specificity != loser.specificity) {
+    if (winner.specificity == SIZE_MAX) return "exact_host";
+    return loser.specificity == 0 ? "host_over_any" : "longer_wildcard";
+  }
+  if (w.path_prefix.size() != l.path_prefix.size()) return "longer_path_prefix";
+  return "earlier_route";
+}
+
+}  // namespace
+
+// Not the request path: this walks every candidate list match() would visit, keeps them all and
+// orders them by the precedence match() applies list by list: priority, then host specificity
+// (the order in which match() visits the lists), then path prefix length, then route order.
+RouteExplanation RouteTable::explain(std::string_view host, std::string_view path, int64_t now_ms,
+                                     bool* host_valid) const {
+  RouteExplanation out;
+  path = path.substr(0, path.find('?'));
+  out.path = std::string(path);
+  char buffer[kHostBufferSize];
+  std::string_view request_host = normalize_request_host(host, buffer);
+  if (host_valid) *host_valid = host.empty() || !request_host.empty();
+  out.host = std::string(request_host);
+
+  const std::vector<Route>& routes = layout_->routes;
+  std::vector<Considered> considered;
+  auto add = [&](const std::vector<uint32_t>& list, const char* kind, size_t specificity) {
+    for (uint32_t index : list) considered.push_back({index, kind, specificity});
+  };
+  if (!request_host.empty()) {
+    if (auto exact = layout_->exact.find(request_host); exact != layout_->exact.end())
+      add(exact->second, "exact", SIZE_MAX);
+    for (size_t dot = request_host.find('.', 1); dot != std::string_view::npos;
+         dot = request_host.find('.', dot + 1)) {
+      std::string_view suffix = request_host.substr(dot);
+      if (auto wildcard = layout_->wildcard.find(suffix); wildcard != layout_->wildcard.end())
+        add(wildcard->second, "wildcard", suffix.size());
+    }
+  }
+  add(layout_->any_host, "any", 0);
+
+  std::stable_sort(considered.begin(), considered.end(), [&](const Considered& a, const Considered& b) {
+    const Route& x = routes[a.route];
+    const Route& y = routes[b.route];
+    if (x.priority != y.priority) return x.priority > y.priority;
+    if (a.specificity != b.specificity) return a.specificity > b.specificity;
+    if (x.path_prefix.size() != y.path_prefix.size()) return x.path_prefix.size() > y.path_prefix.size();
+    return a.route < b.route;
+  });
+
+  const Considered* winner = nullptr;
+  const Considered* runner_up = nullptr;
+  for (Considered& c : considered) {
+    const Route& route = routes[c.route];
+    RouteCandidate candidate;
+    candidate.route = c.route;
+    candidate.host_match = c.host_match;
+    if (!path.starts_with(route.path_prefix)) {
+      candidate.outcome = "path_mismatch";
+    } else if (!serves(*services_[route.service], now_ms)) {
+      candidate.outcome = "not_serving";
+    } else if (winner == nullptr) {
+      c.matches = true;
+      winner = &c;
+      candidate.outcome = "chosen";
+    } else {
+      c.matches = true;
+      if (runner_up == nullptr) runner_up = &c;
+      candidate.outcome = "outranked";
+      candidate.rule = deciding_rule(routes, *winner, c);
+    }
+    out.candidates.push_back(std::move(candidate));
+  }
+  // The chosen one first, the rest in precedence order.
+  std::stable_partition(out.candidates.begin(), out.candidates.end(),
+                        [](const RouteCandidate& c) { return c.outcome == "chosen"; });
+  if (winner) {
+    out.chosen = &routes[winner->route];
+    out.rule = runner_up ? deciding_rule(routes, *winner, *runner_up) : "only_match";
+  }
+  return out;
+}
+
 std::string RouteTable::to_json() const {
   // Names and hosts come from files and container labels; never fail on odd bytes.
   return to_json_value().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);

@@ -80,6 +80,29 @@ struct Route {
   std::shared_ptr<const FilterChain> filters;  // per-route policy (null: none), run before an upstream is chosen
 };
 
+// Why a request goes where it goes (/api/explain): every route whose host pattern applies to
+// the request, in the order of precedence, with what happened to it. Built on the control
+// thread; not for the request path (it allocates).
+struct RouteCandidate {
+  uint32_t route = 0;         // index into RouteTable::routes()
+  std::string host_match;     // "exact", "wildcard" or "any"
+  // "chosen"; "outranked" (it matched, the chosen route wins by `rule`); "path_mismatch"; or
+  // "not_serving" (its service has no instance and its empty-route grace is over).
+  std::string outcome;
+  std::string rule;           // for "outranked": the precedence rule that decided against it
+};
+struct RouteExplanation {
+  std::string host;                // the Host as matched: lower-case, no port, no trailing dot
+  std::string path;                // the path as matched (the query removed)
+  const Route* chosen = nullptr;   // what match() returns; null: nothing matches (404)
+  // Why the chosen route won over the next best matching route: "only_match", "priority",
+  // "exact_host", "longer_wildcard", "host_over_any", "longer_path_prefix", "earlier_route".
+  std::string rule;
+  std::vector<RouteCandidate> candidates;  // by precedence, the chosen one first
+};
+// The words for a rule, for people ("higher priority", ...).
+const char* precedence_rule_text(std::string_view rule) noexcept;
+
 // Precedence, in order: higher priority; then exact host over wildcard (a longer wildcard
 // suffix over a shorter one) over any-host; then the longer path prefix; then the earlier
 // route. Path prefixes match raw bytes of the path (no decoding): "/api" matches "/api",
@@ -111,6 +134,11 @@ class RouteTable {
   // target — matching stops at '?'. Returns nullptr when nothing matches. Routes whose service
   // no longer serves (see serves()) are passed over.
   const Route* match(std::string_view host, std::string_view path) const noexcept;
+  // The same decision as match() at now_ms, with the candidates considered and the rule that
+  // chose. host_valid is false when a non-empty host cannot be matched (e.g. a bad IPv6
+  // literal, or over 256 bytes): it is then matched as if absent, like match() does.
+  RouteExplanation explain(std::string_view host, std::string_view path, int64_t now_ms,
+                           bool* host_valid = nullptr) const;
 
   const std::vector<Route>& routes() const noexcept { return layout_->routes; }
   // Whether two tables share their routes and index (with_services).

@@ -1,0 +1,129 @@
+#include "proxy/control/event_journal.h"
+
+#include <cstdio>
+#include <ctime>
+#include <nlohmann/json.hpp>
+
+namespace berth {
+
+void EventJournal::add(int64_t time_ms, std::string type, std::vector<std::pair<std::string, std::string>> fields) {
+  if (events_.size() == capacity_) events_.pop_front();
+  events_.push_back({next_seq_++, time_ms, std::move(type), std::move(fields)});
+}
+
+nlohmann::json EventJournal::to_json(uint64_t after_seq) const {
+  nlohmann::json events = nlohmann::json::array();
+  for (const JournalEvent& e : events_) {
+    if (e.seq <= after_seq) continue;
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& [name, value] : e.fields) j[name] = value;
+    j["seq"] = e.seq;
+    j["time"] = format_time_ms(e.time_ms);
+    j["time_ms"] = e.time_ms;
+    j["type"] = e.type;
+    events.push_back(std::move(j));
+  }
+  return {{"capacity", capacity_}, {"total", total()}, {"order", "oldest first"}, {"events", std::move(events)}};
+}
+
+std::string format_time_ms(int64_t unix_ms) {
+  int64_t seconds = unix_ms / 1000;
+  int64_t millis = unix_ms % 1000;
+  if (millis < 0) {
+    millis += 1000;
+    --seconds;
+  }
+  const time_t t = static_cast<time_t>(seconds);
+  tm parts{};
+  gmtime_r(&t, &parts);
+  char buffer[40];
+  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%S", &parts);
+  char out[48];
+  std::snprintf(out, sizeof out, "%s.%03dZ", buffer, static_cast<int>(millis));
+  return out;
+}
+
+std::string route_key(const std::string& name, const std::string& host, const std::string& path_prefix) {
+  return name + '\x1f' + host + '\x1f' + path_prefix;
+}
+
+namespace {
+
+using Fields = std::vector<std::pair<std::string, std::string>>;
+
+Fields instance_fields(const std::pair<std::string, std::string>& key, const InstanceView& v) {
+  Fields f{{"service", key.first}, {"instance", key.second}};
+  if (!v.container.empty()) f.emplace_back("container", v.container);
+  return f;
+}
+
+Fields route_fields(const RouteView& r) {
+  return {{"route", r.name}, {"host", r.host}, {"path_prefix", r.path_prefix}, {"service", r.service}};
+}
+
+}  // namespace
+
+void record_changes(const ObservedState& before, const ObservedState& after, int64_t time_ms,
+                    EventJournal& journal) {
+  for (const auto& [key, was] : before.instances) {
+    if (after.instances.count(key)) continue;
+    Fields f = instance_fields(key, was);
+    f.emplace_back("why", was.container.empty()
+                              ? "removed from the configuration"
+                              : "no longer discovered: the container stopped, is unhealthy, paused or draining, "
+                                "or its labels changed");
+    journal.add(time_ms, "instance_left", std::move(f));
+  }
+  for (const auto& [key, now] : after.instances) {
+    auto it = before.instances.find(key);
+    if (it == before.instances.end()) {
+      Fields f = instance_fields(key, now);
+      f.emplace_back("probe", now.probe);
+      journal.add(time_ms, "instance_joined", std::move(f));
+      continue;
+    }
+    const InstanceView& was = it->second;
+    if (now.ejected && !was.ejected) {
+      Fields f = instance_fields(key, now);
+      f.emplace_back("why", "outlier detection: consecutive connect failures or 5xx answers");
+      f.emplace_back("ejections", std::to_string(now.ejections));
+      journal.add(time_ms, "instance_ejected", std::move(f));
+    } else if (!now.ejected && was.ejected) {
+      Fields f = instance_fields(key, now);
+      f.emplace_back("why", "ejection time over");
+      journal.add(time_ms, "instance_returned", std::move(f));
+    }
+    if (now.probe != was.probe) {
+      Fields f = instance_fields(key, now);
+      f.emplace_back("from", was.probe);
+      f.emplace_back("to", now.probe);
+      journal.add(time_ms, "probe_changed", std::move(f));
+    }
+  }
+  for (const auto& [key, was] : before.routes) {
+    if (was.state != "503" || after.routes.count(key)) continue;
+    Fields f = route_fields(was);
+    f.emplace_back("why", "the route left the table while it had no instance");
+    journal.add(time_ms, "route_expired", std::move(f));
+  }
+  for (const auto& [key, now] : after.routes) {
+    auto it = before.routes.find(key);
+    const std::string was = it == before.routes.end() ? std::string() : it->second.state;
+    if (was == now.state) continue;
+    if (now.state == "503" && (was == "ok" || was.empty())) {
+      // A route that appears without instances (a config service with none) is no change.
+      if (was.empty()) continue;
+      Fields f = route_fields(now);
+      f.emplace_back("why", "its service has no instance left: 503 until one joins or the empty-route grace ends");
+      journal.add(time_ms, "route_503", std::move(f));
+    } else if (now.state == "ok" && (was == "503" || was == "off")) {
+      journal.add(time_ms, "route_recovered", route_fields(now));
+    } else if (now.state == "off" && was == "503") {
+      Fields f = route_fields(now);
+      f.emplace_back("why", "empty-route grace over: the route no longer matches");
+      journal.add(time_ms, "route_expired", std::move(f));
+    }
+  }
+}
+
+}  // namespace berth

@@ -1,0 +1,71 @@
+// The journal behind GET /api/events: the last changes the control side saw (instances joining
+// and leaving services, ejections, probe results, routes answering 503, config reloads), each
+// with a wall-clock time. Pure: the control loop observes the state (status.h) and hands it
+// here; this finds what changed and keeps the last `capacity` entries. Control thread only.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace berth {
+
+struct JournalEvent {
+  uint64_t seq = 0;     // 1, 2, ... for the life of the process
+  int64_t time_ms = 0;  // wall clock, ms since the Unix epoch
+  std::string type;
+  std::vector<std::pair<std::string, std::string>> fields;  // e.g. {"service", "web"}
+};
+
+class EventJournal {
+ public:
+  explicit EventJournal(size_t capacity = 256) : capacity_(capacity ? capacity : 1) {}
+  void add(int64_t time_ms, std::string type, std::vector<std::pair<std::string, std::string>> fields);
+  const std::deque<JournalEvent>& events() const { return events_; }  // oldest first
+  uint64_t total() const { return next_seq_ - 1; }                    // ever added
+  size_t capacity() const { return capacity_; }
+  // {"capacity":256,"total":N,"events":[{"seq":1,"time":"2026-12-02T08:00:00.123Z","time_ms":...,
+  //  "type":"instance_left","service":"web",...}]}: oldest first (newest last); only events with
+  // seq > after_seq. Fields sit beside seq, time and type (their names never clash with those).
+  nlohmann::json to_json(uint64_t after_seq = 0) const;
+
+ private:
+  size_t capacity_;
+  std::deque<JournalEvent> events_;
+  uint64_t next_seq_ = 1;
+};
+
+// RFC 3339 UTC with milliseconds: "2026-12-02T08:00:00.123Z".
+std::string format_time_ms(int64_t unix_ms);
+
+// What the journal compares between two looks at the published state.
+struct InstanceView {
+  std::string container;  // "" for config instances
+  std::string probe;      // probe_state_name(): "unchecked", "pending", "healthy", "unhealthy"
+  bool ejected = false;
+  uint32_t ejections = 0;  // how often it was ejected so far
+};
+struct RouteView {
+  std::string name, host, path_prefix, service;
+  // "ok": it has instances; "503": none left, answering 503 in its empty-route grace (or a config
+  // service without instances); "off": its grace is over, it no longer matches.
+  std::string state;
+};
+struct ObservedState {
+  std::map<std::pair<std::string, std::string>, InstanceView> instances;  // (service, address)
+  std::map<std::string, RouteView> routes;  // by route_key()
+};
+std::string route_key(const std::string& name, const std::string& host, const std::string& path_prefix);
+
+// Appends to `journal` every change from `before` to `after`: instance_joined, instance_left,
+// instance_ejected, instance_returned, probe_changed, route_503, route_recovered,
+// route_expired. Instances are listed by service, then address; routes by key.
+void record_changes(const ObservedState& before, const ObservedState& after, int64_t time_ms,
+                    EventJournal& journal);
+
+}  // namespace berth

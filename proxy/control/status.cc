@@ -1,0 +1,240 @@
+#include "proxy/control/status.h"
+
+#include <nlohmann/json.hpp>
+
+#include <unordered_map>
+
+#include "proxy/health/outlier.h"
+#include "proxy/model/endpoint_health.h"
+
+namespace berth {
+namespace {
+
+std::string route_state(const Service& service, int64_t now_ms) {
+  if (!service.endpoints.empty()) return "ok";
+  return serves(service, now_ms) ? "503" : "off";
+}
+
+std::string seconds_text(int64_t ms) {
+  return std::to_string(ms / 1000) + "." + std::to_string((ms % 1000) / 100) + " s";
+}
+
+nlohmann::json instance_json(const Endpoint& e, const InstanceEligibility& why, int64_t now_ms) {
+  nlohmann::json j = {{"address", e.key},
+                      {"container", std::string(endpoint_container_name(e.source))},
+                      {"source", e.source},
+                      {"weight", e.weight},
+                      {"eligible", why.eligible},
+                      {"colour", why.colour},
+                      {"why", why.why}};
+  // Discovery lists only containers that are running, not paused or draining, and healthy (or
+  // without a Docker healthcheck): one that is here passed Docker's side.
+  j["docker"] = e.source.starts_with("container:") ? nlohmann::json("running, healthy or no healthcheck")
+                                                   : nlohmann::json(nullptr);
+  if (e.health) {
+    j["probe"] = probe_state_name(e.health->probe.load(std::memory_order_relaxed));
+    j["ejected"] = e.health->ejected(now_ms);
+    j["in_flight"] = InFlightCounts::total(*e.health);
+  } else {
+    j["probe"] = "unchecked";
+    j["ejected"] = false;
+    j["in_flight"] = 0;
+  }
+  return j;
+}
+
+}  // namespace
+
+std::vector<InstanceEligibility> instance_eligibility(const Service& service, int64_t now_ms, bool* panic) {
+  std::vector<uint8_t> routable;
+  const bool in_panic = compute_routable(service, now_ms, routable);
+  if (panic) *panic = in_panic;
+  std::vector<InstanceEligibility> out(service.endpoints.size());
+  for (size_t i = 0; i < out.size(); ++i) {
+    const EndpointHealth* h = service.endpoints[i].health.get();
+    InstanceEligibility& e = out[i];
+    e.eligible = routable[i] != 0;
+    if (!h) {
+      e.colour = "green";
+      e.why = "no health state: always eligible";
+      continue;
+    }
+    const ProbeState probe = h->probe.load(std::memory_order_relaxed);
+    const bool ejected = h->ejected(now_ms);
+    std::string problem;
+    if (ejected) {
+      problem = "ejected by outlier detection (ejection " + std::to_string(h->ejections.load(std::memory_order_relaxed)) +
+                ") for " + seconds_text(h->ejected_until_ms.load(std::memory_order_relaxed) - now_ms) + " more";
+      if (probe == ProbeState::kUnhealthy) problem += ", then it must pass a probe";
+    } else if (probe == ProbeState::kUnhealthy) {
+      problem = "failing its active health check (" + service.policy.health.path + ")";
+    } else if (probe == ProbeState::kPending) {
+      problem = "waiting for its first passing health check";
+    }
+    if (problem.empty()) {
+      e.colour = "green";
+      e.why = probe == ProbeState::kHealthy ? "passing its health check" : "eligible (no active health check)";
+    } else if (e.eligible) {
+      e.colour = "amber";
+      e.why = problem + "; eligible anyway: panic mode (fewer than " +
+              std::to_string(service.policy.outlier.panic_threshold_percent) +
+              "% of the service's instances are healthy)";
+    } else {
+      e.colour = probe == ProbeState::kPending && !ejected ? "amber" : "red";
+      e.why = problem;
+    }
+  }
+  return out;
+}
+
+ObservedState observe_state(const RouteTable& table, int64_t now_ms) {
+  ObservedState state;
+  for (const ServicePtr& shared : table.services()) {
+    for (const Endpoint& e : shared->endpoints) {
+      InstanceView v;
+      v.container = std::string(endpoint_container_name(e.source));
+      if (e.health) {
+        v.probe = probe_state_name(e.health->probe.load(std::memory_order_relaxed));
+        v.ejected = e.health->ejected(now_ms);
+        v.ejections = e.health->ejections.load(std::memory_order_relaxed);
+      } else {
+        v.probe = probe_state_name(ProbeState::kUnchecked);
+      }
+      state.instances.emplace(std::make_pair(shared->name, e.key), std::move(v));
+    }
+  }
+  for (const Route& r : table.routes()) {
+    const Service& service = table.service(r.service);
+    state.routes.emplace(route_key(r.name, r.host, r.path_prefix),
+                         RouteView{r.name, r.host, r.path_prefix, service.name, route_state(service, now_ms)});
+  }
+  return state;
+}
+
+nlohmann::json StatusBuilder::status(const RouteTable& table, int64_t now_ms) const {
+  std::unordered_map<std::string, const StatusTraffic*> by_service;
+  std::vector<StatusTraffic> samples;
+  if (traffic) {
+    samples = traffic();
+    for (const StatusTraffic& t : samples) by_service[t.service] = &t;
+  }
+  nlohmann::json routes = nlohmann::json::array();
+  for (const Route& r : table.routes()) {
+    const Service& service = table.service(r.service);
+    std::string state = route_state(service, now_ms);
+    if (state == "off") continue;
+    routes.push_back({{"name", r.name},
+                      {"host", r.host},
+                      {"path_prefix", r.path_prefix},
+                      {"priority", r.priority},
+                      {"service", service.name},
+                      {"source", r.source},
+                      {"state", state}});
+  }
+  nlohmann::json services = nlohmann::json::array();
+  for (const ServicePtr& shared : table.services()) {
+    const Service& service = *shared;
+    if (!serves(service, now_ms)) continue;
+    bool panic = false;
+    std::vector<InstanceEligibility> why = instance_eligibility(service, now_ms, &panic);
+    nlohmann::json instances = nlohmann::json::array();
+    for (size_t i = 0; i < service.endpoints.size(); ++i)
+      instances.push_back(instance_json(service.endpoints[i], why[i], now_ms));
+    nlohmann::json s = {{"name", service.name}, {"panic", panic}, {"instances", std::move(instances)}};
+    auto t = by_service.find(service.name);
+    if (traffic) {
+      s["requests"] = t == by_service.end() ? 0 : t->second->requests;
+      s["responses_5xx"] = t == by_service.end() ? 0 : t->second->responses_5xx;
+    } else {
+      s["requests"] = nullptr;
+      s["responses_5xx"] = nullptr;
+    }
+    services.push_back(std::move(s));
+  }
+  return {{"generation", table.generation()},
+          {"monotonic_ms", now_ms},
+          {"traffic", static_cast<bool>(traffic)},
+          {"routes", std::move(routes)},
+          {"services", std::move(services)}};
+}
+
+nlohmann::json explain_request(const RouteTable& table, std::string_view host, std::string_view path,
+                               int64_t now_ms, std::string* error) {
+  if (host.empty()) {
+    *error = "missing query parameter: host (e.g. /api/explain?host=example.com&path=/)";
+    return nullptr;
+  }
+  if (path.empty()) {
+    *error = "missing query parameter: path (e.g. /api/explain?host=example.com&path=/)";
+    return nullptr;
+  }
+  if (path.front() != '/') {
+    *error = "invalid path: it must start with '/'";
+    return nullptr;
+  }
+  for (char c : std::string(host) + std::string(path)) {
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) {
+      *error = "invalid host or path: control characters or spaces";
+      return nullptr;
+    }
+  }
+  bool host_valid = true;
+  RouteExplanation x = table.explain(host, path, now_ms, &host_valid);
+  if (!host_valid) {
+    *error = "invalid host: " + std::string(host.substr(0, 300));
+    return nullptr;
+  }
+  error->clear();
+  const std::vector<Route>& routes = table.routes();
+  nlohmann::json candidates = nlohmann::json::array();
+  for (const RouteCandidate& c : x.candidates) {
+    const Route& r = routes[c.route];
+    nlohmann::json j = {{"route", r.name},
+                        {"host", r.host},
+                        {"path_prefix", r.path_prefix},
+                        {"priority", r.priority},
+                        {"service", table.service(r.service).name},
+                        {"host_match", c.host_match},
+                        {"outcome", c.outcome}};
+    if (!c.rule.empty()) {
+      j["rule"] = c.rule;
+      j["why"] = std::string("the chosen route wins: ") + precedence_rule_text(c.rule);
+    } else if (c.outcome == "path_mismatch") {
+      j["why"] = "the path does not start with " + r.path_prefix;
+    } else if (c.outcome == "not_serving") {
+      j["why"] = "its service has no instance and its empty-route grace is over";
+    }
+    candidates.push_back(std::move(j));
+  }
+  nlohmann::json out = {{"host", x.host}, {"path", x.path}, {"candidates", std::move(candidates)}};
+  if (!x.chosen) {
+    out["matched"] = false;
+    out["route"] = nullptr;
+    out["why"] = "no route matches: the request is answered 404";
+    return out;
+  }
+  const Route& chosen = *x.chosen;
+  const Service& service = table.service(chosen.service);
+  out["matched"] = true;
+  out["route"] = {{"name", chosen.name}, {"host", chosen.host}, {"path_prefix", chosen.path_prefix},
+                  {"priority", chosen.priority}, {"source", chosen.source}};
+  out["rule"] = x.rule;
+  out["why"] = precedence_rule_text(x.rule);
+  bool panic = false;
+  std::vector<InstanceEligibility> why = instance_eligibility(service, now_ms, &panic);
+  nlohmann::json instances = nlohmann::json::array();
+  size_t eligible = 0;
+  for (size_t i = 0; i < service.endpoints.size(); ++i) {
+    instances.push_back(instance_json(service.endpoints[i], why[i], now_ms));
+    eligible += why[i].eligible;
+  }
+  out["service"] = {{"name", service.name}, {"panic", panic}, {"eligible", eligible},
+                    {"instances", std::move(instances)}};
+  if (service.endpoints.empty())
+    out["service"]["why"] = "no instance: the route answers 503 until one joins or its empty-route grace ends";
+  else if (eligible == 0)
+    out["service"]["why"] = "no eligible instance: the route answers 503";
+  return out;
+}
+
+}  // namespace berth

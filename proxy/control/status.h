@@ -1,0 +1,59 @@
+// What the status page and the debugging endpoints show, built on the control loop from the
+// published snapshot and the shared health state: GET /api/status (routes, services, instances
+// with their health and why, per-service traffic totals), GET /api/explain (which route a host
+// and path reach, and which instances are eligible now), and the state the event journal diffs.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "proxy/control/event_journal.h"
+#include "proxy/model/route_table.h"
+
+namespace berth {
+
+// Requests finished and 5xx answers sent per service, totals since start (the page turns
+// successive samples into rates). Provided by the metrics side through StatusBuilder::traffic.
+struct StatusTraffic {
+  std::string service;
+  uint64_t requests = 0;
+  uint64_t responses_5xx = 0;
+};
+
+// Why an instance takes new requests or not, as selection decides it now.
+struct InstanceEligibility {
+  bool eligible = true;
+  std::string colour;  // "green" (eligible), "amber" (eligible only in panic mode, or waiting for a probe), "red"
+  std::string why;     // for people
+};
+// One entry per endpoint of the service, in order (compute_routable, ignoring circuit breakers).
+// *panic: whether the service is in panic mode.
+std::vector<InstanceEligibility> instance_eligibility(const Service& service, int64_t now_ms, bool* panic = nullptr);
+
+// The routes of the table with their state (see RouteView) and the instances with their health.
+ObservedState observe_state(const RouteTable& table, int64_t now_ms);
+
+class StatusBuilder {
+ public:
+  // Unset: the traffic fields are null and the page shows "—".
+  std::function<std::vector<StatusTraffic>()> traffic;
+
+  // {"generation","monotonic_ms" (health_clock_ms: for rates, not a date),"routes":[{"name","host","path_prefix","priority","service","source",
+  //  "state"}],"services":[{"name","requests","responses_5xx","panic","instances":[{"address",
+  //  "container","source","weight","in_flight","eligible","colour","why","probe","ejected",
+  //  "docker"}]}]}. Routes that no longer match (state "off") and their services are left out.
+  nlohmann::json status(const RouteTable& table, int64_t now_ms) const;
+};
+
+// GET /api/explain: the route `host` and `path` reach and why, its service, and each instance's
+// eligibility. Empty `error` on success; otherwise the JSON is null and `error` says what is
+// wrong with the input (the caller answers 400).
+nlohmann::json explain_request(const RouteTable& table, std::string_view host, std::string_view path,
+                               int64_t now_ms, std::string* error);
+
+}  // namespace berth

@@ -1,0 +1,231 @@
+#include "proxy/control/status_page.h"
+
+namespace berth {
+
+namespace {
+
+// The page. Rates are computed here, in the browser, from successive samples of the
+// per-service totals in /api/status; a sparkline keeps the last 90 samples (3 minutes).
+constexpr const char kPage[] = R"BERTHPAGE(<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Berth status</title>
+<style>
+  :root { --fg:#1d2330; --muted:#6b7385; --line:#e2e5ec; --bg:#f6f7fa; --card:#fff;
+          --green:#1f9d55; --amber:#d68a00; --red:#d0342c; --blue:#2f6fdb; }
+  * { box-sizing: border-box; }
+  body { margin:0; font:13px/1.4 "DejaVu Sans", system-ui, sans-serif; color:var(--fg); background:var(--bg); }
+  header { display:flex; gap:18px; align-items:baseline; padding:10px 16px; background:#1d2330; color:#fff; }
+  header h1 { font-size:17px; margin:0; }
+  header .meta { color:#b8c0d0; font-size:12px; }
+  header .err { color:#ffb4ae; }
+  main { display:grid; grid-template-columns: 1fr 1fr; gap:12px; padding:12px 16px; }
+  section { background:var(--card); border:1px solid var(--line); border-radius:6px; padding:8px 10px; min-width:0; }
+  section.wide { grid-column: 1 / -1; }
+  h2 { font-size:13px; margin:0 0 6px; text-transform:uppercase; letter-spacing:.04em; color:var(--muted); }
+  table { border-collapse:collapse; width:100%; }
+  th, td { text-align:left; padding:3px 6px; border-bottom:1px solid var(--line); vertical-align:top;
+           overflow-wrap:anywhere; }
+  th { font-weight:600; color:var(--muted); font-size:12px; }
+  td.num { text-align:right; font-variant-numeric: tabular-nums; }
+  .dot { display:inline-block; width:10px; height:10px; border-radius:50%; margin-right:5px; vertical-align:-1px; }
+  .green { background:var(--green); } .amber { background:var(--amber); } .red { background:var(--red); }
+  .pill { display:inline-block; padding:0 6px; border-radius:8px; font-size:11px; color:#fff; }
+  .pill.ok { background:var(--green); } .pill.s503 { background:var(--red); }
+  .svc { border-top:1px solid var(--line); padding:6px 0; }
+  .svc:first-of-type { border-top:0; }
+  .svc-head { display:flex; gap:14px; align-items:center; flex-wrap:wrap; }
+  .svc-name { font-weight:600; font-size:14px; }
+  .rate { color:var(--muted); } .rate b { color:var(--fg); }
+  .why { color:var(--muted); font-size:12px; }
+  .empty { color:var(--muted); font-style:italic; }
+  svg.spark { width:160px; height:28px; background:#fafbfd; border:1px solid var(--line); }
+  svg.spark .req { fill:none; stroke:var(--blue); stroke-width:1.5; }
+  svg.spark .e5 { fill:none; stroke:var(--red); stroke-width:1.5; }
+  .ev-type { font-family:"DejaVu Sans Mono", monospace; font-size:12px; white-space:nowrap; overflow-wrap:normal; }
+  td.time { white-space:nowrap; overflow-wrap:normal; }
+  .mono { font-family:"DejaVu Sans Mono", monospace; font-size:12px; }
+</style>
+</head>
+<body data-updates="0">
+<header>
+  <h1>Berth</h1>
+  <span class="meta" id="summary">loading…</span>
+  <span class="meta" id="discovery"></span>
+  <span class="meta err" id="error"></span>
+</header>
+<main>
+  <section class="wide">
+    <h2>Services and instances</h2>
+    <div id="services"></div>
+  </section>
+  <section>
+    <h2>Routes</h2>
+    <table><thead><tr><th>Route</th><th>Host</th><th>Path</th><th>Prio</th><th>Service</th><th>State</th></tr></thead>
+    <tbody id="routes"></tbody></table>
+  </section>
+  <section>
+    <h2>Recent events</h2>
+    <table><thead><tr><th>Time (UTC)</th><th>Event</th><th>Details</th></tr></thead>
+    <tbody id="events"></tbody></table>
+  </section>
+</main>
+<script>
+"use strict";
+const POLL_MS = 2000, KEEP = 90, SHOW_EVENTS = 30;
+const samples = new Map();  // service -> [{t, requests, e5}]
+let updates = 0;
+
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  return e;
+}
+function cell(row, text, cls) { const td = el("td", cls, text); row.appendChild(td); return td; }
+function fmtRate(v) { return v === null ? "\u2014" : (v >= 100 ? v.toFixed(0) : v.toFixed(2)); }
+
+function rates(name, s, now) {
+  if (s.requests === null || s.requests === undefined) return { req: null, e5: null, points: [] };
+  let h = samples.get(name);
+  if (!h) { h = []; samples.set(name, h); }
+  h.push({ t: now, requests: s.requests, e5: s.responses_5xx });
+  while (h.length > KEEP + 1) h.shift();
+  const points = [];
+  for (let i = 1; i < h.length; i++) {
+    const dt = (h[i].t - h[i - 1].t) / 1000;
+    if (dt <= 0) continue;
+    points.push({ req: Math.max(0, h[i].requests - h[i - 1].requests) / dt,
+                  e5: Math.max(0, h[i].e5 - h[i - 1].e5) / dt });
+  }
+  const last = points.length ? points[points.length - 1] : { req: null, e5: null };
+  return { req: last.req, e5: last.e5, points: points };
+}
+
+function sparkline(points) {
+  const NS = "http://www.w3.org/2000/svg", W = 160, H = 28;
+  const svg = document.createElementNS(NS, "svg");
+  svg.setAttribute("class", "spark");
+  svg.setAttribute("viewBox", "0 0 " + W + " " + H);
+  const max = Math.max(1, ...points.map(p => p.req));
+  for (const key of ["req", "e5"]) {
+    const line = document.createElementNS(NS, "polyline");
+    line.setAttribute("class", key);
+    const step = W / Math.max(1, KEEP - 1), start = W - step * (points.length - 1);
+    line.setAttribute("points", points.map((p, i) =>
+      (start + i * step).toFixed(1) + "," + (H - 2 - (p[key] / max) * (H - 4)).toFixed(1)).join(" "));
+    svg.appendChild(line);
+  }
+  return svg;
+}
+
+function renderServices(status) {
+  const box = document.getElementById("services");
+  const out = [];
+  for (const s of status.services) {
+    const div = el("div", "svc");
+    div.dataset.service = s.name;
+    const head = el("div", "svc-head");
+    head.appendChild(el("span", "svc-name", s.name));
+    const r = rates(s.name, s, status.monotonic_ms);
+    const req = el("span", "rate"); req.appendChild(document.createTextNode("req/s ")); req.appendChild(el("b", null, fmtRate(r.req)));
+    const e5 = el("span", "rate"); e5.appendChild(document.createTextNode("5xx/s ")); e5.appendChild(el("b", null, fmtRate(r.e5)));
+    head.appendChild(req); head.appendChild(e5);
+    if (status.traffic) head.appendChild(sparkline(r.points));
+    if (s.panic) head.appendChild(el("span", "pill s503", "panic mode"));
+    div.appendChild(head);
+    if (!s.instances.length) {
+      div.appendChild(el("div", "empty", "no instance: its routes answer 503"));
+    } else {
+      const t = el("table");
+      const hr = el("tr");
+      for (const h of ["", "Container", "Address", "Weight", "In flight", "Health"]) hr.appendChild(el("th", null, h));
+      t.appendChild(hr);
+      for (const i of s.instances) {
+        const tr = el("tr", "instance");
+        tr.dataset.address = i.address;
+        const dotCell = cell(tr, "");
+        dotCell.appendChild(el("span", "dot " + (["green", "amber", "red"].includes(i.colour) ? i.colour : "red")));
+        cell(tr, i.container || "(config)", "container");
+        cell(tr, i.address, "mono");
+        cell(tr, i.weight, "num");
+        cell(tr, i.in_flight, "num");
+        const why = cell(tr, i.why, "why");
+        if (i.docker) why.appendChild(el("div", null, "Docker: " + i.docker));
+        t.appendChild(tr);
+      }
+      div.appendChild(t);
+    }
+    out.push(div);
+  }
+  box.replaceChildren(...out);
+}
+
+function renderRoutes(status) {
+  const body = document.getElementById("routes");
+  const rows = status.routes.map(r => {
+    const tr = el("tr", "route");
+    tr.dataset.route = r.name;
+    cell(tr, r.name); cell(tr, r.host || "(any)"); cell(tr, r.path_prefix, "mono");
+    cell(tr, r.priority, "num"); cell(tr, r.service);
+    const st = cell(tr, "");
+    st.appendChild(el("span", "pill " + (r.state === "ok" ? "ok" : "s503"), r.state === "ok" ? "ok" : "503: no instance"));
+    return tr;
+  });
+  body.replaceChildren(...rows);
+}
+
+function renderEvents(journal) {
+  const body = document.getElementById("events");
+  const events = journal.events.slice(-SHOW_EVENTS).reverse();  // newest first on the page
+  const rows = events.map(e => {
+    const tr = el("tr", "event");
+    cell(tr, e.time.replace("T", " ").replace("Z", ""), "mono time");
+    cell(tr, e.type, "ev-type");
+    const parts = [];
+    for (const k of Object.keys(e)) {
+      if (["seq", "time", "time_ms", "type"].includes(k)) continue;
+      parts.push(k + "=" + e[k]);
+    }
+    cell(tr, parts.join("  "), "why");
+    return tr;
+  });
+  body.replaceChildren(...rows);
+}
+
+async function update() {
+  try {
+    const [status, journal] = await Promise.all([
+      fetch("/api/status", { cache: "no-store" }).then(r => r.json()),
+      fetch("/api/events", { cache: "no-store" }).then(r => r.json())]);
+    renderServices(status);
+    renderRoutes(status);
+    renderEvents(journal);
+    let instances = 0;
+    for (const s of status.services) instances += s.instances.length;
+    document.getElementById("summary").textContent = "generation " + status.generation + " \u00b7 " +
+      status.routes.length + " routes \u00b7 " + status.services.length + " services \u00b7 " +
+      instances + " instances \u00b7 " + status.time.replace("T", " ").replace("Z", " UTC");
+    document.getElementById("discovery").textContent = status.discovery.map(d =>
+      d.name + ": " + (d.in_sync ? "in sync" : d.stale_reason)).join(" \u00b7 ");
+    document.getElementById("error").textContent = "";
+    updates += 1;
+    document.body.dataset.updates = String(updates);
+  } catch (err) {
+    document.getElementById("error").textContent = "update failed: " + err;
+  }
+}
+update();
+setInterval(update, POLL_MS);
+</script>
+</body>
+</html>
+)BERTHPAGE";
+
+}  // namespace
+
+const char* status_page_html() noexcept { return kPage; }
+
+}  // namespace berth

@@ -1,0 +1,293 @@
+// The status page and its APIs through the real binary: GET / (the page), /api/status,
+// /api/events (reloads, instances leaving, routes going 503, probes failing) and /api/explain.
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <memory>
+
+#include "chromium.h"
+#include "env.h"
+
+using namespace it;
+using nlohmann::json;
+
+namespace {
+
+json get_json(uint16_t admin_port, const std::string& target, int expected_status = 200) {
+  Response r = http_get(admin_port, target, "127.0.0.1");
+  INFO(target << ": " << r.raw_head << r.body << r.error);
+  REQUIRE(r.status == expected_status);
+  CHECK(lower(r.header("content-type").value_or("")).find("application/json") != std::string::npos);
+  json j = json::parse(r.body, nullptr, false);
+  REQUIRE_FALSE(j.is_discarded());
+  return j;
+}
+
+// The events of /api/events of one type.
+std::vector<json> events_of(uint16_t admin_port, const std::string& type) {
+  json doc = get_json(admin_port, "/api/events");
+  std::vector<json> out;
+  for (const json& e : doc["events"])
+    if (e["type"] == type) out.push_back(e);
+  return out;
+}
+
+const json* find_by(const json& list, const std::string& key, const std::string& value) {
+  for (const json& item : list)
+    if (item.contains(key) && item[key] == value) return &item;
+  return nullptr;
+}
+
+constexpr const char* kMarkupName = "<img src=x onerror=document.body.dataset.pwned=1>";
+
+std::string two_service_yaml(const Origin& a, const Origin& b, uint16_t dead, bool with_b) {
+  std::string y = config_head(1, "upstream_connect: 1s, upstream_response: 5s") +
+                  "routes:\n"
+                  "  - {name: r-root, host: \"a.test\", path: /, service: s-web}\n"
+                  "  - {name: r-api, host: \"a.test\", path: /api, service: s-api}\n"
+                  "  - {name: r-wild, host: \"*.test\", path: /, service: s-web}\n"
+                  "  - {name: r-top, path: /admin, priority: 10, service: s-api}\n"
+                  // A route name is free text: the page must show it as text, never run it.
+                  "  - {name: '" + std::string(kMarkupName) + "', host: \"markup.example\", service: s-api}\n"
+                  "services:\n"
+                  "  s-web:\n"
+                  "    endpoints: [\"" + a.address() + "\", \"127.0.0.1:" + std::to_string(dead) + "\"]\n"
+                  "    health: {path: /__health, interval: 200ms, timeout: 200ms, unhealthy_threshold: 1, healthy_threshold: 1}\n"
+                  "    outlier: {panic_threshold_percent: 0}\n";
+  y += with_b ? "  s-api: {endpoints: [\"" + b.address() + "\"]}\n" : "  s-api: {endpoints: []}\n";
+  return y;
+}
+
+}  // namespace
+
+TEST_CASE("status: GET / is the self-contained status page", "[status]") {
+  auto& env = shared();
+  Response r = http_get(env.admin_port(), "/", "127.0.0.1");
+  INFO(r.raw_head << r.error);
+  REQUIRE(r.status == 200);
+  CHECK(lower(r.header("content-type").value_or("")).find("text/html") != std::string::npos);
+  CHECK(r.body.rfind("<!DOCTYPE html>", 0) == 0);
+  CHECK(r.body.find("<title>Berth status</title>") != std::string::npos);
+  CHECK(r.body.find("/api/status") != std::string::npos);
+  CHECK(r.body.find("/api/events") != std::string::npos);
+  // No external assets, and data is never inserted as markup.
+  CHECK(r.body.find("src=") == std::string::npos);
+  CHECK(r.body.find("<link") == std::string::npos);
+  CHECK(r.body.find("http://") == r.body.find("http://www.w3.org/2000/svg"));
+  CHECK(r.body.find("innerHTML") == std::string::npos);
+  check_alive(env);
+}
+
+TEST_CASE("status: /api/status lists routes, services and instances with health", "[status]") {
+  auto& env = shared();
+  json j = get_json(env.admin_port(), "/api/status");
+  CHECK(j["generation"].is_number());
+  CHECK(j["traffic"].is_boolean());
+  const json* r = find_by(j["routes"], "name", "r-lb");
+  REQUIRE(r != nullptr);
+  CHECK((*r)["host"] == "lb.test");
+  CHECK((*r)["service"] == "s-ab");
+  CHECK((*r)["state"] == "ok");
+  const json* empty = find_by(j["routes"], "name", "r-empty");
+  REQUIRE(empty != nullptr);
+  CHECK((*empty)["state"] == "503");
+  const json* s = find_by(j["services"], "name", "s-ab");
+  REQUIRE(s != nullptr);
+  REQUIRE((*s)["instances"].size() == 2);
+  const json* b = find_by((*s)["instances"], "address", env.b->address());
+  REQUIRE(b != nullptr);
+  CHECK((*b)["weight"] == 2);
+  CHECK((*b)["eligible"] == true);
+  CHECK((*b)["colour"] == "green");
+  CHECK((*b)["container"] == "");
+  CHECK((*b)["in_flight"] == 0);
+  CHECK((*b)["docker"].is_null());
+  if (!j["traffic"].get<bool>()) CHECK((*s)["requests"].is_null());
+  check_alive(env);
+}
+
+TEST_CASE("status: /api/explain names the route, the rule that chose it and each instance's eligibility",
+          "[status]") {
+  Origin a("A"), b("B");
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  const uint16_t dead = unused_port();
+  Berth berth(two_service_yaml(a, b, dead, true));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  const uint16_t admin = berth.admin_port();
+  // The live instance passes its first probe; the dead one never does: not eligible, and says why.
+  REQUIRE(wait_until([&] {
+    json j = get_json(admin, "/api/explain?host=a.test&path=/");
+    const json* d = find_by(j["service"]["instances"], "address", a.address());
+    return d && (*d)["probe"] == "healthy";
+  }, 5s));
+
+  json j = get_json(admin, "/api/explain?host=A.TEST:80&path=/index.html%3Fq%3D1");
+  CHECK(j["matched"] == true);
+  CHECK(j["host"] == "a.test");
+  CHECK(j["path"] == "/index.html");
+  CHECK(j["route"]["name"] == "r-root");
+  CHECK(j["rule"] == "exact_host");  // over r-wild, same priority
+  CHECK(j["why"].get<std::string>().find("exact host") != std::string::npos);
+  CHECK(j["service"]["name"] == "s-web");
+  CHECK(j["service"]["eligible"] == 1);
+  REQUIRE(j["candidates"].size() == 4);  // r-root; r-wild (outranked); r-api, r-top (path)
+  CHECK(j["candidates"][0]["route"] == "r-root");
+  CHECK(j["candidates"][0]["outcome"] == "chosen");
+  const json* wild = find_by(j["candidates"], "route", "r-wild");
+  REQUIRE(wild != nullptr);
+  CHECK((*wild)["outcome"] == "outranked");
+  CHECK((*wild)["rule"] == "exact_host");
+  CHECK((*wild)["host_match"] == "wildcard");
+  const json* api = find_by(j["candidates"], "route", "r-api");
+  REQUIRE(api != nullptr);
+  CHECK((*api)["outcome"] == "path_mismatch");
+  const json* live = find_by(j["service"]["instances"], "address", a.address());
+  const json* down = find_by(j["service"]["instances"], "address", "127.0.0.1:" + std::to_string(dead));
+  REQUIRE(live != nullptr);
+  REQUIRE(down != nullptr);
+  CHECK((*live)["eligible"] == true);
+  CHECK((*live)["probe"] == "healthy");
+  CHECK((*down)["eligible"] == false);
+  CHECK((*down)["probe"] == "pending");
+  CHECK((*down)["colour"] == "amber");
+  CHECK((*down)["why"].get<std::string>().find("waiting for its first passing health check") != std::string::npos);
+
+  json api_x = get_json(admin, "/api/explain?host=a.test&path=/api/v1");
+  CHECK(api_x["route"]["name"] == "r-api");
+  CHECK(api_x["rule"] == "longer_path_prefix");
+  json top = get_json(admin, "/api/explain?host=a.test&path=/admin");
+  CHECK(top["route"]["name"] == "r-top");
+  CHECK(top["rule"] == "priority");
+  CHECK(top["service"]["name"] == "s-api");
+  json none = get_json(admin, "/api/explain?host=other.org&path=/");
+  CHECK(none["matched"] == false);
+  CHECK(none["route"].is_null());
+  CHECK(none["why"].get<std::string>().find("404") != std::string::npos);
+
+  // Bad input: 400 with a message that says what is wrong.
+  for (const char* target : {"/api/explain", "/api/explain?path=/", "/api/explain?host=a.test",
+                             "/api/explain?host=a.test&path=nope", "/api/explain?host=%5Bzz&path=/",
+                             "/api/explain?host=a%20b&path=/"}) {
+    json e = get_json(admin, target, 400);
+    INFO(target);
+    CHECK(e["error"].get<std::string>().size() > 10);
+  }
+  CHECK(get_json(admin, "/api/explain?path=/", 400)["error"].get<std::string>().find("host") != std::string::npos);
+  CHECK(get_json(admin, "/api/explain?host=x", 400)["error"].get<std::string>().find("path") != std::string::npos);
+  CHECK(berth.running());
+}
+
+TEST_CASE("status: /api/events records reloads, instances leaving, routes going 503 and failing probes",
+          "[status]") {
+  Origin a("A"), b("B");
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  const uint16_t dead = unused_port();
+  Berth berth(two_service_yaml(a, b, dead, true));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  const uint16_t admin = berth.admin_port();
+  CHECK(events_of(admin, "started").size() == 1);
+  REQUIRE(wait_until([&] {
+    for (const json& e : events_of(admin, "probe_changed"))
+      if (e["instance"] == a.address() && e["to"] == "healthy") return true;
+    return false;
+  }, 5s));
+
+  // A broken config: the reload fails and says so.
+  REQUIRE(berth.rewrite_config("routes: [unclosed\n"));
+  REQUIRE(berth.process().signal(SIGHUP));
+  REQUIRE(wait_until([&] { return !events_of(admin, "config_reloaded").empty(); }, 5s));
+  json failed = events_of(admin, "config_reloaded").back();
+  CHECK(failed["result"] == "failed");
+  CHECK_FALSE(failed["error"].get<std::string>().empty());
+
+  // A good one that removes s-api's only instance: the reload, the instance leaving and s-api's
+  // routes going 503.
+  REQUIRE(berth.rewrite_config(two_service_yaml(a, b, dead, false)));
+  REQUIRE(berth.process().signal(SIGHUP));
+  REQUIRE(wait_until([&] { return events_of(admin, "config_reloaded").size() == 2; }, 5s));
+  CHECK(events_of(admin, "config_reloaded").back()["result"] == "ok");
+  std::vector<json> left = events_of(admin, "instance_left");
+  REQUIRE(left.size() == 1);
+  CHECK(left[0]["service"] == "s-api");
+  CHECK(left[0]["instance"] == b.address());
+  CHECK(left[0]["why"] == "removed from the configuration");
+  std::vector<json> went_503 = events_of(admin, "route_503");
+  REQUIRE(went_503.size() == 3);  // and the route with the markup name
+  CHECK(find_by(json(went_503), "route", "r-api") != nullptr);
+  CHECK(find_by(json(went_503), "route", "r-top") != nullptr);
+  CHECK(get_json(admin, "/api/explain?host=a.test&path=/api")["service"]["why"].get<std::string>().find("503") !=
+        std::string::npos);
+
+  // The live instance goes away (its process ends): its probe fails, and that is journalled.
+  a.process().terminate();
+  REQUIRE(wait_until([&] {
+    for (const json& e : events_of(admin, "probe_changed"))
+      if (e["instance"] == a.address() && e["to"] == "unhealthy") return true;
+    return false;
+  }, 5s));
+
+  // Every event has a time and a sequence number, oldest first.
+  json doc = get_json(admin, "/api/events");
+  CHECK(doc["capacity"] == 256);
+  uint64_t last = 0;
+  for (const json& e : doc["events"]) {
+    CHECK(e["seq"].get<uint64_t>() > last);
+    last = e["seq"].get<uint64_t>();
+    CHECK(e["time"].get<std::string>().size() == 24);  // 2026-12-02T08:00:00.123Z
+    CHECK(e["time_ms"].get<int64_t>() > 1'700'000'000'000);
+  }
+  CHECK(get_json(admin, "/api/events?after=" + std::to_string(last))["events"].empty());
+  CHECK(berth.running());
+}
+
+TEST_CASE("status: headless Chromium renders the page with the config's routes and instances", "[status][browser]") {
+  Origin a("A"), b("B");
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  const uint16_t dead = unused_port();
+  Berth berth(two_service_yaml(a, b, dead, true));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  const std::string url = "http://127.0.0.1:" + std::to_string(berth.admin_port()) + "/";
+  // The live instance has passed a probe before the page is loaded; the dead one never does.
+  REQUIRE(wait_until([&] {
+    return http_get(berth.admin_port(), "/api/status", "x").body.find("\"probe\":\"healthy\"") != std::string::npos;
+  }, 5s));
+
+  BrowserRun dom = chromium_dom(url, 3000);
+  INFO(dom.error << "\n" << dom.log);
+  REQUIRE(dom.error.empty());
+  // The page updated itself from the JSON APIs at least once, without an error.
+  CHECK(dom.output.find("data-updates=\"0\"") == std::string::npos);
+  CHECK(dom.output.find("data-updates=\"") != std::string::npos);
+  CHECK(dom.output.find("id=\"error\"></span>") != std::string::npos);  // no "update failed"
+  for (const char* route : {"r-root", "r-api", "r-wild", "r-top"})
+    CHECK(dom.output.find(std::string("data-route=\"") + route + "\"") != std::string::npos);
+  CHECK(dom.output.find("data-service=\"s-web\"") != std::string::npos);
+  CHECK(dom.output.find("data-service=\"s-api\"") != std::string::npos);
+  CHECK(dom.output.find("data-address=\"" + a.address() + "\"") != std::string::npos);
+  CHECK(dom.output.find("data-address=\"" + b.address() + "\"") != std::string::npos);
+  CHECK(dom.output.find("waiting for its first passing health check") != std::string::npos);
+  CHECK(occurrences(dom.output, "class=\"dot amber\"") == 1);
+  CHECK(occurrences(dom.output, "class=\"dot green\"") == 2);
+  CHECK(dom.output.find(">started<") != std::string::npos);  // the events table
+  // Names from the configuration are text: escaped in the DOM, and the markup never ran.
+  CHECK(dom.output.find(">&lt;img src=x onerror=document.body.dataset.pwned=1&gt;<") != std::string::npos);
+  CHECK(dom.output.find("data-pwned") == std::string::npos);
+  CHECK(dom.output.find("<img") == std::string::npos);
+
+  const std::string png = screenshot_path("status-page-config.png");
+  BrowserRun shot = chromium_screenshot(url, png, 1100, 700, 3000);
+  INFO(shot.error << "\n" << shot.log);
+  REQUIRE(shot.error.empty());
+  const std::string bytes = read_file(png);
+  CHECK(is_png(bytes));
+  CHECK(png_size(bytes) == std::make_pair(1100u, 700u));
+  CHECK(berth.running());
+}

@@ -1,0 +1,130 @@
+// The event journal behind /api/events: bounded, ordered, and the changes it finds between two
+// looks at the published state.
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "proxy/control/event_journal.h"
+
+using berth::EventJournal;
+using berth::InstanceView;
+using berth::ObservedState;
+using berth::RouteView;
+
+namespace {
+
+std::vector<std::string> types(const EventJournal& j) {
+  std::vector<std::string> out;
+  for (const auto& e : j.events()) out.push_back(e.type);
+  return out;
+}
+
+std::string field(const berth::JournalEvent& e, const std::string& name) {
+  for (const auto& [k, v] : e.fields)
+    if (k == name) return v;
+  return "<absent>";
+}
+
+void add_route(ObservedState& s, const std::string& name, const std::string& service, const std::string& state) {
+  s.routes[berth::route_key(name, name + ".test", "/")] = RouteView{name, name + ".test", "/", service, state};
+}
+
+}  // namespace
+
+TEST_CASE("journal: keeps the last entries, oldest first, numbered", "[journal]") {
+  EventJournal j(3);
+  for (int i = 1; i <= 5; ++i) j.add(1000 * i, "e" + std::to_string(i), {{"n", std::to_string(i)}});
+  REQUIRE(j.events().size() == 3);
+  CHECK(j.total() == 5);
+  CHECK(types(j) == std::vector<std::string>{"e3", "e4", "e5"});
+  CHECK(j.events().front().seq == 3);
+  CHECK(j.events().back().seq == 5);
+
+  nlohmann::json doc = j.to_json();
+  CHECK(doc["capacity"] == 3);
+  CHECK(doc["total"] == 5);
+  REQUIRE(doc["events"].size() == 3);
+  CHECK(doc["events"][0]["type"] == "e3");
+  CHECK(doc["events"][0]["n"] == "3");
+  CHECK(doc["events"][0]["seq"] == 3);
+  CHECK(doc["events"][0]["time_ms"] == 3000);
+  CHECK(doc["events"][0]["time"] == "1970-01-01T00:00:03.000Z");
+  CHECK(j.to_json(4)["events"].size() == 1);  // only what came after seq 4
+  CHECK(EventJournal().capacity() == 256);
+}
+
+TEST_CASE("journal: times are RFC 3339 UTC with milliseconds", "[journal]") {
+  CHECK(berth::format_time_ms(0) == "1970-01-01T00:00:00.000Z");
+  CHECK(berth::format_time_ms(1796200000123) == "2026-12-02T08:26:40.123Z");
+}
+
+TEST_CASE("journal: instances joining and leaving services", "[journal]") {
+  ObservedState before, after;
+  before.instances[{"web", "10.0.0.1:80"}] = InstanceView{"web-1", "unchecked", false, 0};
+  before.instances[{"web", "10.0.0.2:80"}] = InstanceView{"web-2", "unchecked", false, 0};
+  before.instances[{"api", "127.0.0.1:9000"}] = InstanceView{"", "unchecked", false, 0};
+  after.instances[{"web", "10.0.0.1:80"}] = InstanceView{"web-1", "unchecked", false, 0};
+  after.instances[{"web", "10.0.0.3:80"}] = InstanceView{"web-3", "pending", false, 0};
+  EventJournal j;
+  berth::record_changes(before, after, 5000, j);
+  REQUIRE(types(j) == std::vector<std::string>{"instance_left", "instance_left", "instance_joined"});
+  const auto& left_api = j.events()[0];
+  CHECK(field(left_api, "service") == "api");
+  CHECK(field(left_api, "container") == "<absent>");
+  CHECK(field(left_api, "why") == "removed from the configuration");
+  const auto& left_web = j.events()[1];
+  CHECK(field(left_web, "container") == "web-2");
+  CHECK(field(left_web, "instance") == "10.0.0.2:80");
+  CHECK(field(left_web, "why").find("no longer discovered") == 0);
+  CHECK(field(j.events()[2], "container") == "web-3");
+  CHECK(field(j.events()[2], "probe") == "pending");
+  CHECK(j.events()[2].time_ms == 5000);
+
+  EventJournal none;
+  berth::record_changes(after, after, 6000, none);
+  CHECK(none.events().empty());
+}
+
+TEST_CASE("journal: ejections, returns and probe changes", "[journal]") {
+  ObservedState a, b, c;
+  a.instances[{"web", "i1"}] = InstanceView{"c1", "healthy", false, 0};
+  b.instances[{"web", "i1"}] = InstanceView{"c1", "unhealthy", true, 1};
+  c.instances[{"web", "i1"}] = InstanceView{"c1", "healthy", false, 1};
+  EventJournal j;
+  berth::record_changes(a, b, 1, j);
+  berth::record_changes(b, c, 2, j);
+  REQUIRE(types(j) == std::vector<std::string>{"instance_ejected", "probe_changed", "instance_returned", "probe_changed"});
+  CHECK(field(j.events()[0], "ejections") == "1");
+  CHECK(field(j.events()[0], "why").find("outlier detection") == 0);
+  CHECK(field(j.events()[1], "from") == "healthy");
+  CHECK(field(j.events()[1], "to") == "unhealthy");
+  CHECK(field(j.events()[3], "to") == "healthy");
+}
+
+TEST_CASE("journal: a route goes 503, recovers, goes 503 again and expires", "[journal]") {
+  ObservedState ok, empty, off, gone, config_empty;
+  add_route(ok, "r", "web", "ok");
+  add_route(empty, "r", "web", "503");
+  add_route(off, "r", "web", "off");
+  EventJournal j;
+  berth::record_changes(ok, empty, 1, j);
+  berth::record_changes(empty, ok, 2, j);
+  berth::record_changes(ok, empty, 3, j);
+  berth::record_changes(empty, off, 4, j);
+  berth::record_changes(off, ok, 5, j);
+  berth::record_changes(ok, empty, 6, j);
+  berth::record_changes(empty, gone, 7, j);  // left the table while empty
+  CHECK(types(j) == std::vector<std::string>{"route_503", "route_recovered", "route_503", "route_expired",
+                                             "route_recovered", "route_503", "route_expired"});
+  CHECK(field(j.events()[0], "route") == "r");
+  CHECK(field(j.events()[0], "service") == "web");
+  CHECK(field(j.events()[0], "host") == "r.test");
+  CHECK(field(j.events()[0], "why").find("no instance left") != std::string::npos);
+
+  // A route that appears without instances (a config service with none) is not a change; a
+  // route that simply leaves with its instances is told by instance_left, not here.
+  add_route(config_empty, "c", "none", "503");
+  EventJournal quiet;
+  berth::record_changes(ObservedState{}, config_empty, 1, quiet);
+  berth::record_changes(ok, ObservedState{}, 2, quiet);
+  CHECK(quiet.events().empty());
+}

@@ -1,0 +1,174 @@
+// What the status page and /api/explain say about instances and services, without sockets:
+// eligibility and why (probes, ejections, panic mode), the traffic hook, the observed state the
+// journal diffs, and the explain document with its 400 reasons.
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "proxy/control/status.h"
+#include "proxy/health/health_registry.h"
+
+using namespace berth;
+
+namespace {
+
+// One service "web" of n instances with shared health state, routed at web.test; "idle" has none.
+struct Fixture {
+  HealthRegistry registry;
+  std::vector<Service> services;
+  std::shared_ptr<const RouteTable> table;
+  explicit Fixture(size_t n, uint32_t panic_percent = 50, bool checked = false) {
+    Service web;
+    web.name = "web";
+    web.policy.health.enabled = checked;
+    web.policy.health.path = "/healthz";
+    web.policy.outlier.panic_threshold_percent = panic_percent;
+    for (size_t i = 0; i < n; ++i) {
+      Endpoint e;
+      e.key = "10.0.0." + std::to_string(i + 1) + ":80";
+      e.source = "container:0123456789ab/web-" + std::to_string(i + 1);
+      web.endpoints.push_back(e);
+    }
+    Service idle;
+    idle.name = "idle";
+    services = {web, idle};
+    registry.attach(services);
+    Route r;
+    r.name = "r-web";
+    r.host = "web.test";
+    r.path_prefix = "/";
+    r.service = 0;
+    Route r2 = r;
+    r2.name = "r-idle";
+    r2.host = "idle.test";
+    r2.service = 1;
+    table = RouteTable::build({r, r2}, services, 7);
+  }
+  EndpointHealth& health(size_t i) { return *table->service(0).endpoints[i].health; }
+};
+
+}  // namespace
+
+TEST_CASE("status: eligibility and why follow selection: probes, ejections, panic", "[status]") {
+  const int64_t now = 1'000'000;
+  Fixture f(4, 50, true);
+  f.health(0).probe = ProbeState::kHealthy;
+  f.health(1).probe = ProbeState::kHealthy;
+  f.health(2).probe = ProbeState::kUnhealthy;
+  f.health(3).probe = ProbeState::kPending;
+  bool panic = true;
+  auto why = instance_eligibility(f.table->service(0), now, &panic);
+  CHECK_FALSE(panic);  // 2 of the 3 checked-once instances are healthy
+  REQUIRE(why.size() == 4);
+  CHECK(why[0].eligible);
+  CHECK(why[0].colour == "green");
+  CHECK(why[0].why == "passing its health check");
+  CHECK_FALSE(why[2].eligible);
+  CHECK(why[2].colour == "red");
+  CHECK(why[2].why == "failing its active health check (/healthz)");
+  CHECK_FALSE(why[3].eligible);
+  CHECK(why[3].colour == "amber");
+  CHECK(why[3].why == "waiting for its first passing health check");
+
+  // Instance 1 ejected: now only 1 of 3 healthy, under 50%: panic mode lets the checked ones in.
+  f.health(1).ejected_until_ms = now + 8'200;
+  f.health(1).ejections = 1;
+  why = instance_eligibility(f.table->service(0), now, &panic);
+  CHECK(panic);
+  CHECK(why[1].eligible);
+  CHECK(why[1].colour == "amber");
+  CHECK(why[1].why.find("ejected by outlier detection (ejection 1) for 8.2 s more") == 0);
+  CHECK(why[1].why.find("panic mode (fewer than 50%") != std::string::npos);
+  CHECK(why[2].eligible);
+  CHECK(why[2].colour == "amber");
+  CHECK_FALSE(why[3].eligible);  // never passed a probe: not even in panic
+
+  // Without panic mode, the ejected one is out and red.
+  Fixture g(2, 0);
+  g.health(0).ejected_until_ms = now + 1'000;
+  g.health(0).ejections = 2;
+  why = instance_eligibility(g.table->service(0), now, &panic);
+  CHECK_FALSE(panic);
+  CHECK_FALSE(why[0].eligible);
+  CHECK(why[0].colour == "red");
+  CHECK(why[1].why == "eligible (no active health check)");
+}
+
+TEST_CASE("status: the document, with and without the traffic hook", "[status]") {
+  const int64_t now = 1'000'000;
+  Fixture f(2);
+  StatusBuilder builder;
+  nlohmann::json j = builder.status(*f.table, now);
+  CHECK(j["generation"] == 7);
+  CHECK(j["traffic"] == false);
+  REQUIRE(j["routes"].size() == 2);
+  CHECK(j["routes"][0]["name"] == "r-web");
+  CHECK(j["routes"][0]["state"] == "ok");
+  CHECK(j["routes"][1]["state"] == "503");  // "idle" has no instance (a config service: forever)
+  REQUIRE(j["services"].size() == 2);
+  const nlohmann::json& web = j["services"][0];
+  CHECK(web["name"] == "web");
+  CHECK(web["requests"].is_null());
+  CHECK(web["responses_5xx"].is_null());
+  REQUIRE(web["instances"].size() == 2);
+  CHECK(web["instances"][0]["container"] == "web-1");
+  CHECK(web["instances"][0]["address"] == "10.0.0.1:80");
+  CHECK(web["instances"][0]["docker"] == "running, healthy or no healthcheck");
+  CHECK(web["instances"][0]["in_flight"] == 0);
+  CHECK(web["instances"][0]["eligible"] == true);
+
+  builder.traffic = [] { return std::vector<StatusTraffic>{{"web", 120, 3}}; };
+  j = builder.status(*f.table, now);
+  CHECK(j["traffic"] == true);
+  CHECK(j["services"][0]["requests"] == 120);
+  CHECK(j["services"][0]["responses_5xx"] == 3);
+  CHECK(j["services"][1]["requests"] == 0);  // no traffic reported for it yet
+}
+
+TEST_CASE("status: the observed state lists instances and route states for the journal", "[status]") {
+  Fixture f(2);
+  f.health(1).ejected_until_ms = 2'000;
+  f.health(1).ejections = 1;
+  ObservedState s = observe_state(*f.table, 1'000);
+  REQUIRE(s.instances.size() == 2);
+  const InstanceView& v = s.instances.at({"web", "10.0.0.2:80"});
+  CHECK(v.container == "web-2");
+  CHECK(v.ejected);
+  CHECK(v.ejections == 1);
+  CHECK(v.probe == "unchecked");
+  REQUIRE(s.routes.size() == 2);
+  CHECK(s.routes.at(route_key("r-idle", "idle.test", "/")).state == "503");
+  CHECK(s.routes.at(route_key("r-web", "web.test", "/")).state == "ok");
+  // Ejection over: the next look differs by exactly one instance_returned.
+  EventJournal journal;
+  record_changes(s, observe_state(*f.table, 3'000), 5, journal);
+  REQUIRE(journal.events().size() == 1);
+  CHECK(journal.events()[0].type == "instance_returned");
+}
+
+TEST_CASE("status: explain answers 400 reasons for bad input, and the instances for good input", "[status]") {
+  Fixture f(2);
+  std::string error;
+  CHECK(explain_request(*f.table, "", "/", 1, &error).is_null());
+  CHECK(error.find("missing query parameter: host") == 0);
+  CHECK(explain_request(*f.table, "web.test", "", 1, &error).is_null());
+  CHECK(error.find("missing query parameter: path") == 0);
+  CHECK(explain_request(*f.table, "web.test", "x", 1, &error).is_null());
+  CHECK(error.find("invalid path") == 0);
+  CHECK(explain_request(*f.table, "web.test", "/a b", 1, &error).is_null());
+  CHECK(error.find("invalid host or path") == 0);
+  CHECK(explain_request(*f.table, "[::1", "/", 1, &error).is_null());
+  CHECK(error.find("invalid host") == 0);
+
+  nlohmann::json j = explain_request(*f.table, "WEB.test", "/x", 1, &error);
+  CHECK(error.empty());
+  CHECK(j["matched"] == true);
+  CHECK(j["route"]["name"] == "r-web");
+  CHECK(j["rule"] == "only_match");
+  CHECK(j["service"]["name"] == "web");
+  CHECK(j["service"]["eligible"] == 2);
+  CHECK(j["service"]["instances"].size() == 2);
+  nlohmann::json idle = explain_request(*f.table, "idle.test", "/", 1, &error);
+  CHECK(idle["service"]["why"].get<std::string>().find("no instance") == 0);
+  nlohmann::json none = explain_request(*f.table, "nowhere.test", "/", 1, &error);
+  CHECK(none["matched"] == false);
+}
