@@ -10,9 +10,11 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstring>
 #include <csignal>
 #include <map>
 #include <mutex>
@@ -505,6 +507,20 @@ void syslog_kill_and_restart(const std::string& scheme) {
       CHECK(got[first[i]]["route"] == "r-log");
     }
   }
+  // A record longer than rsyslog's 8096 bytes arrives as one message of valid JSON, its long
+  // request strings shortened.
+  const std::string long_id = marker("SYL");
+  Response long_r = http_get(env.berth->port(), "/" + std::string(6000, 'p'), "log.test",
+                             {id_header(long_id), "User-Agent: " + std::string(7000, 'u')});
+  REQUIRE(long_r.status == 200);
+  REQUIRE(wait_until([&] { return received_records(rsyslog.received(), input).count(long_id) == 1; }, 3s));
+  {
+    json j = received_records(rsyslog.received(), input)[long_id];
+    CHECK(j["status"] == 200);
+    CHECK(j["path"].get<std::string>().size() < 600);
+    CHECK(j["user_agent"].get<std::string>().substr(0, 10) == "uuuuuuuuuu");
+    CHECK(rsyslog.errors().find("oversize") == std::string::npos);
+  }
   CHECK(access_log_stats(env.berth->admin_port()).dropped == 0);
 
   // Traffic throughout; rsyslog killed, then started again on the same ports.
@@ -582,4 +598,38 @@ TEST_CASE("access log: rsyslog over UDP, killed and restarted during traffic", "
 
 TEST_CASE("access log: rsyslog over TCP, killed and restarted during traffic", "[accesslog][rsyslog]") {
   syslog_kill_and_restart("tcp");
+}
+
+TEST_CASE("access log: syslog on a unix datagram socket", "[accesslog]") {
+  // The test is the receiver: a datagram socket bound where /dev/log would be.
+  TempDir dir;
+  const std::string sock_path = dir.file("log.sock");
+  int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_un sun{};
+  sun.sun_family = AF_UNIX;
+  REQUIRE(sock_path.size() < sizeof sun.sun_path);
+  std::memcpy(sun.sun_path, sock_path.c_str(), sock_path.size() + 1);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&sun), sizeof sun) == 0);
+  timeval tv{3, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+
+  LogEnv env("access_log: {format: combined, syslog: \"unix://" + sock_path + "\"}\n");
+  const std::string id = marker("UX");
+  Response r = http_get(env.berth->port(), "/unix?z=1", "log.test", {id_header(id), "User-Agent: ux/1"});
+  REQUIRE(r.status == 200);
+  char buf[9000];
+  ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+  ::close(fd);
+  REQUIRE(n > 0);
+  const std::string msg(buf, static_cast<size_t>(n));
+  INFO(msg);
+  const std::regex rfc5424(R"(<134>1 \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \S+ berth (\d+) access - (.*))");
+  std::smatch m;
+  REQUIRE(std::regex_match(msg, m, rfc5424));
+  CHECK(m[1] == std::to_string(env.berth->pid()));
+  CHECK(m[2].str().rfind("127.0.0.1 - - [", 0) == 0);
+  CHECK(m[2].str().find("\"GET /unix?z=1 HTTP/1.1\" 200 ") != std::string::npos);
+  CHECK(m[2].str().find("\"ux/1\"") != std::string::npos);
+  CHECK(msg.find('\n') == std::string::npos);
 }
