@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cstring>
 #include <csignal>
+#include <ctime>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -122,6 +123,15 @@ struct LogEnv {
 
 const std::regex kTime(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)");
 
+// An RFC 3339 time of the records, in RFC 3339 form and within a minute of now.
+bool recent_time(const json& value) {
+  if (!value.is_string() || !std::regex_match(value.get<std::string>(), kTime)) return false;
+  struct tm tm {};
+  if (!strptime(value.get<std::string>().c_str(), "%Y-%m-%dT%H:%M:%S", &tm)) return false;
+  const long diff = static_cast<long>(timegm(&tm) - ::time(nullptr));
+  return diff > -60 && diff < 60;
+}
+
 }  // namespace
 
 TEST_CASE("access log: a proxied request, field by field", "[accesslog]") {
@@ -142,7 +152,7 @@ TEST_CASE("access log: a proxied request, field by field", "[accesslog]") {
   REQUIRE(recs.size() == 1);
   const json& j = recs[0];
   INFO(j.dump());
-  CHECK(std::regex_match(j["time"].get<std::string>(), kTime));
+  CHECK(recent_time(j["time"]));
   CHECK(j["client"] == "127.0.0.1:" + std::to_string(client_port));
   CHECK(j["method"] == "POST");
   CHECK(j["host"] == "log.test");
@@ -268,7 +278,7 @@ TEST_CASE("access log: each local-reply cause", "[accesslog]") {
     INFO(j.dump());
     CHECK(j["status"] == c.status);
     CHECK(j["end"] == "local_reply");
-    CHECK(std::regex_match(j["time"].get<std::string>(), kTime));
+    CHECK(recent_time(j["time"]));
     CHECK(j["client"].get<std::string>().rfind("127.0.0.1:", 0) == 0);
     CHECK(j["bytes_out"].get<uint64_t>() > 0);
     if (c.has_id) {
