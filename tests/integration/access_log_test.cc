@@ -643,3 +643,32 @@ TEST_CASE("access log: syslog on a unix datagram socket", "[accesslog]") {
   CHECK(m[2].str().find("\"ux/1\"") != std::string::npos);
   CHECK(msg.find('\n') == std::string::npos);
 }
+
+TEST_CASE("access log: a file that cannot be opened stops Berth at start; a reload keeps the log",
+          "[accesslog]") {
+  TempDir dir;
+  const std::string conf = dir.file("bad.yaml");
+  REQUIRE(write_file(conf, config_head(1) + "access_log: {path: \"" + dir.file("no/such/dir/a.log") + "\"}\n"));
+  std::string out, err;
+  auto status = run_berth({"--config", conf}, &out, &err);
+  INFO(err);
+  CHECK(exited_with(status, 1));
+  CHECK(err.find("event=access_log_open_failed") != std::string::npos);
+  CHECK(err.find("no/such/dir/a.log") != std::string::npos);
+
+  // SIGHUP with another access_log: a warning, and the records keep going where they went.
+  LogEnv env("access_log: {path: \"{PATH}\"}\n");
+  const std::string yaml = read_file(env.berth->config_path());
+  std::string changed = yaml;
+  const std::string other = dir.file("other.log");
+  changed.replace(changed.find(env.path), env.path.size(), other);
+  REQUIRE(env.berth->rewrite_config(changed));
+  REQUIRE(env.berth->process().signal(SIGHUP));
+  REQUIRE(wait_until([&] { return env.berth->log().find("event=config_reloaded") != std::string::npos; }, 3s));
+  CHECK(env.berth->log().find("reason=\"access_log changes only on restart\"") != std::string::npos);
+  const std::string id = marker("HUP");
+  REQUIRE(http_get(env.berth->port(), "/h", "log.test", {id_header(id)}).status == 200);
+  auto recs = with_id(env.stop_and_read(), id);
+  CHECK(recs.size() == 1);
+  CHECK(read_file(other).empty());
+}
