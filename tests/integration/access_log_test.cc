@@ -20,7 +20,11 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+// GCC 12 warns about libstdc++'s own <regex> code under -fsanitize (a false positive).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <regex>
+#pragma GCC diagnostic pop
 #include <set>
 #include <thread>
 
