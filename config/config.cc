@@ -408,4 +408,31 @@ std::vector<std::pair<std::string, std::string>> parse_htpasswd(std::string_view
   return users;
 }
 
+std::string parse_syslog_target(std::string_view text, AccessLog& access_log) {
+  access_log.syslog.clear();
+  access_log.syslog_kind = AccessLog::Syslog::kNone;
+  if (text.empty()) return {};  // no syslog
+  const std::string expected = "expected \"udp://ip:port\", \"tcp://ip:port\" or \"unix:///path\" (such as "
+                               "unix:///dev/log), got '" + std::string(text) + "'";
+  AccessLog::Syslog kind = AccessLog::Syslog::kNone;
+  std::string_view rest;
+  if (text.rfind("udp://", 0) == 0) kind = AccessLog::Syslog::kUdp, rest = text.substr(6);
+  else if (text.rfind("tcp://", 0) == 0) kind = AccessLog::Syslog::kTcp, rest = text.substr(6);
+  else if (text.rfind("unix://", 0) == 0) kind = AccessLog::Syslog::kUnix, rest = text.substr(7);
+  else return expected;
+  if (kind == AccessLog::Syslog::kUnix) {
+    if (rest.size() < 2 || rest[0] != '/' || rest.find('\0') != std::string_view::npos)
+      return expected;
+    if (rest.size() >= 108) return "the socket path of '" + std::string(text) + "' is too long (at most 107 bytes)";
+    access_log.syslog_socket = std::string(rest);
+  } else {
+    auto address = parse_socket_address(rest, /*allow_port_zero=*/false);
+    if (!address) return expected + " (the host must be a numeric IP address and the port 1-65535)";
+    access_log.syslog_address = *address;
+  }
+  access_log.syslog_kind = kind;
+  access_log.syslog = std::string(text);
+  return {};
+}
+
 }  // namespace berth::config

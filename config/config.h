@@ -238,6 +238,22 @@ struct Docker {
 // "*.suffix"): an exact pattern only covers itself; "*.example.com" covers every name below
 // example.com and every wildcard below it, but not example.com itself.
 bool host_pattern_covers(std::string_view allowed, std::string_view host);
+// The access log (access_log:). Off unless the key is given.
+struct AccessLog {
+  enum class Format : uint8_t { kJson, kCombined };
+  enum class Syslog : uint8_t { kNone, kUdp, kTcp, kUnix };
+  bool enabled = false;
+  Format format = Format::kJson;
+  std::string path;                 // "-" = stdout, "" = no file, else a file (reopened on SIGUSR1)
+  std::string syslog;               // as written: "udp://ip:port", "tcp://ip:port", "unix:///dev/log"
+  Syslog syslog_kind = Syslog::kNone;
+  SocketAddress syslog_address;     // kUdp / kTcp
+  std::string syslog_socket;        // kUnix: the socket path
+  Mark mark;
+  bool operator==(const AccessLog& o) const {
+    return enabled == o.enabled && format == o.format && path == o.path && syslog == o.syslog;
+  }
+};
 
 struct Config {
   std::string source;                 // file path (or a name for in-memory configs)
@@ -249,6 +265,7 @@ struct Config {
   std::vector<Route> routes;
   std::vector<Service> services;      // in file order; names unique
   Docker docker;
+  AccessLog access_log;
 };
 
 struct Error {
@@ -328,6 +345,10 @@ bool apply_policy_setting(const PolicySetting& setting, std::string_view text, S
 // What the setting accepts, for error messages: "an integer from 1 to 10", "true or false",
 // "a duration from 0 to 1h such as 500ms or 30s".
 std::string policy_setting_expectation(const PolicySetting& setting);
+
+// access_log.syslog: "udp://ip:port", "tcp://ip:port" or "unix:///absolute/path" into
+// access_log.syslog_kind / syslog_address / syslog_socket. Empty when valid, else the problem.
+std::string parse_syslog_target(std::string_view text, AccessLog& access_log);
 
 // Lower-cases; accepts "example.com", "*.example.com"; rejects empty labels, bad characters,
 // "*" anywhere but a leading "*." label.

@@ -174,7 +174,8 @@ std::vector<std::string_view> names_of(const Spec (&specs)[N]) {
 
 const std::vector<std::string_view> kTopLevelKeys = {"listeners", "workers",  "admin",
                                                      "timeouts",  "limits",   "routes",
-                                                     "services",  "docker"};
+                                                     "services",  "docker",   "access_log"};
+const std::vector<std::string_view> kAccessLogKeys = {"format", "path", "syslog"};
 const std::vector<std::string_view> kListenerKeys = {"address"};
 const std::vector<std::string_view> kAdminKeys = {"address", "enabled"};
 const std::vector<std::string_view> kRouteKeys = {"name",    "host",    "path",          "priority",
@@ -276,6 +277,7 @@ class Loader {
   void read_docker_field(const Field& field);
   void read_docker_tls(const Value& value);
   void read_docker_compat(const Value& value);
+  void read_access_log(const Value& value);
 
   // Checks across sections, once everything is read.
   void check_listeners_required();
@@ -443,6 +445,7 @@ void Loader::read_document(const YAML::Node& root) {
     const Value& value = field.value;
     if (field.key == "listeners") read_listeners(value);
     else if (field.key == "workers") read_workers(value);
+    else if (field.key == "access_log") read_access_log(value);  // empty: on, with defaults
     else if (value.node.IsNull()) continue;  // an empty section means "all defaults"
     else if (field.key == "admin") read_admin(value);
     else if (field.key == "timeouts") read_timeouts(value);
@@ -994,6 +997,41 @@ void Loader::read_setting(const PolicySetting& setting, const Value& value, Serv
     else
       setting.apply(policy, d->count());
   }
+}
+
+// ---- access log ----
+
+void Loader::read_access_log(const Value& value) {
+  AccessLog& log = config_.access_log;
+  log.enabled = true;
+  log.mark = value.mark;
+  bool path_given = false;
+  if (!value.node.IsNull()) {
+    if (!expect_map(value, "a map with 'format', 'path' and/or 'syslog'")) return;
+    for (const Field& field : fields_of(value, kAccessLogKeys)) {
+      auto text = read_string(field.value);
+      if (!text) continue;
+      if (field.key == "format") {
+        if (*text == "json") log.format = AccessLog::Format::kJson;
+        else if (*text == "combined") log.format = AccessLog::Format::kCombined;
+        else fail(field.value.mark, field.value.path + ": expected json or combined, got '" + *text + "'");
+      } else if (field.key == "path") {
+        path_given = true;
+        if (text->find('\0') != std::string::npos) {
+          fail(field.value.mark, field.value.path + ": a file path must not contain NUL");
+          continue;
+        }
+        log.path = *text;
+      } else {
+        std::string problem = parse_syslog_target(*text, log);
+        if (!problem.empty()) fail(field.value.mark, field.value.path + ": " + problem);
+      }
+    }
+  }
+  // Neither given: JSON lines on stdout. Both explicitly empty: nowhere to write.
+  if (!path_given && log.syslog.empty()) log.path = "-";
+  if (path_given && log.path.empty() && log.syslog.empty() && log.syslog_kind == AccessLog::Syslog::kNone)
+    fail(value.mark, "access_log: 'path' and 'syslog' are both empty; set one (\"-\" is stdout) or remove access_log");
 }
 
 // ---- docker ----

@@ -17,7 +17,8 @@ void usage(FILE* out) {
                "usage: berth [--config FILE] [--log-level debug|info|warn|error]\n"
                "       berth --check-config FILE\n"
                "       berth --version\n"
-               "Default config: /etc/berth/berth.yaml. SIGHUP reloads it; SIGTERM/SIGINT drain and exit.\n");
+               "Default config: /etc/berth/berth.yaml. SIGHUP reloads it; SIGTERM/SIGINT drain and exit;\n"
+               "SIGUSR1 reopens the access log file.\n");
 }
 
 void raise_fd_limit() {

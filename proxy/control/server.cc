@@ -56,6 +56,20 @@ int Server::run() {
   discovered_.assign(sources_.size(), {});
   runtime_ = build_runtime();
 
+  if (config_.access_log.enabled) {
+    std::string error;
+    access_log_ = accesslog::AccessLog::open(config_.access_log, error);
+    if (!access_log_) {
+      log::error("access_log_open_failed").kv("error", error);
+      return 1;
+    }
+    access_log_->start();
+    log::info("access_log")
+        .kv("format", config_.access_log.format == config::AccessLog::Format::kJson ? "json" : "combined")
+        .kv("path", config_.access_log.path)
+        .kv("syslog", config_.access_log.syslog);
+  }
+
   std::vector<std::vector<int>> fds;
   if (!open_listeners(fds)) return 1;
 
@@ -90,6 +104,8 @@ int Server::run() {
   uv_signal_start(&sighup_, on_signal, SIGHUP);
   uv_signal_start(&sigterm_, on_signal, SIGTERM);
   uv_signal_start(&sigint_, on_signal, SIGINT);
+  uv_signal_init(&loop_, &sigusr1_);
+  uv_signal_start(&sigusr1_, on_signal, SIGUSR1);
 
   uv_timer_init(&loop_, &housekeeping_);
   uv_timer_start(&housekeeping_, [](uv_timer_t*) { run_requested_heap_trim(); }, 1000, 1000);
@@ -121,6 +137,8 @@ int Server::run() {
 
   uv_run(&loop_, UV_RUN_DEFAULT);
   for (auto& w : workers_) w->join();
+  // Every worker is gone: the records of the last requests are queued; write them.
+  if (access_log_) access_log_->stop();
   log::info("stopped");
   return 0;
 }
@@ -128,8 +146,16 @@ int Server::run() {
 void Server::on_signal(uv_signal_t* s, int signum) {
   auto* self = static_cast<Server*>(s->loop->data);
   if (signum == SIGHUP) self->reload();
+  else if (signum == SIGUSR1) self->reopen_logs();
   else self->begin_shutdown(signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
+
+void Server::reopen_logs() {
+  log::info("reopening_logs").kv("signal", "SIGUSR1");
+  if (access_log_) access_log_->reopen(&loop_);
+}
+
+uint64_t Server::access_log_dropped() const { return access_log_ ? access_log_->dropped() : 0; }
 
 void Server::reload() {
   if (shutting_down_) return;
@@ -150,6 +176,8 @@ void Server::reload() {
   bool listeners_changed = next.listeners.size() != config_.listeners.size();
   for (size_t i = 0; !listeners_changed && i < next.listeners.size(); ++i)
     listeners_changed = next.listeners[i].address.to_string() != config_.listeners[i].address.to_string();
+  if (!(next.access_log == config_.access_log))
+    log::warn("config_restart_needed").kv("reason", "access_log changes only on restart");
   if (listeners_changed || next.workers != config_.workers ||
       next.admin.address.to_string() != config_.admin.address.to_string())
     log::warn("config_restart_needed")
@@ -158,6 +186,7 @@ void Server::reload() {
   next.listeners = config_.listeners;
   next.workers = config_.workers;
   next.admin = config_.admin;
+  next.access_log = config_.access_log;
   config_ = std::move(next);
   ++config_reloads_.ok;
   ++generation_;
@@ -333,6 +362,7 @@ void Server::attach_record_sinks() {
     auto fanout = std::make_unique<RecordFanout>();
     fanout->add(exchange_log_.get());
     if (metrics_) fanout->add(metrics_->sink(w->index()));
+    fanout->add(access_log_.get());
     if (fanout->empty()) continue;
     w->set_record_sink(fanout->size() == 1 ? fanout->only() : fanout.get());
     record_fanouts_.push_back(std::move(fanout));
@@ -365,7 +395,7 @@ void Server::make_metrics() {
     }
     return d;
   };
-  // in.access_log_dropped stays 0 until an access log reports its drops here.
+  in.access_log_dropped = [this] { return access_log_dropped(); };
   metrics_ = std::make_unique<MetricsExporter>(static_cast<unsigned>(workers_.size()), std::move(in));
   // The status page's request and 5xx rates come from the same per-worker counts.
   status_.traffic = [this] {
@@ -471,6 +501,8 @@ std::string Server::stats_json() const {
   // Snapshots that re-indexed the routes; the others (instances coming and going) only
   // swapped service objects.
   j["route_index_builds"] = route_index_builds_;
+  if (access_log_)
+    j["access_log"] = {{"dropped", access_log_->dropped()}, {"syslog_sent", access_log_->syslog_sent()}};
   return j.dump();
 }
 

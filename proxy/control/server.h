@@ -12,6 +12,7 @@
 
 #include "config/config.h"
 #include "discovery/source.h"
+#include "proxy/accesslog/access_log.h"
 #include "proxy/control/admin.h"
 #include "proxy/control/event_journal.h"
 #include "proxy/control/status.h"
@@ -31,10 +32,14 @@ class Server {
   ~Server();
   // Runs until SIGTERM/SIGINT has drained every worker. Returns the process exit code.
   int run();
+  // Access-log records dropped (full buffers, undeliverable syslog messages); 0 without an
+  // access log. Any thread (for berth_access_log_dropped_total).
+  uint64_t access_log_dropped() const;
 
  private:
   bool open_listeners(std::vector<std::vector<int>>& per_worker_fds);
   void reload();
+  void reopen_logs();  // SIGUSR1
   void begin_shutdown(const char* signal_name);
   void on_worker_stopped();
   void publish(std::shared_ptr<const Runtime> rt);
@@ -68,6 +73,7 @@ class Server {
   uv_loop_t loop_;
   uv_signal_t sighup_, sigterm_, sigint_;
   uv_timer_t housekeeping_;  // every second on the control loop: heap trims the workers asked for
+  uv_signal_t sigusr1_;  // reopens the access log file (logrotate)
   uv_async_t worker_stopped_async_;
   std::atomic<unsigned> workers_stopped_{0};
   std::vector<std::unique_ptr<Worker>> workers_;
@@ -75,6 +81,7 @@ class Server {
   // Record consumers outlive the workers (~Server joins them first). record_fanouts_[w] is
   // worker w's sink when more than one consumer is configured.
   std::unique_ptr<RecordSink> exchange_log_;
+  std::unique_ptr<accesslog::AccessLog> access_log_;  // null: access_log is off
   std::vector<std::unique_ptr<RecordFanout>> record_fanouts_;
   std::unique_ptr<MetricsExporter> metrics_;
   ConfigReloads config_reloads_;  // SIGHUP reloads by result (berth_config_reloads_total)

@@ -1,0 +1,90 @@
+#include "proxy/accesslog/access_log.h"
+
+#include <unistd.h>
+
+#include "proxy/accesslog/access_log_format.h"
+#include "proxy/base/log.h"
+
+namespace berth::accesslog {
+namespace {
+
+// Each worker formats into its own scratch strings (capacity kept between records).
+thread_local std::string t_line;
+thread_local std::string t_message;
+thread_local std::string t_header;
+
+BatchSink::Options sink_options(const char* output) {
+  BatchSink::Options o;
+  o.buffer_bytes = 4u << 20;  // per worker: a few seconds of records at full speed
+  o.high_water_bytes = 256u << 10;
+  o.period = std::chrono::milliseconds(25);
+  // Drops go to Berth's own log (and the dropped count), never into the access log itself.
+  o.drop_report = [output](uint64_t count) {
+    log::warn("access_log_dropped").kv("output", output).kv("records", count)
+        .kv("reason", "the output is slower than the requests; records were dropped");
+    return std::string();
+  };
+  return o;
+}
+
+}  // namespace
+
+AccessLog::AccessLog(const config::AccessLog& config) : config_(config), pid_(static_cast<int>(::getpid())) {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) == 0) hostname_ = name;
+}
+
+AccessLog::~AccessLog() { stop(); }
+
+std::unique_ptr<AccessLog> AccessLog::open(const config::AccessLog& config, std::string& error) {
+  std::unique_ptr<AccessLog> log(new AccessLog(config));
+  if (!config.path.empty()) {
+    log->file_ = FileOutput::open(config.path, error);
+    if (!log->file_) return nullptr;
+    log->file_sink_ = std::make_unique<BatchSink>(*log->file_, sink_options("file"));
+  }
+  if (config.syslog_kind != config::AccessLog::Syslog::kNone) {
+    log->syslog_ = std::make_unique<SyslogOutput>(config);
+    log->syslog_sink_ = std::make_unique<BatchSink>(*log->syslog_, sink_options("syslog"));
+  }
+  return log;
+}
+
+void AccessLog::start() {
+  if (file_sink_) file_sink_->start();
+  if (syslog_sink_) syslog_sink_->start();
+}
+
+void AccessLog::stop() {
+  if (file_sink_) file_sink_->stop();
+  if (syslog_sink_) syslog_sink_->stop();
+}
+
+void AccessLog::reopen(uv_loop_t* loop) {
+  if (file_) file_->reopen(loop);
+}
+
+uint64_t AccessLog::dropped() const {
+  uint64_t n = 0;
+  if (file_sink_) n += file_sink_->dropped();
+  if (syslog_sink_) n += syslog_sink_->dropped();
+  if (syslog_) n += syslog_->dropped();
+  return n;
+}
+
+void AccessLog::on_exchange(const ExchangeRecord& record) {
+  const bool json = config_.format == config::AccessLog::Format::kJson;
+  t_line.clear();
+  if (json) append_json_line(t_line, record);
+  else append_combined_line(t_line, record);
+  if (file_sink_) file_sink_->append(t_line);
+  if (syslog_sink_) {
+    t_header.clear();
+    append_syslog_header(t_header, record.start_unix_ns + (record.end_ns - record.start_ns), hostname_, pid_);
+    t_message.clear();
+    append_syslog_message(t_message, t_header, t_line, record, json);
+    syslog_sink_->append(t_message);
+  }
+}
+
+}  // namespace berth::accesslog

@@ -1,0 +1,253 @@
+// Access-log formatting: JSON lines (every field, escaping of control bytes and of bytes that are
+// not UTF-8, the tries array), the combined format, RFC 5424 syslog messages and their cut at
+// rsyslog's 8096-byte limit. Pure functions: records built by hand, output compared exactly or
+// parsed back with nlohmann::json.
+#include <catch2/catch.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+#include "proxy/accesslog/access_log_format.h"
+
+using namespace berth;
+using namespace berth::accesslog;
+
+namespace {
+
+// 2026-12-02T07:54:36.123Z
+constexpr int64_t kUnixNs = 1'796'198'076'123'456'789;
+
+ExchangeRecord sample_record() {
+  ExchangeRecord r;
+  r.start_ns = 1'000'000'000;
+  r.end_ns = r.start_ns + 12'345'678;  // 12.345 ms
+  r.start_unix_ns = kUnixNs;
+  r.method = "GET";
+  r.host = "shop.test";
+  r.path = "/cart";
+  r.query = "id=7&x=1";
+  r.user_agent = "curl/8.0";
+  r.referer = "https://ref.test/";
+  r.request_id = "req-1";
+  r.version_minor = 1;
+  r.client = "127.0.0.1:40000";
+  r.route = "shop";
+  r.service = "s-shop";
+  r.status = 200;
+  r.end = ExchangeEnd::kResponded;
+  r.bytes_in = 78;
+  r.bytes_out = 321;
+  r.attempt_count = 2;
+  r.attempts[0].instance = "10.0.0.1:80";
+  r.attempts[0].container = "container:abc123/web-1";
+  r.attempts[0].start_ns = r.start_ns + 100'000;
+  r.attempts[0].failure = "upstream-connect-failed";
+  r.attempts[1].instance = "10.0.0.2:80";
+  r.attempts[1].container = "container:def456/web-2";
+  r.attempts[1].start_ns = r.start_ns + 1'000'000;
+  r.attempts[1].connected_ns = r.attempts[1].start_ns + 250'000;   // 0.250 ms
+  r.attempts[1].first_byte_ns = r.attempts[1].start_ns + 5'500'000;  // 5.500 ms
+  r.attempts[1].status = 200;
+  return r;
+}
+
+std::string json_line(const ExchangeRecord& r) {
+  std::string out;
+  append_json_line(out, r);
+  return out;
+}
+
+std::string json_string(std::string_view s, size_t max = 0) {
+  std::string out;
+  append_json_string(out, s, max);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("access log: a JSON line has every field, in order, with the tries", "[accesslog]") {
+  const std::string line = json_line(sample_record());
+  CHECK(line ==
+        "{\"time\":\"2026-12-02T07:54:36.123Z\",\"request_id\":\"req-1\",\"client\":\"127.0.0.1:40000\","
+        "\"method\":\"GET\",\"host\":\"shop.test\",\"path\":\"/cart\",\"query\":\"id=7&x=1\","
+        "\"protocol\":\"HTTP/1.1\",\"status\":200,\"bytes_in\":78,\"bytes_out\":321,\"duration_ms\":12.345,"
+        "\"route\":\"shop\",\"service\":\"s-shop\",\"instance\":\"10.0.0.2:80\",\"container\":\"web-2\","
+        "\"attempts\":2,\"tries\":["
+        "{\"instance\":\"10.0.0.1:80\",\"container\":\"web-1\",\"connect_ms\":null,\"first_byte_ms\":null,"
+        "\"status\":0,\"reused\":false,\"failure\":\"upstream-connect-failed\"},"
+        "{\"instance\":\"10.0.0.2:80\",\"container\":\"web-2\",\"connect_ms\":0.250,\"first_byte_ms\":5.500,"
+        "\"status\":200,\"reused\":false,\"failure\":\"\"}],"
+        "\"cause\":\"\",\"end\":\"responded\",\"user_agent\":\"curl/8.0\",\"referer\":\"https://ref.test/\"}\n");
+  auto j = nlohmann::json::parse(line);
+  CHECK(j["attempts"] == 2);
+  CHECK(j["tries"].size() == 2);
+}
+
+TEST_CASE("access log: a local reply without a route or an attempt", "[accesslog]") {
+  ExchangeRecord r;
+  r.start_ns = 5;
+  r.end_ns = 5;
+  r.start_unix_ns = kUnixNs;
+  r.method = "GET";
+  r.version_minor = 0;
+  r.host = "nowhere.test";
+  r.path = "/";
+  r.client = "[::1]:5000";
+  r.status = 404;
+  r.cause = "no-route";
+  r.end = ExchangeEnd::kLocalReply;
+  auto j = nlohmann::json::parse(json_line(r));
+  CHECK(j["protocol"] == "HTTP/1.0");
+  CHECK(j["status"] == 404);
+  CHECK(j["cause"] == "no-route");
+  CHECK(j["route"] == "");
+  CHECK(j["service"] == "");
+  CHECK(j["instance"] == "");
+  CHECK(j["container"] == "");
+  CHECK(j["attempts"] == 0);
+  CHECK(j["tries"].empty());
+  CHECK(j["duration_ms"] == 0.0);
+  CHECK(j["end"] == "local_reply");
+}
+
+TEST_CASE("access log: a record whose head never parsed", "[accesslog]") {
+  ExchangeRecord r;
+  r.start_unix_ns = kUnixNs;
+  r.client = "127.0.0.1:1";
+  r.bytes_in = 22;
+  auto j = nlohmann::json::parse(json_line(r));
+  CHECK(j["method"] == "");
+  CHECK(j["protocol"] == "");
+  CHECK(j["status"] == 0);
+  CHECK(j["end"] == "client_closed");
+}
+
+TEST_CASE("access log: JSON string escaping", "[accesslog][escaping]") {
+  CHECK(json_string("plain") == "\"plain\"");
+  CHECK(json_string("a\"b\\c") == "\"a\\\"b\\\\c\"");
+  CHECK(json_string("\n\r\t\b\f") == "\"\\n\\r\\t\\b\\f\"");
+  CHECK(json_string(std::string("\x00\x01\x1f\x7f", 4)) == "\"\\u0000\\u0001\\u001f\\u007f\"");
+  // Valid UTF-8 (2, 3 and 4 bytes) is kept as it is.
+  CHECK(json_string("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80") == "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"");
+  // Bytes that are not UTF-8 become U+FFFD, one per byte: a stray continuation byte, a lone
+  // lead byte, an overlong form, a surrogate, a code point past U+10FFFF, a sequence cut short.
+  CHECK(json_string("a\x80z") == "\"a\\ufffdz\"");
+  CHECK(json_string("a\xc3z") == "\"a\\ufffdz\"");
+  CHECK(json_string("\xc0\xaf") == "\"\\ufffd\\ufffd\"");
+  CHECK(json_string("\xed\xa0\x80") == "\"\\ufffd\\ufffd\\ufffd\"");
+  CHECK(json_string("\xf4\x90\x80\x80") == "\"\\ufffd\\ufffd\\ufffd\\ufffd\"");
+  CHECK(json_string("\xe2\x82") == "\"\\ufffd\\ufffd\"");
+  CHECK(json_string("\xff") == "\"\\ufffd\"");
+  // Whatever the bytes, the result parses, and round-trips when they were valid UTF-8.
+  std::string all;
+  for (int c = 0; c < 256; ++c) all.push_back(static_cast<char>(c));
+  auto parsed = nlohmann::json::parse(json_string(all));
+  std::string back = parsed.get<std::string>();
+  CHECK(back.substr(0, 128) == all.substr(0, 128));
+  const std::string text = "\"k\\\\\"\n\xc3\xa9";
+  CHECK(nlohmann::json::parse(json_string(text)).get<std::string>() == text);
+}
+
+TEST_CASE("access log: JSON strings shortened at a character boundary", "[accesslog][escaping]") {
+  CHECK(json_string("abcdef", 4) == "\"abcd...\"");
+  CHECK(json_string("abcd", 4) == "\"abcd\"");
+  // "é" is two bytes: a limit falling inside it leaves it out whole.
+  CHECK(json_string("ab\xc3\xa9z", 3) == "\"ab...\"");
+  CHECK(json_string("ab\xc3\xa9z", 4) == "\"ab\xc3\xa9...\"");
+}
+
+TEST_CASE("access log: request strings with hostile bytes still give one valid line", "[accesslog][escaping]") {
+  ExchangeRecord r = sample_record();
+  r.path = std::string("/a\nb\"c\x01\xff", 8);
+  r.user_agent = "x\r\n{\"fake\":1}";
+  r.referer = std::string("\0", 1);
+  const std::string line = json_line(r);
+  CHECK(line.find('\n') == line.size() - 1);
+  auto j = nlohmann::json::parse(line);
+  CHECK(j["path"] == "/a\nb\"c\x01\xef\xbf\xbd");
+  CHECK(j["user_agent"] == "x\r\n{\"fake\":1}");
+  CHECK(j["referer"] == std::string("\0", 1));
+}
+
+TEST_CASE("access log: RFC 3339 times with milliseconds", "[accesslog]") {
+  std::string out;
+  append_rfc3339_ms(out, 0);
+  CHECK(out == "1970-01-01T00:00:00.000Z");
+  out.clear();
+  append_rfc3339_ms(out, 951'825'600'999'000'000);  // 2000-02-29T12:00:00.999Z
+  CHECK(out == "2000-02-29T12:00:00.999Z");
+}
+
+TEST_CASE("access log: the combined format", "[accesslog][combined]") {
+  std::string out;
+  append_combined_line(out, sample_record());
+  CHECK(out ==
+        "127.0.0.1 - - [02/Dec/2026:07:54:36 +0000] \"GET /cart?id=7&x=1 HTTP/1.1\" 200 321 "
+        "\"https://ref.test/\" \"curl/8.0\"\n");
+
+  ExchangeRecord r;
+  r.start_unix_ns = kUnixNs;
+  r.client = "[::1]:8080";
+  r.method = "POST";
+  r.path = "/a\"b";
+  r.version_minor = 0;
+  r.user_agent = "ua\x01\xc3\xa9";
+  r.status = 413;
+  out.clear();
+  append_combined_line(out, r);
+  CHECK(out == "::1 - - [02/Dec/2026:07:54:36 +0000] \"POST /a\\\"b HTTP/1.0\" 413 - \"-\" \"ua\\x01\\xc3\\xa9\"\n");
+
+  ExchangeRecord headless;  // the request head never parsed
+  headless.start_unix_ns = kUnixNs;
+  headless.client = "127.0.0.1:9";
+  out.clear();
+  append_combined_line(out, headless);
+  CHECK(out == "127.0.0.1 - - [02/Dec/2026:07:54:36 +0000] \"-\" 0 - \"-\" \"-\"\n");
+}
+
+TEST_CASE("access log: RFC 5424 syslog messages", "[accesslog][syslog]") {
+  std::string header;
+  append_syslog_header(header, kUnixNs, "web host\x01", 4242);
+  CHECK(header == "<134>1 2026-12-02T07:54:36.123Z webhost berth 4242 access - ");
+  header.clear();
+  append_syslog_header(header, kUnixNs, "", 1);
+  CHECK(header == "<134>1 2026-12-02T07:54:36.123Z - berth 1 access - ");
+
+  const ExchangeRecord r = sample_record();
+  const std::string line = json_line(r);
+  std::string msg;
+  append_syslog_message(msg, header, line, r, true);
+  CHECK(msg == header + line);  // the line's '\n' ends the message
+}
+
+TEST_CASE("access log: syslog messages fit in 8096 bytes and stay valid JSON", "[accesslog][syslog]") {
+  std::string header;
+  append_syslog_header(header, kUnixNs, "h", 1);
+  ExchangeRecord r = sample_record();
+  r.path = "/" + std::string(5000, 'p');
+  r.query = std::string(5000, 'q');
+  r.user_agent = std::string(3000, '\x01');  // 6 bytes each once escaped
+  const std::string line = json_line(r);
+  REQUIRE(line.size() > kSyslogMaxMessage);
+  std::string msg;
+  append_syslog_message(msg, header, line, r, true);
+  REQUIRE(msg.back() == '\n');
+  CHECK(msg.size() - 1 <= kSyslogMaxMessage);
+  CHECK(msg.rfind(header, 0) == 0);
+  auto j = nlohmann::json::parse(msg.substr(header.size()));
+  CHECK(j["request_id"] == "req-1");
+  CHECK(j["status"] == 200);
+  CHECK(j["path"].get<std::string>().size() < 600);
+  CHECK(j["path"].get<std::string>().substr(j["path"].get<std::string>().size() - 3) == "...");
+
+  // Combined lines are cut at a character boundary (no half UTF-8 sequence).
+  ExchangeRecord c = sample_record();
+  c.path = "/" + std::string(9000, 'x');
+  std::string combined;
+  append_combined_line(combined, c);
+  msg.clear();
+  append_syslog_message(msg, header, combined, c, false);
+  CHECK(msg.size() - 1 == kSyslogMaxMessage);
+  CHECK(msg.find('\n') == msg.size() - 1);
+}
