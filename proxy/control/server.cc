@@ -102,6 +102,7 @@ int Server::run() {
       .kv("workers", worker_count_)
       .kv("routes", static_cast<uint64_t>(runtime_->routes->routes().size()))
       .kv("config", config_path_);
+  notifier_.ready("serving");
 
   uv_run(&loop_, UV_RUN_DEFAULT);
   for (auto& w : workers_) w->join();
@@ -117,6 +118,7 @@ void Server::on_signal(uv_signal_t* s, int signum) {
 
 void Server::reload() {
   if (shutting_down_) return;
+  notifier_.reloading();
   // Reading the file here is fine: this is the control loop, never a worker loop.
   config::LoadResult r = config::load_file(config_path_);
   if (!r.ok()) {
@@ -125,6 +127,7 @@ void Server::reload() {
     if (!r.errors.empty()) line.kv("error", r.errors.front().to_string());
     for (size_t i = 1; i < r.errors.size() && i < 5; ++i) line.kv("error" + std::to_string(i + 1), r.errors[i].to_string());
     line.kv("action", "keeping the running configuration");
+    notifier_.ready("serving; reload failed, kept the running configuration");
     return;
   }
   config::Config next = std::move(*r.config);
@@ -147,6 +150,7 @@ void Server::reload() {
   log::info("config_reloaded")
       .kv("generation", generation_)
       .kv("routes", static_cast<uint64_t>(runtime_->routes->routes().size()));
+  notifier_.ready("serving");
 }
 
 std::shared_ptr<const Runtime> Server::build_runtime() {
@@ -268,6 +272,7 @@ void Server::publish(std::shared_ptr<const Runtime> rt) {
 void Server::begin_shutdown(const char* signal_name) {
   if (shutting_down_) return;
   shutting_down_ = true;
+  notifier_.stopping();
   log::info("draining").kv("signal", signal_name).kv("timeout_ms", static_cast<int64_t>(config_.timeouts.drain.count()));
   for (auto& w : workers_) w->drain();
   for (auto& src : sources_) src->stop([] {});

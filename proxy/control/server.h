@@ -13,6 +13,7 @@
 #include "config/config.h"
 #include "discovery/source.h"
 #include "proxy/control/admin.h"
+#include "proxy/control/service_notify.h"
 #include "proxy/health/health_registry.h"
 #include "proxy/health/health_checker.h"
 #include "proxy/datapath/runtime.h"
@@ -84,6 +85,7 @@ class Server {
   std::unique_ptr<HealthChecker> checker_;  // active probes, on loop_
   bool shutting_down_ = false;
   bool ready_ = false;
+  notify::Notifier notifier_;  // systemd readiness ($NOTIFY_SOCKET); off without it
 };
 
 }  // namespace berth
