@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -317,4 +318,11 @@ TEST_CASE("docker self detection: container ids in cgroup and mountinfo lines", 
   CHECK(container_id_in("1234 1 0:1 /var/lib/docker/containers/" + id + "/hostname /etc/hostname rw") == id);
   CHECK(container_id_in("12:pids:/user.slice/user-0.slice\n").empty());
   CHECK(container_id_in("0::/docker/abc\n").empty());
+}
+
+TEST_CASE("docker self detection: BERTH_CONTAINER_ID overrides what /proc says", "[docker][self]") {
+  ::setenv("BERTH_CONTAINER_ID", "berth-proxy", 1);
+  CHECK(guess_own_container_id() == "berth-proxy");
+  ::unsetenv("BERTH_CONTAINER_ID");
+  CHECK(guess_own_container_id() != "berth-proxy");
 }
