@@ -28,6 +28,5 @@ COPY config/berth.example.yaml /etc/berth/berth.example.yaml
 USER 10001:10001
 WORKDIR /var/lib/berth
 EXPOSE 8080
-
 ENTRYPOINT ["/usr/bin/berth"]
 CMD ["--config", "/etc/berth/berth.yaml"]
