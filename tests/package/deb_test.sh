@@ -13,7 +13,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 step() { echo "--- $*"; }
 
 [[ $(id -u) -eq 0 ]] || fail "must run as root (dpkg -i / dpkg -P); CI runs the suite as root"
-for tool in dpkg dpkg-deb dpkg-query cpack cmake ninja systemd-analyze man getent runuser flock; do
+for tool in dpkg dpkg-deb dpkg-query cpack cmake ninja systemd-analyze man getent runuser setpriv flock /usr/bin/python3; do
   command -v "$tool" >/dev/null || fail "$tool is not installed"
 done
 
@@ -79,6 +79,51 @@ echo "$out"
 # The unit runs it as the berth user: the config must be readable by it.
 out=$(runuser -u berth -- /usr/bin/berth --check-config /etc/berth/berth.yaml 2>&1) ||
   fail "as user berth: berth --check-config /etc/berth/berth.yaml: $out"
+
+step "the installed berth as the berth user, with a datagram socket standing in for systemd"
+# What the unit does: berth as user berth with its groups, \$NOTIFY_SOCKET set. READY=1 once it
+# serves, RELOADING=1 then READY=1 around SIGHUP, STOPPING=1 at SIGTERM, then exit 0.
+tmp=$(mktemp -d)
+chmod 0755 "$tmp"
+printf 'listeners: ["127.0.0.1:0"]\nworkers: 1\nadmin: {address: "127.0.0.1:0"}\n' >"$tmp/berth.yaml"
+chmod 0644 "$tmp/berth.yaml"
+/usr/bin/python3 - "$tmp" <<'PY' || fail "the notify protocol with the installed berth (log: $(tail -5 "$tmp/berth.log" 2>/dev/null))"
+import os, signal, socket, subprocess, sys
+tmp = sys.argv[1]
+path = os.path.join(tmp, "notify.sock")
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(path)
+os.chmod(path, 0o666)
+s.settimeout(10)
+env = dict(os.environ, NOTIFY_SOCKET=path)
+with open(os.path.join(tmp, "berth.log"), "wb") as log:
+    p = subprocess.Popen(["setpriv", "--reuid=berth", "--regid=berth", "--init-groups", "/usr/bin/berth",
+                          "--config", os.path.join(tmp, "berth.yaml")], env=env, stdout=log, stderr=log)
+try:
+    def expect(what):
+        try:
+            m = s.recv(4096).decode()
+        except socket.timeout:
+            sys.exit("no datagram within 10 s, expected " + what)
+        print("notify:", m.replace("\n", " ").strip())
+        if what not in m.split("\n"):
+            sys.exit("expected %s, got %r" % (what, m))
+    expect("READY=1")
+    p.send_signal(signal.SIGHUP)
+    expect("RELOADING=1")
+    expect("READY=1")
+    p.send_signal(signal.SIGTERM)
+    expect("STOPPING=1")
+    rc = p.wait(timeout=15)
+    if rc != 0:
+        sys.exit("berth exited %d after SIGTERM" % rc)
+finally:
+    if p.poll() is None:
+        p.kill()
+        p.wait()
+PY
+grep -q "event=ready" "$tmp/berth.log" || fail "no event=ready in the log"
+rm -rf "$tmp"
 
 step "systemd-analyze verify"
 # verify exits 0 on keys it ignores (systemd 252): any message is a failure here.
