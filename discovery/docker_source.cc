@@ -171,6 +171,7 @@ void DockerSource::find_own_networks() {
       nlohmann::json j = nlohmann::json::parse(r.body, nullptr, false);
       if (auto facts = parse_inspect(j, nullptr)) {
         options_.own_networks.clear();
+        options_.own_container_id = facts->id;
         for (const auto& n : facts->networks) options_.own_networks.push_back(n.name);
         memo_.clear();
         own_networks_known_ = true;

@@ -131,6 +131,8 @@ ParsedContainer parse_container(const ContainerFacts& c, const BuilderOptions& o
   ParsedContainer out;
   out.spec = parse_container_labels(c, options.labels);
   out.source = "container:" + c.display();
+  // Routing to itself would loop: Berth's own container is ignored even with berth.* labels.
+  if (!options.own_container_id.empty() && c.id == options.own_container_id) out.spec = ContainerSpec{};
   if (out.spec.kind != ContainerSpec::Kind::kRouted) return out;
   for (const RouteSpec& route : out.spec.routes) {
     std::string refused = policy_problem(route, options);

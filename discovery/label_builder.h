@@ -25,6 +25,7 @@ struct BuilderOptions {
   bool prefer_ipv6 = false;
   bool use_published_ports = false;
   std::vector<std::string> own_networks;    // networks of Berth's own container, if it runs in one
+  std::string own_container_id;             // Berth's own container (full id): never routed, whatever its labels
   std::chrono::milliseconds empty_route_grace{0};  // a service whose last instance left serves 503 this long
   // Operator policy (config docker.allowed_hosts, max_priority, allow_any_host). The defaults
   // here allow everything, for the builder's own tests; the config's defaults are strict.

@@ -34,6 +34,9 @@ std::string container_id_in(std::string_view text) {
 }
 
 std::string guess_own_container_id() {
+  // Set by whoever starts the container when /proc does not tell (e.g. a private cgroup
+  // namespace on cgroup v2 together with host networking, where $HOSTNAME is the host's).
+  if (const char* set = std::getenv("BERTH_CONTAINER_ID"); set && *set) return set;
   std::string id = container_id_in(slurp("/proc/self/cgroup"));
   if (id.empty()) {
     // Only the mount of /etc/hostname: a host's own mount table can name other containers.

@@ -1,6 +1,6 @@
 // Best effort: the id (or id prefix) of the container Berth itself runs in, if any, from
-// /proc/self/cgroup, /proc/self/mountinfo or $HOSTNAME. Empty when it does not look like a
-// container. The source confirms the guess by inspecting it.
+// $BERTH_CONTAINER_ID (an id or a name), /proc/self/cgroup, /proc/self/mountinfo or $HOSTNAME.
+// Empty when it does not look like a container. The source confirms the guess by inspecting it.
 #pragma once
 
 #include <string>

@@ -8,6 +8,9 @@ PKGS=(
   libuv1-dev node-llhttp libssl-dev libyaml-cpp-dev prometheus-cpp-dev catch2 nlohmann-json3-dev
   libcrypt-dev
   curl procps
+  # The package test: cpack's shlibdeps, the maintainer scripts' tools, systemd-analyze, man,
+  # and python3 for its stand-in of systemd's notify socket.
+  dpkg-dev adduser passwd systemd man-db python3
 )
 if [[ "${1:-}" == "--bench" || "${BERTH_BENCH_DEPS:-0}" == 1 ]]; then
   PKGS+=(wrk nginx-light haproxy util-linux)

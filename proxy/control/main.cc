@@ -10,6 +10,9 @@
 #include "proxy/base/log.h"
 #include "proxy/control/server.h"
 
+// Generated at configure time into the build tree (packaging/berth_version.h.in).
+#include <berth_version.h>
+
 namespace {
 
 void usage(FILE* out) {
@@ -57,7 +60,7 @@ int main(int argc, char** argv) {
         return 2;
       }
     } else if (a == "--version") {
-      std::printf("berth 0.1.0\n");
+      std::printf("berth %s (commit %s)\n", BERTH_VERSION, BERTH_GIT_COMMIT);
       return 0;
     } else if (a == "--help" || a == "-h") {
       usage(stdout);

@@ -134,6 +134,7 @@ int Server::run() {
       .kv("workers", worker_count_)
       .kv("routes", static_cast<uint64_t>(runtime_->routes->routes().size()))
       .kv("config", config_path_);
+  notifier_.ready("serving");
 
   uv_run(&loop_, UV_RUN_DEFAULT);
   for (auto& w : workers_) w->join();
@@ -159,6 +160,7 @@ uint64_t Server::access_log_dropped() const { return access_log_ ? access_log_->
 
 void Server::reload() {
   if (shutting_down_) return;
+  notifier_.reloading();
   // Reading the file here is fine: this is the control loop, never a worker loop.
   config::LoadResult r = config::load_file(config_path_);
   if (!r.ok()) {
@@ -170,6 +172,7 @@ void Server::reload() {
     ++config_reloads_.error;
     journal_.add(wall_clock_ms(), "config_reloaded",
                  {{"result", "failed"}, {"error", r.errors.empty() ? std::string() : r.errors.front().to_string()}});
+    notifier_.ready("serving; reload failed, kept the running configuration");
     return;
   }
   config::Config next = std::move(*r.config);
@@ -198,6 +201,7 @@ void Server::reload() {
   log::info("config_reloaded")
       .kv("generation", generation_)
       .kv("routes", static_cast<uint64_t>(runtime_->routes->routes().size()));
+  notifier_.ready("serving");
 }
 
 std::shared_ptr<const Runtime> Server::build_runtime() {
@@ -337,6 +341,7 @@ int64_t Server::wall_clock_ms() {
 void Server::begin_shutdown(const char* signal_name) {
   if (shutting_down_) return;
   shutting_down_ = true;
+  notifier_.stopping();
   log::info("draining").kv("signal", signal_name).kv("timeout_ms", static_cast<int64_t>(config_.timeouts.drain.count()));
   for (auto& w : workers_) w->drain();
   for (auto& src : sources_) src->stop([] {});

@@ -16,6 +16,7 @@
 #include "proxy/control/admin.h"
 #include "proxy/control/event_journal.h"
 #include "proxy/control/status.h"
+#include "proxy/control/service_notify.h"
 #include "proxy/health/health_registry.h"
 #include "proxy/health/health_checker.h"
 #include "proxy/datapath/runtime.h"
@@ -111,6 +112,7 @@ class Server {
   // page shows "—"); the metrics side sets it from its per-service counters.
   StatusBuilder status_;
   uv_timer_t observe_timer_;
+  notify::Notifier notifier_;  // systemd readiness ($NOTIFY_SOCKET); off without it
 };
 
 }  // namespace berth

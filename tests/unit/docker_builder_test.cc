@@ -605,3 +605,21 @@ TEST_CASE("docker builder: operator policy refuses what labels may not ask for",
   CHECK(why.at("dddddddddddd/greedy").find("priority 11 is above docker.max_priority (10)") != std::string::npos);
   CHECK(why.at("eeeeeeeeeeee/anyhost").find("docker.allow_any_host is off") != std::string::npos);
 }
+
+TEST_CASE("docker builder: Berth's own container is never routed, even with berth labels", "[docker][builder]") {
+  auto self = container('s', "berth", {{"berth.host", "self.test"}, {"berth.port", "8080"}});
+  auto web = container('w', "web", {{"berth.host", "web.test"}, {"berth.port", "18001"}});
+  BuilderOptions o;
+  CHECK(table(build_discovered_set(cache_of({self, web}), o)) ==
+        std::vector<std::string>{"self.test/ -> berth [127.0.0.1:8080]", "web.test/ -> web [127.0.0.1:18001]"});
+  o.own_container_id = id_of('s');
+  auto set = build_discovered_set(cache_of({self, web}), o);
+  CHECK(table(set) == std::vector<std::string>{"web.test/ -> web [127.0.0.1:18001]"});
+  CHECK(set.rejected.empty());  // ignored, not rejected
+  // Through a memo too (the source's path).
+  BuilderMemo memo;
+  self.revision = 1;
+  web.revision = 2;
+  ContainerCache cache = cache_of({self, web});
+  CHECK(table(build_discovered_set(cache, o, &memo, 0)) == std::vector<std::string>{"web.test/ -> web [127.0.0.1:18001]"});
+}

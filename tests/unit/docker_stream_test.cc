@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -347,4 +348,11 @@ TEST_CASE("docker stream: interim responses are skipped; a malformed head is ref
   REQUIRE(until_close.feed("def"));
   CHECK(until_close.finish());
   CHECK(streamed == "abcdef");
+}
+
+TEST_CASE("docker self detection: BERTH_CONTAINER_ID overrides what /proc says", "[docker][self]") {
+  ::setenv("BERTH_CONTAINER_ID", "berth-proxy", 1);
+  CHECK(guess_own_container_id() == "berth-proxy");
+  ::unsetenv("BERTH_CONTAINER_ID");
+  CHECK(guess_own_container_id() != "berth-proxy");
 }
