@@ -403,11 +403,7 @@ void Server::make_metrics() {
   in.access_log_dropped = [this] { return access_log_dropped(); };
   metrics_ = std::make_unique<MetricsExporter>(static_cast<unsigned>(workers_.size()), std::move(in));
   // The status page's request and 5xx rates come from the same per-worker counts.
-  status_.traffic = [this] {
-    std::vector<StatusTraffic> out;
-    for (const auto& t : metrics_->service_traffic()) out.push_back({t.service, t.requests, t.responses_5xx});
-    return out;
-  };
+  status_.traffic = [this] { return metrics_->service_traffic(); };
   if (runtime_) metrics_->on_snapshot(*runtime_->routes);
 }
 

@@ -13,17 +13,14 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "proxy/control/event_journal.h"
+#include "proxy/metrics/exporter.h"
 #include "proxy/model/route_table.h"
 
 namespace berth {
 
 // Requests finished and 5xx answers sent per service, totals since start (the page turns
-// successive samples into rates). Provided by the metrics side through StatusBuilder::traffic.
-struct StatusTraffic {
-  std::string service;
-  uint64_t requests = 0;
-  uint64_t responses_5xx = 0;
-};
+// successive samples into rates): the metrics exporter's own per-service totals.
+using StatusTraffic = ServiceTraffic;
 
 // Why an instance takes new requests or not, as selection decides it now.
 struct InstanceEligibility {
