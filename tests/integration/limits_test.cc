@@ -119,8 +119,11 @@ bool readable_within(int fd, std::chrono::milliseconds timeout) {
 
 // ---------------------------------------------------------------------------------------------
 
+// Tagged [exhausts-fds]: the sanitizer build does not register it (see CMakeLists.txt). With no
+// free descriptor, the sanitizer runtime's own memory probe (a pipe) fails, and UBSan then reports
+// well-typed virtual calls as "invalid vptr": a false report about the runtime, not about Berth.
 TEST_CASE("descriptor exhaustion: berth pauses accepting without spinning, then recovers",
-          "[limits]") {
+          "[limits][exhausts-fds]") {
   Origin o("E");
   REQUIRE(o.ok());
   // Long header/keep-alive timeouts: the held connections must stay open on their own.
