@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <ctime>
 
+#include "proxy/base/time_text.h"
 #include "proxy/model/route_table.h"
 
 namespace berth::accesslog {
@@ -161,27 +162,9 @@ void append_json_string(std::string& out, std::string_view s, size_t max_bytes) 
   out.push_back('"');
 }
 
-void append_rfc3339_ms(std::string& out, int64_t unix_ns) {
-  const CivilTime t = civil(unix_ns);
-  append_digits(out, t.year, 4);
-  out.push_back('-');
-  append_digits(out, t.month, 2);
-  out.push_back('-');
-  append_digits(out, t.day, 2);
-  out.push_back('T');
-  append_digits(out, t.hour, 2);
-  out.push_back(':');
-  append_digits(out, t.minute, 2);
-  out.push_back(':');
-  append_digits(out, t.second, 2);
-  out.push_back('.');
-  append_digits(out, t.millis, 3);
-  out.push_back('Z');
-}
-
 void append_json_line(std::string& out, const ExchangeRecord& r, size_t max_field) {
   out += "{\"time\":\"";
-  append_rfc3339_ms(out, r.start_unix_ns);
+  berth::append_rfc3339_ms(out, r.start_unix_ns / 1000000);
   out.push_back('"');
   str_field(out, "request_id", r.request_id, max_field);
   str_field(out, "client", r.client);
@@ -282,7 +265,7 @@ void append_combined_line(std::string& out, const ExchangeRecord& r) {
 
 void append_syslog_header(std::string& out, int64_t unix_ns, std::string_view hostname, int pid) {
   out += "<134>1 ";  // facility local0 (16) * 8 + severity info (6)
-  append_rfc3339_ms(out, unix_ns);
+  berth::append_rfc3339_ms(out, unix_ns / 1000000);
   out.push_back(' ');
   // HOSTNAME is 1-255 printable ASCII characters.
   size_t n = 0;

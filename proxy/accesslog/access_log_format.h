@@ -20,9 +20,6 @@ namespace berth::accesslog {
 // taken (cut at a UTF-8 character boundary) and "..." is added when some were left out.
 void append_json_string(std::string& out, std::string_view s, size_t max_bytes = 0);
 
-// Appends unix_ns as RFC 3339 UTC with milliseconds: "2026-12-02T07:54:36.123Z".
-void append_rfc3339_ms(std::string& out, int64_t unix_ns);
-
 // One JSON line, ending in '\n'. max_field > 0 shortens the request-controlled strings (path,
 // query, user_agent, referer, host, request_id) to that many bytes each (see append_json_string).
 void append_json_line(std::string& out, const ExchangeRecord& record, size_t max_field = 0);

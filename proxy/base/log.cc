@@ -11,6 +11,7 @@
 #include <ctime>
 
 #include "proxy/base/batch_sink.h"
+#include "proxy/base/time_text.h"
 
 namespace berth::log {
 namespace {
@@ -84,32 +85,10 @@ void append_value(std::string& out, std::string_view v) {
   out.push_back('"');
 }
 
-// The date and time down to the second change once a second: each thread keeps the text of the
-// last second it logged in and adds only the milliseconds (gmtime_r and snprintf per line were
-// most of a line's cost).
-struct SecondText {
-  time_t second = -1;
-  size_t len = 0;
-  char text[48];
-};
-thread_local SecondText t_second;
-
 void append_timestamp(std::string& out) {
   struct timeval tv;
   gettimeofday(&tv, nullptr);
-  if (tv.tv_sec != t_second.second) {
-    struct tm tm;
-    gmtime_r(&tv.tv_sec, &tm);
-    int n = std::snprintf(t_second.text, sizeof t_second.text, "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
-                          tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-    t_second.len = n > 0 ? std::min(static_cast<size_t>(n), sizeof t_second.text - 1) : 0;
-    t_second.second = tv.tv_sec;
-  }
-  out.append(t_second.text, t_second.len);
-  const int ms = static_cast<int>(tv.tv_usec / 1000);
-  const char tail[4] = {static_cast<char>('0' + ms / 100), static_cast<char>('0' + ms / 10 % 10),
-                        static_cast<char>('0' + ms % 10), 'Z'};
-  out.append(tail, sizeof tail);
+  append_rfc3339_ms(out, static_cast<int64_t>(tv.tv_sec) * 1000 + tv.tv_usec / 1000);
 }
 
 std::string header(Level level, std::string_view event) {

@@ -1,8 +1,8 @@
 #include "proxy/control/event_journal.h"
 
-#include <cstdio>
-#include <ctime>
 #include <nlohmann/json.hpp>
+
+#include "proxy/base/time_text.h"
 
 namespace berth {
 
@@ -18,29 +18,12 @@ nlohmann::json EventJournal::to_json(uint64_t after_seq) const {
     nlohmann::json j = nlohmann::json::object();
     for (const auto& [name, value] : e.fields) j[name] = value;
     j["seq"] = e.seq;
-    j["time"] = format_time_ms(e.time_ms);
+    j["time"] = rfc3339_ms(e.time_ms);
     j["time_ms"] = e.time_ms;
     j["type"] = e.type;
     events.push_back(std::move(j));
   }
   return {{"capacity", capacity_}, {"total", total()}, {"order", "oldest first"}, {"events", std::move(events)}};
-}
-
-std::string format_time_ms(int64_t unix_ms) {
-  int64_t seconds = unix_ms / 1000;
-  int64_t millis = unix_ms % 1000;
-  if (millis < 0) {
-    millis += 1000;
-    --seconds;
-  }
-  const time_t t = static_cast<time_t>(seconds);
-  tm parts{};
-  gmtime_r(&t, &parts);
-  char buffer[40];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%S", &parts);
-  char out[48];
-  std::snprintf(out, sizeof out, "%s.%03dZ", buffer, static_cast<int>(millis));
-  return out;
 }
 
 std::string route_key(const std::string& name, const std::string& host, const std::string& path_prefix) {

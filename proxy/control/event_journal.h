@@ -40,9 +40,6 @@ class EventJournal {
   uint64_t next_seq_ = 1;
 };
 
-// RFC 3339 UTC with milliseconds: "2026-12-02T08:00:00.123Z".
-std::string format_time_ms(int64_t unix_ms);
-
 // What the journal compares between two looks at the published state.
 struct InstanceView {
   std::string container;  // "" for config instances

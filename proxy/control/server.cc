@@ -10,6 +10,7 @@
 
 #include "proxy/base/heap_trim.h"
 #include "proxy/base/log.h"
+#include "proxy/base/time_text.h"
 #include "proxy/control/status_page.h"
 #include "proxy/lb/lb.h"
 #include "proxy/net/listen_socket.h"
@@ -439,7 +440,7 @@ void Server::register_admin_paths(AdminServer& admin) {
       sources.push_back({{"name", src->name()}, {"in_sync", stale.empty()}, {"stale_reason", stale}});
     }
     j["discovery"] = std::move(sources);
-    j["time"] = format_time_ms(wall_clock_ms());
+    j["time"] = rfc3339_ms(wall_clock_ms());
     return json(dump(j));
   });
   admin.handle("/api/events", [this, json, dump](const AdminRequest& req) {

@@ -170,15 +170,6 @@ TEST_CASE("access log: request strings with hostile bytes still give one valid l
   CHECK(j["referer"] == std::string("\0", 1));
 }
 
-TEST_CASE("access log: RFC 3339 times with milliseconds", "[accesslog]") {
-  std::string out;
-  append_rfc3339_ms(out, 0);
-  CHECK(out == "1970-01-01T00:00:00.000Z");
-  out.clear();
-  append_rfc3339_ms(out, 951'825'600'999'000'000);  // 2000-02-29T12:00:00.999Z
-  CHECK(out == "2000-02-29T12:00:00.999Z");
-}
-
 TEST_CASE("access log: the combined format", "[accesslog][combined]") {
   std::string out;
   append_combined_line(out, sample_record());

@@ -52,11 +52,6 @@ TEST_CASE("journal: keeps the last entries, oldest first, numbered", "[journal]"
   CHECK(EventJournal().capacity() == 256);
 }
 
-TEST_CASE("journal: times are RFC 3339 UTC with milliseconds", "[journal]") {
-  CHECK(berth::format_time_ms(0) == "1970-01-01T00:00:00.000Z");
-  CHECK(berth::format_time_ms(1796200000123) == "2026-12-02T08:26:40.123Z");
-}
-
 TEST_CASE("journal: instances joining and leaving services", "[journal]") {
   ObservedState before, after;
   before.instances[{"web", "10.0.0.1:80"}] = InstanceView{"web-1", "unchecked", false, 0};
