@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "engine.h"
+#include "load.h"
 
 using namespace dk;
 using it::Response;
@@ -59,40 +60,6 @@ std::vector<std::string> sanitizer_env() {
 }
 
 std::string container_log(const std::string& name) { return docker({"logs", name}).text(); }
-
-// Requests through Berth in a loop (fresh connection each, ~100/s per thread) until finished.
-class Load {
- public:
-  Load(uint16_t port, std::string host) {
-    for (int i = 0; i < 2; ++i)
-      threads_.emplace_back([this, port, host] {
-        while (!stop_) {
-          Response r = it::http_get(port, "/", host);
-          {
-            std::lock_guard<std::mutex> lock(mu_);
-            ++statuses_[r.status];
-            if (r.status == 200) ++bodies_[r.body];
-            else if (failures_.size() < 5) failures_ += r.raw_head + r.body + r.error + "\n---\n";
-          }
-          std::this_thread::sleep_for(10ms);
-        }
-      });
-  }
-  ~Load() { finish(); }
-  void finish() {
-    stop_ = true;
-    for (auto& t : threads_)
-      if (t.joinable()) t.join();
-  }
-  std::map<int, long> statuses_;
-  std::map<std::string, long> bodies_;
-  std::string failures_;
-
- private:
-  std::atomic<bool> stop_{false};
-  std::mutex mu_;
-  std::vector<std::thread> threads_;
-};
 
 }  // namespace
 
@@ -181,19 +148,18 @@ TEST_CASE("docker: Berth as a non-root container routes labelled containers, dra
   // docker stop of a backend under load: it leaves selection at its kill event and keeps
   // serving what it has; no request fails.
   {
-    Load load(port, "img.dk.test");
+    Load load(port, "img.dk.test", 2, 10ms);  // ~100 requests/s per thread
     it::wait_until([] { return false; }, 500ms);
     CmdResult stopped = docker({"stop", "-t", "10", "dk-img-a"});
     INFO(stopped.text());
     CHECK(stopped.ok());
     it::wait_until([] { return false; }, 500ms);
     load.finish();
-    long total = 0;
-    for (auto& [s, n] : load.statuses_) total += n;
-    INFO("failures:\n" << load.failures_);
-    CHECK(load.statuses_[200] == total);
+    const long total = load.total();
+    INFO("failures:\n" << load.failures());
+    CHECK(load.statuses()[200] == total);
     CHECK(total > 50);
-    CHECK(load.bodies_["B\n"] > 0);
+    CHECK(load.bodies()["B\n"] > 0);
   }
   CHECK(endpoints_for(routes(admin), "img.dk.test") == std::vector<std::string>{addr(pb)});
   CHECK(get(port, "img.dk.test").body == "B\n");

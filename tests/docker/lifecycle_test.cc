@@ -9,58 +9,12 @@
 #include <thread>
 
 #include "engine.h"
+#include "load.h"
 
 using namespace dk;
 using it::Response;
 
 namespace {
-
-// Sends requests through Berth in a loop (a fresh connection each) until stopped, counting
-// the statuses and the bodies.
-class Load {
- public:
-  Load(uint16_t port, std::string host, int threads = 2) {
-    for (int i = 0; i < threads; ++i) {
-      threads_.emplace_back([this, port, host] {
-        while (!stop_) {
-          Response r = it::http_get(port, "/", host);
-          std::lock_guard<std::mutex> lock(mu_);
-          ++statuses_[r.status];
-          if (r.status == 200) ++bodies_[r.body];
-          else if (failures_.size() < 5) failures_.push_back(r.raw_head + r.body + r.error);
-        }
-      });
-    }
-  }
-  ~Load() { finish(); }
-  void finish() {
-    stop_ = true;
-    for (auto& t : threads_)
-      if (t.joinable()) t.join();
-  }
-  std::map<int, long> statuses() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return statuses_;
-  }
-  std::map<std::string, long> bodies() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return bodies_;
-  }
-  std::string failures() {
-    std::lock_guard<std::mutex> lock(mu_);
-    std::string all;
-    for (auto& f : failures_) all += f + "\n---\n";
-    return all;
-  }
-
- private:
-  std::atomic<bool> stop_{false};
-  std::vector<std::thread> threads_;
-  std::mutex mu_;
-  std::map<int, long> statuses_;
-  std::map<std::string, long> bodies_;
-  std::vector<std::string> failures_;
-};
 
 }  // namespace
 

@@ -4,6 +4,8 @@
 // with file:line, and on reload the running configuration keeps serving.
 #include <crypt.h>
 
+#include <openssl/evp.h>
+
 #include <catch2/catch.hpp>
 
 #include <csignal>
@@ -26,18 +28,13 @@ std::string bcrypt(const std::string& password) {
   return out;
 }
 
+// The header line, base64 by OpenSSL.
 std::string basic(const std::string& credentials) {
-  static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  for (size_t i = 0; i < credentials.size(); i += 3) {
-    uint32_t v = static_cast<uint8_t>(credentials[i]) << 16;
-    if (i + 1 < credentials.size()) v |= static_cast<uint8_t>(credentials[i + 1]) << 8;
-    if (i + 2 < credentials.size()) v |= static_cast<uint8_t>(credentials[i + 2]);
-    out += k[(v >> 18) & 63];
-    out += k[(v >> 12) & 63];
-    out += i + 1 < credentials.size() ? k[(v >> 6) & 63] : '=';
-    out += i + 2 < credentials.size() ? k[v & 63] : '=';
-  }
+  std::string out(4 * ((credentials.size() + 2) / 3) + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(credentials.data()),
+                                static_cast<int>(credentials.size()));
+  out.resize(static_cast<size_t>(n));
   return "Authorization: Basic " + out;
 }
 
