@@ -251,6 +251,28 @@ std::optional<SocketAddress> parse_socket_address(std::string_view text, bool al
   return address;
 }
 
+std::string parse_forward_auth_url(const std::string& url, ForwardAuth& out) {
+  std::string_view rest = url;
+  if (rest.substr(0, 7) != "http://")
+    return "expected an http:// URL with a numeric address and a port, e.g. http://127.0.0.1:9100/check";
+  rest.remove_prefix(7);
+  const size_t slash = rest.find('/');
+  std::string_view authority = rest.substr(0, slash);
+  std::string_view target = slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
+  if (authority.empty()) return "the URL has no address";
+  if (authority.find('@') != std::string_view::npos) return "user information in the URL is not supported";
+  // Names would need a DNS lookup per connection; localhost is the one name taken as is.
+  std::string address(authority);
+  if (authority.substr(0, 10) == "localhost:") address = "127.0.0.1" + std::string(authority.substr(9));
+  std::string problem = parse_address_into(address, /*allow_port_zero=*/false, out.address);
+  if (!problem.empty()) return "'" + std::string(authority) + "': " + problem + " (names other than localhost are not resolved)";
+  for (unsigned char c : target)
+    if (c <= 0x20 || c >= 0x7f || c == '#') return "the path has a character that needs percent-encoding";
+  out.authority = std::string(authority);
+  out.target = std::string(target);
+  return "";
+}
+
 bool host_pattern_covers(std::string_view allowed, std::string_view host) {
   if (allowed == host) return true;
   if (allowed.substr(0, 2) != "*.") return false;

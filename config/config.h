@@ -141,14 +141,32 @@ struct RateLimit {
   bool enabled() const { return per_second > 0; }
 };
 
+// An authentication service asked about every request (routes[].access.forward_auth): a 2xx
+// answer lets the request pass (with copy_headers taken from that answer); any other answer is
+// sent to the client as it is (401 with its challenge, 302 to a login page, ...).
+struct ForwardAuth {
+  std::string url;                        // as configured ("" = off): http://IP:PORT/path?query
+  SocketAddress address;                  // where Berth connects (numeric; "localhost" = 127.0.0.1)
+  std::string authority;                  // the Host header sent to it
+  std::string target;                     // path and query asked for
+  std::vector<std::string> copy_headers;  // from a 2xx answer into the request to the instance
+  Millis timeout{5000};                   // connect + answer; beyond it the request gets 503
+  bool enabled() const { return !url.empty(); }
+};
+
+// "http://127.0.0.1:9100/check" -> address, authority and target of `out`; "" or a problem.
+std::string parse_forward_auth_url(const std::string& url, ForwardAuth& out);
+
 struct RouteAccess {
   std::vector<std::string> methods;  // allowed methods, upper-case (empty: any)
   std::vector<Cidr> allow;           // client address must be in one (empty: any)
   std::vector<Cidr> deny;            // checked first: an address in one is refused
   BasicAuth basic_auth;
   RateLimit rate_limit;
+  ForwardAuth forward_auth;
   bool empty() const {
-    return methods.empty() && allow.empty() && deny.empty() && !basic_auth.enabled() && !rate_limit.enabled();
+    return methods.empty() && allow.empty() && deny.empty() && !basic_auth.enabled() && !rate_limit.enabled() &&
+           !forward_auth.enabled();
   }
 };
 

@@ -180,7 +180,8 @@ const std::vector<std::string_view> kListenerKeys = {"address"};
 const std::vector<std::string_view> kAdminKeys = {"address", "enabled"};
 const std::vector<std::string_view> kRouteKeys = {"name",    "host",    "path",          "priority",
                                                   "service", "max_body_bytes", "access", "headers"};
-const std::vector<std::string_view> kAccessKeys = {"methods", "allow", "deny", "basic_auth", "rate_limit"};
+const std::vector<std::string_view> kAccessKeys = {"methods", "allow", "deny", "basic_auth", "rate_limit", "forward_auth"};
+const std::vector<std::string_view> kForwardAuthKeys = {"url", "copy_headers", "timeout"};
 const std::vector<std::string_view> kRateLimitKeys = {"per_second", "burst", "key", "table_size"};
 const std::vector<std::string_view> kBasicAuthKeys = {"htpasswd", "realm", "forward_authorization"};
 const std::vector<std::string_view> kHeadersKeys = {"request", "response"};
@@ -260,6 +261,7 @@ class Loader {
   void read_route_access(const Value& value, RouteAccess& access);
   void read_basic_auth(const Value& value, BasicAuth& auth);
   void read_rate_limit(const Value& value, RateLimit& limit);
+  void read_forward_auth(const Value& value, ForwardAuth& auth);
   void read_cidrs(const Value& value, std::vector<Cidr>& out);
   void read_route_headers(const Value& value, Route& route);
   void read_header_rules(const Value& value, HeaderRules& rules);
@@ -643,8 +645,34 @@ void Loader::read_route_access(const Value& value, RouteAccess& access) {
       read_basic_auth(field.value, access.basic_auth);
     } else if (field.key == "rate_limit") {
       read_rate_limit(field.value, access.rate_limit);
+    } else if (field.key == "forward_auth") {
+      read_forward_auth(field.value, access.forward_auth);
     }
   }
+}
+
+void Loader::read_forward_auth(const Value& value, ForwardAuth& auth) {
+  if (!expect_map(value, "a map with url, and optionally copy_headers and timeout")) return;
+  bool url_given = false;
+  for (const Field& field : fields_of(value, kForwardAuthKeys)) {
+    if (field.key == "url") {
+      auto url = read_string(field.value);
+      url_given = true;
+      if (!url) continue;
+      if (std::string problem = parse_forward_auth_url(*url, auth); !problem.empty()) {
+        fail(field.value.mark, field.value.path + ": " + problem);
+        continue;
+      }
+      auth.url = *url;
+    } else if (field.key == "copy_headers") {
+      if (!expect_list(field.value, "a list of header names, e.g. [X-User]")) continue;
+      for (const Value& item : items_of(field.value))
+        if (auto name = read_header_name(item)) auth.copy_headers.push_back(*name);
+    } else if (field.key == "timeout") {
+      if (auto d = read_duration(field.value)) auth.timeout = *d;
+    }
+  }
+  if (!url_given) fail(value.mark, value.path + ": 'url' (the authentication service) is required");
 }
 
 void Loader::read_rate_limit(const Value& value, RateLimit& limit) {

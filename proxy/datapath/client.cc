@@ -340,7 +340,8 @@ void ClientConn::handle_request_head(std::string_view head, std::string_view ear
   }
   ex_->route = route;
   if (route->filters && !route->filters->empty()) {
-    FilterRequest freq{req, *route, conn().peer_ip, conn().peer_addr, conn().peer_family, worker()->loop()};
+    FilterRequest freq{req, *route, conn().peer_ip, conn().peer_addr, conn().peer_family, worker()->loop(),
+                       transport().info().scheme};
     switch (ex_->filters.start(*route->filters, worker()->filter_states(), freq, this)) {
       case FilterResult::kContinue:
         break;
@@ -364,7 +365,8 @@ void ClientConn::on_filter_done() {
   if (!ex_ || closing()) return;
   // Parse the kept copy again: the views of ex_->req pointed into bytes that are gone.
   http::parse_request_head(ex_->held_head, ex_->rt->http_limits, ex_->req);
-  FilterRequest freq{ex_->req, *ex_->route, conn().peer_ip, conn().peer_addr, conn().peer_family, worker()->loop()};
+  FilterRequest freq{ex_->req, *ex_->route, conn().peer_ip,        conn().peer_addr,
+                     conn().peer_family, worker()->loop(), transport().info().scheme};
   switch (ex_->filters.proceed(freq)) {
     case FilterResult::kContinue:
       forward_request();
@@ -382,8 +384,19 @@ void ClientConn::reply_from_filter() {
   std::string extra;
   for (const http::Header& h : reply.headers) extra.append(h.name).append(": ").append(h.value).append("\r\n");
   const uint16_t status = reply.status ? reply.status : 403;
-  local_reply(status, reply.cause.empty() ? "filter-denied" : reply.cause.c_str(),
-              ex_->has_body && !ex_->request_done, extra);
+  const char* cause = reply.cause.empty() ? "filter-denied" : reply.cause.c_str();
+  const bool close_conn = ex_->has_body && !ex_->request_done;
+  if (!reply.own_body) {
+    local_reply(status, cause, close_conn, extra);
+    return;
+  }
+  const bool keep = local_reply_keeps(close_conn);
+  std::string* out = worker()->acquire_string();
+  std::string headers = "x-berth-error: ";
+  headers.append(cause).append("\r\n").append(extra);
+  http::build_local_response(status, reply.content_type.empty() ? "text/plain; charset=utf-8" : reply.content_type,
+                             reply.body, !keep, headers, *out);
+  send_local_reply(out, status, cause, keep);
 }
 
 void ClientConn::forward_request() {
@@ -843,10 +856,19 @@ void ClientConn::on_write_done(int status) {
 
 // ------------------------------------------------------------------ replies, closing
 
+bool ClientConn::local_reply_keeps(bool close_conn) const {
+  return !close_conn && ex_ && ex_->keep_alive && !draining_ && !worker()->draining();
+}
+
 void ClientConn::local_reply(uint16_t status, const char* cause, bool close_conn, std::string_view extra) {
-  const bool keep = !close_conn && ex_ && ex_->keep_alive && !draining_ && !worker()->draining();
+  const bool keep = local_reply_keeps(close_conn);
   std::string* out = worker()->acquire_string();
   http::build_local_reply(status, cause, !keep, extra, *out);
+  send_local_reply(out, status, cause, keep);
+}
+
+// Sends a local reply built in `out` (a worker string, released here) and ends the exchange.
+void ClientConn::send_local_reply(std::string* out, uint16_t status, const char* cause, bool keep) {
   write_copy(*out);
   worker()->stats().add(Counter::kLocalReplies);
   worker()->stats().add(status_counter(status));

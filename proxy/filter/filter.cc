@@ -8,6 +8,9 @@ void FilterReply::clear() noexcept {
   status = 0;
   cause.clear();
   headers.clear();
+  own_body = false;
+  content_type.clear();
+  body.clear();
 }
 
 bool FilterWaiter::cancelled() const noexcept { return !slot_ || !slot_->run || slot_->call != call_; }

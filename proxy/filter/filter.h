@@ -28,6 +28,11 @@ struct FilterReply {
   uint16_t status = 0;
   std::string cause;             // x-berth-error value
   std::vector<Header> headers;   // e.g. WWW-Authenticate, Allow, Retry-After
+  // own_body: send `body` (of `content_type`) instead of Berth's short error text; a forward-auth
+  // service's own answer, say.
+  bool own_body = false;
+  std::string content_type;
+  std::string body;
   void clear() noexcept;
 };
 
@@ -46,6 +51,7 @@ struct FilterRequest {
   // The worker's loop, for a filter that hands slow work to libuv's thread pool (null in tests
   // that run no loop: such a filter then refuses).
   uv_loop_t* loop = nullptr;
+  std::string_view scheme = "http";  // how the client reached Berth (X-Forwarded-Proto)
 };
 
 // Per-worker mutable state of one filter (made by RequestFilter::make_state, used only on that

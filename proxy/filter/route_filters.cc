@@ -6,6 +6,7 @@
 #include <string>
 
 #include "proxy/filter/basic_auth.h"
+#include "proxy/filter/forward_auth.h"
 #include "proxy/filter/rate_limit.h"
 
 namespace berth {
@@ -65,6 +66,9 @@ std::shared_ptr<const FilterChain> build_route_filters(const config::Route& rout
   // Before authentication: password guessing spends the guesser's budget, not the hash pool's.
   if (route.access.rate_limit.enabled()) filters.push_back(std::make_shared<RateLimitFilter>(route.access.rate_limit));
   if (route.access.basic_auth.enabled()) filters.push_back(std::make_shared<BasicAuthFilter>(route.access.basic_auth));
+  // After the local checks: a request they refuse costs the authentication service nothing.
+  if (route.access.forward_auth.enabled())
+    filters.push_back(std::make_shared<ForwardAuthFilter>(route.access.forward_auth));
   if (!route.request_headers.empty() || !route.response_headers.empty())
     filters.push_back(std::make_shared<HeaderFilter>(route.request_headers, route.response_headers));
   if (filters.empty()) return nullptr;

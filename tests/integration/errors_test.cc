@@ -9,10 +9,6 @@ using namespace it;
 
 namespace {
 
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
 // A berth with 1 s upstream_response and request_header timeouts, routing a.test to origin.
 struct TimeoutEnv {
   Origin origin{"T"};

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -260,12 +261,27 @@ Origin::Stats Origin::stats() {
 }
 
 long Origin::seen(const std::string& marker) {
-  Response r = http_get(port_, "/__seen?marker=" + marker, "origin");
+  Response r = http_get(port_, "/__seen?marker=" + url_encode(marker), "origin");
   if (r.status != 200) return -1;
   return std::atol(r.body.c_str());
 }
 
 bool Origin::reset() { return http_get(port_, "/__reset", "origin").status == 200; }
+
+std::string url_encode(std::string_view s) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
 
 // ---- berth ------------------------------------------------------------------------------------
 namespace {

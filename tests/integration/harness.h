@@ -16,6 +16,11 @@
 namespace it {
 
 using Clock = std::chrono::steady_clock;
+
+// Seconds elapsed since t0.
+inline double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 using namespace std::chrono_literals;
 
 // ---- temp files -----------------------------------------------------------------------------
@@ -227,6 +232,9 @@ class Client {
   bool eof_ = false;
   std::string error_;
 };
+
+// Percent-encodes everything but unreserved characters (for query values).
+std::string url_encode(std::string_view s);
 
 // One-shot GET on a fresh connection.
 Response http_get(uint16_t port, std::string_view target, std::string_view host,

@@ -33,9 +33,6 @@ std::string find_line(const std::string& log, const std::string& needle) {
   return log.substr(s, e == std::string::npos ? std::string::npos : e - s);
 }
 
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 
 }  // namespace
 

@@ -27,10 +27,6 @@ using namespace it;
 
 namespace {
 
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
 // BERTH_SANITIZE=1: the binaries under test are ASan/UBSan builds (bigger, slower).
 bool sanitized() {
   const char* s = std::getenv("BERTH_SANITIZE");

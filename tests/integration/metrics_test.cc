@@ -76,21 +76,6 @@ bool series_reaches(uint16_t admin_port, const std::string& series, double expec
     CHECK(ok_);                                                  \
   } while (0)
 
-std::string url_encode(std::string_view s) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(hex[c >> 4]);
-      out.push_back(hex[c & 15]);
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
 TEST_CASE("metrics: counters follow the requests sent, and promtool check metrics passes", "[metrics]") {

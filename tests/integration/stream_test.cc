@@ -90,10 +90,6 @@ struct StreamEnv {
   }
 };
 
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
 }  // namespace
 
 TEST_CASE("1 GiB request body streams to the origin with bounded memory", "[stream]") {

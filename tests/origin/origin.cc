@@ -11,6 +11,7 @@
 //   reset_on=NAME [reset_after=N] (only the origin named NAME resets the connection: after
 //   reading the whole request, or after the first N raw bytes of its body)
 // Special paths: /echo, /echo_body (answers with the request body), /upload, /download,
+// /auth (a forward-authentication service keyed on the Authorization header),
 // /__stats, /__seen?marker=X, /__reset,
 // /__health (answers the status set by /__health_set?status=N, default 200).
 // Bodies produced by size=N are the repeating pattern kPattern[i % 62] (tests rely on it).
@@ -562,6 +563,27 @@ After serve(int fd, Reader& r, Request& req, uint64_t conn_id, uint64_t* counted
     g_heads.clear();
     ++g_epoch;
     content = "reset";
+    have_content = true;
+  } else if (req.path == "/auth") {
+    // A forward-authentication service: "Bearer good" passes as alice, "Bearer login" is sent
+    // to log in, anything else is refused with a challenge.
+    const std::string credentials = req.header("authorization").value_or("");
+    if (credentials == "Bearer good") {
+      status = 200;
+      extra.push_back("X-User: alice");
+      extra.push_back("X-Auth-Other: not-copied");
+      content = "ok\n";
+    } else if (credentials == "Bearer login") {
+      status = 302;
+      extra.push_back("Location: http://login.test/?next=1");
+      extra.push_back("Set-Cookie: flow=1; HttpOnly");
+      content = "to the login page\n";
+    } else {
+      status = 401;
+      extra.push_back("WWW-Authenticate: Bearer realm=\"test\"");
+      extra.push_back("Content-Type: application/json");
+      content = "{\"error\":\"denied by the auth service\"}";
+    }
     have_content = true;
   } else if (req.path == "/echo") {
     content = req.raw_head;

@@ -1,0 +1,142 @@
+// Forward authentication through the real binary, against a real authentication service (the
+// test origin's /auth): its 2xx lets a request pass with the copied headers (and only those),
+// its other answers reach the client as they are and the instance never sees the request; a
+// slow, absent or broken service gives 503 forward-auth-unavailable; the URL is checked at load.
+#include <catch2/catch.hpp>
+
+#include <string>
+
+#include "env.h"
+#include "harness.h"
+
+using namespace it;
+
+namespace {
+
+std::string auth_yaml(const Origin& app, const Origin& auth, uint16_t dead) {
+  const std::string a = auth.address();
+  return config_head(2) +
+         "routes:\n"
+         "  - {host: app.test, service: s, access: {forward_auth: {url: \"http://" + a +
+         "/auth?from=berth\", copy_headers: [X-User], timeout: 2s}}}\n"
+         "  - {host: slow.test, service: s, access: {forward_auth: {url: \"http://" + a +
+         "/auth?delay_ms=3000\", timeout: 300ms}}}\n"
+         "  - {host: down.test, service: s, access: {forward_auth: {url: \"http://127.0.0.1:" + std::to_string(dead) +
+         "/auth\"}}}\n"
+         "  - {host: broken.test, service: s, access: {forward_auth: {url: \"http://" + a +
+         "/auth?bad_framing=1\"}}}\n"
+         "  - {host: chunked.test, service: s, access: {forward_auth: {url: \"http://" + a +
+         "/auth?chunked=1\", copy_headers: [X-User]}}}\n"
+         "services:\n"
+         "  s: {endpoints: [\"" + app.address() + "\"]}\n";
+}
+
+}  // namespace
+
+TEST_CASE("forward auth: the service's 2xx passes with its headers, its other answers reach the client",
+          "[auth][forward_auth]") {
+  Origin app("APP"), auth("AUTH");
+  REQUIRE(app.ok());
+  REQUIRE(auth.ok());
+  Berth berth(auth_yaml(app, auth, unused_port()));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+
+  // No credentials: the service's 401, its challenge, type and body, as it sent them.
+  const std::string m = marker("FWD");
+  Response r = http_get(berth.port(), "/private?" + m, "app.test");
+  INFO(r.raw_head << r.body << r.error);
+  CHECK(r.status == 401);
+  CHECK(r.header("x-berth-error") == std::optional<std::string>("forward-auth-denied"));
+  CHECK(r.header("www-authenticate") == std::optional<std::string>("Bearer realm=\"test\""));
+  CHECK(r.header("content-type") == std::optional<std::string>("application/json"));
+  CHECK(r.body == "{\"error\":\"denied by the auth service\"}");
+  CHECK(r.header_count("content-type") == 1);
+
+  // A login redirect, with its cookie.
+  r = http_get(berth.port(), "/private?" + m, "app.test", {"Authorization: Bearer login"});
+  CHECK(r.status == 302);
+  CHECK(r.header("location") == std::optional<std::string>("http://login.test/?next=1"));
+  CHECK(r.header("set-cookie") == std::optional<std::string>("flow=1; HttpOnly"));
+  CHECK(r.body == "to the login page\n");
+
+  // A POST with a body, refused: the body never reaches the instance either.
+  {
+    Client c(berth.port());
+    Response p = c.request(make_request("POST", "/upload?" + m, "app.test", {}, "secret body"));
+    CHECK(p.status == 401);
+  }
+  CHECK(app.seen(m) == 0);  // nothing refused reached the instance
+
+  // Passed: on one keep-alive connection, twice. The instance gets X-User from the service (the
+  // client's own is replaced), not the service's other headers.
+  Client c(berth.port());
+  for (int i = 0; i < 2; ++i) {
+    r = c.request(make_request("GET", "/echo?n=" + std::to_string(i), "app.test",
+                               {"Authorization: Bearer good", "X-User: mallory", "X-Forwarded-For: 6.6.6.6"}));
+    INFO(r.raw_head << r.body);
+    REQUIRE(r.status == 200);
+    CHECK(r.body.find("X-User: alice\r\n") != std::string::npos);
+    CHECK(r.body.find("mallory") == std::string::npos);
+    CHECK(r.body.find("X-Auth-Other") == std::string::npos);
+  }
+  // What the service was asked: the configured URL, the client's credentials and Berth's
+  // X-Forwarded-* (never the client's own).
+  CHECK(auth.seen("GET /auth?from=berth HTTP/1.1") >= 2);
+  CHECK(auth.seen("Authorization: Bearer good") == 2);
+  CHECK(auth.seen("X-Forwarded-Method: GET") >= 2);
+  CHECK(auth.seen("X-Forwarded-Host: app.test") >= 2);
+  CHECK(auth.seen("X-Forwarded-Uri: /echo?n=1") == 1);
+  CHECK(auth.seen("X-Forwarded-Proto: http") >= 2);
+  CHECK(auth.seen("X-Forwarded-For: 127.0.0.1") >= 2);
+  CHECK(auth.seen("6.6.6.6") == 0);
+
+  // A chunked 2xx answer works the same.
+  r = http_get(berth.port(), "/echo", "chunked.test", {"Authorization: Bearer good"});
+  CHECK(r.status == 200);
+  CHECK(r.body.find("X-User: alice\r\n") != std::string::npos);
+  CHECK(berth.running());
+}
+
+TEST_CASE("forward auth: a slow, absent or broken service gives 503 and the instance sees nothing",
+          "[auth][forward_auth]") {
+  Origin app("APP"), auth("AUTH");
+  REQUIRE(app.ok());
+  REQUIRE(auth.ok());
+  Berth berth(auth_yaml(app, auth, unused_port()));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  const std::string m = marker("FWD");
+
+  auto t0 = Clock::now();
+  Response r = http_get(berth.port(), "/x?" + m, "slow.test", {"Authorization: Bearer good"});
+  check_berth_error(r, 503, "forward-auth-unavailable");
+  CHECK(seconds_since(t0) < 2.5);  // cut at its 300 ms timeout, not the service's 3 s
+
+  r = http_get(berth.port(), "/x?" + m, "down.test", {"Authorization: Bearer good"});
+  check_berth_error(r, 503, "forward-auth-unavailable");
+
+  // Content-Length with Transfer-Encoding: the strict parser refuses the answer.
+  r = http_get(berth.port(), "/x?" + m, "broken.test", {"Authorization: Bearer good"});
+  check_berth_error(r, 503, "forward-auth-unavailable");
+
+  CHECK(app.seen(m) == 0);
+  CHECK(wait_until([&] { return berth.log().find("event=forward_auth_failed") != std::string::npos; }, 5s));
+  CHECK(berth.running());
+}
+
+TEST_CASE("forward auth: a URL Berth cannot use is refused at load with file:line", "[auth][forward_auth]") {
+  TempDir dir;
+  REQUIRE(write_file(dir.file("berth.yaml"),
+                     "listeners: [\"127.0.0.1:0\"]\n"
+                     "routes:\n"
+                     "  - {host: a.test, service: s, access: {forward_auth: {url: \"https://auth.example/check\"}}}\n"
+                     "services: {s: {endpoints: [\"127.0.0.1:1\"]}}\n"));
+  Process check({BERTH_BINARY, "--check-config", dir.file("berth.yaml")}, dir.file("out"), dir.file("err"));
+  auto status = check.wait_exit(10s);
+  REQUIRE(status);
+  CHECK_FALSE(exited_with(status, 0));
+  INFO(check.err());
+  CHECK(check.err().find("berth.yaml:3:") != std::string::npos);
+  CHECK(check.err().find("http:// URL") != std::string::npos);
+}

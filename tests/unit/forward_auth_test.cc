@@ -1,0 +1,96 @@
+// Forward authentication's pure parts: the URL, the request the service gets, and reading its
+// answer (strict head, framed body, bounds).
+#include <catch2/catch.hpp>
+
+#include <string>
+
+#include "config/config.h"
+#include "proxy/filter/forward_auth.h"
+#include "proxy/http/http_head.h"
+
+using namespace berth;
+
+TEST_CASE("forward auth URL: numeric address (or localhost), port, path", "[forward_auth]") {
+  config::ForwardAuth fa;
+  CHECK(config::parse_forward_auth_url("http://127.0.0.1:9100/check?x=1", fa).empty());
+  CHECK(fa.address.host == "127.0.0.1");
+  CHECK(fa.address.port == 9100);
+  CHECK(fa.authority == "127.0.0.1:9100");
+  CHECK(fa.target == "/check?x=1");
+  CHECK(config::parse_forward_auth_url("http://[::1]:80", fa).empty());
+  CHECK(fa.address.ipv6);
+  CHECK(fa.target == "/");
+  CHECK(config::parse_forward_auth_url("http://localhost:9000/a", fa).empty());
+  CHECK(fa.address.host == "127.0.0.1");
+  CHECK(fa.authority == "localhost:9000");
+
+  CHECK_FALSE(config::parse_forward_auth_url("https://127.0.0.1:9100/", fa).empty());
+  CHECK_FALSE(config::parse_forward_auth_url("http://auth.example:80/", fa).empty());  // would need DNS
+  CHECK_FALSE(config::parse_forward_auth_url("http://127.0.0.1/", fa).empty());         // no port
+  CHECK_FALSE(config::parse_forward_auth_url("http://u:p@127.0.0.1:1/", fa).empty());
+  CHECK_FALSE(config::parse_forward_auth_url("http://127.0.0.1:1/a b", fa).empty());
+}
+
+TEST_CASE("forward auth request: client headers, Berth's X-Forwarded-*, no body", "[forward_auth]") {
+  config::ForwardAuth fa;
+  REQUIRE(config::parse_forward_auth_url("http://127.0.0.1:9100/check", fa).empty());
+  const std::string raw =
+      "POST /app/x?y=1 HTTP/1.1\r\nHost: app.test\r\nAuthorization: Bearer t\r\nCookie: s=1\r\n"
+      "X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Uri: /forged\r\nContent-Length: 3\r\n"
+      "Connection: keep-alive, X-Hop\r\nX-Hop: 1\r\n\r\n";
+  http::RequestHead head;
+  REQUIRE(http::parse_request_head(raw, http::Limits{}, head).ok());
+  std::string out;
+  build_forward_auth_request(fa, head, "10.1.2.3", "https", out);
+  CHECK(out ==
+        "GET /check HTTP/1.1\r\n"
+        "Host: 127.0.0.1:9100\r\n"
+        "Authorization: Bearer t\r\n"
+        "Cookie: s=1\r\n"
+        "X-Forwarded-Method: POST\r\n"
+        "X-Forwarded-Proto: https\r\n"
+        "X-Forwarded-Host: app.test\r\n"
+        "X-Forwarded-Uri: /app/x?y=1\r\n"
+        "X-Forwarded-For: 10.1.2.3\r\n"
+        "Content-Length: 0\r\n"
+        "Connection: close\r\n\r\n");
+}
+
+TEST_CASE("forward auth answer: head, headers kept, body by its framing, in pieces", "[forward_auth]") {
+  const std::string answer =
+      "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer\r\nContent-Type: text/html\r\n"
+      "Transfer-Encoding: chunked\r\nConnection: close\r\nX-Berth-Error: forged\r\n\r\n"
+      "5\r\nhello\r\n0\r\n\r\n";
+  ForwardAuthAnswer a;
+  ForwardAuthAnswer::State s = ForwardAuthAnswer::State::kMore;
+  for (char c : answer) {  // a byte at a time: every boundary
+    REQUIRE(s == ForwardAuthAnswer::State::kMore);
+    s = a.feed(&c, 1);
+  }
+  CHECK(s == ForwardAuthAnswer::State::kDone);
+  CHECK(a.status == 401);
+  CHECK(a.content_type == "text/html");
+  CHECK(a.body == "hello");
+  REQUIRE(a.headers.size() == 1);  // framing, hop-by-hop, type and x-berth-error are Berth's own
+  CHECK(a.headers[0].name == "WWW-Authenticate");
+
+  ForwardAuthAnswer until_close;
+  const std::string close_delimited = "HTTP/1.1 200 OK\r\nX-User: a\r\n\r\nbody";
+  CHECK(until_close.feed(close_delimited.data(), close_delimited.size()) == ForwardAuthAnswer::State::kMore);
+  CHECK(until_close.finish() == ForwardAuthAnswer::State::kDone);
+  CHECK(until_close.body == "body");
+
+  ForwardAuthAnswer cut;
+  const std::string short_body = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc";
+  CHECK(cut.feed(short_body.data(), short_body.size()) == ForwardAuthAnswer::State::kMore);
+  CHECK(cut.finish() == ForwardAuthAnswer::State::kError);
+
+  ForwardAuthAnswer smuggled;
+  const std::string both = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
+  CHECK(smuggled.feed(both.data(), both.size()) == ForwardAuthAnswer::State::kError);
+
+  ForwardAuthAnswer huge;
+  const std::string big = "HTTP/1.1 403 Forbidden\r\nContent-Length: 100000\r\n\r\n" + std::string(100000, 'x');
+  CHECK(huge.feed(big.data(), big.size()) == ForwardAuthAnswer::State::kDone);
+  CHECK(huge.body.size() == ForwardAuthAnswer::kMaxBody);
+}
