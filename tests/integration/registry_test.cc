@@ -346,3 +346,100 @@ TEST_CASE("registry: a sidecar publishes its host's containers to a front door, 
   WARN("sidecar SIGKILLed with lease_ttl 4s: its instance left the front door after " << gone_ms << " ms");
   CHECK(front.running());
 }
+
+namespace {
+Response post_to(uint16_t port, const std::string& path, const nlohmann::json& body) {
+  Client c(port, 10s);
+  return c.request(make_request("POST", "/v3/" + path, "127.0.0.1", {"Content-Type: application/json"}, body.dump()));
+}
+
+// Three members on loopback, started together (they need each other to elect a leader).
+class EtcdCluster {
+ public:
+  static constexpr int kMembers = 3;
+  EtcdCluster() {
+    std::string etcd = find_in_path("etcd");
+    if (etcd.empty()) {
+      error_ = "etcd not found in PATH: install the Debian packages etcd-server and etcd-client "
+               "(scripts/install-deps.sh --docker)";
+      return;
+    }
+    std::string initial;
+    for (int i = 0; i < kMembers; ++i) {
+      client_[i] = unused_port();
+      peer_[i] = unused_port();
+      initial += (i ? "," : "") + std::string("m") + std::to_string(i) + "=" + peer_url(i);
+    }
+    for (int i = 0; i < kMembers; ++i) {
+      procs_[i] = Process({etcd, "--name", "m" + std::to_string(i), "--data-dir", dir_.file("m" + std::to_string(i)),
+                           "--listen-client-urls", url(i), "--advertise-client-urls", url(i), "--listen-peer-urls",
+                           peer_url(i), "--initial-advertise-peer-urls", peer_url(i), "--initial-cluster", initial,
+                           "--initial-cluster-token", "berth-it-cluster", "--initial-cluster-state", "new"},
+                          dir_.file("out" + std::to_string(i)), dir_.file("err" + std::to_string(i)));
+      if (!procs_[i].started()) {
+        error_ = "cannot start etcd: " + procs_[i].spawn_error();
+        return;
+      }
+    }
+    bool healthy = wait_until([&] {
+      for (int i = 0; i < kMembers; ++i)
+        if (!procs_[i].running() || http_get(client_[i], "/health", "127.0.0.1").status != 200) return false;
+      return true;
+    }, 20s, 100ms);
+    if (!healthy) error_ = "the etcd cluster did not become healthy within 20 s: " + tail(procs_[0].err(), 2000);
+  }
+  bool ok() const { return error_.empty(); }
+  const std::string& error() const { return error_; }
+  std::string url(int i) const { return "http://127.0.0.1:" + std::to_string(client_[i]); }
+  uint16_t port(int i) const { return client_[i]; }
+  void kill(int i) {
+    procs_[i].signal(SIGKILL);
+    procs_[i].wait_exit(5s);
+  }
+  // A put through member i, retried while the cluster elects a new leader.
+  bool put(int i, const std::string& key, const std::string& value) {
+    return wait_until([&] {
+      return post_to(client_[i], "kv/put", {{"key", b64(key)}, {"value", b64(value)}}).status == 200;
+    }, 20s, 100ms);
+  }
+  bool del(int i, const std::string& key) {
+    return wait_until([&] { return post_to(client_[i], "kv/deleterange", {{"key", b64(key)}}).status == 200; }, 20s,
+                      100ms);
+  }
+
+ private:
+  std::string peer_url(int i) const { return "http://127.0.0.1:" + std::to_string(peer_[i]); }
+  TempDir dir_;
+  uint16_t client_[kMembers] = {}, peer_[kMembers] = {};
+  Process procs_[kMembers];
+  std::string error_;
+};
+}  // namespace
+
+TEST_CASE("registry: with 3 etcd members, the front door converges after the member it watches is killed",
+          "[registry]") {
+  EtcdCluster cluster;
+  INFO(cluster.error());
+  REQUIRE(cluster.ok());
+  Origin a("A"), b("B");
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  // The first member listed is the one the front door watches first.
+  Berth front(config_head(1) + "registry: {etcd: [\"" + cluster.url(0) + "\", \"" + cluster.url(1) + "\", \"" +
+              cluster.url(2) + "\"], role: front}\n");
+  INFO(front.error());
+  REQUIRE(front.ok());
+  INFO(front.log());
+  REQUIRE(cluster.put(1, kRoot + "h1/c1/0", instance("web", "web.test", a.address())));
+  CHECK(wait_until([&] { return routes_to(front.port(), "web.test", "A"); }, 10s));
+
+  cluster.kill(0);
+  // Written through another member: the front door leaves the dead one, ranges again, watches on.
+  REQUIRE(cluster.put(1, kRoot + "h2/c2/0", instance("api", "api.test", b.address())));
+  CHECK(wait_until([&] { return routes_to(front.port(), "api.test", "B"); }, 15s, 50ms));
+  REQUIRE(cluster.del(2, kRoot + "h1/c1/0"));
+  CHECK(wait_until([&] { return http_get(front.port(), "/", "web.test").status == 404; }, 10s, 50ms));
+  CHECK(wait_until([&] { return http_get(front.admin_port(), "/readyz", "127.0.0.1").status == 200; }, 10s));
+  CHECK(front.log().find("event=registry_lost") != std::string::npos);
+  CHECK(front.running());
+}
