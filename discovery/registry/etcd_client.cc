@@ -191,7 +191,8 @@ EtcdClient::Id EtcdClient::watch(const nlohmann::json& create_request, std::chro
     auto it = watches_.find(id);
     if (it == watches_.end()) return;
     watches_.erase(it);
-    if (cb->on_end) cb->on_end(why);
+    // DockerClient's words for a clean end of a stream name the Docker engine.
+    if (cb->on_end) cb->on_end(why == "the engine ended the event stream" ? "the member ended the stream" : why);
   };
   DockerClient* client = members_[current_].get();
   watches_.emplace(id, std::move(w));

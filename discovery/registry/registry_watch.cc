@@ -198,7 +198,7 @@ void RegistryWatch::lost(const std::string& why) {
   check_timer_.stop();
   client_->next_member();
   if (unreachable_since_.empty()) unreachable_since_ = now_text();
-  stale_ = "registry: etcd unreachable since " + unreachable_since_ + " (" + why +
+  stale_ = "etcd unreachable since " + unreachable_since_ + " (" + why +
            "); serving the last good table of " + std::to_string(kvs_.size()) + " keys";
   log::warn("registry_lost").kv("reason", why).kv("retry_ms", static_cast<int64_t>(backoff_.count()));
   retry_timer_.start(loop_, static_cast<uint64_t>(backoff_.count()), [this] { sync(); });

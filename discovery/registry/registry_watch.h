@@ -56,7 +56,7 @@ class RegistryWatch final : public Source {
   uint64_t generation_ = 0;                // bumps on every sync: late replies of older ones are ignored
   bool synced_ = false;
   bool stopped_ = false;
-  std::string stale_ = "registry: not yet read from etcd";
+  std::string stale_ = "not yet read from etcd";
   std::string unreachable_since_;
   std::map<std::string, std::string> logged_rejections_;
   Timer retry_timer_, check_timer_;
