@@ -397,6 +397,7 @@ class EtcdCluster {
     procs_[i].signal(SIGKILL);
     procs_[i].wait_exit(5s);
   }
+  bool signal(int i, int sig) { return procs_[i].signal(sig); }
   // A put through member i, retried while the cluster elects a new leader.
   bool put(int i, const std::string& key, const std::string& value) {
     return wait_until([&] {
@@ -442,5 +443,30 @@ TEST_CASE("registry: with 3 etcd members, the front door converges after the mem
   CHECK(wait_until([&] { return http_get(front.port(), "/", "web.test").status == 404; }, 10s, 50ms));
   CHECK(wait_until([&] { return http_get(front.admin_port(), "/readyz", "127.0.0.1").status == 200; }, 10s));
   CHECK(wait_until([&] { return front.log().find("event=registry_lost") != std::string::npos; }, 5s));
+  CHECK(front.running());
+}
+
+TEST_CASE("registry: with 3 etcd members, the front door leaves a hung (stopped) member it watches",
+          "[registry]") {
+  EtcdCluster cluster;
+  INFO(cluster.error());
+  REQUIRE(cluster.ok());
+  Origin a("A");
+  REQUIRE(a.ok());
+  Berth front(config_head(1) + "registry: {etcd: [\"" + cluster.url(0) + "\", \"" + cluster.url(1) + "\", \"" +
+              cluster.url(2) + "\"], role: front}\n");
+  INFO(front.error());
+  REQUIRE(front.ok());
+  INFO(front.log());
+  REQUIRE(cluster.put(1, kRoot + "h1/c1/0", instance("web", "web.test", a.address())));
+  CHECK(wait_until([&] { return routes_to(front.port(), "web.test", "A"); }, 10s));
+
+  // A hung member: its watch goes silent, no error. The front door's periodic check of it
+  // times out, and it moves on to the next member.
+  REQUIRE(cluster.signal(0, SIGSTOP));
+  REQUIRE(cluster.put(1, kRoot + "h2/c2/0", instance("api", "api.test", a.address())));
+  CHECK(wait_until([&] { return routes_to(front.port(), "api.test", "A"); }, 20s, 50ms));
+  CHECK(wait_until([&] { return front.log().find("event=registry_lost") != std::string::npos; }, 5s));
+  cluster.signal(0, SIGCONT);  // then stopped normally with the others
   CHECK(front.running());
 }
