@@ -256,6 +256,21 @@ struct Docker {
 // "*.suffix"): an exact pattern only covers itself; "*.example.com" covers every name below
 // example.com and every wildcard below it, but not example.com itself.
 bool host_pattern_covers(std::string_view allowed, std::string_view host);
+// Many hosts (registry:): sidecars publish their host's instances to etcd, front doors watch
+// them (discovery/registry). Off unless the key is given.
+struct Registry {
+  enum class Role : uint8_t { kSidecar, kFront };
+  bool enabled = false;
+  std::vector<std::string> etcd;      // member URLs "http://host:port" / "https://host:port", at least one
+  Role role = Role::kFront;           // required in the file
+  std::string host_id;                // default: the machine's hostname
+  std::string advertise_address;      // numeric IP other hosts reach this host's instances on (sidecars)
+  Millis lease_ttl{10'000};           // whole seconds, at least 2 s (etcd's minimum)
+  std::string prefix = "/berth/v1";   // starts with '/', no trailing '/'
+  DockerTls tls;                      // to etcd, for https:// members
+  Mark mark;
+};
+
 // The access log (access_log:). Off unless the key is given.
 struct AccessLog {
   enum class Format : uint8_t { kJson, kCombined };
@@ -284,6 +299,7 @@ struct Config {
   std::vector<Service> services;      // in file order; names unique
   Docker docker;
   AccessLog access_log;
+  Registry registry;
 };
 
 struct Error {

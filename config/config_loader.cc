@@ -174,7 +174,10 @@ std::vector<std::string_view> names_of(const Spec (&specs)[N]) {
 
 const std::vector<std::string_view> kTopLevelKeys = {"listeners", "workers",  "admin",
                                                      "timeouts",  "limits",   "routes",
-                                                     "services",  "docker",   "access_log"};
+                                                     "services",  "docker",   "access_log",
+                                                     "registry"};
+const std::vector<std::string_view> kRegistryKeys = {"etcd", "role", "host_id", "advertise_address",
+                                                     "lease_ttl", "prefix", "tls"};
 const std::vector<std::string_view> kAccessLogKeys = {"format", "path", "syslog"};
 const std::vector<std::string_view> kListenerKeys = {"address"};
 const std::vector<std::string_view> kAdminKeys = {"address", "enabled"};
@@ -280,6 +283,8 @@ class Loader {
   void read_docker_tls(const Value& value);
   void read_docker_compat(const Value& value);
   void read_access_log(const Value& value);
+  void read_registry(const Value& value);
+  void read_registry_field(const Field& field, bool* role_given);
 
   // Checks across sections, once everything is read.
   void check_listeners_required();
@@ -455,6 +460,7 @@ void Loader::read_document(const YAML::Node& root) {
     else if (field.key == "routes") read_routes(value);
     else if (field.key == "services") read_services(value);
     else if (field.key == "docker") read_docker(value);
+    else if (field.key == "registry") read_registry(value);
   }
   check_listeners_required();
   check_duplicate_listeners();
@@ -1180,6 +1186,142 @@ void Loader::read_docker_compat(const Value& value) {
     if (!flag) continue;
     if (field.key == "nginx_proxy") config_.docker.compat.nginx_proxy = *flag;
     else config_.docker.compat.traefik = *flag;
+  }
+}
+
+// ---- registry ----
+
+void Loader::read_registry(const Value& value) {
+  if (!expect_map(value, "a map of registry settings (etcd, role, host_id, advertise_address, lease_ttl, prefix)"))
+    return;
+  Registry& registry = config_.registry;
+  registry.enabled = true;
+  registry.mark = value.mark;
+  bool role_given = false;
+  bool etcd_given = false;
+  bool advertise_given = false;
+  for (const Field& field : fields_of(value, kRegistryKeys)) {
+    if (field.key == "etcd") etcd_given = true;
+    if (field.key == "role") role_given = true;  // a bad value is reported as such, not as missing
+    if (field.key == "advertise_address" && field.value.node.IsScalar() && !field.value.node.Scalar().empty())
+      advertise_given = true;
+    read_registry_field(field, &role_given);
+  }
+  if (!etcd_given) fail(value.mark, "registry: missing required key 'etcd' (a list of member URLs such as "
+                                    "[\"http://10.0.0.5:2379\"])");
+  if (!role_given) fail(value.mark, "registry: missing required key 'role' (sidecar or front)");
+  if (role_given && registry.role == Registry::Role::kSidecar && !advertise_given)
+    fail(value.mark, "registry: 'advertise_address' is required for a sidecar (the address other hosts "
+                     "reach this host's instances on)");
+  if (registry.host_id.empty()) {
+    char name[256] = {};
+    if (gethostname(name, sizeof name - 1) == 0) registry.host_id = name;
+    if (registry.host_id.empty()) fail(value.mark, "registry: 'host_id' is not set and the hostname is unknown");
+  }
+  bool https = false;
+  for (const std::string& url : registry.etcd) https = https || url.rfind("https://", 0) == 0;
+  const bool tls = !registry.tls.ca.empty() || !registry.tls.cert.empty() || !registry.tls.key.empty();
+  if (tls && !https) fail(value.mark, "registry.tls: TLS needs https:// etcd members");
+  if (registry.tls.cert.empty() != registry.tls.key.empty())
+    fail(value.mark, "registry.tls: 'cert' and 'key' must be given together");
+}
+
+void Loader::read_registry_field(const Field& field, bool* role_given) {
+  Registry& registry = config_.registry;
+  const Value& value = field.value;
+  if (field.key == "etcd") {
+    if (!value.node.IsSequence() || value.node.size() == 0) {
+      fail(value.mark, value.path + ": expected a non-empty list of member URLs such as "
+                                    "[\"http://10.0.0.5:2379\"], got " + describe(value.node));
+      return;
+    }
+    for (const Value& item : items_of(value)) {
+      auto text = read_string(item);
+      if (!text) continue;
+      std::string_view rest;
+      if (text->rfind("http://", 0) == 0) rest = std::string_view(*text).substr(7);
+      else if (text->rfind("https://", 0) == 0) rest = std::string_view(*text).substr(8);
+      if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+      size_t colon = rest.rfind(':');
+      int64_t port = 0;
+      bool ok = colon != std::string_view::npos && colon > 0 && rest.find('/') == std::string_view::npos;
+      if (ok) {
+        std::string_view digits = rest.substr(colon + 1);
+        auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
+        ok = ec == std::errc() && end == digits.data() + digits.size() && port > 0 && port < 65536;
+      }
+      if (!ok) {
+        fail(item.mark, item.path + ": expected a member URL \"http://host:port\" or \"https://host:port\", got '" +
+                            *text + "'");
+        continue;
+      }
+      registry.etcd.push_back(*text);
+    }
+  } else if (field.key == "role") {
+    auto text = read_string(value);
+    if (!text) return;
+    if (*text == "sidecar") registry.role = Registry::Role::kSidecar;
+    else if (*text == "front") registry.role = Registry::Role::kFront;
+    else {
+      fail(value.mark, value.path + ": expected sidecar or front, got '" + *text + "'");
+      return;
+    }
+    *role_given = true;
+  } else if (field.key == "host_id") {
+    auto text = read_string(value);
+    if (!text) return;
+    bool ok = true;
+    for (unsigned char c : *text) ok = ok && c > 0x20 && c < 0x7f && c != '/';
+    if (!ok || text->size() > 253) {
+      fail(value.mark, value.path + ": must be printable ASCII without spaces or '/' (at most 253 characters), got '" +
+                           *text + "'");
+      return;
+    }
+    registry.host_id = *text;  // "" = the hostname
+  } else if (field.key == "advertise_address") {
+    auto text = read_string(value);
+    if (!text || text->empty()) return;
+    std::string probe = text->find(':') != std::string::npos ? "[" + *text + "]:1" : *text + ":1";
+    auto address = parse_socket_address(probe, false);
+    if (!address || *text == "localhost") {
+      fail(value.mark, value.path + ": expected a numeric IP address such as 10.0.0.5 or fd00::5, got '" + *text + "'");
+      return;
+    }
+    registry.advertise_address = address->host;
+  } else if (field.key == "lease_ttl") {
+    auto ttl = read_duration(value);
+    if (!ttl) return;
+    if (ttl->count() % 1000 != 0 || *ttl < Millis(2'000) || *ttl > Millis(3'600'000)) {
+      fail(value.mark, value.path + ": must be whole seconds from 2s (etcd's minimum) to 1h, got " +
+                           value.node.Scalar());
+      return;
+    }
+    registry.lease_ttl = *ttl;
+  } else if (field.key == "prefix") {
+    auto text = read_string(value);
+    if (!text) return;
+    bool ok = text->size() > 1 && text->front() == '/' && text->back() != '/';
+    for (unsigned char c : *text) ok = ok && c > 0x20 && c < 0x7f;
+    if (!ok) {
+      fail(value.mark, value.path + ": expected a key prefix such as /berth/v1 (starts with '/', no trailing '/', "
+                                    "printable ASCII), got '" + *text + "'");
+      return;
+    }
+    registry.prefix = *text;
+  } else if (field.key == "tls") {
+    if (value.node.IsNull()) return;
+    if (!expect_map(value, "a map with 'ca', 'cert' and/or 'key' (PEM file paths)")) return;
+    for (const Field& f : fields_of(value, kDockerTlsKeys)) {
+      auto path = read_string(f.value);
+      if (!path) continue;
+      if (path->empty()) {
+        fail(f.value.mark, f.value.path + ": must not be empty");
+        continue;
+      }
+      if (f.key == "ca") registry.tls.ca = *path;
+      else if (f.key == "cert") registry.tls.cert = *path;
+      else registry.tls.key = *path;
+    }
   }
 }
 

@@ -22,8 +22,8 @@ std::string HttpResult::describe() const {
 // One request on its own connection. Buffered (get) or streaming (stream).
 class DockerClient::Exchange {
  public:
-  Exchange(DockerClient* client, std::string target, std::chrono::milliseconds timeout)
-      : client_(client), target_(std::move(target)), timeout_(timeout),
+  Exchange(DockerClient* client, Request request, std::chrono::milliseconds timeout)
+      : client_(client), request_(std::move(request)), timeout_(timeout),
         parser_(HttpResponseParser::Callbacks{[this](const ResponseHead& h) { on_head(h); },
                                               [this](std::string_view b) { on_body(b); }, nullptr}) {}
   ~Exchange() { drop(); }
@@ -53,9 +53,14 @@ class DockerClient::Exchange {
   bool streaming() const { return !done; }
 
   void on_connected() {
-    connection_->write("GET " + target_ +
-                       " HTTP/1.1\r\nHost: docker\r\nUser-Agent: berth\r\nAccept: application/json\r\n"
-                       "Connection: close\r\n\r\n");
+    std::string head = request_.method + " " + request_.target + " HTTP/1.1\r\nHost: " + request_.host +
+                       "\r\nUser-Agent: berth\r\nAccept: application/json\r\nConnection: close\r\n";
+    for (const auto& [name, value] : request_.headers) head += name + ": " + value + "\r\n";
+    if (request_.method != "GET" || !request_.body.empty())
+      head += "Content-Type: application/json\r\nContent-Length: " + std::to_string(request_.body.size()) + "\r\n";
+    head += "\r\n";
+    head += request_.body;
+    connection_->write(head);
   }
   void on_head(const ResponseHead& head) {
     result_.status = head.status;
@@ -106,7 +111,7 @@ class DockerClient::Exchange {
   }
 
   DockerClient* client_;
-  std::string target_;
+  Request request_;
   std::chrono::milliseconds timeout_;
   HttpResponseParser parser_;
   HttpResult result_;
@@ -128,14 +133,28 @@ DockerClient::~DockerClient() {
 
 DockerClient::Id DockerClient::get(const std::string& target, std::chrono::milliseconds timeout,
                                    std::function<void(HttpResult)> done) {
-  auto exchange = std::make_unique<Exchange>(this, target, timeout);
+  Request request;
+  request.target = target;
+  return send(std::move(request), timeout, std::move(done));
+}
+
+DockerClient::Id DockerClient::send(Request request, std::chrono::milliseconds timeout,
+                                    std::function<void(HttpResult)> done) {
+  auto exchange = std::make_unique<Exchange>(this, std::move(request), timeout);
   exchange->done = done ? std::move(done) : [](HttpResult) {};
   return start(std::move(exchange));
 }
 
 DockerClient::Id DockerClient::stream(const std::string& target, std::chrono::milliseconds head_timeout,
                                       StreamCallbacks callbacks) {
-  auto exchange = std::make_unique<Exchange>(this, target, head_timeout);
+  Request request;
+  request.target = target;
+  return stream(std::move(request), head_timeout, std::move(callbacks));
+}
+
+DockerClient::Id DockerClient::stream(Request request, std::chrono::milliseconds head_timeout,
+                                      StreamCallbacks callbacks) {
+  auto exchange = std::make_unique<Exchange>(this, std::move(request), head_timeout);
   exchange->stream = std::move(callbacks);
   return start(std::move(exchange));
 }

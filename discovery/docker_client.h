@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "discovery/docker_endpoint.h"
@@ -42,6 +43,15 @@ class DockerClient {
     std::function<void(const std::string&)> on_end;  // why the stream ended (never empty)
   };
 
+  // A request other than a plain GET (the etcd gateway speaks POST with a JSON body).
+  struct Request {
+    std::string method = "GET";
+    std::string target;
+    std::string body;  // sent with Content-Length unless the method is GET and the body empty
+    std::vector<std::pair<std::string, std::string>> headers;  // extra header lines
+    std::string host = "docker";  // the Host header
+  };
+
   DockerClient(uv_loop_t* loop, DockerEndpoint endpoint, std::shared_ptr<TlsContext> tls);
   ~DockerClient();  // drops every request without calling back
   DockerClient(const DockerClient&) = delete;
@@ -49,6 +59,8 @@ class DockerClient {
 
   Id get(const std::string& target, std::chrono::milliseconds timeout, std::function<void(HttpResult)> done);
   Id stream(const std::string& target, std::chrono::milliseconds head_timeout, StreamCallbacks callbacks);
+  Id send(Request request, std::chrono::milliseconds timeout, std::function<void(HttpResult)> done);
+  Id stream(Request request, std::chrono::milliseconds head_timeout, StreamCallbacks callbacks);
   void cancel(Id id);  // no callback
   void cancel_all();
   size_t in_flight() const { return active_.size(); }

@@ -18,7 +18,8 @@ fi
 if [[ "${1:-}" == "--docker" || "${BERTH_DOCKER_DEPS:-0}" == 1 ]]; then
   # The test suite's real parts: a Docker engine, and for the observability tests a Prometheus
   # server (and promtool), an rsyslog receiver and a headless browser (with a font to draw text).
-  PKGS+=(docker.io busybox-static docker-compose prometheus rsyslog chromium fonts-dejavu-core)
+  # etcd (server and etcdctl) for the registry tests: many hosts on one etcd cluster.
+  PKGS+=(docker.io busybox-static docker-compose prometheus rsyslog chromium fonts-dejavu-core etcd-server etcd-client)
 fi
 
 missing=()

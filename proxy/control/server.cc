@@ -8,6 +8,7 @@
 #include <thread>
 #include <unordered_set>
 
+#include "discovery/registry/registry.h"
 #include "proxy/base/heap_trim.h"
 #include "proxy/base/log.h"
 #include "proxy/base/time_text.h"
@@ -54,6 +55,7 @@ bool Server::open_listeners(std::vector<std::vector<int>>& per_worker_fds) {
 int Server::run() {
   worker_count_ = config_.workers ? config_.workers : std::max(1u, std::thread::hardware_concurrency());
   sources_ = discovery::make_sources(config_);
+  discovery::registry::add_registry_sources(config_, sources_);
   discovered_.assign(sources_.size(), {});
   runtime_ = build_runtime();
 

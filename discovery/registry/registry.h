@@ -1,0 +1,16 @@
+// Wiring of the registry (config registry:) into the Server's sources.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "config/config.h"
+#include "discovery/source.h"
+
+namespace berth::discovery::registry {
+
+// registry.role front: adds the registry watch. registry.role sidecar: wraps the Docker
+// source so that what it discovers is also published to etcd. Nothing without registry:.
+void add_registry_sources(const config::Config& cfg, std::vector<std::unique_ptr<Source>>& sources);
+
+}  // namespace berth::discovery::registry

@@ -1,0 +1,395 @@
+#include "discovery/registry/registry_codec.h"
+
+#include <algorithm>
+#include <charconv>
+#include <set>
+#include <unordered_map>
+
+#include "config/config.h"
+#include "discovery/label_builder.h"
+
+namespace berth::discovery::registry {
+
+namespace {
+constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+int base64_value(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+') return 62;
+  if (c == '/') return 63;
+  return -1;
+}
+
+bool service_name_ok(std::string_view name) {
+  if (name.empty() || name.size() > 200) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+           c == '.';
+  });
+}
+
+bool path_ok(std::string_view path) {
+  if (path.empty() || path.front() != '/' || path.size() > 1024) return false;
+  return std::all_of(path.begin(), path.end(), [](char c) {
+    auto b = static_cast<unsigned char>(c);
+    return b > 0x20 && b < 0x7f && c != '?' && c != '#';
+  });
+}
+
+// "ip:port" -> (ip, port); the port of any endpoint key.
+std::optional<uint16_t> port_of(std::string_view key) {
+  size_t colon = key.rfind(':');
+  if (colon == std::string_view::npos) return std::nullopt;
+  std::string_view digits = key.substr(colon + 1);
+  unsigned value = 0;
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+  if (ec != std::errc() || end != digits.data() + digits.size() || value == 0 || value > 65535) return std::nullopt;
+  return static_cast<uint16_t>(value);
+}
+}  // namespace
+
+std::string base64_encode(std::string_view bytes) {
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 3 <= bytes.size(); i += 3) {
+    uint32_t n = (uint32_t(uint8_t(bytes[i])) << 16) | (uint32_t(uint8_t(bytes[i + 1])) << 8) | uint8_t(bytes[i + 2]);
+    out += kAlphabet[(n >> 18) & 63];
+    out += kAlphabet[(n >> 12) & 63];
+    out += kAlphabet[(n >> 6) & 63];
+    out += kAlphabet[n & 63];
+  }
+  size_t rest = bytes.size() - i;
+  if (rest == 1) {
+    uint32_t n = uint32_t(uint8_t(bytes[i])) << 16;
+    out += kAlphabet[(n >> 18) & 63];
+    out += kAlphabet[(n >> 12) & 63];
+    out += "==";
+  } else if (rest == 2) {
+    uint32_t n = (uint32_t(uint8_t(bytes[i])) << 16) | (uint32_t(uint8_t(bytes[i + 1])) << 8);
+    out += kAlphabet[(n >> 18) & 63];
+    out += kAlphabet[(n >> 12) & 63];
+    out += kAlphabet[(n >> 6) & 63];
+    out += '=';
+  }
+  return out;
+}
+
+std::optional<std::string> base64_decode(std::string_view text) {
+  if (text.size() % 4 != 0) return std::nullopt;
+  std::string out;
+  out.reserve(text.size() / 4 * 3);
+  for (size_t i = 0; i < text.size(); i += 4) {
+    int v[4];
+    int pad = 0;
+    for (int k = 0; k < 4; ++k) {
+      char c = text[i + k];
+      if (c == '=') {
+        // Padding only in the last group, only in its last two places, and only at the end.
+        if (i + 4 != text.size() || k < 2) return std::nullopt;
+        ++pad;
+        v[k] = 0;
+        continue;
+      }
+      if (pad) return std::nullopt;
+      v[k] = base64_value(c);
+      if (v[k] < 0) return std::nullopt;
+    }
+    uint32_t n = (uint32_t(v[0]) << 18) | (uint32_t(v[1]) << 12) | (uint32_t(v[2]) << 6) | uint32_t(v[3]);
+    out += static_cast<char>((n >> 16) & 0xff);
+    if (pad < 2) out += static_cast<char>((n >> 8) & 0xff);
+    if (pad < 1) out += static_cast<char>(n & 0xff);
+  }
+  return out;
+}
+
+std::string prefix_range_end(std::string_view prefix) {
+  std::string end(prefix);
+  while (!end.empty() && static_cast<unsigned char>(end.back()) == 0xff) end.pop_back();
+  if (end.empty()) return std::string(1, '\0');
+  end.back() = static_cast<char>(static_cast<unsigned char>(end.back()) + 1);
+  return end;
+}
+
+std::optional<int64_t> json_int64(const nlohmann::json& object, const char* name, int64_t fallback) {
+  if (!object.is_object()) return std::nullopt;
+  auto it = object.find(name);
+  if (it == object.end() || it->is_null()) return fallback;
+  if (it->is_number_integer()) return it->get<int64_t>();
+  if (!it->is_string()) return std::nullopt;
+  const std::string& text = it->get_ref<const std::string&>();
+  // uint64 values (member ids) may not fit: those are compared as text, never parsed here.
+  int64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty()) return std::nullopt;
+  return value;
+}
+
+std::string instances_prefix(std::string_view prefix) { return std::string(prefix) + "/instances/"; }
+
+std::string host_prefix(std::string_view prefix, std::string_view host_id) {
+  return instances_prefix(prefix) + std::string(host_id) + "/";
+}
+
+std::string encode_instance(const Instance& instance) {
+  nlohmann::json routes = nlohmann::json::array();
+  for (const RegistryRoute& r : instance.routes)
+    routes.push_back({{"hosts", r.hosts}, {"path", r.path}, {"priority", r.priority}});
+  nlohmann::json j = {{"service", instance.service}, {"routes", routes},         {"address", instance.address},
+                      {"weight", instance.weight},   {"health", instance.health}, {"host_id", instance.host_id},
+                      {"container", instance.container}};
+  return j.dump();
+}
+
+std::optional<Instance> decode_instance(std::string_view value, std::string* problem) {
+  auto bad = [&](std::string why) -> std::optional<Instance> {
+    *problem = std::move(why);
+    return std::nullopt;
+  };
+  if (value.size() > 64 * 1024) return bad("value larger than 64 KiB");
+  nlohmann::json j = nlohmann::json::parse(value, nullptr, false);
+  if (j.is_discarded()) return bad("value is not JSON");
+  if (!j.is_object()) return bad("value is not a JSON object");
+  Instance out;
+  auto service = j.find("service");
+  if (service == j.end() || !service->is_string() || !service_name_ok(service->get_ref<const std::string&>()))
+    return bad("'service' must be a service name (letters, digits, '-', '_', '.')");
+  out.service = service->get<std::string>();
+  auto address = j.find("address");
+  if (address == j.end() || !address->is_string()) return bad("'address' must be a string \"ip:port\"");
+  {
+    Endpoint probe;
+    probe.key = address->get<std::string>();
+    if (!resolve_endpoint_key(probe) || !port_of(probe.key)) return bad("'address' must be a numeric \"ip:port\"");
+    out.address = probe.key;
+  }
+  if (auto w = j.find("weight"); w != j.end()) {
+    if (!w->is_number_integer() || w->get<int64_t>() < 1 || w->get<int64_t>() > 1000)
+      return bad("'weight' must be an integer from 1 to 1000");
+    out.weight = static_cast<uint32_t>(w->get<int64_t>());
+  }
+  if (auto h = j.find("health"); h != j.end()) {
+    if (!h->is_string()) return bad("'health' must be healthy, unhealthy or unchecked");
+    out.health = h->get<std::string>();
+    if (out.health != "healthy" && out.health != "unhealthy" && out.health != "unchecked")
+      return bad("'health' must be healthy, unhealthy or unchecked");
+  }
+  if (auto h = j.find("host_id"); h != j.end() && h->is_string()) out.host_id = h->get<std::string>();
+  if (auto c = j.find("container"); c != j.end() && c->is_string()) out.container = c->get<std::string>();
+  auto routes = j.find("routes");
+  if (routes == j.end() || !routes->is_array() || routes->empty() || routes->size() > 64)
+    return bad("'routes' must be a list of 1 to 64 routes");
+  for (const auto& r : *routes) {
+    if (!r.is_object()) return bad("a route must be an object with hosts, path, priority");
+    RegistryRoute route;
+    if (auto hosts = r.find("hosts"); hosts != r.end()) {
+      if (!hosts->is_array() || hosts->size() > 64) return bad("route 'hosts' must be a list of host names");
+      for (const auto& h : *hosts) {
+        if (!h.is_string()) return bad("route 'hosts' must be a list of host names");
+        auto pattern = config::normalize_host_pattern(h.get<std::string>());
+        if (!pattern) return bad("invalid host pattern '" + h.get<std::string>() + "'");
+        route.hosts.push_back(*pattern);
+      }
+    }
+    if (auto path = r.find("path"); path != r.end()) {
+      if (!path->is_string() || !path_ok(path->get_ref<const std::string&>()))
+        return bad("route 'path' must start with '/' and hold printable characters only");
+      route.path = path->get<std::string>();
+    }
+    if (auto priority = r.find("priority"); priority != r.end()) {
+      if (!priority->is_number_integer() || priority->get<int64_t>() < INT32_MIN || priority->get<int64_t>() > INT32_MAX)
+        return bad("route 'priority' must be an integer");
+      route.priority = static_cast<int32_t>(priority->get<int64_t>());
+    }
+    out.routes.push_back(std::move(route));
+  }
+  return out;
+}
+
+DiscoveredSet build_registry_set(const std::map<std::string, std::string>& kvs, std::string_view prefix,
+                                 const TablePolicy& policy) {
+  DiscoveredSet set;
+  const std::string root = instances_prefix(prefix);
+  struct Pending {
+    std::vector<Endpoint> endpoints;
+    std::vector<RegistryRoute> routes;
+  };
+  std::map<std::string, Pending> by_service;
+  std::unordered_map<std::string, std::string> claims;  // host \n path -> service
+  BuilderOptions options;
+  options.allowed_hosts = policy.allowed_hosts;
+  options.max_priority = policy.max_priority;
+  options.allow_any_host = policy.allow_any_host;
+  for (const auto& [key, value] : kvs) {
+    std::string source = "registry:" + (key.rfind(root, 0) == 0 ? key.substr(root.size()) : key);
+    auto reject = [&](const std::string& why) { set.rejected.emplace_back(source, why); };
+    // <host>/<container>/<n>
+    std::string_view rest = std::string_view(key);
+    if (rest.rfind(root, 0) != 0) {
+      reject("key outside " + root);
+      continue;
+    }
+    rest.remove_prefix(root.size());
+    if (std::count(rest.begin(), rest.end(), '/') != 2 || rest.front() == '/' || rest.back() == '/' ||
+        rest.find("//") != std::string_view::npos) {
+      reject("key is not <prefix>/instances/<host-id>/<container-id>/<n>");
+      continue;
+    }
+    std::string problem;
+    auto instance = decode_instance(value, &problem);
+    if (!instance) {
+      reject(problem);
+      continue;
+    }
+    std::string refused;
+    for (const RegistryRoute& r : instance->routes) {
+      RouteSpec spec;
+      spec.hosts = r.hosts;
+      spec.path = r.path;
+      spec.priority = r.priority;
+      refused = policy_problem(spec, options);
+      if (!refused.empty()) break;
+    }
+    if (!refused.empty()) {
+      reject("refused by policy: " + refused);
+      continue;
+    }
+    // A host + path served by another service: the first key in order keeps it.
+    std::string conflict;
+    for (const RegistryRoute& r : instance->routes) {
+      std::vector<std::string> hosts = r.hosts.empty() ? std::vector<std::string>{""} : r.hosts;
+      for (const std::string& h : hosts) {
+        auto it = claims.find(h + "\n" + r.path);
+        if (it != claims.end() && it->second != instance->service)
+          conflict = "host '" + h + "' path '" + r.path + "' is already served by service " + it->second;
+      }
+    }
+    if (!conflict.empty()) {
+      reject(conflict);
+      continue;
+    }
+    for (const RegistryRoute& r : instance->routes) {
+      std::vector<std::string> hosts = r.hosts.empty() ? std::vector<std::string>{""} : r.hosts;
+      for (const std::string& h : hosts) claims.emplace(h + "\n" + r.path, instance->service);
+    }
+    Pending& pending = by_service[instance->service];
+    for (const RegistryRoute& r : instance->routes)
+      if (std::find(pending.routes.begin(), pending.routes.end(), r) == pending.routes.end()) pending.routes.push_back(r);
+    if (instance->health == "unhealthy") continue;  // its routes stand; it gets no traffic
+    Endpoint endpoint;
+    endpoint.key = instance->address;
+    resolve_endpoint_key(endpoint);
+    endpoint.weight = instance->weight;
+    endpoint.source = source;
+    pending.endpoints.push_back(std::move(endpoint));
+  }
+  auto routes = std::make_shared<std::vector<Route>>();
+  for (auto& [name, pending] : by_service) {
+    auto service = std::make_shared<Service>();
+    service->name = name;
+    // Two instances at one address (e.g. two keys for one container) count once.
+    std::set<std::string> seen;
+    for (Endpoint& e : pending.endpoints)
+      if (seen.insert(e.key).second) service->endpoints.push_back(std::move(e));
+    service->serve_empty_until_ms = 0;  // no instance: the routes no longer match
+    uint32_t index = static_cast<uint32_t>(set.services.size());
+    set.services.push_back(service);
+    for (const RegistryRoute& r : pending.routes) {
+      std::vector<std::string> hosts = r.hosts.empty() ? std::vector<std::string>{""} : r.hosts;
+      for (const std::string& h : hosts) {
+        Route route;
+        route.name = name + (h.empty() ? "" : "@" + h) + r.path;
+        route.host = h;
+        route.path_prefix = r.path;
+        route.priority = r.priority;
+        route.service = index;
+        route.source = "registry";
+        routes->push_back(std::move(route));
+      }
+    }
+  }
+  set.routes = std::move(routes);
+  return set;
+}
+
+std::string container_of(std::string_view key, std::string_view host_prefix) {
+  if (key.rfind(host_prefix, 0) != 0) return {};
+  key.remove_prefix(host_prefix.size());
+  return std::string(key.substr(0, key.find('/')));
+}
+
+Publication publication_from_set(const DiscoveredSet& set, std::string_view prefix, std::string_view host_id,
+                                 std::string_view advertise_address) {
+  Publication out;
+  const std::string base = host_prefix(prefix, host_id);
+  // Routes of each service, grouped by path and priority.
+  std::vector<std::vector<RegistryRoute>> service_routes(set.services.size());
+  for (const Route& route : *set.routes) {
+    if (route.service >= set.services.size()) continue;
+    auto& list = service_routes[route.service];
+    auto it = std::find_if(list.begin(), list.end(), [&](const RegistryRoute& r) {
+      return r.path == route.path_prefix && r.priority == route.priority;
+    });
+    if (it == list.end()) {
+      list.push_back(RegistryRoute{{}, route.path_prefix, route.priority});
+      it = list.end() - 1;
+    }
+    if (!route.host.empty() && std::find(it->hosts.begin(), it->hosts.end(), route.host) == it->hosts.end())
+      it->hosts.push_back(route.host);
+  }
+  std::string address_host(advertise_address);
+  if (address_host.find(':') != std::string::npos) address_host = "[" + address_host + "]";
+  std::map<std::string, uint32_t> next_index;  // per container
+  for (size_t s = 0; s < set.services.size(); ++s) {
+    const Service& service = *set.services[s];
+    if (service_routes[s].empty()) continue;
+    for (const Endpoint& e : service.endpoints) {
+      // "container:<short id>/<name>"
+      std::string_view source = e.source;
+      if (source.rfind("container:", 0) != 0) continue;
+      source.remove_prefix(10);
+      size_t slash = source.find('/');
+      std::string id(source.substr(0, slash));
+      std::string name = slash == std::string_view::npos ? std::string() : std::string(source.substr(slash + 1));
+      auto port = port_of(e.key);
+      if (id.empty() || !port) continue;
+      Instance instance;
+      instance.service = service.name;
+      instance.routes = service_routes[s];
+      instance.address = address_host + ":" + std::to_string(*port);
+      instance.weight = std::clamp<uint32_t>(e.weight, 1, 1000);
+      instance.health = "healthy";  // Docker discovery lists only instances it routes to
+      instance.host_id = std::string(host_id);
+      instance.container = name;
+      uint32_t n = next_index[id]++;
+      out.kvs[base + id + "/" + std::to_string(n)] = encode_instance(instance);
+    }
+  }
+  return out;
+}
+
+std::vector<ContainerChange> diff_publication(const std::map<std::string, std::string>& have,
+                                              const std::map<std::string, std::string>& want,
+                                              std::string_view host_prefix) {
+  std::map<std::string, ContainerChange> changes;
+  for (const auto& [key, value] : want) {
+    auto it = have.find(key);
+    if (it != have.end() && it->second == value) continue;
+    std::string c = container_of(key, host_prefix);
+    changes[c].container = c;
+    changes[c].puts[key] = value;
+  }
+  for (const auto& [key, value] : have) {
+    if (want.count(key)) continue;
+    std::string c = container_of(key, host_prefix);
+    changes[c].container = c;
+    changes[c].deletes.push_back(key);
+  }
+  std::vector<ContainerChange> out;
+  for (auto& [c, change] : changes) out.push_back(std::move(change));
+  return out;
+}
+
+}  // namespace berth::discovery::registry

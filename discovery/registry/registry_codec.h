@@ -1,0 +1,99 @@
+// The pure parts of Berth's etcd registry: base64 and integer encodings of the etcd v3 JSON
+// gateway, the key layout under the prefix, the instance value schema, the front door's
+// table (instances -> a DiscoveredSet, bad values rejected one by one) and the sidecar's
+// publication (a DiscoveredSet -> the keys and values of its host, and what changed per
+// container). No sockets, no clock; unit-tested in tests/unit/registry_codec_test.cc.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "discovery/source.h"
+
+namespace berth::discovery::registry {
+
+// Standard base64 with padding (what the gateway wants for bytes fields).
+std::string base64_encode(std::string_view bytes);
+// nullopt on anything that is not standard padded base64.
+std::optional<std::string> base64_decode(std::string_view text);
+
+// The range_end that makes [key, end) every key starting with `prefix`: its last byte + 1
+// (trailing 0xff bytes dropped); "\0" (all keys) when nothing is left.
+std::string prefix_range_end(std::string_view prefix);
+
+// An int64 field of a gateway reply: a JSON string of digits (what the gateway sends) or a
+// number; `fallback` when absent (zero values are omitted); nullopt when malformed.
+std::optional<int64_t> json_int64(const nlohmann::json& object, const char* name, int64_t fallback = 0);
+
+// <prefix>/instances/
+std::string instances_prefix(std::string_view prefix);
+// <prefix>/instances/<host>/
+std::string host_prefix(std::string_view prefix, std::string_view host_id);
+
+// One routable instance as stored in etcd.
+struct RegistryRoute {
+  std::vector<std::string> hosts;  // normalised patterns; empty = any host
+  std::string path = "/";
+  int32_t priority = 0;
+  bool operator==(const RegistryRoute& o) const {
+    return hosts == o.hosts && path == o.path && priority == o.priority;
+  }
+};
+struct Instance {
+  std::string service;
+  std::vector<RegistryRoute> routes;  // at least one
+  std::string address;                // "ip:port" / "[ip6]:port", numeric
+  uint32_t weight = 1;                // 1..1000
+  std::string health = "healthy";     // as the sidecar sees it: "healthy" | "unhealthy" | "unchecked"
+  std::string host_id;                // informational
+  std::string container;              // informational: the container's name
+};
+
+std::string encode_instance(const Instance& instance);
+// nullopt with *problem set when the value is not a well-formed instance.
+std::optional<Instance> decode_instance(std::string_view value, std::string* problem);
+
+// Operator policy a front door applies to what the registry asks for (values are not trusted
+// more than container labels): docker.allowed_hosts, max_priority, allow_any_host.
+struct TablePolicy {
+  std::vector<std::string> allowed_hosts;
+  int32_t max_priority = INT32_MAX;
+  bool allow_any_host = true;
+};
+
+// The front door's table: every key under <prefix>/instances/ with its raw value. Builds the
+// complete set: services by name with every healthy instance, their routes (the union of what
+// the instances declare), and the keys rejected, one by one, with the reason. A host + path
+// already served by another service is rejected for the later key (keys in byte order).
+DiscoveredSet build_registry_set(const std::map<std::string, std::string>& kvs, std::string_view prefix,
+                                 const TablePolicy& policy);
+
+// The sidecar's side: the keys and values its host should have, from its Docker set. Each
+// instance of a container (one per service it serves) is <host prefix><container id>/<n>; the
+// address is advertise_address with the instance's port.
+struct Publication {
+  std::map<std::string, std::string> kvs;  // key -> value
+};
+Publication publication_from_set(const DiscoveredSet& set, std::string_view prefix, std::string_view host_id,
+                                 std::string_view advertise_address);
+
+// The container part of a key under the host prefix ("<container>/<n>" -> "<container>").
+std::string container_of(std::string_view key, std::string_view host_prefix);
+
+// What must change to go from `have` to `want`, grouped by container: one transaction each.
+struct ContainerChange {
+  std::string container;
+  std::map<std::string, std::string> puts;
+  std::vector<std::string> deletes;
+};
+std::vector<ContainerChange> diff_publication(const std::map<std::string, std::string>& have,
+                                              const std::map<std::string, std::string>& want,
+                                              std::string_view host_prefix);
+
+}  // namespace berth::discovery::registry

@@ -1,0 +1,163 @@
+#include "discovery/registry/registry_publish.h"
+
+#include <algorithm>
+
+#include "proxy/base/log.h"
+
+namespace berth::discovery::registry {
+
+namespace {
+constexpr std::chrono::milliseconds kCallTimeout{3'000};
+constexpr std::chrono::milliseconds kBackoffMax{5'000};
+}  // namespace
+
+RegistryPublisher::RegistryPublisher(const config::Registry& cfg, std::unique_ptr<Source> inner)
+    : cfg_(cfg), inner_(std::move(inner)), host_prefix_(host_prefix(cfg.prefix, cfg.host_id)) {
+  bool https = std::any_of(cfg_.etcd.begin(), cfg_.etcd.end(), [](const std::string& u) { return u.rfind("https://", 0) == 0; });
+  if (https) {
+    std::string error;
+    tls_ = TlsContext::create(cfg_.tls, &error);
+    if (!tls_) setup_error_ = error;
+  }
+}
+
+RegistryPublisher::~RegistryPublisher() { stop(nullptr); }
+
+void RegistryPublisher::start(uv_loop_t* loop, UpdateFn on_update) {
+  loop_ = loop;
+  inner_->start(loop, [this, on_update = std::move(on_update)](std::shared_ptr<const DiscoveredSet> set) {
+    want_ = publication_from_set(*set, cfg_.prefix, cfg_.host_id, cfg_.advertise_address).kvs;
+    have_set_ = true;
+    on_update(std::move(set));
+    pump();
+  });
+  if (!setup_error_.empty()) {
+    log::error("registry_setup_failed").kv("reason", setup_error_);
+    return;
+  }
+  client_ = std::make_unique<EtcdClient>(loop_, cfg_.etcd, tls_);
+  connect();
+}
+
+void RegistryPublisher::stop(std::function<void()> done) {
+  if (stopped_) {
+    if (done) done();
+    return;
+  }
+  stopped_ = true;
+  client_.reset();
+  retry_timer_.close();
+  keepalive_timer_.close();
+  inner_->stop(std::move(done));
+}
+
+void RegistryPublisher::connect() {
+  if (stopped_) return;
+  ready_ = false;
+  busy_ = false;
+  uint64_t generation = ++generation_;
+  client_->call("lease/grant", {{"TTL", cfg_.lease_ttl.count() / 1000}}, kCallTimeout,
+                [this, generation](EtcdReply reply) {
+                  if (generation == generation_) on_granted(reply);
+                });
+}
+
+void RegistryPublisher::on_granted(const EtcdReply& reply) {
+  if (!reply.ok()) {
+    lost("lease grant: " + reply.error);
+    return;
+  }
+  auto id = reply.body.find("ID");
+  if (id == reply.body.end() || !(id->is_string() || id->is_number_integer())) {
+    lost("lease grant reply without an ID");
+    return;
+  }
+  lease_ = id->is_string() ? id->get<std::string>() : std::to_string(id->get<int64_t>());
+  uint64_t generation = generation_;
+  nlohmann::json body = {{"key", base64_encode(host_prefix_)},
+                         {"range_end", base64_encode(prefix_range_end(host_prefix_))},
+                         {"keys_only", true}};
+  client_->call("kv/range", body, kCallTimeout, [this, generation](EtcdReply r) {
+    if (generation == generation_) on_own_keys(r);
+  });
+}
+
+void RegistryPublisher::on_own_keys(const EtcdReply& reply) {
+  if (!reply.ok()) {
+    lost("range of own keys: " + reply.error);
+    return;
+  }
+  // Every key found is rewritten under the new lease (or deleted): "" never equals a value.
+  have_.clear();
+  if (auto kvs = reply.body.find("kvs"); kvs != reply.body.end() && kvs->is_array())
+    for (const auto& kv : *kvs)
+      if (auto key = base64_decode(kv.value("key", ""))) have_[*key] = "";
+  ready_ = true;
+  backoff_ = std::chrono::milliseconds(100);
+  log::info("registry_publishing")
+      .kv("host_id", cfg_.host_id)
+      .kv("lease", lease_)
+      .kv("own_keys_found", static_cast<uint64_t>(have_.size()));
+  uint64_t interval = static_cast<uint64_t>(std::max<int64_t>(500, cfg_.lease_ttl.count() / 3));
+  keepalive_timer_.start(loop_, interval, [this] { keepalive(); }, interval);
+  pump();
+}
+
+void RegistryPublisher::pump() {
+  if (!ready_ || busy_ || stopped_ || !have_set_) return;
+  std::vector<ContainerChange> changes = diff_publication(have_, want_, host_prefix_);
+  if (changes.empty()) return;
+  // One container at a time, one transaction each; the next waits for this one's reply.
+  ContainerChange change = std::move(changes.front());
+  nlohmann::json ops = nlohmann::json::array();
+  for (const auto& [key, value] : change.puts)
+    ops.push_back({{"request_put", {{"key", base64_encode(key)}, {"value", base64_encode(value)}, {"lease", lease_}}}});
+  for (const std::string& key : change.deletes)
+    ops.push_back({{"request_delete_range", {{"key", base64_encode(key)}}}});
+  busy_ = true;
+  uint64_t generation = generation_;
+  client_->call("kv/txn", {{"success", ops}}, kCallTimeout,
+                [this, generation, change = std::move(change)](EtcdReply reply) {
+                  if (generation != generation_) return;
+                  busy_ = false;
+                  if (!reply.ok()) {
+                    lost("transaction for container " + change.container + ": " + reply.error);
+                    return;
+                  }
+                  for (const auto& [key, value] : change.puts) have_[key] = value;
+                  for (const std::string& key : change.deletes) have_.erase(key);
+                  log::debug("registry_published")
+                      .kv("container", change.container)
+                      .kv("puts", static_cast<uint64_t>(change.puts.size()))
+                      .kv("deletes", static_cast<uint64_t>(change.deletes.size()));
+                  pump();
+                });
+}
+
+void RegistryPublisher::keepalive() {
+  if (!ready_ || stopped_) return;
+  uint64_t generation = generation_;
+  client_->call("lease/keepalive", {{"ID", lease_}}, kCallTimeout, [this, generation](EtcdReply reply) {
+    if (generation != generation_) return;
+    if (!reply.ok()) {
+      // etcd unreachable: the lease may still live; the next keepalive tells.
+      log::warn("registry_keepalive_failed").kv("reason", reply.error);
+      return;
+    }
+    auto ttl = json_int64(reply.body, "TTL");
+    if (!ttl || *ttl <= 0) lost("lease " + lease_ + " expired");
+  });
+}
+
+void RegistryPublisher::lost(const std::string& why) {
+  if (stopped_) return;
+  ++generation_;
+  ready_ = false;
+  busy_ = false;
+  keepalive_timer_.stop();
+  log::warn("registry_publish_lost").kv("reason", why).kv("retry_ms", static_cast<int64_t>(backoff_.count()));
+  retry_timer_.start(loop_, static_cast<uint64_t>(backoff_.count()), [this] { connect(); });
+  backoff_ = std::min(backoff_ * 2, kBackoffMax);
+}
+
+}  // namespace berth::discovery::registry

@@ -1,0 +1,67 @@
+// The sidecar's publisher: wraps the host's Docker discovery source. Every set that source
+// hands over goes on to the Server unchanged (the sidecar routes its host's apps locally, with
+// or without etcd), and its routable instances are published to etcd under
+// <prefix>/instances/<host-id>/<container-id>/<n>, attached to a lease kept alive at a third
+// of lease_ttl. Writes happen on change only, one transaction per container.
+//
+// Start and every return of etcd: grant a lease, range the host's keys (its own from a previous
+// run included), then write what is true now under the new lease and delete keys of
+// containers that are gone: the old keys stay until replaced, so no instance vanishes
+// meanwhile. A keepalive that finds the lease gone (etcd lost quorum longer than the TTL)
+// starts that over.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "config/config.h"
+#include "discovery/registry/etcd_client.h"
+#include "discovery/registry/registry_codec.h"
+#include "discovery/source.h"
+#include "discovery/uv_handle.h"
+
+namespace berth::discovery::registry {
+
+class RegistryPublisher final : public Source {
+ public:
+  RegistryPublisher(const config::Registry& cfg, std::unique_ptr<Source> inner);
+  ~RegistryPublisher() override;
+
+  std::string_view name() const override { return inner_->name(); }
+  void start(uv_loop_t* loop, UpdateFn on_update) override;
+  void stop(std::function<void()> done) override;
+  // The host's own discovery decides readiness: the sidecar routes locally whatever etcd does.
+  std::string stale_reason() const override { return inner_->stale_reason(); }
+  SourceStats stats() const override { return inner_->stats(); }
+
+ private:
+  void connect();
+  void on_granted(const EtcdReply& reply);
+  void on_own_keys(const EtcdReply& reply);
+  void pump();
+  void keepalive();
+  void lost(const std::string& why);
+
+  config::Registry cfg_;
+  std::unique_ptr<Source> inner_;
+  std::shared_ptr<TlsContext> tls_;
+  std::string setup_error_;
+  uv_loop_t* loop_ = nullptr;
+  std::unique_ptr<EtcdClient> client_;
+  std::string host_prefix_;
+  std::map<std::string, std::string> want_;  // from the latest Docker set
+  std::map<std::string, std::string> have_;  // in etcd under our lease ("" = to be rewritten)
+  std::string lease_;                        // lease ID as the gateway spells it
+  bool ready_ = false;                       // lease granted and own keys known
+  bool busy_ = false;                        // a transaction in flight
+  bool have_set_ = false;                    // the host's discovery handed over its first set
+                                             // (before it, "nothing" would delete our keys)
+  bool stopped_ = false;
+  uint64_t generation_ = 0;
+  Timer retry_timer_, keepalive_timer_;
+  std::chrono::milliseconds backoff_{100};
+};
+
+}  // namespace berth::discovery::registry

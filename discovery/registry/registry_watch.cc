@@ -1,0 +1,236 @@
+#include "discovery/registry/registry_watch.h"
+
+#include <algorithm>
+#include <ctime>
+
+#include "discovery/label_builder.h"
+#include "proxy/base/clock.h"
+#include "proxy/base/log.h"
+
+namespace berth::discovery::registry {
+
+namespace {
+constexpr std::chrono::milliseconds kCallTimeout{3'000};
+constexpr std::chrono::milliseconds kWatchHeadTimeout{3'000};
+constexpr std::chrono::milliseconds kCheckInterval{3'000};
+constexpr std::chrono::milliseconds kBackoffMax{5'000};
+
+std::string now_text() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+}  // namespace
+
+RegistryWatch::RegistryWatch(const config::Registry& cfg, TablePolicy policy)
+    : cfg_(cfg), policy_(std::move(policy)), root_(instances_prefix(cfg.prefix)) {
+  bool https = std::any_of(cfg_.etcd.begin(), cfg_.etcd.end(), [](const std::string& u) { return u.rfind("https://", 0) == 0; });
+  if (https) {
+    std::string error;
+    tls_ = TlsContext::create(cfg_.tls, &error);
+    if (!tls_) setup_error_ = error;
+  }
+}
+
+RegistryWatch::~RegistryWatch() { stop(nullptr); }
+
+void RegistryWatch::start(uv_loop_t* loop, UpdateFn on_update) {
+  loop_ = loop;
+  on_update_ = std::move(on_update);
+  if (!setup_error_.empty()) {
+    stale_ = "registry cannot start: " + setup_error_;
+    log::error("registry_setup_failed").kv("reason", setup_error_);
+    return;
+  }
+  client_ = std::make_unique<EtcdClient>(loop_, cfg_.etcd, tls_);
+  sync();
+}
+
+void RegistryWatch::stop(std::function<void()> done) {
+  stopped_ = true;
+  client_.reset();
+  retry_timer_.close();
+  check_timer_.close();
+  if (done) done();
+}
+
+std::string RegistryWatch::stale_reason() const { return stale_; }
+
+SourceStats RegistryWatch::stats() const {
+  SourceStats s;
+  s.connected = synced_;
+  s.events.assign(event_counts_.begin(), event_counts_.end());
+  return s;
+}
+
+void RegistryWatch::sync() {
+  if (stopped_) return;
+  synced_ = false;
+  uint64_t generation = ++generation_;
+  if (watch_id_) client_->cancel_watch(watch_id_);
+  watch_id_ = 0;
+  nlohmann::json body = {{"key", base64_encode(root_)}, {"range_end", base64_encode(prefix_range_end(root_))}};
+  client_->call("kv/range", body, kCallTimeout, [this, generation](EtcdReply reply) {
+    if (generation != generation_) return;
+    on_range(reply);
+  });
+}
+
+void RegistryWatch::on_range(const EtcdReply& reply) {
+  if (!reply.ok()) {
+    lost("range: " + reply.error);
+    return;
+  }
+  auto revision = json_int64(reply.body.value("header", nlohmann::json::object()), "revision");
+  if (!revision || *revision <= 0) {
+    lost("range reply without a revision");
+    return;
+  }
+  std::map<std::string, std::string> table;
+  if (auto kvs = reply.body.find("kvs"); kvs != reply.body.end() && kvs->is_array()) {
+    for (const auto& kv : *kvs) {
+      auto key = base64_decode(kv.value("key", ""));
+      auto value = base64_decode(kv.value("value", ""));
+      if (!key) continue;
+      table[*key] = value.value_or("\x01not base64");
+    }
+  }
+  bool more = reply.body.value("more", false);
+  if (more) log::warn("registry_range_truncated").kv("keys", static_cast<uint64_t>(table.size()));
+  kvs_ = std::move(table);  // reconcile: the range is the truth at `revision`
+  revision_ = *revision;
+  ++event_counts_["range"];
+  publish(realtime_ns());
+  watch();
+}
+
+void RegistryWatch::watch() {
+  uint64_t generation = generation_;
+  nlohmann::json create = {{"key", base64_encode(root_)},
+                           {"range_end", base64_encode(prefix_range_end(root_))},
+                           {"start_revision", std::to_string(revision_ + 1)}};
+  EtcdClient::WatchCallbacks cb;
+  cb.on_message = [this, generation](const nlohmann::json& result) {
+    if (generation != generation_) return;
+    on_watch_message(result);
+  };
+  cb.on_end = [this, generation](const std::string& why) {
+    if (generation != generation_) return;
+    watch_id_ = 0;
+    lost("watch on " + client_->current_member() + " ended: " + why);
+  };
+  watch_id_ = client_->watch(create, kWatchHeadTimeout, std::move(cb));
+}
+
+void RegistryWatch::on_watch_message(const nlohmann::json& result) {
+  int64_t received = realtime_ns();
+  if (result.value("canceled", false)) {
+    auto compacted = json_int64(result, "compact_revision");
+    if (compacted && *compacted > 0) {
+      log::warn("registry_watch_compacted").kv("compact_revision", *compacted).kv("revision", revision_);
+      ++event_counts_["compacted"];
+      sync();  // range again and reconcile
+      return;
+    }
+    lost("watch canceled: " + result.value("cancel_reason", std::string("no reason given")));
+    return;
+  }
+  if (result.value("created", false)) {
+    bool was_stale = !unreachable_since_.empty();
+    synced_ = true;
+    backoff_ = std::chrono::milliseconds(100);
+    stale_.clear();
+    unreachable_since_.clear();
+    log::info(was_stale ? "registry_resynced" : "registry_synced")
+        .kv("member", client_->current_member())
+        .kv("revision", revision_)
+        .kv("keys", static_cast<uint64_t>(kvs_.size()));
+    if (!check_timer_.active())
+      check_timer_.start(loop_, static_cast<uint64_t>(kCheckInterval.count()), [this] { check(); },
+                         static_cast<uint64_t>(kCheckInterval.count()));
+  }
+  auto events = result.find("events");
+  if (events == result.end() || !events->is_array() || events->empty()) return;
+  bool changed = false;
+  for (const auto& e : *events) {
+    const auto& kv = e.value("kv", nlohmann::json::object());
+    auto key = base64_decode(kv.value("key", ""));
+    if (!key) continue;
+    if (auto mod = json_int64(kv, "mod_revision"); mod && *mod > revision_) revision_ = *mod;
+    if (e.value("type", std::string("PUT")) == "DELETE") {
+      changed = kvs_.erase(*key) > 0 || changed;
+      ++event_counts_["delete"];
+    } else {
+      auto value = base64_decode(kv.value("value", ""));
+      std::string v = value.value_or("\x01not base64");
+      auto [it, inserted] = kvs_.try_emplace(*key, v);
+      if (!inserted && it->second != v) it->second = v, inserted = true;
+      changed = changed || inserted;
+      ++event_counts_["put"];
+    }
+  }
+  if (changed) publish(received);
+}
+
+void RegistryWatch::check() {
+  if (!synced_ || stopped_) return;
+  uint64_t generation = generation_;
+  nlohmann::json body = {{"key", base64_encode(root_)}, {"range_end", base64_encode(prefix_range_end(root_))},
+                         {"count_only", true}};
+  client_->call(
+      "kv/range", body, kCallTimeout,
+      [this, generation](EtcdReply reply) {
+        if (generation != generation_ || reply.ok()) return;
+        lost("check of " + reply.member + ": " + reply.error);
+      },
+      /*pinned=*/true);
+}
+
+void RegistryWatch::lost(const std::string& why) {
+  if (stopped_) return;
+  ++generation_;  // late replies and watch callbacks of this round are ignored
+  if (watch_id_) client_->cancel_watch(watch_id_);
+  watch_id_ = 0;
+  synced_ = false;
+  check_timer_.stop();
+  client_->next_member();
+  if (unreachable_since_.empty()) unreachable_since_ = now_text();
+  stale_ = "etcd unreachable since " + unreachable_since_ + " (" + why +
+           "); serving the last good table of " + std::to_string(kvs_.size()) + " keys";
+  log::warn("registry_lost").kv("reason", why).kv("retry_ms", static_cast<int64_t>(backoff_.count()));
+  retry_timer_.start(loop_, static_cast<uint64_t>(backoff_.count()), [this] { sync(); });
+  backoff_ = std::min(backoff_ * 2, kBackoffMax);
+}
+
+void RegistryWatch::publish(int64_t received_ns) {
+  auto set = std::make_shared<DiscoveredSet>(build_registry_set(kvs_, cfg_.prefix, policy_));
+  set->event_received_ns = received_ns;
+  std::map<std::string, std::string> now(set->rejected.begin(), set->rejected.end());
+  for (const auto& [key, reason] : now) {
+    auto it = logged_rejections_.find(key);
+    if (it != logged_rejections_.end() && it->second == reason) continue;
+    log::warn("registry_value_rejected").kv("key", key).kv("reason", reason);
+  }
+  logged_rejections_ = std::move(now);
+  if (published_ && same_set(*published_, *set)) return;
+  // Keep unchanged services as the same objects (their health state and LB tables stay).
+  if (published_) {
+    std::map<std::string, ServicePtr> old;
+    for (const ServicePtr& s : published_->services) old[s->name] = s;
+    for (ServicePtr& s : set->services) {
+      auto it = old.find(s->name);
+      if (it == old.end() || it->second->endpoints.size() != s->endpoints.size()) continue;
+      bool same = true;
+      for (size_t i = 0; same && i < s->endpoints.size(); ++i)
+        same = same_instance(s->endpoints[i], it->second->endpoints[i]);
+      if (same) s = it->second;
+    }
+  }
+  published_ = set;
+  on_update_(set);
+}
+
+}  // namespace berth::discovery::registry

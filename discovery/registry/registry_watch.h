@@ -1,0 +1,68 @@
+// The front door's registry source: the instances every sidecar published under
+// <prefix>/instances/, turned into routes and services through the same Source path Docker
+// discovery uses (so load balancing, health, the status page and metrics work unchanged).
+//
+// Gapless: range the prefix (revision R), publish, then watch from R + 1. A compacted revision
+// or any broken watch -> range again on the next member and reconcile (the new table replaces
+// the old one whole). While etcd is unreachable the last good table stays published and
+// stale_reason() says so (/readyz). A watched member is checked every few seconds with a
+// serializable-free, leader-requiring read: a hung or leaderless member is left.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "config/config.h"
+#include "discovery/registry/etcd_client.h"
+#include "discovery/registry/registry_codec.h"
+#include "discovery/source.h"
+#include "discovery/uv_handle.h"
+
+namespace berth::discovery::registry {
+
+class RegistryWatch final : public Source {
+ public:
+  RegistryWatch(const config::Registry& cfg, TablePolicy policy);
+  ~RegistryWatch() override;
+
+  std::string_view name() const override { return "registry"; }
+  void start(uv_loop_t* loop, UpdateFn on_update) override;
+  void stop(std::function<void()> done) override;
+  std::string stale_reason() const override;
+  SourceStats stats() const override;
+
+ private:
+  void sync();
+  void on_range(const EtcdReply& reply);
+  void watch();
+  void on_watch_message(const nlohmann::json& result);
+  void lost(const std::string& why);
+  void check();
+  void publish(int64_t received_ns);
+
+  config::Registry cfg_;
+  TablePolicy policy_;
+  std::shared_ptr<TlsContext> tls_;
+  std::string setup_error_;
+  uv_loop_t* loop_ = nullptr;
+  UpdateFn on_update_;
+  std::unique_ptr<EtcdClient> client_;
+  std::string root_;                       // <prefix>/instances/
+  std::map<std::string, std::string> kvs_; // the table: key -> value
+  int64_t revision_ = 0;                   // the store revision the table is at
+  EtcdClient::Id watch_id_ = 0;
+  uint64_t generation_ = 0;                // bumps on every sync: late replies of older ones are ignored
+  bool synced_ = false;
+  bool stopped_ = false;
+  std::string stale_ = "not yet read from etcd";
+  std::string unreachable_since_;
+  std::map<std::string, std::string> logged_rejections_;
+  Timer retry_timer_, check_timer_;
+  std::chrono::milliseconds backoff_{100};
+  std::map<std::string, uint64_t> event_counts_;
+  std::shared_ptr<const DiscoveredSet> published_;
+};
+
+}  // namespace berth::discovery::registry

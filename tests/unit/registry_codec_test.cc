@@ -1,0 +1,221 @@
+// The registry's pure parts: gateway encodings, the instance schema, the front door's table
+// (bad values rejected one by one) and the sidecar's per-container diff.
+#include <catch2/catch.hpp>
+
+#include "discovery/registry/etcd_client.h"
+#include "discovery/registry/registry_codec.h"
+
+using namespace berth;
+using namespace berth::discovery;
+using namespace berth::discovery::registry;
+
+TEST_CASE("registry: base64 round trips and refuses what the gateway refuses", "[registry]") {
+  CHECK(base64_encode("") == "");
+  CHECK(base64_encode("f") == "Zg==");
+  CHECK(base64_encode("fo") == "Zm8=");
+  CHECK(base64_encode("foo") == "Zm9v");
+  CHECK(base64_encode("/berth/i/") == "L2JlcnRoL2kv");
+  CHECK(base64_encode("/berth/i0") == "L2JlcnRoL2kw");
+  std::string bytes;
+  for (int i = 0; i < 256; ++i) bytes += static_cast<char>(i);
+  CHECK(base64_decode(base64_encode(bytes)) == bytes);
+  CHECK(base64_decode("Zg==") == std::string("f"));
+  CHECK_FALSE(base64_decode("Zg"));      // no padding
+  CHECK_FALSE(base64_decode("_-8="));    // URL alphabet
+  CHECK_FALSE(base64_decode("Z=g="));    // padding inside
+  CHECK_FALSE(base64_decode("Zg==Zm8="));  // padding before the end
+}
+
+TEST_CASE("registry: a prefix's range end is its last byte + 1", "[registry]") {
+  CHECK(prefix_range_end("/berth/i/") == "/berth/i0");
+  CHECK(prefix_range_end(std::string("a\xff", 2)) == "b");
+  CHECK(prefix_range_end(std::string("\xff\xff", 2)) == std::string(1, '\0'));
+}
+
+TEST_CASE("registry: int64 fields come as strings, numbers, or not at all", "[registry]") {
+  auto j = nlohmann::json::parse(R"({"revision":"21","n":7,"bad":"x1","neg":"-1"})");
+  CHECK(json_int64(j, "revision") == 21);
+  CHECK(json_int64(j, "n") == 7);
+  CHECK(json_int64(j, "missing", 5) == 5);  // zero values are omitted
+  CHECK_FALSE(json_int64(j, "bad"));
+  CHECK(json_int64(j, "neg") == -1);
+  CHECK(json_int64(nlohmann::json::parse(R"({"ID":"4649863488229837599"})"), "ID") == 4649863488229837599LL);
+}
+
+TEST_CASE("registry: gateway replies, unary and stream-shaped", "[registry]") {
+  std::string error;
+  auto r = parse_etcd_body(R"({"header":{"revision":"8"}})", &error);
+  CHECK(error.empty());
+  CHECK(r["header"]["revision"] == "8");
+  r = parse_etcd_body("{\"result\":{\"header\":{\"revision\":\"10\"},\"ID\":\"5\",\"TTL\":\"10\"}}\n", &error);
+  CHECK(error.empty());
+  CHECK(r["TTL"] == "10");
+  r = parse_etcd_body(R"({"error":"etcdserver: requested lease not found","message":"x","code":5})", &error);
+  CHECK(error == "etcdserver: requested lease not found");
+  parse_etcd_body("{\"error\":{\"grpc_code\":14,\"http_code\":503,\"message\":\"etcdserver: no leader\"}}\n", &error);
+  CHECK(error == "etcdserver: no leader");
+  parse_etcd_body("<html>", &error);
+  CHECK_FALSE(error.empty());
+}
+
+TEST_CASE("registry: the instance value schema round trips", "[registry]") {
+  Instance in;
+  in.service = "web";
+  in.routes = {RegistryRoute{{"a.test", "*.b.test"}, "/api", 5}, RegistryRoute{{}, "/", 0}};
+  in.address = "10.0.0.12:32768";
+  in.weight = 3;
+  in.health = "healthy";
+  in.host_id = "host-2";
+  in.container = "web-1";
+  std::string problem;
+  auto out = decode_instance(encode_instance(in), &problem);
+  INFO(problem);
+  REQUIRE(out);
+  CHECK(out->service == "web");
+  CHECK(out->routes == in.routes);
+  CHECK(out->address == in.address);
+  CHECK(out->weight == 3);
+  CHECK(out->host_id == "host-2");
+  CHECK(out->container == "web-1");
+}
+
+TEST_CASE("registry: malformed values are refused with the reason", "[registry]") {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"not json", "not JSON"},
+      {"[1]", "not a JSON object"},
+      {R"({"routes":[{"path":"/"}],"address":"1.2.3.4:80"})", "'service'"},
+      {R"({"service":"a b","routes":[{"path":"/"}],"address":"1.2.3.4:80"})", "'service'"},
+      {R"({"service":"a","routes":[{"path":"/"}]})", "'address'"},
+      {R"({"service":"a","routes":[{"path":"/"}],"address":"host:80"})", "numeric"},
+      {R"({"service":"a","routes":[{"path":"/"}],"address":"1.2.3.4"})", "numeric"},
+      {R"({"service":"a","routes":[],"address":"1.2.3.4:80"})", "'routes'"},
+      {R"({"service":"a","routes":[{"path":"x"}],"address":"1.2.3.4:80"})", "'path'"},
+      {R"({"service":"a","routes":[{"hosts":["bad host"]}],"address":"1.2.3.4:80"})", "invalid host pattern"},
+      {R"({"service":"a","routes":[{"priority":"high"}],"address":"1.2.3.4:80"})", "'priority'"},
+      {R"({"service":"a","routes":[{}],"address":"1.2.3.4:80","weight":0})", "'weight'"},
+      {R"({"service":"a","routes":[{}],"address":"1.2.3.4:80","health":"meh"})", "'health'"},
+  };
+  for (const auto& [value, expected] : cases) {
+    std::string problem;
+    INFO(value);
+    CHECK_FALSE(decode_instance(value, &problem));
+    CHECK(problem.find(expected) != std::string::npos);
+  }
+}
+
+namespace {
+std::string value(const std::string& service, const std::string& address, const std::string& host,
+                  const std::string& path = "/") {
+  Instance i;
+  i.service = service;
+  i.address = address;
+  i.routes = {RegistryRoute{host.empty() ? std::vector<std::string>{} : std::vector<std::string>{host}, path, 0}};
+  return encode_instance(i);
+}
+}  // namespace
+
+TEST_CASE("registry: the front door's table, bad keys rejected one by one", "[registry]") {
+  const std::string p = "/berth/v1/instances/";
+  std::map<std::string, std::string> kvs = {
+      {p + "h1/c1/0", value("web", "10.0.0.1:8080", "a.test")},
+      {p + "h2/c2/0", value("web", "10.0.0.2:8080", "a.test")},
+      {p + "h2/c3/0", "{broken"},
+      {p + "h3/c4/0", value("api", "10.0.0.3:9000", "a.test")},  // a.test / taken by web
+      {p + "h3/c5/0", value("api", "10.0.0.3:9001", "a.test", "/api")},
+      {p + "stray", value("x", "10.0.0.9:1", "x.test")},
+  };
+  DiscoveredSet set = build_registry_set(kvs, "/berth/v1", TablePolicy{});
+  REQUIRE(set.services.size() == 2);
+  const Service& api = *set.services[0];
+  const Service& web = *set.services[1];
+  CHECK(api.name == "api");
+  REQUIRE(api.endpoints.size() == 1);
+  CHECK(api.endpoints[0].key == "10.0.0.3:9001");
+  CHECK(web.name == "web");
+  REQUIRE(web.endpoints.size() == 2);
+  CHECK(web.endpoints[0].key == "10.0.0.1:8080");
+  CHECK(web.endpoints[0].addr_len > 0);
+  CHECK(web.endpoints[0].source == "registry:h1/c1/0");
+  REQUIRE(set.routes->size() == 2);
+  std::map<std::string, std::string> rejected(set.rejected.begin(), set.rejected.end());
+  REQUIRE(rejected.size() == 3);
+  CHECK(rejected["registry:h2/c3/0"].find("not JSON") != std::string::npos);
+  CHECK(rejected["registry:h3/c4/0"].find("already served by service web") != std::string::npos);
+  CHECK(rejected["registry:stray"].find("<host-id>") != std::string::npos);
+}
+
+TEST_CASE("registry: the front door applies the operator's policy", "[registry]") {
+  const std::string p = "/berth/v1/instances/";
+  std::map<std::string, std::string> kvs = {
+      {p + "h1/c1/0", value("web", "10.0.0.1:8080", "a.apps.test")},
+      {p + "h1/c2/0", value("evil", "10.0.0.1:8081", "bank.test")},
+      {p + "h1/c3/0", value("any", "10.0.0.1:8082", "")},
+  };
+  TablePolicy policy;
+  policy.allowed_hosts = {"*.apps.test"};
+  policy.max_priority = 0;
+  policy.allow_any_host = false;
+  DiscoveredSet set = build_registry_set(kvs, "/berth/v1", policy);
+  REQUIRE(set.services.size() == 1);
+  CHECK(set.services[0]->name == "web");
+  CHECK(set.rejected.size() == 2);
+}
+
+TEST_CASE("registry: the sidecar publishes each container's instances at the advertised address", "[registry]") {
+  DiscoveredSet set;
+  auto web = std::make_shared<Service>();
+  web->name = "web";
+  Endpoint a;
+  a.key = "172.17.0.2:80";
+  a.source = "container:0123456789ab/web-1";
+  a.weight = 2;
+  Endpoint b;
+  b.key = "127.0.0.1:32768";
+  b.source = "container:ba9876543210/web-2";
+  web->endpoints = {a, b};
+  set.services.push_back(web);
+  auto routes = std::make_shared<std::vector<Route>>();
+  Route r1;
+  r1.host = "a.test";
+  r1.path_prefix = "/";
+  r1.service = 0;
+  Route r2 = r1;
+  r2.host = "b.test";
+  routes->push_back(r1);
+  routes->push_back(r2);
+  set.routes = routes;
+  Publication pub = publication_from_set(set, "/berth/v1", "host-2", "10.0.0.12");
+  REQUIRE(pub.kvs.size() == 2);
+  const std::string k1 = "/berth/v1/instances/host-2/0123456789ab/0";
+  REQUIRE(pub.kvs.count(k1));
+  std::string problem;
+  auto i = decode_instance(pub.kvs[k1], &problem);
+  REQUIRE(i);
+  CHECK(i->service == "web");
+  CHECK(i->address == "10.0.0.12:80");
+  CHECK(i->weight == 2);
+  CHECK(i->container == "web-1");
+  REQUIRE(i->routes.size() == 1);
+  CHECK(i->routes[0].hosts == std::vector<std::string>{"a.test", "b.test"});
+  auto j = decode_instance(pub.kvs["/berth/v1/instances/host-2/ba9876543210/0"], &problem);
+  REQUIRE(j);
+  CHECK(j->address == "10.0.0.12:32768");
+}
+
+TEST_CASE("registry: the sidecar's diff groups changes by container", "[registry]") {
+  const std::string hp = "/p/instances/h/";
+  std::map<std::string, std::string> have = {
+      {hp + "c1/0", "v1"}, {hp + "c2/0", "v2"}, {hp + "c2/1", "v2b"}, {hp + "gone/0", ""}};
+  std::map<std::string, std::string> want = {{hp + "c1/0", "v1"}, {hp + "c2/0", "v2-new"}, {hp + "c3/0", "v3"}};
+  auto changes = diff_publication(have, want, hp);
+  REQUIRE(changes.size() == 3);
+  CHECK(changes[0].container == "c2");
+  CHECK(changes[0].puts.size() == 1);
+  CHECK(changes[0].deletes == std::vector<std::string>{hp + "c2/1"});
+  CHECK(changes[1].container == "c3");
+  CHECK(changes[2].container == "gone");
+  CHECK(changes[2].puts.empty());
+  CHECK(diff_publication(want, want, hp).empty());
+  // A key found at start (value "") is rewritten even when the value is the same.
+  CHECK(diff_publication({{hp + "c1/0", ""}}, {{hp + "c1/0", "v1"}}, hp).size() == 1);
+}
