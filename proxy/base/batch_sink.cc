@@ -46,6 +46,13 @@ struct BatchSink::State {
   std::mutex registry_mu;  // taken once per thread to register, and by the writer to collect
   std::vector<std::shared_ptr<Producer>> producers;
 
+  // Set by the writer when it found nothing to write and is about to wait without a period; the
+  // first producer to append then wakes it (one notify per idle spell, never one per record).
+  // The writer sets it and then looks at every buffer under its lock, and a producer reads it
+  // after appending under the same lock: whichever comes second sees the other's doing, so a
+  // record never waits for a writer that sleeps until the next one.
+  std::atomic<bool> sleeping{false};
+
   std::mutex wake_mu;
   std::condition_variable wake_cv;
   bool wake = false;  // guarded by wake_mu
@@ -196,6 +203,7 @@ BatchSink::Append BatchSink::append(std::string_view record) {
       wake = true;
     }
   }
+  if (s.sleeping.load(std::memory_order_relaxed) && s.sleeping.exchange(false)) wake = true;
   if (wake) s.wake_writer();
   return Append::kQueued;
 }
@@ -208,13 +216,16 @@ void BatchSink::run() {
   std::chrono::steady_clock::time_point last_report;
   bool reported_before = false;
   bool stopping = false;
+  bool idle = false;  // nothing was buffered at the last look: wait for a producer, not the period
   while (!stopping) {
     {
       std::unique_lock lock(s.wake_mu);
-      s.wake_cv.wait_for(lock, s.options.period, [&] { return s.wake || s.stop; });
+      if (idle) s.wake_cv.wait(lock, [&] { return s.wake || s.stop; });
+      else s.wake_cv.wait_for(lock, s.options.period, [&] { return s.wake || s.stop; });
       s.wake = false;
       stopping = s.stop;
     }
+    idle = false;
     // The final drain: from here on producers are told kNotRunning, and everything they queued
     // before is in their buffers, which the collection below takes under their locks.
     if (stopping) s.accepting.store(false);
@@ -246,6 +257,7 @@ void BatchSink::run() {
       if (!report.empty()) iov.push_back({report.data(), report.size()});
     }
     if (!iov.empty()) output_.write(iov);
+    const bool wrote_records = !batch.empty();
 
     for (const auto& p : batch) {
       if (p->drain.capacity() > kKeepBytes) {
@@ -255,6 +267,22 @@ void BatchSink::run() {
       }
     }
     batch.clear();
+
+    // Nothing came in a whole period and no drop is left to report: sleep until a producer
+    // appends (an idle process does not wake this thread every period).
+    if (!wrote_records && !stopping && s.dropped.load(std::memory_order_relaxed) == s.dropped_reported) {
+      s.sleeping.store(true);
+      bool buffered = false;
+      {
+        std::lock_guard registry(s.registry_mu);
+        for (const auto& p : s.producers) {
+          std::lock_guard lock(p->mu);
+          buffered = buffered || !p->buf.empty();
+        }
+      }
+      if (buffered) s.sleeping.store(false);  // appended meanwhile: the next period takes it
+      else idle = true;
+    }
   }
 }
 

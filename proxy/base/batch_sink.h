@@ -6,7 +6,8 @@
 // takes and the writer takes just long enough to swap the buffer for an empty one. Nothing is
 // signalled per record: the writer wakes every `period`, or once when a buffer passes its
 // high-water mark, takes every producer's buffer and hands them to the output as one batch (one
-// writev for an fd). When a producer's buffer is full, because the output is stalled or slower than
+// writev for an fd). A writer that found nothing to write sleeps until the next append instead
+// of waking every period; that append wakes it (once, not once per record). When a producer's buffer is full, because the output is stalled or slower than
 // the producers, new records are dropped and counted; a producer never waits for the output. After
 // drops, the writer adds one report record (built by `drop_report`) to a later batch.
 //

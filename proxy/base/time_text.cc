@@ -1,6 +1,6 @@
 #include "proxy/base/time_text.h"
 
-#include <algorithm>
+#include <cstring>
 #include <ctime>
 
 namespace berth {
@@ -39,7 +39,7 @@ void fill(SecondText& s, int64_t second) {
 
 }  // namespace
 
-void append_rfc3339_ms(std::string& out, int64_t unix_ms) {
+char* put_rfc3339_ms(char* out, int64_t unix_ms) {
   int64_t second = unix_ms / 1000;
   int millis = static_cast<int>(unix_ms % 1000);
   if (millis < 0) {
@@ -47,11 +47,16 @@ void append_rfc3339_ms(std::string& out, int64_t unix_ms) {
     --second;
   }
   if (t_second.second != second) fill(t_second, second);
-  char tail[24];
-  std::copy(t_second.text, t_second.text + sizeof t_second.text, tail);
-  put_digits(tail + 20, millis, 3);
-  tail[23] = 'Z';
-  out.append(tail, sizeof tail);
+  std::memcpy(out, t_second.text, sizeof t_second.text);
+  put_digits(out + 20, millis, 3);
+  out[23] = 'Z';
+  return out + kRfc3339MsBytes;
+}
+
+void append_rfc3339_ms(std::string& out, int64_t unix_ms) {
+  char text[kRfc3339MsBytes];
+  put_rfc3339_ms(text, unix_ms);
+  out.append(text, sizeof text);
 }
 
 }  // namespace berth

@@ -2,6 +2,7 @@
 // behind Berth's log lines, access log records and the admin API's times.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -11,6 +12,10 @@ namespace berth {
 // second, as gmtime does). Each thread keeps the text of the last second it formatted, so a
 // stream of nearby times costs a copy and three digits.
 void append_rfc3339_ms(std::string& out, int64_t unix_ms);
+
+// The same text written at `out` (kRfc3339MsBytes bytes); returns the end.
+inline constexpr size_t kRfc3339MsBytes = 24;
+char* put_rfc3339_ms(char* out, int64_t unix_ms);
 
 inline std::string rfc3339_ms(int64_t unix_ms) {
   std::string s;

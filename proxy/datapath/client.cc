@@ -266,8 +266,17 @@ void ClientConn::end_exchange(ExchangeEnd end) {
   rec.end = end;
   rec.end_ns = stamp();
   if (ex->route) {
+    const RouteTable& table = *ex->rt->routes;
     rec.route = ex->route->name;
-    rec.service = ex->rt->routes->service(ex->route->service).name;
+    rec.service = table.service(ex->route->service).name;
+    const std::vector<Route>& routes = table.routes();
+    const auto at = reinterpret_cast<uintptr_t>(ex->route) - reinterpret_cast<uintptr_t>(routes.data());
+    if (at / sizeof(Route) < routes.size() && at % sizeof(Route) == 0) {
+      rec.snapshot = &table;
+      rec.snapshot_generation = table.generation();
+      rec.route_index = static_cast<uint32_t>(at / sizeof(Route));
+      rec.service_index = ex->route->service;
+    }
   }
   if (RecordSink* sink = worker()->record_sink()) sink->on_exchange(rec);
   worker()->release_exchange(ex);
@@ -469,6 +478,7 @@ void ClientConn::choose_upstream(int chosen) {
     AttemptRecord& a = ex_->rec.attempts[ex_->rec.attempt_count];
     a.instance = ep.key;
     a.container = ep.source;
+    a.endpoint_index = static_cast<uint32_t>(idx);
     a.start_ns = stamp();
   }
   if (ex_->rec.attempt_count < 255) ++ex_->rec.attempt_count;

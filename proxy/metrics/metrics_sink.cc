@@ -68,19 +68,56 @@ auto& MetricsRecordSink::cell(Map& map, const Key& key) {
     return map.try_emplace(key).first->second;
 }
 
+// The record's route cells: by index when the record says where its route is in the snapshot,
+// else (no route, or a record built by hand) by name.
+MetricsRecordSink::RouteCells& MetricsRecordSink::route_cells(const ExchangeRecord& r) {
+  if (!r.snapshot || r.route_index == UINT32_MAX) return cell(routes_, NameViews{r.route, r.service});
+  ByIndex& b = by_index_;
+  if (r.snapshot != b.snapshot || r.snapshot_generation != b.generation) {
+    b.reset();
+    b.snapshot = r.snapshot;
+    b.generation = r.snapshot_generation;
+  }
+  if (r.route_index >= b.routes.size()) b.routes.resize(r.route_index + 1u, nullptr);
+  RouteCells*& rc = b.routes[r.route_index];
+  if (!rc) rc = &cell(routes_, NameViews{r.route, r.service});
+  return *rc;
+}
+
+// Called after route_cells() for the same record: by_index_ is that record's snapshot.
+MetricsRecordSink::InstanceCells& MetricsRecordSink::instance_cells(const ExchangeRecord& r, const AttemptRecord& a) {
+  if (!r.snapshot || r.service_index == UINT32_MAX || a.endpoint_index == UINT32_MAX || r.snapshot != by_index_.snapshot)
+    return cell(instances_, NameViews{r.service, a.instance});
+  auto& services = by_index_.instances;
+  if (r.service_index >= services.size()) services.resize(r.service_index + 1u);
+  auto& endpoints = services[r.service_index];
+  if (a.endpoint_index >= endpoints.size()) endpoints.resize(a.endpoint_index + 1u, nullptr);
+  InstanceCells*& ic = endpoints[a.endpoint_index];
+  if (!ic) ic = &cell(instances_, NameViews{r.service, a.instance});
+  return *ic;
+}
+
 void MetricsRecordSink::on_exchange(const ExchangeRecord& r) {
   if (prune_pending_.load(std::memory_order_relaxed)) prune();
 
-  RouteCells& rc = cell(routes_, NameViews{r.route, r.service});
+  RouteCells& rc = route_cells(r);
   const uint32_t rkey = (static_cast<uint32_t>(r.method_class) << 16) | r.status;
-  cell(rc.requests, rkey).add(1);
+  if (rc.last_key != rkey) {
+    rc.last = &cell(rc.requests, rkey);
+    rc.last_key = rkey;
+  }
+  rc.last->add(1);
   if (r.start_ns && r.end_ns) rc.duration.observe_ns(r.end_ns - r.start_ns);
 
   const size_t kept = r.attempt_count < ExchangeRecord::kMaxAttempts ? r.attempt_count : ExchangeRecord::kMaxAttempts;
   for (size_t i = 0; i < kept; ++i) {
     const AttemptRecord& a = r.attempts[i];
-    InstanceCells& ic = cell(instances_, NameViews{r.service, a.instance});
-    cell(ic.requests, a.status).add(1);
+    InstanceCells& ic = instance_cells(r, a);
+    if (ic.last_code != a.status) {
+      ic.last = &cell(ic.requests, a.status);
+      ic.last_code = a.status;
+    }
+    ic.last->add(1);
     if (!a.connected_ns && is_connect_failure(a.failure)) ic.connect_errors.add(1);
     // From the connection being usable (the request is written at once) to the response head.
     if (a.first_byte_ns && a.connected_ns) ic.response.observe_ns(a.first_byte_ns - a.connected_ns);
@@ -103,6 +140,7 @@ void MetricsRecordSink::set_live(std::shared_ptr<const LiveNames> live) {
 }
 
 void MetricsRecordSink::prune() {
+  by_index_.reset();  // it may point at cells erased below
   std::lock_guard<std::mutex> lock(mu_);
   prune_pending_.store(false, std::memory_order_relaxed);
   if (!live_) return;

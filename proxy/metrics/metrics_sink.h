@@ -3,7 +3,10 @@
 // exporter on the control loop at scrape time. No prometheus-cpp object is touched here.
 //
 // Series are keyed by names copied from the snapshot (route, service, instance), never by views
-// into it. The worker finds existing cells without a lock (only it changes the maps); it takes
+// into it. A request does not hash those names: the worker keeps, for the snapshot its records
+// come from, the cells of each route and instance by their index in the snapshot, looked up by
+// name the first time an index is seen and forgotten when the snapshot changes or series are
+// dropped. The worker finds existing cells without a lock (only it changes the maps); it takes
 // the sink's mutex to add a new series or drop series of instances and routes that left, and a
 // scrape takes the same mutex while it reads. A scrape therefore never waits for a request, and
 // a request waits for a scrape only when it adds a series.
@@ -23,6 +26,7 @@
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
+#include <vector>
 
 #include "proxy/record/exchange_record.h"
 
@@ -121,11 +125,29 @@ class MetricsRecordSink final : public RecordSink {
   struct RouteCells {
     std::unordered_map<uint32_t, MetricCell> requests;  // (method class << 16) | code
     HistogramCells duration;
+    // The worker's only: the cell of the last key counted (most requests repeat it).
+    uint32_t last_key = UINT32_MAX;
+    MetricCell* last = nullptr;
   };
   struct InstanceCells {
     std::unordered_map<uint16_t, MetricCell> requests;  // by code
     MetricCell connect_errors;
     HistogramCells response;
+    uint32_t last_code = UINT32_MAX;  // the worker's only, as in RouteCells
+    MetricCell* last = nullptr;
+  };
+  // The worker's only: cells by index in one snapshot (null: not looked up yet). Cells are nodes
+  // of the maps below, which stay put until prune() erases them; prune() forgets these first.
+  struct ByIndex {
+    const void* snapshot = nullptr;
+    uint64_t generation = 0;
+    std::vector<RouteCells*> routes;                      // by route index
+    std::vector<std::vector<InstanceCells*>> instances;   // by service index, then endpoint index
+    void reset() {
+      snapshot = nullptr;
+      routes.clear();
+      instances.clear();
+    }
   };
   struct ServiceCells {
     MetricCell retries;
@@ -133,6 +155,8 @@ class MetricsRecordSink final : public RecordSink {
   };
   template <class Map, class Key>
   auto& cell(Map& map, const Key& key);
+  RouteCells& route_cells(const ExchangeRecord& r);
+  InstanceCells& instance_cells(const ExchangeRecord& r, const AttemptRecord& a);
   void prune();
 
   mutable std::mutex mu_;  // held by the worker while it changes a map, by readers while they read
@@ -143,6 +167,7 @@ class MetricsRecordSink final : public RecordSink {
   MetricCell bytes_in_, bytes_out_;
   std::atomic<bool> prune_pending_{false};
   std::shared_ptr<const LiveNames> live_;  // under mu_
+  ByIndex by_index_;  // the worker's only
 };
 
 }  // namespace berth

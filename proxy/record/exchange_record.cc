@@ -70,6 +70,9 @@ void ExchangeRecord::clear() noexcept {
   scheme = {};
   client.clear();
   route = service = {};
+  snapshot = nullptr;
+  snapshot_generation = 0;
+  route_index = service_index = UINT32_MAX;
   status = 0;
   cause = "";
   end = ExchangeEnd::kClientClosed;

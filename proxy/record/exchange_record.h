@@ -39,6 +39,7 @@ struct AttemptRecord {
   uint16_t status = 0;         // response status from the instance (0 = none)
   bool reused = false;         // a pooled keep-alive connection
   const char* failure = "";    // why this try failed ("" = it did not)
+  uint32_t endpoint_index = UINT32_MAX;  // the instance's index in its service's endpoints
 };
 
 struct ExchangeRecord {
@@ -66,6 +67,13 @@ struct ExchangeRecord {
   // Routing (views into the snapshot the exchange ran on; valid while the record is).
   std::string_view route;
   std::string_view service;
+  // The same by position: the snapshot (identity only, never read through; null when no route
+  // matched), its generation, and the route's and its service's indices in it. Metrics find their
+  // counters by these with an array index, resolved by name once per snapshot.
+  const void* snapshot = nullptr;
+  uint64_t snapshot_generation = 0;
+  uint32_t route_index = UINT32_MAX;
+  uint32_t service_index = UINT32_MAX;
 
   // Outcome.
   uint16_t status = 0;         // status sent to the client (0: none was sent)

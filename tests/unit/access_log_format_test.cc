@@ -242,3 +242,23 @@ TEST_CASE("access log: syslog messages fit in 8096 bytes and stay valid JSON", "
   CHECK(msg.size() - 1 == kSyslogMaxMessage);
   CHECK(msg.find('\n') == msg.size() - 1);
 }
+
+TEST_CASE("access log: long strings are escaped the same wherever the special byte is", "[accesslog][escaping]") {
+  // Plain runs are copied eight bytes at a time: put each kind of byte that needs care at every
+  // position of a 40-byte string and compare with the byte-by-byte rule.
+  const std::string specials[] = {"\"", "\\", "\n", std::string("\x01", 1), "\x7f", "\x80", "\xc3\xa9", " ", "~"};
+  const std::string escaped[] = {"\\\"", "\\\\", "\\n", "\\u0001", "\\u007f", "\\ufffd", "\xc3\xa9", " ", "~"};
+  for (size_t k = 0; k < std::size(specials); ++k) {
+    for (size_t at = 0; at <= 40; ++at) {
+      const std::string s = std::string(at, 'a') + specials[k] + std::string(40 - at, 'b');
+      CHECK(json_string(s) == "\"" + std::string(at, 'a') + escaped[k] + std::string(40 - at, 'b') + "\"");
+    }
+  }
+  // Limits inside a long plain run, and right before a character that does not fit.
+  CHECK(json_string(std::string(100, 'a'), 50) == "\"" + std::string(50, 'a') + "...\"");
+  CHECK(json_string(std::string(17, 'a'), 16) == "\"" + std::string(16, 'a') + "...\"");
+  CHECK(json_string(std::string(16, 'a'), 16) == "\"" + std::string(16, 'a') + "\"");
+  CHECK(json_string(std::string(15, 'a') + "\xc3\xa9", 16) == "\"" + std::string(15, 'a') + "...\"");
+  CHECK(json_string(std::string(15, 'a') + "\n", 16) == "\"" + std::string(15, 'a') + "\\n\"");
+}
+

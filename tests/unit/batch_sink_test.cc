@@ -349,3 +349,56 @@ TEST_CASE("log: the line format of each kind of value and the timestamp", "[log]
         " level=info event=values neg=-42 max=18446744073709551615 ms=1.250 small=0.000 big=-1234567.875"
         " yes=true q=\"say \\\"hi\\\"\\n\"\n");
 }
+
+namespace {
+// An output that lets a test wait until a given number of bytes has been written.
+class WatchedOutput final : public BatchOutput {
+ public:
+  void write(std::span<const iovec> batch) override {
+    std::lock_guard lock(mu_);
+    for (const iovec& v : batch) text_.append(static_cast<const char*>(v.iov_base), v.iov_len);
+    cv_.notify_all();
+  }
+  // Whether the output holds `bytes` bytes before the (generous) deadline.
+  bool wait_for_bytes(size_t bytes) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(10), [&] { return text_.size() >= bytes; });
+  }
+  std::string text() {
+    std::lock_guard lock(mu_);
+    return text_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::string text_;
+};
+}  // namespace
+
+TEST_CASE("batch sink: a writer with nothing to do sleeps, and the next record wakes it", "[batch_sink]") {
+  // With nothing buffered the writer waits for a producer rather than for its period; a record
+  // appended then, from a thread that has appended before or from a new one, is written without
+  // stop() (which would write it anyway). The pauses let the writer go idle between records.
+  WatchedOutput out;
+  BatchSink::Options o;
+  o.period = std::chrono::milliseconds(1);
+  BatchSink sink(out, o);
+  sink.start();
+  std::string expected;
+  for (int i = 0; i < 40; ++i) {
+    const std::string r = record(i % 2, i);
+    if (i % 2 == 0) {
+      REQUIRE(sink.append(r) == BatchSink::Append::kQueued);
+    } else {
+      BatchSink::Append result = BatchSink::Append::kNotRunning;
+      std::thread([&] { result = sink.append(r); }).join();  // Catch assertions stay on this thread
+      REQUIRE(result == BatchSink::Append::kQueued);
+    }
+    expected += r;
+    REQUIRE(out.wait_for_bytes(expected.size()));
+    std::this_thread::sleep_for(std::chrono::milliseconds(i % 4 == 0 ? 5 : 0));
+  }
+  sink.stop();
+  CHECK(out.text() == expected);
+}

@@ -355,3 +355,55 @@ TEST_CASE("metrics: the access-log drop hook is read at scrape time", "[metrics]
   // Without discovery, berth_discovery_connected is left out (nothing to be connected to).
   CHECK(exporter.render().find("berth_discovery_connected") == std::string::npos);
 }
+
+namespace {
+// A proxied exchange as the data path records it: with the snapshot it ran on and the indices of
+// its route and instances in it (the sink then counts by index).
+ExchangeRecord proxied_in(const RouteTable& t, uint32_t route, std::vector<uint32_t> endpoints, uint16_t status) {
+  const Route& r = t.routes()[route];
+  const Service& s = t.service(r.service);
+  std::vector<std::string_view> keys;
+  for (uint32_t e : endpoints) keys.push_back(s.endpoints[e].key);
+  ExchangeRecord rec = proxied(r.name, s.name, keys, status);
+  rec.snapshot = &t;
+  rec.snapshot_generation = t.generation();
+  rec.route_index = route;
+  rec.service_index = r.service;
+  for (size_t i = 0; i < endpoints.size(); ++i) rec.attempts[i].endpoint_index = endpoints[i];
+  return rec;
+}
+}  // namespace
+
+TEST_CASE("metrics: records with snapshot indices count under the same names, across snapshots",
+          "[metrics]") {
+  MetricsRecordSink sink;
+  auto t1 = table();
+  sink.set_live(std::make_shared<const LiveNames>(live_names(*t1)));
+  for (int i = 0; i < 3; ++i) sink.on_exchange(proxied_in(*t1, 0, {0}, 200));
+  sink.on_exchange(proxied_in(*t1, 0, {1, 0}, 200));  // a retry: 10.0.0.6 failed, then 10.0.0.5
+  sink.on_exchange(proxied_in(*t1, 1, {0}, 500));
+  sink.on_exchange(proxied("r-web", "web", {"10.0.0.5:80"}, 200));  // by name: the same series
+
+  // A later snapshot where web's instances are in the other order and one is new: indices now
+  // mean other instances, and the counts must still land under the instances' own names.
+  auto t2 = table({endpoint("10.0.0.9:80"), endpoint("10.0.0.5:80", "container:abc/web-1")});
+  sink.set_live(std::make_shared<const LiveNames>(live_names(*t2)));
+  sink.on_exchange(proxied_in(*t2, 0, {0}, 200));
+  sink.on_exchange(proxied_in(*t2, 0, {1}, 200));
+  sink.on_exchange(proxied_in(*t1, 0, {0}, 200));  // still in flight on the older snapshot
+
+  RequestTotals t;
+  sink.add_to(t);
+  using K = std::tuple<std::string, std::string, MethodClass, uint16_t>;
+  CHECK(t.requests[K{"r-web", "web", MethodClass::kGet, 200}] == 8);
+  CHECK(t.requests[K{"r-api", "api", MethodClass::kGet, 500}] == 1);
+  using U = std::tuple<std::string, std::string, uint16_t>;
+  CHECK(t.upstream_requests[U{"web", "10.0.0.5:80", 200}] == 7);
+  CHECK(t.upstream_requests[U{"web", "10.0.0.9:80", 200}] == 1);
+  CHECK(t.upstream_requests[U{"api", "10.0.0.7:80", 500}] == 1);
+  // 10.0.0.6 left with t2: its series were dropped, and no later record brought them back.
+  CHECK(t.upstream_requests.count(U{"web", "10.0.0.6:80", 0}) == 0);
+  CHECK(t.connect_errors.count(NamePair("web", "10.0.0.6:80")) == 0);
+  CHECK(t.retries["web"] == 1);
+  CHECK(t.durations[NamePair("r-web", "web")].count == 8);
+}
