@@ -232,6 +232,11 @@ void append_json_line(std::string& out, const ExchangeRecord& r, size_t max_fiel
   str_field(out, "end", exchange_end_name(r.end));
   str_field(out, "user_agent", r.user_agent, max_field);
   str_field(out, "referer", r.referer, max_field);
+  if (!r.tls_version.empty()) {
+    str_field(out, "tls_version", r.tls_version);
+    str_field(out, "tls_cipher", r.tls_cipher);
+    str_field(out, "tls_sni", r.tls_sni, max_field);
+  }
   out += "}\n";
 }
 
