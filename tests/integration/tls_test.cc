@@ -224,7 +224,7 @@ int status_of(const std::string& response) {
 
 }  // namespace
 
-TEST_CASE("tls: SNI chooses the certificate: exact, wildcard, default; RSA or ECDSA by the client's offer",
+TEST_CASE("tls: SNI chooses the certificate (exact, wildcard, default) and RSA or ECDSA by the client offer",
           "[tls]") {
   Certs& c = certs();
   REQUIRE(have("curl"));
@@ -405,7 +405,7 @@ TEST_CASE("tls: the core's refusals hold over TLS (smuggling, bad framing)", "[t
   CHECK(b.berth->running());
 }
 
-TEST_CASE("tls: certificates replaced on disk under continuous HTTPS traffic; a corrupt one is refused",
+TEST_CASE("tls: certificates replaced on disk under continuous HTTPS traffic and a corrupt one refused",
           "[tls]") {
   Certs& c = certs();
   REQUIRE(have("curl"));

@@ -26,7 +26,7 @@ TEST_CASE("sni: unknown or missing names get the first entry added", "[tls]") {
   CHECK(idx.pick("bad name\x01") == 3);
 }
 
-TEST_CASE("sni: a wildcard covers one label; an exact name beats it", "[tls]") {
+TEST_CASE("sni: a wildcard covers one label and an exact name beats it", "[tls]") {
   SniIndex idx;
   idx.add(0, {"default.test"});
   idx.add(1, {"*.wild.test"});
