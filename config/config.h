@@ -29,9 +29,29 @@ struct SocketAddress {
   std::string to_string() const;  // "127.0.0.1:80" or "[::1]:80"
 };
 
+// TLS termination on a listener (listeners[].tls). Paths are resolved against the config
+// file's directory when relative. The loader checks that each pair loads and matches.
+struct TlsCertificate {
+  std::string cert;  // PEM: the certificate, then its chain
+  std::string key;   // PEM private key (RSA or ECDSA)
+  Mark mark;
+  bool operator==(const TlsCertificate& o) const { return cert == o.cert && key == o.key; }
+};
+
+struct ListenerTls {
+  std::vector<TlsCertificate> certificates;  // the first is the default for unknown or missing SNI
+  std::string min_version = "1.2";           // "1.2" | "1.3"
+  std::string client_ca;                     // "" = no client certificates asked
+  Mark mark;
+  bool operator==(const ListenerTls& o) const {
+    return certificates == o.certificates && min_version == o.min_version && client_ca == o.client_ca;
+  }
+};
+
 struct Listener {
   SocketAddress address;
   Mark mark;
+  std::optional<ListenerTls> tls;  // unset: plain HTTP
 };
 
 struct Endpoint {
@@ -189,6 +209,8 @@ struct Route {
   RouteAccess access;
   HeaderRules request_headers;    // on the way to the instance
   HeaderRules response_headers;   // on the way back to the client (proxied responses)
+  bool https_redirect = false;    // plain-HTTP requests get 308 to https:// (ACME paths excepted)
+  std::string hsts;               // Strict-Transport-Security value on responses sent over TLS
   Mark mark;
 };
 

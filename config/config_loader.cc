@@ -16,6 +16,7 @@
 
 #include "config/config.h"
 #include "config/config_detail.h"
+#include "config/tls_files.h"
 
 namespace berth::config {
 namespace {
@@ -179,10 +180,13 @@ const std::vector<std::string_view> kTopLevelKeys = {"listeners", "workers",  "a
 const std::vector<std::string_view> kRegistryKeys = {"etcd", "role", "host_id", "advertise_address",
                                                      "lease_ttl", "prefix", "tls"};
 const std::vector<std::string_view> kAccessLogKeys = {"format", "path", "syslog"};
-const std::vector<std::string_view> kListenerKeys = {"address"};
+const std::vector<std::string_view> kListenerKeys = {"address", "tls"};
+const std::vector<std::string_view> kListenerTlsKeys = {"certificates", "min_version", "client_ca"};
+const std::vector<std::string_view> kTlsCertificateKeys = {"cert", "key"};
 const std::vector<std::string_view> kAdminKeys = {"address", "enabled"};
 const std::vector<std::string_view> kRouteKeys = {"name",    "host",    "path",          "priority",
-                                                  "service", "max_body_bytes", "access", "headers"};
+                                                  "service", "max_body_bytes", "access", "headers",
+                                                  "https_redirect", "hsts"};
 const std::vector<std::string_view> kAccessKeys = {"methods", "allow", "deny", "basic_auth", "rate_limit", "forward_auth"};
 const std::vector<std::string_view> kForwardAuthKeys = {"url", "copy_headers", "timeout"};
 const std::vector<std::string_view> kRateLimitKeys = {"per_second", "burst", "key", "table_size"};
@@ -252,6 +256,10 @@ class Loader {
   void read_document(const YAML::Node& root);
   void read_listeners(const Value& value);
   void read_listener(const Value& item);
+  void read_listener_tls(const Value& value, ListenerTls& tls);
+  // A file named by the config: resolved against the config file's directory when relative.
+  std::string resolve_path(const std::string& path) const;
+  std::optional<std::string> read_named_file(const Value& at, const std::string& path);
   void read_workers(const Value& value);
   void read_admin(const Value& value);
   void read_timeouts(const Value& value);
@@ -485,21 +493,107 @@ void Loader::read_listeners(const Value& value) {
 
 void Loader::read_listener(const Value& item) {
   Value address_value = item;
+  std::optional<ListenerTls> tls;
   if (item.node.IsMap()) {
     std::vector<Field> fields = fields_of(item, kListenerKeys);
-    if (fields.empty()) {
+    auto address = std::find_if(fields.begin(), fields.end(), [](const Field& f) { return f.key == "address"; });
+    if (address == fields.end()) {
       fail(item.mark, item.path + ": missing required key 'address'");
       return;
     }
-    address_value = fields.front().value;
+    address_value = address->value;
+    for (const Field& field : fields) {
+      if (field.key != "tls") continue;
+      tls.emplace();
+      tls->mark = field.value.mark;
+      read_listener_tls(field.value, *tls);
+    }
   } else if (!item.node.IsScalar()) {
     fail(item.mark, item.path + ": expected an address \"ip:port\" or a map with 'address', got " +
                         describe(item.node));
     return;
   }
   if (auto address = read_address(address_value, /*allow_port_zero=*/true)) {
-    config_.listeners.push_back(Listener{*address, item.mark});
+    config_.listeners.push_back(Listener{*address, item.mark, std::move(tls)});
   }
+}
+
+std::string Loader::resolve_path(const std::string& path) const {
+  if (path.empty() || path[0] == '/' || source_.find('/') == std::string::npos) return path;
+  return source_.substr(0, source_.rfind('/') + 1) + path;
+}
+
+std::optional<std::string> Loader::read_named_file(const Value& at, const std::string& path) {
+  std::string problem;
+  std::optional<std::string> text = read_file(path, problem);
+  if (!text) fail(at.mark, at.path + ": cannot read '" + path + "': " + problem);
+  return text;
+}
+
+void Loader::read_listener_tls(const Value& value, ListenerTls& tls) {
+  if (!expect_map(value, "a map with certificates (a list of {cert, key}) and optionally min_version and client_ca"))
+    return;
+  bool saw_certificates = false;
+  for (const Field& field : fields_of(value, kListenerTlsKeys)) {
+    if (field.key == "certificates") {
+      saw_certificates = true;
+      if (!expect_list(field.value, "a list of {cert: FILE, key: FILE}")) continue;
+      for (const Value& item : items_of(field.value)) {
+        if (!expect_map(item, "a map {cert: FILE, key: FILE}")) continue;
+        TlsCertificate pair;
+        pair.mark = item.mark;
+        std::optional<Value> cert_at, key_at;
+        for (const Field& f : fields_of(item, kTlsCertificateKeys)) {
+          auto text = read_string(f.value);
+          if (!text) continue;
+          if (text->empty()) {
+            fail(f.value.mark, f.value.path + ": must name a file");
+            continue;
+          }
+          if (f.key == "cert") {
+            pair.cert = resolve_path(*text);
+            cert_at = f.value;
+          } else {
+            pair.key = resolve_path(*text);
+            key_at = f.value;
+          }
+        }
+        if (!cert_at || !key_at) {
+          if (!cert_at) fail(item.mark, item.path + ": missing required key 'cert' (the certificate file)");
+          if (!key_at) fail(item.mark, item.path + ": missing required key 'key' (the private key file)");
+          continue;
+        }
+        auto cert_pem = read_named_file(*cert_at, pair.cert);
+        auto key_pem = read_named_file(*key_at, pair.key);
+        if (!cert_pem || !key_pem) continue;
+        if (std::string problem = check_tls_pair(*cert_pem, *key_pem); !problem.empty()) {
+          fail(item.mark, item.path + ": '" + pair.cert + "' and '" + pair.key + "': " + problem);
+          continue;
+        }
+        tls.certificates.push_back(std::move(pair));
+      }
+      if (field.value.node.IsSequence() && field.value.node.size() == 0)
+        fail(field.value.mark, field.value.path + ": at least one {cert, key} is required");
+    } else if (field.key == "min_version") {
+      auto version = read_string(field.value);
+      if (!version) continue;
+      if (*version != "1.2" && *version != "1.3") {
+        fail(field.value.mark, field.value.path + ": must be \"1.2\" or \"1.3\" (TLS 1.0 and 1.1 are never offered), got '" +
+                                   *version + "'");
+        continue;
+      }
+      tls.min_version = *version;
+    } else if (field.key == "client_ca") {
+      auto path = read_string(field.value);
+      if (!path || path->empty()) continue;
+      tls.client_ca = resolve_path(*path);
+      auto pem = read_named_file(field.value, tls.client_ca);
+      if (!pem) continue;
+      if (std::string problem = check_ca_bundle(*pem); !problem.empty())
+        fail(field.value.mark, field.value.path + ": '" + tls.client_ca + "': " + problem);
+    }
+  }
+  if (!saw_certificates) fail(value.mark, value.path + ": missing required key 'certificates' (a list of {cert, key})");
 }
 
 void Loader::read_workers(const Value& value) {
@@ -620,6 +714,17 @@ void Loader::read_route_field(const Field& field, Route& route, RouteNotes& note
     read_route_access(value, route.access);
   } else if (field.key == "headers") {
     read_route_headers(value, route);
+  } else if (field.key == "https_redirect") {
+    if (auto flag = read_bool(value)) route.https_redirect = *flag;
+  } else if (field.key == "hsts") {
+    auto hsts = read_string(value);
+    if (!hsts) return;
+    const bool printable = std::all_of(hsts->begin(), hsts->end(), [](unsigned char c) { return c >= 0x20 && c < 0x7f; });
+    if (hsts->empty() || !printable) {
+      fail(value.mark, value.path + ": must be a Strict-Transport-Security value such as \"max-age=31536000\"");
+      return;
+    }
+    route.hsts = *hsts;
   }
 }
 

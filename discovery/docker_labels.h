@@ -26,6 +26,7 @@ struct RouteSpec {
   uint16_t port = 0;
   std::string service;
   int32_t priority = 0;
+  bool https_redirect = false;     // berth.tls.redirect=true
 };
 
 struct ContainerSpec {

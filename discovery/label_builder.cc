@@ -457,6 +457,7 @@ DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& cac
       route.priority = spec.priority;
       route.service = index_of[d];
       route.source = decl.parsed->source;
+      route.https_redirect = spec.https_redirect;
       routes->push_back(std::move(route));
     }
   }
@@ -520,7 +521,8 @@ bool same_set(const DiscoveredSet& a, const DiscoveredSet& b) {
       const Route& x = ra[i];
       const Route& y = rb[i];
       if (x.name != y.name || x.host != y.host || x.path_prefix != y.path_prefix || x.priority != y.priority ||
-          x.service != y.service || x.max_body_bytes != y.max_body_bytes || x.source != y.source)
+          x.service != y.service || x.max_body_bytes != y.max_body_bytes || x.source != y.source ||
+          x.https_redirect != y.https_redirect || x.hsts != y.hsts)
         return false;
     }
   }

@@ -236,10 +236,11 @@ void append_json_line(std::string& out, const ExchangeRecord& r, size_t max_fiel
 
   // An upper bound of the line's length: the fixed text, numbers at their widest, every string
   // escaped at its worst. The line is written through a pointer into that room, then cut to size.
-  size_t bound = 512 + kRfc3339MsBytes;
+  size_t bound = 512 + 64 + kRfc3339MsBytes;  // 64: the TLS field names
   for (size_t n : {r.request_id.size(), r.client.size(), r.method.size(), r.host.size(), r.path.size(),
                    r.query.size(), r.route.size(), r.service.size(), last_instance.size(), last_container.size(),
-                   cause.size(), end_name.size(), r.user_agent.size(), r.referer.size()})
+                   cause.size(), end_name.size(), r.user_agent.size(), r.referer.size(), r.tls_version.size(),
+                   r.tls_cipher.size(), r.tls_sni.size()})
     bound += json_string_bound(n);
   for (size_t i = 0; i < kept; ++i) {
     const AttemptRecord& a = r.attempts[i];
@@ -316,6 +317,14 @@ void append_json_line(std::string& out, const ExchangeRecord& r, size_t max_fiel
   p = put_json_string(p, r.user_agent, max_field);
   p = put(p, ",\"referer\":");
   p = put_json_string(p, r.referer, max_field);
+  if (!r.tls_version.empty()) {
+    p = put(p, ",\"tls_version\":");
+    p = put_json_string(p, r.tls_version, 0);
+    p = put(p, ",\"tls_cipher\":");
+    p = put_json_string(p, r.tls_cipher, 0);
+    p = put(p, ",\"tls_sni\":");
+    p = put_json_string(p, r.tls_sni, max_field);
+  }
   p = put(p, "}\n");
   out.resize(static_cast<size_t>(p - out.data()));
 }

@@ -57,6 +57,10 @@ int Server::run() {
   sources_ = discovery::make_sources(config_);
   discovery::registry::add_registry_sources(config_, sources_);
   discovered_.assign(sources_.size(), {});
+  if (std::string error; !tls_.load(config_.listeners, &error)) {
+    log::error("tls_load_failed").kv("error", error);
+    return 1;
+  }
   runtime_ = build_runtime();
 
   if (config_.access_log.enabled) {
@@ -129,6 +133,7 @@ int Server::run() {
                {{"generation", std::to_string(generation_)},
                 {"routes", std::to_string(runtime_->routes->routes().size())},
                 {"instances", std::to_string(observed_.instances.size())}});
+  start_tls_watch();
   uv_timer_init(&loop_, &observe_timer_);
   uv_timer_start(&observe_timer_, [](uv_timer_t* t) { static_cast<Server*>(t->loop->data)->observe_changes(); },
                  1000, 1000);
@@ -182,6 +187,18 @@ void Server::reload() {
   bool listeners_changed = next.listeners.size() != config_.listeners.size();
   for (size_t i = 0; !listeners_changed && i < next.listeners.size(); ++i)
     listeners_changed = next.listeners[i].address.to_string() != config_.listeners[i].address.to_string();
+  // TLS settings and certificates reload with the file (when the listeners stay the same).
+  TlsCertificates next_tls;
+  if (std::string error; !listeners_changed && !next_tls.load(next.listeners, &error)) {
+    log::error("config_reload_failed")
+        .kv("file", config_path_)
+        .kv("error", error)
+        .kv("action", "keeping the running configuration");
+    ++config_reloads_.error;
+    journal_.add(wall_clock_ms(), "config_reloaded", {{"result", "failed"}, {"error", error}});
+    notifier_.ready("serving; reload failed, kept the running configuration");
+    return;
+  }
   if (!(next.access_log == config_.access_log))
     log::warn("config_restart_needed").kv("reason", "access_log changes only on restart");
   if (listeners_changed || next.workers != config_.workers ||
@@ -189,7 +206,9 @@ void Server::reload() {
     log::warn("config_restart_needed")
         .kv("reason", "listeners, workers and the admin address change only on restart");
   // Keep what only a restart can change, take everything else.
-  next.listeners = config_.listeners;
+  if (listeners_changed) next.listeners = config_.listeners;
+  else tls_ = std::move(next_tls);
+  start_tls_watch();
   next.workers = config_.workers;
   next.admin = config_.admin;
   next.access_log = config_.access_log;
@@ -212,6 +231,7 @@ std::shared_ptr<const Runtime> Server::build_runtime() {
   if (config_changed) static_runtime_ = make_runtime(config_, config_generation_);
   auto rt = std::make_shared<Runtime>(*static_runtime_);
   rt->generation = generation_;
+  rt->tls = tls_.contexts();
   const RouteTable& base = *static_runtime_->routes;
   std::vector<ServicePtr> inputs = base.services();
   std::vector<discovery::RouteList> layouts(discovered_.size());
@@ -351,6 +371,22 @@ void Server::begin_shutdown(const char* signal_name) {
   if (checker_) checker_->stop();
   uv_signal_stop(&sighup_);
   if (ready_) uv_timer_stop(&observe_timer_);
+  if (tls_watching_) uv_timer_stop(&tls_watch_);
+}
+
+void Server::start_tls_watch() {
+  if (tls_watching_ || !tls_.any()) return;
+  uv_timer_init(&loop_, &tls_watch_);
+  uv_timer_start(&tls_watch_, [](uv_timer_t* t) { static_cast<Server*>(t->loop->data)->watch_tls_files(); }, 1000,
+                 1000);
+  tls_watching_ = true;
+}
+
+void Server::watch_tls_files() {
+  if (shutting_down_ || !tls_.poll_files()) return;
+  // New handshakes get the new certificates; open connections keep their context.
+  ++generation_;
+  publish(build_runtime());
 }
 
 void Server::on_worker_stopped() {
@@ -404,6 +440,14 @@ void Server::make_metrics() {
     return d;
   };
   in.access_log_dropped = [this] { return access_log_dropped(); };
+  in.tls_handshake_errors = [] {
+    std::vector<std::pair<std::string, uint64_t>> out;
+    for (size_t c = 0; c < static_cast<size_t>(tls::HandshakeError::kCount); ++c) {
+      const auto cause = static_cast<tls::HandshakeError>(c);
+      out.emplace_back(tls::handshake_error_name(cause), tls::handshake_errors(cause));
+    }
+    return out;
+  };
   metrics_ = std::make_unique<MetricsExporter>(static_cast<unsigned>(workers_.size()), std::move(in));
   // The status page's request and 5xx rates come from the same per-worker counts.
   status_.traffic = [this] { return metrics_->service_traffic(); };

@@ -16,6 +16,7 @@
 #include "proxy/control/admin.h"
 #include "proxy/control/event_journal.h"
 #include "proxy/control/status.h"
+#include "proxy/control/tls_certificates.h"
 #include "proxy/control/service_notify.h"
 #include "proxy/health/health_registry.h"
 #include "proxy/health/health_checker.h"
@@ -113,6 +114,12 @@ class Server {
   StatusBuilder status_;
   uv_timer_t observe_timer_;
   notify::Notifier notifier_;  // systemd readiness ($NOTIFY_SOCKET); off without it
+  // TLS listeners' certificates (loaded with the config, watched on disk once a second).
+  TlsCertificates tls_;
+  uv_timer_t tls_watch_;
+  bool tls_watching_ = false;
+  void start_tls_watch();
+  void watch_tls_files();
 };
 
 }  // namespace berth

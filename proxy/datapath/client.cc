@@ -248,7 +248,13 @@ void ClientConn::begin_exchange() {
   ExchangeRecord& rec = ex_->rec;
   rec.start_ns = stamp();
   if (rec.start_ns) rec.start_unix_ns = realtime_ns();
-  rec.scheme = "http";
+  const ConnectionInfo& facts = conn();
+  rec.scheme = facts.scheme;
+  if (facts.tls) {
+    rec.tls_version = facts.tls->version;
+    rec.tls_cipher = facts.tls->cipher;
+    rec.tls_sni = facts.tls->sni;
+  }
   if (worker()->record_details()) {
     char port[8];
     auto r = std::to_chars(port, port + sizeof port, conn().peer_port);
@@ -348,6 +354,11 @@ void ClientConn::handle_request_head(std::string_view head, std::string_view ear
     return;
   }
   ex_->route = route;
+  if (route->https_redirect && conn().tls == nullptr && conn().scheme != "https" &&
+      !req.path.starts_with("/.well-known/acme-challenge/")) {
+    redirect_to_https(req);
+    return;
+  }
   if (route->filters && !route->filters->empty()) {
     FilterRequest freq{req, *route, conn().peer_ip, conn().peer_addr, conn().peer_family, worker()->loop(),
                        transport().info().scheme};
@@ -368,6 +379,21 @@ void ClientConn::handle_request_head(std::string_view head, std::string_view ear
     }
   }
   forward_request();
+}
+
+// 308 to the same host (without its port: HTTPS is on its default port) and target.
+void ClientConn::redirect_to_https(const http::RequestHead& req) {
+  std::string_view host = req.host;
+  if (!host.empty() && host.front() == '[') {
+    const size_t close = host.find(']');
+    if (close != std::string_view::npos) host = host.substr(0, close + 1);
+  } else if (const size_t colon = host.rfind(':'); colon != std::string_view::npos) {
+    host = host.substr(0, colon);
+  }
+  std::string* extra = worker()->acquire_string();
+  extra->append("Location: https://").append(host).append(req.path).append("\r\n");
+  local_reply(308, "https-redirect", ex_->has_body, *extra);
+  worker()->release_string(extra);
 }
 
 void ClientConn::on_filter_done() {
@@ -664,6 +690,12 @@ void ClientConn::on_response_head(UpstreamConn* u, const http::ResponseHead& hea
   ex_->response_chunked = ex_->plan.to_client == http::Framing::kChunked;
   const HeaderEdits& edits = ex_->filters.edits();
   http::build_client_response(head, ex_->plan, false, *out, edits.empty() ? nullptr : &edits);
+  if (!ex_->route->hsts.empty() && conn().tls && out->size() >= 2) {
+    std::string line;
+    line.reserve(ex_->route->hsts.size() + 32);
+    line.append("Strict-Transport-Security: ").append(ex_->route->hsts).append("\r\n");
+    out->insert(out->size() - 2, line);
+  }
   if (ex_->set_cookie && out->size() >= 2) {
     // Sticky: pin the client to this instance (an opaque id, not its address).
     char id[16];
@@ -873,7 +905,14 @@ bool ClientConn::local_reply_keeps(bool close_conn) const {
 void ClientConn::local_reply(uint16_t status, const char* cause, bool close_conn, std::string_view extra) {
   const bool keep = local_reply_keeps(close_conn);
   std::string* out = worker()->acquire_string();
+  std::string* hsts = nullptr;
+  if (ex_ && ex_->route && !ex_->route->hsts.empty() && conn().tls) {
+    hsts = worker()->acquire_string();
+    hsts->append(extra).append("Strict-Transport-Security: ").append(ex_->route->hsts).append("\r\n");
+    extra = *hsts;
+  }
   http::build_local_reply(status, cause, !keep, extra, *out);
+  if (hsts) worker()->release_string(hsts);
   send_local_reply(out, status, cause, keep);
 }
 

@@ -117,6 +117,7 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   // After the route's filters passed: forward the request to an instance.
   void forward_request();
   void reply_from_filter();
+  void redirect_to_https(const http::RequestHead& req);
   AttemptRecord* current_attempt();
   int64_t stamp() const;  // monotonic ns for the record, 0 when no sink reads records
   // chosen: an endpoint already picked (a retry), or -1 to pick one now.

@@ -4,11 +4,13 @@
 #include <cstdint>
 #include <memory>
 #include <utility>
+#include <vector>
 
 #include "config/config.h"
 #include "proxy/http/http_head.h"
 #include "proxy/filter/route_filters.h"
 #include "proxy/model/route_table.h"
+#include "proxy/tls/server_context.h"
 
 namespace berth {
 
@@ -18,6 +20,9 @@ struct Runtime {
   config::Limits limits;
   http::Limits http_limits;
   uint64_t generation = 0;
+  // Per listener, in config order: its TLS context (null: plain HTTP). Set by the control side
+  // (it loads the certificates, and swaps them when their files change).
+  std::vector<std::shared_ptr<const tls::ServerContext>> tls;
 };
 
 inline std::shared_ptr<const Runtime> make_runtime(const config::Config& cfg, uint64_t generation) {

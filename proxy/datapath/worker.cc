@@ -21,6 +21,7 @@
 #include "proxy/health/outlier.h"
 #include "proxy/datapath/upstream.h"
 #include "proxy/net/tcp_transport.h"
+#include "proxy/tls/tls_transport.h"
 
 namespace berth {
 namespace {
@@ -55,6 +56,7 @@ Worker::Worker(unsigned index, std::vector<int> listen_fds, std::shared_ptr<cons
   for (int fd : listen_fds) {
     auto l = std::make_unique<Listener>();
     l->fd = fd;
+    l->index = listeners_.size();
     l->worker = this;
     uv_poll_init(loop(), &l->poll, fd);
     l->poll.data = l.get();
@@ -537,7 +539,11 @@ void Worker::accept_ready(Listener* l) {
     auto tcp = std::make_unique<TcpTransport>(this);
     // A socket libuv refuses leaves the connection unreadable: its header timeout closes it.
     if (tcp->open(fd) != 0) ::close(fd);
-    auto* c = new ClientConn(this, std::move(tcp));
+    std::unique_ptr<Transport> transport = std::move(tcp);
+    // A TLS listener: the handshake runs under the connection's request_header deadline.
+    if (l->index < rt_->tls.size() && rt_->tls[l->index])
+      transport = std::make_unique<tls::TlsTransport>(this, std::move(transport), rt_->tls[l->index]);
+    auto* c = new ClientConn(this, std::move(transport));
     c->next = clients_;
     if (clients_) clients_->prev = c;
     clients_ = c;

@@ -97,6 +97,7 @@ class Worker final : public IoContext {
   struct Listener {
     uv_poll_t poll;
     int fd;
+    size_t index;  // position in the config's listeners (Runtime::tls)
     Worker* worker;
   };
   void run();

@@ -332,6 +332,13 @@ std::vector<MetricFamily> MetricsExporter::collect() const {
                        "Access-log records dropped because a log destination could not keep up.", MetricType::Counter,
                        static_cast<double>(in_.access_log_dropped())));
 
+  if (in_.tls_handshake_errors) {
+    MetricFamily tls = family("berth_tls_handshake_errors_total", "TLS handshakes that failed, by cause.",
+                              MetricType::Counter);
+    for (const auto& [cause, n] : in_.tls_handshake_errors()) add_value(tls, {label("cause", cause)}, static_cast<double>(n));
+    out.push_back(std::move(tls));
+  }
+
   std::vector<MetricFamily> process = process_families();
   out.insert(out.end(), std::make_move_iterator(process.begin()), std::make_move_iterator(process.end()));
   return out;

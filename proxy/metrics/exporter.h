@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <prometheus/metric_family.h>
@@ -51,6 +52,8 @@ struct MetricsInputs {
   std::function<DiscoveryStatus()> discovery;
   // Access-log records dropped because a sink stalled (the access log sets it).
   std::function<uint64_t()> access_log_dropped = [] { return uint64_t{0}; };
+  // Failed TLS handshakes by cause (berth_tls_handshake_errors_total{cause}); unset: not shown.
+  std::function<std::vector<std::pair<std::string, uint64_t>>()> tls_handshake_errors;
 };
 
 class MetricsExporter {

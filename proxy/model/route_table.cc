@@ -203,6 +203,8 @@ std::shared_ptr<const RouteTable> RouteTable::from_config(const config::Config& 
       route.service = service_index;
       route.max_body_bytes = configured.max_body_bytes.value_or(cfg.limits.max_body_bytes);
       route.filters = filters;
+      route.https_redirect = configured.https_redirect;
+      route.hsts = configured.hsts;
       routes.push_back(std::move(route));
     }
   }

@@ -77,6 +77,8 @@ struct Route {
   uint32_t service = 0;      // index into RouteTable::services()
   uint64_t max_body_bytes = 0;  // 0 = unlimited
   std::string source = "config";
+  bool https_redirect = false;  // plain-HTTP requests get 308 to https:// (ACME paths excepted)
+  std::string hsts;             // Strict-Transport-Security value for responses sent over TLS
   std::shared_ptr<const FilterChain> filters;  // per-route policy (null: none), run before an upstream is chosen
 };
 

@@ -68,6 +68,7 @@ void ExchangeRecord::clear() noexcept {
   request_id.clear();
   version_minor = 1;
   scheme = {};
+  tls_version = tls_cipher = tls_sni = {};
   client.clear();
   route = service = {};
   snapshot = nullptr;

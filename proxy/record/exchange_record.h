@@ -61,7 +61,12 @@ struct ExchangeRecord {
   std::string referer;
   std::string request_id;      // the client's valid X-Request-Id, else the one Berth made
   uint8_t version_minor = 1;   // HTTP/1.x
-  std::string_view scheme;     // "http" (later "https")
+  std::string_view scheme;     // "http" or "https"
+  // Over TLS: the protocol version ("TLSv1.3"), cipher suite and the name the client asked
+  // for (SNI); empty over plain HTTP. Views into the connection, valid while the record is.
+  std::string_view tls_version;
+  std::string_view tls_cipher;
+  std::string_view tls_sni;
   std::string client;          // peer "address:port"
 
   // Routing (views into the snapshot the exchange ran on; valid while the record is).

@@ -27,6 +27,7 @@ void LogRecordSink::on_exchange(const ExchangeRecord& r) {
       .kv("bytes_out", r.bytes_out)
       .kv("duration_ms", r.duration_ms())
       .kv("attempts", static_cast<uint64_t>(r.attempt_count));
+  if (!r.tls_version.empty()) line.kv("tls_version", r.tls_version).kv("tls_cipher", r.tls_cipher).kv("tls_sni", r.tls_sni);
   const AttemptRecord* last = r.last_attempt();
   for (uint8_t i = 0; last && i < r.attempt_count && i < ExchangeRecord::kMaxAttempts; ++i) {
     const AttemptRecord& a = r.attempts[i];

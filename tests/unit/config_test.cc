@@ -226,7 +226,7 @@ const std::vector<ErrorCase> kErrorCases = {
          "    hots: a.com\n",
      7, 5,
      "unknown key 'hots' in routes[1] (expected one of: name, host, path, priority, service, "
-     "max_body_bytes, access, headers)"},
+     "max_body_bytes, access, headers, https_redirect, hsts)"},
     {"an address range with too many bits",
      std::string(kListener) + kWebService +
          "routes:\n"
@@ -499,7 +499,7 @@ TEST_CASE("config: every error is collected, in file order", "[config][errors]")
                      "whole number of seconds, got 'soon'",
                      "t.yaml:6:14: routes[0].service: no service named 'ghost' (defined services: web)",
                      "t.yaml:7:5: unknown key 'colour' in routes[0] (expected one of: name, host, path, "
-                     "priority, service, max_body_bytes, access, headers)",
+                     "priority, service, max_body_bytes, access, headers, https_redirect, hsts)",
                      "t.yaml:10:17: services.web.endpoints[0]: invalid address '1.2.3.4': missing ':port'",
                  });
 }
@@ -844,4 +844,38 @@ TEST_CASE("config: access.rate_limit is read and checked", "[config]") {
     INFO(bad);
     CHECK_FALSE(r.ok());
   }
+}
+
+TEST_CASE("config: routes' https_redirect and hsts", "[config][tls]") {
+  LoadResult result = load(std::string(kListener) + kWebService +
+                           "routes:\n"
+                           "  - {host: a.test, service: web, https_redirect: true, hsts: \"max-age=31536000\"}\n"
+                           "  - {host: b.test, service: web}\n");
+  INFO(all_errors(result));
+  REQUIRE(result.ok());
+  CHECK(result.config->routes[0].https_redirect);
+  CHECK(result.config->routes[0].hsts == "max-age=31536000");
+  CHECK_FALSE(result.config->routes[1].https_redirect);
+  CHECK(result.config->routes[1].hsts.empty());
+  LoadResult bad = load(std::string(kListener) + kWebService + "routes:\n  - {service: web, hsts: \"\"}\n");
+  CHECK_FALSE(bad.ok());
+}
+
+TEST_CASE("config: a TLS listener needs certificates and a known min_version", "[config][tls]") {
+  LoadResult none = load("listeners:\n  - address: \"127.0.0.1:8443\"\n    tls: {min_version: \"1.2\"}\n");
+  INFO(all_errors(none));
+  REQUIRE_FALSE(none.ok());
+  CHECK(none.errors[0].message.find("certificates") != std::string::npos);
+  CHECK(none.errors[0].line == 3);
+  LoadResult version = load("listeners:\n  - address: \"127.0.0.1:8443\"\n"
+                            "    tls: {certificates: [], min_version: \"1.0\"}\n");
+  INFO(all_errors(version));
+  REQUIRE_FALSE(version.ok());
+  bool saw_version = false;
+  for (const Error& e : version.errors) saw_version |= e.message.find("\"1.2\" or \"1.3\"") != std::string::npos;
+  CHECK(saw_version);
+  // A plain listener stays plain.
+  LoadResult plain = load(std::string(kListener));
+  REQUIRE(plain.ok());
+  CHECK_FALSE(plain.config->listeners[0].tls.has_value());
 }

@@ -264,3 +264,22 @@ TEST_CASE("docker labels: default service names", "[docker][labels]") {
   c.labels = {{"com.docker.compose.project", "shop"}};
   CHECK(default_service_name(c) == "web-1");
 }
+
+TEST_CASE("docker labels: berth.tls.redirect marks every route of the container", "[docker][labels][tls]") {
+  ContainerSpec spec = parse_container_labels(
+      host_container({{"berth.enable", "true"}, {"berth.host", "a.test"}, {"berth.port", "80"}, {"berth.tls.redirect", "true"},
+                      {"berth.routes.api.host", "api.test"}}),
+      {});
+  REQUIRE(spec.kind == Kind::kRouted);
+  REQUIRE(spec.routes.size() == 2);
+  CHECK(spec.routes[0].https_redirect);
+  CHECK(spec.routes[1].https_redirect);
+  ContainerSpec plain = parse_container_labels(
+      host_container({{"berth.enable", "true"}, {"berth.host", "a.test"}, {"berth.port", "80"}}), {});
+  REQUIRE(plain.kind == Kind::kRouted);
+  CHECK_FALSE(plain.routes[0].https_redirect);
+  ContainerSpec bad =
+      parse_container_labels(host_container({{"berth.enable", "true"}, {"berth.host", "a.test"}, {"berth.tls.redirect", "maybe"}}), {});
+  CHECK(bad.kind == Kind::kRejected);
+  CHECK(bad.label == "berth.tls.redirect");
+}

@@ -1,0 +1,50 @@
+#include "config/tls_files.h"
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+namespace berth::config {
+
+namespace {
+
+std::string openssl_reason() {
+  unsigned long e = ERR_peek_last_error();
+  char buf[256];
+  ERR_error_string_n(e, buf, sizeof buf);
+  ERR_clear_error();
+  return e ? std::string(buf) : std::string("no PEM data");
+}
+
+}  // namespace
+
+std::string check_tls_pair(const std::string& cert_pem, const std::string& key_pem) {
+  BIO* cb = BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size()));
+  X509* cert = PEM_read_bio_X509(cb, nullptr, nullptr, nullptr);
+  BIO_free(cb);
+  if (!cert) return "the certificate file holds no PEM certificate (" + openssl_reason() + ")";
+  BIO* kb = BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size()));
+  // No passphrase callback: an encrypted key is refused rather than prompted for.
+  EVP_PKEY* key = PEM_read_bio_PrivateKey(kb, nullptr, [](char*, int, int, void*) { return 0; }, nullptr);
+  BIO_free(kb);
+  std::string problem;
+  if (!key) problem = "the key file holds no usable PEM private key (" + openssl_reason() + ")";
+  else if (X509_check_private_key(cert, key) != 1) problem = "the key does not match the certificate";
+  ERR_clear_error();
+  EVP_PKEY_free(key);
+  X509_free(cert);
+  return problem;
+}
+
+std::string check_ca_bundle(const std::string& pem) {
+  BIO* b = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  X509* cert = PEM_read_bio_X509(b, nullptr, nullptr, nullptr);
+  BIO_free(b);
+  if (!cert) return "the file holds no PEM certificate (" + openssl_reason() + ")";
+  X509_free(cert);
+  return "";
+}
+
+}  // namespace berth::config

@@ -1,0 +1,97 @@
+#include "proxy/control/tls_certificates.h"
+
+#include <sys/stat.h>
+
+#include "proxy/base/log.h"
+
+namespace berth {
+
+std::vector<TlsCertificates::FileStamp> TlsCertificates::stamp(const config::ListenerTls& tls) {
+  std::vector<std::string> paths;
+  for (const config::TlsCertificate& c : tls.certificates) {
+    paths.push_back(c.cert);
+    paths.push_back(c.key);
+  }
+  if (!tls.client_ca.empty()) paths.push_back(tls.client_ca);
+  std::vector<FileStamp> out;
+  for (std::string& path : paths) {
+    FileStamp s;
+    s.path = std::move(path);
+    struct stat st {};
+    if (::stat(s.path.c_str(), &st) == 0) {
+      s.mtime = st.st_mtim;
+      s.size = st.st_size;
+      s.inode = st.st_ino;
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+bool TlsCertificates::load(const std::vector<config::Listener>& listeners, std::string* error) {
+  std::vector<std::shared_ptr<const tls::ServerContext>> contexts;
+  std::vector<std::vector<FileStamp>> stamps;
+  for (const config::Listener& l : listeners) {
+    if (!l.tls) {
+      contexts.emplace_back();
+      stamps.emplace_back();
+      continue;
+    }
+    // Stamped before reading: a change made while loading is seen by the next poll.
+    stamps.push_back(stamp(*l.tls));
+    std::string problem;
+    auto ctx = tls::ServerContext::load(*l.tls, &problem);
+    if (!ctx) {
+      *error = "listener " + l.address.to_string() + ": " + problem;
+      return false;
+    }
+    for (const tls::CertificateFacts& f : ctx->certificates()) {
+      std::string names;
+      for (const std::string& n : f.names) names += (names.empty() ? "" : ",") + n;
+      log::info("tls_certificate")
+          .kv("listener", l.address.to_string())
+          .kv("file", f.origin)
+          .kv("names", names)
+          .kv("key", f.key_type)
+          .kv("not_after", f.not_after_unix);
+    }
+    contexts.push_back(std::move(ctx));
+  }
+  listeners_ = listeners;
+  contexts_ = std::move(contexts);
+  stamps_ = std::move(stamps);
+  return true;
+}
+
+bool TlsCertificates::any() const {
+  for (const auto& c : contexts_)
+    if (c) return true;
+  return false;
+}
+
+bool TlsCertificates::poll_files() {
+  bool changed = false;
+  for (size_t i = 0; i < listeners_.size(); ++i) {
+    if (!listeners_[i].tls) continue;
+    std::vector<FileStamp> now = stamp(*listeners_[i].tls);
+    if (now == stamps_[i]) continue;
+    stamps_[i] = now;  // a refused change is tried again only when the files change again
+    std::string problem;
+    auto ctx = tls::ServerContext::load(*listeners_[i].tls, &problem);
+    if (!ctx) {
+      log::error("tls_certificate_reload_refused")
+          .kv("listener", listeners_[i].address.to_string())
+          .kv("error", problem)
+          .kv("action", "keeping the certificates in use");
+      continue;
+    }
+    contexts_[i] = std::move(ctx);
+    changed = true;
+    log::info("tls_certificates_reloaded")
+        .kv("listener", listeners_[i].address.to_string())
+        .kv("certificates", static_cast<uint64_t>(contexts_[i]->certificates().size()));
+  }
+  return changed;
+}
+
+}  // namespace berth

@@ -1,0 +1,49 @@
+// The TLS contexts of the listeners, kept current: loaded with the configuration (start and
+// SIGHUP) and loaded again when a certificate, key or client CA file changes on disk (polled
+// on the control loop). A change that does not load (bad PEM, a key that does not match) is
+// refused with a log line and the context in use stays. Workers get the contexts through the
+// Runtime snapshot: new handshakes use the new one, open connections keep theirs.
+#pragma once
+
+#include <sys/types.h>
+
+#include <ctime>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "proxy/tls/server_context.h"
+
+namespace berth {
+
+class TlsCertificates {
+ public:
+  // Loads every TLS listener's files. false with *error naming the listener and the problem.
+  bool load(const std::vector<config::Listener>& listeners, std::string* error);
+  // Per listener, in config order (null: plain HTTP).
+  const std::vector<std::shared_ptr<const tls::ServerContext>>& contexts() const { return contexts_; }
+  // Looks at the files; reloads each listener whose files changed. True when a context was
+  // replaced (the caller publishes a new snapshot). Control loop only (it reads files).
+  bool poll_files();
+  bool any() const;
+
+ private:
+  struct FileStamp {
+    std::string path;
+    timespec mtime{};
+    off_t size = -1;
+    ino_t inode = 0;
+    bool operator==(const FileStamp& o) const {
+      return path == o.path && mtime.tv_sec == o.mtime.tv_sec && mtime.tv_nsec == o.mtime.tv_nsec && size == o.size &&
+             inode == o.inode;
+    }
+  };
+  static std::vector<FileStamp> stamp(const config::ListenerTls& tls);
+
+  std::vector<config::Listener> listeners_;
+  std::vector<std::shared_ptr<const tls::ServerContext>> contexts_;
+  std::vector<std::vector<FileStamp>> stamps_;  // per listener, as last looked at
+};
+
+}  // namespace berth

@@ -1,0 +1,393 @@
+#include "proxy/tls/server_context.h"
+
+#include <fcntl.h>
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <system_error>
+
+namespace berth::tls {
+
+namespace {
+
+// ---- handshake error counts
+
+std::array<std::atomic<uint64_t>, static_cast<size_t>(HandshakeError::kCount)> g_handshake_errors{};
+
+// ---- session tickets
+//
+// Ticket keys are derived from one random secret made at start, per 12-hour epoch: every worker
+// (and every listener) derives the same keys with no shared mutable state and no lock. Tickets
+// are issued with the current epoch's keys; those of the previous epoch are still accepted (and
+// the ticket renewed), so a key lives 24 hours at most. A restart makes a new secret.
+constexpr int64_t kTicketEpochSeconds = 12 * 3600;
+
+struct TicketKeys {
+  int64_t epoch = -1;
+  unsigned char name[16];
+  unsigned char aes[32];
+  unsigned char mac[32];
+};
+
+const std::array<unsigned char, 32>& ticket_secret() {
+  static const std::array<unsigned char, 32> secret = [] {
+    std::array<unsigned char, 32> s{};
+    if (RAND_bytes(s.data(), static_cast<int>(s.size())) != 1) std::abort();
+    return s;
+  }();
+  return secret;
+}
+
+void derive(int64_t epoch, const char* label, unsigned char* out, size_t len) {
+  unsigned char input[32];
+  const size_t label_len = std::strlen(label);
+  std::memcpy(input, label, label_len);
+  std::memcpy(input + label_len, &epoch, sizeof epoch);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  size_t digest_len = 0;
+  const auto& secret = ticket_secret();
+  EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, secret.data(), secret.size(), input,
+            label_len + sizeof epoch, digest, sizeof digest, &digest_len);
+  std::memcpy(out, digest, std::min(len, digest_len));
+}
+
+// The keys of an epoch, cached per thread (two epochs are in use at any time).
+const TicketKeys& ticket_keys(int64_t epoch) {
+  thread_local TicketKeys cache[2];
+  TicketKeys& k = cache[epoch & 1];
+  if (k.epoch != epoch) {
+    derive(epoch, "name", k.name, sizeof k.name);
+    derive(epoch, "aes", k.aes, sizeof k.aes);
+    derive(epoch, "mac", k.mac, sizeof k.mac);
+    k.epoch = epoch;
+  }
+  return k;
+}
+
+bool set_mac_key(EVP_MAC_CTX* hctx, const unsigned char* key) {
+  OSSL_PARAM params[3];
+  params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, const_cast<unsigned char*>(key), 32);
+  params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>("SHA256"), 0);
+  params[2] = OSSL_PARAM_construct_end();
+  return EVP_MAC_CTX_set_params(hctx, params) == 1;
+}
+
+int ticket_key_cb(SSL*, unsigned char key_name[16], unsigned char iv[EVP_MAX_IV_LENGTH], EVP_CIPHER_CTX* cctx,
+                  EVP_MAC_CTX* hctx, int enc) {
+  const int64_t epoch = static_cast<int64_t>(std::time(nullptr)) / kTicketEpochSeconds;
+  if (enc) {
+    const TicketKeys& k = ticket_keys(epoch);
+    std::memcpy(key_name, k.name, 16);
+    if (RAND_bytes(iv, 16) != 1) return -1;
+    if (EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), nullptr, k.aes, iv) != 1) return -1;
+    return set_mac_key(hctx, k.mac) ? 1 : -1;
+  }
+  for (int64_t e : {epoch, epoch - 1}) {
+    const TicketKeys& k = ticket_keys(e);
+    if (std::memcmp(key_name, k.name, 16) != 0) continue;
+    if (EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), nullptr, k.aes, iv) != 1) return -1;
+    if (!set_mac_key(hctx, k.mac)) return -1;
+    return e == epoch ? 1 : 2;  // 2: valid, but issue a ticket under the current key
+  }
+  return 0;  // unknown or expired key: a full handshake
+}
+
+// ---- ALPN: HTTP/1.1 only for now (h2 is a later addition to this list).
+int alpn_select_cb(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned int inlen,
+                   void*) {
+  static const unsigned char kProtocols[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+  unsigned char* selected = nullptr;
+  if (SSL_select_next_proto(&selected, outlen, kProtocols, sizeof kProtocols, in, inlen) == OPENSSL_NPN_NEGOTIATED) {
+    *out = selected;
+    return SSL_TLSEXT_ERR_OK;
+  }
+  return SSL_TLSEXT_ERR_NOACK;  // a client offering only other protocols still gets HTTP/1.1
+}
+
+constexpr const char* kCiphers12 =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+constexpr const char* kCiphers13 = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+constexpr const char* kGroups = "X25519:P-256:P-384";
+
+std::string openssl_error(const std::string& what) {
+  unsigned long e = ERR_peek_last_error();
+  ERR_clear_error();
+  if (!e) return what;
+  char buf[256];
+  ERR_error_string_n(e, buf, sizeof buf);
+  return what + " (" + buf + ")";
+}
+
+std::optional<std::string> slurp(const std::string& path, std::string* error) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    *error = "cannot read '" + path + "': " + std::generic_category().message(errno);
+    return std::nullopt;
+  }
+  std::string out;
+  char buf[16384];
+  while (true) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      *error = "cannot read '" + path + "': " + std::generic_category().message(errno);
+      ::close(fd);
+      return std::nullopt;
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+    if (out.size() > (4u << 20)) {
+      *error = "'" + path + "' is larger than 4 MiB";
+      ::close(fd);
+      return std::nullopt;
+    }
+  }
+  ::close(fd);
+  return out;
+}
+
+std::vector<std::string> dns_names(X509* cert) {
+  std::vector<std::string> names;
+  auto* sans = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  if (sans) {
+    for (int i = 0; i < sk_GENERAL_NAME_num(sans); ++i) {
+      const GENERAL_NAME* gn = sk_GENERAL_NAME_value(sans, i);
+      if (gn->type != GEN_DNS) continue;
+      const ASN1_IA5STRING* s = gn->d.dNSName;
+      std::string name = SniIndex::normalize(
+          std::string_view(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)), ASN1_STRING_length(s)));
+      if (!name.empty()) names.push_back(std::move(name));
+    }
+    GENERAL_NAMES_free(sans);
+  }
+  if (names.empty()) {
+    char cn[256];
+    if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn) > 0) {
+      std::string name = SniIndex::normalize(cn);
+      if (!name.empty()) names.push_back(std::move(name));
+    }
+  }
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  return names;
+}
+
+const char* key_type_name(int id) {
+  switch (id) {
+    case EVP_PKEY_RSA: return "rsa";
+    case EVP_PKEY_RSA_PSS: return "rsa-pss";
+    case EVP_PKEY_EC: return "ecdsa";
+    case EVP_PKEY_ED25519: return "ed25519";
+    case EVP_PKEY_ED448: return "ed448";
+    default: return "other";
+  }
+}
+
+}  // namespace
+
+const char* handshake_error_name(HandshakeError cause) {
+  switch (cause) {
+    case HandshakeError::kProtocolVersion: return "protocol_version";
+    case HandshakeError::kNoSharedCipher: return "no_shared_cipher";
+    case HandshakeError::kClientCertificate: return "client_certificate";
+    case HandshakeError::kHttpRequest: return "http_request";
+    case HandshakeError::kPeerClosed: return "peer_closed";
+    case HandshakeError::kIncomplete: return "incomplete";
+    case HandshakeError::kOther: case HandshakeError::kCount: break;
+  }
+  return "other";
+}
+
+void count_handshake_error(HandshakeError cause) {
+  g_handshake_errors[static_cast<size_t>(cause)].fetch_add(1, std::memory_order_relaxed);
+}
+
+uint64_t handshake_errors(HandshakeError cause) {
+  return g_handshake_errors[static_cast<size_t>(cause)].load(std::memory_order_relaxed);
+}
+
+ServerContext::~ServerContext() {
+  for (Group& g : groups_) SSL_CTX_free(g.ctx);
+}
+
+SSL_CTX* ServerContext::make_ctx(const ServerOptions& options, std::string* error) {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+  if (!ctx) {
+    *error = openssl_error("SSL_CTX_new failed");
+    return nullptr;
+  }
+  SSL_CTX_set_min_proto_version(ctx, options.min_version);
+  SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  // Idle connections give their record buffers back.
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+  // Stateless resumption only (tickets); no per-context session cache to lock or fill.
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  static const unsigned char kSidContext[] = "berth";
+  SSL_CTX_set_session_id_context(ctx, kSidContext, sizeof kSidContext - 1);
+  SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_key_cb);
+  SSL_CTX_set_num_tickets(ctx, 1);
+  if (SSL_CTX_set_cipher_list(ctx, kCiphers12) != 1 || SSL_CTX_set_ciphersuites(ctx, kCiphers13) != 1 ||
+      SSL_CTX_set1_groups_list(ctx, kGroups) != 1) {
+    *error = openssl_error("cannot set the cipher suites");
+    SSL_CTX_free(ctx);
+    return nullptr;
+  }
+  SSL_CTX_set_alpn_select_cb(ctx, alpn_select_cb, nullptr);
+  SSL_CTX_set_tlsext_servername_callback(ctx, servername_cb);
+  SSL_CTX_set_tlsext_servername_arg(ctx, this);
+  if (!options.client_ca_pem.empty()) {
+    BIO* b = BIO_new_mem_buf(options.client_ca_pem.data(), static_cast<int>(options.client_ca_pem.size()));
+    STACK_OF(X509_INFO)* infos = PEM_X509_INFO_read_bio(b, nullptr, nullptr, nullptr);
+    BIO_free(b);
+    X509_STORE* store = SSL_CTX_get_cert_store(ctx);
+    STACK_OF(X509_NAME)* ca_names = sk_X509_NAME_new_null();
+    int added = 0;
+    for (int i = 0; infos && i < sk_X509_INFO_num(infos); ++i) {
+      X509_INFO* info = sk_X509_INFO_value(infos, i);
+      if (!info->x509) continue;
+      X509_STORE_add_cert(store, info->x509);
+      sk_X509_NAME_push(ca_names, X509_NAME_dup(X509_get_subject_name(info->x509)));
+      ++added;
+    }
+    sk_X509_INFO_pop_free(infos, X509_INFO_free);
+    SSL_CTX_set_client_CA_list(ctx, ca_names);  // takes ownership
+    if (added == 0) {
+      *error = openssl_error("client_ca holds no PEM certificate");
+      SSL_CTX_free(ctx);
+      return nullptr;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+  }
+  ERR_clear_error();
+  return ctx;
+}
+
+std::shared_ptr<const ServerContext> ServerContext::build(const std::vector<CertificatePem>& certificates,
+                                                          const ServerOptions& options, std::string* error) {
+  std::shared_ptr<ServerContext> sc(new ServerContext());
+  if (certificates.empty()) {
+    *error = "no certificate";
+    return nullptr;
+  }
+  for (const CertificatePem& pem : certificates) {
+    BIO* cb = BIO_new_mem_buf(pem.cert_pem.data(), static_cast<int>(pem.cert_pem.size()));
+    X509* leaf = PEM_read_bio_X509(cb, nullptr, nullptr, nullptr);
+    STACK_OF(X509)* chain = sk_X509_new_null();
+    while (leaf) {
+      X509* extra = PEM_read_bio_X509(cb, nullptr, nullptr, nullptr);
+      if (!extra) break;
+      sk_X509_push(chain, extra);
+    }
+    BIO_free(cb);
+    ERR_clear_error();  // the end of the chain reads as an error
+    BIO* kb = BIO_new_mem_buf(pem.key_pem.data(), static_cast<int>(pem.key_pem.size()));
+    EVP_PKEY* key = leaf ? PEM_read_bio_PrivateKey(kb, nullptr, [](char*, int, int, void*) { return 0; }, nullptr)
+                         : nullptr;
+    BIO_free(kb);
+    auto release = [&] {
+      EVP_PKEY_free(key);
+      X509_free(leaf);
+      sk_X509_pop_free(chain, X509_free);
+    };
+    if (!leaf) *error = pem.origin + ": " + openssl_error("no PEM certificate");
+    else if (!key) *error = pem.origin + ": " + openssl_error("no usable PEM private key");
+    else if (X509_check_private_key(leaf, key) != 1) *error = pem.origin + ": the key does not match the certificate";
+    if (!leaf || !key || !error->empty()) {
+      if (error->empty()) *error = pem.origin + ": cannot load";
+      ERR_clear_error();
+      release();
+      return nullptr;
+    }
+    CertificateFacts facts;
+    facts.origin = pem.origin;
+    facts.names = dns_names(leaf);
+    const int key_type = EVP_PKEY_get_base_id(key);
+    facts.key_type = key_type_name(key_type);
+    struct tm tm {};
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &tm) == 1) facts.not_after_unix = timegm(&tm);
+    // The group with the same names and no certificate of this key type yet, else a new one.
+    Group* group = nullptr;
+    for (Group& g : sc->groups_) {
+      if (g.names == facts.names &&
+          std::find(g.key_types.begin(), g.key_types.end(), key_type) == g.key_types.end()) {
+        group = &g;
+        break;
+      }
+    }
+    if (!group) {
+      SSL_CTX* ctx = sc->make_ctx(options, error);
+      if (!ctx) {
+        release();
+        return nullptr;
+      }
+      sc->groups_.push_back(Group{ctx, facts.names, {}});
+      sc->sni_.add(sc->groups_.size() - 1, facts.names);
+      group = &sc->groups_.back();
+    }
+    if (SSL_CTX_use_cert_and_key(group->ctx, leaf, key, chain, 1) != 1) {
+      *error = pem.origin + ": " + openssl_error("OpenSSL refused the certificate");
+      release();
+      return nullptr;
+    }
+    group->key_types.push_back(key_type);
+    release();
+    sc->facts_.push_back(std::move(facts));
+  }
+  ERR_clear_error();
+  return sc;
+}
+
+std::shared_ptr<const ServerContext> ServerContext::load(const config::ListenerTls& tls, std::string* error,
+                                                         const std::vector<CertificatePem>& extra) {
+  std::vector<CertificatePem> pems;
+  for (const config::TlsCertificate& c : tls.certificates) {
+    CertificatePem pem;
+    pem.origin = c.cert;
+    auto cert = slurp(c.cert, error);
+    if (!cert) return nullptr;
+    auto key = slurp(c.key, error);
+    if (!key) return nullptr;
+    pem.cert_pem = std::move(*cert);
+    pem.key_pem = std::move(*key);
+    pems.push_back(std::move(pem));
+  }
+  pems.insert(pems.end(), extra.begin(), extra.end());
+  ServerOptions options;
+  options.min_version = tls.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION;
+  if (!tls.client_ca.empty()) {
+    auto ca = slurp(tls.client_ca, error);
+    if (!ca) return nullptr;
+    options.client_ca_pem = std::move(*ca);
+  }
+  return build(pems, options, error);
+}
+
+SSL* ServerContext::new_session() const {
+  SSL* ssl = SSL_new(groups_.front().ctx);
+  if (ssl) SSL_set_accept_state(ssl);
+  return ssl;
+}
+
+// Runs early in the ClientHello: switches the connection to the context holding the
+// certificates for the name asked (OpenSSL then chooses RSA or ECDSA among them).
+int ServerContext::servername_cb(SSL* ssl, int*, void* arg) {
+  const auto* self = static_cast<const ServerContext*>(arg);
+  const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+  const size_t g = self->sni_.pick(name ? std::string_view(name) : std::string_view());
+  if (g != 0 && g < self->groups_.size()) SSL_set_SSL_CTX(ssl, self->groups_[g].ctx);
+  return SSL_TLSEXT_ERR_OK;
+}
+
+}  // namespace berth::tls

@@ -1,0 +1,101 @@
+// TLS over a transport (server side): an OpenSSL session over memory BIOs, driven by the
+// worker's loop. Ciphertext from the inner transport (plain TCP) goes into the read BIO;
+// plaintext is read into the loop's pool blocks and handed up; plaintext batches are encrypted
+// at once into one inner write each, whose completion reports the batch done. Nothing blocks:
+// OpenSSL never touches the socket. Writes made before the handshake completes wait for it.
+// Honours the Transport contract (proxy/net/transport.h).
+#pragma once
+
+#include <openssl/ssl.h>
+#include <uv.h>
+
+#include <deque>
+#include <memory>
+#include <string>
+
+#include "proxy/net/io_context.h"
+#include "proxy/net/transport.h"
+#include "proxy/tls/server_context.h"
+
+namespace berth::tls {
+
+class TlsTransport final : public Transport, private TransportEvents {
+ public:
+  // inner: an accepted connection (nothing bound to it yet). ctx: the listener's current TLS
+  // context, kept alive by this connection.
+  TlsTransport(IoContext* io, std::unique_ptr<Transport> inner, std::shared_ptr<const ServerContext> ctx);
+  ~TlsTransport() override;
+  TlsTransport(const TlsTransport&) = delete;
+  TlsTransport& operator=(const TlsTransport&) = delete;
+
+  const ConnectionInfo& info() override;
+  int connect(const sockaddr* addr) override;  // server side only: UV_ENOTSUP
+  int read_start() override;
+  void read_stop() override;
+  int write(WriteReq* wr) override;
+  int shutdown() override;
+  void close() override;
+  size_t buffered_bytes() const override { return inner_->buffered_bytes() + queued_bytes_; }
+  bool has_unread_input() override;
+
+  bool handshake_done() const { return handshake_done_; }
+
+ private:
+  // From the inner transport.
+  void on_transport_read(Block* block, ssize_t nread) override;
+  void on_transport_write_done(WriteReq* wr, int status) override;
+  void on_transport_connected(int status) override;
+  void on_transport_shutdown(int status) override;
+  void on_transport_closed() override;
+
+  void advance();            // handshake, then plaintext up
+  void on_handshake_done();
+  void fail_handshake(int ssl_error);
+  void deliver_plaintext();  // while the stream above reads
+  void deliver_end();        // the pending EOF / error, once
+  // Encrypts a batch (null: only what OpenSSL has to send) and hands the ciphertext down as one
+  // inner write that reports `app` done. 0 or a libuv error.
+  int send(WriteReq* app);
+  int flush_ciphertext(WriteReq* app);
+  int start_shutdown();
+  void update_inner_reading();
+  void schedule_delivery();  // plaintext or an end left while reading was stopped
+  static void idle_cb(uv_idle_t* h);
+  static void idle_closed_cb(uv_handle_t* h);
+  void maybe_closed();
+
+  IoContext* io_;
+  std::unique_ptr<Transport> inner_;
+  std::shared_ptr<const ServerContext> ctx_;
+  SSL* ssl_ = nullptr;
+  BIO* rbio_ = nullptr;  // network -> SSL (owned by ssl_)
+  BIO* wbio_ = nullptr;  // SSL -> network (owned by ssl_)
+  ConnectionInfo info_;
+  TlsInfo tls_info_;
+  std::string sni_;
+  std::string alpn_;
+  std::string scratch_;  // a batch of small pieces gathered into one TLS record
+
+  struct InFlight {
+    WriteReq* inner;
+    WriteReq* app;  // null: handshake or alert bytes
+  };
+  std::deque<InFlight> in_flight_;  // inner writes, in order
+  std::deque<WriteReq*> queued_;     // batches waiting for the handshake
+  size_t queued_bytes_ = 0;
+
+  uv_idle_t* idle_ = nullptr;  // made the first time delivery has to be deferred
+  ssize_t pending_end_ = 0;    // UV_EOF or an error to report once the plaintext is read
+  bool info_filled_ = false;
+  bool handshake_done_ = false;
+  bool failed_ = false;
+  bool reading_ = false;       // the stream above wants data
+  bool inner_reading_ = false;
+  bool end_delivered_ = false;
+  bool shutdown_queued_ = false;
+  bool closing_ = false;
+  bool inner_closed_ = false;
+  bool delivering_ = false;
+};
+
+}  // namespace berth::tls

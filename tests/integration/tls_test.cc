@@ -1,0 +1,516 @@
+// TLS termination through the real binary, with real clients: `openssl s_client`, curl, and a
+// small OpenSSL client for hand-made requests. Every certificate is made by the test with the
+// openssl command into a temporary directory: a test CA, server certificates (RSA and ECDSA
+// sharing names, a wildcard, an exact name under the wildcard) and a client certificate.
+
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <memory>
+#include <thread>
+
+#include "env.h"
+
+using namespace it;
+
+namespace {
+
+// Runs a shell command (bounded by `timeout`), its stdout and stderr together in *out.
+int sh(const std::string& cmd, std::string* out = nullptr, int timeout_s = 20) {
+  const std::string full = "timeout " + std::to_string(timeout_s) + " sh -c '" + cmd + "' 2>&1";
+  FILE* p = ::popen(full.c_str(), "r");
+  if (!p) return -1;
+  std::string text;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) text.append(buf, n);
+  const int status = ::pclose(p);
+  if (out) *out = text;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+bool have(const char* tool) { return sh(std::string("command -v ") + tool + " >/dev/null") == 0; }
+
+// The test CA and the certificates it signs, made once per run.
+struct Certs {
+  TempDir dir;
+  bool ok = false;
+  std::string error;
+  std::string path(const std::string& name) const { return dir.file(name); }
+
+  // A key (rsa or ec), and a certificate for it signed by the CA with these DNS names.
+  bool make(const std::string& name, const std::string& type, const std::string& cn, const std::string& sans,
+            const std::string& extra_ext = "") {
+    const std::string d = dir.path();
+    const std::string newkey = type == "rsa" ? "-newkey rsa:2048" : "-newkey ec -pkeyopt ec_paramgen_curve:P-256";
+    std::string ext = extra_ext;
+    if (!sans.empty()) ext += "subjectAltName=" + sans + "\n";
+    if (!write_file(d + "/" + name + ".ext", ext)) return false;
+    std::string out;
+    const std::string cmd = "cd " + d + " && openssl req " + newkey + " -nodes -keyout " + name + ".key -out " + name +
+                            ".csr -subj /CN=" + cn + " && openssl x509 -req -in " + name +
+                            ".csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile " + name + ".ext -out " +
+                            name + ".crt";
+    if (sh(cmd, &out) != 0) {
+      error = "making " + name + ": " + out;
+      return false;
+    }
+    return true;
+  }
+
+  Certs() {
+    if (!have("openssl")) {
+      error = "the openssl command is missing (Debian package openssl)";
+      return;
+    }
+    std::string out;
+    if (sh("cd " + dir.path() +
+               " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.crt"
+               " -days 3 -subj /CN=berth-test-ca",
+           &out) != 0) {
+      error = "making the CA: " + out;
+      return;
+    }
+    ok = make("site-rsa", "rsa", "site-rsa", "DNS:a.test,DNS:redir.test") &&
+         make("site-ec", "ec", "site-ec", "DNS:a.test,DNS:redir.test") &&
+         make("wild", "ec", "wild", "DNS:*.wild.test") && make("exact", "ec", "exact", "DNS:exact.wild.test") &&
+         make("other", "ec", "other", "DNS:other.test") && make("gen1", "ec", "gen1", "DNS:a.test") &&
+         make("gen2", "ec", "gen2", "DNS:a.test") &&
+         make("client", "ec", "client", "", "extendedKeyUsage=clientAuth\n");
+  }
+};
+
+Certs& certs() {
+  static Certs c;
+  INFO(c.error);
+  REQUIRE(c.ok);
+  return c;
+}
+
+// Ports of every "event=listening" line, in the order logged (config order).
+std::vector<uint16_t> listening_ports(const std::string& log) {
+  std::vector<uint16_t> ports;
+  size_t p = 0;
+  while ((p = log.find("event=listening", p)) != std::string::npos) {
+    const size_t l = log.find("listener=", p);
+    const size_t colon = log.find(':', l);
+    ports.push_back(static_cast<uint16_t>(std::atoi(log.c_str() + colon + 1)));
+    p = l;
+  }
+  return ports;
+}
+
+std::string pair(const Certs& c, const std::string& name) {
+  return "{cert: \"" + c.path(name + ".crt") + "\", key: \"" + c.path(name + ".key") + "\"}";
+}
+
+// A TLS listener (first) and a plain one, both to origin A.
+std::string tls_yaml(const std::string& tls_body, Origin& origin) {
+  return "listeners:\n"
+         "  - address: \"127.0.0.1:0\"\n"
+         "    tls: " + tls_body + "\n"
+         "  - \"127.0.0.1:0\"\n"
+         "workers: 2\n"
+         "admin: {address: \"127.0.0.1:0\"}\n"
+         "timeouts: {request_header: 3s}\n"
+         "routes:\n"
+         "  - {name: r-a, host: [\"a.test\", \"*.wild.test\", \"other.test\"], service: s, hsts: \"max-age=31536000\"}\n"
+         "  - {name: r-redir, host: \"redir.test\", service: s, https_redirect: true}\n"
+         "services:\n"
+         "  s: {endpoints: [\"" + origin.address() + "\"]}\n";
+}
+
+struct TlsBerth {
+  std::unique_ptr<Berth> berth;
+  uint16_t tls_port = 0, plain_port = 0;
+  TlsBerth(const std::string& yaml) {
+    berth = std::make_unique<Berth>(yaml, 0, std::vector<std::string>{"--log-level", "debug"});
+    INFO(berth->error());
+    REQUIRE(berth->ok());
+    std::vector<uint16_t> ports;
+    wait_until([&] { return (ports = listening_ports(berth->log())).size() >= 2; }, 2s);
+    REQUIRE(ports.size() >= 2);
+    tls_port = ports[0];
+    plain_port = ports[1];
+  }
+};
+
+// What `openssl s_client` got for a name: the server certificate's subject line, or "" (and
+// the whole output in *out).
+std::string handshake_subject(uint16_t port, const std::string& args, std::string* out = nullptr) {
+  std::string text;
+  sh("openssl s_client -connect 127.0.0.1:" + std::to_string(port) + " -CAfile " + certs().path("ca.crt") + " " + args +
+         " </dev/null",
+     &text, 10);
+  if (out) *out = text;
+  const size_t s = text.find("subject=");
+  if (s == std::string::npos || text.find("Verify return code: 0 (ok)") == std::string::npos) return "";
+  return text.substr(s, text.find('\n', s) - s);
+}
+
+std::string curl(uint16_t port, const std::string& host, const std::string& path, const std::string& extra = "",
+                 std::string* out = nullptr) {
+  std::string text;
+  const std::string p = std::to_string(port);
+  sh("curl -sS -o - -w \"\\nstatus=%{http_code}\\n\" --max-time 5 --resolve " + host + ":" + p +
+         ":127.0.0.1 --cacert " + certs().path("ca.crt") + " " + extra + " https://" + host + ":" + p + path,
+     &text, 10);
+  if (out) *out = text;
+  const size_t s = text.rfind("status=");
+  return s == std::string::npos ? "" : text.substr(s + 7, 3);
+}
+
+// A blocking TLS client for hand-made requests (bytes as given, no HTTP library in between).
+class TlsClient {
+ public:
+  TlsClient(uint16_t port, const std::string& sni) {
+    ctx_ = SSL_CTX_new(TLS_client_method());
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    timeval tv{5, 0};
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) return;
+    SSL_CTX_load_verify_locations(ctx_, certs().path("ca.crt").c_str(), nullptr);
+    SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
+    ssl_ = SSL_new(ctx_);
+    SSL_set_fd(ssl_, fd_);
+    SSL_set_tlsext_host_name(ssl_, sni.c_str());
+    SSL_set1_host(ssl_, sni.c_str());
+    connected_ = SSL_connect(ssl_) == 1;
+  }
+  ~TlsClient() {
+    if (ssl_) SSL_free(ssl_);
+    SSL_CTX_free(ctx_);
+    if (fd_ >= 0) ::close(fd_);
+    ERR_clear_error();
+  }
+  bool connected() const { return connected_; }
+  bool send(const std::string& data) { return SSL_write(ssl_, data.data(), static_cast<int>(data.size())) > 0; }
+  // Everything until the server closes (or 5 s pass).
+  std::string read_until_close() {
+    std::string out;
+    char buf[16384];
+    while (true) {
+      const int n = SSL_read(ssl_, buf, sizeof buf);
+      if (n <= 0) break;
+      out.append(buf, static_cast<size_t>(n));
+    }
+    return out;
+  }
+
+ private:
+  SSL_CTX* ctx_ = nullptr;
+  SSL* ssl_ = nullptr;
+  int fd_ = -1;
+  bool connected_ = false;
+};
+
+int status_of(const std::string& response) {
+  if (response.rfind("HTTP/1.1 ", 0) != 0) return 0;
+  return std::atoi(response.c_str() + 9);
+}
+
+}  // namespace
+
+TEST_CASE("tls: SNI chooses the certificate (exact, wildcard, default) and RSA or ECDSA by the client offer",
+          "[tls]") {
+  Certs& c = certs();
+  REQUIRE(have("curl"));
+  Origin origin("A");
+  REQUIRE(origin.ok());
+  TlsBerth b(tls_yaml("{certificates: [" + pair(c, "site-rsa") + ", " + pair(c, "site-ec") + ", " + pair(c, "wild") +
+                          ", " + pair(c, "exact") + ", " + pair(c, "other") + "]}",
+                      origin));
+  const uint16_t port = b.tls_port;
+  std::string out;
+
+  // Several names, each its own certificate; a name under the wildcard; an exact name that
+  // beats the wildcard.
+  CHECK(handshake_subject(port, "-servername other.test", &out).find("CN = other") != std::string::npos);
+  INFO(out);
+  CHECK(handshake_subject(port, "-servername foo.wild.test").find("CN = wild") != std::string::npos);
+  CHECK(handshake_subject(port, "-servername exact.wild.test").find("CN = exact") != std::string::npos);
+  // Unknown name and no SNI: the default (the first listed: the names of site-rsa/site-ec).
+  CHECK(handshake_subject(port, "-servername unknown.test -verify_hostname a.test").find("CN = site-") !=
+        std::string::npos);
+  CHECK(handshake_subject(port, "-noservername -verify_hostname a.test").find("CN = site-") != std::string::npos);
+
+  // RSA and ECDSA share the names: the client's signature algorithms decide (TLS 1.3)...
+  CHECK(handshake_subject(port, "-servername a.test -sigalgs ECDSA+SHA256").find("CN = site-ec") !=
+        std::string::npos);
+  CHECK(handshake_subject(port, "-servername a.test -sigalgs rsa_pss_rsae_sha256").find("CN = site-rsa") !=
+        std::string::npos);
+  // ...and its cipher suites (TLS 1.2, with curl).
+  curl(port, "a.test", "/x", "-v --tls-max 1.2 --ciphers ECDHE-RSA-AES128-GCM-SHA256", &out);
+  CHECK(out.find("CN=site-rsa") != std::string::npos);
+  CHECK(out.find("status=200") != std::string::npos);
+  curl(port, "a.test", "/x", "-v --tls-max 1.2 --ciphers ECDHE-ECDSA-AES128-GCM-SHA256", &out);
+  CHECK(out.find("CN=site-ec") != std::string::npos);
+  CHECK(out.find("status=200") != std::string::npos);
+
+  // curl verifies each name against the CA.
+  CHECK(curl(port, "a.test", "/x") == "200");
+  CHECK(curl(port, "foo.wild.test", "/x") == "200");
+  CHECK(curl(port, "exact.wild.test", "/x") == "200");
+  CHECK(curl(port, "other.test", "/x", "", &out) == "200");
+  INFO(out);
+  // ALPN: http/1.1 is what Berth offers.
+  handshake_subject(port, "-servername a.test -alpn h2,http/1.1", &out);
+  CHECK(out.find("ALPN protocol: http/1.1") != std::string::npos);
+
+  // TLS 1.0 and 1.1 are refused by Berth (the client is allowed to offer them).
+  for (const char* v : {"-tls1_1", "-tls1"}) {
+    CHECK(handshake_subject(port, std::string("-servername a.test ") + v + " -cipher DEFAULT@SECLEVEL=0", &out).empty());
+    INFO(out);
+  }
+  CHECK(wait_until([&] { return b.berth->log().find("cause=protocol_version") != std::string::npos; }, 3s));
+  // ...and counted for the metrics exporter.
+  Response metrics = http_get(b.berth->admin_port(), "/metrics", "localhost");
+  CHECK(metrics.body.find("berth_tls_handshake_errors_total{cause=\"protocol_version\"} ") != std::string::npos);
+  CHECK(metrics.body.find("berth_tls_handshake_errors_total{cause=\"protocol_version\"} 0") == std::string::npos);
+  // TLS 1.2 and 1.3 both work.
+  CHECK(!handshake_subject(port, "-servername a.test -tls1_2").empty());
+  CHECK(!handshake_subject(port, "-servername a.test -tls1_3").empty());
+  // Session resumption with a ticket.
+  const std::string sess = c.path("sess.pem");
+  handshake_subject(port, "-servername a.test -tls1_2 -sess_out " + sess);
+  handshake_subject(port, "-servername a.test -tls1_2 -sess_in " + sess, &out);
+  CHECK(out.find("Reused, TLSv1.2") != std::string::npos);
+  CHECK(b.berth->running());
+}
+
+TEST_CASE("tls: min_version 1.3 refuses TLS 1.2", "[tls]") {
+  Certs& c = certs();
+  Origin origin("A");
+  REQUIRE(origin.ok());
+  TlsBerth b(tls_yaml("{certificates: [" + pair(c, "site-ec") + "], min_version: \"1.3\"}", origin));
+  CHECK(handshake_subject(b.tls_port, "-servername a.test -tls1_2").empty());
+  CHECK(!handshake_subject(b.tls_port, "-servername a.test -tls1_3").empty());
+}
+
+TEST_CASE("tls: client_ca requires a client certificate signed by it", "[tls]") {
+  Certs& c = certs();
+  REQUIRE(have("curl"));
+  Origin origin("A");
+  REQUIRE(origin.ok());
+  TlsBerth b(tls_yaml("{certificates: [" + pair(c, "site-ec") + "], client_ca: \"" + c.path("ca.crt") + "\"}", origin));
+  std::string out;
+  CHECK(curl(b.tls_port, "a.test", "/x", "", &out) != "200");
+  INFO(out);
+  CHECK(curl(b.tls_port, "a.test", "/x", "--cert " + c.path("client.crt") + " --key " + c.path("client.key"), &out) ==
+        "200");
+  // A certificate the CA did not sign (self-signed) is refused.
+  REQUIRE(sh("cd " + c.dir.path() +
+             " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout stranger.key"
+             " -out stranger.crt -days 1 -subj /CN=stranger") == 0);
+  CHECK(curl(b.tls_port, "a.test", "/x", "--cert " + c.path("stranger.crt") + " --key " + c.path("stranger.key")) !=
+        "200");
+  CHECK(wait_until([&] { return b.berth->log().find("cause=client_certificate") != std::string::npos; }, 3s));
+}
+
+TEST_CASE("tls: X-Forwarded-Proto https, HSTS over TLS only, https_redirect on plain HTTP", "[tls]") {
+  Certs& c = certs();
+  REQUIRE(have("curl"));
+  Origin origin("A");
+  REQUIRE(origin.ok());
+  TlsBerth b(tls_yaml("{certificates: [" + pair(c, "site-ec") + "]}", origin));
+  std::string out;
+  REQUIRE(curl(b.tls_port, "a.test", "/echo", "-i", &out) == "200");
+  INFO(out);
+  CHECK(lower(out).find("x-forwarded-proto: https") != std::string::npos);
+  CHECK(lower(out).find("strict-transport-security: max-age=31536000") != std::string::npos);
+  // The exchange record carries the TLS facts.
+  CHECK(wait_until([&] { return b.berth->log().find("tls_version=TLSv1.3") != std::string::npos; }, 3s));
+
+  // Plain HTTP: no HSTS, X-Forwarded-Proto http.
+  Response r = http_get(b.plain_port, "/echo", "a.test");
+  REQUIRE(r.status == 200);
+  CHECK(!r.header("strict-transport-security"));
+  CHECK(lower(r.body).find("x-forwarded-proto: http\r\n") != std::string::npos);
+
+  // https_redirect: 308 to the same host and target on HTTPS...
+  r = http_get(b.plain_port, "/some/path?q=1", "redir.test:8080");
+  CHECK(r.status == 308);
+  CHECK(r.header("location").value_or("") == "https://redir.test/some/path?q=1");
+  // ...except the ACME challenge path, and not over TLS.
+  r = http_get(b.plain_port, "/.well-known/acme-challenge/token1", "redir.test");
+  CHECK(r.status == 200);
+  CHECK(curl(b.tls_port, "redir.test", "/over-tls") == "200");
+  CHECK(b.berth->running());
+}
+
+TEST_CASE("tls: the core's refusals hold over TLS (smuggling, bad framing)", "[tls]") {
+  Certs& c = certs();
+  Origin origin("A");
+  REQUIRE(origin.ok());
+  TlsBerth b(tls_yaml("{certificates: [" + pair(c, "site-ec") + "]}", origin));
+  struct Case {
+    const char* name;
+    std::string raw;
+    int status;
+  };
+  const std::string m = marker("TLSM");
+  const std::string post = "POST /" + m + " HTTP/1.1\r\nHost: a.test\r\n";
+  const std::string smuggled = "GET /" + m + "-smuggled HTTP/1.1\r\nHost: a.test\r\n\r\n";
+  const std::vector<Case> cases = {
+      {"Content-Length and Transfer-Encoding", post + "Content-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nG",
+       400},
+      {"two different Content-Length", post + "Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", 400},
+      {"Content-Length 2^64", post + "Content-Length: 18446744073709551616\r\n\r\n" + smuggled, 400},
+      {"Transfer-Encoding gzip", post + "Transfer-Encoding: gzip\r\n\r\nxxxx", 501},
+      {"obs-fold", "GET /" + m + " HTTP/1.1\r\nHost: a.test\r\nX-A: a\r\n folded\r\n\r\n", 400},
+      {"bare LF", "GET /" + m + " HTTP/1.1\nHost: a.test\n\n", 400},
+      {"space before colon", "GET /" + m + " HTTP/1.1\r\nHost: a.test\r\nX-A : b\r\n\r\n", 400},
+  };
+  for (const Case& k : cases) {
+    INFO(k.name);
+    TlsClient client(b.tls_port, "a.test");
+    REQUIRE(client.connected());
+    REQUIRE(client.send(k.raw));
+    const std::string response = client.read_until_close();
+    INFO(response);
+    CHECK(status_of(response) == k.status);
+  }
+  // None of them reached the origin.
+  CHECK(origin.seen(m) == 0);
+  // A well-formed request on the same kind of connection does.
+  TlsClient good(b.tls_port, "a.test");
+  REQUIRE(good.connected());
+  REQUIRE(good.send("GET /" + m + "-good HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n"));
+  CHECK(status_of(good.read_until_close()) == 200);
+  // Plain HTTP sent to the TLS port is a failed handshake, counted as such.
+  Client plain(b.tls_port, 3s);
+  REQUIRE(plain.connected());
+  plain.send("GET / HTTP/1.1\r\nHost: a.test\r\n\r\n");
+  CHECK(plain.wait_closed(5s));
+  CHECK(wait_until([&] { return b.berth->log().find("cause=http_request") != std::string::npos; }, 3s));
+  // A handshake that never comes is cut by request_header (3 s here).
+  Client silent(b.tls_port, 6s);
+  REQUIRE(silent.connected());
+  const auto t0 = Clock::now();
+  CHECK(silent.wait_closed(6s));
+  CHECK(Clock::now() - t0 >= 2s);
+  CHECK(b.berth->running());
+}
+
+TEST_CASE("tls: certificates replaced on disk under continuous HTTPS traffic and a corrupt one refused",
+          "[tls]") {
+  Certs& c = certs();
+  REQUIRE(have("curl"));
+  Origin origin("A");
+  REQUIRE(origin.ok());
+  TempDir live;
+  const std::string crt = live.file("site.crt"), key = live.file("site.key");
+  REQUIRE(write_file(crt, read_file(c.path("gen1.crt"))));
+  REQUIRE(write_file(key, read_file(c.path("gen1.key"))));
+  TlsBerth b(tls_yaml("{certificates: [{cert: \"" + crt + "\", key: \"" + key + "\"}]}", origin));
+  REQUIRE(handshake_subject(b.tls_port, "-servername a.test").find("CN = gen1") != std::string::npos);
+
+  // Requests in a loop, each on a new connection (a new handshake), bounded in count and time.
+  std::atomic<bool> stop{false};
+  std::atomic<int> done{0}, failed{0};
+  std::string first_failure;
+  std::thread traffic([&] {
+    const auto until = Clock::now() + 25s;
+    while (!stop && Clock::now() < until && done < 400) {
+      std::string out;
+      if (curl(b.tls_port, "a.test", "/x", "", &out) != "200") {
+        if (failed++ == 0) first_failure = out;
+      }
+      ++done;
+    }
+  });
+  auto replace = [&](const std::string& file, const std::string& content) {
+    REQUIRE(write_file(file + ".tmp", content));
+    REQUIRE(::rename((file + ".tmp").c_str(), file.c_str()) == 0);
+  };
+  std::this_thread::sleep_for(500ms);
+  // The key first, then the certificate: in between the pair does not match and is refused.
+  replace(key, read_file(c.path("gen2.key")));
+  replace(crt, read_file(c.path("gen2.crt")));
+  CHECK(wait_until([&] { return handshake_subject(b.tls_port, "-servername a.test").find("CN = gen2") != std::string::npos; },
+                   8s, 200ms));
+  CHECK(wait_until([&] { return b.berth->log().find("event=tls_certificates_reloaded") != std::string::npos; }, 3s));
+
+  // A corrupt certificate: refused with a log line; gen2 keeps serving.
+  const size_t refusals = [&] {
+    size_t n = 0;
+    const std::string l = b.berth->log();
+    for (size_t p = 0; (p = l.find("event=tls_certificate_reload_refused", p)) != std::string::npos; ++p) ++n;
+    return n;
+  }();
+  replace(crt, "-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n");
+  CHECK(wait_until(
+      [&] {
+        const std::string l = b.berth->log();
+        size_t n = 0;
+        for (size_t p = 0; (p = l.find("event=tls_certificate_reload_refused", p)) != std::string::npos; ++p) ++n;
+        return n > refusals;
+      },
+      5s));
+  std::this_thread::sleep_for(500ms);
+  CHECK(handshake_subject(b.tls_port, "-servername a.test").find("CN = gen2") != std::string::npos);
+  stop = true;
+  traffic.join();
+  INFO(first_failure);
+  CHECK(done >= 10);
+  CHECK(failed == 0);
+
+  // SIGHUP with a configuration naming a missing file: refused, the running one stays.
+  REQUIRE(b.berth->rewrite_config(tls_yaml("{certificates: [{cert: \"" + live.file("missing.crt") + "\", key: \"" +
+                                               key + "\"}]}",
+                                           origin)));
+  REQUIRE(b.berth->process().signal(SIGHUP));
+  CHECK(wait_until([&] { return b.berth->log().find("event=config_reload_failed") != std::string::npos; }, 5s));
+  CHECK(handshake_subject(b.tls_port, "-servername a.test").find("CN = gen2") != std::string::npos);
+  // SIGHUP with another certificate: new handshakes get it.
+  REQUIRE(b.berth->rewrite_config(tls_yaml("{certificates: [" + pair(c, "gen1") + "]}", origin)));
+  REQUIRE(b.berth->process().signal(SIGHUP));
+  CHECK(wait_until([&] { return handshake_subject(b.tls_port, "-servername a.test").find("CN = gen1") != std::string::npos; },
+                   5s, 200ms));
+  CHECK(b.berth->running());
+}
+
+TEST_CASE("tls: the configuration is refused with file:line for bad TLS settings", "[tls]") {
+  Certs& c = certs();
+  TempDir dir;
+  // Relative paths resolve against the config file's directory.
+  REQUIRE(write_file(dir.file("s.crt"), read_file(c.path("site-ec.crt"))));
+  REQUIRE(write_file(dir.file("s.key"), read_file(c.path("site-ec.key"))));
+  REQUIRE(write_file(dir.file("wrong.key"), read_file(c.path("site-rsa.key"))));
+  auto check = [&](const std::string& tls, std::string* err) {
+    const std::string path = dir.file("berth.yaml");
+    REQUIRE(write_file(path, "listeners:\n  - address: \"127.0.0.1:0\"\n    tls: " + tls + "\n"
+                             "routes: []\nservices: {}\n"));
+    std::string out;
+    auto status = run_berth({"--check-config", path}, &out, err);
+    REQUIRE(status);
+    return exited_with(status, 0);
+  };
+  std::string err;
+  CHECK(check("{certificates: [{cert: s.crt, key: s.key}]}", &err));
+  INFO(err);
+  CHECK_FALSE(check("{certificates: [{cert: nothere.crt, key: s.key}]}", &err));
+  CHECK(err.find("berth.yaml:3:") != std::string::npos);
+  CHECK(err.find("nothere.crt") != std::string::npos);
+  CHECK_FALSE(check("{certificates: [{cert: s.crt, key: wrong.key}]}", &err));
+  CHECK(err.find("berth.yaml:3:") != std::string::npos);
+  CHECK(err.find("does not match") != std::string::npos);
+  CHECK_FALSE(check("{certificates: [{cert: s.crt, key: s.key}], min_version: \"1.1\"}", &err));
+  CHECK(err.find("berth.yaml:3:") != std::string::npos);
+  CHECK(err.find("min_version") != std::string::npos);
+  CHECK_FALSE(check("{certificates: [{cert: s.crt, key: s.key}], client_ca: none.pem}", &err));
+  CHECK(err.find("none.pem") != std::string::npos);
+}
