@@ -177,11 +177,6 @@ CivilTime civil(int64_t unix_ns) {
           static_cast<int>(ms % 1000)};
 }
 
-char* put_digits(char* p, int value, int width) {
-  for (int i = width - 1; i >= 0; --i, value /= 10) p[i] = static_cast<char>('0' + value % 10);
-  return p + width;
-}
-
 void append_digits(std::string& out, int value, int width) {
   char buf[8];
   for (int i = width - 1; i >= 0; --i, value /= 10) buf[i] = static_cast<char>('0' + value % 10);
