@@ -164,7 +164,8 @@ TEST_CASE("docker: the engine killed while Berth serves, it catches up when the 
   CHECK(get(berth->port(), "new.dk.test").body == "new\n");
   REQUIRE(it::wait_until([&] { return get(berth->port(), "keep.dk.test").status == 200; }, 10s));
   CHECK(it::http_get(berth->admin_port(), "/readyz", "127.0.0.1").status == 200);
-  CHECK(berth->log().find("event=docker_resynced") != std::string::npos);
+  // The log is written by its own thread: wait for the line rather than read the file once.
+  CHECK(it::wait_until([&] { return berth->log().find("event=docker_resynced") != std::string::npos; }, 5s));
   CHECK(berth->running());
 }
 
