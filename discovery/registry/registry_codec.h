@@ -1,4 +1,4 @@
-// The pure parts of Berth's etcd registry: base64 and integer encodings of the etcd v3 JSON
+// The pure parts of Berth's etcd registry: the integer encoding of the etcd v3 JSON
 // gateway, the key layout under the prefix, the instance value schema, the front door's
 // table (instances -> a DiscoveredSet, bad values rejected one by one) and the sidecar's
 // publication (a DiscoveredSet -> the keys and values of its host, and what changed per
@@ -15,13 +15,9 @@
 #include <nlohmann/json.hpp>
 
 #include "discovery/source.h"
+#include "proxy/base/base64.h"  // the gateway's bytes fields are standard padded base64
 
 namespace berth::discovery::registry {
-
-// Standard base64 with padding (what the gateway wants for bytes fields).
-std::string base64_encode(std::string_view bytes);
-// nullopt on anything that is not standard padded base64.
-std::optional<std::string> base64_decode(std::string_view text);
 
 // The range_end that makes [key, end) every key starting with `prefix`: its last byte + 1
 // (trailing 0xff bytes dropped); "\0" (all keys) when nothing is left.

@@ -7,44 +7,11 @@
 
 #include <cstring>
 
+#include "proxy/base/base64.h"
 #include "proxy/http/http_head.h"
 
 namespace berth {
 namespace {
-
-int base64_value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
-bool base64_decode(std::string_view in, std::string& out) {
-  out.clear();
-  if (in.size() % 4 != 0) return false;
-  uint32_t acc = 0;
-  int bits = 0;
-  size_t pad = 0;
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] == '=') {
-      if (i + 2 < in.size()) return false;  // only at the end, at most two
-      ++pad;
-      continue;
-    }
-    if (pad) return false;
-    const int v = base64_value(in[i]);
-    if (v < 0) return false;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
-  return pad <= 2;
-}
 
 BasicAuthFilter::Digest digest_of(const std::string& user, const std::string& password) {
   BasicAuthFilter::Digest d{};
@@ -84,14 +51,16 @@ bool parse_basic_credentials(std::string_view value, std::string& user, std::str
   value.remove_prefix(6);
   while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
   while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
-  std::string decoded;
-  if (value.empty() || !base64_decode(value, decoded)) return false;
-  const size_t colon = decoded.find(':');
-  if (colon == std::string::npos) return false;
-  user = decoded.substr(0, colon);
-  password = decoded.substr(colon + 1);
-  OPENSSL_cleanse(decoded.data(), decoded.size());
-  return true;
+  if (value.empty()) return false;
+  std::optional<std::string> decoded = base64_decode(value);
+  if (!decoded) return false;
+  const size_t colon = decoded->find(':');
+  if (colon != std::string::npos) {
+    user = decoded->substr(0, colon);
+    password = decoded->substr(colon + 1);
+  }
+  OPENSSL_cleanse(decoded->data(), decoded->size());
+  return colon != std::string::npos;
 }
 
 bool verify_password(const std::string& password, const std::string& hash) {

@@ -4,8 +4,6 @@
 // with file:line, and on reload the running configuration keeps serving.
 #include <crypt.h>
 
-#include <openssl/evp.h>
-
 #include <catch2/catch.hpp>
 
 #include <csignal>
@@ -28,15 +26,8 @@ std::string bcrypt(const std::string& password) {
   return out;
 }
 
-// The header line, base64 by OpenSSL.
-std::string basic(const std::string& credentials) {
-  std::string out(4 * ((credentials.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(credentials.data()),
-                                static_cast<int>(credentials.size()));
-  out.resize(static_cast<size_t>(n));
-  return "Authorization: Basic " + out;
-}
+// The header line (base64 by OpenSSL).
+std::string basic(const std::string& credentials) { return "Authorization: Basic " + base64(credentials); }
 
 }  // namespace
 
@@ -100,11 +91,11 @@ TEST_CASE("basic auth: a weak or missing htpasswd file is refused at startup wit
                      "listeners: [\"127.0.0.1:0\"]\n"
                      "routes: [{host: a.test, service: s, access: {basic_auth: {htpasswd: p}}}]\n"
                      "services: {s: {endpoints: [\"127.0.0.1:1\"]}}\n"));
-  Process check({BERTH_BINARY, "--check-config", dir.file("berth.yaml")}, dir.file("out"), dir.file("err"));
-  auto status = check.wait_exit(10s);
+  std::string out, err;
+  auto status = run_berth({"--check-config", dir.file("berth.yaml")}, &out, &err);
   REQUIRE(status);
   CHECK_FALSE(exited_with(status, 0));
-  INFO(check.err());
-  CHECK(check.err().find(dir.file("p") + ":2:") != std::string::npos);  // relative to the config file
-  CHECK(check.err().find("plain-text") != std::string::npos);
+  INFO(err);
+  CHECK(err.find(dir.file("p") + ":2:") != std::string::npos);  // relative to the config file
+  CHECK(err.find("plain-text") != std::string::npos);
 }

@@ -13,6 +13,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
@@ -267,6 +269,14 @@ long Origin::seen(const std::string& marker) {
 }
 
 bool Origin::reset() { return http_get(port_, "/__reset", "origin").status == 200; }
+
+std::string base64(std::string_view bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
 
 std::string url_encode(std::string_view s) {
   static const char* kHex = "0123456789ABCDEF";

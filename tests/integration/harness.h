@@ -236,6 +236,9 @@ class Client {
 // Percent-encodes everything but unreserved characters (for query values).
 std::string url_encode(std::string_view s);
 
+// Standard padded base64, by OpenSSL (not by the code under test).
+std::string base64(std::string_view bytes);
+
 // One-shot GET on a fresh connection.
 Response http_get(uint16_t port, std::string_view target, std::string_view host,
                   const std::vector<std::string>& extra_headers = {});
