@@ -136,6 +136,19 @@ struct Container {
   std::string network, ip;
 };
 
+// A container whose labels route `host` to its `port` (berth.enable, berth.host, berth.port),
+// created now and not started yet.
+inline Container routed_container(uint64_t seed, std::string name, const std::string& host, int port) {
+  Container c;
+  c.id = hex_id(seed);
+  c.name = std::move(name);
+  c.port = port;
+  c.labels = {{"berth.enable", "true"}, {"berth.host", host}, {"berth.port", std::to_string(port)}};
+  c.running = false;
+  c.created_ns = pb::realtime_ns();
+  return c;
+}
+
 class FakeEngine {
  public:
   FakeEngine(std::string socket_path, int n, ojson inspect_tpl, ojson list_tpl)

@@ -37,18 +37,6 @@ struct Setup {
   Berth& berth() { return *berth_owner; }
 };
 
-// A labelled container routed at `host` to the origin's port, created but not started yet.
-fake_docker::Container created(uint64_t seed, const std::string& name, const std::string& host, uint16_t port) {
-  fake_docker::Container c;
-  c.id = fake_docker::hex_id(seed);
-  c.name = name;
-  c.port = port;
-  c.labels = {{"berth.enable", "true"}, {"berth.host", host}, {"berth.port", std::to_string(port)}};
-  c.running = false;
-  c.created_ns = pb::realtime_ns();
-  return c;
-}
-
 // `create`, then `start` while Berth's inspect of the create is held unanswered.
 void start_during_create_inspect(fake_docker::FakeEngine& engine, size_t i) {
   engine.hold_inspects(true);
@@ -66,7 +54,7 @@ TEST_CASE("docker events: a start that arrives while the create's inspect is in 
   Berth& berth = setup.berth();
   const Origin& origin = setup.origin;
 
-  const size_t i = engine.add(created(77, "race-1", "race.test", origin.port()));
+  const size_t i = engine.add(fake_docker::routed_container(77, "race-1", "race.test", origin.port()));
   start_during_create_inspect(engine, i);
   INFO(berth.log());
   // Nothing to route before the facts are known.
@@ -103,7 +91,7 @@ TEST_CASE("docker events: off the host network, a start during the create's insp
   Berth& berth = setup.berth();
   const Origin& origin = setup.origin;
 
-  fake_docker::Container c = created(78, "race-net-1", "net.test", origin.port());
+  fake_docker::Container c = fake_docker::routed_container(78, "race-net-1", "net.test", origin.port());
   c.network = "appnet";
   c.ip = "127.0.0.1";  // the engine's address for it on appnet (loopback: this is a test)
   const size_t i = engine.add(c);
@@ -135,7 +123,7 @@ TEST_CASE("docker events: stop and start of one container among many swap its se
   Berth& berth = setup.berth();
   const Origin& origin = setup.origin;
 
-  const size_t i = engine.add(created(90000, "app-1", "app.test", origin.port()));
+  const size_t i = engine.add(fake_docker::routed_container(90000, "app-1", "app.test", origin.port()));
   engine.emit(i, "create");
   REQUIRE(engine.wait_asked(i, 1, 5000));
   engine.emit(i, "start");

@@ -132,11 +132,11 @@ TEST_CASE("forward auth: a URL Berth cannot use is refused at load with file:lin
                      "routes:\n"
                      "  - {host: a.test, service: s, access: {forward_auth: {url: \"https://auth.example/check\"}}}\n"
                      "services: {s: {endpoints: [\"127.0.0.1:1\"]}}\n"));
-  Process check({BERTH_BINARY, "--check-config", dir.file("berth.yaml")}, dir.file("out"), dir.file("err"));
-  auto status = check.wait_exit(10s);
+  std::string out, err;
+  auto status = run_berth({"--check-config", dir.file("berth.yaml")}, &out, &err);
   REQUIRE(status);
   CHECK_FALSE(exited_with(status, 0));
-  INFO(check.err());
-  CHECK(check.err().find("berth.yaml:3:") != std::string::npos);
-  CHECK(check.err().find("http:// URL") != std::string::npos);
+  INFO(err);
+  CHECK(err.find("berth.yaml:3:") != std::string::npos);
+  CHECK(err.find("http:// URL") != std::string::npos);
 }

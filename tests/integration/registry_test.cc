@@ -22,24 +22,6 @@ using namespace it;
 
 namespace {
 
-std::string b64(std::string_view bytes) {
-  static const char* a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  size_t i = 0;
-  for (; i + 3 <= bytes.size(); i += 3) {
-    uint32_t n = (uint32_t(uint8_t(bytes[i])) << 16) | (uint32_t(uint8_t(bytes[i + 1])) << 8) | uint8_t(bytes[i + 2]);
-    out += {a[(n >> 18) & 63], a[(n >> 12) & 63], a[(n >> 6) & 63], a[n & 63]};
-  }
-  if (bytes.size() - i == 1) {
-    uint32_t n = uint32_t(uint8_t(bytes[i])) << 16;
-    out += {a[(n >> 18) & 63], a[(n >> 12) & 63], '=', '='};
-  } else if (bytes.size() - i == 2) {
-    uint32_t n = (uint32_t(uint8_t(bytes[i])) << 16) | (uint32_t(uint8_t(bytes[i + 1])) << 8);
-    out += {a[(n >> 18) & 63], a[(n >> 12) & 63], a[(n >> 6) & 63], '='};
-  }
-  return out;
-}
-
 std::string find_in_path(const std::string& name) {
   const char* path = std::getenv("PATH");
   std::string p = path ? path : "/usr/bin:/bin";
@@ -93,11 +75,11 @@ class Etcd {
     return c.request(make_request("POST", "/v3/" + path, "127.0.0.1", {"Content-Type: application/json"}, body.dump()));
   }
   bool put(const std::string& key, const std::string& value, const std::string& lease = "") {
-    nlohmann::json body = {{"key", b64(key)}, {"value", b64(value)}};
+    nlohmann::json body = {{"key", base64(key)}, {"value", base64(value)}};
     if (!lease.empty()) body["lease"] = lease;
     return post("kv/put", body).status == 200;
   }
-  bool del(const std::string& key) { return post("kv/deleterange", {{"key", b64(key)}}).status == 200; }
+  bool del(const std::string& key) { return post("kv/deleterange", {{"key", base64(key)}}).status == 200; }
   std::string grant(int ttl) {
     Response r = post("lease/grant", {{"TTL", ttl}});
     auto j = nlohmann::json::parse(r.body, nullptr, false);
@@ -108,7 +90,7 @@ class Etcd {
   long count(const std::string& prefix) {
     std::string end = prefix;
     end.back() = static_cast<char>(end.back() + 1);
-    Response r = post("kv/range", {{"key", b64(prefix)}, {"range_end", b64(end)}, {"count_only", true}});
+    Response r = post("kv/range", {{"key", base64(prefix)}, {"range_end", base64(end)}, {"count_only", true}});
     auto j = nlohmann::json::parse(r.body, nullptr, false);
     if (r.status != 200 || !j.is_object()) return -1;
     return j.contains("count") ? std::stol(j["count"].get<std::string>()) : 0;
@@ -275,19 +257,6 @@ TEST_CASE("registry: propagation from a key put to the first 200 at the front do
   CHECK(p99 < 1000.0);  // a loose bound on a shared 2-core machine; the figures are printed
 }
 
-namespace {
-fake_docker::Container labelled(uint64_t seed, const std::string& name, const std::string& host, uint16_t port) {
-  fake_docker::Container c;
-  c.id = fake_docker::hex_id(seed);
-  c.name = name;
-  c.port = port;
-  c.labels = {{"berth.enable", "true"}, {"berth.host", host}, {"berth.port", std::to_string(port)}};
-  c.running = false;
-  c.created_ns = pb::realtime_ns();
-  return c;
-}
-}  // namespace
-
 TEST_CASE("registry: a sidecar publishes its host's containers to a front door, a restarted one takes its keys "
           "over, a dead one's instances leave with its lease",
           "[registry]") {
@@ -313,7 +282,7 @@ TEST_CASE("registry: a sidecar publishes its host's containers to a front door, 
   REQUIRE(front.ok());
   INFO("sidecar: " << sidecar->log() << "\nfront: " << front.log());
 
-  size_t i = engine->add(labelled(41, "web-1", "side.test", origin.port()));
+  size_t i = engine->add(fake_docker::routed_container(41, "web-1", "side.test", origin.port()));
   engine->emit(i, "create");
   engine->emit(i, "start");
   CHECK(wait_until([&] { return routes_to(sidecar->port(), "side.test", "S"); }, 5s));  // locally
@@ -401,11 +370,11 @@ class EtcdCluster {
   // A put through member i, retried while the cluster elects a new leader.
   bool put(int i, const std::string& key, const std::string& value) {
     return wait_until([&] {
-      return post_to(client_[i], "kv/put", {{"key", b64(key)}, {"value", b64(value)}}).status == 200;
+      return post_to(client_[i], "kv/put", {{"key", base64(key)}, {"value", base64(value)}}).status == 200;
     }, 20s, 100ms);
   }
   bool del(int i, const std::string& key) {
-    return wait_until([&] { return post_to(client_[i], "kv/deleterange", {{"key", b64(key)}}).status == 200; }, 20s,
+    return wait_until([&] { return post_to(client_[i], "kv/deleterange", {{"key", base64(key)}}).status == 200; }, 20s,
                       100ms);
   }
 

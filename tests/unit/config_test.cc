@@ -10,6 +10,8 @@
 
 using namespace berth::config;
 using berth::config::testing::all_errors;
+using berth::config::testing::check_refused_at;
+using berth::config::testing::PlacedError;
 using berth::config::testing::load;
 using namespace std::chrono_literals;
 
@@ -789,12 +791,7 @@ TEST_CASE("config: an empty docker section means defaults", "[config][docker]") 
 }
 
 TEST_CASE("config: docker errors are reported at their place", "[config][docker][errors]") {
-  struct Case {
-    std::string yaml;
-    int line, column;
-    std::string message;
-  };
-  const std::vector<Case> cases = {
+  const std::vector<PlacedError> cases = {
       {"docker: {enabled: maybe}\n", 2, 19, "docker.enabled: expected true or false"},
       {"docker: {endpint: x}\n", 2, 10, "unknown key 'endpint' in docker"},
       {"docker: {endpoint: \"http://x\"}\n", 2, 20, "docker.endpoint: expected \"unix:///path/to/docker.sock\""},
@@ -812,15 +809,7 @@ TEST_CASE("config: docker errors are reported at their place", "[config][docker]
       {"docker: {max_priority: high}\n", 2, 24, "docker.max_priority"},
       {"docker: {allow_any_host: sometimes}\n", 2, 26, "docker.allow_any_host: expected true or false"},
   };
-  for (const Case& c : cases) {
-    LoadResult result = load(std::string(kListener) + c.yaml);
-    INFO(c.yaml << all_errors(result));
-    REQUIRE_FALSE(result.ok());
-    REQUIRE(result.errors.size() == 1);
-    CHECK(result.errors[0].line == c.line);
-    CHECK(result.errors[0].column == c.column);
-    CHECK(result.errors[0].message.find(c.message) != std::string::npos);
-  }
+  for (const PlacedError& c : cases) check_refused_at(std::string(kListener) + c.yaml, c);
 }
 
 TEST_CASE("config: access.rate_limit is read and checked", "[config]") {

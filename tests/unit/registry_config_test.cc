@@ -7,6 +7,8 @@
 
 using namespace berth::config;
 using berth::config::testing::all_errors;
+using berth::config::testing::check_refused_at;
+using berth::config::testing::PlacedError;
 using berth::config::testing::load;
 
 namespace {
@@ -56,13 +58,8 @@ TEST_CASE("config: every registry key is read", "[config][registry]") {
 }
 
 TEST_CASE("config: registry errors are reported at their place", "[config][registry][errors]") {
-  struct Case {
-    std::string yaml;
-    int line, column;
-    std::string message;
-  };
   const std::string front = "role: front, ";
-  const std::vector<Case> cases = {
+  const std::vector<PlacedError> cases = {
       {"registry: {role: front}\n", 2, 11, "registry: missing required key 'etcd'"},
       {"registry: {etcd: [\"http://a:1\"]}\n", 2, 11, "registry: missing required key 'role'"},
       {"registry: {etcd: [\"http://a:1\"], role: edge}\n", 2, 40, "registry.role: expected sidecar or front"},
@@ -88,13 +85,5 @@ TEST_CASE("config: registry errors are reported at their place", "[config][regis
        "registry.tls: TLS needs https:// etcd members"},
       {"registry: [1]\n", 2, 11, "registry: expected a map of registry settings"},
   };
-  for (const Case& c : cases) {
-    LoadResult result = load(std::string(kListen) + c.yaml);
-    INFO(c.yaml << all_errors(result));
-    REQUIRE_FALSE(result.ok());
-    REQUIRE(result.errors.size() == 1);
-    CHECK(result.errors[0].line == c.line);
-    CHECK(result.errors[0].column == c.column);
-    CHECK(result.errors[0].message.find(c.message) != std::string::npos);
-  }
+  for (const PlacedError& c : cases) check_refused_at(std::string(kListen) + c.yaml, c);
 }
