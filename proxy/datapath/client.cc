@@ -429,6 +429,7 @@ void ClientConn::reply_from_filter() {
   std::string* out = worker()->acquire_string();
   std::string headers = "x-berth-error: ";
   headers.append(cause).append("\r\n").append(extra);
+  if (hsts_applies()) append_hsts(headers);
   http::build_local_response(status, reply.content_type.empty() ? "text/plain; charset=utf-8" : reply.content_type,
                              reply.body, !keep, headers, *out);
   send_local_reply(out, status, cause, keep);
@@ -690,10 +691,9 @@ void ClientConn::on_response_head(UpstreamConn* u, const http::ResponseHead& hea
   ex_->response_chunked = ex_->plan.to_client == http::Framing::kChunked;
   const HeaderEdits& edits = ex_->filters.edits();
   http::build_client_response(head, ex_->plan, false, *out, edits.empty() ? nullptr : &edits);
-  if (!ex_->route->hsts.empty() && conn().tls && out->size() >= 2) {
+  if (hsts_applies() && out->size() >= 2) {
     std::string line;
-    line.reserve(ex_->route->hsts.size() + 32);
-    line.append("Strict-Transport-Security: ").append(ex_->route->hsts).append("\r\n");
+    append_hsts(line);
     out->insert(out->size() - 2, line);
   }
   if (ex_->set_cookie && out->size() >= 2) {
@@ -898,6 +898,14 @@ void ClientConn::on_write_done(int status) {
 
 // ------------------------------------------------------------------ replies, closing
 
+// Strict-Transport-Security goes on every response of a route with `hsts` sent over TLS: proxied,
+// local, and a filter's own answer alike.
+bool ClientConn::hsts_applies() { return ex_ && ex_->route && !ex_->route->hsts.empty() && conn().tls; }
+
+void ClientConn::append_hsts(std::string& headers) const {
+  headers.append("Strict-Transport-Security: ").append(ex_->route->hsts).append("\r\n");
+}
+
 bool ClientConn::local_reply_keeps(bool close_conn) const {
   return !close_conn && ex_ && ex_->keep_alive && !draining_ && !worker()->draining();
 }
@@ -906,9 +914,10 @@ void ClientConn::local_reply(uint16_t status, const char* cause, bool close_conn
   const bool keep = local_reply_keeps(close_conn);
   std::string* out = worker()->acquire_string();
   std::string* hsts = nullptr;
-  if (ex_ && ex_->route && !ex_->route->hsts.empty() && conn().tls) {
+  if (hsts_applies()) {
     hsts = worker()->acquire_string();
-    hsts->append(extra).append("Strict-Transport-Security: ").append(ex_->route->hsts).append("\r\n");
+    hsts->append(extra);
+    append_hsts(*hsts);
     extra = *hsts;
   }
   http::build_local_reply(status, cause, !keep, extra, *out);

@@ -134,6 +134,8 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   void local_reply(uint16_t status, const char* cause, bool close, std::string_view extra = {});
   // Whether a local reply leaves the connection open (close: the caller must close it).
   bool local_reply_keeps(bool close) const;
+  bool hsts_applies();
+  void append_hsts(std::string& headers) const;
   void send_local_reply(std::string* out, uint16_t status, const char* cause, bool keep);
   // Cuts the exchange short and closes: `end` and `cause` go into its record.
   void abort_exchange(ExchangeEnd end, const char* cause);

@@ -125,6 +125,8 @@ std::string tls_yaml(const std::string& tls_body, Origin& origin) {
          "routes:\n"
          "  - {name: r-a, host: [\"a.test\", \"*.wild.test\", \"other.test\"], service: s, hsts: \"max-age=31536000\"}\n"
          "  - {name: r-redir, host: \"redir.test\", service: s, https_redirect: true}\n"
+         "  - {name: r-auth, host: \"auth.wild.test\", service: s, hsts: \"max-age=600\",\n"
+         "     access: {forward_auth: {url: \"http://" + origin.address() + "/auth\"}, methods: [GET]}}\n"
          "services:\n"
          "  s: {endpoints: [\"" + origin.address() + "\"]}\n";
 }
@@ -325,7 +327,7 @@ TEST_CASE("tls: X-Forwarded-Proto https, HSTS over TLS only, https_redirect on p
   REQUIRE(have("curl"));
   Origin origin("A");
   REQUIRE(origin.ok());
-  TlsBerth b(tls_yaml("{certificates: [" + pair(c, "site-ec") + "]}", origin));
+  TlsBerth b(tls_yaml("{certificates: [" + pair(c, "site-ec") + ", " + pair(c, "wild") + "]}", origin));
   std::string out;
   REQUIRE(curl(b.tls_port, "a.test", "/echo", "-i", &out) == "200");
   INFO(out);
@@ -333,6 +335,14 @@ TEST_CASE("tls: X-Forwarded-Proto https, HSTS over TLS only, https_redirect on p
   CHECK(lower(out).find("strict-transport-security: max-age=31536000") != std::string::npos);
   // The exchange record carries the TLS facts.
   CHECK(wait_until([&] { return b.berth->log().find("tls_version=TLSv1.3") != std::string::npos; }, 3s));
+
+  // Local replies and a filter's own answer carry it too: the auth service's 401 (sent as it
+  // is) and Berth's own 405.
+  REQUIRE(curl(b.tls_port, "auth.wild.test", "/echo", "-i", &out) == "401");
+  CHECK(lower(out).find("x-berth-error: forward-auth-denied") != std::string::npos);
+  CHECK(lower(out).find("strict-transport-security: max-age=600") != std::string::npos);
+  REQUIRE(curl(b.tls_port, "auth.wild.test", "/echo", "-i -X DELETE", &out) == "405");
+  CHECK(lower(out).find("strict-transport-security: max-age=600") != std::string::npos);
 
   // Plain HTTP: no HSTS, X-Forwarded-Proto http.
   Response r = http_get(b.plain_port, "/echo", "a.test");
