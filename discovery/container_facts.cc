@@ -88,6 +88,15 @@ bool is_routable(const ContainerFacts& c) {
   return !c.has_healthcheck || c.health == "healthy";
 }
 
+std::string held_back_reason(const ContainerFacts& c) {
+  if (!c.running || is_routable(c)) return {};
+  if (c.draining) return "stopping (its stop signal was sent)";
+  if (c.paused) return "paused";
+  if (c.health == "unhealthy") return "unhealthy (its healthcheck fails)";
+  if (c.health == "starting" || c.health.empty()) return "starting (no passing healthcheck yet)";
+  return "health " + c.health;
+}
+
 std::optional<int> parse_signal(std::string_view text) {
   if (text.empty()) return std::nullopt;
   int number = 0;

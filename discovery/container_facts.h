@@ -58,6 +58,9 @@ bool same_static_facts(const ContainerFacts& a, const ContainerFacts& b);
 
 // May this container receive new requests now?
 bool is_routable(const ContainerFacts& c);
+// Why a running container may not ("" when it is routable or not running): its Docker health,
+// paused, or stopping. For the status page.
+std::string held_back_reason(const ContainerFacts& c);
 
 // From GET /containers/{id}/json. nullopt (and *error) when the JSON is not an inspect result.
 std::optional<ContainerFacts> parse_inspect(const nlohmann::json& j, std::string* error);

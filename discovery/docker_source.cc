@@ -546,7 +546,8 @@ void DockerSource::store(ContainerFacts facts) {
   if (it != cache_.end() && it->second.draining && it->second.started_at_ns == facts.started_at_ns)
     facts.draining = true;
   // A confirmation of what an event already applied changes nothing.
-  if (it == cache_.end() || it->second.revision != facts.revision || is_routable(it->second) != is_routable(facts))
+  if (it == cache_.end() || it->second.revision != facts.revision || is_routable(it->second) != is_routable(facts) ||
+      held_back_reason(it->second) != held_back_reason(facts))
     dirty_ = true;
   cache_[id] = std::move(facts);
 }

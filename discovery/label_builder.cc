@@ -26,13 +26,15 @@ std::string names_of(const std::vector<ContainerNetwork>& networks) {
 bool is_any_address(const std::string& ip) { return ip.empty() || ip == "0.0.0.0" || ip == "::"; }
 
 ServicePtr make_service(const std::string& name, const config::ServicePolicy& policy,
-                        const std::vector<const Endpoint*>& endpoints, int64_t serve_empty_until_ms) {
+                        const std::vector<const Endpoint*>& endpoints, std::vector<HeldBackInstance> held_back,
+                        int64_t serve_empty_until_ms) {
   auto service = std::make_shared<Service>();
   service->name = name;
   service->policy = policy;
   service->serve_empty_until_ms = serve_empty_until_ms;
   service->endpoints.reserve(endpoints.size());
   for (const Endpoint* e : endpoints) service->endpoints.push_back(*e);
+  service->held_back = std::move(held_back);
   return service;
 }
 
@@ -171,17 +173,19 @@ ParsedContainer parse_container(const ContainerFacts& c, const BuilderOptions& o
 }
 
 ServicePtr BuilderMemo::service(const std::string& name, const config::ServicePolicy& policy,
-                                const std::vector<const Endpoint*>& endpoints, int64_t now_ms,
+                                const std::vector<const Endpoint*>& endpoints,
+                                std::vector<HeldBackInstance> held_back, int64_t now_ms,
                                 std::chrono::milliseconds grace) {
   auto [it, fresh] = services_.try_emplace(name);
   const ServicePtr& before = it->second.service;
-  bool same = !fresh && before->policy == policy && before->endpoints.size() == endpoints.size();
+  bool same = !fresh && before->policy == policy && before->endpoints.size() == endpoints.size() &&
+              before->held_back == held_back;
   for (size_t i = 0; same && i < endpoints.size(); ++i) same = same_instance(before->endpoints[i], *endpoints[i]);
   if (!same) {
     int64_t until = 0;  // never had an instance: its routes do not match
     if (endpoints.empty() && !fresh)
       until = before->endpoints.empty() ? before->serve_empty_until_ms : now_ms + static_cast<int64_t>(grace.count());
-    it->second.service = make_service(name, policy, endpoints, until);
+    it->second.service = make_service(name, policy, endpoints, std::move(held_back), until);
   }
   it->second.build = builds_;
   return it->second.service;
@@ -218,19 +222,24 @@ struct BuildRun {
   static ServicePtr service_of(const std::string& name, const std::vector<Declared>& declarations,
                                BuilderMemo* memo, const BuilderOptions& options, int64_t now_ms) {
     std::vector<const Endpoint*> endpoints;
+    std::vector<HeldBackInstance> held_back;
     const Declared* decides = nullptr;
     for (const Declared& d : declarations) {
       if (!decides && d.container->running) decides = &d;
-      if (!is_routable(*d.container)) continue;
       const Endpoint& endpoint = d.parsed->endpoints[d.route];
+      if (!is_routable(*d.container)) {
+        if (d.container->running)
+          held_back.push_back(HeldBackInstance{endpoint.key, d.parsed->source, held_back_reason(*d.container)});
+        continue;
+      }
       if (endpoint.addr_len == 0) continue;
       bool known = std::any_of(endpoints.begin(), endpoints.end(), [&](const Endpoint* e) { return e->key == endpoint.key; });
       if (!known) endpoints.push_back(&endpoint);
     }
     if (!decides) decides = &declarations.front();
     const config::ServicePolicy& policy = decides->parsed->spec.policy;
-    if (memo) return memo->service(name, policy, endpoints, now_ms, options.empty_route_grace);
-    return make_service(name, policy, endpoints, 0);
+    if (memo) return memo->service(name, policy, endpoints, std::move(held_back), now_ms, options.empty_route_grace);
+    return make_service(name, policy, endpoints, std::move(held_back), 0);
   }
 
   static bool patch(const std::vector<const ContainerCache*>& caches, const BuilderOptions& options,
@@ -530,7 +539,9 @@ bool same_set(const DiscoveredSet& a, const DiscoveredSet& b) {
     if (a.services[i] == b.services[i]) continue;  // shared: the same object
     const Service& x = *a.services[i];
     const Service& y = *b.services[i];
-    if (x.name != y.name || x.endpoints.size() != y.endpoints.size() || !(x.policy == y.policy)) return false;
+    if (x.name != y.name || x.endpoints.size() != y.endpoints.size() || !(x.policy == y.policy) ||
+        x.held_back != y.held_back)
+      return false;
     if (!std::equal(x.endpoints.begin(), x.endpoints.end(), y.endpoints.begin(), same_instance)) return false;
   }
   return true;

@@ -94,9 +94,10 @@ class BuilderMemo {
   // service handed out when it is the same (so the server and workers see an unchanged service
   // as the same pointer), else a new one. A service left without endpoints serves its routes
   // (503) until now_ms + grace when it had some before, else not at all.
+  // held_back: its running instances not routed now (HeldBackInstance), part of its identity.
   ServicePtr service(const std::string& name, const config::ServicePolicy& policy,
-                     const std::vector<const Endpoint*>& endpoints, int64_t now_ms,
-                     std::chrono::milliseconds grace);
+                     const std::vector<const Endpoint*>& endpoints, std::vector<HeldBackInstance> held_back,
+                     int64_t now_ms, std::chrono::milliseconds grace);
   // Ends a full build: services it did not ask for are forgotten (in one sweep, once they add
   // up), and so are parses of revisions no longer known.
   void finish_build(size_t containers);

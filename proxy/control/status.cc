@@ -43,6 +43,30 @@ nlohmann::json instance_json(const Endpoint& e, const InstanceEligibility& why, 
   return j;
 }
 
+// A running container discovery does not route now (Docker health, paused, stopping): red, with
+// Docker's side as the reason.
+nlohmann::json held_back_json(const HeldBackInstance& h) {
+  return {{"address", h.address},
+          {"container", std::string(endpoint_container_name(h.source))},
+          {"source", h.source},
+          {"weight", nullptr},
+          {"eligible", false},
+          {"colour", "red"},
+          {"why", "not routed while Docker reports it so"},
+          {"docker", h.reason},
+          {"probe", "unchecked"},
+          {"ejected", false},
+          {"in_flight", 0}};
+}
+
+// The routed instances in order, then the held-back ones.
+nlohmann::json instances_json(const Service& service, const std::vector<InstanceEligibility>& why, int64_t now_ms) {
+  nlohmann::json instances = nlohmann::json::array();
+  for (size_t i = 0; i < service.endpoints.size(); ++i) instances.push_back(instance_json(service.endpoints[i], why[i], now_ms));
+  for (const HeldBackInstance& h : service.held_back) instances.push_back(held_back_json(h));
+  return instances;
+}
+
 }  // namespace
 
 std::vector<InstanceEligibility> instance_eligibility(const Service& service, int64_t now_ms, bool* panic) {
@@ -134,13 +158,12 @@ nlohmann::json StatusBuilder::status(const RouteTable& table, int64_t now_ms) co
   nlohmann::json services = nlohmann::json::array();
   for (const ServicePtr& shared : table.services()) {
     const Service& service = *shared;
-    if (!serves(service, now_ms)) continue;
+    // A service whose routes no longer match still shows while it has held-back instances:
+    // "web: both containers unhealthy" is what the operator needs to see.
+    if (!serves(service, now_ms) && service.held_back.empty()) continue;
     bool panic = false;
     std::vector<InstanceEligibility> why = instance_eligibility(service, now_ms, &panic);
-    nlohmann::json instances = nlohmann::json::array();
-    for (size_t i = 0; i < service.endpoints.size(); ++i)
-      instances.push_back(instance_json(service.endpoints[i], why[i], now_ms));
-    nlohmann::json s = {{"name", service.name}, {"panic", panic}, {"instances", std::move(instances)}};
+    nlohmann::json s = {{"name", service.name}, {"panic", panic}, {"instances", instances_json(service, why, now_ms)}};
     auto t = by_service.find(service.name);
     if (traffic) {
       s["requests"] = t == by_service.end() ? 0 : t->second->requests;
@@ -222,14 +245,10 @@ nlohmann::json explain_request(const RouteTable& table, std::string_view host, s
   out["why"] = precedence_rule_text(x.rule);
   bool panic = false;
   std::vector<InstanceEligibility> why = instance_eligibility(service, now_ms, &panic);
-  nlohmann::json instances = nlohmann::json::array();
   size_t eligible = 0;
-  for (size_t i = 0; i < service.endpoints.size(); ++i) {
-    instances.push_back(instance_json(service.endpoints[i], why[i], now_ms));
-    eligible += why[i].eligible;
-  }
+  for (const InstanceEligibility& w : why) eligible += w.eligible;
   out["service"] = {{"name", service.name}, {"panic", panic}, {"eligible", eligible},
-                    {"instances", std::move(instances)}};
+                    {"instances", instances_json(service, why, now_ms)}};
   if (service.endpoints.empty())
     out["service"]["why"] = "no instance: the route answers 503 until one joins or its empty-route grace ends";
   else if (eligible == 0)

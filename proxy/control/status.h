@@ -43,7 +43,10 @@ class StatusBuilder {
   // {"generation","monotonic_ms" (health_clock_ms: for rates, not a date),"routes":[{"name","host","path_prefix","priority","service","source",
   //  "state"}],"services":[{"name","requests","responses_5xx","panic","instances":[{"address",
   //  "container","source","weight","in_flight","eligible","colour","why","probe","ejected",
-  //  "docker"}]}]}. Routes that no longer match (state "off") and their services are left out.
+  //  "docker"}]}]}. Instances discovery holds back (running containers Docker reports unhealthy
+  //  or starting, paused or stopping) follow the routed ones: red, not eligible, "docker" says
+  //  why. Routes that no longer match (state "off") are left out, and so are their services
+  //  unless they have held-back instances.
   nlohmann::json status(const RouteTable& table, int64_t now_ms) const;
 };
 

@@ -150,7 +150,7 @@ function renderServices(status) {
         dotCell.appendChild(el("span", "dot " + (["green", "amber", "red"].includes(i.colour) ? i.colour : "red")));
         cell(tr, i.container || "(config)", "container");
         cell(tr, i.address, "mono");
-        cell(tr, i.weight, "num");
+        cell(tr, i.weight ?? "\u2014", "num");
         cell(tr, i.in_flight, "num");
         const why = cell(tr, i.why, "why");
         if (i.docker) why.appendChild(el("div", null, "Docker: " + i.docker));

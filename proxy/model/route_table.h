@@ -44,9 +44,20 @@ inline std::string_view endpoint_container_name(std::string_view source) noexcep
   return slash == std::string_view::npos ? source.substr(10) : source.substr(slash + 1);
 }
 
+// An instance discovery knows of but does not route now, and why: a running container that
+// Docker reports unhealthy or still starting, one that is paused, or one that is stopping. Shown
+// on the status page next to the routed instances; never selected.
+struct HeldBackInstance {
+  std::string address;  // as Endpoint::key ("" when no address could be chosen)
+  std::string source;   // as Endpoint::source
+  std::string reason;
+  bool operator==(const HeldBackInstance&) const = default;
+};
+
 struct Service {
   std::string name;
   std::vector<Endpoint> endpoints;  // may be empty: the route then answers 503 (see below)
+  std::vector<HeldBackInstance> held_back;  // discovery only; not for selection
   config::ServicePolicy policy;     // load balancing, health checks, retries, circuit breaking
   std::shared_ptr<ServiceCounters> counters;  // set by HealthRegistry
   // What its selectors read (weights, hash ring, sticky ids): built by the control thread when

@@ -89,16 +89,17 @@ TEST_CASE("docker builder: health, pause and drain gate the instance, the route 
     const char* health;
     bool paused, draining, running;
     bool routable;
+    const char* held_back;  // the reason the status page shows ("" = not held back)
   };
   const std::vector<Case> cases = {
-      {"no healthcheck, running", false, "", false, false, true, true},
-      {"healthcheck starting", true, "starting", false, false, true, false},
-      {"healthcheck healthy", true, "healthy", false, false, true, true},
-      {"healthcheck unhealthy", true, "unhealthy", false, false, true, false},
-      {"paused", false, "", true, false, true, false},
-      {"draining (kill with the stop signal)", false, "", false, true, true, false},
-      {"healthy but draining", true, "healthy", false, true, true, false},
-      {"not running", false, "", false, false, false, false},
+      {"no healthcheck, running", false, "", false, false, true, true, ""},
+      {"healthcheck starting", true, "starting", false, false, true, false, "starting (no passing healthcheck yet)"},
+      {"healthcheck healthy", true, "healthy", false, false, true, true, ""},
+      {"healthcheck unhealthy", true, "unhealthy", false, false, true, false, "unhealthy (its healthcheck fails)"},
+      {"paused", false, "", true, false, true, false, "paused"},
+      {"draining (kill with the stop signal)", false, "", false, true, true, false, "stopping (its stop signal was sent)"},
+      {"healthy but draining", true, "healthy", false, true, true, false, "stopping (its stop signal was sent)"},
+      {"not running", false, "", false, false, false, false, ""},
   };
   for (const Case& c : cases) {
     INFO(c.what);
@@ -113,6 +114,16 @@ TEST_CASE("docker builder: health, pause and drain gate the instance, the route 
     auto alone = build_discovered_set(cache_of({gated}), {});
     REQUIRE(alone.services.size() == 1);
     CHECK(table(alone) == std::vector<std::string>{c.routable ? "a.test/ -> web [127.0.0.1:18001]" : "a.test/ -> web []"});
+    // A running container that is not routed is listed with Docker's reason, for the status page.
+    const auto& held = alone.services[0]->held_back;
+    if (*c.held_back) {
+      REQUIRE(held.size() == 1);
+      CHECK(held[0].address == "127.0.0.1:18001");
+      CHECK(held[0].source == "container:" + id_of('a').substr(0, 12) + "/web");
+      CHECK(held[0].reason == c.held_back);
+    } else {
+      CHECK(held.empty());
+    }
     auto both = build_discovered_set(cache_of({gated, other}), {});
     CHECK(table(both) == std::vector<std::string>{c.routable ? "a.test/ -> web [127.0.0.1:18001 127.0.0.1:18002]"
                                                              : "a.test/ -> web [127.0.0.1:18002]"});
@@ -440,7 +451,7 @@ TEST_CASE("docker builder: random event sequences give the same set with partial
     REQUIRE(same_set(with, scratch));
     for (const auto& service : with.services)
       for (const auto& old : before.services)
-        if (old->name == service->name && old->policy == service->policy &&
+        if (old->name == service->name && old->policy == service->policy && old->held_back == service->held_back &&
             old->endpoints.size() == service->endpoints.size() &&
             std::equal(old->endpoints.begin(), old->endpoints.end(), service->endpoints.begin(), same_instance))
           CHECK(old == service);

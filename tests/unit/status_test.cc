@@ -172,3 +172,65 @@ TEST_CASE("status: explain answers 400 reasons for bad input, and the instances 
   nlohmann::json none = explain_request(*f.table, "nowhere.test", "/", 1, &error);
   CHECK(none["matched"] == false);
 }
+
+TEST_CASE("status: containers discovery holds back are listed red with Docker's reason", "[status]") {
+  const int64_t now = 1'000'000;
+  Service web;
+  web.name = "web";
+  Endpoint e;
+  e.key = "10.0.0.1:80";
+  e.source = "container:0123456789ab/web-1";
+  web.endpoints.push_back(e);
+  web.held_back.push_back({"10.0.0.2:80", "container:0123456789ac/web-2", "unhealthy (its healthcheck fails)"});
+  // All of its containers unhealthy and the empty-route grace over: its route no longer
+  // matches, but the service still shows, with why.
+  Service down;
+  down.name = "down";
+  down.serve_empty_until_ms = 0;
+  down.held_back.push_back({"10.0.0.3:80", "container:0123456789ad/down-1", "starting (no passing healthcheck yet)"});
+  Service gone;  // neither serving nor held back: left out as before
+  gone.name = "gone";
+  gone.serve_empty_until_ms = 0;
+  std::vector<Service> services = {web, down, gone};
+  HealthRegistry registry;
+  registry.attach(services);
+  Route r;
+  r.name = "r-web";
+  r.host = "web.test";
+  r.service = 0;
+  Route r2 = r;
+  r2.name = "r-down";
+  r2.host = "down.test";
+  r2.service = 1;
+  Route r3 = r;
+  r3.name = "r-gone";
+  r3.host = "gone.test";
+  r3.service = 2;
+  auto table = RouteTable::build({r, r2, r3}, services, 1);
+
+  nlohmann::json j = StatusBuilder{}.status(*table, now);
+  INFO(j.dump(2));
+  REQUIRE(j["routes"].size() == 1);  // r-down and r-gone are off
+  REQUIRE(j["services"].size() == 2);
+  const nlohmann::json& w = j["services"][0]["instances"];
+  REQUIRE(w.size() == 2);
+  CHECK(w[0]["address"] == "10.0.0.1:80");
+  CHECK(w[0]["eligible"] == true);
+  CHECK(w[1]["address"] == "10.0.0.2:80");
+  CHECK(w[1]["container"] == "web-2");
+  CHECK(w[1]["eligible"] == false);
+  CHECK(w[1]["colour"] == "red");
+  CHECK(w[1]["docker"] == "unhealthy (its healthcheck fails)");
+  CHECK(w[1]["weight"].is_null());
+  CHECK(j["services"][1]["name"] == "down");
+  REQUIRE(j["services"][1]["instances"].size() == 1);
+  CHECK(j["services"][1]["instances"][0]["docker"] == "starting (no passing healthcheck yet)");
+
+  // /api/explain lists them too, and does not count them as eligible.
+  std::string error;
+  nlohmann::json x = explain_request(*table, "web.test", "/", now, &error);
+  REQUIRE(error.empty());
+  CHECK(x["service"]["eligible"] == 1);
+  REQUIRE(x["service"]["instances"].size() == 2);
+  CHECK(x["service"]["instances"][1]["colour"] == "red");
+}
