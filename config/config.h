@@ -18,6 +18,9 @@ using Millis = std::chrono::milliseconds;
 struct Mark {
   int line = 0;
   int column = 0;
+  // Where a setting was written is not part of what it says: settings compare equal wherever
+  // they stand in the file.
+  bool operator==(const Mark&) const { return true; }
 };
 
 // A numeric socket address "ip:port" or "[ipv6]:port". Hostnames are not resolved
@@ -247,11 +250,13 @@ struct DockerTls {
   std::string ca;    // PEM files; all optional; cert and key go together
   std::string cert;
   std::string key;
+  bool operator==(const DockerTls&) const = default;
 };
 
 struct DockerCompat {
   bool nginx_proxy = false;  // VIRTUAL_HOST / VIRTUAL_PORT / VIRTUAL_PATH environment variables
   bool traefik = false;      // traefik.http.routers.R.rule + traefik.http.services.S.loadbalancer.server.port
+  bool operator==(const DockerCompat&) const = default;
 };
 
 struct Docker {
@@ -272,6 +277,7 @@ struct Docker {
   int32_t max_priority = 0;                // the highest berth.priority a label may ask for
   bool allow_any_host = false;             // may a label route omit berth.host (match any host)?
   Mark mark;
+  bool operator==(const Docker&) const = default;
 };
 
 // Whether host pattern `host` (exact or "*.suffix") falls under `allowed` (exact or
@@ -291,6 +297,7 @@ struct Registry {
   std::string prefix = "/berth/v1";   // starts with '/', no trailing '/'
   DockerTls tls;                      // to etcd, for https:// members
   Mark mark;
+  bool operator==(const Registry&) const = default;
 };
 
 // The access log (access_log:). Off unless the key is given.

@@ -201,6 +201,10 @@ void Server::reload() {
   }
   if (!(next.access_log == config_.access_log))
     log::warn("config_restart_needed").kv("reason", "access_log changes only on restart");
+  // Discovery sources are made at start with their settings (the Docker client, the label
+  // policy, the etcd members and lease): a change waits for a restart, said out loud.
+  if (!(next.docker == config_.docker) || !(next.registry == config_.registry))
+    log::warn("config_restart_needed").kv("reason", "docker and registry settings change only on restart");
   if (listeners_changed || next.workers != config_.workers ||
       next.admin.address.to_string() != config_.admin.address.to_string())
     log::warn("config_restart_needed")
@@ -212,6 +216,8 @@ void Server::reload() {
   next.workers = config_.workers;
   next.admin = config_.admin;
   next.access_log = config_.access_log;
+  next.docker = config_.docker;
+  next.registry = config_.registry;
   config_ = std::move(next);
   ++config_reloads_.ok;
   ++generation_;

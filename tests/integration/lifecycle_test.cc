@@ -97,6 +97,29 @@ TEST_CASE("SIGHUP reloads routes, a broken file is rejected and the old routes k
   CHECK(berth.running());
 }
 
+TEST_CASE("SIGHUP: docker and registry settings wait for a restart, and the log says so", "[lifecycle]") {
+  Origin a("A"), b("B");
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  const std::string head = config_head(1);
+  Berth berth(head + routes_yaml(a, b, false));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  // Discovery that would fail at once if it started (nothing listens there); the new route
+  // shows the rest of the file was taken.
+  REQUIRE(berth.rewrite_config(head + routes_yaml(a, b, true) +
+                               "docker: {enabled: true, endpoint: \"unix:///nonexistent/docker.sock\"}\n"
+                               "registry: {etcd: [\"http://127.0.0.1:1\"], role: front}\n"));
+  REQUIRE(berth.process().signal(SIGHUP));
+  INFO(tail(berth.log()));
+  REQUIRE(wait_until([&] { return http_get(berth.port(), "/", "new.test").status == 200; }, 5s));
+  const std::string line = find_line(berth.log(), "event=config_restart_needed");
+  CHECK(line.find("docker and registry settings change only on restart") != std::string::npos);
+  CHECK(http_get(berth.admin_port(), "/readyz", "127.0.0.1").status == 200);  // no source started
+  CHECK(berth.log().find("docker_") == std::string::npos);
+  CHECK(berth.running());
+}
+
 TEST_CASE("SIGTERM drains an in-flight request, refuses new connections, exits 0",
           "[lifecycle]") {
   Origin o("O");
