@@ -45,9 +45,11 @@ struct ListenerTls {
   std::vector<TlsCertificate> certificates;  // the first is the default for unknown or missing SNI
   std::string min_version = "1.2";           // "1.2" | "1.3"
   std::string client_ca;                     // "" = no client certificates asked
+  bool session_tickets = true;               // false: no resumption, every handshake is a full one
   Mark mark;
   bool operator==(const ListenerTls& o) const {
-    return certificates == o.certificates && min_version == o.min_version && client_ca == o.client_ca;
+    return certificates == o.certificates && min_version == o.min_version && client_ca == o.client_ca &&
+           session_tickets == o.session_tickets;
   }
 };
 

@@ -181,7 +181,7 @@ const std::vector<std::string_view> kRegistryKeys = {"etcd", "role", "host_id", 
                                                      "lease_ttl", "prefix", "tls"};
 const std::vector<std::string_view> kAccessLogKeys = {"format", "path", "syslog"};
 const std::vector<std::string_view> kListenerKeys = {"address", "tls"};
-const std::vector<std::string_view> kListenerTlsKeys = {"certificates", "min_version", "client_ca"};
+const std::vector<std::string_view> kListenerTlsKeys = {"certificates", "min_version", "client_ca", "session_tickets"};
 const std::vector<std::string_view> kTlsCertificateKeys = {"cert", "key"};
 const std::vector<std::string_view> kAdminKeys = {"address", "enabled"};
 const std::vector<std::string_view> kRouteKeys = {"name",    "host",    "path",          "priority",
@@ -591,6 +591,8 @@ void Loader::read_listener_tls(const Value& value, ListenerTls& tls) {
       if (!pem) continue;
       if (std::string problem = check_ca_bundle(*pem); !problem.empty())
         fail(field.value.mark, field.value.path + ": '" + tls.client_ca + "': " + problem);
+    } else if (field.key == "session_tickets") {
+      if (auto flag = read_bool(field.value)) tls.session_tickets = *flag;
     }
   }
   if (!saw_certificates) fail(value.mark, value.path + ": missing required key 'certificates' (a list of {cert, key})");

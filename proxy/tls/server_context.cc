@@ -236,8 +236,13 @@ SSL_CTX* ServerContext::make_ctx(const ServerOptions& options, std::string* erro
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
   static const unsigned char kSidContext[] = "berth";
   SSL_CTX_set_session_id_context(ctx, kSidContext, sizeof kSidContext - 1);
-  SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_key_cb);
-  SSL_CTX_set_num_tickets(ctx, 1);
+  if (options.session_tickets) {
+    SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_key_cb);
+    SSL_CTX_set_num_tickets(ctx, 1);
+  } else {
+    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    SSL_CTX_set_num_tickets(ctx, 0);
+  }
   if (SSL_CTX_set_cipher_list(ctx, kCiphers12) != 1 || SSL_CTX_set_ciphersuites(ctx, kCiphers13) != 1 ||
       SSL_CTX_set1_groups_list(ctx, kGroups) != 1) {
     *error = openssl_error("cannot set the cipher suites");
@@ -366,6 +371,7 @@ std::shared_ptr<const ServerContext> ServerContext::load(const config::ListenerT
   pems.insert(pems.end(), extra.begin(), extra.end());
   ServerOptions options;
   options.min_version = tls.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION;
+  options.session_tickets = tls.session_tickets;
   if (!tls.client_ca.empty()) {
     auto ca = slurp(tls.client_ca, error);
     if (!ca) return nullptr;

@@ -54,6 +54,7 @@ struct CertificateFacts {
 struct ServerOptions {
   int min_version = TLS1_2_VERSION;  // TLS1_2_VERSION or TLS1_3_VERSION
   std::string client_ca_pem;         // "" = no client certificates asked
+  bool session_tickets = true;       // false: no tickets issued or accepted (no resumption)
 };
 
 class ServerContext {

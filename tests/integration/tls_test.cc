@@ -293,6 +293,27 @@ TEST_CASE("tls: SNI chooses the certificate (exact, wildcard, default) and RSA o
   CHECK(b.berth->running());
 }
 
+TEST_CASE("tls: session_tickets false issues no ticket, so every handshake is a full one", "[tls]") {
+  Certs& c = certs();
+  Origin origin("A");
+  REQUIRE(origin.ok());
+  TlsBerth b(tls_yaml("{certificates: [" + pair(c, "site-ec") + "], session_tickets: false}", origin));
+  for (const char* version : {"-tls1_2", "-tls1_3"}) {
+    INFO(version);
+    const std::string sess = c.path(std::string("nosess") + version + ".pem");
+    ::unlink(sess.c_str());
+    std::string out;
+    REQUIRE(!handshake_subject(b.tls_port, std::string("-servername a.test ") + version + " -sess_out " + sess, &out).empty());
+    INFO(out);
+    // No ticket and no session id: the client has nothing it could offer next time (with
+    // tickets on, the same command writes a session that the next connection resumes).
+    CHECK(out.find("New, TLSv1.") != std::string::npos);
+    CHECK(out.find("session ticket") == std::string::npos);
+    CHECK(read_file(sess).empty());
+  }
+  CHECK(b.berth->running());
+}
+
 TEST_CASE("tls: min_version 1.3 refuses TLS 1.2", "[tls]") {
   Certs& c = certs();
   Origin origin("A");

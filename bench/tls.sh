@@ -1,0 +1,331 @@
+#!/usr/bin/env bash
+# Berth's TLS front door against nginx and HAProxy on the same OpenSSL, on loopback.
+#
+#   bench/tls.sh [--quick]
+#
+# Each contestant terminates TLS on 127.0.0.1 with the same ECDSA P-256 certificate (made by
+# this script) and proxies to bench/origin.cc over plain HTTP with keep-alive. One worker or
+# thread each, pinned to core 0; wrk (-t 1) and the origin share core 1. Each contestant runs
+# twice: with session resumption off (no tickets, no session cache) and with its defaults.
+# Workloads:
+#   handshake  every request on a new connection (wrk sends "Connection: close") to the
+#              instance without resumption: full TLS 1.3 handshakes per second (wrk offers the
+#              last session on every reconnect; with resumption off none is accepted)
+#   resumed    the same against the default instances: wrk's reconnects resume their session
+#   small      keep-alive requests of GET /small (100 B) over TLS
+#   64k        keep-alive requests of GET /64k over TLS
+# Rounds interleave the contestants. Prints a markdown report with the median req/s and p99 of
+# each, the ratios Berth/nginx and Berth/HAProxy, and PASS/FAIL against the bar (Berth >= 1.0x
+# nginx's req/s, p99 no worse), and writes it to bench/results/tls-latest.md.
+#
+# Environment knobs (defaults in brackets):
+#   BENCH_SKIP_BUILD=1      skip install-deps and the cmake build [0]
+#   BENCH_BUILD_DIR         build directory with berth and berth-bench-origin [build-bench]
+#   BENCH_BERTH             the berth binary [$BENCH_BUILD_DIR/berth]
+#   BENCH_DURATION, BENCH_REPS   seconds per wrk run, rounds [10, 3; --quick: 3, 1]
+#   BENCH_CONNS             wrk connections [64]
+#   BENCH_PORT_BASE         first loopback port used (+0..+6) [18400]
+#   BENCH_KEEP=1            keep the work directory (configs, logs)
+set -euo pipefail
+
+QUICK=0
+for arg in "$@"; do
+  case "$arg" in
+    --quick) QUICK=1 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+    *) echo "tls.sh: unknown argument: $arg (usage: bench/tls.sh [--quick])" >&2; exit 64 ;;
+  esac
+done
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+if ((QUICK)); then DURATION=${BENCH_DURATION:-3}; REPS=${BENCH_REPS:-1}
+else DURATION=${BENCH_DURATION:-10}; REPS=${BENCH_REPS:-3}; fi
+CONNS=${BENCH_CONNS:-64}
+BUILD_DIR=${BENCH_BUILD_DIR:-build-bench}
+BERTH_BIN=${BENCH_BERTH:-$BUILD_DIR/berth}
+ORIGIN_BIN=$BUILD_DIR/berth-bench-origin
+PB=${BENCH_PORT_BASE:-18400}
+# An instance is a contestant with its defaults (berth, nginx, haproxy) or with session
+# resumption off (berth_full, nginx_full, haproxy_full).
+declare -A PORT=([origin]=$PB [berth]=$((PB + 1)) [nginx]=$((PB + 2)) [haproxy]=$((PB + 3))
+                 [berth_full]=$((PB + 4)) [nginx_full]=$((PB + 5)) [haproxy_full]=$((PB + 6)))
+CONTESTANTS=(berth nginx haproxy)
+INSTANCES=(berth nginx haproxy berth_full nginx_full haproxy_full)
+WORKLOADS=(handshake resumed small 64k)
+instance_of() {  # contestant workload -> the instance that runs it
+  if [[ "$2" == handshake ]]; then echo "$1_full"; else echo "$1"; fi
+}
+PROXY_CORE=0
+LOAD_CORE=1
+
+log() { printf '[tls-bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+WORK=$(mktemp -d /tmp/berth-tls-bench.XXXXXX)
+declare -a ALL_PIDS=()
+declare -A PID_OF=()
+stop_pid() {  # TERM a process we started, wait up to 5 s, then KILL it and its children
+  local pid=$1 kids i
+  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+  kids=$(pgrep -P "$pid" 2>/dev/null || true)
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  for p in $pid $kids; do kill -KILL "$p" 2>/dev/null || true; done
+  wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+  local rc=$? i
+  trap - EXIT INT TERM
+  for ((i = ${#ALL_PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${ALL_PIDS[i]}"; done
+  if [[ "${BENCH_KEEP:-0}" == 1 ]]; then log "work directory kept: $WORK"; else rm -rf "$WORK"; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM
+
+start_bg() {  # name core cmd...
+  local name=$1 core=$2
+  shift 2
+  taskset -c "$core" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" </dev/null &
+  PID_OF[$name]=$!
+  ALL_PIDS+=("$!")
+}
+
+if [[ "${BENCH_SKIP_BUILD:-0}" != 1 ]]; then
+  log "installing dependencies (scripts/install-deps.sh --bench)"
+  timeout 1800 bash scripts/install-deps.sh --bench
+  timeout 600 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBERTH_TESTS=OFF >/dev/null
+  timeout 1800 cmake --build "$BUILD_DIR"
+fi
+for t in wrk nginx haproxy openssl curl taskset; do
+  command -v "$t" >/dev/null || die "$t not found (run: bash scripts/install-deps.sh --bench)"
+done
+[[ -x "$BERTH_BIN" && -x "$ORIGIN_BIN" ]] || die "$BERTH_BIN or $ORIGIN_BIN missing (build $BUILD_DIR first)"
+ulimit -n 65536 2>/dev/null || true
+
+# ---------------------------------------------------------------- certificate (ECDSA P-256)
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=bench.test" \
+  -addext "subjectAltName=DNS:bench.test" -keyout "$WORK/site.key" -out "$WORK/site.crt" 2>/dev/null \
+  || die "openssl could not make the certificate"
+cat "$WORK/site.crt" "$WORK/site.key" >"$WORK/site.pem"  # HAProxy wants both in one file
+
+# ---------------------------------------------------------------- configurations
+# TLS 1.3 suites in Berth's order of preference, given to nginx and HAProxy too, so that all
+# three negotiate the same cipher with wrk (the report shows what each negotiated).
+SUITES=TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256
+full() { [[ "$1" == *_full ]]; }
+write_berth() {  # instance
+  cat >"$WORK/$1.yaml" <<EOF
+listeners:
+  - address: "127.0.0.1:${PORT[$1]}"
+    tls:
+      certificates: [{cert: "$WORK/site.crt", key: "$WORK/site.key"}]
+      session_tickets: $(full "$1" && echo false || echo true)
+workers: 1
+routes: [{service: origin}]
+services: {origin: {endpoints: ["127.0.0.1:${PORT[origin]}"]}}
+limits: {max_connections_per_worker: 20000}
+EOF
+}
+
+write_nginx() {  # instance
+  local d=$WORK/$1 resumption=""
+  # Without resumption: no tickets and no session cache.
+  full "$1" && resumption="ssl_session_tickets off; ssl_session_cache off;"
+  mkdir -p "$d"
+  cat >"$d/nginx.conf" <<EOF
+user root;
+worker_processes 1;
+daemon off;
+master_process on;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+worker_rlimit_nofile 65536;
+events { worker_connections 20000; }
+http {
+    access_log off;
+    client_body_temp_path $d/client_body;
+    proxy_temp_path $d/proxy;
+    fastcgi_temp_path $d/fastcgi;
+    uwsgi_temp_path $d/uwsgi;
+    scgi_temp_path $d/scgi;
+    keepalive_timeout 300s;
+    keepalive_requests 1000000;
+    upstream origin {
+        server 127.0.0.1:${PORT[origin]};
+        keepalive 64;
+        keepalive_requests 1000000;
+        keepalive_timeout 300s;
+    }
+    server {
+        listen 127.0.0.1:${PORT[$1]} ssl backlog=4096;
+        ssl_certificate $WORK/site.crt;
+        ssl_certificate_key $WORK/site.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        # The TLS 1.3 suite Berth prefers, preferred here too: the same cipher for all.
+        ssl_prefer_server_ciphers on;
+        ssl_conf_command Ciphersuites $SUITES;
+        $resumption
+        location / {
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffer_size 16k;
+            proxy_buffers 8 16k;
+        }
+    }
+}
+EOF
+}
+
+write_haproxy() {  # instance
+  local cache="" tickets=""
+  if full "$1"; then cache="tune.ssl.cachesize 0"; tickets="no-tls-tickets"; fi
+  cat >"$WORK/$1.cfg" <<EOF
+global
+    nbthread 1
+    maxconn 20000
+    no strict-limits
+    ssl-default-bind-options ssl-min-ver TLSv1.2
+    ssl-default-bind-ciphersuites $SUITES
+    $cache
+
+defaults
+    mode http
+    maxconn 20000
+    timeout connect 5s
+    timeout client 300s
+    timeout server 300s
+    timeout http-request 10s
+    timeout http-keep-alive 300s
+    option http-keep-alive
+    http-reuse always
+
+frontend fe
+    bind 127.0.0.1:${PORT[$1]} ssl crt $WORK/site.pem alpn http/1.1 $tickets
+    default_backend be
+
+backend be
+    server origin 127.0.0.1:${PORT[origin]}
+EOF
+}
+
+# ---------------------------------------------------------------- start
+answers() {  # name : GET /small over TLS answers 200 with the origin's body
+  curl -s -o /dev/null -w '%{http_code}' --max-time 2 --cacert "$WORK/site.crt" \
+    --resolve "bench.test:${PORT[$1]}:127.0.0.1" "https://bench.test:${PORT[$1]}/small" 2>/dev/null | grep -qx 200
+}
+start_bg origin "$LOAD_CORE" "$ORIGIN_BIN" --host 127.0.0.1 --port "${PORT[origin]}"
+for name in "${INSTANCES[@]}"; do
+  case "$name" in
+    berth*) write_berth "$name"; start_bg "$name" "$PROXY_CORE" "$BERTH_BIN" --config "$WORK/$name.yaml" ;;
+    nginx*) write_nginx "$name"
+      start_bg "$name" "$PROXY_CORE" nginx -p "$WORK/$name" -c "$WORK/$name/nginx.conf" -e "$WORK/$name/error.log" ;;
+    haproxy*) write_haproxy "$name"; start_bg "$name" "$PROXY_CORE" haproxy -db -f "$WORK/$name.cfg" ;;
+  esac
+done
+for name in "${INSTANCES[@]}"; do
+  deadline=$((SECONDS + 20))
+  until answers "$name"; do
+    if ((SECONDS >= deadline)) || ! kill -0 "${PID_OF[$name]}" 2>/dev/null; then
+      tail -n 20 "$WORK/$name.err" >&2 || true
+      die "$name does not answer GET /small over TLS on 127.0.0.1:${PORT[$name]}"
+    fi
+    sleep 0.2
+  done
+  # Same protocol, group and certificate for all: what each one negotiated with OpenSSL's client.
+  # And whether a second connection resumes the first one's session.
+  facts=$(openssl s_client -connect "127.0.0.1:${PORT[$name]}" -servername bench.test -sess_out "$WORK/$name.sess" \
+    </dev/null 2>/dev/null | awk '/^New, /{ p = $0 } /Server Temp Key/{ k = $0 } END { print p " | " k }')
+  if [[ -s "$WORK/$name.sess" ]]; then
+    again=$(openssl s_client -connect "127.0.0.1:${PORT[$name]}" -servername bench.test \
+      -sess_in "$WORK/$name.sess" </dev/null 2>/dev/null | grep -Eo '^(New|Reused), TLSv1\.[23]' || true)
+  else
+    again="none (no session was given)"
+  fi
+  log "$name is up on 127.0.0.1:${PORT[$name]}: $facts | second connection: $again"
+  echo "- $name: $facts; a second connection offering the first one's session: $again" >>"$WORK/negotiated.txt"
+  if full "$name" && [[ "$again" == Reused* ]]; then die "$name resumed a session with resumption off"; fi
+done
+
+# ---------------------------------------------------------------- runs
+parse_wrk() {  # file -> "req/s p99_us requests errors"
+  awk '
+    function us(v,   n, u) {
+      n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+      if (u == "us") return n; if (u == "ms") return n * 1000; if (u == "s") return n * 1000000
+      return -1
+    }
+    /^ +99%/ { p99 = us($2) }
+    /requests in/ { reqs = $1 }
+    /^Requests\/sec:/ { rps = $2 }
+    /Non-2xx or 3xx responses:/ { bad += $NF }
+    /Socket errors:/ { gsub(",", ""); bad += $4 + $6 + $8 + $10 }
+    END { printf "%s %s %s %d\n", (rps == "" ? 0 : rps), (p99 == "" ? -1 : p99), (reqs == "" ? 0 : reqs), bad }' "$1"
+}
+RESULTS=$WORK/results.tsv
+: >"$RESULTS"
+RAW=bench/results/tls-latest-raw.txt
+mkdir -p bench/results
+: >"$RAW"
+run_one() {  # contestant workload round
+  local name=$1 w=$2 rep=$3 f=$WORK/wrk.out path=/small extra=() inst
+  inst=$(instance_of "$1" "$2")
+  case "$w" in
+    handshake|resumed) extra=(-H "Connection: close") ;;
+    64k) path=/64k ;;
+  esac
+  timeout -k 5 $((DURATION + 30)) taskset -c "$LOAD_CORE" wrk -t 1 -c "$CONNS" -d "${DURATION}s" --latency \
+    "${extra[@]}" "https://127.0.0.1:${PORT[$inst]}$path" >"$f" 2>&1 || true
+  { echo "===== $name workload=$w round=$rep"; cat "$f"; } >>"$RAW"
+  read -r rps p99 reqs bad < <(parse_wrk "$f")
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$w" "$rep" "$rps" "$p99" "$bad" >>"$RESULTS"
+  log "$name $w round $rep: $rps req/s, p99 ${p99} us, $reqs requests, $bad errors"
+  kill -0 "${PID_OF[$inst]}" 2>/dev/null || die "$inst died during $w round $rep"
+  sleep 0.5
+}
+log "work directory $WORK; $DURATION s per run, $REPS round(s), $CONNS connections"
+for name in "${INSTANCES[@]}"; do  # warm-up
+  timeout 10 taskset -c "$LOAD_CORE" wrk -t 1 -c "$CONNS" -d 1s "https://127.0.0.1:${PORT[$name]}/small" >/dev/null 2>&1 || true
+done
+for ((rep = 1; rep <= REPS; rep++)); do
+  for w in "${WORKLOADS[@]}"; do
+    for name in "${CONTESTANTS[@]}"; do run_one "$name" "$w" "$rep"; done
+  done
+done
+
+# ---------------------------------------------------------------- report
+REPORT=bench/results/tls-latest.md
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+value() {  # name workload column(4 req/s, 5 p99)
+  awk -F'\t' -v n="$1" -v w="$2" -v c="$3" '$1 == n && $2 == w { print $c }' "$RESULTS" | median
+}
+{
+  echo "# Berth TLS benchmark"
+  echo
+  echo "$(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(openssl version)."
+  echo "One worker/thread per proxy on core $PROXY_CORE; wrk -t 1 -c $CONNS and bench/origin.cc on core $LOAD_CORE;"
+  echo "$DURATION s per run, $REPS round(s), medians. Same ECDSA P-256 certificate for all. \`handshake\`: a new"
+  echo "connection per request with session resumption off on every contestant (full handshakes);"
+  echo "\`resumed\`: the same with each one's defaults (wrk resumes). Negotiated with \`openssl s_client\`:"
+  echo
+  cat "$WORK/negotiated.txt"
+  echo
+  echo "| workload | Berth req/s | nginx req/s | HAProxy req/s | Berth p99 | nginx p99 | HAProxy p99 | Berth/nginx req/s | Berth/HAProxy req/s | Berth/nginx p99 | bar |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|"
+  for w in "${WORKLOADS[@]}"; do
+    br=$(value berth "$w" 4); nr=$(value nginx "$w" 4); hr=$(value haproxy "$w" 4)
+    bp=$(value berth "$w" 5); np=$(value nginx "$w" 5); hp=$(value haproxy "$w" 5)
+    awk -v w="$w" -v br="$br" -v nr="$nr" -v hr="$hr" -v bp="$bp" -v np="$np" -v hp="$hp" 'BEGIN {
+      rn = nr > 0 ? br / nr : 0; rh = hr > 0 ? br / hr : 0; pn = np > 0 ? bp / np : 0
+      bar = (rn >= 1.0 && pn > 0 && pn <= 1.0) ? "PASS" : "FAIL"
+      printf "| %s | %.0f | %.0f | %.0f | %.2f ms | %.2f ms | %.2f ms | %.3f | %.3f | %.3f | %s |\n",
+             w, br, nr, hr, bp / 1000, np / 1000, hp / 1000, rn, rh, pn, bar }'
+  done
+  echo
+  bad=$(awk -F'\t' '$6 > 0 { printf "%s %s round %s: %s errors\n", $1, $2, $3, $6 }' "$RESULTS")
+  if [[ -n "$bad" ]]; then echo "Errors (non-2xx or socket errors):"; echo; echo "$bad" | sed 's/^/- /'; echo; fi
+  echo "Raw wrk output: bench/results/tls-latest-raw.txt."
+} >"$REPORT"
+cat "$REPORT"
