@@ -24,7 +24,7 @@
 #   BENCH_BERTH             the berth binary [$BENCH_BUILD_DIR/berth]
 #   BENCH_DURATION, BENCH_REPS   seconds per wrk run, rounds [10, 3; --quick: 3, 1]
 #   BENCH_CONNS             wrk connections [64]
-#   BENCH_PORT_BASE         first loopback port used (+0..+6) [18400]
+#   BENCH_PORT_BASE         first loopback port used (+0..+8) [18400]
 #   BENCH_KEEP=1            keep the work directory (configs, logs)
 set -euo pipefail
 
@@ -50,6 +50,7 @@ PB=${BENCH_PORT_BASE:-18400}
 # resumption off (berth_full, nginx_full, haproxy_full).
 declare -A PORT=([origin]=$PB [berth]=$((PB + 1)) [nginx]=$((PB + 2)) [haproxy]=$((PB + 3))
                  [berth_full]=$((PB + 4)) [nginx_full]=$((PB + 5)) [haproxy_full]=$((PB + 6)))
+declare -A ADMIN_PORT=([berth]=$((PB + 7)) [berth_full]=$((PB + 8)))
 CONTESTANTS=(berth nginx haproxy)
 INSTANCES=(berth nginx haproxy berth_full nginx_full haproxy_full)
 WORKLOADS=(handshake resumed small 64k)
@@ -123,6 +124,7 @@ listeners:
       certificates: [{cert: "$WORK/site.crt", key: "$WORK/site.key"}]
       session_tickets: $(full "$1" && echo false || echo true)
 workers: 1
+admin: {address: "127.0.0.1:${ADMIN_PORT[$1]}"}
 routes: [{service: origin}]
 services: {origin: {endpoints: ["127.0.0.1:${PORT[origin]}"]}}
 limits: {max_connections_per_worker: 20000}
@@ -236,8 +238,9 @@ for name in "${INSTANCES[@]}"; do
   done
   # Same protocol, group and certificate for all: what each one negotiated with OpenSSL's client.
   # And whether a second connection resumes the first one's session.
-  facts=$(openssl s_client -connect "127.0.0.1:${PORT[$name]}" -servername bench.test -sess_out "$WORK/$name.sess" \
-    </dev/null 2>/dev/null | awk '/^New, /{ p = $0 } /Server Temp Key/{ k = $0 } END { print p " | " k }')
+  # (stdin held open a moment: TLS 1.3 tickets arrive after the handshake).
+  facts=$(sleep 0.5 | openssl s_client -connect "127.0.0.1:${PORT[$name]}" -servername bench.test -sess_out "$WORK/$name.sess" \
+    2>/dev/null | awk '/^New, /{ p = $0 } /Server Temp Key/{ k = $0 } END { print p " | " k }')
   if [[ -s "$WORK/$name.sess" ]]; then
     again=$(openssl s_client -connect "127.0.0.1:${PORT[$name]}" -servername bench.test \
       -sess_in "$WORK/$name.sess" </dev/null 2>/dev/null | grep -Eo '^(New|Reused), TLSv1\.[23]' || true)
