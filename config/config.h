@@ -52,6 +52,7 @@ struct Listener {
   SocketAddress address;
   Mark mark;
   std::optional<ListenerTls> tls;  // unset: plain HTTP
+  bool proxy_protocol = false;     // each connection starts with a PROXY v1/v2 header
 };
 
 struct Endpoint {
@@ -322,6 +323,9 @@ struct Config {
   Docker docker;
   AccessLog access_log;
   Registry registry;
+  // Peers whose X-Forwarded-For is believed (trusted_proxies): the client address is then the
+  // right-most X-Forwarded-For entry outside these ranges. Empty: the peer is the client.
+  std::vector<Cidr> trusted_proxies;
 };
 
 struct Error {

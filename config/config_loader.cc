@@ -176,11 +176,11 @@ std::vector<std::string_view> names_of(const Spec (&specs)[N]) {
 const std::vector<std::string_view> kTopLevelKeys = {"listeners", "workers",  "admin",
                                                      "timeouts",  "limits",   "routes",
                                                      "services",  "docker",   "access_log",
-                                                     "registry"};
+                                                     "registry",  "trusted_proxies"};
 const std::vector<std::string_view> kRegistryKeys = {"etcd", "role", "host_id", "advertise_address",
                                                      "lease_ttl", "prefix", "tls"};
 const std::vector<std::string_view> kAccessLogKeys = {"format", "path", "syslog"};
-const std::vector<std::string_view> kListenerKeys = {"address", "tls"};
+const std::vector<std::string_view> kListenerKeys = {"address", "tls", "proxy_protocol"};
 const std::vector<std::string_view> kListenerTlsKeys = {"certificates", "min_version", "client_ca"};
 const std::vector<std::string_view> kTlsCertificateKeys = {"cert", "key"};
 const std::vector<std::string_view> kAdminKeys = {"address", "enabled"};
@@ -469,6 +469,7 @@ void Loader::read_document(const YAML::Node& root) {
     else if (field.key == "services") read_services(value);
     else if (field.key == "docker") read_docker(value);
     else if (field.key == "registry") read_registry(value);
+    else if (field.key == "trusted_proxies") read_cidrs(value, config_.trusted_proxies);
   }
   check_listeners_required();
   check_duplicate_listeners();
@@ -494,6 +495,7 @@ void Loader::read_listeners(const Value& value) {
 void Loader::read_listener(const Value& item) {
   Value address_value = item;
   std::optional<ListenerTls> tls;
+  bool proxy_protocol = false;
   if (item.node.IsMap()) {
     std::vector<Field> fields = fields_of(item, kListenerKeys);
     auto address = std::find_if(fields.begin(), fields.end(), [](const Field& f) { return f.key == "address"; });
@@ -503,6 +505,10 @@ void Loader::read_listener(const Value& item) {
     }
     address_value = address->value;
     for (const Field& field : fields) {
+      if (field.key == "proxy_protocol") {
+        if (auto flag = read_bool(field.value)) proxy_protocol = *flag;
+        continue;
+      }
       if (field.key != "tls") continue;
       tls.emplace();
       tls->mark = field.value.mark;
@@ -514,7 +520,7 @@ void Loader::read_listener(const Value& item) {
     return;
   }
   if (auto address = read_address(address_value, /*allow_port_zero=*/true)) {
-    config_.listeners.push_back(Listener{*address, item.mark, std::move(tls)});
+    config_.listeners.push_back(Listener{*address, item.mark, std::move(tls), proxy_protocol});
   }
 }
 
