@@ -272,6 +272,9 @@ struct Docker {
   std::vector<std::string> allowed_hosts;  // host patterns label hosts must fall under (empty: any)
   int32_t max_priority = 0;                // the highest berth.priority a label may ask for
   bool allow_any_host = false;             // may a label route omit berth.host (match any host)?
+  // The directory files named by berth.access.* labels (htpasswd) must lie under ("": labels
+  // may not name files).
+  std::string access_files_dir;
   Mark mark;
 };
 

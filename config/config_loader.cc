@@ -212,7 +212,7 @@ const std::vector<std::string_view> kEndpointKeys = {"address", "weight"};
 const std::vector<std::string_view> kDockerKeys = {
     "enabled",     "endpoint",          "tls",    "exposed_by_default", "host_address", "network",
     "prefer_ipv6", "use_published_ports", "compat", "empty_route_grace",  "reconnect_max",
-    "allowed_hosts", "max_priority", "allow_any_host"};
+    "allowed_hosts", "max_priority", "allow_any_host", "access_files_dir"};
 const std::vector<std::string_view> kDockerTlsKeys = {"ca", "cert", "key"};
 const std::vector<std::string_view> kDockerCompatKeys = {"nginx_proxy", "traefik"};
 
@@ -1253,6 +1253,16 @@ void Loader::read_docker_field(const Field& field) {
     if (auto duration = read_duration(value)) docker.reconnect_max = *duration;
   } else if (field.key == "allow_any_host") {
     read_flag(docker.allow_any_host);
+  } else if (field.key == "access_files_dir") {
+    auto dir = read_string(value);
+    if (!dir) return;
+    if (!dir->empty() && ((*dir)[0] != '/' || dir->find("/../") != std::string::npos || dir->ends_with("/..") ||
+                          dir->find("/./") != std::string::npos || dir->ends_with("/."))) {
+      fail(value.mark, value.path + ": expected an absolute directory path without '.' or '..' parts, got '" + *dir + "'");
+      return;
+    }
+    while (dir->size() > 1 && dir->back() == '/') dir->pop_back();
+    docker.access_files_dir = *dir;
   } else if (field.key == "max_priority") {
     if (auto n = read_integer(value, std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max()))
       docker.max_priority = static_cast<int32_t>(*n);

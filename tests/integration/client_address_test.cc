@@ -59,6 +59,18 @@ std::string proxy_v2_tcp6(const uint8_t src[16], uint16_t sport) {
   return h;
 }
 
+// Stops Berth (its access log is written out on exit) and returns the log line holding `id`.
+std::string logged_line(Berth& berth, const std::string& log_path, const std::string& id) {
+  auto status = berth.process().terminate();
+  CHECK(exited_with(status, 0));
+  const std::string log = read_file(log_path);
+  const size_t at = log.find(id);
+  INFO(log);
+  REQUIRE(at != std::string::npos);
+  const size_t line = log.rfind('\n', at) + 1;
+  return log.substr(line, log.find('\n', at) - line);
+}
+
 // A request on a fresh connection that first sends `preface` (a PROXY header, or nothing).
 Response proxied_get(uint16_t port, const std::string& preface, const std::string& target, const std::string& host,
                      const std::vector<std::string>& headers = {}) {
@@ -133,14 +145,7 @@ TEST_CASE("client address: a trusted peer's X-Forwarded-For names the client", "
   // The access log records the client, not the proxy.
   const std::string id = marker("XL");
   REQUIRE(http_get(port, "/x", "open.test", {"X-Forwarded-For: 198.51.100.77", "X-Request-Id: " + id}).status == 200);
-  auto status = berth.process().terminate();
-  CHECK(exited_with(status, 0));
-  const std::string log = read_file(log_path);
-  const size_t at = log.find(id);
-  INFO(log);
-  REQUIRE(at != std::string::npos);
-  const size_t line = log.rfind('\n', at) + 1;
-  CHECK(log.substr(line, log.find('\n', at) - line).find("\"client\":\"198.51.100.77\"") != std::string::npos);
+  CHECK(logged_line(berth, log_path, id).find("\"client\":\"198.51.100.77\"") != std::string::npos);
 }
 
 TEST_CASE("client address: PROXY v1 and v2 headers set the address", "[client_address][proxy_protocol]") {
@@ -197,14 +202,7 @@ TEST_CASE("client address: PROXY v1 and v2 headers set the address", "[client_ad
   // The access log has the PROXY source and port.
   const std::string id = marker("PL");
   REQUIRE(proxied_get(port, v1, "/x", "open.test", {"X-Request-Id: " + id}).status == 200);
-  auto status = berth.process().terminate();
-  CHECK(exited_with(status, 0));
-  const std::string log = read_file(log_path);
-  const size_t at = log.find(id);
-  INFO(log);
-  REQUIRE(at != std::string::npos);
-  const size_t line = log.rfind('\n', at) + 1;
-  CHECK(log.substr(line, log.find('\n', at) - line).find("\"client\":\"203.0.113.7:56324\"") != std::string::npos);
+  CHECK(logged_line(berth, log_path, id).find("\"client\":\"203.0.113.7:56324\"") != std::string::npos);
 }
 
 TEST_CASE("client address: a missing or malformed PROXY header closes the connection", "[client_address][proxy_protocol]") {
