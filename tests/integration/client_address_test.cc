@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <set>
 #include <string>
 
 #include "env.h"
@@ -322,4 +323,28 @@ TEST_CASE("client address: a PROXY header before the TLS handshake", "[client_ad
   // A TLS client that sends no PROXY header first: closed before any handshake.
   CHECK(tls_get_after(berth.port(), "", "tls.test", "/echo").empty());
   CHECK(stats_counter(berth.admin_port(), "proxy_protocol_rejected") == 1);
+}
+
+TEST_CASE("client address: hashing by client_ip uses the client a trusted proxy names", "[client_address][lb]") {
+  Origin a{"HA"}, b{"HB"};
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  Berth berth(config_head(2) + "trusted_proxies: [\"127.0.0.1/32\"]\n"
+              "routes:\n  - {host: hash.test, service: s}\n"
+              "services:\n  s:\n    endpoints: [\"" + a.address() + "\", \"" + b.address() + "\"]\n"
+              "    lb: {policy: hash, hash_on: client_ip}\n");
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  // "origin=NAME path=..." -> NAME
+  const auto origin_of = [](const Response& r) { return r.body.substr(0, r.body.find(' ')); };
+  // One client behind the proxy always reaches the same instance.
+  const std::string first = origin_of(http_get(berth.port(), "/", "hash.test", {"X-Forwarded-For: 198.51.100.1"}));
+  for (int i = 0; i < 10; ++i)
+    CHECK(origin_of(http_get(berth.port(), "/", "hash.test", {"X-Forwarded-For: 198.51.100.1"})) == first);
+  // Different clients behind the one proxy spread over both (all 32 on one: about 1 in 2^31).
+  std::set<std::string> seen;
+  for (int i = 0; i < 32; ++i)
+    seen.insert(origin_of(
+        http_get(berth.port(), "/", "hash.test", {"X-Forwarded-For: 198.51.100." + std::to_string(10 + i)})));
+  CHECK(seen.size() == 2);
 }
