@@ -57,6 +57,7 @@ struct Listener {
   SocketAddress address;
   Mark mark;
   std::optional<ListenerTls> tls;  // unset: plain HTTP
+  bool proxy_protocol = false;     // each connection starts with a PROXY v1/v2 header
 };
 
 struct Endpoint {
@@ -278,6 +279,9 @@ struct Docker {
   std::vector<std::string> allowed_hosts;  // host patterns label hosts must fall under (empty: any)
   int32_t max_priority = 0;                // the highest berth.priority a label may ask for
   bool allow_any_host = false;             // may a label route omit berth.host (match any host)?
+  // The directory files named by berth.access.* labels (htpasswd) must lie under ("": labels
+  // may not name files).
+  std::string access_files_dir;
   Mark mark;
   bool operator==(const Docker&) const = default;
 };
@@ -331,6 +335,9 @@ struct Config {
   Docker docker;
   AccessLog access_log;
   Registry registry;
+  // Peers whose X-Forwarded-For is believed (trusted_proxies): the client address is then the
+  // right-most X-Forwarded-For entry outside these ranges. Empty: the peer is the client.
+  std::vector<Cidr> trusted_proxies;
 };
 
 struct Error {

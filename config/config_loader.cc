@@ -176,11 +176,11 @@ std::vector<std::string_view> names_of(const Spec (&specs)[N]) {
 const std::vector<std::string_view> kTopLevelKeys = {"listeners", "workers",  "admin",
                                                      "timeouts",  "limits",   "routes",
                                                      "services",  "docker",   "access_log",
-                                                     "registry"};
+                                                     "registry",  "trusted_proxies"};
 const std::vector<std::string_view> kRegistryKeys = {"etcd", "role", "host_id", "advertise_address",
                                                      "lease_ttl", "prefix", "tls"};
 const std::vector<std::string_view> kAccessLogKeys = {"format", "path", "syslog"};
-const std::vector<std::string_view> kListenerKeys = {"address", "tls"};
+const std::vector<std::string_view> kListenerKeys = {"address", "tls", "proxy_protocol"};
 const std::vector<std::string_view> kListenerTlsKeys = {"certificates", "min_version", "client_ca", "session_tickets"};
 const std::vector<std::string_view> kTlsCertificateKeys = {"cert", "key"};
 const std::vector<std::string_view> kAdminKeys = {"address", "enabled"};
@@ -212,7 +212,7 @@ const std::vector<std::string_view> kEndpointKeys = {"address", "weight"};
 const std::vector<std::string_view> kDockerKeys = {
     "enabled",     "endpoint",          "tls",    "exposed_by_default", "host_address", "network",
     "prefer_ipv6", "use_published_ports", "compat", "empty_route_grace",  "reconnect_max",
-    "allowed_hosts", "max_priority", "allow_any_host"};
+    "allowed_hosts", "max_priority", "allow_any_host", "access_files_dir"};
 const std::vector<std::string_view> kDockerTlsKeys = {"ca", "cert", "key"};
 const std::vector<std::string_view> kDockerCompatKeys = {"nginx_proxy", "traefik"};
 
@@ -469,6 +469,7 @@ void Loader::read_document(const YAML::Node& root) {
     else if (field.key == "services") read_services(value);
     else if (field.key == "docker") read_docker(value);
     else if (field.key == "registry") read_registry(value);
+    else if (field.key == "trusted_proxies") read_cidrs(value, config_.trusted_proxies);
   }
   check_listeners_required();
   check_duplicate_listeners();
@@ -494,6 +495,7 @@ void Loader::read_listeners(const Value& value) {
 void Loader::read_listener(const Value& item) {
   Value address_value = item;
   std::optional<ListenerTls> tls;
+  bool proxy_protocol = false;
   if (item.node.IsMap()) {
     std::vector<Field> fields = fields_of(item, kListenerKeys);
     auto address = std::find_if(fields.begin(), fields.end(), [](const Field& f) { return f.key == "address"; });
@@ -503,6 +505,10 @@ void Loader::read_listener(const Value& item) {
     }
     address_value = address->value;
     for (const Field& field : fields) {
+      if (field.key == "proxy_protocol") {
+        if (auto flag = read_bool(field.value)) proxy_protocol = *flag;
+        continue;
+      }
       if (field.key != "tls") continue;
       tls.emplace();
       tls->mark = field.value.mark;
@@ -514,7 +520,7 @@ void Loader::read_listener(const Value& item) {
     return;
   }
   if (auto address = read_address(address_value, /*allow_port_zero=*/true)) {
-    config_.listeners.push_back(Listener{*address, item.mark, std::move(tls)});
+    config_.listeners.push_back(Listener{*address, item.mark, std::move(tls), proxy_protocol});
   }
 }
 
@@ -1249,6 +1255,16 @@ void Loader::read_docker_field(const Field& field) {
     if (auto duration = read_duration(value)) docker.reconnect_max = *duration;
   } else if (field.key == "allow_any_host") {
     read_flag(docker.allow_any_host);
+  } else if (field.key == "access_files_dir") {
+    auto dir = read_string(value);
+    if (!dir) return;
+    if (!dir->empty() && ((*dir)[0] != '/' || dir->find("/../") != std::string::npos || dir->ends_with("/..") ||
+                          dir->find("/./") != std::string::npos || dir->ends_with("/."))) {
+      fail(value.mark, value.path + ": expected an absolute directory path without '.' or '..' parts, got '" + *dir + "'");
+      return;
+    }
+    while (dir->size() > 1 && dir->back() == '/') dir->pop_back();
+    docker.access_files_dir = *dir;
   } else if (field.key == "max_priority") {
     if (auto n = read_integer(value, std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max()))
       docker.max_priority = static_cast<int32_t>(*n);

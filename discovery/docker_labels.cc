@@ -178,6 +178,189 @@ std::optional<Problem> parse_policy_label(const std::string& label, std::string_
   return std::nullopt;
 }
 
+// ---- berth.access.* ----
+
+// Comma-separated items, trimmed; empty ones are an error (nullopt).
+std::optional<std::vector<std::string_view>> split_items(std::string_view value) {
+  std::vector<std::string_view> items;
+  std::string_view rest = value;
+  while (true) {
+    const size_t comma = rest.find(',');
+    std::string_view item = trim(rest.substr(0, comma));
+    if (item.empty()) return std::nullopt;
+    items.push_back(item);
+    if (comma == std::string_view::npos) break;
+    rest.remove_prefix(comma + 1);
+  }
+  return items;
+}
+
+// "first key=value key=value": the first word and the options after it (separated by spaces).
+struct Words {
+  std::string_view first;
+  std::vector<std::pair<std::string_view, std::string_view>> options;
+  std::string_view bad;  // an option without '=' (then the rest is not read)
+};
+
+Words split_words(std::string_view value) {
+  Words out;
+  std::string_view rest = trim(value);
+  bool first = true;
+  while (!rest.empty()) {
+    const size_t space = rest.find_first_of(" \t");
+    const std::string_view word = rest.substr(0, space);
+    rest = space == std::string_view::npos ? std::string_view() : trim(rest.substr(space));
+    if (first) {
+      out.first = word;
+      first = false;
+      continue;
+    }
+    const size_t eq = word.find('=');
+    if (eq == std::string_view::npos || eq == 0) {
+      out.bad = word;
+      return out;
+    }
+    out.options.emplace_back(word.substr(0, eq), word.substr(eq + 1));
+  }
+  return out;
+}
+
+// Whether `path` lies under `dir` (both absolute, lexically: no '.', '..' or empty parts). Empty
+// when it does, else why not.
+std::string access_file_problem(std::string_view path, const std::string& dir) {
+  if (dir.empty()) return "labels may not name files: docker.access_files_dir is not set";
+  if (path.empty() || path.front() != '/') return "'" + std::string(path) + "' is not an absolute path";
+  std::string_view rest = path.substr(1);
+  while (true) {
+    const size_t slash = rest.find('/');
+    const std::string_view part = rest.substr(0, slash);
+    if (part.empty() || part == "." || part == "..")
+      return "'" + std::string(path) + "' has an empty, '.' or '..' part";
+    if (slash == std::string_view::npos) break;
+    rest.remove_prefix(slash + 1);
+  }
+  const std::string prefix = dir == "/" ? dir : dir + "/";
+  if (!path.starts_with(prefix))
+    return "'" + std::string(path) + "' is not under docker.access_files_dir (" + dir + ")";
+  return {};
+}
+
+bool valid_method(std::string_view m) {
+  return !m.empty() && std::all_of(m.begin(), m.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+  });
+}
+
+bool valid_token(std::string_view name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) ||
+           std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+  });
+}
+
+// berth.access.{allow,deny,methods,rate_limit,basic_auth,forward_auth}: the config keys of
+// routes[].access, in one line each (README "Access control labels").
+std::optional<Problem> parse_access_label(const std::string& label, std::string_view key, std::string_view raw,
+                                          const LabelOptions& options, config::RouteAccess& access) {
+  const std::string_view value = trim(raw);
+  auto bad = [&](const std::string& why) { return Problem{label, quoted(label, raw) + ": " + why}; };
+  // rate_limit, basic_auth and forward_auth: a first word, then NAME=VALUE options.
+  const Words words = split_words(value);
+  const bool worded = key == "rate_limit" || key == "basic_auth" || key == "forward_auth";
+  if (worded && !words.bad.empty()) return bad("'" + std::string(words.bad) + "' is not an option NAME=VALUE");
+  if (key == "allow" || key == "deny") {
+    auto items = split_items(value);
+    if (!items) return bad("expected address ranges separated by commas, e.g. 10.0.0.0/8, 2001:db8::/32");
+    std::vector<config::Cidr>& out = key == "allow" ? access.allow : access.deny;
+    for (std::string_view item : *items) {
+      auto cidr = config::parse_cidr(item);
+      if (!cidr) return bad("'" + std::string(item) + "' is not a numeric IPv4 or IPv6 address with optional /bits");
+      out.push_back(std::move(*cidr));
+    }
+  } else if (key == "methods") {
+    auto items = split_items(value);
+    if (!items) return bad("expected HTTP methods separated by commas, e.g. GET, POST");
+    for (std::string_view item : *items) {
+      if (!valid_method(item)) return bad("'" + std::string(item) + "' is not an HTTP method");
+      std::string upper(item);
+      for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      if (std::find(access.methods.begin(), access.methods.end(), upper) == access.methods.end())
+        access.methods.push_back(upper);
+    }
+  } else if (key == "rate_limit") {
+    config::RateLimit& limit = access.rate_limit;
+    const std::string_view rate = words.first;
+    if (!rate.ends_with("/s")) return bad("expected RATE/s first, e.g. 20/s burst=40 key=client_ip");
+    auto per_second = parse_int<uint32_t>(rate.substr(0, rate.size() - 2), 1, 1'000'000);
+    if (!per_second) return bad("the rate must be 1/s to 1000000/s");
+    limit.per_second = *per_second;
+    limit.burst = *per_second;
+    for (const auto& [name, v] : words.options) {
+      if (name == "burst") {
+        auto burst = parse_int<uint32_t>(v, 1, 10'000'000);
+        if (!burst) return bad("burst must be 1 to 10000000");
+        limit.burst = *burst;
+      } else if (name == "key") {
+        if (v == "client_ip") limit.header.clear();
+        else if (v.starts_with("header:") && valid_token(v.substr(7))) limit.header = std::string(v.substr(7));
+        else return bad("key must be client_ip or header:NAME");
+      } else if (name == "table_size") {
+        auto n = parse_int<uint32_t>(v, 16, 1 << 24);
+        if (!n) return bad("table_size must be 16 to 16777216");
+        uint32_t size = 16;
+        while (size < *n) size <<= 1;
+        limit.table_size = size;
+      } else {
+        return bad("unknown option '" + std::string(name) + "' (expected burst, key or table_size)");
+      }
+    }
+  } else if (key == "basic_auth") {
+    config::BasicAuth& auth = access.basic_auth;
+    if (words.first.empty()) return bad("expected an htpasswd file path first, e.g. /etc/berth/access/admin.htpasswd realm=admin");
+    if (std::string why = access_file_problem(words.first, options.access_files_dir); !why.empty()) return bad(why);
+    auth.htpasswd = std::string(words.first);
+    for (const auto& [name, v] : words.options) {
+      if (name == "realm") {
+        const bool printable = !v.empty() && std::all_of(v.begin(), v.end(), [](unsigned char c) {
+          return c > 0x20 && c < 0x7f && c != '"' && c != '\\';
+        });
+        if (!printable) return bad("realm must be printable ASCII without spaces, '\"' or '\\'");
+        auth.realm = std::string(v);
+      } else if (name == "forward_authorization") {
+        if (auto p = parse_bool(label, v, auth.forward_authorization)) return p;
+      } else {
+        return bad("unknown option '" + std::string(name) + "' (expected realm or forward_authorization)");
+      }
+    }
+  } else if (key == "forward_auth") {
+    config::ForwardAuth& auth = access.forward_auth;
+    const std::string url(words.first);
+    if (url.empty()) return bad("expected the service's URL first, e.g. http://127.0.0.1:9100/check copy_headers=X-User");
+    if (std::string why = config::parse_forward_auth_url(url, auth); !why.empty()) return bad(why);
+    auth.url = url;
+    for (const auto& [name, v] : words.options) {
+      if (name == "copy_headers") {
+        auto items = split_items(v);
+        if (!items) return bad("copy_headers must be header names separated by commas");
+        for (std::string_view item : *items) {
+          if (std::string why = config::header_name_problem(item); !why.empty()) return bad(why);
+          auth.copy_headers.emplace_back(item);
+        }
+      } else if (name == "timeout") {
+        auto d = config::parse_duration(v);
+        if (!d || d->count() == 0) return bad("timeout must be a duration such as 500ms or 5s");
+        auth.timeout = *d;
+      } else {
+        return bad("unknown option '" + std::string(name) + "' (expected copy_headers or timeout)");
+      }
+    }
+  } else {
+    return Problem{label, "unknown label " + label +
+                              " (expected berth.access.allow, .deny, .methods, .rate_limit, .basic_auth or .forward_auth)"};
+  }
+  return std::nullopt;
+}
+
 // The port a route uses when it names none itself.
 std::optional<Problem> default_port(const ContainerFacts& c, uint16_t labelled, uint16_t& out,
                                     std::string_view port_label) {
@@ -219,6 +402,7 @@ struct BerthLabels {
   bool https_redirect = false;  // berth.tls.redirect
   std::string network;
   config::ServicePolicy policy;
+  config::RouteAccess access;
   struct Named {
     std::vector<std::string> hosts;
     bool has_host = false, has_path = false;
@@ -231,7 +415,7 @@ struct BerthLabels {
   bool any = false;
 };
 
-std::optional<Problem> read_berth_labels(const ContainerFacts& c, BerthLabels& out) {
+std::optional<Problem> read_berth_labels(const ContainerFacts& c, const LabelOptions& options, BerthLabels& out) {
   for (const auto& [label, value] : c.labels) {
     if (label.compare(0, kPrefix.size(), kPrefix) != 0) continue;
     out.any = true;
@@ -266,6 +450,8 @@ std::optional<Problem> read_berth_labels(const ContainerFacts& c, BerthLabels& o
     } else if (key == "lb" || key.starts_with("lb.") || key.starts_with("health.") || key.starts_with("outlier.") ||
                key.starts_with("retry.") || key.starts_with("circuit.")) {
       problem = parse_policy_label(label, key, value, out.policy);
+    } else if (key.starts_with("access.")) {
+      problem = parse_access_label(label, key.substr(7), value, options, out.access);
     } else if (label.compare(0, kRoutesPrefix.size(), kRoutesPrefix) == 0) {
       std::string_view rest = std::string_view(label).substr(kRoutesPrefix.size());
       size_t dot = rest.rfind('.');
@@ -297,7 +483,7 @@ std::optional<Problem> read_berth_labels(const ContainerFacts& c, BerthLabels& o
       problem = Problem{label, "unknown label " + label +
                                " (known: berth.enable, .host, .path, .port, .service, .weight, .priority, "
                                ".network, .tls.redirect, .lb, .lb.hash_on, .lb.cookie, .lb.slow_start, .health.*, .outlier.*, .retry.*, "
-                               ".circuit.*, .routes.NAME.*)"};
+                               ".circuit.*, .access.*, .routes.NAME.*)"};
     }
     if (problem) return problem;
   }
@@ -399,6 +585,7 @@ ContainerSpec traefik_spec(const ContainerFacts& c, const BerthLabels& berth, co
   spec.weight = berth.weight;
   spec.network = berth.network;
   spec.policy = berth.policy;
+  spec.access = berth.access;
   for (const auto& [name, router] : routers) {
     std::string rule_label = std::string(kTraefikRouters) + name + ".rule";
     if (router.rule_label.empty()) return reject({rule_label, "label " + rule_label + " is missing"}, "traefik");
@@ -436,6 +623,7 @@ ContainerSpec nginx_spec(const ContainerFacts& c, const BerthLabels& berth, cons
   spec.weight = berth.weight;
   spec.network = berth.network;
   spec.policy = berth.policy;
+  spec.access = berth.access;
   RouteSpec route;
   route.service = service;
   route.priority = berth.priority;
@@ -480,7 +668,7 @@ std::string default_service_name(const ContainerFacts& c) {
 
 ContainerSpec parse_container_labels(const ContainerFacts& c, const LabelOptions& options) {
   BerthLabels berth;
-  if (auto problem = read_berth_labels(c, berth)) return reject(*problem, "berth");
+  if (auto problem = read_berth_labels(c, options, berth)) return reject(*problem, "berth");
   if (berth.enable && !*berth.enable) return {};
 
   const bool traefik_routers = options.traefik && has_traefik_routers(c);
@@ -511,6 +699,7 @@ ContainerSpec parse_container_labels(const ContainerFacts& c, const LabelOptions
   spec.weight = berth.weight;
   spec.network = berth.network;
   spec.policy = berth.policy;
+  spec.access = berth.access;
   if (berth.has_host || berth.has_path) {
     RouteSpec route;
     route.hosts = berth.hosts;

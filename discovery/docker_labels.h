@@ -17,6 +17,9 @@ struct LabelOptions {
   bool exposed_by_default = false;
   bool nginx_proxy = false;  // VIRTUAL_HOST / VIRTUAL_PORT / VIRTUAL_PATH
   bool traefik = false;      // traefik.http.routers.* / traefik.http.services.*
+  // Files named by berth.access.* labels must lie under this directory (docker.access_files_dir;
+  // "": labels may not name files).
+  std::string access_files_dir;
 };
 
 struct RouteSpec {
@@ -37,6 +40,9 @@ struct ContainerSpec {
   uint32_t weight = 1;
   std::string network;             // berth.network ("" = use the configured choice)
   config::ServicePolicy policy;    // berth.lb*, berth.health.* (for every service it declares)
+  // berth.access.* (for every route it declares). basic_auth.htpasswd is a checked path; the
+  // users are read from it by the builder (parse_container).
+  config::RouteAccess access;
   std::string label;               // kRejected: the offending label (or env variable)
   std::string reason;              // kRejected: a sentence naming the label
 };

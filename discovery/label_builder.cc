@@ -1,7 +1,13 @@
 #include "discovery/label_builder.h"
 
 #include <algorithm>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <unordered_map>
+
+#include "proxy/filter/route_filters.h"
 
 namespace berth::discovery {
 
@@ -129,6 +135,61 @@ std::string policy_problem(const RouteSpec& route, const BuilderOptions& options
   return {};
 }
 
+std::optional<std::string> read_file_under(const std::string& dir, const std::string& path, std::string* problem) {
+  char real_dir[PATH_MAX], real_path[PATH_MAX];
+  if (!::realpath(dir.c_str(), real_dir)) {
+    *problem = "docker.access_files_dir " + dir + ": " + std::strerror(errno);
+    return std::nullopt;
+  }
+  if (!::realpath(path.c_str(), real_path)) {
+    *problem = std::strerror(errno);
+    return std::nullopt;
+  }
+  const std::string prefix = std::string(real_dir) == "/" ? "/" : std::string(real_dir) + "/";
+  if (std::string_view(real_path).substr(0, prefix.size()) != prefix) {
+    *problem = "it resolves to " + std::string(real_path) + ", outside docker.access_files_dir";
+    return std::nullopt;
+  }
+  std::ifstream in(real_path, std::ios::binary);
+  if (!in) {
+    *problem = std::strerror(errno);
+    return std::nullopt;
+  }
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (text.size() > (1u << 20)) {
+    *problem = "larger than 1 MiB";
+    return std::nullopt;
+  }
+  return text;
+}
+
+namespace {
+
+// The filters of berth.access.* labels; reads the htpasswd file a label names. Empty, or why
+// the container is refused.
+std::string build_access_filters(config::RouteAccess access, const BuilderOptions& options,
+                                 std::shared_ptr<const FilterChain>& out) {
+  if (access.empty()) return {};
+  if (access.basic_auth.enabled()) {
+    const std::string& path = access.basic_auth.htpasswd;
+    std::string problem;
+    std::optional<std::string> text = options.read_access_file
+                                          ? options.read_access_file(path, &problem)
+                                          : read_file_under(options.labels.access_files_dir, path, &problem);
+    if (!text) return "berth.access.basic_auth: cannot read '" + path + "': " + problem;
+    std::vector<config::Error> errors;
+    access.basic_auth.users = config::parse_htpasswd(*text, path, errors);
+    if (!errors.empty()) return "berth.access.basic_auth: " + errors.front().to_string();
+    if (access.basic_auth.users.empty()) return "berth.access.basic_auth: '" + path + "' lists no users";
+  }
+  config::Route route;
+  route.access = std::move(access);
+  out = build_route_filters(route);
+  return {};
+}
+
+}  // namespace
+
 ParsedContainer parse_container(const ContainerFacts& c, const BuilderOptions& options) {
   ParsedContainer out;
   out.spec = parse_container_labels(c, options.labels);
@@ -148,6 +209,12 @@ ParsedContainer parse_container(const ContainerFacts& c, const BuilderOptions& o
       out.names.clear();
       return out;
     }
+  }
+  if (std::string why = build_access_filters(out.spec.access, options, out.filters); !why.empty()) {
+    out.spec.kind = ContainerSpec::Kind::kRejected;
+    out.spec.reason = why;
+    out.spec.routes.clear();
+    return out;
   }
   for (const RouteSpec& route : out.spec.routes) {
     std::string reason;
@@ -467,6 +534,7 @@ DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& cac
       route.service = index_of[d];
       route.source = decl.parsed->source;
       route.https_redirect = spec.https_redirect;
+      route.filters = decl.parsed->filters;
       routes->push_back(std::move(route));
     }
   }
@@ -531,7 +599,7 @@ bool same_set(const DiscoveredSet& a, const DiscoveredSet& b) {
       const Route& y = rb[i];
       if (x.name != y.name || x.host != y.host || x.path_prefix != y.path_prefix || x.priority != y.priority ||
           x.service != y.service || x.max_body_bytes != y.max_body_bytes || x.source != y.source ||
-          x.https_redirect != y.https_redirect || x.hsts != y.hsts)
+          x.https_redirect != y.https_redirect || x.hsts != y.hsts || x.filters != y.filters)
         return false;
     }
   }

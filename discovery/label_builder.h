@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <limits>
 #include <map>
 #include <optional>
@@ -15,6 +16,7 @@
 #include "discovery/container_facts.h"
 #include "discovery/docker_labels.h"
 #include "discovery/source.h"
+#include "proxy/filter/filter.h"
 
 namespace berth::discovery {
 
@@ -32,7 +34,15 @@ struct BuilderOptions {
   std::vector<std::string> allowed_hosts;  // empty: any host
   int32_t max_priority = std::numeric_limits<int32_t>::max();
   bool allow_any_host = true;
+  // Reads a file a berth.access.* label names (already checked to lie under
+  // labels.access_files_dir): its text, or nullopt with *problem set. Null: read it from disk,
+  // refusing one whose real path (symbolic links resolved) leaves that directory.
+  std::function<std::optional<std::string>(const std::string& path, std::string* problem)> read_access_file;
 };
+
+// The default BuilderOptions::read_access_file: `path` read from disk when its real path lies
+// under the real path of `dir`.
+std::optional<std::string> read_file_under(const std::string& dir, const std::string& path, std::string* problem);
 
 // Why the operator policy refuses this route (empty: it does not).
 std::string policy_problem(const RouteSpec& route, const BuilderOptions& options);
@@ -48,6 +58,9 @@ struct ParsedContainer {
   std::vector<std::string> keys;    // host + '\n' + path of every route x host, in order
   std::vector<std::string> names;   // per spec.routes entry: the route's name
   std::string source;               // "container:<display>"
+  // The berth.access.* filters, shared by every route the container declares (null: none).
+  // Built once per parse, so a rate limit's buckets last while the container's labels do.
+  std::shared_ptr<const FilterChain> filters;
 };
 
 // Reuses ParsedContainers across builds for facts whose revision is unchanged (revision 0:

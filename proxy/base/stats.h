@@ -27,6 +27,7 @@ enum class Counter : uint8_t {
   kCircuitOpen,             // 503 circuit-open: a circuit-breaker limit was reached
   kOutlierEjections,        // instances ejected by passive health checking
   kRetryBudgetExhausted,    // a retry was possible but the retry budget said no
+  kProxyProtocolRejected,   // connections closed for a missing or malformed PROXY header
   kCount_
 };
 

@@ -53,6 +53,12 @@ bool is_idempotent(std::string_view m) {
   return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" || m == "PUT" || m == "DELETE";
 }
 
+// The values of the request's X-Forwarded-For lines, in order.
+void collect_forwarded_for(const http::RequestHead& req, std::vector<std::string_view>& out) {
+  for (size_t i = 0; i < req.fields.size(); ++i)
+    if (req.kinds[i] == http::FieldKind::kXForwardedFor) out.push_back(req.value(req.fields[i]));
+}
+
 Counter status_counter(uint16_t s) {
   if (s < 200) return Counter::kResponses1xx;
   if (s < 300) return Counter::kResponses2xx;
@@ -68,6 +74,8 @@ void Exchange::reset() {
   route = nullptr;
   endpoint = -1;
   req.clear();
+  client = {};
+  xff_used = 0;
   rec.clear();
   close_end = ExchangeEnd::kClientClosed;
   filters.reset();
@@ -94,8 +102,8 @@ ClientConn::ClientConn(Worker* worker, std::unique_ptr<Transport> transport)
 
 Worker* ClientConn::worker() const { return static_cast<Worker*>(io_); }
 
-void ClientConn::start() {
-  conn();  // reads the peer's facts once, now, while the socket is fresh
+void ClientConn::start(bool peer_known) {
+  if (peer_known) conn();  // reads the peer's facts once, now, while the socket is fresh
   phase_ = Phase::kIdle;
   // A fresh connection must start its request within the header timeout.
   deadline_ = now() + worker()->runtime()->timeouts.request_header.count();
@@ -255,12 +263,35 @@ void ClientConn::begin_exchange() {
     rec.tls_cipher = facts.tls->cipher;
     rec.tls_sni = facts.tls->sni;
   }
-  if (worker()->record_details()) {
-    char port[8];
-    auto r = std::to_chars(port, port + sizeof port, conn().peer_port);
-    const bool v6 = std::strchr(conn().peer_ip, ':') != nullptr;
-    rec.client.append(v6 ? "[" : "").append(conn().peer_ip).append(v6 ? "]:" : ":").append(port, r.ptr);
-  }
+  ex_->client = peer_address(facts);
+  record_client();
+}
+
+// "address:port" of ex_->client into the record ("address" alone, IPv6 in brackets, when an
+// X-Forwarded-For entry gave no port).
+void ClientConn::record_client() {
+  if (!worker()->record_details()) return;
+  const ClientAddress& c = ex_->client;
+  const bool v6 = std::strchr(c.ip, ':') != nullptr;
+  std::string& out = ex_->rec.client;
+  out.clear();
+  out.append(v6 ? "[" : "").append(c.ip).append(v6 ? "]" : "");
+  if (c.port == 0 && ex_->xff_used > 0) return;
+  char port[8];
+  auto r = std::to_chars(port, port + sizeof port, c.port);
+  out.append(":").append(port, r.ptr);
+}
+
+void ClientConn::resolve_client(const http::RequestHead& req) {
+  const std::vector<config::Cidr>& trusted = ex_->rt->trusted_proxies;
+  if (trusted.empty() || !in_ranges(ex_->client, trusted)) return;
+  std::vector<std::string_view> xff;
+  collect_forwarded_for(req, xff);
+  if (xff.empty()) return;
+  ResolvedClient found = resolve_client_address(ex_->client, trusted, xff);
+  ex_->client = found.address;
+  ex_->xff_used = static_cast<uint32_t>(found.entries_used);
+  record_client();
 }
 
 void ClientConn::end_exchange(ExchangeEnd end) {
@@ -319,6 +350,7 @@ void ClientConn::handle_request_head(std::string_view head, std::string_view ear
     local_reply(r.status, r.cause, true);
     return;
   }
+  resolve_client(req);
   // The request id: the client's, else one made here (sent upstream, and in the record).
   if (!http::has_request_id(req)) worker()->next_request_id(ex_->request_id);
   const std::string_view generated(ex_->request_id, sizeof ex_->request_id);
@@ -360,8 +392,8 @@ void ClientConn::handle_request_head(std::string_view head, std::string_view ear
     return;
   }
   if (route->filters && !route->filters->empty()) {
-    FilterRequest freq{req, *route, conn().peer_ip, conn().peer_addr, conn().peer_family, worker()->loop(),
-                       transport().info().scheme};
+    FilterRequest freq{req,           *route, ex_->client.text(), ex_->client.addr, ex_->client.family,
+                       worker()->loop(), transport().info().scheme};
     switch (ex_->filters.start(*route->filters, worker()->filter_states(), freq, this)) {
       case FilterResult::kContinue:
         break;
@@ -400,8 +432,8 @@ void ClientConn::on_filter_done() {
   if (!ex_ || closing()) return;
   // Parse the kept copy again: the views of ex_->req pointed into bytes that are gone.
   http::parse_request_head(ex_->held_head, ex_->rt->http_limits, ex_->req);
-  FilterRequest freq{ex_->req, *ex_->route, conn().peer_ip,        conn().peer_addr,
-                     conn().peer_family, worker()->loop(), transport().info().scheme};
+  FilterRequest freq{ex_->req,          *ex_->route,      ex_->client.text(), ex_->client.addr,
+                     ex_->client.family, worker()->loop(), transport().info().scheme};
   switch (ex_->filters.proceed(freq)) {
     case FilterResult::kContinue:
       forward_request();
@@ -448,7 +480,7 @@ void ClientConn::forward_request() {
 
   // The selection key needs the head, which is gone once this function returns (retries).
   const config::ServicePolicy& policy = rt.routes->service(route->service).policy;
-  ex_->pick_key = make_pick_key(req, policy.lb, conn().peer_ip);
+  ex_->pick_key = make_pick_key(req, policy.lb, ex_->client.text());
   // Keep a copy of a small body only when a retry could need it: one after a reset, which
   // only an idempotent method (or any, with retry.non_idempotent) gets.
   if (ex_->has_body && policy.retry.attempts > 1 && (policy.retry.non_idempotent || is_idempotent(req.method))) {
@@ -460,6 +492,16 @@ void ClientConn::forward_request() {
       http::has_request_id(req) ? std::string_view() : std::string_view(ex_->request_id, sizeof ex_->request_id);
   const HeaderEdits& edits = ex_->filters.edits();
   http::ForwardInfo info{conn().peer_ip, transport().info().scheme, conn().local_port, request_id, edits.empty() ? nullptr : &edits};
+  // X-Forwarded-For: the entries trusted proxies vouched for (none from an untrusted peer: what
+  // a client claims for itself is dropped), then the peer.
+  std::string chain;
+  if (ex_->xff_used > 0) {
+    std::vector<std::string_view> xff;
+    collect_forwarded_for(req, xff);
+    append_forwarded_tail(xff, ex_->xff_used, chain);
+  }
+  info.own_chain = true;
+  info.chain = chain;
   http::build_upstream_request(req, info, ex_->upstream_head);
   // Past this point the raw head is no longer needed: only scalars copied above are used.
   ex_->request_done = ex_->head_only;  // fully read (not yet sent)

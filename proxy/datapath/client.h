@@ -14,6 +14,7 @@
 #include "proxy/http/message_parser.h"
 #include "proxy/http/replay_buffer.h"
 #include "proxy/datapath/runtime.h"
+#include "proxy/net/client_address.h"
 #include "proxy/net/stream.h"
 #include "proxy/record/exchange_record.h"
 #include "proxy/datapath/upstream.h"
@@ -29,6 +30,10 @@ struct Exchange {
   const Route* route = nullptr;
   int endpoint = -1;
   http::RequestHead req;
+  // Who the request came from (proxy/net/client_address.h): the peer, or the client a trusted
+  // proxy named; xff_used: the X-Forwarded-For entries walked to find it (kept upstream).
+  ClientAddress client;
+  uint32_t xff_used = 0;
   ExchangeRecord rec;                   // what happened, for the record sink
   ExchangeEnd close_end = ExchangeEnd::kClientClosed;  // the ending if the connection closes now
   FilterRun filters;                    // the route's filter chain for this request
@@ -70,7 +75,9 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
  public:
   // Serves an accepted connection carried by `transport`.
   ClientConn(Worker* worker, std::unique_ptr<Transport> transport);
-  void start();
+  // peer_known: the transport knows the peer now (false: a PROXY header names it later, so its
+  // facts are not read, and not cached by a TLS layer, before that).
+  void start(bool peer_known = true);
   // Drain: close now if idle; otherwise close after the current response.
   void drain();
   bool idle() const { return phase_ == Phase::kIdle && pending_len_ == 0 && !head_reader_.started(); }
@@ -114,6 +121,9 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   // early_body: bytes that arrived after the head in the same read (checked, not consumed).
   void handle_request_head(std::string_view head, std::string_view early_body);
   void copy_request_details(const http::RequestHead& req);
+  // Sets ex_->client from the peer and, behind a trusted proxy, the request's X-Forwarded-For.
+  void resolve_client(const http::RequestHead& req);
+  void record_client();
   // After the route's filters passed: forward the request to an instance.
   void forward_request();
   void reply_from_filter();

@@ -23,6 +23,9 @@ struct Runtime {
   // Per listener, in config order: its TLS context (null: plain HTTP). Set by the control side
   // (it loads the certificates, and swaps them when their files change).
   std::vector<std::shared_ptr<const tls::ServerContext>> tls;
+  std::vector<config::Cidr> trusted_proxies;  // whose X-Forwarded-For names the client
+  // Per listener, in config order: 1 when its connections start with a PROXY header.
+  std::vector<uint8_t> proxy_protocol;
 };
 
 inline std::shared_ptr<const Runtime> make_runtime(const config::Config& cfg, uint64_t generation) {
@@ -34,6 +37,8 @@ inline std::shared_ptr<const Runtime> make_runtime(const config::Config& cfg, ui
   rt->http_limits.max_headers = cfg.limits.max_headers;
   rt->http_limits.max_request_line = cfg.limits.max_request_line;
   rt->generation = generation;
+  rt->trusted_proxies = cfg.trusted_proxies;
+  for (const config::Listener& l : cfg.listeners) rt->proxy_protocol.push_back(l.proxy_protocol ? 1 : 0);
   return rt;
 }
 

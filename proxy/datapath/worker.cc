@@ -20,6 +20,7 @@
 #include "proxy/base/random.h"
 #include "proxy/health/outlier.h"
 #include "proxy/datapath/upstream.h"
+#include "proxy/net/proxy_protocol_transport.h"
 #include "proxy/net/tcp_transport.h"
 #include "proxy/tls/tls_transport.h"
 
@@ -540,6 +541,9 @@ void Worker::accept_ready(Listener* l) {
     // A socket libuv refuses leaves the connection unreadable: its header timeout closes it.
     if (tcp->open(fd) != 0) ::close(fd);
     std::unique_ptr<Transport> transport = std::move(tcp);
+    // A PROXY protocol listener: the header is read first (under TLS, before the handshake).
+    const bool proxied = l->index < rt_->proxy_protocol.size() && rt_->proxy_protocol[l->index];
+    if (proxied) transport = std::make_unique<ProxyProtocolTransport>(std::move(transport), &stats_);
     // A TLS listener: the handshake runs under the connection's request_header deadline.
     if (l->index < rt_->tls.size() && rt_->tls[l->index])
       transport = std::make_unique<tls::TlsTransport>(this, std::move(transport), rt_->tls[l->index]);
@@ -550,7 +554,7 @@ void Worker::accept_ready(Listener* l) {
     ++client_count_;
     gauges_.connections.store(client_count_, std::memory_order_relaxed);
     stats_.add(Counter::kConnectionsAccepted);
-    c->start();
+    c->start(/*peer_known=*/!proxied);
   }
 }
 

@@ -122,7 +122,9 @@ void build_upstream_request(const RequestHead& req, const ForwardInfo& info, std
   if (!host_written && !req.host.empty()) append_field(out, "Host", req.host);
 
   out.append("X-Forwarded-For: ");
-  if (xff_count > 1) {
+  if (info.own_chain) {
+    if (!info.chain.empty()) out.append(info.chain).append(", ");
+  } else if (xff_count > 1) {
     out.append(xff_joined);
     out.append(", ");
   } else if (xff_count == 1 && !prior_xff.empty()) {

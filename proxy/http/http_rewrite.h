@@ -32,11 +32,15 @@ struct HeaderEdits {
 };
 
 struct ForwardInfo {
-  std::string_view client_ip;      // peer address of the client connection
+  std::string_view client_ip;      // peer address of the client connection (the hop appended)
   std::string_view proto = "http"; // scheme the client used to reach Berth
   uint16_t listener_port = 0;      // port the client connected to
   std::string_view request_id;     // used only when the request carries no X-Request-Id
   const HeaderEdits* edits = nullptr;  // the route's filters' edits (null: none)
+  // own_chain: send `chain` (the entries before the peer that trusted proxies vouched for, may
+  // be empty) instead of the X-Forwarded-For lines the request carried.
+  bool own_chain = false;
+  std::string_view chain;
 };
 
 // True when the request carries a usable X-Request-Id (then no id needs generating).

@@ -67,7 +67,7 @@ struct ExchangeRecord {
   std::string_view tls_version;
   std::string_view tls_cipher;
   std::string_view tls_sni;
-  std::string client;          // peer "address:port"
+  std::string client;          // the client address (proxy/net/client_address.h) "address:port", or "address" when named by X-Forwarded-For without a port
 
   // Routing (views into the snapshot the exchange ran on; valid while the record is).
   std::string_view route;

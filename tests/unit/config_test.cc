@@ -218,7 +218,7 @@ const std::string kWebService = "services: {web: {endpoints: [\"127.0.0.1:9000\"
 const std::vector<ErrorCase> kErrorCases = {
     {"unknown top-level key", std::string(kListener) + "worker: 4\n", 2, 1,
      "unknown key 'worker' at the top level (expected one of: listeners, workers, admin, timeouts, "
-     "limits, routes, services, docker, access_log, registry)"},
+     "limits, routes, services, docker, access_log, registry, trusted_proxies)"},
     {"unknown key in a route",
      std::string(kListener) + kWebService +
          "routes:\n"

@@ -1,0 +1,143 @@
+// berth.access.* labels through the real binary, with containers from a fake Docker engine
+// (bench/fake_docker_engine.h): each label allowed and denied, and the rule that files a label
+// names lie under docker.access_files_dir.
+#include <catch2/catch.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include "bench/fake_docker_engine.h"
+#include "env.h"
+
+using namespace it;
+
+namespace {
+
+// "alice" / "opensesame", SHA-512 crypt.
+constexpr const char* kHtpasswd =
+    "alice:$6$berthlabels$C0Ei6f6mLrrfYrnRWbkMpscxY4.SDR.KbwfoDHSSmKjFyc.MTz4yzDoDHZ9jyKmpmr/CQmxpUZiHPbB.w1ThZ0\n";
+
+fake_docker::Container running(uint64_t seed, const std::string& name, const std::string& host, uint16_t port,
+                               std::map<std::string, std::string> access) {
+  fake_docker::Container c;
+  c.id = fake_docker::hex_id(seed);
+  c.name = name;
+  c.port = port;
+  c.labels = {{"berth.enable", "true"}, {"berth.host", host}, {"berth.port", std::to_string(port)}};
+  for (auto& [k, v] : access) c.labels[k] = v;
+  c.running = true;
+  c.created_ns = c.started_ns = pb::realtime_ns();
+  return c;
+}
+
+std::string rejected_reason(Berth& berth, const std::string& name) {
+  auto j = nlohmann::json::parse(http_get(berth.admin_port(), "/api/routes", "127.0.0.1").body, nullptr, false);
+  if (!j.is_object()) return "<no /api/routes>";
+  for (const auto& r : j["rejected"])
+    if (r.value("container", "").find(name) != std::string::npos) return r.value("reason", "");
+  return "<not rejected>";
+}
+
+}  // namespace
+
+TEST_CASE("access labels: each label allows and denies through Berth", "[docker_fake][access]") {
+  TempDir files;  // docker.access_files_dir
+  TempDir other;  // a directory labels may not use
+  REQUIRE(write_file(files.file("team.htpasswd"), kHtpasswd));
+  REQUIRE(write_file(other.file("stolen.htpasswd"), kHtpasswd));
+  Origin origin{"LBL"}, auth{"AUTH"};
+  REQUIRE(origin.ok());
+  REQUIRE(auth.ok());
+  const uint16_t port = origin.port();
+  const uint16_t dead = unused_port();
+
+  TempDir dir;
+  fake_docker::FakeEngine engine(dir.file("docker.sock"), 0, fake_docker::ojson::parse(fake_docker::kInspectTemplate),
+                                 fake_docker::ojson::parse(fake_docker::kListTemplate));
+  engine.add(running(1, "allow-1", "allow.labels.test", port, {{"berth.access.allow", "10.0.0.0/8, ::1"}}));
+  engine.add(running(2, "allow-2", "local.labels.test", port, {{"berth.access.allow", "127.0.0.1"}}));
+  engine.add(running(3, "deny-1", "deny.labels.test", port, {{"berth.access.deny", "127.0.0.0/8"}}));
+  engine.add(running(4, "methods-1", "methods.labels.test", port, {{"berth.access.methods", "GET, HEAD"}}));
+  engine.add(running(5, "rate-1", "rate.labels.test", port, {{"berth.access.rate_limit", "1/s burst=2"}}));
+  engine.add(running(6, "auth-1", "auth.labels.test", port,
+                     {{"berth.access.basic_auth", files.file("team.htpasswd") + " realm=team"}}));
+  engine.add(running(7, "fwd-1", "fwd.labels.test", port,
+                     {{"berth.access.forward_auth", "http://" + auth.address() + "/auth copy_headers=X-User"}}));
+  engine.add(running(8, "fwd-down-1", "fwd-down.labels.test", port,
+                     {{"berth.access.forward_auth", "http://127.0.0.1:" + std::to_string(dead) + "/auth"}}));
+  engine.add(running(9, "outside-1", "outside.labels.test", port,
+                     {{"berth.access.basic_auth", other.file("stolen.htpasswd")}}));
+  engine.add(running(10, "escape-1", "escape.labels.test", port,
+                     {{"berth.access.basic_auth", files.path() + "/../" + other.path().substr(other.path().rfind('/') + 1) +
+                                                      "/stolen.htpasswd"}}));
+  engine.start();
+
+  Berth berth(config_head(2) + "docker: {enabled: true, endpoint: \"unix://" + dir.file("docker.sock") +
+              "\", access_files_dir: \"" + files.path() + "\"}\n");
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  REQUIRE(wait_until([&] { return berth.log().find("event=docker_synced") != std::string::npos; }, 10s));
+  INFO(berth.log());
+  REQUIRE(wait_until([&] { return http_get(berth.port(), "/", "methods.labels.test").status == 200; }, 5s));
+
+  const std::string m = marker("LBL");
+  // allow / deny
+  check_berth_error(http_get(berth.port(), "/x?" + m, "allow.labels.test"), 403, "forbidden-address");
+  CHECK(http_get(berth.port(), "/x", "local.labels.test").status == 200);
+  check_berth_error(http_get(berth.port(), "/x?" + m, "deny.labels.test"), 403, "forbidden-address");
+  // methods
+  {
+    Client c(berth.port());
+    Response r = c.request(make_request("POST", "/x?" + m, "methods.labels.test", {}, "body"));
+    check_berth_error(r, 405, "method-not-allowed");
+    CHECK(r.header("allow") == std::optional<std::string>("GET, HEAD"));
+  }
+  // rate_limit: a burst of 2 at 1/s
+  CHECK(http_get(berth.port(), "/x", "rate.labels.test").status == 200);
+  CHECK(http_get(berth.port(), "/x", "rate.labels.test").status == 200);
+  check_berth_error(http_get(berth.port(), "/x?" + m, "rate.labels.test"), 429, "rate-limited");
+  // basic_auth, from a file under access_files_dir
+  Response r = http_get(berth.port(), "/x?" + m, "auth.labels.test");
+  check_berth_error(r, 401, "auth-required");
+  CHECK(r.header("www-authenticate") == std::optional<std::string>("Basic realm=\"team\", charset=\"UTF-8\""));
+  check_berth_error(http_get(berth.port(), "/x?" + m, "auth.labels.test", {"Authorization: Basic YWxpY2U6d3Jvbmc="}),
+                    401, "auth-required");  // alice:wrong
+  CHECK(http_get(berth.port(), "/x", "auth.labels.test", {"Authorization: Basic YWxpY2U6b3BlbnNlc2FtZQ=="}).status ==
+        200);  // alice:opensesame
+  // forward_auth: the service's refusal, its approval, and the service down
+  r = http_get(berth.port(), "/x?" + m, "fwd.labels.test");
+  CHECK(r.status == 401);
+  CHECK(r.header("x-berth-error") == std::optional<std::string>("forward-auth-denied"));
+  CHECK(http_get(berth.port(), "/x", "fwd.labels.test", {"Authorization: Bearer good"}).status == 200);
+  check_berth_error(http_get(berth.port(), "/x?" + m, "fwd-down.labels.test"), 503, "forward-auth-unavailable");
+  CHECK(origin.seen(m) == 0);  // nothing refused reached the instance
+
+  // Files outside access_files_dir: the container is rejected with the reason, and not routed.
+  CHECK(rejected_reason(berth, "outside-1").find("is not under docker.access_files_dir (" + files.path() + ")") !=
+        std::string::npos);
+  CHECK(rejected_reason(berth, "escape-1").find("'..' part") != std::string::npos);
+  CHECK(http_get(berth.port(), "/x", "outside.labels.test").status == 404);
+  CHECK(http_get(berth.port(), "/x", "escape.labels.test").status == 404);
+  CHECK(berth.running());
+}
+
+TEST_CASE("access labels: without docker.access_files_dir a label may not name a file", "[docker_fake][access]") {
+  TempDir files;
+  REQUIRE(write_file(files.file("team.htpasswd"), kHtpasswd));
+  Origin origin{"LBN"};
+  REQUIRE(origin.ok());
+  TempDir dir;
+  fake_docker::FakeEngine engine(dir.file("docker.sock"), 0, fake_docker::ojson::parse(fake_docker::kInspectTemplate),
+                                 fake_docker::ojson::parse(fake_docker::kListTemplate));
+  engine.add(running(1, "auth-1", "auth.labels.test", origin.port(),
+                     {{"berth.access.basic_auth", files.file("team.htpasswd")}}));
+  engine.add(running(2, "plain-1", "plain.labels.test", origin.port(), {{"berth.access.allow", "127.0.0.1"}}));
+  engine.start();
+  Berth berth(config_head(1) + "docker: {enabled: true, endpoint: \"unix://" + dir.file("docker.sock") + "\"}\n");
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  INFO(berth.log());
+  REQUIRE(wait_until([&] { return http_get(berth.port(), "/", "plain.labels.test").status == 200; }, 10s));
+  CHECK(rejected_reason(berth, "auth-1").find("labels may not name files: docker.access_files_dir is not set") !=
+        std::string::npos);
+  CHECK(http_get(berth.port(), "/", "auth.labels.test").status == 404);
+}

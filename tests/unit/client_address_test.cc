@@ -1,0 +1,141 @@
+// The client address: the peer, or behind trusted proxies the right-most untrusted
+// X-Forwarded-For entry; and the trusted_proxies config key.
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+#include "config_helpers.h"
+#include "proxy/net/client_address.h"
+
+using namespace berth;
+using berth::config::testing::all_errors;
+using berth::config::testing::load;
+
+namespace {
+
+std::vector<config::Cidr> ranges(std::initializer_list<const char*> texts) {
+  std::vector<config::Cidr> out;
+  for (const char* t : texts) {
+    auto c = config::parse_cidr(t);
+    REQUIRE(c);
+    out.push_back(*c);
+  }
+  return out;
+}
+
+ClientAddress ip(const char* text) {
+  ClientAddress a;
+  REQUIRE(parse_client_ip(text, a));
+  return a;
+}
+
+// The resolved address's text and how many entries were walked.
+std::pair<std::string, size_t> resolve(const char* peer, const std::vector<config::Cidr>& trusted,
+                                       std::vector<std::string_view> xff) {
+  ResolvedClient r = resolve_client_address(ip(peer), trusted, xff);
+  return {std::string(r.address.text()), r.entries_used};
+}
+
+using Result = std::pair<std::string, size_t>;
+
+}  // namespace
+
+TEST_CASE("client address: forwarded entries with and without ports", "[client_address]") {
+  ClientAddress a;
+  REQUIRE(parse_forwarded_entry(" 1.2.3.4 ", a));
+  CHECK(a.text() == "1.2.3.4");
+  CHECK(a.family == 4);
+  CHECK(a.port == 0);
+  REQUIRE(parse_forwarded_entry("1.2.3.4:5678", a));
+  CHECK(a.text() == "1.2.3.4");
+  CHECK(a.port == 5678);
+  REQUIRE(parse_forwarded_entry("2001:db8::1", a));
+  CHECK(a.text() == "2001:db8::1");
+  CHECK(a.family == 6);
+  REQUIRE(parse_forwarded_entry("[2001:DB8::1]:443", a));
+  CHECK(a.text() == "2001:db8::1");  // written the canonical way
+  CHECK(a.port == 443);
+  REQUIRE(parse_forwarded_entry("[::1]", a));
+  CHECK(a.text() == "::1");
+
+  for (const char* bad : {"", "unknown", "host.example:80", "1.2.3.4:", "1.2.3.4:99999", "1.2.3.4:8x",
+                          "[1.2.3.4]:80", "[::1", "[::1]x", "[::1]:", "1.2.3", "256.1.1.1", "1:2", "_hidden"}) {
+    INFO(bad);
+    CHECK_FALSE(parse_forwarded_entry(bad, a));
+  }
+}
+
+TEST_CASE("client address: an untrusted peer is the client whatever it claims", "[client_address]") {
+  CHECK(resolve("198.51.100.7", {}, {"1.2.3.4"}) == Result{"198.51.100.7", 0});
+  const auto trusted = ranges({"10.0.0.0/8"});
+  CHECK(resolve("198.51.100.7", trusted, {"10.1.1.1, 1.2.3.4"}) == Result{"198.51.100.7", 0});
+  // A trusted peer with no header is the client itself.
+  CHECK(resolve("10.0.0.2", trusted, {}) == Result{"10.0.0.2", 0});
+}
+
+TEST_CASE("client address: the right-most untrusted entry behind trusted proxies", "[client_address]") {
+  const auto trusted = ranges({"10.0.0.0/8", "127.0.0.1/32"});
+  CHECK(resolve("127.0.0.1", trusted, {"203.0.113.5"}) == Result{"203.0.113.5", 1});
+  // The client's own claims left of the first untrusted entry are ignored.
+  CHECK(resolve("127.0.0.1", trusted, {"6.6.6.6, 203.0.113.5, 10.2.3.4"}) == Result{"203.0.113.5", 2});
+  // Several header lines are one list, in order.
+  CHECK(resolve("10.0.0.1", trusted, {"6.6.6.6, 203.0.113.5", "10.9.9.9"}) == Result{"203.0.113.5", 2});
+  CHECK(resolve("10.0.0.1", trusted, {"6.6.6.6", "203.0.113.5,10.9.9.9"}) == Result{"203.0.113.5", 2});
+  // Ports in entries are accepted; empty list elements skipped.
+  CHECK(resolve("10.0.0.1", trusted, {"203.0.113.5:4711, ,10.1.1.1:80"}) == Result{"203.0.113.5", 2});
+}
+
+TEST_CASE("client address: every entry trusted gives the left-most", "[client_address]") {
+  const auto trusted = ranges({"10.0.0.0/8"});
+  CHECK(resolve("10.0.0.1", trusted, {"10.3.3.3, 10.2.2.2"}) == Result{"10.3.3.3", 2});
+}
+
+TEST_CASE("client address: a malformed entry stops at the last good hop", "[client_address]") {
+  const auto trusted = ranges({"10.0.0.0/8"});
+  CHECK(resolve("10.0.0.1", trusted, {"203.0.113.5, unknown"}) == Result{"10.0.0.1", 0});
+  CHECK(resolve("10.0.0.1", trusted, {"203.0.113.5, garbage, 10.4.4.4"}) == Result{"10.4.4.4", 1});
+  CHECK(resolve("10.0.0.1", trusted, {"1.2.3.4:"}) == Result{"10.0.0.1", 0});
+}
+
+TEST_CASE("client address: IPv6 peers, entries and ranges", "[client_address]") {
+  const auto trusted = ranges({"2001:db8::/32", "::1"});
+  CHECK(resolve("::1", trusted, {"2001:db9::5, 2001:db8::7"}) == Result{"2001:db9::5", 2});
+  CHECK(resolve("::1", trusted, {"[2001:db9::5]:1234"}) == Result{"2001:db9::5", 1});
+  CHECK(resolve("2001:db9::1", trusted, {"1.2.3.4"}) == Result{"2001:db9::1", 0});
+  // An IPv4-mapped peer is checked against IPv4 ranges.
+  CHECK(resolve("::ffff:10.0.0.1", ranges({"10.0.0.0/8"}), {"203.0.113.5"}) == Result{"203.0.113.5", 1});
+}
+
+TEST_CASE("client address: the kept X-Forwarded-For tail", "[client_address]") {
+  std::vector<std::string_view> xff = {"6.6.6.6, 203.0.113.5", " 10.9.9.9 "};
+  std::string out;
+  append_forwarded_tail(xff, 2, out);
+  CHECK(out == "203.0.113.5, 10.9.9.9");
+  out.clear();
+  append_forwarded_tail(xff, 0, out);
+  CHECK(out.empty());
+  append_forwarded_tail(xff, 9, out);
+  CHECK(out == "6.6.6.6, 203.0.113.5, 10.9.9.9");
+}
+
+TEST_CASE("config: trusted_proxies", "[config][client_address]") {
+  auto ok = load("listeners: [\"127.0.0.1:0\"]\ntrusted_proxies: [\"10.0.0.0/8\", \"127.0.0.1/32\", \"::1\"]\n");
+  INFO(all_errors(ok));
+  REQUIRE(ok.ok());
+  REQUIRE(ok.config->trusted_proxies.size() == 3);
+  CHECK(ok.config->trusted_proxies[0].text == "10.0.0.0/8");
+  CHECK(ok.config->trusted_proxies[2].ipv6);
+
+  auto none = load("listeners: [\"127.0.0.1:0\"]\n");
+  REQUIRE(none.ok());
+  CHECK(none.config->trusted_proxies.empty());
+
+  auto bad = load("listeners: [\"127.0.0.1:0\"]\ntrusted_proxies:\n  - 10.0.0.0/8\n  - 10.0.0.1:80\n");
+  REQUIRE_FALSE(bad.ok());
+  CHECK(all_errors(bad).find("t.yaml:4:5: trusted_proxies[1]: invalid address range '10.0.0.1:80'") !=
+        std::string::npos);
+  auto not_list = load("listeners: [\"127.0.0.1:0\"]\ntrusted_proxies: 10.0.0.0/8\n");
+  REQUIRE_FALSE(not_list.ok());
+  CHECK(all_errors(not_list).find("t.yaml:2:") != std::string::npos);
+}
