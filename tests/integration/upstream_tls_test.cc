@@ -281,7 +281,7 @@ TEST_CASE("upstream tls: a verified TLS origin answers, and pooled TLS connectio
   CHECK(tls_origin->running());
 }
 
-TEST_CASE("upstream tls: a wrong CA or server name is 502 upstream-tls-failed; verify: false accepts any",
+TEST_CASE("upstream tls: a wrong CA or server name is 502 upstream-tls-failed, verify: false accepts any",
           "[tls][upstream-tls]") {
   Pki& p = pki();
   Origin origin("V");
