@@ -118,9 +118,11 @@ SSL* ClientContext::new_session(std::string_view instance_ip, SessionSlot* slot)
 
 int ClientContext::new_session_cb(SSL* ssl, SSL_SESSION* session) {
   auto* slot = static_cast<SessionSlot*>(SSL_get_ex_data(ssl, slot_index()));
-  if (!slot) return 0;  // not kept: OpenSSL frees it
-  slot->store(session);
-  return 1;
+  // A copy: OpenSSL marks the connection's own session unusable when the connection ends
+  // without a close_notify, which is how pooled connections usually end.
+  if (slot)
+    if (SSL_SESSION* copy = SSL_SESSION_dup(session)) slot->store(copy);
+  return 0;  // the connection keeps its own
 }
 
 }  // namespace berth::tls

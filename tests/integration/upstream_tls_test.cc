@@ -241,7 +241,8 @@ TEST_CASE("upstream tls: a verified TLS origin answers, and pooled TLS connectio
   REQUIRE(origin.ok());
   TempDir logs;
   const std::string access = logs.file("origin-access.log");
-  auto tls_origin = start(tls_origin_yaml(p, origin, "origin", "", access));
+  // The TLS origin closes idle connections after 1 s: the next connection resumes the session.
+  auto tls_origin = start(tls_origin_yaml(p, origin, "origin", "", access) + "timeouts: {keepalive_idle: 1s}\n");
   const std::string upstream = "127.0.0.1:" + std::to_string(tls_origin->port());
   auto front = start(std::string(kFrontHead) +
                      "routes:\n"
@@ -276,6 +277,13 @@ TEST_CASE("upstream tls: a verified TLS origin answers, and pooled TLS connectio
 
   // No server_name: the certificate must name the instance's address (it has IP:127.0.0.1).
   CHECK(http_get(front->port(), "/ip", "ip.test").status == 200);
+
+  // The TLS origin closes the idle connection after 1 s (left 2.5 s here); the next request
+  // connects again and resumes the session.
+  std::this_thread::sleep_for(2500ms);
+  CHECK(http_get(front->port(), "/again", "up.test").status == 200);
+  CHECK(wait_until([&] { return front->log().find("resumed=true") != std::string::npos; }, 3s));
+  INFO(tail(front->log()));
 
   CHECK(front->running());
   CHECK(tls_origin->running());
