@@ -203,6 +203,86 @@ class TlsConn {
   std::string held_;
 };
 
+// A TLS origin that answers every request head on a connection with the same canned bytes,
+// keeping the connection for the next request until Berth closes it (one at a time).
+class CannedTlsOrigin {
+ public:
+  CannedTlsOrigin(const Pki& p, std::string response) : response_(std::move(response)) {
+    ctx_ = SSL_CTX_new(TLS_server_method());
+    SSL_CTX_use_certificate_chain_file(ctx_, p.file("origin.crt").c_str());
+    SSL_CTX_use_PrivateKey_file(ctx_, p.file("origin.key").c_str(), SSL_FILETYPE_PEM);
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in at{};
+    at.sin_family = AF_INET;
+    at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof at;
+    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&at), sizeof at) != 0 || ::listen(listen_fd_, 8) != 0 ||
+        ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&at), &len) != 0)
+      return;
+    port_ = ntohs(at.sin_port);
+    const timeval tick{0, 200000};
+    setsockopt(listen_fd_, SOL_SOCKET, SO_RCVTIMEO, &tick, sizeof tick);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~CannedTlsOrigin() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    if (listen_fd_ >= 0) ::close(listen_fd_);
+    SSL_CTX_free(ctx_);
+  }
+  uint16_t port() const { return port_; }
+  int connections() const { return connections_; }
+  int requests() const { return requests_; }
+
+ private:
+  void serve() {
+    while (!stop_) {
+      const int fd = ::accept(listen_fd_, nullptr, nullptr);
+      if (fd < 0) continue;  // the 200 ms tick: look at stop_
+      ++connections_;
+      const timeval limit{0, 200000};
+      setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+      SSL* ssl = SSL_new(ctx_);
+      SSL_set_fd(ssl, fd);
+      if (SSL_accept(ssl) == 1) {
+        std::string in;
+        char buf[4096];
+        int idle_ticks = 0;
+        while (!stop_ && idle_ticks < 25) {  // a connection idle for 5 s is dropped
+          size_t n = 0;
+          if (SSL_read_ex(ssl, buf, sizeof buf, &n) != 1) {
+            if (SSL_get_error(ssl, 0) != SSL_ERROR_SSL && errno == EAGAIN) {
+              ERR_clear_error();
+              ++idle_ticks;
+              continue;
+            }
+            break;
+          }
+          idle_ticks = 0;
+          in.append(buf, n);
+          for (size_t end; (end = in.find("\r\n\r\n")) != std::string::npos;) {
+            in.erase(0, end + 4);
+            ++requests_;
+            size_t written = 0;
+            SSL_write_ex(ssl, response_.data(), response_.size(), &written);
+          }
+        }
+      }
+      SSL_free(ssl);
+      ::close(fd);
+      ERR_clear_error();
+    }
+  }
+
+  std::string response_;
+  SSL_CTX* ctx_ = nullptr;
+  int listen_fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> connections_{0}, requests_{0};
+  std::thread thread_;
+};
+
 int status_of(const std::string& head) {
   return head.rfind("HTTP/1.1 ", 0) == 0 ? std::atoi(head.c_str() + 9) : 0;
 }
@@ -506,4 +586,48 @@ TEST_CASE("tls front door: 1 GiB body each way over TLS with bounded memory", "[
     CHECK(took < 120.0);
   }
   CHECK(b->running());
+}
+
+TEST_CASE("upstream tls: responses with conflicting framing from a TLS origin are refused as over TCP",
+          "[tls][upstream-tls][smuggling]") {
+  Pki& p = pki();
+  struct Case {
+    const char* name;
+    std::string response;
+    int status;               // what the client gets
+    const char* error;        // its x-berth-error ("" = a proxied response)
+    int connections_for_two;  // upstream connections two requests take
+  };
+  const std::vector<Case> cases = {
+      {"well-formed (the connection is reused)", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 200, "", 1},
+      {"Content-Length and Transfer-Encoding",
+       "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 502,
+       "upstream-bad-response", 2},
+      {"two different Content-Length", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok!", 502,
+       "upstream-bad-response", 2},
+      {"bytes after the response (a second response): never reused",
+       "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil", 200, "", 2},
+  };
+  for (const Case& k : cases) {
+    INFO(k.name);
+    CannedTlsOrigin canned(p, k.response);
+    REQUIRE(canned.port() != 0);
+    auto front = start(std::string(kFrontHead) + "routes:\n  - {name: r, host: \"c.test\", service: c}\n"
+                       "services:\n  c: {endpoints: [\"127.0.0.1:" + std::to_string(canned.port()) +
+                       "\"], retry: {attempts: 1}, tls: {ca: " + quoted(p.file("ca.crt")) + ", server_name: origin.test}}\n");
+    // Each on its own client connection: the upstream pool alone decides about reuse.
+    for (int i = 0; i < 2; ++i) {
+      Response r = http_get(front->port(), "/", "c.test");
+      INFO("request " << i << ": " << r.raw_head << r.body << r.error);
+      if (*k.error) {
+        check_berth_error(r, k.status, k.error);
+      } else {
+        CHECK(r.status == k.status);
+        CHECK(r.body == "ok");
+      }
+    }
+    CHECK(canned.requests() == 2);
+    CHECK(canned.connections() == k.connections_for_two);
+    CHECK(front->running());
+  }
 }
