@@ -119,12 +119,25 @@ struct CircuitBreaker {                 // 0 = unlimited
   bool operator==(const CircuitBreaker&) const = default;
 };
 
+// TLS from Berth to a service's instances (services.NAME.tls, label berth.upstream.tls=true).
+// Paths are resolved against the config file's directory; the loader checks that they load.
+struct UpstreamTls {
+  bool enabled = false;
+  std::string ca;           // CA bundle file; "" = the system's CA store
+  std::string server_name;  // SNI and the name verified; "" = the instance's IP address (no SNI)
+  std::string cert;         // optional client certificate (PEM, then its chain) ...
+  std::string key;          // ... and its private key
+  bool verify = true;       // false: any certificate is accepted (encryption without identity)
+  bool operator==(const UpstreamTls&) const = default;
+};
+
 struct ServicePolicy {
   LoadBalancing lb;
   HealthCheck health;
   OutlierDetection outlier;
   RetryPolicy retry;
   CircuitBreaker circuit;
+  UpstreamTls tls;
   bool operator==(const ServicePolicy&) const = default;
 };
 

@@ -194,7 +194,8 @@ const std::vector<std::string_view> kBasicAuthKeys = {"htpasswd", "realm", "forw
 const std::vector<std::string_view> kHeadersKeys = {"request", "response"};
 const std::vector<std::string_view> kHeaderRuleKeys = {"set", "add", "remove"};
 const std::vector<std::string_view> kServiceKeys = {"endpoints", "lb",    "health",
-                                                    "outlier",   "retry", "circuit_breaker"};
+                                                    "outlier",   "retry", "circuit_breaker", "tls"};
+const std::vector<std::string_view> kUpstreamTlsKeys = {"enabled", "ca", "server_name", "cert", "key", "verify"};
 const std::vector<std::string_view> kLbKeys = {"policy", "hash_on", "cookie", "slow_start"};
 const std::vector<std::string_view> kHealthKeys = {"path",              "interval",
                                                    "timeout",           "healthy_threshold",
@@ -279,6 +280,7 @@ class Loader {
   std::optional<std::string> read_header_name(const Value& value);
   void read_services(const Value& value);
   void read_service(const Field& field);
+  void read_upstream_tls(const Value& value, UpstreamTls& tls);
   void read_endpoints(const Value& value, Service& service);
   void read_service_policy(const Field& field, ServicePolicy& policy);
   void read_lb(const Value& value, ServicePolicy& policy);
@@ -991,16 +993,65 @@ void Loader::read_service(const Field& field) {
       if (f.key == "endpoints") {
         has_endpoints = true;
         read_endpoints(f.value, service);
+      } else if (f.key == "tls") {
+        read_upstream_tls(f.value, service.policy.tls);
       } else {
         read_service_policy(f, service.policy);
       }
     }
+    if (service.policy.tls.enabled && service.policy.health.enabled)
+      fail(field.key_mark, value.path + ": active health checks ('health') do not speak TLS yet; a service with "
+                                        "'tls' relies on passive health ('outlier')");
     if (!has_endpoints) {
       fail(field.key_mark, value.path + ": missing required key 'endpoints' "
                                         "(use 'endpoints: []' for a service with no endpoints yet)");
     }
   }
   config_.services.push_back(std::move(service));
+}
+
+void Loader::read_upstream_tls(const Value& value, UpstreamTls& tls) {
+  if (!expect_map(value, "a map {enabled, ca, server_name, cert, key, verify}")) return;
+  tls.enabled = true;  // a tls section means TLS unless it says enabled: false
+  std::optional<Value> cert_at, key_at;
+  for (const Field& f : fields_of(value, kUpstreamTlsKeys)) {
+    if (f.key == "enabled" || f.key == "verify") {
+      auto flag = read_bool(f.value);
+      if (!flag) continue;
+      (f.key == "enabled" ? tls.enabled : tls.verify) = *flag;
+      continue;
+    }
+    auto text = read_string(f.value);
+    if (!text) continue;
+    if (f.key == "server_name") {
+      tls.server_name = *text;
+      continue;
+    }
+    if (text->empty()) continue;
+    const std::string path = resolve_path(*text);
+    auto pem = read_named_file(f.value, path);
+    if (f.key == "ca") {
+      tls.ca = path;
+      if (pem)
+        if (std::string problem = check_ca_bundle(*pem); !problem.empty())
+          fail(f.value.mark, f.value.path + ": '" + path + "': " + problem);
+    } else if (f.key == "cert") {
+      tls.cert = path;
+      if (pem) cert_at = f.value;
+    } else {
+      tls.key = path;
+      if (pem) key_at = f.value;
+    }
+  }
+  if (tls.cert.empty() != tls.key.empty()) {
+    fail(value.mark, value.path + ": 'cert' and 'key' (the client certificate) must be given together");
+  } else if (cert_at && key_at) {
+    std::string problem;
+    auto cert_pem = read_file(tls.cert, problem);
+    auto key_pem = read_file(tls.key, problem);
+    if (cert_pem && key_pem) problem = check_tls_pair(*cert_pem, *key_pem);
+    if (!problem.empty()) fail(cert_at->mark, value.path + ": '" + tls.cert + "' and '" + tls.key + "': " + problem);
+  }
 }
 
 void Loader::read_endpoints(const Value& value, Service& service) {

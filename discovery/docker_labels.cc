@@ -443,6 +443,13 @@ std::optional<Problem> read_berth_labels(const ContainerFacts& c, const LabelOpt
       problem = parse_priority(label, value, out.priority);
     } else if (key == "tls.redirect") {
       problem = parse_bool(label, value, out.https_redirect);
+    } else if (key == "upstream.tls") {
+      problem = parse_bool(label, value, out.policy.tls.enabled);
+    } else if (key == "upstream.tls.server_name") {
+      std::string_view name = trim(value);
+      if (name.empty() || name.find_first_of(" /*") != std::string_view::npos)
+        problem = Problem{label, quoted(label, value) + " is not a host name"};
+      out.policy.tls.server_name = std::string(name);
     } else if (key == "network") {
       std::string_view network = trim(value);
       if (network.empty()) problem = Problem{label, quoted(label, value) + " names no network"};
@@ -482,8 +489,8 @@ std::optional<Problem> read_berth_labels(const ContainerFacts& c, const LabelOpt
     } else {
       problem = Problem{label, "unknown label " + label +
                                " (known: berth.enable, .host, .path, .port, .service, .weight, .priority, "
-                               ".network, .tls.redirect, .lb, .lb.hash_on, .lb.cookie, .lb.slow_start, .health.*, .outlier.*, .retry.*, "
-                               ".circuit.*, .access.*, .routes.NAME.*)"};
+                               ".network, .tls.redirect, .upstream.tls, .upstream.tls.server_name, .lb, .lb.hash_on, .lb.cookie, "
+                               ".lb.slow_start, .health.*, .outlier.*, .retry.*, .circuit.*, .access.*, .routes.NAME.*)"};
     }
     if (problem) return problem;
   }
@@ -666,7 +673,39 @@ std::string default_service_name(const ContainerFacts& c) {
   return name.empty() ? c.id.substr(0, 12) : name;
 }
 
+namespace {
+
+ContainerSpec routed_spec(const ContainerFacts& c, const LabelOptions& options);
+
+// berth.upstream.tls=true: the instances are verified against the system's CA store under the
+// name in berth.upstream.tls.server_name, or else the first exact host of the first route.
+ContainerSpec with_upstream_tls(ContainerSpec spec) {
+  config::UpstreamTls& tls = spec.policy.tls;
+  if (spec.kind != ContainerSpec::Kind::kRouted || !tls.enabled) return spec;
+  if (spec.policy.health.enabled)
+    return reject({"berth.upstream.tls", "berth.upstream.tls: active health checks (berth.health.*) do not speak "
+                                         "TLS yet; passive health (berth.outlier.*) applies"}, spec.origin);
+  if (tls.server_name.empty()) {
+    for (const RouteSpec& route : spec.routes)
+      for (const std::string& host : route.hosts)
+        if (tls.server_name.empty() && host.find('*') == std::string::npos) tls.server_name = host;
+  }
+  if (tls.server_name.empty())
+    return reject({"berth.upstream.tls.server_name", "berth.upstream.tls.server_name is required: no route has an "
+                                                     "exact host to verify the instances' certificates against"},
+                  spec.origin);
+  return spec;
+}
+
+}  // namespace
+
 ContainerSpec parse_container_labels(const ContainerFacts& c, const LabelOptions& options) {
+  return with_upstream_tls(routed_spec(c, options));
+}
+
+namespace {
+
+ContainerSpec routed_spec(const ContainerFacts& c, const LabelOptions& options) {
   BerthLabels berth;
   if (auto problem = read_berth_labels(c, options, berth)) return reject(*problem, "berth");
   if (berth.enable && !*berth.enable) return {};
@@ -729,5 +768,7 @@ ContainerSpec parse_container_labels(const ContainerFacts& c, const LabelOptions
   }
   return spec;
 }
+
+}  // namespace
 
 }  // namespace berth::discovery

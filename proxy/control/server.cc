@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <map>
 #include <thread>
 #include <unordered_set>
 
@@ -219,6 +220,7 @@ void Server::reload() {
   next.docker = config_.docker;
   next.registry = config_.registry;
   config_ = std::move(next);
+  upstream_tls_.forget_all();  // contexts made from now on read their files again
   ++config_reloads_.ok;
   ++generation_;
   config_generation_ = generation_;
@@ -262,6 +264,7 @@ std::shared_ptr<const Runtime> Server::build_runtime() {
   auto fresh_copy = [&](size_t i) {
     auto fresh = std::make_shared<Service>(*inputs[i]);
     const Service* replaced = previous && i < previous->services().size() ? previous->services()[i].get() : nullptr;
+    fresh->upstream_tls = upstream_tls_.get(fresh->name, fresh->policy.tls);
     fresh->lb_table = lb_table_for(*fresh, replaced);
     added.push_back(std::move(fresh));
     services[i] = added.back();
@@ -453,6 +456,19 @@ void Server::make_metrics() {
       out.emplace_back(tls::handshake_error_name(cause), tls::handshake_errors(cause));
     }
     return out;
+  };
+  in.tls_certificate_not_after = [this] {
+    // A name several certificates carry (RSA and ECDSA, several listeners) shows the earliest.
+    std::map<std::string, int64_t> earliest;
+    for (const auto& ctx : tls_.contexts()) {
+      if (!ctx) continue;
+      for (const tls::CertificateFacts& cert : ctx->certificates())
+        for (const std::string& name : cert.names) {
+          auto [it, added] = earliest.emplace(name, cert.not_after_unix);
+          if (!added) it->second = std::min(it->second, cert.not_after_unix);
+        }
+    }
+    return std::vector<std::pair<std::string, int64_t>>(earliest.begin(), earliest.end());
   };
   metrics_ = std::make_unique<MetricsExporter>(static_cast<unsigned>(workers_.size()), std::move(in));
   // The status page's request and 5xx rates come from the same per-worker counts.

@@ -18,6 +18,7 @@
 #include "proxy/control/status.h"
 #include "proxy/control/tls_certificates.h"
 #include "proxy/control/service_notify.h"
+#include "proxy/control/upstream_tls.h"
 #include "proxy/health/health_registry.h"
 #include "proxy/health/health_checker.h"
 #include "proxy/datapath/runtime.h"
@@ -116,6 +117,7 @@ class Server {
   notify::Notifier notifier_;  // systemd readiness ($NOTIFY_SOCKET); off without it
   // TLS listeners' certificates (loaded with the config, watched on disk once a second).
   TlsCertificates tls_;
+  UpstreamTlsContexts upstream_tls_;  // services' TLS client contexts (services.NAME.tls, berth.upstream.tls)
   uv_timer_t tls_watch_;
   bool tls_watching_ = false;
   void start_tls_watch();

@@ -45,6 +45,7 @@ ErrorReply reply_for(UpstreamFailure f) {
     case UpstreamFailure::kResponseTimeout: return {504, "upstream-response-timeout"};
     case UpstreamFailure::kBadResponse: return {502, "upstream-bad-response"};
     case UpstreamFailure::kResetMidResponse: return {502, "upstream-reset"};
+    case UpstreamFailure::kTlsFailed: return {502, "upstream-tls-failed"};
   }
   return {502, "upstream-error"};
 }
@@ -862,7 +863,8 @@ bool ClientConn::retry_elsewhere(UpstreamConn* u, UpstreamFailure why, bool any_
   const Service& svc = ex_->rt->routes->service(ex_->route->service);
   const config::RetryPolicy& policy = svc.policy.retry;
   if (ex_->rec.attempt_count >= policy.attempts || any_response_bytes) return false;
-  const bool connect_failed = why == UpstreamFailure::kConnectRefused || why == UpstreamFailure::kConnectTimeout;
+  const bool connect_failed = why == UpstreamFailure::kConnectRefused || why == UpstreamFailure::kConnectTimeout ||
+                              why == UpstreamFailure::kTlsFailed;
   if (!connect_failed) {
     if (why != UpstreamFailure::kResetBeforeResponse) return false;
     const std::string_view method = std::string_view(ex_->upstream_head).substr(0, ex_->upstream_head.find(' '));

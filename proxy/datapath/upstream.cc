@@ -1,20 +1,59 @@
 #include "proxy/datapath/upstream.h"
 
+#include <arpa/inet.h>
+
+#include <cstdio>
+
 #include "proxy/base/log.h"
 #include "proxy/model/route_table.h"
 #include "proxy/net/tcp_transport.h"
 #include "proxy/datapath/worker.h"
+#include "proxy/tls/client_context.h"
+#include "proxy/tls/tls_transport.h"
 
 namespace berth {
 
 // ---------------------------------------------------------------- EndpointPool
 
-EndpointPool::EndpointPool(Worker* worker, const Endpoint& endpoint)
-    : worker_(worker), key_(endpoint.key), addr_(endpoint.addr) {}
+EndpointPool::EndpointPool(Worker* worker, const Service& service, const Endpoint& endpoint)
+    : worker_(worker),
+      key_(endpoint.key),
+      map_key_(pool_key(service, endpoint)),
+      addr_(endpoint.addr),
+      tls_(service.policy.tls.enabled ? service.upstream_tls : nullptr),
+      tls_required_(service.policy.tls.enabled) {
+  if (tls_) session_ = std::make_shared<tls::SessionSlot>();
+}
 
 EndpointPool::~EndpointPool() = default;
 
-std::unique_ptr<Transport> EndpointPool::new_transport() { return std::make_unique<TcpTransport>(worker_); }
+std::string EndpointPool::pool_key(const Service& service, const Endpoint& endpoint) {
+  if (!service.policy.tls.enabled) return endpoint.key;
+  char tag[40];
+  std::snprintf(tag, sizeof tag, "|tls@%p", static_cast<const void*>(service.upstream_tls.get()));
+  return endpoint.key + tag;
+}
+
+std::unique_ptr<Transport> EndpointPool::new_transport() {
+  auto tcp = std::make_unique<TcpTransport>(worker_);
+  if (!tls_required_) return tcp;
+  // What the session refers to lives as long as the connection: the context and the slot.
+  struct Keep {
+    std::shared_ptr<const tls::ClientContext> ctx;
+    std::shared_ptr<tls::SessionSlot> slot;
+  };
+  SSL* ssl = nullptr;
+  if (tls_) {
+    char ip[INET6_ADDRSTRLEN] = "";
+    if (addr_.ss_family == AF_INET6)
+      inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&addr_)->sin6_addr, ip, sizeof ip);
+    else
+      inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&addr_)->sin_addr, ip, sizeof ip);
+    ssl = tls_->new_session(ip, session_.get());
+  }
+  // No context (it could not be built) or no memory: connect() fails, as kTlsFailed.
+  return std::make_unique<tls::TlsTransport>(worker_, std::move(tcp), ssl, std::make_shared<Keep>(Keep{tls_, session_}));
+}
 
 UpstreamConn* EndpointPool::take_idle() {
   while (UpstreamConn* u = idle_head_) {
@@ -78,6 +117,13 @@ void UpstreamConn::connect(UpstreamClient* client, uint64_t timeout_ms) {
   client_ = client;
   phase_ = Phase::kConnecting;
   worker_->stats().add(Counter::kUpstreamConnects);
+  if (pool_->tls() && !pool_->tls_context()) {
+    // The service's TLS client context could not be built (logged then): never plain TCP.
+    worker_->stats().add(Counter::kUpstreamConnectFailures);
+    log::warn("upstream_tls_failed").kv("endpoint", pool_->key()).kv("reason", "no TLS client context");
+    fail(UpstreamFailure::kTlsFailed);
+    return;
+  }
   if (!connect_to(pool_->addr())) {
     fail(UpstreamFailure::kConnectRefused);
     return;
@@ -87,11 +133,23 @@ void UpstreamConn::connect(UpstreamClient* client, uint64_t timeout_ms) {
 
 void UpstreamConn::on_connected(int status) {
   stop_timer();
+  if (status == UV_EPROTO && pool_->tls()) {
+    worker_->stats().add(Counter::kUpstreamConnectFailures);
+    log::warn("upstream_tls_failed")
+        .kv("endpoint", pool_->key())
+        .kv("reason", static_cast<tls::TlsTransport&>(transport()).failure_reason());
+    fail(UpstreamFailure::kTlsFailed);
+    return;
+  }
   if (status < 0) {
     worker_->stats().add(Counter::kUpstreamConnectFailures);
     log::debug("upstream_connect_failed").kv("endpoint", pool_->key()).kv("error", uv_err_name(status));
     fail(UpstreamFailure::kConnectRefused);
     return;
+  }
+  if (pool_->tls() && log::enabled(log::Level::kDebug)) {
+    auto& t = static_cast<tls::TlsTransport&>(transport());
+    log::debug("upstream_tls_handshake").kv("endpoint", pool_->key()).kv("resumed", t.resumed());
   }
   phase_ = Phase::kIdle;
   if (client_) client_->on_upstream_connected(this);

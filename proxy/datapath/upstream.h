@@ -15,11 +15,17 @@
 #include "proxy/http/message_parser.h"
 #include "proxy/net/stream.h"
 
+namespace berth::tls {
+class ClientContext;
+class SessionSlot;
+}  // namespace berth::tls
+
 namespace berth {
 
 class UpstreamConn;
 class Worker;
 struct Endpoint;
+struct Service;
 
 // Why an upstream exchange failed; decides the local reply and whether a retry is safe.
 enum class UpstreamFailure : uint8_t {
@@ -29,6 +35,7 @@ enum class UpstreamFailure : uint8_t {
   kResponseTimeout,    // (504)
   kBadResponse,        // malformed or conflicting framing (502)
   kResetMidResponse,   // closed before the response body was complete
+  kTlsFailed,          // upstream TLS handshake or certificate verification failed (502, like a connect failure)
 };
 
 // The side of an exchange that feeds an upstream connection (the client connection).
@@ -50,11 +57,19 @@ class UpstreamClient {
 
 class EndpointPool {
  public:
-  EndpointPool(Worker* worker, const Endpoint& endpoint);
+  // service: whose connections these are (its upstream TLS settings decide the transport).
+  EndpointPool(Worker* worker, const Service& service, const Endpoint& endpoint);
   ~EndpointPool();
+  // The worker's map key of the pool for this service's connections to this endpoint: the
+  // endpoint key, and for TLS the client context too (plain and TLS connections never mix).
+  static std::string pool_key(const Service& service, const Endpoint& endpoint);
   const std::string& key() const { return key_; }
+  const std::string& map_key() const { return map_key_; }
+  bool tls() const { return tls_required_; }
+  const tls::ClientContext* tls_context() const { return tls_.get(); }
   const sockaddr* addr() const { return reinterpret_cast<const sockaddr*>(&addr_); }
-  // What a new connection to the endpoint travels over (plain TCP).
+  // What a new connection to the endpoint travels over: plain TCP, or TLS over it (null when
+  // the TLS session cannot be made: the connect then fails as kTlsFailed).
   std::unique_ptr<Transport> new_transport();
 
   UpstreamConn* take_idle();          // most recently used first
@@ -70,7 +85,11 @@ class EndpointPool {
  private:
   Worker* worker_;
   std::string key_;
+  std::string map_key_;
   sockaddr_storage addr_{};
+  std::shared_ptr<const tls::ClientContext> tls_;
+  std::shared_ptr<tls::SessionSlot> session_;  // resumption across this pool's connections
+  bool tls_required_ = false;
   UpstreamConn* idle_head_ = nullptr;
   uint32_t idle_count_ = 0;
   uint32_t total_ = 0;

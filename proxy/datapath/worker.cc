@@ -163,9 +163,11 @@ void Worker::retain_filter_states() {
 }
 
 
-Worker::ListedPool* Worker::acquire_pool(const Endpoint& endpoint) {
-  auto it = endpoint_pools_.find(endpoint.key);
-  if (it == endpoint_pools_.end()) it = endpoint_pools_.emplace(endpoint.key, std::make_unique<ListedPool>(this, endpoint)).first;
+Worker::ListedPool* Worker::acquire_pool(const Service& service, const Endpoint& endpoint) {
+  std::string key = EndpointPool::pool_key(service, endpoint);
+  auto it = endpoint_pools_.find(key);
+  if (it == endpoint_pools_.end())
+    it = endpoint_pools_.emplace(std::move(key), std::make_unique<ListedPool>(this, service, endpoint)).first;
   ListedPool* pool = it->second.get();
   ++pool->refs;
   pool->in_snapshot = true;
@@ -240,7 +242,7 @@ void Worker::rebuild_selection_state(const Runtime* previous) {
     }
     selectors_.push_back(make_selector(*services[s], id_state_ ^ (s * kGoldenGamma)));
     pools.reserve(services[s]->endpoints.size());
-    for (const Endpoint& ep : services[s]->endpoints) pools.push_back(acquire_pool(ep));
+    for (const Endpoint& ep : services[s]->endpoints) pools.push_back(acquire_pool(*services[s], ep));
   }
   // Services of the previous snapshot that were not carried release their pools. Endpoints that
   // left the snapshot with that: close their idle connections; the pool goes away with its last
@@ -251,7 +253,7 @@ void Worker::rebuild_selection_state(const Runtime* previous) {
       if (release_pool(pool)) departed.push_back(pool);
   for (EndpointPool* p : departed) {
     p->close_idle();
-    if (p->total() == 0 && p->active == 0) endpoint_pools_.erase(endpoint_pools_.find(p->key()));
+    if (p->total() == 0 && p->active == 0) endpoint_pools_.erase(endpoint_pools_.find(p->map_key()));
   }
 }
 
@@ -426,10 +428,12 @@ bool Worker::retry_allowed(const Service& service) const {
 EndpointPool* Worker::endpoint_pool(const Runtime& rt, uint32_t service_index, int endpoint_index) {
   if (&rt == rt_.get() && service_index < service_pools_.size())
     return service_pools_[service_index][static_cast<size_t>(endpoint_index)];
-  const Endpoint& ep = rt.routes->service(service_index).endpoints[static_cast<size_t>(endpoint_index)];
-  auto it = endpoint_pools_.find(ep.key);
+  const Service& svc = rt.routes->service(service_index);
+  const Endpoint& ep = svc.endpoints[static_cast<size_t>(endpoint_index)];
+  std::string key = EndpointPool::pool_key(svc, ep);
+  auto it = endpoint_pools_.find(key);
   if (it == endpoint_pools_.end()) {
-    it = endpoint_pools_.emplace(ep.key, std::make_unique<ListedPool>(this, ep)).first;
+    it = endpoint_pools_.emplace(std::move(key), std::make_unique<ListedPool>(this, svc, ep)).first;
     it->second->in_snapshot = false;  // refs == 0: not listed by rt_
   }
   return it->second.get();
@@ -439,7 +443,7 @@ void Worker::on_upstream_pool_empty(EndpointPool* p) {
   // Deferred: the pool may be on the caller's stack.
   struct Ctx { Worker* w; std::string key; };
   auto* t = new uv_timer_t;
-  t->data = new Ctx{this, p->key()};
+  t->data = new Ctx{this, p->map_key()};
   uv_timer_init(loop(), t);
   uv_timer_start(t, [](uv_timer_t* timer) {
     auto* ctx = static_cast<Ctx*>(timer->data);

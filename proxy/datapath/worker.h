@@ -158,7 +158,7 @@ class Worker final : public IoContext {
   // in_snapshot == (refs > 0), kept in sync by acquire_pool/release_pool. Every pool in
   // endpoint_pools_ is a ListedPool; pools outside the snapshot have refs == 0.
   struct ListedPool;
-  ListedPool* acquire_pool(const Endpoint& endpoint);
+  ListedPool* acquire_pool(const Service& service, const Endpoint& endpoint);
   // Returns true when the pool left the snapshot (its count dropped to zero).
   static bool release_pool(EndpointPool* pool);
   std::vector<std::vector<EndpointPool*>> service_pools_;  // [service][endpoint], each entry one ref

@@ -74,6 +74,8 @@ std::shared_ptr<const LbTable> make_lb_table(const Service& service) {
 
 bool same_selection_input(const Service& a, const Service& b) noexcept {
   if (a.name != b.name || !(a.policy.lb == b.policy.lb) || a.endpoints.size() != b.endpoints.size()) return false;
+  // Workers carry endpoint pools with the selector: their connections' transport must match.
+  if (a.policy.tls.enabled != b.policy.tls.enabled || a.upstream_tls != b.upstream_tls) return false;
   for (size_t e = 0; e < a.endpoints.size(); ++e)
     if (a.endpoints[e].key != b.endpoints[e].key || a.endpoints[e].weight != b.endpoints[e].weight) return false;
   return true;

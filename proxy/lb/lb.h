@@ -87,8 +87,8 @@ std::shared_ptr<const LbTable> make_lb_table(const Service& service);
 // The table for `fresh`, a new service object replacing `previous` (null: none): previous's
 // table when both select from the same instances, weights and policy, else a new one.
 std::shared_ptr<const LbTable> lb_table_for(const Service& fresh, const Service* previous);
-// Same name, instances, weights and load-balancing policy: what one's selection state was made
-// from serves the other.
+// Same name, instances, weights, load-balancing policy and upstream TLS context: what one's
+// selection state (and a worker's endpoint pools) was made from serves the other.
 bool same_selection_input(const Service& a, const Service& b) noexcept;
 
 class Selector {

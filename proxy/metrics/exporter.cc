@@ -338,6 +338,13 @@ std::vector<MetricFamily> MetricsExporter::collect() const {
     for (const auto& [cause, n] : in_.tls_handshake_errors()) add_value(tls, {label("cause", cause)}, static_cast<double>(n));
     out.push_back(std::move(tls));
   }
+  if (in_.tls_certificate_not_after) {
+    MetricFamily expiry = family("berth_tls_certificate_not_after_seconds",
+                                 "When each certificate name served stops being valid (Unix seconds).", MetricType::Gauge);
+    for (const auto& [name, t] : in_.tls_certificate_not_after())
+      add_value(expiry, {label("name", name)}, static_cast<double>(t));
+    out.push_back(std::move(expiry));
+  }
 
   std::vector<MetricFamily> process = process_families();
   out.insert(out.end(), std::make_move_iterator(process.begin()), std::make_move_iterator(process.end()));

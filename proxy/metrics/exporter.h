@@ -54,6 +54,9 @@ struct MetricsInputs {
   std::function<uint64_t()> access_log_dropped = [] { return uint64_t{0}; };
   // Failed TLS handshakes by cause (berth_tls_handshake_errors_total{cause}); unset: not shown.
   std::function<std::vector<std::pair<std::string, uint64_t>>()> tls_handshake_errors;
+  // The certificates served now, as (name, notAfter in Unix seconds), one per name
+  // (berth_tls_certificate_not_after_seconds{name}); unset: not shown.
+  std::function<std::vector<std::pair<std::string, int64_t>>()> tls_certificate_not_after;
 };
 
 class MetricsExporter {

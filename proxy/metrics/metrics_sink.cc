@@ -14,7 +14,8 @@ constexpr std::array<int64_t, kLatencyBucketsSeconds.size()> bucket_bounds_ns() 
 constexpr auto kBoundsNs = bucket_bounds_ns();
 
 bool is_connect_failure(const char* failure) noexcept {
-  return std::strncmp(failure, "upstream-connect-", 17) == 0;
+  // A failed upstream TLS handshake is part of connecting.
+  return std::strncmp(failure, "upstream-connect-", 17) == 0 || std::strcmp(failure, "upstream-tls-failed") == 0;
 }
 
 }  // namespace

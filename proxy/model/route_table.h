@@ -24,6 +24,9 @@ namespace berth {
 
 class FilterChain;  // proxy/filter: built once per snapshot, shared by every worker
 struct LbTable;     // proxy/lb: built once per service object, shared by every worker
+namespace tls {
+class ClientContext;  // proxy/tls: built by the control thread for a service with upstream TLS
+}
 
 struct Endpoint {
   std::string key;              // "127.0.0.1:8080" / "[::1]:8080": identity across snapshots
@@ -64,6 +67,11 @@ struct Service {
   // the object is first published and kept with it while later snapshots share it. Null in
   // services built elsewhere (config, discovery, tests): a selector then builds its own.
   std::shared_ptr<const LbTable> lb_table;
+  // policy.tls.enabled: the TLS client context its connections are made with, built by the
+  // control thread when the object is published and shared by every worker (services with the
+  // same settings share one). Null with policy.tls.enabled: it could not be built, and every
+  // connect fails as upstream-tls-failed (never plain TCP instead).
+  std::shared_ptr<const tls::ClientContext> upstream_tls;
   // Without endpoints, the service's routes answer 503 until this time (health_clock_ms()),
   // then they no longer match (404, or a less specific route). Discovery sets it to the end of
   // the grace period after the last instance left (0: never had one); config services keep

@@ -40,9 +40,20 @@ HandshakeError classify(int ssl_error) {
 }  // namespace
 
 TlsTransport::TlsTransport(IoContext* io, std::unique_ptr<Transport> inner, std::shared_ptr<const ServerContext> ctx)
-    : io_(io), inner_(std::move(inner)), ctx_(std::move(ctx)) {
+    : io_(io), inner_(std::move(inner)) {
   inner_->bind(this);
-  ssl_ = ctx_->new_session();
+  ssl_ = ctx->new_session();
+  keep_ = std::move(ctx);
+  attach_bios();
+}
+
+TlsTransport::TlsTransport(IoContext* io, std::unique_ptr<Transport> inner, SSL* ssl, std::shared_ptr<const void> keep)
+    : io_(io), inner_(std::move(inner)), keep_(std::move(keep)), ssl_(ssl), client_(true) {
+  inner_->bind(this);
+  attach_bios();
+}
+
+void TlsTransport::attach_bios() {
   rbio_ = BIO_new(BIO_s_mem());
   wbio_ = BIO_new(BIO_s_mem());
   if (!ssl_ || !rbio_ || !wbio_) {
@@ -76,7 +87,20 @@ const ConnectionInfo& TlsTransport::info() {
   return info_;
 }
 
-int TlsTransport::connect(const sockaddr*) { return UV_ENOTSUP; }
+int TlsTransport::connect(const sockaddr* addr) {
+  if (!client_) return UV_ENOTSUP;
+  if (closing_ || connect_pending_) return UV_EINVAL;
+  if (!ssl_) return UV_ENOMEM;
+  const int rc = inner_->connect(addr);
+  if (rc == 0) connect_pending_ = true;
+  return rc;
+}
+
+void TlsTransport::report_connected(int status) {
+  if (!connect_pending_) return;
+  connect_pending_ = false;
+  events_->on_transport_connected(status);
+}
 
 bool TlsTransport::has_unread_input() {
   return inner_->has_unread_input() || (ssl_ && (BIO_ctrl_pending(rbio_) > 0 || SSL_pending(ssl_) > 0));
@@ -124,6 +148,12 @@ void TlsTransport::on_transport_read(Block* block, ssize_t nread) {
     inner_reading_ = false;
     if (!handshake_done_ && !failed_) {
       failed_ = true;
+      if (client_) {
+        failure_reason_ = "the instance closed the connection during the handshake";
+        if (pending_end_ == 0) pending_end_ = nread;
+        report_connected(UV_EPROTO);
+        return;
+      }
       count_handshake_error(HandshakeError::kPeerClosed);
     }
     if (pending_end_ == 0) pending_end_ = nread;
@@ -181,10 +211,26 @@ void TlsTransport::on_handshake_done() {
     if (int rc = start_shutdown(); rc != 0) events_->on_transport_shutdown(rc);
   }
   if (!closing_) update_inner_reading();
+  if (client_ && !closing_) report_connected(0);
 }
 
 void TlsTransport::fail_handshake(int ssl_error) {
   failed_ = true;
+  if (client_) {
+    const long verify = SSL_get_verify_result(ssl_);
+    if (verify != X509_V_OK) {
+      failure_reason_ = std::string("certificate verify failed: ") + X509_verify_cert_error_string(verify);
+    } else {
+      char buf[256] = "handshake failed";
+      if (const unsigned long e = ERR_peek_last_error(); e) ERR_error_string_n(e, buf, sizeof buf);
+      failure_reason_ = buf;
+    }
+    ERR_clear_error();
+    if (pending_end_ == 0) pending_end_ = UV_EPROTO;
+    update_inner_reading();
+    report_connected(UV_EPROTO);
+    return;
+  }
   const HandshakeError cause = classify(ssl_error);
   ERR_clear_error();
   count_handshake_error(cause);
@@ -353,7 +399,19 @@ int TlsTransport::start_shutdown() {
 
 void TlsTransport::on_transport_shutdown(int status) { events_->on_transport_shutdown(status); }
 
-void TlsTransport::on_transport_connected(int status) { events_->on_transport_connected(status); }
+void TlsTransport::on_transport_connected(int status) {
+  if (!client_) {
+    events_->on_transport_connected(status);
+    return;
+  }
+  if (status < 0 || closing_) {
+    report_connected(status < 0 ? status : UV_ECANCELED);
+    return;
+  }
+  // TCP is up: the ClientHello goes out, and the handshake runs as the instance answers.
+  update_inner_reading();
+  advance();
+}
 
 // ------------------------------------------------------------------ closing
 
@@ -361,7 +419,7 @@ void TlsTransport::close() {
   if (closing_) return;
   closing_ = true;
   // Closed before the handshake finished (the request_header deadline, a drain).
-  if (!handshake_done_ && !failed_) count_handshake_error(HandshakeError::kIncomplete);
+  if (!handshake_done_ && !failed_ && !client_) count_handshake_error(HandshakeError::kIncomplete);
   if (idle_) uv_close(reinterpret_cast<uv_handle_t*>(idle_), idle_closed_cb);
   inner_->close();
 }
@@ -391,6 +449,7 @@ void TlsTransport::maybe_closed() {
     shutdown_queued_ = false;
     events_->on_transport_shutdown(UV_ECANCELED);
   }
+  report_connected(UV_ECANCELED);
   events_->on_transport_closed();  // the owner may delete this now
 }
 

@@ -1,9 +1,11 @@
-// TLS over a transport (server side): an OpenSSL session over memory BIOs, driven by the
-// worker's loop. Ciphertext from the inner transport (plain TCP) goes into the read BIO;
+// TLS over a transport: an OpenSSL session over memory BIOs, driven by the worker's loop; the
+// server side of an accepted connection, or the client side of a connection to an instance. Ciphertext from the inner transport (plain TCP) goes into the read BIO;
 // plaintext is read into the loop's pool blocks and handed up; plaintext batches are encrypted
 // at once into one inner write each, whose completion reports the batch done. Nothing blocks:
 // OpenSSL never touches the socket. Writes made before the handshake completes wait for it.
-// Honours the Transport contract (proxy/net/transport.h).
+// Honours the Transport contract (proxy/net/transport.h). Client side: connect() reports
+// success only once the handshake (and the verification of the instance's certificate) is
+// done, and UV_EPROTO when the handshake fails (failure_reason() says why).
 #pragma once
 
 #include <openssl/ssl.h>
@@ -24,12 +26,15 @@ class TlsTransport final : public Transport, private TransportEvents {
   // inner: an accepted connection (nothing bound to it yet). ctx: the listener's current TLS
   // context, kept alive by this connection.
   TlsTransport(IoContext* io, std::unique_ptr<Transport> inner, std::shared_ptr<const ServerContext> ctx);
+  // Client side. ssl: a client-mode session (taken; null means out of memory: connect fails);
+  // keep: what it refers to (its context, its session slot), held while this lives.
+  TlsTransport(IoContext* io, std::unique_ptr<Transport> inner, SSL* ssl, std::shared_ptr<const void> keep);
   ~TlsTransport() override;
   TlsTransport(const TlsTransport&) = delete;
   TlsTransport& operator=(const TlsTransport&) = delete;
 
   const ConnectionInfo& info() override;
-  int connect(const sockaddr* addr) override;  // server side only: UV_ENOTSUP
+  int connect(const sockaddr* addr) override;  // client side only (server side: UV_ENOTSUP)
   int read_start() override;
   void read_stop() override;
   int write(WriteReq* wr) override;
@@ -39,6 +44,10 @@ class TlsTransport final : public Transport, private TransportEvents {
   bool has_unread_input() override;
 
   bool handshake_done() const { return handshake_done_; }
+  // Why the handshake failed (client side), e.g. "certificate verify failed: ..."; "" if not.
+  const std::string& failure_reason() const { return failure_reason_; }
+  // Whether the handshake resumed an earlier session.
+  bool resumed() const { return ssl_ && SSL_session_reused(ssl_) == 1; }
 
  private:
   // From the inner transport.
@@ -48,6 +57,8 @@ class TlsTransport final : public Transport, private TransportEvents {
   void on_transport_shutdown(int status) override;
   void on_transport_closed() override;
 
+  void attach_bios();
+  void report_connected(int status);  // client side: the outcome of connect(), once
   void advance();            // handshake, then plaintext up
   void on_handshake_done();
   void fail_handshake(int ssl_error);
@@ -66,7 +77,7 @@ class TlsTransport final : public Transport, private TransportEvents {
 
   IoContext* io_;
   std::unique_ptr<Transport> inner_;
-  std::shared_ptr<const ServerContext> ctx_;
+  std::shared_ptr<const void> keep_;  // the context (and session slot) ssl_ refers to
   SSL* ssl_ = nullptr;
   BIO* rbio_ = nullptr;  // network -> SSL (owned by ssl_)
   BIO* wbio_ = nullptr;  // SSL -> network (owned by ssl_)
@@ -74,6 +85,7 @@ class TlsTransport final : public Transport, private TransportEvents {
   TlsInfo tls_info_;
   std::string sni_;
   std::string alpn_;
+  std::string failure_reason_;
   std::string scratch_;  // a batch of small pieces gathered into one TLS record
 
   struct InFlight {
@@ -96,6 +108,8 @@ class TlsTransport final : public Transport, private TransportEvents {
   bool closing_ = false;
   bool inner_closed_ = false;
   bool delivering_ = false;
+  bool client_ = false;
+  bool connect_pending_ = false;  // client side: connect() made, its outcome not yet reported
 };
 
 }  // namespace berth::tls

@@ -1,0 +1,68 @@
+// services.NAME.tls in the config file: the keys and their defaults, and the refusals that need
+// no certificate files (those with files are in tests/integration/upstream_tls_test.cc).
+#include <catch2/catch.hpp>
+
+#include <string>
+
+#include "config/config.h"
+#include "tests/unit/config_helpers.h"
+
+using namespace berth::config;
+using berth::config::testing::all_errors;
+using berth::config::testing::load;
+
+namespace {
+
+LoadResult with_tls(const std::string& lines) {
+  return load("listeners: [\"127.0.0.1:8080\"]\nservices:\n  api:\n    endpoints: [\"127.0.0.1:8443\"]\n" + lines);
+}
+
+}  // namespace
+
+TEST_CASE("upstream tls config: keys and defaults", "[config][tls]") {
+  SECTION("a tls map turns it on with verification and the system store") {
+    LoadResult r = with_tls("    tls: {server_name: api.internal}\n");
+    INFO(all_errors(r));
+    REQUIRE(r.ok());
+    const UpstreamTls& t = r.config->services[0].policy.tls;
+    CHECK(t.enabled);
+    CHECK(t.verify);
+    CHECK(t.ca.empty());
+    CHECK(t.server_name == "api.internal");
+    CHECK(t.cert.empty());
+    CHECK(t.key.empty());
+  }
+  SECTION("enabled: false and verify: false") {
+    LoadResult r = with_tls("    tls: {enabled: false, verify: false}\n");
+    INFO(all_errors(r));
+    REQUIRE(r.ok());
+    CHECK_FALSE(r.config->services[0].policy.tls.enabled);
+    CHECK_FALSE(r.config->services[0].policy.tls.verify);
+  }
+  SECTION("no tls map: plain") {
+    LoadResult r = with_tls("");
+    REQUIRE(r.ok());
+    CHECK_FALSE(r.config->services[0].policy.tls.enabled);
+  }
+}
+
+TEST_CASE("upstream tls config: refusals point at the value", "[config][tls][errors]") {
+  struct Case {
+    const char* lines;
+    const char* error;
+  };
+  const Case cases[] = {
+      {"    tls: {verify: sometimes}\n", "t.yaml:5:19: services.api.tls.verify: expected true or false"},
+      {"    tls: {srv: x}\n", "t.yaml:5:11: unknown key 'srv' in services.api.tls"},
+      {"    tls: {ca: /nonexistent/ca.crt}\n", "t.yaml:5:15: services.api.tls.ca: cannot read '/nonexistent/ca.crt'"},
+      {"    tls: true\n", "t.yaml:5:10: services.api.tls: expected a map"},
+      {"    tls: {server_name: a}\n    health: {path: /h}\n", "t.yaml:3:3: services.api: active health checks"},
+  };
+  for (const Case& c : cases) {
+    LoadResult r = with_tls(c.lines);
+    const std::string errors = all_errors(r);
+    INFO(c.lines << errors);
+    CHECK_FALSE(r.ok());
+    CHECK(errors.find(c.error) != std::string::npos);
+  }
+}
