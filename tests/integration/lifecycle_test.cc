@@ -113,8 +113,11 @@ TEST_CASE("SIGHUP: docker and registry settings wait for a restart, and the log 
   REQUIRE(berth.process().signal(SIGHUP));
   INFO(tail(berth.log()));
   REQUIRE(wait_until([&] { return http_get(berth.port(), "/", "new.test").status == 200; }, 5s));
-  const std::string line = find_line(berth.log(), "event=config_restart_needed");
-  CHECK(line.find("docker and registry settings change only on restart") != std::string::npos);
+  // The log is written by its own thread: wait for the line rather than read once.
+  CHECK(wait_until([&] {
+    return find_line(berth.log(), "event=config_restart_needed").find("docker and registry settings change only on restart") !=
+           std::string::npos;
+  }, 5s));
   CHECK(http_get(berth.admin_port(), "/readyz", "127.0.0.1").status == 200);  // no source started
   CHECK(berth.log().find("docker_") == std::string::npos);
   CHECK(berth.running());
