@@ -217,6 +217,7 @@ struct BerthLabels {
   uint32_t weight = 1;
   int32_t priority = 0;
   bool https_redirect = false;  // berth.tls.redirect
+  bool acme = false;            // berth.tls.acme
   std::string network;
   config::ServicePolicy policy;
   struct Named {
@@ -259,6 +260,8 @@ std::optional<Problem> read_berth_labels(const ContainerFacts& c, BerthLabels& o
       problem = parse_priority(label, value, out.priority);
     } else if (key == "tls.redirect") {
       problem = parse_bool(label, value, out.https_redirect);
+    } else if (key == "tls.acme") {
+      problem = parse_bool(label, value, out.acme);
     } else if (key == "network") {
       std::string_view network = trim(value);
       if (network.empty()) problem = Problem{label, quoted(label, value) + " names no network"};
@@ -296,7 +299,7 @@ std::optional<Problem> read_berth_labels(const ContainerFacts& c, BerthLabels& o
     } else {
       problem = Problem{label, "unknown label " + label +
                                " (known: berth.enable, .host, .path, .port, .service, .weight, .priority, "
-                               ".network, .tls.redirect, .lb, .lb.hash_on, .lb.cookie, .lb.slow_start, .health.*, .outlier.*, .retry.*, "
+                               ".network, .tls.redirect, .tls.acme, .lb, .lb.hash_on, .lb.cookie, .lb.slow_start, .health.*, .outlier.*, .retry.*, "
                                ".circuit.*, .routes.NAME.*)"};
     }
     if (problem) return problem;
@@ -406,6 +409,7 @@ ContainerSpec traefik_spec(const ContainerFacts& c, const BerthLabels& berth, co
     route.name = name;
     route.priority = router.priority;
     route.https_redirect = berth.https_redirect;
+    route.acme = berth.acme;
     bool has_path = false;
     std::string why = parse_traefik_rule(router.rule, route.hosts, route.path, has_path);
     if (!why.empty()) return reject({rule_label, quoted(rule_label, router.rule) + ": " + why}, "traefik");
@@ -448,6 +452,7 @@ ContainerSpec nginx_spec(const ContainerFacts& c, const BerthLabels& berth, cons
   while (!compact.empty() && compact.back() == ',') compact.pop_back();
   if (auto p = parse_hosts("VIRTUAL_HOST", compact, route.hosts)) return reject(*p, "nginx-proxy");
   route.https_redirect = berth.https_redirect;
+  route.acme = berth.acme;
   std::string path = c.env_value("VIRTUAL_PATH");
   if (!path.empty()) {
     if (auto p = parse_path("VIRTUAL_PATH", path, route.path)) return reject(*p, "nginx-proxy");
@@ -518,6 +523,7 @@ ContainerSpec parse_container_labels(const ContainerFacts& c, const LabelOptions
     route.service = service;
     route.priority = berth.priority;
     route.https_redirect = berth.https_redirect;
+    route.acme = berth.acme;
     if (auto p = default_port(c, berth.port, route.port, "berth.port")) return reject(*p, "berth");
     spec.routes.push_back(std::move(route));
   }
@@ -533,6 +539,7 @@ ContainerSpec parse_container_labels(const ContainerFacts& c, const LabelOptions
     route.path = named.path;
     route.priority = named.priority ? named.priority : berth.priority;
     route.https_redirect = berth.https_redirect;
+    route.acme = berth.acme;
     route.service = named.service.empty() ? service + "-" + name : named.service;
     uint16_t labelled = named.port ? named.port : berth.port;
     if (auto p = default_port(c, labelled, route.port, base + ".port")) return reject(*p, "berth");

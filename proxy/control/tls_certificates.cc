@@ -40,7 +40,7 @@ bool TlsCertificates::load(const std::vector<config::Listener>& listeners, std::
     // Stamped before reading: a change made while loading is seen by the next poll.
     stamps.push_back(stamp(*l.tls));
     std::string problem;
-    auto ctx = tls::ServerContext::load(*l.tls, &problem);
+    auto ctx = tls::ServerContext::load(*l.tls, &problem, extra_);
     if (!ctx) {
       *error = "listener " + l.address.to_string() + ": " + problem;
       return false;
@@ -69,6 +69,27 @@ bool TlsCertificates::any() const {
   return false;
 }
 
+bool TlsCertificates::set_extra(std::vector<tls::CertificatePem> extra) {
+  std::vector<std::shared_ptr<const tls::ServerContext>> contexts = contexts_;
+  for (size_t i = 0; i < listeners_.size(); ++i) {
+    if (!listeners_[i].tls) continue;
+    std::string problem;
+    auto ctx = tls::ServerContext::load(*listeners_[i].tls, &problem, extra);
+    if (!ctx) {
+      log::error("tls_certificate_reload_refused")
+          .kv("listener", listeners_[i].address.to_string())
+          .kv("error", problem)
+          .kv("action", "keeping the certificates in use");
+      return false;
+    }
+    contexts[i] = std::move(ctx);
+  }
+  extra_ = std::move(extra);
+  contexts_ = std::move(contexts);
+  log::info("tls_certificates_reloaded").kv("reason", "acme").kv("extra", static_cast<uint64_t>(extra_.size()));
+  return true;
+}
+
 bool TlsCertificates::poll_files() {
   bool changed = false;
   for (size_t i = 0; i < listeners_.size(); ++i) {
@@ -77,7 +98,7 @@ bool TlsCertificates::poll_files() {
     if (now == stamps_[i]) continue;
     stamps_[i] = now;  // a refused change is tried again only when the files change again
     std::string problem;
-    auto ctx = tls::ServerContext::load(*listeners_[i].tls, &problem);
+    auto ctx = tls::ServerContext::load(*listeners_[i].tls, &problem, extra_);
     if (!ctx) {
       log::error("tls_certificate_reload_refused")
           .kv("listener", listeners_[i].address.to_string())
