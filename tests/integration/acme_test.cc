@@ -171,7 +171,7 @@ std::string served_issuer(uint16_t tls_port, const std::string& host) {
 
 }  // namespace
 
-TEST_CASE("acme: http-01 gets a certificate curl verifies; a restart serves it from storage with no new order",
+TEST_CASE("acme: http-01 gets a certificate curl verifies, and a restart serves it from storage with no new order",
           "[acme][tls]") {
   Origin origin;
   REQUIRE(origin.ok());
