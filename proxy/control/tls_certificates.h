@@ -44,6 +44,8 @@ class TlsCertificates {
     }
   };
   static std::vector<FileStamp> stamp(const config::ListenerTls& tls);
+  // Listener i's context built again with `extra`; null (logged) when it does not load.
+  std::shared_ptr<const tls::ServerContext> reload(size_t i, const std::vector<tls::CertificatePem>& extra);
 
   std::vector<config::Listener> listeners_;
   std::vector<std::shared_ptr<const tls::ServerContext>> contexts_;

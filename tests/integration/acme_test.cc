@@ -21,19 +21,6 @@ using namespace it;
 
 namespace {
 
-int sh(const std::string& cmd, std::string* out = nullptr, int timeout_s = 20) {
-  const std::string full = "timeout " + std::to_string(timeout_s) + " sh -c '" + cmd + "' 2>&1";
-  FILE* p = ::popen(full.c_str(), "r");
-  if (!p) return -1;
-  std::string text;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) text.append(buf, n);
-  const int status = ::pclose(p);
-  if (out) *out = text;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 void require_pebble() {
   for (const char* tool : {"/usr/bin/pebble", "/usr/bin/pebble-challtestsrv"}) {
     INFO(tool << " is missing: install the Debian package pebble (scripts/install-deps.sh --docker)");
@@ -150,6 +137,18 @@ nlohmann::json acme_state(uint16_t admin_port, const std::string& host) {
   return nullptr;
 }
 
+// Polls /api/routes until the ACME entry for `host` has `key` == `want` (bounded by `timeout`);
+// true when it did. The last entry seen is left in *state.
+bool wait_acme(uint16_t admin_port, const std::string& host, const std::string& key, const nlohmann::json& want,
+               std::chrono::milliseconds timeout, nlohmann::json* state) {
+  return wait_until(
+      [&] {
+        *state = acme_state(admin_port, host);
+        return state->is_object() && (*state)[key] == want;
+      },
+      timeout, 200ms);
+}
+
 // curl over HTTPS to Berth's TLS port for `host`, verified against `bundle`: "status=NNN" or curl's error.
 std::string curl_https(uint16_t tls_port, const std::string& host, const std::string& bundle, std::string* out) {
   const std::string p = std::to_string(tls_port);
@@ -187,12 +186,7 @@ TEST_CASE("acme: http-01 gets a certificate curl verifies, and a restart serves 
     INFO(berth.error() << "\n" << tail(berth.log()));
     REQUIRE(berth.ok());
     nlohmann::json state_json;
-    const bool valid = wait_until(
-        [&] {
-          state_json = acme_state(berth.admin_port(), "app.test");
-          return state_json.is_object() && state_json["state"] == "valid";
-        },
-        30s, 200ms);
+    const bool valid = wait_acme(berth.admin_port(), "app.test", "state", "valid", 30s, &state_json);
     INFO("acme state: " << state_json.dump() << "\nberth: " << tail(berth.log()) << "\npebble: " << tail(pebble.log()));
     REQUIRE(valid);
     CHECK(state_json["not_after"].get<int64_t>() > std::time(nullptr));
@@ -256,12 +250,7 @@ TEST_CASE("acme: a challenge that cannot be answered is reported in /api/routes 
   INFO(berth.error() << "\n" << tail(berth.log()));
   REQUIRE(berth.ok());
   nlohmann::json s;
-  const bool failed = wait_until(
-      [&] {
-        s = acme_state(berth.admin_port(), "fail.test");
-        return s.is_object() && s["state"] == "failed";
-      },
-      30s, 200ms);
+  const bool failed = wait_acme(berth.admin_port(), "fail.test", "state", "failed", 30s, &s);
   INFO("acme state: " << s.dump() << "\nberth: " << tail(berth.log()));
   REQUIRE(failed);
   CHECK(s["failures"] == 1);
@@ -270,12 +259,7 @@ TEST_CASE("acme: a challenge that cannot be answered is reported in /api/routes 
   CHECK(s["next_attempt"].get<int64_t>() >= std::time(nullptr) + 5);
   CHECK(berth.log().find("event=acme_order_failed") != std::string::npos);
   // Retried after the first backoff (10 s): a second failure, a longer wait.
-  const bool retried = wait_until(
-      [&] {
-        s = acme_state(berth.admin_port(), "fail.test");
-        return s.is_object() && s["failures"] == 2;
-      },
-      25s, 250ms);
+  const bool retried = wait_acme(berth.admin_port(), "fail.test", "failures", 2, 25s, &s);
   INFO("acme state: " << s.dump());
   CHECK(retried);
   CHECK(count(berth.log(), "event=acme_order_started") == 2);
@@ -292,12 +276,7 @@ TEST_CASE("acme: tls-alpn-01 end to end", "[acme][tls]") {
   INFO(berth.error() << "\n" << tail(berth.log()));
   REQUIRE(berth.ok());
   nlohmann::json s;
-  const bool valid = wait_until(
-      [&] {
-        s = acme_state(berth.admin_port(), "alpn.test");
-        return s.is_object() && s["state"] == "valid";
-      },
-      30s, 200ms);
+  const bool valid = wait_acme(berth.admin_port(), "alpn.test", "state", "valid", 30s, &s);
   INFO("acme state: " << s.dump() << "\nberth: " << tail(berth.log()) << "\npebble: " << tail(pebble.log()));
   REQUIRE(valid);
   CHECK(berth.log().find("type=tls-alpn-01") != std::string::npos);
