@@ -205,6 +205,11 @@ void Server::reload() {
   }
   if (!(next.access_log == config_.access_log))
     log::warn("config_restart_needed").kv("reason", "access_log changes only on restart");
+  const config::Acme& a = next.acme;
+  const config::Acme& b = config_.acme;
+  if (a.enabled != b.enabled || a.directory != b.directory || a.email != b.email || a.storage != b.storage ||
+      a.ca_bundle != b.ca_bundle || a.challenge != b.challenge || a.renew_before != b.renew_before)
+    log::warn("config_restart_needed").kv("reason", "acme changes only on restart");
   if (listeners_changed || next.workers != config_.workers ||
       next.admin.address.to_string() != config_.admin.address.to_string())
     log::warn("config_restart_needed")
@@ -216,6 +221,7 @@ void Server::reload() {
   next.workers = config_.workers;
   next.admin = config_.admin;
   next.access_log = config_.access_log;
+  next.acme = config_.acme;
   config_ = std::move(next);
   ++config_reloads_.ok;
   ++generation_;
