@@ -233,6 +233,10 @@ std::string Error::to_string() const {
   return file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + message;
 }
 
+const char* acme_challenge_name(Acme::Challenge challenge) {
+  return challenge == Acme::Challenge::kTlsAlpn01 ? "tls-alpn-01" : "http-01";
+}
+
 std::optional<Millis> parse_duration(std::string_view text) {
   auto millis = parse_number_with_unit(text, kDurationUnits);
   if (!millis || *millis > static_cast<uint64_t>(std::numeric_limits<Millis::rep>::max())) {

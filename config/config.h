@@ -230,6 +230,7 @@ struct Route {
   HeaderRules response_headers;   // on the way back to the client (proxied responses)
   bool https_redirect = false;    // plain-HTTP requests get 308 to https:// (ACME paths excepted)
   std::string hsts;               // Strict-Transport-Security value on responses sent over TLS
+  bool acme = false;              // obtain and renew a certificate for `hosts` (needs `acme:`)
   Mark mark;
 };
 
@@ -336,6 +337,21 @@ struct AccessLog {
   }
 };
 
+// Automatic certificates (acme:, RFC 8555) for routes with `acme: true` and containers
+// labelled berth.tls.acme=true. Off unless the key is given.
+struct Acme {
+  enum class Challenge : uint8_t { kHttp01, kTlsAlpn01 };
+  bool enabled = false;
+  std::string directory;              // the ACME server's directory URL (https://...), required
+  std::string email;                  // account contact ("" = none)
+  std::string storage;                // directory for the account key, keys and chains, required
+  std::string ca_bundle;              // extra PEM CAs trusted for the ACME server ("" = system store only)
+  Challenge challenge = Challenge::kHttp01;
+  Millis renew_before{720LL * 3600 * 1000};  // renew when the certificate expires sooner than this
+  Mark mark;
+};
+const char* acme_challenge_name(Acme::Challenge challenge);  // "http-01" | "tls-alpn-01"
+
 struct Config {
   std::string source;                 // file path (or a name for in-memory configs)
   std::vector<Listener> listeners;    // at least one
@@ -351,6 +367,7 @@ struct Config {
   // Peers whose X-Forwarded-For is believed (trusted_proxies): the client address is then the
   // right-most X-Forwarded-For entry outside these ranges. Empty: the peer is the client.
   std::vector<Cidr> trusted_proxies;
+  Acme acme;
 };
 
 struct Error {

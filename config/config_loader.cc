@@ -176,7 +176,9 @@ std::vector<std::string_view> names_of(const Spec (&specs)[N]) {
 const std::vector<std::string_view> kTopLevelKeys = {"listeners", "workers",  "admin",
                                                      "timeouts",  "limits",   "routes",
                                                      "services",  "docker",   "access_log",
-                                                     "registry",  "trusted_proxies"};
+                                                     "registry",  "trusted_proxies", "acme"};
+const std::vector<std::string_view> kAcmeKeys = {"directory", "email",     "storage",
+                                                 "ca_bundle", "challenge", "renew_before"};
 const std::vector<std::string_view> kRegistryKeys = {"etcd", "role", "host_id", "advertise_address",
                                                      "lease_ttl", "prefix", "tls"};
 const std::vector<std::string_view> kAccessLogKeys = {"format", "path", "syslog"};
@@ -186,7 +188,7 @@ const std::vector<std::string_view> kTlsCertificateKeys = {"cert", "key"};
 const std::vector<std::string_view> kAdminKeys = {"address", "enabled"};
 const std::vector<std::string_view> kRouteKeys = {"name",    "host",    "path",          "priority",
                                                   "service", "max_body_bytes", "access", "headers",
-                                                  "https_redirect", "hsts"};
+                                                  "https_redirect", "hsts", "acme"};
 const std::vector<std::string_view> kAccessKeys = {"methods", "allow", "deny", "basic_auth", "rate_limit", "forward_auth"};
 const std::vector<std::string_view> kForwardAuthKeys = {"url", "copy_headers", "timeout"};
 const std::vector<std::string_view> kRateLimitKeys = {"per_second", "burst", "key", "table_size"};
@@ -225,6 +227,7 @@ struct RouteNotes {
   Mark name_mark;
   Mark service_mark;
   std::vector<Mark> host_marks;  // parallel to Route::hosts
+  Mark acme_mark;                // where `acme: true` was given
 };
 
 // ---------------------------------------------------------------------------------------
@@ -295,6 +298,7 @@ class Loader {
   void read_access_log(const Value& value);
   void read_registry(const Value& value);
   void read_registry_field(const Field& field, bool* role_given);
+  void read_acme(const Value& value);
 
   // Checks across sections, once everything is read.
   void check_listeners_required();
@@ -304,6 +308,7 @@ class Loader {
   void check_route_services();
   void check_duplicate_routes();
   void check_route_names();
+  void check_acme();
 
   std::string source_;
   Config config_;
@@ -472,6 +477,7 @@ void Loader::read_document(const YAML::Node& root) {
     else if (field.key == "docker") read_docker(value);
     else if (field.key == "registry") read_registry(value);
     else if (field.key == "trusted_proxies") read_cidrs(value, config_.trusted_proxies);
+    else if (field.key == "acme") read_acme(value);
   }
   check_listeners_required();
   check_duplicate_listeners();
@@ -480,6 +486,7 @@ void Loader::read_document(const YAML::Node& root) {
   check_route_services();
   check_duplicate_routes();
   check_route_names();
+  check_acme();
 }
 
 // ---- listeners, workers, admin ----
@@ -726,6 +733,9 @@ void Loader::read_route_field(const Field& field, Route& route, RouteNotes& note
     read_route_headers(value, route);
   } else if (field.key == "https_redirect") {
     if (auto flag = read_bool(value)) route.https_redirect = *flag;
+  } else if (field.key == "acme") {
+    if (auto flag = read_bool(value)) route.acme = *flag;
+    notes.acme_mark = value.mark;
   } else if (field.key == "hsts") {
     auto hsts = read_string(value);
     if (!hsts) return;
@@ -1591,6 +1601,87 @@ void Loader::check_route_names() {
              config_.routes[i].name + "' (also routes[" + std::to_string(earlier.index) + "] at line " +
              std::to_string(earlier.name_mark.line) + ")");
   }
+}
+
+// ---- acme ----
+
+void Loader::read_acme(const Value& value) {
+  if (!expect_map(value, "a map of ACME settings (directory, email, storage, ca_bundle, challenge, renew_before)"))
+    return;
+  Acme& acme = config_.acme;
+  acme.enabled = true;
+  acme.mark = value.mark;
+  bool directory_given = false;
+  bool storage_given = false;
+  for (const Field& field : fields_of(value, kAcmeKeys)) {
+    const Value& v = field.value;
+    if (field.key == "renew_before") {
+      if (auto d = read_duration(v)) acme.renew_before = *d;
+      continue;
+    }
+    auto text = read_string(v);
+    if (!text) continue;
+    if (field.key == "directory") {
+      directory_given = true;
+      if (text->rfind("https://", 0) != 0 || text->size() <= 8) {
+        fail(v.mark, v.path + ": expected the ACME directory URL (https://...), got '" + *text + "'");
+        continue;
+      }
+      acme.directory = *text;
+    } else if (field.key == "email") {
+      if (!text->empty() && (text->find('@') == std::string::npos || text->find_first_of(" \t\r\n<>") != std::string::npos)) {
+        fail(v.mark, v.path + ": expected an e-mail address such as ops@example.com, got '" + *text + "'");
+        continue;
+      }
+      acme.email = *text;
+    } else if (field.key == "storage") {
+      storage_given = true;
+      if (text->empty()) {
+        fail(v.mark, v.path + ": must name a directory (it is created with mode 0700)");
+        continue;
+      }
+      acme.storage = resolve_path(*text);
+    } else if (field.key == "ca_bundle") {
+      if (text->empty()) continue;
+      acme.ca_bundle = resolve_path(*text);
+      read_named_file(v, acme.ca_bundle);
+    } else if (field.key == "challenge") {
+      if (*text == "http-01") acme.challenge = Acme::Challenge::kHttp01;
+      else if (*text == "tls-alpn-01") acme.challenge = Acme::Challenge::kTlsAlpn01;
+      else fail(v.mark, v.path + ": must be http-01 or tls-alpn-01, got '" + *text + "'");
+    }
+  }
+  if (!directory_given) fail(value.mark, value.path + ": missing required key 'directory' (the ACME directory URL)");
+  if (!storage_given) fail(value.mark, value.path + ": missing required key 'storage' (a directory for keys and certificates)");
+}
+
+// Routes asking for a certificate need the acme: section, host names the challenge can prove,
+// and a TLS listener to serve the certificate on.
+void Loader::check_acme() {
+  bool tls_listener = false;
+  for (const Listener& l : config_.listeners) tls_listener = tls_listener || l.tls.has_value();
+  bool any_route = false;
+  for (size_t i = 0; i < config_.routes.size(); ++i) {
+    const Route& route = config_.routes[i];
+    if (!route.acme) continue;
+    any_route = true;
+    const RouteNotes& notes = route_notes_[i];
+    const std::string where = "routes[" + std::to_string(notes.index) + "].acme";
+    if (!config_.acme.enabled) {
+      fail(notes.acme_mark, where + ": needs the top-level 'acme:' section (directory, storage, ...)");
+      continue;
+    }
+    if (route.hosts.empty()) fail(notes.acme_mark, where + ": the route needs 'host' names to get a certificate for");
+    for (size_t h = 0; h < route.hosts.size(); ++h) {
+      if (route.hosts[h].rfind("*.", 0) != 0) continue;
+      const Mark at = h < notes.host_marks.size() ? notes.host_marks[h] : notes.acme_mark;
+      fail(at, "routes[" + std::to_string(notes.index) + "].host: wildcard '" + route.hosts[h] + "' cannot get a certificate over " +
+                   acme_challenge_name(config_.acme.challenge) + " (only dns-01 proves wildcards)");
+    }
+  }
+  if (config_.acme.enabled && !tls_listener)
+    fail(config_.acme.mark, std::string("acme: needs a listener with 'tls:' to serve the certificates on") +
+                                (any_route ? " (routes ask for acme: true)" : ""));
 }
 
 // ---- entry points ----

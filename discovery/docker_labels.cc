@@ -400,6 +400,7 @@ struct BerthLabels {
   uint32_t weight = 1;
   int32_t priority = 0;
   bool https_redirect = false;  // berth.tls.redirect
+  bool acme = false;            // berth.tls.acme
   std::string network;
   config::ServicePolicy policy;
   config::RouteAccess access;
@@ -450,6 +451,8 @@ std::optional<Problem> read_berth_labels(const ContainerFacts& c, const LabelOpt
       if (name.empty() || name.find_first_of(" /*") != std::string_view::npos)
         problem = Problem{label, quoted(label, value) + " is not a host name"};
       out.policy.tls.server_name = std::string(name);
+    } else if (key == "tls.acme") {
+      problem = parse_bool(label, value, out.acme);
     } else if (key == "network") {
       std::string_view network = trim(value);
       if (network.empty()) problem = Problem{label, quoted(label, value) + " names no network"};
@@ -489,8 +492,9 @@ std::optional<Problem> read_berth_labels(const ContainerFacts& c, const LabelOpt
     } else {
       problem = Problem{label, "unknown label " + label +
                                " (known: berth.enable, .host, .path, .port, .service, .weight, .priority, "
-                               ".network, .tls.redirect, .upstream.tls, .upstream.tls.server_name, .lb, .lb.hash_on, .lb.cookie, "
-                               ".lb.slow_start, .health.*, .outlier.*, .retry.*, .circuit.*, .access.*, .routes.NAME.*)"};
+                               ".network, .tls.redirect, .tls.acme, .upstream.tls, .upstream.tls.server_name, .lb, "
+                               ".lb.hash_on, .lb.cookie, .lb.slow_start, .health.*, .outlier.*, .retry.*, .circuit.*, "
+                               ".access.*, .routes.NAME.*)"};
     }
     if (problem) return problem;
   }
@@ -600,6 +604,7 @@ ContainerSpec traefik_spec(const ContainerFacts& c, const BerthLabels& berth, co
     route.name = name;
     route.priority = router.priority;
     route.https_redirect = berth.https_redirect;
+    route.acme = berth.acme;
     bool has_path = false;
     std::string why = parse_traefik_rule(router.rule, route.hosts, route.path, has_path);
     if (!why.empty()) return reject({rule_label, quoted(rule_label, router.rule) + ": " + why}, "traefik");
@@ -643,6 +648,7 @@ ContainerSpec nginx_spec(const ContainerFacts& c, const BerthLabels& berth, cons
   while (!compact.empty() && compact.back() == ',') compact.pop_back();
   if (auto p = parse_hosts("VIRTUAL_HOST", compact, route.hosts)) return reject(*p, "nginx-proxy");
   route.https_redirect = berth.https_redirect;
+  route.acme = berth.acme;
   std::string path = c.env_value("VIRTUAL_PATH");
   if (!path.empty()) {
     if (auto p = parse_path("VIRTUAL_PATH", path, route.path)) return reject(*p, "nginx-proxy");
@@ -746,6 +752,7 @@ ContainerSpec routed_spec(const ContainerFacts& c, const LabelOptions& options) 
     route.service = service;
     route.priority = berth.priority;
     route.https_redirect = berth.https_redirect;
+    route.acme = berth.acme;
     if (auto p = default_port(c, berth.port, route.port, "berth.port")) return reject(*p, "berth");
     spec.routes.push_back(std::move(route));
   }
@@ -761,6 +768,7 @@ ContainerSpec routed_spec(const ContainerFacts& c, const LabelOptions& options) 
     route.path = named.path;
     route.priority = named.priority ? named.priority : berth.priority;
     route.https_redirect = berth.https_redirect;
+    route.acme = berth.acme;
     route.service = named.service.empty() ? service + "-" + name : named.service;
     uint16_t labelled = named.port ? named.port : berth.port;
     if (auto p = default_port(c, labelled, route.port, base + ".port")) return reject(*p, "berth");

@@ -30,6 +30,7 @@ struct RouteSpec {
   std::string service;
   int32_t priority = 0;
   bool https_redirect = false;     // berth.tls.redirect=true
+  bool acme = false;               // berth.tls.acme=true: a certificate from the ACME server
 };
 
 struct ContainerSpec {

@@ -535,6 +535,7 @@ DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& cac
       route.source = decl.parsed->source;
       route.https_redirect = spec.https_redirect;
       route.filters = decl.parsed->filters;
+      route.acme = spec.acme;
       routes->push_back(std::move(route));
     }
   }
@@ -599,7 +600,7 @@ bool same_set(const DiscoveredSet& a, const DiscoveredSet& b) {
       const Route& y = rb[i];
       if (x.name != y.name || x.host != y.host || x.path_prefix != y.path_prefix || x.priority != y.priority ||
           x.service != y.service || x.max_body_bytes != y.max_body_bytes || x.source != y.source ||
-          x.https_redirect != y.https_redirect || x.hsts != y.hsts || x.filters != y.filters)
+          x.https_redirect != y.https_redirect || x.hsts != y.hsts || x.filters != y.filters || x.acme != y.acme)
         return false;
     }
   }

@@ -27,6 +27,7 @@ Server::Server(std::string config_path, config::Config initial)
 
 Server::~Server() {
   workers_.clear();
+  acme_.reset();  // joins the ACME thread
   uv_loop_close(&loop_);
 }
 
@@ -63,6 +64,7 @@ int Server::run() {
     return 1;
   }
   runtime_ = build_runtime();
+  start_acme();
 
   if (config_.access_log.enabled) {
     std::string error;
@@ -190,6 +192,7 @@ void Server::reload() {
     listeners_changed = next.listeners[i].address.to_string() != config_.listeners[i].address.to_string();
   // TLS settings and certificates reload with the file (when the listeners stay the same).
   TlsCertificates next_tls;
+  if (acme_) next_tls.set_extra(acme_->certificates());
   if (std::string error; !listeners_changed && !next_tls.load(next.listeners, &error)) {
     log::error("config_reload_failed")
         .kv("file", config_path_)
@@ -206,6 +209,11 @@ void Server::reload() {
   // policy, the etcd members and lease): a change waits for a restart, said out loud.
   if (!(next.docker == config_.docker) || !(next.registry == config_.registry))
     log::warn("config_restart_needed").kv("reason", "docker and registry settings change only on restart");
+  const config::Acme& a = next.acme;
+  const config::Acme& b = config_.acme;
+  if (a.enabled != b.enabled || a.directory != b.directory || a.email != b.email || a.storage != b.storage ||
+      a.ca_bundle != b.ca_bundle || a.challenge != b.challenge || a.renew_before != b.renew_before)
+    log::warn("config_restart_needed").kv("reason", "acme changes only on restart");
   if (listeners_changed || next.workers != config_.workers ||
       next.admin.address.to_string() != config_.admin.address.to_string())
     log::warn("config_restart_needed")
@@ -219,6 +227,7 @@ void Server::reload() {
   next.access_log = config_.access_log;
   next.docker = config_.docker;
   next.registry = config_.registry;
+  next.acme = config_.acme;
   config_ = std::move(next);
   upstream_tls_.forget_all();  // contexts made from now on read their files again
   ++config_reloads_.ok;
@@ -353,6 +362,7 @@ void Server::publish(std::shared_ptr<const Runtime> rt) {
   for (auto& w : workers_) w->publish(rt);
   if (metrics_) metrics_->on_snapshot(*runtime_->routes);
   if (checker_) checker_->update(*runtime_->routes, last_added_, last_removed_);
+  update_acme_wanted();
   last_added_.clear();
   last_removed_.clear();
   if (ready_) observe_changes();
@@ -381,6 +391,7 @@ void Server::begin_shutdown(const char* signal_name) {
   uv_signal_stop(&sighup_);
   if (ready_) uv_timer_stop(&observe_timer_);
   if (tls_watching_) uv_timer_stop(&tls_watch_);
+  if (acme_) acme_->stop();
 }
 
 void Server::start_tls_watch() {
@@ -398,9 +409,47 @@ void Server::watch_tls_files() {
   publish(build_runtime());
 }
 
+void Server::start_acme() {
+  if (!config_.acme.enabled) return;
+  uv_async_init(&loop_, &acme_async_, [](uv_async_t* a) { static_cast<Server*>(a->loop->data)->on_acme_certificates(); });
+  acme_ = std::make_unique<acme::AcmeManager>(config_.acme, [this] { uv_async_send(&acme_async_); });
+  // Certificates already in storage are served from the first snapshot on: no new order.
+  update_acme_wanted();
+  if (tls_.set_extra(acme_->certificates())) runtime_ = build_runtime();
+  acme_->start();
+  log::info("acme_started")
+      .kv("directory", config_.acme.directory)
+      .kv("challenge", config::acme_challenge_name(config_.acme.challenge))
+      .kv("storage", config_.acme.storage);
+}
+
+// Every route asking for ACME gives one certificate with all its host names (routes are
+// expanded per host in the table; the name and source tie them together).
+void Server::update_acme_wanted() {
+  if (!acme_ || !runtime_) return;
+  std::map<std::pair<std::string, std::string>, std::vector<std::string>> groups;
+  for (const Route& r : runtime_->routes->routes()) {
+    if (!r.acme) continue;
+    std::vector<std::string>& hosts = groups[{r.source, r.name}];
+    if (std::find(hosts.begin(), hosts.end(), r.host) == hosts.end()) hosts.push_back(r.host);
+  }
+  std::vector<std::vector<std::string>> wanted;
+  for (auto& [key, hosts] : groups) wanted.push_back(std::move(hosts));
+  if (acme_->set_wanted(wanted) && ready_) uv_async_send(&acme_async_);
+}
+
+void Server::on_acme_certificates() {
+  if (shutting_down_ || !acme_) return;
+  if (!tls_.set_extra(acme_->certificates())) return;
+  // New handshakes get the new certificates; open connections keep their context.
+  ++generation_;
+  publish(build_runtime());
+}
+
 void Server::on_worker_stopped() {
   if (workers_stopped_.load() < workers_.size()) return;
   if (admin_) admin_->stop();
+  if (acme_) acme_->stop();  // no uv_async_send after the handles close
   uv_walk(&loop_, [](uv_handle_t* h, void*) {
     if (!uv_is_closing(h)) uv_close(h, nullptr);
   }, nullptr);
@@ -543,6 +592,7 @@ std::string Server::routes_json() const {
     sources.push_back({{"name", src->name()}, {"in_sync", stale.empty()}, {"stale_reason", stale}});
   }
   j["discovery"] = sources;
+  if (acme_) j["acme"] = acme_->status_json();
   // Names, hosts and rejection reasons come from files and container labels: never fail on
   // bytes that are not UTF-8.
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);

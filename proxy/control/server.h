@@ -12,6 +12,7 @@
 
 #include "config/config.h"
 #include "discovery/source.h"
+#include "proxy/acme/acme_manager.h"
 #include "proxy/accesslog/access_log.h"
 #include "proxy/control/admin.h"
 #include "proxy/control/event_journal.h"
@@ -122,6 +123,13 @@ class Server {
   bool tls_watching_ = false;
   void start_tls_watch();
   void watch_tls_files();
+  // ACME (null unless `acme:` is configured): its thread signals new certificates through
+  // acme_async_; the control loop then rebuilds the TLS contexts and publishes.
+  std::unique_ptr<acme::AcmeManager> acme_;
+  uv_async_t acme_async_;
+  void start_acme();
+  void update_acme_wanted();
+  void on_acme_certificates();
 };
 
 }  // namespace berth

@@ -40,7 +40,7 @@ bool TlsCertificates::load(const std::vector<config::Listener>& listeners, std::
     // Stamped before reading: a change made while loading is seen by the next poll.
     stamps.push_back(stamp(*l.tls));
     std::string problem;
-    auto ctx = tls::ServerContext::load(*l.tls, &problem);
+    auto ctx = tls::ServerContext::load(*l.tls, &problem, extra_);
     if (!ctx) {
       *error = "listener " + l.address.to_string() + ": " + problem;
       return false;
@@ -69,6 +69,33 @@ bool TlsCertificates::any() const {
   return false;
 }
 
+std::shared_ptr<const tls::ServerContext> TlsCertificates::reload(size_t i,
+                                                                  const std::vector<tls::CertificatePem>& extra) {
+  std::string problem;
+  auto ctx = tls::ServerContext::load(*listeners_[i].tls, &problem, extra);
+  if (!ctx) {
+    log::error("tls_certificate_reload_refused")
+        .kv("listener", listeners_[i].address.to_string())
+        .kv("error", problem)
+        .kv("action", "keeping the certificates in use");
+  }
+  return ctx;
+}
+
+bool TlsCertificates::set_extra(std::vector<tls::CertificatePem> extra) {
+  std::vector<std::shared_ptr<const tls::ServerContext>> contexts = contexts_;
+  for (size_t i = 0; i < listeners_.size(); ++i) {
+    if (!listeners_[i].tls) continue;
+    auto ctx = reload(i, extra);
+    if (!ctx) return false;
+    contexts[i] = std::move(ctx);
+  }
+  extra_ = std::move(extra);
+  contexts_ = std::move(contexts);
+  log::info("tls_certificates_reloaded").kv("reason", "acme").kv("extra", static_cast<uint64_t>(extra_.size()));
+  return true;
+}
+
 bool TlsCertificates::poll_files() {
   bool changed = false;
   for (size_t i = 0; i < listeners_.size(); ++i) {
@@ -76,15 +103,8 @@ bool TlsCertificates::poll_files() {
     std::vector<FileStamp> now = stamp(*listeners_[i].tls);
     if (now == stamps_[i]) continue;
     stamps_[i] = now;  // a refused change is tried again only when the files change again
-    std::string problem;
-    auto ctx = tls::ServerContext::load(*listeners_[i].tls, &problem);
-    if (!ctx) {
-      log::error("tls_certificate_reload_refused")
-          .kv("listener", listeners_[i].address.to_string())
-          .kv("error", problem)
-          .kv("action", "keeping the certificates in use");
-      continue;
-    }
+    auto ctx = reload(i, extra_);
+    if (!ctx) continue;
     contexts_[i] = std::move(ctx);
     changed = true;
     log::info("tls_certificates_reloaded")

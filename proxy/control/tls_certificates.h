@@ -27,6 +27,10 @@ class TlsCertificates {
   // replaced (the caller publishes a new snapshot). Control loop only (it reads files).
   bool poll_files();
   bool any() const;
+  // Certificates added after every TLS listener's configured ones (ACME's): the contexts are
+  // built again with them. True when a context was replaced; a set that does not build is
+  // refused with a log line and the contexts in use stay. Control loop only.
+  bool set_extra(std::vector<tls::CertificatePem> extra);
 
  private:
   struct FileStamp {
@@ -40,10 +44,13 @@ class TlsCertificates {
     }
   };
   static std::vector<FileStamp> stamp(const config::ListenerTls& tls);
+  // Listener i's context built again with `extra`; null (logged) when it does not load.
+  std::shared_ptr<const tls::ServerContext> reload(size_t i, const std::vector<tls::CertificatePem>& extra);
 
   std::vector<config::Listener> listeners_;
   std::vector<std::shared_ptr<const tls::ServerContext>> contexts_;
   std::vector<std::vector<FileStamp>> stamps_;  // per listener, as last looked at
+  std::vector<tls::CertificatePem> extra_;
 };
 
 }  // namespace berth

@@ -9,6 +9,7 @@
 #include "proxy/health/outlier.h"
 #include "proxy/lb/request_key.h"
 #include "proxy/datapath/worker.h"
+#include "proxy/tls/challenge_board.h"
 
 namespace berth {
 namespace {
@@ -381,6 +382,15 @@ void ClientConn::handle_request_head(std::string_view head, std::string_view ear
   ex_->has_body = req.framing != http::Framing::kNone;
   ex_->head_only = pr.state != MessageParser::State::kBody;
 
+  // ACME http-01 (RFC 8555 8.3): answered by Berth for any host, before routing and before
+  // https_redirect; the board is only looked at for paths under the challenge prefix.
+  if (conn().tls == nullptr && req.path.starts_with(tls::ChallengeBoard::kHttpPrefix) &&
+      (req.method == "GET" || req.method == "HEAD")) {
+    if (std::optional<std::string> answer = tls::challenge_board().http_answer(req.path)) {
+      answer_acme_challenge(*answer);
+      return;
+    }
+  }
   const Route* route = rt.routes->match(req.host, req.path);
   if (!route) {
     local_reply(404, "no-route", ex_->has_body);
@@ -427,6 +437,14 @@ void ClientConn::redirect_to_https(const http::RequestHead& req) {
   extra->append("Location: https://").append(host).append(req.path).append("\r\n");
   local_reply(308, "https-redirect", ex_->has_body, *extra);
   worker()->release_string(extra);
+}
+
+void ClientConn::answer_acme_challenge(const std::string& key_authorization) {
+  const bool keep = local_reply_keeps(ex_->has_body);
+  std::string* out = worker()->acquire_string();
+  http::build_local_response(200, "text/plain", ex_->method_head ? std::string_view() : std::string_view(key_authorization),
+                             !keep, {}, *out);
+  send_local_reply(out, 200, "acme-challenge", keep);
 }
 
 void ClientConn::on_filter_done() {

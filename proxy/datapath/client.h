@@ -128,6 +128,8 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   void forward_request();
   void reply_from_filter();
   void redirect_to_https(const http::RequestHead& req);
+  // 200 text/plain with the http-01 key authorization (the ACME server's validation request).
+  void answer_acme_challenge(const std::string& key_authorization);
   AttemptRecord* current_attempt();
   int64_t stamp() const;  // monotonic ns for the record, 0 when no sink reads records
   // chosen: an endpoint already picked (a retry), or -1 to pick one now.

@@ -205,6 +205,7 @@ std::shared_ptr<const RouteTable> RouteTable::from_config(const config::Config& 
       route.filters = filters;
       route.https_redirect = configured.https_redirect;
       route.hsts = configured.hsts;
+      route.acme = configured.acme;
       routes.push_back(std::move(route));
     }
   }

@@ -98,6 +98,7 @@ struct Route {
   std::string source = "config";
   bool https_redirect = false;  // plain-HTTP requests get 308 to https:// (ACME paths excepted)
   std::string hsts;             // Strict-Transport-Security value for responses sent over TLS
+  bool acme = false;            // its host gets a certificate from the ACME server (acme: true, berth.tls.acme)
   std::shared_ptr<const FilterChain> filters;  // per-route policy (null: none), run before an upstream is chosen
 };
 

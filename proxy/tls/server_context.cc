@@ -16,6 +16,8 @@
 #include <ctime>
 #include <system_error>
 
+#include "proxy/tls/challenge_board.h"
+
 namespace berth::tls {
 
 namespace {
@@ -102,11 +104,19 @@ int ticket_key_cb(SSL*, unsigned char key_name[16], unsigned char iv[EVP_MAX_IV_
   return 0;  // unknown or expired key: a full handshake
 }
 
-// ---- ALPN: HTTP/1.1 only for now (h2 is a later addition to this list).
-int alpn_select_cb(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned int inlen,
-                   void*) {
+// ---- ALPN: HTTP/1.1 only for now (h2 is a later addition to this list), and `acme-tls/1`
+// (RFC 8737) when the ACME client has a challenge certificate for the SNI name: that
+// certificate is then installed on the connection, which carries no HTTP.
+int alpn_select_cb(SSL* ssl, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+                   unsigned int inlen, void*) {
+  static const unsigned char kAcmeTls[] = {10, 'a', 'c', 'm', 'e', '-', 't', 'l', 's', '/', '1'};
   static const unsigned char kProtocols[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
   unsigned char* selected = nullptr;
+  if (SSL_select_next_proto(&selected, outlen, kAcmeTls, sizeof kAcmeTls, in, inlen) == OPENSSL_NPN_NEGOTIATED &&
+      challenge_board().use_alpn_certificate(ssl)) {
+    *out = selected;
+    return SSL_TLSEXT_ERR_OK;
+  }
   if (SSL_select_next_proto(&selected, outlen, kProtocols, sizeof kProtocols, in, inlen) == OPENSSL_NPN_NEGOTIATED) {
     *out = selected;
     return SSL_TLSEXT_ERR_OK;

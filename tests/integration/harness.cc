@@ -98,6 +98,19 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
+int sh(const std::string& cmd, std::string* out, int timeout_s) {
+  const std::string full = "timeout " + std::to_string(timeout_s) + " sh -c '" + cmd + "' 2>&1";
+  FILE* p = ::popen(full.c_str(), "r");
+  if (!p) return -1;
+  std::string text;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) text.append(buf, n);
+  const int status = ::pclose(p);
+  if (out) *out = text;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 std::string tail(const std::string& text, size_t max) {
   if (text.size() <= max) return text;
   return "..." + text.substr(text.size() - max);

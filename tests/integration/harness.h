@@ -85,6 +85,10 @@ bool exited_with(const std::optional<int>& wait_status, int code);
 bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout,
                 std::chrono::milliseconds step = 20ms);
 
+// Runs a shell command bounded by `timeout_s` (coreutils timeout); its stdout and stderr
+// together in *out. The exit code, -1 when it did not exit normally.
+int sh(const std::string& cmd, std::string* out = nullptr, int timeout_s = 20);
+
 // Last `max` bytes of a text, for failure messages.
 std::string tail(const std::string& text, size_t max = 4000);
 

@@ -24,20 +24,6 @@ using namespace it;
 
 namespace {
 
-// Runs a shell command (bounded by `timeout`), its stdout and stderr together in *out.
-int sh(const std::string& cmd, std::string* out = nullptr, int timeout_s = 20) {
-  const std::string full = "timeout " + std::to_string(timeout_s) + " sh -c '" + cmd + "' 2>&1";
-  FILE* p = ::popen(full.c_str(), "r");
-  if (!p) return -1;
-  std::string text;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) text.append(buf, n);
-  const int status = ::pclose(p);
-  if (out) *out = text;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 bool have(const char* tool) { return sh(std::string("command -v ") + tool + " >/dev/null") == 0; }
 
 // The test CA and the certificates it signs, made once per run.

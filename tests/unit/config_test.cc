@@ -218,7 +218,7 @@ const std::string kWebService = "services: {web: {endpoints: [\"127.0.0.1:9000\"
 const std::vector<ErrorCase> kErrorCases = {
     {"unknown top-level key", std::string(kListener) + "worker: 4\n", 2, 1,
      "unknown key 'worker' at the top level (expected one of: listeners, workers, admin, timeouts, "
-     "limits, routes, services, docker, access_log, registry, trusted_proxies)"},
+     "limits, routes, services, docker, access_log, registry, trusted_proxies, acme)"},
     {"unknown key in a route",
      std::string(kListener) + kWebService +
          "routes:\n"
@@ -228,7 +228,7 @@ const std::vector<ErrorCase> kErrorCases = {
          "    hots: a.com\n",
      7, 5,
      "unknown key 'hots' in routes[1] (expected one of: name, host, path, priority, service, "
-     "max_body_bytes, access, headers, https_redirect, hsts)"},
+     "max_body_bytes, access, headers, https_redirect, hsts, acme)"},
     {"an address range with too many bits",
      std::string(kListener) + kWebService +
          "routes:\n"
@@ -501,7 +501,7 @@ TEST_CASE("config: every error is collected, in file order", "[config][errors]")
                      "whole number of seconds, got 'soon'",
                      "t.yaml:6:14: routes[0].service: no service named 'ghost' (defined services: web)",
                      "t.yaml:7:5: unknown key 'colour' in routes[0] (expected one of: name, host, path, "
-                     "priority, service, max_body_bytes, access, headers, https_redirect, hsts)",
+                     "priority, service, max_body_bytes, access, headers, https_redirect, hsts, acme)",
                      "t.yaml:10:17: services.web.endpoints[0]: invalid address '1.2.3.4': missing ':port'",
                  });
 }

@@ -1,0 +1,36 @@
+// ACME's files under `storage` (a volume): the directory is mode 0700, keys are 0600.
+//   account.key                       the account's ECDSA P-256 key (PEM)
+//   certificates/<first host>/key.pem  the certificate's key
+//   certificates/<first host>/chain.pem the certificate and its chain as the server sent them
+// Files are written to a temporary name and renamed, so a reader never sees half a file.
+// Only the ACME thread and the control loop (at start) use it: never a worker loop.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace berth::acme {
+
+struct StoredCertificate {
+  std::string chain_pem;
+  std::string key_pem;
+};
+
+class AcmeStore {
+ public:
+  explicit AcmeStore(std::string dir) : dir_(std::move(dir)) {}
+  // Creates the directory (and certificates/) with mode 0700. false with *error.
+  bool prepare(std::string* error) const;
+  std::optional<std::string> read_account_key() const;
+  bool write_account_key(const std::string& pem, std::string* error) const;
+  std::optional<StoredCertificate> read_certificate(const std::vector<std::string>& hosts) const;
+  bool write_certificate(const std::vector<std::string>& hosts, const StoredCertificate& cert,
+                         std::string* error) const;
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string dir_;
+};
+
+}  // namespace berth::acme
