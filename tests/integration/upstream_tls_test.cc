@@ -303,13 +303,19 @@ long max_rss_during(pid_t pid, const std::function<void()>& work) {
   return peak;
 }
 
+// The normal build checks that a 1 GiB body over TLS stays within 64 MiB. Under ASan, freed
+// memory is held in its quarantine (256 MiB by default) before reuse, and TLS records allocate
+// and free per record: sanitizer runs measured peaks of 403,196 to 445,636 KiB (Berth itself
+// about 15 MiB in the normal build). There the bound only checks that the body is not held:
+// 768 MiB, well under the 1 GiB that holding it would take.
 long rss_bound_kb() {
+  bool sanitized = false;
 #ifdef BERTH_SANITIZE
-  return 256 * 1024;
-#else
-  const char* s = std::getenv("BERTH_SANITIZE");
-  return s && std::string_view(s) == "1" ? 256 * 1024 : 64 * 1024;
+  sanitized = true;
 #endif
+  const char* s = std::getenv("BERTH_SANITIZE");
+  if (s && std::string_view(s) == "1") sanitized = true;
+  return sanitized ? 768 * 1024 : 64 * 1024;
 }
 
 }  // namespace
