@@ -7,7 +7,7 @@
 FROM debian:bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends build-essential cmake ninja-build pkg-config git \
-      libuv1-dev node-llhttp libssl-dev libyaml-cpp-dev nlohmann-json3-dev prometheus-cpp-dev libcrypt-dev \
+      libuv1-dev node-llhttp libssl-dev libyaml-cpp-dev nlohmann-json3-dev prometheus-cpp-dev libcrypt-dev libre2-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -17,7 +17,7 @@ RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DBERTH_TESTS=OFF -
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libuv1 libssl3 libyaml-cpp0.7 libprometheus-cpp-core1.0 libcrypt1 \
+ && apt-get install -y --no-install-recommends libuv1 libssl3 libyaml-cpp0.7 libprometheus-cpp-core1.0 libcrypt1 libre2-9 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --home-dir /var/lib/berth --no-create-home \
       --shell /usr/sbin/nologin berth \

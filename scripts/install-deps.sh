@@ -7,6 +7,9 @@ PKGS=(
   build-essential cmake ninja-build pkg-config
   libuv1-dev node-llhttp libssl-dev libyaml-cpp-dev prometheus-cpp-dev catch2 nlohmann-json3-dev
   libcrypt-dev
+  # RE2: linear-time regular expressions for route matchers and path rewrites (no backtracking
+  # blow-up on hostile paths).
+  libre2-dev
   curl procps
   # The package test: cpack's shlibdeps, the maintainer scripts' tools, systemd-analyze, man,
   # and python3 for its stand-in of systemd's notify socket.
