@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "proxy/acme/acme_protocol.h"
+#include "proxy/base/base64.h"
 #include "proxy/base/log.h"
 #include "proxy/tls/challenge_board.h"
 
@@ -210,7 +211,7 @@ bool AcmeClient::obtain(const std::vector<std::string>& hosts, StoredCertificate
     *error = "cannot make the CSR";
     return false;
   }
-  const std::string finalize_payload = nlohmann::json{{"csr", b64url(csr)}}.dump();
+  const std::string finalize_payload = nlohmann::json{{"csr", base64url_encode(csr)}}.dump();
   if (!post(order.value("finalize", ""), finalize_payload, &r, error) || !expect(r, {200}, "finalize", error))
     return false;
   if (!poll(order_url, {"processing", "ready"}, &order, error)) return false;

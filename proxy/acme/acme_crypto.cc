@@ -12,6 +12,8 @@
 #include <algorithm>
 #include <ctime>
 
+#include "proxy/base/base64.h"
+
 namespace berth::acme {
 
 namespace {
@@ -47,32 +49,6 @@ bool set_common_name(X509_NAME* name, const std::string& cn) {
 
 }  // namespace
 
-std::string b64url(std::string_view bytes) {
-  static const char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 3 <= bytes.size(); i += 3) {
-    const uint32_t v = (static_cast<uint8_t>(bytes[i]) << 16) | (static_cast<uint8_t>(bytes[i + 1]) << 8) |
-                       static_cast<uint8_t>(bytes[i + 2]);
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-    out += kAlphabet[v & 63];
-  }
-  if (bytes.size() - i == 1) {
-    const uint32_t v = static_cast<uint8_t>(bytes[i]) << 16;
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-  } else if (bytes.size() - i == 2) {
-    const uint32_t v = (static_cast<uint8_t>(bytes[i]) << 16) | (static_cast<uint8_t>(bytes[i + 1]) << 8);
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-  }
-  return out;
-}
-
 std::string sha256(std::string_view bytes) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
@@ -106,10 +82,10 @@ std::string jwk_json(EVP_PKEY* key) {
   const std::string x = bn_coordinate(key, OSSL_PKEY_PARAM_EC_PUB_X);
   const std::string y = bn_coordinate(key, OSSL_PKEY_PARAM_EC_PUB_Y);
   if (x.empty() || y.empty()) return {};
-  return R"({"crv":"P-256","kty":"EC","x":")" + b64url(x) + R"(","y":")" + b64url(y) + "\"}";
+  return R"({"crv":"P-256","kty":"EC","x":")" + base64url_encode(x) + R"(","y":")" + base64url_encode(y) + "\"}";
 }
 
-std::string jwk_thumbprint(EVP_PKEY* key) { return b64url(sha256(jwk_json(key))); }
+std::string jwk_thumbprint(EVP_PKEY* key) { return base64url_encode(sha256(jwk_json(key))); }
 
 std::string sign_es256(EVP_PKEY* key, std::string_view data) {
   EVP_MD_CTX* md = EVP_MD_CTX_new();
@@ -149,12 +125,12 @@ std::string make_jws(EVP_PKEY* account_key, std::string_view kid, std::string_vi
   if (kid.empty()) header += "\"jwk\":" + jwk_json(account_key) + ",";
   else header += "\"kid\":" + json_string(kid) + ",";
   header += "\"nonce\":" + json_string(nonce) + ",\"url\":" + json_string(url) + "}";
-  const std::string protected64 = b64url(header);
-  const std::string payload64 = b64url(payload);
+  const std::string protected64 = base64url_encode(header);
+  const std::string payload64 = base64url_encode(payload);
   const std::string signature = sign_es256(account_key, protected64 + "." + payload64);
   if (signature.empty()) return {};
   return R"({"protected":")" + protected64 + R"(","payload":")" + payload64 + R"(","signature":")" +
-         b64url(signature) + "\"}";
+         base64url_encode(signature) + "\"}";
 }
 
 std::string make_csr_der(EVP_PKEY* key, const std::vector<std::string>& hosts) {

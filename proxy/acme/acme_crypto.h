@@ -1,5 +1,5 @@
 // The cryptography ACME needs (RFC 8555, 7638, 8737), with OpenSSL 3 EVP APIs: ECDSA P-256
-// keys, base64url, the account key as a JWK and its thumbprint, ES256 JWS signatures (raw
+// keys, the account key as a JWK and its thumbprint, ES256 JWS signatures (raw
 // r||s), CSRs and the tls-alpn-01 challenge certificate. Pure functions: no I/O.
 #pragma once
 
@@ -17,7 +17,6 @@ struct PkeyFree {
 };
 using Pkey = std::unique_ptr<EVP_PKEY, PkeyFree>;
 
-std::string b64url(std::string_view bytes);  // no padding
 std::string sha256(std::string_view bytes);  // 32 raw bytes
 
 Pkey generate_p256_key();                                 // null on failure
@@ -27,7 +26,7 @@ Pkey private_key_from_pem(std::string_view pem);          // null: not a P-256 p
 // {"crv":"P-256","kty":"EC","x":"...","y":"..."}: the members in lexicographic order with no
 // whitespace, which is also the RFC 7638 thumbprint input.
 std::string jwk_json(EVP_PKEY* key);
-std::string jwk_thumbprint(EVP_PKEY* key);  // b64url(SHA-256(jwk_json))
+std::string jwk_thumbprint(EVP_PKEY* key);  // base64url_encode(SHA-256(jwk_json))
 
 // The ES256 signature of `data`: 64 bytes r||s ("" on failure).
 std::string sign_es256(EVP_PKEY* key, std::string_view data);

@@ -11,11 +11,13 @@
 #include <nlohmann/json.hpp>
 
 #include "proxy/acme/acme_crypto.h"
+#include "proxy/base/base64.h"
 #include "proxy/acme/acme_protocol.h"
 #include "proxy/acme/https_client.h"
 #include "proxy/tls/challenge_board.h"
 
 using namespace berth::acme;
+using berth::base64url_encode;
 
 namespace {
 
@@ -79,13 +81,13 @@ std::vector<std::string> san_names(STACK_OF(X509_EXTENSION) * exts, X509* cert) 
 }  // namespace
 
 TEST_CASE("acme: base64url without padding", "[acme]") {
-  CHECK(b64url("") == "");
-  CHECK(b64url("f") == "Zg");
-  CHECK(b64url("fo") == "Zm8");
-  CHECK(b64url("foo") == "Zm9v");
-  CHECK(b64url("foob") == "Zm9vYg");
-  CHECK(b64url(std::string("\xfb\xff\xfe", 3)) == "-__-");
-  CHECK(b64url_decode(b64url("any bytes \x01\x02")) == "any bytes \x01\x02");
+  CHECK(base64url_encode("") == "");
+  CHECK(base64url_encode("f") == "Zg");
+  CHECK(base64url_encode("fo") == "Zm8");
+  CHECK(base64url_encode("foo") == "Zm9v");
+  CHECK(base64url_encode("foob") == "Zm9vYg");
+  CHECK(base64url_encode(std::string("\xfb\xff\xfe", 3)) == "-__-");
+  CHECK(b64url_decode(base64url_encode("any bytes \x01\x02")) == "any bytes \x01\x02");
 }
 
 TEST_CASE("acme: the account key as a JWK and its RFC 7638 thumbprint", "[acme]") {
@@ -100,7 +102,7 @@ TEST_CASE("acme: the account key as a JWK and its RFC 7638 thumbprint", "[acme]"
   // Required members only, in lexicographic order, no whitespace: the thumbprint input.
   CHECK(jwk.rfind(R"({"crv":"P-256","kty":"EC","x":")", 0) == 0);
   CHECK(jwk.find(' ') == std::string::npos);
-  CHECK(jwk_thumbprint(key.get()) == b64url(sha256(jwk)));
+  CHECK(jwk_thumbprint(key.get()) == base64url_encode(sha256(jwk)));
   CHECK(jwk_thumbprint(key.get()).size() == 43);
   // The key survives storage as PEM: same thumbprint.
   Pkey again = private_key_from_pem(private_key_pem(key.get()));
