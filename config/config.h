@@ -349,6 +349,7 @@ struct Acme {
   Challenge challenge = Challenge::kHttp01;
   Millis renew_before{720LL * 3600 * 1000};  // renew when the certificate expires sooner than this
   Mark mark;
+  bool operator==(const Acme&) const = default;  // Mark compares equal: where it was written does not matter
 };
 const char* acme_challenge_name(Acme::Challenge challenge);  // "http-01" | "tls-alpn-01"
 

@@ -209,10 +209,7 @@ void Server::reload() {
   // policy, the etcd members and lease): a change waits for a restart, said out loud.
   if (!(next.docker == config_.docker) || !(next.registry == config_.registry))
     log::warn("config_restart_needed").kv("reason", "docker and registry settings change only on restart");
-  const config::Acme& a = next.acme;
-  const config::Acme& b = config_.acme;
-  if (a.enabled != b.enabled || a.directory != b.directory || a.email != b.email || a.storage != b.storage ||
-      a.ca_bundle != b.ca_bundle || a.challenge != b.challenge || a.renew_before != b.renew_before)
+  if (!(next.acme == config_.acme))
     log::warn("config_restart_needed").kv("reason", "acme changes only on restart");
   if (listeners_changed || next.workers != config_.workers ||
       next.admin.address.to_string() != config_.admin.address.to_string())
@@ -426,7 +423,25 @@ void Server::start_acme() {
 // Every route asking for ACME gives one certificate with all its host names (routes are
 // expanded per host in the table; the name and source tie them together).
 void Server::update_acme_wanted() {
-  if (!acme_ || !runtime_) return;
+  if (!runtime_) return;
+  if (!acme_) {
+    // Config routes cannot get here (acme: true without acme: is refused at load); a label can.
+    // Its routes are served as they are (over plain HTTP, or with the listener's certificates).
+    std::set<std::string> asking;
+    for (const Route& r : runtime_->routes->routes()) {
+      if (!r.acme) continue;
+      std::string key = r.source + " " + r.name;
+      if (!acme_unconfigured_.count(key))
+        log::warn("acme_not_configured")
+            .kv("route", r.name)
+            .kv("source", r.source)
+            .kv("host", r.host)
+            .kv("reason", "berth.tls.acme asks for a certificate but the config has no acme: section");
+      asking.insert(std::move(key));
+    }
+    acme_unconfigured_ = std::move(asking);
+    return;
+  }
   std::map<std::pair<std::string, std::string>, std::vector<std::string>> groups;
   for (const Route& r : runtime_->routes->routes()) {
     if (!r.acme) continue;
@@ -593,6 +608,12 @@ std::string Server::routes_json() const {
   }
   j["discovery"] = sources;
   if (acme_) j["acme"] = acme_->status_json();
+  if (!acme_unconfigured_.empty()) {
+    nlohmann::json asking = nlohmann::json::array();
+    for (const Route& r : runtime_->routes->routes())
+      if (r.acme) asking.push_back({{"route", r.name}, {"source", r.source}, {"host", r.host}});
+    j["acme_not_configured"] = asking;
+  }
   // Names, hosts and rejection reasons come from files and container labels: never fail on
   // bytes that are not UTF-8.
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);

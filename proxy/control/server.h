@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -129,6 +130,9 @@ class Server {
   uv_async_t acme_async_;
   void start_acme();
   void update_acme_wanted();
+  // Routes that ask for a certificate (label berth.tls.acme) while no acme: section is
+  // configured, as "source route" keys: warned about once each, listed in /api/routes.
+  std::set<std::string> acme_unconfigured_;
   void on_acme_certificates();
 };
 

@@ -15,6 +15,7 @@
 #include <memory>
 #include <thread>
 
+#include "bench/fake_docker_engine.h"
 #include "env.h"
 
 using namespace it;
@@ -285,4 +286,36 @@ TEST_CASE("acme: tls-alpn-01 end to end", "[acme][tls]") {
   std::string out;
   CHECK(wait_until([&] { return curl_https(tls_port, "alpn.test", bundle, &out) == "status=200"; }, 5s, 100ms));
   INFO(out);
+}
+
+// A container's label asks for a certificate, but the config has no acme: section: its route is
+// served as it is (plain HTTP here), and the operator is told, in the log and in /api/routes.
+TEST_CASE("acme: berth.tls.acme without an acme: section is reported, and the route still serves",
+          "[acme][docker_fake]") {
+  Origin origin{"NOACME"};
+  REQUIRE(origin.ok());
+  TempDir dir;
+  fake_docker::FakeEngine engine(dir.file("docker.sock"), 0, fake_docker::ojson::parse(fake_docker::kInspectTemplate),
+                                 fake_docker::ojson::parse(fake_docker::kListTemplate));
+  fake_docker::Container c = fake_docker::routed_container(1, "wants-cert-1", "cert.labels.test", origin.port());
+  c.labels["berth.tls.acme"] = "true";
+  c.running = true;
+  c.started_ns = c.created_ns;
+  engine.add(c);
+  engine.start();
+
+  Berth berth(config_head(1) + "docker: {enabled: true, endpoint: \"unix://" + dir.file("docker.sock") + "\"}\n");
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  REQUIRE(wait_until([&] { return http_get(berth.port(), "/", "cert.labels.test").status == 200; }, 10s));
+  CHECK(wait_until([&] { return berth.log().find("event=acme_not_configured") != std::string::npos; }, 5s));
+  INFO(berth.log());
+  CHECK(berth.log().find("host=cert.labels.test") != std::string::npos);
+  auto j = nlohmann::json::parse(http_get(berth.admin_port(), "/api/routes", "127.0.0.1").body, nullptr, false);
+  REQUIRE(j.is_object());
+  REQUIRE(j.contains("acme_not_configured"));
+  REQUIRE(j["acme_not_configured"].size() == 1);
+  CHECK(j["acme_not_configured"][0]["host"] == "cert.labels.test");
+  CHECK(j["acme_not_configured"][0]["source"].get<std::string>().find("wants-cert-1") != std::string::npos);
+  CHECK_FALSE(j.contains("acme"));
 }
