@@ -513,6 +513,11 @@ void Server::make_metrics() {
     return d;
   };
   in.access_log_dropped = [this] { return access_log_dropped(); };
+  in.proxy_protocol_rejected = [this] {
+    uint64_t n = 0;
+    for (const auto& w : workers_) n += w->stats().get(Counter::kProxyProtocolRejected);
+    return n;
+  };
   in.tls_handshake_errors = [] {
     std::vector<std::pair<std::string, uint64_t>> out;
     for (size_t c = 0; c < static_cast<size_t>(tls::HandshakeError::kCount); ++c) {

@@ -331,6 +331,10 @@ std::vector<MetricFamily> MetricsExporter::collect() const {
   out.push_back(single("berth_access_log_dropped_total",
                        "Access-log records dropped because a log destination could not keep up.", MetricType::Counter,
                        static_cast<double>(in_.access_log_dropped())));
+  if (in_.proxy_protocol_rejected)
+    out.push_back(single("berth_proxy_protocol_rejected_total",
+                         "Connections closed because their PROXY protocol header was missing or malformed.",
+                         MetricType::Counter, static_cast<double>(in_.proxy_protocol_rejected())));
 
   if (in_.tls_handshake_errors) {
     MetricFamily tls = family("berth_tls_handshake_errors_total", "TLS handshakes that failed, by cause.",

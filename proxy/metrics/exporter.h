@@ -52,6 +52,9 @@ struct MetricsInputs {
   std::function<DiscoveryStatus()> discovery;
   // Access-log records dropped because a sink stalled (the access log sets it).
   std::function<uint64_t()> access_log_dropped = [] { return uint64_t{0}; };
+  // Connections closed on listeners with proxy_protocol: true because their PROXY header was
+  // missing or malformed (berth_proxy_protocol_rejected_total); unset: not shown.
+  std::function<uint64_t()> proxy_protocol_rejected;
   // Failed TLS handshakes by cause (berth_tls_handshake_errors_total{cause}); unset: not shown.
   std::function<std::vector<std::pair<std::string, uint64_t>>()> tls_handshake_errors;
   // The certificates served now, as (name, notAfter in Unix seconds), one per name

@@ -235,6 +235,9 @@ TEST_CASE("client address: a missing or malformed PROXY header closes the connec
   }
   CHECK(origin.seen(m) == 0);
   CHECK(stats_counter(berth.admin_port(), "proxy_protocol_rejected") == 6);
+  // ...and Prometheus sees the same count.
+  const std::string metrics = http_get(berth.admin_port(), "/metrics", "127.0.0.1").body;
+  CHECK(metrics.find("\nberth_proxy_protocol_rejected_total 6\n") != std::string::npos);
 
   // Half a header and then silence: closed by the request_header deadline (1 s).
   Client c(port);
