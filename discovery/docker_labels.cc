@@ -404,6 +404,9 @@ struct BerthLabels {
   std::string network;
   config::ServicePolicy policy;
   config::RouteAccess access;
+  config::PathRewrite rewrite;  // berth.strip_prefix, berth.add_prefix
+  config::Redirect redirect;    // berth.redirect.to, berth.redirect.code
+  std::string redirect_code_label;
   struct Named {
     std::vector<std::string> hosts;
     bool has_host = false, has_path = false;
@@ -415,6 +418,43 @@ struct BerthLabels {
   std::map<std::string, Named> routes;
   bool any = false;
 };
+
+// berth.strip_prefix=true|/prefix, berth.add_prefix=/v1, berth.redirect.to=URL,
+// berth.redirect.code=301 (config/rewrite.h checks the values as it does for the file).
+std::optional<Problem> parse_rewrite_label(const std::string& label, std::string_view key, std::string_view value,
+                                           BerthLabels& out) {
+  const std::string_view v = trim(value);
+  if (key == "strip_prefix") {
+    bool flag = false;
+    if (!v.empty() && v.front() != '/') {
+      if (auto p = parse_bool(label, v, flag))
+        return Problem{label, quoted(label, value) + " is not true, false or a path prefix such as /api"};
+      out.rewrite.strip = flag ? config::PathRewrite::Strip::kRoutePrefix : config::PathRewrite::Strip::kNone;
+      return std::nullopt;
+    }
+    if (std::string why = config::rewrite_prefix_problem(v); !why.empty())
+      return Problem{label, quoted(label, value) + ": " + why};
+    out.rewrite.strip = config::PathRewrite::Strip::kGiven;
+    out.rewrite.strip_prefix = std::string(v);
+  } else if (key == "add_prefix") {
+    if (std::string why = config::rewrite_prefix_problem(v); !why.empty())
+      return Problem{label, quoted(label, value) + ": " + why};
+    out.rewrite.add_prefix = std::string(v);
+  } else if (key == "redirect.to") {
+    if (std::string why = config::redirect_target_problem(v); !why.empty())
+      return Problem{label, quoted(label, value) + ": " + why};
+    out.redirect.to = std::string(v);
+  } else if (key == "redirect.code") {
+    auto code = parse_int<uint16_t>(v, 100, 999);
+    if (!code || !config::redirect_code_problem(*code).empty())
+      return Problem{label, quoted(label, value) + " is not 301, 302, 303, 307 or 308"};
+    out.redirect.code = *code;
+    out.redirect_code_label = label;
+  } else {
+    return Problem{label, "unknown label " + label + " (expected berth.redirect.to or berth.redirect.code)"};
+  }
+  return std::nullopt;
+}
 
 std::optional<Problem> read_berth_labels(const ContainerFacts& c, const LabelOptions& options, BerthLabels& out) {
   for (const auto& [label, value] : c.labels) {
@@ -462,6 +502,8 @@ std::optional<Problem> read_berth_labels(const ContainerFacts& c, const LabelOpt
       problem = parse_policy_label(label, key, value, out.policy);
     } else if (key.starts_with("access.")) {
       problem = parse_access_label(label, key.substr(7), value, options, out.access);
+    } else if (key == "strip_prefix" || key == "add_prefix" || key.starts_with("redirect.")) {
+      problem = parse_rewrite_label(label, key, value, out);
     } else if (label.compare(0, kRoutesPrefix.size(), kRoutesPrefix) == 0) {
       std::string_view rest = std::string_view(label).substr(kRoutesPrefix.size());
       size_t dot = rest.rfind('.');
@@ -494,10 +536,15 @@ std::optional<Problem> read_berth_labels(const ContainerFacts& c, const LabelOpt
                                " (known: berth.enable, .host, .path, .port, .service, .weight, .priority, "
                                ".network, .tls.redirect, .tls.acme, .upstream.tls, .upstream.tls.server_name, .lb, "
                                ".lb.hash_on, .lb.cookie, .lb.slow_start, .health.*, .outlier.*, .retry.*, .circuit.*, "
-                               ".access.*, .routes.NAME.*)"};
+                               ".access.*, .strip_prefix, .add_prefix, .redirect.to, .redirect.code, .routes.NAME.*)"};
     }
     if (problem) return problem;
   }
+  if (!out.redirect_code_label.empty() && !out.redirect.enabled())
+    return Problem{out.redirect_code_label, out.redirect_code_label + " needs berth.redirect.to"};
+  if (out.redirect.enabled() && out.rewrite.enabled())
+    return Problem{"berth.redirect.to", "berth.redirect.to: a redirect cannot also rewrite the path "
+                                        "(berth.strip_prefix, berth.add_prefix)"};
   return std::nullopt;
 }
 
@@ -597,6 +644,8 @@ ContainerSpec traefik_spec(const ContainerFacts& c, const BerthLabels& berth, co
   spec.network = berth.network;
   spec.policy = berth.policy;
   spec.access = berth.access;
+  spec.rewrite = berth.rewrite;
+  spec.redirect = berth.redirect;
   for (const auto& [name, router] : routers) {
     std::string rule_label = std::string(kTraefikRouters) + name + ".rule";
     if (router.rule_label.empty()) return reject({rule_label, "label " + rule_label + " is missing"}, "traefik");
@@ -636,6 +685,8 @@ ContainerSpec nginx_spec(const ContainerFacts& c, const BerthLabels& berth, cons
   spec.network = berth.network;
   spec.policy = berth.policy;
   spec.access = berth.access;
+  spec.rewrite = berth.rewrite;
+  spec.redirect = berth.redirect;
   RouteSpec route;
   route.service = service;
   route.priority = berth.priority;
@@ -745,6 +796,8 @@ ContainerSpec routed_spec(const ContainerFacts& c, const LabelOptions& options) 
   spec.network = berth.network;
   spec.policy = berth.policy;
   spec.access = berth.access;
+  spec.rewrite = berth.rewrite;
+  spec.redirect = berth.redirect;
   if (berth.has_host || berth.has_path) {
     RouteSpec route;
     route.hosts = berth.hosts;
