@@ -16,6 +16,7 @@ constexpr std::string_view kPrefix = "berth.";
 constexpr std::string_view kRoutesPrefix = "berth.routes.";
 constexpr std::string_view kTraefikRouters = "traefik.http.routers.";
 constexpr std::string_view kTraefikServices = "traefik.http.services.";
+constexpr std::string_view kTraefikMiddlewares = "traefik.http.middlewares.";
 
 // A rejection being built: which label, and why.
 struct Problem {
@@ -602,13 +603,64 @@ bool has_traefik_routers(const ContainerFacts& c) {
   return false;
 }
 
+using TraefikMiddlewares = std::map<std::string, std::map<std::string, std::pair<std::string, std::string>>>;
+
+// The middlewares a router names (traefik.http.routers.R.middlewares=a,b@docker) that Berth
+// maps: stripprefix.prefixes (one prefix), addprefix.prefix and redirectscheme.scheme=https
+// (Berth's https_redirect, always 308). Path rewriting is one per container in Berth, so every
+// router that names such middlewares must name the same; other middleware types are ignored.
+std::optional<Problem> apply_traefik_middlewares(const std::string& label, std::string_view names,
+                                                 const TraefikMiddlewares& defined, RouteSpec& route,
+                                                 ContainerSpec& spec) {
+  if (label.empty()) return std::nullopt;
+  config::PathRewrite rewrite;
+  while (!names.empty()) {
+    const size_t comma = names.find(',');
+    std::string_view name = trim(names.substr(0, comma));
+    names = comma == std::string_view::npos ? std::string_view() : names.substr(comma + 1);
+    if (size_t at = name.find('@'); at != std::string_view::npos) name = name.substr(0, at);
+    if (name.empty()) continue;
+    auto found = defined.find(std::string(name));
+    if (found == defined.end()) continue;  // defined elsewhere (a file provider): not Berth's to know
+    for (const auto& [option, labelled] : found->second) {
+      const auto& [mw_label, raw] = labelled;
+      const std::string_view value = trim(raw);
+      if (option == "stripprefix.prefixes") {
+        if (value.find(',') != std::string_view::npos)
+          return Problem{mw_label, quoted(mw_label, raw) + ": Berth strips one prefix per container"};
+        if (std::string why = config::rewrite_prefix_problem(value); !why.empty())
+          return Problem{mw_label, quoted(mw_label, raw) + ": " + why};
+        rewrite.strip = config::PathRewrite::Strip::kGiven;
+        rewrite.strip_prefix = std::string(value);
+      } else if (option == "addprefix.prefix") {
+        if (std::string why = config::rewrite_prefix_problem(value); !why.empty())
+          return Problem{mw_label, quoted(mw_label, raw) + ": " + why};
+        rewrite.add_prefix = std::string(value);
+      } else if (option == "redirectscheme.scheme") {
+        if (value != "https")
+          return Problem{mw_label, quoted(mw_label, raw) + ": only redirects to https are supported"};
+        route.https_redirect = true;
+      }
+    }
+  }
+  if (!rewrite.enabled()) return std::nullopt;
+  if (spec.rewrite.enabled() && !(spec.rewrite == rewrite))
+    return Problem{label, label + ": its routers name different stripprefix/addprefix middlewares; Berth "
+                              "rewrites paths the same way for every route of a container"};
+  spec.rewrite = std::move(rewrite);
+  return std::nullopt;
+}
+
 ContainerSpec traefik_spec(const ContainerFacts& c, const BerthLabels& berth, const std::string& service) {
   struct Router {
     std::string rule_label, rule, service;
     int32_t priority = 0;
+    std::string middlewares_label, middlewares;
   };
   std::map<std::string, Router> routers;
   std::map<std::string, uint16_t> service_ports;
+  // traefik.http.middlewares.NAME.<type>.<option> -> value, by NAME
+  std::map<std::string, std::map<std::string, std::pair<std::string, std::string>>> middlewares;
   for (const auto& [label, value] : c.labels) {
     std::string_view key = label;
     if (key.compare(0, kTraefikRouters.size(), kTraefikRouters) == 0) {
@@ -624,7 +676,18 @@ ContainerSpec traefik_spec(const ContainerFacts& c, const BerthLabels& berth, co
         router.service = std::string(trim(value));
       } else if (field == "priority") {
         if (auto p = parse_priority(label, value, router.priority)) return reject(*p, "traefik");
+      } else if (field == "middlewares") {
+        router.middlewares_label = label;
+        router.middlewares = value;
       }
+    } else if (key.compare(0, kTraefikMiddlewares.size(), kTraefikMiddlewares) == 0) {
+      std::string_view rest = key.substr(kTraefikMiddlewares.size());
+      size_t dot = rest.find('.');
+      if (dot == std::string_view::npos) continue;
+      std::string option(rest.substr(dot + 1));
+      std::transform(option.begin(), option.end(), option.begin(),
+                     [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+      middlewares[std::string(rest.substr(0, dot))][option] = {label, value};
     } else if (key.compare(0, kTraefikServices.size(), kTraefikServices) == 0) {
       std::string_view rest = key.substr(kTraefikServices.size());
       size_t dot = rest.find('.');
@@ -665,6 +728,8 @@ ContainerSpec traefik_spec(const ContainerFacts& c, const BerthLabels& berth, co
       return reject({std::string(kTraefikRouters) + name + ".service",
                      "traefik service name '" + route.service + "' is not a valid service name"}, "traefik");
     }
+    if (auto p = apply_traefik_middlewares(router.middlewares_label, router.middlewares, middlewares, route, spec))
+      return reject(*p, "traefik");
     auto port = service_ports.find(traefik_service);
     uint16_t labelled = port != service_ports.end() ? port->second : berth.port;
     std::string port_label = std::string(kTraefikServices) + (traefik_service.empty() ? std::string("S") : traefik_service) +

@@ -289,3 +289,58 @@ TEST_CASE("rewrite labels: values read, bad ones reject the container", "[rewrit
     CHECK(s.reason.find(b.reason) != std::string::npos);
   }
 }
+
+TEST_CASE("rewrite labels: Traefik stripprefix, addprefix and redirectscheme middlewares", "[rewrite][labels]") {
+  using Kind = berth::discovery::ContainerSpec::Kind;
+  auto parse = [](std::map<std::string, std::string> labels) {
+    berth::discovery::ContainerFacts c;
+    c.id = std::string(64, 'c');
+    c.name = "web-1";
+    c.labels = std::move(labels);
+    c.labels["traefik.http.services.web.loadbalancer.server.port"] = "80";
+    c.network_mode = "host";
+    c.running = true;
+    berth::discovery::LabelOptions options;
+    options.traefik = true;
+    return berth::discovery::parse_container_labels(c, options);
+  };
+  auto spec = parse({{"traefik.http.routers.web.rule", "Host(`a.test`) && PathPrefix(`/api`)"},
+                     {"traefik.http.routers.web.middlewares", "strip@docker, add,https,auth@file"},
+                     {"traefik.http.middlewares.strip.stripprefix.prefixes", "/api"},
+                     {"traefik.http.middlewares.add.addPrefix.prefix", "/v1"},
+                     {"traefik.http.middlewares.https.redirectscheme.scheme", "https"},
+                     {"traefik.http.middlewares.https.redirectscheme.permanent", "true"}});
+  INFO(spec.reason);
+  REQUIRE(spec.kind == Kind::kRouted);
+  CHECK(spec.rewrite.strip == PathRewrite::Strip::kGiven);
+  CHECK(spec.rewrite.strip_prefix == "/api");
+  CHECK(spec.rewrite.add_prefix == "/v1");
+  REQUIRE(spec.routes.size() == 1);
+  CHECK(spec.routes[0].https_redirect);
+
+  // A middleware defined but not named by the router does nothing.
+  spec = parse({{"traefik.http.routers.web.rule", "Host(`a.test`)"},
+                {"traefik.http.middlewares.strip.stripprefix.prefixes", "/api"}});
+  REQUIRE(spec.kind == Kind::kRouted);
+  CHECK_FALSE(spec.rewrite.enabled());
+
+  // Several prefixes, another scheme, routers that disagree: rejected with the label.
+  spec = parse({{"traefik.http.routers.web.rule", "Host(`a.test`)"},
+                {"traefik.http.routers.web.middlewares", "s"},
+                {"traefik.http.middlewares.s.stripprefix.prefixes", "/a,/b"}});
+  CHECK(spec.kind == Kind::kRejected);
+  CHECK(spec.label == "traefik.http.middlewares.s.stripprefix.prefixes");
+  spec = parse({{"traefik.http.routers.web.rule", "Host(`a.test`)"},
+                {"traefik.http.routers.web.middlewares", "r"},
+                {"traefik.http.middlewares.r.redirectscheme.scheme", "http"}});
+  CHECK(spec.kind == Kind::kRejected);
+  CHECK(spec.reason.find("only redirects to https") != std::string::npos);
+  spec = parse({{"traefik.http.routers.web.rule", "Host(`a.test`)"},
+                {"traefik.http.routers.web.middlewares", "s1"},
+                {"traefik.http.routers.two.rule", "Host(`b.test`)"},
+                {"traefik.http.routers.two.middlewares", "s2"},
+                {"traefik.http.middlewares.s1.stripprefix.prefixes", "/a"},
+                {"traefik.http.middlewares.s2.stripprefix.prefixes", "/b"}});
+  CHECK(spec.kind == Kind::kRejected);
+  CHECK(spec.reason.find("different stripprefix/addprefix middlewares") != std::string::npos);
+}
