@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "config/rewrite.h"
+
 namespace berth::config {
 
 using Millis = std::chrono::milliseconds;
@@ -231,6 +233,9 @@ struct Route {
   bool https_redirect = false;    // plain-HTTP requests get 308 to https:// (ACME paths excepted)
   std::string hsts;               // Strict-Transport-Security value on responses sent over TLS
   bool acme = false;              // obtain and renew a certificate for `hosts` (needs `acme:`)
+  // Path rewriting and redirects (config/rewrite.h). A route with a redirect has no service.
+  PathRewrite rewrite;            // strip_prefix, add_prefix, rewrite: {regex, replacement}
+  Redirect redirect;              // redirect: {to, code}
   Mark mark;
 };
 

@@ -188,11 +188,15 @@ const std::vector<std::string_view> kTlsCertificateKeys = {"cert", "key"};
 const std::vector<std::string_view> kAdminKeys = {"address", "enabled"};
 const std::vector<std::string_view> kRouteKeys = {"name",    "host",    "path",          "priority",
                                                   "service", "max_body_bytes", "access", "headers",
-                                                  "https_redirect", "hsts", "acme"};
+                                                  "https_redirect", "hsts", "acme",
+                                                  // path rewriting and redirects
+                                                  "strip_prefix", "add_prefix", "rewrite", "redirect"};
 const std::vector<std::string_view> kAccessKeys = {"methods", "allow", "deny", "basic_auth", "rate_limit", "forward_auth"};
 const std::vector<std::string_view> kForwardAuthKeys = {"url", "copy_headers", "timeout"};
 const std::vector<std::string_view> kRateLimitKeys = {"per_second", "burst", "key", "table_size"};
 const std::vector<std::string_view> kBasicAuthKeys = {"htpasswd", "realm", "forward_authorization"};
+const std::vector<std::string_view> kRewriteKeys = {"regex", "replacement"};
+const std::vector<std::string_view> kRedirectKeys = {"to", "code"};
 const std::vector<std::string_view> kHeadersKeys = {"request", "response"};
 const std::vector<std::string_view> kHeaderRuleKeys = {"set", "add", "remove"};
 const std::vector<std::string_view> kServiceKeys = {"endpoints", "lb",    "health",
@@ -228,6 +232,9 @@ struct RouteNotes {
   Mark service_mark;
   std::vector<Mark> host_marks;  // parallel to Route::hosts
   Mark acme_mark;                // where `acme: true` was given
+  Mark strip_mark;               // where strip_prefix was given (rewriting: cross-checks)
+  Mark rewrite_mark;             // the first of strip_prefix / add_prefix / rewrite
+  Mark redirect_mark;
 };
 
 // ---------------------------------------------------------------------------------------
@@ -279,6 +286,9 @@ class Loader {
   void read_forward_auth(const Value& value, ForwardAuth& auth);
   void read_cidrs(const Value& value, std::vector<Cidr>& out);
   void read_route_headers(const Value& value, Route& route);
+  void read_route_rewrite(const Field& field, Route& route, RouteNotes& notes);
+  void read_path_regex(const Value& value, PathRewrite& rewrite);
+  void read_redirect(const Value& value, Redirect& redirect);
   void read_header_rules(const Value& value, HeaderRules& rules);
   std::optional<std::string> read_header_name(const Value& value);
   void read_services(const Value& value);
@@ -691,7 +701,18 @@ void Loader::read_route(const Value& item, size_t index) {
     has_service = has_service || field.key == "service";
     read_route_field(field, route, notes);
   }
-  if (!has_service) fail(item.mark, item.path + ": missing required key 'service'");
+  // A redirect is answered by Berth: such a route has no service, and nothing to rewrite.
+  if (route.redirect.enabled()) {
+    if (has_service) fail(notes.service_mark, item.path + ".service: a route with 'redirect' has no service");
+    if (route.rewrite.enabled())
+      fail(notes.rewrite_mark, item.path + ": a route with 'redirect' cannot also rewrite the path "
+                                           "(strip_prefix, add_prefix, rewrite)");
+  } else if (!has_service && notes.redirect_mark.line == 0) {
+    fail(item.mark, item.path + ": missing required key 'service' (or 'redirect')");
+  }
+  if (route.rewrite.strip == PathRewrite::Strip::kRoutePrefix && route.path_prefix == "/")
+    fail(notes.strip_mark, item.path + ".strip_prefix: true strips the route's path, and this route has none "
+                                       "(give 'path', or the prefix to strip)");
   notes.clean = errors_.size() == errors_before;
   config_.routes.push_back(std::move(route));
   route_notes_.push_back(std::move(notes));
@@ -736,6 +757,9 @@ void Loader::read_route_field(const Field& field, Route& route, RouteNotes& note
   } else if (field.key == "acme") {
     if (auto flag = read_bool(value)) route.acme = *flag;
     notes.acme_mark = value.mark;
+  } else if (field.key == "strip_prefix" || field.key == "add_prefix" || field.key == "rewrite" ||
+             field.key == "redirect") {
+    read_route_rewrite(field, route, notes);
   } else if (field.key == "hsts") {
     auto hsts = read_string(value);
     if (!hsts) return;
@@ -910,6 +934,94 @@ void Loader::read_route_headers(const Value& value, Route& route) {
   if (!expect_map(value, "a map with request and/or response rules")) return;
   for (const Field& field : fields_of(value, kHeadersKeys))
     read_header_rules(field.value, field.key == "request" ? route.request_headers : route.response_headers);
+}
+
+// ---- routes: path rewriting and redirects ----
+
+void Loader::read_route_rewrite(const Field& field, Route& route, RouteNotes& notes) {
+  const Value& value = field.value;
+  if (field.key == "redirect") {
+    notes.redirect_mark = value.mark;
+    read_redirect(value, route.redirect);
+    return;
+  }
+  if (notes.rewrite_mark.line == 0) notes.rewrite_mark = value.mark;
+  if (field.key == "strip_prefix") {
+    notes.strip_mark = value.mark;
+    if (!value.node.IsScalar()) {
+      fail(value.mark, value.path + ": expected true, false or a path prefix such as \"/api\", got " +
+                           describe(value.node));
+      return;
+    }
+    const std::string text = value.node.Scalar();
+    if (auto flag = parse_bool(text)) {
+      route.rewrite.strip = *flag ? PathRewrite::Strip::kRoutePrefix : PathRewrite::Strip::kNone;
+      return;
+    }
+    if (std::string problem = rewrite_prefix_problem(text); !problem.empty()) {
+      fail(value.mark, value.path + ": expected true, false or a path prefix: '" + text + "' " + problem);
+      return;
+    }
+    route.rewrite.strip = PathRewrite::Strip::kGiven;
+    route.rewrite.strip_prefix = text;
+  } else if (field.key == "add_prefix") {
+    auto text = read_string(value);
+    if (!text) return;
+    if (std::string problem = rewrite_prefix_problem(*text); !problem.empty()) {
+      fail(value.mark, value.path + ": invalid prefix '" + *text + "': " + problem);
+      return;
+    }
+    route.rewrite.add_prefix = *text;
+  } else {
+    read_path_regex(value, route.rewrite);
+  }
+}
+
+void Loader::read_path_regex(const Value& value, PathRewrite& rewrite) {
+  if (!expect_map(value, "a map with regex and replacement")) return;
+  std::optional<std::string> regex, replacement;
+  Mark regex_mark = value.mark, replacement_mark = value.mark;
+  for (const Field& field : fields_of(value, kRewriteKeys)) {
+    if (field.key == "regex") {
+      regex = read_string(field.value);
+      regex_mark = field.value.mark;
+    } else {
+      replacement = read_string(field.value);
+      replacement_mark = field.value.mark;
+    }
+  }
+  if (!regex || !replacement) {
+    if (!value.node["regex"] || !value.node["replacement"])
+      fail(value.mark, value.path + ": needs both 'regex' and 'replacement'");
+    return;
+  }
+  if (std::string problem = compile_path_regex(*regex, *replacement, rewrite); !problem.empty()) {
+    const bool in_pattern = problem.starts_with("invalid regex") || problem.starts_with("regex");
+    fail(in_pattern ? regex_mark : replacement_mark,
+         value.path + (in_pattern ? ".regex: " : ".replacement: ") + problem);
+  }
+}
+
+void Loader::read_redirect(const Value& value, Redirect& redirect) {
+  if (!expect_map(value, "a map with 'to' (and optionally 'code')")) return;
+  std::optional<std::string> to;
+  for (const Field& field : fields_of(value, kRedirectKeys)) {
+    if (field.key == "to") {
+      to = read_string(field.value);
+      if (!to) continue;
+      if (std::string problem = redirect_target_problem(*to); !problem.empty()) {
+        fail(field.value.mark, field.value.path + ": '" + *to + "' " + problem);
+        to.reset();
+      }
+    } else if (auto code = read_integer(field.value, 100, 999)) {
+      if (std::string problem = redirect_code_problem(*code); !problem.empty())
+        fail(field.value.mark, field.value.path + ": " + std::to_string(*code) + " " + problem);
+      else
+        redirect.code = static_cast<uint16_t>(*code);
+    }
+  }
+  if (to) redirect.to = *to;
+  else if (!value.node["to"]) fail(value.mark, value.path + ": missing required key 'to'");
 }
 
 std::optional<std::string> Loader::read_header_name(const Value& value) {

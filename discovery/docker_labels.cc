@@ -16,6 +16,7 @@ constexpr std::string_view kPrefix = "berth.";
 constexpr std::string_view kRoutesPrefix = "berth.routes.";
 constexpr std::string_view kTraefikRouters = "traefik.http.routers.";
 constexpr std::string_view kTraefikServices = "traefik.http.services.";
+constexpr std::string_view kTraefikMiddlewares = "traefik.http.middlewares.";
 
 // A rejection being built: which label, and why.
 struct Problem {
@@ -404,6 +405,9 @@ struct BerthLabels {
   std::string network;
   config::ServicePolicy policy;
   config::RouteAccess access;
+  config::PathRewrite rewrite;  // berth.strip_prefix, berth.add_prefix
+  config::Redirect redirect;    // berth.redirect.to, berth.redirect.code
+  std::string redirect_code_label;
   struct Named {
     std::vector<std::string> hosts;
     bool has_host = false, has_path = false;
@@ -415,6 +419,43 @@ struct BerthLabels {
   std::map<std::string, Named> routes;
   bool any = false;
 };
+
+// berth.strip_prefix=true|/prefix, berth.add_prefix=/v1, berth.redirect.to=URL,
+// berth.redirect.code=301 (config/rewrite.h checks the values as it does for the file).
+std::optional<Problem> parse_rewrite_label(const std::string& label, std::string_view key, std::string_view value,
+                                           BerthLabels& out) {
+  const std::string_view v = trim(value);
+  if (key == "strip_prefix") {
+    bool flag = false;
+    if (!v.empty() && v.front() != '/') {
+      if (auto p = parse_bool(label, v, flag))
+        return Problem{label, quoted(label, value) + " is not true, false or a path prefix such as /api"};
+      out.rewrite.strip = flag ? config::PathRewrite::Strip::kRoutePrefix : config::PathRewrite::Strip::kNone;
+      return std::nullopt;
+    }
+    if (std::string why = config::rewrite_prefix_problem(v); !why.empty())
+      return Problem{label, quoted(label, value) + ": " + why};
+    out.rewrite.strip = config::PathRewrite::Strip::kGiven;
+    out.rewrite.strip_prefix = std::string(v);
+  } else if (key == "add_prefix") {
+    if (std::string why = config::rewrite_prefix_problem(v); !why.empty())
+      return Problem{label, quoted(label, value) + ": " + why};
+    out.rewrite.add_prefix = std::string(v);
+  } else if (key == "redirect.to") {
+    if (std::string why = config::redirect_target_problem(v); !why.empty())
+      return Problem{label, quoted(label, value) + ": " + why};
+    out.redirect.to = std::string(v);
+  } else if (key == "redirect.code") {
+    auto code = parse_int<uint16_t>(v, 100, 999);
+    if (!code || !config::redirect_code_problem(*code).empty())
+      return Problem{label, quoted(label, value) + " is not 301, 302, 303, 307 or 308"};
+    out.redirect.code = *code;
+    out.redirect_code_label = label;
+  } else {
+    return Problem{label, "unknown label " + label + " (expected berth.redirect.to or berth.redirect.code)"};
+  }
+  return std::nullopt;
+}
 
 std::optional<Problem> read_berth_labels(const ContainerFacts& c, const LabelOptions& options, BerthLabels& out) {
   for (const auto& [label, value] : c.labels) {
@@ -462,6 +503,8 @@ std::optional<Problem> read_berth_labels(const ContainerFacts& c, const LabelOpt
       problem = parse_policy_label(label, key, value, out.policy);
     } else if (key.starts_with("access.")) {
       problem = parse_access_label(label, key.substr(7), value, options, out.access);
+    } else if (key == "strip_prefix" || key == "add_prefix" || key.starts_with("redirect.")) {
+      problem = parse_rewrite_label(label, key, value, out);
     } else if (label.compare(0, kRoutesPrefix.size(), kRoutesPrefix) == 0) {
       std::string_view rest = std::string_view(label).substr(kRoutesPrefix.size());
       size_t dot = rest.rfind('.');
@@ -494,10 +537,15 @@ std::optional<Problem> read_berth_labels(const ContainerFacts& c, const LabelOpt
                                " (known: berth.enable, .host, .path, .port, .service, .weight, .priority, "
                                ".network, .tls.redirect, .tls.acme, .upstream.tls, .upstream.tls.server_name, .lb, "
                                ".lb.hash_on, .lb.cookie, .lb.slow_start, .health.*, .outlier.*, .retry.*, .circuit.*, "
-                               ".access.*, .routes.NAME.*)"};
+                               ".access.*, .strip_prefix, .add_prefix, .redirect.to, .redirect.code, .routes.NAME.*)"};
     }
     if (problem) return problem;
   }
+  if (!out.redirect_code_label.empty() && !out.redirect.enabled())
+    return Problem{out.redirect_code_label, out.redirect_code_label + " needs berth.redirect.to"};
+  if (out.redirect.enabled() && out.rewrite.enabled())
+    return Problem{"berth.redirect.to", "berth.redirect.to: a redirect cannot also rewrite the path "
+                                        "(berth.strip_prefix, berth.add_prefix)"};
   return std::nullopt;
 }
 
@@ -555,13 +603,64 @@ bool has_traefik_routers(const ContainerFacts& c) {
   return false;
 }
 
+using TraefikMiddlewares = std::map<std::string, std::map<std::string, std::pair<std::string, std::string>>>;
+
+// The middlewares a router names (traefik.http.routers.R.middlewares=a,b@docker) that Berth
+// maps: stripprefix.prefixes (one prefix), addprefix.prefix and redirectscheme.scheme=https
+// (Berth's https_redirect, always 308). Path rewriting is one per container in Berth, so every
+// router that names such middlewares must name the same; other middleware types are ignored.
+std::optional<Problem> apply_traefik_middlewares(const std::string& label, std::string_view names,
+                                                 const TraefikMiddlewares& defined, RouteSpec& route,
+                                                 ContainerSpec& spec) {
+  if (label.empty()) return std::nullopt;
+  config::PathRewrite rewrite;
+  while (!names.empty()) {
+    const size_t comma = names.find(',');
+    std::string_view name = trim(names.substr(0, comma));
+    names = comma == std::string_view::npos ? std::string_view() : names.substr(comma + 1);
+    if (size_t at = name.find('@'); at != std::string_view::npos) name = name.substr(0, at);
+    if (name.empty()) continue;
+    auto found = defined.find(std::string(name));
+    if (found == defined.end()) continue;  // defined elsewhere (a file provider): not Berth's to know
+    for (const auto& [option, labelled] : found->second) {
+      const auto& [mw_label, raw] = labelled;
+      const std::string_view value = trim(raw);
+      if (option == "stripprefix.prefixes") {
+        if (value.find(',') != std::string_view::npos)
+          return Problem{mw_label, quoted(mw_label, raw) + ": Berth strips one prefix per container"};
+        if (std::string why = config::rewrite_prefix_problem(value); !why.empty())
+          return Problem{mw_label, quoted(mw_label, raw) + ": " + why};
+        rewrite.strip = config::PathRewrite::Strip::kGiven;
+        rewrite.strip_prefix = std::string(value);
+      } else if (option == "addprefix.prefix") {
+        if (std::string why = config::rewrite_prefix_problem(value); !why.empty())
+          return Problem{mw_label, quoted(mw_label, raw) + ": " + why};
+        rewrite.add_prefix = std::string(value);
+      } else if (option == "redirectscheme.scheme") {
+        if (value != "https")
+          return Problem{mw_label, quoted(mw_label, raw) + ": only redirects to https are supported"};
+        route.https_redirect = true;
+      }
+    }
+  }
+  if (!rewrite.enabled()) return std::nullopt;
+  if (spec.rewrite.enabled() && !(spec.rewrite == rewrite))
+    return Problem{label, label + ": its routers name different stripprefix/addprefix middlewares; Berth "
+                              "rewrites paths the same way for every route of a container"};
+  spec.rewrite = std::move(rewrite);
+  return std::nullopt;
+}
+
 ContainerSpec traefik_spec(const ContainerFacts& c, const BerthLabels& berth, const std::string& service) {
   struct Router {
     std::string rule_label, rule, service;
     int32_t priority = 0;
+    std::string middlewares_label, middlewares;
   };
   std::map<std::string, Router> routers;
   std::map<std::string, uint16_t> service_ports;
+  // traefik.http.middlewares.NAME.<type>.<option> -> value, by NAME
+  std::map<std::string, std::map<std::string, std::pair<std::string, std::string>>> middlewares;
   for (const auto& [label, value] : c.labels) {
     std::string_view key = label;
     if (key.compare(0, kTraefikRouters.size(), kTraefikRouters) == 0) {
@@ -577,7 +676,18 @@ ContainerSpec traefik_spec(const ContainerFacts& c, const BerthLabels& berth, co
         router.service = std::string(trim(value));
       } else if (field == "priority") {
         if (auto p = parse_priority(label, value, router.priority)) return reject(*p, "traefik");
+      } else if (field == "middlewares") {
+        router.middlewares_label = label;
+        router.middlewares = value;
       }
+    } else if (key.compare(0, kTraefikMiddlewares.size(), kTraefikMiddlewares) == 0) {
+      std::string_view rest = key.substr(kTraefikMiddlewares.size());
+      size_t dot = rest.find('.');
+      if (dot == std::string_view::npos) continue;
+      std::string option(rest.substr(dot + 1));
+      std::transform(option.begin(), option.end(), option.begin(),
+                     [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+      middlewares[std::string(rest.substr(0, dot))][option] = {label, value};
     } else if (key.compare(0, kTraefikServices.size(), kTraefikServices) == 0) {
       std::string_view rest = key.substr(kTraefikServices.size());
       size_t dot = rest.find('.');
@@ -597,6 +707,8 @@ ContainerSpec traefik_spec(const ContainerFacts& c, const BerthLabels& berth, co
   spec.network = berth.network;
   spec.policy = berth.policy;
   spec.access = berth.access;
+  spec.rewrite = berth.rewrite;
+  spec.redirect = berth.redirect;
   for (const auto& [name, router] : routers) {
     std::string rule_label = std::string(kTraefikRouters) + name + ".rule";
     if (router.rule_label.empty()) return reject({rule_label, "label " + rule_label + " is missing"}, "traefik");
@@ -616,6 +728,8 @@ ContainerSpec traefik_spec(const ContainerFacts& c, const BerthLabels& berth, co
       return reject({std::string(kTraefikRouters) + name + ".service",
                      "traefik service name '" + route.service + "' is not a valid service name"}, "traefik");
     }
+    if (auto p = apply_traefik_middlewares(router.middlewares_label, router.middlewares, middlewares, route, spec))
+      return reject(*p, "traefik");
     auto port = service_ports.find(traefik_service);
     uint16_t labelled = port != service_ports.end() ? port->second : berth.port;
     std::string port_label = std::string(kTraefikServices) + (traefik_service.empty() ? std::string("S") : traefik_service) +
@@ -636,6 +750,8 @@ ContainerSpec nginx_spec(const ContainerFacts& c, const BerthLabels& berth, cons
   spec.network = berth.network;
   spec.policy = berth.policy;
   spec.access = berth.access;
+  spec.rewrite = berth.rewrite;
+  spec.redirect = berth.redirect;
   RouteSpec route;
   route.service = service;
   route.priority = berth.priority;
@@ -745,6 +861,8 @@ ContainerSpec routed_spec(const ContainerFacts& c, const LabelOptions& options) 
   spec.network = berth.network;
   spec.policy = berth.policy;
   spec.access = berth.access;
+  spec.rewrite = berth.rewrite;
+  spec.redirect = berth.redirect;
   if (berth.has_host || berth.has_path) {
     RouteSpec route;
     route.hosts = berth.hosts;

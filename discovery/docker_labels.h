@@ -44,6 +44,9 @@ struct ContainerSpec {
   // berth.access.* (for every route it declares). basic_auth.htpasswd is a checked path; the
   // users are read from it by the builder (parse_container).
   config::RouteAccess access;
+  // berth.strip_prefix / berth.add_prefix / berth.redirect.* (for every route it declares).
+  config::PathRewrite rewrite;
+  config::Redirect redirect;
   std::string label;               // kRejected: the offending label (or env variable)
   std::string reason;              // kRejected: a sentence naming the label
 };

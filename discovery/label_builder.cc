@@ -165,11 +165,12 @@ std::optional<std::string> read_file_under(const std::string& dir, const std::st
 
 namespace {
 
-// The filters of berth.access.* labels; reads the htpasswd file a label names. Empty, or why
-// the container is refused.
-std::string build_access_filters(config::RouteAccess access, const BuilderOptions& options,
+// The filters of berth.access.*, berth.redirect.* and berth.strip_prefix / add_prefix labels;
+// reads the htpasswd file a label names. Empty, or why the container is refused.
+std::string build_access_filters(const ContainerSpec& spec, const BuilderOptions& options,
                                  std::shared_ptr<const FilterChain>& out) {
-  if (access.empty()) return {};
+  config::RouteAccess access = spec.access;
+  if (access.empty() && !spec.rewrite.enabled() && !spec.redirect.enabled()) return {};
   if (access.basic_auth.enabled()) {
     const std::string& path = access.basic_auth.htpasswd;
     std::string problem;
@@ -184,6 +185,8 @@ std::string build_access_filters(config::RouteAccess access, const BuilderOption
   }
   config::Route route;
   route.access = std::move(access);
+  route.rewrite = spec.rewrite;
+  route.redirect = spec.redirect;
   out = build_route_filters(route);
   return {};
 }
@@ -210,7 +213,7 @@ ParsedContainer parse_container(const ContainerFacts& c, const BuilderOptions& o
       return out;
     }
   }
-  if (std::string why = build_access_filters(out.spec.access, options, out.filters); !why.empty()) {
+  if (std::string why = build_access_filters(out.spec, options, out.filters); !why.empty()) {
     out.spec.kind = ContainerSpec::Kind::kRejected;
     out.spec.reason = why;
     out.spec.routes.clear();

@@ -472,6 +472,16 @@ void ClientConn::reply_from_filter() {
   const uint16_t status = reply.status ? reply.status : 403;
   const char* cause = reply.cause.empty() ? "filter-denied" : reply.cause.c_str();
   const bool close_conn = ex_->has_body && !ex_->request_done;
+  if (!reply.error) {
+    // A redirect: no x-berth-error, no error text; the cause goes to the record only. HSTS as
+    // for any local reply.
+    const bool keep = local_reply_keeps(close_conn);
+    if (hsts_applies()) append_hsts(extra);
+    std::string* out = worker()->acquire_string();
+    http::build_local_reply(status, {}, !keep, extra, *out);
+    send_local_reply(out, status, cause, keep);
+    return;
+  }
   if (!reply.own_body) {
     local_reply(status, cause, close_conn, extra);
     return;

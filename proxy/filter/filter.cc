@@ -8,6 +8,7 @@ void FilterReply::clear() noexcept {
   status = 0;
   cause.clear();
   headers.clear();
+  error = true;
   own_body = false;
   content_type.clear();
   body.clear();

@@ -27,7 +27,10 @@ using http::HeaderEdits;
 struct FilterReply {
   uint16_t status = 0;
   std::string cause;             // x-berth-error value
-  std::vector<Header> headers;   // e.g. WWW-Authenticate, Allow, Retry-After
+  std::vector<Header> headers;   // e.g. WWW-Authenticate, Allow, Retry-After, Location
+  // false: the reply is no error (a route's redirect): no x-berth-error header and no error
+  // text; `cause` is only recorded (access log).
+  bool error = true;
   // own_body: send `body` (of `content_type`) instead of Berth's short error text; a forward-auth
   // service's own answer, say.
   bool own_body = false;

@@ -8,6 +8,7 @@
 #include "proxy/filter/basic_auth.h"
 #include "proxy/filter/forward_auth.h"
 #include "proxy/filter/rate_limit.h"
+#include "proxy/model/route_table.h"
 
 namespace berth {
 namespace {
@@ -71,6 +72,10 @@ std::shared_ptr<const FilterChain> build_route_filters(const config::Route& rout
     filters.push_back(std::make_shared<ForwardAuthFilter>(route.access.forward_auth));
   if (!route.request_headers.empty() || !route.response_headers.empty())
     filters.push_back(std::make_shared<HeaderFilter>(route.request_headers, route.response_headers));
+  // Last: the access checks hold for a redirect too, and an authentication service sees the
+  // client's own target.
+  if (route.redirect.enabled()) filters.push_back(std::make_shared<RedirectFilter>(route.redirect));
+  if (route.rewrite.enabled()) filters.push_back(std::make_shared<RewriteFilter>(route.rewrite));
   if (filters.empty()) return nullptr;
   return std::make_shared<const FilterChain>(std::move(filters));
 }
@@ -116,6 +121,38 @@ FilterResult HeaderFilter::on_request(const FilterRequest&, FilterState*, Header
   append_all(edits.add_request, edits_.add_request);
   append_all(edits.remove_response, edits_.remove_response);
   append_all(edits.add_response, edits_.add_response);
+  return FilterResult::kContinue;
+}
+
+FilterResult RedirectFilter::on_request(const FilterRequest& req, FilterState*, HeaderEdits&, FilterReply& reply,
+                                       const FilterWaiter&) const {
+  reply.status = redirect_.code;
+  reply.cause = "redirect";
+  reply.error = false;
+  Header location{"Location", {}};
+  config::expand_redirect(redirect_.to, req.head.path, req.head.host, location.value);
+  reply.headers.push_back(std::move(location));
+  return FilterResult::kReply;
+}
+
+FilterResult RewriteFilter::on_request(const FilterRequest& req, FilterState*, HeaderEdits& edits, FilterReply& reply,
+                                       const FilterWaiter&) const {
+  std::string stripped;
+  switch (config::rewrite_target(rewrite_, req.route.path_prefix, req.head.path, edits.target, stripped)) {
+    case config::RewriteOutcome::kUnchanged:
+      break;
+    case config::RewriteOutcome::kRewritten:
+      break;
+    case config::RewriteOutcome::kFailed:
+      edits.target.clear();
+      reply.status = 500;
+      reply.cause = "rewrite-failed";
+      return FilterResult::kReply;
+  }
+  if (rewrite_.strip != config::PathRewrite::Strip::kNone) {
+    edits.remove_request.emplace_back("X-Forwarded-Prefix");
+    if (!stripped.empty()) edits.add_request.push_back(Header{"X-Forwarded-Prefix", std::move(stripped)});
+  }
   return FilterResult::kContinue;
 }
 

@@ -5,6 +5,8 @@
 //   access.basic_auth           -> 401 auth-required (basic_auth.h)
 //   access.rate_limit           -> 429 rate-limited (rate_limit.h)
 //   headers.request / .response -> header edits on the way up and back
+//   redirect                    -> 301/302/303/307/308 with Location (no error)
+//   strip_prefix / add_prefix / rewrite -> the target sent upstream; 500 rewrite-failed
 #pragma once
 
 #include <memory>
@@ -50,6 +52,32 @@ class HeaderFilter final : public RequestFilter {
 
  private:
   HeaderEdits edits_;  // what every request of the route gets
+};
+
+// routes[].redirect: answers every request with the redirect (after the access checks).
+class RedirectFilter final : public RequestFilter {
+ public:
+  explicit RedirectFilter(config::Redirect redirect) : redirect_(std::move(redirect)) {}
+  std::string_view name() const override { return "redirect"; }
+  FilterResult on_request(const FilterRequest& req, FilterState* state, HeaderEdits& edits,
+                          FilterReply& reply, const FilterWaiter& waiter) const override;
+
+ private:
+  config::Redirect redirect_;
+};
+
+// routes[].strip_prefix / add_prefix / rewrite: sets edits.target (config::rewrite_target), and
+// X-Forwarded-Prefix with what was stripped (the client's own X-Forwarded-Prefix is dropped
+// whenever the route strips). A result that is no path answers 500 rewrite-failed.
+class RewriteFilter final : public RequestFilter {
+ public:
+  explicit RewriteFilter(config::PathRewrite rewrite) : rewrite_(std::move(rewrite)) {}
+  std::string_view name() const override { return "rewrite"; }
+  FilterResult on_request(const FilterRequest& req, FilterState* state, HeaderEdits& edits,
+                          FilterReply& reply, const FilterWaiter& waiter) const override;
+
+ private:
+  config::PathRewrite rewrite_;
 };
 
 }  // namespace berth

@@ -62,6 +62,7 @@ void HeaderEdits::clear() noexcept {
   add_request.clear();
   remove_response.clear();
   add_response.clear();
+  target.clear();
 }
 
 namespace {
@@ -75,7 +76,7 @@ bool listed(const std::vector<std::string>& names, std::string_view name) {
 void build_upstream_request(const RequestHead& req, const ForwardInfo& info, std::string& out) {
   out.append(req.method);
   out.push_back(' ');
-  out.append(req.path);
+  out.append(info.edits && !info.edits->target.empty() ? std::string_view(info.edits->target) : req.path);
   out.append(" HTTP/1.1\r\n");
 
   std::string_view prior_xff;

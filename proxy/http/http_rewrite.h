@@ -25,8 +25,13 @@ struct HeaderEdits {
   std::vector<Header> add_request;          // appended to the upstream request
   std::vector<std::string> remove_response; // removed from a proxied response
   std::vector<Header> add_response;         // appended to a proxied response
+  // The request target (path and query, origin-form) sent upstream instead of the client's, from
+  // a route's path rewriting ("" = the client's). Checked by the filter that sets it: a path of
+  // visible ASCII starting with '/'.
+  std::string target;
   bool empty() const noexcept {
-    return remove_request.empty() && add_request.empty() && remove_response.empty() && add_response.empty();
+    return remove_request.empty() && add_request.empty() && remove_response.empty() && add_response.empty() &&
+           target.empty();
   }
   void clear() noexcept;
 };

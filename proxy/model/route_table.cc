@@ -184,6 +184,7 @@ std::shared_ptr<const RouteTable> RouteTable::from_config(const config::Config& 
   for (const config::Service& service : cfg.services) services.push_back(service_from_config(service));
 
   std::vector<Route> routes;
+  uint32_t redirect_service = std::numeric_limits<uint32_t>::max();
   for (const config::Route& configured : cfg.routes) {
     // One chain per config route, shared by the routes of its hosts (and their per-worker state).
     std::shared_ptr<const FilterChain> filters = build_filters ? build_filters(configured) : nullptr;
@@ -192,6 +193,15 @@ std::shared_ptr<const RouteTable> RouteTable::from_config(const config::Config& 
     uint32_t service_index = named == services.end()
                                  ? std::numeric_limits<uint32_t>::max()  // dropped by build()
                                  : static_cast<uint32_t>(named - services.begin());
+    // A redirect route has no service; it gets one without instances and without a name,
+    // shared by every such route, so that it matches for ever (its filter answers).
+    if (configured.service.empty() && configured.redirect.enabled()) {
+      if (redirect_service == std::numeric_limits<uint32_t>::max()) {
+        redirect_service = static_cast<uint32_t>(services.size());
+        services.emplace_back();
+      }
+      service_index = redirect_service;
+    }
     std::vector<std::string> hosts = configured.hosts;
     if (hosts.empty()) hosts.emplace_back();  // any host
     for (std::string& host : hosts) {
