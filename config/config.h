@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "config/route_match.h"  // routes[].match, routes[].split
+
 namespace berth::config {
 
 using Millis = std::chrono::milliseconds;
@@ -232,6 +234,9 @@ struct Route {
   std::string hsts;               // Strict-Transport-Security value on responses sent over TLS
   bool acme = false;              // obtain and renew a certificate for `hosts` (needs `acme:`)
   Mark mark;
+  // ---- matchers and weighted split (config/route_match.h) ----
+  RouteMatch match;                // routes[].match: methods, headers, query, path_regex
+  std::vector<SplitTarget> split;  // routes[].split (then `service` is empty): weighted services
 };
 
 struct Timeouts {

@@ -188,7 +188,11 @@ const std::vector<std::string_view> kTlsCertificateKeys = {"cert", "key"};
 const std::vector<std::string_view> kAdminKeys = {"address", "enabled"};
 const std::vector<std::string_view> kRouteKeys = {"name",    "host",    "path",          "priority",
                                                   "service", "max_body_bytes", "access", "headers",
-                                                  "https_redirect", "hsts", "acme"};
+                                                  "https_redirect", "hsts", "acme",
+                                                  "match", "split"};
+const std::vector<std::string_view> kRouteMatchKeys = {"methods", "headers", "query", "path_regex"};
+const std::vector<std::string_view> kNameMatchKeys = {"name", "value"};
+const std::vector<std::string_view> kSplitKeys = {"service", "weight"};
 const std::vector<std::string_view> kAccessKeys = {"methods", "allow", "deny", "basic_auth", "rate_limit", "forward_auth"};
 const std::vector<std::string_view> kForwardAuthKeys = {"url", "copy_headers", "timeout"};
 const std::vector<std::string_view> kRateLimitKeys = {"per_second", "burst", "key", "table_size"};
@@ -228,6 +232,7 @@ struct RouteNotes {
   Mark service_mark;
   std::vector<Mark> host_marks;  // parallel to Route::hosts
   Mark acme_mark;                // where `acme: true` was given
+  std::vector<Mark> split_marks;  // parallel to Route::split (the service names)
 };
 
 // ---------------------------------------------------------------------------------------
@@ -279,6 +284,10 @@ class Loader {
   void read_forward_auth(const Value& value, ForwardAuth& auth);
   void read_cidrs(const Value& value, std::vector<Cidr>& out);
   void read_route_headers(const Value& value, Route& route);
+  // routes[].match and routes[].split (config/route_match.h).
+  void read_route_match(const Value& value, RouteMatch& match);
+  void read_name_matches(const Value& value, bool header, std::vector<NameMatch>& out);
+  void read_route_split(const Value& value, Route& route, RouteNotes& notes);
   void read_header_rules(const Value& value, HeaderRules& rules);
   std::optional<std::string> read_header_name(const Value& value);
   void read_services(const Value& value);
@@ -687,11 +696,15 @@ void Loader::read_route(const Value& item, size_t index) {
   notes.index = index;
   size_t errors_before = errors_.size();
   bool has_service = false;
+  bool has_split = false;
   for (const Field& field : fields_of(item, kRouteKeys)) {
     has_service = has_service || field.key == "service";
+    has_split = has_split || field.key == "split";
     read_route_field(field, route, notes);
   }
-  if (!has_service) fail(item.mark, item.path + ": missing required key 'service'");
+  if (!has_service && !has_split) fail(item.mark, item.path + ": missing required key 'service' (or 'split')");
+  if (has_service && has_split)
+    fail(item.mark, item.path + ": 'service' and 'split' exclude each other (a split names its services)");
   notes.clean = errors_.size() == errors_before;
   config_.routes.push_back(std::move(route));
   route_notes_.push_back(std::move(notes));
@@ -736,6 +749,10 @@ void Loader::read_route_field(const Field& field, Route& route, RouteNotes& note
   } else if (field.key == "acme") {
     if (auto flag = read_bool(value)) route.acme = *flag;
     notes.acme_mark = value.mark;
+  } else if (field.key == "match") {
+    read_route_match(value, route.match);
+  } else if (field.key == "split") {
+    read_route_split(value, route, notes);
   } else if (field.key == "hsts") {
     auto hsts = read_string(value);
     if (!hsts) return;
@@ -745,6 +762,124 @@ void Loader::read_route_field(const Field& field, Route& route, RouteNotes& note
       return;
     }
     route.hsts = *hsts;
+  }
+}
+
+// ---- routes[].match and routes[].split ----
+
+void Loader::read_route_match(const Value& value, RouteMatch& match) {
+  if (!expect_map(value, "a map with methods, headers, query and/or path_regex")) return;
+  for (const Field& field : fields_of(value, kRouteMatchKeys)) {
+    const Value& v = field.value;
+    if (field.key == "methods") {
+      if (!expect_list(v, "a list of HTTP methods, e.g. [GET, HEAD]")) continue;
+      for (const Value& item : items_of(v)) {
+        auto text = read_string(item);
+        if (!text) continue;
+        auto method = normalize_method(*text);
+        if (!method) {
+          fail(item.mark, item.path + ": '" + *text + "' is not an HTTP method");
+          continue;
+        }
+        if (std::find(match.methods.begin(), match.methods.end(), *method) == match.methods.end())
+          match.methods.push_back(*method);
+      }
+    } else if (field.key == "headers" || field.key == "query") {
+      read_name_matches(v, field.key == "headers", field.key == "headers" ? match.headers : match.query);
+    } else if (field.key == "path_regex") {
+      auto pattern = read_string(v);
+      if (!pattern) continue;
+      if (pattern->empty()) {
+        fail(v.mark, v.path + ": must not be empty");
+        continue;
+      }
+      std::string problem;
+      match.path_regex_compiled = compile_path_regex(*pattern, problem);
+      if (!match.path_regex_compiled) {
+        fail(v.mark, v.path + ": " + problem);
+        continue;
+      }
+      match.path_regex = *pattern;
+    }
+  }
+}
+
+void Loader::read_name_matches(const Value& value, bool header, std::vector<NameMatch>& out) {
+  const char* example = header ? "a list of {name, value} maps, e.g. [{name: X-Env, value: canary}, {name: X-Debug}]"
+                               : "a list of {name, value} maps, e.g. [{name: beta, value: \"1\"}, {name: preview}]";
+  if (!expect_list(value, example)) return;
+  for (const Value& item : items_of(value)) {
+    if (!expect_map(item, "a map with 'name' and optionally 'value' (no value: present)")) continue;
+    NameMatch entry;
+    bool named = false;
+    for (const Field& field : fields_of(item, kNameMatchKeys)) {
+      auto text = read_string(field.value);
+      if (!text) continue;
+      if (field.key == "name") {
+        std::string problem = header ? header_match_name_problem(*text) : query_match_problem(*text, true);
+        if (!problem.empty()) {
+          fail(field.value.mark, field.value.path + ": " + problem);
+          continue;
+        }
+        entry.name = *text;
+        named = true;
+      } else {
+        std::string problem = header ? header_value_problem(*text) : query_match_problem(*text, false);
+        if (!problem.empty()) {
+          fail(field.value.mark, field.value.path + ": " + problem);
+          continue;
+        }
+        entry.value = *text;
+      }
+    }
+    if (!named) {
+      if (item.node["name"].IsDefined()) continue;  // reported above
+      fail(item.mark, item.path + ": missing required key 'name'");
+      continue;
+    }
+    out.push_back(std::move(entry));
+  }
+}
+
+void Loader::read_route_split(const Value& value, Route& route, RouteNotes& notes) {
+  if (!expect_list(value, "a list of {service, weight} maps, e.g. [{service: web-v1, weight: 90}, "
+                          "{service: web-v2, weight: 10}]"))
+    return;
+  if (value.node.size() == 0) {
+    fail(value.mark, value.path + ": must name at least one service");
+    return;
+  }
+  for (const Value& item : items_of(value)) {
+    if (!expect_map(item, "a map with 'service' and 'weight'")) continue;
+    SplitTarget target;
+    Mark service_mark = item.mark;
+    bool has_service = false, has_weight = false, ok = true;
+    for (const Field& field : fields_of(item, kSplitKeys)) {
+      if (field.key == "service") {
+        auto name = read_string(field.value);
+        has_service = true;
+        if (!name) { ok = false; continue; }
+        target.service = *name;
+        service_mark = field.value.mark;
+      } else {
+        auto weight = read_integer(field.value, 1, 1'000'000);
+        has_weight = true;
+        if (!weight) { ok = false; continue; }
+        target.weight = static_cast<uint32_t>(*weight);
+      }
+    }
+    if (!has_service) fail(item.mark, item.path + ": missing required key 'service'");
+    if (!has_weight) fail(item.mark, item.path + ": missing required key 'weight' (1..1000000)");
+    if (!ok || !has_service || !has_weight) continue;
+    for (size_t i = 0; i < route.split.size(); ++i) {
+      if (route.split[i].service != target.service) continue;
+      fail(service_mark, item.path + ".service: '" + target.service + "' is already in this split (line " +
+                             std::to_string(notes.split_marks[i].line) + ")");
+      ok = false;
+    }
+    if (!ok) continue;
+    route.split.push_back(std::move(target));
+    notes.split_marks.push_back(service_mark);
   }
 }
 
@@ -1557,8 +1692,13 @@ void Loader::check_route_services() {
   std::string known = defined.empty() ? "no services are defined" : "defined services: " + join(defined);
   for (size_t i = 0; i < config_.routes.size(); ++i) {
     const Route& route = config_.routes[i];
-    if (route.service.empty() || service_marks_.count(route.service)) continue;
     const RouteNotes& notes = route_notes_[i];
+    for (size_t t = 0; t < route.split.size(); ++t) {
+      if (service_marks_.count(route.split[t].service)) continue;
+      fail(notes.split_marks[t], "routes[" + std::to_string(notes.index) + "].split[" + std::to_string(t) +
+                                     "].service: no service named '" + route.split[t].service + "' (" + known + ")");
+    }
+    if (route.service.empty() || service_marks_.count(route.service)) continue;
     fail(notes.service_mark, "routes[" + std::to_string(notes.index) + "].service: no service named '" +
                                  route.service + "' (" + known + ")");
   }
@@ -1576,10 +1716,12 @@ void Loader::check_duplicate_routes() {
     if (!notes.clean) continue;  // its own errors are reported already
     std::vector<std::string> hosts = route.hosts.empty() ? std::vector<std::string>{""} : route.hosts;
     for (size_t h = 0; h < hosts.size(); ++h) {
-      auto [first, inserted] = seen.emplace(hosts[h] + "\n" + route.path_prefix,
+      // Routes that differ in their matchers (routes[].match) are not duplicates.
+      auto [first, inserted] = seen.emplace(hosts[h] + "\n" + route.path_prefix + "\n" + route.match.key(),
                                             FirstUse{notes.index, route.mark.line});
       if (inserted) continue;
       std::string what = hosts[h].empty() ? "any host" : "host '" + hosts[h] + "'";
+      if (!route.match.empty()) what += " and the same matchers";
       Mark at = route.hosts.empty() ? route.mark : notes.host_marks[h];
       fail(at, "routes[" + std::to_string(notes.index) + "]: duplicate of routes[" +
                    std::to_string(first->second.index) + "] (line " +
