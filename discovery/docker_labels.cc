@@ -379,6 +379,51 @@ std::optional<Problem> default_port(const ContainerFacts& c, uint16_t labelled, 
   return Problem{std::string(port_label), std::string(port_label) + " is required: " + why};
 }
 
+// ---- berth.match.* and berth.path_regex: the config's routes[].match ----
+// berth.match.methods=GET,HEAD ; berth.match.header.<Name>=<value> (empty: present) ;
+// berth.match.query.<name>=<value> (empty: present) ; berth.path_regex=<RE2 pattern>.
+std::optional<Problem> parse_match_label(const std::string& label, std::string_view key, std::string_view value,
+                                         config::RouteMatch& match) {
+  if (key == "path_regex") {
+    std::string pattern(value);
+    if (pattern.empty()) return Problem{label, quoted(label, value) + " is empty"};
+    std::string problem;
+    match.path_regex_compiled = config::compile_path_regex(pattern, problem);
+    if (!match.path_regex_compiled) return Problem{label, quoted(label, value) + ": " + problem};
+    match.path_regex = pattern;
+    return std::nullopt;
+  }
+  if (key == "match.methods") {
+    std::string_view rest = value;
+    while (true) {
+      size_t comma = rest.find(',');
+      std::string_view item = trim(rest.substr(0, comma));
+      auto method = config::normalize_method(item);
+      if (!method) return Problem{label, quoted(label, value) + ": '" + std::string(item) + "' is not an HTTP method"};
+      if (std::find(match.methods.begin(), match.methods.end(), *method) == match.methods.end())
+        match.methods.push_back(*method);
+      if (comma == std::string_view::npos) break;
+      rest.remove_prefix(comma + 1);
+    }
+    return std::nullopt;
+  }
+  const bool header = key.starts_with("match.header.");
+  if (header || key.starts_with("match.query.")) {
+    std::string name(key.substr(header ? 13 : 12));
+    std::string problem = header ? config::header_match_name_problem(name) : config::query_match_problem(name, true);
+    if (problem.empty() && !value.empty())
+      problem = header ? config::header_value_problem(value) : config::query_match_problem(value, false);
+    if (!problem.empty()) return Problem{label, "label " + label + ": " + problem};
+    config::NameMatch entry{std::move(name), std::nullopt};
+    if (!value.empty()) entry.value = std::string(value);
+    (header ? match.headers : match.query).push_back(std::move(entry));
+    return std::nullopt;
+  }
+  return Problem{label, "unknown label " + label +
+                            " (expected berth.match.methods, berth.match.header.NAME, berth.match.query.NAME or "
+                            "berth.path_regex)"};
+}
+
 ContainerSpec reject(const Problem& p, std::string origin) {
   ContainerSpec spec;
   spec.kind = ContainerSpec::Kind::kRejected;
@@ -404,6 +449,7 @@ struct BerthLabels {
   std::string network;
   config::ServicePolicy policy;
   config::RouteAccess access;
+  config::RouteMatch match;  // berth.match.*, berth.path_regex
   struct Named {
     std::vector<std::string> hosts;
     bool has_host = false, has_path = false;
@@ -462,6 +508,8 @@ std::optional<Problem> read_berth_labels(const ContainerFacts& c, const LabelOpt
       problem = parse_policy_label(label, key, value, out.policy);
     } else if (key.starts_with("access.")) {
       problem = parse_access_label(label, key.substr(7), value, options, out.access);
+    } else if (key.starts_with("match.") || key == "path_regex") {
+      problem = parse_match_label(label, key, value, out.match);
     } else if (label.compare(0, kRoutesPrefix.size(), kRoutesPrefix) == 0) {
       std::string_view rest = std::string_view(label).substr(kRoutesPrefix.size());
       size_t dot = rest.rfind('.');
@@ -494,7 +542,7 @@ std::optional<Problem> read_berth_labels(const ContainerFacts& c, const LabelOpt
                                " (known: berth.enable, .host, .path, .port, .service, .weight, .priority, "
                                ".network, .tls.redirect, .tls.acme, .upstream.tls, .upstream.tls.server_name, .lb, "
                                ".lb.hash_on, .lb.cookie, .lb.slow_start, .health.*, .outlier.*, .retry.*, .circuit.*, "
-                               ".access.*, .routes.NAME.*)"};
+                               ".access.*, .match.methods, .match.header.NAME, .match.query.NAME, .path_regex, .routes.NAME.*)"};
     }
     if (problem) return problem;
   }
@@ -745,6 +793,7 @@ ContainerSpec routed_spec(const ContainerFacts& c, const LabelOptions& options) 
   spec.network = berth.network;
   spec.policy = berth.policy;
   spec.access = berth.access;
+  spec.match = berth.match;
   if (berth.has_host || berth.has_path) {
     RouteSpec route;
     route.hosts = berth.hosts;

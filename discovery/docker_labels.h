@@ -44,6 +44,8 @@ struct ContainerSpec {
   // berth.access.* (for every route it declares). basic_auth.htpasswd is a checked path; the
   // users are read from it by the builder (parse_container).
   config::RouteAccess access;
+  // berth.match.* and berth.path_regex (for every route it declares; empty: none).
+  config::RouteMatch match;
   std::string label;               // kRejected: the offending label (or env variable)
   std::string reason;              // kRejected: a sentence naming the label
 };

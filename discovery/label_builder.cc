@@ -216,6 +216,7 @@ ParsedContainer parse_container(const ContainerFacts& c, const BuilderOptions& o
     out.spec.routes.clear();
     return out;
   }
+  if (!out.spec.match.empty()) out.match = std::make_shared<const config::RouteMatch>(out.spec.match);
   for (const RouteSpec& route : out.spec.routes) {
     std::string reason;
     auto address = resolve_address(c, out.spec.network, route.port, options, &reason);
@@ -233,8 +234,10 @@ ParsedContainer parse_container(const ContainerFacts& c, const BuilderOptions& o
     if (!resolve_endpoint_key(endpoint)) endpoint.addr_len = 0;  // not numeric: never an instance
     out.endpoints.push_back(std::move(endpoint));
     out.names.push_back(route.name.empty() ? route.service : route.service + "/" + route.name);
-    if (route.hosts.empty()) out.keys.push_back("\n" + route.path);
-    for (const std::string& host : route.hosts) out.keys.push_back(host + "\n" + route.path);
+    // Routes that differ in their matchers are different routes (a canary beside the main one).
+    const std::string matchers = out.match ? "\n" + out.match->key() : std::string();
+    if (route.hosts.empty()) out.keys.push_back("\n" + route.path + matchers);
+    for (const std::string& host : route.hosts) out.keys.push_back(host + "\n" + route.path + matchers);
   }
   return out;
 }
@@ -535,6 +538,7 @@ DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& cac
       route.source = decl.parsed->source;
       route.https_redirect = spec.https_redirect;
       route.filters = decl.parsed->filters;
+      route.match = decl.parsed->match;
       route.acme = spec.acme;
       routes->push_back(std::move(route));
     }
