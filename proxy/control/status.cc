@@ -262,6 +262,15 @@ nlohmann::json explain_request(const RouteTable& table, std::string_view host, s
   out["matched"] = true;
   out["route"] = {{"name", chosen.name}, {"host", chosen.host}, {"path_prefix", chosen.path_prefix},
                   {"priority", chosen.priority}, {"source", chosen.source}};
+  if (chosen.split) {
+    // The service shown below is the split's first; each request picks one by weight.
+    nlohmann::json split = nlohmann::json::array();
+    for (const RouteSplit::Target& t : chosen.split->targets)
+      split.push_back({{"service", table.service(t.service).name},
+                       {"weight", t.weight},
+                       {"serving", serves(table.service(t.service), now_ms)}});
+    out["route"]["split"] = std::move(split);
+  }
   out["rule"] = x.rule;
   out["why"] = precedence_rule_text(x.rule);
   bool panic = false;

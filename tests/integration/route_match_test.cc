@@ -128,6 +128,10 @@ TEST_CASE("route matchers: /api/explain tests the method, headers and query give
   CHECK(canary["rule"] == "matchers");
   CHECK(explain("host=m.test&path=%2F%3Fbeta%3D1")["route"]["name"] == "canary-query");
   CHECK(explain("host=m.test&path=/api/x&method=POST")["route"]["name"] == "writes");
+  auto split = explain("host=s.test&path=/");
+  REQUIRE(split.is_object());
+  CHECK(split["route"]["split"].size() == 2);
+  CHECK(split["route"]["split"][1]["service"] == "canary");
 }
 
 TEST_CASE("route matcher labels: berth.match.header.* and berth.path_regex through Docker", "[docker_fake][route_match]") {
