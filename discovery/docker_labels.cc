@@ -424,6 +424,19 @@ std::optional<Problem> parse_match_label(const std::string& label, std::string_v
                             "berth.path_regex)"};
 }
 
+// A named route's matchers: the container's, with the route's own added (headers, query) or
+// in place of the container's (methods, path_regex).
+config::RouteMatch with_route_matchers(config::RouteMatch match, const config::RouteMatch& own) {
+  if (!own.methods.empty()) match.methods = own.methods;
+  match.headers.insert(match.headers.end(), own.headers.begin(), own.headers.end());
+  match.query.insert(match.query.end(), own.query.begin(), own.query.end());
+  if (!own.path_regex.empty()) {
+    match.path_regex = own.path_regex;
+    match.path_regex_compiled = own.path_regex_compiled;
+  }
+  return match;
+}
+
 ContainerSpec reject(const Problem& p, std::string origin) {
   ContainerSpec spec;
   spec.kind = ContainerSpec::Kind::kRejected;
@@ -457,6 +470,7 @@ struct BerthLabels {
     uint16_t port = 0;
     std::string service;
     int32_t priority = 0;
+    config::RouteMatch match;  // berth.routes.NAME.match.*, .path_regex
   };
   std::map<std::string, Named> routes;
   bool any = false;
@@ -512,7 +526,7 @@ std::optional<Problem> read_berth_labels(const ContainerFacts& c, const LabelOpt
       problem = parse_match_label(label, key, value, out.match);
     } else if (label.compare(0, kRoutesPrefix.size(), kRoutesPrefix) == 0) {
       std::string_view rest = std::string_view(label).substr(kRoutesPrefix.size());
-      size_t dot = rest.rfind('.');
+      size_t dot = rest.find('.');  // NAME has no dots; the field may (match.header.X-Env)
       std::string_view name = dot == std::string_view::npos ? std::string_view() : rest.substr(0, dot);
       std::string_view field = dot == std::string_view::npos ? rest : rest.substr(dot + 1);
       if (!valid_route_name(name)) {
@@ -532,9 +546,11 @@ std::optional<Problem> read_berth_labels(const ContainerFacts& c, const LabelOpt
           problem = parse_service(label, value, named.service);
         } else if (field == "priority") {
           problem = parse_priority(label, value, named.priority);
+        } else if (field.starts_with("match.") || field == "path_regex") {
+          problem = parse_match_label(label, field, value, named.match);
         } else {
           problem = Problem{label, "unknown label " + label + " (expected berth.routes." + std::string(name) +
-                                   ".host, .path, .port, .service or .priority)"};
+                                   ".host, .path, .port, .service, .priority, .match.* or .path_regex)"};
         }
       }
     } else {
@@ -802,6 +818,7 @@ ContainerSpec routed_spec(const ContainerFacts& c, const LabelOptions& options) 
     route.priority = berth.priority;
     route.https_redirect = berth.https_redirect;
     route.acme = berth.acme;
+    route.match = berth.match;
     if (auto p = default_port(c, berth.port, route.port, "berth.port")) return reject(*p, "berth");
     spec.routes.push_back(std::move(route));
   }
@@ -819,6 +836,7 @@ ContainerSpec routed_spec(const ContainerFacts& c, const LabelOptions& options) 
     route.https_redirect = berth.https_redirect;
     route.acme = berth.acme;
     route.service = named.service.empty() ? service + "-" + name : named.service;
+    route.match = with_route_matchers(berth.match, named.match);
     uint16_t labelled = named.port ? named.port : berth.port;
     if (auto p = default_port(c, labelled, route.port, base + ".port")) return reject(*p, "berth");
     spec.routes.push_back(std::move(route));

@@ -216,7 +216,6 @@ ParsedContainer parse_container(const ContainerFacts& c, const BuilderOptions& o
     out.spec.routes.clear();
     return out;
   }
-  if (!out.spec.match.empty()) out.match = std::make_shared<const config::RouteMatch>(out.spec.match);
   for (const RouteSpec& route : out.spec.routes) {
     std::string reason;
     auto address = resolve_address(c, out.spec.network, route.port, options, &reason);
@@ -235,7 +234,8 @@ ParsedContainer parse_container(const ContainerFacts& c, const BuilderOptions& o
     out.endpoints.push_back(std::move(endpoint));
     out.names.push_back(route.name.empty() ? route.service : route.service + "/" + route.name);
     // Routes that differ in their matchers are different routes (a canary beside the main one).
-    const std::string matchers = out.match ? "\n" + out.match->key() : std::string();
+    out.matches.push_back(route.match.empty() ? nullptr : std::make_shared<const config::RouteMatch>(route.match));
+    const std::string matchers = out.matches.back() ? "\n" + out.matches.back()->key() : std::string();
     if (route.hosts.empty()) out.keys.push_back("\n" + route.path + matchers);
     for (const std::string& host : route.hosts) out.keys.push_back(host + "\n" + route.path + matchers);
   }
@@ -538,7 +538,7 @@ DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& cac
       route.source = decl.parsed->source;
       route.https_redirect = spec.https_redirect;
       route.filters = decl.parsed->filters;
-      route.match = decl.parsed->match;
+      route.match = decl.parsed->matches[decl.route];
       route.acme = spec.acme;
       routes->push_back(std::move(route));
     }

@@ -61,8 +61,8 @@ struct ParsedContainer {
   // The berth.access.* filters, shared by every route the container declares (null: none).
   // Built once per parse, so a rate limit's buckets last while the container's labels do.
   std::shared_ptr<const FilterChain> filters;
-  // The berth.match.* matchers, shared by every route the container declares (null: none).
-  std::shared_ptr<const config::RouteMatch> match;
+  // Per spec.routes entry: its matchers (RouteSpec::match), shared by its hosts (null: none).
+  std::vector<std::shared_ptr<const config::RouteMatch>> matches;
 };
 
 // Reuses ParsedContainers across builds for facts whose revision is unchanged (revision 0:

@@ -134,7 +134,7 @@ TEST_CASE("route matchers: /api/explain tests the method, headers and query give
   CHECK(split["route"]["split"][1]["service"] == "canary");
 }
 
-TEST_CASE("route matcher labels: berth.match.header.* and berth.path_regex through Docker", "[docker_fake][route_match]") {
+TEST_CASE("route matcher labels: berth.match.*, berth.path_regex and berth.routes.NAME.match.* through Docker", "[docker_fake][route_match]") {
   Origin main{"LMAIN"}, canary{"LCANARY"};
   REQUIRE(main.ok());
   REQUIRE(canary.ok());
@@ -157,6 +157,13 @@ TEST_CASE("route matcher labels: berth.match.header.* and berth.path_regex throu
   engine.add(container(3, "web-users", canary.port(), {{"berth.path_regex", "/users/[0-9]+"}}));
   engine.add(container(4, "web-bad", canary.port(), {{"berth.path_regex", "(unclosed"}}));
   engine.add(container(5, "web-debug", canary.port(), {{"berth.match.header.X-Debug", ""}, {"berth.match.methods", "GET,HEAD"}}));
+  {
+    // Only a named route, with its own matcher: berth.routes.NAME.match.query.*.
+    fake_docker::Container named = container(6, "web-v2", canary.port(), {{"berth.routes.v2.host", "l.test"},
+                                                                           {"berth.routes.v2.match.query.v", "2"}});
+    named.labels.erase("berth.host");
+    engine.add(named);
+  }
   engine.start();
 
   Berth berth(config_head(2) + "docker: {enabled: true, endpoint: \"unix://" + dir.file("docker.sock") + "\"}\n");
@@ -171,6 +178,8 @@ TEST_CASE("route matcher labels: berth.match.header.* and berth.path_regex throu
   CHECK(origin_of(http_get(berth.port(), "/users/7", "l.test")) == "LCANARY");
   CHECK(origin_of(http_get(berth.port(), "/users/x", "l.test")) == "LMAIN");
   CHECK(origin_of(http_get(berth.port(), "/", "l.test", {"X-Debug: 1"})) == "LCANARY");
+  CHECK(origin_of(http_get(berth.port(), "/?v=2", "l.test")) == "LCANARY");
+  CHECK(origin_of(http_get(berth.port(), "/?v=1", "l.test")) == "LMAIN");
   {
     Client c(berth.port());
     Response r = c.request(make_request("POST", "/", "l.test", {"X-Debug: 1"}, "body"));

@@ -329,3 +329,38 @@ TEST_CASE("docker labels: berth.match.* and berth.path_regex", "[docker][labels]
     CHECK(s.reason.find(b.reason) != std::string::npos);
   }
 }
+
+TEST_CASE("docker labels: berth.routes.NAME.match.* and .path_regex are that route's own", "[docker][labels][route_match]") {
+  ContainerSpec spec = parse_container_labels(
+      host_container({{"berth.enable", "true"},
+                      {"berth.host", "a.test"},
+                      {"berth.port", "80"},
+                      {"berth.match.header.X-Team", "ops"},
+                      {"berth.routes.canary.host", "a.test"},
+                      {"berth.routes.canary.match.header.X-Env", "canary"},
+                      {"berth.routes.canary.match.methods", "GET"},
+                      {"berth.routes.users.path", "/users"},
+                      {"berth.routes.users.path_regex", "/users/[0-9]+"}}),
+      {});
+  REQUIRE(spec.kind == Kind::kRouted);
+  REQUIRE(spec.routes.size() == 3);
+  const RouteSpec& main = spec.routes[0];
+  CHECK(main.name.empty());
+  REQUIRE(main.match.headers.size() == 1);
+  CHECK(main.match.headers[0].name == "X-Team");
+  const RouteSpec& canary = spec.routes[1];
+  CHECK(canary.name == "canary");
+  REQUIRE(canary.match.headers.size() == 2);  // the container's, then its own
+  CHECK(canary.match.headers[1].name == "X-Env");
+  CHECK(canary.match.methods == std::vector<std::string>{"GET"});
+  const RouteSpec& users = spec.routes[2];
+  CHECK(users.match.path_regex == "/users/[0-9]+");
+  CHECK(users.match.path_regex_compiled != nullptr);
+
+  ContainerSpec bad = parse_container_labels(
+      host_container({{"berth.enable", "true"}, {"berth.routes.x.path", "/"}, {"berth.routes.x.path_regex", "("},
+                      {"berth.port", "80"}}),
+      {});
+  CHECK(bad.kind == Kind::kRejected);
+  CHECK(bad.label == "berth.routes.x.path_regex");
+}
