@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "config/rewrite.h"
+#include "config/route_match.h"  // routes[].match, routes[].split
 
 namespace berth::config {
 
@@ -237,6 +238,9 @@ struct Route {
   PathRewrite rewrite;            // strip_prefix, add_prefix, rewrite: {regex, replacement}
   Redirect redirect;              // redirect: {to, code}
   Mark mark;
+  // ---- matchers and weighted split (config/route_match.h) ----
+  RouteMatch match;                // routes[].match: methods, headers, query, path_regex
+  std::vector<SplitTarget> split;  // routes[].split (then `service` is empty): weighted services
 };
 
 struct Timeouts {

@@ -190,7 +190,12 @@ const std::vector<std::string_view> kRouteKeys = {"name",    "host",    "path", 
                                                   "service", "max_body_bytes", "access", "headers",
                                                   "https_redirect", "hsts", "acme",
                                                   // path rewriting and redirects
-                                                  "strip_prefix", "add_prefix", "rewrite", "redirect"};
+                                                  "strip_prefix", "add_prefix", "rewrite", "redirect",
+                                                  // matchers and weighted split
+                                                  "match", "split"};
+const std::vector<std::string_view> kRouteMatchKeys = {"methods", "headers", "query", "path_regex"};
+const std::vector<std::string_view> kNameMatchKeys = {"name", "value"};
+const std::vector<std::string_view> kSplitKeys = {"service", "weight"};
 const std::vector<std::string_view> kAccessKeys = {"methods", "allow", "deny", "basic_auth", "rate_limit", "forward_auth"};
 const std::vector<std::string_view> kForwardAuthKeys = {"url", "copy_headers", "timeout"};
 const std::vector<std::string_view> kRateLimitKeys = {"per_second", "burst", "key", "table_size"};
@@ -235,6 +240,7 @@ struct RouteNotes {
   Mark strip_mark;               // where strip_prefix was given (rewriting: cross-checks)
   Mark rewrite_mark;             // the first of strip_prefix / add_prefix / rewrite
   Mark redirect_mark;
+  std::vector<Mark> split_marks;  // parallel to Route::split (the service names)
 };
 
 // ---------------------------------------------------------------------------------------
@@ -289,6 +295,10 @@ class Loader {
   void read_route_rewrite(const Field& field, Route& route, RouteNotes& notes);
   void read_path_regex(const Value& value, PathRewrite& rewrite);
   void read_redirect(const Value& value, Redirect& redirect);
+  // routes[].match and routes[].split (config/route_match.h).
+  void read_route_match(const Value& value, RouteMatch& match);
+  void read_name_matches(const Value& value, bool header, std::vector<NameMatch>& out);
+  void read_route_split(const Value& value, Route& route, RouteNotes& notes);
   void read_header_rules(const Value& value, HeaderRules& rules);
   std::optional<std::string> read_header_name(const Value& value);
   void read_services(const Value& value);
@@ -697,19 +707,24 @@ void Loader::read_route(const Value& item, size_t index) {
   notes.index = index;
   size_t errors_before = errors_.size();
   bool has_service = false;
+  bool has_split = false;
   for (const Field& field : fields_of(item, kRouteKeys)) {
     has_service = has_service || field.key == "service";
+    has_split = has_split || field.key == "split";
     read_route_field(field, route, notes);
   }
   // A redirect is answered by Berth: such a route has no service, and nothing to rewrite.
   if (route.redirect.enabled()) {
     if (has_service) fail(notes.service_mark, item.path + ".service: a route with 'redirect' has no service");
+    if (has_split) fail(item.mark, item.path + ": a route with 'redirect' has no split");
     if (route.rewrite.enabled())
       fail(notes.rewrite_mark, item.path + ": a route with 'redirect' cannot also rewrite the path "
                                            "(strip_prefix, add_prefix, rewrite)");
-  } else if (!has_service && notes.redirect_mark.line == 0) {
-    fail(item.mark, item.path + ": missing required key 'service' (or 'redirect')");
+  } else if (!has_service && !has_split && notes.redirect_mark.line == 0) {
+    fail(item.mark, item.path + ": missing required key 'service' (or 'split', or 'redirect')");
   }
+  if (has_service && has_split)
+    fail(item.mark, item.path + ": 'service' and 'split' exclude each other (a split names its services)");
   if (route.rewrite.strip == PathRewrite::Strip::kRoutePrefix && route.path_prefix == "/")
     fail(notes.strip_mark, item.path + ".strip_prefix: true strips the route's path, and this route has none "
                                        "(give 'path', or the prefix to strip)");
@@ -760,6 +775,10 @@ void Loader::read_route_field(const Field& field, Route& route, RouteNotes& note
   } else if (field.key == "strip_prefix" || field.key == "add_prefix" || field.key == "rewrite" ||
              field.key == "redirect") {
     read_route_rewrite(field, route, notes);
+  } else if (field.key == "match") {
+    read_route_match(value, route.match);
+  } else if (field.key == "split") {
+    read_route_split(value, route, notes);
   } else if (field.key == "hsts") {
     auto hsts = read_string(value);
     if (!hsts) return;
@@ -769,6 +788,124 @@ void Loader::read_route_field(const Field& field, Route& route, RouteNotes& note
       return;
     }
     route.hsts = *hsts;
+  }
+}
+
+// ---- routes[].match and routes[].split ----
+
+void Loader::read_route_match(const Value& value, RouteMatch& match) {
+  if (!expect_map(value, "a map with methods, headers, query and/or path_regex")) return;
+  for (const Field& field : fields_of(value, kRouteMatchKeys)) {
+    const Value& v = field.value;
+    if (field.key == "methods") {
+      if (!expect_list(v, "a list of HTTP methods, e.g. [GET, HEAD]")) continue;
+      for (const Value& item : items_of(v)) {
+        auto text = read_string(item);
+        if (!text) continue;
+        auto method = normalize_method(*text);
+        if (!method) {
+          fail(item.mark, item.path + ": '" + *text + "' is not an HTTP method");
+          continue;
+        }
+        if (std::find(match.methods.begin(), match.methods.end(), *method) == match.methods.end())
+          match.methods.push_back(*method);
+      }
+    } else if (field.key == "headers" || field.key == "query") {
+      read_name_matches(v, field.key == "headers", field.key == "headers" ? match.headers : match.query);
+    } else if (field.key == "path_regex") {
+      auto pattern = read_string(v);
+      if (!pattern) continue;
+      if (pattern->empty()) {
+        fail(v.mark, v.path + ": must not be empty");
+        continue;
+      }
+      std::string problem;
+      match.path_regex_compiled = compile_path_regex(*pattern, problem);
+      if (!match.path_regex_compiled) {
+        fail(v.mark, v.path + ": " + problem);
+        continue;
+      }
+      match.path_regex = *pattern;
+    }
+  }
+}
+
+void Loader::read_name_matches(const Value& value, bool header, std::vector<NameMatch>& out) {
+  const char* example = header ? "a list of {name, value} maps, e.g. [{name: X-Env, value: canary}, {name: X-Debug}]"
+                               : "a list of {name, value} maps, e.g. [{name: beta, value: \"1\"}, {name: preview}]";
+  if (!expect_list(value, example)) return;
+  for (const Value& item : items_of(value)) {
+    if (!expect_map(item, "a map with 'name' and optionally 'value' (no value: present)")) continue;
+    NameMatch entry;
+    bool named = false;
+    for (const Field& field : fields_of(item, kNameMatchKeys)) {
+      auto text = read_string(field.value);
+      if (!text) continue;
+      if (field.key == "name") {
+        std::string problem = header ? header_match_name_problem(*text) : query_match_problem(*text, true);
+        if (!problem.empty()) {
+          fail(field.value.mark, field.value.path + ": " + problem);
+          continue;
+        }
+        entry.name = *text;
+        named = true;
+      } else {
+        std::string problem = header ? header_value_problem(*text) : query_match_problem(*text, false);
+        if (!problem.empty()) {
+          fail(field.value.mark, field.value.path + ": " + problem);
+          continue;
+        }
+        entry.value = *text;
+      }
+    }
+    if (!named) {
+      if (item.node["name"].IsDefined()) continue;  // reported above
+      fail(item.mark, item.path + ": missing required key 'name'");
+      continue;
+    }
+    out.push_back(std::move(entry));
+  }
+}
+
+void Loader::read_route_split(const Value& value, Route& route, RouteNotes& notes) {
+  if (!expect_list(value, "a list of {service, weight} maps, e.g. [{service: web-v1, weight: 90}, "
+                          "{service: web-v2, weight: 10}]"))
+    return;
+  if (value.node.size() == 0) {
+    fail(value.mark, value.path + ": must name at least one service");
+    return;
+  }
+  for (const Value& item : items_of(value)) {
+    if (!expect_map(item, "a map with 'service' and 'weight'")) continue;
+    SplitTarget target;
+    Mark service_mark = item.mark;
+    bool has_service = false, has_weight = false, ok = true;
+    for (const Field& field : fields_of(item, kSplitKeys)) {
+      if (field.key == "service") {
+        auto name = read_string(field.value);
+        has_service = true;
+        if (!name) { ok = false; continue; }
+        target.service = *name;
+        service_mark = field.value.mark;
+      } else {
+        auto weight = read_integer(field.value, 1, 1'000'000);
+        has_weight = true;
+        if (!weight) { ok = false; continue; }
+        target.weight = static_cast<uint32_t>(*weight);
+      }
+    }
+    if (!has_service) fail(item.mark, item.path + ": missing required key 'service'");
+    if (!has_weight) fail(item.mark, item.path + ": missing required key 'weight' (1..1000000)");
+    if (!ok || !has_service || !has_weight) continue;
+    for (size_t i = 0; i < route.split.size(); ++i) {
+      if (route.split[i].service != target.service) continue;
+      fail(service_mark, item.path + ".service: '" + target.service + "' is already in this split (line " +
+                             std::to_string(notes.split_marks[i].line) + ")");
+      ok = false;
+    }
+    if (!ok) continue;
+    route.split.push_back(std::move(target));
+    notes.split_marks.push_back(service_mark);
   }
 }
 
@@ -1669,8 +1806,13 @@ void Loader::check_route_services() {
   std::string known = defined.empty() ? "no services are defined" : "defined services: " + join(defined);
   for (size_t i = 0; i < config_.routes.size(); ++i) {
     const Route& route = config_.routes[i];
-    if (route.service.empty() || service_marks_.count(route.service)) continue;
     const RouteNotes& notes = route_notes_[i];
+    for (size_t t = 0; t < route.split.size(); ++t) {
+      if (service_marks_.count(route.split[t].service)) continue;
+      fail(notes.split_marks[t], "routes[" + std::to_string(notes.index) + "].split[" + std::to_string(t) +
+                                     "].service: no service named '" + route.split[t].service + "' (" + known + ")");
+    }
+    if (route.service.empty() || service_marks_.count(route.service)) continue;
     fail(notes.service_mark, "routes[" + std::to_string(notes.index) + "].service: no service named '" +
                                  route.service + "' (" + known + ")");
   }
@@ -1688,10 +1830,12 @@ void Loader::check_duplicate_routes() {
     if (!notes.clean) continue;  // its own errors are reported already
     std::vector<std::string> hosts = route.hosts.empty() ? std::vector<std::string>{""} : route.hosts;
     for (size_t h = 0; h < hosts.size(); ++h) {
-      auto [first, inserted] = seen.emplace(hosts[h] + "\n" + route.path_prefix,
+      // Routes that differ in their matchers (routes[].match) are not duplicates.
+      auto [first, inserted] = seen.emplace(hosts[h] + "\n" + route.path_prefix + "\n" + route.match.key(),
                                             FirstUse{notes.index, route.mark.line});
       if (inserted) continue;
       std::string what = hosts[h].empty() ? "any host" : "host '" + hosts[h] + "'";
+      if (!route.match.empty()) what += " and the same matchers";
       Mark at = route.hosts.empty() ? route.mark : notes.host_marks[h];
       fail(at, "routes[" + std::to_string(notes.index) + "]: duplicate of routes[" +
                    std::to_string(first->second.index) + "] (line " +

@@ -380,6 +380,64 @@ std::optional<Problem> default_port(const ContainerFacts& c, uint16_t labelled, 
   return Problem{std::string(port_label), std::string(port_label) + " is required: " + why};
 }
 
+// ---- berth.match.* and berth.path_regex: the config's routes[].match ----
+// berth.match.methods=GET,HEAD ; berth.match.header.<Name>=<value> (empty: present) ;
+// berth.match.query.<name>=<value> (empty: present) ; berth.path_regex=<RE2 pattern>.
+std::optional<Problem> parse_match_label(const std::string& label, std::string_view key, std::string_view value,
+                                         config::RouteMatch& match) {
+  if (key == "path_regex") {
+    std::string pattern(value);
+    if (pattern.empty()) return Problem{label, quoted(label, value) + " is empty"};
+    std::string problem;
+    match.path_regex_compiled = config::compile_path_regex(pattern, problem);
+    if (!match.path_regex_compiled) return Problem{label, quoted(label, value) + ": " + problem};
+    match.path_regex = pattern;
+    return std::nullopt;
+  }
+  if (key == "match.methods") {
+    std::string_view rest = value;
+    while (true) {
+      size_t comma = rest.find(',');
+      std::string_view item = trim(rest.substr(0, comma));
+      auto method = config::normalize_method(item);
+      if (!method) return Problem{label, quoted(label, value) + ": '" + std::string(item) + "' is not an HTTP method"};
+      if (std::find(match.methods.begin(), match.methods.end(), *method) == match.methods.end())
+        match.methods.push_back(*method);
+      if (comma == std::string_view::npos) break;
+      rest.remove_prefix(comma + 1);
+    }
+    return std::nullopt;
+  }
+  const bool header = key.starts_with("match.header.");
+  if (header || key.starts_with("match.query.")) {
+    std::string name(key.substr(header ? 13 : 12));
+    std::string problem = header ? config::header_match_name_problem(name) : config::query_match_problem(name, true);
+    if (problem.empty() && !value.empty())
+      problem = header ? config::header_value_problem(value) : config::query_match_problem(value, false);
+    if (!problem.empty()) return Problem{label, "label " + label + ": " + problem};
+    config::NameMatch entry{std::move(name), std::nullopt};
+    if (!value.empty()) entry.value = std::string(value);
+    (header ? match.headers : match.query).push_back(std::move(entry));
+    return std::nullopt;
+  }
+  return Problem{label, "unknown label " + label +
+                            " (expected berth.match.methods, berth.match.header.NAME, berth.match.query.NAME or "
+                            "berth.path_regex)"};
+}
+
+// A named route's matchers: the container's, with the route's own added (headers, query) or
+// in place of the container's (methods, path_regex).
+config::RouteMatch with_route_matchers(config::RouteMatch match, const config::RouteMatch& own) {
+  if (!own.methods.empty()) match.methods = own.methods;
+  match.headers.insert(match.headers.end(), own.headers.begin(), own.headers.end());
+  match.query.insert(match.query.end(), own.query.begin(), own.query.end());
+  if (!own.path_regex.empty()) {
+    match.path_regex = own.path_regex;
+    match.path_regex_compiled = own.path_regex_compiled;
+  }
+  return match;
+}
+
 ContainerSpec reject(const Problem& p, std::string origin) {
   ContainerSpec spec;
   spec.kind = ContainerSpec::Kind::kRejected;
@@ -408,6 +466,7 @@ struct BerthLabels {
   config::PathRewrite rewrite;  // berth.strip_prefix, berth.add_prefix
   config::Redirect redirect;    // berth.redirect.to, berth.redirect.code
   std::string redirect_code_label;
+  config::RouteMatch match;  // berth.match.*, berth.path_regex
   struct Named {
     std::vector<std::string> hosts;
     bool has_host = false, has_path = false;
@@ -415,6 +474,7 @@ struct BerthLabels {
     uint16_t port = 0;
     std::string service;
     int32_t priority = 0;
+    config::RouteMatch match;  // berth.routes.NAME.match.*, .path_regex
   };
   std::map<std::string, Named> routes;
   bool any = false;
@@ -505,9 +565,11 @@ std::optional<Problem> read_berth_labels(const ContainerFacts& c, const LabelOpt
       problem = parse_access_label(label, key.substr(7), value, options, out.access);
     } else if (key == "strip_prefix" || key == "add_prefix" || key.starts_with("redirect.")) {
       problem = parse_rewrite_label(label, key, value, out);
+    } else if (key.starts_with("match.") || key == "path_regex") {
+      problem = parse_match_label(label, key, value, out.match);
     } else if (label.compare(0, kRoutesPrefix.size(), kRoutesPrefix) == 0) {
       std::string_view rest = std::string_view(label).substr(kRoutesPrefix.size());
-      size_t dot = rest.rfind('.');
+      size_t dot = rest.find('.');  // NAME has no dots; the field may (match.header.X-Env)
       std::string_view name = dot == std::string_view::npos ? std::string_view() : rest.substr(0, dot);
       std::string_view field = dot == std::string_view::npos ? rest : rest.substr(dot + 1);
       if (!valid_route_name(name)) {
@@ -527,9 +589,11 @@ std::optional<Problem> read_berth_labels(const ContainerFacts& c, const LabelOpt
           problem = parse_service(label, value, named.service);
         } else if (field == "priority") {
           problem = parse_priority(label, value, named.priority);
+        } else if (field.starts_with("match.") || field == "path_regex") {
+          problem = parse_match_label(label, field, value, named.match);
         } else {
           problem = Problem{label, "unknown label " + label + " (expected berth.routes." + std::string(name) +
-                                   ".host, .path, .port, .service or .priority)"};
+                                   ".host, .path, .port, .service, .priority, .match.* or .path_regex)"};
         }
       }
     } else {
@@ -537,7 +601,8 @@ std::optional<Problem> read_berth_labels(const ContainerFacts& c, const LabelOpt
                                " (known: berth.enable, .host, .path, .port, .service, .weight, .priority, "
                                ".network, .tls.redirect, .tls.acme, .upstream.tls, .upstream.tls.server_name, .lb, "
                                ".lb.hash_on, .lb.cookie, .lb.slow_start, .health.*, .outlier.*, .retry.*, .circuit.*, "
-                               ".access.*, .strip_prefix, .add_prefix, .redirect.to, .redirect.code, .routes.NAME.*)"};
+                               ".access.*, .strip_prefix, .add_prefix, .redirect.to, .redirect.code, .match.methods, "
+                               ".match.header.NAME, .match.query.NAME, .path_regex, .routes.NAME.*)"};
     }
     if (problem) return problem;
   }
@@ -863,6 +928,7 @@ ContainerSpec routed_spec(const ContainerFacts& c, const LabelOptions& options) 
   spec.access = berth.access;
   spec.rewrite = berth.rewrite;
   spec.redirect = berth.redirect;
+  spec.match = berth.match;
   if (berth.has_host || berth.has_path) {
     RouteSpec route;
     route.hosts = berth.hosts;
@@ -871,6 +937,7 @@ ContainerSpec routed_spec(const ContainerFacts& c, const LabelOptions& options) 
     route.priority = berth.priority;
     route.https_redirect = berth.https_redirect;
     route.acme = berth.acme;
+    route.match = berth.match;
     if (auto p = default_port(c, berth.port, route.port, "berth.port")) return reject(*p, "berth");
     spec.routes.push_back(std::move(route));
   }
@@ -888,6 +955,7 @@ ContainerSpec routed_spec(const ContainerFacts& c, const LabelOptions& options) 
     route.https_redirect = berth.https_redirect;
     route.acme = berth.acme;
     route.service = named.service.empty() ? service + "-" + name : named.service;
+    route.match = with_route_matchers(berth.match, named.match);
     uint16_t labelled = named.port ? named.port : berth.port;
     if (auto p = default_port(c, labelled, route.port, base + ".port")) return reject(*p, "berth");
     spec.routes.push_back(std::move(route));

@@ -31,6 +31,9 @@ struct RouteSpec {
   int32_t priority = 0;
   bool https_redirect = false;     // berth.tls.redirect=true
   bool acme = false;               // berth.tls.acme=true: a certificate from the ACME server
+  // Its matchers: the container's berth.match.* / berth.path_regex, with a named route's own
+  // berth.routes.NAME.match.* / .path_regex (empty: none).
+  config::RouteMatch match;
 };
 
 struct ContainerSpec {
@@ -47,6 +50,9 @@ struct ContainerSpec {
   // berth.strip_prefix / berth.add_prefix / berth.redirect.* (for every route it declares).
   config::PathRewrite rewrite;
   config::Redirect redirect;
+  // berth.match.* and berth.path_regex, for every route it declares (empty: none); each route's
+  // own matchers are in RouteSpec::match.
+  config::RouteMatch match;
   std::string label;               // kRejected: the offending label (or env variable)
   std::string reason;              // kRejected: a sentence naming the label
 };

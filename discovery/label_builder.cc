@@ -236,8 +236,11 @@ ParsedContainer parse_container(const ContainerFacts& c, const BuilderOptions& o
     if (!resolve_endpoint_key(endpoint)) endpoint.addr_len = 0;  // not numeric: never an instance
     out.endpoints.push_back(std::move(endpoint));
     out.names.push_back(route.name.empty() ? route.service : route.service + "/" + route.name);
-    if (route.hosts.empty()) out.keys.push_back("\n" + route.path);
-    for (const std::string& host : route.hosts) out.keys.push_back(host + "\n" + route.path);
+    // Routes that differ in their matchers are different routes (a canary beside the main one).
+    out.matches.push_back(route.match.empty() ? nullptr : std::make_shared<const config::RouteMatch>(route.match));
+    const std::string matchers = out.matches.back() ? "\n" + out.matches.back()->key() : std::string();
+    if (route.hosts.empty()) out.keys.push_back("\n" + route.path + matchers);
+    for (const std::string& host : route.hosts) out.keys.push_back(host + "\n" + route.path + matchers);
   }
   return out;
 }
@@ -538,6 +541,7 @@ DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& cac
       route.source = decl.parsed->source;
       route.https_redirect = spec.https_redirect;
       route.filters = decl.parsed->filters;
+      route.match = decl.parsed->matches[decl.route];
       route.acme = spec.acme;
       routes->push_back(std::move(route));
     }

@@ -55,12 +55,14 @@ struct ParsedContainer {
   ContainerSpec spec;
   std::string problem;              // an address could not be chosen (then spec is not routed)
   std::vector<Endpoint> endpoints;  // per spec.routes entry: resolved address, weight, source
-  std::vector<std::string> keys;    // host + '\n' + path of every route x host, in order
+  std::vector<std::string> keys;    // host + '\n' + path (+ '\n' + matchers key) of every route x host, in order
   std::vector<std::string> names;   // per spec.routes entry: the route's name
   std::string source;               // "container:<display>"
   // The berth.access.* filters, shared by every route the container declares (null: none).
   // Built once per parse, so a rate limit's buckets last while the container's labels do.
   std::shared_ptr<const FilterChain> filters;
+  // Per spec.routes entry: its matchers (RouteSpec::match), shared by its hosts (null: none).
+  std::vector<std::shared_ptr<const config::RouteMatch>> matches;
 };
 
 // Reuses ParsedContainers across builds for facts whose revision is unchanged (revision 0:

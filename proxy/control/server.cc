@@ -588,8 +588,16 @@ void Server::register_admin_paths(AdminServer& admin) {
   });
   admin.handle("/api/explain", [this, json, dump](const AdminRequest& req) {
     std::string error;
+    // header=Name:value may be given more than once.
+    std::vector<std::string> headers;
+    for (std::string_view rest = req.query; !rest.empty();) {
+      std::string_view pair = rest.substr(0, rest.find('&'));
+      rest.remove_prefix(std::min(rest.size(), pair.size() + 1));
+      if (pair.starts_with("header=")) headers.push_back(admin_query_param(pair, "header"));
+    }
     nlohmann::json j = explain_request(*runtime_->routes, admin_query_param(req.query, "host"),
-                                       admin_query_param(req.query, "path"), health_clock_ms(), &error);
+                                       admin_query_param(req.query, "path"), health_clock_ms(), &error,
+                                       admin_query_param(req.query, "method"), headers);
     if (!error.empty()) {
       AdminResponse r = json(dump({{"error", error}}));
       r.status = 400;

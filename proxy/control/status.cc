@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "proxy/health/outlier.h"
+#include "proxy/http/http_head.h"
 #include "proxy/model/endpoint_health.h"
 
 namespace berth {
@@ -182,7 +183,8 @@ nlohmann::json StatusBuilder::status(const RouteTable& table, int64_t now_ms) co
 }
 
 nlohmann::json explain_request(const RouteTable& table, std::string_view host, std::string_view path,
-                               int64_t now_ms, std::string* error) {
+                               int64_t now_ms, std::string* error, std::string_view method,
+                               const std::vector<std::string>& headers) {
   if (host.empty()) {
     *error = "missing query parameter: host (e.g. /api/explain?host=example.com&path=/)";
     return nullptr;
@@ -201,8 +203,24 @@ nlohmann::json explain_request(const RouteTable& table, std::string_view host, s
       return nullptr;
     }
   }
+  // The request the route matchers are tested against, parsed as one from a client would be.
+  std::string raw = std::string(method.empty() ? "GET" : method) + " " + std::string(path) + " HTTP/1.1\r\nHost: " +
+                    std::string(host) + "\r\n";
+  for (const std::string& header : headers) {
+    if (header.find_first_of("\r\n") != std::string::npos || header.find(':') == std::string::npos) {
+      *error = "invalid header: expected header=Name:value";
+      return nullptr;
+    }
+    raw += header + "\r\n";
+  }
+  raw += "\r\n";
+  http::RequestHead head;
+  if (!http::parse_request_head(raw, http::Limits{}, head).ok()) {
+    *error = "invalid method or header: the request they make cannot be parsed";
+    return nullptr;
+  }
   bool host_valid = true;
-  RouteExplanation x = table.explain(host, path, now_ms, &host_valid);
+  RouteExplanation x = table.explain(host, path, now_ms, &host_valid, &head);
   if (!host_valid) {
     *error = "invalid host: " + std::string(host.substr(0, 300));
     return nullptr;
@@ -219,11 +237,14 @@ nlohmann::json explain_request(const RouteTable& table, std::string_view host, s
                         {"service", table.service(r.service).name},
                         {"host_match", c.host_match},
                         {"outcome", c.outcome}};
+    if (r.match) j["match"] = route_match_json(*r.match);
     if (!c.rule.empty()) {
       j["rule"] = c.rule;
       j["why"] = std::string("the chosen route wins: ") + precedence_rule_text(c.rule);
     } else if (c.outcome == "path_mismatch") {
       j["why"] = "the path does not start with " + r.path_prefix;
+    } else if (c.outcome == "matcher_mismatch") {
+      j["why"] = "its matchers (method, headers, query or path_regex) do not hold for this request";
     } else if (c.outcome == "not_serving") {
       j["why"] = "its service has no instance and its empty-route grace is over";
     }
@@ -241,6 +262,15 @@ nlohmann::json explain_request(const RouteTable& table, std::string_view host, s
   out["matched"] = true;
   out["route"] = {{"name", chosen.name}, {"host", chosen.host}, {"path_prefix", chosen.path_prefix},
                   {"priority", chosen.priority}, {"source", chosen.source}};
+  if (chosen.split) {
+    // The service shown below is the split's first; each request picks one by weight.
+    nlohmann::json split = nlohmann::json::array();
+    for (const RouteSplit::Target& t : chosen.split->targets)
+      split.push_back({{"service", table.service(t.service).name},
+                       {"weight", t.weight},
+                       {"serving", serves(table.service(t.service), now_ms)}});
+    out["route"]["split"] = std::move(split);
+  }
   out["rule"] = x.rule;
   out["why"] = precedence_rule_text(x.rule);
   bool panic = false;

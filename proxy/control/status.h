@@ -52,8 +52,10 @@ class StatusBuilder {
 
 // GET /api/explain: the route `host` and `path` reach and why, its service, and each instance's
 // eligibility. Empty `error` on success; otherwise the JSON is null and `error` says what is
-// wrong with the input (the caller answers 400).
+// wrong with the input (the caller answers 400). For routes with matchers: `method` ("" = GET),
+// `headers` ("Name: value" each) and the query in `path` ("/x?beta=1") make the request tested.
 nlohmann::json explain_request(const RouteTable& table, std::string_view host, std::string_view path,
-                               int64_t now_ms, std::string* error);
+                               int64_t now_ms, std::string* error, std::string_view method = {},
+                               const std::vector<std::string>& headers = {});
 
 }  // namespace berth

@@ -307,14 +307,15 @@ void ClientConn::end_exchange(ExchangeEnd end) {
   if (ex->route) {
     const RouteTable& table = *ex->rt->routes;
     rec.route = ex->route->name;
-    rec.service = table.service(ex->route->service).name;
+    rec.service = table.service(ex->service).name;
     const std::vector<Route>& routes = table.routes();
     const auto at = reinterpret_cast<uintptr_t>(ex->route) - reinterpret_cast<uintptr_t>(routes.data());
     if (at / sizeof(Route) < routes.size() && at % sizeof(Route) == 0) {
       rec.snapshot = &table;
       rec.snapshot_generation = table.generation();
-      rec.route_index = static_cast<uint32_t>(at / sizeof(Route));
-      rec.service_index = ex->route->service;
+      // A split route's metrics are per (route, chosen service): found by name, not by index.
+      if (!ex->route->split) rec.route_index = static_cast<uint32_t>(at / sizeof(Route));
+      rec.service_index = ex->service;
     }
   }
   if (RecordSink* sink = worker()->record_sink()) sink->on_exchange(rec);
@@ -391,12 +392,13 @@ void ClientConn::handle_request_head(std::string_view head, std::string_view ear
       return;
     }
   }
-  const Route* route = rt.routes->match(req.host, req.path);
+  const Route* route = rt.routes->match(req);
   if (!route) {
     local_reply(404, "no-route", ex_->has_body);
     return;
   }
   ex_->route = route;
+  ex_->service = route->split ? worker()->pick_split_service(*rt.routes, *route) : route->service;
   if (route->https_redirect && conn().tls == nullptr && conn().scheme != "https" &&
       !req.path.starts_with("/.well-known/acme-challenge/")) {
     redirect_to_https(req);
@@ -508,7 +510,7 @@ void ClientConn::forward_request() {
   }
 
   // The selection key needs the head, which is gone once this function returns (retries).
-  const config::ServicePolicy& policy = rt.routes->service(route->service).policy;
+  const config::ServicePolicy& policy = rt.routes->service(ex_->service).policy;
   ex_->pick_key = make_pick_key(req, policy.lb, ex_->client.text());
   // Keep a copy of a small body only when a retry could need it: one after a reset, which
   // only an idempotent method (or any, with retry.non_idempotent) gets.
@@ -550,7 +552,7 @@ AttemptRecord* ClientConn::current_attempt() {
 
 void ClientConn::choose_upstream(int chosen) {
   const Runtime& rt = *ex_->rt;
-  const uint32_t service = ex_->route->service;
+  const uint32_t service = ex_->service;
   const Service& svc = rt.routes->service(service);
   const config::CircuitBreaker& cb = svc.policy.circuit;
   const bool body_unread = !ex_->request_done;
@@ -771,7 +773,7 @@ void ClientConn::on_response_head(UpstreamConn* u, const http::ResponseHead& hea
     // Sticky: pin the client to this instance (an opaque id, not its address).
     char id[16];
     format_instance_id(ex_->sticky_id, id);
-    const std::string& name = ex_->rt->routes->service(ex_->route->service).policy.lb.cookie;
+    const std::string& name = ex_->rt->routes->service(ex_->service).policy.lb.cookie;
     std::string line;
     line.reserve(name.size() + 64);
     line.append("Set-Cookie: ").append(name).append("=").append(id, sizeof id).append("; Path=/; HttpOnly\r\n");
@@ -888,7 +890,7 @@ void ClientConn::on_upstream_failed(UpstreamConn* u, UpstreamFailure why, bool a
 // still unread in the client socket or pending needs nothing. Never once response bytes
 // reached the client (the caller checks).
 bool ClientConn::retry_elsewhere(UpstreamConn* u, UpstreamFailure why, bool any_response_bytes) {
-  const Service& svc = ex_->rt->routes->service(ex_->route->service);
+  const Service& svc = ex_->rt->routes->service(ex_->service);
   const config::RetryPolicy& policy = svc.policy.retry;
   if (ex_->rec.attempt_count >= policy.attempts || any_response_bytes) return false;
   const bool connect_failed = why == UpstreamFailure::kConnectRefused || why == UpstreamFailure::kConnectTimeout ||
@@ -910,7 +912,7 @@ bool ClientConn::retry_elsewhere(UpstreamConn* u, UpstreamFailure why, bool any_
   // None: the client gets the original error, not a 503.
   const bool stale_pooled = !connect_failed && u->reused();
   bool blocked = false;
-  int next = worker()->pick_endpoint(*ex_->rt, ex_->route->service, ex_->pick_key, ex_->tried, ex_->tried_count, &blocked);
+  int next = worker()->pick_endpoint(*ex_->rt, ex_->service, ex_->pick_key, ex_->tried, ex_->tried_count, &blocked);
   if (next < 0 && stale_pooled) next = ex_->endpoint;
   if (next < 0) return false;
   worker()->stats().add(Counter::kUpstreamRetries);
@@ -927,7 +929,7 @@ bool ClientConn::retry_elsewhere(UpstreamConn* u, UpstreamFailure why, bool any_
 // Passive health: one exchange's outcome for its instance (may eject it).
 void ClientConn::record_outcome(bool failed) {
   if (!ex_ || !ex_->route || ex_->endpoint < 0) return;
-  const Service& svc = ex_->rt->routes->service(ex_->route->service);
+  const Service& svc = ex_->rt->routes->service(ex_->service);
   const auto index = static_cast<size_t>(ex_->endpoint);
   if (!failed) {
     record_success(svc.endpoints[index]);

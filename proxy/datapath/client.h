@@ -28,6 +28,7 @@ class Worker;
 struct Exchange {
   RuntimeRef rt;                        // the snapshot this request started with
   const Route* route = nullptr;
+  uint32_t service = 0;                 // route->service, or the one its split chose for this request
   int endpoint = -1;
   http::RequestHead req;
   // Who the request came from (proxy/net/client_address.h): the peer, or the client a trusted

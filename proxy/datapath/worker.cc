@@ -147,10 +147,20 @@ void Worker::apply_mailbox() {
     pinned_ = RuntimeRef::hold(rt_);  // requests still on the previous one keep its holder
     rebuild_selection_state(previous.get());
     if (filter_states_.size()) retain_filter_states();
+    if (!split_states_.empty() && (!previous || !rt_->routes->same_layout(*previous->routes))) split_states_.clear();
     applied_at_ns_.store(realtime_ns(), std::memory_order_release);
     generation_seen_.store(rt_->generation, std::memory_order_release);
   }
   if (drain && !draining_) begin_drain();
+}
+
+uint32_t Worker::pick_split_service(const RouteTable& table, const Route& route) {
+  SplitState& state = split_states_[route.split.get()];
+  if (!state.split) {
+    state.split = route.split;
+    state.current.assign(route.split->targets.size(), 0);
+  }
+  return pick_split_target(*route.split, table.services(), health_clock_ms(), state.current.data());
 }
 
 // Drops this worker's state of filters the new snapshot no longer has.
@@ -356,7 +366,7 @@ void Worker::begin_attempt(Exchange* ex, const Endpoint& endpoint, EndpointPool*
   ex->attempt_pool = pool;
   ++pool->active;
   ++requests_in_flight_;
-  const Service& svc = ex->rt->routes->service(ex->route->service);
+  const Service& svc = ex->rt->routes->service(ex->service);
   count_requests(svc, endpoint, +1);
 }
 
@@ -379,7 +389,7 @@ namespace {
 // Connects in progress for the exchange's instance and service, kept only for the limits that
 // read them (circuit breakers' max_pending, service_max_pending).
 void count_pending(const Exchange* ex, int delta) {
-  const Service& svc = ex->rt->routes->service(ex->route->service);
+  const Service& svc = ex->rt->routes->service(ex->service);
   const config::CircuitBreaker& cb = svc.policy.circuit;
   if (!cb.max_pending && !cb.service_max_pending) return;
   const Endpoint& ep = svc.endpoints[static_cast<size_t>(ex->endpoint)];
@@ -404,7 +414,7 @@ void Worker::end_connect(Exchange* ex) {
 void Worker::end_attempt(Exchange* ex) {
   if (!ex->attempt_pool) return;
   end_connect(ex);
-  const Service& svc = ex->rt->routes->service(ex->route->service);
+  const Service& svc = ex->rt->routes->service(ex->service);
   const Endpoint& ep = svc.endpoints[static_cast<size_t>(ex->endpoint)];
   count_requests(svc, ep, -1);
   EndpointPool* pool = ex->attempt_pool;

@@ -54,6 +54,9 @@ class Worker final : public IoContext {
   // The current snapshot, for a request to keep: copies count on this worker's own line.
   const RuntimeRef& pinned_runtime() const { return pinned_; }
   FilterStates& filter_states() { return filter_states_; }
+  // The service a split route sends this request to: smooth weighted round-robin with this
+  // worker's own state per split (see pick_split_target), among the split services that serve.
+  uint32_t pick_split_service(const RouteTable& table, const Route& route);
   // Where finished exchanges' records go (null: nowhere). Set before start(); the sink is
   // called on this worker's loop and must outlive the worker.
   void set_record_sink(RecordSink* sink) {
@@ -169,6 +172,13 @@ class Worker final : public IoContext {
   uint64_t id_counter_ = 0;
   uint64_t emfile_logged_at_ = 0;
   FilterStates filter_states_;
+  // Smooth weighted round-robin state of each split route met (one slot per target), with the
+  // split kept alive so its address is not reused; cleared when the route layout changes.
+  struct SplitState {
+    std::shared_ptr<const RouteSplit> split;
+    std::vector<int64_t> current;
+  };
+  std::unordered_map<const RouteSplit*, SplitState> split_states_;
   RecordSink* record_sink_ = nullptr;
   bool record_details_ = false;
   WorkerStats stats_;

@@ -73,8 +73,11 @@ bool read_small_file(const char* path, std::string& out) {
 
 LiveNames live_names(const RouteTable& routes) {
   LiveNames live;
-  for (const Route& r : routes.routes())
+  for (const Route& r : routes.routes()) {
     if (r.service < routes.services().size()) live.routes.emplace(r.name, routes.service(r.service).name);
+    if (r.split)  // each split service is a (route, service) series of its own
+      for (const RouteSplit::Target& t : r.split->targets) live.routes.emplace(r.name, routes.service(t.service).name);
+  }
   for (const ServicePtr& s : routes.services()) {
     live.services.insert(s->name);
     for (const Endpoint& e : s->endpoints) live.instances.emplace(s->name, e.key);
@@ -193,6 +196,13 @@ std::vector<MetricFamily> request_families(const RequestTotals& t, const RouteTa
     std::map<NamePair, uint64_t> by_route;  // a config route with several hosts is several Routes
     for (const Route& r : routes->routes()) {
       if (r.service >= up_count.size()) continue;
+      if (r.split) {
+        for (const RouteSplit::Target& t : r.split->targets) {
+          uint64_t& n = by_route[NamePair(r.name, routes->service(t.service).name)];
+          n = std::max(n, up_count[t.service]);
+        }
+        continue;
+      }
       uint64_t& n = by_route[NamePair(r.name, routes->service(r.service).name)];
       n = std::max(n, up_count[r.service]);
     }

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <re2/re2.h>
 #include <unordered_set>
 
 #include "config/config.h"
@@ -144,22 +145,24 @@ std::shared_ptr<const RouteTable> RouteTable::build(std::vector<Route> routes,
   table->generation_ = generation;
   auto layout = std::make_shared<Layout>();
   std::vector<Route>& kept = layout->routes;
-  // (host, path prefix) of the routes kept, as views into `kept` (reserved: never moves).
-  struct PairHash {
-    size_t operator()(const std::pair<std::string_view, std::string_view>& k) const noexcept {
-      return std::hash<std::string_view>{}(k.first) * 31 + std::hash<std::string_view>{}(k.second);
-    }
-  };
-  std::unordered_set<std::pair<std::string_view, std::string_view>, PairHash> seen;
+  // host, path prefix and matchers of the routes kept.
+  std::unordered_set<std::string> seen;
   seen.reserve(routes.size());
   kept.reserve(std::min<size_t>(routes.size(), std::numeric_limits<uint32_t>::max()));
+  const size_t service_count = table->services_.size();
   for (Route& route : routes) {
-    if (route.service >= table->services_.size()) continue;
+    if (route.service >= service_count) continue;
+    if (route.split && (route.split->targets.empty() ||
+                        std::any_of(route.split->targets.begin(), route.split->targets.end(),
+                                    [&](const RouteSplit::Target& t) { return t.service >= service_count; })))
+      continue;
+    if (route.match && route.match->empty()) route.match.reset();
     if (kept.size() >= std::numeric_limits<uint32_t>::max()) break;
     route.host = canonical_route_host(std::move(route.host));
-    if (seen.count({route.host, route.path_prefix})) continue;
+    std::string key = route.host + '\n' + route.path_prefix;
+    if (route.match) key += '\n' + route.match->key();
+    if (!seen.insert(std::move(key)).second) continue;
     kept.push_back(std::move(route));
-    seen.emplace(kept.back().host, kept.back().path_prefix);
   }
   index_routes(*layout);
   table->layout_ = std::move(layout);
@@ -188,14 +191,25 @@ std::shared_ptr<const RouteTable> RouteTable::from_config(const config::Config& 
   for (const config::Route& configured : cfg.routes) {
     // One chain per config route, shared by the routes of its hosts (and their per-worker state).
     std::shared_ptr<const FilterChain> filters = build_filters ? build_filters(configured) : nullptr;
-    auto named = std::find_if(services.begin(), services.end(),
-                              [&](const Service& s) { return s.name == configured.service; });
-    uint32_t service_index = named == services.end()
-                                 ? std::numeric_limits<uint32_t>::max()  // dropped by build()
-                                 : static_cast<uint32_t>(named - services.begin());
-    // A redirect route has no service; it gets one without instances and without a name,
-    // shared by every such route, so that it matches for ever (its filter answers).
-    if (configured.service.empty() && configured.redirect.enabled()) {
+    auto index_of = [&services](const std::string& name) {
+      auto named = std::find_if(services.begin(), services.end(), [&](const Service& s) { return s.name == name; });
+      return named == services.end() ? std::numeric_limits<uint32_t>::max()  // dropped by build()
+                                     : static_cast<uint32_t>(named - services.begin());
+    };
+    // ---- matchers and weighted split ----
+    std::shared_ptr<const config::RouteMatch> match;
+    if (!configured.match.empty()) match = std::make_shared<const config::RouteMatch>(configured.match);
+    std::shared_ptr<const RouteSplit> split;
+    uint32_t service_index = index_of(configured.service);
+    if (!configured.split.empty()) {
+      auto made = std::make_shared<RouteSplit>();
+      for (const config::SplitTarget& target : configured.split)
+        made->targets.push_back({index_of(target.service), target.weight});
+      service_index = made->targets.front().service;
+      split = std::move(made);
+    } else if (configured.service.empty() && configured.redirect.enabled()) {
+      // A redirect route has no service; it gets one without instances and without a name,
+      // shared by every such route, so that it matches for ever (its filter answers).
       if (redirect_service == std::numeric_limits<uint32_t>::max()) {
         redirect_service = static_cast<uint32_t>(services.size());
         services.emplace_back();
@@ -216,6 +230,8 @@ std::shared_ptr<const RouteTable> RouteTable::from_config(const config::Config& 
       route.https_redirect = configured.https_redirect;
       route.hsts = configured.hsts;
       route.acme = configured.acme;
+      route.match = match;
+      route.split = split;
       routes.push_back(std::move(route));
     }
   }
@@ -235,6 +251,7 @@ void RouteTable::index_routes(Layout& layout) {
     const Route& y = routes[b];
     if (x.priority != y.priority) return x.priority > y.priority;
     if (x.path_prefix.size() != y.path_prefix.size()) return x.path_prefix.size() > y.path_prefix.size();
+    if (x.has_matchers() != y.has_matchers()) return x.has_matchers();
     return a < b;
   };
   for (auto& [host, list] : layout.exact) std::sort(list.begin(), list.end(), better);
@@ -242,15 +259,25 @@ void RouteTable::index_routes(Layout& layout) {
   std::sort(layout.any_host.begin(), layout.any_host.end(), better);
 }
 
+bool RouteTable::route_serves(const Route& route, int64_t now_ms) const noexcept {
+  if (!route.split) return serves(*services_[route.service], now_ms);
+  for (const RouteSplit::Target& target : route.split->targets)
+    if (serves(*services_[target.service], now_ms)) return true;
+  return false;
+}
+
 // now_ms is read from the clock only when a route without instances is met (0: not yet).
 const Route* RouteTable::first_path_match(const std::vector<uint32_t>& candidates, std::string_view path,
-                                          int64_t& now_ms) const noexcept {
+                                          int64_t& now_ms, const http::RequestHead* req) const noexcept {
   const std::vector<Route>& routes = layout_->routes;
   for (uint32_t index : candidates) {
     const Route& route = routes[index];
     if (!path.starts_with(route.path_prefix)) continue;
-    const Service& service = *services_[route.service];
-    if (service.endpoints.empty()) {
+    if (route.match && (req == nullptr || !matchers_hold(*route.match, *req, path))) continue;
+    if (route.split) {
+      if (now_ms == 0) now_ms = health_clock_ms();
+      if (!route_serves(route, now_ms)) continue;
+    } else if (const Service& service = *services_[route.service]; service.endpoints.empty()) {
       if (now_ms == 0) now_ms = health_clock_ms();
       if (!serves(service, now_ms)) continue;
     }
@@ -259,9 +286,18 @@ const Route* RouteTable::first_path_match(const std::vector<uint32_t>& candidate
   return nullptr;
 }
 
+const Route* RouteTable::match(std::string_view host, std::string_view path) const noexcept {
+  return match(host, path, nullptr);
+}
+
+const Route* RouteTable::match(const http::RequestHead& req) const noexcept {
+  return match(req.host, req.path, &req);
+}
+
 // Candidate lists are visited from the most specific host (exact, then wildcards from the
 // longest suffix down, then any-host); a later list only wins with a strictly higher priority.
-const Route* RouteTable::match(std::string_view host, std::string_view path) const noexcept {
+const Route* RouteTable::match(std::string_view host, std::string_view path,
+                               const http::RequestHead* req) const noexcept {
   path = path.substr(0, path.find('?'));
   char buffer[kHostBufferSize];
   std::string_view request_host = normalize_request_host(host, buffer);
@@ -269,7 +305,7 @@ const Route* RouteTable::match(std::string_view host, std::string_view path) con
   const Route* best = nullptr;
   int64_t now_ms = 0;
   auto consider = [&](const std::vector<uint32_t>& candidates) {
-    const Route* route = first_path_match(candidates, path, now_ms);
+    const Route* route = first_path_match(candidates, path, now_ms, req);
     if (route != nullptr && (best == nullptr || route->priority > best->priority)) best = route;
   };
   if (!request_host.empty()) {
@@ -294,6 +330,7 @@ const char* precedence_rule_text(std::string_view rule) noexcept {
   if (rule == "longer_wildcard") return "longer wildcard suffix";
   if (rule == "host_over_any") return "a host pattern over an any-host route";
   if (rule == "longer_path_prefix") return "longer path prefix";
+  if (rule == "matchers") return "a route with matchers over one without";
   if (rule == "earlier_route") return "declared earlier";
   return "";
 }
@@ -317,6 +354,7 @@ const char* deciding_rule(const std::vector<Route>& routes, const Considered& wi
     return loser.specificity == 0 ? "host_over_any" : "longer_wildcard";
   }
   if (w.path_prefix.size() != l.path_prefix.size()) return "longer_path_prefix";
+  if (w.has_matchers() != l.has_matchers()) return "matchers";
   return "earlier_route";
 }
 
@@ -326,7 +364,7 @@ const char* deciding_rule(const std::vector<Route>& routes, const Considered& wi
 // orders them by the precedence match() applies list by list: priority, then host specificity
 // (the order in which match() visits the lists), then path prefix length, then route order.
 RouteExplanation RouteTable::explain(std::string_view host, std::string_view path, int64_t now_ms,
-                                     bool* host_valid) const {
+                                     bool* host_valid, const http::RequestHead* req) const {
   RouteExplanation out;
   path = path.substr(0, path.find('?'));
   out.path = std::string(path);
@@ -358,6 +396,7 @@ RouteExplanation RouteTable::explain(std::string_view host, std::string_view pat
     if (x.priority != y.priority) return x.priority > y.priority;
     if (a.specificity != b.specificity) return a.specificity > b.specificity;
     if (x.path_prefix.size() != y.path_prefix.size()) return x.path_prefix.size() > y.path_prefix.size();
+    if (x.has_matchers() != y.has_matchers()) return x.has_matchers();
     return a.route < b.route;
   });
 
@@ -370,7 +409,9 @@ RouteExplanation RouteTable::explain(std::string_view host, std::string_view pat
     candidate.host_match = c.host_match;
     if (!path.starts_with(route.path_prefix)) {
       candidate.outcome = "path_mismatch";
-    } else if (!serves(*services_[route.service], now_ms)) {
+    } else if (route.match && (req == nullptr || !matchers_hold(*route.match, *req, path))) {
+      candidate.outcome = "matcher_mismatch";
+    } else if (!route_serves(route, now_ms)) {
       candidate.outcome = "not_serving";
     } else if (winner == nullptr) {
       c.matches = true;
@@ -403,14 +444,24 @@ nlohmann::json RouteTable::to_json_value() const {
   const int64_t now = health_clock_ms();
   nlohmann::json routes = nlohmann::json::array();
   for (const Route& route : layout_->routes) {
-    if (!serves(*services_[route.service], now)) continue;
-    routes.push_back({{"name", route.name},
-                      {"host", route.host},
-                      {"path_prefix", route.path_prefix},
-                      {"priority", route.priority},
-                      {"service", services_[route.service]->name},
-                      {"max_body_bytes", route.max_body_bytes},
-                      {"source", route.source}});
+    if (!route_serves(route, now)) continue;
+    nlohmann::json r = {{"name", route.name},
+                        {"host", route.host},
+                        {"path_prefix", route.path_prefix},
+                        {"priority", route.priority},
+                        {"service", services_[route.service]->name},
+                        {"max_body_bytes", route.max_body_bytes},
+                        {"source", route.source}};
+    if (route.match) r["match"] = route_match_json(*route.match);
+    if (route.split) {
+      nlohmann::json split = nlohmann::json::array();
+      for (const RouteSplit::Target& target : route.split->targets)
+        split.push_back({{"service", services_[target.service]->name},
+                         {"weight", target.weight},
+                         {"serving", serves(*services_[target.service], now)}});
+      r["split"] = std::move(split);
+    }
+    routes.push_back(std::move(r));
   }
   nlohmann::json services = nlohmann::json::array();
   for (const ServicePtr& shared : services_) {
@@ -429,6 +480,89 @@ nlohmann::json RouteTable::to_json_value() const {
     services.push_back({{"name", service.name}, {"endpoints", std::move(endpoints)}});
   }
   return {{"generation", generation_}, {"routes", std::move(routes)}, {"services", std::move(services)}};
+}
+
+// ---- matchers and weighted split ----
+
+namespace {
+
+// Whether `query` (the raw text after '?') has a parameter `name` (with `value`, when given).
+// Split on '&', then on the first '='; a parameter without '=' has an empty value.
+bool query_has(std::string_view query, const config::NameMatch& want) noexcept {
+  while (true) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    size_t eq = pair.find('=');
+    std::string_view name = pair.substr(0, eq);
+    std::string_view value = eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
+    if (name == want.name && (!want.value || value == *want.value)) return true;
+    if (amp == std::string_view::npos) return false;
+    query.remove_prefix(amp + 1);
+  }
+}
+
+bool header_has(const http::RequestHead& req, const config::NameMatch& want) noexcept {
+  for (const http::Field& field : req.fields) {
+    if (!http::iequals(req.name(field), want.name)) continue;
+    if (!want.value || req.value(field) == *want.value) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+bool matchers_hold(const config::RouteMatch& match, const http::RequestHead& req, std::string_view path) noexcept {
+  if (!match.methods.empty() &&
+      std::find(match.methods.begin(), match.methods.end(), req.method) == match.methods.end())
+    return false;
+  for (const config::NameMatch& header : match.headers)
+    if (!header_has(req, header)) return false;
+  if (!match.query.empty()) {
+    size_t mark = req.path.find('?');
+    if (mark == std::string_view::npos) return false;
+    std::string_view query = req.path.substr(mark + 1);
+    query = query.substr(0, query.find('#'));
+    for (const config::NameMatch& parameter : match.query)
+      if (!query_has(query, parameter)) return false;
+  }
+  if (match.path_regex_compiled &&
+      !re2::RE2::FullMatch(re2::StringPiece(path.data(), path.size()), *match.path_regex_compiled))
+    return false;
+  return true;
+}
+
+uint32_t pick_split_target(const RouteSplit& split, const std::vector<ServicePtr>& services, int64_t now_ms,
+                           int64_t* current) noexcept {
+  int64_t total = 0;
+  size_t best = split.targets.size();
+  for (size_t i = 0; i < split.targets.size(); ++i) {
+    const RouteSplit::Target& target = split.targets[i];
+    if (!serves(*services[target.service], now_ms)) continue;
+    current[i] += target.weight;
+    total += target.weight;
+    if (best == split.targets.size() || current[i] > current[best]) best = i;
+  }
+  if (best == split.targets.size()) return split.targets.front().service;
+  current[best] -= total;
+  return split.targets[best].service;
+}
+
+nlohmann::json route_match_json(const config::RouteMatch& match) {
+  nlohmann::json out = nlohmann::json::object();
+  if (!match.methods.empty()) out["methods"] = match.methods;
+  auto list = [](const std::vector<config::NameMatch>& entries) {
+    nlohmann::json items = nlohmann::json::array();
+    for (const config::NameMatch& e : entries) {
+      nlohmann::json item = {{"name", e.name}};
+      if (e.value) item["value"] = *e.value;
+      items.push_back(std::move(item));
+    }
+    return items;
+  };
+  if (!match.headers.empty()) out["headers"] = list(match.headers);
+  if (!match.query.empty()) out["query"] = list(match.query);
+  if (!match.path_regex.empty()) out["path_regex"] = match.path_regex;
+  return out;
 }
 
 bool resolve_endpoint_key(Endpoint& endpoint) {

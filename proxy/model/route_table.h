@@ -18,6 +18,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "config/config.h"
+#include "proxy/http/http_head.h"
 #include "proxy/model/endpoint_health.h"
 
 namespace berth {
@@ -88,6 +89,17 @@ inline bool serves(const Service& service, int64_t now_ms) noexcept {
 // object (and its attached health state) in the next snapshot; only pointers are copied.
 using ServicePtr = std::shared_ptr<const Service>;
 
+// A weighted split of a route's requests between services (routes[].split). Each worker picks
+// a target per request by smooth weighted round-robin among the targets that serve (see
+// pick_split_target); the rest of the request works on the chosen service.
+struct RouteSplit {
+  struct Target {
+    uint32_t service = 0;  // index into RouteTable::services()
+    uint32_t weight = 1;
+  };
+  std::vector<Target> targets;
+};
+
 struct Route {
   std::string name;
   std::string host;          // lower-case exact host, "*.suffix" wildcard, or "" = any host
@@ -100,7 +112,29 @@ struct Route {
   std::string hsts;             // Strict-Transport-Security value for responses sent over TLS
   bool acme = false;            // its host gets a certificate from the ACME server (acme: true, berth.tls.acme)
   std::shared_ptr<const FilterChain> filters;  // per-route policy (null: none), run before an upstream is chosen
+  // ---- matchers and weighted split ----
+  // Matchers besides host and path (null: none): the route matches only when they all hold.
+  std::shared_ptr<const config::RouteMatch> match;
+  // Several services by weight (null: `service` alone). `service` is then the first target's,
+  // where one service is shown (the status page, metrics of the route).
+  std::shared_ptr<const RouteSplit> split;
+  bool has_matchers() const noexcept { return match != nullptr; }
 };
+
+// Whether the request satisfies every matcher. path: the raw path, query excluded; the query is
+// taken from req.path. Header names compare case-insensitively, values exactly; query names and
+// values as raw bytes (no percent-decoding); path_regex must match the whole path (RE2).
+bool matchers_hold(const config::RouteMatch& match, const http::RequestHead& req, std::string_view path) noexcept;
+
+// {"methods":[...],"headers":[{"name","value"}],"query":[...],"path_regex":"..."}, given ones only.
+nlohmann::json route_match_json(const config::RouteMatch& match);
+
+// Smooth weighted round-robin over the split's targets whose service serves at now_ms:
+// `current` (one slot per target, zero at first) is the caller's running state, kept per worker.
+// Returns the chosen service index (the first target's when none serves).
+
+uint32_t pick_split_target(const RouteSplit& split, const std::vector<ServicePtr>& services, int64_t now_ms,
+                           int64_t* current) noexcept;
 
 // Why a request goes where it goes (/api/explain): every route whose host pattern applies to
 // the request, in the order of precedence, with what happened to it. Built on the control
@@ -108,7 +142,8 @@ struct Route {
 struct RouteCandidate {
   uint32_t route = 0;         // index into RouteTable::routes()
   std::string host_match;     // "exact", "wildcard" or "any"
-  // "chosen"; "outranked" (it matched, the chosen route wins by `rule`); "path_mismatch"; or
+  // "chosen"; "outranked" (it matched, the chosen route wins by `rule`); "path_mismatch";
+  // "matcher_mismatch" (host and path fit, its matchers do not hold: passed over); or
   // "not_serving" (its service has no instance and its empty-route grace is over).
   std::string outcome;
   std::string rule;           // for "outranked": the precedence rule that decided against it
@@ -118,7 +153,8 @@ struct RouteExplanation {
   std::string path;                // the path as matched (the query removed)
   const Route* chosen = nullptr;   // what match() returns; null: nothing matches (404)
   // Why the chosen route won over the next best matching route: "only_match", "priority",
-  // "exact_host", "longer_wildcard", "host_over_any", "longer_path_prefix", "earlier_route".
+  // "exact_host", "longer_wildcard", "host_over_any", "longer_path_prefix", "matchers",
+  // "earlier_route".
   std::string rule;
   std::vector<RouteCandidate> candidates;  // by precedence, the chosen one first
 };
@@ -126,13 +162,15 @@ struct RouteExplanation {
 const char* precedence_rule_text(std::string_view rule) noexcept;
 
 // Precedence, in order: higher priority; then exact host over wildcard (a longer wildcard
-// suffix over a shorter one) over any-host; then the longer path prefix; then the earlier
-// route. Path prefixes match raw bytes of the path (no decoding): "/api" matches "/api",
-// "/api/x" and "/apix".
+// suffix over a shorter one) over any-host; then the longer path prefix; then a route with
+// matchers over one without; then the earlier route. Path prefixes match raw bytes of the path
+// (no decoding): "/api" matches "/api", "/api/x" and "/apix". A route whose matchers do not
+// hold is passed over like one whose prefix does not fit.
 class RouteTable {
  public:
-  // routes[i].service must index services; out-of-range routes are dropped. Routes with the
-  // same host pattern and path prefix as an earlier one are dropped (first wins).
+  // routes[i].service (and split targets) must index services; out-of-range routes are
+  // dropped. Routes with the same host pattern, path prefix and matchers as an earlier one are
+  // dropped (first wins).
   static std::shared_ptr<const RouteTable> build(std::vector<Route> routes,
                                                  std::vector<ServicePtr> services,
                                                  uint64_t generation);
@@ -155,12 +193,19 @@ class RouteTable {
   // brackets allowed). path: the request target's path (no query), or the whole origin-form
   // target — matching stops at '?'. Returns nullptr when nothing matches. Routes whose service
   // no longer serves (see serves()) are passed over.
+  // Routes with matchers never match here (no request to test them against): use the
+  // overload below on the request path.
   const Route* match(std::string_view host, std::string_view path) const noexcept;
+  // The same for a parsed request (req.host, req.path), whose method, headers and query the
+  // routes with matchers test. Routes without matchers cost nothing more.
+  const Route* match(const http::RequestHead& req) const noexcept;
   // The same decision as match() at now_ms, with the candidates considered and the rule that
   // chose. host_valid is false when a non-empty host cannot be matched (e.g. a bad IPv6
   // literal, or over 256 bytes): it is then matched as if absent, like match() does.
+  // req (optional): the request the matchers are tested against; without it every route with
+  // matchers is "matcher_mismatch".
   RouteExplanation explain(std::string_view host, std::string_view path, int64_t now_ms,
-                           bool* host_valid = nullptr) const;
+                           bool* host_valid = nullptr, const http::RequestHead* req = nullptr) const;
 
   const std::vector<Route>& routes() const noexcept { return layout_->routes; }
   // Whether two tables share their routes and index (with_services).
@@ -171,7 +216,7 @@ class RouteTable {
 
   // Routes and services that no longer serve are left out.
   // {"generation":N,"routes":[{"name","host","path_prefix","priority","service","max_body_bytes",
-  //  "source"}],"services":[{"name","endpoints":[{"address","weight","source"}]}]}
+  //  "source", and when set "match":{...}, "split":[{"service","weight"}]}],"services":[{"name","endpoints":[{"address","weight","source"}]}]}
   std::string to_json() const;
   // The same document as a value, for callers that add to it before serializing once.
   nlohmann::json to_json_value() const;
@@ -180,8 +225,8 @@ class RouteTable {
   std::vector<ServicePtr> services_;  // never null
   uint64_t generation_ = 0;
   // Implementation detail: the routes and indexes into them, see route_table.cc. Each list is
-  // sorted by (priority desc, path prefix length desc, index asc), so its first path match is
-  // its best. Transparent hashing lets match() look up a std::string_view without allocating.
+  // sorted by (priority desc, path prefix length desc, matchers first, index asc), so its first
+  // match is its best. Transparent hashing lets match() look up a std::string_view without allocating.
   struct HostHash {
     using is_transparent = void;
     size_t operator()(std::string_view host) const noexcept {
@@ -199,7 +244,10 @@ class RouteTable {
 
   static void index_routes(Layout& layout);
   const Route* first_path_match(const std::vector<uint32_t>& candidates, std::string_view path,
-                                int64_t& now_ms) const noexcept;
+                                int64_t& now_ms, const http::RequestHead* req) const noexcept;
+  const Route* match(std::string_view host, std::string_view path, const http::RequestHead* req) const noexcept;
+  // Whether the route's service (any of its split services) serves at now_ms.
+  bool route_serves(const Route& route, int64_t now_ms) const noexcept;
 };
 
 // Fills addr/addr_len from a numeric "ip:port" or "[ip6]:port" key. False when not numeric.

@@ -228,7 +228,7 @@ const std::vector<ErrorCase> kErrorCases = {
          "    hots: a.com\n",
      7, 5,
      "unknown key 'hots' in routes[1] (expected one of: name, host, path, priority, service, "
-     "max_body_bytes, access, headers, https_redirect, hsts, acme, strip_prefix, add_prefix, rewrite, redirect)"},
+     "max_body_bytes, access, headers, https_redirect, hsts, acme, strip_prefix, add_prefix, rewrite, redirect, match, split)"},
     {"an address range with too many bits",
      std::string(kListener) + kWebService +
          "routes:\n"
@@ -338,7 +338,7 @@ const std::vector<ErrorCase> kErrorCases = {
     {"route service with no services at all", std::string(kListener) + "routes:\n  - service: api\n", 3, 14,
      "routes[0].service: no service named 'api' (no services are defined)"},
     {"route without a service", std::string(kListener) + kWebService + "routes:\n  - path: /x\n", 4, 5,
-     "routes[0]: missing required key 'service' (or 'redirect')"},
+     "routes[0]: missing required key 'service' (or 'split', or 'redirect')"},
     {"route not a map", std::string(kListener) + kWebService + "routes:\n  - web\n", 4, 5,
      "routes[0]: expected a route map with at least 'service', got 'web'"},
     {"routes not a list", std::string(kListener) + kWebService + "routes: {service: web}\n", 3, 9,
@@ -502,7 +502,7 @@ TEST_CASE("config: every error is collected, in file order", "[config][errors]")
                      "t.yaml:6:14: routes[0].service: no service named 'ghost' (defined services: web)",
                      "t.yaml:7:5: unknown key 'colour' in routes[0] (expected one of: name, host, path, "
                      "priority, service, max_body_bytes, access, headers, https_redirect, hsts, acme, strip_prefix, "
-                     "add_prefix, rewrite, redirect)",
+                     "add_prefix, rewrite, redirect, match, split)",
                      "t.yaml:10:17: services.web.endpoints[0]: invalid address '1.2.3.4': missing ':port'",
                  });
 }

@@ -283,3 +283,84 @@ TEST_CASE("docker labels: berth.tls.redirect marks every route of the container"
   CHECK(bad.kind == Kind::kRejected);
   CHECK(bad.label == "berth.tls.redirect");
 }
+
+TEST_CASE("docker labels: berth.match.* and berth.path_regex", "[docker][labels][route_match]") {
+  ContainerSpec spec = parse_container_labels(
+      host_container({{"berth.enable", "true"},
+                      {"berth.host", "a.test"},
+                      {"berth.port", "80"},
+                      {"berth.match.methods", "get, HEAD"},
+                      {"berth.match.header.X-Env", "canary"},
+                      {"berth.match.header.X-Debug", ""},
+                      {"berth.match.query.beta", "1"},
+                      {"berth.path_regex", "^/users/[0-9]+$"}}),
+      {});
+  REQUIRE(spec.kind == Kind::kRouted);
+  CHECK(spec.match.methods == std::vector<std::string>{"GET", "HEAD"});
+  REQUIRE(spec.match.headers.size() == 2);
+  // Labels come sorted by name: X-Debug before X-Env.
+  CHECK(spec.match.headers[0].name == "X-Debug");
+  CHECK_FALSE(spec.match.headers[0].value.has_value());
+  CHECK(spec.match.headers[1].value == std::optional<std::string>("canary"));
+  REQUIRE(spec.match.query.size() == 1);
+  CHECK(spec.match.query[0].value == std::optional<std::string>("1"));
+  CHECK(spec.match.path_regex_compiled != nullptr);
+
+  struct Bad {
+    std::map<std::string, std::string> labels;
+    std::string label, reason;
+  };
+  const std::vector<Bad> bad = {
+      {{{"berth.path_regex", "(unclosed"}}, "berth.path_regex", "invalid regular expression (RE2 syntax)"},
+      {{{"berth.path_regex", ""}}, "berth.path_regex", "is empty"},
+      {{{"berth.match.methods", "GET,,HEAD"}}, "berth.match.methods", "'' is not an HTTP method"},
+      {{{"berth.match.header.X Env", "1"}}, "berth.match.header.X Env", "is not a header name"},
+      {{{"berth.match.header.X-Env", "a\nb"}}, "berth.match.header.X-Env", "CR"},
+      {{{"berth.match.query.a=b", "1"}}, "berth.match.query.a=b", "cannot appear in a raw query name"},
+      {{{"berth.match.cookie.x", "1"}}, "berth.match.cookie.x", "unknown label"},
+  };
+  for (const Bad& b : bad) {
+    std::map<std::string, std::string> labels = {{"berth.enable", "true"}, {"berth.host", "a.test"}, {"berth.port", "80"}};
+    labels.insert(b.labels.begin(), b.labels.end());
+    ContainerSpec s = parse_container_labels(host_container(labels), {});
+    INFO(b.label << ": " << s.reason);
+    CHECK(s.kind == Kind::kRejected);
+    CHECK(s.label == b.label);
+    CHECK(s.reason.find(b.reason) != std::string::npos);
+  }
+}
+
+TEST_CASE("docker labels: berth.routes.NAME.match.* and .path_regex are that route's own", "[docker][labels][route_match]") {
+  ContainerSpec spec = parse_container_labels(
+      host_container({{"berth.enable", "true"},
+                      {"berth.host", "a.test"},
+                      {"berth.port", "80"},
+                      {"berth.match.header.X-Team", "ops"},
+                      {"berth.routes.canary.host", "a.test"},
+                      {"berth.routes.canary.match.header.X-Env", "canary"},
+                      {"berth.routes.canary.match.methods", "GET"},
+                      {"berth.routes.users.path", "/users"},
+                      {"berth.routes.users.path_regex", "/users/[0-9]+"}}),
+      {});
+  REQUIRE(spec.kind == Kind::kRouted);
+  REQUIRE(spec.routes.size() == 3);
+  const RouteSpec& main = spec.routes[0];
+  CHECK(main.name.empty());
+  REQUIRE(main.match.headers.size() == 1);
+  CHECK(main.match.headers[0].name == "X-Team");
+  const RouteSpec& canary = spec.routes[1];
+  CHECK(canary.name == "canary");
+  REQUIRE(canary.match.headers.size() == 2);  // the container's, then its own
+  CHECK(canary.match.headers[1].name == "X-Env");
+  CHECK(canary.match.methods == std::vector<std::string>{"GET"});
+  const RouteSpec& users = spec.routes[2];
+  CHECK(users.match.path_regex == "/users/[0-9]+");
+  CHECK(users.match.path_regex_compiled != nullptr);
+
+  ContainerSpec bad = parse_container_labels(
+      host_container({{"berth.enable", "true"}, {"berth.routes.x.path", "/"}, {"berth.routes.x.path_regex", "("},
+                      {"berth.port", "80"}}),
+      {});
+  CHECK(bad.kind == Kind::kRejected);
+  CHECK(bad.label == "berth.routes.x.path_regex");
+}

@@ -113,7 +113,7 @@ TEST_CASE("rewrite config: refusals with file:line", "[rewrite][config]") {
        "routes[0].service: a route with 'redirect' has no service"},
       {"  - path: /a\n    redirect: {to: /x}\n    strip_prefix: true\n", 7, 19,
        "routes[0]: a route with 'redirect' cannot also rewrite the path"},
-      {"  - path: /a\n", 5, 5, "routes[0]: missing required key 'service' (or 'redirect')"},
+      {"  - path: /a\n", 5, 5, "routes[0]: missing required key 'service' (or 'split', or 'redirect')"},
   };
   for (const PlacedError& c : cases) check_refused_at(kHead + "routes:\n" + c.yaml, c);
 }
