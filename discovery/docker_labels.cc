@@ -670,15 +670,99 @@ bool has_traefik_routers(const ContainerFacts& c) {
 
 using TraefikMiddlewares = std::map<std::string, std::map<std::string, std::pair<std::string, std::string>>>;
 
+// The part of a headers middleware's option after `prefix`, in the label's own spelling (the
+// option was lower-cased to be matched; a header name keeps its case on the way to the instance).
+std::string header_name_in(const std::string& mw_label, const std::string& option, std::string_view prefix) {
+  return mw_label.substr(mw_label.size() - (option.size() - prefix.size()));
+}
+
+// The policy middlewares of one router (ipallowlist, basicauth, ratelimit, headers), as Berth's
+// access and header rules. nullopt: mapped into `access` / `request` / `response`.
+std::optional<Problem> apply_traefik_policy(const std::string& option, const std::string& mw_label,
+                                            const std::string& raw, const LabelOptions& options,
+                                            config::RouteAccess& access, config::HeaderRules& request,
+                                            config::HeaderRules& response, bool& used) {
+  const std::string_view value = trim(raw);
+  constexpr std::string_view kRequestHeaders = "headers.customrequestheaders.";
+  constexpr std::string_view kResponseHeaders = "headers.customresponseheaders.";
+  if (option == "ipallowlist.sourcerange" || option == "ipwhitelist.sourcerange") {
+    used = true;
+    return parse_access_label(mw_label, "allow", value, options, access);
+  }
+  if (option == "basicauth.usersfile") {
+    used = true;
+    return parse_access_label(mw_label, "basic_auth", value, options, access);
+  }
+  if (option == "basicauth.users") {
+    // user:hash pairs separated by commas; the same hashes an htpasswd file may hold.
+    used = true;
+    std::string text(value);
+    std::replace(text.begin(), text.end(), ',', '\n');
+    std::vector<config::Error> errors;
+    access.basic_auth.users = config::parse_htpasswd(text, mw_label, errors);
+    if (!errors.empty()) return Problem{mw_label, quoted(mw_label, raw) + ": " + errors.front().message};
+    if (access.basic_auth.users.empty()) return Problem{mw_label, quoted(mw_label, raw) + ": lists no users"};
+    access.basic_auth.htpasswd = mw_label;  // where the users come from (no file)
+    return std::nullopt;
+  }
+  if (option == "basicauth.realm") {
+    used = true;
+    const bool printable = !value.empty() && std::all_of(value.begin(), value.end(), [](unsigned char c) {
+      return c > 0x20 && c < 0x7f && c != '"' && c != '\\';
+    });
+    if (!printable) return Problem{mw_label, quoted(mw_label, raw) + ": realm must be printable ASCII without spaces, '\"' or '\\'"};
+    access.basic_auth.realm = std::string(value);
+    return std::nullopt;
+  }
+  if (option == "ratelimit.average") {
+    used = true;
+    auto n = parse_int<uint32_t>(value, 0, 1'000'000);
+    if (!n) return Problem{mw_label, quoted(mw_label, raw) + ": expected requests per second, 0 to 1000000"};
+    access.rate_limit.per_second = *n;  // 0: no limit, as there
+    if (access.rate_limit.burst == 0) access.rate_limit.burst = 1;  // burst's default there
+    return std::nullopt;
+  }
+  if (option == "ratelimit.burst") {
+    used = true;
+    auto n = parse_int<uint32_t>(value, 1, 10'000'000);
+    if (!n) return Problem{mw_label, quoted(mw_label, raw) + ": burst must be 1 to 10000000"};
+    access.rate_limit.burst = *n;
+    return std::nullopt;
+  }
+  if (option == "ratelimit.period") {
+    used = true;
+    if (value != "1s" && value != "1") return Problem{mw_label, quoted(mw_label, raw) + ": Berth's rate limits are per second (period 1s)"};
+    return std::nullopt;
+  }
+  for (auto [prefix, rules] : {std::pair{kRequestHeaders, &request}, std::pair{kResponseHeaders, &response}}) {
+    if (!option.starts_with(prefix)) continue;
+    used = true;
+    std::string name = header_name_in(mw_label, option, prefix);
+    if (!valid_token(name)) return Problem{mw_label, mw_label + ": '" + name + "' is not a header name"};
+    const bool printable = std::all_of(value.begin(), value.end(), [](unsigned char c) { return c >= 0x20 && c != 0x7f; });
+    if (!printable) return Problem{mw_label, quoted(mw_label, raw) + ": a header value must not hold control characters"};
+    if (value.empty()) rules->remove.push_back(name);  // an empty value removes the header there
+    else rules->set.emplace_back(name, std::string(value));
+    return std::nullopt;
+  }
+  return std::nullopt;
+}
+
 // The middlewares a router names (traefik.http.routers.R.middlewares=a,b@docker) that Berth
-// maps: stripprefix.prefixes (one prefix), addprefix.prefix and redirectscheme.scheme=https
-// (Berth's https_redirect, always 308). Path rewriting is one per container in Berth, so every
-// router that names such middlewares must name the same; other middleware types are ignored.
+// maps: stripprefix.prefixes (one prefix), addprefix.prefix, redirectscheme.scheme=https
+// (Berth's https_redirect, always 308), ipallowlist (ipwhitelist) sourcerange, basicauth users /
+// usersfile / realm, ratelimit average / burst (per second), and headers
+// customrequestheaders / customresponseheaders. Path rewriting and access rules are one per
+// container in Berth, so every router that names such middlewares must name the same; other
+// middleware types are ignored.
 std::optional<Problem> apply_traefik_middlewares(const std::string& label, std::string_view names,
-                                                 const TraefikMiddlewares& defined, RouteSpec& route,
-                                                 ContainerSpec& spec) {
+                                                 const TraefikMiddlewares& defined, const LabelOptions& options,
+                                                 RouteSpec& route, ContainerSpec& spec, std::string& policy_of) {
   if (label.empty()) return std::nullopt;
   config::PathRewrite rewrite;
+  config::RouteAccess access;
+  config::HeaderRules request, response;
+  std::string policy;  // the policy middlewares' labels and values, to compare routers
   while (!names.empty()) {
     const size_t comma = names.find(',');
     std::string_view name = trim(names.substr(0, comma));
@@ -705,7 +789,26 @@ std::optional<Problem> apply_traefik_middlewares(const std::string& label, std::
         if (value != "https")
           return Problem{mw_label, quoted(mw_label, raw) + ": only redirects to https are supported"};
         route.https_redirect = true;
+      } else {
+        bool used = false;
+        if (auto p = apply_traefik_policy(option, mw_label, raw, options, access, request, response, used)) return p;
+        if (used) policy += mw_label + "=" + raw + "\n";
       }
+    }
+  }
+  if (!policy.empty()) {
+    if (!policy_of.empty() && policy_of != policy)
+      return Problem{label, label + ": its routers name different ipallowlist/basicauth/ratelimit/headers "
+                                "middlewares; Berth applies one set of access and header rules to every route of a "
+                                "container"};
+    if (policy_of.empty()) {
+      if (!spec.access.empty() && !access.empty())
+        return Problem{label, label + ": access rules come from both berth.access.* labels and Traefik middlewares; "
+                                  "use one of the two"};
+      if (!access.empty()) spec.access = std::move(access);
+      spec.request_headers = std::move(request);
+      spec.response_headers = std::move(response);
+      policy_of = std::move(policy);
     }
   }
   if (!rewrite.enabled()) return std::nullopt;
@@ -716,7 +819,8 @@ std::optional<Problem> apply_traefik_middlewares(const std::string& label, std::
   return std::nullopt;
 }
 
-ContainerSpec traefik_spec(const ContainerFacts& c, const BerthLabels& berth, const std::string& service) {
+ContainerSpec traefik_spec(const ContainerFacts& c, const BerthLabels& berth, const std::string& service,
+                           const LabelOptions& options) {
   struct Router {
     std::string rule_label, rule, service;
     int32_t priority = 0;
@@ -774,6 +878,7 @@ ContainerSpec traefik_spec(const ContainerFacts& c, const BerthLabels& berth, co
   spec.access = berth.access;
   spec.rewrite = berth.rewrite;
   spec.redirect = berth.redirect;
+  std::string policy_of;  // the first router's policy middlewares (apply_traefik_middlewares)
   for (const auto& [name, router] : routers) {
     std::string rule_label = std::string(kTraefikRouters) + name + ".rule";
     if (router.rule_label.empty()) return reject({rule_label, "label " + rule_label + " is missing"}, "traefik");
@@ -793,7 +898,8 @@ ContainerSpec traefik_spec(const ContainerFacts& c, const BerthLabels& berth, co
       return reject({std::string(kTraefikRouters) + name + ".service",
                      "traefik service name '" + route.service + "' is not a valid service name"}, "traefik");
     }
-    if (auto p = apply_traefik_middlewares(router.middlewares_label, router.middlewares, middlewares, route, spec))
+    if (auto p = apply_traefik_middlewares(router.middlewares_label, router.middlewares, middlewares, options,
+                                           route, spec, policy_of))
       return reject(*p, "traefik");
     auto port = service_ports.find(traefik_service);
     uint16_t labelled = port != service_ports.end() ? port->second : berth.port;
@@ -910,7 +1016,7 @@ ContainerSpec routed_spec(const ContainerFacts& c, const LabelOptions& options) 
   const std::string service = berth.service.empty() ? default_service_name(c) : berth.service;
 
   if (!berth_routes) {
-    if (traefik_routers && !traefik_disabled) return traefik_spec(c, berth, service);
+    if (traefik_routers && !traefik_disabled) return traefik_spec(c, berth, service, options);
     if (nginx_host) return nginx_spec(c, berth, service);
     if (berth.any) {
       return reject({"berth.host", "no route declared: set berth.host and/or berth.path "

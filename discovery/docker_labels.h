@@ -53,6 +53,9 @@ struct ContainerSpec {
   // berth.match.* and berth.path_regex, for every route it declares (empty: none); each route's
   // own matchers are in RouteSpec::match.
   config::RouteMatch match;
+  // Header rules for every route it declares (Traefik compatibility: the headers middleware's
+  // customrequestheaders / customresponseheaders).
+  config::HeaderRules request_headers, response_headers;
   std::string label;               // kRejected: the offending label (or env variable)
   std::string reason;              // kRejected: a sentence naming the label
 };

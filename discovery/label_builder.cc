@@ -165,13 +165,17 @@ std::optional<std::string> read_file_under(const std::string& dir, const std::st
 
 namespace {
 
-// The filters of berth.access.*, berth.redirect.* and berth.strip_prefix / add_prefix labels;
+// The filters of berth.access.*, berth.redirect.* and berth.strip_prefix / add_prefix labels
+// (and of the Traefik middlewares mapped onto them);
 // reads the htpasswd file a label names. Empty, or why the container is refused.
 std::string build_access_filters(const ContainerSpec& spec, const BuilderOptions& options,
                                  std::shared_ptr<const FilterChain>& out) {
   config::RouteAccess access = spec.access;
-  if (access.empty() && !spec.rewrite.enabled() && !spec.redirect.enabled()) return {};
-  if (access.basic_auth.enabled()) {
+  if (access.empty() && !spec.rewrite.enabled() && !spec.redirect.enabled() && spec.request_headers.empty() &&
+      spec.response_headers.empty())
+    return {};
+  // Users given inline (Traefik's basicauth.users) are already parsed; a path names a file.
+  if (access.basic_auth.enabled() && access.basic_auth.users.empty()) {
     const std::string& path = access.basic_auth.htpasswd;
     std::string problem;
     std::optional<std::string> text = options.read_access_file
@@ -187,6 +191,8 @@ std::string build_access_filters(const ContainerSpec& spec, const BuilderOptions
   route.access = std::move(access);
   route.rewrite = spec.rewrite;
   route.redirect = spec.redirect;
+  route.request_headers = spec.request_headers;
+  route.response_headers = spec.response_headers;
   out = build_route_filters(route);
   return {};
 }

@@ -141,3 +141,66 @@ TEST_CASE("access labels: without docker.access_files_dir a label may not name a
         std::string::npos);
   CHECK(http_get(berth.port(), "/", "auth.labels.test").status == 404);
 }
+
+// Traefik compatibility: the access and header middlewares a router names act like berth.access.*
+// and the route's header rules.
+TEST_CASE("access labels: Traefik ipallowlist, basicauth, ratelimit and headers middlewares", "[docker_fake][access]") {
+  Origin origin{"TFK"};
+  REQUIRE(origin.ok());
+  const uint16_t port = origin.port();
+  auto traefik = [&](uint64_t seed, const std::string& name, const std::string& host,
+                     std::map<std::string, std::string> middlewares) {
+    fake_docker::Container c;
+    c.id = fake_docker::hex_id(seed);
+    c.name = name;
+    c.port = port;
+    c.labels = {{"traefik.http.routers.r.rule", "Host(`" + host + "`)"},
+                {"traefik.http.routers.r.middlewares", "m@docker"},
+                {"traefik.http.services.s.loadbalancer.server.port", std::to_string(port)}};
+    for (auto& [k, v] : middlewares) c.labels["traefik.http.middlewares.m." + k] = v;
+    c.running = true;
+    c.created_ns = c.started_ns = pb::realtime_ns();
+    return c;
+  };
+  TempDir dir;
+  fake_docker::FakeEngine engine(dir.file("docker.sock"), 0, fake_docker::ojson::parse(fake_docker::kInspectTemplate),
+                                 fake_docker::ojson::parse(fake_docker::kListTemplate));
+  engine.add(traefik(1, "tf-allow-1", "allow.traefik.test", {{"ipallowlist.sourcerange", "10.0.0.0/8"}}));
+  engine.add(traefik(2, "tf-local-1", "local.traefik.test", {{"ipallowlist.sourcerange", "127.0.0.1/32"}}));
+  engine.add(traefik(3, "tf-auth-1", "auth.traefik.test",
+                     {{"basicauth.users", std::string(kHtpasswd).substr(0, std::string(kHtpasswd).size() - 1)}}));
+  engine.add(traefik(4, "tf-rate-1", "rate.traefik.test", {{"ratelimit.average", "1"}, {"ratelimit.burst", "2"}}));
+  engine.add(traefik(5, "tf-hdr-1", "hdr.traefik.test",
+                     {{"headers.customRequestHeaders.X-Team", "blue"},
+                      {"headers.customRequestHeaders.X-Secret", ""},
+                      {"headers.customResponseHeaders.X-Served-By", "berth"}}));
+  engine.start();
+
+  Berth berth(config_head(2) + "docker: {enabled: true, endpoint: \"unix://" + dir.file("docker.sock") +
+              "\", compat: {traefik: true}}\n");
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  REQUIRE(wait_until([&] { return http_get(berth.port(), "/", "local.traefik.test").status == 200; }, 10s));
+  INFO(berth.log());
+
+  const std::string m = marker("TFK");
+  check_berth_error(http_get(berth.port(), "/x?" + m, "allow.traefik.test"), 403, "forbidden-address");
+  check_berth_error(http_get(berth.port(), "/x?" + m, "auth.traefik.test"), 401, "auth-required");
+  CHECK(http_get(berth.port(), "/x", "auth.traefik.test", {"Authorization: Basic YWxpY2U6b3BlbnNlc2FtZQ=="}).status ==
+        200);  // alice:opensesame
+  CHECK(http_get(berth.port(), "/x", "rate.traefik.test").status == 200);
+  CHECK(http_get(berth.port(), "/x", "rate.traefik.test").status == 200);
+  check_berth_error(http_get(berth.port(), "/x?" + m, "rate.traefik.test"), 429, "rate-limited");
+  CHECK(origin.seen(m) == 0);
+
+  Response r = http_get(berth.port(), "/echo", "hdr.traefik.test", {"X-Secret: hunter2"});
+  REQUIRE(r.status == 200);
+  CHECK(r.header("x-served-by") == std::optional<std::string>("berth"));
+  bool team = false, secret = false;
+  for (const auto& [name, value] : parse_echo_headers(r.body)) {
+    team = team || (name == "x-team" && value == "blue");
+    secret = secret || name == "x-secret";
+  }
+  CHECK(team);
+  CHECK_FALSE(secret);
+}
