@@ -149,6 +149,25 @@ inline Container routed_container(uint64_t seed, std::string name, const std::st
   return c;
 }
 
+// A running container (created and started now) with exactly these labels, on `port`.
+inline Container running_container(uint64_t seed, std::string name, int port, std::map<std::string, std::string> labels) {
+  Container c;
+  c.id = hex_id(seed);
+  c.name = std::move(name);
+  c.port = port;
+  c.labels = std::move(labels);
+  c.running = true;
+  c.created_ns = c.started_ns = pb::realtime_ns();
+  return c;
+}
+
+// routed_container's labels plus `extra`, running.
+inline Container running_routed(uint64_t seed, std::string name, const std::string& host, int port,
+                                std::map<std::string, std::string> extra = {}) {
+  extra.insert({{"berth.enable", "true"}, {"berth.host", host}, {"berth.port", std::to_string(port)}});
+  return running_container(seed, std::move(name), port, std::move(extra));
+}
+
 class FakeEngine {
  public:
   FakeEngine(std::string socket_path, int n, ojson inspect_tpl, ojson list_tpl)

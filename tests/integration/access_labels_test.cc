@@ -16,27 +16,6 @@ namespace {
 constexpr const char* kHtpasswd =
     "alice:$6$berthlabels$C0Ei6f6mLrrfYrnRWbkMpscxY4.SDR.KbwfoDHSSmKjFyc.MTz4yzDoDHZ9jyKmpmr/CQmxpUZiHPbB.w1ThZ0\n";
 
-fake_docker::Container running(uint64_t seed, const std::string& name, const std::string& host, uint16_t port,
-                               std::map<std::string, std::string> access) {
-  fake_docker::Container c;
-  c.id = fake_docker::hex_id(seed);
-  c.name = name;
-  c.port = port;
-  c.labels = {{"berth.enable", "true"}, {"berth.host", host}, {"berth.port", std::to_string(port)}};
-  for (auto& [k, v] : access) c.labels[k] = v;
-  c.running = true;
-  c.created_ns = c.started_ns = pb::realtime_ns();
-  return c;
-}
-
-std::string rejected_reason(Berth& berth, const std::string& name) {
-  auto j = nlohmann::json::parse(http_get(berth.admin_port(), "/api/routes", "127.0.0.1").body, nullptr, false);
-  if (!j.is_object()) return "<no /api/routes>";
-  for (const auto& r : j["rejected"])
-    if (r.value("container", "").find(name) != std::string::npos) return r.value("reason", "");
-  return "<not rejected>";
-}
-
 }  // namespace
 
 TEST_CASE("access labels: each label allows and denies through Berth", "[docker_fake][access]") {
@@ -53,20 +32,20 @@ TEST_CASE("access labels: each label allows and denies through Berth", "[docker_
   TempDir dir;
   fake_docker::FakeEngine engine(dir.file("docker.sock"), 0, fake_docker::ojson::parse(fake_docker::kInspectTemplate),
                                  fake_docker::ojson::parse(fake_docker::kListTemplate));
-  engine.add(running(1, "allow-1", "allow.labels.test", port, {{"berth.access.allow", "10.0.0.0/8, ::1"}}));
-  engine.add(running(2, "allow-2", "local.labels.test", port, {{"berth.access.allow", "127.0.0.1"}}));
-  engine.add(running(3, "deny-1", "deny.labels.test", port, {{"berth.access.deny", "127.0.0.0/8"}}));
-  engine.add(running(4, "methods-1", "methods.labels.test", port, {{"berth.access.methods", "GET, HEAD"}}));
-  engine.add(running(5, "rate-1", "rate.labels.test", port, {{"berth.access.rate_limit", "1/s burst=2"}}));
-  engine.add(running(6, "auth-1", "auth.labels.test", port,
+  engine.add(fake_docker::running_routed(1, "allow-1", "allow.labels.test", port, {{"berth.access.allow", "10.0.0.0/8, ::1"}}));
+  engine.add(fake_docker::running_routed(2, "allow-2", "local.labels.test", port, {{"berth.access.allow", "127.0.0.1"}}));
+  engine.add(fake_docker::running_routed(3, "deny-1", "deny.labels.test", port, {{"berth.access.deny", "127.0.0.0/8"}}));
+  engine.add(fake_docker::running_routed(4, "methods-1", "methods.labels.test", port, {{"berth.access.methods", "GET, HEAD"}}));
+  engine.add(fake_docker::running_routed(5, "rate-1", "rate.labels.test", port, {{"berth.access.rate_limit", "1/s burst=2"}}));
+  engine.add(fake_docker::running_routed(6, "auth-1", "auth.labels.test", port,
                      {{"berth.access.basic_auth", files.file("team.htpasswd") + " realm=team"}}));
-  engine.add(running(7, "fwd-1", "fwd.labels.test", port,
+  engine.add(fake_docker::running_routed(7, "fwd-1", "fwd.labels.test", port,
                      {{"berth.access.forward_auth", "http://" + auth.address() + "/auth copy_headers=X-User"}}));
-  engine.add(running(8, "fwd-down-1", "fwd-down.labels.test", port,
+  engine.add(fake_docker::running_routed(8, "fwd-down-1", "fwd-down.labels.test", port,
                      {{"berth.access.forward_auth", "http://127.0.0.1:" + std::to_string(dead) + "/auth"}}));
-  engine.add(running(9, "outside-1", "outside.labels.test", port,
+  engine.add(fake_docker::running_routed(9, "outside-1", "outside.labels.test", port,
                      {{"berth.access.basic_auth", other.file("stolen.htpasswd")}}));
-  engine.add(running(10, "escape-1", "escape.labels.test", port,
+  engine.add(fake_docker::running_routed(10, "escape-1", "escape.labels.test", port,
                      {{"berth.access.basic_auth", files.path() + "/../" + other.path().substr(other.path().rfind('/') + 1) +
                                                       "/stolen.htpasswd"}}));
   engine.start();
@@ -112,9 +91,9 @@ TEST_CASE("access labels: each label allows and denies through Berth", "[docker_
   CHECK(origin.seen(m) == 0);  // nothing refused reached the instance
 
   // Files outside access_files_dir: the container is rejected with the reason, and not routed.
-  CHECK(rejected_reason(berth, "outside-1").find("is not under docker.access_files_dir (" + files.path() + ")") !=
+  CHECK(rejected_reason(berth.admin_port(), "outside-1").find("is not under docker.access_files_dir (" + files.path() + ")") !=
         std::string::npos);
-  CHECK(rejected_reason(berth, "escape-1").find("'..' part") != std::string::npos);
+  CHECK(rejected_reason(berth.admin_port(), "escape-1").find("'..' part") != std::string::npos);
   CHECK(http_get(berth.port(), "/x", "outside.labels.test").status == 404);
   CHECK(http_get(berth.port(), "/x", "escape.labels.test").status == 404);
   CHECK(berth.running());
@@ -128,16 +107,16 @@ TEST_CASE("access labels: without docker.access_files_dir a label may not name a
   TempDir dir;
   fake_docker::FakeEngine engine(dir.file("docker.sock"), 0, fake_docker::ojson::parse(fake_docker::kInspectTemplate),
                                  fake_docker::ojson::parse(fake_docker::kListTemplate));
-  engine.add(running(1, "auth-1", "auth.labels.test", origin.port(),
+  engine.add(fake_docker::running_routed(1, "auth-1", "auth.labels.test", origin.port(),
                      {{"berth.access.basic_auth", files.file("team.htpasswd")}}));
-  engine.add(running(2, "plain-1", "plain.labels.test", origin.port(), {{"berth.access.allow", "127.0.0.1"}}));
+  engine.add(fake_docker::running_routed(2, "plain-1", "plain.labels.test", origin.port(), {{"berth.access.allow", "127.0.0.1"}}));
   engine.start();
   Berth berth(config_head(1) + "docker: {enabled: true, endpoint: \"unix://" + dir.file("docker.sock") + "\"}\n");
   INFO(berth.error());
   REQUIRE(berth.ok());
   INFO(berth.log());
   REQUIRE(wait_until([&] { return http_get(berth.port(), "/", "plain.labels.test").status == 200; }, 10s));
-  CHECK(rejected_reason(berth, "auth-1").find("labels may not name files: docker.access_files_dir is not set") !=
+  CHECK(rejected_reason(berth.admin_port(), "auth-1").find("labels may not name files: docker.access_files_dir is not set") !=
         std::string::npos);
   CHECK(http_get(berth.port(), "/", "auth.labels.test").status == 404);
 }
@@ -150,17 +129,12 @@ TEST_CASE("access labels: Traefik ipallowlist, basicauth, ratelimit and headers 
   const uint16_t port = origin.port();
   auto traefik = [&](uint64_t seed, const std::string& name, const std::string& host,
                      std::map<std::string, std::string> middlewares) {
-    fake_docker::Container c;
-    c.id = fake_docker::hex_id(seed);
-    c.name = name;
-    c.port = port;
-    c.labels = {{"traefik.http.routers.r.rule", "Host(`" + host + "`)"},
-                {"traefik.http.routers.r.middlewares", "m@docker"},
-                {"traefik.http.services.s.loadbalancer.server.port", std::to_string(port)}};
-    for (auto& [k, v] : middlewares) c.labels["traefik.http.middlewares.m." + k] = v;
-    c.running = true;
-    c.created_ns = c.started_ns = pb::realtime_ns();
-    return c;
+    std::map<std::string, std::string> labels = {
+        {"traefik.http.routers.r.rule", "Host(`" + host + "`)"},
+        {"traefik.http.routers.r.middlewares", "m@docker"},
+        {"traefik.http.services.s.loadbalancer.server.port", std::to_string(port)}};
+    for (auto& [k, v] : middlewares) labels["traefik.http.middlewares.m." + k] = v;
+    return fake_docker::running_container(seed, name, port, std::move(labels));
   };
   TempDir dir;
   fake_docker::FakeEngine engine(dir.file("docker.sock"), 0, fake_docker::ojson::parse(fake_docker::kInspectTemplate),

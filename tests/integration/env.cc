@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 namespace it {
 
@@ -92,6 +93,14 @@ uint64_t stats_counter(uint16_t admin_port, const std::string& name) {
   Response r = http_get(admin_port, "/api/stats", "admin");
   size_t p = r.body.find("\"" + name + "\":");
   return p == std::string::npos ? 0 : std::stoull(r.body.substr(p + name.size() + 3));
+}
+
+std::string rejected_reason(uint16_t admin_port, const std::string& name) {
+  auto j = nlohmann::json::parse(http_get(admin_port, "/api/routes", "127.0.0.1").body, nullptr, false);
+  if (!j.is_object()) return "<no /api/routes>";
+  for (const auto& r : j["rejected"])
+    if (r.value("container", "").find(name) != std::string::npos) return r.value("reason", "");
+  return "<not rejected>";
 }
 
 void check_berth_error(const Response& r, int status, const std::string& code) {

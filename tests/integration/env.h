@@ -42,6 +42,10 @@ std::string config_head(int workers, const std::string& timeouts = "",
 // A counter from Berth's /api/stats (0 when absent).
 uint64_t stats_counter(uint16_t admin_port, const std::string& name);
 
+// Why discovery rejected the container whose name contains `name` (its `rejected` entry in
+// /api/routes), or "<not rejected>".
+std::string rejected_reason(uint16_t admin_port, const std::string& name);
+
 // CHECKs that r is a well-formed, short berth-generated error response.
 void check_berth_error(const Response& r, int status, const std::string& code);
 

@@ -10,31 +10,6 @@
 
 using namespace it;
 
-namespace {
-
-fake_docker::Container running(uint64_t seed, const std::string& name, const std::string& host, uint16_t port,
-                               std::map<std::string, std::string> labels) {
-  fake_docker::Container c;
-  c.id = fake_docker::hex_id(seed);
-  c.name = name;
-  c.port = port;
-  c.labels = {{"berth.enable", "true"}, {"berth.host", host}, {"berth.port", std::to_string(port)}};
-  for (auto& [k, v] : labels) c.labels[k] = v;
-  c.running = true;
-  c.created_ns = c.started_ns = pb::realtime_ns();
-  return c;
-}
-
-std::string rejected_reason(Berth& berth, const std::string& name) {
-  auto j = nlohmann::json::parse(http_get(berth.admin_port(), "/api/routes", "127.0.0.1").body, nullptr, false);
-  if (!j.is_object()) return "<no /api/routes>";
-  for (const auto& r : j["rejected"])
-    if (r.value("container", "").find(name) != std::string::npos) return r.value("reason", "");
-  return "<not rejected>";
-}
-
-}  // namespace
-
 TEST_CASE("rewrite labels: strip, add and redirect through Berth; bad values reject", "[docker_fake][rewrite]") {
   Origin origin{"RWL"};
   REQUIRE(origin.ok());
@@ -43,15 +18,15 @@ TEST_CASE("rewrite labels: strip, add and redirect through Berth; bad values rej
   TempDir dir;
   fake_docker::FakeEngine engine(dir.file("docker.sock"), 0, fake_docker::ojson::parse(fake_docker::kInspectTemplate),
                                  fake_docker::ojson::parse(fake_docker::kListTemplate));
-  engine.add(running(1, "strip-1", "strip.labels.test", port,
+  engine.add(fake_docker::running_routed(1, "strip-1", "strip.labels.test", port,
                      {{"berth.path", "/api"}, {"berth.strip_prefix", "true"}, {"berth.add_prefix", "/v1"}}));
-  engine.add(running(2, "given-1", "given.labels.test", port, {{"berth.strip_prefix", "/svc"}}));
-  engine.add(running(3, "moved-1", "moved.labels.test", port,
+  engine.add(fake_docker::running_routed(2, "given-1", "given.labels.test", port, {{"berth.strip_prefix", "/svc"}}));
+  engine.add(fake_docker::running_routed(3, "moved-1", "moved.labels.test", port,
                      {{"berth.redirect.to", "https://www.example.com{uri}"}, {"berth.redirect.code", "301"}}));
-  engine.add(running(4, "badcode-1", "badcode.labels.test", port,
+  engine.add(fake_docker::running_routed(4, "badcode-1", "badcode.labels.test", port,
                      {{"berth.redirect.to", "/x"}, {"berth.redirect.code", "200"}}));
-  engine.add(running(5, "badstrip-1", "badstrip.labels.test", port, {{"berth.strip_prefix", "api"}}));
-  engine.add(running(6, "both-1", "both.labels.test", port,
+  engine.add(fake_docker::running_routed(5, "badstrip-1", "badstrip.labels.test", port, {{"berth.strip_prefix", "api"}}));
+  engine.add(fake_docker::running_routed(6, "both-1", "both.labels.test", port,
                      {{"berth.redirect.to", "/x"}, {"berth.strip_prefix", "true"}}));
   engine.start();
 
@@ -75,10 +50,10 @@ TEST_CASE("rewrite labels: strip, add and redirect through Berth; bad values rej
   CHECK_FALSE(r.header("x-berth-error").has_value());
   CHECK(origin.seen(m) == 0);
 
-  CHECK(rejected_reason(berth, "badcode-1").find("berth.redirect.code=\"200\" is not 301, 302, 303, 307 or 308") !=
+  CHECK(rejected_reason(berth.admin_port(), "badcode-1").find("berth.redirect.code=\"200\" is not 301, 302, 303, 307 or 308") !=
         std::string::npos);
-  CHECK(rejected_reason(berth, "badstrip-1").find("berth.strip_prefix=\"api\"") != std::string::npos);
-  CHECK(rejected_reason(berth, "both-1").find("a redirect cannot also rewrite the path") != std::string::npos);
+  CHECK(rejected_reason(berth.admin_port(), "badstrip-1").find("berth.strip_prefix=\"api\"") != std::string::npos);
+  CHECK(rejected_reason(berth.admin_port(), "both-1").find("a redirect cannot also rewrite the path") != std::string::npos);
   CHECK(http_get(berth.port(), "/", "badcode.labels.test").status == 404);
   CHECK(berth.running());
 }

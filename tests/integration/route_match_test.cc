@@ -139,15 +139,7 @@ TEST_CASE("route matcher labels: berth.match.*, berth.path_regex and berth.route
   REQUIRE(main.ok());
   REQUIRE(canary.ok());
   auto container = [](uint64_t seed, const std::string& name, uint16_t port, std::map<std::string, std::string> extra) {
-    fake_docker::Container c;
-    c.id = fake_docker::hex_id(seed);
-    c.name = name;
-    c.port = port;
-    c.labels = {{"berth.enable", "true"}, {"berth.host", "l.test"}, {"berth.port", std::to_string(port)}};
-    for (auto& [k, v] : extra) c.labels[k] = v;
-    c.running = true;
-    c.created_ns = c.started_ns = pb::realtime_ns();
-    return c;
+    return fake_docker::running_routed(seed, name, "l.test", port, std::move(extra));
   };
   TempDir dir;
   fake_docker::FakeEngine engine(dir.file("docker.sock"), 0, fake_docker::ojson::parse(fake_docker::kInspectTemplate),
@@ -186,11 +178,7 @@ TEST_CASE("route matcher labels: berth.match.*, berth.path_regex and berth.route
     CHECK(origin_of(r) == "LMAIN");  // berth.match.methods=GET,HEAD
   }
 
-  auto j = nlohmann::json::parse(http_get(berth.admin_port(), "/api/routes", "127.0.0.1").body, nullptr, false);
-  REQUIRE(j.is_object());
-  std::string reason = "<not rejected>";
-  for (const auto& r : j["rejected"])
-    if (r.value("container", "").find("web-bad") != std::string::npos) reason = r.value("reason", "");
+  const std::string reason = rejected_reason(berth.admin_port(), "web-bad");
   CHECK(reason.find("berth.path_regex") != std::string::npos);
   CHECK(reason.find("invalid regular expression") != std::string::npos);
 }
