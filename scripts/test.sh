@@ -13,7 +13,9 @@ BUILD_DIR=build
 ARGS=(-DBERTH_BENCH=OFF "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG" "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG")
 if [[ "${1:-}" == "--sanitize" ]]; then
   BUILD_DIR=build-asan
-  ARGS+=(-DBERTH_SANITIZE=ON)
+  # -O1, as the sanitizers' own documentation suggests: instrumented code compiles about a third
+  # faster than at -O2 (proxy/control/server.cc: 43.8 s user at -O2, 29.8 s at -O1).
+  ARGS+=(-DBERTH_SANITIZE=ON "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG" "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG")
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:halt_on_error=1}
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
   export BERTH_SANITIZE=1
