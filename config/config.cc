@@ -255,6 +255,14 @@ std::optional<SocketAddress> parse_socket_address(std::string_view text, bool al
   return address;
 }
 
+std::string realm_problem(std::string_view realm) {
+  const bool printable = std::all_of(realm.begin(), realm.end(), [](unsigned char c) {
+    return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+  });
+  if (realm.empty() || !printable) return "a realm must be non-empty printable ASCII without '\"' or '\\'";
+  return "";
+}
+
 std::string parse_forward_auth_url(const std::string& url, ForwardAuth& out) {
   std::string_view rest = url;
   if (rest.substr(0, 7) != "http://")

@@ -174,6 +174,10 @@ struct BasicAuth {
   bool enabled() const { return !htpasswd.empty(); }
 };
 
+// "" when `realm` can stand in WWW-Authenticate's quoted-string (non-empty printable ASCII
+// without '"' or '\\'), else what is wrong with it.
+std::string realm_problem(std::string_view realm);
+
 // A token bucket per key per route (routes[].access.rate_limit), shared by every worker.
 struct RateLimit {
   uint32_t per_second = 0;           // refill rate (0 = off)
@@ -181,6 +185,18 @@ struct RateLimit {
   std::string header;                // key: "" = the client address, else this request header
   uint32_t table_size = 16384;       // keys remembered at most (a power of two)
   bool enabled() const { return per_second > 0; }
+
+  // What config files and labels may ask for.
+  static constexpr uint32_t kMaxPerSecond = 1'000'000;
+  static constexpr uint32_t kMaxBurst = 10'000'000;
+  static constexpr uint32_t kMinTableSize = 16;
+  static constexpr uint32_t kMaxTableSize = 1u << 24;
+  // The table size kept for a requested one (kMinTableSize..kMaxTableSize): the next power of two.
+  static uint32_t table_size_for(uint32_t requested) {
+    uint32_t size = kMinTableSize;
+    while (size < requested) size <<= 1;
+    return size;
+  }
 };
 
 // An authentication service asked about every request (routes[].access.forward_auth): a 2xx

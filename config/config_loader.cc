@@ -972,18 +972,15 @@ void Loader::read_rate_limit(const Value& value, RateLimit& limit) {
   bool burst_given = false;
   for (const Field& field : fields_of(value, kRateLimitKeys)) {
     if (field.key == "per_second") {
-      if (auto n = read_integer(field.value, 1, 1'000'000)) limit.per_second = static_cast<uint32_t>(*n);
+      if (auto n = read_integer(field.value, 1, RateLimit::kMaxPerSecond)) limit.per_second = static_cast<uint32_t>(*n);
     } else if (field.key == "burst") {
-      if (auto n = read_integer(field.value, 1, 10'000'000)) {
+      if (auto n = read_integer(field.value, 1, RateLimit::kMaxBurst)) {
         limit.burst = static_cast<uint32_t>(*n);
         burst_given = true;
       }
     } else if (field.key == "table_size") {
-      if (auto n = read_integer(field.value, 16, 1 << 24)) {
-        uint32_t size = 16;
-        while (size < *n) size <<= 1;
-        limit.table_size = size;
-      }
+      if (auto n = read_integer(field.value, RateLimit::kMinTableSize, RateLimit::kMaxTableSize))
+        limit.table_size = RateLimit::table_size_for(static_cast<uint32_t>(*n));
     } else if (field.key == "key") {
       auto key = read_string(field.value);
       if (!key) continue;
@@ -1019,12 +1016,8 @@ void Loader::read_basic_auth(const Value& value, BasicAuth& auth) {
     } else if (field.key == "realm") {
       auto realm = read_string(field.value);
       if (!realm) continue;
-      // It goes into a quoted-string of WWW-Authenticate.
-      const bool printable = std::all_of(realm->begin(), realm->end(), [](unsigned char c) {
-        return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
-      });
-      if (realm->empty() || !printable) {
-        fail(field.value.mark, field.value.path + ": must be non-empty printable ASCII without '\"' or '\\'");
+      if (std::string problem = realm_problem(*realm); !problem.empty()) {
+        fail(field.value.mark, field.value.path + ": " + problem);
         continue;
       }
       auth.realm = *realm;

@@ -259,6 +259,8 @@ bool valid_token(std::string_view name) {
   });
 }
 
+std::string burst_range() { return "burst must be 1 to " + std::to_string(config::RateLimit::kMaxBurst); }
+
 // berth.access.{allow,deny,methods,rate_limit,basic_auth,forward_auth}: the config keys of
 // routes[].access, in one line each (README "Access control labels").
 std::optional<Problem> parse_access_label(const std::string& label, std::string_view key, std::string_view raw,
@@ -292,25 +294,24 @@ std::optional<Problem> parse_access_label(const std::string& label, std::string_
     config::RateLimit& limit = access.rate_limit;
     const std::string_view rate = words.first;
     if (!rate.ends_with("/s")) return bad("expected RATE/s first, e.g. 20/s burst=40 key=client_ip");
-    auto per_second = parse_int<uint32_t>(rate.substr(0, rate.size() - 2), 1, 1'000'000);
-    if (!per_second) return bad("the rate must be 1/s to 1000000/s");
+    auto per_second = parse_int<uint32_t>(rate.substr(0, rate.size() - 2), 1, config::RateLimit::kMaxPerSecond);
+    if (!per_second) return bad("the rate must be 1/s to " + std::to_string(config::RateLimit::kMaxPerSecond) + "/s");
     limit.per_second = *per_second;
     limit.burst = *per_second;
     for (const auto& [name, v] : words.options) {
       if (name == "burst") {
-        auto burst = parse_int<uint32_t>(v, 1, 10'000'000);
-        if (!burst) return bad("burst must be 1 to 10000000");
+        auto burst = parse_int<uint32_t>(v, 1, config::RateLimit::kMaxBurst);
+        if (!burst) return bad(burst_range());
         limit.burst = *burst;
       } else if (name == "key") {
         if (v == "client_ip") limit.header.clear();
         else if (v.starts_with("header:") && valid_token(v.substr(7))) limit.header = std::string(v.substr(7));
         else return bad("key must be client_ip or header:NAME");
       } else if (name == "table_size") {
-        auto n = parse_int<uint32_t>(v, 16, 1 << 24);
-        if (!n) return bad("table_size must be 16 to 16777216");
-        uint32_t size = 16;
-        while (size < *n) size <<= 1;
-        limit.table_size = size;
+        auto n = parse_int<uint32_t>(v, config::RateLimit::kMinTableSize, config::RateLimit::kMaxTableSize);
+        if (!n) return bad("table_size must be " + std::to_string(config::RateLimit::kMinTableSize) + " to " +
+                           std::to_string(config::RateLimit::kMaxTableSize));
+        limit.table_size = config::RateLimit::table_size_for(*n);
       } else {
         return bad("unknown option '" + std::string(name) + "' (expected burst, key or table_size)");
       }
@@ -322,10 +323,7 @@ std::optional<Problem> parse_access_label(const std::string& label, std::string_
     auth.htpasswd = std::string(words.first);
     for (const auto& [name, v] : words.options) {
       if (name == "realm") {
-        const bool printable = !v.empty() && std::all_of(v.begin(), v.end(), [](unsigned char c) {
-          return c > 0x20 && c < 0x7f && c != '"' && c != '\\';
-        });
-        if (!printable) return bad("realm must be printable ASCII without spaces, '\"' or '\\'");
+        if (std::string why = config::realm_problem(v); !why.empty()) return bad(why);
         auth.realm = std::string(v);
       } else if (name == "forward_authorization") {
         if (auto p = parse_bool(label, v, auth.forward_authorization)) return p;
@@ -707,25 +705,25 @@ std::optional<Problem> apply_traefik_policy(const std::string& option, const std
   }
   if (option == "basicauth.realm") {
     used = true;
-    const bool printable = !value.empty() && std::all_of(value.begin(), value.end(), [](unsigned char c) {
-      return c > 0x20 && c < 0x7f && c != '"' && c != '\\';
-    });
-    if (!printable) return Problem{mw_label, quoted(mw_label, raw) + ": realm must be printable ASCII without spaces, '\"' or '\\'"};
+    if (std::string why = config::realm_problem(value); !why.empty())
+      return Problem{mw_label, quoted(mw_label, raw) + ": " + why};
     access.basic_auth.realm = std::string(value);
     return std::nullopt;
   }
   if (option == "ratelimit.average") {
     used = true;
-    auto n = parse_int<uint32_t>(value, 0, 1'000'000);
-    if (!n) return Problem{mw_label, quoted(mw_label, raw) + ": expected requests per second, 0 to 1000000"};
+    auto n = parse_int<uint32_t>(value, 0, config::RateLimit::kMaxPerSecond);
+    if (!n)
+      return Problem{mw_label, quoted(mw_label, raw) + ": expected requests per second, 0 to " +
+                                   std::to_string(config::RateLimit::kMaxPerSecond)};
     access.rate_limit.per_second = *n;  // 0: no limit, as there
     if (access.rate_limit.burst == 0) access.rate_limit.burst = 1;  // burst's default there
     return std::nullopt;
   }
   if (option == "ratelimit.burst") {
     used = true;
-    auto n = parse_int<uint32_t>(value, 1, 10'000'000);
-    if (!n) return Problem{mw_label, quoted(mw_label, raw) + ": burst must be 1 to 10000000"};
+    auto n = parse_int<uint32_t>(value, 1, config::RateLimit::kMaxBurst);
+    if (!n) return Problem{mw_label, quoted(mw_label, raw) + ": " + burst_range()};
     access.rate_limit.burst = *n;
     return std::nullopt;
   }
