@@ -145,6 +145,15 @@ rss_kb() {  # VmRSS of a PID plus all its descendants (nginx: master + worker), 
   echo "$total"
 }
 
+proc_ticks() {  # pids... -> CPU ticks (utime + stime) used so far by them and their descendants
+  local total=0 p q v
+  for p in $(for q in "$@"; do descendants "$q"; done); do
+    v=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null || true)
+    total=$((total + ${v:-0}))
+  done
+  echo "$total"
+}
+
 # ---------------------------------------------------------------- the build
 build_release() {  # build_dir : install the benchmark's packages, build Release into build_dir
   log "installing dependencies (scripts/install-deps.sh --bench)"
@@ -152,6 +161,20 @@ build_release() {  # build_dir : install the benchmark's packages, build Release
   log "configuring and building Release into $1"
   timeout 600 cmake -S . -B "$1" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBERTH_TESTS=OFF >/dev/null
   timeout 1800 cmake --build "$1"
+}
+
+# The report's "Problems" section (the lines of PROBLEMS, or "none") and, when NOTES has
+# lines, its "Measurement notes".
+report_problems() {
+  echo "## Problems"
+  echo
+  if [[ -s "$PROBLEMS" ]]; then sed 's/^/- /' "$PROBLEMS"; else echo "none"; fi
+  if [[ -s "$NOTES" ]]; then
+    echo
+    echo "## Measurement notes"
+    echo
+    sed 's/^/- /' "$NOTES"
+  fi
 }
 
 # ---------------------------------------------------------------- a quiet machine

@@ -395,14 +395,6 @@ PROBLEMS=$WORK/problems.txt
 RAW=$WORK/raw.txt
 : >"$RAW"
 
-proc_ticks() {  # pids... -> CPU ticks (utime + stime) used so far by them and their descendants
-  local total=0 p v
-  for p in $(for q in "$@"; do descendants "$q"; done); do
-    v=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null || true)
-    total=$((total + ${v:-0}))
-  done
-  echo "$total"
-}
 sys_ticks() {  # -> "busy total": user+nice+system ticks and all ticks, summed over all CPUs
   awk '/^cpu / { print $2 + $3 + $4, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat
 }
@@ -786,15 +778,7 @@ REPORT=$WORK/report.md
     done
   done
   echo
-  echo "## Problems"
-  echo
-  if [[ -s "$PROBLEMS" ]]; then sed 's/^/- /' "$PROBLEMS"; else echo "none"; fi
-  if [[ -s "$NOTES" ]]; then
-    echo
-    echo "## Measurement notes"
-    echo
-    sed 's/^/- /' "$NOTES"
-  fi
+  report_problems
 } >"$REPORT"
 
 mkdir -p bench/results
