@@ -15,7 +15,9 @@
 #
 # 1. Policy cost: wrk -t 1 -c 64 GET /small (100 B) against plain.test and policy.test, in
 #    interleaved rounds (the order alternates), medians. Bar: policy req/s >= 0.95x plain's,
-#    and no request refused (0 non-2xx, 0 socket errors).
+#    and no request refused (0 non-2xx, 0 socket errors). For reference (no bar), the same
+#    against nginx (one worker, core 0) with the same two servers: plain, and allow/deny +
+#    limit_req far above the load + proxy_set_header / add_header / proxy_hide_header.
 # 2. bcrypt under load: bench/paced.cc (berth-bench-paced, an open-loop client at a fixed rate:
 #    wrk2 is not in Debian) sends GET /small to plain.test at BENCH_PACED_RATE requests/s over 16
 #    connections, alone, then while a second paced sender sends 100 requests/s to auth.test,
@@ -40,6 +42,7 @@
 #   BENCH_BCRYPT_COST       bcrypt cost of auth.test's entry [5: htpasswd -B's default, and
 #                           what Berth's tests use]
 #   BENCH_CONTROL_RATE      wrong passwords/s against auth10.test in the control run [5]
+#   BENCH_SKIP_NGINX=1      leave out the nginx reference rows [0]
 #   BENCH_PORT_BASE         first loopback port used (+0..+3) [first free of 18300, 18320, ...]
 #   BENCH_QUIET_WAIT        seconds to wait for other CPU load to settle before each round [60]
 #   BENCH_QUIET_BUDGET      all such waiting together [300]
@@ -73,7 +76,10 @@ LOAD_CORE=1
 
 PORT_SPAN=4
 pick_port_base "$PORT_SPAN" 18300 18320 18340 18360
-declare -A PORT=([berth]=$PB [admin]=$((PB + 1)) [origin]=$((PB + 2)))
+declare -A PORT=([berth]=$PB [admin]=$((PB + 1)) [origin]=$((PB + 2)) [nginx]=$((PB + 3)))
+SERVERS=(berth)
+[[ "${BENCH_SKIP_NGINX:-0}" == 1 ]] || SERVERS+=(nginx)
+declare -A SERVER_LABEL=([berth]=Berth [nginx]=nginx)
 
 bench_workdir berth-access-bench
 NOTES=$WORK/notes.txt
@@ -82,6 +88,8 @@ PROBLEMS=$WORK/problems.txt
 : >"$PROBLEMS"
 
 [[ "${BENCH_SKIP_BUILD:-0}" == 1 ]] || build_release "$BUILD_DIR"
+[[ " ${SERVERS[*]} " != *" nginx "* ]] || command -v nginx >/dev/null \
+  || die "nginx not found (run: bash scripts/install-deps.sh --bench, or set BENCH_SKIP_NGINX=1)"
 for t in wrk curl taskset pgrep ss; do
   command -v "$t" >/dev/null || die "$t not found (run: bash scripts/install-deps.sh --bench)"
 done
@@ -132,11 +140,11 @@ routes:
   - {host: auth10.test, service: origin, access: {basic_auth: {htpasswd: "$WORK/auth10.htpasswd"}}}
 EOF
 
-status_of() {  # host [curl args...] : the status of GET /small on that route
-  local host=$1
-  shift
+status_of() {  # host [server [curl args...]] : the status of GET /small on that route [berth]
+  local host=$1 server=${2:-berth}
+  shift $(($# < 2 ? $# : 2))
   curl -s -o /dev/null --max-time 5 -w '%{http_code}' -H "Host: $host" "$@" \
-    "http://127.0.0.1:${PORT[berth]}/small" 2>/dev/null || true
+    "http://127.0.0.1:${PORT[$server]}/small" 2>/dev/null || true
 }
 
 start_bg origin "$LOAD_CORE" "$ORIGIN_BIN" --host 127.0.0.1 --port "${PORT[origin]}"
@@ -152,17 +160,86 @@ until [[ "$(status_of plain.test)" == 200 ]]; do
 done
 # The rules are really on: a denied source address gets 403, the response rule shows, a
 # wrong password gets 401 and the right one 200.
-checks="policy $(status_of policy.test), from 127.0.0.2 $(status_of policy.test --interface 127.0.0.2)"
+checks="policy $(status_of policy.test), from 127.0.0.2 $(status_of policy.test berth --interface 127.0.0.2)"
 checks+=", X-Policy $(curl -s -o /dev/null -D - --max-time 5 -H 'Host: policy.test' \
   "http://127.0.0.1:${PORT[berth]}/small" | tr -d '\r' | sed -n 's/^[Xx]-[Pp]olicy: //p')"
 for h in auth.test auth10.test; do
-  checks+=", $h $(status_of "$h" -u alice:wrong) $(status_of "$h" -u alice:wonderland)"
+  checks+=", $h $(status_of "$h" berth -u alice:wrong) $(status_of "$h" berth -u alice:wonderland)"
 done
 log "Berth is up on 127.0.0.1:${PORT[berth]}: $checks"
 [[ "$checks" == "policy 200, from 127.0.0.2 403, X-Policy on, auth.test 401 200, auth10.test 401 200" ]] \
   || die "the routes do not behave as configured: $checks"
 
 CLK_TCK=$(getconf CLK_TCK)
+# The nginx reference: the same two servers, the policy one with nginx's nearest equivalents.
+mkdir -p "$WORK/nginx"
+cat >"$WORK/nginx/nginx.conf" <<EOF
+user root;
+worker_processes 1;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 20000; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/nginx/client_body;
+    proxy_temp_path $WORK/nginx/proxy;
+    fastcgi_temp_path $WORK/nginx/fastcgi;
+    uwsgi_temp_path $WORK/nginx/uwsgi;
+    scgi_temp_path $WORK/nginx/scgi;
+    keepalive_timeout 300s;
+    keepalive_requests 1000000;
+    limit_req_zone \$binary_remote_addr zone=bench:1m rate=1000000r/s;
+    upstream origin {
+        server 127.0.0.1:${PORT[origin]};
+        keepalive 64;
+    }
+    server {
+        listen 127.0.0.1:${PORT[nginx]} backlog=4096;
+        server_name plain.test;
+        location / {
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+    server {
+        listen 127.0.0.1:${PORT[nginx]};
+        server_name policy.test;
+        location / {
+            deny 127.0.0.2;
+            deny 192.0.2.0/24;
+            allow 127.0.0.0/8;
+            deny all;
+            limit_req zone=bench burst=1000000 nodelay;
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$host;
+            proxy_set_header X-Env bench;
+            proxy_set_header X-Team access;
+            proxy_set_header Cookie "";
+            add_header X-Policy on;
+            proxy_hide_header X-Powered-By;
+        }
+    }
+}
+EOF
+if [[ " ${SERVERS[*]} " == *" nginx "* ]]; then
+  start_bg nginx "$PROXY_CORE" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log"
+  deadline=$((SECONDS + 20))
+  until [[ "$(status_of plain.test nginx)" == 200 ]]; do
+    if ! alive nginx || ((SECONDS >= deadline)); then
+      show_logs nginx
+      die "nginx does not answer GET /small for plain.test on 127.0.0.1:${PORT[nginx]}"
+    fi
+    sleep 0.2
+  done
+  checks="policy $(status_of policy.test nginx), from 127.0.0.2 $(status_of policy.test nginx --interface 127.0.0.2)"
+  log "nginx is up on 127.0.0.1:${PORT[nginx]}: $checks"
+  [[ "$checks" == "policy 200, from 127.0.0.2 403" ]] || die "nginx does not behave as configured: $checks"
+fi
+
 RESULTS=$WORK/results.tsv  # part, what, round, then the numbers
 : >"$RESULTS"
 RAW=$WORK/raw.txt
@@ -172,20 +249,21 @@ check_berth() {  # what
 }
 
 # ---------------------------------------------------------------- 1. policy cost
-wrk_route() {  # host round
-  local f=$WORK/wrk.out rps p99 reqs non2xx serr t0 t1 cpu_us
-  t0=$(proc_ticks "${PID_OF[berth]}")
+wrk_route() {  # server host round
+  local server=$1 f=$WORK/wrk.out rps p99 reqs non2xx serr t0 t1 cpu_us
+  shift
+  t0=$(proc_ticks "${PID_OF[$server]}")
   timeout -k 5 $((DURATION + 30)) taskset -c "$LOAD_CORE" wrk -t 1 -c "$WRK_CONNS" -d "${DURATION}s" --latency \
-    -H "Host: $1" "http://127.0.0.1:${PORT[berth]}/small" >"$f" 2>&1 || true
-  { echo "===== wrk $1 round $2"; cat "$f"; } >>"$RAW"
-  t1=$(proc_ticks "${PID_OF[berth]}")
+    -H "Host: $1" "http://127.0.0.1:${PORT[$server]}/small" >"$f" 2>&1 || true
+  { echo "===== wrk $server $1 round $2"; cat "$f"; } >>"$RAW"
+  t1=$(proc_ticks "${PID_OF[$server]}")
   read -r rps _ p99 reqs non2xx serr < <(parse_wrk "$f")
   cpu_us=$(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN { if (n > 0) printf "%.3f", t / hz * 1e6 / n; else print -1 }')
-  echo -e "wrk\t$1\t$2\t$rps\t$p99\t$reqs\t$non2xx\t$serr\t$cpu_us" >>"$RESULTS"
-  log "$1 round $2: $rps req/s, p99 $p99 us, Berth CPU $cpu_us us/request, $reqs requests, non-2xx $non2xx, socket errors $serr"
-  ((non2xx == 0 && serr == 0)) || echo "$1 round $2: $non2xx non-2xx/3xx, $serr socket errors (of $reqs)" >>"$PROBLEMS"
-  [[ "$rps" != 0 ]] || echo "$1 round $2: wrk produced no result: $(head -c 300 "$f" | tr '\n' ' ')" >>"$PROBLEMS"
-  check_berth "the $1 run"
+  echo -e "wrk\t$server:$1\t$2\t$rps\t$p99\t$reqs\t$non2xx\t$serr\t$cpu_us" >>"$RESULTS"
+  log "$server $1 round $2: $rps req/s, p99 $p99 us, CPU $cpu_us us/request, $reqs requests, non-2xx $non2xx, socket errors $serr"
+  ((non2xx == 0 && serr == 0)) || echo "$server $1 round $2: $non2xx non-2xx/3xx, $serr socket errors (of $reqs)" >>"$PROBLEMS"
+  [[ "$rps" != 0 ]] || echo "$server $1 round $2: wrk produced no result: $(head -c 300 "$f" | tr '\n' ' ')" >>"$PROBLEMS"
+  alive "$server" || { show_logs "$server"; die "$server died during the $1 run"; }
   sleep 0.5
 }
 
@@ -222,16 +300,20 @@ paced() {
 }
 
 log "work directory $WORK; $DURATION s per run, $REPS round(s)"
-for h in plain.test policy.test; do  # warm-up
-  timeout 10 taskset -c "$LOAD_CORE" wrk -t 1 -c "$WRK_CONNS" -d 1s -H "Host: $h" \
-    "http://127.0.0.1:${PORT[berth]}/small" >/dev/null 2>&1 || true
+for server in "${SERVERS[@]}"; do  # warm-up
+  for h in plain.test policy.test; do
+    timeout 10 taskset -c "$LOAD_CORE" wrk -t 1 -c "$WRK_CONNS" -d 1s -H "Host: $h" \
+      "http://127.0.0.1:${PORT[$server]}/small" >/dev/null 2>&1 || true
+  done
 done
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 for ((rep = 1; rep <= REPS; rep++)); do
   wait_quiet "round $rep"
   log "round $rep of $REPS"
   if ((rep % 2)); then order=(plain.test policy.test); else order=(policy.test plain.test); fi
-  for h in "${order[@]}"; do wrk_route "$h" "$rep"; done
+  for server in "${SERVERS[@]}"; do
+    for h in "${order[@]}"; do wrk_route "$server" "$h" "$rep"; done
+  done
   if ((rep % 2)); then
     paced alone "$rep"
     paced flood "$rep" auth.test "$FLOOD_RATE"
@@ -250,11 +332,15 @@ value() {  # part what column -> the median over the rounds
 sum() {  # part what column -> the sum over the rounds
   awk -F'\t' -v p="$1" -v w="$2" -v c="$3" '$1 == p && $2 == w { s += $c } END { print s + 0 }' "$RESULTS"
 }
-PLAIN_RPS=$(value wrk plain.test 4)
-POLICY_RPS=$(value wrk policy.test 4)
+PLAIN_RPS=$(value wrk berth:plain.test 4)
+POLICY_RPS=$(value wrk berth:policy.test 4)
 P99_ALONE=$(value paced alone 4)
 P99_FLOOD=$(value paced flood 4)
 P99_CONTROL=$(value paced control 4)
+ratio() {  # server column -> policy / plain of the medians
+  awk -v a="$(value wrk "$1:policy.test" "$2")" -v b="$(value wrk "$1:plain.test" "$2")" \
+    'BEGIN { if (a <= 0 || b <= 0) print "n/a"; else printf "%.3fx", a / b }'
+}
 ms() { awk -v u="$1" 'BEGIN { if (u < 0) print "n/a"; else printf "%.3f ms", u / 1000 }'; }
 POLICY_VERDICT=$(awk -v a="$POLICY_RPS" -v b="$PLAIN_RPS" -v bar="$POLICY_BAR" 'BEGIN {
   if (a <= 0 || b <= 0) { print "n/a"; exit }
@@ -284,19 +370,26 @@ REPORT=$WORK/report.md
   echo "## 1. Allow list + rate limit + header rules vs the plain route"
   echo
   echo "wrk -t 1 -c $WRK_CONNS, GET /small (100 B). policy.test: allow 127.0.0.0/8, deny 127.0.0.2/32 and 192.0.2.0/24,"
-  echo "rate_limit 1,000,000/s (burst 1,000,000, key client_ip), request set/add/remove and response set/remove."
+  echo "rate_limit 1,000,000/s (burst 1,000,000, key client_ip), request set/add/remove and response set/remove"
+  echo "(nginx: the same allow/deny, limit_req at 1,000,000 r/s with burst 1,000,000 nodelay, proxy_set_header x3,"
+  echo "add_header, proxy_hide_header)."
   echo
-  echo "| route | req/s | p99 | Berth CPU/req | non-2xx | socket errors |"
-  echo "|---|---:|---:|---:|---:|---:|"
-  for h in plain.test policy.test; do
-    printf '| %s | %.0f | %s | %.2f µs | %s | %s |\n' "$h" "$(value wrk "$h" 4)" "$(ms "$(value wrk "$h" 5)")" \
-      "$(value wrk "$h" 9)" "$(sum wrk "$h" 7)" "$(sum wrk "$h" 8)"
+  echo "| server | route | req/s | p99 | CPU/req | non-2xx | socket errors |"
+  echo "|---|---|---:|---:|---:|---:|---:|"
+  for server in "${SERVERS[@]}"; do
+    for h in plain.test policy.test; do
+      w=$server:$h
+      printf '| %s | %s | %.0f | %s | %.2f µs | %s | %s |\n' "${SERVER_LABEL[$server]}" "$h" "$(value wrk "$w" 4)" \
+        "$(ms "$(value wrk "$w" 5)")" "$(value wrk "$w" 9)" "$(sum wrk "$w" 7)" "$(sum wrk "$w" 8)"
+    done
   done
   echo
   echo "Bar: policy / plain req/s ≥ $POLICY_BAR and nothing refused: $POLICY_VERDICT."
-  echo "Berth's CPU time (utime + stime, /proc, tick 1/$CLK_TCK s) per request, policy / plain: $(awk \
-    -v a="$(value wrk policy.test 9)" -v b="$(value wrk plain.test 9)" 'BEGIN { if (a <= 0 || b <= 0) print "n/a"; else printf "%.3fx", a / b }')"
-  echo "(less disturbed than req/s by other work on the machine; no bar)."
+  for server in "${SERVERS[@]}"; do
+    echo "${SERVER_LABEL[$server]}, policy / plain: req/s $(ratio "$server" 4), CPU per request $(ratio "$server" 9)."
+  done
+  echo "CPU/req: the server's utime + stime (/proc, all threads; nginx: master + worker; tick 1/$CLK_TCK s) over the"
+  echo "run, per request; less disturbed than req/s by other work on the machine. nginx rows are a reference (no bar)."
   echo
   echo "## 2. bcrypt checks under load"
   echo
