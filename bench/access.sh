@@ -361,7 +361,7 @@ REPORT=$WORK/report.md
   echo "# Berth access control under load"
   echo
   [[ -z "${BENCH_LABEL:-}" ]] || { echo "**$BENCH_LABEL**"; echo; }
-  ((QUICK == 0)) || { echo "A --quick run: one short round shows that the pipeline works, not where Berth stands."; echo; }
+  ((QUICK == 0)) || { echo "A --quick run: runs this short show that the pipeline works, not where Berth stands."; echo; }
   echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); Berth ${BERTH_V:-?} (git $(git rev-parse --short HEAD 2>/dev/null || echo unknown), Release); $( (wrk -v 2>&1 || true) | awk 'NR == 1 { print $1, $2 }')"
   echo "- machine: nproc=$(nproc), $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), kernel $(uname -r); load average before: $LOAD_BEFORE"
   echo "- method: one Berth, one worker, the process (and so its thread pool) pinned to core $PROXY_CORE; bench/origin.cc and"
