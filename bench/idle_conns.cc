@@ -36,6 +36,8 @@
 #include <string_view>
 #include <vector>
 
+#include "bench/http_response.h"
+
 namespace {
 
 enum class State { Unused, Connecting, Reading, Idle, Closed };
@@ -55,41 +57,15 @@ int64_t now_ms() {
   return int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
-bool ieq_prefix(std::string_view s, std::string_view lower_prefix) {
-  if (s.size() < lower_prefix.size()) return false;
-  for (size_t i = 0; i < lower_prefix.size(); ++i) {
-    char c = s[i];
-    if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
-    if (c != lower_prefix[i]) return false;
-  }
-  return true;
-}
-
 // 1 = complete 200 response, 0 = need more bytes, -1 = bad response (reason set).
 int check_response(const std::string& in, std::string* reason) {
-  size_t end = in.find("\r\n\r\n");
-  if (end == std::string::npos) return in.size() > 64 * 1024 ? (*reason = "huge header", -1) : 0;
-  std::string_view head(in.data(), end + 2);
-  if (head.size() < 12 || head.substr(0, 5) != "HTTP/") return *reason = "not HTTP", -1;
-  std::string_view status = head.substr(9, 3);
-  if (status != "200") return *reason = "status " + std::string(status), -1;
-  size_t body_start = end + 4;
-  long long content_length = -1;
-  bool chunked = false;
-  size_t p = head.find("\r\n") + 2;
-  while (p < head.size()) {
-    size_t e = head.find("\r\n", p);
-    std::string_view h = head.substr(p, e - p);
-    p = e + 2;
-    if (ieq_prefix(h, "content-length:")) {
-      content_length = atoll(std::string(h.substr(15)).c_str());
-    } else if (ieq_prefix(h, "transfer-encoding:")) {
-      chunked = h.find("chunked") != std::string_view::npos;
-    }
-  }
-  if (chunked) return in.find("\r\n0\r\n\r\n", body_start - 2) != std::string::npos ? 1 : 0;
-  if (content_length < 0) return *reason = "no Content-Length", -1;
-  return in.size() >= body_start + size_t(content_length) ? 1 : 0;
+  bench::ResponseHead head;
+  const int st = bench::parse_response_head(in, &head, reason);
+  if (st <= 0) return st;
+  if (head.status != 200) return *reason = "status " + std::to_string(head.status), -1;
+  if (head.chunked) return in.find("\r\n0\r\n\r\n", head.body_start - 2) != std::string::npos ? 1 : 0;
+  if (head.content_length < 0) return *reason = "no Content-Length", -1;
+  return in.size() >= head.body_start + size_t(head.content_length) ? 1 : 0;
 }
 
 void usage() {

@@ -40,20 +40,12 @@
 #   BENCH_SKIP_MEMORY=1    skip the idle-memory test [0]
 set -euo pipefail
 
-QUICK=0
-for arg in "$@"; do
-  case "$arg" in
-    --quick) QUICK=1 ;;
-    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
-    *) echo "run.sh: unknown argument: $arg (usage: bench/run.sh [--quick])" >&2; exit 64 ;;
-  esac
-done
-
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-
-if ((QUICK)); then DURATION=${BENCH_DURATION:-3}; REPS=${BENCH_REPS:-1}
-else DURATION=${BENCH_DURATION:-10}; REPS=${BENCH_REPS:-3}; fi
+BENCH_LOG_TAG=bench
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+bench_args 10 3 3 1 "$@"
 CONNS_LIST=(64 256)
 BODIES=(small 64k)
 # Two origins, each behind every contestant: bo = bench/origin.cc, ngx = nginx serving static
@@ -72,24 +64,7 @@ IDLE_N=${BENCH_IDLE_CONNS:-10000}
 QUIET_WAIT=${BENCH_QUIET_WAIT:-300}
 
 PORT_SPAN=22
-port_range_free() {  # base: none of base..base+PORT_SPAN-1 is listening on this host
-  local used
-  used=$(ss -Hltn 2>/dev/null | awk '{ n = split($4, a, ":"); print a[n] }')
-  for ((p = $1; p < $1 + PORT_SPAN; p++)); do
-    grep -qx "$p" <<<"$used" && return 1
-  done
-  return 0
-}
-if [[ -n "${BENCH_PORT_BASE:-}" ]]; then
-  PB=$BENCH_PORT_BASE
-  port_range_free "$PB" || { echo "run.sh: a port in $PB..$((PB + PORT_SPAN - 1)) is in use" >&2; exit 1; }
-else
-  PB=
-  for base in 18480 18580 18680 18780 18880 18980; do
-    if port_range_free "$base"; then PB=$base; break; fi
-  done
-  [[ -n "$PB" ]] || { echo "run.sh: no free port range found (set BENCH_PORT_BASE)" >&2; exit 1; }
-fi
+pick_port_base "$PORT_SPAN" 18480 18580 18680 18780 18880 18980
 # An instance is "contestant@origin": origin@bo and origin@ngx are the origins themselves,
 # berth@ngx is Berth in front of the nginx origin, and so on. All of them run at once (idle
 # but for the one being measured), so rounds can interleave both origins.
@@ -106,71 +81,8 @@ declare -A ADMIN_PORT=([berth@bo]=$((PB + 10)) [berth@ngx]=$((PB + 11))
 PROXY_CORE=0
 LOAD_CORE=1
 
-log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
 # ---------------------------------------------------------------- process bookkeeping
-WORK=$(mktemp -d /tmp/berth-bench.XXXXXX)
-declare -a ALL_PIDS=()
-declare -A PID_OF=()
-
-descendants() {  # pid -> pid and all its descendants, one per line
-  local p=$1 c
-  echo "$p"
-  for c in $(pgrep -P "$p" 2>/dev/null || true); do descendants "$c"; done
-}
-
-stop_pid() {  # TERM a process we started (and its children), wait up to 5 s, then KILL
-  local pid=$1 tree i
-  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-  tree=$(descendants "$pid")
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 50; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  for p in $tree; do kill -KILL "$p" 2>/dev/null || true; done
-  wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-  local rc=$? i
-  trap - EXIT INT TERM
-  for ((i = ${#ALL_PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${ALL_PIDS[i]}"; done
-  if [[ "${BENCH_KEEP:-0}" == 1 ]]; then log "work directory kept: $WORK"; else rm -rf "$WORK"; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'log "interrupted"; exit 130' INT TERM
-
-start_bg() {  # name core cmd... : start pinned to core, record its PID as PID_OF[name]
-  local name=$1 core=$2
-  shift 2
-  local f
-  for f in out err; do  # keep earlier runs' output in $name.all.$f
-    [[ -e "$WORK/$name.$f" ]] && cat "$WORK/$name.$f" >>"$WORK/$name.all.$f"
-  done
-  taskset -c "$core" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" </dev/null &
-  PID_OF[$name]=$!
-  ALL_PIDS+=("$!")
-}
-
-stop_named() {
-  local name=$1
-  [[ -n "${PID_OF[$name]:-}" ]] || return 0
-  stop_pid "${PID_OF[$name]}"
-  unset "PID_OF[$name]"
-}
-
-alive() { [[ -n "${PID_OF[$1]:-}" ]] && kill -0 "${PID_OF[$1]}" 2>/dev/null; }
-
-# http_ok PORT PATH BYTES : one GET answers 200 with exactly BYTES body bytes
-http_ok() {
-  local out
-  out=$(curl -s -o /dev/null --max-time 2 -w '%{http_code} %{size_download}' \
-    "http://127.0.0.1:$1$2" 2>/dev/null) || return 1
-  [[ "$out" == "200 $3" ]]
-}
+bench_workdir berth-bench
 
 wait_answers() {  # instance timeout_s : wait until /small and /64k answer correctly
   local name=$1 port=${PORT[$1]} o=${1#*@} deadline=$((SECONDS + $2))
@@ -184,22 +96,8 @@ wait_answers() {  # instance timeout_s : wait until /small and /64k answer corre
   return 1
 }
 
-show_logs() {
-  local f
-  for f in "$WORK/$1.out" "$WORK/$1.err"; do
-    [[ -s "$f" ]] && { echo "--- $f (last 20 lines)" >&2; tail -n 20 "$f" >&2; }
-  done
-  return 0
-}
-
 # ---------------------------------------------------------------- 1. deps and build
-if [[ "${BENCH_SKIP_BUILD:-0}" != 1 ]]; then
-  log "installing dependencies (scripts/install-deps.sh --bench)"
-  timeout 1800 bash scripts/install-deps.sh --bench
-  log "configuring and building Release into $BUILD_DIR"
-  timeout 600 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBERTH_TESTS=OFF >/dev/null
-  timeout 1800 cmake --build "$BUILD_DIR"
-fi
+[[ "${BENCH_SKIP_BUILD:-0}" == 1 ]] || build_release "$BUILD_DIR"
 for t in wrk nginx haproxy taskset curl pgrep; do
   command -v "$t" >/dev/null || die "$t not found (run: bash scripts/install-deps.sh --bench)"
 done
@@ -414,43 +312,12 @@ declare -A LABEL=([origin]="origin (direct)" [berth]="Berth" [berth_hc]="Berth+h
                   [nginx]="nginx" [nginx_log]="nginx+log" [haproxy]="HAProxy")
 
 mkdir -p "$WORK/wrk"
-port_range_free "$PB" || die "a port in $PB..$((PB + PORT_SPAN - 1)) is now in use (set BENCH_PORT_BASE)"
+port_range_free "$PB" "$PORT_SPAN" || die "a port in $PB..$((PB + PORT_SPAN - 1)) is now in use (set BENCH_PORT_BASE)"
 
-# CPU busy percentage of the whole machine over $1 seconds (from /proc/stat).
-cpu_busy() {
-  local a b
-  a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
-  sleep "$1"
-  b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
-  awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " ");
-    busy = y[1] - x[1]; total = busy + y[2] - x[2];
-    printf "%d\n", (total > 0 ? 100 * busy / total + 0.5 : 0) }'
-}
 NOTES=$WORK/notes.txt
 : >"$NOTES"
-# Between measurements nothing of ours runs, so CPU use then belongs to other processes
-# (builds, tests); wait for it to settle, and note it when it does not.
 QUIET_BUDGET=${BENCH_QUIET_BUDGET:-1200}  # all waiting for quiet together, seconds
 QUIET_SPENT=0
-wait_quiet() {  # what
-  local t0=$SECONDS left deadline busy
-  left=$((QUIET_BUDGET - QUIET_SPENT))
-  ((left > QUIET_WAIT)) && left=$QUIET_WAIT
-  deadline=$((SECONDS + left))
-  while :; do
-    busy=$(cpu_busy 1)
-    ((busy <= 10)) && { QUIET_SPENT=$((QUIET_SPENT + SECONDS - t0)); return 0; }
-    if ((SECONDS >= deadline)); then
-      QUIET_SPENT=$((QUIET_SPENT + SECONDS - t0))
-      echo "other processes kept the CPU ${busy}% busy before $1 (waited $((SECONDS - t0)) s)" >>"$NOTES"
-      log "warning: machine still ${busy}% busy before $1; measuring anyway"
-      return 0
-    fi
-    log "machine is ${busy}% busy with other work; waiting before $1"
-    sleep 4
-  done
-}
-
 start_origin() {  # origin id (bo, ngx)
   local name=origin@$1
   case "$1" in
@@ -520,38 +387,7 @@ origin_health() {  # instance : the probe state of the origin in a Berth+hc inst
   admin_get "$1" /api/routes | sed -n 's/.*"health":"\([a-z]*\)".*/\1/p'
 }
 
-rss_kb() {  # VmRSS of a PID plus all its descendants (nginx: master + worker), in KiB
-  local total=0 p v
-  for p in $(descendants "$1"); do
-    v=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || true)
-    total=$((total + ${v:-0}))
-  done
-  echo "$total"
-}
-
 # ---------------------------------------------------------------- 2-4. throughput / latency
-# parse_wrk FILE -> "rps p50_us p99_us requests non2xx socket_errors"
-parse_wrk() {
-  awk '
-    function us(v,   n, u) {
-      n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-      if (u == "us") return n; if (u == "ms") return n * 1000
-      if (u == "s") return n * 1000000; if (u == "m") return n * 60000000
-      return -1
-    }
-    /^ +50%/ { p50 = us($2) }
-    /^ +99%/ { p99 = us($2) }
-    /requests in/ { reqs = $1 }
-    /^Requests\/sec:/ { rps = $2 }
-    /Non-2xx or 3xx responses:/ { non2xx = $NF }
-    /Socket errors:/ { gsub(",", ""); serr = $4 + $6 + $8 + $10 }
-    END {
-      if (rps == "") { rps = 0; p50 = -1; p99 = -1 }
-      printf "%s %s %s %s %d %d\n", rps, (p50 == "" ? -1 : p50), (p99 == "" ? -1 : p99),
-             (reqs == "" ? 0 : reqs), non2xx, serr
-    }' "$1"
-}
-
 RESULTS=$WORK/results.tsv
 : >"$RESULTS"
 PROBLEMS=$WORK/problems.txt
@@ -559,14 +395,6 @@ PROBLEMS=$WORK/problems.txt
 RAW=$WORK/raw.txt
 : >"$RAW"
 
-proc_ticks() {  # pids... -> CPU ticks (utime + stime) used so far by them and their descendants
-  local total=0 p v
-  for p in $(for q in "$@"; do descendants "$q"; done); do
-    v=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null || true)
-    total=$((total + ${v:-0}))
-  done
-  echo "$total"
-}
 sys_ticks() {  # -> "busy total": user+nice+system ticks and all ticks, summed over all CPUs
   awk '/^cpu / { print $2 + $3 + $4, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat
 }
@@ -751,7 +579,6 @@ for pname in "${MEMORY_PROXIES[@]}"; do
 done
 
 # ---------------------------------------------------------------- 6. report
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print -1; else print v[int((NR + 1) / 2)] }'; }
 stat_of() {  # contestant origin conns body column -> median over the rounds
   awk -F'\t' -v n="$1" -v o="$2" -v c="$3" -v b="$4" -v col="$5" \
     '$1 == n && $2 == o && $3 == c && $4 == b { print $col }' "$RESULTS" | median
@@ -951,15 +778,7 @@ REPORT=$WORK/report.md
     done
   done
   echo
-  echo "## Problems"
-  echo
-  if [[ -s "$PROBLEMS" ]]; then sed 's/^/- /' "$PROBLEMS"; else echo "none"; fi
-  if [[ -s "$NOTES" ]]; then
-    echo
-    echo "## Measurement notes"
-    echo
-    sed 's/^/- /' "$NOTES"
-  fi
+  report_problems
 } >"$REPORT"
 
 mkdir -p bench/results

@@ -28,19 +28,12 @@
 #   BENCH_KEEP=1            keep the work directory (configs, logs)
 set -euo pipefail
 
-QUICK=0
-for arg in "$@"; do
-  case "$arg" in
-    --quick) QUICK=1 ;;
-    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
-    *) echo "tls.sh: unknown argument: $arg (usage: bench/tls.sh [--quick])" >&2; exit 64 ;;
-  esac
-done
-
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-if ((QUICK)); then DURATION=${BENCH_DURATION:-3}; REPS=${BENCH_REPS:-1}
-else DURATION=${BENCH_DURATION:-10}; REPS=${BENCH_REPS:-3}; fi
+BENCH_LOG_TAG=tls-bench
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+bench_args 10 3 3 1 "$@"
 CONNS=${BENCH_CONNS:-64}
 BUILD_DIR=${BENCH_BUILD_DIR:-build-bench}
 BERTH_BIN=${BENCH_BERTH:-$BUILD_DIR/berth}
@@ -60,45 +53,9 @@ instance_of() {  # contestant workload -> the instance that runs it
 PROXY_CORE=0
 LOAD_CORE=1
 
-log() { printf '[tls-bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+bench_workdir berth-tls-bench
 
-WORK=$(mktemp -d /tmp/berth-tls-bench.XXXXXX)
-declare -a ALL_PIDS=()
-declare -A PID_OF=()
-stop_pid() {  # TERM a process we started, wait up to 5 s, then KILL it and its children
-  local pid=$1 kids i
-  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-  kids=$(pgrep -P "$pid" 2>/dev/null || true)
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  for p in $pid $kids; do kill -KILL "$p" 2>/dev/null || true; done
-  wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-  local rc=$? i
-  trap - EXIT INT TERM
-  for ((i = ${#ALL_PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${ALL_PIDS[i]}"; done
-  if [[ "${BENCH_KEEP:-0}" == 1 ]]; then log "work directory kept: $WORK"; else rm -rf "$WORK"; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'log "interrupted"; exit 130' INT TERM
-
-start_bg() {  # name core cmd...
-  local name=$1 core=$2
-  shift 2
-  taskset -c "$core" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" </dev/null &
-  PID_OF[$name]=$!
-  ALL_PIDS+=("$!")
-}
-
-if [[ "${BENCH_SKIP_BUILD:-0}" != 1 ]]; then
-  log "installing dependencies (scripts/install-deps.sh --bench)"
-  timeout 1800 bash scripts/install-deps.sh --bench
-  timeout 600 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBERTH_TESTS=OFF >/dev/null
-  timeout 1800 cmake --build "$BUILD_DIR"
-fi
+[[ "${BENCH_SKIP_BUILD:-0}" == 1 ]] || build_release "$BUILD_DIR"
 for t in wrk nginx haproxy openssl curl taskset; do
   command -v "$t" >/dev/null || die "$t not found (run: bash scripts/install-deps.sh --bench)"
 done
@@ -253,20 +210,6 @@ for name in "${INSTANCES[@]}"; do
 done
 
 # ---------------------------------------------------------------- runs
-parse_wrk() {  # file -> "req/s p99_us requests errors"
-  awk '
-    function us(v,   n, u) {
-      n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-      if (u == "us") return n; if (u == "ms") return n * 1000; if (u == "s") return n * 1000000
-      return -1
-    }
-    /^ +99%/ { p99 = us($2) }
-    /requests in/ { reqs = $1 }
-    /^Requests\/sec:/ { rps = $2 }
-    /Non-2xx or 3xx responses:/ { bad += $NF }
-    /Socket errors:/ { gsub(",", ""); bad += $4 + $6 + $8 + $10 }
-    END { printf "%s %s %s %d\n", (rps == "" ? 0 : rps), (p99 == "" ? -1 : p99), (reqs == "" ? 0 : reqs), bad }' "$1"
-}
 RESULTS=$WORK/results.tsv
 : >"$RESULTS"
 RAW=bench/results/tls-latest-raw.txt
@@ -282,7 +225,8 @@ run_one() {  # contestant workload round
   timeout -k 5 $((DURATION + 30)) taskset -c "$LOAD_CORE" wrk -t 1 -c "$CONNS" -d "${DURATION}s" --latency \
     "${extra[@]}" "https://127.0.0.1:${PORT[$inst]}$path" >"$f" 2>&1 || true
   { echo "===== $name workload=$w round=$rep"; cat "$f"; } >>"$RAW"
-  read -r rps p99 reqs bad < <(parse_wrk "$f")
+  read -r rps _ p99 reqs non2xx serr < <(parse_wrk "$f")
+  bad=$((non2xx + serr))
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$w" "$rep" "$rps" "$p99" "$bad" >>"$RESULTS"
   log "$name $w round $rep: $rps req/s, p99 ${p99} us, $reqs requests, $bad errors"
   kill -0 "${PID_OF[$inst]}" 2>/dev/null || die "$inst died during $w round $rep"
@@ -300,9 +244,8 @@ done
 
 # ---------------------------------------------------------------- report
 REPORT=bench/results/tls-latest.md
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 value() {  # name workload column(4 req/s, 5 p99)
-  awk -F'\t' -v n="$1" -v w="$2" -v c="$3" '$1 == n && $2 == w { print $c }' "$RESULTS" | median
+  awk -F'\t' -v n="$1" -v w="$2" -v c="$3" '$1 == n && $2 == w { print $c }' "$RESULTS" | median 0 mean
 }
 {
   echo "# Berth TLS benchmark"
