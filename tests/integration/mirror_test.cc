@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "bench/fake_docker_engine.h"
 #include "env.h"
@@ -23,11 +24,12 @@ struct MirrorEnv {
   Origin primary{"PRIMARY"}, shadow{"SHADOW"};
   uint16_t dead_port = unused_port();
   std::unique_ptr<Berth> berth;
-  MirrorEnv() {
+  // extra: more top-level YAML (an access_log section, say).
+  explicit MirrorEnv(const std::string& extra = "") {
     REQUIRE(primary.ok());
     REQUIRE(shadow.ok());
     berth = std::make_unique<Berth>(
-        config_head(1, "upstream_response: 30s") +
+        config_head(1, "upstream_response: 30s") + extra +
         "routes:\n"
         "  - {name: all, host: all.test, service: primary, mirror: {service: shadow}}\n"
         "  - {name: half, host: half.test, service: primary, mirror: {service: shadow, percent: 50}}\n"
@@ -149,6 +151,41 @@ TEST_CASE("mirror: a failing or silent shadow changes nothing for the client", "
     CHECK(took < 2s);
   }
   CHECK(wait_until([&] { return env.shadow.seen(slow) == 3; }, 5s));
+}
+
+TEST_CASE("mirror: at most 64 copies are in flight per worker, the rest dropped", "[mirror]") {
+  MirrorEnv env;
+  Client c(env.berth->port());
+  const std::string mark = marker("MIRQ");
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 70; ++i) {
+    Response r = c.get("/x?slow=SHADOW:20000&m=" + mark, "all.test");
+    REQUIRE(r.status == 200);
+    CHECK(origin_of(r) == "PRIMARY");
+  }
+  CHECK(std::chrono::steady_clock::now() - start < 10s);  // the client never waited for the shadow
+  CHECK(wait_until([&] { return env.mirrored("all", "dropped") == 6; }, 5s));
+  CHECK(wait_until([&] { return env.shadow.seen(mark) == 64; }, 5s));
+  CHECK(env.mirrored("all", "sent") == 0);  // all 64 still waiting
+}
+
+TEST_CASE("mirror: the access log has the client's requests only, not the copies", "[mirror]") {
+  TempDir dir;
+  const std::string path = dir.file("access.log");
+  MirrorEnv env("access_log: {format: json, path: \"" + path + "\"}\n");
+  Client c(env.berth->port());
+  const std::string mark = marker("MIRA");
+  for (int i = 0; i < 5; ++i) REQUIRE(c.get("/x?m=" + mark, "all.test").status == 200);
+  REQUIRE(wait_until([&] { return env.shadow.seen(mark) == 5; }, 5s));
+  REQUIRE(wait_until([&] { return env.mirrored("all", "sent") == 5; }, 5s));
+  auto lines = [&] {
+    size_t n = 0;
+    for (char ch : read_file(path)) n += ch == '\n';
+    return n;
+  };
+  CHECK(wait_until([&] { return lines() == 5; }, 5s));
+  std::this_thread::sleep_for(300ms);  // nothing more comes
+  CHECK(lines() == 5);
 }
 
 TEST_CASE("mirror: a shadow nobody listens for is dropped and counted", "[mirror]") {
