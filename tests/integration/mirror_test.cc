@@ -126,6 +126,12 @@ TEST_CASE("mirror: at 100 % the shadow gets the same request, and the client the
     CHECK(route["mirror"]["percent"] == 50.0);
   }
   CHECK(shown);
+  auto status = nlohmann::json::parse(http_get(env.berth->admin_port(), "/api/status", "127.0.0.1").body, nullptr, false);
+  REQUIRE(status.is_object());
+  shown = false;
+  for (const auto& route : status["routes"])
+    if (route.value("name", "") == "all") shown = route["mirror"]["service"] == "shadow" && route["mirror"]["percent"] == 100.0;
+  CHECK(shown);
 }
 
 TEST_CASE("mirror: a failing or silent shadow changes nothing for the client", "[mirror]") {
