@@ -249,6 +249,22 @@ std::optional<uint64_t> parse_size(std::string_view text) {
   return parse_number_with_unit(text, kSizeUnits);
 }
 
+std::optional<uint32_t> parse_mirror_percent(std::string_view text) {
+  const size_t dot = text.find('.');
+  const std::string_view whole = text.substr(0, dot);
+  const std::string_view fraction = dot == std::string_view::npos ? std::string_view() : text.substr(dot + 1);
+  if (!is_digits(whole) || whole.size() > 3) return std::nullopt;
+  if (dot != std::string_view::npos && (fraction.empty() || fraction.size() > 2 || !is_digits(fraction)))
+    return std::nullopt;
+  uint32_t bp = 0;
+  for (char c : whole) bp = bp * 10 + static_cast<uint32_t>(c - '0');
+  bp *= 100;
+  if (!fraction.empty()) bp += static_cast<uint32_t>(fraction[0] - '0') * 10;
+  if (fraction.size() == 2) bp += static_cast<uint32_t>(fraction[1] - '0');
+  if (bp == 0 || bp > 10'000) return std::nullopt;
+  return bp;
+}
+
 std::optional<SocketAddress> parse_socket_address(std::string_view text, bool allow_port_zero) {
   SocketAddress address;
   if (!parse_address_into(text, allow_port_zero, address).empty()) return std::nullopt;

@@ -237,6 +237,20 @@ struct HeaderRules {
   bool empty() const { return set.empty() && add.empty() && remove.empty(); }
 };
 
+// A share of a route's requests copied to a shadow service whose answers are discarded
+// (routes[].mirror; labels berth.mirror.*). Copies go once the whole request has been read;
+// a body larger than max_body (or still streaming when the exchange ends) is not copied.
+struct RouteMirror {
+  std::string service;              // "" = no mirror; must name a service
+  uint32_t percent_bp = 10'000;     // share copied, in hundredths of a percent (1..10000)
+  uint64_t max_body = 64 * 1024;    // bodies up to this are copied (0: bodyless requests only)
+  bool enabled() const { return !service.empty(); }
+  bool operator==(const RouteMirror&) const = default;
+};
+
+// "50", "12.5", "0.01", "100" -> hundredths of a percent (0 < P <= 100, at most two decimals).
+std::optional<uint32_t> parse_mirror_percent(std::string_view text);
+
 struct Route {
   std::string name;                 // from `name:`, else "route-<index>"
   std::vector<std::string> hosts;   // lower-case; "*.example.com" wildcards; empty = any host
@@ -257,6 +271,7 @@ struct Route {
   // ---- matchers and weighted split (config/route_match.h) ----
   RouteMatch match;                // routes[].match: methods, headers, query, path_regex
   std::vector<SplitTarget> split;  // routes[].split (then `service` is empty): weighted services
+  RouteMirror mirror;              // routes[].mirror: {service, percent, max_body}
 };
 
 struct Timeouts {

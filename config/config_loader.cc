@@ -192,10 +192,13 @@ const std::vector<std::string_view> kRouteKeys = {"name",    "host",    "path", 
                                                   // path rewriting and redirects
                                                   "strip_prefix", "add_prefix", "rewrite", "redirect",
                                                   // matchers and weighted split
-                                                  "match", "split"};
+                                                  "match", "split",
+                                                  // request mirroring
+                                                  "mirror"};
 const std::vector<std::string_view> kRouteMatchKeys = {"methods", "headers", "query", "path_regex"};
 const std::vector<std::string_view> kNameMatchKeys = {"name", "value"};
 const std::vector<std::string_view> kSplitKeys = {"service", "weight"};
+const std::vector<std::string_view> kMirrorKeys = {"service", "percent", "max_body"};
 const std::vector<std::string_view> kAccessKeys = {"methods", "allow", "deny", "basic_auth", "rate_limit", "forward_auth"};
 const std::vector<std::string_view> kForwardAuthKeys = {"url", "copy_headers", "timeout"};
 const std::vector<std::string_view> kRateLimitKeys = {"per_second", "burst", "key", "table_size"};
@@ -241,6 +244,7 @@ struct RouteNotes {
   Mark rewrite_mark;             // the first of strip_prefix / add_prefix / rewrite
   Mark redirect_mark;
   std::vector<Mark> split_marks;  // parallel to Route::split (the service names)
+  Mark mirror_mark;               // routes[].mirror.service
 };
 
 // ---------------------------------------------------------------------------------------
@@ -299,6 +303,7 @@ class Loader {
   void read_route_match(const Value& value, RouteMatch& match);
   void read_name_matches(const Value& value, bool header, std::vector<NameMatch>& out);
   void read_route_split(const Value& value, Route& route, RouteNotes& notes);
+  void read_route_mirror(const Value& value, Route& route, RouteNotes& notes);
   void read_header_rules(const Value& value, HeaderRules& rules);
   std::optional<std::string> read_header_name(const Value& value);
   void read_services(const Value& value);
@@ -720,6 +725,8 @@ void Loader::read_route(const Value& item, size_t index) {
     if (route.rewrite.enabled())
       fail(notes.rewrite_mark, item.path + ": a route with 'redirect' cannot also rewrite the path "
                                            "(strip_prefix, add_prefix, rewrite)");
+    if (route.mirror.enabled())
+      fail(notes.mirror_mark, item.path + ".mirror: a route with 'redirect' sends nothing to mirror");
   } else if (!has_service && !has_split && notes.redirect_mark.line == 0) {
     fail(item.mark, item.path + ": missing required key 'service' (or 'split', or 'redirect')");
   }
@@ -779,6 +786,8 @@ void Loader::read_route_field(const Field& field, Route& route, RouteNotes& note
     read_route_match(value, route.match);
   } else if (field.key == "split") {
     read_route_split(value, route, notes);
+  } else if (field.key == "mirror") {
+    read_route_mirror(value, route, notes);
   } else if (field.key == "hsts") {
     auto hsts = read_string(value);
     if (!hsts) return;
@@ -907,6 +916,46 @@ void Loader::read_route_split(const Value& value, Route& route, RouteNotes& note
     route.split.push_back(std::move(target));
     notes.split_marks.push_back(service_mark);
   }
+}
+
+// routes[].mirror: {service: NAME, percent: P, max_body: SIZE}. The service is checked once
+// every service is known (check_route_services).
+void Loader::read_route_mirror(const Value& value, Route& route, RouteNotes& notes) {
+  if (!expect_map(value, "a map with 'service', and optionally 'percent' (0 < P <= 100) and 'max_body'")) return;
+  RouteMirror mirror;
+  bool has_service = false, ok = true;
+  for (const Field& field : fields_of(value, kMirrorKeys)) {
+    const Value& v = field.value;
+    if (field.key == "service") {
+      auto name = read_string(v);
+      has_service = true;
+      if (!name || name->empty()) {
+        if (name) fail(v.mark, v.path + ": must name a service");
+        ok = false;
+        continue;
+      }
+      mirror.service = *name;
+      notes.mirror_mark = v.mark;
+    } else if (field.key == "percent") {
+      auto text = read_string(v);
+      std::optional<uint32_t> bp = text ? parse_mirror_percent(*text) : std::nullopt;
+      if (!bp) {
+        if (text) fail(v.mark, v.path + ": '" + *text + "' is not a percentage above 0 and at most 100 (e.g. 10 or 12.5)");
+        ok = false;
+        continue;
+      }
+      mirror.percent_bp = *bp;
+    } else if (field.key == "max_body") {
+      auto size = read_size(v, 0, 64ull * 1024 * 1024);
+      if (!size) {
+        ok = false;
+        continue;
+      }
+      mirror.max_body = *size;
+    }
+  }
+  if (!has_service) fail(value.mark, value.path + ": missing required key 'service'");
+  if (ok && has_service) route.mirror = std::move(mirror);
 }
 
 void Loader::read_route_access(const Value& value, RouteAccess& access) {
@@ -1805,6 +1854,9 @@ void Loader::check_route_services() {
       fail(notes.split_marks[t], "routes[" + std::to_string(notes.index) + "].split[" + std::to_string(t) +
                                      "].service: no service named '" + route.split[t].service + "' (" + known + ")");
     }
+    if (route.mirror.enabled() && !service_marks_.count(route.mirror.service))
+      fail(notes.mirror_mark, "routes[" + std::to_string(notes.index) + "].mirror.service: no service named '" +
+                                  route.mirror.service + "' (" + known + ")");
     if (route.service.empty() || service_marks_.count(route.service)) continue;
     fail(notes.service_mark, "routes[" + std::to_string(notes.index) + "].service: no service named '" +
                                  route.service + "' (" + known + ")");

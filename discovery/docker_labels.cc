@@ -465,6 +465,8 @@ struct BerthLabels {
   config::Redirect redirect;    // berth.redirect.to, berth.redirect.code
   std::string redirect_code_label;
   config::RouteMatch match;  // berth.match.*, berth.path_regex
+  config::RouteMirror mirror;  // berth.mirror.service, .percent, .max_body
+  std::string mirror_label;    // the first berth.mirror.* label (checked: it needs .service)
   struct Named {
     std::vector<std::string> hosts;
     bool has_host = false, has_path = false;
@@ -473,6 +475,8 @@ struct BerthLabels {
     std::string service;
     int32_t priority = 0;
     config::RouteMatch match;  // berth.routes.NAME.match.*, .path_regex
+    config::RouteMirror mirror;  // berth.routes.NAME.mirror.*: replaces berth.mirror.* for this route
+    std::string mirror_label;
   };
   std::map<std::string, Named> routes;
   bool any = false;
@@ -511,6 +515,27 @@ std::optional<Problem> parse_rewrite_label(const std::string& label, std::string
     out.redirect_code_label = label;
   } else {
     return Problem{label, "unknown label " + label + " (expected berth.redirect.to or berth.redirect.code)"};
+  }
+  return std::nullopt;
+}
+
+// berth.mirror.service=NAME, .percent=P (0 < P <= 100), .max_body=SIZE; `key` without "mirror.".
+std::optional<Problem> parse_mirror_label(const std::string& label, std::string_view key, std::string_view value,
+                                          config::RouteMirror& mirror, std::string& first_label) {
+  if (first_label.empty()) first_label = label;
+  const std::string_view v = trim(value);
+  if (key == "service") return parse_service(label, value, mirror.service);
+  if (key == "percent") {
+    auto bp = config::parse_mirror_percent(v);
+    if (!bp) return Problem{label, quoted(label, value) + " is not a percentage above 0 and at most 100 (e.g. 10 or 12.5)"};
+    mirror.percent_bp = *bp;
+  } else if (key == "max_body") {
+    auto size = config::parse_size(v);
+    if (!size || *size > 64ull * 1024 * 1024)
+      return Problem{label, quoted(label, value) + " is not a size up to 64MiB (e.g. 65536 or 64KiB)"};
+    mirror.max_body = *size;
+  } else {
+    return Problem{label, "unknown label " + label + " (expected .mirror.service, .mirror.percent or .mirror.max_body)"};
   }
   return std::nullopt;
 }
@@ -565,6 +590,8 @@ std::optional<Problem> read_berth_labels(const ContainerFacts& c, const LabelOpt
       problem = parse_rewrite_label(label, key, value, out);
     } else if (key.starts_with("match.") || key == "path_regex") {
       problem = parse_match_label(label, key, value, out.match);
+    } else if (key.starts_with("mirror.")) {
+      problem = parse_mirror_label(label, key.substr(7), value, out.mirror, out.mirror_label);
     } else if (label.compare(0, kRoutesPrefix.size(), kRoutesPrefix) == 0) {
       std::string_view rest = std::string_view(label).substr(kRoutesPrefix.size());
       size_t dot = rest.find('.');  // NAME has no dots; the field may (match.header.X-Env)
@@ -589,9 +616,11 @@ std::optional<Problem> read_berth_labels(const ContainerFacts& c, const LabelOpt
           problem = parse_priority(label, value, named.priority);
         } else if (field.starts_with("match.") || field == "path_regex") {
           problem = parse_match_label(label, field, value, named.match);
+        } else if (field.starts_with("mirror.")) {
+          problem = parse_mirror_label(label, field.substr(7), value, named.mirror, named.mirror_label);
         } else {
           problem = Problem{label, "unknown label " + label + " (expected berth.routes." + std::string(name) +
-                                   ".host, .path, .port, .service, .priority, .match.* or .path_regex)"};
+                                   ".host, .path, .port, .service, .priority, .match.*, .path_regex or .mirror.*)"};
         }
       }
     } else {
@@ -600,10 +629,16 @@ std::optional<Problem> read_berth_labels(const ContainerFacts& c, const LabelOpt
                                ".network, .tls.redirect, .tls.acme, .upstream.tls, .upstream.tls.server_name, .lb, "
                                ".lb.hash_on, .lb.cookie, .lb.slow_start, .health.*, .outlier.*, .retry.*, .circuit.*, "
                                ".access.*, .strip_prefix, .add_prefix, .redirect.to, .redirect.code, .match.methods, "
-                               ".match.header.NAME, .match.query.NAME, .path_regex, .routes.NAME.*)"};
+                               ".match.header.NAME, .match.query.NAME, .path_regex, .mirror.*, .routes.NAME.*)"};
     }
     if (problem) return problem;
   }
+  if (!out.mirror_label.empty() && !out.mirror.enabled())
+    return Problem{out.mirror_label, out.mirror_label + " needs berth.mirror.service"};
+  for (const auto& [name, named] : out.routes)
+    if (!named.mirror_label.empty() && !named.mirror.enabled())
+      return Problem{named.mirror_label, named.mirror_label + " needs " + std::string(kRoutesPrefix) + name +
+                                             ".mirror.service"};
   if (!out.redirect_code_label.empty() && !out.redirect.enabled())
     return Problem{out.redirect_code_label, out.redirect_code_label + " needs berth.redirect.to"};
   if (out.redirect.enabled() && out.rewrite.enabled())
@@ -1042,6 +1077,7 @@ ContainerSpec routed_spec(const ContainerFacts& c, const LabelOptions& options) 
     route.https_redirect = berth.https_redirect;
     route.acme = berth.acme;
     route.match = berth.match;
+    route.mirror = berth.mirror;
     if (auto p = default_port(c, berth.port, route.port, "berth.port")) return reject(*p, "berth");
     spec.routes.push_back(std::move(route));
   }
@@ -1060,6 +1096,7 @@ ContainerSpec routed_spec(const ContainerFacts& c, const LabelOptions& options) 
     route.acme = berth.acme;
     route.service = named.service.empty() ? service + "-" + name : named.service;
     route.match = with_route_matchers(berth.match, named.match);
+    route.mirror = named.mirror.enabled() ? named.mirror : berth.mirror;
     uint16_t labelled = named.port ? named.port : berth.port;
     if (auto p = default_port(c, labelled, route.port, base + ".port")) return reject(*p, "berth");
     spec.routes.push_back(std::move(route));

@@ -34,6 +34,9 @@ struct RouteSpec {
   // Its matchers: the container's berth.match.* / berth.path_regex, with a named route's own
   // berth.routes.NAME.match.* / .path_regex (empty: none).
   config::RouteMatch match;
+  // berth.mirror.* (or a named route's own berth.routes.NAME.mirror.*): the shadow service by
+  // name, resolved among the discovered services by the builder (service "": none).
+  config::RouteMirror mirror;
 };
 
 struct ContainerSpec {

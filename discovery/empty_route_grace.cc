@@ -70,6 +70,7 @@ std::shared_ptr<const DiscoveredSet> EmptyRouteGrace::apply(DiscoveredSet live, 
     for (const auto& [key, held] : held_) {
       Route route = held.route;
       route.service = index++;
+      route.mirror.reset();  // it answers 503 while held: nothing to copy
       routes->push_back(std::move(route));
     }
     out.routes = std::move(routes);

@@ -549,6 +549,13 @@ DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& cac
       route.filters = decl.parsed->filters;
       route.match = decl.parsed->matches[decl.route];
       route.acme = spec.acme;
+      // A mirror names a discovered service; none by that name (yet): no copies.
+      if (spec.mirror.enabled()) {
+        auto shadow = service_index.find(spec.mirror.service);
+        if (shadow != service_index.end())
+          route.mirror = std::make_shared<const RouteMirror>(
+              RouteMirror{shadow->second, spec.mirror.percent_bp, spec.mirror.max_body});
+      }
       routes->push_back(std::move(route));
     }
   }
@@ -613,7 +620,8 @@ bool same_set(const DiscoveredSet& a, const DiscoveredSet& b) {
       const Route& y = rb[i];
       if (x.name != y.name || x.host != y.host || x.path_prefix != y.path_prefix || x.priority != y.priority ||
           x.service != y.service || x.max_body_bytes != y.max_body_bytes || x.source != y.source ||
-          x.https_redirect != y.https_redirect || x.hsts != y.hsts || x.filters != y.filters || x.acme != y.acme)
+          x.https_redirect != y.https_redirect || x.hsts != y.hsts || x.filters != y.filters || x.acme != y.acme ||
+          !(x.mirror == y.mirror || (x.mirror && y.mirror && *x.mirror == *y.mirror)))
         return false;
     }
   }

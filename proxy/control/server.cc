@@ -331,6 +331,11 @@ std::shared_ptr<const Runtime> Server::build_runtime() {
     for (Route r : *set->routes) {
       if (configured.count(r.host + '\n' + r.path_prefix)) continue;
       r.service += offset;
+      if (r.mirror) {  // its shadow is a service of the same set
+        RouteMirror shifted = *r.mirror;
+        shifted.service += offset;
+        r.mirror = std::make_shared<const RouteMirror>(shifted);
+      }
       routes.push_back(std::move(r));
     }
     offset += static_cast<uint32_t>(set->services.size());

@@ -155,6 +155,9 @@ nlohmann::json StatusBuilder::status(const RouteTable& table, int64_t now_ms) co
                       {"service", service.name},
                       {"source", r.source},
                       {"state", state}});
+    if (r.mirror)
+      routes.back()["mirror"] = {{"service", table.service(r.mirror->service).name},
+                                 {"percent", r.mirror->percent_bp / 100.0}};
   }
   nlohmann::json services = nlohmann::json::array();
   for (const ServicePtr& shared : table.services()) {

@@ -169,7 +169,8 @@ function renderRoutes(status) {
     const tr = el("tr", "route");
     tr.dataset.route = r.name;
     cell(tr, r.name); cell(tr, r.host || "(any)"); cell(tr, r.path_prefix, "mono");
-    cell(tr, r.priority, "num"); cell(tr, r.service);
+    cell(tr, r.priority, "num");
+    cell(tr, r.service + (r.mirror ? " (mirror: " + r.mirror.service + ", " + r.mirror.percent + " %)" : ""));
     const st = cell(tr, "");
     st.appendChild(el("span", "pill " + (r.state === "ok" ? "ok" : "s503"), r.state === "ok" ? "ok" : "503: no instance"));
     return tr;

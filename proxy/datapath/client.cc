@@ -8,6 +8,7 @@
 #include "proxy/base/log.h"
 #include "proxy/health/outlier.h"
 #include "proxy/lb/request_key.h"
+#include "proxy/datapath/mirror.h"
 #include "proxy/datapath/worker.h"
 #include "proxy/tls/challenge_board.h"
 
@@ -97,6 +98,7 @@ void Exchange::reset() {
   attempt_pool = nullptr;
   connecting = is_retry = fresh_connection = set_cookie = false;
   sticky_id = 0;
+  mirror = false;
 }
 
 ClientConn::ClientConn(Worker* worker, std::unique_ptr<Transport> transport)
@@ -301,6 +303,8 @@ void ClientConn::end_exchange(ExchangeEnd end) {
   if (!ex) return;
   ex_ = nullptr;
   ex->filters.cancel();  // a pending filter's late answer finds nobody
+  // A copy owed for a request whose body never finished: not sent.
+  if (ex->mirror) count_mirror(*worker(), *ex->rt->routes, *ex->route, MirrorResult::kSkipped);
   ExchangeRecord& rec = ex->rec;
   rec.end = end;
   rec.end_ns = stamp();
@@ -514,8 +518,16 @@ void ClientConn::forward_request() {
   ex_->pick_key = make_pick_key(req, policy.lb, ex_->client.text());
   // Keep a copy of a small body only when a retry could need it: one after a reset, which
   // only an idempotent method (or any, with retry.non_idempotent) gets.
-  if (ex_->has_body && policy.retry.attempts > 1 && (policy.retry.non_idempotent || is_idempotent(req.method))) {
-    ex_->replay.start(policy.retry.replay_body_bytes,
+  bool keep_body =
+      ex_->has_body && policy.retry.attempts > 1 && (policy.retry.non_idempotent || is_idempotent(req.method));
+  uint64_t keep_bound = keep_body ? policy.retry.replay_body_bytes : 0;
+  // A mirror copy takes the body from the same copy (up to mirror.max_body).
+  if (route->mirror && choose_mirror(req) && ex_->has_body) {
+    keep_body = true;
+    keep_bound = std::max(keep_bound, route->mirror->max_body);
+  }
+  if (keep_body) {
+    ex_->replay.start(keep_bound,
                       req.framing == http::Framing::kContentLength ? req.content_length : ReplayBuffer::kUnknownLength);
   }
 
@@ -536,9 +548,41 @@ void ClientConn::forward_request() {
   http::build_upstream_request(req, info, ex_->upstream_head);
   // Past this point the raw head is no longer needed: only scalars copied above are used.
   ex_->request_done = ex_->head_only;  // fully read (not yet sent)
+  if (ex_->mirror && ex_->request_done) launch_mirror();
   phase_ = Phase::kUpstream;
   stop_timer();
   choose_upstream();
+}
+
+bool ClientConn::choose_mirror(const http::RequestHead& req) {
+  const Route& route = *ex_->route;
+  if (!worker()->mirror_chosen(route)) return false;
+  const RouteMirror& mirror = *route.mirror;
+  if (ex_->upgrade || (req.framing == http::Framing::kContentLength && req.content_length > mirror.max_body)) {
+    count_mirror(*worker(), *ex_->rt->routes, route, MirrorResult::kSkipped);
+    return false;
+  }
+  const Service& shadow = ex_->rt->routes->service(mirror.service);
+  ex_->mirror_key = make_pick_key(req, shadow.policy.lb, ex_->client.text());
+  ex_->mirror = true;
+  return true;
+}
+
+// The whole request has been read: the copy is the head as sent upstream and the body kept so
+// far, framed as the head says (a chunked body as one chunk and the last chunk).
+void ClientConn::launch_mirror() {
+  ex_->mirror = false;
+  const Route& route = *ex_->route;
+  if (!ex_->replay.replayable() || ex_->replay.seen() > route.mirror->max_body) {
+    count_mirror(*worker(), *ex_->rt->routes, route, MirrorResult::kSkipped);
+    return;
+  }
+  std::string request;
+  request.reserve(ex_->upstream_head.size() + ex_->replay.seen() + 32);
+  request.append(ex_->upstream_head);
+  if (ex_->req_framing != http::Framing::kNone)
+    ex_->replay.append_framed(ex_->req_framing == http::Framing::kChunked, /*body_complete=*/true, request);
+  send_mirror(*worker(), ex_->rt, route, ex_->mirror_key, ex_->method_head, std::move(request));
 }
 
 // Clock reads cost a few per request: taken only while something reads the records.
@@ -716,6 +760,7 @@ void ClientConn::on_body_data(const char* data, size_t len) {
 }
 
 void ClientConn::finish_request_body() {
+  if (ex_->mirror) launch_mirror();
   if (ex_->req_framing == http::Framing::kChunked && upstream_) upstream_->write_copy("0\r\n\r\n");
   ex_->request_done = true;
   if (upstream_) upstream_->request_complete(static_cast<uint64_t>(ex_->rt->timeouts.upstream_response.count()));
@@ -900,7 +945,8 @@ bool ClientConn::retry_elsewhere(UpstreamConn* u, UpstreamFailure why, bool any_
     const std::string_view method = std::string_view(ex_->upstream_head).substr(0, ex_->upstream_head.find(' '));
     if (!policy.non_idempotent && !is_idempotent(method)) return false;
   }
-  if (!ex_->replay.replayable()) {
+  // (A mirror may keep a larger copy than the retry policy allows: beyond it, no retry.)
+  if (!ex_->replay.replayable() || ex_->replay.seen() > policy.replay_body_bytes) {
     log::debug("retry_body_not_kept").kv("endpoint", u->pool()->key()).kv("body_bytes", ex_->replay.seen());
     return false;
   }

@@ -69,6 +69,9 @@ struct Exchange {
   bool fresh_connection = false;        // retry on the same instance: not on a pooled connection
   bool set_cookie = false;              // sticky: (re-)pin the cookie on the response
   uint64_t sticky_id = 0;
+  // Request mirroring: a copy is owed once the whole request is read (cleared when it goes).
+  bool mirror = false;
+  PickKey mirror_key;                   // for the shadow service's balancer
   void reset();
 };
 
@@ -127,6 +130,10 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   void record_client();
   // After the route's filters passed: forward the request to an instance.
   void forward_request();
+  // routes[].mirror (proxy/datapath/mirror.h): whether this request is to be copied; and the
+  // copy's sending, once the whole request has been read.
+  bool choose_mirror(const http::RequestHead& req);
+  void launch_mirror();
   void reply_from_filter();
   void redirect_to_https(const http::RequestHead& req);
   // 200 text/plain with the http-01 key authorization (the ACME server's validation request).

@@ -148,6 +148,7 @@ void Worker::apply_mailbox() {
     rebuild_selection_state(previous.get());
     if (filter_states_.size()) retain_filter_states();
     if (!split_states_.empty() && (!previous || !rt_->routes->same_layout(*previous->routes))) split_states_.clear();
+    if (!mirror_states_.empty() && (!previous || !rt_->routes->same_layout(*previous->routes))) mirror_states_.clear();
     applied_at_ns_.store(realtime_ns(), std::memory_order_release);
     generation_seen_.store(rt_->generation, std::memory_order_release);
   }
@@ -161,6 +162,15 @@ uint32_t Worker::pick_split_service(const RouteTable& table, const Route& route)
     state.current.assign(route.split->targets.size(), 0);
   }
   return pick_split_target(*route.split, table.services(), health_clock_ms(), state.current.data());
+}
+
+bool Worker::mirror_chosen(const Route& route) {
+  MirrorState& state = mirror_states_[route.mirror.get()];
+  if (!state.mirror) state.mirror = route.mirror;
+  state.credit += route.mirror->percent_bp;
+  if (state.credit < 10000) return false;
+  state.credit -= 10000;
+  return true;
 }
 
 // Drops this worker's state of filters the new snapshot no longer has.

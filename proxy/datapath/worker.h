@@ -57,6 +57,13 @@ class Worker final : public IoContext {
   // The service a split route sends this request to: smooth weighted round-robin with this
   // worker's own state per split (see pick_split_target), among the split services that serve.
   uint32_t pick_split_service(const RouteTable& table, const Route& route);
+  // Whether this request of a route with a mirror is one of its copied share: each worker adds
+  // the mirror's percent to its own accumulator per request and copies when that reaches 100 %,
+  // so exactly P of every 100 of its requests of the route are copied, evenly spread.
+  bool mirror_chosen(const Route& route);
+  // Mirror copies in flight on this worker (proxy/datapath/mirror.h), at most kMaxMirrorsInFlight.
+  static constexpr uint32_t kMaxMirrorsInFlight = 64;
+  uint32_t mirrors_in_flight = 0;
   // Where finished exchanges' records go (null: nowhere). Set before start(); the sink is
   // called on this worker's loop and must outlive the worker.
   void set_record_sink(RecordSink* sink) {
@@ -179,6 +186,12 @@ class Worker final : public IoContext {
     std::vector<int64_t> current;
   };
   std::unordered_map<const RouteSplit*, SplitState> split_states_;
+  // The same for each mirror met: its accumulator (hundredths of a percent).
+  struct MirrorState {
+    std::shared_ptr<const RouteMirror> mirror;
+    uint32_t credit = 0;
+  };
+  std::unordered_map<const RouteMirror*, MirrorState> mirror_states_;
   RecordSink* record_sink_ = nullptr;
   bool record_details_ = false;
   WorkerStats stats_;

@@ -77,6 +77,7 @@ LiveNames live_names(const RouteTable& routes) {
     if (r.service < routes.services().size()) live.routes.emplace(r.name, routes.service(r.service).name);
     if (r.split)  // each split service is a (route, service) series of its own
       for (const RouteSplit::Target& t : r.split->targets) live.routes.emplace(r.name, routes.service(t.service).name);
+    if (r.mirror) live.mirrors.emplace(r.name, routes.service(r.mirror->service).name);
   }
   for (const ServicePtr& s : routes.services()) {
     live.services.insert(s->name);
@@ -221,6 +222,19 @@ std::vector<MetricFamily> request_families(const RequestTotals& t, const RouteTa
   for (const auto& [service, v] : t.circuit_open)
     if (service_live(service)) add_value(circuit, {label("service", service)}, static_cast<double>(v));
   out.push_back(std::move(circuit));
+
+  MetricFamily mirrors = family("berth_mirror_requests_total",
+                                "Request copies for a route's mirror (shadow) service, by result: sent (answered, "
+                                "the answer discarded), dropped (no instance, too many in flight, failed or timed "
+                                "out), skipped (body over mirror.max_body or unfinished).",
+                                MetricType::Counter);
+  for (const auto& [k, counts] : t.mirrors) {
+    if (live && !live->has_mirror(k.first, k.second)) continue;
+    for (size_t i = 0; i < counts.size(); ++i)
+      add_value(mirrors, {label("route", k.first), label("service", k.second), label("result", kMirrorResultNames[i])},
+                static_cast<double>(counts[i]));
+  }
+  out.push_back(std::move(mirrors));
 
   MetricFamily replies = family("berth_local_replies_total",
                                 "Responses Berth made itself, by cause (the x-berth-error header value).",

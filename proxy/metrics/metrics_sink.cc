@@ -53,6 +53,9 @@ bool LiveNames::has_route(std::string_view route, std::string_view service) cons
 bool LiveNames::has_instance(std::string_view service, std::string_view instance) const {
   return instances.find(NameViews{service, instance}) != instances.end();
 }
+bool LiveNames::has_mirror(std::string_view route, std::string_view service) const {
+  return mirrors.find(NameViews{route, service}) != mirrors.end();
+}
 bool LiveNames::has_service(std::string_view service) const { return services.find(service) != services.end(); }
 
 // Finds the cell without a lock (only this worker changes the map); adds it under the mutex.
@@ -134,6 +137,11 @@ void MetricsRecordSink::on_exchange(const ExchangeRecord& r) {
   bytes_out_.add(r.bytes_out);
 }
 
+void MetricsRecordSink::on_mirror(std::string_view route, std::string_view service, MirrorResult result) {
+  if (prune_pending_.load(std::memory_order_relaxed)) prune();
+  cell(mirrors_, NameViews{route, service})[static_cast<size_t>(result)].add(1);
+}
+
 void MetricsRecordSink::set_live(std::shared_ptr<const LiveNames> live) {
   std::lock_guard<std::mutex> lock(mu_);
   live_ = std::move(live);
@@ -159,6 +167,10 @@ void MetricsRecordSink::prune() {
     if (live.has_service(it->first)) ++it;
     else it = services_.erase(it);
   }
+  for (auto it = mirrors_.begin(); it != mirrors_.end();) {
+    if (live.has_mirror(it->first.first, it->first.second)) ++it;
+    else it = mirrors_.erase(it);
+  }
 }
 
 void MetricsRecordSink::add_to(RequestTotals& t) const {
@@ -181,6 +193,10 @@ void MetricsRecordSink::add_to(RequestTotals& t) const {
     t.circuit_open[service] += sc.circuit_open.get();
   }
   for (const auto& [cause, c] : local_replies_) t.local_replies[cause] += c.get();
+  for (const auto& [names, cells] : mirrors_) {
+    auto& sums = t.mirrors[names];
+    for (size_t i = 0; i < cells.size(); ++i) sums[i] += cells[i].get();
+  }
   t.bytes_in += bytes_in_.get();
   t.bytes_out += bytes_out_.get();
 }

@@ -84,6 +84,8 @@ struct LiveNames {
   std::unordered_set<NamePair, NamePairHash, NamePairEq> routes;     // (route, service)
   std::unordered_set<NamePair, NamePairHash, NamePairEq> instances;  // (service, instance)
   std::unordered_set<std::string, NameHash, std::equal_to<>> services;
+  std::unordered_set<NamePair, NamePairHash, NamePairEq> mirrors;    // (route, shadow service)
+  bool has_mirror(std::string_view route, std::string_view service) const;
   bool has_route(std::string_view route, std::string_view service) const;
   bool has_instance(std::string_view service, std::string_view instance) const;
   bool has_service(std::string_view service) const;
@@ -100,6 +102,8 @@ struct RequestTotals {
   std::map<std::string, uint64_t> retries;                    // service
   std::map<std::string, uint64_t> circuit_open;               // service
   std::map<std::string, uint64_t> local_replies;              // cause
+  // (route, shadow service) -> by MirrorResult
+  std::map<NamePair, std::array<uint64_t, std::size(kMirrorResultNames)>> mirrors;
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
 };
@@ -113,6 +117,7 @@ class MetricsRecordSink final : public RecordSink {
   // --- the worker's loop ---
   bool wants_request_details() const override { return false; }
   void on_exchange(const ExchangeRecord& record) override;
+  void on_mirror(std::string_view route, std::string_view service, MirrorResult result) override;
 
   // --- any thread (the control loop) ---
   // Adds this sink's counts to `totals` (under the sink's mutex: a worker adding a series waits).
@@ -164,6 +169,7 @@ class MetricsRecordSink final : public RecordSink {
   std::unordered_map<NamePair, InstanceCells, NamePairHash, NamePairEq> instances_;
   std::unordered_map<std::string, ServiceCells, NameHash, std::equal_to<>> services_;
   std::unordered_map<std::string, MetricCell, NameHash, std::equal_to<>> local_replies_;
+  std::unordered_map<NamePair, std::array<MetricCell, std::size(kMirrorResultNames)>, NamePairHash, NamePairEq> mirrors_;
   MetricCell bytes_in_, bytes_out_;
   std::atomic<bool> prune_pending_{false};
   std::shared_ptr<const LiveNames> live_;  // under mu_

@@ -157,6 +157,7 @@ std::shared_ptr<const RouteTable> RouteTable::build(std::vector<Route> routes,
                                     [&](const RouteSplit::Target& t) { return t.service >= service_count; })))
       continue;
     if (route.match && route.match->empty()) route.match.reset();
+    if (route.mirror && route.mirror->service >= service_count) route.mirror.reset();
     if (kept.size() >= std::numeric_limits<uint32_t>::max()) break;
     route.host = canonical_route_host(std::move(route.host));
     std::string key = route.host + '\n' + route.path_prefix;
@@ -216,6 +217,10 @@ std::shared_ptr<const RouteTable> RouteTable::from_config(const config::Config& 
       }
       service_index = redirect_service;
     }
+    std::shared_ptr<const RouteMirror> mirror;
+    if (configured.mirror.enabled())
+      mirror = std::make_shared<const RouteMirror>(
+          RouteMirror{index_of(configured.mirror.service), configured.mirror.percent_bp, configured.mirror.max_body});
     std::vector<std::string> hosts = configured.hosts;
     if (hosts.empty()) hosts.emplace_back();  // any host
     for (std::string& host : hosts) {
@@ -232,6 +237,7 @@ std::shared_ptr<const RouteTable> RouteTable::from_config(const config::Config& 
       route.acme = configured.acme;
       route.match = match;
       route.split = split;
+      route.mirror = mirror;
       routes.push_back(std::move(route));
     }
   }
@@ -461,6 +467,10 @@ nlohmann::json RouteTable::to_json_value() const {
                          {"serving", serves(*services_[target.service], now)}});
       r["split"] = std::move(split);
     }
+    if (route.mirror)
+      r["mirror"] = {{"service", services_[route.mirror->service]->name},
+                     {"percent", route.mirror->percent_bp / 100.0},
+                     {"max_body", route.mirror->max_body}};
     routes.push_back(std::move(r));
   }
   nlohmann::json services = nlohmann::json::array();

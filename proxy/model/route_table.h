@@ -100,6 +100,15 @@ struct RouteSplit {
   std::vector<Target> targets;
 };
 
+// A share of a route's requests copied to a shadow service (routes[].mirror, berth.mirror.*;
+// the datapath's proxy/datapath/mirror.h sends the copies).
+struct RouteMirror {
+  uint32_t service = 0;        // index into RouteTable::services()
+  uint32_t percent_bp = 10000; // hundredths of a percent, 1..10000
+  uint64_t max_body = 64 * 1024;
+  bool operator==(const RouteMirror&) const = default;
+};
+
 struct Route {
   std::string name;
   std::string host;          // lower-case exact host, "*.suffix" wildcard, or "" = any host
@@ -118,6 +127,8 @@ struct Route {
   // Several services by weight (null: `service` alone). `service` is then the first target's,
   // where one service is shown (the status page, metrics of the route).
   std::shared_ptr<const RouteSplit> split;
+  // ---- request mirroring ----
+  std::shared_ptr<const RouteMirror> mirror;  // null: none
   bool has_matchers() const noexcept { return match != nullptr; }
 };
 

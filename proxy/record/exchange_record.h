@@ -99,6 +99,12 @@ struct ExchangeRecord {
   void clear() noexcept;
 };
 
+// What became of a request's mirror copy (routes[].mirror): sent (the shadow answered, its
+// answer discarded), dropped (no instance, too many copies in flight, connect failure, reset or
+// timeout) or skipped (a body too large for mirror.max_body, still streaming, or an upgrade).
+enum class MirrorResult : uint8_t { kSent, kDropped, kSkipped };
+inline constexpr const char* kMirrorResultNames[] = {"sent", "dropped", "skipped"};
+
 // Receives finalised records on the worker loop that ran the exchange. Must not block: a sink
 // that writes somewhere copies what it needs and hands it off. The record's views are valid only
 // during the call.
@@ -109,6 +115,8 @@ class RecordSink {
   // counts leaves them empty and saves the copies.
   virtual bool wants_request_details() const { return true; }
   virtual void on_exchange(const ExchangeRecord& record) = 0;
+  // A mirror copy of a request of `route` to `service` ended (no record: copies are not logged).
+  virtual void on_mirror(std::string_view route, std::string_view service, MirrorResult result) {}
 };
 
 }  // namespace berth

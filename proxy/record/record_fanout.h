@@ -23,6 +23,9 @@ class RecordFanout final : public RecordSink {
   void on_exchange(const ExchangeRecord& record) override {
     for (RecordSink* s : sinks_) s->on_exchange(record);
   }
+  void on_mirror(std::string_view route, std::string_view service, MirrorResult result) override {
+    for (RecordSink* s : sinks_) s->on_mirror(route, service, result);
+  }
 
  private:
   std::vector<RecordSink*> sinks_;

@@ -7,12 +7,13 @@
 // chunked request bodies. Behaviour is chosen by query parameters on any path:
 //   status=NNN size=N chunked=1 delay_ms=N body_delay_ms=N close=1 abort=1
 //   abort_after_headers=1 no_length=1 header=Name:Value bad_framing=1 expect100=0|1
-//   slow=NAME:MS (only the origin named NAME waits MS)
+//   slow=NAME:MS (only the origin named NAME waits MS) fail=NAME:CODE (only NAME answers CODE)
 //   reset_on=NAME [reset_after=N] (only the origin named NAME resets the connection: after
 //   reading the whole request, or after the first N raw bytes of its body)
 // Special paths: /echo, /echo_body (answers with the request body), /upload, /download,
 // /auth (a forward-authentication service keyed on the Authorization header),
-// /__stats, /__seen?marker=X, /__reset,
+// /__stats, /__seen?marker=X, /__reset, /__recorded?marker=X (head and body of the first request
+// sent with an X-Record-Body header whose head has the marker),
 // /__health (answers the status set by /__health_set?status=N, default 200).
 // Bodies produced by size=N are the repeating pattern kPattern[i % 62] (tests rely on it).
 
@@ -56,6 +57,7 @@ std::mutex g_mu;
 uint64_t g_connections = 0;
 uint64_t g_requests = 0;
 std::vector<std::string> g_heads;  // raw heads of counted requests, for /__seen
+std::vector<std::string> g_recorded;  // head + body of requests with X-Record-Body, for /__recorded
 std::atomic<uint64_t> g_conn_ids{0};
 uint64_t g_epoch = 0;
 std::atomic<int> g_health_status{200};  // what /__health answers  // bumped by /__reset so a connection counted before it counts again
@@ -505,7 +507,12 @@ After serve(int fd, Reader& r, Request& req, uint64_t conn_id, uint64_t* counted
   BodyResult body;
   std::string body_copy;
   if (!skip_body) {
-    body = read_body(r, req, req.path == "/echo_body" ? &body_copy : nullptr);
+    const bool record = !control && req.header("x-record-body").has_value();
+    body = read_body(r, req, req.path == "/echo_body" || record ? &body_copy : nullptr);
+    if (record && body.ok) {
+      std::lock_guard lk(g_mu);
+      g_recorded.push_back(req.raw_head + body_copy);
+    }
     if (!body.ok) {
       send_all(fd, "HTTP/1.1 400 Bad Request\r\nContent-Length: 11\r\nConnection: close\r\n\r\nbad body\r\n\r\n");
       return After::Close;
@@ -524,6 +531,12 @@ After serve(int fd, Reader& r, Request& req, uint64_t conn_id, uint64_t* counted
 
   // Control endpoints.
   int status = static_cast<int>(req.qnum("status", 200));
+  // fail=NAME:CODE: only the origin called NAME answers CODE (a failing shadow of several).
+  if (auto fail = req.q("fail")) {
+    size_t colon = fail->find(':');
+    if (colon != std::string::npos && fail->substr(0, colon) == g_name)
+      status = static_cast<int>(std::strtoul(fail->c_str() + colon + 1, nullptr, 10));
+  }
   std::string content;
   bool have_content = false;
   uint64_t pattern_size = 0;
@@ -546,6 +559,18 @@ After serve(int fd, Reader& r, Request& req, uint64_t conn_id, uint64_t* counted
     }
     content = std::to_string(count);
     have_content = true;
+  } else if (req.path == "/__recorded") {
+    // The first request recorded (X-Record-Body) whose head has the marker: head and body.
+    std::string marker = req.q("marker").value_or("");
+    status = 404;
+    std::lock_guard lk(g_mu);
+    for (auto& rec : g_recorded)
+      if (!marker.empty() && rec.find(marker) != std::string::npos) {
+        content = rec;
+        status = 200;
+        break;
+      }
+    have_content = true;
   } else if (req.path == "/__health") {
     // Health-check target: answers the status set by /__health_set?status=N (default 200).
     status = g_health_status.load();
@@ -561,6 +586,7 @@ After serve(int fd, Reader& r, Request& req, uint64_t conn_id, uint64_t* counted
     g_connections = 0;
     g_requests = 0;
     g_heads.clear();
+    g_recorded.clear();
     ++g_epoch;
     content = "reset";
     have_content = true;

@@ -228,7 +228,7 @@ const std::vector<ErrorCase> kErrorCases = {
          "    hots: a.com\n",
      7, 5,
      "unknown key 'hots' in routes[1] (expected one of: name, host, path, priority, service, "
-     "max_body_bytes, access, headers, https_redirect, hsts, acme, strip_prefix, add_prefix, rewrite, redirect, match, split)"},
+     "max_body_bytes, access, headers, https_redirect, hsts, acme, strip_prefix, add_prefix, rewrite, redirect, match, split, mirror)"},
     {"an address range with too many bits",
      std::string(kListener) + kWebService +
          "routes:\n"
@@ -502,7 +502,7 @@ TEST_CASE("config: every error is collected, in file order", "[config][errors]")
                      "t.yaml:6:14: routes[0].service: no service named 'ghost' (defined services: web)",
                      "t.yaml:7:5: unknown key 'colour' in routes[0] (expected one of: name, host, path, "
                      "priority, service, max_body_bytes, access, headers, https_redirect, hsts, acme, strip_prefix, "
-                     "add_prefix, rewrite, redirect, match, split)",
+                     "add_prefix, rewrite, redirect, match, split, mirror)",
                      "t.yaml:10:17: services.web.endpoints[0]: invalid address '1.2.3.4': missing ':port'",
                  });
 }

@@ -634,3 +634,25 @@ TEST_CASE("docker builder: Berth's own container is never routed, even with bert
   ContainerCache cache = cache_of({self, web});
   CHECK(table(build_discovered_set(cache, o, &memo, 0)) == std::vector<std::string>{"web.test/ -> web [127.0.0.1:18001]"});
 }
+
+TEST_CASE("docker builder: a mirror names a discovered service, else the route has none", "[docker][builder][mirror]") {
+  auto web = container('a', "web", {{"berth.host", "a.test"}, {"berth.port", "18001"},
+                                    {"berth.mirror.service", "next"}, {"berth.mirror.percent", "10"}});
+  auto next = container('b', "next", {{"berth.host", "next.test"}, {"berth.port", "18002"}});
+  auto set = build_discovered_set(cache_of({web, next}), {});
+  REQUIRE(set.routes->size() == 2);
+  const berth::Route& routed = (*set.routes)[0].host == "a.test" ? (*set.routes)[0] : (*set.routes)[1];
+  REQUIRE(routed.mirror != nullptr);
+  CHECK(set.services.at(routed.mirror->service)->name == "next");
+  CHECK(routed.mirror->percent_bp == 1000);
+  CHECK(routed.mirror->max_body == 64 * 1024);
+
+  // Without the shadow's container: no mirror (and a different set than with it).
+  auto alone = build_discovered_set(cache_of({web}), {});
+  REQUIRE(alone.routes->size() == 1);
+  CHECK((*alone.routes)[0].mirror == nullptr);
+  auto again = build_discovered_set(cache_of({web, next}), {});
+  CHECK(same_set(set, again));
+  web.labels["berth.mirror.percent"] = "20";
+  CHECK_FALSE(same_set(set, build_discovered_set(cache_of({web, next}), {})));
+}

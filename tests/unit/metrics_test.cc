@@ -407,3 +407,44 @@ TEST_CASE("metrics: records with snapshot indices count under the same names, ac
   CHECK(t.retries["web"] == 1);
   CHECK(t.durations[NamePair("r-web", "web")].count == 8);
 }
+
+TEST_CASE("metrics: mirror copies are counted per route, shadow service and result, while the mirror lasts",
+          "[metrics][mirror]") {
+  std::vector<Route> routes(1);
+  routes[0].name = "r-web";
+  routes[0].host = "web.test";
+  routes[0].path_prefix = "/";
+  routes[0].service = 0;
+  routes[0].mirror = std::make_shared<const RouteMirror>(RouteMirror{1, 5000, 1024});
+  std::vector<Service> services(2);
+  services[0].name = "web";
+  services[1].name = "web-next";
+  auto mirrored = RouteTable::build(std::move(routes), std::move(services), 1);
+
+  MetricsRecordSink a, b;  // two workers
+  a.on_mirror("r-web", "web-next", MirrorResult::kSent);
+  a.on_mirror("r-web", "web-next", MirrorResult::kSent);
+  a.on_mirror("r-web", "web-next", MirrorResult::kSkipped);
+  b.on_mirror("r-web", "web-next", MirrorResult::kDropped);
+  b.on_mirror("r-old", "gone", MirrorResult::kSent);
+  RequestTotals t;
+  a.add_to(t);
+  b.add_to(t);
+  auto fs = request_families(t, mirrored.get(), 0);
+  const std::string family = "berth_mirror_requests_total";
+  auto value = [&](const std::string& result) {
+    const auto* m = find_metric(fs, family, {{"route", "r-web"}, {"service", "web-next"}, {"result", result}});
+    return m ? m->counter.value : -1.0;
+  };
+  CHECK(value("sent") == 2);
+  CHECK(value("dropped") == 1);
+  CHECK(value("skipped") == 1);
+  CHECK_FALSE(find_metric(fs, family, {{"route", "r-old"}, {"service", "gone"}, {"result", "sent"}}));
+
+  // A snapshot without the mirror: its series are dropped by the worker.
+  b.set_live(std::make_shared<const LiveNames>(live_names(*table())));
+  b.on_mirror("r-api", "api", MirrorResult::kSent);  // (prunes first)
+  RequestTotals after;
+  b.add_to(after);
+  CHECK(after.mirrors.count(NamePair("r-web", "web-next")) == 0);
+}
