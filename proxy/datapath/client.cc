@@ -98,6 +98,7 @@ void Exchange::reset() {
   attempt_pool = nullptr;
   connecting = is_retry = fresh_connection = set_cookie = false;
   sticky_id = 0;
+  split_target = UINT32_MAX;
   mirror = false;
 }
 
@@ -312,13 +313,11 @@ void ClientConn::end_exchange(ExchangeEnd end) {
     const RouteTable& table = *ex->rt->routes;
     rec.route = ex->route->name;
     rec.service = table.service(ex->service).name;
-    const std::vector<Route>& routes = table.routes();
-    const auto at = reinterpret_cast<uintptr_t>(ex->route) - reinterpret_cast<uintptr_t>(routes.data());
-    if (at / sizeof(Route) < routes.size() && at % sizeof(Route) == 0) {
+    if (const uint32_t index = table.index_of(*ex->route); index != UINT32_MAX) {
       rec.snapshot = &table;
       rec.snapshot_generation = table.generation();
-      // A split route's metrics are per (route, chosen service): found by name, not by index.
-      if (!ex->route->split) rec.route_index = static_cast<uint32_t>(at / sizeof(Route));
+      rec.route_index = index;
+      rec.split_target = ex->split_target;
       rec.service_index = ex->service;
     }
   }
@@ -402,7 +401,12 @@ void ClientConn::handle_request_head(std::string_view head, std::string_view ear
     return;
   }
   ex_->route = route;
-  ex_->service = route->split ? worker()->pick_split_service(*rt.routes, *route) : route->service;
+  if (route->split) {
+    ex_->split_target = worker()->pick_split_target(*rt.routes, *route);
+    ex_->service = route->split->targets[ex_->split_target].service;
+  } else {
+    ex_->service = route->service;
+  }
   if (route->https_redirect && conn().tls == nullptr && conn().scheme != "https" &&
       !req.path.starts_with("/.well-known/acme-challenge/")) {
     redirect_to_https(req);
@@ -556,7 +560,7 @@ void ClientConn::forward_request() {
 
 bool ClientConn::choose_mirror(const http::RequestHead& req) {
   const Route& route = *ex_->route;
-  if (!worker()->mirror_chosen(route)) return false;
+  if (!worker()->mirror_chosen(*ex_->rt->routes, route)) return false;
   const RouteMirror& mirror = *route.mirror;
   if (ex_->upgrade || (req.framing == http::Framing::kContentLength && req.content_length > mirror.max_body)) {
     count_mirror(*worker(), *ex_->rt->routes, route, MirrorResult::kSkipped);

@@ -69,6 +69,7 @@ struct Exchange {
   bool fresh_connection = false;        // retry on the same instance: not on a pooled connection
   bool set_cookie = false;              // sticky: (re-)pin the cookie on the response
   uint64_t sticky_id = 0;
+  uint32_t split_target = UINT32_MAX;   // split routes: the target chosen (index into split->targets)
   // Request mirroring: a copy is owed once the whole request is read (cleared when it goes).
   bool mirror = false;
   PickKey mirror_key;                   // for the shadow service's balancer

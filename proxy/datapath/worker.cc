@@ -147,29 +147,31 @@ void Worker::apply_mailbox() {
     pinned_ = RuntimeRef::hold(rt_);  // requests still on the previous one keep its holder
     rebuild_selection_state(previous.get());
     if (filter_states_.size()) retain_filter_states();
-    if (!split_states_.empty() && (!previous || !rt_->routes->same_layout(*previous->routes))) split_states_.clear();
-    if (!mirror_states_.empty() && (!previous || !rt_->routes->same_layout(*previous->routes))) mirror_states_.clear();
+    if (!route_states_.empty() && (!previous || !rt_->routes->same_layout(*previous->routes))) route_states_.clear();
     applied_at_ns_.store(realtime_ns(), std::memory_order_release);
     generation_seen_.store(rt_->generation, std::memory_order_release);
   }
   if (drain && !draining_) begin_drain();
 }
 
-uint32_t Worker::pick_split_service(const RouteTable& table, const Route& route) {
-  SplitState& state = split_states_[route.split.get()];
-  if (!state.split) {
-    state.split = route.split;
-    state.current.assign(route.split->targets.size(), 0);
-  }
-  return pick_split_target(*route.split, table.services(), health_clock_ms(), state.current.data());
+Worker::RouteState& Worker::route_state(const RouteTable& table, const Route& route) {
+  const uint32_t index = table.index_of(route);
+  if (index == UINT32_MAX) return stray_route_state_;  // not a table's route (never, from match())
+  if (index >= route_states_.size()) route_states_.resize(table.routes().size());
+  return route_states_[index];
 }
 
-bool Worker::mirror_chosen(const Route& route) {
-  MirrorState& state = mirror_states_[route.mirror.get()];
-  if (!state.mirror) state.mirror = route.mirror;
-  state.credit += route.mirror->percent_bp;
-  if (state.credit < 10000) return false;
-  state.credit -= 10000;
+uint32_t Worker::pick_split_target(const RouteTable& table, const Route& route) {
+  std::vector<int64_t>& current = route_state(table, route).split_current;
+  if (current.size() != route.split->targets.size()) current.assign(route.split->targets.size(), 0);
+  return berth::pick_split_target(*route.split, table.services(), health_clock_ms(), current.data());
+}
+
+bool Worker::mirror_chosen(const RouteTable& table, const Route& route) {
+  uint32_t& credit = route_state(table, route).mirror_credit;
+  credit += route.mirror->percent_bp;
+  if (credit < 10000) return false;
+  credit -= 10000;
   return true;
 }
 

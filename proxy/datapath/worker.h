@@ -54,13 +54,14 @@ class Worker final : public IoContext {
   // The current snapshot, for a request to keep: copies count on this worker's own line.
   const RuntimeRef& pinned_runtime() const { return pinned_; }
   FilterStates& filter_states() { return filter_states_; }
-  // The service a split route sends this request to: smooth weighted round-robin with this
-  // worker's own state per split (see pick_split_target), among the split services that serve.
-  uint32_t pick_split_service(const RouteTable& table, const Route& route);
+  // The split target (index into route.split->targets) this request goes to: smooth weighted
+  // round-robin with this worker's own state per split (see berth::pick_split_target), among the
+  // split services that serve.
+  uint32_t pick_split_target(const RouteTable& table, const Route& route);
   // Whether this request of a route with a mirror is one of its copied share: each worker adds
   // the mirror's percent to its own accumulator per request and copies when that reaches 100 %,
   // so exactly P of every 100 of its requests of the route are copied, evenly spread.
-  bool mirror_chosen(const Route& route);
+  bool mirror_chosen(const RouteTable& table, const Route& route);
   // Mirror copies in flight on this worker (proxy/datapath/mirror.h), at most kMaxMirrorsInFlight.
   static constexpr uint32_t kMaxMirrorsInFlight = 64;
   uint32_t mirrors_in_flight = 0;
@@ -179,19 +180,17 @@ class Worker final : public IoContext {
   uint64_t id_counter_ = 0;
   uint64_t emfile_logged_at_ = 0;
   FilterStates filter_states_;
-  // Smooth weighted round-robin state of each split route met (one slot per target), with the
-  // split kept alive so its address is not reused; cleared when the route layout changes.
-  struct SplitState {
-    std::shared_ptr<const RouteSplit> split;
-    std::vector<int64_t> current;
+  // This worker's state of each split or mirrored route, by route index (RouteTable::index_of):
+  // smooth weighted round-robin slots (one per split target) and the mirror's accumulator
+  // (hundredths of a percent). Sized lazily; cleared when the route layout changes, since a
+  // layout's routes (and their splits and mirrors) do not change.
+  struct RouteState {
+    std::vector<int64_t> split_current;
+    uint32_t mirror_credit = 0;
   };
-  std::unordered_map<const RouteSplit*, SplitState> split_states_;
-  // The same for each mirror met: its accumulator (hundredths of a percent).
-  struct MirrorState {
-    std::shared_ptr<const RouteMirror> mirror;
-    uint32_t credit = 0;
-  };
-  std::unordered_map<const RouteMirror*, MirrorState> mirror_states_;
+  std::vector<RouteState> route_states_;
+  RouteState stray_route_state_;
+  RouteState& route_state(const RouteTable& table, const Route& route);
   RecordSink* record_sink_ = nullptr;
   bool record_details_ = false;
   WorkerStats stats_;

@@ -82,10 +82,18 @@ MetricsRecordSink::RouteCells& MetricsRecordSink::route_cells(const ExchangeReco
     b.snapshot = r.snapshot;
     b.generation = r.snapshot_generation;
   }
-  if (r.route_index >= b.routes.size()) b.routes.resize(r.route_index + 1u, nullptr);
-  RouteCells*& rc = b.routes[r.route_index];
-  if (!rc) rc = &cell(routes_, NameViews{r.route, r.service});
-  return *rc;
+  RouteCells** slot;
+  if (r.split_target == UINT32_MAX) {
+    if (r.route_index >= b.routes.size()) b.routes.resize(r.route_index + 1u, nullptr);
+    slot = &b.routes[r.route_index];
+  } else {  // a split route's series are per (route, chosen service)
+    if (r.route_index >= b.split_routes.size()) b.split_routes.resize(r.route_index + 1u);
+    std::vector<RouteCells*>& targets = b.split_routes[r.route_index];
+    if (r.split_target >= targets.size()) targets.resize(r.split_target + 1u, nullptr);
+    slot = &targets[r.split_target];
+  }
+  if (!*slot) *slot = &cell(routes_, NameViews{r.route, r.service});
+  return **slot;
 }
 
 // Called after route_cells() for the same record: by_index_ is that record's snapshot.

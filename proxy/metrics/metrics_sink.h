@@ -147,10 +147,12 @@ class MetricsRecordSink final : public RecordSink {
     const void* snapshot = nullptr;
     uint64_t generation = 0;
     std::vector<RouteCells*> routes;                      // by route index
+    std::vector<std::vector<RouteCells*>> split_routes;   // split routes: by route index, then target
     std::vector<std::vector<InstanceCells*>> instances;   // by service index, then endpoint index
     void reset() {
       snapshot = nullptr;
       routes.clear();
+      split_routes.clear();
       instances.clear();
     }
   };

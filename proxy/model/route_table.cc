@@ -552,9 +552,9 @@ uint32_t pick_split_target(const RouteSplit& split, const std::vector<ServicePtr
     total += target.weight;
     if (best == split.targets.size() || current[i] > current[best]) best = i;
   }
-  if (best == split.targets.size()) return split.targets.front().service;
+  if (best == split.targets.size()) return 0;
   current[best] -= total;
-  return split.targets[best].service;
+  return static_cast<uint32_t>(best);
 }
 
 nlohmann::json route_match_json(const config::RouteMatch& match) {

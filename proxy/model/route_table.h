@@ -142,7 +142,7 @@ nlohmann::json route_match_json(const config::RouteMatch& match);
 
 // Smooth weighted round-robin over the split's targets whose service serves at now_ms:
 // `current` (one slot per target, zero at first) is the caller's running state, kept per worker.
-// Returns the chosen service index (the first target's when none serves).
+// Returns the chosen target's index into split.targets (0 when none serves).
 
 uint32_t pick_split_target(const RouteSplit& split, const std::vector<ServicePtr>& services, int64_t now_ms,
                            int64_t* current) noexcept;
@@ -219,6 +219,13 @@ class RouteTable {
                            bool* host_valid = nullptr, const http::RequestHead* req = nullptr) const;
 
   const std::vector<Route>& routes() const noexcept { return layout_->routes; }
+  // Where `route` is in routes() (UINT32_MAX: not one of this table's routes).
+  uint32_t index_of(const Route& route) const noexcept {
+    const std::vector<Route>& all = layout_->routes;
+    const auto at = reinterpret_cast<uintptr_t>(&route) - reinterpret_cast<uintptr_t>(all.data());
+    return at % sizeof(Route) == 0 && at / sizeof(Route) < all.size() ? static_cast<uint32_t>(at / sizeof(Route))
+                                                                       : UINT32_MAX;
+  }
   // Whether two tables share their routes and index (with_services).
   bool same_layout(const RouteTable& other) const noexcept { return layout_ == other.layout_; }
   const std::vector<ServicePtr>& services() const noexcept { return services_; }

@@ -73,7 +73,7 @@ void ExchangeRecord::clear() noexcept {
   route = service = {};
   snapshot = nullptr;
   snapshot_generation = 0;
-  route_index = service_index = UINT32_MAX;
+  route_index = split_target = service_index = UINT32_MAX;
   status = 0;
   cause = "";
   end = ExchangeEnd::kClientClosed;

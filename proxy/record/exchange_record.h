@@ -78,6 +78,7 @@ struct ExchangeRecord {
   const void* snapshot = nullptr;
   uint64_t snapshot_generation = 0;
   uint32_t route_index = UINT32_MAX;
+  uint32_t split_target = UINT32_MAX;  // a split route's chosen target (its metrics are per target)
   uint32_t service_index = UINT32_MAX;
 
   // Outcome.

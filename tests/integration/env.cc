@@ -95,6 +95,18 @@ uint64_t stats_counter(uint16_t admin_port, const std::string& name) {
   return p == std::string::npos ? 0 : std::stoull(r.body.substr(p + name.size() + 3));
 }
 
+double metric_sample(uint16_t admin_port, const std::string& series) {
+  const std::string text = http_get(admin_port, "/metrics", "127.0.0.1").body;
+  const std::string start = series + " ";
+  for (size_t pos = 0; pos < text.size();) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    if (text.compare(pos, start.size(), start) == 0) return std::stod(text.substr(pos + start.size(), end - pos - start.size()));
+    pos = end + 1;
+  }
+  return -1;
+}
+
 std::string rejected_reason(uint16_t admin_port, const std::string& name) {
   auto j = nlohmann::json::parse(http_get(admin_port, "/api/routes", "127.0.0.1").body, nullptr, false);
   if (!j.is_object()) return "<no /api/routes>";

@@ -42,6 +42,10 @@ std::string config_head(int workers, const std::string& timeouts = "",
 // A counter from Berth's /api/stats (0 when absent).
 uint64_t stats_counter(uint16_t admin_port, const std::string& name);
 
+// The value of one series of Berth's /metrics, named exactly as written there
+// (`name{label="v",...}`), or -1 when it is absent.
+double metric_sample(uint16_t admin_port, const std::string& series);
+
 // Why discovery rejected the container whose name contains `name` (its `rejected` entry in
 // /api/routes), or "<not rejected>".
 std::string rejected_reason(uint16_t admin_port, const std::string& name);

@@ -92,6 +92,14 @@ TEST_CASE("weighted split: 90/10 over 1000 requests lands as weighted", "[route_
   CHECK(counts["CANARY"] >= 98);
   CHECK(counts["CANARY"] <= 102);
   CHECK(counts["MAIN"] + counts["CANARY"] == 1000);
+  // The route's series are per chosen service, each counting what that service answered.
+  auto served = [&](const std::string& service) {
+    return metric_sample(env.berth->admin_port(),
+                         "berth_requests_total{route=\"web\",service=\"" + service + "\",method=\"GET\",code=\"200\"}");
+  };
+  CHECK(wait_until([&] { return served("main") + served("canary") == 1000; }, std::chrono::seconds(5)));
+  CHECK(served("main") == counts["MAIN"]);
+  CHECK(served("canary") == counts["CANARY"]);
 
   auto routes = nlohmann::json::parse(http_get(env.berth->admin_port(), "/api/routes", "127.0.0.1").body, nullptr, false);
   REQUIRE(routes.is_object());

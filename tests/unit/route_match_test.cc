@@ -205,8 +205,8 @@ TEST_CASE("split: smooth weighted round-robin gives exact shares", "[route_match
   std::map<std::string, int> counts;
   std::vector<std::string> first_ten;
   for (int i = 0; i < 1000; ++i) {
-    uint32_t service = berth::pick_split_target(*route->split, table->services(), 1, current.data());
-    const std::string& name = table->service(service).name;
+    const uint32_t target = berth::pick_split_target(*route->split, table->services(), 1, current.data());
+    const std::string& name = table->service(route->split->targets[target].service).name;
     ++counts[name];
     if (i < 10) first_ten.push_back(name);
   }
