@@ -147,6 +147,10 @@ nlohmann::json StatusBuilder::status(const RouteTable& table, int64_t now_ms) co
   for (const Route& r : table.routes()) {
     const Service& service = table.service(r.service);
     std::string state = route_state(service, now_ms);
+    if (r.split)  // a split route serves while any of its services does
+      for (const RouteSplit::Target& t : r.split->targets)
+        if (std::string other = route_state(table.service(t.service), now_ms); other == "ok" || state == "off")
+          state = std::move(other);
     if (state == "off") continue;
     routes.push_back({{"name", r.name},
                       {"host", r.host},
@@ -155,6 +159,12 @@ nlohmann::json StatusBuilder::status(const RouteTable& table, int64_t now_ms) co
                       {"service", service.name},
                       {"source", r.source},
                       {"state", state}});
+    if (r.split) {
+      nlohmann::json split = nlohmann::json::array();
+      for (const RouteSplit::Target& t : r.split->targets)
+        split.push_back({{"service", table.service(t.service).name}, {"weight", t.weight}});
+      routes.back()["split"] = std::move(split);
+    }
     if (r.mirror)
       routes.back()["mirror"] = {{"service", table.service(r.mirror->service).name},
                                  {"percent", r.mirror->percent_bp / 100.0}};

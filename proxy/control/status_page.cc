@@ -170,7 +170,8 @@ function renderRoutes(status) {
     tr.dataset.route = r.name;
     cell(tr, r.name); cell(tr, r.host || "(any)"); cell(tr, r.path_prefix, "mono");
     cell(tr, r.priority, "num");
-    cell(tr, r.service + (r.mirror ? " (mirror: " + r.mirror.service + ", " + r.mirror.percent + " %)" : ""));
+    const services = r.split ? r.split.map(t => t.service + " (weight " + t.weight + ")").join(", ") : r.service;
+    cell(tr, services + (r.mirror ? " (mirror: " + r.mirror.service + ", " + r.mirror.percent + " %)" : ""));
     const st = cell(tr, "");
     st.appendChild(el("span", "pill " + (r.state === "ok" ? "ok" : "s503"), r.state === "ok" ? "ok" : "503: no instance"));
     return tr;

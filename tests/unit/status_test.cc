@@ -234,3 +234,26 @@ TEST_CASE("status: containers discovery holds back are listed red with Docker's 
   REQUIRE(x["service"]["instances"].size() == 2);
   CHECK(x["service"]["instances"][1]["colour"] == "red");
 }
+
+TEST_CASE("status: a split route lists every service by weight and serves while one of them does", "[status]") {
+  Fixture f(1);
+  Route r;
+  r.name = "canary";
+  r.host = "split.test";
+  r.path_prefix = "/";
+  auto split = std::make_shared<RouteSplit>();
+  split->targets = {{1, 90}, {0, 10}};  // "idle" (no instance) first, then "web"
+  r.service = 1;
+  r.split = split;
+  auto table = RouteTable::build({r}, f.services, 8);
+  nlohmann::json j = StatusBuilder().status(*table, 1'000'000);
+  REQUIRE(j["routes"].size() == 1);
+  const nlohmann::json& route = j["routes"][0];
+  CHECK(route["service"] == "idle");  // the first target, where one service is shown
+  REQUIRE(route["split"].size() == 2);
+  CHECK(route["split"][0]["service"] == "idle");
+  CHECK(route["split"][0]["weight"] == 90);
+  CHECK(route["split"][1]["service"] == "web");
+  CHECK(route["split"][1]["weight"] == 10);
+  CHECK(route["state"] == "ok");  // "web" has an instance
+}
