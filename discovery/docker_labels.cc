@@ -783,7 +783,7 @@ std::optional<Problem> apply_traefik_policy(const std::string& option, const std
 
 // The middlewares a router names (traefik.http.routers.R.middlewares=a,b@docker) that Berth
 // maps: stripprefix.prefixes (one prefix), addprefix.prefix, redirectscheme.scheme=https
-// (Berth's https_redirect, always 308), ipallowlist (ipwhitelist) sourcerange, basicauth users /
+// (Berth's https_redirect, with redirectscheme.permanent's codes), ipallowlist (ipwhitelist) sourcerange, basicauth users /
 // usersfile / realm, ratelimit average / burst (per second), and headers
 // customrequestheaders / customresponseheaders. Path rewriting and access rules are one per
 // container in Berth, so every router that names such middlewares must name the same; other
@@ -822,6 +822,14 @@ std::optional<Problem> apply_traefik_middlewares(const std::string& label, std::
         if (value != "https")
           return Problem{mw_label, quoted(mw_label, raw) + ": only redirects to https are supported"};
         route.https_redirect = true;
+        // As there: 302 (permanent=true: 301) for GET and HEAD, the method-keeping 307 (308)
+        // for other methods.
+        bool permanent = false;
+        if (auto given = found->second.find("redirectscheme.permanent"); given != found->second.end())
+          if (auto p = parse_bool(given->second.first, trim(given->second.second), permanent)) return p;
+        route.https_redirect_code = permanent ? 301 : 302;
+      } else if (option == "redirectscheme.permanent") {
+        // read with redirectscheme.scheme
       } else {
         bool used = false;
         if (auto p = apply_traefik_policy(option, mw_label, raw, options, access, request, response, used)) return p;

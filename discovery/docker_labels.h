@@ -30,6 +30,7 @@ struct RouteSpec {
   std::string service;
   int32_t priority = 0;
   bool https_redirect = false;     // berth.tls.redirect=true
+  uint16_t https_redirect_code = 308;  // its status for GET and HEAD (Route::https_redirect_code)
   bool acme = false;               // berth.tls.acme=true: a certificate from the ACME server
   // Its matchers: the container's berth.match.* / berth.path_regex, with a named route's own
   // berth.routes.NAME.match.* / .path_regex (empty: none).

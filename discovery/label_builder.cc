@@ -546,6 +546,7 @@ DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& cac
       route.service = index_of[d];
       route.source = decl.parsed->source;
       route.https_redirect = spec.https_redirect;
+      route.https_redirect_code = spec.https_redirect_code;
       route.filters = decl.parsed->filters;
       route.match = decl.parsed->matches[decl.route];
       route.acme = spec.acme;
@@ -620,7 +621,7 @@ bool same_set(const DiscoveredSet& a, const DiscoveredSet& b) {
       const Route& y = rb[i];
       if (x.name != y.name || x.host != y.host || x.path_prefix != y.path_prefix || x.priority != y.priority ||
           x.service != y.service || x.max_body_bytes != y.max_body_bytes || x.source != y.source ||
-          x.https_redirect != y.https_redirect || x.hsts != y.hsts || x.filters != y.filters || x.acme != y.acme ||
+          x.https_redirect != y.https_redirect || x.https_redirect_code != y.https_redirect_code || x.hsts != y.hsts || x.filters != y.filters || x.acme != y.acme ||
           !(x.mirror == y.mirror || (x.mirror && y.mirror && *x.mirror == *y.mirror)))
         return false;
     }

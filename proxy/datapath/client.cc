@@ -434,7 +434,7 @@ void ClientConn::handle_request_head(std::string_view head, std::string_view ear
   forward_request();
 }
 
-// 308 to the same host (without its port: HTTPS is on its default port) and target.
+// 308 (or the route's https_redirect_code) to the same host (without its port: HTTPS is on its default port) and target.
 void ClientConn::redirect_to_https(const http::RequestHead& req) {
   std::string_view host = req.host;
   if (!host.empty() && host.front() == '[') {
@@ -445,7 +445,9 @@ void ClientConn::redirect_to_https(const http::RequestHead& req) {
   }
   std::string* extra = worker()->acquire_string();
   extra->append("Location: https://").append(host).append(req.path).append("\r\n");
-  local_reply(308, "https-redirect", ex_->has_body, *extra);
+  uint16_t code = ex_->route->https_redirect_code;
+  if (req.method != "GET" && req.method != "HEAD") code = code == 302 ? 307 : code == 301 ? 308 : code;
+  local_reply(code, "https-redirect", ex_->has_body, *extra);
   worker()->release_string(extra);
 }
 

@@ -118,6 +118,10 @@ struct Route {
   uint64_t max_body_bytes = 0;  // 0 = unlimited
   std::string source = "config";
   bool https_redirect = false;  // plain-HTTP requests get 308 to https:// (ACME paths excepted)
+  // The redirect's status for GET and HEAD: 308 (config, berth.tls.redirect), or Traefik's
+  // redirectscheme codes, 302 (301 when permanent); other methods get the code that keeps the
+  // method (302 -> 307, 301 -> 308).
+  uint16_t https_redirect_code = 308;
   std::string hsts;             // Strict-Transport-Security value for responses sent over TLS
   bool acme = false;            // its host gets a certificate from the ACME server (acme: true, berth.tls.acme)
   std::shared_ptr<const FilterChain> filters;  // per-route policy (null: none), run before an upstream is chosen

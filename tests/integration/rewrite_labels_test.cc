@@ -57,3 +57,50 @@ TEST_CASE("rewrite labels: strip, add and redirect through Berth; bad values rej
   CHECK(http_get(berth.port(), "/", "badcode.labels.test").status == 404);
   CHECK(berth.running());
 }
+
+// Traefik's redirectscheme keeps its codes: 302 (permanent=true: 301) for GET and HEAD, and the
+// method-keeping 307 (308) for other methods; berth.tls.redirect stays 308 for every method.
+TEST_CASE("rewrite labels: Traefik redirectscheme answers with its own codes, berth.tls.redirect with 308",
+          "[docker_fake][rewrite]") {
+  Origin origin{"RSC"};
+  REQUIRE(origin.ok());
+  const uint16_t port = origin.port();
+  auto traefik = [&](uint64_t seed, const std::string& name, const std::string& host, const char* permanent) {
+    std::map<std::string, std::string> labels = {
+        {"traefik.http.routers.r.rule", "Host(`" + host + "`)"},
+        {"traefik.http.routers.r.middlewares", "https@docker"},
+        {"traefik.http.services.s.loadbalancer.server.port", std::to_string(port)},
+        {"traefik.http.middlewares.https.redirectscheme.scheme", "https"}};
+    if (permanent) labels["traefik.http.middlewares.https.redirectscheme.permanent"] = permanent;
+    return fake_docker::running_container(seed, name, port, std::move(labels));
+  };
+  TempDir dir;
+  fake_docker::FakeEngine engine(dir.file("docker.sock"), 0, fake_docker::ojson::parse(fake_docker::kInspectTemplate),
+                                 fake_docker::ojson::parse(fake_docker::kListTemplate));
+  engine.add(traefik(1, "temp-1", "temp.traefik.test", nullptr));
+  engine.add(traefik(2, "perm-1", "perm.traefik.test", "true"));
+  engine.add(traefik(3, "badperm-1", "badperm.traefik.test", "maybe"));
+  engine.add(fake_docker::running_routed(4, "berth-1", "berth.labels.test", port, {{"berth.tls.redirect", "true"}}));
+  engine.start();
+
+  Berth berth(config_head(1) + "docker: {enabled: true, endpoint: \"unix://" + dir.file("docker.sock") +
+              "\", compat: {traefik: true}}\n");
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  REQUIRE(wait_until([&] { return http_get(berth.port(), "/", "perm.traefik.test").status == 301; }, 10s));
+  INFO(berth.log());
+
+  auto codes = [&](const std::string& host) {
+    Response get = http_get(berth.port(), "/a?b=1", host);
+    CHECK(get.header("location") == std::optional<std::string>("https://" + host + "/a?b=1"));
+    Client c(berth.port());
+    Response post = c.request("POST /form HTTP/1.1\r\nHost: " + host + "\r\nContent-Length: 0\r\n\r\n");
+    CHECK(post.header("location") == std::optional<std::string>("https://" + host + "/form"));
+    return std::pair<int, int>{get.status, post.status};
+  };
+  CHECK(codes("temp.traefik.test") == std::pair<int, int>{302, 307});
+  CHECK(codes("perm.traefik.test") == std::pair<int, int>{301, 308});
+  CHECK(codes("berth.labels.test") == std::pair<int, int>{308, 308});
+  CHECK(rejected_reason(berth.admin_port(), "badperm-1").find("redirectscheme.permanent") != std::string::npos);
+  CHECK(berth.running());
+}

@@ -317,6 +317,7 @@ TEST_CASE("rewrite labels: Traefik stripprefix, addprefix and redirectscheme mid
   CHECK(spec.rewrite.add_prefix == "/v1");
   REQUIRE(spec.routes.size() == 1);
   CHECK(spec.routes[0].https_redirect);
+  CHECK(spec.routes[0].https_redirect_code == 301);  // permanent=true
 
   // A middleware defined but not named by the router does nothing.
   spec = parse({{"traefik.http.routers.web.rule", "Host(`a.test`)"},
