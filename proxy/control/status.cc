@@ -159,15 +159,8 @@ nlohmann::json StatusBuilder::status(const RouteTable& table, int64_t now_ms) co
                       {"service", service.name},
                       {"source", r.source},
                       {"state", state}});
-    if (r.split) {
-      nlohmann::json split = nlohmann::json::array();
-      for (const RouteSplit::Target& t : r.split->targets)
-        split.push_back({{"service", table.service(t.service).name}, {"weight", t.weight}});
-      routes.back()["split"] = std::move(split);
-    }
-    if (r.mirror)
-      routes.back()["mirror"] = {{"service", table.service(r.mirror->service).name},
-                                 {"percent", r.mirror->percent_bp / 100.0}};
+    if (r.split) routes.back()["split"] = table.split_json(*r.split, now_ms);
+    if (r.mirror) routes.back()["mirror"] = table.mirror_json(*r.mirror);
   }
   nlohmann::json services = nlohmann::json::array();
   for (const ServicePtr& shared : table.services()) {
@@ -275,15 +268,9 @@ nlohmann::json explain_request(const RouteTable& table, std::string_view host, s
   out["matched"] = true;
   out["route"] = {{"name", chosen.name}, {"host", chosen.host}, {"path_prefix", chosen.path_prefix},
                   {"priority", chosen.priority}, {"source", chosen.source}};
-  if (chosen.split) {
-    // The service shown below is the split's first; each request picks one by weight.
-    nlohmann::json split = nlohmann::json::array();
-    for (const RouteSplit::Target& t : chosen.split->targets)
-      split.push_back({{"service", table.service(t.service).name},
-                       {"weight", t.weight},
-                       {"serving", serves(table.service(t.service), now_ms)}});
-    out["route"]["split"] = std::move(split);
-  }
+  // A split route: the service shown below is the split's first; each request picks one by weight.
+  if (chosen.split) out["route"]["split"] = table.split_json(*chosen.split, now_ms);
+  if (chosen.mirror) out["route"]["mirror"] = table.mirror_json(*chosen.mirror);
   out["rule"] = x.rule;
   out["why"] = precedence_rule_text(x.rule);
   bool panic = false;

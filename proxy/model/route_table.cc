@@ -459,18 +459,8 @@ nlohmann::json RouteTable::to_json_value() const {
                         {"max_body_bytes", route.max_body_bytes},
                         {"source", route.source}};
     if (route.match) r["match"] = route_match_json(*route.match);
-    if (route.split) {
-      nlohmann::json split = nlohmann::json::array();
-      for (const RouteSplit::Target& target : route.split->targets)
-        split.push_back({{"service", services_[target.service]->name},
-                         {"weight", target.weight},
-                         {"serving", serves(*services_[target.service], now)}});
-      r["split"] = std::move(split);
-    }
-    if (route.mirror)
-      r["mirror"] = {{"service", services_[route.mirror->service]->name},
-                     {"percent", route.mirror->percent_bp / 100.0},
-                     {"max_body", route.mirror->max_body}};
+    if (route.split) r["split"] = split_json(*route.split, now);
+    if (route.mirror) r["mirror"] = mirror_json(*route.mirror);
     routes.push_back(std::move(r));
   }
   nlohmann::json services = nlohmann::json::array();
@@ -555,6 +545,21 @@ uint32_t pick_split_target(const RouteSplit& split, const std::vector<ServicePtr
   if (best == split.targets.size()) return 0;
   current[best] -= total;
   return static_cast<uint32_t>(best);
+}
+
+nlohmann::json RouteTable::split_json(const RouteSplit& split, int64_t now_ms) const {
+  nlohmann::json out = nlohmann::json::array();
+  for (const RouteSplit::Target& target : split.targets)
+    out.push_back({{"service", services_[target.service]->name},
+                   {"weight", target.weight},
+                   {"serving", serves(*services_[target.service], now_ms)}});
+  return out;
+}
+
+nlohmann::json RouteTable::mirror_json(const RouteMirror& mirror) const {
+  return {{"service", services_[mirror.service]->name},
+          {"percent", mirror.percent_bp / 100.0},
+          {"max_body", mirror.max_body}};
 }
 
 nlohmann::json route_match_json(const config::RouteMatch& match) {

@@ -242,6 +242,10 @@ class RouteTable {
   std::string to_json() const;
   // The same document as a value, for callers that add to it before serializing once.
   nlohmann::json to_json_value() const;
+  // A route's split ([{service, weight, serving}]) and mirror ({service, percent, max_body}) as
+  // /api/routes, /api/status and /api/explain show them.
+  nlohmann::json split_json(const RouteSplit& split, int64_t now_ms) const;
+  nlohmann::json mirror_json(const RouteMirror& mirror) const;
 
  private:
   std::vector<ServicePtr> services_;  // never null

@@ -235,7 +235,8 @@ TEST_CASE("status: containers discovery holds back are listed red with Docker's 
   CHECK(x["service"]["instances"][1]["colour"] == "red");
 }
 
-TEST_CASE("status: a split route lists every service by weight and serves while one of them does", "[status]") {
+TEST_CASE("status: a split route lists every service by weight and serves while one of them does; explain and "
+          "status show its mirror", "[status]") {
   Fixture f(1);
   Route r;
   r.name = "canary";
@@ -245,6 +246,7 @@ TEST_CASE("status: a split route lists every service by weight and serves while 
   split->targets = {{1, 90}, {0, 10}};  // "idle" (no instance) first, then "web"
   r.service = 1;
   r.split = split;
+  r.mirror = std::make_shared<berth::RouteMirror>(berth::RouteMirror{0, 2500, 4096});
   auto table = RouteTable::build({r}, f.services, 8);
   nlohmann::json j = StatusBuilder().status(*table, 1'000'000);
   REQUIRE(j["routes"].size() == 1);
@@ -255,5 +257,14 @@ TEST_CASE("status: a split route lists every service by weight and serves while 
   CHECK(route["split"][0]["weight"] == 90);
   CHECK(route["split"][1]["service"] == "web");
   CHECK(route["split"][1]["weight"] == 10);
+  CHECK(route["split"][0]["serving"] == true);  // a config service with no instance still serves (503)
+  CHECK(route["split"][1]["serving"] == true);
   CHECK(route["state"] == "ok");  // "web" has an instance
+  CHECK(route["mirror"] == nlohmann::json({{"service", "web"}, {"percent", 25.0}, {"max_body", 4096}}));
+
+  std::string error;
+  nlohmann::json x = explain_request(*table, "split.test", "/", 1'000'000, &error);
+  CHECK(error.empty());
+  CHECK(x["route"]["split"] == route["split"]);
+  CHECK(x["route"]["mirror"] == route["mirror"]);
 }
