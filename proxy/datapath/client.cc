@@ -1,8 +1,11 @@
 #include "proxy/datapath/client.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cstring>
+#include <new>
 
 #include "proxy/filter/filter.h"
 #include "proxy/base/log.h"
@@ -10,6 +13,7 @@
 #include "proxy/lb/request_key.h"
 #include "proxy/datapath/mirror.h"
 #include "proxy/datapath/worker.h"
+#include "proxy/net/tcp_transport.h"
 #include "proxy/tls/challenge_board.h"
 
 namespace berth {
@@ -105,6 +109,16 @@ void Exchange::reset() {
 ClientConn::ClientConn(Worker* worker, std::unique_ptr<Transport> transport)
     : Stream(worker, std::move(transport)) {}
 
+ClientConn::ClientConn(Worker* worker, TcpTransport& embedded) : Stream(worker, embedded) {}
+
+ClientConn* ClientConn::create_plain(Worker* worker, int fd) {
+  static_assert(sizeof(ClientConn) % alignof(TcpTransport) == 0);
+  void* mem = ::operator new(sizeof(ClientConn) + sizeof(TcpTransport));
+  auto* tcp = new (static_cast<char*>(mem) + sizeof(ClientConn)) TcpTransport(worker);
+  if (tcp->open(fd) != 0) ::close(fd);
+  return new (mem) ClientConn(worker, *tcp);
+}
+
 Worker* ClientConn::worker() const { return static_cast<Worker*>(io_); }
 
 void ClientConn::start(bool peer_known) {
@@ -198,7 +212,8 @@ uint64_t ClientConn::ex_rt_timeout_header() const {
 bool ClientConn::consume_head(Block* block, const char*& data, size_t& len) {
   const Runtime& rt = *worker()->runtime();
   size_t used = 0;
-  HeadReader::Status st = head_reader_.feed(worker()->strings(), data, len, used, rt.limits.max_header_bytes,
+  HeadReader& head_reader = ex_->head_reader;
+  HeadReader::Status st = head_reader.feed(worker()->strings(), data, len, used, rt.limits.max_header_bytes,
                                             rt.limits.max_request_line);
   ex_->rec.bytes_in += st == HeadReader::Status::kNeedMore ? len : used;
   switch (st) {
@@ -217,11 +232,15 @@ bool ClientConn::consume_head(Block* block, const char*& data, size_t& len) {
     case HeadReader::Status::kComplete:
       break;
   }
-  std::string_view head = head_reader_.head();
+  // The complete head leaves the exchange's reader (which starts afresh) and lives here until
+  // the head has been handled, however the exchange ends meanwhile.
+  HeadReader done = head_reader;
+  head_reader = HeadReader();
+  std::string_view head = done.head();
   data += used;
   len -= used;
   handle_request_head(head, std::string_view(data, len));
-  head_reader_.reset(worker()->strings());
+  done.reset(worker()->strings());
   (void)block;
   return !closing() && phase_ != Phase::kClosing;
 }
@@ -540,7 +559,8 @@ void ClientConn::forward_request() {
   const std::string_view request_id =
       http::has_request_id(req) ? std::string_view() : std::string_view(ex_->request_id, sizeof ex_->request_id);
   const HeaderEdits& edits = ex_->filters.edits();
-  http::ForwardInfo info{conn().peer_ip, transport().info().scheme, conn().local_port, request_id, edits.empty() ? nullptr : &edits};
+  char peer_text[PeerIp::kTextMax];  // the hop appended to X-Forwarded-For
+  http::ForwardInfo info{conn().peer_ip.format(peer_text), transport().info().scheme, conn().local_port, request_id, edits.empty() ? nullptr : &edits};
   // X-Forwarded-For: the entries trusted proxies vouched for (none from an untrusted peer: what
   // a client claims for itself is dropped), then the peer.
   std::string chain;
@@ -1064,7 +1084,6 @@ void ClientConn::send_local_reply(std::string* out, uint16_t status, const char*
     end_exchange(ExchangeEnd::kLocalReply);
   }
   worker()->release_string(out);
-  head_reader_.reset(worker()->strings());
   after_response(!keep, true);  // closing: the rest of the request may still be on its way
 }
 
@@ -1208,7 +1227,6 @@ void ClientConn::on_closed() {
   release_upstream(false);
   if (ex_) end_exchange(phase_ == Phase::kTunnel ? ExchangeEnd::kTunnelClosed : ex_->close_end);
   drop_pending();
-  head_reader_.reset(worker()->strings());
   worker()->on_client_closed(this);
 }
 

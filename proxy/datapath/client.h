@@ -21,12 +21,14 @@
 
 namespace berth {
 
+class TcpTransport;
 class Worker;
 
 // Per-request state, borrowed from the worker from the first byte of a request head until the
 // exchange ends (ClientConn::end_exchange, the one place that finalises its record).
 struct Exchange {
   RuntimeRef rt;                        // the snapshot this request started with
+  HeadReader head_reader;               // the request head, while it arrives
   const Route* route = nullptr;
   uint32_t service = 0;                 // route->service, or the one its split chose for this request
   int endpoint = -1;
@@ -78,20 +80,28 @@ struct Exchange {
 
 class ClientConn final : public Stream, private UpstreamClient, private BodySink, private FilterRunOwner {
  public:
-  // Serves an accepted connection carried by `transport`.
+  // Serves an accepted connection carried by `transport`. Worker-owned: the worker's IoContext
+  // lists it with its other streams.
   ClientConn(Worker* worker, std::unique_ptr<Transport> transport);
+  // A plain TCP connection on accepted socket `fd`: the connection and its TcpTransport in one
+  // allocation (what every idle keep-alive connection costs). Closes fd if libuv refuses it
+  // (the connection then stays unreadable and its header timeout closes it).
+  static ClientConn* create_plain(Worker* worker, int fd);
+  // The allocation, whichever way it was made (create_plain's holds the transport too).
+  static void* operator new(size_t n) { return ::operator new(n); }
+  static void* operator new(size_t, void* at) { return at; }
+  static void operator delete(void* p) { ::operator delete(p); }
   // peer_known: the transport knows the peer now (false: a PROXY header names it later, so its
   // facts are not read, and not cached by a TLS layer, before that).
   void start(bool peer_known = true);
   // Drain: close now if idle; otherwise close after the current response.
-  void drain();
-  bool idle() const { return phase_ == Phase::kIdle && pending_len_ == 0 && !head_reader_.started(); }
-
-  ClientConn* next = nullptr;  // worker's intrusive list
-  ClientConn* prev = nullptr;
+  void drain() override;
+  bool idle() const { return phase_ == Phase::kIdle && pending_len_ == 0 && !(ex_ && ex_->head_reader.started()); }
 
  private:
   enum class Phase : uint8_t { kIdle, kHead, kUpstream, kTunnel, kClosing };
+
+  ClientConn(Worker* worker, TcpTransport& embedded);  // create_plain
 
   // Stream
   void on_read(Block* block, ssize_t nread) override;
@@ -174,7 +184,6 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
 
   Exchange* ex_ = nullptr;
   UpstreamConn* upstream_ = nullptr;
-  HeadReader head_reader_;
   Block* pending_block_ = nullptr;      // unprocessed input (pipelined request, early body)
   uint32_t pending_off_ = 0;
   uint32_t pending_len_ = 0;

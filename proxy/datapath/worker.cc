@@ -509,6 +509,7 @@ Exchange* Worker::acquire_exchange() {
 }
 
 void Worker::release_exchange(Exchange* e) {
+  e->head_reader.reset(strings());  // a head cut short (closed, timed out, refused)
   end_attempt(e);
   if (e->is_retry) --retries_in_flight_;
   e->reset();
@@ -563,20 +564,22 @@ void Worker::accept_ready(Listener* l) {
       log::warn("accept_failed").kv("worker", index_).kv("error", std::strerror(errno));
       return;
     }
-    auto tcp = std::make_unique<TcpTransport>(this);
-    // A socket libuv refuses leaves the connection unreadable: its header timeout closes it.
-    if (tcp->open(fd) != 0) ::close(fd);
-    std::unique_ptr<Transport> transport = std::move(tcp);
     // A PROXY protocol listener: the header is read first (under TLS, before the handshake).
     const bool proxied = l->index < rt_->proxy_protocol.size() && rt_->proxy_protocol[l->index];
-    if (proxied) transport = std::make_unique<ProxyProtocolTransport>(std::move(transport), &stats_);
-    // A TLS listener: the handshake runs under the connection's request_header deadline.
-    if (l->index < rt_->tls.size() && rt_->tls[l->index])
-      transport = std::make_unique<tls::TlsTransport>(this, std::move(transport), rt_->tls[l->index]);
-    auto* c = new ClientConn(this, std::move(transport));
-    c->next = clients_;
-    if (clients_) clients_->prev = c;
-    clients_ = c;
+    const bool tls = l->index < rt_->tls.size() && rt_->tls[l->index];
+    ClientConn* c;
+    if (!proxied && !tls) {
+      c = ClientConn::create_plain(this, fd);
+    } else {
+      auto tcp = std::make_unique<TcpTransport>(this);
+      // A socket libuv refuses leaves the connection unreadable: its header timeout closes it.
+      if (tcp->open(fd) != 0) ::close(fd);
+      std::unique_ptr<Transport> transport = std::move(tcp);
+      if (proxied) transport = std::make_unique<ProxyProtocolTransport>(std::move(transport), &stats_);
+      // A TLS listener: the handshake runs under the connection's request_header deadline.
+      if (tls) transport = std::make_unique<tls::TlsTransport>(this, std::move(transport), rt_->tls[l->index]);
+      c = new ClientConn(this, std::move(transport));
+    }
     ++client_count_;
     gauges_.connections.store(client_count_, std::memory_order_relaxed);
     stats_.add(Counter::kConnectionsAccepted);
@@ -596,11 +599,7 @@ void Worker::resume_accept() {
   set_accepting(true);
 }
 
-void Worker::on_client_closed(ClientConn* c) {
-  if (c->prev) c->prev->next = c->next;
-  else clients_ = c->next;
-  if (c->next) c->next->prev = c->prev;
-  c->next = c->prev = nullptr;
+void Worker::on_client_closed(ClientConn*) {
   --client_count_;
   gauges_.connections.store(client_count_, std::memory_order_relaxed);
   stats_.add(Counter::kConnectionsClosed);
@@ -621,11 +620,7 @@ void Worker::begin_drain() {
     ::close(l->fd);
     l->fd = -1;
   }
-  for (ClientConn* c = clients_; c;) {
-    ClientConn* next = c->next;
-    c->drain();
-    c = next;
-  }
+  drain_streams();
   uv_timer_start(&drain_timer_, [](uv_timer_t* t) {
     auto* w = static_cast<Worker*>(t->data);
     log::warn("drain_timeout").kv("worker", w->index_).kv("connections", w->client_count_);

@@ -174,7 +174,6 @@ class Worker final : public IoContext {
   static bool release_pool(EndpointPool* pool);
   std::vector<std::vector<EndpointPool*>> service_pools_;  // [service][endpoint], each entry one ref
   std::unordered_map<std::string, std::unique_ptr<ListedPool>> endpoint_pools_;
-  ClientConn* clients_ = nullptr;  // intrusive list
   uint64_t client_count_ = 0;
   uint64_t id_state_;
   uint64_t id_counter_ = 0;

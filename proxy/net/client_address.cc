@@ -41,11 +41,23 @@ void for_each_entry_from_right(std::span<const std::string_view> xff, Fn&& fn) {
 
 }  // namespace
 
+std::string_view PeerIp::format(char (&buf)[kTextMax]) const {
+  buf[0] = '\0';
+  if (family == 4) inet_ntop(AF_INET, bytes, buf, kTextMax);
+  else if (family == 6) inet_ntop(AF_INET6, bytes, buf, kTextMax);
+  return buf;
+}
+
+PeerIp::operator std::string_view() const {
+  thread_local char buf[kTextMax];
+  return format(buf);
+}
+
 ClientAddress peer_address(const ConnectionInfo& conn) {
   ClientAddress a;
-  std::memcpy(a.ip, conn.peer_ip, sizeof a.ip);
-  std::memcpy(a.addr, conn.peer_addr, sizeof a.addr);
-  a.family = conn.peer_family;
+  conn.peer_ip.format(a.ip);
+  std::memcpy(a.addr, conn.peer_ip.bytes, sizeof a.addr);
+  a.family = conn.peer_ip.family;
   a.port = conn.peer_port;
   return a;
 }

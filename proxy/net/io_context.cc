@@ -125,4 +125,9 @@ void IoContext::close_streams() {
   for (Stream* s = streams_; s; s = s->io_next_) s->close();
 }
 
+// Likewise for drain(), which at most closes.
+void IoContext::drain_streams() {
+  for (Stream* s = streams_; s; s = s->io_next_) s->drain();
+}
+
 }  // namespace berth

@@ -37,6 +37,8 @@ class IoContext {
 
   // Closes every open stream (each frees itself once its handles are closed).
   void close_streams();
+  // Asks every open stream to drain (Stream::drain): client connections close once idle.
+  void drain_streams();
   size_t open_streams() const { return open_streams_; }
 
  protected:

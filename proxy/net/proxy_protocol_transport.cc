@@ -45,9 +45,8 @@ void ProxyProtocolTransport::on_transport_read(Block* block, ssize_t nread) {
   done_ = true;
   if (parser_.has_source()) {
     const ClientAddress& src = parser_.source();
-    std::memcpy(info_.peer_ip, src.ip, sizeof info_.peer_ip);
-    std::memcpy(info_.peer_addr, src.addr, sizeof info_.peer_addr);
-    info_.peer_family = src.family;
+    std::memcpy(info_.peer_ip.bytes, src.addr, sizeof info_.peer_ip.bytes);
+    info_.peer_ip.family = src.family;
     info_.peer_port = src.port;
   }
   const size_t rest = static_cast<size_t>(nread) - used;

@@ -10,13 +10,21 @@ thread_local std::vector<Stream*> t_dirty;
 thread_local bool t_batching = false;
 }  // namespace
 
-Stream::Stream(IoContext* io, std::unique_ptr<Transport> transport) : io_(io), transport_(std::move(transport)) {
+Stream::Stream(IoContext* io, std::unique_ptr<Transport> transport) : io_(io), transport_(transport.release()) {
+  transport_->bind(this);
+  io_->track(this);
+}
+
+Stream::Stream(IoContext* io, Transport& embedded) : io_(io), transport_(&embedded), owns_transport_(false) {
   transport_->bind(this);
   io_->track(this);
 }
 
 // Runs from handle_closed only: the transport's handles are closed by then.
-Stream::~Stream() = default;
+Stream::~Stream() {
+  if (owns_transport_) delete transport_;
+  else transport_->~Transport();
+}
 
 uint64_t Stream::now() const { return uv_now(io_->loop()); }
 

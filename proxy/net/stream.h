@@ -26,6 +26,9 @@ namespace berth {
 class Stream : private TransportEvents, private DeadlineEntry {
  public:
   Stream(IoContext* io, std::unique_ptr<Transport> transport);
+  // A transport embedded in the stream's own allocation (one allocation per connection): the
+  // caller constructed it there; the stream destroys it, and freeing the stream frees both.
+  Stream(IoContext* io, Transport& embedded);
   virtual ~Stream();
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;
@@ -35,6 +38,10 @@ class Stream : private TransportEvents, private DeadlineEntry {
   bool closing() const { return closing_; }
   IoContext* io() const { return io_; }
   Transport& transport() { return *transport_; }
+
+  // The loop is stopping (IoContext::drain_streams): a stream that serves requests closes once
+  // it is idle; others ignore it.
+  virtual void drain() {}
 
   // Queue bytes; false if the stream is closing or the transport refused (the stream is then closed).
   bool write_copy(std::string_view bytes);
@@ -91,15 +98,16 @@ class Stream : private TransportEvents, private DeadlineEntry {
   void append_external(WriteReq* wr, const char* data, size_t len);
   bool finish_write();
 
-  std::unique_ptr<Transport> transport_;
+  Transport* transport_;
   WriteReq* batch_ = nullptr;
-  bool in_dirty_list_ = false;
-
   uint32_t pending_writes_ = 0;
-  bool reading_ = false;
-  bool closing_ = false;
-  bool close_after_flush_ = false;
-  bool shutdown_started_ = false;
+  // Flags, packed: every idle connection carries them.
+  bool owns_transport_ : 1 = true;  // false: embedded, destroyed but not freed here
+  bool in_dirty_list_ : 1 = false;
+  bool reading_ : 1 = false;
+  bool closing_ : 1 = false;
+  bool close_after_flush_ : 1 = false;
+  bool shutdown_started_ : 1 = false;
 
   // IoContext's list of open streams (closed all at once when a worker stops).
   Stream* io_prev_ = nullptr;

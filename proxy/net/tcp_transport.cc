@@ -32,16 +32,14 @@ void TcpTransport::fill_info() {
   if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
     if (ss.ss_family == AF_INET) {
       auto* sa = reinterpret_cast<sockaddr_in*>(&ss);
-      inet_ntop(AF_INET, &sa->sin_addr, info_.peer_ip, sizeof info_.peer_ip);
       info_.peer_port = ntohs(sa->sin_port);
-      std::memcpy(info_.peer_addr, &sa->sin_addr, 4);
-      info_.peer_family = 4;
+      std::memcpy(info_.peer_ip.bytes, &sa->sin_addr, 4);
+      info_.peer_ip.family = 4;
     } else if (ss.ss_family == AF_INET6) {
       auto* sa = reinterpret_cast<sockaddr_in6*>(&ss);
-      inet_ntop(AF_INET6, &sa->sin6_addr, info_.peer_ip, sizeof info_.peer_ip);
       info_.peer_port = ntohs(sa->sin6_port);
-      std::memcpy(info_.peer_addr, &sa->sin6_addr, 16);
-      info_.peer_family = 6;
+      std::memcpy(info_.peer_ip.bytes, &sa->sin6_addr, 16);
+      info_.peer_ip.family = 6;
     }
   }
   len = sizeof ss;

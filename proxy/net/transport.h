@@ -35,6 +35,20 @@ struct TlsInfo {
   std::string_view alpn;
 };
 
+// A peer's IP address, kept in binary (what an idle connection carries); its text is made only
+// where it is needed (X-Forwarded-For, log lines, the client address of a request).
+struct PeerIp {
+  static constexpr size_t kTextMax = 46;  // INET6_ADDRSTRLEN
+  uint8_t bytes[16] = {0};                // network byte order (4 bytes used for IPv4)
+  uint8_t family = 0;                     // 0 (unknown), 4 or 6
+
+  // The textual form, written into `buf`; empty if unknown.
+  std::string_view format(char (&buf)[kTextMax]) const;
+  // For a log line's value: the textual form in a per-thread buffer, valid until the next such
+  // conversion on this thread.
+  operator std::string_view() const;
+};
+
 // What the accepting side knows about a connection. Strings point into the transport (or are
 // static) and stay valid while it lives. Kept small: every idle connection carries one.
 struct ConnectionInfo {
@@ -42,10 +56,7 @@ struct ConnectionInfo {
   const TlsInfo* tls = nullptr;      // set by a TLS transport once its handshake is done
   uint16_t peer_port = 0;
   uint16_t local_port = 0;           // the port the client connected to
-  char peer_ip[46] = {0};            // textual IPv4/IPv6 address; empty if unknown
-  // The same address in network byte order (4 bytes used for IPv4); peer_family 0 if unknown.
-  uint8_t peer_addr[16] = {0};
-  uint8_t peer_family = 0;           // 0, 4 or 6
+  PeerIp peer_ip;                    // family 0 if unknown
 };
 
 // What a transport reports to the stream above it.

@@ -35,7 +35,9 @@ class MemoryTransport final : public Transport {
     uv_idle_init(io->loop(), &idle_);
     idle_.data = this;
     info_.scheme = "test";
-    std::strcpy(info_.peer_ip, "192.0.2.10");
+    info_.peer_ip.family = 4;  // 192.0.2.10
+    const uint8_t ip[4] = {192, 0, 2, 10};
+    std::memcpy(info_.peer_ip.bytes, ip, sizeof ip);
     info_.peer_port = 5555;
     info_.local_port = 8443;
     tls_.version = "TLSv1.3";

@@ -1,0 +1,28 @@
+// What an idle keep-alive client connection carries (issue #10: at most 512 bytes of user-space
+// memory each at 10,000 connections, measured by bench/run.sh's "idle memory"). A plain TCP
+// connection is one allocation: ClientConn and its TcpTransport. These bounds keep the layout
+// from growing back unnoticed; the sizes are printed with -s.
+#include <catch.hpp>
+
+#include <cstdio>
+
+#include "proxy/datapath/client.h"
+#include "proxy/net/tcp_transport.h"
+
+namespace berth {
+namespace {
+
+static_assert(sizeof(ConnectionInfo) <= 48, "ConnectionInfo: the peer address is kept in binary");
+static_assert(sizeof(Stream) <= 96);
+static_assert(sizeof(ClientConn) <= 176);
+static_assert(sizeof(TcpTransport) <= 320);
+
+TEST_CASE("connection layout: an idle plain connection is one small allocation", "[layout]") {
+  std::printf("sizeof: ConnectionInfo %zu, Stream %zu, ClientConn %zu, TcpTransport %zu, one allocation %zu\n",
+              sizeof(ConnectionInfo), sizeof(Stream), sizeof(ClientConn), sizeof(TcpTransport),
+              sizeof(ClientConn) + sizeof(TcpTransport));
+  CHECK(sizeof(ClientConn) + sizeof(TcpTransport) <= 496);
+}
+
+}  // namespace
+}  // namespace berth
