@@ -1,6 +1,9 @@
 #include "proxy/net/io_context.h"
 
+#include <algorithm>
+
 #include "proxy/net/stream.h"
+#include "proxy/net/tcp_transport.h"
 
 namespace berth {
 namespace {
@@ -15,6 +18,8 @@ IoContext::IoContext() : deadlines_((uv_loop_init(&loop_), uv_now(&loop_))) {
   loop_.data = this;  // handles find their context through their loop
   uv_timer_init(&loop_, &deadline_timer_);
   deadline_timer_.data = this;
+  uv_idle_init(&loop_, &deferred_idle_);
+  deferred_idle_.data = this;
 }
 
 IoContext::~IoContext() {
@@ -31,6 +36,7 @@ void IoContext::close_loop() {
   loop_closed_ = true;
   // The deadline timer is the context's own handle: close it and let its close complete.
   uv_close(reinterpret_cast<uv_handle_t*>(&deadline_timer_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&deferred_idle_), nullptr);
   uv_run(&loop_, UV_RUN_NOWAIT);
   uv_loop_close(&loop_);
 }
@@ -128,6 +134,28 @@ void IoContext::close_streams() {
 // Likewise for drain(), which at most closes.
 void IoContext::drain_streams() {
   for (Stream* s = streams_; s; s = s->io_next_) s->drain();
+}
+
+void IoContext::defer(TcpTransport* t) {
+  if (deferred_.empty()) uv_idle_start(&deferred_idle_, deferred_cb);
+  deferred_.push_back(t);
+}
+
+void IoContext::cancel_deferred(TcpTransport* t) {
+  deferred_.erase(std::remove(deferred_.begin(), deferred_.end(), t), deferred_.end());
+  std::replace(running_.begin(), running_.end(), t, static_cast<TcpTransport*>(nullptr));
+  if (deferred_.empty()) uv_idle_stop(&deferred_idle_);
+}
+
+// What the batch's reports cause lands in deferred_, for the next turn.
+void IoContext::deferred_cb(uv_idle_t* h) {
+  auto* self = static_cast<IoContext*>(h->data);
+  self->running_.swap(self->deferred_);
+  if (self->deferred_.empty()) uv_idle_stop(&self->deferred_idle_);
+  for (size_t i = 0; i < self->running_.size(); ++i)
+    if (TcpTransport* t = self->running_[i]) t->run_deferred();
+  self->running_.clear();
+  if (self->deferred_.empty()) uv_idle_stop(&self->deferred_idle_);
 }
 
 }  // namespace berth

@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include <cstddef>
+#include <vector>
 
 #include "proxy/base/buffer_pool.h"
 #include "proxy/base/string_pool.h"
@@ -15,6 +16,7 @@
 namespace berth {
 
 class Stream;
+class TcpTransport;
 struct WriteReq;
 
 class IoContext {
@@ -41,6 +43,12 @@ class IoContext {
   void drain_streams();
   size_t open_streams() const { return open_streams_; }
 
+  // A transport with something finished to report (a write the kernel took whole, a shutdown):
+  // its run_deferred() is called from the loop's next turn, never from inside the call that
+  // finished it. cancel_deferred: it is going away.
+  void defer(TcpTransport* t);
+  void cancel_deferred(TcpTransport* t);
+
  protected:
   // Closes the loop; the owner calls it once every handle is closed.
   void close_loop();
@@ -55,10 +63,16 @@ class IoContext {
   void remove_deadline(Stream* s);
   void arm_deadline_timer(uint64_t due);
   static void deadline_timer_cb(uv_timer_t* t);
+  static void deferred_cb(uv_idle_t* h);
 
   uv_loop_t loop_;
   uv_timer_t deadline_timer_;
   uint64_t deadline_timer_due_ = 0;  // loop ms the timer is armed for; 0 = stopped
+  // Runs while transports wait in deferred_ (an active idle handle also keeps the loop from
+  // blocking in its poll meanwhile); running_: the turn's batch being reported.
+  uv_idle_t deferred_idle_;
+  std::vector<TcpTransport*> deferred_;
+  std::vector<TcpTransport*> running_;
   DeadlineWheel deadlines_;
   BufferPool pool_;
   StringPool strings_;

@@ -1,8 +1,10 @@
-// Plain TCP under a Stream: one uv_tcp_t, read into the loop's pool blocks, batches written
-// with a single uv_write (one writev), shutdown and close through libuv. The handle's memory
-// lives in this object, which its owner deletes only after on_transport_closed. The connect and
-// shutdown requests are allocated only when made (an accepted connection never connects, and
-// most never shut down), so an idle connection holds the handle, its facts and little else.
+// Plain TCP under a Stream: the socket watched by one uv_poll_t (160 bytes, where a uv_tcp_t
+// takes 248: every idle connection carries one), read into the loop's pool blocks, each batch
+// sent with one sendmsg (one writev) and the rest, if the kernel takes only part, when the
+// socket is writable again. Connect, shutdown and close are done here too. What finishes at once
+// (a batch the kernel took whole, a shutdown, a refused connect) is reported from the loop's
+// next turn (IoContext::defer), never from inside the call. The handle's memory lives in this
+// object, which its owner deletes only after on_transport_closed.
 #pragma once
 
 #include <uv.h>
@@ -15,10 +17,11 @@ namespace berth {
 class TcpTransport final : public Transport {
  public:
   explicit TcpTransport(IoContext* io);
+  ~TcpTransport() override;
   TcpTransport(const TcpTransport&) = delete;
   TcpTransport& operator=(const TcpTransport&) = delete;
 
-  // Takes an accepted, non-blocking socket. 0 or a libuv error.
+  // Takes an accepted, non-blocking socket. 0 or a libuv error (then the socket is not taken).
   int open(int fd);
 
   const ConnectionInfo& info() override;
@@ -28,23 +31,49 @@ class TcpTransport final : public Transport {
   int write(WriteReq* wr) override;
   int shutdown() override;
   void close() override;
-  size_t buffered_bytes() const override { return tcp_.write_queue_size; }
+  size_t buffered_bytes() const override;
   bool has_unread_input() override;
 
  private:
-  static void alloc_cb(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
-  static void read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
-  static void write_cb(uv_write_t* req, int status);
-  static void connect_cb(uv_connect_t* req, int status);
-  static void shutdown_cb(uv_shutdown_t* req, int status);
+  friend class IoContext;  // run_deferred
+  static void poll_cb(uv_poll_t* p, int status, int events);
   static void close_cb(uv_handle_t* h);
-  uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
   void fill_info();
+  int fd() const { return polling_ ? poll_.io_watcher.fd : -1; }
+  void on_readable();
+  void on_writable();
+  // The first queued batch not sent whole, or nullptr.
+  WriteReq* unsent() const;
+  // Sends queued batches until the kernel takes no more; false on an error (kept in error_).
+  bool send_queued();
+  // Reports the batches sent whole, then a write error, then shuts down if asked and nothing
+  // is left to send; stops when the owner closes meanwhile.
+  void report_finished();
+  // Starts/stops watching the socket for what is wanted now.
+  void watch();
+  void defer();
+  void run_deferred();
+  void finish_close();
 
-  uv_tcp_t tcp_;
-  ConnectionInfo info_;
-  bool info_filled_ = false;
-  bool closing_ = false;
+  IoContext* io_;
+  uv_poll_t poll_;
+  // Batches in order, linked by next_free; each knows its size and the bytes sent. Those sent
+  // whole are at the front until reported.
+  WriteReq* queue_ = nullptr;
+  int error_ = 0;  // a write or connect error, to report
+  // The peer's facts in binary, read once (fill_info); info() makes a ConnectionInfo of them.
+  uint16_t peer_port_ = 0;
+  uint16_t local_port_ = 0;
+  uint8_t peer_bytes_[16];
+  uint8_t peer_family_ = 0;
+  uint8_t watched_ = 0;                // UV_READABLE | UV_WRITABLE being watched
+  bool polling_ : 1 = false;           // poll_ is initialised (the socket is open)
+  bool reading_ : 1 = false;
+  bool connecting_ : 1 = false;
+  bool shutdown_pending_ : 1 = false;  // shutdown() asked, not yet done and reported
+  bool deferred_ : 1 = false;          // in the IoContext's list for its next turn
+  bool closing_ : 1 = false;
+  bool info_filled_ : 1 = false;
 };
 
 }  // namespace berth

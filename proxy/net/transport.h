@@ -79,7 +79,9 @@ class Transport {
   // Who gets the callbacks; set once, before any other call.
   void bind(TransportEvents* events) { events_ = events; }
 
-  // Scheme and peer facts, for the accepting side.
+  // Scheme and peer facts, for the accepting side. The reference is good until the next info()
+  // call on this thread (a transport may make it on demand instead of carrying it): copy what
+  // is to be kept.
   virtual const ConnectionInfo& info() = 0;
 
   // Opens an outbound connection; 0 or a libuv error (then nothing is reported).

@@ -27,7 +27,9 @@ struct WriteReq {
   uint8_t nsegments = 0;
   Segment segments[kMaxSegments];
   std::string owned;     // chunk headers, heads, local replies
-  WriteReq* next_free = nullptr;
+  WriteReq* next_free = nullptr;  // the free list; a transport's queue while it is taken
+  uint32_t size = 0;     // for a transport that sends it in parts: its bytes, and those sent
+  uint32_t sent = 0;
 
   const char* segment_data(uint8_t i) const {
     const Segment& s = segments[i];

@@ -218,3 +218,120 @@ TEST_CASE("tcp transport: an accepted connection reports scheme, peer and local 
   ::close(cfd);
   ::close(lfd);
 }
+
+namespace {
+
+// Records what a bare TcpTransport reports, and whether it came from inside a call.
+struct Events final : TransportEvents {
+  IoContext* io = nullptr;
+  bool in_call = false;
+  bool reported_in_call = false;
+  int connected = 1;  // 1: not reported yet
+  int writes_done = 0;
+  int write_status = 0;
+  bool closed = false;
+  void note() { reported_in_call = reported_in_call || in_call; }
+  void on_transport_read(Block* block, ssize_t) override {
+    note();
+    if (block) BufferPool::unref(block);
+  }
+  void on_transport_write_done(WriteReq* wr, int status) override {
+    note();
+    ++writes_done;
+    write_status = status;
+    io->release_write(wr);
+  }
+  void on_transport_connected(int status) override {
+    note();
+    connected = status;
+  }
+  void on_transport_shutdown(int) override { note(); }
+  void on_transport_closed() override {
+    note();
+    closed = true;
+  }
+};
+
+sockaddr_in loopback(uint16_t port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return a;
+}
+
+// A loopback listener on an ephemeral port (or, closed at once, a port that refuses).
+int listen_loopback(uint16_t& port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a = loopback(0);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(::listen(fd, 4) == 0);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  port = ntohs(a.sin_port);
+  return fd;
+}
+
+}  // namespace
+
+TEST_CASE("tcp transport: connect, write and close report later, never from inside the call", "[stream][tcp]") {
+  IoContext io;
+  uint16_t port = 0;
+  const int lfd = listen_loopback(port);
+  Events ev;
+  ev.io = &io;
+  auto* t = new TcpTransport(&io);
+  t->bind(&ev);
+  const sockaddr_in to = loopback(port);
+  ev.in_call = true;
+  REQUIRE(t->connect(reinterpret_cast<const sockaddr*>(&to)) == 0);
+  ev.in_call = false;
+  REQUIRE(run_until(io, [&] { return ev.connected != 1; }));
+  CHECK(ev.connected == 0);
+  const int afd = ::accept(lfd, nullptr, nullptr);
+  REQUIRE(afd >= 0);
+
+  WriteReq* wr = io.acquire_write();
+  wr->owned = "hello";
+  wr->nsegments = 1;
+  wr->segments[0] = {nullptr, 0, 5};
+  ev.in_call = true;
+  REQUIRE(t->write(wr) == 0);
+  ev.in_call = false;
+  CHECK(ev.writes_done == 0);
+  REQUIRE(run_until(io, [&] { return ev.writes_done == 1; }));
+  CHECK(ev.write_status == 0);
+  char buf[16] = {0};
+  CHECK(::read(afd, buf, sizeof buf) == 5);
+  CHECK(std::string(buf) == "hello");
+
+  ev.in_call = true;
+  t->close();
+  t->close();
+  ev.in_call = false;
+  REQUIRE(run_until(io, [&] { return ev.closed; }));
+  CHECK_FALSE(ev.reported_in_call);
+  delete t;
+  ::close(afd);
+  ::close(lfd);
+}
+
+TEST_CASE("tcp transport: a refused connect is reported from the loop", "[stream][tcp]") {
+  IoContext io;
+  uint16_t port = 0;
+  ::close(listen_loopback(port));  // nothing listens there now
+  Events ev;
+  ev.io = &io;
+  auto* t = new TcpTransport(&io);
+  t->bind(&ev);
+  const sockaddr_in to = loopback(port);
+  ev.in_call = true;
+  REQUIRE(t->connect(reinterpret_cast<const sockaddr*>(&to)) == 0);
+  ev.in_call = false;
+  REQUIRE(run_until(io, [&] { return ev.connected != 1; }));
+  CHECK(ev.connected == UV_ECONNREFUSED);
+  t->close();
+  REQUIRE(run_until(io, [&] { return ev.closed; }));
+  CHECK_FALSE(ev.reported_in_call);
+  delete t;
+}
