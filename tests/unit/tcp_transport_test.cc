@@ -272,13 +272,9 @@ int listen_loopback(uint16_t& port) {
   return fd;
 }
 
-}  // namespace
-
-TEST_CASE("tcp transport: connect, write and close report later, never from inside the call", "[stream][tcp]") {
-  IoContext io;
-  uint16_t port = 0;
-  const int lfd = listen_loopback(port);
-  Events ev;
+// A transport bound to `ev` that connects to the loopback `port`; returns once the outcome is
+// reported (connect itself reports nothing).
+TcpTransport* connect_loopback(IoContext& io, Events& ev, uint16_t port) {
   ev.io = &io;
   auto* t = new TcpTransport(&io);
   t->bind(&ev);
@@ -287,6 +283,17 @@ TEST_CASE("tcp transport: connect, write and close report later, never from insi
   REQUIRE(t->connect(reinterpret_cast<const sockaddr*>(&to)) == 0);
   ev.in_call = false;
   REQUIRE(run_until(io, [&] { return ev.connected != 1; }));
+  return t;
+}
+
+}  // namespace
+
+TEST_CASE("tcp transport: connect, write and close report later, never from inside the call", "[stream][tcp]") {
+  IoContext io;
+  uint16_t port = 0;
+  const int lfd = listen_loopback(port);
+  Events ev;
+  TcpTransport* t = connect_loopback(io, ev, port);
   CHECK(ev.connected == 0);
   const int afd = ::accept(lfd, nullptr, nullptr);
   REQUIRE(afd >= 0);
@@ -321,14 +328,7 @@ TEST_CASE("tcp transport: a refused connect is reported from the loop", "[stream
   uint16_t port = 0;
   ::close(listen_loopback(port));  // nothing listens there now
   Events ev;
-  ev.io = &io;
-  auto* t = new TcpTransport(&io);
-  t->bind(&ev);
-  const sockaddr_in to = loopback(port);
-  ev.in_call = true;
-  REQUIRE(t->connect(reinterpret_cast<const sockaddr*>(&to)) == 0);
-  ev.in_call = false;
-  REQUIRE(run_until(io, [&] { return ev.connected != 1; }));
+  TcpTransport* t = connect_loopback(io, ev, port);
   CHECK(ev.connected == UV_ECONNREFUSED);
   t->close();
   REQUIRE(run_until(io, [&] { return ev.closed; }));
