@@ -88,6 +88,7 @@ void Exchange::reset() {
   filters.reset();
   held_head.clear();
   head_only = has_body = false;
+  body_block = nullptr;
   replay.reset();
   upstream_head.clear();
   plan = {};
@@ -168,7 +169,6 @@ void ClientConn::on_read(Block* block, ssize_t nread) {
 
 void ClientConn::process_input(Block* block, size_t off, size_t len) {
   const char* data = block->data() + off;
-  current_block_ = block;
   while (len > 0 && !closing()) {
     switch (phase_) {
       case Phase::kClosing:
@@ -731,7 +731,7 @@ void ClientConn::send_request_head() {
 }
 
 bool ClientConn::feed_request_body(Block* block, const char*& data, size_t& len) {
-  current_block_ = block;
+  ex_->body_block = block;
   ex_->last_body_at = now();
   Exchange* ex = ex_;
   MessageParser::Result r = ex_->body.feed(data, len);
@@ -778,9 +778,9 @@ void ClientConn::on_body_data(const char* data, size_t len) {
   if (!upstream_ || len == 0) return;
   if (ex_->req_framing == http::Framing::kChunked) {
     char hdr[24];
-    upstream_->write_block(current_block_, data, len, chunk_header(hdr, len), "\r\n");
+    upstream_->write_block(ex_->body_block, data, len, chunk_header(hdr, len), "\r\n");
   } else {
-    upstream_->write_block(current_block_, data, len);
+    upstream_->write_block(ex_->body_block, data, len);
   }
   if (upstream_ && upstream_->write_queue_bytes() > ex_->rt->limits.write_buffer_bytes) backpressured_ = true;
 }

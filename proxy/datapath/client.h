@@ -43,6 +43,7 @@ struct Exchange {
   std::string held_head;                // the head, kept while a filter is pending
   bool head_only = false;               // the head held no body bytes still to come
   MessageParser body;                   // request body framing
+  Block* body_block = nullptr;          // the read block body bytes are fed from (zero-copy)
   ReplayBuffer replay;                  // the body read so far, while small enough to replay
   std::string upstream_head;            // kept until the response starts, for a safe retry
   http::ResponsePlan plan;
@@ -187,7 +188,6 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   Block* pending_block_ = nullptr;      // unprocessed input (pipelined request, early body)
   uint32_t pending_off_ = 0;
   uint32_t pending_len_ = 0;
-  Block* current_block_ = nullptr;      // block being parsed (for zero-copy body forwarding)
   uint64_t deadline_ = 0;               // header/idle deadline, or last tunnel activity (loop ms)
   Phase phase_ = Phase::kIdle;
   bool peer_eof_ = false;

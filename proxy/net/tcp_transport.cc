@@ -21,14 +21,14 @@ void set_nodelay(int fd) {
 
 }  // namespace
 
-TcpTransport::TcpTransport(IoContext* io) : io_(io) {}
+TcpTransport::TcpTransport(IoContext* io) { poll_.loop = io->loop(); }
 
 TcpTransport::~TcpTransport() {
-  if (deferred_) io_->cancel_deferred(this);
+  if (deferred_) io()->cancel_deferred(this);
 }
 
 int TcpTransport::open(int fd) {
-  int rc = uv_poll_init_socket(io_->loop(), &poll_, fd);
+  int rc = uv_poll_init_socket(poll_.loop, &poll_, fd);
   if (rc != 0) return rc;
   poll_.data = this;
   polling_ = true;
@@ -221,7 +221,7 @@ void TcpTransport::on_writable() {
 }
 
 void TcpTransport::on_readable() {
-  Block* b = io_->pool().acquire();
+  Block* b = io()->pool().acquire();
   ssize_t n;
   do n = ::read(fd(), b->data(), b->capacity);
   while (n < 0 && errno == EINTR);
@@ -290,7 +290,7 @@ void TcpTransport::watch() {
 void TcpTransport::defer() {
   if (deferred_) return;
   deferred_ = true;
-  io_->defer(this);
+  io()->defer(this);
 }
 
 void TcpTransport::run_deferred() {
@@ -321,7 +321,7 @@ void TcpTransport::close_cb(uv_handle_t* h) { static_cast<TcpTransport*>(h->data
 // Everything still owed is reported (cancelled), then the close.
 void TcpTransport::finish_close() {
   if (deferred_) {
-    io_->cancel_deferred(this);
+    io()->cancel_deferred(this);
     deferred_ = false;
   }
   if (polling_) ::close(fd());

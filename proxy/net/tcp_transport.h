@@ -55,7 +55,9 @@ class TcpTransport final : public Transport {
   void run_deferred();
   void finish_close();
 
-  IoContext* io_;
+  // Its context: poll_.loop is set at construction (before the socket is known) and stays.
+  IoContext* io() const { return IoContext::of(poll_.loop); }
+
   uv_poll_t poll_;
   // Batches in order, linked by next_free; each knows its size and the bytes sent. Those sent
   // whole are at the front until reported.
