@@ -186,15 +186,16 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   Exchange* ex_ = nullptr;
   UpstreamConn* upstream_ = nullptr;
   Block* pending_block_ = nullptr;      // unprocessed input (pipelined request, early body)
-  uint32_t pending_off_ = 0;
-  uint32_t pending_len_ = 0;
   uint64_t deadline_ = 0;               // header/idle deadline, or last tunnel activity (loop ms)
-  Phase phase_ = Phase::kIdle;
-  bool peer_eof_ = false;
-  bool draining_ = false;
-  bool backpressured_ = false;          // upstream write queue above the bound
-  bool lingering_ = false;
-  bool linger_on_close_ = false;        // unread request bytes may follow: linger before close
+  uint32_t pending_len_ = 0;
+  // Packed with the offset (blocks are 64 KiB: IoContext's pool): every idle connection has them.
+  uint32_t pending_off_ : 24 = 0;
+  Phase phase_ : 3 = Phase::kIdle;
+  bool peer_eof_ : 1 = false;
+  bool draining_ : 1 = false;
+  bool backpressured_ : 1 = false;      // upstream write queue above the bound
+  bool lingering_ : 1 = false;
+  bool linger_on_close_ : 1 = false;    // unread request bytes may follow: linger before close
 };
 
 }  // namespace berth

@@ -95,7 +95,7 @@ int TcpTransport::connect(const sockaddr* addr) {
   }
   connecting_ = true;
   if (err == ECONNREFUSED) {
-    error_ = UV_ECONNREFUSED;
+    error_ = static_cast<int16_t>(UV_ECONNREFUSED);
     defer();
   } else {
     watch();
@@ -172,7 +172,7 @@ bool TcpTransport::send_queued() {
       if (w < 0) {
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) return true;  // the rest when writable
-        error_ = -errno;
+        error_ = static_cast<int16_t>(-errno);
         return false;
       }
       wr->sent += static_cast<uint32_t>(w);
@@ -211,7 +211,7 @@ void TcpTransport::on_writable() {
     if (err == EINPROGRESS) return;
     connecting_ = false;
     if (err == 0) set_nodelay(fd());
-    else error_ = -err;
+    else error_ = static_cast<int16_t>(-err);
     watch();
     events_->on_transport_connected(err == 0 ? 0 : -err);
     if (closing_ || err != 0) return;
@@ -248,7 +248,7 @@ void TcpTransport::poll_cb(uv_poll_t* p, int status, int events) {
     int err = 0;
     socklen_t len = sizeof err;
     if (getsockopt(self->fd(), SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0) status = -err;
-    if (self->error_ == 0) self->error_ = status;
+    if (self->error_ == 0) self->error_ = static_cast<int16_t>(status);
     if (self->connecting_) {
       self->connecting_ = false;
       self->watch();

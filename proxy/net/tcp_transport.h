@@ -62,13 +62,13 @@ class TcpTransport final : public Transport {
   // Batches in order, linked by next_free; each knows its size and the bytes sent. Those sent
   // whole are at the front until reported.
   WriteReq* queue_ = nullptr;
-  int error_ = 0;  // a write or connect error, to report
   // The peer's facts in binary, read once (fill_info); info() makes a ConnectionInfo of them.
   uint16_t peer_port_ = 0;
   uint16_t local_port_ = 0;
-  uint8_t peer_bytes_[16];
-  uint8_t peer_family_ = 0;
-  uint8_t watched_ = 0;                // UV_READABLE | UV_WRITABLE being watched
+  int16_t error_ = 0;                  // a write or connect error (a libuv code), to report
+  // Flags, packed: every idle connection carries them.
+  uint8_t peer_family_ : 3 = 0;        // 0, 4 or 6
+  uint8_t watched_ : 2 = 0;            // UV_READABLE | UV_WRITABLE being watched
   bool polling_ : 1 = false;           // poll_ is initialised (the socket is open)
   bool reading_ : 1 = false;
   bool connecting_ : 1 = false;
@@ -76,6 +76,7 @@ class TcpTransport final : public Transport {
   bool deferred_ : 1 = false;          // in the IoContext's list for its next turn
   bool closing_ : 1 = false;
   bool info_filled_ : 1 = false;
+  uint8_t peer_bytes_[16];
 };
 
 }  // namespace berth
