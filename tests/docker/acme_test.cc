@@ -16,20 +16,8 @@ TEST_CASE("docker: a container labelled berth.tls.acme=true gets a certificate f
   it::Pebble pebble(http_port, tls_port);
   it::TempDir state;
   const std::string yaml =
-      "listeners:\n"
-      "  - \"127.0.0.1:" + std::to_string(http_port) + "\"\n"
-      "  - address: \"127.0.0.1:" + std::to_string(tls_port) + "\"\n"
-      "    tls:\n"
-      "      certificates: [{cert: \"" + pebble.dir.file("default.pem") + "\", key: \"" + pebble.dir.file("default.key") + "\"}]\n"
-      "workers: 2\n"
-      "admin: {address: \"127.0.0.1:0\"}\n"
-      "docker: {enabled: true, endpoint: \"" + engine().host + "\", empty_route_grace: 2s, reconnect_max: 1s}\n"
-      "acme:\n"
-      "  directory: " + pebble.directory() + "\n"
-      "  email: ops@example.com\n"
-      "  storage: " + state.file("acme") + "\n"
-      "  ca_bundle: " + pebble.ca() + "\n"
-      "  challenge: http-01\n";
+      it::acme_base_yaml(http_port, tls_port, pebble, state.file("acme"), "http-01") +
+      "docker: {enabled: true, endpoint: \"" + engine().host + "\", empty_route_grace: 2s, reconnect_max: 1s}\n";
   it::Berth berth(yaml);
   INFO(berth.error() << "\n" << it::tail(berth.log()));
   REQUIRE(berth.ok());

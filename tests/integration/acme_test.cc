@@ -22,20 +22,7 @@ namespace {
 
 std::string acme_yaml(uint16_t http_port, uint16_t tls_port, const Pebble& p, const std::string& storage,
                       const std::string& challenge, const std::string& routes, Origin& origin) {
-  return "listeners:\n"
-         "  - \"127.0.0.1:" + std::to_string(http_port) + "\"\n"
-         "  - address: \"127.0.0.1:" + std::to_string(tls_port) + "\"\n"
-         "    tls:\n"
-         "      certificates: [{cert: \"" + p.dir.file("default.pem") + "\", key: \"" + p.dir.file("default.key") + "\"}]\n"
-         "workers: 2\n"
-         "admin: {address: \"127.0.0.1:0\"}\n"
-         "acme:\n"
-         "  directory: " + p.directory() + "\n"
-         "  email: ops@example.com\n"
-         "  storage: " + storage + "\n"
-         "  ca_bundle: " + p.ca() + "\n"
-         "  challenge: " + challenge + "\n"
-         "  renew_before: 720h\n"
+  return acme_base_yaml(http_port, tls_port, p, storage, challenge) +
          "routes:\n" + routes +
          "services:\n"
          "  s: {endpoints: [\"" + origin.address() + "\"]}\n";

@@ -103,6 +103,28 @@ struct Pebble {
   }
 };
 
+// A Berth config's listeners (plain on http_port, TLS with the fixture's default certificate on
+// tls_port), workers: 2, an admin listener and the acme: section for `pebble`; routes and the
+// rest follow.
+inline std::string acme_base_yaml(uint16_t http_port, uint16_t tls_port, const Pebble& pebble,
+                                  const std::string& storage, const std::string& challenge) {
+  return "listeners:\n"
+         "  - \"127.0.0.1:" + std::to_string(http_port) + "\"\n"
+         "  - address: \"127.0.0.1:" + std::to_string(tls_port) + "\"\n"
+         "    tls:\n"
+         "      certificates: [{cert: \"" + pebble.dir.file("default.pem") + "\", key: \"" +
+         pebble.dir.file("default.key") + "\"}]\n"
+         "workers: 2\n"
+         "admin: {address: \"127.0.0.1:0\"}\n"
+         "acme:\n"
+         "  directory: " + pebble.directory() + "\n"
+         "  email: ops@example.com\n"
+         "  storage: " + storage + "\n"
+         "  ca_bundle: " + pebble.ca() + "\n"
+         "  challenge: " + challenge + "\n"
+         "  renew_before: 720h\n";
+}
+
 // The ACME entry of /api/routes whose first host is `host` (null when absent).
 inline nlohmann::json acme_state(uint16_t admin_port, const std::string& host) {
   Response r = http_get(admin_port, "/api/routes", "127.0.0.1");
