@@ -1,5 +1,7 @@
 #include "proxy/net/io_context.h"
 
+#include "proxy/net/transport.h"
+
 #include "proxy/net/stream.h"
 
 namespace berth {
@@ -15,6 +17,8 @@ IoContext::IoContext() : deadlines_((uv_loop_init(&loop_), uv_now(&loop_))) {
   loop_.data = this;  // handles find their context through their loop
   uv_timer_init(&loop_, &deadline_timer_);
   deadline_timer_.data = this;
+  uv_idle_init(&loop_, &write_done_idle_);
+  write_done_idle_.data = this;
 }
 
 IoContext::~IoContext() {
@@ -29,8 +33,13 @@ IoContext::~IoContext() {
 void IoContext::close_loop() {
   if (loop_closed_) return;
   loop_closed_ = true;
-  // The deadline timer is the context's own handle: close it and let its close complete.
+  // Completions nobody is left to hear: their streams are gone with the loop.
+  for (auto& [to, wr] : write_done_) release_write(wr);
+  write_done_.clear();
+  // The deadline timer and the idle handle are the context's own: close them and let their
+  // closes complete.
   uv_close(reinterpret_cast<uv_handle_t*>(&deadline_timer_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&write_done_idle_), nullptr);
   uv_run(&loop_, UV_RUN_NOWAIT);
   uv_loop_close(&loop_);
 }
@@ -69,6 +78,40 @@ void IoContext::release_write(WriteReq* w) {
   w->next_free = free_writes_;
   free_writes_ = w;
   ++free_write_count_;
+}
+
+void IoContext::defer_write_done(TransportEvents* to, WriteReq* wr) {
+  if (write_done_.empty()) uv_idle_start(&write_done_idle_, write_done_cb);
+  write_done_.emplace_back(to, wr);
+}
+
+void IoContext::flush_write_done(TransportEvents* to) {
+  for (size_t i = 0; i < write_done_.size();) {
+    if (write_done_[i].first != to) {
+      ++i;
+      continue;
+    }
+    WriteReq* wr = write_done_[i].second;
+    write_done_.erase(write_done_.begin() + static_cast<std::ptrdiff_t>(i));  // in order: a stream's writes complete as made
+    to->on_transport_write_done(wr, 0);
+  }
+  if (write_done_.empty()) uv_idle_stop(&write_done_idle_);
+}
+
+void IoContext::write_done_cb(uv_idle_t* idle) {
+  auto* self = static_cast<IoContext*>(idle->data);
+  // A completion may write again (and defer again): those wait for the next round.
+  std::vector<std::pair<TransportEvents*, WriteReq*>> batch;
+  batch.swap(self->write_done_);
+  uv_idle_stop(idle);
+  for (auto& [to, wr] : batch) to->on_transport_write_done(wr, 0);
+  // Keep the vector's room for the next round.
+  if (self->write_done_.empty()) {
+    batch.clear();
+    self->write_done_.swap(batch);
+  } else {
+    uv_idle_start(idle, write_done_cb);
+  }
 }
 
 void IoContext::track(Stream* s) {

@@ -7,6 +7,8 @@
 #include <uv.h>
 
 #include <cstddef>
+#include <utility>
+#include <vector>
 
 #include "proxy/base/buffer_pool.h"
 #include "proxy/base/string_pool.h"
@@ -15,6 +17,7 @@
 namespace berth {
 
 class Stream;
+class TransportEvents;
 struct WriteReq;
 
 class IoContext {
@@ -35,6 +38,15 @@ class IoContext {
   // now and then, so that a burst's peak does not stay resident.
   void trim_pools();
 
+  // A write a transport finished at once (every byte in the kernel): its completion is reported
+  // to `to` from the loop's next idle phase, as libuv would report it from its pending phase,
+  // but without libuv's write queue, whose drain re-registers the socket with epoll (one
+  // epoll_ctl per write).
+  void defer_write_done(TransportEvents* to, WriteReq* wr);
+  // Reports now, with status 0, the deferred completions for `to` (its transport is closing:
+  // they must come before its close callback, as libuv's do).
+  void flush_write_done(TransportEvents* to);
+
   // Closes every open stream (each frees itself once its handles are closed).
   void close_streams();
   size_t open_streams() const { return open_streams_; }
@@ -53,9 +65,12 @@ class IoContext {
   void remove_deadline(Stream* s);
   void arm_deadline_timer(uint64_t due);
   static void deadline_timer_cb(uv_timer_t* t);
+  static void write_done_cb(uv_idle_t* idle);
 
   uv_loop_t loop_;
   uv_timer_t deadline_timer_;
+  uv_idle_t write_done_idle_;  // active while completions wait in write_done_
+  std::vector<std::pair<TransportEvents*, WriteReq*>> write_done_;
   uint64_t deadline_timer_due_ = 0;  // loop ms the timer is armed for; 0 = stopped
   DeadlineWheel deadlines_;
   BufferPool pool_;
