@@ -13,9 +13,10 @@
 #   auth10.test   the same with a cost-10 bcrypt entry (the control run)
 # The origin and the load generators run on core 1.
 #
-# 1. Policy cost: wrk -t 1 -c 64 GET /small (100 B) against plain.test and policy.test, in
-#    interleaved rounds (the order alternates), medians. Bar: the median of the rounds' own
-#    policy / plain req/s ratios >= 0.95, and no request refused (0 non-2xx, 0 socket errors). For reference (no bar), the same
+# 1. Policy cost: wrk -t 1 -c 64 GET /small (100 B) against plain.test and policy.test. Each
+#    round runs each route twice for half a run, in the order A B B A (which route is A
+#    alternates), so that the machine's drift within a round weighs on both alike. Bar: the
+#    median of the rounds' own policy / plain req/s ratios >= 0.95, and no request refused (0 non-2xx, 0 socket errors). For reference (no bar), the same
 #    against nginx (one worker, core 0) with the same two servers: plain, and allow/deny +
 #    limit_req far above the load + proxy_set_header / add_header / proxy_hide_header.
 # 2. bcrypt under load: bench/paced.cc (berth-bench-paced, an open-loop client at a fixed rate:
@@ -36,7 +37,8 @@
 #   BENCH_SKIP_BUILD=1      skip install-deps and the cmake build [0]
 #   BENCH_BUILD_DIR         build directory with berth and the bench tools [build-bench]
 #   BENCH_BERTH             the berth binary [$BENCH_BUILD_DIR/berth]
-#   BENCH_DURATION, BENCH_REPS   seconds per run, rounds [8, 3; --quick: 2, 1]
+#   BENCH_DURATION, BENCH_REPS   seconds per run, rounds [6, 5; --quick: 2, 1] (part 1 runs
+#                           each route twice per round for half of BENCH_DURATION each)
 #   BENCH_PACED_RATE        requests/s of the fixed-rate client in part 2 [2000]
 #   BENCH_FLOOD_RATE        wrong passwords/s in part 2 [100]
 #   BENCH_BCRYPT_COST       bcrypt cost of auth.test's entry [5: htpasswd -B's default, and
@@ -249,11 +251,11 @@ check_berth() {  # what
 }
 
 # ---------------------------------------------------------------- 1. policy cost
-wrk_route() {  # server host round
-  local server=$1 f=$WORK/wrk.out rps p99 reqs non2xx serr t0 t1 cpu_us
+wrk_route() {  # server host round seconds
+  local server=$1 f=$WORK/wrk.out rps p99 reqs non2xx serr t0 t1 cpu_us secs=$4
   shift
   t0=$(proc_ticks "${PID_OF[$server]}")
-  timeout -k 5 $((DURATION + 30)) taskset -c "$LOAD_CORE" wrk -t 1 -c "$WRK_CONNS" -d "${DURATION}s" --latency \
+  timeout -k 5 $((secs + 30)) taskset -c "$LOAD_CORE" wrk -t 1 -c "$WRK_CONNS" -d "${secs}s" --latency \
     -H "Host: $1" "http://127.0.0.1:${PORT[$server]}/small" >"$f" 2>&1 || true
   { echo "===== wrk $server $1 round $2"; cat "$f"; } >>"$RAW"
   t1=$(proc_ticks "${PID_OF[$server]}")
@@ -303,6 +305,7 @@ paced() {
   sleep 0.5
 }
 
+HALF_RUN=$(((DURATION + 1) / 2))
 log "work directory $WORK; $DURATION s per run, $REPS round(s)"
 for server in "${SERVERS[@]}"; do  # warm-up
   for h in plain.test policy.test; do
@@ -315,8 +318,10 @@ for ((rep = 1; rep <= REPS; rep++)); do
   wait_quiet "round $rep"
   log "round $rep of $REPS"
   if ((rep % 2)); then order=(plain.test policy.test); else order=(policy.test plain.test); fi
+  # A B B A, each half a run: measured, one 6-s run after the other let the machine's drift
+  # move single rounds' ratios from 0.75 to 1.02 (bench/results/access-latest.md at 630025c).
   for server in "${SERVERS[@]}"; do
-    for h in "${order[@]}"; do wrk_route "$server" "$h" "$rep"; done
+    for h in "${order[@]}" "${order[1]}" "${order[0]}"; do wrk_route "$server" "$h" "$rep" "$HALF_RUN"; done
   done
   # An unmeasured second of paced load first: the first paced run after the wrk runs was slow
   # whichever kind it was (p99 several times the second's, measured), which would favour
@@ -349,9 +354,9 @@ ratio() {  # server column -> policy / plain of the medians
   awk -v a="$(value wrk "$1:policy.test" "$2")" -v b="$(value wrk "$1:plain.test" "$2")" \
     'BEGIN { if (a <= 0 || b <= 0) print "n/a"; else printf "%.3fx", a / b }'
 }
-paired() {  # server column -> the median over rounds of policy / plain within the round
-  awk -F'\t' -v s="$1" -v c="$2" '$1 == "wrk" && $2 == s ":plain.test" { b[$3] = $c }
-    $1 == "wrk" && $2 == s ":policy.test" { a[$3] = $c }
+paired() {  # server column -> the median over rounds of policy / plain within the round (summed over its A B B A)
+  awk -F'\t' -v s="$1" -v c="$2" '$1 == "wrk" && $2 == s ":plain.test" { b[$3] += $c }
+    $1 == "wrk" && $2 == s ":policy.test" { a[$3] += $c }
     END { for (r in a) if (a[r] > 0 && b[r] > 0) printf "%.6f\n", a[r] / b[r] }' "$RESULTS" | median -1 mean
 }
 ms() { awk -v u="$1" 'BEGIN { if (u < 0) print "n/a"; else printf "%.3f ms", u / 1000 }'; }
@@ -380,7 +385,8 @@ REPORT=$WORK/report.md
   echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); Berth ${BERTH_V:-?} (git $(git rev-parse --short HEAD 2>/dev/null || echo unknown), Release); $( (wrk -v 2>&1 || true) | awk 'NR == 1 { print $1, $2 }')"
   echo "- machine: nproc=$(nproc), $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), kernel $(uname -r); load average before: $LOAD_BEFORE"
   echo "- method: one Berth, one worker, the process (and so its thread pool) pinned to core $PROXY_CORE; bench/origin.cc and"
-  echo "  the load on core $LOAD_CORE; $DURATION s per run, $REPS interleaved round(s)$( ((QUICK)) && echo ' (--quick)'), medians."
+  echo "  the load on core $LOAD_CORE; $REPS interleaved round(s)$( ((QUICK)) && echo ' (--quick)'), medians; part 1: each route twice per"
+  echo "  round for $HALF_RUN s, in the order A B B A; part 2: $DURATION s per run."
   echo
   echo "## 1. Allow list + rate limit + header rules vs the plain route"
   echo

@@ -433,7 +433,7 @@ void ClientConn::handle_request_head(std::string_view head, std::string_view ear
   }
   if (route->filters && !route->filters->empty()) {
     FilterRequest freq{req,           *route, ex_->client.text(), ex_->client.addr, ex_->client.family,
-                       worker()->loop(), transport().info().scheme};
+                       worker()->loop(), transport().info().scheme, ex_->rec.start_ns};
     switch (ex_->filters.start(*route->filters, worker()->filter_states(), freq, this)) {
       case FilterResult::kContinue:
         break;
@@ -483,7 +483,7 @@ void ClientConn::on_filter_done() {
   // Parse the kept copy again: the views of ex_->req pointed into bytes that are gone.
   http::parse_request_head(ex_->held_head, ex_->rt->http_limits, ex_->req);
   FilterRequest freq{ex_->req,          *ex_->route,      ex_->client.text(), ex_->client.addr,
-                     ex_->client.family, worker()->loop(), transport().info().scheme};
+                     ex_->client.family, worker()->loop(), transport().info().scheme};  // now_ns 0: time has passed
   switch (ex_->filters.proceed(freq)) {
     case FilterResult::kContinue:
       forward_request();

@@ -25,6 +25,11 @@ void FilterWaiter::done(FilterResult result) const {
   run->on_done(result == FilterResult::kPending ? FilterResult::kContinue : result);
 }
 
+FilterChain::FilterChain(std::vector<std::shared_ptr<const RequestFilter>> filters) : filters_(std::move(filters)) {
+  stateful_.reserve(filters_.size());
+  for (const auto& f : filters_) stateful_.push_back(f->make_state() != nullptr);
+}
+
 FilterState* FilterStates::state_for(const std::shared_ptr<const RequestFilter>& filter) {
   auto it = states_.find(filter.get());
   if (it == states_.end()) it = states_.emplace(filter.get(), Entry{filter, filter->make_state()}).first;
@@ -60,7 +65,8 @@ FilterResult FilterRun::run_from(size_t index, const FilterRequest& req) {
     slot_->call = waiter_.call_ = ++calls_;
     in_call_ = true;
     sync_done_ = false;
-    FilterResult r = f->on_request(req, states_->state_for(f), edits_, reply_, waiter_);
+    FilterState* state = chain_->stateful(next_) ? states_->state_for(f) : nullptr;
+    FilterResult r = f->on_request(req, state, edits_, reply_, waiter_);
     in_call_ = false;
     if (r == FilterResult::kPending && !sync_done_) return FilterResult::kPending;  // done() comes later
     if (sync_done_) r = resumed_;  // done() was called before on_request returned

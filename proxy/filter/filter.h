@@ -55,6 +55,9 @@ struct FilterRequest {
   // that run no loop: such a filter then refuses).
   uv_loop_t* loop = nullptr;
   std::string_view scheme = "http";  // how the client reached Berth (X-Forwarded-Proto)
+  // Monotonic time (CLOCK_MONOTONIC ns) the request began, when the data path read it anyway;
+  // 0: unknown (a filter that needs the time reads the clock itself).
+  int64_t now_ns = 0;
 };
 
 // Per-worker mutable state of one filter (made by RequestFilter::make_state, used only on that
@@ -109,13 +112,16 @@ class RequestFilter {
 // The filters of one route, in order. Immutable once built; shared by workers and snapshots.
 class FilterChain {
  public:
-  explicit FilterChain(std::vector<std::shared_ptr<const RequestFilter>> filters)
-      : filters_(std::move(filters)) {}
+  explicit FilterChain(std::vector<std::shared_ptr<const RequestFilter>> filters);
   const std::vector<std::shared_ptr<const RequestFilter>>& filters() const noexcept { return filters_; }
   bool empty() const noexcept { return filters_.empty(); }
+  // Does filter i keep per-worker state? (Asked once here, so a run looks up no state for the
+  // stateless ones.)
+  bool stateful(size_t i) const noexcept { return stateful_[i]; }
 
  private:
   std::vector<std::shared_ptr<const RequestFilter>> filters_;
+  std::vector<bool> stateful_;
 };
 
 // One worker's filter states, by filter object. An entry keeps its filter alive, so a new filter

@@ -91,9 +91,12 @@ FilterResult RateLimitFilter::on_request(const FilterRequest& req, FilterState*,
         break;
       }
   }
-  const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                          std::chrono::steady_clock::now().time_since_epoch())
-                          .count();
+  // The request's start time when the data path has it (a clock read saved per request); it is
+  // at most a head's read time old, and a bucket never refills backwards (take()).
+  const int64_t now = req.now_ns ? req.now_ns
+                                 : std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                       std::chrono::steady_clock::now().time_since_epoch())
+                                       .count();
   TokenBuckets::Verdict v = buckets_->take(key, now);
   if (v.allowed) return FilterResult::kContinue;
   reply.status = 429;

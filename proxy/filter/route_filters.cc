@@ -52,11 +52,6 @@ void add_rules(const config::HeaderRules& rules, std::vector<std::string>& remov
   for (const auto& [name, value] : rules.add) add.push_back(Header{name, value});
 }
 
-void append_all(std::vector<std::string>& to, const std::vector<std::string>& from) {
-  to.insert(to.end(), from.begin(), from.end());
-}
-void append_all(std::vector<Header>& to, const std::vector<Header>& from) { to.insert(to.end(), from.begin(), from.end()); }
-
 }  // namespace
 
 std::shared_ptr<const FilterChain> build_route_filters(const config::Route& route) {
@@ -117,10 +112,11 @@ HeaderFilter::HeaderFilter(const config::HeaderRules& request, const config::Hea
 
 FilterResult HeaderFilter::on_request(const FilterRequest&, FilterState*, HeaderEdits& edits, FilterReply&,
                                       const FilterWaiter&) const {
-  append_all(edits.remove_request, edits_.remove_request);
-  append_all(edits.add_request, edits_.add_request);
-  append_all(edits.remove_response, edits_.remove_response);
-  append_all(edits.add_response, edits_.add_response);
+  // Pointed to, not copied: the rules live as long as the chain, and the chain as long as the
+  // exchange's snapshot. One such filter per chain.
+  edits.fixed = &edits_;
+  edits.fixed_after_request = static_cast<uint32_t>(edits.add_request.size());
+  edits.fixed_after_response = static_cast<uint32_t>(edits.add_response.size());
   return FilterResult::kContinue;
 }
 

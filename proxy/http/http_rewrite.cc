@@ -1,5 +1,6 @@
 #include "proxy/http/http_rewrite.h"
 
+#include <algorithm>
 #include <charconv>
 
 namespace berth::http {
@@ -63,6 +64,8 @@ void HeaderEdits::clear() noexcept {
   remove_response.clear();
   add_response.clear();
   target.clear();
+  fixed = nullptr;
+  fixed_after_request = fixed_after_response = 0;
 }
 
 namespace {
@@ -70,6 +73,21 @@ bool listed(const std::vector<std::string>& names, std::string_view name) {
   for (const std::string& n : names)
     if (iequals(n, name)) return true;
   return false;
+}
+
+// Is `name` removed by the edits (their own list, or the route's fixed rules)?
+bool removed(const HeaderEdits& edits, std::vector<std::string> HeaderEdits::*list, std::string_view name) {
+  return listed(edits.*list, name) || (edits.fixed && listed(edits.fixed->*list, name));
+}
+
+// The edits' added fields, the fixed rules' ones in their place.
+void append_added(std::string& out, const HeaderEdits& edits, std::vector<Header> HeaderEdits::*list, size_t fixed_at) {
+  const std::vector<Header>& own = edits.*list;
+  fixed_at = std::min(fixed_at, own.size());
+  for (size_t i = 0; i < fixed_at; ++i) append_field(out, own[i].name, own[i].value);
+  if (edits.fixed)
+    for (const Header& h : edits.fixed->*list) append_field(out, h.name, h.value);
+  for (size_t i = fixed_at; i < own.size(); ++i) append_field(out, own[i].name, own[i].value);
 }
 }  // namespace
 
@@ -91,7 +109,7 @@ void build_upstream_request(const RequestHead& req, const ForwardInfo& info, std
     std::string_view value = req.value(f);
     if (is_hop_by_hop(kind)) continue;
     if (!req.connection_tokens.empty() && req.is_connection_listed(name)) continue;
-    if (info.edits && listed(info.edits->remove_request, name)) continue;
+    if (info.edits && removed(*info.edits, &HeaderEdits::remove_request, name)) continue;
     switch (kind) {
       case FieldKind::kHost:
         // absolute-form: the target's authority replaces Host (RFC 9112 3.2.2).
@@ -140,8 +158,7 @@ void build_upstream_request(const RequestHead& req, const ForwardInfo& info, std
   append_uint(out, info.listener_port);
   out.append("\r\n");
   if (!request_id_written && !info.request_id.empty()) append_field(out, "X-Request-Id", info.request_id);
-  if (info.edits)
-    for (const Header& h : info.edits->add_request) append_field(out, h.name, h.value);
+  if (info.edits) append_added(out, *info.edits, &HeaderEdits::add_request, info.edits->fixed_after_request);
 
   switch (req.framing) {
     case Framing::kContentLength:
@@ -208,11 +225,10 @@ void build_client_response(const ResponseHead& resp, const ResponsePlan& plan, b
     }
     if (is_hop_by_hop(kind)) continue;
     if (!resp.connection_tokens.empty() && resp.is_connection_listed(name)) continue;
-    if (edits && listed(edits->remove_response, name)) continue;
+    if (edits && removed(*edits, &HeaderEdits::remove_response, name)) continue;
     append_field(out, name, resp.value(f));
   }
-  if (edits)
-    for (const Header& h : edits->add_response) append_field(out, h.name, h.value);
+  if (edits) append_added(out, *edits, &HeaderEdits::add_response, edits->fixed_after_response);
   if (is_upgrade_101) {
     out.append("Connection: upgrade\r\n\r\n");
     return;

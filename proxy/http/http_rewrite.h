@@ -29,9 +29,16 @@ struct HeaderEdits {
   // a route's path rewriting ("" = the client's). Checked by the filter that sets it: a path of
   // visible ASCII starting with '/'.
   std::string target;
+  // A route's own header rules (routes[].headers), the same for every request: pointed to, not
+  // copied per request (they belong to the route's filter chain, which outlives the exchange).
+  // Their fields go after the first fixed_after_request / fixed_after_response entries of
+  // add_request / add_response: where the rules' filter stands in the chain.
+  const HeaderEdits* fixed = nullptr;
+  uint32_t fixed_after_request = 0;
+  uint32_t fixed_after_response = 0;
   bool empty() const noexcept {
-    return remove_request.empty() && add_request.empty() && remove_response.empty() && add_response.empty() &&
-           target.empty();
+    return !fixed && remove_request.empty() && add_request.empty() && remove_response.empty() &&
+           add_response.empty() && target.empty();
   }
   void clear() noexcept;
 };

@@ -318,7 +318,8 @@ void TcpTransport::close() {
 
 void TcpTransport::close_cb(uv_handle_t* h) { static_cast<TcpTransport*>(h->data)->finish_close(); }
 
-// Everything still owed is reported (cancelled), then the close.
+// Everything still owed is reported, then the close: batches sent whole with 0 (as libuv
+// reports its completed writes before the close callback), the rest cancelled.
 void TcpTransport::finish_close() {
   if (deferred_) {
     io()->cancel_deferred(this);
@@ -333,7 +334,7 @@ void TcpTransport::finish_close() {
     WriteReq* wr = queue_;
     queue_ = wr->next_free;
     wr->next_free = nullptr;
-    events_->on_transport_write_done(wr, UV_ECANCELED);
+    events_->on_transport_write_done(wr, wr->sent == wr->size ? 0 : UV_ECANCELED);
   }
   if (shutdown_pending_) {
     shutdown_pending_ = false;

@@ -3,6 +3,7 @@
 // Authorization header unless the route forwards it; a bad htpasswd file is refused at load
 // with file:line, and on reload the running configuration keeps serving.
 #include <crypt.h>
+#include <poll.h>
 
 #include <catch2/catch.hpp>
 
@@ -16,9 +17,9 @@ using namespace it;
 
 namespace {
 
-std::string bcrypt(const std::string& password) {
+std::string bcrypt(const std::string& password, unsigned long cost = 5) {
   char setting[CRYPT_GENSALT_OUTPUT_SIZE];
-  REQUIRE(crypt_gensalt_rn("$2b$", 5, nullptr, 0, setting, sizeof setting) != nullptr);
+  REQUIRE(crypt_gensalt_rn("$2b$", cost, nullptr, 0, setting, sizeof setting) != nullptr);
   auto data = std::make_unique<crypt_data>();
   std::memset(data.get(), 0, sizeof(crypt_data));
   const char* out = crypt_r(password.c_str(), setting, data.get());
@@ -98,4 +99,42 @@ TEST_CASE("basic auth: a weak or missing htpasswd file is refused at startup wit
   INFO(err);
   CHECK(err.find(dir.file("p") + ":2:") != std::string::npos);  // relative to the config file
   CHECK(err.find("plain-text") != std::string::npos);
+}
+
+TEST_CASE("basic auth: while a password check runs, the same worker goes on serving other requests", "[auth]") {
+  // A cost-13 bcrypt check takes hundreds of milliseconds (about 0.5 s on the development
+  // machine): were it run on the worker loop, the plain requests below would wait for it and
+  // come back after its 401. Run off the loop, they come back while it is still being checked.
+  Origin origin{"A"};
+  REQUIRE(origin.ok());
+  TempDir dir;
+  REQUIRE(write_file(dir.file("slow.htpasswd"), "alice:" + bcrypt("wonderland", 13) + "\n"));
+  const std::string yaml = config_head(1) +
+                           "routes:\n"
+                           "  - {host: slow.test, service: s, access: {basic_auth: {htpasswd: \"" +
+                           dir.file("slow.htpasswd") + "\"}}}\n"
+                           "  - {host: plain.test, service: s}\n"
+                           "services:\n"
+                           "  s: {endpoints: [\"" + origin.address() + "\"]}\n";
+  Berth berth(yaml);
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+
+  Client guesser(berth.port());
+  Client other(berth.port());
+  REQUIRE(guesser.connected());
+  REQUIRE(other.connected());
+  REQUIRE(other.get("/x", "plain.test").status == 200);  // connected and served before the check starts
+  REQUIRE(guesser.send(make_request("GET", "/x", "slow.test", {basic("alice:not-it")})));
+  for (int i = 0; i < 5; ++i) {
+    Response r = other.get("/x", "plain.test");
+    INFO(r.error);
+    REQUIRE(r.status == 200);
+  }
+  // The five answers are in; the check is not done yet.
+  pollfd p{guesser.fd(), POLLIN, 0};
+  CHECK(::poll(&p, 1, 0) == 0);
+  CHECK(guesser.pending().empty());
+  Response denied = guesser.read_response();
+  check_berth_error(denied, 401, "auth-required");
 }

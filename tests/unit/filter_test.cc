@@ -12,6 +12,7 @@
 #include "proxy/filter/filter.h"
 #include "proxy/filter/route_filters.h"
 #include "proxy/http/http_head.h"
+#include "proxy/http/http_rewrite.h"
 #include "proxy/model/route_table.h"
 
 using namespace berth;
@@ -279,17 +280,72 @@ TEST_CASE("route filters: methods answer 405 with Allow; headers become edits", 
     CHECK(run.reply().headers[0].name == "Allow");
     CHECK(run.reply().headers[0].value == "GET, POST");
   }
-  Fixture fx;
+  Fixture fx("GET /x HTTP/1.1\r\nHost: a.test\r\nCookie: c=1\r\nX-Env: dev\r\nAccept: */*\r\n\r\n");
   FilterRun run;
   REQUIRE(run.start(*chain, states, fx.request(), nullptr) == FilterResult::kContinue);
   const HeaderEdits& e = run.edits();
-  CHECK(e.remove_request == std::vector<std::string>{"Cookie", "X-Env"});
-  REQUIRE(e.add_request.size() == 2);
-  CHECK(e.add_request[0].name == "X-Env");
-  CHECK(e.add_request[1].name == "X-Tag");
-  CHECK(e.remove_response == std::vector<std::string>{"Server", "Cache-Control"});
-  REQUIRE(e.add_response.size() == 1);
-  CHECK(e.add_response[0].value == "no-store");
+  REQUIRE_FALSE(e.empty());
+  // The rules are the route's, pointed to rather than copied per request.
+  REQUIRE(e.fixed != nullptr);
+  CHECK(e.add_request.empty());
+
+  http::ForwardInfo info{"192.0.2.1", "http", 80, "id-1", &e};
+  std::string up;
+  http::build_upstream_request(fx.head, info, up);
+  CHECK(up.find("Cookie") == std::string::npos);
+  CHECK(up.find("X-Env: dev") == std::string::npos);
+  CHECK(up.find("X-Env: prod\r\n") != std::string::npos);
+  CHECK(up.find("X-Tag: a\r\n") != std::string::npos);
+  CHECK(up.find("Accept: */*\r\n") != std::string::npos);
+
+  std::string raw_resp = "HTTP/1.1 200 OK\r\nServer: x\r\nCache-Control: max-age=9\r\nContent-Length: 0\r\n\r\n";
+  http::ResponseHead resp;
+  REQUIRE(http::parse_response_head(raw_resp, http::Limits{}, false, resp).ok());
+  std::string down;
+  http::build_client_response(resp, http::plan_response(resp, 1, false), false, down, &e);
+  CHECK(down.find("Server") == std::string::npos);
+  CHECK(down.find("max-age") == std::string::npos);
+  CHECK(down.find("Cache-Control: no-store\r\n") != std::string::npos);
+
+  run.reset();
+  CHECK(run.edits().empty());
+}
+
+TEST_CASE("route filters: the route's header rules keep their place among other filters' edits", "[filter]") {
+  std::vector<std::string> calls;
+  auto adder = [](std::string name) {
+    return [name](FilterState*, HeaderEdits& e, FilterReply&, const FilterWaiter&) {
+      e.add_request.push_back({name, "1"});
+      e.add_response.push_back({name, "1"});
+      return FilterResult::kContinue;
+    };
+  };
+  config::HeaderRules rules;
+  rules.add.emplace_back("X-Rule", "1");
+  FilterChain chain = chain_of({std::make_shared<ScriptedFilter>("before", &calls, adder("X-Before")),
+                                std::make_shared<HeaderFilter>(rules, rules),
+                                std::make_shared<ScriptedFilter>("after", &calls, adder("X-After"))});
+  FilterStates states;
+  Fixture fx;
+  FilterRun run;
+  REQUIRE(run.start(chain, states, fx.request(), nullptr) == FilterResult::kContinue);
+  const HeaderEdits& e = run.edits();
+  std::string up;
+  http::build_upstream_request(fx.head, http::ForwardInfo{"192.0.2.1", "http", 80, "id-1", &e}, up);
+  const size_t before = up.find("X-Before: 1"), rule = up.find("X-Rule: 1"), after = up.find("X-After: 1");
+  REQUIRE(after != std::string::npos);
+  CHECK(before < rule);
+  CHECK(rule < after);
+
+  std::string raw_resp = "HTTP/1.1 204 No Content\r\n\r\n";
+  http::ResponseHead resp;
+  REQUIRE(http::parse_response_head(raw_resp, http::Limits{}, false, resp).ok());
+  std::string down;
+  http::build_client_response(resp, http::plan_response(resp, 1, false), false, down, &e);
+  const size_t rb = down.find("X-Before: 1"), rr = down.find("X-Rule: 1"), ra = down.find("X-After: 1");
+  REQUIRE(ra != std::string::npos);
+  CHECK(rb < rr);
+  CHECK(rr < ra);
 }
 
 TEST_CASE("route filters: the routes of one config route share its chain", "[filter]") {
