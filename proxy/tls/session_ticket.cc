@@ -35,12 +35,11 @@ void derive(int64_t epoch, const char* label, unsigned char* out, size_t len) {
   std::memcpy(out, digest, std::min(len, digest_len));
 }
 
-bool set_mac_key(EVP_MAC_CTX* hctx, const unsigned char* key) {
-  OSSL_PARAM params[3];
-  params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, const_cast<unsigned char*>(key), 32);
-  params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>("SHA256"), 0);
-  params[2] = OSSL_PARAM_construct_end();
-  return EVP_MAC_CTX_set_params(hctx, params) == 1;
+// AES-256-CBC, fetched from the default provider once: an EVP_aes_256_cbc() handed to
+// EVP_EncryptInit_ex is looked up by name on every call.
+const EVP_CIPHER* ticket_cipher() {
+  static EVP_CIPHER* const cipher = EVP_CIPHER_fetch(nullptr, "AES-256-CBC", nullptr);
+  return cipher;
 }
 
 }  // namespace
@@ -52,6 +51,9 @@ const TicketKeys& ticket_keys(int64_t epoch) {
     derive(epoch, "name", k.name, sizeof k.name);
     derive(epoch, "aes", k.aes, sizeof k.aes);
     derive(epoch, "mac", k.mac, sizeof k.mac);
+    k.mac_params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, k.mac, sizeof k.mac);
+    k.mac_params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>("SHA256"), 0);
+    k.mac_params[2] = OSSL_PARAM_construct_end();
     k.epoch = epoch;
   }
   return k;
@@ -70,19 +72,21 @@ const TicketKeys* find_ticket_keys(const unsigned char name[16], int64_t now_epo
 
 int ticket_key_cb(SSL* ssl, unsigned char key_name[16], unsigned char iv[EVP_MAX_IV_LENGTH], EVP_CIPHER_CTX* cctx,
                   EVP_MAC_CTX* hctx, int enc) {
+  const EVP_CIPHER* cipher = ticket_cipher();
+  if (!cipher) return -1;
   const int64_t epoch = static_cast<int64_t>(std::time(nullptr)) / kTicketEpochSeconds;
   if (enc) {
     const TicketKeys& k = ticket_keys(epoch);
     std::memcpy(key_name, k.name, sizeof k.name);
     if (RAND_bytes(iv, 16) != 1) return -1;
-    if (EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), nullptr, k.aes, iv) != 1) return -1;
-    return set_mac_key(hctx, k.mac) ? 1 : -1;
+    if (EVP_EncryptInit_ex(cctx, cipher, nullptr, k.aes, iv) != 1) return -1;
+    return EVP_MAC_CTX_set_params(hctx, k.mac_params) == 1 ? 1 : -1;
   }
   bool renew = false;
   const TicketKeys* k = find_ticket_keys(key_name, epoch, SSL_version(ssl) == TLS1_3_VERSION, &renew);
   if (!k) return 0;  // unknown or expired key: a full handshake
-  if (EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), nullptr, k->aes, iv) != 1) return -1;
-  if (!set_mac_key(hctx, k->mac)) return -1;
+  if (EVP_DecryptInit_ex(cctx, cipher, nullptr, k->aes, iv) != 1) return -1;
+  if (EVP_MAC_CTX_set_params(hctx, k->mac_params) != 1) return -1;
   return renew ? 2 : 1;  // 2: valid, and a new ticket is issued under the current key
 }
 

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <openssl/evp.h>
+#include <openssl/params.h>
 #include <openssl/ssl.h>
 
 #include <cstdint>
@@ -24,6 +25,7 @@ struct TicketKeys {
   unsigned char name[16];
   unsigned char aes[32];
   unsigned char mac[32];
+  OSSL_PARAM mac_params[3];  // the HMAC key and digest, built once with the keys
 };
 
 // The keys of an epoch, derived once per thread and cached (two epochs are in use at a time).
@@ -33,7 +35,8 @@ const TicketKeys& ticket_keys(int64_t epoch);
 // else null (the ticket is unknown or expired: a full handshake). *renew: issue a new ticket.
 const TicketKeys* find_ticket_keys(const unsigned char name[16], int64_t now_epoch, bool tls13, bool* renew);
 
-// For SSL_CTX_set_tlsext_ticket_key_evp_cb.
+// For SSL_CTX_set_tlsext_ticket_key_evp_cb. The cipher is fetched once per process, not by
+// name on every ticket.
 int ticket_key_cb(SSL* ssl, unsigned char key_name[16], unsigned char iv[EVP_MAX_IV_LENGTH], EVP_CIPHER_CTX* cctx,
                   EVP_MAC_CTX* hctx, int enc);
 
