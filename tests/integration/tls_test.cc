@@ -157,19 +157,27 @@ std::string curl(uint16_t port, const std::string& host, const std::string& path
   return s == std::string::npos ? "" : text.substr(s + 7, 3);
 }
 
+// A TCP connection to 127.0.0.1:port whose reads give up after 5 s; -1 if it fails.
+int connect_loopback(uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) return fd;
+  ::close(fd);
+  return -1;
+}
+
 // A blocking TLS client for hand-made requests (bytes as given, no HTTP library in between).
 class TlsClient {
  public:
   TlsClient(uint16_t port, const std::string& sni) {
     ctx_ = SSL_CTX_new(TLS_client_method());
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    timeval tv{5, 0};
-    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) return;
+    fd_ = connect_loopback(port);
+    if (fd_ < 0) return;
     SSL_CTX_load_verify_locations(ctx_, certs().path("ca.crt").c_str(), nullptr);
     SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
     ssl_ = SSL_new(ctx_);
@@ -340,17 +348,8 @@ struct SingleUseTicketClient {
 
   Outcome request(uint16_t port) {
     Outcome out;
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    timeval tv{5, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
-      ::close(fd);
-      return out;
-    }
+    const int fd = connect_loopback(port);
+    if (fd < 0) return out;
     SSL* ssl = SSL_new(ctx);
     SSL_set_fd(ssl, fd);
     SSL_set_tlsext_host_name(ssl, "a.test");
