@@ -194,18 +194,24 @@ for name in "${INSTANCES[@]}"; do
     sleep 0.2
   done
   # Same protocol, group and certificate for all: what each one negotiated with OpenSSL's client.
-  # And whether a second connection resumes the first one's session.
+  # And whether a second connection resumes the first one's session, and a third the ticket the
+  # second one got: a TLS 1.3 client uses each ticket once (wrk does), so a server that sends no
+  # new ticket on resumption makes every other handshake a full one.
   # (stdin held open a moment: TLS 1.3 tickets arrive after the handshake).
   facts=$(sleep 0.5 | openssl s_client -connect "127.0.0.1:${PORT[$name]}" -servername bench.test -sess_out "$WORK/$name.sess" \
     2>/dev/null | awk '/^New, /{ p = $0 } /Server Temp Key/{ k = $0 } END { print p " | " k }')
+  again="none (no session was given)" third="none (the second connection got no ticket)"
   if [[ -s "$WORK/$name.sess" ]]; then
-    again=$(openssl s_client -connect "127.0.0.1:${PORT[$name]}" -servername bench.test \
-      -sess_in "$WORK/$name.sess" </dev/null 2>/dev/null | grep -Eo '^(New|Reused), TLSv1\.[23]' || true)
-  else
-    again="none (no session was given)"
+    again=$(sleep 0.5 | openssl s_client -connect "127.0.0.1:${PORT[$name]}" -servername bench.test \
+      -sess_in "$WORK/$name.sess" -sess_out "$WORK/$name.sess2" 2>/dev/null | grep -Eo '^(New|Reused), TLSv1\.[23]' || true)
   fi
-  log "$name is up on 127.0.0.1:${PORT[$name]}: $facts | second connection: $again"
-  echo "- $name: $facts; a second connection offering the first one's session: $again" >>"$WORK/negotiated.txt"
+  if [[ -s "$WORK/$name.sess2" ]]; then
+    third=$(openssl s_client -connect "127.0.0.1:${PORT[$name]}" -servername bench.test \
+      -sess_in "$WORK/$name.sess2" </dev/null 2>/dev/null | grep -Eo '^(New|Reused), TLSv1\.[23]' || true)
+  fi
+  log "$name is up on 127.0.0.1:${PORT[$name]}: $facts | second connection: $again | third: $third"
+  echo "- $name: $facts; a second connection offering the first one's session: $again;" \
+    "a third offering the ticket the second got: $third" >>"$WORK/negotiated.txt"
   if full "$name" && [[ "$again" == Reused* ]]; then die "$name resumed a session with resumption off"; fi
 done
 

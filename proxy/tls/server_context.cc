@@ -1,11 +1,9 @@
 #include "proxy/tls/server_context.h"
 
 #include <fcntl.h>
-#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
-#include <openssl/rand.h>
 #include <openssl/x509v3.h>
 #include <unistd.h>
 
@@ -17,6 +15,7 @@
 #include <system_error>
 
 #include "proxy/tls/challenge_board.h"
+#include "proxy/tls/session_ticket.h"
 
 namespace berth::tls {
 
@@ -25,84 +24,6 @@ namespace {
 // ---- handshake error counts
 
 std::array<std::atomic<uint64_t>, static_cast<size_t>(HandshakeError::kCount)> g_handshake_errors{};
-
-// ---- session tickets
-//
-// Ticket keys are derived from one random secret made at start, per 12-hour epoch: every worker
-// (and every listener) derives the same keys with no shared mutable state and no lock. Tickets
-// are issued with the current epoch's keys; those of the previous epoch are still accepted (and
-// the ticket renewed), so a key lives 24 hours at most. A restart makes a new secret.
-constexpr int64_t kTicketEpochSeconds = 12 * 3600;
-
-struct TicketKeys {
-  int64_t epoch = -1;
-  unsigned char name[16];
-  unsigned char aes[32];
-  unsigned char mac[32];
-};
-
-const std::array<unsigned char, 32>& ticket_secret() {
-  static const std::array<unsigned char, 32> secret = [] {
-    std::array<unsigned char, 32> s{};
-    if (RAND_bytes(s.data(), static_cast<int>(s.size())) != 1) std::abort();
-    return s;
-  }();
-  return secret;
-}
-
-void derive(int64_t epoch, const char* label, unsigned char* out, size_t len) {
-  unsigned char input[32];
-  const size_t label_len = std::strlen(label);
-  std::memcpy(input, label, label_len);
-  std::memcpy(input + label_len, &epoch, sizeof epoch);
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  size_t digest_len = 0;
-  const auto& secret = ticket_secret();
-  EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, secret.data(), secret.size(), input,
-            label_len + sizeof epoch, digest, sizeof digest, &digest_len);
-  std::memcpy(out, digest, std::min(len, digest_len));
-}
-
-// The keys of an epoch, cached per thread (two epochs are in use at any time).
-const TicketKeys& ticket_keys(int64_t epoch) {
-  thread_local TicketKeys cache[2];
-  TicketKeys& k = cache[epoch & 1];
-  if (k.epoch != epoch) {
-    derive(epoch, "name", k.name, sizeof k.name);
-    derive(epoch, "aes", k.aes, sizeof k.aes);
-    derive(epoch, "mac", k.mac, sizeof k.mac);
-    k.epoch = epoch;
-  }
-  return k;
-}
-
-bool set_mac_key(EVP_MAC_CTX* hctx, const unsigned char* key) {
-  OSSL_PARAM params[3];
-  params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, const_cast<unsigned char*>(key), 32);
-  params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>("SHA256"), 0);
-  params[2] = OSSL_PARAM_construct_end();
-  return EVP_MAC_CTX_set_params(hctx, params) == 1;
-}
-
-int ticket_key_cb(SSL*, unsigned char key_name[16], unsigned char iv[EVP_MAX_IV_LENGTH], EVP_CIPHER_CTX* cctx,
-                  EVP_MAC_CTX* hctx, int enc) {
-  const int64_t epoch = static_cast<int64_t>(std::time(nullptr)) / kTicketEpochSeconds;
-  if (enc) {
-    const TicketKeys& k = ticket_keys(epoch);
-    std::memcpy(key_name, k.name, 16);
-    if (RAND_bytes(iv, 16) != 1) return -1;
-    if (EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), nullptr, k.aes, iv) != 1) return -1;
-    return set_mac_key(hctx, k.mac) ? 1 : -1;
-  }
-  for (int64_t e : {epoch, epoch - 1}) {
-    const TicketKeys& k = ticket_keys(e);
-    if (std::memcmp(key_name, k.name, 16) != 0) continue;
-    if (EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), nullptr, k.aes, iv) != 1) return -1;
-    if (!set_mac_key(hctx, k.mac)) return -1;
-    return e == epoch ? 1 : 2;  // 2: valid, but issue a ticket under the current key
-  }
-  return 0;  // unknown or expired key: a full handshake
-}
 
 // ---- ALPN: HTTP/1.1 only for now (h2 is a later addition to this list), and `acme-tls/1`
 // (RFC 8737) when the ACME client has a challenge certificate for the SNI name: that

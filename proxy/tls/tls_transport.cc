@@ -2,6 +2,9 @@
 
 #include <openssl/err.h>
 
+#include <algorithm>
+#include <cstring>
+
 #include "proxy/base/log.h"
 
 namespace berth::tls {
@@ -37,7 +40,32 @@ HandshakeError classify(int ssl_error) {
   }
 }
 
+// Ciphertext up to this size is gathered in a write's own string (handshake flights, small
+// responses); beyond it, in pool blocks, so that a large body's ciphertext is copied once and
+// an idle connection keeps no buffer.
+constexpr size_t kSmallCiphertext = 16 * 1024;
+
 }  // namespace
+
+// The write side of the SSL: a sink that appends each record to the write being built, with no
+// intermediate memory BIO (which zero-fills and copies every byte once more).
+BIO_METHOD* TlsTransport::sink_method() {
+  static BIO_METHOD* const method = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "berth ciphertext sink");
+    BIO_meth_set_create(m, [](BIO* b) {
+      BIO_set_init(b, 1);
+      return 1;
+    });
+    BIO_meth_set_write(m, [](BIO* b, const char* data, int len) {
+      if (len <= 0) return 0;
+      static_cast<TlsTransport*>(BIO_get_data(b))->append_ciphertext(data, static_cast<size_t>(len));
+      return len;
+    });
+    BIO_meth_set_ctrl(m, [](BIO*, int cmd, long, void*) -> long { return cmd == BIO_CTRL_FLUSH ? 1 : 0; });
+    return m;
+  }();
+  return method;
+}
 
 TlsTransport::TlsTransport(IoContext* io, std::unique_ptr<Transport> inner, std::shared_ptr<const ServerContext> ctx)
     : io_(io), inner_(std::move(inner)) {
@@ -55,7 +83,7 @@ TlsTransport::TlsTransport(IoContext* io, std::unique_ptr<Transport> inner, SSL*
 
 void TlsTransport::attach_bios() {
   rbio_ = BIO_new(BIO_s_mem());
-  wbio_ = BIO_new(BIO_s_mem());
+  wbio_ = BIO_new(sink_method());
   if (!ssl_ || !rbio_ || !wbio_) {
     // Out of memory: the connection reports an error as soon as it reads.
     BIO_free(rbio_);
@@ -69,12 +97,14 @@ void TlsTransport::attach_bios() {
   }
   // An empty BIO means "more to come", not end of file.
   BIO_set_mem_eof_return(rbio_, -1);
-  BIO_set_mem_eof_return(wbio_, -1);
+  BIO_set_data(wbio_, this);
   SSL_set_bio(ssl_, rbio_, wbio_);
 }
 
 TlsTransport::~TlsTransport() {
   if (ssl_) SSL_free(ssl_);
+  for (WriteReq* wr : filled_) io_->release_write(wr);
+  if (out_) io_->release_write(out_);
 }
 
 const ConnectionInfo& TlsTransport::info() {
@@ -347,15 +377,43 @@ int TlsTransport::send(WriteReq* app) {
   return flush_ciphertext(app);
 }
 
-int TlsTransport::flush_ciphertext(WriteReq* app) {
-  const size_t pending = BIO_ctrl_pending(wbio_);
-  if (pending == 0 && !app) return 0;
-  WriteReq* wr = io_->acquire_write();
-  wr->nblocks = 0;
-  wr->owned.resize(pending);
-  if (pending) BIO_read(wbio_, wr->owned.data(), static_cast<int>(pending));
-  wr->segments[0] = {nullptr, 0, static_cast<uint32_t>(pending)};
-  wr->nsegments = 1;
+void TlsTransport::append_ciphertext(const char* data, size_t len) {
+  while (len > 0) {
+    if (!out_) {
+      out_ = io_->acquire_write();
+      out_->nblocks = 0;
+      out_->nsegments = 0;
+    }
+    WriteReq* wr = out_;
+    if (wr->nblocks == 0 && wr->owned.size() + len <= kSmallCiphertext) {
+      if (wr->nsegments == 0) wr->segments[wr->nsegments++] = {nullptr, 0, 0};
+      wr->owned.append(data, len);
+      wr->segments[0].len += static_cast<uint32_t>(len);
+      return;
+    }
+    // Into the last block, or a new one (after what the string holds: the order is kept).
+    Block* b = wr->nblocks ? wr->blocks[wr->nblocks - 1] : nullptr;
+    WriteReq::Segment* seg = b ? &wr->segments[wr->nsegments - 1] : nullptr;
+    if (!b || seg->len == b->capacity) {
+      if (wr->nblocks == WriteReq::kMaxBlocks) {  // full: it leaves first, the rest follows
+        filled_.push_back(wr);
+        out_ = nullptr;
+        continue;
+      }
+      b = io_->pool().acquire();
+      wr->blocks[wr->nblocks++] = b;
+      wr->segments[wr->nsegments++] = {b->data(), 0, 0};
+      seg = &wr->segments[wr->nsegments - 1];
+    }
+    const size_t n = std::min<size_t>(len, b->capacity - seg->len);
+    std::memcpy(b->data() + seg->len, data, n);
+    seg->len += static_cast<uint32_t>(n);
+    data += n;
+    len -= n;
+  }
+}
+
+int TlsTransport::hand_down(WriteReq* wr, WriteReq* app) {
   in_flight_.push_back(InFlight{wr, app});
   const int rc = inner_->write(wr);
   if (rc != 0) {
@@ -363,6 +421,27 @@ int TlsTransport::flush_ciphertext(WriteReq* app) {
     io_->release_write(wr);
   }
   return rc;
+}
+
+int TlsTransport::flush_ciphertext(WriteReq* app) {
+  for (size_t i = 0; i < filled_.size(); ++i) {
+    if (int rc = hand_down(filled_[i], nullptr); rc != 0) {
+      for (size_t j = i + 1; j < filled_.size(); ++j) io_->release_write(filled_[j]);
+      filled_.clear();
+      return rc;
+    }
+  }
+  filled_.clear();
+  if (!out_ && !app) return 0;
+  WriteReq* wr = out_;
+  out_ = nullptr;
+  if (!wr) {  // nothing to send, but `app` is reported done in order
+    wr = io_->acquire_write();
+    wr->nblocks = 0;
+    wr->segments[0] = {nullptr, 0, 0};
+    wr->nsegments = 1;
+  }
+  return hand_down(wr, app);
 }
 
 void TlsTransport::on_transport_write_done(WriteReq* wr, int status) {

@@ -14,6 +14,7 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "proxy/net/io_context.h"
 #include "proxy/net/transport.h"
@@ -68,6 +69,10 @@ class TlsTransport final : public Transport, private TransportEvents {
   // inner write that reports `app` done. 0 or a libuv error.
   int send(WriteReq* app);
   int flush_ciphertext(WriteReq* app);
+  // The write BIO's sink: ciphertext appended to out_ (its string, then pool blocks).
+  static BIO_METHOD* sink_method();
+  void append_ciphertext(const char* data, size_t len);
+  int hand_down(WriteReq* wr, WriteReq* app);  // one inner write; 0 or a libuv error
   int start_shutdown();
   void update_inner_reading();
   void schedule_delivery();  // plaintext or an end left while reading was stopped
@@ -80,7 +85,7 @@ class TlsTransport final : public Transport, private TransportEvents {
   std::shared_ptr<const void> keep_;  // the context (and session slot) ssl_ refers to
   SSL* ssl_ = nullptr;
   BIO* rbio_ = nullptr;  // network -> SSL (owned by ssl_)
-  BIO* wbio_ = nullptr;  // SSL -> network (owned by ssl_)
+  BIO* wbio_ = nullptr;  // SSL -> network (owned by ssl_): appends to out_
   ConnectionInfo info_;
   TlsInfo tls_info_;
   std::string sni_;
@@ -94,6 +99,8 @@ class TlsTransport final : public Transport, private TransportEvents {
   };
   std::deque<InFlight> in_flight_;  // inner writes, in order
   std::deque<WriteReq*> queued_;     // batches waiting for the handshake
+  WriteReq* out_ = nullptr;          // ciphertext not yet handed down
+  std::vector<WriteReq*> filled_;    // full ones before out_, in order
   size_t queued_bytes_ = 0;
 
   uv_idle_t* idle_ = nullptr;  // made the first time delivery has to be deferred

@@ -157,19 +157,27 @@ std::string curl(uint16_t port, const std::string& host, const std::string& path
   return s == std::string::npos ? "" : text.substr(s + 7, 3);
 }
 
+// A TCP connection to 127.0.0.1:port whose reads give up after 5 s; -1 if it fails.
+int connect_loopback(uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) return fd;
+  ::close(fd);
+  return -1;
+}
+
 // A blocking TLS client for hand-made requests (bytes as given, no HTTP library in between).
 class TlsClient {
  public:
   TlsClient(uint16_t port, const std::string& sni) {
     ctx_ = SSL_CTX_new(TLS_client_method());
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    timeval tv{5, 0};
-    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) return;
+    fd_ = connect_loopback(port);
+    if (fd_ < 0) return;
     SSL_CTX_load_verify_locations(ctx_, certs().path("ca.crt").c_str(), nullptr);
     SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
     ssl_ = SSL_new(ctx_);
@@ -296,6 +304,103 @@ TEST_CASE("tls: session_tickets false issues no ticket, so every handshake is a 
     CHECK(out.find("New, TLSv1.") != std::string::npos);
     CHECK(out.find("session ticket") == std::string::npos);
     CHECK(read_file(sess).empty());
+  }
+  CHECK(b.berth->running());
+}
+
+namespace {
+
+// A client that uses each session ticket once, as TLS 1.3 clients do (RFC 8446, C.4): every
+// connection offers the newest ticket the previous one received, then forgets it.
+struct SingleUseTicketClient {
+  struct Outcome {
+    bool ok = false;       // handshake done and a 200 read
+    bool reused = false;   // the handshake resumed the offered session
+    int new_tickets = 0;   // tickets received on this connection
+  };
+  int version;
+  SSL_CTX* ctx = nullptr;
+  SSL_SESSION* newest = nullptr;
+  int tickets = 0;
+
+  explicit SingleUseTicketClient(int v) : version(v) {
+    ctx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_min_proto_version(ctx, version);
+    SSL_CTX_set_max_proto_version(ctx, version);
+    SSL_CTX_load_verify_locations(ctx, certs().path("ca.crt").c_str(), nullptr);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+    // The new-session callback (the client's only way to see TLS 1.3 tickets) needs client caching on.
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_set_app_data(ctx, this);
+    SSL_CTX_sess_set_new_cb(ctx, [](SSL* ssl, SSL_SESSION* s) {
+      auto* self = static_cast<SingleUseTicketClient*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
+      if (self->newest) SSL_SESSION_free(self->newest);
+      self->newest = s;
+      ++self->tickets;
+      return 1;  // the reference is ours
+    });
+  }
+  ~SingleUseTicketClient() {
+    if (newest) SSL_SESSION_free(newest);
+    SSL_CTX_free(ctx);
+    ERR_clear_error();
+  }
+
+  Outcome request(uint16_t port) {
+    Outcome out;
+    const int fd = connect_loopback(port);
+    if (fd < 0) return out;
+    SSL* ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    SSL_set_tlsext_host_name(ssl, "a.test");
+    SSL_set1_host(ssl, "a.test");
+    if (newest) {
+      SSL_set_session(ssl, newest);  // offered once, then forgotten
+      SSL_SESSION_free(newest);
+      newest = nullptr;
+    }
+    const int before = tickets;
+    if (SSL_connect(ssl) == 1) {
+      out.reused = SSL_session_reused(ssl) == 1;
+      const std::string req = "GET /x HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n";
+      SSL_write(ssl, req.data(), static_cast<int>(req.size()));
+      std::string got;
+      char buf[4096];
+      for (int n; (n = SSL_read(ssl, buf, sizeof buf)) > 0;) got.append(buf, static_cast<size_t>(n));
+      out.ok = status_of(got) == 200;
+      SSL_shutdown(ssl);
+    }
+    out.new_tickets = tickets - before;
+    // A TLS 1.2 session may be resumed again; with no new ticket the client keeps this one.
+    if (version == TLS1_2_VERSION && out.reused && out.new_tickets == 0) newest = SSL_get1_session(ssl);
+    SSL_free(ssl);
+    ::close(fd);
+    return out;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("tls: a client using each ticket once resumes every connection (TLS 1.3 renews the ticket)", "[tls]") {
+  Certs& c = certs();
+  Origin origin("A");
+  REQUIRE(origin.ok());
+  TlsBerth b(tls_yaml("{certificates: [" + pair(c, "site-ec") + "]}", origin));  // two workers, one set of keys
+  for (int version : {TLS1_3_VERSION, TLS1_2_VERSION}) {
+    INFO((version == TLS1_3_VERSION ? "TLS 1.3" : "TLS 1.2"));
+    SingleUseTicketClient client(version);
+    const auto first = client.request(b.tls_port);
+    CHECK(first.ok);
+    CHECK(!first.reused);
+    CHECK(first.new_tickets == 1);
+    for (int i = 0; i < 8; ++i) {
+      INFO("connection " << i + 2);
+      const auto next = client.request(b.tls_port);
+      CHECK(next.ok);
+      CHECK(next.reused);
+      // TLS 1.3: the ticket spent is replaced. TLS 1.2 keeps its ticket (no new one per resumption).
+      CHECK(next.new_tickets == (version == TLS1_3_VERSION ? 1 : 0));
+    }
   }
   CHECK(b.berth->running());
 }
