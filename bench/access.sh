@@ -3,7 +3,7 @@
 #
 #   bench/access.sh [--quick]
 #
-# One Berth (Release, one worker; the process pinned to core 0, so its thread pool too) in front
+# One Berth (Release, one worker; the process pinned to core 0, so its background threads too) in front
 # of bench/origin.cc, with these routes, chosen by Host:
 #   plain.test    nothing but the route
 #   policy.test   access: allow 127.0.0.0/8, deny 127.0.0.2/32 and 192.0.2.0/24, a rate limit
@@ -384,7 +384,7 @@ REPORT=$WORK/report.md
   ((QUICK == 0)) || { echo "A --quick run: runs this short show that the pipeline works, not where Berth stands."; echo; }
   echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); Berth ${BERTH_V:-?} (git $(git rev-parse --short HEAD 2>/dev/null || echo unknown), Release); $( (wrk -v 2>&1 || true) | awk 'NR == 1 { print $1, $2 }')"
   echo "- machine: nproc=$(nproc), $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), kernel $(uname -r); load average before: $LOAD_BEFORE"
-  echo "- method: one Berth, one worker, the process (and so its thread pool) pinned to core $PROXY_CORE; bench/origin.cc and"
+  echo "- method: one Berth, one worker, the process (and so its background threads) pinned to core $PROXY_CORE; bench/origin.cc and"
   echo "  the load on core $LOAD_CORE; $REPS interleaved round(s)$( ((QUICK)) && echo ' (--quick)'), medians; part 1: each route twice per"
   echo "  round for $HALF_RUN s, in the order A B B A; part 2: $DURATION s per run."
   echo
@@ -419,7 +419,7 @@ REPORT=$WORK/report.md
   echo "plain.test p99 measured by berth-bench-paced (bench/paced.cc: $PACED_RATE requests/s at a fixed rate over $PACED_CONNS"
   echo "keep-alive connections, latency from each request's scheduled time), alone and while a second paced sender sends"
   echo "$FLOOD_RATE requests/s to auth.test, each with a different wrong password (bcrypt cost $COST; one check of"
-  echo "Berth's on core $PROXY_CORE: $(ms "$CHECK_US")). Berth checks passwords on libuv's thread pool, not on the worker loop;"
+  echo "Berth's on core $PROXY_CORE: $(ms "$CHECK_US")). Berth checks passwords on background threads at idle priority, not on the worker loop;"
   echo "for these runs Berth's threads may use both cores (part 1 pins them to core $PROXY_CORE)."
   echo
   echo "| run | plain.test p99 | flood answers (status:count, summed over the flood's run) |"

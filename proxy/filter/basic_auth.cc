@@ -3,10 +3,10 @@
 #include <crypt.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <uv.h>
 
 #include <cstring>
 
+#include "proxy/base/background.h"
 #include "proxy/base/base64.h"
 #include "proxy/http/http_head.h"
 
@@ -29,9 +29,8 @@ class BasicAuthState final : public FilterState {
   std::shared_ptr<BasicAuthFilter::Shared> shared = std::make_shared<BasicAuthFilter::Shared>();
 };
 
-// One password check on the thread pool.
+// One password check, run on a background thread.
 struct Check {
-  uv_work_t work;
   FilterWaiter waiter;
   std::shared_ptr<BasicAuthFilter::Shared> shared;
   BasicAuthFilter::Digest digest;
@@ -144,8 +143,7 @@ FilterResult BasicAuthFilter::on_request(const FilterRequest& req, FilterState* 
     return FilterResult::kReply;
   }
 
-  auto* check = new Check();
-  check->work.data = check;
+  auto check = std::make_shared<Check>();
   check->waiter = waiter;
   check->shared = shared;
   check->digest = digest;
@@ -155,31 +153,29 @@ FilterResult BasicAuthFilter::on_request(const FilterRequest& req, FilterState* 
   check->forward_authorization = forward_authorization_;
   check->challenge = challenge_;
   ++shared->in_flight;
-  uv_queue_work(
-      req.loop, &check->work,
-      [](uv_work_t* w) {  // thread pool: the slow part
-        auto* c = static_cast<Check*>(w->data);
-        c->ok = verify_password(c->password, c->hash) && c->known_user;
-        OPENSSL_cleanse(c->password.data(), c->password.size());
+  background::run(
+      req.loop,
+      [check] {  // a background thread: the slow part
+        check->ok = verify_password(check->password, check->hash) && check->known_user;
+        OPENSSL_cleanse(check->password.data(), check->password.size());
       },
-      [](uv_work_t* w, int status) {  // back on the worker loop
-        std::unique_ptr<Check> c(static_cast<Check*>(w->data));
-        --c->shared->in_flight;
-        const bool ok = status == 0 && c->ok;
-        if (ok) {
-          if (c->shared->verified.size() >= kCacheEntries) c->shared->verified.clear();
-          c->shared->verified.emplace(c->digest, true);
+      [check] {  // back on the worker loop
+        Check& c = *check;
+        --c.shared->in_flight;
+        if (c.ok) {
+          if (c.shared->verified.size() >= kCacheEntries) c.shared->verified.clear();
+          c.shared->verified.emplace(c.digest, true);
         }
-        if (c->waiter.cancelled()) return;  // the client went away meanwhile
-        if (ok) {
-          if (!c->forward_authorization) c->waiter.edits().remove_request.emplace_back("Authorization");
-          c->waiter.done(FilterResult::kContinue);
+        if (c.waiter.cancelled()) return;  // the client went away meanwhile
+        if (c.ok) {
+          if (!c.forward_authorization) c.waiter.edits().remove_request.emplace_back("Authorization");
+          c.waiter.done(FilterResult::kContinue);
         } else {
-          FilterReply& reply = c->waiter.reply();
+          FilterReply& reply = c.waiter.reply();
           reply.status = 401;
           reply.cause = "auth-required";
-          reply.headers.push_back(Header{"WWW-Authenticate", c->challenge});
-          c->waiter.done(FilterResult::kReply);
+          reply.headers.push_back(Header{"WWW-Authenticate", c.challenge});
+          c.waiter.done(FilterResult::kReply);
         }
       });
   return FilterResult::kPending;

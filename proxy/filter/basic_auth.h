@@ -2,8 +2,8 @@
 // WWW-Authenticate unless the request carries a user and password that match the htpasswd file.
 //
 // Password hashes (bcrypt, SHA-512 crypt, yescrypt) are slow by design, so they are never
-// checked on a worker loop: the filter goes pending and libcrypt runs on libuv's thread pool;
-// the answer comes back to the loop. Credentials verified once are remembered per worker (a
+// checked on a worker loop: the filter goes pending and libcrypt runs on a background thread
+// at idle priority (proxy/base/background.h); the answer comes back to the loop. Credentials verified once are remembered per worker (a
 // bounded cache keyed by a SHA-256 of user and password, never the password itself), so a
 // client that sends the same credentials again passes at once. Checks in flight per worker are
 // bounded: beyond the bound, 503 auth-busy (Retry-After: 1) instead of an unbounded queue.

@@ -51,8 +51,9 @@ struct FilterRequest {
   // client_family 0 when unknown (then filters fall back to client_ip).
   const uint8_t* client_addr = nullptr;
   uint8_t client_family = 0;  // 0, 4 or 6
-  // The worker's loop, for a filter that hands slow work to libuv's thread pool (null in tests
-  // that run no loop: such a filter then refuses).
+  // The worker's loop, for a filter that hands slow work to a background thread
+  // (proxy/base/background.h) or waits for I/O (null in tests that run no loop: such a filter
+  // then refuses).
   uv_loop_t* loop = nullptr;
   std::string_view scheme = "http";  // how the client reached Berth (X-Forwarded-Proto)
   // Monotonic time (CLOCK_MONOTONIC ns) the request began, when the data path read it anyway;

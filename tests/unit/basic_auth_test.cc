@@ -141,7 +141,7 @@ TEST_CASE("basic auth filter: checks off the loop, remembers what it verified", 
     FilterRun run;
     Owner owner;
     CHECK(run_with(basic("alice:wrong"), run, owner) == FilterResult::kReply);
-    CHECK(owner.done == 1);  // checked on the thread pool
+    CHECK(owner.done == 1);  // checked on a background thread
     CHECK(run.reply().status == 401);
   }
   {
