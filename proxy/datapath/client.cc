@@ -407,7 +407,7 @@ void ClientConn::handle_request_head(std::string_view head, std::string_view ear
 
   // ACME http-01 (RFC 8555 8.3): answered by Berth for any host, before routing and before
   // https_redirect; the board is only looked at for paths under the challenge prefix.
-  if (conn().tls == nullptr && req.path.starts_with(tls::ChallengeBoard::kHttpPrefix) &&
+  if (req.path.starts_with(tls::ChallengeBoard::kHttpPrefix) && conn().tls == nullptr &&
       (req.method == "GET" || req.method == "HEAD")) {
     if (std::optional<std::string> answer = tls::challenge_board().http_answer(req.path)) {
       answer_acme_challenge(*answer);
@@ -433,7 +433,7 @@ void ClientConn::handle_request_head(std::string_view head, std::string_view ear
   }
   if (route->filters && !route->filters->empty()) {
     FilterRequest freq{req,           *route, ex_->client.text(), ex_->client.addr, ex_->client.family,
-                       worker()->loop(), transport().info().scheme, ex_->rec.start_ns};
+                       worker()->loop(), conn().scheme, ex_->rec.start_ns};
     switch (ex_->filters.start(*route->filters, worker()->filter_states(), freq, this)) {
       case FilterResult::kContinue:
         break;
@@ -483,7 +483,7 @@ void ClientConn::on_filter_done() {
   // Parse the kept copy again: the views of ex_->req pointed into bytes that are gone.
   http::parse_request_head(ex_->held_head, ex_->rt->http_limits, ex_->req);
   FilterRequest freq{ex_->req,          *ex_->route,      ex_->client.text(), ex_->client.addr,
-                     ex_->client.family, worker()->loop(), transport().info().scheme};  // now_ns 0: time has passed
+                     ex_->client.family, worker()->loop(), conn().scheme};  // now_ns 0: time has passed
   switch (ex_->filters.proceed(freq)) {
     case FilterResult::kContinue:
       forward_request();
@@ -560,7 +560,9 @@ void ClientConn::forward_request() {
       http::has_request_id(req) ? std::string_view() : std::string_view(ex_->request_id, sizeof ex_->request_id);
   const HeaderEdits& edits = ex_->filters.edits();
   char peer_text[PeerIp::kTextMax];  // the hop appended to X-Forwarded-For
-  http::ForwardInfo info{conn().peer_ip.format(peer_text), transport().info().scheme, conn().local_port, request_id, edits.empty() ? nullptr : &edits};
+  const ConnectionInfo& facts = conn();  // one call: the reference lasts until the next
+  http::ForwardInfo info{facts.peer_ip.format(peer_text), facts.scheme, facts.local_port, request_id,
+                         edits.empty() ? nullptr : &edits};
   // X-Forwarded-For: the entries trusted proxies vouched for (none from an untrusted peer: what
   // a client claims for itself is dropped), then the peer.
   std::string chain;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <random>
 
@@ -28,10 +29,27 @@ TokenBuckets::TokenBuckets(uint32_t per_second, uint32_t burst, size_t table_siz
       groups_(std::make_unique<Group[]>(slots_.size() / kGroup)),
       group_mask_(slots_.size() / kGroup - 1) {}
 
-TokenBuckets::Verdict TokenBuckets::take(std::string_view key, int64_t now_ns) {
-  // Seeded, so clients cannot aim their keys at one group.
-  uint64_t hash = mix64(std::hash<std::string_view>{}(key) ^ seed_);
-  if (hash == 0) hash = 1;
+uint64_t TokenBuckets::key_hash(std::string_view key) const noexcept {
+  const uint64_t hash = mix64(std::hash<std::string_view>{}(key) ^ seed_);
+  return hash ? hash : 1;
+}
+
+uint64_t TokenBuckets::address_hash(const uint8_t* addr, bool ipv6) const noexcept {
+  uint64_t hash;
+  if (ipv6) {
+    uint64_t hi, lo;
+    std::memcpy(&hi, addr, 8);
+    std::memcpy(&lo, addr + 8, 8);
+    hash = mix64(mix64(hi ^ seed_) ^ lo);
+  } else {
+    uint32_t v4;
+    std::memcpy(&v4, addr, 4);
+    hash = mix64((uint64_t{v4} | uint64_t{4} << 32) ^ seed_);
+  }
+  return hash ? hash : 1;
+}
+
+TokenBuckets::Verdict TokenBuckets::take_hashed(uint64_t hash, int64_t now_ns) {
   const size_t group = static_cast<size_t>(hash >> 17) & group_mask_;
   Group& g = groups_[group];
   while (g.lock.test_and_set(std::memory_order_acquire)) {
@@ -82,22 +100,26 @@ RateLimitFilter::RateLimitFilter(const config::RateLimit& config)
 
 FilterResult RateLimitFilter::on_request(const FilterRequest& req, FilterState*, HeaderEdits&, FilterReply& reply,
                                          const FilterWaiter&) const {
-  std::string_view key = req.client_ip;
-  if (!header_.empty()) {
-    key = "-";  // requests without the header share one bucket
-    for (const http::Field& f : req.head.fields)
-      if (http::iequals(req.head.name(f), header_)) {
-        key = req.head.value(f);
-        break;
-      }
-  }
   // The request's start time when the data path has it (a clock read saved per request); it is
   // at most a head's read time old, and a bucket never refills backwards (take()).
   const int64_t now = req.now_ns ? req.now_ns
                                  : std::chrono::duration_cast<std::chrono::nanoseconds>(
                                        std::chrono::steady_clock::now().time_since_epoch())
                                        .count();
-  TokenBuckets::Verdict v = buckets_->take(key, now);
+  TokenBuckets::Verdict v;
+  if (!header_.empty()) {
+    std::string_view key = "-";  // requests without the header share one bucket
+    for (const http::Field& f : req.head.fields)
+      if (http::iequals(req.head.name(f), header_)) {
+        key = req.head.value(f);
+        break;
+      }
+    v = buckets_->take(key, now);
+  } else if (req.client_family == 4 || req.client_family == 6) {
+    v = buckets_->take(req.client_addr, req.client_family == 6, now);
+  } else {
+    v = buckets_->take(req.client_ip, now);
+  }
   if (v.allowed) return FilterResult::kContinue;
   reply.status = 429;
   reply.cause = "rate-limited";

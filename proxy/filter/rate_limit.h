@@ -34,10 +34,17 @@ class TokenBuckets {
     uint32_t retry_after_s = 0;  // when refused: seconds until a token is back (>= 1)
   };
   // Takes one token from `key`'s bucket at monotonic time now_ns. Any thread.
-  Verdict take(std::string_view key, int64_t now_ns);
+  Verdict take(std::string_view key, int64_t now_ns) { return take_hashed(key_hash(key), now_ns); }
+  // The same keyed by a client address in network byte order (4 or 16 bytes): no text to hash.
+  Verdict take(const uint8_t* addr, bool ipv6, int64_t now_ns) { return take_hashed(address_hash(addr, ipv6), now_ns); }
   size_t slots() const { return slots_.size(); }
 
  private:
+  // Seeded, so clients cannot aim their keys at one group; never 0 (a free slot).
+  uint64_t key_hash(std::string_view key) const noexcept;
+  uint64_t address_hash(const uint8_t* addr, bool ipv6) const noexcept;
+  Verdict take_hashed(uint64_t hash, int64_t now_ns);
+
   struct Slot {
     uint64_t key = 0;        // hash of the key; 0 = free
     double tokens = 0;

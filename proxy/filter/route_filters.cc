@@ -15,6 +15,12 @@ namespace {
 
 // The client address in network byte order; false when it is unknown. An IPv4-mapped IPv6
 // address (a dual-stack listener's IPv4 client) is taken as the IPv4 address it carries.
+uint32_t load_u32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
 bool client_address(const FilterRequest& req, uint8_t (&out)[16], bool& ipv6) {
   static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
   if (req.client_family == 4 || req.client_family == 6) {
@@ -35,12 +41,6 @@ bool client_address(const FilterRequest& req, uint8_t (&out)[16], bool& ipv6) {
     ipv6 = false;
   }
   return true;
-}
-
-bool any_contains(const std::vector<config::Cidr>& ranges, const uint8_t* addr, bool ipv6) {
-  for (const config::Cidr& c : ranges)
-    if (c.contains(addr, ipv6)) return true;
-  return false;
 }
 
 void add_rules(const config::HeaderRules& rules, std::vector<std::string>& remove, std::vector<Header>& add) {
@@ -75,13 +75,36 @@ std::shared_ptr<const FilterChain> build_route_filters(const config::Route& rout
   return std::make_shared<const FilterChain>(std::move(filters));
 }
 
+AddressFilter::Ranges::Ranges(const std::vector<config::Cidr>& cidrs) {
+  for (const config::Cidr& c : cidrs) {
+    if (c.ipv6) {
+      v6.push_back(c);
+      continue;
+    }
+    const uint32_t mask = c.prefix == 0 ? 0 : ~uint32_t{0} << (32 - c.prefix);
+    v4.push_back(V4{ntohl(load_u32(c.bytes)) & mask, mask});
+  }
+}
+
+bool AddressFilter::Ranges::contains(const uint8_t* addr, bool ipv6) const noexcept {
+  if (ipv6) {
+    for (const config::Cidr& c : v6)
+      if (c.contains(addr, true)) return true;
+    return false;
+  }
+  const uint32_t a = ntohl(load_u32(addr));
+  for (const V4& r : v4)
+    if ((a & r.mask) == r.network) return true;
+  return false;
+}
+
 FilterResult AddressFilter::on_request(const FilterRequest& req, FilterState*, HeaderEdits&, FilterReply& reply,
                                        const FilterWaiter&) const {
   uint8_t addr[16] = {};
   bool ipv6 = false;
   const bool known = client_address(req, addr, ipv6);
-  const bool denied = known && any_contains(deny_, addr, ipv6);
-  const bool allowed = allow_.empty() || (known && any_contains(allow_, addr, ipv6));
+  const bool denied = known && deny_.contains(addr, ipv6);
+  const bool allowed = allow_.empty() || (known && allow_.contains(addr, ipv6));
   if (!denied && allowed) return FilterResult::kContinue;
   reply.status = 403;
   reply.cause = "forbidden-address";
@@ -105,16 +128,24 @@ FilterResult MethodFilter::on_request(const FilterRequest& req, FilterState*, He
   return FilterResult::kReply;
 }
 
-HeaderFilter::HeaderFilter(const config::HeaderRules& request, const config::HeaderRules& response) {
-  add_rules(request, edits_.remove_request, edits_.add_request);
-  add_rules(response, edits_.remove_response, edits_.add_response);
+namespace {
+http::FixedHeaderRules fixed_rules(const config::HeaderRules& request, const config::HeaderRules& response) {
+  std::vector<std::string> remove_request, remove_response;
+  std::vector<Header> add_request, add_response;
+  add_rules(request, remove_request, add_request);
+  add_rules(response, remove_response, add_response);
+  return http::FixedHeaderRules(std::move(remove_request), add_request, std::move(remove_response), add_response);
 }
+}  // namespace
+
+HeaderFilter::HeaderFilter(const config::HeaderRules& request, const config::HeaderRules& response)
+    : rules_(fixed_rules(request, response)) {}
 
 FilterResult HeaderFilter::on_request(const FilterRequest&, FilterState*, HeaderEdits& edits, FilterReply&,
                                       const FilterWaiter&) const {
   // Pointed to, not copied: the rules live as long as the chain, and the chain as long as the
   // exchange's snapshot. One such filter per chain.
-  edits.fixed = &edits_;
+  edits.fixed = &rules_;
   edits.fixed_after_request = static_cast<uint32_t>(edits.add_request.size());
   edits.fixed_after_response = static_cast<uint32_t>(edits.add_response.size());
   return FilterResult::kContinue;

@@ -21,14 +21,26 @@ std::shared_ptr<const FilterChain> build_route_filters(const config::Route& rout
 
 class AddressFilter final : public RequestFilter {
  public:
-  AddressFilter(std::vector<config::Cidr> allow, std::vector<config::Cidr> deny)
-      : allow_(std::move(allow)), deny_(std::move(deny)) {}
+  AddressFilter(const std::vector<config::Cidr>& allow, const std::vector<config::Cidr>& deny)
+      : allow_(allow), deny_(deny) {}
   std::string_view name() const override { return "access.address"; }
   FilterResult on_request(const FilterRequest& req, FilterState* state, HeaderEdits& edits,
                           FilterReply& reply, const FilterWaiter& waiter) const override;
 
  private:
-  std::vector<config::Cidr> allow_, deny_;
+  // The ranges of one list: IPv4 ones as 32-bit network and mask (host order), compared in one
+  // step; IPv6 ones as configured.
+  struct Ranges {
+    explicit Ranges(const std::vector<config::Cidr>& cidrs);
+    bool contains(const uint8_t* addr, bool ipv6) const noexcept;
+    bool empty() const noexcept { return v4.empty() && v6.empty(); }
+    struct V4 {
+      uint32_t network, mask;
+    };
+    std::vector<V4> v4;
+    std::vector<config::Cidr> v6;
+  };
+  Ranges allow_, deny_;
 };
 
 class MethodFilter final : public RequestFilter {
@@ -51,7 +63,7 @@ class HeaderFilter final : public RequestFilter {
                           FilterReply& reply, const FilterWaiter& waiter) const override;
 
  private:
-  HeaderEdits edits_;  // what every request of the route gets
+  http::FixedHeaderRules rules_;  // what every request of the route gets
 };
 
 // routes[].redirect: answers every request with the redirect (after the access checks).

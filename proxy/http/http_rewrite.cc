@@ -58,6 +58,29 @@ std::string_view effective_request_id(const RequestHead& req, std::string_view g
   return generated;
 }
 
+namespace {
+uint64_t length_mask(const std::vector<std::string>& names) {
+  uint64_t mask = 0;
+  for (const std::string& n : names) mask |= uint64_t{1} << (n.size() % 64);
+  return mask;
+}
+
+std::string lines_of(const std::vector<Header>& fields) {
+  std::string out;
+  for (const Header& h : fields) append_field(out, h.name, h.value);
+  return out;
+}
+}  // namespace
+
+FixedHeaderRules::FixedHeaderRules(std::vector<std::string> remove_req, const std::vector<Header>& add_req,
+                                   std::vector<std::string> remove_resp, const std::vector<Header>& add_resp)
+    : remove_request(std::move(remove_req)),
+      remove_response(std::move(remove_resp)),
+      remove_request_lengths(length_mask(remove_request)),
+      remove_response_lengths(length_mask(remove_response)),
+      add_request(lines_of(add_req)),
+      add_response(lines_of(add_resp)) {}
+
 void HeaderEdits::clear() noexcept {
   remove_request.clear();
   add_request.clear();
@@ -75,18 +98,35 @@ bool listed(const std::vector<std::string>& names, std::string_view name) {
   return false;
 }
 
+// One side of the edits: their own lists, and the route's fixed rules for that side.
+struct Side {
+  std::vector<std::string> HeaderEdits::*remove;
+  std::vector<Header> HeaderEdits::*add;
+  std::vector<std::string> FixedHeaderRules::*fixed_remove;
+  uint64_t FixedHeaderRules::*fixed_lengths;
+  std::string FixedHeaderRules::*fixed_lines;
+  uint32_t HeaderEdits::*fixed_at;
+};
+constexpr Side kRequestSide{&HeaderEdits::remove_request, &HeaderEdits::add_request, &FixedHeaderRules::remove_request,
+                            &FixedHeaderRules::remove_request_lengths, &FixedHeaderRules::add_request,
+                            &HeaderEdits::fixed_after_request};
+constexpr Side kResponseSide{&HeaderEdits::remove_response, &HeaderEdits::add_response,
+                             &FixedHeaderRules::remove_response, &FixedHeaderRules::remove_response_lengths,
+                             &FixedHeaderRules::add_response, &HeaderEdits::fixed_after_response};
+
 // Is `name` removed by the edits (their own list, or the route's fixed rules)?
-bool removed(const HeaderEdits& edits, std::vector<std::string> HeaderEdits::*list, std::string_view name) {
-  return listed(edits.*list, name) || (edits.fixed && listed(edits.fixed->*list, name));
+bool removed(const HeaderEdits& edits, const Side& side, std::string_view name) {
+  if (listed(edits.*side.remove, name)) return true;
+  const FixedHeaderRules* fixed = edits.fixed;
+  return fixed && ((fixed->*side.fixed_lengths >> (name.size() % 64)) & 1) && listed(fixed->*side.fixed_remove, name);
 }
 
 // The edits' added fields, the fixed rules' ones in their place.
-void append_added(std::string& out, const HeaderEdits& edits, std::vector<Header> HeaderEdits::*list, size_t fixed_at) {
-  const std::vector<Header>& own = edits.*list;
-  fixed_at = std::min(fixed_at, own.size());
+void append_added(std::string& out, const HeaderEdits& edits, const Side& side) {
+  const std::vector<Header>& own = edits.*side.add;
+  const size_t fixed_at = std::min<size_t>(edits.*side.fixed_at, own.size());
   for (size_t i = 0; i < fixed_at; ++i) append_field(out, own[i].name, own[i].value);
-  if (edits.fixed)
-    for (const Header& h : edits.fixed->*list) append_field(out, h.name, h.value);
+  if (edits.fixed) out.append(edits.fixed->*side.fixed_lines);
   for (size_t i = fixed_at; i < own.size(); ++i) append_field(out, own[i].name, own[i].value);
 }
 }  // namespace
@@ -109,7 +149,7 @@ void build_upstream_request(const RequestHead& req, const ForwardInfo& info, std
     std::string_view value = req.value(f);
     if (is_hop_by_hop(kind)) continue;
     if (!req.connection_tokens.empty() && req.is_connection_listed(name)) continue;
-    if (info.edits && removed(*info.edits, &HeaderEdits::remove_request, name)) continue;
+    if (info.edits && removed(*info.edits, kRequestSide, name)) continue;
     switch (kind) {
       case FieldKind::kHost:
         // absolute-form: the target's authority replaces Host (RFC 9112 3.2.2).
@@ -158,7 +198,7 @@ void build_upstream_request(const RequestHead& req, const ForwardInfo& info, std
   append_uint(out, info.listener_port);
   out.append("\r\n");
   if (!request_id_written && !info.request_id.empty()) append_field(out, "X-Request-Id", info.request_id);
-  if (info.edits) append_added(out, *info.edits, &HeaderEdits::add_request, info.edits->fixed_after_request);
+  if (info.edits) append_added(out, *info.edits, kRequestSide);
 
   switch (req.framing) {
     case Framing::kContentLength:
@@ -225,10 +265,10 @@ void build_client_response(const ResponseHead& resp, const ResponsePlan& plan, b
     }
     if (is_hop_by_hop(kind)) continue;
     if (!resp.connection_tokens.empty() && resp.is_connection_listed(name)) continue;
-    if (edits && removed(*edits, &HeaderEdits::remove_response, name)) continue;
+    if (edits && removed(*edits, kResponseSide, name)) continue;
     append_field(out, name, resp.value(f));
   }
-  if (edits) append_added(out, *edits, &HeaderEdits::add_response, edits->fixed_after_response);
+  if (edits) append_added(out, *edits, kResponseSide);
   if (is_upgrade_101) {
     out.append("Connection: upgrade\r\n\r\n");
     return;

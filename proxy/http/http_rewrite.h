@@ -17,6 +17,21 @@ struct Header {
   std::string value;
 };
 
+// A route's own header rules (routes[].headers), prepared once for every request of the route:
+// the names each side removes, with a mask of their lengths (bit length % 64) so that most
+// fields are passed over without a comparison, and each side's added fields already written
+// out as "Name: value\r\n" lines, appended whole.
+struct FixedHeaderRules {
+  FixedHeaderRules(std::vector<std::string> remove_request, const std::vector<Header>& add_request,
+                   std::vector<std::string> remove_response, const std::vector<Header>& add_response);
+  std::vector<std::string> remove_request;
+  std::vector<std::string> remove_response;
+  uint64_t remove_request_lengths = 0;
+  uint64_t remove_response_lengths = 0;
+  std::string add_request;   // lines
+  std::string add_response;  // lines
+};
+
 // Header changes asked for by a route's filters, applied when the heads are built. Names are
 // compared without case. The config refuses edits of the fields that carry framing or
 // connection state, and of those Berth sets itself (config::header_name_problem).
@@ -33,7 +48,7 @@ struct HeaderEdits {
   // copied per request (they belong to the route's filter chain, which outlives the exchange).
   // Their fields go after the first fixed_after_request / fixed_after_response entries of
   // add_request / add_response: where the rules' filter stands in the chain.
-  const HeaderEdits* fixed = nullptr;
+  const FixedHeaderRules* fixed = nullptr;
   uint32_t fixed_after_request = 0;
   uint32_t fixed_after_response = 0;
   bool empty() const noexcept {

@@ -40,8 +40,8 @@ int TcpTransport::open(int fd) {
 // ConnectionInfo): valid until the next call on this thread, as the Transport contract says.
 const ConnectionInfo& TcpTransport::info() {
   if (!info_filled_) fill_info();
+  // Field by field: a plain TCP transport's scheme and tls never change from the defaults.
   thread_local ConnectionInfo made;
-  made = ConnectionInfo();
   made.peer_port = peer_port_;
   made.local_port = local_port_;
   made.peer_ip.family = peer_family_;

@@ -75,6 +75,21 @@ struct Fixture {
 
 FilterChain chain_of(std::vector<std::shared_ptr<const RequestFilter>> filters) { return FilterChain(std::move(filters)); }
 
+// The chain of a config route whose access is `access` (YAML flow mapping).
+std::shared_ptr<const FilterChain> access_chain(const std::string& access) {
+  auto cfg = config::testing::load(
+      "listeners: [\"127.0.0.1:0\"]\n"
+      "routes:\n"
+      "  - service: s\n"
+      "    access: " + access + "\n"
+      "services: {s: {endpoints: [\"127.0.0.1:1\"]}}\n");
+  INFO(config::testing::all_errors(cfg));
+  REQUIRE(cfg.ok());
+  auto chain = build_route_filters(cfg.config->routes[0]);
+  REQUIRE(chain);
+  return chain;
+}
+
 }  // namespace
 
 TEST_CASE("filters: every filter passes, edits add up, in order", "[filter]") {
@@ -205,16 +220,7 @@ TEST_CASE("filters: state is per worker and kept while the filter is published",
 }
 
 TEST_CASE("route filters: address ranges, deny first", "[filter]") {
-  auto cfg = config::testing::load(
-      "listeners: [\"127.0.0.1:0\"]\n"
-      "routes:\n"
-      "  - service: s\n"
-      "    access: {allow: [\"10.0.0.0/8\", \"::1\"], deny: [\"10.1.2.0/24\"]}\n"
-      "services: {s: {endpoints: [\"127.0.0.1:1\"]}}\n");
-  INFO(config::testing::all_errors(cfg));
-  REQUIRE(cfg.ok());
-  auto chain = build_route_filters(cfg.config->routes[0]);
-  REQUIRE(chain);
+  auto chain = access_chain("{allow: [\"10.0.0.0/8\", \"::1\"], deny: [\"10.1.2.0/24\"]}");
   Fixture fx;
   FilterStates states;
   auto verdict = [&](std::string_view ip) {
@@ -250,6 +256,24 @@ TEST_CASE("route filters: address ranges, deny first", "[filter]") {
   CHECK(verdict_bin("", 6, "::1") == FilterResult::kContinue);
   CHECK(verdict_bin("", 6, "::ffff:10.1.2.3") == FilterResult::kReply);  // mapped: IPv4 rules
   CHECK(verdict_bin("", 6, "::ffff:10.9.8.7") == FilterResult::kContinue);
+}
+
+TEST_CASE("route filters: whole-space and single-address ranges", "[filter]") {
+  auto chain = access_chain("{allow: [\"0.0.0.0/0\", \"2001:db8::/32\"], deny: [\"192.0.2.7/32\", \"2001:db8::7/128\"]}");
+  Fixture fx;
+  FilterStates states;
+  auto verdict = [&](std::string_view ip) {
+    FilterRun run;
+    return run.start(*chain, states, fx.request(ip), nullptr);
+  };
+  CHECK(verdict("255.255.255.255") == FilterResult::kContinue);
+  CHECK(verdict("0.0.0.0") == FilterResult::kContinue);
+  CHECK(verdict("192.0.2.7") == FilterResult::kReply);
+  CHECK(verdict("192.0.2.6") == FilterResult::kContinue);
+  CHECK(verdict("192.0.2.8") == FilterResult::kContinue);
+  CHECK(verdict("2001:db8:ffff::1") == FilterResult::kContinue);
+  CHECK(verdict("2001:db8::7") == FilterResult::kReply);
+  CHECK(verdict("2001:db9::1") == FilterResult::kReply);  // not allowed: 0.0.0.0/0 is IPv4 only
 }
 
 TEST_CASE("route filters: methods answer 405 with Allow; headers become edits", "[filter]") {

@@ -157,3 +157,38 @@ TEST_CASE("local replies are complete and name their cause", "[rewrite]") {
   build_local_reply(400, "bad-request", true, "", out);
   CHECK(has_line(out, "Connection: close"));
 }
+
+TEST_CASE("fixed header rules: removal by name whatever the length mask says, lines appended whole", "[rewrite]") {
+  // Content-Type and X-Powered-By have the same length (12): the mask lets both through to the
+  // comparison, which tells them apart. A name of 70 characters lands on bit 6, like Cookie.
+  const std::string long_name(70, 'x');
+  FixedHeaderRules rules({"Cookie", long_name}, {{"X-Env", "bench"}, {"X-Team", "a"}}, {"X-Powered-By"},
+                               {{"X-Policy", "on"}});
+  CHECK(rules.add_request == "X-Env: bench\r\nX-Team: a\r\n");
+  CHECK(rules.add_response == "X-Policy: on\r\n");
+  HeaderEdits edits;
+  edits.fixed = &rules;
+
+  std::string raw = "GET / HTTP/1.1\r\nHost: a\r\ncookie: c\r\nCookiz: kept\r\n" + long_name + ": gone\r\n" +
+                    std::string(70, 'y') + ": kept\r\n\r\n";
+  RequestHead req;
+  Limits limits;
+  REQUIRE(parse_request_head(raw, limits, req).ok());
+  ForwardInfo info{"192.0.2.1", "http", 80, "id", &edits};
+  std::string up;
+  build_upstream_request(req, info, up);
+  CHECK(up.find("cookie") == std::string::npos);
+  CHECK(up.find("Cookiz: kept\r\n") != std::string::npos);
+  CHECK(up.find(long_name) == std::string::npos);
+  CHECK(up.find(std::string(70, 'y') + ": kept\r\n") != std::string::npos);
+  CHECK(up.find("X-Env: bench\r\nX-Team: a\r\n") != std::string::npos);
+
+  ResponseHead resp;
+  REQUIRE(parse_response_head("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Powered-By: x\r\n"
+                                    "Content-Length: 0\r\n\r\n", limits, false, resp).ok());
+  std::string out;
+  build_client_response(resp, plan_response(resp, 1, false), false, out, &edits);
+  CHECK(out.find("Content-Type: text/plain\r\n") != std::string::npos);
+  CHECK(out.find("X-Powered-By") == std::string::npos);
+  CHECK(out.find("X-Policy: on\r\n") != std::string::npos);
+}

@@ -56,3 +56,21 @@ TEST_CASE("rate limit: exact across threads sharing the table", "[rate_limit]") 
   for (auto& t : threads) t.join();
   CHECK(allowed.load() == 1000);
 }
+
+TEST_CASE("rate limit: keyed by a binary client address, each address its own bucket", "[rate_limit]") {
+  TokenBuckets b(1, 2, 64);
+  const uint8_t a4[4] = {10, 0, 0, 1};
+  const uint8_t b4[4] = {10, 0, 0, 2};
+  uint8_t a6[16] = {0x20, 0x01, 0x0d, 0xb8};
+  a6[15] = 1;
+  const int64_t t0 = 1'000'000'000;
+  CHECK(b.take(a4, false, t0).allowed);
+  CHECK(b.take(a4, false, t0).allowed);
+  CHECK_FALSE(b.take(a4, false, t0).allowed);  // a burst of 2
+  CHECK(b.take(b4, false, t0).allowed);        // the next address: untouched
+  CHECK(b.take(a6, true, t0).allowed);
+  CHECK(b.take(a6, true, t0).allowed);
+  CHECK_FALSE(b.take(a6, true, t0).allowed);
+  a6[15] = 2;
+  CHECK(b.take(a6, true, t0).allowed);
+}
