@@ -168,6 +168,7 @@ nlohmann::json StatusBuilder::status(const RouteTable& table, int64_t now_ms) co
     // A service whose routes no longer match still shows while it has held-back instances:
     // "web: both containers unhealthy" is what the operator needs to see.
     if (!serves(service, now_ms) && service.held_back.empty()) continue;
+    if (is_redirect_stand_in(service)) continue;
     bool panic = false;
     std::vector<InstanceEligibility> why = instance_eligibility(service, now_ms, &panic);
     nlohmann::json s = {{"name", service.name}, {"panic", panic}, {"instances", instances_json(service, why, now_ms)}};

@@ -331,7 +331,8 @@ std::vector<MetricFamily> MetricsExporter::collect() const {
     out.push_back(single("berth_routes", "Routes in the current snapshot.", MetricType::Gauge,
                          static_cast<double>(routes->routes().size())));
     std::set<std::string_view> names;
-    for (const ServicePtr& s : routes->services()) names.insert(s->name);
+    for (const ServicePtr& s : routes->services())
+      if (!is_redirect_stand_in(*s)) names.insert(s->name);
     out.push_back(single("berth_services", "Services in the current snapshot.", MetricType::Gauge,
                          static_cast<double>(names.size())));
   }

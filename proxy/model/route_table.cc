@@ -466,7 +466,7 @@ nlohmann::json RouteTable::to_json_value() const {
   nlohmann::json services = nlohmann::json::array();
   for (const ServicePtr& shared : services_) {
     const Service& service = *shared;
-    if (!serves(service, now)) continue;
+    if (!serves(service, now) || is_redirect_stand_in(service)) continue;
     nlohmann::json endpoints = nlohmann::json::array();
     for (const Endpoint& endpoint : service.endpoints) {
       nlohmann::json e = {{"address", endpoint.key}, {"weight", endpoint.weight}, {"source", endpoint.source}};

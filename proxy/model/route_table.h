@@ -80,6 +80,11 @@ struct Service {
   int64_t serve_empty_until_ms = std::numeric_limits<int64_t>::max();
 };
 
+// The stand-in service of redirect routes (answered by Berth itself, so no instance is ever
+// wanted): nameless, which no configured or discovered service is. Not listed as a service
+// (/api/routes, the status page, berth_services); such a route shows service "".
+inline bool is_redirect_stand_in(const Service& service) noexcept { return service.name.empty(); }
+
 // Whether a route to `service` matches at `now_ms`: it has an instance, or its empty grace runs.
 inline bool serves(const Service& service, int64_t now_ms) noexcept {
   return !service.endpoints.empty() || now_ms < service.serve_empty_until_ms;

@@ -2,6 +2,7 @@
 // (which answers /echo with the request head it received, and any other path with its path).
 
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 #include <memory>
 #include <string>
@@ -122,4 +123,20 @@ TEST_CASE("rewrite: redirects answer locally with Location, no service, no error
     CHECK(r.header("location") == std::optional<std::string>("/x"));
   }
   CHECK(env.origin.seen(m) == 0);
+
+  // A redirect route has no service: it shows service "", and no nameless service is listed.
+  for (const char* path : {"/api/routes", "/api/status"}) {
+    Response listed = http_get(env.berth->admin_port(), path, "127.0.0.1");
+    REQUIRE(listed.status == 200);
+    auto j = nlohmann::json::parse(listed.body);
+    INFO(path << ": " << j.dump());
+    bool redirect_listed = false;
+    for (const auto& route : j["routes"])
+      if (route["host"] == "moved.test") redirect_listed = route["service"] == "";
+    CHECK(redirect_listed);
+    REQUIRE(j["services"].size() == 1);
+    CHECK(j["services"][0]["name"] == "s");
+  }
+  Response metrics = http_get(env.berth->admin_port(), "/metrics", "127.0.0.1");
+  CHECK(metrics.body.find("\nberth_services 1\n") != std::string::npos);
 }
