@@ -25,6 +25,7 @@
 #   BENCH_DURATION, BENCH_REPS   seconds per wrk run, rounds [10, 3; --quick: 3, 1]
 #   BENCH_CONNS             wrk connections [64]
 #   BENCH_PORT_BASE         first loopback port used (+0..+8) [18400]
+#   BENCH_WORKLOADS         which workloads, in order ["handshake resumed small 64k"]
 #   BENCH_KEEP=1            keep the work directory (configs, logs)
 set -euo pipefail
 
@@ -46,7 +47,7 @@ declare -A PORT=([origin]=$PB [berth]=$((PB + 1)) [nginx]=$((PB + 2)) [haproxy]=
 declare -A ADMIN_PORT=([berth]=$((PB + 7)) [berth_full]=$((PB + 8)))
 CONTESTANTS=(berth nginx haproxy)
 INSTANCES=(berth nginx haproxy berth_full nginx_full haproxy_full)
-WORKLOADS=(handshake resumed small 64k)
+read -r -a WORKLOADS <<<"${BENCH_WORKLOADS:-handshake resumed small 64k}"
 instance_of() {  # contestant workload -> the instance that runs it
   if [[ "$2" == handshake ]]; then echo "$1_full"; else echo "$1"; fi
 }
