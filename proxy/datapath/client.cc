@@ -371,7 +371,7 @@ void ClientConn::handle_request_head(std::string_view head, std::string_view ear
   if (!o.ok()) {
     worker()->stats().add(Counter::kRequestsRejected);
     ErrorReply r = reply_for(o.error);
-    log::debug("request_rejected").kv("client", conn().peer_ip).kv("status", r.status).kv("reason", o.detail);
+    log::debug("request_rejected").kv("client", conn().peer_ip.text()).kv("status", r.status).kv("reason", o.detail);
     local_reply(r.status, r.cause, true);
     return;
   }
@@ -391,7 +391,7 @@ void ClientConn::handle_request_head(std::string_view head, std::string_view ear
       (req.framing == http::Framing::kChunked && !http::chunked_start_plausible(early_body))) {
     worker()->stats().add(Counter::kRequestsRejected);
     log::debug("request_rejected")
-        .kv("client", conn().peer_ip)
+        .kv("client", conn().peer_ip.text())
         .kv("status", 400)
         .kv("reason", pr.state == MessageParser::State::kError ? pr.reason : "invalid chunk size");
     local_reply(400, "bad-request", true);
@@ -752,7 +752,7 @@ bool ClientConn::feed_request_body(Block* block, const char*& data, size_t& len)
       return !closing();
     case MessageParser::State::kError:
       worker()->stats().add(Counter::kRequestsRejected);
-      log::debug("request_body_rejected").kv("client", conn().peer_ip).kv("reason", r.reason);
+      log::debug("request_body_rejected").kv("client", conn().peer_ip.text()).kv("reason", r.reason);
       if (ex_->response_started) {
         abort_exchange(ExchangeEnd::kAborted, "bad-request");
       } else {
@@ -938,7 +938,7 @@ void ClientConn::on_upstream_failed(UpstreamConn* u, UpstreamFailure why, bool a
   if (AttemptRecord* a = current_attempt()) a->failure = reply_for(why).cause;
   if (ex_->response_started) {
     // Part of the response is already with the client: all that is left is to cut it short.
-    log::warn("upstream_failed_mid_response").kv("endpoint", u->pool()->key()).kv("client", conn().peer_ip);
+    log::warn("upstream_failed_mid_response").kv("endpoint", u->pool()->key()).kv("client", conn().peer_ip.text());
     abort_exchange(ExchangeEnd::kAborted, reply_for(why).cause);
     return;
   }
@@ -1188,7 +1188,7 @@ void ClientConn::on_timer() {
     case Phase::kHead:
       if (t >= deadline_) {
         worker()->stats().add(Counter::kRequestsRejected);
-        log::debug("request_header_timeout").kv("client", conn().peer_ip);
+        log::debug("request_header_timeout").kv("client", conn().peer_ip.text());
         local_reply(408, "request-header-timeout", true);
       } else {
         arm_timer();
@@ -1199,7 +1199,7 @@ void ClientConn::on_timer() {
       const uint64_t idle_due = ex_->last_body_at + static_cast<uint64_t>(rt.timeouts.request_body_idle.count());
       if (t >= ex_->body_deadline || t >= idle_due) {
         worker()->stats().add(Counter::kRequestsRejected);
-        log::info("request_body_timeout").kv("client", conn().peer_ip);
+        log::info("request_body_timeout").kv("client", conn().peer_ip.text());
         if (ex_->response_started) {
           abort_exchange(ExchangeEnd::kAborted, "request-body-timeout");
         } else {

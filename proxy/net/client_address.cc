@@ -48,9 +48,10 @@ std::string_view PeerIp::format(char (&buf)[kTextMax]) const {
   return buf;
 }
 
-PeerIp::operator std::string_view() const {
-  thread_local char buf[kTextMax];
-  return format(buf);
+PeerIp::Text PeerIp::text() const {
+  Text t;
+  t.view = format(t.buf);
+  return t;
 }
 
 ClientAddress peer_address(const ConnectionInfo& conn) {

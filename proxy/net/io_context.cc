@@ -154,8 +154,7 @@ void IoContext::deferred_cb(uv_idle_t* h) {
   if (self->deferred_.empty()) uv_idle_stop(&self->deferred_idle_);
   for (size_t i = 0; i < self->running_.size(); ++i)
     if (TcpTransport* t = self->running_[i]) t->run_deferred();
-  self->running_.clear();
-  if (self->deferred_.empty()) uv_idle_stop(&self->deferred_idle_);
+  self->running_.clear();  // a report that deferred again restarted the idle handle (defer())
 }
 
 }  // namespace berth

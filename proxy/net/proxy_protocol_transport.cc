@@ -36,7 +36,7 @@ void ProxyProtocolTransport::on_transport_read(Block* block, ssize_t nread) {
       BufferPool::unref(block);
       failed_ = true;
       if (stats_) stats_->add(Counter::kProxyProtocolRejected);
-      log::info("proxy_protocol_rejected").kv("peer", info_.peer_ip).kv("reason", parser_.error());
+      log::info("proxy_protocol_rejected").kv("peer", info_.peer_ip.text()).kv("reason", parser_.error());
       events_->on_transport_read(nullptr, UV_EPROTO);
       return;
     case ProxyHeaderParser::Status::kDone:

@@ -44,9 +44,13 @@ struct PeerIp {
 
   // The textual form, written into `buf`; empty if unknown.
   std::string_view format(char (&buf)[kTextMax]) const;
-  // For a log line's value: the textual form in a per-thread buffer, valid until the next such
-  // conversion on this thread.
-  operator std::string_view() const;
+  // The textual form by value, for a log line: each call has its own buffer.
+  struct Text {
+    char buf[kTextMax];
+    std::string_view view;
+    operator std::string_view() const { return view; }
+  };
+  Text text() const;
 };
 
 // What the accepting side knows about a connection. Strings point into the transport (or are

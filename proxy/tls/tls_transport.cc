@@ -265,7 +265,7 @@ void TlsTransport::fail_handshake(int ssl_error) {
   ERR_clear_error();
   count_handshake_error(cause);
   const ConnectionInfo& facts = info();
-  log::debug("tls_handshake_failed").kv("client", facts.peer_ip).kv("cause", handshake_error_name(cause));
+  log::debug("tls_handshake_failed").kv("client", facts.peer_ip.text()).kv("cause", handshake_error_name(cause));
   if (pending_end_ == 0) pending_end_ = UV_EPROTO;
   update_inner_reading();
   deliver_plaintext();

@@ -163,7 +163,7 @@ TEST_CASE("memory transport: scheme and connection facts come from the transport
   Fixture f;
   const ConnectionInfo& info = f.stream->transport().info();
   CHECK(info.scheme == "test");
-  CHECK(std::string(info.peer_ip) == "192.0.2.10");
+  CHECK(std::string(info.peer_ip.text().view) == "192.0.2.10");
   CHECK(info.peer_port == 5555);
   CHECK(info.local_port == 8443);
   REQUIRE(info.tls != nullptr);

@@ -204,7 +204,7 @@ TEST_CASE("tcp transport: an accepted connection reports scheme, peer and local 
   auto* s = new ProbeStream(&io, tcp_over(io, afd), &probe);
   const ConnectionInfo& info = s->transport().info();
   CHECK(info.scheme == "http");
-  CHECK(std::string(info.peer_ip) == "127.0.0.1");
+  CHECK(std::string(info.peer_ip.text().view) == "127.0.0.1");
   CHECK(info.peer_port == ntohs(client.sin_port));
   CHECK(info.local_port == listen_port);
   CHECK(info.tls == nullptr);
