@@ -156,7 +156,9 @@ DiscoveredSet build_registry_set(const std::map<std::string, std::string>& kvs, 
   options.allowed_hosts = policy.allowed_hosts;
   options.max_priority = policy.max_priority;
   options.allow_any_host = policy.allow_any_host;
+  const std::string own = policy.local_host_id.empty() ? std::string() : host_prefix(prefix, policy.local_host_id);
   for (const auto& [key, value] : kvs) {
+    if (!own.empty() && key.rfind(own, 0) == 0) continue;
     std::string source = "registry:" + (key.rfind(root, 0) == 0 ? key.substr(root.size()) : key);
     auto reject = [&](const std::string& why) { set.rejected.emplace_back(source, why); };
     // <host>/<container>/<n>
@@ -217,6 +219,7 @@ DiscoveredSet build_registry_set(const std::map<std::string, std::string>& kvs, 
     resolve_endpoint_key(endpoint);
     endpoint.weight = instance->weight;
     endpoint.source = source;
+    endpoint.remote = !own.empty();
     pending.endpoints.push_back(std::move(endpoint));
   }
   auto routes = std::make_shared<std::vector<Route>>();

@@ -61,6 +61,9 @@ struct TablePolicy {
   std::vector<std::string> allowed_hosts;
   int32_t max_priority = INT32_MAX;
   bool allow_any_host = true;
+  // A sidecar's view: its own host's keys are skipped (its Docker discovery routes those
+  // directly) and every other instance is marked Endpoint::remote. Empty: a front door.
+  std::string local_host_id;
 };
 
 // The front door's table: every key under <prefix>/instances/ with its raw value. Builds the

@@ -99,6 +99,7 @@ std::vector<InstanceEligibility> instance_eligibility(const Service& service, in
     if (problem.empty()) {
       e.colour = "green";
       e.why = probe == ProbeState::kHealthy ? "passing its health check" : "eligible (no active health check)";
+      if (routable[i] == kStandby) e.why += "; another host's instance: stands by while this host has a routable one";
     } else if (e.eligible) {
       e.colour = "amber";
       e.why = problem + "; eligible anyway: panic mode (fewer than " +

@@ -290,7 +290,7 @@ class PickStatus final : public EndpointStatus {
       : svc_(svc), routable_(routable), pools_(pools), tried_(tried), tried_count_(tried_count),
         max_requests_(enforce_circuit ? svc.policy.circuit.max_requests : 0), ramp_until_(ramp_until) {}
   bool eligible(size_t i) const override {
-    if (!routable_[i]) return false;
+    if (!(routable_[i] & accept_)) return false;
     for (size_t t = 0; t < tried_count_; ++t)
       if (tried_[t] == i) return false;
     if (max_requests_) {
@@ -302,6 +302,9 @@ class PickStatus final : public EndpointStatus {
     }
     return true;
   }
+  // Also other hosts' instances standing by for this host's (locality): when none of those is
+  // eligible (retries have tried them, breakers hold them).
+  void accept_standby() noexcept { accept_ = kRoutable | kStandby; }
   uint32_t active(size_t i) const override { return pools_ ? pools_[i]->active : 0; }
   bool ramping() const override { return ramp_until_ != 0; }
   uint32_t weight_permille(size_t i) const override {
@@ -320,8 +323,15 @@ class PickStatus final : public EndpointStatus {
   size_t tried_count_;
   uint32_t max_requests_;
   int64_t ramp_until_;
+  uint8_t accept_ = kRoutable;
   mutable int64_t now_ = -1;
 };
+
+bool has_standby(const uint8_t* routable, size_t n) noexcept {
+  for (size_t i = 0; i < n; ++i)
+    if (routable[i] == kStandby) return true;
+  return false;
+}
 
 }  // namespace
 
@@ -354,6 +364,10 @@ int Worker::pick_endpoint(const Runtime& rt, uint32_t service_index, const PickK
     EndpointPool* const* pools = service_pools_[service_index].data();
     PickStatus status(svc, routable, pools, tried, tried_count, true, ramp_until_[service_index]);
     int idx = selectors_[service_index]->pick(key, status);
+    if (idx < 0 && has_standby(routable, svc.endpoints.size())) {
+      status.accept_standby();
+      idx = selectors_[service_index]->pick(key, status);
+    }
     *circuit_open = idx < 0 && status.blocked_by_circuit;
     return idx;
   }
@@ -362,11 +376,17 @@ int Worker::pick_endpoint(const Runtime& rt, uint32_t service_index, const PickK
   std::vector<uint8_t> routable;
   compute_routable(svc, health_clock_ms(), routable);
   PickStatus status(svc, routable.data(), nullptr, tried, tried_count, true);
-  for (size_t k = 0; k < svc.endpoints.size(); ++k) {
-    const size_t i = (id_counter_ + k) % svc.endpoints.size();
-    if (status.eligible(i)) {
-      ++id_counter_;
-      return static_cast<int>(i);
+  for (int pass = 0; pass < 2; ++pass) {
+    if (pass == 1) {
+      if (!has_standby(routable.data(), routable.size())) break;
+      status.accept_standby();
+    }
+    for (size_t k = 0; k < svc.endpoints.size(); ++k) {
+      const size_t i = (id_counter_ + k) % svc.endpoints.size();
+      if (status.eligible(i)) {
+        ++id_counter_;
+        return static_cast<int>(i);
+      }
     }
   }
   *circuit_open = status.blocked_by_circuit;

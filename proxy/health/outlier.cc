@@ -15,9 +15,21 @@ int64_t slow_start_end(const Service& service, const std::vector<uint8_t>& routa
   int64_t last = 0;
   for (size_t i = 0; i < routable.size(); ++i) {
     const EndpointHealth* h = service.endpoints[i].health.get();
-    if (routable[i] && h && h->ramp_start_ms() + window > now_ms) last = std::max(last, h->ramp_start_ms() + window);
+    if (routable[i] == kRoutable && h && h->ramp_start_ms() + window > now_ms) last = std::max(last, h->ramp_start_ms() + window);
   }
   return last;
+}
+
+// Locality: while an instance on this host is routable, other hosts' instances stand by.
+void prefer_local(const Service& service, std::vector<uint8_t>& out) noexcept {
+  bool any_remote = false, local_routable = false;
+  for (size_t i = 0; i < out.size(); ++i) {
+    any_remote = any_remote || service.endpoints[i].remote;
+    local_routable = local_routable || (out[i] && !service.endpoints[i].remote);
+  }
+  if (!any_remote || !local_routable) return;
+  for (size_t i = 0; i < out.size(); ++i)
+    if (service.endpoints[i].remote && out[i]) out[i] = kStandby;
 }
 
 }  // namespace
@@ -72,6 +84,7 @@ bool compute_routable(const Service& service, int64_t now_ms, std::vector<uint8_
   }
   const uint32_t threshold = service.policy.outlier.panic_threshold_percent;
   if (candidates == 0 || threshold == 0 || routable * 100 >= candidates * threshold) {
+    prefer_local(service, out);
     if (ramp_until) {
       *ramp_until = slow_start_end(service, out, now_ms);
       if (next_change && *ramp_until) *next_change = std::min(*next_change, *ramp_until);

@@ -22,11 +22,15 @@ void record_success(const Endpoint& endpoint) noexcept;
 // Returns true when this failure ejected the instance.
 bool record_failure(const Service& service, size_t index, int64_t now_ms) noexcept;
 
-// out[i] = 1 when endpoint i may take new requests. Returns true in panic mode. next_change:
+// out[i] = kRoutable when endpoint i may take new requests, kStandby when it may but stands by
+// (another host's instance while one of this host's is routable: locality; chosen only when no
+// routable instance is eligible, e.g. by retries), 0 when it may not. Returns true in panic mode. next_change:
 // when the answer changes by itself (the earliest end of an ejection or of a slow-start window),
 // else INT64_MAX; other changes bump health_epoch(). ramp_until: when the last slow-start window
 // of a routable endpoint ends, or 0 when none is in its window now (or the policy ignores slow
 // start, or in panic mode).
+constexpr uint8_t kRoutable = 1;
+constexpr uint8_t kStandby = 2;
 bool compute_routable(const Service& service, int64_t now_ms, std::vector<uint8_t>& out,
                       int64_t* next_change = nullptr, int64_t* ramp_until = nullptr);
 

@@ -35,6 +35,10 @@ struct Endpoint {
   socklen_t addr_len = 0;
   uint32_t weight = 1;
   std::string source = "config";  // where it came from: "config", later "container:<id>"
+  // Another host's instance, known from the registry to a sidecar: chosen only while no
+  // instance of the service on the sidecar's own host is routable (locality; see
+  // compute_routable).
+  bool remote = false;
   // Shared with the health checker and every worker; set by HealthRegistry::attach (null in
   // snapshots built without one, e.g. unit tests: then always routable).
   std::shared_ptr<EndpointHealth> health;

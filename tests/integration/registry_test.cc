@@ -124,6 +124,20 @@ bool routes_to(uint16_t port, const std::string& host, const std::string& origin
   return r.status == 200 && r.body.find("origin=" + origin_name) != std::string::npos;
 }
 
+// A fake Docker engine with no containers on DIR/docker.sock, and a sidecar's config for it.
+std::unique_ptr<fake_docker::FakeEngine> start_engine(const TempDir& dir) {
+  auto engine = std::make_unique<fake_docker::FakeEngine>(dir.file("docker.sock"), 0,
+                                                          fake_docker::ojson::parse(fake_docker::kInspectTemplate),
+                                                          fake_docker::ojson::parse(fake_docker::kListTemplate));
+  engine->start();
+  return engine;
+}
+std::string sidecar_yaml(const TempDir& dir, const Etcd& etcd) {
+  return config_head(1) + "docker: {enabled: true, endpoint: \"unix://" + dir.file("docker.sock") +
+         "\", empty_route_grace: 1s, reconnect_max: 1s}\n" + "registry: {etcd: [\"" + etcd.url() +
+         "\"], role: sidecar, host_id: host-1, advertise_address: 127.0.0.1, lease_ttl: 4s}\n";
+}
+
 }  // namespace
 
 TEST_CASE("registry: a front door routes to what is published in etcd, and drops it on delete and lease expiry",
@@ -264,17 +278,11 @@ TEST_CASE("registry: a sidecar publishes its host's containers to a front door, 
   INFO(etcd.error());
   REQUIRE(etcd.ok());
   TempDir dir;
-  auto engine = std::make_unique<fake_docker::FakeEngine>(dir.file("docker.sock"), 0,
-                                                          fake_docker::ojson::parse(fake_docker::kInspectTemplate),
-                                                          fake_docker::ojson::parse(fake_docker::kListTemplate));
-  engine->start();
+  auto engine = start_engine(dir);
   Origin origin("S");
   REQUIRE(origin.ok());
-  const std::string sidecar_yaml =
-      config_head(1) + "docker: {enabled: true, endpoint: \"unix://" + dir.file("docker.sock") +
-      "\", empty_route_grace: 1s, reconnect_max: 1s}\n" + "registry: {etcd: [\"" + etcd.url() +
-      "\"], role: sidecar, host_id: host-1, advertise_address: 127.0.0.1, lease_ttl: 4s}\n";
-  auto sidecar = std::make_unique<Berth>(sidecar_yaml);
+  const std::string yaml = sidecar_yaml(dir, etcd);
+  auto sidecar = std::make_unique<Berth>(yaml);
   INFO(sidecar->error());
   REQUIRE(sidecar->ok());
   Berth front(front_yaml(etcd));
@@ -299,7 +307,7 @@ TEST_CASE("registry: a sidecar publishes its host's containers to a front door, 
 
   // A restarted sidecar (same host id) takes its keys over: the instance never leaves.
   sidecar.reset();  // SIGTERM
-  auto restarted = std::make_unique<Berth>(sidecar_yaml);
+  auto restarted = std::make_unique<Berth>(yaml);
   REQUIRE(restarted->ok());
   CHECK(wait_until([&] { return restarted->log().find("event=registry_publishing") != std::string::npos; }, 5s));
   for (int k = 0; k < 60; ++k) {  // 6 s: past the old lease's 4 s TTL
@@ -315,6 +323,62 @@ TEST_CASE("registry: a sidecar publishes its host's containers to a front door, 
   auto gone_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
   WARN("sidecar SIGKILLed with lease_ttl 4s: its instance left the front door after " << gone_ms << " ms");
   CHECK(front.running());
+}
+
+TEST_CASE("registry: a sidecar routes east-west, its own host's instances first, then the other hosts'",
+          "[registry]") {
+  Etcd etcd;
+  INFO(etcd.error());
+  REQUIRE(etcd.ok());
+  TempDir dir;
+  auto engine = start_engine(dir);
+  Origin local("L"), remote("R"), api("A");
+  REQUIRE(local.ok());
+  REQUIRE(remote.ok());
+  REQUIRE(api.ok());
+  // Host 2's instances as its sidecar would publish them (the same service, and one only it runs).
+  auto lease = etcd.grant(60);
+  REQUIRE_FALSE(lease.empty());
+  REQUIRE(etcd.put(kRoot + "host-2/c2/0", instance("web", "web.test", remote.address()), lease));
+  REQUIRE(etcd.put(kRoot + "host-2/c3/0", instance("api", "api.test", api.address()), lease));
+  // A foreign claim on this host's name: this host's own container keeps it.
+  REQUIRE(etcd.put(kRoot + "host-2/c4/0", instance("thief", "web.test", api.address()), lease));
+
+  const std::string yaml = sidecar_yaml(dir, etcd);
+  size_t i = engine->add(fake_docker::running_routed(51, "web-1", "web.test", local.port(), {{"berth.service", "web"}}));
+  Berth sidecar(yaml);
+  INFO(sidecar.error());
+  REQUIRE(sidecar.ok());
+  INFO("sidecar: " << sidecar.log());
+  REQUIRE(wait_until([&] { return sidecar.log().find("event=registry_synced") != std::string::npos; }, 10s));
+
+  // Another host's service is routed by the sidecar too.
+  CHECK(wait_until([&] { return routes_to(sidecar.port(), "api.test", "A"); }, 5s));
+  // Its own host's instance takes every request while it is healthy.
+  REQUIRE(wait_until([&] { return routes_to(sidecar.port(), "web.test", "L"); }, 5s));
+  int to_local = 0;
+  for (int k = 0; k < 30; ++k) to_local += routes_to(sidecar.port(), "web.test", "L");
+  CHECK(to_local == 30);
+  // The thief's claim is refused and listed.
+  Response routes = http_get(sidecar.admin_port(), "/api/routes", "127.0.0.1");
+  CHECK(routes.body.find("registry:host-2/c4/0") != std::string::npos);
+  // The sidecar's own key is not read back as another host's instance.
+  CHECK(wait_until([&] { return etcd.count(kRoot + "host-1/") == 1; }, 5s));
+
+  // The local app dies without Docker noticing yet: requests are retried on host 2's instance.
+  local.process().terminate();
+  int ok = 0;
+  for (int k = 0; k < 20; ++k) ok += routes_to(sidecar.port(), "web.test", "R");
+  CHECK(ok == 20);
+
+  // docker stop on this host: host 2's instance serves the name.
+  engine->emit_stop(i);
+  CHECK(wait_until([&] { return etcd.count(kRoot + "host-1/") == 0; }, 5s));
+  for (int k = 0; k < 10; ++k) CHECK(routes_to(sidecar.port(), "web.test", "R"));
+
+  // Host 2's instance leaves the registry: the name has no instance left.
+  REQUIRE(etcd.del(kRoot + "host-2/c2/0"));
+  CHECK(wait_until([&] { return !routes_to(sidecar.port(), "web.test", "R"); }, 5s));
 }
 
 namespace {

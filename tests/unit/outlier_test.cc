@@ -83,6 +83,26 @@ TEST_CASE("panic mode: too few routable instances -> every probed instance", "[o
   CHECK(ok == std::vector<uint8_t>{1, 1, 0, 0});
 }
 
+TEST_CASE("locality: other hosts' instances stand by while one of this host's is routable", "[outlier]") {
+  HealthRegistry registry;
+  auto services = services_of(4, false);
+  services[0].endpoints[2].remote = true;
+  services[0].endpoints[3].remote = true;
+  registry.attach(services);
+  const Service& s = services[0];
+  std::vector<uint8_t> ok;
+  CHECK_FALSE(compute_routable(s, 5000, ok));
+  CHECK(ok == std::vector<uint8_t>{kRoutable, kRoutable, kStandby, kStandby});
+  // Both local instances ejected: the remote ones take the traffic.
+  for (size_t i = 0; i < 2; ++i)
+    for (int k = 0; k < 3; ++k) record_failure(s, i, 5000);
+  CHECK_FALSE(compute_routable(s, 5000, ok));
+  CHECK(ok == std::vector<uint8_t>{0, 0, kRoutable, kRoutable});
+  // Back after the ejection: local first again.
+  CHECK_FALSE(compute_routable(s, 7000, ok));
+  CHECK(ok == std::vector<uint8_t>{kRoutable, kRoutable, kStandby, kStandby});
+}
+
 TEST_CASE("health registry: state survives rebuilds for instances that stay", "[outlier]") {
   HealthRegistry registry;
   auto first = services_of(3, true);

@@ -144,6 +144,29 @@ TEST_CASE("registry: the front door applies the operator's policy", "[registry]"
   CHECK(set.rejected.size() == 2);
 }
 
+TEST_CASE("registry: a sidecar's view leaves its own keys out and marks the rest remote", "[registry]") {
+  const std::string p = "/berth/v1/instances/";
+  std::map<std::string, std::string> kvs = {
+      {p + "h1/c1/0", value("web", "10.0.0.1:8080", "a.test")},
+      {p + "h2/c2/0", value("web", "10.0.0.2:8080", "a.test")},
+      {p + "h10/c3/0", value("web", "10.0.0.10:8080", "a.test")},  // h1 is not a prefix of h10
+  };
+  TablePolicy policy;
+  policy.local_host_id = "h1";
+  DiscoveredSet set = build_registry_set(kvs, "/berth/v1", policy);
+  REQUIRE(set.services.size() == 1);
+  const Service& web = *set.services[0];
+  REQUIRE(web.endpoints.size() == 2);
+  CHECK(web.endpoints[0].key == "10.0.0.10:8080");
+  CHECK(web.endpoints[1].key == "10.0.0.2:8080");
+  CHECK(web.endpoints[0].remote);
+  CHECK(web.endpoints[1].remote);
+  // A front door's view: everything, nothing remote.
+  DiscoveredSet front = build_registry_set(kvs, "/berth/v1", TablePolicy{});
+  REQUIRE(front.services[0]->endpoints.size() == 3);
+  CHECK_FALSE(front.services[0]->endpoints[0].remote);
+}
+
 TEST_CASE("registry: the sidecar publishes each container's instances at the advertised address", "[registry]") {
   DiscoveredSet set;
   auto web = std::make_shared<Service>();
