@@ -607,25 +607,30 @@ DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& cac
 }
 
 bool same_instance(const Endpoint& a, const Endpoint& b) {
-  return a.key == b.key && a.weight == b.weight && a.source == b.source;
+  return a.key == b.key && a.weight == b.weight && a.source == b.source && a.remote == b.remote;
+}
+
+bool same_routes(const RouteList& a, const RouteList& b) {
+  if (a == b) return true;
+  const std::vector<Route>& ra = *a;
+  const std::vector<Route>& rb = *b;
+  if (ra.size() != rb.size()) return false;
+  for (size_t i = 0; i < ra.size(); ++i) {
+    const Route& x = ra[i];
+    const Route& y = rb[i];
+    if (x.name != y.name || x.host != y.host || x.path_prefix != y.path_prefix || x.priority != y.priority ||
+        x.service != y.service || x.max_body_bytes != y.max_body_bytes || x.source != y.source ||
+        x.https_redirect != y.https_redirect || x.https_redirect_code != y.https_redirect_code || x.hsts != y.hsts ||
+        x.filters != y.filters || x.acme != y.acme ||
+        !(x.mirror == y.mirror || (x.mirror && y.mirror && *x.mirror == *y.mirror)))
+      return false;
+  }
+  return true;
 }
 
 bool same_set(const DiscoveredSet& a, const DiscoveredSet& b) {
   if (a.services.size() != b.services.size() || a.rejected != b.rejected) return false;
-  if (a.routes != b.routes) {
-    const std::vector<Route>& ra = *a.routes;
-    const std::vector<Route>& rb = *b.routes;
-    if (ra.size() != rb.size()) return false;
-    for (size_t i = 0; i < ra.size(); ++i) {
-      const Route& x = ra[i];
-      const Route& y = rb[i];
-      if (x.name != y.name || x.host != y.host || x.path_prefix != y.path_prefix || x.priority != y.priority ||
-          x.service != y.service || x.max_body_bytes != y.max_body_bytes || x.source != y.source ||
-          x.https_redirect != y.https_redirect || x.https_redirect_code != y.https_redirect_code || x.hsts != y.hsts || x.filters != y.filters || x.acme != y.acme ||
-          !(x.mirror == y.mirror || (x.mirror && y.mirror && *x.mirror == *y.mirror)))
-        return false;
-    }
-  }
+  if (!same_routes(a.routes, b.routes)) return false;
   for (size_t i = 0; i < a.services.size(); ++i) {
     if (a.services[i] == b.services[i]) continue;  // shared: the same object
     const Service& x = *a.services[i];

@@ -178,6 +178,9 @@ std::optional<std::string> resolve_address(const ContainerFacts& c, const std::s
 // Same address, weight and source: what a publish shows of an instance.
 bool same_instance(const Endpoint& a, const Endpoint& b);
 
+// The same routes, field by field (or the same list object).
+bool same_routes(const RouteList& a, const RouteList& b);
+
 // Same routes, services, endpoints and rejections (what a publish would change). A service's
 // serve_empty_until_ms is not compared: it changes only with its endpoints.
 bool same_set(const DiscoveredSet& a, const DiscoveredSet& b);

@@ -143,7 +143,7 @@ std::optional<Instance> decode_instance(std::string_view value, std::string* pro
 }
 
 DiscoveredSet build_registry_set(const std::map<std::string, std::string>& kvs, std::string_view prefix,
-                                 const TablePolicy& policy) {
+                                 const TablePolicy& policy, DecodeCache* cache) {
   DiscoveredSet set;
   const std::string root = instances_prefix(prefix);
   struct Pending {
@@ -173,12 +173,24 @@ DiscoveredSet build_registry_set(const std::map<std::string, std::string>& kvs, 
       reject("key is not <prefix>/instances/<host-id>/<container-id>/<n>");
       continue;
     }
-    std::string problem;
-    auto instance = decode_instance(value, &problem);
-    if (!instance) {
-      reject(problem);
+    DecodedValue fresh;
+    DecodedValue* decoded = &fresh;
+    if (cache) {
+      auto [it, inserted] = cache->try_emplace(key);
+      decoded = &it->second;
+      if (inserted || decoded->value != value) {  // else decoded by an earlier build
+        decoded->value = value;
+        decoded->problem.clear();
+        decoded->instance = decode_instance(value, &decoded->problem);
+      }
+    } else {
+      decoded->instance = decode_instance(value, &decoded->problem);
+    }
+    if (!decoded->instance) {
+      reject(decoded->problem);
       continue;
     }
+    const Instance* instance = &*decoded->instance;
     std::string refused;
     for (const RegistryRoute& r : instance->routes) {
       RouteSpec spec;
@@ -222,6 +234,9 @@ DiscoveredSet build_registry_set(const std::map<std::string, std::string>& kvs, 
     endpoint.remote = !own.empty();
     pending.endpoints.push_back(std::move(endpoint));
   }
+  if (cache && cache->size() > kvs.size())
+    for (auto it = cache->begin(); it != cache->end();)
+      it = kvs.count(it->first) ? std::next(it) : cache->erase(it);
   auto routes = std::make_shared<std::vector<Route>>();
   for (auto& [name, pending] : by_service) {
     auto service = std::make_shared<Service>();

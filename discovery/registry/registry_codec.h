@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -70,8 +71,18 @@ struct TablePolicy {
 // complete set: services by name with every healthy instance, their routes (the union of what
 // the instances declare), and the keys rejected, one by one, with the reason. A host + path
 // already served by another service is rejected for the later key (keys in byte order).
+//
+// cache (optional): values decoded by earlier builds, by key. A key whose value is unchanged is
+// not decoded again, so a watch event costs one decode rather than one per key; keys no longer
+// in kvs are dropped from it.
+struct DecodedValue {
+  std::string value;
+  std::optional<Instance> instance;  // nullopt: malformed, see problem
+  std::string problem;
+};
+using DecodeCache = std::unordered_map<std::string, DecodedValue>;
 DiscoveredSet build_registry_set(const std::map<std::string, std::string>& kvs, std::string_view prefix,
-                                 const TablePolicy& policy);
+                                 const TablePolicy& policy, DecodeCache* cache = nullptr);
 
 // The sidecar's side: the keys and values its host should have, from its Docker set. Each
 // instance of a container (one per service it serves) is <host prefix><container id>/<n>; the

@@ -206,7 +206,7 @@ void RegistryWatch::lost(const std::string& why) {
 }
 
 void RegistryWatch::publish(int64_t received_ns) {
-  auto set = std::make_shared<DiscoveredSet>(build_registry_set(kvs_, cfg_.prefix, policy_));
+  auto set = std::make_shared<DiscoveredSet>(build_registry_set(kvs_, cfg_.prefix, policy_, &decoded_));
   set->event_received_ns = received_ns;
   std::map<std::string, std::string> now(set->rejected.begin(), set->rejected.end());
   for (const auto& [key, reason] : now) {
@@ -216,8 +216,10 @@ void RegistryWatch::publish(int64_t received_ns) {
   }
   logged_rejections_ = std::move(now);
   if (published_ && same_set(*published_, *set)) return;
-  // Keep unchanged services as the same objects (their health state and LB tables stay).
+  // Keep unchanged routes and services as the same objects: the Server then rebuilds only what
+  // changed (health state and LB tables stay).
   if (published_) {
+    if (same_routes(published_->routes, set->routes)) set->routes = published_->routes;
     std::map<std::string, ServicePtr> old;
     for (const ServicePtr& s : published_->services) old[s->name] = s;
     for (ServicePtr& s : set->services) {

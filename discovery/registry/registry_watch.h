@@ -51,6 +51,7 @@ class RegistryWatch final : public Source {
   std::unique_ptr<EtcdClient> client_;
   std::string root_;                       // <prefix>/instances/
   std::map<std::string, std::string> kvs_; // the table: key -> value
+  DecodeCache decoded_;                    // kvs_'s values, decoded
   int64_t revision_ = 0;                   // the store revision the table is at
   EtcdClient::Id watch_id_ = 0;
   uint64_t generation_ = 0;                // bumps on every sync: late replies of older ones are ignored
