@@ -111,6 +111,28 @@ int sh(const std::string& cmd, std::string* out, int timeout_s) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+bool make_certificates(const TempDir& dir, const std::vector<std::string>& cas,
+                       const std::vector<std::pair<std::string, std::string>>& signed_by_first, std::string* log) {
+  std::string script =
+      "set -e\ncd \"$1\"\n"
+      "ec='-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes'\n"
+      "ca() { openssl req -x509 $ec -keyout \"$1.key\" -out \"$1.crt\" -days 2 -subj \"/CN=$1\"; }\n"
+      "sign() {\n"
+      "  openssl req $ec -keyout \"$2.key\" -out \"$2.csr\" -subj \"/CN=$2\"\n"
+      "  printf '%s\\n' \"$3\" > \"$2.ext\"\n"
+      "  openssl x509 -req -in \"$2.csr\" -CA \"$1.crt\" -CAkey \"$1.key\" -CAcreateserial -days 2 \\\n"
+      "    -extfile \"$2.ext\" -out \"$2.crt\"\n"
+      "}\n";
+  for (const std::string& ca : cas) script += "ca '" + ca + "'\n";
+  for (const auto& [name, ext] : signed_by_first) script += "sign '" + cas.at(0) + "' '" + name + "' '" + ext + "'\n";
+  write_file(dir.file("make-certificates.sh"), script);
+  const std::string out = dir.file("make-certificates.log");
+  const int rc = std::system(
+      ("timeout 60 sh " + dir.file("make-certificates.sh") + " " + dir.path() + " >" + out + " 2>&1").c_str());
+  if (log) *log = read_file(out);
+  return rc == 0;
+}
+
 std::string tail(const std::string& text, size_t max) {
   if (text.size() <= max) return text;
   return "..." + text.substr(text.size() - max);

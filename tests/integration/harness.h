@@ -92,6 +92,13 @@ int sh(const std::string& cmd, std::string* out = nullptr, int timeout_s = 20);
 // Last `max` bytes of a text, for failure messages.
 std::string tail(const std::string& text, size_t max = 4000);
 
+// Test certificates made with the openssl command (Debian package openssl) in `dir`, all ECDSA
+// P-256, valid 2 days: one self-signed CA per name in `cas` (NAME.key, NAME.crt; the first
+// signs), then for each {name, extension line} of `signed_by_first` NAME.key and NAME.crt, e.g.
+// {"server", "subjectAltName=IP:127.0.0.1"}. False on failure, with openssl's output in *log.
+bool make_certificates(const TempDir& dir, const std::vector<std::string>& cas,
+                       const std::vector<std::pair<std::string, std::string>>& signed_by_first, std::string* log);
+
 // ---- origin -----------------------------------------------------------------------------------
 class Origin {
  public:

@@ -503,3 +503,60 @@ TEST_CASE("registry: with 3 etcd members, the front door leaves a hung (stopped)
   cluster.signal(0, SIGCONT);  // then stopped normally with the others
   CHECK(front.running());
 }
+
+TEST_CASE("registry: over TLS to etcd with client certificates, a sidecar publishes and a front door routes",
+          "[registry][tls]") {
+  // A CA, etcd's server certificate (IP 127.0.0.1) and a client certificate, made with openssl.
+  TempDir pki;
+  std::string pki_log;
+  const bool made = make_certificates(
+      pki, {"ca"}, {{"server", "subjectAltName=IP:127.0.0.1"}, {"client", "extendedKeyUsage=clientAuth"}}, &pki_log);
+  INFO("openssl: " << pki_log);
+  REQUIRE(made);
+
+  const std::string etcd_bin = find_in_path("etcd");
+  INFO("etcd not found in PATH: install the Debian packages etcd-server and etcd-client");
+  REQUIRE_FALSE(etcd_bin.empty());
+  TempDir data;
+  const uint16_t port = unused_port(), peer = unused_port();
+  const std::string url = "https://127.0.0.1:" + std::to_string(port);
+  const std::string peer_url = "http://127.0.0.1:" + std::to_string(peer);
+  Process etcd({etcd_bin, "--name", "m1", "--data-dir", data.file("m1.etcd"), "--listen-client-urls", url,
+                "--advertise-client-urls", url, "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls",
+                peer_url, "--initial-cluster", "m1=" + peer_url, "--initial-cluster-token", "berth-it-tls",
+                "--initial-cluster-state", "new", "--cert-file", pki.file("server.crt"), "--key-file",
+                pki.file("server.key"), "--trusted-ca-file", pki.file("ca.crt"), "--client-cert-auth"},
+               data.file("out"), data.file("err"));
+  REQUIRE(etcd.started());
+  INFO("etcd: " << tail(etcd.err(), 3000));
+
+  TempDir dir;
+  auto engine = start_engine(dir);
+  Origin origin("T");
+  REQUIRE(origin.ok());
+  const std::string tls = "tls: {ca: " + pki.file("ca.crt") + ", cert: " + pki.file("client.crt") +
+                          ", key: " + pki.file("client.key") + "}";
+  const std::string registry = "registry: {etcd: [\"" + url + "\"], ";
+  Berth sidecar(config_head(1) + "docker: {enabled: true, endpoint: \"unix://" + dir.file("docker.sock") +
+                "\"}\n" + registry + "role: sidecar, host_id: host-1, advertise_address: 127.0.0.1, " + tls + "}\n");
+  INFO(sidecar.error());
+  REQUIRE(sidecar.ok());
+  Berth front(config_head(1) + registry + "role: front, " + tls + "}\n");
+  INFO(front.error());
+  REQUIRE(front.ok());
+  // Without a client certificate etcd refuses the front door: it stays unready, and says why.
+  Berth anonymous(config_head(1) + registry + "role: front, tls: {ca: " + pki.file("ca.crt") + "}}\n");
+  INFO(anonymous.error());
+  REQUIRE(anonymous.ok());
+  INFO("sidecar: " << sidecar.log() << "\nfront: " << front.log() << "\nanonymous: " << anonymous.log());
+
+  size_t i = engine->add(fake_docker::running_routed(61, "tls-1", "tls.test", origin.port()));
+  engine->emit(i, "start");
+  CHECK(wait_until([&] { return sidecar.log().find("event=registry_publishing") != std::string::npos; }, 15s));
+  CHECK(wait_until([&] { return routes_to(front.port(), "tls.test", "T"); }, 15s));
+  CHECK(http_get(front.admin_port(), "/readyz", "127.0.0.1").status == 200);
+  Response ready = http_get(anonymous.admin_port(), "/readyz", "127.0.0.1");
+  CHECK(ready.status == 503);
+  CHECK(ready.body.find("registry") != std::string::npos);
+  CHECK(http_get(anonymous.port(), "/", "tls.test").status == 404);
+}

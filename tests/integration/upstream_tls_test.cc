@@ -38,26 +38,11 @@ struct Pki {
   std::string file(const std::string& name) const { return dir.file(name); }
 
   Pki() {
-    const std::string script = dir.file("make.sh");
-    write_file(script,
-               "set -e\n"
-               "cd \"$1\"\n"
-               "ec='-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes'\n"
-               "openssl req -x509 $ec -keyout ca.key -out ca.crt -days 2 -subj /CN=upstream-test-ca\n"
-               "openssl req -x509 $ec -keyout other-ca.key -out other-ca.crt -days 2 -subj /CN=unrelated-ca\n"
-               "sign() {\n"
-               "  openssl req $ec -keyout \"$1.key\" -out \"$1.csr\" -subj \"/CN=$1\"\n"
-               "  printf '%s\\n' \"$2\" > \"$1.ext\"\n"
-               "  openssl x509 -req -in \"$1.csr\" -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \\\n"
-               "    -extfile \"$1.ext\" -out \"$1.crt\"\n"
-               "}\n"
-               "sign origin 'subjectAltName=DNS:origin.test,IP:127.0.0.1'\n"
-               "sign front 'subjectAltName=DNS:front.test'\n"
-               "sign client 'extendedKeyUsage=clientAuth'\n");
-    const std::string out = dir.file("make.log");
-    const int rc = std::system(("timeout 60 sh " + script + " " + dir.path() + " >" + out + " 2>&1").c_str());
-    log = read_file(out);
-    ok = rc == 0;
+    ok = make_certificates(dir, {"ca", "other-ca"},
+                           {{"origin", "subjectAltName=DNS:origin.test,IP:127.0.0.1"},
+                            {"front", "subjectAltName=DNS:front.test"},
+                            {"client", "extendedKeyUsage=clientAuth"}},
+                           &log);
   }
 };
 
