@@ -24,6 +24,12 @@
 #    and the front door's own share (watch message read -> last worker applied), p50/p99; then
 #    the same changes unpolled, for the front door's CPU per change (utime+stime; schedstat).
 #    For comparison, REG_ETCDCTL_SAMPLE single puts with etcdctl (one process each) are timed.
+#    Where a change's time goes: `registry_scale codec` times, in process, the front door's
+#    build of its whole set from the keys (build_registry_set, and of that the JSON decoding of
+#    the values) at each size; with REG_CALLGRIND=HOSTSxPER_HOST, a front door on that many keys
+#    runs under valgrind --tool=callgrind, instrumented only while REG_CALLGRIND_CHANGES changes
+#    are applied, and the report lists the inclusive instruction counts of the functions on the
+#    change path (callgrind_annotate).
 # 5. Prints a markdown report and writes it to bench/results/registry.md.
 # Everything started (etcd, dockerd and its containers, the Berths, the tools) is stopped by PID
 # on exit; the temp dir and the engine dir are removed. Loopback only.
@@ -36,6 +42,8 @@
 #   REG_POLL_US          pause between /api/stats polls [100 propagation, 200 changes]
 #   REG_E2E_PAUSE_US     pause between end-to-end requests through the front door [200]
 #   REG_ETCDCTL_SAMPLE   etcdctl puts timed for comparison with the gateway [20; 0 = skip]
+#   REG_CALLGRIND        HOSTSxPER_HOST for a callgrind profile of changes, e.g. 20x50 [off]
+#   REG_CALLGRIND_CHANGES  changes applied while profiling [10]
 #   REG_PORT_BASE        first container port [first free block from 19400]
 #   REG_ETCD_PORT        etcd client port (peer port = +1) [first free of 23379, 23479, ...]
 #   REG_SKIP_PROPAGATION=1, REG_SKIP_SCALE=1   leave a part out (development)
@@ -317,6 +325,53 @@ EOF
   }
   scale_run 0 0
   for spec in $SCALE; do scale_run "${spec%x*}" "${spec#*x}"; done
+  for spec in $SCALE; do
+    run_tool 300 "$SCALE_TOOL" codec --hosts "${spec%x*}" --per-host "${spec#*x}" --prefix "$SCALE_PREFIX" >>"$SC" ||
+      log "warning: codec timing failed for $spec"
+  done
+
+  # Optional: a callgrind profile of the front door while it applies changes.
+  CG_SPEC=${REG_CALLGRIND:-}
+  CG_FUNCS="RegistryWatch::on_watch_message RegistryWatch::publish build_registry_set decode_instance base64_decode resolve_endpoint_key Server::on_discovered Server::publish Server::observe_changes observe_state record_changes MetricsExporter::on_snapshot"
+  if [[ -n "$CG_SPEC" ]] && command -v valgrind >/dev/null && command -v callgrind_control >/dev/null; then
+    cg_n=$(( ${CG_SPEC%x*} * ${CG_SPEC#*x} ))
+    log "callgrind: a front door on $cg_n keys, ${REG_CALLGRIND_CHANGES:-10} changes instrumented"
+    run_tool 300 "$SCALE_TOOL" clear --etcd "$EP" --prefix "$SCALE_PREFIX" --leases "$WORK/leases" >/dev/null || die "clear failed"
+    run_tool 600 "$SCALE_TOOL" load --etcd "$EP" --hosts "${CG_SPEC%x*}" --per-host "${CG_SPEC#*x}" --prefix "$SCALE_PREFIX" \
+      --ttl 900 --leases "$WORK/leases" >/dev/null || die "load failed"
+    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/callgrind.out" \
+      "$BERTH_BIN" --config "$WORK/front-scale.yaml" --log-level info 2>"$WORK/front-cg.log" &
+    FRONT_PID=$!
+    for _ in $(seq 1200); do
+      grep -q "event=registry_synced" "$WORK/front-cg.log" 2>/dev/null && break
+      kill -0 "$FRONT_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    if grep -q "event=registry_synced" "$WORK/front-cg.log"; then
+      sleep 2
+      cg_admin=$(port_of "$WORK/front-cg.log" admin_listening)
+      timeout 30 callgrind_control -i on "$FRONT_PID" >/dev/null
+      run_tool 900 "$SCALE_TOOL" changes --etcd "$EP" --admin "$cg_admin" --pid "$FRONT_PID" \
+        --count "${REG_CALLGRIND_CHANGES:-10}" --prefix "$SCALE_PREFIX" --known "$cg_n" --gap-ms 2000 --poll-us 20000 \
+        | sed 's/^RESULT kind=change_/RESULT kind=cg_change_/' >>"$SC" || log "warning: changes under callgrind reported problems"
+      timeout 30 callgrind_control -i off "$FRONT_PID" >/dev/null
+      CG_LOST=$(grep -c "event=registry_lost" "$WORK/front-cg.log" || true)
+      CG_ROUTES=$(grep -c "event=routes_updated" "$WORK/front-cg.log" || true)
+      stop_pid "$FRONT_PID" 600; FRONT_PID=
+      if [[ -s "$WORK/callgrind.out" ]]; then
+        callgrind_annotate --inclusive=yes --threshold=100 "$WORK/callgrind.out" >"$WORK/callgrind.txt" 2>/dev/null || true
+        CG_TOTAL=$(awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }' "$WORK/callgrind.txt")
+        for fn in $CG_FUNCS; do
+          ir=$(awk -v re="::${fn}(\\[abi:cxx11\\])?\\(" '$0 ~ re && !/_Function_handler|lambda/ { gsub(",", "", $1); print $1; exit }' \
+            "$WORK/callgrind.txt")
+          echo "RESULT kind=callgrind fn=$fn ir=${ir:-0}"
+        done >>"$SC"
+      fi
+    else
+      log "warning: the front door under callgrind did not sync"
+      stop_pid "$FRONT_PID" 600; FRONT_PID=
+    fi
+  fi
   run_tool 300 "$SCALE_TOOL" clear --etcd "$EP" --prefix "$SCALE_PREFIX" --leases "$WORK/leases" >/dev/null || true
 
   # etcdctl for comparison: one process per put.
@@ -453,6 +508,37 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%
       FLAT="**not flat**: for ${g_n}x the instances ($lo → $hi), CPU per change grows ${g_cpu}x and the front door's own apply time ${g_own}x (p50)."
     fi
     echo "Per-change cost from $lo to $hi instances: $FLAT"
+    echo
+    echo "### Where the time of a change goes"
+    echo
+    echo "For every watch message that changes its table, the front door rebuilds its whole set from every key" \
+      "(\`RegistryWatch::publish\` → \`build_registry_set\`: each value's JSON decoded again, policy checked, address" \
+      "resolved), compares it with the last one, and the server then publishes a runtime and diffs the whole route" \
+      "table for its event journal (\`Server::observe_changes\`, which also runs once a second). The same build, timed" \
+      "in process on the same keys (\`berth-bench-registry_scale codec\`, median of 20):"
+    echo
+    echo "| keys | build_registry_set | of which decoding the JSON values | CPU per change measured above | front door's idle CPU (observe timer etc.) |"
+    echo "|---|---|---|---|---|"
+    for spec in $SCALE; do
+      n=$(( ${spec%x*} * ${spec#*x} ))
+      printf '| %s | %s ms | %s ms | %s µs | %s µs/s |\n' "$n" "$(rv "$SC" build_set_ms_p50 kind=codec "keys=$n")" \
+        "$(rv "$SC" decode_values_ms_p50 kind=codec "keys=$n")" "$(rv "$SC" per_change_sched_us kind=change_cpu "known=$n")" \
+        "$(rv "$SC" idle_us_per_s kind=change_cpu "known=$n")"
+    done
+    if [[ -n "${CG_TOTAL:-}" ]]; then
+      echo
+      echo "callgrind (\`REG_CALLGRIND=$CG_SPEC\`: $cg_n keys; instrumentation on only around" \
+        "$(rv "$SC" changes kind=cg_change_cpu) + $(rv "$SC" n kind=cg_change_dist metric=received_to_applied_ms) changes;" \
+        "${CG_ROUTES} generations in the front door's log, ${CG_LOST} \`registry_lost\` (under valgrind a busy control loop" \
+        "can miss etcd call timeouts; a resync is a range plus the same full build), total $CG_TOTAL instructions:"
+      echo
+      echo "| function (inclusive) | instructions | share |"
+      echo "|---|---|---|"
+      for fn in $CG_FUNCS; do
+        ir=$(rv "$SC" ir kind=callgrind "fn=$fn")
+        printf '| `%s` | %s | %s |\n' "$fn" "$ir" "$(awk -v a="$ir" -v t="$CG_TOTAL" 'BEGIN { if (t > 0) printf "%.1f %%", 100 * a / t }')"
+      done
+    fi
     echo
     echo "How: the tool sends each change on a keep-alive connection to the gateway, then polls the front door's" \
       "/api/stats every ${REG_POLL_US:-200} µs until every worker serves the next generation; \"front door's own\" is" \

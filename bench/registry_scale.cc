@@ -26,6 +26,10 @@
 //     (CPU), the same COUNT changes without polling, GAP ms apart (0: 3x phase 1's p99, at least
 //     10 ms): the front door's CPU (utime+stime, and the schedstat sum over its threads, its idle
 //     rate measured for 2 s before subtracted) per change.
+//   berth-bench-registry_scale codec --hosts H --per-host P [--reps 20]
+//     In process, no etcd: times what the front door does with its whole table for every change
+//     it applies, build_registry_set() over the H x P keys of `load`, and, of that, decoding the
+//     JSON values alone (decode_instance); the median and minimum of REPS runs.
 //
 // Output: progress on stderr, `RESULT key=value ...` lines on stdout.
 #include <nlohmann/json.hpp>
@@ -408,11 +412,48 @@ int cmd_changes(const Args& a) {
   return timeouts ? 2 : 0;
 }
 
+// ---- codec: the front door's table build alone, in process ----
+
+int cmd_codec(const Args& a) {
+  const int hosts = static_cast<int>(a.num("hosts", 100));
+  const int per_host = static_cast<int>(a.num("per-host", 50));
+  const int services = static_cast<int>(a.num("services", per_host));
+  const int reps = static_cast<int>(a.num("reps", 20));
+  const std::string prefix = a.get("prefix", "/berth/v1");
+  std::map<std::string, std::string> kvs;
+  for (int h = 0; h < hosts; ++h)
+    for (int c = 0; c < per_host; ++c) kvs[key_of(prefix, h, "c" + std::to_string(c))] = instance_value(h, c, services, 8000 + c);
+  // What the registry watch does for every change it applies: build the whole set from every key.
+  std::vector<double> build_ms, decode_ms;
+  size_t endpoints = 0;
+  for (int r = 0; r < reps; ++r) {
+    int64_t t0 = pb::mono_ns();
+    berth::discovery::DiscoveredSet set = reg::build_registry_set(kvs, prefix, reg::TablePolicy{});
+    build_ms.push_back((pb::mono_ns() - t0) / 1e6);
+    endpoints = 0;
+    for (const auto& s : set.services) endpoints += s->endpoints.size();
+    // Of which: decoding the JSON values alone.
+    int64_t t1 = pb::mono_ns();
+    size_t ok = 0;
+    for (const auto& [key, value] : kvs) {
+      std::string problem;
+      ok += reg::decode_instance(value, &problem).has_value();
+    }
+    decode_ms.push_back((pb::mono_ns() - t1) / 1e6);
+    if (ok != kvs.size()) pb::fail("decode failed");
+  }
+  std::printf("RESULT kind=codec keys=%zu endpoints=%zu reps=%d build_set_ms_p50=%s build_set_ms_min=%s decode_values_ms_p50=%s "
+              "decode_values_ms_min=%s\n",
+              kvs.size(), endpoints, reps, fmt(pb::percentile(build_ms, 50), 3).c_str(), fmt(pb::percentile(build_ms, 0), 3).c_str(),
+              fmt(pb::percentile(decode_ms, 50), 3).c_str(), fmt(pb::percentile(decode_ms, 0), 3).c_str());
+  return endpoints == kvs.size() ? 0 : 2;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s load|clear|ready|changes --key value ...\n", argv[0]);
+    std::fprintf(stderr, "usage: %s load|clear|ready|changes|codec --key value ...\n", argv[0]);
     return 64;
   }
   signal(SIGPIPE, SIG_IGN);
@@ -428,6 +469,7 @@ int main(int argc, char** argv) {
   if (cmd == "clear") return cmd_clear(a);
   if (cmd == "ready") return cmd_ready(a);
   if (cmd == "changes") return cmd_changes(a);
+  if (cmd == "codec") return cmd_codec(a);
   std::fprintf(stderr, "unknown command %s\n", cmd.c_str());
   return 64;
 }
