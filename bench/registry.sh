@@ -515,14 +515,16 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%
       "(\`RegistryWatch::publish\` → \`build_registry_set\`: each value's JSON decoded again, policy checked, address" \
       "resolved), compares it with the last one, and the server then publishes a runtime and diffs the whole route" \
       "table for its event journal (\`Server::observe_changes\`, which also runs once a second). The same build, timed" \
-      "in process on the same keys (\`berth-bench-registry_scale codec\`, median of 20):"
+      "in process on the same keys (\`berth-bench-registry_scale codec\`, thread CPU time, median of 20):"
     echo
-    echo "| keys | build_registry_set | of which decoding the JSON values | CPU per change measured above | front door's idle CPU (observe timer etc.) |"
-    echo "|---|---|---|---|---|"
+    echo "| keys | build_registry_set | of which decoding the JSON values | CPU per change measured above | build_registry_set / CPU per change | front door's idle CPU (observe timer etc.) |"
+    echo "|---|---|---|---|---|---|"
     for spec in $SCALE; do
       n=$(( ${spec%x*} * ${spec#*x} ))
-      printf '| %s | %s ms | %s ms | %s µs | %s µs/s |\n' "$n" "$(rv "$SC" build_set_ms_p50 kind=codec "keys=$n")" \
-        "$(rv "$SC" decode_values_ms_p50 kind=codec "keys=$n")" "$(rv "$SC" per_change_sched_us kind=change_cpu "known=$n")" \
+      b=$(rv "$SC" build_set_ms_p50 kind=codec "keys=$n"); cpu=$(rv "$SC" per_change_sched_us kind=change_cpu "known=$n")
+      printf '| %s | %s ms | %s ms | %s µs | %s | %s µs/s |\n' "$n" "$b" \
+        "$(rv "$SC" decode_values_ms_p50 kind=codec "keys=$n")" "$cpu" \
+        "$(awk -v b="$b" -v c="$cpu" 'BEGIN { if (b + 0 > 0 && c + 0 > 0) printf "%.0f %%", 100 * b * 1000 / c; else printf "n/a" }')" \
         "$(rv "$SC" idle_us_per_s kind=change_cpu "known=$n")"
     done
     if [[ -n "${CG_TOTAL:-}" ]]; then
