@@ -21,6 +21,13 @@
 //     delivery delay to a plain subscriber, and a `GET /containers/ID/json` round trip (the
 //     inspect Berth must do before it can publish).
 //
+//     With --front-admin PORT (a front door of the etcd registry, bench/registry.sh): --admin is
+//     the sidecar's admin API, --listen the front door's listener, and each start is also followed
+//     to the front door: its workers' generation is polled the same way, and by its own clocks
+//     front_exact_* gives the start event -> every front-door worker serves it, the front door's
+//     own share (watch message read -> every worker) and the sidecar's receipt of the engine event
+//     -> the front door's receipt of the watch message (inspect, publication, etcd, watch).
+//
 //   berth-bench-propagation churn --docker-host ... --admin PORT --berth-pid PID --count N
 //       [--cycles 50] [--prefix prop-] [--label benchprop]
 //     With the N containers of `starts` running: CYCLES x (`docker stop`, `docker start`) of
@@ -199,6 +206,9 @@ struct Sample {
   std::map<int, int> statuses;  // answers before the first 200, by status
   int64_t inspect_ns = 0;
   int64_t log_published_ms_ns = 0;  // routes_updated ts (ms resolution) of `generation`
+  // With --front-admin: the same for the front door (its generation, poll bounds, own clocks).
+  uint64_t front_generation = 0;
+  int64_t front_applied_hi = 0, front_applied_exact = 0, front_received = 0;
   uint64_t extra_publishes = 0;
   std::string problem;
 };
@@ -217,6 +227,7 @@ int cmd_starts(const Args& a) {
   const int64_t poll_us = a.num("poll-us", 100);
   const int64_t e2e_pause_us = a.num("e2e-pause-us", 200);
   const std::string tsv = a.get("tsv");
+  const auto front_admin = static_cast<uint16_t>(a.num("front-admin", 0));
   setenv("DOCKER_HOST", docker_host.c_str(), 1);
 
   EventWatcher watcher(sock, label);
@@ -238,6 +249,15 @@ int cmd_starts(const Args& a) {
       g0 = pb::stats(admin);
     }
     s.generation = g0.control + 1;
+    if (front_admin) {
+      pb::Gens f0 = pb::stats(front_admin);
+      if (!f0.ok) pb::fail("GET /api/stats on the front door failed");
+      if (f0.min_worker != f0.control) {
+        pb::sleep_us(100'000);
+        f0 = pb::stats(front_admin);
+      }
+      s.front_generation = f0.control + 1;
+    }
 
     // Poller: from the moment our own subscriber sees the start event, poll /api/stats until
     // every worker serves generation >= s.generation.
@@ -267,6 +287,27 @@ int cmd_starts(const Args& a) {
       }
     });
 
+    // The same for the front door, when there is one.
+    std::thread front_poller([&] {
+      if (!front_admin) return;
+      auto ev = watcher.wait_start(s.name, 30'000);
+      if (!ev) return;
+      const int64_t deadline = pb::mono_ns() + 10'000'000'000LL;
+      while (pb::mono_ns() < deadline) {
+        pb::Gens g = pb::stats(front_admin);
+        int64_t got = pb::realtime_ns();
+        if (g.ok && g.min_worker >= s.front_generation) {
+          s.front_applied_hi = got;
+          if (g.control == s.front_generation) {
+            s.front_applied_exact = g.max_applied_ns;
+            s.front_received = g.event_received_ns;
+          }
+          return;
+        }
+        pb::sleep_us(poll_us);
+      }
+    });
+
     std::vector<std::string> argv = {"docker", "run", "-d", "--pull", "never", "--init", "--network", "host", "--name", s.name,
                                      "--label", label + "=1", "--label", "berth.enable=true",
                                      "--label", "berth.host=" + host, "--label", "berth.port=" + std::to_string(port),
@@ -277,6 +318,7 @@ int cmd_starts(const Args& a) {
     if (r.status != 0) {
       s.problem = "docker run failed: " + pb::trim(r.err);
       poller.detach();  // bounded by its own 30 s + 10 s deadlines; the process exits below
+      front_poller.detach();
       std::fprintf(stderr, "[%d] %s\n", i, s.problem.c_str());
       std::printf("RESULT kind=error what=\"docker run failed\" index=%d\n", i);
       std::_Exit(1);
@@ -307,6 +349,8 @@ int cmd_starts(const Args& a) {
       pb::sleep_us(e2e_pause_us);
     }
     poller.join();
+    front_poller.join();
+    if (front_admin && !s.front_applied_hi) s.problem += "front door workers did not apply; ";
     if (!s.first_200) s.problem += "no 200 within 10 s; ";
     if (!s.applied_hi) s.problem += "workers did not apply (or no start event seen); ";
     pb::Gens g1 = pb::stats(admin);
@@ -348,6 +392,7 @@ int cmd_starts(const Args& a) {
   }
 
   std::vector<double> exact_ms, exact_berth_ms, exact_arrival_ms;
+  std::vector<double> front_exact_ms, front_own_ms, front_hop_ms, front_internal_ms;
   std::vector<double> internal_arrival, port_ready_ms, internal, internal_lo, e2e, e2e_from_begin, delivery, log_pub, run_ms, ev_vs_return, inspect_ms,
       resolution;
   int problems = 0;
@@ -388,6 +433,10 @@ int cmd_starts(const Args& a) {
     if (s.applied_exact && s.ev_time_nano) exact_ms.push_back((s.applied_exact - s.ev_time_nano) / 1e6);
     if (s.applied_exact && s.berth_received) exact_berth_ms.push_back((s.applied_exact - s.berth_received) / 1e6);
     if (s.applied_exact && s.ev_received) exact_arrival_ms.push_back((s.applied_exact - s.ev_received) / 1e6);
+    if (s.front_applied_exact && s.ev_time_nano) front_exact_ms.push_back((s.front_applied_exact - s.ev_time_nano) / 1e6);
+    if (s.front_applied_exact && s.front_received) front_own_ms.push_back((s.front_applied_exact - s.front_received) / 1e6);
+    if (s.front_received && s.berth_received) front_hop_ms.push_back((s.front_received - s.berth_received) / 1e6);
+    if (s.front_applied_hi && s.ev_time_nano) front_internal_ms.push_back((s.front_applied_hi - s.ev_time_nano) / 1e6);
     if (!std::isnan(in_ms)) {
       internal.push_back(in_ms);
       internal_lo.push_back(in_lo);
@@ -433,6 +482,12 @@ int cmd_starts(const Args& a) {
   row("start_event_minus_cli_return_ms", ev_vs_return);
   row("event_delivery_ms", delivery);
   row("inspect_rtt_ms", inspect_ms);
+  if (front_admin) {
+    row("front_exact_from_timenano_ms", front_exact_ms);
+    row("front_exact_from_front_receipt_ms", front_own_ms);
+    row("front_receipt_from_sidecar_receipt_ms", front_hop_ms);
+    row("front_internal_ms", front_internal_ms);
+  }
   std::string before_summary;
   for (const auto& [status, times] : total_before)
   {
