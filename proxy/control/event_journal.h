@@ -56,6 +56,9 @@ struct RouteView {
 struct ObservedState {
   std::map<std::pair<std::string, std::string>, InstanceView> instances;  // (service, address)
   std::map<std::string, RouteView> routes;  // by route_key()
+  // When this state changes by time alone (an ejection or an empty route's grace ends;
+  // health_clock_ms), else INT64_MAX. Other changes come with a new snapshot or health_epoch().
+  int64_t next_change_ms = INT64_MAX;
 };
 std::string route_key(const std::string& name, const std::string& host, const std::string& path_prefix);
 

@@ -131,6 +131,8 @@ int Server::run() {
     });
     log::info("discovery_started").kv("source", sources_[i]->name());
   }
+  observed_epoch_ = health_epoch();
+  observed_generation_ = runtime_->generation;
   observed_ = observe_state(*runtime_->routes, health_clock_ms());
   journal_.add(wall_clock_ms(), "started",
                {{"generation", std::to_string(generation_)},
@@ -372,9 +374,17 @@ void Server::publish(std::shared_ptr<const Runtime> rt) {
 
 void Server::observe_changes() {
   if (!runtime_) return;
-  ObservedState now = observe_state(*runtime_->routes, health_clock_ms());
+  // Nothing to look at when neither the snapshot nor any health state changed and no ejection
+  // or grace period ran out: a second's tick then costs nothing, however many instances.
+  const uint64_t epoch = health_epoch();
+  const int64_t now_ms = health_clock_ms();
+  if (runtime_->generation == observed_generation_ && epoch == observed_epoch_ && now_ms < observed_.next_change_ms)
+    return;
+  ObservedState now = observe_state(*runtime_->routes, now_ms);
   record_changes(observed_, now, wall_clock_ms(), journal_);
   observed_ = std::move(now);
+  observed_generation_ = runtime_->generation;
+  observed_epoch_ = epoch;
 }
 
 int64_t Server::wall_clock_ms() {

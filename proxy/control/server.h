@@ -112,6 +112,7 @@ class Server {
   // The status page and /api/events, /api/explain (proxy/control/status.h).
   EventJournal journal_;
   ObservedState observed_;
+  uint64_t observed_generation_ = 0, observed_epoch_ = 0;  // what observed_ was taken from
   // status_.traffic: per-service request and 5xx totals for the page's rates. Unset here (the
   // page shows "—"); the metrics side sets it from its per-service counters.
   StatusBuilder status_;

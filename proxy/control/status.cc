@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+
 #include <unordered_map>
 
 #include "proxy/health/outlier.h"
@@ -122,6 +124,9 @@ ObservedState observe_state(const RouteTable& table, int64_t now_ms) {
       if (e.health) {
         v.probe = probe_state_name(e.health->probe.load(std::memory_order_relaxed));
         v.ejected = e.health->ejected(now_ms);
+        if (v.ejected)
+          state.next_change_ms =
+              std::min(state.next_change_ms, e.health->ejected_until_ms.load(std::memory_order_relaxed));
         v.ejections = e.health->ejections.load(std::memory_order_relaxed);
       } else {
         v.probe = probe_state_name(ProbeState::kUnchecked);
@@ -131,6 +136,8 @@ ObservedState observe_state(const RouteTable& table, int64_t now_ms) {
   }
   for (const Route& r : table.routes()) {
     const Service& service = table.service(r.service);
+    if (service.endpoints.empty() && service.serve_empty_until_ms > now_ms)
+      state.next_change_ms = std::min(state.next_change_ms, service.serve_empty_until_ms);
     state.routes.emplace(route_key(r.name, r.host, r.path_prefix),
                          RouteView{r.name, r.host, r.path_prefix, service.name, route_state(service, now_ms)});
   }
