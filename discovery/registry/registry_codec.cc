@@ -142,6 +142,55 @@ std::optional<Instance> decode_instance(std::string_view value, std::string* pro
   return out;
 }
 
+namespace {
+
+// Everything about one key that depends on its key and value alone (and the table's fixed
+// prefix and policy): why it is refused, or its instance, the host + path pairs it claims and
+// its endpoint, ready to be grouped.
+void prepare(const std::string& key, const std::string& value, const std::string& root,
+             const BuilderOptions& options, bool remote, DecodedValue& out) {
+  out.value = value;
+  out.instance.reset();
+  out.problem.clear();
+  out.claims.clear();
+  out.source = "registry:" + (key.rfind(root, 0) == 0 ? key.substr(root.size()) : key);
+  // <host>/<container>/<n>
+  std::string_view rest = std::string_view(key);
+  if (rest.rfind(root, 0) != 0) {
+    out.problem = "key outside " + root;
+    return;
+  }
+  rest.remove_prefix(root.size());
+  if (std::count(rest.begin(), rest.end(), '/') != 2 || rest.front() == '/' || rest.back() == '/' ||
+      rest.find("//") != std::string_view::npos) {
+    out.problem = "key is not <prefix>/instances/<host-id>/<container-id>/<n>";
+    return;
+  }
+  std::optional<Instance> instance = decode_instance(value, &out.problem);
+  if (!instance) return;
+  for (const RegistryRoute& r : instance->routes) {
+    RouteSpec spec;
+    spec.hosts = r.hosts;
+    spec.path = r.path;
+    spec.priority = r.priority;
+    if (std::string refused = policy_problem(spec, options); !refused.empty()) {
+      out.problem = "refused by policy: " + refused;
+      return;
+    }
+    if (r.hosts.empty()) out.claims.push_back("\n" + r.path);
+    for (const std::string& h : r.hosts) out.claims.push_back(h + "\n" + r.path);
+  }
+  out.endpoint = Endpoint{};
+  out.endpoint.key = instance->address;
+  resolve_endpoint_key(out.endpoint);
+  out.endpoint.weight = instance->weight;
+  out.endpoint.source = out.source;
+  out.endpoint.remote = remote;
+  out.instance = std::move(instance);
+}
+
+}  // namespace
+
 DiscoveredSet build_registry_set(const std::map<std::string, std::string>& kvs, std::string_view prefix,
                                  const TablePolicy& policy, DecodeCache* cache) {
   DiscoveredSet set;
@@ -151,88 +200,45 @@ DiscoveredSet build_registry_set(const std::map<std::string, std::string>& kvs, 
     std::vector<RegistryRoute> routes;
   };
   std::map<std::string, Pending> by_service;
-  std::unordered_map<std::string, std::string> claims;  // host \n path -> service
+  std::unordered_map<std::string_view, const std::string*> claims;  // host \n path -> service
   BuilderOptions options;
   options.allowed_hosts = policy.allowed_hosts;
   options.max_priority = policy.max_priority;
   options.allow_any_host = policy.allow_any_host;
   const std::string own = policy.local_host_id.empty() ? std::string() : host_prefix(prefix, policy.local_host_id);
+  // The claims and services below point into the cache's entries (stable: an unordered_map's
+  // elements stay where they are while it grows).
+  DecodeCache scratch;
+  if (!cache) cache = &scratch;
   for (const auto& [key, value] : kvs) {
     if (!own.empty() && key.rfind(own, 0) == 0) continue;
-    std::string source = "registry:" + (key.rfind(root, 0) == 0 ? key.substr(root.size()) : key);
-    auto reject = [&](const std::string& why) { set.rejected.emplace_back(source, why); };
-    // <host>/<container>/<n>
-    std::string_view rest = std::string_view(key);
-    if (rest.rfind(root, 0) != 0) {
-      reject("key outside " + root);
+    auto [it, inserted] = cache->try_emplace(key);
+    DecodedValue* d = &it->second;
+    if (inserted || d->value != value) prepare(key, value, root, options, !own.empty(), *d);
+    if (!d->instance) {
+      set.rejected.emplace_back(d->source, d->problem);
       continue;
     }
-    rest.remove_prefix(root.size());
-    if (std::count(rest.begin(), rest.end(), '/') != 2 || rest.front() == '/' || rest.back() == '/' ||
-        rest.find("//") != std::string_view::npos) {
-      reject("key is not <prefix>/instances/<host-id>/<container-id>/<n>");
-      continue;
-    }
-    DecodedValue fresh;
-    DecodedValue* decoded = &fresh;
-    if (cache) {
-      auto [it, inserted] = cache->try_emplace(key);
-      decoded = &it->second;
-      if (inserted || decoded->value != value) {  // else decoded by an earlier build
-        decoded->value = value;
-        decoded->problem.clear();
-        decoded->instance = decode_instance(value, &decoded->problem);
-      }
-    } else {
-      decoded->instance = decode_instance(value, &decoded->problem);
-    }
-    if (!decoded->instance) {
-      reject(decoded->problem);
-      continue;
-    }
-    const Instance* instance = &*decoded->instance;
-    std::string refused;
-    for (const RegistryRoute& r : instance->routes) {
-      RouteSpec spec;
-      spec.hosts = r.hosts;
-      spec.path = r.path;
-      spec.priority = r.priority;
-      refused = policy_problem(spec, options);
-      if (!refused.empty()) break;
-    }
-    if (!refused.empty()) {
-      reject("refused by policy: " + refused);
-      continue;
-    }
+    const Instance& instance = *d->instance;
     // A host + path served by another service: the first key in order keeps it.
-    std::string conflict;
-    for (const RegistryRoute& r : instance->routes) {
-      std::vector<std::string> hosts = r.hosts.empty() ? std::vector<std::string>{""} : r.hosts;
-      for (const std::string& h : hosts) {
-        auto it = claims.find(h + "\n" + r.path);
-        if (it != claims.end() && it->second != instance->service)
-          conflict = "host '" + h + "' path '" + r.path + "' is already served by service " + it->second;
-      }
-    }
-    if (!conflict.empty()) {
-      reject(conflict);
+    const std::string* taken_by = nullptr;
+    std::string_view taken;
+    for (const std::string& claim : d->claims)
+      if (auto it = claims.find(claim); it != claims.end() && *it->second != instance.service)
+        taken_by = it->second, taken = claim;
+    if (taken_by) {
+      const size_t nl = taken.find('\n');
+      set.rejected.emplace_back(d->source, "host '" + std::string(taken.substr(0, nl)) + "' path '" +
+                                               std::string(taken.substr(nl + 1)) + "' is already served by service " +
+                                               *taken_by);
       continue;
     }
-    for (const RegistryRoute& r : instance->routes) {
-      std::vector<std::string> hosts = r.hosts.empty() ? std::vector<std::string>{""} : r.hosts;
-      for (const std::string& h : hosts) claims.emplace(h + "\n" + r.path, instance->service);
-    }
-    Pending& pending = by_service[instance->service];
-    for (const RegistryRoute& r : instance->routes)
+    for (const std::string& claim : d->claims) claims.emplace(claim, &instance.service);
+    Pending& pending = by_service[instance.service];
+    for (const RegistryRoute& r : instance.routes)
       if (std::find(pending.routes.begin(), pending.routes.end(), r) == pending.routes.end()) pending.routes.push_back(r);
-    if (instance->health == "unhealthy") continue;  // its routes stand; it gets no traffic
-    Endpoint endpoint;
-    endpoint.key = instance->address;
-    resolve_endpoint_key(endpoint);
-    endpoint.weight = instance->weight;
-    endpoint.source = source;
-    endpoint.remote = !own.empty();
-    pending.endpoints.push_back(std::move(endpoint));
+    if (instance.health == "unhealthy") continue;  // its routes stand; it gets no traffic
+    pending.endpoints.push_back(d->endpoint);
   }
   if (cache && cache->size() > kvs.size())
     for (auto it = cache->begin(); it != cache->end();)

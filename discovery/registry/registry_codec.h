@@ -72,13 +72,17 @@ struct TablePolicy {
 // the instances declare), and the keys rejected, one by one, with the reason. A host + path
 // already served by another service is rejected for the later key (keys in byte order).
 //
-// cache (optional): values decoded by earlier builds, by key. A key whose value is unchanged is
-// not decoded again, so a watch event costs one decode rather than one per key; keys no longer
-// in kvs are dropped from it.
+// cache (optional): what earlier builds made of each key's value, by key. A key whose value is
+// unchanged is not decoded, checked or resolved again, so a watch event costs that work once
+// rather than once per key; keys no longer in kvs are dropped from it. One cache serves one
+// prefix and policy.
 struct DecodedValue {
   std::string value;
-  std::optional<Instance> instance;  // nullopt: malformed, see problem
+  std::optional<Instance> instance;  // nullopt: refused, see problem
   std::string problem;
+  std::string source;                // "registry:<host-id>/<container-id>/<n>"
+  std::vector<std::string> claims;   // "host\npath" for each host of each route ("" = any host)
+  Endpoint endpoint;                 // resolved, with source and remote set
 };
 using DecodeCache = std::unordered_map<std::string, DecodedValue>;
 DiscoveredSet build_registry_set(const std::map<std::string, std::string>& kvs, std::string_view prefix,
