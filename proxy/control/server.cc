@@ -316,6 +316,7 @@ std::shared_ptr<const Runtime> Server::build_runtime() {
   health_.update(writable, removed);
   last_added_.assign(added.begin(), added.end());
   last_removed_ = std::move(removed);
+  last_same_layout_ = same_layout;
   published_inputs_ = std::move(inputs);
   built_layouts_ = std::move(layouts);
 
@@ -367,9 +368,23 @@ void Server::publish(std::shared_ptr<const Runtime> rt) {
   if (metrics_) metrics_->on_snapshot(*runtime_->routes);
   if (checker_) checker_->update(*runtime_->routes, last_added_, last_removed_);
   update_acme_wanted();
+  // Only some services changed, on the snapshot last looked at, with nothing else to see: the
+  // journal looks at those services alone.
+  bool observed = false;
+  if (ready_ && last_same_layout_ && previous && observed_generation_ == previous->generation &&
+      observed_epoch_ == health_epoch()) {
+    const int64_t now_ms = health_clock_ms();
+    ObservedState before, after;
+    if (now_ms < observed_.next_change_ms &&
+        observe_changed_services(*runtime_->routes, last_removed_, last_added_, now_ms, observed_, before, after)) {
+      record_changes(before, after, wall_clock_ms(), journal_);
+      observed_generation_ = runtime_->generation;
+      observed = true;
+    }
+  }
   last_added_.clear();
   last_removed_.clear();
-  if (ready_) observe_changes();
+  if (ready_ && !observed) observe_changes();
 }
 
 void Server::observe_changes() {

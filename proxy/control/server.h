@@ -105,6 +105,7 @@ class Server {
   // The services that entered and left the published set with the last build, for the checker.
   std::vector<ServicePtr> last_added_;
   std::vector<const Service*> last_removed_;
+  bool last_same_layout_ = false;  // the last build kept the routes, replacing only services
   uint64_t route_index_builds_ = 0;  // snapshots whose routes were indexed anew (/api/stats)
   std::unique_ptr<HealthChecker> checker_;  // active probes, on loop_
   bool shutting_down_ = false;

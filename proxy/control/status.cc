@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include <unordered_map>
+#include <unordered_set>
 
 #include "proxy/health/outlier.h"
 #include "proxy/http/http_head.h"
@@ -115,33 +116,69 @@ std::vector<InstanceEligibility> instance_eligibility(const Service& service, in
   return out;
 }
 
+namespace {
+
+void observe_instances(const Service& service, int64_t now_ms, ObservedState& state) {
+  for (const Endpoint& e : service.endpoints) {
+    InstanceView v;
+    v.container = std::string(endpoint_container_name(e.source));
+    if (e.health) {
+      v.probe = probe_state_name(e.health->probe.load(std::memory_order_relaxed));
+      v.ejected = e.health->ejected(now_ms);
+      if (v.ejected)
+        state.next_change_ms = std::min(state.next_change_ms, e.health->ejected_until_ms.load(std::memory_order_relaxed));
+      v.ejections = e.health->ejections.load(std::memory_order_relaxed);
+    } else {
+      v.probe = probe_state_name(ProbeState::kUnchecked);
+    }
+    state.instances.emplace(std::make_pair(service.name, e.key), std::move(v));
+  }
+}
+
+void observe_route(const Route& r, const Service& service, int64_t now_ms, ObservedState& state) {
+  if (service.endpoints.empty() && service.serve_empty_until_ms > now_ms)
+    state.next_change_ms = std::min(state.next_change_ms, service.serve_empty_until_ms);
+  state.routes.emplace(route_key(r.name, r.host, r.path_prefix),
+                       RouteView{r.name, r.host, r.path_prefix, service.name, route_state(service, now_ms)});
+}
+
+}  // namespace
+
 ObservedState observe_state(const RouteTable& table, int64_t now_ms) {
   ObservedState state;
-  for (const ServicePtr& shared : table.services()) {
-    for (const Endpoint& e : shared->endpoints) {
-      InstanceView v;
-      v.container = std::string(endpoint_container_name(e.source));
-      if (e.health) {
-        v.probe = probe_state_name(e.health->probe.load(std::memory_order_relaxed));
-        v.ejected = e.health->ejected(now_ms);
-        if (v.ejected)
-          state.next_change_ms =
-              std::min(state.next_change_ms, e.health->ejected_until_ms.load(std::memory_order_relaxed));
-        v.ejections = e.health->ejections.load(std::memory_order_relaxed);
-      } else {
-        v.probe = probe_state_name(ProbeState::kUnchecked);
-      }
-      state.instances.emplace(std::make_pair(shared->name, e.key), std::move(v));
-    }
+  for (const ServicePtr& shared : table.services()) observe_instances(*shared, now_ms, state);
+  for (const Route& r : table.routes()) observe_route(r, table.service(r.service), now_ms, state);
+  return state;
+}
+
+bool observe_changed_services(const RouteTable& table, const std::vector<const Service*>& removed,
+                              const std::vector<ServicePtr>& added, int64_t now_ms, ObservedState& observed,
+                              ObservedState& before, ObservedState& after) {
+  // Instances are keyed by service name: a name that two services share would mix them.
+  std::unordered_map<std::string_view, int> names;
+  for (const ServicePtr& s : table.services())
+    if (++names[s->name] > 1) return false;
+  std::unordered_set<const Service*> changed;
+  for (const ServicePtr& s : added) {
+    changed.insert(s.get());
+    observe_instances(*s, now_ms, after);
   }
+  for (const Service* s : removed)
+    for (const Endpoint& e : s->endpoints)
+      if (auto it = observed.instances.find(std::make_pair(s->name, e.key)); it != observed.instances.end())
+        before.instances.insert(*it);
   for (const Route& r : table.routes()) {
     const Service& service = table.service(r.service);
-    if (service.endpoints.empty() && service.serve_empty_until_ms > now_ms)
-      state.next_change_ms = std::min(state.next_change_ms, service.serve_empty_until_ms);
-    state.routes.emplace(route_key(r.name, r.host, r.path_prefix),
-                         RouteView{r.name, r.host, r.path_prefix, service.name, route_state(service, now_ms)});
+    if (!changed.count(&service)) continue;
+    observe_route(r, service, now_ms, after);
+    if (auto it = observed.routes.find(route_key(r.name, r.host, r.path_prefix)); it != observed.routes.end())
+      before.routes.insert(*it);
   }
-  return state;
+  for (const auto& [key, view] : before.instances) observed.instances.erase(key);
+  for (const auto& [key, view] : after.instances) observed.instances.insert_or_assign(key, view);
+  for (const auto& [key, view] : after.routes) observed.routes.insert_or_assign(key, view);
+  observed.next_change_ms = std::min(observed.next_change_ms, after.next_change_ms);
+  return true;
 }
 
 nlohmann::json StatusBuilder::status(const RouteTable& table, int64_t now_ms) const {

@@ -35,6 +35,15 @@ std::vector<InstanceEligibility> instance_eligibility(const Service& service, in
 // The routes of the table with their state (see RouteView) and the instances with their health.
 ObservedState observe_state(const RouteTable& table, int64_t now_ms);
 
+// For a snapshot that differs from the one `observed` was taken of only in some services (same
+// routes; `removed` replaced by `added`) and in nothing time or health_epoch() would change:
+// brings `observed` up to date at the cost of the changed services, not of the table, and gives
+// the old and new views of what they cover (before, after) for record_changes. False, with
+// nothing touched, when that cannot be done exactly (two services share a name): look at all.
+bool observe_changed_services(const RouteTable& table, const std::vector<const Service*>& removed,
+                              const std::vector<ServicePtr>& added, int64_t now_ms, ObservedState& observed,
+                              ObservedState& before, ObservedState& after);
+
 class StatusBuilder {
  public:
   // Unset: the traffic fields are null and the page shows "—".

@@ -268,3 +268,36 @@ TEST_CASE("status: a split route lists every service by weight and serves while 
   CHECK(x["route"]["split"] == route["split"]);
   CHECK(x["route"]["mirror"] == route["mirror"]);
 }
+
+TEST_CASE("status: a look at the changed services alone matches a look at the whole table", "[status]") {
+  Fixture f(3);
+  ObservedState observed = observe_state(*f.table, 1'000);
+  // web loses its third instance and gains a fourth; idle gets one: the same routes.
+  auto web = std::make_shared<Service>(f.table->service(0));
+  web->endpoints.pop_back();
+  Endpoint e;
+  e.key = "10.0.0.9:80";
+  e.source = "container:0123456789ab/web-9";
+  web->endpoints.push_back(e);
+  auto idle = std::make_shared<Service>(f.table->service(1));
+  idle->endpoints.push_back(e);
+  auto next = RouteTable::with_services(*f.table, {web, idle}, 8);
+  ObservedState before, after;
+  REQUIRE(observe_changed_services(*next, {&f.table->service(0), &f.table->service(1)}, {web, idle}, 1'000,
+                                   observed, before, after));
+  ObservedState whole = observe_state(*next, 1'000);
+  REQUIRE(observed.instances.size() == whole.instances.size());
+  for (const auto& [key, view] : whole.instances) {
+    REQUIRE(observed.instances.count(key));
+    CHECK(observed.instances.at(key).container == view.container);
+  }
+  REQUIRE(observed.routes.size() == whole.routes.size());
+  for (const auto& [key, view] : whole.routes) CHECK(observed.routes.at(key).state == view.state);
+  // The journal gets what a whole look would give.
+  EventJournal partial, full;
+  record_changes(before, after, 5, partial);
+  record_changes(observe_state(*f.table, 1'000), whole, 5, full);
+  REQUIRE(partial.events().size() == full.events().size());
+  for (size_t i = 0; i < full.events().size(); ++i) CHECK(partial.events()[i].type == full.events()[i].type);
+  CHECK(full.events().size() == 4);  // web-3 left, web-9 joined web and idle, idle.test recovered
+}
