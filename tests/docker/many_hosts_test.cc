@@ -231,7 +231,7 @@ std::string etcd_list() {
 
 std::string front_yaml() {
   return "listeners: [\"127.0.0.1:0\"]\nworkers: 2\nadmin: {address: \"127.0.0.1:0\"}\n"
-         "timeouts: {upstream_connect: 500ms, upstream_response: 10s}\n"
+         "timeouts: {upstream_connect: 500ms, upstream_response: 3s}\n"
          "registry: {etcd: " + etcd_list() + ", role: front}\n";
 }
 
@@ -244,9 +244,17 @@ std::string sidecar_yaml(const Lab& lab, int i) {
 }
 
 // GET / through one port with a fixed Host, from `threads` threads in the core namespace, until
-// finish(), `max_requests` in all or `max_time`, whichever comes first.
+// finish(), `max_requests` in all or `max_time`, whichever comes first. Every request that does
+// not get a 200 is kept with the time it was sent and Berth's x-berth-error.
 class Load {
  public:
+  struct Failure {
+    Clock::time_point sent;
+    int status = 0;
+    std::string cause;  // x-berth-error, or the client's error
+    std::string text;
+  };
+
   Load(int core_fd, uint16_t port, std::string host, int threads = 2, long max_requests = 200000,
        std::chrono::seconds max_time = 120s) {
     const auto deadline = Clock::now() + max_time;
@@ -255,16 +263,21 @@ class Load {
         InNetns in(core_fd);
         if (!in.ok()) {
           std::lock_guard<std::mutex> lock(mu_);
-          failures_.push_back("load thread: " + in.error());
           ++statuses_[-1];
+          failures_.push_back({Clock::now(), -1, "setns", "load thread: " + in.error()});
           return;
         }
         while (!stop_ && Clock::now() < deadline && sent_++ < max_requests) {
+          const auto sent = Clock::now();
           it::Response r = it::http_get(port, "/", host);
           std::lock_guard<std::mutex> lock(mu_);
           ++statuses_[r.status];
-          if (r.status == 200) ++bodies_[r.body];
-          else if (failures_.size() < 5) failures_.push_back(r.raw_head + r.body + r.error);
+          if (r.status == 200) {
+            ++bodies_[r.body];
+          } else {
+            std::string cause = r.header("x-berth-error").value_or(r.error);
+            failures_.push_back({sent, r.status, cause, r.raw_head + r.body + r.error});
+          }
         }
       });
     }
@@ -286,6 +299,10 @@ class Load {
     std::lock_guard<std::mutex> lock(mu_);
     return bodies_;
   }
+  std::vector<Failure> failures() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return failures_;
+  }
   long total() {
     long n = 0;
     for (auto& [status, count] : statuses()) n += count;
@@ -295,7 +312,7 @@ class Load {
     std::string s;
     for (auto& [status, count] : statuses()) s += std::to_string(status) + "=" + std::to_string(count) + " ";
     std::lock_guard<std::mutex> lock(mu_);
-    for (auto& f : failures_) s += "\n--- " + f;
+    for (size_t i = 0; i < failures_.size() && i < 5; ++i) s += "\n--- " + failures_[i].text;
     return s;
   }
 
@@ -306,7 +323,7 @@ class Load {
   std::mutex mu_;
   std::map<int, long> statuses_;
   std::map<std::string, long> bodies_;
-  std::vector<std::string> failures_;
+  std::vector<Failure> failures_;
 };
 
 bool contains(const std::vector<std::string>& v, const std::string& s) {
@@ -533,15 +550,19 @@ TEST_CASE("docker: many hosts: 3 network namespaces with a dockerd and a sidecar
   }
 
   // ---- Host 2 dies: its sidecar SIGKILLed, its link down. Its instances leave the front door
-  // within lease_ttl (+ etcd's expiry lag); meanwhile GETs under load all succeed (retries on
-  // connect timeouts, outlier ejection).
+  // within lease_ttl (+ etcd's expiry lag); meanwhile every GET sent after the link went down
+  // succeeds (connect timeouts are retried on another instance, outlier detection ejects).
+  // A GET already sent to host 2 when its link went down (at most one per load thread) has no
+  // answer coming: Berth retries connect failures and resets, not a response that never comes
+  // (no per-try timeout), so it ends in 504 upstream-response-timeout after upstream_response.
   double host_gone_ms = -1;
   {
     Load load(lab.core_fd(), front.port(), "web.mh.test");
     it::wait_until([] { return false; }, 500ms);
+    const auto t_kill = Clock::now();
     REQUIRE(sidecar[2]->process().signal(SIGKILL));
     REQUIRE(lab.link(2, false));
-    const auto t_kill = Clock::now();
+    const auto t_down = Clock::now();  // the link is down by now
     const std::vector<std::string> survivors = {host_addr(1, kPortV2), host_addr(3, kPortV2)};
     nlohmann::json last;
     bool gone = wait_routes(
@@ -552,20 +573,48 @@ TEST_CASE("docker: many hosts: 3 network namespaces with a dockerd and a sidecar
     CHECK(gone);
     // Within lease_ttl, plus etcd's expiry lag (leases expire 0.2-0.5 s late) and a margin.
     CHECK(host_gone_ms < kLeaseTtl * 1000 + 1500);
-    it::wait_until([] { return false; }, 1s);
+    // Past the upstream_response of a GET caught in flight, and some more load.
+    it::wait_until([] { return false; }, 3500ms);
     load.finish();
-    auto statuses = load.statuses();
     INFO("load while host 2 died: " << load.summary());
     INFO(logs());
-    CHECK(statuses.size() == 1);
-    CHECK(statuses[200] == load.total());
+    long after_down = 0, in_flight_at_kill = 0;
+    std::string caught;  // when each was sent, before the link was down
+    for (const Load::Failure& f : load.failures()) {
+      if (f.sent >= t_down) {
+        ++after_down;
+        continue;
+      }
+      ++in_flight_at_kill;
+      caught += " " + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(t_down - f.sent).count()) +
+                " ms";
+      INFO("failed GET sent " << std::chrono::duration_cast<std::chrono::milliseconds>(t_down - f.sent).count()
+                              << " ms before the link was down: " << f.text);
+      CHECK(f.status == 504);
+      CHECK(f.cause == "upstream-response-timeout");
+    }
+    CHECK(after_down == 0);
+    CHECK(in_flight_at_kill <= 2);  // one per load thread at most
     CHECK(load.total() > 20);
     CHECK(wait_routes(front2.admin_port(), [&](const nlohmann::json& t) { return web_endpoints(t) == survivors; }, 10s));
     WARN("host 2 killed (lease_ttl " << kLeaseTtl << " s): its instances left the front door after " << host_gone_ms
-                                     << " ms; " << load.total() << " GETs meanwhile, all 200");
+                                     << " ms; " << load.total() << " GETs meanwhile: " << load.statuses()[200]
+                                     << " x 200, " << in_flight_at_kill
+                                     << " caught in flight to host 2 by the kill (504 after upstream_response; sent"
+                                     << (caught.empty() ? " -" : caught) << " before the link was down, "
+                                     << std::chrono::duration_cast<std::chrono::milliseconds>(t_down - t_kill).count()
+                                     << " ms after the SIGKILL)");
   }
 
-  // ---- One etcd member dies: both sidecars and front doors carry on with the others.
+  // ---- One etcd member dies: both sidecars and front doors carry on with the others. It is
+  // the first of every Berth's list, the one the front doors watch: their watches move on.
+  auto count = [](const std::string& text, const std::string& what) {
+    size_t n = 0;
+    for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+    return n;
+  };
+  const size_t resynced_before[2] = {count(front.log(), "event=registry_resynced"),
+                                     count(front2.log(), "event=registry_resynced")};
   etcd[0]->kill();
   const auto t_member = Clock::now();
   REQUIRE(lab.docker(1, web_run_args_at(kImage, "0.0.0.0", "late1", kPortLate1, "h1-late1",
@@ -581,6 +630,12 @@ TEST_CASE("docker: many hosts: 3 network namespaces with a dockerd and a sidecar
     CHECK(it::wait_until([&] { return it::http_get(f->admin_port(), "/readyz", "127.0.0.1").status == 200; }, 20s));
   }
   const double member_ms = ms_since(t_member);
+  for (int f = 0; f < 2; ++f) {
+    it::Berth& door = f == 0 ? front : front2;
+    INFO("front door " << f + 1 << ":\n" << it::tail(door.log(), 2500));
+    CHECK(count(door.log(), "event=registry_resynced") > resynced_before[f]);
+    CHECK(door.log().find("event=registry_resynced member=" + EtcdMember::url(1)) == std::string::npos);
+  }
   CHECK(it::wait_until([&] { return get(front.port(), "late1.mh.test").body == "h1-late1\n"; }, 5s));
 
   // ---- All of etcd down: the front doors keep the last good table and say so on /readyz; the
