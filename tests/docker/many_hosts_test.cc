@@ -434,11 +434,10 @@ TEST_CASE("docker: many hosts: 3 network namespaces with a dockerd and a sidecar
 
   // ---- Containers started on each host appear at the front door.
   for (int i = 1; i <= kHosts; ++i) {
-    std::string id = lab.docker(i, web_run_args_at(kImage, "0.0.0.0", "web-v1", kPortV1, "h" + std::to_string(i) + "-v1",
-                                                   web_options("web.mh.test", "web", kPortV1, true, 3)))
-                         .out;
-    INFO("host " << i << " engine log:\n" << lab.engine_log(i));
-    REQUIRE_FALSE(id.empty());
+    CmdResult run = lab.docker(i, web_run_args_at(kImage, "0.0.0.0", "web-v1", kPortV1, "h" + std::to_string(i) + "-v1",
+                                                  web_options("web.mh.test", "web", kPortV1, true, 3)));
+    INFO("docker run on host " << i << ": " << run.text() << "\nengine log:\n" << lab.engine_log(i));
+    REQUIRE(run.ok());
   }
   REQUIRE(lab.docker(3, web_run_args_at(kImage, "0.0.0.0", "extra", kPortExtra, "h3-extra",
                                         web_options("extra.mh.test", "extra", kPortExtra, false, -1)))
