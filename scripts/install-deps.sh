@@ -23,6 +23,8 @@ if [[ "${1:-}" == "--docker" || "${BERTH_DOCKER_DEPS:-0}" == 1 ]]; then
   # server (and promtool), an rsyslog receiver and a headless browser (with a font to draw text).
   # etcd (server and etcdctl) for the registry tests: many hosts on one etcd cluster.
   PKGS+=(docker.io busybox-static docker-compose prometheus rsyslog chromium fonts-dejavu-core etcd-server etcd-client)
+  # ip (network namespaces, veths, a bridge) for the many-hosts test's lab (scripts/netns-lab.sh).
+  PKGS+=(iproute2)
   # pebble (an ACME server and its test DNS) for the automatic HTTPS tests.
   PKGS+=(pebble)
 fi

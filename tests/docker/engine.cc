@@ -113,6 +113,13 @@ CmdResult docker(const std::vector<std::string>& args, std::chrono::seconds time
   return run(argv, timeout);
 }
 
+CmdResult docker_at(const std::string& docker_host, const std::vector<std::string>& args,
+                    std::chrono::seconds timeout) {
+  std::vector<std::string> argv{"/usr/bin/env", "docker", "-H", docker_host};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run(argv, timeout);
+}
+
 CmdResult run_command(const std::vector<std::string>& argv, std::chrono::seconds timeout) { return run(argv, timeout); }
 
 const std::string& dockerd_script() { return kScript; }
@@ -144,7 +151,13 @@ std::vector<CmdResult> docker_parallel(const std::vector<std::vector<std::string
 
 std::vector<std::string> web_run_args(const std::string& name, uint16_t port, const std::string& body,
                                       const WebOptions& o) {
-  const std::string listen = "127.0.0.1:" + std::to_string(port);
+  return web_run_args_at(engine().image, "127.0.0.1", name, port, body, o);
+}
+
+std::vector<std::string> web_run_args_at(const std::string& image, const std::string& listen_ip,
+                                         const std::string& name, uint16_t port, const std::string& body,
+                                         const WebOptions& o) {
+  const std::string listen = listen_ip + ":" + std::to_string(port);
   // --pull never: only the locally imported image, never a registry lookup.
   std::vector<std::string> args{"run", "-d", "--pull", "never", "--name", name, "--network", "host", "--label", "bt.case=1"};
   for (const auto& [k, v] : o.labels) {
@@ -174,7 +187,7 @@ std::vector<std::string> web_run_args(const std::string& name, uint16_t port, co
     args.push_back("--init");  // tini: SIGTERM stops httpd at once
     script += "exec httpd -f -p " + listen + " -h /www";
   }
-  args.push_back(engine().image);
+  args.push_back(image);
   args.push_back("sh");
   args.push_back("-c");
   args.push_back(script);

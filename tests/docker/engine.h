@@ -40,6 +40,10 @@ struct CmdResult {
 };
 // Runs `docker args...` against the private engine.
 CmdResult docker(const std::vector<std::string>& args, std::chrono::seconds timeout = 60s);
+// Runs `docker -H docker_host args...` against another engine (e.g. one per network namespace);
+// never starts the private engine.
+CmdResult docker_at(const std::string& docker_host, const std::vector<std::string>& args,
+                    std::chrono::seconds timeout = 60s);
 // Runs any command to completion (stdout and stderr captured), e.g. a second engine's script.
 CmdResult run_command(const std::vector<std::string>& argv, std::chrono::seconds timeout = 120s);
 // scripts/dockerd-local.sh of this source tree.
@@ -63,6 +67,11 @@ struct WebOptions {
 };
 std::vector<std::string> web_run_args(const std::string& name, uint16_t port, const std::string& body,
                                       const WebOptions& options);
+// The same for any engine and address: `image` as imported there, the server listening on
+// listen_ip:port (e.g. "0.0.0.0" for a host-network container in its own network namespace).
+std::vector<std::string> web_run_args_at(const std::string& image, const std::string& listen_ip,
+                                         const std::string& name, uint16_t port, const std::string& body,
+                                         const WebOptions& options);
 // docker run -d ...; returns the container id ("" on failure, with *error).
 std::string run_web(const std::string& name, uint16_t port, const std::string& body, const WebOptions& options,
                     std::string* error = nullptr);
