@@ -108,6 +108,7 @@ struct OutlierDetection {
 struct RetryPolicy {
   uint32_t attempts = 3;                // tries in all, first one included (1 = no retries)
   bool non_idempotent = false;          // also retry POST/PATCH after a reset before any response byte
+  bool on_response_timeout = false;     // also retry when no response head came within upstream_response
   uint32_t budget_percent = 20;         // retries in flight at most this share of active requests
   uint32_t min_retries = 3;             // ... but always allow this many concurrent retries
   uint64_t replay_body_bytes = 8192;    // request bodies up to this size are kept for a replay (0 = none)
@@ -356,6 +357,9 @@ struct Registry {
   Millis lease_ttl{10'000};           // whole seconds, at least 2 s (etcd's minimum)
   std::string prefix = "/berth/v1";   // starts with '/', no trailing '/'
   DockerTls tls;                      // to etcd, for https:// members
+  // The policy (lb, health, outlier, retry, circuit_breaker) of every service learnt from the
+  // registry; a sidecar's own services keep their labels' policy.
+  ServicePolicy service_policy;
   Mark mark;
   bool operator==(const Registry&) const = default;
 };

@@ -180,7 +180,8 @@ const std::vector<std::string_view> kTopLevelKeys = {"listeners", "workers",  "a
 const std::vector<std::string_view> kAcmeKeys = {"directory", "email",     "storage",
                                                  "ca_bundle", "challenge", "renew_before"};
 const std::vector<std::string_view> kRegistryKeys = {"etcd", "role", "host_id", "advertise_address",
-                                                     "lease_ttl", "prefix", "tls"};
+                                                     "lease_ttl", "prefix", "tls", "service_policy"};
+const std::vector<std::string_view> kServicePolicyKeys = {"lb", "health", "outlier", "retry", "circuit_breaker"};
 const std::vector<std::string_view> kAccessLogKeys = {"format", "path", "syslog"};
 const std::vector<std::string_view> kListenerKeys = {"address", "tls", "proxy_protocol"};
 const std::vector<std::string_view> kListenerTlsKeys = {"certificates", "min_version", "client_ca", "session_tickets"};
@@ -1797,6 +1798,10 @@ void Loader::read_registry_field(const Field& field, bool* role_given) {
       else if (f.key == "cert") registry.tls.cert = *path;
       else registry.tls.key = *path;
     }
+  } else if (field.key == "service_policy") {
+    if (value.node.IsNull()) return;
+    if (!expect_map(value, "a map of service policy sections (lb, health, outlier, retry, circuit_breaker)")) return;
+    for (const Field& f : fields_of(value, kServicePolicyKeys)) read_service_policy(f, registry.service_policy);
   }
 }
 

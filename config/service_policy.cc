@@ -72,6 +72,8 @@ const std::vector<PolicySetting> kPolicySettings = {
      [](ServicePolicy& p, int64_t v) { p.retry.attempts = u32(v); }},
     {"retry", "non_idempotent", "berth.retry.non_idempotent", Kind::kBool, 0, 1,
      [](ServicePolicy& p, int64_t v) { p.retry.non_idempotent = v != 0; }},
+    {"retry", "on_response_timeout", "berth.retry.on_response_timeout", Kind::kBool, 0, 1,
+     [](ServicePolicy& p, int64_t v) { p.retry.on_response_timeout = v != 0; }},
     {"retry", "budget_percent", "berth.retry.budget_percent", Kind::kInteger, 0, 100,
      [](ServicePolicy& p, int64_t v) { p.retry.budget_percent = u32(v); }},
     {"retry", "min_retries", "berth.retry.min_retries", Kind::kInteger, 0, 100'000,

@@ -251,6 +251,7 @@ DiscoveredSet build_registry_set(const std::map<std::string, std::string>& kvs, 
     std::set<std::string> seen;
     for (Endpoint& e : pending.endpoints)
       if (seen.insert(e.key).second) service->endpoints.push_back(std::move(e));
+    service->policy = policy.service_policy;
     service->serve_empty_until_ms = 0;  // no instance: the routes no longer match
     uint32_t index = static_cast<uint32_t>(set.services.size());
     set.services.push_back(service);

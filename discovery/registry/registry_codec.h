@@ -62,6 +62,8 @@ struct TablePolicy {
   std::vector<std::string> allowed_hosts;
   int32_t max_priority = INT32_MAX;
   bool allow_any_host = true;
+  // The policy every service of the table gets (registry.service_policy).
+  config::ServicePolicy service_policy;
   // A sidecar's view: its own host's keys are skipped (its Docker discovery routes those
   // directly) and every other instance is marked Endpoint::remote. Empty: a front door.
   std::string local_host_id;

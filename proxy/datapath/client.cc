@@ -956,8 +956,9 @@ void ClientConn::on_upstream_failed(UpstreamConn* u, UpstreamFailure why, bool a
 }
 
 // Retries (see README, "Retries"): a failed connect sent nothing of this attempt, so any
-// request may go to another instance. A reset before any response byte may come after the
-// instance saw the request: only idempotent methods (or any with retry.non_idempotent). Either
+// request may go to another instance. A reset before any response byte (or, with
+// retry.on_response_timeout, no response head in time) may come after the instance saw the
+// request: only idempotent methods (or any with retry.non_idempotent). Either
 // way the body bytes already read from the client (streamed to a failed instance) must go
 // again: only when all of them were kept (ReplayBuffer, up to retry.replay_body_bytes); a body
 // still unread in the client socket or pending needs nothing. Never once response bytes
@@ -969,7 +970,8 @@ bool ClientConn::retry_elsewhere(UpstreamConn* u, UpstreamFailure why, bool any_
   const bool connect_failed = why == UpstreamFailure::kConnectRefused || why == UpstreamFailure::kConnectTimeout ||
                               why == UpstreamFailure::kTlsFailed;
   if (!connect_failed) {
-    if (why != UpstreamFailure::kResetBeforeResponse) return false;
+    const bool timed_out = why == UpstreamFailure::kResponseTimeout && policy.on_response_timeout;
+    if (why != UpstreamFailure::kResetBeforeResponse && !timed_out) return false;
     const std::string_view method = std::string_view(ex_->upstream_head).substr(0, ex_->upstream_head.find(' '));
     if (!policy.non_idempotent && !is_idempotent(method)) return false;
   }

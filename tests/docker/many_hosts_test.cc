@@ -233,7 +233,7 @@ std::string etcd_list() {
 std::string front_yaml() {
   return "listeners: [\"127.0.0.1:0\"]\nworkers: 2\nadmin: {address: \"127.0.0.1:0\"}\n"
          "timeouts: {upstream_connect: 500ms, upstream_response: 3s}\n"
-         "registry: {etcd: " + etcd_list() + ", role: front}\n";
+         "registry: {etcd: " + etcd_list() + ", role: front, service_policy: {retry: {on_response_timeout: true}}}\n";
 }
 
 std::string sidecar_yaml(const Lab& lab, int i) {
@@ -550,11 +550,10 @@ TEST_CASE("docker: many hosts: 3 network namespaces with a dockerd and a sidecar
   }
 
   // ---- Host 2 dies: its sidecar SIGKILLed, its link down. Its instances leave the front door
-  // within lease_ttl (+ etcd's expiry lag); meanwhile every GET sent after the link went down
-  // succeeds (connect timeouts are retried on another instance, outlier detection ejects).
-  // A GET already sent to host 2 when its link went down (at most one per load thread) has no
-  // answer coming: Berth retries connect failures and resets, not a response that never comes
-  // (no per-try timeout), so it ends in 504 upstream-response-timeout after upstream_response.
+  // within lease_ttl (+ etcd's expiry lag); meanwhile every GET succeeds: connect timeouts are
+  // retried on another instance, outlier detection ejects, and a GET already sent to host 2 when
+  // its link went down (no answer coming) is retried elsewhere after upstream_response
+  // (registry.service_policy: retry.on_response_timeout).
   double host_gone_ms = -1;
   {
     Load load(lab.core_fd(), front.port(), "web.mh.test");
@@ -578,30 +577,22 @@ TEST_CASE("docker: many hosts: 3 network namespaces with a dockerd and a sidecar
     load.finish();
     INFO("load while host 2 died: " << load.summary());
     INFO(logs());
-    long after_down = 0, in_flight_at_kill = 0;
-    std::string caught;  // when each was sent, before the link was down
+    long in_flight_at_kill = 0;  // failed GETs sent before the link was down
+    std::string failed;
     for (const Load::Failure& f : load.failures()) {
-      if (f.sent >= t_down) {
-        ++after_down;
-        continue;
-      }
-      ++in_flight_at_kill;
-      caught += " " + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(t_down - f.sent).count()) +
-                " ms";
-      INFO("failed GET sent " << std::chrono::duration_cast<std::chrono::milliseconds>(t_down - f.sent).count()
-                              << " ms before the link was down: " << f.text);
-      CHECK(f.status == 504);
-      CHECK(f.cause == "upstream-response-timeout");
+      in_flight_at_kill += f.sent < t_down;
+      failed += "\nGET sent " +
+                std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(f.sent - t_down).count()) +
+                " ms after the link was down: " + f.text;
     }
-    CHECK(after_down == 0);
-    CHECK(in_flight_at_kill <= 2);  // one per load thread at most
+    INFO("failed GETs:" << failed);
+    CHECK(load.failures().empty());
     CHECK(load.total() > 20);
     CHECK(wait_routes(front2.admin_port(), [&](const nlohmann::json& t) { return web_endpoints(t) == survivors; }, 10s));
     WARN("host 2 killed (lease_ttl " << kLeaseTtl << " s): its instances left the front door after " << host_gone_ms
                                      << " ms; " << load.total() << " GETs meanwhile: " << load.statuses()[200]
-                                     << " x 200, " << in_flight_at_kill
-                                     << " caught in flight to host 2 by the kill (504 after upstream_response; sent"
-                                     << (caught.empty() ? " -" : caught) << " before the link was down, "
+                                     << " x 200, " << load.failures().size() << " failed (" << in_flight_at_kill
+                                     << " of them sent before the link was down, "
                                      << std::chrono::duration_cast<std::chrono::milliseconds>(t_down - t_kill).count()
                                      << " ms after the SIGKILL)");
   }

@@ -3,6 +3,9 @@
 // leaves on delete and lease expiry, rejects malformed values one by one, keeps the last good
 // table while etcd is down; a sidecar Berth on a fake Docker engine publishes its containers
 // to a front door. Fails, never skips, when etcd cannot start.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -559,4 +562,60 @@ TEST_CASE("registry: over TLS to etcd with client certificates, a sidecar publis
   CHECK(ready.status == 503);
   CHECK(ready.body.find("registry") != std::string::npos);
   CHECK(http_get(anonymous.port(), "/", "tls.test").status == 404);
+}
+
+TEST_CASE("registry: service_policy gives registry services their policy: a GET whose instance never answers "
+          "is retried on another with retry.on_response_timeout",
+          "[registry][retry]") {
+  Etcd etcd;
+  INFO(etcd.error());
+  REQUIRE(etcd.ok());
+  // An instance that accepts connections (the kernel's backlog) and never answers.
+  int silent = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(silent >= 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(silent, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+  REQUIRE(::listen(silent, 64) == 0);
+  socklen_t len = sizeof sa;
+  REQUIRE(::getsockname(silent, reinterpret_cast<sockaddr*>(&sa), &len) == 0);
+  const std::string silent_address = "127.0.0.1:" + std::to_string(ntohs(sa.sin_port));
+  Origin answering("A");
+  REQUIRE(answering.ok());
+  REQUIRE(etcd.put(kRoot + "h1/c1/0", instance("slow", "slow.test", silent_address)));
+  REQUIRE(etcd.put(kRoot + "h2/c2/0", instance("slow", "slow.test", answering.address())));
+
+  const std::string registry = "registry: {etcd: [\"" + etcd.url() + "\"], role: front";
+  Berth retrying(config_head(1, "upstream_response: 300ms") + registry +
+                 ", service_policy: {retry: {on_response_timeout: true}, outlier: {consecutive_failures: 0}}}\n");
+  INFO(retrying.error());
+  REQUIRE(retrying.ok());
+  Berth plain(config_head(1, "upstream_response: 300ms") + registry + ", service_policy: {outlier: "
+              "{consecutive_failures: 0}}}\n");
+  INFO(plain.error());
+  REQUIRE(plain.ok());
+  INFO("retrying: " << retrying.log() << "\nplain: " << plain.log());
+  REQUIRE(wait_until([&] { return routes_to(retrying.port(), "slow.test", "A"); }, 10s));
+  REQUIRE(wait_until([&] { return routes_to(plain.port(), "slow.test", "A"); }, 10s));
+
+  // Round robin sends every other request to the silent instance: each of those is retried.
+  int ok = 0;
+  for (int k = 0; k < 6; ++k) ok += routes_to(retrying.port(), "slow.test", "A");
+  CHECK(ok == 6);
+  // A POST is not retried after its instance may have seen it.
+  int timeouts = 0;
+  for (int k = 0; k < 4; ++k) {
+    Client c(retrying.port(), 5s);
+    Response r = c.request(make_request("POST", "/", "slow.test", {}, "x"));
+    timeouts += r.status == 504;
+    INFO("POST answered " << r.status << ": " << r.body);
+    CHECK((r.status == 504 || r.status == 200));
+  }
+  CHECK(timeouts >= 1);
+  // Without the option, the GETs sent to the silent instance end in 504.
+  int plain_timeouts = 0;
+  for (int k = 0; k < 6; ++k) plain_timeouts += http_get(plain.port(), "/", "slow.test").status == 504;
+  CHECK(plain_timeouts >= 2);
+  ::close(silent);
 }

@@ -84,6 +84,30 @@ TEST_CASE("config: registry errors are reported at their place", "[config][regis
       {"registry: {etcd: [\"http://a:1\"], " + front + "tls: {ca: /ca.pem}}\n", 2, 11,
        "registry.tls: TLS needs https:// etcd members"},
       {"registry: [1]\n", 2, 11, "registry: expected a map of registry settings"},
+      {"registry: {etcd: [\"http://a:1\"], " + front + "service_policy: {retry: {atempts: 2}}}\n", 2, 72,
+       "unknown key 'atempts' in registry.service_policy.retry"},
+      {"registry: {etcd: [\"http://a:1\"], " + front + "service_policy: {endpoints: []}}\n", 2, 64,
+       "unknown key 'endpoints' in registry.service_policy"},
   };
   for (const PlacedError& c : cases) check_refused_at(std::string(kListen) + c.yaml, c);
+}
+
+TEST_CASE("config: registry.service_policy is the policy of the services learnt from the registry",
+          "[config][registry]") {
+  LoadResult r = load(std::string(kListen) +
+                      "registry:\n  etcd: [\"http://127.0.0.1:2379\"]\n  role: front\n  service_policy:\n"
+                      "    lb: {policy: least_request}\n    retry: {attempts: 2, on_response_timeout: true}\n"
+                      "    outlier: {consecutive_failures: 2}\n");
+  INFO(all_errors(r));
+  REQUIRE(r.ok());
+  const ServicePolicy& p = r.config->registry.service_policy;
+  CHECK(p.lb.policy == LoadBalancing::Policy::kLeastRequest);
+  CHECK(p.retry.attempts == 2);
+  CHECK(p.retry.on_response_timeout);
+  CHECK(p.outlier.consecutive_failures == 2);
+  // Without it: the defaults, no retry on a response timeout.
+  LoadResult d = load(std::string(kListen) + "registry: {etcd: [\"http://127.0.0.1:2379\"], role: front}\n");
+  REQUIRE(d.ok());
+  CHECK(d.config->registry.service_policy == ServicePolicy{});
+  CHECK_FALSE(d.config->registry.service_policy.retry.on_response_timeout);
 }

@@ -83,7 +83,7 @@ TEST_CASE("service policy: errors point at the value", "[config][lb][errors]") {
       {"    outlier: {base_ejection: 0s}\n", "t.yaml:5:30: services.web.outlier.base_ejection: must be greater than 0"},
       {"    retry: {non_idempotent: 1}\n", "t.yaml:5:29: services.web.retry.non_idempotent: expected true or false"},
       {"    circuit_breaker: {max_pending: -1}\n", "t.yaml:5:36: services.web.circuit_breaker.max_pending: -1 is out of range (0..10000000)"},
-      {"    retry: {tries: 2}\n", "t.yaml:5:13: unknown key 'tries' in services.web.retry (expected one of: attempts, non_idempotent, budget_percent, min_retries, replay_body_bytes)"},
+      {"    retry: {tries: 2}\n", "t.yaml:5:13: unknown key 'tries' in services.web.retry (expected one of: attempts, non_idempotent, on_response_timeout, budget_percent, min_retries, replay_body_bytes)"},
   };
   for (const Case& c : cases) {
     std::string yaml = std::string("listeners: [\"127.0.0.1:8080\"]\nservices:\n  web:\n    endpoints: []\n") + c.yaml;
@@ -124,7 +124,7 @@ TEST_CASE("service policy: slow_start 0 means off and is allowed", "[config][lb]
 // The config file and the container labels read these settings from one table: the same
 // names, the same ranges, the same fields. Check every entry both ways at its bounds.
 TEST_CASE("service policy: config keys and labels accept the same values", "[config][labels][lb]") {
-  REQUIRE(policy_settings().size() == 14);
+  REQUIRE(policy_settings().size() == 15);
   for (const PolicySetting& s : policy_settings()) {
     INFO(s.section << "." << s.name << " / " << s.label);
     CHECK(find_policy_setting(s.section, s.name) == &s);
