@@ -624,7 +624,7 @@ TEST_CASE("docker: many hosts: 3 network namespaces with a dockerd and a sidecar
   for (int f = 0; f < 2; ++f) {
     it::Berth& door = f == 0 ? front : front2;
     INFO("front door " << f + 1 << ":\n" << it::tail(door.log(), 2500));
-    CHECK(count(door.log(), "event=registry_resynced") > resynced_before[f]);
+    CHECK(it::wait_until([&] { return count(door.log(), "event=registry_resynced") > resynced_before[f]; }, 5s));
     CHECK(door.log().find("event=registry_resynced member=" + EtcdMember::url(1)) == std::string::npos);
   }
   CHECK(it::wait_until([&] { return get(front.port(), "late1.mh.test").body == "h1-late1\n"; }, 5s));

@@ -344,6 +344,8 @@ TEST_CASE("upstream tls: a verified TLS origin answers, and pooled TLS connectio
   INFO(read_file(access));
   CHECK(std::set<std::string>(clients.begin(), clients.end()).size() == 1);
   CHECK(stats_counter(front->admin_port(), "upstream_reuses") >= 4);
+  // The log is written off the loop: wait for the line, then check there is one.
+  CHECK(wait_until([&] { return count_of(front->log(), "event=upstream_tls_handshake") >= 1; }, 5s));
   CHECK(count_of(front->log(), "event=upstream_tls_handshake") == 1);
 
   // No server_name: the certificate must name the instance's address (it has IP:127.0.0.1).
