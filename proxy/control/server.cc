@@ -313,7 +313,13 @@ std::shared_ptr<const Runtime> Server::build_runtime() {
   std::vector<Service*> writable;
   writable.reserve(added.size());
   for (const auto& service : added) writable.push_back(service.get());
+  // The journal may look at the changed services alone when this update is the only health
+  // change since it last looked: its own epoch bump, and no known instance's state changed.
+  const uint64_t epoch_before = health_epoch();
   health_.update(writable, removed);
+  const uint64_t epoch_after = health_epoch();
+  update_epochs_ = {0, 0};
+  if (!health_.changed_known() && epoch_after - epoch_before <= 1) update_epochs_ = {epoch_before, epoch_after};
   last_added_.assign(added.begin(), added.end());
   last_removed_ = std::move(removed);
   last_same_layout_ = same_layout;
@@ -372,13 +378,14 @@ void Server::publish(std::shared_ptr<const Runtime> rt) {
   // journal looks at those services alone.
   bool observed = false;
   if (ready_ && last_same_layout_ && previous && observed_generation_ == previous->generation &&
-      observed_epoch_ == health_epoch()) {
+      update_epochs_.first != 0 && observed_epoch_ == update_epochs_.first && health_epoch() == update_epochs_.second) {
     const int64_t now_ms = health_clock_ms();
     ObservedState before, after;
     if (now_ms < observed_.next_change_ms &&
         observe_changed_services(*runtime_->routes, last_removed_, last_added_, now_ms, observed_, before, after)) {
       record_changes(before, after, wall_clock_ms(), journal_);
       observed_generation_ = runtime_->generation;
+      observed_epoch_ = update_epochs_.second;
       observed = true;
     }
   }

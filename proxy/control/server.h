@@ -9,6 +9,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "config/config.h"
@@ -105,6 +106,7 @@ class Server {
   // The services that entered and left the published set with the last build, for the checker.
   std::vector<ServicePtr> last_added_;
   std::vector<const Service*> last_removed_;
+  std::pair<uint64_t, uint64_t> update_epochs_{0, 0};  // health epoch around the last build's update
   bool last_same_layout_ = false;  // the last build kept the routes, replacing only services
   uint64_t route_index_builds_ = 0;  // snapshots whose routes were indexed anew (/api/stats)
   std::unique_ptr<HealthChecker> checker_;  // active probes, on loop_

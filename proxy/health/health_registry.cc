@@ -33,6 +33,7 @@ void HealthRegistry::attach(std::vector<Service>& services) {
 void HealthRegistry::begin() {
   ++change_;
   touched_.clear();
+  changed_known_ = false;
 }
 
 HealthRegistry::EndpointEntry& HealthRegistry::touch(EndpointMap::value_type& kv) {
@@ -103,14 +104,17 @@ void HealthRegistry::finish() {
     // A state brought along is held to the checks as they are now; a known one changes only
     // when its first check is configured or its last one removed.
     const bool any = entry.origin == Origin::kAdopted;
+    bool changed = false;
     if (checked && (any || !entry.was_checked)) {
       ProbeState unchecked = ProbeState::kUnchecked;
-      health.probe.compare_exchange_strong(unchecked, ProbeState::kPending);  // a check was just configured
+      changed = health.probe.compare_exchange_strong(unchecked, ProbeState::kPending);  // a check was just configured
     } else if (!checked && (any || entry.was_checked)) {
       // The check was removed: an instance that was not taking traffic takes it from now.
       const ProbeState before = health.probe.exchange(ProbeState::kUnchecked);
       if (before == ProbeState::kPending || before == ProbeState::kUnhealthy) health.routable_since_ms.store(now);
+      changed = before != ProbeState::kUnchecked;
     }
+    if (changed && entry.origin == Origin::kKnown) changed_known_ = true;
   }
   touched_.clear();
   bump_health_epoch();

@@ -36,6 +36,10 @@ class HealthRegistry {
   // For tests and simple callers: `services` is the whole published set, replacing what the
   // previous attach() published (services published through update() are not affected).
   void attach(std::vector<Service>& services);
+  // Whether the last update() or attach() changed the state of an instance that was known
+  // before it (a check configured or removed). False when it only gave newcomers their state
+  // and dropped leavers: services it did not touch then look as they did.
+  bool changed_known() const { return changed_known_; }
   size_t size() const { return endpoints_.size(); }
   size_t service_count() const { return services_.size(); }
 
@@ -61,6 +65,7 @@ class HealthRegistry {
   std::vector<Service> attached_;  // what attach() published: names, keys and check flags only
   std::vector<EndpointMap::value_type*> touched_;  // entries touched by the current change
   uint64_t change_ = 0;
+  bool changed_known_ = false;
 
   // One change: begin(), count_in() every service entering (which also gives it what it shares),
   // count_out() every service leaving, finish().

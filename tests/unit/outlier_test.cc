@@ -270,6 +270,7 @@ TEST_CASE("health registry: a check configured and removed through update()", "[
   registry.update({plain.get()}, {});
   const auto& health = plain->endpoints[0].health;
   CHECK(health->probe == ProbeState::kUnchecked);
+  CHECK_FALSE(registry.changed_known());  // a newcomer only
   CHECK(health->routable_since_ms >= before);
   health->routable_since_ms = 1;
 
@@ -278,17 +279,20 @@ TEST_CASE("health registry: a check configured and removed through update()", "[
   registry.update({c1.get()}, {});
   CHECK(health->probe == ProbeState::kPending);
   CHECK(health->routable_since_ms == 1);
+  CHECK(registry.changed_known());  // "plain" lists it too: its view changed
   health->probe = ProbeState::kHealthy;
 
   // Another checked service replaces it: still checked all along, no change.
   auto c2 = std::make_shared<Service>(services_of(1, true)[0]);
   registry.update({c2.get()}, {c1.get()});
   CHECK(health->probe == ProbeState::kHealthy);
+  CHECK_FALSE(registry.changed_known());
 
   // The last check removed from a healthy instance: unchecked, its ramp not restarted.
   registry.update({}, {c2.get()});
   CHECK(health->probe == ProbeState::kUnchecked);
   CHECK(health->routable_since_ms == 1);
+  CHECK(registry.changed_known());
 
   // Checked again, never passes, check removed by a replacement without it: routable from now.
   auto c3 = std::make_shared<Service>(services_of(1, true)[0]);
