@@ -71,8 +71,9 @@ bool read_small_file(const char* path, std::string& out) {
 
 }  // namespace
 
-LiveNames live_names(const RouteTable& routes) {
+LiveNames live_names(const RouteTable& routes, LiveInstanceCache* cache) {
   LiveNames live;
+  LiveInstanceCache next;
   for (const Route& r : routes.routes()) {
     if (r.service < routes.services().size()) live.routes.emplace(r.name, routes.service(r.service).name);
     if (r.split)  // each split service is a (route, service) series of its own
@@ -81,8 +82,18 @@ LiveNames live_names(const RouteTable& routes) {
   }
   for (const ServicePtr& s : routes.services()) {
     live.services.insert(s->name);
-    for (const Endpoint& e : s->endpoints) live.instances.emplace(s->name, e.key);
+    std::shared_ptr<const InstanceKeys> keys;
+    if (cache)
+      if (auto it = cache->find(s.get()); it != cache->end()) keys = it->second.second;
+    if (!keys) {
+      auto made = std::make_shared<InstanceKeys>();
+      for (const Endpoint& e : s->endpoints) made->insert(e.key);
+      keys = std::move(made);
+    }
+    if (cache) next.try_emplace(s.get(), s, keys);
+    live.instances[s->name].push_back(std::move(keys));
   }
+  if (cache) *cache = std::move(next);
   return live;
 }
 
@@ -306,7 +317,7 @@ MetricsExporter::MetricsExporter(unsigned workers, MetricsInputs inputs) : in_(s
 }
 
 void MetricsExporter::on_snapshot(const RouteTable& routes) {
-  auto live = std::make_shared<const LiveNames>(live_names(routes));
+  auto live = std::make_shared<const LiveNames>(live_names(routes, &instance_keys_));
   for (auto& s : sinks_) s->set_live(live);
 }
 

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -62,6 +63,9 @@ struct MetricsInputs {
   std::function<std::vector<std::pair<std::string, int64_t>>()> tls_certificate_not_after;
 };
 
+// Instance keys by the service object they were read from (held, so its address is not reused).
+using LiveInstanceCache = std::unordered_map<const Service*, std::pair<ServicePtr, std::shared_ptr<const InstanceKeys>>>;
+
 class MetricsExporter {
  public:
   static constexpr const char* kContentType = "text/plain; version=0.0.4; charset=utf-8";
@@ -84,13 +88,16 @@ class MetricsExporter {
 
   std::vector<std::unique_ptr<MetricsRecordSink>> sinks_;
   MetricsInputs in_;
+  LiveInstanceCache instance_keys_;  // on_snapshot's, by the control thread
 };
 
 // Builds the families from summed counts and the snapshot; pure (for unit tests): `routes` may be
 // null; `now_ms` is health_clock_ms() for instance health.
 std::vector<prometheus::MetricFamily> request_families(const RequestTotals& totals, const RouteTable* routes,
                                                        int64_t now_ms);
-LiveNames live_names(const RouteTable& routes);
+// cache (optional): the keys of service objects an earlier call saw are taken from it, not read
+// again; it is left holding this snapshot's services only.
+LiveNames live_names(const RouteTable& routes, LiveInstanceCache* cache = nullptr);
 
 // Process metrics from /proc/self (CPU seconds, resident memory, open fds, start time).
 std::vector<prometheus::MetricFamily> process_families();

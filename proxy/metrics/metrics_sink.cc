@@ -51,7 +51,11 @@ bool LiveNames::has_route(std::string_view route, std::string_view service) cons
   return routes.find(NameViews{route, service}) != routes.end();
 }
 bool LiveNames::has_instance(std::string_view service, std::string_view instance) const {
-  return instances.find(NameViews{service, instance}) != instances.end();
+  auto it = instances.find(service);
+  if (it == instances.end()) return false;
+  for (const auto& keys : it->second)
+    if (keys->find(instance) != keys->end()) return true;
+  return false;
 }
 bool LiveNames::has_mirror(std::string_view route, std::string_view service) const {
   return mirrors.find(NameViews{route, service}) != mirrors.end();

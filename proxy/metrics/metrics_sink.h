@@ -80,9 +80,13 @@ struct NameHash {
 };
 
 // What is in the current snapshot: series of anything else are dropped.
+// The instance keys of one service object; shared by the LiveNames of every snapshot that keeps
+// the object, so a change of one service does not copy every other service's instances.
+using InstanceKeys = std::unordered_set<std::string, NameHash, std::equal_to<>>;
 struct LiveNames {
   std::unordered_set<NamePair, NamePairHash, NamePairEq> routes;     // (route, service)
-  std::unordered_set<NamePair, NamePairHash, NamePairEq> instances;  // (service, instance)
+  // service name -> the instance keys of each service object of that name
+  std::unordered_map<std::string, std::vector<std::shared_ptr<const InstanceKeys>>, NameHash, std::equal_to<>> instances;
   std::unordered_set<std::string, NameHash, std::equal_to<>> services;
   std::unordered_set<NamePair, NamePairHash, NamePairEq> mirrors;    // (route, shadow service)
   bool has_mirror(std::string_view route, std::string_view service) const;
