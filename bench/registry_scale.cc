@@ -27,11 +27,11 @@
 //     10 ms): the front door's CPU (utime+stime, and the schedstat sum over its threads, its idle
 //     rate measured for 2 s before subtracted) per change.
 //   berth-bench-registry_scale codec --hosts H --per-host P [--reps 20]
-//     In process, no etcd: times what the front door does with its whole table for every change
-//     it applies, build_registry_set() over the H x P keys of `load` with its decode cache warm
-//     and one value changed (build_cached_ms); for comparison the same build from scratch and, of
-//     that, decoding the JSON values alone (decode_instance); thread CPU time, the median and
-//     minimum of REPS runs.
+//     In process, no etcd: times what the front door's registry table does for one changed value
+//     among the H x P keys of `load` (RegistryTable put + next: that key decoded, its service made
+//     again; build_cached_ms); for comparison the whole set built from scratch and, of that,
+//     decoding the JSON values alone (decode_instance); thread CPU time, the median and minimum
+//     of REPS runs.
 //
 // Output: progress on stderr, `RESULT key=value ...` lines on stdout.
 #include <nlohmann/json.hpp>
@@ -41,6 +41,7 @@
 
 #include "bench/propagation_util.h"
 #include "discovery/registry/registry_codec.h"
+#include "discovery/registry/registry_table.h"
 #include "proxy/base/base64.h"
 
 namespace {
@@ -452,17 +453,20 @@ int cmd_codec(const Args& a) {
     decode_ms.push_back((thread_cpu_ns() - t1) / 1e6);
     if (ok != kvs.size()) pb::fail("decode failed");
   }
-  // What the watch does now for one changed key: the same build with its decode cache warm, so
-  // only the changed value is decoded again.
+  // What the watch does now for one changed key: the table it keeps decodes the changed value
+  // and makes that key's service again.
   std::vector<double> cached_ms;
-  reg::DecodeCache cache;
-  reg::build_registry_set(kvs, prefix, reg::TablePolicy{}, &cache);
+  reg::RegistryTable table(prefix, reg::TablePolicy{});
+  table.reset(kvs);
+  table.next();
   const std::string changed = kvs.begin()->first;
   for (int r = 0; r < reps; ++r) {
-    kvs[changed] = instance_value(0, 0, services, 9000 + r % 2);
+    std::string value = instance_value(0, 0, services, 9000 + r % 2);
     int64_t t0 = thread_cpu_ns();
-    berth::discovery::DiscoveredSet set = reg::build_registry_set(kvs, prefix, reg::TablePolicy{}, &cache);
+    table.put(changed, std::move(value));
+    auto set = table.next();
     cached_ms.push_back((thread_cpu_ns() - t0) / 1e6);
+    if (!set) pb::fail("the table saw no change");
   }
   std::printf("RESULT kind=codec keys=%zu endpoints=%zu reps=%d build_set_ms_p50=%s build_set_ms_min=%s decode_values_ms_p50=%s "
               "decode_values_ms_min=%s build_cached_ms_p50=%s\n",

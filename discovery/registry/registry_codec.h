@@ -69,27 +69,6 @@ struct TablePolicy {
   std::string local_host_id;
 };
 
-// The front door's table: every key under <prefix>/instances/ with its raw value. Builds the
-// complete set: services by name with every healthy instance, their routes (the union of what
-// the instances declare), and the keys rejected, one by one, with the reason. A host + path
-// already served by another service is rejected for the later key (keys in byte order).
-//
-// cache (optional): what earlier builds made of each key's value, by key. A key whose value is
-// unchanged is not decoded, checked or resolved again, so a watch event costs that work once
-// rather than once per key; keys no longer in kvs are dropped from it. One cache serves one
-// prefix and policy.
-struct DecodedValue {
-  std::string value;
-  std::optional<Instance> instance;  // nullopt: refused, see problem
-  std::string problem;
-  std::string source;                // "registry:<host-id>/<container-id>/<n>"
-  std::vector<std::string> claims;   // "host\npath" for each host of each route ("" = any host)
-  Endpoint endpoint;                 // resolved, with source and remote set
-};
-using DecodeCache = std::unordered_map<std::string, DecodedValue>;
-DiscoveredSet build_registry_set(const std::map<std::string, std::string>& kvs, std::string_view prefix,
-                                 const TablePolicy& policy, DecodeCache* cache = nullptr);
-
 // The sidecar's side: the keys and values its host should have, from its Docker set. Each
 // instance of a container (one per service it serves) is <host prefix><container id>/<n>; the
 // address is advertise_address with the instance's port.

@@ -26,7 +26,7 @@ std::string now_text() {
 }  // namespace
 
 RegistryWatch::RegistryWatch(const config::Registry& cfg, TablePolicy policy)
-    : cfg_(cfg), policy_(std::move(policy)), root_(instances_prefix(cfg.prefix)) {
+    : cfg_(cfg), policy_(std::move(policy)), root_(instances_prefix(cfg.prefix)), table_(cfg.prefix, policy_) {
   bool https = std::any_of(cfg_.etcd.begin(), cfg_.etcd.end(), [](const std::string& u) { return u.rfind("https://", 0) == 0; });
   if (https) {
     std::string error;
@@ -100,7 +100,7 @@ void RegistryWatch::on_range(const EtcdReply& reply) {
   }
   bool more = reply.body.value("more", false);
   if (more) log::warn("registry_range_truncated").kv("keys", static_cast<uint64_t>(table.size()));
-  kvs_ = std::move(table);  // reconcile: the range is the truth at `revision`
+  table_.reset(table);  // reconcile: the range is the truth at `revision`
   revision_ = *revision;
   ++event_counts_["range"];
   publish(realtime_ns());
@@ -147,7 +147,7 @@ void RegistryWatch::on_watch_message(const nlohmann::json& result) {
     log::info(was_stale ? "registry_resynced" : "registry_synced")
         .kv("member", client_->current_member())
         .kv("revision", revision_)
-        .kv("keys", static_cast<uint64_t>(kvs_.size()));
+        .kv("keys", static_cast<uint64_t>(table_.size()));
     if (!check_timer_.active())
       check_timer_.start(loop_, static_cast<uint64_t>(kCheckInterval.count()), [this] { check(); },
                          static_cast<uint64_t>(kCheckInterval.count()));
@@ -161,14 +161,11 @@ void RegistryWatch::on_watch_message(const nlohmann::json& result) {
     if (!key) continue;
     if (auto mod = json_int64(kv, "mod_revision"); mod && *mod > revision_) revision_ = *mod;
     if (e.value("type", std::string("PUT")) == "DELETE") {
-      changed = kvs_.erase(*key) > 0 || changed;
+      changed = table_.erase(*key) || changed;
       ++event_counts_["delete"];
     } else {
       auto value = base64_decode(kv.value("value", ""));
-      std::string v = value.value_or("\x01not base64");
-      auto [it, inserted] = kvs_.try_emplace(*key, v);
-      if (!inserted && it->second != v) it->second = v, inserted = true;
-      changed = changed || inserted;
+      changed = table_.put(*key, value.value_or("\x01not base64")) || changed;
       ++event_counts_["put"];
     }
   }
@@ -199,14 +196,17 @@ void RegistryWatch::lost(const std::string& why) {
   client_->next_member();
   if (unreachable_since_.empty()) unreachable_since_ = now_text();
   stale_ = "etcd unreachable since " + unreachable_since_ + " (" + why +
-           "); serving the last good table of " + std::to_string(kvs_.size()) + " keys";
+           "); serving the last good table of " + std::to_string(table_.size()) + " keys";
   log::warn("registry_lost").kv("reason", why).kv("retry_ms", static_cast<int64_t>(backoff_.count()));
   retry_timer_.start(loop_, static_cast<uint64_t>(backoff_.count()), [this] { sync(); });
   backoff_ = std::min(backoff_ * 2, kBackoffMax);
 }
 
 void RegistryWatch::publish(int64_t received_ns) {
-  auto set = std::make_shared<DiscoveredSet>(build_registry_set(kvs_, cfg_.prefix, policy_, &decoded_));
+  // Only what changed is made again: unchanged services and routes stay the same objects, so
+  // the Server rebuilds only those (health state and LB tables stay).
+  std::shared_ptr<DiscoveredSet> set = table_.next();
+  if (!set) return;
   set->event_received_ns = received_ns;
   std::map<std::string, std::string> now(set->rejected.begin(), set->rejected.end());
   for (const auto& [key, reason] : now) {
@@ -215,24 +215,7 @@ void RegistryWatch::publish(int64_t received_ns) {
     log::warn("registry_value_rejected").kv("key", key).kv("reason", reason);
   }
   logged_rejections_ = std::move(now);
-  if (published_ && same_set(*published_, *set)) return;
-  // Keep unchanged routes and services as the same objects: the Server then rebuilds only what
-  // changed (health state and LB tables stay).
-  if (published_) {
-    if (same_routes(published_->routes, set->routes)) set->routes = published_->routes;
-    std::map<std::string, ServicePtr> old;
-    for (const ServicePtr& s : published_->services) old[s->name] = s;
-    for (ServicePtr& s : set->services) {
-      auto it = old.find(s->name);
-      if (it == old.end() || it->second->endpoints.size() != s->endpoints.size()) continue;
-      bool same = true;
-      for (size_t i = 0; same && i < s->endpoints.size(); ++i)
-        same = same_instance(s->endpoints[i], it->second->endpoints[i]);
-      if (same) s = it->second;
-    }
-  }
-  published_ = set;
-  on_update_(set);
+  on_update_(std::move(set));
 }
 
 }  // namespace berth::discovery::registry

@@ -17,6 +17,7 @@
 #include "config/config.h"
 #include "discovery/registry/etcd_client.h"
 #include "discovery/registry/registry_codec.h"
+#include "discovery/registry/registry_table.h"
 #include "discovery/source.h"
 #include "discovery/uv_handle.h"
 
@@ -50,8 +51,7 @@ class RegistryWatch final : public Source {
   UpdateFn on_update_;
   std::unique_ptr<EtcdClient> client_;
   std::string root_;                       // <prefix>/instances/
-  std::map<std::string, std::string> kvs_; // the table: key -> value
-  DecodeCache decoded_;                    // kvs_'s values, decoded
+  RegistryTable table_;                    // every key, decoded, and the set made of them
   int64_t revision_ = 0;                   // the store revision the table is at
   EtcdClient::Id watch_id_ = 0;
   uint64_t generation_ = 0;                // bumps on every sync: late replies of older ones are ignored
@@ -63,7 +63,6 @@ class RegistryWatch final : public Source {
   Timer retry_timer_, check_timer_;
   std::chrono::milliseconds backoff_{100};
   std::map<std::string, uint64_t> event_counts_;
-  std::shared_ptr<const DiscoveredSet> published_;
 };
 
 }  // namespace berth::discovery::registry

@@ -5,6 +5,7 @@
 #include "discovery/label_builder.h"
 #include "discovery/registry/etcd_client.h"
 #include "discovery/registry/registry_codec.h"
+#include "discovery/registry/registry_table.h"
 
 using namespace berth;
 using namespace berth::discovery;
@@ -143,25 +144,6 @@ TEST_CASE("registry: the front door applies the operator's policy", "[registry]"
   REQUIRE(set.services.size() == 1);
   CHECK(set.services[0]->name == "web");
   CHECK(set.rejected.size() == 2);
-}
-
-TEST_CASE("registry: the decode cache gives the same table and follows changed and removed keys", "[registry]") {
-  const std::string p = "/berth/v1/instances/";
-  std::map<std::string, std::string> kvs = {
-      {p + "h1/c1/0", value("web", "10.0.0.1:8080", "a.test")},
-      {p + "h2/c2/0", "{broken"},
-  };
-  DecodeCache cache;
-  DiscoveredSet first = build_registry_set(kvs, "/berth/v1", TablePolicy{}, &cache);
-  CHECK(cache.size() == 2);
-  CHECK(same_set(first, build_registry_set(kvs, "/berth/v1", TablePolicy{})));
-  kvs[p + "h1/c1/0"] = value("web", "10.0.0.1:9090", "a.test");  // changed: decoded again
-  kvs.erase(p + "h2/c2/0");
-  DiscoveredSet second = build_registry_set(kvs, "/berth/v1", TablePolicy{}, &cache);
-  REQUIRE(second.services.size() == 1);
-  CHECK(second.services[0]->endpoints[0].key == "10.0.0.1:9090");
-  CHECK(second.rejected.empty());
-  CHECK(cache.size() == 1);  // the removed key left the cache
 }
 
 TEST_CASE("registry: a sidecar's view leaves its own keys out and marks the rest remote", "[registry]") {

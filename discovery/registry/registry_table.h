@@ -1,0 +1,116 @@
+// The registry's table as a watch keeps it: every key under <prefix>/instances/ with what it
+// decodes to, and the DiscoveredSet made of them, updated key by key.
+//
+// A change touches what it must and no more: the key's value is decoded once, and only the
+// services it leaves or joins are made again; the other services stay the same objects, and so
+// does the route list while no service's routes change. What one key may take from another
+// (a host + path served by one service only; the first key in byte order keeps it) is decided
+// over the whole table again when a change could move it: a key that conflicts, or a claim that
+// a refused key wanted becoming free. The result is always the set build_registry_set() makes
+// of the same keys (tests/unit/registry_table_test.cc checks this on random changes).
+//
+// Pure: no sockets, no clock. One table serves one prefix and policy.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "discovery/label_builder.h"
+#include "discovery/registry/registry_codec.h"
+#include "discovery/source.h"
+
+namespace berth::discovery::registry {
+
+// What one key makes of its value (given the table's prefix and policy), worked out once per
+// value: why it is refused, or its instance, the host + path pairs it claims and its endpoint.
+struct DecodedValue {
+  std::string value;
+  std::optional<Instance> instance;  // nullopt: refused, see problem
+  std::string problem;
+  std::string source;                // "registry:<host-id>/<container-id>/<n>"
+  std::vector<std::string> claims;   // "host\npath" for each host of each route ("" = any host)
+  Endpoint endpoint;                 // resolved, with source and remote set
+};
+
+// The whole set from scratch, for every key under <prefix>/instances/ with its raw value:
+// services by name with every healthy instance (an unhealthy one keeps its routes and gets no
+// traffic), their routes (the union of what the instances declare), and the keys rejected, one
+// by one, with the reason. A host + path already served by another service is rejected for the
+// later key (keys in byte order).
+DiscoveredSet build_registry_set(const std::map<std::string, std::string>& kvs, std::string_view prefix,
+                                 const TablePolicy& policy);
+
+class RegistryTable {
+ public:
+  RegistryTable(std::string_view prefix, TablePolicy policy);
+
+  // The whole table (a range reply): replaces every key. Values seen before are not decoded again.
+  void reset(const std::map<std::string, std::string>& kvs);
+  // One key written or deleted; false when that changed nothing (same value, unknown key).
+  bool put(const std::string& key, std::string value);
+  bool erase(const std::string& key);
+
+  // The set for the keys as they are now, or null when it equals the last one returned (the
+  // first call always returns one). Services that did not change are the objects of the last
+  // set, and so is the route list when it is equal. Rejected keys are listed in key order.
+  std::shared_ptr<DiscoveredSet> next();
+
+  size_t size() const { return entries_.size(); }
+  // Times next() decided every key again (reset, a conflict, a contested claim freed).
+  uint64_t full_builds() const { return full_builds_; }
+
+ private:
+  enum class Status : uint8_t { kOwn, kPending, kRefused, kConflict, kAccepted };
+  struct Entry {
+    DecodedValue d;
+    Status status = Status::kPending;
+    std::string conflict;  // kConflict: why
+  };
+  using Entries = std::map<std::string, Entry>;
+  using EntryRef = Entries::value_type*;  // stable while the key is in the table
+  struct ByKey {
+    bool operator()(const EntryRef a, const EntryRef b) const { return a->first < b->first; }
+  };
+  struct ServiceState {
+    std::set<EntryRef, ByKey> keys;  // accepted keys, in byte order
+    std::vector<RegistryRoute> routes;
+    ServicePtr service;              // as last handed out; null: not yet
+  };
+  struct Claim {
+    std::string service;
+    uint32_t keys = 0;
+  };
+
+  void leave(EntryRef e);
+  void enter(EntryRef e);
+  void accept(EntryRef e);
+  void refuse(EntryRef e, Status status);
+  void decide_all();
+  bool remake(ServiceState& s, const std::string& name, bool* routes_changed);
+
+  std::string root_, own_;
+  TablePolicy policy_;
+  BuilderOptions options_;
+  Entries entries_;
+  std::map<std::string, ServiceState> services_;        // by name: the set's order
+  std::unordered_map<std::string, Claim> claims_;        // "host\npath" -> the service of the keys holding it
+  std::unordered_map<std::string, uint32_t> contested_;  // claims of keys refused for a conflict
+  std::set<EntryRef, ByKey> rejected_;
+  std::set<std::string> dirty_;  // services to make again
+  bool full_ = true;             // decide every key again
+  bool rejected_changed_ = true;
+  bool handed_out_ = false;
+  RouteList routes_ = no_routes();
+  std::vector<ServicePtr> services_out_;
+  std::vector<std::pair<std::string, std::string>> rejected_out_;
+  uint64_t full_builds_ = 0;
+};
+
+}  // namespace berth::discovery::registry
