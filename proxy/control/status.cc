@@ -118,21 +118,23 @@ std::vector<InstanceEligibility> instance_eligibility(const Service& service, in
 
 namespace {
 
-void observe_instances(const Service& service, int64_t now_ms, ObservedState& state) {
-  for (const Endpoint& e : service.endpoints) {
-    InstanceView v;
-    v.container = std::string(endpoint_container_name(e.source));
-    if (e.health) {
-      v.probe = probe_state_name(e.health->probe.load(std::memory_order_relaxed));
-      v.ejected = e.health->ejected(now_ms);
-      if (v.ejected)
-        state.next_change_ms = std::min(state.next_change_ms, e.health->ejected_until_ms.load(std::memory_order_relaxed));
-      v.ejections = e.health->ejections.load(std::memory_order_relaxed);
-    } else {
-      v.probe = probe_state_name(ProbeState::kUnchecked);
-    }
-    state.instances.emplace(std::make_pair(service.name, e.key), std::move(v));
+void observe_instance(const Service& service, const Endpoint& e, int64_t now_ms, ObservedState& state) {
+  InstanceView v;
+  v.container = std::string(endpoint_container_name(e.source));
+  if (e.health) {
+    v.probe = probe_state_name(e.health->probe.load(std::memory_order_relaxed));
+    v.ejected = e.health->ejected(now_ms);
+    if (v.ejected)
+      state.next_change_ms = std::min(state.next_change_ms, e.health->ejected_until_ms.load(std::memory_order_relaxed));
+    v.ejections = e.health->ejections.load(std::memory_order_relaxed);
+  } else {
+    v.probe = probe_state_name(ProbeState::kUnchecked);
   }
+  state.instances.emplace(std::make_pair(service.name, e.key), std::move(v));
+}
+
+void observe_instances(const Service& service, int64_t now_ms, ObservedState& state) {
+  for (const Endpoint& e : service.endpoints) observe_instance(service, e, now_ms, state);
 }
 
 void observe_route(const Route& r, const Service& service, int64_t now_ms, ObservedState& state) {
@@ -158,15 +160,41 @@ bool observe_changed_services(const RouteTable& table, const std::vector<const S
   std::unordered_map<std::string_view, int> names;
   for (const ServicePtr& s : table.services())
     if (++names[s->name] > 1) return false;
-  std::unordered_set<const Service*> changed;
+  auto look_up = [&](const Service& s, const Endpoint& e) {
+    if (auto it = observed.instances.find(std::make_pair(s.name, e.key)); it != observed.instances.end())
+      before.instances.insert(*it);
+  };
+  // A service replaced by a new object of the same name: an instance in both (same address,
+  // container and health state) looks as it did, since no health state changed since the last
+  // look. Only the instances that came or went are looked at.
+  std::unordered_map<std::string_view, const Service*> replaced;
+  for (const Service* s : removed)
+    if (!replaced.emplace(s->name, s).second) replaced[s->name] = nullptr;  // two of a name: not paired
+  std::unordered_set<const Service*> changed, paired;
   for (const ServicePtr& s : added) {
     changed.insert(s.get());
-    observe_instances(*s, now_ms, after);
+    auto r = replaced.find(s->name);
+    const Service* old = r == replaced.end() ? nullptr : r->second;
+    if (!old || !paired.insert(old).second) {
+      observe_instances(*s, now_ms, after);
+      continue;
+    }
+    std::unordered_map<std::string_view, const Endpoint*> left;
+    left.reserve(old->endpoints.size());
+    for (const Endpoint& e : old->endpoints) left.emplace(e.key, &e);
+    for (const Endpoint& e : s->endpoints) {
+      auto it = left.find(e.key);
+      if (it != left.end() && it->second->source == e.source && it->second->health == e.health) {
+        left.erase(it);
+        continue;
+      }
+      observe_instance(*s, e, now_ms, after);
+    }
+    for (const auto& [key, e] : left) look_up(*old, *e);
   }
   for (const Service* s : removed)
-    for (const Endpoint& e : s->endpoints)
-      if (auto it = observed.instances.find(std::make_pair(s->name, e.key)); it != observed.instances.end())
-        before.instances.insert(*it);
+    if (!paired.count(s))
+      for (const Endpoint& e : s->endpoints) look_up(*s, e);
   for (const Route& r : table.routes()) {
     const Service& service = table.service(r.service);
     if (!changed.count(&service)) continue;
