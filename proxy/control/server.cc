@@ -371,7 +371,7 @@ void Server::publish(std::shared_ptr<const Runtime> rt) {
   std::shared_ptr<const Runtime> previous = std::move(runtime_);
   runtime_ = rt;
   for (auto& w : workers_) w->publish(rt);
-  if (metrics_) metrics_->on_snapshot(*runtime_->routes);
+  if (metrics_) metrics_->on_snapshot(runtime_->routes);
   if (checker_) checker_->update(*runtime_->routes, last_added_, last_removed_);
   update_acme_wanted();
   // Only some services changed, on the snapshot last looked at, with nothing else to see: the
@@ -579,7 +579,7 @@ void Server::make_metrics() {
   metrics_ = std::make_unique<MetricsExporter>(static_cast<unsigned>(workers_.size()), std::move(in));
   // The status page's request and 5xx rates come from the same per-worker counts.
   status_.traffic = [this] { return metrics_->service_traffic(); };
-  if (runtime_) metrics_->on_snapshot(*runtime_->routes);
+  if (runtime_) metrics_->on_snapshot(runtime_->routes);
 }
 
 void Server::register_admin_paths(AdminServer& admin) {

@@ -156,10 +156,15 @@ ObservedState observe_state(const RouteTable& table, int64_t now_ms) {
 bool observe_changed_services(const RouteTable& table, const std::vector<const Service*>& removed,
                               const std::vector<ServicePtr>& added, int64_t now_ms, ObservedState& observed,
                               ObservedState& before, ObservedState& after) {
-  // Instances are keyed by service name: a name that two services share would mix them.
-  std::unordered_map<std::string_view, int> names;
+  // Instances are keyed by service name: a changed name that another service of the table also
+  // has (twice in the table, or an unchanged service's) would mix them. Other names do not matter.
+  std::unordered_set<std::string_view> changed_names;
+  std::unordered_set<const Service*> added_objects;
+  for (const ServicePtr& s : added) changed_names.insert(s->name), added_objects.insert(s.get());
+  for (const Service* s : removed) changed_names.insert(s->name);
+  std::unordered_set<std::string_view> seen;
   for (const ServicePtr& s : table.services())
-    if (++names[s->name] > 1) return false;
+    if (changed_names.count(s->name) && (!seen.insert(s->name).second || !added_objects.count(s.get()))) return false;
   auto look_up = [&](const Service& s, const Endpoint& e) {
     if (auto it = observed.instances.find(std::make_pair(s.name, e.key)); it != observed.instances.end())
       before.instances.insert(*it);
@@ -170,9 +175,8 @@ bool observe_changed_services(const RouteTable& table, const std::vector<const S
   std::unordered_map<std::string_view, const Service*> replaced;
   for (const Service* s : removed)
     if (!replaced.emplace(s->name, s).second) replaced[s->name] = nullptr;  // two of a name: not paired
-  std::unordered_set<const Service*> changed, paired;
+  std::unordered_set<const Service*> paired;
   for (const ServicePtr& s : added) {
-    changed.insert(s.get());
     auto r = replaced.find(s->name);
     const Service* old = r == replaced.end() ? nullptr : r->second;
     if (!old || !paired.insert(old).second) {
@@ -197,7 +201,7 @@ bool observe_changed_services(const RouteTable& table, const std::vector<const S
       for (const Endpoint& e : s->endpoints) look_up(*s, e);
   for (const Route& r : table.routes()) {
     const Service& service = table.service(r.service);
-    if (!changed.count(&service)) continue;
+    if (!added_objects.count(&service)) continue;
     observe_route(r, service, now_ms, after);
     if (auto it = observed.routes.find(route_key(r.name, r.host, r.path_prefix)); it != observed.routes.end())
       before.routes.insert(*it);

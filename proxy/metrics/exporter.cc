@@ -71,29 +71,65 @@ bool read_small_file(const char* path, std::string& out) {
 
 }  // namespace
 
-LiveNames live_names(const RouteTable& routes, LiveInstanceCache* cache) {
-  LiveNames live;
-  LiveInstanceCache next;
+namespace {
+
+std::shared_ptr<const LiveNames::RouteNames> route_names(const RouteTable& routes) {
+  auto names = std::make_shared<LiveNames::RouteNames>();
   for (const Route& r : routes.routes()) {
-    if (r.service < routes.services().size()) live.routes.emplace(r.name, routes.service(r.service).name);
+    if (r.service < routes.services().size()) names->routes.emplace(r.name, routes.service(r.service).name);
     if (r.split)  // each split service is a (route, service) series of its own
-      for (const RouteSplit::Target& t : r.split->targets) live.routes.emplace(r.name, routes.service(t.service).name);
-    if (r.mirror) live.mirrors.emplace(r.name, routes.service(r.mirror->service).name);
+      for (const RouteSplit::Target& t : r.split->targets) names->routes.emplace(r.name, routes.service(t.service).name);
+    if (r.mirror) names->mirrors.emplace(r.name, routes.service(r.mirror->service).name);
   }
-  for (const ServicePtr& s : routes.services()) {
-    live.services.insert(s->name);
-    std::shared_ptr<const InstanceKeys> keys;
-    if (cache)
-      if (auto it = cache->find(s.get()); it != cache->end()) keys = it->second.second;
-    if (!keys) {
-      auto made = std::make_shared<InstanceKeys>();
-      for (const Endpoint& e : s->endpoints) made->insert(e.key);
-      keys = std::move(made);
-    }
-    if (cache) next.try_emplace(s.get(), s, keys);
-    live.instances[s->name].push_back(std::move(keys));
+  for (const ServicePtr& s : routes.services()) names->services.insert(s->name);
+  return names;
+}
+
+std::shared_ptr<const InstanceKeys> instance_keys(const Service& s) {
+  auto keys = std::make_shared<InstanceKeys>();
+  for (const Endpoint& e : s.endpoints) keys->insert(e.key);
+  return keys;
+}
+
+void add_keys(LiveNames& live, const Service& s, std::shared_ptr<const InstanceKeys> keys) {
+  // The key views a name of names->services, which this LiveNames holds.
+  const std::string& name = *live.names->services.find(s.name);
+  LiveNames::ServiceKeys& entry = live.instances[name];
+  if (!entry.first) entry.first = std::move(keys);
+  else entry.more.push_back(std::move(keys));
+}
+
+}  // namespace
+
+LiveNames live_names(const RouteTable& routes) {
+  LiveNames live;
+  live.names = route_names(routes);
+  live.instances.reserve(routes.services().size());
+  for (const ServicePtr& s : routes.services()) add_keys(live, *s, instance_keys(*s));
+  return live;
+}
+
+LiveNames live_names(std::shared_ptr<const RouteTable> routes, LiveNamesCache& cache) {
+  LiveNames live;
+  const std::vector<ServicePtr>& services = routes->services();
+  // The route names stand while the route list does and every position keeps its service's name.
+  const RouteTable* before = cache.table.get();
+  bool same_names = before && cache.names && routes->same_layout(*before) && before->services().size() == services.size();
+  for (size_t i = 0; same_names && i < services.size(); ++i)
+    same_names = services[i] == before->services()[i] || services[i]->name == before->services()[i]->name;
+  live.names = same_names ? cache.names : route_names(*routes);
+  live.instances.reserve(services.size());
+  std::unordered_map<const Service*, std::shared_ptr<const InstanceKeys>> keys;
+  keys.reserve(services.size());
+  for (const ServicePtr& s : services) {
+    auto it = cache.keys.find(s.get());
+    std::shared_ptr<const InstanceKeys> k = it != cache.keys.end() ? it->second : instance_keys(*s);
+    keys.emplace(s.get(), k);
+    add_keys(live, *s, std::move(k));
   }
-  if (cache) *cache = std::move(next);
+  cache.keys = std::move(keys);
+  cache.names = live.names;
+  cache.table = std::move(routes);
   return live;
 }
 
@@ -316,8 +352,8 @@ MetricsExporter::MetricsExporter(unsigned workers, MetricsInputs inputs) : in_(s
   if (!in_.access_log_dropped) in_.access_log_dropped = [] { return uint64_t{0}; };
 }
 
-void MetricsExporter::on_snapshot(const RouteTable& routes) {
-  auto live = std::make_shared<const LiveNames>(live_names(routes, &instance_keys_));
+void MetricsExporter::on_snapshot(std::shared_ptr<const RouteTable> routes) {
+  auto live = std::make_shared<const LiveNames>(live_names(std::move(routes), live_cache_));
   for (auto& s : sinks_) s->set_live(live);
 }
 

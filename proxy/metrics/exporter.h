@@ -63,8 +63,14 @@ struct MetricsInputs {
   std::function<std::vector<std::pair<std::string, int64_t>>()> tls_certificate_not_after;
 };
 
-// Instance keys by the service object they were read from (held, so its address is not reused).
-using LiveInstanceCache = std::unordered_map<const Service*, std::pair<ServicePtr, std::shared_ptr<const InstanceKeys>>>;
+// What live_names() keeps from one snapshot for the next: the table (held, so that neither its
+// layout's nor its services' addresses are reused), its route names, and the instance keys by
+// service object.
+struct LiveNamesCache {
+  std::shared_ptr<const RouteTable> table;
+  std::shared_ptr<const LiveNames::RouteNames> names;
+  std::unordered_map<const Service*, std::shared_ptr<const InstanceKeys>> keys;
+};
 
 class MetricsExporter {
  public:
@@ -75,7 +81,7 @@ class MetricsExporter {
   // Worker w's record sink: it lives as long as the exporter.
   MetricsRecordSink* sink(unsigned worker) const { return sinks_[worker].get(); }
   // A new snapshot was published: workers drop the series of routes and instances it lacks.
-  void on_snapshot(const RouteTable& routes);
+  void on_snapshot(std::shared_ptr<const RouteTable> routes);
 
   // Every family, as of now.
   std::vector<prometheus::MetricFamily> collect() const;
@@ -88,16 +94,18 @@ class MetricsExporter {
 
   std::vector<std::unique_ptr<MetricsRecordSink>> sinks_;
   MetricsInputs in_;
-  LiveInstanceCache instance_keys_;  // on_snapshot's, by the control thread
+  LiveNamesCache live_cache_;  // on_snapshot's, by the control thread
 };
 
 // Builds the families from summed counts and the snapshot; pure (for unit tests): `routes` may be
 // null; `now_ms` is health_clock_ms() for instance health.
 std::vector<prometheus::MetricFamily> request_families(const RequestTotals& totals, const RouteTable* routes,
                                                        int64_t now_ms);
-// cache (optional): the keys of service objects an earlier call saw are taken from it, not read
-// again; it is left holding this snapshot's services only.
-LiveNames live_names(const RouteTable& routes, LiveInstanceCache* cache = nullptr);
+LiveNames live_names(const RouteTable& routes);
+// The same, taking from `cache` what the last snapshot had: the route names while the layout and
+// the services' names stay, and the instance keys of service objects it shared. The cache is
+// left holding this snapshot.
+LiveNames live_names(std::shared_ptr<const RouteTable> routes, LiveNamesCache& cache);
 
 // Process metrics from /proc/self (CPU seconds, resident memory, open fds, start time).
 std::vector<prometheus::MetricFamily> process_families();

@@ -48,19 +48,20 @@ size_t NamePairHash::operator()(const NameViews& k) const noexcept {
 }
 
 bool LiveNames::has_route(std::string_view route, std::string_view service) const {
-  return routes.find(NameViews{route, service}) != routes.end();
+  return names->routes.find(NameViews{route, service}) != names->routes.end();
 }
 bool LiveNames::has_instance(std::string_view service, std::string_view instance) const {
   auto it = instances.find(service);
   if (it == instances.end()) return false;
-  for (const auto& keys : it->second)
+  if (it->second.first->find(instance) != it->second.first->end()) return true;
+  for (const auto& keys : it->second.more)
     if (keys->find(instance) != keys->end()) return true;
   return false;
 }
 bool LiveNames::has_mirror(std::string_view route, std::string_view service) const {
-  return mirrors.find(NameViews{route, service}) != mirrors.end();
+  return names->mirrors.find(NameViews{route, service}) != names->mirrors.end();
 }
-bool LiveNames::has_service(std::string_view service) const { return services.find(service) != services.end(); }
+bool LiveNames::has_service(std::string_view service) const { return names->services.find(service) != names->services.end(); }
 
 // Finds the cell without a lock (only this worker changes the map); adds it under the mutex.
 template <class Map, class Key>

@@ -84,11 +84,20 @@ struct NameHash {
 // the object, so a change of one service does not copy every other service's instances.
 using InstanceKeys = std::unordered_set<std::string, NameHash, std::equal_to<>>;
 struct LiveNames {
-  std::unordered_set<NamePair, NamePairHash, NamePairEq> routes;     // (route, service)
-  // service name -> the instance keys of each service object of that name
-  std::unordered_map<std::string, std::vector<std::shared_ptr<const InstanceKeys>>, NameHash, std::equal_to<>> instances;
-  std::unordered_set<std::string, NameHash, std::equal_to<>> services;
-  std::unordered_set<NamePair, NamePairHash, NamePairEq> mirrors;    // (route, shadow service)
+  // The names the route list gives: shared by the next snapshots while the list and the
+  // services' names stay.
+  struct RouteNames {
+    std::unordered_set<NamePair, NamePairHash, NamePairEq> routes;   // (route, service)
+    std::unordered_set<NamePair, NamePairHash, NamePairEq> mirrors;  // (route, shadow service)
+    std::unordered_set<std::string, NameHash, std::equal_to<>> services;
+  };
+  std::shared_ptr<const RouteNames> names = std::make_shared<const RouteNames>();
+  // service name (a view of names->services) -> the instance keys of each service object of that name
+  struct ServiceKeys {
+    std::shared_ptr<const InstanceKeys> first;
+    std::vector<std::shared_ptr<const InstanceKeys>> more;  // services sharing a name (rare)
+  };
+  std::unordered_map<std::string_view, ServiceKeys> instances;
   bool has_mirror(std::string_view route, std::string_view service) const;
   bool has_route(std::string_view route, std::string_view service) const;
   bool has_instance(std::string_view service, std::string_view instance) const;
