@@ -28,6 +28,7 @@
 #include <thread>
 
 #include "engine.h"
+#include "load.h"
 
 using namespace dk;
 using it::Clock;
@@ -165,19 +166,6 @@ class Lab {
   std::string dir_[kHosts + 1];
 };
 
-std::string find_in_path(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  std::string p = path ? path : "/usr/bin:/bin";
-  for (size_t start = 0; start <= p.size();) {
-    size_t end = p.find(':', start);
-    if (end == std::string::npos) end = p.size();
-    std::string candidate = p.substr(start, end - start) + "/" + name;
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-    start = end + 1;
-  }
-  return {};
-}
-
 // One member of the 3-member cluster, in the core namespace: clients on 10.213.0.1 (what Berth
 // uses) and on the core's 127.0.0.1 (for the test's own health probes).
 class EtcdMember {
@@ -193,7 +181,7 @@ class EtcdMember {
 
   // Starts the member (its data dir is kept across restarts).
   std::string start() {
-    std::string etcd = find_in_path("etcd");
+    std::string etcd = it::find_in_path("etcd");
     if (etcd.empty())
       return "etcd not found in PATH: install the Debian packages etcd-server and etcd-client "
              "(scripts/install-deps.sh --docker)";
@@ -244,88 +232,20 @@ std::string sidecar_yaml(const Lab& lab, int i) {
          ", advertise_address: " + host_ip(i) + ", lease_ttl: " + std::to_string(kLeaseTtl) + "s}\n";
 }
 
-// GET / through one port with a fixed Host, from `threads` threads in the core namespace, until
-// finish(), `max_requests` in all or `max_time`, whichever comes first. Every request that does
-// not get a 200 is kept with the time it was sent and Berth's x-berth-error.
-class Load {
- public:
-  struct Failure {
-    Clock::time_point sent;
-    int status = 0;
-    std::string cause;  // x-berth-error, or the client's error
-    std::string text;
+// Load from the core namespace (where the front door listens): 2 threads until finish(), 200,000
+// requests or 120 s, whichever comes first.
+LoadOptions core_load(int core_fd) {
+  LoadOptions o;
+  o.max_requests = 200'000;
+  o.max_time = 120s;
+  o.thread_setup = [core_fd](std::string* error) -> std::shared_ptr<void> {
+    auto in = std::make_shared<InNetns>(core_fd);
+    if (in->ok()) return in;
+    *error = in->error();
+    return nullptr;
   };
-
-  Load(int core_fd, uint16_t port, std::string host, int threads = 2, long max_requests = 200000,
-       std::chrono::seconds max_time = 120s) {
-    const auto deadline = Clock::now() + max_time;
-    for (int t = 0; t < threads; ++t) {
-      threads_.emplace_back([this, core_fd, port, host, deadline, max_requests] {
-        InNetns in(core_fd);
-        if (!in.ok()) {
-          std::lock_guard<std::mutex> lock(mu_);
-          ++statuses_[-1];
-          failures_.push_back({Clock::now(), -1, "setns", "load thread: " + in.error()});
-          return;
-        }
-        while (!stop_ && Clock::now() < deadline && sent_++ < max_requests) {
-          const auto sent = Clock::now();
-          it::Response r = it::http_get(port, "/", host);
-          std::lock_guard<std::mutex> lock(mu_);
-          ++statuses_[r.status];
-          if (r.status == 200) {
-            ++bodies_[r.body];
-          } else {
-            std::string cause = r.header("x-berth-error").value_or(r.error);
-            failures_.push_back({sent, r.status, cause, r.raw_head + r.body + r.error});
-          }
-        }
-      });
-    }
-  }
-  ~Load() { finish(); }
-  Load(const Load&) = delete;
-  Load& operator=(const Load&) = delete;
-
-  void finish() {
-    stop_ = true;
-    for (auto& t : threads_)
-      if (t.joinable()) t.join();
-  }
-  std::map<int, long> statuses() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return statuses_;
-  }
-  std::map<std::string, long> bodies() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return bodies_;
-  }
-  std::vector<Failure> failures() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return failures_;
-  }
-  long total() {
-    long n = 0;
-    for (auto& [status, count] : statuses()) n += count;
-    return n;
-  }
-  std::string summary() {
-    std::string s;
-    for (auto& [status, count] : statuses()) s += std::to_string(status) + "=" + std::to_string(count) + " ";
-    std::lock_guard<std::mutex> lock(mu_);
-    for (size_t i = 0; i < failures_.size() && i < 5; ++i) s += "\n--- " + failures_[i].text;
-    return s;
-  }
-
- private:
-  std::atomic<bool> stop_{false};
-  std::atomic<long> sent_{0};
-  std::vector<std::thread> threads_;
-  std::mutex mu_;
-  std::map<int, long> statuses_;
-  std::map<std::string, long> bodies_;
-  std::vector<Failure> failures_;
-};
+  return o;
+}
 
 bool contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
@@ -471,7 +391,7 @@ TEST_CASE("docker: many hosts: 3 network namespaces with a dockerd and a sidecar
   // the container still serves (it keeps serving 3 s after SIGTERM).
   double drain_front_ms = -1, drain_sidecar_ms = -1;
   {
-    Load load(lab.core_fd(), front.port(), "web.mh.test");
+    Load load(front.port(), "web.mh.test", core_load(lab.core_fd()));
     for (int i = 1; i <= kHosts; ++i) {
       REQUIRE(lab.docker(i, web_run_args_at(kImage, "0.0.0.0", "web-v2", kPortV2, "h" + std::to_string(i) + "-v2",
                                             web_options("web.mh.test", "web", kPortV2, true, 3)))
@@ -556,7 +476,7 @@ TEST_CASE("docker: many hosts: 3 network namespaces with a dockerd and a sidecar
   // (registry.service_policy: retry.on_response_timeout).
   double host_gone_ms = -1;
   {
-    Load load(lab.core_fd(), front.port(), "web.mh.test");
+    Load load(front.port(), "web.mh.test", core_load(lab.core_fd()));
     it::wait_until([] { return false; }, 500ms);
     const auto t_kill = Clock::now();
     REQUIRE(sidecar[2]->process().signal(SIGKILL));
@@ -579,19 +499,19 @@ TEST_CASE("docker: many hosts: 3 network namespaces with a dockerd and a sidecar
     INFO(logs());
     long in_flight_at_kill = 0;  // failed GETs sent before the link was down
     std::string failed;
-    for (const Load::Failure& f : load.failures()) {
+    for (const Load::Failure& f : load.failure_records()) {
       in_flight_at_kill += f.sent < t_down;
       failed += "\nGET sent " +
                 std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(f.sent - t_down).count()) +
                 " ms after the link was down: " + f.text;
     }
     INFO("failed GETs:" << failed);
-    CHECK(load.failures().empty());
+    CHECK(load.failure_records().empty());
     CHECK(load.total() > 20);
     CHECK(wait_routes(front2.admin_port(), [&](const nlohmann::json& t) { return web_endpoints(t) == survivors; }, 10s));
     WARN("host 2 killed (lease_ttl " << kLeaseTtl << " s): its instances left the front door after " << host_gone_ms
                                      << " ms; " << load.total() << " GETs meanwhile: " << load.statuses()[200]
-                                     << " x 200, " << load.failures().size() << " failed (" << in_flight_at_kill
+                                     << " x 200, " << load.failure_records().size() << " failed (" << in_flight_at_kill
                                      << " of them sent before the link was down, "
                                      << std::chrono::duration_cast<std::chrono::milliseconds>(t_down - t_kill).count()
                                      << " ms after the SIGKILL)");

@@ -246,6 +246,19 @@ std::optional<int> Process::terminate() {
   return wait_exit(5s);
 }
 
+std::string find_in_path(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  const std::string p = path ? path : "/usr/bin:/bin";
+  for (size_t start = 0; start <= p.size();) {
+    size_t end = p.find(':', start);
+    if (end == std::string::npos) end = p.size();
+    std::string candidate = p.substr(start, end - start) + "/" + name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    start = end + 1;
+  }
+  return {};
+}
+
 std::string describe_status(int st) {
   if (WIFEXITED(st)) return "exited " + std::to_string(WEXITSTATUS(st));
   if (WIFSIGNALED(st)) return "killed by signal " + std::to_string(WTERMSIG(st));
