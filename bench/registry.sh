@@ -25,8 +25,8 @@
 #    the same changes unpolled, for the front door's CPU per change (utime+stime; schedstat).
 #    For comparison, REG_ETCDCTL_SAMPLE single puts with etcdctl (one process each) are timed.
 #    Where a change's time goes: `registry_scale codec` times, in process, the front door's
-#    build of its whole set from the keys (build_registry_set, and of that the JSON decoding of
-#    the values) at each size; with REG_CALLGRIND=HOSTSxPER_HOST, a front door on that many keys
+#    registry table applying one changed value, and for comparison the whole set built from the
+#    keys (build_registry_set, and of that the JSON decoding of the values) at each size; with REG_CALLGRIND=HOSTSxPER_HOST, a front door on that many keys
 #    runs under valgrind --tool=callgrind, instrumented only while REG_CALLGRIND_CHANGES changes
 #    are applied, and the report lists the inclusive instruction counts of the functions on the
 #    change path (callgrind_annotate).
@@ -38,12 +38,14 @@
 #   REG_COUNT            containers started for the propagation measurement [100]
 #   REG_SCALE            HOSTSxPER_HOST key sets for the scale runs [10x50 100x50]
 #   REG_CHANGES          single-key changes per scale run (each phase) [200]
+#   REG_SERVICE_HOSTS    the changes again with each service spanning that many hosts [10; 0 = skip]
 #   REG_WORKERS          workers of each Berth [0 = one per core]
 #   REG_POLL_US          pause between /api/stats polls [100 propagation, 200 changes]
 #   REG_E2E_PAUSE_US     pause between end-to-end requests through the front door [200]
 #   REG_ETCDCTL_SAMPLE   etcdctl puts timed for comparison with the gateway [20; 0 = skip]
 #   REG_CALLGRIND        HOSTSxPER_HOST for a callgrind profile of changes, e.g. 20x50 [off]
 #   REG_CALLGRIND_CHANGES  changes applied while profiling [10]
+#   REG_CALLGRIND_SERVICE_HOSTS  the profiled keys with each service spanning that many hosts [0 = all]
 #   REG_PORT_BASE        first container port [first free block from 19400]
 #   REG_ETCD_PORT        etcd client port (peer port = +1) [first free of 23379, 23479, ...]
 #   REG_SKIP_PROPAGATION=1, REG_SKIP_SCALE=1   leave a part out (development)
@@ -65,6 +67,7 @@ KNOBS=$(env | grep -E '^(REG_|BENCH_SKIP_BUILD)' | sort | tr '\n' ' ' || true)
 
 COUNT=${REG_COUNT:-100}
 SCALE=${REG_SCALE:-10x50 100x50}
+SERVICE_HOSTS=${REG_SERVICE_HOSTS:-10}
 CHANGES=${REG_CHANGES:-200}
 WORKERS=${REG_WORKERS:-0}
 POLL_US=${REG_POLL_US:-100}
@@ -298,33 +301,40 @@ workers: $WORKERS
 admin: {address: "127.0.0.1:0"}
 registry: {etcd: ["http://127.0.0.1:$EP"], role: front, prefix: $SCALE_PREFIX}
 EOF
-  scale_run() {  # hosts per_host
-    local h=$1 p=$2 n=$(($1 * $2)) f_admin
-    log "scale: $h hosts x $p instances = $n keys"
+  scale_run() {  # hosts per_host [service_hosts: G instances per service; results tagged kind=g...]
+    local h=$1 p=$2 n=$(($1 * $2)) g=${3:-0} f_admin tag="" name
+    name=front-$n; ((g > 0)) && tag=g && name=front-$n-g$g
+    log "scale: $h hosts x $p instances = $n keys$( ((g > 0)) && echo ", $g instances per service")"
     run_tool 300 "$SCALE_TOOL" clear --etcd "$EP" --prefix "$SCALE_PREFIX" --leases "$WORK/leases" >>"$SC" || die "clear failed"
     if ((n > 0)); then
       run_tool 600 "$SCALE_TOOL" load --etcd "$EP" --hosts "$h" --per-host "$p" --prefix "$SCALE_PREFIX" --ttl 900 \
-        --leases "$WORK/leases" >>"$SC" || die "load failed"
+        --service-hosts "$g" --leases "$WORK/leases" | sed "s/^RESULT kind=/RESULT kind=$tag/" >>"$SC" || die "load failed"
     fi
     sleep 1
-    start_berth "$WORK/front-scale.yaml" "$WORK/front-$n.log" "event=registry_synced"
+    start_berth "$WORK/front-scale.yaml" "$WORK/$name.log" "event=registry_synced"
     FRONT_PID=$STARTED_PID
-    f_admin=$(port_of "$WORK/front-$n.log" admin_listening)
+    f_admin=$(port_of "$WORK/$name.log" admin_listening)
     run_tool 120 "$SCALE_TOOL" ready --admin "$f_admin" --pid "$FRONT_PID" --expect "$n" --start-ns "$STARTED_NS" \
-      | sed "s/^RESULT kind=ready /RESULT kind=ready known=$n /" >>"$SC" || log "warning: front door not ready with $n instances"
+      | sed "s/^RESULT kind=ready /RESULT kind=${tag}ready known=$n /" >>"$SC" || log "warning: front door not ready with $n instances"
     sleep 2
-    echo "RESULT kind=rss known=$n settled_rss_kb=$(rss_kb "$FRONT_PID")" >>"$SC"
+    echo "RESULT kind=${tag}rss known=$n settled_rss_kb=$(rss_kb "$FRONT_PID")" >>"$SC"
     if ((n > 0)); then
       run_tool 900 "$SCALE_TOOL" changes --etcd "$EP" --admin "$f_admin" --pid "$FRONT_PID" --count "$CHANGES" \
-        --prefix "$SCALE_PREFIX" --known "$n" --poll-us "${REG_POLL_US:-200}" >>"$SC" || log "warning: changes with $n keys reported problems"
+        --prefix "$SCALE_PREFIX" --known "$n" --poll-us "${REG_POLL_US:-200}" | sed "s/^RESULT kind=/RESULT kind=$tag/" >>"$SC" ||
+        log "warning: changes with $n keys reported problems"
     fi
-    grep -E "level=(warn|error)" "$WORK/front-$n.log" | head -3 >&2 || true
-    echo "RESULT kind=frontlog known=$n warnings=$(grep -cE "level=(warn|error)" "$WORK/front-$n.log" || true)" >>"$SC"
+    grep -E "level=(warn|error)" "$WORK/$name.log" | head -3 >&2 || true
+    echo "RESULT kind=${tag}frontlog known=$n warnings=$(grep -cE "level=(warn|error)" "$WORK/$name.log" || true)" >>"$SC"
     kill -0 "$FRONT_PID" 2>/dev/null || die "the front door died with $n keys"
     stop_pid "$FRONT_PID"; FRONT_PID=
   }
   scale_run 0 0
   for spec in $SCALE; do scale_run "${spec%x*}" "${spec#*x}"; done
+  # The same changes with every service spanning REG_SERVICE_HOSTS hosts: the changed service's
+  # size stays the same while the table grows.
+  if ((SERVICE_HOSTS > 0)); then
+    for spec in $SCALE; do scale_run "${spec%x*}" "${spec#*x}" "$SERVICE_HOSTS"; done
+  fi
   for spec in $SCALE; do
     run_tool 300 "$SCALE_TOOL" codec --hosts "${spec%x*}" --per-host "${spec#*x}" --prefix "$SCALE_PREFIX" >>"$SC" ||
       log "warning: codec timing failed for $spec"
@@ -332,13 +342,13 @@ EOF
 
   # Optional: a callgrind profile of the front door while it applies changes.
   CG_SPEC=${REG_CALLGRIND:-}
-  CG_FUNCS="RegistryWatch::on_watch_message RegistryWatch::publish build_registry_set decode_instance base64_decode resolve_endpoint_key Server::on_discovered Server::publish Server::observe_changes observe_state record_changes MetricsExporter::on_snapshot"
+  CG_FUNCS="RegistryWatch::on_watch_message RegistryTable::put decode_instance RegistryTable::next RegistryTable::decide_all Server::on_discovered Server::build_runtime HealthRegistry::update Server::publish MetricsExporter::on_snapshot HealthChecker::update observe_changed_services Server::observe_changes record_changes Worker::apply_mailbox"
   if [[ -n "$CG_SPEC" ]] && command -v valgrind >/dev/null && command -v callgrind_control >/dev/null; then
     cg_n=$(( ${CG_SPEC%x*} * ${CG_SPEC#*x} ))
     log "callgrind: a front door on $cg_n keys, ${REG_CALLGRIND_CHANGES:-10} changes instrumented"
     run_tool 300 "$SCALE_TOOL" clear --etcd "$EP" --prefix "$SCALE_PREFIX" --leases "$WORK/leases" >/dev/null || die "clear failed"
     run_tool 600 "$SCALE_TOOL" load --etcd "$EP" --hosts "${CG_SPEC%x*}" --per-host "${CG_SPEC#*x}" --prefix "$SCALE_PREFIX" \
-      --ttl 900 --leases "$WORK/leases" >/dev/null || die "load failed"
+      --ttl 900 --service-hosts "${REG_CALLGRIND_SERVICE_HOSTS:-0}" --leases "$WORK/leases" >/dev/null || die "load failed"
     valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/callgrind.out" \
       "$BERTH_BIN" --config "$WORK/front-scale.yaml" --log-level info 2>"$WORK/front-cg.log" &
     FRONT_PID=$!
@@ -481,44 +491,58 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%
         "$(awk -v a="$rss0" -v b="$rssn" -v n="$n" 'BEGIN { printf "+%.1f MiB, %.1f KiB per instance", (b - a) / 1024, (b - a) / n }')."
     done
     echo
+    change_table() {  # result tag ("" or g)
+      local t=$1
+      echo "| keys | front door's own: watch message read → last worker serves it, p50 / p99 / max ms | put sent → last worker serves it, p50 / p99 ms | put sent → watch message read, p50 / p99 ms | CPU per change, utime+stime (ticks) | CPU per change, schedstat (idle subtracted) | of which the control thread | generations / changes | gap between changes |"
+      echo "|---|---|---|---|---|---|---|---|---|"
+      for spec in $SCALE; do
+        h=${spec%x*}; p=${spec#*x}; n=$((h * p))
+        q() { rv "$SC" "$1" "kind=${t}change_dist" "known=$n" "metric=$2"; }
+        c() { rv "$SC" "$1" "kind=${t}change_cpu" "known=$n"; }
+        printf '| %s | %s / %s / %s (n=%s) | %s / %s | %s / %s | %s µs | %s µs | %s µs | %s / %s | %s ms |\n' "$n" \
+          "$(q p50 received_to_applied_ms)" "$(q p99 received_to_applied_ms)" "$(q max received_to_applied_ms)" "$(q n received_to_applied_ms)" \
+          "$(q p50 sent_to_applied_ms)" "$(q p99 sent_to_applied_ms)" "$(q p50 sent_to_received_ms)" "$(q p99 sent_to_received_ms)" \
+          "$(c per_change_ticks_us)" "$(c per_change_sched_us)" "$(c per_change_main_thread_us)" "$(c generations)" "$(c changes)" "$(c gap_ms)"
+      done
+      echo
+      set -- $SCALE
+      lo=$(( ${1%x*} * ${1#*x} )); hi_spec=${!#}; hi=$(( ${hi_spec%x*} * ${hi_spec#*x} ))
+      own_lo=$(rv "$SC" p50 "kind=${t}change_dist" "known=$lo" metric=received_to_applied_ms)
+      own_hi=$(rv "$SC" p50 "kind=${t}change_dist" "known=$hi" metric=received_to_applied_ms)
+      cpu_lo=$(rv "$SC" per_change_sched_us "kind=${t}change_cpu" "known=$lo")
+      cpu_hi=$(rv "$SC" per_change_sched_us "kind=${t}change_cpu" "known=$hi")
+      g_own=$(ratio "$own_lo" "$own_hi"); g_cpu=$(ratio "$cpu_lo" "$cpu_hi"); g_n=$(ratio "$lo" "$hi")
+      if awk -v g="$g_cpu" 'BEGIN { exit !(g != "n/a" && g + 0 < 1.5) }'; then
+        FLAT="flat: CPU per change ${g_cpu}x and apply time ${g_own}x (p50) for ${g_n}x the instances."
+      else
+        FLAT="**not flat**: for ${g_n}x the instances ($lo → $hi), CPU per change grows ${g_cpu}x and the front door's own apply time ${g_own}x (p50)."
+      fi
+      echo "Per-change cost from $lo to $hi instances: $FLAT (Flat here means less than 1.5x the CPU for the larger table.)"
+    }
     echo "### Cost of one instance change ($CHANGES changes per size: put of a new instance of s0, then its delete, in turn)"
     echo
-    echo "| keys | front door's own: watch message read → last worker serves it, p50 / p99 / max ms | put sent → last worker serves it, p50 / p99 ms | put sent → watch message read, p50 / p99 ms | CPU per change, utime+stime (ticks) | CPU per change, schedstat (idle subtracted) | of which the control thread | generations / changes | gap between changes |"
-    echo "|---|---|---|---|---|---|---|---|---|"
-    for spec in $SCALE; do
-      h=${spec%x*}; p=${spec#*x}; n=$((h * p))
-      q() { rv "$SC" "$1" kind=change_dist "known=$n" "metric=$2"; }
-      c() { rv "$SC" "$1" kind=change_cpu "known=$n"; }
-      printf '| %s | %s / %s / %s (n=%s) | %s / %s | %s / %s | %s µs | %s µs | %s µs | %s / %s | %s ms |\n' "$n" \
-        "$(q p50 received_to_applied_ms)" "$(q p99 received_to_applied_ms)" "$(q max received_to_applied_ms)" "$(q n received_to_applied_ms)" \
-        "$(q p50 sent_to_applied_ms)" "$(q p99 sent_to_applied_ms)" "$(q p50 sent_to_received_ms)" "$(q p99 sent_to_received_ms)" \
-        "$(c per_change_ticks_us)" "$(c per_change_sched_us)" "$(c per_change_main_thread_us)" "$(c generations)" "$(c changes)" "$(c gap_ms)"
-    done
+    echo "Every service has an instance on every host, so the changed service s0 grows with the number of hosts:"
     echo
-    set -- $SCALE
-    lo=$(( ${1%x*} * ${1#*x} )); hi_spec=${!#}; hi=$(( ${hi_spec%x*} * ${hi_spec#*x} ))
-    own_lo=$(rv "$SC" p50 kind=change_dist "known=$lo" metric=received_to_applied_ms)
-    own_hi=$(rv "$SC" p50 kind=change_dist "known=$hi" metric=received_to_applied_ms)
-    cpu_lo=$(rv "$SC" per_change_sched_us kind=change_cpu "known=$lo")
-    cpu_hi=$(rv "$SC" per_change_sched_us kind=change_cpu "known=$hi")
-    g_own=$(ratio "$own_lo" "$own_hi"); g_cpu=$(ratio "$cpu_lo" "$cpu_hi"); g_n=$(ratio "$lo" "$hi")
-    if awk -v g="$g_cpu" 'BEGIN { exit !(g != "n/a" && g + 0 < 1.5) }'; then
-      FLAT="flat: CPU per change ${g_cpu}x and apply time ${g_own}x (p50) for ${g_n}x the instances."
-    else
-      FLAT="**not flat**: for ${g_n}x the instances ($lo → $hi), CPU per change grows ${g_cpu}x and the front door's own apply time ${g_own}x (p50)."
+    change_table ""
+    if ((SERVICE_HOSTS > 0)); then
+      echo
+      echo "The same with each service spanning $SERVICE_HOSTS hosts (\`load --service-hosts $SERVICE_HOSTS\`): s0 has $SERVICE_HOSTS instances at every size, and the number of services grows with the table:"
+      echo
+      change_table g
     fi
-    echo "Per-change cost from $lo to $hi instances: $FLAT"
     echo
     echo "### Where the time of a change goes"
     echo
-    echo "For every watch message that changes its table, the front door rebuilds its whole set from every key" \
-      "(\`RegistryWatch::publish\` → \`build_registry_set\`: values decoded before are taken from its decode cache;" \
-      "policy checked, address resolved, services grouped), compares it with the last one, and the server then" \
-      "publishes a runtime and diffs the whole route table for its event journal (\`Server::observe_changes\`; its" \
-      "once-a-second tick is skipped while nothing changed). The build, timed in process on the same keys" \
-      "(\`berth-bench-registry_scale codec\`, thread CPU time, median of 20):"
+    echo "For every watch message that changes its table, the front door's registry table (\`RegistryTable\`: each" \
+      "value decoded once, accepted keys grouped by service) makes only the services of the changed keys again and" \
+      "hands the other services and the route list over as the same objects. The server then copies only those" \
+      "services (health state, LB table), the metrics keep the other services' instance names, and the event" \
+      "journal looks only at the instances that came or went (\`observe_changed_services\`). So a change costs" \
+      "what the service it touches holds, not the table: here one instance per host, 10 at 500 keys and 100 at" \
+      "5,000. The table's part, timed in process on the same keys (\`berth-bench-registry_scale codec\`, thread" \
+      "CPU time, median of 20), next to the whole set built from scratch (what a resync or a moved host + path costs):"
     echo
-    echo "| keys | build_registry_set, one value changed (decode cache warm, as the watch does) | the same build from scratch | of which decoding the JSON values | CPU per change measured above | cached build / CPU per change | front door's idle CPU |"
+    echo "| keys | registry table, one value changed (put + next) | the whole set from scratch | of which decoding the JSON values | CPU per change measured above | table's part / CPU per change | front door's idle CPU |"
     echo "|---|---|---|---|---|---|---|"
     for spec in $SCALE; do
       n=$(( ${spec%x*} * ${spec#*x} ))
@@ -534,7 +558,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%
       echo "callgrind (\`REG_CALLGRIND=$CG_SPEC\`: $cg_n keys; instrumentation on only around" \
         "$(rv "$SC" changes kind=cg_change_cpu) + $(rv "$SC" n kind=cg_change_dist metric=received_to_applied_ms) changes;" \
         "${CG_ROUTES} generations in the front door's log, ${CG_LOST} \`registry_lost\` (under valgrind a busy control loop" \
-        "can miss etcd call timeouts; a resync is a range plus the same full build), total $CG_TOTAL instructions:"
+        "can miss etcd call timeouts; a resync is a range plus a whole build), total $CG_TOTAL instructions (the admin" \
+        "polls of the measurement included):"
       echo
       echo "| function (inclusive) | instructions | share |"
       echo "|---|---|---|"

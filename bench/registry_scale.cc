@@ -2,11 +2,13 @@
 // front door at scale (driven by bench/registry.sh, which starts etcd and the front door).
 //
 //   berth-bench-registry_scale load --etcd PORT --hosts H --per-host P [--services S]
-//       [--prefix /berth/v1] [--ttl 600] [--leases FILE]
+//       [--service-hosts G] [--prefix /berth/v1] [--ttl 600] [--leases FILE]
 //     Writes H x P instance keys into etcd through its v3 JSON gateway, as H sidecars would: one
 //     lease per host (TTL seconds), then one transaction per host with its P puts (keys
 //     <prefix>/instances/host-NNN/cNNN/0, values from Berth's own encoder). Container c of every
-//     host serves service s<c mod S> (host s<c mod S>.scale.test, path /); addresses are
+//     host serves service s<c mod S> (host s<c mod S>.scale.test, path /), so a service has an
+//     instance on every host; with G, hosts are taken G at a time and each group serves services
+//     of its own (s<group * S + c mod S>): G instances per service whatever H. Addresses are
 //     10.<h/256>.<h%256>.1:<8000+c>, never connected to (the front door runs no health checks).
 //     The lease IDs go to FILE, for `clear`.
 //   berth-bench-registry_scale clear --etcd PORT [--prefix /berth/v1] [--leases FILE]
@@ -171,9 +173,11 @@ std::string host_id(int h) {
   return b;
 }
 
-std::string instance_value(int h, int c, int services, int port) {
+// group_hosts > 0: a service spans that many hosts (hosts 0..G-1 serve s0..s<S-1>, the next G
+// hosts s<S>..s<2S-1>, ...), so every service has G instances however many hosts there are.
+std::string instance_value(int h, int c, int services, int port, int group_hosts = 0) {
   reg::Instance in;
-  in.service = "s" + std::to_string(c % services);
+  in.service = "s" + std::to_string((group_hosts > 0 ? h / group_hosts * services : 0) + c % services);
   in.routes.push_back({{in.service + ".scale.test"}, "/", 0});
   char address[48];
   std::snprintf(address, sizeof address, "10.%d.%d.1:%d", h / 256, h % 256, port);
@@ -202,6 +206,7 @@ int cmd_load(const Args& a) {
   const int hosts = static_cast<int>(a.num("hosts", 100));
   const int per_host = static_cast<int>(a.num("per-host", 50));
   const int services = static_cast<int>(a.num("services", per_host));
+  const int group_hosts = static_cast<int>(a.num("service-hosts", 0));
   const long ttl = a.num("ttl", 600);
   const std::string prefix = a.get("prefix", "/berth/v1");
   const std::string leases_file = a.get("leases");
@@ -216,7 +221,7 @@ int cmd_load(const Args& a) {
     if (leases) leases << lease << "\n";
     nlohmann::json success = nlohmann::json::array();
     for (int c = 0; c < per_host; ++c) {
-      std::string v = instance_value(h, c, services, 8000 + c);
+      std::string v = instance_value(h, c, services, 8000 + c, group_hosts);
       bytes += static_cast<int64_t>(v.size());
       success.push_back({{"request_put",
                           {{"key", b64(key_of(prefix, h, "c" + std::to_string(c)))}, {"value", b64(v)}, {"lease", lease}}}});

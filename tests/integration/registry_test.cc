@@ -314,6 +314,44 @@ TEST_CASE("registry: a sidecar publishes its host's containers to a front door, 
   CHECK(front.running());
 }
 
+TEST_CASE("registry: a front door with its own Docker discovery routes both, and publishes nothing",
+          "[registry]") {
+  Etcd etcd;
+  INFO(etcd.error());
+  REQUIRE(etcd.ok());
+  TempDir dir;
+  auto engine = start_engine(dir);
+  Origin local("L"), remote("R");
+  REQUIRE(local.ok());
+  REQUIRE(remote.ok());
+  Berth front(config_head(1) + "docker: {enabled: true, endpoint: \"unix://" + dir.file("docker.sock") +
+              "\", empty_route_grace: 1s, reconnect_max: 1s}\n" + "registry: {etcd: [\"" + etcd.url() +
+              "\"], role: front}\n");
+  INFO(front.error());
+  REQUIRE(front.ok());
+  INFO(front.log());
+  size_t c = engine->add(fake_docker::routed_container(42, "local-1", "local.test", local.port()));
+  engine->emit(c, "create");
+  engine->emit(c, "start");
+  REQUIRE(etcd.put(kRoot + "h2/c2/0", instance("web", "web.test", remote.address())));
+  CHECK(wait_until([&] { return routes_to(front.port(), "local.test", "L"); }, 5s));
+  CHECK(wait_until([&] { return routes_to(front.port(), "web.test", "R"); }, 5s));
+  CHECK(http_get(front.admin_port(), "/readyz", "127.0.0.1").status == 200);
+
+  // A change on either side leaves the other's routes alone.
+  engine->emit_stop(c);
+  CHECK(wait_until([&] { return http_get(front.port(), "/", "local.test").status == 404; }, 5s));
+  CHECK(routes_to(front.port(), "web.test", "R"));
+  engine->emit(c, "start");
+  CHECK(wait_until([&] { return routes_to(front.port(), "local.test", "L"); }, 5s));
+  REQUIRE(etcd.del(kRoot + "h2/c2/0"));
+  CHECK(wait_until([&] { return http_get(front.port(), "/", "web.test").status == 404; }, 5s));
+  CHECK(routes_to(front.port(), "local.test", "L"));
+  // A front door does not publish what its own Docker discovery sees.
+  CHECK(etcd.count(kRoot) == 0);
+  CHECK(front.running());
+}
+
 TEST_CASE("registry: a sidecar routes east-west, its own host's instances first, then the other hosts'",
           "[registry]") {
   Etcd etcd;
