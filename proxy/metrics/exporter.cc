@@ -81,7 +81,8 @@ std::shared_ptr<const LiveNames::RouteNames> route_names(const RouteTable& route
       for (const RouteSplit::Target& t : r.split->targets) names->routes.emplace(r.name, routes.service(t.service).name);
     if (r.mirror) names->mirrors.emplace(r.name, routes.service(r.mirror->service).name);
   }
-  for (const ServicePtr& s : routes.services()) names->services.insert(s->name);
+  const auto& services = routes.services();
+  for (size_t i = 0; i < services.size(); ++i) names->services[services[i]->name].push_back(static_cast<uint32_t>(i));
   return names;
 }
 
@@ -91,43 +92,29 @@ std::shared_ptr<const InstanceKeys> instance_keys(const Service& s) {
   return keys;
 }
 
-void add_keys(LiveNames& live, const Service& s, std::shared_ptr<const InstanceKeys> keys) {
-  // The key views a name of names->services, which this LiveNames holds.
-  const std::string& name = *live.names->services.find(s.name);
-  LiveNames::ServiceKeys& entry = live.instances[name];
-  if (!entry.first) entry.first = std::move(keys);
-  else entry.more.push_back(std::move(keys));
-}
-
 }  // namespace
 
 LiveNames live_names(const RouteTable& routes) {
   LiveNames live;
   live.names = route_names(routes);
-  live.instances.reserve(routes.services().size());
-  for (const ServicePtr& s : routes.services()) add_keys(live, *s, instance_keys(*s));
+  live.keys.reserve(routes.services().size());
+  for (const ServicePtr& s : routes.services()) live.keys.push_back(instance_keys(*s));
   return live;
 }
 
 LiveNames live_names(std::shared_ptr<const RouteTable> routes, LiveNamesCache& cache) {
   LiveNames live;
   const std::vector<ServicePtr>& services = routes->services();
-  // The route names stand while the route list does and every position keeps its service's name.
   const RouteTable* before = cache.table.get();
-  bool same_names = before && cache.names && routes->same_layout(*before) && before->services().size() == services.size();
-  for (size_t i = 0; same_names && i < services.size(); ++i)
-    same_names = services[i] == before->services()[i] || services[i]->name == before->services()[i]->name;
+  const std::vector<ServicePtr>* old = before ? &before->services() : nullptr;
+  auto kept = [&](size_t i) { return old && i < old->size() && i < cache.keys.size() && services[i] == (*old)[i]; };
+  // The route names stand while the route list does and every position keeps its service's name.
+  bool same_names = before && cache.names && routes->same_layout(*before) && old->size() == services.size();
+  for (size_t i = 0; same_names && i < services.size(); ++i) same_names = kept(i) || services[i]->name == (*old)[i]->name;
   live.names = same_names ? cache.names : route_names(*routes);
-  live.instances.reserve(services.size());
-  std::unordered_map<const Service*, std::shared_ptr<const InstanceKeys>> keys;
-  keys.reserve(services.size());
-  for (const ServicePtr& s : services) {
-    auto it = cache.keys.find(s.get());
-    std::shared_ptr<const InstanceKeys> k = it != cache.keys.end() ? it->second : instance_keys(*s);
-    keys.emplace(s.get(), k);
-    add_keys(live, *s, std::move(k));
-  }
-  cache.keys = std::move(keys);
+  live.keys.reserve(services.size());
+  for (size_t i = 0; i < services.size(); ++i) live.keys.push_back(kept(i) ? cache.keys[i] : instance_keys(*services[i]));
+  cache.keys = live.keys;
   cache.names = live.names;
   cache.table = std::move(routes);
   return live;

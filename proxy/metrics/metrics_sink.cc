@@ -51,11 +51,10 @@ bool LiveNames::has_route(std::string_view route, std::string_view service) cons
   return names->routes.find(NameViews{route, service}) != names->routes.end();
 }
 bool LiveNames::has_instance(std::string_view service, std::string_view instance) const {
-  auto it = instances.find(service);
-  if (it == instances.end()) return false;
-  if (it->second.first->find(instance) != it->second.first->end()) return true;
-  for (const auto& keys : it->second.more)
-    if (keys->find(instance) != keys->end()) return true;
+  auto it = names->services.find(service);
+  if (it == names->services.end()) return false;
+  for (uint32_t p : it->second)
+    if (p < keys.size() && keys[p]->find(instance) != keys[p]->end()) return true;
   return false;
 }
 bool LiveNames::has_mirror(std::string_view route, std::string_view service) const {

@@ -89,15 +89,11 @@ struct LiveNames {
   struct RouteNames {
     std::unordered_set<NamePair, NamePairHash, NamePairEq> routes;   // (route, service)
     std::unordered_set<NamePair, NamePairHash, NamePairEq> mirrors;  // (route, shadow service)
-    std::unordered_set<std::string, NameHash, std::equal_to<>> services;
+    // service name -> its positions in the snapshot's services (a name may be shared)
+    std::unordered_map<std::string, std::vector<uint32_t>, NameHash, std::equal_to<>> services;
   };
   std::shared_ptr<const RouteNames> names = std::make_shared<const RouteNames>();
-  // service name (a view of names->services) -> the instance keys of each service object of that name
-  struct ServiceKeys {
-    std::shared_ptr<const InstanceKeys> first;
-    std::vector<std::shared_ptr<const InstanceKeys>> more;  // services sharing a name (rare)
-  };
-  std::unordered_map<std::string_view, ServiceKeys> instances;
+  std::vector<std::shared_ptr<const InstanceKeys>> keys;  // by service position; never null
   bool has_mirror(std::string_view route, std::string_view service) const;
   bool has_route(std::string_view route, std::string_view service) const;
   bool has_instance(std::string_view service, std::string_view instance) const;
