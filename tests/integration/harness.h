@@ -77,11 +77,9 @@ class Process {
   std::string spawn_error_;
 };
 
+// The first executable `name` in $PATH; "" when there is none.
+std::string find_in_path(const std::string& name);
 // "exited 0", "killed by signal 11", ... for messages.
-// The first executable `name` in $PATH; "" when there is none.
-std::string find_in_path(const std::string& name);
-// The first executable `name` in $PATH; "" when there is none.
-std::string find_in_path(const std::string& name);
 std::string describe_status(int wait_status);
 bool exited_with(const std::optional<int>& wait_status, int code);
 

@@ -15,6 +15,7 @@
 #include <csignal>
 #include <thread>
 #include <cstdio>
+#include <iostream>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
@@ -415,6 +416,9 @@ Response post_to(uint16_t port, const std::string& path, const nlohmann::json& b
 }
 
 // Three members on loopback, started together (they need each other to elect a leader).
+// A start that does not come up healthy (a member that exits, say because another process took
+// one of its ports between unused_port() and etcd's bind) is reported on stderr and made again
+// with new ports and data, at most three times; the last failure's report is the error.
 class EtcdCluster {
  public:
   static constexpr int kMembers = 3;
@@ -425,29 +429,11 @@ class EtcdCluster {
                "(scripts/install-deps.sh --docker)";
       return;
     }
-    std::string initial;
-    for (int i = 0; i < kMembers; ++i) {
-      client_[i] = unused_port();
-      peer_[i] = unused_port();
-      initial += (i ? "," : "") + std::string("m") + std::to_string(i) + "=" + peer_url(i);
+    for (int attempt = 1; attempt <= 3; ++attempt) {
+      if (start(etcd, attempt)) return;
+      std::cerr << "etcd cluster, attempt " << attempt << ": " << error_ << "\n";
+      for (auto& p : procs_) p.terminate();
     }
-    for (int i = 0; i < kMembers; ++i) {
-      procs_[i] = Process({etcd, "--name", "m" + std::to_string(i), "--data-dir", dir_.file("m" + std::to_string(i)),
-                           "--listen-client-urls", url(i), "--advertise-client-urls", url(i), "--listen-peer-urls",
-                           peer_url(i), "--initial-advertise-peer-urls", peer_url(i), "--initial-cluster", initial,
-                           "--initial-cluster-token", "berth-it-cluster", "--initial-cluster-state", "new"},
-                          dir_.file("out" + std::to_string(i)), dir_.file("err" + std::to_string(i)));
-      if (!procs_[i].started()) {
-        error_ = "cannot start etcd: " + procs_[i].spawn_error();
-        return;
-      }
-    }
-    bool healthy = wait_until([&] {
-      for (int i = 0; i < kMembers; ++i)
-        if (!procs_[i].running() || http_get(client_[i], "/health", "127.0.0.1").status != 200) return false;
-      return true;
-    }, 20s, 100ms);
-    if (!healthy) error_ = "the etcd cluster did not become healthy within 20 s: " + tail(procs_[0].err(), 2000);
   }
   bool ok() const { return error_.empty(); }
   const std::string& error() const { return error_; }
@@ -471,6 +457,49 @@ class EtcdCluster {
 
  private:
   std::string peer_url(int i) const { return "http://127.0.0.1:" + std::to_string(peer_[i]); }
+  int health(int i) const {
+    Client c(client_[i], 2s);
+    return c.connected() ? c.get("/health", "127.0.0.1").status : 0;
+  }
+  bool start(const std::string& etcd, int attempt) {
+    error_.clear();
+    std::string initial;
+    for (int i = 0; i < kMembers; ++i) {
+      client_[i] = unused_port();
+      peer_[i] = unused_port();
+      initial += (i ? "," : "") + std::string("m") + std::to_string(i) + "=" + peer_url(i);
+    }
+    for (int i = 0; i < kMembers; ++i) {
+      const std::string name = "a" + std::to_string(attempt) + "-m" + std::to_string(i);
+      procs_[i] = Process({etcd, "--name", "m" + std::to_string(i), "--data-dir", dir_.file(name), "--listen-client-urls",
+                           url(i), "--advertise-client-urls", url(i), "--listen-peer-urls", peer_url(i),
+                           "--initial-advertise-peer-urls", peer_url(i), "--initial-cluster", initial,
+                           "--initial-cluster-token", "berth-it-cluster", "--initial-cluster-state", "new"},
+                          dir_.file(name + ".out"), dir_.file(name + ".err"));
+      if (!procs_[i].started()) {
+        error_ = "cannot start etcd: " + procs_[i].spawn_error();
+        return false;
+      }
+    }
+    bool exited = false, healthy = false;
+    wait_until([&] {
+      for (int i = 0; i < kMembers; ++i) exited = exited || !procs_[i].running();
+      healthy = !exited;
+      for (int i = 0; i < kMembers && healthy; ++i) healthy = health(i) == 200;
+      return exited || healthy;
+    }, 30s, 100ms);
+    if (healthy) return true;
+    error_ = exited ? "an etcd member exited before the cluster was healthy;"
+                    : "the etcd cluster did not become healthy within 30 s;";
+    for (int i = 0; i < kMembers; ++i) {
+      error_ += "\n-- m" + std::to_string(i) + " (client " + std::to_string(client_[i]) + ", peer " +
+                std::to_string(peer_[i]) + "): ";
+      error_ += procs_[i].running() ? "running, /health " + std::to_string(health(i))
+                                    : describe_status(procs_[i].exit_status().value_or(0));
+      error_ += "\n" + tail(procs_[i].err(), 1500);
+    }
+    return false;
+  }
   TempDir dir_;
   uint16_t client_[kMembers] = {}, peer_[kMembers] = {};
   Process procs_[kMembers];
