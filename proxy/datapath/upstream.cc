@@ -34,6 +34,10 @@ std::string EndpointPool::pool_key(const Service& service, const Endpoint& endpo
   return endpoint.key + tag;
 }
 
+bool EndpointPool::same_pool_keys(const Service& a, const Service& b) {
+  return a.policy.tls.enabled == b.policy.tls.enabled && (!a.policy.tls.enabled || a.upstream_tls == b.upstream_tls);
+}
+
 std::unique_ptr<Transport> EndpointPool::new_transport() {
   auto tcp = std::make_unique<TcpTransport>(worker_);
   if (!tls_required_) return tcp;

@@ -63,6 +63,8 @@ class EndpointPool {
   // The worker's map key of the pool for this service's connections to this endpoint: the
   // endpoint key, and for TLS the client context too (plain and TLS connections never mix).
   static std::string pool_key(const Service& service, const Endpoint& endpoint);
+  // Whether an endpoint of `a` and one of `b` with the same address have the same pool_key.
+  static bool same_pool_keys(const Service& a, const Service& b);
   const std::string& key() const { return key_; }
   const std::string& map_key() const { return map_key_; }
   bool tls() const { return tls_required_; }

@@ -203,16 +203,58 @@ bool Worker::release_pool(EndpointPool* p) {
   return true;
 }
 
+// The pools for the endpoints of `now`, one reference each. `old` (may be null) is the service
+// it replaces at its position, with `old_pools` its pools (still referenced): its endpoints at
+// the same place from either end (common_ends) hand their pools on without a lookup.
+void Worker::take_pools(const Service& now, const Service* old, const std::vector<EndpointPool*>& old_pools,
+                        std::vector<EndpointPool*>& out) {
+  const std::vector<Endpoint>& eps = now.endpoints;
+  if (old && (old_pools.size() != old->endpoints.size() || !EndpointPool::same_pool_keys(*old, now)))
+    old = nullptr;  // its pools went with it to another position, or are not these endpoints'
+  const size_t n = eps.size(), m = old ? old->endpoints.size() : 0;
+  const auto [head, tail] = old ? common_ends(eps, old->endpoints, same_key) : CommonEnds{};
+  out.reserve(n);
+  for (size_t j = 0; j < n; ++j) {
+    if (j >= head && j < n - tail) {
+      out.push_back(acquire_pool(now, eps[j]));
+      continue;
+    }
+    auto* pool = static_cast<ListedPool*>(old_pools[j < head ? j : m - (n - j)]);  // every pool of the worker is one
+    ++pool->refs;
+    pool->in_snapshot = true;
+    out.push_back(pool);
+  }
+}
+
+// Pools of services that were not carried: one reference each goes. Endpoints that left the
+// snapshot with that close their idle connections; the pool goes away with its last connection
+// (in-flight requests keep theirs).
+void Worker::release_pools(const std::vector<EndpointPool*>& pools, std::vector<EndpointPool*>& departed) {
+  for (EndpointPool* pool : pools)
+    if (release_pool(pool)) departed.push_back(pool);
+}
+
+void Worker::close_departed(const std::vector<EndpointPool*>& departed) {
+  for (EndpointPool* p : departed) {
+    p->close_idle();
+    if (p->total() == 0 && p->active == 0) endpoint_pools_.erase(endpoint_pools_.find(p->map_key()));
+  }
+}
+
 // Services whose instances did not change keep their selector (its round-robin position) and
 // endpoint pools, so an update elsewhere in the table costs them a comparison only. A new
 // service object comes with the table the control thread built for it (Service::lb_table): its
 // selector here only reads that table and adds the per-pick state, a few words per endpoint.
 // The usual publish replaces a few service objects and leaves every other one at its position:
-// those are carried by a pointer comparison, and only the rest costs more than moves.
+// then only those positions are touched (replace_in_place); otherwise every position is laid
+// out again, and state moves with its service object.
 void Worker::rebuild_selection_state(const Runtime* previous) {
   if (!rt_) return;
   const auto& services = rt_->routes->services();
   const std::vector<ServicePtr>* before = previous ? &previous->routes->services() : nullptr;
+  if (before && before->size() == services.size() && selectors_.size() == services.size() &&
+      service_pools_.size() == services.size())
+    return replace_in_place(*before);
   std::vector<std::unique_ptr<Selector>> old_selectors = std::move(selectors_);
   std::vector<std::vector<EndpointPool*>> old_pools = std::move(service_pools_);
   std::vector<std::vector<uint8_t>> old_routable = std::move(routable_);
@@ -263,20 +305,65 @@ void Worker::rebuild_selection_state(const Runtime* previous) {
       continue;
     }
     selectors_.push_back(make_selector(*services[s], id_state_ ^ (s * kGoldenGamma)));
-    pools.reserve(services[s]->endpoints.size());
-    for (const Endpoint& ep : services[s]->endpoints) pools.push_back(acquire_pool(*services[s], ep));
+    static const std::vector<EndpointPool*> kNone;
+    const Service* old = before && s < carried_limit ? (*before)[s].get() : nullptr;
+    take_pools(*services[s], old, old ? old_pools[s] : kNone, pools);
   }
-  // Services of the previous snapshot that were not carried release their pools. Endpoints that
-  // left the snapshot with that: close their idle connections; the pool goes away with its last
-  // connection (in-flight requests keep theirs).
   std::vector<EndpointPool*> departed;
-  for (auto& pools : old_pools)
-    for (EndpointPool* pool : pools)
-      if (release_pool(pool)) departed.push_back(pool);
-  for (EndpointPool* p : departed) {
-    p->close_idle();
-    if (p->total() == 0 && p->active == 0) endpoint_pools_.erase(endpoint_pools_.find(p->map_key()));
+  for (auto& pools : old_pools) release_pools(pools, departed);
+  close_departed(departed);
+}
+
+// The same number of services as before: positions whose object stayed keep everything as it
+// is (their routable view refreshes on the health epoch as always); only the positions whose
+// object changed are made again. A service object that moved between two of those positions
+// takes its state along, as on the whole path.
+void Worker::replace_in_place(const std::vector<ServicePtr>& before) {
+  const auto& services = rt_->routes->services();
+  struct Taken {
+    const Service* object;
+    std::unique_ptr<Selector> selector;
+    std::vector<EndpointPool*> pools;
+    std::vector<uint8_t> routable;
+    uint8_t panic;
+  };
+  std::vector<size_t> changed;
+  for (size_t s = 0; s < services.size(); ++s)
+    if (services[s].get() != before[s].get()) changed.push_back(s);
+  if (changed.empty()) return;
+  std::vector<Taken> taken;
+  taken.reserve(changed.size());
+  for (size_t s : changed)
+    taken.push_back({before[s].get(), std::move(selectors_[s]), std::move(service_pools_[s]), std::move(routable_[s]),
+                     panic_[s]});
+  for (size_t i = 0; i < changed.size(); ++i) {
+    const size_t s = changed[i];
+    service_pools_[s].clear();
+    routable_[s].clear();
+    routable_at_[s] = 0;
+    routable_epoch_[s] = 0;  // refresh on first use
+    ramp_until_[s] = 0;
+    panic_[s] = 0;
+    // Its own state if the object moved here; else the same position's, if its instances and
+    // policy are the same.
+    Taken* from = nullptr;
+    for (Taken& t : taken)
+      if (t.object == services[s].get()) from = &t;
+    if (!from && same_selection_input(*taken[i].object, *services[s])) from = &taken[i];
+    if (from && from->selector) {
+      selectors_[s] = std::move(from->selector);
+      service_pools_[s] = std::move(from->pools);  // keeps its references
+      from->pools.clear();
+      routable_[s] = std::move(from->routable);
+      panic_[s] = from->panic;
+      continue;
+    }
+    selectors_[s] = make_selector(*services[s], id_state_ ^ (s * kGoldenGamma));
+    take_pools(*services[s], taken[i].object, taken[i].pools, service_pools_[s]);
   }
+  std::vector<EndpointPool*> departed;
+  for (const Taken& t : taken) release_pools(t.pools, departed);
+  close_departed(departed);
 }
 
 namespace {

@@ -114,6 +114,11 @@ class Worker final : public IoContext {
   void run();
   void apply_mailbox();
   void rebuild_selection_state(const Runtime* previous = nullptr);
+  void replace_in_place(const std::vector<ServicePtr>& before);
+  void take_pools(const Service& now, const Service* old, const std::vector<EndpointPool*>& old_pools,
+                  std::vector<EndpointPool*>& out);
+  static void release_pools(const std::vector<EndpointPool*>& pools, std::vector<EndpointPool*>& departed);
+  void close_departed(const std::vector<EndpointPool*>& departed);
   void retain_filter_states();
   void trim_pools();  // the I/O pools and the free exchanges, beyond a few warm ones
   void accept_ready(Listener* l);

@@ -98,6 +98,25 @@ inline bool serves(const Service& service, int64_t now_ms) noexcept {
 // object (and its attached health state) in the next snapshot; only pointers are copied.
 using ServicePtr = std::shared_ptr<const Service>;
 
+// How many endpoints two lists (a service's new object and the one it replaces) share at the
+// same place from the front (head) and from the back (tail), by `same`; head + tail is at most
+// either size. The usual change adds or removes an instance or two: the others stand at the
+// same place from one end or the other, so what is done per endpoint that stays can be done by
+// position instead of by a lookup, and the change costs what came or went.
+struct CommonEnds {
+  size_t head = 0, tail = 0;
+};
+template <class Same>
+CommonEnds common_ends(const std::vector<Endpoint>& now, const std::vector<Endpoint>& was, Same same) {
+  CommonEnds c;
+  while (c.head < now.size() && c.head < was.size() && same(now[c.head], was[c.head])) ++c.head;
+  while (c.tail < now.size() - c.head && c.tail < was.size() - c.head &&
+         same(now[now.size() - 1 - c.tail], was[was.size() - 1 - c.tail]))
+    ++c.tail;
+  return c;
+}
+inline bool same_key(const Endpoint& a, const Endpoint& b) { return a.key == b.key; }
+
 // A weighted split of a route's requests between services (routes[].split). Each worker picks
 // a target per request by smooth weighted round-robin among the targets that serve (see
 // pick_split_target); the rest of the request works on the chosen service.
