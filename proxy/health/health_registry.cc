@@ -5,13 +5,44 @@ namespace berth {
 void HealthRegistry::update(const std::vector<Service*>& added, const std::vector<const Service*>& removed) {
   if (added.empty() && removed.empty()) return;
   begin();
-  for (Service* s : added) {
-    if (published_.insert(s).second) count_in(*s);
-    else give(*s);
+  // The usual change replaces services one for one, in order (same name): each new object is
+  // counted against the one it replaces, so the change costs the endpoints that came or went.
+  const bool paired = added.size() == removed.size();
+  for (size_t i = 0; i < added.size(); ++i) {
+    Service* s = added[i];
+    if (!published_.insert(s).second) {
+      give(*s);
+      continue;
+    }
+    const Service* old = paired && removed[i] != s && removed[i]->name == s->name ? removed[i] : nullptr;
+    if (old && published_.erase(old)) replace(*s, *old);
+    else count_in(*s);
   }
   for (const Service* s : removed)
     if (published_.erase(s)) count_out(*s);
   finish();
+}
+
+void HealthRegistry::replace(Service& s, const Service& old) {
+  if (s.policy.health.enabled != old.policy.health.enabled) {  // every endpoint's checked count moves
+    count_in(s);
+    count_out(old);
+    return;
+  }
+  // The service's entry keeps its count (one in, one out).
+  s.counters = services_[s.name].counters;
+  // Endpoints at the same place from either end (common_ends) keep their entry as it is (one
+  // reference in, one out): they take the state the old object has. The rest are counted.
+  std::vector<Endpoint>& now = s.endpoints;
+  const std::vector<Endpoint>& was = old.endpoints;
+  const auto [head, tail] = common_ends(now, was, same_key);
+  const bool checked = s.policy.health.enabled;
+  for (size_t i = 0; i < now.size(); ++i) {
+    if (i < head) now[i].health = was[i].health;
+    else if (i >= now.size() - tail) now[i].health = was[was.size() - (now.size() - i)].health;
+    else count_in(now[i], checked);
+  }
+  for (size_t i = head; i < was.size() - tail; ++i) count_out(was[i], checked);
 }
 
 void HealthRegistry::attach(std::vector<Service>& services) {
@@ -53,18 +84,20 @@ void HealthRegistry::count_in(Service& s) {
   ++service.refs;
   s.counters = service.counters;
   const bool checked = s.policy.health.enabled;
-  for (Endpoint& e : s.endpoints) {
-    EndpointEntry& entry = touch(*endpoints_.try_emplace(e.key).first);
-    if (!entry.health) {
-      // A newcomer, or one the service brought along (it keeps that state); its probe state is
-      // set in finish(), once every service of the change is counted.
-      entry.origin = e.health ? Origin::kAdopted : Origin::kCreated;
-      entry.health = e.health ? e.health : std::make_shared<EndpointHealth>();
-    }
-    ++entry.refs;
-    if (checked) ++entry.checked_refs;
-    e.health = entry.health;
+  for (Endpoint& e : s.endpoints) count_in(e, checked);
+}
+
+void HealthRegistry::count_in(Endpoint& e, bool checked) {
+  EndpointEntry& entry = touch(*endpoints_.try_emplace(e.key).first);
+  if (!entry.health) {
+    // A newcomer, or one the service brought along (it keeps that state); its probe state is
+    // set in finish(), once every service of the change is counted.
+    entry.origin = e.health ? Origin::kAdopted : Origin::kCreated;
+    entry.health = e.health ? e.health : std::make_shared<EndpointHealth>();
   }
+  ++entry.refs;
+  if (checked) ++entry.checked_refs;
+  e.health = entry.health;
 }
 
 void HealthRegistry::give(Service& s) {
@@ -77,13 +110,15 @@ void HealthRegistry::count_out(const Service& s) {
   if (auto it = services_.find(s.name); it != services_.end() && it->second.refs > 0 && --it->second.refs == 0)
     services_.erase(it);
   const bool checked = s.policy.health.enabled;
-  for (const Endpoint& e : s.endpoints) {
-    auto it = endpoints_.find(e.key);
-    if (it == endpoints_.end()) continue;
-    EndpointEntry& entry = touch(*it);
-    if (entry.refs > 0) --entry.refs;
-    if (checked && entry.checked_refs > 0) --entry.checked_refs;
-  }
+  for (const Endpoint& e : s.endpoints) count_out(e, checked);
+}
+
+void HealthRegistry::count_out(const Endpoint& e, bool checked) {
+  auto it = endpoints_.find(e.key);
+  if (it == endpoints_.end()) return;
+  EndpointEntry& entry = touch(*it);
+  if (entry.refs > 0) --entry.refs;
+  if (checked && entry.checked_refs > 0) --entry.checked_refs;
 }
 
 void HealthRegistry::finish() {

@@ -71,8 +71,11 @@ class HealthRegistry {
   // count_out() every service leaving, finish().
   void begin();
   void count_in(Service& s);
+  void count_in(Endpoint& e, bool checked);
   void give(Service& s);  // what it shares, without counting it (it already is)
   void count_out(const Service& s);
+  void count_out(const Endpoint& e, bool checked);
+  void replace(Service& s, const Service& old);  // count_in(s) and count_out(old), as one
   void finish();
   EndpointEntry& touch(EndpointMap::value_type& kv);
 };

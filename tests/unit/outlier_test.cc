@@ -4,6 +4,10 @@
 
 #include <uv.h>
 
+#include <algorithm>
+#include <map>
+#include <random>
+
 #include "proxy/health/health_registry.h"
 #include "proxy/health/health_checker.h"
 #include "proxy/health/outlier.h"
@@ -365,6 +369,93 @@ TEST_CASE("health registry: a confused caller does not corrupt the counts", "[ou
   CHECK(registry.size() == 1);
   registry.update({}, {b.get()});
   CHECK(registry.size() == 0);
+}
+
+TEST_CASE("health registry: a service replaced one for one counts as if counted whole", "[outlier][registry]") {
+  // Two registries see the same random changes of three services (two share a name). One gets
+  // each replacement paired (the new object and the one it replaces, in order); the other gets
+  // it unpaired (a never-published object in `removed` makes the lists unequal), so it counts
+  // every endpoint in and out. They must agree on every instance's state, on which instances
+  // keep their state object, and on what they know.
+  HealthRegistry paired, whole;
+  std::mt19937 rng(20261203);
+  constexpr int kSlots = 3;
+  std::shared_ptr<Service> a[kSlots], b[kSlots];
+  auto never = std::make_shared<Service>();
+  never->name = "never";
+  // key -> state object at the last step (held: a new object cannot take a freed one's address)
+  std::map<std::string, std::shared_ptr<EndpointHealth>> kept_a, kept_b;
+  for (int step = 0; step < 3000; ++step) {
+    INFO("step " << step);
+    const int slot = static_cast<int>(rng() % kSlots);
+    Service next;
+    if (a[slot]) next = *a[slot];
+    next.name = "svc" + std::to_string(slot % 2);
+    for (Endpoint& e : next.endpoints) e.health.reset();  // what a source hands over
+    const unsigned op = rng() % 8;
+    if (op < 3 || next.endpoints.empty()) {  // an instance joins, anywhere
+      Endpoint e;
+      e.key = "10.0.0." + std::to_string(rng() % 12 + 1) + ":80";
+      const bool listed = std::any_of(next.endpoints.begin(), next.endpoints.end(),
+                                      [&](const Endpoint& x) { return x.key == e.key; });
+      if (!listed) next.endpoints.insert(next.endpoints.begin() + static_cast<long>(rng() % (next.endpoints.size() + 1)), e);
+    } else if (op < 6) {  // one leaves
+      next.endpoints.erase(next.endpoints.begin() + static_cast<long>(rng() % next.endpoints.size()));
+    } else if (op == 6) {  // the check is switched
+      next.policy.health.enabled = !next.policy.health.enabled;
+    } else if (a[slot]) {  // the service leaves
+      paired.update({}, {a[slot].get()});
+      whole.update({}, {b[slot].get()});
+      a[slot].reset();
+      b[slot].reset();
+      continue;
+    }
+    auto na = std::make_shared<Service>(next), nb = std::make_shared<Service>(next);
+    if (a[slot]) {
+      paired.update({na.get()}, {a[slot].get()});
+      whole.update({nb.get()}, {b[slot].get(), never.get()});
+    } else {
+      paired.update({na.get()}, {});
+      whole.update({nb.get()}, {});
+    }
+    a[slot] = na;
+    b[slot] = nb;
+    REQUIRE(paired.size() == whole.size());
+    REQUIRE(paired.service_count() == whole.service_count());
+    std::map<std::string, std::shared_ptr<EndpointHealth>> now_a, now_b;
+    for (int i = 0; i < kSlots; ++i) {
+      if (!a[i]) continue;
+      REQUIRE(a[i]->counters);
+      for (size_t j = 0; j < a[i]->endpoints.size(); ++j) {
+        const Endpoint& ea = a[i]->endpoints[j];
+        const Endpoint& eb = b[i]->endpoints[j];
+        REQUIRE(ea.health);
+        REQUIRE(eb.health);
+        CHECK(ea.health->probe.load() == eb.health->probe.load());
+        now_a[ea.key] = ea.health;
+        now_b[eb.key] = eb.health;
+      }
+    }
+    for (const auto& [key, h] : now_a) {
+      // one state object per address, whichever service lists it
+      for (int i = 0; i < kSlots; ++i)
+        if (a[i])
+          for (const Endpoint& e : a[i]->endpoints)
+            if (e.key == key) REQUIRE(e.health == h);
+      const bool same_a = kept_a.count(key) && kept_a[key] == h;
+      const bool same_b = kept_b.count(key) && kept_b[key] == now_b[key];
+      CHECK(same_a == same_b);
+    }
+    // States that differ between instances, the same in both registries: a state object
+    // mixed up shows as a difference at a later step.
+    for (const auto& [key, h] : now_a) {
+      if (rng() % 3) continue;
+      h->probe.store(ProbeState::kHealthy);
+      now_b[key]->probe.store(ProbeState::kHealthy);
+    }
+    kept_a = std::move(now_a);
+    kept_b = std::move(now_b);
+  }
 }
 
 TEST_CASE("health registry: one service changing among 1,000 touches only that one", "[outlier][registry]") {
