@@ -183,12 +183,21 @@ bool observe_changed_services(const RouteTable& table, const std::vector<const S
       observe_instances(*s, now_ms, after);
       continue;
     }
+    // Those at the same place from either end (common_ends) are compared in place; the rest
+    // by address.
+    const std::vector<Endpoint>& now = s->endpoints;
+    const std::vector<Endpoint>& was = old->endpoints;
+    auto same = [](const Endpoint& a, const Endpoint& b) {
+      return a.key == b.key && a.source == b.source && a.health == b.health;
+    };
+    const auto [head, tail] = common_ends(now, was, same);
     std::unordered_map<std::string_view, const Endpoint*> left;
-    left.reserve(old->endpoints.size());
-    for (const Endpoint& e : old->endpoints) left.emplace(e.key, &e);
-    for (const Endpoint& e : s->endpoints) {
+    left.reserve(was.size() - head - tail);
+    for (size_t i = head; i < was.size() - tail; ++i) left.emplace(was[i].key, &was[i]);
+    for (size_t i = head; i < now.size() - tail; ++i) {
+      const Endpoint& e = now[i];
       auto it = left.find(e.key);
-      if (it != left.end() && it->second->source == e.source && it->second->health == e.health) {
+      if (it != left.end() && same(e, *it->second)) {
         left.erase(it);
         continue;
       }
