@@ -86,11 +86,7 @@ std::shared_ptr<const LiveNames::RouteNames> route_names(const RouteTable& route
   return names;
 }
 
-std::shared_ptr<const InstanceKeys> instance_keys(const Service& s) {
-  auto keys = std::make_shared<InstanceKeys>();
-  for (const Endpoint& e : s.endpoints) keys->insert(e.key);
-  return keys;
-}
+std::shared_ptr<const InstanceKeys> instance_keys(const ServicePtr& s) { return std::make_shared<InstanceKeys>(s); }
 
 }  // namespace
 
@@ -98,24 +94,31 @@ LiveNames live_names(const RouteTable& routes) {
   LiveNames live;
   live.names = route_names(routes);
   live.keys.reserve(routes.services().size());
-  for (const ServicePtr& s : routes.services()) live.keys.push_back(instance_keys(*s));
+  for (const ServicePtr& s : routes.services()) live.keys.push_back(instance_keys(s));
   return live;
 }
 
-LiveNames live_names(std::shared_ptr<const RouteTable> routes, LiveNamesCache& cache) {
-  LiveNames live;
+std::shared_ptr<const LiveNames> live_names(std::shared_ptr<const RouteTable> routes, LiveNamesCache& cache) {
+  auto live = std::make_shared<LiveNames>();
   const std::vector<ServicePtr>& services = routes->services();
-  const RouteTable* before = cache.table.get();
-  const std::vector<ServicePtr>* old = before ? &before->services() : nullptr;
-  auto kept = [&](size_t i) { return old && i < old->size() && i < cache.keys.size() && services[i] == (*old)[i]; };
+  const LiveNames* last = cache.live.get();
+  const std::vector<ServicePtr>* old = cache.table && last ? &cache.table->services() : nullptr;
+  // Positions line up with the last snapshot's: its names and keys by position apply.
+  const bool aligned = old && old->size() == services.size() && last->keys.size() == services.size();
   // The route names stand while the route list does and every position keeps its service's name.
-  bool same_names = before && cache.names && routes->same_layout(*before) && old->size() == services.size();
-  for (size_t i = 0; same_names && i < services.size(); ++i) same_names = kept(i) || services[i]->name == (*old)[i]->name;
-  live.names = same_names ? cache.names : route_names(*routes);
-  live.keys.reserve(services.size());
-  for (size_t i = 0; i < services.size(); ++i) live.keys.push_back(kept(i) ? cache.keys[i] : instance_keys(*services[i]));
-  cache.keys = live.keys;
-  cache.names = live.names;
+  bool same_names = aligned && routes->same_layout(*cache.table);
+  for (size_t i = 0; same_names && i < services.size(); ++i)
+    same_names = services[i] == (*old)[i] || services[i]->name == (*old)[i]->name;
+  live->names = same_names ? last->names : route_names(*routes);
+  if (aligned) {
+    live->keys = last->keys;
+    for (size_t i = 0; i < services.size(); ++i)
+      if (services[i] != (*old)[i]) live->keys[i] = instance_keys(services[i]);
+  } else {
+    live->keys.reserve(services.size());
+    for (const ServicePtr& s : services) live->keys.push_back(instance_keys(s));
+  }
+  cache.live = live;
   cache.table = std::move(routes);
   return live;
 }
@@ -340,7 +343,7 @@ MetricsExporter::MetricsExporter(unsigned workers, MetricsInputs inputs) : in_(s
 }
 
 void MetricsExporter::on_snapshot(std::shared_ptr<const RouteTable> routes) {
-  auto live = std::make_shared<const LiveNames>(live_names(std::move(routes), live_cache_));
+  std::shared_ptr<const LiveNames> live = live_names(std::move(routes), live_cache_);
   for (auto& s : sinks_) s->set_live(live);
 }
 

@@ -64,12 +64,10 @@ struct MetricsInputs {
 };
 
 // What live_names() keeps from one snapshot for the next: the table (held, so that neither its
-// layout's nor its services' addresses are reused), its route names, and its services' instance
-// keys by position.
+// layout's nor its services' addresses are reused) and the names made of it.
 struct LiveNamesCache {
   std::shared_ptr<const RouteTable> table;
-  std::shared_ptr<const LiveNames::RouteNames> names;
-  std::vector<std::shared_ptr<const InstanceKeys>> keys;  // by the table's service positions
+  std::shared_ptr<const LiveNames> live;
 };
 
 class MetricsExporter {
@@ -104,9 +102,9 @@ std::vector<prometheus::MetricFamily> request_families(const RequestTotals& tota
 LiveNames live_names(const RouteTable& routes);
 // The same, taking from `cache` what the last snapshot had: the route names while the layout and
 // the services' names stay, and the instance keys of each service object still at its position.
-// The cache is left holding this snapshot. Cost: the services, a pointer comparison each, plus
-// the instances of the services that changed.
-LiveNames live_names(std::shared_ptr<const RouteTable> routes, LiveNamesCache& cache);
+// The cache is left holding this snapshot. Cost: the services, a pointer comparison and a
+// pointer copy each, plus the instances of the services that changed.
+std::shared_ptr<const LiveNames> live_names(std::shared_ptr<const RouteTable> routes, LiveNamesCache& cache);
 
 // Process metrics from /proc/self (CPU seconds, resident memory, open fds, start time).
 std::vector<prometheus::MetricFamily> process_families();

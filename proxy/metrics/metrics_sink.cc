@@ -1,6 +1,9 @@
 #include "proxy/metrics/metrics_sink.h"
 
+#include <algorithm>
 #include <cstring>
+
+#include "proxy/model/route_table.h"
 
 namespace berth {
 
@@ -50,11 +53,30 @@ size_t NamePairHash::operator()(const NameViews& k) const noexcept {
 bool LiveNames::has_route(std::string_view route, std::string_view service) const {
   return names->routes.find(NameViews{route, service}) != names->routes.end();
 }
+InstanceKeys::InstanceKeys(std::shared_ptr<const Service> service) : service_(std::move(service)) {
+  const std::vector<Endpoint>& eps = service_->endpoints;
+  size_t size = 4;
+  while (size < eps.size() * 2) size *= 2;  // at most half full
+  slots_.assign(size, 0);
+  for (size_t i = 0; i < eps.size(); ++i) {
+    size_t at = std::hash<std::string_view>{}(eps[i].key) & (size - 1);
+    while (slots_[at] != 0) at = (at + 1) & (size - 1);
+    slots_[at] = static_cast<uint32_t>(i + 1);
+  }
+}
+
+bool InstanceKeys::contains(std::string_view key) const {
+  const size_t mask = slots_.size() - 1;
+  for (size_t at = std::hash<std::string_view>{}(key) & mask; slots_[at] != 0; at = (at + 1) & mask)
+    if (service_->endpoints[slots_[at] - 1].key == key) return true;
+  return false;
+}
+
 bool LiveNames::has_instance(std::string_view service, std::string_view instance) const {
   auto it = names->services.find(service);
   if (it == names->services.end()) return false;
   for (uint32_t p : it->second)
-    if (p < keys.size() && keys[p]->find(instance) != keys[p]->end()) return true;
+    if (p < keys.size() && keys[p]->contains(instance)) return true;
   return false;
 }
 bool LiveNames::has_mirror(std::string_view route, std::string_view service) const {

@@ -32,6 +32,8 @@
 
 namespace berth {
 
+struct Service;
+
 // Histogram upper bounds, seconds (a +Inf bucket follows).
 inline constexpr std::array<double, 13> kLatencyBucketsSeconds = {
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
@@ -80,9 +82,18 @@ struct NameHash {
 };
 
 // What is in the current snapshot: series of anything else are dropped.
-// The instance keys of one service object; shared by the LiveNames of every snapshot that keeps
-// the object, so a change of one service does not copy every other service's instances.
-using InstanceKeys = std::unordered_set<std::string, NameHash, std::equal_to<>>;
+// The instance keys of one service object: an open-addressing index over the object's
+// endpoints (held), one allocation however many instances. Shared by the LiveNames of every
+// snapshot that keeps the object, so a change of one service does not copy every other
+// service's instances.
+struct InstanceKeys {
+  explicit InstanceKeys(std::shared_ptr<const Service> service);
+  bool contains(std::string_view key) const;
+
+ private:
+  std::shared_ptr<const Service> service_;
+  std::vector<uint32_t> slots_;  // endpoint index + 1; 0 = empty; size a power of two
+};
 struct LiveNames {
   // The names the route list gives: shared by the next snapshots while the list and the
   // services' names stay.

@@ -452,35 +452,52 @@ TEST_CASE("metrics: mirror copies are counted per route, shadow service and resu
 TEST_CASE("metrics: live names follow a changed service and share what did not change", "[metrics]") {
   LiveNamesCache cache;
   auto t1 = table();
-  LiveNames first = live_names(t1, cache);
-  CHECK(first.has_instance("web", "10.0.0.6:80"));
-  CHECK(first.has_route("r-web", "web"));
+  auto first = live_names(t1, cache);
+  CHECK(first->has_instance("web", "10.0.0.6:80"));
+  CHECK(first->has_route("r-web", "web"));
 
   // web loses 10.0.0.6 and gains 10.0.0.9; the routes stay.
   auto web = std::make_shared<Service>(t1->service(0));
   web->endpoints = {endpoint("10.0.0.5:80", "container:abc/web-1"), endpoint("10.0.0.9:80")};
   auto t2 = RouteTable::with_services(*t1, {web, t1->services()[1]}, 2);
-  LiveNames second = live_names(t2, cache);
-  CHECK(second.names == first.names);  // the same route list and names: shared
-  CHECK(second.keys[1] == first.keys[1]);  // api unchanged: its keys shared
-  CHECK_FALSE(second.has_instance("web", "10.0.0.6:80"));
-  CHECK(second.has_instance("web", "10.0.0.9:80"));
-  CHECK(second.has_instance("api", "10.0.0.7:80"));
+  auto second = live_names(t2, cache);
+  CHECK(second->names == first->names);  // the same route list and names: shared
+  CHECK(second->keys[1] == first->keys[1]);  // api unchanged: its keys shared
+  CHECK_FALSE(second->has_instance("web", "10.0.0.6:80"));
+  CHECK(second->has_instance("web", "10.0.0.9:80"));
+  CHECK(second->has_instance("api", "10.0.0.7:80"));
 
   // The same list with a service renamed: the names are read again.
   auto renamed = std::make_shared<Service>(*web);
   renamed->name = "www";
   auto t3 = RouteTable::with_services(*t2, {renamed, t2->services()[1]}, 3);
-  LiveNames third = live_names(t3, cache);
-  CHECK(third.names != second.names);
-  CHECK(third.has_route("r-web", "www"));
-  CHECK_FALSE(third.has_route("r-web", "web"));
-  CHECK(third.has_instance("www", "10.0.0.9:80"));
-  CHECK_FALSE(third.has_instance("web", "10.0.0.9:80"));
+  auto third = live_names(t3, cache);
+  CHECK(third->names != second->names);
+  CHECK(third->has_route("r-web", "www"));
+  CHECK_FALSE(third->has_route("r-web", "web"));
+  CHECK(third->has_instance("www", "10.0.0.9:80"));
+  CHECK_FALSE(third->has_instance("web", "10.0.0.9:80"));
 
   // The whole-table form gives the same answers.
   LiveNames whole = live_names(*t3);
   CHECK(whole.has_route("r-web", "www"));
   CHECK(whole.has_instance("www", "10.0.0.5:80"));
   CHECK_FALSE(whole.has_service("web"));
+}
+
+TEST_CASE("metrics: a service's instance keys find each of its instances and no other", "[metrics]") {
+  for (size_t n : {0, 1, 2, 3, 7, 100, 1000}) {
+    INFO(n << " instances");
+    auto s = std::make_shared<Service>();
+    for (size_t i = 0; i < n; ++i) {
+      Endpoint e;
+      e.key = "10." + std::to_string(i / 256) + "." + std::to_string(i % 256) + ".1:8080";
+      s->endpoints.push_back(e);
+    }
+    InstanceKeys keys(s);
+    for (size_t i = 0; i < n; ++i) CHECK(keys.contains(s->endpoints[i].key));
+    for (size_t i = 0; i < 1000; ++i)
+      CHECK_FALSE(keys.contains("10." + std::to_string(i / 256) + "." + std::to_string(i % 256) + ".1:9090"));
+    CHECK_FALSE(keys.contains(""));
+  }
 }
