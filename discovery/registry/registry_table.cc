@@ -121,7 +121,13 @@ void RegistryTable::leave(EntryRef ref) {
       break;
     case Status::kAccepted: {
       const std::string& name = e.d.instance->service;
-      if (auto s = services_.find(name); s != services_.end()) s->second.keys.erase(ref);
+      if (auto s = services_.find(name); s != services_.end()) {
+        s->second.keys.erase(ref);
+        if (auto a = s->second.addresses.find(e.d.endpoint.key); a != s->second.addresses.end()) {
+          if (--a->second == 1) --s->second.shared_addresses;
+          if (a->second == 0) s->second.addresses.erase(a);
+        }
+      }
       dirty_.insert(name);
       for (const std::string& claim : e.d.claims) {
         // A key refused for this claim may come first now, or find it free.
@@ -153,7 +159,9 @@ void RegistryTable::accept(EntryRef ref) {
   Entry& e = ref->second;
   e.status = Status::kAccepted;
   const std::string& name = e.d.instance->service;
-  services_[name].keys.insert(ref);
+  ServiceState& s = services_[name];
+  s.keys.insert(ref);
+  if (++s.addresses[e.d.endpoint.key] == 2) ++s.shared_addresses;
   dirty_.insert(name);
   for (const std::string& claim : e.d.claims) {
     Claim& c = claims_[claim];
@@ -174,6 +182,8 @@ void RegistryTable::decide_all() {
   rejected_.clear();
   for (auto& [name, s] : services_) {
     s.keys.clear();
+    s.addresses.clear();
+    s.shared_addresses = 0;
     dirty_.insert(name);
   }
   for (auto& kv : entries_) {
@@ -208,14 +218,15 @@ bool RegistryTable::remake(ServiceState& s, const std::string& name, bool* route
   // address once, unhealthy instances left out.
   std::vector<RegistryRoute> routes;
   std::vector<const Endpoint*> endpoints;
-  std::set<std::string_view> seen;
+  std::set<std::string_view> seen;  // used only when some address is shared
+  const bool distinct = s.shared_addresses == 0;
   for (const EntryRef ref : s.keys) {
     const Instance& instance = *ref->second.d.instance;
     for (const RegistryRoute& r : instance.routes)
       if (std::find(routes.begin(), routes.end(), r) == routes.end()) routes.push_back(r);
     if (instance.health == "unhealthy") continue;  // its routes stand; it gets no traffic
     const Endpoint& e = ref->second.d.endpoint;
-    if (seen.insert(e.key).second) endpoints.push_back(&e);
+    if (distinct || seen.insert(e.key).second) endpoints.push_back(&e);
   }
   if (!s.service || routes != s.routes) {
     s.routes = std::move(routes);

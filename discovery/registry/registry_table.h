@@ -80,6 +80,10 @@ class RegistryTable {
   };
   struct ServiceState {
     std::set<EntryRef, ByKey> keys;  // accepted keys, in byte order
+    // How many accepted keys have each endpoint address, and how many addresses more than one
+    // has: while none does, making the service needs no look for duplicates.
+    std::unordered_map<std::string, uint32_t> addresses;
+    uint32_t shared_addresses = 0;
     std::vector<RegistryRoute> routes;
     ServicePtr service;              // as last handed out; null: not yet
   };
