@@ -122,9 +122,13 @@ std::unique_ptr<fake_docker::FakeEngine> start_engine(const TempDir& dir) {
   engine->start();
   return engine;
 }
+// The docker: line of a Berth that discovers the fake engine on DIR/docker.sock.
+std::string docker_yaml(const TempDir& dir) {
+  return "docker: {enabled: true, endpoint: \"unix://" + dir.file("docker.sock") +
+         "\", empty_route_grace: 1s, reconnect_max: 1s}\n";
+}
 std::string sidecar_yaml(const TempDir& dir, const Etcd& etcd) {
-  return config_head(1) + "docker: {enabled: true, endpoint: \"unix://" + dir.file("docker.sock") +
-         "\", empty_route_grace: 1s, reconnect_max: 1s}\n" + "registry: {etcd: [\"" + etcd.url() +
+  return config_head(1) + docker_yaml(dir) + "registry: {etcd: [\"" + etcd.url() +
          "\"], role: sidecar, host_id: host-1, advertise_address: 127.0.0.1, lease_ttl: 4s}\n";
 }
 
@@ -325,9 +329,7 @@ TEST_CASE("registry: a front door with its own Docker discovery routes both, and
   Origin local("L"), remote("R");
   REQUIRE(local.ok());
   REQUIRE(remote.ok());
-  Berth front(config_head(1) + "docker: {enabled: true, endpoint: \"unix://" + dir.file("docker.sock") +
-              "\", empty_route_grace: 1s, reconnect_max: 1s}\n" + "registry: {etcd: [\"" + etcd.url() +
-              "\"], role: front}\n");
+  Berth front(config_head(1) + docker_yaml(dir) + "registry: {etcd: [\"" + etcd.url() + "\"], role: front}\n");
   INFO(front.error());
   REQUIRE(front.ok());
   INFO(front.log());
@@ -593,8 +595,8 @@ TEST_CASE("registry: over TLS to etcd with client certificates, a sidecar publis
   const std::string tls = "tls: {ca: " + pki.file("ca.crt") + ", cert: " + pki.file("client.crt") +
                           ", key: " + pki.file("client.key") + "}";
   const std::string registry = "registry: {etcd: [\"" + url + "\"], ";
-  Berth sidecar(config_head(1) + "docker: {enabled: true, endpoint: \"unix://" + dir.file("docker.sock") +
-                "\"}\n" + registry + "role: sidecar, host_id: host-1, advertise_address: 127.0.0.1, " + tls + "}\n");
+  Berth sidecar(config_head(1) + docker_yaml(dir) + registry + "role: sidecar, host_id: host-1, " +
+                "advertise_address: 127.0.0.1, " + tls + "}\n");
   INFO(sidecar.error());
   REQUIRE(sidecar.ok());
   Berth front(config_head(1) + registry + "role: front, " + tls + "}\n");
