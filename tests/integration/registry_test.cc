@@ -226,6 +226,53 @@ TEST_CASE("registry: etcd down keeps the last good table and /readyz says stale,
   CHECK(wait_until([&] { return front.log().find("event=registry_resynced") != std::string::npos; }, 5s));
 }
 
+TEST_CASE("registry: a watch that falls behind a compaction ranges again and reconciles", "[registry]") {
+  Etcd etcd;
+  INFO(etcd.error());
+  REQUIRE(etcd.ok());
+  Origin a("A"), b("B");
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  Berth front(front_yaml(etcd));
+  INFO(front.error());
+  REQUIRE(front.ok());
+  INFO(front.log());
+  REQUIRE(etcd.put(kRoot + "h1/c1/0", instance("web", "web.test", a.address())));
+  REQUIRE(wait_until([&] { return routes_to(front.port(), "web.test", "A"); }, 10s));
+
+  // The front door stops reading its watch (SIGSTOP) while the prefix changes by 16 MB: etcd
+  // cannot send it that much, so its watcher falls behind and is served later from the store.
+  // The store is then compacted past where the watcher stands, so etcd cancels the watch with
+  // the compact revision, and the front door must range again.
+  REQUIRE(front.process().signal(SIGSTOP));
+  REQUIRE(etcd.del(kRoot + "h1/c1/0"));
+  REQUIRE(etcd.put(kRoot + "h2/c1/0", instance("api", "api.test", b.address())));
+  const std::string filler = base64(std::string(4096, 'x'));  // not an instance: rejected
+  int64_t revision = 0;
+  for (int i = 0; i < 4000; ++i) {
+    Response r = etcd.post("kv/put", {{"key", base64(kRoot + "zz/c" + std::to_string(i % 50) + "/0")}, {"value", filler}});
+    REQUIRE(r.status == 200);
+    auto j = nlohmann::json::parse(r.body, nullptr, false);
+    revision = std::stoll(j["header"]["revision"].get<std::string>());
+  }
+  REQUIRE(etcd.post("kv/deleterange", {{"key", base64(kRoot + "zz/")}, {"range_end", base64(kRoot + "zz0")}}).status ==
+          200);
+  INFO("compacted at revision " << revision + 1);
+  REQUIRE(etcd.post("kv/compaction", {{"revision", std::to_string(revision + 1)}, {"physical", true}}).status == 200);
+  REQUIRE(front.process().signal(SIGCONT));
+
+  CHECK(wait_until([&] { return front.log().find("event=registry_watch_compacted") != std::string::npos; }, 15s));
+  CHECK(wait_until([&] { return routes_to(front.port(), "api.test", "B"); }, 15s, 50ms));
+  CHECK(wait_until([&] { return http_get(front.port(), "/", "web.test").status == 404; }, 5s));
+  // The reconciled table has no trace of the deleted filler keys.
+  CHECK(wait_until([&] {
+    Response r = http_get(front.admin_port(), "/api/routes", "127.0.0.1");
+    auto j = nlohmann::json::parse(r.body, nullptr, false);
+    return r.status == 200 && j.is_object() && j["rejected"].is_array() && j["rejected"].empty();
+  }, 5s));
+  CHECK(front.running());
+}
+
 TEST_CASE("registry: propagation from a key put to the first 200 at the front door", "[registry]") {
   Etcd etcd;
   INFO(etcd.error());
