@@ -132,19 +132,28 @@ std::string sidecar_yaml(const TempDir& dir, const Etcd& etcd) {
          "\"], role: sidecar, host_id: host-1, advertise_address: 127.0.0.1, lease_ttl: 4s}\n";
 }
 
+// One etcd member, origins A and B, and a front door that watches the member.
+struct FrontDoor {
+  Etcd etcd;
+  Origin a{"A"}, b{"B"};
+  Berth front{front_yaml(etcd)};
+  // What did not start; empty when everything did.
+  std::string problem() {
+    if (!etcd.ok()) return "etcd: " + etcd.error();
+    if (!a.ok() || !b.ok()) return "an origin did not start";
+    if (!front.ok()) return "front door: " + front.error();
+    return {};
+  }
+};
+
 }  // namespace
 
 TEST_CASE("registry: a front door routes to what is published in etcd, and drops it on delete and lease expiry",
           "[registry]") {
-  Etcd etcd;
-  INFO(etcd.error());
-  REQUIRE(etcd.ok());
-  Origin a("A"), b("B");
-  REQUIRE(a.ok());
-  REQUIRE(b.ok());
-  Berth front(front_yaml(etcd));
-  INFO(front.error());
-  REQUIRE(front.ok());
+  FrontDoor parts;
+  INFO(parts.problem());
+  REQUIRE(parts.problem().empty());
+  auto& [etcd, a, b, front] = parts;
   INFO(front.log());
   REQUIRE(wait_until([&] { return front.log().find("event=registry_synced") != std::string::npos; }, 10s));
   CHECK(http_get(front.admin_port(), "/readyz", "127.0.0.1").status == 200);
@@ -189,15 +198,10 @@ TEST_CASE("registry: a front door routes to what is published in etcd, and drops
 
 TEST_CASE("registry: etcd down keeps the last good table and /readyz says stale, and on return it reconciles",
           "[registry]") {
-  Etcd etcd;
-  INFO(etcd.error());
-  REQUIRE(etcd.ok());
-  Origin a("A"), b("B");
-  REQUIRE(a.ok());
-  REQUIRE(b.ok());
-  Berth front(front_yaml(etcd));
-  INFO(front.error());
-  REQUIRE(front.ok());
+  FrontDoor parts;
+  INFO(parts.problem());
+  REQUIRE(parts.problem().empty());
+  auto& [etcd, a, b, front] = parts;
   INFO(front.log());
   REQUIRE(etcd.put(kRoot + "h1/c1/0", instance("web", "web.test", a.address())));
   REQUIRE(wait_until([&] { return routes_to(front.port(), "web.test", "A"); }, 10s));
@@ -227,15 +231,10 @@ TEST_CASE("registry: etcd down keeps the last good table and /readyz says stale,
 }
 
 TEST_CASE("registry: a watch that falls behind a compaction ranges again and reconciles", "[registry]") {
-  Etcd etcd;
-  INFO(etcd.error());
-  REQUIRE(etcd.ok());
-  Origin a("A"), b("B");
-  REQUIRE(a.ok());
-  REQUIRE(b.ok());
-  Berth front(front_yaml(etcd));
-  INFO(front.error());
-  REQUIRE(front.ok());
+  FrontDoor parts;
+  INFO(parts.problem());
+  REQUIRE(parts.problem().empty());
+  auto& [etcd, a, b, front] = parts;
   INFO(front.log());
   REQUIRE(etcd.put(kRoot + "h1/c1/0", instance("web", "web.test", a.address())));
   REQUIRE(wait_until([&] { return routes_to(front.port(), "web.test", "A"); }, 10s));
