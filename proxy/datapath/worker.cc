@@ -336,6 +336,11 @@ void Worker::replace_in_place(const std::vector<ServicePtr>& before) {
   for (size_t s : changed)
     taken.push_back({before[s].get(), std::move(selectors_[s]), std::move(service_pools_[s]), std::move(routable_[s]),
                      panic_[s]});
+  // The replaced objects, sorted: a whole-table change (a resync) stays n log n.
+  std::vector<std::pair<const Service*, size_t>> by_object;
+  by_object.reserve(taken.size());
+  for (size_t i = 0; i < taken.size(); ++i) by_object.emplace_back(taken[i].object, i);
+  std::sort(by_object.begin(), by_object.end());
   for (size_t i = 0; i < changed.size(); ++i) {
     const size_t s = changed[i];
     service_pools_[s].clear();
@@ -347,8 +352,8 @@ void Worker::replace_in_place(const std::vector<ServicePtr>& before) {
     // Its own state if the object moved here; else the same position's, if its instances and
     // policy are the same.
     Taken* from = nullptr;
-    for (Taken& t : taken)
-      if (t.object == services[s].get()) from = &t;
+    auto it = std::lower_bound(by_object.begin(), by_object.end(), std::pair<const Service*, size_t>{services[s].get(), 0});
+    if (it != by_object.end() && it->first == services[s].get()) from = &taken[it->second];
     if (!from && same_selection_input(*taken[i].object, *services[s])) from = &taken[i];
     if (from && from->selector) {
       selectors_[s] = std::move(from->selector);
