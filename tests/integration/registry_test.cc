@@ -137,6 +137,11 @@ struct FrontDoor {
   Etcd etcd;
   Origin a{"A"}, b{"B"};
   Berth front{front_yaml(etcd)};
+  // Publishes web.test (service web) on origin A and waits until the front door routes it.
+  bool routes_web() {
+    return etcd.put(kRoot + "h1/c1/0", instance("web", "web.test", a.address())) &&
+           wait_until([&] { return routes_to(front.port(), "web.test", "A"); }, 10s);
+  }
   // What did not start; empty when everything did.
   std::string problem() {
     if (!etcd.ok()) return "etcd: " + etcd.error();
@@ -203,8 +208,7 @@ TEST_CASE("registry: etcd down keeps the last good table and /readyz says stale,
   REQUIRE(parts.problem().empty());
   auto& [etcd, a, b, front] = parts;
   INFO(front.log());
-  REQUIRE(etcd.put(kRoot + "h1/c1/0", instance("web", "web.test", a.address())));
-  REQUIRE(wait_until([&] { return routes_to(front.port(), "web.test", "A"); }, 10s));
+  REQUIRE(parts.routes_web());
 
   etcd.stop();
   Response ready;
@@ -236,8 +240,7 @@ TEST_CASE("registry: a watch that falls behind a compaction ranges again and rec
   REQUIRE(parts.problem().empty());
   auto& [etcd, a, b, front] = parts;
   INFO(front.log());
-  REQUIRE(etcd.put(kRoot + "h1/c1/0", instance("web", "web.test", a.address())));
-  REQUIRE(wait_until([&] { return routes_to(front.port(), "web.test", "A"); }, 10s));
+  REQUIRE(parts.routes_web());
 
   // The front door stops reading its watch (SIGSTOP) while the prefix changes by 16 MB: etcd
   // cannot send it that much, so its watcher falls behind and is served later from the store.
