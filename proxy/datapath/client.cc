@@ -114,10 +114,17 @@ ClientConn::ClientConn(Worker* worker, TcpTransport& embedded) : Stream(worker, 
 
 ClientConn* ClientConn::create_plain(Worker* worker, int fd) {
   static_assert(sizeof(ClientConn) % alignof(TcpTransport) == 0);
-  void* mem = ::operator new(sizeof(ClientConn) + sizeof(TcpTransport));
+  static_assert(sizeof(ClientConn) + sizeof(TcpTransport) <= kSlotBytes);
+  static_assert(alignof(ClientConn) <= 16 && alignof(TcpTransport) <= 16);
+  void* mem = worker->client_slots().allocate();
   auto* tcp = new (static_cast<char*>(mem) + sizeof(ClientConn)) TcpTransport(worker);
   if (tcp->open(fd) != 0) ::close(fd);
   return new (mem) ClientConn(worker, *tcp);
+}
+
+ClientConn* ClientConn::create(Worker* worker, std::unique_ptr<Transport> transport) {
+  void* mem = worker->client_slots().allocate();
+  return new (mem) ClientConn(worker, std::move(transport));
 }
 
 Worker* ClientConn::worker() const { return static_cast<Worker*>(io_); }
@@ -679,7 +686,7 @@ void ClientConn::choose_upstream(int chosen) {
     return;
   }
   worker()->begin_connect(ex_);
-  auto* u = new UpstreamConn(worker(), pool);
+  auto* u = UpstreamConn::create(worker(), pool);
   upstream_ = u;
   u->connect(this, static_cast<uint64_t>(rt.timeouts.upstream_connect.count()));
 }

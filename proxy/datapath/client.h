@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "proxy/base/slot_pool.h"
 #include "proxy/filter/filter.h"
 #include "proxy/http/head_reader.h"
 #include "proxy/http/http_head.h"
@@ -81,17 +82,19 @@ struct Exchange {
 
 class ClientConn final : public Stream, private UpstreamClient, private BodySink, private FilterRunOwner {
  public:
-  // Serves an accepted connection carried by `transport`. Worker-owned: the worker's IoContext
-  // lists it with its other streams.
-  ClientConn(Worker* worker, std::unique_ptr<Transport> transport);
+  // Connections serve accepted sockets. Worker-owned: the worker's IoContext lists each with its
+  // other streams.
   // A plain TCP connection on accepted socket `fd`: the connection and its TcpTransport in one
-  // allocation (what every idle keep-alive connection costs). Closes fd if libuv refuses it
-  // (the connection then stays unreadable and its header timeout closes it).
+  // slot of the worker's client slots (what every idle keep-alive connection costs). Closes fd
+  // if libuv refuses it (the connection then stays unreadable and its header timeout closes it).
   static ClientConn* create_plain(Worker* worker, int fd);
-  // The allocation, whichever way it was made (create_plain's holds the transport too).
-  static void* operator new(size_t n) { return ::operator new(n); }
+  // A connection over any other transport (TLS, PROXY protocol), in a slot of the same pool.
+  static ClientConn* create(Worker* worker, std::unique_ptr<Transport> transport);
+  // Both kinds live in the worker's SlotPool (Worker::client_slots), never on the heap.
+  static constexpr size_t kSlotBytes = 360;
+  static void* operator new(size_t) = delete;
   static void* operator new(size_t, void* at) { return at; }
-  static void operator delete(void* p) { ::operator delete(p); }
+  static void operator delete(void* p) { SlotPool::release(p); }
   // peer_known: the transport knows the peer now (false: a PROXY header names it later, so its
   // facts are not read, and not cached by a TLS layer, before that).
   void start(bool peer_known = true);
@@ -102,6 +105,7 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
  private:
   enum class Phase : uint8_t { kIdle, kHead, kUpstream, kTunnel, kClosing };
 
+  ClientConn(Worker* worker, std::unique_ptr<Transport> transport);  // create
   ClientConn(Worker* worker, TcpTransport& embedded);  // create_plain
 
   // Stream

@@ -25,7 +25,7 @@ class MirrorCall final : private UpstreamClient {
       send(u);
       return;
     }
-    auto* u = new UpstreamConn(&worker_, pool);
+    auto* u = UpstreamConn::create(&worker_, pool);
     u->connect(this, static_cast<uint64_t>(rt_->timeouts.upstream_connect.count()));
   }
 

@@ -112,9 +112,25 @@ void EndpointPool::close_idle() {
 
 // ---------------------------------------------------------------- UpstreamConn
 
-UpstreamConn::UpstreamConn(Worker* worker, EndpointPool* pool)
-    : Stream(worker, pool->new_transport()), worker_(worker), pool_(pool) {
+UpstreamConn::UpstreamConn(Worker* worker, EndpointPool* pool, std::unique_ptr<Transport> transport)
+    : Stream(worker, std::move(transport)), worker_(worker), pool_(pool) {
   pool_->on_conn_created();
+}
+
+UpstreamConn::UpstreamConn(Worker* worker, EndpointPool* pool, TcpTransport& embedded)
+    : Stream(worker, embedded), worker_(worker), pool_(pool) {
+  pool_->on_conn_created();
+}
+
+size_t UpstreamConn::slot_bytes() { return sizeof(UpstreamConn) + sizeof(TcpTransport); }
+
+UpstreamConn* UpstreamConn::create(Worker* worker, EndpointPool* pool) {
+  static_assert(sizeof(UpstreamConn) % alignof(TcpTransport) == 0);
+  static_assert(alignof(UpstreamConn) <= 16 && alignof(TcpTransport) <= 16);
+  void* mem = worker->upstream_slots().allocate();
+  if (pool->tls()) return new (mem) UpstreamConn(worker, pool, pool->new_transport());
+  auto* tcp = new (static_cast<char*>(mem) + sizeof(UpstreamConn)) TcpTransport(worker);
+  return new (mem) UpstreamConn(worker, pool, *tcp);
 }
 
 void UpstreamConn::connect(UpstreamClient* client, uint64_t timeout_ms) {

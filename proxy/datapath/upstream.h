@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "proxy/base/slot_pool.h"
 #include "proxy/http/head_reader.h"
 #include "proxy/http/http_head.h"
 #include "proxy/http/message_parser.h"
@@ -100,7 +101,14 @@ class EndpointPool {
 
 class UpstreamConn final : public Stream, private BodySink {
  public:
-  UpstreamConn(Worker* worker, EndpointPool* pool);
+  // A new connection of `pool`, in a slot of the worker's upstream slots (Worker::upstream_slots):
+  // a plain one holds its TcpTransport in the same slot. Idle pooled connections live long, so
+  // they are kept apart from the heap that requests churn (see proxy/base/slot_pool.h).
+  static UpstreamConn* create(Worker* worker, EndpointPool* pool);
+  static size_t slot_bytes();  // what one slot must hold
+  static void* operator new(size_t) = delete;
+  static void* operator new(size_t, void* at) { return at; }
+  static void operator delete(void* p) { SlotPool::release(p); }
 
   // Starts a new connection for `client`; the result arrives via on_upstream_connected/failed.
   void connect(UpstreamClient* client, uint64_t timeout_ms);
@@ -119,6 +127,8 @@ class UpstreamConn final : public Stream, private BodySink {
   EndpointPool* pool() const { return pool_; }
 
  private:
+  UpstreamConn(Worker* worker, EndpointPool* pool, std::unique_ptr<Transport> transport);
+  UpstreamConn(Worker* worker, EndpointPool* pool, TcpTransport& embedded);
   enum class Phase : uint8_t { kConnecting, kIdle, kHead, kBody, kDone, kTunnel, kFailed };
   void on_read(Block* block, ssize_t nread) override;
   void on_write_done(int status) override;

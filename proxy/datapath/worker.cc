@@ -42,7 +42,7 @@ struct Worker::ListedPool final : EndpointPool {
 
 Worker::Worker(unsigned index, std::vector<int> listen_fds, std::shared_ptr<const Runtime> initial,
                std::function<void(unsigned)> on_stopped)
-    : index_(index), on_stopped_(std::move(on_stopped)), rt_(std::move(initial)) {
+    : client_slots_(ClientConn::kSlotBytes), upstream_slots_(UpstreamConn::slot_bytes()), index_(index), on_stopped_(std::move(on_stopped)), rt_(std::move(initial)) {
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
   uv_poll_init(loop(), &wake_poll_, wake_fd_);
@@ -690,7 +690,7 @@ void Worker::accept_ready(Listener* l) {
       if (proxied) transport = std::make_unique<ProxyProtocolTransport>(std::move(transport), &stats_);
       // A TLS listener: the handshake runs under the connection's request_header deadline.
       if (tls) transport = std::make_unique<tls::TlsTransport>(this, std::move(transport), rt_->tls[l->index]);
-      c = new ClientConn(this, std::move(transport));
+      c = ClientConn::create(this, std::move(transport));
     }
     ++client_count_;
     gauges_.connections.store(client_count_, std::memory_order_relaxed);

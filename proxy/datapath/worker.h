@@ -17,6 +17,7 @@
 #include "proxy/filter/filter.h"
 #include "proxy/lb/lb.h"
 #include "proxy/datapath/runtime.h"
+#include "proxy/base/slot_pool.h"
 #include "proxy/base/stats.h"
 #include "proxy/net/io_context.h"
 #include "proxy/net/stream.h"
@@ -74,6 +75,10 @@ class Worker final : public IoContext {
   RecordSink* record_sink() const { return record_sink_; }
   bool record_details() const { return record_details_; }
   bool draining() const { return draining_; }
+
+  // Where this worker's connections live (ClientConn::create_plain / create, UpstreamConn::create).
+  SlotPool& client_slots() { return client_slots_; }
+  SlotPool& upstream_slots() { return upstream_slots_; }
 
   Exchange* acquire_exchange();
   void release_exchange(Exchange* ex);
@@ -136,6 +141,9 @@ class Worker final : public IoContext {
   static void on_wake(uv_poll_t* p, int status, int events);
   static void on_poll(uv_poll_t* p, int status, int events);
 
+  // First, so the last to go: connections closed while the worker is torn down release into them.
+  SlotPool client_slots_;
+  SlotPool upstream_slots_;
   unsigned index_;
   std::function<void(unsigned)> on_stopped_;
   int wake_fd_ = -1;  // eventfd, closed by the destructor (the control thread may still write)
