@@ -112,9 +112,10 @@ ClientConn::ClientConn(Worker* worker, std::unique_ptr<Transport> transport)
 
 ClientConn::ClientConn(Worker* worker, TcpTransport& embedded) : Stream(worker, embedded) {}
 
+size_t ClientConn::slot_bytes() { return sizeof(ClientConn) + sizeof(TcpTransport); }
+
 ClientConn* ClientConn::create_plain(Worker* worker, int fd) {
   static_assert(sizeof(ClientConn) % alignof(TcpTransport) == 0);
-  static_assert(sizeof(ClientConn) + sizeof(TcpTransport) <= kSlotBytes);
   static_assert(alignof(ClientConn) <= 16 && alignof(TcpTransport) <= 16);
   void* mem = worker->client_slots().allocate();
   auto* tcp = new (static_cast<char*>(mem) + sizeof(ClientConn)) TcpTransport(worker);

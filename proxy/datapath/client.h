@@ -91,7 +91,7 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   // A connection over any other transport (TLS, PROXY protocol), in a slot of the same pool.
   static ClientConn* create(Worker* worker, std::unique_ptr<Transport> transport);
   // Both kinds live in the worker's SlotPool (Worker::client_slots), never on the heap.
-  static constexpr size_t kSlotBytes = 360;
+  static size_t slot_bytes();  // what one slot must hold
   static void* operator new(size_t) = delete;
   static void* operator new(size_t, void* at) { return at; }
   static void operator delete(void* p) { SlotPool::release(p); }

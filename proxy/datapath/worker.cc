@@ -42,7 +42,11 @@ struct Worker::ListedPool final : EndpointPool {
 
 Worker::Worker(unsigned index, std::vector<int> listen_fds, std::shared_ptr<const Runtime> initial,
                std::function<void(unsigned)> on_stopped)
-    : client_slots_(ClientConn::kSlotBytes), upstream_slots_(UpstreamConn::slot_bytes()), index_(index), on_stopped_(std::move(on_stopped)), rt_(std::move(initial)) {
+    : client_slots_(ClientConn::slot_bytes()),
+      upstream_slots_(UpstreamConn::slot_bytes()),
+      index_(index),
+      on_stopped_(std::move(on_stopped)),
+      rt_(std::move(initial)) {
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
   uv_poll_init(loop(), &wake_poll_, wake_fd_);

@@ -23,7 +23,7 @@ TEST_CASE("connection layout: an idle plain connection is one small allocation",
               sizeof(ConnectionInfo), sizeof(Stream), sizeof(ClientConn), sizeof(TcpTransport),
               sizeof(ClientConn) + sizeof(TcpTransport));
   CHECK(sizeof(ClientConn) + sizeof(TcpTransport) <= 360);
-  CHECK(sizeof(ClientConn) + sizeof(TcpTransport) <= ClientConn::kSlotBytes);
+  CHECK(ClientConn::slot_bytes() == sizeof(ClientConn) + sizeof(TcpTransport));
 }
 
 }  // namespace
