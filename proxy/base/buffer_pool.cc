@@ -41,6 +41,7 @@ Block* BufferPool::acquire() {
     b->pool = this;
     b->capacity = block_size_;
   }
+  free_low_.taken(free_count_);
   b->next_free = nullptr;
   b->refs = 1;
   ++out_;
@@ -48,16 +49,20 @@ Block* BufferPool::acquire() {
 }
 
 size_t BufferPool::trim(size_t keep_warm) {
-  if (free_count_ <= keep_warm) return 0;
-  Block** link = &free_;
-  for (size_t i = 0; i < keep_warm; ++i) link = &(*link)->next_free;
+  const size_t release = free_low_.surplus(free_count_, keep_warm);
   size_t released = 0;
-  while (Block* b = *link) {
-    *link = b->next_free;
-    unmap_block(b);
-    ++released;
+  if (release > 0) {
+    // The list is most recently used first: keep its head, release its tail.
+    Block** link = &free_;
+    for (size_t i = release; i < free_count_; ++i) link = &(*link)->next_free;
+    while (Block* b = *link) {
+      *link = b->next_free;
+      unmap_block(b);
+      ++released;
+    }
+    free_count_ -= static_cast<uint32_t>(released);
   }
-  free_count_ -= static_cast<uint32_t>(released);
+  free_low_.restart(released, free_count_);
   return released;
 }
 

@@ -7,6 +7,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "proxy/base/low_water.h"
+
 namespace berth {
 
 class BufferPool;
@@ -35,8 +37,9 @@ class BufferPool {
   uint32_t block_size() const { return block_size_; }
   size_t blocks_out() const { return out_; }
   size_t blocks_free() const { return free_count_; }
-  // Unmaps the free blocks beyond the `keep_warm` most recently used, so that a burst of
-  // concurrent reads does not leave its peak resident. Returns how many it released.
+  // Unmaps free blocks beyond `keep_warm` that LowWater finds unused (the least recently used
+  // first): a burst of concurrent reads does not leave its peak resident, and a steady load keeps
+  // the blocks it cycles through. Called periodically. Returns how many it released.
   size_t trim(size_t keep_warm);
 
  private:
@@ -47,6 +50,7 @@ class BufferPool {
   uint32_t max_free_;
   Block* free_ = nullptr;
   uint32_t free_count_ = 0;
+  LowWater free_low_;
   size_t out_ = 0;
 };
 

@@ -118,7 +118,7 @@ int Server::run() {
   uv_signal_start(&sigusr1_, on_signal, SIGUSR1);
 
   uv_timer_init(&loop_, &housekeeping_);
-  uv_timer_start(&housekeeping_, [](uv_timer_t*) { run_requested_heap_trim(); }, 1000, 1000);
+  uv_timer_start(&housekeeping_, [](uv_timer_t*) { run_requested_heap_trim(); }, 250, 250);
 
   checker_ = std::make_unique<HealthChecker>(&loop_);
   checker_->update(*runtime_->routes);

@@ -78,7 +78,7 @@ class Server {
   unsigned worker_count_ = 1;
   uv_loop_t loop_;
   uv_signal_t sighup_, sigterm_, sigint_;
-  uv_timer_t housekeeping_;  // every second on the control loop: heap trims the workers asked for
+  uv_timer_t housekeeping_;  // every 250 ms on the control loop: heap trims the workers asked for
   uv_signal_t sigusr1_;  // reopens the access log file (logrotate)
   uv_async_t worker_stopped_async_;
   std::atomic<unsigned> workers_stopped_{0};

@@ -31,7 +31,7 @@ constexpr uint64_t kAcceptPauseMs = 100;
 // Free-list bound: enough for steady state at a few hundred concurrent requests per worker.
 constexpr size_t kMaxFreeExchanges = 256;
 constexpr size_t kWarmExchanges = 16;
-constexpr uint64_t kTrimIntervalMs = 1000;
+constexpr uint64_t kTrimIntervalMs = 500;
 }  // namespace
 
 // An endpoint pool with its count of listings in rt_ (see worker.h).
@@ -607,10 +607,11 @@ void Worker::next_request_id(char out[32]) {
 void Worker::trim_pools() {
   const size_t before = free_exchanges_.size() + pool().blocks_free();
   IoContext::trim_pools();
-  while (free_exchanges_.size() > kWarmExchanges) {
-    delete free_exchanges_.back();
-    free_exchanges_.pop_back();
-  }
+  // Taken from the back: the front is the least recently used.
+  const size_t release = free_exchanges_low_.surplus(free_exchanges_.size(), kWarmExchanges);
+  for (size_t i = 0; i < release; ++i) delete free_exchanges_[i];
+  free_exchanges_.erase(free_exchanges_.begin(), free_exchanges_.begin() + static_cast<ptrdiff_t>(release));
+  free_exchanges_low_.restart(release, free_exchanges_.size());
   // What a burst freed lies in the heap between the connections that stay: after a trim, have
   // the control loop hand the whole free pages among it back to the kernel (only then, not
   // every second).
@@ -618,9 +619,13 @@ void Worker::trim_pools() {
 }
 
 Exchange* Worker::acquire_exchange() {
-  if (free_exchanges_.empty()) return new Exchange();
+  if (free_exchanges_.empty()) {
+    free_exchanges_low_.taken(0);
+    return new Exchange();
+  }
   Exchange* e = free_exchanges_.back();
   free_exchanges_.pop_back();
+  free_exchanges_low_.taken(free_exchanges_.size());
   return e;
 }
 

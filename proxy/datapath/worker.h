@@ -17,6 +17,7 @@
 #include "proxy/filter/filter.h"
 #include "proxy/lb/lb.h"
 #include "proxy/datapath/runtime.h"
+#include "proxy/base/low_water.h"
 #include "proxy/base/slot_pool.h"
 #include "proxy/base/stats.h"
 #include "proxy/net/io_context.h"
@@ -125,7 +126,7 @@ class Worker final : public IoContext {
   static void release_pools(const std::vector<EndpointPool*>& pools, std::vector<EndpointPool*>& departed);
   void close_departed(const std::vector<EndpointPool*>& departed);
   void retain_filter_states();
-  void trim_pools();  // the I/O pools and the free exchanges, beyond a few warm ones
+  void trim_pools();  // what the I/O pools and the free exchanges held unused since the last trim
   void accept_ready(Listener* l);
   void pause_accept(uint64_t ms);
   void resume_accept();
@@ -167,6 +168,7 @@ class Worker final : public IoContext {
   std::atomic<int64_t> applied_at_ns_{0};
   std::atomic<uint64_t> generation_seen_{0};
   std::vector<Exchange*> free_exchanges_;
+  LowWater free_exchanges_low_;
   void refresh_routable(size_t service_index);
   std::vector<std::unique_ptr<Selector>> selectors_;      // [service]
   std::vector<std::vector<uint8_t>> routable_;            // [service][endpoint], refreshed lazily

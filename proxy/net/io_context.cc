@@ -43,12 +43,18 @@ void IoContext::close_loop() {
 
 void IoContext::trim_pools() {
   pool_.trim(kWarmReadBuffers);
-  while (free_write_count_ > kWarmWrites) {
-    WriteReq* w = free_writes_;
-    free_writes_ = w->next_free;
-    delete w;
-    --free_write_count_;
+  // Like the blocks (see LowWater): least recently used first.
+  const size_t release = free_writes_low_.surplus(free_write_count_, kWarmWrites);
+  if (release > 0) {
+    WriteReq** link = &free_writes_;
+    for (size_t i = release; i < free_write_count_; ++i) link = &(*link)->next_free;
+    while (WriteReq* w = *link) {
+      *link = w->next_free;
+      delete w;
+      --free_write_count_;
+    }
   }
+  free_writes_low_.restart(release, free_write_count_);
 }
 
 WriteReq* IoContext::acquire_write() {
@@ -57,8 +63,10 @@ WriteReq* IoContext::acquire_write() {
     free_writes_ = w->next_free;
     w->next_free = nullptr;
     --free_write_count_;
+    free_writes_low_.taken(free_write_count_);
     return w;
   }
+  free_writes_low_.taken(0);
   return new WriteReq();
 }
 

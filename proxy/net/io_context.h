@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "proxy/base/buffer_pool.h"
+#include "proxy/base/low_water.h"
 #include "proxy/base/string_pool.h"
 #include "proxy/net/deadline_wheel.h"
 
@@ -33,8 +34,8 @@ class IoContext {
   StringPool& strings() { return strings_; }
   WriteReq* acquire_write();
   void release_write(WriteReq* wr);  // drops its block references
-  // Frees what the pools hold beyond a few warm entries (read buffers, write requests): called
-  // now and then, so that a burst's peak does not stay resident.
+  // Frees what the pools (read buffers, write requests) held unused since the last call, beyond
+  // a few warm entries: called now and then, so that a burst's peak does not stay resident.
   void trim_pools();
 
   // Closes every open stream (each frees itself once its handles are closed).
@@ -78,6 +79,7 @@ class IoContext {
   StringPool strings_;
   WriteReq* free_writes_ = nullptr;
   size_t free_write_count_ = 0;
+  LowWater free_writes_low_;
   Stream* streams_ = nullptr;
   size_t open_streams_ = 0;
   bool loop_closed_ = false;
