@@ -49,21 +49,7 @@ Block* BufferPool::acquire() {
 }
 
 size_t BufferPool::trim(size_t keep_warm) {
-  const size_t release = free_low_.surplus(free_count_, keep_warm);
-  size_t released = 0;
-  if (release > 0) {
-    // The list is most recently used first: keep its head, release its tail.
-    Block** link = &free_;
-    for (size_t i = release; i < free_count_; ++i) link = &(*link)->next_free;
-    while (Block* b = *link) {
-      *link = b->next_free;
-      unmap_block(b);
-      ++released;
-    }
-    free_count_ -= static_cast<uint32_t>(released);
-  }
-  free_low_.restart(released, free_count_);
-  return released;
+  return free_low_.trim_list(free_, free_count_, keep_warm, [this](Block* b) { unmap_block(b); });
 }
 
 void BufferPool::recycle(Block* b) {

@@ -41,6 +41,24 @@ class LowWater {
     low_ = free_now;
     took_ = false;
   }
+  // The whole trim of a singly linked free list (most recently used first, linked through
+  // `next_free`, `count` long): the surplus is unlinked from the tail and handed to `release`.
+  // Returns how many went.
+  template <class Node, class Count, class Release>
+  size_t trim_list(Node*& head, Count& count, size_t keep_warm, Release release) {
+    const size_t n = surplus(count, keep_warm);
+    if (n > 0) {
+      Node** link = &head;
+      for (size_t i = n; i < count; ++i) link = &(*link)->next_free;
+      while (Node* node = *link) {
+        *link = node->next_free;
+        release(node);
+      }
+      count -= static_cast<Count>(n);
+    }
+    restart(n, count);
+    return n;
+  }
 
  private:
   std::array<size_t, kIntervals> lows_{};  // the lows of the last intervals, oldest overwritten

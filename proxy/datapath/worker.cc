@@ -614,7 +614,7 @@ void Worker::trim_pools() {
   free_exchanges_low_.restart(release, free_exchanges_.size());
   // What a burst freed lies in the heap between the connections that stay: after a trim, have
   // the control loop hand the whole free pages among it back to the kernel (only then, not
-  // every second).
+  // every tick).
   if (free_exchanges_.size() + pool().blocks_free() < before) request_heap_trim();
 }
 

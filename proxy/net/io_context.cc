@@ -43,18 +43,7 @@ void IoContext::close_loop() {
 
 void IoContext::trim_pools() {
   pool_.trim(kWarmReadBuffers);
-  // Like the blocks (see LowWater): least recently used first.
-  const size_t release = free_writes_low_.surplus(free_write_count_, kWarmWrites);
-  if (release > 0) {
-    WriteReq** link = &free_writes_;
-    for (size_t i = release; i < free_write_count_; ++i) link = &(*link)->next_free;
-    while (WriteReq* w = *link) {
-      *link = w->next_free;
-      delete w;
-      --free_write_count_;
-    }
-  }
-  free_writes_low_.restart(release, free_write_count_);
+  free_writes_low_.trim_list(free_writes_, free_write_count_, kWarmWrites, [](WriteReq* w) { delete w; });
 }
 
 WriteReq* IoContext::acquire_write() {
