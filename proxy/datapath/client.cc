@@ -114,12 +114,12 @@ ClientConn::ClientConn(Worker* worker, TcpTransport& embedded) : Stream(worker, 
 
 size_t ClientConn::slot_bytes() { return sizeof(ClientConn) + sizeof(TcpTransport); }
 
-ClientConn* ClientConn::create_plain(Worker* worker, int fd) {
+ClientConn* ClientConn::create_plain(Worker* worker, int fd, const sockaddr* peer, uint16_t local_port) {
   static_assert(sizeof(ClientConn) % alignof(TcpTransport) == 0);
   static_assert(alignof(ClientConn) <= 16 && alignof(TcpTransport) <= 16);
   void* mem = worker->client_slots().allocate();
   auto* tcp = new (static_cast<char*>(mem) + sizeof(ClientConn)) TcpTransport(worker);
-  if (tcp->open(fd) != 0) ::close(fd);
+  if (tcp->open(fd, peer, local_port) != 0) ::close(fd);
   return new (mem) ClientConn(worker, *tcp);
 }
 

@@ -87,7 +87,7 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   // A plain TCP connection on accepted socket `fd`: the connection and its TcpTransport in one
   // slot of the worker's client slots (what every idle keep-alive connection costs). Closes fd
   // if libuv refuses it (the connection then stays unreadable and its header timeout closes it).
-  static ClientConn* create_plain(Worker* worker, int fd);
+  static ClientConn* create_plain(Worker* worker, int fd, const sockaddr* peer, uint16_t local_port);
   // A connection over any other transport (TLS, PROXY protocol), in a slot of the same pool.
   static ClientConn* create(Worker* worker, std::unique_ptr<Transport> transport);
   // Both kinds live in the worker's SlotPool (Worker::client_slots), never on the heap.

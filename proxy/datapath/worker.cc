@@ -1,6 +1,8 @@
 #include "proxy/datapath/worker.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -33,6 +35,16 @@ namespace {
 // kernel's accept queue, where they cost nothing.
 constexpr int kAcceptBatch = 64;
 constexpr int kTlsAcceptBatch = 1;
+
+// A listening socket's port, asked once when the worker starts.
+uint16_t bound_port(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return 0;
+  if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  if (ss.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+  return 0;
+}
 constexpr uint64_t kAcceptPauseMs = 100;
 // Free-list bound: enough for steady state at a few hundred concurrent requests per worker.
 constexpr size_t kMaxFreeExchanges = 256;
@@ -68,6 +80,7 @@ Worker::Worker(unsigned index, std::vector<int> listen_fds, std::shared_ptr<cons
     auto l = std::make_unique<Listener>();
     l->fd = fd;
     l->index = listeners_.size();
+    l->port = bound_port(fd);
     l->worker = this;
     uv_poll_init(loop(), &l->poll, fd);
     l->poll.data = l.get();
@@ -678,7 +691,9 @@ void Worker::accept_ready(Listener* l) {
       accept_paused_ = true;
       return;
     }
-    int fd = accept4(l->fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    sockaddr_storage peer;
+    socklen_t peer_len = sizeof peer;
+    int fd = accept4(l->fd, reinterpret_cast<sockaddr*>(&peer), &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED) return;
       if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
@@ -697,11 +712,11 @@ void Worker::accept_ready(Listener* l) {
     }
     ClientConn* c;
     if (!proxied && !tls) {
-      c = ClientConn::create_plain(this, fd);
+      c = ClientConn::create_plain(this, fd, reinterpret_cast<sockaddr*>(&peer), l->port);
     } else {
       auto tcp = std::make_unique<TcpTransport>(this);
       // A socket libuv refuses leaves the connection unreadable: its header timeout closes it.
-      if (tcp->open(fd) != 0) ::close(fd);
+      if (tcp->open(fd, reinterpret_cast<sockaddr*>(&peer), l->port) != 0) ::close(fd);
       std::unique_ptr<Transport> transport = std::move(tcp);
       if (proxied) transport = std::make_unique<ProxyProtocolTransport>(std::move(transport), &stats_);
       // A TLS listener: the handshake runs under the connection's request_header deadline.

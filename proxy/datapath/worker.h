@@ -115,6 +115,7 @@ class Worker final : public IoContext {
     uv_poll_t poll;
     int fd;
     size_t index;  // position in the config's listeners (Runtime::tls)
+    uint16_t port;  // the bound port: every connection accepted on it has it as its local port
     Worker* worker;
   };
   void run();

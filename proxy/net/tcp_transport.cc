@@ -36,6 +36,30 @@ int TcpTransport::open(int fd) {
   return 0;
 }
 
+int TcpTransport::open(int fd, const sockaddr* peer, uint16_t local_port) {
+  const int rc = open(fd);
+  if (rc == 0 && peer && peer->sa_family != AF_UNSPEC) {
+    set_peer(peer);
+    local_port_ = local_port;
+    info_filled_ = true;
+  }
+  return rc;
+}
+
+void TcpTransport::set_peer(const sockaddr* sa) {
+  if (sa->sa_family == AF_INET) {
+    auto* in = reinterpret_cast<const sockaddr_in*>(sa);
+    peer_port_ = ntohs(in->sin_port);
+    std::memcpy(peer_bytes_, &in->sin_addr, 4);
+    peer_family_ = 4;
+  } else if (sa->sa_family == AF_INET6) {
+    auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
+    peer_port_ = ntohs(in6->sin6_port);
+    std::memcpy(peer_bytes_, &in6->sin6_addr, 16);
+    peer_family_ = 6;
+  }
+}
+
 // Made on demand from the binary facts (an idle connection carries 21 bytes, not a
 // ConnectionInfo): valid until the next call on this thread, as the Transport contract says.
 const ConnectionInfo& TcpTransport::info() {
@@ -49,25 +73,14 @@ const ConnectionInfo& TcpTransport::info() {
   return made;
 }
 
-// Asked once, by the accepting side; an outbound connection never pays the two syscalls.
+// Asked at most once, by the accepting side when accept4 gave no address; an outbound connection
+// never pays the two syscalls.
 void TcpTransport::fill_info() {
   info_filled_ = true;
   if (!polling_) return;
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
-  if (getpeername(fd(), reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
-    if (ss.ss_family == AF_INET) {
-      auto* sa = reinterpret_cast<sockaddr_in*>(&ss);
-      peer_port_ = ntohs(sa->sin_port);
-      std::memcpy(peer_bytes_, &sa->sin_addr, 4);
-      peer_family_ = 4;
-    } else if (ss.ss_family == AF_INET6) {
-      auto* sa = reinterpret_cast<sockaddr_in6*>(&ss);
-      peer_port_ = ntohs(sa->sin6_port);
-      std::memcpy(peer_bytes_, &sa->sin6_addr, 16);
-      peer_family_ = 6;
-    }
-  }
+  if (getpeername(fd(), reinterpret_cast<sockaddr*>(&ss), &len) == 0) set_peer(reinterpret_cast<sockaddr*>(&ss));
   len = sizeof ss;
   if (getsockname(fd(), reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
     if (ss.ss_family == AF_INET) local_port_ = ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);

@@ -23,6 +23,9 @@ class TcpTransport final : public Transport {
 
   // Takes an accepted, non-blocking socket. 0 or a libuv error (then the socket is not taken).
   int open(int fd);
+  // The same, with the peer's address from accept4 and the listener's port: info() then needs
+  // no getpeername or getsockname.
+  int open(int fd, const sockaddr* peer, uint16_t local_port);
 
   const ConnectionInfo& info() override;
   int connect(const sockaddr* addr) override;
@@ -39,6 +42,7 @@ class TcpTransport final : public Transport {
   static void poll_cb(uv_poll_t* p, int status, int events);
   static void close_cb(uv_handle_t* h);
   void fill_info();
+  void set_peer(const sockaddr* sa);
   int fd() const { return polling_ ? poll_.io_watcher.fd : -1; }
   void on_readable();
   void on_writable();
