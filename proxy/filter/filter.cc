@@ -1,8 +1,34 @@
 #include "proxy/filter/filter.h"
 
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <cstring>
 
 namespace berth {
+
+bool client_address_bytes(const FilterRequest& req, uint8_t (&out)[16], bool& ipv6) {
+  static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (req.client_family == 4 || req.client_family == 6) {
+    ipv6 = req.client_family == 6;
+    std::memcpy(out, req.client_addr, ipv6 ? 16 : 4);
+  } else {
+    char text[64];
+    std::string_view ip = req.client_ip;
+    if (ip.empty() || ip.size() >= sizeof text) return false;
+    ip.copy(text, ip.size());
+    text[ip.size()] = '\0';
+    if (inet_pton(AF_INET, text, out) == 1) ipv6 = false;
+    else if (inet_pton(AF_INET6, text, out) == 1) ipv6 = true;
+    else return false;
+  }
+  if (ipv6 && std::memcmp(out, kMapped, sizeof kMapped) == 0) {
+    std::memmove(out, out + 12, 4);
+    ipv6 = false;
+  }
+  return true;
+}
 
 void FilterReply::clear() noexcept {
   status = 0;

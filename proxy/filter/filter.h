@@ -41,6 +41,14 @@ struct FilterReply {
 
 enum class FilterResult : uint8_t { kContinue, kReply, kPending };
 
+struct FilterRequest;
+
+// The request's client address in network byte order (4 bytes for IPv4, 16 for IPv6), from the
+// binary form or else the text; false when it is unknown. An IPv4-mapped IPv6 address (a
+// dual-stack listener's IPv4 client) is the IPv4 address it carries, so a client is one client
+// to address rules and rate limits whichever listener it came through.
+bool client_address_bytes(const FilterRequest& req, uint8_t (&out)[16], bool& ipv6);
+
 // The request as filters see it. Views into the head are valid only during on_request: a filter
 // that goes pending copies what it needs first.
 struct FilterRequest {

@@ -115,10 +115,12 @@ FilterResult RateLimitFilter::on_request(const FilterRequest& req, FilterState*,
         break;
       }
     v = buckets_->take(key, now);
-  } else if (req.client_family == 4 || req.client_family == 6) {
-    v = buckets_->take(req.client_addr, req.client_family == 6, now);
   } else {
-    v = buckets_->take(req.client_ip, now);
+    // By address in binary; an IPv4-mapped client shares its IPv4 bucket.
+    uint8_t addr[16];
+    bool ipv6 = false;
+    if (client_address_bytes(req, addr, ipv6)) v = buckets_->take(addr, ipv6, now);
+    else v = buckets_->take(req.client_ip, now);
   }
   if (v.allowed) return FilterResult::kContinue;
   reply.status = 429;

@@ -13,34 +13,10 @@
 namespace berth {
 namespace {
 
-// The client address in network byte order; false when it is unknown. An IPv4-mapped IPv6
-// address (a dual-stack listener's IPv4 client) is taken as the IPv4 address it carries.
 uint32_t load_u32(const uint8_t* p) {
   uint32_t v;
   std::memcpy(&v, p, sizeof v);
   return v;
-}
-
-bool client_address(const FilterRequest& req, uint8_t (&out)[16], bool& ipv6) {
-  static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  if (req.client_family == 4 || req.client_family == 6) {
-    ipv6 = req.client_family == 6;
-    std::memcpy(out, req.client_addr, ipv6 ? 16 : 4);
-  } else {
-    char text[64];
-    std::string_view ip = req.client_ip;
-    if (ip.empty() || ip.size() >= sizeof text) return false;
-    ip.copy(text, ip.size());
-    text[ip.size()] = '\0';
-    if (inet_pton(AF_INET, text, out) == 1) ipv6 = false;
-    else if (inet_pton(AF_INET6, text, out) == 1) ipv6 = true;
-    else return false;
-  }
-  if (ipv6 && std::memcmp(out, kMapped, sizeof kMapped) == 0) {
-    std::memmove(out, out + 12, 4);
-    ipv6 = false;
-  }
-  return true;
 }
 
 void add_rules(const config::HeaderRules& rules, std::vector<std::string>& remove, std::vector<Header>& add) {
@@ -102,7 +78,7 @@ FilterResult AddressFilter::on_request(const FilterRequest& req, FilterState*, H
                                        const FilterWaiter&) const {
   uint8_t addr[16] = {};
   bool ipv6 = false;
-  const bool known = client_address(req, addr, ipv6);
+  const bool known = client_address_bytes(req, addr, ipv6);
   const bool denied = known && deny_.contains(addr, ipv6);
   const bool allowed = allow_.empty() || (known && allow_.contains(addr, ipv6));
   if (!denied && allowed) return FilterResult::kContinue;

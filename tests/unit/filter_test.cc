@@ -10,6 +10,7 @@
 #include "config/config.h"
 #include "config_helpers.h"
 #include "proxy/filter/filter.h"
+#include "proxy/filter/rate_limit.h"
 #include "proxy/filter/route_filters.h"
 #include "proxy/http/http_head.h"
 #include "proxy/http/http_rewrite.h"
@@ -256,6 +257,37 @@ TEST_CASE("route filters: address ranges, deny first", "[filter]") {
   CHECK(verdict_bin("", 6, "::1") == FilterResult::kContinue);
   CHECK(verdict_bin("", 6, "::ffff:10.1.2.3") == FilterResult::kReply);  // mapped: IPv4 rules
   CHECK(verdict_bin("", 6, "::ffff:10.9.8.7") == FilterResult::kContinue);
+}
+
+TEST_CASE("rate limit filter: an IPv4 client and its IPv4-mapped form share one bucket", "[filter]") {
+  config::RateLimit cfg;
+  cfg.per_second = 1;
+  cfg.burst = 1;
+  RateLimitFilter limit(cfg);
+  Fixture fx;
+  HeaderEdits edits;
+  FilterReply reply;
+  // As the transport gives it: binary when known (text kept for logs), else text only.
+  auto take = [&](uint8_t family, std::string_view ip) {
+    uint8_t bin[16] = {};
+    FilterRequest req = fx.request(ip);
+    if (family != 0) {
+      REQUIRE(inet_pton(family == 4 ? AF_INET : AF_INET6, std::string(ip).c_str(), bin) == 1);
+      req.client_addr = bin;
+      req.client_family = family;
+    }
+    req.now_ns = 1'000'000'000;  // one instant: no refill between the takes
+    reply.clear();
+    return limit.on_request(req, nullptr, edits, reply, FilterWaiter{});
+  };
+  CHECK(take(4, "10.0.0.1") == FilterResult::kContinue);
+  CHECK(take(6, "::ffff:10.0.0.1") == FilterResult::kReply);  // a dual-stack listener's view
+  CHECK(reply.status == 429);
+  CHECK(take(0, "::ffff:10.0.0.1") == FilterResult::kReply);  // text only (PROXY header)
+  CHECK(take(0, "10.0.0.1") == FilterResult::kReply);
+  CHECK(take(6, "::ffff:10.0.0.2") == FilterResult::kContinue);
+  CHECK(take(4, "10.0.0.2") == FilterResult::kReply);
+  CHECK(take(6, "2001:db8::1") == FilterResult::kContinue);  // IPv6 proper: its own bucket
 }
 
 TEST_CASE("route filters: whole-space and single-address ranges", "[filter]") {
