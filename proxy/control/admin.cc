@@ -5,6 +5,7 @@
 #include "proxy/http/http_head.h"
 #include "proxy/http/http_rewrite.h"
 #include "proxy/base/log.h"
+#include "proxy/net/listen_socket.h"
 
 namespace berth {
 namespace {
@@ -73,8 +74,7 @@ bool AdminServer::start(const config::SocketAddress& addr, uint16_t& bound_port,
   sockaddr_storage actual{};
   int len = sizeof actual;
   uv_tcp_getsockname(&server_, reinterpret_cast<sockaddr*>(&actual), &len);
-  bound_port = ntohs(actual.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&actual)->sin6_port
-                                                  : reinterpret_cast<sockaddr_in*>(&actual)->sin_port);
+  bound_port = sockaddr_port(reinterpret_cast<sockaddr*>(&actual));
   return true;
 }
 

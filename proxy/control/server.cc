@@ -31,8 +31,8 @@ Server::~Server() {
   uv_loop_close(&loop_);
 }
 
-bool Server::open_listeners(std::vector<std::vector<int>>& per_worker_fds) {
-  per_worker_fds.assign(worker_count_, {});
+bool Server::open_listeners(std::vector<std::vector<ListenSocket>>& per_worker) {
+  per_worker.assign(worker_count_, {});
   for (const auto& l : config_.listeners) {
     config::SocketAddress addr = l.address;
     for (unsigned w = 0; w < worker_count_; ++w) {
@@ -41,13 +41,13 @@ bool Server::open_listeners(std::vector<std::vector<int>>& per_worker_fds) {
       int fd = open_listen_socket(addr, true, 4096, port, error);
       if (fd < 0) {
         log::error("listen_failed").kv("listener", addr.to_string()).kv("error", error);
-        for (auto& fds : per_worker_fds)
-          for (int f : fds) ::close(f);
+        for (auto& sockets : per_worker)
+          for (const ListenSocket& s : sockets) ::close(s.fd);
         return false;
       }
       // Port 0: the first socket picks the port; the other workers join the same port.
       addr.port = port;
-      per_worker_fds[w].push_back(fd);
+      per_worker[w].push_back({fd, port});
     }
     log::info("listening").kv("listener", addr.to_string()).kv("workers", worker_count_);
   }
@@ -80,14 +80,14 @@ int Server::run() {
         .kv("syslog", config_.access_log.syslog);
   }
 
-  std::vector<std::vector<int>> fds;
-  if (!open_listeners(fds)) return 1;
+  std::vector<std::vector<ListenSocket>> listeners;
+  if (!open_listeners(listeners)) return 1;
 
   uv_async_init(&loop_, &worker_stopped_async_, [](uv_async_t* a) {
     static_cast<Server*>(a->loop->data)->on_worker_stopped();
   });
   for (unsigned i = 0; i < worker_count_; ++i) {
-    workers_.push_back(std::make_unique<Worker>(i, std::move(fds[i]), runtime_, [this](unsigned) {
+    workers_.push_back(std::make_unique<Worker>(i, std::move(listeners[i]), runtime_, [this](unsigned) {
       workers_stopped_.fetch_add(1);
       uv_async_send(&worker_stopped_async_);
     }));

@@ -26,6 +26,7 @@
 #include "proxy/health/health_checker.h"
 #include "proxy/datapath/runtime.h"
 #include "proxy/datapath/worker.h"
+#include "proxy/net/listen_socket.h"
 #include "proxy/metrics/exporter.h"
 #include "proxy/record/log_record_sink.h"
 #include "proxy/record/record_fanout.h"
@@ -43,7 +44,7 @@ class Server {
   uint64_t access_log_dropped() const;
 
  private:
-  bool open_listeners(std::vector<std::vector<int>>& per_worker_fds);
+  bool open_listeners(std::vector<std::vector<ListenSocket>>& per_worker);
   void reload();
   void reopen_logs();  // SIGUSR1
   void begin_shutdown(const char* signal_name);

@@ -35,16 +35,6 @@ namespace {
 // kernel's accept queue, where they cost nothing.
 constexpr int kAcceptBatch = 64;
 constexpr int kTlsAcceptBatch = 1;
-
-// A listening socket's port, asked once when the worker starts.
-uint16_t bound_port(int fd) {
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return 0;
-  if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
-  if (ss.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
-  return 0;
-}
 constexpr uint64_t kAcceptPauseMs = 100;
 // Free-list bound: enough for steady state at a few hundred concurrent requests per worker.
 constexpr size_t kMaxFreeExchanges = 256;
@@ -58,7 +48,7 @@ struct Worker::ListedPool final : EndpointPool {
   uint32_t refs = 0;
 };
 
-Worker::Worker(unsigned index, std::vector<int> listen_fds, std::shared_ptr<const Runtime> initial,
+Worker::Worker(unsigned index, std::vector<ListenSocket> listeners, std::shared_ptr<const Runtime> initial,
                std::function<void(unsigned)> on_stopped)
     : client_slots_(ClientConn::slot_bytes()),
       upstream_slots_(UpstreamConn::slot_bytes()),
@@ -76,13 +66,13 @@ Worker::Worker(unsigned index, std::vector<int> listen_fds, std::shared_ptr<cons
   drain_timer_.data = this;
   uv_timer_init(loop(), &trim_timer_);
   trim_timer_.data = this;
-  for (int fd : listen_fds) {
+  for (const ListenSocket& socket : listeners) {
     auto l = std::make_unique<Listener>();
-    l->fd = fd;
+    l->fd = socket.fd;
     l->index = listeners_.size();
-    l->port = bound_port(fd);
+    l->port = socket.port;
     l->worker = this;
-    uv_poll_init(loop(), &l->poll, fd);
+    uv_poll_init(loop(), &l->poll, socket.fd);
     l->poll.data = l.get();
     listeners_.push_back(std::move(l));
   }

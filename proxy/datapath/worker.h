@@ -21,6 +21,7 @@
 #include "proxy/base/slot_pool.h"
 #include "proxy/base/stats.h"
 #include "proxy/net/io_context.h"
+#include "proxy/net/listen_socket.h"
 #include "proxy/net/stream.h"
 #include "proxy/record/exchange_record.h"
 
@@ -32,8 +33,8 @@ struct Exchange;
 
 class Worker final : public IoContext {
  public:
-  // listen_fds: bound, listening, non-blocking sockets; the worker owns and closes them.
-  Worker(unsigned index, std::vector<int> listen_fds, std::shared_ptr<const Runtime> initial,
+  // listeners: bound, listening, non-blocking sockets; the worker owns and closes them.
+  Worker(unsigned index, std::vector<ListenSocket> listeners, std::shared_ptr<const Runtime> initial,
          std::function<void(unsigned)> on_stopped);
   ~Worker();
 

@@ -60,9 +60,14 @@ int open_listen_socket(const config::SocketAddress& addr, bool reuse_port, int b
   sockaddr_storage actual{};
   socklen_t alen = sizeof actual;
   getsockname(fd, reinterpret_cast<sockaddr*>(&actual), &alen);
-  bound_port = ntohs(actual.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&actual)->sin6_port
-                                                  : reinterpret_cast<sockaddr_in*>(&actual)->sin_port);
+  bound_port = sockaddr_port(reinterpret_cast<sockaddr*>(&actual));
   return fd;
+}
+
+uint16_t sockaddr_port(const sockaddr* sa) {
+  if (sa->sa_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in*>(sa)->sin_port);
+  if (sa->sa_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6*>(sa)->sin6_port);
+  return 0;
 }
 
 }  // namespace berth

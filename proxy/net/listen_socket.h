@@ -2,12 +2,25 @@
 // so the kernel spreads connections over the workers' own accept queues.
 #pragma once
 
+#include <sys/socket.h>
+
+#include <cstdint>
 #include <string>
 #include <vector>
 
 #include "config/config.h"
 
 namespace berth {
+
+// A bound, listening, non-blocking socket and the port it is bound to (known when it is opened,
+// so nobody asks the kernel again).
+struct ListenSocket {
+  int fd = -1;
+  uint16_t port = 0;
+};
+
+// The port of an IPv4 or IPv6 socket address, in host order; 0 for any other family.
+uint16_t sockaddr_port(const sockaddr* sa);
 
 // Opens a non-blocking listening socket. With port 0 the kernel picks one; `bound_port` returns
 // the actual port (bind the remaining workers' sockets to that port). On failure returns -1 and

@@ -11,6 +11,8 @@
 
 #include <cstring>
 
+#include "proxy/net/listen_socket.h"
+
 namespace berth {
 namespace {
 
@@ -47,14 +49,13 @@ int TcpTransport::open(int fd, const sockaddr* peer, uint16_t local_port) {
 }
 
 void TcpTransport::set_peer(const sockaddr* sa) {
+  peer_port_ = sockaddr_port(sa);
   if (sa->sa_family == AF_INET) {
     auto* in = reinterpret_cast<const sockaddr_in*>(sa);
-    peer_port_ = ntohs(in->sin_port);
     std::memcpy(peer_bytes_, &in->sin_addr, 4);
     peer_family_ = 4;
   } else if (sa->sa_family == AF_INET6) {
     auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
-    peer_port_ = ntohs(in6->sin6_port);
     std::memcpy(peer_bytes_, &in6->sin6_addr, 16);
     peer_family_ = 6;
   }
@@ -82,10 +83,8 @@ void TcpTransport::fill_info() {
   socklen_t len = sizeof ss;
   if (getpeername(fd(), reinterpret_cast<sockaddr*>(&ss), &len) == 0) set_peer(reinterpret_cast<sockaddr*>(&ss));
   len = sizeof ss;
-  if (getsockname(fd(), reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
-    if (ss.ss_family == AF_INET) local_port_ = ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
-    else if (ss.ss_family == AF_INET6) local_port_ = ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
-  }
+  if (getsockname(fd(), reinterpret_cast<sockaddr*>(&ss), &len) == 0)
+    local_port_ = sockaddr_port(reinterpret_cast<sockaddr*>(&ss));
 }
 
 // A refused connect (loopback may refuse at once) is reported later, as libuv does.
