@@ -39,12 +39,27 @@ void for_each_entry_from_right(std::span<const std::string_view> xff, Fn&& fn) {
   }
 }
 
+// Dotted-quad text of an IPv4 address, NUL-terminated (at most 16 bytes with the NUL). Every
+// proxied request formats its client's address (X-Forwarded-For, hashing, the access log);
+// inet_ntop does it with sprintf, several times slower.
+size_t format_ipv4(const uint8_t* b, char* out) {
+  char* p = out;
+  for (int i = 0; i < 4; ++i) {
+    const unsigned v = b[i];
+    if (v >= 100) *p++ = static_cast<char>('0' + v / 100);
+    if (v >= 10) *p++ = static_cast<char>('0' + v / 10 % 10);
+    *p++ = static_cast<char>('0' + v % 10);
+    *p++ = i < 3 ? '.' : '\0';
+  }
+  return static_cast<size_t>(p - out - 1);
+}
+
 }  // namespace
 
 std::string_view PeerIp::format(char (&buf)[kTextMax]) const {
   buf[0] = '\0';
-  if (family == 4) inet_ntop(AF_INET, bytes, buf, kTextMax);
-  else if (family == 6) inet_ntop(AF_INET6, bytes, buf, kTextMax);
+  if (family == 4) return {buf, format_ipv4(bytes, buf)};
+  if (family == 6) inet_ntop(AF_INET6, bytes, buf, kTextMax);
   return buf;
 }
 
@@ -71,7 +86,7 @@ bool parse_client_ip(std::string_view text, ClientAddress& out) {
   ClientAddress a;
   if (inet_pton(AF_INET, buf, a.addr) == 1) {
     a.family = 4;
-    inet_ntop(AF_INET, a.addr, a.ip, sizeof a.ip);
+    format_ipv4(a.addr, a.ip);
   } else if (inet_pton(AF_INET6, buf, a.addr) == 1) {
     a.family = 6;
     inet_ntop(AF_INET6, a.addr, a.ip, sizeof a.ip);

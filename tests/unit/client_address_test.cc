@@ -1,7 +1,10 @@
 // The client address: the peer, or behind trusted proxies the right-most untrusted
 // X-Forwarded-For entry; and the trusted_proxies config key.
+#include <arpa/inet.h>
 #include <catch2/catch.hpp>
 
+#include <array>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -40,6 +43,34 @@ std::pair<std::string, size_t> resolve(const char* peer, const std::vector<confi
 using Result = std::pair<std::string, size_t>;
 
 }  // namespace
+
+TEST_CASE("client address: a peer's text is what inet_ntop writes", "[client_address]") {
+  // Every octet value in every position, and the longest and shortest forms.
+  std::vector<std::array<uint8_t, 4>> cases = {{0, 0, 0, 0}, {255, 255, 255, 255}, {127, 0, 0, 1},
+                                               {10, 9, 99, 100}, {1, 22, 203, 0}};
+  for (unsigned v = 0; v < 256; ++v) {
+    const auto b = static_cast<uint8_t>(v);
+    cases.push_back({b, static_cast<uint8_t>(255 - v), static_cast<uint8_t>(v * 7), b});
+  }
+  for (const auto& bytes : cases) {
+    ConnectionInfo conn;
+    conn.peer_ip.family = 4;
+    std::memcpy(conn.peer_ip.bytes, bytes.data(), 4);
+    char expected[INET_ADDRSTRLEN];
+    REQUIRE(inet_ntop(AF_INET, bytes.data(), expected, sizeof expected));
+    const ClientAddress a = peer_address(conn);
+    CHECK(a.text() == std::string_view(expected));
+    CHECK(std::string_view(conn.peer_ip.text()) == std::string_view(expected));
+    ClientAddress parsed;
+    REQUIRE(parse_client_ip(expected, parsed));
+    CHECK(parsed.text() == std::string_view(expected));
+  }
+  ConnectionInfo v6;
+  v6.peer_ip.family = 6;
+  v6.peer_ip.bytes[15] = 1;
+  CHECK(peer_address(v6).text() == "::1");
+  CHECK(peer_address(ConnectionInfo{}).text().empty());
+}
 
 TEST_CASE("client address: forwarded entries with and without ports", "[client_address]") {
   ClientAddress a;
