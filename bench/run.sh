@@ -220,9 +220,11 @@ $(nginx_access_log "$1")
 $(nginx_temp_paths "$dir")
     keepalive_timeout 300s;
     keepalive_requests 1000000;
+    # As many idle origin connections as Berth keeps by default (upstream_max_idle_per_endpoint),
+    # so neither proxy closes and reopens origin connections at 256 client connections.
     upstream origin {
         server 127.0.0.1:${PORT[origin@${1#*@}]};
-        keepalive 64;
+        keepalive 1024;
         keepalive_requests 1000000;
         keepalive_timeout 300s;
     }

@@ -114,7 +114,7 @@ http {
     keepalive_requests 1000000;
     upstream origin {
         server 127.0.0.1:${PORT[origin]};
-        keepalive 64;
+        keepalive 1024;  # Berth's default idle pool per origin (upstream_max_idle_per_endpoint)
         keepalive_requests 1000000;
         keepalive_timeout 300s;
     }
