@@ -36,18 +36,17 @@ bool Server::open_listeners(std::vector<std::vector<ListenSocket>>& per_worker) 
   for (const auto& l : config_.listeners) {
     config::SocketAddress addr = l.address;
     for (unsigned w = 0; w < worker_count_; ++w) {
-      uint16_t port = 0;
       std::string error;
-      int fd = open_listen_socket(addr, true, 4096, port, error);
-      if (fd < 0) {
+      const ListenSocket socket = open_listen_socket(addr, true, 4096, error);
+      if (socket.fd < 0) {
         log::error("listen_failed").kv("listener", addr.to_string()).kv("error", error);
         for (auto& sockets : per_worker)
           for (const ListenSocket& s : sockets) ::close(s.fd);
         return false;
       }
       // Port 0: the first socket picks the port; the other workers join the same port.
-      addr.port = port;
-      per_worker[w].push_back({fd, port});
+      addr.port = socket.port;
+      per_worker[w].push_back(socket);
     }
     log::info("listening").kv("listener", addr.to_string()).kv("workers", worker_count_);
   }

@@ -69,6 +69,12 @@ PeerIp::Text PeerIp::text() const {
   return t;
 }
 
+void format_client_ip(ClientAddress& a) {
+  a.ip[0] = '\0';
+  if (a.family == 4) format_ipv4(a.addr, a.ip);
+  if (a.family == 6) inet_ntop(AF_INET6, a.addr, a.ip, sizeof a.ip);
+}
+
 ClientAddress peer_address(const ConnectionInfo& conn) {
   ClientAddress a;
   conn.peer_ip.format(a.ip);
@@ -84,15 +90,13 @@ bool parse_client_ip(std::string_view text, ClientAddress& out) {
   text.copy(buf, text.size());
   buf[text.size()] = '\0';
   ClientAddress a;
-  if (inet_pton(AF_INET, buf, a.addr) == 1) {
+  if (inet_pton(AF_INET, buf, a.addr) == 1)
     a.family = 4;
-    format_ipv4(a.addr, a.ip);
-  } else if (inet_pton(AF_INET6, buf, a.addr) == 1) {
+  else if (inet_pton(AF_INET6, buf, a.addr) == 1)
     a.family = 6;
-    inet_ntop(AF_INET6, a.addr, a.ip, sizeof a.ip);
-  } else {
+  else
     return false;
-  }
+  format_client_ip(a);
   out = a;
   return true;
 }

@@ -26,6 +26,9 @@ struct ClientAddress {
 // The connection's peer (what the transport reported) as a client address.
 ClientAddress peer_address(const ConnectionInfo& conn);
 
+// Fills `a.ip` from `a.addr` and `a.family` (empty for an unknown family).
+void format_client_ip(ClientAddress& a);
+
 // Sets `out` from a numeric address (IPv4 or IPv6, no port, no brackets). False if it is not one.
 bool parse_client_ip(std::string_view text, ClientAddress& out);
 

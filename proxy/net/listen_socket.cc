@@ -11,8 +11,8 @@
 
 namespace berth {
 
-int open_listen_socket(const config::SocketAddress& addr, bool reuse_port, int backlog,
-                       uint16_t& bound_port, std::string& error) {
+ListenSocket open_listen_socket(const config::SocketAddress& addr, bool reuse_port, int backlog,
+                                std::string& error) {
   sockaddr_storage ss{};
   socklen_t len = 0;
   if (addr.ipv6) {
@@ -21,7 +21,7 @@ int open_listen_socket(const config::SocketAddress& addr, bool reuse_port, int b
     sa->sin6_port = htons(addr.port);
     if (inet_pton(AF_INET6, addr.host.c_str(), &sa->sin6_addr) != 1) {
       error = "invalid IPv6 address " + addr.host;
-      return -1;
+      return {};
     }
     len = sizeof *sa;
   } else {
@@ -30,38 +30,37 @@ int open_listen_socket(const config::SocketAddress& addr, bool reuse_port, int b
     sa->sin_port = htons(addr.port);
     if (inet_pton(AF_INET, addr.host.c_str(), &sa->sin_addr) != 1) {
       error = "invalid IPv4 address " + addr.host;
-      return -1;
+      return {};
     }
     len = sizeof *sa;
   }
   int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     error = std::string("socket: ") + std::strerror(errno);
-    return -1;
+    return {};
   }
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
     error = std::string("SO_REUSEPORT: ") + std::strerror(errno);
     ::close(fd);
-    return -1;
+    return {};
   }
   if (addr.ipv6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
   if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
     error = "bind " + addr.to_string() + ": " + std::strerror(errno);
     ::close(fd);
-    return -1;
+    return {};
   }
   if (::listen(fd, backlog) != 0) {
     error = std::string("listen: ") + std::strerror(errno);
     ::close(fd);
-    return -1;
+    return {};
   }
   sockaddr_storage actual{};
   socklen_t alen = sizeof actual;
   getsockname(fd, reinterpret_cast<sockaddr*>(&actual), &alen);
-  bound_port = sockaddr_port(reinterpret_cast<sockaddr*>(&actual));
-  return fd;
+  return {fd, sockaddr_port(reinterpret_cast<sockaddr*>(&actual))};
 }
 
 uint16_t sockaddr_port(const sockaddr* sa) {

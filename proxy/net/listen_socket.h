@@ -22,10 +22,10 @@ struct ListenSocket {
 // The port of an IPv4 or IPv6 socket address, in host order; 0 for any other family.
 uint16_t sockaddr_port(const sockaddr* sa);
 
-// Opens a non-blocking listening socket. With port 0 the kernel picks one; `bound_port` returns
-// the actual port (bind the remaining workers' sockets to that port). On failure returns -1 and
-// sets `error`.
-int open_listen_socket(const config::SocketAddress& addr, bool reuse_port, int backlog,
-                       uint16_t& bound_port, std::string& error);
+// Opens a non-blocking listening socket. With port 0 the kernel picks one, and the result holds
+// the actual port (bind the remaining workers' sockets to that port). On failure the result's fd
+// is -1 and `error` says why.
+ListenSocket open_listen_socket(const config::SocketAddress& addr, bool reuse_port, int backlog,
+                                std::string& error);
 
 }  // namespace berth

@@ -1,7 +1,5 @@
 #include "proxy/net/proxy_protocol.h"
 
-#include <arpa/inet.h>
-
 #include <algorithm>
 #include <charconv>
 #include <cstring>
@@ -127,13 +125,12 @@ ProxyHeaderParser::Status ProxyHeaderParser::finish_v2_addresses() {
     std::memcpy(src.addr, fixed_ + 16, 4);
     src.family = 4;
     src.port = static_cast<uint16_t>((fixed_[24] << 8) | fixed_[25]);
-    inet_ntop(AF_INET, src.addr, src.ip, sizeof src.ip);
   } else {
     std::memcpy(src.addr, fixed_ + 16, 16);
     src.family = 6;
     src.port = static_cast<uint16_t>((fixed_[48] << 8) | fixed_[49]);
-    inet_ntop(AF_INET6, src.addr, src.ip, sizeof src.ip);
   }
+  format_client_ip(src);
   source_ = src;
   has_source_ = true;
   return status_;
