@@ -175,20 +175,12 @@ log "Berth is up on 127.0.0.1:${PORT[berth]}: $checks"
 CLK_TCK=$(getconf CLK_TCK)
 # The nginx reference: the same two servers, the policy one with nginx's nearest equivalents.
 mkdir -p "$WORK/nginx"
-cat >"$WORK/nginx/nginx.conf" <<EOF
-user root;
-worker_processes 1;
-daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 20000; }
+{
+  nginx_common "$WORK/nginx"
+  cat <<EOF
 http {
     access_log off;
-    client_body_temp_path $WORK/nginx/client_body;
-    proxy_temp_path $WORK/nginx/proxy;
-    fastcgi_temp_path $WORK/nginx/fastcgi;
-    uwsgi_temp_path $WORK/nginx/uwsgi;
-    scgi_temp_path $WORK/nginx/scgi;
+$(nginx_temp_paths "$WORK/nginx")
     keepalive_timeout 300s;
     keepalive_requests 1000000;
     limit_req_zone \$binary_remote_addr zone=bench:1m rate=1000000r/s;
@@ -227,6 +219,7 @@ http {
     }
 }
 EOF
+} >"$WORK/nginx/nginx.conf"
 if [[ " ${SERVERS[*]} " == *" nginx "* ]]; then
   start_bg nginx "$PROXY_CORE" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log"
   deadline=$((SECONDS + 20))

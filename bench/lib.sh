@@ -1,11 +1,11 @@
 # shellcheck shell=bash disable=SC2034  # the globals it sets are for the scripts that source it
-# Bookkeeping shared by the benchmark scripts (bench/run.sh, bench/tls.sh, bench/access.sh):
-# sourced, not run. Each script sets BENCH_LOG_TAG (the prefix of its log lines) before sourcing
+# Bookkeeping and proxy configurations shared by the benchmark scripts (bench/run.sh,
+# bench/tls.sh, bench/access.sh, bench/per_request.sh): sourced, not run. Each script sets BENCH_LOG_TAG (the prefix of its log lines) before sourcing
 # it, then calls bench_args and bench_workdir.
 #
 # Globals it defines or uses: QUICK, DURATION, REPS (bench_args); WORK, ALL_PIDS, PID_OF
 # (bench_workdir, start_bg); PB (pick_port_base); QUIET_WAIT, QUIET_BUDGET, QUIET_SPENT, NOTES
-# (wait_quiet).
+# (wait_quiet); NGINX_NOFILE (nginx_common).
 
 log() { printf '[%s %(%H:%M:%S)T] %s\n' "$BENCH_LOG_TAG" -1 "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -242,4 +242,129 @@ median() {
     if (NR == 0) print empty
     else if (NR % 2 || even == "low") print v[int((NR + 1) / 2)]
     else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# ---------------------------------------------------------------- proxy configurations
+# Each bench compares Berth, nginx and HAProxy set up alike: one worker/thread, keep-alive to
+# the client and to one origin without a practical request limit, and up to 1024 idle origin
+# connections per proxy (Berth's default upstream_max_idle_per_endpoint; HAProxy keeps all of
+# them), so no proxy closes and reopens origin connections at 256 client connections. The
+# scripts differ only in what they add (TLS, logs, health checks), passed in as text.
+
+# The file descriptors nginx may open (worker_rlimit_nofile); bench/run.sh raises it for its
+# idle-connection test.
+NGINX_NOFILE=${NGINX_NOFILE:-65536}
+
+nginx_common() {  # dir : the top of an nginx.conf (one worker, its pid and error log in dir)
+  cat <<EOF
+user root;
+worker_processes 1;
+daemon off;
+master_process on;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+worker_rlimit_nofile $NGINX_NOFILE;
+events {
+    worker_connections 20000;
+}
+EOF
+}
+
+nginx_temp_paths() {  # dir : nginx's temp directories inside dir (its defaults may not be writable)
+  cat <<EOF
+    client_body_temp_path $1/client_body;
+    proxy_temp_path $1/proxy;
+    fastcgi_temp_path $1/fastcgi;
+    uwsgi_temp_path $1/uwsgi;
+    scgi_temp_path $1/scgi;
+EOF
+}
+
+# write_nginx_proxy dir listen origin_port [http-lines] [server-lines] : dir/nginx.conf for
+# nginx proxying everything to 127.0.0.1:origin_port. listen: the listen directive's address
+# and flags ("127.0.0.1:18001", or "127.0.0.1:18001 ssl"); http-lines go into http {}
+# [access_log off;], server-lines into server {} (certificates).
+write_nginx_proxy() {
+  local dir=$1 listen=$2 origin_port=$3 http_lines=${4:-"    access_log off;"} server_lines=${5:-}
+  mkdir -p "$dir"
+  {
+    nginx_common "$dir"
+    cat <<EOF
+http {
+$http_lines
+$(nginx_temp_paths "$dir")
+    keepalive_timeout 300s;
+    keepalive_requests 1000000;
+    upstream origin {
+        server 127.0.0.1:$origin_port;
+        keepalive 1024;
+        keepalive_requests 1000000;
+        keepalive_timeout 300s;
+    }
+    server {
+        listen $listen backlog=4096;
+${server_lines:+$server_lines
+}        location / {
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            # Room for a whole 64 KiB response in memory (the default 8 x 4k would spill
+            # to proxy_temp_path whenever the client is slower than the origin).
+            proxy_buffer_size 16k;
+            proxy_buffers 8 16k;
+        }
+    }
+}
+EOF
+  } >"$dir/nginx.conf"
+}
+
+# write_haproxy_proxy file port origin_port [global-lines] [bind-options] : an HAProxy
+# configuration proxying 127.0.0.1:port to 127.0.0.1:origin_port. global-lines go into global
+# (TLS defaults), bind-options after the bind address ("ssl crt FILE ...").
+write_haproxy_proxy() {
+  local file=$1 port=$2 origin_port=$3 global_lines=${4:-} bind_options=${5:-}
+  cat >"$file" <<EOF
+global
+    nbthread 1
+    maxconn 20000
+    # HAProxy wants 2 fds per maxconn; where 'ulimit -n' cannot go that high (bench/run.sh's
+    # idle-memory test needs ~10k client fds), run anyway.
+    no strict-limits
+${global_lines:+$global_lines
+}
+defaults
+    mode http
+    maxconn 20000
+    timeout connect 5s
+    timeout client 300s
+    timeout server 300s
+    timeout http-request 10s
+    timeout http-keep-alive 300s
+    option http-keep-alive
+    http-reuse always
+
+frontend fe
+    bind 127.0.0.1:$port${bind_options:+ $bind_options}
+    default_backend be
+
+backend be
+    server origin 127.0.0.1:$origin_port
+EOF
+}
+
+# write_berth_proxy file listeners admin_port origin_port [service-keys] [top-level-lines] : a
+# Berth configuration routing everything to 127.0.0.1:origin_port. listeners: the value of
+# `listeners:` in flow style; service-keys are appended to the origin service's keys (", health:
+# {...}"); top-level-lines are added at the end (access_log: ...).
+write_berth_proxy() {
+  cat >"$1" <<EOF
+listeners: $2
+workers: 1
+admin: {address: "127.0.0.1:$3"}
+routes: [{service: origin}]
+services: {origin: {endpoints: ["127.0.0.1:$4"]${5:-}}}
+limits: {max_connections_per_worker: 20000}
+${6:-}
+EOF
 }

@@ -37,67 +37,10 @@ pick_port_base 8 18680 18780 18880
 bench_workdir berth-per-request
 declare -A PORT=([origin]=$PB [berth]=$((PB + 1)) [nginx]=$((PB + 2)) [haproxy]=$((PB + 3)))
 
-cat >"$WORK/berth.yaml" <<EOF
-listeners: ["127.0.0.1:${PORT[berth]}"]
-workers: 1
-admin: {address: "127.0.0.1:$((PB + 4))"}
-routes: [{service: origin}]
-services: {origin: {endpoints: ["127.0.0.1:${PORT[origin]}"]}}
-limits: {max_connections_per_worker: 20000}
-EOF
-mkdir -p "$WORK/nginx"
-cat >"$WORK/nginx/nginx.conf" <<EOF
-user root;
-worker_processes 1;
-daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 20000; }
-http {
-    access_log off;
-    client_body_temp_path $WORK/nginx/client_body;
-    proxy_temp_path $WORK/nginx/proxy;
-    fastcgi_temp_path $WORK/nginx/fastcgi;
-    uwsgi_temp_path $WORK/nginx/uwsgi;
-    scgi_temp_path $WORK/nginx/scgi;
-    keepalive_timeout 300s;
-    keepalive_requests 1000000;
-    upstream origin {
-        server 127.0.0.1:${PORT[origin]};
-        keepalive 1024;
-        keepalive_requests 1000000;
-        keepalive_timeout 300s;
-    }
-    server {
-        listen 127.0.0.1:${PORT[nginx]} backlog=4096;
-        location / {
-            proxy_pass http://origin;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-    }
-}
-EOF
-cat >"$WORK/haproxy.cfg" <<EOF
-global
-    nbthread 1
-    maxconn 20000
-    no strict-limits
-defaults
-    mode http
-    maxconn 20000
-    timeout connect 5s
-    timeout client 300s
-    timeout server 300s
-    timeout http-keep-alive 300s
-    option http-keep-alive
-    http-reuse always
-frontend fe
-    bind 127.0.0.1:${PORT[haproxy]}
-    default_backend be
-backend be
-    server origin 127.0.0.1:${PORT[origin]}
-EOF
+# The configurations bench/run.sh gives its plain contestants (bench/lib.sh writes them).
+write_berth_proxy "$WORK/berth.yaml" "[\"127.0.0.1:${PORT[berth]}\"]" $((PB + 4)) "${PORT[origin]}"
+write_nginx_proxy "$WORK/nginx" "127.0.0.1:${PORT[nginx]}" "${PORT[origin]}"
+write_haproxy_proxy "$WORK/haproxy.cfg" "${PORT[haproxy]}" "${PORT[origin]}"
 
 start_bg origin "$LOAD_CORE" "$ORIGIN_BIN" --host 127.0.0.1 --port "${PORT[origin]}"
 start_bg berth "$PROXY_CORE" "$BERTH_BIN" --config "$WORK/berth.yaml"

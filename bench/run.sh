@@ -121,29 +121,6 @@ fi
 # ---------------------------------------------------------------- configs
 NGINX_NOFILE=$NOFILE
 ((NGINX_NOFILE > 200000)) && NGINX_NOFILE=200000
-nginx_common() {  # dir : the part of an nginx.conf that both nginx roles share
-  cat <<EOF
-user root;
-worker_processes 1;
-daemon off;
-master_process on;
-pid $1/nginx.pid;
-error_log $1/error.log warn;
-worker_rlimit_nofile $NGINX_NOFILE;
-events {
-    worker_connections 20000;
-}
-EOF
-}
-nginx_temp_paths() {  # dir
-  cat <<EOF
-    client_body_temp_path $1/client_body;
-    proxy_temp_path $1/proxy;
-    fastcgi_temp_path $1/fastcgi;
-    uwsgi_temp_path $1/uwsgi;
-    scgi_temp_path $1/scgi;
-EOF
-}
 
 # The nginx origin: static files from the run's temp dir, /small (5 bytes) and /64k (65536
 # bytes), keep-alive without a practical request limit, no access log. One worker, started on
@@ -181,15 +158,7 @@ EOF
 # Berth+obs: the Berth configuration plus the JSON access log to a file in the work directory
 # (and /metrics scraped every second while it runs, see start_scraper).
 write_berth_config() {  # instance extra-service-keys [extra top-level yaml]
-  cat >"$WORK/$1.yaml" <<EOF
-listeners: ["127.0.0.1:${PORT[$1]}"]
-workers: 1
-admin: {address: "127.0.0.1:${ADMIN_PORT[$1]}"}
-routes: [{service: origin}]
-services: {origin: {endpoints: ["127.0.0.1:${PORT[origin@${1#*@}]}"]$2}}
-limits: {max_connections_per_worker: 20000}
-${3:-}
-EOF
+  write_berth_proxy "$WORK/$1.yaml" "[\"127.0.0.1:${PORT[$1]}\"]" "${ADMIN_PORT[$1]}" "${PORT[origin@${1#*@}]}" "$2" "${3:-}"
 }
 
 # nginx+log: nginx with a JSON access log to a file carrying the fields Berth's JSON log has
@@ -210,69 +179,11 @@ EOF
 }
 
 write_nginx_proxy_config() {  # instance
-  local dir=$WORK/$1
-  mkdir -p "$dir"
-  {
-    nginx_common "$dir"
-    cat <<EOF
-http {
-$(nginx_access_log "$1")
-$(nginx_temp_paths "$dir")
-    keepalive_timeout 300s;
-    keepalive_requests 1000000;
-    # As many idle origin connections as Berth keeps by default (upstream_max_idle_per_endpoint),
-    # so neither proxy closes and reopens origin connections at 256 client connections.
-    upstream origin {
-        server 127.0.0.1:${PORT[origin@${1#*@}]};
-        keepalive 1024;
-        keepalive_requests 1000000;
-        keepalive_timeout 300s;
-    }
-    server {
-        listen 127.0.0.1:${PORT[$1]} backlog=4096;
-        location / {
-            proxy_pass http://origin;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            # Room for a whole 64 KiB response in memory (the default 8 x 4k would spill
-            # to proxy_temp_path whenever the client is slower than the origin).
-            proxy_buffer_size 16k;
-            proxy_buffers 8 16k;
-        }
-    }
-}
-EOF
-  } >"$dir/nginx.conf"
+  write_nginx_proxy "$WORK/$1" "127.0.0.1:${PORT[$1]}" "${PORT[origin@${1#*@}]}" "$(nginx_access_log "$1")"
 }
 
 write_haproxy_config() {  # instance
-  cat >"$WORK/$1.cfg" <<EOF
-global
-    nbthread 1
-    maxconn 20000
-    # HAProxy wants 2 fds per maxconn; where 'ulimit -n' cannot go that high, run anyway
-    # (the idle-memory test needs ~10k client fds plus a few to the origin).
-    no strict-limits
-
-defaults
-    mode http
-    maxconn 20000
-    timeout connect 5s
-    timeout client 300s
-    timeout server 300s
-    timeout http-request 10s
-    timeout http-keep-alive 300s
-    option http-keep-alive
-    http-reuse always
-
-frontend fe
-    bind 127.0.0.1:${PORT[$1]}
-    default_backend be
-
-backend be
-    http-reuse always
-    server origin 127.0.0.1:${PORT[origin@${1#*@}]}
-EOF
+  write_haproxy_proxy "$WORK/$1.cfg" "${PORT[$1]}" "${PORT[origin@${1#*@}]}"
 }
 
 nginx_check() {  # dir

@@ -75,100 +75,33 @@ cat "$WORK/site.crt" "$WORK/site.key" >"$WORK/site.pem"  # HAProxy wants both in
 SUITES=TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256
 full() { [[ "$1" == *_full ]]; }
 write_berth() {  # instance
-  cat >"$WORK/$1.yaml" <<EOF
-listeners:
-  - address: "127.0.0.1:${PORT[$1]}"
-    tls:
-      certificates: [{cert: "$WORK/site.crt", key: "$WORK/site.key"}]
-      session_tickets: $(full "$1" && echo false || echo true)
-workers: 1
-admin: {address: "127.0.0.1:${ADMIN_PORT[$1]}"}
-routes: [{service: origin}]
-services: {origin: {endpoints: ["127.0.0.1:${PORT[origin]}"]}}
-limits: {max_connections_per_worker: 20000}
-EOF
+  local tickets=true
+  full "$1" && tickets=false
+  write_berth_proxy "$WORK/$1.yaml" "[{address: \"127.0.0.1:${PORT[$1]}\", tls: {certificates: [{cert: \"$WORK/site.crt\", key: \"$WORK/site.key\"}], session_tickets: $tickets}}]" \
+    "${ADMIN_PORT[$1]}" "${PORT[origin]}"
 }
 
 write_nginx() {  # instance
-  local d=$WORK/$1 resumption=""
+  local resumption=""
   # Without resumption: no tickets and no session cache.
-  full "$1" && resumption="ssl_session_tickets off; ssl_session_cache off;"
-  mkdir -p "$d"
-  cat >"$d/nginx.conf" <<EOF
-user root;
-worker_processes 1;
-daemon off;
-master_process on;
-pid $d/nginx.pid;
-error_log $d/error.log warn;
-worker_rlimit_nofile 65536;
-events { worker_connections 20000; }
-http {
-    access_log off;
-    client_body_temp_path $d/client_body;
-    proxy_temp_path $d/proxy;
-    fastcgi_temp_path $d/fastcgi;
-    uwsgi_temp_path $d/uwsgi;
-    scgi_temp_path $d/scgi;
-    keepalive_timeout 300s;
-    keepalive_requests 1000000;
-    upstream origin {
-        server 127.0.0.1:${PORT[origin]};
-        keepalive 1024;  # Berth's default idle pool per origin (upstream_max_idle_per_endpoint)
-        keepalive_requests 1000000;
-        keepalive_timeout 300s;
-    }
-    server {
-        listen 127.0.0.1:${PORT[$1]} ssl backlog=4096;
+  full "$1" && resumption="        ssl_session_tickets off; ssl_session_cache off;"
+  # The TLS 1.3 suite Berth prefers, preferred here too: the same cipher for all.
+  write_nginx_proxy "$WORK/$1" "127.0.0.1:${PORT[$1]} ssl" "${PORT[origin]}" "" "\
         ssl_certificate $WORK/site.crt;
         ssl_certificate_key $WORK/site.key;
         ssl_protocols TLSv1.2 TLSv1.3;
-        # The TLS 1.3 suite Berth prefers, preferred here too: the same cipher for all.
         ssl_prefer_server_ciphers on;
         ssl_conf_command Ciphersuites $SUITES;
-        $resumption
-        location / {
-            proxy_pass http://origin;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_buffer_size 16k;
-            proxy_buffers 8 16k;
-        }
-    }
-}
-EOF
+$resumption"
 }
 
 write_haproxy() {  # instance
   local cache="" tickets=""
-  if full "$1"; then cache="tune.ssl.cachesize 0"; tickets="no-tls-tickets"; fi
-  cat >"$WORK/$1.cfg" <<EOF
-global
-    nbthread 1
-    maxconn 20000
-    no strict-limits
+  if full "$1"; then cache="    tune.ssl.cachesize 0"; tickets=" no-tls-tickets"; fi
+  write_haproxy_proxy "$WORK/$1.cfg" "${PORT[$1]}" "${PORT[origin]}" "\
     ssl-default-bind-options ssl-min-ver TLSv1.2
     ssl-default-bind-ciphersuites $SUITES
-    $cache
-
-defaults
-    mode http
-    maxconn 20000
-    timeout connect 5s
-    timeout client 300s
-    timeout server 300s
-    timeout http-request 10s
-    timeout http-keep-alive 300s
-    option http-keep-alive
-    http-reuse always
-
-frontend fe
-    bind 127.0.0.1:${PORT[$1]} ssl crt $WORK/site.pem alpn http/1.1 $tickets
-    default_backend be
-
-backend be
-    server origin 127.0.0.1:${PORT[origin]}
-EOF
+$cache" "ssl crt $WORK/site.pem alpn http/1.1$tickets"
 }
 
 # ---------------------------------------------------------------- start
