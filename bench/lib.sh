@@ -154,6 +154,17 @@ proc_ticks() {  # pids... -> CPU ticks (utime + stime) used so far by them and t
   echo "$total"
 }
 
+core_ticks() {  # core -> "busy total": that CPU's busy ticks and all its ticks so far (/proc/stat)
+  awk -v c="cpu$1" '$1 == c { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat
+}
+
+busy_percent() {  # "busy total" before, "busy total" after (core_ticks) -> percent busy in between
+  local b0 a0 b1 a1
+  read -r b0 a0 <<<"$1"
+  read -r b1 a1 <<<"$2"
+  awk -v b=$((b1 - b0)) -v a=$((a1 - a0)) 'BEGIN { printf "%.0f", (a > 0 ? 100 * b / a : -1) }'
+}
+
 # ---------------------------------------------------------------- the build
 build_release() {  # build_dir : install the benchmark's packages, build Release into build_dir
   log "installing dependencies (scripts/install-deps.sh --bench)"

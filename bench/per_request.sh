@@ -8,8 +8,8 @@
 # Same placement as bench/run.sh: each proxy one worker/thread on core 0; wrk (-t 1) and the
 # origin on core 1; all on 127.0.0.1; every proxy keeps up to 1024 idle origin connections.
 # Segments and pure ACKs are system-wide counters (nstat: TcpOutSegs, TcpExtTCPPureAcks), so
-# the machine should be otherwise idle. Syscalls need perf (linux-perf); without it that
-# column says "-".
+# the machine should be otherwise idle. Syscalls are counted in a second run of each, under
+# perf (linux-perf; without it that column says "-"), so tracing does not slow the first.
 #
 # Usage: bash bench/per_request.sh [--quick]   (builds nothing: run bench/run.sh once first,
 # or point BENCH_BUILD_DIR at a Release build with berth and berth-bench-origin)
@@ -67,34 +67,48 @@ stime_utime() {  # pids... -> "utime stime" ticks, summed with descendants
 
 RESULTS=$WORK/results.tsv
 : >"$RESULTS"
+wrk_small() {  # name conns : one wrk run of DURATION s on GET /small into $WORK/wrk.out; prints the requests done
+  local reqs
+  timeout -k 5 $((DURATION + 30)) taskset -c "$LOAD_CORE" wrk -t 1 -c "$2" -d "${DURATION}s" \
+    "http://127.0.0.1:${PORT[$1]}/small" >"$WORK/wrk.out" 2>&1 || true
+  read -r _ _ _ reqs _ _ < <(parse_wrk "$WORK/wrk.out")
+  ((reqs > 0)) || die "$1 c=$2: wrk completed no request: $(head -c 300 "$WORK/wrk.out")"
+  echo "$reqs"
+}
+
+# Two wrk runs per proxy, connection count and round: the first measures CPU, segments and
+# req/s with nothing attached; the second counts syscalls under perf. They are kept apart
+# because an enabled syscall tracepoint makes every syscall slower, which would charge a proxy
+# that makes more syscalls (nginx) more CPU per request than it spends untraced.
 one_run() {  # name conns round
-  local name=$1 c=$2 pid=${PID_OF[$1]} u0 s0 u1 s1 pids perf_pid="" sys=-
+  local name=$1 c=$2 pid=${PID_OF[$1]} u0 s0 u1 s1 l0 l1 pids perf_pid sys=- rps reqs segs acks
   read -r u0 s0 < <(stime_utime "$pid")
+  l0=$(core_ticks "$LOAD_CORE")
   nstat -n >/dev/null
+  reqs=$(wrk_small "$name" "$c")
+  nstat >"$WORK/nstat.out" 2>/dev/null || true
+  l1=$(core_ticks "$LOAD_CORE")
+  read -r u1 s1 < <(stime_utime "$pid")
+  read -r rps _ < <(parse_wrk "$WORK/wrk.out")
+  segs=$(awk '$1 == "TcpOutSegs" { print $2 }' "$WORK/nstat.out")
+  acks=$(awk '$1 == "TcpExtTCPPureAcks" { print $2 }' "$WORK/nstat.out")
   if ((HAVE_PERF)); then
+    # perf counts from just before wrk starts to just after it ends; an idle proxy makes next
+    # to no syscalls, so the count is the run's.
     pids=$(descendants "$pid" | paste -sd, -)
     perf stat -x, -o "$WORK/perf.out" -e raw_syscalls:sys_enter -p "$pids" -- sleep $((DURATION + 1)) 2>/dev/null &
     perf_pid=$!
     sleep 0.3
+    local traced
+    traced=$(wrk_small "$name" "$c")
+    wait "$perf_pid" || true
+    sys=$(awk -F, -v r="$traced" '/raw_syscalls/ { printf "%.2f", $1 / r }' "$WORK/perf.out")
   fi
-  timeout -k 5 $((DURATION + 30)) taskset -c "$LOAD_CORE" wrk -t 1 -c "$c" -d "${DURATION}s" \
-    "http://127.0.0.1:${PORT[$name]}/small" >"$WORK/wrk.out" 2>&1 || true
-  nstat >"$WORK/nstat.out" 2>/dev/null || true
-  read -r u1 s1 < <(stime_utime "$pid")
-  [[ -n "$perf_pid" ]] && { wait "$perf_pid" || true; }
-  local rps reqs segs acks
-  read -r rps _ _ reqs _ _ < <(parse_wrk "$WORK/wrk.out")
-  ((reqs > 0)) || die "$name c=$c: wrk completed no request: $(head -c 300 "$WORK/wrk.out")"
-  segs=$(awk '$1 == "TcpOutSegs" { print $2 }' "$WORK/nstat.out")
-  acks=$(awk '$1 == "TcpExtTCPPureAcks" { print $2 }' "$WORK/nstat.out")
-  # perf counts from just before wrk starts to just after it ends; an idle proxy makes next to
-  # no syscalls, so the count is the run's.
-  [[ -n "$perf_pid" ]] && sys=$(awk -F, -v r="$reqs" '/raw_syscalls/ { printf "%.2f", $1 / r }' "$WORK/perf.out")
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$c" "$3" "$rps" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$c" "$3" "$rps" \
     "$(awk -v t=$((u1 - u0 + s1 - s0)) -v r="$reqs" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t * 1e6 / hz / r }')" \
     "$(awk -v s=$((s1 - s0)) -v t=$((u1 - u0 + s1 - s0)) 'BEGIN { printf "%.0f", t ? 100 * s / t : 0 }')" \
     "$(awk -v n="${segs:-0}" -v r="$reqs" 'BEGIN { printf "%.3f", n / r }')|$(awk -v n="${acks:-0}" -v r="$reqs" 'BEGIN { printf "%.3f", n / r }')" \
-    "$sys" >>"$RESULTS"
+    "$sys" "$(busy_percent "$l0" "$l1")" >>"$RESULTS"
   log "$name c=$c round $3: $(tail -n 1 "$RESULTS" | cut -f4- | tr '\t' ' ')"
 }
 
@@ -118,17 +132,19 @@ med() { awk -F'\t' -v n="$1" -v c="$2" -v col="$3" '$1 == n && $2 == c { split($
   echo "  worker/thread on core 0, keep-alive both sides, $DURATION s per run, $REPS round(s), medians."
   echo "  CPU = the proxy's utime + stime from /proc; kernel share = stime / (utime + stime);"
   echo "  segments and pure ACKs = nstat TcpOutSegs / TcpExtTCPPureAcks over the whole machine"
-  echo "  (client, proxy and origin), per request; syscalls = perf raw_syscalls:sys_enter of the proxy."
+  echo "  (client, proxy and origin), per request; syscalls = perf raw_syscalls:sys_enter of the proxy,"
+  echo "  counted in a second run under perf. Load core busy = how busy core 1 (wrk and the origin) was:"
+  echo "  near 100%, the client side, not the proxy, set the pace and req/s says little about the proxy."
   echo
-  echo "| conns | proxy | req/s | CPU/req | kernel share | segments/req | pure ACKs/req | syscalls/req |"
-  echo "|---:|---|---:|---:|---:|---:|---:|---:|"
+  echo "| conns | proxy | req/s | CPU/req | kernel share | segments/req | pure ACKs/req | syscalls/req | load core busy |"
+  echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|"
   for c in 64 256; do
     for name in berth nginx haproxy; do
-      echo "| $c | $name | $(printf '%.0f' "$(med "$name" "$c" 4)") | $(med "$name" "$c" 5) µs | $(med "$name" "$c" 6)% | $(med "$name" "$c" 7 1) | $(med "$name" "$c" 7 2) | $(med "$name" "$c" 8) |"
+      echo "| $c | $name | $(printf '%.0f' "$(med "$name" "$c" 4)") | $(med "$name" "$c" 5) µs | $(med "$name" "$c" 6)% | $(med "$name" "$c" 7 1) | $(med "$name" "$c" 7 2) | $(med "$name" "$c" 8) | $(med "$name" "$c" 9)% |"
     done
   done
   echo
-  echo "Raw rows (name, conns, round, req/s, CPU µs/req, kernel %, segments|pure ACKs per request, syscalls/req):"
+  echo "Raw rows (name, conns, round, req/s, CPU µs/req, kernel %, segments|pure ACKs per request, syscalls/req, load core busy %):"
   echo
   echo '```'
   cat "$RESULTS"

@@ -152,6 +152,7 @@ done
 # ---------------------------------------------------------------- runs
 RESULTS=$WORK/results.tsv
 : >"$RESULTS"
+CLK_TCK=$(getconf CLK_TCK)
 RAW=bench/results/tls-latest-raw.txt
 mkdir -p bench/results
 : >"$RAW"
@@ -162,13 +163,22 @@ run_one() {  # contestant workload round
     handshake|resumed) extra=(-H "Connection: close") ;;
     64k) path=/64k ;;
   esac
+  local t0 t1 l0 l1
+  t0=$(proc_ticks "${PID_OF[$inst]}")
+  l0=$(core_ticks "$LOAD_CORE")
   timeout -k 5 $((DURATION + 30)) taskset -c "$LOAD_CORE" wrk -t 1 -c "$CONNS" -d "${DURATION}s" --latency \
     "${extra[@]}" "https://127.0.0.1:${PORT[$inst]}$path" >"$f" 2>&1 || true
+  t1=$(proc_ticks "${PID_OF[$inst]}")
+  l1=$(core_ticks "$LOAD_CORE")
   { echo "===== $name workload=$w round=$rep"; cat "$f"; } >>"$RAW"
   read -r rps _ p99 reqs non2xx serr < <(parse_wrk "$f")
   bad=$((non2xx + serr))
-  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$w" "$rep" "$rps" "$p99" "$bad" >>"$RESULTS"
-  log "$name $w round $rep: $rps req/s, p99 ${p99} us, $reqs requests, $bad errors"
+  # The proxy's CPU per request (µs), and how busy the load core (wrk and the origin) was (%):
+  # near 100% means the client, not the proxy, set the pace.
+  cpu=$(awk -v t=$((t1 - t0)) -v r="$reqs" -v hz="$CLK_TCK" 'BEGIN { printf "%.1f", (r > 0 ? t * 1e6 / hz / r : -1) }')
+  load=$(busy_percent "$l0" "$l1")
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$w" "$rep" "$rps" "$p99" "$bad" "$cpu" "$load" >>"$RESULTS"
+  log "$name $w round $rep: $rps req/s, p99 ${p99} us, $reqs requests, $bad errors, CPU $cpu us/request, load core ${load}% busy"
   kill -0 "${PID_OF[$inst]}" 2>/dev/null || die "$inst died during $w round $rep"
   sleep 0.5
 }
@@ -184,7 +194,7 @@ done
 
 # ---------------------------------------------------------------- report
 REPORT=bench/results/tls-latest.md
-value() {  # name workload column(4 req/s, 5 p99)
+value() {  # name workload column(4 req/s, 5 p99, 7 CPU µs/request, 8 load core busy %)
   awk -F'\t' -v n="$1" -v w="$2" -v c="$3" '$1 == n && $2 == w { print $c }' "$RESULTS" | median 0 mean
 }
 {
@@ -208,6 +218,19 @@ value() {  # name workload column(4 req/s, 5 p99)
       bar = (rn >= 1.0 && pn > 0 && pn <= 1.0) ? "PASS" : "FAIL"
       printf "| %s | %.0f | %.0f | %.0f | %.2f ms | %.2f ms | %.2f ms | %.3f | %.3f | %.3f | %s |\n",
              w, br, nr, hr, bp / 1000, np / 1000, hp / 1000, rn, rh, pn, bar }'
+  done
+  echo
+  echo "CPU per request: each proxy's utime + stime (/proc, with its children; tick 1/$CLK_TCK s) over the"
+  echo "run, divided by the requests wrk completed. Load core: how busy core $LOAD_CORE (wrk and the origin) was;"
+  echo "near 100% the client, not the proxy, set the pace."
+  echo
+  echo "| workload | Berth CPU/req | nginx CPU/req | HAProxy CPU/req | Berth/nginx CPU | load core busy (Berth / nginx / HAProxy) |"
+  echo "|---|---|---|---|---|---|"
+  for w in "${WORKLOADS[@]}"; do
+    awk -v w="$w" -v bc="$(value berth "$w" 7)" -v nc="$(value nginx "$w" 7)" -v hc="$(value haproxy "$w" 7)" \
+      -v bl="$(value berth "$w" 8)" -v nl="$(value nginx "$w" 8)" -v hl="$(value haproxy "$w" 8)" 'BEGIN {
+      printf "| %s | %.1f µs | %.1f µs | %.1f µs | %.3f | %.0f%% / %.0f%% / %.0f%% |\n",
+             w, bc, nc, hc, (nc > 0 ? bc / nc : 0), bl, nl, hl }'
   done
   echo
   bad=$(awk -F'\t' '$6 > 0 { printf "%s %s round %s: %s errors\n", $1, $2, $3, $6 }' "$RESULTS")
