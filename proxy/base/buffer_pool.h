@@ -24,7 +24,10 @@ struct Block {
 
 class BufferPool {
  public:
-  explicit BufferPool(uint32_t block_size = 64 * 1024, uint32_t max_free = 256);
+  // 128 KiB: one read takes a whole 64 KiB body with its head (64 KiB blocks took two reads and
+  // two writes for it). Blocks are mappings of their own, so only the pages a read fills become
+  // resident: a small request still costs one page.
+  explicit BufferPool(uint32_t block_size = 128 * 1024, uint32_t max_free = 256);
   ~BufferPool();
   BufferPool(const BufferPool&) = delete;
   BufferPool& operator=(const BufferPool&) = delete;

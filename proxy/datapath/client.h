@@ -192,7 +192,7 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   Block* pending_block_ = nullptr;      // unprocessed input (pipelined request, early body)
   uint64_t deadline_ = 0;               // header/idle deadline, or last tunnel activity (loop ms)
   uint32_t pending_len_ = 0;
-  // Packed with the offset (blocks are 64 KiB: IoContext's pool): every idle connection has them.
+  // Packed with the offset (blocks are 128 KiB: IoContext's pool): every idle connection has them.
   uint32_t pending_off_ : 24 = 0;
   Phase phase_ : 3 = Phase::kIdle;
   bool peer_eof_ : 1 = false;
