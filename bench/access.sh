@@ -58,9 +58,7 @@ BENCH_LOG_TAG=access-bench
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 bench_args 6 5 2 1 "$@"
-BUILD_DIR=${BENCH_BUILD_DIR:-build-bench}
-BERTH_BIN=${BENCH_BERTH:-$BUILD_DIR/berth}
-ORIGIN_BIN=$BUILD_DIR/berth-bench-origin
+bench_binaries
 PACED_BIN=$BUILD_DIR/berth-bench-paced
 CRYPT_BIN=$BUILD_DIR/berth-bench-crypt_hash
 PACED_RATE=${BENCH_PACED_RATE:-2000}

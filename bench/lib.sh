@@ -1,11 +1,21 @@
 # shellcheck shell=bash disable=SC2034  # the globals it sets are for the scripts that source it
 # Bookkeeping and proxy configurations shared by the benchmark scripts (bench/run.sh,
-# bench/tls.sh, bench/access.sh, bench/per_request.sh): sourced, not run. Each script sets BENCH_LOG_TAG (the prefix of its log lines) before sourcing
-# it, then calls bench_args and bench_workdir.
+# bench/tls.sh, bench/access.sh, bench/per_request.sh): sourced, not run. Each script sets
+# BENCH_LOG_TAG (the prefix of its log lines) before sourcing it, then calls bench_args and
+# bench_workdir.
 #
-# Globals it defines or uses: QUICK, DURATION, REPS (bench_args); WORK, ALL_PIDS, PID_OF
-# (bench_workdir, start_bg); PB (pick_port_base); QUIET_WAIT, QUIET_BUDGET, QUIET_SPENT, NOTES
-# (wait_quiet); NGINX_NOFILE (nginx_common).
+# Globals it defines or uses: QUICK, DURATION, REPS (bench_args); BUILD_DIR, BERTH_BIN,
+# ORIGIN_BIN (bench_binaries); WORK, ALL_PIDS, PID_OF (bench_workdir, start_bg); PB
+# (pick_port_base); QUIET_WAIT, QUIET_BUDGET, QUIET_SPENT, NOTES (wait_quiet); NGINX_NOFILE
+# (nginx_common).
+
+# bench_binaries : BUILD_DIR [BENCH_BUILD_DIR or build-bench], BERTH_BIN [BENCH_BERTH or
+# BUILD_DIR/berth] and ORIGIN_BIN (BUILD_DIR/berth-bench-origin).
+bench_binaries() {
+  BUILD_DIR=${BENCH_BUILD_DIR:-build-bench}
+  BERTH_BIN=${BENCH_BERTH:-$BUILD_DIR/berth}
+  ORIGIN_BIN=$BUILD_DIR/berth-bench-origin
+}
 
 log() { printf '[%s %(%H:%M:%S)T] %s\n' "$BENCH_LOG_TAG" -1 "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -145,13 +155,19 @@ rss_kb() {  # VmRSS of a PID plus all its descendants (nginx: master + worker), 
   echo "$total"
 }
 
-proc_ticks() {  # pids... -> CPU ticks (utime + stime) used so far by them and their descendants
-  local total=0 p q v
+proc_times() {  # pids... -> "utime stime": CPU ticks used so far by them and their descendants
+  local u=0 s=0 p q a b
   for p in $(for q in "$@"; do descendants "$q"; done); do
-    v=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null || true)
-    total=$((total + ${v:-0}))
+    read -r a b < <(awk '{ sub(/^.*\) /, ""); print $12, $13 }' "/proc/$p/stat" 2>/dev/null || echo "0 0")
+    u=$((u + ${a:-0})); s=$((s + ${b:-0}))
   done
-  echo "$total"
+  echo "$u $s"
+}
+
+proc_ticks() {  # pids... -> CPU ticks (utime + stime) used so far by them and their descendants
+  local u s
+  read -r u s < <(proc_times "$@")
+  echo $((u + s))
 }
 
 core_ticks() {  # core -> "busy total": that CPU's busy ticks and all its ticks so far (/proc/stat)

@@ -23,9 +23,7 @@ BENCH_LOG_TAG=per-request
 source bench/lib.sh
 bench_args 5 3 2 1 "$@"
 
-BUILD_DIR=${BENCH_BUILD_DIR:-build-bench}
-BERTH_BIN=${BENCH_BERTH:-$BUILD_DIR/berth}
-ORIGIN_BIN=$BUILD_DIR/berth-bench-origin
+bench_binaries
 for b in "$BERTH_BIN" "$ORIGIN_BIN"; do [[ -x "$b" ]] || die "$b is missing: build Release first (bash bench/run.sh builds it)"; done
 for t in wrk nginx haproxy nstat; do command -v "$t" >/dev/null || die "$t is missing: bash scripts/install-deps.sh --bench"; done
 HAVE_PERF=0
@@ -56,15 +54,6 @@ for name in origin berth nginx haproxy; do
 done
 log "up: origin ${PORT[origin]}, berth ${PORT[berth]}, nginx ${PORT[nginx]}, haproxy ${PORT[haproxy]}; $DURATION s per run, $REPS round(s), perf: $HAVE_PERF"
 
-stime_utime() {  # pids... -> "utime stime" ticks, summed with descendants
-  local p q u=0 s=0 a b
-  for p in $(for q in "$@"; do descendants "$q"; done); do
-    read -r a b < <(awk '{ sub(/^.*\) /, ""); print $12, $13 }' "/proc/$p/stat" 2>/dev/null || echo "0 0")
-    u=$((u + a)); s=$((s + b))
-  done
-  echo "$u $s"
-}
-
 RESULTS=$WORK/results.tsv
 : >"$RESULTS"
 wrk_small() {  # name conns : one wrk run of DURATION s on GET /small into $WORK/wrk.out; prints the requests done
@@ -82,13 +71,13 @@ wrk_small() {  # name conns : one wrk run of DURATION s on GET /small into $WORK
 # that makes more syscalls (nginx) more CPU per request than it spends untraced.
 one_run() {  # name conns round
   local name=$1 c=$2 pid=${PID_OF[$1]} u0 s0 u1 s1 l0 l1 pids perf_pid sys=- rps reqs segs acks
-  read -r u0 s0 < <(stime_utime "$pid")
+  read -r u0 s0 < <(proc_times "$pid")
   l0=$(core_ticks "$LOAD_CORE")
   nstat -n >/dev/null
   reqs=$(wrk_small "$name" "$c")
   nstat >"$WORK/nstat.out" 2>/dev/null || true
   l1=$(core_ticks "$LOAD_CORE")
-  read -r u1 s1 < <(stime_utime "$pid")
+  read -r u1 s1 < <(proc_times "$pid")
   read -r rps _ < <(parse_wrk "$WORK/wrk.out")
   segs=$(awk '$1 == "TcpOutSegs" { print $2 }' "$WORK/nstat.out")
   acks=$(awk '$1 == "TcpExtTCPPureAcks" { print $2 }' "$WORK/nstat.out")

@@ -56,9 +56,8 @@ declare -A BODY_BYTES=([bo/small]=100 [bo/64k]=65536 [ngx/small]=5 [ngx/64k]=655
 body_label() {  # origin body
   case "$2" in small) echo "small (${BODY_BYTES[$1/small]} B)" ;; 64k) echo "64 KiB" ;; esac
 }
-BUILD_DIR=${BENCH_BUILD_DIR:-build-bench}
+bench_binaries
 TOOLS_DIR=${BENCH_TOOLS_DIR:-$BUILD_DIR}
-BERTH_BIN=${BENCH_BERTH:-$BUILD_DIR/berth}
 SKIP_BERTH=${BENCH_SKIP_BERTH:-0}
 IDLE_N=${BENCH_IDLE_CONNS:-10000}
 QUIET_WAIT=${BENCH_QUIET_WAIT:-300}

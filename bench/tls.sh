@@ -36,9 +36,7 @@ BENCH_LOG_TAG=tls-bench
 source bench/lib.sh
 bench_args 10 3 3 1 "$@"
 CONNS=${BENCH_CONNS:-64}
-BUILD_DIR=${BENCH_BUILD_DIR:-build-bench}
-BERTH_BIN=${BENCH_BERTH:-$BUILD_DIR/berth}
-ORIGIN_BIN=$BUILD_DIR/berth-bench-origin
+bench_binaries
 PB=${BENCH_PORT_BASE:-18400}
 # An instance is a contestant with its defaults (berth, nginx, haproxy) or with session
 # resumption off (berth_full, nginx_full, haproxy_full).
