@@ -11,6 +11,13 @@ namespace berth::tls {
 
 namespace {
 
+// SSL_get_error reads this thread's error queue, so nothing stale may be in it before an SSL
+// call. Emptying the queue (ERR_clear_error walks every slot of it) is done only when it holds
+// something: the look is cheaper than the clear, and after each failure the queue is emptied.
+inline void clear_stale_errors() {
+  if (ERR_peek_error() != 0) ERR_clear_error();
+}
+
 HandshakeError classify(int ssl_error) {
   if (ssl_error == SSL_ERROR_SYSCALL || ssl_error == SSL_ERROR_ZERO_RETURN) return HandshakeError::kPeerClosed;
   if (ssl_error != SSL_ERROR_SSL) return HandshakeError::kOther;
@@ -201,7 +208,7 @@ void TlsTransport::on_transport_read(Block* block, ssize_t nread) {
 
 void TlsTransport::advance() {
   if (!handshake_done_) {
-    ERR_clear_error();
+    clear_stale_errors();
     const int r = SSL_do_handshake(ssl_);
     const int e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_, r);
     // The server's flight, or the alert that ends a failed handshake.
@@ -274,7 +281,7 @@ void TlsTransport::fail_handshake(int ssl_error) {
 void TlsTransport::deliver_plaintext() {
   if (delivering_ || closing_) return;
   delivering_ = true;
-  ERR_clear_error();  // SSL_get_error reads the thread's queue: nothing stale in it
+  clear_stale_errors();
   bool ended = failed_ || !ssl_;  // no more plaintext will come
   while (reading_ && !closing_ && handshake_done_ && !ended && !end_delivered_) {
     if (SSL_pending(ssl_) == 0 && BIO_ctrl_pending(rbio_) == 0) break;
@@ -355,7 +362,7 @@ int TlsTransport::write(WriteReq* wr) {
 }
 
 int TlsTransport::send(WriteReq* app) {
-  ERR_clear_error();
+  clear_stale_errors();
   size_t total = app->total_bytes();
   bool ok = true;
   size_t written = 0;
