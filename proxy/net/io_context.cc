@@ -20,6 +20,8 @@ IoContext::IoContext() : deadlines_((uv_loop_init(&loop_), uv_now(&loop_))) {
   deadline_timer_.data = this;
   uv_idle_init(&loop_, &deferred_idle_);
   deferred_idle_.data = this;
+  uv_idle_init(&loop_, &heavy_idle_);
+  heavy_idle_.data = this;
 }
 
 IoContext::~IoContext() {
@@ -37,6 +39,7 @@ void IoContext::close_loop() {
   // The deadline timer is the context's own handle: close it and let its close complete.
   uv_close(reinterpret_cast<uv_handle_t*>(&deadline_timer_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&deferred_idle_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&heavy_idle_), nullptr);
   uv_run(&loop_, UV_RUN_NOWAIT);
   uv_loop_close(&loop_);
 }
@@ -142,6 +145,38 @@ void IoContext::cancel_deferred(TcpTransport* t) {
   deferred_.erase(std::remove(deferred_.begin(), deferred_.end(), t), deferred_.end());
   std::replace(running_.begin(), running_.end(), t, static_cast<TcpTransport*>(nullptr));
   if (deferred_.empty()) uv_idle_stop(&deferred_idle_);
+}
+
+void IoContext::queue_heavy(HeavyStep* s) {
+  if (s->heavy_queued_) return;
+  s->heavy_queued_ = true;
+  s->heavy_next_ = nullptr;
+  s->heavy_prev_ = heavy_tail_;
+  if (heavy_tail_) heavy_tail_->heavy_next_ = s;
+  else heavy_head_ = s;
+  heavy_tail_ = s;
+  if (heavy_count_++ == 0) uv_idle_start(&heavy_idle_, heavy_cb);
+}
+
+void IoContext::cancel_heavy(HeavyStep* s) {
+  if (!s->heavy_queued_) return;
+  s->heavy_queued_ = false;
+  if (s->heavy_prev_) s->heavy_prev_->heavy_next_ = s->heavy_next_;
+  else heavy_head_ = s->heavy_next_;
+  if (s->heavy_next_) s->heavy_next_->heavy_prev_ = s->heavy_prev_;
+  else heavy_tail_ = s->heavy_prev_;
+  s->heavy_prev_ = s->heavy_next_ = nullptr;
+  if (--heavy_count_ == 0) uv_idle_stop(&heavy_idle_);
+}
+
+// One step per turn: the turn's poll (which does not block while steps wait) and its I/O
+// callbacks come between two of them.
+void IoContext::heavy_cb(uv_idle_t* h) {
+  auto* self = static_cast<IoContext*>(h->data);
+  HeavyStep* s = self->heavy_head_;
+  if (!s) return;
+  self->cancel_heavy(s);
+  s->run_heavy();
 }
 
 // What the batch's reports cause lands in deferred_, for the next turn.

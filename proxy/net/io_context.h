@@ -20,6 +20,25 @@ class Stream;
 class TcpTransport;
 struct WriteReq;
 
+// A step that costs far more CPU than an I/O callback: the first step of a TLS handshake (its
+// key exchange and signature take hundreds of microseconds). IoContext runs one queued step per
+// loop turn, before the turn's poll, so the requests of open connections are served between
+// two handshakes instead of waiting behind a burst of them.
+class HeavyStep {
+ public:
+  virtual void run_heavy() = 0;
+  bool heavy_queued() const { return heavy_queued_; }
+
+ protected:
+  ~HeavyStep() = default;
+
+ private:
+  friend class IoContext;
+  HeavyStep* heavy_prev_ = nullptr;
+  HeavyStep* heavy_next_ = nullptr;
+  bool heavy_queued_ = false;
+};
+
 class IoContext {
  public:
   IoContext();
@@ -50,6 +69,13 @@ class IoContext {
   void defer(TcpTransport* t);
   void cancel_deferred(TcpTransport* t);
 
+  // Queues a heavy step (no-op if it is already queued); steps run in the order queued, one
+  // per loop turn, and the loop's poll does not block while any waits. cancel_heavy: it is
+  // going away (no-op if not queued).
+  void queue_heavy(HeavyStep* s);
+  void cancel_heavy(HeavyStep* s);
+  size_t heavy_waiting() const { return heavy_count_; }
+
  protected:
   // Closes the loop; the owner calls it once every handle is closed.
   void close_loop();
@@ -65,6 +91,7 @@ class IoContext {
   void arm_deadline_timer(uint64_t due);
   static void deadline_timer_cb(uv_timer_t* t);
   static void deferred_cb(uv_idle_t* h);
+  static void heavy_cb(uv_idle_t* h);
 
   uv_loop_t loop_;
   uv_timer_t deadline_timer_;
@@ -74,6 +101,11 @@ class IoContext {
   uv_idle_t deferred_idle_;
   std::vector<TcpTransport*> deferred_;
   std::vector<TcpTransport*> running_;
+  // Heavy steps waiting, oldest first (an intrusive list: cancelling one costs nothing).
+  uv_idle_t heavy_idle_;
+  HeavyStep* heavy_head_ = nullptr;
+  HeavyStep* heavy_tail_ = nullptr;
+  size_t heavy_count_ = 0;
   DeadlineWheel deadlines_;
   BufferPool pool_;
   StringPool strings_;

@@ -109,6 +109,7 @@ void TlsTransport::attach_bios() {
 }
 
 TlsTransport::~TlsTransport() {
+  io_->cancel_heavy(this);
   if (ssl_) SSL_free(ssl_);
   for (WriteReq* wr : filled_) io_->release_write(wr);
   if (out_) io_->release_write(out_);
@@ -203,6 +204,16 @@ void TlsTransport::on_transport_read(Block* block, ssize_t nread) {
   }
   BIO_write(rbio_, block->data(), static_cast<int>(nread));
   BufferPool::unref(block);
+  if (!client_ && !handshake_done_ && !server_flight_) {
+    io_->queue_heavy(this);
+    return;
+  }
+  advance();
+}
+
+void TlsTransport::run_heavy() {
+  // Closed, failed (the peer left while this waited) or ended meanwhile: no handshake to run.
+  if (closing_ || failed_ || handshake_done_ || pending_end_ != 0) return;
   advance();
 }
 
@@ -211,6 +222,7 @@ void TlsTransport::advance() {
     clear_stale_errors();
     const int r = SSL_do_handshake(ssl_);
     const int e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_, r);
+    if (out_ || !filled_.empty()) server_flight_ = true;
     // The server's flight, or the alert that ends a failed handshake.
     if (int rc = flush_ciphertext(nullptr); rc != 0 && pending_end_ == 0) pending_end_ = rc;
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return;
@@ -504,6 +516,7 @@ void TlsTransport::on_transport_connected(int status) {
 void TlsTransport::close() {
   if (closing_) return;
   closing_ = true;
+  io_->cancel_heavy(this);
   // Closed before the handshake finished (the request_header deadline, a drain).
   if (!handshake_done_ && !failed_ && !client_) count_handshake_error(HandshakeError::kIncomplete);
   if (idle_) uv_close(reinterpret_cast<uv_handle_t*>(idle_), idle_closed_cb);

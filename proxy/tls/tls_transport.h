@@ -22,7 +22,7 @@
 
 namespace berth::tls {
 
-class TlsTransport final : public Transport, private TransportEvents {
+class TlsTransport final : public Transport, private TransportEvents, private HeavyStep {
  public:
   // inner: an accepted connection (nothing bound to it yet). ctx: the listener's current TLS
   // context, kept alive by this connection.
@@ -57,6 +57,10 @@ class TlsTransport final : public Transport, private TransportEvents {
   void on_transport_connected(int status) override;
   void on_transport_shutdown(int status) override;
   void on_transport_closed() override;
+
+  // The server's first handshake step (the ClientHello's key exchange and the signature) waits
+  // its turn in the loop's heavy queue; the steps after it run as their bytes arrive.
+  void run_heavy() override;
 
   void attach_bios();
   void report_connected(int status);  // client side: the outcome of connect(), once
@@ -107,6 +111,7 @@ class TlsTransport final : public Transport, private TransportEvents {
   ssize_t pending_end_ = 0;    // UV_EOF or an error to report once the plaintext is read
   bool info_filled_ = false;
   bool handshake_done_ = false;
+  bool server_flight_ = false;  // server side: the handshake's first flight was made
   bool failed_ = false;
   bool reading_ = false;       // the stream above wants data
   bool inner_reading_ = false;
