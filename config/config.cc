@@ -334,6 +334,12 @@ std::string host_pattern_problem(std::string_view text) {
 }  // namespace berth::config
 
 namespace berth::config {
+namespace {
+// Four bytes in network order as a host-order word.
+uint32_t load_be32(const uint8_t* p) noexcept {
+  return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | uint32_t{p[3]};
+}
+}  // namespace
 
 std::optional<Cidr> parse_cidr(std::string_view text) {
   Cidr cidr;
@@ -366,6 +372,10 @@ std::optional<Cidr> parse_cidr(std::string_view text) {
     const int keep = std::clamp(prefix - i * 8, 0, 8);
     cidr.bytes[i] &= static_cast<uint8_t>(keep == 8 ? 0xff : (0xff00 >> keep) & 0xff);
   }
+  if (!cidr.ipv6) {
+    cidr.v4_mask = prefix == 0 ? 0 : ~uint32_t{0} << (32 - prefix);
+    cidr.v4_network = load_be32(cidr.bytes);
+  }
   return cidr;
 }
 
@@ -376,12 +386,19 @@ bool Cidr::contains(const uint8_t* addr, bool addr_ipv6) const noexcept {
     addr_ipv6 = false;
   }
   if (addr_ipv6 != ipv6) return false;
+  if (!ipv6) return (load_be32(addr) & v4_mask) == v4_network;
   int bits = prefix;
   for (int i = 0; bits > 0; ++i, bits -= 8) {
     const uint8_t mask = bits >= 8 ? 0xff : static_cast<uint8_t>(0xff00 >> bits);
     if ((addr[i] & mask) != bytes[i]) return false;
   }
   return true;
+}
+
+bool any_contains(std::span<const Cidr> ranges, const uint8_t* addr, bool addr_ipv6) noexcept {
+  for (const Cidr& c : ranges)
+    if (c.contains(addr, addr_ipv6)) return true;
+  return false;
 }
 
 std::string header_name_problem(std::string_view name) {

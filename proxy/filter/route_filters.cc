@@ -1,7 +1,5 @@
 #include "proxy/filter/route_filters.h"
 
-#include <arpa/inet.h>
-
 #include <cstring>
 #include <string>
 
@@ -12,12 +10,6 @@
 
 namespace berth {
 namespace {
-
-uint32_t load_u32(const uint8_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
 
 void add_rules(const config::HeaderRules& rules, std::vector<std::string>& remove, std::vector<Header>& add) {
   for (const std::string& name : rules.remove) remove.push_back(name);
@@ -51,36 +43,13 @@ std::shared_ptr<const FilterChain> build_route_filters(const config::Route& rout
   return std::make_shared<const FilterChain>(std::move(filters));
 }
 
-AddressFilter::Ranges::Ranges(const std::vector<config::Cidr>& cidrs) {
-  for (const config::Cidr& c : cidrs) {
-    if (c.ipv6) {
-      v6.push_back(c);
-      continue;
-    }
-    const uint32_t mask = c.prefix == 0 ? 0 : ~uint32_t{0} << (32 - c.prefix);
-    v4.push_back(V4{ntohl(load_u32(c.bytes)) & mask, mask});
-  }
-}
-
-bool AddressFilter::Ranges::contains(const uint8_t* addr, bool ipv6) const noexcept {
-  if (ipv6) {
-    for (const config::Cidr& c : v6)
-      if (c.contains(addr, true)) return true;
-    return false;
-  }
-  const uint32_t a = ntohl(load_u32(addr));
-  for (const V4& r : v4)
-    if ((a & r.mask) == r.network) return true;
-  return false;
-}
-
 FilterResult AddressFilter::on_request(const FilterRequest& req, FilterState*, HeaderEdits&, FilterReply& reply,
                                        const FilterWaiter&) const {
   uint8_t addr[16] = {};
   bool ipv6 = false;
   const bool known = client_address_bytes(req, addr, ipv6);
-  const bool denied = known && deny_.contains(addr, ipv6);
-  const bool allowed = allow_.empty() || (known && allow_.contains(addr, ipv6));
+  const bool denied = known && config::any_contains(deny_, addr, ipv6);
+  const bool allowed = allow_.empty() || (known && config::any_contains(allow_, addr, ipv6));
   if (!denied && allowed) return FilterResult::kContinue;
   reply.status = 403;
   reply.cause = "forbidden-address";

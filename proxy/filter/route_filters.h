@@ -28,19 +28,7 @@ class AddressFilter final : public RequestFilter {
                           FilterReply& reply, const FilterWaiter& waiter) const override;
 
  private:
-  // The ranges of one list: IPv4 ones as 32-bit network and mask (host order), compared in one
-  // step; IPv6 ones as configured.
-  struct Ranges {
-    explicit Ranges(const std::vector<config::Cidr>& cidrs);
-    bool contains(const uint8_t* addr, bool ipv6) const noexcept;
-    bool empty() const noexcept { return v4.empty() && v6.empty(); }
-    struct V4 {
-      uint32_t network, mask;
-    };
-    std::vector<V4> v4;
-    std::vector<config::Cidr> v6;
-  };
-  Ranges allow_, deny_;
+  std::vector<config::Cidr> allow_, deny_;
 };
 
 class MethodFilter final : public RequestFilter {

@@ -127,9 +127,7 @@ bool parse_forwarded_entry(std::string_view entry, ClientAddress& out) {
 
 bool in_ranges(const ClientAddress& a, std::span<const config::Cidr> ranges) {
   if (a.family != 4 && a.family != 6) return false;
-  for (const config::Cidr& c : ranges)
-    if (c.contains(a.addr, a.family == 6)) return true;
-  return false;
+  return config::any_contains(ranges, a.addr, a.family == 6);
 }
 
 ResolvedClient resolve_client_address(const ClientAddress& peer, std::span<const config::Cidr> trusted,

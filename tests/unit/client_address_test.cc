@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <array>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -169,4 +170,38 @@ TEST_CASE("config: trusted_proxies", "[config][client_address]") {
   auto not_list = load("listeners: [\"127.0.0.1:0\"]\ntrusted_proxies: 10.0.0.0/8\n");
   REQUIRE_FALSE(not_list.ok());
   CHECK(all_errors(not_list).find("t.yaml:2:") != std::string::npos);
+}
+
+TEST_CASE("config: an IPv4 range holds exactly the addresses whose first prefix bits match", "[config][client_address]") {
+  // Against a bit-by-bit reference, for every prefix length, at the range's edges and just past
+  // them, and for the IPv4-mapped IPv6 form of each address.
+  const auto bit = [](uint32_t v, int i) { return (v >> (31 - i)) & 1u; };
+  const auto bytes_of = [](uint32_t v, uint8_t (&out)[4]) {
+    for (int i = 0; i < 4; ++i) out[i] = static_cast<uint8_t>(v >> (24 - 8 * i));
+  };
+  const uint32_t bases[] = {0x00000000u, 0xFFFFFFFFu, 0x0A0B0C0Du, 0xC0A80101u, 0x80000000u};
+  for (uint32_t base : bases) {
+    for (int prefix = 0; prefix <= 32; ++prefix) {
+      uint8_t b[4];
+      bytes_of(base, b);
+      char text[32];
+      std::snprintf(text, sizeof text, "%u.%u.%u.%u/%d", b[0], b[1], b[2], b[3], prefix);
+      const auto range = config::parse_cidr(text);
+      REQUIRE(range);
+      const uint32_t mask = prefix == 0 ? 0 : ~uint32_t{0} << (32 - prefix);
+      const uint32_t lo = base & mask, hi = lo | ~mask;
+      for (uint32_t a : {lo, hi, lo - 1, hi + 1, base ^ 1u, base ^ 0x80000000u}) {
+        bool expected = true;
+        for (int i = 0; i < prefix; ++i) expected = expected && bit(a, i) == bit(base, i);
+        uint8_t v4[4];
+        bytes_of(a, v4);
+        uint8_t mapped[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        std::memcpy(mapped + 12, v4, 4);
+        INFO(text << " against " << unsigned{v4[0]} << "." << unsigned{v4[1]} << "." << unsigned{v4[2]} << "." << unsigned{v4[3]});
+        CHECK(range->contains(v4, false) == expected);
+        CHECK(range->contains(mapped, true) == expected);
+        CHECK(config::any_contains(ranges({"2001:db8::/32"}), v4, false) == false);
+      }
+    }
+  }
 }
