@@ -176,10 +176,10 @@ void MetricsRecordSink::on_mirror(std::string_view route, std::string_view servi
   cell(mirrors_, NameViews{route, service})[static_cast<size_t>(result)].add(1);
 }
 
-void MetricsRecordSink::set_live(std::shared_ptr<const LiveNames> live) {
+void MetricsRecordSink::set_live(std::shared_ptr<const LiveNames> live, bool prune) {
   std::lock_guard<std::mutex> lock(mu_);
   live_ = std::move(live);
-  prune_pending_.store(true, std::memory_order_relaxed);
+  if (prune) prune_pending_.store(true, std::memory_order_relaxed);
 }
 
 void MetricsRecordSink::prune() {

@@ -143,8 +143,10 @@ class MetricsRecordSink final : public RecordSink {
   // Adds this sink's counts to `totals` (under the sink's mutex: a worker adding a series waits).
   void add_to(RequestTotals& totals) const;
   // Series of routes and instances not in `live` are dropped by the worker at its next record
-  // (memory stays bounded as instances come and go).
-  void set_live(std::shared_ptr<const LiveNames> live);
+  // (memory stays bounded as instances come and go). prune false: `live` lost no name of the
+  // last one, so the worker skips that pass over its series (a pass already asked for stays
+  // asked for). Scrapes show only live series either way.
+  void set_live(std::shared_ptr<const LiveNames> live, bool prune = true);
 
  private:
   struct RouteCells {

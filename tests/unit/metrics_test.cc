@@ -254,6 +254,12 @@ TEST_CASE("metrics: instance series carry the snapshot's health and container, a
     CHECK(!f->metric.empty());
     for (const auto& m : f->metric) CHECK(label_of(m, "instance") != "10.0.0.6:80");
   }
+  // A snapshot that lost nothing asks for no pass: the cells stay until one that lost a name.
+  sink.set_live(std::make_shared<const LiveNames>(live_names(*without)), /*prune=*/false);
+  sink.on_exchange(proxied("r-web", "web", {"10.0.0.5:80"}, 200));
+  RequestTotals kept;
+  sink.add_to(kept);
+  CHECK(kept.connect_errors.count(NamePair("web", "10.0.0.6:80")) == 1);
   // ...and the worker drops its cells at its next record.
   sink.set_live(std::make_shared<const LiveNames>(live_names(*without)));
   sink.on_exchange(proxied("r-web", "web", {"10.0.0.5:80"}, 200));
@@ -452,7 +458,9 @@ TEST_CASE("metrics: mirror copies are counted per route, shadow service and resu
 TEST_CASE("metrics: live names follow a changed service and share what did not change", "[metrics]") {
   LiveNamesCache cache;
   auto t1 = table();
-  auto first = live_names(t1, cache);
+  bool dropped = false;
+  auto first = live_names(t1, cache, &dropped);
+  CHECK(dropped);  // no last snapshot to compare with
   CHECK(first->has_instance("web", "10.0.0.6:80"));
   CHECK(first->has_route("r-web", "web"));
 
@@ -460,18 +468,31 @@ TEST_CASE("metrics: live names follow a changed service and share what did not c
   auto web = std::make_shared<Service>(t1->service(0));
   web->endpoints = {endpoint("10.0.0.5:80", "container:abc/web-1"), endpoint("10.0.0.9:80")};
   auto t2 = RouteTable::with_services(*t1, {web, t1->services()[1]}, 2);
-  auto second = live_names(t2, cache);
+  auto second = live_names(t2, cache, &dropped);
+  CHECK(dropped);  // 10.0.0.6 left
   CHECK(second->names == first->names);  // the same route list and names: shared
   CHECK(second->keys[1] == first->keys[1]);  // api unchanged: its keys shared
   CHECK_FALSE(second->has_instance("web", "10.0.0.6:80"));
   CHECK(second->has_instance("web", "10.0.0.9:80"));
   CHECK(second->has_instance("api", "10.0.0.7:80"));
 
+  // Instances only added (and a service object replaced with the same instances): nothing
+  // lost, so the workers need not look over their series.
+  auto grown = std::make_shared<Service>(*web);
+  grown->endpoints.push_back(endpoint("10.0.0.10:80"));
+  auto api = std::make_shared<Service>(t2->service(1));
+  auto t2b = RouteTable::with_services(*t2, {grown, api}, 3);
+  auto grown_live = live_names(t2b, cache, &dropped);
+  CHECK_FALSE(dropped);
+  CHECK(grown_live->has_instance("web", "10.0.0.10:80"));
+  CHECK(grown_live->has_instance("web", "10.0.0.9:80"));
+
   // The same list with a service renamed: the names are read again.
   auto renamed = std::make_shared<Service>(*web);
   renamed->name = "www";
-  auto t3 = RouteTable::with_services(*t2, {renamed, t2->services()[1]}, 3);
-  auto third = live_names(t3, cache);
+  auto t3 = RouteTable::with_services(*t2b, {renamed, t2b->services()[1]}, 4);
+  auto third = live_names(t3, cache, &dropped);
+  CHECK(dropped);
   CHECK(third->names != second->names);
   CHECK(third->has_route("r-web", "www"));
   CHECK_FALSE(third->has_route("r-web", "web"));
