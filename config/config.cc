@@ -372,10 +372,6 @@ std::optional<Cidr> parse_cidr(std::string_view text) {
     const int keep = std::clamp(prefix - i * 8, 0, 8);
     cidr.bytes[i] &= static_cast<uint8_t>(keep == 8 ? 0xff : (0xff00 >> keep) & 0xff);
   }
-  if (!cidr.ipv6) {
-    cidr.v4_mask = prefix == 0 ? 0 : ~uint32_t{0} << (32 - prefix);
-    cidr.v4_network = load_be32(cidr.bytes);
-  }
   return cidr;
 }
 
@@ -386,7 +382,10 @@ bool Cidr::contains(const uint8_t* addr, bool addr_ipv6) const noexcept {
     addr_ipv6 = false;
   }
   if (addr_ipv6 != ipv6) return false;
-  if (!ipv6) return (load_be32(addr) & v4_mask) == v4_network;
+  if (!ipv6) {  // bytes has its host bits cleared: the network as it is
+    const uint32_t mask = prefix == 0 ? 0 : ~uint32_t{0} << (32 - prefix);
+    return (load_be32(addr) & mask) == load_be32(bytes);
+  }
   int bits = prefix;
   for (int i = 0; bits > 0; ++i, bits -= 8) {
     const uint8_t mask = bits >= 8 ? 0xff : static_cast<uint8_t>(0xff00 >> bits);

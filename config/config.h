@@ -158,12 +158,9 @@ struct Cidr {
   bool ipv6 = false;
   uint8_t bytes[16] = {};   // network address, host bits zero (IPv4: the first 4)
   uint8_t prefix = 0;       // bits
-  // IPv4: the network and its mask as host-order words, so a check is one AND and a compare.
-  uint32_t v4_network = 0;
-  uint32_t v4_mask = 0;
   std::string text;         // as written, for messages
   // Whether an address in network byte order (4 or 16 bytes) lies in the range. An IPv4-mapped
-  // IPv6 address (::ffff:a.b.c.d) is checked as IPv4.
+  // IPv6 address (::ffff:a.b.c.d) is checked as IPv4; an IPv4 check is one AND and a compare.
   bool contains(const uint8_t* addr, bool addr_ipv6) const noexcept;
 };
 // Whether any of the ranges contains the address (as Cidr::contains).

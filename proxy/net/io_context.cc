@@ -155,7 +155,7 @@ void IoContext::queue_heavy(HeavyStep* s) {
   if (heavy_tail_) heavy_tail_->heavy_next_ = s;
   else heavy_head_ = s;
   heavy_tail_ = s;
-  if (heavy_count_++ == 0) uv_idle_start(&heavy_idle_, heavy_cb);
+  if (heavy_head_ == s) uv_idle_start(&heavy_idle_, heavy_cb);
 }
 
 void IoContext::cancel_heavy(HeavyStep* s) {
@@ -166,7 +166,13 @@ void IoContext::cancel_heavy(HeavyStep* s) {
   if (s->heavy_next_) s->heavy_next_->heavy_prev_ = s->heavy_prev_;
   else heavy_tail_ = s->heavy_prev_;
   s->heavy_prev_ = s->heavy_next_ = nullptr;
-  if (--heavy_count_ == 0) uv_idle_stop(&heavy_idle_);
+  if (!heavy_head_) uv_idle_stop(&heavy_idle_);
+}
+
+size_t IoContext::heavy_waiting() const {
+  size_t n = 0;
+  for (const HeavyStep* s = heavy_head_; s; s = s->heavy_next_) ++n;
+  return n;
 }
 
 // One step per turn: the turn's poll (which does not block while steps wait) and its I/O

@@ -74,7 +74,7 @@ class IoContext {
   // going away (no-op if not queued).
   void queue_heavy(HeavyStep* s);
   void cancel_heavy(HeavyStep* s);
-  size_t heavy_waiting() const { return heavy_count_; }
+  size_t heavy_waiting() const;  // walks the queue (for tests and reports)
 
  protected:
   // Closes the loop; the owner calls it once every handle is closed.
@@ -105,7 +105,6 @@ class IoContext {
   uv_idle_t heavy_idle_;
   HeavyStep* heavy_head_ = nullptr;
   HeavyStep* heavy_tail_ = nullptr;
-  size_t heavy_count_ = 0;
   DeadlineWheel deadlines_;
   BufferPool pool_;
   StringPool strings_;
