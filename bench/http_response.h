@@ -1,5 +1,5 @@
 // The head of an HTTP/1.1 response as the bench clients need it (bench/idle_conns.cc,
-// bench/paced.cc): status, framing and whether the server closes the connection after it.
+// bench/paced.cc, bench/tls_paced.cc): status, framing and whether the server closes the connection after it.
 // Measurement code only; nothing here is part of Berth.
 #pragma once
 

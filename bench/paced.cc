@@ -18,6 +18,7 @@
 // Prints one line:
 //   RESULT sent=N answered=A expected=E unexpected=U errors=X unfinished=F statuses=200:A,...
 //     p50_us=.. p90_us=.. p99_us=.. p999_us=.. max_us=.. (latencies of the answered requests)
+//     cpu_us=.. (the client's own CPU time)
 // and exits 0 when every request was answered with the --expect status, 1 otherwise, 64 on a
 // usage error.
 #include <arpa/inet.h>
@@ -43,15 +44,10 @@
 #include <vector>
 
 #include "bench/http_response.h"
+#include "bench/paced_schedule.h"
 #include "proxy/base/base64.h"
 
 namespace {
-
-int64_t now_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
 
 // A response at the start of `in`: 0 = need more bytes; -1 = malformed or unsupported (chunked,
 // or no Content-Length); otherwise its length, with its head.
@@ -108,7 +104,6 @@ int main(int argc, char** argv) {
   if (port <= 0 || port > 65535 || conns <= 0 || rate <= 0 || duration <= 0) usage();
   if (timeout_s < 0) timeout_s = duration + 10;
   const int64_t total = std::max<int64_t>(1, llround(rate * duration));
-  const double interval_ns = 1e9 / rate;
 
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -135,10 +130,10 @@ int main(int argc, char** argv) {
   std::vector<int64_t> latencies_us;
   latencies_us.reserve(size_t(total));
   std::map<int, int64_t> statuses;
-  int64_t scheduled = 0, sent = 0, errors = 0;
+  int64_t sent = 0, errors = 0;
   int connected = 0;
-  int64_t start_ns = 0;  // 0: not started (connections still opening)
-  const int64_t deadline_ns = now_ns() + int64_t(timeout_s * 1e9);
+  bench::Schedule schedule(tfd, total, rate);  // starts once every connection is open
+  const int64_t deadline_ns = bench::now_ns() + int64_t(timeout_s * 1e9);
 
   auto open_conn = [&](Conn& c) {
     c = Conn{};
@@ -176,23 +171,13 @@ int main(int argc, char** argv) {
       ++sent;
     }
   };
-  auto arm_timer = [&]() {  // at the next request's due time
-    if (scheduled >= total) return;
-    const int64_t due = start_ns + int64_t(double(scheduled) * interval_ns);
-    itimerspec its{};
-    its.it_value.tv_sec = due / 1000000000;
-    its.it_value.tv_nsec = due % 1000000000;
-    if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0) its.it_value.tv_nsec = 1;
-    timerfd_settime(tfd, TFD_TIMER_ABSTIME, &its, nullptr);
-  };
-
   for (Conn& c : cs) open_conn(c);
   std::vector<epoll_event> events(256);
   char buf[64 * 1024];
   for (;;) {
     const int64_t answered = int64_t(latencies_us.size());
     if (answered + errors >= total) break;
-    const int64_t left_ms = (deadline_ns - now_ns()) / 1000000;
+    const int64_t left_ms = (deadline_ns - bench::now_ns()) / 1000000;
     if (left_ms <= 0) break;
     const int n = epoll_wait(ep, events.data(), int(events.size()), int(std::min<int64_t>(left_ms, 200)));
     if (n < 0 && errno != EINTR) {
@@ -201,15 +186,7 @@ int main(int argc, char** argv) {
     }
     for (int i = 0; i < n; ++i) {
       if (events[i].data.u64 == UINT64_MAX) {  // the schedule's timer
-        uint64_t expirations;
-        while (read(tfd, &expirations, sizeof expirations) > 0) {
-        }
-        const int64_t now = now_ns();
-        while (scheduled < total && start_ns + int64_t(double(scheduled) * interval_ns) <= now) {
-          waiting.push_back(start_ns + int64_t(double(scheduled) * interval_ns));
-          ++scheduled;
-        }
-        arm_timer();
+        schedule.take_due(waiting);
         continue;
       }
       Conn& c = cs[events[i].data.u64];
@@ -226,10 +203,7 @@ int main(int argc, char** argv) {
         ev.data.u64 = events[i].data.u64;
         epoll_ctl(ep, EPOLL_CTL_MOD, c.fd, &ev);
         c.state = State::Idle;
-        if (start_ns == 0 && ++connected == conns) {
-          start_ns = now_ns();
-          arm_timer();
-        }
+        if (!schedule.started() && ++connected == conns) schedule.start(bench::now_ns());
         continue;
       }
       const ssize_t r = recv(c.fd, buf, sizeof buf, 0);
@@ -249,7 +223,7 @@ int main(int argc, char** argv) {
         reopen(c);
         continue;
       }
-      latencies_us.push_back((now_ns() - c.due_ns) / 1000);
+      latencies_us.push_back((bench::now_ns() - c.due_ns) / 1000);
       ++statuses[head.status];
       c.in.erase(0, size_t(used));
       c.state = State::Idle;
@@ -258,23 +232,5 @@ int main(int argc, char** argv) {
     dispatch();
   }
 
-  const int64_t answered = int64_t(latencies_us.size());
-  std::sort(latencies_us.begin(), latencies_us.end());
-  auto pct = [&](double q) -> long long {
-    if (latencies_us.empty()) return -1;
-    const size_t idx = std::min(latencies_us.size() - 1, size_t(std::ceil(q * double(latencies_us.size()))) - 1);
-    return (long long)latencies_us[idx];
-  };
-  const int64_t expected = statuses.count(expect) ? statuses[expect] : 0;
-  std::string status_list;
-  for (const auto& [s, count] : statuses) {
-    status_list += (status_list.empty() ? "" : ",") + std::to_string(s) + ":" + std::to_string(count);
-  }
-  printf("RESULT sent=%lld answered=%lld expected=%lld unexpected=%lld errors=%lld unfinished=%lld "
-         "statuses=%s p50_us=%lld p90_us=%lld p99_us=%lld p999_us=%lld max_us=%lld\n",
-         (long long)sent, (long long)answered, (long long)expected, (long long)(answered - expected),
-         (long long)errors, (long long)(total - answered - errors), status_list.empty() ? "none" : status_list.c_str(),
-         pct(0.50), pct(0.90), pct(0.99), pct(0.999), latencies_us.empty() ? -1LL : (long long)latencies_us.back());
-  fflush(stdout);
-  return expected == total ? 0 : 1;
+  return bench::print_result(latencies_us, statuses, sent, errors, total, expect);
 }
