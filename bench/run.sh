@@ -23,7 +23,9 @@
 #   BENCH_BUILD_DIR        build directory [build-bench]
 #   BENCH_TOOLS_DIR        where berth-bench-origin / -idle_conns live [$BENCH_BUILD_DIR]
 #   BENCH_BERTH            the berth binary [$BENCH_BUILD_DIR/berth]
-#   BENCH_DURATION, BENCH_REPS   seconds per wrk run, repetitions [10, 3; --quick: 3, 1]
+#   BENCH_DURATION, BENCH_REPS   seconds per wrk run, repetitions [10, 3; --quick: 3, 1]; a
+#                          proxy runs twice per scenario and round, for DURATION / 2 s each
+#                          (rounded up: wrk takes whole seconds)
 #   BENCH_IDLE_CONNS       idle connections for the memory test [10000]
 #   BENCH_PORT_BASE        first loopback port used (needs +0..+21) [first free of 18480,
 #                          18580, ..., 18980]
@@ -301,7 +303,9 @@ origin_health() {  # instance : the probe state of the origin in a Berth+hc inst
 
 # ---------------------------------------------------------------- 2-4. throughput / latency
 RESULTS=$WORK/results.tsv
+HALVES=$WORK/halves.tsv
 : >"$RESULTS"
+: >"$HALVES"
 PROBLEMS=$WORK/problems.txt
 : >"$PROBLEMS"
 RAW=$WORK/raw.txt
@@ -320,7 +324,7 @@ FOREIGN_MAX=${BENCH_FOREIGN_MAX:-5}
 # of user+system CPU time used by processes other than wrk, the origin and the contestant.
 FOREIGN=0
 CONT_TICKS=0
-wrk_once() {  # instance conns body file
+wrk_once() {  # instance conns body file (runs for RUN_SECS seconds)
   local name=$1 c=$2 body=$3 f=$4 o=${1#*@} org0 org1 cont0 cont1 sys0 sys1 wrk_t org_t
   local TIMEFORMAT='%3U %3S'
   local origin_pid=${PID_OF[origin@$o]} cont_pid=${PID_OF[$1]}
@@ -328,7 +332,7 @@ wrk_once() {  # instance conns body file
   cont0=$(proc_ticks "$cont_pid")
   sys0=$(sys_ticks)
   { time timeout -k 5 $((DURATION + 30)) taskset -c "$LOAD_CORE" \
-      wrk -t 1 -c "$c" -d "${DURATION}s" --latency "http://127.0.0.1:${PORT[$name]}/$body" >"$f" 2>&1; } \
+      wrk -t 1 -c "$c" -d "${RUN_SECS}s" --latency "http://127.0.0.1:${PORT[$name]}/$body" >"$f" 2>&1; } \
     2>"$WORK/wrk.time" || true
   sys1=$(sys_ticks)
   cont1=$(proc_ticks "$cont_pid")
@@ -345,15 +349,18 @@ wrk_once() {  # instance conns body file
 
 # results.tsv columns: 1 contestant, 2 origin, 3 conns, 4 body, 5 round, 6 req/s, 7 p50 us,
 # 8 p99 us, 9 requests, 10 non-2xx, 11 socket errors, 12 status, 13 contestant CPU ticks,
-# 14 contestant CPU us per request (-1 when unknown)
-run_wrk() {  # instance conns body round
-  local name=$1 c=$2 body=$3 rep=$4 f try cn=${1%@*} o=${1#*@}
+# 14 contestant CPU us per request (-1 when unknown). halves.tsv: the same, one row per half
+# run of a proxy (see the rounds below), merged into results.tsv by merge_halves.
+run_wrk() {  # instance conns body round [half: a|b] : a run of DURATION s, or of HALF_SECS
+  local name=$1 c=$2 body=$3 rep=$4 half=${5:-} f try cn=${1%@*} o=${1#*@} out=$RESULTS
   local who="${LABEL[$cn]} [origin: ${ORIGIN_LABEL[$o]}]"
-  local what="$who c=$c $body round $rep"
-  f="$WORK/wrk/${cn}_${o}_${c}_${body}_${rep}.txt"
+  local what="$who c=$c $body round $rep${half:+ (half $half)}"
+  RUN_SECS=$DURATION
+  if [[ -n "$half" ]]; then RUN_SECS=$HALF_SECS out=$HALVES; fi
+  f="$WORK/wrk/${cn}_${o}_${c}_${body}_${rep}${half}.txt"
   if ! alive "$name"; then
     echo "$who died before the $c conns / $body run (round $rep)" >>"$PROBLEMS"
-    echo -e "$cn\t$o\t$c\t$body\t$rep\t0\t-1\t-1\t0\t0\t0\tdead\t0\t-1" >>"$RESULTS"
+    echo -e "$cn\t$o\t$c\t$body\t$rep\t0\t-1\t-1\t0\t0\t0\tdead\t0\t-1" >>"$out"
     return 0
   fi
   local alog
@@ -373,11 +380,11 @@ run_wrk() {  # instance conns body round
   read -r rps p50 p99 reqs non2xx serr < <(parse_wrk "$f")
   cpu_us=$(awk -v t="$CONT_TICKS" -v hz="$CLK_TCK" -v n="$reqs" \
     'BEGIN { if (n > 0) printf "%.3f", t / hz * 1e6 / n; else print -1 }')
-  { echo "===== $cn origin=${ORIGIN_LABEL[$o]} conns=$c body=$body round=$rep (other CPU use ${FOREIGN}%; contestant CPU ${CONT_TICKS} ticks of 1/${CLK_TCK} s, ${cpu_us} us/request)"
+  { echo "===== $cn origin=${ORIGIN_LABEL[$o]} conns=$c body=$body round=$rep${half:+ half=$half} (${RUN_SECS} s; other CPU use ${FOREIGN}%; contestant CPU ${CONT_TICKS} ticks of 1/${CLK_TCK} s, ${cpu_us} us/request)"
     cat "$f"; } >>"$RAW"
-  echo -e "$cn\t$o\t$c\t$body\t$rep\t$rps\t$p50\t$p99\t$reqs\t$non2xx\t$serr\tok\t$CONT_TICKS\t$cpu_us" >>"$RESULTS"
-  log "$(printf '%-8s %-3s c=%-3s %-5s round %d: %8.0f req/s  p50 %6s us  p99 %6s us  cpu %7s us/req  non-2xx %s  sock-err %s  other-cpu %s%%' \
-    "$cn" "$o" "$c" "$body" "$rep" "$rps" "$p50" "$p99" "$cpu_us" "$non2xx" "$serr" "$FOREIGN")"
+  echo -e "$cn\t$o\t$c\t$body\t$rep\t$rps\t$p50\t$p99\t$reqs\t$non2xx\t$serr\tok\t$CONT_TICKS\t$cpu_us" >>"$out"
+  log "$(printf '%-8s %-3s c=%-3s %-5s round %d%-2s: %8.0f req/s  p50 %6s us  p99 %6s us  cpu %7s us/req  non-2xx %s  sock-err %s  other-cpu %s%%' \
+    "$cn" "$o" "$c" "$body" "$rep" "$half" "$rps" "$p50" "$p99" "$cpu_us" "$non2xx" "$serr" "$FOREIGN")"
   if [[ -n "$alog" ]]; then  # the log must hold one line per request (wrk's count may lag)
     sleep 1.2
     local lines
@@ -421,6 +428,15 @@ done
 # order, Berth (first after the origin) measured far below Berth+hc and Berth+obs, which run
 # the same data path right after it, in several rounds of the first scenario after the quiet
 # wait (e.g. 37.7k against 55.6k req/s), and never far above.
+#
+# Within a scenario each proxy runs twice, for half the run each, in the order and then in its
+# reverse (A B C C B A): the midpoints of every proxy's two halves coincide, so a drift of the
+# machine that is linear over the scenario weighs on every proxy alike, whatever its place, and
+# on every ratio between two proxies. A proxy's figures for the round combine its halves
+# (merge_halves). In the run of 2026-12-04 (aba4785, one 5-s run per proxy and round), Berth+obs
+# measured 0.87x Berth's req/s on 64 KiB bodies, where its access log costs about 1 µs (the
+# difference on small bodies) of some 40 µs per request, and Berth+hc, the same data path as
+# Berth, 0.91x; that spread was the machine, not the proxies.
 # The proxies in the order for scenario $1 (0-based, in run order) of round $2 (1-based): the
 # list rotated by the scenario's index plus the round's share of a turn, so each proxy takes
 # different places in the rounds of one scenario and every place equally often over a run.
@@ -431,6 +447,23 @@ rotation_order() {
   off=$(( ($1 + ($2 - 1) * step) % n ))
   for ((i = 0; i < n; i++)); do echo "${PROXIES[(off + i) % n]}"; done
 }
+# One results.tsv row for contestant $1 (origin $2, conns $3, body $4, round $5) from its two
+# half rows: requests and CPU ticks summed, req/s = all requests over the two halves' time, p50
+# and p99 the mean of the halves', errors summed; the status is the first half's that is not ok.
+merge_halves() {  # contestant origin conns body round
+  awk -F'\t' -v OFS='\t' -v n="$1" -v o="$2" -v c="$3" -v b="$4" -v r="$5" -v hz="$CLK_TCK" '
+    $1 == n && $2 == o && $3 == c && $4 == b && $5 == r {
+      k++; reqs += $9; if ($6 > 0) secs += $9 / $6; p50 += $7; p99 += $8; non2xx += $10; serr += $11
+      ticks += $13; if ($12 != "ok" && st == "") st = $12; if ($7 < 0 || $8 < 0) lat_bad = 1
+    }
+    END {
+      if (k == 0) exit
+      rps = secs > 0 ? reqs / secs : 0
+      print n, o, c, b, r, sprintf("%.2f", rps), (lat_bad ? -1 : p50 / k), (lat_bad ? -1 : p99 / k), reqs,
+            non2xx, serr, (st == "" ? "ok" : st), ticks, (reqs > 0 ? sprintf("%.3f", ticks / hz * 1e6 / reqs) : -1)
+    }' "$HALVES" >>"$RESULTS"
+}
+HALF_SECS=$(((DURATION + 1) / 2))  # wrk takes whole seconds: half the run, rounded up
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 for ((rep = 1; rep <= REPS; rep++)); do
   wait_quiet "round $rep"
@@ -440,9 +473,10 @@ for ((rep = 1; rep <= REPS; rep++)); do
     for c in "${CONNS_LIST[@]}"; do
       for body in "${BODIES[@]}"; do
         mapfile -t ORDER < <(rotation_order "$scenario" "$rep")
-        for name in origin "${ORDER[@]}"; do
-          run_wrk "$name@$o" "$c" "$body" "$rep"
-        done
+        run_wrk "origin@$o" "$c" "$body" "$rep"
+        for name in "${ORDER[@]}"; do run_wrk "$name@$o" "$c" "$body" "$rep" a; done
+        for ((i = ${#ORDER[@]} - 1; i >= 0; i--)); do run_wrk "${ORDER[i]}@$o" "$c" "$body" "$rep" b; done
+        for name in "${ORDER[@]}"; do merge_halves "$name" "$o" "$c" "$body" "$rep"; done
         scenario=$((scenario + 1))
       done
     done
@@ -565,8 +599,11 @@ REPORT=$WORK/report.md
   echo "  Berth+hc: the Berth configuration plus an active health check of the origin (GET /small every 1 s)"
   echo "  and outlier detection at its defaults."
   echo "  ${DURATION} s per run, $REPS interleaved round(s)$( ((QUICK)) && echo ' (--quick)'); values are medians over the rounds."
-  echo "  Within a scenario the origin runs first, then the proxies in an order that rotates from scenario to"
-  echo "  scenario and round to round (the raw output names each run in the order it ran)."
+  echo "  Within a scenario the origin runs first ($DURATION s), then each proxy twice for $HALF_SECS s, in an order"
+  echo "  and then its reverse (A B C C B A), so a drift that is linear over the scenario weighs on all alike;"
+  echo "  the order rotates from scenario to scenario and round to round (the raw output names each run in"
+  echo "  the order it ran). A proxy's round: requests and CPU summed over its halves, req/s = requests over"
+  echo "  their time, p50 and p99 the mean of the halves'."
   echo "  CPU/req = the contestant's utime + stime (/proc/PID/stat; nginx: master + worker; origin rows:"
   echo "  the origin itself) during the wrk run, divided by the requests wrk completed (tick = 1/$CLK_TCK s)."
   echo "  errors = non-2xx/3xx responses + socket errors reported by wrk, summed over the rounds."
