@@ -23,31 +23,25 @@
 //     cpu_us=.. (the client's own CPU time)
 // and exits 0 when every request was answered 200, 1 otherwise, 64 on a usage error.
 // Measurement code only; nothing here is part of Berth.
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/timerfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <deque>
-#include <map>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "bench/http_response.h"
-#include "bench/paced_schedule.h"
+#include "bench/paced_client.h"
 
 namespace {
 
@@ -75,30 +69,14 @@ int main(int argc, char** argv) {
   std::string host = "127.0.0.1", sni = "bench.test", path = "/small";
   int port = 0, max_conns = 256;
   double rate = 1000, duration = 10, timeout_s = -1;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto next = [&]() -> const char* {
-      if (i + 1 >= argc) usage();
-      return argv[++i];
-    };
-    if (a == "--host") host = next();
-    else if (a == "--port") port = atoi(next());
-    else if (a == "--sni") sni = next();
-    else if (a == "--path") path = next();
-    else if (a == "--rate") rate = atof(next());
-    else if (a == "--duration") duration = atof(next());
-    else if (a == "--max-conns") max_conns = atoi(next());
-    else if (a == "--timeout") timeout_s = atof(next());
-    else usage();
-  }
-  if (port <= 0 || port > 65535 || max_conns <= 0 || rate <= 0 || duration <= 0) usage();
+  sockaddr_in addr{};
+  if (!bench::parse_flags(argc, argv,
+                          {{"--host", &host}, {"--port", &port}, {"--sni", &sni}, {"--path", &path}, {"--rate", &rate},
+                           {"--duration", &duration}, {"--max-conns", &max_conns}, {"--timeout", &timeout_s}}) ||
+      !bench::ipv4_address(host, port, &addr) || max_conns <= 0 || rate <= 0 || duration <= 0)
+    usage();
   if (timeout_s < 0) timeout_s = duration + 10;
   const int64_t total = std::max<int64_t>(1, llround(rate * duration));
-
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(uint16_t(port));
-  if (inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1) usage();
   const std::string request = "GET " + path + " HTTP/1.1\r\nHost: " + sni + "\r\nConnection: close\r\n\r\n";
 
   SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
@@ -111,23 +89,11 @@ int main(int argc, char** argv) {
   SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
   SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);  // the bench's own certificate, on loopback
 
-  const int ep = epoll_create1(EPOLL_CLOEXEC);
-  const int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-  epoll_event tev{};
-  tev.events = EPOLLIN;
-  tev.data.u64 = UINT64_MAX;
-  epoll_ctl(ep, EPOLL_CTL_ADD, tfd, &tev);
-
+  bench::PacedLoop loop(total, rate, timeout_s);
+  const int ep = loop.epoll_fd();
   std::vector<Conn> cs(static_cast<size_t>(max_conns));
   std::vector<size_t> free_slots;
   for (size_t i = cs.size(); i-- > 0;) free_slots.push_back(i);
-  std::deque<int64_t> waiting;  // due times (ns) of requests not started yet, in order
-  std::vector<int64_t> latencies_us;
-  latencies_us.reserve(size_t(total));
-  std::map<int, int64_t> statuses;
-  int64_t sent = 0, errors = 0;
-  bench::Schedule schedule(tfd, total, rate);
-  const int64_t deadline_ns = bench::now_ns() + int64_t(timeout_s * 1e9);
 
   auto watch = [&](Conn& c, uint32_t events) {
     if (events == c.events) return;
@@ -138,7 +104,7 @@ int main(int argc, char** argv) {
     c.events = events;
   };
   auto finish = [&](Conn& c, bool failed) {
-    if (failed) ++errors;
+    if (failed) ++loop.errors;
     if (c.ssl) SSL_free(c.ssl);
     epoll_ctl(ep, EPOLL_CTL_DEL, c.fd, nullptr);
     close(c.fd);
@@ -150,10 +116,8 @@ int main(int argc, char** argv) {
     free_slots.pop_back();
     Conn& c = cs[slot];
     c.due_ns = due;
-    c.fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    ++sent;
+    c.fd = bench::tcp_socket();
+    ++loop.sent;
     c.state = State::Connecting;
     c.events = EPOLLOUT;
     epoll_event ev{};
@@ -163,12 +127,13 @@ int main(int argc, char** argv) {
     if (connect(c.fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0 && errno != EINPROGRESS) finish(c, true);
   };
   auto dispatch = [&]() {
+    std::deque<int64_t>& waiting = loop.waiting();
     while (!waiting.empty() && !free_slots.empty()) {
       start(waiting.front());
       waiting.pop_front();
     }
   };
-  // Runs the connection's TLS steps as far as they go now; false when it ended.
+  // Runs the connection's TLS steps as far as they go now.
   char buf[64 * 1024];
   auto drive = [&](Conn& c) {
     for (;;) {
@@ -191,8 +156,7 @@ int main(int argc, char** argv) {
             return;
           }
           if (st > 0 && c.in.size() >= head.body_start + size_t(head.content_length)) {
-            latencies_us.push_back((bench::now_ns() - c.due_ns) / 1000);
-            ++statuses[head.status];
+            loop.answered(c.due_ns, head.status);
             finish(c, false);
             return;
           }
@@ -213,29 +177,13 @@ int main(int argc, char** argv) {
       return;
     }
   };
-  schedule.start(bench::now_ns());
-  std::vector<epoll_event> events(256);
-  for (;;) {
-    if (int64_t(latencies_us.size()) + errors >= total) break;
-    const int64_t left_ms = (deadline_ns - bench::now_ns()) / 1000000;
-    if (left_ms <= 0) break;
-    const int n = epoll_wait(ep, events.data(), int(events.size()), int(std::min<int64_t>(left_ms, 200)));
-    if (n < 0 && errno != EINTR) {
-      perror("epoll_wait");
-      return 1;
-    }
-    for (int i = 0; i < n; ++i) {
-      if (events[i].data.u64 == UINT64_MAX) {  // the schedule's timer
-        schedule.take_due(waiting);
-        continue;
-      }
-      Conn& c = cs[events[i].data.u64];
+  loop.start();
+  for (std::span<epoll_event> ready; loop.wait(ready);) {
+    for (const epoll_event& event : ready) {
+      Conn& c = cs[event.data.u64];
       if (c.state == State::Free) continue;  // ended earlier in this batch
       if (c.state == State::Connecting) {
-        int err = 0;
-        socklen_t len = sizeof err;
-        getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
-        if (err != 0) {
+        if (bench::socket_error(c.fd) != 0) {
           finish(c, true);
           continue;
         }
@@ -250,5 +198,5 @@ int main(int argc, char** argv) {
   }
 
   SSL_CTX_free(ctx);
-  return bench::print_result(latencies_us, statuses, sent, errors, total, 200);
+  return loop.print_result(200);
 }
