@@ -99,7 +99,7 @@ LiveNames live_names(const RouteTable& routes) {
 }
 
 std::shared_ptr<const LiveNames> live_names(std::shared_ptr<const RouteTable> routes, LiveNamesCache& cache,
-                                            bool* dropped) {
+                                            LostNames* lost) {
   auto live = std::make_shared<LiveNames>();
   const std::vector<ServicePtr>& services = routes->services();
   const LiveNames* last = cache.live.get();
@@ -112,20 +112,22 @@ std::shared_ptr<const LiveNames> live_names(std::shared_ptr<const RouteTable> ro
     same_names = services[i] == (*old)[i] || services[i]->name == (*old)[i]->name;
   live->names = same_names ? last->names : route_names(*routes);
   // With the same names, only a changed service can have lost an instance.
-  bool lost = !same_names;
+  LostNames gone;
+  gone.names = !same_names;
   if (aligned) {
     live->keys = last->keys;
     for (size_t i = 0; i < services.size(); ++i) {
       if (services[i] == (*old)[i]) continue;
       live->keys[i] = instance_keys(services[i]);
-      for (size_t j = 0; !lost && j < (*old)[i]->endpoints.size(); ++j)
-        lost = !live->keys[i]->contains((*old)[i]->endpoints[j].key);
+      if (gone.names) continue;
+      for (const Endpoint& e : (*old)[i]->endpoints)
+        if (!live->keys[i]->contains(e.key)) gone.instances.emplace_back(services[i]->name, e.key);
     }
   } else {
     live->keys.reserve(services.size());
     for (const ServicePtr& s : services) live->keys.push_back(instance_keys(s));
   }
-  if (dropped) *dropped = lost;
+  if (lost) *lost = std::move(gone);
   cache.live = live;
   cache.table = std::move(routes);
   return live;
@@ -351,9 +353,9 @@ MetricsExporter::MetricsExporter(unsigned workers, MetricsInputs inputs) : in_(s
 }
 
 void MetricsExporter::on_snapshot(std::shared_ptr<const RouteTable> routes) {
-  bool dropped = true;
-  std::shared_ptr<const LiveNames> live = live_names(std::move(routes), live_cache_, &dropped);
-  for (auto& s : sinks_) s->set_live(live, dropped);
+  LostNames lost;
+  std::shared_ptr<const LiveNames> live = live_names(std::move(routes), live_cache_, &lost);
+  for (auto& s : sinks_) s->set_live(live, lost);
 }
 
 RequestTotals MetricsExporter::totals() const {

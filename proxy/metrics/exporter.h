@@ -103,11 +103,12 @@ LiveNames live_names(const RouteTable& routes);
 // The same, taking from `cache` what the last snapshot had: the route names while the layout and
 // the services' names stay, and the instance keys of each service object still at its position.
 // The cache is left holding this snapshot. Cost: the services, a pointer comparison and a
-// pointer copy each, plus the instances of the services that changed. `dropped`, when given,
-// says whether a name of the last snapshot may be missing from this one (true when the
-// route names changed or there was no last snapshot); false means every series stays live.
+// pointer copy each, plus the instances of the services that changed. `lost`, when given, says
+// which names of the last snapshot may be missing from this one: all of them when the route names
+// changed or there was no last snapshot, else the instances gone from the services that changed
+// (none: every series stays live).
 std::shared_ptr<const LiveNames> live_names(std::shared_ptr<const RouteTable> routes, LiveNamesCache& cache,
-                                            bool* dropped = nullptr);
+                                            LostNames* lost = nullptr);
 
 // Process metrics from /proc/self (CPU seconds, resident memory, open fds, start time).
 std::vector<prometheus::MetricFamily> process_families();

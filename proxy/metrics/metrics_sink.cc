@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "proxy/model/route_table.h"
 
@@ -176,18 +177,32 @@ void MetricsRecordSink::on_mirror(std::string_view route, std::string_view servi
   cell(mirrors_, NameViews{route, service})[static_cast<size_t>(result)].add(1);
 }
 
-void MetricsRecordSink::set_live(std::shared_ptr<const LiveNames> live, bool prune) {
+void MetricsRecordSink::set_live(std::shared_ptr<const LiveNames> live, const LostNames& lost) {
   std::lock_guard<std::mutex> lock(mu_);
   live_ = std::move(live);
-  if (prune) prune_pending_.store(true, std::memory_order_relaxed);
+  if (!lost.any()) return;
+  if (!lost_.names) {
+    lost_.names = lost.names;
+    lost_.instances.insert(lost_.instances.end(), lost.instances.begin(), lost.instances.end());
+    // A list longer than the instance series costs more than a pass over them, and a worker
+    // that records nothing would let it grow: the pass replaces it.
+    if (lost_.names || lost_.instances.size() > instances_.size()) lost_ = LostNames::all();
+  }
+  prune_pending_.store(true, std::memory_order_relaxed);
 }
 
 void MetricsRecordSink::prune() {
   by_index_.reset();  // it may point at cells erased below
   std::lock_guard<std::mutex> lock(mu_);
   prune_pending_.store(false, std::memory_order_relaxed);
+  const LostNames lost = std::exchange(lost_, LostNames{});
   if (!live_) return;
   const LiveNames& live = *live_;
+  if (!lost.names) {
+    for (const NamePair& k : lost.instances)
+      if (!live.has_instance(k.first, k.second)) instances_.erase(k);
+    return;
+  }
   for (auto it = routes_.begin(); it != routes_.end();) {
     // Exchanges that matched no route (route "") are always kept.
     if (it->first.first.empty() || live.has_route(it->first.first, it->first.second)) ++it;

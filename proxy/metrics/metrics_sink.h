@@ -111,6 +111,17 @@ struct LiveNames {
   bool has_service(std::string_view service) const;
 };
 
+// What a snapshot may have lost against the one before it: which series the workers must look at.
+struct LostNames {
+  // Route, service or mirror names (or no snapshot before): every series is looked at.
+  bool names = false;
+  // Otherwise only these (service, instance) pairs, the instances gone from the services that
+  // changed (a pair may still be live through another service of the same name).
+  std::vector<NamePair> instances;
+  bool any() const { return names || !instances.empty(); }
+  static LostNames all() { return LostNames{true, {}}; }
+};
+
 // Everything one or more workers counted, summed: plain numbers keyed by label values.
 struct RequestTotals {
   // (route, service, method class, code)
@@ -143,10 +154,10 @@ class MetricsRecordSink final : public RecordSink {
   // Adds this sink's counts to `totals` (under the sink's mutex: a worker adding a series waits).
   void add_to(RequestTotals& totals) const;
   // Series of routes and instances not in `live` are dropped by the worker at its next record
-  // (memory stays bounded as instances come and go). prune false: `live` lost no name of the
-  // last one, so the worker skips that pass over its series (a pass already asked for stays
-  // asked for). Scrapes show only live series either way.
-  void set_live(std::shared_ptr<const LiveNames> live, bool prune = true);
+  // (memory stays bounded as instances come and go). `lost` says which series to look at: all of
+  // them, only the instances listed (a lookup each, not a pass over every series), or none (a
+  // look already asked for stays asked for). Scrapes show only live series either way.
+  void set_live(std::shared_ptr<const LiveNames> live, const LostNames& lost = LostNames::all());
 
  private:
   struct RouteCells {
@@ -197,6 +208,7 @@ class MetricsRecordSink final : public RecordSink {
   MetricCell bytes_in_, bytes_out_;
   std::atomic<bool> prune_pending_{false};
   std::shared_ptr<const LiveNames> live_;  // under mu_
+  LostNames lost_;  // under mu_: what the next prune() looks at
   ByIndex by_index_;  // the worker's only
 };
 

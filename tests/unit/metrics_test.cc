@@ -4,6 +4,7 @@
 
 #include <prometheus/text_serializer.h>
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -255,7 +256,7 @@ TEST_CASE("metrics: instance series carry the snapshot's health and container, a
     for (const auto& m : f->metric) CHECK(label_of(m, "instance") != "10.0.0.6:80");
   }
   // A snapshot that lost nothing asks for no pass: the cells stay until one that lost a name.
-  sink.set_live(std::make_shared<const LiveNames>(live_names(*without)), /*prune=*/false);
+  sink.set_live(std::make_shared<const LiveNames>(live_names(*without)), LostNames{});
   sink.on_exchange(proxied("r-web", "web", {"10.0.0.5:80"}, 200));
   RequestTotals kept;
   sink.add_to(kept);
@@ -268,6 +269,40 @@ TEST_CASE("metrics: instance series carry the snapshot's health and container, a
   CHECK(after.connect_errors.count(NamePair("web", "10.0.0.6:80")) == 0);
   CHECK(after.connect_errors.count(NamePair("web", "10.0.0.5:80")) == 1);
   CHECK(after.upstream_requests.size() == 1);
+}
+
+TEST_CASE("metrics: a snapshot that lost instances drops exactly those series, a lookup each",
+          "[metrics]") {
+  MetricsRecordSink sink;
+  for (const char* instance : {"10.0.0.5:80", "10.0.0.6:80", "10.0.0.8:80"})
+    sink.on_exchange(proxied("r-web", "web", {instance}, 200));
+  sink.on_exchange(proxied("r-api", "api", {"10.0.0.7:80"}, 200));
+  sink.on_exchange(proxied("r-old", "old", {"10.0.0.9:80"}, 200));
+  auto instances_of = [&] {
+    RequestTotals t;
+    sink.add_to(t);
+    std::set<NamePair> out;
+    for (const auto& [k, v] : t.connect_errors) out.insert(k);
+    return out;
+  };
+  auto live = std::make_shared<const LiveNames>(live_names(*table()));  // web: .5 and .6; api: .7
+
+  // Listed: .6, still live (the list may name an instance another service of the name keeps),
+  // and .8, gone. Only .8 goes; "old", not listed, stays until a pass over every series.
+  LostNames lost;
+  lost.instances = {{"web", "10.0.0.6:80"}, {"web", "10.0.0.8:80"}};
+  sink.set_live(live, lost);
+  sink.on_exchange(local(404, "no-route"));
+  CHECK(instances_of() == std::set<NamePair>{{"web", "10.0.0.5:80"}, {"web", "10.0.0.6:80"},
+                                            {"api", "10.0.0.7:80"}, {"old", "10.0.0.9:80"}});
+
+  // Lists add up until the worker's next record; one longer than the series it has turns into a
+  // pass over all of them (so the list stays bounded while the worker records nothing).
+  LostNames many;
+  for (int i = 0; i < 5; ++i) many.instances.emplace_back("old", "10.1.0." + std::to_string(i) + ":80");
+  sink.set_live(live, many);
+  sink.on_exchange(local(404, "no-route"));
+  CHECK(instances_of() == std::set<NamePair>{{"web", "10.0.0.5:80"}, {"web", "10.0.0.6:80"}, {"api", "10.0.0.7:80"}});
 }
 
 TEST_CASE("metrics: request series of routes that left are dropped, requests without a route kept",
@@ -458,9 +493,9 @@ TEST_CASE("metrics: mirror copies are counted per route, shadow service and resu
 TEST_CASE("metrics: live names follow a changed service and share what did not change", "[metrics]") {
   LiveNamesCache cache;
   auto t1 = table();
-  bool dropped = false;
-  auto first = live_names(t1, cache, &dropped);
-  CHECK(dropped);  // no last snapshot to compare with
+  LostNames lost;
+  auto first = live_names(t1, cache, &lost);
+  CHECK(lost.names);  // no last snapshot to compare with
   CHECK(first->has_instance("web", "10.0.0.6:80"));
   CHECK(first->has_route("r-web", "web"));
 
@@ -468,8 +503,9 @@ TEST_CASE("metrics: live names follow a changed service and share what did not c
   auto web = std::make_shared<Service>(t1->service(0));
   web->endpoints = {endpoint("10.0.0.5:80", "container:abc/web-1"), endpoint("10.0.0.9:80")};
   auto t2 = RouteTable::with_services(*t1, {web, t1->services()[1]}, 2);
-  auto second = live_names(t2, cache, &dropped);
-  CHECK(dropped);  // 10.0.0.6 left
+  auto second = live_names(t2, cache, &lost);
+  CHECK_FALSE(lost.names);  // 10.0.0.6 left, and only it
+  CHECK(lost.instances == std::vector<NamePair>{{"web", "10.0.0.6:80"}});
   CHECK(second->names == first->names);  // the same route list and names: shared
   CHECK(second->keys[1] == first->keys[1]);  // api unchanged: its keys shared
   CHECK_FALSE(second->has_instance("web", "10.0.0.6:80"));
@@ -482,8 +518,8 @@ TEST_CASE("metrics: live names follow a changed service and share what did not c
   grown->endpoints.push_back(endpoint("10.0.0.10:80"));
   auto api = std::make_shared<Service>(t2->service(1));
   auto t2b = RouteTable::with_services(*t2, {grown, api}, 3);
-  auto grown_live = live_names(t2b, cache, &dropped);
-  CHECK_FALSE(dropped);
+  auto grown_live = live_names(t2b, cache, &lost);
+  CHECK_FALSE(lost.any());
   CHECK(grown_live->has_instance("web", "10.0.0.10:80"));
   CHECK(grown_live->has_instance("web", "10.0.0.9:80"));
 
@@ -491,8 +527,9 @@ TEST_CASE("metrics: live names follow a changed service and share what did not c
   auto renamed = std::make_shared<Service>(*web);
   renamed->name = "www";
   auto t3 = RouteTable::with_services(*t2b, {renamed, t2b->services()[1]}, 4);
-  auto third = live_names(t3, cache, &dropped);
-  CHECK(dropped);
+  auto third = live_names(t3, cache, &lost);
+  CHECK(lost.names);
+  CHECK(lost.instances.empty());  // every series is looked at anyway
   CHECK(third->names != second->names);
   CHECK(third->has_route("r-web", "www"));
   CHECK_FALSE(third->has_route("r-web", "web"));
