@@ -178,7 +178,9 @@ void build_upstream_request(const RequestHead& req, const ForwardInfo& info, std
     }
     append_field(out, name, value);
   }
-  if (!host_written && !req.host.empty()) append_field(out, "Host", req.host);
+  // The request goes out as HTTP/1.1, which requires Host: an HTTP/1.0 request may have come
+  // without one, and then it is sent empty (RFC 9112 section 3.2: no authority, empty Host).
+  if (!host_written) append_field(out, "Host", req.host);
 
   out.append("X-Forwarded-For: ");
   if (info.own_chain) {

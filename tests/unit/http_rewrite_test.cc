@@ -87,6 +87,10 @@ TEST_CASE("upstream request: framing re-declared", "[rewrite]") {
   std::string none = upstream_head("GET / HTTP/1.0\r\n\r\n");
   CHECK(none.rfind("GET / HTTP/1.1\r\n", 0) == 0);  // Berth always speaks 1.1 upstream
   CHECK_FALSE(has_name(none, "Content-Length"));
+  // ...and HTTP/1.1 requires Host: an HTTP/1.0 request without one goes out with an empty one.
+  CHECK(has_line(none, "Host: "));
+  RequestHead again;
+  CHECK(parse_request_head(none, Limits{}, again).ok());
 }
 
 TEST_CASE("upstream request: absolute-form becomes origin-form with its authority as Host", "[rewrite]") {
