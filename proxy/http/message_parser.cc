@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "proxy/http/http_head.h"
+
 namespace berth {
 namespace {
 constexpr uint32_t kMaxChunkExtensionBytes = 4096;
@@ -16,8 +18,14 @@ MessageParser::Result MessageParser::start(http::Framing framing, uint64_t conte
   chunk_remaining_ = 0;
   body_bytes_ = 0;
   chunk_ext_bytes_ = 0;
+  field_name_bytes_ = 0;
+  ext_name_bytes_ = 0;
+  ext_value_bytes_ = 0;
   crlf_expected_ = 0;
   in_chunk_ = false;
+  check_framing_ = false;
+  cr_pending_ = false;
+  after_lf_ = false;
   complete_ = framing == http::Framing::kNone || (framing == http::Framing::kContentLength && remaining_ == 0);
   error_ = nullptr;
   if (complete_) return {State::kComplete, 0, ""};
@@ -28,8 +36,12 @@ MessageParser::Result MessageParser::start(http::Framing framing, uint64_t conte
   settings_.on_body = &MessageParser::on_body;
   settings_.on_message_complete = &MessageParser::on_message_complete;
   settings_.on_chunk_header = &MessageParser::on_chunk_header;
-  settings_.on_chunk_extension_name = &MessageParser::on_chunk_extension;
-  settings_.on_chunk_extension_value = &MessageParser::on_chunk_extension;
+  settings_.on_chunk_extension_name = &MessageParser::on_chunk_extension_name;
+  settings_.on_chunk_extension_name_complete = &MessageParser::on_chunk_extension_name_complete;
+  settings_.on_chunk_extension_value = &MessageParser::on_chunk_extension_value;
+  settings_.on_chunk_extension_value_complete = &MessageParser::on_chunk_extension_value_complete;
+  settings_.on_header_field = &MessageParser::on_field_name;
+  settings_.on_header_field_complete = &MessageParser::on_field_name_complete;
   llhttp_init(&parser_, type, &settings_);
   parser_.data = this;
   static constexpr std::string_view kRequestHead = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
@@ -37,6 +49,7 @@ MessageParser::Result MessageParser::start(http::Framing framing, uint64_t conte
   const std::string_view head = type == HTTP_REQUEST ? kRequestHead : kResponseHead;
   Result r = run(head.data(), head.size());
   r.consumed = 0;
+  check_framing_ = true;
   return r;
 }
 
@@ -85,18 +98,42 @@ MessageParser::Result MessageParser::finish() {
   return {State::kError, 0, "message truncated by close"};
 }
 
+bool MessageParser::check_lines(const char* to) {
+  for (const char* p = scan_from_; p < to; ++p) {
+    const char c = *p;
+    if (cr_pending_ ? c != '\n' : c == '\n') {  // a CR's next byte; no bare LF
+      error_ = "invalid line ending in chunked framing";
+      return false;
+    }
+    if (after_lf_ && (c == ' ' || c == '\t')) {
+      error_ = "folded line in chunked framing";
+      return false;
+    }
+    cr_pending_ = c == '\r';
+    after_lf_ = c == '\n';
+  }
+  scan_from_ = to;
+  return true;
+}
+
 MessageParser::Result MessageParser::run(const char* data, size_t len) {
   buf_end_ = data + len;
+  scan_from_ = data;
   llhttp_errno_t err = llhttp_execute(&parser_, data, len);
   Result r;
   switch (err) {
     case HPE_OK:
+      if (check_framing_ && !check_lines(buf_end_)) return {State::kError, 0, error_};
       r.state = State::kBody;
       r.consumed = len;
       break;
     case HPE_PAUSED:
-      r.state = State::kComplete;
       r.consumed = static_cast<size_t>(llhttp_get_error_pos(&parser_) - data);
+      if (check_framing_ && !check_lines(data + r.consumed)) {
+        complete_ = false;
+        return {State::kError, 0, error_};
+      }
+      r.state = State::kComplete;
       break;
     case HPE_PAUSED_UPGRADE:
       r.state = State::kUpgrade;
@@ -113,6 +150,10 @@ MessageParser::Result MessageParser::run(const char* data, size_t len) {
 
 int MessageParser::on_body(llhttp_t* p, const char* at, size_t len) {
   auto* self = static_cast<MessageParser*>(p->data);
+  // The size line before these bytes is checked before any of them goes on.
+  if (self->check_framing_ && !self->check_lines(at)) return -1;
+  self->scan_from_ = at + len;
+  self->after_lf_ = false;
   self->body_bytes_ += len;
   self->sink_->on_body_data(at, len);
   if (!self->in_chunk_) return 0;
@@ -154,6 +195,77 @@ int MessageParser::on_chunk_extension(llhttp_t* p, const char*, size_t len) {
     self->error_ = "chunk extension too long";
     return -1;
   }
+  return 0;
+}
+
+int MessageParser::on_chunk_extension_name(llhttp_t* p, const char* at, size_t len) {
+  static_cast<MessageParser*>(p->data)->ext_name_bytes_ += static_cast<uint32_t>(len);
+  return on_chunk_extension(p, at, len);
+}
+
+int MessageParser::end_extension_part(uint32_t& bytes, const char* empty_error) {
+  if (bytes == 0) {
+    error_ = empty_error;
+    return -1;
+  }
+  bytes = 0;
+  return 0;
+}
+
+int MessageParser::on_chunk_extension_name_complete(llhttp_t* p) {
+  auto* self = static_cast<MessageParser*>(p->data);
+  return self->end_extension_part(self->ext_name_bytes_, "empty chunk extension name");
+}
+
+int MessageParser::on_chunk_extension_value(llhttp_t* p, const char* at, size_t len) {
+  auto* self = static_cast<MessageParser*>(p->data);
+  if (len > 0 && self->ext_value_bytes_ == 0) self->ext_value_quoted_ = at[0] == '"';
+  for (size_t i = 0; i < len; ++i) {
+    const auto c = static_cast<unsigned char>(at[i]);
+    // A token, or a quoted string: no control byte but HTAB, no DEL (llhttp takes DEL there).
+    const bool ok = self->ext_value_quoted_ ? (c >= 0x20 || c == '\t') && c != 0x7f : http::is_token_char(c);
+    if (!ok) {
+      self->error_ = "invalid chunk extension value";
+      return -1;
+    }
+  }
+  self->ext_value_bytes_ += static_cast<uint32_t>(len);
+  return on_chunk_extension(p, at, len);
+}
+
+int MessageParser::on_chunk_extension_value_complete(llhttp_t* p) {
+  auto* self = static_cast<MessageParser*>(p->data);
+  return self->end_extension_part(self->ext_value_bytes_, "empty chunk extension value");
+}
+
+int MessageParser::on_field_name(llhttp_t* p, const char* at, size_t len) {
+  auto* self = static_cast<MessageParser*>(p->data);
+  for (size_t i = 0; i < len; ++i) {
+    if (!http::is_token_char(static_cast<unsigned char>(at[i]))) {
+      self->error_ = "invalid trailer field name";
+      return -1;
+    }
+  }
+  for (size_t i = 0; i < len && self->field_name_bytes_ + i < sizeof self->field_name_; ++i)
+    self->field_name_[self->field_name_bytes_ + i] = at[i];
+  self->field_name_bytes_ += static_cast<uint32_t>(len);
+  return 0;
+}
+
+int MessageParser::on_field_name_complete(llhttp_t* p) {
+  auto* self = static_cast<MessageParser*>(p->data);
+  if (self->field_name_bytes_ == 0) {
+    self->error_ = "invalid trailer field name";
+    return -1;
+  }
+  if (self->check_framing_ && self->field_name_bytes_ <= sizeof self->field_name_) {
+    const std::string_view name(self->field_name_, self->field_name_bytes_);
+    if (http::iequals(name, "content-length") || http::iequals(name, "transfer-encoding")) {
+      self->error_ = "framing field in trailers";
+      return -1;
+    }
+  }
+  self->field_name_bytes_ = 0;
   return 0;
 }
 

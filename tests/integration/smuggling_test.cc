@@ -103,6 +103,18 @@ std::vector<Case> body_cases() {
       {"bare LF after chunk size", chunked + "5\nhello\r\n0\r\n\r\n" + kSmuggled, {400}, false},
       {"bare LF after chunk data", chunked + "5\r\nhello\n0\r\n\r\n" + kSmuggled, {400}, true},
       {"chunk size with 0x prefix", chunked + "0x5\r\nhello\r\n0\r\n\r\n" + kSmuggled, {400}, false},
+      // Line endings later in the framing: llhttp 8.1 takes a CR followed by any byte as the end
+      // of a size line or of the body, and a bare LF as the body's last line.
+      {"CR and another byte after a later chunk size", chunked + "5\r\nhello\r\n3\rJabc\r\n0\r\n\r\n" + kSmuggled,
+       {400}, true},
+      {"CR and another byte after the last chunk size", chunked + "5\r\nhello\r\n0\rJ\r\n\r\n" + kSmuggled, {400},
+       true},
+      {"CR and another byte as the body's last line", chunked + "5\r\nhello\r\n0\r\n\rJ" + kSmuggled, {400}, true},
+      {"bare LF as the body's last line", chunked + "5\r\nhello\r\n0\r\n\n" + kSmuggled, {400}, true},
+      {"CR and another byte after a chunk extension", chunked + "5\r\nhello\r\n3;x=y\rJabc\r\n0\r\n\r\n" + kSmuggled,
+       {400}, true},
+      {"folded trailer field", chunked + "5\r\nhello\r\n0\r\nX-T: a\r\n b\r\n\r\n" + kSmuggled, {400}, true},
+      {"trailer field name with a space", chunked + "5\r\nhello\r\n0\r\nX T: a\r\n\r\n" + kSmuggled, {400}, true},
   };
 }
 
