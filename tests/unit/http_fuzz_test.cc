@@ -1,9 +1,11 @@
-// Mutation tests of the HTTP/1 wire format: thousands of heads and chunked bodies derived from
+// Mutation tests of the HTTP/1 wire format: heads and chunked bodies by the ten thousand, derived from
 // valid ones by small random edits (seeded, so every run tries the same inputs), checked against
 // what must hold whatever the bytes are:
 // - a request head Berth accepts is forwarded in a form that a second, independent parser
 //   (llhttp, strict) and Berth itself both read with the same method, target and body framing:
 //   Berth and the instance agree on where the message ends;
+// - a response head Berth accepts reaches the client in a form that Berth's parser and llhttp
+//   (as the client would read it) frame as Berth sends the body;
 // - a chunked body decodes to the same bytes, ends at the same place or fails, however the input
 //   is split, and where it completes it agrees with a plain reading of RFC 9112's grammar.
 // Under the sanitizer build (CI) the same inputs also check memory safety. To look further than
@@ -111,6 +113,7 @@ std::string mutate(std::string s, std::mt19937_64& rng) {
 
 struct LlhttpHead {
   bool ok = false;
+  int status = 0;  // a response's
   std::string method, url;
   bool chunked = false;
   bool has_content_length = false;
@@ -118,7 +121,7 @@ struct LlhttpHead {
   std::string error;
 };
 
-LlhttpHead llhttp_read_head(std::string_view head) {
+LlhttpHead llhttp_read_head(std::string_view head, llhttp_type_t type = HTTP_REQUEST) {
   struct Ctx {
     std::string url;
   } ctx;
@@ -130,7 +133,7 @@ LlhttpHead llhttp_read_head(std::string_view head) {
   };
   settings.on_headers_complete = [](llhttp_t*) { return static_cast<int>(HPE_PAUSED); };
   llhttp_t parser;
-  llhttp_init(&parser, HTTP_REQUEST, &settings);
+  llhttp_init(&parser, type, &settings);
   parser.data = &ctx;
   const llhttp_errno_t err = llhttp_execute(&parser, head.data(), head.size());
   LlhttpHead out;
@@ -139,12 +142,29 @@ LlhttpHead llhttp_read_head(std::string_view head) {
     return out;
   }
   out.ok = true;
-  out.method = llhttp_method_name(static_cast<llhttp_method_t>(llhttp_get_method(&parser)));
+  out.status = llhttp_get_status_code(&parser);
+  if (type == HTTP_REQUEST) out.method = llhttp_method_name(static_cast<llhttp_method_t>(llhttp_get_method(&parser)));
   out.url = ctx.url;
   out.chunked = (parser.flags & F_CHUNKED) != 0;
   out.has_content_length = (parser.flags & F_CONTENT_LENGTH) != 0;
   out.content_length = out.has_content_length ? parser.content_length : 0;
   return out;
+}
+
+// llhttp found the body where Berth declared it: `framing`, `length` bytes for a sized one.
+void check_same_framing(const LlhttpHead& ll, Framing framing, uint64_t length) {
+  CHECK(ll.chunked == (framing == Framing::kChunked));
+  switch (framing) {
+    case Framing::kContentLength:
+      CHECK(ll.has_content_length);
+      CHECK(ll.content_length == length);
+      break;
+    case Framing::kNone:  // no body: no length, or 0
+      CHECK((!ll.has_content_length || ll.content_length == 0));
+      break;
+    default:  // chunked, or until the close
+      CHECK_FALSE(ll.has_content_length);
+  }
 }
 
 const std::vector<std::string> kRequestSeeds = {
@@ -213,24 +233,70 @@ TEST_CASE("mutated request heads: what Berth forwards, the instance frames as Be
     REQUIRE(ll.ok);
     CHECK(ll.method == req.method);
     CHECK(ll.url == req.path);
-    switch (req.framing) {
-      case Framing::kChunked:
-        CHECK(ll.chunked);
-        CHECK_FALSE(ll.has_content_length);
-        break;
-      case Framing::kContentLength:
-        CHECK_FALSE(ll.chunked);
-        CHECK(ll.has_content_length);
-        CHECK(ll.content_length == req.content_length);
-        break;
-      default:
-        CHECK_FALSE(ll.chunked);
-        CHECK((!ll.has_content_length || ll.content_length == 0));
-    }
+    check_same_framing(ll, req.framing, req.content_length);
   }
   INFO("accepted " << accepted << " (" << unknown_method << " with a method llhttp does not know), refused "
                     << refused << ", incomplete " << incomplete);
   // The mutations reach both sides of the parser's decisions.
+  CHECK(accepted > 2000);
+  CHECK(refused > 2000);
+}
+
+namespace {
+
+const std::vector<std::string> kResponseSeeds = {
+    "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\n",
+    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\n\r\n",
+    "HTTP/1.1 200 OK\r\nServer: s\r\n\r\n",
+    "HTTP/1.0 200 OK\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\n",
+    "HTTP/1.1 204 No Content\r\nX-A: b\r\n\r\n",
+    "HTTP/1.1 304 Not Modified\r\nContent-Length: 120\r\nETag: \"x\"\r\n\r\n",
+    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nTrailer: X-T\r\nKeep-Alive: timeout=5\r\n\r\n",
+    "HTTP/1.1 500 Internal Server Error\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+};
+
+}  // namespace
+
+TEST_CASE("mutated response heads: what Berth sends the client, the client frames as Berth does",
+          "[http_head][smuggling][fuzz]") {
+  std::mt19937_64 rng = fuzz_rng(12052026);
+  const Limits limits;
+  int accepted = 0, refused = 0;
+  const int count = fuzz_count(40000);
+  for (int i = 0; i < count; ++i) {
+    const std::string raw = mutate(kResponseSeeds[static_cast<size_t>(i) % kResponseSeeds.size()], rng);
+    const size_t head_len = find_head_end(raw.data(), raw.size(), 0);
+    if (head_len == 0) continue;
+    const std::string_view head(raw.data(), head_len);
+    const bool to_head = i % 5 == 0;          // the answer to a HEAD request
+    const uint8_t client_minor = i % 7 == 0 ? 0 : 1;
+    ResponseHead resp;
+    if (!parse_response_head(head, limits, to_head, resp).ok()) {
+      ++refused;
+      continue;
+    }
+    ++accepted;
+    INFO("input: " << shown(head) << (to_head ? " (to HEAD)" : "") << " client HTTP/1." << int{client_minor});
+    const ResponsePlan plan = plan_response(resp, client_minor, false);
+    std::string out;
+    build_client_response(resp, plan, false, out);
+    INFO("sent: " << shown(out));
+
+    ResponseHead again;
+    REQUIRE(parse_response_head(out, limits, to_head, again).ok());
+    CHECK(again.status == resp.status);
+    CHECK(again.framing == plan.to_client);
+    if (plan.to_client == Framing::kContentLength) CHECK(again.content_length == resp.content_length);
+
+    const LlhttpHead ll = llhttp_read_head(out, HTTP_RESPONSE);
+    INFO("llhttp: " << ll.error);
+    REQUIRE(ll.ok);
+    CHECK(ll.status == resp.status);
+    // Where a body follows the head, the client must find it where Berth puts it.
+    if (to_head || resp.status < 200 || resp.status == 204 || resp.status == 304) continue;
+    check_same_framing(ll, plan.to_client, resp.content_length);
+  }
+  INFO("accepted " << accepted << ", refused " << refused);
   CHECK(accepted > 2000);
   CHECK(refused > 2000);
 }
