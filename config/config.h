@@ -416,6 +416,9 @@ struct Config {
   // right-most X-Forwarded-For entry outside these ranges. Empty: the peer is the client.
   std::vector<Cidr> trusted_proxies;
   Acme acme;
+  // Client request paths are sanitized before routing and forwarding (proxy/http/request_path.h):
+  // "/%61dmin", "//admin" and "/x/../admin" all route, and go out, as "/admin".
+  bool sanitize_path = true;
 };
 
 struct Error {

@@ -176,7 +176,8 @@ std::vector<std::string_view> names_of(const Spec (&specs)[N]) {
 const std::vector<std::string_view> kTopLevelKeys = {"listeners", "workers",  "admin",
                                                      "timeouts",  "limits",   "routes",
                                                      "services",  "docker",   "access_log",
-                                                     "registry",  "trusted_proxies", "acme"};
+                                                     "registry",  "trusted_proxies", "acme",
+                                                     "sanitize_path"};
 const std::vector<std::string_view> kAcmeKeys = {"directory", "email",     "storage",
                                                  "ca_bundle", "challenge", "renew_before"};
 const std::vector<std::string_view> kRegistryKeys = {"etcd", "role", "host_id", "advertise_address",
@@ -504,6 +505,9 @@ void Loader::read_document(const YAML::Node& root) {
     else if (field.key == "registry") read_registry(value);
     else if (field.key == "trusted_proxies") read_cidrs(value, config_.trusted_proxies);
     else if (field.key == "acme") read_acme(value);
+    else if (field.key == "sanitize_path") {
+      if (auto flag = read_bool(value)) config_.sanitize_path = *flag;
+    }
   }
   check_listeners_required();
   check_duplicate_listeners();

@@ -277,7 +277,7 @@ nlohmann::json StatusBuilder::status(const RouteTable& table, int64_t now_ms) co
 
 nlohmann::json explain_request(const RouteTable& table, std::string_view host, std::string_view path,
                                int64_t now_ms, std::string* error, std::string_view method,
-                               const std::vector<std::string>& headers) {
+                               const std::vector<std::string>& headers, bool sanitize_path) {
   if (host.empty()) {
     *error = "missing query parameter: host (e.g. /api/explain?host=example.com&path=/)";
     return nullptr;
@@ -308,12 +308,15 @@ nlohmann::json explain_request(const RouteTable& table, std::string_view host, s
   }
   raw += "\r\n";
   http::RequestHead head;
-  if (!http::parse_request_head(raw, http::Limits{}, head).ok()) {
-    *error = "invalid method or header: the request they make cannot be parsed";
+  http::Limits limits;
+  limits.sanitize_path = sanitize_path;
+  if (const http::Outcome o = http::parse_request_head(raw, limits, head); !o.ok()) {
+    *error = std::string("invalid method, path or header: the request they make is refused (") + o.detail + ")";
     return nullptr;
   }
   bool host_valid = true;
-  RouteExplanation x = table.explain(host, path, now_ms, &host_valid, &head);
+  // Routed by the path as a client's request would be: sanitized (head.path), when it is.
+  RouteExplanation x = table.explain(host, head.path, now_ms, &host_valid, &head);
   if (!host_valid) {
     *error = "invalid host: " + std::string(host.substr(0, 300));
     return nullptr;

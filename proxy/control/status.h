@@ -63,8 +63,9 @@ class StatusBuilder {
 // eligibility. Empty `error` on success; otherwise the JSON is null and `error` says what is
 // wrong with the input (the caller answers 400). For routes with matchers: `method` ("" = GET),
 // `headers` ("Name: value" each) and the query in `path` ("/x?beta=1") make the request tested.
+// sanitize_path: the path is sanitized first, as a client's would be (config `sanitize_path`).
 nlohmann::json explain_request(const RouteTable& table, std::string_view host, std::string_view path,
                                int64_t now_ms, std::string* error, std::string_view method = {},
-                               const std::vector<std::string>& headers = {});
+                               const std::vector<std::string>& headers = {}, bool sanitize_path = true);
 
 }  // namespace berth

@@ -36,6 +36,7 @@ inline std::shared_ptr<const Runtime> make_runtime(const config::Config& cfg, ui
   rt->http_limits.max_header_bytes = cfg.limits.max_header_bytes;
   rt->http_limits.max_headers = cfg.limits.max_headers;
   rt->http_limits.max_request_line = cfg.limits.max_request_line;
+  rt->http_limits.sanitize_path = cfg.sanitize_path;
   rt->generation = generation;
   rt->trusted_proxies = cfg.trusted_proxies;
   for (const config::Listener& l : cfg.listeners) rt->proxy_protocol.push_back(l.proxy_protocol ? 1 : 0);

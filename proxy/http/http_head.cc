@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "proxy/http/request_path.h"
+
 namespace berth::http {
 namespace {
 
@@ -353,6 +355,18 @@ Outcome parse_request_head(std::string_view raw, const Limits& limits, RequestHe
     if (path_start == std::string_view::npos) out.path = "/";
     else if (rest[path_start] == '?') return {HeadError::kBadRequest, "query without a path"};
     else out.path = rest.substr(path_start);
+  }
+  if (limits.sanitize_path && out.path[0] == '/') {
+    const char* why = "";
+    switch (sanitize_path(out.path, out.sanitized_path, &why)) {
+      case PathSanitize::kInvalid:
+        return {HeadError::kBadRequest, why};
+      case PathSanitize::kChanged:
+        out.path = out.sanitized_path;
+        break;
+      case PathSanitize::kUnchanged:
+        break;
+    }
   }
 
   Outcome f = parse_fields(raw, line_end + 1, limits, out, true);

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -48,6 +49,8 @@ struct Limits {
   uint32_t max_header_bytes = 32 * 1024;
   uint32_t max_headers = 100;
   uint32_t max_request_line = 8 * 1024;
+  // A client's request: its path is sanitized (request_path.h) for routing and forwarding.
+  bool sanitize_path = false;
 };
 
 // Common to requests and responses.
@@ -74,13 +77,18 @@ struct Head {
 struct RequestHead : Head {
   std::string_view method;
   std::string_view target;         // as received
-  std::string_view path;           // origin-form path+query to forward (absolute-form reduced)
+  std::string_view path;           // origin-form path+query to forward (absolute-form reduced,
+                                   // sanitized when Limits::sanitize_path)
   std::string_view host;           // authority used for routing: target's, else Host header
   bool absolute_form = false;
   bool method_head = false;
   bool expect_continue = false;
   bool upgrade = false;            // Upgrade + Connection: upgrade (not h2c)
   std::string_view upgrade_protocol;
+  std::string sanitized_path;      // where `path` points when sanitizing changed it
+  RequestHead() = default;
+  RequestHead(const RequestHead&) = delete;  // `path` may point into this very object
+  RequestHead& operator=(const RequestHead&) = delete;
   bool keep_alive() const noexcept;
   void clear();
 };

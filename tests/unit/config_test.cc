@@ -35,6 +35,7 @@ TEST_CASE("config: a minimal file gets every default", "[config]") {
   CHECK(config.listeners[0].address.to_string() == "127.0.0.1:8080");
   CHECK(config.listeners[0].mark.line == 1);
   CHECK(config.workers == 0);
+  CHECK(config.sanitize_path);
   CHECK(config.admin.enabled);
   CHECK(config.admin.address.to_string() == "127.0.0.1:9901");
   CHECK(config.routes.empty());
@@ -167,6 +168,16 @@ TEST_CASE("config: every option is read", "[config]") {
   CHECK(c.services[1].endpoints.empty());
 }
 
+TEST_CASE("config: sanitize_path turns path sanitizing off, and takes a bool only", "[config]") {
+  LoadResult off = load(std::string(kListener) + "sanitize_path: false\n");
+  INFO(all_errors(off));
+  REQUIRE(off.ok());
+  CHECK_FALSE(off.config->sanitize_path);
+  LoadResult bad = load(std::string(kListener) + "sanitize_path: sometimes\n");
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.errors.at(0).line == 2);
+}
+
 TEST_CASE("config: empty sections mean defaults", "[config]") {
   LoadResult result = load(std::string(kListener) + "admin:\ntimeouts:\nlimits:\nroutes:\nservices:\n");
   INFO(all_errors(result));
@@ -218,7 +229,7 @@ const std::string kWebService = "services: {web: {endpoints: [\"127.0.0.1:9000\"
 const std::vector<ErrorCase> kErrorCases = {
     {"unknown top-level key", std::string(kListener) + "worker: 4\n", 2, 1,
      "unknown key 'worker' at the top level (expected one of: listeners, workers, admin, timeouts, "
-     "limits, routes, services, docker, access_log, registry, trusted_proxies, acme)"},
+     "limits, routes, services, docker, access_log, registry, trusted_proxies, acme, sanitize_path)"},
     {"unknown key in a route",
      std::string(kListener) + kWebService +
          "routes:\n"

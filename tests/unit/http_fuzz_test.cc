@@ -6,6 +6,8 @@
 //   Berth and the instance agree on where the message ends;
 // - a response head Berth accepts reaches the client in a form that Berth's parser and llhttp
 //   (as the client would read it) frame as Berth sends the body;
+// - a sanitized request path has no empty or dot segment and no needless or lower-case
+//   percent-encoding, keeps its query, and is sanitized already (sanitizing is idempotent);
 // - a chunked body decodes to the same bytes, ends at the same place or fails, however the input
 //   is split, and where it completes it agrees with a plain reading of RFC 9112's grammar.
 // Under the sanitizer build (CI) the same inputs also check memory safety. To look further than
@@ -27,6 +29,7 @@
 #include "proxy/http/http_head.h"
 #include "proxy/http/http_rewrite.h"
 #include "proxy/http/message_parser.h"
+#include "proxy/http/request_path.h"
 
 using namespace berth;
 using namespace berth::http;
@@ -186,10 +189,11 @@ const std::vector<std::string> kRequestSeeds = {
 TEST_CASE("mutated request heads: what Berth forwards, the instance frames as Berth does",
           "[http_head][smuggling][fuzz]") {
   std::mt19937_64 rng = fuzz_rng(20261205);
-  const Limits limits;
+  Limits limits;
   int accepted = 0, refused = 0, incomplete = 0, unknown_method = 0;
   const int count = fuzz_count(40000);
   for (int i = 0; i < count; ++i) {
+    limits.sanitize_path = i % 2 == 0;  // as Berth reads a client's request, and byte for byte
     const std::string& seed = kRequestSeeds[static_cast<size_t>(i) % kRequestSeeds.size()];
     const std::string raw = mutate(seed, rng);
     const size_t head_len = find_head_end(raw.data(), raw.size(), 0);
@@ -299,6 +303,66 @@ TEST_CASE("mutated response heads: what Berth sends the client, the client frame
   INFO("accepted " << accepted << ", refused " << refused);
   CHECK(accepted > 2000);
   CHECK(refused > 2000);
+}
+
+// --- request paths ---
+
+namespace {
+
+bool hex_upper(char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F'); }
+
+const std::vector<std::string> kPathSeeds = {
+    "/admin/users?id=7", "/a/b/../c/./d", "/%61%62%2F%2e%2E/x", "//x//y/", "/a;b/c;d=1", "/public/%2e%2e/admin?x=/../y",
+    "/~user/%7Efile.txt", "/a/b/c/../../..", "/",
+};
+
+}  // namespace
+
+TEST_CASE("mutated request paths: sanitized once and for all", "[request_path][fuzz]") {
+  std::mt19937_64 rng = fuzz_rng(7122026);
+  int changed = 0, refused = 0;
+  const int count = fuzz_count(40000);
+  for (int i = 0; i < count; ++i) {
+    std::string in = mutate(kPathSeeds[static_cast<size_t>(i) % kPathSeeds.size()], rng);
+    if (in.empty() || in[0] != '/') in.insert(0, 1, '/');
+    INFO("input: " << shown(in));
+    std::string out;
+    const char* error = "";
+    const PathSanitize r = sanitize_path(in, out, &error);
+    if (r == PathSanitize::kInvalid) {
+      ++refused;
+      continue;
+    }
+    if (r == PathSanitize::kChanged) ++changed;
+    const std::string_view result = r == PathSanitize::kChanged ? std::string_view(out) : std::string_view(in);
+    INFO("sanitized: " << shown(result));
+    const size_t q_in = in.find('?'), q_out = result.find('?');
+    CHECK(result.substr(q_out == std::string_view::npos ? result.size() : q_out) ==
+          std::string_view(in).substr(q_in == std::string::npos ? in.size() : q_in));
+    const std::string_view path = result.substr(0, q_out);
+    REQUIRE(!path.empty());
+    CHECK(path[0] == '/');
+    CHECK(path.find("//") == std::string_view::npos);
+    for (size_t at = 0; at != std::string_view::npos; at = path.find('/', at + 1)) {
+      const size_t end = path.find('/', at + 1);
+      const std::string_view segment = path.substr(at + 1, end == std::string_view::npos ? end : end - at - 1);
+      CHECK(segment != ".");
+      CHECK(segment != "..");
+    }
+    for (size_t k = 0; k < path.size(); ++k) {
+      if (path[k] != '%') continue;
+      REQUIRE(k + 2 < path.size());
+      CHECK(hex_upper(path[k + 1]));
+      CHECK(hex_upper(path[k + 2]));
+      const int v = std::stoi(std::string(path.substr(k + 1, 2)), nullptr, 16);
+      CHECK_FALSE((std::isalnum(v) || v == '-' || v == '.' || v == '_' || v == '~'));
+    }
+    std::string again;
+    CHECK(sanitize_path(result, again, &error) == PathSanitize::kUnchanged);
+  }
+  INFO("changed " << changed << ", refused " << refused);
+  CHECK(changed > 2000);
+  CHECK(refused > 500);
 }
 
 // --- chunked bodies -------------------------------------------------------------------------------

@@ -158,6 +158,10 @@ TEST_CASE("status: explain answers 400 reasons for bad input, and the instances 
   CHECK(error.find("invalid host or path") == 0);
   CHECK(explain_request(*f.table, "[::1", "/", 1, &error).is_null());
   CHECK(error.find("invalid host") == 0);
+  // The path is sanitized as a client's is (config sanitize_path), or taken as it is.
+  CHECK(explain_request(*f.table, "web.test", "/a%zz", 1, &error).is_null());
+  CHECK(error.find("invalid percent-encoding in path") != std::string::npos);
+  CHECK_FALSE(explain_request(*f.table, "web.test", "/a%zz", 1, &error, "GET", {}, false).is_null());
 
   nlohmann::json j = explain_request(*f.table, "WEB.test", "/x", 1, &error);
   CHECK(error.empty());

@@ -1,0 +1,33 @@
+// The request path as Berth routes it and forwards it: sanitized, so that a path that means the
+// same resource to an instance also means the same route to Berth. Without it, a route with
+// access control on /admin is passed by "/%61dmin", "//admin" or "/public/../admin", which match
+// another route (byte for byte) and which many servers read as /admin.
+//
+// Sanitizing (RFC 3986 sections 2.3, 6.2.2 and 5.2.4), on the path only (the query is kept as
+// it came):
+// - a percent-encoded unreserved character (ALPHA, DIGIT, "-", ".", "_", "~") is decoded; any
+//   other percent-encoding is kept, its hex digits upper-cased ("%2f" -> "%2F": an encoded slash
+//   stays encoded, it is not a separator);
+// - "." and ".." segments are removed (also when they were written "%2e"), ".." never above the
+//   root;
+// - empty segments ("//") are merged into one "/".
+// Refused: a "%" not followed by two hex digits, and a "." or ".." segment carrying parameters
+// ("..;x": servers that drop path parameters read it as "..").
+// Pure; no allocation when nothing changes (the common case).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace berth::http {
+
+enum class PathSanitize : unsigned char {
+  kUnchanged,  // the path was already in sanitized form
+  kChanged,    // `out` holds the sanitized path, with the query (from '?' on) as it came
+  kInvalid,    // refused; `error` says why
+};
+
+// path_and_query: an origin-form target ('/' first). `out` is overwritten only on kChanged.
+PathSanitize sanitize_path(std::string_view path_and_query, std::string& out, const char** error);
+
+}  // namespace berth::http

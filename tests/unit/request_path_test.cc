@@ -1,0 +1,113 @@
+// Request path sanitizing: what routes and what goes to the instance.
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "proxy/http/http_head.h"
+#include "proxy/http/request_path.h"
+
+using namespace berth::http;
+
+namespace {
+
+// The sanitized path (with its query), or "!" + the error.
+std::string sanitized(std::string_view in) {
+  std::string out = "untouched";
+  const char* error = "";
+  switch (sanitize_path(in, out, &error)) {
+    case PathSanitize::kUnchanged:
+      CHECK(out == "untouched");
+      return std::string(in);
+    case PathSanitize::kChanged:
+      CHECK(out != in);
+      return out;
+    case PathSanitize::kInvalid:
+      return std::string("!") + error;
+  }
+  return "?";
+}
+
+}  // namespace
+
+TEST_CASE("request path: sanitized forms", "[request_path]") {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      // already sanitized: kept as they are
+      {"/", "/"},
+      {"/a/b/c", "/a/b/c"},
+      {"/a/b/", "/a/b/"},
+      {"/a.b/..c/c..", "/a.b/..c/c.."},  // dots inside a segment are not dot segments
+      {"/a;b=c/d", "/a;b=c/d"},
+      {"/api?x=/../y&z=%2e", "/api?x=/../y&z=%2e"},  // the query is never touched
+      // unreserved characters decoded, other encodings upper-cased
+      {"/%61dmin", "/admin"},
+      {"/%41%5a%30%2D%2e%5F%7e", "/AZ0-._~"},
+      {"/a%2fb", "/a%2Fb"},  // an encoded slash stays encoded: not a separator
+      {"/a%2Fb/../c", "/c"},
+      {"/%c3%a9t%C3%A9", "/%C3%A9t%C3%A9"},
+      {"/%25", "/%25"},
+      {"/%2561", "/%2561"},  // decoded once only: "%25" is '%', kept encoded
+      // dot segments
+      {"/./admin", "/admin"},
+      {"/public/../admin", "/admin"},
+      {"/a/b/../../../../admin", "/admin"},  // never above the root
+      {"/..", "/"},
+      {"/a/..", "/"},
+      {"/a/b/..", "/a/"},
+      {"/a/.", "/a/"},
+      {"/a/./b/./", "/a/b/"},
+      {"/%2e%2e/admin", "/admin"},
+      {"/%2E/admin", "/admin"},
+      {"/.%2e/admin", "/admin"},
+      // empty segments
+      {"//admin", "/admin"},
+      {"/a//b///c", "/a/b/c"},
+      {"/a//", "/a/"},
+      {"///", "/"},
+      {"//../admin?q=1", "/admin?q=1"},
+      // refused
+      {"/%zz", "!invalid percent-encoding in path"},
+      {"/%2", "!invalid percent-encoding in path"},
+      {"/a%", "!invalid percent-encoding in path"},
+      {"/%g0", "!invalid percent-encoding in path"},
+      {"/public/..;/admin", "!dot segment with parameters in path"},
+      {"/public/.;x/admin", "!dot segment with parameters in path"},
+      {"/public/%2e%2e;/admin", "!dot segment with parameters in path"},
+  };
+  for (const auto& [in, want] : cases) {
+    INFO(in);
+    CHECK(sanitized(in) == want);
+  }
+}
+
+TEST_CASE("request path: the head parser sanitizes a client's path only when asked", "[request_path][http_head]") {
+  const std::string raw = "GET //x/../admin?a=%2e HTTP/1.1\r\nHost: a.test\r\n\r\n";
+  Limits limits;
+  RequestHead plain;
+  REQUIRE(parse_request_head(raw, limits, plain).ok());
+  CHECK(plain.path == "//x/../admin?a=%2e");
+  limits.sanitize_path = true;
+  RequestHead req;
+  REQUIRE(parse_request_head(raw, limits, req).ok());
+  CHECK(req.path == "/admin?a=%2e");
+  CHECK(req.target == "//x/../admin?a=%2e");  // as received
+
+  // absolute-form: the path part is sanitized too; "*" is left alone
+  RequestHead abs;
+  REQUIRE(parse_request_head("GET http://a.test/p/%2e%2e/q HTTP/1.1\r\nHost: a.test\r\n\r\n", limits, abs).ok());
+  CHECK(abs.path == "/q");
+  RequestHead star;
+  REQUIRE(parse_request_head("OPTIONS * HTTP/1.1\r\nHost: a.test\r\n\r\n", limits, star).ok());
+  CHECK(star.path == "*");
+
+  // a refused path is a 400
+  RequestHead bad;
+  const Outcome o = parse_request_head("GET /a%zz HTTP/1.1\r\nHost: a.test\r\n\r\n", limits, bad);
+  CHECK(o.error == HeadError::kBadRequest);
+  CHECK(std::string(o.detail) == "invalid percent-encoding in path");
+
+  // the same head object parses again without keeping the last path
+  REQUIRE(parse_request_head("GET /plain HTTP/1.1\r\nHost: a.test\r\n\r\n", limits, req).ok());
+  CHECK(req.path == "/plain");
+}
