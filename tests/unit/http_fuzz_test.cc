@@ -26,6 +26,7 @@
 #include <string_view>
 #include <vector>
 
+#include "fuzz_helpers.h"
 #include "proxy/http/http_head.h"
 #include "proxy/http/http_rewrite.h"
 #include "proxy/http/message_parser.h"
@@ -33,38 +34,15 @@
 
 using namespace berth;
 using namespace berth::http;
+using fuzz::fuzz_count;
+using fuzz::fuzz_rng;
+using fuzz::shown;
 
 namespace {
 
-// Bytes as C escapes, for failure messages.
-std::string shown(std::string_view s) {
-  static const char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : s) {
-    if (c == '\r') out += "\\r";
-    else if (c == '\n') out += "\\n";
-    else if (c == '\\') out += "\\\\";
-    else if (c < 0x20 || c >= 0x7f) out += std::string("\\x") + kHex[c >> 4] + kHex[c & 15];
-    else out += static_cast<char>(c);
-  }
-  return out;
-}
-
-// The run's random source and size: fixed unless the environment asks for other inputs.
-std::mt19937_64 fuzz_rng(uint64_t fixed_seed) {
-  const char* seed = std::getenv("BERTH_FUZZ_SEED");
-  return std::mt19937_64(seed ? std::strtoull(seed, nullptr, 10) * 1000003u + fixed_seed : fixed_seed);
-}
-int fuzz_count(int fixed) {
-  const char* scale = std::getenv("BERTH_FUZZ_SCALE");
-  const long k = scale ? std::strtol(scale, nullptr, 10) : 1;
-  return fixed * static_cast<int>(k > 0 ? k : 1);
-}
-
-// --- mutations ----------------------------------------------------------------------------------
-
+// Tokens the edits put in: bytes and lines that matter to HTTP/1 framing.
 const std::vector<std::string> kInteresting = {
-    " ", "\t", "\r", "\n", "\r\n", ":", ",", ";", "\0", "\x80", "\xff", "\"", "0", "-", "+", "\x0b", "\x0c",
+    " ", "\t", "\r", "\n", "\r\n", ":", ",", ";", std::string(1, '\0'), "\x80", "\xff", "\"", "0", "-", "+", "\x0b", "\x0c",
     "chunked", "identity", "gzip", "Content-Length: 5\r\n", "Content-Length: 0\r\n",
     "Content-Length: 5, 5\r\n", "Content-Length:  7 \r\n", "Transfer-Encoding: chunked\r\n",
     "Transfer-Encoding: identity\r\n", "Transfer-Encoding: gzip, chunked\r\n", "Transfer-Encoding : chunked\r\n",
@@ -72,45 +50,6 @@ const std::vector<std::string> kInteresting = {
     "Upgrade: websocket\r\n", "Expect: 100-continue\r\n", "X-Folded: a\r\n b\r\n", "HTTP/1.0", "HTTP/1.1",
     "http://a.test/x", "GET", "POST", "HEAD",
 };
-
-std::string mutate(std::string s, std::mt19937_64& rng) {
-  auto pick = [&](size_t n) { return n ? static_cast<size_t>(rng() % n) : 0; };
-  const int edits = 1 + static_cast<int>(rng() % 3);
-  for (int e = 0; e < edits; ++e) {
-    const size_t at = pick(s.size() + 1);
-    switch (rng() % 7) {
-      case 0:  // flip bits of a byte
-        if (!s.empty()) s[pick(s.size())] ^= static_cast<char>(1u << (rng() % 8));
-        break;
-      case 1:  // a random byte in
-        s.insert(at, 1, static_cast<char>(rng() & 0xff));
-        break;
-      case 2:  // a byte out
-        if (!s.empty()) s.erase(pick(s.size()), 1);
-        break;
-      case 3:
-      case 4: {  // an interesting token in
-        const std::string& t = kInteresting[pick(kInteresting.size())];
-        s.insert(at, t);
-        break;
-      }
-      case 5: {  // a line repeated
-        const size_t start = s.rfind('\n', at == 0 ? 0 : at - 1);
-        const size_t from = start == std::string::npos ? 0 : start + 1;
-        const size_t end = s.find('\n', from);
-        if (end != std::string::npos) s.insert(from, s.substr(from, end - from + 1));
-        break;
-      }
-      default:  // a byte's case changed
-        if (!s.empty()) {
-          char& c = s[pick(s.size())];
-          if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 32);
-          else if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
-        }
-    }
-  }
-  return s;
-}
 
 // --- llhttp as the instance's parser --------------------------------------------------------------
 
@@ -195,7 +134,7 @@ TEST_CASE("mutated request heads: what Berth forwards, the instance frames as Be
   for (int i = 0; i < count; ++i) {
     limits.sanitize_path = i % 2 == 0;  // as Berth reads a client's request, and byte for byte
     const std::string& seed = kRequestSeeds[static_cast<size_t>(i) % kRequestSeeds.size()];
-    const std::string raw = mutate(seed, rng);
+    const std::string raw = fuzz::mutate(seed, rng, kInteresting);
     const size_t head_len = find_head_end(raw.data(), raw.size(), 0);
     if (head_len == 0) {
       ++incomplete;
@@ -268,7 +207,8 @@ TEST_CASE("mutated response heads: what Berth sends the client, the client frame
   int accepted = 0, refused = 0;
   const int count = fuzz_count(40000);
   for (int i = 0; i < count; ++i) {
-    const std::string raw = mutate(kResponseSeeds[static_cast<size_t>(i) % kResponseSeeds.size()], rng);
+    const std::string& seed = kResponseSeeds[static_cast<size_t>(i) % kResponseSeeds.size()];
+    const std::string raw = fuzz::mutate(seed, rng, kInteresting);
     const size_t head_len = find_head_end(raw.data(), raw.size(), 0);
     if (head_len == 0) continue;
     const std::string_view head(raw.data(), head_len);
@@ -323,7 +263,7 @@ TEST_CASE("mutated request paths: sanitized once and for all", "[request_path][f
   int changed = 0, refused = 0;
   const int count = fuzz_count(40000);
   for (int i = 0; i < count; ++i) {
-    std::string in = mutate(kPathSeeds[static_cast<size_t>(i) % kPathSeeds.size()], rng);
+    std::string in = fuzz::mutate(kPathSeeds[static_cast<size_t>(i) % kPathSeeds.size()], rng, kInteresting);
     if (in.empty() || in[0] != '/') in.insert(0, 1, '/');
     INFO("input: " << shown(in));
     std::string out;
@@ -552,7 +492,8 @@ TEST_CASE("mutated chunked bodies: the same answer at every split and from eithe
   int complete = 0, errors = 0, disagree_stricter = 0;
   const int count = fuzz_count(20000);
   for (int i = 0; i < count; ++i) {
-    const std::string in = mutate(kChunkedSeeds[static_cast<size_t>(i) % kChunkedSeeds.size()], rng);
+    const std::string& seed = kChunkedSeeds[static_cast<size_t>(i) % kChunkedSeeds.size()];
+    const std::string in = fuzz::mutate(seed, rng, kInteresting);
     INFO("input: " << shown(in));
     const Parsed whole = parse_chunked(in, {});
     // Three random ways of splitting it, and byte by byte.

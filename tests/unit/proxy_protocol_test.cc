@@ -1,9 +1,13 @@
 // The PROXY protocol header parser, fed whole and byte by byte; and the listener key.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <random>
 #include <string>
+#include <vector>
 
 #include "config_helpers.h"
+#include "fuzz_helpers.h"
 #include "proxy/net/proxy_protocol.h"
 
 using namespace berth;
@@ -197,4 +201,74 @@ TEST_CASE("config: listeners proxy_protocol", "[config][proxy_protocol]") {
   auto bad = load("listeners:\n  - {address: \"127.0.0.1:1\", proxy_protocol: maybe}\n");
   REQUIRE_FALSE(bad.ok());
   CHECK(all_errors(bad).find("t.yaml:2:") != std::string::npos);
+}
+
+TEST_CASE("PROXY headers, mutated: one verdict however split, and the header's own length used",
+          "[proxy_protocol][fuzz]") {
+  std::string addrs6 = bytes({0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x42});
+  addrs6 += addrs6 + bytes({0x30, 0x39, 0x01, 0xBB});
+  const std::vector<std::string> seeds = {
+      "PROXY TCP4 203.0.113.7 192.0.2.1 56324 443\r\nGET / HTTP/1.1\r\n",
+      "PROXY TCP6 2001:db8::7 2001:db8::1 1 65535\r\nGET",
+      "PROXY UNKNOWN\r\nGET",
+      v2(0x21, 0x11, bytes({203, 0, 113, 9, 192, 0, 2, 1, 0xDB, 0xF4, 0x01, 0xBB})) + "GET",
+      v2(0x21, 0x21, addrs6) + "GET",
+      v2(0x21, 0x11, bytes({10, 1, 2, 3, 10, 0, 0, 1, 0, 80, 0, 81}) + bytes({0x04, 0x00, 0x05}) + "zzzzz") + "GET",
+      v2(0x20, 0x00, "") + "GET",
+  };
+  // Tokens that matter to either version: separators, the v2 signature's bytes, lengths.
+  const std::vector<std::string> tokens = {" ", "\r", "\n", "\r\n", ":", ".", "0", "9", "65535", "65536",
+                                           "::", "TCP4", "TCP6", "UNKNOWN", std::string(1, '\0'), "\x21",
+                                           "\x11", "\x20", "\xff", std::string(40, 'a'), kSig};
+  std::mt19937_64 rng = fuzz::fuzz_rng(8122026);
+  int done = 0, invalid = 0;
+  const int count = fuzz::fuzz_count(20000);
+  for (int i = 0; i < count; ++i) {
+    const std::string in = fuzz::mutate(seeds[static_cast<size_t>(i) % seeds.size()], rng, tokens);
+    INFO("input: " << fuzz::shown(in));
+    ProxyHeaderParser whole;
+    const Fed w = feed_whole(whole, in);
+    // The same verdict, end and source byte by byte and in random pieces.
+    for (int mode = 0; mode < 2; ++mode) {
+      ProxyHeaderParser p;
+      Fed f{Status::kNeedMore, 0};
+      if (mode == 0) {
+        f = feed_bytewise(p, in);
+      } else {
+        for (size_t at = 0; at < in.size() && f.status == Status::kNeedMore;) {
+          const size_t n = std::min(in.size() - at, 1 + static_cast<size_t>(rng() % 24));
+          size_t used = 0;
+          f.status = p.feed(in.data() + at, n, used);
+          f.used += used;
+          at += n;
+        }
+      }
+      INFO((mode == 0 ? "byte by byte" : "in pieces"));
+      CHECK(f.status == w.status);
+      if (w.status != Status::kDone || f.status != Status::kDone) continue;
+      CHECK(f.used == w.used);
+      CHECK(p.has_source() == whole.has_source());
+      if (p.has_source() && whole.has_source()) {
+        CHECK(p.source().text() == whole.source().text());
+        CHECK(p.source().port == whole.source().port);
+      }
+    }
+    if (w.status == Status::kInvalid) ++invalid;
+    if (w.status != Status::kDone) continue;
+    ++done;
+    // A finished header used exactly its own bytes: v1 up to its CRLF, v2 its declared length.
+    REQUIRE(w.used <= in.size());
+    if (whole.version() == 1) {
+      CHECK(w.used <= ProxyHeaderParser::kMaxV1Bytes);
+      CHECK(in.find("\r\n") + 2 == w.used);
+    } else {
+      REQUIRE(in.size() >= 16);
+      const size_t declared = (static_cast<unsigned char>(in[14]) << 8) | static_cast<unsigned char>(in[15]);
+      CHECK(w.used == 16 + declared);
+    }
+    if (whole.has_source()) CHECK_FALSE(whole.source().text().empty());
+  }
+  INFO("done " << done << ", invalid " << invalid);
+  CHECK(done > 1000);
+  CHECK(invalid > 1000);
 }
