@@ -19,11 +19,11 @@ bool unreserved(unsigned char c) {
 
 bool is_dot_segment(std::string_view s) { return s == "." || s == ".."; }
 
-// Whether the path (no query) is in sanitized form already: no '%', no empty segment but a
-// trailing one, no "." or ".." segment, and none of those with parameters.
+// Whether the path (no query) is in sanitized form already: no '%' or '\', no empty segment but
+// a trailing one, no "." or ".." segment, and none of those with parameters.
 bool already_sanitized(std::string_view path) {
   for (size_t i = 0; i < path.size(); ++i) {
-    if (path[i] == '%') return false;
+    if (path[i] == '%' || path[i] == '\\') return false;
     if (path[i] != '/') continue;
     const size_t end = path.find('/', i + 1);
     const std::string_view segment = path.substr(i + 1, end == std::string_view::npos ? end : end - i - 1);
@@ -45,6 +45,10 @@ PathSanitize sanitize_path(std::string_view path_and_query, std::string& out, co
   std::string decoded;
   decoded.reserve(path.size());
   for (size_t i = 0; i < path.size(); ++i) {
+    if (path[i] == '\\') {
+      *error = "backslash in path";
+      return PathSanitize::kInvalid;
+    }
     if (path[i] != '%') {
       decoded.push_back(path[i]);
       continue;

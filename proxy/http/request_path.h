@@ -11,8 +11,10 @@
 // - "." and ".." segments are removed (also when they were written "%2e"), ".." never above the
 //   root;
 // - empty segments ("//") are merged into one "/".
-// Refused: a "%" not followed by two hex digits, and a "." or ".." segment carrying parameters
-// ("..;x": servers that drop path parameters read it as "..").
+// Refused: a "%" not followed by two hex digits, a "." or ".." segment carrying parameters
+// ("..;x": servers that drop path parameters read it as ".."), and a backslash (which RFC 3986
+// does not allow in a path, browsers never send, and some servers read as "/":
+// "/public\..\admin").
 // Pure; no allocation when nothing changes (the common case).
 #pragma once
 

@@ -44,6 +44,7 @@ TEST_CASE("request path: other spellings of a protected path reach its route, no
   // Tomcat-style path parameters on a dot segment: refused outright.
   const Response semi = http_get(port, "/public/..;/admin", "p.test");
   CHECK(semi.status == 400);
+  CHECK(http_get(port, "/public\\..\\admin", "p.test").status == 400);
   CHECK(http_get(port, "/a%zz", "p.test").status == 400);
 
   // What the instance gets: the sanitized path (the origin shows it without the query).

@@ -48,7 +48,7 @@ const std::vector<std::string> kInteresting = {
     "Transfer-Encoding: identity\r\n", "Transfer-Encoding: gzip, chunked\r\n", "Transfer-Encoding : chunked\r\n",
     " Transfer-Encoding: chunked\r\n", "Host: other.test\r\n", "Connection: close, upgrade\r\n",
     "Upgrade: websocket\r\n", "Expect: 100-continue\r\n", "X-Folded: a\r\n b\r\n", "HTTP/1.0", "HTTP/1.1",
-    "http://a.test/x", "GET", "POST", "HEAD",
+    "http://a.test/x", "GET", "POST", "HEAD", "%", "%2e", "%2F", "/..", "/.", "//", "\\",
 };
 
 // --- llhttp as the instance's parser --------------------------------------------------------------

@@ -74,6 +74,9 @@ TEST_CASE("request path: sanitized forms", "[request_path]") {
       {"/public/..;/admin", "!dot segment with parameters in path"},
       {"/public/.;x/admin", "!dot segment with parameters in path"},
       {"/public/%2e%2e;/admin", "!dot segment with parameters in path"},
+      {"/public\\..\\admin", "!backslash in path"},
+      {"/a\\b", "!backslash in path"},
+      {"/a%5Cb", "/a%5Cb"},  // an encoded backslash stays encoded, as an encoded slash does
   };
   for (const auto& [in, want] : cases) {
     INFO(in);
