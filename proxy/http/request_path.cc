@@ -19,6 +19,12 @@ bool unreserved(unsigned char c) {
 
 bool is_dot_segment(std::string_view s) { return s == "." || s == ".."; }
 
+// "." or "..", bare or with parameters ("..;x").
+bool names_dot_segment(std::string_view s) { return !s.empty() && s[0] == '.' && is_dot_segment(s.substr(0, s.find(';'))); }
+
+// "." or ".." with parameters: refused, since servers that drop path parameters read it as "..".
+bool dot_segment_with_params(std::string_view s) { return names_dot_segment(s) && !is_dot_segment(s); }
+
 // Whether the path (no query) is in sanitized form already: no '%' or '\', no empty segment but
 // a trailing one, no "." or ".." segment, and none of those with parameters.
 bool already_sanitized(std::string_view path) {
@@ -28,8 +34,40 @@ bool already_sanitized(std::string_view path) {
     const size_t end = path.find('/', i + 1);
     const std::string_view segment = path.substr(i + 1, end == std::string_view::npos ? end : end - i - 1);
     if (segment.empty() && end != std::string_view::npos) return false;  // "//"
-    if (!segment.empty() && segment[0] == '.' && is_dot_segment(segment.substr(0, segment.find(';'))))
+    if (names_dot_segment(segment)) return false;
+  }
+  return true;
+}
+
+// Appends one raw segment with its percent-encodings normalised: unreserved characters decoded,
+// the others' hex upper-cased. Decoding never yields '/' ("%2F" stays encoded), so the segments
+// of the decoded path are those of the raw one.
+bool append_decoded(std::string& out, std::string_view raw, const char** error) {
+  for (size_t i = 0; i < raw.size(); ++i) {
+    if (raw[i] == '\\') {
+      *error = "backslash in path";
       return false;
+    }
+    if (raw[i] != '%') {
+      out.push_back(raw[i]);
+      continue;
+    }
+    const int hi = i + 2 < raw.size() ? hex_value(raw[i + 1]) : -1;
+    const int lo = hi >= 0 ? hex_value(raw[i + 2]) : -1;
+    if (lo < 0) {
+      *error = "invalid percent-encoding in path";
+      return false;
+    }
+    const auto c = static_cast<unsigned char>(hi * 16 + lo);
+    if (unreserved(c)) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      static constexpr char kHex[] = "0123456789ABCDEF";
+      out.push_back('%');
+      out.push_back(kHex[hi]);
+      out.push_back(kHex[lo]);
+    }
+    i += 2;
   }
   return true;
 }
@@ -41,71 +79,42 @@ PathSanitize sanitize_path(std::string_view path_and_query, std::string& out, co
   const std::string_view path = path_and_query.substr(0, q);
   if (path.empty() || path[0] != '/' || already_sanitized(path)) return PathSanitize::kUnchanged;
 
-  // 1. Percent-encodings: unreserved characters decoded, the others' hex upper-cased.
-  std::string decoded;
-  decoded.reserve(path.size());
-  for (size_t i = 0; i < path.size(); ++i) {
-    if (path[i] == '\\') {
-      *error = "backslash in path";
-      return PathSanitize::kInvalid;
-    }
-    if (path[i] != '%') {
-      decoded.push_back(path[i]);
-      continue;
-    }
-    const int hi = i + 2 < path.size() ? hex_value(path[i + 1]) : -1;
-    const int lo = hi >= 0 ? hex_value(path[i + 2]) : -1;
-    if (lo < 0) {
-      *error = "invalid percent-encoding in path";
-      return PathSanitize::kInvalid;
-    }
-    const auto c = static_cast<unsigned char>(hi * 16 + lo);
-    if (unreserved(c)) {
-      decoded.push_back(static_cast<char>(c));
-    } else {
-      static constexpr char kHex[] = "0123456789ABCDEF";
-      decoded.push_back('%');
-      decoded.push_back(kHex[hi]);
-      decoded.push_back(kHex[lo]);
-    }
-    i += 2;
-  }
-
-  // 2. Segments: "." and ".." resolved, empty ones merged. A last segment that is empty, "." or
-  // ".." leaves a trailing '/' ("/a/b/.." -> "/a/").
-  std::string result;
-  result.reserve(decoded.size() + (path_and_query.size() - path.size()));
+  // One pass over the segments: each is decoded onto the end of `out`, then kept, dropped (empty
+  // or "."), or dropped with the one before it (".."). A last segment that is empty, "." or ".."
+  // leaves a trailing '/' ("/a/b/.." -> "/a/").
+  out.clear();
+  out.reserve(path_and_query.size());
   size_t i = 1;  // past the leading '/'
   bool trailing_slash = false;
   while (true) {
-    const size_t end = decoded.find('/', i);
-    const std::string_view segment =
-        std::string_view(decoded).substr(i, end == std::string::npos ? std::string::npos : end - i);
-    const bool last = end == std::string::npos;
-    if (!segment.empty() && segment[0] == '.' && !is_dot_segment(segment) &&
-        is_dot_segment(segment.substr(0, segment.find(';')))) {
+    const size_t end = path.find('/', i);
+    const bool last = end == std::string_view::npos;
+    const size_t mark = out.size();
+    out.push_back('/');
+    if (!append_decoded(out, path.substr(i, last ? std::string_view::npos : end - i), error))
+      return PathSanitize::kInvalid;
+    const std::string_view segment = std::string_view(out).substr(mark + 1);
+    if (dot_segment_with_params(segment)) {
       *error = "dot segment with parameters in path";
       return PathSanitize::kInvalid;
     }
     if (segment == "..") {
-      const size_t cut = result.rfind('/');
-      result.resize(cut == std::string::npos ? 0 : cut);
+      out.resize(mark);
+      const size_t cut = out.rfind('/');
+      out.resize(cut == std::string::npos ? 0 : cut);
       trailing_slash = last;
     } else if (segment.empty() || segment == ".") {
+      out.resize(mark);
       trailing_slash = last;
     } else {
-      result.push_back('/');
-      result.append(segment);
       trailing_slash = false;
     }
     if (last) break;
     i = end + 1;
   }
-  if (result.empty() || trailing_slash) result.push_back('/');
-  result.append(path_and_query.substr(path.size()));  // the query, as it came
-  if (result == path_and_query) return PathSanitize::kUnchanged;
-  out = std::move(result);
-  return PathSanitize::kChanged;
+  if (out.empty() || trailing_slash) out.push_back('/');
+  out.append(path_and_query.substr(path.size()));  // the query, as it came
+  return out == path_and_query ? PathSanitize::kUnchanged : PathSanitize::kChanged;
 }
 
 }  // namespace berth::http

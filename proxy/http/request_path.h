@@ -15,7 +15,8 @@
 // ("..;x": servers that drop path parameters read it as ".."), and a backslash (which RFC 3986
 // does not allow in a path, browsers never send, and some servers read as "/":
 // "/public\..\admin").
-// Pure; no allocation when nothing changes (the common case).
+// Pure; a path already in sanitized form (the common case) is only scanned, and a changed one is
+// built in one pass straight into `out` (no allocation once `out` has grown to fit).
 #pragma once
 
 #include <string>
@@ -29,7 +30,8 @@ enum class PathSanitize : unsigned char {
   kInvalid,    // refused; `error` says why
 };
 
-// path_and_query: an origin-form target ('/' first). `out` is overwritten only on kChanged.
+// path_and_query: an origin-form target ('/' first). `out` holds the result on kChanged; after
+// the other outcomes its content is unspecified. path_and_query must not point into `out`.
 PathSanitize sanitize_path(std::string_view path_and_query, std::string& out, const char** error);
 
 }  // namespace berth::http
