@@ -43,6 +43,14 @@ std::string config_head(int workers, const std::string& timeouts, const std::str
   return y;
 }
 
+OriginEnv::OriginEnv(const std::string& origin_name, const std::string& config, const std::string& service)
+    : origin(origin_name) {
+  REQUIRE(origin.ok());
+  berth = std::make_unique<Berth>(config + "services:\n  " + service + ": {endpoints: [\"" + origin.address() + "\"]}\n");
+  INFO(berth->error());
+  REQUIRE(berth->ok());
+}
+
 SharedEnv& shared() {
   if (g_env_failed) FAIL("shared environment failed to start earlier");
   if (!g_env) {

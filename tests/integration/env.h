@@ -31,6 +31,15 @@ SharedEnv& shared();
 // Call at the end of a test using shared(): CHECKs berth is still alive.
 void check_alive(SharedEnv& env);
 
+// One origin behind a Berth of its own. `config` is the config up to its services (config_head,
+// top-level keys, routes); a service named `service` with the origin as its one endpoint is
+// appended. The constructor REQUIREs that both start.
+struct OriginEnv {
+  Origin origin;
+  std::unique_ptr<Berth> berth;
+  OriginEnv(const std::string& origin_name, const std::string& config, const std::string& service = "s");
+};
+
 // A fresh marker, unique in this run (and never a substring of another one).
 std::string marker(const std::string& prefix = "MK");
 

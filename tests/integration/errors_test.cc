@@ -10,18 +10,12 @@ using namespace it;
 namespace {
 
 // A berth with 1 s upstream_response and request_header timeouts, routing a.test to origin.
-struct TimeoutEnv {
-  Origin origin{"T"};
-  std::unique_ptr<Berth> berth;
-  TimeoutEnv() {
-    REQUIRE(origin.ok());
-    berth = std::make_unique<Berth>(
-        config_head(1, "request_header: 1s, upstream_response: 1s, upstream_connect: 2s") +
-        "routes:\n  - {name: r-t, host: \"a.test\", service: s-t}\n"
-        "services:\n  s-t: {endpoints: [\"" + origin.address() + "\"]}\n");
-    INFO(berth->error());
-    REQUIRE(berth->ok());
-  }
+struct TimeoutEnv : OriginEnv {
+  TimeoutEnv()
+      : OriginEnv("T",
+                  config_head(1, "request_header: 1s, upstream_response: 1s, upstream_connect: 2s") +
+                      "routes:\n  - {name: r-t, host: \"a.test\", service: s-t}\n",
+                  "s-t") {}
 };
 
 }  // namespace

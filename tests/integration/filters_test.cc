@@ -13,12 +13,9 @@ using namespace it;
 
 namespace {
 
-struct FilterEnv {
-  Origin origin{"F"};
-  std::unique_ptr<Berth> berth;
-  FilterEnv() {
-    REQUIRE(origin.ok());
-    berth = std::make_unique<Berth>(
+struct FilterEnv : OriginEnv {
+  FilterEnv()
+      : OriginEnv("F",
         config_head(2) +
         "routes:\n"
         "  - name: r-edit\n"
@@ -30,12 +27,7 @@ struct FilterEnv {
         "      response: {set: {Cache-Control: no-store}, remove: [x-origin-name]}\n"
         "  - {name: r-deny, host: deny.test, service: s, access: {deny: [\"127.0.0.0/8\"]}}\n"
         "  - {name: r-allow-other, host: other.test, service: s, access: {allow: [\"10.0.0.0/8\", \"::1\"]}}\n"
-        "  - {name: r-allow-local, host: local.test, service: s, access: {allow: [\"127.0.0.1\"]}}\n"
-        "services:\n"
-        "  s: {endpoints: [\"" + origin.address() + "\"]}\n");
-    INFO(berth->error());
-    REQUIRE(berth->ok());
-  }
+        "  - {name: r-allow-local, host: local.test, service: s, access: {allow: [\"127.0.0.1\"]}}\n") {}
 };
 
 size_t count_lines_starting(const std::string& text, const std::string& prefix) {

@@ -11,21 +11,14 @@ using namespace it;
 
 namespace {
 
-struct PathEnv {
-  Origin origin{"ORIGIN"};
-  std::unique_ptr<Berth> berth;
-  explicit PathEnv(const std::string& extra = "") {
-    REQUIRE(origin.ok());
-    berth = std::make_unique<Berth>(
-        config_head(1) + extra +
-        "routes:\n"
-        "  - {name: admin, host: p.test, path: /admin, service: app, access: {deny: [\"127.0.0.0/8\"]}}\n"
-        "  - {name: site, host: p.test, service: app}\n"
-        "services:\n"
-        "  app: {endpoints: [\"" + origin.address() + "\"]}\n");
-    INFO(berth->error());
-    REQUIRE(berth->ok());
-  }
+struct PathEnv : OriginEnv {
+  explicit PathEnv(const std::string& extra = "")
+      : OriginEnv("ORIGIN",
+                  config_head(1) + extra +
+                      "routes:\n"
+                      "  - {name: admin, host: p.test, path: /admin, service: app, access: {deny: [\"127.0.0.0/8\"]}}\n"
+                      "  - {name: site, host: p.test, service: app}\n",
+                  "app") {}
 };
 
 }  // namespace

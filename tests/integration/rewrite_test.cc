@@ -13,15 +13,15 @@ using namespace it;
 
 namespace {
 
-struct RewriteEnv {
-  Origin origin{"R"};
+// Where the access log goes: a base, so that it exists before the config naming it is written.
+struct AccessLogDir {
   TempDir dir;
-  std::string access_log;
-  std::unique_ptr<Berth> berth;
-  RewriteEnv() {
-    REQUIRE(origin.ok());
-    access_log = dir.file("access.log");
-    berth = std::make_unique<Berth>(
+  std::string access_log = dir.file("access.log");
+};
+
+struct RewriteEnv : AccessLogDir, OriginEnv {
+  RewriteEnv()
+      : OriginEnv("R",
         config_head(1) + "access_log: {format: json, path: \"" + access_log + "\"}\n" +
         "routes:\n"
         "  - {host: rw.test, path: /api, strip_prefix: true, service: s}\n"
@@ -39,12 +39,7 @@ struct RewriteEnv {
         "  - {host: parts.test, redirect: {to: \"http://{host}/new{path}?was={query}\"}}\n"
         "  - {host: see.test, redirect: {to: /x, code: 303}}\n"
         "  - {host: tmp.test, redirect: {to: /x, code: 307}}\n"
-        "  - {host: perm.test, redirect: {to: /x, code: 308}}\n"
-        "services:\n"
-        "  s: {endpoints: [\"" + origin.address() + "\"]}\n");
-    INFO(berth->error());
-    REQUIRE(berth->ok());
-  }
+        "  - {host: perm.test, redirect: {to: /x, code: 308}}\n") {}
   // The path the origin answered for (its "origin=R path=..." body).
   std::string origin_path(const std::string& target, const std::vector<std::string>& headers = {}) {
     Response r = http_get(berth->port(), target, "rw.test", headers);

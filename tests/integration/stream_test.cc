@@ -77,17 +77,8 @@ class RssSampler {
   std::thread thread_;
 };
 
-struct StreamEnv {
-  Origin origin{"S"};
-  std::unique_ptr<Berth> berth;
-  StreamEnv() {
-    REQUIRE(origin.ok());
-    berth = std::make_unique<Berth>(config_head(1) +
-                                    "routes:\n  - {name: r-s, host: \"s.test\", service: s-s}\n"
-                                    "services:\n  s-s: {endpoints: [\"" + origin.address() + "\"]}\n");
-    INFO(berth->error());
-    REQUIRE(berth->ok());
-  }
+struct StreamEnv : OriginEnv {
+  StreamEnv() : OriginEnv("S", config_head(1) + "routes:\n  - {name: r-s, host: \"s.test\", service: s-s}\n", "s-s") {}
 };
 
 }  // namespace
