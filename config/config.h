@@ -419,6 +419,18 @@ struct Config {
   // Client request paths are sanitized before routing and forwarding (proxy/http/request_path.h):
   // "/%61dmin", "//admin" and "/x/../admin" all route, and go out, as "/admin".
   bool sanitize_path = true;
+  // Percent-encodings a client's request path may carry (encoded_characters). Each is refused
+  // with 400 unless allowed: it decodes to a byte some servers read as syntax (a separator, the
+  // query, a parameter), so an instance that decodes first may see another path than Berth routed.
+  struct EncodedCharacters {
+    bool allow_encoded_slash = false;          // %2F
+    bool allow_encoded_backslash = false;      // %5C
+    bool allow_encoded_null_character = false; // %00
+    bool allow_encoded_semicolon = false;      // %3B
+    bool allow_encoded_percent = false;        // %25
+    bool allow_encoded_question_mark = false;  // %3F
+    bool allow_encoded_hash = false;           // %23
+  } encoded_characters;
 };
 
 struct Error {

@@ -177,7 +177,10 @@ const std::vector<std::string_view> kTopLevelKeys = {"listeners", "workers",  "a
                                                      "timeouts",  "limits",   "routes",
                                                      "services",  "docker",   "access_log",
                                                      "registry",  "trusted_proxies", "acme",
-                                                     "sanitize_path"};
+                                                     "sanitize_path", "encoded_characters"};
+const std::vector<std::string_view> kEncodedCharacterKeys = {
+    "allow_encoded_slash",   "allow_encoded_backslash", "allow_encoded_null_character", "allow_encoded_semicolon",
+    "allow_encoded_percent", "allow_encoded_question_mark", "allow_encoded_hash"};
 const std::vector<std::string_view> kAcmeKeys = {"directory", "email",     "storage",
                                                  "ca_bundle", "challenge", "renew_before"};
 const std::vector<std::string_view> kRegistryKeys = {"etcd", "role", "host_id", "advertise_address",
@@ -326,6 +329,7 @@ class Loader {
   void read_registry(const Value& value);
   void read_registry_field(const Field& field, bool* role_given);
   void read_acme(const Value& value);
+  void read_encoded_characters(const Value& value);
 
   // Checks across sections, once everything is read.
   void check_listeners_required();
@@ -507,6 +511,8 @@ void Loader::read_document(const YAML::Node& root) {
     else if (field.key == "acme") read_acme(value);
     else if (field.key == "sanitize_path") {
       if (auto flag = read_bool(value)) config_.sanitize_path = *flag;
+    } else if (field.key == "encoded_characters") {
+      read_encoded_characters(value);
     }
   }
   check_listeners_required();
@@ -1914,6 +1920,22 @@ void Loader::check_route_names() {
 }
 
 // ---- acme ----
+
+void Loader::read_encoded_characters(const Value& value) {
+  if (!expect_map(value, "a map of allow_encoded_* flags (allow_encoded_slash: true, ...)")) return;
+  Config::EncodedCharacters& e = config_.encoded_characters;
+  for (const Field& field : fields_of(value, kEncodedCharacterKeys)) {
+    const std::optional<bool> flag = read_bool(field.value);
+    if (!flag) continue;
+    if (field.key == "allow_encoded_slash") e.allow_encoded_slash = *flag;
+    else if (field.key == "allow_encoded_backslash") e.allow_encoded_backslash = *flag;
+    else if (field.key == "allow_encoded_null_character") e.allow_encoded_null_character = *flag;
+    else if (field.key == "allow_encoded_semicolon") e.allow_encoded_semicolon = *flag;
+    else if (field.key == "allow_encoded_percent") e.allow_encoded_percent = *flag;
+    else if (field.key == "allow_encoded_question_mark") e.allow_encoded_question_mark = *flag;
+    else if (field.key == "allow_encoded_hash") e.allow_encoded_hash = *flag;
+  }
+}
 
 void Loader::read_acme(const Value& value) {
   if (!expect_map(value, "a map of ACME settings (directory, email, storage, ca_bundle, challenge, renew_before)"))

@@ -9,6 +9,7 @@
 
 #include "proxy/health/outlier.h"
 #include "proxy/http/http_head.h"
+#include "proxy/http/request_path.h"
 #include "proxy/model/endpoint_health.h"
 
 namespace berth {
@@ -277,7 +278,7 @@ nlohmann::json StatusBuilder::status(const RouteTable& table, int64_t now_ms) co
 
 nlohmann::json explain_request(const RouteTable& table, std::string_view host, std::string_view path,
                                int64_t now_ms, std::string* error, std::string_view method,
-                               const std::vector<std::string>& headers, bool sanitize_path) {
+                               const std::vector<std::string>& headers, const http::Limits* client_limits) {
   if (host.empty()) {
     *error = "missing query parameter: host (e.g. /api/explain?host=example.com&path=/)";
     return nullptr;
@@ -309,7 +310,12 @@ nlohmann::json explain_request(const RouteTable& table, std::string_view host, s
   raw += "\r\n";
   http::RequestHead head;
   http::Limits limits;
-  limits.sanitize_path = sanitize_path;
+  if (client_limits) {
+    limits = *client_limits;
+  } else {
+    limits.sanitize_path = true;
+    limits.refused_encodings = http::kAllEncodedCharacters;
+  }
   if (const http::Outcome o = http::parse_request_head(raw, limits, head); !o.ok()) {
     *error = std::string("invalid method, path or header: the request they make is refused (") + o.detail + ")";
     return nullptr;

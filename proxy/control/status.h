@@ -13,6 +13,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "proxy/control/event_journal.h"
+#include "proxy/http/http_head.h"
 #include "proxy/metrics/exporter.h"
 #include "proxy/model/route_table.h"
 
@@ -63,9 +64,12 @@ class StatusBuilder {
 // eligibility. Empty `error` on success; otherwise the JSON is null and `error` says what is
 // wrong with the input (the caller answers 400). For routes with matchers: `method` ("" = GET),
 // `headers` ("Name: value" each) and the query in `path` ("/x?beta=1") make the request tested.
-// sanitize_path: the path is sanitized first, as a client's would be (config `sanitize_path`).
+// client_limits: how the request is parsed, as a client's would be (the running config's: its
+// path sanitized or not, encodings refused, head limits); null: Berth's defaults (sanitized,
+// every EncodedCharacter refused).
 nlohmann::json explain_request(const RouteTable& table, std::string_view host, std::string_view path,
                                int64_t now_ms, std::string* error, std::string_view method = {},
-                               const std::vector<std::string>& headers = {}, bool sanitize_path = true);
+                               const std::vector<std::string>& headers = {},
+                               const http::Limits* client_limits = nullptr);
 
 }  // namespace berth

@@ -8,6 +8,7 @@
 
 #include "config/config.h"
 #include "proxy/http/http_head.h"
+#include "proxy/http/request_path.h"
 #include "proxy/filter/route_filters.h"
 #include "proxy/model/route_table.h"
 #include "proxy/tls/server_context.h"
@@ -28,15 +29,30 @@ struct Runtime {
   std::vector<uint8_t> proxy_protocol;
 };
 
+// How a client's request head is parsed under this config.
+inline http::Limits client_http_limits(const config::Config& cfg) {
+  http::Limits l;
+  l.max_header_bytes = cfg.limits.max_header_bytes;
+  l.max_headers = cfg.limits.max_headers;
+  l.max_request_line = cfg.limits.max_request_line;
+  l.sanitize_path = cfg.sanitize_path;
+  const config::Config::EncodedCharacters& e = cfg.encoded_characters;
+  l.refused_encodings = static_cast<uint8_t>(
+      (e.allow_encoded_slash ? 0 : http::kEncodedSlash) | (e.allow_encoded_backslash ? 0 : http::kEncodedBackslash) |
+      (e.allow_encoded_null_character ? 0 : http::kEncodedNull) |
+      (e.allow_encoded_semicolon ? 0 : http::kEncodedSemicolon) |
+      (e.allow_encoded_percent ? 0 : http::kEncodedPercent) |
+      (e.allow_encoded_question_mark ? 0 : http::kEncodedQuestionMark) |
+      (e.allow_encoded_hash ? 0 : http::kEncodedHash));
+  return l;
+}
+
 inline std::shared_ptr<const Runtime> make_runtime(const config::Config& cfg, uint64_t generation) {
   auto rt = std::make_shared<Runtime>();
   rt->routes = RouteTable::from_config(cfg, generation, build_route_filters);
   rt->timeouts = cfg.timeouts;
   rt->limits = cfg.limits;
-  rt->http_limits.max_header_bytes = cfg.limits.max_header_bytes;
-  rt->http_limits.max_headers = cfg.limits.max_headers;
-  rt->http_limits.max_request_line = cfg.limits.max_request_line;
-  rt->http_limits.sanitize_path = cfg.sanitize_path;
+  rt->http_limits = client_http_limits(cfg);
   rt->generation = generation;
   rt->trusted_proxies = cfg.trusted_proxies;
   for (const config::Listener& l : cfg.listeners) rt->proxy_protocol.push_back(l.proxy_protocol ? 1 : 0);

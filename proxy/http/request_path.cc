@@ -1,6 +1,7 @@
 #include "proxy/http/request_path.h"
 
 #include <cstddef>
+#include <cstring>
 
 namespace berth::http {
 namespace {
@@ -72,7 +73,40 @@ bool append_decoded(std::string& out, std::string_view raw, const char** error) 
   return true;
 }
 
+// The EncodedCharacter a "%XY" names (0 for any other), and its error text.
+struct EncodedName {
+  uint8_t bit;
+  const char* error;
+};
+EncodedName encoded_character(int hi, int lo) {
+  switch (hi * 16 + lo) {
+    case 0x2F: return {kEncodedSlash, "encoded slash (%2F) in path"};
+    case 0x5C: return {kEncodedBackslash, "encoded backslash (%5C) in path"};
+    case 0x00: return {kEncodedNull, "encoded null character (%00) in path"};
+    case 0x3B: return {kEncodedSemicolon, "encoded semicolon (%3B) in path"};
+    case 0x25: return {kEncodedPercent, "encoded percent sign (%25) in path"};
+    case 0x3F: return {kEncodedQuestionMark, "encoded question mark (%3F) in path"};
+    case 0x23: return {kEncodedHash, "encoded hash (%23) in path"};
+    default: return {0, nullptr};
+  }
+}
+
 }  // namespace
+
+const char* refused_encoding(std::string_view path_and_query, uint8_t refused) {
+  if (refused == 0) return nullptr;
+  const std::string_view path = path_and_query.substr(0, path_and_query.find('?'));
+  for (const char* at = path.data(), *end = path.data() + path.size();
+       (at = static_cast<const char*>(std::memchr(at, '%', static_cast<size_t>(end - at)))) != nullptr; ++at) {
+    if (end - at < 3) break;  // a bad '%' is sanitizing's to refuse
+    const int hi = hex_value(at[1]);
+    const int lo = hi >= 0 ? hex_value(at[2]) : -1;
+    if (lo < 0) continue;
+    const EncodedName name = encoded_character(hi, lo);
+    if (name.bit & refused) return name.error;
+  }
+  return nullptr;
+}
 
 PathSanitize sanitize_path(std::string_view path_and_query, std::string& out, const char** error) {
   const size_t q = path_and_query.find('?');

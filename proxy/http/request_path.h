@@ -19,10 +19,31 @@
 // built in one pass straight into `out` (no allocation once `out` has grown to fit).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
 namespace berth::http {
+
+// Percent-encoded characters a path may be refused for (config `encoded_characters`). Sanitizing
+// keeps each of them encoded, but each decodes to a byte that some server reads as syntax, so an
+// instance that decodes first may not see the path Berth routed: "/public%2F..%2Fadmin" is one
+// segment to Berth and "/admin" to a server that decodes %2F before resolving dot segments.
+enum EncodedCharacter : uint8_t {
+  kEncodedSlash = 1u << 0,         // %2F '/': a separator
+  kEncodedBackslash = 1u << 1,     // %5C '\': a separator to some servers
+  kEncodedNull = 1u << 2,          // %00 NUL: ends the path where paths are C strings
+  kEncodedSemicolon = 1u << 3,     // %3B ';': starts path parameters
+  kEncodedPercent = 1u << 4,       // %25 '%': decoded twice, "%252e" becomes "."
+  kEncodedQuestionMark = 1u << 5,  // %3F '?': starts the query
+  kEncodedHash = 1u << 6,          // %23 '#': starts the fragment
+};
+constexpr uint8_t kAllEncodedCharacters = 0x7F;
+
+// Why the path of `path_and_query` (the query is not looked at) is refused: the first
+// percent-encoding (either case of hex) of a character in `refused`, as an error text, or
+// nullptr when there is none. Only scans for '%' when the path has none.
+const char* refused_encoding(std::string_view path_and_query, uint8_t refused);
 
 enum class PathSanitize : unsigned char {
   kUnchanged,  // the path was already in sanitized form

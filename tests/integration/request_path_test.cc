@@ -2,6 +2,7 @@
 // its path another way, and the instance gets the path that was routed.
 #include <catch2/catch.hpp>
 
+#include <csignal>
 #include <memory>
 #include <string>
 
@@ -41,9 +42,38 @@ TEST_CASE("request path: other spellings of a protected path reach its route, no
   CHECK(http_get(port, "/a%zz", "p.test").status == 400);
 
   // What the instance gets: the sanitized path (the origin shows it without the query).
-  const Response ok = http_get(port, "//public/x/../%7Euser/a%2fb?q=/../%61", "p.test");
+  const Response ok = http_get(port, "//public/x/../%7Euser/a%c3%a9b?q=/../%61%2F", "p.test");
   CHECK(ok.status == 200);
-  CHECK(ok.body == "origin=ORIGIN path=/public/~user/a%2Fb\n");
+  CHECK(ok.body == "origin=ORIGIN path=/public/~user/a%C3%A9b\n");
+}
+
+TEST_CASE("request path: encoded separators are refused unless allowed, and the setting reloads",
+          "[request_path]") {
+  PathEnv env;
+  const uint16_t port = env.berth->port();
+  // "/public%2F..%2Fadmin" is one segment to Berth (the catch-all route) and "/admin" to a
+  // server that decodes %2F before resolving dot segments: refused, and never sent on.
+  for (const char* encoded : {"%2F..%2F", "%2f..%2f", "%5C..%5C", "%00", "%3B", "%252e%252e/", "%3F", "%23"}) {
+    const std::string m = marker("ENC");
+    const std::string path = "/" + m + "/public" + encoded + "admin";
+    INFO(path);
+    const Response r = http_get(port, path, "p.test");
+    CHECK(r.status == 400);
+    CHECK(r.header("x-berth-error").value_or("") == "bad-request");
+    CHECK(env.origin.seen(m) == 0);
+  }
+  // The query is not the path: encodings there are the instance's business.
+  CHECK(http_get(port, "/public?next=%2Fadmin%3Fx%23y", "p.test").status == 200);
+
+  // Allowed (SIGHUP): kept encoded, so it still does not reach /admin's route.
+  REQUIRE(env.berth->rewrite_config(read_file(env.berth->config_path()) +
+                                    "encoded_characters: {allow_encoded_slash: true}\n"));
+  REQUIRE(env.berth->process().signal(SIGHUP));
+  REQUIRE(wait_until([&] { return env.berth->log().find("event=config_reloaded") != std::string::npos; }, 5s));
+  const Response slash = http_get(port, "/public%2f..%2Fadmin", "p.test");
+  CHECK(slash.status == 200);
+  CHECK(slash.body == "origin=ORIGIN path=/public%2F..%2Fadmin\n");
+  CHECK(http_get(port, "/public%5C..%5Cadmin", "p.test").status == 400);  // the others stay refused
 }
 
 TEST_CASE("request path: sanitize_path false routes and forwards the path byte for byte", "[request_path]") {

@@ -178,6 +178,37 @@ TEST_CASE("config: sanitize_path turns path sanitizing off, and takes a bool onl
   CHECK(bad.errors.at(0).line == 2);
 }
 
+TEST_CASE("config: encoded_characters allows percent-encodings one by one; none by default", "[config]") {
+  LoadResult none = load(std::string(kListener));
+  REQUIRE(none.ok());
+  const Config::EncodedCharacters& d = none.config->encoded_characters;
+  CHECK_FALSE((d.allow_encoded_slash || d.allow_encoded_backslash || d.allow_encoded_null_character ||
+               d.allow_encoded_semicolon || d.allow_encoded_percent || d.allow_encoded_question_mark ||
+               d.allow_encoded_hash));
+
+  LoadResult some = load(std::string(kListener) +
+                         "encoded_characters:\n  allow_encoded_slash: true\n  allow_encoded_percent: true\n"
+                         "  allow_encoded_hash: false\n");
+  INFO(all_errors(some));
+  REQUIRE(some.ok());
+  const Config::EncodedCharacters& e = some.config->encoded_characters;
+  CHECK(e.allow_encoded_slash);
+  CHECK(e.allow_encoded_percent);
+  CHECK_FALSE(e.allow_encoded_hash);
+  CHECK_FALSE(e.allow_encoded_backslash);
+
+  LoadResult typo = load(std::string(kListener) + "encoded_characters:\n  allow_encoded_slashes: true\n");
+  REQUIRE_FALSE(typo.ok());
+  CHECK(typo.errors.at(0).line == 3);
+  CHECK(typo.errors.at(0).message.find("allow_encoded_slash") != std::string::npos);  // the key meant
+  LoadResult not_bool = load(std::string(kListener) + "encoded_characters: {allow_encoded_null_character: maybe}\n");
+  REQUIRE_FALSE(not_bool.ok());
+  CHECK(not_bool.errors.at(0).line == 2);
+  LoadResult not_map = load(std::string(kListener) + "encoded_characters: [slash]\n");
+  REQUIRE_FALSE(not_map.ok());
+  CHECK(not_map.errors.at(0).message.find("allow_encoded_") != std::string::npos);
+}
+
 TEST_CASE("config: empty sections mean defaults", "[config]") {
   LoadResult result = load(std::string(kListener) + "admin:\ntimeouts:\nlimits:\nroutes:\nservices:\n");
   INFO(all_errors(result));
@@ -229,7 +260,7 @@ const std::string kWebService = "services: {web: {endpoints: [\"127.0.0.1:9000\"
 const std::vector<ErrorCase> kErrorCases = {
     {"unknown top-level key", std::string(kListener) + "worker: 4\n", 2, 1,
      "unknown key 'worker' at the top level (expected one of: listeners, workers, admin, timeouts, "
-     "limits, routes, services, docker, access_log, registry, trusted_proxies, acme, sanitize_path)"},
+     "limits, routes, services, docker, access_log, registry, trusted_proxies, acme, sanitize_path, encoded_characters)"},
     {"unknown key in a route",
      std::string(kListener) + kWebService +
          "routes:\n"

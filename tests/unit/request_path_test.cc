@@ -113,3 +113,51 @@ TEST_CASE("request path: the head parser sanitizes a client's path only when ask
   REQUIRE(parse_request_head("GET /plain HTTP/1.1\r\nHost: a.test\r\n\r\n", limits, req).ok());
   CHECK(req.path == "/plain");
 }
+
+TEST_CASE("request path: encoded characters refused one by one, in the path only", "[request_path]") {
+  const std::vector<std::pair<std::string, uint8_t>> each = {
+      {"%2F", kEncodedSlash},     {"%5c", kEncodedBackslash},     {"%00", kEncodedNull}, {"%3B", kEncodedSemicolon},
+      {"%25", kEncodedPercent},   {"%3f", kEncodedQuestionMark},  {"%23", kEncodedHash},
+  };
+  for (const auto& [encoding, bit] : each) {
+    INFO(encoding);
+    const std::string path = "/a/b" + encoding + "c";
+    const char* why = refused_encoding(path, kAllEncodedCharacters);
+    REQUIRE(why != nullptr);
+    CHECK(std::string(why).find(" in path") != std::string::npos);
+    CHECK(refused_encoding(path, bit) == why);  // this one alone is enough
+    CHECK(refused_encoding(path, kAllEncodedCharacters & ~bit) == nullptr);  // and only it
+    CHECK(refused_encoding("/a?q=" + encoding, kAllEncodedCharacters) == nullptr);  // the query is not looked at
+  }
+  CHECK(std::string(refused_encoding("/x%2fy", kEncodedSlash)) == "encoded slash (%2F) in path");
+  CHECK(std::string(refused_encoding("/%25252e", kAllEncodedCharacters)) == "encoded percent sign (%25) in path");
+  // The first refused one is named; other encodings and bad '%' (sanitizing's to refuse) pass.
+  CHECK(std::string(refused_encoding("/%41%3B%2F", kAllEncodedCharacters)) == "encoded semicolon (%3B) in path");
+  for (const char* fine : {"/", "/plain/path", "/%41%7E%C3%A9", "/a%", "/a%2", "/a%zz", "/%2G", "/a;b#c"})
+    CHECK(refused_encoding(fine, kAllEncodedCharacters) == nullptr);
+  CHECK(refused_encoding("/a%2Fb", 0) == nullptr);
+}
+
+TEST_CASE("request path: the head parser refuses a client's path for an encoding it is told to",
+          "[request_path][http_head]") {
+  Limits limits;
+  limits.sanitize_path = true;
+  limits.refused_encodings = kEncodedSlash;
+  RequestHead req;
+  const Outcome o = parse_request_head("GET /public%2F..%2Fadmin HTTP/1.1\r\nHost: a.test\r\n\r\n", limits, req);
+  CHECK(o.error == HeadError::kBadRequest);
+  CHECK(std::string(o.detail) == "encoded slash (%2F) in path");
+  // absolute-form: its path is looked at, not its authority or query
+  CHECK(parse_request_head("GET http://a.test/x%2Fy HTTP/1.1\r\nHost: a.test\r\n\r\n", limits, req).error ==
+        HeadError::kBadRequest);
+  REQUIRE(parse_request_head("GET http://a.test/x?y=%2F HTTP/1.1\r\nHost: a.test\r\n\r\n", limits, req).ok());
+  CHECK(req.path == "/x?y=%2F");
+  // refused even when the path is not sanitized (the two are separate settings)
+  limits.sanitize_path = false;
+  CHECK(parse_request_head("GET /a%2f HTTP/1.1\r\nHost: a.test\r\n\r\n", limits, req).error == HeadError::kBadRequest);
+  // allowed: kept encoded, upper-cased when sanitized
+  limits.refused_encodings = 0;
+  limits.sanitize_path = true;
+  REQUIRE(parse_request_head("GET /a%2f HTTP/1.1\r\nHost: a.test\r\n\r\n", limits, req).ok());
+  CHECK(req.path == "/a%2F");
+}

@@ -6,6 +6,7 @@
 
 #include "proxy/control/status.h"
 #include "proxy/health/health_registry.h"
+#include "proxy/http/request_path.h"
 
 using namespace berth;
 
@@ -161,7 +162,16 @@ TEST_CASE("status: explain answers 400 reasons for bad input, and the instances 
   // The path is sanitized as a client's is (config sanitize_path), or taken as it is.
   CHECK(explain_request(*f.table, "web.test", "/a%zz", 1, &error).is_null());
   CHECK(error.find("invalid percent-encoding in path") != std::string::npos);
-  CHECK_FALSE(explain_request(*f.table, "web.test", "/a%zz", 1, &error, "GET", {}, false).is_null());
+  const berth::http::Limits byte_for_byte;  // sanitize_path: false, no encoding refused
+  CHECK_FALSE(explain_request(*f.table, "web.test", "/a%zz", 1, &error, "GET", {}, &byte_for_byte).is_null());
+  // Encodings a client's path is refused for (config encoded_characters): all by default.
+  CHECK(explain_request(*f.table, "web.test", "/a%2Fb", 1, &error).is_null());
+  CHECK(error.find("encoded slash (%2F) in path") != std::string::npos);
+  berth::http::Limits slash_allowed;
+  slash_allowed.sanitize_path = true;
+  slash_allowed.refused_encodings = berth::http::kAllEncodedCharacters & ~berth::http::kEncodedSlash;
+  CHECK_FALSE(explain_request(*f.table, "web.test", "/a%2Fb", 1, &error, "GET", {}, &slash_allowed).is_null());
+  CHECK(error.empty());
 
   nlohmann::json j = explain_request(*f.table, "WEB.test", "/x", 1, &error);
   CHECK(error.empty());
