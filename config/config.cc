@@ -233,6 +233,20 @@ std::string Error::to_string() const {
   return file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + message;
 }
 
+const std::vector<std::string_view>& encoded_character_keys() {
+  static const std::vector<std::string_view> keys = {
+      "allow_encoded_slash",   "allow_encoded_backslash",     "allow_encoded_null_character", "allow_encoded_semicolon",
+      "allow_encoded_percent", "allow_encoded_question_mark", "allow_encoded_hash"};
+  return keys;
+}
+
+std::optional<EncodedCharacter> encoded_character_named(std::string_view key) {
+  const std::vector<std::string_view>& keys = encoded_character_keys();
+  const auto at = std::find(keys.begin(), keys.end(), key);
+  if (at == keys.end()) return std::nullopt;
+  return static_cast<EncodedCharacter>(at - keys.begin());
+}
+
 const char* acme_challenge_name(Acme::Challenge challenge) {
   return challenge == Acme::Challenge::kTlsAlpn01 ? "tls-alpn-01" : "http-01";
 }

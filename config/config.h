@@ -255,6 +255,36 @@ struct RouteMirror {
 // "50", "12.5", "0.01", "100" -> hundredths of a percent (0 < P <= 100, at most two decimals).
 std::optional<uint32_t> parse_mirror_percent(std::string_view text);
 
+// Percent-encodings a client's request path may carry (encoded_characters, top level and per
+// route). Each is refused with 400 unless allowed: it decodes to a byte some servers read as
+// syntax (a separator, the query, a parameter), so an instance that decodes first may see
+// another path than Berth routed. One bit each, in this order (the keys' order too).
+enum class EncodedCharacter : uint8_t {
+  kSlash,          // allow_encoded_slash: %2F
+  kBackslash,      // allow_encoded_backslash: %5C
+  kNullCharacter,  // allow_encoded_null_character: %00
+  kSemicolon,      // allow_encoded_semicolon: %3B
+  kPercent,        // allow_encoded_percent: %25
+  kQuestionMark,   // allow_encoded_question_mark: %3F
+  kHash,           // allow_encoded_hash: %23
+};
+struct EncodedCharacters {
+  uint8_t allowed = 0;  // bit (1 << EncodedCharacter): its key is true
+  uint8_t given = 0;    // bits whose key the map names: a route's map overrides only these
+  bool allows(EncodedCharacter c) const { return (allowed >> static_cast<unsigned>(c)) & 1u; }
+  void set(EncodedCharacter c, bool allow) {
+    const auto bit = static_cast<uint8_t>(1u << static_cast<unsigned>(c));
+    given |= bit;
+    allowed = static_cast<uint8_t>(allow ? allowed | bit : allowed & ~bit);
+  }
+  uint8_t allowed_given() const { return given & allowed; }                          // set to true
+  uint8_t refused_given() const { return static_cast<uint8_t>(given & ~allowed); }  // set to false
+};
+// The EncodedCharacter an allow_encoded_* key names ("allow_encoded_slash"), if any.
+std::optional<EncodedCharacter> encoded_character_named(std::string_view key);
+// Every allow_encoded_* key, in EncodedCharacter's order.
+const std::vector<std::string_view>& encoded_character_keys();
+
 struct Route {
   std::string name;                 // from `name:`, else "route-<index>"
   std::vector<std::string> hosts;   // lower-case; "*.example.com" wildcards; empty = any host
@@ -262,6 +292,7 @@ struct Route {
   std::optional<int32_t> priority;  // explicit priority overrides the natural precedence
   std::string service;              // must name a service in `services`
   std::optional<uint64_t> max_body_bytes;  // overrides limits.max_body_bytes for this route
+  EncodedCharacters encoded_characters;    // overrides the top level's for the keys it names
   RouteAccess access;
   HeaderRules request_headers;    // on the way to the instance
   HeaderRules response_headers;   // on the way back to the client (proxied responses)
@@ -419,18 +450,7 @@ struct Config {
   // Client request paths are sanitized before routing and forwarding (proxy/http/request_path.h):
   // "/%61dmin", "//admin" and "/x/../admin" all route, and go out, as "/admin".
   bool sanitize_path = true;
-  // Percent-encodings a client's request path may carry (encoded_characters). Each is refused
-  // with 400 unless allowed: it decodes to a byte some servers read as syntax (a separator, the
-  // query, a parameter), so an instance that decodes first may see another path than Berth routed.
-  struct EncodedCharacters {
-    bool allow_encoded_slash = false;          // %2F
-    bool allow_encoded_backslash = false;      // %5C
-    bool allow_encoded_null_character = false; // %00
-    bool allow_encoded_semicolon = false;      // %3B
-    bool allow_encoded_percent = false;        // %25
-    bool allow_encoded_question_mark = false;  // %3F
-    bool allow_encoded_hash = false;           // %23
-  } encoded_characters;
+  EncodedCharacters encoded_characters;  // none allowed unless the map allows them
 };
 
 struct Error {

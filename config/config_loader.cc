@@ -178,9 +178,6 @@ const std::vector<std::string_view> kTopLevelKeys = {"listeners", "workers",  "a
                                                      "services",  "docker",   "access_log",
                                                      "registry",  "trusted_proxies", "acme",
                                                      "sanitize_path", "encoded_characters"};
-const std::vector<std::string_view> kEncodedCharacterKeys = {
-    "allow_encoded_slash",   "allow_encoded_backslash", "allow_encoded_null_character", "allow_encoded_semicolon",
-    "allow_encoded_percent", "allow_encoded_question_mark", "allow_encoded_hash"};
 const std::vector<std::string_view> kAcmeKeys = {"directory", "email",     "storage",
                                                  "ca_bundle", "challenge", "renew_before"};
 const std::vector<std::string_view> kRegistryKeys = {"etcd", "role", "host_id", "advertise_address",
@@ -193,6 +190,7 @@ const std::vector<std::string_view> kTlsCertificateKeys = {"cert", "key"};
 const std::vector<std::string_view> kAdminKeys = {"address", "enabled"};
 const std::vector<std::string_view> kRouteKeys = {"name",    "host",    "path",          "priority",
                                                   "service", "max_body_bytes", "access", "headers",
+                                                  "encoded_characters",
                                                   "https_redirect", "hsts", "acme",
                                                   // path rewriting and redirects
                                                   "strip_prefix", "add_prefix", "rewrite", "redirect",
@@ -329,7 +327,7 @@ class Loader {
   void read_registry(const Value& value);
   void read_registry_field(const Field& field, bool* role_given);
   void read_acme(const Value& value);
-  void read_encoded_characters(const Value& value);
+  void read_encoded_characters(const Value& value, EncodedCharacters& out);
 
   // Checks across sections, once everything is read.
   void check_listeners_required();
@@ -512,7 +510,7 @@ void Loader::read_document(const YAML::Node& root) {
     else if (field.key == "sanitize_path") {
       if (auto flag = read_bool(value)) config_.sanitize_path = *flag;
     } else if (field.key == "encoded_characters") {
-      read_encoded_characters(value);
+      read_encoded_characters(value, config_.encoded_characters);
     }
   }
   check_listeners_required();
@@ -785,6 +783,8 @@ void Loader::read_route_field(const Field& field, Route& route, RouteNotes& note
     read_route_access(value, route.access);
   } else if (field.key == "headers") {
     read_route_headers(value, route);
+  } else if (field.key == "encoded_characters") {
+    read_encoded_characters(value, route.encoded_characters);
   } else if (field.key == "https_redirect") {
     if (auto flag = read_bool(value)) route.https_redirect = *flag;
   } else if (field.key == "acme") {
@@ -1921,19 +1921,12 @@ void Loader::check_route_names() {
 
 // ---- acme ----
 
-void Loader::read_encoded_characters(const Value& value) {
+void Loader::read_encoded_characters(const Value& value, EncodedCharacters& out) {
   if (!expect_map(value, "a map of allow_encoded_* flags (allow_encoded_slash: true, ...)")) return;
-  Config::EncodedCharacters& e = config_.encoded_characters;
-  for (const Field& field : fields_of(value, kEncodedCharacterKeys)) {
+  for (const Field& field : fields_of(value, encoded_character_keys())) {
     const std::optional<bool> flag = read_bool(field.value);
-    if (!flag) continue;
-    if (field.key == "allow_encoded_slash") e.allow_encoded_slash = *flag;
-    else if (field.key == "allow_encoded_backslash") e.allow_encoded_backslash = *flag;
-    else if (field.key == "allow_encoded_null_character") e.allow_encoded_null_character = *flag;
-    else if (field.key == "allow_encoded_semicolon") e.allow_encoded_semicolon = *flag;
-    else if (field.key == "allow_encoded_percent") e.allow_encoded_percent = *flag;
-    else if (field.key == "allow_encoded_question_mark") e.allow_encoded_question_mark = *flag;
-    else if (field.key == "allow_encoded_hash") e.allow_encoded_hash = *flag;
+    const std::optional<EncodedCharacter> c = encoded_character_named(field.key);
+    if (flag && c) out.set(*c, *flag);
   }
 }
 

@@ -467,6 +467,7 @@ struct BerthLabels {
   config::RouteMatch match;  // berth.match.*, berth.path_regex
   config::RouteMirror mirror;  // berth.mirror.service, .percent, .max_body
   std::string mirror_label;    // the first berth.mirror.* label (checked: it needs .service)
+  config::EncodedCharacters encoded_characters;  // berth.encoded_characters.allow_encoded_*
   struct Named {
     std::vector<std::string> hosts;
     bool has_host = false, has_path = false;
@@ -592,6 +593,16 @@ std::optional<Problem> read_berth_labels(const ContainerFacts& c, const LabelOpt
       problem = parse_match_label(label, key, value, out.match);
     } else if (key.starts_with("mirror.")) {
       problem = parse_mirror_label(label, key.substr(7), value, out.mirror, out.mirror_label);
+    } else if (key.starts_with("encoded_characters.")) {
+      const std::optional<config::EncodedCharacter> c = config::encoded_character_named(key.substr(19));
+      bool allow = false;
+      if (!c) {
+        problem = Problem{label, "unknown label " + label + " (expected berth.encoded_characters." +
+                                     "allow_encoded_slash, _backslash, _null_character, _semicolon, _percent, "
+                                     "_question_mark or _hash)"};
+      } else if (!(problem = parse_bool(label, value, allow))) {
+        out.encoded_characters.set(*c, allow);
+      }
     } else if (label.compare(0, kRoutesPrefix.size(), kRoutesPrefix) == 0) {
       std::string_view rest = std::string_view(label).substr(kRoutesPrefix.size());
       size_t dot = rest.find('.');  // NAME has no dots; the field may (match.header.X-Env)
@@ -917,6 +928,7 @@ ContainerSpec traefik_spec(const ContainerFacts& c, const BerthLabels& berth, co
   spec.network = berth.network;
   spec.policy = berth.policy;
   spec.access = berth.access;
+  spec.encoded_characters = berth.encoded_characters;
   spec.rewrite = berth.rewrite;
   spec.redirect = berth.redirect;
   std::string policy_of;  // the first router's policy middlewares (apply_traefik_middlewares)
@@ -962,6 +974,7 @@ ContainerSpec nginx_spec(const ContainerFacts& c, const BerthLabels& berth, cons
   spec.network = berth.network;
   spec.policy = berth.policy;
   spec.access = berth.access;
+  spec.encoded_characters = berth.encoded_characters;
   spec.rewrite = berth.rewrite;
   spec.redirect = berth.redirect;
   RouteSpec route;
@@ -1073,6 +1086,7 @@ ContainerSpec routed_spec(const ContainerFacts& c, const LabelOptions& options) 
   spec.network = berth.network;
   spec.policy = berth.policy;
   spec.access = berth.access;
+  spec.encoded_characters = berth.encoded_characters;
   spec.rewrite = berth.rewrite;
   spec.redirect = berth.redirect;
   spec.match = berth.match;

@@ -51,6 +51,9 @@ struct ContainerSpec {
   // berth.access.* (for every route it declares). basic_auth.htpasswd is a checked path; the
   // users are read from it by the builder (parse_container).
   config::RouteAccess access;
+  // berth.encoded_characters.allow_encoded_* (for every route it declares): overrides the
+  // top-level encoded_characters for the keys it names.
+  config::EncodedCharacters encoded_characters;
   // berth.strip_prefix / berth.add_prefix / berth.redirect.* (for every route it declares).
   config::PathRewrite rewrite;
   config::Redirect redirect;

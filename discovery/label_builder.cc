@@ -550,6 +550,8 @@ DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& cac
       route.filters = decl.parsed->filters;
       route.match = decl.parsed->matches[decl.route];
       route.acme = spec.acme;
+      route.allow_encodings = decl.parsed->spec.encoded_characters.allowed_given();
+      route.refuse_encodings = decl.parsed->spec.encoded_characters.refused_given();
       // A mirror names a discovered service; none by that name (yet): no copies.
       if (spec.mirror.enabled()) {
         auto shadow = service_index.find(spec.mirror.service);
@@ -621,6 +623,7 @@ bool same_routes(const RouteList& a, const RouteList& b) {
     if (x.name != y.name || x.host != y.host || x.path_prefix != y.path_prefix || x.priority != y.priority ||
         x.service != y.service || x.max_body_bytes != y.max_body_bytes || x.source != y.source ||
         x.https_redirect != y.https_redirect || x.https_redirect_code != y.https_redirect_code || x.hsts != y.hsts ||
+        x.allow_encodings != y.allow_encodings || x.refuse_encodings != y.refuse_encodings ||
         x.filters != y.filters || x.acme != y.acme ||
         !(x.mirror == y.mirror || (x.mirror && y.mirror && *x.mirror == *y.mirror)))
       return false;

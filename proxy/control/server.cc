@@ -634,7 +634,7 @@ void Server::register_admin_paths(AdminServer& admin) {
     nlohmann::json j = explain_request(*runtime_->routes, admin_query_param(req.query, "host"),
                                        admin_query_param(req.query, "path"), health_clock_ms(), &error,
                                        admin_query_param(req.query, "method"), headers,
-                                       &runtime_->http_limits);
+                                       &runtime_->http_limits, runtime_->refused_encodings);
     if (!error.empty()) {
       AdminResponse r = json(dump({{"error", error}}));
       r.status = 400;

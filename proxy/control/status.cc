@@ -9,7 +9,6 @@
 
 #include "proxy/health/outlier.h"
 #include "proxy/http/http_head.h"
-#include "proxy/http/request_path.h"
 #include "proxy/model/endpoint_health.h"
 
 namespace berth {
@@ -278,7 +277,8 @@ nlohmann::json StatusBuilder::status(const RouteTable& table, int64_t now_ms) co
 
 nlohmann::json explain_request(const RouteTable& table, std::string_view host, std::string_view path,
                                int64_t now_ms, std::string* error, std::string_view method,
-                               const std::vector<std::string>& headers, const http::Limits* client_limits) {
+                               const std::vector<std::string>& headers, const http::Limits* client_limits,
+                               uint8_t refused_encodings) {
   if (host.empty()) {
     *error = "missing query parameter: host (e.g. /api/explain?host=example.com&path=/)";
     return nullptr;
@@ -310,12 +310,8 @@ nlohmann::json explain_request(const RouteTable& table, std::string_view host, s
   raw += "\r\n";
   http::RequestHead head;
   http::Limits limits;
-  if (client_limits) {
-    limits = *client_limits;
-  } else {
-    limits.sanitize_path = true;
-    limits.refused_encodings = http::kAllEncodedCharacters;
-  }
+  if (client_limits) limits = *client_limits;
+  else limits.sanitize_path = true;
   if (const http::Outcome o = http::parse_request_head(raw, limits, head); !o.ok()) {
     *error = std::string("invalid method, path or header: the request they make is refused (") + o.detail + ")";
     return nullptr;
@@ -326,6 +322,12 @@ nlohmann::json explain_request(const RouteTable& table, std::string_view host, s
   if (!host_valid) {
     *error = "invalid host: " + std::string(host.substr(0, 300));
     return nullptr;
+  }
+  if (x.chosen) {
+    if (const char* why = http::refused_encoding(head.path, x.chosen->refused_encodings(refused_encodings))) {
+      *error = "the request is refused on route " + x.chosen->name + " (" + why + ")";
+      return nullptr;
+    }
   }
   error->clear();
   const std::vector<Route>& routes = table.routes();

@@ -14,6 +14,7 @@
 
 #include "proxy/control/event_journal.h"
 #include "proxy/http/http_head.h"
+#include "proxy/http/request_path.h"
 #include "proxy/metrics/exporter.h"
 #include "proxy/model/route_table.h"
 
@@ -65,11 +66,12 @@ class StatusBuilder {
 // wrong with the input (the caller answers 400). For routes with matchers: `method` ("" = GET),
 // `headers` ("Name: value" each) and the query in `path` ("/x?beta=1") make the request tested.
 // client_limits: how the request is parsed, as a client's would be (the running config's: its
-// path sanitized or not, encodings refused, head limits); null: Berth's defaults (sanitized,
-// every EncodedCharacter refused).
+// path sanitized or not, head limits); null: Berth's defaults (sanitized). refused_encodings:
+// the top level's (Runtime::refused_encodings); a path the chosen route refuses is an error.
 nlohmann::json explain_request(const RouteTable& table, std::string_view host, std::string_view path,
                                int64_t now_ms, std::string* error, std::string_view method = {},
                                const std::vector<std::string>& headers = {},
-                               const http::Limits* client_limits = nullptr);
+                               const http::Limits* client_limits = nullptr,
+                               uint8_t refused_encodings = http::kAllEncodedCharacters);
 
 }  // namespace berth

@@ -434,6 +434,14 @@ void ClientConn::handle_request_head(std::string_view head, std::string_view ear
   } else {
     ex_->service = route->service;
   }
+  // Percent-encoded separators (request_path.h): refused unless this route or the top level
+  // allows them. Only a path with a '%' is looked at.
+  if (const char* why = http::refused_encoding(req.path, route->refused_encodings(rt.refused_encodings))) {
+    worker()->stats().add(Counter::kRequestsRejected);
+    log::debug("request_rejected").kv("client", conn().peer_ip.text()).kv("status", 400).kv("reason", why);
+    local_reply(400, "bad-request", ex_->has_body);
+    return;
+  }
   if (route->https_redirect && conn().tls == nullptr && conn().scheme != "https" &&
       !req.path.starts_with("/.well-known/acme-challenge/")) {
     redirect_to_https(req);

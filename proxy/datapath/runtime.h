@@ -20,6 +20,9 @@ struct Runtime {
   config::Timeouts timeouts;
   config::Limits limits;
   http::Limits http_limits;
+  // Percent-encodings a client's path is refused for (400), unless its route allows them
+  // (Route::allow_encodings, refuse_encodings); http::EncodedCharacter bits.
+  uint8_t refused_encodings = http::kAllEncodedCharacters;
   uint64_t generation = 0;
   // Per listener, in config order: its TLS context (null: plain HTTP). Set by the control side
   // (it loads the certificates, and swaps them when their files change).
@@ -36,15 +39,20 @@ inline http::Limits client_http_limits(const config::Config& cfg) {
   l.max_headers = cfg.limits.max_headers;
   l.max_request_line = cfg.limits.max_request_line;
   l.sanitize_path = cfg.sanitize_path;
-  const config::Config::EncodedCharacters& e = cfg.encoded_characters;
-  l.refused_encodings = static_cast<uint8_t>(
-      (e.allow_encoded_slash ? 0 : http::kEncodedSlash) | (e.allow_encoded_backslash ? 0 : http::kEncodedBackslash) |
-      (e.allow_encoded_null_character ? 0 : http::kEncodedNull) |
-      (e.allow_encoded_semicolon ? 0 : http::kEncodedSemicolon) |
-      (e.allow_encoded_percent ? 0 : http::kEncodedPercent) |
-      (e.allow_encoded_question_mark ? 0 : http::kEncodedQuestionMark) |
-      (e.allow_encoded_hash ? 0 : http::kEncodedHash));
   return l;
+}
+
+// The percent-encodings a request path is refused for where no route says otherwise
+// (http::EncodedCharacter bits: config::EncodedCharacter's order).
+inline uint8_t refused_encodings(const config::Config& cfg) {
+  static_assert(http::kEncodedSlash == 1u << static_cast<unsigned>(config::EncodedCharacter::kSlash) &&
+                http::kEncodedBackslash == 1u << static_cast<unsigned>(config::EncodedCharacter::kBackslash) &&
+                http::kEncodedNull == 1u << static_cast<unsigned>(config::EncodedCharacter::kNullCharacter) &&
+                http::kEncodedSemicolon == 1u << static_cast<unsigned>(config::EncodedCharacter::kSemicolon) &&
+                http::kEncodedPercent == 1u << static_cast<unsigned>(config::EncodedCharacter::kPercent) &&
+                http::kEncodedQuestionMark == 1u << static_cast<unsigned>(config::EncodedCharacter::kQuestionMark) &&
+                http::kEncodedHash == 1u << static_cast<unsigned>(config::EncodedCharacter::kHash));
+  return static_cast<uint8_t>(http::kAllEncodedCharacters & ~cfg.encoded_characters.allowed);
 }
 
 inline std::shared_ptr<const Runtime> make_runtime(const config::Config& cfg, uint64_t generation) {
@@ -53,6 +61,7 @@ inline std::shared_ptr<const Runtime> make_runtime(const config::Config& cfg, ui
   rt->timeouts = cfg.timeouts;
   rt->limits = cfg.limits;
   rt->http_limits = client_http_limits(cfg);
+  rt->refused_encodings = refused_encodings(cfg);
   rt->generation = generation;
   rt->trusted_proxies = cfg.trusted_proxies;
   for (const config::Listener& l : cfg.listeners) rt->proxy_protocol.push_back(l.proxy_protocol ? 1 : 0);

@@ -356,9 +356,6 @@ Outcome parse_request_head(std::string_view raw, const Limits& limits, RequestHe
     else if (rest[path_start] == '?') return {HeadError::kBadRequest, "query without a path"};
     else out.path = rest.substr(path_start);
   }
-  if (limits.refused_encodings && out.path[0] == '/') {
-    if (const char* why = refused_encoding(out.path, limits.refused_encodings)) return {HeadError::kBadRequest, why};
-  }
   if (limits.sanitize_path && out.path[0] == '/') {
     const char* why = "";
     switch (sanitize_path(out.path, out.sanitized_path, &why)) {

@@ -51,9 +51,6 @@ struct Limits {
   uint32_t max_request_line = 8 * 1024;
   // A client's request: its path is sanitized (request_path.h) for routing and forwarding.
   bool sanitize_path = false;
-  // A client's request: refused (400) when its path carries one of these percent-encodings
-  // (EncodedCharacter bits, request_path.h).
-  uint8_t refused_encodings = 0;
 };
 
 // Common to requests and responses.

@@ -94,7 +94,9 @@ EncodedName encoded_character(int hi, int lo) {
 }  // namespace
 
 const char* refused_encoding(std::string_view path_and_query, uint8_t refused) {
-  if (refused == 0) return nullptr;
+  // Nearly every path has no '%': one memchr, and the query is looked for only when it has.
+  if (refused == 0 || path_and_query.empty() ||
+      std::memchr(path_and_query.data(), '%', path_and_query.size()) == nullptr) return nullptr;
   const std::string_view path = path_and_query.substr(0, path_and_query.find('?'));
   for (const char* at = path.data(), *end = path.data() + path.size();
        (at = static_cast<const char*>(std::memchr(at, '%', static_cast<size_t>(end - at)))) != nullptr; ++at) {

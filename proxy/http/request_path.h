@@ -29,6 +29,8 @@ namespace berth::http {
 // keeps each of them encoded, but each decodes to a byte that some server reads as syntax, so an
 // instance that decodes first may not see the path Berth routed: "/public%2F..%2Fadmin" is one
 // segment to Berth and "/admin" to a server that decodes %2F before resolving dot segments.
+// Checked once the route is known (a route may allow or refuse more than the top level).
+// The bits are in config::EncodedCharacter's order.
 enum EncodedCharacter : uint8_t {
   kEncodedSlash = 1u << 0,         // %2F '/': a separator
   kEncodedBackslash = 1u << 1,     // %5C '\': a separator to some servers

@@ -231,6 +231,9 @@ std::shared_ptr<const RouteTable> RouteTable::from_config(const config::Config& 
       route.priority = configured.priority.value_or(0);
       route.service = service_index;
       route.max_body_bytes = configured.max_body_bytes.value_or(cfg.limits.max_body_bytes);
+      // config::EncodedCharacter's bits are http::EncodedCharacter's (runtime.h checks it).
+      route.allow_encodings = configured.encoded_characters.allowed_given();
+      route.refuse_encodings = configured.encoded_characters.refused_given();
       route.filters = filters;
       route.https_redirect = configured.https_redirect;
       route.hsts = configured.hsts;

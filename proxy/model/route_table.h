@@ -152,6 +152,14 @@ struct Route {
   uint16_t https_redirect_code = 308;
   std::string hsts;             // Strict-Transport-Security value for responses sent over TLS
   bool acme = false;            // its host gets a certificate from the ACME server (acme: true, berth.tls.acme)
+  // Percent-encodings (http::EncodedCharacter bits) this route allows or refuses where the top
+  // level (Runtime::refused_encodings) says otherwise; both 0: as the top level says.
+  uint8_t allow_encodings = 0;
+  uint8_t refuse_encodings = 0;
+  // The encodings refused on this route, given those refused at the top level.
+  uint8_t refused_encodings(uint8_t top_level) const {
+    return static_cast<uint8_t>((top_level | refuse_encodings) & ~allow_encodings);
+  }
   std::shared_ptr<const FilterChain> filters;  // per-route policy (null: none), run before an upstream is chosen
   // ---- matchers and weighted split ----
   // Matchers besides host and path (null: none): the route matches only when they all hold.

@@ -83,3 +83,36 @@ TEST_CASE("request path: sanitize_path false routes and forwards the path byte f
   CHECK(r.body == "origin=ORIGIN path=//admin/./x\n");
   CHECK(http_get(env.berth->port(), "/admin", "p.test").status == 403);
 }
+
+TEST_CASE("request path: a route's encoded_characters overrides the top level's for that route",
+          "[request_path]") {
+  OriginEnv env("ORIGIN",
+                config_head(1) +
+                    "encoded_characters: {allow_encoded_semicolon: true}\n"
+                    "routes:\n"
+                    "  - {name: projects, host: e.test, path: /projects, service: s,"
+                    " encoded_characters: {allow_encoded_slash: true}}\n"
+                    "  - {name: strict, host: e.test, path: /strict, service: s,"
+                    " encoded_characters: {allow_encoded_semicolon: false}}\n"
+                    "  - {name: admin, host: e.test, path: /admin, service: s, access: {deny: [\"127.0.0.0/8\"]}}\n"
+                    "  - {name: site, host: e.test, service: s}\n");
+  const uint16_t port = env.berth->port();
+  // An API that puts encoded slashes in its IDs, on its own route.
+  const Response id = http_get(port, "/projects/group%2fname/issues", "e.test");
+  CHECK(id.status == 200);
+  CHECK(id.body == "origin=ORIGIN path=/projects/group%2Fname/issues\n");
+  CHECK(http_get(port, "/projects/a%5Cb", "e.test").status == 400);  // only %2F is allowed there
+  // Elsewhere %2F stays refused: the catch-all route does not let it reach /admin's instance.
+  const std::string m = marker("ENC");
+  const Response bypass = http_get(port, "/" + m + "/public%2F..%2F..%2Fadmin", "e.test");
+  CHECK(bypass.status == 400);
+  CHECK(env.origin.seen(m) == 0);
+  // The top level allows %3B; the strict route refuses it again.
+  CHECK(http_get(port, "/site/a%3Bb", "e.test").status == 200);
+  CHECK(http_get(port, "/strict/a%3Bb", "e.test").status == 400);
+  // /api/explain says the same (its path parameter is URL-decoded once: %252F is %2F).
+  const Response x = http_get(env.berth->admin_port(), "/api/explain?host=e.test&path=/strict/a%253Bb", "admin");
+  CHECK(x.status == 400);
+  CHECK(x.body.find("refused on route strict (encoded semicolon (%3B) in path)") != std::string::npos);
+  CHECK(http_get(env.berth->admin_port(), "/api/explain?host=e.test&path=/projects/a%252Fb", "admin").status == 200);
+}

@@ -179,23 +179,30 @@ TEST_CASE("config: sanitize_path turns path sanitizing off, and takes a bool onl
 }
 
 TEST_CASE("config: encoded_characters allows percent-encodings one by one; none by default", "[config]") {
-  LoadResult none = load(std::string(kListener));
+  auto bit = [](EncodedCharacter c) { return static_cast<uint8_t>(1u << static_cast<unsigned>(c)); };
+  LoadResult none = load(std::string(kListener) + "routes: [{service: s}]\nservices: {s: {endpoints: []}}\n");
   REQUIRE(none.ok());
-  const Config::EncodedCharacters& d = none.config->encoded_characters;
-  CHECK_FALSE((d.allow_encoded_slash || d.allow_encoded_backslash || d.allow_encoded_null_character ||
-               d.allow_encoded_semicolon || d.allow_encoded_percent || d.allow_encoded_question_mark ||
-               d.allow_encoded_hash));
+  CHECK(none.config->encoded_characters.allowed == 0);
+  CHECK(none.config->routes.at(0).encoded_characters.given == 0);
 
   LoadResult some = load(std::string(kListener) +
                          "encoded_characters:\n  allow_encoded_slash: true\n  allow_encoded_percent: true\n"
-                         "  allow_encoded_hash: false\n");
+                         "  allow_encoded_hash: false\n"
+                         "routes:\n"
+                         "  - {path: /api, service: s, encoded_characters: {allow_encoded_semicolon: true, "
+                         "allow_encoded_slash: false}}\n"
+                         "services: {s: {endpoints: []}}\n");
   INFO(all_errors(some));
   REQUIRE(some.ok());
-  const Config::EncodedCharacters& e = some.config->encoded_characters;
-  CHECK(e.allow_encoded_slash);
-  CHECK(e.allow_encoded_percent);
-  CHECK_FALSE(e.allow_encoded_hash);
-  CHECK_FALSE(e.allow_encoded_backslash);
+  const EncodedCharacters& e = some.config->encoded_characters;
+  CHECK(e.allows(EncodedCharacter::kSlash));
+  CHECK(e.allows(EncodedCharacter::kPercent));
+  CHECK_FALSE(e.allows(EncodedCharacter::kHash));
+  CHECK_FALSE(e.allows(EncodedCharacter::kBackslash));
+  CHECK(e.given == (bit(EncodedCharacter::kSlash) | bit(EncodedCharacter::kPercent) | bit(EncodedCharacter::kHash)));
+  const EncodedCharacters& r = some.config->routes.at(0).encoded_characters;
+  CHECK(r.given == (bit(EncodedCharacter::kSemicolon) | bit(EncodedCharacter::kSlash)));
+  CHECK(r.allowed == bit(EncodedCharacter::kSemicolon));
 
   LoadResult typo = load(std::string(kListener) + "encoded_characters:\n  allow_encoded_slashes: true\n");
   REQUIRE_FALSE(typo.ok());
@@ -207,6 +214,11 @@ TEST_CASE("config: encoded_characters allows percent-encodings one by one; none 
   LoadResult not_map = load(std::string(kListener) + "encoded_characters: [slash]\n");
   REQUIRE_FALSE(not_map.ok());
   CHECK(not_map.errors.at(0).message.find("allow_encoded_") != std::string::npos);
+  LoadResult route_typo = load(std::string(kListener) +
+                               "routes:\n  - service: s\n    encoded_characters: {allow_slash: true}\n"
+                               "services: {s: {endpoints: []}}\n");
+  REQUIRE_FALSE(route_typo.ok());
+  CHECK(route_typo.errors.at(0).line == 4);
 }
 
 TEST_CASE("config: empty sections mean defaults", "[config]") {
@@ -270,7 +282,7 @@ const std::vector<ErrorCase> kErrorCases = {
          "    hots: a.com\n",
      7, 5,
      "unknown key 'hots' in routes[1] (expected one of: name, host, path, priority, service, "
-     "max_body_bytes, access, headers, https_redirect, hsts, acme, strip_prefix, add_prefix, rewrite, redirect, match, split, mirror)"},
+     "max_body_bytes, access, headers, encoded_characters, https_redirect, hsts, acme, strip_prefix, add_prefix, rewrite, redirect, match, split, mirror)"},
     {"an address range with too many bits",
      std::string(kListener) + kWebService +
          "routes:\n"
@@ -543,7 +555,7 @@ TEST_CASE("config: every error is collected, in file order", "[config][errors]")
                      "whole number of seconds, got 'soon'",
                      "t.yaml:6:14: routes[0].service: no service named 'ghost' (defined services: web)",
                      "t.yaml:7:5: unknown key 'colour' in routes[0] (expected one of: name, host, path, "
-                     "priority, service, max_body_bytes, access, headers, https_redirect, hsts, acme, strip_prefix, "
+                     "priority, service, max_body_bytes, access, headers, encoded_characters, https_redirect, hsts, acme, strip_prefix, "
                      "add_prefix, rewrite, redirect, match, split, mirror)",
                      "t.yaml:10:17: services.web.endpoints[0]: invalid address '1.2.3.4': missing ':port'",
                  });

@@ -656,3 +656,35 @@ TEST_CASE("docker builder: a mirror names a discovered service, else the route h
   web.labels["berth.mirror.percent"] = "20";
   CHECK_FALSE(same_set(set, build_discovered_set(cache_of({web, next}), {})));
 }
+
+TEST_CASE("docker builder: berth.encoded_characters.* labels override the top level on the container's routes",
+          "[docker][builder]") {
+  auto api = container('a', "api", {{"berth.host", "api.test"}, {"berth.port", "18001"},
+                                    {"berth.encoded_characters.allow_encoded_slash", "true"},
+                                    {"berth.encoded_characters.allow_encoded_percent", "false"}});
+  auto web = container('b', "web", {{"berth.host", "web.test"}, {"berth.port", "18002"}});
+  auto set = build_discovered_set(cache_of({api, web}), {});
+  REQUIRE(set.routes->size() == 2);
+  for (const berth::Route& r : *set.routes) {
+    INFO(r.host);
+    // http::EncodedCharacter bits: slash 1, percent 16.
+    CHECK(r.allow_encodings == (r.host == "api.test" ? 1 : 0));
+    CHECK(r.refuse_encodings == (r.host == "api.test" ? 16 : 0));
+  }
+  CHECK_FALSE(same_set(set, build_discovered_set(cache_of({web, container('a', "api", {{"berth.host", "api.test"},
+                                                                                      {"berth.port", "18001"}})}),
+                                                 {})));
+
+  // A misspelt key or a value that is not a bool rejects the container, naming the label.
+  auto typo = container('c', "typo", {{"berth.host", "t.test"}, {"berth.port", "18003"},
+                                      {"berth.encoded_characters.allow_slash", "true"}});
+  auto not_bool = container('d', "nb", {{"berth.host", "n.test"}, {"berth.port", "18004"},
+                                        {"berth.encoded_characters.allow_encoded_hash", "sometimes"}});
+  auto refused = build_discovered_set(cache_of({typo, not_bool}), {});
+  CHECK(refused.routes->empty());
+  REQUIRE(refused.rejected.size() == 2);
+  std::string reasons;
+  for (const auto& [container, reason] : refused.rejected) reasons += reason + "\n";
+  CHECK(reasons.find("berth.encoded_characters.allow_slash") != std::string::npos);
+  CHECK(reasons.find("berth.encoded_characters.allow_encoded_hash") != std::string::npos);
+}

@@ -221,6 +221,29 @@ TEST_CASE("routes: a service without instances serves its routes until its grace
   CHECK_FALSE(RouteTable::with_services(*table, {table->services()[0]}, 4));
 }
 
+TEST_CASE("routes: a route's encoded_characters overrides the top level's for the keys it names", "[routes]") {
+  auto loaded = berth::config::load_string(
+      "listeners: [\"127.0.0.1:8080\"]\n"
+      "encoded_characters: {allow_encoded_percent: true}\n"
+      "routes:\n"
+      "  - {path: /projects, service: s, encoded_characters: {allow_encoded_slash: true, allow_encoded_percent: false}}\n"
+      "  - {service: s}\n"
+      "services: {s: {endpoints: []}}\n",
+      "t.yaml");
+  REQUIRE(loaded.ok());
+  auto table = RouteTable::from_config(*loaded.config, 1);
+  const Route& projects = table->routes()[0];
+  const Route& rest = table->routes()[1];
+  // Bits as http::EncodedCharacter: slash 1, backslash 2, null 4, semicolon 8, percent 16, ? 32, # 64.
+  const uint8_t top_level = 0x7F & ~16;  // what Runtime::refused_encodings holds for this config
+  CHECK(projects.allow_encodings == 1);
+  CHECK(projects.refuse_encodings == 16);
+  CHECK(projects.refused_encodings(top_level) == (0x7F & ~1));
+  CHECK(rest.allow_encodings == 0);
+  CHECK(rest.refuse_encodings == 0);
+  CHECK(rest.refused_encodings(top_level) == top_level);
+}
+
 TEST_CASE("routes: from_config expands hosts and applies limits", "[routes]") {
   const std::string yaml =
       "listeners: [\"127.0.0.1:8080\"]\n"

@@ -166,11 +166,10 @@ TEST_CASE("status: explain answers 400 reasons for bad input, and the instances 
   CHECK_FALSE(explain_request(*f.table, "web.test", "/a%zz", 1, &error, "GET", {}, &byte_for_byte).is_null());
   // Encodings a client's path is refused for (config encoded_characters): all by default.
   CHECK(explain_request(*f.table, "web.test", "/a%2Fb", 1, &error).is_null());
-  CHECK(error.find("encoded slash (%2F) in path") != std::string::npos);
-  berth::http::Limits slash_allowed;
-  slash_allowed.sanitize_path = true;
-  slash_allowed.refused_encodings = berth::http::kAllEncodedCharacters & ~berth::http::kEncodedSlash;
-  CHECK_FALSE(explain_request(*f.table, "web.test", "/a%2Fb", 1, &error, "GET", {}, &slash_allowed).is_null());
+  CHECK(error.find("refused on route r-web (encoded slash (%2F) in path)") != std::string::npos);
+  CHECK_FALSE(explain_request(*f.table, "web.test", "/a%2Fb", 1, &error, "GET", {}, nullptr,
+                              berth::http::kAllEncodedCharacters & ~berth::http::kEncodedSlash)
+                  .is_null());
   CHECK(error.empty());
 
   nlohmann::json j = explain_request(*f.table, "WEB.test", "/x", 1, &error);
