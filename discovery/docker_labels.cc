@@ -806,6 +806,7 @@ std::optional<Problem> apply_traefik_middlewares(const std::string& label, std::
   config::PathRewrite rewrite;
   config::RouteAccess access;
   config::HeaderRules request, response;
+  config::EncodedCharacters encoded;  // encodedcharacters.allowencoded*
   std::string policy;  // the policy middlewares' labels and values, to compare routers
   while (!names.empty()) {
     const size_t comma = names.find(',');
@@ -841,6 +842,18 @@ std::optional<Problem> apply_traefik_middlewares(const std::string& label, std::
         route.https_redirect_code = permanent ? 301 : 302;
       } else if (option == "redirectscheme.permanent") {
         // read with redirectscheme.scheme
+      } else if (option.starts_with("encodedcharacters.")) {
+        // allowEncodedSlash, ...: Berth's allow_encoded_* keys without the underscores.
+        const std::string_view key = std::string_view(option).substr(18);
+        for (size_t i = 0; i < config::encoded_character_keys().size(); ++i) {
+          std::string berth_key(config::encoded_character_keys()[i]);
+          std::erase(berth_key, '_');
+          if (berth_key != key) continue;
+          bool allow = false;
+          if (auto p = parse_bool(mw_label, value, allow)) return p;
+          encoded.set(static_cast<config::EncodedCharacter>(i), allow);
+          policy += mw_label + "=" + raw + "\n";
+        }
       } else {
         bool used = false;
         if (auto p = apply_traefik_policy(option, mw_label, raw, options, access, request, response, used)) return p;
@@ -850,14 +863,20 @@ std::optional<Problem> apply_traefik_middlewares(const std::string& label, std::
   }
   if (!policy.empty()) {
     if (!policy_of.empty() && policy_of != policy)
-      return Problem{label, label + ": its routers name different ipallowlist/basicauth/ratelimit/headers "
-                                "middlewares; Berth applies one set of access and header rules to every route of a "
-                                "container"};
+      return Problem{label, label + ": its routers name different ipallowlist/basicauth/ratelimit/headers/"
+                                "encodedcharacters middlewares; Berth applies one set of access and header rules "
+                                "to every route of a container"};
     if (policy_of.empty()) {
       if (!spec.access.empty() && !access.empty())
         return Problem{label, label + ": access rules come from both berth.access.* labels and Traefik middlewares; "
                                   "use one of the two"};
       if (!access.empty()) spec.access = std::move(access);
+      if (encoded.given) {
+        if (spec.encoded_characters.given)
+          return Problem{label, label + ": encoded characters come from both berth.encoded_characters.* labels and a "
+                                    "Traefik encodedcharacters middleware; use one of the two"};
+        spec.encoded_characters = encoded;
+      }
       spec.request_headers = std::move(request);
       spec.response_headers = std::move(response);
       policy_of = std::move(policy);

@@ -115,3 +115,28 @@ TEST_CASE("traefik middlewares: what Berth cannot honour rejects the container w
     CHECK(s.reason.find(b.reason) != std::string::npos);
   }
 }
+
+TEST_CASE("traefik middlewares: encodedcharacters maps onto the container's encoded_characters",
+          "[docker][labels][traefik]") {
+  ContainerSpec s = parse({{"traefik.http.routers.web.middlewares", "enc@docker"},
+                           {"traefik.http.middlewares.enc.encodedcharacters.allowEncodedSlash", "true"},
+                           {"traefik.http.middlewares.enc.encodedCharacters.allowEncodedNullCharacter", "false"},
+                           {"traefik.http.middlewares.enc.encodedcharacters.allowEncodedQuestionMark", "true"}});
+  INFO(s.reason);
+  REQUIRE(s.kind == Kind::kRouted);
+  CHECK(s.encoded_characters.allows(config::EncodedCharacter::kSlash));
+  CHECK(s.encoded_characters.allows(config::EncodedCharacter::kQuestionMark));
+  CHECK_FALSE(s.encoded_characters.allows(config::EncodedCharacter::kNullCharacter));
+  CHECK(s.encoded_characters.given == ((1u << 0) | (1u << 2) | (1u << 5)));
+
+  ContainerSpec bad = parse({{"traefik.http.routers.web.middlewares", "enc"},
+                             {"traefik.http.middlewares.enc.encodedcharacters.allowEncodedHash", "perhaps"}});
+  CHECK(bad.kind == Kind::kRejected);
+  CHECK(bad.reason.find("allowEncodedHash") != std::string::npos);
+
+  ContainerSpec both = parse({{"traefik.http.routers.web.middlewares", "enc"},
+                              {"traefik.http.middlewares.enc.encodedcharacters.allowEncodedSlash", "true"},
+                              {"berth.encoded_characters.allow_encoded_percent", "true"}});
+  CHECK(both.kind == Kind::kRejected);
+  CHECK(both.reason.find("use one of the two") != std::string::npos);
+}
