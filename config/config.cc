@@ -247,6 +247,24 @@ std::optional<EncodedCharacter> encoded_character_named(std::string_view key) {
   return static_cast<EncodedCharacter>(at - keys.begin());
 }
 
+std::optional<EncodedCharacter> encoded_character_named_without_underscores(std::string_view name) {
+  const std::vector<std::string_view>& keys = encoded_character_keys();
+  for (size_t i = 0; i < keys.size(); ++i) {
+    size_t at = 0;
+    bool same = true;
+    for (char c : keys[i]) {
+      if (c == '_') continue;
+      if (at == name.size() || name[at] != c) {
+        same = false;
+        break;
+      }
+      ++at;
+    }
+    if (same && at == name.size()) return static_cast<EncodedCharacter>(i);
+  }
+  return std::nullopt;
+}
+
 const char* acme_challenge_name(Acme::Challenge challenge) {
   return challenge == Acme::Challenge::kTlsAlpn01 ? "tls-alpn-01" : "http-01";
 }

@@ -282,6 +282,9 @@ struct EncodedCharacters {
 };
 // The EncodedCharacter an allow_encoded_* key names ("allow_encoded_slash"), if any.
 std::optional<EncodedCharacter> encoded_character_named(std::string_view key);
+// The same for a key written without underscores ("allowencodedslash", as Traefik's lower-cased
+// encodedcharacters options read).
+std::optional<EncodedCharacter> encoded_character_named_without_underscores(std::string_view name);
 // Every allow_encoded_* key, in EncodedCharacter's order.
 const std::vector<std::string_view>& encoded_character_keys();
 

@@ -597,9 +597,11 @@ std::optional<Problem> read_berth_labels(const ContainerFacts& c, const LabelOpt
       const std::optional<config::EncodedCharacter> c = config::encoded_character_named(key.substr(19));
       bool allow = false;
       if (!c) {
-        problem = Problem{label, "unknown label " + label + " (expected berth.encoded_characters." +
-                                     "allow_encoded_slash, _backslash, _null_character, _semicolon, _percent, "
-                                     "_question_mark or _hash)"};
+        std::string expected;
+        for (std::string_view known : config::encoded_character_keys())
+          expected += (expected.empty() ? "" : ", ") + std::string(known);
+        problem = Problem{label, "unknown label " + label + " (expected berth.encoded_characters. and one of: " +
+                                     expected + ")"};
       } else if (!(problem = parse_bool(label, value, allow))) {
         out.encoded_characters.set(*c, allow);
       }
@@ -844,14 +846,10 @@ std::optional<Problem> apply_traefik_middlewares(const std::string& label, std::
         // read with redirectscheme.scheme
       } else if (option.starts_with("encodedcharacters.")) {
         // allowEncodedSlash, ...: Berth's allow_encoded_* keys without the underscores.
-        const std::string_view key = std::string_view(option).substr(18);
-        for (size_t i = 0; i < config::encoded_character_keys().size(); ++i) {
-          std::string berth_key(config::encoded_character_keys()[i]);
-          std::erase(berth_key, '_');
-          if (berth_key != key) continue;
+        if (auto c = config::encoded_character_named_without_underscores(std::string_view(option).substr(18))) {
           bool allow = false;
           if (auto p = parse_bool(mw_label, value, allow)) return p;
-          encoded.set(static_cast<config::EncodedCharacter>(i), allow);
+          encoded.set(*c, allow);
           policy += mw_label + "=" + raw + "\n";
         }
       } else {

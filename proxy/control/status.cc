@@ -7,6 +7,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "config/config.h"
 #include "proxy/health/outlier.h"
 #include "proxy/http/http_head.h"
 #include "proxy/model/endpoint_health.h"
@@ -311,7 +312,7 @@ nlohmann::json explain_request(const RouteTable& table, std::string_view host, s
   http::RequestHead head;
   http::Limits limits;
   if (client_limits) limits = *client_limits;
-  else limits.sanitize_path = true;
+  else limits.sanitize_path = config::Config{}.sanitize_path;  // config's default
   if (const http::Outcome o = http::parse_request_head(raw, limits, head); !o.ok()) {
     *error = std::string("invalid method, path or header: the request they make is refused (") + o.detail + ")";
     return nullptr;

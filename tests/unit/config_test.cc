@@ -219,6 +219,14 @@ TEST_CASE("config: encoded_characters allows percent-encodings one by one; none 
                                "services: {s: {endpoints: []}}\n");
   REQUIRE_FALSE(route_typo.ok());
   CHECK(route_typo.errors.at(0).line == 4);
+
+  CHECK(encoded_character_named("allow_encoded_question_mark") == EncodedCharacter::kQuestionMark);
+  CHECK_FALSE(encoded_character_named("allowencodedquestionmark"));
+  CHECK(encoded_character_named_without_underscores("allowencodedquestionmark") == EncodedCharacter::kQuestionMark);
+  CHECK(encoded_character_named_without_underscores("allowencodednullcharacter") == EncodedCharacter::kNullCharacter);
+  CHECK_FALSE(encoded_character_named_without_underscores("allowencodedslashes"));
+  CHECK_FALSE(encoded_character_named_without_underscores("allowencoded"));
+  CHECK_FALSE(encoded_character_named_without_underscores(""));
 }
 
 TEST_CASE("config: empty sections mean defaults", "[config]") {

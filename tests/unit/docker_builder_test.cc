@@ -687,4 +687,6 @@ TEST_CASE("docker builder: berth.encoded_characters.* labels override the top le
   for (const auto& [container, reason] : refused.rejected) reasons += reason + "\n";
   CHECK(reasons.find("berth.encoded_characters.allow_slash") != std::string::npos);
   CHECK(reasons.find("berth.encoded_characters.allow_encoded_hash") != std::string::npos);
+  for (std::string_view key : berth::config::encoded_character_keys())  // the typo's message lists each key
+    CHECK(reasons.find(std::string(key)) != std::string::npos);
 }
