@@ -1,5 +1,6 @@
 #include "proxy/http/message_parser.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "proxy/http/http_head.h"
@@ -7,7 +8,13 @@
 namespace berth {
 namespace {
 constexpr uint32_t kMaxChunkExtensionBytes = 4096;
+
+// Whether every one of the `len` bytes at `at` satisfies `pred`.
+template <typename Pred>
+bool all_bytes(const char* at, size_t len, Pred pred) {
+  return std::all_of(at, at + len, [&pred](char c) { return pred(static_cast<unsigned char>(c)); });
 }
+}  // namespace
 
 MessageParser::Result MessageParser::start(http::Framing framing, uint64_t content_length, llhttp_type_t type,
                                            BodySink* sink) {
@@ -220,14 +227,13 @@ int MessageParser::on_chunk_extension_name_complete(llhttp_t* p) {
 int MessageParser::on_chunk_extension_value(llhttp_t* p, const char* at, size_t len) {
   auto* self = static_cast<MessageParser*>(p->data);
   if (len > 0 && self->ext_value_bytes_ == 0) self->ext_value_quoted_ = at[0] == '"';
-  for (size_t i = 0; i < len; ++i) {
-    const auto c = static_cast<unsigned char>(at[i]);
-    // A token, or a quoted string: no control byte but HTAB, no DEL (llhttp takes DEL there).
-    const bool ok = self->ext_value_quoted_ ? (c >= 0x20 || c == '\t') && c != 0x7f : http::is_token_char(c);
-    if (!ok) {
-      self->error_ = "invalid chunk extension value";
-      return -1;
-    }
+  // A token, or a quoted string: no control byte but HTAB, no DEL (llhttp takes DEL there).
+  const bool quoted = self->ext_value_quoted_;
+  if (!all_bytes(at, len, [quoted](unsigned char c) {
+        return quoted ? (c >= 0x20 || c == '\t') && c != 0x7f : http::is_token_char(c);
+      })) {
+    self->error_ = "invalid chunk extension value";
+    return -1;
   }
   self->ext_value_bytes_ += static_cast<uint32_t>(len);
   return on_chunk_extension(p, at, len);
@@ -240,11 +246,9 @@ int MessageParser::on_chunk_extension_value_complete(llhttp_t* p) {
 
 int MessageParser::on_field_name(llhttp_t* p, const char* at, size_t len) {
   auto* self = static_cast<MessageParser*>(p->data);
-  for (size_t i = 0; i < len; ++i) {
-    if (!http::is_token_char(static_cast<unsigned char>(at[i]))) {
-      self->error_ = "invalid trailer field name";
-      return -1;
-    }
+  if (!all_bytes(at, len, [](unsigned char c) { return http::is_token_char(c); })) {
+    self->error_ = "invalid trailer field name";
+    return -1;
   }
   for (size_t i = 0; i < len && self->field_name_bytes_ + i < sizeof self->field_name_; ++i)
     self->field_name_[self->field_name_bytes_ + i] = at[i];

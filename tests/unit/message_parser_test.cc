@@ -50,12 +50,18 @@ const std::string kChunkedHead = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encodin
 }  // namespace
 
 TEST_CASE("chunked bodies decode identically at every split", "[framing]") {
-  const std::string body = "5\r\nhello\r\n1;ext=1\r\n \r\n6\r\nworld!\r\n0\r\n\r\n";
-  for (size_t split = 0; split < body.size(); ++split) {
-    INFO("split at " << split);
-    Outcome o = run_request(kChunkedHead, body, split);
-    CHECK(o.state == MessageParser::State::kComplete);
-    CHECK(o.body == "hello world!");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"5\r\nhello\r\n1;ext=1\r\n \r\n6\r\nworld!\r\n0\r\n\r\n", "hello world!"},
+      // A quoted extension value may hold spaces and tabs; trailer fields follow the last chunk.
+      {"5;name=\"a b\tc\"\r\nhello\r\n0\r\nX-Sum: 1\r\n\r\n", "hello"},
+  };
+  for (const auto& [body, decoded] : cases) {
+    for (size_t split = 0; split < body.size(); ++split) {
+      INFO(body << " split at " << split);
+      Outcome o = run_request(kChunkedHead, body, split);
+      CHECK(o.state == MessageParser::State::kComplete);
+      CHECK(o.body == decoded);
+    }
   }
 }
 
@@ -81,6 +87,10 @@ TEST_CASE("invalid chunk framing is refused at every split", "[framing][smugglin
       {"size overflow", "ffffffffffffffffff\r\nx\r\n0\r\n\r\n"},
       {"size with bare LF", "5\nhello\r\n0\r\n\r\n"},
       {"missing size", "\r\nhello\r\n0\r\n\r\n"},
+      {"extension value with a control byte", std::string("5;a=b\x01\r\nhello\r\n0\r\n\r\n")},
+      {"quoted extension value with DEL", "5;a=\"b\x7f\"\r\nhello\r\n0\r\n\r\n"},
+      {"extension value with a space", "5;a=b c\r\nhello\r\n0\r\n\r\n"},
+      {"trailer name not a token", "5\r\nhello\r\n0\r\nX@Y: 1\r\n\r\n"},
   };
   for (const auto& [name, body] : bad) {
     for (size_t split = 0; split < body.size(); ++split) {
