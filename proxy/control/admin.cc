@@ -153,8 +153,7 @@ void AdminServer::respond(Conn* c, std::string_view head) {
     }
   }
   c->out.clear();
-  http::build_local_response(status, type, o.ok() && req.method_head ? std::string_view() : std::string_view(body),
-                             true, "Cache-Control: no-store\r\n", c->out);
+  http::build_local_response(status, type, body, true, "Cache-Control: no-store\r\n", c->out, o.ok() && req.method_head);
   uv_buf_t b = uv_buf_init(c->out.data(), static_cast<unsigned>(c->out.size()));
   c->write_req.data = c;
   int rc = uv_write(&c->write_req, reinterpret_cast<uv_stream_t*>(&c->tcp), &b, 1, [](uv_write_t* w, int) {

@@ -489,8 +489,7 @@ void ClientConn::redirect_to_https(const http::RequestHead& req) {
 void ClientConn::answer_acme_challenge(const std::string& key_authorization) {
   const bool keep = local_reply_keeps(ex_->has_body);
   std::string* out = worker()->acquire_string();
-  http::build_local_response(200, "text/plain", ex_->method_head ? std::string_view() : std::string_view(key_authorization),
-                             !keep, {}, *out);
+  http::build_local_response(200, "text/plain", key_authorization, !keep, {}, *out, ex_->method_head);
   send_local_reply(out, 200, "acme-challenge", keep);
 }
 
@@ -525,7 +524,7 @@ void ClientConn::reply_from_filter() {
     const bool keep = local_reply_keeps(close_conn);
     if (hsts_applies()) append_hsts(extra);
     std::string* out = worker()->acquire_string();
-    http::build_local_reply(status, {}, !keep, extra, *out);
+    http::build_local_reply(status, {}, !keep, extra, *out, ex_->method_head);
     send_local_reply(out, status, cause, keep);
     return;
   }
@@ -539,7 +538,7 @@ void ClientConn::reply_from_filter() {
   headers.append(cause).append("\r\n").append(extra);
   if (hsts_applies()) append_hsts(headers);
   http::build_local_response(status, reply.content_type.empty() ? "text/plain; charset=utf-8" : reply.content_type,
-                             reply.body, !keep, headers, *out);
+                             reply.body, !keep, headers, *out, ex_->method_head);
   send_local_reply(out, status, cause, keep);
 }
 
@@ -1086,7 +1085,7 @@ void ClientConn::local_reply(uint16_t status, const char* cause, bool close_conn
     append_hsts(*hsts);
     extra = *hsts;
   }
-  http::build_local_reply(status, cause, !keep, extra, *out);
+  http::build_local_reply(status, cause, !keep, extra, *out, ex_ && ex_->method_head);
   if (hsts) worker()->release_string(hsts);
   send_local_reply(out, status, cause, keep);
 }

@@ -289,7 +289,7 @@ void build_client_response(const ResponseHead& resp, const ResponsePlan& plan, b
 }
 
 void build_local_response(uint16_t status, std::string_view content_type, std::string_view body,
-                          bool close, std::string_view extra_headers, std::string& out) {
+                          bool close, std::string_view extra_headers, std::string& out, bool head_request) {
   out.append("HTTP/1.1 ");
   append_uint(out, status);
   out.push_back(' ');
@@ -302,11 +302,11 @@ void build_local_response(uint16_t status, std::string_view content_type, std::s
   out.append(extra_headers);
   if (close) out.append("Connection: close\r\n");
   out.append("\r\n");
-  out.append(body);
+  if (!head_request) out.append(body);
 }
 
 void build_local_reply(uint16_t status, std::string_view cause, bool close,
-                       std::string_view extra_headers, std::string& out) {
+                       std::string_view extra_headers, std::string& out, bool head_request) {
   std::string headers;
   if (!cause.empty()) {
     headers.append("x-berth-error: ");
@@ -324,7 +324,7 @@ void build_local_reply(uint16_t status, std::string_view cause, bool close,
     body.push_back(')');
   }
   body.push_back('\n');
-  build_local_response(status, "text/plain; charset=utf-8", body, close, headers, out);
+  build_local_response(status, "text/plain; charset=utf-8", body, close, headers, out, head_request);
 }
 
 const char* reason_phrase(uint16_t status) {

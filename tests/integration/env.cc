@@ -135,4 +135,12 @@ void check_berth_error(const Response& r, int status, const std::string& code) {
   if (e && !code.empty()) CHECK(*e == code);
 }
 
+void check_head_berth_error(const Response& r, int status, const std::string& code) {
+  INFO("response head:\n" << r.raw_head << "error: " << r.error);
+  CHECK(r.status == status);
+  CHECK(r.body.empty());
+  CHECK(r.header("content-length").value_or("0") != "0");  // the length a GET's reply has
+  CHECK(r.header("x-berth-error").value_or("") == code);
+}
+
 }  // namespace it

@@ -61,5 +61,7 @@ std::string rejected_reason(uint16_t admin_port, const std::string& name);
 
 // CHECKs that r is a well-formed, short berth-generated error response.
 void check_berth_error(const Response& r, int status, const std::string& code);
+// The same for the answer to a HEAD: the head of that reply (its Content-Length too), no body.
+void check_head_berth_error(const Response& r, int status, const std::string& code);
 
 }  // namespace it

@@ -35,6 +35,23 @@ TEST_CASE("unknown host -> 404 no-route", "[errors]") {
   check_alive(env);
 }
 
+TEST_CASE("Berth's own replies to HEAD carry their head and no body", "[errors]") {
+  auto& env = shared();
+  const std::string m = marker("EHD");
+  Client c(env.port());
+  REQUIRE(c.connected());
+  REQUIRE(c.send("HEAD /x HTTP/1.1\r\nHost: nowhere.test\r\n\r\n"
+                 "HEAD /x HTTP/1.1\r\nHost: empty.test\r\n\r\n"
+                 "GET /" + m + " HTTP/1.1\r\nHost: a.test\r\n\r\n"));
+  check_head_berth_error(c.read_response(true), 404, "no-route");
+  check_head_berth_error(c.read_response(true), 503, "no-endpoint");
+  Response after = c.read_response();
+  INFO(after.raw_head << after.error);
+  CHECK(after.status == 200);
+  CHECK(env.a->seen(m) == 1);
+  check_alive(env);
+}
+
 TEST_CASE("service without endpoints -> 503 no-endpoint with Retry-After", "[errors]") {
   auto& env = shared();
   Response r = http_get(env.port(), "/x", "empty.test");

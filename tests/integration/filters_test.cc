@@ -88,6 +88,26 @@ TEST_CASE("filters: address ranges decide who passes", "[filters]") {
   check_berth_error(r, 403, "forbidden-address");
 }
 
+TEST_CASE("filters: a HEAD refused by a filter gets the refusal's head and no body", "[filters]") {
+  // Pipelined: were the refusal's text sent after the HEAD's head, the client would read it where
+  // the next status line belongs.
+  FilterEnv env;
+  const std::string m = marker("FLH");
+  Client c(env.berth->port());
+  REQUIRE(c.connected());
+  REQUIRE(c.send("HEAD /x?" + m + " HTTP/1.1\r\nHost: deny.test\r\n\r\n"
+                 "DELETE /x?" + m + " HTTP/1.1\r\nHost: edit.test\r\n\r\n"
+                 "GET /x?" + m + " HTTP/1.1\r\nHost: local.test\r\n\r\n"));
+  Response head = c.read_response(true);
+  check_head_berth_error(head, 403, "forbidden-address");
+  Response method = c.read_response();
+  check_berth_error(method, 405, "method-not-allowed");
+  Response after = c.read_response();
+  INFO(after.raw_head << after.error);
+  CHECK(after.status == 200);
+  CHECK(env.origin.seen(m) == 1);  // the GET alone
+}
+
 TEST_CASE("filters: a rate limit counts exactly across workers and answers 429 with its fields", "[filters]") {
   Origin origin{"R"};
   REQUIRE(origin.ok());
