@@ -321,8 +321,9 @@ void UpstreamConn::on_read(Block* block, ssize_t nread) {
         fail(response_bytes_ ? UpstreamFailure::kBadResponse : UpstreamFailure::kResetBeforeResponse);
         return;
       case Phase::kBody: {
-        MessageParser::Result r = parser_.finish();
-        if (r.state == MessageParser::State::kComplete) {
+        // Only a clean end of the stream (FIN; over TLS, close_notify) ends a body delimited by
+        // the close; a reset or a truncation cuts it short (RFC 9112 section 8).
+        if (nread == UV_EOF && parser_.finish().state == MessageParser::State::kComplete) {
           phase_ = Phase::kDone;
           broken_ = true;  // the connection is gone anyway
           if (client_) client_->on_response_complete(this);

@@ -335,6 +335,11 @@ void TlsTransport::deliver_plaintext() {
 void TlsTransport::deliver_end() {
   if (end_delivered_ || !reading_ || closing_) return;
   end_delivered_ = true;
+  // Towards an instance, the end of TCP without close_notify is a truncation (RFC 8446 6.1): a
+  // response delimited by the close must not pass for complete. A client that just goes away
+  // without it (browsers do) ends its connection either way.
+  if (client_ && pending_end_ == UV_EOF && ssl_ && !(SSL_get_shutdown(ssl_) & SSL_RECEIVED_SHUTDOWN))
+    pending_end_ = UV_EPROTO;
   events_->on_transport_read(nullptr, pending_end_);
 }
 

@@ -192,7 +192,11 @@ class TlsConn {
 // keeping the connection for the next request until Berth closes it (one at a time).
 class CannedTlsOrigin {
  public:
-  CannedTlsOrigin(const Pki& p, std::string response) : response_(std::move(response)) {
+  // After each response: keep the connection, or end it with close_notify then FIN, or with a
+  // bare FIN (a truncation).
+  enum class After { kKeepOpen, kCloseNotify, kTruncate };
+  CannedTlsOrigin(const Pki& p, std::string response, After after = After::kKeepOpen)
+      : response_(std::move(response)), after_(after) {
     ctx_ = SSL_CTX_new(TLS_server_method());
     SSL_CTX_use_certificate_chain_file(ctx_, p.file("origin.crt").c_str());
     SSL_CTX_use_PrivateKey_file(ctx_, p.file("origin.key").c_str(), SSL_FILETYPE_PEM);
@@ -251,7 +255,9 @@ class CannedTlsOrigin {
             size_t written = 0;
             SSL_write_ex(ssl, response_.data(), response_.size(), &written);
           }
+          if (requests_ > 0 && after_ != After::kKeepOpen) break;
         }
+        if (after_ == After::kCloseNotify) SSL_shutdown(ssl);
       }
       SSL_free(ssl);
       ::close(fd);
@@ -260,6 +266,7 @@ class CannedTlsOrigin {
   }
 
   std::string response_;
+  After after_;
   SSL_CTX* ctx_ = nullptr;
   int listen_fd_ = -1;
   uint16_t port_ = 0;
@@ -621,6 +628,29 @@ TEST_CASE("upstream tls: responses with conflicting framing from a TLS origin ar
     }
     CHECK(canned.requests() == 2);
     CHECK(canned.connections() == k.connections_for_two);
+    CHECK(front->running());
+  }
+}
+
+TEST_CASE("upstream tls: a body delimited by the close ends with close_notify; a bare FIN truncates it",
+          "[tls][upstream-tls]") {
+  Pki& p = pki();
+  for (const auto after : {CannedTlsOrigin::After::kCloseNotify, CannedTlsOrigin::After::kTruncate}) {
+    const bool clean = after == CannedTlsOrigin::After::kCloseNotify;
+    INFO((clean ? "close_notify" : "truncated"));
+    CannedTlsOrigin canned(p, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nsome of the body", after);
+    REQUIRE(canned.port() != 0);
+    auto front = start(std::string(kFrontHead) + "routes:\n  - {name: r, host: \"c.test\", service: c}\n"
+                       "services:\n  c: {endpoints: [\"127.0.0.1:" + std::to_string(canned.port()) +
+                       "\"], retry: {attempts: 1}, tls: {ca: " + quoted(p.file("ca.crt")) + ", server_name: origin.test}}\n");
+    Client c(front->port());
+    REQUIRE(c.connected());
+    c.set_timeout(5s);
+    Response r = c.get("/", "c.test");  // HTTP/1.1: Berth frames the body in chunks
+    INFO(r.raw_head << r.error << " body: " << r.body);
+    CHECK(r.status == 200);
+    CHECK(r.body == "some of the body");
+    CHECK(r.body_complete == clean);  // truncated: no last chunk, the connection ends
     CHECK(front->running());
   }
 }

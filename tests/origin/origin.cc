@@ -6,7 +6,7 @@
 // SIGTERM/SIGINT. One thread per connection; keep-alive, pipelining, Content-Length and
 // chunked request bodies. Behaviour is chosen by query parameters on any path:
 //   status=NNN size=N chunked=1 delay_ms=N body_delay_ms=N close=1 abort=1
-//   abort_after_headers=1 no_length=1 header=Name:Value bad_framing=1 expect100=0|1
+//   abort_after_headers=1 (half the body, then FIN) reset_mid_body=1 (half, then RST) no_length=1 header=Name:Value bad_framing=1 expect100=0|1
 //   slow=NAME:MS (only the origin named NAME waits MS) fail=NAME:CODE (only NAME answers CODE)
 //   reset_on=NAME [reset_after=N] (only the origin named NAME resets the connection: after
 //   reading the whole request, or after the first N raw bytes of its body)
@@ -647,9 +647,11 @@ After serve(int fd, Reader& r, Request& req, uint64_t conn_id, uint64_t* counted
   const bool no_length = req.qflag("no_length");
   const bool bad_framing = req.qflag("bad_framing");
   const bool abort_after_headers = req.qflag("abort_after_headers");
+  const bool reset_mid_body = req.qflag("reset_mid_body");  // as abort_after_headers, with a reset
   // bad_framing keeps the connection open on purpose: a proxy that trusts the
   // Content-Length would then find leftover chunk bytes in front of the next response.
-  if (req.qflag("close") || no_length || abort_after_headers) keep = false;
+  const bool cut_short = abort_after_headers || reset_mid_body;
+  if (req.qflag("close") || no_length || cut_short) keep = false;
   if (http10 && chunked) keep = false;
 
   std::string head = "HTTP/1.1 " + std::to_string(status) + " " + reason(status) + "\r\n";
@@ -679,7 +681,7 @@ After serve(int fd, Reader& r, Request& req, uint64_t conn_id, uint64_t* counted
 
   // Small bodies go out with the head in one write unless something asks otherwise.
   const bool framed_chunks = chunked || bad_framing;
-  if (!use_pattern && !framed_chunks && !body_delay && !abort_after_headers) {
+  if (!use_pattern && !framed_chunks && !body_delay && !cut_short) {
     if (!send_all(fd, head + content)) return After::Closed;
     return keep ? After::KeepAlive : After::Close;
   }
@@ -687,7 +689,7 @@ After serve(int fd, Reader& r, Request& req, uint64_t conn_id, uint64_t* counted
   if (!send_all(fd, head)) return After::Closed;
   sleep_ms(body_delay);
 
-  uint64_t limit = abort_after_headers ? body_len / 2 : body_len;
+  uint64_t limit = cut_short ? body_len / 2 : body_len;
   uint64_t off = 0;
   // Chunked small bodies are split in two chunks to exercise re-framing.
   size_t piece = use_pattern ? kBlock : std::max<size_t>(1, (content.size() + 1) / 2);
@@ -697,6 +699,10 @@ After serve(int fd, Reader& r, Request& req, uint64_t conn_id, uint64_t* counted
     bool ok = framed_chunks ? send_all(fd, chunk_frame(data)) : send_all(fd, data);
     if (!ok) return After::Closed;
     off += len;
+  }
+  if (reset_mid_body) {
+    sleep_ms(200);  // the proxy has read and passed on what was sent: the reset comes after it
+    return After::Abort;
   }
   if (abort_after_headers) return After::Close;
   if (framed_chunks && !send_all(fd, "0\r\n\r\n")) return After::Closed;
