@@ -815,11 +815,25 @@ void ClientConn::finish_request_body() {
 
 void ClientConn::on_response_head(UpstreamConn* u, const http::ResponseHead& head) {
   if (u != upstream_ || !ex_) return;
-  if (AttemptRecord* a = current_attempt()) {
-    if (!a->first_byte_ns) a->first_byte_ns = stamp();
-    a->status = head.status;
-  }
+  AttemptRecord* attempt = current_attempt();
+  if (attempt && !attempt->first_byte_ns) attempt->first_byte_ns = stamp();
   std::string* out = worker()->acquire_string();
+  if (head.status < 200 && head.status != 101) {
+    // Interim (100, 103): passed on to HTTP/1.1 clients. The final response is the outcome: a
+    // 103 before every 503 must not keep a failing instance from being ejected.
+    if (ex_->version_minor >= 1) {
+      http::ResponsePlan plan;
+      http::build_client_response(head, plan, false, *out);
+      write_copy(*out);
+      ex_->rec.bytes_out += out->size();
+    }
+    worker()->release_string(out);
+    // An instance sending interims without end waits for a client that does not read them, as
+    // body bytes do.
+    if (!closing() && write_queue_bytes() > ex_->rt->limits.write_buffer_bytes) u->set_read_paused(true);
+    return;
+  }
+  if (attempt) attempt->status = head.status;
   record_outcome(head.status >= 500);
   if (head.status == 101) {
     http::ResponsePlan plan;
@@ -835,16 +849,6 @@ void ClientConn::on_response_head(UpstreamConn* u, const http::ResponseHead& hea
     deadline_ = now();
     arm_timer();
     resume_pending();  // bytes the client sent right after its upgrade request
-    return;
-  }
-  if (head.status < 200) {
-    if (ex_->version_minor >= 1) {
-      http::ResponsePlan plan;
-      http::build_client_response(head, plan, false, *out);
-      write_copy(*out);
-      ex_->rec.bytes_out += out->size();
-    }
-    worker()->release_string(out);
     return;
   }
   const bool close_after = !ex_->keep_alive || draining_ || worker()->draining() || !ex_->request_done;

@@ -117,6 +117,28 @@ TEST_CASE("health: outlier ejection after N consecutive failures, ejection cap r
   CHECK(stats_counter(berth.admin_port(), "outlier_ejections") == 2);
 }
 
+TEST_CASE("health: a 103 before each 503 does not hide the failures from outlier detection", "[health]") {
+  // The final response is the outcome: an interim one counted as a success used to reset the
+  // count of consecutive failures before every 503.
+  Origin a("A"), b("B");
+  REQUIRE((a.ok() && b.ok()));
+  Berth berth(config_head(1) + service_yaml({&a, &b}, "    outlier: {consecutive_failures: 3, base_ejection: 30s, "
+                                                      "max_ejection_percent: 50, panic_threshold_percent: 0}\n"
+                                                      "    retry: {attempts: 1}\n"));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  int from_a = 0;
+  for (int i = 0; i < 12; ++i) {
+    Client c(berth.port());
+    Response r = c.get("/x?interim=1&fail=A:503", "x");  // 103 then 503 from A, 103 then 200 from B
+    CHECK(r.status == 103);
+    r = c.read_response();
+    from_a += r.status == 503;
+  }
+  CHECK(from_a == 3);  // then A is ejected and B answers everything
+  CHECK(stats_counter(berth.admin_port(), "outlier_ejections") == 1);
+}
+
 TEST_CASE("health: an instance killed without any event: zero failed GETs thanks to retries", "[health]") {
   Origin a("A"), b("B"), c("C");
   REQUIRE((a.ok() && b.ok() && c.ok()));

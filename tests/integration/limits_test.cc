@@ -574,6 +574,29 @@ class SlowReaderOrigin {
 
 }  // namespace
 
+TEST_CASE("backpressure: an instance flooding 103s to a client that does not read keeps berth's memory bounded",
+          "[limits]") {
+  Origin origin("I");
+  REQUIRE(origin.ok());
+  Berth berth(config_head(1) + single_route_yaml("flood.test", origin.address()));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  const long rss_start = vmrss_kb(berth.pid());
+  Client c(berth.port());
+  REQUIRE(c.connected());
+  // 3,000,000 interims: about 190 MB of heads, which the client never reads.
+  REQUIRE(c.send(make_request("GET", "/x?interim=3000000", "flood.test")));
+  long peak = 0;
+  for (int i = 0; i < 30; ++i) {  // 3 s: without backpressure Berth grew by hundreds of MiB
+    std::this_thread::sleep_for(100ms);
+    peak = std::max(peak, vmrss_kb(berth.pid()));
+  }
+  INFO("RSS at start " << rss_start << " KiB, peak " << peak << " KiB");
+  CHECK(peak < rss_start + 48 * 1024);
+  Response after = http_get(berth.port(), "/x", "flood.test");
+  CHECK(after.status == 200);
+}
+
 TEST_CASE("backpressure: 256 MiB upload to a slow reader keeps berth's memory bounded",
           "[limits]") {
   constexpr uint64_t kTotal = 256ull << 20;
