@@ -180,9 +180,15 @@ Outcome parse_version(std::string_view v, uint8_t& minor, bool is_request) {
   if (v.size() != 8 || v.substr(0, 5) != "HTTP/" || !is_digit(v[5]) || v[6] != '.' ||
       !is_digit(v[7]))
     return {bad, "invalid HTTP version"};
-  if (v[5] != '1' || (v[7] != '0' && v[7] != '1'))
-    return {is_request ? HeadError::kVersionNotSupported : HeadError::kBadResponse,
-            "unsupported HTTP version"};
+  if (v[5] != '1') return {is_request ? HeadError::kVersionNotSupported : HeadError::kBadResponse,
+                           "unsupported HTTP version"};
+  if (v[7] > '1') {
+    // A later 1.x response is read as 1.1 (RFC 9110 2.5). Requests stay strict: Berth answers
+    // 505 rather than guess at what a client meant.
+    if (is_request) return {HeadError::kVersionNotSupported, "unsupported HTTP version"};
+    minor = 1;
+    return {};
+  }
   minor = static_cast<uint8_t>(v[7] - '0');
   return {};
 }
@@ -396,7 +402,8 @@ Outcome parse_request_head(std::string_view raw, const Limits& limits, RequestHe
   }
   if (host_count > 1) return {HeadError::kBadRequest, "several Host headers"};
   if (host_count == 0 && out.version_minor == 1) return {HeadError::kBadRequest, "missing Host"};
-  if (out.connection_upgrade && !upgrade_value.empty()) {
+  // An HTTP/1.0 request's Upgrade is ignored (RFC 9110 7.8): such a client cannot be sent a 101.
+  if (out.version_minor >= 1 && out.connection_upgrade && !upgrade_value.empty()) {
     // h2c is the only upgrade an HTTP/1.1 proxy must not pass on blindly; Berth does not speak it.
     std::string_view first = upgrade_value.substr(0, upgrade_value.find(','));
     first = trim_ows(first);

@@ -74,6 +74,9 @@ TEST_CASE("request heads: accepted forms", "[http_head]") {
   REQUIRE(parse("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n\r\n", h) ==
           HeadError::kNone);
   CHECK_FALSE(h.upgrade);  // h2c is not passed on
+  // An HTTP/1.0 request's Upgrade is ignored (RFC 9110 7.8): no 101 can go back to it.
+  REQUIRE(parse("GET /ws HTTP/1.0\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", h) == HeadError::kNone);
+  CHECK_FALSE(h.upgrade);
 
   REQUIRE(parse("PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n", h) ==
           HeadError::kNone);
@@ -207,6 +210,10 @@ TEST_CASE("response heads: framing decisions", "[http_head]") {
   CHECK(r.framing == Framing::kNone);
   REQUIRE(parse_resp("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n") == HeadError::kNone);
   CHECK(r.connection_close);
+  // A later HTTP/1.x is read as 1.1 (RFC 9110 2.5): keep-alive unless it says close.
+  REQUIRE(parse_resp("HTTP/1.2 200 OK\r\nContent-Length: 1\r\n\r\n") == HeadError::kNone);
+  CHECK(r.status == 200);
+  CHECK_FALSE(r.connection_close);
 
   // A broken backend must not be able to confuse framing.
   CHECK(parse_resp("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n") == HeadError::kBadResponse);
