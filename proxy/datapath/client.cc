@@ -732,8 +732,10 @@ void ClientConn::send_request_head() {
   ex_->head_sent = true;
   const uint64_t response_timeout = static_cast<uint64_t>(ex_->rt->timeouts.upstream_response.count());
   if (body_complete) {
-    if (ex_->upgrade) return;  // the tunnel has no response timeout beyond the 101
+    // An upgrade waits for its 101 (or a final answer) as long as any request; the tunnel then
+    // has tunnel_idle.
     upstream_->request_complete(response_timeout);
+    if (ex_->upgrade) return;  // what the client sends next is the tunnel's: read after the 101
     update_reading();
     return;
   }

@@ -139,6 +139,20 @@ TEST_CASE("upstream slower than upstream_response -> 504 upstream-response-timeo
   // A response that arrives in time is fine.
   r = http_get(env.berth->port(), "/quick?delay_ms=200", "a.test");
   CHECK(r.status == 200);
+  // An upgrade request waits for its 101 no longer than any request.
+  const std::vector<std::string> upgrade = {"Connection: Upgrade", "Upgrade: websocket"};
+  t0 = Clock::now();
+  Client c(env.berth->port());
+  REQUIRE(c.send(make_request("GET", "/ws?delay_ms=3000", "a.test", upgrade)));
+  r = c.read_response();
+  took = seconds_since(t0);
+  check_berth_error(r, 504, "upstream-response-timeout");
+  CHECK(took >= 0.8);
+  CHECK(took < 2.9);
+  Client quick(env.berth->port());
+  REQUIRE(quick.send(make_request("GET", "/ws?delay_ms=200", "a.test", upgrade)));
+  r = quick.read_response();
+  CHECK(r.status == 101);
   CHECK(env.berth->running());
 }
 

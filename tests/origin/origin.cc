@@ -479,6 +479,7 @@ After serve(int fd, Reader& r, Request& req, uint64_t conn_id, uint64_t* counted
   // Upgrade (WebSocket-style echo tunnel).
   auto upgrade = req.header("upgrade");
   if (upgrade && icontains_token(conn_hdr, "upgrade") && icontains_token(*upgrade, "websocket")) {
+    sleep_ms(req.qnum("delay_ms", 0));  // an instance slow to answer the upgrade
     std::string resp =
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         "x-origin-name: " + g_name + "\r\n\r\n";
