@@ -409,6 +409,7 @@ void ClientConn::handle_request_head(std::string_view head, std::string_view ear
   ex_->keep_alive = req.keep_alive() && !draining_ && !worker()->draining();
   ex_->method_head = req.method_head;
   ex_->upgrade = req.upgrade;
+  if (req.upgrade) ex_->upgrade_protocol.assign(req.upgrade_protocol);
   ex_->req_framing = req.framing;
   ex_->has_body = req.framing != http::Framing::kNone;
   ex_->head_only = pr.state != MessageParser::State::kBody;
@@ -710,7 +711,7 @@ void ClientConn::send_request_head() {
   // request_done currently means "fully read from the client"; it becomes "fully forwarded"
   // once the head is written.
   const bool body_complete = ex_->request_done;
-  upstream_->begin_exchange(ex_->method_head, ex_->upgrade);
+  upstream_->begin_exchange(ex_->method_head, ex_->upgrade ? &ex_->upgrade_protocol : nullptr);
   // A retry sends again, from the kept copy, the part of the body already read from the client
   // (retry_elsewhere made sure it was kept whole); the rest streams on from the client.
   const bool chunked = ex_->req_framing == http::Framing::kChunked;

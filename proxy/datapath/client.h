@@ -56,6 +56,7 @@ struct Exchange {
   bool keep_alive = true;
   bool method_head = false;
   bool upgrade = false;
+  std::string upgrade_protocol;         // upgrade: what the client's Upgrade offers
   bool head_sent = false;               // upstream_head written to the current upstream
   bool has_body = false;                // the request declares a body
   bool request_done = false;            // whole request forwarded

@@ -33,7 +33,7 @@ class MirrorCall final : private UpstreamClient {
   ~MirrorCall() { --worker_.mirrors_in_flight; }
 
   void send(UpstreamConn* u) {
-    u->begin_exchange(method_head_, /*upgrade_requested=*/false);
+    u->begin_exchange(method_head_, /*upgrade_offered=*/nullptr);
     // A refused write closes the connection, which reports the failure.
     if (!u->write_copy(request_)) return;
     std::string().swap(request_);  // written (copied into the connection's batch)

@@ -182,7 +182,7 @@ void UpstreamConn::attach(UpstreamClient* client) {
   worker_->stats().add(Counter::kUpstreamReuses);
 }
 
-void UpstreamConn::begin_exchange(bool method_head, bool upgrade_requested) {
+void UpstreamConn::begin_exchange(bool method_head, const std::string* upgrade_offered) {
   phase_ = Phase::kHead;
   head_reader_.reset(worker_->strings());
   head_.clear();
@@ -190,7 +190,7 @@ void UpstreamConn::begin_exchange(bool method_head, bool upgrade_requested) {
   request_done_ = false;
   read_paused_ = false;
   method_head_ = method_head;
-  upgrade_requested_ = upgrade_requested;
+  upgrade_offered_ = upgrade_offered;
   stop_timer();
   update_reading();
 }
@@ -422,7 +422,15 @@ void UpstreamConn::handle_head(std::string_view head) {
     return;
   }
   if (head_.status == 101) {
-    if (!upgrade_requested_) {
+    // Only a switch the client asked for, to a protocol it offered: anything else would tunnel
+    // bytes that no longer pass through Berth's request checks.
+    std::string_view chosen;
+    int upgrade_fields = 0;
+    for (size_t i = 0; i < head_.fields.size(); ++i)
+      if (head_.kinds[i] == http::FieldKind::kUpgrade && ++upgrade_fields == 1) chosen = head_.value(head_.fields[i]);
+    if (upgrade_fields > 1) chosen = {};
+    if (!upgrade_offered_ || !http::upgrade_offered(*upgrade_offered_, chosen)) {
+      log::warn("upstream_bad_response").kv("endpoint", pool_->key()).kv("reason", "101 to a protocol not offered");
       fail(UpstreamFailure::kBadResponse);
       return;
     }

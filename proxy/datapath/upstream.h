@@ -114,8 +114,9 @@ class UpstreamConn final : public Stream, private BodySink {
   void connect(UpstreamClient* client, uint64_t timeout_ms);
   // Takes a pooled connection for `client`.
   void attach(UpstreamClient* client);
-  // The request head is about to be written; prepares response parsing.
-  void begin_exchange(bool method_head, bool upgrade_requested);
+  // The request head is about to be written; prepares response parsing. upgrade_offered: an
+  // upgrade request's Upgrade value (kept by the caller until the exchange ends), else null.
+  void begin_exchange(bool method_head, const std::string* upgrade_offered);
   // The whole request has been written: the response timeout starts now.
   void request_complete(uint64_t response_timeout_ms);
   // The client side is done with this connection. reusable: return it to the pool.
@@ -155,7 +156,7 @@ class UpstreamConn final : public Stream, private BodySink {
   uint64_t timeout_ms_ = 0;
   Phase phase_ = Phase::kConnecting;
   bool method_head_ = false;
-  bool upgrade_requested_ = false;
+  const std::string* upgrade_offered_ = nullptr;
   bool reused_ = false;
   bool request_done_ = false;
   bool read_paused_ = false;

@@ -415,6 +415,26 @@ Outcome parse_request_head(std::string_view raw, const Limits& limits, RequestHe
   return {};
 }
 
+bool upgrade_offered(std::string_view offered, std::string_view chosen) noexcept {
+  // Each element of a comma-separated list, trimmed; empty elements are skipped.
+  const auto for_each = [](std::string_view list, auto&& fn) {
+    while (!list.empty()) {
+      const size_t comma = list.find(',');
+      const std::string_view element = trim_ows(list.substr(0, comma));
+      if (!element.empty() && !fn(element)) return false;
+      list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+    }
+    return true;
+  };
+  bool any = false;
+  return for_each(chosen,
+                  [&](std::string_view protocol) {
+                    any = true;
+                    return !for_each(offered, [&](std::string_view o) { return !iequals(o, protocol); });
+                  }) &&
+         any;
+}
+
 Outcome parse_response_head(std::string_view raw, const Limits& limits, bool request_method_head,
                             ResponseHead& out) {
   out.clear();

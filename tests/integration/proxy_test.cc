@@ -516,6 +516,25 @@ TEST_CASE("HTTP/1.0 clients get no chunked encoding and the connection closes", 
   check_alive(env);
 }
 
+TEST_CASE("a 101 to a protocol the client did not offer is a bad response, not a tunnel", "[proxy][smuggling]") {
+  // A tunnel carries bytes that Berth no longer checks as requests: only the switch asked for.
+  auto& env = shared();
+  const std::vector<std::string> offer = {"Connection: Upgrade", "Upgrade: websocket"};
+  for (const char* as : {"h2c", "-", "websocket,%20h2c"}) {
+    INFO("the 101 names: " << as);
+    Client c(env.port());
+    REQUIRE(c.connected());
+    c.set_timeout(5s);
+    Response r = c.get(std::string("/ws?upgrade_as=") + as, "a.test", offer);
+    check_berth_error(r, 502, "upstream-bad-response");
+  }
+  // Protocol names compare case-insensitively.
+  Client c(env.port());
+  Response r = c.get("/ws?upgrade_as=WebSocket", "a.test", offer);
+  CHECK(r.status == 101);
+  check_alive(env);
+}
+
 TEST_CASE("an Upgrade the origin declines stays plain HTTP", "[proxy]") {
   auto& env = shared();
   Client c(env.port());

@@ -6,7 +6,7 @@
 // SIGTERM/SIGINT. One thread per connection; keep-alive, pipelining, Content-Length and
 // chunked request bodies. Behaviour is chosen by query parameters on any path:
 //   status=NNN size=N chunked=1 delay_ms=N body_delay_ms=N close=1 abort=1
-//   interim=N (N 103 responses first) abort_after_headers=1 (half the body, then FIN) reset_mid_body=1 (half, then RST) no_length=1 header=Name:Value bad_framing=1 expect100=0|1
+//   upgrade_as=P (a 101 naming P; "-": none) interim=N (N 103 responses first) abort_after_headers=1 (half the body, then FIN) reset_mid_body=1 (half, then RST) no_length=1 header=Name:Value bad_framing=1 expect100=0|1
 //   slow=NAME:MS (only the origin named NAME waits MS) fail=NAME:CODE (only NAME answers CODE)
 //   reset_on=NAME [reset_after=N] (only the origin named NAME resets the connection: after
 //   reading the whole request, or after the first N raw bytes of its body)
@@ -480,9 +480,11 @@ After serve(int fd, Reader& r, Request& req, uint64_t conn_id, uint64_t* counted
   auto upgrade = req.header("upgrade");
   if (upgrade && icontains_token(conn_hdr, "upgrade") && icontains_token(*upgrade, "websocket")) {
     sleep_ms(req.qnum("delay_ms", 0));  // an instance slow to answer the upgrade
-    std::string resp =
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        "x-origin-name: " + g_name + "\r\n\r\n";
+    // upgrade_as=P: the 101 names protocol P instead ("-": no Upgrade field at all).
+    const std::string as = req.q("upgrade_as").value_or("websocket");
+    std::string resp = "HTTP/1.1 101 Switching Protocols\r\n" +
+                       (as == "-" ? std::string() : "Upgrade: " + as + "\r\n") +
+                       "Connection: Upgrade\r\nx-origin-name: " + g_name + "\r\n\r\n";
     if (!send_all(fd, resp)) return After::Closed;
     tunnel_echo(fd, r);
     return After::Close;

@@ -228,6 +228,20 @@ TEST_CASE("response heads: framing decisions", "[http_head]") {
   CHECK(parse_resp("HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n") == HeadError::kBadResponse);
 }
 
+TEST_CASE("upgrade_offered: a 101 names only protocols the request offered", "[http_head]") {
+  using berth::http::upgrade_offered;
+  CHECK(upgrade_offered("websocket", "websocket"));
+  CHECK(upgrade_offered("websocket", "WebSocket"));
+  CHECK(upgrade_offered("foo/2, websocket", " websocket "));
+  CHECK(upgrade_offered("foo/2, websocket", "websocket, foo/2"));
+  CHECK_FALSE(upgrade_offered("websocket", ""));  // a 101 must name the protocol
+  CHECK_FALSE(upgrade_offered("websocket", " , "));
+  CHECK_FALSE(upgrade_offered("websocket", "h2c"));
+  CHECK_FALSE(upgrade_offered("websocket", "websocket, h2c"));
+  CHECK_FALSE(upgrade_offered("foo/2", "foo"));  // a version offered is part of the name
+  CHECK_FALSE(upgrade_offered("", "websocket"));
+}
+
 TEST_CASE("classify_field is case-insensitive and exact", "[http_head]") {
   using berth::http::classify_field;
   using berth::http::FieldKind;
