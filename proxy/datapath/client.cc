@@ -437,7 +437,8 @@ void ClientConn::handle_request_head(std::string_view head, std::string_view ear
   }
   // Percent-encoded separators (request_path.h): refused unless this route or the top level
   // allows them. Only a path with a '%' is looked at.
-  if (const char* why = http::refused_encoding(req.path, route->refused_encodings(rt.refused_encodings))) {
+  const uint8_t refused_encodings = route->refused_encodings(rt.refused_encodings);
+  if (const char* why = http::refused_encoding(req.path, refused_encodings)) {
     worker()->stats().add(Counter::kRequestsRejected);
     log::debug("request_rejected").kv("client", conn().peer_ip.text()).kv("status", 400).kv("reason", why);
     local_reply(400, "bad-request", ex_->has_body);
@@ -450,7 +451,7 @@ void ClientConn::handle_request_head(std::string_view head, std::string_view ear
   }
   if (route->filters && !route->filters->empty()) {
     FilterRequest freq{req,           *route, ex_->client.text(), ex_->client.addr, ex_->client.family,
-                       worker()->loop(), conn().scheme, ex_->rec.start_ns};
+                       worker()->loop(), conn().scheme, ex_->rec.start_ns, refused_encodings};
     switch (ex_->filters.start(*route->filters, worker()->filter_states(), freq, this)) {
       case FilterResult::kContinue:
         break;
@@ -499,7 +500,9 @@ void ClientConn::on_filter_done() {
   // Parse the kept copy again: the views of ex_->req pointed into bytes that are gone.
   http::parse_request_head(ex_->held_head, ex_->rt->http_limits, ex_->req);
   FilterRequest freq{ex_->req,          *ex_->route,      ex_->client.text(), ex_->client.addr,
-                     ex_->client.family, worker()->loop(), conn().scheme};  // now_ns 0: time has passed
+                     ex_->client.family, worker()->loop(), conn().scheme,
+                     0,  // now_ns 0: time has passed
+                     ex_->route->refused_encodings(ex_->rt->refused_encodings)};
   switch (ex_->filters.proceed(freq)) {
     case FilterResult::kContinue:
       forward_request();

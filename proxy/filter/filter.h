@@ -16,6 +16,7 @@
 
 #include "proxy/http/http_head.h"
 #include "proxy/http/http_rewrite.h"
+#include "proxy/http/request_path.h"
 
 namespace berth {
 struct Route;
@@ -67,6 +68,9 @@ struct FilterRequest {
   // Monotonic time (CLOCK_MONOTONIC ns) the request began, when the data path read it anyway;
   // 0: unknown (a filter that needs the time reads the clock itself).
   int64_t now_ns = 0;
+  // The percent-encodings refused on this route (Route::refused_encodings): a path a filter
+  // makes (a rewrite) may carry no more than the client's may.
+  uint8_t refused_encodings = http::kAllEncodedCharacters;
 };
 
 // Per-worker mutable state of one filter (made by RequestFilter::make_state, used only on that

@@ -114,6 +114,16 @@ FilterResult RewriteFilter::on_request(const FilterRequest& req, FilterState*, H
     case config::RewriteOutcome::kUnchanged:
       break;
     case config::RewriteOutcome::kRewritten:
+      // The client's dots and encodings were checked before routing, but a rewrite may put
+      // them back together ("/docs-../admin" -> "/docs/../admin"): the route that matched
+      // would send a path the instance reads as another route's. The dots come from what the
+      // client sent, so it gets the 400 its own path would, not a 500 that blames Berth.
+      if (http::unsafe_rewritten_path(edits.target, req.refused_encodings) != nullptr) {
+        edits.target.clear();
+        reply.status = 400;
+        reply.cause = "bad-request";
+        return FilterResult::kReply;
+      }
       break;
     case config::RewriteOutcome::kFailed:
       edits.target.clear();

@@ -6,7 +6,8 @@
 //   access.rate_limit           -> 429 rate-limited (rate_limit.h)
 //   headers.request / .response -> header edits on the way up and back
 //   redirect                    -> 301/302/303/307/308 with Location (no error)
-//   strip_prefix / add_prefix / rewrite -> the target sent upstream; 500 rewrite-failed
+//   strip_prefix / add_prefix / rewrite -> the target sent upstream; 500 rewrite-failed, 400
+//                                          bad-request for a dot segment
 #pragma once
 
 #include <memory>
@@ -68,7 +69,8 @@ class RedirectFilter final : public RequestFilter {
 
 // routes[].strip_prefix / add_prefix / rewrite: sets edits.target (config::rewrite_target), and
 // X-Forwarded-Prefix with what was stripped (the client's own X-Forwarded-Prefix is dropped
-// whenever the route strips). A result that is no path answers 500 rewrite-failed.
+// whenever the route strips). A result that is no path answers 500 rewrite-failed; one with a
+// dot segment or a refused encoding (http::unsafe_rewritten_path) 400 bad-request.
 class RewriteFilter final : public RequestFilter {
  public:
   explicit RewriteFilter(config::PathRewrite rewrite) : rewrite_(std::move(rewrite)) {}

@@ -26,6 +26,19 @@ bool names_dot_segment(std::string_view s) { return !s.empty() && s[0] == '.' &&
 // "." or ".." with parameters: refused, since servers that drop path parameters read it as "..".
 bool dot_segment_with_params(std::string_view s) { return names_dot_segment(s) && !is_dot_segment(s); }
 
+// Whether a raw segment, its parameters aside, is "." or ".." with any dot written "%2e" or
+// "%2E" (as a server that decodes before resolving reads it).
+bool names_encoded_dot_segment(std::string_view s) {
+  s = s.substr(0, s.find(';'));
+  size_t dots = 0;
+  for (size_t i = 0; i < s.size(); ++i, ++dots) {
+    if (s[i] == '.') continue;
+    if (s.substr(i, 2) != "%2" || i + 2 >= s.size() || (s[i + 2] != 'e' && s[i + 2] != 'E')) return false;
+    i += 2;
+  }
+  return dots == 1 || dots == 2;
+}
+
 // Whether the path (no query) is in sanitized form already: no '%' or '\', no empty segment but
 // a trailing one, no "." or ".." segment, and none of those with parameters.
 bool already_sanitized(std::string_view path) {
@@ -108,6 +121,18 @@ const char* refused_encoding(std::string_view path_and_query, uint8_t refused) {
     if (name.bit & refused) return name.error;
   }
   return nullptr;
+}
+
+const char* unsafe_rewritten_path(std::string_view path_and_query, uint8_t refused) {
+  const std::string_view path = path_and_query.substr(0, path_and_query.find('?'));
+  if (path.find('\\') != std::string_view::npos) return "backslash in rewritten path";
+  for (size_t i = 0; i < path.size(); ++i) {
+    if (path[i] != '/') continue;
+    const size_t end = path.find('/', i + 1);
+    if (names_encoded_dot_segment(path.substr(i + 1, end == std::string_view::npos ? end : end - i - 1)))
+      return "dot segment in rewritten path";
+  }
+  return refused_encoding(path, refused);
 }
 
 PathSanitize sanitize_path(std::string_view path_and_query, std::string& out, const char** error) {

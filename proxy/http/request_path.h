@@ -47,6 +47,13 @@ constexpr uint8_t kAllEncodedCharacters = 0x7F;
 // nullptr when there is none. Only scans for '%' when the path has none.
 const char* refused_encoding(std::string_view path_and_query, uint8_t refused);
 
+// Why a path Berth made itself (a route's rewrite of the sanitized path) may not be sent, as an
+// error text, or nullptr: a "." or ".." segment (also with a dot written "%2e", or with
+// parameters), a backslash, or a percent-encoding in `refused`, the same as a client's path is
+// refused for. Such a path is refused, not resolved: a rewrite that turns "/docs-../admin" into
+// "/docs/../admin" would resolve to /admin, which the route that matched does not guard.
+const char* unsafe_rewritten_path(std::string_view path_and_query, uint8_t refused);
+
 enum class PathSanitize : unsigned char {
   kUnchanged,  // the path was already in sanitized form
   kChanged,    // `out` holds the sanitized path, with the query (from '?' on) as it came

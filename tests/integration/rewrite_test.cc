@@ -34,6 +34,10 @@ struct RewriteEnv : AccessLogDir, OriginEnv {
         "    service: s\n"
         "  - {host: rw.test, path: /r, rewrite: {regex: \"^/r(/.*)$\", replacement: \"\\\\1\"}, service: s}\n"
         "  - {host: rw.test, path: /z, rewrite: {regex: \"^/z(.*)$\", replacement: \"\\\\1\"}, service: s}\n"
+        "  - host: rw.test\n"
+        "    path: /docs-\n"
+        "    rewrite: {regex: \"^/([a-z]+)-(.*)$\", replacement: \"/\\\\1/\\\\2\"}\n"
+        "    service: s\n"
         "  - {host: rw.test, service: s}\n"
         "  - {host: moved.test, redirect: {to: \"https://www.example.com{uri}\", code: 301}}\n"
         "  - {host: parts.test, redirect: {to: \"http://{host}/new{path}?was={query}\"}}\n"
@@ -97,6 +101,20 @@ TEST_CASE("rewrite: regex with groups; a result that is no path answers 500", "[
   Response r = http_get(env.berth->port(), "/zbad?" + m, "rw.test");
   check_berth_error(r, 500, "rewrite-failed");
   CHECK(env.origin.seen(m) == 0);
+}
+
+TEST_CASE("rewrite: a rewritten path with a dot segment answers 400 and is never sent", "[rewrite]") {
+  RewriteEnv env;
+  CHECK(env.origin_path("/docs-guide/intro") == "/docs/guide/intro");
+  // The client's path has no dot segment (its ".." follows "docs-"), the rewritten one has: an
+  // instance would resolve it to /admin/secret, which the route that matched does not guard.
+  for (const std::string bad : {"/docs-../admin/secret", "/docs-%2e%2E/admin", "/docs-./x", "/docs-..;x/admin"}) {
+    const std::string m = marker("RWD");
+    Response r = http_get(env.berth->port(), bad + "?" + m, "rw.test");
+    INFO(bad << "\n" << r.raw_head);
+    check_berth_error(r, 400, "bad-request");
+    CHECK(env.origin.seen(m) == 0);
+  }
 }
 
 TEST_CASE("rewrite: redirects answer locally with Location, no service, no error", "[rewrite]") {

@@ -150,3 +150,20 @@ TEST_CASE("request path: the head parser leaves encoded separators to the route"
   REQUIRE(parse_request_head("GET http://a.test/x?y=%2F HTTP/1.1\r\nHost: a.test\r\n\r\n", limits, req).ok());
   CHECK(refused_encoding(req.path, kAllEncodedCharacters) == nullptr);
 }
+
+TEST_CASE("request path: a rewritten path with a dot segment is refused, not resolved", "[request_path][rewrite]") {
+  for (const char* bad : {"/docs/../admin/secret", "/docs/./x", "/a/..", "/..", "/.", "/a/%2e%2e/b", "/a/.%2E/b",
+                          "/a/%2E/b", "/a/..;x/b", "/a/%2e%2e;x"}) {
+    INFO(bad);
+    REQUIRE(unsafe_rewritten_path(bad, 0) != nullptr);
+    CHECK(std::string(unsafe_rewritten_path(bad, 0)) == "dot segment in rewritten path");
+  }
+  CHECK(std::string(unsafe_rewritten_path("/a\\..\\admin", 0)) == "backslash in rewritten path");
+  // the same encodings a client's path is refused for, and only those
+  CHECK(std::string(unsafe_rewritten_path("/a%2F..%2Fadmin", kEncodedSlash)) == "encoded slash (%2F) in path");
+  CHECK(unsafe_rewritten_path("/a%2Fb", kAllEncodedCharacters & ~kEncodedSlash) == nullptr);
+  // dots inside a segment, in the query, and other encodings are fine
+  for (const char* fine : {"/", "/docs/admin", "/a.b/..c/c../...", "/a/%2e%2e%2e", "/a/%2ex", "/a/%2", "/x?p=/../a",
+                           "/%41"})
+    CHECK(unsafe_rewritten_path(fine, kAllEncodedCharacters) == nullptr);
+}
