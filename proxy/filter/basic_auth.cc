@@ -4,6 +4,9 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include <algorithm>
+#include <charconv>
+#include <cmath>
 #include <cstring>
 
 #include "proxy/base/background.h"
@@ -41,6 +44,37 @@ struct Check {
   bool forward_authorization = false;
   std::string challenge;
 };
+
+// Rough work of one check against `hash`, in SHA-512 crypt rounds (about 0.5 us each; bcrypt's
+// and yescrypt's scales measured against them with libxcrypt), to find a file's costliest entry.
+double hash_work(std::string_view hash) {
+  static constexpr std::string_view kItoa64 = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+  if (hash.starts_with("$2")) {  // "$2b$12$": 2^12 rounds of about 200 each
+    const int cost = hash.size() > 6 ? (hash[4] - '0') * 10 + (hash[5] - '0') : 0;
+    return 200.0 * std::ldexp(1.0, std::clamp(cost, 4, 31));
+  }
+  if (hash.starts_with("$6$")) {  // "$6$rounds=N$", 5000 when not said
+    constexpr std::string_view kRounds = "$6$rounds=";
+    uint64_t rounds = 5000;
+    if (hash.starts_with(kRounds)) std::from_chars(hash.data() + kRounds.size(), hash.data() + hash.size(), rounds);
+    return static_cast<double>(rounds);
+  }
+  // yescrypt as libcrypt makes it, "$y$j" + N + r + "$": 80000 at its default "j9T", twice as
+  // much per step of N, in proportion to r. Other parameters count as the default.
+  double work = 80000.0;
+  if (hash.size() > 7 && hash[3] == 'j' && hash[6] == '$') {
+    const size_t n = kItoa64.find(hash[4]), r = kItoa64.find(hash[5]);
+    if (n != std::string_view::npos && r != std::string_view::npos)
+      work *= std::ldexp(1.0, static_cast<int>(n) - 11) * static_cast<double>(r + 1) / 32.0;
+  }
+  return work;
+}
+
+// `hash` without the hash: what crypt takes as setting (kind, cost, salt).
+std::string setting_of(std::string_view hash) {
+  if (hash.starts_with("$2")) return std::string(hash.substr(0, 29));  // "$2b$12$" + 22 of salt
+  return std::string(hash.substr(0, hash.rfind('$')));
+}
 
 }  // namespace
 
@@ -82,16 +116,14 @@ BasicAuthFilter::BasicAuthFilter(const config::BasicAuth& config)
     : challenge_("Basic realm=\"" + config.realm + "\", charset=\"UTF-8\""),
       forward_authorization_(config.forward_authorization) {
   for (const auto& [user, hash] : config.users) users_.emplace(user, hash);
-  // A hash of the same kind as the first user's, of a password nobody has: an unknown user
-  // costs one check like a known one, so answers do not tell which users exist.
-  if (!config.users.empty()) {
-    const std::string& model = config.users.front().second;
-    char setting[CRYPT_GENSALT_OUTPUT_SIZE];
-    const char* kind = model.rfind("$2", 0) == 0 ? "$2b$" : model.rfind("$6$", 0) == 0 ? "$6$" : "$y$";
-    if (crypt_gensalt_rn(kind, 0, nullptr, 0, setting, sizeof setting)) {
-      auto data = std::make_unique<crypt_data>();
-      std::memset(data.get(), 0, sizeof(crypt_data));
-      if (const char* out = crypt_r("berth: no such user", setting, data.get()); out && out[0] != '*') dummy_hash_ = out;
+  // The costliest user's setting: an unknown user costs a check like the slowest known one (a
+  // cheaper one would tell which users exist), and a setting is no hash, so nothing matches it.
+  // Nothing is hashed here: this runs where the config is built.
+  double most = -1;
+  for (const auto& [user, hash] : config.users) {
+    if (const double work = hash_work(hash); work > most) {
+      most = work;
+      unknown_user_setting_ = setting_of(hash);
     }
   }
 }
@@ -130,7 +162,7 @@ FilterResult BasicAuthFilter::on_request(const FilterRequest& req, FilterState* 
     return FilterResult::kContinue;
   }
   auto found = users_.find(user);
-  if ((found == users_.end() && dummy_hash_.empty()) || req.loop == nullptr) {
+  if ((found == users_.end() && unknown_user_setting_.empty()) || req.loop == nullptr) {
     OPENSSL_cleanse(password.data(), password.size());
     challenge(reply);
     return FilterResult::kReply;
@@ -149,7 +181,7 @@ FilterResult BasicAuthFilter::on_request(const FilterRequest& req, FilterState* 
   check->digest = digest;
   check->password = std::move(password);
   check->known_user = found != users_.end();
-  check->hash = check->known_user ? found->second : dummy_hash_;
+  check->hash = check->known_user ? found->second : unknown_user_setting_;
   check->forward_authorization = forward_authorization_;
   check->challenge = challenge_;
   ++shared->in_flight;

@@ -35,6 +35,8 @@ class BasicAuthFilter final : public RequestFilter {
 
   explicit BasicAuthFilter(const config::BasicAuth& config);
   std::string_view name() const override { return "access.basic_auth"; }
+  // What an unknown user's password is checked against ("" when the file has no users).
+  const std::string& unknown_user_setting() const { return unknown_user_setting_; }
   std::unique_ptr<FilterState> make_state() const override;
   FilterResult on_request(const FilterRequest& req, FilterState* state, HeaderEdits& edits,
                           FilterReply& reply, const FilterWaiter& waiter) const override;
@@ -57,7 +59,9 @@ class BasicAuthFilter final : public RequestFilter {
   std::unordered_map<std::string, std::string> users_;  // user -> hash
   std::string challenge_;  // WWW-Authenticate value
   bool forward_authorization_;
-  std::string dummy_hash_;  // checked for unknown users, so they cost what known ones do
+  // The salt and cost of the costliest user's hash, without the hash: an unknown user's
+  // password is checked against it, so it costs what a known user's does and never matches.
+  std::string unknown_user_setting_;
 };
 
 }  // namespace berth

@@ -19,9 +19,10 @@ using namespace berth;
 
 namespace {
 
-std::string hash_of(const char* prefix, const std::string& password) {
+// cost: bcrypt's cost, SHA-512 crypt's rounds, yescrypt's; 0: libcrypt's default.
+std::string hash_of(const char* prefix, const std::string& password, unsigned long cost = 0) {
   char setting[CRYPT_GENSALT_OUTPUT_SIZE];
-  REQUIRE(crypt_gensalt_rn(prefix, 0, nullptr, 0, setting, sizeof setting) != nullptr);
+  REQUIRE(crypt_gensalt_rn(prefix, cost, nullptr, 0, setting, sizeof setting) != nullptr);
   auto data = std::make_unique<crypt_data>();
   std::memset(data.get(), 0, sizeof(crypt_data));
   const char* out = crypt_r(password.c_str(), setting, data.get());
@@ -98,6 +99,28 @@ TEST_CASE("passwords: bcrypt, SHA-512 crypt and yescrypt through libcrypt", "[au
     CHECK_FALSE(verify_password("", hash));
   }
   CHECK_FALSE(verify_password("x", "*0"));
+}
+
+TEST_CASE("basic auth filter: an unknown user is checked at the costliest user's cost", "[auth]") {
+  config::BasicAuth cfg;
+  cfg.htpasswd = "/unused";
+  const std::string alice = hash_of("$2b$", "wonderland", 12);
+  cfg.users = {{"bob", hash_of("$2b$", "builder")}, {"alice", alice}, {"carol", hash_of("$6$", "x", 50000)}};
+  std::string setting = BasicAuthFilter(cfg).unknown_user_setting();
+  CHECK(setting.starts_with("$2b$12$"));
+  CHECK(setting == alice.substr(0, 29));  // its kind, cost and salt, without the hash
+  CHECK_FALSE(verify_password("wonderland", setting));  // so nothing matches it
+
+  cfg.users = {{"bob", hash_of("$6$", "builder")}, {"carol", hash_of("$6$", "x", 50000)}};
+  setting = BasicAuthFilter(cfg).unknown_user_setting();
+  CHECK(setting.starts_with("$6$rounds=50000$"));
+  CHECK(setting.find('$', std::string_view("$6$rounds=50000$").size()) == std::string::npos);
+
+  cfg.users = {{"bob", hash_of("$y$", "builder")}, {"carol", hash_of("$y$", "x", 7)}, {"dave", hash_of("$y$", "y")}};
+  CHECK(BasicAuthFilter(cfg).unknown_user_setting().starts_with(cfg.users[1].second.substr(0, 7)));
+
+  cfg.users.clear();
+  CHECK(BasicAuthFilter(cfg).unknown_user_setting().empty());
 }
 
 TEST_CASE("basic auth filter: checks off the loop, remembers what it verified", "[auth]") {
