@@ -784,7 +784,9 @@ std::optional<Problem> apply_traefik_policy(const std::string& option, const std
     if (!option.starts_with(prefix)) continue;
     used = true;
     std::string name = header_name_in(mw_label, option, prefix);
-    if (!valid_token(name)) return Problem{mw_label, mw_label + ": '" + name + "' is not a header name"};
+    // The config file's check: a token, and none of the fields that carry framing or that
+    // Berth sets itself (a label setting Transfer-Encoding or X-Forwarded-For would smuggle).
+    if (std::string why = config::header_name_problem(name); !why.empty()) return Problem{mw_label, mw_label + ": " + why};
     const bool printable = std::all_of(value.begin(), value.end(), [](unsigned char c) { return c >= 0x20 && c != 0x7f; });
     if (!printable) return Problem{mw_label, quoted(mw_label, raw) + ": a header value must not hold control characters"};
     if (value.empty()) rules->remove.push_back(name);  // an empty value removes the header there

@@ -85,7 +85,7 @@ TEST_CASE("traefik middlewares: what Berth cannot honour rejects the container w
     std::map<std::string, std::string> labels;
     std::string label, reason;
   };
-  const std::vector<Bad> bad = {
+  std::vector<Bad> bad = {
       {{{"traefik.http.routers.web.middlewares", "m"}, {"traefik.http.middlewares.m.ipallowlist.sourcerange", "nowhere"}},
        "traefik.http.middlewares.m.ipallowlist.sourcerange", "not a numeric IPv4 or IPv6 address"},
       {{{"traefik.http.routers.web.middlewares", "m"},
@@ -99,7 +99,7 @@ TEST_CASE("traefik middlewares: what Berth cannot honour rejects the container w
        "traefik.http.middlewares.m.ratelimit.period", "per second"},
       {{{"traefik.http.routers.web.middlewares", "m"},
         {"traefik.http.middlewares.m.headers.customrequestheaders.Bad Name", "x"}},
-       "traefik.http.middlewares.m.headers.customrequestheaders.Bad Name", "not a header name"},
+       "traefik.http.middlewares.m.headers.customrequestheaders.Bad Name", "not a valid header name"},
       {{{"traefik.http.routers.web.middlewares", "m"}, {"traefik.http.routers.two.rule", "Host(`b.test`)"},
         {"traefik.http.routers.two.middlewares", "n"}, {"traefik.http.middlewares.m.ratelimit.average", "10"},
         {"traefik.http.middlewares.n.ratelimit.average", "20"}},
@@ -108,6 +108,15 @@ TEST_CASE("traefik middlewares: what Berth cannot honour rejects the container w
         {"berth.access.allow", "10.0.0.0/8"}},
        "traefik.http.routers.web.middlewares", "both berth.access.* labels and Traefik middlewares"},
   };
+  // Headers that carry framing or that Berth sets itself, refused as in the config file.
+  for (const auto& [kind, name] : {std::pair{"customrequestheaders", "Transfer-Encoding"},
+                                   {"customrequestheaders", "Host"},
+                                   {"customRequestHeaders", "X-Forwarded-For"},
+                                   {"customresponseheaders", "Content-Length"}}) {
+    const std::string label = std::string("traefik.http.middlewares.m.headers.") + kind + "." + name;
+    bad.push_back({{{"traefik.http.routers.web.middlewares", "m"}, {label, "x"}}, label,
+                   label + ": '" + name + "' is managed by Berth"});
+  }
   for (const Bad& b : bad) {
     ContainerSpec s = parse(b.labels, "/srv/access");
     INFO(b.label << ": " << s.reason);
