@@ -29,9 +29,15 @@ bool message_own(const http::Head& head, const http::Field& f, FieldKind kind,
 }
 
 // The service must not get the client's framing and hop-by-hop fields (this is a new message),
-// its Host (the service's own) or its X-Forwarded-* (Berth sets them).
+// its Host (the service's own), or any field a proxy sets to say who the client is and what it
+// asked: every X-Forwarded-* (Berth sets its own), Forwarded and X-Real-IP. A service may read
+// any of them (X-Forwarded-Prefix, X-Forwarded-User, ...), so a client must not be able to
+// send them.
 bool dropped_from_request(const http::RequestHead& head, const http::Field& f, FieldKind kind) {
-  return message_own(head, f, kind, {"x-forwarded-method", "x-forwarded-uri"});
+  constexpr std::string_view kForwarded = "x-forwarded-";
+  const std::string_view name = head.name(f);
+  return (name.size() > kForwarded.size() && http::iequals(name.substr(0, kForwarded.size()), kForwarded)) ||
+         message_own(head, f, kind, {"forwarded", "x-real-ip"});
 }
 
 // The service's answer: its own message's fields, and what Berth's reply sets itself.

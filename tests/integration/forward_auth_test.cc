@@ -73,7 +73,10 @@ TEST_CASE("forward auth: the service's 2xx passes with its headers, its other an
   Client c(berth.port());
   for (int i = 0; i < 2; ++i) {
     r = c.request(make_request("GET", "/echo?n=" + std::to_string(i), "app.test",
-                               {"Authorization: Bearer good", "X-User: mallory", "X-Forwarded-For: 6.6.6.6"}));
+                               {"Authorization: Bearer good", "X-User: mallory", "X-Forwarded-For: 6.6.6.6",
+                                "X-Forwarded-Prefix: /forged-prefix", "x-forwarded-user: forged-user",
+                                "X-Forwarded-Ssl: forged-ssl", "X-Forwarded-Server: forged-server",
+                                "Forwarded: for=forged-forwarded", "X-Real-IP: forged-real-ip"}));
     INFO(r.raw_head << r.body);
     REQUIRE(r.status == 200);
     CHECK(r.body.find("X-User: alice\r\n") != std::string::npos);
@@ -90,6 +93,8 @@ TEST_CASE("forward auth: the service's 2xx passes with its headers, its other an
   CHECK(auth.seen("X-Forwarded-Proto: http") >= 2);
   CHECK(auth.seen("X-Forwarded-For: 127.0.0.1") >= 2);
   CHECK(auth.seen("6.6.6.6") == 0);
+  // Nor any other field a proxy sets about the client, whatever the case of its name.
+  CHECK(auth.seen("forged-") == 0);
 
   // A chunked 2xx answer works the same.
   r = http_get(berth.port(), "/echo", "chunked.test", {"Authorization: Bearer good"});
