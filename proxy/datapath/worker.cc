@@ -84,6 +84,9 @@ Worker::Worker(unsigned index, std::vector<ListenSocket> listeners, std::shared_
 }
 
 Worker::~Worker() {
+  // A worker that never ran (startup failed after it was made) still has its handles open: the
+  // loop is not running anywhere, so they are closed from here, before their fds go.
+  if (!stopping_) shutdown_loop();
   for (auto* e : free_exchanges_) delete e;
   if (wake_fd_ >= 0) ::close(wake_fd_);
 }

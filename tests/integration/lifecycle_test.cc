@@ -1,7 +1,11 @@
-// Process lifecycle: SIGHUP reloads, SIGTERM drains, --check-config.
+// Process lifecycle: SIGHUP reloads, SIGTERM drains, --check-config, an address in use.
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <regex>
@@ -192,6 +196,34 @@ TEST_CASE("SIGTERM with nothing in flight exits 0 promptly", "[lifecycle]") {
   CHECK(exited_with(st, 0));
   CHECK(seconds_since(t0) < 3.0);
   CHECK(idle.wait_closed(1s));
+}
+
+TEST_CASE("an address already in use: berth says which and exits 1", "[lifecycle]") {
+  // Held by this test: a listening socket without SO_REUSEPORT, so nobody else may bind it.
+  const int held = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(held >= 0);
+  sockaddr_in at{};
+  at.sin_family = AF_INET;
+  at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof at;
+  REQUIRE(::bind(held, reinterpret_cast<sockaddr*>(&at), sizeof at) == 0);
+  REQUIRE(::listen(held, 1) == 0);
+  REQUIRE(::getsockname(held, reinterpret_cast<sockaddr*>(&at), &len) == 0);
+  const std::string taken = "127.0.0.1:" + std::to_string(ntohs(at.sin_port));
+  TempDir dir;
+  const std::string services = "routes:\n  - {service: s}\nservices:\n  s: {endpoints: [\"127.0.0.1:9\"]}\n";
+  // The admin listener opens after the workers are made: they must close cleanly (it aborted).
+  for (const std::string& yaml : {"listeners: [\"127.0.0.1:0\"]\nworkers: 2\nadmin: {address: \"" + taken + "\"}\n" + services,
+                                  "listeners: [\"" + taken + "\"]\nadmin: {address: \"127.0.0.1:0\"}\n" + services}) {
+    const std::string path = dir.file("taken.yaml");
+    REQUIRE(write_file(path, yaml));
+    std::string out, err;
+    auto st = run_berth({"--config", path}, &out, &err);
+    INFO(yaml << "\nstdout: " << out << "\nstderr: " << err);
+    CHECK(exited_with(st, 1));
+    CHECK((out + err).find(taken) != std::string::npos);
+  }
+  ::close(held);
 }
 
 TEST_CASE("berth --check-config: 0 for a good file, 1 with file:line:col for a bad one",
