@@ -4,6 +4,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/sha.h>
 #include <openssl/x509v3.h>
 #include <unistd.h>
 
@@ -165,8 +166,16 @@ SSL_CTX* ServerContext::make_ctx(const ServerOptions& options, std::string* erro
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
   // Stateless resumption only (tickets); no per-context session cache to lock or fill.
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-  static const unsigned char kSidContext[] = "berth";
-  SSL_CTX_set_session_id_context(ctx, kSidContext, sizeof kSidContext - 1);
+  // A session resumes only where it could have been made: the context names the client
+  // certificate demand (the CA file's bytes) and the minimum version. Ticket keys are shared by
+  // every listener, so with one fixed context a ticket from a listener without client_ca (or from
+  // before client_ca was set or changed) resumed without a certificate.
+  unsigned char sid_context[SHA256_DIGEST_LENGTH];
+  const std::string sid_input =
+      "berth tls-server v1 min=" + std::to_string(options.min_version) + " client_ca=" + options.client_ca_pem;
+  SHA256(reinterpret_cast<const unsigned char*>(sid_input.data()), sid_input.size(), sid_context);
+  static_assert(sizeof sid_context <= SSL_MAX_SID_CTX_LENGTH);
+  SSL_CTX_set_session_id_context(ctx, sid_context, sizeof sid_context);
   if (options.session_tickets) {
     SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_key_cb);
     SSL_CTX_set_num_tickets(ctx, 1);

@@ -434,6 +434,47 @@ TEST_CASE("tls: client_ca requires a client certificate signed by it", "[tls]") 
   CHECK(wait_until([&] { return b.berth->log().find("cause=client_certificate") != std::string::npos; }, 3s));
 }
 
+TEST_CASE("tls: a ticket from a listener without client_ca does not resume where one is required", "[tls]") {
+  // Ticket keys are shared by every listener; the session context (which names the client_ca)
+  // is what keeps a session to listeners that demand what it was made under.
+  Certs& c = certs();
+  Origin origin("A");
+  REQUIRE(origin.ok());
+  const std::string yaml = "listeners:\n"
+                           "  - address: \"127.0.0.1:0\"\n"
+                           "    tls: {certificates: [" + pair(c, "site-ec") + "]}\n"
+                           "  - address: \"127.0.0.1:0\"\n"
+                           "    tls: {certificates: [" + pair(c, "site-ec") + "], client_ca: \"" + c.path("ca.crt") + "\"}\n"
+                           "admin: {address: \"127.0.0.1:0\"}\n"
+                           "routes:\n  - {host: \"a.test\", service: s}\n"
+                           "services:\n  s: {endpoints: [\"" + origin.address() + "\"]}\n";
+  Berth berth(yaml, 0, std::vector<std::string>{"--log-level", "debug"});
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  std::vector<uint16_t> ports;
+  wait_until([&] { return (ports = listening_ports(berth.log())).size() >= 2; }, 2s);
+  REQUIRE(ports.size() >= 2);
+  const std::string open = std::to_string(ports[0]), mtls = std::to_string(ports[1]);
+  for (const char* version : {"-tls1_3", "-tls1_2"}) {
+    INFO(version);
+    const std::string sess = c.path(std::string("open") + version + ".pem");
+    ::unlink(sess.c_str());
+    const std::string client = "openssl s_client -servername a.test -CAfile " + c.path("ca.crt") + " " + version +
+                               " -connect 127.0.0.1:";
+    const std::string request = "(printf \"GET /x HTTP/1.1\\r\\nHost: a.test\\r\\nConnection: close\\r\\n\\r\\n\"; sleep 1) | ";
+    std::string out;
+    sh(request + client + open + " -sess_out " + sess + " 2>&1", &out, 10);
+    INFO(out);
+    REQUIRE(!read_file(sess).empty());
+    sh(request + client + open + " -sess_in " + sess + " 2>&1", &out, 10);
+    CHECK(out.find("Reused,") != std::string::npos);  // the ticket is good where it was made
+    sh(request + client + mtls + " -sess_in " + sess + " 2>&1", &out, 10);
+    CHECK(out.find("Reused,") == std::string::npos);
+    CHECK(out.find("HTTP/1.1 200") == std::string::npos);
+  }
+  CHECK(berth.running());
+}
+
 TEST_CASE("tls: X-Forwarded-Proto https, HSTS over TLS only, https_redirect on plain HTTP", "[tls]") {
   Certs& c = certs();
   REQUIRE(have("curl"));
