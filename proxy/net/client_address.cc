@@ -86,7 +86,8 @@ ClientAddress peer_address(const ConnectionInfo& conn) {
 
 bool parse_client_ip(std::string_view text, ClientAddress& out) {
   char buf[64];
-  if (text.empty() || text.size() >= sizeof buf) return false;
+  // inet_pton reads a C string: a NUL inside would end the address early ("1.2.3.4\0junk").
+  if (text.empty() || text.size() >= sizeof buf || text.find('\0') != std::string_view::npos) return false;
   text.copy(buf, text.size());
   buf[text.size()] = '\0';
   ClientAddress a;

@@ -73,6 +73,15 @@ TEST_CASE("client address: a peer's text is what inet_ntop writes", "[client_add
   CHECK(peer_address(ConnectionInfo{}).text().empty());
 }
 
+TEST_CASE("client address: an address with a NUL inside is not an address", "[client_address]") {
+  using namespace std::string_literals;
+  ClientAddress a;
+  CHECK_FALSE(parse_client_ip("1.2.3.4\0junk"s, a));
+  CHECK_FALSE(parse_client_ip("1.2.3.4\0"s, a));
+  CHECK_FALSE(parse_client_ip("::1\0"s, a));
+  CHECK(parse_client_ip("1.2.3.4", a));
+}
+
 TEST_CASE("client address: forwarded entries with and without ports", "[client_address]") {
   ClientAddress a;
   REQUIRE(parse_forwarded_entry(" 1.2.3.4 ", a));

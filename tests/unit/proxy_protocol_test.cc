@@ -121,6 +121,10 @@ TEST_CASE("PROXY v1: malformed headers", "[proxy_protocol]") {
     INFO(bad);
     check_both(bad, Status::kInvalid, 0);
   }
+  // A NUL inside an address: the address is not "1.2.3.4" (a C string would stop there).
+  using namespace std::string_literals;
+  check_both("PROXY TCP4 1.2.3.4\0junk 1.2.3.5 1 2\r\n"s, Status::kInvalid, 0);
+  check_both("PROXY TCP4 1.2.3.4 1.2.3.5\0 1 2\r\n"s, Status::kInvalid, 0);
 }
 
 TEST_CASE("PROXY v1: at most 107 bytes", "[proxy_protocol]") {
