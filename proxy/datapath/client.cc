@@ -159,10 +159,18 @@ void ClientConn::on_read(Block* block, ssize_t nread) {
         abort_exchange(ExchangeEnd::kClientClosed, "");
         return;
       case Phase::kTunnel:
+        // The client is done sending: its FIN follows what it sent to the instance, and the
+        // other direction stays open until the instance ends it too (a half-close).
+        if (nread == UV_EOF && upstream_ && !upstream_->tunnel_eof()) {
+          upstream_->shutdown_after_flush();
+          update_reading();
+          return;
+        }
         if (upstream_) {
           UpstreamConn* u = upstream_;
           upstream_ = nullptr;
-          u->release(false);
+          if (nread == UV_EOF) u->end_tunnel();  // both directions ended: flush, then close
+          else u->release(false);
         }
         close_after_flush();
         return;
@@ -1053,9 +1061,16 @@ void ClientConn::on_tunnel_data(UpstreamConn* u, Block* block, const char* data,
   if (!closing() && write_queue_bytes() > worker()->runtime()->limits.write_buffer_bytes) u->set_read_paused(true);
 }
 
-void ClientConn::on_tunnel_closed(UpstreamConn* u) {
+void ClientConn::on_tunnel_closed(UpstreamConn* u, bool eof) {
   if (u != upstream_) return;
+  if (eof && !peer_eof_) {
+    // The instance is done sending: its FIN follows what it sent to the client, whose bytes
+    // still go to the instance until the client ends too.
+    shutdown_after_flush();
+    return;
+  }
   upstream_ = nullptr;
+  if (eof) u->end_tunnel();  // the client had ended first: both directions are done
   close_after_flush();
 }
 
@@ -1169,7 +1184,7 @@ void ClientConn::update_reading() {
       want = !backpressured_ && pending_block_ == nullptr && !peer_eof_;
       break;
     case Phase::kTunnel:
-      want = !backpressured_ && upstream_ != nullptr;
+      want = !backpressured_ && upstream_ != nullptr && !peer_eof_;
       break;
     case Phase::kClosing:
       want = lingering_;

@@ -123,7 +123,7 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   void on_response_body(UpstreamConn* u, Block* block, const char* data, size_t len) override;
   void on_response_complete(UpstreamConn* u) override;
   void on_tunnel_data(UpstreamConn* u, Block* block, const char* data, size_t len) override;
-  void on_tunnel_closed(UpstreamConn* u) override;
+  void on_tunnel_closed(UpstreamConn* u, bool eof) override;
   void on_upstream_writable(UpstreamConn* u) override;
 
   // BodySink (request body)

@@ -58,7 +58,7 @@ class MirrorCall final : private UpstreamClient {
     end(MirrorResult::kSent);
   }
   void on_tunnel_data(UpstreamConn*, Block*, const char*, size_t) override {}
-  void on_tunnel_closed(UpstreamConn*) override { end(MirrorResult::kDropped); }  // never upgraded
+  void on_tunnel_closed(UpstreamConn*, bool) override { end(MirrorResult::kDropped); }  // never upgraded
   void on_upstream_writable(UpstreamConn*) override {}
 
   Worker& worker_;

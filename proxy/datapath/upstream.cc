@@ -226,6 +226,12 @@ void UpstreamConn::release(bool reusable) {
   pool_->put_idle(this);
 }
 
+void UpstreamConn::end_tunnel() {
+  client_ = nullptr;
+  phase_ = Phase::kFailed;  // never pooled
+  close_after_flush();
+}
+
 void UpstreamConn::set_read_paused(bool paused) {
   // Time spent waiting for a slow client does not count against the backend.
   if (read_paused_ && !paused) deadline_ = now() + timeout_ms_;
@@ -334,11 +340,17 @@ void UpstreamConn::on_read(Block* block, ssize_t nread) {
         return;
       }
       case Phase::kTunnel: {
+        // A clean end is a half-close: the instance may still read what the client sends.
+        if (nread == UV_EOF && client_) {
+          tunnel_eof_ = true;
+          client_->on_tunnel_closed(this, true);
+          return;
+        }
         UpstreamClient* c = client_;
         client_ = nullptr;
         phase_ = Phase::kFailed;
         close();
-        if (c) c->on_tunnel_closed(this);
+        if (c) c->on_tunnel_closed(this, false);
         return;
       }
       default:

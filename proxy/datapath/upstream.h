@@ -51,7 +51,9 @@ class UpstreamClient {
   virtual void on_response_complete(UpstreamConn* u) = 0;
   // Tunnel mode (after 101): raw bytes, and the upstream's end of the tunnel.
   virtual void on_tunnel_data(UpstreamConn* u, Block* block, const char* data, size_t len) = 0;
-  virtual void on_tunnel_closed(UpstreamConn* u) = 0;
+  // eof: the instance ended its sending side cleanly (a half-close); the connection stays open
+  // for the client's bytes, and end_tunnel() ends it. Else the connection is gone.
+  virtual void on_tunnel_closed(UpstreamConn* u, bool eof) = 0;
   // The upstream's write queue fell below the bound again.
   virtual void on_upstream_writable(UpstreamConn* u) = 0;
 };
@@ -121,6 +123,10 @@ class UpstreamConn final : public Stream, private BodySink {
   void request_complete(uint64_t response_timeout_ms);
   // The client side is done with this connection. reusable: return it to the pool.
   void release(bool reusable);
+  // The client side is done with a tunnel: what it sent goes out, then the connection closes.
+  void end_tunnel();
+  // Whether the instance has ended its side of the tunnel (on_tunnel_closed with eof).
+  bool tunnel_eof() const { return tunnel_eof_; }
   // Forward tunnel bytes / end the tunnel from the client side.
   void set_read_paused(bool paused);
   bool reused() const { return reused_; }
@@ -161,6 +167,7 @@ class UpstreamConn final : public Stream, private BodySink {
   bool request_done_ = false;
   bool read_paused_ = false;
   bool broken_ = false;           // framing violated or extra bytes: never reuse
+  bool tunnel_eof_ = false;       // the instance half-closed the tunnel
   friend class EndpointPool;
 };
 

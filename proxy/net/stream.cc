@@ -163,12 +163,22 @@ void Stream::on_transport_write_done(WriteReq* wr, int status) {
     return;
   }
   on_write_done(0);
-  if (close_after_flush_ && !closing_) maybe_shutdown();
+  if ((close_after_flush_ || shutdown_only_) && !closing_) maybe_shutdown();
 }
 
 void Stream::close_after_flush() {
   if (closing_) return;
   close_after_flush_ = true;
+  if (shutdown_done_) {  // half-closed already: nothing left to send
+    on_flushed_shutdown();
+    return;
+  }
+  maybe_shutdown();
+}
+
+void Stream::shutdown_after_flush() {
+  if (closing_ || shutdown_only_) return;
+  shutdown_only_ = true;
   maybe_shutdown();
 }
 
@@ -186,7 +196,8 @@ void Stream::on_transport_shutdown(int status) {
     close();
     return;
   }
-  on_flushed_shutdown();
+  shutdown_done_ = true;
+  if (close_after_flush_) on_flushed_shutdown();  // else a half-close: reading goes on
 }
 
 void Stream::start_timer(uint64_t ms) {

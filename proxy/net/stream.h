@@ -61,6 +61,9 @@ class Stream : private TransportEvents, private DeadlineEntry {
   void close();
   // Close once queued writes have been flushed: shutdown(SHUT_WR) then close.
   void close_after_flush();
+  // A half-close: shutdown(SHUT_WR) once queued writes have been flushed, and go on reading.
+  // Nothing more may be written; close_after_flush (or close) still ends the stream.
+  void shutdown_after_flush();
 
  protected:
   // Data/EOF/error from the transport. nread < 0: UV_EOF or an error; the block is nullptr then.
@@ -108,6 +111,8 @@ class Stream : private TransportEvents, private DeadlineEntry {
   bool closing_ : 1 = false;
   bool close_after_flush_ : 1 = false;
   bool shutdown_started_ : 1 = false;
+  bool shutdown_only_ : 1 = false;  // shutdown_after_flush: a half-close, not a close
+  bool shutdown_done_ : 1 = false;
 
   // IoContext's list of open streams (closed all at once when a worker stops).
   Stream* io_prev_ = nullptr;

@@ -466,6 +466,51 @@ TEST_CASE("WebSocket-style upgrade is tunnelled both ways", "[proxy]") {
   check_alive(env);
 }
 
+namespace {
+// A client whose upgrade to the shared origin's tunnel (tunnel=MODE) was answered 101.
+std::unique_ptr<Client> open_tunnel(uint16_t port, const std::string& mode) {
+  auto c = std::make_unique<Client>(port);
+  REQUIRE(c->connected());
+  c->set_timeout(20s);
+  REQUIRE(c->send("GET /ws?tunnel=" + mode + " HTTP/1.1\r\nHost: a.test\r\nUpgrade: websocket\r\n"
+                  "Connection: Upgrade\r\n\r\n"));
+  Response r = c->read_head();
+  INFO(r.raw_head << r.error);
+  REQUIRE(r.status == 101);
+  return c;
+}
+}  // namespace
+
+TEST_CASE("a tunnel passes each side's end on and keeps the other direction open", "[proxy][stream]") {
+  auto& env = shared();
+  {
+    // The client ends first, with 16 MiB still on its way to a slow reader: every byte arrives,
+    // and the instance's answer, sent after it saw the client's end, reaches the client.
+    auto tunnel = open_tunnel(env.port(), "count");
+    Client& c = *tunnel;
+    const std::string big(16 << 20, 'x');
+    REQUIRE(c.send(big));
+    c.shutdown_write();
+    std::string rest;
+    CHECK(c.wait_closed(20s, &rest));
+    CHECK(rest == "got " + std::to_string(big.size()) + "\n");
+  }
+  {
+    // The instance ends first: what the client sends afterwards still reaches it.
+    const std::string m = marker("TBYE");
+    auto tunnel = open_tunnel(env.port(), "bye");
+    Client& c = *tunnel;
+    CHECK(c.read_exact(4) == "BYE\n");
+    REQUIRE(c.send("answer " + m));
+    c.shutdown_write();
+    std::string rest;
+    CHECK(c.wait_closed(5s, &rest));
+    CHECK(rest.empty());
+    CHECK(wait_until([&] { return env.a->seen(m) == 1; }, 3s));
+  }
+  check_alive(env);
+}
+
 TEST_CASE("concurrent clients each get their own responses", "[proxy]") {
   auto& env = shared();
   constexpr int kClients = 32, kRequests = 20;

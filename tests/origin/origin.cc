@@ -6,7 +6,7 @@
 // SIGTERM/SIGINT. One thread per connection; keep-alive, pipelining, Content-Length and
 // chunked request bodies. Behaviour is chosen by query parameters on any path:
 //   status=NNN size=N chunked=1 delay_ms=N body_delay_ms=N close=1 abort=1
-//   upgrade_as=P (a 101 naming P; "-": none) interim=N (N 103 responses first) abort_after_headers=1 (half the body, then FIN) reset_mid_body=1 (half, then RST) no_length=1 header=Name:Value bad_framing=1 expect100=0|1
+//   upgrade_as=P (a 101 naming P; "-": none) tunnel=echo|count|bye (after the 101) interim=N (N 103 responses first) abort_after_headers=1 (half the body, then FIN) reset_mid_body=1 (half, then RST) no_length=1 header=Name:Value bad_framing=1 expect100=0|1
 //   slow=NAME:MS (only the origin named NAME waits MS) fail=NAME:CODE (only NAME answers CODE)
 //   reset_on=NAME [reset_after=N] (only the origin named NAME resets the connection: after
 //   reading the whole request, or after the first N raw bytes of its body)
@@ -441,19 +441,54 @@ bool resets_here(const Request& req) {
   return who && *who == g_name;
 }
 
+// Reads until the peer's end (or an error), handing each piece to `piece`, which may stop it
+// early by returning false.
+template <typename Piece>
+void recv_until_end(int fd, Piece piece) {
+  char buf[64 * 1024];
+  for (;;) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0 || !piece(std::string_view(buf, static_cast<size_t>(n)))) return;
+  }
+}
+
 void tunnel_echo(int fd, Reader& r) {
   if (r.available()) {
     if (!send_all(fd, r.pending())) return;
     r.skip(r.available());
   }
-  char buf[64 * 1024];
-  for (;;) {
-    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    if (!send_all(fd, std::string_view(buf, static_cast<size_t>(n)))) break;
-  }
+  recv_until_end(fd, [fd](std::string_view piece) { return send_all(fd, piece); });
   ::shutdown(fd, SHUT_WR);
+}
+
+// tunnel=count: a slow reader (it starts after 500 ms) that counts what the client sends until
+// its end, then answers "got N\n" and ends too: what a half-close must let through both ways.
+void tunnel_count(int fd, Reader& r) {
+  sleep_ms(500);
+  uint64_t total = r.available();
+  r.skip(r.available());
+  recv_until_end(fd, [&total](std::string_view piece) {
+    total += piece.size();
+    return true;
+  });
+  send_all(fd, "got " + std::to_string(total) + "\n");
+  ::shutdown(fd, SHUT_WR);
+}
+
+// tunnel=bye: "BYE\n" and the origin's end at once, then it reads what the client still sends
+// until the client ends, and records it as a head ("TUNNEL <bytes>") for /__seen.
+void tunnel_bye(int fd, Reader& r) {
+  send_all(fd, "BYE\n");
+  ::shutdown(fd, SHUT_WR);
+  std::string got(r.pending());
+  r.skip(r.available());
+  recv_until_end(fd, [&got](std::string_view piece) {
+    got.append(piece);
+    return got.size() < 1'000'000;
+  });
+  std::lock_guard lk(g_mu);
+  g_heads.push_back("TUNNEL " + got);
 }
 
 enum class After { KeepAlive, Close, Abort, Closed };
@@ -486,7 +521,10 @@ After serve(int fd, Reader& r, Request& req, uint64_t conn_id, uint64_t* counted
                        (as == "-" ? std::string() : "Upgrade: " + as + "\r\n") +
                        "Connection: Upgrade\r\nx-origin-name: " + g_name + "\r\n\r\n";
     if (!send_all(fd, resp)) return After::Closed;
-    tunnel_echo(fd, r);
+    const std::string mode = req.q("tunnel").value_or("echo");
+    if (mode == "count") tunnel_count(fd, r);
+    else if (mode == "bye") tunnel_bye(fd, r);
+    else tunnel_echo(fd, r);
     return After::Close;
   }
 
