@@ -83,6 +83,7 @@ void Exchange::reset() {
   req.clear();
   client = {};
   xff_used = 0;
+  peer_trusted = false;
   rec.clear();
   close_end = ExchangeEnd::kClientClosed;
   filters.reset();
@@ -324,7 +325,8 @@ void ClientConn::record_client() {
 
 void ClientConn::resolve_client(const http::RequestHead& req) {
   const std::vector<config::Cidr>& trusted = ex_->rt->trusted_proxies;
-  if (trusted.empty() || !in_ranges(ex_->client, trusted)) return;
+  ex_->peer_trusted = !trusted.empty() && in_ranges(ex_->client, trusted);
+  if (!ex_->peer_trusted) return;
   std::vector<std::string_view> xff;
   collect_forwarded_for(req, xff);
   if (xff.empty()) return;
@@ -600,6 +602,7 @@ void ClientConn::forward_request() {
   }
   info.own_chain = true;
   info.chain = chain;
+  info.peer_trusted = ex_->peer_trusted;
   http::build_upstream_request(req, info, ex_->upstream_head);
   // Past this point the raw head is no longer needed: only scalars copied above are used.
   ex_->request_done = ex_->head_only;  // fully read (not yet sent)

@@ -38,6 +38,7 @@ struct Exchange {
   // proxy named; xff_used: the X-Forwarded-For entries walked to find it (kept upstream).
   ClientAddress client;
   uint32_t xff_used = 0;
+  bool peer_trusted = false;            // the peer is in trusted_proxies
   ExchangeRecord rec;                   // what happened, for the record sink
   ExchangeEnd close_end = ExchangeEnd::kClientClosed;  // the ending if the connection closes now
   FilterRun filters;                    // the route's filter chain for this request

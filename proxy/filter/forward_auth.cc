@@ -17,11 +17,17 @@ void append_field(std::string& out, std::string_view name, std::string_view valu
   out.append(name).append(": ").append(value).append("\r\n");
 }
 
+// Forwarded, X-Real-IP and the X-Forwarded-* Berth does not set itself: what a proxy says about
+// the client. An auth service may answer them (X-Forwarded-User) for copy_headers.
+bool forwarding_claim(FieldKind kind) {
+  return kind == FieldKind::kForwarded || kind == FieldKind::kXRealIp || kind == FieldKind::kXForwardedOther;
+}
+
 // Whether a field belongs to one message only: framing, hop-by-hop and the fields Berth sets
 // itself, plus `extra` (not case-sensitive) and those the message's Connection lists.
 bool message_own(const http::Head& head, const http::Field& f, FieldKind kind,
                  std::initializer_list<std::string_view> extra) {
-  if (kind != FieldKind::kOther && kind != FieldKind::kXRequestId) return true;
+  if (kind != FieldKind::kOther && kind != FieldKind::kXRequestId && !forwarding_claim(kind)) return true;
   const std::string_view name = head.name(f);
   for (std::string_view e : extra)
     if (http::iequals(name, e)) return true;
@@ -34,10 +40,7 @@ bool message_own(const http::Head& head, const http::Field& f, FieldKind kind,
 // any of them (X-Forwarded-Prefix, X-Forwarded-User, ...), so a client must not be able to
 // send them.
 bool dropped_from_request(const http::RequestHead& head, const http::Field& f, FieldKind kind) {
-  constexpr std::string_view kForwarded = "x-forwarded-";
-  const std::string_view name = head.name(f);
-  return (name.size() > kForwarded.size() && http::iequals(name.substr(0, kForwarded.size()), kForwarded)) ||
-         message_own(head, f, kind, {"forwarded", "x-real-ip"});
+  return forwarding_claim(kind) || message_own(head, f, kind, {});
 }
 
 // The service's answer: its own message's fields, and what Berth's reply sets itself.

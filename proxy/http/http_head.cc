@@ -226,6 +226,10 @@ FieldKind classify_field(std::string_view n) noexcept {
     case 6:
       if (iequals(n, "expect")) return FieldKind::kExpect;
       break;
+    case 9:
+      if (iequals(n, "forwarded")) return FieldKind::kForwarded;
+      if (iequals(n, "x-real-ip")) return FieldKind::kXRealIp;
+      break;
     case 7:
       if (iequals(n, "trailer")) return FieldKind::kTrailer;
       if (iequals(n, "upgrade")) return FieldKind::kUpgrade;
@@ -255,6 +259,9 @@ FieldKind classify_field(std::string_view n) noexcept {
     default:
       break;
   }
+  constexpr std::string_view kXForwarded = "x-forwarded-";
+  if (n.size() > kXForwarded.size() && iequals(n.substr(0, kXForwarded.size()), kXForwarded))
+    return FieldKind::kXForwardedOther;
   return FieldKind::kOther;
 }
 

@@ -42,6 +42,8 @@ enum class FieldKind : uint8_t {
   kOther, kHost, kContentLength, kTransferEncoding, kConnection, kKeepAlive, kTe, kTrailer,
   kProxyConnection, kUpgrade, kExpect, kXForwardedFor, kXForwardedProto, kXForwardedHost,
   kXForwardedPort, kXRequestId,
+  // What other proxies say about the client and its request: only a trusted proxy's pass on.
+  kForwarded, kXRealIp, kXForwardedOther,  // kXForwardedOther: any other X-Forwarded-*
 };
 FieldKind classify_field(std::string_view name) noexcept;
 

@@ -173,6 +173,11 @@ void build_upstream_request(const RequestHead& req, const ForwardInfo& info, std
         if (request_id_written || !valid_request_id(value)) continue;
         request_id_written = true;
         break;
+      case FieldKind::kForwarded:
+      case FieldKind::kXRealIp:
+      case FieldKind::kXForwardedOther:
+        if (!info.peer_trusted) continue;  // X-Forwarded-User: admin, from anyone: dropped
+        break;
       default:
         break;
     }

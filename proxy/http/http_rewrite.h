@@ -68,6 +68,9 @@ struct ForwardInfo {
   // be empty) instead of the X-Forwarded-For lines the request carried.
   bool own_chain = false;
   std::string_view chain;
+  // The client's peer is in trusted_proxies: the Forwarded, X-Real-IP and other X-Forwarded-*
+  // fields it sent pass on. From any other peer they are the client's claims and are dropped.
+  bool peer_trusted = false;
 };
 
 // True when the request carries a usable X-Request-Id (then no id needs generating).

@@ -252,6 +252,12 @@ TEST_CASE("classify_field is case-insensitive and exact", "[http_head]") {
   CHECK(classify_field("te") == FieldKind::kTe);
   CHECK(classify_field("X-Forwarded-For") == FieldKind::kXForwardedFor);
   CHECK(classify_field("Proxy-Connection") == FieldKind::kProxyConnection);
+  CHECK(classify_field("Forwarded") == FieldKind::kForwarded);
+  CHECK(classify_field("X-Real-IP") == FieldKind::kXRealIp);
+  CHECK(classify_field("X-Forwarded-Prefix") == FieldKind::kXForwardedOther);
+  CHECK(classify_field("x-forwarded-user") == FieldKind::kXForwardedOther);
+  CHECK(classify_field("X-Forwarded-") == FieldKind::kOther);  // a prefix with nothing after it
+  CHECK(classify_field("X-Forwardedness") == FieldKind::kOther);
 }
 
 TEST_CASE("a chunked body's first bytes: broken size lines are caught early", "[head][smuggling]") {

@@ -78,6 +78,31 @@ TEST_CASE("upstream request: X-Forwarded-For appended, X-Request-Id kept", "[rew
   CHECK(has_line(two, "X-Forwarded-For: 1.1.1.1, 2.2.2.2, 10.9.8.7"));
 }
 
+TEST_CASE("upstream request: what a proxy says about the client passes only from a trusted peer", "[rewrite]") {
+  const std::string raw =
+      "GET / HTTP/1.1\r\nHost: a\r\nForwarded: for=1.2.3.4\r\nX-Real-IP: 1.2.3.4\r\n"
+      "X-Forwarded-Prefix: /admin\r\nx-forwarded-user: root\r\nX-Forwarded-Ssl: on\r\nAccept: */*\r\n\r\n";
+  RequestHead req;
+  Limits limits;
+  REQUIRE(parse_request_head(raw, limits, req).ok());
+  const std::vector<std::string> claims = {"Forwarded: for=1.2.3.4", "X-Real-IP: 1.2.3.4", "X-Forwarded-Prefix: /admin",
+                                           "x-forwarded-user: root", "X-Forwarded-Ssl: on"};
+  for (const bool trusted : {false, true}) {
+    INFO("peer trusted: " << trusted);
+    ForwardInfo info{"10.9.8.7", "http", 8080, "gen-id"};
+    info.own_chain = true;
+    info.peer_trusted = trusted;
+    std::string out;
+    build_upstream_request(req, info, out);
+    for (const std::string& line : claims) {
+      INFO(line);
+      CHECK(has_line(out, line) == trusted);
+    }
+    CHECK(has_line(out, "Accept: */*"));
+    CHECK(has_line(out, "X-Forwarded-For: 10.9.8.7"));
+  }
+}
+
 TEST_CASE("upstream request: framing re-declared", "[rewrite]") {
   std::string cl = upstream_head("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0012\r\n\r\n");
   CHECK(has_line(cl, "Content-Length: 12"));
