@@ -28,7 +28,15 @@ Server::Server(std::string config_path, config::Config initial)
 Server::~Server() {
   workers_.clear();
   acme_.reset();  // joins the ACME thread
-  uv_loop_close(&loop_);
+  if (uv_loop_close(&loop_) == UV_EBUSY) {
+    // Startup failed part way (an address in use): the handles it had opened are still open.
+    // Close them and let the closes complete, or the loop's own memory is never freed.
+    uv_walk(&loop_, [](uv_handle_t* h, void*) {
+      if (!uv_is_closing(h)) uv_close(h, nullptr);
+    }, nullptr);
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    uv_loop_close(&loop_);
+  }
 }
 
 bool Server::open_listeners(std::vector<std::vector<ListenSocket>>& per_worker) {
