@@ -298,6 +298,10 @@ nlohmann::json explain_request(const RouteTable& table, std::string_view host, s
       return nullptr;
     }
   }
+  if (!http::valid_host(host)) {
+    *error = "invalid host: " + std::string(host.substr(0, 300));
+    return nullptr;
+  }
   // The request the route matchers are tested against, parsed as one from a client would be.
   std::string raw = std::string(method.empty() ? "GET" : method) + " " + std::string(path) + " HTTP/1.1\r\nHost: " +
                     std::string(host) + "\r\n";

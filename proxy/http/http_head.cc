@@ -64,9 +64,34 @@ bool parse_content_length(std::string_view v, uint64_t& out) {
   return true;
 }
 
+bool is_hex(unsigned char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+
+// uri-host [":" port] (RFC 9110 7.2, RFC 3986 3.2.2): an IPv6 literal in brackets, or a name of
+// unreserved, sub-delim and %HH characters; a port of digits only. "a.test:abc" or "a.test:1:2"
+// would be routed as a.test while the instance reads something else.
 bool valid_host_value(std::string_view v) {
-  for (unsigned char c : v)
-    if (!is_host_char(c)) return false;
+  std::string_view port;
+  if (!v.empty() && v.front() == '[') {
+    const size_t close = v.find(']');
+    if (close == std::string_view::npos || close == 1) return false;
+    for (unsigned char c : v.substr(1, close - 1))
+      if (!is_hex(c) && c != ':' && c != '.') return false;
+    const std::string_view after = v.substr(close + 1);
+    if (!after.empty() && after.front() != ':') return false;
+    port = after.empty() ? after : after.substr(1);
+  } else {
+    const size_t colon = v.find(':');
+    const std::string_view name = v.substr(0, colon);
+    for (size_t i = 0; i < name.size(); ++i) {
+      const auto c = static_cast<unsigned char>(name[i]);
+      if (!is_host_char(c) || c == '[' || c == ']') return false;
+      if (c == '%' && (i + 2 >= name.size() || !is_hex(name[i + 1]) || !is_hex(name[i + 2]))) return false;
+    }
+    if (colon != std::string_view::npos) port = v.substr(colon + 1);
+  }
+  if (port.size() > 5) return false;
+  for (unsigned char c : port)
+    if (!is_digit(c)) return false;
   return true;
 }
 
@@ -421,6 +446,8 @@ Outcome parse_request_head(std::string_view raw, const Limits& limits, RequestHe
   }
   return {};
 }
+
+bool valid_host(std::string_view v) noexcept { return valid_host_value(v); }
 
 bool upgrade_offered(std::string_view offered, std::string_view chosen) noexcept {
   // Each element of a comma-separated list, trimmed; empty elements are skipped.

@@ -129,6 +129,9 @@ bool is_token_char(unsigned char c) noexcept;
 // refused before any instance sees it. Empty or incomplete input is plausible.
 bool chunked_start_plausible(std::string_view body) noexcept;
 bool iequals(std::string_view a, std::string_view b) noexcept;
+// Whether `v` is a Host value Berth accepts: uri-host [":" port] (a name, or an IPv6 literal in
+// brackets; a port of at most five digits).
+bool valid_host(std::string_view v) noexcept;
 // Whether a 101's Upgrade value `chosen` names only protocols the request's Upgrade value
 // `offered` listed (RFC 9110 7.8), and at least one.
 bool upgrade_offered(std::string_view offered, std::string_view chosen) noexcept;

@@ -66,6 +66,11 @@ TEST_CASE("request heads: accepted forms", "[http_head]") {
   CHECK(h.path == "/");
 
   REQUIRE(parse("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", h) == HeadError::kNone);
+  // Host forms RFC 3986 allows: an IPv6 literal with a port, an empty port, %HH, sub-delims.
+  for (const char* host : {"[::1]:8080", "[2001:db8::1]", "a.test:", "a%2Eb.test", "a.test.", "127.0.0.1:80"}) {
+    INFO(host);
+    CHECK(parse(std::string("GET / HTTP/1.1\r\nHost: ") + host + "\r\n\r\n", h) == HeadError::kNone);
+  }
 
   REQUIRE(parse("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n", h) ==
           HeadError::kNone);
@@ -129,6 +134,16 @@ TEST_CASE("request heads: rejected, never forwarded", "[http_head][smuggling]") 
       {"two Host in 1.0", "GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n", HeadError::kBadRequest},
       {"Host with slash", "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", HeadError::kBadRequest},
       {"Host with userinfo", "GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", HeadError::kBadRequest},
+      {"Host port not digits", "GET / HTTP/1.1\r\nHost: a.test:abc\r\n\r\n", HeadError::kBadRequest},
+      {"Host with two ports", "GET / HTTP/1.1\r\nHost: a.test:1:2\r\n\r\n", HeadError::kBadRequest},
+      {"Host port too long", "GET / HTTP/1.1\r\nHost: a.test:123456\r\n\r\n", HeadError::kBadRequest},
+      {"Host bad percent-encoding", "GET / HTTP/1.1\r\nHost: a%zz.test\r\n\r\n", HeadError::kBadRequest},
+      {"Host IPv6 unclosed", "GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", HeadError::kBadRequest},
+      {"Host IPv6 then junk", "GET / HTTP/1.1\r\nHost: [::1]x\r\n\r\n", HeadError::kBadRequest},
+      {"Host IPv6 empty", "GET / HTTP/1.1\r\nHost: []\r\n\r\n", HeadError::kBadRequest},
+      {"Host bracket in a name", "GET / HTTP/1.1\r\nHost: a]b\r\n\r\n", HeadError::kBadRequest},
+      {"absolute-form port not digits", "GET http://a.test:x/ HTTP/1.1\r\nHost: a.test\r\n\r\n",
+       HeadError::kBadRequest},
       {"HTTP/0.9 line", "GET /\r\n\r\n", HeadError::kBadRequest},
       {"extra token", "GET / HTTP/1.1 extra\r\nHost: a\r\n\r\n", HeadError::kBadRequest},
       {"two spaces", "GET  / HTTP/1.1\r\nHost: a\r\n\r\n", HeadError::kBadRequest},
