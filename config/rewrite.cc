@@ -16,6 +16,30 @@ bool segment_prefix(std::string_view path, std::string_view prefix) {
   return path.size() == prefix.size() || prefix.back() == '/' || path[prefix.size()] == '/';
 }
 
+// Whether the written text of a path holds a "." or ".." segment (a dot may be written %2e,
+// parameters after ';' aside): the instance would resolve it, and the request would reach a
+// path its route does not guard. Segments holding a group reference (\N) are left to the
+// check each request's result gets.
+bool has_dot_segment(std::string_view text) {
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t end = text.find('/', start);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view segment = text.substr(start, end - start);
+    segment = segment.substr(0, segment.find(';'));
+    size_t dots = 0;
+    bool only_dots = !segment.empty() && segment.find('\\') == std::string_view::npos;
+    for (size_t i = 0; only_dots && i < segment.size(); ++i, ++dots) {
+      if (segment[i] == '.') continue;
+      only_dots = segment.substr(i, 3) == "%2e" || segment.substr(i, 3) == "%2E";
+      i += 2;
+    }
+    if (only_dots && (dots == 1 || dots == 2)) return true;
+    start = end + 1;
+  }
+  return false;
+}
+
 std::string_view without_trailing_slash(std::string_view prefix) {
   while (prefix.size() > 1 && prefix.back() == '/') prefix.remove_suffix(1);
   return prefix == "/" ? std::string_view() : prefix;
@@ -29,6 +53,7 @@ std::string rewrite_prefix_problem(std::string_view text) {
     if (c == '?' || c == '#') return std::string("must not contain '") + static_cast<char>(c) + "' (a path only)";
     if (!is_path_char(c)) return "must be visible ASCII without spaces";
   }
+  if (has_dot_segment(text)) return "must not hold a '.' or '..' segment (the instance would resolve it)";
   return {};
 }
 
@@ -51,6 +76,9 @@ std::string compile_path_regex(std::string_view pattern, std::string_view replac
       return "replacement '" + std::string(replacement) +
              "' may hold only visible ASCII without spaces, '?' or '#' (the query is kept as sent)";
   }
+  if (has_dot_segment(replacement))
+    return "replacement '" + std::string(replacement) +
+           "' must not hold a '.' or '..' segment (the instance would resolve it)";
   // An anchored pattern replaces from the first byte: the result starts with what the
   // replacement starts with, which must then be '/' (or a group, checked per request).
   if (pattern.front() == '^' && (replacement.empty() || (replacement.front() != '/' && replacement.front() != '\\')))
