@@ -1,5 +1,7 @@
 #include "proxy/http/http_rewrite.h"
 
+#include <cctype>
+
 #include <algorithm>
 #include <charconv>
 
@@ -92,9 +94,23 @@ void HeaderEdits::clear() noexcept {
 }
 
 namespace {
+// Whether a field named `name` is the one a rule names: case aside, and '_' taken as '-'.
+// Servers that map field names to variables (CGI, WSGI: HTTP_X_USER) read X_User as X-User, so
+// a removal that missed the underscore spelling would let a client slip in the field it removes
+// (forward auth's copy_headers, headers.request.remove).
+bool same_field(std::string_view rule, std::string_view name) {
+  if (rule.size() != name.size()) return false;
+  for (size_t i = 0; i < rule.size(); ++i) {
+    const char a = rule[i] == '_' ? '-' : rule[i], b = name[i] == '_' ? '-' : name[i];
+    if (a != b && std::tolower(static_cast<unsigned char>(a)) != std::tolower(static_cast<unsigned char>(b)))
+      return false;
+  }
+  return true;
+}
+
 bool listed(const std::vector<std::string>& names, std::string_view name) {
   for (const std::string& n : names)
-    if (iequals(n, name)) return true;
+    if (same_field(n, name)) return true;
   return false;
 }
 

@@ -10,12 +10,13 @@ using namespace berth::http;
 
 namespace {
 
-std::string upstream_head(const std::string& raw_in, std::string_view generated_id = "gen-id") {
+std::string upstream_head(const std::string& raw_in, std::string_view generated_id = "gen-id",
+                          const HeaderEdits* edits = nullptr) {
   const std::string raw = raw_in;
   RequestHead req;
   Limits limits;
   REQUIRE(parse_request_head(raw, limits, req).ok());
-  ForwardInfo info{"10.9.8.7", "http", 8080, generated_id};
+  ForwardInfo info{"10.9.8.7", "http", 8080, generated_id, edits};
   std::string out;
   build_upstream_request(req, info, out);
   return out;
@@ -185,6 +186,20 @@ TEST_CASE("local replies are complete and name their cause", "[rewrite]") {
   out.clear();
   build_local_reply(400, "bad-request", true, "", out);
   CHECK(has_line(out, "Connection: close"));
+}
+
+TEST_CASE("header removal takes '_' for '-': no X_User slips past a rule removing X-User", "[rewrite]") {
+  HeaderEdits edits;
+  edits.remove_request.push_back("X-User");
+  edits.add_request.push_back(Header{"X-User", "alice"});  // what forward auth's copy_headers does
+  const std::string up = upstream_head(
+      "GET / HTTP/1.1\r\nHost: a\r\nX-User: mallory\r\nx_user: mallory\r\nX_USER: mallory\r\n"
+      "X-Users: kept\r\nXUser: kept\r\n\r\n",
+      "id", &edits);
+  CHECK(up.find("mallory") == std::string::npos);
+  CHECK(has_line(up, "X-User: alice"));
+  CHECK(has_line(up, "X-Users: kept"));
+  CHECK(has_line(up, "XUser: kept"));
 }
 
 TEST_CASE("fixed header rules: removal by name whatever the length mask says, lines appended whole", "[rewrite]") {
