@@ -74,6 +74,23 @@ std::optional<Problem> parse_port(std::string_view label, std::string_view value
   return std::nullopt;
 }
 
+// A label's list (host names, methods) holds at most this many items. Lists are kept in label
+// order without repeats; the bound keeps that check, and the routes made from the list, small
+// (a container listing 100,000 hosts held the control loop for seconds).
+constexpr size_t kMaxLabelListItems = 1000;
+
+// Appends `item` unless the list holds it already; false when the list is full.
+bool add_distinct(std::vector<std::string>& list, std::string item) {
+  if (std::find(list.begin(), list.end(), item) != list.end()) return true;
+  if (list.size() >= kMaxLabelListItems) return false;
+  list.push_back(std::move(item));
+  return true;
+}
+
+std::string too_many_items(std::string_view what) {
+  return "lists more than " + std::to_string(kMaxLabelListItems) + " " + std::string(what);
+}
+
 std::optional<Problem> parse_hosts(std::string_view label, std::string_view value,
                                    std::vector<std::string>& out) {
   std::string_view rest = value;
@@ -86,7 +103,8 @@ std::optional<Problem> parse_hosts(std::string_view label, std::string_view valu
       return Problem{std::string(label), quoted(label, value) + ": '" + std::string(item) +
                                              "' is not a valid host name or *.wildcard"};
     }
-    if (std::find(out.begin(), out.end(), *pattern) == out.end()) out.push_back(*pattern);
+    if (!add_distinct(out, std::move(*pattern)))
+      return Problem{std::string(label), std::string(label) + " " + too_many_items("host names")};
     if (comma == std::string_view::npos) break;
     rest.remove_prefix(comma + 1);
   }
@@ -287,8 +305,7 @@ std::optional<Problem> parse_access_label(const std::string& label, std::string_
       if (!valid_method(item)) return bad("'" + std::string(item) + "' is not an HTTP method");
       std::string upper(item);
       for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-      if (std::find(access.methods.begin(), access.methods.end(), upper) == access.methods.end())
-        access.methods.push_back(upper);
+      if (!add_distinct(access.methods, std::move(upper))) return Problem{label, label + " " + too_many_items("methods")};
     }
   } else if (key == "rate_limit") {
     config::RateLimit& limit = access.rate_limit;
@@ -399,8 +416,8 @@ std::optional<Problem> parse_match_label(const std::string& label, std::string_v
       std::string_view item = trim(rest.substr(0, comma));
       auto method = config::normalize_method(item);
       if (!method) return Problem{label, quoted(label, value) + ": '" + std::string(item) + "' is not an HTTP method"};
-      if (std::find(match.methods.begin(), match.methods.end(), *method) == match.methods.end())
-        match.methods.push_back(*method);
+      if (!add_distinct(match.methods, std::move(*method)))
+        return Problem{label, label + " " + too_many_items("methods")};
       if (comma == std::string_view::npos) break;
       rest.remove_prefix(comma + 1);
     }
@@ -692,7 +709,7 @@ std::string parse_traefik_rule(std::string_view rule, std::vector<std::string>& 
       for (const std::string& host : values) {
         auto pattern = config::normalize_host_pattern(host);
         if (!pattern) return "'" + host + "' is not a valid host name";
-        if (std::find(hosts.begin(), hosts.end(), *pattern) == hosts.end()) hosts.push_back(*pattern);
+        if (!add_distinct(hosts, std::move(*pattern))) return "the rule " + too_many_items("host names");
       }
     } else if (fn == "PathPrefix") {
       if (values.size() != 1 || has_path) return "only one PathPrefix per rule is supported";

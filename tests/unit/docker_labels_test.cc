@@ -155,6 +155,43 @@ TEST_CASE("docker labels: invalid labels reject the container and name the label
   }
 }
 
+TEST_CASE("docker labels: a list of more than 1000 host names or methods rejects the container", "[docker][labels]") {
+  auto names = [](int n, const char* suffix) {
+    std::string list;
+    for (int i = 0; i < n; ++i) list += (i ? "," : "") + std::string("h") + std::to_string(i) + suffix;
+    return list;
+  };
+  std::string methods, rule = "Host(";
+  for (int i = 0; i < 1001; ++i) {
+    methods += (i ? ",M" : "M") + std::to_string(i);
+    rule += (i ? ", `h" : "`h") + std::to_string(i) + ".test`";
+  }
+  rule += ")";
+  const std::vector<std::map<std::string, std::string>> refused = {
+      {{"berth.enable", "true"}, {"berth.host", names(1001, ".test")}, {"berth.port", "80"}},
+      {{"berth.enable", "true"}, {"berth.routes.r.host", names(1001, ".test")}, {"berth.port", "80"}},
+      {{"berth.enable", "true"}, {"berth.host", "a.test"}, {"berth.port", "80"}, {"berth.match.methods", methods}},
+      {{"berth.enable", "true"}, {"berth.host", "a.test"}, {"berth.port", "80"}, {"berth.access.methods", methods}},
+      {{"traefik.enable", "true"}, {"traefik.http.routers.r.rule", rule},
+       {"traefik.http.services.s.loadbalancer.server.port", "80"}},
+  };
+  LabelOptions options;
+  options.traefik = true;
+  for (const auto& labels : refused) {
+    INFO(labels.begin()->first << " ... " << labels.rbegin()->first);
+    ContainerSpec spec = parse_container_labels(host_container(labels), options);
+    CHECK(spec.kind == Kind::kRejected);
+    INFO(spec.reason.substr(0, 300));
+    CHECK(spec.reason.find("more than 1000") != std::string::npos);
+    if (labels.count("berth.enable")) CHECK(spec.reason.size() < 300);  // the label, not its megabytes
+  }
+  // 1000 distinct names (with repeats, which do not count) are fine.
+  ContainerSpec ok = parse_container_labels(
+      host_container({{"berth.enable", "true"}, {"berth.host", names(1000, ".test") + ",h0.test"}, {"berth.port", "80"}}), {});
+  REQUIRE(ok.kind == Kind::kRouted);
+  CHECK(ok.routes.at(0).hosts.size() == 1000);
+}
+
 TEST_CASE("docker labels: the port comes from the only exposed port, else it is required", "[docker][labels]") {
   ContainerFacts c = host_container({{"berth.enable", "true"}, {"berth.host", "a.test"}});
   c.network_mode = "default";
