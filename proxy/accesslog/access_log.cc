@@ -67,6 +67,7 @@ void AccessLog::reopen(uv_loop_t* loop) {
 uint64_t AccessLog::dropped() const {
   uint64_t n = 0;
   if (file_sink_) n += file_sink_->dropped();
+  if (file_) n += file_->lost();
   if (syslog_sink_) n += syslog_sink_->dropped();
   if (syslog_) n += syslog_->dropped();
   return n;

@@ -33,7 +33,8 @@ class AccessLog final : public RecordSink {
   // SIGUSR1: reopens the file (control loop; no-op without a file or for stdout).
   void reopen(uv_loop_t* loop);
 
-  // Records not delivered: dropped from a full buffer, plus (syslog) those the receiver could not
+  // Records not delivered: dropped from a full buffer, those a file write failed for (a full
+  // disk), plus (syslog) those the receiver could not
   // be handed. Read from any thread.
   uint64_t dropped() const;
   uint64_t syslog_sent() const { return syslog_ ? syslog_->sent() : 0; }

@@ -24,6 +24,8 @@ class FileOutput final : public BatchOutput {
   ~FileOutput() override;
 
   void write(std::span<const iovec> batch) override;  // the writer thread
+  // Records a write failed for (a full disk, a reader gone): not delivered, so counted.
+  uint64_t lost() const { return lost_.load(std::memory_order_relaxed); }
 
   // From the control loop: reopens the path without blocking the loop (no-op for stdout).
   // Results are logged (`access_log_reopened` / `access_log_reopen_failed`).
@@ -40,6 +42,8 @@ class FileOutput final : public BatchOutput {
   int fd_;       // stays the same number for the output's life; reopen dup2s over it
   bool owned_;   // false for stdout
   std::atomic<uint64_t> reopens_{0};
+  std::atomic<uint64_t> lost_{0};
+  int failing_errno_ = 0;  // writer thread: the error last logged, 0 while writes succeed
   bool reopening_ = false;  // control loop only
 };
 

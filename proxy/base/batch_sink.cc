@@ -125,21 +125,32 @@ Producer* producer_for(const std::shared_ptr<BatchSink::State>& state) {
 }  // namespace
 
 void FdOutput::write(std::span<const iovec> batch) {
+  uint64_t lost = 0;
+  write_all(fd_, batch, &lost);
+}
+
+int FdOutput::write_all(int fd, std::span<const iovec> batch, uint64_t* lines_lost) {
   std::vector<iovec> rest(batch.begin(), batch.end());
   size_t i = 0;
   while (true) {
     while (i < rest.size() && rest[i].iov_len == 0) ++i;
-    if (i == rest.size()) return;
+    if (i == rest.size()) return 0;
     const int count = static_cast<int>(std::min<size_t>(rest.size() - i, IOV_MAX));
-    ssize_t n = ::writev(fd_, &rest[i], count);
+    ssize_t n = ::writev(fd, &rest[i], count);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        pollfd p{fd_, POLLOUT, 0};
+        pollfd p{fd, POLLOUT, 0};
         ::poll(&p, 1, -1);
         continue;
       }
-      return;
+      const int error = errno;
+      *lines_lost = 0;
+      for (; i < rest.size(); ++i) {
+        const char* bytes = static_cast<const char*>(rest[i].iov_base);
+        *lines_lost += static_cast<uint64_t>(std::count(bytes, bytes + rest[i].iov_len, '\n'));
+      }
+      return error;
     }
     auto left = static_cast<size_t>(n);
     while (left > 0) {

@@ -44,6 +44,9 @@ class FdOutput final : public BatchOutput {
  public:
   explicit FdOutput(int fd) : fd_(fd) {}
   void write(std::span<const iovec> batch) override;
+  // Writes the whole batch to fd (waiting while it is full). 0, or the errno that stopped it,
+  // with *lines_lost the newlines (records) in the bytes left unwritten.
+  static int write_all(int fd, std::span<const iovec> batch, uint64_t* lines_lost);
 
  private:
   int fd_;

@@ -676,3 +676,27 @@ TEST_CASE("access log: a file that cannot be opened stops Berth at start; a relo
   CHECK(recs.size() == 1);
   CHECK(read_file(other).empty());
 }
+
+TEST_CASE("access log: a FIFO with no reader stops Berth at start; failed writes are counted", "[accesslog]") {
+  // A FIFO nobody reads: the open must not wait for a reader (it held start-up forever).
+  TempDir dir;
+  const std::string fifo = dir.file("log.fifo");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  const std::string conf = dir.file("fifo.yaml");
+  REQUIRE(write_file(conf, config_head(1) + "access_log: {path: \"" + fifo + "\"}\n"));
+  std::string out, err;
+  auto status = run_berth({"--config", conf}, &out, &err);
+  INFO(err);
+  CHECK(exited_with(status, 1));
+  CHECK(err.find("a FIFO with no reader") != std::string::npos);
+
+  // Every write fails (a full disk): the records are counted as dropped and the failure logged once.
+  LogEnv env("access_log: {path: /dev/full}\n");
+  for (int i = 0; i < 5; ++i) REQUIRE(http_get(env.berth->port(), "/full", "log.test").status == 200);
+  CHECK(wait_until([&] { return access_log_stats(env.berth->admin_port()).dropped == 5; }, 3s));
+  const std::string log = env.berth->log();
+  INFO(log);
+  size_t failures = 0;
+  for (size_t at = 0; (at = log.find("event=access_log_write_failed", at)) != std::string::npos; ++at) ++failures;
+  CHECK(failures == 1);
+}
