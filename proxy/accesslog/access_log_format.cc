@@ -7,35 +7,13 @@
 #include <ctime>
 
 #include "proxy/base/time_text.h"
+#include "proxy/base/utf8.h"
 #include "proxy/model/route_table.h"
 
 namespace berth::accesslog {
 namespace {
 
 constexpr char kHex[] = "0123456789abcdef";
-
-// Length of the valid UTF-8 character starting at s[i], or 0 when the byte there does not start
-// one (a stray continuation byte, an overlong form, a surrogate, past U+10FFFF, or cut short).
-size_t utf8_char_len(std::string_view s, size_t i) {
-  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[i + k]); };
-  const unsigned char c = b(0);
-  if (c < 0x80) return 1;
-  size_t len = 0;
-  unsigned char lo = 0x80, hi = 0xBF;  // the allowed range of the second byte
-  if (c >= 0xC2 && c <= 0xDF) len = 2;
-  else if (c == 0xE0) len = 3, lo = 0xA0;
-  else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) len = 3;
-  else if (c == 0xED) len = 3, hi = 0x9F;
-  else if (c == 0xF0) len = 4, lo = 0x90;
-  else if (c >= 0xF1 && c <= 0xF3) len = 4;
-  else if (c == 0xF4) len = 4, hi = 0x8F;
-  else return 0;
-  if (i + len > s.size()) return 0;
-  if (b(1) < lo || b(1) > hi) return 0;
-  for (size_t k = 2; k < len; ++k)
-    if (b(k) < 0x80 || b(k) > 0xBF) return 0;
-  return len;
-}
 
 void append_uint(std::string& out, uint64_t v) {
   char buf[24];
@@ -130,7 +108,7 @@ char* put_json_string(char* p, std::string_view s, size_t max_bytes) {
     while (i < run_limit && byte_plain(static_cast<unsigned char>(s[i]))) *p++ = s[i++];
     if (i == n) break;
     const unsigned char c = static_cast<unsigned char>(s[i]);
-    const size_t len = utf8_char_len(s, i);
+    const size_t len = utf8::char_len(s, i);
     const size_t taken = len ? len : 1;
     if (max_bytes && i + taken > max_bytes) {
       p = put(p, "...");

@@ -11,6 +11,7 @@
 #include <prometheus/text_serializer.h>
 
 #include "proxy/base/clock.h"
+#include "proxy/base/utf8.h"
 
 namespace berth {
 
@@ -28,7 +29,9 @@ MetricFamily family(const char* name, const char* help, MetricType type) {
   return f;
 }
 
-ClientMetric::Label label(const char* name, std::string value) { return {name, std::move(value)}; }
+// Label values are UTF-8 in the exposition format: one route name with other bytes (a config
+// file may hold any) would make Prometheus refuse the whole scrape.
+ClientMetric::Label label(const char* name, std::string value) { return {name, utf8::valid(std::move(value))}; }
 
 void add_value(MetricFamily& f, std::vector<ClientMetric::Label> labels, double value) {
   ClientMetric m;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "proxy/base/utf8.h"
 #include "proxy/metrics/exporter.h"
 #include "proxy/metrics/metrics_sink.h"
 #include "proxy/model/route_table.h"
@@ -205,6 +206,18 @@ TEST_CASE("metrics: every worker's counts are summed", "[metrics]") {
   CHECK(traffic[0].service == "web");
   CHECK(traffic[0].requests == 7);
   CHECK(traffic[0].responses_5xx == 1);
+}
+
+TEST_CASE("metrics: a label value that is not UTF-8 has its bad bytes replaced, so the scrape stays valid",
+          "[metrics]") {
+  MetricsExporter exporter(1, MetricsInputs{});
+  exporter.sink(0)->on_exchange(proxied("bad\xff\xfename", "web", {"10.0.0.5:80"}, 200));
+  auto fs = exporter.collect();
+  CHECK(find_metric(fs, "berth_requests_total", {{"route", "bad\xEF\xBF\xBD\xEF\xBF\xBDname"}, {"service", "web"},
+                                                 {"method", "GET"}, {"code", "200"}}));
+  CHECK(utf8::valid("caf\xC3\xA9") == "caf\xC3\xA9");           // valid: as it is
+  CHECK(utf8::valid("\xC0\xAF") == "\xEF\xBF\xBD\xEF\xBF\xBD");  // overlong '/': two bad bytes
+  CHECK(utf8::valid("a\xE2\x82") == "a\xEF\xBF\xBD\xEF\xBF\xBD");  // cut short
 }
 
 TEST_CASE("metrics: instance series carry the snapshot's health and container, and leave with the instance",
