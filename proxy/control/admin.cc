@@ -132,12 +132,14 @@ void AdminServer::respond(Conn* c, std::string_view head) {
   uint16_t status = 200;
   std::string body;
   std::string type = "text/plain; charset=utf-8";
+  std::string_view extra = "Cache-Control: no-store\r\n";
   if (!o.ok()) {
     status = 400;
     body = "bad request\n";
   } else if (req.method != "GET" && req.method != "HEAD") {
     status = 405;
     body = "method not allowed\n";
+    extra = "Cache-Control: no-store\r\nAllow: GET, HEAD\r\n";  // RFC 9110 15.5.6
   } else {
     size_t q = req.path.find('?');
     AdminRequest ar{req.path.substr(0, q), q == std::string_view::npos ? std::string_view() : req.path.substr(q + 1)};
@@ -153,7 +155,7 @@ void AdminServer::respond(Conn* c, std::string_view head) {
     }
   }
   c->out.clear();
-  http::build_local_response(status, type, body, true, "Cache-Control: no-store\r\n", c->out, o.ok() && req.method_head);
+  http::build_local_response(status, type, body, true, extra, c->out, o.ok() && req.method_head);
   uv_buf_t b = uv_buf_init(c->out.data(), static_cast<unsigned>(c->out.size()));
   c->write_req.data = c;
   int rc = uv_write(&c->write_req, reinterpret_cast<uv_stream_t*>(&c->tcp), &b, 1, [](uv_write_t* w, int) {

@@ -50,5 +50,11 @@ TEST_CASE("admin: unknown paths are 404, and the admin API is not on the proxy l
   INFO(r.raw_head << r.error);
   CHECK(r.status == 200);
   CHECK(r.body == "origin=A path=/api/routes\n");
+  // Only GET and HEAD: anything else is 405 with the methods allowed.
+  Client c(env.admin_port());
+  r = c.request(make_request("POST", "/api/routes", "127.0.0.1", {}, "x"));
+  INFO(r.raw_head << r.error);
+  CHECK(r.status == 405);
+  CHECK(r.header("allow").value_or("") == "GET, HEAD");
   check_alive(env);
 }
