@@ -10,15 +10,38 @@
 namespace berth {
 namespace {
 constexpr size_t kMaxAdminRequest = 16 * 1024;
-}
+// One admin exchange (the head in, the answer out) gets this long, then its connection closes:
+// a client that sends nothing, or a byte now and then, holds no descriptor longer.
+constexpr uint64_t kAdminExchangeMs = 10'000;
+// Admin connections open at once; more are closed when accepted. Scrapes and the status page
+// need a few; a flood must not take the descriptors the proxy listeners need.
+constexpr size_t kMaxAdminConnections = 64;
+}  // namespace
 
 struct AdminServer::Conn {
   uv_tcp_t tcp;
+  uv_timer_t deadline;
   uv_write_t write_req;
   AdminServer* server;
   std::string in;
   std::string out;
   bool responded = false;
+  bool closing = false;
+  int open_handles = 0;
+
+  // Closes both handles; the last to close frees the connection.
+  void close() {
+    if (closing) return;
+    closing = true;
+    const uv_close_cb closed = [](uv_handle_t* h) {
+      auto* c = static_cast<Conn*>(h->data);
+      if (--c->open_handles > 0) return;
+      --c->server->connections_;
+      delete c;
+    };
+    uv_close(reinterpret_cast<uv_handle_t*>(&tcp), closed);
+    uv_close(reinterpret_cast<uv_handle_t*>(&deadline), closed);
+  }
 };
 
 std::string admin_query_param(std::string_view query, std::string_view name) {
@@ -92,10 +115,15 @@ void AdminServer::on_connection(uv_stream_t* server, int status) {
   c->server = self;
   uv_tcp_init(self->loop_, &c->tcp);
   c->tcp.data = c;
-  if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0) {
-    uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp), [](uv_handle_t* h) { delete static_cast<Conn*>(h->data); });
+  uv_timer_init(self->loop_, &c->deadline);
+  c->deadline.data = c;
+  c->open_handles = 2;
+  ++self->connections_;
+  if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0 || self->connections_ > kMaxAdminConnections) {
+    c->close();
     return;
   }
+  uv_timer_start(&c->deadline, [](uv_timer_t* t) { static_cast<Conn*>(t->data)->close(); }, kAdminExchangeMs, 0);
   uv_read_start(
       reinterpret_cast<uv_stream_t*>(&c->tcp),
       [](uv_handle_t*, size_t, uv_buf_t* buf) {
@@ -105,18 +133,15 @@ void AdminServer::on_connection(uv_stream_t* server, int status) {
       },
       [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
         auto* c = static_cast<Conn*>(s->data);
-        auto close_conn = [c] {
-          uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp), [](uv_handle_t* h) { delete static_cast<Conn*>(h->data); });
-        };
         if (c->responded) return;
         if (n < 0) {
-          close_conn();
+          c->close();
           return;
         }
         c->in.append(buf->base, static_cast<size_t>(n));
         size_t end = http::find_head_end(c->in.data(), c->in.size(), 0);
         if (!end) {
-          if (c->in.size() > kMaxAdminRequest) close_conn();
+          if (c->in.size() > kMaxAdminRequest) c->close();
           return;
         }
         uv_read_stop(s);
@@ -158,12 +183,9 @@ void AdminServer::respond(Conn* c, std::string_view head) {
   http::build_local_response(status, type, body, true, extra, c->out, o.ok() && req.method_head);
   uv_buf_t b = uv_buf_init(c->out.data(), static_cast<unsigned>(c->out.size()));
   c->write_req.data = c;
-  int rc = uv_write(&c->write_req, reinterpret_cast<uv_stream_t*>(&c->tcp), &b, 1, [](uv_write_t* w, int) {
-    auto* conn = static_cast<Conn*>(w->data);
-    uv_close(reinterpret_cast<uv_handle_t*>(&conn->tcp), [](uv_handle_t* h) { delete static_cast<Conn*>(h->data); });
-  });
-  if (rc != 0)
-    uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp), [](uv_handle_t* h) { delete static_cast<Conn*>(h->data); });
+  int rc = uv_write(&c->write_req, reinterpret_cast<uv_stream_t*>(&c->tcp), &b, 1,
+                    [](uv_write_t* w, int) { static_cast<Conn*>(w->data)->close(); });
+  if (rc != 0) c->close();
 }
 
 }  // namespace berth

@@ -50,6 +50,7 @@ class AdminServer {
   uv_loop_t* loop_;
   uv_tcp_t server_;
   bool started_ = false;
+  size_t connections_ = 0;  // open (accepted and not yet closed)
   std::map<std::string, AdminHandler, std::less<>> handlers_;
 };
 

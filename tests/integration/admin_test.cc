@@ -58,3 +58,24 @@ TEST_CASE("admin: unknown paths are 404, and the admin API is not on the proxy l
   CHECK(r.header("allow").value_or("") == "GET, HEAD");
   check_alive(env);
 }
+
+TEST_CASE("admin: idle connections are closed after 10 s, and at most 64 are open at once", "[admin]") {
+  // Clients that send nothing must not hold descriptors the proxy listeners need.
+  Berth berth(config_head(1) + "routes: []\nservices: {}\n");
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  std::vector<std::unique_ptr<Client>> idle;
+  for (int i = 0; i < 64; ++i) {
+    idle.push_back(std::make_unique<Client>(berth.admin_port()));
+    REQUIRE(idle.back()->connected());
+  }
+  // Each connect is accepted on the control loop in turn: the 65th is closed as soon as it is.
+  Client over(berth.admin_port());
+  CHECK(over.wait_closed(3s));
+  const auto t0 = Clock::now();
+  for (auto& c : idle) CHECK(c->wait_closed(15s));  // the exchange deadline: 10 s from accept
+  CHECK(seconds_since(t0) > 5.0);
+  Response r = http_get(berth.admin_port(), "/healthz", "127.0.0.1");
+  CHECK(r.status == 200);
+  CHECK(berth.running());
+}
