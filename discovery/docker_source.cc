@@ -207,7 +207,8 @@ void DockerSource::subscribe() {
 
 void DockerSource::on_stream_data(std::string_view bytes) {
   const int64_t received = realtime_ns();
-  bool ok = splitter_.feed(bytes, [this, received](std::string_view line) {
+  const uint64_t skipped_before = splitter_.skipped();
+  splitter_.feed(bytes, [this, received](std::string_view line) {
     if (phase_ == Phase::kWaiting || phase_ == Phase::kStopped) return;
     std::string error;
     auto event = parse_event(line, &error);
@@ -223,9 +224,15 @@ void DockerSource::on_stream_data(std::string_view bytes) {
       buffered_.push_back(std::move(*event));
     }
   });
-  if (!ok) {
-    lost("an event larger than 16 MiB");
-    return;
+  if (splitter_.skipped() != skipped_before) {
+    // What the skipped event said is learnt again from the engine: a fresh list and inspects,
+    // while the stream goes on (events meanwhile are buffered and replayed, as at start).
+    log::warn("docker_event_skipped").kv("reason", "an event larger than 16 MiB")
+        .kv("action", phase_ == Phase::kSynced ? "listing the containers again" : "the sync under way covers it");
+    if (phase_ == Phase::kSynced) {
+      list();
+      return;
+    }
   }
   if (phase_ == Phase::kSynced && dirty_) {
     dirty_ = false;

@@ -84,7 +84,9 @@ class DockerSource final : public Source {
   std::string own_id_guess_;
   bool own_networks_known_ = false;
 
-  LineSplitter splitter_;
+  // An event over 16 MiB (a container's labels are copied into its events) is skipped, not the
+  // stream's end: reconnecting from `since` would replay it, for ever.
+  LineSplitter splitter_{16u << 20, /*skip_long=*/true};
   std::vector<DockerEvent> buffered_;       // events that arrived during a sync
   int64_t last_event_ns_ = 0;               // resume point for `since`
   int64_t first_since_ns_ = 0;

@@ -12,15 +12,28 @@ namespace berth::discovery {
 
 class LineSplitter {
  public:
-  explicit LineSplitter(size_t max_line = 16u << 20) : max_line_(max_line) {}
+  // skip_long: a line that grows past max_line is dropped (its bytes discarded up to its '\n')
+  // and counted in skipped(), and the lines after it go on; else the stream is unusable.
+  explicit LineSplitter(size_t max_line = 16u << 20, bool skip_long = false)
+      : max_line_(max_line), skip_long_(skip_long) {}
   // Calls on_line for every complete line (without the '\n' or a trailing '\r'; empty lines are
-  // skipped). False when a line grows past max_line (the stream is then unusable).
+  // skipped). False when a line grows past max_line and skip_long is off.
   bool feed(std::string_view bytes, const std::function<void(std::string_view)>& on_line);
   size_t pending() const { return partial_.size(); }
-  void reset() { partial_.clear(); }
+  uint64_t skipped() const { return skipped_; }
+  void reset() {
+    partial_.clear();
+    skipping_ = false;
+  }
 
  private:
+  // A line outgrew max_line: false, or (skip_long) true with the rest of it to be discarded.
+  bool too_long();
+
   size_t max_line_;
+  bool skip_long_;
+  bool skipping_ = false;  // inside a line too long to keep
+  uint64_t skipped_ = 0;
   std::string partial_;
 };
 

@@ -148,6 +148,23 @@ TEST_CASE("docker stream: LineSplitter keeps partial lines and caps their size",
   CHECK(out == std::vector<std::string>{"abc"});
   CHECK(s.pending() == 2);
   CHECK_FALSE(s.feed("0123456789", sink));
+  CHECK(s.skipped() == 1);
+}
+
+TEST_CASE("docker stream: a line too long is skipped, and the lines after it go on", "[docker][stream]") {
+  // Reconnecting from `since` would replay such an event for ever: it is dropped instead. Lines
+  // arrive over several reads (as a 16 MiB event does); one read's whole line is never partial.
+  const std::string stream = "one\n" + std::string(25, 'x') + "\ntwo\n" + std::string(11, 'y') + "\nthree\n";
+  for (size_t piece = 1; piece <= 4; ++piece) {
+    INFO("reads of " << piece << " bytes");
+    LineSplitter s(10, /*skip_long=*/true);
+    std::vector<std::string> out;
+    auto sink = [&](std::string_view l) { out.emplace_back(l); };
+    for (size_t at = 0; at < stream.size(); at += piece) CHECK(s.feed(std::string_view(stream).substr(at, piece), sink));
+    CHECK(out == std::vector<std::string>{"one", "two", "three"});
+    CHECK(s.skipped() == 2);
+    CHECK(s.pending() == 0);
+  }
 }
 
 TEST_CASE("docker events: decoding", "[docker][events]") {
