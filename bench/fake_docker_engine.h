@@ -134,6 +134,9 @@ struct Container {
   // Empty: host networking (the template). Else the container is on this one network, where
   // its inspect shows `ip` while it runs and no address before (as an engine assigns it at start).
   std::string network, ip;
+  // Not 200: its inspect is answered with this status and a docker error message, as an engine
+  // does for a container it fails to describe.
+  int inspect_status = 200;
 };
 
 // A container whose labels route `host` to its `port` (berth.enable, berth.host, berth.port),
@@ -338,7 +341,10 @@ class FakeEngine {
   }
 
   static std::string response(int status, const std::string& body, bool may_chunk) {
-    const char* reason = status == 200 ? "OK" : status == 404 ? "Not Found" : "Bad Request";
+    const char* reason = status == 200   ? "OK"
+                         : status == 404 ? "Not Found"
+                         : status == 500 ? "Internal Server Error"
+                                         : "Bad Request";
     time_t now = time(nullptr);
     tm t{};
     gmtime_r(&now, &t);
@@ -488,8 +494,11 @@ class FakeEngine {
         if (it == by_id_.end()) {
           status = 404;
           body = R"({"message":"No such container: )" + id + "\"}";
+        } else if (const Container& c = containers_[it->second]; c.inspect_status != 200) {
+          status = c.inspect_status;
+          body = R"({"message":"cannot inspect container )" + id + "\"}";
         } else {
-          body = inspect_json(containers_[it->second]);
+          body = inspect_json(c);
         }
         ++asked_[id];
         cv_.notify_all();

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
+#include <optional>
 
 #include "discovery/self_container.h"
 #include "proxy/model/endpoint_health.h"
@@ -489,16 +490,19 @@ void DockerSource::on_inspect(const std::string& id, const HttpResult& r) {
     dormant_.erase(id);
     pending_kills_.erase(id);
     sync_waiting_.erase(id);
-  } else if (!r.ok()) {
+  } else if (r.status == 0) {
+    // No answer at all: the engine is gone. An answer with an error status or an oversized
+    // body concerns that container only (below), so it does not end the sync for the others.
     lost("inspect " + id.substr(0, 12) + ": " + r.describe());
     return;
   } else if (state.stale) {
     answered = false;
     inspect(id);  // events arrived while it was answered: ask again, apply that answer
   } else {
-    nlohmann::json j = nlohmann::json::parse(r.body, nullptr, false);
-    std::string error;
-    if (auto facts = parse_inspect(j, &error)) {
+    std::string error = r.ok() ? "" : r.describe();
+    std::optional<ContainerFacts> facts;
+    if (error.empty()) facts = parse_inspect(nlohmann::json::parse(r.body, nullptr, false), &error);
+    if (facts) {
       // Asked before a `start` that arrived meanwhile (typically the create's inspect): the
       // facts are current but for the run state, which the event gives.
       const bool start_after = state.started_ns != 0 && !facts->running;

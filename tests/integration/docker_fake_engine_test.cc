@@ -2,6 +2,9 @@
 // when an inspect is answered: event orders a real engine produces only by chance.
 #include <catch2/catch.hpp>
 
+#include <functional>
+#include <vector>
+
 #include <nlohmann/json.hpp>
 
 #include "bench/fake_docker_engine.h"
@@ -19,11 +22,15 @@ struct Setup {
   Origin origin{"race"};
   std::unique_ptr<Berth> berth_owner;
 
-  // `running`: containers the engine has from the start (churn-<i>, routed at c<i>.churn.test).
-  explicit Setup(const std::string& docker_extra = "", int running = 0) {
+  // `running`: containers the engine has from the start (churn-<i>, routed at c<i>.churn.test);
+  // `more`: further containers it has from the start, made with the origin's port.
+  explicit Setup(const std::string& docker_extra = "", int running = 0,
+                 const std::function<std::vector<fake_docker::Container>(int)>& more = {}) {
     engine_owner = std::make_unique<fake_docker::FakeEngine>(
         dir.file("docker.sock"), running, fake_docker::ojson::parse(fake_docker::kInspectTemplate),
         fake_docker::ojson::parse(fake_docker::kListTemplate));
+    if (more)
+      for (auto& c : more(origin.port())) engine_owner->add(std::move(c));
     engine_owner->start();
     REQUIRE(origin.ok());
     berth_owner = std::make_unique<Berth>(config_head(2) + "docker: {enabled: true, endpoint: \"unix://" +
@@ -159,5 +166,27 @@ TEST_CASE("docker events: stop and start of one container among many swap its se
   auto after = stats_of(berth);
   CHECK(after.value("generation", uint64_t{0}) >= generation + 4);
   CHECK(after.value("route_index_builds", uint64_t{0}) == builds);
+  CHECK(berth.running());
+}
+
+TEST_CASE("docker sync: a container whose inspect fails is left out, the others are routed", "[docker_fake]") {
+  // The engine answers one container's inspect with HTTP 500: that is no lost engine.
+  Setup setup("", 0, [](int port) {
+    fake_docker::Container bad = fake_docker::running_routed(91001, "bad-1", "bad.test", port);
+    bad.inspect_status = 500;
+    return std::vector<fake_docker::Container>{fake_docker::running_routed(91000, "good-1", "good.test", port), bad};
+  });
+  Berth& berth = setup.berth();
+  INFO(berth.log());
+  CHECK(http_get(berth.port(), "/", "good.test").status == 200);
+  CHECK(http_get(berth.port(), "/", "bad.test").status == 404);
+  auto routes = nlohmann::json::parse(http_get(berth.admin_port(), "/api/routes", "127.0.0.1").body, nullptr, false);
+  REQUIRE(routes.is_object());
+  CHECK(routes["discovery"][0]["in_sync"] == true);
+  std::vector<std::string> hosts;
+  for (const auto& r : routes["routes"]) hosts.push_back(r.value("host", ""));
+  CHECK(hosts == std::vector<std::string>{"good.test"});
+  CHECK(berth.log().find("event=docker_disconnected") == std::string::npos);
+  CHECK(berth.log().find(fake_docker::hex_id(91001).substr(0, 12)) != std::string::npos);  // named in the warning
   CHECK(berth.running());
 }
