@@ -271,9 +271,7 @@ const char* acme_challenge_name(Acme::Challenge challenge) {
 
 std::optional<Millis> parse_duration(std::string_view text) {
   auto millis = parse_number_with_unit(text, kDurationUnits);
-  if (!millis || *millis > static_cast<uint64_t>(std::numeric_limits<Millis::rep>::max())) {
-    return std::nullopt;
-  }
+  if (!millis || *millis > static_cast<uint64_t>(kMaxDuration.count())) return std::nullopt;
   return Millis(static_cast<Millis::rep>(*millis));
 }
 

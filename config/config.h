@@ -482,7 +482,10 @@ LoadResult load_file(const std::string& path);
 LoadResult load_string(std::string_view yaml, const std::string& source_name);
 
 // Parsing helpers shared with discovery labels (also never throw).
-// "10s", "500ms", "5m", "1h", "250us" is not accepted; a bare integer means seconds.
+// "10s", "500ms", "5m", "1h", "250us" is not accepted; a bare integer means seconds. At most
+// kMaxDuration: a duration is added to clock readings in nanoseconds, which a larger one would
+// overflow (2562047h is int64's nanoseconds), and no timeout, interval or grace wants more.
+inline constexpr Millis kMaxDuration = std::chrono::hours(24 * 365 * 10);  // 87600h
 std::optional<Millis> parse_duration(std::string_view text);
 // "1024", "64KiB", "10MiB", "1GiB", "64KB" (KB = 1000), "0".
 std::optional<uint64_t> parse_size(std::string_view text);

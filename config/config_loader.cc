@@ -439,7 +439,7 @@ std::optional<Millis> Loader::read_duration(const Value& value, bool allow_zero)
   if (value.node.IsScalar()) duration = parse_duration(value.node.Scalar());
   if (!duration) {
     fail(value.mark, value.path + ": expected a duration such as 500ms, 10s, 5m, 1h or a whole "
-                                  "number of seconds, got " + describe(value.node));
+                                  "number of seconds (at most 87600h), got " + describe(value.node));
     return std::nullopt;
   }
   if (duration->count() == 0 && !allow_zero) {

@@ -90,7 +90,7 @@ TEST_CASE("acme config: refusals carry file:line", "[config][acme]") {
   SECTION("a bad renew_before") {
     LoadResult r = load(base + "acme:\n  directory: https://ca.test/dir\n  storage: /s\n  renew_before: soon\n");
     CHECK(all_errors(r) == "t.yaml:12:17: acme.renew_before: expected a duration such as 500ms, 10s, 5m, 1h or a whole "
-                           "number of seconds, got 'soon'\n");
+                           "number of seconds (at most 87600h), got 'soon'\n");
   }
   SECTION("a wildcard host over http-01") {
     LoadResult r = load(base + "acme: {directory: \"https://ca.test/dir\", storage: /s}\n"

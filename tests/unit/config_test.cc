@@ -366,13 +366,16 @@ const std::vector<ErrorCase> kErrorCases = {
     {"duplicate top-level key", std::string(kListener) + "workers: 1\nworkers: 2\n", 3, 1,
      "duplicate key 'workers' in the top-level map (first at line 2)"},
     {"bad duration", std::string(kListener) + "timeouts:\n  drain: 10x\n", 3, 10,
-     "timeouts.drain: expected a duration such as 500ms, 10s, 5m, 1h or a whole number of seconds, "
-     "got '10x'"},
+     "timeouts.drain: expected a duration such as 500ms, 10s, 5m, 1h or a whole number of seconds "
+     "(at most 87600h), got '10x'"},
+    {"duration over the limit", std::string(kListener) + "timeouts:\n  drain: 87601h\n", 3, 10,
+     "timeouts.drain: expected a duration such as 500ms, 10s, 5m, 1h or a whole number of seconds "
+     "(at most 87600h), got '87601h'"},
     {"zero duration", std::string(kListener) + "timeouts:\n  upstream_connect: 0ms\n", 3, 21,
      "timeouts.upstream_connect: must be greater than 0"},
     {"duration given as a list", std::string(kListener) + "timeouts:\n  drain: [1]\n", 3, 10,
-     "timeouts.drain: expected a duration such as 500ms, 10s, 5m, 1h or a whole number of seconds, "
-     "got a list"},
+     "timeouts.drain: expected a duration such as 500ms, 10s, 5m, 1h or a whole number of seconds "
+     "(at most 87600h), got a list"},
     {"bad size", std::string(kListener) + "limits:\n  max_body_bytes: 12QB\n", 3, 19,
      "limits.max_body_bytes: expected a size such as 65536, 64KiB or 1MiB, got '12QB'"},
     {"header bytes too small", std::string(kListener) + "limits:\n  max_header_bytes: 512\n", 3, 21,
@@ -560,7 +563,7 @@ TEST_CASE("config: every error is collected, in file order", "[config][errors]")
                      "t.yaml:1:13: listeners[0]: invalid address 'nope': missing ':port'",
                      "t.yaml:2:10: workers: expected an integer, got 'many'",
                      "t.yaml:4:10: timeouts.drain: expected a duration such as 500ms, 10s, 5m, 1h or a "
-                     "whole number of seconds, got 'soon'",
+                     "whole number of seconds (at most 87600h), got 'soon'",
                      "t.yaml:6:14: routes[0].service: no service named 'ghost' (defined services: web)",
                      "t.yaml:7:5: unknown key 'colour' in routes[0] (expected one of: name, host, path, "
                      "priority, service, max_body_bytes, access, headers, encoded_characters, https_redirect, hsts, acme, strip_prefix, "
@@ -631,6 +634,10 @@ TEST_CASE("config: parse_duration", "[config][values]") {
       {"", std::nullopt},
       {"99999999999999999999", std::nullopt},
       {"9999999999999999h", std::nullopt},
+      {"87600h", 87600h},
+      {"87601h", std::nullopt},
+      {"315360000", 87600h},
+      {"2562047788015h", std::nullopt},  // int64 milliseconds, but overflows nanoseconds
   }));
   INFO("'" << c.text << "'");
   CHECK(parse_duration(c.text) == c.expected);
