@@ -188,6 +188,9 @@ struct RateLimit {
   uint32_t burst = 0;                // bucket size (default: per_second)
   std::string header;                // key: "" = the client address, else this request header
   uint32_t table_size = 16384;       // keys remembered at most (a power of two)
+  // An IPv6 client is keyed by this many leading bits of its address: one host usually holds a
+  // whole /64, so a per-address key would give it 2^64 buckets.
+  uint32_t ipv6_prefix = 64;
   bool enabled() const { return per_second > 0; }
 
   // What config files and labels may ask for.

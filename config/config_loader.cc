@@ -204,7 +204,7 @@ const std::vector<std::string_view> kSplitKeys = {"service", "weight"};
 const std::vector<std::string_view> kMirrorKeys = {"service", "percent", "max_body"};
 const std::vector<std::string_view> kAccessKeys = {"methods", "allow", "deny", "basic_auth", "rate_limit", "forward_auth"};
 const std::vector<std::string_view> kForwardAuthKeys = {"url", "copy_headers", "timeout"};
-const std::vector<std::string_view> kRateLimitKeys = {"per_second", "burst", "key", "table_size"};
+const std::vector<std::string_view> kRateLimitKeys = {"per_second", "burst", "key", "table_size", "ipv6_prefix"};
 const std::vector<std::string_view> kBasicAuthKeys = {"htpasswd", "realm", "forward_authorization"};
 const std::vector<std::string_view> kRewriteKeys = {"regex", "replacement"};
 const std::vector<std::string_view> kRedirectKeys = {"to", "code"};
@@ -1028,7 +1028,7 @@ void Loader::read_forward_auth(const Value& value, ForwardAuth& auth) {
 }
 
 void Loader::read_rate_limit(const Value& value, RateLimit& limit) {
-  if (!expect_map(value, "a map with per_second, and optionally burst, key and table_size")) return;
+  if (!expect_map(value, "a map with per_second, and optionally burst, key, table_size and ipv6_prefix")) return;
   bool burst_given = false;
   for (const Field& field : fields_of(value, kRateLimitKeys)) {
     if (field.key == "per_second") {
@@ -1041,6 +1041,8 @@ void Loader::read_rate_limit(const Value& value, RateLimit& limit) {
     } else if (field.key == "table_size") {
       if (auto n = read_integer(field.value, RateLimit::kMinTableSize, RateLimit::kMaxTableSize))
         limit.table_size = RateLimit::table_size_for(static_cast<uint32_t>(*n));
+    } else if (field.key == "ipv6_prefix") {
+      if (auto n = read_integer(field.value, 1, 128)) limit.ipv6_prefix = static_cast<uint32_t>(*n);
     } else if (field.key == "key") {
       auto key = read_string(field.value);
       if (!key) continue;

@@ -329,8 +329,12 @@ std::optional<Problem> parse_access_label(const std::string& label, std::string_
         if (!n) return bad("table_size must be " + std::to_string(config::RateLimit::kMinTableSize) + " to " +
                            std::to_string(config::RateLimit::kMaxTableSize));
         limit.table_size = config::RateLimit::table_size_for(*n);
+      } else if (name == "ipv6_prefix") {
+        auto n = parse_int<uint32_t>(v, 1, 128);
+        if (!n) return bad("ipv6_prefix must be 1 to 128");
+        limit.ipv6_prefix = *n;
       } else {
-        return bad("unknown option '" + std::string(name) + "' (expected burst, key or table_size)");
+        return bad("unknown option '" + std::string(name) + "' (expected burst, key, table_size or ipv6_prefix)");
       }
     }
   } else if (key == "basic_auth") {

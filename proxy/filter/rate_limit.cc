@@ -18,6 +18,15 @@ size_t table_slots(size_t wanted) {
   while (n < wanted) n <<= 1;
   return n;
 }
+
+// Zeroes every bit of a 16-byte address after the first `bits`.
+void keep_leading_bits(uint8_t (&addr)[16], uint32_t bits) {
+  for (uint32_t byte = 0; byte < 16; ++byte) {
+    const uint32_t first = byte * 8;
+    if (bits >= first + 8) continue;
+    addr[byte] = bits <= first ? 0 : static_cast<uint8_t>(addr[byte] & (0xff00 >> (bits - first)));
+  }
+}
 }  // namespace
 
 TokenBuckets::TokenBuckets(uint32_t per_second, uint32_t burst, size_t table_size)
@@ -96,6 +105,7 @@ RateLimitFilter::RateLimitFilter(const config::RateLimit& config)
     : header_(config.header),
       policy_(std::to_string(config.per_second) + ";w=1;burst=" + std::to_string(config.burst)),
       burst_(config.burst),
+      ipv6_prefix_(config.ipv6_prefix),
       buckets_(std::make_shared<TokenBuckets>(config.per_second, config.burst, config.table_size)) {}
 
 FilterResult RateLimitFilter::on_request(const FilterRequest& req, FilterState*, HeaderEdits&, FilterReply& reply,
@@ -116,11 +126,16 @@ FilterResult RateLimitFilter::on_request(const FilterRequest& req, FilterState*,
       }
     v = buckets_->take(key, now);
   } else {
-    // By address in binary; an IPv4-mapped client shares its IPv4 bucket.
+    // By address in binary; an IPv4-mapped client shares its IPv4 bucket, and an IPv6 client
+    // shares its prefix's.
     uint8_t addr[16];
     bool ipv6 = false;
-    if (client_address_bytes(req, addr, ipv6)) v = buckets_->take(addr, ipv6, now);
-    else v = buckets_->take(req.client_ip, now);
+    if (client_address_bytes(req, addr, ipv6)) {
+      if (ipv6) keep_leading_bits(addr, ipv6_prefix_);
+      v = buckets_->take(addr, ipv6, now);
+    } else {
+      v = buckets_->take(req.client_ip, now);
+    }
   }
   if (v.allowed) return FilterResult::kContinue;
   reply.status = 429;

@@ -73,6 +73,7 @@ class RateLimitFilter final : public RequestFilter {
   std::string header_;  // "" = client address
   std::string policy_;  // RateLimit-Policy value
   uint32_t burst_;
+  uint32_t ipv6_prefix_;  // leading bits of an IPv6 client's address that make its key
   std::shared_ptr<TokenBuckets> buckets_;  // shared by every worker running this filter
 };
 

@@ -48,7 +48,7 @@ TEST_CASE("access labels: each key in its one-line form", "[docker][labels][acce
       labelled({{"berth.access.allow", "10.0.0.0/8, 2001:db8::/32"},
                 {"berth.access.deny", "10.1.2.0/24"},
                 {"berth.access.methods", "get, POST,GET"},
-                {"berth.access.rate_limit", "20/s burst=40 key=header:X-Api-Key table_size=1000"},
+                {"berth.access.rate_limit", "20/s burst=40 key=header:X-Api-Key table_size=1000 ipv6_prefix=48"},
                 {"berth.access.basic_auth", "/srv/access/admin.htpasswd realm=admin forward_authorization=true"},
                 {"berth.access.forward_auth", "http://127.0.0.1:9100/check?x=1 copy_headers=X-User,X-Email timeout=2s"}}),
       with_dir("/srv/access"));
@@ -65,6 +65,7 @@ TEST_CASE("access labels: each key in its one-line form", "[docker][labels][acce
   CHECK(a.rate_limit.burst == 40);
   CHECK(a.rate_limit.header == "X-Api-Key");
   CHECK(a.rate_limit.table_size == 1024);
+  CHECK(a.rate_limit.ipv6_prefix == 48);
   CHECK(a.basic_auth.htpasswd == "/srv/access/admin.htpasswd");
   CHECK(a.basic_auth.realm == "admin");
   CHECK(a.basic_auth.forward_authorization);
@@ -78,6 +79,7 @@ TEST_CASE("access labels: each key in its one-line form", "[docker][labels][acce
   REQUIRE(s.kind == Kind::kRouted);
   CHECK(s.access.rate_limit.burst == 5);
   CHECK(s.access.rate_limit.header.empty());
+  CHECK(s.access.rate_limit.ipv6_prefix == 64);
   s = parse_container_labels(labelled({{"berth.access.rate_limit", "5/s key=client_ip"}}), {});
   CHECK(s.kind == Kind::kRouted);
 }
@@ -98,6 +100,7 @@ TEST_CASE("access labels: malformed values reject the container with the reason"
       {"berth.access.rate_limit", "20/s burst=0", "burst must be"},
       {"berth.access.rate_limit", "20/s key=cookie:x", "key must be client_ip or header:NAME"},
       {"berth.access.rate_limit", "20/s window=5", "unknown option 'window'"},
+      {"berth.access.rate_limit", "20/s ipv6_prefix=0", "ipv6_prefix must be 1 to 128"},
       {"berth.access.rate_limit", "20/s burst", "'burst' is not an option NAME=VALUE"},
       {"berth.access.forward_auth", "https://auth.example/check", "expected an http:// URL"},
       {"berth.access.forward_auth", "http://auth.example:80/check", "names other than localhost are not resolved"},

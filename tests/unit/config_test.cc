@@ -894,10 +894,18 @@ TEST_CASE("config: access.rate_limit is read and checked", "[config]") {
   CHECK(a.burst == 40);
   CHECK(a.header == "X-Api-Key");
   CHECK(a.table_size == 1024);
+  CHECK(a.ipv6_prefix == 64);
   const auto& b = ok.config->routes[1].access.rate_limit;
   CHECK(b.burst == 5);
   CHECK(b.header.empty());
-  for (const char* bad : {"{burst: 4}", "{per_second: 0}", "{per_second: 1, key: cookie}", "{per_second: 1, key: \"header:\"}"}) {
+  LoadResult prefix = load(std::string(kListener) +
+                           "routes: [{service: s, access: {rate_limit: {per_second: 5, ipv6_prefix: 56}}}]\n"
+                           "services: {s: {endpoints: [\"127.0.0.1:1\"]}}\n");
+  INFO(all_errors(prefix));
+  REQUIRE(prefix.ok());
+  CHECK(prefix.config->routes[0].access.rate_limit.ipv6_prefix == 56);
+  for (const char* bad : {"{burst: 4}", "{per_second: 0}", "{per_second: 1, key: cookie}", "{per_second: 1, key: \"header:\"}",
+                          "{per_second: 1, ipv6_prefix: 0}", "{per_second: 1, ipv6_prefix: 129}"}) {
     LoadResult r = load(std::string(kListener) + "routes: [{service: s, access: {rate_limit: " + bad +
                         "}}]\nservices: {s: {endpoints: [\"127.0.0.1:1\"]}}\n");
     INFO(bad);

@@ -290,6 +290,43 @@ TEST_CASE("rate limit filter: an IPv4 client and its IPv4-mapped form share one 
   CHECK(take(6, "2001:db8::1") == FilterResult::kContinue);  // IPv6 proper: its own bucket
 }
 
+TEST_CASE("rate limit filter: IPv6 clients are keyed by their prefix (ipv6_prefix, /64 by default)", "[filter]") {
+  Fixture fx;
+  HeaderEdits edits;
+  FilterReply reply;
+  auto take = [&](RateLimitFilter& limit, uint8_t family, std::string_view ip) {
+    uint8_t bin[16] = {};
+    FilterRequest req = fx.request(ip);
+    if (family != 0) {
+      REQUIRE(inet_pton(AF_INET6, std::string(ip).c_str(), bin) == 1);
+      req.client_addr = bin;
+      req.client_family = family;
+    }
+    req.now_ns = 1'000'000'000;
+    reply.clear();
+    return limit.on_request(req, nullptr, edits, reply, FilterWaiter{});
+  };
+  config::RateLimit cfg;
+  cfg.per_second = 1;
+  cfg.burst = 1;
+  RateLimitFilter by64(cfg);
+  CHECK(take(by64, 6, "2001:db8:1:2::1") == FilterResult::kContinue);
+  // Another address of the same /64, binary or as text (a PROXY header's): the same bucket.
+  CHECK(take(by64, 6, "2001:db8:1:2:ffff:ffff:ffff:fffe") == FilterResult::kReply);
+  CHECK(take(by64, 0, "2001:db8:1:2::99") == FilterResult::kReply);
+  CHECK(take(by64, 6, "2001:db8:1:3::1") == FilterResult::kContinue);  // the next /64
+  cfg.ipv6_prefix = 128;
+  RateLimitFilter by128(cfg);
+  CHECK(take(by128, 6, "2001:db8:1:2::1") == FilterResult::kContinue);
+  CHECK(take(by128, 6, "2001:db8:1:2::2") == FilterResult::kContinue);
+  CHECK(take(by128, 6, "2001:db8:1:2::2") == FilterResult::kReply);
+  cfg.ipv6_prefix = 52;  // not a byte boundary: 2001:db8:1:2000::/52
+  RateLimitFilter by52(cfg);
+  CHECK(take(by52, 6, "2001:db8:1:2abc::1") == FilterResult::kContinue);
+  CHECK(take(by52, 6, "2001:db8:1:2fff::1") == FilterResult::kReply);
+  CHECK(take(by52, 6, "2001:db8:1:3000::1") == FilterResult::kContinue);
+}
+
 TEST_CASE("route filters: whole-space and single-address ranges", "[filter]") {
   auto chain = access_chain("{allow: [\"0.0.0.0/0\", \"2001:db8::/32\"], deny: [\"192.0.2.7/32\", \"2001:db8::7/128\"]}");
   Fixture fx;
