@@ -17,11 +17,12 @@ namespace {
 
 void usage(FILE* out) {
   std::fprintf(out,
-               "usage: berth [--config FILE] [--log-level debug|info|warn|error]\n"
+               "usage: berth [--config FILE] [--log-level debug|info|warn|error] [--share-listeners]\n"
                "       berth --check-config FILE\n"
                "       berth --version\n"
                "Default config: /etc/berth/berth.yaml. SIGHUP reloads it; SIGTERM/SIGINT drain and exit;\n"
-               "SIGUSR1 reopens the access log file.\n");
+               "SIGUSR1 reopens the access log file. --share-listeners: listen on addresses another\n"
+               "process (the Berth being replaced) listens on too, instead of refusing to start.\n");
 }
 
 void raise_fd_limit() {
@@ -37,6 +38,7 @@ void raise_fd_limit() {
 int main(int argc, char** argv) {
   std::string config_path = "/etc/berth/berth.yaml";
   std::string check_path;
+  bool share_listeners = false;
   berth::log::Level level = berth::log::Level::kInfo;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -49,6 +51,7 @@ int main(int argc, char** argv) {
     };
     if (a == "--config" || a == "-c") config_path = next("--config");
     else if (a == "--check-config") check_path = next("--check-config");
+    else if (a == "--share-listeners") share_listeners = true;
     else if (a == "--log-level") {
       std::string l = next("--log-level");
       if (l == "debug") level = berth::log::Level::kDebug;
@@ -93,6 +96,7 @@ int main(int argc, char** argv) {
   int rc;
   {
     berth::Server server(config_path, std::move(*r.config));
+    server.share_listeners(share_listeners);
     rc = server.run();
   }
   berth::log::stop_writer();

@@ -44,8 +44,8 @@ bool Server::open_listeners(std::vector<std::vector<ListenSocket>>& per_worker) 
   for (const auto& l : config_.listeners) {
     config::SocketAddress addr = l.address;
     for (unsigned w = 0; w < worker_count_; ++w) {
-      std::string error;
-      const ListenSocket socket = open_listen_socket(addr, true, 4096, error);
+      std::string error = w == 0 && !share_listeners_ ? listening_elsewhere(addr) : std::string();
+      const ListenSocket socket = error.empty() ? open_listen_socket(addr, true, 4096, error) : ListenSocket{};
       if (socket.fd < 0) {
         log::error("listen_failed").kv("listener", addr.to_string()).kv("error", error);
         for (auto& sockets : per_worker)

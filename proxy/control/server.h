@@ -39,6 +39,9 @@ class Server {
   ~Server();
   // Runs until SIGTERM/SIGINT has drained every worker. Returns the process exit code.
   int run();
+  // Lets the listeners join sockets another process already listens with (--share-listeners:
+  // a new Berth taking over from an old one, which is then sent SIGTERM). Before run().
+  void share_listeners(bool share) { share_listeners_ = share; }
   // Access-log records dropped (full buffers, undeliverable syslog messages); 0 without an
   // access log. Any thread (for berth_access_log_dropped_total).
   uint64_t access_log_dropped() const;
@@ -73,6 +76,7 @@ class Server {
   std::string config_path_;
   config::Config config_;
   std::shared_ptr<const Runtime> runtime_;
+  bool share_listeners_ = false;
   uint64_t generation_ = 1;
   uint64_t config_generation_ = 1;  // generation_ at the last config (re)load
   int64_t generation_event_received_ns_ = 0;  // discovery event behind generation_ (0: none)

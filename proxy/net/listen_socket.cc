@@ -11,8 +11,10 @@
 
 namespace berth {
 
-ListenSocket open_listen_socket(const config::SocketAddress& addr, bool reuse_port, int backlog,
-                                std::string& error) {
+namespace {
+// A bound non-blocking socket (SO_REUSEADDR; SO_REUSEPORT when asked; IPv6 only for an IPv6
+// address), or -1 with `error` set (and *bind_errno, when bind itself failed).
+int bound_socket(const config::SocketAddress& addr, bool reuse_port, std::string& error, int* bind_errno = nullptr) {
   sockaddr_storage ss{};
   socklen_t len = 0;
   if (addr.ipv6) {
@@ -21,7 +23,7 @@ ListenSocket open_listen_socket(const config::SocketAddress& addr, bool reuse_po
     sa->sin6_port = htons(addr.port);
     if (inet_pton(AF_INET6, addr.host.c_str(), &sa->sin6_addr) != 1) {
       error = "invalid IPv6 address " + addr.host;
-      return {};
+      return -1;
     }
     len = sizeof *sa;
   } else {
@@ -30,28 +32,37 @@ ListenSocket open_listen_socket(const config::SocketAddress& addr, bool reuse_po
     sa->sin_port = htons(addr.port);
     if (inet_pton(AF_INET, addr.host.c_str(), &sa->sin_addr) != 1) {
       error = "invalid IPv4 address " + addr.host;
-      return {};
+      return -1;
     }
     len = sizeof *sa;
   }
   int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     error = std::string("socket: ") + std::strerror(errno);
-    return {};
+    return -1;
   }
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
     error = std::string("SO_REUSEPORT: ") + std::strerror(errno);
     ::close(fd);
-    return {};
+    return -1;
   }
   if (addr.ipv6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
   if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+    if (bind_errno) *bind_errno = errno;
     error = "bind " + addr.to_string() + ": " + std::strerror(errno);
     ::close(fd);
-    return {};
+    return -1;
   }
+  return fd;
+}
+}  // namespace
+
+ListenSocket open_listen_socket(const config::SocketAddress& addr, bool reuse_port, int backlog,
+                                std::string& error) {
+  const int fd = bound_socket(addr, reuse_port, error);
+  if (fd < 0) return {};
   if (::listen(fd, backlog) != 0) {
     error = std::string("listen: ") + std::strerror(errno);
     ::close(fd);
@@ -61,6 +72,20 @@ ListenSocket open_listen_socket(const config::SocketAddress& addr, bool reuse_po
   socklen_t alen = sizeof actual;
   getsockname(fd, reinterpret_cast<sockaddr*>(&actual), &alen);
   return {fd, sockaddr_port(reinterpret_cast<sockaddr*>(&actual))};
+}
+
+std::string listening_elsewhere(const config::SocketAddress& addr) {
+  if (addr.port == 0) return "";  // the kernel picks a port nobody holds
+  std::string error;
+  int bind_errno = 0;
+  const int fd = bound_socket(addr, false, error, &bind_errno);
+  if (fd >= 0) {
+    ::close(fd);
+    return "";
+  }
+  if (bind_errno != EADDRINUSE) return "";  // anything else, open_listen_socket will say
+  return error + " (another process listens there; a Berth taking over from another one "
+                 "starts with --share-listeners)";
 }
 
 uint16_t sockaddr_port(const sockaddr* sa) {

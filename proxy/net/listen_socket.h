@@ -1,5 +1,10 @@
 // Listening sockets for the workers: one per worker per address, all bound with SO_REUSEPORT
 // so the kernel spreads connections over the workers' own accept queues.
+//
+// SO_REUSEPORT would also let another process of the same user join the group: a second Berth
+// started by mistake would silently take a share of the connections, with its own config. So
+// before its sockets, Berth binds the address once without SO_REUSEPORT (listening_elsewhere),
+// which any listener already there refuses.
 #pragma once
 
 #include <sys/socket.h>
@@ -27,5 +32,9 @@ uint16_t sockaddr_port(const sockaddr* sa);
 // is -1 and `error` says why.
 ListenSocket open_listen_socket(const config::SocketAddress& addr, bool reuse_port, int backlog,
                                 std::string& error);
+
+// Non-empty (the reason, naming the address) when another socket already listens on addr, so
+// that Berth's own SO_REUSEPORT sockets would share the port with it. "" for port 0.
+std::string listening_elsewhere(const config::SocketAddress& addr);
 
 }  // namespace berth

@@ -226,6 +226,48 @@ TEST_CASE("an address already in use: berth says which and exits 1", "[lifecycle
   ::close(held);
 }
 
+TEST_CASE("a second Berth on a port another listens on refuses; --share-listeners takes over", "[lifecycle]") {
+  Origin a("A"), b("B");
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  const std::string routes = "routes:\n  - {host: \"a.test\", service: s}\nservices:\n  s: {endpoints: [\"";
+  Berth first(config_head(2) + routes + a.address() + "\"]}\n");
+  INFO(first.error());
+  REQUIRE(first.ok());
+  const std::string taken = "127.0.0.1:" + std::to_string(first.port());
+  const std::string second_yaml = "listeners: [\"" + taken + "\"]\nworkers: 2\nadmin: {address: \"127.0.0.1:0\"}\n" +
+                                  routes + b.address() + "\"]}\n";
+  // Started by mistake next to the first: it would have joined the port (SO_REUSEPORT) and taken
+  // a share of the connections. It refuses, naming the address.
+  TempDir dir;
+  const std::string path = dir.file("second.yaml");
+  REQUIRE(write_file(path, second_yaml));
+  std::string out, err;
+  auto st = run_berth({"--config", path}, &out, &err);
+  INFO("stdout: " << out << "\nstderr: " << err);
+  CHECK(exited_with(st, 1));
+  CHECK((out + err).find(taken) != std::string::npos);
+  CHECK((out + err).find("another process listens there") != std::string::npos);
+  for (int i = 0; i < 20; ++i) {
+    Client c(first.port());
+    REQUIRE(c.connected());
+    CHECK(c.get("/x", "a.test").header("x-origin-name") == std::optional<std::string>("A"));
+  }
+
+  // A hand-over asks for it: the new one joins, the old one drains and exits, nothing is refused.
+  Berth second(second_yaml, 0, {"--share-listeners"});
+  INFO(second.error());
+  REQUIRE(second.ok());
+  REQUIRE(first.process().signal(SIGTERM));
+  auto first_exit = first.process().wait_exit(10s);
+  CHECK(exited_with(first_exit, 0));
+  for (int i = 0; i < 20; ++i) {
+    Client c(second.port());
+    REQUIRE(c.connected());
+    CHECK(c.get("/x", "a.test").header("x-origin-name") == std::optional<std::string>("B"));
+  }
+}
+
 TEST_CASE("berth --check-config: 0 for a good file, 1 with file:line:col for a bad one",
           "[lifecycle]") {
   TempDir dir;
