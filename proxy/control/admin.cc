@@ -75,6 +75,15 @@ std::string admin_query_param(std::string_view query, std::string_view name) {
   return {};
 }
 
+bool admin_host_allowed(std::string_view host) {
+  if (host.empty()) return true;
+  if (host.front() == '[') return host.find(']') != std::string_view::npos;  // an IPv6 literal
+  const std::string name(host.substr(0, host.rfind(':')));
+  if (http::iequals(name, "localhost")) return true;
+  in_addr v4;
+  return inet_pton(AF_INET, name.c_str(), &v4) == 1;
+}
+
 AdminServer::AdminServer(uv_loop_t* loop) : loop_(loop) {}
 
 void AdminServer::handle(std::string path, AdminHandler handler) {
@@ -85,6 +94,7 @@ bool AdminServer::start(const config::SocketAddress& addr, uint16_t& bound_port,
   uv_tcp_init(loop_, &server_);
   server_.data = this;
   started_ = true;
+  loopback_ = addr.ipv6 ? addr.host == "::1" : addr.host.starts_with("127.");
   sockaddr_storage ss{};
   int rc = addr.ipv6 ? uv_ip6_addr(addr.host.c_str(), addr.port, reinterpret_cast<sockaddr_in6*>(&ss))
                      : uv_ip4_addr(addr.host.c_str(), addr.port, reinterpret_cast<sockaddr_in*>(&ss));
@@ -165,6 +175,9 @@ void AdminServer::respond(Conn* c, std::string_view head) {
     status = 405;
     body = "method not allowed\n";
     extra = "Cache-Control: no-store\r\nAllow: GET, HEAD\r\n";  // RFC 9110 15.5.6
+  } else if (loopback_ && !admin_host_allowed(req.host)) {
+    status = 403;
+    body = "the admin listener answers Host localhost or an IP address only\n";
   } else {
     size_t q = req.path.find('?');
     AdminRequest ar{req.path.substr(0, q), q == std::string_view::npos ? std::string_view() : req.path.substr(q + 1)};

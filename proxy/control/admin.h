@@ -33,6 +33,12 @@ using AdminHandler = std::function<AdminResponse(const AdminRequest&)>;
 // empty when absent.
 std::string admin_query_param(std::string_view query, std::string_view name);
 
+// Whether a loopback admin listener answers a request with this Host (port included or not):
+// an IP address, `localhost`, or none. A name that resolves to 127.0.0.1 only because an
+// attacker's DNS says so (DNS rebinding) would let a web page in the operator's browser read
+// the admin API from its own origin; that page's requests carry its own name as Host.
+bool admin_host_allowed(std::string_view host);
+
 class AdminServer {
  public:
   explicit AdminServer(uv_loop_t* loop);
@@ -50,6 +56,7 @@ class AdminServer {
   uv_loop_t* loop_;
   uv_tcp_t server_;
   bool started_ = false;
+  bool loopback_ = false;  // bound to a loopback address: Host is checked (admin_host_allowed)
   size_t connections_ = 0;  // open (accepted and not yet closed)
   std::map<std::string, AdminHandler, std::less<>> handlers_;
 };

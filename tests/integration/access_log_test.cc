@@ -472,7 +472,7 @@ struct AccessLogStats {
 };
 
 AccessLogStats access_log_stats(uint16_t admin_port) {
-  Response r = http_get(admin_port, "/api/stats", "admin");
+  Response r = http_get(admin_port, "/api/stats", "localhost");
   json j = json::parse(r.body, nullptr, false);
   AccessLogStats s;
   if (j.is_discarded() || !j.contains("access_log")) return s;

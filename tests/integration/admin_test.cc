@@ -59,6 +59,24 @@ TEST_CASE("admin: unknown paths are 404, and the admin API is not on the proxy l
   check_alive(env);
 }
 
+TEST_CASE("admin: on loopback, a request naming another host is refused (DNS rebinding)", "[admin]") {
+  auto& env = shared();
+  const std::string port = std::to_string(env.admin_port());
+  // A page from rebind.example whose name now resolves to 127.0.0.1 sends its own name.
+  for (const std::string& host : {"rebind.example:" + port, std::string("rebind.example")}) {
+    Response r = http_get(env.admin_port(), "/api/routes", host);
+    INFO(host << ": " << r.raw_head << r.error);
+    CHECK(r.status == 403);
+    CHECK(r.body.find("\"routes\"") == std::string::npos);
+  }
+  for (const std::string& host : {"localhost:" + port, "127.0.0.1:" + port, std::string("[::1]:") + port}) {
+    Response r = http_get(env.admin_port(), "/api/routes", host);
+    INFO(host << ": " << r.raw_head << r.error);
+    CHECK(r.status == 200);
+  }
+  check_alive(env);
+}
+
 TEST_CASE("admin: idle connections are closed after 10 s, and at most 64 are open at once", "[admin]") {
   // Clients that send nothing must not hold descriptors the proxy listeners need.
   Berth berth(config_head(1) + "routes: []\nservices: {}\n");

@@ -98,7 +98,7 @@ std::string marker(const std::string& prefix) {
 }
 
 uint64_t stats_counter(uint16_t admin_port, const std::string& name) {
-  Response r = http_get(admin_port, "/api/stats", "admin");
+  Response r = http_get(admin_port, "/api/stats", "localhost");
   size_t p = r.body.find("\"" + name + "\":");
   return p == std::string::npos ? 0 : std::stoull(r.body.substr(p + name.size() + 3));
 }

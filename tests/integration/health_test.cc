@@ -73,7 +73,7 @@ TEST_CASE("health: active checks take a failing instance out within interval x t
   {
     auto after = spread(berth.port(), 40);
     INFO("A " << after["A"] << " B " << after["B"] << " C " << after["C"] << " other " << after["?"] << "\n"
-              << http_get(berth.admin_port(), "/api/routes", "admin").body << "\n" << berth.log());
+              << http_get(berth.admin_port(), "/api/routes", "localhost").body << "\n" << berth.log());
     CHECK(after["A"] == 0);
   }
 
@@ -82,7 +82,7 @@ TEST_CASE("health: active checks take a failing instance out within interval x t
   REQUIRE(wait_until([&] { return spread(berth.port(), 10)["A"] > 0; }, 3s, 10ms));
   REQUIRE(set_health(c, 200));
   REQUIRE(wait_until([&] { return spread(berth.port(), 12)["C"] > 0; }, 3s, 10ms));
-  Response routes = http_get(berth.admin_port(), "/api/routes", "admin");
+  Response routes = http_get(berth.admin_port(), "/api/routes", "localhost");
   CHECK(count_of(routes.body, "\"health\":\"healthy\"") == 3);
 }
 
@@ -112,7 +112,7 @@ TEST_CASE("health: outlier ejection after N consecutive failures, ejection cap r
   b.process().wait_exit(2s);
   c.process().wait_exit(2s);
   for (int i = 0; i < 60; ++i) http_get(berth.port(), "/s", "x");
-  Response routes = http_get(berth.admin_port(), "/api/routes", "admin");
+  Response routes = http_get(berth.admin_port(), "/api/routes", "localhost");
   CHECK(count_of(routes.body, "\"ejected\":true") == 2);
   CHECK(stats_counter(berth.admin_port(), "outlier_ejections") == 2);
 }
@@ -216,7 +216,7 @@ TEST_CASE("health: /api/routes counts requests in flight across workers without 
     threads.emplace_back([&, i] { status[static_cast<size_t>(i)] = http_get(berth.port(), "/slow?delay_ms=1500", "x").status; });
   std::string body;
   const bool seen = wait_until([&] {
-    body = http_get(berth.admin_port(), "/api/routes", "admin").body;
+    body = http_get(berth.admin_port(), "/api/routes", "localhost").body;
     return body.find("\"in_flight\":4") != std::string::npos;
   }, 1200ms, 20ms);
   INFO(body);
@@ -224,7 +224,7 @@ TEST_CASE("health: /api/routes counts requests in flight across workers without 
   for (auto& t : threads) t.join();
   CHECK(status == std::vector<int>{200, 200, 200, 200});
   CHECK(wait_until([&] {  // the last answer may reach the client just before its exchange ends
-    body = http_get(berth.admin_port(), "/api/routes", "admin").body;
+    body = http_get(berth.admin_port(), "/api/routes", "localhost").body;
     return body.find("\"in_flight\":0") != std::string::npos;
   }, 1s));
 }

@@ -118,7 +118,7 @@ TEST_CASE("lb: consistent hashing keeps keys in place, and most of them when an 
   eps.erase(eps.begin() + 2);
   REQUIRE(berth.rewrite_config(head + service_yaml("{policy: hash, hash_on: \"header:X-User\"}", eps)));
   REQUIRE(berth.process().signal(SIGHUP));
-  REQUIRE(wait_until([&] { return http_get(berth.admin_port(), "/api/routes", "admin").body.find(o3.address()) == std::string::npos; }, 5s));
+  REQUIRE(wait_until([&] { return http_get(berth.admin_port(), "/api/routes", "localhost").body.find(o3.address()) == std::string::npos; }, 5s));
   std::this_thread::sleep_for(300ms);
   auto second = map_keys(1000);
   int kept = 0, moved_elsewhere = 0;
@@ -181,7 +181,7 @@ TEST_CASE("lb: slow start: an instance added by a reload gets a small share firs
   std::this_thread::sleep_for(2100ms);
   REQUIRE(berth.rewrite_config(head + service_yaml("{policy: round_robin, slow_start: 2s}", {{&a, 1}, {&b, 1}})));
   REQUIRE(berth.process().signal(SIGHUP));
-  REQUIRE(wait_until([&] { return http_get(berth.admin_port(), "/api/routes", "admin").body.find(b.address()) != std::string::npos; }, 5s));
+  REQUIRE(wait_until([&] { return http_get(berth.admin_port(), "/api/routes", "localhost").body.find(b.address()) != std::string::npos; }, 5s));
   const auto added = Clock::now();
 
   // Share of B over a stretch of requests on a few keep-alive connections (both workers).

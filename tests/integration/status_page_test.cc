@@ -257,7 +257,7 @@ TEST_CASE("status: headless Chromium renders the page with the config's routes a
   const std::string url = "http://127.0.0.1:" + std::to_string(berth.admin_port()) + "/";
   // The live instance has passed a probe before the page is loaded; the dead one never does.
   REQUIRE(wait_until([&] {
-    return http_get(berth.admin_port(), "/api/status", "x").body.find("\"probe\":\"healthy\"") != std::string::npos;
+    return http_get(berth.admin_port(), "/api/status", "localhost").body.find("\"probe\":\"healthy\"") != std::string::npos;
   }, 5s));
 
   BrowserRun dom = chromium_dom(url, 3000);

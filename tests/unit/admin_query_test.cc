@@ -20,3 +20,14 @@ TEST_CASE("admin query: absent, empty and malformed escapes", "[admin]") {
   CHECK(admin_query_param("p=%zz%4", "p") == "%zz%4");
   CHECK(admin_query_param("p=100%", "p") == "100%");
 }
+
+TEST_CASE("admin host: a loopback admin listener answers localhost and IP addresses only", "[admin]") {
+  using berth::admin_host_allowed;
+  for (const char* ok : {"", "localhost", "LOCALHOST:9901", "localhost:1", "127.0.0.1", "127.0.0.1:9901",
+                         "10.1.2.3:80", "[::1]", "[::1]:9901", "[2001:db8::1]:80"})
+    CHECK(admin_host_allowed(ok));
+  // Names an attacker's DNS could point at 127.0.0.1 after the page loaded (DNS rebinding).
+  for (const char* refused : {"evil.example", "evil.example:9901", "localhost.evil.example", "127.0.0.1.nip.io:9901",
+                              "berth", "admin:9901", "1.2.3"})
+    CHECK_FALSE(admin_host_allowed(refused));
+}
