@@ -57,11 +57,28 @@ struct ListenerTls {
   }
 };
 
+// An address range "10.0.0.0/8", "2001:db8::/32" or a single address (a /32 or /128).
+struct Cidr {
+  bool ipv6 = false;
+  uint8_t bytes[16] = {};   // network address, host bits zero (IPv4: the first 4)
+  uint8_t prefix = 0;       // bits
+  std::string text;         // as written, for messages
+  // Whether an address in network byte order (4 or 16 bytes) lies in the range. An IPv4-mapped
+  // IPv6 address (::ffff:a.b.c.d) is checked as IPv4; an IPv4 check is one AND and a compare.
+  bool contains(const uint8_t* addr, bool addr_ipv6) const noexcept;
+};
+// Whether any of the ranges contains the address (as Cidr::contains).
+bool any_contains(std::span<const Cidr> ranges, const uint8_t* addr, bool addr_ipv6) noexcept;
+
+
 struct Listener {
   SocketAddress address;
   Mark mark;
   std::optional<ListenerTls> tls;  // unset: plain HTTP
   bool proxy_protocol = false;     // each connection starts with a PROXY v1/v2 header
+  // The peers a PROXY header is taken from (empty: any); others are closed unread, as a
+  // connection without a header is. Only with proxy_protocol.
+  std::vector<Cidr> proxy_protocol_from;
 };
 
 struct Endpoint {
@@ -152,19 +169,6 @@ struct Service {
   ServicePolicy policy;
   Mark mark;
 };
-
-// An address range "10.0.0.0/8", "2001:db8::/32" or a single address (a /32 or /128).
-struct Cidr {
-  bool ipv6 = false;
-  uint8_t bytes[16] = {};   // network address, host bits zero (IPv4: the first 4)
-  uint8_t prefix = 0;       // bits
-  std::string text;         // as written, for messages
-  // Whether an address in network byte order (4 or 16 bytes) lies in the range. An IPv4-mapped
-  // IPv6 address (::ffff:a.b.c.d) is checked as IPv4; an IPv4 check is one AND and a compare.
-  bool contains(const uint8_t* addr, bool addr_ipv6) const noexcept;
-};
-// Whether any of the ranges contains the address (as Cidr::contains).
-bool any_contains(std::span<const Cidr> ranges, const uint8_t* addr, bool addr_ipv6) noexcept;
 
 // Who may pass a route (routes[].access).
 // HTTP Basic authentication against an htpasswd file (routes[].access.basic_auth). The file is

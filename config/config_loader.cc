@@ -184,7 +184,7 @@ const std::vector<std::string_view> kRegistryKeys = {"etcd", "role", "host_id", 
                                                      "lease_ttl", "prefix", "tls", "service_policy"};
 const std::vector<std::string_view> kServicePolicyKeys = {"lb", "health", "outlier", "retry", "circuit_breaker"};
 const std::vector<std::string_view> kAccessLogKeys = {"format", "path", "syslog"};
-const std::vector<std::string_view> kListenerKeys = {"address", "tls", "proxy_protocol"};
+const std::vector<std::string_view> kListenerKeys = {"address", "tls", "proxy_protocol", "proxy_protocol_from"};
 const std::vector<std::string_view> kListenerTlsKeys = {"certificates", "min_version", "client_ca", "session_tickets"};
 const std::vector<std::string_view> kTlsCertificateKeys = {"cert", "key"};
 const std::vector<std::string_view> kAdminKeys = {"address", "enabled"};
@@ -539,6 +539,8 @@ void Loader::read_listener(const Value& item) {
   Value address_value = item;
   std::optional<ListenerTls> tls;
   bool proxy_protocol = false;
+  std::vector<Cidr> proxy_protocol_from;
+  std::optional<Value> from_value;  // where proxy_protocol_from was given
   if (item.node.IsMap()) {
     std::vector<Field> fields = fields_of(item, kListenerKeys);
     auto address = std::find_if(fields.begin(), fields.end(), [](const Field& f) { return f.key == "address"; });
@@ -552,6 +554,11 @@ void Loader::read_listener(const Value& item) {
         if (auto flag = read_bool(field.value)) proxy_protocol = *flag;
         continue;
       }
+      if (field.key == "proxy_protocol_from") {
+        read_cidrs(field.value, proxy_protocol_from);
+        from_value = field.value;
+        continue;
+      }
       if (field.key != "tls") continue;
       tls.emplace();
       tls->mark = field.value.mark;
@@ -562,8 +569,10 @@ void Loader::read_listener(const Value& item) {
                         describe(item.node));
     return;
   }
+  if (from_value && !proxy_protocol)
+    fail(from_value->mark, from_value->path + ": needs proxy_protocol: true on the same listener");
   if (auto address = read_address(address_value, /*allow_port_zero=*/true)) {
-    config_.listeners.push_back(Listener{*address, item.mark, std::move(tls), proxy_protocol});
+    config_.listeners.push_back(Listener{*address, item.mark, std::move(tls), proxy_protocol, std::move(proxy_protocol_from)});
   }
 }
 

@@ -30,6 +30,7 @@ struct Runtime {
   std::vector<config::Cidr> trusted_proxies;  // whose X-Forwarded-For names the client
   // Per listener, in config order: 1 when its connections start with a PROXY header.
   std::vector<uint8_t> proxy_protocol;
+  std::vector<std::vector<config::Cidr>> proxy_protocol_from;  // per listener: empty = any peer
 };
 
 // How a client's request head is parsed under this config.
@@ -64,7 +65,10 @@ inline std::shared_ptr<const Runtime> make_runtime(const config::Config& cfg, ui
   rt->refused_encodings = refused_encodings(cfg);
   rt->generation = generation;
   rt->trusted_proxies = cfg.trusted_proxies;
-  for (const config::Listener& l : cfg.listeners) rt->proxy_protocol.push_back(l.proxy_protocol ? 1 : 0);
+  for (const config::Listener& l : cfg.listeners) {
+    rt->proxy_protocol.push_back(l.proxy_protocol ? 1 : 0);
+    rt->proxy_protocol_from.push_back(l.proxy_protocol_from);
+  }
   return rt;
 }
 

@@ -703,6 +703,10 @@ void Worker::accept_ready(Listener* l) {
       log::warn("accept_failed").kv("worker", index_).kv("error", std::strerror(errno));
       return;
     }
+    if (proxied && !proxy_header_allowed(l->index, reinterpret_cast<sockaddr*>(&peer))) {
+      ::close(fd);
+      continue;
+    }
     ClientConn* c;
     if (!proxied && !tls) {
       c = ClientConn::create_plain(this, fd, reinterpret_cast<sockaddr*>(&peer), l->port);
@@ -721,6 +725,16 @@ void Worker::accept_ready(Listener* l) {
     stats_.add(Counter::kConnectionsAccepted);
     c->start(/*peer_known=*/!proxied);
   }
+}
+
+bool Worker::proxy_header_allowed(size_t listener, const sockaddr* peer) {
+  if (listener >= rt_->proxy_protocol_from.size() || rt_->proxy_protocol_from[listener].empty()) return true;
+  const ClientAddress a = socket_address(peer);
+  if (in_ranges(a, rt_->proxy_protocol_from[listener])) return true;
+  // Anyone else could name any client in a header: closed unread, as a missing header is.
+  stats_.add(Counter::kProxyProtocolRejected);
+  log::info("proxy_protocol_rejected").kv("peer", a.text()).kv("reason", "peer not in proxy_protocol_from");
+  return false;
 }
 
 void Worker::pause_accept(uint64_t ms) {

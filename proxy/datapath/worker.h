@@ -131,6 +131,9 @@ class Worker final : public IoContext {
   void trim_pools();  // what the I/O pools and the free exchanges held unused since the last trim
   void accept_ready(Listener* l);
   void pause_accept(uint64_t ms);
+  // Whether `peer` may open a connection on a PROXY protocol listener (its proxy_protocol_from);
+  // counts and logs the refusal.
+  bool proxy_header_allowed(size_t listener, const sockaddr* peer);
   void resume_accept();
   void set_accepting(bool on);
   void begin_drain();

@@ -84,6 +84,23 @@ ClientAddress peer_address(const ConnectionInfo& conn) {
   return a;
 }
 
+ClientAddress socket_address(const sockaddr* sa) {
+  ClientAddress a;
+  if (sa->sa_family == AF_INET) {
+    auto* in = reinterpret_cast<const sockaddr_in*>(sa);
+    std::memcpy(a.addr, &in->sin_addr, 4);
+    a.family = 4;
+    a.port = ntohs(in->sin_port);
+  } else if (sa->sa_family == AF_INET6) {
+    auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
+    std::memcpy(a.addr, &in6->sin6_addr, 16);
+    a.family = 6;
+    a.port = ntohs(in6->sin6_port);
+  }
+  format_client_ip(a);
+  return a;
+}
+
 bool parse_client_ip(std::string_view text, ClientAddress& out) {
   char buf[64];
   // inet_pton reads a C string: a NUL inside would end the address early ("1.2.3.4\0junk").

@@ -25,6 +25,8 @@ struct ClientAddress {
 
 // The connection's peer (what the transport reported) as a client address.
 ClientAddress peer_address(const ConnectionInfo& conn);
+// An accepted socket's peer (AF_INET or AF_INET6; family 0 for anything else), ip filled in.
+ClientAddress socket_address(const sockaddr* sa);
 
 // Fills `a.ip` from `a.addr` and `a.family` (empty for an unknown family).
 void format_client_ip(ClientAddress& a);

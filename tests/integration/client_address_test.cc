@@ -250,6 +250,40 @@ TEST_CASE("client address: a missing or malformed PROXY header closes the connec
   CHECK(proxied_get(port, "PROXY TCP4 10.0.0.1 127.0.0.1 1 80\r\n", "/x", "open.test").status == 200);
 }
 
+TEST_CASE("client address: proxy_protocol_from takes PROXY headers from the named peers only",
+          "[client_address][proxy_protocol]") {
+  Origin origin{"F"};
+  REQUIRE(origin.ok());
+  auto berth_from = [&](const std::string& from) {
+    return std::make_unique<Berth>("listeners: [{address: \"127.0.0.1:0\", proxy_protocol: true, proxy_protocol_from: [" +
+                                   from + "]}]\nworkers: 1\nadmin: {address: \"127.0.0.1:0\"}\n" + routes_yaml(origin));
+  };
+  // This test's connections come from 127.0.0.1: not a balancer in 10.0.0.0/8. Its header would
+  // make it 10.2.3.4, which allow.test lets through.
+  auto refused = berth_from("\"10.0.0.0/8\", \"::1\"");
+  INFO(refused->error());
+  REQUIRE(refused->ok());
+  const std::string m = marker("PF");
+  {
+    Client c(refused->port());
+    REQUIRE(c.connected());
+    c.send("PROXY TCP4 10.2.3.4 127.0.0.1 40000 80\r\n" + make_request("GET", "/x?" + m, "allow.test"));
+    std::string got;
+    CHECK(c.wait_closed(5s, &got));
+    CHECK(got.empty());  // closed without an answer
+  }
+  CHECK(origin.seen(m) == 0);
+  CHECK(stats_counter(refused->admin_port(), "proxy_protocol_rejected") == 1);
+  CHECK(wait_until([&] { return refused->log().find("peer not in proxy_protocol_from") != std::string::npos; }, 3s));
+
+  auto trusted = berth_from("\"127.0.0.0/8\"");
+  INFO(trusted->error());
+  REQUIRE(trusted->ok());
+  Response r = proxied_get(trusted->port(), "PROXY TCP4 10.2.3.4 127.0.0.1 40000 80\r\n", "/echo", "allow.test");
+  REQUIRE(r.status == 200);
+  CHECK(xff_seen(r) == "10.2.3.4");
+}
+
 namespace {
 
 // A blocking TCP connection to 127.0.0.1:port (5 s receive timeout), -1 on failure.

@@ -928,6 +928,22 @@ TEST_CASE("config: routes' https_redirect and hsts", "[config][tls]") {
   CHECK_FALSE(bad.ok());
 }
 
+TEST_CASE("config: listeners' proxy_protocol_from", "[config]") {
+  LoadResult ok = load("listeners:\n  - {address: \"127.0.0.1:8080\", proxy_protocol: true, proxy_protocol_from: [\"10.0.0.0/8\", \"::1\"]}\n"
+                       "  - \"127.0.0.1:8081\"\n");
+  INFO(all_errors(ok));
+  REQUIRE(ok.ok());
+  REQUIRE(ok.config->listeners[0].proxy_protocol_from.size() == 2);
+  CHECK(ok.config->listeners[0].proxy_protocol_from[0].prefix == 8);
+  CHECK(ok.config->listeners[1].proxy_protocol_from.empty());
+  LoadResult without = load("listeners:\n  - {address: \"127.0.0.1:8080\", proxy_protocol_from: [\"10.0.0.0/8\"]}\n");
+  REQUIRE_FALSE(without.ok());
+  CHECK(without.errors[0].line == 2);
+  CHECK(without.errors[0].message.find("needs proxy_protocol: true") != std::string::npos);
+  LoadResult bad = load("listeners:\n  - {address: \"127.0.0.1:8080\", proxy_protocol: true, proxy_protocol_from: [\"nope\"]}\n");
+  CHECK_FALSE(bad.ok());
+}
+
 TEST_CASE("config: a TLS listener needs certificates and a known min_version", "[config][tls]") {
   LoadResult none = load("listeners:\n  - address: \"127.0.0.1:8443\"\n    tls: {min_version: \"1.2\"}\n");
   INFO(all_errors(none));
