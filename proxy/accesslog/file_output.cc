@@ -48,7 +48,7 @@ FileOutput::~FileOutput() {
 
 void FileOutput::write(std::span<const iovec> batch) {
   uint64_t lines_lost = 0;
-  const int error = FdOutput::write_all(fd_, batch, &lines_lost);
+  const int error = write_fd(fd_, batch, &lines_lost);
   if (error == 0) {
     if (failing_errno_ != 0) log::info("access_log_write_resumed").kv("path", path_);
     failing_errno_ = 0;

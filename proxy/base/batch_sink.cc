@@ -1,12 +1,14 @@
 #include "proxy/base/batch_sink.h"
 
 #include <poll.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <climits>
+#include <csignal>
 #include <condition_variable>
 #include <mutex>
 #include <vector>
@@ -29,6 +31,59 @@ struct Producer {
 constexpr size_t kKeepBytes = 64 * 1024;
 
 std::atomic<uint64_t> g_next_sink_id{1};
+
+// How often stop() interrupts an abandoned writer: an interrupt that lands just before the
+// writer's blocking call (after it looked at abandoned()) is lost, the next one is not.
+constexpr auto kInterruptEvery = std::chrono::milliseconds(20);
+
+// The signal that cuts short an abandoned writer's blocking writev or poll. A real-time signal
+// nothing else in Berth uses (its signal handles are SIGTERM, SIGINT, SIGHUP and SIGUSR1; SIGPIPE
+// is ignored), sent to the writer thread only (pthread_kill).
+int interrupt_signal() { return SIGRTMIN + 5; }
+
+void on_interrupt(int) {}  // its only effect is the EINTR
+
+void install_interrupt_handler() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    struct sigaction sa {};
+    sa.sa_handler = on_interrupt;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;  // no SA_RESTART: the interrupted call fails with EINTR instead of resuming
+    ::sigaction(interrupt_signal(), &sa, nullptr);
+  });
+}
+
+// The writer inherits its creator's signal mask; the interrupt must reach it whatever that was.
+void unblock_interrupt_signal() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, interrupt_signal());
+  ::pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+}
+
+uint64_t newlines_in(std::span<const iovec> bytes) {
+  uint64_t n = 0;
+  for (const iovec& v : bytes) {
+    const char* p = static_cast<const char*>(v.iov_base);
+    n += static_cast<uint64_t>(std::count(p, p + v.iov_len, '\n'));
+  }
+  return n;
+}
+
+// Moves the start of rest[i...] past `written` bytes.
+void skip_written(std::vector<iovec>& rest, size_t& i, size_t written) {
+  while (written > 0) {
+    if (written >= rest[i].iov_len) {
+      written -= rest[i].iov_len;
+      ++i;
+    } else {
+      rest[i].iov_base = static_cast<char*>(rest[i].iov_base) + written;
+      rest[i].iov_len -= written;
+      written = 0;
+    }
+  }
+}
 
 }  // namespace
 
@@ -57,6 +112,8 @@ struct BatchSink::State {
   std::condition_variable wake_cv;
   bool wake = false;  // guarded by wake_mu
   bool stop = false;  // guarded by wake_mu
+  bool done = false;  // guarded by wake_mu: the writer has left run() (its thread is ending)
+  std::condition_variable done_cv;
 
   std::mutex control_mu;  // serialises start() and stop()
   uint64_t dropped_reported = 0;  // the writer's only (kept across restarts)
@@ -67,6 +124,20 @@ struct BatchSink::State {
       wake = true;
     }
     wake_cv.notify_one();
+  }
+  void ask_stop() {
+    {
+      std::lock_guard lock(wake_mu);
+      stop = true;
+    }
+    wake_cv.notify_one();
+  }
+  void mark_done() {
+    {
+      std::lock_guard lock(wake_mu);
+      done = true;
+    }
+    done_cv.notify_all();
   }
 };
 
@@ -125,45 +196,37 @@ Producer* producer_for(const std::shared_ptr<BatchSink::State>& state) {
 }  // namespace
 
 void FdOutput::write(std::span<const iovec> batch) {
-  uint64_t lost = 0;
-  write_all(fd_, batch, &lost);
+  uint64_t lines_lost = 0;
+  if (write_fd(fd_, batch, &lines_lost) != 0) lost_.fetch_add(lines_lost, std::memory_order_relaxed);
 }
 
-int FdOutput::write_all(int fd, std::span<const iovec> batch, uint64_t* lines_lost) {
+int BatchOutput::write_fd(int fd, std::span<const iovec> batch, uint64_t* lines_lost) {
   std::vector<iovec> rest(batch.begin(), batch.end());
   size_t i = 0;
-  while (true) {
+  int error = 0;
+  while (error == 0) {
     while (i < rest.size() && rest[i].iov_len == 0) ++i;
     if (i == rest.size()) return 0;
+    // Looked at before every call that may block: stop() interrupts the call itself after it set
+    // the flag (and again until the writer ends, should the first interrupt land just before it).
+    if (abandoned()) {
+      error = ECANCELED;
+      break;
+    }
     const int count = static_cast<int>(std::min<size_t>(rest.size() - i, IOV_MAX));
     ssize_t n = ::writev(fd, &rest[i], count);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        pollfd p{fd, POLLOUT, 0};
-        ::poll(&p, 1, -1);
-        continue;
-      }
-      const int error = errno;
-      *lines_lost = 0;
-      for (; i < rest.size(); ++i) {
-        const char* bytes = static_cast<const char*>(rest[i].iov_base);
-        *lines_lost += static_cast<uint64_t>(std::count(bytes, bytes + rest[i].iov_len, '\n'));
-      }
-      return error;
-    }
-    auto left = static_cast<size_t>(n);
-    while (left > 0) {
-      if (left >= rest[i].iov_len) {
-        left -= rest[i].iov_len;
-        ++i;
-      } else {
-        rest[i].iov_base = static_cast<char*>(rest[i].iov_base) + left;
-        rest[i].iov_len -= left;
-        left = 0;
-      }
+    if (n >= 0) {
+      skip_written(rest, i, static_cast<size_t>(n));
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      pollfd p{fd, POLLOUT, 0};
+      ::poll(&p, 1, -1);  // EINTR when abandoned: the loop then gives up
+    } else if (errno != EINTR) {
+      error = errno;
     }
   }
+  *lines_lost = newlines_in(std::span(rest).subspan(i));
+  if (error == ECANCELED) count_abandoned(*lines_lost);
+  return error;
 }
 
 BatchSink::BatchSink(BatchOutput& output, Options options)
@@ -174,22 +237,50 @@ BatchSink::~BatchSink() { stop(); }
 void BatchSink::start() {
   std::lock_guard control(state_->control_mu);
   if (thread_.joinable()) return;
+  install_interrupt_handler();
+  output_.abandoned_.store(false, std::memory_order_release);
   state_->accepting.store(true);
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    run();
+    state_->mark_done();
+  });
 }
 
-void BatchSink::stop() {
+void BatchSink::request_stop() {
   std::lock_guard control(state_->control_mu);
-  if (!thread_.joinable()) return;
-  {
-    std::lock_guard lock(state_->wake_mu);
-    state_->stop = true;
-  }
-  state_->wake_cv.notify_one();
+  if (thread_.joinable()) state_->ask_stop();
+}
+
+bool BatchSink::stop(std::chrono::milliseconds grace) {
+  std::lock_guard control(state_->control_mu);
+  if (!thread_.joinable()) return true;
+  state_->ask_stop();
+  const bool finished = wait_for_writer(std::chrono::steady_clock::now() + grace);
+  if (!finished) interrupt_writer_until_done();
   thread_.join();
   std::lock_guard lock(state_->wake_mu);
   state_->stop = false;
   state_->wake = false;
+  state_->done = false;
+  return finished;
+}
+
+bool BatchSink::wait_for_writer(std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lock(state_->wake_mu);
+  return state_->done_cv.wait_until(lock, deadline, [&] { return state_->done; });
+}
+
+// The writer is still blocked on the output past the deadline: abandon the output, then send the
+// interrupt until the writer has left run(). Its final drain, if not reached yet, finds the output
+// abandoned and gives its records up at once.
+void BatchSink::interrupt_writer_until_done() {
+  output_.abandoned_.store(true, std::memory_order_release);
+  const pthread_t writer = thread_.native_handle();
+  std::unique_lock lock(state_->wake_mu);
+  while (!state_->done) {
+    ::pthread_kill(writer, interrupt_signal());
+    state_->done_cv.wait_for(lock, kInterruptEvery, [&] { return state_->done; });
+  }
 }
 
 bool BatchSink::running() const { return state_->accepting.load(); }
@@ -220,6 +311,7 @@ BatchSink::Append BatchSink::append(std::string_view record) {
 }
 
 void BatchSink::run() {
+  unblock_interrupt_signal();
   State& s = *state_;
   std::vector<std::shared_ptr<Producer>> batch;
   std::vector<iovec> iov;

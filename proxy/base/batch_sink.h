@@ -13,11 +13,13 @@
 //
 // Records of one thread are written in the order appended; records of different threads are not
 // ordered among themselves. A thread that exits keeps its unwritten records: the writer writes them
-// and then frees the buffer. stop() writes everything appended before it and returns once written.
+// and then frees the buffer. stop() writes everything appended before it and returns once written,
+// or, past its grace period, gives up what the output has not taken and counts it (see stop()).
 #pragma once
 
 #include <sys/uio.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -35,21 +37,42 @@ class BatchOutput {
  public:
   virtual ~BatchOutput() = default;
   // Writes every byte of the batch, in order (or gives up on an error the output cannot recover).
+  // Once abandoned() (see BatchSink::stop), it must give up instead of waiting for the output.
   virtual void write(std::span<const iovec> batch) = 0;
+
+  // Set by BatchSink::stop when its deadline passed before the writer finished: every wait on the
+  // output is cut short (EINTR) and write() gives up the rest of its batch, counting it in
+  // abandoned_records(). Cleared when the sink starts again.
+  bool abandoned() const { return abandoned_.load(std::memory_order_acquire); }
+  // Records (newline-terminated) given up because of abandoned(), since the output was made.
+  uint64_t abandoned_records() const { return abandoned_records_.load(std::memory_order_relaxed); }
+
+ protected:
+  void count_abandoned(uint64_t records) { abandoned_records_.fetch_add(records, std::memory_order_relaxed); }
+  // Writes the whole batch to fd with writev, waiting while it is full: 0, or the errno that
+  // stopped it (ECANCELED once abandoned()), with *lines_lost the newlines (records) in the bytes
+  // left unwritten (a record cut short counts as lost). Short writes are resumed, EINTR retried;
+  // on a non-blocking fd it waits for POLLOUT.
+  int write_fd(int fd, std::span<const iovec> batch, uint64_t* lines_lost);
+
+ private:
+  friend class BatchSink;
+  std::atomic<bool> abandoned_{false};
+  std::atomic<uint64_t> abandoned_records_{0};
 };
 
-// Writes batches to a file descriptor with writev (it does not own the fd). Short writes are
-// resumed, EINTR retried; on a non-blocking fd it waits for POLLOUT; other errors drop the batch.
+// Writes batches to a file descriptor (it does not own the fd). Other errors than EINTR/EAGAIN
+// drop the batch; its records are counted in lost().
 class FdOutput final : public BatchOutput {
  public:
   explicit FdOutput(int fd) : fd_(fd) {}
   void write(std::span<const iovec> batch) override;
-  // Writes the whole batch to fd (waiting while it is full). 0, or the errno that stopped it,
-  // with *lines_lost the newlines (records) in the bytes left unwritten.
-  static int write_all(int fd, std::span<const iovec> batch, uint64_t* lines_lost);
+  // Records not written: those of batches an error dropped, and those abandoned at stop().
+  uint64_t lost() const { return lost_.load(std::memory_order_relaxed); }
 
  private:
   int fd_;
+  std::atomic<uint64_t> lost_{0};
 };
 
 class BatchSink {
@@ -76,9 +99,21 @@ class BatchSink {
 
   // Starts the writer thread (idempotent).
   void start();
+  // How long stop() waits by default for the writer to write what is queued.
+  static constexpr std::chrono::milliseconds kStopGrace{5000};
+
   // Writes every record queued so far, then stops the writer thread (idempotent). Records appended
-  // meanwhile are either written or answered kNotRunning.
-  void stop();
+  // meanwhile are either written or answered kNotRunning. Bounded: when the writer has not
+  // finished within `grace` (a stalled pipe, a reader that stopped reading), the output is
+  // abandoned (BatchOutput::abandoned) and the writer's blocking call interrupted with a signal
+  // until the thread ends; what was not written by then is lost and counted by the output.
+  // A write the kernel does not interrupt (a regular file on a hung disk, in uninterruptible
+  // sleep) still holds stop() until it returns: nothing in user space can cut it short.
+  // True when everything was written (nothing abandoned).
+  bool stop(std::chrono::milliseconds grace = kStopGrace);
+  // Tells the writer to do its final drain without waiting for it (several sinks then drain at
+  // the same time); stop() waits. Idempotent; no-op when not running.
+  void request_stop();
   bool running() const;
 
   // From any thread. Never blocks on the output; at most on the writer's brief buffer swap.
@@ -91,6 +126,8 @@ class BatchSink {
 
  private:
   void run();
+  bool wait_for_writer(std::chrono::steady_clock::time_point deadline);
+  void interrupt_writer_until_done();
 
   BatchOutput& output_;
   std::shared_ptr<State> state_;  // shared with producers' thread-local registrations

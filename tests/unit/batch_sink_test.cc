@@ -1,12 +1,15 @@
-// The batching sink behind the log (and the access log to come): records of several threads all
-// written with each thread's order kept, a stalled output that drops and counts without blocking
-// producers, threads that exit before their records are written, stop() writing everything; and
-// the log itself through it, in its line format.
+// The batching sink behind the log and the access log: records of several threads all written
+// with each thread's order kept, a stalled output that drops and counts without blocking
+// producers, threads that exit before their records are written, stop() writing everything, or
+// giving up by its deadline what a pipe nobody reads cannot take; and the log itself through it,
+// in its line format.
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
@@ -401,4 +404,88 @@ TEST_CASE("batch sink: a writer with nothing to do sleeps, and the next record w
   }
   sink.stop();
   CHECK(out.text() == expected);
+}
+
+namespace {
+// A pipe whose reader does not read until told to: the write end takes the pipe's capacity
+// (64 KiB) and then blocks, or, made non-blocking, fails with EAGAIN.
+class StalledPipe {
+ public:
+  explicit StalledPipe(bool nonblocking) {
+    REQUIRE(::pipe2(fds_, O_CLOEXEC) == 0);
+    if (nonblocking) REQUIRE(::fcntl(fds_[1], F_SETFL, O_NONBLOCK) == 0);
+    REQUIRE(::fcntl(fds_[0], F_SETFL, O_NONBLOCK) == 0);  // for take(), which must not wait
+  }
+  ~StalledPipe() {
+    ::close(fds_[0]);
+    ::close(fds_[1]);
+  }
+  int write_fd() const { return fds_[1]; }
+  // Everything the pipe holds now.
+  std::string take() {
+    std::string text;
+    char buf[65536];
+    ssize_t n;
+    while ((n = ::read(fds_[0], buf, sizeof buf)) > 0) text.append(buf, static_cast<size_t>(n));
+    return text;
+  }
+
+ private:
+  int fds_[2];
+};
+}  // namespace
+
+TEST_CASE("batch sink: stop() gives up a pipe nobody reads by its deadline and counts what is lost",
+          "[batch_sink][stop]") {
+  // Without the deadline stop() never returns: the writer is blocked in writev (or in poll on the
+  // non-blocking fd) for a reader that never comes.
+  const bool nonblocking = GENERATE(false, true);
+  INFO((nonblocking ? "non-blocking" : "blocking") << " write end");
+  StalledPipe pipe(nonblocking);
+  FdOutput output(pipe.write_fd());
+  BatchSink sink(output, {});
+  sink.start();
+  constexpr int kRecords = 4000;  // about 200 KB: three pipes' worth
+  int queued = 0;
+  for (int i = 0; i < kRecords; ++i) queued += sink.append(record(0, i)) == BatchSink::Append::kQueued;
+  REQUIRE(queued == kRecords);
+
+  const auto t0 = std::chrono::steady_clock::now();
+  const bool finished = sink.stop(std::chrono::milliseconds(200));
+  const auto took = std::chrono::steady_clock::now() - t0;
+  CHECK_FALSE(finished);
+  CHECK(took < std::chrono::seconds(10));  // generous: the point is that it returns at all
+  CHECK(output.abandoned());
+
+  // Every record is either in the pipe, whole, or counted as lost (one cut short counts as lost).
+  const std::string written = pipe.take();
+  const auto whole = static_cast<uint64_t>(std::count(written.begin(), written.end(), '\n'));
+  CHECK(whole > 0);
+  CHECK(output.lost() > 0);
+  CHECK(output.abandoned_records() == output.lost());
+  CHECK(whole + output.lost() == uint64_t{kRecords});
+  const auto seqs = sequences(lines_of(written.substr(0, written.rfind('\n') + 1)));
+  REQUIRE(seqs.size() == 1);
+  CHECK(seqs.at(0).size() == whole);
+  CHECK(strictly_increasing(seqs.at(0)));
+
+  // Started again, the sink writes normally: the output is no longer abandoned.
+  sink.start();
+  CHECK_FALSE(output.abandoned());
+  REQUIRE(sink.append("again\n") == BatchSink::Append::kQueued);
+  CHECK(sink.stop());
+  CHECK(pipe.take() == "again\n");
+  CHECK(output.lost() == uint64_t{kRecords} - whole);
+}
+
+TEST_CASE("batch sink: stop() on an output that keeps up writes everything and reports so", "[batch_sink][stop]") {
+  PipeReader reader;
+  FdOutput output(reader.write_fd());
+  BatchSink sink(output, {});
+  sink.start();
+  for (int i = 0; i < 1000; ++i) REQUIRE(sink.append(record(0, i)) == BatchSink::Append::kQueued);
+  CHECK(sink.stop(std::chrono::seconds(30)));
+  CHECK_FALSE(output.abandoned());
+  CHECK(output.lost() == 0);
+  CHECK(lines_of(reader.finish()).size() == 1000);
 }
