@@ -141,7 +141,7 @@ void SyslogOutput::write(std::span<const iovec> batch) {
 
 void SyslogOutput::send_datagrams(const std::vector<std::string_view>& messages) {
   size_t i = 0;
-  while (i < messages.size()) {
+  while (i < messages.size() && !abandoned()) {
     if (!ensure_connected()) break;
     ssize_t n = ::send(fd_, messages[i].data(), messages[i].size(), MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n >= 0) {
@@ -153,7 +153,7 @@ void SyslogOutput::send_datagrams(const std::vector<std::string_view>& messages)
     if (err == EINTR) continue;
     if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) {
       pollfd p{fd_, POLLOUT, 0};
-      if (::poll(&p, 1, kSendStallMs) > 0) continue;
+      if (::poll(&p, 1, kSendStallMs) > 0 || abandoned()) continue;
       dropped_.fetch_add(1, std::memory_order_relaxed);  // the receiver takes nothing: skip it
       ++i;
       continue;
@@ -166,13 +166,18 @@ void SyslogOutput::send_datagrams(const std::vector<std::string_view>& messages)
     if (kind_ == config::AccessLog::Syslog::kUnix || (err != ECONNREFUSED && err != EMSGSIZE))
       disconnect("send", err);
   }
-  if (i < messages.size()) dropped_.fetch_add(messages.size() - i, std::memory_order_relaxed);
+  count_unsent(messages.size() - i);
+}
+
+void SyslogOutput::count_unsent(size_t messages) {
+  dropped_.fetch_add(messages, std::memory_order_relaxed);
+  if (abandoned()) count_abandoned(messages);
 }
 
 void SyslogOutput::send_stream(const std::vector<std::string_view>& messages) {
   if (fd_ >= 0) peer_closed();
-  if (!ensure_connected()) {
-    dropped_.fetch_add(messages.size(), std::memory_order_relaxed);
+  if (abandoned() || !ensure_connected()) {
+    count_unsent(messages.size());
     return;
   }
   // Every frame of the batch in one buffer; ends_[k]: where frame k ends in it.
@@ -187,7 +192,7 @@ void SyslogOutput::send_stream(const std::vector<std::string_view>& messages) {
   }
   size_t off = 0;
   const auto deadline = Clock::now() + std::chrono::milliseconds(kSendStallMs);
-  while (off < frames_.size()) {
+  while (off < frames_.size() && !abandoned()) {
     ssize_t n = ::send(fd_, frames_.data() + off, frames_.size() - off, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n > 0) {
       off += static_cast<size_t>(n);
@@ -197,18 +202,23 @@ void SyslogOutput::send_stream(const std::vector<std::string_view>& messages) {
     if (err == EINTR) continue;
     if (err == EAGAIN || err == EWOULDBLOCK) {
       pollfd p{fd_, POLLOUT, 0};
-      if (::poll(&p, 1, remaining_ms(deadline)) > 0) continue;
+      if (::poll(&p, 1, remaining_ms(deadline)) > 0 || abandoned()) continue;
       disconnect("the receiver stopped reading", 0);
     } else {
       disconnect("send", err);
     }
     break;
   }
+  // Given up at exit in the middle of a frame: the stream cannot carry another one.
+  if (fd_ >= 0 && off < frames_.size()) {
+    ::close(fd_);
+    fd_ = -1;
+  }
   // Frames sent whole; a frame cut short is lost with the connection.
   size_t whole = 0;
   while (whole < ends.size() && ends[whole] <= off) ++whole;
   sent_.fetch_add(whole, std::memory_order_relaxed);
-  dropped_.fetch_add(ends.size() - whole, std::memory_order_relaxed);
+  count_unsent(ends.size() - whole);
 }
 
 }  // namespace berth::accesslog

@@ -6,7 +6,8 @@
 // The writer never waits long: connects are non-blocking with a 500 ms limit, a send that cannot
 // proceed is given up after 1 s, and after a failure no new connection is tried for 500 ms.
 // Messages that could not be handed to the receiver (not connected, refused, reset, stalled) are
-// dropped and counted. A TCP receiver that closed is noticed before the next batch (its FIN is
+// dropped and counted. At exit, once abandoned() (BatchSink::stop's deadline passed), the rest
+// of the batch is given up at once instead of waiting out each message's stall. A TCP receiver that closed is noticed before the next batch (its FIN is
 // read), so only a message sent into a connection the receiver has already dropped, which the
 // kernel still accepts, can be lost without being counted.
 #pragma once
@@ -40,6 +41,7 @@ class SyslogOutput final : public BatchOutput {
   bool peer_closed();
   void send_datagrams(const std::vector<std::string_view>& messages);
   void send_stream(const std::vector<std::string_view>& messages);
+  void count_unsent(size_t messages);  // dropped, and abandoned too when given up at exit
 
   config::AccessLog::Syslog kind_;
   std::string target_;
