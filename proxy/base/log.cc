@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <ctime>
 
@@ -29,6 +30,15 @@ void write_all(int fd, std::string_view s) {
 
 std::string header(Level level, std::string_view event);
 
+// How long stop_writer() waits for a stderr that takes nothing (a pipe nobody reads): the last
+// lines at exit are few, and exit must not hang on them. Comes after the access log's 5 s.
+constexpr auto kStopGrace = std::chrono::seconds(2);
+
+FdOutput& stderr_output() {
+  static FdOutput* output = new FdOutput(2);  // never destroyed, like the sink
+  return *output;
+}
+
 // Lines go to stderr through a BatchSink: each thread fills its own buffer (1 MiB at most; a line
 // that does not fit is dropped and counted), and the writer thread writes them every 25 ms.
 BatchSink& sink() {
@@ -37,7 +47,7 @@ BatchSink& sink() {
     options.drop_report = [](uint64_t count) {
       return header(Level::kWarn, "log_lines_dropped") + " count=" + std::to_string(count) + "\n";
     };
-    return new BatchSink(*new FdOutput(2), std::move(options));
+    return new BatchSink(stderr_output(), std::move(options));
   }();
   return *s;
 }
@@ -108,8 +118,8 @@ std::string header(Level level, std::string_view event) {
 void set_min_level(Level level) { g_min_level.store(static_cast<int>(level)); }
 bool enabled(Level level) { return static_cast<int>(level) >= g_min_level.load(std::memory_order_relaxed); }
 void start_writer() { sink().start(); }
-void stop_writer() { sink().stop(); }
-uint64_t dropped() { return sink().dropped(); }
+void stop_writer() { sink().stop(kStopGrace); }
+uint64_t dropped() { return sink().dropped() + stderr_output().lost(); }
 
 Line::Line(Level level, std::string_view event) : active_(enabled(level)) {
   if (active_) text_ = header(level, event);
@@ -118,8 +128,9 @@ Line::Line(Level level, std::string_view event) : active_(enabled(level)) {
 Line::~Line() {
   if (!active_) return;
   text_.push_back('\n');
-  // Before start_writer (and after stop_writer) lines are written here, as they come.
-  if (sink().append(text_) == BatchSink::Append::kNotRunning) write_all(2, text_);
+  // Before start_writer (and after stop_writer) lines are written here, as they come; not after
+  // a stop_writer that had to give stderr up: this write would block just the same.
+  if (sink().append(text_) == BatchSink::Append::kNotRunning && !stderr_output().abandoned()) write_all(2, text_);
 }
 
 Line& Line::kv(std::string_view key, std::string_view value) {

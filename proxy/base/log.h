@@ -19,9 +19,11 @@ bool enabled(Level level);
 // Starts the writer thread (idempotent). Until then lines are written synchronously.
 void start_writer();
 // Writes every pending line (of every thread, exited ones too) and stops the writer thread.
-// Afterwards lines are written synchronously again.
+// Afterwards lines are written synchronously again. Bounded (2 s): lines stderr has not taken by
+// then are given up and counted in dropped(), and later lines are dropped, not written.
 void stop_writer();
-// Lines dropped because their thread's buffer was full, since the process started.
+// Lines dropped because their thread's buffer was full, or not written (an error, or given up by
+// stop_writer), since the process started.
 uint64_t dropped();
 
 // Builds one line: `ts=... level=info event=name k=v ...`, submitted by the destructor.
