@@ -2,6 +2,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
+
 #include "proxy/accesslog/access_log_format.h"
 #include "proxy/base/log.h"
 
@@ -25,6 +28,18 @@ BatchSink::Options sink_options(const char* output) {
     return std::string();
   };
   return o;
+}
+
+std::chrono::milliseconds time_left(std::chrono::steady_clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  return std::max(left, std::chrono::milliseconds(0));
+}
+
+// Once, at exit, when an output took too long: how many records it never got (also counted in
+// dropped(), which nobody can read any more once the process is gone).
+void report_unwritten(const char* output, uint64_t records) {
+  log::warn("access_log_unwritten_at_exit").kv("output", output).kv("records", records)
+      .kv("reason", "the output took no more records within the time allowed at exit");
 }
 
 }  // namespace
@@ -56,8 +71,14 @@ void AccessLog::start() {
 }
 
 void AccessLog::stop() {
-  if (file_sink_) file_sink_->stop();
-  if (syslog_sink_) syslog_sink_->stop();
+  // Both writers drain at the same time and share one deadline: a stalled file does not eat into
+  // the syslog's time, and exit waits BatchSink::kStopGrace at most (not once per output).
+  if (file_sink_) file_sink_->request_stop();
+  if (syslog_sink_) syslog_sink_->request_stop();
+  const auto deadline = std::chrono::steady_clock::now() + BatchSink::kStopGrace;
+  if (file_sink_ && !file_sink_->stop(time_left(deadline))) report_unwritten("file", file_->abandoned_records());
+  if (syslog_sink_ && !syslog_sink_->stop(time_left(deadline)))
+    report_unwritten("syslog", syslog_->abandoned_records());
 }
 
 void AccessLog::reopen(uv_loop_t* loop) {

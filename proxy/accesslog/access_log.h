@@ -26,7 +26,9 @@ class AccessLog final : public RecordSink {
   ~AccessLog() override;
 
   // Starts the writer threads. stop() writes every record appended so far and stops them; call
-  // it once the workers have joined, so the last requests' records are written.
+  // it once the workers have joined, so the last requests' records are written. It waits
+  // BatchSink::kStopGrace (5 s) at most: records an output has not taken by then (a stdout pipe
+  // nobody reads) are given up, counted in dropped() and logged (`access_log_unwritten_at_exit`).
   void start();
   void stop();
 
@@ -34,8 +36,8 @@ class AccessLog final : public RecordSink {
   void reopen(uv_loop_t* loop);
 
   // Records not delivered: dropped from a full buffer, those a file write failed for (a full
-  // disk), plus (syslog) those the receiver could not
-  // be handed. Read from any thread.
+  // disk), plus (syslog) those the receiver could not be handed, plus those given up at stop().
+  // Read from any thread.
   uint64_t dropped() const;
   uint64_t syslog_sent() const { return syslog_ ? syslog_->sent() : 0; }
 

@@ -55,6 +55,7 @@ void FileOutput::write(std::span<const iovec> batch) {
     return;
   }
   lost_.fetch_add(lines_lost, std::memory_order_relaxed);
+  if (error == ECANCELED) return;  // given up at exit: AccessLog::stop reports it
   if (error != failing_errno_)  // once per kind of failure, not once per batch
     log::error("access_log_write_failed").kv("path", path_).kv("error", std::strerror(error))
         .kv("action", "records are dropped and counted until writes succeed again");

@@ -24,7 +24,8 @@ class FileOutput final : public BatchOutput {
   ~FileOutput() override;
 
   void write(std::span<const iovec> batch) override;  // the writer thread
-  // Records a write failed for (a full disk, a reader gone): not delivered, so counted.
+  // Records a write failed for (a full disk, a reader gone), and those given up at exit
+  // (abandoned_records(), a reader that stopped reading): not delivered, so counted.
   uint64_t lost() const { return lost_.load(std::memory_order_relaxed); }
 
   // From the control loop: reopens the path without blocking the loop (no-op for stdout).

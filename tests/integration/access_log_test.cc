@@ -2,17 +2,20 @@
 // sent (a proxied one, a retried one with two tries, and one request per local-reply cause), the
 // combined format, a logrotate-style rename followed by SIGUSR1, and delivery to a real rsyslog
 // (Debian's rsyslogd, started here with its own config on loopback) over UDP and TCP while it is
-// killed and restarted under traffic.
+// killed and restarted under traffic, and SIGTERM with a log reader that stopped reading.
 
 #include <catch2/catch.hpp>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <csignal>
@@ -699,4 +702,52 @@ TEST_CASE("access log: a FIFO with no reader stops Berth at start; failed writes
   size_t failures = 0;
   for (size_t at = 0; (at = log.find("event=access_log_write_failed", at)) != std::string::npos; ++at) ++failures;
   CHECK(failures == 1);
+}
+
+TEST_CASE("access log: SIGTERM exits promptly when the log's reader stopped reading; the rest is counted",
+          "[accesslog][lifecycle]") {
+  // A FIFO whose reader never reads (to Berth, the same as a stdout pipe nobody drains): once its
+  // 64 KiB are full, the writer thread blocks in writev and, before the fix, SIGTERM never ended
+  // the process. Now exit gives the access log 5 s, then gives the rest up, logged and counted.
+  TempDir dir;
+  const std::string fifo = dir.file("stalled.fifo");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  const int reader = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  REQUIRE(reader >= 0);
+  LogEnv env("access_log: {path: \"" + fifo + "\"}\n");
+  constexpr int kRequests = 600;  // a record is some 400 bytes: several times what the FIFO holds
+  {
+    Client c(env.berth->port());
+    int ok = 0;
+    for (int i = 0; i < kRequests; ++i) ok += c.get("/stall?i=" + std::to_string(i), "log.test").status == 200;
+    REQUIRE(ok == kRequests);
+  }
+  const auto fifo_full = [&] {
+    int queued = 0;
+    return ::ioctl(reader, FIONREAD, &queued) == 0 && queued > 60 * 1024;
+  };
+  REQUIRE(wait_until(fifo_full, 5s));
+
+  const auto t0 = Clock::now();
+  REQUIRE(env.berth->process().signal(SIGTERM));
+  const auto status = env.berth->process().wait_exit(15s);
+  const std::string log = env.berth->log();
+  INFO(log);
+  REQUIRE(status);
+  CHECK(exited_with(status, 0));
+  CHECK(seconds_since(t0) < 15);
+
+  // Every record is in the FIFO, whole, or counted in the one line logged at exit.
+  std::string written;
+  char buf[65536];
+  ssize_t n;
+  while ((n = ::read(reader, buf, sizeof buf)) > 0) written.append(buf, static_cast<size_t>(n));
+  ::close(reader);
+  const auto whole = static_cast<long>(std::count(written.begin(), written.end(), '\n'));
+  std::smatch m;
+  const std::regex unwritten(R"(event=access_log_unwritten_at_exit output=file records=(\d+))");
+  REQUIRE(std::regex_search(log, m, unwritten));
+  CHECK(std::stol(m[1]) > 0);
+  CHECK(whole + std::stol(m[1]) == kRequests);
+  CHECK(log.find("event=stopped") != std::string::npos);
 }
