@@ -109,7 +109,8 @@ class BatchSink {
   // until the thread ends; what was not written by then is lost and counted by the output.
   // A write the kernel does not interrupt (a regular file on a hung disk, in uninterruptible
   // sleep) still holds stop() until it returns: nothing in user space can cut it short.
-  // True when everything was written (nothing abandoned).
+  // True when the writer finished within `grace` (nothing was abandoned; write errors may still
+  // have dropped records, which the output counts).
   bool stop(std::chrono::milliseconds grace = kStopGrace);
   // Tells the writer to do its final drain without waiting for it (several sinks then drain at
   // the same time); stop() waits. Idempotent; no-op when not running.
