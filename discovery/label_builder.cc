@@ -168,8 +168,9 @@ namespace {
 // The filters of berth.access.*, berth.redirect.* and berth.strip_prefix / add_prefix labels
 // (and of the Traefik middlewares mapped onto them);
 // reads the htpasswd file a label names. Empty, or why the container is refused.
+// files: the text of each file read, by path (for PublishedPolicy::files).
 std::string build_access_filters(const ContainerSpec& spec, const BuilderOptions& options,
-                                 std::shared_ptr<const FilterChain>& out) {
+                                 std::shared_ptr<const FilterChain>& out, std::map<std::string, std::string>& files) {
   config::RouteAccess access = spec.access;
   if (access.empty() && !spec.rewrite.enabled() && !spec.redirect.enabled() && spec.request_headers.empty() &&
       spec.response_headers.empty())
@@ -182,6 +183,7 @@ std::string build_access_filters(const ContainerSpec& spec, const BuilderOptions
                                           ? options.read_access_file(path, &problem)
                                           : read_file_under(options.labels.access_files_dir, path, &problem);
     if (!text) return "berth.access.basic_auth: cannot read '" + path + "': " + problem;
+    files[path] = *text;
     std::vector<config::Error> errors;
     access.basic_auth.users = config::parse_htpasswd(*text, path, errors);
     if (!errors.empty()) return "berth.access.basic_auth: " + errors.front().to_string();
@@ -197,9 +199,28 @@ std::string build_access_filters(const ContainerSpec& spec, const BuilderOptions
   return {};
 }
 
+// What the label parser reads of a container, for a registry sidecar to publish.
+std::shared_ptr<const PublishedPolicy> published_policy(const ContainerFacts& c, const LabelOptions& options,
+                                                        std::map<std::string, std::string> files) {
+  auto out = std::make_shared<PublishedPolicy>();
+  for (const auto& [key, value] : c.labels)
+    if (key.rfind("berth.", 0) == 0 || key.rfind("traefik.", 0) == 0 || key == "com.docker.compose.project" ||
+        key == "com.docker.compose.service")
+      out->labels.emplace(key, value);
+  if (options.nginx_proxy)
+    for (const char* key : {"VIRTUAL_HOST", "VIRTUAL_PATH", "VIRTUAL_PORT"})
+      if (std::string value = c.env_value(key); !value.empty()) out->env.emplace(key, std::move(value));
+  out->exposed_ports = c.exposed_ports;
+  out->files = std::move(files);
+  out->traefik = options.traefik;
+  out->nginx_proxy = options.nginx_proxy;
+  out->access_files_dir = options.access_files_dir;
+  return out;
+}
+
 }  // namespace
 
-ParsedContainer parse_container(const ContainerFacts& c, const BuilderOptions& options) {
+ParsedContainer parse_container_routes(const ContainerFacts& c, const BuilderOptions& options) {
   ParsedContainer out;
   out.spec = parse_container_labels(c, options.labels);
   out.source = "container:" + c.display();
@@ -213,18 +234,31 @@ ParsedContainer parse_container(const ContainerFacts& c, const BuilderOptions& o
       out.spec.kind = ContainerSpec::Kind::kRejected;
       out.spec.reason = "refused by policy: " + refused;
       out.spec.routes.clear();
-      out.endpoints.clear();
-      out.keys.clear();
-      out.names.clear();
       return out;
     }
   }
-  if (std::string why = build_access_filters(out.spec, options, out.filters); !why.empty()) {
+  std::map<std::string, std::string> files;
+  if (std::string why = build_access_filters(out.spec, options, out.filters, files); !why.empty()) {
     out.spec.kind = ContainerSpec::Kind::kRejected;
     out.spec.reason = why;
     out.spec.routes.clear();
     return out;
   }
+  for (const RouteSpec& route : out.spec.routes) {
+    out.names.push_back(route.name.empty() ? route.service : route.service + "/" + route.name);
+    // Routes that differ in their matchers are different routes (a canary beside the main one).
+    out.matches.push_back(route.match.empty() ? nullptr : std::make_shared<const config::RouteMatch>(route.match));
+    const std::string matchers = out.matches.back() ? "\n" + out.matches.back()->key() : std::string();
+    if (route.hosts.empty()) out.keys.push_back("\n" + route.path + matchers);
+    for (const std::string& host : route.hosts) out.keys.push_back(host + "\n" + route.path + matchers);
+  }
+  out.published = published_policy(c, options.labels, std::move(files));
+  return out;
+}
+
+ParsedContainer parse_container(const ContainerFacts& c, const BuilderOptions& options) {
+  ParsedContainer out = parse_container_routes(c, options);
+  if (out.spec.kind != ContainerSpec::Kind::kRouted) return out;
   for (const RouteSpec& route : out.spec.routes) {
     std::string reason;
     auto address = resolve_address(c, out.spec.network, route.port, options, &reason);
@@ -233,6 +267,7 @@ ParsedContainer parse_container(const ContainerFacts& c, const BuilderOptions& o
       out.endpoints.clear();
       out.keys.clear();
       out.names.clear();
+      out.matches.clear();
       return out;
     }
     Endpoint endpoint;
@@ -241,14 +276,56 @@ ParsedContainer parse_container(const ContainerFacts& c, const BuilderOptions& o
     endpoint.source = out.source;
     if (!resolve_endpoint_key(endpoint)) endpoint.addr_len = 0;  // not numeric: never an instance
     out.endpoints.push_back(std::move(endpoint));
-    out.names.push_back(route.name.empty() ? route.service : route.service + "/" + route.name);
-    // Routes that differ in their matchers are different routes (a canary beside the main one).
-    out.matches.push_back(route.match.empty() ? nullptr : std::make_shared<const config::RouteMatch>(route.match));
-    const std::string matchers = out.matches.back() ? "\n" + out.matches.back()->key() : std::string();
-    if (route.hosts.empty()) out.keys.push_back("\n" + route.path + matchers);
-    for (const std::string& host : route.hosts) out.keys.push_back(host + "\n" + route.path + matchers);
   }
   return out;
+}
+
+ParsedContainer parse_published(const PublishedPolicy& published, const std::string& id, const std::string& name,
+                                const BuilderOptions& operator_options) {
+  ContainerFacts c;
+  c.id = id;
+  c.name = name;
+  c.labels = published.labels;
+  for (const auto& [key, value] : published.env) c.env.push_back(key + "=" + value);
+  c.exposed_ports = published.exposed_ports;
+  c.running = true;
+  BuilderOptions options;
+  options.allowed_hosts = operator_options.allowed_hosts;
+  options.max_priority = operator_options.max_priority;
+  options.allow_any_host = operator_options.allow_any_host;
+  // The sidecar routed it: whatever enabled it there (berth.enable, exposed_by_default, a
+  // Traefik router, VIRTUAL_HOST) enables it here.
+  options.labels.exposed_by_default = true;
+  options.labels.traefik = published.traefik;
+  options.labels.nginx_proxy = published.nginx_proxy;
+  options.labels.access_files_dir = published.access_files_dir;
+  options.read_access_file = [&published](const std::string& path, std::string* problem) -> std::optional<std::string> {
+    auto it = published.files.find(path);
+    if (it != published.files.end()) return it->second;
+    *problem = "not published with the instance";
+    return std::nullopt;
+  };
+  ParsedContainer out = parse_container_routes(c, options);
+  out.published = std::make_shared<const PublishedPolicy>(published);  // what it was made of, as received
+  return out;
+}
+
+Route route_of(const ParsedContainer& parsed, size_t r, size_t h) {
+  const RouteSpec& spec = parsed.spec.routes[r];
+  Route route;
+  route.name = parsed.names[r];
+  route.host = spec.hosts.empty() ? std::string() : spec.hosts[h];
+  route.path_prefix = spec.path;
+  route.priority = spec.priority;
+  route.source = parsed.source;
+  route.https_redirect = spec.https_redirect;
+  route.https_redirect_code = spec.https_redirect_code;
+  route.filters = parsed.filters;
+  route.match = parsed.matches[r];
+  route.acme = spec.acme;
+  route.allow_encodings = parsed.spec.encoded_characters.allowed_given();
+  route.refuse_encodings = parsed.spec.encoded_characters.refused_given();
+  return route;
 }
 
 ServicePtr BuilderMemo::service(const std::string& name, const config::ServicePolicy& policy,
@@ -538,20 +615,8 @@ DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& cac
         seen->second = seen->second || decl.container->running;
         continue;
       }
-      Route route;
-      route.name = decl.parsed->names[decl.route];
-      route.host = spec.hosts.empty() ? std::string() : spec.hosts[h];
-      route.path_prefix = spec.path;
-      route.priority = spec.priority;
+      Route route = route_of(*decl.parsed, decl.route, h);
       route.service = index_of[d];
-      route.source = decl.parsed->source;
-      route.https_redirect = spec.https_redirect;
-      route.https_redirect_code = spec.https_redirect_code;
-      route.filters = decl.parsed->filters;
-      route.match = decl.parsed->matches[decl.route];
-      route.acme = spec.acme;
-      route.allow_encodings = decl.parsed->spec.encoded_characters.allowed_given();
-      route.refuse_encodings = decl.parsed->spec.encoded_characters.refused_given();
       // A mirror names a discovered service; none by that name (yet): no copies.
       if (spec.mirror.enabled()) {
         auto shadow = service_index.find(spec.mirror.service);
@@ -563,6 +628,10 @@ DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& cac
     }
   }
   set.routes = std::move(routes);
+  auto policies = std::make_shared<PublishedPolicies>();
+  for (size_t i = 0; i < n; ++i)
+    if (accepted[i] && parsed[i]->published) policies->emplace(parsed[i]->source, parsed[i]->published);
+  set.policies = std::move(policies);
 
   if (memo) {
     // The claims of this build: each emitted host + path with its service. One whose service
@@ -631,8 +700,19 @@ bool same_routes(const RouteList& a, const RouteList& b) {
   return true;
 }
 
+namespace {
+bool same_policies(const std::shared_ptr<const PublishedPolicies>& a, const std::shared_ptr<const PublishedPolicies>& b) {
+  if (a == b) return true;
+  if (!a || !b || a->size() != b->size()) return false;
+  return std::equal(a->begin(), a->end(), b->begin(), [](const auto& x, const auto& y) {
+    return x.first == y.first && (x.second == y.second || *x.second == *y.second);
+  });
+}
+}  // namespace
+
 bool same_set(const DiscoveredSet& a, const DiscoveredSet& b) {
   if (a.services.size() != b.services.size() || a.rejected != b.rejected) return false;
+  if (!same_policies(a.policies, b.policies)) return false;
   if (!same_routes(a.routes, b.routes)) return false;
   for (size_t i = 0; i < a.services.size(); ++i) {
     if (a.services[i] == b.services[i]) continue;  // shared: the same object

@@ -63,6 +63,8 @@ struct ParsedContainer {
   std::shared_ptr<const FilterChain> filters;
   // Per spec.routes entry: its matchers (RouteSpec::match), shared by its hosts (null: none).
   std::vector<std::shared_ptr<const config::RouteMatch>> matches;
+  // What a registry sidecar publishes of it (routed containers only; null otherwise).
+  std::shared_ptr<const PublishedPolicy> published;
 };
 
 // Reuses ParsedContainers across builds for facts whose revision is unchanged (revision 0:
@@ -154,6 +156,21 @@ class BuilderMemo {
 };
 
 ParsedContainer parse_container(const ContainerFacts& c, const BuilderOptions& options);
+
+// parse_container without the addresses (endpoints stays empty, problem too): the routes a
+// container's labels declare, with their policy and filters, names, matchers and keys.
+ParsedContainer parse_container_routes(const ContainerFacts& c, const BuilderOptions& options);
+
+// A registry front door's parse of what a sidecar published for container `id` named `name`:
+// parse_container_routes of those facts under the front door's operator policy (allowed
+// hosts, max priority, any host), the files its labels name read from the published ones.
+ParsedContainer parse_published(const PublishedPolicy& published, const std::string& id, const std::string& name,
+                                const BuilderOptions& operator_options);
+
+// The Route for host `h` of spec route `r` of a parse, as Docker discovery routes it: its
+// host, path, priority and policy (filters, matchers, redirects, encodings, ACME). The caller
+// sets service and mirror, which index its own set's services.
+Route route_of(const ParsedContainer& parsed, size_t r, size_t h);
 
 // The whole set from the containers known, running or not: every container that is not
 // rejected puts its routes in the layout; a service's instances are its routable containers

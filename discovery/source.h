@@ -6,7 +6,9 @@
 
 #include <uv.h>
 
+#include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -22,6 +24,24 @@ inline const RouteList& no_routes() {
   return empty;
 }
 
+// What a registry sidecar publishes of one routed container so that a front door rebuilds its
+// routes with the same label code, policy included (access control, redirects, matchers...):
+// the facts the label parser reads, and nothing else of the container.
+struct PublishedPolicy {
+  std::map<std::string, std::string> labels;  // berth.*, traefik.*, the compose project and service
+  std::map<std::string, std::string> env;     // VIRTUAL_HOST / _PATH / _PORT (nginx-proxy mode only)
+  std::vector<uint16_t> exposed_ports;        // a route without a port label uses the only one
+  // The files its labels name (an htpasswd), path -> text, as the sidecar read them: the front
+  // door's disk does not have them.
+  std::map<std::string, std::string> files;
+  // The sidecar's label modes (docker.traefik, nginx_proxy, access_files_dir).
+  bool traefik = false;
+  bool nginx_proxy = false;
+  std::string access_files_dir;
+  bool operator==(const PublishedPolicy&) const = default;
+};
+using PublishedPolicies = std::map<std::string, std::shared_ptr<const PublishedPolicy>>;  // by Endpoint::source
+
 // Everything one source wants routed. routes[i].service indexes `services` (this set's own
 // services, not the merged table's). Endpoint.source / Route.source name where they came from,
 // e.g. "container:3f2a…/name".
@@ -32,6 +52,9 @@ struct DiscoveredSet {
   std::vector<ServicePtr> services;  // never null; unchanged services keep their object
   // Things the source refused to route, shown in /api/routes: {"container", "reason"} pairs.
   std::vector<std::pair<std::string, std::string>> rejected;
+  // The published policy of each container that has a service here, by Endpoint::source
+  // (Docker discovery; null: the source keeps none). What a registry sidecar publishes.
+  std::shared_ptr<const PublishedPolicies> policies;
   // CLOCK_REALTIME ns at which the source received the event that led to this set (0: none,
   // e.g. a sync or a timer). Shown in /api/stats, for measuring propagation exactly.
   int64_t event_received_ns = 0;

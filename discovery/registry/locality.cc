@@ -88,13 +88,21 @@ std::shared_ptr<const DiscoveredSet> LocalityMerge::merge(const std::shared_ptr<
                                              "' is served on this host by service " + c->second);
         continue;
       }
-      if (merged_index[route.service] < 0) {
-        merged_index[route.service] = static_cast<int64_t>(out->services.size());
-        out->services.push_back(r.services[route.service]);
-        names.push_back(name);
-      }
+      // A remote service's position in the merged set (added after the others on first use).
+      auto merged = [&](uint32_t index) {
+        if (merged_index[index] < 0) {
+          merged_index[index] = static_cast<int64_t>(out->services.size());
+          out->services.push_back(r.services[index]);
+          names.push_back(r.services[index]->name);
+        }
+        return static_cast<uint32_t>(merged_index[index]);
+      };
       Route copy = route;
-      copy.service = static_cast<uint32_t>(merged_index[route.service]);
+      copy.service = merged(route.service);
+      // A mirror names its shadow by the remote set's index too (a published berth.mirror.*).
+      if (route.mirror)
+        copy.mirror = std::make_shared<const RouteMirror>(
+            RouteMirror{merged(route.mirror->service), route.mirror->percent_bp, route.mirror->max_body});
       routes->push_back(std::move(copy));
     }
     routes_ = std::move(routes);

@@ -67,6 +67,64 @@ std::string host_prefix(std::string_view prefix, std::string_view host_id) {
   return instances_prefix(prefix) + std::string(host_id) + "/";
 }
 
+namespace {
+
+nlohmann::json encode_policy(const PublishedPolicy& p) {
+  nlohmann::json j = {{"labels", p.labels}, {"exposed_ports", p.exposed_ports}};
+  if (!p.env.empty()) j["env"] = p.env;
+  if (!p.files.empty()) j["files"] = p.files;
+  if (p.traefik) j["traefik"] = true;
+  if (p.nginx_proxy) j["nginx_proxy"] = true;
+  if (!p.access_files_dir.empty()) j["access_files_dir"] = p.access_files_dir;
+  return j;
+}
+
+// A JSON object of strings -> the map; false when it is something else.
+bool string_map(const nlohmann::json& j, std::map<std::string, std::string>& out) {
+  if (!j.is_object()) return false;
+  for (const auto& [key, value] : j.items()) {
+    if (!value.is_string()) return false;
+    out.emplace(key, value.get<std::string>());
+  }
+  return true;
+}
+
+std::shared_ptr<const PublishedPolicy> decode_policy(const nlohmann::json& j, std::string* problem) {
+  auto bad = [&](std::string why) -> std::shared_ptr<const PublishedPolicy> {
+    *problem = "'policy': " + std::move(why);
+    return nullptr;
+  };
+  if (!j.is_object()) return bad("must be an object");
+  auto out = std::make_shared<PublishedPolicy>();
+  auto labels = j.find("labels");
+  if (labels == j.end() || !string_map(*labels, out->labels)) return bad("'labels' must map label names to strings");
+  if (auto env = j.find("env"); env != j.end() && !string_map(*env, out->env))
+    return bad("'env' must map variable names to strings");
+  if (auto files = j.find("files"); files != j.end() && !string_map(*files, out->files))
+    return bad("'files' must map paths to their text");
+  if (auto ports = j.find("exposed_ports"); ports != j.end()) {
+    if (!ports->is_array()) return bad("'exposed_ports' must be a list of ports");
+    for (const auto& port : *ports) {
+      if (!port.is_number_integer() || port.get<int64_t>() < 1 || port.get<int64_t>() > 65535)
+        return bad("'exposed_ports' must be a list of ports");
+      out->exposed_ports.push_back(static_cast<uint16_t>(port.get<int64_t>()));
+    }
+  }
+  for (auto [name, flag] : {std::pair{"traefik", &out->traefik}, std::pair{"nginx_proxy", &out->nginx_proxy}}) {
+    auto it = j.find(name);
+    if (it == j.end()) continue;
+    if (!it->is_boolean()) return bad("'" + std::string(name) + "' must be true or false");
+    *flag = it->get<bool>();
+  }
+  if (auto dir = j.find("access_files_dir"); dir != j.end()) {
+    if (!dir->is_string()) return bad("'access_files_dir' must be a string");
+    out->access_files_dir = dir->get<std::string>();
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string encode_instance(const Instance& instance) {
   nlohmann::json routes = nlohmann::json::array();
   for (const RegistryRoute& r : instance.routes)
@@ -74,6 +132,7 @@ std::string encode_instance(const Instance& instance) {
   nlohmann::json j = {{"service", instance.service}, {"routes", routes},         {"address", instance.address},
                       {"weight", instance.weight},   {"health", instance.health}, {"host_id", instance.host_id},
                       {"container", instance.container}};
+  if (instance.policy) j["policy"] = encode_policy(*instance.policy);
   return j.dump();
 }
 
@@ -82,7 +141,7 @@ std::optional<Instance> decode_instance(std::string_view value, std::string* pro
     *problem = std::move(why);
     return std::nullopt;
   };
-  if (value.size() > 64 * 1024) return bad("value larger than 64 KiB");
+  if (value.size() > kMaxValueBytes) return bad("value larger than 1 MiB");
   nlohmann::json j = nlohmann::json::parse(value, nullptr, false);
   if (j.is_discarded()) return bad("value is not JSON");
   if (!j.is_object()) return bad("value is not a JSON object");
@@ -112,6 +171,10 @@ std::optional<Instance> decode_instance(std::string_view value, std::string* pro
   }
   if (auto h = j.find("host_id"); h != j.end() && h->is_string()) out.host_id = h->get<std::string>();
   if (auto c = j.find("container"); c != j.end() && c->is_string()) out.container = c->get<std::string>();
+  if (auto p = j.find("policy"); p != j.end()) {
+    out.policy = decode_policy(*p, problem);
+    if (!out.policy) return std::nullopt;
+  }
   auto routes = j.find("routes");
   if (routes == j.end() || !routes->is_array() || routes->empty() || routes->size() > 64)
     return bad("'routes' must be a list of 1 to 64 routes");
@@ -191,6 +254,8 @@ Publication publication_from_set(const DiscoveredSet& set, std::string_view pref
       instance.health = "healthy";  // Docker discovery lists only instances it routes to
       instance.host_id = std::string(host_id);
       instance.container = name;
+      if (set.policies)
+        if (auto p = set.policies->find(e.source); p != set.policies->end()) instance.policy = p->second;
       uint32_t n = next_index[id]++;
       out.kvs[base + id + "/" + std::to_string(n)] = encode_instance(instance);
     }

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -49,8 +50,17 @@ struct Instance {
   uint32_t weight = 1;                // 1..1000
   std::string health = "healthy";     // as the sidecar sees it: "healthy" | "unhealthy" | "unchecked"
   std::string host_id;                // informational
-  std::string container;              // informational: the container's name
+  std::string container;              // the container's name (its default service name)
+  // The facts its routes and their policy are made of (access control, redirects, matchers,
+  // rewrites...): a front door rebuilds the routes from them with Docker discovery's label
+  // code, and `routes` above is then only what an older front door reads. Null: a value of a
+  // sidecar that did not publish them (routes as listed, without policy).
+  std::shared_ptr<const PublishedPolicy> policy;
 };
+
+// The largest value a front door reads (the files a policy carries count): etcd's own limit
+// per request is 1.5 MiB by default.
+constexpr size_t kMaxValueBytes = 1u << 20;
 
 std::string encode_instance(const Instance& instance);
 // nullopt with *problem set when the value is not a well-formed instance.

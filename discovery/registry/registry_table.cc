@@ -6,14 +6,73 @@ namespace berth::discovery::registry {
 
 namespace {
 
+// A value's routes as it lists them: the operator policy applies to each.
+bool listed_routes(const Instance& instance, const BuilderOptions& options, DecodedValue& out) {
+  for (const RegistryRoute& r : instance.routes) {
+    RouteSpec spec;
+    spec.hosts = r.hosts;
+    spec.path = r.path;
+    spec.priority = r.priority;
+    if (std::string refused = policy_problem(spec, options); !refused.empty()) {
+      out.problem = "refused by policy: " + refused;
+      return false;
+    }
+    out.routes.push_back(InstanceRoute{r, nullptr, 0});
+    if (r.hosts.empty()) out.claims.push_back("\n" + r.path);
+    for (const std::string& h : r.hosts) out.claims.push_back(h + "\n" + r.path);
+  }
+  return true;
+}
+
+// A value with a policy: its routes are the ones its published labels declare for its service,
+// made by Docker discovery's own label code under the operator policy. Labels that do not
+// parse refuse the key: routed without its policy, it would be open where its host is not.
+// `before`: the parse of the key's previous value, reused when made of the same facts (so a
+// rate limit's buckets outlive a health change).
+bool published_routes(const Instance& instance, const std::string& container_id,
+                      const std::shared_ptr<const ParsedContainer>& before, const BuilderOptions& options,
+                      DecodedValue& out) {
+  std::shared_ptr<const ParsedContainer> parsed = before;
+  const std::string source = "container:" + container_id.substr(0, 12) + "/" + instance.container;
+  if (!parsed || parsed->source != source || !parsed->published || !(*parsed->published == *instance.policy))
+    parsed = std::make_shared<const ParsedContainer>(
+        parse_published(*instance.policy, container_id, instance.container, options));
+  const ContainerSpec& spec = parsed->spec;
+  if (spec.kind == ContainerSpec::Kind::kIgnored) {
+    out.problem = "its published labels route nothing";
+    return false;
+  }
+  if (spec.kind == ContainerSpec::Kind::kRejected) {
+    out.problem = spec.reason.rfind("refused by policy", 0) == 0 ? spec.reason : "its published labels: " + spec.reason;
+    return false;
+  }
+  for (size_t r = 0, k = 0; r < spec.routes.size(); ++r) {
+    const RouteSpec& route = spec.routes[r];
+    const size_t hosts = route.hosts.empty() ? 1 : route.hosts.size();
+    if (route.service == instance.service) {
+      out.routes.push_back(
+          InstanceRoute{RegistryRoute{route.hosts, route.path, route.priority}, parsed, static_cast<uint32_t>(r)});
+      out.claims.insert(out.claims.end(), parsed->keys.begin() + k, parsed->keys.begin() + k + hosts);
+    }
+    k += hosts;
+  }
+  if (out.routes.empty()) {
+    out.problem = "its published labels declare no route for service " + instance.service;
+    return false;
+  }
+  return true;
+}
+
 // Everything about one key that depends on its key and value alone (and the table's fixed
 // prefix and policy): why it is refused, or its instance, the host + path pairs it claims and
 // its endpoint, ready to be grouped.
 void prepare(const std::string& key, const std::string& value, const std::string& root,
              const BuilderOptions& options, bool remote, DecodedValue& out) {
+  std::shared_ptr<const ParsedContainer> before = out.routes.empty() ? nullptr : out.routes.front().parsed;
   out.value = value;
   out.instance.reset();
   out.problem.clear();
+  out.routes.clear();
   out.claims.clear();
   out.source = "registry:" + (key.rfind(root, 0) == 0 ? key.substr(root.size()) : key);
   // <host>/<container>/<n>
@@ -30,17 +89,14 @@ void prepare(const std::string& key, const std::string& value, const std::string
   }
   std::optional<Instance> instance = decode_instance(value, &out.problem);
   if (!instance) return;
-  for (const RegistryRoute& r : instance->routes) {
-    RouteSpec spec;
-    spec.hosts = r.hosts;
-    spec.path = r.path;
-    spec.priority = r.priority;
-    if (std::string refused = policy_problem(spec, options); !refused.empty()) {
-      out.problem = "refused by policy: " + refused;
-      return;
-    }
-    if (r.hosts.empty()) out.claims.push_back("\n" + r.path);
-    for (const std::string& h : r.hosts) out.claims.push_back(h + "\n" + r.path);
+  const size_t slash = rest.find('/');
+  const std::string container_id(rest.substr(slash + 1, rest.find('/', slash + 1) - slash - 1));
+  const bool ok = instance->policy ? published_routes(*instance, container_id, before, options, out)
+                                   : listed_routes(*instance, options, out);
+  if (!ok) {
+    out.routes.clear();
+    out.claims.clear();
+    return;
   }
   out.endpoint = Endpoint{};
   out.endpoint.key = instance->address;
@@ -201,7 +257,8 @@ void RegistryTable::decide_all() {
         taken_by = &c->second.service, taken = claim;
     if (taken_by) {
       const size_t nl = taken.find('\n');
-      e.conflict = "host '" + std::string(taken.substr(0, nl)) + "' path '" + std::string(taken.substr(nl + 1)) +
+      const std::string_view path = taken.substr(nl + 1, taken.find('\n', nl + 1) - nl - 1);
+      e.conflict = "host '" + std::string(taken.substr(0, nl)) + "' path '" + std::string(path) +
                    "' is already served by service " + *taken_by;
       for (const std::string& claim : e.d.claims) ++contested_[claim];
       refuse(&kv, Status::kConflict);
@@ -216,13 +273,13 @@ void RegistryTable::decide_all() {
 bool RegistryTable::remake(ServiceState& s, const std::string& name, bool* routes_changed) {
   // Its routes: the union of what its instances declare, in key order; its endpoints: each
   // address once, unhealthy instances left out.
-  std::vector<RegistryRoute> routes;
+  std::vector<InstanceRoute> routes;
   std::vector<const Endpoint*> endpoints;
   std::set<std::string_view> seen;  // used only when some address is shared
   const bool distinct = s.shared_addresses == 0;
   for (const EntryRef ref : s.keys) {
     const Instance& instance = *ref->second.d.instance;
-    for (const RegistryRoute& r : instance.routes)
+    for (const InstanceRoute& r : ref->second.d.routes)
       if (std::find(routes.begin(), routes.end(), r) == routes.end()) routes.push_back(r);
     if (instance.health == "unhealthy") continue;  // its routes stand; it gets no traffic
     const Endpoint& e = ref->second.d.endpoint;
@@ -246,6 +303,44 @@ bool RegistryTable::remake(ServiceState& s, const std::string& name, bool* route
   return true;
 }
 
+RouteList RegistryTable::make_routes() const {
+  auto routes = std::make_shared<std::vector<Route>>();
+  std::unordered_map<std::string_view, uint32_t> index_of;  // a mirror names its shadow service
+  for (const auto& [name, s] : services_) index_of.emplace(name, static_cast<uint32_t>(index_of.size()));
+  uint32_t index = 0;
+  for (const auto& [name, s] : services_) {
+    // Each host + path + priority (+ matchers) once per service: its instances may declare it
+    // alike, and the first key in byte order gives its policy (as Docker discovery's first
+    // container by name does).
+    std::set<std::string> emitted;
+    for (const InstanceRoute& r : s.routes) {
+      const size_t hosts = r.route.hosts.empty() ? 1 : r.route.hosts.size();
+      for (size_t h = 0; h < hosts; ++h) {
+        Route route = r.parsed ? route_of(*r.parsed, r.spec, h) : Route{};
+        route.host = r.route.hosts.empty() ? std::string() : r.route.hosts[h];
+        route.path_prefix = r.route.path;
+        route.priority = r.route.priority;
+        const std::string key = route.host + "\n" + route.path_prefix + "\n" + std::to_string(route.priority) +
+                                (route.match ? "\n" + route.match->key() : std::string());
+        if (!emitted.insert(key).second) continue;
+        route.name = name + (route.host.empty() ? "" : "@" + route.host) + route.path_prefix;
+        route.service = index;
+        route.source = "registry";
+        if (const config::RouteMirror* mirror = r.parsed ? &r.parsed->spec.routes[r.spec].mirror : nullptr;
+            mirror && mirror->enabled()) {
+          // None by that name (yet): no copies, as with Docker discovery.
+          if (auto shadow = index_of.find(mirror->service); shadow != index_of.end())
+            route.mirror = std::make_shared<const RouteMirror>(
+                RouteMirror{shadow->second, mirror->percent_bp, mirror->max_body});
+        }
+        routes->push_back(std::move(route));
+      }
+    }
+    ++index;
+  }
+  return routes;
+}
+
 std::shared_ptr<DiscoveredSet> RegistryTable::next() {
   if (full_) decide_all();
   bool services_changed = false, routes_changed = false;
@@ -266,25 +361,7 @@ std::shared_ptr<DiscoveredSet> RegistryTable::next() {
     for (const auto& [name, s] : services_) services_out_.push_back(s.service);
   }
   if (routes_changed) {
-    auto routes = std::make_shared<std::vector<Route>>();
-    uint32_t index = 0;
-    for (const auto& [name, s] : services_) {
-      for (const RegistryRoute& r : s.routes) {
-        std::vector<std::string> hosts = r.hosts.empty() ? std::vector<std::string>{""} : r.hosts;
-        for (const std::string& h : hosts) {
-          Route route;
-          route.name = name + (h.empty() ? "" : "@" + h) + r.path;
-          route.host = h;
-          route.path_prefix = r.path;
-          route.priority = r.priority;
-          route.service = index;
-          route.source = "registry";
-          routes->push_back(std::move(route));
-        }
-      }
-      ++index;
-    }
-    RouteList fresh = std::move(routes);
+    RouteList fresh = make_routes();
     if (same_routes(routes_, fresh)) routes_changed = false;  // the same object stays
     else routes_ = std::move(fresh);
   }

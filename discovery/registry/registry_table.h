@@ -28,6 +28,15 @@
 
 namespace berth::discovery::registry {
 
+// One route an instance declares: as its value lists it, or, for a value with a policy, route
+// `spec` of the parse of its published labels (which also gives its filters, matchers...).
+struct InstanceRoute {
+  RegistryRoute route;
+  std::shared_ptr<const ParsedContainer> parsed;  // null: the value carries no policy
+  uint32_t spec = 0;
+  bool operator==(const InstanceRoute& o) const { return route == o.route && parsed == o.parsed && spec == o.spec; }
+};
+
 // What one key makes of its value (given the table's prefix and policy), worked out once per
 // value: why it is refused, or its instance, the host + path pairs it claims and its endpoint.
 struct DecodedValue {
@@ -35,7 +44,9 @@ struct DecodedValue {
   std::optional<Instance> instance;  // nullopt: refused, see problem
   std::string problem;
   std::string source;                // "registry:<host-id>/<container-id>/<n>"
-  std::vector<std::string> claims;   // "host\npath" for each host of each route ("" = any host)
+  std::vector<InstanceRoute> routes;
+  // "host\npath" for each host of each route ("" = any host), "\n<matchers>" added when it has some
+  std::vector<std::string> claims;
   Endpoint endpoint;                 // resolved, with source and remote set
 };
 
@@ -84,7 +95,7 @@ class RegistryTable {
     // has: while none does, making the service needs no look for duplicates.
     std::unordered_map<std::string, uint32_t> addresses;
     uint32_t shared_addresses = 0;
-    std::vector<RegistryRoute> routes;
+    std::vector<InstanceRoute> routes;
     ServicePtr service;              // as last handed out; null: not yet
   };
   struct Claim {
@@ -98,6 +109,7 @@ class RegistryTable {
   void refuse(EntryRef e, Status status);
   void decide_all();
   bool remake(ServiceState& s, const std::string& name, bool* routes_changed);
+  RouteList make_routes() const;
 
   std::string root_, own_;
   TablePolicy policy_;

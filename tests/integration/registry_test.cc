@@ -723,3 +723,59 @@ TEST_CASE("registry: service_policy gives registry services their policy: a GET 
   CHECK(plain_timeouts >= 2);
   ::close(silent);
 }
+
+TEST_CASE("registry: a container's access labels hold at the front door: no credentials, no request to it",
+          "[registry][access]") {
+  Etcd etcd;
+  INFO(etcd.error());
+  REQUIRE(etcd.ok());
+  TempDir dir, files;  // files: the sidecar's docker.access_files_dir; the front door has none
+  // "alice" / "opensesame", SHA-512 crypt.
+  REQUIRE(write_file(files.file("team.htpasswd"),
+                     "alice:$6$berthlabels$C0Ei6f6mLrrfYrnRWbkMpscxY4.SDR.KbwfoDHSSmKjFyc.MTz4yzDoDHZ9jyKmpmr/"
+                     "CQmxpUZiHPbB.w1ThZ0\n"));
+  auto engine = start_engine(dir);
+  Origin origin("S");
+  REQUIRE(origin.ok());
+  Berth sidecar(config_head(1) + "docker: {enabled: true, endpoint: \"unix://" + dir.file("docker.sock") +
+                "\", access_files_dir: \"" + files.path() + "\", reconnect_max: 1s}\nregistry: {etcd: [\"" +
+                etcd.url() + "\"], role: sidecar, host_id: host-1, advertise_address: 127.0.0.1, lease_ttl: 4s}\n");
+  INFO(sidecar.error());
+  REQUIRE(sidecar.ok());
+  Berth front(front_yaml(etcd));
+  INFO(front.error());
+  REQUIRE(front.ok());
+  INFO("sidecar: " << sidecar.log() << "\nfront: " << front.log());
+
+  size_t guarded = engine->add(fake_docker::running_routed(
+      43, "guarded-1", "guarded.test", origin.port(),
+      {{"berth.access.basic_auth", files.file("team.htpasswd") + " realm=team"}}));
+  size_t allowed = engine->add(fake_docker::running_routed(44, "allowed-1", "allowed.test", origin.port(),
+                                                           {{"berth.access.allow", "10.0.0.0/8"}}));
+  for (size_t c : {guarded, allowed}) {
+    engine->emit(c, "create");
+    engine->emit(c, "start");
+  }
+  const std::string alice = "Authorization: Basic YWxpY2U6b3BlbnNlc2FtZQ==";
+  REQUIRE(wait_until([&] { return http_get(front.port(), "/ready", "guarded.test", {alice}).status == 200; }, 10s));
+
+  // Through the front door as through the sidecar: without credentials, or with wrong ones,
+  // 401 and the origin sees nothing; with them, the request reaches it.
+  for (uint16_t port : {front.port(), sidecar.port()}) {
+    INFO("port " << port << (port == front.port() ? " (front door)" : " (sidecar)"));
+    Response bare = http_get(port, "/guarded-marker", "guarded.test");
+    CHECK(bare.status == 401);
+    CHECK(bare.header("www-authenticate") == std::optional<std::string>("Basic realm=\"team\", charset=\"UTF-8\""));
+    CHECK(http_get(port, "/guarded-marker", "guarded.test", {"Authorization: Basic YWxpY2U6d3Jvbmc="}).status == 401);
+    CHECK(origin.seen("GET /guarded-marker") == 0);
+    Response ok = http_get(port, "/guarded-ok", "guarded.test", {alice});
+    CHECK(ok.status == 200);
+    CHECK(ok.body.find("origin=S") != std::string::npos);
+    // berth.access.allow: loopback is not in 10.0.0.0/8.
+    CHECK(http_get(port, "/allowed-marker", "allowed.test").status == 403);
+    CHECK(origin.seen("GET /allowed-marker") == 0);
+  }
+  CHECK(origin.seen("GET /guarded-ok") == 2);
+  CHECK(front.running());
+  CHECK(sidecar.running());
+}

@@ -1,0 +1,230 @@
+// A container's route policy through the registry: the sidecar publishes the facts its labels
+// are made of, the front door rebuilds its routes from them with Docker discovery's label code
+// (filters, redirects, encodings), under its own operator policy; labels that do not parse
+// refuse the key instead of routing it without its policy. No etcd, no engine.
+#include <catch2/catch.hpp>
+
+#include <functional>
+#include <map>
+#include <string>
+
+#include "discovery/label_builder.h"
+#include "discovery/registry/registry_codec.h"
+#include "discovery/registry/registry_table.h"
+
+using namespace berth;
+using namespace berth::discovery;
+using namespace berth::discovery::registry;
+
+namespace {
+
+const std::string kHtpasswdPath = "/srv/access/team.htpasswd";
+// "alice" / "opensesame", SHA-512 crypt (openssl passwd -6).
+const std::string kAliceLine =
+    "alice:$6$berthlabels$C0Ei6f6mLrrfYrnRWbkMpscxY4.SDR.KbwfoDHSSmKjFyc.MTz4yzDoDHZ9jyKmpmr/CQmxpUZiHPbB.w1ThZ0\n";
+
+// A running container on network "net" with these labels over the usual berth.* ones.
+ContainerFacts container(const std::string& name, char id, std::map<std::string, std::string> labels) {
+  ContainerFacts c;
+  c.id = std::string(64, id);
+  c.name = name;
+  c.labels = {{"berth.enable", "true"}, {"berth.host", "a.test"}, {"berth.port", "8080"},
+              {"com.docker.compose.project", "shop"}, {"com.docker.compose.service", "web"},
+              {"org.opencontainers.image.title", "not route policy"}};
+  for (auto& [k, v] : labels) c.labels[k] = v;
+  c.env = {"SECRET=hunter2", "VIRTUAL_HOST=ignored.test"};
+  c.network_mode = "net";
+  c.networks = {ContainerNetwork{"net", "172.18.0.5", ""}};
+  c.running = true;
+  c.revision = 1;
+  return c;
+}
+
+// The sidecar's Docker discovery options: htpasswd files under /srv/access, read from a map.
+BuilderOptions sidecar_options() {
+  BuilderOptions o;
+  o.network = "net";
+  o.labels.access_files_dir = "/srv/access";
+  o.read_access_file = [](const std::string& path, std::string* problem) -> std::optional<std::string> {
+    if (path == kHtpasswdPath) return kAliceLine;
+    *problem = "No such file or directory";
+    return std::nullopt;
+  };
+  return o;
+}
+
+// What a sidecar on host-1 publishes for these containers.
+std::map<std::string, std::string> published(const std::vector<ContainerFacts>& containers) {
+  ContainerCache cache;
+  for (const ContainerFacts& c : containers) cache[c.id] = c;
+  DiscoveredSet set = build_discovered_set(cache, sidecar_options());
+  return publication_from_set(set, "/berth/v1", "host-1", "10.0.0.12").kvs;
+}
+
+std::map<std::string, std::string> rejections(const DiscoveredSet& set) {
+  return {set.rejected.begin(), set.rejected.end()};
+}
+
+}  // namespace
+
+TEST_CASE("registry policy: the value's policy round trips; a value without one decodes as before",
+          "[registry]") {
+  auto policy = std::make_shared<PublishedPolicy>();
+  policy->labels = {{"berth.host", "a.test"}, {"berth.access.basic_auth", kHtpasswdPath}};
+  policy->env = {{"VIRTUAL_HOST", "v.test"}};
+  policy->exposed_ports = {80, 8080};
+  policy->files = {{kHtpasswdPath, kAliceLine}};
+  policy->traefik = true;
+  policy->access_files_dir = "/srv/access";
+  Instance in;
+  in.service = "web";
+  in.routes = {RegistryRoute{{"a.test"}, "/", 0}};
+  in.address = "10.0.0.12:8080";
+  in.policy = policy;
+  std::string problem;
+  auto out = decode_instance(encode_instance(in), &problem);
+  INFO(problem);
+  REQUIRE(out);
+  REQUIRE(out->policy);
+  CHECK(*out->policy == *policy);
+
+  // A value of an older sidecar: no policy, its routes as listed.
+  out = decode_instance(R"({"service":"web","routes":[{"hosts":["a.test"]}],"address":"10.0.0.1:80"})", &problem);
+  REQUIRE(out);
+  CHECK_FALSE(out->policy);
+  CHECK(out->routes == std::vector<RegistryRoute>{RegistryRoute{{"a.test"}, "/", 0}});
+
+  const std::vector<std::string> malformed = {
+      R"("policy":[])",
+      R"("policy":{})",
+      R"("policy":{"labels":{"berth.host":1}})",
+      R"("policy":{"labels":{},"exposed_ports":[0]})",
+      R"("policy":{"labels":{},"files":{"/x":false}})",
+      R"("policy":{"labels":{},"traefik":"yes"})",
+  };
+  for (const std::string& field : malformed) {
+    INFO(field);
+    CHECK_FALSE(decode_instance(R"({"service":"web","routes":[{}],"address":"10.0.0.1:80",)" + field + "}", &problem));
+    CHECK(problem.find("'policy'") != std::string::npos);
+  }
+}
+
+TEST_CASE("registry policy: a sidecar publishes the route-relevant labels and the files they name", "[registry]") {
+  auto kvs = published({container("web-1", 'a', {{"berth.access.basic_auth", kHtpasswdPath}})});
+  REQUIRE(kvs.size() == 1);
+  std::string problem;
+  auto instance = decode_instance(kvs.begin()->second, &problem);
+  INFO(problem);
+  REQUIRE(instance);
+  REQUIRE(instance->policy);
+  const PublishedPolicy& p = *instance->policy;
+  CHECK(p.labels.count("berth.access.basic_auth"));
+  CHECK(p.labels.count("com.docker.compose.project"));  // the default service name is made of it
+  CHECK_FALSE(p.labels.count("org.opencontainers.image.title"));
+  CHECK(p.env.empty());  // not in nginx-proxy mode: no environment at all
+  CHECK(p.files == std::map<std::string, std::string>{{kHtpasswdPath, kAliceLine}});
+  CHECK(p.access_files_dir == "/srv/access");
+}
+
+TEST_CASE("registry policy: the front door routes a published container with its labels' policy", "[registry]") {
+  auto kvs = published({container("web-1", 'a',
+                                  {{"berth.access.basic_auth", kHtpasswdPath},
+                                   {"berth.tls.redirect", "true"},
+                                   {"berth.encoded_characters.allow_encoded_slash", "true"}}),
+                        container("plain-1", 'b', {{"berth.host", "plain.test"}, {"berth.service", "plain"}})});
+  DiscoveredSet set = build_registry_set(kvs, "/berth/v1", TablePolicy{});
+  INFO(set.rejected.size());
+  CHECK(set.rejected.empty());
+  REQUIRE(set.services.size() == 2);
+  REQUIRE(set.routes->size() == 2);
+  const Route* web = nullptr;
+  const Route* plain = nullptr;
+  for (const Route& r : *set.routes) (r.host == "a.test" ? web : plain) = &r;
+  REQUIRE(web);
+  REQUIRE(plain);
+  CHECK(set.services[web->service]->name == "shop-web");
+  REQUIRE(set.services[web->service]->endpoints.size() == 1);
+  CHECK(set.services[web->service]->endpoints[0].key == "10.0.0.12:8080");  // the published address
+  REQUIRE(web->filters);
+  CHECK_FALSE(web->filters->empty());
+  CHECK(web->https_redirect);
+  CHECK(web->allow_encodings != 0);
+  CHECK(plain->host == "plain.test");
+  CHECK_FALSE(plain->filters);
+  CHECK_FALSE(plain->https_redirect);
+}
+
+TEST_CASE("registry policy: labels that do not make the route refuse the key, never route it bare", "[registry]") {
+  auto good = published({container("web-1", 'a', {{"berth.access.basic_auth", kHtpasswdPath}})});
+  REQUIRE(good.size() == 1);
+  const std::string key = good.begin()->first;
+  auto with = [&](const std::function<void(nlohmann::json&)>& edit) {
+    nlohmann::json j = nlohmann::json::parse(good.begin()->second);
+    edit(j);
+    return std::map<std::string, std::string>{{key, j.dump()}};
+  };
+  const std::vector<std::pair<std::map<std::string, std::string>, std::string>> cases = {
+      {with([](nlohmann::json& j) { j["policy"]["labels"]["berth.port"] = "eighty"; }),
+       "its published labels: berth.port=\"eighty\" is not a port number"},
+      {with([](nlohmann::json& j) { j["policy"]["files"] = nlohmann::json::object(); }),
+       "cannot read '/srv/access/team.htpasswd': not published with the instance"},
+      {with([](nlohmann::json& j) { j["policy"]["files"][kHtpasswdPath] = "alice:plaintext\n"; }),
+       "its published labels: berth.access.basic_auth"},
+      {with([](nlohmann::json& j) { j["policy"]["labels"]["berth.service"] = "other"; }),
+       "declare no route for service shop-web"},
+      {with([](nlohmann::json& j) { j["policy"]["labels"]["berth.enable"] = "false"; }), "route nothing"},
+      {with([](nlohmann::json& j) { j["policy"]["labels"]["berth.access.allow"] = "not-a-cidr"; }),
+       "its published labels: berth.access.allow"},
+  };
+  for (const auto& [kvs, reason] : cases) {
+    DiscoveredSet set = build_registry_set(kvs, "/berth/v1", TablePolicy{});
+    INFO(kvs.begin()->second);
+    CHECK(set.services.empty());
+    CHECK(set.routes->empty());
+    auto rejected = rejections(set);
+    REQUIRE(rejected.size() == 1);
+    INFO(rejected.begin()->second);
+    CHECK(rejected.begin()->second.find(reason) != std::string::npos);
+  }
+}
+
+TEST_CASE("registry policy: the front door's operator policy applies to the rebuilt routes", "[registry]") {
+  auto kvs = published({container("web-1", 'a', {{"berth.host", "bank.test"}, {"berth.priority", "5"}})});
+  TablePolicy policy;
+  policy.allowed_hosts = {"*.apps.test"};
+  DiscoveredSet set = build_registry_set(kvs, "/berth/v1", policy);
+  CHECK(set.services.empty());
+  auto rejected = rejections(set);
+  REQUIRE(rejected.size() == 1);
+  CHECK(rejected.begin()->second == "refused by policy: host bank.test is not under docker.allowed_hosts");
+  policy.allowed_hosts.clear();
+  policy.max_priority = 0;
+  rejected = rejections(build_registry_set(kvs, "/berth/v1", policy));
+  REQUIRE(rejected.size() == 1);
+  CHECK(rejected.begin()->second.find("priority 5 is above docker.max_priority") != std::string::npos);
+}
+
+TEST_CASE("registry policy: a key whose value changes but not its policy keeps its filters", "[registry]") {
+  auto kvs = published({container("web-1", 'a', {{"berth.access.basic_auth", kHtpasswdPath}})});
+  const std::string key = kvs.begin()->first;
+  RegistryTable table("/berth/v1", TablePolicy{});
+  table.reset(kvs);
+  auto first = table.next();
+  REQUIRE(first->routes->size() == 1);
+  auto filters = (*first->routes)[0].filters;
+  REQUIRE(filters);
+  nlohmann::json j = nlohmann::json::parse(kvs.begin()->second);
+  j["weight"] = 7;
+  REQUIRE(table.put(key, j.dump()));
+  auto second = table.next();
+  REQUIRE(second);
+  CHECK(second->services[0]->endpoints[0].weight == 7);
+  CHECK(second->routes == first->routes);  // the same route list object: nothing to rebuild
+  // Its labels change: a new parse, new filters.
+  j["policy"]["labels"]["berth.access.allow"] = "10.0.0.0/8";
+  REQUIRE(table.put(key, j.dump()));
+  auto third = table.next();
+  REQUIRE(third);
+  REQUIRE(third->routes->size() == 1);
+  CHECK((*third->routes)[0].filters != filters);
+}
