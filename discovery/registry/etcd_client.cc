@@ -74,6 +74,29 @@ nlohmann::json parse_etcd_body(const std::string& body, std::string* error) {
   return first;
 }
 
+std::string read_watch_bytes(LineSplitter& splitter, std::string_view bytes,
+                             const std::function<bool(const nlohmann::json&)>& on_result, bool* skipped) {
+  const uint64_t skipped_before = splitter.skipped();
+  std::string end;
+  bool going = true;
+  splitter.feed(bytes, [&](std::string_view line) {
+    if (!going || !end.empty()) return;
+    nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) {
+      end = "watch sent a line that is not JSON";
+      return;
+    }
+    if (std::string e = error_text(j); !e.empty()) {
+      end = "watch error: " + e;
+      return;
+    }
+    auto r = j.find("result");
+    if (r != j.end() && r->is_object()) going = on_result(*r);
+  });
+  *skipped = splitter.skipped() != skipped_before;
+  return end;
+}
+
 struct EtcdClient::Attempt {
   std::string path;
   std::string body;
@@ -156,8 +179,10 @@ EtcdClient::Id EtcdClient::watch(const nlohmann::json& create_request, std::chro
   auto cb = std::make_shared<WatchCallbacks>(std::move(callbacks));
   nlohmann::json body = {{"create_request", create_request}};
   Watch w{current_, 0};
-  // Shared with the data callback: it stays alive while a line it split ends the watch.
-  auto splitter = std::make_shared<LineSplitter>();
+  // Shared with the data callback: it stays alive while a line it split ends the watch. A line
+  // over 16 MiB is skipped rather than ending the watch: ended, the watch would be made again
+  // from the same revision and meet the same line, for ever.
+  auto splitter = std::make_shared<LineSplitter>(16u << 20, /*skip_long=*/true);
   DockerClient::StreamCallbacks s;
   s.on_head = [this, id, cb](const ResponseHead& head) {
     if (head.status != 200) {
@@ -171,21 +196,18 @@ EtcdClient::Id EtcdClient::watch(const nlohmann::json& create_request, std::chro
     if (cb->on_open) cb->on_open();
   };
   s.on_data = [this, id, cb, splitter](std::string_view bytes) {
-    bool ok = splitter->feed(bytes, [&](std::string_view line) {
-      if (!watches_.count(id)) return;
-      nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-      if (j.is_discarded() || !j.is_object()) {
-        end_watch_with(id, cb, "watch sent a line that is not JSON");
-        return;
-      }
-      if (std::string e = error_text(j); !e.empty()) {
-        end_watch_with(id, cb, "watch error: " + e);
-        return;
-      }
-      auto r = j.find("result");
-      if (r != j.end() && r->is_object() && cb->on_message) cb->on_message(*r);
-    });
-    if (!ok && watches_.count(id)) end_watch_with(id, cb, "watch message too large");
+    bool skipped = false;
+    std::string end = read_watch_bytes(
+        *splitter, bytes,
+        [&](const nlohmann::json& result) {
+          if (!watches_.count(id)) return false;
+          if (cb->on_message) cb->on_message(result);
+          return true;
+        },
+        &skipped);
+    if (!watches_.count(id)) return;
+    if (!end.empty()) return end_watch_with(id, cb, end);
+    if (skipped && cb->on_skipped) cb->on_skipped();
   };
   s.on_end = [this, id, cb](const std::string& why) {
     auto it = watches_.find(id);

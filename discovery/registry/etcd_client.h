@@ -39,6 +39,9 @@ class EtcdClient {
     std::function<void()> on_open;                              // 200 received
     std::function<void(const nlohmann::json&)> on_message;      // each {"result":{...}} object's result
     std::function<void(const std::string&)> on_end;            // once: why the watch ended
+    // A line over the cap was skipped and the watch goes on: what it said is lost, so the
+    // owner reads the whole range again (as Docker discovery lists again after a long event).
+    std::function<void()> on_skipped;
   };
 
   // urls: "http://host:port" / "https://host:port" (validated by the config loader).
@@ -76,6 +79,13 @@ class EtcdClient {
   std::map<Id, Watch> watches_;
   Id next_watch_ = 1;
 };
+
+// One read of a watch stream: `bytes` split by `splitter` (which skips lines over its cap and
+// counts them) and each {"result":{...}} line's result handed to on_result, which returns
+// false once the watch is gone. What ends the watch ("" while it goes on): a line that is not
+// JSON, or an error line. *skipped: a line over the cap was dropped meanwhile.
+std::string read_watch_bytes(LineSplitter& splitter, std::string_view bytes,
+                             const std::function<bool(const nlohmann::json&)>& on_result, bool* skipped);
 
 // Parses one reply body of the gateway: a plain object, or stream-shaped lines
 // {"result":{...}} / {"error":{...}} (keepalive). The reply object or result, and *error set

@@ -117,6 +117,15 @@ void RegistryWatch::watch() {
     if (generation != generation_) return;
     on_watch_message(result);
   };
+  cb.on_skipped = [this, generation] {
+    if (generation != generation_) return;
+    // What the line said (puts, deletes) is learnt again from a range, the watch made anew
+    // from its revision: nothing is lost, and the line is not met again.
+    log::warn("registry_watch_line_skipped").kv("reason", "a watch message larger than 16 MiB")
+        .kv("action", "reading the whole range again");
+    ++event_counts_["skipped"];
+    sync();
+  };
   cb.on_end = [this, generation](const std::string& why) {
     if (generation != generation_) return;
     watch_id_ = 0;

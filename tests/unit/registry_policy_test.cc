@@ -1,7 +1,8 @@
 // A container's route policy through the registry: the sidecar publishes the facts its labels
 // are made of, the front door rebuilds its routes from them with Docker discovery's label code
 // (filters, redirects, encodings), under its own operator policy; labels that do not parse
-// refuse the key instead of routing it without its policy. No etcd, no engine.
+// refuse the key instead of routing it without its policy. And the watch stream reader that
+// skips a line over its cap. No etcd, no engine.
 #include <catch2/catch.hpp>
 
 #include <functional>
@@ -9,6 +10,7 @@
 #include <string>
 
 #include "discovery/label_builder.h"
+#include "discovery/registry/etcd_client.h"
 #include "discovery/registry/registry_codec.h"
 #include "discovery/registry/registry_table.h"
 
@@ -227,4 +229,37 @@ TEST_CASE("registry policy: a key whose value changes but not its policy keeps i
   REQUIRE(third);
   REQUIRE(third->routes->size() == 1);
   CHECK((*third->routes)[0].filters != filters);
+}
+
+TEST_CASE("registry policy: a watch line over the cap is skipped, the lines around it read", "[registry]") {
+  LineSplitter splitter(64, /*skip_long=*/true);
+  std::vector<std::string> results;
+  auto on_result = [&](const nlohmann::json& r) {
+    results.push_back(r.value("n", std::string()));
+    return true;
+  };
+  bool skipped = false;
+  std::string end = read_watch_bytes(splitter, "{\"result\":{\"n\":\"1\"}}\n{\"result\":{\"n\":\"", on_result, &skipped);
+  CHECK(end.empty());
+  CHECK_FALSE(skipped);
+  end = read_watch_bytes(splitter, std::string(100, 'x') + "\"}}\n{\"result\":{\"n\":\"3\"}}\n", on_result, &skipped);
+  CHECK(end.empty());  // the watch goes on
+  CHECK(skipped);      // and its owner learns a line was lost
+  CHECK(results == std::vector<std::string>{"1", "3"});
+  end = read_watch_bytes(splitter, "{\"result\":{\"n\":\"4\"}}\n", on_result, &skipped);
+  CHECK_FALSE(skipped);
+  CHECK(results.size() == 3);
+
+  CHECK(read_watch_bytes(splitter, "not json\n", on_result, &skipped) == "watch sent a line that is not JSON");
+  CHECK(read_watch_bytes(splitter, "{\"error\":{\"message\":\"etcdserver: no leader\"}}\n", on_result, &skipped) ==
+        "watch error: etcdserver: no leader");
+  // A watch gone meanwhile: the lines after are not handed on.
+  results.clear();
+  read_watch_bytes(splitter, "{\"result\":{\"n\":\"5\"}}\n{\"result\":{\"n\":\"6\"}}\n",
+                   [&](const nlohmann::json& r) {
+                     results.push_back(r.value("n", std::string()));
+                     return false;
+                   },
+                   &skipped);
+  CHECK(results == std::vector<std::string>{"5"});
 }
