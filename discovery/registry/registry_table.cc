@@ -326,6 +326,9 @@ RouteList RegistryTable::make_routes() const {
         route.name = name + (route.host.empty() ? "" : "@" + route.host) + route.path_prefix;
         route.service = index;
         route.source = "registry";
+        // A sidecar routes other hosts' apps east-west: their certificates are their own
+        // host's to ask for (two hosts asking for one name would fight over its challenges).
+        if (!own_.empty()) route.acme = false;
         if (const config::RouteMirror* mirror = r.parsed ? &r.parsed->spec.routes[r.spec].mirror : nullptr;
             mirror && mirror->enabled()) {
           // None by that name (yet): no copies, as with Docker discovery.

@@ -156,6 +156,20 @@ TEST_CASE("registry policy: the front door routes a published container with its
   CHECK_FALSE(plain->https_redirect);
 }
 
+TEST_CASE("registry policy: berth.tls.acme asks a front door for the certificate, not another host's sidecar",
+          "[registry]") {
+  auto kvs = published({container("web-1", 'a', {{"berth.tls.acme", "true"}})});
+  DiscoveredSet front = build_registry_set(kvs, "/berth/v1", TablePolicy{});
+  REQUIRE(front.routes->size() == 1);
+  CHECK((*front.routes)[0].acme);
+  TablePolicy sidecar;
+  sidecar.local_host_id = "host-2";
+  DiscoveredSet east_west = build_registry_set(kvs, "/berth/v1", sidecar);
+  REQUIRE(east_west.routes->size() == 1);
+  CHECK_FALSE((*east_west.routes)[0].acme);
+  CHECK(east_west.services[0]->endpoints[0].remote);
+}
+
 TEST_CASE("registry policy: labels that do not make the route refuse the key, never route it bare", "[registry]") {
   auto good = published({container("web-1", 'a', {{"berth.access.basic_auth", kHtpasswdPath}})});
   REQUIRE(good.size() == 1);
