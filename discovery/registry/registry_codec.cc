@@ -256,8 +256,10 @@ Publication publication_from_set(const DiscoveredSet& set, std::string_view pref
       instance.container = name;
       if (set.policies)
         if (auto p = set.policies->find(e.source); p != set.policies->end()) instance.policy = p->second;
-      uint32_t n = next_index[id]++;
-      out.kvs[base + id + "/" + std::to_string(n)] = encode_instance(instance);
+      const std::string key = base + id + "/" + std::to_string(next_index[id]++);
+      std::string value = encode_instance(instance);
+      if (value.size() > kMaxValueBytes) out.too_large.push_back(key);
+      else out.kvs[key] = std::move(value);
     }
   }
   return out;

@@ -84,6 +84,10 @@ struct TablePolicy {
 // address is advertise_address with the instance's port.
 struct Publication {
   std::map<std::string, std::string> kvs;  // key -> value
+  // Keys whose value would be over kMaxValueBytes (a huge htpasswd): left out, so that neither
+  // etcd (1.5 MiB per request) refuses the container's transaction again and again nor a
+  // front door routes the instance without its policy.
+  std::vector<std::string> too_large;
 };
 Publication publication_from_set(const DiscoveredSet& set, std::string_view prefix, std::string_view host_id,
                                  std::string_view advertise_address);

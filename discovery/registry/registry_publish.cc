@@ -26,7 +26,9 @@ RegistryPublisher::~RegistryPublisher() { stop(nullptr); }
 void RegistryPublisher::start(uv_loop_t* loop, UpdateFn on_update) {
   loop_ = loop;
   inner_->start(loop, [this, on_update = std::move(on_update)](std::shared_ptr<const DiscoveredSet> set) {
-    want_ = publication_from_set(*set, cfg_.prefix, cfg_.host_id, cfg_.advertise_address).kvs;
+    Publication publication = publication_from_set(*set, cfg_.prefix, cfg_.host_id, cfg_.advertise_address);
+    want_ = std::move(publication.kvs);
+    log_too_large(publication.too_large);
     have_set_ = true;
     on_update(std::move(set));
     pump();
@@ -101,6 +103,14 @@ void RegistryPublisher::on_own_keys(const EtcdReply& reply) {
   uint64_t interval = static_cast<uint64_t>(std::max<int64_t>(500, cfg_.lease_ttl.count() / 3));
   keepalive_timer_.start(loop_, interval, [this] { keepalive(); }, interval);
   pump();
+}
+
+void RegistryPublisher::log_too_large(std::vector<std::string> keys) {
+  for (const std::string& key : keys)
+    if (std::find(too_large_.begin(), too_large_.end(), key) == too_large_.end())
+      log::warn("registry_value_too_large").kv("key", key).kv("reason", "its value would be over 1 MiB (the files its "
+                                                                      "labels name count): not published");
+  too_large_ = std::move(keys);
 }
 
 void RegistryPublisher::pump() {

@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "config/config.h"
 #include "discovery/registry/etcd_client.h"
@@ -41,6 +42,8 @@ class RegistryPublisher final : public Source {
   void on_granted(const EtcdReply& reply);
   void on_own_keys(const EtcdReply& reply);
   void pump();
+  // Warns once per key left out of the publication for its size.
+  void log_too_large(std::vector<std::string> keys);
   void keepalive();
   void lost(const std::string& why);
 
@@ -53,6 +56,7 @@ class RegistryPublisher final : public Source {
   std::string host_prefix_;
   std::map<std::string, std::string> want_;  // from the latest Docker set
   std::map<std::string, std::string> have_;  // in etcd under our lease ("" = to be rewritten)
+  std::vector<std::string> too_large_;        // keys left out, as last warned about
   std::string lease_;                        // lease ID as the gateway spells it
   bool ready_ = false;                       // lease granted and own keys known
   bool busy_ = false;                        // a transaction in flight

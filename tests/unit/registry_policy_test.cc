@@ -20,6 +20,7 @@ using namespace berth::discovery::registry;
 
 namespace {
 
+const std::string kRoot = "/berth/v1/instances/";
 const std::string kHtpasswdPath = "/srv/access/team.htpasswd";
 // "alice" / "opensesame", SHA-512 crypt (openssl passwd -6).
 const std::string kAliceLine =
@@ -126,6 +127,18 @@ TEST_CASE("registry policy: a sidecar publishes the route-relevant labels and th
   CHECK(p.env.empty());  // not in nginx-proxy mode: no environment at all
   CHECK(p.files == std::map<std::string, std::string>{{kHtpasswdPath, kAliceLine}});
   CHECK(p.access_files_dir == "/srv/access");
+}
+
+TEST_CASE("registry policy: a value over 1 MiB is not published, the other containers' are", "[registry]") {
+  ContainerCache cache;
+  for (const ContainerFacts& c : {container("web-1", 'a', {{"traefik.note", std::string(kMaxValueBytes, 'x')}}),
+                                  container("api-1", 'b', {{"berth.host", "api.test"}, {"berth.service", "api"}})})
+    cache[c.id] = c;
+  Publication publication =
+      publication_from_set(build_discovered_set(cache, sidecar_options()), "/berth/v1", "host-1", "10.0.0.12");
+  CHECK(publication.too_large == std::vector<std::string>{kRoot + "host-1/aaaaaaaaaaaa/0"});
+  REQUIRE(publication.kvs.size() == 1);
+  CHECK(publication.kvs.begin()->first == kRoot + "host-1/bbbbbbbbbbbb/0");
 }
 
 TEST_CASE("registry policy: the front door routes a published container with its labels' policy", "[registry]") {
