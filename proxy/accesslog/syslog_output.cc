@@ -154,9 +154,10 @@ void SyslogOutput::send_datagrams(const std::vector<std::string_view>& messages)
     if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) {
       pollfd p{fd_, POLLOUT, 0};
       if (::poll(&p, 1, kSendStallMs) > 0 || abandoned()) continue;
-      dropped_.fetch_add(1, std::memory_order_relaxed);  // the receiver takes nothing: skip it
-      ++i;
-      continue;
+      // The receiver took nothing for kSendStallMs. Waiting as long again for each message would
+      // hold the writer for the whole batch while the workers' buffers fill and drop: the rest
+      // of the batch is dropped (counted below), and the next batch tries again.
+      break;
     }
     // UDP: an ICMP "port unreachable" from an earlier datagram is reported here and this one
     // was not sent. Unix: the receiver's socket is gone. Either way: count it, and for a unix
