@@ -45,23 +45,38 @@ class DeafReceiver {
   std::string dir_, path_;
   int fd_ = -1;
 };
+
+constexpr uint64_t kMessages = 3000;  // far more than a unix datagram queue holds
+
+// A syslog output to a DeafReceiver, with kMessages appended to its running sink.
+struct DeafSyslog {
+  DeafReceiver receiver;
+  config::AccessLog config = unix_config(receiver.path());
+  accesslog::SyslogOutput output{config};
+  BatchSink sink{output, {}};
+
+  DeafSyslog() {
+    sink.start();
+    for (uint64_t i = 0; i < kMessages; ++i)
+      REQUIRE(sink.append("<134>1 - - berth 1 access - message " + std::to_string(i) + "\n") ==
+              BatchSink::Append::kQueued);
+  }
+  static config::AccessLog unix_config(const std::string& path) {
+    config::AccessLog c;
+    c.enabled = true;
+    c.syslog = "unix://" + path;
+    c.syslog_kind = config::AccessLog::Syslog::kUnix;
+    c.syslog_socket = path;
+    return c;
+  }
+};
 }  // namespace
 
 TEST_CASE("syslog output: a datagram receiver that stopped reading costs one stall per batch, not per message",
           "[accesslog][syslog]") {
-  DeafReceiver receiver;
-  config::AccessLog config;
-  config.enabled = true;
-  config.syslog = "unix://" + receiver.path();
-  config.syslog_kind = config::AccessLog::Syslog::kUnix;
-  config.syslog_socket = receiver.path();
-  accesslog::SyslogOutput output(config);
-  BatchSink sink(output, {});
-  sink.start();
-  constexpr uint64_t kMessages = 3000;  // far more than a unix datagram queue holds
-  for (uint64_t i = 0; i < kMessages; ++i)
-    REQUIRE(sink.append("<134>1 - - berth 1 access - message " + std::to_string(i) + "\n") ==
-            BatchSink::Append::kQueued);
+  DeafSyslog deaf;
+  accesslog::SyslogOutput& output = deaf.output;
+  BatchSink& sink = deaf.sink;
   // Every batch is written out (sent, or dropped after one 1 s stall) well within the grace:
   // before, each message past the queue's capacity waited its own second.
   CHECK(sink.stop(std::chrono::seconds(60)));
@@ -73,19 +88,9 @@ TEST_CASE("syslog output: a datagram receiver that stopped reading costs one sta
 
 TEST_CASE("syslog output: stop() gives up a receiver that stopped reading, and counts the rest",
           "[accesslog][syslog][stop]") {
-  DeafReceiver receiver;
-  config::AccessLog config;
-  config.enabled = true;
-  config.syslog = "unix://" + receiver.path();
-  config.syslog_kind = config::AccessLog::Syslog::kUnix;
-  config.syslog_socket = receiver.path();
-  accesslog::SyslogOutput output(config);
-  BatchSink sink(output, {});
-  sink.start();
-  constexpr uint64_t kMessages = 3000;  // far more than a unix datagram queue holds
-  for (uint64_t i = 0; i < kMessages; ++i)
-    REQUIRE(sink.append("<134>1 - - berth 1 access - message " + std::to_string(i) + "\n") ==
-            BatchSink::Append::kQueued);
+  DeafSyslog deaf;
+  accesslog::SyslogOutput& output = deaf.output;
+  BatchSink& sink = deaf.sink;
 
   const auto t0 = std::chrono::steady_clock::now();
   CHECK_FALSE(sink.stop(std::chrono::milliseconds(200)));
