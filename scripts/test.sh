@@ -24,4 +24,6 @@ bash scripts/build.sh "$BUILD_DIR" "${ARGS[@]}"
 
 # Tests open thousands of sockets.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-ctest --test-dir "$BUILD_DIR" --output-on-failure --timeout 900
+# Two at a time: unit tests pair up (each costs about half a second of process start under the
+# sanitizers), while integration and Docker tests are RUN_SERIAL (CMakeLists.txt) and run alone.
+ctest --test-dir "$BUILD_DIR" --output-on-failure --timeout 900 -j 2
