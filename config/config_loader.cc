@@ -772,7 +772,10 @@ void Loader::read_route_field(const Field& field, Route& route, RouteNotes& note
   } else if (field.key == "path") {
     auto path = read_string(value);
     if (!path) return;
-    if (std::string problem = path_prefix_problem(*path); !problem.empty()) {
+    std::string problem = path_prefix_problem(*path);
+    if (problem.empty() && path->find(';') != std::string::npos)
+      problem = "must not contain ';' (routes match the path without its parameters)";
+    if (!problem.empty()) {
       fail(value.mark, value.path + ": invalid path prefix '" + *path + "': " + problem);
       return;
     }

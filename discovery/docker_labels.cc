@@ -117,8 +117,8 @@ std::optional<Problem> parse_path(std::string_view label, std::string_view value
     return Problem{std::string(label), quoted(label, value) + " must start with '/'"};
   for (char c : path) {
     auto byte = static_cast<unsigned char>(c);
-    if (byte <= 0x20 || byte == 0x7f || c == '?' || c == '#')
-      return Problem{std::string(label), quoted(label, value) + " must not contain spaces, control characters, '?' or '#'"};
+    if (byte <= 0x20 || byte == 0x7f || c == '?' || c == '#' || c == ';')
+      return Problem{std::string(label), quoted(label, value) + " must not contain spaces, control characters, '?', '#' or ';'"};
   }
   out = std::string(path);
   return std::nullopt;
@@ -718,6 +718,8 @@ std::string parse_traefik_rule(std::string_view rule, std::vector<std::string>& 
     } else if (fn == "PathPrefix") {
       if (values.size() != 1 || has_path) return "only one PathPrefix per rule is supported";
       if (values[0].empty() || values[0].front() != '/') return "PathPrefix must start with '/'";
+      if (values[0].find_first_of(";?#") != std::string::npos)
+        return "PathPrefix must not contain ';', '?' or '#' (routes match the path alone, without parameters)";
       path = values[0];
       has_path = true;
     } else {

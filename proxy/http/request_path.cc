@@ -40,11 +40,15 @@ bool names_encoded_dot_segment(std::string_view s) {
 }
 
 // Whether the path (no query) is in sanitized form already: no '%' or '\', no empty segment but
-// a trailing one, no "." or ".." segment, and none of those with parameters.
+// a trailing one, no "." or ".." segment, none of those with parameters, and no parameters but
+// on the last segment.
 bool already_sanitized(std::string_view path) {
+  bool parameters = false;
   for (size_t i = 0; i < path.size(); ++i) {
     if (path[i] == '%' || path[i] == '\\') return false;
+    if (path[i] == ';') parameters = true;
     if (path[i] != '/') continue;
+    if (parameters) return false;  // a later segment follows parameters
     const size_t end = path.find('/', i + 1);
     const std::string_view segment = path.substr(i + 1, end == std::string_view::npos ? end : end - i - 1);
     if (segment.empty() && end != std::string_view::npos) return false;  // "//"
@@ -157,6 +161,10 @@ PathSanitize sanitize_path(std::string_view path_and_query, std::string& out, co
     const std::string_view segment = std::string_view(out).substr(mark + 1);
     if (dot_segment_with_params(segment)) {
       *error = "dot segment with parameters in path";
+      return PathSanitize::kInvalid;
+    }
+    if (!last && segment.find(';') != std::string_view::npos) {
+      *error = "path parameters before the last segment";
       return PathSanitize::kInvalid;
     }
     if (segment == "..") {

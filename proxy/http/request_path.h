@@ -12,9 +12,10 @@
 //   root;
 // - empty segments ("//") are merged into one "/".
 // Refused: a "%" not followed by two hex digits, a "." or ".." segment carrying parameters
-// ("..;x": servers that drop path parameters read it as ".."), and a backslash (which RFC 3986
-// does not allow in a path, browsers never send, and some servers read as "/":
-// "/public\..\admin").
+// ("..;x": servers that drop path parameters read it as ".."), parameters on any segment but the
+// last ("/admin;x/secret": servers that drop them read /admin/secret, which routes would not
+// see), and a backslash (which RFC 3986 does not allow in a path, browsers never send, and some
+// servers read as "/": "/public\..\admin").
 // Pure; a path already in sanitized form (the common case) is only scanned, and a changed one is
 // built in one pass straight into `out` (no allocation once `out` has grown to fit).
 #pragma once
@@ -53,6 +54,17 @@ const char* refused_encoding(std::string_view path_and_query, uint8_t refused);
 // refused for. Such a path is refused, not resolved: a rewrite that turns "/docs-../admin" into
 // "/docs/../admin" would resolve to /admin, which the route that matched does not guard.
 const char* unsafe_rewritten_path(std::string_view path_and_query, uint8_t refused);
+
+// The part of a request target (origin-form) that routes match: the path up to its first ';' or
+// '?'. Path parameters are left out ("/app/page;jsessionid=1" is routed as /app/page), as the
+// servers that drop them read the path; what is left is a prefix of the target, so a route
+// prefix it starts with also starts the path sent on. Sanitizing leaves parameters on the last
+// segment only; unsanitized ("sanitize_path: false"), "/a;x/b" is routed as /a.
+inline std::string_view routed_path(std::string_view target) noexcept {
+  size_t i = 0;
+  while (i < target.size() && target[i] != '?' && target[i] != ';') ++i;
+  return target.substr(0, i);
+}
 
 enum class PathSanitize : unsigned char {
   kUnchanged,  // the path was already in sanitized form

@@ -12,6 +12,7 @@
 #include <unordered_set>
 
 #include "config/config.h"
+#include "proxy/http/request_path.h"
 
 namespace berth {
 namespace {
@@ -307,7 +308,7 @@ const Route* RouteTable::match(const http::RequestHead& req) const noexcept {
 // longest suffix down, then any-host); a later list only wins with a strictly higher priority.
 const Route* RouteTable::match(std::string_view host, std::string_view path,
                                const http::RequestHead* req) const noexcept {
-  path = path.substr(0, path.find('?'));
+  path = http::routed_path(path);
   char buffer[kHostBufferSize];
   std::string_view request_host = normalize_request_host(host, buffer);
 
@@ -375,7 +376,7 @@ const char* deciding_rule(const std::vector<Route>& routes, const Considered& wi
 RouteExplanation RouteTable::explain(std::string_view host, std::string_view path, int64_t now_ms,
                                      bool* host_valid, const http::RequestHead* req) const {
   RouteExplanation out;
-  path = path.substr(0, path.find('?'));
+  path = http::routed_path(path);
   out.path = std::string(path);
   char buffer[kHostBufferSize];
   std::string_view request_host = normalize_request_host(host, buffer);

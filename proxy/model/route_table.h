@@ -172,7 +172,8 @@ struct Route {
   bool has_matchers() const noexcept { return match != nullptr; }
 };
 
-// Whether the request satisfies every matcher. path: the raw path, query excluded; the query is
+// Whether the request satisfies every matcher. path: the path routes match (http::routed_path:
+// no query, no parameters); the query is
 // taken from req.path. Header names compare case-insensitively, values exactly; query names and
 // values as raw bytes (no percent-decoding); path_regex must match the whole path (RE2).
 bool matchers_hold(const config::RouteMatch& match, const http::RequestHead& req, std::string_view path) noexcept;
@@ -201,7 +202,7 @@ struct RouteCandidate {
 };
 struct RouteExplanation {
   std::string host;                // the Host as matched: lower-case, no port, no trailing dot
-  std::string path;                // the path as matched (the query removed)
+  std::string path;                // the path as matched (http::routed_path: no query, no parameters)
   const Route* chosen = nullptr;   // what match() returns; null: nothing matches (404)
   // Why the chosen route won over the next best matching route: "only_match", "priority",
   // "exact_host", "longer_wildcard", "host_over_any", "longer_path_prefix", "matchers",
@@ -242,7 +243,7 @@ class RouteTable {
 
   // host: the request's Host (any case, may carry ":port" or a trailing dot; IPv6 literal in
   // brackets allowed). path: the request target's path (no query), or the whole origin-form
-  // target — matching stops at '?'. Returns nullptr when nothing matches. Routes whose service
+  // target — matching stops at ';' or '?' (http::routed_path). Returns nullptr when nothing matches. Routes whose service
   // no longer serves (see serves()) are passed over.
   // Routes with matchers never match here (no request to test them against): use the
   // overload below on the request path.

@@ -116,3 +116,35 @@ TEST_CASE("request path: a route's encoded_characters overrides the top level's 
   CHECK(x.body.find("refused on route strict (encoded semicolon (%3B) in path)") != std::string::npos);
   CHECK(http_get(env.berth->admin_port(), "/api/explain?host=e.test&path=/projects/a%252Fb", "localhost").status == 200);
 }
+
+TEST_CASE("request path: path parameters cannot lead a protected prefix to another route", "[request_path]") {
+  OriginEnv env("ORIGIN",
+                config_head(1) +
+                    "routes:\n"
+                    "  - {name: admin, host: p.test, path: /admin/, service: app, access: {deny: [\"127.0.0.0/8\"]}}\n"
+                    "  - {name: private, host: p.test, path: /api/private, service: app, access: {deny: [\"127.0.0.0/8\"]}}\n"
+                    "  - {name: site, host: p.test, service: app}\n",
+                "app");
+  const uint16_t port = env.berth->port();
+  // A server that drops path parameters reads these as /admin/secret and /api/private/x; to
+  // routes they would have been /admin;... and /api;...: refused, and never sent on.
+  for (const std::string prefix : {"/admin;", "/api;", "/api/;"}) {
+    const std::string m = marker("PARAM");
+    const std::string path = prefix + m + (prefix == "/admin;" ? "/secret" : "/private/x");
+    INFO(path);
+    const Response r = http_get(port, path, "p.test");
+    CHECK(r.status == 400);
+    CHECK(r.header("x-berth-error").value_or("") == "bad-request");
+    CHECK(env.origin.seen(m) == 0);
+  }
+  // Parameters on the last segment are routed without them, and sent on as they came.
+  for (const char* path : {"/admin/secret;jsessionid=1", "/api/private;v=1?q=1"}) {
+    INFO(path);
+    const Response r = http_get(port, path, "p.test");
+    CHECK(r.status == 403);
+    CHECK(r.header("x-berth-error").value_or("") == "forbidden-address");
+  }
+  const Response page = http_get(port, "/public/page;jsessionid=A1?q=1", "p.test");
+  CHECK(page.status == 200);
+  CHECK(page.body == "origin=ORIGIN path=/public/page;jsessionid=A1\n");
+}

@@ -415,6 +415,9 @@ const std::vector<ErrorCase> kErrorCases = {
      4, 11,
      "routes[0].path: invalid path prefix '/a?b': must not contain '?' (routes match the path only, "
      "not the query)"},
+    {"path with parameters", std::string(kListener) + kWebService + "routes:\n  - path: /a;b\n    service: web\n",
+     4, 11, "routes[0].path: invalid path prefix '/a;b': must not contain ';' (routes match the path without its "
+     "parameters)"},
     {"wildcard in the middle",
      std::string(kListener) + kWebService + "routes:\n  - host: a.*.com\n    service: web\n", 4, 11,
      "routes[0].host: invalid host pattern 'a.*.com': '*' is only allowed as the whole first label, "

@@ -37,7 +37,8 @@ TEST_CASE("request path: sanitized forms", "[request_path]") {
       {"/a/b/c", "/a/b/c"},
       {"/a/b/", "/a/b/"},
       {"/a.b/..c/c..", "/a.b/..c/c.."},  // dots inside a segment are not dot segments
-      {"/a;b=c/d", "/a;b=c/d"},
+      {"/a/b;c=d", "/a/b;c=d"},  // parameters on the last segment are kept
+      {"/app/page;jsessionid=1?x=/;/", "/app/page;jsessionid=1?x=/;/"},
       {"/api?x=/../y&z=%2e", "/api?x=/../y&z=%2e"},  // the query is never touched
       // unreserved characters decoded, other encodings upper-cased
       {"/%61dmin", "/admin"},
@@ -73,6 +74,10 @@ TEST_CASE("request path: sanitized forms", "[request_path]") {
       {"/public/..;/admin", "!dot segment with parameters in path"},
       {"/public/.;x/admin", "!dot segment with parameters in path"},
       {"/public/%2e%2e;/admin", "!dot segment with parameters in path"},
+      {"/a;b=c/d", "!path parameters before the last segment"},
+      {"/admin;x/secret", "!path parameters before the last segment"},  // /admin/secret to Tomcat
+      {"/a;x/", "!path parameters before the last segment"},
+      {"//a;x/%62", "!path parameters before the last segment"},  // found on the slow path too
       {"/public\\..\\admin", "!backslash in path"},
       {"/a\\b", "!backslash in path"},
       {"/a%5Cb", "/a%5Cb"},  // an encoded backslash stays encoded, as an encoded slash does
@@ -81,6 +86,15 @@ TEST_CASE("request path: sanitized forms", "[request_path]") {
     INFO(in);
     CHECK(sanitized(in) == want);
   }
+}
+
+TEST_CASE("request path: routes see the path without its query and parameters", "[request_path]") {
+  CHECK(routed_path("/") == "/");
+  CHECK(routed_path("/a/b?x=1;y") == "/a/b");
+  CHECK(routed_path("/app/page;jsessionid=1") == "/app/page");
+  CHECK(routed_path("/a/b;c;d?q") == "/a/b");
+  CHECK(routed_path("/a;x/b") == "/a");  // unsanitized: up to the first ';'
+  CHECK(routed_path("") == "");
 }
 
 TEST_CASE("request path: the head parser sanitizes a client's path only when asked", "[request_path][http_head]") {

@@ -144,6 +144,7 @@ TEST_CASE("match: a route with matchers goes first; one that fails falls through
       {"DELETE", "/", {}, "main"},
       {"GET", "/users/42", {}, "users"},
       {"GET", "/users/42?x=1", {}, "users"},                   // the query is not the path
+      {"GET", "/users/42;v=2", {}, "users"},                   // nor are path parameters
       {"GET", "/users/42/x", {}, "main"},                      // the whole path must match
       {"GET", "/users/abc", {}, "main"},                       // regex fails: the shorter prefix
       {"GET", "/", {"X-High: 1", "X-Env: canary"}, "high"},
@@ -155,6 +156,21 @@ TEST_CASE("match: a route with matchers goes first; one that fails falls through
   }
   // Without a request, a route with matchers never matches.
   CHECK(table->match("x.example", "/users/42")->name == "main");
+}
+
+TEST_CASE("match: path parameters are left out, as servers that drop them read the path", "[route_match][routes]") {
+  auto table = table_from(
+      "  - {name: site, host: x.example, path: /, service: a}\n"
+      "  - {name: admin, host: x.example, path: /admin/, service: b}\n"
+      "  - {name: page, host: x.example, path: /app/page, service: b}\n");
+  CHECK(table->match("x.example", "/admin/users;jsessionid=1")->name == "admin");
+  CHECK(table->match("x.example", "/app/page;x=1?q=2")->name == "page");
+  // A prefix that runs into the parameters does not match: "/app/pa;ge" is /app/pa to a server.
+  CHECK(table->match("x.example", "/app/pa;ge")->name == "site");
+  // Unsanitized, "/admin;x/users" is routed as /admin (sanitizing refuses it before routing).
+  CHECK(table->match("x.example", "/admin;x/users")->name == "site");
+  const berth::RouteExplanation x = table->explain("x.example", "/admin/u;p?q", 1);
+  CHECK(x.path == "/admin/u");
 }
 
 TEST_CASE("match: a pathological pattern answers in linear time", "[route_match][routes]") {
