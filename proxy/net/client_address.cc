@@ -5,6 +5,8 @@
 #include <charconv>
 #include <cstring>
 
+#include "proxy/net/listen_socket.h"
+
 namespace berth {
 namespace {
 
@@ -86,17 +88,8 @@ ClientAddress peer_address(const ConnectionInfo& conn) {
 
 ClientAddress socket_address(const sockaddr* sa) {
   ClientAddress a;
-  if (sa->sa_family == AF_INET) {
-    auto* in = reinterpret_cast<const sockaddr_in*>(sa);
-    std::memcpy(a.addr, &in->sin_addr, 4);
-    a.family = 4;
-    a.port = ntohs(in->sin_port);
-  } else if (sa->sa_family == AF_INET6) {
-    auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
-    std::memcpy(a.addr, &in6->sin6_addr, 16);
-    a.family = 6;
-    a.port = ntohs(in6->sin6_port);
-  }
+  a.family = sockaddr_ip(sa, a.addr);
+  a.port = sockaddr_port(sa);
   format_client_ip(a);
   return a;
 }

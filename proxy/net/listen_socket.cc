@@ -94,4 +94,16 @@ uint16_t sockaddr_port(const sockaddr* sa) {
   return 0;
 }
 
+uint8_t sockaddr_ip(const sockaddr* sa, uint8_t (&bytes)[16]) {
+  if (sa->sa_family == AF_INET) {
+    std::memcpy(bytes, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, 4);
+    return 4;
+  }
+  if (sa->sa_family == AF_INET6) {
+    std::memcpy(bytes, &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr, 16);
+    return 6;
+  }
+  return 0;
+}
+
 }  // namespace berth

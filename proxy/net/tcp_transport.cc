@@ -50,15 +50,7 @@ int TcpTransport::open(int fd, const sockaddr* peer, uint16_t local_port) {
 
 void TcpTransport::set_peer(const sockaddr* sa) {
   peer_port_ = sockaddr_port(sa);
-  if (sa->sa_family == AF_INET) {
-    auto* in = reinterpret_cast<const sockaddr_in*>(sa);
-    std::memcpy(peer_bytes_, &in->sin_addr, 4);
-    peer_family_ = 4;
-  } else if (sa->sa_family == AF_INET6) {
-    auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
-    std::memcpy(peer_bytes_, &in6->sin6_addr, 16);
-    peer_family_ = 6;
-  }
+  if (const uint8_t family = sockaddr_ip(sa, peer_bytes_)) peer_family_ = family;
 }
 
 // Made on demand from the binary facts (an idle connection carries 21 bytes, not a
