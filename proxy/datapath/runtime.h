@@ -28,9 +28,12 @@ struct Runtime {
   // (it loads the certificates, and swaps them when their files change).
   std::vector<std::shared_ptr<const tls::ServerContext>> tls;
   std::vector<config::Cidr> trusted_proxies;  // whose X-Forwarded-For names the client
-  // Per listener, in config order: 1 when its connections start with a PROXY header.
-  std::vector<uint8_t> proxy_protocol;
-  std::vector<std::vector<config::Cidr>> proxy_protocol_from;  // per listener: empty = any peer
+  // Per listener, in config order: how its connections start.
+  struct ListenerStart {
+    bool proxy_protocol = false;                    // with a PROXY header
+    std::vector<config::Cidr> proxy_protocol_from;  // from these peers only; empty: any peer
+  };
+  std::vector<ListenerStart> listeners;
 };
 
 // How a client's request head is parsed under this config.
@@ -66,8 +69,7 @@ inline std::shared_ptr<const Runtime> make_runtime(const config::Config& cfg, ui
   rt->generation = generation;
   rt->trusted_proxies = cfg.trusted_proxies;
   for (const config::Listener& l : cfg.listeners) {
-    rt->proxy_protocol.push_back(l.proxy_protocol ? 1 : 0);
-    rt->proxy_protocol_from.push_back(l.proxy_protocol_from);
+    rt->listeners.push_back({l.proxy_protocol, l.proxy_protocol_from});
   }
   return rt;
 }

@@ -673,7 +673,7 @@ void Worker::on_poll(uv_poll_t* p, int status, int events) {
 void Worker::accept_ready(Listener* l) {
   const uint32_t max_conns = rt_->limits.max_connections_per_worker;
   // A PROXY protocol listener: the header is read first (under TLS, before the handshake).
-  const bool proxied = l->index < rt_->proxy_protocol.size() && rt_->proxy_protocol[l->index];
+  const bool proxied = l->index < rt_->listeners.size() && rt_->listeners[l->index].proxy_protocol;
   const bool tls = l->index < rt_->tls.size() && rt_->tls[l->index];
   const int batch = tls ? kTlsAcceptBatch : kAcceptBatch;
   for (int i = 0; i < batch; ++i) {
@@ -728,9 +728,11 @@ void Worker::accept_ready(Listener* l) {
 }
 
 bool Worker::proxy_header_allowed(size_t listener, const sockaddr* peer) {
-  if (listener >= rt_->proxy_protocol_from.size() || rt_->proxy_protocol_from[listener].empty()) return true;
+  if (listener >= rt_->listeners.size()) return true;
+  const std::vector<config::Cidr>& from = rt_->listeners[listener].proxy_protocol_from;
+  if (from.empty()) return true;
   const ClientAddress a = socket_address(peer);
-  if (in_ranges(a, rt_->proxy_protocol_from[listener])) return true;
+  if (in_ranges(a, from)) return true;
   // Anyone else could name any client in a header: closed unread, as a missing header is.
   stats_.add(Counter::kProxyProtocolRejected);
   log::info("proxy_protocol_rejected").kv("peer", a.text()).kv("reason", "peer not in proxy_protocol_from");
