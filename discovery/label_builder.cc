@@ -256,6 +256,14 @@ ParsedContainer parse_container_routes(const ContainerFacts& c, const BuilderOpt
   return out;
 }
 
+std::shared_ptr<const RouteMirror> resolve_mirror(const config::RouteMirror& mirror,
+                                                  const std::unordered_map<std::string_view, uint32_t>& service_index) {
+  if (!mirror.enabled()) return nullptr;
+  const auto shadow = service_index.find(mirror.service);
+  if (shadow == service_index.end()) return nullptr;
+  return std::make_shared<const RouteMirror>(RouteMirror{shadow->second, mirror.percent_bp, mirror.max_body});
+}
+
 ParsedContainer parse_container(const ContainerFacts& c, const BuilderOptions& options) {
   ParsedContainer out = parse_container_routes(c, options);
   if (out.spec.kind != ContainerSpec::Kind::kRouted) return out;
@@ -617,13 +625,7 @@ DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& cac
       }
       Route route = route_of(*decl.parsed, decl.route, h);
       route.service = index_of[d];
-      // A mirror names a discovered service; none by that name (yet): no copies.
-      if (spec.mirror.enabled()) {
-        auto shadow = service_index.find(spec.mirror.service);
-        if (shadow != service_index.end())
-          route.mirror = std::make_shared<const RouteMirror>(
-              RouteMirror{shadow->second, spec.mirror.percent_bp, spec.mirror.max_body});
-      }
+      route.mirror = resolve_mirror(spec.mirror, service_index);
       routes->push_back(std::move(route));
     }
   }

@@ -172,6 +172,11 @@ ParsedContainer parse_published(const PublishedPolicy& published, const std::str
 // sets service and mirror, which index its own set's services.
 Route route_of(const ParsedContainer& parsed, size_t r, size_t h);
 
+// The copies a route's labels ask for, its shadow service found by name among the services being
+// built (name -> index); null when mirroring is off or no service has that name (yet).
+std::shared_ptr<const RouteMirror> resolve_mirror(const config::RouteMirror& mirror,
+                                                  const std::unordered_map<std::string_view, uint32_t>& service_index);
+
 // The whole set from the containers known, running or not: every container that is not
 // rejected puts its routes in the layout; a service's instances are its routable containers
 // (a service without any keeps its routes, see Service::serve_empty_until_ms). Conflicts

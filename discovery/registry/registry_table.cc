@@ -329,13 +329,7 @@ RouteList RegistryTable::make_routes() const {
         // A sidecar routes other hosts' apps east-west: their certificates are their own
         // host's to ask for (two hosts asking for one name would fight over its challenges).
         if (!own_.empty()) route.acme = false;
-        if (const config::RouteMirror* mirror = r.parsed ? &r.parsed->spec.routes[r.spec].mirror : nullptr;
-            mirror && mirror->enabled()) {
-          // None by that name (yet): no copies, as with Docker discovery.
-          if (auto shadow = index_of.find(mirror->service); shadow != index_of.end())
-            route.mirror = std::make_shared<const RouteMirror>(
-                RouteMirror{shadow->second, mirror->percent_bp, mirror->max_body});
-        }
+        if (r.parsed) route.mirror = resolve_mirror(r.parsed->spec.routes[r.spec].mirror, index_of);
         routes->push_back(std::move(route));
       }
     }
