@@ -70,8 +70,9 @@ BuilderOptions options_from(const config::Docker& cfg) {
 
 }  // namespace
 
-DockerSource::DockerSource(const config::Docker& cfg)
+DockerSource::DockerSource(const config::Docker& cfg, bool publish_policies)
     : cfg_(cfg), options_(options_from(cfg)), grace_(cfg.empty_route_grace) {
+  options_.publish_policies = publish_policies;
   std::string error;
   endpoint_ = parse_docker_endpoint(cfg_.endpoint, &error);
   if (!endpoint_) {

@@ -33,7 +33,8 @@ namespace berth::discovery {
 
 class DockerSource final : public Source {
  public:
-  explicit DockerSource(const config::Docker& cfg);
+  // publish_policies: BuilderOptions::publish_policies (a registry sidecar's Docker discovery).
+  explicit DockerSource(const config::Docker& cfg, bool publish_policies = false);
   ~DockerSource() override;
 
   std::string_view name() const override { return "docker"; }

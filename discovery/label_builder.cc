@@ -252,7 +252,7 @@ ParsedContainer parse_container_routes(const ContainerFacts& c, const BuilderOpt
     if (route.hosts.empty()) out.keys.push_back("\n" + route.path + matchers);
     for (const std::string& host : route.hosts) out.keys.push_back(host + "\n" + route.path + matchers);
   }
-  out.published = published_policy(c, options.labels, std::move(files));
+  if (options.publish_policies) out.published = published_policy(c, options.labels, std::move(files));
   return out;
 }
 
@@ -630,10 +630,12 @@ DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& cac
     }
   }
   set.routes = std::move(routes);
-  auto policies = std::make_shared<PublishedPolicies>();
-  for (size_t i = 0; i < n; ++i)
-    if (accepted[i] && parsed[i]->published) policies->emplace(parsed[i]->source, parsed[i]->published);
-  set.policies = std::move(policies);
+  if (options.publish_policies) {
+    auto policies = std::make_shared<PublishedPolicies>();
+    for (size_t i = 0; i < n; ++i)
+      if (accepted[i] && parsed[i]->published) policies->emplace(parsed[i]->source, parsed[i]->published);
+    set.policies = std::move(policies);
+  }
 
   if (memo) {
     // The claims of this build: each emitted host + path with its service. One whose service

@@ -38,6 +38,9 @@ struct BuilderOptions {
   // labels.access_files_dir): its text, or nullopt with *problem set. Null: read it from disk,
   // refusing one whose real path (symbolic links resolved) leaves that directory.
   std::function<std::optional<std::string>(const std::string& path, std::string* problem)> read_access_file;
+  // Keep what a registry sidecar publishes of each routed container (ParsedContainer::published,
+  // DiscoveredSet::policies). Off elsewhere: nobody would read it.
+  bool publish_policies = false;
 };
 
 // The default BuilderOptions::read_access_file: `path` read from disk when its real path lies

@@ -53,7 +53,8 @@ struct DiscoveredSet {
   // Things the source refused to route, shown in /api/routes: {"container", "reason"} pairs.
   std::vector<std::pair<std::string, std::string>> rejected;
   // The published policy of each container that has a service here, by Endpoint::source
-  // (Docker discovery; null: the source keeps none). What a registry sidecar publishes.
+  // (Docker discovery of a registry sidecar, BuilderOptions::publish_policies; null elsewhere).
+  // What a registry sidecar publishes.
   std::shared_ptr<const PublishedPolicies> policies;
   // CLOCK_REALTIME ns at which the source received the event that led to this set (0: none,
   // e.g. a sync or a timer). Shown in /api/stats, for measuring propagation exactly.

@@ -6,7 +6,9 @@ namespace berth::discovery {
 
 std::vector<std::unique_ptr<Source>> make_sources(const config::Config& cfg) {
   std::vector<std::unique_ptr<Source>> sources;
-  if (cfg.docker.enabled) sources.push_back(std::make_unique<DockerSource>(cfg.docker));
+  // A registry sidecar publishes each container's route policy (discovery/registry/sidecar.h).
+  const bool sidecar = cfg.registry.enabled && cfg.registry.role == config::Registry::Role::kSidecar;
+  if (cfg.docker.enabled) sources.push_back(std::make_unique<DockerSource>(cfg.docker, sidecar));
   return sources;
 }
 

@@ -48,6 +48,7 @@ BuilderOptions sidecar_options() {
   BuilderOptions o;
   o.network = "net";
   o.labels.access_files_dir = "/srv/access";
+  o.publish_policies = true;
   o.read_access_file = [](const std::string& path, std::string* problem) -> std::optional<std::string> {
     if (path == kHtpasswdPath) return kAliceLine;
     *problem = "No such file or directory";
