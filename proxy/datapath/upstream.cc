@@ -372,7 +372,17 @@ void UpstreamConn::process(Block* block, const char* data, size_t len) {
         size_t used = 0;
         response_bytes_ += len;
         HeadReader::Status st = head_reader_.feed(worker_->strings(), data, len, used, max_bytes, max_bytes);
-        if (st == HeadReader::Status::kNeedMore) return;
+        if (st == HeadReader::Status::kNeedMore) {
+          // A status line starts "HTTP/": anything else is refused now, not waited on until the
+          // head limit or upstream_response (the first head, or one after a 1xx).
+          const std::string_view so_far = head_reader_.pending();
+          const size_t n = so_far.size() < 5 ? so_far.size() : 5;
+          if (so_far.substr(0, n) != std::string_view("HTTP/", n)) {
+            log::warn("upstream_bad_response").kv("endpoint", pool_->key()).kv("reason", "not a status line");
+            fail(UpstreamFailure::kBadResponse);
+          }
+          return;
+        }
         if (st != HeadReader::Status::kComplete) {
           fail(UpstreamFailure::kBadResponse);
           return;

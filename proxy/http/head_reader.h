@@ -23,6 +23,8 @@ class HeadReader {
               uint32_t max_line);
   std::string_view head() const { return head_; }
   bool started() const { return started_; }
+  // After kNeedMore: every byte of the head so far.
+  std::string_view pending() const { return buf_ ? std::string_view(*buf_) : std::string_view(); }
   void reset(StringPool& strings);
 
  private:

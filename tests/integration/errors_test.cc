@@ -106,6 +106,31 @@ TEST_CASE("origin with conflicting framing -> 502, and the connection is not reu
   check_alive(env);
 }
 
+TEST_CASE("origin answers bytes that are no status line -> 502 at once, also after a 1xx", "[errors]") {
+  // The origin holds the connection open after them: waiting for the end of that head would give
+  // 504 after upstream_response (1 s here) instead.
+  TimeoutEnv env;
+  const uint16_t port = env.berth->port();
+  Client c(port);
+  REQUIRE(c.connected());
+  c.set_timeout(5s);
+  Response r = c.get("/junk?not_a_head=1", "a.test");
+  INFO(r.raw_head << r.error);
+  CHECK(r.status == 502);
+  CHECK(r.header("x-berth-error").value_or("") == "upstream-bad-response");
+
+  Client d(port);
+  REQUIRE(d.connected());
+  d.set_timeout(5s);
+  Response interim = d.get("/junk?interim=1&not_a_head=1", "a.test");
+  INFO(interim.raw_head << interim.error);
+  REQUIRE(interim.status == 103);
+  Response final_response = d.read_response();
+  INFO(final_response.raw_head << final_response.error);
+  CHECK(final_response.status == 502);
+  CHECK(final_response.header("x-berth-error").value_or("") == "upstream-bad-response");
+}
+
 TEST_CASE("origin dies mid-body: the client never sees a complete response", "[errors]") {
   auto& env = shared();
   // Cut by a FIN (sized or chunked), or by a reset: then even a body delimited by the close
