@@ -20,11 +20,35 @@ std::string openssl_reason() {
 
 }  // namespace
 
+std::string check_certificates(const std::string& pem) {
+  BIO* b = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  int count = 0;
+  while (X509* cert = PEM_read_bio_X509(b, nullptr, nullptr, nullptr)) {
+    X509_free(cert);
+    ++count;
+  }
+  BIO_free(b);
+  // The clean end of the input reads as "no start line": no further block begins.
+  const unsigned long e = ERR_peek_last_error();
+  const bool clean_end = e == 0 || (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE);
+  if (count == 0) return "the file holds no PEM certificate (" + openssl_reason() + ")";
+  if (!clean_end) {
+    return "certificate " + std::to_string(count + 1) + " in the file does not parse (cut off?) (" + openssl_reason() +
+           ")";
+  }
+  ERR_clear_error();
+  return "";
+}
+
 std::string check_tls_pair(const std::string& cert_pem, const std::string& key_pem) {
   BIO* cb = BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size()));
   X509* cert = PEM_read_bio_X509(cb, nullptr, nullptr, nullptr);
   BIO_free(cb);
   if (!cert) return "the certificate file holds no PEM certificate (" + openssl_reason() + ")";
+  if (std::string problem = check_certificates(cert_pem); !problem.empty()) {
+    X509_free(cert);
+    return "the certificate file: " + problem;
+  }
   BIO* kb = BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size()));
   // No passphrase callback: an encrypted key is refused rather than prompted for.
   EVP_PKEY* key = PEM_read_bio_PrivateKey(kb, nullptr, [](char*, int, int, void*) { return 0; }, nullptr);
@@ -38,13 +62,6 @@ std::string check_tls_pair(const std::string& cert_pem, const std::string& key_p
   return problem;
 }
 
-std::string check_ca_bundle(const std::string& pem) {
-  BIO* b = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
-  X509* cert = PEM_read_bio_X509(b, nullptr, nullptr, nullptr);
-  BIO_free(b);
-  if (!cert) return "the file holds no PEM certificate (" + openssl_reason() + ")";
-  X509_free(cert);
-  return "";
-}
+std::string check_ca_bundle(const std::string& pem) { return check_certificates(pem); }
 
 }  // namespace berth::config

@@ -6,10 +6,16 @@
 
 namespace berth::config {
 
-// "" when cert_pem holds a certificate and key_pem a private key that belongs to it; else the
-// problem, as a phrase ("the key does not match the certificate").
+// "" when cert_pem holds a certificate and key_pem a private key that belongs to it, and every
+// certificate block of cert_pem parses (check_certificates); else the problem, as a phrase ("the
+// key does not match the certificate").
 std::string check_tls_pair(const std::string& cert_pem, const std::string& key_pem);
-// "" when pem holds at least one certificate.
+// "" when pem holds at least one certificate and every certificate block parses.
 std::string check_ca_bundle(const std::string& pem);
+// "" when pem holds at least one PEM certificate and every one parses. A block that does not (a
+// chain or bundle cut off by a write still under way, or a full disk) is refused, not taken as
+// the end of the file: a leaf served without its intermediate fails every client's
+// verification. Other PEM blocks (a key in the same file) and text between blocks are skipped.
+std::string check_certificates(const std::string& pem);
 
 }  // namespace berth::config

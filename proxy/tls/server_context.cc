@@ -15,6 +15,7 @@
 #include <ctime>
 #include <system_error>
 
+#include "config/tls_files.h"
 #include "proxy/tls/challenge_board.h"
 #include "proxy/tls/session_ticket.h"
 
@@ -192,7 +193,14 @@ SSL_CTX* ServerContext::make_ctx(const ServerOptions& options, std::string* erro
   SSL_CTX_set_alpn_select_cb(ctx, alpn_select_cb, nullptr);
   SSL_CTX_set_tlsext_servername_callback(ctx, servername_cb);
   SSL_CTX_set_tlsext_servername_arg(ctx, this);
-  if (!options.client_ca_pem.empty()) {
+  // Decided by the config, never by the file's content: a client_ca file found empty (written in
+  // place, a full disk) must refuse the reload, not turn client certificates off.
+  if (options.verify_clients) {
+    if (std::string problem = config::check_ca_bundle(options.client_ca_pem); !problem.empty()) {
+      *error = "client_ca: " + problem;
+      SSL_CTX_free(ctx);
+      return nullptr;
+    }
     BIO* b = BIO_new_mem_buf(options.client_ca_pem.data(), static_cast<int>(options.client_ca_pem.size()));
     STACK_OF(X509_INFO)* infos = PEM_X509_INFO_read_bio(b, nullptr, nullptr, nullptr);
     BIO_free(b);
@@ -227,6 +235,11 @@ std::shared_ptr<const ServerContext> ServerContext::build(const std::vector<Cert
     return nullptr;
   }
   for (const CertificatePem& pem : certificates) {
+    // A chain cut off after its leaf would otherwise load and be served without its intermediate.
+    if (std::string problem = config::check_certificates(pem.cert_pem); !problem.empty()) {
+      *error = pem.origin + ": " + problem;
+      return nullptr;
+    }
     BIO* cb = BIO_new_mem_buf(pem.cert_pem.data(), static_cast<int>(pem.cert_pem.size()));
     X509* leaf = PEM_read_bio_X509(cb, nullptr, nullptr, nullptr);
     STACK_OF(X509)* chain = sk_X509_new_null();
@@ -315,6 +328,7 @@ std::shared_ptr<const ServerContext> ServerContext::load(const config::ListenerT
   if (!tls.client_ca.empty()) {
     auto ca = slurp(tls.client_ca, error);
     if (!ca) return nullptr;
+    options.verify_clients = true;
     options.client_ca_pem = std::move(*ca);
   }
   return build(pems, options, error);

@@ -53,7 +53,8 @@ struct CertificateFacts {
 
 struct ServerOptions {
   int min_version = TLS1_2_VERSION;  // TLS1_2_VERSION or TLS1_3_VERSION
-  std::string client_ca_pem;         // "" = no client certificates asked
+  bool verify_clients = false;       // client certificates required, signed by client_ca_pem
+  std::string client_ca_pem;         // the CA file's text; must hold a certificate when verifying
   bool session_tickets = true;       // false: no tickets issued or accepted (no resumption)
 };
 

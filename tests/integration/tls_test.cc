@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <fstream>
 #include <memory>
 #include <thread>
 
@@ -646,6 +647,64 @@ TEST_CASE("tls: certificates replaced on disk under continuous HTTPS traffic and
   CHECK(b.berth->running());
 }
 
+TEST_CASE("tls: an emptied client_ca or a cut-off chain on disk is refused, and the old ones keep serving",
+          "[tls]") {
+  Certs& c = certs();
+  REQUIRE(have("curl"));
+  Origin origin("A");
+  REQUIRE(origin.ok());
+  TempDir live;
+  // The chain: the leaf, then the CA (standing in for an intermediate).
+  const std::string chain = read_file(c.path("site-ec.crt")) + read_file(c.path("ca.crt"));
+  const std::string crt = live.file("site.crt"), key = live.file("site.key"), ca = live.file("clients.pem");
+  REQUIRE(write_file(crt, chain));
+  REQUIRE(write_file(key, read_file(c.path("site-ec.key"))));
+  REQUIRE(write_file(ca, read_file(c.path("ca.crt"))));
+  TlsBerth b(tls_yaml("{certificates: [{cert: \"" + crt + "\", key: \"" + key + "\"}], client_ca: \"" + ca + "\"}",
+                      origin));
+  const std::string client = "--cert " + c.path("client.crt") + " --key " + c.path("client.key");
+  REQUIRE(curl(b.tls_port, "a.test", "/x", client) == "200");
+  REQUIRE(curl(b.tls_port, "a.test", "/x") != "200");
+  auto refusals = [&] {
+    size_t n = 0;
+    const std::string l = b.berth->log();
+    for (size_t p = 0; (p = l.find("event=tls_certificate_reload_refused", p)) != std::string::npos; ++p) ++n;
+    return n;
+  };
+  auto overwrite_in_place = [](const std::string& path, const std::string& content) {
+    std::ofstream f(path, std::ios::binary | std::ios::trunc);
+    f << content;
+    return static_cast<bool>(f);
+  };
+
+  // The CA file emptied in place (as a writer that truncates first leaves it): before, the reload
+  // took it as "no client certificates" and let everyone in.
+  REQUIRE(overwrite_in_place(ca, ""));
+  CHECK(wait_until([&] { return refusals() >= 1; }, 5s));
+  std::this_thread::sleep_for(1500ms);  // past the next look at the files
+  std::string out;
+  CHECK(curl(b.tls_port, "a.test", "/x", "", &out) != "200");
+  INFO(out);
+  CHECK(curl(b.tls_port, "a.test", "/x", client) == "200");
+  REQUIRE(overwrite_in_place(ca, read_file(c.path("ca.crt"))));
+
+  // A chain cut off inside its second certificate: before, the leaf loaded alone and was served
+  // without the rest of its chain.
+  const size_t before = refusals();
+  const std::string leaf = read_file(c.path("site-ec.crt"));
+  REQUIRE(overwrite_in_place(crt, chain.substr(0, leaf.size() + (chain.size() - leaf.size()) / 2)));
+  CHECK(wait_until([&] { return refusals() > before; }, 5s));
+  std::this_thread::sleep_for(1500ms);
+  std::string shown;
+  handshake_subject(b.tls_port,
+                    "-servername a.test -showcerts -cert " + c.path("client.crt") + " -key " + c.path("client.key"),
+                    &shown);
+  INFO(shown);
+  CHECK(shown.find(" 1 s:CN = berth-test-ca") != std::string::npos);
+  CHECK(curl(b.tls_port, "a.test", "/x", client) == "200");
+  CHECK(b.berth->running());
+}
+
 TEST_CASE("tls: the configuration is refused with file:line for bad TLS settings", "[tls]") {
   Certs& c = certs();
   TempDir dir;
@@ -676,4 +735,13 @@ TEST_CASE("tls: the configuration is refused with file:line for bad TLS settings
   CHECK(err.find("min_version") != std::string::npos);
   CHECK_FALSE(check("{certificates: [{cert: s.crt, key: s.key}], client_ca: none.pem}", &err));
   CHECK(err.find("none.pem") != std::string::npos);
+  // A chain cut off inside its second certificate (a write still under way, a full disk).
+  const std::string whole = read_file(c.path("ca.crt"));
+  REQUIRE(write_file(dir.file("cut.crt"), read_file(c.path("site-ec.crt")) + whole.substr(0, whole.size() / 2)));
+  CHECK_FALSE(check("{certificates: [{cert: cut.crt, key: s.key}]}", &err));
+  CHECK(err.find("berth.yaml:3:") != std::string::npos);
+  CHECK(err.find("certificate 2 in the file does not parse") != std::string::npos);
+  REQUIRE(write_file(dir.file("empty.pem"), ""));
+  CHECK_FALSE(check("{certificates: [{cert: s.crt, key: s.key}], client_ca: empty.pem}", &err));
+  CHECK(err.find("empty.pem") != std::string::npos);
 }
