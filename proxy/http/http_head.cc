@@ -27,11 +27,11 @@ bool is_value_char(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7
 // request-target characters: visible ASCII only.
 bool is_target_char(unsigned char c) { return c > 0x20 && c < 0x7f; }
 
-bool is_host_char(unsigned char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '-' ||
-         c == '.' || c == '_' || c == ':' || c == '[' || c == ']' || c == '~' || c == '%' ||
-         c == '!' || c == '$' || c == '&' || c == '\'' || c == '(' || c == ')' || c == '*' ||
-         c == '+' || c == ',' || c == ';' || c == '=';
+// A host name's characters: those a route's host can hold. RFC 3986's reg-name also allows
+// sub-delims and %HH, which no route matches and which downstream readers misread: a ','
+// makes X-Forwarded-Host a list whose last item the client chooses ("x,admin.test").
+bool is_host_name_char(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '-' || c == '.' || c == '_';
 }
 
 std::string_view trim_ows(std::string_view v) {
@@ -67,8 +67,9 @@ bool parse_content_length(std::string_view v, uint64_t& out) {
 bool is_hex(unsigned char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 
 // uri-host [":" port] (RFC 9110 7.2, RFC 3986 3.2.2): an IPv6 literal in brackets, or a name of
-// unreserved, sub-delim and %HH characters; a port of digits only. "a.test:abc" or "a.test:1:2"
-// would be routed as a.test while the instance reads something else.
+// letters, digits, '-', '_' and '.' without empty labels (one trailing dot aside); a port of
+// digits only. "a.test:abc" or "a.test:1:2" would be routed as a.test while the instance reads
+// something else.
 bool valid_host_value(std::string_view v) {
   std::string_view port;
   if (!v.empty() && v.front() == '[') {
@@ -84,8 +85,8 @@ bool valid_host_value(std::string_view v) {
     const std::string_view name = v.substr(0, colon);
     for (size_t i = 0; i < name.size(); ++i) {
       const auto c = static_cast<unsigned char>(name[i]);
-      if (!is_host_char(c) || c == '[' || c == ']') return false;
-      if (c == '%' && (i + 2 >= name.size() || !is_hex(name[i + 1]) || !is_hex(name[i + 2]))) return false;
+      if (!is_host_name_char(c)) return false;
+      if (c == '.' && (i == 0 || name[i - 1] == '.')) return false;  // ".a", "a..b"
     }
     if (colon != std::string_view::npos) port = v.substr(colon + 1);
   }
@@ -359,11 +360,20 @@ Outcome parse_request_head(std::string_view raw, const Limits& limits, RequestHe
   out.method = line.substr(0, sp1);
   out.target = line.substr(sp1 + 1, sp2 - sp1 - 1);
   std::string_view version = line.substr(sp2 + 1);
-  for (unsigned char c : out.method)
+  for (unsigned char c : out.method) {
     if (!is_token_char(c)) return {HeadError::kBadRequest, "invalid method"};
+    // Methods are case-sensitive, and every registered one is upper-case. Frameworks that
+    // upper-case what they get would run "delete" as DELETE after method matchers passed it over,
+    // and one that answers "head" as HEAD (no body) would leave the response's framing unread.
+    if (c >= 'a' && c <= 'z') return {HeadError::kBadRequest, "method with lower-case letters"};
+  }
   if (out.target.empty()) return {HeadError::kBadRequest, "empty request target"};
-  for (unsigned char c : out.target)
+  for (unsigned char c : out.target) {
     if (!is_target_char(c)) return {HeadError::kBadRequest, "invalid character in request target"};
+    // A fragment is never sent (RFC 9112 3.2); servers that cut the path at '#' would read
+    // "/admin#.png" as /admin while routes saw a path ending in .png.
+    if (c == '#') return {HeadError::kBadRequest, "fragment in request target"};
+  }
   Outcome v = parse_version(version, out.version_minor, true);
   if (!v.ok()) return v;
   out.method_head = out.method == "HEAD";

@@ -148,3 +148,23 @@ TEST_CASE("request path: path parameters cannot lead a protected prefix to anoth
   CHECK(page.status == 200);
   CHECK(page.body == "origin=ORIGIN path=/public/page;jsessionid=A1\n");
 }
+
+TEST_CASE("request heads another server would read differently are refused before any route", "[request_path]") {
+  // Each names the protected /admin or p.test in a way a common backend reads as such, while a
+  // route would have seen something else: a fragment (cut by frameworks), a lower-case method
+  // (upper-cased by frameworks), a comma in Host (the last item of X-Forwarded-Host).
+  PathEnv env;
+  const uint16_t port = env.berth->port();
+  for (const std::string& head : {std::string("GET /admin#.png HTTP/1.1\r\nHost: p.test\r\n"),
+                                  std::string("get /admin HTTP/1.1\r\nHost: p.test\r\n"),
+                                  std::string("GET /x HTTP/1.1\r\nHost: x,p.test\r\n"),
+                                  std::string("GET /x HTTP/1.1\r\nHost: p..test\r\n")}) {
+    const std::string m = marker("HEAD");
+    INFO(head);
+    Client c(port);
+    REQUIRE(c.connected());
+    const Response r = c.request(head + "X-Marker: " + m + "\r\nConnection: close\r\n\r\n");
+    CHECK(r.status == 400);
+    CHECK(env.origin.seen(m) == 0);
+  }
+}
