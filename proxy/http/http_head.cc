@@ -288,6 +288,24 @@ FieldKind classify_field(std::string_view n) noexcept {
   constexpr std::string_view kXForwarded = "x-forwarded-";
   if (n.size() > kXForwarded.size() && iequals(n.substr(0, kXForwarded.size()), kXForwarded))
     return FieldKind::kXForwardedOther;
+  // "X_Forwarded_For", "x_real-ip", ...: the names of the fields that say who the client is, in
+  // the spelling servers that map '-' to '_' (CGI, WSGI) cannot tell from the real one.
+  if (n.size() >= 9 && n.size() <= 64 && n.find('_') != std::string_view::npos && (n[0] == 'x' || n[0] == 'X')) {
+    char folded[64];
+    for (size_t i = 0; i < n.size(); ++i) folded[i] = n[i] == '_' ? '-' : n[i];
+    switch (classify_field(std::string_view(folded, n.size()))) {
+      case FieldKind::kXForwardedFor:
+      case FieldKind::kXForwardedProto:
+      case FieldKind::kXForwardedHost:
+      case FieldKind::kXForwardedPort:
+      case FieldKind::kXRequestId:
+      case FieldKind::kXRealIp:
+      case FieldKind::kXForwardedOther:
+        return FieldKind::kUnderscoreAlias;
+      default:
+        break;
+    }
+  }
   return FieldKind::kOther;
 }
 

@@ -44,6 +44,9 @@ enum class FieldKind : uint8_t {
   kXForwardedPort, kXRequestId,
   // What other proxies say about the client and its request: only a trusted proxy's pass on.
   kForwarded, kXRealIp, kXForwardedOther,  // kXForwardedOther: any other X-Forwarded-*
+  // One of kXForwardedFor..kXForwardedOther spelled with '_' for '-' ("X_Real_IP"): never one
+  // Berth sets, and CGI/WSGI-style servers read it as the hyphenated one. Always dropped.
+  kUnderscoreAlias,
 };
 FieldKind classify_field(std::string_view name) noexcept;
 

@@ -47,17 +47,23 @@ bool valid_request_id(std::string_view v) {
 
 }  // namespace
 
-bool has_request_id(const RequestHead& req) {
-  for (size_t i = 0; i < req.fields.size(); ++i)
-    if (req.kinds[i] == FieldKind::kXRequestId && valid_request_id(req.value(req.fields[i]))) return true;
-  return false;
-}
-
-std::string_view effective_request_id(const RequestHead& req, std::string_view generated) {
+namespace {
+// The client's X-Request-Id that is sent on: the first valid one, unless Connection lists the
+// field (then the instance would not get it, and the id logged would be one it never saw).
+const Field* client_request_id(const RequestHead& req) {
   for (size_t i = 0; i < req.fields.size(); ++i)
     if (req.kinds[i] == FieldKind::kXRequestId && valid_request_id(req.value(req.fields[i])))
-      return req.value(req.fields[i]);
-  return generated;
+      return req.connection_tokens.empty() || !req.is_connection_listed(req.name(req.fields[i])) ? &req.fields[i]
+                                                                                                : nullptr;
+  return nullptr;
+}
+}  // namespace
+
+bool has_request_id(const RequestHead& req) { return client_request_id(req) != nullptr; }
+
+std::string_view effective_request_id(const RequestHead& req, std::string_view generated) {
+  const Field* id = client_request_id(req);
+  return id ? req.value(*id) : generated;
 }
 
 namespace {
@@ -184,7 +190,8 @@ void build_upstream_request(const RequestHead& req, const ForwardInfo& info, std
       case FieldKind::kXForwardedProto:
       case FieldKind::kXForwardedHost:
       case FieldKind::kXForwardedPort:
-        continue;  // set by Berth below; a client cannot claim them
+      case FieldKind::kUnderscoreAlias:
+        continue;  // set by Berth below; a client cannot claim them (nor in another spelling)
       case FieldKind::kXRequestId:
         if (request_id_written || !valid_request_id(value)) continue;
         request_id_written = true;

@@ -37,7 +37,9 @@ TEST_CASE("forward auth request: client headers, Berth's X-Forwarded-*, no body"
   const std::string raw =
       "POST /app/x?y=1 HTTP/1.1\r\nHost: app.test\r\nAuthorization: Bearer t\r\nCookie: s=1\r\n"
       "X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Uri: /forged\r\nContent-Length: 3\r\n"
-      "Connection: keep-alive, X-Hop\r\nX-Hop: 1\r\n\r\n";
+      "Connection: keep-alive, X-Hop\r\nX-Hop: 1\r\n"
+      // the '_' spellings, which a WSGI service reads as the real ones
+      "X_Real_IP: 10.0.0.1\r\nX_Forwarded_Uri: /public\r\nX_Forwarded_For: 6.6.6.6\r\n\r\n";
   http::RequestHead head;
   REQUIRE(http::parse_request_head(raw, http::Limits{}, head).ok());
   std::string out;

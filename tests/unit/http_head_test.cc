@@ -287,6 +287,12 @@ TEST_CASE("classify_field is case-insensitive and exact", "[http_head]") {
   CHECK(classify_field("x-forwarded-user") == FieldKind::kXForwardedOther);
   CHECK(classify_field("X-Forwarded-") == FieldKind::kOther);  // a prefix with nothing after it
   CHECK(classify_field("X-Forwardedness") == FieldKind::kOther);
+  // The names of what Berth sets or judges, spelled with '_' (CGI/WSGI servers cannot tell).
+  for (const char* alias : {"X_Forwarded_For", "x_forwarded-proto", "X-Forwarded_Host", "X_Forwarded_Port",
+                            "X_Real_IP", "X_Request_Id", "X_Forwarded_User", "x_forwarded_uri"})
+    CHECK(classify_field(alias) == FieldKind::kUnderscoreAlias);
+  CHECK(classify_field("X_Env") == FieldKind::kOther);
+  CHECK(classify_field("Content_Length") == FieldKind::kOther);  // framing is never guessed at
 }
 
 TEST_CASE("a chunked body's first bytes: broken size lines are caught early", "[head][smuggling]") {

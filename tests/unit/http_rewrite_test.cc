@@ -104,6 +104,42 @@ TEST_CASE("upstream request: what a proxy says about the client passes only from
   }
 }
 
+TEST_CASE("upstream request: the '_' spelling of a forwarding field never passes, trusted peer or not", "[rewrite]") {
+  const std::string raw =
+      "GET / HTTP/1.1\r\nHost: a\r\nX_Forwarded_For: 6.6.6.6\r\nX_Real_IP: 6.6.6.6\r\nX_Request_Id: evil\r\n"
+      "X_Forwarded_User: root\r\nx_forwarded-proto: https\r\nX_Env: kept\r\n\r\n";
+  RequestHead req;
+  Limits limits;
+  REQUIRE(parse_request_head(raw, limits, req).ok());
+  for (const bool trusted : {false, true}) {
+    INFO("peer trusted: " << trusted);
+    ForwardInfo info{"10.9.8.7", "http", 8080, "gen-id"};
+    info.peer_trusted = trusted;
+    std::string out;
+    build_upstream_request(req, info, out);
+    CHECK(out.find("6.6.6.6") == std::string::npos);
+    CHECK(out.find("evil") == std::string::npos);
+    CHECK(out.find("root") == std::string::npos);
+    CHECK(out.find("https") == std::string::npos);
+    CHECK(has_line(out, "X_Env: kept"));  // not a name Berth sets
+    CHECK(has_line(out, "X-Request-Id: gen-id"));
+  }
+}
+
+TEST_CASE("upstream request: an X-Request-Id that Connection lists is replaced, not logged unsent", "[rewrite]") {
+  const std::string raw = "GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: client-1\r\nConnection: X-Request-Id\r\n\r\n";
+  RequestHead req;
+  Limits limits;
+  REQUIRE(parse_request_head(raw, limits, req).ok());
+  CHECK_FALSE(has_request_id(req));
+  CHECK(effective_request_id(req, "gen-id") == "gen-id");
+  ForwardInfo info{"10.9.8.7", "http", 8080, "gen-id"};
+  std::string out;
+  build_upstream_request(req, info, out);
+  CHECK(has_line(out, "X-Request-Id: gen-id"));
+  CHECK(out.find("client-1") == std::string::npos);
+}
+
 TEST_CASE("upstream request: framing re-declared", "[rewrite]") {
   std::string cl = upstream_head("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0012\r\n\r\n");
   CHECK(has_line(cl, "Content-Length: 12"));
