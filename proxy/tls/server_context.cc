@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <string_view>
 #include <system_error>
 
 #include "config/tls_files.h"
@@ -191,6 +192,7 @@ SSL_CTX* ServerContext::make_ctx(const ServerOptions& options, std::string* erro
     return nullptr;
   }
   SSL_CTX_set_alpn_select_cb(ctx, alpn_select_cb, nullptr);
+  SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, nullptr);
   SSL_CTX_set_tlsext_servername_callback(ctx, servername_cb);
   SSL_CTX_set_tlsext_servername_arg(ctx, this);
   // Decided by the config, never by the file's content: a client_ca file found empty (written in
@@ -334,10 +336,47 @@ std::shared_ptr<const ServerContext> ServerContext::load(const config::ListenerT
   return build(pems, options, error);
 }
 
-SSL* ServerContext::new_session() const {
+namespace {
+int requested_name_slot() {
+  static const int slot = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return slot;
+}
+}  // namespace
+
+SSL* ServerContext::new_session(std::string* requested_name) const {
   SSL* ssl = SSL_new(groups_.front().ctx);
-  if (ssl) SSL_set_accept_state(ssl);
+  if (!ssl) return nullptr;
+  SSL_set_accept_state(ssl);
+  SSL_set_ex_data(ssl, requested_name_slot(), requested_name);
   return ssl;
+}
+
+// Runs first on every ClientHello, before any session is resumed: the server_name extension as
+// the client sent it (RFC 6066 section 3: a u16 list length, then entries of a u8 type, a u16
+// length and the name; type 0 is a host name). A name OpenSSL would refuse (not printable ASCII)
+// is not kept; the handshake then fails anyway.
+int ServerContext::client_hello_cb(SSL* ssl, int*, void*) {
+  auto* out = static_cast<std::string*>(SSL_get_ex_data(ssl, requested_name_slot()));
+  const unsigned char* p = nullptr;
+  size_t len = 0;
+  if (!out || SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &len) != 1 || len < 2)
+    return SSL_CLIENT_HELLO_SUCCESS;
+  const size_t end = std::min(len, 2 + ((size_t{p[0]} << 8) | p[1]));
+  for (size_t i = 2; i + 3 <= end;) {
+    const size_t n = (size_t{p[i + 1]} << 8) | p[i + 2];
+    const unsigned char type = p[i];
+    i += 3;
+    if (i + n > end) break;
+    if (type == TLSEXT_NAMETYPE_host_name) {
+      const std::string_view name(reinterpret_cast<const char*>(p + i), n);
+      if (!name.empty() && name.size() <= 255 &&
+          std::all_of(name.begin(), name.end(), [](char c) { return c > 0x20 && c < 0x7f; }))
+        out->assign(name);
+      break;
+    }
+    i += n;
+  }
+  return SSL_CLIENT_HELLO_SUCCESS;
 }
 
 // Runs early in the ClientHello: switches the connection to the context holding the

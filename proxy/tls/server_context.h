@@ -72,8 +72,11 @@ class ServerContext {
   ServerContext(const ServerContext&) = delete;
   ServerContext& operator=(const ServerContext&) = delete;
 
-  // A server-mode SSL for an accepted connection; null if OpenSSL is out of memory.
-  SSL* new_session() const;
+  // A server-mode SSL for an accepted connection; null if OpenSSL is out of memory. The server
+  // name the client asks for in its ClientHello is written to *requested_name (which must
+  // outlive the handshake): SSL_get_servername gives, after a TLS 1.2 resumption, the name the
+  // session was first made for.
+  SSL* new_session(std::string* requested_name) const;
   const std::vector<CertificateFacts>& certificates() const { return facts_; }
 
  private:
@@ -86,6 +89,7 @@ class ServerContext {
     std::vector<int> key_types;
   };
   static int servername_cb(SSL* ssl, int* alert, void* arg);
+  static int client_hello_cb(SSL* ssl, int* alert, void* arg);
   SSL_CTX* make_ctx(const ServerOptions& options, std::string* error);
 
   std::vector<Group> groups_;

@@ -77,7 +77,7 @@ BIO_METHOD* TlsTransport::sink_method() {
 TlsTransport::TlsTransport(IoContext* io, std::unique_ptr<Transport> inner, std::shared_ptr<const ServerContext> ctx)
     : io_(io), inner_(std::move(inner)) {
   inner_->bind(this);
-  ssl_ = ctx->new_session();
+  ssl_ = ctx->new_session(&sni_);
   keep_ = std::move(ctx);
   attach_bios();
 }
@@ -240,7 +240,9 @@ void TlsTransport::on_handshake_done() {
   handshake_done_ = true;
   tls_info_.version = SSL_get_version(ssl_);
   tls_info_.cipher = SSL_get_cipher_name(ssl_);
-  if (const char* name = SSL_get_servername(ssl_, TLSEXT_NAMETYPE_host_name)) sni_ = name;
+  // Server side: sni_ was set from the ClientHello (ServerContext::new_session).
+  if (client_)
+    if (const char* name = SSL_get_servername(ssl_, TLSEXT_NAMETYPE_host_name)) sni_ = name;
   tls_info_.sni = sni_;
   const unsigned char* alpn = nullptr;
   unsigned int alpn_len = 0;

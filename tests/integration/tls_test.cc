@@ -309,6 +309,43 @@ TEST_CASE("tls: session_tickets false issues no ticket, so every handshake is a 
   CHECK(b.berth->running());
 }
 
+TEST_CASE("tls: the SNI recorded is the one the client sent, also when a TLS 1.2 session resumes", "[tls]") {
+  Certs& c = certs();
+  Origin origin("A");
+  REQUIRE(origin.ok());
+  TlsBerth b(tls_yaml("{certificates: [" + pair(c, "site-ec") + ", " + pair(c, "other") + "]}", origin));
+  const std::string sess = c.path("sni12.pem");
+  ::unlink(sess.c_str());
+  auto request = [&](const std::string& name, const std::string& path, const std::string& session_args) {
+    std::string out;
+    // sh() quotes the command in '...': double quotes here.
+    sh("(printf \"GET " + path + " HTTP/1.1\\r\\nHost: " + name + "\\r\\nConnection: close\\r\\n\\r\\n\"; sleep 1) | "
+           "openssl s_client -quiet -tls1_2 -connect 127.0.0.1:" + std::to_string(b.tls_port) + " -servername " + name +
+           " -CAfile " + c.path("ca.crt") + " " + session_args + " 2>&1",
+       &out, 10);
+    return out;
+  };
+  INFO(request("a.test", "/sni-first", "-sess_out " + sess));
+  REQUIRE(!read_file(sess).empty());
+  std::string resumed;
+  sh("openssl s_client -tls1_2 -connect 127.0.0.1:" + std::to_string(b.tls_port) +
+         " -servername other.test -sess_in " + sess + " </dev/null 2>&1",
+     &resumed, 10);
+  INFO(resumed);
+  REQUIRE(resumed.find("Reused, TLSv1.2") != std::string::npos);
+  INFO(request("other.test", "/sni-resumed", "-sess_in " + sess));
+  CHECK(wait_until([&] { return b.berth->log().find("path=/sni-resumed") != std::string::npos; }, 5s));
+  const std::string log = b.berth->log();
+  const size_t at = log.find("path=/sni-resumed");
+  REQUIRE(at != std::string::npos);
+  const std::string line = log.substr(at, log.find('\n', at) - at);
+  INFO(line);
+  CHECK(line.find("tls_sni=other.test") != std::string::npos);
+  const size_t first = log.find("path=/sni-first");
+  REQUIRE(first != std::string::npos);
+  CHECK(log.substr(first, log.find('\n', first) - first).find("tls_sni=a.test") != std::string::npos);
+}
+
 namespace {
 
 // A client that uses each session ticket once, as TLS 1.3 clients do (RFC 8446, C.4): every
