@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cstring>
 #include <limits>
 
 #include "config/config_detail.h"
@@ -379,6 +380,8 @@ std::optional<Cidr> parse_cidr(std::string_view text) {
   if (size_t slash = text.find('/'); slash != std::string_view::npos) {
     std::string_view bits = text.substr(slash + 1);
     if (bits.empty() || bits.size() > 3) return std::nullopt;
+    // Digits only: from_chars would take "-0" as 0 (everyone) and "-8" as no prefix (one host).
+    if (!std::all_of(bits.begin(), bits.end(), [](char c) { return c >= '0' && c <= '9'; })) return std::nullopt;
     auto r = std::from_chars(bits.data(), bits.data() + bits.size(), prefix);
     if (r.ec != std::errc() || r.ptr != bits.data() + bits.size()) return std::nullopt;
     addr = text.substr(0, slash);
@@ -392,6 +395,17 @@ std::optional<Cidr> parse_cidr(std::string_view text) {
     cidr.ipv6 = true;
     if (prefix < 0) prefix = 128;
     if (prefix > 128) return std::nullopt;
+    // "::ffff:10.0.0.0/104" is the IPv4 range 10.0.0.0/8: clients are matched as IPv4 (a mapped
+    // address included), so kept as IPv6 it would match nobody and a deny would fail open. One
+    // shorter than /96 would mix IPv4 and IPv6 space: refused.
+    static constexpr uint8_t kMappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (std::equal(kMappedPrefix, kMappedPrefix + 12, cidr.bytes)) {
+      if (prefix < 96) return std::nullopt;
+      std::memmove(cidr.bytes, cidr.bytes + 12, 4);
+      std::memset(cidr.bytes + 4, 0, 12);
+      cidr.ipv6 = false;
+      prefix -= 96;
+    }
   } else {
     return std::nullopt;
   }

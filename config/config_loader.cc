@@ -297,7 +297,9 @@ class Loader {
   void read_basic_auth(const Value& value, BasicAuth& auth);
   void read_rate_limit(const Value& value, RateLimit& limit);
   void read_forward_auth(const Value& value, ForwardAuth& auth);
-  void read_cidrs(const Value& value, std::vector<Cidr>& out);
+  // empty_means_any: the key's absence lets every address in, so an empty list (a template that
+  // rendered none) is refused rather than taken as the same.
+  void read_cidrs(const Value& value, std::vector<Cidr>& out, bool empty_means_any = false);
   void read_route_headers(const Value& value, Route& route);
   void read_route_rewrite(const Field& field, Route& route, RouteNotes& notes);
   void read_path_regex(const Value& value, PathRewrite& rewrite);
@@ -555,7 +557,7 @@ void Loader::read_listener(const Value& item) {
         continue;
       }
       if (field.key == "proxy_protocol_from") {
-        read_cidrs(field.value, proxy_protocol_from);
+        read_cidrs(field.value, proxy_protocol_from, /*empty_means_any=*/true);
         from_value = field.value;
         continue;
       }
@@ -1002,7 +1004,7 @@ void Loader::read_route_access(const Value& value, RouteAccess& access) {
           access.methods.push_back(upper);
       }
     } else if (field.key == "allow") {
-      read_cidrs(field.value, access.allow);
+      read_cidrs(field.value, access.allow, /*empty_means_any=*/true);
     } else if (field.key == "deny") {
       read_cidrs(field.value, access.deny);
     } else if (field.key == "basic_auth") {
@@ -1119,15 +1121,21 @@ void Loader::read_basic_auth(const Value& value, BasicAuth& auth) {
     fail(file_mark, value.path + ".htpasswd: '" + path + "' lists no users");
 }
 
-void Loader::read_cidrs(const Value& value, std::vector<Cidr>& out) {
+void Loader::read_cidrs(const Value& value, std::vector<Cidr>& out, bool empty_means_any) {
   if (!expect_list(value, "a list of addresses or ranges, e.g. [\"10.0.0.0/8\", \"::1\"]")) return;
+  if (empty_means_any && items_of(value).empty()) {
+    fail(value.mark, value.path + ": an empty list would let every address in; list at least one address or range, "
+                                  "or remove the key");
+    return;
+  }
   for (const Value& item : items_of(value)) {
     auto text = read_string(item);
     if (!text) continue;
     auto cidr = parse_cidr(*text);
     if (!cidr) {
       fail(item.mark, item.path + ": invalid address range '" + *text +
-                          "' (expected a numeric IPv4 or IPv6 address, optionally with /prefix bits)");
+                          "' (expected a numeric IPv4 or IPv6 address, optionally with /prefix bits: 0-32 or "
+                          "0-128; an IPv4-mapped range ::ffff:a.b.c.d needs /96 or more)");
       continue;
     }
     out.push_back(std::move(*cidr));

@@ -181,6 +181,45 @@ TEST_CASE("config: trusted_proxies", "[config][client_address]") {
   CHECK(all_errors(not_list).find("t.yaml:2:") != std::string::npos);
 }
 
+TEST_CASE("config: ranges an operator may write that must not fail open", "[config][client_address]") {
+  // A signed prefix: from_chars alone read "-0" as /0 (everyone) and "-8" as a single host.
+  for (const char* text : {"192.0.2.0/-0", "10.0.0.0/-8", "2001:db8::/-64", "10.0.0.0/+8", "10.0.0.0/ 8", "10.0.0.0/33",
+                           "::/129", "::ffff:10.0.0.0/80"}) {
+    INFO(text);
+    CHECK_FALSE(config::parse_cidr(text));
+  }
+  // An IPv4-mapped range is the IPv4 range: clients are matched as IPv4, so kept as IPv6 a deny
+  // written this way matched nobody, and an allow refused everyone.
+  const auto mapped = config::parse_cidr("::ffff:10.0.0.0/104");
+  REQUIRE(mapped);
+  CHECK_FALSE(mapped->ipv6);
+  CHECK(mapped->prefix == 8);
+  const ClientAddress ten = ip("10.1.2.3"), ten_mapped = ip("::ffff:10.1.2.3"), other = ip("11.0.0.1");
+  CHECK(mapped->contains(ten.addr, false));
+  CHECK(mapped->contains(ten_mapped.addr, true));
+  CHECK_FALSE(mapped->contains(other.addr, false));
+  const auto one = config::parse_cidr("::ffff:127.0.0.1");
+  REQUIRE(one);
+  CHECK_FALSE(one->ipv6);
+  CHECK(one->prefix == 32);
+  CHECK(one->text == "::ffff:127.0.0.1");  // as written, for messages
+
+  // An empty allow or proxy_protocol_from would mean "any address": refused with its line.
+  auto empty_allow = load("listeners: [\"127.0.0.1:0\"]\nroutes:\n  - service: s\n    access: {allow: []}\n"
+                          "services:\n  s: {endpoints: [\"127.0.0.1:9\"]}\n");
+  REQUIRE_FALSE(empty_allow.ok());
+  CHECK(all_errors(empty_allow).find("t.yaml:4:21: routes[0].access.allow: an empty list would let every address in") !=
+        std::string::npos);
+  auto empty_from = load("listeners:\n  - {address: \"127.0.0.1:0\", proxy_protocol: true, proxy_protocol_from: []}\n");
+  REQUIRE_FALSE(empty_from.ok());
+  CHECK(all_errors(empty_from).find("an empty list would let every address in") != std::string::npos);
+  // An empty deny or trusted_proxies lets nobody through that would not pass anyway.
+  auto empty_deny = load("listeners: [\"127.0.0.1:0\"]\ntrusted_proxies: []\nroutes:\n  - service: s\n"
+                         "    access: {deny: []}\nservices:\n  s: {endpoints: [\"127.0.0.1:9\"]}\n");
+  INFO(all_errors(empty_deny));
+  CHECK(empty_deny.ok());
+}
+
 TEST_CASE("config: an IPv4 range holds exactly the addresses whose first prefix bits match", "[config][client_address]") {
   // Against a bit-by-bit reference, for every prefix length, at the range's edges and just past
   // them, and for the IPv4-mapped IPv6 form of each address.

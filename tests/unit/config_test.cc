@@ -299,7 +299,7 @@ const std::vector<ErrorCase> kErrorCases = {
          "      allow: [\"10.0.0.0/8\", \"10.0.0.0/33\"]\n",
      6, 29,
      "routes[0].access.allow[1]: invalid address range '10.0.0.0/33' (expected a numeric IPv4 or IPv6 "
-     "address, optionally with /prefix bits)"},
+     "address, optionally with /prefix bits: 0-32 or 0-128; an IPv4-mapped range ::ffff:a.b.c.d needs /96 or more)"},
     {"a method that is not a token",
      std::string(kListener) + kWebService + "routes:\n  - service: web\n    access: {methods: [GET, \"GE T\"]}\n",
      5, 29, "routes[0].access.methods[1]: 'GE T' is not an HTTP method"},
