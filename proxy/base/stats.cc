@@ -23,6 +23,7 @@ std::string_view counter_name(Counter c) {
     case Counter::kOutlierEjections: return "outlier_ejections";
     case Counter::kRetryBudgetExhausted: return "retry_budget_exhausted";
     case Counter::kProxyProtocolRejected: return "proxy_protocol_rejected";
+    case Counter::kIdleReclaimed: return "idle_connections_reclaimed";
     case Counter::kCount_: break;
   }
   return "unknown";

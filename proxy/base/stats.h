@@ -28,6 +28,7 @@ enum class Counter : uint8_t {
   kOutlierEjections,        // instances ejected by passive health checking
   kRetryBudgetExhausted,    // a retry was possible but the retry budget said no
   kProxyProtocolRejected,   // connections closed for a missing or malformed PROXY header
+  kIdleReclaimed,           // idle keep-alive connections closed to make room at the connection limit
   kCount_
 };
 

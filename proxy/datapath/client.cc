@@ -952,8 +952,10 @@ void ClientConn::after_response(bool close_client, bool linger) {
     return;
   }
   phase_ = Phase::kIdle;
+  kept_alive_ = true;
   deadline_ = now() + static_cast<uint64_t>(worker()->runtime()->timeouts.keepalive_idle.count());
   arm_timer();
+  worker()->on_client_idle();
   // Pipelined requests after this one: those waiting as pending input are taken now; the
   // rest are picked up by the caller's loop (process_input).
   resume_pending();

@@ -103,6 +103,8 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   // Drain: close now if idle; otherwise close after the current response.
   void drain() override;
   bool idle() const { return phase_ == Phase::kIdle && pending_len_ == 0 && !(ex_ && ex_->head_reader.started()); }
+  // Kept alive and waiting for its next request: closed first when the worker is full.
+  uint64_t reclaimable_until() const override { return kept_alive_ && idle() ? deadline_ : 0; }
 
  private:
   enum class Phase : uint8_t { kIdle, kHead, kUpstream, kTunnel, kClosing };
@@ -194,14 +196,16 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   Block* pending_block_ = nullptr;      // unprocessed input (pipelined request, early body)
   uint64_t deadline_ = 0;               // header/idle deadline, or last tunnel activity (loop ms)
   uint32_t pending_len_ = 0;
-  // Packed with the offset (blocks are 128 KiB: IoContext's pool): every idle connection has them.
-  uint32_t pending_off_ : 24 = 0;
+  // Packed with the offset (blocks are 128 KiB: IoContext's pool; 21 bits reach 2 MiB, and leave
+  // the 3-bit phase within one byte): every idle connection has them.
+  uint32_t pending_off_ : 21 = 0;
   Phase phase_ : 3 = Phase::kIdle;
   bool peer_eof_ : 1 = false;
   bool draining_ : 1 = false;
   bool backpressured_ : 1 = false;      // upstream write queue above the bound
   bool lingering_ : 1 = false;
   bool linger_on_close_ : 1 = false;    // unread request bytes may follow: linger before close
+  bool kept_alive_ : 1 = false;         // has answered a request and kept the connection
 };
 
 }  // namespace berth

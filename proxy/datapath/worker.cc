@@ -34,6 +34,8 @@ namespace {
 // requests of open connections instead of queueing a burst of them ahead: the rest wait in the
 // kernel's accept queue, where they cost nothing.
 constexpr int kAcceptBatch = 64;
+// At the connection limit, idle keep-alive connections closed at once to make room.
+constexpr size_t kReclaimBatch = 16;
 constexpr int kTlsAcceptBatch = 1;
 constexpr uint64_t kAcceptPauseMs = 100;
 // Free-list bound: enough for steady state at a few hundred concurrent requests per worker.
@@ -678,10 +680,18 @@ void Worker::accept_ready(Listener* l) {
   const int batch = tls ? kTlsAcceptBatch : kAcceptBatch;
   for (int i = 0; i < batch; ++i) {
     if (client_count_ >= max_conns) {
-      // Full: stop accepting until a connection closes (the kernel queues the rest).
+      // Full. Connections idle between requests make room, those idle longest first (as nginx
+      // reuses keep-alive connections when worker_connections runs out): otherwise a few clients
+      // each sending a request now and then would hold the worker and leave new ones waiting.
+      if (const size_t closed = close_idle_streams(kReclaimBatch)) {
+        stats_.add(Counter::kIdleReclaimed, closed);
+        if (client_count_ < max_conns) continue;  // already gone: room now
+      }
+      // Stop accepting until a connection closes or goes idle (the kernel queues the rest).
       stats_.add(Counter::kAcceptPauses);
       set_accepting(false);
       accept_paused_ = true;
+      full_ = true;
       return;
     }
     sockaddr_storage peer;
@@ -748,7 +758,14 @@ void Worker::pause_accept(uint64_t ms) {
 void Worker::resume_accept() {
   if (draining_) return;
   accept_paused_ = false;
+  full_ = false;
   set_accepting(true);
+}
+
+void Worker::on_client_idle_when_full() {
+  // Paused at the connection limit: accept again, and the next accept makes room by closing the
+  // connection idle longest (accept_ready).
+  if (full_ && !draining_ && !uv_is_active(reinterpret_cast<uv_handle_t*>(&accept_timer_))) resume_accept();
 }
 
 void Worker::on_client_closed(ClientConn*) {

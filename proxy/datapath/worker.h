@@ -109,6 +109,10 @@ class Worker final : public IoContext {
   void next_request_id(char out[32]);
 
   void on_client_closed(ClientConn* c);
+  // A client connection now waits for its next request (kept alive).
+  void on_client_idle() {
+    if (full_) on_client_idle_when_full();
+  }
   void on_upstream_pool_empty(EndpointPool* p);
 
  private:
@@ -135,6 +139,7 @@ class Worker final : public IoContext {
   // counts and logs the refusal.
   bool proxy_header_allowed(size_t listener, const sockaddr* peer);
   void resume_accept();
+  void on_client_idle_when_full();
   void set_accepting(bool on);
   void begin_drain();
   void maybe_finish_drain();
@@ -161,6 +166,7 @@ class Worker final : public IoContext {
   std::vector<std::unique_ptr<Listener>> listeners_;
   bool accepting_ = false;
   bool accept_paused_ = false;
+  bool full_ = false;  // accepting paused at max_connections_per_worker
   bool draining_ = false;
   bool stopping_ = false;
 

@@ -136,6 +136,16 @@ void IoContext::drain_streams() {
   for (Stream* s = streams_; s; s = s->io_next_) s->drain();
 }
 
+size_t IoContext::close_idle_streams(size_t at_most) {
+  std::vector<std::pair<uint64_t, Stream*>> idle;
+  for (Stream* s = streams_; s; s = s->io_next_)
+    if (const uint64_t until = s->closing() ? 0 : s->reclaimable_until()) idle.emplace_back(until, s);
+  const size_t n = std::min(at_most, idle.size());
+  std::partial_sort(idle.begin(), idle.begin() + static_cast<std::ptrdiff_t>(n), idle.end());
+  for (size_t i = 0; i < n; ++i) idle[i].second->close();
+  return n;
+}
+
 void IoContext::defer(TcpTransport* t) {
   if (deferred_.empty()) uv_idle_start(&deferred_idle_, deferred_cb);
   deferred_.push_back(t);

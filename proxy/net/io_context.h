@@ -61,6 +61,9 @@ class IoContext {
   void close_streams();
   // Asks every open stream to drain (Stream::drain): client connections close once idle.
   void drain_streams();
+  // Closes up to `at_most` streams idle between requests (Stream::reclaimable_until), those idle
+  // longest first; returns how many. A walk over every stream: for a full worker only.
+  size_t close_idle_streams(size_t at_most);
   size_t open_streams() const { return open_streams_; }
 
   // A transport with something finished to report (a write the kernel took whole, a shutdown):

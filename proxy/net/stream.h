@@ -42,6 +42,9 @@ class Stream : private TransportEvents, private DeadlineEntry {
   // The loop is stopping (IoContext::drain_streams): a stream that serves requests closes once
   // it is idle; others ignore it.
   virtual void drain() {}
+  // 0, or, for a connection idle between requests that may be closed to make room
+  // (IoContext::close_idle_streams), when its idle timeout ends: the earliest has waited longest.
+  virtual uint64_t reclaimable_until() const { return 0; }
 
   // Queue bytes; false if the stream is closing or the transport refused (the stream is then closed).
   bool write_copy(std::string_view bytes);
