@@ -246,7 +246,13 @@ TEST_CASE("max_connections_per_worker: busy connections hold the cap, idle keep-
   INFO("51st after the others went idle: " << r.raw_head << r.error << "\nlog:\n" << tail(berth.log()));
   CHECK(r.status == 200);
   CHECK(r.body == "origin=M path=/fifty-first\n");
-  CHECK(held.front()->wait_closed(2s));  // idle longest: closed
+  // The idle longest were closed: at least one, at most one batch (16). They all went idle within
+  // a few milliseconds, in the order the origin answered, so which ones is not known here.
+  std::this_thread::sleep_for(300ms);
+  size_t closed = 0;
+  for (auto& h : held) closed += h->wait_closed(10ms) ? 1 : 0;
+  CHECK(closed >= 1);
+  CHECK(closed <= 16);
   const Response stats = http_get(berth.admin_port(), "/api/stats", "localhost");
   CHECK(stats.body.find("\"idle_connections_reclaimed\":") != std::string::npos);
   CHECK(stats.body.find("\"idle_connections_reclaimed\":0") == std::string::npos);
