@@ -1024,7 +1024,9 @@ bool ClientConn::retry_elsewhere(UpstreamConn* u, UpstreamFailure why, bool any_
   }
   // Another instance; after a stale pooled connection the same one will do, on a new connection.
   // None: the client gets the original error, not a 503.
-  const bool stale_pooled = !connect_failed && u->reused();
+  // Only a reset on a reused connection says "stale": a timeout says the instance is slow, and
+  // sending it the request again would run it twice there (and double the client's wait).
+  const bool stale_pooled = why == UpstreamFailure::kResetBeforeResponse && u->reused();
   bool blocked = false;
   int next = worker()->pick_endpoint(*ex_->rt, ex_->service, ex_->pick_key, ex_->tried, ex_->tried_count, &blocked);
   if (next < 0 && stale_pooled) next = ex_->endpoint;

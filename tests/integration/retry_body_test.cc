@@ -227,3 +227,31 @@ TEST_CASE("retry body: reset, then a failed connect, then the body goes to a thi
   }
   CHECK(met_all);
 }
+
+TEST_CASE("retry: a response timeout on a reused connection is not sent again to the same instance",
+          "[retry_body]") {
+  // One instance, kept-alive connections, retries on response timeouts for any method. The slow
+  // instance saw the request: sending it again there would run a POST twice (and the client would
+  // wait twice the timeout). Only a reset on a reused connection says it was stale.
+  Origin a("A");
+  REQUIRE(a.ok());
+  Berth berth(config_head(1, "upstream_response: 1s") +
+              service_yaml({a.address()}, "attempts: 3, on_response_timeout: true, non_idempotent: true"));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  for (const char* method : {"POST", "GET"}) {
+    INFO(method);
+    Client c(berth.port(), 10s);
+    REQUIRE(c.connected());
+    REQUIRE(c.get("/warm", "retry.test").status == 200);  // leaves a pooled connection
+    const std::string m = marker("SLOW");
+    const auto t0 = Clock::now();
+    const Response r = c.request(std::string(method) + " /x?delay_ms=1500&m=" + m +
+                                 " HTTP/1.1\r\nHost: retry.test\r\nContent-Length: 8\r\n\r\ncharge=1");
+    INFO(r.raw_head << r.error);
+    CHECK(r.status == 504);
+    CHECK(seconds_since(t0) < 1.8);
+    std::this_thread::sleep_for(700ms);  // the origin's sleep ends; a second copy would be seen
+    CHECK(a.seen(m) == 1);
+  }
+}
