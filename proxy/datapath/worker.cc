@@ -482,9 +482,15 @@ int Worker::pick_endpoint(const Runtime& rt, uint32_t service_index, const PickK
     return idx;
   }
   // A request still on an older snapshot (a retry across a reload): plain rotation over the
-  // instances routable now.
+  // instances routable now, and listed now: one the reload removed is out of service, whatever
+  // the older snapshot says.
   std::vector<uint8_t> routable;
   compute_routable(svc, health_clock_ms(), routable);
+  for (size_t i = 0; i < svc.endpoints.size(); ++i) {
+    if (!routable[i]) continue;
+    const auto it = endpoint_pools_.find(EndpointPool::pool_key(svc, svc.endpoints[i]));
+    if (it == endpoint_pools_.end() || !it->second->in_snapshot) routable[i] = 0;
+  }
   PickStatus status(svc, routable.data(), nullptr, tried, tried_count, true);
   for (int pass = 0; pass < 2; ++pass) {
     if (pass == 1) {
