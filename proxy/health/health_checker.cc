@@ -9,7 +9,8 @@
 namespace berth {
 
 struct HealthChecker::Target {
-  std::string key;
+  std::string endpoint;  // the address, as Endpoint::key
+  std::string service;
   config::HealthCheck check;
   std::shared_ptr<EndpointHealth> health;
   sockaddr_storage addr{};
@@ -63,7 +64,7 @@ void report(Target* t, bool ok, const char* why) {
     h.probe.store(next);
     bump_health_epoch();
     auto line = next == ProbeState::kHealthy ? log::info("health_changed") : log::warn("health_changed");
-    line.kv("endpoint", t->key).kv("from", probe_state_name(now)).kv("to", probe_state_name(next));
+    line.kv("service", t->service).kv("endpoint", t->endpoint).kv("from", probe_state_name(now)).kv("to", probe_state_name(next));
     if (!ok) line.kv("reason", why);
   }
   t->last_state = next;
@@ -131,7 +132,7 @@ void on_connected(uv_connect_t* req, int status) {
 void start_probe(uv_loop_t* loop, Target* t) {
   auto* p = new Probe();
   p->target = t;
-  p->request = "GET " + t->check.path + " HTTP/1.1\r\nHost: " + t->key +
+  p->request = "GET " + t->check.path + " HTTP/1.1\r\nHost: " + t->endpoint +
                "\r\nUser-Agent: berth-health-check\r\nConnection: close\r\n\r\n";
   uv_tcp_init(loop, &p->tcp);
   uv_timer_init(loop, &p->timeout);
@@ -164,7 +165,7 @@ void HealthChecker::update(const RouteTable& routes) {
   for (const ServicePtr& shared : routes.services())
     if (shared->policy.health.enabled)
       for (const Endpoint& e : shared->endpoints)
-        if (e.health) listed_[e.key].push_back(Listing{shared, &e});  // the first service is probed
+        if (e.health) listed_[HealthRegistry::key_of(shared->name, e.key)].push_back(Listing{shared, &e});
   indexed_ = true;
   std::vector<std::string> keys;
   keys.reserve(targets_.size() + listed_.size());
@@ -187,22 +188,24 @@ void HealthChecker::update(const RouteTable& routes, const std::vector<ServicePt
   for (const Service* s : removed) {
     if (!checked(s)) continue;
     for (const Endpoint& e : s->endpoints) {
-      auto it = listed_.find(e.key);
+      std::string key = HealthRegistry::key_of(s->name, e.key);
+      auto it = listed_.find(key);
       if (it == listed_.end()) continue;
       std::erase_if(it->second, [&](const Listing& l) { return l.service.get() == s && l.endpoint == &e; });
       if (it->second.empty()) listed_.erase(it);
-      keys.push_back(e.key);
+      keys.push_back(std::move(key));
     }
   }
   for (const ServicePtr& shared : added) {
     if (!checked(shared.get())) continue;
     for (const Endpoint& e : shared->endpoints) {
       if (!e.health) continue;
-      std::vector<Listing>& listings = listed_[e.key];
+      std::string key = HealthRegistry::key_of(shared->name, e.key);
+      std::vector<Listing>& listings = listed_[key];
       const bool known = std::any_of(listings.begin(), listings.end(),
                                      [&](const Listing& l) { return l.endpoint == &e; });
       if (!known) listings.push_back(Listing{shared, &e});  // a service listed twice counts once
-      keys.push_back(e.key);
+      keys.push_back(std::move(key));
     }
   }
   for (const std::string& key : keys) reconcile(key);
@@ -223,7 +226,8 @@ void HealthChecker::reconcile(const std::string& key) {
 
 void HealthChecker::start_target(const std::string& key, const Listing& listing) {
   auto* t = new Target();
-  t->key = key;
+  t->endpoint = listing.endpoint->key;
+  t->service = listing.service->name;
   t->check = listing.service->policy.health;
   t->health = listing.endpoint->health;
   t->addr = listing.endpoint->addr;
@@ -242,8 +246,8 @@ void HealthChecker::start_target(const std::string& key, const Listing& listing)
   targets_.emplace(key, t);
 }
 
-const config::HealthCheck* HealthChecker::check_of(const std::string& key) const {
-  auto it = targets_.find(key);
+const config::HealthCheck* HealthChecker::check_of(const std::string& service, const std::string& endpoint) const {
+  auto it = targets_.find(HealthRegistry::key_of(service, endpoint));
   return it == targets_.end() ? nullptr : &it->second->check;
 }
 

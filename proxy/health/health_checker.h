@@ -35,17 +35,19 @@ class HealthChecker {
   void update(const RouteTable& routes);
   // The same, told which services entered and left the published snapshot (as for
   // HealthRegistry::update). Costs nothing when none of them has an active check; otherwise
-  // only the keys of the changed checked services' endpoints are looked at, each probed with the
-  // check of one checked service listing it (the first one of the last full update while it
-  // stays). `routes` is the new snapshot, used for the full recompute before any full update();
+  // only the changed checked services' endpoints are looked at. Each service's instance is probed
+  // with that service's check (two services on one address: two probes, each judging its own
+  // state); should two published services share a name and an address, the first one's check
+  // of the last full update is probed while it stays. `routes` is the new snapshot, used for the full recompute before any full update();
   // `removed` must still be readable during the call.
   void update(const RouteTable& routes, const std::vector<ServicePtr>& added,
               const std::vector<const Service*>& removed);
   // Closes every handle (memory is freed in the close callbacks). update() is a no-op after.
   void stop();
-  // Instances probed, and the check probing one (null when it is not probed).
+  // Instances probed (per service and address), and the check probing `service`'s instance at
+  // `endpoint` (null when it is not probed).
   size_t size() const { return targets_.size(); }
-  const config::HealthCheck* check_of(const std::string& key) const;
+  const config::HealthCheck* check_of(const std::string& service, const std::string& endpoint) const;
 
   struct Target;
   struct Probe;
@@ -59,9 +61,10 @@ class HealthChecker {
   };
 
   uv_loop_t* loop_;
-  std::unordered_map<std::string, Target*> targets_;  // by endpoint key
-  // Endpoint key -> the published services with an active check listing it (with health), in
-  // snapshot order after a full update. The front one's check is probed.
+  // Keyed as the registry keeps health (HealthRegistry::key_of: service name and endpoint key).
+  std::unordered_map<std::string, Target*> targets_;
+  // Key -> the published services of that name with an active check listing the address (with
+  // health), in snapshot order after a full update. The front one's check is probed.
   std::unordered_map<std::string, std::vector<Listing>> listed_;
   bool indexed_ = false;  // listed_ was built by a full update()
   bool stopped_ = false;

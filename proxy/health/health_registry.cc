@@ -40,9 +40,9 @@ void HealthRegistry::replace(Service& s, const Service& old) {
   for (size_t i = 0; i < now.size(); ++i) {
     if (i < head) now[i].health = was[i].health;
     else if (i >= now.size() - tail) now[i].health = was[was.size() - (now.size() - i)].health;
-    else count_in(now[i], checked);
+    else count_in(s.name, now[i], checked);
   }
-  for (size_t i = head; i < was.size() - tail; ++i) count_out(was[i], checked);
+  for (size_t i = head; i < was.size() - tail; ++i) count_out(old.name, was[i], checked);
 }
 
 void HealthRegistry::attach(std::vector<Service>& services) {
@@ -59,6 +59,17 @@ void HealthRegistry::attach(std::vector<Service>& services) {
   for (const Service& s : attached_) count_out(s);
   attached_ = std::move(keys);
   finish();
+}
+
+std::string HealthRegistry::key_of(const std::string& service, const std::string& endpoint) {
+  std::string k;
+  k.reserve(service.size() + 1 + endpoint.size());
+  return k.append(service).append(1, '\n').append(endpoint);
+}
+
+const std::string& HealthRegistry::key(const std::string& service, const Endpoint& e) {
+  scratch_.assign(service).append(1, '\n').append(e.key);
+  return scratch_;
 }
 
 void HealthRegistry::begin() {
@@ -84,11 +95,11 @@ void HealthRegistry::count_in(Service& s) {
   ++service.refs;
   s.counters = service.counters;
   const bool checked = s.policy.health.enabled;
-  for (Endpoint& e : s.endpoints) count_in(e, checked);
+  for (Endpoint& e : s.endpoints) count_in(s.name, e, checked);
 }
 
-void HealthRegistry::count_in(Endpoint& e, bool checked) {
-  EndpointEntry& entry = touch(*endpoints_.try_emplace(e.key).first);
+void HealthRegistry::count_in(const std::string& service, Endpoint& e, bool checked) {
+  EndpointEntry& entry = touch(*endpoints_.try_emplace(key(service, e)).first);
   if (!entry.health) {
     // A newcomer, or one the service brought along (it keeps that state); its probe state is
     // set in finish(), once every service of the change is counted.
@@ -103,18 +114,18 @@ void HealthRegistry::count_in(Endpoint& e, bool checked) {
 void HealthRegistry::give(Service& s) {
   if (auto it = services_.find(s.name); it != services_.end()) s.counters = it->second.counters;
   for (Endpoint& e : s.endpoints)
-    if (auto it = endpoints_.find(e.key); it != endpoints_.end()) e.health = it->second.health;
+    if (auto it = endpoints_.find(key(s.name, e)); it != endpoints_.end()) e.health = it->second.health;
 }
 
 void HealthRegistry::count_out(const Service& s) {
   if (auto it = services_.find(s.name); it != services_.end() && it->second.refs > 0 && --it->second.refs == 0)
     services_.erase(it);
   const bool checked = s.policy.health.enabled;
-  for (const Endpoint& e : s.endpoints) count_out(e, checked);
+  for (const Endpoint& e : s.endpoints) count_out(s.name, e, checked);
 }
 
-void HealthRegistry::count_out(const Endpoint& e, bool checked) {
-  auto it = endpoints_.find(e.key);
+void HealthRegistry::count_out(const std::string& service, const Endpoint& e, bool checked) {
+  auto it = endpoints_.find(key(service, e));
   if (it == endpoints_.end()) return;
   EndpointEntry& entry = touch(*it);
   if (entry.refs > 0) --entry.refs;

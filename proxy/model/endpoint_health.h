@@ -1,7 +1,7 @@
 // Health of one instance, shared by the control thread (active probes) and every worker
 // (passive outlier detection, circuit-breaker counts) through atomics: no lock on the request
-// path. The HealthRegistry (control thread) keeps one per endpoint key and attaches it to each
-// snapshot's Endpoint, so health survives route-table rebuilds for instances that stay.
+// path. The HealthRegistry (control thread) keeps one per service and endpoint key and attaches
+// it to each snapshot's Endpoint, so health survives route-table rebuilds for instances that stay.
 //
 // Cache lines: what the control thread writes, what workers write on an outcome, and what
 // workers write per attempt sit on separate lines, so probes and per-request counts do not

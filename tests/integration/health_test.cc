@@ -117,6 +117,61 @@ TEST_CASE("health: outlier ejection after N consecutive failures, ejection cap r
   CHECK(stats_counter(berth.admin_port(), "outlier_ejections") == 2);
 }
 
+// Two services on one instance (one container serving two apps, or the same address in two
+// routes' services): each judges it by its own check and its own outlier rules.
+static std::string two_services_yaml(Origin& o, const std::string& one, const std::string& two) {
+  return "routes:\n  - {name: r1, host: one.test, path: /, service: one}\n"
+         "  - {name: r2, host: two.test, path: /, service: two}\n"
+         "services:\n  one:\n    endpoints: [\"" + o.address() + "\"]\n" + one +
+         "  two:\n    endpoints: [\"" + o.address() + "\"]\n" + two;
+}
+
+TEST_CASE("health: an instance failing one service's check still serves another service on its address", "[health]") {
+  Origin o("O");
+  REQUIRE(o.ok());
+  REQUIRE(set_health(o, 503));  // /__health fails; any other path answers 200
+  const std::string check = ", interval: 200ms, timeout: 200ms, unhealthy_threshold: 1, healthy_threshold: 1}\n";
+  // "one" comes first: its failing check is the one a probe per address would run for both.
+  Berth berth(config_head(1) + two_services_yaml(o, "    health: {path: /__health" + check,
+                                                 "    health: {path: /alive" + check));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  REQUIRE(wait_until([&] { return http_get(berth.port(), "/x", "two.test").status == 200; }, 5s, 20ms));
+  for (int i = 0; i < 10; ++i) {
+    CHECK(http_get(berth.port(), "/x", "two.test").status == 200);
+    check_berth_error(http_get(berth.port(), "/x", "one.test"), 503, "no-endpoint");
+  }
+  const std::string routes = http_get(berth.admin_port(), "/api/routes", "localhost").body;
+  INFO(routes);
+  CHECK(count_of(routes, "\"health\":\"healthy\"") == 1);
+  CHECK(count_of(routes, "\"health\":\"pending\"") == 1);
+
+  // Its own check passing lets "one" in too; "two" never stopped.
+  REQUIRE(set_health(o, 200));
+  REQUIRE(wait_until([&] { return http_get(berth.port(), "/x", "one.test").status == 200; }, 5s, 20ms));
+  CHECK(http_get(berth.port(), "/x", "two.test").status == 200);
+}
+
+TEST_CASE("health: an instance ejected by one service's outlier detection still serves another service", "[health]") {
+  Origin o("O");
+  REQUIRE(o.ok());
+  const std::string outlier = "    outlier: {consecutive_failures: 3, base_ejection: 30s, max_ejection_percent: 100, "
+                              "panic_threshold_percent: 0}\n    retry: {attempts: 1}\n";
+  Berth berth(config_head(1) + two_services_yaml(o, outlier, outlier));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  // "one"'s requests fail with 500 three times: ejected from "one".
+  for (int i = 0; i < 3; ++i) CHECK(http_get(berth.port(), "/x?status=500", "one.test").status == 500);
+  CHECK(stats_counter(berth.admin_port(), "outlier_ejections") == 1);
+  check_berth_error(http_get(berth.port(), "/x", "one.test"), 503, "no-endpoint");
+  // "two" saw none of those failures: the instance serves it.
+  for (int i = 0; i < 10; ++i) CHECK(http_get(berth.port(), "/x", "two.test").status == 200);
+  const std::string routes = http_get(berth.admin_port(), "/api/routes", "localhost").body;
+  INFO(routes);
+  CHECK(count_of(routes, "\"ejected\":true") == 1);
+  CHECK(count_of(routes, "\"ejected\":false") == 1);
+}
+
 TEST_CASE("health: a 103 before each 503 does not hide the failures from outlier detection", "[health]") {
   // The final response is the outcome: an interim one counted as a success used to reset the
   // count of consecutive failures before every 503.

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <map>
 #include <random>
+#include <set>
 
 #include "proxy/health/health_registry.h"
 #include "proxy/health/health_checker.h"
@@ -181,35 +182,41 @@ TEST_CASE("slow start: newcomers are routable since they joined; checked ones si
   CHECK(unchecked[0].endpoints[2].health->routable_since_ms >= before);
 }
 
-TEST_CASE("health registry: shared services keep their state; new ones get the same per address", "[outlier][registry]") {
+TEST_CASE("health registry: each service keeps its own state for an address another service lists too", "[outlier][registry]") {
   HealthRegistry registry;
   // Update 1: one service enters.
   auto a = std::make_shared<Service>(services_of(2, false)[0]);
   registry.update({a.get()}, {});
   REQUIRE(a->endpoints[0].health);
   REQUIRE(a->counters);
-  a->endpoints[0].health->ejected_until_ms = 123;  // state that must survive
+  a->endpoints[0].health->ejected_until_ms = 123;  // a's own ejection
 
-  // Update 2: `a` stays as it is (not passed again); a new service sharing one address enters.
+  // Update 2: `a` stays as it is (not passed again); another service on one of its addresses
+  // enters. a's ejection (its outlier rules, its health path) is not the other service's.
   Service other_value = services_of(1, false)[0];
   other_value.name = "other";
   auto other = std::make_shared<Service>(other_value);
   registry.update({other.get()}, {});
-  CHECK(other->endpoints[0].health == a->endpoints[0].health);
-  CHECK(other->endpoints[0].health->ejected_until_ms == 123);
-  CHECK(registry.size() == 2);
+  REQUIRE(other->endpoints[0].health);
+  CHECK(other->endpoints[0].health != a->endpoints[0].health);
+  CHECK(other->endpoints[0].health->ejected_until_ms == 0);
+  CHECK(a->endpoints[0].health->ejected_until_ms == 123);
+  CHECK(registry.size() == 3);
+  other->endpoints[0].health->ejected_until_ms = 456;
 
-  // Update 3: `a` leaves: the address only `a` had is forgotten, the one both had stays.
+  // Update 3: `a` leaves: its instances are forgotten, the other service's stays as it was.
   registry.update({}, {a.get()});
   CHECK(registry.size() == 1);
   CHECK(registry.service_count() == 1);
-  CHECK(other->endpoints[0].health->ejected_until_ms == 123);
+  CHECK(other->endpoints[0].health->ejected_until_ms == 456);
 
-  // Adding a check to a shared service's address through a new service marks it pending.
+  // A check on the address through a service of another name leaves "other" unchecked.
   auto checked = std::make_shared<Service>(services_of(1, true)[0]);
   registry.update({checked.get()}, {});
-  CHECK(checked->endpoints[0].health == other->endpoints[0].health);
-  CHECK(other->endpoints[0].health->probe == ProbeState::kPending);
+  CHECK(checked->endpoints[0].health != other->endpoints[0].health);
+  CHECK(checked->endpoints[0].health->probe == ProbeState::kPending);
+  CHECK(other->endpoints[0].health->probe == ProbeState::kUnchecked);
+  CHECK_FALSE(registry.changed_known());  // a newcomer only
 }
 
 TEST_CASE("health registry: a service replaced by a new object keeps its health and counters", "[outlier][registry]") {
@@ -238,20 +245,28 @@ TEST_CASE("health registry: a service replaced by a new object keeps its health 
   CHECK(registry.service_count() == 1);
 }
 
-TEST_CASE("health registry: the last service listing an address forgets it", "[outlier][registry]") {
+TEST_CASE("health registry: the last object of a service listing an address forgets it", "[outlier][registry]") {
   HealthRegistry registry;
+  // Two published objects of one service ("svc") and another service, on one address.
   auto a = std::make_shared<Service>(services_of(1, false)[0]);
+  auto twin = std::make_shared<Service>(services_of(1, false)[0]);
   Service b_value = services_of(1, false)[0];
   b_value.name = "b";
   auto b = std::make_shared<Service>(b_value);
-  registry.update({a.get(), b.get()}, {});
+  registry.update({a.get(), twin.get(), b.get()}, {});
   const auto health = a->endpoints[0].health;  // held, so a new one cannot reuse its address
   const auto counters = a->counters;
-  CHECK(b->endpoints[0].health == health);
+  CHECK(twin->endpoints[0].health == health);
+  CHECK(b->endpoints[0].health != health);
+  CHECK(registry.size() == 2);
   health->ejections = 3;
 
-  registry.update({}, {a.get()});  // b still lists it
-  CHECK(registry.size() == 1);
+  registry.update({}, {a.get()});  // twin still lists it
+  CHECK(registry.size() == 2);
+  CHECK(registry.service_count() == 2);
+  CHECK(twin->endpoints[0].health->ejections == 3);
+  registry.update({}, {twin.get()});
+  CHECK(registry.size() == 1);  // b's own
   CHECK(registry.service_count() == 1);
   registry.update({}, {b.get()});
   CHECK(registry.size() == 0);
@@ -268,8 +283,9 @@ TEST_CASE("health registry: the last service listing an address forgets it", "[o
 
 TEST_CASE("health registry: a check configured and removed through update()", "[outlier][registry]") {
   HealthRegistry registry;
+  // Two objects of one service published at once ("svc"): an unchecked one stays, checked ones
+  // come and go.
   auto plain = std::make_shared<Service>(services_of(1, false)[0]);
-  plain->name = "plain";
   const int64_t before = health_clock_ms();
   registry.update({plain.get()}, {});
   const auto& health = plain->endpoints[0].health;
@@ -283,7 +299,7 @@ TEST_CASE("health registry: a check configured and removed through update()", "[
   registry.update({c1.get()}, {});
   CHECK(health->probe == ProbeState::kPending);
   CHECK(health->routable_since_ms == 1);
-  CHECK(registry.changed_known());  // "plain" lists it too: its view changed
+  CHECK(registry.changed_known());  // `plain` lists it too: its view changed
   health->probe = ProbeState::kHealthy;
 
   // Another checked service replaces it: still checked all along, no change.
@@ -318,14 +334,18 @@ TEST_CASE("health registry: a check configured and removed through update()", "[
   CHECK(health->probe == ProbeState::kUnchecked);
   CHECK(health->routable_since_ms >= removed_at);
 
-  // A newcomer listed by a checked and an unchecked service at once: pending.
+  // A newcomer listed by a checked and an unchecked object of one service at once: pending.
+  // "svc"'s own instance at 10.0.0.1 is not another service's business: still unchecked.
   auto mixed_plain = std::make_shared<Service>(services_of(2, false)[0]);
   mixed_plain->name = "mixed";
   auto mixed_checked = std::make_shared<Service>(services_of(2, true)[0]);
+  mixed_checked->name = "mixed";
   registry.update({mixed_plain.get(), mixed_checked.get()}, {});
   CHECK(mixed_plain->endpoints[1].health == mixed_checked->endpoints[1].health);
   CHECK(mixed_plain->endpoints[1].health->probe == ProbeState::kPending);
-  CHECK(health->probe == ProbeState::kPending);  // 10.0.0.1 checked again, through "svc"
+  CHECK(mixed_plain->endpoints[0].health != health);
+  CHECK(health->probe == ProbeState::kUnchecked);
+  CHECK_FALSE(registry.changed_known());
 }
 
 TEST_CASE("health registry: counters and health brought along by an unknown service are kept", "[outlier][registry]") {
@@ -383,7 +403,8 @@ TEST_CASE("health registry: a service replaced one for one counts as if counted 
   std::shared_ptr<Service> a[kSlots], b[kSlots];
   auto never = std::make_shared<Service>();
   never->name = "never";
-  // key -> state object at the last step (held: a new object cannot take a freed one's address)
+  // service + key -> state object at the last step (held: a new object cannot take a freed one's
+  // address)
   std::map<std::string, std::shared_ptr<EndpointHealth>> kept_a, kept_b;
   for (int step = 0; step < 3000; ++step) {
     INFO("step " << step);
@@ -432,16 +453,19 @@ TEST_CASE("health registry: a service replaced one for one counts as if counted 
         REQUIRE(ea.health);
         REQUIRE(eb.health);
         CHECK(ea.health->probe.load() == eb.health->probe.load());
-        now_a[ea.key] = ea.health;
-        now_b[eb.key] = eb.health;
+        now_a[a[i]->name + ' ' + ea.key] = ea.health;
+        now_b[b[i]->name + ' ' + eb.key] = eb.health;
       }
     }
+    std::set<const EndpointHealth*> distinct;
+    for (const auto& [key, h] : now_a) distinct.insert(h.get());
+    REQUIRE(distinct.size() == now_a.size());  // "svc0" and "svc1" on one address: two states
     for (const auto& [key, h] : now_a) {
-      // one state object per address, whichever service lists it
+      // one state object per service name and address, whichever object of it lists it
       for (int i = 0; i < kSlots; ++i)
         if (a[i])
           for (const Endpoint& e : a[i]->endpoints)
-            if (e.key == key) REQUIRE(e.health == h);
+            if (a[i]->name + ' ' + e.key == key) REQUIRE(e.health == h);
       const bool same_a = kept_a.count(key) && kept_a[key] == h;
       const bool same_b = kept_b.count(key) && kept_b[key] == now_b[key];
       CHECK(same_a == same_b);
@@ -540,54 +564,60 @@ TEST_CASE("health checker: an incremental update looks only at the changed check
   std::vector<ServicePtr> services{first, plain, second};
   HealthChecker checker(&loop);
   checker.update(*RouteTable::build({}, services, 1));
-  CHECK(checker.size() == 2);
-  REQUIRE(checker.check_of(b));
-  CHECK(checker.check_of(b)->path == "/a");  // the first service wins
-  CHECK_FALSE(checker.check_of(c));
-  const config::HealthCheck* probing_b = checker.check_of(b);
+  // Each checked service probes its own instances with its own check, b twice.
+  CHECK(checker.size() == 3);
+  REQUIRE(checker.check_of("first", b));
+  CHECK(checker.check_of("first", b)->path == "/a");
+  REQUIRE(checker.check_of("second", b));
+  CHECK(checker.check_of("second", b)->path == "/b");
+  CHECK_FALSE(checker.check_of("plain", b));
+  CHECK_FALSE(checker.check_of("plain", c));
+  CHECK_FALSE(checker.check_of("second", a));
+  const config::HealthCheck* probing_b = checker.check_of("second", b);
 
   // An unchecked service replaced: nothing to do.
   auto plain2 = make("plain", nullptr, {b, c});
   registry.update({plain2.get()}, {plain.get()});
   services = {first, plain2, second};
   checker.update(*RouteTable::build({}, services, 2), {plain2}, {plain.get()});
-  CHECK(checker.size() == 2);
-  CHECK(checker.check_of(b) == probing_b);
+  CHECK(checker.size() == 3);
+  CHECK(checker.check_of("second", b) == probing_b);
 
-  // The first checked service leaves: a stops, b is probed with the check that remains.
+  // The first checked service leaves: its probes stop, second's probe of b goes on as it was.
   registry.update({}, {first.get()});
   services = {plain2, second};
   checker.update(*RouteTable::build({}, services, 3), {}, {first.get()});
   CHECK(checker.size() == 1);
-  CHECK_FALSE(checker.check_of(a));
-  REQUIRE(checker.check_of(b));
-  CHECK(checker.check_of(b)->path == "/b");
-  probing_b = checker.check_of(b);
+  CHECK_FALSE(checker.check_of("first", a));
+  CHECK_FALSE(checker.check_of("first", b));
+  CHECK(checker.check_of("second", b) == probing_b);
 
-  // It comes back with another check: a starts with it, b keeps its probe.
+  // It comes back with another check: its probes start with it, second's stays.
   auto first2 = make("first", "/c", {a, b});
   registry.update({first2.get()}, {});
   services = {plain2, second, first2};
   checker.update(*RouteTable::build({}, services, 4), {first2}, {});
-  CHECK(checker.size() == 2);
-  REQUIRE(checker.check_of(a));
-  CHECK(checker.check_of(a)->path == "/c");
-  CHECK(checker.check_of(b) == probing_b);
+  CHECK(checker.size() == 3);
+  REQUIRE(checker.check_of("first", a));
+  CHECK(checker.check_of("first", a)->path == "/c");
+  CHECK(checker.check_of("first", b)->path == "/c");
+  CHECK(checker.check_of("second", b) == probing_b);
 
-  // The check of b's probe goes: the other one takes over. The unchecked ones stay unprobed.
+  // The second service goes: its probe stops. The unchecked ones stay unprobed.
   registry.update({}, {second.get()});
   services = {plain2, first2};
   checker.update(*RouteTable::build({}, services, 5), {}, {second.get()});
   CHECK(checker.size() == 2);
-  REQUIRE(checker.check_of(b));
-  CHECK(checker.check_of(b)->path == "/c");
-  CHECK_FALSE(checker.check_of(c));
+  CHECK_FALSE(checker.check_of("second", b));
+  REQUIRE(checker.check_of("first", b));
+  CHECK(checker.check_of("first", b)->path == "/c");
+  CHECK_FALSE(checker.check_of("plain", c));
 
   // The same as a full recompute would give.
   checker.update(*RouteTable::build({}, services, 6));
   CHECK(checker.size() == 2);
-  CHECK(checker.check_of(a)->path == "/c");
-  CHECK(checker.check_of(b)->path == "/c");
+  CHECK(checker.check_of("first", a)->path == "/c");
+  CHECK(checker.check_of("first", b)->path == "/c");
 
   checker.stop();  // before any probe ran: the loop only closes the handles
   uv_run(&loop, UV_RUN_DEFAULT);
