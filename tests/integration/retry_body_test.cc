@@ -3,8 +3,11 @@
 // (Content-Length and chunked, whole or still streaming from the client); a larger one is not,
 // and the client gets the 502. Origin A resets (reset_on=A), origin B answers with the body it
 // received (/echo_body).
+#include <signal.h>
+
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <functional>
 #include <memory>
 #include <thread>
@@ -254,4 +257,49 @@ TEST_CASE("retry: a response timeout on a reused connection is not sent again to
     std::this_thread::sleep_for(700ms);  // the origin's sleep ends; a second copy would be seen
     CHECK(a.seen(m) == 1);
   }
+}
+
+TEST_CASE("retry: a retry after a reload goes only to an instance the reload kept", "[retry_body]") {
+  // A request on A (which resets after a while) started on the snapshot listing A, B and C; a
+  // reload meanwhile keeps A, drops B and C and adds D. The retry runs on the request's own
+  // snapshot, where only B and C are left to try, and both are out of service now: the client
+  // gets A's reset. D is not the older snapshot's to give.
+  Origin a("A"), b("B"), c("C"), d("D");
+  REQUIRE((a.ok() && b.ok() && c.ok() && d.ok()));
+  const std::string head = config_head(1);
+  Berth berth(head + service_yaml({a.address(), b.address(), c.address()}, "attempts: 3"));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  // The worker's rotation is a fixed cycle over the three (equal weights): learn it, then send
+  // plain requests until A is next.
+  std::vector<std::string> order;
+  for (int i = 0; i < 3; ++i) order.push_back(http_get(berth.port(), "/x", "retry.test").header("x-origin-name").value_or("?"));
+  std::vector<std::string> sorted = order;
+  std::sort(sorted.begin(), sorted.end());
+  REQUIRE(sorted == std::vector<std::string>{"A", "B", "C"});
+  const auto at_a = std::find(order.begin(), order.end(), "A") - order.begin();
+  for (long i = 0; i < at_a; ++i) REQUIRE(http_get(berth.port(), "/x", "retry.test").status == 200);
+
+  const std::string m = marker("RLD");
+  Response r;
+  std::thread client([&] {
+    r = http_get(berth.port(), "/x?reset_on=A&reset_delay_ms=2000&m=" + m, "retry.test");
+  });
+  const bool on_a = wait_until([&] { return a.seen(m) == 1; }, 1s, 10ms);
+  bool reloaded = false;
+  if (on_a) {
+    REQUIRE(berth.rewrite_config(head + service_yaml({a.address(), d.address()}, "attempts: 3")));
+    REQUIRE(berth.process().signal(SIGHUP));
+    reloaded = wait_until([&] {
+      return http_get(berth.admin_port(), "/api/routes", "localhost").body.find(d.address()) != std::string::npos;
+    }, 1s, 10ms);
+  }
+  client.join();
+  REQUIRE(on_a);
+  REQUIRE(reloaded);  // within A's 2 s, before its reset
+  INFO(r.error << "\n" << r.raw_head << "\n" << berth.log());
+  check_berth_error(r, 502, "upstream-reset");
+  CHECK(b.seen(m) == 0);
+  CHECK(c.seen(m) == 0);
+  CHECK(d.seen(m) == 0);
 }

@@ -10,7 +10,8 @@
 //   not_a_head=1 (after any interim responses: bytes that are no status line, connection held)
 //   slow=NAME:MS (only the origin named NAME waits MS) fail=NAME:CODE (only NAME answers CODE)
 //   reset_on=NAME [reset_after=N] (only the origin named NAME resets the connection: after
-//   reading the whole request, or after the first N raw bytes of its body)
+//   reading the whole request, or after the first N raw bytes of its body) [reset_delay_ms=N]
+//   (having read the whole request, it waits N ms before the reset)
 // Special paths: /echo, /echo_body (answers with the request body), /upload, /download,
 // /auth (a forward-authentication service keyed on the Authorization header),
 // /__stats, /__seen?marker=X, /__reset, /__recorded?marker=X (head and body of the first request
@@ -562,7 +563,10 @@ After serve(int fd, Reader& r, Request& req, uint64_t conn_id, uint64_t* counted
   }
 
   if (req.qflag("abort")) return After::Abort;
-  if (resets_here(req)) return After::Abort;
+  if (resets_here(req)) {
+    sleep_ms(req.qnum("reset_delay_ms", 0));
+    return After::Abort;
+  }
   sleep_ms(req.qnum("delay_ms", 0));
   // slow=NAME:MS: only the origin called NAME waits MS (one slow instance of several).
   if (auto slow = req.q("slow")) {
