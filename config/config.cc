@@ -370,6 +370,11 @@ namespace {
 uint32_t load_be32(const uint8_t* p) noexcept {
   return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | uint32_t{p[3]};
 }
+// Whether 16 address bytes are an IPv4-mapped IPv6 address (::ffff:a.b.c.d; RFC 4291 2.5.5.2).
+bool ipv4_mapped(const uint8_t* p) noexcept {
+  static constexpr uint8_t kPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  return std::equal(kPrefix, kPrefix + 12, p);
+}
 }  // namespace
 
 std::optional<Cidr> parse_cidr(std::string_view text) {
@@ -398,8 +403,7 @@ std::optional<Cidr> parse_cidr(std::string_view text) {
     // "::ffff:10.0.0.0/104" is the IPv4 range 10.0.0.0/8: clients are matched as IPv4 (a mapped
     // address included), so kept as IPv6 it would match nobody and a deny would fail open. One
     // shorter than /96 would mix IPv4 and IPv6 space: refused.
-    static constexpr uint8_t kMappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (std::equal(kMappedPrefix, kMappedPrefix + 12, cidr.bytes)) {
+    if (ipv4_mapped(cidr.bytes)) {
       if (prefix < 96) return std::nullopt;
       std::memmove(cidr.bytes, cidr.bytes + 12, 4);
       std::memset(cidr.bytes + 4, 0, 12);
@@ -420,8 +424,7 @@ std::optional<Cidr> parse_cidr(std::string_view text) {
 }
 
 bool Cidr::contains(const uint8_t* addr, bool addr_ipv6) const noexcept {
-  static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  if (addr_ipv6 && !ipv6 && std::equal(kMapped, kMapped + 12, addr)) {
+  if (addr_ipv6 && !ipv6 && ipv4_mapped(addr)) {
     addr += 12;  // ::ffff:a.b.c.d against an IPv4 range
     addr_ipv6 = false;
   }
