@@ -94,11 +94,4 @@ inline std::string screenshot_path(const std::string& name) {
   return base + "/" + name;
 }
 
-// How often `needle` occurs in `text`.
-inline size_t occurrences(const std::string& text, const std::string& needle) {
-  size_t n = 0;
-  for (size_t p = text.find(needle); p != std::string::npos; p = text.find(needle, p + 1)) ++n;
-  return n;
-}
-
 }  // namespace it

@@ -252,6 +252,13 @@ std::string url_encode(std::string_view s);
 // Standard padded base64, by OpenSSL (not by the code under test).
 std::string base64(std::string_view bytes);
 
+// How often `needle` occurs in `text` (occurrences that do not overlap).
+inline size_t occurrences(std::string_view text, std::string_view needle) {
+  size_t n = 0;
+  for (size_t p = 0; (p = text.find(needle, p)) != std::string_view::npos; p += needle.size()) ++n;
+  return n;
+}
+
 // One-shot GET on a fresh connection.
 Response http_get(uint16_t port, std::string_view target, std::string_view host,
                   const std::vector<std::string>& extra_headers = {});

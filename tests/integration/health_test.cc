@@ -39,12 +39,6 @@ std::map<std::string, int> spread(uint16_t port, int n) {
   return counts;
 }
 
-size_t count_of(const std::string& text, const std::string& needle) {
-  size_t n = 0;
-  for (size_t p = text.find(needle); p != std::string::npos; p = text.find(needle, p + 1)) ++n;
-  return n;
-}
-
 }  // namespace
 
 TEST_CASE("health: active checks take a failing instance out within interval x threshold, and back", "[health]") {
@@ -83,7 +77,7 @@ TEST_CASE("health: active checks take a failing instance out within interval x t
   REQUIRE(set_health(c, 200));
   REQUIRE(wait_until([&] { return spread(berth.port(), 12)["C"] > 0; }, 3s, 10ms));
   Response routes = http_get(berth.admin_port(), "/api/routes", "localhost");
-  CHECK(count_of(routes.body, "\"health\":\"healthy\"") == 3);
+  CHECK(occurrences(routes.body, "\"health\":\"healthy\"") == 3);
 }
 
 TEST_CASE("health: outlier ejection after N consecutive failures, ejection cap respected", "[health]") {
@@ -113,7 +107,7 @@ TEST_CASE("health: outlier ejection after N consecutive failures, ejection cap r
   c.process().wait_exit(2s);
   for (int i = 0; i < 60; ++i) http_get(berth.port(), "/s", "x");
   Response routes = http_get(berth.admin_port(), "/api/routes", "localhost");
-  CHECK(count_of(routes.body, "\"ejected\":true") == 2);
+  CHECK(occurrences(routes.body, "\"ejected\":true") == 2);
   CHECK(stats_counter(berth.admin_port(), "outlier_ejections") == 2);
 }
 
@@ -143,8 +137,8 @@ TEST_CASE("health: an instance failing one service's check still serves another 
   }
   const std::string routes = http_get(berth.admin_port(), "/api/routes", "localhost").body;
   INFO(routes);
-  CHECK(count_of(routes, "\"health\":\"healthy\"") == 1);
-  CHECK(count_of(routes, "\"health\":\"pending\"") == 1);
+  CHECK(occurrences(routes, "\"health\":\"healthy\"") == 1);
+  CHECK(occurrences(routes, "\"health\":\"pending\"") == 1);
 
   // Its own check passing lets "one" in too; "two" never stopped.
   REQUIRE(set_health(o, 200));
@@ -168,8 +162,8 @@ TEST_CASE("health: an instance ejected by one service's outlier detection still 
   for (int i = 0; i < 10; ++i) CHECK(http_get(berth.port(), "/x", "two.test").status == 200);
   const std::string routes = http_get(berth.admin_port(), "/api/routes", "localhost").body;
   INFO(routes);
-  CHECK(count_of(routes, "\"ejected\":true") == 1);
-  CHECK(count_of(routes, "\"ejected\":false") == 1);
+  CHECK(occurrences(routes, "\"ejected\":true") == 1);
+  CHECK(occurrences(routes, "\"ejected\":false") == 1);
 }
 
 TEST_CASE("health: a 103 before each 503 does not hide the failures from outlier detection", "[health]") {

@@ -646,21 +646,10 @@ TEST_CASE("tls: certificates replaced on disk under continuous HTTPS traffic and
   CHECK(wait_until([&] { return b.berth->log().find("event=tls_certificates_reloaded") != std::string::npos; }, 3s));
 
   // A corrupt certificate: refused with a log line; gen2 keeps serving.
-  const size_t refusals = [&] {
-    size_t n = 0;
-    const std::string l = b.berth->log();
-    for (size_t p = 0; (p = l.find("event=tls_certificate_reload_refused", p)) != std::string::npos; ++p) ++n;
-    return n;
-  }();
+  auto refusals = [&] { return occurrences(b.berth->log(), "event=tls_certificate_reload_refused"); };
+  const size_t refused_before = refusals();
   replace(crt, "-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n");
-  CHECK(wait_until(
-      [&] {
-        const std::string l = b.berth->log();
-        size_t n = 0;
-        for (size_t p = 0; (p = l.find("event=tls_certificate_reload_refused", p)) != std::string::npos; ++p) ++n;
-        return n > refusals;
-      },
-      5s));
+  CHECK(wait_until([&] { return refusals() > refused_before; }, 5s));
   std::this_thread::sleep_for(500ms);
   CHECK(handshake_subject(b.tls_port, "-servername a.test").find("CN = gen2") != std::string::npos);
   stop = true;
@@ -702,12 +691,7 @@ TEST_CASE("tls: an emptied client_ca or a cut-off chain on disk is refused, and 
   const std::string client = "--cert " + c.path("client.crt") + " --key " + c.path("client.key");
   REQUIRE(curl(b.tls_port, "a.test", "/x", client) == "200");
   REQUIRE(curl(b.tls_port, "a.test", "/x") != "200");
-  auto refusals = [&] {
-    size_t n = 0;
-    const std::string l = b.berth->log();
-    for (size_t p = 0; (p = l.find("event=tls_certificate_reload_refused", p)) != std::string::npos; ++p) ++n;
-    return n;
-  };
+  auto refusals = [&] { return occurrences(b.berth->log(), "event=tls_certificate_reload_refused"); };
   auto overwrite_in_place = [](const std::string& path, const std::string& content) {
     std::ofstream f(path, std::ios::binary | std::ios::trunc);
     f << content;

@@ -100,12 +100,6 @@ std::vector<std::string> clients_of(const std::string& access_log, const std::st
   return out;
 }
 
-size_t count_of(const std::string& text, const std::string& needle) {
-  size_t n = 0;
-  for (size_t p = 0; (p = text.find(needle, p)) != std::string::npos; p += needle.size()) ++n;
-  return n;
-}
-
 // A blocking TLS connection for the front-door tests (verifies the server against `ca`).
 class TlsConn {
  public:
@@ -352,8 +346,8 @@ TEST_CASE("upstream tls: a verified TLS origin answers, and pooled TLS connectio
   CHECK(std::set<std::string>(clients.begin(), clients.end()).size() == 1);
   CHECK(stats_counter(front->admin_port(), "upstream_reuses") >= 4);
   // The log is written off the loop: wait for the line, then check there is one.
-  CHECK(wait_until([&] { return count_of(front->log(), "event=upstream_tls_handshake") >= 1; }, 5s));
-  CHECK(count_of(front->log(), "event=upstream_tls_handshake") == 1);
+  CHECK(wait_until([&] { return occurrences(front->log(), "event=upstream_tls_handshake") >= 1; }, 5s));
+  CHECK(occurrences(front->log(), "event=upstream_tls_handshake") == 1);
 
   // No server_name: the certificate must name the instance's address (it has IP:127.0.0.1).
   CHECK(http_get(front->port(), "/ip", "ip.test").status == 200);
