@@ -394,12 +394,14 @@ void ClientConn::handle_request_head(std::string_view head, std::string_view ear
     return;
   }
   resolve_client(req);
-  // The request id: the client's, else one made here (sent upstream, and in the record).
-  if (!http::has_request_id(req)) worker()->next_request_id(ex_->request_id);
-  const std::string_view generated(ex_->request_id, sizeof ex_->request_id);
+  // The request id: the client's, else one made here (sent upstream, and in the record). A
+  // NUL first byte says the client's own goes on (forward_request).
+  const std::string_view client_id = http::effective_request_id(req, {});
+  if (client_id.empty()) worker()->next_request_id(ex_->request_id);
+  else ex_->request_id[0] = '\0';
   if (worker()->record_details()) {
     copy_request_details(req);
-    ex_->rec.request_id.assign(http::has_request_id(req) ? http::effective_request_id(req, {}) : generated);
+    ex_->rec.request_id.assign(client_id.empty() ? std::string_view(ex_->request_id, sizeof ex_->request_id) : client_id);
   }
   // The head is parsed once: the body framing starts from what parse_request_head found.
   MessageParser::Result pr = ex_->body.start(req.framing, req.content_length, HTTP_REQUEST, this);
@@ -586,7 +588,7 @@ void ClientConn::forward_request() {
   }
 
   const std::string_view request_id =
-      http::has_request_id(req) ? std::string_view() : std::string_view(ex_->request_id, sizeof ex_->request_id);
+      ex_->request_id[0] ? std::string_view(ex_->request_id, sizeof ex_->request_id) : std::string_view();
   const HeaderEdits& edits = ex_->filters.edits();
   char peer_text[PeerIp::kTextMax];  // the hop appended to X-Forwarded-For
   const ConnectionInfo& facts = conn();  // one call: the reference lasts until the next

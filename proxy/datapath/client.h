@@ -64,7 +64,7 @@ struct Exchange {
   bool response_started = false;        // final response head written to the client
   bool response_done = false;
   bool response_chunked = false;        // re-framing the body as chunks for the client
-  char request_id[32];
+  char request_id[32];                  // generated; a NUL first byte: the client's own goes on
   // Load balancing, retries and circuit breaking (Worker::begin_attempt / end_attempt).
   PickKey pick_key;                     // computed from the request head (hash / sticky cookie)
   uint32_t tried[8];                    // endpoints already tried, for retries elsewhere

@@ -59,8 +59,6 @@ const Field* client_request_id(const RequestHead& req) {
 }
 }  // namespace
 
-bool has_request_id(const RequestHead& req) { return client_request_id(req) != nullptr; }
-
 std::string_view effective_request_id(const RequestHead& req, std::string_view generated) {
   const Field* id = client_request_id(req);
   return id ? req.value(*id) : generated;

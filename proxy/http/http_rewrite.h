@@ -73,9 +73,8 @@ struct ForwardInfo {
   bool peer_trusted = false;
 };
 
-// True when the request carries a usable X-Request-Id (then no id needs generating).
-bool has_request_id(const RequestHead& req);
-// The request id the backend will see: the client's, else `generated`.
+// The request id the backend will see: the client's usable X-Request-Id, else `generated` (with
+// an empty `generated`: empty when the client sent none, so one needs generating).
 std::string_view effective_request_id(const RequestHead& req, std::string_view generated);
 
 // Appends the upstream request head (request line, headers, empty line) to out.

@@ -131,7 +131,7 @@ TEST_CASE("upstream request: an X-Request-Id that Connection lists is replaced, 
   RequestHead req;
   Limits limits;
   REQUIRE(parse_request_head(raw, limits, req).ok());
-  CHECK_FALSE(has_request_id(req));
+  CHECK(effective_request_id(req, {}).empty());
   CHECK(effective_request_id(req, "gen-id") == "gen-id");
   ForwardInfo info{"10.9.8.7", "http", 8080, "gen-id"};
   std::string out;
