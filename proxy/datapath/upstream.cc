@@ -324,7 +324,9 @@ void UpstreamConn::on_read(Block* block, ssize_t nread) {
   if (nread < 0) {
     switch (phase_) {
       case Phase::kHead:
-        fail(response_bytes_ ? UpstreamFailure::kBadResponse : UpstreamFailure::kResetBeforeResponse);
+        // Closed before a whole final head: after interim responses or a piece of the head, a
+        // reset all the same (the bytes so far were fine), though too late to retry.
+        fail(response_bytes_ ? UpstreamFailure::kResetMidResponse : UpstreamFailure::kResetBeforeResponse);
         return;
       case Phase::kBody: {
         // Only a clean end of the stream (FIN; over TLS, close_notify) ends a body delimited by

@@ -131,6 +131,28 @@ TEST_CASE("origin answers bytes that are no status line -> 502 at once, also aft
   CHECK(final_response.header("x-berth-error").value_or("") == "upstream-bad-response");
 }
 
+TEST_CASE("origin resets after a 1xx or inside its head -> 502 upstream-reset", "[errors]") {
+  // Nothing it sent was malformed: the connection went before a whole final head.
+  TimeoutEnv env;
+  const uint16_t port = env.berth->port();
+  Client c(port);
+  REQUIRE(c.connected());
+  c.set_timeout(5s);
+  Response interim = c.get("/x?interim=1&reset_in_head=0", "a.test");
+  INFO(interim.raw_head << interim.error);
+  REQUIRE(interim.status == 103);
+  Response final_response = c.read_response();
+  INFO(final_response.raw_head << final_response.error);
+  check_berth_error(final_response, 502, "upstream-reset");
+
+  Client d(port);
+  REQUIRE(d.connected());
+  d.set_timeout(5s);
+  Response cut = d.get("/x?reset_in_head=20", "a.test");  // "HTTP/1.1 200 OK\r\nx-or"
+  INFO(cut.raw_head << cut.error);
+  check_berth_error(cut, 502, "upstream-reset");
+}
+
 TEST_CASE("origin dies mid-body: the client never sees a complete response", "[errors]") {
   auto& env = shared();
   // Cut by a FIN (sized or chunked), or by a reset: then even a body delimited by the close
