@@ -112,6 +112,7 @@ ProxyHeaderParser::Status ProxyHeaderParser::finish_v1() {
   if (!parse_v1_port(fields[3], sport) || !parse_v1_port(fields[4], dport)) return fail("PROXY v1 header with a bad port");
   source_ = src;
   source_.port = sport;
+  destination_port_ = dport;
   has_source_ = true;
   status_ = Status::kDone;
   return status_;
@@ -125,10 +126,12 @@ ProxyHeaderParser::Status ProxyHeaderParser::finish_v2_addresses() {
     std::memcpy(src.addr, fixed_ + 16, 4);
     src.family = 4;
     src.port = static_cast<uint16_t>((fixed_[24] << 8) | fixed_[25]);
+    destination_port_ = static_cast<uint16_t>((fixed_[26] << 8) | fixed_[27]);
   } else {
     std::memcpy(src.addr, fixed_ + 16, 16);
     src.family = 6;
     src.port = static_cast<uint16_t>((fixed_[48] << 8) | fixed_[49]);
+    destination_port_ = static_cast<uint16_t>((fixed_[50] << 8) | fixed_[51]);
   }
   format_client_ip(src);
   source_ = src;

@@ -30,6 +30,9 @@ class ProxyHeaderParser {
   // After kDone: whether the header named a source (false: LOCAL / UNKNOWN, keep the peer).
   bool has_source() const { return has_source_; }
   const ClientAddress& source() const { return source_; }
+  // With a source: the destination port it names, the port the client connected to at the
+  // balancer (X-Forwarded-Port).
+  uint16_t destination_port() const { return destination_port_; }
   // After kInvalid: why, for the log.
   const char* error() const { return error_; }
   uint8_t version() const { return version_; }
@@ -47,6 +50,7 @@ class ProxyHeaderParser {
   size_t v2_total_ = 0;         // 16 + declared length, once known
   bool has_source_ = false;
   ClientAddress source_;
+  uint16_t destination_port_ = 0;
   const char* error_ = "";
 };
 

@@ -48,6 +48,7 @@ void ProxyProtocolTransport::on_transport_read(Block* block, ssize_t nread) {
     std::memcpy(info_.peer_ip.bytes, src.addr, sizeof info_.peer_ip.bytes);
     info_.peer_ip.family = src.family;
     info_.peer_port = src.port;
+    info_.local_port = parser_.destination_port();  // the client's port at the balancer
   }
   const size_t rest = static_cast<size_t>(nread) - used;
   if (rest == 0) {

@@ -31,12 +31,15 @@ std::string routes_yaml(const Origin& origin) {
          "  s: {endpoints: [\"" + origin.address() + "\"]}\n";
 }
 
-std::string xff_seen(const Response& r) {
+// A field the origin's /echo saw (lower-case name).
+std::string echoed(const Response& r, const std::string& field) {
   auto hs = parse_echo_headers(r.body);
   for (const auto& [name, value] : hs)
-    if (name == "x-forwarded-for") return value;
+    if (name == field) return value;
   return "<none>";
 }
+
+std::string xff_seen(const Response& r) { return echoed(r, "x-forwarded-for"); }
 
 std::string proxy_v2_tcp4(const uint8_t src[4], uint16_t sport) {
   std::string h("\r\n\r\n\0\r\nQUIT\n", 12);
@@ -167,9 +170,11 @@ TEST_CASE("client address: PROXY v1 and v2 headers set the address", "[client_ad
   check_berth_error(proxied_get(port, v1, "/x?" + m, "deny.test"), 403, "forbidden-address");
   check_berth_error(proxied_get(port, v1, "/x?" + m, "allow.test"), 403, "forbidden-address");
   CHECK(origin.seen(m) == 0);
-  Response r = proxied_get(port, "PROXY TCP4 10.2.3.4 127.0.0.1 40000 80\r\n", "/echo", "allow.test");
+  Response r = proxied_get(port, "PROXY TCP4 10.2.3.4 127.0.0.1 40000 443\r\n", "/echo", "allow.test");
   REQUIRE(r.status == 200);
   CHECK(xff_seen(r) == "10.2.3.4");
+  // X-Forwarded-Port: the port the client connected to, at the balancer (not Berth's listener).
+  CHECK(echoed(r, "x-forwarded-port") == "443");
   // The header ends where it ends: the request may follow in the same packet (it did above) or later.
   {
     Client c(port);
@@ -189,6 +194,7 @@ TEST_CASE("client address: PROXY v1 and v2 headers set the address", "[client_ad
   r = proxied_get(port, proxy_v2_tcp4(src4, 5555), "/echo", "allow.test");
   REQUIRE(r.status == 200);
   CHECK(xff_seen(r) == "10.7.7.7");
+  CHECK(echoed(r, "x-forwarded-port") == "80");
   const uint8_t src4_denied[4] = {203, 0, 113, 8};
   check_berth_error(proxied_get(port, proxy_v2_tcp4(src4_denied, 5555), "/x", "deny.test"), 403, "forbidden-address");
   const uint8_t src6[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x77};
@@ -199,6 +205,9 @@ TEST_CASE("client address: PROXY v1 and v2 headers set the address", "[client_ad
   std::string local("\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00", 16);
   check_berth_error(proxied_get(port, local, "/x", "deny.test"), 403, "forbidden-address");
   CHECK(proxied_get(port, local, "/x", "open.test").status == 200);
+  r = proxied_get(port, local, "/echo", "open.test");  // no destination named: the listener's port
+  REQUIRE(r.status == 200);
+  CHECK(echoed(r, "x-forwarded-port") == std::to_string(port));
 
   // The access log has the PROXY source and port.
   const std::string id = marker("PL");

@@ -61,7 +61,7 @@ Fed feed_bytewise(ProxyHeaderParser& p, const std::string& in) {
 
 // The verdict must not depend on how the bytes are split.
 void check_both(const std::string& in, Status want, size_t want_used, const char* want_ip = nullptr,
-                uint16_t want_port = 0) {
+                uint16_t want_port = 0, uint16_t want_dport = 0) {
   for (int mode = 0; mode < 2; ++mode) {
     INFO((mode == 0 ? "whole" : "byte by byte"));
     ProxyHeaderParser p;
@@ -73,6 +73,7 @@ void check_both(const std::string& in, Status want, size_t want_used, const char
       if (want_ip) {
         CHECK(p.source().text() == want_ip);
         CHECK(p.source().port == want_port);
+        CHECK(p.destination_port() == want_dport);
       }
     }
     if (want == Status::kInvalid) CHECK(std::string(p.error()).size() > 0);
@@ -83,9 +84,9 @@ void check_both(const std::string& in, Status want, size_t want_used, const char
 
 TEST_CASE("PROXY v1: TCP4, TCP6 and UNKNOWN", "[proxy_protocol]") {
   const std::string tcp4 = "PROXY TCP4 203.0.113.7 192.0.2.1 56324 443\r\n";
-  check_both(tcp4 + "GET / HTTP/1.1\r\n", Status::kDone, tcp4.size(), "203.0.113.7", 56324);
+  check_both(tcp4 + "GET / HTTP/1.1\r\n", Status::kDone, tcp4.size(), "203.0.113.7", 56324, 443);
   const std::string tcp6 = "PROXY TCP6 2001:db8::7 2001:db8::1 1 65535\r\n";
-  check_both(tcp6, Status::kDone, tcp6.size(), "2001:db8::7", 1);
+  check_both(tcp6, Status::kDone, tcp6.size(), "2001:db8::7", 1, 65535);
   check_both("PROXY UNKNOWN\r\n", Status::kDone, 15);
   check_both("PROXY UNKNOWN ffff::1 ffff::2 1 2\r\n", Status::kDone, 35);
 }
@@ -132,7 +133,7 @@ TEST_CASE("PROXY v1: at most 107 bytes", "[proxy_protocol]") {
   const std::string a = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe";
   const std::string longest = "PROXY TCP6 " + a + " " + a + " 65535 65535\r\n";
   REQUIRE(longest.size() == 104);
-  check_both(longest, Status::kDone, longest.size(), "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe", 65535);
+  check_both(longest, Status::kDone, longest.size(), "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe", 65535, 65535);
   check_both("PROXY UNKNOWN " + std::string(91, 'x') + "\r\n", Status::kDone, 107);
   // One byte more, and no line end within the bound: refused before a 108th byte is taken.
   check_both("PROXY UNKNOWN " + std::string(92, 'x') + "\r\n", Status::kInvalid, 0);
@@ -144,18 +145,18 @@ TEST_CASE("PROXY v1: at most 107 bytes", "[proxy_protocol]") {
 
 TEST_CASE("PROXY v2: TCP4, TCP6, LOCAL and TLVs", "[proxy_protocol]") {
   const std::string tcp4 = v2(0x21, 0x11, bytes({203, 0, 113, 9, 192, 0, 2, 1, 0xDB, 0xF4, 0x01, 0xBB}));
-  check_both(tcp4 + "GET", Status::kDone, tcp4.size(), "203.0.113.9", 56308);
+  check_both(tcp4 + "GET", Status::kDone, tcp4.size(), "203.0.113.9", 56308, 443);
 
   std::string addrs6 = bytes({0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x42});
   addrs6 += bytes({0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01});
   addrs6 += bytes({0x30, 0x39, 0x01, 0xBB});
   const std::string tcp6 = v2(0x21, 0x21, addrs6);
-  check_both(tcp6, Status::kDone, tcp6.size(), "2001:db8::42", 12345);
+  check_both(tcp6, Status::kDone, tcp6.size(), "2001:db8::42", 12345, 443);
 
   // TLVs after the addresses are skipped (here a 300-byte one), whatever the split.
   std::string tlv = bytes({0x04, 0x01, 0x2C}) + std::string(300, 'z');
   const std::string with_tlv = v2(0x21, 0x11, bytes({10, 1, 2, 3, 10, 0, 0, 1, 0, 80, 0, 81}) + tlv);
-  check_both(with_tlv + "X", Status::kDone, with_tlv.size(), "10.1.2.3", 80);
+  check_both(with_tlv + "X", Status::kDone, with_tlv.size(), "10.1.2.3", 80, 81);
 
   // LOCAL (a health check from the balancer itself): the peer stays.
   const std::string local = v2(0x20, 0x00, "");
@@ -255,6 +256,7 @@ TEST_CASE("PROXY headers, mutated: one verdict however split, and the header's o
       if (p.has_source() && whole.has_source()) {
         CHECK(p.source().text() == whole.source().text());
         CHECK(p.source().port == whole.source().port);
+        CHECK(p.destination_port() == whole.destination_port());
       }
     }
     if (w.status == Status::kInvalid) ++invalid;
