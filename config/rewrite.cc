@@ -11,9 +11,12 @@ bool is_path_char(unsigned char c) { return c > 0x20 && c < 0x7f && c != '?' && 
 
 // Whether `path` starts with `prefix` at a segment boundary ("/api" in "/api" and "/api/x",
 // not in "/apix"). A prefix ending in '/' already ends at one.
+// Whether `prefix` is the path's first segments: it ends at a '/', at the end, or where the
+// segment's parameters begin (";", as routes match "/api;v=1" by "/api").
 bool segment_prefix(std::string_view path, std::string_view prefix) {
   if (!path.starts_with(prefix)) return false;
-  return path.size() == prefix.size() || prefix.back() == '/' || path[prefix.size()] == '/';
+  return path.size() == prefix.size() || prefix.back() == '/' || path[prefix.size()] == '/' ||
+         path[prefix.size()] == ';';
 }
 
 // Whether the written text of a path holds a "." or ".." segment (a dot may be written %2e,
@@ -142,8 +145,9 @@ RewriteOutcome rewrite_target(const PathRewrite& rewrite, std::string_view route
     out.append(add);
     changed = changed || !add.empty();
   }
-  if (rest.empty()) out.push_back('/');
-  else out.append(rest);
+  // "/api;v=1" stripped of "/api" leaves the parameters of the root: "/;v=1" (or "/v1;v=1").
+  if (rest.empty() || (rest.front() == ';' && out.empty())) out.push_back('/');
+  out.append(rest);
   // 3. the regular expression, first match.
   if (rewrite.regex && RE2::Replace(&out, *rewrite.regex, rewrite.replacement)) changed = true;
   if (!changed) {

@@ -142,6 +142,10 @@ TEST_CASE("rewrite: strip_prefix by path segment, empty path becomes /", "[rewri
       {"/api", "/api?q", RewriteOutcome::kRewritten, "/?q", "/api"},
       {"/api", "/api/", RewriteOutcome::kRewritten, "/", "/api"},
       {"/api", "/apix", RewriteOutcome::kUnchanged, "", ""},  // not at a segment boundary
+      // The route matches "/api;v=1" as "/api" (parameters of the last segment aside): stripped
+      // too, the parameters stay, on the root.
+      {"/api", "/api;v=1", RewriteOutcome::kRewritten, "/;v=1", "/api"},
+      {"/api", "/api;v=1?q", RewriteOutcome::kRewritten, "/;v=1?q", "/api"},
       {"/api/", "/api/users", RewriteOutcome::kRewritten, "/users", "/api"},
       {"/", "/users", RewriteOutcome::kUnchanged, "", ""},  // nothing to strip
       {"/api", "*", RewriteOutcome::kUnchanged, "", ""},
@@ -168,6 +172,7 @@ TEST_CASE("rewrite: add_prefix after strip, one slash between", "[rewrite]") {
   rw.strip = PathRewrite::Strip::kRoutePrefix;
   CHECK(apply(rw, "/api", "/api/users").target == "/v1/users");
   CHECK(apply(rw, "/api", "/api").target == "/v1/");
+  CHECK(apply(rw, "/api", "/api;v=1").target == "/v1;v=1");
   rw.add_prefix = "/v1/";
   CHECK(apply(rw, "/api", "/api/users").target == "/v1/users");
 }
