@@ -392,7 +392,7 @@ void UpstreamConn::process(Block* block, const char* data, size_t len) {
         response_bytes_ -= (len - used);
         data += used;
         len -= used;
-        handle_head(head_reader_.head());
+        handle_head(head_reader_.head(), len > 0);
         break;
       }
       case Phase::kBody: {
@@ -428,7 +428,7 @@ void UpstreamConn::process(Block* block, const char* data, size_t len) {
   }
 }
 
-void UpstreamConn::handle_head(std::string_view head) {
+void UpstreamConn::handle_head(std::string_view head, bool bytes_follow) {
   const auto& rt = worker_->runtime();
   http::Limits limits = rt ? rt->http_limits : http::Limits{};
   limits.max_headers = limits.max_headers < 256 ? 256 : limits.max_headers;
@@ -469,9 +469,16 @@ void UpstreamConn::handle_head(std::string_view head) {
     head_reader_.reset(worker_->strings());
     return;  // stay in kHead for the final response
   }
-  const bool no_body = head_.framing == http::Framing::kNone;
+  // Complete with its head: no body (HEAD, 204, 304, ...) or Content-Length: 0.
+  const bool no_body = r.state == MessageParser::State::kComplete;
   phase_ = no_body ? Phase::kDone : Phase::kBody;
-  if (no_body) stop_timer();
+  if (no_body) {
+    stop_timer();
+    // Bytes after a whole response mean a confused or malicious server: never reused. Decided
+    // before the exchange completes, which may hand the connection to a pipelined request at
+    // once; those bytes would then be read as its response.
+    if (bytes_follow) broken_ = true;
+  }
   if (client_) client_->on_response_head(this, head_);
   head_reader_.reset(worker_->strings());
   if (no_body && client_ && !closing()) client_->on_response_complete(this);

@@ -144,7 +144,8 @@ class UpstreamConn final : public Stream, private BodySink {
   void on_closed() override;
   void on_body_data(const char* data, size_t len) override;
   void process(Block* block, const char* data, size_t len);
-  void handle_head(std::string_view head);
+  // `bytes_follow`: more bytes came after the head in the same read.
+  void handle_head(std::string_view head, bool bytes_follow);
   void fail(UpstreamFailure why);
   void update_reading();
 

@@ -153,6 +153,56 @@ TEST_CASE("origin resets after a 1xx or inside its head -> 502 upstream-reset", 
   check_berth_error(cut, 502, "upstream-reset");
 }
 
+TEST_CASE("a Content-Length: 0 response completes at its head, and the connections stay in use", "[errors]") {
+  TimeoutEnv env;  // upstream_response 1s: a response waiting for a body that never comes shows
+  Client c(env.berth->port());
+  REQUIRE(c.connected());
+  c.set_timeout(5s);
+  for (const char* method : {"GET", "POST"}) {
+    INFO(method);
+    const auto t0 = Clock::now();
+    Response r = c.request(std::string(method) + " /x?size=0 HTTP/1.1\r\nHost: a.test\r\nContent-Length: 0\r\n\r\n");
+    INFO(r.raw_head << r.error);
+    CHECK(r.status == 200);
+    CHECK(r.header("content-length") == "0");
+    CHECK(seconds_since(t0) < 0.5);
+    // The next request on the same client connection is answered (it used to wait for the
+    // upstream_response timeout, then find the connection closed).
+    r = c.get("/next", "a.test");
+    CHECK(r.status == 200);
+    CHECK(r.body.find("path=/next") != std::string::npos);
+    CHECK(seconds_since(t0) < 0.5);
+  }
+  CHECK(env.origin.stats().connections == 1);  // one instance connection, reused throughout
+}
+
+TEST_CASE("bytes after a response without a body never answer the next request, of any client", "[errors][smuggling]") {
+  // A confused instance sends a whole extra response after its answer to a HEAD (or a 204, or a
+  // small body). The client's pipelined request must not get those bytes as its response, and
+  // the connection must not go back to the pool, where its real answer would reach another client.
+  TimeoutEnv env;
+  for (const char* first : {"HEAD /x?smuggle=1", "GET /x?status=204&smuggle=1", "GET /x?smuggle=1"}) {
+    INFO(first);
+    Client a(env.berth->port());
+    REQUIRE(a.connected());
+    a.set_timeout(5s);
+    REQUIRE(a.send(std::string(first) + " HTTP/1.1\r\nHost: a.test\r\n\r\n"
+                   "GET /second?delay_ms=300 HTTP/1.1\r\nHost: a.test\r\n\r\n"));
+    Response r1 = a.read_response(std::string(first).starts_with("HEAD"));
+    INFO(r1.raw_head << r1.error);
+    CHECK(r1.status == (std::string(first).find("204") != std::string::npos ? 204 : 200));
+    Response r2 = a.read_response();
+    INFO(r2.raw_head << r2.error);
+    CHECK(r2.status == 200);
+    CHECK_FALSE(r2.header("x-smuggled"));
+    CHECK(r2.body.find("path=/second") != std::string::npos);
+    // Another client, meanwhile: its own answer.
+    Response b = http_get(env.berth->port(), "/other", "a.test");
+    CHECK_FALSE(b.header("x-smuggled"));
+    CHECK(b.body.find("path=/other") != std::string::npos);
+  }
+}
+
 TEST_CASE("origin dies mid-body: the client never sees a complete response", "[errors]") {
   auto& env = shared();
   // Cut by a FIN (sized or chunked), or by a reset: then even a body delimited by the close

@@ -9,6 +9,8 @@
 //   upgrade_as=P (a 101 naming P; "-": none) tunnel=echo|count|bye (after the 101) interim=N (N 103 responses first) abort_after_headers=1 (half the body, then FIN) reset_mid_body=1 (half, then RST) no_length=1 header=Name:Value bad_framing=1 expect100=0|1
 //   not_a_head=1 (after any interim responses: bytes that are no status line, connection held)
 //   reset_in_head=N (after any interim responses: the first N bytes of the head, 200 ms, a reset)
+//   smuggle=1 (a whole extra response, "X-Smuggled: yes", in the same write as a response without
+//   a body or a small one: a confused instance)
 //   slow=NAME:MS (only the origin named NAME waits MS) fail=NAME:CODE (only NAME answers CODE)
 //   reset_on=NAME [reset_after=N] (only the origin named NAME resets the connection: after
 //   reading the whole request, or after the first N raw bytes of its body) [reset_delay_ms=N]
@@ -734,15 +736,17 @@ After serve(int fd, Reader& r, Request& req, uint64_t conn_id, uint64_t* counted
   }
 
   uint64_t body_delay = req.qnum("body_delay_ms", 0);
+  const std::string smuggled =
+      req.qflag("smuggle") ? "HTTP/1.1 200 OK\r\nX-Smuggled: yes\r\nContent-Length: 7\r\n\r\nSMUGGLE" : "";
   if (!send_body) {
-    if (!send_all(fd, head)) return After::Closed;
+    if (!send_all(fd, head + smuggled)) return After::Closed;
     return keep ? After::KeepAlive : After::Close;
   }
 
   // Small bodies go out with the head in one write unless something asks otherwise.
   const bool framed_chunks = chunked || bad_framing;
   if (!use_pattern && !framed_chunks && !body_delay && !cut_short) {
-    if (!send_all(fd, head + content)) return After::Closed;
+    if (!send_all(fd, head + content + smuggled)) return After::Closed;
     return keep ? After::KeepAlive : After::Close;
   }
 
