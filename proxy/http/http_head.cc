@@ -69,7 +69,11 @@ bool is_hex(unsigned char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (
 // uri-host [":" port] (RFC 9110 7.2, RFC 3986 3.2.2): an IPv6 literal in brackets, or a name of
 // letters, digits, '-', '_' and '.' without empty labels (one trailing dot aside); a port of
 // digits only. "a.test:abc" or "a.test:1:2" would be routed as a.test while the instance reads
-// something else.
+// something else. A name is at most 253 characters, a DNS name's most (one trailing dot aside):
+// a longer one matched no route host, and went to an any-host route past a "*.a.test" route's
+// access checks while the instance took it for a name under a.test.
+constexpr size_t kMaxHostName = 253;
+
 bool valid_host_value(std::string_view v) {
   std::string_view port;
   if (!v.empty() && v.front() == '[') {
@@ -83,6 +87,7 @@ bool valid_host_value(std::string_view v) {
   } else {
     const size_t colon = v.find(':');
     const std::string_view name = v.substr(0, colon);
+    if (name.size() > kMaxHostName + (name.ends_with('.') ? 1 : 0)) return false;
     for (size_t i = 0; i < name.size(); ++i) {
       const auto c = static_cast<unsigned char>(name[i]);
       if (!is_host_name_char(c)) return false;

@@ -168,3 +168,24 @@ TEST_CASE("request heads another server would read differently are refused befor
     CHECK(env.origin.seen(m) == 0);
   }
 }
+
+TEST_CASE("a Host longer than a DNS name is refused, not routed past a wildcard route's checks", "[request_path]") {
+  // 257 characters under *.wild.test matched no route host (the matcher's buffer is 256) and went
+  // to the any-host route, while the instance took it for a name under wild.test.
+  OriginEnv env("ORIGIN",
+                config_head(1) +
+                    "routes:\n"
+                    "  - {name: wild, host: \"*.wild.test\", service: app, access: {deny: [\"127.0.0.0/8\"]}}\n"
+                    "  - {name: any, service: app}\n",
+                "app");
+  const uint16_t port = env.berth->port();
+  const std::string m = marker("LONG");
+  for (size_t total : {size_t{253}, size_t{254}, size_t{257}}) {
+    const std::string host = std::string(total - 10, 'a') + ".wild.test";
+    REQUIRE(host.size() == total);
+    INFO(total);
+    const Response r = http_get(port, "/x?" + m, host);
+    CHECK(r.status == (total == 253 ? 403 : 400));
+  }
+  CHECK(env.origin.seen(m) == 0);
+}

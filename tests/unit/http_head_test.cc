@@ -71,6 +71,12 @@ TEST_CASE("request heads: accepted forms", "[http_head]") {
     INFO(host);
     CHECK(parse(std::string("GET / HTTP/1.1\r\nHost: ") + host + "\r\n\r\n", h) == HeadError::kNone);
   }
+  // The longest DNS name, 253 characters, with a trailing dot and a port too.
+  const std::string longest = std::string(243, 'a') + ".wild.test";
+  for (const std::string& host : {longest, longest + ".", longest + ".:8080"}) {
+    INFO(host);
+    CHECK(parse("GET / HTTP/1.1\r\nHost: " + host + "\r\n\r\n", h) == HeadError::kNone);
+  }
 
   REQUIRE(parse("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n", h) ==
           HeadError::kNone);
@@ -145,6 +151,11 @@ TEST_CASE("request heads: rejected, never forwarded", "[http_head][smuggling]") 
       {"Host sub-delims", "GET / HTTP/1.1\r\nHost: a;b!c.test\r\n\r\n", HeadError::kBadRequest},
       {"Host empty label", "GET / HTTP/1.1\r\nHost: admin..test\r\n\r\n", HeadError::kBadRequest},
       {"Host leading dot", "GET / HTTP/1.1\r\nHost: .admin.test\r\n\r\n", HeadError::kBadRequest},
+      // Longer than a DNS name can be: it would match no route host (not even a wildcard).
+      {"Host of 254 characters", "GET / HTTP/1.1\r\nHost: " + std::string(244, 'a') + ".wild.test\r\n\r\n",
+       HeadError::kBadRequest},
+      {"absolute-form authority of 254 characters",
+       "GET http://" + std::string(244, 'a') + ".wild.test/ HTTP/1.1\r\nHost: a\r\n\r\n", HeadError::kBadRequest},
       {"Host two trailing dots", "GET / HTTP/1.1\r\nHost: admin.test..\r\n\r\n", HeadError::kBadRequest},
       {"absolute-form comma", "GET http://x,a.test/ HTTP/1.1\r\nHost: a.test\r\n\r\n", HeadError::kBadRequest},
       {"fragment in target", "GET /secret#.png HTTP/1.1\r\nHost: a\r\n\r\n", HeadError::kBadRequest},
