@@ -833,6 +833,10 @@ void Loader::read_route_match(const Value& value, RouteMatch& match) {
     const Value& v = field.value;
     if (field.key == "methods") {
       if (!expect_list(v, "a list of HTTP methods, e.g. [GET, HEAD]")) continue;
+      if (items_of(v).empty()) {  // left out, it means every method: not what an empty list says
+        fail(v.mark, v.path + ": must not be empty (leave the key out to match every method)");
+        continue;
+      }
       for (const Value& item : items_of(v)) {
         auto text = read_string(item);
         if (!text) continue;
@@ -988,6 +992,10 @@ void Loader::read_route_access(const Value& value, RouteAccess& access) {
   for (const Field& field : fields_of(value, kAccessKeys)) {
     if (field.key == "methods") {
       if (!expect_list(field.value, "a list of HTTP methods, e.g. [GET, POST]")) continue;
+      if (items_of(field.value).empty()) {  // as allow: [], which a template rendering nothing writes
+        fail(field.value.mark, field.value.path + ": must not be empty (leave the key out to allow every method)");
+        continue;
+      }
       for (const Value& item : items_of(field.value)) {
         auto method = read_string(item);
         if (!method) continue;

@@ -213,6 +213,14 @@ TEST_CASE("config: ranges an operator may write that must not fail open", "[conf
   auto empty_from = load("listeners:\n  - {address: \"127.0.0.1:0\", proxy_protocol: true, proxy_protocol_from: []}\n");
   REQUIRE_FALSE(empty_from.ok());
   CHECK(all_errors(empty_from).find("an empty list would let every address in") != std::string::npos);
+  // So would an empty methods list (every method), under access or match.
+  auto empty_methods = load("listeners: [\"127.0.0.1:0\"]\nroutes:\n  - service: s\n    access: {methods: []}\n"
+                            "  - {host: m.test, service: s, match: {methods: []}}\n"
+                            "services:\n  s: {endpoints: [\"127.0.0.1:9\"]}\n");
+  REQUIRE_FALSE(empty_methods.ok());
+  INFO(all_errors(empty_methods));
+  CHECK(all_errors(empty_methods).find("t.yaml:4:23: routes[0].access.methods: must not be empty") != std::string::npos);
+  CHECK(all_errors(empty_methods).find("t.yaml:5:49: routes[1].match.methods: must not be empty") != std::string::npos);
   // An empty deny or trusted_proxies lets nobody through that would not pass anyway.
   auto empty_deny = load("listeners: [\"127.0.0.1:0\"]\ntrusted_proxies: []\nroutes:\n  - service: s\n"
                          "    access: {deny: []}\nservices:\n  s: {endpoints: [\"127.0.0.1:9\"]}\n");
