@@ -94,10 +94,16 @@ bool AdminServer::start(const config::SocketAddress& addr, uint16_t& bound_port,
   uv_tcp_init(loop_, &server_);
   server_.data = this;
   started_ = true;
-  loopback_ = addr.ipv6 ? addr.host == "::1" : addr.host.starts_with("127.");
   sockaddr_storage ss{};
   int rc = addr.ipv6 ? uv_ip6_addr(addr.host.c_str(), addr.port, reinterpret_cast<sockaddr_in6*>(&ss))
                      : uv_ip4_addr(addr.host.c_str(), addr.port, reinterpret_cast<sockaddr_in*>(&ss));
+  // By the address, not its spelling: [::ffff:127.0.0.1] and [0:0::1] are loopback too.
+  if (addr.ipv6) {
+    const in6_addr& a6 = reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_addr;
+    loopback_ = IN6_IS_ADDR_LOOPBACK(&a6) || (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+  } else {
+    loopback_ = reinterpret_cast<const uint8_t*>(&reinterpret_cast<const sockaddr_in*>(&ss)->sin_addr)[0] == 127;
+  }
   if (rc == 0) rc = uv_tcp_bind(&server_, reinterpret_cast<sockaddr*>(&ss), 0);
   if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&server_), 128, on_connection);
   if (rc != 0) {

@@ -77,6 +77,18 @@ TEST_CASE("admin: on loopback, a request naming another host is refused (DNS reb
   check_alive(env);
 }
 
+TEST_CASE("admin: on loopback written as an IPv4-mapped address, the Host check holds", "[admin]") {
+  Berth berth("listeners: [\"127.0.0.1:0\"]\nworkers: 1\nadmin: {address: \"[::ffff:127.0.0.1]:0\"}\n"
+              "routes: []\nservices: {}\n");
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  Response r = http_get(berth.admin_port(), "/api/routes", "rebind.example");
+  INFO(r.raw_head << r.error);
+  CHECK(r.status == 403);
+  r = http_get(berth.admin_port(), "/api/routes", "127.0.0.1:" + std::to_string(berth.admin_port()));
+  CHECK(r.status == 200);
+}
+
 TEST_CASE("admin: idle connections are closed after 10 s, and at most 64 are open at once", "[admin]") {
   // Clients that send nothing must not hold descriptors the proxy listeners need.
   Berth berth(config_head(1) + "routes: []\nservices: {}\n");
