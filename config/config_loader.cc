@@ -1947,6 +1947,17 @@ void Loader::check_route_names() {
              config_.routes[i].name + "' (also routes[" + std::to_string(earlier.index) + "] at line " +
              std::to_string(earlier.name_mark.line) + ")");
   }
+  // A route without a name is called route-<its index>: a name given to another route must not
+  // be that, or their metrics and /api/routes entries would merge.
+  for (size_t i = 0; i < config_.routes.size(); ++i) {
+    if (route_notes_[i].explicit_name) continue;
+    auto taken = first_by_name.find(config_.routes[i].name);
+    if (taken == first_by_name.end()) continue;
+    const RouteNotes& named = route_notes_[taken->second];
+    fail(named.name_mark, "routes[" + std::to_string(named.index) + "].name: '" + config_.routes[i].name +
+                              "' is the name routes[" + std::to_string(route_notes_[i].index) + "] (line " +
+                              std::to_string(config_.routes[i].mark.line) + ") gets for having none");
+  }
 }
 
 // ---- acme ----

@@ -460,6 +460,10 @@ const std::vector<ErrorCase> kErrorCases = {
      std::string(kListener) + kWebService +
          "routes:\n  - {name: api, path: /a, service: web}\n  - {name: api, path: /b, service: web}\n",
      5, 12, "routes[1].name: duplicate route name 'api' (also routes[0] at line 4)"},
+    {"route named as another route is called for having no name",
+     std::string(kListener) + kWebService +
+         "routes:\n  - {name: route-1, host: a.test, service: web}\n  - {host: b.test, service: web}\n",
+     4, 12, "routes[0].name: 'route-1' is the name routes[1] (line 5) gets for having none"},
     {"service without endpoints key", std::string(kListener) + "services:\n  web: {}\n", 3, 3,
      "services.web: missing required key 'endpoints' (use 'endpoints: []' for a service with no "
      "endpoints yet)"},
