@@ -1,4 +1,5 @@
 // berth: the executable. Parses the command line, validates the configuration, runs Server.
+#include <signal.h>
 #include <sys/resource.h>
 
 #include <csignal>
@@ -86,6 +87,14 @@ int main(int argc, char** argv) {
 
   berth::log::set_min_level(level);
   std::signal(SIGPIPE, SIG_IGN);
+  // A reload (SIGHUP) or log reopen (SIGUSR1) sent while Berth starts would kill it (their
+  // default action): held pending until the control loop handles them (Server::run), every
+  // thread started meanwhile inheriting the mask. A reload sent then runs once the loop is up.
+  sigset_t deferred;
+  sigemptyset(&deferred);
+  sigaddset(&deferred, SIGHUP);
+  sigaddset(&deferred, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &deferred, nullptr);
   raise_fd_limit();
   berth::config::LoadResult r = berth::config::load_file(config_path);
   if (!r.ok()) {

@@ -1,5 +1,7 @@
 #include "proxy/control/server.h"
 
+#include <signal.h>
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -123,6 +125,13 @@ int Server::run() {
   uv_signal_start(&sigint_, on_signal, SIGINT);
   uv_signal_init(&loop_, &sigusr1_);
   uv_signal_start(&sigusr1_, on_signal, SIGUSR1);
+  // Blocked since main() started (a SIGHUP then would have killed the process): one that came
+  // meanwhile is delivered now, to this thread, and handled as the loop runs.
+  sigset_t deferred;
+  sigemptyset(&deferred);
+  sigaddset(&deferred, SIGHUP);
+  sigaddset(&deferred, SIGUSR1);
+  pthread_sigmask(SIG_UNBLOCK, &deferred, nullptr);
 
   uv_timer_init(&loop_, &housekeeping_);
   uv_timer_start(&housekeeping_, [](uv_timer_t*) { run_requested_heap_trim(); }, 250, 250);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cstdlib>
 #include <regex>
 #include <thread>
 
@@ -196,6 +197,49 @@ TEST_CASE("SIGTERM with nothing in flight exits 0 promptly", "[lifecycle]") {
   CHECK(exited_with(st, 0));
   CHECK(seconds_since(t0) < 3.0);
   CHECK(idle.wait_closed(1s));
+}
+
+TEST_CASE("SIGHUP or SIGUSR1 while berth starts is held until it runs, never fatal", "[lifecycle]") {
+  // Both kill a process that does not handle them. A script reloading or rotating logs right
+  // after starting Berth must not kill it: the signal waits until the control loop handles it.
+  // It is sent while Berth's main thread holds it blocked (/proc/PID/status SigBlk), i.e. after
+  // main() began and before the loop is up; 3,000 routes make that window a few tens of ms.
+  TempDir dir;
+  std::string yaml = "listeners: [\"127.0.0.1:0\"]\nworkers: 2\nadmin: {address: \"127.0.0.1:0\"}\nroutes:\n";
+  for (int i = 0; i < 3000; ++i) yaml += "  - {host: h" + std::to_string(i) + ".test, service: s}\n";
+  yaml += "services:\n  s: {endpoints: [\"127.0.0.1:9\"]}\n";
+  const std::string path = dir.file("early.yaml");
+  REQUIRE(write_file(path, yaml));
+  auto blocked = [](pid_t pid, int sig) {
+    const std::string status = read_file("/proc/" + std::to_string(pid) + "/status");
+    const size_t at = status.find("SigBlk:");
+    if (at == std::string::npos) return false;
+    const unsigned long long mask = std::strtoull(status.c_str() + at + 7, nullptr, 16);
+    return ((mask >> (sig - 1)) & 1) != 0;
+  };
+  int caught = 0;
+  for (int attempt = 0; attempt < 12 && caught < 4; ++attempt) {
+    const int sig = attempt % 2 ? SIGUSR1 : SIGHUP;
+    INFO("attempt " << attempt << ", signal " << sig);
+    Process p({BERTH_BINARY, "--config", path}, dir.file("out"), dir.file("err"));
+    REQUIRE(p.started());
+    bool in_window = false;
+    const auto t0 = Clock::now();
+    while (!in_window && seconds_since(t0) < 5 && p.running() && p.err().find("event=ready") == std::string::npos)
+      in_window = blocked(p.pid(), sig);
+    if (in_window) {
+      ++caught;
+      REQUIRE(p.signal(sig));
+    }
+    CHECK(wait_until([&] { return p.err().find("event=ready") != std::string::npos || !p.running(); }, 10s));
+    INFO(p.err());
+    CHECK(p.running());
+    if (in_window && sig == SIGHUP)  // the reload it asked for ran once the loop was up
+      CHECK(wait_until([&] { return p.err().find("event=config_reloaded") != std::string::npos; }, 5s));
+    auto st = p.terminate();
+    CHECK((st && exited_with(st, 0)));
+  }
+  CHECK(caught > 0);
 }
 
 TEST_CASE("an address already in use: berth says which and exits 1", "[lifecycle]") {
