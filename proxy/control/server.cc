@@ -229,10 +229,10 @@ void Server::reload() {
     log::warn("config_restart_needed").kv("reason", "docker and registry settings change only on restart");
   if (!(next.acme == config_.acme))
     log::warn("config_restart_needed").kv("reason", "acme changes only on restart");
-  if (listeners_changed || next.workers != config_.workers ||
+  if (listeners_changed || next.workers != config_.workers || next.admin.enabled != config_.admin.enabled ||
       next.admin.address.to_string() != config_.admin.address.to_string())
     log::warn("config_restart_needed")
-        .kv("reason", "listeners, workers and the admin address change only on restart");
+        .kv("reason", "listeners, workers and the admin listener (address, enabled) change only on restart");
   // Keep what only a restart can change, take everything else.
   if (listeners_changed) next.listeners = config_.listeners;
   else tls_ = std::move(next_tls);

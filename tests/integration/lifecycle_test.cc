@@ -102,7 +102,7 @@ TEST_CASE("SIGHUP reloads routes, a broken file is rejected and the old routes k
   CHECK(berth.running());
 }
 
-TEST_CASE("SIGHUP: docker and registry settings wait for a restart, and the log says so", "[lifecycle]") {
+TEST_CASE("SIGHUP: docker, registry and admin settings wait for a restart, and the log says so", "[lifecycle]") {
   Origin a("A"), b("B");
   REQUIRE(a.ok());
   REQUIRE(b.ok());
@@ -112,7 +112,12 @@ TEST_CASE("SIGHUP: docker and registry settings wait for a restart, and the log 
   REQUIRE(berth.ok());
   // Discovery that would fail at once if it started (nothing listens there); the new route
   // shows the rest of the file was taken.
-  REQUIRE(berth.rewrite_config(head + routes_yaml(a, b, true) +
+  // And the admin listener turned off: it stays (a restart would close it).
+  std::string next_head = head;
+  const std::string admin_line = "admin: {address: \"127.0.0.1:0\"}";
+  REQUIRE(next_head.find(admin_line) != std::string::npos);
+  next_head.replace(next_head.find(admin_line), admin_line.size(), "admin: {enabled: false, address: \"127.0.0.1:0\"}");
+  REQUIRE(berth.rewrite_config(next_head + routes_yaml(a, b, true) +
                                "docker: {enabled: true, endpoint: \"unix:///nonexistent/docker.sock\"}\n"
                                "registry: {etcd: [\"http://127.0.0.1:1\"], role: front}\n"));
   REQUIRE(berth.process().signal(SIGHUP));
@@ -122,6 +127,9 @@ TEST_CASE("SIGHUP: docker and registry settings wait for a restart, and the log 
   CHECK(wait_until([&] {
     return find_line(berth.log(), "event=config_restart_needed").find("docker and registry settings change only on restart") !=
            std::string::npos;
+  }, 5s));
+  CHECK(wait_until([&] {
+    return berth.log().find("the admin listener (address, enabled) change only on restart") != std::string::npos;
   }, 5s));
   CHECK(http_get(berth.admin_port(), "/readyz", "127.0.0.1").status == 200);  // no source started
   CHECK(berth.log().find("docker_") == std::string::npos);
