@@ -1868,12 +1868,26 @@ void Loader::check_duplicate_listeners() {
 void Loader::check_admin_address() {
   const Admin& admin = config_.admin;
   if (!admin.enabled || admin.address.port == 0) return;
+  // A wildcard takes the port on every address of its family ("::" on IPv4 too, dual-stack):
+  // binding a specific address of it as well fails at start, so it is refused here.
+  auto covers = [](const SocketAddress& wild, const SocketAddress& other) {
+    return (wild.host == "0.0.0.0" && !other.ipv6) || wild.host == "::";
+  };
   for (const Listener& listener : config_.listeners) {
-    if (listener.address.to_string() != admin.address.to_string()) continue;
-    fail(admin_address_mark_.value_or(admin.mark),
-         "admin.address: " + admin.address.to_string() + " is also a listener (line " +
-             std::to_string(listener.mark.line) + "); the admin server needs its own address");
-    return;
+    const SocketAddress& l = listener.address;
+    if (l.port != admin.address.port) continue;
+    if (l.to_string() == admin.address.to_string()) {
+      fail(admin_address_mark_.value_or(admin.mark),
+           "admin.address: " + admin.address.to_string() + " is also a listener (line " +
+               std::to_string(listener.mark.line) + "); the admin server needs its own address");
+      return;
+    }
+    if (covers(l, admin.address) || covers(admin.address, l)) {
+      fail(admin_address_mark_.value_or(admin.mark),
+           "admin.address: " + admin.address.to_string() + " overlaps the listener " + l.to_string() + " (line " +
+               std::to_string(listener.mark.line) + ") on the same port; the admin server needs its own port");
+      return;
+    }
   }
 }
 

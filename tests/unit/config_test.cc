@@ -357,6 +357,13 @@ const std::vector<ErrorCase> kErrorCases = {
      12,
      "admin.address: 127.0.0.1:8080 is also a listener (line 1); the admin server needs its own "
      "address"},
+    {"admin on a wildcard over a listener's address",
+     "listeners: [\"127.0.0.1:8080\"]\nadmin:\n  address: 0.0.0.0:8080\n", 3, 12,
+     "admin.address: 0.0.0.0:8080 overlaps the listener 127.0.0.1:8080 (line 1) on the same port; the admin "
+     "server needs its own port"},
+    {"admin under a wildcard listener", "listeners: [\"[::]:8080\"]\nadmin:\n  address: 127.0.0.1:8080\n", 3, 12,
+     "admin.address: 127.0.0.1:8080 overlaps the listener [::]:8080 (line 1) on the same port; the admin "
+     "server needs its own port"},
     {"admin enabled not a bool", std::string(kListener) + "admin:\n  enabled: maybe\n", 3, 12,
      "admin.enabled: expected true or false, got 'maybe'"},
     {"admin not a map", std::string(kListener) + "admin: [1]\n", 2, 8,
