@@ -4,6 +4,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 namespace berth::config {
@@ -16,6 +17,28 @@ std::string openssl_reason() {
   ERR_error_string_n(e, buf, sizeof buf);
   ERR_clear_error();
   return e ? std::string(buf) : std::string("no PEM data");
+}
+
+// Whether a TLS context would take the pair and the chain after the leaf, as the listeners'
+// contexts do (same library defaults, so the same security level): an RSA key under 2048 bits
+// or a SHA-1 signature passes every other check here, then fails at start or reload.
+std::string check_security_level(const std::string& cert_pem, X509* leaf, EVP_PKEY* key) {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+  if (!ctx) return "no TLS context (" + openssl_reason() + ")";
+  STACK_OF(X509)* chain = sk_X509_new_null();
+  BIO* b = BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size()));
+  for (int i = 0; X509* cert = PEM_read_bio_X509(b, nullptr, nullptr, nullptr); ++i) {
+    if (i == 0 || !sk_X509_push(chain, cert)) X509_free(cert);  // the first is the leaf
+  }
+  BIO_free(b);
+  ERR_clear_error();
+  std::string problem;
+  if (SSL_CTX_use_cert_and_key(ctx, leaf, key, chain, 1) != 1)
+    problem = "OpenSSL refuses it at its security level (" + openssl_reason() +
+              "): use an RSA key of at least 2048 bits (or ECDSA) and SHA-256 signatures";
+  sk_X509_pop_free(chain, X509_free);
+  SSL_CTX_free(ctx);
+  return problem;
 }
 
 }  // namespace
@@ -56,6 +79,7 @@ std::string check_tls_pair(const std::string& cert_pem, const std::string& key_p
   std::string problem;
   if (!key) problem = "the key file holds no usable PEM private key (" + openssl_reason() + ")";
   else if (X509_check_private_key(cert, key) != 1) problem = "the key does not match the certificate";
+  else problem = check_security_level(cert_pem, cert, key);
   ERR_clear_error();
   EVP_PKEY_free(key);
   X509_free(cert);

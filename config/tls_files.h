@@ -8,7 +8,8 @@ namespace berth::config {
 
 // "" when cert_pem holds a certificate and key_pem a private key that belongs to it, and every
 // certificate block of cert_pem parses (check_certificates); else the problem, as a phrase ("the
-// key does not match the certificate").
+// key does not match the certificate"), and a TLS context would take them at the library's
+// security level (no RSA key under 2048 bits, no SHA-1 signature).
 std::string check_tls_pair(const std::string& cert_pem, const std::string& key_pem);
 // "" when pem holds at least one certificate and every certificate block parses.
 std::string check_ca_bundle(const std::string& pem);

@@ -765,4 +765,11 @@ TEST_CASE("tls: the configuration is refused with file:line for bad TLS settings
   REQUIRE(write_file(dir.file("empty.pem"), ""));
   CHECK_FALSE(check("{certificates: [{cert: s.crt, key: s.key}], client_ca: empty.pem}", &err));
   CHECK(err.find("empty.pem") != std::string::npos);
+  // A pair OpenSSL itself refuses at its security level (a 1024-bit RSA key): refused here too,
+  // not at start or reload without a line.
+  REQUIRE(sh("cd " + dir.path() + " && openssl req -x509 -newkey rsa:1024 -nodes -keyout weak.key -out weak.crt "
+                    "-subj /CN=a.test -days 2 2>/dev/null") == 0);
+  CHECK_FALSE(check("{certificates: [{cert: weak.crt, key: weak.key}]}", &err));
+  CHECK(err.find("berth.yaml:3:") != std::string::npos);
+  CHECK(err.find("security level") != std::string::npos);
 }
