@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <optional>
@@ -12,6 +13,7 @@
 
 #include "proxy/base/clock.h"
 #include "proxy/base/utf8.h"
+#include "proxy/health/outlier.h"
 
 namespace berth {
 
@@ -205,17 +207,31 @@ std::vector<MetricFamily> request_families(const RequestTotals& t, const RouteTa
                              "container name (\"\" for instances from the config file).",
                              MetricType::Gauge);
   MetricFamily up = family("berth_instance_up",
-                           "1 when the instance gets new requests (Docker health, active probes and outlier "
-                           "ejection together), else 0.",
+                           "1 when the instance gets new requests (Docker health, active probes, outlier "
+                           "ejection and panic mode together), else 0.",
                            MetricType::Gauge);
   MetricFamily ejections = family("berth_instance_ejections_total",
                                   "Times the instance was ejected by outlier detection.", MetricType::Counter);
+  // What selection may pick now, per service (compute_routable: probes, ejections, panic mode,
+  // locality), as the workers see it: an instance standing by counts when nothing else can serve.
+  std::vector<std::vector<uint8_t>> selectable;
+  if (routes) {
+    selectable.resize(routes->services().size());
+    for (size_t i = 0; i < routes->services().size(); ++i) {
+      std::vector<uint8_t>& out = selectable[i];
+      compute_routable(*routes->services()[i], now_ms, out);
+      const bool any_routable = std::find(out.begin(), out.end(), kRoutable) != out.end();
+      for (uint8_t& v : out) v = v == kRoutable || (v == kStandby && !any_routable);
+    }
+  }
   if (routes) {
     // A service name may appear twice (config and discovery): one series per label set.
     std::map<NamePair, std::tuple<std::string, bool, uint64_t>> instances;
-    for (const ServicePtr& s : routes->services())
-      for (const Endpoint& e : s->endpoints) {
-        const bool routable = !e.health || e.health->routable(now_ms);
+    for (size_t i = 0; i < routes->services().size(); ++i)
+      for (size_t j = 0; j < routes->services()[i]->endpoints.size(); ++j) {
+        const ServicePtr& s = routes->services()[i];
+        const Endpoint& e = s->endpoints[j];
+        const bool routable = selectable[i][j] != 0;
         const uint64_t ejected = e.health ? e.health->ejections.load(std::memory_order_relaxed) : 0;
         auto [it, fresh] = instances.try_emplace(NamePair(s->name, e.key),
                                                  std::string(endpoint_container_name(e.source)), routable, ejected);
@@ -242,8 +258,7 @@ std::vector<MetricFamily> request_families(const RequestTotals& t, const RouteTa
   if (routes) {
     std::vector<uint64_t> up_count(routes->services().size(), 0);
     for (size_t i = 0; i < routes->services().size(); ++i)
-      for (const Endpoint& e : routes->services()[i]->endpoints)
-        if (!e.health || e.health->routable(now_ms)) ++up_count[i];
+      up_count[i] = static_cast<uint64_t>(std::count(selectable[i].begin(), selectable[i].end(), uint8_t{1}));
     std::map<NamePair, uint64_t> by_route;  // a config route with several hosts is several Routes
     for (const Route& r : routes->routes()) {
       if (r.service >= up_count.size()) continue;

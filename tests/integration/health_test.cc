@@ -166,6 +166,29 @@ TEST_CASE("health: an instance ejected by one service's outlier detection still 
   CHECK(occurrences(routes, "\"ejected\":false") == 1);
 }
 
+TEST_CASE("health: in panic mode /metrics counts the instances that serve as up", "[health]") {
+  // Both instances fail their check: too few are healthy, so panic mode sends traffic to all of
+  // them, and the metrics must say so (an alert on berth_route_up_instances == 0 would fire on a
+  // route that serves).
+  Origin a("A"), b("B");
+  REQUIRE((a.ok() && b.ok()));
+  Berth berth(config_head(1) + service_yaml({&a, &b}, "    health: {path: /__health, interval: 200ms, timeout: 200ms, "
+                                                      "unhealthy_threshold: 1, healthy_threshold: 1}\n"));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  REQUIRE(wait_until([&] { auto s = spread(berth.port(), 10); return s["A"] > 0 && s["B"] > 0; }, 5s));
+  REQUIRE(set_health(a, 503));
+  REQUIRE(set_health(b, 503));
+  REQUIRE(wait_until([&] {
+    return occurrences(http_get(berth.admin_port(), "/api/routes", "localhost").body, "\"health\":\"unhealthy\"") == 2;
+  }, 5s, 20ms));
+  auto s = spread(berth.port(), 10);
+  CHECK(s["A"] + s["B"] == 10);  // panic mode: served
+  for (Origin* o : {&a, &b})
+    CHECK(metric_sample(berth.admin_port(), "berth_instance_up{service=\"s\",instance=\"" + o->address() + "\"}") == 1);
+  CHECK(metric_sample(berth.admin_port(), "berth_route_up_instances{route=\"r\",service=\"s\"}") == 2);
+}
+
 TEST_CASE("health: a 103 before each 503 does not hide the failures from outlier detection", "[health]") {
   // The final response is the outcome: an interim one counted as a success used to reset the
   // count of consecutive failures before every 503.
