@@ -482,14 +482,24 @@ int Worker::pick_endpoint(const Runtime& rt, uint32_t service_index, const PickK
     return idx;
   }
   // A request still on an older snapshot (a retry across a reload): plain rotation over the
-  // instances routable now, and listed now: one the reload removed is out of service, whatever
-  // the older snapshot says.
+  // instances routable now, and listed now by the service: one the reload took out of it is out
+  // of its service (its health there no longer kept), whatever the older snapshot says, and
+  // whichever other service lists the address. A rare path: a scan by name.
   std::vector<uint8_t> routable;
   compute_routable(svc, health_clock_ms(), routable);
+  const Service* now = nullptr;
+  if (rt_)
+    for (const ServicePtr& s : rt_->routes->services())
+      if (s->name == svc.name) {
+        now = s.get();
+        break;
+      }
   for (size_t i = 0; i < svc.endpoints.size(); ++i) {
     if (!routable[i]) continue;
-    const auto it = endpoint_pools_.find(EndpointPool::pool_key(svc, svc.endpoints[i]));
-    if (it == endpoint_pools_.end() || !it->second->in_snapshot) routable[i] = 0;
+    const std::string& key = svc.endpoints[i].key;
+    if (!now || std::none_of(now->endpoints.begin(), now->endpoints.end(),
+                             [&](const Endpoint& e) { return e.key == key; }))
+      routable[i] = 0;
   }
   PickStatus status(svc, routable.data(), nullptr, tried, tried_count, true);
   for (int pass = 0; pass < 2; ++pass) {

@@ -262,8 +262,9 @@ TEST_CASE("retry: a response timeout on a reused connection is not sent again to
 TEST_CASE("retry: a retry after a reload goes only to an instance the reload kept", "[retry_body]") {
   // A request on A (which resets after a while) started on the snapshot listing A, B and C; a
   // reload meanwhile keeps A, drops B and C and adds D. The retry runs on the request's own
-  // snapshot, where only B and C are left to try, and both are out of service now: the client
-  // gets A's reset. D is not the older snapshot's to give.
+  // snapshot, where only B and C are left to try, and both are out of the service now (another
+  // service lists them: still not this one's): the client gets A's reset. D is not the older
+  // snapshot's to give.
   Origin a("A"), b("B"), c("C"), d("D");
   REQUIRE((a.ok() && b.ok() && c.ok() && d.ok()));
   const std::string head = config_head(1);
@@ -288,7 +289,8 @@ TEST_CASE("retry: a retry after a reload goes only to an instance the reload kep
   const bool on_a = wait_until([&] { return a.seen(m) == 1; }, 1s, 10ms);
   bool reloaded = false;
   if (on_a) {
-    REQUIRE(berth.rewrite_config(head + service_yaml({a.address(), d.address()}, "attempts: 3")));
+    REQUIRE(berth.rewrite_config(head + service_yaml({a.address(), d.address()}, "attempts: 3") +
+                                 "  t: {endpoints: [\"" + b.address() + "\", \"" + c.address() + "\"]}\n"));
     REQUIRE(berth.process().signal(SIGHUP));
     reloaded = wait_until([&] {
       return http_get(berth.admin_port(), "/api/routes", "localhost").body.find(d.address()) != std::string::npos;
