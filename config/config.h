@@ -124,6 +124,7 @@ struct OutlierDetection {
 };
 
 struct RetryPolicy {
+  static constexpr uint32_t kMaxAttempts = 10;  // the most `attempts` may say
   uint32_t attempts = 3;                // tries in all, first one included (1 = no retries)
   bool non_idempotent = false;          // also retry POST/PATCH after a reset before any response byte
   bool on_response_timeout = false;     // also retry when no response head came within upstream_response

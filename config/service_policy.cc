@@ -68,7 +68,7 @@ const std::vector<PolicySetting> kPolicySettings = {
      [](ServicePolicy& p, int64_t v) { p.outlier.max_ejection_percent = u32(v); }},
     {"outlier", "panic_threshold_percent", "berth.outlier.panic_threshold_percent", Kind::kInteger, 0, 100,
      [](ServicePolicy& p, int64_t v) { p.outlier.panic_threshold_percent = u32(v); }},
-    {"retry", "attempts", "berth.retry.attempts", Kind::kInteger, 1, 10,
+    {"retry", "attempts", "berth.retry.attempts", Kind::kInteger, 1, RetryPolicy::kMaxAttempts,
      [](ServicePolicy& p, int64_t v) { p.retry.attempts = u32(v); }},
     {"retry", "non_idempotent", "berth.retry.non_idempotent", Kind::kBool, 0, 1,
      [](ServicePolicy& p, int64_t v) { p.retry.non_idempotent = v != 0; }},

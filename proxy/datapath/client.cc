@@ -17,6 +17,9 @@
 #include "proxy/tls/challenge_board.h"
 
 namespace berth {
+
+// Every try of an exchange has its place in the record and in the list of instances tried.
+static_assert(ExchangeRecord::kMaxAttempts >= config::RetryPolicy::kMaxAttempts);
 namespace {
 
 constexpr uint64_t kLingerMs = 2000;
@@ -152,8 +155,9 @@ void ClientConn::on_read(Block* block, ssize_t nread) {
     peer_eof_ = true;
     switch (phase_) {
       case Phase::kUpstream:
-        // A client that half-closes after a complete request still gets its response.
-        if (ex_ && ex_->request_done) {
+        // A client that half-closes (FIN) after a complete request still gets its response; one
+        // that resets is gone, and its exchange ends as the client's leaving, not as an answer.
+        if (ex_ && ex_->request_done && nread == UV_EOF) {
           set_reading(false);
           return;
         }
@@ -834,8 +838,9 @@ void ClientConn::finish_request_body() {
 
 void ClientConn::on_response_head(UpstreamConn* u, const http::ResponseHead& head) {
   if (u != upstream_ || !ex_) return;
+  // The final head's time (a 103 or 100 first says nothing of how long the answer took).
   AttemptRecord* attempt = current_attempt();
-  if (attempt && !attempt->first_byte_ns) attempt->first_byte_ns = stamp();
+  if (attempt && !attempt->first_byte_ns && (head.status >= 200 || head.status == 101)) attempt->first_byte_ns = stamp();
   std::string* out = worker()->acquire_string();
   if (head.status < 200 && head.status != 101) {
     // Interim (100, 103): passed on to HTTP/1.1 clients. The final response is the outcome: a

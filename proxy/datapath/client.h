@@ -67,7 +67,7 @@ struct Exchange {
   char request_id[32];                  // generated; a NUL first byte: the client's own goes on
   // Load balancing, retries and circuit breaking (Worker::begin_attempt / end_attempt).
   PickKey pick_key;                     // computed from the request head (hash / sticky cookie)
-  uint32_t tried[8];                    // endpoints already tried, for retries elsewhere
+  uint32_t tried[config::RetryPolicy::kMaxAttempts];  // endpoints already tried, for retries elsewhere
   uint8_t tried_count = 0;
   EndpointPool* attempt_pool = nullptr; // set while an attempt is counted
   bool connecting = false;              // counted as a pending connect

@@ -35,7 +35,7 @@ struct AttemptRecord {
   std::string_view container;  // where the instance came from ("config", "container:<id>")
   int64_t start_ns = 0;        // instance chosen
   int64_t connected_ns = 0;    // connection usable (a pooled one: = start_ns)
-  int64_t first_byte_ns = 0;   // response head received
+  int64_t first_byte_ns = 0;   // final response head received (interim 1xx heads do not count)
   uint16_t status = 0;         // response status from the instance (0 = none)
   bool reused = false;         // a pooled keep-alive connection
   const char* failure = "";    // why this try failed ("" = it did not)
@@ -43,7 +43,9 @@ struct AttemptRecord {
 };
 
 struct ExchangeRecord {
-  static constexpr size_t kMaxAttempts = 8;
+  // Every try of an exchange is kept: as many as retry.attempts may say (config::RetryPolicy;
+  // checked where both are known, proxy/datapath/client.cc).
+  static constexpr size_t kMaxAttempts = 10;
 
   // Monotonic ns: first byte of the request head, and when the last response byte was queued
   // to the client (or the exchange was given up). start_unix_ns: wall clock at start_ns.
@@ -87,7 +89,7 @@ struct ExchangeRecord {
   ExchangeEnd end = ExchangeEnd::kClientClosed;
   uint64_t bytes_in = 0;       // request bytes read from the client (head and body, as received)
   uint64_t bytes_out = 0;      // response bytes queued to the client (head and body)
-  uint8_t attempt_count = 0;   // tries made (may exceed kMaxAttempts: only the first are kept)
+  uint8_t attempt_count = 0;   // tries made (more than kMaxAttempts: only the first are kept)
   AttemptRecord attempts[kMaxAttempts];
 
   // The last try, or null.

@@ -3,8 +3,11 @@
 // one ending through the real binary and checks that its request left exactly one record with
 // the right ending, status, cause, attempts and byte counts.
 
+#include <sys/socket.h>
+
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <map>
 #include <thread>
 
@@ -200,19 +203,33 @@ TEST_CASE("exchange record: a client that leaves before its response", "[record]
                    "\r\nContent-Length: 100\r\n\r\n0123456789"));
     std::this_thread::sleep_for(200ms);
   }  // closed with 90 body bytes missing
+  // A client that resets its connection after a whole request, while the answer is on its way,
+  // is gone too (a FIN there would be a half-close, still answered).
+  const std::string reset_id = marker("RST");
+  {
+    Client c(env.berth->port());
+    REQUIRE(c.send("GET /x?delay_ms=600 HTTP/1.1\r\nHost: rec.test\r\n" + id_header(reset_id) + "\r\n\r\n"));
+    std::this_thread::sleep_for(200ms);
+    const linger abortive{1, 0};
+    REQUIRE(::setsockopt(c.fd(), SOL_SOCKET, SO_LINGER, &abortive, sizeof abortive) == 0);
+  }  // closed with a reset
   // A second client sends half a head and leaves: a record without request facts.
   {
     Client c(env.berth->port());
     REQUIRE(c.send("GET /half HTTP/1.1\r\nHo"));
     std::this_thread::sleep_for(200ms);
   }
-  std::this_thread::sleep_for(200ms);
+  std::this_thread::sleep_for(600ms);  // the instance's answer to the reset one has come
   auto all = env.stop_and_read();
   auto recs = records_of(all, id);
   REQUIRE(recs.size() == 1);
   CHECK(field(recs[0], "end") == "client_closed");
   CHECK(field(recs[0], "status") == "0");
   CHECK(field(recs[0], "attempts") == "1");
+  auto reset = records_of(all, reset_id);
+  REQUIRE(reset.size() == 1);
+  CHECK(field(reset[0], "end") == "client_closed");
+  CHECK(field(reset[0], "status") == "0");
   size_t headless = 0;
   for (const Fields& f : all)
     if (field(f, "method").empty() || field(f, "method") == "\"\"") {
@@ -221,7 +238,50 @@ TEST_CASE("exchange record: a client that leaves before its response", "[record]
       CHECK(field(f, "bytes_in") == "22");
     }
   CHECK(headless == 1);
-  CHECK(all.size() == 2);
+  CHECK(all.size() == 3);
+}
+
+TEST_CASE("exchange record: a 103 is not the first byte; ten tries are all kept", "[record]") {
+  // The instance's time is to its final head: a 103 sent at once must not make a slow answer look
+  // fast (tries[].first_byte_ms, berth_upstream_response_seconds).
+  {
+    RecordEnv env;
+    const std::string id = marker("EH");
+    Client c(env.berth->port());
+    REQUIRE(c.send(make_request("GET", "/x?interim=1&interim_delay_ms=400", "rec.test", {id_header(id)})));
+    REQUIRE(c.read_response().status == 103);
+    REQUIRE(c.read_response().status == 200);
+    c.close();
+    auto recs = records_of(env.stop_and_read(), id);
+    REQUIRE(recs.size() == 1);
+    CHECK(std::stod(field(recs[0], "attempt1_first_byte_ms")) >= 390.0);
+  }
+  // retry.attempts may say 10: every try is kept, and the last is the one the record names.
+  std::string endpoints;
+  std::vector<std::string> dead;
+  for (int i = 0; i < 10; ++i) {
+    dead.push_back("127.0.0.1:" + std::to_string(unused_port()));
+    endpoints += (i ? ", \"" : "\"") + dead.back() + "\"";
+  }
+  Berth berth(config_head(1) + "routes:\n  - {name: r-ten, service: s-ten}\nservices:\n  s-ten:\n    endpoints: [" +
+                  endpoints + "]\n    retry: {attempts: 10, min_retries: 100}\n    outlier: {consecutive_failures: 0}\n",
+              0, std::vector<std::string>{"--log-level", "debug"});
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  const std::string id = marker("TEN");
+  check_berth_error(http_get(berth.port(), "/x", "ten.test", {id_header(id)}), 502, "upstream-connect-failed");
+  berth.process().terminate();
+  auto recs = records_of(records(berth.log()), id);
+  REQUIRE(recs.size() == 1);
+  CHECK(field(recs[0], "attempts") == "10");
+  std::vector<std::string> tried;
+  for (int i = 1; i <= 10; ++i) {
+    const std::string instance = field(recs[0], "attempt" + std::to_string(i) + "_instance");
+    CHECK(std::find(dead.begin(), dead.end(), instance) != dead.end());
+    tried.push_back(instance);
+  }
+  std::sort(tried.begin(), tried.end());
+  CHECK(std::unique(tried.begin(), tried.end()) == tried.end());  // ten different instances
 }
 
 TEST_CASE("exchange record: a header timeout and a tunnel", "[record]") {

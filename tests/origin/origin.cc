@@ -9,6 +9,7 @@
 //   upgrade_as=P (a 101 naming P; "-": none) tunnel=echo|count|bye (after the 101) interim=N (N 103 responses first) abort_after_headers=1 (half the body, then FIN) reset_mid_body=1 (half, then RST) no_length=1 header=Name:Value bad_framing=1 expect100=0|1
 //   not_a_head=1 (after any interim responses: bytes that are no status line, connection held)
 //   reset_in_head=N (after any interim responses: the first N bytes of the head, 200 ms, a reset)
+//   interim_delay_ms=N (between the interim responses and the final head)
 //   smuggle=1 (a whole extra response, "X-Smuggled: yes", in the same write as a response without
 //   a body or a small one: a confused instance)
 //   slow=NAME:MS (only the origin named NAME waits MS) fail=NAME:CODE (only NAME answers CODE)
@@ -725,6 +726,7 @@ After serve(int fd, Reader& r, Request& req, uint64_t conn_id, uint64_t* counted
   // interim=N: N 103 Early Hints before the response (a large N: an instance flooding them).
   for (uint64_t i = 0, n = req.qnum("interim", 0); i < n; ++i)
     if (!send_all(fd, "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")) return After::Closed;
+  sleep_ms(req.qnum("interim_delay_ms", 0));  // then the final head, this much later
   // not_a_head=1: then bytes that cannot begin a status line and no end of head; the connection
   // stays open (a proxy should not wait for more).
   if (req.qflag("not_a_head")) return send_all(fd, "<html>not a response") ? After::KeepAlive : After::Closed;
