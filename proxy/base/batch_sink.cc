@@ -2,6 +2,8 @@
 
 #include <poll.h>
 #include <pthread.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -202,10 +204,16 @@ void FdOutput::write(std::span<const iovec> batch) {
 
 int BatchOutput::write_fd(int fd, std::span<const iovec> batch, uint64_t* lines_lost) {
   std::vector<iovec> rest(batch.begin(), batch.end());
+  if (mid_line_) {  // first end the fragment a failed write left, as a line of its own
+    static const char kNewline = '\n';
+    rest.insert(rest.begin(), iovec{const_cast<char*>(&kNewline), 1});
+  }
+  const size_t first_record = mid_line_ ? 1 : 0;
   size_t i = 0;
   int error = 0;
   while (error == 0) {
     while (i < rest.size() && rest[i].iov_len == 0) ++i;
+    if (first_record == 1 && i >= 1) mid_line_ = false;  // the newline went out
     if (i == rest.size()) return 0;
     // Looked at before every call that may block: stop() interrupts the call itself after it set
     // the flag (and again until the writer ends, should the first interrupt land just before it).
@@ -226,6 +234,26 @@ int BatchOutput::write_fd(int fd, std::span<const iovec> batch, uint64_t* lines_
   }
   *lines_lost = newlines_in(std::span(rest).subspan(i));
   if (error == ECANCELED) count_abandoned(*lines_lost);
+  // Bytes of the line the error cut short that did go out: back from where it stopped to the
+  // last newline written (of this batch; the output ended at a line's end before it).
+  size_t partial = 0;
+  for (size_t k = std::min(i, rest.size() - 1) + 1; k-- > first_record;) {
+    const iovec& whole = batch[k - first_record];
+    const size_t written = k < i ? whole.iov_len : whole.iov_len - rest[k].iov_len;
+    const char* p = static_cast<const char*>(whole.iov_base);
+    const char* nl = static_cast<const char*>(memrchr(p, '\n', written));
+    if (nl) {
+      partial += static_cast<size_t>(p + written - nl - 1);
+      break;
+    }
+    partial += written;
+  }
+  if (partial > 0) {
+    struct stat st {};
+    const off_t end = ::lseek(fd, 0, SEEK_END);
+    mid_line_ = !(::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && end >= static_cast<off_t>(partial) &&
+                  ::ftruncate(fd, end - static_cast<off_t>(partial)) == 0);
+  }
   return error;
 }
 

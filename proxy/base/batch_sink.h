@@ -53,10 +53,13 @@ class BatchOutput {
   // stopped it (ECANCELED once abandoned()), with *lines_lost the newlines (records) in the bytes
   // left unwritten (a record cut short counts as lost). Short writes are resumed, EINTR retried;
   // on a non-blocking fd it waits for POLLOUT.
+  // A write stopped inside a line leaves no fragment for the next line to be glued to: a
+  // regular file is cut back to its last whole line, anything else gets a newline first.
   int write_fd(int fd, std::span<const iovec> batch, uint64_t* lines_lost);
 
  private:
   friend class BatchSink;
+  bool mid_line_ = false;  // the output ends inside a line a failed write cut short
   std::atomic<bool> abandoned_{false};
   std::atomic<uint64_t> abandoned_records_{0};
 };
