@@ -232,7 +232,7 @@ int BatchOutput::write_fd(int fd, std::span<const iovec> batch, uint64_t* lines_
       error = errno;
     }
   }
-  *lines_lost = newlines_in(std::span(rest).subspan(i));
+  *lines_lost = newlines_in(std::span(rest).subspan(std::max(i, first_record)));  // records only
   if (error == ECANCELED) count_abandoned(*lines_lost);
   // Bytes of the line the error cut short that did go out: back from where it stopped to the
   // last newline written (of this batch; the output ended at a line's end before it).
