@@ -61,15 +61,21 @@ void HealthRegistry::attach(std::vector<Service>& services) {
   finish();
 }
 
+namespace {
+// The one spelling of a health key: service name, newline, endpoint key (neither holds a newline).
+std::string& assign_key(std::string& out, const std::string& service, const std::string& endpoint) {
+  return out.assign(service).append(1, '\n').append(endpoint);
+}
+}  // namespace
+
 std::string HealthRegistry::key_of(const std::string& service, const std::string& endpoint) {
   std::string k;
   k.reserve(service.size() + 1 + endpoint.size());
-  return k.append(service).append(1, '\n').append(endpoint);
+  return assign_key(k, service, endpoint);
 }
 
 const std::string& HealthRegistry::key(const std::string& service, const Endpoint& e) {
-  scratch_.assign(service).append(1, '\n').append(e.key);
-  return scratch_;
+  return assign_key(scratch_, service, e.key);
 }
 
 void HealthRegistry::begin() {
