@@ -212,17 +212,13 @@ std::vector<MetricFamily> request_families(const RequestTotals& t, const RouteTa
                            MetricType::Gauge);
   MetricFamily ejections = family("berth_instance_ejections_total",
                                   "Times the instance was ejected by outlier detection.", MetricType::Counter);
-  // What selection may pick now, per service (compute_routable: probes, ejections, panic mode,
-  // locality), as the workers see it: an instance standing by counts when nothing else can serve.
+  // What selection may pick now, per service, as the workers see it (compute_routable: probes,
+  // ejections, panic mode, locality). Another host's instance standing by is up: healthy, and
+  // picked when this host's are not eligible; it does not count as getting new requests.
   std::vector<std::vector<uint8_t>> selectable;
   if (routes) {
     selectable.resize(routes->services().size());
-    for (size_t i = 0; i < routes->services().size(); ++i) {
-      std::vector<uint8_t>& out = selectable[i];
-      compute_routable(*routes->services()[i], now_ms, out);
-      const bool any_routable = std::find(out.begin(), out.end(), kRoutable) != out.end();
-      for (uint8_t& v : out) v = v == kRoutable || (v == kStandby && !any_routable);
-    }
+    for (size_t i = 0; i < routes->services().size(); ++i) compute_routable(*routes->services()[i], now_ms, selectable[i]);
   }
   if (routes) {
     // A service name may appear twice (config and discovery): one series per label set.
@@ -258,7 +254,7 @@ std::vector<MetricFamily> request_families(const RequestTotals& t, const RouteTa
   if (routes) {
     std::vector<uint64_t> up_count(routes->services().size(), 0);
     for (size_t i = 0; i < routes->services().size(); ++i)
-      up_count[i] = static_cast<uint64_t>(std::count(selectable[i].begin(), selectable[i].end(), uint8_t{1}));
+      up_count[i] = static_cast<uint64_t>(std::count(selectable[i].begin(), selectable[i].end(), kRoutable));
     std::map<NamePair, uint64_t> by_route;  // a config route with several hosts is several Routes
     for (const Route& r : routes->routes()) {
       if (r.service >= up_count.size()) continue;

@@ -284,6 +284,39 @@ TEST_CASE("metrics: instance series carry the snapshot's health and container, a
   CHECK(after.upstream_requests.size() == 1);
 }
 
+TEST_CASE("metrics: another host's instance standing by is up, and counts for its route once this host's are out",
+          "[metrics]") {
+  // 10.0.0.5 runs on this host, 10.0.0.9 on another (registry): it stands by while .5 is routable.
+  Endpoint remote = endpoint("10.0.0.9:80", "registry:h2/abc/0");
+  remote.remote = true;
+  remote.health = std::make_shared<EndpointHealth>();
+  Endpoint local = endpoint("10.0.0.5:80", "container:abc/web-1");
+  local.health = std::make_shared<EndpointHealth>();
+  auto routes = table({local, remote});
+  RequestTotals t;
+  auto up = [&](const std::vector<prometheus::MetricFamily>& fs, const char* instance) {
+    const auto* m = find_metric(fs, "berth_instance_up", {{"service", "web"}, {"instance", instance}});
+    REQUIRE(m);
+    return m->gauge.value;
+  };
+  auto route_up = [&](const std::vector<prometheus::MetricFamily>& fs) {
+    const auto* m = find_metric(fs, "berth_route_up_instances", {{"route", "r-web"}, {"service", "web"}});
+    REQUIRE(m);
+    return m->gauge.value;
+  };
+  auto fs = request_families(t, routes.get(), 1000);
+  CHECK(up(fs, "10.0.0.5:80") == 1);
+  CHECK(up(fs, "10.0.0.9:80") == 1);  // healthy, and picked when .5 is not eligible: no alert
+  CHECK(route_up(fs) == 1);           // new requests go to .5 alone
+
+  // .5 is ejected: .9 takes the new requests.
+  routes->services()[0]->endpoints[0].health->ejected_until_ms.store(5000);
+  fs = request_families(t, routes.get(), 1000);
+  CHECK(up(fs, "10.0.0.5:80") == 0);
+  CHECK(up(fs, "10.0.0.9:80") == 1);
+  CHECK(route_up(fs) == 1);
+}
+
 TEST_CASE("metrics: a snapshot that lost instances drops exactly those series, a lookup each",
           "[metrics]") {
   MetricsRecordSink sink;
