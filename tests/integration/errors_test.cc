@@ -18,6 +18,17 @@ struct TimeoutEnv : OriginEnv {
                   "s-t") {}
 };
 
+// On a fresh connection: GET path, whose origin first sends a 103; returns what follows it.
+Response final_after_interim(uint16_t port, const std::string& path) {
+  Client c(port);
+  REQUIRE(c.connected());
+  c.set_timeout(5s);
+  Response interim = c.get(path, "a.test");
+  INFO(interim.raw_head << interim.error);
+  REQUIRE(interim.status == 103);
+  return c.read_response();
+}
+
 }  // namespace
 
 TEST_CASE("unknown host -> 404 no-route", "[errors]") {
@@ -119,13 +130,7 @@ TEST_CASE("origin answers bytes that are no status line -> 502 at once, also aft
   CHECK(r.status == 502);
   CHECK(r.header("x-berth-error").value_or("") == "upstream-bad-response");
 
-  Client d(port);
-  REQUIRE(d.connected());
-  d.set_timeout(5s);
-  Response interim = d.get("/junk?interim=1&not_a_head=1", "a.test");
-  INFO(interim.raw_head << interim.error);
-  REQUIRE(interim.status == 103);
-  Response final_response = d.read_response();
+  Response final_response = final_after_interim(port, "/junk?interim=1&not_a_head=1");
   INFO(final_response.raw_head << final_response.error);
   CHECK(final_response.status == 502);
   CHECK(final_response.header("x-berth-error").value_or("") == "upstream-bad-response");
@@ -135,13 +140,7 @@ TEST_CASE("origin resets after a 1xx or inside its head -> 502 upstream-reset", 
   // Nothing it sent was malformed: the connection went before a whole final head.
   TimeoutEnv env;
   const uint16_t port = env.berth->port();
-  Client c(port);
-  REQUIRE(c.connected());
-  c.set_timeout(5s);
-  Response interim = c.get("/x?interim=1&reset_in_head=0", "a.test");
-  INFO(interim.raw_head << interim.error);
-  REQUIRE(interim.status == 103);
-  Response final_response = c.read_response();
+  Response final_response = final_after_interim(port, "/x?interim=1&reset_in_head=0");
   INFO(final_response.raw_head << final_response.error);
   check_berth_error(final_response, 502, "upstream-reset");
 
