@@ -6,8 +6,10 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <cstring>
+#include <thread>
 
 #include "proxy/base/background.h"
 #include "proxy/base/base64.h"
@@ -40,6 +42,9 @@ struct Check {
   std::string password;
   std::string hash;
   bool known_user = false;
+  bool cheaper = false;  // a known user whose hash costs less than the costliest entry's
+  std::string costliest_setting;
+  std::shared_ptr<std::atomic<int64_t>> costliest_ns;
   bool ok = false;
   bool forward_authorization = false;
   std::string challenge;
@@ -74,6 +79,32 @@ double hash_work(std::string_view hash) {
 std::string setting_of(std::string_view hash) {
   if (hash.starts_with("$2")) return std::string(hash.substr(0, 29));  // "$2b$12$" + 22 of salt
   return std::string(hash.substr(0, hash.rfind('$')));
+}
+
+// On a background thread: the check, and for a cheaper entry's failure the wait that makes its
+// 401 as slow as an unknown user's (the first time, a real check at the costliest cost, which
+// also measures it).
+void run_check(Check& c) {
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  c.ok = verify_password(c.password, c.hash) && c.known_user;
+  auto took = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count();
+  bool measured = !c.cheaper;
+  if (c.cheaper && !c.ok) {
+    if (const int64_t costliest = c.costliest_ns->load(std::memory_order_relaxed); costliest == 0) {
+      const auto again = Clock::now();
+      verify_password(c.password, c.costliest_setting);
+      took = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - again).count();
+      measured = true;
+    } else if (took < costliest) {
+      std::this_thread::sleep_for(std::chrono::nanoseconds(costliest - took));
+    }
+  }
+  if (measured) {  // smoothed: one slow (descheduled) check moves it by an eighth
+    const int64_t old = c.costliest_ns->load(std::memory_order_relaxed);
+    c.costliest_ns->store(old == 0 ? took : old + (took - old) / 8, std::memory_order_relaxed);
+  }
+  OPENSSL_cleanse(c.password.data(), c.password.size());
 }
 
 }  // namespace
@@ -115,7 +146,6 @@ size_t BasicAuthFilter::DigestHash::operator()(const Digest& d) const noexcept {
 BasicAuthFilter::BasicAuthFilter(const config::BasicAuth& config)
     : challenge_("Basic realm=\"" + config.realm + "\", charset=\"UTF-8\""),
       forward_authorization_(config.forward_authorization) {
-  for (const auto& [user, hash] : config.users) users_.emplace(user, hash);
   // The costliest user's setting: an unknown user costs a check like the slowest known one (a
   // cheaper one would tell which users exist), and a setting is no hash, so nothing matches it.
   // Nothing is hashed here: this runs where the config is built.
@@ -126,6 +156,7 @@ BasicAuthFilter::BasicAuthFilter(const config::BasicAuth& config)
       unknown_user_setting_ = setting_of(hash);
     }
   }
+  for (const auto& [user, hash] : config.users) users_.emplace(user, User{hash, hash_work(hash) < most});
 }
 
 std::unique_ptr<FilterState> BasicAuthFilter::make_state() const { return std::make_unique<BasicAuthState>(); }
@@ -181,16 +212,16 @@ FilterResult BasicAuthFilter::on_request(const FilterRequest& req, FilterState* 
   check->digest = digest;
   check->password = std::move(password);
   check->known_user = found != users_.end();
-  check->hash = check->known_user ? found->second : unknown_user_setting_;
+  check->hash = check->known_user ? found->second.hash : unknown_user_setting_;
+  check->cheaper = check->known_user && found->second.cheaper;
+  if (check->cheaper) check->costliest_setting = unknown_user_setting_;
+  check->costliest_ns = costliest_ns_;
   check->forward_authorization = forward_authorization_;
   check->challenge = challenge_;
   ++shared->in_flight;
   background::run(
       req.loop,
-      [check] {  // a background thread: the slow part
-        check->ok = verify_password(check->password, check->hash) && check->known_user;
-        OPENSSL_cleanse(check->password.data(), check->password.size());
-      },
+      [check] { run_check(*check); },  // a background thread: the slow part
       [check] {  // back on the worker loop
         Check& c = *check;
         --c.shared->in_flight;

@@ -7,9 +7,12 @@
 // bounded cache keyed by a SHA-256 of user and password, never the password itself), so a
 // client that sends the same credentials again passes at once. Checks in flight per worker are
 // bounded: beyond the bound, 503 auth-busy (Retry-After: 1) instead of an unbounded queue.
+// A 401 does not tell which users exist: an unknown user's password is checked at the costliest
+// entry's cost, and a failed check of a cheaper entry is padded to that cost's measured time.
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -56,12 +59,20 @@ class BasicAuthFilter final : public RequestFilter {
   void challenge(FilterReply& reply) const;
   void pass(HeaderEdits& edits) const;
 
-  std::unordered_map<std::string, std::string> users_;  // user -> hash
+  struct User {
+    std::string hash;
+    bool cheaper = false;  // costs less than the costliest entry: a failed check is padded
+  };
+  std::unordered_map<std::string, User> users_;
   std::string challenge_;  // WWW-Authenticate value
   bool forward_authorization_;
   // The salt and cost of the costliest user's hash, without the hash: an unknown user's
   // password is checked against it, so it costs what a known user's does and never matches.
   std::string unknown_user_setting_;
+  // How long a check at that cost takes here (nanoseconds, smoothed over the checks that ran at
+  // it; 0 until one has). A failed check of a cheaper entry waits out the difference, so no 401
+  // comes sooner than an unknown user's. Shared with checks in flight.
+  std::shared_ptr<std::atomic<int64_t>> costliest_ns_ = std::make_shared<std::atomic<int64_t>>(0);
 };
 
 }  // namespace berth

@@ -17,9 +17,10 @@ using namespace it;
 
 namespace {
 
-std::string bcrypt(const std::string& password, unsigned long cost = 5) {
+// A crypt hash of `password`: bcrypt by default, or another prefix ("$6$": SHA-512 crypt).
+std::string bcrypt(const std::string& password, unsigned long cost = 5, const char* prefix = "$2b$") {
   char setting[CRYPT_GENSALT_OUTPUT_SIZE];
-  REQUIRE(crypt_gensalt_rn("$2b$", cost, nullptr, 0, setting, sizeof setting) != nullptr);
+  REQUIRE(crypt_gensalt_rn(prefix, cost, nullptr, 0, setting, sizeof setting) != nullptr);
   auto data = std::make_unique<crypt_data>();
   std::memset(data.get(), 0, sizeof(crypt_data));
   const char* out = crypt_r(password.c_str(), setting, data.get());
@@ -137,4 +138,49 @@ TEST_CASE("basic auth: while a password check runs, the same worker goes on serv
   CHECK(guesser.pending().empty());
   Response denied = guesser.read_response();
   check_berth_error(denied, 401, "auth-required");
+}
+
+TEST_CASE("basic auth: a wrong password for a user with a cheaper hash is answered no sooner than an unknown user",
+          "[auth]") {
+  // bob's SHA-512 crypt at 1000 rounds takes about half a millisecond to check, alice's cost-12
+  // bcrypt hundreds: an unknown user is checked at alice's cost. Were bob's failure answered at
+  // once, a 401 in under a millisecond would say "bob exists".
+  Origin origin{"A"};
+  REQUIRE(origin.ok());
+  TempDir dir;
+  REQUIRE(write_file(dir.file("mixed.htpasswd"),
+                     "alice:" + bcrypt("wonderland", 12) + "\nbob:" + bcrypt("builder", 1000, "$6$") + "\n"));
+  const std::string yaml = config_head(1) +
+                           "routes:\n"
+                           "  - {host: mixed.test, service: s, access: {basic_auth: {htpasswd: \"" +
+                           dir.file("mixed.htpasswd") + "\"}}}\n"
+                           "services:\n"
+                           "  s: {endpoints: [\"" + origin.address() + "\"]}\n";
+  Berth berth(yaml);
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  Client c(berth.port());
+  REQUIRE(c.connected());
+  c.set_timeout(10s);
+  auto timed = [&](const std::string& credentials, int expect) {
+    const auto start = std::chrono::steady_clock::now();
+    Response r = c.request(make_request("GET", "/x", "mixed.test", {basic(credentials)}));
+    INFO(credentials << ": " << r.raw_head << r.error);
+    CHECK(r.status == expect);
+    return std::chrono::steady_clock::now() - start;
+  };
+  auto ms = [](auto d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); };
+  // The first failure, before any check at alice's cost has run: one runs after bob's.
+  const auto first = timed("bob:first", 401);
+  INFO("bob's first 401 took " << ms(first) << " ms");
+  CHECK(first > 50ms);
+  const auto unknown = timed("mallory:guess", 401);
+  INFO("unknown user's 401 took " << ms(unknown) << " ms");
+  REQUIRE(unknown > 50ms);  // a cost-12 bcrypt check did run
+  for (int i = 0; i < 3; ++i) {
+    const auto bob = timed("bob:not-it", 401);
+    INFO("bob's 401 took " << ms(bob) << " ms");
+    CHECK(bob > unknown / 4);
+  }
+  CHECK(timed("bob:builder", 200) < 10s);  // his right password still passes
 }
