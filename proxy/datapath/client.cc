@@ -461,7 +461,7 @@ void ClientConn::handle_request_head(std::string_view head, std::string_view ear
     return;
   }
   if (route->https_redirect && conn().tls == nullptr && conn().scheme != "https" &&
-      !req.path.starts_with("/.well-known/acme-challenge/")) {
+      !tls::ChallengeBoard::is_http_challenge_path(req.path)) {
     redirect_to_https(req);
     return;
   }

@@ -18,6 +18,15 @@ void ChallengeBoard::clear_http(const std::string& token) {
   http_.erase(token);
 }
 
+bool ChallengeBoard::is_http_challenge_path(std::string_view path) {
+  if (!path.starts_with(kHttpPrefix)) return false;
+  std::string_view token = path.substr(kHttpPrefix.size());
+  token = token.substr(0, token.find('?'));
+  return !token.empty() && std::all_of(token.begin(), token.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '-' || c == '_';
+  });
+}
+
 std::optional<std::string> ChallengeBoard::http_answer(std::string_view path) const {
   if (!path.starts_with(kHttpPrefix)) return std::nullopt;
   std::string_view token = path.substr(kHttpPrefix.size());

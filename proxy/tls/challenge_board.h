@@ -24,6 +24,11 @@ class ChallengeBoard {
   void clear_http(const std::string& token);
   // The key authorization for a request path under kHttpPrefix (nullopt: not one Berth set).
   std::optional<std::string> http_answer(std::string_view path) const;
+  // Whether `path` (with its query, if any) is an http-01 challenge request: kHttpPrefix and one
+  // token of base64url characters (RFC 8555 8.3), nothing else (no '/', no dot segment). Such a
+  // path for a token Berth does not hold (another ACME client behind Berth) is passed through
+  // https_redirect; one that only starts with kHttpPrefix is not.
+  static bool is_http_challenge_path(std::string_view path);
 
   // A self-signed challenge certificate and key (PEM) for `name`; false if they do not load.
   bool set_alpn(const std::string& name, const std::string& cert_pem, const std::string& key_pem);

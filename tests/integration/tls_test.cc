@@ -548,6 +548,9 @@ TEST_CASE("tls: X-Forwarded-Proto https, HSTS over TLS only, https_redirect on p
   // ...except the ACME challenge path, and not over TLS.
   r = http_get(b.plain_port, "/.well-known/acme-challenge/token1", "redir.test");
   CHECK(r.status == 200);
+  // Only a challenge token is: a longer path under the prefix is redirected like any other.
+  r = http_get(b.plain_port, "/.well-known/acme-challenge/token1/secret", "redir.test");
+  CHECK(r.status == 308);
   CHECK(curl(b.tls_port, "redir.test", "/over-tls") == "200");
   CHECK(b.berth->running());
 }
