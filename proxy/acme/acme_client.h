@@ -30,6 +30,8 @@ class AcmeClient {
   bool obtain(const std::vector<std::string>& hosts, StoredCertificate* out, std::string* error);
 
   uint64_t orders() const { return orders_; }
+  // From any thread: the request under way and every later one fail at once (stopping).
+  void cancel() { http_.cancel(); }
 
  private:
   // POST with a JWS (payload "" = POST-as-GET), retrying badNonce with the nonce returned.

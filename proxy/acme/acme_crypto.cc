@@ -226,17 +226,20 @@ X509* first_certificate(std::string_view pem) {
   ERR_clear_error();
   return cert;
 }
-}  // namespace
 
-int64_t certificate_not_after(std::string_view chain_pem) {
+int64_t certificate_time(std::string_view chain_pem, const ASN1_TIME* (*which)(const X509*)) {
   X509* cert = first_certificate(chain_pem);
   if (!cert) return 0;
   struct tm tm {};
   int64_t out = 0;
-  if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) == 1) out = timegm(&tm);
+  if (ASN1_TIME_to_tm(which(cert), &tm) == 1) out = timegm(&tm);
   X509_free(cert);
   return out;
 }
+}  // namespace
+
+int64_t certificate_not_after(std::string_view chain_pem) { return certificate_time(chain_pem, X509_get0_notAfter); }
+int64_t certificate_not_before(std::string_view chain_pem) { return certificate_time(chain_pem, X509_get0_notBefore); }
 
 std::vector<std::string> certificate_names(std::string_view chain_pem) {
   std::vector<std::string> names;

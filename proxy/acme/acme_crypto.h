@@ -48,8 +48,9 @@ std::string key_authorization(std::string_view token, std::string_view thumbprin
 bool make_alpn_challenge_certificate(const std::string& name, std::string_view key_auth, std::string* cert_pem,
                                      std::string* key_pem, std::string* error);
 
-// Unix time of the first certificate's notAfter in a PEM chain (0: none readable).
+// Unix time of the first certificate's notAfter (notBefore) in a PEM chain (0: none readable).
 int64_t certificate_not_after(std::string_view chain_pem);
+int64_t certificate_not_before(std::string_view chain_pem);
 // The SAN DNS names of the first certificate in a PEM chain, sorted.
 std::vector<std::string> certificate_names(std::string_view chain_pem);
 

@@ -6,8 +6,11 @@
 // certificates it holds (certificates()) when told that they changed (the `changed` callback,
 // called on the ACME thread: the Server turns it into a uv_async_send). Certificates found in
 // storage at start are served at once, with no new order; a certificate is ordered when there
-// is none, or renewed when it expires within renew_before. A failure is logged
-// (event=acme_order_failed) and retried after 10 s, doubling up to 1 h.
+// is none, or renewed when it expires within renew_before (but not before a third of its
+// lifetime is left). A failure is logged (event=acme_order_failed) and retried after 10 s,
+// doubling up to 1 h. Storage that cannot be used (at start, or for writing a new certificate)
+// is logged (event=acme_storage_failed) and tried again with the same backoff; a certificate
+// that could not be stored is served from memory meanwhile, not ordered again.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -27,6 +30,8 @@
 
 namespace berth::acme {
 
+class AcmeClient;
+
 class AcmeManager {
  public:
   AcmeManager(config::Acme cfg, std::function<void()> changed);
@@ -45,7 +50,8 @@ class AcmeManager {
 
   // The certificates held now, for the TLS listeners' `extra` (any thread).
   std::vector<tls::CertificatePem> certificates() const;
-  // Per group: {hosts, state: pending|valid|failed, error, not_after, failures, next_attempt}.
+  // Per group: {hosts, state: pending|valid|failed, error, not_after, renew_at, stored,
+  // failures, next_attempt}.
   nlohmann::json status_json() const;
 
  private:
@@ -54,12 +60,21 @@ class AcmeManager {
     std::string state = "pending";
     std::string error;
     std::string chain_pem, key_pem;  // empty: no certificate yet
-    int64_t not_after = 0;
+    int64_t not_before = 0, not_after = 0;
     unsigned failures = 0;
     int64_t next_attempt = 0;  // Unix seconds
     bool unservable = false;   // a wildcard or empty host: never ordered
+    // Issued but not in storage yet (the write failed): written again at next_write.
+    bool unsaved = false;
+    unsigned write_failures = 0;
+    int64_t next_write = 0;
   };
   void run();
+  // Each called on the ACME thread with mu_ held (unlocked around file and network work); false
+  // when there was nothing to do now.
+  bool prepare_storage(std::unique_lock<std::mutex>& lock, int64_t now);
+  bool store_unsaved(std::unique_lock<std::mutex>& lock, int64_t now);
+  bool order_due(std::unique_lock<std::mutex>& lock, AcmeClient& client, int64_t now);
   bool load_stored(Entry& e);
 
   config::Acme cfg_;
@@ -70,6 +85,10 @@ class AcmeManager {
   std::condition_variable cv_;
   std::map<std::string, Entry> entries_;  // key: the hosts joined with ','
   bool store_ready_ = false;
+  std::string store_error_;  // why storage cannot be used, while it cannot
+  unsigned store_failures_ = 0;
+  int64_t next_prepare_ = 0;
+  AcmeClient* client_ = nullptr;  // the ACME thread's, while it runs (stop() cancels its request)
   std::thread thread_;
 };
 

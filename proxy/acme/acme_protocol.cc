@@ -1,5 +1,7 @@
 #include "proxy/acme/acme_protocol.h"
 
+#include <openssl/evp.h>
+
 #include <algorithm>
 
 namespace berth::acme {
@@ -53,18 +55,43 @@ std::chrono::seconds retry_delay(unsigned failures) {
   return std::chrono::seconds(std::min(delay, kMax));
 }
 
-bool needs_renewal(int64_t not_after, int64_t now, std::chrono::milliseconds renew_before) {
-  const int64_t before_s = std::chrono::duration_cast<std::chrono::seconds>(renew_before).count();
-  return not_after - now < before_s;
+int64_t renewal_time(int64_t not_before, int64_t not_after, std::chrono::milliseconds renew_before) {
+  int64_t ahead = std::chrono::duration_cast<std::chrono::seconds>(renew_before).count();
+  if (not_before > 0 && not_after > not_before) ahead = std::min(ahead, (not_after - not_before) / 3);
+  return not_after - ahead;
 }
 
-std::string certificate_dir_name(const std::vector<std::string>& hosts) {
+std::string legacy_certificate_dir_name(const std::vector<std::string>& hosts) {
   std::string name = hosts.empty() ? std::string("none") : hosts.front();
   for (char& c : name) {
     c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_')) c = '_';
   }
   if (name.empty() || name[0] == '.') name = "_" + name;
+  return name;
+}
+
+std::string certificate_dir_name(const std::vector<std::string>& hosts) {
+  std::vector<std::string> names;
+  for (std::string h : hosts) {
+    for (char& c : h) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    names.push_back(std::move(h));
+  }
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  std::string name = legacy_certificate_dir_name(names.empty() ? hosts : std::vector<std::string>{names.front()});
+  if (names.size() < 2) return name;
+  std::string all;
+  for (const std::string& n : names) all.append(n).push_back(',');
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(all.data(), all.size(), digest, &len, EVP_sha256(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  name.push_back('+');
+  for (unsigned i = 0; i < 8 && i < len; ++i) {
+    name.push_back(kHex[digest[i] >> 4]);
+    name.push_back(kHex[digest[i] & 15]);
+  }
   return name;
 }
 

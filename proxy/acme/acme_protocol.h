@@ -40,12 +40,22 @@ std::string authorization_error(const nlohmann::json& authz);
 // 10 s, doubling, capped at 1 h.
 std::chrono::seconds retry_delay(unsigned failures);
 
-// Whether a certificate expiring at `not_after` (Unix seconds) is due for renewal at `now`.
-bool needs_renewal(int64_t not_after, int64_t now, std::chrono::milliseconds renew_before);
+// When a certificate valid from `not_before` to `not_after` (Unix seconds) is due for renewal:
+// renew_before ahead of its end, but never earlier than when a third of its lifetime is left
+// (a CA issuing certificates shorter than renew_before would otherwise be asked again at once,
+// for ever). A not_before of 0 (unknown) leaves renew_before alone.
+int64_t renewal_time(int64_t not_before, int64_t not_after, std::chrono::milliseconds renew_before);
+inline bool needs_renewal(int64_t not_before, int64_t not_after, int64_t now, std::chrono::milliseconds renew_before) {
+  return now >= renewal_time(not_before, not_after, renew_before);
+}
 
-// The storage directory name of a certificate for `hosts` (the first host, made safe for a
-// file name: lower-case letters, digits, '.', '-' and '_').
+// The storage directory name of a certificate for `hosts`: the first of them in sorted order
+// (lower-case) made safe for a file name (lower-case letters, digits, '.', '-' and '_'), and when
+// there are several names, '+' and 16 hex digits of a SHA-256 over all of them (sorted): two
+// routes that share a host but not their other names keep apart, whatever the order of names.
 std::string certificate_dir_name(const std::vector<std::string>& hosts);
+// The name Berth used before (the first host alone): read when the current one holds nothing.
+std::string legacy_certificate_dir_name(const std::vector<std::string>& hosts);
 
 // The JSON payloads the client sends.
 std::string new_account_payload(const std::string& email);

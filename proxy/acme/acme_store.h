@@ -1,7 +1,9 @@
 // ACME's files under `storage` (a volume): the directory is mode 0700, keys are 0600.
 //   account.key                       the account's ECDSA P-256 key (PEM)
-//   certificates/<first host>/key.pem  the certificate's key
-//   certificates/<first host>/chain.pem the certificate and its chain as the server sent them
+//   certificates/<name>/key.pem   the certificate's key
+//   certificates/<name>/chain.pem the certificate and its chain as the server sent them
+// where <name> is certificate_dir_name(): the first host, and for several names a digest of
+// them all (acme_protocol.h).
 // Files are written to a temporary name and renamed, so a reader never sees half a file.
 // Only the ACME thread and the control loop (at start) use it: never a worker loop.
 #pragma once

@@ -144,6 +144,22 @@ bool HttpsClient::init(const std::string& ca_bundle, std::string* error) {
   return true;
 }
 
+void HttpsClient::cancel() {
+  std::lock_guard<std::mutex> lock(mu_);
+  cancelled_ = true;
+  if (active_fd_ >= 0) ::shutdown(active_fd_, SHUT_RDWR);
+}
+
+bool HttpsClient::set_active(int fd) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (cancelled_ && fd >= 0) {
+    ::close(fd);
+    return false;
+  }
+  active_fd_ = fd;
+  return true;
+}
+
 bool HttpsClient::request(std::string_view method, std::string_view url, std::string_view content_type,
                           std::string_view body, HttpResponse* out, std::string* error) {
   Url u;
@@ -164,6 +180,11 @@ bool HttpsClient::request(std::string_view method, std::string_view url, std::st
   for (addrinfo* ai = res; ai && fd < 0; ai = ai->ai_next) {
     fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0) continue;
+    if (!set_active(fd)) {
+      ::freeaddrinfo(res);
+      *error = "stopping";
+      return false;
+    }
     timeval tv{};
     tv.tv_sec = static_cast<time_t>(timeout_.count() / 1000);
     tv.tv_usec = static_cast<suseconds_t>((timeout_.count() % 1000) * 1000);
@@ -171,6 +192,7 @@ bool HttpsClient::request(std::string_view method, std::string_view url, std::st
     ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);  // also bounds connect()
     if (::connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
       connect_error = std::strerror(errno);
+      set_active(-1);
       ::close(fd);
       fd = -1;
     }
@@ -235,6 +257,7 @@ bool HttpsClient::request(std::string_view method, std::string_view url, std::st
     break;
   }
   SSL_free(ssl);
+  set_active(-1);
   ::close(fd);
   ERR_clear_error();
   if (!ok) return false;

@@ -7,6 +7,7 @@
 #include <openssl/ssl.h>
 
 #include <chrono>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -48,10 +49,19 @@ class HttpsClient {
   bool request(std::string_view method, std::string_view url, std::string_view content_type, std::string_view body,
                HttpResponse* out, std::string* error);
   void set_timeout(std::chrono::milliseconds t) { timeout_ = t; }
+  // From any thread: the request under way ends now (its socket is shut down, which wakes a
+  // blocked connect or read), and every later one fails at once. For a prompt exit.
+  void cancel();
 
  private:
+  // The socket of the request under way, or -1; false when cancelled (the socket is then closed).
+  bool set_active(int fd);
+
   SSL_CTX* ctx_ = nullptr;
   std::chrono::milliseconds timeout_{10'000};
+  std::mutex mu_;  // guards active_fd_ and cancelled_
+  int active_fd_ = -1;
+  bool cancelled_ = false;
 };
 
 }  // namespace berth::acme

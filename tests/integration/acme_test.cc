@@ -5,6 +5,10 @@
 #include <catch2/catch.hpp>
 
 #include <nlohmann/json.hpp>
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -28,19 +32,37 @@ std::string acme_yaml(uint16_t http_port, uint16_t tls_port, const Pebble& p, co
          "  s: {endpoints: [\"" + origin.address() + "\"]}\n";
 }
 
+// An origin, pebble validating at two free ports for Berth's plain and TLS listeners, and a
+// directory for Berth's ACME storage.
+struct AcmeSetup {
+  Origin origin;
+  uint16_t http_port = unused_port(), tls_port = unused_port();
+  Pebble pebble;
+  TempDir state;
+  explicit AcmeSetup(int validity_s = 0) : pebble(http_port, tls_port, validity_s) { REQUIRE(origin.ok()); }
+};
+
+// The one directory under storage's certificates/ whose name starts with `prefix` ("" if none).
+std::string stored_certificate_dir(const std::string& storage, const std::string& prefix) {
+  std::string found;
+  if (DIR* d = ::opendir((storage + "/certificates").c_str())) {
+    while (dirent* e = ::readdir(d))
+      if (std::string(e->d_name).starts_with(prefix)) found = storage + "/certificates/" + e->d_name;
+    ::closedir(d);
+  }
+  return found;
+}
+
 }  // namespace
 
 TEST_CASE("acme: http-01 gets a certificate curl verifies, and a restart serves it from storage with no new order",
           "[acme][tls]") {
-  Origin origin;
-  REQUIRE(origin.ok());
-  const uint16_t http_port = unused_port(), tls_port = unused_port();
-  Pebble pebble(http_port, tls_port);
-  TempDir state;
+  AcmeSetup setup;
+  auto& [origin, http_port, tls_port, pebble, state] = setup;
   const std::string storage = state.file("acme");
   const std::string yaml = acme_yaml(http_port, tls_port, pebble, storage, "http-01",
                                      "  - {name: app, host: [app.test, www.app.test], service: s, acme: true}\n", origin);
-  std::string issued_log;
+  std::string issued_log, cert_dir;
   {
     Berth berth(yaml);
     INFO(berth.error() << "\n" << tail(berth.log()));
@@ -66,7 +88,11 @@ TEST_CASE("acme: http-01 gets a certificate curl verifies, and a restart serves 
     CHECK((st.st_mode & 0777) == 0700);
     REQUIRE(::stat((storage + "/account.key").c_str(), &st) == 0);
     CHECK((st.st_mode & 0777) == 0600);
-    REQUIRE(::stat((storage + "/certificates/app.test/key.pem").c_str(), &st) == 0);
+    // Two names: the directory is the first and a digest of both (another route whose first
+    // host is app.test keeps its own).
+    cert_dir = stored_certificate_dir(storage, "app.test+");
+    REQUIRE_FALSE(cert_dir.empty());
+    REQUIRE(::stat((cert_dir + "/key.pem").c_str(), &st) == 0);
     CHECK((st.st_mode & 0777) == 0600);
     issued_log = berth.log();
     CHECK(count(issued_log, "event=acme_order_started") == 1);
@@ -90,11 +116,135 @@ TEST_CASE("acme: http-01 gets a certificate curl verifies, and a restart serves 
     CHECK(count(again.log(), "event=acme_certificate_loaded") == 1);
     CHECK(count(again.log(), "event=acme_order_started") == 0);
   }
+  // Stored by an older Berth under the first host alone: still served, with no new order.
+  REQUIRE(std::rename(cert_dir.c_str(), (storage + "/certificates/app.test").c_str()) == 0);
+  {
+    Berth older(yaml);
+    INFO(older.error() << "\n" << tail(older.log()));
+    REQUIRE(older.ok());
+    std::string out;
+    CHECK(curl_https(tls_port, "www.app.test", pebble.trust_bundle(), &out) == "status=200");
+    INFO(out);
+    std::this_thread::sleep_for(1500ms);
+    CHECK(count(older.log(), "event=acme_certificate_loaded") == 1);
+    CHECK(count(older.log(), "event=acme_order_started") == 0);
+  }
   INFO(tail(pebble.log()));
   CHECK(orders_before >= 1);
   CHECK(finalizes_before >= 1);
   CHECK(count(pebble.log(), "POST /order-plz") == orders_before);
   CHECK(count(pebble.log(), "POST /finalize-order") == finalizes_before);
+}
+
+TEST_CASE("acme: a certificate shorter-lived than renew_before is renewed once a third of it is left, not at once",
+          "[acme][tls]") {
+  AcmeSetup setup(3600);  // one-hour certificates; renew_before is 720h
+  auto& [origin, http_port, tls_port, pebble, state] = setup;
+  Berth berth(acme_yaml(http_port, tls_port, pebble, state.file("acme"), "http-01",
+                        "  - {name: a, host: a.test, service: s, acme: true}\n"
+                        "  - {name: b, host: b.test, service: s, acme: true}\n",
+                        origin));
+  INFO(berth.error() << "\n" << tail(berth.log()));
+  REQUIRE(berth.ok());
+  nlohmann::json a, b;
+  REQUIRE(wait_acme(berth.admin_port(), "a.test", "state", "valid", 30s, &a));
+  // The other route is not starved by the first one's renewals.
+  const bool b_valid = wait_acme(berth.admin_port(), "b.test", "state", "valid", 30s, &b);
+  INFO("b: " << b.dump() << "\nberth: " << tail(berth.log()));
+  REQUIRE(b_valid);
+  std::this_thread::sleep_for(3s);  // time for a loop to show
+  a = acme_state(berth.admin_port(), "a.test");
+  INFO("a: " << a.dump());
+  const int64_t not_after = a["not_after"].get<int64_t>(), renew_at = a["renew_at"].get<int64_t>();
+  CHECK(not_after - renew_at >= 1100);  // a third of an hour ahead
+  CHECK(not_after - renew_at <= 1300);
+  CHECK(renew_at > std::time(nullptr) + 1800);
+  CHECK(a["stored"] == true);
+  CHECK(count(berth.log(), "event=acme_order_started") == 2);
+  CHECK(count(berth.log(), "event=acme_certificate_issued") == 2);
+}
+
+TEST_CASE("acme: storage that cannot be used is reported and tried again; an issued certificate is served even "
+          "when it cannot be stored, and not ordered again",
+          "[acme][tls]") {
+  AcmeSetup setup;
+  auto& [origin, http_port, tls_port, pebble, state] = setup;
+  const std::string storage = state.file("acme");
+  REQUIRE(write_file(storage, "a file where the storage directory should be\n"));
+  Berth berth(acme_yaml(http_port, tls_port, pebble, storage, "http-01",
+                        "  - {name: app, host: app.test, service: s, acme: true}\n", origin));
+  INFO(berth.error() << "\n" << tail(berth.log()));
+  REQUIRE(berth.ok());
+  // At start: failed, with the reason, rather than pending for ever.
+  nlohmann::json s;
+  REQUIRE(wait_acme(berth.admin_port(), "app.test", "state", "failed", 5s, &s));
+  INFO("acme state: " << s.dump());
+  CHECK(s["error"].get<std::string>().find("storage: cannot create") != std::string::npos);
+  CHECK(s["next_attempt"].get<int64_t>() > std::time(nullptr));
+  CHECK(count(berth.log(), "event=acme_storage_failed") == 1);
+
+  // The volume arrives, but the certificate's own directory cannot be made (a file is in the
+  // way): the next try (10 s) uses the storage, the order succeeds, and the certificate is
+  // served from memory.
+  REQUIRE(std::remove(storage.c_str()) == 0);
+  REQUIRE(::mkdir(storage.c_str(), 0700) == 0);
+  REQUIRE(::mkdir((storage + "/certificates").c_str(), 0700) == 0);
+  REQUIRE(write_file(storage + "/certificates/app.test", "in the way\n"));
+  const bool valid = wait_acme(berth.admin_port(), "app.test", "state", "valid", 30s, &s);
+  INFO("acme state: " << s.dump() << "\nberth: " << tail(berth.log()));
+  REQUIRE(valid);
+  CHECK(s["stored"] == false);
+  CHECK(s["error"].get<std::string>().find("issued, not stored") != std::string::npos);
+  CHECK(berth.log().find("event=acme_storage_ready") != std::string::npos);
+  const std::string bundle = pebble.trust_bundle();
+  std::string out;
+  CHECK(wait_until([&] { return curl_https(tls_port, "app.test", bundle, &out) == "status=200"; }, 5s, 100ms));
+  INFO(out);
+
+  // The way is cleared: written at the next try, with no second order.
+  REQUIRE(std::remove((storage + "/certificates/app.test").c_str()) == 0);
+  const bool stored = wait_acme(berth.admin_port(), "app.test", "stored", true, 20s, &s);
+  INFO("acme state: " << s.dump() << "\nberth: " << tail(berth.log()));
+  CHECK(stored);
+  CHECK(s["error"] == "");
+  struct stat st {};
+  CHECK(::stat((storage + "/certificates/app.test/chain.pem").c_str(), &st) == 0);
+  CHECK(count(berth.log(), "event=acme_certificate_stored") == 1);
+  CHECK(count(berth.log(), "event=acme_order_started") == 1);
+  CHECK(count(pebble.log(), "POST /finalize-order") == 1);
+}
+
+TEST_CASE("acme: an ACME server that does not answer does not hold up the exit", "[acme][tls]") {
+  // A listener that never answers (connections complete in its backlog): the ACME thread waits
+  // in its TLS handshake's read, with a 10 s timeout, when SIGTERM comes.
+  const int silent = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(silent >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(silent, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(::listen(silent, 16) == 0);
+  socklen_t len = sizeof addr;
+  REQUIRE(::getsockname(silent, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  std::shared_ptr<void> close_silent(nullptr, [silent](void*) { ::close(silent); });
+  AcmeSetup setup;
+  auto& [origin, http_port, tls_port, pebble, state] = setup;
+  std::string yaml = acme_yaml(http_port, tls_port, pebble, state.file("acme"), "http-01",
+                               "  - {name: app, host: app.test, service: s, acme: true}\n", origin);
+  const std::string real = pebble.directory(), fake = "https://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/dir";
+  yaml.replace(yaml.find(real), real.size(), fake);
+  Berth berth(yaml);
+  INFO(berth.error() << "\n" << tail(berth.log()));
+  REQUIRE(berth.ok());
+  REQUIRE(wait_until([&] { return berth.log().find("event=acme_started") != std::string::npos; }, 10s));
+  std::this_thread::sleep_for(1s);  // the handshake is under way; its answer is awaited
+  const auto start = std::chrono::steady_clock::now();
+  REQUIRE(berth.process().signal(SIGTERM));
+  const bool exited = berth.process().wait_exit(8s).has_value();
+  const auto took = std::chrono::steady_clock::now() - start;
+  INFO("exit took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms\n" << tail(berth.log()));
+  REQUIRE(exited);
+  CHECK(took < 3s);
 }
 
 TEST_CASE("acme: a challenge that cannot be answered is reported in /api/routes and retried", "[acme][tls]") {
@@ -126,11 +276,8 @@ TEST_CASE("acme: a challenge that cannot be answered is reported in /api/routes 
 }
 
 TEST_CASE("acme: tls-alpn-01 end to end", "[acme][tls]") {
-  Origin origin;
-  REQUIRE(origin.ok());
-  const uint16_t http_port = unused_port(), tls_port = unused_port();
-  Pebble pebble(http_port, tls_port);
-  TempDir state;
+  AcmeSetup setup;
+  auto& [origin, http_port, tls_port, pebble, state] = setup;
   Berth berth(acme_yaml(http_port, tls_port, pebble, state.file("acme"), "tls-alpn-01",
                         "  - {name: alpn, host: alpn.test, service: s, acme: true}\n", origin));
   INFO(berth.error() << "\n" << tail(berth.log()));

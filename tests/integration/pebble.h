@@ -40,7 +40,8 @@ struct Pebble {
   uint16_t api = unused_port(), management = unused_port(), dns = unused_port(), cts_management = unused_port();
   Process cts, pebble;
 
-  Pebble(uint16_t http_port, uint16_t tls_port) {
+  // validity_s: the lifetime of the certificates it issues (0: pebble's default, about 5 years).
+  Pebble(uint16_t http_port, uint16_t tls_port, int validity_s = 0) {
     require_pebble();
     const std::string d = dir.path();
     std::string out;
@@ -64,6 +65,7 @@ struct Pebble {
                                {"privateKey", d + "/api.key"},
                                {"httpPort", http_port},
                                {"tlsPort", tls_port}}}};
+    if (validity_s > 0) config["pebble"]["certificateValidityPeriod"] = validity_s;
     REQUIRE(write_file(d + "/pebble.json", config.dump()));
     cts = Process({"/usr/bin/pebble-challtestsrv", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "", "-dns01",
                    "127.0.0.1:" + std::to_string(dns), "-http01", "", "-https01", "", "-tlsalpn01", "", "-management",

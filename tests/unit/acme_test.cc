@@ -227,18 +227,40 @@ TEST_CASE("acme: retries back off from 10 s doubling to 1 h", "[acme]") {
   CHECK(retry_delay(1000).count() == 3600);
 }
 
-TEST_CASE("acme: renewal when the certificate expires within renew_before", "[acme]") {
+TEST_CASE("acme: renewal when the certificate expires within renew_before, not before a third of its life is left",
+          "[acme]") {
   const auto days30 = std::chrono::hours(720);
-  const int64_t now = 1'000'000'000;
-  CHECK_FALSE(needs_renewal(now + 31 * 86400, now, days30));
-  CHECK(needs_renewal(now + 29 * 86400, now, days30));
-  CHECK(needs_renewal(now - 1, now, days30));
+  const int64_t now = 1'000'000'000, day = 86400;
+  const int64_t issued = now - 60 * day;  // a 90-day certificate: a third is 30 days
+  CHECK_FALSE(needs_renewal(issued, now + 31 * day, now, days30));
+  CHECK(needs_renewal(issued, now + 29 * day, now, days30));
+  CHECK(needs_renewal(issued, now - 1, now, days30));
+  CHECK(needs_renewal(0, now + 29 * day, now, days30));  // notBefore unknown: renew_before alone
+
+  // A one-hour certificate with renew_before 30 days: renewed 20 minutes before its end, not
+  // at once (which would order again, for ever).
+  const int64_t hour_from = now;
+  CHECK(renewal_time(hour_from, hour_from + 3600, days30) == hour_from + 2400);
+  CHECK_FALSE(needs_renewal(hour_from, hour_from + 3600, now + 60, days30));
+  CHECK(needs_renewal(hour_from, hour_from + 3600, now + 2400, days30));
+  // A 7-day certificate with renew_before 1 day: renew_before is the earlier limit here.
+  CHECK(renewal_time(now, now + 7 * day, std::chrono::hours(24)) == now + 6 * day);
 }
 
 TEST_CASE("acme: storage names and request payloads", "[acme]") {
-  CHECK(certificate_dir_name({"App.Test", "www.app.test"}) == "app.test");
+  CHECK(certificate_dir_name({"App.Test"}) == "app.test");
   CHECK(certificate_dir_name({"../x"}) == "_.._x");
   CHECK(certificate_dir_name({}) == "none");
+  // Several names: the first host and a digest of the whole set, whatever its order and case.
+  const std::string both = certificate_dir_name({"app.test", "www.app.test"});
+  CHECK(both.starts_with("app.test+"));
+  CHECK(both.size() == std::string("app.test+").size() + 16);
+  CHECK(certificate_dir_name({"App.Test", "WWW.app.test"}) == both);
+  CHECK(certificate_dir_name({"app.test", "www.app.test", "app.test"}) == both);
+  CHECK(certificate_dir_name({"www.app.test", "app.test"}) == both);
+  // Two routes sharing their first host, not their other names, keep apart.
+  CHECK(certificate_dir_name({"app.test", "api.app.test"}) != both);
+  CHECK(legacy_certificate_dir_name({"App.Test", "www.app.test"}) == "app.test");
   CHECK(nlohmann::json::parse(new_account_payload("ops@example.com")) ==
         nlohmann::json::parse(R"({"termsOfServiceAgreed":true,"contact":["mailto:ops@example.com"]})"));
   CHECK(nlohmann::json::parse(new_account_payload("")) == nlohmann::json::parse(R"({"termsOfServiceAgreed":true})"));
@@ -284,6 +306,16 @@ TEST_CASE("acme: the challenge board answers only tokens it holds", "[acme]") {
   CHECK_FALSE(board.http_answer("/tok1"));
   board.clear_http("tok1");
   CHECK_FALSE(board.http_answer("/.well-known/acme-challenge/tok1"));
+  // What https_redirect passes through: one base64url token, with a query at most.
+  using berth::tls::ChallengeBoard;
+  CHECK(ChallengeBoard::is_http_challenge_path("/.well-known/acme-challenge/LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0"));
+  CHECK(ChallengeBoard::is_http_challenge_path("/.well-known/acme-challenge/a-b_c?x=1"));
+  CHECK_FALSE(ChallengeBoard::is_http_challenge_path("/.well-known/acme-challenge/"));
+  CHECK_FALSE(ChallengeBoard::is_http_challenge_path("/.well-known/acme-challenge/../../secret"));
+  CHECK_FALSE(ChallengeBoard::is_http_challenge_path("/.well-known/acme-challenge/a/b"));
+  CHECK_FALSE(ChallengeBoard::is_http_challenge_path("/.well-known/acme-challenge/a%2Fb"));
+  CHECK_FALSE(ChallengeBoard::is_http_challenge_path("/.well-known/acme-challenge/a;p=1"));
+  CHECK_FALSE(ChallengeBoard::is_http_challenge_path("/x/.well-known/acme-challenge/a"));
   std::string cert, key, error;
   REQUIRE(make_alpn_challenge_certificate("a.test", "k", &cert, &key, &error));
   CHECK(board.set_alpn("A.test", cert, key));
