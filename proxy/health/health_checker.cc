@@ -31,6 +31,8 @@ struct HealthChecker::Probe {
   std::string response;
   int open_handles = 0;
   bool done = false;
+  uint64_t due_ms = 0;    // uv_now() when the timeout should fire
+  bool extended = false;  // the timeout was moved once for a stalled loop
 };
 
 namespace {
@@ -129,6 +131,24 @@ void on_connected(uv_connect_t* req, int status) {
                 [](uv_handle_t*, size_t, uv_buf_t* b) { *b = uv_buf_init(new char[4096], 4096); }, on_read);
 }
 
+// A timeout that fires well after it was due means the control loop was held up (a large admin
+// document being built, the process stopped or starved): the answer may be waiting in the socket,
+// unread, since timers run before I/O. The probe gets the time it lost, once (at most its timeout
+// again), instead of failing a healthy instance. libuv runs a timer restarted at 0 ms within the
+// same pass, so the extension is at least 1 ms: the loop polls I/O first.
+void on_probe_timeout(uv_timer_t* timer) {
+  constexpr uint64_t kStalledMs = 50;
+  auto* p = static_cast<Probe*>(timer->data);
+  const uint64_t now = uv_now(timer->loop);
+  if (!p->extended && p->target && now > p->due_ms + kStalledMs) {
+    p->extended = true;
+    const auto timeout_ms = static_cast<uint64_t>(p->target->check.timeout.count());
+    uv_timer_start(timer, on_probe_timeout, std::max<uint64_t>(1, std::min(now - p->due_ms, timeout_ms)), 0);
+    return;
+  }
+  finish(p, false, "timeout");
+}
+
 void start_probe(uv_loop_t* loop, Target* t) {
   auto* p = new Probe();
   p->target = t;
@@ -139,8 +159,9 @@ void start_probe(uv_loop_t* loop, Target* t) {
   p->tcp.data = p->timeout.data = p->connect.data = p;
   p->open_handles = 2;
   t->probe = p;
-  uv_timer_start(&p->timeout, [](uv_timer_t* timer) { finish(static_cast<Probe*>(timer->data), false, "timeout"); },
-                 static_cast<uint64_t>(t->check.timeout.count()), 0);
+  const auto timeout_ms = static_cast<uint64_t>(t->check.timeout.count());
+  p->due_ms = uv_now(loop) + timeout_ms;
+  uv_timer_start(&p->timeout, on_probe_timeout, timeout_ms, 0);
   if (uv_tcp_connect(&p->connect, &p->tcp, reinterpret_cast<const sockaddr*>(&t->addr), on_connected) != 0)
     finish(p, false, "connect-failed");
 }

@@ -211,6 +211,31 @@ TEST_CASE("health: a 103 before each 503 does not hide the failures from outlier
   CHECK(stats_counter(berth.admin_port(), "outlier_ejections") == 1);
 }
 
+TEST_CASE("health: a probe answered while Berth was held up is not counted as timed out", "[health]") {
+  // The control loop can be held up: a large admin document being built, the process stopped or
+  // starved of CPU. A probe's answer that arrived meanwhile waits unread while its overdue timeout
+  // fires first. Here Berth is stopped (SIGSTOP) for 600 ms at a time while probes that take
+  // 100 ms of a 300 ms timeout are under way: each answer comes during the stop.
+  Origin a("A");
+  REQUIRE(a.ok());
+  Berth berth(config_head(1) + service_yaml({&a}, "    health: {path: \"/__health?delay_ms=100\", interval: 150ms, "
+                                                    "timeout: 300ms, unhealthy_threshold: 1, healthy_threshold: 1}\n"));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  REQUIRE(wait_until([&] { return http_get(berth.port(), "/s", "x").status == 200; }, 5s));
+  for (int i = 0; i < 12; ++i) {
+    // Start the stop 50 ms into a probe (interval 150 ms + 100 ms answer: one every ~250 ms).
+    std::this_thread::sleep_for(std::chrono::milliseconds(170 + 23 * i));
+    REQUIRE(berth.process().signal(SIGSTOP));
+    std::this_thread::sleep_for(600ms);
+    REQUIRE(berth.process().signal(SIGCONT));
+  }
+  std::this_thread::sleep_for(300ms);
+  INFO(berth.log());
+  CHECK(berth.log().find("to=unhealthy") == std::string::npos);
+  CHECK(http_get(berth.port(), "/s", "x").status == 200);
+}
+
 TEST_CASE("health: an instance killed without any event: zero failed GETs thanks to retries", "[health]") {
   Origin a("A"), b("B"), c("C");
   REQUIRE((a.ok() && b.ok() && c.ok()));
