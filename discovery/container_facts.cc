@@ -231,6 +231,7 @@ std::optional<ContainerFacts> parse_inspect(const json& j, std::string* error) {
   std::sort(c.networks.begin(), c.networks.end(),
             [](const ContainerNetwork& a, const ContainerNetwork& b) { return a.name < b.name; });
 
+  c.created_at_ns = parse_docker_time(string_at(j, "Created"));
   if (const json* state = object_at(j, "State")) {
     c.running = bool_at(*state, "Running");
     c.paused = bool_at(*state, "Paused");

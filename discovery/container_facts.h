@@ -45,6 +45,7 @@ struct ContainerFacts {
   bool paused = false;
   std::string health;          // "", "starting", "healthy", "unhealthy"
   int64_t started_at_ns = 0;   // State.StartedAt
+  int64_t created_at_ns = 0;   // Created: kept across restarts (who was there first)
   bool draining = false;       // a kill with the stop signal (or 9) was seen for this run
 
   // "3f2a1b4c5d6e/name": how rejections and sources name it.

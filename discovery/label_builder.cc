@@ -502,8 +502,10 @@ DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& cac
     // Conflicts. The incumbent wins: a host + path that a service served in the last build stays
     // with it while that service still declares it and has a running instance for it, or is in
     // its grace period after the last one stopped. Otherwise the first service to declare it
-    // keeps it, in this order: running containers first, then the one that started first, then
-    // by name. (A container whose name sorts first, or that starts later, cannot take a host.)
+    // keeps it, in this order: running containers first, then the one created first (a restart
+    // keeps a container's creation time: the incumbent restarted after a newcomer started
+    // still wins when Berth starts), then the one that started first, then by name. (A
+    // container whose name sorts first, or that comes later, cannot take a host.)
     struct Holder {
       std::string_view service;
       int64_t until_ms;  // INT64_MAX while it has a running instance
@@ -536,9 +538,9 @@ DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& cac
       const ContainerFacts& x = *containers[a];
       const ContainerFacts& y = *containers[b];
       if (x.running != y.running) return x.running;
-      const int64_t xs = x.started_at_ns ? x.started_at_ns : std::numeric_limits<int64_t>::max();
-      const int64_t ys = y.started_at_ns ? y.started_at_ns : std::numeric_limits<int64_t>::max();
-      return xs < ys;
+      auto known = [](int64_t t) { return t ? t : std::numeric_limits<int64_t>::max(); };
+      if (known(x.created_at_ns) != known(y.created_at_ns)) return known(x.created_at_ns) < known(y.created_at_ns);
+      return known(x.started_at_ns) < known(y.started_at_ns);
     });
     std::unordered_map<std::string_view, std::pair<std::string_view, const ContainerFacts*>> owners;
     owners.reserve(n * 2);

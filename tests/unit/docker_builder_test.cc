@@ -548,6 +548,16 @@ TEST_CASE("docker builder: the incumbent keeps its route against a newcomer whos
     REQUIRE(set.rejected.size() == 1);
     CHECK(set.rejected[0].first == "aaaaaaaaaaaa/aaa-evil");
   }
+  SECTION("without history, the container created first wins, though it was restarted after the newcomer started") {
+    // Berth starts after shop's restart: shop was created long before evil, started after it.
+    shop.created_at_ns = 100;
+    shop.started_at_ns = 5'000;
+    evil.created_at_ns = 1'500;
+    auto set = build_discovered_set(cache_of({evil, shop}), options);
+    CHECK(table(set) == std::vector<std::string>{"shop.test/ -> shop [127.0.0.1:18001]"});
+    REQUIRE(set.rejected.size() == 1);
+    CHECK(set.rejected[0].first == "aaaaaaaaaaaa/aaa-evil");
+  }
   SECTION("with history, the incumbent keeps it even against an earlier start, until its grace ends") {
     BuilderMemo memo;
     ContainerCache cache = cache_of({shop});

@@ -211,6 +211,7 @@ TEST_CASE("docker events: since is seconds.nanoseconds", "[docker][events]") {
 TEST_CASE("docker inspect: host network with a healthcheck", "[docker][inspect]") {
   auto j = nlohmann::json::parse(R"({
     "Id": "bf7157eb35e5aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "Name": "/probe-host",
+    "Created": "2026-11-27T16:44:47.000000001Z",
     "State": {"Status":"running","Running":true,"Paused":false,"StartedAt":"2026-11-27T16:44:48.192501272Z",
               "Health":{"Status":"starting","FailingStreak":0,"Log":[]}},
     "Config": {"Labels": {"berth.port": "18030", "app": "web"}, "Env": ["PATH=/bin", "VIRTUAL_HOST=a.test"],
@@ -237,6 +238,8 @@ TEST_CASE("docker inspect: host network with a healthcheck", "[docker][inspect]"
   CHECK(c->running);
   CHECK(c->health == "starting");
   CHECK(c->started_at_ns == 1795797888192501272LL);
+  CHECK(c->created_at_ns == parse_docker_time("2026-11-27T16:44:47.000000001Z"));
+  CHECK(c->created_at_ns != 0);
   CHECK_FALSE(is_routable(*c));
   c->health = "healthy";
   CHECK(is_routable(*c));
