@@ -347,14 +347,25 @@ std::shared_ptr<const Runtime> Server::build_runtime() {
     return rt;
   }
   std::vector<Route> routes = base.routes();
-  // A host + path the config file routes is the file's, whatever priority a label asks for.
-  std::unordered_set<std::string> configured;
-  for (const Route& r : routes) configured.insert(r.host + '\n' + r.path_prefix);
+  // A host + path the config file routes is the file's, whatever priority or matchers a label
+  // asks for: the discovered route is dropped, and listed with the reason.
+  std::unordered_map<std::string, const Route*> configured;
+  for (const Route& r : routes) configured.emplace(r.host + '\n' + r.path_prefix, &r);
+  std::vector<std::pair<std::string, std::string>> overridden;
   uint32_t offset = static_cast<uint32_t>(base.services().size());
   for (const auto& set : discovered_) {
     if (!set) continue;
     for (Route r : *set->routes) {
-      if (configured.count(r.host + '\n' + r.path_prefix)) continue;
+      if (auto c = configured.find(r.host + '\n' + r.path_prefix); c != configured.end()) {
+        const std::string_view source = std::string_view(r.source).starts_with("container:")
+                                            ? std::string_view(r.source).substr(std::string_view("container:").size())
+                                            : std::string_view(r.source);
+        overridden.emplace_back(std::string(source), "route " + (r.host.empty() ? std::string("(any host)") : r.host) +
+                                                         r.path_prefix + " of service '" +
+                                                         set->services[r.service]->name + "' is the config file's (route '" +
+                                                         c->second->name + "'): the config file wins");
+        continue;
+      }
       r.service += offset;
       if (r.mirror) {  // its shadow is a service of the same set
         RouteMirror shifted = *r.mirror;
@@ -365,6 +376,12 @@ std::shared_ptr<const Runtime> Server::build_runtime() {
     }
     offset += static_cast<uint32_t>(set->services.size());
   }
+  std::sort(overridden.begin(), overridden.end());
+  overridden.erase(std::unique(overridden.begin(), overridden.end()), overridden.end());
+  for (const auto& o : overridden)
+    if (!std::binary_search(overridden_.begin(), overridden_.end(), o))
+      log::warn("discovered_route_refused").kv("source", o.first).kv("reason", o.second);
+  overridden_ = std::move(overridden);
   ++route_index_builds_;
   rt->routes = RouteTable::build(std::move(routes), std::move(services), generation_);
   return rt;
@@ -667,6 +684,7 @@ std::string Server::routes_json() const {
   for (const auto& set : discovered_)
     if (set)
       for (const auto& [what, why] : set->rejected) rejected.push_back({{"container", what}, {"reason", why}});
+  for (const auto& [what, why] : overridden_) rejected.push_back({{"container", what}, {"reason", why}});
   j["rejected"] = rejected;
   nlohmann::json sources = nlohmann::json::array();
   for (const auto& src : sources_) {

@@ -143,6 +143,9 @@ class Server {
   // configured, as "source route" keys: warned about once each, listed in /api/routes.
   std::set<std::string> acme_unconfigured_;
   void on_acme_certificates();
+  // Discovered routes dropped because the config file routes their host + path: (source,
+  // reason) pairs, listed under `rejected` in /api/routes and logged once each.
+  std::vector<std::pair<std::string, std::string>> overridden_;
 };
 
 }  // namespace berth

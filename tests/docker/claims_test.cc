@@ -113,7 +113,7 @@ TEST_CASE("docker: hijack attempts by labels fail, and the incumbent serves ever
 
   nlohmann::json t;
   const bool settled = wait_routes(berth->admin_port(), [&](const nlohmann::json& j) {
-    return rejected_by_name(j).size() == 3 && !endpoints_for(j, "*.apps.dk.test").empty(); }, 15s, &t);
+    return rejected_by_name(j).size() == 4 && !endpoints_for(j, "*.apps.dk.test").empty(); }, 15s, &t);
   INFO(t.dump(1));
   INFO(berth->log());
   REQUIRE(settled);
@@ -121,6 +121,10 @@ TEST_CASE("docker: hijack attempts by labels fail, and the incumbent serves ever
   CHECK(why["aa-evil-name"].find("already served by service 'shop' (the incumbent keeps it)") != std::string::npos);
   CHECK(why["aa-evil-priority"].find("above docker.max_priority (0)") != std::string::npos);
   CHECK(why["aa-evil-anyhost"].find("docker.allow_any_host is off") != std::string::npos);
+  // Dropped for the config file's route, and said so.
+  CHECK(why["aa-evil-config"].find("route cfg.apps.dk.test/ of service 'evil-cfg' is the config file's") !=
+        std::string::npos);
+  CHECK(berth->log().find("event=discovered_route_refused") != std::string::npos);
   CHECK(berth->log().find("event=docker_container_rejected") != std::string::npos);
 
   // Let the traffic run over the settled table too, then count.
