@@ -495,7 +495,7 @@ struct BerthLabels {
     std::string path = "/";
     uint16_t port = 0;
     std::string service;
-    int32_t priority = 0;
+    std::optional<int32_t> priority;  // unset: berth.priority (an explicit 0 stays 0)
     config::RouteMatch match;  // berth.routes.NAME.match.*, .path_regex
     config::RouteMirror mirror;  // berth.routes.NAME.mirror.*: replaces berth.mirror.* for this route
     std::string mirror_label;
@@ -647,7 +647,9 @@ std::optional<Problem> read_berth_labels(const ContainerFacts& c, const LabelOpt
         } else if (field == "service") {
           problem = parse_service(label, value, named.service);
         } else if (field == "priority") {
-          problem = parse_priority(label, value, named.priority);
+          int32_t priority = 0;
+          problem = parse_priority(label, value, priority);
+          if (!problem) named.priority = priority;
         } else if (field.starts_with("match.") || field == "path_regex") {
           problem = parse_match_label(label, field, value, named.match);
         } else if (field.starts_with("mirror.")) {
@@ -1155,7 +1157,7 @@ ContainerSpec routed_spec(const ContainerFacts& c, const LabelOptions& options) 
     route.name = name;
     route.hosts = named.hosts;
     route.path = named.path;
-    route.priority = named.priority ? named.priority : berth.priority;
+    route.priority = named.priority.value_or(berth.priority);
     route.https_redirect = berth.https_redirect;
     route.acme = berth.acme;
     route.service = named.service.empty() ? service + "-" + name : named.service;
