@@ -6,7 +6,7 @@
 
 namespace berth {
 
-void EventJournal::add(int64_t time_ms, std::string type, std::vector<std::pair<std::string, std::string>> fields) {
+void EventJournal::add(int64_t time_ms, std::string type, JournalFields fields) {
   if (events_.size() == capacity_) events_.pop_front();
   events_.push_back({next_seq_++, time_ms, std::move(type), std::move(fields)});
 }
@@ -16,7 +16,7 @@ nlohmann::json EventJournal::to_json(uint64_t after_seq) const {
   for (const JournalEvent& e : events_) {
     if (e.seq <= after_seq) continue;
     nlohmann::json j = nlohmann::json::object();
-    for (const auto& [name, value] : e.fields) j[name] = value;
+    for (const auto& [name, value] : e.fields) std::visit([&, &name = name](const auto& v) { j[name] = v; }, value);
     j["seq"] = e.seq;
     j["time"] = rfc3339_ms(e.time_ms);
     j["time_ms"] = e.time_ms;
@@ -32,7 +32,20 @@ std::string route_key(const std::string& name, const std::string& host, const st
 
 namespace {
 
-using Fields = std::vector<std::pair<std::string, std::string>>;
+using Fields = JournalFields;
+
+// One event for many instances joining or leaving at once: how many, of how many services.
+void add_bulk(EventJournal& journal, int64_t time_ms, const char* type, size_t count, size_t services,
+              const char* why) {
+  journal.add(time_ms, type,
+              {{"count", static_cast<int64_t>(count)}, {"services", static_cast<int64_t>(services)}, {"why", why}});
+}
+
+size_t services_among(const std::vector<const std::pair<const std::pair<std::string, std::string>, InstanceView>*>& moved) {
+  size_t n = 0;
+  for (size_t i = 0; i < moved.size(); ++i) n += i == 0 || moved[i]->first.first != moved[i - 1]->first.first;
+  return n;
+}
 
 Fields instance_fields(const std::pair<std::string, std::string>& key, const InstanceView& v) {
   Fields f{{"service", key.first}, {"instance", key.second}};
@@ -48,28 +61,42 @@ Fields route_fields(const RouteView& r) {
 
 void record_changes(const ObservedState& before, const ObservedState& after, int64_t time_ms,
                     EventJournal& journal) {
-  for (const auto& [key, was] : before.instances) {
-    if (after.instances.count(key)) continue;
-    Fields f = instance_fields(key, was);
-    f.emplace_back("why", was.container.empty()
-                              ? "removed from the configuration"
-                              : "no longer discovered: the container stopped, is unhealthy, paused or draining, "
-                                "or its labels changed");
-    journal.add(time_ms, "instance_left", std::move(f));
+  std::vector<const std::pair<const std::pair<std::string, std::string>, InstanceView>*> left, joined;
+  for (const auto& kv : before.instances)
+    if (!after.instances.count(kv.first)) left.push_back(&kv);
+  for (const auto& kv : after.instances)
+    if (!before.instances.count(kv.first)) joined.push_back(&kv);
+  if (left.size() > kMaxListedMoves) {
+    add_bulk(journal, time_ms, "instances_left", left.size(), services_among(left),
+             "many instances left in one change (a reload, containers stopping): /api/status lists the rest");
+  } else {
+    for (const auto* kv : left) {
+      Fields f = instance_fields(kv->first, kv->second);
+      f.emplace_back("why", kv->second.container.empty()
+                                ? "removed from the configuration"
+                                : "no longer discovered: the container stopped, is unhealthy, paused or draining, "
+                                  "or its labels changed");
+      journal.add(time_ms, "instance_left", std::move(f));
+    }
+  }
+  if (joined.size() > kMaxListedMoves) {
+    add_bulk(journal, time_ms, "instances_joined", joined.size(), services_among(joined),
+             "many instances joined in one change (a reload, containers starting): /api/status lists them");
+  } else {
+    for (const auto* kv : joined) {
+      Fields f = instance_fields(kv->first, kv->second);
+      f.emplace_back("probe", kv->second.probe);
+      journal.add(time_ms, "instance_joined", std::move(f));
+    }
   }
   for (const auto& [key, now] : after.instances) {
     auto it = before.instances.find(key);
-    if (it == before.instances.end()) {
-      Fields f = instance_fields(key, now);
-      f.emplace_back("probe", now.probe);
-      journal.add(time_ms, "instance_joined", std::move(f));
-      continue;
-    }
+    if (it == before.instances.end()) continue;
     const InstanceView& was = it->second;
     if (now.ejected && !was.ejected) {
       Fields f = instance_fields(key, now);
       f.emplace_back("why", "outlier detection: consecutive connect failures or 5xx answers");
-      f.emplace_back("ejections", std::to_string(now.ejections));
+      f.emplace_back("ejections", static_cast<int64_t>(now.ejections));
       journal.add(time_ms, "instance_ejected", std::move(f));
     } else if (!now.ejected && was.ejected) {
       Fields f = instance_fields(key, now);

@@ -9,23 +9,28 @@
 #include <map>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
 namespace berth {
 
+// A field's value: text, or a number (a count, a generation), shown as a JSON number.
+using JournalValue = std::variant<std::string, int64_t>;
+using JournalFields = std::vector<std::pair<std::string, JournalValue>>;
+
 struct JournalEvent {
   uint64_t seq = 0;     // 1, 2, ... for the life of the process
   int64_t time_ms = 0;  // wall clock, ms since the Unix epoch
   std::string type;
-  std::vector<std::pair<std::string, std::string>> fields;  // e.g. {"service", "web"}
+  JournalFields fields;  // e.g. {"service", "web"}, {"generation", 7}
 };
 
 class EventJournal {
  public:
   explicit EventJournal(size_t capacity = 256) : capacity_(capacity ? capacity : 1) {}
-  void add(int64_t time_ms, std::string type, std::vector<std::pair<std::string, std::string>> fields);
+  void add(int64_t time_ms, std::string type, JournalFields fields);
   const std::deque<JournalEvent>& events() const { return events_; }  // oldest first
   uint64_t total() const { return next_seq_ - 1; }                    // ever added
   size_t capacity() const { return capacity_; }
@@ -64,7 +69,11 @@ std::string route_key(const std::string& name, const std::string& host, const st
 
 // Appends to `journal` every change from `before` to `after`: instance_joined, instance_left,
 // instance_ejected, instance_returned, probe_changed, route_503, route_recovered,
-// route_expired. Instances are listed by service, then address; routes by key.
+// route_expired. Instances are listed by service, then address; routes by key. More than
+// kMaxListedMoves instances joining (or leaving) in one change (a reload, a burst of containers)
+// give one instances_joined (instances_left) event with their count instead, so that one bulk
+// change does not push every earlier event out of the journal.
+constexpr size_t kMaxListedMoves = 16;
 void record_changes(const ObservedState& before, const ObservedState& after, int64_t time_ms,
                     EventJournal& journal);
 

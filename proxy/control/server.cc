@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdlib>
 #include <map>
@@ -151,9 +152,9 @@ int Server::run() {
   observed_generation_ = runtime_->generation;
   observed_ = observe_state(*runtime_->routes, health_clock_ms());
   journal_.add(wall_clock_ms(), "started",
-               {{"generation", std::to_string(generation_)},
-                {"routes", std::to_string(runtime_->routes->routes().size())},
-                {"instances", std::to_string(observed_.instances.size())}});
+               {{"generation", static_cast<int64_t>(generation_)},
+                {"routes", static_cast<int64_t>(runtime_->routes->routes().size())},
+                {"instances", static_cast<int64_t>(observed_.instances.size())}});
   start_tls_watch();
   uv_timer_init(&loop_, &observe_timer_);
   uv_timer_start(&observe_timer_, [](uv_timer_t* t) { static_cast<Server*>(t->loop->data)->observe_changes(); },
@@ -250,7 +251,7 @@ void Server::reload() {
   config_generation_ = generation_;
   generation_event_received_ns_ = 0;
   // Journalled first: the changes the new snapshot brings follow it.
-  journal_.add(wall_clock_ms(), "config_reloaded", {{"result", "ok"}, {"generation", std::to_string(generation_)}});
+  journal_.add(wall_clock_ms(), "config_reloaded", {{"result", "ok"}, {"generation", static_cast<int64_t>(generation_)}});
   publish(build_runtime());
   log::info("config_reloaded")
       .kv("generation", generation_)
@@ -652,8 +653,15 @@ void Server::register_admin_paths(AdminServer& admin) {
   });
   admin.handle("/api/events", [this, json, dump](const AdminRequest& req) {
     uint64_t after = 0;
-    std::string after_text = admin_query_param(req.query, "after");
-    if (!after_text.empty()) after = std::strtoull(after_text.c_str(), nullptr, 10);
+    const std::string after_text = admin_query_param(req.query, "after");
+    if (!after_text.empty()) {
+      const auto [end, ec] = std::from_chars(after_text.data(), after_text.data() + after_text.size(), after);
+      if (ec != std::errc() || end != after_text.data() + after_text.size()) {
+        AdminResponse r = json(dump({{"error", "after: expected a sequence number (0, 1, 2, ...)"}}));
+        r.status = 400;
+        return r;
+      }
+    }
     return json(dump(journal_.to_json(after)));
   });
   admin.handle("/api/explain", [this, json, dump](const AdminRequest& req) {

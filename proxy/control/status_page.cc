@@ -219,8 +219,13 @@ async function update() {
     document.getElementById("error").textContent = "update failed: " + err;
   }
 }
-update();
-setInterval(update, POLL_MS);
+// The next update starts once this one is done: a slow answer (a very large table) is not
+// asked for again before it arrives.
+async function poll() {
+  await update();
+  setTimeout(poll, POLL_MS);
+}
+poll();
 </script>
 </body>
 </html>

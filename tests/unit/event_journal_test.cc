@@ -18,9 +18,10 @@ std::vector<std::string> types(const EventJournal& j) {
   return out;
 }
 
+// A field's value as text (a number in decimal).
 std::string field(const berth::JournalEvent& e, const std::string& name) {
   for (const auto& [k, v] : e.fields)
-    if (k == name) return v;
+    if (k == name) return std::holds_alternative<std::string>(v) ? std::get<std::string>(v) : std::to_string(std::get<int64_t>(v));
   return "<absent>";
 }
 
@@ -79,6 +80,35 @@ TEST_CASE("journal: instances joining and leaving services", "[journal]") {
   CHECK(none.events().empty());
 }
 
+TEST_CASE("journal: many instances moving in one change are one event, and earlier events stay", "[journal]") {
+  ObservedState few, many;
+  few.instances[{"web", "127.0.0.1:1"}] = InstanceView{"", "unchecked", false, 0};
+  many = few;
+  for (int s = 0; s < 100; ++s)
+    for (int i = 0; i < 3; ++i)
+      many.instances[{"svc" + std::to_string(s), "127.0.0.2:" + std::to_string(i + 1)}] = InstanceView{"", "unchecked", false, 0};
+  EventJournal j(8);
+  j.add(1, "config_reloaded", {{"result", "ok"}, {"generation", int64_t{2}}});
+  berth::record_changes(few, many, 2, j);
+  REQUIRE(types(j) == std::vector<std::string>{"config_reloaded", "instances_joined"});
+  CHECK(field(j.events()[1], "count") == "300");
+  CHECK(field(j.events()[1], "services") == "100");
+  nlohmann::json doc = j.to_json();
+  CHECK(doc["events"][0]["generation"] == 2);
+  CHECK(doc["events"][1]["count"] == 300);
+  berth::record_changes(many, few, 3, j);
+  REQUIRE(types(j).back() == "instances_left");
+  CHECK(field(j.events().back(), "count") == "300");
+  // Up to kMaxListedMoves are still listed one by one.
+  ObservedState some = few;
+  for (size_t i = 0; i < berth::kMaxListedMoves; ++i)
+    some.instances[{"web", "127.0.0.3:" + std::to_string(i + 1)}] = InstanceView{"", "unchecked", false, 0};
+  EventJournal k(64);
+  berth::record_changes(few, some, 4, k);
+  CHECK(k.events().size() == berth::kMaxListedMoves);
+  CHECK(types(k).front() == "instance_joined");
+}
+
 TEST_CASE("journal: ejections, returns and probe changes", "[journal]") {
   ObservedState a, b, c;
   a.instances[{"web", "i1"}] = InstanceView{"c1", "healthy", false, 0};
@@ -89,6 +119,7 @@ TEST_CASE("journal: ejections, returns and probe changes", "[journal]") {
   berth::record_changes(b, c, 2, j);
   REQUIRE(types(j) == std::vector<std::string>{"instance_ejected", "probe_changed", "instance_returned", "probe_changed"});
   CHECK(field(j.events()[0], "ejections") == "1");
+  CHECK(j.to_json()["events"][0]["ejections"] == 1);  // a JSON number, as counts are elsewhere
   CHECK(field(j.events()[0], "why").find("outlier detection") == 0);
   CHECK(field(j.events()[1], "from") == "healthy");
   CHECK(field(j.events()[1], "to") == "unhealthy");
