@@ -1,6 +1,7 @@
 #include "proxy/control/admin.h"
 
 #include <arpa/inet.h>
+#include <time.h>
 
 #include "proxy/http/http_head.h"
 #include "proxy/http/http_rewrite.h"
@@ -43,6 +44,37 @@ struct AdminServer::Conn {
     uv_close(reinterpret_cast<uv_handle_t*>(&deadline), closed);
   }
 };
+
+AdminHandler reuse_slow_documents(AdminHandler build, uint64_t slow_ms, uint64_t reuse_ms,
+                                  std::function<uint64_t()> now_ms, std::function<uint64_t()> cpu_ms) {
+  if (!now_ms) now_ms = [] { return uv_hrtime() / 1'000'000; };
+  if (!cpu_ms) cpu_ms = [] {
+    timespec ts{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1'000'000;
+  };
+  struct Last {
+    AdminResponse response;
+    uint64_t built_ms = 0;
+    bool reusable = false;
+  };
+  auto last = std::make_shared<Last>();
+  return [build = std::move(build), now_ms = std::move(now_ms), cpu_ms = std::move(cpu_ms), last, slow_ms,
+          reuse_ms](const AdminRequest& req) {
+    if (req.query.empty() && last->reusable && now_ms() - last->built_ms < reuse_ms) return last->response;
+    const uint64_t cpu_start = cpu_ms();
+    AdminResponse r = build(req);
+    if (!req.query.empty()) return r;  // answers of its own: they leave the kept one alone
+    last->reusable = r.status == 200 && cpu_ms() - cpu_start >= slow_ms;
+    if (last->reusable) {
+      last->response = r;
+      last->built_ms = now_ms();
+    } else {
+      last->response = AdminResponse{};
+    }
+    return r;
+  };
+}
 
 std::string admin_query_param(std::string_view query, std::string_view name) {
   auto hex = [](char c) -> int {

@@ -29,6 +29,16 @@ struct AdminResponse {
 
 using AdminHandler = std::function<AdminResponse(const AdminRequest&)>;
 
+// Wraps a handler of a large document (/api/status, /api/routes, /metrics): when building it
+// took `slow_ms` of CPU time or more, the same document answers the requests of the next
+// `reuse_ms` (without a query only). The control loop builds documents synchronously, so several
+// pollers of a very large table (status pages, scrapers) would otherwise hold it for seconds,
+// keeping /healthz, probes and reloads waiting; now they cost one build per `reuse_ms`. Small
+// documents are always fresh (CPU time, not wall time: a build that was only descheduled is not
+// slow). The clocks are for tests; null: uv_hrtime (monotonic) and the thread's CPU time.
+AdminHandler reuse_slow_documents(AdminHandler build, uint64_t slow_ms = 50, uint64_t reuse_ms = 1000,
+                                  std::function<uint64_t()> now_ms = nullptr, std::function<uint64_t()> cpu_ms = nullptr);
+
 // The value of `name` in a query string ("a=1&b=x%2Fy"), percent-decoded ('+' is a space);
 // empty when absent.
 std::string admin_query_param(std::string_view query, std::string_view name);

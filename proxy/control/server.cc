@@ -629,18 +629,18 @@ void Server::register_admin_paths(AdminServer& admin) {
     if (reason.empty()) return AdminResponse{200, "text/plain; charset=utf-8", "ready\n"};
     return AdminResponse{503, "text/plain; charset=utf-8", "not ready: " + reason + "\n"};
   });
-  admin.handle("/api/routes", [this, json](const AdminRequest&) { return json(routes_json()); });
+  admin.handle("/api/routes", reuse_slow_documents([this, json](const AdminRequest&) { return json(routes_json()); }));
   admin.handle("/api/stats", [this, json](const AdminRequest&) { return json(stats_json()); });
   if (metrics_)
-    admin.handle("/metrics", [this](const AdminRequest&) {
+    admin.handle("/metrics", reuse_slow_documents([this](const AdminRequest&) {
       return AdminResponse{200, MetricsExporter::kContentType, metrics_->render()};
-    });
+    }));
   // Names and hosts come from files and container labels: never fail on bytes that are not UTF-8.
   auto dump = [](const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); };
   admin.handle("/", [](const AdminRequest&) {
     return AdminResponse{200, "text/html; charset=utf-8", std::string(status_page_html())};
   });
-  admin.handle("/api/status", [this, json, dump](const AdminRequest&) {
+  admin.handle("/api/status", reuse_slow_documents([this, json, dump](const AdminRequest&) {
     nlohmann::json j = status_.status(*runtime_->routes, health_clock_ms());
     nlohmann::json sources = nlohmann::json::array();
     for (const auto& src : sources_) {
@@ -650,7 +650,7 @@ void Server::register_admin_paths(AdminServer& admin) {
     j["discovery"] = std::move(sources);
     j["time"] = rfc3339_ms(wall_clock_ms());
     return json(dump(j));
-  });
+  }));
   admin.handle("/api/events", [this, json, dump](const AdminRequest& req) {
     uint64_t after = 0;
     const std::string after_text = admin_query_param(req.query, "after");

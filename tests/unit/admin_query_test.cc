@@ -31,3 +31,31 @@ TEST_CASE("admin host: a loopback admin listener answers localhost and IP addres
                               "berth", "admin:9901", "1.2.3"})
     CHECK_FALSE(admin_host_allowed(refused));
 }
+
+TEST_CASE("admin documents: one that took long to build answers the next second's requests", "[admin]") {
+  uint64_t now = 1'000;
+  int builds = 0;
+  uint64_t cost = 200;  // what a build takes, in ms of the fake clock
+  auto handler = berth::reuse_slow_documents(
+      [&](const berth::AdminRequest&) {
+        ++builds;
+        now += cost;
+        return berth::AdminResponse{200, "application/json", "doc " + std::to_string(builds)};
+      },
+      50, 1000, [&] { return now; }, [&] { return now; });
+  berth::AdminRequest plain{"/api/status", ""};
+  CHECK(handler(plain).body == "doc 1");  // built, 200 ms: kept
+  now += 500;
+  CHECK(handler(plain).body == "doc 1");  // reused within the second
+  CHECK(builds == 1);
+  CHECK(handler(berth::AdminRequest{"/api/status", "x=1"}).body == "doc 2");  // a query: always built
+  CHECK(handler(plain).body == "doc 1");  // and the kept one stays
+  now += 400;                             // over a second since doc 1 was built
+  CHECK(handler(plain).body == "doc 3");
+  // Quick builds are never reused.
+  cost = 10;
+  now += 2'000;
+  CHECK(handler(plain).body == "doc 4");
+  CHECK(handler(plain).body == "doc 5");
+  CHECK(builds == 5);
+}
