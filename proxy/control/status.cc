@@ -38,6 +38,9 @@ nlohmann::json instance_json(const Endpoint& e, const InstanceEligibility& why, 
                                                    : nlohmann::json(nullptr);
   if (e.health) {
     j["probe"] = probe_state_name(e.health->probe.load(std::memory_order_relaxed));
+    j["failed_probes"] = e.health->failed_probes.load(std::memory_order_relaxed);
+    const char* last = e.health->last_probe_failure.load(std::memory_order_relaxed);
+    j["last_probe_failure"] = last ? nlohmann::json(last) : nlohmann::json(nullptr);
     j["ejected"] = e.health->ejected(now_ms);
     j["in_flight"] = InFlightCounts::total(*e.health);
   } else {
@@ -90,6 +93,13 @@ std::vector<InstanceEligibility> instance_eligibility(const Service& service, in
     }
     const ProbeState probe = h->probe.load(std::memory_order_relaxed);
     const bool ejected = h->ejected(now_ms);
+    const uint32_t failed = h->failed_probes.load(std::memory_order_relaxed);
+    // "the last 12 probes failed (connect-failed)": tells a dead instance from one just added.
+    auto failures = [&] {
+      const char* last = h->last_probe_failure.load(std::memory_order_relaxed);
+      return (failed == 1 ? std::string("the last probe failed") : "the last " + std::to_string(failed) + " probes failed") +
+             " (" + (last ? last : "?") + ")";
+    };
     std::string problem;
     if (ejected) {
       problem = "ejected by outlier detection (ejection " + std::to_string(h->ejections.load(std::memory_order_relaxed)) +
@@ -97,8 +107,9 @@ std::vector<InstanceEligibility> instance_eligibility(const Service& service, in
       if (probe == ProbeState::kUnhealthy) problem += ", then it must pass a probe";
     } else if (probe == ProbeState::kUnhealthy) {
       problem = "failing its active health check (" + service.policy.health.path + ")";
+      if (failed > 0) problem += ": " + failures();
     } else if (probe == ProbeState::kPending) {
-      problem = "waiting for its first passing health check";
+      problem = failed > 0 ? "no health check has passed yet: " + failures() : "waiting for its first passing health check";
     }
     if (problem.empty()) {
       e.colour = "green";
@@ -110,7 +121,10 @@ std::vector<InstanceEligibility> instance_eligibility(const Service& service, in
               std::to_string(service.policy.outlier.panic_threshold_percent) +
               "% of the service's instances are healthy)";
     } else {
-      e.colour = probe == ProbeState::kPending && !ejected ? "amber" : "red";
+      // Waiting is amber while it may still be starting; failing as many probes as would take a
+      // healthy instance out, it is red.
+      const bool starting = probe == ProbeState::kPending && !ejected && failed < service.policy.health.unhealthy_threshold;
+      e.colour = starting ? "amber" : "red";
       e.why = problem;
     }
   }

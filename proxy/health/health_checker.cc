@@ -52,6 +52,12 @@ void report(Target* t, bool ok, const char* why) {
   if (now != t->last_state) t->ok_streak = t->fail_streak = 0;
   ProbeState next = now;
   if (ok) {
+    h.failed_probes.store(0, std::memory_order_relaxed);
+  } else {
+    h.failed_probes.fetch_add(1, std::memory_order_relaxed);
+    h.last_probe_failure.store(why, std::memory_order_relaxed);
+  }
+  if (ok) {
     ++t->ok_streak;
     t->fail_streak = 0;
     if (now != ProbeState::kHealthy && t->ok_streak >= t->check.healthy_threshold) next = ProbeState::kHealthy;

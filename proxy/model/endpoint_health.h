@@ -40,6 +40,11 @@ struct EndpointHealth {
   // When it last became routable (health_clock_ms): it joined a snapshot, passed its first probe
   // or came back from unhealthy. Slow start ramps its weight up from here.
   std::atomic<int64_t> routable_since_ms{0};
+  // Active probes that failed in a row (0 after one passes), and why the last one failed (a
+  // static string: "timeout", "connect-failed", "status", ...; null before any failed): for
+  // people (the status page), not for selection.
+  std::atomic<uint32_t> failed_probes{0};
+  std::atomic<const char*> last_probe_failure{nullptr};
   const uint32_t slot;  // its index in every worker's InFlightCounts, unique while it lives
 
   // Written by workers on an outcome (passive outlier detection).

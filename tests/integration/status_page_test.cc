@@ -122,7 +122,8 @@ TEST_CASE("status: /api/explain names the route, the rule that chose it and each
   REQUIRE(wait_until([&] {
     json j = get_json(admin, "/api/explain?host=a.test&path=/");
     const json* d = find_by(j["service"]["instances"], "address", a.address());
-    return d && (*d)["probe"] == "healthy";
+    const json* x = find_by(j["service"]["instances"], "address", "127.0.0.1:" + std::to_string(dead));
+    return d && (*d)["probe"] == "healthy" && x && (*x)["why"].get<std::string>().find("failed") != std::string::npos;
   }, 5s));
 
   json j = get_json(admin, "/api/explain?host=A.TEST:80&path=/index.html%3Fq%3D1");
@@ -153,8 +154,10 @@ TEST_CASE("status: /api/explain names the route, the rule that chose it and each
   CHECK((*live)["probe"] == "healthy");
   CHECK((*down)["eligible"] == false);
   CHECK((*down)["probe"] == "pending");
-  CHECK((*down)["colour"] == "amber");
-  CHECK((*down)["why"].get<std::string>().find("waiting for its first passing health check") != std::string::npos);
+  // Its probes are refused (unhealthy_threshold 1): dead, not starting, so red, with the cause.
+  CHECK((*down)["colour"] == "red");
+  CHECK((*down)["why"].get<std::string>().find("no health check has passed yet: the last") == 0);
+  CHECK((*down)["why"].get<std::string>().find("(connect-failed)") != std::string::npos);
 
   json api_x = get_json(admin, "/api/explain?host=a.test&path=/api/v1");
   CHECK(api_x["route"]["name"] == "r-api");
@@ -276,8 +279,8 @@ TEST_CASE("status: headless Chromium renders the page with the config's routes a
   CHECK(dom.output.find("data-service=\"s-api\"") != std::string::npos);
   CHECK(dom.output.find("data-address=\"" + a.address() + "\"") != std::string::npos);
   CHECK(dom.output.find("data-address=\"" + b.address() + "\"") != std::string::npos);
-  CHECK(dom.output.find("waiting for its first passing health check") != std::string::npos);
-  CHECK(occurrences(dom.output, "class=\"dot amber\"") == 1);
+  CHECK(dom.output.find("no health check has passed yet") != std::string::npos);
+  CHECK(occurrences(dom.output, "class=\"dot red\"") == 1);
   CHECK(occurrences(dom.output, "class=\"dot green\"") == 2);
   CHECK(dom.output.find(">started<") != std::string::npos);  // the events table
   // Names from the configuration are text: escaped in the DOM, and the markup never ran.

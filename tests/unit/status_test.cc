@@ -70,6 +70,23 @@ TEST_CASE("status: eligibility and why follow selection: probes, ejections, pani
   CHECK(why[3].colour == "amber");
   CHECK(why[3].why == "waiting for its first passing health check");
 
+  // Probes failing say so: a pending instance whose probes fail (refused: a dead instance, not
+  // one still starting) turns red once as many failed as would take a healthy one out (2).
+  f.health(2).failed_probes = 3;
+  f.health(2).last_probe_failure = "timeout";
+  f.health(3).failed_probes = 1;
+  f.health(3).last_probe_failure = "connect-failed";
+  why = instance_eligibility(f.table->service(0), now, &panic);
+  CHECK(why[2].why == "failing its active health check (/healthz): the last 3 probes failed (timeout)");
+  CHECK(why[3].colour == "amber");
+  CHECK(why[3].why == "no health check has passed yet: the last probe failed (connect-failed)");
+  f.health(3).failed_probes = 12;
+  why = instance_eligibility(f.table->service(0), now, &panic);
+  CHECK(why[3].colour == "red");
+  CHECK(why[3].why == "no health check has passed yet: the last 12 probes failed (connect-failed)");
+  f.health(2).failed_probes = 0;
+  f.health(3).failed_probes = 0;
+
   // Instance 1 ejected: now only 1 of 3 healthy, under 50%: panic mode lets the checked ones in.
   f.health(1).ejected_until_ms = now + 8'200;
   f.health(1).ejections = 1;
