@@ -1,7 +1,11 @@
 #include "discovery/registry/registry_codec.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <set>
 #include <unordered_map>
 
@@ -37,7 +41,34 @@ std::optional<uint16_t> port_of(std::string_view key) {
   if (ec != std::errc() || end != digits.data() + digits.size() || value == 0 || value > 65535) return std::nullopt;
   return static_cast<uint16_t>(value);
 }
+
+// Why an IPv4 address (host byte order) is no instance's: "" when it may be one.
+std::string_view unroutable_ipv4(uint32_t ip) {
+  if (ip == 0) return "unspecified";
+  if (ip == 0xffffffffu) return "broadcast";
+  if ((ip >> 28) == 0xe) return "multicast";                 // 224.0.0.0/4
+  if ((ip >> 16) == 0xa9fe) return "link-local";             // 169.254.0.0/16 (cloud metadata)
+  return {};
+}
 }  // namespace
+
+std::string_view unroutable_address(const sockaddr_storage& address) {
+  if (address.ss_family == AF_INET) {
+    const auto& v4 = reinterpret_cast<const sockaddr_in&>(address);
+    return unroutable_ipv4(ntohl(v4.sin_addr.s_addr));
+  }
+  if (address.ss_family != AF_INET6) return "not an IP address";
+  const in6_addr& a = reinterpret_cast<const sockaddr_in6&>(address).sin6_addr;
+  if (IN6_IS_ADDR_UNSPECIFIED(&a)) return "unspecified";
+  if (IN6_IS_ADDR_MULTICAST(&a)) return "multicast";         // ff00::/8
+  if (IN6_IS_ADDR_LINKLOCAL(&a)) return "link-local";        // fe80::/10
+  if (IN6_IS_ADDR_V4MAPPED(&a)) {                            // ::ffff:a.b.c.d is a.b.c.d
+    uint32_t ip = 0;
+    std::memcpy(&ip, a.s6_addr + 12, 4);
+    return unroutable_ipv4(ntohl(ip));
+  }
+  return {};
+}
 
 std::string prefix_range_end(std::string_view prefix) {
   std::string end(prefix);
@@ -156,6 +187,9 @@ std::optional<Instance> decode_instance(std::string_view value, std::string* pro
     Endpoint probe;
     probe.key = address->get<std::string>();
     if (!resolve_endpoint_key(probe) || !port_of(probe.key)) return bad("'address' must be a numeric \"ip:port\"");
+    if (auto why = unroutable_address(probe.addr); !why.empty())
+      return bad("'address' " + probe.key + " is " + std::string(why) +
+                 ": not an instance's (unspecified, broadcast, multicast and link-local addresses are refused)");
     out.address = probe.key;
   }
   if (auto w = j.find("weight"); w != j.end()) {

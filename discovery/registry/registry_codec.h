@@ -5,6 +5,8 @@
 // container). No sockets, no clock; unit-tested in tests/unit/registry_codec_test.cc.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -61,6 +63,11 @@ struct Instance {
 // The largest value a front door reads (the files a policy carries count): etcd's own limit
 // per request is 1.5 MiB by default.
 constexpr size_t kMaxValueBytes = 1u << 20;
+
+// Why `address` cannot be an instance's: "unspecified" (0.0.0.0, ::), "broadcast"
+// (255.255.255.255), "multicast" (224.0.0.0/4, ff00::/8) or "link-local" (169.254.0.0/16, where
+// clouds serve instance metadata, fe80::/10); IPv4-mapped IPv6 as its IPv4. "" when it may be.
+std::string_view unroutable_address(const sockaddr_storage& address);
 
 std::string encode_instance(const Instance& instance);
 // nullopt with *problem set when the value is not a well-formed instance.

@@ -88,6 +88,36 @@ TEST_CASE("registry: malformed values are refused with the reason", "[registry]"
   }
 }
 
+TEST_CASE("registry: an address no instance has is refused with its kind", "[registry]") {
+  // Decoded only: nothing is ever sent to these addresses.
+  const std::vector<std::pair<std::string, std::string>> refused = {
+      {"0.0.0.0:80", "unspecified"},         {"[::]:80", "unspecified"},
+      {"255.255.255.255:80", "broadcast"},   {"224.0.0.1:80", "multicast"},
+      {"239.255.255.250:1900", "multicast"}, {"[ff02::1]:80", "multicast"},
+      {"169.254.169.254:80", "link-local"},  {"169.254.0.1:80", "link-local"},
+      {"[fe80::1]:80", "link-local"},        {"[febf::1]:80", "link-local"},
+      {"[::ffff:169.254.169.254]:80", "link-local"}, {"[::ffff:0.0.0.0]:80", "unspecified"},
+  };
+  for (const auto& [address, kind] : refused) {
+    const std::string value = R"({"service":"a","routes":[{}],"address":")" + address + R"("})";
+    std::string problem;
+    INFO(address);
+    CHECK_FALSE(decode_instance(value, &problem));
+    CHECK(problem.find("'address' " + address + " is " + kind) != std::string::npos);
+  }
+  // Their neighbours are instances' addresses.
+  for (const std::string address : {"10.0.0.12:80", "127.0.0.1:80", "169.253.255.255:80", "169.255.0.1:80",
+                                    "223.255.255.255:80", "255.255.255.254:80", "0.0.0.1:80", "[fd00::5]:80",
+                                    "[fec0::1]:80", "[fe7f::1]:80", "[::1]:80", "[::ffff:10.0.0.1]:80"}) {
+    const std::string value = R"({"service":"a","routes":[{}],"address":")" + address + R"("})";
+    std::string problem;
+    INFO(address);
+    auto decoded = decode_instance(value, &problem);
+    REQUIRE(decoded);
+    CHECK(decoded->address == address);
+  }
+}
+
 namespace {
 std::string value(const std::string& service, const std::string& address, const std::string& host,
                   const std::string& path = "/") {
