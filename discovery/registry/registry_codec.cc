@@ -92,6 +92,12 @@ std::optional<int64_t> json_int64(const nlohmann::json& object, const char* name
   return value;
 }
 
+int64_t range_page_limit(size_t page_bytes, size_t largest_kv_bytes) {
+  size_t assumed = largest_kv_bytes ? largest_kv_bytes : kMaxValueBytes;
+  size_t reply_bytes = assumed / 3 * 4 + 256;  // base64 of key and value, the JSON around them
+  return std::clamp<int64_t>(static_cast<int64_t>(page_bytes / reply_bytes), 1, kRangePageMaxKeys);
+}
+
 std::string instances_prefix(std::string_view prefix) { return std::string(prefix) + "/instances/"; }
 
 std::string host_prefix(std::string_view prefix, std::string_view host_id) {

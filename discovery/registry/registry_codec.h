@@ -31,6 +31,15 @@ std::string prefix_range_end(std::string_view prefix);
 // number; `fallback` when absent (zero values are omitted); nullopt when malformed.
 std::optional<int64_t> json_int64(const nlohmann::json& object, const char* name, int64_t fallback = 0);
 
+// A front door reads the prefix in pages (one range each, all at the first page's revision):
+// one range of everything could be larger than the HTTP client takes (64 MiB) or than a call's
+// timeout allows. The keys of the next page: as many as fit `page_bytes` of reply if each were
+// as large as the largest key + value met so far in this read (base64 is 4/3 of it), the
+// largest value a front door reads (kMaxValueBytes) before any; from 1 to kRangePageMaxKeys.
+constexpr size_t kRangePageBytes = 8u << 20;
+constexpr int64_t kRangePageMaxKeys = 1000;
+int64_t range_page_limit(size_t page_bytes, size_t largest_kv_bytes);
+
 // <prefix>/instances/
 std::string instances_prefix(std::string_view prefix);
 // <prefix>/instances/<host>/

@@ -25,8 +25,12 @@ std::string now_text() {
 }
 }  // namespace
 
-RegistryWatch::RegistryWatch(const config::Registry& cfg, TablePolicy policy)
-    : cfg_(cfg), policy_(std::move(policy)), root_(instances_prefix(cfg.prefix)), table_(cfg.prefix, policy_) {
+RegistryWatch::RegistryWatch(const config::Registry& cfg, TablePolicy policy, size_t page_bytes)
+    : cfg_(cfg),
+      policy_(std::move(policy)),
+      root_(instances_prefix(cfg.prefix)),
+      table_(cfg.prefix, policy_),
+      page_bytes_(page_bytes) {
   bool https = std::any_of(cfg_.etcd.begin(), cfg_.etcd.end(), [](const std::string& u) { return u.rfind("https://", 0) == 0; });
   if (https) {
     std::string error;
@@ -69,39 +73,76 @@ SourceStats RegistryWatch::stats() const {
 void RegistryWatch::sync() {
   if (stopped_) return;
   synced_ = false;
-  uint64_t generation = ++generation_;
+  ++generation_;
   if (watch_id_) client_->cancel_watch(watch_id_);
   watch_id_ = 0;
-  nlohmann::json body = {{"key", base64_encode(root_)}, {"range_end", base64_encode(prefix_range_end(root_))}};
-  client_->call("kv/range", body, kCallTimeout, [this, generation](EtcdReply reply) {
+  ranged_.clear();
+  range_revision_ = 0;
+  range_largest_ = 0;
+  range_pages_ = 0;
+  range_limit_ = range_page_limit(page_bytes_, 0);
+  range_page(root_);
+}
+
+void RegistryWatch::range_page(const std::string& from) {
+  uint64_t generation = generation_;
+  nlohmann::json body = {{"key", base64_encode(from)},
+                         {"range_end", base64_encode(prefix_range_end(root_))},
+                         {"limit", range_limit_}};
+  if (range_revision_ > 0) body["revision"] = std::to_string(range_revision_);
+  client_->call("kv/range", body, kCallTimeout, [this, generation, from](EtcdReply reply) {
     if (generation != generation_) return;
-    on_range(reply);
+    on_range(reply, from);
   });
 }
 
-void RegistryWatch::on_range(const EtcdReply& reply) {
+void RegistryWatch::on_range(const EtcdReply& reply, const std::string& from) {
   if (!reply.ok()) {
+    // A page grown on small values that met large ones may be over the client's cap or the
+    // call's timeout: read it once more as small as the first page, before giving up.
+    int64_t first_limit = range_page_limit(page_bytes_, 0);
+    if (range_limit_ > first_limit) {
+      log::info("registry_range_page_retried").kv("reason", reply.error).kv("limit", range_limit_)
+          .kv("retry_limit", first_limit);
+      range_limit_ = first_limit;
+      range_page(from);
+      return;
+    }
     lost("range: " + reply.error);
     return;
   }
-  auto revision = json_int64(reply.body.value("header", nlohmann::json::object()), "revision");
-  if (!revision || *revision <= 0) {
-    lost("range reply without a revision");
-    return;
+  if (range_revision_ == 0) {
+    auto revision = json_int64(reply.body.value("header", nlohmann::json::object()), "revision");
+    if (!revision || *revision <= 0) {
+      lost("range reply without a revision");
+      return;
+    }
+    range_revision_ = *revision;
   }
-  std::map<std::string, std::string> table;
+  ++range_pages_;
+  std::string last;
   if (auto kvs = reply.body.find("kvs"); kvs != reply.body.end() && kvs->is_array()) {
     for (const auto& kv : *kvs) {
       auto key = base64_decode(kv.value("key", ""));
       auto value = base64_decode(kv.value("value", ""));
       if (!key) continue;
-      table[*key] = value.value_or("\x01not base64");
+      range_largest_ = std::max(range_largest_, key->size() + (value ? value->size() : 0));
+      last = std::max(last, *key);
+      ranged_[*key] = value.value_or("\x01not base64");
     }
   }
-  bool more = reply.body.value("more", false);
-  if (more) log::warn("registry_range_truncated").kv("keys", static_cast<uint64_t>(table.size()));
-  table_.reset(table);  // reconcile: the range is the truth at `revision`
-  revision_ = *revision;
+  if (reply.body.value("more", false)) {
+    if (last.empty() || last < from) {
+      lost("range reply says there is more but holds no key to go on from");
+      return;
+    }
+    range_limit_ = range_page_limit(page_bytes_, range_largest_);
+    range_page(last + std::string(1, '\0'));  // the next key after the last one read
+    return;
+  }
+  table_.reset(ranged_);  // reconcile: the pages are the truth at range_revision_
+  ranged_.clear();
+  revision_ = range_revision_;
   ++event_counts_["range"];
   publish(realtime_ns());
   watch();
@@ -156,7 +197,8 @@ void RegistryWatch::on_watch_message(const nlohmann::json& result) {
     log::info(was_stale ? "registry_resynced" : "registry_synced")
         .kv("member", client_->current_member())
         .kv("revision", revision_)
-        .kv("keys", static_cast<uint64_t>(table_.size()));
+        .kv("keys", static_cast<uint64_t>(table_.size()))
+        .kv("range_pages", range_pages_);
     if (!check_timer_.active())
       check_timer_.start(loop_, static_cast<uint64_t>(kCheckInterval.count()), [this] { check(); },
                          static_cast<uint64_t>(kCheckInterval.count()));

@@ -2,7 +2,8 @@
 // <prefix>/instances/, turned into routes and services through the same Source path Docker
 // discovery uses (so load balancing, health, the status page and metrics work unchanged).
 //
-// Gapless: range the prefix (revision R), publish, then watch from R + 1. A compacted revision
+// Gapless: range the prefix (revision R) in pages of a few MiB, every page after the first
+// read at R so that together they are the prefix at R, publish, then watch from R + 1. A compacted revision
 // or any broken watch -> range again on the next member and reconcile (the new table replaces
 // the old one whole). While etcd is unreachable the last good table stays published and
 // stale_reason() says so (/readyz). A watched member is checked every few seconds with a
@@ -25,7 +26,8 @@ namespace berth::discovery::registry {
 
 class RegistryWatch final : public Source {
  public:
-  RegistryWatch(const config::Registry& cfg, TablePolicy policy);
+  // page_bytes: about how much of the prefix one range reply carries (range_page_limit).
+  RegistryWatch(const config::Registry& cfg, TablePolicy policy, size_t page_bytes = kRangePageBytes);
   ~RegistryWatch() override;
 
   std::string_view name() const override { return "registry"; }
@@ -36,7 +38,9 @@ class RegistryWatch final : public Source {
 
  private:
   void sync();
-  void on_range(const EtcdReply& reply);
+  // Ranges the prefix from `from` (a key) on, at range_revision_ once the first page set it.
+  void range_page(const std::string& from);
+  void on_range(const EtcdReply& reply, const std::string& from);
   void watch();
   void on_watch_message(const nlohmann::json& result);
   void lost(const std::string& why);
@@ -53,6 +57,14 @@ class RegistryWatch final : public Source {
   std::string root_;                       // <prefix>/instances/
   RegistryTable table_;                    // every key, decoded, and the set made of them
   int64_t revision_ = 0;                   // the store revision the table is at
+  size_t page_bytes_;
+  // The range being read: its pages so far, their revision, the largest key + value in them,
+  // the key limit of the page in flight and how many pages were read.
+  std::map<std::string, std::string> ranged_;
+  int64_t range_revision_ = 0;
+  size_t range_largest_ = 0;
+  int64_t range_limit_ = 1;
+  uint64_t range_pages_ = 0;
   EtcdClient::Id watch_id_ = 0;
   uint64_t generation_ = 0;                // bumps on every sync: late replies of older ones are ignored
   bool synced_ = false;

@@ -139,6 +139,12 @@ std::string sidecar_yaml(const TempDir& dir, const Etcd& etcd) {
          "\"], role: sidecar, host_id: host-1, advertise_address: 127.0.0.1, lease_ttl: 4s}\n";
 }
 
+// Fails the test, saying why, unless etcd started.
+void require_started(const Etcd& etcd) {
+  INFO(etcd.error());
+  REQUIRE(etcd.ok());
+}
+
 // One etcd member, origins A and B, and a front door that watches the member.
 struct FrontDoor {
   Etcd etcd;
@@ -825,4 +831,42 @@ TEST_CASE("registry: a watch message over 16 MiB is skipped once, the table read
     ++skipped;
   CHECK(skipped == 1);
   CHECK(log.find("event=registry_lost") == std::string::npos);
+}
+
+TEST_CASE("registry: a prefix larger than one reply may be (74 MB of values) is read in pages at one revision",
+          "[registry]") {
+  Etcd etcd;
+  require_started(etcd);
+  Origin a("A");
+  REQUIRE(a.ok());
+  // 56 values of about 1 MB (each under the 1 MiB a front door reads): their base64 in one
+  // range reply would be 74 MB, over the 64 MiB the HTTP client takes.
+  nlohmann::json big = nlohmann::json::parse(instance("big", "big.test", a.address()));
+  big["container"] = std::string(1'000'000, 'x');
+  const std::string value = big.dump();
+  REQUIRE(value.size() < (1u << 20));
+  auto t0 = Clock::now();
+  for (int k = 0; k < 56; ++k) REQUIRE(etcd.put(kRoot + "h1/big" + std::to_string(k) + "/0", value));
+  REQUIRE(etcd.put(kRoot + "h2/c1/0", instance("web", "web.test", a.address())));
+  WARN("56 puts of 1 MB: " << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count()
+                            << " ms");
+
+  Berth front(front_yaml(etcd));
+  INFO(front.error());
+  REQUIRE(front.ok());
+  t0 = Clock::now();
+  bool synced = wait_until([&] { return front.log().find("event=registry_synced") != std::string::npos; }, 10s);
+  INFO(front.log());
+  REQUIRE(synced);
+  WARN("front door synced " << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count()
+                            << " ms after it was ready");
+  const std::string log = front.log();
+  CHECK(log.find("keys=57") != std::string::npos);
+  CHECK(log.find("event=registry_lost") == std::string::npos);
+  CHECK(routes_to(front.port(), "web.test", "A"));
+  CHECK(routes_to(front.port(), "big.test", "A"));
+  CHECK(http_get(front.admin_port(), "/readyz", "127.0.0.1").status == 200);
+  // The watch starts after the pages' revision: a later change is followed.
+  REQUIRE(etcd.del(kRoot + "h2/c1/0"));
+  CHECK(wait_until([&] { return http_get(front.port(), "/", "web.test").status == 404; }, 5s));
 }

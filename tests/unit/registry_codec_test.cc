@@ -88,6 +88,17 @@ TEST_CASE("registry: malformed values are refused with the reason", "[registry]"
   }
 }
 
+TEST_CASE("registry: a range page holds as many keys as fit its bytes, by the largest met so far", "[registry]") {
+  // Before any key: as if each were the largest value a front door reads (1 MiB, 1.4 MB of base64).
+  CHECK(range_page_limit(kRangePageBytes, 0) == 5);
+  CHECK(range_page_limit(kRangePageBytes, 1'000'000) == 6);
+  CHECK(range_page_limit(kRangePageBytes, 2'000) == kRangePageMaxKeys);   // small values: big pages
+  CHECK(range_page_limit(kRangePageBytes, 13u << 20) == 1);               // one key over the page: 1
+  CHECK(range_page_limit(1, 0) == 1);
+  // A page of the largest values a front door reads stays far under the client's 64 MiB.
+  CHECK(range_page_limit(kRangePageBytes, 0) * ((kMaxValueBytes + 2048) / 3 * 4) < (16u << 20));
+}
+
 TEST_CASE("registry: an address no instance has is refused with its kind", "[registry]") {
   // Decoded only: nothing is ever sent to these addresses.
   const std::vector<std::pair<std::string, std::string>> refused = {
