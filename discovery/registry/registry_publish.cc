@@ -91,6 +91,7 @@ void RegistryPublisher::on_own_keys(const EtcdReply& reply) {
   }
   // Every key found is rewritten under the new lease (or deleted): "" never equals a value.
   have_.clear();
+  written_at_.clear();
   if (auto kvs = reply.body.find("kvs"); kvs != reply.body.end() && kvs->is_array())
     for (const auto& kv : *kvs)
       if (auto key = base64_decode(kv.value("key", ""))) have_[*key] = "";
@@ -134,8 +135,17 @@ void RegistryPublisher::pump() {
                     lost("transaction for container " + change.container + ": " + reply.error);
                     return;
                   }
-                  for (const auto& [key, value] : change.puts) have_[key] = value;
-                  for (const std::string& key : change.deletes) have_.erase(key);
+                  ++writes_;
+                  auto revision = json_int64(reply.body.value("header", nlohmann::json::object()), "revision");
+                  for (const auto& [key, value] : change.puts) {
+                    have_[key] = value;
+                    if (revision && *revision > 0) written_at_[key] = *revision;
+                    else written_at_.erase(key);
+                  }
+                  for (const std::string& key : change.deletes) {
+                    have_.erase(key);
+                    written_at_.erase(key);
+                  }
                   log::debug("registry_published")
                       .kv("container", change.container)
                       .kv("puts", static_cast<uint64_t>(change.puts.size()))
@@ -157,6 +167,82 @@ void RegistryPublisher::keepalive() {
     auto ttl = json_int64(reply.body, "TTL");
     if (!ttl || *ttl <= 0) lost("lease " + lease_ + " expired");
   });
+  verify_own_keys();
+}
+
+void RegistryPublisher::verify_own_keys() {
+  if (!ready_ || busy_ || stopped_ || !have_set_) return;
+  // Keys still to be rewritten (those found at start: a previous run's, under its lease) would
+  // look like another Berth's: read once they are written.
+  if (std::any_of(have_.begin(), have_.end(), [](const auto& kv) { return kv.second.empty(); })) return;
+  uint64_t generation = generation_, writes = writes_;
+  nlohmann::json body = {{"key", base64_encode(host_prefix_)},
+                         {"range_end", base64_encode(prefix_range_end(host_prefix_))},
+                         {"keys_only", true}};
+  client_->call("kv/range", body, kCallTimeout, [this, generation, writes](EtcdReply reply) {
+    // A write since the read was sent makes it moot: the next keepalive reads again.
+    if (generation != generation_ || writes != writes_ || busy_ || !reply.ok()) return;
+    on_verified(reply);
+  });
+}
+
+void RegistryPublisher::on_verified(const EtcdReply& reply) {
+  struct Held {
+    std::string lease;
+    int64_t mod_revision = 0;
+  };
+  std::map<std::string, Held> found;
+  std::map<std::string, uint64_t> others;  // another lease -> its keys under our host_id
+  if (auto kvs = reply.body.find("kvs"); kvs != reply.body.end() && kvs->is_array())
+    for (const auto& kv : *kvs) {
+      auto key = base64_decode(kv.value("key", ""));
+      if (!key) continue;
+      Held held{std::to_string(json_int64(kv, "lease").value_or(0)), json_int64(kv, "mod_revision").value_or(0)};
+      if (held.lease != lease_ && held.lease != "0") ++others[held.lease];  // "0": a put without a lease
+      found[*key] = std::move(held);
+    }
+  uint64_t missing = 0, taken = 0;
+  for (auto it = have_.begin(); it != have_.end();) {
+    auto f = found.find(it->first);
+    auto at = written_at_.find(it->first);
+    if (f == found.end()) {
+      ++missing;
+      written_at_.erase(it->first);
+      it = have_.erase(it);  // to be put again
+      continue;
+    }
+    if (f->second.lease != lease_ || (at != written_at_.end() && f->second.mod_revision != at->second)) {
+      ++taken;
+      it->second.clear();  // "" never equals a value: to be put again
+    }
+    ++it;
+  }
+  std::vector<std::string> leases;
+  for (const auto& [lease, keys] : others) leases.push_back(lease);
+  if (!others.empty() && leases != clash_leases_) {
+    std::string list;
+    uint64_t keys = 0;
+    for (const auto& [lease, n] : others) {
+      list += (list.empty() ? "" : ",") + lease;
+      keys += n;
+    }
+    log::warn("registry_host_id_clash")
+        .kv("host_id", cfg_.host_id)
+        .kv("lease", lease_)
+        .kv("other_leases", list)
+        .kv("other_keys", keys)
+        .kv("reason", "another Berth publishes under this host_id (a cloned machine? give each its own "
+                      "registry.host_id); each writes its own keys again when the other takes them");
+  }
+  clash_leases_ = std::move(leases);
+  if (missing || taken) {
+    log::warn("registry_own_keys_rewritten")
+        .kv("host_id", cfg_.host_id)
+        .kv("missing", missing)
+        .kv("held_by_another_write", taken)
+        .kv("reason", "keys this sidecar published were deleted or overwritten in etcd");
+    pump();
+  }
 }
 
 void RegistryPublisher::lost(const std::string& why) {

@@ -9,6 +9,12 @@
 // containers that are gone: the old keys stay until replaced, so no instance vanishes
 // meanwhile. A keepalive that finds the lease gone (etcd lost quorum longer than the TTL)
 // starts that over.
+//
+// Its keys are not trusted to stay as written: with every keepalive it reads its host's keys
+// (keys only) and writes again any of its own that is gone (deleted by hand) or that another
+// lease or a later write holds (a second Berth with the same host_id, e.g. a cloned machine,
+// took them over); keys of another live lease under its host_id are logged as
+// registry_host_id_clash, both leases named.
 #pragma once
 
 #include <chrono>
@@ -45,6 +51,9 @@ class RegistryPublisher final : public Source {
   // Warns once per key left out of the publication for its size.
   void log_too_large(std::vector<std::string> keys);
   void keepalive();
+  // Reads the host's keys and marks for rewriting those of ours that are gone or changed.
+  void verify_own_keys();
+  void on_verified(const EtcdReply& reply);
   void lost(const std::string& why);
 
   config::Registry cfg_;
@@ -56,6 +65,9 @@ class RegistryPublisher final : public Source {
   std::string host_prefix_;
   std::map<std::string, std::string> want_;  // from the latest Docker set
   std::map<std::string, std::string> have_;  // in etcd under our lease ("" = to be rewritten)
+  std::map<std::string, int64_t> written_at_;  // the revision of our last put of each key
+  uint64_t writes_ = 0;                        // transactions done (a read older than one is moot)
+  std::vector<std::string> clash_leases_;      // other leases under our host_id, as last warned about
   std::vector<std::string> too_large_;        // keys left out, as last warned about
   std::string lease_;                        // lease ID as the gateway spells it
   bool ready_ = false;                       // lease granted and own keys known

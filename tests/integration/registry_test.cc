@@ -145,6 +145,14 @@ void require_started(const Etcd& etcd) {
   REQUIRE(etcd.ok());
 }
 
+// Adds a container routing HOST to PORT to the fake engine and starts it (create, start events).
+void start_container(fake_docker::FakeEngine& engine, uint64_t seed, const std::string& name,
+                     const std::string& host, uint16_t port) {
+  size_t i = engine.add(fake_docker::routed_container(seed, name, host, port));
+  engine.emit(i, "create");
+  engine.emit(i, "start");
+}
+
 // One etcd member, origins A and B, and a front door that watches the member.
 struct FrontDoor {
   Etcd etcd;
@@ -371,6 +379,8 @@ TEST_CASE("registry: a sidecar publishes its host's containers to a front door, 
     std::this_thread::sleep_for(100ms);
   }
   CHECK(etcd.count(kRoot + "host-1/") == 1);
+  // Its previous run's keys, taken over, are not another Berth's.
+  CHECK(restarted->log().find("event=registry_host_id_clash") == std::string::npos);
 
   // A sidecar that dies: its lease expires, its instances leave the front door.
   restarted->process().signal(SIGKILL);
@@ -869,4 +879,68 @@ TEST_CASE("registry: a prefix larger than one reply may be (74 MB of values) is 
   // The watch starts after the pages' revision: a later change is followed.
   REQUIRE(etcd.del(kRoot + "h2/c1/0"));
   CHECK(wait_until([&] { return http_get(front.port(), "/", "web.test").status == 404; }, 5s));
+}
+
+TEST_CASE("registry: a sidecar writes its keys again when they are deleted in etcd", "[registry]") {
+  Etcd etcd;
+  require_started(etcd);
+  TempDir dir;
+  auto engine = start_engine(dir);
+  Origin origin("S");
+  REQUIRE(origin.ok());
+  Berth sidecar(sidecar_yaml(dir, etcd));  // lease_ttl 4s: its keys are read every 1.3 s
+  INFO(sidecar.error());
+  REQUIRE(sidecar.ok());
+  INFO("sidecar: " << sidecar.log());
+  start_container(*engine, 41, "web-1", "side.test", origin.port());
+  REQUIRE(wait_until([&] { return etcd.count(kRoot + "host-1/") == 1; }, 5s));
+
+  // etcdctl del --prefix /berth/v1/instances/host-1/
+  Response r = etcd.post("kv/deleterange", {{"key", base64(kRoot + "host-1/")}, {"range_end", base64(kRoot + "host-10")}});
+  REQUIRE(r.status == 200);
+  REQUIRE(etcd.count(kRoot + "host-1/") == 0);
+  auto t0 = Clock::now();
+  CHECK(wait_until([&] { return etcd.count(kRoot + "host-1/") == 1; }, 5s, 50ms));
+  WARN("deleted keys written again after "
+       << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count() << " ms");
+  CHECK(wait_until([&] { return sidecar.log().find("event=registry_own_keys_rewritten") != std::string::npos; }, 2s));
+}
+
+TEST_CASE("registry: two sidecars with one host_id: the clash is logged, and the first's instances come back "
+          "after the second takes its keys over and stops",
+          "[registry]") {
+  Etcd etcd;
+  require_started(etcd);
+  TempDir dir1, dir2;
+  auto engine1 = start_engine(dir1);
+  auto engine2 = start_engine(dir2);
+  Origin s1("S1"), s2("S2");
+  REQUIRE(s1.ok());
+  REQUIRE(s2.ok());
+  Berth front(front_yaml(etcd));
+  REQUIRE(front.ok());
+  auto first = std::make_unique<Berth>(sidecar_yaml(dir1, etcd));
+  REQUIRE(first->ok());
+  start_container(*engine1, 41, "web-1", "one.test", s1.port());
+  REQUIRE(wait_until([&] { return routes_to(front.port(), "one.test", "S1"); }, 5s));
+
+  // A clone: the same host_id, another container. Its start takes the host's keys over and
+  // deletes the first one's (a restarted sidecar's own, as far as it can tell).
+  start_container(*engine2, 42, "web-2", "two.test", s2.port());
+  auto second = std::make_unique<Berth>(sidecar_yaml(dir2, etcd));
+  REQUIRE(second->ok());
+  INFO("first: " << first->log() << "\nsecond: " << second->log() << "\nfront: " << front.log());
+  REQUIRE(wait_until([&] { return routes_to(front.port(), "two.test", "S2"); }, 5s));
+  CHECK(wait_until([&] { return first->log().find("event=registry_host_id_clash") != std::string::npos; }, 5s));
+  CHECK(wait_until([&] { return second->log().find("event=registry_host_id_clash") != std::string::npos; }, 5s));
+  CHECK(wait_until([&] { return routes_to(front.port(), "one.test", "S1"); }, 5s));
+
+  // The clone stops: its keys leave with its lease (4 s); the first's stay.
+  second.reset();
+  CHECK(wait_until([&] { return http_get(front.port(), "/", "two.test").status == 404; }, 10s));
+  CHECK(routes_to(front.port(), "one.test", "S1"));
+  CHECK(etcd.count(kRoot + "host-1/") == 1);
+  std::this_thread::sleep_for(2s);  // past a read of its keys: nothing more to write
+  CHECK(routes_to(front.port(), "one.test", "S1"));
+  CHECK(etcd.count(kRoot + "host-1/") == 1);
 }
