@@ -189,7 +189,12 @@ void AdminServer::on_connection(uv_stream_t* server, int status) {
         c->in.append(buf->base, static_cast<size_t>(n));
         size_t end = http::find_head_end(c->in.data(), c->in.size(), 0);
         if (!end) {
-          if (c->in.size() > kMaxAdminRequest) c->close();
+          if (c->in.size() > kMaxAdminRequest) {  // answered, not just cut: the client learns why
+            uv_read_stop(s);
+            c->responded = true;
+            c->server->send(c, 431, "text/plain; charset=utf-8", "request head too large\n",
+                            "Cache-Control: no-store\r\n", false);
+          }
           return;
         }
         uv_read_stop(s);
@@ -230,8 +235,13 @@ void AdminServer::respond(Conn* c, std::string_view head) {
       body = std::move(r.body);
     }
   }
+  send(c, status, type, body, extra, o.ok() && req.method_head);
+}
+
+void AdminServer::send(Conn* c, uint16_t status, const std::string& type, const std::string& body,
+                       std::string_view extra, bool head_only) {
   c->out.clear();
-  http::build_local_response(status, type, body, true, extra, c->out, o.ok() && req.method_head);
+  http::build_local_response(status, type, body, true, extra, c->out, head_only);
   uv_buf_t b = uv_buf_init(c->out.data(), static_cast<unsigned>(c->out.size()));
   c->write_req.data = c;
   int rc = uv_write(&c->write_req, reinterpret_cast<uv_stream_t*>(&c->tcp), &b, 1,

@@ -62,6 +62,9 @@ class AdminServer {
   struct Conn;
   static void on_connection(uv_stream_t* server, int status);
   void respond(Conn* c, std::string_view head);
+  // Writes the answer and closes the connection once it is out.
+  void send(Conn* c, uint16_t status, const std::string& type, const std::string& body, std::string_view extra,
+            bool head_only);
 
   uv_loop_t* loop_;
   uv_tcp_t server_;

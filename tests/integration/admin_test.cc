@@ -56,6 +56,12 @@ TEST_CASE("admin: unknown paths are 404, and the admin API is not on the proxy l
   INFO(r.raw_head << r.error);
   CHECK(r.status == 405);
   CHECK(r.header("allow").value_or("") == "GET, HEAD");
+  // A head that passes 16 KiB unfinished is answered 431, not cut without a word.
+  Client big(env.admin_port());
+  REQUIRE(big.send("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + std::string(17 * 1024, 'a')));
+  r = big.read_response();
+  INFO(r.raw_head << r.error);
+  CHECK(r.status == 431);
   check_alive(env);
 }
 
