@@ -220,7 +220,19 @@ void RegistryWatch::on_watch_message(const nlohmann::json& result) {
       ++event_counts_["put"];
     }
   }
-  if (changed) publish(received);
+  if (changed) publish_soon(received);
+}
+
+void RegistryWatch::publish_soon(int64_t received_ns) {
+  if (unpublished_since_ns_ == 0) unpublished_since_ns_ = received_ns;
+  if (publish_timer_.active()) return;
+  // Started from an I/O callback, a 0 ms timer runs in the loop's next turn, after every watch
+  // message this turn's reads brought.
+  publish_timer_.start(loop_, 0, [this] {
+    const int64_t since = unpublished_since_ns_;
+    unpublished_since_ns_ = 0;
+    if (!stopped_) publish(since);
+  });
 }
 
 void RegistryWatch::check() {

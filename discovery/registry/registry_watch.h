@@ -73,6 +73,12 @@ class RegistryWatch final : public Source {
   std::string unreachable_since_;
   std::map<std::string, std::string> logged_rejections_;
   Timer retry_timer_, check_timer_;
+  // Watch messages are applied as they come, and published once per loop turn: a burst read in
+  // one turn (the loop fell behind: each new route re-indexes the route table) costs one
+  // snapshot, not one per message. received_ns of the earliest change not yet published.
+  Timer publish_timer_;
+  int64_t unpublished_since_ns_ = 0;
+  void publish_soon(int64_t received_ns);
   std::chrono::milliseconds backoff_{100};
   std::map<std::string, uint64_t> event_counts_;
 };

@@ -296,6 +296,34 @@ TEST_CASE("registry: a watch that falls behind a compaction ranges again and rec
   CHECK(front.running());
 }
 
+TEST_CASE("registry: a burst of puts costs fewer route-table builds than puts", "[registry]") {
+  // Each new host + path re-indexes the route table (2,000 routes here): while that runs, the
+  // next watch messages wait in the socket, and they are published together once read.
+  Etcd etcd;
+  INFO(etcd.error());
+  REQUIRE(etcd.ok());
+  Origin a("A");
+  REQUIRE(a.ok());
+  for (int i = 0; i < 2000; ++i)
+    REQUIRE(etcd.put(kRoot + "base/c" + std::to_string(i) + "/0",
+                     instance("b" + std::to_string(i), "b" + std::to_string(i) + ".test", a.address())));
+  Berth front(front_yaml(etcd));
+  INFO(front.error());
+  REQUIRE(front.ok());
+  REQUIRE(wait_until([&] { return routes_to(front.port(), "b1999.test", "A"); }, 20s, 50ms));
+  const uint64_t builds_before = stats_counter(front.admin_port(), "route_index_builds");
+  const int kBurst = 400;
+  for (int i = 0; i < kBurst; ++i)
+    REQUIRE(etcd.put(kRoot + "burst/c" + std::to_string(i) + "/0",
+                     instance("n" + std::to_string(i), "n" + std::to_string(i) + ".test", a.address())));
+  REQUIRE(wait_until([&] { return routes_to(front.port(), "n399.test", "A"); }, 30s, 50ms));
+  const uint64_t builds = stats_counter(front.admin_port(), "route_index_builds") - builds_before;
+  INFO(builds << " route-table builds for " << kBurst << " puts");
+  CHECK(builds >= 1);
+  CHECK(builds < kBurst / 2);
+  CHECK(routes_to(front.port(), "n0.test", "A"));
+}
+
 TEST_CASE("registry: propagation from a key put to the first 200 at the front door", "[registry]") {
   Etcd etcd;
   INFO(etcd.error());
