@@ -408,12 +408,13 @@ std::vector<MetricFamily> MetricsExporter::collect() const {
   out.push_back(std::move(rl));
 
   const DiscoveryStatus disc = in_.discovery ? in_.discovery() : DiscoveryStatus{};
-  MetricFamily events = family("berth_discovery_events_total", "Docker events that concerned routed containers, by action.",
+  MetricFamily events = family("berth_discovery_events_total", "Discovery events by action: Docker events that concerned routed containers, and the registry's "
+                               "etcd puts, deletes and re-reads.",
                                MetricType::Counter);
   for (const auto& [action, n] : disc.events) add_value(events, {label("action", action)}, static_cast<double>(n));
   out.push_back(std::move(events));
   if (disc.configured)
-    out.push_back(single("berth_discovery_connected", "1 while discovery is in sync with the Docker engine, else 0.",
+    out.push_back(single("berth_discovery_connected", "1 while every discovery source (Docker, the etcd registry) is in sync, else 0.",
                          MetricType::Gauge, disc.connected ? 1 : 0));
   out.push_back(single("berth_access_log_dropped_total",
                        "Access-log records dropped because a log destination could not keep up.", MetricType::Counter,
