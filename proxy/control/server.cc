@@ -350,8 +350,8 @@ std::shared_ptr<const Runtime> Server::build_runtime() {
   std::vector<Route> routes = base.routes();
   // A host + path the config file routes is the file's, whatever priority or matchers a label
   // asks for: the discovered route is dropped, and listed with the reason.
-  std::unordered_map<std::string, const Route*> configured;
-  for (const Route& r : routes) configured.emplace(r.host + '\n' + r.path_prefix, &r);
+  std::unordered_map<std::string, std::string> configured;  // host + path -> the config route's name
+  for (const Route& r : routes) configured.emplace(r.host + '\n' + r.path_prefix, r.name);
   std::vector<std::pair<std::string, std::string>> overridden;
   uint32_t offset = static_cast<uint32_t>(base.services().size());
   for (const auto& set : discovered_) {
@@ -364,7 +364,7 @@ std::shared_ptr<const Runtime> Server::build_runtime() {
         overridden.emplace_back(std::string(source), "route " + (r.host.empty() ? std::string("(any host)") : r.host) +
                                                          r.path_prefix + " of service '" +
                                                          set->services[r.service]->name + "' is the config file's (route '" +
-                                                         c->second->name + "'): the config file wins");
+                                                         c->second + "'): the config file wins");
         continue;
       }
       r.service += offset;
