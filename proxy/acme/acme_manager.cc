@@ -54,6 +54,10 @@ bool AcmeManager::load_stored(Entry& e) {
   e.not_after = certificate_not_after(e.chain_pem);
   e.not_before = certificate_not_before(e.chain_pem);
   e.state = "valid";
+  // Found where an older Berth kept it: written under its own name too (the ACME thread's next
+  // turn), before a route whose one host is that name claims the directory.
+  e.unsaved = stored->legacy;
+  e.next_write = 0;
   log::info("acme_certificate_loaded").kv("hosts", join(e.hosts)).kv("not_after", e.not_after);
   return true;
 }

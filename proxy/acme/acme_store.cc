@@ -84,11 +84,13 @@ bool AcmeStore::write_account_key(const std::string& pem, std::string* error) co
 std::optional<StoredCertificate> AcmeStore::read_certificate(const std::vector<std::string>& hosts) const {
   // Under the current name, else (stored by an older Berth) under the first host alone: the
   // caller checks that the certificate's names are the route's.
-  for (const std::string& name : {certificate_dir_name(hosts), legacy_certificate_dir_name(hosts)}) {
+  const std::string current = certificate_dir_name(hosts);
+  for (const std::string& name : {current, legacy_certificate_dir_name(hosts)}) {
     const std::string base = dir_ + "/certificates/" + name;
     auto chain = read_all(base + "/chain.pem");
     auto key = read_all(base + "/key.pem");
-    if (chain && key && !chain->empty() && !key->empty()) return StoredCertificate{std::move(*chain), std::move(*key)};
+    if (chain && key && !chain->empty() && !key->empty())
+      return StoredCertificate{std::move(*chain), std::move(*key), name != current};
   }
   return std::nullopt;
 }

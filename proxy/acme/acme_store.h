@@ -17,6 +17,7 @@ namespace berth::acme {
 struct StoredCertificate {
   std::string chain_pem;
   std::string key_pem;
+  bool legacy = false;  // read from the directory an older Berth used (the first host alone)
 };
 
 class AcmeStore {

@@ -128,6 +128,11 @@ TEST_CASE("acme: http-01 gets a certificate curl verifies, and a restart serves 
     std::this_thread::sleep_for(1500ms);
     CHECK(count(older.log(), "event=acme_certificate_loaded") == 1);
     CHECK(count(older.log(), "event=acme_order_started") == 0);
+    // ...and written under its own name, out of the way of a route whose one host is app.test.
+    nlohmann::json s;
+    CHECK(wait_acme(older.admin_port(), "app.test", "stored", true, 5s, &s));
+    CHECK(stored_certificate_dir(storage, "app.test+") == cert_dir);
+    CHECK(count(older.log(), "event=acme_certificate_stored") == 1);
   }
   INFO(tail(pebble.log()));
   CHECK(orders_before >= 1);
