@@ -211,7 +211,12 @@ void RegistryPublisher::on_verified(const EtcdReply& reply) {
       it = have_.erase(it);  // to be put again
       continue;
     }
-    if (f->second.lease != lease_ || (at != written_at_.end() && f->second.mod_revision != at->second)) {
+    // Held by another live lease: a second Berth with this host_id publishes the same container
+    // id. Left to it (rewriting would start a tug of war, every read, and every front door would
+    // flip the instance's address); written again once that lease's keys are gone.
+    const bool other_live_lease = f->second.lease != lease_ && f->second.lease != "0";
+    if (!other_live_lease &&
+        (f->second.lease != lease_ || (at != written_at_.end() && f->second.mod_revision != at->second))) {
       ++taken;
       it->second.clear();  // "" never equals a value: to be put again
     }

@@ -18,6 +18,7 @@
 #include <iostream>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
+#include <openssl/evp.h>
 
 #include "bench/fake_docker_engine.h"
 #include "env.h"
@@ -1023,4 +1024,48 @@ TEST_CASE("registry: two sidecars with one host_id: the clash is logged, and the
   std::this_thread::sleep_for(2s);  // past a read of its keys: nothing more to write
   CHECK(routes_to(front.port(), "one.test", "S1"));
   CHECK(etcd.count(kRoot + "host-1/") == 1);
+}
+
+TEST_CASE("registry: two sidecars with one host_id publishing the same container id do not fight over its key",
+          "[registry]") {
+  // A machine cloned with its containers: the same host_id and container id, so the same key.
+  // It stays with the lease that holds it; rewriting it at every read would flip the address
+  // every front door routes to, for ever.
+  Etcd etcd;
+  require_started(etcd);
+  TempDir dir1, dir2;
+  auto engine1 = start_engine(dir1);
+  auto engine2 = start_engine(dir2);
+  Origin s1("S1"), s2("S2");
+  REQUIRE((s1.ok() && s2.ok()));
+  start_container(*engine1, 41, "web-1", "one.test", s1.port());
+  start_container(*engine2, 41, "web-1", "one.test", s2.port());
+  auto first = std::make_unique<Berth>(sidecar_yaml(dir1, etcd));
+  REQUIRE(first->ok());
+  REQUIRE(wait_until([&] { return etcd.count(kRoot + "host-1/") == 1; }, 5s));
+  auto second = std::make_unique<Berth>(sidecar_yaml(dir2, etcd));
+  REQUIRE(second->ok());
+  INFO("first: " << first->log() << "\nsecond: " << second->log());
+  CHECK(wait_until([&] { return first->log().find("event=registry_host_id_clash") != std::string::npos; }, 5s));
+  // The one key: its mod_revision, and the value's text ("?" when not exactly one key).
+  auto the_key = [&] {
+    Response r = etcd.post("kv/range", {{"key", base64(kRoot)}, {"range_end", base64(kRoot.substr(0, kRoot.size() - 1) + "0")}});
+    auto j = nlohmann::json::parse(r.body, nullptr, false);
+    if (!j.is_object() || !j.contains("kvs") || j["kvs"].size() != 1) return std::make_pair(std::string("?"), std::string());
+    const std::string b64 = j["kvs"][0]["value"].get<std::string>();
+    std::string value(b64.size(), '\0');
+    const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(value.data()),
+                                  reinterpret_cast<const unsigned char*>(b64.data()), static_cast<int>(b64.size()));
+    value.resize(n > 0 ? static_cast<size_t>(n) : 0);
+    return std::make_pair(j["kvs"][0]["mod_revision"].get<std::string>(), value);
+  };
+  const auto settled = the_key();
+  REQUIRE(settled.first != "?");
+  std::this_thread::sleep_for(4s);  // three reads of its keys by each (lease_ttl 4 s)
+  CHECK(the_key().first == settled.first);
+  // The one holding it (the second, which took the host's keys over at its start) stops: its key
+  // leaves with its lease, and the first writes its own again.
+  CHECK(settled.second.find(":" + std::to_string(s2.port())) != std::string::npos);
+  second.reset();
+  CHECK(wait_until([&] { return the_key().second.find(":" + std::to_string(s1.port())) != std::string::npos; }, 10s));
 }
