@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "discovery/docker_connection.h"
+#include "proxy/base/clock.h"
 
 namespace berth::discovery {
 
@@ -33,14 +34,27 @@ class DockerClient::Exchange {
 
   void begin(Id id) {
     id_ = id;
-    timer_.start(client_->loop_, static_cast<uint64_t>(timeout_.count()),
-                 [this] { end("no response from the engine within " + std::to_string(timeout_.count()) + " ms"); });
+    arm(static_cast<uint64_t>(timeout_.count()));
     connection_ = std::make_unique<DockerConnection>(
         client_->loop_, client_->endpoint_, client_->tls_ ? client_->tls_->get() : nullptr,
         DockerConnection::Callbacks{[this] { on_connected(); },
                                     [this](std::string_view bytes) { on_bytes(bytes); },
                                     [this](const std::string& why) { on_closed(why); }});
     connection_->open();
+  }
+  // The timeout, moved once by the time it lost when it fires late (late_timer_extension): a
+  // control loop held up by a large change must not fail an answer that came meanwhile.
+  void arm(uint64_t ms) {
+    due_ms_ = uv_now(client_->loop_) + ms;
+    timer_.start(client_->loop_, ms, [this] {
+      const uint64_t timeout = static_cast<uint64_t>(timeout_.count());
+      if (const uint64_t more = late_timer_extension(due_ms_, uv_now(client_->loop_), timeout, timeout_moved_)) {
+        timeout_moved_ = true;
+        arm(more);
+        return;
+      }
+      end("no response from the engine within " + std::to_string(timeout_.count()) + " ms");
+    });
   }
   // Silently: no callback.
   void drop() {
@@ -113,6 +127,8 @@ class DockerClient::Exchange {
   DockerClient* client_;
   Request request_;
   std::chrono::milliseconds timeout_;
+  uint64_t due_ms_ = 0;         // uv_now() when the timeout is due
+  bool timeout_moved_ = false;  // moved once already
   HttpResponseParser parser_;
   HttpResult result_;
   bool finished_ = false;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "proxy/base/clock.h"
 #include "proxy/base/log.h"
 #include "proxy/http/http_head.h"
 
@@ -139,18 +140,17 @@ void on_connected(uv_connect_t* req, int status) {
 
 // A timeout that fires well after it was due means the control loop was held up (a large admin
 // document being built, the process stopped or starved): the answer may be waiting in the socket,
-// unread, since timers run before I/O. The probe gets the time it lost, once (at most its timeout
-// again), instead of failing a healthy instance. libuv runs a timer restarted at 0 ms within the
-// same pass, so the extension is at least 1 ms: the loop polls I/O first.
+// unread. The probe gets the time it lost, once (late_timer_extension), instead of failing a
+// healthy instance.
 void on_probe_timeout(uv_timer_t* timer) {
-  constexpr uint64_t kStalledMs = 50;
   auto* p = static_cast<Probe*>(timer->data);
-  const uint64_t now = uv_now(timer->loop);
-  if (!p->extended && p->target && now > p->due_ms + kStalledMs) {
-    p->extended = true;
+  if (p->target) {
     const auto timeout_ms = static_cast<uint64_t>(p->target->check.timeout.count());
-    uv_timer_start(timer, on_probe_timeout, std::max<uint64_t>(1, std::min(now - p->due_ms, timeout_ms)), 0);
-    return;
+    if (const uint64_t more = late_timer_extension(p->due_ms, uv_now(timer->loop), timeout_ms, p->extended)) {
+      p->extended = true;
+      uv_timer_start(timer, on_probe_timeout, more, 0);
+      return;
+    }
   }
   finish(p, false, "timeout");
 }

@@ -946,7 +946,7 @@ TEST_CASE("registry: a prefix larger than one reply may be (74 MB of values) is 
   INFO(front.error());
   REQUIRE(front.ok());
   t0 = Clock::now();
-  bool synced = wait_until([&] { return front.log().find("event=registry_synced") != std::string::npos; }, 10s);
+  bool synced = wait_until([&] { return front.log().find("event=registry_synced") != std::string::npos; }, 60s);
   INFO(front.log());
   REQUIRE(synced);
   WARN("front door synced " << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count()

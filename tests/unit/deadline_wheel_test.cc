@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "proxy/base/clock.h"
 #include "proxy/net/deadline_wheel.h"
 
 using namespace berth;
@@ -163,4 +164,18 @@ TEST_CASE("random moves never fire early and never lose an entry") {
     for (size_t i = 0; i < items.size(); ++i)
       if (want[i] && want[i] + kSlot <= now) FAIL("entry " << i << " overdue");
   }
+}
+
+TEST_CASE("late timers: a timeout that fired well after it was due is moved once by the time it lost",
+          "[timers]") {
+  using berth::late_timer_extension;
+  // On time, or within 50 ms of it: the timeout stands.
+  CHECK(late_timer_extension(1000, 1000, 300, false) == 0);
+  CHECK(late_timer_extension(1000, 1050, 300, false) == 0);
+  // The loop was held up 200 ms past the deadline: 200 ms more, once.
+  CHECK(late_timer_extension(1000, 1200, 300, false) == 200);
+  CHECK(late_timer_extension(1000, 1200, 300, true) == 0);
+  // Held up longer than the timeout: at most the timeout again.
+  CHECK(late_timer_extension(1000, 9000, 300, false) == 300);
+  CHECK(late_timer_extension(1000, 9000, 0, false) == 1);  // never 0: the loop polls I/O first
 }
