@@ -58,6 +58,7 @@ void RegistryWatch::stop(std::function<void()> done) {
   client_.reset();
   retry_timer_.close();
   check_timer_.close();
+  publish_timer_.close();  // its handle is freed by the loop's next turn, before the loop ends
   if (done) done();
 }
 
