@@ -16,6 +16,7 @@
 #include "proxy/base/heap_trim.h"
 #include "proxy/base/log.h"
 #include "proxy/base/time_text.h"
+#include "proxy/control/discovered_merge.h"
 #include "proxy/control/status_page.h"
 #include "proxy/lb/lb.h"
 #include "proxy/net/listen_socket.h"
@@ -266,16 +267,16 @@ std::shared_ptr<const Runtime> Server::build_runtime() {
   rt->generation = generation_;
   rt->tls = tls_.contexts();
   const RouteTable& base = *static_runtime_->routes;
-  std::vector<ServicePtr> inputs = base.services();
+  // A discovered service whose name the config file or an earlier source has is left out.
+  MergedServices merged = merge_services(base.services(), discovered_);
+  std::vector<ServicePtr>& inputs = merged.services;
   std::vector<discovery::RouteList> layouts(discovered_.size());
-  for (size_t i = 0; i < discovered_.size(); ++i) {
-    if (!discovered_[i]) continue;
-    layouts[i] = discovered_[i]->routes;
-    inputs.insert(inputs.end(), discovered_[i]->services.begin(), discovered_[i]->services.end());
-  }
+  for (size_t i = 0; i < discovered_.size(); ++i)
+    if (discovered_[i]) layouts[i] = discovered_[i]->routes;
   const RouteTable* previous = runtime_ ? runtime_->routes.get() : nullptr;
   const bool same_layout = previous && !config_changed && layouts == built_layouts_ &&
-                           inputs.size() == published_inputs_.size() && inputs.size() == previous->services().size();
+                           merged.index == built_index_ && inputs.size() == published_inputs_.size() &&
+                           inputs.size() == previous->services().size();
 
   // Shared health state (probes, ejections, circuit counts) for every instance, kept across
   // snapshots for instances that stay. A service handed over unchanged is published as the
@@ -342,49 +343,21 @@ std::shared_ptr<const Runtime> Server::build_runtime() {
   last_same_layout_ = same_layout;
   published_inputs_ = std::move(inputs);
   built_layouts_ = std::move(layouts);
+  built_index_ = merged.index;  // merge_routes reads it below
 
   if (same_layout) {
     rt->routes = RouteTable::with_services(*previous, std::move(services), generation_);
     return rt;
   }
-  std::vector<Route> routes = base.routes();
-  // A host + path the config file routes is the file's, whatever priority or matchers a label
-  // asks for: the discovered route is dropped, and listed with the reason.
-  std::unordered_map<std::string, std::string> configured;  // host + path -> the config route's name
-  for (const Route& r : routes) configured.emplace(r.host + '\n' + r.path_prefix, r.name);
-  std::vector<std::pair<std::string, std::string>> overridden;
-  uint32_t offset = static_cast<uint32_t>(base.services().size());
-  for (const auto& set : discovered_) {
-    if (!set) continue;
-    for (Route r : *set->routes) {
-      if (auto c = configured.find(r.host + '\n' + r.path_prefix); c != configured.end()) {
-        const std::string_view source = std::string_view(r.source).starts_with("container:")
-                                            ? std::string_view(r.source).substr(std::string_view("container:").size())
-                                            : std::string_view(r.source);
-        overridden.emplace_back(std::string(source), "route " + (r.host.empty() ? std::string("(any host)") : r.host) +
-                                                         r.path_prefix + " of service '" +
-                                                         set->services[r.service]->name + "' is the config file's (route '" +
-                                                         c->second + "'): the config file wins");
-        continue;
-      }
-      r.service += offset;
-      if (r.mirror) {  // its shadow is a service of the same set
-        RouteMirror shifted = *r.mirror;
-        shifted.service += offset;
-        r.mirror = std::make_shared<const RouteMirror>(shifted);
-      }
-      routes.push_back(std::move(r));
-    }
-    offset += static_cast<uint32_t>(set->services.size());
-  }
-  std::sort(overridden.begin(), overridden.end());
-  overridden.erase(std::unique(overridden.begin(), overridden.end()), overridden.end());
-  for (const auto& o : overridden)
+  std::vector<std::string> source_names;
+  for (const auto& source : sources_) source_names.emplace_back(source->name());
+  MergedRoutes routes = merge_routes(base.routes(), discovered_, merged, source_names);
+  for (const auto& o : routes.left_out)
     if (!std::binary_search(overridden_.begin(), overridden_.end(), o))
       log::warn("discovered_route_refused").kv("source", o.first).kv("reason", o.second);
-  overridden_ = std::move(overridden);
+  overridden_ = std::move(routes.left_out);
   ++route_index_builds_;
-  rt->routes = RouteTable::build(std::move(routes), std::move(services), generation_);
+  rt->routes = RouteTable::build(std::move(routes.routes), std::move(services), generation_);
   return rt;
 }
 

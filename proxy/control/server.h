@@ -108,6 +108,7 @@ class Server {
   // one's routes and index.
   std::vector<ServicePtr> published_inputs_;
   std::vector<discovery::RouteList> built_layouts_;
+  std::vector<std::vector<uint32_t>> built_index_;  // MergedServices::index of that build
   // The services that entered and left the published set with the last build, for the checker.
   std::vector<ServicePtr> last_added_;
   std::vector<const Service*> last_removed_;

@@ -52,6 +52,12 @@ inline std::string_view endpoint_container_name(std::string_view source) noexcep
   return slash == std::string_view::npos ? source.substr(10) : source.substr(slash + 1);
 }
 
+// What /api/routes names as a discovered route's origin: its container ("<short id>/<name>") for
+// a route from a container's labels, the source text otherwise.
+inline std::string_view route_source_label(std::string_view source) noexcept {
+  return source.starts_with("container:") ? source.substr(10) : source;
+}
+
 // An instance discovery knows of but does not route now, and why: a running container that
 // Docker reports unhealthy or still starting, one that is paused, or one that is stopping. Shown
 // on the status page next to the routed instances; never selected.

@@ -297,7 +297,7 @@ TEST_CASE("registry: a watch that falls behind a compaction ranges again and rec
   CHECK(front.running());
 }
 
-TEST_CASE("registry: keys claiming the config file's host + path are listed as refused, among others routed",
+TEST_CASE("registry: keys claiming the config file's host + path or service name are listed as refused, among others routed",
           "[registry]") {
   // Discovered routes before and after the refused one: the list they join grows while the
   // config's routes are looked up (a use-after-free once, under that growth).
@@ -308,6 +308,8 @@ TEST_CASE("registry: keys claiming the config file's host + path are listed as r
   REQUIRE((a.ok() && b.ok()));
   for (const char* host : {"a1", "a2", "a3", "c", "d"})
     REQUIRE(etcd.put(kRoot + "h1/" + host + "/0", instance(std::string("svc-") + host, std::string(host) + ".test", b.address())));
+  // A service named like the config file's: left out with its route (one "cfg", the file's).
+  REQUIRE(etcd.put(kRoot + "h1/e/0", instance("cfg", "e.test", b.address())));
   const std::string route = "config-route-with-a-name-longer-than-a-short-string-buffer";
   Berth front(front_yaml(etcd) + "routes:\n  - {name: " + route + ", host: c.test, service: cfg}\n" +
               "services:\n  cfg: {endpoints: [\"" + a.address() + "\"]}\n");
@@ -325,6 +327,22 @@ TEST_CASE("registry: keys claiming the config file's host + path are listed as r
         std::string::npos)
       ++refused;
   CHECK(refused == 1);
+  int named = 0;
+  for (const auto& r : j["rejected"])
+    if (r["reason"] == "route e.test/ of service 'cfg' is not routed: the service name 'cfg' is taken by the config "
+                       "file (a service name belongs to the first that has it)")
+      ++named;
+  CHECK(named == 1);
+  CHECK(http_get(front.port(), "/", "e.test").status == 404);
+  nlohmann::json status = nlohmann::json::parse(http_get(front.admin_port(), "/api/status", "127.0.0.1").body, nullptr, false);
+  REQUIRE(status.is_object());
+  int cfg = 0;
+  for (const auto& s : status["services"])
+    if (s["name"] == "cfg") {
+      ++cfg;
+      CHECK(s.dump().find(b.address()) == std::string::npos);  // the file's instance only
+    }
+  CHECK(cfg == 1);
   CHECK(front.log().find("event=discovered_route_refused") != std::string::npos);
   CHECK(front.running());
 }
