@@ -34,23 +34,33 @@ namespace {
 
 using Fields = JournalFields;
 
-// One event for many instances joining or leaving at once: how many, of how many services.
-void add_bulk(EventJournal& journal, int64_t time_ms, const char* type, size_t count, size_t services,
-              const char* why) {
-  journal.add(time_ms, type,
-              {{"count", static_cast<int64_t>(count)}, {"services", static_cast<int64_t>(services)}, {"why", why}});
-}
-
-size_t services_among(const std::vector<const std::pair<const std::pair<std::string, std::string>, InstanceView>*>& moved) {
-  size_t n = 0;
-  for (size_t i = 0; i < moved.size(); ++i) n += i == 0 || moved[i]->first.first != moved[i - 1]->first.first;
-  return n;
-}
+// An element of ObservedState::instances: {service, instance} and what was seen of it.
+using InstanceEntry = std::pair<const std::pair<std::string, std::string>, InstanceView>;
 
 Fields instance_fields(const std::pair<std::string, std::string>& key, const InstanceView& v) {
   Fields f{{"service", key.first}, {"instance", key.second}};
   if (!v.container.empty()) f.emplace_back("container", v.container);
   return f;
+}
+
+// Instances that joined or left in one change: an event each, or, past kMaxListedMoves, one event
+// for them all saying how many, of how many services. detail adds an event's own fields.
+template <typename Detail>
+void record_moves(EventJournal& journal, int64_t time_ms, const std::vector<const InstanceEntry*>& moved,
+                  const char* type, const char* bulk_type, const char* bulk_why, Detail detail) {
+  if (moved.size() > kMaxListedMoves) {
+    size_t services = 0;  // moved is in key order: a service's instances are together
+    for (size_t i = 0; i < moved.size(); ++i) services += i == 0 || moved[i]->first.first != moved[i - 1]->first.first;
+    journal.add(time_ms, bulk_type,
+                {{"count", static_cast<int64_t>(moved.size())}, {"services", static_cast<int64_t>(services)},
+                 {"why", bulk_why}});
+    return;
+  }
+  for (const InstanceEntry* kv : moved) {
+    Fields f = instance_fields(kv->first, kv->second);
+    detail(f, kv->second);
+    journal.add(time_ms, type, std::move(f));
+  }
 }
 
 Fields route_fields(const RouteView& r) {
@@ -61,34 +71,22 @@ Fields route_fields(const RouteView& r) {
 
 void record_changes(const ObservedState& before, const ObservedState& after, int64_t time_ms,
                     EventJournal& journal) {
-  std::vector<const std::pair<const std::pair<std::string, std::string>, InstanceView>*> left, joined;
+  std::vector<const InstanceEntry*> left, joined;
   for (const auto& kv : before.instances)
     if (!after.instances.count(kv.first)) left.push_back(&kv);
   for (const auto& kv : after.instances)
     if (!before.instances.count(kv.first)) joined.push_back(&kv);
-  if (left.size() > kMaxListedMoves) {
-    add_bulk(journal, time_ms, "instances_left", left.size(), services_among(left),
-             "many instances left in one change (a reload, containers stopping): /api/status lists the rest");
-  } else {
-    for (const auto* kv : left) {
-      Fields f = instance_fields(kv->first, kv->second);
-      f.emplace_back("why", kv->second.container.empty()
-                                ? "removed from the configuration"
-                                : "no longer discovered: the container stopped, is unhealthy, paused or draining, "
-                                  "or its labels changed");
-      journal.add(time_ms, "instance_left", std::move(f));
-    }
-  }
-  if (joined.size() > kMaxListedMoves) {
-    add_bulk(journal, time_ms, "instances_joined", joined.size(), services_among(joined),
-             "many instances joined in one change (a reload, containers starting): /api/status lists them");
-  } else {
-    for (const auto* kv : joined) {
-      Fields f = instance_fields(kv->first, kv->second);
-      f.emplace_back("probe", kv->second.probe);
-      journal.add(time_ms, "instance_joined", std::move(f));
-    }
-  }
+  record_moves(journal, time_ms, left, "instance_left", "instances_left",
+               "many instances left in one change (a reload, containers stopping)",
+               [](Fields& f, const InstanceView& v) {
+                 f.emplace_back("why", v.container.empty()
+                                           ? "removed from the configuration"
+                                           : "no longer discovered: the container stopped, is unhealthy, paused or "
+                                             "draining, or its labels changed");
+               });
+  record_moves(journal, time_ms, joined, "instance_joined", "instances_joined",
+               "many instances joined in one change (a reload, containers starting): /api/status lists them",
+               [](Fields& f, const InstanceView& v) { f.emplace_back("probe", v.probe); });
   for (const auto& [key, now] : after.instances) {
     auto it = before.instances.find(key);
     if (it == before.instances.end()) continue;
