@@ -81,6 +81,10 @@ class Source {
   // Empty when the source is in sync; otherwise why not (e.g. "docker engine unreachable since
   // ...; serving the last good routes"). Shown by /readyz.
   virtual std::string stale_reason() const = 0;
+  // Empty when all works; otherwise what does not, though the source's routes are good (a
+  // registry sidecar that cannot publish to etcd, or whose watch of the other hosts is behind).
+  // Shown in /api/routes and /api/status; such a source counts as not connected in stats().
+  virtual std::string degraded_reason() const { return {}; }
   // Connection state and event counts (a source without events: connected, none).
   virtual SourceStats stats() const { return {}; }
 };

@@ -53,6 +53,12 @@ void RegistryPublisher::stop(std::function<void()> done) {
   inner_->stop(std::move(done));
 }
 
+std::string RegistryPublisher::publish_problem() const {
+  if (!setup_error_.empty()) return setup_error_;
+  if (!problem_.empty()) return problem_;
+  return ready_ ? std::string() : "not publishing yet: waiting for a lease from etcd";
+}
+
 void RegistryPublisher::connect() {
   if (stopped_) return;
   ready_ = false;
@@ -96,6 +102,7 @@ void RegistryPublisher::on_own_keys(const EtcdReply& reply) {
     for (const auto& kv : *kvs)
       if (auto key = base64_decode(kv.value("key", ""))) have_[*key] = "";
   ready_ = true;
+  problem_.clear();
   backoff_ = std::chrono::milliseconds(100);
   log::info("registry_publishing")
       .kv("host_id", cfg_.host_id)
@@ -162,10 +169,12 @@ void RegistryPublisher::keepalive() {
     if (!reply.ok()) {
       // etcd unreachable: the lease may still live; the next keepalive tells.
       log::warn("registry_keepalive_failed").kv("reason", reply.error);
+      problem_ = "lease keepalive failed: " + reply.error;
       return;
     }
     auto ttl = json_int64(reply.body, "TTL");
-    if (!ttl || *ttl <= 0) lost("lease " + lease_ + " expired");
+    if (!ttl || *ttl <= 0) return lost("lease " + lease_ + " expired");
+    problem_.clear();
   });
   verify_own_keys();
 }
@@ -256,6 +265,7 @@ void RegistryPublisher::lost(const std::string& why) {
   ready_ = false;
   busy_ = false;
   keepalive_timer_.stop();
+  problem_ = why;
   log::warn("registry_publish_lost").kv("reason", why).kv("retry_ms", static_cast<int64_t>(backoff_.count()));
   retry_timer_.start(loop_, static_cast<uint64_t>(backoff_.count()), [this] { connect(); });
   backoff_ = std::min(backoff_ * 2, kBackoffMax);

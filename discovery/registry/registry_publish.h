@@ -42,6 +42,8 @@ class RegistryPublisher final : public Source {
   // The host's own discovery decides readiness: the sidecar routes locally whatever etcd does.
   std::string stale_reason() const override { return inner_->stale_reason(); }
   SourceStats stats() const override { return inner_->stats(); }
+  // Empty while the host's instances are published under a live lease; otherwise why not.
+  std::string publish_problem() const;
 
  private:
   void connect();
@@ -60,6 +62,7 @@ class RegistryPublisher final : public Source {
   std::unique_ptr<Source> inner_;
   std::shared_ptr<TlsContext> tls_;
   std::string setup_error_;
+  std::string problem_;  // the last failure since the lease was last kept alive ("": none)
   uv_loop_t* loop_ = nullptr;
   std::unique_ptr<EtcdClient> client_;
   std::string host_prefix_;

@@ -34,7 +34,20 @@ void Sidecar::stop(std::function<void()> done) {
 
 std::string Sidecar::stale_reason() const { return publisher_->stale_reason(); }
 
-SourceStats Sidecar::stats() const { return publisher_->stats(); }
+std::string Sidecar::degraded_reason() const {
+  std::string out;
+  if (std::string p = publisher_->publish_problem(); !p.empty()) out = "publishing to etcd: " + p;
+  if (std::string w = watch_->stale_reason(); !w.empty()) out += (out.empty() ? "" : "; ") + ("watching etcd: " + w);
+  return out;
+}
+
+SourceStats Sidecar::stats() const {
+  SourceStats s = publisher_->stats();
+  SourceStats remote = watch_->stats();
+  s.connected = s.connected && remote.connected && publisher_->publish_problem().empty();
+  s.events.insert(s.events.end(), remote.events.begin(), remote.events.end());
+  return s;
+}
 
 void Sidecar::emit() {
   if (on_update_) on_update_(merge_.merge(local_, remote_));

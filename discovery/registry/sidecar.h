@@ -27,7 +27,10 @@ class Sidecar final : public Source {
   std::string_view name() const override;
   void start(uv_loop_t* loop, UpdateFn on_update) override;
   void stop(std::function<void()> done) override;
+  // Readiness is the host's Docker discovery's alone: the sidecar routes its host's instances
+  // whatever etcd does. Publishing and the watch of the other hosts are degraded_reason().
   std::string stale_reason() const override;
+  std::string degraded_reason() const override;
   SourceStats stats() const override;
 
  private:

@@ -615,12 +615,7 @@ void Server::register_admin_paths(AdminServer& admin) {
   });
   admin.handle("/api/status", reuse_slow_documents([this, json, dump](const AdminRequest&) {
     nlohmann::json j = status_.status(*runtime_->routes, health_clock_ms());
-    nlohmann::json sources = nlohmann::json::array();
-    for (const auto& src : sources_) {
-      std::string stale = src->stale_reason();
-      sources.push_back({{"name", src->name()}, {"in_sync", stale.empty()}, {"stale_reason", stale}});
-    }
-    j["discovery"] = std::move(sources);
+    j["discovery"] = discovery_json();
     j["time"] = rfc3339_ms(wall_clock_ms());
     return json(dump(j));
   }));
@@ -659,6 +654,18 @@ void Server::register_admin_paths(AdminServer& admin) {
   });
 }
 
+nlohmann::json Server::discovery_json() const {
+  nlohmann::json sources = nlohmann::json::array();
+  for (const auto& src : sources_) {
+    std::string stale = src->stale_reason();
+    sources.push_back({{"name", src->name()},
+                       {"in_sync", stale.empty()},
+                       {"stale_reason", stale},
+                       {"degraded_reason", src->degraded_reason()}});
+  }
+  return sources;
+}
+
 std::string Server::routes_json() const {
   nlohmann::json j = runtime_->routes->to_json_value();
   nlohmann::json rejected = nlohmann::json::array();
@@ -667,12 +674,7 @@ std::string Server::routes_json() const {
       for (const auto& [what, why] : set->rejected) rejected.push_back({{"container", what}, {"reason", why}});
   for (const auto& [what, why] : overridden_) rejected.push_back({{"container", what}, {"reason", why}});
   j["rejected"] = rejected;
-  nlohmann::json sources = nlohmann::json::array();
-  for (const auto& src : sources_) {
-    std::string stale = src->stale_reason();
-    sources.push_back({{"name", src->name()}, {"in_sync", stale.empty()}, {"stale_reason", stale}});
-  }
-  j["discovery"] = sources;
+  j["discovery"] = discovery_json();
   if (acme_) j["acme"] = acme_->status_json();
   if (!acme_unconfigured_.empty()) {
     nlohmann::json asking = nlohmann::json::array();

@@ -3,6 +3,8 @@
 // Runtime snapshot and hands it to every worker.
 #pragma once
 
+#include <nlohmann/json_fwd.hpp>
+
 #include <uv.h>
 
 #include <atomic>
@@ -61,6 +63,8 @@ class Server {
   // Registers the admin listener's paths.
   void register_admin_paths(AdminServer& admin);
   std::string routes_json() const;
+  // Each discovery source: name, in_sync, stale_reason, degraded_reason (/api/routes, /api/status).
+  nlohmann::json discovery_json() const;
   std::string stats_json() const;
   std::string not_ready_reason() const;
   // The Prometheus exporter (null when the admin listener is off): its record sinks, the

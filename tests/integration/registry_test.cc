@@ -512,6 +512,21 @@ TEST_CASE("registry: a front door with its own Docker discovery routes both, and
   CHECK(wait_until([&] { return routes_to(front.port(), "web.test", "R"); }, 5s));
   CHECK(http_get(front.admin_port(), "/readyz", "127.0.0.1").status == 200);
 
+  // A registry service asking for the local container's host stays out, and is listed.
+  REQUIRE(etcd.put(kRoot + "h2/c3/0", instance("intruder", "local.test", remote.address())));
+  nlohmann::json routes;
+  CHECK(wait_until([&] {
+    routes = nlohmann::json::parse(http_get(front.admin_port(), "/api/routes", "127.0.0.1").body, nullptr, false);
+    return routes.is_object() && routes["rejected"].size() == 1;
+  }, 5s, 50ms));
+  INFO(routes.dump());
+  CHECK(routes["rejected"][0]["reason"].get<std::string>().find(
+            "route local.test/ of service 'intruder' is served by service '") == 0);
+  CHECK(routes["rejected"][0]["reason"].get<std::string>().find("from discovery source 'docker' (the first source wins)") !=
+        std::string::npos);
+  for (int k = 0; k < 5; ++k) CHECK(routes_to(front.port(), "local.test", "L"));
+  REQUIRE(etcd.del(kRoot + "h2/c3/0"));
+
   // A change on either side leaves the other's routes alone.
   engine->emit_stop(c);
   CHECK(wait_until([&] { return http_get(front.port(), "/", "local.test").status == 404; }, 5s));
@@ -980,7 +995,15 @@ TEST_CASE("registry: a prefix larger than one reply may be (74 MB of values) is 
   CHECK(wait_until([&] { return http_get(front.port(), "/", "web.test").status == 404; }, 5s));
 }
 
-TEST_CASE("registry: a sidecar writes its keys again when they are deleted in etcd", "[registry]") {
+// The sidecar's entry in /api/routes "discovery" (null when there is none).
+nlohmann::json sidecar_source(const Berth& sidecar) {
+  nlohmann::json j = nlohmann::json::parse(http_get(sidecar.admin_port(), "/api/routes", "127.0.0.1").body, nullptr, false);
+  if (!j.is_object() || !j["discovery"].is_array() || j["discovery"].size() != 1) return nullptr;
+  return j["discovery"][0];
+}
+
+TEST_CASE("registry: a sidecar writes its keys again when they are deleted in etcd, and says when it cannot publish",
+          "[registry]") {
   Etcd etcd;
   require_started(etcd);
   TempDir dir;
@@ -1003,6 +1026,29 @@ TEST_CASE("registry: a sidecar writes its keys again when they are deleted in et
   WARN("deleted keys written again after "
        << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count() << " ms");
   CHECK(wait_until([&] { return sidecar.log().find("event=registry_own_keys_rewritten") != std::string::npos; }, 2s));
+
+  // etcd down: the sidecar stays ready and routes its host's instances, and says it cannot publish.
+  auto connected = [&] { return http_get(sidecar.admin_port(), "/metrics", "127.0.0.1").body.find("\nberth_discovery_connected 1\n") != std::string::npos; };
+  CHECK(sidecar_source(sidecar)["degraded_reason"] == "");
+  CHECK(connected());
+  etcd.stop();
+  nlohmann::json source;
+  CHECK(wait_until([&] {
+    source = sidecar_source(sidecar);
+    return source.is_object() && source["degraded_reason"].get<std::string>().find("publishing to etcd: ") == 0;
+  }, 10s, 50ms));
+  INFO(source.dump());
+  CHECK(source["in_sync"] == true);
+  CHECK(source["degraded_reason"].get<std::string>().find("watching etcd: ") != std::string::npos);
+  CHECK_FALSE(connected());
+  CHECK(http_get(sidecar.admin_port(), "/readyz", "127.0.0.1").status == 200);
+  CHECK(routes_to(sidecar.port(), "side.test", "S"));
+  etcd.start();
+  INFO(etcd.error());
+  REQUIRE(etcd.ok());
+  CHECK(wait_until([&] { return sidecar_source(sidecar)["degraded_reason"] == ""; }, 15s, 50ms));
+  CHECK(connected());
+  CHECK(etcd.count(kRoot + "host-1/") == 1);
 }
 
 TEST_CASE("registry: two sidecars with one host_id: the clash is logged, and the first's instances come back "
