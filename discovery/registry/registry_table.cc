@@ -107,13 +107,23 @@ void prepare(const std::string& key, const std::string& value, const std::string
   out.instance = std::move(instance);
 }
 
+StoredKvs created_together(const std::map<std::string, std::string>& kvs) {
+  StoredKvs out;
+  for (const auto& [key, value] : kvs) out.emplace_hint(out.end(), key, StoredValue{value, 0});
+  return out;
+}
+
 }  // namespace
 
-DiscoveredSet build_registry_set(const std::map<std::string, std::string>& kvs, std::string_view prefix,
-                                 const TablePolicy& policy) {
+DiscoveredSet build_registry_set(const StoredKvs& kvs, std::string_view prefix, const TablePolicy& policy) {
   RegistryTable table(prefix, policy);
   table.reset(kvs);
   return *table.next();
+}
+
+DiscoveredSet build_registry_set(const std::map<std::string, std::string>& kvs, std::string_view prefix,
+                                 const TablePolicy& policy) {
+  return build_registry_set(created_together(kvs), prefix, policy);
 }
 
 RegistryTable::RegistryTable(std::string_view prefix, TablePolicy policy)
@@ -125,7 +135,9 @@ RegistryTable::RegistryTable(std::string_view prefix, TablePolicy policy)
   options_.allow_any_host = policy_.allow_any_host;
 }
 
-void RegistryTable::reset(const std::map<std::string, std::string>& kvs) {
+void RegistryTable::reset(const std::map<std::string, std::string>& kvs) { reset(created_together(kvs)); }
+
+void RegistryTable::reset(const StoredKvs& kvs) {
   for (auto it = entries_.begin(); it != entries_.end();) {
     if (kvs.count(it->first)) {
       ++it;
@@ -134,15 +146,16 @@ void RegistryTable::reset(const std::map<std::string, std::string>& kvs) {
     leave(&*it);
     it = entries_.erase(it);
   }
-  for (const auto& [key, value] : kvs) put(key, value);
+  for (const auto& [key, stored] : kvs) put(key, stored.value, stored.created);
   full_ = true;  // a range is a reconcile: every key is decided again
 }
 
-bool RegistryTable::put(const std::string& key, std::string value) {
+bool RegistryTable::put(const std::string& key, std::string value, int64_t created) {
   auto [it, inserted] = entries_.try_emplace(key);
   Entry& e = it->second;
-  if (!inserted && e.d.value == value) return false;
+  if (!inserted && e.d.value == value && e.created == created) return false;
   if (!inserted) leave(&*it);
+  e.created = created;
   if (!own_.empty() && key.rfind(own_, 0) == 0) {  // this host's own: its Docker discovery routes those
     e.d = DecodedValue{};
     e.d.value = std::move(value);
@@ -242,14 +255,20 @@ void RegistryTable::decide_all() {
     s.shared_addresses = 0;
     dirty_.insert(name);
   }
-  for (auto& kv : entries_) {
-    Entry& e = kv.second;
+  // A host + path served by another service: the oldest key keeps it (the first created; of
+  // keys created together, the first in byte order).
+  std::vector<EntryRef> oldest_first;
+  oldest_first.reserve(entries_.size());
+  for (auto& kv : entries_) oldest_first.push_back(&kv);
+  std::stable_sort(oldest_first.begin(), oldest_first.end(),
+                   [](const EntryRef a, const EntryRef b) { return a->second.created < b->second.created; });
+  for (const EntryRef ref : oldest_first) {
+    Entry& e = ref->second;
     if (e.status == Status::kOwn) continue;
     if (!e.d.instance) {
-      refuse(&kv, Status::kRefused);
+      refuse(ref, Status::kRefused);
       continue;
     }
-    // A host + path served by another service: the first key in order keeps it.
     const std::string* taken_by = nullptr;
     std::string_view taken;
     for (const std::string& claim : e.d.claims)
@@ -261,10 +280,10 @@ void RegistryTable::decide_all() {
       e.conflict = "host '" + std::string(taken.substr(0, nl)) + "' path '" + std::string(path) +
                    "' is already served by service " + *taken_by;
       for (const std::string& claim : e.d.claims) ++contested_[claim];
-      refuse(&kv, Status::kConflict);
+      refuse(ref, Status::kConflict);
       continue;
     }
-    accept(&kv);
+    accept(ref);
   }
   rejected_changed_ = true;
   full_ = false;

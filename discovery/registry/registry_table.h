@@ -4,10 +4,14 @@
 // A change touches what it must and no more: the key's value is decoded once, and only the
 // services it leaves or joins are made again; the other services stay the same objects, and so
 // does the route list while no service's routes change. What one key may take from another
-// (a host + path served by one service only; the first key in byte order keeps it) is decided
-// over the whole table again when a change could move it: a key that conflicts, or a claim that
-// a refused key wanted becoming free. The result is always the set build_registry_set() makes
-// of the same keys (tests/unit/registry_table_test.cc checks this on random changes).
+// (a host + path served by one service only) goes to the oldest key: the one etcd created first
+// (lowest create_revision; keys created by one txn share it, and the first in byte order wins
+// between them). A key written again in place keeps its create_revision, so a sidecar that puts
+// over its own key stays the incumbent; a key deleted and created again is new, and a newcomer
+// never takes a host from the service serving it. That is decided over the whole table again
+// when a change could move it: a key that conflicts, or a claim that a refused key wanted
+// becoming free. The result is always the set build_registry_set() makes of the same keys
+// (tests/unit/registry_table_test.cc checks this on random changes).
 //
 // Pure: no sockets, no clock. One table serves one prefix and policy.
 #pragma once
@@ -50,11 +54,20 @@ struct DecodedValue {
   Endpoint endpoint;                 // resolved, with source and remote set
 };
 
+// A key's raw value and the etcd revision that created the key (its create_revision).
+struct StoredValue {
+  std::string value;
+  int64_t created = 0;
+};
+using StoredKvs = std::map<std::string, StoredValue>;
+
 // The whole set from scratch, for every key under <prefix>/instances/ with its raw value:
 // services by name with every healthy instance (an unhealthy one keeps its routes and gets no
 // traffic), their routes (the union of what the instances declare), and the keys rejected, one
 // by one, with the reason. A host + path already served by another service is rejected for the
-// later key (keys in byte order).
+// newer key (the higher create_revision; the later in byte order when created together).
+DiscoveredSet build_registry_set(const StoredKvs& kvs, std::string_view prefix, const TablePolicy& policy);
+// The same for keys all created in one revision (as by one txn): byte order decides.
 DiscoveredSet build_registry_set(const std::map<std::string, std::string>& kvs, std::string_view prefix,
                                  const TablePolicy& policy);
 
@@ -63,9 +76,11 @@ class RegistryTable {
   RegistryTable(std::string_view prefix, TablePolicy policy);
 
   // The whole table (a range reply): replaces every key. Values seen before are not decoded again.
-  void reset(const std::map<std::string, std::string>& kvs);
-  // One key written or deleted; false when that changed nothing (same value, unknown key).
-  bool put(const std::string& key, std::string value);
+  void reset(const StoredKvs& kvs);
+  void reset(const std::map<std::string, std::string>& kvs);  // every key created in revision 0
+  // One key written (created in revision `created`) or deleted; false when that changed nothing
+  // (same value and revision, unknown key).
+  bool put(const std::string& key, std::string value, int64_t created = 0);
   bool erase(const std::string& key);
 
   // The set for the keys as they are now, or null when it equals the last one returned (the
@@ -81,6 +96,7 @@ class RegistryTable {
   enum class Status : uint8_t { kOwn, kPending, kRefused, kConflict, kAccepted };
   struct Entry {
     DecodedValue d;
+    int64_t created = 0;  // create_revision: the older key keeps a contested claim
     Status status = Status::kPending;
     std::string conflict;  // kConflict: why
   };

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <limits>
 
 #include "discovery/label_builder.h"
 #include "proxy/base/clock.h"
@@ -22,6 +23,13 @@ std::string now_text() {
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
+}
+
+// The revision that created a kv's key (it orders contested claims); a kv that does not say is
+// taken for the newest, so it takes no claim from a key that does.
+int64_t created_revision(const nlohmann::json& kv) {
+  constexpr int64_t kNewest = std::numeric_limits<int64_t>::max();
+  return json_int64(kv, "create_revision", kNewest).value_or(kNewest);
 }
 }  // namespace
 
@@ -129,7 +137,7 @@ void RegistryWatch::on_range(const EtcdReply& reply, const std::string& from) {
       if (!key) continue;
       range_largest_ = std::max(range_largest_, key->size() + (value ? value->size() : 0));
       last = std::max(last, *key);
-      ranged_[*key] = value.value_or("\x01not base64");
+      ranged_[*key] = StoredValue{value.value_or("\x01not base64"), created_revision(kv)};
     }
   }
   if (reply.body.value("more", false)) {
@@ -217,7 +225,7 @@ void RegistryWatch::on_watch_message(const nlohmann::json& result) {
       ++event_counts_["delete"];
     } else {
       auto value = base64_decode(kv.value("value", ""));
-      changed = table_.put(*key, value.value_or("\x01not base64")) || changed;
+      changed = table_.put(*key, value.value_or("\x01not base64"), created_revision(kv)) || changed;
       ++event_counts_["put"];
     }
   }

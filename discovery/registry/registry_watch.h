@@ -60,7 +60,7 @@ class RegistryWatch final : public Source {
   size_t page_bytes_;
   // The range being read: its pages so far, their revision, the largest key + value in them,
   // the key limit of the page in flight and how many pages were read.
-  std::map<std::string, std::string> ranged_;
+  StoredKvs ranged_;
   int64_t range_revision_ = 0;
   size_t range_largest_ = 0;
   int64_t range_limit_ = 1;

@@ -32,8 +32,17 @@ std::string web(const std::string& address, const std::string& host = "a.test") 
   return instance_value("web", address, {RegistryRoute{{host}, "/", 0}});
 }
 
-// The set a table hands out equals the one built from scratch from the same keys.
-void check_same(const DiscoveredSet& table, const std::map<std::string, std::string>& kvs, const TablePolicy& policy) {
+// The names of a set's services.
+std::vector<std::string> service_names(const DiscoveredSet& set) {
+  std::vector<std::string> names;
+  for (const ServicePtr& s : set.services) names.push_back(s->name);
+  return names;
+}
+
+// The set a table hands out equals the one built from scratch from the same keys (raw values,
+// all created together, or StoredKvs with their create_revision).
+template <class Kvs>
+void check_same(const DiscoveredSet& table, const Kvs& kvs, const TablePolicy& policy) {
   DiscoveredSet scratch = build_registry_set(kvs, kPrefix, policy);
   INFO("keys: " << kvs.size());
   if (table.rejected != scratch.rejected) {
@@ -128,15 +137,15 @@ TEST_CASE("registry table: an instance change makes its service again and nothin
 TEST_CASE("registry table: a host + path moves between services exactly as a build from scratch says",
           "[registry]") {
   RegistryTable table(kPrefix, TablePolicy{});
-  std::map<std::string, std::string> kvs = {
-      {kRoot + "h1/c1/0", web("10.0.0.1:8080")},
-      {kRoot + "h2/c2/0", instance_value("api", "10.0.0.2:9000", {RegistryRoute{{"a.test"}, "/", 0}})},
+  StoredKvs kvs = {
+      {kRoot + "h1/c1/0", {web("10.0.0.1:8080"), 5}},
+      {kRoot + "h2/c2/0", {instance_value("api", "10.0.0.2:9000", {RegistryRoute{{"a.test"}, "/", 0}}), 6}},
   };
   table.reset(kvs);
   auto first = table.next();
   REQUIRE(first);
   check_same(*first, kvs, TablePolicy{});
-  REQUIRE(first->rejected.size() == 1);  // api's claim on a.test / is web's (the earlier key)
+  REQUIRE(first->rejected.size() == 1);  // api's claim on a.test / is web's (the older key)
   const uint64_t passes = table.full_builds();
   // web's only key leaves: a.test / is free, and the refused api key is served.
   kvs.erase(kRoot + "h1/c1/0");
@@ -148,13 +157,93 @@ TEST_CASE("registry table: a host + path moves between services exactly as a bui
   REQUIRE(moved->services.size() == 1);
   CHECK(moved->services[0]->name == "api");
   CHECK(table.full_builds() == passes + 1);
-  // web comes back with a later key: api keeps the host.
-  kvs[kRoot + "h3/c1/0"] = web("10.0.0.3:8080");
-  REQUIRE(table.put(kRoot + "h3/c1/0", kvs[kRoot + "h3/c1/0"]));
+  // web comes back with a newer key, one that sorts first: api keeps the host.
+  kvs[kRoot + "h0/c1/0"] = {web("10.0.0.3:8080"), 8};
+  REQUIRE(table.put(kRoot + "h0/c1/0", kvs[kRoot + "h0/c1/0"].value, 8));
   auto back = table.next();
   REQUIRE(back);
   check_same(*back, kvs, TablePolicy{});
-  CHECK(back->rejected.size() == 1);
+  REQUIRE(back->rejected.size() == 1);
+  CHECK(back->rejected[0].first == "registry:h0/c1/0");
+}
+
+TEST_CASE("registry table: the oldest key keeps a contested host, whatever its key sorts", "[registry]") {
+  // web-1 has served a.test since revision 5; a-evil's key sorts first but was created later.
+  const std::string incumbent = kRoot + "web-1/c1/0", newcomer = kRoot + "a-evil/c9/0";
+  const std::string evil = instance_value("evil", "10.0.9.9:80", {RegistryRoute{{"a.test"}, "/", 0}});
+  const std::string taken = "host 'a.test' path '/' is already served by service web";
+  StoredKvs kvs = {{incumbent, {web("10.0.0.1:8080"), 5}}, {newcomer, {evil, 9}}};
+
+  DiscoveredSet scratch = build_registry_set(kvs, kPrefix, TablePolicy{});
+  CHECK(service_names(scratch) == std::vector<std::string>{"web"});
+  CHECK(scratch.rejected == std::vector<std::pair<std::string, std::string>>{{"registry:a-evil/c9/0", taken}});
+
+  RegistryTable table(kPrefix, TablePolicy{});
+  table.reset(StoredKvs{{incumbent, kvs[incumbent]}});
+  REQUIRE(table.next());
+  const uint64_t passes = table.full_builds();
+  REQUIRE(table.put(newcomer, evil, 9));
+  auto contested = table.next();
+  REQUIRE(contested);
+  check_same(*contested, kvs, TablePolicy{});
+  CHECK(service_names(*contested) == std::vector<std::string>{"web"});
+  CHECK(table.full_builds() == passes + 1);
+
+  // Whole passes again: a resync, and the incumbent rewriting its key in place (a restarted
+  // sidecar: same create_revision, a new value). web keeps a.test.
+  table.reset(kvs);
+  CHECK(table.next() == nullptr);  // nothing moved
+  kvs[incumbent].value = web("10.0.0.2:8080");
+  REQUIRE(table.put(incumbent, kvs[incumbent].value, 5));
+  auto rewritten = table.next();
+  REQUIRE(rewritten);
+  check_same(*rewritten, kvs, TablePolicy{});
+  CHECK(service_names(*rewritten) == std::vector<std::string>{"web"});
+  CHECK(rewritten->services[0]->endpoints[0].key == "10.0.0.2:8080");
+  CHECK(rewritten->rejected.size() == 1);
+  CHECK(table.full_builds() == passes + 3);
+
+  // The incumbent's key goes: the newcomer is the oldest claimant left, and serves a.test.
+  kvs.erase(incumbent);
+  REQUIRE(table.erase(incumbent));
+  auto freed = table.next();
+  REQUIRE(freed);
+  check_same(*freed, kvs, TablePolicy{});
+  CHECK(service_names(*freed) == std::vector<std::string>{"evil"});
+  CHECK(freed->rejected.empty());
+
+  // Created again, web's key is the newcomer now: evil keeps a.test.
+  kvs[incumbent] = {web("10.0.0.1:8080"), 12};
+  REQUIRE(table.put(incumbent, kvs[incumbent].value, 12));
+  auto again = table.next();
+  REQUIRE(again);
+  check_same(*again, kvs, TablePolicy{});
+  CHECK(service_names(*again) == std::vector<std::string>{"evil"});
+  REQUIRE(again->rejected.size() == 1);
+  CHECK(again->rejected[0].first == "registry:web-1/c1/0");
+  CHECK(again->rejected[0].second == "host 'a.test' path '/' is already served by service evil");
+
+  // evil's key deleted and created again while the watch was away: a resync finds its value
+  // the same and its create_revision newer than web's, and web has a.test back.
+  kvs[newcomer].created = 15;
+  table.reset(kvs);
+  auto recreated = table.next();
+  REQUIRE(recreated);
+  check_same(*recreated, kvs, TablePolicy{});
+  CHECK(service_names(*recreated) == std::vector<std::string>{"web"});
+}
+
+TEST_CASE("registry table: keys created in one revision contest a host by key order", "[registry]") {
+  const std::string api = instance_value("api", "10.0.1.1:9000", {RegistryRoute{{"a.test"}, "/", 0}});
+  StoredKvs kvs = {{kRoot + "b-1/c1/0", {web("10.0.0.1:8080"), 7}}, {kRoot + "a-1/c1/0", {api, 7}}};
+  DiscoveredSet scratch = build_registry_set(kvs, kPrefix, TablePolicy{});
+  CHECK(service_names(scratch) == std::vector<std::string>{"api"});
+  REQUIRE(scratch.rejected.size() == 1);
+  CHECK(scratch.rejected[0].first == "registry:b-1/c1/0");
+  // Raw values are taken as created together.
+  std::map<std::string, std::string> raw = {{kRoot + "b-1/c1/0", kvs[kRoot + "b-1/c1/0"].value},
+                                            {kRoot + "a-1/c1/0", api}};
+  CHECK(build_registry_set(raw, kPrefix, TablePolicy{}).rejected == scratch.rejected);
 }
 
 namespace {
@@ -170,7 +259,8 @@ uint64_t random_walk(const std::vector<std::string>& values, const TablePolicy& 
   keys.push_back(kRoot + "stray");  // not <host>/<container>/<n>: refused
   std::mt19937 rng(seed);
   RegistryTable table(kPrefix, policy);
-  std::map<std::string, std::string> kvs;
+  StoredKvs kvs;
+  int64_t revision = 0;  // etcd's: a new key is created at the next one, or with the last (one txn)
   table.reset(kvs);
   std::shared_ptr<const DiscoveredSet> current = table.next();
   REQUIRE(current);
@@ -183,12 +273,16 @@ uint64_t random_walk(const std::vector<std::string>& values, const TablePolicy& 
         REQUIRE(table.erase(key) == (kvs.erase(key) > 0));
       } else {
         const std::string& v = values[rng() % values.size()];
-        const bool changed = !kvs.count(key) || kvs[key] != v;
-        kvs[key] = v;
-        REQUIRE(table.put(key, v) == changed);
+        auto [it, created] = kvs.try_emplace(key);
+        const bool changed = created || it->second.value != v;
+        it->second.value = v;  // written in place: its create_revision stays
+        if (created) it->second.created = revision > 0 && rng() % 4 == 0 ? revision : ++revision;
+        REQUIRE(table.put(key, v, it->second.created) == changed);
       }
     }
     if (rng() % 50 == 0) {
+      // Away from the watch, a key may have been deleted and created again: the same value, newer.
+      if (!kvs.empty() && rng() % 2 == 0) std::next(kvs.begin(), rng() % kvs.size())->second.created = ++revision;
       table.reset(kvs);
       ++resyncs;
     }
