@@ -347,6 +347,62 @@ TEST_CASE("registry: keys claiming the config file's host + path or service name
   CHECK(front.running());
 }
 
+TEST_CASE("registry: a newer key that sorts first takes no host from the service serving it", "[registry]") {
+  FrontDoor parts;
+  INFO(parts.problem());
+  REQUIRE(parts.problem().empty());
+  auto& [etcd, a, b, front] = parts;
+  INFO(front.log());
+  // web-1's key has served web.test (origin A); a-evil's, created later but sorting first,
+  // claims it for another service (origin B).
+  const std::string incumbent = kRoot + "web-1/c1/0", newcomer = kRoot + "a-evil/c9/0";
+  REQUIRE(etcd.put(incumbent, instance("web", "web.test", a.address())));
+  REQUIRE(wait_until([&] { return routes_to(front.port(), "web.test", "A"); }, 10s));
+  int served = 0, by_incumbent = 0;
+  auto request = [&] {
+    ++served;
+    by_incumbent += routes_to(front.port(), "web.test", "A");
+  };
+  // /api/routes: the reason the newcomer is rejected ("" while it is not), and web's weight.
+  auto admin = [&] {
+    return nlohmann::json::parse(http_get(front.admin_port(), "/api/routes", "127.0.0.1").body, nullptr, false);
+  };
+  auto rejection = [&] {
+    nlohmann::json j = admin();
+    if (j.is_object() && j["rejected"].is_array())
+      for (const auto& r : j["rejected"])
+        if (r.value("container", "") == "registry:a-evil/c9/0") return r.value("reason", "");
+    return std::string();
+  };
+  REQUIRE(etcd.put(newcomer, instance("evil", "web.test", b.address())));
+  CHECK(wait_until([&] { request(); return !rejection().empty(); }, 5s, 1ms));
+  CHECK(rejection().find("is already served by service web") != std::string::npos);
+
+  // The incumbent's sidecar writes its key again in place (a new weight): a whole pass, and web
+  // keeps the host.
+  nlohmann::json rewritten = nlohmann::json::parse(instance("web", "web.test", a.address()));
+  rewritten["weight"] = 2;
+  REQUIRE(etcd.put(incumbent, rewritten.dump()));
+  CHECK(wait_until([&] {
+    request();
+    nlohmann::json j = admin();
+    if (j.is_object() && j["services"].is_array())
+      for (const auto& s : j["services"])
+        if (s.value("name", "") == "web" && s["endpoints"].size() == 1 && s["endpoints"][0].value("weight", 0) == 2)
+          return true;
+    return false;
+  }, 5s, 1ms));
+  for (int i = 0; i < 20; ++i) request();
+  CHECK(by_incumbent == served);
+  CHECK(rejection().find("is already served by service web") != std::string::npos);
+
+  // The incumbent's key goes: the newcomer is the oldest claimant left.
+  REQUIRE(etcd.del(incumbent));
+  CHECK(wait_until([&] { return routes_to(front.port(), "web.test", "B"); }, 5s));
+  CHECK(rejection().empty());
+  CHECK(front.running());
+}
+
 TEST_CASE("registry: a burst of puts costs fewer route-table builds than puts", "[registry]") {
   // Each new host + path re-indexes the route table (5,000 routes here, tens of ms a build):
   // while that runs, the next watch messages wait in the socket, and they are published together
