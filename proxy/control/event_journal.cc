@@ -79,10 +79,17 @@ void record_changes(const ObservedState& before, const ObservedState& after, int
   record_moves(journal, time_ms, left, "instance_left", "instances_left",
                "many instances left in one change (a reload, containers stopping)",
                [](Fields& f, const InstanceView& v) {
-                 f.emplace_back("why", v.container.empty()
-                                           ? "removed from the configuration"
-                                           : "no longer discovered: the container stopped, is unhealthy, paused or "
-                                             "draining, or its labels changed");
+                 switch (v.origin) {
+                   case InstanceView::Origin::kConfig: f.emplace_back("why", "removed from the configuration"); break;
+                   case InstanceView::Origin::kContainer:
+                     f.emplace_back("why", "no longer discovered: the container stopped, is unhealthy, paused or "
+                                           "draining, or its labels changed");
+                     break;
+                   case InstanceView::Origin::kRegistry:
+                     f.emplace_back("why", "no longer in the registry: its key was deleted, its lease expired, or it is "
+                                           "refused (see /api/routes rejected)");
+                     break;
+                 }
                });
   record_moves(journal, time_ms, joined, "instance_joined", "instances_joined",
                "many instances joined in one change (a reload, containers starting): /api/status lists them",

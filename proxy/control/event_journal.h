@@ -47,10 +47,12 @@ class EventJournal {
 
 // What the journal compares between two looks at the published state.
 struct InstanceView {
-  std::string container;  // "" for config instances
+  enum class Origin : uint8_t { kConfig, kContainer, kRegistry };  // as Endpoint::source says
+  std::string container;  // "" for config and registry instances
   std::string probe;      // probe_state_name(): "unchecked", "pending", "healthy", "unhealthy"
   bool ejected = false;
   uint32_t ejections = 0;  // how often it was ejected so far
+  Origin origin = Origin::kConfig;
 };
 struct RouteView {
   std::string name, host, path_prefix, service;

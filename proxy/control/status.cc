@@ -136,6 +136,9 @@ namespace {
 void observe_instance(const Service& service, const Endpoint& e, int64_t now_ms, ObservedState& state) {
   InstanceView v;
   v.container = std::string(endpoint_container_name(e.source));
+  v.origin = e.source.starts_with("registry:") ? InstanceView::Origin::kRegistry
+             : e.source == "config"            ? InstanceView::Origin::kConfig
+                                               : InstanceView::Origin::kContainer;
   if (e.health) {
     v.probe = probe_state_name(e.health->probe.load(std::memory_order_relaxed));
     v.ejected = e.health->ejected(now_ms);

@@ -55,25 +55,29 @@ TEST_CASE("journal: keeps the last entries, oldest first, numbered", "[journal]"
 
 TEST_CASE("journal: instances joining and leaving services", "[journal]") {
   ObservedState before, after;
-  before.instances[{"web", "10.0.0.1:80"}] = InstanceView{"web-1", "unchecked", false, 0};
-  before.instances[{"web", "10.0.0.2:80"}] = InstanceView{"web-2", "unchecked", false, 0};
+  before.instances[{"web", "10.0.0.1:80"}] = InstanceView{"web-1", "unchecked", false, 0, InstanceView::Origin::kContainer};
+  before.instances[{"web", "10.0.0.2:80"}] = InstanceView{"web-2", "unchecked", false, 0, InstanceView::Origin::kContainer};
   before.instances[{"api", "127.0.0.1:9000"}] = InstanceView{"", "unchecked", false, 0};
-  after.instances[{"web", "10.0.0.1:80"}] = InstanceView{"web-1", "unchecked", false, 0};
-  after.instances[{"web", "10.0.0.3:80"}] = InstanceView{"web-3", "pending", false, 0};
+  before.instances[{"remote", "127.0.0.9:80"}] = InstanceView{"", "unchecked", false, 0, InstanceView::Origin::kRegistry};
+  after.instances[{"web", "10.0.0.1:80"}] = InstanceView{"web-1", "unchecked", false, 0, InstanceView::Origin::kContainer};
+  after.instances[{"web", "10.0.0.3:80"}] = InstanceView{"web-3", "pending", false, 0, InstanceView::Origin::kContainer};
   EventJournal j;
   berth::record_changes(before, after, 5000, j);
-  REQUIRE(types(j) == std::vector<std::string>{"instance_left", "instance_left", "instance_joined"});
+  REQUIRE(types(j) == std::vector<std::string>{"instance_left", "instance_left", "instance_left", "instance_joined"});
   const auto& left_api = j.events()[0];
   CHECK(field(left_api, "service") == "api");
   CHECK(field(left_api, "container") == "<absent>");
   CHECK(field(left_api, "why") == "removed from the configuration");
-  const auto& left_web = j.events()[1];
+  const auto& left_remote = j.events()[1];
+  CHECK(field(left_remote, "service") == "remote");
+  CHECK(field(left_remote, "why").find("no longer in the registry") == 0);
+  const auto& left_web = j.events()[2];
   CHECK(field(left_web, "container") == "web-2");
   CHECK(field(left_web, "instance") == "10.0.0.2:80");
   CHECK(field(left_web, "why").find("no longer discovered") == 0);
-  CHECK(field(j.events()[2], "container") == "web-3");
-  CHECK(field(j.events()[2], "probe") == "pending");
-  CHECK(j.events()[2].time_ms == 5000);
+  CHECK(field(j.events()[3], "container") == "web-3");
+  CHECK(field(j.events()[3], "probe") == "pending");
+  CHECK(j.events()[3].time_ms == 5000);
 
   EventJournal none;
   berth::record_changes(after, after, 6000, none);
