@@ -613,8 +613,16 @@ void Server::register_admin_paths(AdminServer& admin) {
   admin.handle("/", [](const AdminRequest&) {
     return AdminResponse{200, "text/html; charset=utf-8", std::string(status_page_html())};
   });
-  admin.handle("/api/status", reuse_slow_documents([this, json, dump](const AdminRequest&) {
-    nlohmann::json j = status_.status(*runtime_->routes, health_clock_ms());
+  // ?filter=&limit=&order=: answers of their own, never reused for another query (a slow
+  // document is reused only for requests without one).
+  admin.handle("/api/status", reuse_slow_documents([this, json, dump](const AdminRequest& req) {
+    StatusQuery query;
+    if (std::string error; !parse_status_query(req.query, query, &error)) {
+      AdminResponse r = json(dump({{"error", error}}));
+      r.status = 400;
+      return r;
+    }
+    nlohmann::json j = status_.status(*runtime_->routes, health_clock_ms(), query);
     j["discovery"] = discovery_json();
     j["time"] = rfc3339_ms(wall_clock_ms());
     return json(dump(j));

@@ -3,11 +3,13 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-
+#include <charconv>
+#include <cstdint>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "config/config.h"
+#include "proxy/control/admin.h"
 #include "proxy/health/outlier.h"
 #include "proxy/http/http_head.h"
 #include "proxy/model/endpoint_health.h"
@@ -240,14 +242,70 @@ bool observe_changed_services(const RouteTable& table, const std::vector<const S
   return true;
 }
 
-nlohmann::json StatusBuilder::status(const RouteTable& table, int64_t now_ms) const {
+bool parse_status_query(std::string_view query, StatusQuery& out, std::string* error) {
+  out = StatusQuery{};
+  out.filter = admin_query_param(query, "filter");
+  if (out.filter.size() > 256) {
+    *error = "filter: at most 256 characters";
+    return false;
+  }
+  if (const std::string limit = admin_query_param(query, "limit"); !limit.empty()) {
+    size_t n = 0;
+    const auto [end, ec] = std::from_chars(limit.data(), limit.data() + limit.size(), n);
+    if (ec != std::errc() || end != limit.data() + limit.size()) {
+      *error = "limit: expected a number of routes and services (0, 1, 2, ...)";
+      return false;
+    }
+    out.limit = n;
+  }
+  if (const std::string order = admin_query_param(query, "order"); order == "problems") {
+    out.problems_first = true;
+  } else if (!order.empty() && order != "table") {
+    *error = "order: expected problems or table";
+    return false;
+  }
+  return true;
+}
+
+bool status_filter_matches(std::string_view text, std::string_view filter) {
+  auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+  return std::search(text.begin(), text.end(), filter.begin(), filter.end(),
+                     [&](char a, char b) { return lower(a) == lower(b); }) != text.end();
+}
+
+namespace {
+
+// A service's place when problems come first: no eligible instance (its routes answer 503),
+// then a red or amber instance or panic mode, then the rest.
+int problem_rank(const Service& service, const std::vector<InstanceEligibility>& why, bool panic) {
+  bool any_eligible = false, any_problem = panic || !service.held_back.empty();
+  for (const InstanceEligibility& w : why) {
+    any_eligible = any_eligible || w.eligible;
+    any_problem = any_problem || w.colour != "green";
+  }
+  return !any_eligible ? 0 : any_problem ? 1 : 2;
+}
+
+}  // namespace
+
+nlohmann::json StatusBuilder::status(const RouteTable& table, int64_t now_ms, const StatusQuery& query) const {
   std::unordered_map<std::string, const StatusTraffic*> by_service;
   std::vector<StatusTraffic> samples;
   if (traffic) {
     samples = traffic();
     for (const StatusTraffic& t : samples) by_service[t.service] = &t;
   }
-  nlohmann::json routes = nlohmann::json::array();
+  const std::string_view filter = query.filter;
+  const size_t limit = query.limit.value_or(SIZE_MAX);
+
+  // Routes: those that serve, then those the filter keeps (and the services they reach).
+  struct RouteRow {
+    const Route* route;
+    std::string state;
+  };
+  std::vector<RouteRow> route_rows;
+  size_t routes_total = 0;
+  std::unordered_set<std::string_view> reached;  // services of matching routes
   for (const Route& r : table.routes()) {
     const Service& service = table.service(r.service);
     std::string state = route_state(service, now_ms);
@@ -256,26 +314,84 @@ nlohmann::json StatusBuilder::status(const RouteTable& table, int64_t now_ms) co
         if (std::string other = route_state(table.service(t.service), now_ms); other == "ok" || state == "off")
           state = std::move(other);
     if (state == "off") continue;
+    ++routes_total;
+    if (!filter.empty()) {
+      bool match = status_filter_matches(r.name, filter) || status_filter_matches(r.host, filter) ||
+                   status_filter_matches(r.path_prefix, filter) || status_filter_matches(service.name, filter);
+      if (r.split)
+        for (const RouteSplit::Target& t : r.split->targets)
+          match = match || status_filter_matches(table.service(t.service).name, filter);
+      if (!match) continue;
+      reached.insert(service.name);
+      if (r.split)
+        for (const RouteSplit::Target& t : r.split->targets) reached.insert(table.service(t.service).name);
+    }
+    route_rows.push_back({&r, std::move(state)});
+  }
+  const size_t routes_matched = route_rows.size();
+  if (query.problems_first)
+    std::stable_partition(route_rows.begin(), route_rows.end(), [](const RouteRow& r) { return r.state != "ok"; });
+  if (route_rows.size() > limit) route_rows.resize(limit);
+
+  nlohmann::json routes = nlohmann::json::array();
+  for (const RouteRow& row : route_rows) {
+    const Route& r = *row.route;
     routes.push_back({{"name", r.name},
                       {"host", r.host},
                       {"path_prefix", r.path_prefix},
                       {"priority", r.priority},
-                      {"service", service.name},
+                      {"service", table.service(r.service).name},
                       {"source", r.source},
-                      {"state", state}});
+                      {"state", row.state}});
     if (r.split) routes.back()["split"] = table.split_json(*r.split, now_ms);
     if (r.mirror) routes.back()["mirror"] = table.mirror_json(*r.mirror);
   }
-  nlohmann::json services = nlohmann::json::array();
+
+  // Services: eligibility is worked out only for those that may be shown (all that match when
+  // problems come first, since their order depends on it).
+  struct ServiceRow {
+    const Service* service;
+    std::vector<InstanceEligibility> why;
+    bool panic = false;
+    bool judged = false;
+  };
+  std::vector<ServiceRow> service_rows;
+  size_t services_total = 0, instances_total = 0;
   for (const ServicePtr& shared : table.services()) {
     const Service& service = *shared;
     // A service whose routes no longer match still shows while it has held-back instances:
     // "web: both containers unhealthy" is what the operator needs to see.
     if (!serves(service, now_ms) && service.held_back.empty()) continue;
     if (is_redirect_stand_in(service)) continue;
-    bool panic = false;
-    std::vector<InstanceEligibility> why = instance_eligibility(service, now_ms, &panic);
-    nlohmann::json s = {{"name", service.name}, {"panic", panic}, {"instances", instances_json(service, why, now_ms)}};
+    ++services_total;
+    instances_total += service.endpoints.size() + service.held_back.size();
+    if (!filter.empty() && !reached.count(service.name) && !status_filter_matches(service.name, filter)) continue;
+    service_rows.push_back({&service, {}});
+  }
+  const size_t services_matched = service_rows.size();
+  auto judge = [&](ServiceRow& row) {
+    if (row.judged) return;
+    row.why = instance_eligibility(*row.service, now_ms, &row.panic);
+    row.judged = true;
+  };
+  if (query.problems_first) {
+    std::vector<std::pair<int, ServiceRow>> ranked;
+    ranked.reserve(service_rows.size());
+    for (ServiceRow& row : service_rows) {
+      judge(row);
+      const int rank = problem_rank(*row.service, row.why, row.panic);
+      ranked.emplace_back(rank, std::move(row));
+    }
+    std::stable_sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (size_t i = 0; i < ranked.size(); ++i) service_rows[i] = std::move(ranked[i].second);
+  }
+  if (service_rows.size() > limit) service_rows.resize(limit);
+
+  nlohmann::json services = nlohmann::json::array();
+  for (ServiceRow& row : service_rows) {
+    judge(row);
+    const Service& service = *row.service;
+    nlohmann::json s = {{"name", service.name}, {"panic", row.panic}, {"instances", instances_json(service, row.why, now_ms)}};
     auto t = by_service.find(service.name);
     if (traffic) {
       s["requests"] = t == by_service.end() ? 0 : t->second->requests;
@@ -286,11 +402,19 @@ nlohmann::json StatusBuilder::status(const RouteTable& table, int64_t now_ms) co
     }
     services.push_back(std::move(s));
   }
-  return {{"generation", table.generation()},
-          {"monotonic_ms", now_ms},
-          {"traffic", static_cast<bool>(traffic)},
-          {"routes", std::move(routes)},
-          {"services", std::move(services)}};
+  nlohmann::json out = {{"generation", table.generation()},
+                        {"monotonic_ms", now_ms},
+                        {"traffic", static_cast<bool>(traffic)},
+                        {"routes", std::move(routes)},
+                        {"services", std::move(services)}};
+  if (query.given()) {
+    out["routes_total"] = routes_total;
+    out["routes_matched"] = routes_matched;
+    out["services_total"] = services_total;
+    out["services_matched"] = services_matched;
+    out["instances_total"] = instances_total;
+  }
+  return out;
 }
 
 nlohmann::json explain_request(const RouteTable& table, std::string_view host, std::string_view path,

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,6 +47,26 @@ bool observe_changed_services(const RouteTable& table, const std::vector<const S
                               const std::vector<ServicePtr>& added, int64_t now_ms, ObservedState& observed,
                               ObservedState& before, ObservedState& after);
 
+// What GET /api/status?filter=TEXT&limit=N&order=problems asks for: a table of 10,000 routes
+// is not sent, nor drawn, whole every 2 s.
+struct StatusQuery {
+  std::string filter;           // case-insensitive substring of a route's name, host, path or service names,
+                                // or of a service's name; "" = all
+  std::optional<size_t> limit;  // at most this many routes, and as many services; none = all
+  bool problems_first = false;  // order=problems: 503 routes, then services with no eligible instance,
+                                // then those with a red or amber instance or in panic mode
+  // Any of them was given: the document then says how many there are and how many matched.
+  bool given() const { return !filter.empty() || limit || problems_first; }
+};
+
+// Reads filter, limit and order from a query string ("filter=shop&limit=200"); other names are
+// ignored. False, with `error` saying which value is wrong, for a limit that is not a number, an
+// order other than "problems" or "table", or a filter longer than 256 bytes.
+bool parse_status_query(std::string_view query, StatusQuery& out, std::string* error);
+
+// Whether `text` contains `filter`, ASCII letters compared without case.
+bool status_filter_matches(std::string_view text, std::string_view filter);
+
 class StatusBuilder {
  public:
   // Unset: the traffic fields are null and the page shows "—".
@@ -58,7 +79,12 @@ class StatusBuilder {
   //  or starting, paused or stopping) follow the routed ones: red, not eligible, "docker" says
   //  why. Routes that no longer match (state "off") are left out, and so are their services
   //  unless they have held-back instances.
-  nlohmann::json status(const RouteTable& table, int64_t now_ms) const;
+  // With a query that asks for something (StatusQuery::given), only the routes and services that
+  // match it are listed, in that order and number, and the document adds "routes_total",
+  // "services_total" and "instances_total" (what is listed without a query) and "routes_matched"
+  // and "services_matched" (what matches the filter, before the limit). A service matches by
+  // its name or by a matching route that reaches it.
+  nlohmann::json status(const RouteTable& table, int64_t now_ms, const StatusQuery& query = {}) const;
 };
 
 // GET /api/explain: the route `host` and `path` reach and why, its service, and each instance's

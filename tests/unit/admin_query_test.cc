@@ -58,4 +58,11 @@ TEST_CASE("admin documents: one that took long to build answers the next second'
   CHECK(handler(plain).body == "doc 4");
   CHECK(handler(plain).body == "doc 5");
   CHECK(builds == 5);
+  // A slow answer to a query is never given to another query (/api/status?filter=a, then =b),
+  // nor to the same one again.
+  cost = 200;
+  int doc = 6;
+  for (const char* query : {"filter=a", "filter=b", "filter=a"})
+    CHECK(handler(berth::AdminRequest{"/api/status", query}).body == "doc " + std::to_string(doc++));
+  CHECK(builds == 8);
 }
