@@ -6,6 +6,8 @@ namespace {
 
 // The page. Rates are computed here, in the browser, from successive samples of the
 // per-service totals in /api/status; a sparkline keeps the last 90 samples (3 minutes).
+// It asks for at most LIMIT routes and services, problems first, matching the filter box (kept
+// in the URL hash, #filter=TEXT): a table of 10,000 routes is neither sent nor drawn whole.
 constexpr const char kPage[] = R"BERTHPAGE(<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -47,6 +49,10 @@ constexpr const char kPage[] = R"BERTHPAGE(<!DOCTYPE html>
   .ev-type { font-family:"DejaVu Sans Mono", monospace; font-size:12px; white-space:nowrap; overflow-wrap:normal; }
   td.time { white-space:nowrap; overflow-wrap:normal; }
   .mono { font-family:"DejaVu Sans Mono", monospace; font-size:12px; }
+  header input { margin-left:auto; width:320px; padding:3px 6px; border:1px solid #4a5368; border-radius:4px;
+                 background:#2a3142; color:#fff; font:inherit; }
+  .cap { color:var(--muted); font-size:12px; margin:0 0 6px; }
+  .cap:empty { display:none; }
 </style>
 </head>
 <body data-updates="0">
@@ -55,14 +61,18 @@ constexpr const char kPage[] = R"BERTHPAGE(<!DOCTYPE html>
   <span class="meta" id="summary">loading…</span>
   <span class="meta" id="discovery"></span>
   <span class="meta err" id="error"></span>
+  <input id="filter" type="search" placeholder="filter: host, path, route or service" aria-label="filter"
+         maxlength="200" autocomplete="off" spellcheck="false">
 </header>
 <main>
   <section class="wide">
     <h2>Services and instances</h2>
+    <div class="cap" id="services-cap"></div>
     <div id="services"></div>
   </section>
   <section>
     <h2>Routes</h2>
+    <div class="cap" id="routes-cap"></div>
     <table><thead><tr><th>Route</th><th>Host</th><th>Path</th><th>Prio</th><th>Service</th><th>State</th></tr></thead>
     <tbody id="routes"></tbody></table>
   </section>
@@ -74,9 +84,25 @@ constexpr const char kPage[] = R"BERTHPAGE(<!DOCTYPE html>
 </main>
 <script>
 "use strict";
-const POLL_MS = 2000, KEEP = 90, SHOW_EVENTS = 30;
+const POLL_MS = 2000, KEEP = 90, SHOW_EVENTS = 30, LIMIT = 200;
 const samples = new Map();  // service -> [{t, requests, e5}]
-let updates = 0;
+let updates = 0, polls = 0, timer = 0, typing = 0;
+const filterBox = document.getElementById("filter");
+
+function filterFromHash() { return new URLSearchParams(location.hash.slice(1)).get("filter") || ""; }
+function statusUrl() {
+  const f = filterBox.value.trim();
+  return "/api/status?limit=" + LIMIT + "&order=problems" + (f ? "&filter=" + encodeURIComponent(f) : "");
+}
+function count(n) { return n.toLocaleString("en-US"); }
+// "showing 200 of 10,000 — narrow the filter", or how many of all match the filter.
+function capLine(id, what, shown, matched, total, filter) {
+  let text = "";
+  if (shown < matched) text = "showing " + count(shown) + " of " + count(matched) + " " + what +
+                              (filter ? " matching \u201c" + filter + "\u201d" : "") + " \u2014 narrow the filter";
+  else if (filter) text = count(matched) + " of " + count(total) + " " + what + " match \u201c" + filter + "\u201d";
+  document.getElementById(id).textContent = text;
+}
 
 function el(tag, cls, text) {
   const e = document.createElement(tag);
@@ -124,6 +150,8 @@ function sparkline(points) {
 function renderServices(status) {
   const box = document.getElementById("services");
   const out = [];
+  const shown = new Set(status.services.map(s => s.name));
+  for (const name of samples.keys()) if (!shown.has(name)) samples.delete(name);  // filtered out or gone
   for (const s of status.services) {
     const div = el("div", "svc");
     div.dataset.service = s.name;
@@ -197,19 +225,25 @@ function renderEvents(journal) {
   body.replaceChildren(...rows);
 }
 
-async function update() {
+async function update(poll) {
   try {
+    const filter = filterBox.value.trim();
     const [status, journal] = await Promise.all([
-      fetch("/api/status", { cache: "no-store" }).then(r => r.json()),
+      fetch(statusUrl(), { cache: "no-store" }).then(async r => {
+        const j = await r.json();
+        if (!r.ok) throw new Error(j.error);  // a 400: says which parameter
+        return j;
+      }),
       fetch("/api/events", { cache: "no-store" }).then(r => r.json())]);
+    if (poll !== polls) return;  // the filter changed meanwhile: a newer update draws
     renderServices(status);
     renderRoutes(status);
     renderEvents(journal);
-    let instances = 0;
-    for (const s of status.services) instances += s.instances.length;
+    capLine("services-cap", "services", status.services.length, status.services_matched, status.services_total, filter);
+    capLine("routes-cap", "routes", status.routes.length, status.routes_matched, status.routes_total, filter);
     document.getElementById("summary").textContent = "generation " + status.generation + " \u00b7 " +
-      status.routes.length + " routes \u00b7 " + status.services.length + " services \u00b7 " +
-      instances + " instances \u00b7 " + status.time.replace("T", " ").replace("Z", " UTC");
+      count(status.routes_total) + " routes \u00b7 " + count(status.services_total) + " services \u00b7 " +
+      count(status.instances_total) + " instances \u00b7 " + status.time.replace("T", " ").replace("Z", " UTC");
     document.getElementById("discovery").textContent = status.discovery.map(d =>
       d.name + ": " + (d.in_sync ? "in sync" : d.stale_reason)).join(" \u00b7 ");
     document.getElementById("error").textContent = "";
@@ -220,11 +254,28 @@ async function update() {
   }
 }
 // The next update starts once this one is done: a slow answer (a very large table) is not
-// asked for again before it arrives.
+// asked for again before it arrives. A new filter starts one at once; the older one's answer
+// is dropped.
 async function poll() {
-  await update();
-  setTimeout(poll, POLL_MS);
+  clearTimeout(timer);
+  const mine = ++polls;
+  await update(mine);
+  if (mine === polls) timer = setTimeout(poll, POLL_MS);
 }
+filterBox.value = filterFromHash();
+filterBox.addEventListener("input", () => {
+  clearTimeout(typing);
+  typing = setTimeout(() => {
+    const f = filterBox.value.trim();
+    history.replaceState(null, "", f ? "#filter=" + encodeURIComponent(f) : location.pathname + location.search);
+    poll();
+  }, 250);
+});
+window.addEventListener("hashchange", () => {
+  if (filterFromHash() === filterBox.value.trim()) return;
+  filterBox.value = filterFromHash();
+  poll();
+});
 poll();
 </script>
 </body>

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <cstdio>
 #include <memory>
 
 #include "chromium.h"
@@ -58,6 +59,20 @@ std::string two_service_yaml(const Origin& a, const Origin& b, uint16_t dead, bo
                   "    outlier: {panic_threshold_percent: 0}\n";
   y += with_b ? "  s-api: {endpoints: [\"" + b.address() + "\"]}\n" : "  s-api: {endpoints: []}\n";
   return y;
+}
+
+// n routes r-0000.. at h0000.scale.test, each to its own service svc-0000.. with the origin as
+// its one instance; every `empty_every`-th service has none (its route answers 503).
+std::string many_routes_yaml(const Origin& origin, size_t n, size_t empty_every) {
+  std::string routes = "routes:\n", services = "services:\n";
+  for (size_t i = 0; i < n; ++i) {
+    char id[8];
+    std::snprintf(id, sizeof id, "%04zu", i);
+    routes += "  - {name: r-" + std::string(id) + ", host: h" + id + ".scale.test, path: /, service: svc-" + id + "}\n";
+    const bool empty = i % empty_every == empty_every - 1;
+    services += "  svc-" + std::string(id) + ": {endpoints: [" + (empty ? "" : "\"" + origin.address() + "\"") + "]}\n";
+  }
+  return config_head(1) + routes + services;
 }
 
 }  // namespace
@@ -295,5 +310,92 @@ TEST_CASE("status: headless Chromium renders the page with the config's routes a
   const std::string bytes = read_file(png);
   CHECK(is_png(bytes));
   CHECK(png_size(bytes) == std::make_pair(1100u, 700u));
+  CHECK(berth.running());
+}
+
+TEST_CASE("status: /api/status?filter=&limit=&order= lists what matches, capped, and says how many", "[status]") {
+  Origin a("A");
+  REQUIRE(a.ok());
+  Berth berth(many_routes_yaml(a, 300, 100));  // svc-0099, svc-0199, svc-0299 have no instance
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  const uint16_t admin = berth.admin_port();
+
+  // Without parameters: every route and service, and no counts (the document scripts read).
+  json all = get_json(admin, "/api/status");
+  CHECK(all["routes"].size() == 300);
+  CHECK(all["services"].size() == 300);
+  CHECK_FALSE(all.contains("routes_total"));
+
+  json capped = get_json(admin, "/api/status?limit=50");
+  CHECK(capped["routes"].size() == 50);
+  CHECK(capped["services"].size() == 50);
+  const json counts = {{"routes_total", 300}, {"routes_matched", 300}, {"services_total", 300},
+                       {"services_matched", 300}, {"instances_total", 297}};
+  for (const auto& [key, n] : counts.items()) CHECK(capped[key] == n);
+  CHECK(capped["services"][0]["name"] == "svc-0000");
+
+  // One service by its host, without case; "SVC-01" is svc-0100..svc-0199.
+  json one = get_json(admin, "/api/status?filter=H0042.Scale.TEST&limit=200");
+  REQUIRE(one["routes"].size() == 1);
+  CHECK(one["routes"][0]["name"] == "r-0042");
+  REQUIRE(one["services"].size() == 1);
+  CHECK(one["services"][0]["name"] == "svc-0042");
+  CHECK(one["services_matched"] == 1);
+  json hundred = get_json(admin, "/api/status?filter=SVC-01&limit=20");
+  CHECK(hundred["services"].size() == 20);
+  CHECK(hundred["services_matched"] == 100);
+  CHECK(hundred["routes_matched"] == 100);
+
+  // Problems first: the services without an instance and their 503 routes lead.
+  json worst = get_json(admin, "/api/status?limit=3&order=problems");
+  REQUIRE(worst["services"].size() == 3);
+  CHECK(worst["services"][0]["name"] == "svc-0099");
+  CHECK(worst["services"][2]["name"] == "svc-0299");
+  CHECK(worst["routes"][0]["state"] == "503");
+  CHECK(worst["routes"][0]["name"] == "r-0099");
+
+  for (const char* bad : {"limit=x", "limit=-1", "order=worst"}) {
+    INFO(bad);
+    json e = get_json(admin, std::string("/api/status?") + bad, 400);
+    CHECK(e["error"].get<std::string>().size() > 10);
+  }
+  CHECK(berth.running());
+}
+
+TEST_CASE("status: headless Chromium shows 200 of 2,000 services and narrows to one by the filter in the URL",
+          "[status][browser]") {
+  Origin a("A");
+  REQUIRE(a.ok());
+  Berth berth(many_routes_yaml(a, 2000, 1000));  // svc-0999 and svc-1999 have no instance
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  const std::string url = "http://127.0.0.1:" + std::to_string(berth.admin_port()) + "/";
+
+  BrowserRun dom = chromium_dom(url, 3000);
+  INFO(dom.error << "\n" << dom.log);
+  REQUIRE(dom.error.empty());
+  CHECK(dom.output.find("data-updates=\"0\"") == std::string::npos);
+  CHECK(dom.output.find("id=\"error\"></span>") != std::string::npos);
+  CHECK(occurrences(dom.output, "data-service=\"") == 200);
+  CHECK(occurrences(dom.output, "data-route=\"") == 200);
+  CHECK(dom.output.find("showing 200 of 2,000 services \u2014 narrow the filter") != std::string::npos);
+  CHECK(dom.output.find("showing 200 of 2,000 routes \u2014 narrow the filter") != std::string::npos);
+  CHECK(dom.output.find("2,000 routes \u00b7 2,000 services \u00b7 1,998 instances") != std::string::npos);
+  // Problems first: the two services without an instance lead the list.
+  const size_t empty = dom.output.find("data-service=\"svc-0999\"");
+  CHECK(empty != std::string::npos);
+  CHECK(empty < dom.output.find("data-service=\"svc-0000\""));
+  CHECK(dom.output.find("data-service=\"svc-1999\"") != std::string::npos);
+
+  // A shared link: the filter in the hash narrows the page to one service and its route.
+  BrowserRun one = chromium_dom(url + "#filter=SVC-1234", 3000);
+  INFO(one.error << "\n" << one.log);
+  REQUIRE(one.error.empty());
+  CHECK(occurrences(one.output, "data-service=\"") == 1);
+  CHECK(one.output.find("data-service=\"svc-1234\"") != std::string::npos);
+  CHECK(occurrences(one.output, "data-route=\"") == 1);
+  CHECK(one.output.find("data-route=\"r-1234\"") != std::string::npos);
+  CHECK(one.output.find("1 of 2,000 services match \u201cSVC-1234\u201d") != std::string::npos);
   CHECK(berth.running());
 }
