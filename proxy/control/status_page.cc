@@ -245,7 +245,8 @@ async function update(poll) {
       count(status.routes_total) + " routes \u00b7 " + count(status.services_total) + " services \u00b7 " +
       count(status.instances_total) + " instances \u00b7 " + status.time.replace("T", " ").replace("Z", " UTC");
     document.getElementById("discovery").textContent = status.discovery.map(d =>
-      d.name + ": " + (d.in_sync ? "in sync" : d.stale_reason)).join(" \u00b7 ");
+      d.name + ": " + (d.in_sync ? "in sync" : d.stale_reason) +
+      (d.degraded_reason ? " (" + d.degraded_reason + ")" : "")).join(" \u00b7 ");
     document.getElementById("error").textContent = "";
     updates += 1;
     document.body.dataset.updates = String(updates);
