@@ -115,8 +115,11 @@ StoredKvs created_together(const std::map<std::string, std::string>& kvs) {
 
 }  // namespace
 
-DiscoveredSet build_registry_set(const StoredKvs& kvs, std::string_view prefix, const TablePolicy& policy) {
+DiscoveredSet build_registry_set(const StoredKvs& kvs, std::string_view prefix, const TablePolicy& policy,
+                                 const Holders& holders, const ReservedNames& reserved) {
   RegistryTable table(prefix, policy);
+  table.set_holders(holders);
+  table.reserve(reserved);
   table.reset(kvs);
   return *table.next();
 }
@@ -138,6 +141,7 @@ RegistryTable::RegistryTable(std::string_view prefix, TablePolicy policy)
 void RegistryTable::reset(const std::map<std::string, std::string>& kvs) { reset(created_together(kvs)); }
 
 void RegistryTable::reset(const StoredKvs& kvs) {
+  full_ = true;  // a range is a reconcile: every key is decided again, by the holders as they are
   for (auto it = entries_.begin(); it != entries_.end();) {
     if (kvs.count(it->first)) {
       ++it;
@@ -147,7 +151,18 @@ void RegistryTable::reset(const StoredKvs& kvs) {
     it = entries_.erase(it);
   }
   for (const auto& [key, stored] : kvs) put(key, stored.value, stored.created);
-  full_ = true;  // a range is a reconcile: every key is decided again
+}
+
+bool RegistryTable::reserve(ReservedNames names) {
+  if (names == reserved_) return false;
+  reserved_ = std::move(names);
+  full_ = true;
+  return true;
+}
+
+void RegistryTable::set_holders(Holders holders) {
+  held_ = std::move(holders);
+  full_ = true;
 }
 
 bool RegistryTable::put(const std::string& key, std::string value, int64_t created) {
@@ -185,6 +200,7 @@ void RegistryTable::leave(EntryRef ref) {
       full_ = true;
       [[fallthrough]];
     case Status::kRefused:
+    case Status::kReserved:
       rejected_.erase(ref);
       rejected_changed_ = true;
       break;
@@ -213,6 +229,7 @@ void RegistryTable::leave(EntryRef ref) {
 void RegistryTable::enter(EntryRef ref) {
   Entry& e = ref->second;
   if (!e.d.instance) return refuse(ref, Status::kRefused);
+  if (reserved(ref)) return;
   for (const std::string& claim : e.d.claims) {
     if (contested_.count(claim)) full_ = true;
     if (auto c = claims_.find(claim); c != claims_.end() && c->second.service != e.d.instance->service) full_ = true;
@@ -222,6 +239,15 @@ void RegistryTable::enter(EntryRef ref) {
     return;
   }
   accept(ref);
+}
+
+bool RegistryTable::reserved(EntryRef ref) {
+  Entry& e = ref->second;
+  auto it = reserved_.find(e.d.instance->service);
+  if (it == reserved_.end()) return false;
+  e.conflict = "service name '" + it->first + "' is taken by " + it->second;
+  refuse(ref, Status::kReserved);
+  return true;
 }
 
 void RegistryTable::accept(EntryRef ref) {
@@ -234,7 +260,7 @@ void RegistryTable::accept(EntryRef ref) {
   dirty_.insert(name);
   for (const std::string& claim : e.d.claims) {
     Claim& c = claims_[claim];
-    if (c.keys++ == 0) c.service = name;
+    if (c.keys++ == 0) held_[claim] = c.service = name;
   }
 }
 
@@ -246,45 +272,68 @@ void RegistryTable::refuse(EntryRef ref, Status status) {
 
 void RegistryTable::decide_all() {
   ++full_builds_;
-  claims_.clear();
-  contested_.clear();
-  rejected_.clear();
-  for (auto& [name, s] : services_) {
-    s.keys.clear();
-    s.addresses.clear();
-    s.shared_addresses = 0;
-    dirty_.insert(name);
-  }
-  // A host + path served by another service: the oldest key keeps it (the first created; of
-  // keys created together, the first in byte order).
+  // A host + path served by another service: its holder keeps it while a key of the holder
+  // declares it; other claims go to the oldest key (the first created; of keys created
+  // together, the first in byte order).
   std::vector<EntryRef> oldest_first;
   oldest_first.reserve(entries_.size());
   for (auto& kv : entries_) oldest_first.push_back(&kv);
   std::stable_sort(oldest_first.begin(), oldest_first.end(),
                    [](const EntryRef a, const EntryRef b) { return a->second.created < b->second.created; });
+  // The claims their holder still declares (keys it may not use declare nothing).
+  std::unordered_map<std::string_view, std::string_view> defended;
   for (const EntryRef ref : oldest_first) {
-    Entry& e = ref->second;
-    if (e.status == Status::kOwn) continue;
-    if (!e.d.instance) {
-      refuse(ref, Status::kRefused);
-      continue;
-    }
-    const std::string* taken_by = nullptr;
-    std::string_view taken;
+    const Entry& e = ref->second;
+    if (e.status == Status::kOwn || !e.d.instance || reserved_.count(e.d.instance->service)) continue;
     for (const std::string& claim : e.d.claims)
-      if (auto c = claims_.find(claim); c != claims_.end() && c->second.service != e.d.instance->service)
-        taken_by = &c->second.service, taken = claim;
-    if (taken_by) {
-      const size_t nl = taken.find('\n');
-      const std::string_view path = taken.substr(nl + 1, taken.find('\n', nl + 1) - nl - 1);
-      e.conflict = "host '" + std::string(taken.substr(0, nl)) + "' path '" + std::string(path) +
-                   "' is already served by service " + *taken_by;
-      for (const std::string& claim : e.d.claims) ++contested_[claim];
-      refuse(ref, Status::kConflict);
-      continue;
-    }
-    accept(ref);
+      if (auto h = held_.find(claim); h != held_.end() && h->second == e.d.instance->service)
+        defended.emplace(h->first, e.d.instance->service);
   }
+  for (;;) {
+    claims_.clear();
+    contested_.clear();
+    rejected_.clear();
+    for (auto& [name, s] : services_) {
+      s.keys.clear();
+      s.addresses.clear();
+      s.shared_addresses = 0;
+      dirty_.insert(name);
+    }
+    for (const EntryRef ref : oldest_first) {
+      Entry& e = ref->second;
+      if (e.status == Status::kOwn) continue;
+      if (!e.d.instance) {
+        refuse(ref, Status::kRefused);
+        continue;
+      }
+      if (reserved(ref)) continue;
+      const std::string& name = e.d.instance->service;
+      std::string_view taken_by, taken;
+      for (const std::string& claim : e.d.claims) {
+        if (auto d = defended.find(claim); d != defended.end() && d->second != name)
+          taken_by = d->second, taken = claim;
+        else if (auto c = claims_.find(claim); c != claims_.end() && c->second.service != name)
+          taken_by = c->second.service, taken = claim;
+      }
+      if (!taken_by.empty()) {
+        const size_t nl = taken.find('\n');
+        const std::string_view path = taken.substr(nl + 1, taken.find('\n', nl + 1) - nl - 1);
+        e.conflict = "host '" + std::string(taken.substr(0, nl)) + "' path '" + std::string(path) +
+                     "' is already served by service " + std::string(taken_by);
+        for (const std::string& claim : e.d.claims) ++contested_[claim];
+        refuse(ref, Status::kConflict);
+        continue;
+      }
+      accept(ref);
+    }
+    // A holder whose keys declaring a claim were all refused (for another claim) does not serve
+    // it: decide again without holding it for them.
+    const size_t before = defended.size();
+    std::erase_if(defended, [&](const auto& d) { return !claims_.count(std::string(d.first)); });
+    if (defended.size() == before) break;
+  }
+  held_.clear();
+  for (const auto& [claim, c] : claims_) held_.emplace(claim, c.service);
   rejected_changed_ = true;
   full_ = false;
 }
@@ -292,14 +341,16 @@ void RegistryTable::decide_all() {
 bool RegistryTable::remake(ServiceState& s, const std::string& name, bool* routes_changed) {
   // Its routes: the union of what its instances declare, in key order; its endpoints: each
   // address once, unhealthy instances left out.
-  std::vector<InstanceRoute> routes;
+  std::vector<std::pair<InstanceRoute, std::string>> routes;
   std::vector<const Endpoint*> endpoints;
   std::set<std::string_view> seen;  // used only when some address is shared
   const bool distinct = s.shared_addresses == 0;
   for (const EntryRef ref : s.keys) {
     const Instance& instance = *ref->second.d.instance;
     for (const InstanceRoute& r : ref->second.d.routes)
-      if (std::find(routes.begin(), routes.end(), r) == routes.end()) routes.push_back(r);
+      if (std::find_if(routes.begin(), routes.end(), [&](const auto& have) { return have.first == r; }) ==
+          routes.end())
+        routes.emplace_back(r, ref->second.d.source);
     if (instance.health == "unhealthy") continue;  // its routes stand; it gets no traffic
     const Endpoint& e = ref->second.d.endpoint;
     if (distinct || seen.insert(e.key).second) endpoints.push_back(&e);
@@ -332,7 +383,7 @@ RouteList RegistryTable::make_routes() const {
     // alike, and the first key in byte order gives its policy (as Docker discovery's first
     // container by name does).
     std::set<std::string> emitted;
-    for (const InstanceRoute& r : s.routes) {
+    for (const auto& [r, source] : s.routes) {
       const size_t hosts = r.route.hosts.empty() ? 1 : r.route.hosts.size();
       for (size_t h = 0; h < hosts; ++h) {
         Route route = r.parsed ? route_of(*r.parsed, r.spec, h) : Route{};
@@ -344,7 +395,7 @@ RouteList RegistryTable::make_routes() const {
         if (!emitted.insert(key).second) continue;
         route.name = name + (route.host.empty() ? "" : "@" + route.host) + route.path_prefix;
         route.service = index;
-        route.source = "registry";
+        route.source = source;  // the first key declaring it: /api/routes and logs name it
         // A sidecar routes other hosts' apps east-west: their certificates are their own
         // host's to ask for (two hosts asking for one name would fight over its challenges).
         if (!own_.empty()) route.acme = false;
@@ -387,7 +438,7 @@ std::shared_ptr<DiscoveredSet> RegistryTable::next() {
     rejected.reserve(rejected_.size());
     for (const EntryRef ref : rejected_)
       rejected.emplace_back(ref->second.d.source,
-                            ref->second.status == Status::kConflict ? ref->second.conflict : ref->second.d.problem);
+                            ref->second.status == Status::kRefused ? ref->second.d.problem : ref->second.conflict);
     rejected_changed = rejected != rejected_out_;
     rejected_out_ = std::move(rejected);
     rejected_changed_ = false;

@@ -4,8 +4,8 @@
 //
 // Gapless: range the prefix (revision R) in pages of a few MiB, every page after the first
 // read at R so that together they are the prefix at R, publish, then watch from R + 1. A compacted revision
-// or any broken watch -> range again on the next member and reconcile (the new table replaces
-// the old one whole). While etcd is unreachable the last good table stays published and
+// or any broken watch -> range again on the next member and reconcile (the range replaces every
+// key; the service holding a contested host keeps it if it still has a key for it). While etcd is unreachable the last good table stays published and
 // stale_reason() says so (/readyz). A watched member is checked every few seconds with a
 // serializable-free, leader-requiring read: a hung or leaderless member is left.
 #pragma once
@@ -35,6 +35,8 @@ class RegistryWatch final : public Source {
   void stop(std::function<void()> done) override;
   std::string stale_reason() const override;
   SourceStats stats() const override;
+  // Keys of these services are refused, claiming nothing.
+  void reserve_service_names(std::map<std::string, std::string> name_to_owner) override;
 
  private:
   void sync();

@@ -154,6 +154,17 @@ void start_container(fake_docker::FakeEngine& engine, uint64_t seed, const std::
   engine.emit(i, "start");
 }
 
+// A front door's /api/routes, and the reason it lists a key as rejected ("" while it does not).
+nlohmann::json api_routes(const Berth& front) {
+  return nlohmann::json::parse(http_get(front.admin_port(), "/api/routes", "127.0.0.1").body, nullptr, false);
+}
+std::string rejection(const nlohmann::json& routes, const std::string& key) {
+  if (routes.is_object() && routes["rejected"].is_array())
+    for (const auto& r : routes["rejected"])
+      if (r.value("container", "") == key) return r.value("reason", "");
+  return {};
+}
+
 // One etcd member, origins A and B, and a front door that watches the member.
 struct FrontDoor {
   Etcd etcd;
@@ -364,19 +375,11 @@ TEST_CASE("registry: a newer key that sorts first takes no host from the service
     by_incumbent += routes_to(front.port(), "web.test", "A");
   };
   // /api/routes: the reason the newcomer is rejected ("" while it is not), and web's weight.
-  auto admin = [&] {
-    return nlohmann::json::parse(http_get(front.admin_port(), "/api/routes", "127.0.0.1").body, nullptr, false);
-  };
-  auto rejection = [&] {
-    nlohmann::json j = admin();
-    if (j.is_object() && j["rejected"].is_array())
-      for (const auto& r : j["rejected"])
-        if (r.value("container", "") == "registry:a-evil/c9/0") return r.value("reason", "");
-    return std::string();
-  };
+  auto admin = [&] { return api_routes(front); };
+  auto rejected = [&] { return rejection(admin(), "registry:a-evil/c9/0"); };
   REQUIRE(etcd.put(newcomer, instance("evil", "web.test", b.address())));
-  CHECK(wait_until([&] { request(); return !rejection().empty(); }, 5s, 1ms));
-  CHECK(rejection().find("is already served by service web") != std::string::npos);
+  CHECK(wait_until([&] { request(); return !rejected().empty(); }, 5s, 1ms));
+  CHECK(rejected().find("is already served by service web") != std::string::npos);
 
   // The incumbent's sidecar writes its key again in place (a new weight): a whole pass, and web
   // keeps the host.
@@ -394,12 +397,40 @@ TEST_CASE("registry: a newer key that sorts first takes no host from the service
   }, 5s, 1ms));
   for (int i = 0; i < 20; ++i) request();
   CHECK(by_incumbent == served);
-  CHECK(rejection().find("is already served by service web") != std::string::npos);
+  CHECK(rejected().find("is already served by service web") != std::string::npos);
 
   // The incumbent's key goes: the newcomer is the oldest claimant left.
   REQUIRE(etcd.del(incumbent));
   CHECK(wait_until([&] { return routes_to(front.port(), "web.test", "B"); }, 5s));
-  CHECK(rejection().empty());
+  CHECK(rejected().empty());
+  CHECK(front.running());
+}
+
+TEST_CASE("registry: a rolling update keeps the service's host: its new key is newer than a refused one",
+          "[registry]") {
+  FrontDoor parts;
+  INFO(parts.problem());
+  REQUIRE(parts.problem().empty());
+  auto& [etcd, a, b, front] = parts;
+  INFO(front.log());
+  // web-1 serves web.test (A); evil's key, created next, is refused; web-2 joins web, web-1 goes.
+  REQUIRE(parts.routes_web());
+  REQUIRE(etcd.put(kRoot + "a-evil/e1/0", instance("evil", "web.test", b.address())));
+  REQUIRE(etcd.put(kRoot + "h2/c2/0", instance("web", "web.test", a.address())));
+  REQUIRE(etcd.del(kRoot + "h1/c1/0"));
+  // The delete is in once web's only instance is web-2's (they share an address).
+  REQUIRE(wait_until([&] {
+    nlohmann::json j = api_routes(front);
+    if (j.is_object() && j["services"].is_array())
+      for (const auto& s : j["services"])
+        if (s.value("name", "") == "web" && s["endpoints"].size() == 1 &&
+            s["endpoints"][0].value("source", "") == "registry:h2/c2/0")
+          return true;
+    return false;
+  }, 10s));
+  for (int i = 0; i < 10; ++i) CHECK(routes_to(front.port(), "web.test", "A"));
+  CHECK(rejection(api_routes(front), "registry:a-evil/e1/0") ==
+        "host 'web.test' path '/' is already served by service web");
   CHECK(front.running());
 }
 

@@ -40,10 +40,11 @@ std::vector<std::string> service_names(const DiscoveredSet& set) {
 }
 
 // The set a table hands out equals the one built from scratch from the same keys (raw values,
-// all created together, or StoredKvs with their create_revision).
-template <class Kvs>
-void check_same(const DiscoveredSet& table, const Kvs& kvs, const TablePolicy& policy) {
-  DiscoveredSet scratch = build_registry_set(kvs, kPrefix, policy);
+// all created together, or StoredKvs with their create_revision), given the holders the table
+// decided by and its reserved service names.
+void check_same(const DiscoveredSet& table, const StoredKvs& kvs, const TablePolicy& policy,
+                const Holders& holders = {}, const ReservedNames& reserved = {}) {
+  DiscoveredSet scratch = build_registry_set(kvs, kPrefix, policy, holders, reserved);
   INFO("keys: " << kvs.size());
   if (table.rejected != scratch.rejected) {
     for (auto& [k, r] : table.rejected) UNSCOPED_INFO("table: " << k << " " << r);
@@ -52,6 +53,12 @@ void check_same(const DiscoveredSet& table, const Kvs& kvs, const TablePolicy& p
   REQUIRE(table.rejected == scratch.rejected);
   REQUIRE(same_routes(table.routes, scratch.routes));
   REQUIRE(same_set(table, scratch));
+}
+
+void check_same(const DiscoveredSet& table, const std::map<std::string, std::string>& kvs, const TablePolicy& policy) {
+  StoredKvs stored;
+  for (const auto& [key, value] : kvs) stored.emplace(key, StoredValue{value, 0});
+  check_same(table, stored, policy);
 }
 
 }  // namespace
@@ -223,14 +230,135 @@ TEST_CASE("registry table: the oldest key keeps a contested host, whatever its k
   CHECK(again->rejected[0].first == "registry:web-1/c1/0");
   CHECK(again->rejected[0].second == "host 'a.test' path '/' is already served by service evil");
 
-  // evil's key deleted and created again while the watch was away: a resync finds its value
-  // the same and its create_revision newer than web's, and web has a.test back.
+  // evil's key deleted and created again while the watch was away: a resync is no restart, and
+  // evil, the holder with a key for a.test, keeps it though web's key is older now. A table
+  // without that history (a front door started afresh) gives it to the oldest key, web's.
   kvs[newcomer].created = 15;
+  const Holders held = table.holders();
+  CHECK(held.at("a.test\n/") == "evil");
   table.reset(kvs);
-  auto recreated = table.next();
-  REQUIRE(recreated);
-  check_same(*recreated, kvs, TablePolicy{});
-  CHECK(service_names(*recreated) == std::vector<std::string>{"web"});
+  CHECK(table.next() == nullptr);  // nothing moved
+  check_same(*again, kvs, TablePolicy{}, held);
+  CHECK(service_names(build_registry_set(kvs, kPrefix, TablePolicy{})) == std::vector<std::string>{"web"});
+}
+
+TEST_CASE("registry table: the service holding a host keeps it through a rolling update", "[registry]") {
+  // web-1 has served web.test since revision 3; evil's key (revision 5) is refused.
+  const std::string web1 = kRoot + "web-1/c1/0", web2 = kRoot + "web-2/c2/0", evil_key = kRoot + "a-evil/e1/0";
+  const std::string evil = instance_value("evil", "10.0.9.9:80", {RegistryRoute{{"web.test"}, "/", 0}});
+  const std::string taken = "host 'web.test' path '/' is already served by service ";
+  StoredKvs kvs = {{web1, {web("10.0.0.1:8080", "web.test"), 3}}, {evil_key, {evil, 5}}};
+  RegistryTable table(kPrefix, TablePolicy{});
+  table.reset(kvs);
+  REQUIRE(table.next());
+  // web's new instance joins (revision 6), then its old one leaves: web's remaining key is
+  // newer than evil's, and web keeps web.test.
+  kvs[web2] = {web("10.0.0.2:8080", "web.test"), 6};
+  REQUIRE(table.put(web2, kvs[web2].value, 6));
+  Holders held = table.holders();
+  auto joined = table.next();
+  REQUIRE(joined);
+  check_same(*joined, kvs, TablePolicy{}, held);
+  kvs.erase(web1);
+  REQUIRE(table.erase(web1));
+  held = table.holders();
+  auto replaced = table.next();
+  REQUIRE(replaced);
+  check_same(*replaced, kvs, TablePolicy{}, held);
+  CHECK(service_names(*replaced) == std::vector<std::string>{"web"});
+  REQUIRE(replaced->services[0]->endpoints.size() == 1);
+  CHECK(replaced->services[0]->endpoints[0].key == "10.0.0.2:8080");
+  CHECK(replaced->rejected ==
+        std::vector<std::pair<std::string, std::string>>{{"registry:a-evil/e1/0", taken + "web"}});
+  // A resync keeps that; only a table without history (a restart) goes by age.
+  table.reset(kvs);
+  CHECK(table.next() == nullptr);
+  CHECK(service_names(build_registry_set(kvs, kPrefix, TablePolicy{})) == std::vector<std::string>{"evil"});
+
+  // web's only key restarts, deleted and created again in one watch message: web still has a
+  // key declaring web.test when the table decides, and keeps it.
+  kvs[web2].created = 8;
+  REQUIRE(table.erase(web2));
+  REQUIRE(table.put(web2, kvs[web2].value, 8));
+  held = table.holders();
+  auto restarted = table.next();
+  if (restarted) check_same(*restarted, kvs, TablePolicy{}, held);
+  CHECK(service_names(restarted ? *restarted : *replaced) == std::vector<std::string>{"web"});
+
+  // Deleted, and the table decides before it comes back: web has no key for web.test, and the
+  // newcomer takes it; web's key created again is the newcomer then.
+  kvs.erase(web2);
+  REQUIRE(table.erase(web2));
+  auto gone = table.next();
+  REQUIRE(gone);
+  CHECK(service_names(*gone) == std::vector<std::string>{"evil"});
+  CHECK(gone->rejected.empty());
+  kvs[web2] = {web("10.0.0.2:8080", "web.test"), 10};
+  REQUIRE(table.put(web2, kvs[web2].value, 10));
+  held = table.holders();
+  auto back = table.next();
+  REQUIRE(back);
+  check_same(*back, kvs, TablePolicy{}, held);
+  CHECK(service_names(*back) == std::vector<std::string>{"evil"});
+  CHECK(back->rejected == std::vector<std::pair<std::string, std::string>>{{"registry:web-2/c2/0", taken + "evil"}});
+}
+
+TEST_CASE("registry table: keys of a reserved service name are refused and claim nothing", "[registry]") {
+  // The config file has a service `cfg`: the Server leaves a discovered `cfg` out, so its older
+  // key must not keep shop.test from `shop`.
+  const std::string cfg_shop = kRoot + "h1/k1/0", cfg_own = kRoot + "h1/k2/0", shop = kRoot + "h2/k2/0";
+  StoredKvs kvs = {
+      {cfg_shop, {instance_value("cfg", "10.0.0.1:80", {RegistryRoute{{"shop.test"}, "/", 0}}), 3}},
+      {cfg_own, {instance_value("cfg", "10.0.0.2:80", {RegistryRoute{{"cfg.test"}, "/", 0}}), 4}},
+      {shop, {instance_value("shop", "10.0.0.3:80", {RegistryRoute{{"shop.test"}, "/", 0}}), 5}},
+  };
+  const ReservedNames reserved = {{"cfg", "the config file"}};
+  const std::string why = "service name 'cfg' is taken by the config file";
+  RegistryTable table(kPrefix, TablePolicy{});
+  CHECK(table.reserve(reserved));
+  CHECK_FALSE(table.reserve(reserved));  // the same names: nothing to decide again
+  table.reset(kvs);
+  auto first = table.next();
+  REQUIRE(first);
+  check_same(*first, kvs, TablePolicy{}, {}, reserved);
+  CHECK(service_names(*first) == std::vector<std::string>{"shop"});
+  CHECK(first->rejected ==
+        std::vector<std::pair<std::string, std::string>>{{"registry:h1/k1/0", why}, {"registry:h1/k2/0", why}});
+  // A reserved key written later is refused as it comes, without a whole pass.
+  const uint64_t passes = table.full_builds();
+  kvs[kRoot + "h3/k3/0"] = {instance_value("cfg", "10.0.0.4:80", {RegistryRoute{{"cfg.test"}, "/", 0}}), 6};
+  REQUIRE(table.put(kRoot + "h3/k3/0", kvs[kRoot + "h3/k3/0"].value, 6));
+  auto more = table.next();
+  REQUIRE(more);
+  check_same(*more, kvs, TablePolicy{}, {}, reserved);
+  CHECK(more->rejected.size() == 3);
+  CHECK(table.full_builds() == passes);
+
+  // The name is free again (the config file dropped it): cfg's keys come in, but shop holds
+  // shop.test now, and cfg's older key for it stays refused.
+  CHECK(table.reserve({}));
+  const Holders held = table.holders();
+  auto freed = table.next();
+  REQUIRE(freed);
+  check_same(*freed, kvs, TablePolicy{}, held);
+  CHECK(service_names(*freed) == std::vector<std::string>{"cfg", "shop"});
+  CHECK(freed->rejected == std::vector<std::pair<std::string, std::string>>{
+                               {"registry:h1/k1/0", "host 'shop.test' path '/' is already served by service shop"}});
+}
+
+TEST_CASE("registry table: a route names the first key that declares it", "[registry]") {
+  StoredKvs kvs = {{kRoot + "h1/c1/0", {web("10.0.0.1:8080"), 3}}, {kRoot + "h2/c2/0", {web("10.0.0.2:8080"), 4}}};
+  RegistryTable table(kPrefix, TablePolicy{});
+  table.reset(kvs);
+  auto first = table.next();
+  REQUIRE(first);
+  REQUIRE(first->routes->size() == 1);
+  CHECK((*first->routes)[0].source == "registry:h1/c1/0");
+  REQUIRE(table.erase(kRoot + "h1/c1/0"));
+  auto second = table.next();
+  REQUIRE(second);
+  REQUIRE(second->routes->size() == 1);
+  CHECK((*second->routes)[0].source == "registry:h2/c2/0");
 }
 
 TEST_CASE("registry table: keys created in one revision contest a host by key order", "[registry]") {
@@ -249,8 +377,9 @@ TEST_CASE("registry table: keys created in one revision contest a host by key or
 namespace {
 
 // Random puts and deletes (one to three per step, as one watch message may carry several events,
-// and now and then a resync) over a small world of keys and values; after every step the table's
-// set must be the one built from scratch. Returns the whole passes beyond the resyncs'.
+// now and then a resync, and now and then the service name api reserved or freed) over a small
+// world of keys and values; after every step the table's set must be the one built from scratch
+// given the holders the table decided by. Returns the whole passes beyond the resyncs'.
 uint64_t random_walk(const std::vector<std::string>& values, const TablePolicy& policy, uint32_t seed) {
   std::vector<std::string> keys;
   for (const char* host : {"h1", "h2", "h3", "h10"})
@@ -259,6 +388,7 @@ uint64_t random_walk(const std::vector<std::string>& values, const TablePolicy& 
   keys.push_back(kRoot + "stray");  // not <host>/<container>/<n>: refused
   std::mt19937 rng(seed);
   RegistryTable table(kPrefix, policy);
+  ReservedNames reserved;  // now and then the config file has a service named api
   StoredKvs kvs;
   int64_t revision = 0;  // etcd's: a new key is created at the next one, or with the last (one txn)
   table.reset(kvs);
@@ -280,15 +410,23 @@ uint64_t random_walk(const std::vector<std::string>& values, const TablePolicy& 
         REQUIRE(table.put(key, v, it->second.created) == changed);
       }
     }
+    bool whole = false;  // a resync, or the reserved names changed: one whole pass
     if (rng() % 50 == 0) {
       // Away from the watch, a key may have been deleted and created again: the same value, newer.
       if (!kvs.empty() && rng() % 2 == 0) std::next(kvs.begin(), rng() % kvs.size())->second.created = ++revision;
       table.reset(kvs);
-      ++resyncs;
+      whole = true;
     }
+    if (rng() % 40 == 0) {
+      reserved = reserved.empty() ? ReservedNames{{"api", "the config file"}} : ReservedNames{};
+      REQUIRE(table.reserve(reserved));
+      whole = true;
+    }
+    resyncs += whole;
+    const Holders held = table.holders();
     if (auto next = table.next()) current = std::move(next);
     INFO("step " << step);
-    check_same(*current, kvs, policy);
+    check_same(*current, kvs, policy, held, reserved);
   }
   return table.full_builds() - resyncs;
 }
