@@ -87,6 +87,13 @@ class Source {
   virtual std::string degraded_reason() const { return {}; }
   // Connection state and event counts (a source without events: connected, none).
   virtual SourceStats stats() const { return {}; }
+  // The service names this source's services may not have, each with who has it ("the config
+  // file", an earlier source): the Server leaves such a service out of the merged table. A
+  // source that decides between claimants of one host (the registry) then counts none of their
+  // keys, so that a service left out blocks nothing. Called on the control loop, before start()
+  // and whenever the names change; the source publishes again if its set changes. Default:
+  // ignored (the merge still leaves such a service out).
+  virtual void reserve_service_names(std::map<std::string, std::string> /*name_to_owner*/) {}
 };
 
 }  // namespace berth::discovery

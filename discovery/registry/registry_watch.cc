@@ -79,6 +79,12 @@ SourceStats RegistryWatch::stats() const {
   return s;
 }
 
+void RegistryWatch::reserve_service_names(std::map<std::string, std::string> name_to_owner) {
+  // A whole pass, published in the loop's next turn (never from inside the caller's update);
+  // before the first range the table has nothing to publish yet.
+  if (table_.reserve(std::move(name_to_owner)) && revision_ > 0 && !stopped_) publish_soon(realtime_ns());
+}
+
 void RegistryWatch::sync() {
   if (stopped_) return;
   synced_ = false;

@@ -49,6 +49,10 @@ SourceStats Sidecar::stats() const {
   return s;
 }
 
+void Sidecar::reserve_service_names(std::map<std::string, std::string> name_to_owner) {
+  watch_->reserve_service_names(std::move(name_to_owner));
+}
+
 void Sidecar::emit() {
   if (on_update_) on_update_(merge_.merge(local_, remote_));
 }

@@ -32,6 +32,9 @@ class Sidecar final : public Source {
   std::string stale_reason() const override;
   std::string degraded_reason() const override;
   SourceStats stats() const override;
+  // The other hosts' keys of these services are refused (this host's Docker discovery shares
+  // its service names with them on purpose).
+  void reserve_service_names(std::map<std::string, std::string> name_to_owner) override;
 
  private:
   void emit();

@@ -5,6 +5,15 @@
 
 namespace berth {
 
+namespace {
+
+std::string who(size_t owner, const std::vector<std::string>& source_names) {
+  if (owner == 0) return "the config file";
+  return "discovery source '" + (owner - 1 < source_names.size() ? source_names[owner - 1] : std::string("?")) + "'";
+}
+
+}  // namespace
+
 MergedServices merge_services(const std::vector<ServicePtr>& configured, const DiscoveredSets& sets) {
   MergedServices out;
   out.services = configured;
@@ -31,14 +40,16 @@ MergedServices merge_services(const std::vector<ServicePtr>& configured, const D
   return out;
 }
 
-namespace {
-
-std::string who(size_t owner, const std::vector<std::string>& source_names) {
-  if (owner == 0) return "the config file";
-  return "discovery source '" + (owner - 1 < source_names.size() ? source_names[owner - 1] : std::string("?")) + "'";
+std::map<std::string, std::string> reserved_service_names(const std::vector<ServicePtr>& configured,
+                                                          const DiscoveredSets& sets, size_t source,
+                                                          const std::vector<std::string>& source_names) {
+  std::map<std::string, std::string> out;
+  for (const ServicePtr& s : configured) out.emplace(s->name, who(0, source_names));
+  for (size_t s = 0; s < source && s < sets.size(); ++s)
+    if (sets[s])
+      for (const ServicePtr& service : sets[s]->services) out.emplace(service->name, who(s + 1, source_names));
+  return out;
 }
-
-}  // namespace
 
 MergedRoutes merge_routes(const std::vector<Route>& configured, const DiscoveredSets& sets,
                           const MergedServices& services, const std::vector<std::string>& source_names) {

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -38,6 +39,14 @@ struct MergedServices {
 };
 
 MergedServices merge_services(const std::vector<ServicePtr>& configured, const DiscoveredSets& sets);
+
+// The service names source `source` may not have, each with who has it ("the config file",
+// "discovery source 'docker'"): the config file's and those of the sources before it. Given to
+// the source (Source::reserve_service_names) so that what merge_services leaves out of it claims
+// nothing there. source_names[s]: source s's name.
+std::map<std::string, std::string> reserved_service_names(const std::vector<ServicePtr>& configured,
+                                                          const DiscoveredSets& sets, size_t source,
+                                                          const std::vector<std::string>& source_names);
 
 struct MergedRoutes {
   std::vector<Route> routes;  // the config file's, then each source's kept, service indices into `services`

@@ -75,6 +75,7 @@ int Server::run() {
     return 1;
   }
   runtime_ = build_runtime();
+  reserve_service_names(0);
   start_acme();
 
   if (config_.access_log.enabled) {
@@ -254,6 +255,7 @@ void Server::reload() {
   // Journalled first: the changes the new snapshot brings follow it.
   journal_.add(wall_clock_ms(), "config_reloaded", {{"result", "ok"}, {"generation", static_cast<int64_t>(generation_)}});
   publish(build_runtime());
+  reserve_service_names(0);
   log::info("config_reloaded")
       .kv("generation", generation_)
       .kv("routes", static_cast<uint64_t>(runtime_->routes->routes().size()));
@@ -349,9 +351,7 @@ std::shared_ptr<const Runtime> Server::build_runtime() {
     rt->routes = RouteTable::with_services(*previous, std::move(services), generation_);
     return rt;
   }
-  std::vector<std::string> source_names;
-  for (const auto& source : sources_) source_names.emplace_back(source->name());
-  MergedRoutes routes = merge_routes(base.routes(), discovered_, merged, source_names);
+  MergedRoutes routes = merge_routes(base.routes(), discovered_, merged, source_names());
   for (const auto& o : routes.left_out)
     if (!std::binary_search(overridden_.begin(), overridden_.end(), o))
       log::warn("discovered_route_refused").kv("source", o.first).kv("reason", o.second);
@@ -364,13 +364,34 @@ std::shared_ptr<const Runtime> Server::build_runtime() {
 void Server::on_discovered(size_t source_index, std::shared_ptr<const discovery::DiscoveredSet> set) {
   if (shutting_down_) return;
   generation_event_received_ns_ = set ? set->event_received_ns : 0;
+  auto names_of = [](const std::shared_ptr<const discovery::DiscoveredSet>& s) {
+    std::vector<std::string_view> names;
+    if (s) for (const ServicePtr& service : s->services) names.emplace_back(service->name);
+    return names;
+  };
+  const bool names_changed = source_index + 1 < sources_.size() && names_of(discovered_[source_index]) != names_of(set);
   discovered_[source_index] = std::move(set);
   ++generation_;
   publish(build_runtime());
+  // The later sources learn the names now taken (they publish again, if at all, on a later turn).
+  if (names_changed) reserve_service_names(source_index + 1);
   log::info("routes_updated")
       .kv("source", sources_[source_index]->name())
       .kv("generation", generation_)
       .kv("routes", static_cast<uint64_t>(runtime_->routes->routes().size()));
+}
+
+std::vector<std::string> Server::source_names() const {
+  std::vector<std::string> names;
+  for (const auto& source : sources_) names.emplace_back(source->name());
+  return names;
+}
+
+void Server::reserve_service_names(size_t first) {
+  const std::vector<std::string> names = source_names();
+  for (size_t i = first; i < sources_.size(); ++i)
+    sources_[i]->reserve_service_names(
+        reserved_service_names(static_runtime_->routes->services(), discovered_, i, names));
 }
 
 void Server::publish(std::shared_ptr<const Runtime> rt) {

@@ -58,6 +58,10 @@ class Server {
   // Static routes from the config file first (they win on conflicts), then each source's set.
   std::shared_ptr<const Runtime> build_runtime();
   void on_discovered(size_t source_index, std::shared_ptr<const discovery::DiscoveredSet> set);
+  // Tells each source from `first` on the service names the config file and the sources before
+  // it have (Source::reserve_service_names).
+  void reserve_service_names(size_t first);
+  std::vector<std::string> source_names() const;  // each source's name(), in order
   // Gives each worker its record sink: the fan-out of every record consumer configured.
   void attach_record_sinks();
   // Registers the admin listener's paths.

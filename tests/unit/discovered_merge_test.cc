@@ -2,6 +2,7 @@
 // name and a host + path belong to the first that has them, and what is left out is listed.
 #include <catch2/catch.hpp>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -151,4 +152,13 @@ TEST_CASE("merge: a mirror's shadow service moves with its set, and a left-out s
   REQUIRE(left.left_out.size() == 1);
   CHECK(left.left_out[0].second.find("the service name 'web-shadow' is taken by the config file") !=
         std::string::npos);
+}
+
+TEST_CASE("merge: a source is told the names the config file and earlier sources have", "[merge]") {
+  const std::vector<ServicePtr> configured = {service("cfg")};
+  DiscoveredSets sets = {set_of({"web", "cfg"}, {}), set_of({"db"}, {})};
+  using Names = std::map<std::string, std::string>;
+  CHECK(berth::reserved_service_names(configured, sets, 0, kNames) == Names{{"cfg", "the config file"}});
+  CHECK(berth::reserved_service_names(configured, sets, 1, kNames) ==
+        Names{{"cfg", "the config file"}, {"web", "discovery source 'docker'"}});
 }
