@@ -7,6 +7,7 @@
 #include <map>
 
 #include "config/config.h"
+#include "proxy/base/ascii.h"
 
 namespace berth::discovery {
 
@@ -49,8 +50,7 @@ bool valid_route_name(std::string_view name) {
 }
 
 std::optional<Problem> parse_bool(std::string_view label, std::string_view value, bool& out) {
-  std::string v(trim(value));
-  std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  const std::string v = ascii_lowered(trim(value));
   if (v == "true" || v == "1" || v == "yes" || v == "on") out = true;
   else if (v == "false" || v == "0" || v == "no" || v == "off") out = false;
   else return Problem{std::string(label), quoted(label, value) + " is not true or false"};
@@ -949,9 +949,7 @@ ContainerSpec traefik_spec(const ContainerFacts& c, const BerthLabels& berth, co
       std::string_view rest = key.substr(kTraefikMiddlewares.size());
       size_t dot = rest.find('.');
       if (dot == std::string_view::npos) continue;
-      std::string option(rest.substr(dot + 1));
-      std::transform(option.begin(), option.end(), option.begin(),
-                     [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+      std::string option = ascii_lowered(rest.substr(dot + 1));
       middlewares[std::string(rest.substr(0, dot))][option] = {label, value};
     } else if (key.compare(0, kTraefikServices.size(), kTraefikServices) == 0) {
       std::string_view rest = key.substr(kTraefikServices.size());

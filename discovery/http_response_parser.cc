@@ -1,8 +1,8 @@
 #include "discovery/http_response_parser.h"
 
 #include <algorithm>
-#include <cctype>
 
+#include "proxy/base/ascii.h"
 #include "proxy/http/http_head.h"
 
 namespace berth::discovery {
@@ -75,9 +75,7 @@ bool HttpResponseParser::feed(std::string_view bytes) {
     head_.status = parsed.status;
     head_.headers.clear();
     for (const http::Field& f : parsed.fields) {
-      std::string name(parsed.name(f));
-      std::transform(name.begin(), name.end(), name.begin(),
-                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      std::string name = ascii_lowered(parsed.name(f));
       head_.headers.emplace_back(std::move(name), std::string(parsed.value(f)));
     }
     head_done_ = true;

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "proxy/base/ascii.h"
+
 namespace berth::acme {
 
 std::string Problem::text() const {
@@ -64,7 +66,7 @@ int64_t renewal_time(int64_t not_before, int64_t not_after, std::chrono::millise
 std::string legacy_certificate_dir_name(const std::vector<std::string>& hosts) {
   std::string name = hosts.empty() ? std::string("none") : hosts.front();
   for (char& c : name) {
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    c = ascii_lower(c);
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_')) c = '_';
   }
   if (name.empty() || name[0] == '.') name = "_" + name;
@@ -73,10 +75,7 @@ std::string legacy_certificate_dir_name(const std::vector<std::string>& hosts) {
 
 std::string certificate_dir_name(const std::vector<std::string>& hosts) {
   std::vector<std::string> names;
-  for (std::string h : hosts) {
-    for (char& c : h) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    names.push_back(std::move(h));
-  }
+  for (const std::string& h : hosts) names.push_back(ascii_lowered(h));
   std::sort(names.begin(), names.end());
   names.erase(std::unique(names.begin(), names.end()), names.end());
   std::string name = legacy_certificate_dir_name(names.empty() ? hosts : std::vector<std::string>{names.front()});

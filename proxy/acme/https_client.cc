@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "proxy/base/ascii.h"
+
 namespace berth::acme {
 
 namespace {
@@ -18,9 +20,7 @@ namespace {
 constexpr size_t kMaxResponseBytes = 4u << 20;
 
 std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
+  return ascii_lowered(s);
 }
 
 std::string_view trim(std::string_view s) {

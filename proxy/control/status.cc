@@ -9,6 +9,7 @@
 #include <unordered_set>
 
 #include "config/config.h"
+#include "proxy/base/ascii.h"
 #include "proxy/control/admin.h"
 #include "proxy/health/outlier.h"
 #include "proxy/http/http_head.h"
@@ -268,9 +269,7 @@ bool parse_status_query(std::string_view query, StatusQuery& out, std::string* e
 }
 
 bool status_filter_matches(std::string_view text, std::string_view filter) {
-  auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
-  return std::search(text.begin(), text.end(), filter.begin(), filter.end(),
-                     [&](char a, char b) { return lower(a) == lower(b); }) != text.end();
+  return ascii_icontains(text, filter);
 }
 
 namespace {
@@ -354,6 +353,7 @@ nlohmann::json StatusBuilder::status(const RouteTable& table, int64_t now_ms, co
     std::vector<InstanceEligibility> why;
     bool panic = false;
     bool judged = false;
+    int rank = 0;  // problem_rank, when problems come first
   };
   std::vector<ServiceRow> service_rows;
   size_t services_total = 0, instances_total = 0;
@@ -375,15 +375,12 @@ nlohmann::json StatusBuilder::status(const RouteTable& table, int64_t now_ms, co
     row.judged = true;
   };
   if (query.problems_first) {
-    std::vector<std::pair<int, ServiceRow>> ranked;
-    ranked.reserve(service_rows.size());
     for (ServiceRow& row : service_rows) {
       judge(row);
-      const int rank = problem_rank(*row.service, row.why, row.panic);
-      ranked.emplace_back(rank, std::move(row));
+      row.rank = problem_rank(*row.service, row.why, row.panic);
     }
-    std::stable_sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-    for (size_t i = 0; i < ranked.size(); ++i) service_rows[i] = std::move(ranked[i].second);
+    std::stable_sort(service_rows.begin(), service_rows.end(),
+                     [](const ServiceRow& a, const ServiceRow& b) { return a.rank < b.rank; });
   }
   if (service_rows.size() > limit) service_rows.resize(limit);
 

@@ -1,9 +1,9 @@
 #include "proxy/http/http_rewrite.h"
 
-#include <cctype>
-
 #include <algorithm>
 #include <charconv>
+
+#include "proxy/base/ascii.h"
 
 namespace berth::http {
 namespace {
@@ -106,7 +106,7 @@ bool same_field(std::string_view rule, std::string_view name) {
   if (rule.size() != name.size()) return false;
   for (size_t i = 0; i < rule.size(); ++i) {
     const char a = rule[i] == '_' ? '-' : rule[i], b = name[i] == '_' ? '-' : name[i];
-    if (a != b && std::tolower(static_cast<unsigned char>(a)) != std::tolower(static_cast<unsigned char>(b)))
+    if (ascii_lower(a) != ascii_lower(b))
       return false;
   }
   return true;

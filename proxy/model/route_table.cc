@@ -12,6 +12,7 @@
 #include <unordered_set>
 
 #include "config/config.h"
+#include "proxy/base/ascii.h"
 #include "proxy/http/request_path.h"
 
 namespace berth {
@@ -20,10 +21,6 @@ namespace {
 // Longest request host match() looks at; DNS names are at most 253 characters. A longer Host
 // cannot equal or end in any valid route host, so it is matched as if it had no host.
 constexpr size_t kHostBufferSize = 256;
-
-constexpr char ascii_lower(char c) noexcept {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
 
 // Copies `text` lower-cased into `out` (which must have room); returns the copy.
 std::string_view lower_into(std::string_view text, char* out) noexcept {

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "proxy/base/ascii.h"
+
 namespace berth::tls {
 
 void ChallengeBoard::set_http(const std::string& token, const std::string& key_authorization) {
@@ -50,8 +52,7 @@ bool ChallengeBoard::set_alpn(const std::string& name, const std::string& cert_p
     EVP_PKEY_free(key);
     return false;
   }
-  std::string lowered = name;
-  std::transform(lowered.begin(), lowered.end(), lowered.begin(), [](unsigned char c) { return std::tolower(c); });
+  const std::string lowered = ascii_lowered(name);
   std::lock_guard<std::mutex> lock(mu_);
   AlpnCert& slot = alpn_[lowered];
   X509_free(slot.cert);
@@ -61,8 +62,7 @@ bool ChallengeBoard::set_alpn(const std::string& name, const std::string& cert_p
 }
 
 void ChallengeBoard::clear_alpn(const std::string& name) {
-  std::string lowered = name;
-  std::transform(lowered.begin(), lowered.end(), lowered.begin(), [](unsigned char c) { return std::tolower(c); });
+  const std::string lowered = ascii_lowered(name);
   std::lock_guard<std::mutex> lock(mu_);
   auto it = alpn_.find(lowered);
   if (it == alpn_.end()) return;
@@ -74,8 +74,7 @@ void ChallengeBoard::clear_alpn(const std::string& name) {
 bool ChallengeBoard::use_alpn_certificate(SSL* ssl) const {
   const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
   if (!sni) return false;
-  std::string name(sni);
-  std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+  const std::string name = ascii_lowered(sni);
   std::lock_guard<std::mutex> lock(mu_);
   auto it = alpn_.find(name);
   if (it == alpn_.end()) return false;

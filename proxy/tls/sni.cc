@@ -1,5 +1,7 @@
 #include "proxy/tls/sni.h"
 
+#include "proxy/base/ascii.h"
+
 namespace berth::tls {
 
 std::string SniIndex::normalize(std::string_view name) {
@@ -10,7 +12,7 @@ std::string SniIndex::normalize(std::string_view name) {
   for (char c : name) {
     const auto b = static_cast<unsigned char>(c);
     if (b <= 0x20 || b >= 0x7f) return {};
-    out.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
+    out.push_back(ascii_lower(c));
   }
   return out;
 }
