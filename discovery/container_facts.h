@@ -49,7 +49,7 @@ struct ContainerFacts {
   bool draining = false;       // a kill with the stop signal (or 9) was seen for this run
 
   // "3f2a1b4c5d6e/name": how rejections and sources name it.
-  std::string display() const { return id.substr(0, 12) + "/" + name; }
+  std::string display() const { return id.substr(0, 12) + "/" + name; }  // as in container_source()
   std::string env_value(std::string_view key) const;  // "" when unset
 };
 

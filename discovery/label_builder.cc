@@ -223,7 +223,7 @@ std::shared_ptr<const PublishedPolicy> published_policy(const ContainerFacts& c,
 ParsedContainer parse_container_routes(const ContainerFacts& c, const BuilderOptions& options) {
   ParsedContainer out;
   out.spec = parse_container_labels(c, options.labels);
-  out.source = "container:" + c.display();
+  out.source = container_source(std::string_view(c.id).substr(0, 12), c.name);
   // Routing to itself would loop: Berth's own container is ignored even with berth.* labels.
   if (!options.own_container_id.empty() && c.id == options.own_container_id) out.spec = ContainerSpec{};
   if (out.spec.kind != ContainerSpec::Kind::kRouted) return out;

@@ -277,10 +277,8 @@ Publication publication_from_set(const DiscoveredSet& set, std::string_view pref
     const Service& service = *set.services[s];
     if (service_routes[s].empty()) continue;
     for (const Endpoint& e : service.endpoints) {
-      // "container:<short id>/<name>"
-      std::string_view source = e.source;
-      if (source.rfind("container:", 0) != 0) continue;
-      source.remove_prefix(10);
+      const std::string_view source = container_source_tail(e.source);
+      if (source.empty()) continue;
       size_t slash = source.find('/');
       std::string id(source.substr(0, slash));
       std::string name = slash == std::string_view::npos ? std::string() : std::string(source.substr(slash + 1));

@@ -33,7 +33,7 @@ bool published_routes(const Instance& instance, const std::string& container_id,
                       const std::shared_ptr<const ParsedContainer>& before, const BuilderOptions& options,
                       DecodedValue& out) {
   std::shared_ptr<const ParsedContainer> parsed = before;
-  const std::string source = "container:" + container_id.substr(0, 12) + "/" + instance.container;
+  const std::string source = container_source(std::string_view(container_id).substr(0, 12), instance.container);
   if (!parsed || parsed->source != source || !parsed->published || !(*parsed->published == *instance.policy))
     parsed = std::make_shared<const ParsedContainer>(
         parse_published(*instance.policy, container_id, instance.container, options));

@@ -14,6 +14,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "proxy/model/source_origin.h"
+
 namespace berth {
 
 // A field's value: text, or a number (a count, a generation), shown as a JSON number.
@@ -47,7 +49,7 @@ class EventJournal {
 
 // What the journal compares between two looks at the published state.
 struct InstanceView {
-  enum class Origin : uint8_t { kConfig, kContainer, kRegistry };  // as Endpoint::source says
+  using Origin = SourceOrigin;
   std::string container;  // "" for config and registry instances
   std::string probe;      // probe_state_name(): "unchecked", "pending", "healthy", "unhealthy"
   bool ejected = false;

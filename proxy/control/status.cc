@@ -37,7 +37,7 @@ nlohmann::json instance_json(const Endpoint& e, const InstanceEligibility& why, 
                       {"why", why.why}};
   // Discovery lists only containers that are running, not paused or draining, and healthy (or
   // without a Docker healthcheck): one that is here passed Docker's side.
-  j["docker"] = e.source.starts_with("container:") ? nlohmann::json("running, healthy or no healthcheck")
+  j["docker"] = source_origin(e.source) == SourceOrigin::kContainer ? nlohmann::json("running, healthy or no healthcheck")
                                                    : nlohmann::json(nullptr);
   if (e.health) {
     j["probe"] = probe_state_name(e.health->probe.load(std::memory_order_relaxed));
@@ -139,9 +139,7 @@ namespace {
 void observe_instance(const Service& service, const Endpoint& e, int64_t now_ms, ObservedState& state) {
   InstanceView v;
   v.container = std::string(endpoint_container_name(e.source));
-  v.origin = e.source.starts_with("registry:") ? InstanceView::Origin::kRegistry
-             : e.source == "config"            ? InstanceView::Origin::kConfig
-                                               : InstanceView::Origin::kContainer;
+  v.origin = source_origin(e.source);
   if (e.health) {
     v.probe = probe_state_name(e.health->probe.load(std::memory_order_relaxed));
     v.ejected = e.health->ejected(now_ms);

@@ -20,6 +20,7 @@
 #include "config/config.h"
 #include "proxy/http/http_head.h"
 #include "proxy/model/endpoint_health.h"
+#include "proxy/model/source_origin.h"
 
 namespace berth {
 
@@ -34,7 +35,7 @@ struct Endpoint {
   sockaddr_storage addr{};      // resolved numeric address
   socklen_t addr_len = 0;
   uint32_t weight = 1;
-  std::string source = "config";  // where it came from: "config", later "container:<id>"
+  std::string source = "config";  // where it came from: see SourceOrigin
   // Another host's instance, known from the registry to a sidecar: chosen only while no
   // instance of the service on the sidecar's own host is routable (locality; see
   // compute_routable).
@@ -43,20 +44,6 @@ struct Endpoint {
   // snapshots built without one, e.g. unit tests: then always routable).
   std::shared_ptr<EndpointHealth> health;
 };
-
-// The container name in an endpoint's source ("container:<short id>/<name>" → "<name>"); empty for
-// instances that do not come from a container (the config file).
-inline std::string_view endpoint_container_name(std::string_view source) noexcept {
-  if (source.substr(0, 10) != "container:") return {};
-  size_t slash = source.find('/', 10);
-  return slash == std::string_view::npos ? source.substr(10) : source.substr(slash + 1);
-}
-
-// What /api/routes names as a discovered route's origin: its container ("<short id>/<name>") for
-// a route from a container's labels, the source text otherwise.
-inline std::string_view route_source_label(std::string_view source) noexcept {
-  return source.starts_with("container:") ? source.substr(10) : source;
-}
 
 // An instance discovery knows of but does not route now, and why: a running container that
 // Docker reports unhealthy or still starting, one that is paused, or one that is stopping. Shown
