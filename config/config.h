@@ -400,6 +400,9 @@ struct Registry {
   std::string host_id;                // default: the machine's hostname
   std::string advertise_address;      // numeric IP other hosts reach this host's instances on (sidecars)
   Millis lease_ttl{10'000};           // whole seconds, at least 2 s (etcd's minimum)
+  // A route learnt from the registry whose last key left answers 503 this long (as
+  // docker.empty_route_grace), so a redeploy on another host is not a 404.
+  Millis empty_route_grace{10'000};
   std::string prefix = "/berth/v1";   // starts with '/', no trailing '/'
   DockerTls tls;                      // to etcd, for https:// members
   // The policy (lb, health, outlier, retry, circuit_breaker) of every service learnt from the

@@ -181,7 +181,8 @@ const std::vector<std::string_view> kTopLevelKeys = {"listeners", "workers",  "a
 const std::vector<std::string_view> kAcmeKeys = {"directory", "email",     "storage",
                                                  "ca_bundle", "challenge", "renew_before"};
 const std::vector<std::string_view> kRegistryKeys = {"etcd", "role", "host_id", "advertise_address",
-                                                     "lease_ttl", "prefix", "tls", "service_policy"};
+                                                     "lease_ttl", "prefix", "tls", "service_policy",
+                                                     "empty_route_grace"};
 const std::vector<std::string_view> kServicePolicyKeys = {"lb", "health", "outlier", "retry", "circuit_breaker"};
 const std::vector<std::string_view> kAccessLogKeys = {"format", "path", "syslog"};
 const std::vector<std::string_view> kListenerKeys = {"address", "tls", "proxy_protocol", "proxy_protocol_from"};
@@ -1643,7 +1644,7 @@ void Loader::read_docker_field(const Field& field) {
   } else if (field.key == "compat") {
     if (!value.node.IsNull()) read_docker_compat(value);
   } else if (field.key == "empty_route_grace") {
-    if (auto duration = read_duration(value)) docker.empty_route_grace = *duration;
+    if (auto duration = read_duration(value, true)) docker.empty_route_grace = *duration;
   } else if (field.key == "reconnect_max") {
     if (auto duration = read_duration(value)) docker.reconnect_max = *duration;
   } else if (field.key == "allow_any_host") {
@@ -1813,6 +1814,8 @@ void Loader::read_registry_field(const Field& field, bool* role_given) {
       return;
     }
     registry.lease_ttl = *ttl;
+  } else if (field.key == "empty_route_grace") {
+    if (auto duration = read_duration(value, true)) registry.empty_route_grace = *duration;
   } else if (field.key == "prefix") {
     auto text = read_string(value);
     if (!text) return;

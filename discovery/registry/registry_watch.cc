@@ -38,7 +38,8 @@ RegistryWatch::RegistryWatch(const config::Registry& cfg, TablePolicy policy, si
       policy_(std::move(policy)),
       root_(instances_prefix(cfg.prefix)),
       table_(cfg.prefix, policy_),
-      page_bytes_(page_bytes) {
+      page_bytes_(page_bytes),
+      grace_(cfg.empty_route_grace) {
   bool https = std::any_of(cfg_.etcd.begin(), cfg_.etcd.end(), [](const std::string& u) { return u.rfind("https://", 0) == 0; });
   if (https) {
     std::string error;
@@ -66,6 +67,7 @@ void RegistryWatch::stop(std::function<void()> done) {
   client_.reset();
   retry_timer_.close();
   check_timer_.close();
+  grace_timer_.close();
   publish_timer_.close();  // its handle is freed by the loop's next turn, before the loop ends
   if (done) done();
 }
@@ -283,17 +285,38 @@ void RegistryWatch::lost(const std::string& why) {
 void RegistryWatch::publish(int64_t received_ns) {
   // Only what changed is made again: unchanged services and routes stay the same objects, so
   // the Server rebuilds only those (health state and LB tables stay).
+  // A grace period that ended publishes the same table without that route.
   std::shared_ptr<DiscoveredSet> set = table_.next();
-  if (!set) return;
-  set->event_received_ns = received_ns;
-  std::map<std::string, std::string> now(set->rejected.begin(), set->rejected.end());
-  for (const auto& [key, reason] : now) {
-    auto it = logged_rejections_.find(key);
-    if (it != logged_rejections_.end() && it->second == reason) continue;
-    log::warn("registry_value_rejected").kv("key", key).kv("reason", reason);
+  if (set) {
+    std::map<std::string, std::string> now(set->rejected.begin(), set->rejected.end());
+    for (const auto& [key, reason] : now) {
+      auto it = logged_rejections_.find(key);
+      if (it != logged_rejections_.end() && it->second == reason) continue;
+      log::warn("registry_value_rejected").kv("key", key).kv("reason", reason);
+    }
+    logged_rejections_ = std::move(now);
+    live_ = std::move(set);
   }
-  logged_rejections_ = std::move(now);
-  on_update_(std::move(set));
+  if (!live_) return;
+  DiscoveredSet live = *live_;  // pointers to services and routes: grace_ keeps the objects it can
+  live.event_received_ns = received_ns;
+  std::shared_ptr<const DiscoveredSet> out = grace_.apply(std::move(live), health_clock_ms());
+  arm_grace_timer();
+  if (!set && published_ && same_set(*published_, *out)) return;
+  published_ = out;
+  on_update_(std::move(out));
+}
+
+void RegistryWatch::arm_grace_timer() {
+  const std::optional<int64_t> next = grace_.next_expiry();
+  if (!next) {
+    grace_timer_.stop();
+    return;
+  }
+  const int64_t wait = *next - health_clock_ms();
+  grace_timer_.start(loop_, wait > 0 ? static_cast<uint64_t>(wait) + 1 : 1, [this] {
+    if (!stopped_) publish(realtime_ns());
+  });
 }
 
 }  // namespace berth::discovery::registry

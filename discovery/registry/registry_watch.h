@@ -16,6 +16,7 @@
 #include <string>
 
 #include "config/config.h"
+#include "discovery/empty_route_grace.h"
 #include "discovery/registry/etcd_client.h"
 #include "discovery/registry/registry_codec.h"
 #include "discovery/registry/registry_table.h"
@@ -47,7 +48,9 @@ class RegistryWatch final : public Source {
   void on_watch_message(const nlohmann::json& result);
   void lost(const std::string& why);
   void check();
+  // Publishes the table's set (when it changed) with the routes in their empty-route grace.
   void publish(int64_t received_ns);
+  void arm_grace_timer();
 
   config::Registry cfg_;
   TablePolicy policy_;
@@ -74,7 +77,11 @@ class RegistryWatch final : public Source {
   std::string stale_ = "not yet read from etcd";
   std::string unreachable_since_;
   std::map<std::string, std::string> logged_rejections_;
-  Timer retry_timer_, check_timer_;
+  // A route whose last key left answers 503 for registry.empty_route_grace: live_ is the
+  // table's latest set, published_ what went out (live_ plus the routes in their grace).
+  EmptyRouteGrace grace_;
+  std::shared_ptr<const DiscoveredSet> live_, published_;
+  Timer retry_timer_, check_timer_, grace_timer_;
   // Watch messages are applied as they come, and published once per loop turn: a burst read in
   // one turn (the loop fell behind: each new route re-indexes the route table) costs one
   // snapshot, not one per message. received_ns of the earliest change not yet published.

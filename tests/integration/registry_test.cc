@@ -113,8 +113,9 @@ std::string instance(const std::string& service, const std::string& host, const 
 
 const std::string kRoot = "/berth/v1/instances/";
 
-std::string front_yaml(const Etcd& etcd) {
-  return config_head(1) + "registry: {etcd: [\"" + etcd.url() + "\"], role: front}\n";
+// A front door whose routes leave with their last key (no empty-route grace: the tests see 404).
+std::string front_yaml(const Etcd& etcd, const std::string& grace = "0s") {
+  return config_head(1) + "registry: {etcd: [\"" + etcd.url() + "\"], role: front, empty_route_grace: " + grace + "}\n";
 }
 
 bool routes_to(uint16_t port, const std::string& host, const std::string& origin_name) {
@@ -231,6 +232,44 @@ TEST_CASE("registry: a front door routes to what is published in etcd, and drops
   CHECK(wait_until([&] { return http_get(front.port(), "/", "leased.test").status == 404; }, 10s, 50ms));
   auto gone_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
   WARN("lease of 2 s: the instance left the front door " << gone_ms << " ms after it first routed");
+  CHECK(front.running());
+}
+
+TEST_CASE("registry: a route whose last key left answers 503 for registry.empty_route_grace, then 404",
+          "[registry]") {
+  Etcd etcd;
+  INFO(etcd.error());
+  REQUIRE(etcd.ok());
+  Origin a("A"), b("B");
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  Berth front(front_yaml(etcd, "2s"));
+  INFO(front.error());
+  REQUIRE(front.ok());
+  INFO(front.log());
+  REQUIRE(etcd.put(kRoot + "h1/c1/0", instance("web", "web.test", a.address())));
+  REQUIRE(wait_until([&] { return routes_to(front.port(), "web.test", "A"); }, 10s));
+
+  // A redeploy on the other host: the old container's key goes, the new one's comes a moment
+  // later. Meanwhile the host answers 503 with Retry-After (the service exists, no instance
+  // yet), not 404.
+  REQUIRE(etcd.del(kRoot + "h1/c1/0"));
+  Response gap;
+  CHECK(wait_until([&] { gap = http_get(front.port(), "/", "web.test"); return gap.status != 200; }, 5s, 10ms));
+  INFO(gap.raw_head << gap.body);
+  CHECK(gap.status == 503);
+  CHECK(gap.header("x-berth-error") == std::optional<std::string>("no-endpoint"));
+  CHECK(gap.header("retry-after").has_value());
+  REQUIRE(etcd.put(kRoot + "h1/c2/0", instance("web", "web.test", b.address())));
+  CHECK(wait_until([&] { return routes_to(front.port(), "web.test", "B"); }, 5s));
+
+  // No instance comes back: 503 while the grace lasts, then the route leaves (404).
+  REQUIRE(etcd.del(kRoot + "h1/c2/0"));
+  CHECK(wait_until([&] { return http_get(front.port(), "/", "web.test").status == 503; }, 5s, 10ms));
+  const auto t0 = Clock::now();
+  CHECK(wait_until([&] { return http_get(front.port(), "/", "web.test").status == 404; }, 6s, 50ms));
+  const double gone = seconds_since(t0);
+  CHECK(gone > 1.0);  // the 2 s grace, less the time the 503 took to show
   CHECK(front.running());
 }
 
@@ -588,7 +627,8 @@ TEST_CASE("registry: a front door with its own Docker discovery routes both, and
   Origin local("L"), remote("R");
   REQUIRE(local.ok());
   REQUIRE(remote.ok());
-  Berth front(config_head(1) + docker_yaml(dir) + "registry: {etcd: [\"" + etcd.url() + "\"], role: front}\n");
+  Berth front(config_head(1) + docker_yaml(dir) + "registry: {etcd: [\"" + etcd.url() +
+              "\"], role: front, empty_route_grace: 0s}\n");
   INFO(front.error());
   REQUIRE(front.ok());
   INFO(front.log());
@@ -793,7 +833,7 @@ TEST_CASE("registry: with 3 etcd members, the front door converges after the mem
   REQUIRE(b.ok());
   // The first member listed is the one the front door watches first.
   Berth front(config_head(1) + "registry: {etcd: [\"" + cluster.url(0) + "\", \"" + cluster.url(1) + "\", \"" +
-              cluster.url(2) + "\"], role: front}\n");
+              cluster.url(2) + "\"], role: front, empty_route_grace: 0s}\n");
   INFO(front.error());
   REQUIRE(front.ok());
   INFO(front.log());
@@ -819,7 +859,7 @@ TEST_CASE("registry: with 3 etcd members, the front door leaves a hung (stopped)
   Origin a("A");
   REQUIRE(a.ok());
   Berth front(config_head(1) + "registry: {etcd: [\"" + cluster.url(0) + "\", \"" + cluster.url(1) + "\", \"" +
-              cluster.url(2) + "\"], role: front}\n");
+              cluster.url(2) + "\"], role: front, empty_route_grace: 0s}\n");
   INFO(front.error());
   REQUIRE(front.ok());
   INFO(front.log());

@@ -30,6 +30,7 @@ TEST_CASE("config: registry front with defaults", "[config][registry]") {
   CHECK(g.role == Registry::Role::kFront);
   REQUIRE(g.etcd == std::vector<std::string>{"http://127.0.0.1:2379"});
   CHECK(g.lease_ttl == Millis(10'000));
+  CHECK(g.empty_route_grace == Millis(10'000));
   CHECK(g.prefix == "/berth/v1");
   char name[256] = {};
   REQUIRE(gethostname(name, sizeof name - 1) == 0);
@@ -45,6 +46,7 @@ TEST_CASE("config: every registry key is read", "[config][registry]") {
                       "  host_id: host-2\n"
                       "  advertise_address: 10.0.0.12\n"
                       "  lease_ttl: 15s\n"
+                      "  empty_route_grace: 2500ms\n"
                       "  prefix: /prod/berth\n");
   INFO(all_errors(r));
   REQUIRE(r.ok());
@@ -54,6 +56,7 @@ TEST_CASE("config: every registry key is read", "[config][registry]") {
   CHECK(g.host_id == "host-2");
   CHECK(g.advertise_address == "10.0.0.12");
   CHECK(g.lease_ttl == Millis(15'000));
+  CHECK(g.empty_route_grace == Millis(2'500));
   CHECK(g.prefix == "/prod/berth");
 }
 
@@ -77,6 +80,8 @@ TEST_CASE("config: registry errors are reported at their place", "[config][regis
        "registry.lease_ttl: must be whole seconds"},
       {"registry: {etcd: [\"http://a:1\"], " + front + "lease_ttl: soon}\n", 2, 58,
        "registry.lease_ttl: expected a duration"},
+      {"registry: {etcd: [\"http://a:1\"], " + front + "empty_route_grace: later}\n", 2, 66,
+       "registry.empty_route_grace: expected a duration"},
       {"registry: {etcd: [\"http://a:1\"], " + front + "prefix: berth}\n", 2, 55, "registry.prefix: expected a key prefix"},
       {"registry: {etcd: [\"http://a:1\"], " + front + "prefix: /berth/}\n", 2, 55, "registry.prefix: expected a key prefix"},
       {"registry: {etcd: [\"http://a:1\"], " + front + "host_id: a/b}\n", 2, 56, "registry.host_id: must be printable"},
