@@ -96,7 +96,8 @@ struct LoadBalancing {
   Policy policy = Policy::kRoundRobin;
   HashOn hash_on = HashOn::kClientIp;   // policy hash
   std::string hash_name;                // header or cookie name for hash_on header:/cookie:
-  std::string cookie = "berth_sticky";  // policy sticky: the cookie naming the instance
+  // Policy sticky: the cookie naming the instance; "" until set = default_sticky_cookie(service).
+  std::string cookie;
   Millis slow_start{0};                 // round_robin / least_request: a new instance's weight
                                         // ramps up over this long (0 = off)
   bool operator==(const LoadBalancing&) const = default;
@@ -512,6 +513,10 @@ bool parse_hash_on(std::string_view text, LoadBalancing& lb);
 bool parse_status_range(std::string_view text, HealthCheck& health);
 // A cookie name (an RFC 6265 token). False when invalid.
 bool valid_cookie_name(std::string_view name);
+// A sticky service's cookie when lb.cookie is not set: "berth_sticky_" and 8 hex digits of a hash
+// of the service name. One name per service, so that two sticky services a client uses on one
+// host (a split, "/" and "/api") do not overwrite each other's pin; stable across restarts.
+std::string default_sticky_cookie(std::string_view service);
 // "true"/"false", also "yes"/"no" and "on"/"off", in any case.
 std::optional<bool> parse_bool(std::string_view text);
 // "10.0.0.0/8", "::1", "2001:db8::/32"; nullopt when not a numeric address with a valid prefix.

@@ -100,6 +100,15 @@ std::optional<LoadBalancing::Policy> parse_lb_policy(std::string_view text) {
   return std::nullopt;
 }
 
+std::string default_sticky_cookie(std::string_view service) {
+  uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a
+  for (unsigned char c : service) h = (h ^ c) * 0x100000001b3ULL;
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string name = "berth_sticky_";
+  for (int shift = 60; shift >= 32; shift -= 4) name.push_back(kHex[(h >> shift) & 0xf]);
+  return name;
+}
+
 bool parse_hash_on(std::string_view text, LoadBalancing& lb) {
   if (text == "client_ip") {
     lb.hash_on = LoadBalancing::HashOn::kClientIp;

@@ -293,6 +293,7 @@ std::shared_ptr<const Runtime> Server::build_runtime() {
     auto fresh = std::make_shared<Service>(*inputs[i]);
     const Service* replaced = previous && i < previous->services().size() ? previous->services()[i].get() : nullptr;
     fresh->upstream_tls = upstream_tls_.get(fresh->name, fresh->policy.tls);
+    if (fresh->policy.lb.cookie.empty()) fresh->policy.lb.cookie = config::default_sticky_cookie(fresh->name);
     fresh->lb_table = lb_table_for(*fresh, replaced);
     added.push_back(std::move(fresh));
     services[i] = added.back();

@@ -170,6 +170,43 @@ TEST_CASE("lb: sticky cookie: same instance every time, moved once when it stops
   }
 }
 
+TEST_CASE("lb: two sticky services on one host keep their own default cookies", "[lb]") {
+  // "/" and "/api" of one host, each sticky with no lb.cookie: a browser sends both cookies to
+  // both paths. One shared default name made each response re-pin the other service's cookie.
+  Origin a("A"), b("B"), c("C"), d("D");
+  REQUIRE((a.ok() && b.ok() && c.ok() && d.ok()));
+  Berth berth(config_head(2) +
+              "routes:\n  - {host: \"st.test\", service: web}\n  - {host: \"st.test\", path: /api, service: api}\n"
+              "services:\n"
+              "  web: {lb: {policy: sticky}, endpoints: [\"" + a.address() + "\", \"" + b.address() + "\"]}\n"
+              "  api: {lb: {policy: sticky}, endpoints: [\"" + c.address() + "\", \"" + d.address() + "\"]}\n");
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  Response w = http_get(berth.port(), "/", "st.test");
+  Response p = http_get(berth.port(), "/api/x", "st.test");
+  REQUIRE((w.status == 200 && p.status == 200));
+  INFO(w.raw_head << p.raw_head);
+  auto name_of = [](const Response& r) {
+    const std::string set = r.header("set-cookie").value_or("");
+    return set.substr(0, set.find('='));
+  };
+  const std::string web_name = name_of(w), api_name = name_of(p);
+  CHECK(web_name.starts_with("berth_sticky_"));
+  CHECK(api_name.starts_with("berth_sticky_"));
+  CHECK(web_name != api_name);
+  auto web_pin = cookie_value(w, web_name), api_pin = cookie_value(p, api_name);
+  REQUIRE(web_pin);
+  REQUIRE(api_pin);
+  const std::string cookies = "Cookie: " + web_name + "=" + *web_pin + "; " + api_name + "=" + *api_pin;
+  const std::string web_home = origin_of(w), api_home = origin_of(p);
+  for (int i = 0; i < 20; ++i) {
+    Response again = http_get(berth.port(), i % 2 ? "/api/x" : "/", "st.test", {cookies});
+    REQUIRE(again.status == 200);
+    CHECK(origin_of(again) == (i % 2 ? api_home : web_home));
+    CHECK_FALSE(again.header("set-cookie"));
+  }
+}
+
 TEST_CASE("lb: slow start: an instance added by a reload gets a small share first, then its own", "[lb][slow_start]") {
   Origin a("A"), b("B");
   REQUIRE((a.ok() && b.ok()));

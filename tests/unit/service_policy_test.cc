@@ -113,6 +113,18 @@ TEST_CASE("service policy: value parsers", "[config][lb]") {
   CHECK_FALSE(parse_status_range("600", h));
 }
 
+TEST_CASE("service policy: a sticky service's default cookie is its own, stable, and a valid name", "[config][lb]") {
+  CHECK(LoadBalancing{}.cookie.empty());  // resolved per service when the snapshot is built
+  const std::string web = default_sticky_cookie("web");
+  CHECK(web == default_sticky_cookie("web"));
+  CHECK(web == "berth_sticky_" + web.substr(13));
+  CHECK(web.size() == 13 + 8);
+  CHECK(valid_cookie_name(web));
+  CHECK(web != default_sticky_cookie("api"));
+  CHECK(default_sticky_cookie("") != default_sticky_cookie("web"));
+  CHECK(default_sticky_cookie("") == "berth_sticky_cbf29ce4");  // FNV-1a's offset basis: fixed across builds
+}
+
 TEST_CASE("service policy: slow_start 0 means off and is allowed", "[config][lb][slow_start]") {
   LoadResult r = load("listeners: [\"127.0.0.1:8080\"]\nservices:\n  web:\n    endpoints: []\n    lb: {slow_start: 0}\n");
   INFO(all_errors(r));
