@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "proxy/http/http_head.h"
 #include "proxy/http/http_rewrite.h"
@@ -122,7 +123,7 @@ void AdminServer::handle(std::string path, AdminHandler handler) {
   handlers_[std::move(path)] = std::move(handler);
 }
 
-bool AdminServer::start(const config::SocketAddress& addr, uint16_t& bound_port, std::string& error) {
+bool AdminServer::start(const config::SocketAddress& addr, bool share, uint16_t& bound_port, std::string& error) {
   uv_tcp_init(loop_, &server_);
   server_.data = this;
   started_ = true;
@@ -136,16 +137,24 @@ bool AdminServer::start(const config::SocketAddress& addr, uint16_t& bound_port,
   } else {
     loopback_ = reinterpret_cast<const uint8_t*>(&reinterpret_cast<const sockaddr_in*>(&ss)->sin_addr)[0] == 127;
   }
-  if (rc == 0) rc = uv_tcp_bind(&server_, reinterpret_cast<sockaddr*>(&ss), 0);
+  if (rc != 0) {
+    error = "admin listener " + addr.to_string() + ": " + uv_strerror(rc);
+    return false;
+  }
+  error = share ? std::string() : listening_elsewhere(addr);
+  const ListenSocket socket = error.empty() ? open_listen_socket(addr, true, 128, error) : ListenSocket{};
+  if (socket.fd < 0) {
+    error = "admin listener " + addr.to_string() + ": " + error;
+    return false;
+  }
+  rc = uv_tcp_open(&server_, socket.fd);  // from here the handle owns the socket
+  if (rc != 0) ::close(socket.fd);
   if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&server_), 128, on_connection);
   if (rc != 0) {
     error = "admin listener " + addr.to_string() + ": " + uv_strerror(rc);
     return false;
   }
-  sockaddr_storage actual{};
-  int len = sizeof actual;
-  uv_tcp_getsockname(&server_, reinterpret_cast<sockaddr*>(&actual), &len);
-  bound_port = sockaddr_port(reinterpret_cast<sockaddr*>(&actual));
+  bound_port = socket.port;
   return true;
 }
 

@@ -54,8 +54,11 @@ class AdminServer {
   explicit AdminServer(uv_loop_t* loop);
   // Serves `path` (exact match) with `handler`, on the control loop. Register before start().
   void handle(std::string path, AdminHandler handler);
-  // Binds and listens; returns false with `error` set. bound_port is the actual port.
-  bool start(const config::SocketAddress& addr, uint16_t& bound_port, std::string& error);
+  // Binds and listens; returns false with `error` set. bound_port is the actual port. The socket
+  // has SO_REUSEPORT, as the proxy listeners: a Berth taking over from this one (`share`,
+  // --share-listeners) binds the same address; without `share` an address another socket
+  // listens on is refused.
+  bool start(const config::SocketAddress& addr, bool share, uint16_t& bound_port, std::string& error);
   void stop();
 
  private:

@@ -92,6 +92,23 @@ int Server::run() {
         .kv("syslog", config_.access_log.syslog);
   }
 
+  // The admin listener first: a start that fails there (its address taken) must not have joined
+  // the proxy listeners' SO_REUSEPORT groups, where a Berth being taken over from serves, and
+  // take the connections the kernel queued on its sockets down with it.
+  if (config_.admin.enabled) {
+    admin_ = std::make_unique<AdminServer>(&loop_);
+    register_admin_paths(*admin_);
+    uint16_t port = 0;
+    std::string error;
+    if (!admin_->start(config_.admin.address, share_listeners_, port, error)) {
+      log::error("admin_listen_failed").kv("error", error);
+      return 1;
+    }
+    admin_bound_ = config_.admin.address;
+    admin_bound_.port = port;
+    log::info("admin_listening").kv("address", admin_bound_.to_string());
+  }
+
   std::vector<std::vector<ListenSocket>> listeners;
   if (!open_listeners(listeners)) return 1;
 
@@ -105,20 +122,6 @@ int Server::run() {
     }));
   }
   attach_record_sinks();
-
-  if (config_.admin.enabled) {
-    admin_ = std::make_unique<AdminServer>(&loop_);
-    register_admin_paths(*admin_);
-    uint16_t port = 0;
-    std::string error;
-    if (!admin_->start(config_.admin.address, port, error)) {
-      log::error("admin_listen_failed").kv("error", error);
-      return 1;
-    }
-    config::SocketAddress shown = config_.admin.address;
-    shown.port = port;
-    log::info("admin_listening").kv("address", shown.to_string());
-  }
 
   uv_signal_init(&loop_, &sighup_);
   uv_signal_init(&loop_, &sigterm_);
@@ -191,7 +194,10 @@ void Server::reopen_logs() {
 uint64_t Server::access_log_dropped() const { return access_log_ ? access_log_->dropped() : 0; }
 
 void Server::reload() {
-  if (shutting_down_) return;
+  if (shutting_down_) {
+    log::info("reload_ignored").kv("reason", "draining");
+    return;
+  }
   notifier_.reloading();
   // Reading the file here is fine: this is the control loop, never a worker loop.
   config::LoadResult r = config::load_file(config_path_);
@@ -451,7 +457,14 @@ void Server::begin_shutdown(const char* signal_name) {
   for (auto& w : workers_) w->drain();
   for (auto& src : sources_) src->stop([] {});
   if (checker_) checker_->stop();
-  uv_signal_stop(&sighup_);
+  // SIGHUP stays handled (reload() ignores it now): with no handler it would kill the process and
+  // the requests it is finishing. The admin listener goes when another process listens on its
+  // address too (a Berth taking over, --share-listeners), so that /readyz and /metrics are the
+  // new one's; alone, it stays and /readyz answers 503 while the drain lasts.
+  if (admin_ && listening_sockets_on(admin_bound_) > 1) {
+    log::info("admin_handed_over").kv("address", admin_bound_.to_string());
+    admin_->stop();
+  }
   if (ready_) uv_timer_stop(&observe_timer_);
   if (tls_watching_) uv_timer_stop(&tls_watch_);
   if (acme_) acme_->stop();
@@ -531,8 +544,12 @@ void Server::on_worker_stopped() {
   if (workers_stopped_.load() < workers_.size()) return;
   if (admin_) admin_->stop();
   if (acme_) acme_->stop();  // no uv_async_send after the handles close
+  // Signal handles stay open, unreferenced (the loop ends without them): closed, a signal would
+  // take its default action (end the process) while the access log writes its last records. The
+  // destructor closes them.
   uv_walk(&loop_, [](uv_handle_t* h, void*) {
-    if (!uv_is_closing(h)) uv_close(h, nullptr);
+    if (h->type == UV_SIGNAL) uv_unref(h);
+    else if (!uv_is_closing(h)) uv_close(h, nullptr);
   }, nullptr);
 }
 
@@ -626,10 +643,11 @@ void Server::register_admin_paths(AdminServer& admin) {
   });
   admin.handle("/api/routes", reuse_slow_documents([this, json](const AdminRequest&) { return json(routes_json()); }));
   admin.handle("/api/stats", [this, json](const AdminRequest&) { return json(stats_json()); });
-  if (metrics_)
-    admin.handle("/metrics", reuse_slow_documents([this](const AdminRequest&) {
-      return AdminResponse{200, MetricsExporter::kContentType, metrics_->render()};
-    }));
+  // The metrics are made once the workers exist, after the admin listener opened (run()).
+  admin.handle("/metrics", reuse_slow_documents([this](const AdminRequest&) {
+    if (!metrics_) return AdminResponse{404, "text/plain; charset=utf-8", "not found\n"};
+    return AdminResponse{200, MetricsExporter::kContentType, metrics_->render()};
+  }));
   // Names and hosts come from files and container labels: never fail on bytes that are not UTF-8.
   auto dump = [](const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); };
   admin.handle("/", [](const AdminRequest&) {

@@ -85,6 +85,7 @@ class Server {
   config::Config config_;
   std::shared_ptr<const Runtime> runtime_;
   bool share_listeners_ = false;
+  config::SocketAddress admin_bound_;  // the admin listener's address and actual port
   uint64_t generation_ = 1;
   uint64_t config_generation_ = 1;  // generation_ at the last config (re)load
   int64_t generation_event_received_ns_ = 0;  // discovery event behind generation_ (0: none)

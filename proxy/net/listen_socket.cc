@@ -7,13 +7,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 
 namespace berth {
 
 namespace {
 // A bound non-blocking socket (SO_REUSEADDR; SO_REUSEPORT when asked; IPv6 only for an IPv6
-// address), or -1 with `error` set (and *bind_errno, when bind itself failed).
+// address that is not IPv4-mapped), or -1 with `error` set (and *bind_errno, when bind itself failed).
 int bound_socket(const config::SocketAddress& addr, bool reuse_port, std::string& error, int* bind_errno = nullptr) {
   sockaddr_storage ss{};
   socklen_t len = 0;
@@ -48,7 +51,10 @@ int bound_socket(const config::SocketAddress& addr, bool reuse_port, std::string
     ::close(fd);
     return -1;
   }
-  if (addr.ipv6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  // An IPv4-mapped address ([::ffff:127.0.0.1]) is an IPv4 one: the kernel binds it only on a
+  // socket that is not IPv6-only.
+  if (addr.ipv6 && !IN6_IS_ADDR_V4MAPPED(&reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_addr))
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
   if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
     if (bind_errno) *bind_errno = errno;
     error = "bind " + addr.to_string() + ": " + std::strerror(errno);
@@ -86,6 +92,32 @@ std::string listening_elsewhere(const config::SocketAddress& addr) {
   if (bind_errno != EADDRINUSE) return "";  // anything else, open_listen_socket will say
   return error + " (another process listens there; a Berth taking over from another one "
                  "starts with --share-listeners)";
+}
+
+size_t listening_sockets_on(const config::SocketAddress& addr) {
+  // The kernel prints each 32-bit word of the address as a native integer in hex, then the port.
+  unsigned char bytes[16] = {};
+  const int family = addr.ipv6 ? AF_INET6 : AF_INET;
+  if (inet_pton(family, addr.host.c_str(), bytes) != 1) return 0;
+  std::string want;
+  char word[9];
+  for (size_t i = 0; i < (addr.ipv6 ? 16u : 4u); i += 4) {
+    uint32_t w;
+    std::memcpy(&w, bytes + i, 4);
+    std::snprintf(word, sizeof word, "%08X", w);
+    want += word;
+  }
+  std::snprintf(word, sizeof word, ":%04X", static_cast<unsigned>(addr.port));
+  want += word;
+  std::ifstream table(addr.ipv6 ? "/proc/net/tcp6" : "/proc/net/tcp");
+  std::string line, slot, local, remote, state;
+  size_t count = 0;
+  std::getline(table, line);  // the header
+  while (std::getline(table, line)) {
+    std::istringstream fields(line);
+    if (fields >> slot >> local >> remote >> state && local == want && state == "0A") ++count;  // 0A: LISTEN
+  }
+  return count;
 }
 
 uint16_t sockaddr_port(const sockaddr* sa) {

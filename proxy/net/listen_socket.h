@@ -40,4 +40,8 @@ ListenSocket open_listen_socket(const config::SocketAddress& addr, bool reuse_po
 // that Berth's own SO_REUSEPORT sockets would share the port with it. "" for port 0.
 std::string listening_elsewhere(const config::SocketAddress& addr);
 
+// How many sockets of this network namespace, of any process, listen on exactly addr (read
+// from /proc/net/tcp or tcp6): more than this process's own means another shares the port.
+size_t listening_sockets_on(const config::SocketAddress& addr);
+
 }  // namespace berth

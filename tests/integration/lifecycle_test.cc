@@ -155,6 +155,9 @@ TEST_CASE("SIGTERM drains an in-flight request, refuses new connections, exits 0
   auto t0 = Clock::now();
   REQUIRE(berth.process().signal(SIGTERM));
   std::this_thread::sleep_for(300ms);
+  // A SIGHUP while draining (kill -HUP $(pidof berth) during a hand-over) is ignored, not fatal.
+  REQUIRE(berth.process().signal(SIGHUP));
+  CHECK(wait_until([&] { return berth.log().find("event=reload_ignored reason=draining") != std::string::npos; }, 3s));
 
   // New connections are refused once the drain started.
   {
@@ -318,6 +321,56 @@ TEST_CASE("a second Berth on a port another listens on refuses; --share-listener
     REQUIRE(c.connected());
     CHECK(c.get("/x", "a.test").header("x-origin-name") == std::optional<std::string>("B"));
   }
+}
+
+TEST_CASE("--share-listeners with a fixed admin address: the new Berth shares it, the old one hands it over",
+          "[lifecycle]") {
+  Origin a("A"), b("B");
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  const std::string admin = "127.0.0.1:" + std::to_string(unused_port());
+  const std::string head = "workers: 1\nadmin: {address: \"" + admin + "\"}\ntimeouts: {drain: 10s}\n";
+  const std::string routes = "routes:\n  - {host: \"a.test\", service: s}\nservices:\n  s: {endpoints: [\"";
+  Berth first("listeners: [\"127.0.0.1:0\"]\n" + head + routes + a.address() + "\"]}\n");
+  INFO(first.error());
+  REQUIRE(first.ok());
+  REQUIRE(first.admin_port() != 0);
+  const std::string proxy = "127.0.0.1:" + std::to_string(first.port());
+  const std::string second_yaml = "listeners: [\"" + proxy + "\"]\n" + head + routes + b.address() + "\"]}\n";
+
+  // Without --share-listeners the taken admin address is refused first, naming it.
+  TempDir dir;
+  const std::string path = dir.file("second.yaml");
+  REQUIRE(write_file(path, second_yaml));
+  std::string out, err;
+  auto st = run_berth({"--config", path}, &out, &err);
+  INFO("stdout: " << out << "\nstderr: " << err);
+  CHECK(exited_with(st, 1));
+  CHECK((out + err).find("event=admin_listen_failed") != std::string::npos);
+  CHECK((out + err).find(admin) != std::string::npos);
+  CHECK((out + err).find("event=listening") == std::string::npos);  // it never joined the proxy port
+
+  // The hand-over: the new one binds the admin address beside the old one.
+  Berth second(second_yaml, 0, {"--share-listeners"});
+  INFO("second: " << second.error() << "\n" << tail(second.log()));
+  REQUIRE(second.ok());
+  REQUIRE(first.process().signal(SIGTERM));
+  CHECK(wait_until([&] { return first.log().find("event=admin_handed_over") != std::string::npos; }, 3s));
+  // From then on the admin address is the new one's: ready, not the old one's 503 draining.
+  for (int i = 0; i < 20; ++i) {
+    Response r = http_get(first.admin_port(), "/readyz", "127.0.0.1");
+    INFO(r.raw_head << r.body << r.error);
+    CHECK(r.status == 200);
+  }
+  // A SIGHUP to both (kill -HUP $(pidof berth)) reloads the new one and leaves the old one be.
+  REQUIRE(second.process().signal(SIGHUP));
+  if (first.running()) first.process().signal(SIGHUP);
+  auto first_exit = first.process().wait_exit(10s);
+  INFO("first: " << tail(first.log()));
+  CHECK(exited_with(first_exit, 0));
+  CHECK(wait_until([&] { return second.log().find("event=config_reloaded") != std::string::npos; }, 5s));
+  CHECK(http_get(second.admin_port(), "/readyz", "127.0.0.1").status == 200);
+  CHECK(http_get(second.port(), "/x", "a.test").header("x-origin-name") == std::optional<std::string>("B"));
 }
 
 TEST_CASE("berth --check-config: 0 for a good file, 1 with file:line:col for a bad one",
