@@ -28,6 +28,8 @@ MessageParser::Result MessageParser::start(http::Framing framing, uint64_t conte
   field_name_bytes_ = 0;
   ext_name_bytes_ = 0;
   ext_value_bytes_ = 0;
+  ext_value_then_semicolon_ = false;
+  resume_with_semicolon_ = false;
   crlf_expected_ = 0;
   in_chunk_ = false;
   check_framing_ = false;
@@ -127,6 +129,17 @@ MessageParser::Result MessageParser::run(const char* data, size_t len) {
   buf_end_ = data + len;
   scan_from_ = data;
   llhttp_errno_t err = llhttp_execute(&parser_, data, len);
+  // Paused just after the ';' that ended a token-valued chunk extension (llhttp 8.1 took it and
+  // wants another): the ';' is fed again on its own, then the rest of the input from there. No
+  // callback runs for that ';' (llhttp then waits for the next extension's name), so buf_end_,
+  // scan_from_ and the counts all stay with the caller's bytes, where the ';' is checked once.
+  while (err == HPE_PAUSED && resume_with_semicolon_) {
+    resume_with_semicolon_ = false;
+    const char* rest = llhttp_get_error_pos(&parser_);
+    llhttp_resume(&parser_);
+    err = llhttp_execute(&parser_, ";", 1);
+    if (err == HPE_OK && rest < buf_end_) err = llhttp_execute(&parser_, rest, static_cast<size_t>(buf_end_ - rest));
+  }
   Result r;
   switch (err) {
     case HPE_OK:
@@ -236,12 +249,19 @@ int MessageParser::on_chunk_extension_value(llhttp_t* p, const char* at, size_t 
     return -1;
   }
   self->ext_value_bytes_ += static_cast<uint32_t>(len);
+  // A span that ends before the input does ends the value (one that reaches the input's end is
+  // a piece of it): at a ';' when it is a token, llhttp 8.1 takes that ';' (see the header).
+  self->ext_value_then_semicolon_ = !quoted && at + len < self->buf_end_ && at[len] == ';';
   return on_chunk_extension(p, at, len);
 }
 
 int MessageParser::on_chunk_extension_value_complete(llhttp_t* p) {
   auto* self = static_cast<MessageParser*>(p->data);
-  return self->end_extension_part(self->ext_value_bytes_, "empty chunk extension value");
+  if (self->end_extension_part(self->ext_value_bytes_, "empty chunk extension value") != 0) return -1;
+  if (!self->ext_value_then_semicolon_) return 0;
+  self->ext_value_then_semicolon_ = false;
+  self->resume_with_semicolon_ = true;
+  return HPE_PAUSED;
 }
 
 int MessageParser::on_field_name(llhttp_t* p, const char* at, size_t len) {

@@ -16,6 +16,10 @@
 // - a chunk extension has a name and, after '=', a value that is a token or a quoted string
 //   without control bytes (llhttp takes ";;", ";a=", ";a=b\"c\"" and DEL inside quotes);
 // - a size cap on chunk extensions.
+// And Berth works around llhttp 8.1 refusing a token-valued chunk extension followed by another
+// one (";a=1;b", valid): it takes the ';' that ends the value and then wants another ';' or the
+// CR. Berth pauses llhttp right after that ';' and hands it a ';' of its own before the rest
+// (see run()), which also refuses the ";a=1;;b" and ";a=1;" llhttp took.
 #pragma once
 
 #include <llhttp.h>
@@ -87,6 +91,8 @@ class MessageParser {
   uint32_t ext_name_bytes_ = 0;    // of the chunk extension name being read
   uint32_t ext_value_bytes_ = 0;   // ...and of its value
   bool ext_value_quoted_ = false;  // the value began with '"' (llhttp checks its quoting)
+  bool ext_value_then_semicolon_ = false;  // the token value just read ended at a ';'
+  bool resume_with_semicolon_ = false;     // llhttp paused there and is owed that ';' (run())
   uint8_t crlf_expected_ = 0;  // chunk-closing CRLF bytes still to check at the next input
   bool in_chunk_ = false;
   bool check_framing_ = false;  // off while the primed head runs

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 #include <algorithm>
 #include <thread>
+#include <utility>
 
 #include "env.h"
 
@@ -118,6 +119,16 @@ std::vector<Case> body_cases() {
   };
 }
 
+// Sends `raw`, two requests, in one write on a new connection and reads the two answers.
+std::pair<Response, Response> two_answers(uint16_t port, const std::string& raw) {
+  Client c(port);
+  REQUIRE(c.connected());
+  REQUIRE(c.send(raw));
+  Response r1 = c.read_response();
+  Response r2 = c.read_response();
+  return {std::move(r1), std::move(r2)};
+}
+
 }  // namespace
 
 TEST_CASE("malformed and ambiguous requests are rejected and never reach the origin",
@@ -195,17 +206,34 @@ TEST_CASE("a valid chunked body followed by a pipelined request is framed correc
   // two separate requests and nothing else.
   auto& env = shared();
   std::string m = marker("SMOK"), s = marker("SMOK2");
-  Client c(env.port());
-  REQUIRE(c.connected());
-  REQUIRE(c.send("POST /echo?" + m + " HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n"
-                 "5\r\nhello\r\n0\r\n\r\nGET /echo?" + s + " HTTP/1.1\r\nHost: a.test\r\n\r\n"));
-  Response r1 = c.read_response();
-  Response r2 = c.read_response();
+  auto [r1, r2] = two_answers(env.port(), "POST /echo?" + m +
+                                              " HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                              "5\r\nhello\r\n0\r\n\r\nGET /echo?" + s + " HTTP/1.1\r\nHost: a.test\r\n\r\n");
   INFO(r1.raw_head << r1.error << r2.raw_head << r2.error);
   CHECK(r1.status == 200);
   CHECK(r1.header("x-origin-body-bytes") == std::optional<std::string>("5"));
   CHECK(r2.status == 200);
   CHECK(r2.body.rfind("GET /echo?" + s + " ", 0) == 0);
+  CHECK(env.a->seen(m) == 1);
+  CHECK(env.a->seen(s) == 1);
+  check_alive(env);
+}
+
+TEST_CASE("chunk extensions after a token value are taken, and the body reaches the origin intact",
+          "[smuggling]") {
+  // RFC 9112 allows any number of extensions on a size line, token-valued ones included. A second
+  // request, in the same write, is framed as its own.
+  auto& env = shared();
+  std::string m = marker("SMEXT"), s = marker("SMEXT2");
+  const std::string head = " HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n";
+  auto [r1, r2] = two_answers(env.port(), "POST /echo_body?" + m + head + "5;a=1;b=2\r\nhello\r\n0\r\n\r\n" +
+                                              "POST /echo_body?" + s + head +
+                                              "3;a=1;b;c=\"d\";e=2\r\nabc\r\n2;f=3;g=4\r\nde\r\n0;h=5;i\r\n\r\n");
+  INFO(r1.raw_head << r1.error << r2.raw_head << r2.error);
+  CHECK(r1.status == 200);
+  CHECK(r1.body == "hello");
+  CHECK(r2.status == 200);
+  CHECK(r2.body == "abcde");
   CHECK(env.a->seen(m) == 1);
   CHECK(env.a->seen(s) == 1);
   check_alive(env);

@@ -309,7 +309,7 @@ TEST_CASE("mutated request paths: sanitized once and for all", "[request_path][f
 
 namespace {
 
-// RFC 9112 section 7.1, read plainly (one leniency, see below): chunk-size [chunk-ext] CRLF data CRLF ... last-chunk
+// RFC 9112 section 7.1, read plainly: chunk-size [chunk-ext] CRLF data CRLF ... last-chunk
 // trailer-section CRLF, with chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS value ] ).
 struct Reference {
   enum { kComplete, kIncomplete, kError } state = kIncomplete;
@@ -388,10 +388,6 @@ Reference reference_chunked(std::string_view in) {
       ++i;
       bws();
       if (i == in.size()) return r;
-      // One leniency is allowed: llhttp 8.1 lets a size line end in ";" after a valued extension
-      // and no callback sees it. The line still ends at its CRLF, so nothing about where the
-      // message ends depends on it.
-      if (in[i] == '\r') break;
       if (!token()) return fail();
       bws();
       if (i == in.size()) return r;
@@ -478,6 +474,7 @@ const std::vector<std::string> kChunkedSeeds = {
     "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
     "a;name=value\r\n0123456789\r\n1;q=\"quoted;\\\"x\"\r\n!\r\n0\r\n\r\n",
     "4;c=\"d; e\"\r\nwxyz\r\n3;a;b=c\r\nxyz\r\n0\r\n\r\n",
+    "3;a=1;b=2\r\nxyz\r\n2;c=3;d;e=\"f\"\r\nab\r\n0;g=4;h=5\r\n\r\n",
     "3\r\nabc\r\n0\r\nX-Trailer: yes\r\nX-Other: 1\r\n\r\n",
     "000\r\n\r\n",
     "F\r\n0123456789abcde\r\n0;last\r\n\r\n",
@@ -534,4 +531,74 @@ TEST_CASE("mutated chunked bodies: the same answer at every split and from eithe
                    << " that the grammar alone allows)");
   CHECK(complete > 1000);
   CHECK(errors > 1000);
+}
+
+namespace {
+
+// Whether `in` is parsed as `want` whole, split once at every byte boundary, byte by byte, and as
+// an instance's response body.
+void check_every_split(const std::string& in, const Parsed& want, bool every_cut = true) {
+  INFO("input: " << shown(in));
+  CHECK(describe(parse_chunked(in, {})) == describe(want));
+  if (every_cut)
+    for (size_t cut = 0; cut <= in.size(); ++cut) {
+      INFO("split at " << cut);
+      CHECK(describe(parse_chunked(in, {cut})) == describe(want));
+    }
+  std::vector<size_t> every(in.size());
+  for (size_t k = 0; k < in.size(); ++k) every[k] = k + 1;
+  CHECK(describe(parse_chunked(in, every)) == describe(want));
+  CHECK(describe(parse_chunked(in, {}, HTTP_RESPONSE)) == describe(want));
+}
+
+Parsed completed(size_t consumed, std::string body) {
+  return {MessageParser::State::kComplete, consumed, std::move(body)};
+}
+const Parsed kRefused{MessageParser::State::kError, 0, ""};
+
+// A size line of 5 with extensions ";a=<value>" whose names and values add up to `bytes`
+// (each extension but the last counts 10: a one-byte name and a nine-byte value).
+std::string extensions_of(size_t bytes) {
+  std::string line = "5";
+  for (; bytes > 10; bytes -= 10) line += ";a=123456789";
+  return line + ";a=" + std::string(bytes - 1, 'v');
+}
+
+}  // namespace
+
+TEST_CASE("chunk extensions after a token value: accepted at every split as RFC 9112 allows them",
+          "[framing][smuggling]") {
+  const std::string end = "\r\nhello\r\n0\r\n\r\n";
+  for (const std::string line : {"5;a=1;b=2", "5;a=1;b", "5;a=1;b=2;c=3", "5;a=1;b=\"x;y\";c=3", "5;a=\"x\";b=1;c",
+                                 "5;a;b=1;c=2", "5;name=value;n2=v2;n3;n4=\"q\"", "5;a=!#$%&'*+-.^_`|~0;b=2"}) {
+    const std::string in = line + end;
+    check_every_split(in, completed(in.size(), "hello"));
+  }
+  // Several chunks, the last one included, each with such extensions; then a pipelined request.
+  const std::string body = "3;a=1;b=2\r\nhel\r\n2;c=3;d=4;e\r\nlo\r\n0;f=6;g=7\r\nX-T: 1\r\n\r\n";
+  check_every_split(body, completed(body.size(), "hello"));
+  check_every_split(body + "GET / HTTP/1.1\r\n\r\n", completed(body.size(), "hello"));
+  // The size cap on extensions still counts every extension of a line, however many follow a
+  // token value: up to it is accepted, one byte more is not.
+  const std::string at_cap = extensions_of(4096) + end;
+  check_every_split(at_cap, completed(at_cap.size(), "hello"), false);
+}
+
+TEST_CASE("chunk extensions after a token value: what the grammar refuses stays refused at every split",
+          "[framing][smuggling]") {
+  const std::string end = "\r\nhello\r\n0\r\n\r\n";
+  const std::vector<std::string> lines = {
+       "5;a=1;;b", "5;a=1;", "5;a=1;=2", "5;a=1;b=", "5;a=1;b=2;", "5;a=1;b=2;;c", std::string("5;a=1;\x01") + "b",
+        "5;a=1;b=\x01", "5;a=1;b=2\x7f", "5;a=1;b=2 c", "5;a=1;b\"x\"", "5;a=1;b=c\"d\"", "5;a=1;b=\"x",
+        "5;a=1;\"b\"=2", "5;a=1;b=2\rJ", "5;a=1;b=2\n", "5;a=1;b=2\r",
+        // Berth, like llhttp, takes no whitespace around ';' and '=' (RFC 9112's BWS).
+        "5;a=1; b=2", "5;a=1 ;b=2", "5;a=1;b =2", "5;a=1;b= 2", "5;a=1;b=2 "};
+  for (const std::string& line : lines) check_every_split(line + end, kRefused);
+  // A later size line is refused after the first chunk's data went on.
+  const Parsed refused_after_hel{MessageParser::State::kError, 0, "hel"};
+  check_every_split("3;a=1;b=2\r\nhel\r\n2;c=3;;d\r\nlo\r\n0\r\n\r\n", refused_after_hel);
+  check_every_split("3;a=1;b=2\r\nhel\r\n0;c=3;\r\n\r\n", refused_after_hel);
+  // Over the cap, the extensions spread over many size-line pieces.
+  check_every_split(extensions_of(4097) + end, kRefused, false);
+  check_every_split(extensions_of(20000) + end, kRefused, false);
 }
