@@ -145,7 +145,11 @@ void ClientConn::start(bool peer_known) {
 
 void ClientConn::drain() {
   draining_ = true;
-  if (idle()) close();
+  // Only a connection already served and waiting for its next request closes now. One not yet
+  // served (accepted just before the drain, in its TLS handshake or PROXY header, or part way
+  // through its first head) is served once, with Connection: close, within its request_header
+  // deadline and the drain timeout: the client connected while Berth still accepted.
+  if (kept_alive_ && idle()) close();
 }
 
 // ------------------------------------------------------------------ input

@@ -100,7 +100,8 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   // peer_known: the transport knows the peer now (false: a PROXY header names it later, so its
   // facts are not read, and not cached by a TLS layer, before that).
   void start(bool peer_known = true);
-  // Drain: close now if idle; otherwise close after the current response.
+  // Drain: close now if idle after a response; otherwise close after the current (or, on a
+  // connection not yet served, the first) response.
   void drain() override;
   bool idle() const { return phase_ == Phase::kIdle && pending_len_ == 0 && !(ex_ && ex_->head_reader.started()); }
   // Kept alive and waiting for its next request: closed first when the worker is full.

@@ -40,7 +40,7 @@ class Stream : private TransportEvents, private DeadlineEntry {
   Transport& transport() { return *transport_; }
 
   // The loop is stopping (IoContext::drain_streams): a stream that serves requests closes once
-  // it is idle; others ignore it.
+  // it is idle after a response; others ignore it.
   virtual void drain() {}
   // 0, or, for a connection idle between requests that may be closed to make room
   // (IoContext::close_idle_streams), when its idle timeout ends: the earliest has waited longest.
