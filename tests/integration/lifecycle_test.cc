@@ -7,6 +7,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <regex>
@@ -38,6 +41,26 @@ std::string find_line(const std::string& log, const std::string& needle) {
   return log.substr(s, e == std::string::npos ? std::string::npos : e - s);
 }
 
+// A config with one listener (`listener`: its YAML flow mapping or quoted address), one worker
+// and a.test routed to `o`.
+std::string one_listener_yaml(const std::string& listener, const Origin& o, const std::string& timeouts) {
+  return "listeners: [" + listener + "]\nworkers: 1\nadmin: {address: \"127.0.0.1:0\"}\n"
+         "timeouts: {" + timeouts + "}\n"
+         "routes:\n  - {host: \"a.test\", service: s-o}\n"
+         "services:\n  s-o: {endpoints: [\"" + o.address() + "\"]}\n";
+}
+
+// Waits until Berth has accepted `n` connections more than `before` (its connections_accepted).
+bool accepted(Berth& berth, uint64_t before, uint64_t n = 1) {
+  return wait_until([&] { return stats_counter(berth.admin_port(), "connections_accepted") >= before + n; }, 5s, 10ms);
+}
+
+// SIGTERM, then waits until the drain has begun (its log line, and a moment for the worker).
+void sigterm_and_wait_draining(Berth& berth) {
+  REQUIRE(berth.process().signal(SIGTERM));
+  REQUIRE(wait_until([&] { return berth.log().find("event=draining") != std::string::npos; }, 5s, 10ms));
+  std::this_thread::sleep_for(200ms);
+}
 
 }  // namespace
 
@@ -208,6 +231,170 @@ TEST_CASE("SIGTERM with nothing in flight exits 0 promptly", "[lifecycle]") {
   CHECK(exited_with(st, 0));
   CHECK(seconds_since(t0) < 3.0);
   CHECK(idle.wait_closed(1s));
+}
+
+namespace {
+
+// The response of a connection that drains: the whole answer, marked Connection: close, then EOF.
+void check_last_response(Client& c, const std::string& path, Berth& berth) {
+  Response r = c.read_response();
+  INFO("response to " << path << ": " << r.raw_head << r.error << "\nlog:\n" << tail(berth.log()));
+  CHECK(r.status == 200);
+  CHECK(r.body == "origin=O path=" + path + "\n");
+  CHECK(lower(r.header("connection").value_or("")) == "close");
+  std::string after;
+  CHECK(c.wait_closed(3s, &after));
+  CHECK(after.empty());  // nothing more: a request pipelined after it is not answered
+}
+
+// The drain ends when its last connection closes: Berth exits 0 within `seconds` of t0.
+void check_prompt_exit(Berth& berth, Clock::time_point t0, double seconds) {
+  auto st = berth.process().wait_exit(10s);
+  INFO("exit: " << (st ? describe_status(*st) : "still running after 10 s") << "\nlog:\n" << tail(berth.log()));
+  CHECK(exited_with(st, 0));
+  CHECK(seconds_since(t0) < seconds);
+}
+
+}  // namespace
+
+TEST_CASE("SIGTERM: a connection accepted but not yet served gets its first request answered, then closes",
+          "[lifecycle]") {
+  Origin o("O");
+  REQUIRE(o.ok());
+  Berth berth(one_listener_yaml("\"127.0.0.1:0\"", o, "drain: 10s, request_header: 5s"));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+
+  // Served once and idle between requests: closed as the drain begins.
+  Client served(berth.port());
+  REQUIRE(served.connected());
+  REQUIRE(served.get("/first", "a.test").status == 200);
+  const uint64_t before = stats_counter(berth.admin_port(), "connections_accepted");
+  Client fresh(berth.port());  // accepted, nothing sent yet
+  REQUIRE(fresh.connected());
+  Client partial(berth.port());  // accepted, part of its first head sent
+  REQUIRE(partial.connected());
+  const std::string partial_req = make_request("GET", "/partial", "a.test");
+  REQUIRE(partial.send(partial_req.substr(0, 10)));
+  Client pipelined(berth.port());  // accepted; sends two requests at once after the SIGTERM
+  REQUIRE(pipelined.connected());
+  REQUIRE(accepted(berth, before, 3));
+
+  const auto t0 = Clock::now();
+  sigterm_and_wait_draining(berth);
+  CHECK(served.wait_closed(2s));
+
+  REQUIRE(fresh.send(make_request("GET", "/fresh", "a.test")));
+  check_last_response(fresh, "/fresh", berth);
+  REQUIRE(partial.send(partial_req.substr(10)));
+  check_last_response(partial, "/partial", berth);
+  REQUIRE(pipelined.send(make_request("GET", "/one", "a.test") + make_request("GET", "/two", "a.test")));
+  check_last_response(pipelined, "/one", berth);
+  check_prompt_exit(berth, t0, 5.0);  // the last of them closed: no wait for the drain timeout
+}
+
+TEST_CASE("SIGTERM: a TLS connection accepted before it does its handshake after and is served",
+          "[lifecycle][tls]") {
+  TempDir dir;
+  std::string made;
+  INFO(made);
+  REQUIRE(make_certificates(dir, {"ca"}, {{"server", "subjectAltName=DNS:a.test"}}, &made));
+  Origin o("O");
+  REQUIRE(o.ok());
+  Berth berth(one_listener_yaml("{address: \"127.0.0.1:0\", tls: {certificates: [{cert: \"" + dir.file("server.crt") +
+                                    "\", key: \"" + dir.file("server.key") + "\"}]}}",
+                                o, "drain: 10s, request_header: 5s"));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+
+  const uint64_t before = stats_counter(berth.admin_port(), "connections_accepted");
+  Client tcp(berth.port());  // the TCP connection only: no ClientHello yet
+  REQUIRE(tcp.connected());
+  timeval tv{5, 0};
+  ::setsockopt(tcp.fd(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  REQUIRE(accepted(berth, before));
+  const auto t0 = Clock::now();
+  sigterm_and_wait_draining(berth);
+
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  REQUIRE(ctx);
+  SSL_CTX_load_verify_locations(ctx, dir.file("ca.crt").c_str(), nullptr);
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+  SSL* ssl = SSL_new(ctx);
+  SSL_set_fd(ssl, tcp.fd());
+  SSL_set_tlsext_host_name(ssl, "a.test");
+  SSL_set1_host(ssl, "a.test");
+  const bool handshake = SSL_connect(ssl) == 1;
+  std::string response;
+  if (handshake) {
+    const std::string req = make_request("GET", "/tls", "a.test");
+    CHECK(SSL_write(ssl, req.data(), static_cast<int>(req.size())) > 0);
+    char buf[16384];
+    for (int n; (n = SSL_read(ssl, buf, sizeof buf)) > 0;) response.append(buf, static_cast<size_t>(n));
+  }
+  const bool clean_close = (SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN) != 0 || response.size() > 0;
+  SSL_free(ssl);
+  SSL_CTX_free(ctx);
+  ERR_clear_error();
+  INFO("response: " << response << "\nlog:\n" << tail(berth.log()));
+  CHECK(handshake);
+  CHECK(response.rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(lower(response).find("\r\nconnection: close\r\n") != std::string::npos);
+  CHECK(response.find("\r\n\r\norigin=O path=/tls\n") != std::string::npos);
+  CHECK(clean_close);  // read until the server closed, not until the 5 s read timeout
+  check_prompt_exit(berth, t0, 5.0);
+}
+
+TEST_CASE("SIGTERM: a connection waiting for its PROXY header is not served yet: it is answered after it",
+          "[lifecycle][proxy_protocol]") {
+  Origin o("O");
+  REQUIRE(o.ok());
+  Berth berth(one_listener_yaml("{address: \"127.0.0.1:0\", proxy_protocol: true}", o, "drain: 10s, request_header: 5s"));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  const uint64_t before = stats_counter(berth.admin_port(), "connections_accepted");
+  Client c(berth.port());
+  REQUIRE(c.connected());
+  REQUIRE(accepted(berth, before));
+  const auto t0 = Clock::now();
+  sigterm_and_wait_draining(berth);
+  REQUIRE(c.send("PROXY TCP4 203.0.113.7 127.0.0.1 56324 80\r\n" + make_request("GET", "/pp", "a.test")));
+  check_last_response(c, "/pp", berth);
+  check_prompt_exit(berth, t0, 5.0);
+}
+
+TEST_CASE("SIGTERM: a fresh connection that sends nothing is closed by its header timeout or the drain timeout",
+          "[lifecycle]") {
+  Origin o("O");
+  REQUIRE(o.ok());
+  struct Case {
+    const char* what;
+    const char* timeouts;
+    double at_least, at_most;  // seconds from SIGTERM to exit
+  };
+  for (const Case& k : {Case{"request_header first", "drain: 10s, request_header: 1s", 0.3, 5.0},
+                        Case{"drain timeout first", "drain: 1s, request_header: 30s", 0.8, 6.0}}) {
+    INFO(k.what);
+    Berth berth(one_listener_yaml("\"127.0.0.1:0\"", o, k.timeouts));
+    INFO(berth.error());
+    REQUIRE(berth.ok());
+    const uint64_t before = stats_counter(berth.admin_port(), "connections_accepted");
+    Client silent(berth.port());
+    REQUIRE(silent.connected());
+    REQUIRE(accepted(berth, before));
+    const auto t0 = Clock::now();
+    REQUIRE(berth.process().signal(SIGTERM));
+    std::string got;
+    CHECK(silent.wait_closed(8s, &got));
+    CHECK(got.empty());  // closed without a word: it never asked for anything
+    auto st = berth.process().wait_exit(10s);
+    const double took = seconds_since(t0);
+    INFO("exit: " << (st ? describe_status(*st) : "still running after 10 s") << " after " << took << " s\nlog:\n"
+                  << tail(berth.log()));
+    CHECK(exited_with(st, 0));
+    CHECK(took >= k.at_least);
+    CHECK(took < k.at_most);
+  }
 }
 
 TEST_CASE("SIGHUP or SIGUSR1 while berth starts is held until it runs, never fatal", "[lifecycle]") {
