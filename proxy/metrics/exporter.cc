@@ -249,7 +249,7 @@ std::vector<MetricFamily> request_families(const RequestTotals& t, const RouteTa
 
   MetricFamily route_up = family("berth_route_up_instances",
                                  "Instances of the route's service that get new requests now (0: the route answers "
-                                 "503, or 404 once its service's grace period is over).",
+                                 "503, or 404 once its service's grace period is over). Redirect routes are not listed.",
                                  MetricType::Gauge);
   if (routes) {
     std::vector<uint64_t> up_count(routes->services().size(), 0);
@@ -258,6 +258,9 @@ std::vector<MetricFamily> request_families(const RequestTotals& t, const RouteTa
     std::map<NamePair, uint64_t> by_route;  // a config route with several hosts is several Routes
     for (const Route& r : routes->routes()) {
       if (r.service >= up_count.size()) continue;
+      // A redirect route is answered by Berth itself: no instance, and none wanted. A series
+      // that is 0 for ever would only fire BerthRouteNoHealthyInstance.
+      if (!r.split && is_redirect_stand_in(routes->service(r.service))) continue;
       if (r.split) {
         for (const RouteSplit::Target& t : r.split->targets) {
           uint64_t& n = by_route[NamePair(r.name, routes->service(t.service).name)];

@@ -13,6 +13,19 @@ namespace berth::config::testing {
 
 inline LoadResult load(const std::string& yaml) { return load_string(yaml, "t.yaml"); }
 
+// A redirect route beside two service-backed ones, in this order: r-a (a.test) to s-a with one
+// instance, 10.0.0.1:80; r-redir (r.test), answered by Berth itself (no service); r-empty
+// (e.test) to s-empty, which has none (it answers 503).
+constexpr const char kRedirectBesideServices[] =
+    "listeners: [\"127.0.0.1:8080\"]\n"
+    "routes:\n"
+    "  - {name: r-a, host: a.test, service: s-a}\n"
+    "  - {name: r-redir, host: r.test, redirect: {to: \"http://x.test/\"}}\n"
+    "  - {name: r-empty, host: e.test, service: s-empty}\n"
+    "services:\n"
+    "  s-a: {endpoints: [\"10.0.0.1:80\"]}\n"
+    "  s-empty: {endpoints: []}\n";
+
 inline std::string all_errors(const LoadResult& result) {
   std::string text;
   for (const Error& error : result.errors) text += error.to_string() + "\n";

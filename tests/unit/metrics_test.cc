@@ -12,6 +12,7 @@
 #include "proxy/metrics/exporter.h"
 #include "proxy/metrics/metrics_sink.h"
 #include "proxy/model/route_table.h"
+#include "tests/unit/config_helpers.h"
 
 using namespace berth;
 
@@ -315,6 +316,30 @@ TEST_CASE("metrics: another host's instance standing by is up, and counts for it
   CHECK(up(fs, "10.0.0.5:80") == 0);
   CHECK(up(fs, "10.0.0.9:80") == 1);
   CHECK(route_up(fs) == 1);
+}
+
+TEST_CASE("metrics: a redirect route has no berth_route_up_instances series; a route without instances has 0",
+          "[metrics]") {
+  // Berth answers r-redir itself (its stand-in service has no name and no instance): a series for
+  // it would be 0 for ever and fire BerthRouteNoHealthyInstance.
+  auto loaded = config::testing::load(config::testing::kRedirectBesideServices);
+  REQUIRE(loaded.ok());
+  auto routes = RouteTable::from_config(*loaded.config, 1);
+  RequestTotals t;
+  auto fs = request_families(t, routes.get(), 1000);
+  const auto* family = find_family(fs, "berth_route_up_instances");
+  REQUIRE(family);
+  CHECK(family->metric.size() == 2);
+  for (const auto& m : family->metric) {
+    CHECK(label_of(m, "route") != "r-redir");
+    CHECK(label_of(m, "service") != "");
+  }
+  const auto* a = find_metric(fs, "berth_route_up_instances", {{"route", "r-a"}, {"service", "s-a"}});
+  REQUIRE(a);
+  CHECK(a->gauge.value == 1);
+  const auto* empty = find_metric(fs, "berth_route_up_instances", {{"route", "r-empty"}, {"service", "s-empty"}});
+  REQUIRE(empty);
+  CHECK(empty->gauge.value == 0);  // answers 503: the alert is meant for it
 }
 
 TEST_CASE("metrics: a snapshot that lost instances drops exactly those series, a lookup each",
