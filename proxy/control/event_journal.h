@@ -59,7 +59,8 @@ struct InstanceView {
 struct RouteView {
   std::string name, host, path_prefix, service;
   // "ok": it has instances; "503": none left, answering 503 in its empty-route grace (or a config
-  // service without instances); "off": its grace is over, it no longer matches.
+  // service without instances); "off": its grace is over, it no longer matches; "redirect": a
+  // redirect route, answered by Berth itself (no instance, never a route event).
   std::string state;
 };
 struct ObservedState {

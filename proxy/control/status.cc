@@ -18,7 +18,10 @@
 namespace berth {
 namespace {
 
+// "redirect" for a redirect route: Berth answers it itself, it wants no instance (it is never
+// down). Otherwise "ok" with an instance, "503" without one while it still matches, "off" after.
 std::string route_state(const Service& service, int64_t now_ms) {
+  if (is_redirect_stand_in(service)) return "redirect";
   if (!service.endpoints.empty()) return "ok";
   return serves(service, now_ms) ? "503" : "off";
 }
@@ -327,7 +330,7 @@ nlohmann::json StatusBuilder::status(const RouteTable& table, int64_t now_ms, co
   }
   const size_t routes_matched = route_rows.size();
   if (query.problems_first)
-    std::stable_partition(route_rows.begin(), route_rows.end(), [](const RouteRow& r) { return r.state != "ok"; });
+    std::stable_partition(route_rows.begin(), route_rows.end(), [](const RouteRow& r) { return r.state == "503"; });
   if (route_rows.size() > limit) route_rows.resize(limit);
 
   nlohmann::json routes = nlohmann::json::array();
@@ -512,13 +515,16 @@ nlohmann::json explain_request(const RouteTable& table, std::string_view host, s
   if (chosen.mirror) out["route"]["mirror"] = table.mirror_json(*chosen.mirror);
   out["rule"] = x.rule;
   out["why"] = precedence_rule_text(x.rule);
+  if (is_redirect_stand_in(service)) out["route"]["redirect"] = true;
   bool panic = false;
   std::vector<InstanceEligibility> why = instance_eligibility(service, now_ms, &panic);
   size_t eligible = 0;
   for (const InstanceEligibility& w : why) eligible += w.eligible;
   out["service"] = {{"name", service.name}, {"panic", panic}, {"eligible", eligible},
                     {"instances", instances_json(service, why, now_ms)}};
-  if (service.endpoints.empty())
+  if (is_redirect_stand_in(service))
+    out["service"]["why"] = "a redirect route: Berth answers it itself with the redirect, no instance is wanted";
+  else if (service.endpoints.empty())
     out["service"]["why"] = "no instance: the route answers 503 until one joins or its empty-route grace ends";
   else if (eligible == 0)
     out["service"]["why"] = "no eligible instance: the route answers 503";

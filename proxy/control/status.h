@@ -53,8 +53,8 @@ struct StatusQuery {
   std::string filter;           // case-insensitive substring of a route's name, host, path or service names,
                                 // or of a service's name; "" = all
   std::optional<size_t> limit;  // at most this many routes, and as many services; none = all
-  bool problems_first = false;  // order=problems: 503 routes, then services with no eligible instance,
-                                // then those with a red or amber instance or in panic mode
+  bool problems_first = false;  // order=problems: 503 routes (not redirects), then services with no
+                                // eligible instance, then those with a red or amber instance or in panic mode
   // Any of them was given: the document then says how many there are and how many matched.
   bool given() const { return !filter.empty() || limit || problems_first; }
 };
@@ -73,7 +73,7 @@ class StatusBuilder {
   std::function<std::vector<StatusTraffic>()> traffic;
 
   // {"generation","monotonic_ms" (health_clock_ms: for rates, not a date),"routes":[{"name","host","path_prefix","priority","service","source",
-  //  "state"}],"services":[{"name","requests","responses_5xx","panic","instances":[{"address",
+  //  "state": "ok", "503" or "redirect"}],"services":[{"name","requests","responses_5xx","panic","instances":[{"address",
   //  "container","source","weight","in_flight","eligible","colour","why","probe","ejected",
   //  "docker"}]}]}. Instances discovery holds back (running containers Docker reports unhealthy
   //  or starting, paused or stopping) follow the routed ones: red, not eligible, "docker" says

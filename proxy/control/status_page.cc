@@ -35,7 +35,7 @@ constexpr const char kPage[] = R"BERTHPAGE(<!DOCTYPE html>
   .dot { display:inline-block; width:10px; height:10px; border-radius:50%; margin-right:5px; vertical-align:-1px; }
   .green { background:var(--green); } .amber { background:var(--amber); } .red { background:var(--red); }
   .pill { display:inline-block; padding:0 6px; border-radius:8px; font-size:11px; color:#fff; }
-  .pill.ok { background:var(--green); } .pill.s503 { background:var(--red); }
+  .pill.ok { background:var(--green); } .pill.s503 { background:var(--red); } .pill.redirect { background:var(--blue); }
   .svc { border-top:1px solid var(--line); padding:6px 0; }
   .svc:first-of-type { border-top:0; }
   .svc-head { display:flex; gap:14px; align-items:center; flex-wrap:wrap; }
@@ -198,10 +198,13 @@ function renderRoutes(status) {
     tr.dataset.route = r.name;
     cell(tr, r.name); cell(tr, r.host || "(any)"); cell(tr, r.path_prefix, "mono");
     cell(tr, r.priority, "num");
-    const services = r.split ? r.split.map(t => t.service + " (weight " + t.weight + ")").join(", ") : r.service;
+    const services = r.split ? r.split.map(t => t.service + " (weight " + t.weight + ")").join(", ")
+                     : r.state === "redirect" ? "\u2014 (answered by Berth)" : r.service;
     cell(tr, services + (r.mirror ? " (mirror: " + r.mirror.service + ", " + r.mirror.percent + " %)" : ""));
     const st = cell(tr, "");
-    st.appendChild(el("span", "pill " + (r.state === "ok" ? "ok" : "s503"), r.state === "ok" ? "ok" : "503: no instance"));
+    const pill = r.state === "ok" ? ["ok", "ok"] : r.state === "redirect" ? ["redirect", "redirect"]
+                                                                          : ["s503", "503: no instance"];
+    st.appendChild(el("span", "pill " + pill[0], pill[1]));
     return tr;
   });
   body.replaceChildren(...rows);

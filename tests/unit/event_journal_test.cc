@@ -158,3 +158,21 @@ TEST_CASE("journal: a route goes 503, recovers, goes 503 again and expires", "[j
   berth::record_changes(ok, ObservedState{}, 2, quiet);
   CHECK(quiet.events().empty());
 }
+
+TEST_CASE("journal: a redirect route is no route event: appearing, leaving, or turning into a routed one",
+          "[journal]") {
+  // Berth answers a redirect route itself: it has no instance to lose, so it never goes 503,
+  // recovers or expires; leaving the table by a reload is told by the reload, as for any route.
+  ObservedState redirect, ok, empty;
+  add_route(redirect, "r", "", "redirect");
+  add_route(ok, "r", "web", "ok");
+  add_route(empty, "r", "web", "503");
+  EventJournal j;
+  berth::record_changes(ObservedState{}, redirect, 1, j);
+  berth::record_changes(redirect, ObservedState{}, 2, j);
+  berth::record_changes(redirect, ok, 3, j);
+  berth::record_changes(ok, redirect, 4, j);
+  berth::record_changes(redirect, empty, 5, j);  // now a route to a service without instances: appears so
+  berth::record_changes(empty, redirect, 6, j);
+  CHECK(j.events().empty());
+}

@@ -7,6 +7,7 @@
 #include "proxy/control/status.h"
 #include "proxy/health/health_registry.h"
 #include "proxy/http/request_path.h"
+#include "tests/unit/config_helpers.h"
 
 using namespace berth;
 
@@ -333,4 +334,53 @@ TEST_CASE("status: a look at the changed services alone matches a look at the wh
   // web-3 left, web-9 joined web and idle, idle.test recovered (web-7 at web-2's address is no
   // event, but the observed view names it: checked above).
   CHECK(full.events().size() == 4);
+}
+
+TEST_CASE("status: a redirect route is shown as a redirect, never as 503; the journal has no event for it",
+          "[status]") {
+  // Berth answers r-redir itself: its route has the nameless stand-in service, without instances.
+  auto loaded = config::testing::load(config::testing::kRedirectBesideServices);
+  REQUIRE(loaded.ok());
+  auto table = RouteTable::from_config(*loaded.config, 1);
+  const int64_t now = 1'000'000;
+
+  nlohmann::json j = StatusBuilder().status(*table, now);
+  REQUIRE(j["routes"].size() == 3);
+  CHECK(j["routes"][1]["name"] == "r-redir");
+  CHECK(j["routes"][1]["state"] == "redirect");
+  CHECK(j["routes"][1]["service"] == "");
+  CHECK(j["routes"][2]["state"] == "503");
+  for (const nlohmann::json& s : j["services"]) CHECK(s["name"] != "");
+  // Problems first: the 503 route alone moves up; the redirect keeps its place.
+  StatusQuery problems;
+  problems.problems_first = true;
+  j = StatusBuilder().status(*table, now, problems);
+  REQUIRE(j["routes"].size() == 3);
+  CHECK(j["routes"][0]["name"] == "r-empty");
+  CHECK(j["routes"][1]["name"] == "r-a");
+  CHECK(j["routes"][2]["name"] == "r-redir");
+
+  // The journal's view: a redirect, so neither its appearing nor its leaving (a reload that
+  // drops it) is a route event.
+  ObservedState with = observe_state(*table, now);
+  CHECK(with.routes.at(route_key("r-redir", "r.test", "/")).state == "redirect");
+  CHECK(with.next_change_ms == INT64_MAX);
+  auto without = RouteTable::build({table->routes()[0], table->routes()[2]}, table->services(), 2);
+  EventJournal journal;
+  record_changes(ObservedState{}, with, 1, journal);
+  record_changes(with, observe_state(*without, now), 2, journal);
+  record_changes(observe_state(*without, now), with, 3, journal);
+  REQUIRE_FALSE(journal.events().empty());  // s-a's instance joining, first
+  for (const JournalEvent& e : journal.events()) CHECK(e.type == "instance_joined");
+
+  // /api/explain: chosen, marked as a redirect, and not said to answer 503.
+  std::string error;
+  nlohmann::json x = explain_request(*table, "r.test", "/x", now, &error);
+  CHECK(error.empty());
+  CHECK(x["route"]["name"] == "r-redir");
+  CHECK(x["route"]["redirect"] == true);
+  CHECK(x["service"]["instances"].empty());
+  CHECK(x["service"]["why"].get<std::string>().find("503") == std::string::npos);
+  CHECK(x["service"]["why"].get<std::string>().find("redirect") != std::string::npos);
+  CHECK_FALSE(explain_request(*table, "a.test", "/", now, &error)["route"].contains("redirect"));
 }
