@@ -267,6 +267,72 @@ TEST_CASE("status: /api/events records reloads, instances leaving, routes going 
   CHECK(berth.running());
 }
 
+TEST_CASE("status: a redirect route shows as a redirect, not as down: /api/status, /metrics, /api/explain, "
+          "and no route event when a reload removes it",
+          "[status][metrics]") {
+  Origin a("A"), b("B");
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  // r-redir has no service (Berth answers it); a reload takes it away, and one of s-a's instances
+  // with it, so that the journal has a change to wait for.
+  auto yaml = [&](bool with_redirect) {
+    return config_head(1) +
+           "routes:\n"
+           "  - {name: r-a, host: \"a.test\", service: s-a}\n" +
+           (with_redirect ? "  - {name: r-redir, host: \"r.test\", redirect: {to: \"http://x.test/\"}}\n" : "") +
+           "services:\n"
+           "  s-a: {endpoints: [\"" + a.address() + "\"" + (with_redirect ? ", \"" + b.address() + "\"" : "") + "]}\n";
+  };
+  Berth berth(yaml(true));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  const uint16_t admin = berth.admin_port();
+  Response redirected = http_get(berth.port(), "/x", "r.test");
+  CHECK(redirected.status == 302);
+  CHECK(redirected.header("location").value_or("") == "http://x.test/");
+
+  json status = get_json(admin, "/api/status");
+  const json* r = find_by(status["routes"], "name", "r-redir");
+  REQUIRE(r != nullptr);
+  CHECK((*r)["state"] == "redirect");
+  CHECK((*r)["service"] == "");
+  CHECK((*find_by(status["routes"], "name", "r-a"))["state"] == "ok");
+  CHECK(find_by(status["services"], "name", "") == nullptr);
+  // Problems first: a redirect is no problem, so both keep their table order.
+  json problems = get_json(admin, "/api/status?order=problems");
+  REQUIRE(problems["routes"].size() == 2);
+  CHECK(problems["routes"][0]["name"] == "r-a");
+
+  // No berth_route_up_instances series for it (an always-0 series would fire
+  // BerthRouteNoHealthyInstance); the service-backed route keeps its own.
+  {
+    Response metrics = http_get(admin, "/metrics", "127.0.0.1");
+    REQUIRE(metrics.status == 200);
+    INFO(metrics.body);
+    CHECK(metrics.body.find("berth_route_up_instances{route=\"r-a\",service=\"s-a\"} 2") != std::string::npos);
+    CHECK(metrics.body.find("berth_route_up_instances{route=\"r-redir\"") == std::string::npos);
+  }
+
+  // /api/explain: the redirect route is chosen, and nothing says it answers 503.
+  json x = get_json(admin, "/api/explain?host=r.test&path=/x");
+  CHECK(x["route"]["name"] == "r-redir");
+  CHECK(x["route"]["redirect"] == true);
+  CHECK(x["service"]["why"].get<std::string>().find("503") == std::string::npos);
+  CHECK(x["service"]["why"].get<std::string>().find("redirect") != std::string::npos);
+
+  // Removed by a reload: s-a's instance leaving is journalled, the redirect route's going is not
+  // (as for a service-backed route that leaves), and no route event came before either.
+  REQUIRE(berth.rewrite_config(yaml(false)));
+  REQUIRE(berth.process().signal(SIGHUP));
+  REQUIRE(wait_until([&] { return !events_of(admin, "instance_left").empty(); }, 5s));
+  for (const char* type : {"route_503", "route_recovered", "route_expired"}) {
+    INFO(type);
+    CHECK(events_of(admin, type).empty());
+  }
+  CHECK(find_by(get_json(admin, "/api/status")["routes"], "name", "r-redir") == nullptr);
+  CHECK(berth.running());
+}
+
 TEST_CASE("status: headless Chromium renders the page with the config's routes and instances", "[status][browser]") {
   Origin a("A"), b("B");
   REQUIRE(a.ok());
