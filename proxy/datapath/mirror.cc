@@ -1,5 +1,6 @@
 #include "proxy/datapath/mirror.h"
 
+#include "proxy/base/clock.h"
 #include "proxy/base/log.h"
 #include "proxy/datapath/upstream.h"
 #include "proxy/datapath/worker.h"
@@ -37,7 +38,9 @@ class MirrorCall final : private UpstreamClient {
     // A refused write closes the connection, which reports the failure.
     if (!u->write_copy(request_)) return;
     std::string().swap(request_);  // written (copied into the connection's batch)
-    u->request_complete(static_cast<uint64_t>(rt_->timeouts.upstream_response.count()));
+    const int64_t timeout = rt_->timeouts.upstream_response.count();
+    u->request_complete(static_cast<uint64_t>(timeout));
+    deadline_ms_ = health_clock_ms() + timeout;
   }
 
   void end(MirrorResult result) {
@@ -52,7 +55,15 @@ class MirrorCall final : private UpstreamClient {
     end(MirrorResult::kDropped);
   }
   void on_response_head(UpstreamConn*, const http::ResponseHead&) override {}
-  void on_response_body(UpstreamConn*, Block*, const char*, size_t) override {}  // discarded
+  // Discarded. The connection's timer restarts with each piece of an answer; a copy's slot must
+  // not be held longer than upstream_response in all (a shadow streaming slowly, an event
+  // stream, would keep it and, with the others, stop mirroring on every route of the worker).
+  void on_response_body(UpstreamConn* u, Block*, const char*, size_t) override {
+    if (health_clock_ms() <= deadline_ms_) return;
+    log::debug("mirror_deadline").kv("route", route_.name).kv("endpoint", u->pool()->key());
+    u->release(false);  // closed, never pooled mid-answer; reports nothing more to this call
+    end(MirrorResult::kDropped);
+  }
   void on_response_complete(UpstreamConn* u) override {
     u->release(true);  // back to the pool when the answer allows it
     end(MirrorResult::kSent);
@@ -66,6 +77,7 @@ class MirrorCall final : private UpstreamClient {
   const Route& route_;
   bool method_head_;
   std::string request_;
+  int64_t deadline_ms_ = 0;  // health_clock_ms() by which the answer must be complete
 };
 
 }  // namespace

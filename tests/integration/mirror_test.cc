@@ -25,11 +25,11 @@ struct MirrorEnv {
   uint16_t dead_port = unused_port();
   std::unique_ptr<Berth> berth;
   // extra: more top-level YAML (an access_log section, say).
-  explicit MirrorEnv(const std::string& extra = "") {
+  explicit MirrorEnv(const std::string& extra = "", const std::string& timeouts = "upstream_response: 30s") {
     REQUIRE(primary.ok());
     REQUIRE(shadow.ok());
     berth = std::make_unique<Berth>(
-        config_head(1, "upstream_response: 30s") + extra +
+        config_head(1, timeouts) + extra +
         "routes:\n"
         "  - {name: all, host: all.test, service: primary, mirror: {service: shadow}}\n"
         "  - {name: half, host: half.test, service: primary, mirror: {service: shadow, percent: 50}}\n"
@@ -173,6 +173,25 @@ TEST_CASE("mirror: at most 64 copies are in flight per worker, the rest dropped"
   CHECK(wait_until([&] { return env.mirrored("all", "dropped") == 6; }, 5s));
   CHECK(wait_until([&] { return env.shadow.seen(mark) == 64; }, 5s));
   CHECK(env.mirrored("all", "sent") == 0);  // all 64 still waiting
+}
+
+TEST_CASE("mirror: a shadow that streams its answer slowly holds a copy's slot for upstream_response at most",
+          "[mirror]") {
+  // Each byte restarts the connection's own timer: a shadow sending one every 200 ms (an event
+  // stream, a slow download) would hold the slot for its whole answer, and 64 of them would stop
+  // mirroring on every route of the worker. The copy is dropped once upstream_response has passed.
+  MirrorEnv env("", "upstream_response: 1s");
+  const std::string mark = marker("MIRD");
+  const auto t0 = std::chrono::steady_clock::now();
+  Response r = http_get(env.berth->port(), "/x?size=40&drip=SHADOW:200&m=" + mark, "all.test");  // 8 s from the shadow
+  CHECK(r.status == 200);
+  CHECK(origin_of(r) == "PRIMARY");
+  CHECK(r.body.size() == 40);
+  CHECK(wait_until([&] { return env.shadow.seen(mark) == 1; }, 5s));
+  CHECK(wait_until([&] { return env.mirrored("all", "dropped") == 1; }, 5s, 20ms));
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  CHECK(took < 4.0);  // not the 8 s of the whole answer
+  CHECK(env.mirrored("all", "sent") <= 0);
 }
 
 TEST_CASE("mirror: the access log has the client's requests only, not the copies", "[mirror]") {

@@ -13,6 +13,7 @@
 //   smuggle=1 (a whole extra response, "X-Smuggled: yes", in the same write as a response without
 //   a body or a small one: a confused instance)
 //   slow=NAME:MS (only the origin named NAME waits MS) fail=NAME:CODE (only NAME answers CODE)
+//   drip=NAME:MS (only NAME sends its body one byte every MS ms)
 //   reset_on=NAME [reset_after=N] (only the origin named NAME resets the connection: after
 //   reading the whole request, or after the first N raw bytes of its body) [reset_delay_ms=N]
 //   (having read the whole request, it waits N ms before the reset)
@@ -441,6 +442,16 @@ void abort_socket(int fd) {
   ::close(fd);
 }
 
+// KEY=NAME:VALUE: VALUE as a number when NAME is this origin's name (one instance of several
+// slow, failing or dripping), else nullopt.
+std::optional<uint64_t> for_this_origin(const Request& req, std::string_view key) {
+  auto v = req.q(key);
+  if (!v) return std::nullopt;
+  const size_t colon = v->find(':');
+  if (colon == std::string::npos || v->substr(0, colon) != g_name) return std::nullopt;
+  return std::strtoull(v->c_str() + colon + 1, nullptr, 10);
+}
+
 // reset_on=NAME: this origin is the one that resets.
 bool resets_here(const Request& req) {
   auto who = req.q("reset_on");
@@ -573,20 +584,12 @@ After serve(int fd, Reader& r, Request& req, uint64_t conn_id, uint64_t* counted
   }
   sleep_ms(req.qnum("delay_ms", 0));
   // slow=NAME:MS: only the origin called NAME waits MS (one slow instance of several).
-  if (auto slow = req.q("slow")) {
-    size_t colon = slow->find(':');
-    if (colon != std::string::npos && slow->substr(0, colon) == g_name)
-      sleep_ms(std::strtoull(slow->c_str() + colon + 1, nullptr, 10));
-  }
+  if (auto slow = for_this_origin(req, "slow")) sleep_ms(*slow);
 
   // Control endpoints.
   int status = static_cast<int>(req.qnum("status", 200));
   // fail=NAME:CODE: only the origin called NAME answers CODE (a failing shadow of several).
-  if (auto fail = req.q("fail")) {
-    size_t colon = fail->find(':');
-    if (colon != std::string::npos && fail->substr(0, colon) == g_name)
-      status = static_cast<int>(std::strtoul(fail->c_str() + colon + 1, nullptr, 10));
-  }
+  if (auto fail = for_this_origin(req, "fail")) status = static_cast<int>(*fail);
   std::string content;
   bool have_content = false;
   uint64_t pattern_size = 0;
@@ -738,6 +741,7 @@ After serve(int fd, Reader& r, Request& req, uint64_t conn_id, uint64_t* counted
   }
 
   uint64_t body_delay = req.qnum("body_delay_ms", 0);
+  const uint64_t drip_ms = for_this_origin(req, "drip").value_or(0);
   const std::string smuggled =
       req.qflag("smuggle") ? "HTTP/1.1 200 OK\r\nX-Smuggled: yes\r\nContent-Length: 7\r\n\r\nSMUGGLE" : "";
   if (!send_body) {
@@ -747,7 +751,7 @@ After serve(int fd, Reader& r, Request& req, uint64_t conn_id, uint64_t* counted
 
   // Small bodies go out with the head in one write unless something asks otherwise.
   const bool framed_chunks = chunked || bad_framing;
-  if (!use_pattern && !framed_chunks && !body_delay && !cut_short) {
+  if (!use_pattern && !framed_chunks && !body_delay && !cut_short && !drip_ms) {
     if (!send_all(fd, head + content + smuggled)) return After::Closed;
     return keep ? After::KeepAlive : After::Close;
   }
@@ -758,8 +762,9 @@ After serve(int fd, Reader& r, Request& req, uint64_t conn_id, uint64_t* counted
   uint64_t limit = cut_short ? body_len / 2 : body_len;
   uint64_t off = 0;
   // Chunked small bodies are split in two chunks to exercise re-framing.
-  size_t piece = use_pattern ? kBlock : std::max<size_t>(1, (content.size() + 1) / 2);
+  size_t piece = drip_ms ? 1 : use_pattern ? kBlock : std::max<size_t>(1, (content.size() + 1) / 2);
   while (off < limit) {
+    if (off > 0) sleep_ms(drip_ms);
     size_t len = static_cast<size_t>(std::min<uint64_t>(piece, limit - off));
     std::string_view data = use_pattern ? pattern_at(off, len) : std::string_view(content).substr(off, len);
     bool ok = framed_chunks ? send_all(fd, chunk_frame(data)) : send_all(fd, data);
