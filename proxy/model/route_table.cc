@@ -532,16 +532,25 @@ bool matchers_hold(const config::RouteMatch& match, const http::RequestHead& req
   return true;
 }
 
+bool has_routable_instance(const Service& service, int64_t now_ms) noexcept {
+  for (const Endpoint& e : service.endpoints)
+    if (!e.health || e.health->routable(now_ms)) return true;
+  return false;
+}
+
 uint32_t pick_split_target(const RouteSplit& split, const std::vector<ServicePtr>& services, int64_t now_ms,
                            int64_t* current) noexcept {
   int64_t total = 0;
   size_t best = split.targets.size();
-  for (size_t i = 0; i < split.targets.size(); ++i) {
-    const RouteSplit::Target& target = split.targets[i];
-    if (!serves(*services[target.service], now_ms)) continue;
-    current[i] += target.weight;
-    total += target.weight;
-    if (best == split.targets.size() || current[i] > current[best]) best = i;
+  for (const bool routable_only : {true, false}) {
+    for (size_t i = 0; i < split.targets.size(); ++i) {
+      const Service& service = *services[split.targets[i].service];
+      if (routable_only ? !has_routable_instance(service, now_ms) : !serves(service, now_ms)) continue;
+      current[i] += split.targets[i].weight;
+      total += split.targets[i].weight;
+      if (best == split.targets.size() || current[i] > current[best]) best = i;
+    }
+    if (best != split.targets.size()) break;
   }
   if (best == split.targets.size()) return 0;
   current[best] -= total;
@@ -553,7 +562,8 @@ nlohmann::json RouteTable::split_json(const RouteSplit& split, int64_t now_ms) c
   for (const RouteSplit::Target& target : split.targets)
     out.push_back({{"service", services_[target.service]->name},
                    {"weight", target.weight},
-                   {"serving", serves(*services_[target.service], now_ms)}});
+                   {"serving", serves(*services_[target.service], now_ms)},
+                   {"routable", has_routable_instance(*services_[target.service], now_ms)}});
   return out;
 }
 

@@ -174,9 +174,15 @@ bool matchers_hold(const config::RouteMatch& match, const http::RequestHead& req
 // {"methods":[...],"headers":[{"name","value"}],"query":[...],"path_regex":"..."}, given ones only.
 nlohmann::json route_match_json(const config::RouteMatch& match);
 
-// Smooth weighted round-robin over the split's targets whose service serves at now_ms:
-// `current` (one slot per target, zero at first) is the caller's running state, kept per worker.
-// Returns the chosen target's index into split.targets (0 when none serves).
+// Whether `service` has an instance that may take a new request now: healthy by its probes (or
+// unchecked) and not ejected. Circuit breakers and panic mode aside.
+bool has_routable_instance(const Service& service, int64_t now_ms) noexcept;
+
+// Smooth weighted round-robin over the split's targets whose service has a routable instance at
+// now_ms; when none has, over those that serve (an instance, or in their empty-route grace), so
+// requests still go where they did. `current` (one slot per target, zero at first) is the
+// caller's running state, kept per worker. Returns the chosen target's index into split.targets
+// (0 when none serves).
 
 uint32_t pick_split_target(const RouteSplit& split, const std::vector<ServicePtr>& services, int64_t now_ms,
                            int64_t* current) noexcept;

@@ -116,6 +116,42 @@ TEST_CASE("weighted split: 90/10 over 1000 requests lands as weighted", "[route_
   CHECK(found);
 }
 
+TEST_CASE("weighted split: a canary whose instances fail their probes gets no share, and gets it back",
+          "[route_match][split]") {
+  Origin main("MAIN"), canary("CANARY");
+  REQUIRE((main.ok() && canary.ok()));
+  auto set_health = [](Origin& o, int status) {  // what the origin's /__health answers
+    return http_get(o.port(), "/__health_set?status=" + std::to_string(status), "x").status == 200;
+  };
+  REQUIRE(set_health(canary, 503));
+  Berth berth(config_head(1) +
+              "routes:\n  - {name: web, host: s.test, split: [{service: main, weight: 3}, {service: canary, weight: 1}]}\n"
+              "services:\n  main: {endpoints: [\"" + main.address() + "\"]}\n"
+              "  canary: {endpoints: [\"" + canary.address() + "\"], health: {path: /__health, interval: 200ms, "
+              "timeout: 200ms, unhealthy_threshold: 1, healthy_threshold: 1}}\n");
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  auto spread = [&](int n) {
+    std::map<std::string, int> counts;
+    Client c(berth.port());
+    for (int i = 0; i < n; ++i) {
+      Response r = c.get("/", "s.test");
+      ++counts[r.status == 200 ? origin_of(r) : std::to_string(r.status)];
+    }
+    return counts;
+  };
+  // The canary never passed a probe: its quarter goes to main, not to 503s.
+  auto down = spread(200);
+  INFO("MAIN " << down["MAIN"] << ", 503 " << down["503"]);
+  CHECK(down["MAIN"] == 200);
+  // Once it passes, 3:1 again.
+  REQUIRE(set_health(canary, 200));
+  CHECK(wait_until([&] { return spread(4)["CANARY"] == 1; }, 5s));
+  auto up = spread(400);
+  CHECK(up["MAIN"] == 300);
+  CHECK(up["CANARY"] == 100);
+}
+
 TEST_CASE("route matchers: /api/explain tests the method, headers and query given", "[route_match][explain]") {
   MatchEnv env;
   const uint16_t admin = env.berth->admin_port();

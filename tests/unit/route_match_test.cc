@@ -258,3 +258,46 @@ TEST_CASE("split: only services that serve are chosen", "[route_match][split]") 
     CHECK(berth::pick_split_target(*table->routes()[0].split, table->services(), 1, current.data()) == 0);
   REQUIRE(table->match("", "/") != nullptr);
 }
+
+TEST_CASE("split: a service with no routable instance gets no share while another has one", "[route_match][split]") {
+  // a: routable; down: its only instance failed its probes; empty: a config service with no
+  // instance (it serves, answering 503). Their shares go to a; with a down too, the split falls
+  // back to the services that serve, by weight.
+  std::vector<berth::Service> services(3);
+  services[0].name = "a";
+  services[1].name = "down";
+  services[2].name = "empty";
+  services[2].serve_empty_until_ms = INT64_MAX;
+  berth::Endpoint up, down;
+  up.key = "127.0.0.1:1";
+  up.health = std::make_shared<berth::EndpointHealth>();
+  up.health->probe = berth::ProbeState::kHealthy;
+  down.key = "127.0.0.1:2";
+  down.health = std::make_shared<berth::EndpointHealth>();
+  down.health->probe = berth::ProbeState::kUnhealthy;
+  services[0].endpoints.push_back(up);
+  services[1].endpoints.push_back(down);
+  Route route;
+  route.name = "web";
+  route.path_prefix = "/";
+  auto split = std::make_shared<berth::RouteSplit>();
+  split->targets = {{0, 3}, {1, 1}, {2, 1}};
+  route.split = split;
+  auto table = RouteTable::build({route}, std::move(services), 1);
+  const berth::RouteSplit& s = *table->routes()[0].split;
+  std::vector<int64_t> current(3, 0);
+  for (int i = 0; i < 50; ++i) CHECK(berth::pick_split_target(s, table->services(), 1, current.data()) == 0);
+  nlohmann::json routes = table->to_json_value()["routes"];
+  CHECK(routes[0]["split"][0]["routable"] == true);
+  CHECK(routes[0]["split"][1]["routable"] == false);
+  CHECK(routes[0]["split"][1]["serving"] == true);
+  CHECK(routes[0]["split"][2]["routable"] == false);
+
+  // a fails too: no service has a routable instance; all three serve, 3:1:1 as configured.
+  up.health->probe = berth::ProbeState::kUnhealthy;
+  std::map<uint32_t, int> counts;
+  for (int i = 0; i < 500; ++i) ++counts[berth::pick_split_target(s, table->services(), 1, current.data())];
+  CHECK(counts[0] == 300);
+  CHECK(counts[1] == 100);
+  CHECK(counts[2] == 100);
+}
