@@ -230,18 +230,19 @@ void Server::reload() {
     notifier_.ready("serving; reload failed, kept the running configuration");
     return;
   }
-  if (!(next.access_log == config_.access_log))
-    log::warn("config_restart_needed").kv("reason", "access_log changes only on restart");
+  // What the file changes that only a restart applies: logged, and kept for /api/status and the
+  // event until a reload finds the file in line with what runs again.
+  std::vector<std::string> restart_needed;
+  if (!(next.access_log == config_.access_log)) restart_needed.push_back("access_log changes only on restart");
   // Discovery sources are made at start with their settings (the Docker client, the label
   // policy, the etcd members and lease): a change waits for a restart, said out loud.
   if (!(next.docker == config_.docker) || !(next.registry == config_.registry))
-    log::warn("config_restart_needed").kv("reason", "docker and registry settings change only on restart");
-  if (!(next.acme == config_.acme))
-    log::warn("config_restart_needed").kv("reason", "acme changes only on restart");
+    restart_needed.push_back("docker and registry settings change only on restart");
+  if (!(next.acme == config_.acme)) restart_needed.push_back("acme changes only on restart");
   if (listeners_changed || next.workers != config_.workers || next.admin.enabled != config_.admin.enabled ||
       next.admin.address.to_string() != config_.admin.address.to_string())
-    log::warn("config_restart_needed")
-        .kv("reason", "listeners, workers and the admin listener (address, enabled) change only on restart");
+    restart_needed.push_back("listeners, workers and the admin listener (address, enabled) change only on restart");
+  for (const std::string& reason : restart_needed) log::warn("config_restart_needed").kv("reason", reason);
   // Keep what only a restart can change, take everything else.
   if (listeners_changed) next.listeners = config_.listeners;
   else tls_ = std::move(next_tls);
@@ -259,7 +260,14 @@ void Server::reload() {
   config_generation_ = generation_;
   generation_event_received_ns_ = 0;
   // Journalled first: the changes the new snapshot brings follow it.
-  journal_.add(wall_clock_ms(), "config_reloaded", {{"result", "ok"}, {"generation", static_cast<int64_t>(generation_)}});
+  restart_needed_ = std::move(restart_needed);
+  std::string waiting;
+  for (const std::string& reason : restart_needed_) waiting += (waiting.empty() ? "" : "; ") + reason;
+  if (waiting.empty())
+    journal_.add(wall_clock_ms(), "config_reloaded", {{"result", "ok"}, {"generation", static_cast<int64_t>(generation_)}});
+  else
+    journal_.add(wall_clock_ms(), "config_reloaded",
+                 {{"result", "ok"}, {"generation", static_cast<int64_t>(generation_)}, {"restart_needed", waiting}});
   publish(build_runtime());
   reserve_service_names(0);
   log::info("config_reloaded")
@@ -664,6 +672,7 @@ void Server::register_admin_paths(AdminServer& admin) {
     }
     nlohmann::json j = status_.status(*runtime_->routes, health_clock_ms(), query);
     j["discovery"] = discovery_json();
+    j["restart_needed"] = restart_needed_;
     j["time"] = rfc3339_ms(wall_clock_ms());
     return json(dump(j));
   }));

@@ -86,6 +86,8 @@ class Server {
   std::shared_ptr<const Runtime> runtime_;
   bool share_listeners_ = false;
   config::SocketAddress admin_bound_;  // the admin listener's address and actual port
+  // What the config file changes that waits for a restart (as of the last reload that applied).
+  std::vector<std::string> restart_needed_;
   uint64_t generation_ = 1;
   uint64_t config_generation_ = 1;  // generation_ at the last config (re)load
   int64_t generation_event_received_ns_ = 0;  // discovery event behind generation_ (0: none)

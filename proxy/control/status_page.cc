@@ -23,6 +23,7 @@ constexpr const char kPage[] = R"BERTHPAGE(<!DOCTYPE html>
   header h1 { font-size:17px; margin:0; }
   header .meta { color:#b8c0d0; font-size:12px; }
   header .err { color:#ffb4ae; }
+  header .warn { color:#ffd27a; }
   main { display:grid; grid-template-columns: 1fr 1fr; gap:12px; padding:12px 16px; }
   section { background:var(--card); border:1px solid var(--line); border-radius:6px; padding:8px 10px; min-width:0; }
   section.wide { grid-column: 1 / -1; }
@@ -60,6 +61,7 @@ constexpr const char kPage[] = R"BERTHPAGE(<!DOCTYPE html>
   <h1>Berth</h1>
   <span class="meta" id="summary">loading…</span>
   <span class="meta" id="discovery"></span>
+  <span class="meta warn" id="restart"></span>
   <span class="meta err" id="error"></span>
   <input id="filter" type="search" placeholder="filter: host, path, route or service" aria-label="filter"
          maxlength="200" autocomplete="off" spellcheck="false">
@@ -250,6 +252,9 @@ async function update(poll) {
     document.getElementById("discovery").textContent = status.discovery.map(d =>
       d.name + ": " + (d.in_sync ? "in sync" : d.stale_reason) +
       (d.degraded_reason ? " (" + d.degraded_reason + ")" : "")).join(" \u00b7 ");
+    const waiting = status.restart_needed || [];
+    document.getElementById("restart").textContent =
+      waiting.length ? "the config file waits for a restart: " + waiting.join("; ") : "";
     document.getElementById("error").textContent = "";
     updates += 1;
     document.body.dataset.updates = String(updates);

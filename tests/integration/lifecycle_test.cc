@@ -11,6 +11,7 @@
 #include <openssl/ssl.h>
 
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 #include <cstdlib>
 #include <regex>
 #include <thread>
@@ -156,6 +157,25 @@ TEST_CASE("SIGHUP: docker, registry and admin settings wait for a restart, and t
   }, 5s));
   CHECK(http_get(berth.admin_port(), "/readyz", "127.0.0.1").status == 200);  // no source started
   CHECK(berth.log().find("docker_") == std::string::npos);
+  // Not only in the log: /api/status and the reload's event say what waits for a restart.
+  auto status = nlohmann::json::parse(http_get(berth.admin_port(), "/api/status", "127.0.0.1").body, nullptr, false);
+  REQUIRE(status.is_object());
+  INFO(status["restart_needed"].dump());
+  REQUIRE(status["restart_needed"].size() == 2);
+  CHECK(status["restart_needed"][0] == "docker and registry settings change only on restart");
+  auto events = nlohmann::json::parse(http_get(berth.admin_port(), "/api/events", "127.0.0.1").body, nullptr, false);
+  std::string reloaded;
+  for (const auto& e : events["events"])
+    if (e.value("type", "") == "config_reloaded") reloaded = e.value("restart_needed", "");
+  CHECK(reloaded.find("docker and registry settings change only on restart; listeners, workers") == 0);
+
+  // The file back as what runs: nothing waits any more.
+  REQUIRE(berth.rewrite_config(head + routes_yaml(a, b, true)));
+  REQUIRE(berth.process().signal(SIGHUP));
+  CHECK(wait_until([&] {
+    auto s = nlohmann::json::parse(http_get(berth.admin_port(), "/api/status", "127.0.0.1").body, nullptr, false);
+    return s.is_object() && s["restart_needed"].is_array() && s["restart_needed"].empty();
+  }, 5s));
   CHECK(berth.running());
 }
 
