@@ -530,7 +530,7 @@ TEST_CASE("a second Berth on a port another listens on refuses; --share-listener
   }
 }
 
-TEST_CASE("--share-listeners with a fixed admin address: the new Berth shares it, the old one hands it over",
+TEST_CASE("a hand-over with a fixed admin address: the new Berth shares it, the old one hands it over",
           "[lifecycle]") {
   Origin a("A"), b("B");
   REQUIRE(a.ok());
