@@ -198,6 +198,7 @@ struct RateLimit {
   // whole /64, so a per-address key would give it 2^64 buckets.
   uint32_t ipv6_prefix = 64;
   bool enabled() const { return per_second > 0; }
+  bool operator==(const RateLimit&) const = default;
 
   // What config files and labels may ask for.
   static constexpr uint32_t kMaxPerSecond = 1'000'000;

@@ -278,7 +278,8 @@ void Server::reload() {
 
 std::shared_ptr<const Runtime> Server::build_runtime() {
   const bool config_changed = !static_runtime_ || static_runtime_->generation != config_generation_;
-  if (config_changed) static_runtime_ = make_runtime(config_, config_generation_);
+  if (config_changed)
+    static_runtime_ = make_runtime(config_, config_generation_, static_runtime_ ? static_runtime_->routes.get() : nullptr);
   auto rt = std::make_shared<Runtime>(*static_runtime_);
   rt->generation = generation_;
   rt->tls = tls_.contexts();

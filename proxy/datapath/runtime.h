@@ -3,6 +3,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -59,9 +61,19 @@ inline uint8_t refused_encodings(const config::Config& cfg) {
   return static_cast<uint8_t>(http::kAllEncodedCharacters & ~cfg.encoded_characters.allowed);
 }
 
-inline std::shared_ptr<const Runtime> make_runtime(const config::Config& cfg, uint64_t generation) {
+// previous: the routes of the configuration before (a reload), whose rate limits named routes
+// with the same settings keep (build_route_filters).
+inline std::shared_ptr<const Runtime> make_runtime(const config::Config& cfg, uint64_t generation,
+                                                   const RouteTable* previous = nullptr) {
   auto rt = std::make_shared<Runtime>();
-  rt->routes = RouteTable::from_config(cfg, generation, build_route_filters);
+  std::unordered_map<std::string_view, const FilterChain*> chains;  // by route name
+  if (previous)
+    for (const Route& r : previous->routes())
+      if (r.filters && !r.name.empty()) chains.emplace(r.name, r.filters.get());
+  rt->routes = RouteTable::from_config(cfg, generation, [&chains](const config::Route& route) {
+    auto it = route.name.empty() ? chains.end() : chains.find(route.name);
+    return build_route_filters(route, it == chains.end() ? nullptr : it->second);
+  });
   rt->timeouts = cfg.timeouts;
   rt->limits = cfg.limits;
   rt->http_limits = client_http_limits(cfg);

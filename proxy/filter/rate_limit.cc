@@ -102,7 +102,8 @@ TokenBuckets::Verdict TokenBuckets::take_hashed(uint64_t hash, int64_t now_ns) {
 }
 
 RateLimitFilter::RateLimitFilter(const config::RateLimit& config)
-    : header_(config.header),
+    : config_(config),
+      header_(config.header),
       policy_(std::to_string(config.per_second) + ";w=1;burst=" + std::to_string(config.burst)),
       burst_(config.burst),
       ipv6_prefix_(config.ipv6_prefix),

@@ -68,8 +68,10 @@ class RateLimitFilter final : public RequestFilter {
   std::string_view name() const override { return "access.rate_limit"; }
   FilterResult on_request(const FilterRequest& req, FilterState* state, HeaderEdits& edits,
                           FilterReply& reply, const FilterWaiter& waiter) const override;
+  const config::RateLimit& config() const noexcept { return config_; }
 
  private:
+  config::RateLimit config_;
   std::string header_;  // "" = client address
   std::string policy_;  // RateLimit-Policy value
   uint32_t burst_;

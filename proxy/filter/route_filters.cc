@@ -22,13 +22,22 @@ void add_rules(const config::HeaderRules& rules, std::vector<std::string>& remov
 
 }  // namespace
 
-std::shared_ptr<const FilterChain> build_route_filters(const config::Route& route) {
+namespace {
+std::shared_ptr<const RequestFilter> rate_limit_filter(const config::RateLimit& config, const FilterChain* previous) {
+  if (previous)
+    for (const auto& f : previous->filters())
+      if (const auto* limit = dynamic_cast<const RateLimitFilter*>(f.get()); limit && limit->config() == config) return f;
+  return std::make_shared<RateLimitFilter>(config);
+}
+}  // namespace
+
+std::shared_ptr<const FilterChain> build_route_filters(const config::Route& route, const FilterChain* previous) {
   std::vector<std::shared_ptr<const RequestFilter>> filters;
   if (!route.access.allow.empty() || !route.access.deny.empty())
     filters.push_back(std::make_shared<AddressFilter>(route.access.allow, route.access.deny));
   if (!route.access.methods.empty()) filters.push_back(std::make_shared<MethodFilter>(route.access.methods));
   // Before authentication: password guessing spends the guesser's budget, not the hash pool's.
-  if (route.access.rate_limit.enabled()) filters.push_back(std::make_shared<RateLimitFilter>(route.access.rate_limit));
+  if (route.access.rate_limit.enabled()) filters.push_back(rate_limit_filter(route.access.rate_limit, previous));
   if (route.access.basic_auth.enabled()) filters.push_back(std::make_shared<BasicAuthFilter>(route.access.basic_auth));
   // After the local checks: a request they refuse costs the authentication service nothing.
   if (route.access.forward_auth.enabled())

@@ -17,8 +17,11 @@
 
 namespace berth {
 
-// Null when the route has none.
-std::shared_ptr<const FilterChain> build_route_filters(const config::Route& route);
+// Null when the route has none. `previous`: the chain the same route had in the configuration
+// before (a reload); its rate limit is taken over when its settings are the same, so a reload
+// gives no client a fresh bucket.
+std::shared_ptr<const FilterChain> build_route_filters(const config::Route& route,
+                                                       const FilterChain* previous = nullptr);
 
 class AddressFilter final : public RequestFilter {
  public:

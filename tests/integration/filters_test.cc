@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <csignal>
 #include <thread>
 #include <vector>
 
@@ -150,4 +151,32 @@ TEST_CASE("filters: a rate limit counts exactly across workers and answers 429 w
     CHECK(http_get(berth.port(), "/x", "keyed.test", {key}).status == 200);
     CHECK(http_get(berth.port(), "/x", "keyed.test", {key}).status == 429);
   }
+
+  // A reload (another route added) gives nobody a fresh bucket: the routes whose rate limit did
+  // not change keep theirs (limited.test's 40 are spent). Before, every SIGHUP refilled them all.
+  const std::string unchanged = config_head(2) +
+      "routes:\n"
+      "  - {host: limited.test, service: s, access: {rate_limit: {per_second: 1, burst: 40}}}\n"
+      "  - {host: keyed.test, service: s, access: {rate_limit: {per_second: 1, burst: 2, key: \"header:X-Api-Key\"}}}\n"
+      "  - {host: added.test, service: s}\n"
+      "services:\n"
+      "  s: {endpoints: [\"" + origin.address() + "\"]}\n";
+  auto passing = [&](int n) {
+    int passed = 0;
+    for (int i = 0; i < n; ++i) passed += http_get(berth.port(), "/x", "limited.test").status == 200;
+    return passed;
+  };
+  const auto spent = Clock::now();
+  REQUIRE(berth.rewrite_config(unchanged));
+  REQUIRE(berth.process().signal(SIGHUP));
+  REQUIRE(wait_until([&] { return http_get(berth.port(), "/x", "added.test").status == 200; }, 5s));
+  const int kept = passing(20);
+  CHECK(kept <= 1 + static_cast<int>(seconds_since(spent)));  // what refilled at 1/s, not 20
+  // New settings (a larger burst): a new limit, with full buckets.
+  std::string larger = unchanged;
+  larger.replace(larger.find("burst: 40"), 9, "burst: 50");
+  REQUIRE(berth.rewrite_config(larger));
+  REQUIRE(berth.process().signal(SIGHUP));
+  CHECK(wait_until([&] { return http_get(berth.port(), "/x", "limited.test").status == 200; }, 5s));
+  CHECK(passing(20) == 20);
 }

@@ -448,7 +448,7 @@ TEST_CASE("route filters: the routes of one config route share its chain", "[fil
       "  - {host: [a.test, b.test], service: s, access: {methods: [GET]}}\n"
       "services: {s: {endpoints: [\"127.0.0.1:1\"]}}\n");
   REQUIRE(cfg.ok());
-  auto table = RouteTable::from_config(*cfg.config, 1, build_route_filters);
+  auto table = RouteTable::from_config(*cfg.config, 1, [](const config::Route& r) { return build_route_filters(r); });
   REQUIRE(table->routes().size() == 2);
   REQUIRE(table->routes()[0].filters);
   CHECK(table->routes()[0].filters == table->routes()[1].filters);
