@@ -33,14 +33,18 @@ Server::~Server() {
   workers_.clear();
   acme_.reset();  // joins the ACME thread
   if (uv_loop_close(&loop_) == UV_EBUSY) {
-    // Startup failed part way (an address in use): the handles it had opened are still open.
-    // Close them and let the closes complete, or the loop's own memory is never freed.
+    // Startup failed part way (an address in use), or the run ended with its signal handles
+    // still open (on_worker_stopped): close them and let the closes complete, or the loop's own
+    // memory is never freed.
     uv_walk(&loop_, [](uv_handle_t* h, void*) {
       if (!uv_is_closing(h)) uv_close(h, nullptr);
     }, nullptr);
     uv_run(&loop_, UV_RUN_DEFAULT);
     uv_loop_close(&loop_);
   }
+  // The signal handles are closed (libuv gave each signal its default action back) and the
+  // process is on its way out: a reload, log reopen or stop sent now must not end it by signal.
+  for (int sig : {SIGHUP, SIGUSR1, SIGTERM, SIGINT}) ::signal(sig, SIG_IGN);
 }
 
 bool Server::open_listeners(std::vector<std::vector<ListenSocket>>& per_worker) {
