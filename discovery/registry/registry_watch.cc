@@ -287,7 +287,8 @@ void RegistryWatch::publish(int64_t received_ns) {
   // the Server rebuilds only those (health state and LB tables stay).
   // A grace period that ended publishes the same table without that route.
   std::shared_ptr<DiscoveredSet> set = table_.next();
-  if (set) {
+  const bool table_changed = set != nullptr;
+  if (table_changed) {
     std::map<std::string, std::string> now(set->rejected.begin(), set->rejected.end());
     for (const auto& [key, reason] : now) {
       auto it = logged_rejections_.find(key);
@@ -302,7 +303,7 @@ void RegistryWatch::publish(int64_t received_ns) {
   live.event_received_ns = received_ns;
   std::shared_ptr<const DiscoveredSet> out = grace_.apply(std::move(live), health_clock_ms());
   arm_grace_timer();
-  if (!set && published_ && same_set(*published_, *out)) return;
+  if (!table_changed && published_ && same_set(*published_, *out)) return;
   published_ = out;
   on_update_(std::move(out));
 }
