@@ -15,8 +15,10 @@ constexpr size_t kMaxAdminRequest = 16 * 1024;
 // One admin exchange (the head in, the answer out) gets this long, then its connection closes:
 // a client that sends nothing, or a byte now and then, holds no descriptor longer.
 constexpr uint64_t kAdminExchangeMs = 10'000;
-// Admin connections open at once; more are closed when accepted. Scrapes and the status page
-// need a few; a flood must not take the descriptors the proxy listeners need.
+// Admin connections open at once. Scrapes and the status page need a few; a flood must not take
+// the descriptors the proxy listeners need. When all are open, a new one takes the place of the
+// oldest still waiting for its request (a scraper sends its request at once; a client that holds
+// a connection silent loses it), and is closed only when all are being answered.
 constexpr size_t kMaxAdminConnections = 64;
 }  // namespace
 
@@ -30,15 +32,29 @@ struct AdminServer::Conn {
   bool responded = false;
   bool closing = false;
   int open_handles = 0;
+  std::list<Conn*>::iterator waiting_at;  // in server->waiting_ while waiting for the request
+  bool waiting = false;
+
+  // The request head is in (or refused): no longer a connection a newcomer may take over.
+  void answering() {
+    responded = true;
+    if (!waiting) return;
+    server->waiting_.erase(waiting_at);
+    waiting = false;
+  }
 
   // Closes both handles; the last to close frees the connection.
   void close() {
     if (closing) return;
     closing = true;
+    if (waiting) {
+      server->waiting_.erase(waiting_at);
+      waiting = false;
+    }
+    --server->connections_;
     const uv_close_cb closed = [](uv_handle_t* h) {
       auto* c = static_cast<Conn*>(h->data);
       if (--c->open_handles > 0) return;
-      --c->server->connections_;
       delete c;
     };
     uv_close(reinterpret_cast<uv_handle_t*>(&tcp), closed);
@@ -176,10 +192,19 @@ void AdminServer::on_connection(uv_stream_t* server, int status) {
   c->deadline.data = c;
   c->open_handles = 2;
   ++self->connections_;
-  if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0 || self->connections_ > kMaxAdminConnections) {
+  if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0) {
     c->close();
     return;
   }
+  if (self->connections_ > kMaxAdminConnections) {
+    if (self->waiting_.empty()) {  // all are being answered
+      c->close();
+      return;
+    }
+    self->waiting_.front()->close();
+  }
+  c->waiting_at = self->waiting_.insert(self->waiting_.end(), c);
+  c->waiting = true;
   uv_timer_start(&c->deadline, [](uv_timer_t* t) { static_cast<Conn*>(t->data)->close(); }, kAdminExchangeMs, 0);
   uv_read_start(
       reinterpret_cast<uv_stream_t*>(&c->tcp),
@@ -200,14 +225,14 @@ void AdminServer::on_connection(uv_stream_t* server, int status) {
         if (!end) {
           if (c->in.size() > kMaxAdminRequest) {  // answered, not just cut: the client learns why
             uv_read_stop(s);
-            c->responded = true;
+            c->answering();
             c->server->send(c, 431, "text/plain; charset=utf-8", "request head too large\n",
                             "Cache-Control: no-store\r\n", false);
           }
           return;
         }
         uv_read_stop(s);
-        c->responded = true;
+        c->answering();
         c->server->respond(c, std::string_view(c->in.data(), end));
       });
 }

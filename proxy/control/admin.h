@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <list>
 #include <map>
 #include <string>
 #include <string_view>
@@ -73,7 +74,8 @@ class AdminServer {
   uv_tcp_t server_;
   bool started_ = false;
   bool loopback_ = false;  // bound to a loopback address: Host is checked (admin_host_allowed)
-  size_t connections_ = 0;  // open (accepted and not yet closed)
+  size_t connections_ = 0;    // open (accepted, close() not yet called)
+  std::list<Conn*> waiting_;  // open and still waiting for their request head, oldest first
   std::map<std::string, AdminHandler, std::less<>> handlers_;
 };
 
