@@ -26,6 +26,25 @@ std::string route_state(const Service& service, int64_t now_ms) {
   return serves(service, now_ms) ? "503" : "off";
 }
 
+// Calls fn with each service a route sends to: its service, and a split's targets.
+template <typename Fn>
+void for_each_route_service(const RouteTable& table, const Route& r, Fn&& fn) {
+  fn(table.service(r.service));
+  if (r.split)
+    for (const RouteSplit::Target& t : r.split->targets) fn(table.service(t.service));
+}
+
+// A split route serves while any of its services does: "ok" when one has an instance, else "503"
+// while one still matches, else "off".
+std::string route_state(const RouteTable& table, const Route& r, int64_t now_ms) {
+  std::string state;
+  for_each_route_service(table, r, [&](const Service& service) {
+    std::string other = route_state(service, now_ms);
+    if (state.empty() || other == "ok" || state == "off") state = std::move(other);
+  });
+  return state;
+}
+
 std::string seconds_text(int64_t ms) {
   return std::to_string(ms / 1000) + "." + std::to_string((ms % 1000) / 100) + " s";
 }
@@ -159,11 +178,14 @@ void observe_instances(const Service& service, int64_t now_ms, ObservedState& st
   for (const Endpoint& e : service.endpoints) observe_instance(service, e, now_ms, state);
 }
 
-void observe_route(const Route& r, const Service& service, int64_t now_ms, ObservedState& state) {
-  if (service.endpoints.empty() && service.serve_empty_until_ms > now_ms)
-    state.next_change_ms = std::min(state.next_change_ms, service.serve_empty_until_ms);
+void observe_route(const RouteTable& table, const Route& r, int64_t now_ms, ObservedState& state) {
+  for_each_route_service(table, r, [&](const Service& service) {
+    if (service.endpoints.empty() && service.serve_empty_until_ms > now_ms)
+      state.next_change_ms = std::min(state.next_change_ms, service.serve_empty_until_ms);
+  });
   state.routes.emplace(route_key(r.name, r.host, r.path_prefix),
-                       RouteView{r.name, r.host, r.path_prefix, service.name, route_state(service, now_ms)});
+                       RouteView{r.name, r.host, r.path_prefix, table.service(r.service).name,
+                                 route_state(table, r, now_ms)});
 }
 
 }  // namespace
@@ -171,7 +193,7 @@ void observe_route(const Route& r, const Service& service, int64_t now_ms, Obser
 ObservedState observe_state(const RouteTable& table, int64_t now_ms) {
   ObservedState state;
   for (const ServicePtr& shared : table.services()) observe_instances(*shared, now_ms, state);
-  for (const Route& r : table.routes()) observe_route(r, table.service(r.service), now_ms, state);
+  for (const Route& r : table.routes()) observe_route(table, r, now_ms, state);
   return state;
 }
 
@@ -231,9 +253,10 @@ bool observe_changed_services(const RouteTable& table, const std::vector<const S
     if (!paired.count(s))
       for (const Endpoint& e : s->endpoints) look_up(*s, e);
   for (const Route& r : table.routes()) {
-    const Service& service = table.service(r.service);
-    if (!added_objects.count(&service)) continue;
-    observe_route(r, service, now_ms, after);
+    bool changed = false;
+    for_each_route_service(table, r, [&](const Service& service) { changed = changed || added_objects.count(&service); });
+    if (!changed) continue;
+    observe_route(table, r, now_ms, after);
     if (auto it = observed.routes.find(route_key(r.name, r.host, r.path_prefix)); it != observed.routes.end())
       before.routes.insert(*it);
   }
@@ -308,11 +331,7 @@ nlohmann::json StatusBuilder::status(const RouteTable& table, int64_t now_ms, co
   std::unordered_set<std::string_view> reached;  // services of matching routes
   for (const Route& r : table.routes()) {
     const Service& service = table.service(r.service);
-    std::string state = route_state(service, now_ms);
-    if (r.split)  // a split route serves while any of its services does
-      for (const RouteSplit::Target& t : r.split->targets)
-        if (std::string other = route_state(table.service(t.service), now_ms); other == "ok" || state == "off")
-          state = std::move(other);
+    std::string state = route_state(table, r, now_ms);
     if (state == "off") continue;
     ++routes_total;
     if (!filter.empty()) {

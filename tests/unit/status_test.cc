@@ -298,6 +298,32 @@ TEST_CASE("status: a split route lists every service by weight and serves while 
   CHECK(error.empty());
   CHECK(x["route"]["split"] == route["split"]);
   CHECK(x["route"]["mirror"] == route["mirror"]);
+
+  // The journal's view agrees: the route serves through "web" although its first target has no
+  // instance. When web, not the first target, loses its instance, the route goes 503; when one
+  // comes back, it recovers.
+  ObservedState observed = observe_state(*table, 1'000'000);
+  const std::string key = route_key("canary", "split.test", "/");
+  CHECK(observed.routes.at(key).state == "ok");
+  auto web = std::make_shared<Service>(table->service(0));
+  web->endpoints.clear();
+  web->serve_empty_until_ms = 1'010'000;
+  std::vector<ServicePtr> services = table->services();
+  services[0] = web;
+  auto empty = RouteTable::with_services(*table, services, 9);
+  REQUIRE(empty);
+  ObservedState before, after;
+  REQUIRE(observe_changed_services(*empty, {&table->service(0)}, {web}, 1'000'000, observed, before, after));
+  CHECK(observed.routes.at(key).state == "503");
+  CHECK(observed.next_change_ms == 1'010'000);  // web's grace ends then
+  EventJournal journal;
+  record_changes(before, after, 5, journal);
+  bool went_503 = false;
+  for (const JournalEvent& e : journal.events()) went_503 = went_503 || e.type == "route_503";
+  CHECK(went_503);
+  CHECK(observe_state(*empty, 1'000'000).routes.at(key).state == "503");
+  record_changes(observe_state(*empty, 1'000'000), observe_state(*table, 1'000'000), 6, journal);
+  CHECK(journal.events().back().type == "route_recovered");
 }
 
 TEST_CASE("status: a look at the changed services alone matches a look at the whole table", "[status]") {
