@@ -46,6 +46,11 @@ class WorkerStats final : public StatsSink {
     auto& v = values_[static_cast<size_t>(c)];
     v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   }
+  // Undoes one add(c): a response counted when its head was queued, replaced before it left.
+  void take_back(Counter c) {
+    auto& v = values_[static_cast<size_t>(c)];
+    v.store(v.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  }
   uint64_t get(Counter c) const { return values_[static_cast<size_t>(c)].load(std::memory_order_relaxed); }
 
  private:

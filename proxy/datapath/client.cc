@@ -102,6 +102,8 @@ void Exchange::reset() {
   keep_alive = true;
   method_head = upgrade = head_sent = request_done = false;
   response_started = response_done = response_chunked = false;
+  before_head = {};
+  bytes_out_before_head = 0;
   pick_key = {};
   tried_count = 0;
   attempt_pool = nullptr;
@@ -899,6 +901,8 @@ void ClientConn::on_response_head(UpstreamConn* u, const http::ResponseHead& hea
     line.append("Set-Cookie: ").append(name).append("=").append(id, sizeof id).append("; Path=/; HttpOnly\r\n");
     out->insert(out->size() - 2, line);
   }
+  ex_->before_head = write_mark();
+  ex_->bytes_out_before_head = ex_->rec.bytes_out;
   write_copy(*out);
   ex_->rec.bytes_out += out->size();
   ex_->rec.status = head.status;
@@ -985,6 +989,22 @@ void ClientConn::on_upstream_failed(UpstreamConn* u, UpstreamFailure why, bool a
     return;
   }
   if (AttemptRecord* a = current_attempt()) a->failure = reply_for(why).cause;
+  if (ex_->response_started && retract_to(ex_->before_head)) {
+    // The head has not left yet: it came with the bytes that broke (a first chunk with bad
+    // framing, a reset) in one read. The client gets a 502 in its place, not an empty reply.
+    worker()->stats().take_back(status_counter(ex_->rec.status));
+    ex_->rec.status = 0;
+    ex_->rec.bytes_out = ex_->bytes_out_before_head;
+    ex_->response_started = ex_->response_chunked = false;
+    const ErrorReply r = reply_for(why);
+    log::warn("upstream_error")
+        .kv("endpoint", u->pool()->key())
+        .kv("route", ex_->route ? ex_->route->name : std::string())
+        .kv("status", r.status)
+        .kv("cause", r.cause);
+    local_reply(r.status, r.cause, !ex_->request_done);
+    return;
+  }
   if (ex_->response_started) {
     // Part of the response is already with the client: all that is left is to cut it short.
     log::warn("upstream_failed_mid_response").kv("endpoint", u->pool()->key()).kv("client", conn().peer_ip.text());

@@ -62,6 +62,8 @@ struct Exchange {
   bool has_body = false;                // the request declares a body
   bool request_done = false;            // whole request forwarded
   bool response_started = false;        // final response head written to the client
+  Stream::WriteMark before_head;        // where the client's output stood before that head
+  uint64_t bytes_out_before_head = 0;
   bool response_done = false;
   bool response_chunked = false;        // re-framing the body as chunks for the client
   char request_id[32];                  // generated; a NUL first byte: the client's own goes on

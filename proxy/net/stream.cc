@@ -114,6 +114,7 @@ void Stream::flush_batch() {
   WriteReq* wr = batch_;
   if (!wr) return;
   batch_ = nullptr;
+  marked_ = false;
   if (closing_ || wr->nsegments == 0) {
     io_->release_write(wr);
     return;
@@ -124,6 +125,35 @@ void Stream::flush_batch() {
     return;
   }
   ++pending_writes_;
+}
+
+Stream::WriteMark Stream::write_mark() {
+  WriteMark m;
+  marked_ = !closing_;
+  if (batch_) {
+    m.owned = static_cast<uint32_t>(batch_->owned.size());
+    m.nsegments = batch_->nsegments;
+    m.nblocks = batch_->nblocks;
+    if (m.nsegments) m.last_len = batch_->segments[m.nsegments - 1].len;
+  }
+  return m;
+}
+
+bool Stream::retract_to(const WriteMark& mark) {
+  if (!marked_) return false;  // some of it has gone (or the stream is closing)
+  marked_ = false;
+  if (!batch_) return true;  // nothing written since
+  if (mark.nsegments == 0) {
+    io_->release_write(batch_);  // all of it came after the mark
+    batch_ = nullptr;
+    return true;
+  }
+  for (uint8_t i = mark.nblocks; i < batch_->nblocks; ++i) BufferPool::unref(batch_->blocks[i]);
+  batch_->nblocks = mark.nblocks;
+  batch_->nsegments = mark.nsegments;
+  batch_->segments[mark.nsegments - 1].len = mark.last_len;
+  batch_->owned.resize(mark.owned);
+  return true;
 }
 
 bool Stream::write_copy(std::string_view bytes) {
@@ -215,6 +245,7 @@ void Stream::close() {
     io_->release_write(batch_);
     batch_ = nullptr;
   }
+  marked_ = false;
   io_->remove_deadline(this);
   // Reports back later, from the loop: deletion waits for it.
   transport_->close();

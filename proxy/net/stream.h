@@ -60,6 +60,19 @@ class Stream : private TransportEvents, private DeadlineEntry {
   // the callback returns (a response head and its first body bytes leave in one syscall).
   void flush_batch();
 
+  // Where the bytes queued so far end. retract_to(mark) takes back everything written after the
+  // mark, and says true, when none of it has been handed to the transport yet (it is all in the
+  // batch still gathering); else it changes nothing and says false. One mark at a time: a newer
+  // mark replaces the older, which no longer retracts.
+  struct WriteMark {
+    uint32_t owned = 0;      // the batch's owned bytes at the mark
+    uint32_t last_len = 0;   // its last segment's length (owned bytes appended later may extend it)
+    uint8_t nsegments = 0;
+    uint8_t nblocks = 0;
+  };
+  WriteMark write_mark();
+  bool retract_to(const WriteMark& mark);
+
   // Clear the deadline and close the transport now (pending writes are cancelled). Idempotent.
   void close();
   // Close once queued writes have been flushed: shutdown(SHUT_WR) then close.
@@ -116,6 +129,7 @@ class Stream : private TransportEvents, private DeadlineEntry {
   bool shutdown_started_ : 1 = false;
   bool shutdown_only_ : 1 = false;  // shutdown_after_flush: a half-close, not a close
   bool shutdown_done_ : 1 = false;
+  bool marked_ : 1 = false;  // a write_mark() whose bytes since are all still in batch_
 
   // IoContext's list of open streams (closed all at once when a worker stops).
   Stream* io_prev_ = nullptr;

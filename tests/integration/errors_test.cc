@@ -136,6 +136,31 @@ TEST_CASE("origin answers bytes that are no status line -> 502 at once, also aft
   CHECK(final_response.header("x-berth-error").value_or("") == "upstream-bad-response");
 }
 
+TEST_CASE("origin sends a head and a broken first chunk in one write -> 502, counted as 502", "[errors]") {
+  // The head has not left when the chunk-size line breaks: the client gets a 502 in its place,
+  // not an empty reply, and the counters and the access log say 502, not 200.
+  TimeoutEnv env;
+  const uint16_t port = env.berth->port();
+  for (int i = 0; i < 3; ++i) {
+    Client c(port);
+    REQUIRE(c.connected());
+    c.set_timeout(5s);
+    Response r = c.get("/chunk?bad_chunk=1", "a.test");
+    INFO(r.raw_head << r.error);
+    CHECK(r.status == 502);
+    CHECK(r.header("x-berth-error").value_or("") == "upstream-bad-response");
+    CHECK(r.body_complete);
+  }
+  CHECK(stats_counter(env.berth->admin_port(), "responses_2xx") == 0);
+  CHECK(stats_counter(env.berth->admin_port(), "responses_5xx") == 3);
+  const uint16_t admin = env.berth->admin_port();
+  const std::string series = "berth_requests_total{route=\"r-t\",service=\"s-t\",method=\"GET\",code=\"";
+  CHECK(wait_until([&] { return metric_sample(admin, series + "502\"}") == 3; }, 5s, 50ms));
+  CHECK(metric_sample(admin, series + "200\"}") == -1);
+  Response ok = http_get(port, "/after", "a.test");
+  CHECK(ok.status == 200);
+}
+
 TEST_CASE("origin resets after a 1xx or inside its head -> 502 upstream-reset", "[errors]") {
   // Nothing it sent was malformed: the connection went before a whole final head.
   TimeoutEnv env;

@@ -8,6 +8,8 @@
 //   status=NNN size=N chunked=1 delay_ms=N body_delay_ms=N close=1 abort=1
 //   upgrade_as=P (a 101 naming P; "-": none) tunnel=echo|count|bye (after the 101) interim=N (N 103 responses first) abort_after_headers=1 (half the body, then FIN) reset_mid_body=1 (half, then RST) no_length=1 header=Name:Value bad_framing=1 expect100=0|1
 //   not_a_head=1 (after any interim responses: bytes that are no status line, connection held)
+//   bad_chunk=1 (a chunked head and, in the same write, a chunk-size line that is no number;
+//   connection held)
 //   reset_in_head=N (after any interim responses: the first N bytes of the head, 200 ms, a reset)
 //   interim_delay_ms=N (between the interim responses and the final head)
 //   smuggle=1 (a whole extra response, "X-Smuggled: yes", in the same write as a response without
@@ -733,6 +735,11 @@ After serve(int fd, Reader& r, Request& req, uint64_t conn_id, uint64_t* counted
   // not_a_head=1: then bytes that cannot begin a status line and no end of head; the connection
   // stays open (a proxy should not wait for more).
   if (req.qflag("not_a_head")) return send_all(fd, "<html>not a response") ? After::KeepAlive : After::Closed;
+  if (req.qflag("bad_chunk"))
+    return send_all(fd, "HTTP/1.1 200 OK\r\nx-origin-name: " + g_name +
+                            "\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n")
+               ? After::KeepAlive
+               : After::Closed;
   if (auto cut = req.q("reset_in_head")) {
     const size_t n = std::min<size_t>(std::strtoull(cut->c_str(), nullptr, 10), head.size() - 1);
     if (n > 0 && !send_all(fd, head.substr(0, n))) return After::Closed;

@@ -220,3 +220,46 @@ TEST_CASE("memory transport: a failed write is reported, then the stream closes"
   CHECK(f.stream->closing());
   REQUIRE(run_until(f.io, [&] { return f.probe.closed; }));
 }
+
+TEST_CASE("memory transport: bytes still in the batch can be taken back to a mark, never once sent",
+          "[stream][transport]") {
+  // Inside one read callback: "A" stays, the head and the body after the mark go (their block is
+  // let go), and what comes after the take-back is sent with "A" in one write.
+  Fixture f([](ProbeStream& s, Block* block, const char* data, size_t len) {
+    s.write_copy("A");
+    const Stream::WriteMark mark = s.write_mark();
+    s.write_copy("HEAD");  // joins "A"'s owned segment
+    s.write_block(block, data, len, "5\r\n", "\r\n");
+    CHECK(s.retract_to(mark));
+    CHECK_FALSE(s.retract_to(mark));  // one take-back per mark
+    s.write_copy("B");
+  });
+  f.stream->set_reading(true);
+  f.mem->inject("hello");
+  CHECK(f.wire.writes == 1);
+  CHECK(f.wire.sent == "AB");
+  f.mem->complete_writes();
+  CHECK(f.io.pool().blocks_out() == 0);
+
+  // A mark on an empty batch takes back the whole batch.
+  Fixture g([](ProbeStream& s, Block* block, const char* data, size_t len) {
+    const Stream::WriteMark mark = s.write_mark();
+    s.write_block(block, data, len);
+    CHECK(s.retract_to(mark));
+  });
+  g.stream->set_reading(true);
+  g.mem->inject("gone");
+  CHECK(g.wire.writes == 0);
+  CHECK(g.io.pool().blocks_out() == 0);
+
+  // Outside a read callback a write goes at once: nothing after the mark can be taken back.
+  const Stream::WriteMark mark = g.stream->write_mark();
+  CHECK(g.stream->write_copy("sent"));
+  CHECK_FALSE(g.stream->retract_to(mark));
+  CHECK(g.wire.sent == "sent");
+  g.mem->complete_writes();
+  f.stream->close();
+  g.stream->close();
+  REQUIRE(run_until(f.io, [&] { return f.probe.closed; }));
+  REQUIRE(run_until(g.io, [&] { return g.probe.closed; }));
+}
