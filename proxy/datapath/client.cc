@@ -108,6 +108,7 @@ void Exchange::reset() {
   tried_count = 0;
   attempt_pool = nullptr;
   connecting = is_retry = fresh_connection = set_cookie = false;
+  stale_resends = 0;
   sticky_id = 0;
   split_target = UINT32_MAX;
   mirror = false;
@@ -989,32 +990,26 @@ void ClientConn::on_upstream_failed(UpstreamConn* u, UpstreamFailure why, bool a
     return;
   }
   if (AttemptRecord* a = current_attempt()) a->failure = reply_for(why).cause;
-  if (ex_->response_started && retract_to(ex_->before_head)) {
+  if (ex_->response_started) {
+    if (!retract_to(ex_->before_head)) {
+      // Part of the response is already with the client: all that is left is to cut it short.
+      log::warn("upstream_failed_mid_response").kv("endpoint", u->pool()->key()).kv("client", conn().peer_ip.text());
+      abort_exchange(ExchangeEnd::kAborted, reply_for(why).cause);
+      return;
+    }
     // The head has not left yet: it came with the bytes that broke (a first chunk with bad
-    // framing, a reset) in one read. The client gets a 502 in its place, not an empty reply.
+    // framing, a reset) in one read. The client gets the error reply in its place, not an empty
+    // reply; no retry, since the instance answered.
     worker()->stats().take_back(status_counter(ex_->rec.status));
     ex_->rec.status = 0;
     ex_->rec.bytes_out = ex_->bytes_out_before_head;
     ex_->response_started = ex_->response_chunked = false;
-    const ErrorReply r = reply_for(why);
-    log::warn("upstream_error")
-        .kv("endpoint", u->pool()->key())
-        .kv("route", ex_->route ? ex_->route->name : std::string())
-        .kv("status", r.status)
-        .kv("cause", r.cause);
-    local_reply(r.status, r.cause, !ex_->request_done);
-    return;
+  } else {
+    // A pooled connection the server had closed says nothing about the instance's health.
+    const bool stale_pooled = why == UpstreamFailure::kResetBeforeResponse && u->reused() && !any_response_bytes;
+    if (!stale_pooled) record_outcome(true);
+    if (retry_elsewhere(u, why, any_response_bytes)) return;
   }
-  if (ex_->response_started) {
-    // Part of the response is already with the client: all that is left is to cut it short.
-    log::warn("upstream_failed_mid_response").kv("endpoint", u->pool()->key()).kv("client", conn().peer_ip.text());
-    abort_exchange(ExchangeEnd::kAborted, reply_for(why).cause);
-    return;
-  }
-  // A pooled connection the server had closed says nothing about the instance's health.
-  const bool stale_pooled = why == UpstreamFailure::kResetBeforeResponse && u->reused() && !any_response_bytes;
-  if (!stale_pooled) record_outcome(true);
-  if (retry_elsewhere(u, why, any_response_bytes)) return;
   ErrorReply r = reply_for(why);
   log::warn("upstream_error")
       .kv("endpoint", u->pool()->key())
@@ -1035,7 +1030,14 @@ void ClientConn::on_upstream_failed(UpstreamConn* u, UpstreamFailure why, bool a
 bool ClientConn::retry_elsewhere(UpstreamConn* u, UpstreamFailure why, bool any_response_bytes) {
   const Service& svc = ex_->rt->routes->service(ex_->service);
   const config::RetryPolicy& policy = svc.policy.retry;
-  if (ex_->rec.attempt_count >= policy.attempts || any_response_bytes) return false;
+  // A reset on a reused connection before any response byte: the instance had closed it while it
+  // was pooled, which says nothing about the instance. The request goes to it again on a new
+  // connection (which cannot be stale: at most once per try), as a re-send that neither counts
+  // among `attempts` nor waits for the retry budget. A timeout never says "stale": the instance
+  // is slow, and sending it the request again would run it twice there.
+  const bool stale_pooled = why == UpstreamFailure::kResetBeforeResponse && u->reused();
+  if (any_response_bytes || (!stale_pooled && ex_->rec.attempt_count - ex_->stale_resends >= policy.attempts))
+    return false;
   const bool connect_failed = why == UpstreamFailure::kConnectRefused || why == UpstreamFailure::kConnectTimeout ||
                               why == UpstreamFailure::kTlsFailed;
   if (!connect_failed) {
@@ -1049,22 +1051,26 @@ bool ClientConn::retry_elsewhere(UpstreamConn* u, UpstreamFailure why, bool any_
     log::debug("retry_body_not_kept").kv("endpoint", u->pool()->key()).kv("body_bytes", ex_->replay.seen());
     return false;
   }
-  if (!worker()->retry_allowed(svc)) {
+  if (!stale_pooled && !worker()->retry_allowed(svc)) {
     worker()->stats().add(Counter::kRetryBudgetExhausted);
     return false;
   }
-  // Another instance; after a stale pooled connection the same one will do, on a new connection.
-  // None: the client gets the original error, not a 503.
-  // Only a reset on a reused connection says "stale": a timeout says the instance is slow, and
-  // sending it the request again would run it twice there (and double the client's wait).
-  const bool stale_pooled = why == UpstreamFailure::kResetBeforeResponse && u->reused();
-  bool blocked = false;
-  int next = worker()->pick_endpoint(*ex_->rt, ex_->service, ex_->pick_key, ex_->tried, ex_->tried_count, &blocked);
-  if (next < 0 && stale_pooled) next = ex_->endpoint;
-  if (next < 0) return false;
+  // Another instance; none: the client gets the original error, not a 503. A re-send goes to the
+  // same instance, unless a reload came since (the instance may have left its service): then to
+  // one the new configuration lists, as a retry would.
+  int next = ex_->endpoint;
+  if (!stale_pooled || ex_->rt.get() != worker()->runtime().get()) {
+    bool blocked = false;
+    next = worker()->pick_endpoint(*ex_->rt, ex_->service, ex_->pick_key, ex_->tried, ex_->tried_count, &blocked);
+    if (next < 0) return false;
+  }
   worker()->stats().add(Counter::kUpstreamRetries);
   worker()->end_attempt(ex_);
-  worker()->on_retry_started(ex_);
+  if (stale_pooled) {
+    ++ex_->stale_resends;
+  } else {
+    worker()->on_retry_started(ex_);
+  }
   ex_->fresh_connection = stale_pooled;
   ex_->head_sent = false;
   backpressured_ = false;  // that was the failed connection's write queue

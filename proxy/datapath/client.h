@@ -75,6 +75,7 @@ struct Exchange {
   bool connecting = false;              // counted as a pending connect
   bool is_retry = false;                // counted in the worker's retries in flight
   bool fresh_connection = false;        // retry on the same instance: not on a pooled connection
+  uint8_t stale_resends = 0;            // tries re-sent after a stale pooled connection (not counted as attempts)
   bool set_cookie = false;              // sticky: (re-)pin the cookie on the response
   uint64_t sticky_id = 0;
   uint32_t split_target = UINT32_MAX;   // split routes: the target chosen (index into split->targets)

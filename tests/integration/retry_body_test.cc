@@ -305,3 +305,30 @@ TEST_CASE("retry: a retry after a reload goes only to an instance the reload kep
   CHECK(c.seen(m) == 0);
   CHECK(d.seen(m) == 0);
 }
+
+TEST_CASE("retry: a pooled connection the instance closed is re-sent there, outside attempts and the budget",
+          "[retry_body]") {
+  // The instance resets a kept-alive connection 300 ms after its answer, without reading the
+  // request Berth sent on it meanwhile: a server closing idle connections on its own. That says
+  // nothing about the instance, so even with no retry allowed (one attempt; or a budget of none)
+  // the request goes to it again on a new connection, instead of a 502.
+  Origin a("A");
+  REQUIRE(a.ok());
+  for (const char* retry : {"attempts: 1", "attempts: 3, budget_percent: 0, min_retries: 0"}) {
+    INFO(retry);
+    Berth berth(config_head(1) + service_yaml({a.address()}, retry));
+    INFO(berth.error());
+    REQUIRE(berth.ok());
+    Client c(berth.port(), 10s);
+    REQUIRE(c.connected());
+    REQUIRE(c.get("/warm?stale_after_ms=300", "retry.test").status == 200);  // leaves a pooled connection
+    const std::string m = marker("STALE");
+    const Response r = c.get("/x?m=" + m, "retry.test");
+    INFO(r.raw_head << r.error << "\n" << tail(berth.log()));
+    CHECK(r.status == 200);
+    CHECK(r.header("x-origin-name") == std::optional<std::string>("A"));
+    CHECK(a.seen(m) == 1);
+    CHECK(stats_counter(berth.admin_port(), "upstream_retries") == 1);
+    CHECK(stats_counter(berth.admin_port(), "retry_budget_exhausted") == 0);
+  }
+}

@@ -10,6 +10,8 @@
 //   not_a_head=1 (after any interim responses: bytes that are no status line, connection held)
 //   bad_chunk=1 (a chunked head and, in the same write, a chunk-size line that is no number;
 //   connection held)
+//   stale_after_ms=N (a keep-alive answer, then N ms later the connection is reset without
+//   reading what came meanwhile: a server that closes idle connections on its own)
 //   reset_in_head=N (after any interim responses: the first N bytes of the head, 200 ms, a reset)
 //   interim_delay_ms=N (between the interim responses and the final head)
 //   smuggle=1 (a whole extra response, "X-Smuggled: yes", in the same write as a response without
@@ -812,6 +814,10 @@ void handle_connection(int fd) {
       break;
     }
     After a = serve(fd, r, req, conn_id, &counted_epoch);
+    if (auto stale = req.q("stale_after_ms"); stale && a == After::KeepAlive) {
+      sleep_ms(std::strtoull(stale->c_str(), nullptr, 10));
+      a = After::Abort;
+    }
     if (a == After::Abort) {
       abort_socket(fd);
       return;
