@@ -688,14 +688,14 @@ void Worker::on_poll(uv_poll_t* p, int status, int events) {
   l->worker->accept_ready(l);
 }
 
-void Worker::accept_ready(Listener* l) {
+void Worker::accept_ready(Listener* l, bool all_queued) {
   const uint32_t max_conns = rt_->limits.max_connections_per_worker;
   // A PROXY protocol listener: the header is read first (under TLS, before the handshake).
   const bool proxied = l->index < rt_->listeners.size() && rt_->listeners[l->index].proxy_protocol;
   const bool tls = l->index < rt_->tls.size() && rt_->tls[l->index];
-  const int batch = tls ? kTlsAcceptBatch : kAcceptBatch;
+  const int batch = all_queued ? INT_MAX : tls ? kTlsAcceptBatch : kAcceptBatch;
   for (int i = 0; i < batch; ++i) {
-    if (client_count_ >= max_conns) {
+    if (client_count_ >= max_conns && !all_queued) {
       // Full. Connections idle between requests make room, those idle longest first (as nginx
       // reuses keep-alive connections when worker_connections runs out): otherwise a few clients
       // each sending a request now and then would hold the worker and leave new ones waiting.
@@ -798,8 +798,13 @@ void Worker::on_client_closed(ClientConn*) {
 
 void Worker::begin_drain() {
   set_accepting(false);
-  draining_ = true;
   uv_timer_stop(&accept_timer_);
+  // Closing a listening socket resets the connections the kernel completed and queued on it
+  // (a hand-over's new process shares the port, but its sockets do not get them). They are
+  // taken first, the connection limit aside (the queue is bounded by the backlog), and served
+  // like any connection not yet served: their first request, with Connection: close.
+  for (auto& l : listeners_) accept_ready(l.get(), /*all_queued=*/true);
+  draining_ = true;
   for (auto& l : listeners_) {
     uv_close(reinterpret_cast<uv_handle_t*>(&l->poll), nullptr);
     ::close(l->fd);

@@ -133,7 +133,9 @@ class Worker final : public IoContext {
   void close_departed(const std::vector<EndpointPool*>& departed);
   void retain_filter_states();
   void trim_pools();  // what the I/O pools and the free exchanges held unused since the last trim
-  void accept_ready(Listener* l);
+  // Accepts what the listener has queued, up to a batch and the connection limit; with
+  // `all_queued`, everything queued, the limit aside (a drain, before the socket closes).
+  void accept_ready(Listener* l, bool all_queued = false);
   void pause_accept(uint64_t ms);
   // Whether `peer` may open a connection on a PROXY protocol listener (its proxy_protocol_from);
   // counts and logs the refusal.

@@ -530,6 +530,48 @@ TEST_CASE("a second Berth on a port another listens on refuses; --share-listener
   }
 }
 
+TEST_CASE("a hand-over: connections queued on the old Berth's sockets are served, not reset", "[lifecycle]") {
+  // The old Berth is at its connection limit, so the connections the kernel gives its socket wait
+  // in the queue (under load they wait there too, briefly). SO_REUSEPORT spreads 24 new
+  // connections over both processes' sockets; then the old one drains. Closing its socket with
+  // connections queued would reset them: it takes them first and serves them.
+  Origin a("A"), b("B");
+  REQUIRE((a.ok() && b.ok()));
+  const std::string routes = "routes:\n  - {host: \"a.test\", service: s}\nservices:\n  s: {endpoints: [\"";
+  Berth first(config_head(1, "drain: 10s", "max_connections_per_worker: 1") + routes + a.address() + "\"]}\n");
+  INFO(first.error());
+  REQUIRE(first.ok());
+  Client busy(first.port());
+  REQUIRE(busy.connected());
+  REQUIRE(busy.send("GET /slow?delay_ms=1500 HTTP/1.1\r\nHost: a.test\r\n\r\n"));
+  REQUIRE(accepted(first, 0));
+  const std::string second_yaml = "listeners: [\"127.0.0.1:" + std::to_string(first.port()) +
+                                  "\"]\nworkers: 1\nadmin: {address: \"127.0.0.1:0\"}\n" + routes + b.address() + "\"]}\n";
+  Berth second(second_yaml, 0, {"--share-listeners"});
+  INFO(second.error());
+  REQUIRE(second.ok());
+  std::vector<std::unique_ptr<Client>> queued;
+  for (int i = 0; i < 24; ++i) {
+    queued.push_back(std::make_unique<Client>(first.port()));
+    REQUIRE(queued.back()->connected());
+  }
+  sigterm_and_wait_draining(first);
+  int from_a = 0, from_b = 0;
+  for (auto& c : queued) {
+    const Response r = c->get("/x", "a.test");
+    INFO(r.raw_head << r.error);
+    CHECK(r.status == 200);
+    const std::string name = r.header("x-origin-name").value_or("");
+    from_a += name == "A";
+    from_b += name == "B";
+  }
+  CHECK(from_a + from_b == 24);
+  CHECK(from_a > 0);  // some were queued on the old Berth (all 24 on one socket: 2^-23)
+  const Response slow = busy.read_response();
+  CHECK(slow.status == 200);
+  CHECK(exited_with(first.process().wait_exit(10s), 0));
+}
+
 TEST_CASE("a hand-over with a fixed admin address: the new Berth shares it, the old one hands it over",
           "[lifecycle]") {
   Origin a("A"), b("B");
