@@ -347,6 +347,7 @@ class Loader {
   std::vector<Error> errors_;
   std::vector<RouteNotes> route_notes_;  // parallel to config_.routes
   bool saw_listeners_ = false;
+  std::optional<std::string> system_ca_problem_;  // check_system_ca_store(), read once per load
   std::optional<Mark> admin_address_mark_;
   std::unordered_map<std::string, Mark> limit_marks_;  // limits given in the file
   std::unordered_map<std::string, Mark> service_marks_;
@@ -1368,6 +1369,8 @@ void Loader::read_upstream_tls(const Value& value, UpstreamTls& tls) {
     if (!text) continue;
     if (f.key == "server_name") {
       tls.server_name = *text;
+      if (std::string problem = server_name_problem(*text); !problem.empty())
+        fail(f.value.mark, f.value.path + ": '" + *text + "' " + problem);
       continue;
     }
     if (text->empty()) continue;
@@ -1385,6 +1388,10 @@ void Loader::read_upstream_tls(const Value& value, UpstreamTls& tls) {
       tls.key = path;
       if (pem) key_at = f.value;
     }
+  }
+  if (tls.enabled && tls.verify && tls.ca.empty()) {
+    if (!system_ca_problem_) system_ca_problem_ = check_system_ca_store();
+    if (!system_ca_problem_->empty()) fail(value.mark, value.path + ": no 'ca', and " + *system_ca_problem_);
   }
   if (tls.cert.empty() != tls.key.empty()) {
     fail(value.mark, value.path + ": 'cert' and 'key' (the client certificate) must be given together");

@@ -1,11 +1,16 @@
 #include "config/tls_files.h"
 
+#include <arpa/inet.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 
 namespace berth::config {
 
@@ -87,5 +92,40 @@ std::string check_tls_pair(const std::string& cert_pem, const std::string& key_p
 }
 
 std::string check_ca_bundle(const std::string& pem) { return check_certificates(pem); }
+
+std::string check_system_ca_store() {
+  const char* env = std::getenv(X509_get_default_cert_file_env());
+  const std::string path = env && *env ? env : X509_get_default_cert_file();
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  if (in) text << in.rdbuf();
+  if (!in) return "the system CA store '" + path + "' cannot be read (install ca-certificates, or set 'ca')";
+  if (std::string problem = check_ca_bundle(text.str()); !problem.empty())
+    return "the system CA store '" + path + "': " + problem + " (install ca-certificates, or set 'ca')";
+  return {};
+}
+
+std::string server_name_problem(std::string_view name) {
+  if (name.empty()) return "is empty";
+  const std::string text(name);
+  unsigned char ip[16];
+  if (inet_pton(AF_INET, text.c_str(), ip) == 1 || inet_pton(AF_INET6, text.c_str(), ip) == 1) return {};
+  if (name.back() == '.') name.remove_suffix(1);
+  if (name.empty() || name.size() > 253) return "is not a host name (1 to 253 bytes)";
+  size_t start = 0;
+  while (start <= name.size()) {
+    size_t end = name.find('.', start);
+    if (end == std::string_view::npos) end = name.size();
+    const std::string_view label = name.substr(start, end - start);
+    if (label.empty() || label.size() > 63) return "is not a host name (an empty label, or one over 63 bytes)";
+    if (label.front() == '-' || label.back() == '-') return "is not a host name (a label starts or ends with '-')";
+    for (char c : label) {
+      const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+      if (!ok) return "is not a host name (letters, digits, '-', '_' and dots only)";
+    }
+    start = end + 1;
+  }
+  return {};
+}
 
 }  // namespace berth::config

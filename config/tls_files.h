@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 namespace berth::config {
 
@@ -18,5 +19,14 @@ std::string check_ca_bundle(const std::string& pem);
 // the end of the file: a leaf served without its intermediate fails every client's
 // verification. Other PEM blocks (a key in the same file) and text between blocks are skipped.
 std::string check_certificates(const std::string& pem);
+// "" when the system CA store OpenSSL reads by default (SSL_CERT_FILE, else
+// /etc/ssl/certs/ca-certificates.crt on Debian) holds a certificate and every one parses; else
+// the problem, naming the file. (OpenSSL itself takes a missing store as an empty one, and every
+// verification then fails.)
+std::string check_system_ca_store();
+// "" when name can be an upstream's TLS server name: a DNS name (labels of letters, digits,
+// '-' and '_', none empty, none over 63 bytes or starting or ending with '-'; 253 bytes at most;
+// one trailing dot allowed) or an IP address literal (no brackets); else the problem.
+std::string server_name_problem(std::string_view name);
 
 }  // namespace berth::config

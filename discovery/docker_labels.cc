@@ -7,6 +7,7 @@
 #include <map>
 
 #include "config/config.h"
+#include "config/tls_files.h"
 #include "proxy/base/ascii.h"
 
 namespace berth::discovery {
@@ -594,8 +595,8 @@ std::optional<Problem> read_berth_labels(const ContainerFacts& c, const LabelOpt
       problem = parse_bool(label, value, out.policy.tls.enabled);
     } else if (key == "upstream.tls.server_name") {
       std::string_view name = trim(value);
-      if (name.empty() || name.find_first_of(" /*") != std::string_view::npos)
-        problem = Problem{label, quoted(label, value) + " is not a host name"};
+      if (std::string why = config::server_name_problem(name); !why.empty())
+        problem = Problem{label, quoted(label, value) + " " + why};
       out.policy.tls.server_name = std::string(name);
     } else if (key == "tls.acme") {
       problem = parse_bool(label, value, out.acme);

@@ -11,6 +11,8 @@ PKGS=(
   # blow-up on hostile paths).
   libre2-dev
   curl procps
+  # The system CA store upstream TLS verifies against when a service names no 'ca'.
+  ca-certificates
   # The package test: cpack's shlibdeps, the maintainer scripts' tools, systemd-analyze, man,
   # and python3 for its stand-in of systemd's notify socket.
   dpkg-dev adduser passwd systemd man-db python3

@@ -6,6 +6,8 @@
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 
+#include <cstdlib>
+
 namespace berth::tls {
 
 namespace {
@@ -68,6 +70,14 @@ std::shared_ptr<const ClientContext> ClientContext::load(const config::UpstreamT
     if (ok != 1) {
       *error = openssl_error(settings.ca.empty() ? std::string("cannot load the system CA store")
                                                  : "cannot load the CA file '" + settings.ca + "'");
+      return nullptr;
+    }
+    // OpenSSL says yes to a system store file that is missing (no ca-certificates package, a
+    // slim image): every handshake would then fail verification. Said now, once, instead.
+    if (settings.ca.empty() && sk_X509_OBJECT_num(X509_STORE_get0_objects(SSL_CTX_get_cert_store(ctx))) == 0) {
+      const char* env = std::getenv(X509_get_default_cert_file_env());
+      *error = std::string("the system CA store '") + (env && *env ? env : X509_get_default_cert_file()) +
+               "' holds no certificate (install ca-certificates, or set tls.ca)";
       return nullptr;
     }
   } else {

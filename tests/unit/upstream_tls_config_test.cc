@@ -2,6 +2,7 @@
 // no certificate files (those with files are in tests/integration/upstream_tls_test.cc).
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
 #include <string>
 
 #include "config/config.h"
@@ -65,4 +66,40 @@ TEST_CASE("upstream tls config: refusals point at the value", "[config][tls][err
     CHECK_FALSE(r.ok());
     CHECK(errors.find(c.error) != std::string::npos);
   }
+}
+
+TEST_CASE("upstream tls config: server_name must be a host name or an IP address", "[config][tls][errors]") {
+  for (const char* bad : {"'a b'", "-bad-", "x..y", "'[::1]'", "a.-b", "'*.w.test'", "'a/b'"}) {
+    LoadResult r = with_tls(std::string("    tls: {server_name: ") + bad + "}\n");
+    const std::string errors = all_errors(r);
+    INFO(bad << ": " << errors);
+    CHECK_FALSE(r.ok());
+    CHECK(errors.find("t.yaml:5:24: services.api.tls.server_name: ") != std::string::npos);
+  }
+  for (const char* good : {"api.internal", "api.internal.", "a_b.svc", "127.0.0.1", "'::1'", "x"}) {
+    LoadResult r = with_tls(std::string("    tls: {server_name: ") + good + "}\n");
+    INFO(good << ": " << all_errors(r));
+    CHECK(r.ok());
+  }
+}
+
+TEST_CASE("upstream tls config: verifying against a system CA store that is missing is refused at load",
+          "[config][tls][errors]") {
+  // OpenSSL takes a missing store for an empty one: every handshake would fail. The file (or
+  // SSL_CERT_FILE, as OpenSSL reads it) is checked when a service verifies without its own 'ca'.
+  const char* before = std::getenv("SSL_CERT_FILE");
+  const std::string saved = before ? before : "";
+  ::setenv("SSL_CERT_FILE", "/nonexistent/berth-ca-store.pem", 1);
+  LoadResult missing = with_tls("    tls: {server_name: api.internal}\n");
+  LoadResult unverified = with_tls("    tls: {server_name: api.internal, verify: false}\n");
+  if (before) ::setenv("SSL_CERT_FILE", saved.c_str(), 1);
+  else ::unsetenv("SSL_CERT_FILE");
+  const std::string errors = all_errors(missing);
+  INFO(errors);
+  CHECK_FALSE(missing.ok());
+  CHECK(errors.find("t.yaml:5:10: services.api.tls: no 'ca', and the system CA store "
+                    "'/nonexistent/berth-ca-store.pem' cannot be read (install ca-certificates, or set 'ca')") !=
+        std::string::npos);
+  CHECK(unverified.ok());
+  CHECK(with_tls("    tls: {server_name: api.internal}\n").ok());  // the real store, from ca-certificates
 }

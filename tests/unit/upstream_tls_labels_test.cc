@@ -64,5 +64,8 @@ TEST_CASE("docker labels: berth.upstream.tls", "[docker][labels][tls]") {
     CHECK(parse({{"berth.enable", "true"}, {"berth.host", "a.test"}, {"berth.port", "1"},
                  {"berth.upstream.tls", "true"}, {"berth.upstream.tls.server_name", "a b"}})
               .kind == Kind::kRejected);
+    CHECK(parse({{"berth.enable", "true"}, {"berth.host", "a.test"}, {"berth.port", "1"},
+                 {"berth.upstream.tls", "true"}, {"berth.upstream.tls.server_name", "x..y"}})
+              .kind == Kind::kRejected);
   }
 }
