@@ -18,6 +18,7 @@ RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DBERTH_TESTS=OFF -
 FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libuv1 libssl3 libyaml-cpp0.7 libprometheus-cpp-core1.0 libcrypt1 libre2-9 \
+      ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --home-dir /var/lib/berth --no-create-home \
       --shell /usr/sbin/nologin berth \

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds Berth's runtime container image without a registry: the berth binary, the shared
-# libraries `ldd` lists for it, /etc/passwd and /etc/group with the non-root user berth, and the
-# default config, in a minimal root filesystem brought in with `docker import`. Same entrypoint,
+# libraries `ldd` lists for it, /etc/passwd and /etc/group with the non-root user berth, the
+# system CA store and the default config, in a minimal root filesystem brought in with `docker import`. Same entrypoint,
 # user, exposed ports and config as the Dockerfile's image.
 #   scripts/image.sh [TAG] [BERTH_BINARY]     (default berth:local and build/berth)
 # Uses $DOCKER_HOST like the docker CLI. Prints the image id.
@@ -42,6 +42,10 @@ echo "passwd: files
 group: files
 hosts: files" >"$rootfs/etc/nsswitch.conf"
 install -m 0644 "$src/packaging/container/berth.yaml" "$rootfs/etc/berth/berth.yaml"
+# The system CA store (ca-certificates): upstream TLS without a 'ca' verifies against it.
+store=/etc/ssl/certs/ca-certificates.crt
+[[ -s $store ]] || { echo "image.sh: $store is missing (apt-get install ca-certificates)" >&2; exit 1; }
+install -D -m 0644 "$store" "$rootfs$store"
 install -m 0644 "$src/config/berth.example.yaml" "$rootfs/etc/berth/berth.example.yaml"
 chmod 1777 "$rootfs/tmp"
 chmod 0755 "$rootfs"
