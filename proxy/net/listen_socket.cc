@@ -132,7 +132,13 @@ uint8_t sockaddr_ip(const sockaddr* sa, uint8_t (&bytes)[16]) {
     return 4;
   }
   if (sa->sa_family == AF_INET6) {
-    std::memcpy(bytes, &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr, 16);
+    const auto* a6 = &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr;
+    static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (std::memcmp(a6->s6_addr, kMapped, sizeof kMapped) == 0) {  // ::ffff:a.b.c.d, an IPv4 peer
+      std::memcpy(bytes, a6->s6_addr + 12, 4);
+      return 4;
+    }
+    std::memcpy(bytes, a6, 16);
     return 6;
   }
   return 0;

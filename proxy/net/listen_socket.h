@@ -27,7 +27,9 @@ struct ListenSocket {
 // The port of an IPv4 or IPv6 socket address, in host order; 0 for any other family.
 uint16_t sockaddr_port(const sockaddr* sa);
 // Copies the address of an IPv4 or IPv6 socket address into `bytes` (network order; 4 bytes for
-// IPv4) and returns 4 or 6; 0, with `bytes` untouched, for any other family.
+// IPv4) and returns 4 or 6; 0, with `bytes` untouched, for any other family. An IPv4-mapped
+// IPv6 address (::ffff:a.b.c.d: an IPv4 client of a dual-stack socket) is the IPv4 address it
+// carries: 4, so logs, X-Forwarded-For and access rules see the address the client has.
 uint8_t sockaddr_ip(const sockaddr* sa, uint8_t (&bytes)[16]);
 
 // Opens a non-blocking listening socket. With port 0 the kernel picks one, and the result holds

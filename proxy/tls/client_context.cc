@@ -7,6 +7,7 @@
 #include <openssl/x509v3.h>
 
 #include <cstdlib>
+#include <cstring>
 
 namespace berth::tls {
 
@@ -35,6 +36,19 @@ bool is_ip_literal(std::string_view name) {
   text[name.size()] = '\0';
   unsigned char addr[16];
   return inet_pton(AF_INET, text, addr) == 1 || inet_pton(AF_INET6, text, addr) == 1;
+}
+
+// An IPv4-mapped IPv6 literal (::ffff:a.b.c.d) as the IPv4 address it is ("a.b.c.d"): an
+// instance at [::ffff:10.0.0.5] presents a certificate for the IP 10.0.0.5, and OpenSSL compares
+// 16 bytes with 4. Other text unchanged.
+std::string unmapped_ip(const std::string& name) {
+  unsigned char addr[16];
+  static constexpr unsigned char kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  char text[INET_ADDRSTRLEN];
+  if (inet_pton(AF_INET6, name.c_str(), addr) != 1 || std::memcmp(addr, kMapped, sizeof kMapped) != 0 ||
+      !inet_ntop(AF_INET, addr + 12, text, sizeof text))
+    return name;
+  return text;
 }
 
 SessionSlot::~SessionSlot() { SSL_SESSION_free(session_); }
@@ -106,7 +120,7 @@ SSL* ClientContext::new_session(std::string_view instance_ip, SessionSlot* slot)
   SSL* ssl = SSL_new(ctx_);
   if (!ssl) return nullptr;
   SSL_set_connect_state(ssl);
-  const std::string name = settings_.server_name.empty() ? std::string(instance_ip) : settings_.server_name;
+  const std::string name = unmapped_ip(settings_.server_name.empty() ? std::string(instance_ip) : settings_.server_name);
   const bool ip = is_ip_literal(name);
   bool ok = true;
   if (!ip && !name.empty()) ok = SSL_set_tlsext_host_name(ssl, name.c_str()) == 1;

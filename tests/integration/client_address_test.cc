@@ -394,3 +394,18 @@ TEST_CASE("client address: hashing by client_ip uses the client a trusted proxy 
         http_get(berth.port(), "/", "hash.test", {"X-Forwarded-For: 198.51.100." + std::to_string(10 + i)})));
   CHECK(seen.size() == 2);
 }
+
+TEST_CASE("client address: an IPv4 client of a listener on a mapped address is an IPv4 client", "[client_address]") {
+  // The socket is IPv6 and names the peer ::ffff:127.0.0.1; the instance and the access rules see
+  // 127.0.0.1, the address the client has.
+  Origin origin{"M"};
+  REQUIRE(origin.ok());
+  Berth berth("listeners: [\"[::ffff:127.0.0.1]:0\"]\nworkers: 1\nadmin: {address: \"127.0.0.1:0\"}\n" +
+              routes_yaml(origin));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  Response r = http_get(berth.port(), "/echo", "open.test");
+  REQUIRE(r.status == 200);
+  CHECK(xff_seen(r) == "127.0.0.1");
+  check_berth_error(http_get(berth.port(), "/x", "deny.test"), 403, "forbidden-address");
+}

@@ -320,11 +320,14 @@ TEST_CASE("upstream tls: a verified TLS origin answers, and pooled TLS connectio
                      "routes:\n"
                      "  - {name: by-name, host: \"up.test\", service: by-name}\n"
                      "  - {name: by-ip, host: \"ip.test\", service: by-ip}\n"
+                     "  - {name: by-mapped-ip, host: \"mapped.test\", service: by-mapped-ip}\n"
                      "services:\n"
                      "  by-name: {endpoints: [\"" + upstream + "\"], tls: {ca: " + quoted(p.file("ca.crt")) +
                          ", server_name: origin.test}}\n"
                      "  by-ip: {endpoints: [\"" + upstream + "\"], tls: {enabled: true, ca: " + quoted(p.file("ca.crt")) +
-                         ", verify: true}}\n",
+                         ", verify: true}}\n"
+                     "  by-mapped-ip: {endpoints: [\"[::ffff:" + upstream.substr(0, upstream.find(':')) + "]" +
+                         upstream.substr(upstream.find(':')) + "\"], tls: {ca: " + quoted(p.file("ca.crt")) + "}}\n",
                      /*debug=*/true);
 
   // Several requests on one client connection, and so on one pooled upstream connection.
@@ -351,6 +354,10 @@ TEST_CASE("upstream tls: a verified TLS origin answers, and pooled TLS connectio
 
   // No server_name: the certificate must name the instance's address (it has IP:127.0.0.1).
   CHECK(http_get(front->port(), "/ip", "ip.test").status == 200);
+  // The same instance written as an IPv4-mapped address: still the IPv4 address the certificate names.
+  Response mapped = http_get(front->port(), "/mapped", "mapped.test");
+  INFO(mapped.raw_head << tail(front->log()));
+  CHECK(mapped.status == 200);
 
   // The TLS origin closes the idle connection after 1 s (left 2.5 s here); the next request
   // connects again and resumes the session.
