@@ -20,6 +20,13 @@ using namespace std::chrono_literals;
 constexpr auto kRequestTimeout = 30s;
 constexpr auto kPingInterval = 10s;
 constexpr auto kPingTimeout = 5s;
+// The engine drops events for a subscriber that does not read them fast enough, with no gap
+// marker, and the stream stays open: a lost `die` would leave a stopped container routed for
+// good. The containers are listed again (as after a reconnect, while the stream goes on) when a
+// ping comes this late (the process stood still: stopped, starved, a frozen VM), and every
+// kRelistInterval in any case.
+constexpr auto kStallLateness = 5s;
+constexpr auto kRelistInterval = 5min;
 constexpr size_t kMaxInspectsInFlight = 16;
 constexpr size_t kRecentEvents = 4096;
 constexpr size_t kMaxDormant = 4096;
@@ -298,6 +305,7 @@ void DockerSource::finish_sync() {
       .kv("replayed_events", static_cast<uint64_t>(buffered.size()));
   rebuild();
   const auto ping_ms = static_cast<uint64_t>(std::chrono::milliseconds(kPingInterval).count());
+  synced_at_ms_ = last_ping_ms_ = uv_now(loop_);
   ping_timer_.start(loop_, ping_ms, [this] { ping(); }, ping_ms);
 }
 
@@ -330,6 +338,17 @@ void DockerSource::lost(const std::string& why) {
 
 void DockerSource::ping() {
   if (phase_ != Phase::kSynced) return;
+  const uint64_t now = uv_now(loop_);
+  const auto late = std::chrono::milliseconds(now - last_ping_ms_) - kPingInterval;
+  last_ping_ms_ = now;
+  const char* relist = late >= kStallLateness                                          ? "stalled"
+                       : std::chrono::milliseconds(now - synced_at_ms_) >= kRelistInterval ? "interval"
+                                                                                        : nullptr;
+  if (relist) {
+    log::info("docker_relist").kv("reason", relist).kv("late_ms", static_cast<int64_t>(late.count()));
+    list();
+    return;
+  }
   client_->get("/_ping", kPingTimeout, [this](HttpResult r) {
     if (!r.ok() && phase_ == Phase::kSynced) lost("GET /_ping: " + r.describe());
   });

@@ -123,6 +123,8 @@ class DockerSource final : public Source {
   std::map<std::string, Kill> pending_kills_;  // kills seen while the container's inspect was in flight
 
   Timer retry_timer_, grace_timer_, ping_timer_;
+  uint64_t synced_at_ms_ = 0;   // uv_now at the last sync's end (a relist every kRelistInterval)
+  uint64_t last_ping_ms_ = 0;   // uv_now at the last ping (a late one: the process stood still)
   std::chrono::milliseconds backoff_{200};
   EmptyRouteGrace grace_;
   bool dirty_ = false;  // an event since the last rebuild may have changed the set

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <csignal>
 #include <map>
 #include <mutex>
 #include <set>
@@ -166,6 +167,33 @@ TEST_CASE("docker: the engine killed while Berth serves, it catches up when the 
   CHECK(it::http_get(berth->admin_port(), "/readyz", "127.0.0.1").status == 200);
   // The log is written by its own thread: wait for the line rather than read the file once.
   CHECK(it::wait_until([&] { return berth->log().find("event=docker_resynced") != std::string::npos; }, 5s));
+  CHECK(berth->running());
+}
+
+TEST_CASE("docker: after Berth stood still, it lists the containers again", "[docker][slow]") {
+  // The engine drops events a subscriber does not read in time, silently. After the process
+  // stood still (SIGSTOP here; a starved or frozen machine elsewhere) the next ping comes late,
+  // and Berth lists every container again rather than trust the stream.
+  engine();
+  auto berth = start_berth("", "1s");
+  Cleanup cleanup{{"dk-stall-a"}};
+  const uint16_t pa = fresh_port();
+  WebOptions o;
+  o.labels = {{"berth.enable", "true"}, {"berth.host", "stall.dk.test"}, {"berth.port", std::to_string(pa)}};
+  REQUIRE_FALSE(run_web("dk-stall-a", pa, "stall", o).empty());
+  INFO(berth->log());
+  REQUIRE(wait_routes(berth->admin_port(), [&](const nlohmann::json& j) { return endpoints_for(j, "stall.dk.test").size() == 1; }, 10s));
+  REQUIRE(it::wait_until([&] { return berth->log().find("event=docker_synced") != std::string::npos; }, 5s));
+  CHECK(berth->log().find("event=docker_relist") == std::string::npos);
+
+  REQUIRE(berth->process().signal(SIGSTOP));
+  REQUIRE(docker({"rm", "-f", "dk-stall-a"}).ok());
+  it::wait_until([] { return false; }, 16s);  // a ping falls due meanwhile: it comes 6 s late at least
+  REQUIRE(berth->process().signal(SIGCONT));
+  CHECK(it::wait_until([&] { return berth->log().find("event=docker_relist reason=stalled") != std::string::npos; }, 10s));
+  CHECK(wait_routes(berth->admin_port(), [&](const nlohmann::json& j) {
+    return j["discovery"][0]["in_sync"] == true && endpoints_for(j, "stall.dk.test").empty(); }, 10s));
+  CHECK(it::http_get(berth->admin_port(), "/readyz", "127.0.0.1").status == 200);
   CHECK(berth->running());
 }
 
