@@ -23,8 +23,9 @@ constexpr auto kPingTimeout = 5s;
 // The engine drops events for a subscriber that does not read them fast enough, with no gap
 // marker, and the stream stays open: a lost `die` would leave a stopped container routed for
 // good. The containers are listed again (as after a reconnect, while the stream goes on) when a
-// ping comes this late (the process stood still: stopped, starved, a frozen VM), and every
-// kRelistInterval in any case.
+// tick of the kWatchInterval timer comes kStallLateness late (the process stood still: stopped,
+// starved, a frozen VM), and every kRelistInterval in any case.
+constexpr auto kWatchInterval = 1s;
 constexpr auto kStallLateness = 5s;
 constexpr auto kRelistInterval = 5min;
 constexpr size_t kMaxInspectsInFlight = 16;
@@ -116,6 +117,7 @@ void DockerSource::stop(std::function<void()> done) {
   retry_timer_.close();
   grace_timer_.close();
   ping_timer_.close();
+  watch_timer_.close();
   if (done) done();
 }
 
@@ -305,8 +307,10 @@ void DockerSource::finish_sync() {
       .kv("replayed_events", static_cast<uint64_t>(buffered.size()));
   rebuild();
   const auto ping_ms = static_cast<uint64_t>(std::chrono::milliseconds(kPingInterval).count());
-  synced_at_ms_ = last_ping_ms_ = uv_now(loop_);
   ping_timer_.start(loop_, ping_ms, [this] { ping(); }, ping_ms);
+  const auto watch_ms = static_cast<uint64_t>(std::chrono::milliseconds(kWatchInterval).count());
+  synced_at_ms_ = last_watch_ms_ = uv_now(loop_);
+  watch_timer_.start(loop_, watch_ms, [this] { watch(); }, watch_ms);
 }
 
 void DockerSource::lost(const std::string& why) {
@@ -336,19 +340,21 @@ void DockerSource::lost(const std::string& why) {
   backoff_ = std::min(backoff_ * 2, std::chrono::duration_cast<std::chrono::milliseconds>(cfg_.reconnect_max));
 }
 
-void DockerSource::ping() {
-  if (phase_ != Phase::kSynced) return;
+void DockerSource::watch() {
   const uint64_t now = uv_now(loop_);
-  const auto late = std::chrono::milliseconds(now - last_ping_ms_) - kPingInterval;
-  last_ping_ms_ = now;
+  const auto late = std::chrono::milliseconds(now - last_watch_ms_) - kWatchInterval;
+  last_watch_ms_ = now;
+  if (phase_ != Phase::kSynced) return;  // a sync is under way, or a reconnect lists anyway
   const char* relist = late >= kStallLateness                                          ? "stalled"
                        : std::chrono::milliseconds(now - synced_at_ms_) >= kRelistInterval ? "interval"
                                                                                         : nullptr;
-  if (relist) {
-    log::info("docker_relist").kv("reason", relist).kv("late_ms", static_cast<int64_t>(late.count()));
-    list();
-    return;
-  }
+  if (!relist) return;
+  log::info("docker_relist").kv("reason", relist).kv("late_ms", static_cast<int64_t>(late.count()));
+  list();
+}
+
+void DockerSource::ping() {
+  if (phase_ != Phase::kSynced) return;
   client_->get("/_ping", kPingTimeout, [this](HttpResult r) {
     if (!r.ok() && phase_ == Phase::kSynced) lost("GET /_ping: " + r.describe());
   });

@@ -70,6 +70,8 @@ class DockerSource final : public Source {
   void log_rejections(const DiscoveredSet& set);
   void arm_grace_timer();
   void ping();
+  // Each kWatchInterval: lists the containers again after a stall, or when the last list is old.
+  void watch();
   std::string path(const std::string& rest) const { return api_prefix_ + rest; }
 
   config::Docker cfg_;
@@ -122,9 +124,9 @@ class DockerSource final : public Source {
   };
   std::map<std::string, Kill> pending_kills_;  // kills seen while the container's inspect was in flight
 
-  Timer retry_timer_, grace_timer_, ping_timer_;
+  Timer retry_timer_, grace_timer_, ping_timer_, watch_timer_;
   uint64_t synced_at_ms_ = 0;   // uv_now at the last sync's end (a relist every kRelistInterval)
-  uint64_t last_ping_ms_ = 0;   // uv_now at the last ping (a late one: the process stood still)
+  uint64_t last_watch_ms_ = 0;  // uv_now at the last watch tick (a late one: the process stood still)
   std::chrono::milliseconds backoff_{200};
   EmptyRouteGrace grace_;
   bool dirty_ = false;  // an event since the last rebuild may have changed the set

@@ -172,8 +172,8 @@ TEST_CASE("docker: the engine killed while Berth serves, it catches up when the 
 
 TEST_CASE("docker: after Berth stood still, it lists the containers again", "[docker][slow]") {
   // The engine drops events a subscriber does not read in time, silently. After the process
-  // stood still (SIGSTOP here; a starved or frozen machine elsewhere) the next ping comes late,
-  // and Berth lists every container again rather than trust the stream.
+  // stood still (SIGSTOP here; a starved or frozen machine elsewhere) its one-second timer comes
+  // late, and Berth lists every container again rather than trust the stream.
   engine();
   auto berth = start_berth("", "1s");
   Cleanup cleanup{{"dk-stall-a"}};
@@ -188,7 +188,7 @@ TEST_CASE("docker: after Berth stood still, it lists the containers again", "[do
 
   REQUIRE(berth->process().signal(SIGSTOP));
   REQUIRE(docker({"rm", "-f", "dk-stall-a"}).ok());
-  it::wait_until([] { return false; }, 16s);  // a ping falls due meanwhile: it comes 6 s late at least
+  it::wait_until([] { return false; }, 7s);  // the timer's next tick comes 6 s late at least
   REQUIRE(berth->process().signal(SIGCONT));
   CHECK(it::wait_until([&] { return berth->log().find("event=docker_relist reason=stalled") != std::string::npos; }, 10s));
   CHECK(wait_routes(berth->admin_port(), [&](const nlohmann::json& j) {
