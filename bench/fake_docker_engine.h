@@ -412,10 +412,12 @@ class FakeEngine {
     return j.dump();
   }
 
-  std::string list_json() {
+  // GET /containers/json: the running containers; with all=1, the stopped ones too (as the
+  // engine does, State "exited").
+  std::string list_json(bool all) {
     ojson arr = ojson::array();
     for (const Container& c : containers_) {
-      if (!c.running) continue;
+      if (!c.running && !all) continue;
       ojson j = list_tpl_;
       j["Id"] = c.id;
       j["Names"] = {"/" + c.name};
@@ -424,8 +426,8 @@ class FakeEngine {
       ojson labels = ojson::object();
       for (const auto& [k, v] : c.labels) labels[k] = v;
       j["Labels"] = labels;
-      j["State"] = "running";
-      j["Status"] = "Up About a minute";
+      j["State"] = c.running ? "running" : "exited";
+      j["Status"] = c.running ? "Up About a minute" : "Exited (143) 5 seconds ago";
       arr.push_back(std::move(j));
     }
     return arr.dump();
@@ -481,7 +483,7 @@ class FakeEngine {
       std::string body;
       {
         std::lock_guard lock(mu_);
-        body = list_json();
+        body = list_json(("&" + query + "&").find("&all=1&") != std::string::npos);
       }
       pb::write_all(fd, response(200, body, true));
     } else if (kind == "inspect") {

@@ -253,7 +253,9 @@ void DockerSource::on_stream_data(std::string_view bytes) {
 
 void DockerSource::list() {
   phase_ = Phase::kListing;
-  client_->get(path("/containers/json"), kRequestTimeout, [this](HttpResult r) { on_list(r); });
+  // all=1: stopped containers too. A resync keeps what was known of the stopped ones (dormant_,
+  // their route claims) and forgets only those the list no longer has (removed meanwhile).
+  client_->get(path("/containers/json?all=1"), kRequestTimeout, [this](HttpResult r) { on_list(r); });
 }
 
 void DockerSource::on_list(const HttpResult& r) {
@@ -272,18 +274,32 @@ void DockerSource::on_list(const HttpResult& r) {
     if (!entry.is_object() || !entry.contains("Id") || !entry["Id"].is_string()) continue;
     std::string id = entry["Id"].get<std::string>();
     listed.insert(id);
+    // Not running: created, exited or dead (paused and restarting containers run; an entry
+    // without a State is taken as running, and its inspect says).
+    auto state = entry.find("State");
+    const bool stopped = state != entry.end() && state->is_string() &&
+                         (*state == "created" || *state == "exited" || *state == "dead");
+    if (stopped) {
+      // One that ran stopped while we were not looking: its inspect keeps it dormant. One
+      // known dormant stays so as it is. One never seen is left until its start, as at the
+      // first sync (Berth learns a container at its create or while it runs).
+      if (cache_.count(id)) wanted.push_back(id);
+      continue;
+    }
     std::map<std::string, std::string> labels;
     auto l = entry.find("Labels");
     if (l != entry.end() && l->is_object()) {
       for (auto it = l->begin(); it != l->end(); ++it)
         if (it->is_string()) labels.emplace(it.key(), it->get<std::string>());
     }
-    if (matters(labels) || cache_.count(id)) wanted.push_back(id);
+    if (matters(labels) || cache_.count(id) || dormant_.count(id)) wanted.push_back(id);
   }
-  // Whatever is gone from the list died while we were not looking (no event for that).
-  for (auto it = cache_.begin(); it != cache_.end();) {
-    if (listed.count(it->first)) ++it;
-    else it = cache_.erase(it);
+  // Whatever is gone from the list was removed while we were not looking (no event for that).
+  for (ContainerCache* known : {&cache_, &dormant_}) {
+    for (auto it = known->begin(); it != known->end();) {
+      if (listed.count(it->first)) ++it;
+      else it = known->erase(it);
+    }
   }
   memo_.touch_all();
   sync_waiting_ = std::set<std::string>(wanted.begin(), wanted.end());
@@ -323,7 +339,8 @@ void DockerSource::lost(const std::string& why) {
   sync_waiting_.clear();
   buffered_.clear();
   pending_kills_.clear();
-  dormant_.clear();
+  // dormant_ stays (stopped containers keep their routes and claims): the re-list (all=1)
+  // after the reconnect prunes it of the containers removed meanwhile.
   memo_.touch_all();
   splitter_.reset();
   ping_timer_.stop();

@@ -99,7 +99,8 @@ class DockerSource final : public Source {
   ContainerCache cache_;                    // running containers that matter
   // Facts of containers that matter but are not running (inspected at `create`, or stopped),
   // so that their `start` is applied at once, without waiting for an inspect (host network:
-  // the address does not depend on the run). Bounded; cleared when the stream is lost.
+  // the address does not depend on the run). Bounded; kept when the stream is lost (a resync
+  // lists stopped containers too and forgets only the ones removed meanwhile).
   // Their routes stay in the layout (their services without them), so a stop and a start
   // change services only.
   ContainerCache dormant_;

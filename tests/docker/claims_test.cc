@@ -152,3 +152,58 @@ TEST_CASE("docker: hijack attempts by labels fail, and the incumbent serves ever
   CHECK(why.count("aa-evil-anyhost") == 1);
   CHECK(berth->running());
 }
+
+TEST_CASE("docker: a resync keeps a stopped incumbent's claim; the newcomer waits out its grace and the incumbent returns",
+          "[docker][slow]") {
+  engine();
+  // A grace that outlasts the engine's kill and restart (its restore stops and restarts the
+  // running containers first).
+  auto berth = start_berth("", "90s");
+  Cleanup cleanup{{"zz-resync-incumbent", "aa-resync-newcomer"}};
+  const uint16_t p_inc = fresh_port(), p_new = fresh_port();
+  REQUIRE_FALSE(run_web("zz-resync-incumbent", p_inc, "incumbent",
+                        labelled({{"berth.host", "resync.dk.test"}, {"berth.service", "incumbent"}}, p_inc)).empty());
+  INFO(berth->log());
+  REQUIRE(wait_routes(berth->admin_port(), [&](const nlohmann::json& j) {
+    return endpoints_for(j, "resync.dk.test") == std::vector<std::string>{addr(p_inc)}; }, 10s));
+  WebOptions newcomer = labelled({{"berth.host", "resync.dk.test"}, {"berth.service", "newcomer"}}, p_new);
+  newcomer.restart = "always";  // runs again after the engine's restart
+  REQUIRE_FALSE(run_web("aa-resync-newcomer", p_new, "newcomer", newcomer).empty());
+  nlohmann::json t;
+  REQUIRE(wait_routes(berth->admin_port(), [&](const nlohmann::json& j) { return rejected_by_name(j).count("aa-resync-newcomer"); },
+                      10s, &t));
+
+  // The incumbent stops: its route answers 503 for the grace, the newcomer still waits.
+  REQUIRE(docker({"stop", "-t", "5", "zz-resync-incumbent"}).ok());
+  REQUIRE(it::wait_until([&] { return get(berth->port(), "resync.dk.test").status == 503; }, 5s));
+
+  // The engine goes away and comes back: Berth resyncs, and what it knew of the stopped
+  // incumbent (its claim) survives that.
+  REQUIRE(kill_engine());
+  REQUIRE(it::wait_until([&] { return berth->log().find("event=docker_disconnected") != std::string::npos; }, 5s));
+  std::string error;
+  INFO(error);
+  REQUIRE(restart_engine(&error));
+  REQUIRE(it::wait_until([&] { return berth->log().find("event=docker_resynced") != std::string::npos; }, 60s));
+  // In sync, and the newcomer runs again (rejected, or, were the claim forgotten, routed).
+  REQUIRE(wait_routes(berth->admin_port(), [&](const nlohmann::json& j) {
+    return j["discovery"][0]["in_sync"] == true &&
+           (rejected_by_name(j).count("aa-resync-newcomer") || !endpoints_for(j, "resync.dk.test").empty()); },
+                      60s, &t));
+  it::wait_until([] { return false; }, 1s);  // anything the resync still had to publish
+  t = routes(berth->admin_port());
+  INFO(t.dump(1));
+  CHECK(endpoints_for(t, "resync.dk.test").empty());
+  CHECK(rejected_by_name(t)["aa-resync-newcomer"].find("the incumbent keeps it") != std::string::npos);
+  it::Response held = get(berth->port(), "resync.dk.test");
+  CHECK(held.status == 503);
+  CHECK(held.body != "newcomer\n");
+
+  // The incumbent starts again within its grace: the route is its own again.
+  REQUIRE(docker({"start", "zz-resync-incumbent"}).ok());
+  REQUIRE(wait_routes(berth->admin_port(), [&](const nlohmann::json& j) {
+    return endpoints_for(j, "resync.dk.test") == std::vector<std::string>{addr(p_inc)}; }, 10s, &t));
+  REQUIRE(it::wait_until([&] { return get(berth->port(), "resync.dk.test").body == "incumbent\n"; }, 10s));
+  CHECK(rejected_by_name(t).count("aa-resync-newcomer") == 1);
+  CHECK(berth->running());
+}
