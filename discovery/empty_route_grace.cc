@@ -1,12 +1,10 @@
 #include "discovery/empty_route_grace.h"
 
+#include <tuple>
 #include <unordered_set>
 
 namespace berth::discovery {
 
-namespace {
-std::string key_of(const Route& r) { return r.host + "\n" + r.path_prefix; }
-}  // namespace
 
 std::shared_ptr<const DiscoveredSet> EmptyRouteGrace::apply(DiscoveredSet live, int64_t now_ms) {
   auto result = std::make_shared<DiscoveredSet>(std::move(live));
@@ -14,21 +12,28 @@ std::shared_ptr<const DiscoveredSet> EmptyRouteGrace::apply(DiscoveredSet live, 
   const size_t live_services = out.services.size();
   bool changed = !last_ || out.routes != live_routes_;
   if (changed) {
-    // host + '\n' + path of every live route, as views into the routes object (kept alive by out).
-    struct KeyHash {
-      size_t operator()(const std::pair<std::string_view, std::string_view>& k) const noexcept {
-        return std::hash<std::string_view>{}(k.first) * 31 + std::hash<std::string_view>{}(k.second);
+    // The claim of every live route (route_claim_key): its host and path as views into the
+    // routes object (kept alive by out), and the key of its matchers (empty: none). A route with
+    // matchers beside one without (a canary beside the main route) is a claim of its own.
+    using Claim = std::tuple<std::string_view, std::string_view, std::string>;
+    struct ClaimHash {
+      size_t operator()(const Claim& k) const noexcept {
+        return (std::hash<std::string_view>{}(std::get<0>(k)) * 31 + std::hash<std::string_view>{}(std::get<1>(k))) * 31 +
+               std::hash<std::string>{}(std::get<2>(k));
       }
     };
-    std::unordered_set<std::pair<std::string_view, std::string_view>, KeyHash> now_live;
+    auto claim_of = [](const Route& r) {
+      return Claim{r.host, r.path_prefix, r.match && !r.match->empty() ? r.match->key() : std::string()};
+    };
+    std::unordered_set<Claim, ClaimHash> now_live;
     now_live.reserve(out.routes->size());
-    for (const Route& r : *out.routes) now_live.emplace(r.host, r.path_prefix);
+    for (const Route& r : *out.routes) now_live.insert(claim_of(r));
     // Routes the previous result had (live or held) and the layout lost start their grace:
     // what is left of it when their service was already empty, all of it otherwise.
     if (last_) {
       for (const Route& r : *last_->routes) {
-        if (now_live.count({r.host, r.path_prefix})) continue;
-        std::string key = key_of(r);
+        if (now_live.count(claim_of(r))) continue;
+        std::string key = route_claim_key(r);
         if (held_.count(key)) continue;
         const Service& was = *last_->services[r.service];
         int64_t until = was.endpoints.empty() ? was.serve_empty_until_ms : now_ms + grace_.count();
@@ -42,7 +47,7 @@ std::shared_ptr<const DiscoveredSet> EmptyRouteGrace::apply(DiscoveredSet live, 
     }
     for (auto it = held_.begin(); it != held_.end();) {
       const Route& r = it->second.route;
-      if (now_live.count({r.host, r.path_prefix})) it = held_.erase(it);
+      if (now_live.count(claim_of(r))) it = held_.erase(it);
       else ++it;
     }
     live_routes_ = out.routes;

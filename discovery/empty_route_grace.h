@@ -37,7 +37,7 @@ class EmptyRouteGrace {
   std::chrono::milliseconds grace_;
   RouteList live_routes_;                      // the layout of the previous call's `live`
   std::shared_ptr<const DiscoveredSet> last_;  // what the previous call returned
-  std::map<std::string, Held> held_;           // host\npath -> route kept
+  std::map<std::string, Held> held_;           // route_claim_key -> route kept
 };
 
 }  // namespace berth::discovery

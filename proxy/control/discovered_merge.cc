@@ -85,9 +85,7 @@ MergedRoutes merge_routes(const std::vector<Route>& configured, const Discovered
                   " (a service name belongs to the first that has it)");
         continue;
       }
-      std::string key = r.host + '\n' + r.path_prefix;
-      if (r.match) key += '\n' + r.match->key();
-      auto [claim, fresh] = routed.try_emplace(std::move(key), s, &own);
+      auto [claim, fresh] = routed.try_emplace(route_claim_key(r), s, &own);
       if (!fresh && claim->second.first != s) {
         leave_out("is served by service '" + claim->second.second->name + "' from " +
                   who(claim->second.first + 1, source_names) + " (the first source wins)");

@@ -158,9 +158,7 @@ std::shared_ptr<const RouteTable> RouteTable::build(std::vector<Route> routes,
     if (route.mirror && route.mirror->service >= service_count) route.mirror.reset();
     if (kept.size() >= std::numeric_limits<uint32_t>::max()) break;
     route.host = canonical_route_host(std::move(route.host));
-    std::string key = route.host + '\n' + route.path_prefix;
-    if (route.match) key += '\n' + route.match->key();
-    if (!seen.insert(std::move(key)).second) continue;
+    if (!seen.insert(route_claim_key(route)).second) continue;
     kept.push_back(std::move(route));
   }
   index_routes(*layout);
@@ -511,6 +509,12 @@ bool header_has(const http::RequestHead& req, const config::NameMatch& want) noe
 }
 
 }  // namespace
+
+std::string route_claim_key(const Route& route) {
+  std::string key = route.host + '\n' + route.path_prefix;
+  if (route.match && !route.match->empty()) key += '\n' + route.match->key();
+  return key;
+}
 
 bool matchers_hold(const config::RouteMatch& match, const http::RequestHead& req, std::string_view path) noexcept {
   if (!match.methods.empty() &&

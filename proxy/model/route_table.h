@@ -165,6 +165,11 @@ struct Route {
   bool has_matchers() const noexcept { return match != nullptr; }
 };
 
+// What makes a route a claim of its own: host + '\n' + path prefix, then '\n' + its matchers'
+// key (config::RouteMatch::key) when it has matchers. A table holds one route per claim (the
+// first); a route with matchers beside one without on the same host and path is another claim.
+std::string route_claim_key(const Route& route);
+
 // Whether the request satisfies every matcher. path: the path routes match (http::routed_path:
 // no query, no parameters); the query is
 // taken from req.path. Header names compare case-insensitively, values exactly; query names and

@@ -531,6 +531,48 @@ TEST_CASE("docker grace: a route removed with its instance gets the whole grace;
   CHECK_FALSE(grace.next_expiry());
 }
 
+TEST_CASE("docker grace: a route is held by its claim, matchers included: a canary beside it neither hides nor shares it",
+          "[docker][grace]") {
+  // Routes of the result with their matchers: "a.test/ -> web [..]" plus " if <header>=<value>".
+  auto claims = [](const DiscoveredSet& set) {
+    std::vector<std::string> out = table(set);
+    for (size_t i = 0; i < out.size(); ++i) {
+      const berth::Route& r = (*set.routes)[i];
+      if (r.match)
+        for (const auto& h : r.match->headers) out[i] += " if " + h.name + "=" + h.value.value_or("");
+    }
+    return out;
+  };
+  EmptyRouteGrace grace(10s);
+  auto main = container('a', "web", {{"berth.host", "a.test"}, {"berth.port", "18001"}});
+  auto canary = container('b', "canary", {{"berth.host", "a.test"}, {"berth.port", "18002"},
+                                          {"berth.match.header.X-Env", "canary"}});
+  auto beta = container('c', "beta", {{"berth.host", "a.test"}, {"berth.port", "18003"},
+                                      {"berth.match.header.X-Env", "beta"}});
+  auto out = grace.apply(build_discovered_set(cache_of({main, canary, beta}), {}), 0);
+  REQUIRE(out->routes->size() == 3);
+
+  // The main route leaves while the canaries on its host and path still serve: it is held.
+  out = grace.apply(build_discovered_set(cache_of({canary, beta}), {}), 1000);
+  CHECK(claims(*out) == std::vector<std::string>{"a.test/ -> beta [127.0.0.1:18003] if X-Env=beta",
+                                                 "a.test/ -> canary [127.0.0.1:18002] if X-Env=canary",
+                                                 "a.test/ -> web []"});
+  CHECK(grace.in_grace() == 1);
+  // ... and stays held while they change.
+  out = grace.apply(build_discovered_set(cache_of({canary}), {}), 2000);
+  CHECK(claims(*out) == std::vector<std::string>{"a.test/ -> canary [127.0.0.1:18002] if X-Env=canary",
+                                                 "a.test/ -> web []", "a.test/ -> beta [] if X-Env=beta"});
+  CHECK(grace.in_grace() == 2);  // two routes on one host and path: two claims, each held
+
+  // The main route back ends its own hold only; the canary leaving now is held in its turn.
+  out = grace.apply(build_discovered_set(cache_of({main}), {}), 3000);
+  CHECK(claims(*out) == std::vector<std::string>{"a.test/ -> web [127.0.0.1:18001]",
+                                                 "a.test/ -> beta [] if X-Env=beta",
+                                                 "a.test/ -> canary [] if X-Env=canary"});
+  CHECK(grace.in_grace() == 2);
+  CHECK(*grace.next_expiry() == 12000);  // beta's, held from 2000
+}
+
 TEST_CASE("docker builder: the incumbent keeps its route against a newcomer whose name sorts first",
           "[docker][builder][claims]") {
   auto shop = container('b', "shop", {{"berth.host", "shop.test"}, {"berth.port", "18001"}, {"berth.service", "shop"}});
