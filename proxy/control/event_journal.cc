@@ -115,11 +115,32 @@ void record_changes(const ObservedState& before, const ObservedState& after, int
       journal.add(time_ms, "probe_changed", std::move(f));
     }
   }
+  std::set<std::string>& down = journal.down_routes_;
+  // Routes that left the table: from 503, their grace ended with them; from ok, they stopped
+  // matching at once (no empty-route grace held them: their instances left with them, or a
+  // reload or a label change removed them).
+  std::vector<const RouteView*> left_serving;
   for (const auto& [key, was] : before.routes) {
-    if (was.state != "503" || after.routes.count(key)) continue;
+    if (after.routes.count(key)) continue;
+    down.erase(key);
+    if (was.state == "ok") left_serving.push_back(&was);
+    if (was.state != "503") continue;
     Fields f = route_fields(was);
     f.emplace_back("why", "the route left the table while it had no instance");
     journal.add(time_ms, "route_expired", std::move(f));
+  }
+  if (left_serving.size() > kMaxListedMoves) {
+    journal.add(time_ms, "routes_expired",
+                {{"count", static_cast<int64_t>(left_serving.size())},
+                 {"why", "many routes left the table while serving, in one change (a reload, containers removed with "
+                         "no empty-route grace)"}});
+  } else {
+    for (const RouteView* was : left_serving) {
+      Fields f = route_fields(*was);
+      f.emplace_back("why", "the route left the table while it had instances (no empty-route grace held it): its "
+                            "instances left with it, or a reload or a label change removed it");
+      journal.add(time_ms, "route_expired", std::move(f));
+    }
   }
   for (const auto& [key, now] : after.routes) {
     auto it = before.routes.find(key);
@@ -132,11 +153,19 @@ void record_changes(const ObservedState& before, const ObservedState& after, int
       f.emplace_back("why", "its service has no instance left: 503 until one joins or the empty-route grace ends");
       journal.add(time_ms, "route_503", std::move(f));
     } else if (now.state == "ok" && (was == "503" || was == "off")) {
-      journal.add(time_ms, "route_recovered", route_fields(now));
-    } else if (now.state == "off" && was == "503") {
+      // From 503 it answered 503; from off, only a route whose expiry was told recovers: one
+      // that was off from its first look (a created container's) just begins to serve.
+      const bool expired = down.erase(key) > 0;
+      if (was == "503" || expired) journal.add(time_ms, "route_recovered", route_fields(now));
+    } else if (now.state == "off" && (was == "503" || was == "ok")) {
       Fields f = route_fields(now);
-      f.emplace_back("why", "empty-route grace over: the route no longer matches");
+      f.emplace_back("why", was == "503" ? "empty-route grace over: the route no longer matches"
+                                         : "its service has no instance left and no empty-route grace: the route "
+                                           "no longer matches");
       journal.add(time_ms, "route_expired", std::move(f));
+      down.insert(key);
+    } else if (now.state == "redirect") {
+      down.erase(key);  // no instance to lose or get back
     }
   }
 }

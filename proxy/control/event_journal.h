@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <set>
 #include <string>
 #include <utility>
 #include <variant>
@@ -29,6 +30,8 @@ struct JournalEvent {
   JournalFields fields;  // e.g. {"service", "web"}, {"generation", 7}
 };
 
+struct ObservedState;
+
 class EventJournal {
  public:
   explicit EventJournal(size_t capacity = 256) : capacity_(capacity ? capacity : 1) {}
@@ -42,9 +45,16 @@ class EventJournal {
   nlohmann::json to_json(uint64_t after_seq = 0) const;
 
  private:
+  friend void record_changes(const ObservedState& before, const ObservedState& after, int64_t time_ms,
+                             EventJournal& journal);
   size_t capacity_;
   std::deque<JournalEvent> events_;
   uint64_t next_seq_ = 1;
+  // The routes (route_key) that are off (no longer matching) by a recorded route_expired: a
+  // route that serves again after being off recovers only if it is one of these, not when it
+  // was off from its first look (a created container not yet started). Forgotten when the
+  // route serves again or leaves the table.
+  std::set<std::string> down_routes_;
 };
 
 // What the journal compares between two looks at the published state.
@@ -74,10 +84,14 @@ std::string route_key(const std::string& name, const std::string& host, const st
 
 // Appends to `journal` every change from `before` to `after`: instance_joined, instance_left,
 // instance_ejected, instance_returned, probe_changed, route_503, route_recovered,
-// route_expired. Instances are listed by service, then address; routes by key. More than
+// route_expired. Instances are listed by service, then address; routes by key. A route that
+// stops matching straight from serving (ok -> off or gone: no empty-route grace) is expired at
+// once; route_recovered follows a route answering 503, or one a recorded route_expired turned
+// off (not one off from its first look). More than
 // kMaxListedMoves instances joining (or leaving) in one change (a reload, a burst of containers)
-// give one instances_joined (instances_left) event with their count instead, so that one bulk
-// change does not push every earlier event out of the journal.
+// give one instances_joined (instances_left) event with their count instead, and more than
+// kMaxListedMoves routes leaving the table straight from serving one routes_expired, so that one
+// bulk change does not push every earlier event out of the journal.
 constexpr size_t kMaxListedMoves = 16;
 void record_changes(const ObservedState& before, const ObservedState& after, int64_t time_ms,
                     EventJournal& journal);

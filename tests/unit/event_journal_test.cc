@@ -150,19 +150,48 @@ TEST_CASE("journal: a route goes 503, recovers, goes 503 again and expires", "[j
   CHECK(field(j.events()[0], "host") == "r.test");
   CHECK(field(j.events()[0], "why").find("no instance left") != std::string::npos);
 
-  // A route that appears without instances (a config service with none) is not a change; a
-  // route that simply leaves with its instances is told by instance_left, not here.
+  // A route that appears without instances (a config service with none) is not a change.
   add_route(config_empty, "c", "none", "503");
   EventJournal quiet;
   berth::record_changes(ObservedState{}, config_empty, 1, quiet);
-  berth::record_changes(ok, ObservedState{}, 2, quiet);
   CHECK(quiet.events().empty());
+}
+
+TEST_CASE("journal: with no empty-route grace a route that stops serving is expired at once, and recovers after that",
+          "[journal]") {
+  ObservedState ok, off;
+  add_route(ok, "r", "web", "ok");
+  add_route(off, "r", "web", "off");
+  EventJournal j;
+  berth::record_changes(ok, off, 1, j);  // its last instance left, empty_route_grace: 0s
+  berth::record_changes(off, ok, 2, j);
+  berth::record_changes(ok, ObservedState{}, 3, j);  // its container removed while it served
+  berth::record_changes(ObservedState{}, ok, 4, j);  // a new one: it appears, it does not recover
+  REQUIRE(types(j) == std::vector<std::string>{"route_expired", "route_recovered", "route_expired"});
+  CHECK(field(j.events()[0], "route") == "r");
+  CHECK(field(j.events()[0], "why").find("no empty-route grace") != std::string::npos);
+  CHECK(field(j.events()[2], "why").find("left the table while it had instances") != std::string::npos);
+
+  // A route that was off from its first look (a created container, not started yet) begins to
+  // serve: no recovery, since it never went down.
+  EventJournal created;
+  berth::record_changes(ObservedState{}, off, 1, created);
+  berth::record_changes(off, ok, 2, created);
+  CHECK(created.events().empty());
+
+  // Many routes leaving while serving in one change (a reload) are one event.
+  ObservedState many;
+  for (size_t i = 0; i <= berth::kMaxListedMoves; ++i) add_route(many, "r" + std::to_string(i), "web", "ok");
+  EventJournal bulk;
+  berth::record_changes(many, ObservedState{}, 1, bulk);
+  REQUIRE(types(bulk) == std::vector<std::string>{"routes_expired"});
+  CHECK(field(bulk.events()[0], "count") == std::to_string(berth::kMaxListedMoves + 1));
 }
 
 TEST_CASE("journal: a redirect route is no route event: appearing, leaving, or turning into a routed one",
           "[journal]") {
   // Berth answers a redirect route itself: it has no instance to lose, so it never goes 503,
-  // recovers or expires; leaving the table by a reload is told by the reload, as for any route.
+  // recovers or expires; leaving the table by a reload is told by the reload.
   ObservedState redirect, ok, empty;
   add_route(redirect, "r", "", "redirect");
   add_route(ok, "r", "web", "ok");
