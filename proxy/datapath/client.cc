@@ -1056,10 +1056,10 @@ bool ClientConn::retry_elsewhere(UpstreamConn* u, UpstreamFailure why, bool any_
     return false;
   }
   // Another instance; none: the client gets the original error, not a 503. A re-send goes to the
-  // same instance, unless a reload came since (the instance may have left its service): then to
-  // one the new configuration lists, as a retry would.
+  // same instance while the configuration running now still lists it in the service (a reload
+  // may have taken it out: then to another it lists, as a retry would).
   int next = ex_->endpoint;
-  if (!stale_pooled || ex_->rt.get() != worker()->runtime().get()) {
+  if (!stale_pooled || !worker()->still_listed(*ex_->rt, ex_->service, ex_->endpoint)) {
     bool blocked = false;
     next = worker()->pick_endpoint(*ex_->rt, ex_->service, ex_->pick_key, ex_->tried, ex_->tried_count, &blocked);
     if (next < 0) return false;

@@ -519,6 +519,17 @@ int Worker::pick_endpoint(const Runtime& rt, uint32_t service_index, const PickK
   return -1;
 }
 
+bool Worker::still_listed(const Runtime& rt, uint32_t service_index, int endpoint_index) const {
+  if (&rt == rt_.get()) return true;
+  if (!rt_ || endpoint_index < 0) return false;
+  const Service& svc = rt.routes->service(service_index);
+  const std::string& key = svc.endpoints[static_cast<size_t>(endpoint_index)].key;
+  for (const ServicePtr& s : rt_->routes->services())
+    if (s->name == svc.name)
+      return std::any_of(s->endpoints.begin(), s->endpoints.end(), [&](const Endpoint& e) { return e.key == key; });
+  return false;
+}
+
 void Worker::begin_attempt(Exchange* ex, const Endpoint& endpoint, EndpointPool* pool) {
   end_attempt(ex);
   ex->attempt_pool = pool;

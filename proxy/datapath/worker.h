@@ -90,6 +90,9 @@ class Worker final : public IoContext {
   // Chooses an endpoint of the route's service for a request: one that is routable (health,
   // outlier ejection, panic mode), not among `tried` and under its circuit-breaker limit.
   // -1 when none; *circuit_open then says whether only circuit breakers were in the way.
+  // Whether the service's endpoint of an older snapshot `rt` is still one of that service's (by
+  // name, by address) in the snapshot this worker runs now; true for the current snapshot.
+  bool still_listed(const Runtime& rt, uint32_t service_index, int endpoint_index) const;
   int pick_endpoint(const Runtime& rt, uint32_t service_index, const PickKey& key,
                     const uint32_t* tried, size_t tried_count, bool* circuit_open);
   // Per-attempt accounting of an exchange: this worker's active count per endpoint and its

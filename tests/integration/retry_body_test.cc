@@ -331,4 +331,23 @@ TEST_CASE("retry: a pooled connection the instance closed is re-sent there, outs
     CHECK(stats_counter(berth.admin_port(), "upstream_retries") == 1);
     CHECK(stats_counter(berth.admin_port(), "retry_budget_exhausted") == 0);
   }
+
+  // A reload while the request waits on the stale connection: the instance is still listed, so
+  // the re-send still goes to it (the request's snapshot is the older one then).
+  Berth berth(config_head(1) + service_yaml({a.address()}, "attempts: 1"));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  Client c(berth.port(), 10s);
+  REQUIRE(c.connected());
+  REQUIRE(c.get("/warm?stale_after_ms=1000", "retry.test").status == 200);
+  const std::string m = marker("STALE-HUP");
+  Response r;
+  std::thread waiting([&] { r = c.get("/x?m=" + m, "retry.test"); });
+  REQUIRE(wait_until([&] { return stats_counter(berth.admin_port(), "upstream_reuses") >= 1; }, 2s, 10ms));
+  REQUIRE(berth.process().signal(SIGHUP));
+  REQUIRE(wait_until([&] { return berth.log().find("event=config_reloaded") != std::string::npos; }, 2s, 10ms));
+  waiting.join();
+  INFO(r.raw_head << r.error << "\n" << tail(berth.log()));
+  CHECK(r.status == 200);
+  CHECK(a.seen(m) == 1);
 }
