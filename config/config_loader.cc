@@ -1368,7 +1368,7 @@ void Loader::read_upstream_tls(const Value& value, UpstreamTls& tls) {
     auto text = read_string(f.value);
     if (!text) continue;
     if (f.key == "server_name") {
-      tls.server_name = *text;
+      tls.server_name = server_name_text(*text);
       if (std::string problem = server_name_problem(*text); !problem.empty())
         fail(f.value.mark, f.value.path + ": '" + *text + "' " + problem);
       continue;

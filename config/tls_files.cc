@@ -125,7 +125,15 @@ std::string server_name_problem(std::string_view name) {
     }
     start = end + 1;
   }
+  const std::string_view last = name.substr(name.rfind('.') == std::string_view::npos ? 0 : name.rfind('.') + 1);
+  if (last.find_first_not_of("0123456789") == std::string_view::npos)
+    return "is not a host name (its last label is all digits) nor an IP address";
   return {};
+}
+
+std::string server_name_text(std::string_view name) {
+  if (name.size() > 1 && name.back() == '.') name.remove_suffix(1);
+  return std::string(name);
 }
 
 }  // namespace berth::config

@@ -25,8 +25,12 @@ std::string check_certificates(const std::string& pem);
 // verification then fails.)
 std::string check_system_ca_store();
 // "" when name can be an upstream's TLS server name: a DNS name (labels of letters, digits,
-// '-' and '_', none empty, none over 63 bytes or starting or ending with '-'; 253 bytes at most;
-// one trailing dot allowed) or an IP address literal (no brackets); else the problem.
+// '-' and '_', none empty, none over 63 bytes or starting or ending with '-', the last not all
+// digits; 253 bytes at most; one trailing dot allowed, see server_name_text) or an IP address
+// literal (no brackets); else the problem.
 std::string server_name_problem(std::string_view name);
+// The name as sent and checked: without the trailing dot of a fully qualified name (a
+// certificate never names one, and the host check would fail).
+std::string server_name_text(std::string_view name);
 
 }  // namespace berth::config

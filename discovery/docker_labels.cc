@@ -597,7 +597,7 @@ std::optional<Problem> read_berth_labels(const ContainerFacts& c, const LabelOpt
       std::string_view name = trim(value);
       if (std::string why = config::server_name_problem(name); !why.empty())
         problem = Problem{label, quoted(label, value) + " " + why};
-      out.policy.tls.server_name = std::string(name);
+      out.policy.tls.server_name = config::server_name_text(name);
     } else if (key == "tls.acme") {
       problem = parse_bool(label, value, out.acme);
     } else if (key == "network") {

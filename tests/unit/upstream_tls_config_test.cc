@@ -69,18 +69,22 @@ TEST_CASE("upstream tls config: refusals point at the value", "[config][tls][err
 }
 
 TEST_CASE("upstream tls config: server_name must be a host name or an IP address", "[config][tls][errors]") {
-  for (const char* bad : {"'a b'", "-bad-", "x..y", "'[::1]'", "a.-b", "'*.w.test'", "'a/b'"}) {
+  for (const char* bad : {"'a b'", "-bad-", "x..y", "'[::1]'", "a.-b", "'*.w.test'", "'a/b'", "999.1.1.1", "api.123"}) {
     LoadResult r = with_tls(std::string("    tls: {server_name: ") + bad + "}\n");
     const std::string errors = all_errors(r);
     INFO(bad << ": " << errors);
     CHECK_FALSE(r.ok());
     CHECK(errors.find("t.yaml:5:24: services.api.tls.server_name: ") != std::string::npos);
   }
-  for (const char* good : {"api.internal", "api.internal.", "a_b.svc", "127.0.0.1", "'::1'", "x"}) {
+  for (const char* good : {"api.internal", "api.internal.", "a_b.svc", "127.0.0.1", "'::1'", "x", "1a.example"}) {
     LoadResult r = with_tls(std::string("    tls: {server_name: ") + good + "}\n");
     INFO(good << ": " << all_errors(r));
     CHECK(r.ok());
   }
+  // A fully qualified name is sent and checked without its dot: certificates name none.
+  LoadResult fqdn = with_tls("    tls: {server_name: api.internal.}\n");
+  REQUIRE(fqdn.ok());
+  CHECK(fqdn.config->services[0].policy.tls.server_name == "api.internal");
 }
 
 TEST_CASE("upstream tls config: verifying against a system CA store that is missing is refused at load",
