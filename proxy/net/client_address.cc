@@ -72,6 +72,12 @@ PeerIp::Text PeerIp::text() const {
 }
 
 void format_client_ip(ClientAddress& a) {
+  static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (a.family == 6 && std::memcmp(a.addr, kMapped, sizeof kMapped) == 0) {
+    std::memmove(a.addr, a.addr + 12, 4);
+    std::memset(a.addr + 4, 0, sizeof a.addr - 4);
+    a.family = 4;
+  }
   a.ip[0] = '\0';
   if (a.family == 4) format_ipv4(a.addr, a.ip);
   if (a.family == 6) inet_ntop(AF_INET6, a.addr, a.ip, sizeof a.ip);

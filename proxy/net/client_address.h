@@ -28,10 +28,13 @@ ClientAddress peer_address(const ConnectionInfo& conn);
 // An accepted socket's peer (AF_INET or AF_INET6; family 0 for anything else), ip filled in.
 ClientAddress socket_address(const sockaddr* sa);
 
-// Fills `a.ip` from `a.addr` and `a.family` (empty for an unknown family).
+// Fills `a.ip` from `a.addr` and `a.family` (empty for an unknown family). An IPv4-mapped IPv6
+// address (::ffff:a.b.c.d) becomes the IPv4 address it carries first, whoever named it (a
+// socket, a PROXY header, X-Forwarded-For): one address stands for the client everywhere.
 void format_client_ip(ClientAddress& a);
 
-// Sets `out` from a numeric address (IPv4 or IPv6, no port, no brackets). False if it is not one.
+// Sets `out` from a numeric address (IPv4 or IPv6, no port, no brackets; a mapped one is IPv4,
+// as above). False if it is not one.
 bool parse_client_ip(std::string_view text, ClientAddress& out);
 
 // One X-Forwarded-For entry: "1.2.3.4", "1.2.3.4:5678", "2001:db8::1", "[2001:db8::1]" or

@@ -103,11 +103,12 @@ ProxyHeaderParser::Status ProxyHeaderParser::finish_v1() {
   }
   if (fields[0] != "TCP4" && fields[0] != "TCP6") return fail("PROXY v1 header with an unknown protocol");
   if (count != 5 || !rest.empty()) return fail("PROXY v1 header without exactly two addresses and two ports");
-  const uint8_t family = fields[0] == "TCP4" ? 4 : 6;
+  // The family by the text: TCP6 may name an IPv4-mapped address, which is IPv4 once parsed.
+  const bool v6 = fields[0] == "TCP6";
   ClientAddress src, dst;
   uint16_t sport = 0, dport = 0;
-  if (!parse_client_ip(fields[1], src) || !parse_client_ip(fields[2], dst) || src.family != family ||
-      dst.family != family)
+  if (!parse_client_ip(fields[1], src) || !parse_client_ip(fields[2], dst) ||
+      (fields[1].find(':') != std::string_view::npos) != v6 || (fields[2].find(':') != std::string_view::npos) != v6)
     return fail("PROXY v1 header with an address that does not match its protocol");
   if (!parse_v1_port(fields[3], sport) || !parse_v1_port(fields[4], dport)) return fail("PROXY v1 header with a bad port");
   source_ = src;

@@ -201,6 +201,14 @@ TEST_CASE("client address: PROXY v1 and v2 headers set the address", "[client_ad
   r = proxied_get(port, proxy_v2_tcp6(src6, 6666), "/echo", "allow.test");
   REQUIRE(r.status == 200);
   CHECK(xff_seen(r) == "2001:db8::77");
+  // An IPv4 client in IPv4-mapped form, in v1 and v2: the address it has, for rules and upstream.
+  r = proxied_get(port, "PROXY TCP6 ::ffff:10.8.8.8 ::ffff:127.0.0.1 5555 80\r\n", "/echo", "allow.test");
+  REQUIRE(r.status == 200);
+  CHECK(xff_seen(r) == "10.8.8.8");
+  const uint8_t mapped6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 9, 9, 9};
+  r = proxied_get(port, proxy_v2_tcp6(mapped6, 6666), "/echo", "allow.test");
+  REQUIRE(r.status == 200);
+  CHECK(xff_seen(r) == "10.9.9.9");
   // v2 LOCAL: the connection's own peer (127.0.0.1) stays, which deny.test refuses.
   std::string local("\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00", 16);
   check_berth_error(proxied_get(port, local, "/x", "deny.test"), 403, "forbidden-address");

@@ -194,9 +194,13 @@ TEST_CASE("config: ranges an operator may write that must not fail open", "[conf
   REQUIRE(mapped);
   CHECK_FALSE(mapped->ipv6);
   CHECK(mapped->prefix == 8);
-  const ClientAddress ten = ip("10.1.2.3"), ten_mapped = ip("::ffff:10.1.2.3"), other = ip("11.0.0.1");
+  const ClientAddress ten = ip("10.1.2.3"), other = ip("11.0.0.1");
+  const uint8_t ten_mapped[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 1, 2, 3};  // as a socket names it
   CHECK(mapped->contains(ten.addr, false));
-  CHECK(mapped->contains(ten_mapped.addr, true));
+  CHECK(mapped->contains(ten_mapped, true));
+  // Parsed from text (a PROXY header, X-Forwarded-For), a mapped address is the IPv4 one.
+  CHECK(ip("::ffff:10.1.2.3").family == 4);
+  CHECK(std::string(ip("::ffff:10.1.2.3").ip) == "10.1.2.3");
   CHECK_FALSE(mapped->contains(other.addr, false));
   const auto one = config::parse_cidr("::ffff:127.0.0.1");
   REQUIRE(one);
