@@ -14,8 +14,8 @@ PKGS=(
   # The system CA store upstream TLS verifies against when a service names no 'ca'.
   ca-certificates
   # The package test: cpack's shlibdeps, the maintainer scripts' tools, systemd-analyze, man,
-  # and python3 for its stand-in of systemd's notify socket.
-  dpkg-dev adduser passwd systemd man-db python3
+  # python3 for its stand-in of systemd's notify socket, and logrotate to read the rotation file.
+  dpkg-dev adduser passwd systemd man-db python3 logrotate
 )
 if [[ "${1:-}" == "--bench" || "${BERTH_BENCH_DEPS:-0}" == 1 ]]; then
   PKGS+=(wrk nginx-light haproxy util-linux)

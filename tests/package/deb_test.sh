@@ -27,7 +27,8 @@ leftovers() {
   dpkg-query -W -f='${Status}' berth 2>/dev/null | grep -qv "not-installed" && found+=("package berth ($(dpkg-query -W -f='${Status}' berth))")
   getent passwd berth >/dev/null && found+=("user berth")
   getent group berth >/dev/null && found+=("group berth")
-  for f in /usr/bin/berth /etc/berth "$unit" /var/lib/berth /usr/share/doc/berth /usr/share/berth \
+  for f in /usr/bin/berth /etc/berth "$unit" /var/lib/berth /var/log/berth /etc/logrotate.d/berth \
+           /usr/share/doc/berth /usr/share/berth \
            /usr/share/man/man8/berth.8 /etc/systemd/system/multi-user.target.wants/berth.service; do
     [[ -e $f || -L $f ]] && found+=("$f")
   done
@@ -61,7 +62,7 @@ dpkg -i "$deb" || fail "dpkg -i failed"
 [[ $(dpkg-query -W -f='${Status}' berth) == "install ok installed" ]] || fail "berth is not 'install ok installed'"
 
 step "the installed files"
-for f in /usr/bin/berth /etc/berth/berth.yaml "$unit" /usr/share/doc/berth/berth.example.yaml \
+for f in /usr/bin/berth /etc/berth/berth.yaml "$unit" /etc/logrotate.d/berth /usr/share/doc/berth/berth.example.yaml \
          /usr/share/man/man8/berth.8; do
   [[ -f $f ]] || fail "$f is missing"
 done
@@ -158,6 +159,13 @@ step "the conffile"
 conffiles=$(dpkg-query -W --showformat='${Conffiles}' berth)
 echo "$conffiles"
 grep -Eq "^ /etc/berth/berth.yaml [0-9a-f]{32}$" <<<"$conffiles" || fail "/etc/berth/berth.yaml is not a conffile: $conffiles"
+grep -Eq "^ /etc/logrotate.d/berth [0-9a-f]{32}$" <<<"$conffiles" || fail "/etc/logrotate.d/berth is not a conffile: $conffiles"
+
+step "logrotate takes the rotation file (a dry run, as the berth user's files would be)"
+install -d -o berth -g berth /var/log/berth && touch /var/log/berth/access.log && chown berth:berth /var/log/berth/access.log
+out=$(logrotate -d -s "$work/logrotate.state" /etc/logrotate.d/berth 2>&1) || fail "logrotate -d /etc/logrotate.d/berth: $out"
+grep -q "rotating pattern: /var/log/berth/\*.log" <<<"$out" || fail "logrotate did not read the pattern: $out"
+grep -qi "error" <<<"$out" && fail "logrotate -d reports an error: $out"
 
 step "not started without systemd as PID 1"
 if [[ ! -d /run/systemd/system ]]; then
@@ -166,6 +174,7 @@ if [[ ! -d /run/systemd/system ]]; then
 fi
 
 step "dpkg -P"
+# /var/log/berth (what systemd's LogsDirectory=berth makes), with a log in it: the purge removes it.
 dpkg -P berth || fail "dpkg -P failed"
 installed=0
 after=$(leftovers)
