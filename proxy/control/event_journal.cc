@@ -150,7 +150,10 @@ void record_changes(const ObservedState& before, const ObservedState& after, int
       // A route that appears without instances (a config service with none) is no change.
       if (was.empty()) continue;
       Fields f = route_fields(now);
-      f.emplace_back("why", "its service has no instance left: 503 until one joins or the empty-route grace ends");
+      f.emplace_back("why", now.split ? "none of its services has an instance left: 503 until one joins or the "
+                                        "empty-route grace ends"
+                                      : "its service has no instance left: 503 until one joins or the empty-route "
+                                        "grace ends");
       journal.add(time_ms, "route_503", std::move(f));
     } else if (now.state == "ok" && (was == "503" || was == "off")) {
       // From 503 it answered 503; from off, only a route whose expiry was told recovers: one

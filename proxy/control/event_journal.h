@@ -67,11 +67,13 @@ struct InstanceView {
   Origin origin = Origin::kConfig;
 };
 struct RouteView {
+  // service: the route's service; a split route's services, in order, joined by ", ".
   std::string name, host, path_prefix, service;
   // "ok": it has instances; "503": none left, answering 503 in its empty-route grace (or a config
   // service without instances); "off": its grace is over, it no longer matches; "redirect": a
   // redirect route, answered by Berth itself (no instance, never a route event).
   std::string state;
+  bool split = false;  // a split route (its why names its services)
 };
 struct ObservedState {
   std::map<std::pair<std::string, std::string>, InstanceView> instances;  // (service, address)

@@ -183,9 +183,13 @@ void observe_route(const RouteTable& table, const Route& r, int64_t now_ms, Obse
     if (service.endpoints.empty() && service.serve_empty_until_ms > now_ms)
       state.next_change_ms = std::min(state.next_change_ms, service.serve_empty_until_ms);
   });
+  std::string names = r.split ? std::string() : table.service(r.service).name;
+  if (r.split)  // its targets, in order (r.service is the first of them)
+    for (const RouteSplit::Target& t : r.split->targets)
+      names.append(names.empty() ? "" : ", ").append(table.service(t.service).name);
   state.routes.emplace(route_key(r.name, r.host, r.path_prefix),
-                       RouteView{r.name, r.host, r.path_prefix, table.service(r.service).name,
-                                 route_state(table, r, now_ms)});
+                       RouteView{r.name, r.host, r.path_prefix, std::move(names), route_state(table, r, now_ms),
+                                 r.split != nullptr});
 }
 
 }  // namespace

@@ -318,9 +318,15 @@ TEST_CASE("status: a split route lists every service by weight and serves while 
   CHECK(observed.next_change_ms == 1'010'000);  // web's grace ends then
   EventJournal journal;
   record_changes(before, after, 5, journal);
-  bool went_503 = false;
-  for (const JournalEvent& e : journal.events()) went_503 = went_503 || e.type == "route_503";
-  CHECK(went_503);
+  const JournalEvent* went_503 = nullptr;
+  for (const JournalEvent& e : journal.events())
+    if (e.type == "route_503") went_503 = &e;
+  REQUIRE(went_503);
+  // It names the split's services, not only the first.
+  bool named = false;
+  for (const auto& [field, value] : went_503->fields)
+    named = named || (field == "service" && value == JournalValue(std::string("idle, web")));
+  CHECK(named);
   CHECK(observe_state(*empty, 1'000'000).routes.at(key).state == "503");
   record_changes(observe_state(*empty, 1'000'000), observe_state(*table, 1'000'000), 6, journal);
   CHECK(journal.events().back().type == "route_recovered");
