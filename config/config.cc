@@ -370,12 +370,12 @@ namespace {
 uint32_t load_be32(const uint8_t* p) noexcept {
   return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | uint32_t{p[3]};
 }
-// Whether 16 address bytes are an IPv4-mapped IPv6 address (::ffff:a.b.c.d; RFC 4291 2.5.5.2).
+}  // namespace
+
 bool ipv4_mapped(const uint8_t* p) noexcept {
   static constexpr uint8_t kPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
   return std::equal(kPrefix, kPrefix + 12, p);
 }
-}  // namespace
 
 std::optional<Cidr> parse_cidr(std::string_view text) {
   Cidr cidr;

@@ -69,6 +69,9 @@ struct Cidr {
 };
 // Whether any of the ranges contains the address (as Cidr::contains).
 bool any_contains(std::span<const Cidr> ranges, const uint8_t* addr, bool addr_ipv6) noexcept;
+// Whether 16 address bytes are an IPv4-mapped IPv6 address (::ffff:a.b.c.d; RFC 4291 2.5.5.2):
+// an IPv4 peer, whose address is the last 4 bytes.
+bool ipv4_mapped(const uint8_t* p) noexcept;
 
 
 struct Listener {

@@ -6,10 +6,11 @@
 #include <algorithm>
 #include <cstring>
 
+#include "config/config.h"
+
 namespace berth {
 
 bool client_address_bytes(const FilterRequest& req, uint8_t (&out)[16], bool& ipv6) {
-  static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
   if (req.client_family == 4 || req.client_family == 6) {
     ipv6 = req.client_family == 6;
     std::memcpy(out, req.client_addr, ipv6 ? 16 : 4);
@@ -23,7 +24,7 @@ bool client_address_bytes(const FilterRequest& req, uint8_t (&out)[16], bool& ip
     else if (inet_pton(AF_INET6, text, out) == 1) ipv6 = true;
     else return false;
   }
-  if (ipv6 && std::memcmp(out, kMapped, sizeof kMapped) == 0) {
+  if (ipv6 && config::ipv4_mapped(out)) {
     std::memmove(out, out + 12, 4);
     ipv6 = false;
   }

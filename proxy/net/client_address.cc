@@ -72,8 +72,7 @@ PeerIp::Text PeerIp::text() const {
 }
 
 void format_client_ip(ClientAddress& a) {
-  static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  if (a.family == 6 && std::memcmp(a.addr, kMapped, sizeof kMapped) == 0) {
+  if (a.family == 6 && config::ipv4_mapped(a.addr)) {
     std::memmove(a.addr, a.addr + 12, 4);
     std::memset(a.addr + 4, 0, sizeof a.addr - 4);
     a.family = 4;

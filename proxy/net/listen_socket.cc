@@ -133,8 +133,7 @@ uint8_t sockaddr_ip(const sockaddr* sa, uint8_t (&bytes)[16]) {
   }
   if (sa->sa_family == AF_INET6) {
     const auto* a6 = &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr;
-    static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (std::memcmp(a6->s6_addr, kMapped, sizeof kMapped) == 0) {  // ::ffff:a.b.c.d, an IPv4 peer
+    if (config::ipv4_mapped(a6->s6_addr)) {  // ::ffff:a.b.c.d, an IPv4 peer
       std::memcpy(bytes, a6->s6_addr + 12, 4);
       return 4;
     }

@@ -7,7 +7,6 @@
 #include <openssl/x509v3.h>
 
 #include <cstdlib>
-#include <cstring>
 
 namespace berth::tls {
 
@@ -42,10 +41,9 @@ bool is_ip_literal(std::string_view name) {
 // instance at [::ffff:10.0.0.5] presents a certificate for the IP 10.0.0.5, and OpenSSL compares
 // 16 bytes with 4. Other text unchanged.
 std::string unmapped_ip(const std::string& name) {
-  unsigned char addr[16];
-  static constexpr unsigned char kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  uint8_t addr[16];
   char text[INET_ADDRSTRLEN];
-  if (inet_pton(AF_INET6, name.c_str(), addr) != 1 || std::memcmp(addr, kMapped, sizeof kMapped) != 0 ||
+  if (inet_pton(AF_INET6, name.c_str(), addr) != 1 || !config::ipv4_mapped(addr) ||
       !inet_ntop(AF_INET, addr + 12, text, sizeof text))
     return name;
   return text;
