@@ -443,6 +443,12 @@ bool has_standby(const uint8_t* routable, size_t n) noexcept {
   return false;
 }
 
+// Whether the service (nullptr: none) lists an instance with this key (its address).
+bool lists_key(const Service* svc, const std::string& key) {
+  return svc && std::any_of(svc->endpoints.begin(), svc->endpoints.end(),
+                            [&](const Endpoint& e) { return e.key == key; });
+}
+
 }  // namespace
 
 // The worker's view of which instances are routable is recomputed when any health state changed
@@ -487,20 +493,9 @@ int Worker::pick_endpoint(const Runtime& rt, uint32_t service_index, const PickK
   // whichever other service lists the address. A rare path: a scan by name.
   std::vector<uint8_t> routable;
   compute_routable(svc, health_clock_ms(), routable);
-  const Service* now = nullptr;
-  if (rt_)
-    for (const ServicePtr& s : rt_->routes->services())
-      if (s->name == svc.name) {
-        now = s.get();
-        break;
-      }
-  for (size_t i = 0; i < svc.endpoints.size(); ++i) {
-    if (!routable[i]) continue;
-    const std::string& key = svc.endpoints[i].key;
-    if (!now || std::none_of(now->endpoints.begin(), now->endpoints.end(),
-                             [&](const Endpoint& e) { return e.key == key; }))
-      routable[i] = 0;
-  }
+  const Service* now = service_now(svc.name);
+  for (size_t i = 0; i < svc.endpoints.size(); ++i)
+    if (routable[i] && !lists_key(now, svc.endpoints[i].key)) routable[i] = 0;
   PickStatus status(svc, routable.data(), nullptr, tried, tried_count, true);
   for (int pass = 0; pass < 2; ++pass) {
     if (pass == 1) {
@@ -521,13 +516,16 @@ int Worker::pick_endpoint(const Runtime& rt, uint32_t service_index, const PickK
 
 bool Worker::still_listed(const Runtime& rt, uint32_t service_index, int endpoint_index) const {
   if (&rt == rt_.get()) return true;
-  if (!rt_ || endpoint_index < 0) return false;
+  if (endpoint_index < 0) return false;
   const Service& svc = rt.routes->service(service_index);
-  const std::string& key = svc.endpoints[static_cast<size_t>(endpoint_index)].key;
+  return lists_key(service_now(svc.name), svc.endpoints[static_cast<size_t>(endpoint_index)].key);
+}
+
+const Service* Worker::service_now(std::string_view name) const {
+  if (!rt_) return nullptr;
   for (const ServicePtr& s : rt_->routes->services())
-    if (s->name == svc.name)
-      return std::any_of(s->endpoints.begin(), s->endpoints.end(), [&](const Endpoint& e) { return e.key == key; });
-  return false;
+    if (s->name == name) return s.get();
+  return nullptr;
 }
 
 void Worker::begin_attempt(Exchange* ex, const Endpoint& endpoint, EndpointPool* pool) {

@@ -90,11 +90,11 @@ class Worker final : public IoContext {
   // Chooses an endpoint of the route's service for a request: one that is routable (health,
   // outlier ejection, panic mode), not among `tried` and under its circuit-breaker limit.
   // -1 when none; *circuit_open then says whether only circuit breakers were in the way.
+  int pick_endpoint(const Runtime& rt, uint32_t service_index, const PickKey& key,
+                    const uint32_t* tried, size_t tried_count, bool* circuit_open);
   // Whether the service's endpoint of an older snapshot `rt` is still one of that service's (by
   // name, by address) in the snapshot this worker runs now; true for the current snapshot.
   bool still_listed(const Runtime& rt, uint32_t service_index, int endpoint_index) const;
-  int pick_endpoint(const Runtime& rt, uint32_t service_index, const PickKey& key,
-                    const uint32_t* tried, size_t tried_count, bool* circuit_open);
   // Per-attempt accounting of an exchange: this worker's active count per endpoint and its
   // in-flight count per instance (/api/routes), the retry budget, and the counts shared by all
   // workers (requests in flight and pending connects per instance and service) only for the
@@ -186,6 +186,9 @@ class Worker final : public IoContext {
   std::vector<Exchange*> free_exchanges_;
   LowWater free_exchanges_low_;
   void refresh_routable(size_t service_index);
+  // The service of that name in the snapshot this worker runs now; nullptr when none. A scan,
+  // for the rare request still on an older snapshot.
+  const Service* service_now(std::string_view name) const;
   std::vector<std::unique_ptr<Selector>> selectors_;      // [service]
   std::vector<std::vector<uint8_t>> routable_;            // [service][endpoint], refreshed lazily
   std::vector<int64_t> routable_at_;                      // [service] refresh at this health_clock_ms
