@@ -1,6 +1,5 @@
 #include "discovery/empty_route_grace.h"
 
-#include <tuple>
 #include <unordered_set>
 
 namespace berth::discovery {
@@ -12,29 +11,17 @@ std::shared_ptr<const DiscoveredSet> EmptyRouteGrace::apply(DiscoveredSet live, 
   const size_t live_services = out.services.size();
   bool changed = !last_ || out.routes != live_routes_;
   if (changed) {
-    // The claim of every live route (route_claim_key): its host and path as views into the
-    // routes object (kept alive by out), and the key of its matchers (empty: none). A route with
-    // matchers beside one without (a canary beside the main route) is a claim of its own.
-    using Claim = std::tuple<std::string_view, std::string_view, std::string>;
-    struct ClaimHash {
-      size_t operator()(const Claim& k) const noexcept {
-        return (std::hash<std::string_view>{}(std::get<0>(k)) * 31 + std::hash<std::string_view>{}(std::get<1>(k))) * 31 +
-               std::hash<std::string>{}(std::get<2>(k));
-      }
-    };
-    auto claim_of = [](const Route& r) {
-      return Claim{r.host, r.path_prefix, r.match && !r.match->empty() ? r.match->key() : std::string()};
-    };
-    std::unordered_set<Claim, ClaimHash> now_live;
+    // The claim of every live route (route_claim_key). A route with matchers beside one without
+    // (a canary beside the main route) is a claim of its own.
+    std::unordered_set<std::string> now_live;
     now_live.reserve(out.routes->size());
-    for (const Route& r : *out.routes) now_live.insert(claim_of(r));
+    for (const Route& r : *out.routes) now_live.insert(route_claim_key(r));
     // Routes the previous result had (live or held) and the layout lost start their grace:
     // what is left of it when their service was already empty, all of it otherwise.
     if (last_) {
       for (const Route& r : *last_->routes) {
-        if (now_live.count(claim_of(r))) continue;
         std::string key = route_claim_key(r);
-        if (held_.count(key)) continue;
+        if (now_live.count(key) || held_.count(key)) continue;
         const Service& was = *last_->services[r.service];
         int64_t until = was.endpoints.empty() ? was.serve_empty_until_ms : now_ms + grace_.count();
         if (until <= now_ms) continue;
@@ -46,8 +33,7 @@ std::shared_ptr<const DiscoveredSet> EmptyRouteGrace::apply(DiscoveredSet live, 
       }
     }
     for (auto it = held_.begin(); it != held_.end();) {
-      const Route& r = it->second.route;
-      if (now_live.count(claim_of(r))) it = held_.erase(it);
+      if (now_live.count(it->first)) it = held_.erase(it);
       else ++it;
     }
     live_routes_ = out.routes;
