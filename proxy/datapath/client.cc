@@ -1036,7 +1036,8 @@ bool ClientConn::retry_elsewhere(UpstreamConn* u, UpstreamFailure why, bool any_
   // among `attempts` nor waits for the retry budget. A timeout never says "stale": the instance
   // is slow, and sending it the request again would run it twice there.
   const bool stale_pooled = why == UpstreamFailure::kResetBeforeResponse && u->reused();
-  if (any_response_bytes || (!stale_pooled && ex_->rec.attempt_count - ex_->stale_resends >= policy.attempts))
+  const uint32_t counted = ex_->rec.attempt_count - ex_->stale_resends;  // tries `attempts` counts
+  if (any_response_bytes || (!stale_pooled && counted >= policy.attempts))
     return false;
   const bool connect_failed = why == UpstreamFailure::kConnectRefused || why == UpstreamFailure::kConnectTimeout ||
                               why == UpstreamFailure::kTlsFailed;
