@@ -26,10 +26,6 @@ nlohmann::json EventJournal::to_json(uint64_t after_seq) const {
   return {{"capacity", capacity_}, {"total", total()}, {"order", "oldest first"}, {"events", std::move(events)}};
 }
 
-std::string route_key(const std::string& name, const std::string& host, const std::string& path_prefix) {
-  return name + '\x1f' + host + '\x1f' + path_prefix;
-}
-
 namespace {
 
 using Fields = JournalFields;

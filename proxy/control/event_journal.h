@@ -50,7 +50,7 @@ class EventJournal {
   size_t capacity_;
   std::deque<JournalEvent> events_;
   uint64_t next_seq_ = 1;
-  // The routes (route_key) that are off (no longer matching) by a recorded route_expired: a
+  // The routes (by claim) that are off (no longer matching) by a recorded route_expired: a
   // route that serves again after being off recovers only if it is one of these, not when it
   // was off from its first look (a created container not yet started). Forgotten when the
   // route serves again or leaves the table.
@@ -77,12 +77,13 @@ struct RouteView {
 };
 struct ObservedState {
   std::map<std::pair<std::string, std::string>, InstanceView> instances;  // (service, address)
-  std::map<std::string, RouteView> routes;  // by route_key()
+  // By route_claim_key (host, path, matchers), not by name: a config route without a name is
+  // called by its place in the file (route-3), which an edit above it changes.
+  std::map<std::string, RouteView> routes;
   // When this state changes by time alone (an ejection or an empty route's grace ends;
   // health_clock_ms), else INT64_MAX. Other changes come with a new snapshot or health_epoch().
   int64_t next_change_ms = INT64_MAX;
 };
-std::string route_key(const std::string& name, const std::string& host, const std::string& path_prefix);
 
 // Appends to `journal` every change from `before` to `after`: instance_joined, instance_left,
 // instance_ejected, instance_returned, probe_changed, route_503, route_recovered,

@@ -187,7 +187,7 @@ void observe_route(const RouteTable& table, const Route& r, int64_t now_ms, Obse
   if (r.split)  // its targets, in order (r.service is the first of them)
     for (const RouteSplit::Target& t : r.split->targets)
       names.append(names.empty() ? "" : ", ").append(table.service(t.service).name);
-  state.routes.emplace(route_key(r.name, r.host, r.path_prefix),
+  state.routes.emplace(route_claim_key(r),
                        RouteView{r.name, r.host, r.path_prefix, std::move(names), route_state(table, r, now_ms),
                                  r.split != nullptr});
 }
@@ -261,7 +261,7 @@ bool observe_changed_services(const RouteTable& table, const std::vector<const S
     for_each_route_service(table, r, [&](const Service& service) { changed = changed || added_objects.count(&service); });
     if (!changed) continue;
     observe_route(table, r, now_ms, after);
-    if (auto it = observed.routes.find(route_key(r.name, r.host, r.path_prefix)); it != observed.routes.end())
+    if (auto it = observed.routes.find(route_claim_key(r)); it != observed.routes.end())
       before.routes.insert(*it);
   }
   for (const auto& [key, view] : before.instances) observed.instances.erase(key);

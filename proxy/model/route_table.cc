@@ -511,8 +511,15 @@ bool header_has(const http::RequestHead& req, const config::NameMatch& want) noe
 }  // namespace
 
 std::string route_claim_key(const Route& route) {
-  std::string key = route.host + '\n' + route.path_prefix;
-  if (route.match && !route.match->empty()) key += '\n' + route.match->key();
+  return route_claim_key(route.host, route.path_prefix,
+                         route.match && !route.match->empty() ? route.match->key() : std::string());
+}
+
+std::string route_claim_key(std::string_view host, std::string_view path_prefix, std::string_view match_key) {
+  std::string key;
+  key.reserve(host.size() + path_prefix.size() + match_key.size() + 2);
+  key.append(host).append(1, '\n').append(path_prefix);
+  if (!match_key.empty()) key.append(1, '\n').append(match_key);
   return key;
 }
 

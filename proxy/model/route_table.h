@@ -169,6 +169,8 @@ struct Route {
 // key (config::RouteMatch::key) when it has matchers. A table holds one route per claim (the
 // first); a route with matchers beside one without on the same host and path is another claim.
 std::string route_claim_key(const Route& route);
+// The same from its parts (match_key: config::RouteMatch::key, empty without matchers).
+std::string route_claim_key(std::string_view host, std::string_view path_prefix, std::string_view match_key = {});
 
 // Whether the request satisfies every matcher. path: the path routes match (http::routed_path:
 // no query, no parameters); the query is

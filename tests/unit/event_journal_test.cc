@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "proxy/control/event_journal.h"
+#include "proxy/model/route_table.h"
 
 using berth::EventJournal;
 using berth::InstanceView;
@@ -26,7 +27,7 @@ std::string field(const berth::JournalEvent& e, const std::string& name) {
 }
 
 void add_route(ObservedState& s, const std::string& name, const std::string& service, const std::string& state) {
-  s.routes[berth::route_key(name, name + ".test", "/")] = RouteView{name, name + ".test", "/", service, state};
+  s.routes[berth::route_claim_key(name + ".test", "/")] = RouteView{name, name + ".test", "/", service, state};
 }
 
 }  // namespace

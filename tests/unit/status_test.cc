@@ -155,8 +155,8 @@ TEST_CASE("status: the observed state lists instances and route states for the j
   CHECK(v.ejections == 1);
   CHECK(v.probe == "unchecked");
   REQUIRE(s.routes.size() == 2);
-  CHECK(s.routes.at(route_key("r-idle", "idle.test", "/")).state == "503");
-  CHECK(s.routes.at(route_key("r-web", "web.test", "/")).state == "ok");
+  CHECK(s.routes.at(route_claim_key("idle.test", "/")).state == "503");
+  CHECK(s.routes.at(route_claim_key("web.test", "/")).state == "ok");
   // Ejection over: the next look differs by exactly one instance_returned.
   EventJournal journal;
   record_changes(s, observe_state(*f.table, 3'000), 5, journal);
@@ -303,7 +303,7 @@ TEST_CASE("status: a split route lists every service by weight and serves while 
   // instance. When web, not the first target, loses its instance, the route goes 503; when one
   // comes back, it recovers.
   ObservedState observed = observe_state(*table, 1'000'000);
-  const std::string key = route_key("canary", "split.test", "/");
+  const std::string key = route_claim_key("split.test", "/");
   CHECK(observed.routes.at(key).state == "ok");
   auto web = std::make_shared<Service>(table->service(0));
   web->endpoints.clear();
@@ -395,7 +395,7 @@ TEST_CASE("status: a redirect route is shown as a redirect, never as 503; the jo
   // The journal's view: a redirect, so neither its appearing nor its leaving (a reload that
   // drops it) is a route event.
   ObservedState with = observe_state(*table, now);
-  CHECK(with.routes.at(route_key("r-redir", "r.test", "/")).state == "redirect");
+  CHECK(with.routes.at(route_claim_key("r.test", "/")).state == "redirect");
   CHECK(with.next_change_ms == INT64_MAX);
   auto without = RouteTable::build({table->routes()[0], table->routes()[2]}, table->services(), 2);
   EventJournal journal;
@@ -415,4 +415,36 @@ TEST_CASE("status: a redirect route is shown as a redirect, never as 503; the jo
   CHECK(x["service"]["why"].get<std::string>().find("503") == std::string::npos);
   CHECK(x["service"]["why"].get<std::string>().find("redirect") != std::string::npos);
   CHECK_FALSE(explain_request(*table, "a.test", "/", now, &error)["route"].contains("redirect"));
+}
+
+TEST_CASE("status: the journal knows a route by host and path, not by its name", "[status]") {
+  // A config route without a name is route-<index>: a reload that removes the first of three
+  // renames the other two, which still serve. Only the removed one expired.
+  Fixture f(1);
+  auto table_of = [&](const std::vector<std::string>& hosts) {
+    std::vector<Route> routes;
+    for (size_t i = 0; i < hosts.size(); ++i) {
+      Route r;
+      r.name = "route-" + std::to_string(i);
+      r.host = hosts[i];
+      r.path_prefix = "/";
+      r.service = 0;
+      routes.push_back(r);
+    }
+    return RouteTable::build(routes, f.services, 1);
+  };
+  const auto three = table_of({"a.test", "b.test", "c.test"});
+  const auto two = table_of({"b.test", "c.test"});
+  EventJournal journal;
+  record_changes(observe_state(*three, 1'000'000), observe_state(*two, 1'000'000), 1, journal);
+  REQUIRE(journal.events().size() == 1);
+  const JournalEvent& e = journal.events()[0];
+  CHECK(e.type == "route_expired");
+  CHECK(std::find(e.fields.begin(), e.fields.end(), std::make_pair(std::string("host"), JournalValue(std::string("a.test")))) !=
+        e.fields.end());
+  // Two routes put before them rename them again: nothing expired, nothing recovered.
+  EventJournal quiet;
+  record_changes(observe_state(*two, 1'000'000), observe_state(*table_of({"x.test", "y.test", "b.test", "c.test"}), 1'000'000),
+                 2, quiet);
+  CHECK(quiet.events().empty());
 }
