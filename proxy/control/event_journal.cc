@@ -63,6 +63,56 @@ Fields route_fields(const RouteView& r) {
   return {{"route", r.name}, {"host", r.host}, {"path_prefix", r.path_prefix}, {"service", r.service}};
 }
 
+// The route events of one change, told in order; past kMaxListedMoves of one type, a single event
+// of its bulk type says how many instead, where the first of them would have been.
+class RouteEvents {
+ public:
+  void add(const char* type, const RouteView& r, const char* why) {
+    Fields f = route_fields(r);
+    if (why) f.emplace_back("why", why);
+    entries_.push_back({type, std::move(f)});
+  }
+  void flush(EventJournal& journal, int64_t time_ms) {
+    struct Bulk {
+      const char* type;
+      const char* bulk_type;
+      const char* why;
+      size_t count = 0;
+    };
+    Bulk bulks[] = {
+        {"route_503", "routes_503",
+         "many routes lost their last instance in one change: each answers 503 until one joins or its empty-route "
+         "grace ends (/api/status lists them)"},
+        {"route_expired", "routes_expired",
+         "many routes stopped matching in one change (a reload, containers or registry keys removed, empty-route "
+         "graces ending)"},
+        {"route_recovered", "routes_recovered", "many routes got an instance back in one change"},
+    };
+    auto bulk_of = [&](const char* type) -> Bulk& {
+      for (Bulk& b : bulks)
+        if (std::string_view(b.type) == type) return b;
+      return bulks[0];  // not reached: every type is listed
+    };
+    for (const Entry& e : entries_) ++bulk_of(e.type).count;
+    for (Entry& e : entries_) {
+      Bulk& b = bulk_of(e.type);
+      if (b.count <= kMaxListedMoves) {
+        journal.add(time_ms, e.type, std::move(e.fields));
+      } else if (b.why) {  // the first of them: one event for all
+        journal.add(time_ms, b.bulk_type, {{"count", static_cast<int64_t>(b.count)}, {"why", b.why}});
+        b.why = nullptr;
+      }
+    }
+  }
+
+ private:
+  struct Entry {
+    const char* type;
+    Fields fields;
+  };
+  std::vector<Entry> entries_;
+};
+
 }  // namespace
 
 void record_changes(const ObservedState& before, const ObservedState& after, int64_t time_ms,
@@ -112,61 +162,57 @@ void record_changes(const ObservedState& before, const ObservedState& after, int
     }
   }
   std::set<std::string>& down = journal.down_routes_;
+  std::set<std::string>& quiet = journal.quiet_503_;
+  RouteEvents events;
   // Routes that left the table: from 503, their grace ended with them; from ok, they stopped
   // matching at once (no empty-route grace held them: their instances left with them, or a
-  // reload or a label change removed them).
-  std::vector<const RouteView*> left_serving;
+  // reload or a label change removed them). One that answered 503 from its first look (a config
+  // service without instances) never served: nothing expires.
   for (const auto& [key, was] : before.routes) {
     if (after.routes.count(key)) continue;
     down.erase(key);
-    if (was.state == "ok") left_serving.push_back(&was);
-    if (was.state != "503") continue;
-    Fields f = route_fields(was);
-    f.emplace_back("why", "the route left the table while it had no instance");
-    journal.add(time_ms, "route_expired", std::move(f));
-  }
-  if (left_serving.size() > kMaxListedMoves) {
-    journal.add(time_ms, "routes_expired",
-                {{"count", static_cast<int64_t>(left_serving.size())},
-                 {"why", "many routes left the table while serving, in one change (a reload, containers removed with "
-                         "no empty-route grace)"}});
-  } else {
-    for (const RouteView* was : left_serving) {
-      Fields f = route_fields(*was);
-      f.emplace_back("why", "the route left the table while it had instances (no empty-route grace held it): its "
-                            "instances left with it, or a reload or a label change removed it");
-      journal.add(time_ms, "route_expired", std::move(f));
-    }
+    const bool never_served = quiet.erase(key) > 0;
+    if (was.state == "ok")
+      events.add("route_expired", was,
+                 "the route left the table while it had instances (no empty-route grace held it): its instances "
+                 "left with it, or a reload or a label change removed it");
+    else if (was.state == "503" && !never_served)
+      events.add("route_expired", was, "the route left the table while it had no instance");
   }
   for (const auto& [key, now] : after.routes) {
     auto it = before.routes.find(key);
     const std::string was = it == before.routes.end() ? std::string() : it->second.state;
     if (was == now.state) continue;
+    // Whether it answered 503 since its first look, untold: no route_503 was said, so no
+    // route_recovered or route_expired follows either.
+    const bool never_served = quiet.erase(key) > 0;
     if (now.state == "503" && (was == "ok" || was.empty())) {
       // A route that appears without instances (a config service with none) is no change.
-      if (was.empty()) continue;
-      Fields f = route_fields(now);
-      f.emplace_back("why", now.split ? "none of its services has an instance left: 503 until one joins or the "
-                                        "empty-route grace ends"
-                                      : "its service has no instance left: 503 until one joins or the empty-route "
-                                        "grace ends");
-      journal.add(time_ms, "route_503", std::move(f));
+      if (was.empty()) {
+        quiet.insert(key);
+        continue;
+      }
+      events.add("route_503", now,
+                 now.split ? "none of its services has an instance left: 503 until one joins or the empty-route grace "
+                             "ends"
+                           : "its service has no instance left: 503 until one joins or the empty-route grace ends");
     } else if (now.state == "ok" && (was == "503" || was == "off")) {
       // From 503 it answered 503; from off, only a route whose expiry was told recovers: one
       // that was off from its first look (a created container's) just begins to serve.
       const bool expired = down.erase(key) > 0;
-      if (was == "503" || expired) journal.add(time_ms, "route_recovered", route_fields(now));
+      if ((was == "503" && !never_served) || expired) events.add("route_recovered", now, nullptr);
     } else if (now.state == "off" && (was == "503" || was == "ok")) {
-      Fields f = route_fields(now);
-      f.emplace_back("why", was == "503" ? "empty-route grace over: the route no longer matches"
-                                         : "its service has no instance left and no empty-route grace: the route "
-                                           "no longer matches");
-      journal.add(time_ms, "route_expired", std::move(f));
+      if (never_served) continue;
+      events.add("route_expired", now,
+                 was == "503" ? "empty-route grace over: the route no longer matches"
+                              : "its service has no instance left and no empty-route grace: the route no longer "
+                                "matches");
       down.insert(key);
     } else if (now.state == "redirect") {
       down.erase(key);  // no instance to lose or get back
     }
   }
+  events.flush(journal, time_ms);
 }
 
 }  // namespace berth

@@ -55,6 +55,9 @@ class EventJournal {
   // was off from its first look (a created container not yet started). Forgotten when the
   // route serves again or leaves the table.
   std::set<std::string> down_routes_;
+  // The routes (by claim) answering 503 since their first look (a config service without
+  // instances): no route_503 was told for them, so none recovers or expires either.
+  std::set<std::string> quiet_503_;
 };
 
 // What the journal compares between two looks at the published state.
@@ -90,11 +93,12 @@ struct ObservedState {
 // route_expired. Instances are listed by service, then address; routes by key. A route that
 // stops matching straight from serving (ok -> off or gone: no empty-route grace) is expired at
 // once; route_recovered follows a route answering 503, or one a recorded route_expired turned
-// off (not one off from its first look). More than
+// off (not one off from its first look). A route answering 503 from its first look (a config
+// service without instances) never served: it neither recovers nor expires. More than
 // kMaxListedMoves instances joining (or leaving) in one change (a reload, a burst of containers)
 // give one instances_joined (instances_left) event with their count instead, and more than
-// kMaxListedMoves routes leaving the table straight from serving one routes_expired, so that one
-// bulk change does not push every earlier event out of the journal.
+// kMaxListedMoves route_503 (route_expired, route_recovered) one routes_503 (routes_expired,
+// routes_recovered), so that one bulk change does not push every earlier event out of the journal.
 constexpr size_t kMaxListedMoves = 16;
 void record_changes(const ObservedState& before, const ObservedState& after, int64_t time_ms,
                     EventJournal& journal);

@@ -156,6 +156,46 @@ TEST_CASE("journal: a route goes 503, recovers, goes 503 again and expires", "[j
   EventJournal quiet;
   berth::record_changes(ObservedState{}, config_empty, 1, quiet);
   CHECK(quiet.events().empty());
+  // It never served: a reload that removes it expires nothing, and one that gives its service an
+  // instance recovers nothing.
+  berth::record_changes(config_empty, ObservedState{}, 2, quiet);
+  CHECK(quiet.events().empty());
+  ObservedState config_ok;
+  add_route(config_ok, "c", "none", "ok");
+  berth::record_changes(ObservedState{}, config_empty, 3, quiet);
+  berth::record_changes(config_empty, config_ok, 4, quiet);
+  CHECK(quiet.events().empty());
+  // From then on it serves: losing the instance is told, and so is what follows.
+  berth::record_changes(config_ok, config_empty, 5, quiet);
+  berth::record_changes(config_empty, ObservedState{}, 6, quiet);
+  CHECK(types(quiet) == std::vector<std::string>{"route_503", "route_expired"});
+}
+
+TEST_CASE("journal: many routes going 503, expiring or recovering in one change are one event each", "[journal]") {
+  // A bulk change (registry keys deleted, containers stopped) with an empty-route grace: every
+  // route goes 503 at once, and expires at once when the grace ends.
+  ObservedState ok, empty, gone;
+  const size_t n = berth::kMaxListedMoves + 1;
+  for (size_t i = 0; i < n; ++i) {
+    add_route(ok, "r" + std::to_string(i), "web", "ok");
+    add_route(empty, "r" + std::to_string(i), "web", "503");
+  }
+  EventJournal j;
+  berth::record_changes(ok, empty, 1, j);
+  berth::record_changes(empty, ok, 2, j);
+  berth::record_changes(ok, empty, 3, j);
+  berth::record_changes(empty, gone, 4, j);
+  REQUIRE(types(j) == std::vector<std::string>{"routes_503", "routes_recovered", "routes_503", "routes_expired"});
+  for (const auto& e : j.events()) CHECK(field(e, "count") == std::to_string(n));
+  CHECK(field(j.events()[0], "why").find("503") != std::string::npos);
+
+  // Up to kMaxListedMoves of a type are told one by one, beside a bulk event of another type.
+  ObservedState mixed_before = ok, mixed_after = empty;
+  add_route(mixed_before, "z", "api", "ok");  // leaves while serving
+  EventJournal mixed;
+  berth::record_changes(mixed_before, mixed_after, 1, mixed);
+  REQUIRE(types(mixed) == std::vector<std::string>{"route_expired", "routes_503"});
+  CHECK(field(mixed.events()[0], "route") == "z");
 }
 
 TEST_CASE("journal: with no empty-route grace a route that stops serving is expired at once, and recovers after that",
