@@ -137,6 +137,8 @@ struct Container {
   // Not 200: its inspect is answered with this status and a docker error message, as an engine
   // does for a container it fails to describe.
   int inspect_status = 200;
+  // Removed (remove_unseen): no longer listed, and its inspect is a 404.
+  bool removed = false;
 };
 
 // A container whose labels route `host` to its `port` (berth.enable, berth.host, berth.port),
@@ -295,6 +297,21 @@ class FakeEngine {
     return containers_.size() - 1;
   }
 
+  // Removes container i with no event, as when the engine dropped the events of its removal
+  // (a subscriber that fell behind).
+  void remove_unseen(size_t i) {
+    std::lock_guard lock(mu_);
+    containers_[i].removed = true;
+    containers_[i].running = false;
+  }
+
+  // While held, a list's answer is built when it is asked and sent once the hold ends.
+  void hold_lists(bool hold) {
+    std::lock_guard lock(mu_);
+    hold_lists_ = hold;
+    cv_.notify_all();
+  }
+
   // While held, an inspect's answer is built when it is asked (so it shows the container as it
   // was then) and sent only once a permit is given; each answer uses one permit.
   void hold_inspects(bool hold) {
@@ -417,7 +434,7 @@ class FakeEngine {
   std::string list_json(bool all) {
     ojson arr = ojson::array();
     for (const Container& c : containers_) {
-      if (!c.running && !all) continue;
+      if (c.removed || (!c.running && !all)) continue;
       ojson j = list_tpl_;
       j["Id"] = c.id;
       j["Names"] = {"/" + c.name};
@@ -482,8 +499,10 @@ class FakeEngine {
     } else if (kind == "list") {
       std::string body;
       {
-        std::lock_guard lock(mu_);
+        std::unique_lock lock(mu_);
         body = list_json(("&" + query + "&").find("&all=1&") != std::string::npos);
+        cv_.notify_all();
+        cv_.wait(lock, [&] { return !hold_lists_ || stopping_; });
       }
       pb::write_all(fd, response(200, body, true));
     } else if (kind == "inspect") {
@@ -493,7 +512,7 @@ class FakeEngine {
       {
         std::unique_lock lock(mu_);
         auto it = by_id_.find(id);
-        if (it == by_id_.end()) {
+        if (it == by_id_.end() || containers_[it->second].removed) {
           status = 404;
           body = R"({"message":"No such container: )" + id + "\"}";
         } else if (const Container& c = containers_[it->second]; c.inspect_status != 200) {
@@ -572,6 +591,7 @@ class FakeEngine {
   std::map<std::string, uint64_t> requests_;
   std::map<std::string, uint64_t> asked_;
   bool hold_ = false;
+  bool hold_lists_ = false;
   int permits_ = 0;
   uint64_t emitted_ = 0;
 };

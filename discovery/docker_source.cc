@@ -302,6 +302,7 @@ void DockerSource::on_list(const HttpResult& r) {
     }
   }
   memo_.touch_all();
+  phase_ = Phase::kInspecting;
   sync_waiting_ = std::set<std::string>(wanted.begin(), wanted.end());
   for (const std::string& id : wanted) inspect(id);
   if (sync_waiting_.empty()) finish_sync();
@@ -567,7 +568,7 @@ void DockerSource::on_inspect(const std::string& id, const HttpResult& r) {
     if (answered || dirty_) waiting_cause_ns_.erase(cause);
   }
   pump_inspects();
-  if (phase_ == Phase::kListing && sync_waiting_.empty()) {
+  if (phase_ == Phase::kInspecting && sync_waiting_.empty()) {
     finish_sync();
   } else if (phase_ == Phase::kSynced && dirty_) {
     dirty_ = false;

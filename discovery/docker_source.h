@@ -44,7 +44,9 @@ class DockerSource final : public Source {
   SourceStats stats() const override;
 
  private:
-  enum class Phase { kIdle, kConnecting, kSubscribing, kListing, kSynced, kWaiting, kStopped };
+  // kListing: the list is asked for; kInspecting: it answered, and the inspects it wants are under
+  // way. Only then can the sync end: an inspect sent before a relist may answer first.
+  enum class Phase { kIdle, kConnecting, kSubscribing, kListing, kInspecting, kSynced, kWaiting, kStopped };
 
   void connect();
   void on_version(const HttpResult& r);

@@ -190,3 +190,39 @@ TEST_CASE("docker sync: a container whose inspect fails is left out, the others 
   CHECK(berth.log().find(fake_docker::hex_id(91001).substr(0, 12)) != std::string::npos);  // named in the warning
   CHECK(berth.running());
 }
+
+TEST_CASE("docker relist: the sync ends with the list's answer even when an older inspect answers first",
+          "[docker_fake]") {
+  // A relist (here after an event too large to read; also after Berth stood still, and every
+  // 5 min) lists the containers again to learn what events it missed. An inspect asked before it
+  // (an update event's) may answer while the list is still on its way: the sync must not end on
+  // that answer, or what the list no longer has (a container removed unseen) stays routed.
+  Setup setup("", 0, [](int port) {
+    return std::vector<fake_docker::Container>{fake_docker::running_routed(92001, "keep-1", "keep.test", port),
+                                               fake_docker::running_routed(92002, "gone-1", "gone.test", port)};
+  });
+  auto& engine = setup.engine();
+  Berth& berth = setup.berth();
+  INFO(berth.log());
+  REQUIRE(wait_until([&] { return http_get(berth.port(), "/", "gone.test").status == 200; }, 3s));
+
+  engine.hold_inspects(true);
+  engine.hold_lists(true);
+  const uint64_t asked = engine.inspects_of(0);
+  engine.emit(0, "update");  // Berth inspects keep-1; the answer is held
+  REQUIRE(engine.wait_asked(0, asked + 1, 5000));
+  engine.remove_unseen(1);   // gone-1 is removed, and its events are lost
+  const uint64_t lists = engine.request_counts()["list"];
+  engine.emit(0, "update", {{"padding", std::string(17u << 20, 'x')}});  // skipped: Berth lists again
+  REQUIRE(wait_until([&] { return engine.request_counts()["list"] > lists; }, 5s));
+  engine.allow_inspects(1);  // the update's answer arrives before the list's
+  REQUIRE(engine.wait_inspects(0, asked + 1, 5000));
+  std::this_thread::sleep_for(200ms);
+  engine.hold_inspects(false);
+  engine.hold_lists(false);
+
+  CHECK(wait_until([&] { return http_get(berth.port(), "/", "gone.test").status != 200; }, 3s));
+  CHECK(wait_until([&] { return http_get(berth.port(), "/", "gone.test").status == 404; }, 3s));
+  CHECK(http_get(berth.port(), "/", "keep.test").status == 200);
+  CHECK(berth.log().find("event=docker_event_skipped") != std::string::npos);
+}
