@@ -320,8 +320,12 @@ std::vector<ContainerChange> diff_publication(const std::map<std::string, std::s
     changes[c].container = c;
     changes[c].deletes.push_back(key);
   }
+  // Containers with keys to put first, those that are only gone last: after a restart (or a
+  // redeploy meanwhile) the replacement of a gone container is then in etcd before the gone
+  // one's key leaves, and its service never has no instance between two transactions.
   std::vector<ContainerChange> out;
   for (auto& [c, change] : changes) out.push_back(std::move(change));
+  std::stable_partition(out.begin(), out.end(), [](const ContainerChange& c) { return !c.puts.empty(); });
   return out;
 }
 

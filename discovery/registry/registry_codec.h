@@ -111,7 +111,8 @@ Publication publication_from_set(const DiscoveredSet& set, std::string_view pref
 // The container part of a key under the host prefix ("<container>/<n>" -> "<container>").
 std::string container_of(std::string_view key, std::string_view host_prefix);
 
-// What must change to go from `have` to `want`, grouped by container: one transaction each.
+// What must change to go from `have` to `want`, grouped by container: one transaction each,
+// those with puts (in container order) before those of gone containers (deletes only).
 struct ContainerChange {
   std::string container;
   std::map<std::string, std::string> puts;

@@ -136,9 +136,13 @@ std::string docker_yaml(const TempDir& dir) {
   return "docker: {enabled: true, endpoint: \"unix://" + dir.file("docker.sock") +
          "\", empty_route_grace: 1s, reconnect_max: 1s}\n";
 }
+// A sidecar (host-1) on the fake engine on DIR/docker.sock; etcd_list: a YAML list of URLs.
+std::string sidecar_yaml(const TempDir& dir, const std::string& etcd_list, const std::string& lease_ttl) {
+  return config_head(1) + docker_yaml(dir) + "registry: {etcd: " + etcd_list +
+         ", role: sidecar, host_id: host-1, advertise_address: 127.0.0.1, lease_ttl: " + lease_ttl + "}\n";
+}
 std::string sidecar_yaml(const TempDir& dir, const Etcd& etcd) {
-  return config_head(1) + docker_yaml(dir) + "registry: {etcd: [\"" + etcd.url() +
-         "\"], role: sidecar, host_id: host-1, advertise_address: 127.0.0.1, lease_ttl: 4s}\n";
+  return sidecar_yaml(dir, "[\"" + etcd.url() + "\"]", "4s");
 }
 
 // Fails the test, saying why, unless etcd started.
@@ -615,6 +619,67 @@ TEST_CASE("registry: a sidecar publishes its host's containers to a front door, 
   auto gone_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
   WARN("sidecar SIGKILLed with lease_ttl 4s: its instance left the front door after " << gone_ms << " ms");
   CHECK(front.running());
+}
+
+TEST_CASE("registry sidecar restarted after a redeploy puts the new container's key before it deletes the old one's",
+          "[registry]") {
+  // While the sidecar was down its container was replaced (a new container id). At its start
+  // it finds the old key (its previous run's) and must write the new one before deleting the
+  // old one, whatever order their ids sort in, or the service has no instance in between.
+  Etcd etcd;
+  require_started(etcd);
+  TempDir dir;
+  auto engine = start_engine(dir);
+  Origin before("OLD"), after("NEW");
+  REQUIRE((before.ok() && after.ok()));
+  Berth front(front_yaml(etcd, "10s"));  // a route without instances: route_503 in its journal
+  REQUIRE(front.ok());
+  // The old container's id sorts first: in container order, its delete would be sent first.
+  uint64_t old_seed = 51, new_seed = 52;
+  if (fake_docker::hex_id(old_seed) > fake_docker::hex_id(new_seed)) std::swap(old_seed, new_seed);
+  // Keys are named by the short (12-digit) container id.
+  const std::string old_key = kRoot + "host-1/" + fake_docker::hex_id(old_seed).substr(0, 12) + "/0";
+  const std::string new_key = kRoot + "host-1/" + fake_docker::hex_id(new_seed).substr(0, 12) + "/0";
+  // lease_ttl 10s: the old keys outlive the restart by far.
+  const std::string yaml = sidecar_yaml(dir, "[\"" + etcd.url() + "\"]", "10s");
+  auto sidecar = std::make_unique<Berth>(yaml);
+  REQUIRE(sidecar->ok());
+  INFO("sidecar: " << sidecar->log() << "\nfront: " << front.log());
+  const std::map<std::string, std::string> service = {{"berth.service", "web"}};
+  size_t old_c = engine->add(fake_docker::running_routed(old_seed, "web-old", "redeploy.test", before.port(), service));
+  engine->emit(old_c, "start");
+  REQUIRE(wait_until([&] { return routes_to(front.port(), "redeploy.test", "OLD"); }, 5s));
+
+  sidecar.reset();  // SIGTERM: its keys stay until its lease expires
+  engine->emit_stop(old_c);
+  engine->add(fake_docker::running_routed(new_seed, "web-new", "redeploy.test", after.port(), service));
+  sidecar = std::make_unique<Berth>(yaml);
+  REQUIRE(sidecar->ok());
+  INFO("restarted sidecar: " << sidecar->log());
+  CHECK(wait_until([&] { return routes_to(front.port(), "redeploy.test", "NEW"); }, 5s));
+  REQUIRE(wait_until([&] { return etcd.count(kRoot + "host-1/") == 1; }, 5s));
+
+  // In etcd's history: at the revision that created the new key, the old one still stood.
+  auto range = [&](const std::string& key, int64_t revision) {
+    nlohmann::json body = {{"key", base64(key)}};
+    if (revision) body["revision"] = std::to_string(revision);
+    return nlohmann::json::parse(etcd.post("kv/range", body).body, nullptr, false);
+  };
+  nlohmann::json put = range(new_key, 0);
+  REQUIRE((put.is_object() && put.contains("kvs")));
+  const int64_t created = std::stoll(put["kvs"][0]["create_revision"].get<std::string>());
+  nlohmann::json then = range(old_key, created);
+  INFO("old key at revision " << created << ": " << then.dump());
+  CHECK(then.value("count", "0") == "1");
+  CHECK_FALSE(range(old_key, 0).contains("kvs"));
+  // And the front door never saw the service without an instance.
+  nlohmann::json events = nlohmann::json::parse(http_get(front.admin_port(), "/api/events", "127.0.0.1").body,
+                                                nullptr, false);
+  REQUIRE(events.is_object());
+  INFO(events.dump());
+  int gaps = 0;
+  for (const auto& e : events["events"]) gaps += e["type"] == "route_503" || e["type"] == "route_expired";
+  CHECK(gaps == 0);
 }
 
 TEST_CASE("registry: a front door with its own Docker discovery routes both, and publishes nothing",

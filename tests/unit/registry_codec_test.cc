@@ -268,3 +268,24 @@ TEST_CASE("registry: the sidecar's diff groups changes by container", "[registry
   // A key found at start (value "") is rewritten even when the value is the same.
   CHECK(diff_publication({{hp + "c1/0", ""}}, {{hp + "c1/0", "v1"}}, hp).size() == 1);
 }
+
+TEST_CASE("registry diff puts every container's keys before it deletes those of gone containers", "[registry]") {
+  // A restarted sidecar finds its previous run's keys (value ""); containers replaced while it
+  // was down sort anywhere among the new ones. Each transaction is sent after the previous one's
+  // reply: a gone container's delete sent first would leave its service without an instance
+  // until its replacement's put.
+  const std::string hp = "/p/instances/h/";
+  std::map<std::string, std::string> have = {{hp + "a-old/0", ""}, {hp + "c-old/0", ""}, {hp + "e/0", ""},
+                                             {hp + "e/1", ""}};
+  std::map<std::string, std::string> want = {{hp + "b-new/0", "vb"}, {hp + "d-new/0", "vd"}, {hp + "e/0", "ve"}};
+  auto changes = diff_publication(have, want, hp);
+  std::vector<std::string> order;
+  for (const ContainerChange& c : changes) order.push_back(c.container);
+  CHECK(order == std::vector<std::string>{"b-new", "d-new", "e", "a-old", "c-old"});
+  REQUIRE(changes.size() == 5);
+  // A container that stays and loses a key: its put and delete are one transaction.
+  CHECK(changes[2].deletes == std::vector<std::string>{hp + "e/1"});
+  CHECK(changes[3].puts.empty());
+  CHECK(changes[3].deletes == std::vector<std::string>{hp + "a-old/0"});
+  CHECK(changes[4].deletes == std::vector<std::string>{hp + "c-old/0"});
+}
