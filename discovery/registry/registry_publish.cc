@@ -9,6 +9,17 @@ namespace berth::discovery::registry {
 namespace {
 constexpr std::chrono::milliseconds kCallTimeout{3'000};
 constexpr std::chrono::milliseconds kBackoffMax{5'000};
+// A keepalive renews in a few ms (a member forwards it to the leader); one that waited the full
+// kCallTimeout on a hung member would try the next member too late for a short lease.
+constexpr std::chrono::milliseconds kKeepaliveTimeoutMin{500};
+
+// How long a keepalive waits for one member before it tries the next: a quarter of the TTL,
+// from 500 ms to kCallTimeout. Sent every lease_ttl / 3, a keepalive that meets a hung member
+// is then answered by the next one within lease_ttl / 3 + lease_ttl / 4 of the last renewal,
+// well before the lease runs out, for any lease_ttl allowed (2 s and up).
+std::chrono::milliseconds keepalive_timeout(std::chrono::milliseconds lease_ttl) {
+  return std::clamp(lease_ttl / 4, kKeepaliveTimeoutMin, kCallTimeout);
+}
 }  // namespace
 
 RegistryPublisher::RegistryPublisher(const config::Registry& cfg, std::unique_ptr<Source> inner)
@@ -164,7 +175,8 @@ void RegistryPublisher::pump() {
 void RegistryPublisher::keepalive() {
   if (!ready_ || stopped_) return;
   uint64_t generation = generation_;
-  client_->call("lease/keepalive", {{"ID", lease_}}, kCallTimeout, [this, generation](EtcdReply reply) {
+  const std::chrono::milliseconds timeout = keepalive_timeout(cfg_.lease_ttl);
+  client_->call("lease/keepalive", {{"ID", lease_}}, timeout, [this, generation](EtcdReply reply) {
     if (generation != generation_) return;
     if (!reply.ok()) {
       // etcd unreachable: the lease may still live; the next keepalive tells.

@@ -2,8 +2,9 @@
 // hands over goes on to the Server unchanged (the sidecar routes its host's apps locally, with
 // or without etcd), and its routable instances are published to etcd under
 // <prefix>/instances/<host-id>/<container-id>/<n>, attached to a lease kept alive at a third
-// of lease_ttl. Writes happen on change only, one transaction per container, the deletes of
-// gone containers last.
+// of lease_ttl (each keepalive waits at most a quarter of it for a member, then tries the next:
+// a hung member does not let the lease run out). Writes happen on change only, one transaction
+// per container, the deletes of gone containers last.
 //
 // Start and every return of etcd: grant a lease, range the host's keys (its own from a previous
 // run included), then write what is true now under the new lease and delete keys of

@@ -941,6 +941,62 @@ TEST_CASE("registry: with 3 etcd members, the front door leaves a hung (stopped)
   CHECK(front.running());
 }
 
+TEST_CASE("registry sidecar with a short lease_ttl keeps its lease while the member it calls hangs",
+          "[registry]") {
+  // A keepalive sent to a hung member must reach the next member before the lease runs out
+  // (lease_ttl 3s: every 1 s). The member hung is a follower: a hung leader would not do, the
+  // new leader restarts every lease's TTL.
+  EtcdCluster cluster;
+  INFO(cluster.error());
+  REQUIRE(cluster.ok());
+  int follower = -1, leader = -1;
+  for (int i = 0; i < EtcdCluster::kMembers; ++i) {
+    auto status = nlohmann::json::parse(post_to(cluster.port(i), "maintenance/status", nlohmann::json::object()).body,
+                                        nullptr, false);
+    REQUIRE((status.is_object() && status.contains("leader")));
+    (status["header"]["member_id"] == status["leader"] ? leader : follower) = i;
+  }
+  REQUIRE((follower >= 0 && leader >= 0));
+  std::string members = "[\"" + cluster.url(follower) + "\"";  // the member it calls first
+  for (int i = 0; i < EtcdCluster::kMembers; ++i)
+    if (i != follower) members += ", \"" + cluster.url(i) + "\"";
+  TempDir dir;
+  auto engine = start_engine(dir);
+  Origin origin("S");
+  REQUIRE(origin.ok());
+  Berth sidecar(sidecar_yaml(dir, members + "]", "3s"));
+  INFO(sidecar.error());
+  REQUIRE(sidecar.ok());
+  INFO("sidecar: " << sidecar.log());
+  start_container(*engine, 41, "web-1", "side.test", origin.port());
+  // The lease of the host's one key, read through the leader ("" while there is not one key).
+  auto lease_of_key = [&] {
+    nlohmann::json r = nlohmann::json::parse(
+        post_to(cluster.port(leader), "kv/range",
+                {{"key", base64(kRoot + "host-1/")}, {"range_end", base64(kRoot + "host-10")}, {"keys_only", true}})
+            .body,
+        nullptr, false);
+    if (!r.is_object() || !r.contains("kvs") || r["kvs"].size() != 1) return std::string();
+    return r["kvs"][0].value("lease", std::string());
+  };
+  REQUIRE(wait_until([&] { return !lease_of_key().empty(); }, 5s));
+  const std::string lease = lease_of_key();
+
+  REQUIRE(cluster.signal(follower, SIGSTOP));
+  // 6 s: past two TTLs from the last keepalive before the hang.
+  std::string changed;
+  for (auto t0 = Clock::now(); seconds_since(t0) < 6.0 && changed.empty();) {
+    if (std::string now = lease_of_key(); now != lease)
+      changed = "after " + std::to_string(seconds_since(t0)) + " s the key's lease was '" + now + "'";
+    std::this_thread::sleep_for(50ms);
+  }
+  cluster.signal(follower, SIGCONT);
+  INFO("lease " << lease << ": " << changed);
+  CHECK(changed.empty());
+  CHECK(sidecar.log().find("event=registry_publish_lost") == std::string::npos);
+  CHECK(sidecar.running());
+}
+
 TEST_CASE("registry: over TLS to etcd with client certificates, a sidecar publishes and a front door routes",
           "[registry][tls]") {
   // A CA, etcd's server certificate (IP 127.0.0.1) and a client certificate, made with openssl.
