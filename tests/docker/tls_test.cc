@@ -95,7 +95,10 @@ TEST_CASE("docker: discovery over TLS with client certificates, to an engine on 
   REQUIRE(wait_routes(berth.admin_port(), [&](const nlohmann::json& j) {
     return j["discovery"][0]["in_sync"] == true && endpoints_for(j, "tls.dk.test") == std::vector<std::string>{addr(web)};
   }, 20s, &t));
-  CHECK(berth.log().find("event=docker_connected endpoint=tcp://127.0.0.1:" + std::to_string(port)) != std::string::npos);
+  // The log is written off the loop: the line may reach the file after /api/routes shows the sync.
+  CHECK(it::wait_until([&] {
+    return berth.log().find("event=docker_connected endpoint=tcp://127.0.0.1:" + std::to_string(port)) != std::string::npos;
+  }, 5s));
   it::Response r = get(berth.port(), "tls.dk.test");
   CHECK(r.status == 200);
   CHECK(r.body == "over-tls\n");
