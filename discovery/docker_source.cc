@@ -328,6 +328,11 @@ void DockerSource::finish_sync() {
   const auto watch_ms = static_cast<uint64_t>(std::chrono::milliseconds(kWatchInterval).count());
   synced_at_ms_ = last_watch_ms_ = uv_now(loop_);
   watch_timer_.start(loop_, watch_ms, [this] { watch(); }, watch_ms);
+  if (stalled_in_sync_ms_ >= 0) {
+    log::info("docker_relist").kv("reason", "stalled").kv("late_ms", stalled_in_sync_ms_).kv("during", "relist");
+    stalled_in_sync_ms_ = -1;
+    list();
+  }
 }
 
 void DockerSource::lost(const std::string& why) {
@@ -340,6 +345,7 @@ void DockerSource::lost(const std::string& why) {
   sync_waiting_.clear();
   buffered_.clear();
   pending_kills_.clear();
+  stalled_in_sync_ms_ = -1;  // the reconnect lists anyway
   // dormant_ stays (stopped containers keep their routes and claims): the re-list (all=1)
   // after the reconnect prunes it of the containers removed meanwhile.
   memo_.touch_all();
@@ -362,7 +368,13 @@ void DockerSource::watch() {
   const uint64_t now = uv_now(loop_);
   const auto late = std::chrono::milliseconds(now - last_watch_ms_) - kWatchInterval;
   last_watch_ms_ = now;
-  if (phase_ != Phase::kSynced) return;  // a sync is under way, or a reconnect lists anyway
+  if (phase_ != Phase::kSynced) {
+    // A reconnect lists anyway. A relist under way may have its list already, older than what
+    // the engine dropped while the process stood still: it lists again when it ends.
+    if ((phase_ == Phase::kListing || phase_ == Phase::kInspecting) && late >= kStallLateness)
+      stalled_in_sync_ms_ = late.count();
+    return;
+  }
   const char* relist = late >= kStallLateness                                          ? "stalled"
                        : std::chrono::milliseconds(now - synced_at_ms_) >= kRelistInterval ? "interval"
                                                                                         : nullptr;

@@ -130,6 +130,9 @@ class DockerSource final : public Source {
   Timer retry_timer_, grace_timer_, ping_timer_, watch_timer_;
   uint64_t synced_at_ms_ = 0;   // uv_now at the last sync's end (a relist every kRelistInterval)
   uint64_t last_watch_ms_ = 0;  // uv_now at the last watch tick (a late one: the process stood still)
+  // How late the watch tick was when the process stood still during a relist (-1: it did not):
+  // the relist's list may predate events the engine dropped meanwhile, so it lists again.
+  int64_t stalled_in_sync_ms_ = -1;
   std::chrono::milliseconds backoff_{200};
   EmptyRouteGrace grace_;
   bool dirty_ = false;  // an event since the last rebuild may have changed the set

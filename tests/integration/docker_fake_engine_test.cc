@@ -2,7 +2,9 @@
 // when an inspect is answered: event orders a real engine produces only by chance.
 #include <catch2/catch.hpp>
 
+#include <csignal>
 #include <functional>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -224,5 +226,39 @@ TEST_CASE("docker relist: the sync ends with the list's answer even when an olde
   CHECK(wait_until([&] { return http_get(berth.port(), "/", "gone.test").status != 200; }, 3s));
   CHECK(wait_until([&] { return http_get(berth.port(), "/", "gone.test").status == 404; }, 3s));
   CHECK(http_get(berth.port(), "/", "keep.test").status == 200);
-  CHECK(berth.log().find("event=docker_event_skipped") != std::string::npos);
+  CHECK(wait_until([&] { return berth.log().find("event=docker_event_skipped") != std::string::npos; }, 3s));
+}
+
+TEST_CASE("docker relist: a stall while a relist waits for its inspects lists once more when it ends",
+          "[docker_fake]") {
+  // The relist's list has answered and its inspects are under way when the process stands still
+  // (5 s and more); a container removed meanwhile, its events lost, is not in that list's past.
+  Setup setup("", 0, [](int port) {
+    return std::vector<fake_docker::Container>{fake_docker::running_routed(93001, "keep-2", "keep2.test", port),
+                                               fake_docker::running_routed(93002, "gone-2", "gone2.test", port)};
+  });
+  auto& engine = setup.engine();
+  Berth& berth = setup.berth();
+  INFO(berth.log());
+  REQUIRE(wait_until([&] { return http_get(berth.port(), "/", "gone2.test").status == 200; }, 3s));
+
+  engine.hold_inspects(true);
+  const uint64_t asked_keep = engine.inspects_of(0), asked_gone = engine.inspects_of(1);
+  engine.emit(0, "update", {{"padding", std::string(17u << 20, 'x')}});  // skipped: Berth lists again
+  // The list answered; its inspects are asked, their answers (both running) held.
+  REQUIRE(engine.wait_asked(0, asked_keep + 1, 5000));
+  REQUIRE(engine.wait_asked(1, asked_gone + 1, 5000));
+  REQUIRE(berth.process().signal(SIGSTOP));
+  engine.remove_unseen(1);
+  // 6.5 s: the one-second watch tick comes at least 5 s late, wherever it was.
+  std::this_thread::sleep_for(6500ms);
+  REQUIRE(berth.process().signal(SIGCONT));
+  // The watch tick, 5 s late, comes while the relist still waits for its inspect.
+  REQUIRE(wait_until([&] { return http_get(berth.admin_port(), "/healthz", "127.0.0.1").status == 200; }, 3s));
+  std::this_thread::sleep_for(300ms);
+  engine.hold_inspects(false);
+
+  CHECK(wait_until([&] { return http_get(berth.port(), "/", "gone2.test").status == 404; }, 5s));
+  CHECK(http_get(berth.port(), "/", "keep2.test").status == 200);
+  CHECK(wait_until([&] { return berth.log().find("event=docker_relist reason=stalled") != std::string::npos; }, 3s));
 }
