@@ -11,6 +11,11 @@ void EventJournal::add(int64_t time_ms, std::string type, JournalFields fields) 
   events_.push_back({next_seq_++, time_ms, std::move(type), std::move(fields)});
 }
 
+void EventJournal::first_look(const ObservedState& state) {
+  for (const auto& [key, route] : state.routes)
+    if (route.state == "503") quiet_503_.insert(key);
+}
+
 nlohmann::json EventJournal::to_json(uint64_t after_seq) const {
   nlohmann::json events = nlohmann::json::array();
   for (const JournalEvent& e : events_) {
@@ -186,9 +191,10 @@ void record_changes(const ObservedState& before, const ObservedState& after, int
     // Whether it answered 503 since its first look, untold: no route_503 was said, so no
     // route_recovered or route_expired follows either.
     const bool never_served = quiet.erase(key) > 0;
-    if (now.state == "503" && (was == "ok" || was.empty())) {
-      // A route that appears without instances (a config service with none) is no change.
-      if (was.empty()) {
+    if (now.state == "503" && (was == "ok" || was.empty() || was == "redirect")) {
+      // A route that appears without instances (a config service with none), or a redirect
+      // route a reload turned into one, is no change: it never served.
+      if (was != "ok") {
         quiet.insert(key);
         continue;
       }

@@ -43,6 +43,9 @@ class EventJournal {
   //  "type":"instance_left","service":"web",...}]}: oldest first (newest last); only events with
   // seq > after_seq. Fields sit beside seq, time and type (their names never clash with those).
   nlohmann::json to_json(uint64_t after_seq = 0) const;
+  // The first look at the state (at start), recorded as no change: a route answering 503 in it
+  // (a config service without instances) never served, as one a later change adds so.
+  void first_look(const ObservedState& state);
 
  private:
   friend void record_changes(const ObservedState& before, const ObservedState& after, int64_t time_ms,

@@ -160,6 +160,7 @@ int Server::run() {
   observed_epoch_ = health_epoch();
   observed_generation_ = runtime_->generation;
   observed_ = observe_state(*runtime_->routes, health_clock_ms());
+  journal_.first_look(observed_);
   journal_.add(wall_clock_ms(), "started",
                {{"generation", static_cast<int64_t>(generation_)},
                 {"routes", static_cast<int64_t>(runtime_->routes->routes().size())},

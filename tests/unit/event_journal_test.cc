@@ -169,6 +169,17 @@ TEST_CASE("journal: a route goes 503, recovers, goes 503 again and expires", "[j
   berth::record_changes(config_ok, config_empty, 5, quiet);
   berth::record_changes(config_empty, ObservedState{}, 6, quiet);
   CHECK(types(quiet) == std::vector<std::string>{"route_503", "route_expired"});
+
+  // The same for a route in the state Berth starts with (its first look, recorded as no change).
+  EventJournal at_start;
+  at_start.first_look(config_empty);
+  berth::record_changes(config_empty, config_ok, 1, at_start);
+  berth::record_changes(config_ok, config_ok, 2, at_start);
+  EventJournal removed_at_start;
+  removed_at_start.first_look(config_empty);
+  berth::record_changes(config_empty, ObservedState{}, 1, removed_at_start);
+  CHECK(at_start.events().empty());
+  CHECK(removed_at_start.events().empty());
 }
 
 TEST_CASE("journal: many routes going 503, expiring or recovering in one change are one event each", "[journal]") {
@@ -244,5 +255,9 @@ TEST_CASE("journal: a redirect route is no route event: appearing, leaving, or t
   berth::record_changes(ok, redirect, 4, j);
   berth::record_changes(redirect, empty, 5, j);  // now a route to a service without instances: appears so
   berth::record_changes(empty, redirect, 6, j);
+  // Turned into a route whose service has no instance, it never served: an instance given to
+  // it is no recovery.
+  berth::record_changes(redirect, empty, 7, j);
+  berth::record_changes(empty, ok, 8, j);
   CHECK(j.events().empty());
 }
