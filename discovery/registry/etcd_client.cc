@@ -36,6 +36,7 @@ std::string error_text(const nlohmann::json& j) {
   }
   return it->dump();
 }
+
 }  // namespace
 
 nlohmann::json parse_etcd_body(const std::string& body, std::string* error) {
@@ -72,6 +73,18 @@ nlohmann::json parse_etcd_body(const std::string& body, std::string* error) {
   }
   if (auto r = first.find("result"); r != first.end() && r->is_object()) return *r;
   return first;
+}
+
+bool etcd_unavailable_error(const nlohmann::json& j) {
+  if (!j.is_object()) return false;
+  auto it = j.find("error");
+  if (it == j.end()) return false;
+  auto code_is = [](const nlohmann::json& o, const char* name, int want) {
+    auto c = o.find(name);
+    return c != o.end() && c->is_number_integer() && c->get<int>() == want;
+  };
+  if (it->is_object()) return code_is(*it, "grpc_code", 14) || code_is(*it, "http_code", 503);
+  return code_is(j, "code", 14);
 }
 
 std::string read_watch_bytes(LineSplitter& splitter, std::string_view bytes,
@@ -159,7 +172,7 @@ void EtcdClient::attempt(std::shared_ptr<Attempt> a) {
     // A member that is down, slow or without a leader: the next one may serve. A refusal of
     // the request itself (400, 404...) would be the same everywhere.
     bool member_problem = !r.error.empty() || r.status == 503 || r.status == 0 ||
-                          reply.error.find("no leader") != std::string::npos;
+                          reply.error.find("no leader") != std::string::npos || etcd_unavailable_error(reply.body);
     if (!reply.ok() && member_problem && !a->pinned) {
       a->errors += (a->errors.empty() ? "" : "; ") + urls_[member] + ": " + reply.error;
       if (current_ == member) next_member();

@@ -91,5 +91,9 @@ std::string read_watch_bytes(LineSplitter& splitter, std::string_view bytes,
 // {"result":{...}} / {"error":{...}} (keepalive). The reply object or result, and *error set
 // when the body carries an error.
 nlohmann::json parse_etcd_body(const std::string& body, std::string* error);
+// Whether the error a reply carries (what parse_etcd_body returned with *error set) says the
+// member cannot serve now, gRPC code 14 (unavailable: "request timed out", "no leader"): another
+// member may. A stream answers 200 and puts such an error in its body.
+bool etcd_unavailable_error(const nlohmann::json& reply);
 
 }  // namespace berth::discovery::registry

@@ -9,17 +9,6 @@ namespace berth::discovery::registry {
 namespace {
 constexpr std::chrono::milliseconds kCallTimeout{3'000};
 constexpr std::chrono::milliseconds kBackoffMax{5'000};
-// A keepalive renews in a few ms (a member forwards it to the leader); one that waited the full
-// kCallTimeout on a hung member would try the next member too late for a short lease.
-constexpr std::chrono::milliseconds kKeepaliveTimeoutMin{500};
-
-// How long a keepalive waits for one member before it tries the next: a quarter of the TTL,
-// from 500 ms to kCallTimeout. Sent every lease_ttl / 3, a keepalive that meets a hung member
-// is then answered by the next one within lease_ttl / 3 + lease_ttl / 4 of the last renewal,
-// well before the lease runs out, for any lease_ttl allowed (2 s and up).
-std::chrono::milliseconds keepalive_timeout(std::chrono::milliseconds lease_ttl) {
-  return std::clamp(lease_ttl / 4, kKeepaliveTimeoutMin, kCallTimeout);
-}
 }  // namespace
 
 RegistryPublisher::RegistryPublisher(const config::Registry& cfg, std::unique_ptr<Source> inner)
@@ -74,6 +63,7 @@ void RegistryPublisher::connect() {
   if (stopped_) return;
   ready_ = false;
   busy_ = false;
+  keepalive_answered_ = keepalive_sent_;  // a new lease: what the old one's left unanswered is moot
   uint64_t generation = ++generation_;
   client_->call("lease/grant", {{"TTL", cfg_.lease_ttl.count() / 1000}}, kCallTimeout,
                 [this, generation](EtcdReply reply) {
@@ -175,9 +165,15 @@ void RegistryPublisher::pump() {
 void RegistryPublisher::keepalive() {
   if (!ready_ || stopped_) return;
   uint64_t generation = generation_;
-  const std::chrono::milliseconds timeout = keepalive_timeout(cfg_.lease_ttl);
-  client_->call("lease/keepalive", {{"ID", lease_}}, timeout, [this, generation](EtcdReply reply) {
+  // The last keepalive (lease_ttl / 3 ago) has no answer yet: its member is hung or slow. This
+  // one goes to the next member at once, while that one may still answer, instead of waiting
+  // for its timeout (3 s, longer than a short lease lives). A cluster slow everywhere still
+  // renews: every keepalive sent is answered in the end, wherever it went.
+  if (keepalive_answered_ < keepalive_sent_) client_->next_member();
+  const uint64_t seq = ++keepalive_sent_;
+  client_->call("lease/keepalive", {{"ID", lease_}}, kCallTimeout, [this, generation, seq](EtcdReply reply) {
     if (generation != generation_) return;
+    keepalive_answered_ = std::max(keepalive_answered_, seq);
     if (!reply.ok()) {
       // etcd unreachable: the lease may still live; the next keepalive tells.
       log::warn("registry_keepalive_failed").kv("reason", reply.error);

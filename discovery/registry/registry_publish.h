@@ -2,8 +2,8 @@
 // hands over goes on to the Server unchanged (the sidecar routes its host's apps locally, with
 // or without etcd), and its routable instances are published to etcd under
 // <prefix>/instances/<host-id>/<container-id>/<n>, attached to a lease kept alive at a third
-// of lease_ttl (each keepalive waits at most a quarter of it for a member, then tries the next:
-// a hung member does not let the lease run out). Writes happen on change only, one transaction
+// of lease_ttl (one sent while the last is unanswered goes to the next member: a hung member
+// does not let the lease run out, a slow cluster still renews it). Writes happen on change only, one transaction
 // per container, the deletes of gone containers last.
 //
 // Start and every return of etcd: grant a lease, range the host's keys (its own from a previous
@@ -81,6 +81,7 @@ class RegistryPublisher final : public Source {
                                              // (before it, "nothing" would delete our keys)
   bool stopped_ = false;
   uint64_t generation_ = 0;
+  uint64_t keepalive_sent_ = 0, keepalive_answered_ = 0;  // keepalives numbered 1, 2, ...: the last sent, the last answered
   Timer retry_timer_, keepalive_timer_;
   std::chrono::milliseconds backoff_{100};
 };

@@ -12,7 +12,10 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <csignal>
+#include <memory>
+#include <mutex>
 #include <thread>
 #include <cstdio>
 #include <iostream>
@@ -886,6 +889,100 @@ class EtcdCluster {
   Process procs_[kMembers];
   std::string error_;
 };
+
+// The lease of host-1's one key, read from the member at `port` ("" while there is not one key).
+std::string lease_of_host_key(uint16_t port) {
+  nlohmann::json r = nlohmann::json::parse(
+      post_to(port, "kv/range",
+              {{"key", base64(kRoot + "host-1/")}, {"range_end", base64(kRoot + "host-10")}, {"keys_only", true}})
+          .body,
+      nullptr, false);
+  if (!r.is_object() || !r.contains("kvs") || r["kvs"].size() != 1) return std::string();
+  return r["kvs"][0].value("lease", std::string());
+}
+
+// Empty while host-1's key keeps `lease` for `seconds`; else when and to what it changed.
+std::string lease_change_within(uint16_t port, const std::string& lease, double seconds) {
+  for (auto t0 = Clock::now(); seconds_since(t0) < seconds;) {
+    if (std::string now = lease_of_host_key(port); now != lease)
+      return "after " + std::to_string(seconds_since(t0)) + " s the key's lease was '" + now + "'";
+    std::this_thread::sleep_for(50ms);
+  }
+  return {};
+}
+
+// Forwards each connection to 127.0.0.1:`to`, holding every read of the client's for the delay
+// (set_delay) first: a member that answers each request that much later, slow but alive.
+class SlowRelay {
+ public:
+  explicit SlowRelay(uint16_t to) : to_(to) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd_, 64) != 0 ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+      return;
+    port_ = ntohs(a.sin_port);
+    accepter_ = std::thread([this] { accept_loop(); });
+  }
+  ~SlowRelay() {
+    stopping_ = true;
+    ::shutdown(fd_, SHUT_RDWR);
+    if (accepter_.joinable()) accepter_.join();
+    ::close(fd_);
+    std::lock_guard lock(mu_);
+    for (int fd : fds_) ::shutdown(fd, SHUT_RDWR);
+    for (std::thread& t : pumps_) t.join();
+    for (int fd : fds_) ::close(fd);
+  }
+  uint16_t port() const { return port_; }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  void set_delay(std::chrono::milliseconds d) { delay_ms_ = d.count(); }
+
+ private:
+  void accept_loop() {
+    while (!stopping_) {
+      int client = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (client < 0) continue;
+      int up = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      a.sin_port = htons(to_);
+      if (up < 0 || ::connect(up, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+        ::close(client);
+        if (up >= 0) ::close(up);
+        continue;
+      }
+      std::lock_guard lock(mu_);
+      fds_.push_back(client);
+      fds_.push_back(up);
+      pumps_.emplace_back([this, client, up] { pump(client, up, &delay_ms_); });
+      pumps_.emplace_back([client, up] { pump(up, client, nullptr); });
+    }
+  }
+  static void pump(int from, int to, const std::atomic<int64_t>* delay_ms) {
+    char buf[65536];
+    for (;;) {
+      ssize_t n = ::recv(from, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      if (delay_ms && *delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms->load()));
+      if (::send(to, buf, static_cast<size_t>(n), MSG_NOSIGNAL) != n) break;
+    }
+    ::shutdown(to, SHUT_WR);
+  }
+  uint16_t to_;
+  std::atomic<int64_t> delay_ms_{0};
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::thread accepter_;
+  std::mutex mu_;
+  std::vector<int> fds_;
+  std::vector<std::thread> pumps_;
+};
 }  // namespace
 
 TEST_CASE("registry: with 3 etcd members, the front door converges after the member it watches is killed",
@@ -969,28 +1066,48 @@ TEST_CASE("registry sidecar with a short lease_ttl keeps its lease while the mem
   REQUIRE(sidecar.ok());
   INFO("sidecar: " << sidecar.log());
   start_container(*engine, 41, "web-1", "side.test", origin.port());
-  // The lease of the host's one key, read through the leader ("" while there is not one key).
-  auto lease_of_key = [&] {
-    nlohmann::json r = nlohmann::json::parse(
-        post_to(cluster.port(leader), "kv/range",
-                {{"key", base64(kRoot + "host-1/")}, {"range_end", base64(kRoot + "host-10")}, {"keys_only", true}})
-            .body,
-        nullptr, false);
-    if (!r.is_object() || !r.contains("kvs") || r["kvs"].size() != 1) return std::string();
-    return r["kvs"][0].value("lease", std::string());
-  };
-  REQUIRE(wait_until([&] { return !lease_of_key().empty(); }, 5s));
-  const std::string lease = lease_of_key();
+  REQUIRE(wait_until([&] { return !lease_of_host_key(cluster.port(leader)).empty(); }, 5s));
+  const std::string lease = lease_of_host_key(cluster.port(leader));
 
   REQUIRE(cluster.signal(follower, SIGSTOP));
   // 6 s: past two TTLs from the last keepalive before the hang.
-  std::string changed;
-  for (auto t0 = Clock::now(); seconds_since(t0) < 6.0 && changed.empty();) {
-    if (std::string now = lease_of_key(); now != lease)
-      changed = "after " + std::to_string(seconds_since(t0)) + " s the key's lease was '" + now + "'";
-    std::this_thread::sleep_for(50ms);
-  }
+  const std::string changed = lease_change_within(cluster.port(leader), lease, 6.0);
   cluster.signal(follower, SIGCONT);
+  INFO("lease " << lease << ": " << changed);
+  CHECK(changed.empty());
+  CHECK(sidecar.log().find("event=registry_publish_lost") == std::string::npos);
+  CHECK(sidecar.running());
+}
+
+TEST_CASE("registry sidecar with a short lease_ttl keeps its lease while every member is slow", "[registry]") {
+  // Once published, every member answers 900 ms late. A keepalive (lease_ttl 3s: every 1 s)
+  // moves on from a member that has not answered the last one, so that a hung member costs no
+  // lease; members that are only slow must still renew it, or a slow cluster loses every lease.
+  EtcdCluster cluster;
+  INFO(cluster.error());
+  REQUIRE(cluster.ok());
+  std::vector<std::unique_ptr<SlowRelay>> relays;
+  std::string members = "[";
+  for (int i = 0; i < EtcdCluster::kMembers; ++i) {
+    relays.push_back(std::make_unique<SlowRelay>(cluster.port(i)));
+    REQUIRE(relays.back()->port() != 0);
+    members += (i ? ", \"" : "\"") + relays.back()->url() + "\"";
+  }
+  TempDir dir;
+  auto engine = start_engine(dir);
+  Origin origin("S");
+  REQUIRE(origin.ok());
+  Berth sidecar(sidecar_yaml(dir, members + "]", "3s"));
+  INFO(sidecar.error());
+  REQUIRE(sidecar.ok());
+  INFO("sidecar: " << sidecar.log());
+  start_container(*engine, 42, "web-1", "slow.test", origin.port());
+  // Read from a member directly, not through a relay.
+  REQUIRE(wait_until([&] { return !lease_of_host_key(cluster.port(0)).empty(); }, 5s));
+  const std::string lease = lease_of_host_key(cluster.port(0));
+  for (auto& relay : relays) relay->set_delay(900ms);
+  // 7 s: past two TTLs.
+  const std::string changed = lease_change_within(cluster.port(0), lease, 7.0);
   INFO("lease " << lease << ": " << changed);
   CHECK(changed.empty());
   CHECK(sidecar.log().find("event=registry_publish_lost") == std::string::npos);

@@ -43,6 +43,24 @@ TEST_CASE("registry: gateway replies, unary and stream-shaped", "[registry]") {
   CHECK_FALSE(error.empty());
 }
 
+TEST_CASE("registry: an unavailable member is told by its error's code, in a stream's 200 too", "[registry]") {
+  // A keepalive stream answers 200 and puts its error in the body: "request timed out" (gRPC
+  // 14, HTTP 503) is the member's, and another member may serve; a lease not found is not.
+  std::string error;
+  auto stream = parse_etcd_body(
+      "{\"error\":{\"grpc_code\":14,\"http_code\":503,\"message\":\"etcdserver: request timed out\","
+      "\"http_status\":\"Service Unavailable\"}}\n",
+      &error);
+  CHECK(error == "etcdserver: request timed out");
+  CHECK(etcd_unavailable_error(stream));
+  CHECK(etcd_unavailable_error(parse_etcd_body(R"({"error":"etcdserver: request timed out","message":"x","code":14})", &error)));
+  CHECK_FALSE(etcd_unavailable_error(
+      parse_etcd_body(R"({"error":"etcdserver: requested lease not found","message":"x","code":5})", &error)));
+  CHECK_FALSE(etcd_unavailable_error(
+      parse_etcd_body("{\"error\":{\"grpc_code\":5,\"http_code\":404,\"message\":\"lease not found\"}}\n", &error)));
+  CHECK_FALSE(etcd_unavailable_error(parse_etcd_body(R"({"header":{"revision":"8"}})", &error)));
+}
+
 TEST_CASE("registry: the instance value schema round trips", "[registry]") {
   Instance in;
   in.service = "web";
