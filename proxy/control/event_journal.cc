@@ -70,21 +70,23 @@ Fields route_fields(const RouteView& r) {
 
 // The route events of one change, told in order; past kMaxListedMoves of one type, a single event
 // of its bulk type says how many instead, where the first of them would have been.
+enum class RouteEvent { k503, kExpired, kRecovered };
+
 class RouteEvents {
  public:
-  void add(const char* type, const RouteView& r, const char* why) {
+  void add(RouteEvent type, const RouteView& r, const char* why) {
     Fields f = route_fields(r);
     if (why) f.emplace_back("why", why);
     entries_.push_back({type, std::move(f)});
   }
   void flush(EventJournal& journal, int64_t time_ms) {
-    struct Bulk {
+    struct Kind {
       const char* type;
       const char* bulk_type;
       const char* why;
       size_t count = 0;
     };
-    Bulk bulks[] = {
+    Kind kinds[] = {  // in RouteEvent's order
         {"route_503", "routes_503",
          "many routes lost their last instance in one change: each answers 503 until one joins or its empty-route "
          "grace ends (/api/status lists them)"},
@@ -93,26 +95,21 @@ class RouteEvents {
          "graces ending)"},
         {"route_recovered", "routes_recovered", "many routes got an instance back in one change"},
     };
-    auto bulk_of = [&](const char* type) -> Bulk& {
-      for (Bulk& b : bulks)
-        if (std::string_view(b.type) == type) return b;
-      return bulks[0];  // not reached: every type is listed
-    };
-    for (const Entry& e : entries_) ++bulk_of(e.type).count;
+    for (const Entry& e : entries_) ++kinds[static_cast<size_t>(e.type)].count;
     for (Entry& e : entries_) {
-      Bulk& b = bulk_of(e.type);
-      if (b.count <= kMaxListedMoves) {
-        journal.add(time_ms, e.type, std::move(e.fields));
-      } else if (b.why) {  // the first of them: one event for all
-        journal.add(time_ms, b.bulk_type, {{"count", static_cast<int64_t>(b.count)}, {"why", b.why}});
-        b.why = nullptr;
+      Kind& k = kinds[static_cast<size_t>(e.type)];
+      if (k.count <= kMaxListedMoves) {
+        journal.add(time_ms, k.type, std::move(e.fields));
+      } else if (k.why) {  // the first of them: one event for all
+        journal.add(time_ms, k.bulk_type, {{"count", static_cast<int64_t>(k.count)}, {"why", k.why}});
+        k.why = nullptr;
       }
     }
   }
 
  private:
   struct Entry {
-    const char* type;
+    RouteEvent type;
     Fields fields;
   };
   std::vector<Entry> entries_;
@@ -178,11 +175,11 @@ void record_changes(const ObservedState& before, const ObservedState& after, int
     down.erase(key);
     const bool never_served = quiet.erase(key) > 0;
     if (was.state == "ok")
-      events.add("route_expired", was,
+      events.add(RouteEvent::kExpired, was,
                  "the route left the table while it had instances (no empty-route grace held it): its instances "
                  "left with it, or a reload or a label change removed it");
     else if (was.state == "503" && !never_served)
-      events.add("route_expired", was, "the route left the table while it had no instance");
+      events.add(RouteEvent::kExpired, was, "the route left the table while it had no instance");
   }
   for (const auto& [key, now] : after.routes) {
     auto it = before.routes.find(key);
@@ -198,7 +195,7 @@ void record_changes(const ObservedState& before, const ObservedState& after, int
         quiet.insert(key);
         continue;
       }
-      events.add("route_503", now,
+      events.add(RouteEvent::k503, now,
                  now.split ? "none of its services has an instance left: 503 until one joins or the empty-route grace "
                              "ends"
                            : "its service has no instance left: 503 until one joins or the empty-route grace ends");
@@ -206,10 +203,10 @@ void record_changes(const ObservedState& before, const ObservedState& after, int
       // From 503 it answered 503; from off, only a route whose expiry was told recovers: one
       // that was off from its first look (a created container's) just begins to serve.
       const bool expired = down.erase(key) > 0;
-      if ((was == "503" && !never_served) || expired) events.add("route_recovered", now, nullptr);
+      if ((was == "503" && !never_served) || expired) events.add(RouteEvent::kRecovered, now, nullptr);
     } else if (now.state == "off" && (was == "503" || was == "ok")) {
       if (never_served) continue;
-      events.add("route_expired", now,
+      events.add(RouteEvent::kExpired, now,
                  was == "503" ? "empty-route grace over: the route no longer matches"
                               : "its service has no instance left and no empty-route grace: the route no longer "
                                 "matches");
