@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <atomic>
 #include <csignal>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -983,6 +984,32 @@ class SlowRelay {
   std::vector<int> fds_;
   std::vector<std::thread> pumps_;
 };
+
+// A sidecar with lease_ttl 3s calling `members` (a YAML list) publishes one container; then
+// `disturb` runs, and for `seconds` the lease on its key, read from the member at read_port, must
+// not change; `restore` runs after. The sidecar must not say it lost its publication.
+void check_sidecar_keeps_lease(const std::string& members, uint16_t read_port, int container, const std::string& host,
+                               const std::function<void()>& disturb, double seconds,
+                               const std::function<void()>& restore = [] {}) {
+  TempDir dir;
+  auto engine = start_engine(dir);
+  Origin origin("S");
+  REQUIRE(origin.ok());
+  Berth sidecar(sidecar_yaml(dir, members, "3s"));
+  INFO(sidecar.error());
+  REQUIRE(sidecar.ok());
+  INFO("sidecar: " << sidecar.log());
+  start_container(*engine, container, "web-1", host, origin.port());
+  REQUIRE(wait_until([&] { return !lease_of_host_key(read_port).empty(); }, 5s));
+  const std::string lease = lease_of_host_key(read_port);
+  disturb();
+  const std::string changed = lease_change_within(read_port, lease, seconds);
+  restore();
+  INFO("lease " << lease << ": " << changed);
+  CHECK(changed.empty());
+  CHECK(sidecar.log().find("event=registry_publish_lost") == std::string::npos);
+  CHECK(sidecar.running());
+}
 }  // namespace
 
 TEST_CASE("registry: with 3 etcd members, the front door converges after the member it watches is killed",
@@ -1057,26 +1084,10 @@ TEST_CASE("registry sidecar with a short lease_ttl keeps its lease while the mem
   std::string members = "[\"" + cluster.url(follower) + "\"";  // the member it calls first
   for (int i = 0; i < EtcdCluster::kMembers; ++i)
     if (i != follower) members += ", \"" + cluster.url(i) + "\"";
-  TempDir dir;
-  auto engine = start_engine(dir);
-  Origin origin("S");
-  REQUIRE(origin.ok());
-  Berth sidecar(sidecar_yaml(dir, members + "]", "3s"));
-  INFO(sidecar.error());
-  REQUIRE(sidecar.ok());
-  INFO("sidecar: " << sidecar.log());
-  start_container(*engine, 41, "web-1", "side.test", origin.port());
-  REQUIRE(wait_until([&] { return !lease_of_host_key(cluster.port(leader)).empty(); }, 5s));
-  const std::string lease = lease_of_host_key(cluster.port(leader));
-
-  REQUIRE(cluster.signal(follower, SIGSTOP));
   // 6 s: past two TTLs from the last keepalive before the hang.
-  const std::string changed = lease_change_within(cluster.port(leader), lease, 6.0);
-  cluster.signal(follower, SIGCONT);
-  INFO("lease " << lease << ": " << changed);
-  CHECK(changed.empty());
-  CHECK(sidecar.log().find("event=registry_publish_lost") == std::string::npos);
-  CHECK(sidecar.running());
+  check_sidecar_keeps_lease(
+      members + "]", cluster.port(leader), 41, "side.test", [&] { REQUIRE(cluster.signal(follower, SIGSTOP)); }, 6.0,
+      [&] { cluster.signal(follower, SIGCONT); });
 }
 
 TEST_CASE("registry sidecar with a short lease_ttl keeps its lease while every member is slow", "[registry]") {
@@ -1093,25 +1104,10 @@ TEST_CASE("registry sidecar with a short lease_ttl keeps its lease while every m
     REQUIRE(relays.back()->port() != 0);
     members += (i ? ", \"" : "\"") + relays.back()->url() + "\"";
   }
-  TempDir dir;
-  auto engine = start_engine(dir);
-  Origin origin("S");
-  REQUIRE(origin.ok());
-  Berth sidecar(sidecar_yaml(dir, members + "]", "3s"));
-  INFO(sidecar.error());
-  REQUIRE(sidecar.ok());
-  INFO("sidecar: " << sidecar.log());
-  start_container(*engine, 42, "web-1", "slow.test", origin.port());
-  // Read from a member directly, not through a relay.
-  REQUIRE(wait_until([&] { return !lease_of_host_key(cluster.port(0)).empty(); }, 5s));
-  const std::string lease = lease_of_host_key(cluster.port(0));
-  for (auto& relay : relays) relay->set_delay(900ms);
-  // 7 s: past two TTLs.
-  const std::string changed = lease_change_within(cluster.port(0), lease, 7.0);
-  INFO("lease " << lease << ": " << changed);
-  CHECK(changed.empty());
-  CHECK(sidecar.log().find("event=registry_publish_lost") == std::string::npos);
-  CHECK(sidecar.running());
+  // Published through the relays, the lease is read from a member directly; 7 s: past two TTLs.
+  check_sidecar_keeps_lease(members + "]", cluster.port(0), 42, "slow.test", [&] {
+    for (auto& relay : relays) relay->set_delay(900ms);
+  }, 7.0);
 }
 
 TEST_CASE("registry: over TLS to etcd with client certificates, a sidecar publishes and a front door routes",
