@@ -222,10 +222,21 @@ void Server::reload() {
   bool listeners_changed = next.listeners.size() != config_.listeners.size();
   for (size_t i = 0; !listeners_changed && i < next.listeners.size(); ++i)
     listeners_changed = next.listeners[i].address.to_string() != config_.listeners[i].address.to_string();
-  // TLS settings and certificates reload with the file (when the listeners stay the same).
+  // Listeners added, removed or moved wait for a restart; the running ones that the file still
+  // names (by address) take its settings for them: TLS and certificates, PROXY protocol.
+  if (listeners_changed) {
+    std::vector<config::Listener> kept = config_.listeners;
+    for (config::Listener& l : kept)
+      for (config::Listener& n : next.listeners)
+        if (n.address.to_string() == l.address.to_string()) {
+          l = std::move(n);
+          break;
+        }
+    next.listeners = std::move(kept);
+  }
   TlsCertificates next_tls;
   if (acme_) next_tls.set_extra(acme_->certificates());
-  if (std::string error; !listeners_changed && !next_tls.load(next.listeners, &error)) {
+  if (std::string error; !next_tls.load(next.listeners, &error)) {
     log::error("config_reload_failed")
         .kv("file", config_path_)
         .kv("error", error)
@@ -249,8 +260,7 @@ void Server::reload() {
     restart_needed.push_back("listeners, workers and the admin listener (address, enabled) change only on restart");
   for (const std::string& reason : restart_needed) log::warn("config_restart_needed").kv("reason", reason);
   // Keep what only a restart can change, take everything else.
-  if (listeners_changed) next.listeners = config_.listeners;
-  else tls_ = std::move(next_tls);
+  tls_ = std::move(next_tls);
   start_tls_watch();
   next.workers = config_.workers;
   next.admin = config_.admin;

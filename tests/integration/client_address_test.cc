@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <set>
 #include <string>
@@ -265,6 +266,35 @@ TEST_CASE("client address: a missing or malformed PROXY header closes the connec
   CHECK(seconds_since(t0) < 4.0);
   // The listener still serves a good header afterwards.
   CHECK(proxied_get(port, "PROXY TCP4 10.0.0.1 127.0.0.1 1 80\r\n", "/x", "open.test").status == 200);
+}
+
+TEST_CASE("client address: a reload that adds a listener applies proxy_protocol to the listeners that stay",
+          "[client_address][proxy_protocol]") {
+  Origin origin{"R"};
+  REQUIRE(origin.ok());
+  const std::string rest = "workers: 1\nadmin: {address: \"127.0.0.1:0\"}\n" + routes_yaml(origin);
+  Berth berth("listeners: [\"127.0.0.1:0\"]\n" + rest);
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  REQUIRE(proxied_get(berth.port(), "", "/echo", "open.test").status == 200);
+  // The running listener asks for PROXY headers now; the one added waits for a restart.
+  REQUIRE(berth.rewrite_config("listeners: [{address: \"127.0.0.1:0\", proxy_protocol: true}, \"127.0.0.1:1\"]\n" +
+                               rest));
+  REQUIRE(berth.process().signal(SIGHUP));
+  INFO(tail(berth.log()));
+  REQUIRE(wait_until([&] { return berth.log().find("event=config_reloaded") != std::string::npos; }, 5s));
+  CHECK(berth.log().find("event=config_restart_needed") != std::string::npos);
+  const std::string m = marker("PR");
+  Client plain(berth.port());
+  REQUIRE(plain.connected());
+  plain.send(make_request("GET", "/x?" + m, "open.test"));
+  std::string got;
+  CHECK(plain.wait_closed(5s, &got));
+  CHECK(got.empty());  // no PROXY header: closed unanswered
+  CHECK(origin.seen(m) == 0);
+  Response r = proxied_get(berth.port(), "PROXY TCP4 10.2.3.4 127.0.0.1 40000 80\r\n", "/echo", "open.test");
+  REQUIRE(r.status == 200);
+  CHECK(xff_seen(r) == "10.2.3.4");
 }
 
 TEST_CASE("client address: proxy_protocol_from takes PROXY headers from the named peers only",
