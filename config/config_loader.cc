@@ -1366,14 +1366,13 @@ void Loader::read_upstream_tls(const Value& value, UpstreamTls& tls) {
       continue;
     }
     auto text = read_string(f.value);
-    if (!text) continue;
+    if (!text || text->empty()) continue;  // "": as if not given (the default)
     if (f.key == "server_name") {
       tls.server_name = server_name_text(*text);
       if (std::string problem = server_name_problem(*text); !problem.empty())
         fail(f.value.mark, f.value.path + ": '" + *text + "' " + problem);
       continue;
     }
-    if (text->empty()) continue;
     const std::string path = resolve_path(*text);
     auto pem = read_named_file(f.value, path);
     if (f.key == "ca") {

@@ -85,6 +85,11 @@ TEST_CASE("upstream tls config: server_name must be a host name or an IP address
   LoadResult fqdn = with_tls("    tls: {server_name: api.internal.}\n");
   REQUIRE(fqdn.ok());
   CHECK(fqdn.config->services[0].policy.tls.server_name == "api.internal");
+  // "" is the default written out: the instance's IP address.
+  LoadResult empty = with_tls("    tls: {server_name: \"\"}\n");
+  INFO(all_errors(empty));
+  REQUIRE(empty.ok());
+  CHECK(empty.config->services[0].policy.tls.server_name.empty());
 }
 
 TEST_CASE("upstream tls config: verifying against a system CA store that is missing is refused at load",
