@@ -222,7 +222,7 @@ void AdminServer::on_connection(uv_stream_t* server, int status) {
         }
         c->in.append(buf->base, static_cast<size_t>(n));
         size_t end = http::find_head_end(c->in.data(), c->in.size(), 0);
-        if (!end) {
+        if (!end || end > kMaxAdminRequest) {
           if (c->in.size() > kMaxAdminRequest) {  // answered, not just cut: the client learns why
             uv_read_stop(s);
             c->answering();

@@ -62,6 +62,12 @@ TEST_CASE("admin: unknown paths are 404, and the admin API is not on the proxy l
   r = big.read_response();
   INFO(r.raw_head << r.error);
   CHECK(r.status == 431);
+  // So is a whole head over 16 KiB that arrives with its end.
+  Client whole(env.admin_port());
+  REQUIRE(whole.send("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + std::string(17 * 1024, 'a') + "\r\n\r\n"));
+  r = whole.read_response();
+  INFO(r.raw_head << r.error);
+  CHECK(r.status == 431);
   check_alive(env);
 }
 
