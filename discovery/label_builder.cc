@@ -684,7 +684,8 @@ DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& cac
 }
 
 bool same_instance(const Endpoint& a, const Endpoint& b) {
-  return a.key == b.key && a.weight == b.weight && a.source == b.source && a.remote == b.remote;
+  return a.key == b.key && a.weight == b.weight && a.source == b.source && a.container == b.container &&
+         a.remote == b.remote;
 }
 
 bool same_routes(const RouteList& a, const RouteList& b) {

@@ -203,7 +203,7 @@ void append_json_line(std::string& out, const ExchangeRecord& r, size_t max_fiel
   const AttemptRecord* last = r.last_attempt();
   const size_t kept = r.attempt_count < ExchangeRecord::kMaxAttempts ? r.attempt_count : ExchangeRecord::kMaxAttempts;
   const std::string_view last_instance = last ? last->instance : std::string_view();
-  const std::string_view last_container = last ? endpoint_container_name(last->container) : std::string_view();
+  const std::string_view last_container = last ? last->container : std::string_view();
   const std::string_view cause = r.cause ? r.cause : "";
   const std::string_view end_name = exchange_end_name(r.end);
 
@@ -270,7 +270,7 @@ void append_json_line(std::string& out, const ExchangeRecord& r, size_t max_fiel
     p = put(p, "{\"instance\":");
     p = put_json_string(p, a.instance, 0);
     p = put(p, ",\"container\":");
-    p = put_json_string(p, endpoint_container_name(a.container), 0);
+    p = put_json_string(p, a.container, 0);
     p = put(p, ",\"connect_ms\":");
     p = put_span_ms(p, a.start_ns, a.connected_ns);
     p = put(p, ",\"first_byte_ms\":");

@@ -51,7 +51,7 @@ std::string seconds_text(int64_t ms) {
 
 nlohmann::json instance_json(const Endpoint& e, const InstanceEligibility& why, int64_t now_ms) {
   nlohmann::json j = {{"address", e.key},
-                      {"container", std::string(endpoint_container_name(e.source))},
+                      {"container", std::string(instance_container(e))},
                       {"source", e.source},
                       {"weight", e.weight},
                       {"eligible", why.eligible},
@@ -160,7 +160,7 @@ namespace {
 
 void observe_instance(const Service& service, const Endpoint& e, int64_t now_ms, ObservedState& state) {
   InstanceView v;
-  v.container = std::string(endpoint_container_name(e.source));
+  v.container = std::string(instance_container(e));
   v.origin = source_origin(e.source);
   if (e.health) {
     v.probe = probe_state_name(e.health->probe.load(std::memory_order_relaxed));

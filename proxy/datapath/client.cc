@@ -692,7 +692,7 @@ void ClientConn::choose_upstream(int chosen) {
   if (ex_->rec.attempt_count < ExchangeRecord::kMaxAttempts) {
     AttemptRecord& a = ex_->rec.attempts[ex_->rec.attempt_count];
     a.instance = ep.key;
-    a.container = ep.source;
+    a.container = instance_container(ep);
     a.endpoint_index = static_cast<uint32_t>(idx);
     a.start_ns = stamp();
   }

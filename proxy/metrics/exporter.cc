@@ -230,7 +230,7 @@ std::vector<MetricFamily> request_families(const RequestTotals& t, const RouteTa
         const bool routable = selectable[i][j] != 0;
         const uint64_t ejected = e.health ? e.health->ejections.load(std::memory_order_relaxed) : 0;
         auto [it, fresh] = instances.try_emplace(NamePair(s->name, e.key),
-                                                 std::string(endpoint_container_name(e.source)), routable, ejected);
+                                                 std::string(instance_container(e)), routable, ejected);
         if (!fresh) {
           std::get<1>(it->second) = std::get<1>(it->second) || routable;
           std::get<2>(it->second) = std::max(std::get<2>(it->second), ejected);

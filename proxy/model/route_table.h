@@ -36,6 +36,9 @@ struct Endpoint {
   socklen_t addr_len = 0;
   uint32_t weight = 1;
   std::string source = "config";  // where it came from: see SourceOrigin
+  // A registry instance's container name, as its sidecar published it ("" otherwise: a local
+  // container's is in its source). Read through instance_container().
+  std::string container;
   // Another host's instance, known from the registry to a sidecar: chosen only while no
   // instance of the service on the sidecar's own host is routable (locality; see
   // compute_routable).
@@ -44,6 +47,12 @@ struct Endpoint {
   // snapshots built without one, e.g. unit tests: then always routable).
   std::shared_ptr<EndpointHealth> health;
 };
+
+// The name of the container an instance runs in: a local container's (from its source) or a
+// registry instance's; "" for the config file's instances.
+inline std::string_view instance_container(const Endpoint& e) noexcept {
+  return e.container.empty() ? endpoint_container_name(e.source) : std::string_view(e.container);
+}
 
 // An instance discovery knows of but does not route now, and why: a running container that
 // Docker reports unhealthy or still starting, one that is paused, or one that is stopping. Shown

@@ -32,7 +32,7 @@ const char* method_class_name(MethodClass m) noexcept;
 // One try of one instance. Times are monotonic ns (uv_hrtime); 0 = did not happen.
 struct AttemptRecord {
   std::string_view instance;   // endpoint key "address:port" (valid while the record is)
-  std::string_view container;  // where the instance came from ("config", "container:<id>")
+  std::string_view container;  // the instance's container name ("" for a config instance)
   int64_t start_ns = 0;        // instance chosen
   int64_t connected_ns = 0;    // connection usable (a pooled one: = start_ns)
   int64_t first_byte_ns = 0;   // final response head received (interim 1xx heads do not count)

@@ -594,6 +594,14 @@ TEST_CASE("registry: a sidecar publishes its host's containers to a front door, 
   CHECK(wait_until([&] { return routes_to(sidecar->port(), "side.test", "S"); }, 5s));  // locally
   CHECK(wait_until([&] { return routes_to(front.port(), "side.test", "S"); }, 5s));     // through etcd
   CHECK(etcd.count(kRoot + "host-1/") == 1);
+  // The front door knows the container by the name its sidecar published.
+  const std::string metrics = http_get(front.admin_port(), "/metrics", "127.0.0.1").body;
+  INFO(metrics);
+  CHECK(metrics.find("\nberth_instance_info{service=\"web-1\",instance=\"127.0.0.1:" + std::to_string(origin.port()) +
+                     "\",container=\"web-1\"} 1\n") != std::string::npos);
+  auto status = nlohmann::json::parse(http_get(front.admin_port(), "/api/status", "127.0.0.1").body, nullptr, false);
+  REQUIRE(status.is_object());
+  CHECK(status["services"].dump().find("\"container\":\"web-1\"") != std::string::npos);
 
   // docker stop on the sidecar's host: the instance leaves the front door.
   engine->emit_stop(i);

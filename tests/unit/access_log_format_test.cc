@@ -40,11 +40,11 @@ ExchangeRecord sample_record() {
   r.bytes_out = 321;
   r.attempt_count = 2;
   r.attempts[0].instance = "10.0.0.1:80";
-  r.attempts[0].container = "container:abc123/web-1";
+  r.attempts[0].container = "web-1";
   r.attempts[0].start_ns = r.start_ns + 100'000;
   r.attempts[0].failure = "upstream-connect-failed";
   r.attempts[1].instance = "10.0.0.2:80";
-  r.attempts[1].container = "container:def456/web-2";
+  r.attempts[1].container = "web-2";
   r.attempts[1].start_ns = r.start_ns + 1'000'000;
   r.attempts[1].connected_ns = r.attempts[1].start_ns + 250'000;   // 0.250 ms
   r.attempts[1].first_byte_ns = r.attempts[1].start_ns + 5'500'000;  // 5.500 ms
