@@ -1096,13 +1096,23 @@ ContainerSpec parse_container_labels(const ContainerFacts& c, const LabelOptions
 namespace {
 
 ContainerSpec routed_spec(const ContainerFacts& c, const LabelOptions& options) {
+  // Switched off: its other labels are not read, nor listed as refused.
+  if (auto off = c.labels.find("berth.enable"); off != c.labels.end()) {
+    bool flag = true;
+    if (!parse_bool(off->first, off->second, flag) && !flag) return {};
+  }
   BerthLabels berth;
   if (auto problem = read_berth_labels(c, options, berth)) return reject(*problem, "berth");
-  if (berth.enable && !*berth.enable) return {};
 
   const bool traefik_routers = options.traefik && has_traefik_routers(c);
+  // traefik.enable as Traefik reads it (a Go boolean: 1, t or true in any case): any other
+  // value opts out, as one Traefik cannot read leaves the container out there too.
   auto traefik_enable = c.labels.find("traefik.enable");
-  const bool traefik_disabled = traefik_enable != c.labels.end() && trim(traefik_enable->second) == "false";
+  bool traefik_disabled = false;
+  if (traefik_enable != c.labels.end()) {
+    const std::string v = ascii_lowered(trim(traefik_enable->second));
+    traefik_disabled = v != "true" && v != "t" && v != "1";
+  }
   const bool nginx_host = options.nginx_proxy && !c.env_value("VIRTUAL_HOST").empty();
   const bool berth_routes = berth.has_host || berth.has_path || !berth.routes.empty();
 

@@ -105,6 +105,11 @@ TEST_CASE("docker labels: containers that are not routed", "[docker][labels]") {
         Kind::kRouted);
   CHECK(parse_container_labels(host_container({{"berth.enable", "false"}, {"berth.host", "a.test"}}), exposed).kind ==
         Kind::kIgnored);
+  // Switched off, its other labels are not read: a bad one does not list it as refused.
+  CHECK(parse_container_labels(host_container({{"berth.enable", "Off"}, {"berth.weight", "0"}}), off).kind ==
+        Kind::kIgnored);
+  CHECK(parse_container_labels(host_container({{"berth.enable", "maybe"}, {"berth.host", "a.test"}}), off).kind ==
+        Kind::kRejected);
   // Exposed by default but nothing says how: quietly ignored.
   CHECK(parse_container_labels(host_container({{"app", "x"}}), exposed).kind == Kind::kIgnored);
   // Compatibility labels without the mode switched on: ignored.
@@ -295,8 +300,20 @@ TEST_CASE("docker labels: Traefik compatibility", "[docker][labels][compat]") {
       CHECK(describe(spec) == c.routes);
     }
   }
-  CHECK(parse_container_labels(host_container({{"traefik.enable", "false"}, {R + "w.rule", "Host(`a`)"}}), traefik)
-            .kind == Kind::kIgnored);
+  // traefik.enable as Traefik reads a Go boolean: only 1, t and true (any case) keep it on; a
+  // value Traefik cannot read leaves the container out there, and here.
+  for (const char* off_value : {"false", "False", "FALSE", "0", "f", "no", "maybe"}) {
+    INFO(off_value);
+    CHECK(parse_container_labels(host_container({{"traefik.enable", off_value}, {R + "w.rule", "Host(`a`)"}}), traefik)
+              .kind == Kind::kIgnored);
+  }
+  for (const char* on_value : {"true", "True", "1", "t"}) {
+    INFO(on_value);
+    CHECK(parse_container_labels(host_container({{"traefik.enable", on_value}, {R + "w.rule", "Host(`a`)"},
+                                                 {R + "w.service", "s"}, {"traefik.http.services.s.loadbalancer.server.port", "80"}}),
+                                 traefik)
+              .kind == Kind::kRouted);
+  }
 }
 
 TEST_CASE("docker labels: default service names", "[docker][labels]") {
