@@ -215,14 +215,18 @@ std::optional<Instance> decode_instance(std::string_view value, std::string* pro
     out.policy = decode_policy(*p, problem);
     if (!out.policy) return std::nullopt;
   }
+  // As many routes and hosts as a container's labels may declare (a list label holds at most
+  // 1000 items): what a sidecar routes, its front doors route too.
+  constexpr size_t kMaxItems = 1000;
   auto routes = j.find("routes");
-  if (routes == j.end() || !routes->is_array() || routes->empty() || routes->size() > 64)
-    return bad("'routes' must be a list of 1 to 64 routes");
+  if (routes == j.end() || !routes->is_array() || routes->empty() || routes->size() > kMaxItems)
+    return bad("'routes' must be a list of 1 to 1000 routes");
   for (const auto& r : *routes) {
     if (!r.is_object()) return bad("a route must be an object with hosts, path, priority");
     RegistryRoute route;
     if (auto hosts = r.find("hosts"); hosts != r.end()) {
-      if (!hosts->is_array() || hosts->size() > 64) return bad("route 'hosts' must be a list of host names");
+      if (!hosts->is_array() || hosts->size() > kMaxItems)
+        return bad("route 'hosts' must be a list of at most 1000 host names");
       for (const auto& h : *hosts) {
         if (!h.is_string()) return bad("route 'hosts' must be a list of host names");
         auto pattern = config::normalize_host_pattern(h.get<std::string>());

@@ -82,6 +82,29 @@ TEST_CASE("registry: the instance value schema round trips", "[registry]") {
   CHECK(out->container == "web-1");
 }
 
+TEST_CASE("registry: a value holds as many routes and hosts as a container's labels may declare", "[registry]") {
+  // A list label holds at most 1000 items: a container routed by its sidecar is routed by the
+  // front doors too.
+  auto with = [](size_t routes, size_t hosts) {
+    Instance in;
+    in.service = "web";
+    in.address = "10.0.0.12:80";
+    for (size_t r = 0; r < routes; ++r) {
+      RegistryRoute route{{}, "/r" + std::to_string(r), 0};
+      for (size_t h = 0; h < hosts; ++h) route.hosts.push_back("h" + std::to_string(h) + ".test");
+      in.routes.push_back(std::move(route));
+    }
+    return encode_instance(in);
+  };
+  std::string problem;
+  CHECK(decode_instance(with(1, 1000), &problem));
+  CHECK(decode_instance(with(1000, 1), &problem));
+  CHECK_FALSE(decode_instance(with(1, 1001), &problem));
+  CHECK(problem == "route 'hosts' must be a list of at most 1000 host names");
+  CHECK_FALSE(decode_instance(with(1001, 1), &problem));
+  CHECK(problem == "'routes' must be a list of 1 to 1000 routes");
+}
+
 TEST_CASE("registry: malformed values are refused with the reason", "[registry]") {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"not json", "not JSON"},
