@@ -224,19 +224,25 @@ void Server::reload() {
     listeners_changed = next.listeners[i].address.to_string() != config_.listeners[i].address.to_string();
   // Listeners added, removed or moved wait for a restart; the running ones that the file still
   // names (by address) take its settings for them: TLS and certificates, PROXY protocol.
+  // The ones it no longer names keep what they serve, their files not read again.
+  std::vector<bool> unnamed;
   if (listeners_changed) {
     std::vector<config::Listener> kept = config_.listeners;
-    for (config::Listener& l : kept)
-      for (config::Listener& n : next.listeners)
-        if (n.address.to_string() == l.address.to_string()) {
-          l = std::move(n);
+    unnamed.assign(kept.size(), true);
+    std::vector<bool> taken(next.listeners.size(), false);
+    for (size_t i = 0; i < kept.size(); ++i)
+      for (size_t j = 0; j < next.listeners.size(); ++j)
+        if (!taken[j] && next.listeners[j].address.to_string() == kept[i].address.to_string()) {
+          kept[i] = next.listeners[j];
+          taken[j] = true;
+          unnamed[i] = false;
           break;
         }
     next.listeners = std::move(kept);
   }
   TlsCertificates next_tls;
   if (acme_) next_tls.set_extra(acme_->certificates());
-  if (std::string error; !next_tls.load(next.listeners, &error)) {
+  if (std::string error; !next_tls.load(next.listeners, &error, &tls_, unnamed)) {
     log::error("config_reload_failed")
         .kv("file", config_path_)
         .kv("error", error)

@@ -28,10 +28,17 @@ std::vector<TlsCertificates::FileStamp> TlsCertificates::stamp(const config::Lis
   return out;
 }
 
-bool TlsCertificates::load(const std::vector<config::Listener>& listeners, std::string* error) {
+bool TlsCertificates::load(const std::vector<config::Listener>& listeners, std::string* error,
+                           const TlsCertificates* running, const std::vector<bool>& keep) {
   std::vector<std::shared_ptr<const tls::ServerContext>> contexts;
   std::vector<std::vector<FileStamp>> stamps;
-  for (const config::Listener& l : listeners) {
+  for (size_t i = 0; i < listeners.size(); ++i) {
+    const config::Listener& l = listeners[i];
+    if (running && i < keep.size() && keep[i] && i < running->contexts_.size()) {
+      contexts.push_back(running->contexts_[i]);
+      stamps.push_back(running->stamps_[i]);
+      continue;
+    }
     if (!l.tls) {
       contexts.emplace_back();
       stamps.emplace_back();

@@ -20,7 +20,10 @@ namespace berth {
 class TlsCertificates {
  public:
   // Loads every TLS listener's files. false with *error naming the listener and the problem.
-  bool load(const std::vector<config::Listener>& listeners, std::string* error);
+  // Listener i with keep[i] takes running's context i as it is, its files not read again (one
+  // the file no longer names, which serves until a restart).
+  bool load(const std::vector<config::Listener>& listeners, std::string* error,
+            const TlsCertificates* running = nullptr, const std::vector<bool>& keep = {});
   // Per listener, in config order (null: plain HTTP).
   const std::vector<std::shared_ptr<const tls::ServerContext>>& contexts() const { return contexts_; }
   // Looks at the files; reloads each listener whose files changed. True when a context was

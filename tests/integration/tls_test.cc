@@ -5,6 +5,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <csignal>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
@@ -674,6 +676,36 @@ TEST_CASE("tls: certificates replaced on disk under continuous HTTPS traffic and
   CHECK(wait_until([&] { return handshake_subject(b.tls_port, "-servername a.test").find("CN = gen1") != std::string::npos; },
                    5s, 200ms));
   CHECK(b.berth->running());
+}
+
+TEST_CASE("tls: a reload that drops a TLS listener does not read its files again", "[tls]") {
+  // The listener serves until a restart; its certificate files may be gone already.
+  Certs& c = certs();
+  Origin origin("A");
+  REQUIRE(origin.ok());
+  TempDir live;
+  const std::string crt = live.file("site.crt"), key = live.file("site.key");
+  REQUIRE(write_file(crt, read_file(c.path("gen1.crt"))));
+  REQUIRE(write_file(key, read_file(c.path("gen1.key"))));
+  const uint16_t tls_port = unused_port();
+  REQUIRE(tls_port != 0);
+  const std::string rest = "admin: {address: \"127.0.0.1:0\"}\n"
+                           "services:\n  s: {endpoints: [\"" + origin.address() + "\"]}\n"
+                           "routes:\n  - {host: \"a.test\", service: s}\n";
+  Berth berth("listeners:\n  - \"127.0.0.1:0\"\n  - address: \"127.0.0.1:" + std::to_string(tls_port) +
+              "\"\n    tls: {certificates: [{cert: \"" + crt + "\", key: \"" + key + "\"}]}\n" + rest);
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  REQUIRE(handshake_subject(tls_port, "-servername a.test").find("CN = gen1") != std::string::npos);
+  ::unlink(crt.c_str());
+  ::unlink(key.c_str());
+  REQUIRE(berth.rewrite_config("listeners: [\"127.0.0.1:0\"]\n" + rest + "  - {host: \"b.test\", service: s}\n"));
+  REQUIRE(berth.process().signal(SIGHUP));
+  INFO(tail(berth.log()));
+  CHECK(wait_until([&] { return http_get(berth.port(), "/", "b.test").status == 200; }, 5s));
+  CHECK(berth.log().find("event=config_reload_failed") == std::string::npos);
+  // The dropped listener still serves, with what it had.
+  CHECK(handshake_subject(tls_port, "-servername a.test").find("CN = gen1") != std::string::npos);
 }
 
 TEST_CASE("tls: an emptied client_ca or a cut-off chain on disk is refused, and the old ones keep serving",
