@@ -66,7 +66,7 @@ class EventJournal {
 // What the journal compares between two looks at the published state.
 struct InstanceView {
   using Origin = SourceOrigin;
-  std::string container;  // "" for config and registry instances
+  std::string container;  // "" for config instances
   std::string probe;      // probe_state_name(): "unchecked", "pending", "healthy", "unhealthy"
   bool ejected = false;
   uint32_t ejections = 0;  // how often it was ejected so far

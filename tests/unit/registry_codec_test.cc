@@ -120,6 +120,11 @@ TEST_CASE("registry: malformed values are refused with the reason", "[registry]"
       {R"({"service":"a","routes":[{"priority":"high"}],"address":"1.2.3.4:80"})", "'priority'"},
       {R"({"service":"a","routes":[{}],"address":"1.2.3.4:80","weight":0})", "'weight'"},
       {R"({"service":"a","routes":[{}],"address":"1.2.3.4:80","health":"meh"})", "'health'"},
+      {R"({"service":"a","routes":[{}],"address":"1.2.3.4:80","container":"we b"})", "'container'"},
+      {R"({"service":"a","routes":[{}],"address":"1.2.3.4:80","container":"-web"})", "'container'"},
+      {R"({"service":"a","routes":[{}],"address":"1.2.3.4:80","container":"web\u001b[31m"})", "'container'"},
+      {R"({"service":"a","routes":[{}],"address":"1.2.3.4:80","container":")" + std::string(256, 'w') + "\"}",
+       "'container'"},
   };
   for (const auto& [value, expected] : cases) {
     std::string problem;
@@ -209,6 +214,29 @@ TEST_CASE("registry: the front door's table, bad keys rejected one by one", "[re
   CHECK(rejected["registry:h2/c3/0"].find("not JSON") != std::string::npos);
   CHECK(rejected["registry:h3/c4/0"].find("already served by service web") != std::string::npos);
   CHECK(rejected["registry:stray"].find("<host-id>") != std::string::npos);
+}
+
+TEST_CASE("registry: a key making more than 10000 host + path routes is rejected with the count", "[registry]") {
+  auto key_of = [](size_t routes) {
+    Instance in;
+    in.service = "many";
+    in.address = "10.0.0.1:80";
+    for (size_t r = 0; r < routes; ++r) {
+      RegistryRoute route{{}, "/r" + std::to_string(r), 0};
+      for (size_t h = 0; h < 1000; ++h) route.hosts.push_back("h" + std::to_string(h) + ".test");
+      in.routes.push_back(std::move(route));
+    }
+    return encode_instance(in);
+  };
+  const std::string p = "/berth/v1/instances/";
+  DiscoveredSet at_limit = build_registry_set({{p + "h1/c1/0", key_of(10)}}, "/berth/v1", TablePolicy{});
+  CHECK(at_limit.rejected.empty());
+  CHECK(at_limit.routes->size() == 10000);
+  DiscoveredSet over = build_registry_set({{p + "h1/c1/0", key_of(11)}, {p + "h1/c2/0", value("web", "10.0.0.2:80", "a.test")}},
+                                          "/berth/v1", TablePolicy{});
+  REQUIRE(over.rejected.size() == 1);
+  CHECK(over.rejected[0].second == "declares 11000 host + path routes, more than the 10000 one key may");
+  CHECK(over.routes->size() == 1);  // the other key's
 }
 
 TEST_CASE("registry: the front door applies the operator's policy", "[registry]") {
