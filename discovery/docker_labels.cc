@@ -595,6 +595,7 @@ std::optional<Problem> read_berth_labels(const ContainerFacts& c, const LabelOpt
       problem = parse_bool(label, value, out.policy.tls.enabled);
     } else if (key == "upstream.tls.server_name") {
       std::string_view name = trim(value);
+      if (name.empty()) continue;  // "": not given (the default), as in the config file
       if (std::string why = config::server_name_problem(name); !why.empty())
         problem = Problem{label, quoted(label, value) + " " + why};
       out.policy.tls.server_name = config::server_name_text(name);
@@ -1105,13 +1106,13 @@ ContainerSpec routed_spec(const ContainerFacts& c, const LabelOptions& options) 
   if (auto problem = read_berth_labels(c, options, berth)) return reject(*problem, "berth");
 
   const bool traefik_routers = options.traefik && has_traefik_routers(c);
-  // traefik.enable as Traefik reads it (a Go boolean: 1, t or true in any case): any other
-  // value opts out, as one Traefik cannot read leaves the container out there too.
+  // traefik.enable as Traefik reads it (Go's strconv.ParseBool, exactly: 1, t, T, true, True,
+  // TRUE): any other value opts out, as one Traefik cannot read leaves the container out there.
   auto traefik_enable = c.labels.find("traefik.enable");
   bool traefik_disabled = false;
   if (traefik_enable != c.labels.end()) {
-    const std::string v = ascii_lowered(trim(traefik_enable->second));
-    traefik_disabled = v != "true" && v != "t" && v != "1";
+    const std::string& v = traefik_enable->second;
+    traefik_disabled = v != "1" && v != "t" && v != "T" && v != "true" && v != "True" && v != "TRUE";
   }
   const bool nginx_host = options.nginx_proxy && !c.env_value("VIRTUAL_HOST").empty();
   const bool berth_routes = berth.has_host || berth.has_path || !berth.routes.empty();

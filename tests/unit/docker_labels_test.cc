@@ -300,14 +300,14 @@ TEST_CASE("docker labels: Traefik compatibility", "[docker][labels][compat]") {
       CHECK(describe(spec) == c.routes);
     }
   }
-  // traefik.enable as Traefik reads a Go boolean: only 1, t and true (any case) keep it on; a
+  // traefik.enable as Traefik reads a Go boolean: only 1, t, T, true, True and TRUE keep it on; a
   // value Traefik cannot read leaves the container out there, and here.
-  for (const char* off_value : {"false", "False", "FALSE", "0", "f", "no", "maybe"}) {
+  for (const char* off_value : {"false", "False", "FALSE", "0", "f", "no", "maybe", "tRuE", " true"}) {
     INFO(off_value);
     CHECK(parse_container_labels(host_container({{"traefik.enable", off_value}, {R + "w.rule", "Host(`a`)"}}), traefik)
               .kind == Kind::kIgnored);
   }
-  for (const char* on_value : {"true", "True", "1", "t"}) {
+  for (const char* on_value : {"true", "True", "TRUE", "1", "t", "T"}) {
     INFO(on_value);
     CHECK(parse_container_labels(host_container({{"traefik.enable", on_value}, {R + "w.rule", "Host(`a`)"},
                                                  {R + "w.service", "s"}, {"traefik.http.services.s.loadbalancer.server.port", "80"}}),

@@ -40,6 +40,12 @@ TEST_CASE("docker labels: berth.upstream.tls", "[docker][labels][tls]") {
     REQUIRE(s.kind == Kind::kRouted);
     CHECK(s.policy.tls.server_name == "internal.api");
   }
+  SECTION("an empty berth.upstream.tls.server_name is the default") {
+    ContainerSpec s = parse({{"berth.enable", "true"}, {"berth.host", "api.test"}, {"berth.port", "8443"},
+                             {"berth.upstream.tls", "true"}, {"berth.upstream.tls.server_name", ""}});
+    REQUIRE(s.kind == Kind::kRouted);
+    CHECK(s.policy.tls.server_name == "api.test");
+  }
   SECTION("off by default") {
     ContainerSpec s = parse({{"berth.enable", "true"}, {"berth.host", "api.test"}, {"berth.port", "80"}});
     REQUIRE(s.kind == Kind::kRouted);
