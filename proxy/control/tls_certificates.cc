@@ -67,6 +67,8 @@ bool TlsCertificates::load(const std::vector<config::Listener>& listeners, std::
   listeners_ = listeners;
   contexts_ = std::move(contexts);
   stamps_ = std::move(stamps);
+  kept_.assign(listeners.size(), false);
+  for (size_t i = 0; i < listeners.size() && i < keep.size(); ++i) kept_[i] = running && keep[i];
   return true;
 }
 
@@ -90,16 +92,25 @@ std::shared_ptr<const tls::ServerContext> TlsCertificates::reload(size_t i,
 }
 
 bool TlsCertificates::set_extra(std::vector<tls::CertificatePem> extra) {
+  size_t replaced = 0, refused = 0;
   std::vector<std::shared_ptr<const tls::ServerContext>> contexts = contexts_;
   for (size_t i = 0; i < listeners_.size(); ++i) {
-    if (!listeners_[i].tls) continue;
-    auto ctx = reload(i, extra);
-    if (!ctx) return false;
-    contexts[i] = std::move(ctx);
+    if (!listeners_[i].tls || (i < kept_.size() && kept_[i])) continue;
+    if (auto ctx = reload(i, extra)) {
+      contexts[i] = std::move(ctx);
+      ++replaced;
+    } else {
+      ++refused;
+    }
   }
+  if (replaced == 0 && refused > 0) return false;  // the set itself does not build: not taken
   extra_ = std::move(extra);
   contexts_ = std::move(contexts);
-  log::info("tls_certificates_reloaded").kv("reason", "acme").kv("extra", static_cast<uint64_t>(extra_.size()));
+  if (replaced == 0) return false;
+  log::info("tls_certificates_reloaded")
+      .kv("reason", "acme")
+      .kv("extra", static_cast<uint64_t>(extra_.size()))
+      .kv("listeners", static_cast<uint64_t>(replaced));
   return true;
 }
 

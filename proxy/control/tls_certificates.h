@@ -31,8 +31,9 @@ class TlsCertificates {
   bool poll_files();
   bool any() const;
   // Certificates added after every TLS listener's configured ones (ACME's): the contexts are
-  // built again with them. True when a context was replaced; a set that does not build is
-  // refused with a log line and the contexts in use stay. Control loop only.
+  // built again with them, listener by listener. True when a context was replaced; a listener
+  // whose context does not build keeps the one in use (logged), and one kept from a running
+  // set (load's keep) is left as it is. Control loop only.
   bool set_extra(std::vector<tls::CertificatePem> extra);
 
  private:
@@ -53,6 +54,7 @@ class TlsCertificates {
   std::vector<config::Listener> listeners_;
   std::vector<std::shared_ptr<const tls::ServerContext>> contexts_;
   std::vector<std::vector<FileStamp>> stamps_;  // per listener, as last looked at
+  std::vector<bool> kept_;                       // per listener: taken as it ran (load's keep)
   std::vector<tls::CertificatePem> extra_;
 };
 

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <csignal>
 #include <cstdio>
 #include <memory>
 #include <thread>
@@ -139,6 +140,42 @@ TEST_CASE("acme: http-01 gets a certificate curl verifies, and a restart serves 
   CHECK(finalizes_before >= 1);
   CHECK(count(pebble.log(), "POST /order-plz") == orders_before);
   CHECK(count(pebble.log(), "POST /finalize-order") == finalizes_before);
+}
+
+TEST_CASE("acme: a certificate issued after a reload dropped a TLS listener whose files are gone is served",
+          "[acme][tls]") {
+  // The dropped listener runs on with what it had until a restart; its files are not read
+  // again, and the listeners that stay take the new certificate.
+  AcmeSetup setup;
+  auto& [origin, http_port, tls_port, pebble, state] = setup;
+  const std::string storage = state.file("acme");
+  TempDir gone;
+  const std::string crt = gone.file("extra.pem"), key = gone.file("extra.key");
+  REQUIRE(write_file(crt, read_file(pebble.dir.file("default.pem"))));
+  REQUIRE(write_file(key, read_file(pebble.dir.file("default.key"))));
+  const uint16_t extra_port = unused_port();
+  const std::string base = acme_base_yaml(http_port, tls_port, pebble, storage, "http-01");
+  const std::string services = "services:\n  s: {endpoints: [\"" + origin.address() + "\"]}\n";
+  std::string with_extra = base;
+  with_extra.insert(std::string("listeners:\n").size(), "  - address: \"127.0.0.1:" + std::to_string(extra_port) +
+                                                           "\"\n    tls: {certificates: [{cert: \"" + crt +
+                                                           "\", key: \"" + key + "\"}]}\n");
+  Berth berth(with_extra + "routes:\n  - {name: plain, host: plain.test, service: s}\n" + services);
+  INFO(berth.error() << "\n" << tail(berth.log()));
+  REQUIRE(berth.ok());
+  ::unlink(crt.c_str());
+  ::unlink(key.c_str());
+  REQUIRE(berth.rewrite_config(base + "routes:\n  - {name: app, host: app.test, service: s, acme: true}\n" + services));
+  REQUIRE(berth.process().signal(SIGHUP));
+  nlohmann::json state_json;
+  const bool valid = wait_acme(berth.admin_port(), "app.test", "state", "valid", 30s, &state_json);
+  INFO("acme state: " << state_json.dump() << "\nberth: " << tail(berth.log()) << "\npebble: " << tail(pebble.log()));
+  REQUIRE(valid);
+  const std::string bundle = pebble.trust_bundle();
+  std::string out;
+  CHECK(wait_until([&] { return curl_https(tls_port, "app.test", bundle, &out) == "status=200"; }, 5s, 100ms));
+  INFO(out);
+  CHECK(berth.log().find("event=config_reload_failed") == std::string::npos);
 }
 
 TEST_CASE("acme: a certificate shorter-lived than renew_before is renewed once a third of it is left, not at once",
