@@ -174,6 +174,14 @@ std::string encode_instance(const Instance& instance) {
   return j.dump();
 }
 
+std::string container_display_name(std::string_view name) {
+  const bool name_like = !name.empty() && std::isalnum(static_cast<unsigned char>(name.front())) &&
+                         std::all_of(name.begin(), name.end(), [](char ch) {
+                           return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '.' || ch == '-';
+                         });
+  return name_like ? std::string(name.substr(0, kMaxContainerDisplayName)) : std::string();
+}
+
 std::optional<Instance> decode_instance(std::string_view value, std::string* problem) {
   auto bad = [&](std::string why) -> std::optional<Instance> {
     *problem = std::move(why);
@@ -211,20 +219,7 @@ std::optional<Instance> decode_instance(std::string_view value, std::string* pro
       return bad("'health' must be healthy, unhealthy or unchecked");
   }
   if (auto h = j.find("host_id"); h != j.end() && h->is_string()) out.host_id = h->get<std::string>();
-  if (auto c = j.find("container"); c != j.end() && c->is_string()) {
-    // A Docker container name, as a sidecar publishes it: shown in metrics, logs and the status
-    // page, so nothing else gets in.
-    const std::string& name = c->get_ref<const std::string&>();
-    const bool ok = name.size() <= 255 &&
-                    (name.empty() || (std::isalnum(static_cast<unsigned char>(name[0])) &&
-                                      std::all_of(name.begin(), name.end(), [](char ch) {
-                                        return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '.' ||
-                                               ch == '-';
-                                      })));
-    if (!ok) return bad("'container' must be a container name (a letter or digit, then letters, digits, '_', '.', '-'; "
-                        "at most 255 bytes)");
-    out.container = name;
-  }
+  if (auto c = j.find("container"); c != j.end() && c->is_string()) out.container = c->get<std::string>();
   if (auto p = j.find("policy"); p != j.end()) {
     out.policy = decode_policy(*p, problem);
     if (!out.policy) return std::nullopt;

@@ -78,6 +78,13 @@ constexpr size_t kMaxValueBytes = 1u << 20;
 // clouds serve instance metadata, fe80::/10); IPv4-mapped IPv6 as its IPv4. "" when it may be.
 std::string_view unroutable_address(const sockaddr_storage& address);
 
+// What a front door shows of a published container name (metrics, access log, status page):
+// a Docker name (a letter or digit, then letters, digits, '_', '.', '-') cut to its first
+// kMaxContainerDisplayName bytes, or "" for anything else. The name itself still names the
+// container where labels read it (its default service name).
+inline constexpr size_t kMaxContainerDisplayName = 255;
+std::string container_display_name(std::string_view name);
+
 std::string encode_instance(const Instance& instance);
 // nullopt with *problem set when the value is not a well-formed instance.
 std::optional<Instance> decode_instance(std::string_view value, std::string* problem);

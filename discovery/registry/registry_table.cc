@@ -110,7 +110,7 @@ void prepare(const std::string& key, const std::string& value, const std::string
   resolve_endpoint_key(out.endpoint);
   out.endpoint.weight = instance->weight;
   out.endpoint.source = out.source;
-  out.endpoint.container = instance->container;
+  out.endpoint.container = container_display_name(instance->container);
   out.endpoint.remote = remote;
   out.instance = std::move(instance);
 }
