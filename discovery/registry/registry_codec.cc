@@ -224,17 +224,14 @@ std::optional<Instance> decode_instance(std::string_view value, std::string* pro
     out.policy = decode_policy(*p, problem);
     if (!out.policy) return std::nullopt;
   }
-  // As many routes and hosts as a container's labels may declare (a list label holds at most
-  // 1000 items): what a sidecar routes, its front doors route too.
-  constexpr size_t kMaxItems = 1000;
   auto routes = j.find("routes");
-  if (routes == j.end() || !routes->is_array() || routes->empty() || routes->size() > kMaxItems)
+  if (routes == j.end() || !routes->is_array() || routes->empty() || routes->size() > kMaxListItems)
     return bad("'routes' must be a list of 1 to 1000 routes");
   for (const auto& r : *routes) {
     if (!r.is_object()) return bad("a route must be an object with hosts, path, priority");
     RegistryRoute route;
     if (auto hosts = r.find("hosts"); hosts != r.end()) {
-      if (!hosts->is_array() || hosts->size() > kMaxItems)
+      if (!hosts->is_array() || hosts->size() > kMaxListItems)
         return bad("route 'hosts' must be a list of at most 1000 host names");
       for (const auto& h : *hosts) {
         if (!h.is_string()) return bad("route 'hosts' must be a list of host names");
@@ -268,20 +265,28 @@ Publication publication_from_set(const DiscoveredSet& set, std::string_view pref
                                  std::string_view advertise_address) {
   Publication out;
   const std::string base = host_prefix(prefix, host_id);
-  // Routes of each service, grouped by path and priority.
+  // Routes of each service, grouped by path and priority: the hosts of a group together (at most
+  // kMaxListItems, as a front door reads them; more make another group), a route for any host a
+  // group of its own (a group's empty host list means any host).
   std::vector<std::vector<RegistryRoute>> service_routes(set.services.size());
+  std::vector<std::set<std::string>> service_claims(set.services.size());  // "priority\npath\nhost"
   for (const Route& route : *set.routes) {
     if (route.service >= set.services.size()) continue;
+    if (!service_claims[route.service]
+             .insert(std::to_string(route.priority) + "\n" + route.path_prefix + "\n" + route.host)
+             .second)
+      continue;
     auto& list = service_routes[route.service];
+    const bool any_host = route.host.empty();
     auto it = std::find_if(list.begin(), list.end(), [&](const RegistryRoute& r) {
-      return r.path == route.path_prefix && r.priority == route.priority;
+      return r.path == route.path_prefix && r.priority == route.priority && r.hosts.empty() == any_host &&
+             r.hosts.size() < kMaxListItems;
     });
     if (it == list.end()) {
       list.push_back(RegistryRoute{{}, route.path_prefix, route.priority});
       it = list.end() - 1;
     }
-    if (!route.host.empty() && std::find(it->hosts.begin(), it->hosts.end(), route.host) == it->hosts.end())
-      it->hosts.push_back(route.host);
+    if (!any_host) it->hosts.push_back(route.host);
   }
   std::string address_host(advertise_address);
   if (address_host.find(':') != std::string::npos) address_host = "[" + address_host + "]";
@@ -289,6 +294,16 @@ Publication publication_from_set(const DiscoveredSet& set, std::string_view pref
   for (size_t s = 0; s < set.services.size(); ++s) {
     const Service& service = *set.services[s];
     if (service_routes[s].empty()) continue;
+    // What a front door refuses. For a value with a policy it counts the routes of the
+    // container's own labels: a part of the service's, so this count is the most it can be.
+    std::string refused;
+    if (const size_t claims = service_claims[s].size(); claims > kMaxRoutesPerKey)
+      refused = "its service declares " + std::to_string(claims) + " host + path routes, more than the " +
+                std::to_string(kMaxRoutesPerKey) + " a front door takes from one key";
+    else if (service_routes[s].size() > kMaxListItems)
+      refused = "its service's routes make " + std::to_string(service_routes[s].size()) +
+                " groups of one path and priority, more than the " + std::to_string(kMaxListItems) +
+                " routes a front door reads in one value";
     for (const Endpoint& e : service.endpoints) {
       const std::string_view source = container_source_tail(e.source);
       if (source.empty()) continue;
@@ -309,8 +324,12 @@ Publication publication_from_set(const DiscoveredSet& set, std::string_view pref
         if (auto p = set.policies->find(e.source); p != set.policies->end()) instance.policy = p->second;
       const std::string key = base + id + "/" + std::to_string(next_index[id]++);
       std::string value = encode_instance(instance);
-      if (value.size() > kMaxValueBytes) out.too_large.push_back(key);
-      else out.kvs[key] = std::move(value);
+      if (value.size() > kMaxValueBytes) {
+        out.too_large.push_back(key);
+        continue;
+      }
+      if (!refused.empty()) out.refused_by_front_doors.emplace_back(key, refused);
+      out.kvs[key] = std::move(value);
     }
   }
   return out;

@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -102,6 +103,14 @@ struct TablePolicy {
   std::string local_host_id;
 };
 
+// The most host + path routes (one per host of each route, or one for a route without hosts)
+// a front door takes from one key: a 1 MiB value could make 150,000, and every later change
+// anywhere in the registry would rebuild them all.
+inline constexpr size_t kMaxRoutesPerKey = 10000;
+// The most routes a value lists, and hosts one of them lists: as many as a container's labels may
+// declare (a list label holds at most 1000 items).
+inline constexpr size_t kMaxListItems = 1000;
+
 // The sidecar's side: the keys and values its host should have, from its Docker set. Each
 // instance of a container (one per service it serves) is <host prefix><container id>/<n>; the
 // address is advertise_address with the instance's port.
@@ -111,6 +120,10 @@ struct Publication {
   // etcd (1.5 MiB per request) refuses the container's transaction again and again nor a
   // front door routes the instance without its policy.
   std::vector<std::string> too_large;
+  // Keys front doors will refuse for their routes (kMaxRoutesPerKey, kMaxListItems), each with
+  // why: published all the same (a front door says why it refuses one, in its log and its
+  // /api/routes), and warned about on the sidecar, where the labels are.
+  std::vector<std::pair<std::string, std::string>> refused_by_front_doors;
 };
 Publication publication_from_set(const DiscoveredSet& set, std::string_view prefix, std::string_view host_id,
                                  std::string_view advertise_address);

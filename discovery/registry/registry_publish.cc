@@ -28,7 +28,7 @@ void RegistryPublisher::start(uv_loop_t* loop, UpdateFn on_update) {
   inner_->start(loop, [this, on_update = std::move(on_update)](std::shared_ptr<const DiscoveredSet> set) {
     Publication publication = publication_from_set(*set, cfg_.prefix, cfg_.host_id, cfg_.advertise_address);
     want_ = std::move(publication.kvs);
-    log_too_large(publication.too_large);
+    warn_about(publication);
     have_set_ = true;
     on_update(std::move(set));
     pump();
@@ -114,12 +114,16 @@ void RegistryPublisher::on_own_keys(const EtcdReply& reply) {
   pump();
 }
 
-void RegistryPublisher::log_too_large(std::vector<std::string> keys) {
-  for (const std::string& key : keys)
+void RegistryPublisher::warn_about(Publication& publication) {
+  for (const std::string& key : publication.too_large)
     if (std::find(too_large_.begin(), too_large_.end(), key) == too_large_.end())
       log::warn("registry_value_too_large").kv("key", key).kv("reason", "its value would be over 1 MiB (the files its "
                                                                       "labels name count): not published");
-  too_large_ = std::move(keys);
+  too_large_ = std::move(publication.too_large);
+  for (const auto& entry : publication.refused_by_front_doors)
+    if (std::find(refused_.begin(), refused_.end(), entry) == refused_.end())
+      log::warn("registry_refused_by_front_doors").kv("key", entry.first).kv("reason", entry.second + ": published all the same");
+  refused_ = std::move(publication.refused_by_front_doors);
 }
 
 void RegistryPublisher::pump() {

@@ -93,8 +93,6 @@ void prepare(const std::string& key, const std::string& value, const std::string
   const std::string container_id(rest.substr(slash + 1, rest.find('/', slash + 1) - slash - 1));
   bool ok = instance->policy ? published_routes(*instance, container_id, before, options, out)
                              : listed_routes(*instance, options, out);
-  // One key makes at most this many routes: a 1 MiB value could make 150,000, and every later
-  // change anywhere in the registry would rebuild them all.
   if (ok && out.claims.size() > kMaxRoutesPerKey) {
     out.problem = "declares " + std::to_string(out.claims.size()) + " host + path routes, more than the " +
                   std::to_string(kMaxRoutesPerKey) + " one key may";

@@ -84,7 +84,6 @@ using ReservedNames = std::map<std::string, std::string>;
 // create_revision; the later in byte order when created together). Keys of a `reserved`
 // service name are rejected.
 // A key declaring more host + path routes than kMaxRoutesPerKey is rejected, with the count.
-inline constexpr size_t kMaxRoutesPerKey = 10000;
 DiscoveredSet build_registry_set(const StoredKvs& kvs, std::string_view prefix, const TablePolicy& policy,
                                  const Holders& holders = {}, const ReservedNames& reserved = {});
 // The same for keys all created in one revision (as by one txn): byte order decides.

@@ -265,6 +265,55 @@ TEST_CASE("registry: a key making more than 10000 host + path routes is rejected
   CHECK(over.routes->size() == 1);  // the other key's
 }
 
+TEST_CASE("registry: a sidecar publishes routes as front doors read them, and warns of what they refuse", "[registry]") {
+  // One service, one container: a route for any host and `hosts` host routes, all on "/".
+  auto publication_of = [](size_t hosts) {
+    DiscoveredSet set;
+    auto many = std::make_shared<Service>();
+    many->name = "many";
+    Endpoint e;
+    e.key = "172.17.0.2:80";
+    e.source = "container:0123456789ab/many-1";
+    many->endpoints = {e};
+    set.services.push_back(many);
+    auto routes = std::make_shared<std::vector<Route>>();
+    Route r;
+    r.path_prefix = "/";
+    for (size_t h = 0; h < hosts; ++h) {
+      r.host = "h" + std::to_string(h) + ".test";
+      routes->push_back(r);
+      if (h == 1) routes->push_back(Route{.path_prefix = "/"});
+    }
+    set.routes = routes;
+    return publication_from_set(set, "/berth/v1", "host-2", "10.0.0.12");
+  };
+  const std::string key = "/berth/v1/instances/host-2/0123456789ab/0";
+  // Hosts beyond kMaxListItems on one path make more groups; the route for any host is its own.
+  Publication at_limit = publication_of(kMaxRoutesPerKey - 1);
+  CHECK(at_limit.refused_by_front_doors.empty());
+  REQUIRE(at_limit.kvs.count(key));
+  std::string problem;
+  auto instance = decode_instance(at_limit.kvs[key], &problem);
+  INFO(problem);
+  REQUIRE(instance);
+  REQUIRE(instance->routes.size() == 11);
+  CHECK(instance->routes[0].hosts.size() == kMaxListItems);
+  CHECK(instance->routes[1].hosts.empty());
+  CHECK(instance->routes[10].hosts.size() == kMaxRoutesPerKey - 1 - 9 * kMaxListItems);
+  DiscoveredSet front = build_registry_set(at_limit.kvs, "/berth/v1", TablePolicy{});
+  CHECK(front.rejected.empty());
+  CHECK(front.routes->size() == kMaxRoutesPerKey);
+  // One more: published all the same, with the reason, which a front door gives too.
+  Publication over = publication_of(kMaxRoutesPerKey);
+  CHECK(over.refused_by_front_doors ==
+        std::vector<std::pair<std::string, std::string>>{
+            {key, "its service declares 10001 host + path routes, more than the 10000 a front door takes from one key"}});
+  REQUIRE(over.kvs.count(key));
+  front = build_registry_set(over.kvs, "/berth/v1", TablePolicy{});
+  REQUIRE(front.rejected.size() == 1);
+  CHECK(front.rejected[0].second == "declares 10001 host + path routes, more than the 10000 one key may");
+}
+
 TEST_CASE("registry: the front door applies the operator's policy", "[registry]") {
   const std::string p = "/berth/v1/instances/";
   std::map<std::string, std::string> kvs = {
