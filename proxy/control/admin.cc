@@ -1,8 +1,11 @@
 #include "proxy/control/admin.h"
 
 #include <arpa/inet.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include "proxy/http/http_head.h"
 #include "proxy/http/http_rewrite.h"
@@ -34,6 +37,7 @@ struct AdminServer::Conn {
   int open_handles = 0;
   std::list<Conn*>::iterator waiting_at;  // in server->waiting_ while waiting for the request
   bool waiting = false;
+  std::list<Conn*>::iterator open_at;     // in server->open_ until close()
 
   // The request head is in (or refused): no longer a connection a newcomer may take over.
   void answering() {
@@ -52,6 +56,7 @@ struct AdminServer::Conn {
       waiting = false;
     }
     --server->connections_;
+    server->open_.erase(open_at);
     const uv_close_cb closed = [](uv_handle_t* h) {
       auto* c = static_cast<Conn*>(h->data);
       if (--c->open_handles > 0) return;
@@ -59,6 +64,11 @@ struct AdminServer::Conn {
     };
     uv_close(reinterpret_cast<uv_handle_t*>(&tcp), closed);
     uv_close(reinterpret_cast<uv_handle_t*>(&deadline), closed);
+    if (server->connections_ == 0 && server->after_finish_) {
+      std::function<void()> done = std::move(server->after_finish_);
+      server->after_finish_ = nullptr;
+      done();
+    }
   }
 };
 
@@ -177,33 +187,61 @@ bool AdminServer::start(const config::SocketAddress& addr, bool share, uint16_t&
 void AdminServer::stop() {
   if (!started_) return;
   started_ = false;
-  if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&server_)))
-    uv_close(reinterpret_cast<uv_handle_t*>(&server_), nullptr);
+  if (uv_is_closing(reinterpret_cast<uv_handle_t*>(&server_))) return;
+  uv_os_fd_t fd = -1;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(&server_), &fd) == 0) {
+    for (;;) {
+      const int conn = ::accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (conn >= 0) {
+        adopt(conn, /*queued=*/true);
+        continue;
+      }
+      if (errno != EINTR && errno != ECONNABORTED) break;  // EAGAIN: none left
+    }
+  }
+  uv_close(reinterpret_cast<uv_handle_t*>(&server_), nullptr);
 }
 
 void AdminServer::on_connection(uv_stream_t* server, int status) {
   auto* self = static_cast<AdminServer*>(server->data);
   if (status < 0) return;
+  self->adopt(-1, /*queued=*/false);
+}
+
+bool AdminServer::finish(uint64_t within_ms, std::function<void()> done) {
+  if (connections_ == 0) return false;
+  after_finish_ = std::move(done);
+  for (Conn* c : open_)
+    if (uv_timer_get_due_in(&c->deadline) > within_ms)
+      uv_timer_start(&c->deadline, [](uv_timer_t* t) { static_cast<Conn*>(t->data)->close(); }, within_ms, 0);
+  return true;
+}
+
+void AdminServer::adopt(int fd, bool queued) {
   auto* c = new Conn();
-  c->server = self;
-  uv_tcp_init(self->loop_, &c->tcp);
+  c->server = this;
+  uv_tcp_init(loop_, &c->tcp);
   c->tcp.data = c;
-  uv_timer_init(self->loop_, &c->deadline);
+  uv_timer_init(loop_, &c->deadline);
   c->deadline.data = c;
   c->open_handles = 2;
-  ++self->connections_;
-  if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0) {
+  ++connections_;
+  c->open_at = open_.insert(open_.end(), c);
+  const int rc = fd < 0 ? uv_accept(reinterpret_cast<uv_stream_t*>(&server_), reinterpret_cast<uv_stream_t*>(&c->tcp))
+                        : uv_tcp_open(&c->tcp, fd);
+  if (rc != 0) {
+    if (fd >= 0) ::close(fd);
     c->close();
     return;
   }
-  if (self->connections_ > kMaxAdminConnections) {
-    if (self->waiting_.empty()) {  // all are being answered
+  if (connections_ > kMaxAdminConnections && !queued) {
+    if (waiting_.empty()) {  // all are being answered
       c->close();
       return;
     }
-    self->waiting_.front()->close();
+    waiting_.front()->close();
   }
-  c->waiting_at = self->waiting_.insert(self->waiting_.end(), c);
+  c->waiting_at = waiting_.insert(waiting_.end(), c);
   c->waiting = true;
   uv_timer_start(&c->deadline, [](uv_timer_t* t) { static_cast<Conn*>(t->data)->close(); }, kAdminExchangeMs, 0);
   uv_read_start(

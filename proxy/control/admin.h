@@ -60,11 +60,23 @@ class AdminServer {
   // --share-listeners) binds the same address; without `share` an address another socket
   // listens on is refused.
   bool start(const config::SocketAddress& addr, bool share, uint16_t& bound_port, std::string& error);
+  // Closes the listener. Closing a listening socket resets the connections the kernel completed
+  // and queued on it (at a hand-over, the new Berth's socket shares the address but does not get
+  // them): they are taken first and answered, the connection limit aside (the backlog bounds
+  // them).
   void stop();
+  // Calls `done` once every open connection is answered or closed, each given at most
+  // `within_ms` more (the process ends after; one closed with a request unread would be reset);
+  // false, and `done` dropped, when none is open.
+  bool finish(uint64_t within_ms, std::function<void()> done);
 
  private:
   struct Conn;
   static void on_connection(uv_stream_t* server, int status);
+  // Serves a new connection: the one libuv accepted (fd -1) or `fd`, taken from the queue at
+  // stop(). Over kMaxAdminConnections the oldest still waiting for its head is closed, unless
+  // `queued`.
+  void adopt(int fd, bool queued);
   void respond(Conn* c, std::string_view head);
   // Writes the answer and closes the connection once it is out.
   void send(Conn* c, uint16_t status, const std::string& type, const std::string& body, std::string_view extra,
@@ -76,6 +88,8 @@ class AdminServer {
   bool loopback_ = false;  // bound to a loopback address: Host is checked (admin_host_allowed)
   size_t connections_ = 0;    // open (accepted, close() not yet called)
   std::list<Conn*> waiting_;  // open and still waiting for their request head, oldest first
+  std::list<Conn*> open_;     // every open connection
+  std::function<void()> after_finish_;
   std::map<std::string, AdminHandler, std::less<>> handlers_;
 };
 

@@ -23,6 +23,11 @@
 
 namespace berth {
 
+namespace {
+// At the end, how long an open admin connection may still take to be answered.
+constexpr uint64_t kAdminFinishMs = 1000;
+}  // namespace
+
 Server::Server(std::string config_path, config::Config initial)
     : config_path_(std::move(config_path)), config_(std::move(initial)) {
   uv_loop_init(&loop_);
@@ -572,7 +577,10 @@ void Server::on_acme_certificates() {
 
 void Server::on_worker_stopped() {
   if (workers_stopped_.load() < workers_.size()) return;
+  // Admin requests already sent get their answers before the loop ends, those queued on the
+  // socket too; a silent connection is given a second.
   if (admin_) admin_->stop();
+  if (admin_ && admin_->finish(kAdminFinishMs, [this] { on_worker_stopped(); })) return;
   if (acme_) acme_->stop();  // no uv_async_send after the handles close
   // Signal handles stay open, unreferenced (the loop ends without them): closed, a signal would
   // take its default action (end the process) while the access log writes its last records. The

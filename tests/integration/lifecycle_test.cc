@@ -1,9 +1,11 @@
 // Process lifecycle: SIGHUP reloads, SIGTERM drains, --check-config, an address in use.
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -620,6 +622,65 @@ TEST_CASE("a hand-over with a fixed admin address: the new Berth shares it, the 
   CHECK(wait_until([&] { return second.log().find("event=config_reloaded") != std::string::npos; }, 5s));
   CHECK(http_get(second.admin_port(), "/readyz", "127.0.0.1").status == 200);
   CHECK(http_get(second.port(), "/x", "a.test").header("x-origin-name") == std::optional<std::string>("B"));
+}
+
+TEST_CASE("a hand-over: connections queued on the old Berth's admin socket are answered and not reset",
+          "[lifecycle]") {
+  // The old Berth's control loop is held in a reload that reads its config file from a FIFO, with
+  // a SIGTERM behind it. Meanwhile SO_REUSEPORT spreads 24 admin requests over both processes'
+  // sockets; those given to the old one wait in its queue. Then the reload ends, the SIGTERM hands
+  // the admin address over and the old one's drain ends at once (no proxy connection): its
+  // queued requests are answered (503, draining) before it exits, none is reset.
+  Origin a("A");
+  REQUIRE(a.ok());
+  const std::string admin = "127.0.0.1:" + std::to_string(unused_port());
+  const std::string yaml = "listeners: [\"127.0.0.1:0\"]\nworkers: 1\nadmin: {address: \"" + admin +
+                           "\"}\ntimeouts: {drain: 10s}\nroutes:\n  - {host: \"a.test\", service: s}\nservices:\n"
+                           "  s: {endpoints: [\"" + a.address() + "\"]}\n";
+  Berth first(yaml);
+  INFO(first.error());
+  REQUIRE(first.ok());
+  const std::string proxy = "127.0.0.1:" + std::to_string(first.port());
+  std::string second_yaml = yaml;
+  second_yaml.replace(second_yaml.find("127.0.0.1:0"), 11, proxy);
+  Berth second(second_yaml, 0, {"--share-listeners"});
+  INFO("second: " << second.error());
+  REQUIRE(second.ok());
+
+  REQUIRE(::unlink(first.config_path().c_str()) == 0);
+  REQUIRE(::mkfifo(first.config_path().c_str(), 0600) == 0);
+  REQUIRE(first.process().signal(SIGHUP));
+  // The control loop (the main thread) waits in open() for a writer.
+  const std::string wchan = "/proc/" + std::to_string(first.pid()) + "/wchan";
+  CHECK(wait_until([&] { return read_file(wchan) == "wait_for_partner"; }, 5s));
+  REQUIRE(first.process().signal(SIGTERM));
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < 24; ++i) {
+    clients.push_back(std::make_unique<Client>(first.admin_port()));
+    REQUIRE(clients.back()->connected());
+    REQUIRE(clients.back()->send("GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+  }
+  std::this_thread::sleep_for(100ms);
+  CHECK(first.log().find("event=draining") == std::string::npos);
+  {  // the reload reads the file as it was; then the SIGTERM is handled
+    const int fifo = ::open(first.config_path().c_str(), O_WRONLY | O_CLOEXEC);
+    REQUIRE(fifo >= 0);
+    CHECK(::write(fifo, yaml.data(), yaml.size()) == static_cast<ssize_t>(yaml.size()));
+    ::close(fifo);
+  }
+  CHECK(wait_until([&] { return first.log().find("event=admin_handed_over") != std::string::npos; }, 5s));
+  int from_old = 0, from_new = 0;
+  for (auto& c : clients) {
+    const Response r = c->read_response();
+    INFO(r.raw_head << r.body << r.error);
+    CHECK((r.status == 200 || r.status == 503));
+    from_new += r.status == 200;
+    from_old += r.status == 503 && r.body.find("draining") != std::string::npos;
+  }
+  CHECK(from_old + from_new == 24);
+  CHECK(from_old > 0);  // some were queued on the old Berth (all 24 on one socket: 2^-23)
+  INFO("first: " << tail(first.log()));
+  CHECK(exited_with(first.process().wait_exit(10s), 0));
 }
 
 TEST_CASE("berth --check-config: 0 for a good file, 1 with file:line:col for a bad one",
