@@ -458,6 +458,13 @@ config::RouteMatch with_route_matchers(config::RouteMatch match, const config::R
   return match;
 }
 
+// Not routed, and why (a front door routing a published container gives the reason).
+ContainerSpec ignored(std::string why) {
+  ContainerSpec spec;
+  spec.reason = std::move(why);
+  return spec;
+}
+
 ContainerSpec reject(const Problem& p, std::string origin) {
   ContainerSpec spec;
   spec.kind = ContainerSpec::Kind::kRejected;
@@ -1100,7 +1107,7 @@ ContainerSpec routed_spec(const ContainerFacts& c, const LabelOptions& options) 
   // Switched off: its other labels are not read, nor listed as refused.
   if (auto off = c.labels.find("berth.enable"); off != c.labels.end()) {
     bool flag = true;
-    if (!parse_bool(off->first, off->second, flag) && !flag) return {};
+    if (!parse_bool(off->first, off->second, flag) && !flag) return ignored("berth.enable is false");
   }
   BerthLabels berth;
   if (auto problem = read_berth_labels(c, options, berth)) return reject(*problem, "berth");
@@ -1119,7 +1126,13 @@ ContainerSpec routed_spec(const ContainerFacts& c, const LabelOptions& options) 
 
   const bool enabled = (berth.enable && *berth.enable) || options.exposed_by_default ||
                        (traefik_routers && !traefik_disabled) || nginx_host;
-  if (!enabled) return {};
+  const std::string traefik_off = traefik_routers && traefik_disabled
+                                      ? "traefik.enable=\"" + traefik_enable->second +
+                                            "\" is not true as Traefik reads it (1, t, T, true, True or TRUE)"
+                                      : std::string();
+  if (!enabled)
+    return ignored(!traefik_off.empty() ? traefik_off
+                                        : "no label enables it (berth.enable=true, Traefik routers, VIRTUAL_HOST)");
 
   const std::string service = berth.service.empty() ? default_service_name(c) : berth.service;
 
@@ -1130,7 +1143,7 @@ ContainerSpec routed_spec(const ContainerFacts& c, const LabelOptions& options) 
       return reject({"berth.host", "no route declared: set berth.host and/or berth.path "
                                    "(or berth.routes.NAME.host / .path)"}, "berth");
     }
-    return {};  // exposed by default, but nothing says how to route it
+    return ignored(!traefik_off.empty() ? traefik_off : "exposed by default, but no label says how to route it");
   }
 
   ContainerSpec spec;

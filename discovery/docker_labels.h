@@ -64,7 +64,7 @@ struct ContainerSpec {
   // customrequestheaders / customresponseheaders).
   config::HeaderRules request_headers, response_headers;
   std::string label;               // kRejected: the offending label (or env variable)
-  std::string reason;              // kRejected: a sentence naming the label
+  std::string reason;              // kRejected: a sentence naming the label; kIgnored: why, if known
 };
 
 ContainerSpec parse_container_labels(const ContainerFacts& container, const LabelOptions& options);

@@ -40,6 +40,7 @@ bool published_routes(const Instance& instance, const std::string& container_id,
   const ContainerSpec& spec = parsed->spec;
   if (spec.kind == ContainerSpec::Kind::kIgnored) {
     out.problem = "its published labels route nothing";
+    if (!spec.reason.empty()) out.problem += ": " + spec.reason;
     return false;
   }
   if (spec.kind == ContainerSpec::Kind::kRejected) {

@@ -202,7 +202,16 @@ TEST_CASE("registry policy: labels that do not make the route refuse the key, ne
        "its published labels: berth.access.basic_auth"},
       {with([](nlohmann::json& j) { j["policy"]["labels"]["berth.service"] = "other"; }),
        "declare no route for service shop-web"},
-      {with([](nlohmann::json& j) { j["policy"]["labels"]["berth.enable"] = "false"; }), "route nothing"},
+      {with([](nlohmann::json& j) { j["policy"]["labels"]["berth.enable"] = "false"; }),
+       "its published labels route nothing: berth.enable is false"},
+      // An earlier sidecar published a container whose traefik.enable Traefik cannot read.
+      {with([](nlohmann::json& j) {
+         j["policy"]["traefik"] = true;
+         j["policy"]["labels"] = {{"traefik.enable", "tRuE"},
+                                  {"traefik.http.routers.web.rule", "Host(`a.test`)"},
+                                  {"traefik.http.services.web.loadbalancer.server.port", "8080"}};
+       }),
+       "its published labels route nothing: traefik.enable=\"tRuE\" is not true as Traefik reads it"},
       {with([](nlohmann::json& j) { j["policy"]["labels"]["berth.access.allow"] = "not-a-cidr"; }),
        "its published labels: berth.access.allow"},
   };
