@@ -601,8 +601,9 @@ std::optional<Problem> read_berth_labels(const ContainerFacts& c, const LabelOpt
     } else if (key == "upstream.tls") {
       problem = parse_bool(label, value, out.policy.tls.enabled);
     } else if (key == "upstream.tls.server_name") {
+      if (value.empty()) continue;  // "": not given (the default), as in the config file
+      // Spaces around a name are cut; spaces alone are refused, as in the config file.
       std::string_view name = trim(value);
-      if (name.empty()) continue;  // "": not given (the default), as in the config file
       if (std::string why = config::server_name_problem(name); !why.empty())
         problem = Problem{label, quoted(label, value) + " " + why};
       out.policy.tls.server_name = config::server_name_text(name);

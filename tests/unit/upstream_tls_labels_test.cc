@@ -73,5 +73,10 @@ TEST_CASE("docker labels: berth.upstream.tls", "[docker][labels][tls]") {
     CHECK(parse({{"berth.enable", "true"}, {"berth.host", "a.test"}, {"berth.port", "1"},
                  {"berth.upstream.tls", "true"}, {"berth.upstream.tls.server_name", "x..y"}})
               .kind == Kind::kRejected);
+    // Spaces alone are no name, as in the config file (only "" means the default).
+    ContainerSpec spaces = parse({{"berth.enable", "true"}, {"berth.host", "a.test"}, {"berth.port", "1"},
+                                  {"berth.upstream.tls", "true"}, {"berth.upstream.tls.server_name", "  "}});
+    REQUIRE(spaces.kind == Kind::kRejected);
+    CHECK(spaces.reason == "berth.upstream.tls.server_name=\"  \" is empty");
   }
 }
