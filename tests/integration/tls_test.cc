@@ -85,6 +85,18 @@ Certs& certs() {
   return c;
 }
 
+// A certificate pair of `c` copied into `dir` as site.crt and site.key: files a test may replace
+// while Berth serves them (the originals stay as they are for the other tests).
+struct LivePair {
+  std::string crt, key;
+};
+LivePair live_pair(const TempDir& dir, const Certs& c, const std::string& name) {
+  LivePair pair{dir.file("site.crt"), dir.file("site.key")};
+  REQUIRE(write_file(pair.crt, read_file(c.path(name + ".crt"))));
+  REQUIRE(write_file(pair.key, read_file(c.path(name + ".key"))));
+  return pair;
+}
+
 // Ports of every "event=listening" line, in the order logged (config order).
 std::vector<uint16_t> listening_ports(const std::string& log) {
   std::vector<uint16_t> ports;
@@ -618,9 +630,7 @@ TEST_CASE("tls: certificates replaced on disk under continuous HTTPS traffic and
   Origin origin("A");
   REQUIRE(origin.ok());
   TempDir live;
-  const std::string crt = live.file("site.crt"), key = live.file("site.key");
-  REQUIRE(write_file(crt, read_file(c.path("gen1.crt"))));
-  REQUIRE(write_file(key, read_file(c.path("gen1.key"))));
+  const auto [crt, key] = live_pair(live, c, "gen1");
   TlsBerth b(tls_yaml("{certificates: [{cert: \"" + crt + "\", key: \"" + key + "\"}]}", origin));
   REQUIRE(handshake_subject(b.tls_port, "-servername a.test").find("CN = gen1") != std::string::npos);
 
@@ -684,9 +694,7 @@ TEST_CASE("tls: a reload that drops a TLS listener does not read its files again
   Origin origin("A");
   REQUIRE(origin.ok());
   TempDir live;
-  const std::string crt = live.file("site.crt"), key = live.file("site.key");
-  REQUIRE(write_file(crt, read_file(c.path("gen1.crt"))));
-  REQUIRE(write_file(key, read_file(c.path("gen1.key"))));
+  const auto [crt, key] = live_pair(live, c, "gen1");
   const uint16_t tls_port = unused_port();
   REQUIRE(tls_port != 0);
   const std::string rest = "admin: {address: \"127.0.0.1:0\"}\n"
