@@ -269,10 +269,10 @@ Publication publication_from_set(const DiscoveredSet& set, std::string_view pref
   // kMaxListItems, as a front door reads them; more make another group), a route for any host a
   // group of its own (a group's empty host list means any host).
   std::vector<std::vector<RegistryRoute>> service_routes(set.services.size());
-  std::vector<std::set<std::string>> service_claims(set.services.size());  // "priority\npath\nhost"
+  std::vector<std::set<std::string>> seen(set.services.size());  // "priority\npath\nhost" of each service
   for (const Route& route : *set.routes) {
     if (route.service >= set.services.size()) continue;
-    if (!service_claims[route.service]
+    if (!seen[route.service]
              .insert(std::to_string(route.priority) + "\n" + route.path_prefix + "\n" + route.host)
              .second)
       continue;
@@ -294,16 +294,6 @@ Publication publication_from_set(const DiscoveredSet& set, std::string_view pref
   for (size_t s = 0; s < set.services.size(); ++s) {
     const Service& service = *set.services[s];
     if (service_routes[s].empty()) continue;
-    // What a front door refuses. For a value with a policy it counts the routes of the
-    // container's own labels: a part of the service's, so this count is the most it can be.
-    std::string refused;
-    if (const size_t claims = service_claims[s].size(); claims > kMaxRoutesPerKey)
-      refused = "its service declares " + std::to_string(claims) + " host + path routes, more than the " +
-                std::to_string(kMaxRoutesPerKey) + " a front door takes from one key";
-    else if (service_routes[s].size() > kMaxListItems)
-      refused = "its service's routes make " + std::to_string(service_routes[s].size()) +
-                " groups of one path and priority, more than the " + std::to_string(kMaxListItems) +
-                " routes a front door reads in one value";
     for (const Endpoint& e : service.endpoints) {
       const std::string_view source = container_source_tail(e.source);
       if (source.empty()) continue;
@@ -322,13 +312,16 @@ Publication publication_from_set(const DiscoveredSet& set, std::string_view pref
       instance.container = name;
       if (set.policies)
         if (auto p = set.policies->find(e.source); p != set.policies->end()) instance.policy = p->second;
+      // With a policy, the list is read only by front doors that predate policies (a front door
+      // routes the container's own labels): its service's routes may be more than one value may
+      // list, and the first ones do for those.
+      if (instance.policy && instance.routes.size() > kMaxListItems) instance.routes.resize(kMaxListItems);
       const std::string key = base + id + "/" + std::to_string(next_index[id]++);
       std::string value = encode_instance(instance);
       if (value.size() > kMaxValueBytes) {
         out.too_large.push_back(key);
         continue;
       }
-      if (!refused.empty()) out.refused_by_front_doors.emplace_back(key, refused);
       out.kvs[key] = std::move(value);
     }
   }

@@ -14,7 +14,6 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
-#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -120,10 +119,6 @@ struct Publication {
   // etcd (1.5 MiB per request) refuses the container's transaction again and again nor a
   // front door routes the instance without its policy.
   std::vector<std::string> too_large;
-  // Keys front doors will refuse for their routes (kMaxRoutesPerKey, kMaxListItems), each with
-  // why: published all the same (a front door says why it refuses one, in its log and its
-  // /api/routes), and warned about on the sidecar, where the labels are.
-  std::vector<std::pair<std::string, std::string>> refused_by_front_doors;
 };
 Publication publication_from_set(const DiscoveredSet& set, std::string_view prefix, std::string_view host_id,
                                  std::string_view advertise_address);

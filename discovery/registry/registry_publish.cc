@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "discovery/registry/registry_table.h"
 #include "proxy/base/log.h"
 
 namespace berth::discovery::registry {
@@ -120,10 +121,17 @@ void RegistryPublisher::warn_about(Publication& publication) {
       log::warn("registry_value_too_large").kv("key", key).kv("reason", "its value would be over 1 MiB (the files its "
                                                                       "labels name count): not published");
   too_large_ = std::move(publication.too_large);
-  for (const auto& entry : publication.refused_by_front_doors)
-    if (std::find(refused_.begin(), refused_.end(), entry) == refused_.end())
-      log::warn("registry_refused_by_front_doors").kv("key", entry.first).kv("reason", entry.second + ": published all the same");
-  refused_ = std::move(publication.refused_by_front_doors);
+  // Each value as a front door reads it (the same code, the default policy), once per value.
+  for (auto it = checked_.begin(); it != checked_.end();)
+    it = want_.count(it->first) ? std::next(it) : checked_.erase(it);
+  for (const auto& [key, value] : want_) {
+    auto [it, added] = checked_.try_emplace(key);
+    if (!added && it->second.first == value) continue;
+    std::string problem = front_door_problem(key, value, cfg_.prefix);
+    if (!problem.empty() && (added || problem != it->second.second))
+      log::warn("registry_refused_by_front_doors").kv("key", key).kv("reason", problem + ": published all the same");
+    it->second = {value, std::move(problem)};
+  }
 }
 
 void RegistryPublisher::pump() {

@@ -53,7 +53,7 @@ class RegistryPublisher final : public Source {
   void on_own_keys(const EtcdReply& reply);
   void pump();
   // Warns once per key left out of the publication for its size, and once per key (and reason)
-  // that front doors will refuse for its routes.
+  // that front doors will refuse (front_door_problem).
   void warn_about(Publication& publication);
   void keepalive();
   // Reads the host's keys and marks for rewriting those of ours that are gone or changed.
@@ -75,7 +75,8 @@ class RegistryPublisher final : public Source {
   uint64_t writes_ = 0;                        // transactions done (a read older than one is moot)
   std::vector<std::string> clash_leases_;      // other leases under our host_id, as last warned about
   std::vector<std::string> too_large_;        // keys left out, as last warned about
-  std::vector<std::pair<std::string, std::string>> refused_;  // by front doors, as last warned about
+  // Each published key's value, and why front doors refuse it ("": they do not), as last checked.
+  std::map<std::string, std::pair<std::string, std::string>> checked_;
   std::string lease_;                        // lease ID as the gateway spells it
   bool ready_ = false;                       // lease granted and own keys known
   bool busy_ = false;                        // a transaction in flight

@@ -136,6 +136,12 @@ DiscoveredSet build_registry_set(const std::map<std::string, std::string>& kvs, 
   return build_registry_set(created_together(kvs), prefix, policy);
 }
 
+std::string front_door_problem(const std::string& key, const std::string& value, std::string_view prefix) {
+  DecodedValue d;
+  prepare(key, value, instances_prefix(prefix), BuilderOptions{}, false, d);
+  return d.problem;
+}
+
 RegistryTable::RegistryTable(std::string_view prefix, TablePolicy policy)
     : root_(instances_prefix(prefix)),
       own_(policy.local_host_id.empty() ? std::string() : host_prefix(prefix, policy.local_host_id)),

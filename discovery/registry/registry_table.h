@@ -86,6 +86,10 @@ using ReservedNames = std::map<std::string, std::string>;
 // A key declaring more host + path routes than kMaxRoutesPerKey is rejected, with the count.
 DiscoveredSet build_registry_set(const StoredKvs& kvs, std::string_view prefix, const TablePolicy& policy,
                                  const Holders& holders = {}, const ReservedNames& reserved = {});
+// Why a front door with the default policy (any host, any priority) refuses this key and value
+// on their own, whatever the other keys ("": it does not). A sidecar warns of what it publishes
+// and front doors will refuse.
+std::string front_door_problem(const std::string& key, const std::string& value, std::string_view prefix);
 // The same for keys all created in one revision (as by one txn): byte order decides.
 DiscoveredSet build_registry_set(const std::map<std::string, std::string>& kvs, std::string_view prefix,
                                  const TablePolicy& policy);

@@ -265,7 +265,7 @@ TEST_CASE("registry: a key making more than 10000 host + path routes is rejected
   CHECK(over.routes->size() == 1);  // the other key's
 }
 
-TEST_CASE("registry: a sidecar publishes routes as front doors read them, and warns of what they refuse", "[registry]") {
+TEST_CASE("registry: a sidecar publishes routes as front doors read them, and knows what they refuse", "[registry]") {
   // One service, one container: a route for any host and `hosts` host routes, all on "/".
   auto publication_of = [](size_t hosts) {
     DiscoveredSet set;
@@ -290,7 +290,6 @@ TEST_CASE("registry: a sidecar publishes routes as front doors read them, and wa
   const std::string key = "/berth/v1/instances/host-2/0123456789ab/0";
   // Hosts beyond kMaxListItems on one path make more groups; the route for any host is its own.
   Publication at_limit = publication_of(kMaxRoutesPerKey - 1);
-  CHECK(at_limit.refused_by_front_doors.empty());
   REQUIRE(at_limit.kvs.count(key));
   std::string problem;
   auto instance = decode_instance(at_limit.kvs[key], &problem);
@@ -303,15 +302,15 @@ TEST_CASE("registry: a sidecar publishes routes as front doors read them, and wa
   DiscoveredSet front = build_registry_set(at_limit.kvs, "/berth/v1", TablePolicy{});
   CHECK(front.rejected.empty());
   CHECK(front.routes->size() == kMaxRoutesPerKey);
-  // One more: published all the same, with the reason, which a front door gives too.
+  CHECK(front_door_problem(key, at_limit.kvs[key], "/berth/v1").empty());
+  // One more: published all the same; the sidecar's check gives the front door's reason.
   Publication over = publication_of(kMaxRoutesPerKey);
-  CHECK(over.refused_by_front_doors ==
-        std::vector<std::pair<std::string, std::string>>{
-            {key, "its service declares 10001 host + path routes, more than the 10000 a front door takes from one key"}});
   REQUIRE(over.kvs.count(key));
+  const std::string reason = "declares 10001 host + path routes, more than the 10000 one key may";
+  CHECK(front_door_problem(key, over.kvs[key], "/berth/v1") == reason);
   front = build_registry_set(over.kvs, "/berth/v1", TablePolicy{});
   REQUIRE(front.rejected.size() == 1);
-  CHECK(front.rejected[0].second == "declares 10001 host + path routes, more than the 10000 one key may");
+  CHECK(front.rejected[0].second == reason);
 }
 
 TEST_CASE("registry: the front door applies the operator's policy", "[registry]") {

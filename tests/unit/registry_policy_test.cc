@@ -142,6 +142,38 @@ TEST_CASE("registry policy: a value over 1 MiB is not published, the other conta
   CHECK(publication.kvs.begin()->first == kRoot + "host-1/bbbbbbbbbbbb/0");
 }
 
+TEST_CASE("registry policy: containers of one service with more routes than one value may list are routed", "[registry]") {
+  // Two containers of one service, 600 paths each: the service has 1201 routes, more than a value
+  // lists (kMaxListItems). A front door routes each container's own labels; the list, for front
+  // doors without policies, holds the first 1000.
+  std::vector<ContainerFacts> containers;
+  for (char id : {'a', 'b'}) {
+    std::map<std::string, std::string> labels;
+    for (int i = 0; i < 600; ++i) {
+      const std::string route = std::string("berth.routes.r") + std::to_string(i);
+      labels[route + ".path"] = std::string("/") + id + std::to_string(i);
+      labels[route + ".service"] = "shop-web";
+    }
+    labels["berth.port"] = id == 'a' ? "8080" : "8081";  // one address each, as published
+    containers.push_back(container(std::string("web-") + id, id, labels));
+  }
+  auto kvs = published(containers);
+  REQUIRE(kvs.size() == 2);
+  for (const auto& [key, value] : kvs) {
+    std::string problem;
+    auto instance = decode_instance(value, &problem);
+    INFO(problem);
+    REQUIRE(instance);
+    CHECK(instance->routes.size() == kMaxListItems);
+    CHECK(front_door_problem(key, value, "/berth/v1").empty());
+  }
+  DiscoveredSet set = build_registry_set(kvs, "/berth/v1", TablePolicy{});
+  CHECK(set.rejected.empty());
+  REQUIRE(set.services.size() == 1);
+  CHECK(set.services[0]->endpoints.size() == 2);
+  CHECK(set.routes->size() == 1201);
+}
+
 TEST_CASE("registry policy: the front door routes a published container with its labels' policy", "[registry]") {
   auto kvs = published({container("web-1", 'a',
                                   {{"berth.access.basic_auth", kHtpasswdPath},
