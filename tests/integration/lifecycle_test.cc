@@ -663,7 +663,11 @@ TEST_CASE("a hand-over: connections queued on the old Berth's admin socket are a
   std::this_thread::sleep_for(100ms);
   CHECK(first.log().find("event=draining") == std::string::npos);
   {  // the reload reads the file as it was; then the SIGTERM is handled
-    const int fifo = ::open(first.config_path().c_str(), O_WRONLY | O_CLOEXEC);
+    int fifo = -1;  // without a reader (the old Berth gone) this fails instead of waiting forever
+    CHECK(wait_until([&] {
+      fifo = ::open(first.config_path().c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+      return fifo >= 0;
+    }, 5s));
     REQUIRE(fifo >= 0);
     CHECK(::write(fifo, yaml.data(), yaml.size()) == static_cast<ssize_t>(yaml.size()));
     ::close(fifo);
