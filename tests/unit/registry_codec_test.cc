@@ -11,6 +11,21 @@ using namespace berth;
 using namespace berth::discovery;
 using namespace berth::discovery::registry;
 
+TEST_CASE("registry: a value's route paths are read as labels declare them", "[registry]") {
+  // As the label parser takes them: no length limit but the value's, bytes over 0x7f kept.
+  for (const std::string& path : {"/" + std::string(1100, 'x'), std::string("/caf\xc3\xa9/")}) {
+    Instance in;
+    in.service = "web";
+    in.address = "10.0.0.1:80";
+    in.routes = {RegistryRoute{{"a.test"}, path, 0}};
+    std::string problem;
+    auto decoded = decode_instance(encode_instance(in), &problem);
+    INFO(problem);
+    REQUIRE(decoded);
+    CHECK(decoded->routes[0].path == path);
+  }
+}
+
 TEST_CASE("registry: a prefix's range end is its last byte + 1", "[registry]") {
   CHECK(prefix_range_end("/berth/i/") == "/berth/i0");
   CHECK(prefix_range_end(std::string("a\xff", 2)) == "b");
@@ -147,6 +162,8 @@ TEST_CASE("registry: malformed values are refused with the reason", "[registry]"
       {R"({"service":"a","routes":[{"path":"/"}],"address":"1.2.3.4"})", "numeric"},
       {R"({"service":"a","routes":[],"address":"1.2.3.4:80"})", "'routes'"},
       {R"({"service":"a","routes":[{"path":"x"}],"address":"1.2.3.4:80"})", "'path'"},
+      {R"({"service":"a","routes":[{"path":"/a b"}],"address":"1.2.3.4:80"})", "'path'"},
+      {R"({"service":"a","routes":[{"path":"/a?b"}],"address":"1.2.3.4:80"})", "'path'"},
       {R"({"service":"a","routes":[{"hosts":["bad host"]}],"address":"1.2.3.4:80"})", "invalid host pattern"},
       {R"({"service":"a","routes":[{"priority":"high"}],"address":"1.2.3.4:80"})", "'priority'"},
       {R"({"service":"a","routes":[{}],"address":"1.2.3.4:80","weight":0})", "'weight'"},
