@@ -1,9 +1,9 @@
 #include "discovery/empty_route_grace.h"
 
+#include <algorithm>
 #include <unordered_set>
 
 namespace berth::discovery {
-
 
 std::shared_ptr<const DiscoveredSet> EmptyRouteGrace::apply(DiscoveredSet live, int64_t now_ms) {
   auto result = std::make_shared<DiscoveredSet>(std::move(live));
@@ -22,14 +22,10 @@ std::shared_ptr<const DiscoveredSet> EmptyRouteGrace::apply(DiscoveredSet live, 
       for (const Route& r : *last_->routes) {
         std::string key = route_claim_key(r);
         if (now_live.count(key) || held_.count(key)) continue;
-        const Service& was = *last_->services[r.service];
-        int64_t until = was.endpoints.empty() ? was.serve_empty_until_ms : now_ms + grace_.count();
+        const ServicePtr& was = last_->services[r.service];
+        int64_t until = was->endpoints.empty() ? was->serve_empty_until_ms : now_ms + grace_.count();
         if (until <= now_ms) continue;
-        auto empty = std::make_shared<Service>();
-        empty->name = was.name;
-        empty->policy = was.policy;
-        empty->serve_empty_until_ms = until;
-        held_.emplace(std::move(key), Held{r, std::move(empty)});
+        held_.emplace(std::move(key), Held{r, was, until});
       }
     }
     for (auto it = held_.begin(); it != held_.end();) {
@@ -40,7 +36,7 @@ std::shared_ptr<const DiscoveredSet> EmptyRouteGrace::apply(DiscoveredSet live, 
   }
   // Grace periods that ended: dropped.
   for (auto it = held_.begin(); it != held_.end();) {
-    if (it->second.empty->serve_empty_until_ms <= now_ms) {
+    if (it->second.until <= now_ms) {
       it = held_.erase(it);
       changed = true;
     } else {
@@ -48,24 +44,48 @@ std::shared_ptr<const DiscoveredSet> EmptyRouteGrace::apply(DiscoveredSet live, 
     }
   }
   if (held_.empty()) {
+    empties_.clear();
     last_ = result;
     return result;
   }
-  // The held routes go after the live ones; their routes object is reused while nothing changed.
-  for (const auto& [key, held] : held_) out.services.push_back(held.empty);
+  // Unchanged, the layout and the empty services are the previous call's, and so is the routes
+  // object. Otherwise each held route goes to the live service of its name, or to the empty one
+  // of its name (after the live ones, one per name).
   if (!changed && last_->routes->size() == out.routes->size() + held_.size()) {
     out.routes = last_->routes;
   } else {
+    std::map<std::string_view, uint32_t> index_of;
+    for (size_t i = 0; i < live_services; ++i) index_of.emplace(out.services[i]->name, static_cast<uint32_t>(i));
+    if (changed) {
+      std::vector<std::shared_ptr<Service>> made;
+      for (const auto& [key, held] : held_) {
+        auto [at, fresh] = index_of.emplace(held.was->name, static_cast<uint32_t>(live_services + made.size()));
+        if (fresh) {
+          auto empty = std::make_shared<Service>();
+          empty->name = held.was->name;
+          empty->policy = held.was->policy;
+          empty->serve_empty_until_ms = held.until;
+          made.push_back(std::move(empty));
+        } else if (at->second >= live_services) {
+          Service& empty = *made[at->second - live_services];
+          empty.serve_empty_until_ms = std::max(empty.serve_empty_until_ms, held.until);
+        }
+      }
+      empties_.assign(made.begin(), made.end());
+    } else {
+      for (size_t i = 0; i < empties_.size(); ++i)
+        index_of.emplace(empties_[i]->name, static_cast<uint32_t>(live_services + i));
+    }
     auto routes = std::make_shared<std::vector<Route>>(*out.routes);
-    uint32_t index = static_cast<uint32_t>(live_services);
     for (const auto& [key, held] : held_) {
       Route route = held.route;
-      route.service = index++;
-      route.mirror.reset();  // it answers 503 while held: nothing to copy
+      route.service = index_of.at(held.was->name);
+      route.mirror.reset();  // while held, nothing to copy
       routes->push_back(std::move(route));
     }
     out.routes = std::move(routes);
   }
+  for (const ServicePtr& empty : empties_) out.services.push_back(empty);
   last_ = result;
   return result;
 }
@@ -73,7 +93,7 @@ std::shared_ptr<const DiscoveredSet> EmptyRouteGrace::apply(DiscoveredSet live, 
 std::optional<int64_t> EmptyRouteGrace::next_expiry() const {
   std::optional<int64_t> earliest;
   for (const auto& [key, held] : held_) {
-    int64_t end = held.empty->serve_empty_until_ms;
+    int64_t end = held.until;
     if (!earliest || end < *earliest) earliest = end;
   }
   return earliest;

@@ -2,8 +2,11 @@
 // lists them) for what is left of its grace period, with an empty service, so it answers 503 +
 // Retry-After (not 404) while a replacement starts; then it is dropped. Routes that stay in the
 // layout without instances need no help: their service carries its own grace end
-// (Service::serve_empty_until_ms). Pure apart from the time passed in; the source arms a timer
-// for next_expiry().
+// (Service::serve_empty_until_ms). A set holds one service per name: the routes held of one
+// name share one empty service, serving until the last of their grace ends; a route held while
+// its service is still in the layout (another container of it still declares other routes)
+// goes to that service, as it did before it left. Pure apart from the time passed in; the
+// source arms a timer for next_expiry().
 #pragma once
 
 #include <chrono>
@@ -11,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "discovery/source.h"
 
@@ -32,12 +36,14 @@ class EmptyRouteGrace {
  private:
   struct Held {
     Route route;
-    ServicePtr empty;  // an empty service of the route's service name, serving until the grace ends
+    ServicePtr was;     // its service when it left (name and policy)
+    int64_t until = 0;  // when its grace ends, in health_clock_ms() time
   };
   std::chrono::milliseconds grace_;
   RouteList live_routes_;                      // the layout of the previous call's `live`
   std::shared_ptr<const DiscoveredSet> last_;  // what the previous call returned
   std::map<std::string, Held> held_;           // route_claim_key -> route kept
+  std::vector<ServicePtr> empties_;            // the empty services of the held routes, as last made
 };
 
 }  // namespace berth::discovery

@@ -278,6 +278,22 @@ TEST_CASE("registry: a route whose last key left answers 503 for registry.empty_
   CHECK(wait_until([&] { return http_get(front.port(), "/", "web.test").status == 404; }, 6s, 50ms));
   const double gone = seconds_since(t0);
   CHECK(gone > 1.0);  // the 2 s grace, less the time the 503 took to show
+
+  // A service with two hosts whose key goes: both answer 503 during the grace, none is refused.
+  nlohmann::json two = nlohmann::json::parse(instance("two", "a.two.test", a.address()));
+  two["routes"][0]["hosts"].push_back("b.two.test");
+  REQUIRE(etcd.put(kRoot + "h1/c3/0", two.dump()));
+  REQUIRE(wait_until([&] { return routes_to(front.port(), "b.two.test", "A"); }, 10s));
+  REQUIRE(etcd.del(kRoot + "h1/c3/0"));
+  CHECK(wait_until([&] { return http_get(front.port(), "/", "a.two.test").status == 503; }, 5s, 10ms));
+  for (const char* host : {"a.two.test", "b.two.test"}) {
+    const Response r = http_get(front.port(), "/", host);
+    INFO(host << "\n" << r.raw_head);
+    CHECK(r.status == 503);
+  }
+  // Nor is any route of it refused (the log is written by a thread of its own: given a moment).
+  CHECK_FALSE(wait_until([&] { return front.log().find("event=discovered_route_refused") != std::string::npos; },
+                         500ms));
   CHECK(front.running());
 }
 

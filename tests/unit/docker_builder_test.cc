@@ -531,6 +531,44 @@ TEST_CASE("docker grace: a route removed with its instance gets the whole grace;
   CHECK_FALSE(grace.next_expiry());
 }
 
+TEST_CASE("docker grace: the routes held of one service share one empty service; one still in the layout keeps serving them",
+          "[docker][grace]") {
+  auto names = [](const DiscoveredSet& set) {
+    std::vector<std::string> out;
+    for (const auto& service : set.services) out.push_back(service->name);
+    return out;
+  };
+  EmptyRouteGrace grace(10s);
+  // One container of "web" with two hosts: removed, both routes are held, with one empty "web".
+  auto a = container('a', "web", {{"berth.host", "a.test,b.test"}, {"berth.port", "18001"}});
+  grace.apply(build_discovered_set(cache_of({a}), {}), 0);
+  auto out = grace.apply(build_discovered_set(cache_of({}), {}), 1000);
+  CHECK(table(*out) == std::vector<std::string>{"a.test/ -> web []", "b.test/ -> web []"});
+  CHECK(names(*out) == std::vector<std::string>{"web"});
+  CHECK(out->services[0]->serve_empty_until_ms == 11000);
+  CHECK(grace.in_grace() == 2);
+
+  // Two containers of "web", one host each: the one of b.test leaves while "web" stays in the
+  // layout. Its route goes on to "web", as before it left; no second "web".
+  EmptyRouteGrace grace2(10s);
+  auto one = container('c', "web-1", {{"berth.host", "a.test"}, {"berth.port", "18001"}, {"berth.service", "web"}});
+  auto two = container('d', "web-2", {{"berth.host", "b.test"}, {"berth.port", "18002"}, {"berth.service", "web"}});
+  grace2.apply(build_discovered_set(cache_of({one, two}), {}), 0);
+  out = grace2.apply(build_discovered_set(cache_of({one}), {}), 1000);
+  CHECK(table(*out) == std::vector<std::string>{"a.test/ -> web [127.0.0.1:18001]", "b.test/ -> web [127.0.0.1:18001]"});
+  CHECK(names(*out) == std::vector<std::string>{"web"});
+  // Then "web" leaves too: both held, with one empty "web" serving until the later end.
+  out = grace2.apply(build_discovered_set(cache_of({}), {}), 2000);
+  CHECK(table(*out) == std::vector<std::string>{"a.test/ -> web []", "b.test/ -> web []"});
+  CHECK(names(*out) == std::vector<std::string>{"web"});
+  CHECK(out->services[0]->serve_empty_until_ms == 12000);
+  CHECK(*grace2.next_expiry() == 11000);  // b.test's, held from 1000
+  out = grace2.apply(build_discovered_set(cache_of({}), {}), 11000);
+  CHECK(table(*out) == std::vector<std::string>{"a.test/ -> web []"});
+  out = grace2.apply(build_discovered_set(cache_of({}), {}), 12000);
+  CHECK(out->routes->empty());
+}
+
 TEST_CASE("docker grace: a route is held by its claim, matchers included: a canary beside it neither hides nor shares it",
           "[docker][grace]") {
   // Routes of the result with their matchers: "a.test/ -> web [..]" plus " if <header>=<value>".
