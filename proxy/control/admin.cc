@@ -1,10 +1,12 @@
 #include "proxy/control/admin.h"
 
 #include <arpa/inet.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "proxy/http/http_head.h"
@@ -20,9 +22,19 @@ constexpr size_t kMaxAdminRequest = 16 * 1024;
 constexpr uint64_t kAdminExchangeMs = 10'000;
 // Admin connections open at once. Scrapes and the status page need a few; a flood must not take
 // the descriptors the proxy listeners need. When all are open, a new one takes the place of the
-// oldest still waiting for its request (a scraper sends its request at once; a client that holds
-// a connection silent loses it), and is closed only when all are being answered.
+// oldest still silent (a scraper sends its request at once; a client that holds a connection
+// silent loses it), and is closed only when all are being answered. A connection whose request
+// has arrived but is not read yet (a burst accepted in one turn) is not silent: closed, it would
+// be reset; it is answered, the limit aside (the backlog bounds how many a turn accepts).
 constexpr size_t kMaxAdminConnections = 64;
+
+// Bytes the kernel holds for the connection, not read yet.
+int unread_bytes(const uv_tcp_t& tcp) {
+  uv_os_fd_t fd = -1;
+  int n = 0;
+  if (uv_fileno(reinterpret_cast<const uv_handle_t*>(&tcp), &fd) != 0 || ::ioctl(fd, FIONREAD, &n) != 0) return 0;
+  return n;
+}
 }  // namespace
 
 struct AdminServer::Conn {
@@ -239,7 +251,8 @@ void AdminServer::adopt(int fd, bool queued) {
       c->close();
       return;
     }
-    waiting_.front()->close();
+    auto silent = std::find_if(waiting_.begin(), waiting_.end(), [](Conn* w) { return unread_bytes(w->tcp) == 0; });
+    if (silent != waiting_.end()) (*silent)->close();
   }
   c->waiting_at = waiting_.insert(waiting_.end(), c);
   c->waiting = true;

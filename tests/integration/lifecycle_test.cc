@@ -624,6 +624,32 @@ TEST_CASE("a hand-over with a fixed admin address: the new Berth shares it, the 
   CHECK(http_get(second.port(), "/x", "a.test").header("x-origin-name") == std::optional<std::string>("B"));
 }
 
+namespace {
+// Holds a Berth's control loop: its config file becomes a FIFO, and a SIGHUP makes the loop (its
+// main thread) wait in open() for a writer. Meanwhile connections to its admin listener wait in
+// the kernel's queue.
+void hold_control_loop(Berth& berth) {
+  REQUIRE(::unlink(berth.config_path().c_str()) == 0);
+  REQUIRE(::mkfifo(berth.config_path().c_str(), 0600) == 0);
+  REQUIRE(berth.process().signal(SIGHUP));
+  const std::string wchan = "/proc/" + std::to_string(berth.pid()) + "/wchan";
+  CHECK(wait_until([&] { return read_file(wchan) == "wait_for_partner"; }, 5s));
+}
+
+// Lets the reload end: writes `yaml` to the FIFO. Without a reader (the Berth gone) this fails
+// instead of waiting forever.
+void release_control_loop(Berth& berth, const std::string& yaml) {
+  int fifo = -1;
+  CHECK(wait_until([&] {
+    fifo = ::open(berth.config_path().c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    return fifo >= 0;
+  }, 5s));
+  REQUIRE(fifo >= 0);
+  CHECK(::write(fifo, yaml.data(), yaml.size()) == static_cast<ssize_t>(yaml.size()));
+  ::close(fifo);
+}
+}  // namespace
+
 TEST_CASE("a hand-over: connections queued on the old Berth's admin socket are answered and not reset",
           "[lifecycle]") {
   // The old Berth's control loop is held in a reload that reads its config file from a FIFO, with
@@ -647,12 +673,7 @@ TEST_CASE("a hand-over: connections queued on the old Berth's admin socket are a
   INFO("second: " << second.error());
   REQUIRE(second.ok());
 
-  REQUIRE(::unlink(first.config_path().c_str()) == 0);
-  REQUIRE(::mkfifo(first.config_path().c_str(), 0600) == 0);
-  REQUIRE(first.process().signal(SIGHUP));
-  // The control loop (the main thread) waits in open() for a writer.
-  const std::string wchan = "/proc/" + std::to_string(first.pid()) + "/wchan";
-  CHECK(wait_until([&] { return read_file(wchan) == "wait_for_partner"; }, 5s));
+  hold_control_loop(first);
   REQUIRE(first.process().signal(SIGTERM));
   std::vector<std::unique_ptr<Client>> clients;
   for (int i = 0; i < 24; ++i) {
@@ -662,16 +683,7 @@ TEST_CASE("a hand-over: connections queued on the old Berth's admin socket are a
   }
   std::this_thread::sleep_for(100ms);
   CHECK(first.log().find("event=draining") == std::string::npos);
-  {  // the reload reads the file as it was; then the SIGTERM is handled
-    int fifo = -1;  // without a reader (the old Berth gone) this fails instead of waiting forever
-    CHECK(wait_until([&] {
-      fifo = ::open(first.config_path().c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-      return fifo >= 0;
-    }, 5s));
-    REQUIRE(fifo >= 0);
-    CHECK(::write(fifo, yaml.data(), yaml.size()) == static_cast<ssize_t>(yaml.size()));
-    ::close(fifo);
-  }
+  release_control_loop(first, yaml);  // the reload reads the file as it was; then the SIGTERM
   CHECK(wait_until([&] { return first.log().find("event=admin_handed_over") != std::string::npos; }, 5s));
   int from_old = 0, from_new = 0;
   for (auto& c : clients) {
@@ -685,6 +697,33 @@ TEST_CASE("a hand-over: connections queued on the old Berth's admin socket are a
   CHECK(from_old > 0);  // some were queued on the old Berth (all 24 on one socket: 2^-23)
   INFO("first: " << tail(first.log()));
   CHECK(exited_with(first.process().wait_exit(10s), 0));
+}
+
+TEST_CASE("a burst of admin requests beyond the connection limit is answered and not reset", "[lifecycle]") {
+  // 100 admin requests arrive while the control loop is held: one turn then accepts them all,
+  // over the limit of 64 open connections. None is silent (each request is in its socket), so
+  // none gives its place: closing one with its request unread would reset it.
+  Berth berth(config_head(1) + "routes: []\n");
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  const std::string yaml = read_file(berth.config_path());
+  hold_control_loop(berth);
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < 100; ++i) {
+    clients.push_back(std::make_unique<Client>(berth.admin_port()));
+    REQUIRE(clients.back()->connected());
+    REQUIRE(clients.back()->send("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+  }
+  release_control_loop(berth, yaml);
+  int answered = 0;
+  for (auto& c : clients) {
+    const Response r = c->read_response();
+    INFO(r.raw_head << r.error);
+    CHECK(r.status == 200);
+    answered += r.status == 200;
+  }
+  CHECK(answered == 100);
+  CHECK(berth.running());
 }
 
 TEST_CASE("berth --check-config: 0 for a good file, 1 with file:line:col for a bad one",
