@@ -466,6 +466,25 @@ std::string header_name_problem(std::string_view name) {
   return {};
 }
 
+bool valid_service_name(std::string_view name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+           c == '.';
+  });
+}
+
+std::string path_prefix_problem(std::string_view path) {
+  if (path.empty() || path.front() != '/') return "must start with '/'";
+  for (char c : path) {
+    auto byte = static_cast<unsigned char>(c);
+    if (byte <= 0x20 || byte == 0x7f) return "must not contain spaces or control characters";
+    if (c == '?' || c == '#') {
+      return std::string("must not contain '") + c + "' (routes match the path only, not the query)";
+    }
+  }
+  return {};
+}
+
 std::string header_value_problem(std::string_view value) {
   for (char c : value)
     if (c == '\r' || c == '\n' || c == '\0') return "a header value must not contain CR, LF or NUL";

@@ -525,6 +525,12 @@ std::string default_sticky_cookie(std::string_view service);
 std::optional<bool> parse_bool(std::string_view text);
 // "10.0.0.0/8", "::1", "2001:db8::/32"; nullopt when not a numeric address with a valid prefix.
 std::optional<Cidr> parse_cidr(std::string_view text);
+// A service name: letters, digits, '-', '_' and '.', at least one. The config file, the
+// Docker labels and the registry all take this rule.
+bool valid_service_name(std::string_view name);
+// Empty when `path` is usable as a route path prefix, else the reason: it starts with '/' and
+// holds no space, control character, '?' or '#'. Bytes over 0x7f are kept.
+std::string path_prefix_problem(std::string_view path);
 // Empty when a route may set or remove this header, else why not: it must be a token, and
 // not one of the fields that carry framing or connection state (Content-Length,
 // Transfer-Encoding, Connection, Upgrade, ...) or that Berth sets itself (Host, X-Forwarded-*,

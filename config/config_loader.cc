@@ -65,28 +65,6 @@ std::string format_size(uint64_t bytes) {
   return std::to_string(bytes);
 }
 
-bool is_service_name_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-         c == '_' || c == '.';
-}
-
-bool is_valid_service_name(std::string_view name) {
-  return !name.empty() && std::all_of(name.begin(), name.end(), is_service_name_char);
-}
-
-// Empty when `path` is usable as a route path prefix, else the reason.
-std::string path_prefix_problem(std::string_view path) {
-  if (path.empty() || path.front() != '/') return "must start with '/'";
-  for (char c : path) {
-    auto byte = static_cast<unsigned char>(c);
-    if (byte <= 0x20 || byte == 0x7f) return "must not contain spaces or control characters";
-    if (c == '?' || c == '#') {
-      return std::string("must not contain '") + c + "' (routes match the path only, not the query)";
-    }
-  }
-  return {};
-}
-
 // A value in the document and how to talk about it.
 struct Value {
   YAML::Node node;
@@ -1321,7 +1299,7 @@ void Loader::read_services(const Value& value) {
 }
 
 void Loader::read_service(const Field& field) {
-  if (!is_valid_service_name(field.key)) {
+  if (!valid_service_name(field.key)) {
     fail(field.key_mark, "services: invalid service name '" + field.key +
                              "' (letters, digits, '-', '_' and '.' only)");
     return;

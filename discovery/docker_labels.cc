@@ -40,9 +40,7 @@ bool is_name_char(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
 }
 
-bool valid_service_name(std::string_view name) {
-  return !name.empty() && std::all_of(name.begin(), name.end(), is_name_char);
-}
+using config::valid_service_name;
 
 bool valid_route_name(std::string_view name) {
   return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
@@ -114,13 +112,12 @@ std::optional<Problem> parse_hosts(std::string_view label, std::string_view valu
 
 std::optional<Problem> parse_path(std::string_view label, std::string_view value, std::string& out) {
   std::string_view path = trim(value);
-  if (path.empty() || path.front() != '/')
-    return Problem{std::string(label), quoted(label, value) + " must start with '/'"};
-  for (char c : path) {
-    auto byte = static_cast<unsigned char>(c);
-    if (byte <= 0x20 || byte == 0x7f || c == '?' || c == '#' || c == ';')
-      return Problem{std::string(label), quoted(label, value) + " must not contain spaces, control characters, '?', '#' or ';'"};
-  }
+  // The config file's rule, and ';' on top: a label value is often a path with parameters
+  // pasted from elsewhere, and a route path never matches one.
+  if (std::string problem = config::path_prefix_problem(path); !problem.empty())
+    return Problem{std::string(label), quoted(label, value) + " " + problem};
+  if (path.find(';') != std::string_view::npos)
+    return Problem{std::string(label), quoted(label, value) + " must not contain ';'"};
   out = std::string(path);
   return std::nullopt;
 }

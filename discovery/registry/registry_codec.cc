@@ -16,23 +16,11 @@
 namespace berth::discovery::registry {
 
 namespace {
-bool service_name_ok(std::string_view name) {
-  if (name.empty() || name.size() > 200) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-           c == '.';
-  });
-}
+// The config file's rules for names and paths, so that what a sidecar routes, its front doors
+// read. A name is also bounded, as a sidecar's names come from labels of any length.
+bool service_name_ok(std::string_view name) { return name.size() <= 200 && config::valid_service_name(name); }
 
-// A route path as the label parser and the config file take one (no length limit but the
-// value's; bytes over 0x7f are kept, as there): what a sidecar routes, its front doors read.
-bool path_ok(std::string_view path) {
-  if (path.empty() || path.front() != '/') return false;
-  return std::all_of(path.begin(), path.end(), [](char c) {
-    auto b = static_cast<unsigned char>(c);
-    return b > 0x20 && b != 0x7f && c != '?' && c != '#';
-  });
-}
+bool path_ok(std::string_view path) { return config::path_prefix_problem(path).empty(); }
 
 // "ip:port" -> (ip, port); the port of any endpoint key.
 std::optional<uint16_t> port_of(std::string_view key) {
