@@ -7,7 +7,9 @@
 #include <cctype>
 #include <charconv>
 #include <cstring>
+#include <map>
 #include <set>
+#include <tuple>
 #include <unordered_map>
 
 #include "config/config.h"
@@ -260,6 +262,9 @@ Publication publication_from_set(const DiscoveredSet& set, std::string_view pref
   // group of its own (a group's empty host list means any host).
   std::vector<std::vector<RegistryRoute>> service_routes(set.services.size());
   std::vector<std::set<std::string>> seen(set.services.size());  // "priority\npath\nhost" of each service
+  // The group still filling for each (service, priority, path, any host): a lookup, not a walk
+  // of the service's groups, so a thousand paths cost a thousand lookups.
+  std::map<std::tuple<size_t, int32_t, std::string_view, bool>, size_t> filling;
   for (const Route& route : *set.routes) {
     if (route.service >= set.services.size()) continue;
     if (!seen[route.service]
@@ -268,15 +273,13 @@ Publication publication_from_set(const DiscoveredSet& set, std::string_view pref
       continue;
     auto& list = service_routes[route.service];
     const bool any_host = route.host.empty();
-    auto it = std::find_if(list.begin(), list.end(), [&](const RegistryRoute& r) {
-      return r.path == route.path_prefix && r.priority == route.priority && r.hosts.empty() == any_host &&
-             r.hosts.size() < kMaxListItems;
-    });
-    if (it == list.end()) {
+    auto [slot, fresh] =
+        filling.try_emplace({route.service, route.priority, route.path_prefix, any_host}, list.size());
+    if (fresh || list[slot->second].hosts.size() >= kMaxListItems) {
+      slot->second = list.size();
       list.push_back(RegistryRoute{{}, route.path_prefix, route.priority});
-      it = list.end() - 1;
     }
-    if (!any_host) it->hosts.push_back(route.host);
+    if (!any_host) list[slot->second].hosts.push_back(route.host);
   }
   std::string address_host(advertise_address);
   if (address_host.find(':') != std::string::npos) address_host = "[" + address_host + "]";

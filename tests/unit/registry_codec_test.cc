@@ -11,6 +11,29 @@ using namespace berth;
 using namespace berth::discovery;
 using namespace berth::discovery::registry;
 
+namespace {
+// A container's endpoint as Docker discovery lists it.
+Endpoint container_endpoint(std::string key, std::string source, uint32_t weight = 1) {
+  Endpoint e;
+  e.key = std::move(key);
+  e.source = std::move(source);
+  e.weight = weight;
+  return e;
+}
+
+// A discovered set of one service with these endpoints and routes (each route to service 0).
+DiscoveredSet one_service_set(std::string name, std::vector<Endpoint> endpoints, std::vector<Route> routes) {
+  DiscoveredSet set;
+  auto service = std::make_shared<Service>();
+  service->name = std::move(name);
+  service->endpoints = std::move(endpoints);
+  set.services.push_back(service);
+  for (Route& r : routes) r.service = 0;
+  set.routes = std::make_shared<std::vector<Route>>(std::move(routes));
+  return set;
+}
+}  // namespace
+
 TEST_CASE("registry: a value's route paths are read as labels declare them", "[registry]") {
   // As the label parser takes them: no length limit but the value's, bytes over 0x7f kept.
   for (const std::string& path : {"/" + std::string(1100, 'x'), std::string("/caf\xc3\xa9/")}) {
@@ -285,23 +308,16 @@ TEST_CASE("registry: a key making more than 10000 host + path routes is rejected
 TEST_CASE("registry: a sidecar publishes routes as front doors read them, and knows what they refuse", "[registry]") {
   // One service, one container: a route for any host and `hosts` host routes, all on "/".
   auto publication_of = [](size_t hosts) {
-    DiscoveredSet set;
-    auto many = std::make_shared<Service>();
-    many->name = "many";
-    Endpoint e;
-    e.key = "172.17.0.2:80";
-    e.source = "container:0123456789ab/many-1";
-    many->endpoints = {e};
-    set.services.push_back(many);
-    auto routes = std::make_shared<std::vector<Route>>();
+    std::vector<Route> routes;
     Route r;
     r.path_prefix = "/";
     for (size_t h = 0; h < hosts; ++h) {
       r.host = "h" + std::to_string(h) + ".test";
-      routes->push_back(r);
-      if (h == 1) routes->push_back(Route{.path_prefix = "/"});
+      routes.push_back(r);
+      if (h == 1) routes.push_back(Route{.path_prefix = "/"});
     }
-    set.routes = routes;
+    DiscoveredSet set = one_service_set("many", {container_endpoint("172.17.0.2:80", "container:0123456789ab/many-1")},
+                                        std::move(routes));
     return publication_from_set(set, "/berth/v1", "host-2", "10.0.0.12");
   };
   const std::string key = "/berth/v1/instances/host-2/0123456789ab/0";
@@ -371,28 +387,10 @@ TEST_CASE("registry: a sidecar's view leaves its own keys out and marks the rest
 }
 
 TEST_CASE("registry: the sidecar publishes each container's instances at the advertised address", "[registry]") {
-  DiscoveredSet set;
-  auto web = std::make_shared<Service>();
-  web->name = "web";
-  Endpoint a;
-  a.key = "172.17.0.2:80";
-  a.source = "container:0123456789ab/web-1";
-  a.weight = 2;
-  Endpoint b;
-  b.key = "127.0.0.1:32768";
-  b.source = "container:ba9876543210/web-2";
-  web->endpoints = {a, b};
-  set.services.push_back(web);
-  auto routes = std::make_shared<std::vector<Route>>();
-  Route r1;
-  r1.host = "a.test";
-  r1.path_prefix = "/";
-  r1.service = 0;
-  Route r2 = r1;
-  r2.host = "b.test";
-  routes->push_back(r1);
-  routes->push_back(r2);
-  set.routes = routes;
+  DiscoveredSet set = one_service_set("web",
+                                      {container_endpoint("172.17.0.2:80", "container:0123456789ab/web-1", 2),
+                                       container_endpoint("127.0.0.1:32768", "container:ba9876543210/web-2")},
+                                      {Route{.host = "a.test", .path_prefix = "/"}, Route{.host = "b.test", .path_prefix = "/"}});
   Publication pub = publication_from_set(set, "/berth/v1", "host-2", "10.0.0.12");
   REQUIRE(pub.kvs.size() == 2);
   const std::string k1 = "/berth/v1/instances/host-2/0123456789ab/0";
@@ -409,6 +407,41 @@ TEST_CASE("registry: the sidecar publishes each container's instances at the adv
   auto j = decode_instance(pub.kvs["/berth/v1/instances/host-2/ba9876543210/0"], &problem);
   REQUIRE(j);
   CHECK(j->address == "10.0.0.12:32768");
+}
+
+TEST_CASE("registry: a sidecar groups hosts per path and priority in the order routes come", "[registry]") {
+  // 2100 hosts, each on "/a", "/b" and "/a" at priority 5: three groups fill side by side, a
+  // thousand hosts each, then three more, then three of 100.
+  std::vector<Route> routes;
+  for (int h = 0; h < 2100; ++h) {
+    const std::string host = "h" + std::to_string(h) + ".test";
+    routes.push_back(Route{.host = host, .path_prefix = "/a"});
+    routes.push_back(Route{.host = host, .path_prefix = "/b"});
+    routes.push_back(Route{.host = host, .path_prefix = "/a", .priority = 5});
+    routes.push_back(Route{.host = host, .path_prefix = "/a"});  // listed twice: published once
+  }
+  DiscoveredSet set = one_service_set("web", {container_endpoint("172.17.0.2:80", "container:0123456789ab/web-1")},
+                                      std::move(routes));
+  Publication pub = publication_from_set(set, "/berth/v1", "host-2", "10.0.0.12");
+  const std::string key = "/berth/v1/instances/host-2/0123456789ab/0";
+  REQUIRE(pub.kvs.count(key));
+  std::string problem;
+  auto instance = decode_instance(pub.kvs[key], &problem);
+  INFO(problem);
+  REQUIRE(instance);
+  REQUIRE(instance->routes.size() == 9);
+  for (size_t g = 0; g < 9; ++g) {
+    const RegistryRoute& group = instance->routes[g];
+    INFO("group " << g);
+    CHECK(group.path == (g % 3 == 1 ? "/b" : "/a"));
+    CHECK(group.priority == (g % 3 == 2 ? 5 : 0));
+    CHECK(group.hosts.size() == (g < 6 ? 1000u : 100u));
+    REQUIRE_FALSE(group.hosts.empty());
+    CHECK(group.hosts.front() == "h" + std::to_string(g / 3 * 1000) + ".test");
+  }
+  DiscoveredSet front = build_registry_set(pub.kvs, "/berth/v1", TablePolicy{});
+  CHECK(front.rejected.empty());
+  CHECK(front.routes->size() == 6300);
 }
 
 TEST_CASE("registry: the sidecar's diff groups changes by container", "[registry]") {
