@@ -80,9 +80,16 @@ MergedRoutes merge_routes(const std::vector<Route>& configured, const Discovered
       if (at == kLeftOut || shadow == kLeftOut) {
         const std::string& name = at == kLeftOut ? own.name : set.services[r.mirror->service]->name;
         auto owner = services.contested.find(name);
-        leave_out("is not routed: the service name '" + name + "' is taken by " +
-                  who(owner == services.contested.end() ? 0 : owner->second, source_names) +
-                  " (a service name belongs to the first that has it)");
+        const size_t holder = owner == services.contested.end() ? 0 : owner->second;
+        if (holder == s + 1) {
+          // A source names each of its services once: two of one name in one set is a bug in
+          // the source, not a contest between sources, and says so (4cad24e was such a bug).
+          leave_out("is not routed: " + who(holder, source_names) + " listed the service '" + name +
+                    "' twice (an internal error: please report it)");
+        } else {
+          leave_out("is not routed: the service name '" + name + "' is taken by " + who(holder, source_names) +
+                    " (a service name belongs to the first that has it)");
+        }
         continue;
       }
       auto [claim, fresh] = routed.try_emplace(route_claim_key(r), s, &own);

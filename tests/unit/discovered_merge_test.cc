@@ -101,6 +101,22 @@ TEST_CASE("merge: a later source's service of a taken name is left out, the earl
   }
 }
 
+TEST_CASE("merge: a source that lists one service name twice is named as an internal error", "[merge]") {
+  // Not a contest between sources: the second service's routes are left out, and the reason
+  // says whose bug it is instead of pointing at the source itself as the name's holder.
+  DiscoveredSets sets = {set_of({"web", "web"}, {route("a.test", "/", 0, "registry"),
+                                                 route("b.test", "/", 1, "registry")})};
+  auto merged = merge_services({}, sets);
+  REQUIRE(merged.services.size() == 1);
+  auto routes = merge_routes({}, sets, merged, kNames);
+  REQUIRE(routes.routes.size() == 1);
+  CHECK(routes.routes[0].host == "a.test");
+  REQUIRE(routes.left_out.size() == 1);
+  CHECK(routes.left_out[0].second ==
+        "route b.test/ of service 'web' is not routed: discovery source 'docker' listed the service 'web' twice "
+        "(an internal error: please report it)");
+}
+
 TEST_CASE("merge: a host + path an earlier source routes stays its, and the later route is listed", "[merge]") {
   DiscoveredSets sets = {set_of({"local"}, {route("shop.test", "/", 0, "container:aaa/local")}),
                          set_of({"remote"}, {route("shop.test", "/", 0, "registry"),
