@@ -468,16 +468,25 @@ Outcome parse_request_head(std::string_view raw, const Limits& limits, RequestHe
   if (host_count > 1) return {HeadError::kBadRequest, "several Host headers"};
   if (host_count == 0 && out.version_minor == 1) return {HeadError::kBadRequest, "missing Host"};
   // An HTTP/1.0 request's Upgrade is ignored (RFC 9110 7.8): such a client cannot be sent a 101.
-  if (out.version_minor >= 1 && out.connection_upgrade && !upgrade_value.empty()) {
-    // h2c is the only upgrade an HTTP/1.1 proxy must not pass on blindly; Berth does not speak it.
-    std::string_view first = upgrade_value.substr(0, upgrade_value.find(','));
-    first = trim_ows(first);
-    if (!iequals(first.substr(0, 3), "h2c")) {
-      out.upgrade = true;
-      out.upgrade_protocol = upgrade_value;
-    }
+  if (out.version_minor >= 1 && out.connection_upgrade && !upgrade_value.empty() && !offers_h2c(upgrade_value)) {
+    out.upgrade = true;
+    out.upgrade_protocol = upgrade_value;
   }
   return {};
+}
+
+bool offers_h2c(std::string_view upgrade) noexcept {
+  // h2c is the one upgrade an HTTP/1.1 proxy must not pass on blindly (RFC 9113 3.1: an h2c
+  // tunnel would carry requests past every route, filter and check); Berth does not speak it. A
+  // list naming it anywhere ("websocket, h2c", ",h2c", "H2C/1") is no upgrade: the request goes
+  // on as a plain one, and a 101 for it is refused as one nobody asked for.
+  while (!upgrade.empty()) {
+    const size_t comma = upgrade.find(',');
+    const std::string_view element = trim_ows(upgrade.substr(0, comma));
+    if (iequals(element.substr(0, 3), "h2c")) return true;  // and its drafts' tokens (h2c-14)
+    upgrade = comma == std::string_view::npos ? std::string_view() : upgrade.substr(comma + 1);
+  }
+  return false;
 }
 
 bool valid_host(std::string_view v) noexcept { return valid_host_value(v); }

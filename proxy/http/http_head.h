@@ -138,5 +138,8 @@ bool valid_host(std::string_view v) noexcept;
 // Whether a 101's Upgrade value `chosen` names only protocols the request's Upgrade value
 // `offered` listed (RFC 9110 7.8), and at least one.
 bool upgrade_offered(std::string_view offered, std::string_view chosen) noexcept;
+// True when an Upgrade value names h2c among its protocols (any element, any case, with a
+// version or a draft's suffix): such a request is not an upgrade for Berth.
+bool offers_h2c(std::string_view upgrade) noexcept;
 
 }  // namespace berth::http

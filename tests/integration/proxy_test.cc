@@ -580,6 +580,24 @@ TEST_CASE("a 101 to a protocol the client did not offer is a bad response, not a
   check_alive(env);
 }
 
+TEST_CASE("an Upgrade offering h2c anywhere in its list is no upgrade: no tunnel opens", "[proxy][smuggling]") {
+  // An h2c tunnel would carry HTTP/2 requests past every route and check. The origin here
+  // switches to whatever the 101 names when offered websocket: were the offer passed on, it
+  // would answer 101 h2c, which the client offered.
+  auto& env = shared();
+  for (const char* list : {"websocket, h2c", ",h2c, websocket", "websocket, H2C"}) {
+    INFO("Upgrade: " << list);
+    Client c(env.port());
+    REQUIRE(c.connected());
+    c.set_timeout(5s);
+    Response r = c.get("/ws?upgrade_as=h2c", "a.test", {"Connection: Upgrade", std::string("Upgrade: ") + list});
+    INFO(r.raw_head << r.error);
+    CHECK(r.status == 200);
+    CHECK(r.body == "origin=A path=/ws\n");
+  }
+  check_alive(env);
+}
+
 TEST_CASE("an Upgrade the origin declines stays plain HTTP", "[proxy]") {
   auto& env = shared();
   Client c(env.port());

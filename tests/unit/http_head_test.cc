@@ -7,6 +7,7 @@
 #include "proxy/http/http_head.h"
 
 using berth::http::Framing;
+using berth::http::offers_h2c;
 using berth::http::HeadError;
 using berth::http::Limits;
 using berth::http::RequestHead;
@@ -85,6 +86,16 @@ TEST_CASE("request heads: accepted forms", "[http_head]") {
   REQUIRE(parse("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n\r\n", h) ==
           HeadError::kNone);
   CHECK_FALSE(h.upgrade);  // h2c is not passed on
+  // ... wherever the list names it: a later element, after an empty one, in capitals, versioned.
+  for (const char* list : {"websocket, h2c", ",h2c", "foo, h2c", "websocket , H2C", "websocket, h2c/1", "h2c-14"}) {
+    INFO(list);
+    REQUIRE(parse(std::string("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: ") + list + "\r\n\r\n",
+                  h) == HeadError::kNone);
+    CHECK_FALSE(h.upgrade);
+  }
+  CHECK(offers_h2c("websocket, h2c"));
+  CHECK_FALSE(offers_h2c("websocket, h2"));
+  CHECK_FALSE(offers_h2c("websocket"));
   // An HTTP/1.0 request's Upgrade is ignored (RFC 9110 7.8): no 101 can go back to it.
   REQUIRE(parse("GET /ws HTTP/1.0\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", h) == HeadError::kNone);
   CHECK_FALSE(h.upgrade);
