@@ -416,10 +416,10 @@ void ClientConn::handle_request_head(std::string_view head, std::string_view ear
   }
   // The head is parsed once: the body framing starts from what parse_request_head found.
   MessageParser::Result pr = ex_->body.start(req.framing, req.content_length, HTTP_REQUEST, this);
-  // A chunked body whose first size line, already here with the head, is broken: refused now,
+  // A chunked body whose framing, as far as it came with the head, is broken: refused now,
   // before any instance sees the request (otherwise found only once it streams).
   if (pr.state == MessageParser::State::kError ||
-      (req.framing == http::Framing::kChunked && !http::chunked_start_plausible(early_body))) {
+      (req.framing == http::Framing::kChunked && !chunked_prefix_valid(early_body))) {
     worker()->stats().add(Counter::kRequestsRejected);
     log::debug("request_rejected")
         .kv("client", conn().peer_ip.text())

@@ -1,5 +1,6 @@
 #include "proxy/http/http_head.h"
 
+#include <cstdint>
 #include <cstring>
 
 #include "proxy/http/request_path.h"
@@ -60,6 +61,9 @@ bool parse_content_length(std::string_view v, uint64_t& out) {
     if (!is_digit(c)) return false;
     n = n * 10 + (c - '0');
   }
+  // Beyond 2^63 - 1 a server reading the length as a signed 64-bit number sees a negative one,
+  // or a clamped one: no body is that long, and the two ends would frame it apart.
+  if (n > static_cast<uint64_t>(INT64_MAX)) return false;
   out = n;
   return true;
 }
@@ -293,9 +297,13 @@ FieldKind classify_field(std::string_view n) noexcept {
   constexpr std::string_view kXForwarded = "x-forwarded-";
   if (n.size() > kXForwarded.size() && iequals(n.substr(0, kXForwarded.size()), kXForwarded))
     return FieldKind::kXForwardedOther;
-  // "X_Forwarded_For", "x_real-ip", ...: the names of the fields that say who the client is, in
-  // the spelling servers that map '-' to '_' (CGI, WSGI) cannot tell from the real one.
-  if (n.size() >= 9 && n.size() <= 64 && n.find('_') != std::string_view::npos && (n[0] == 'x' || n[0] == 'X')) {
+  // "X_Forwarded_For", "x_real-ip", "Content_Length", ...: the names of the fields that say who
+  // the client is, and of those that frame the message or the connection, in the spelling that
+  // servers mapping '-' to '_' (CGI, WSGI) cannot tell from the real one. A Content_Length next
+  // to the Content-Length Berth sends would frame the body anew there.
+  const bool client_field_length = n.size() >= 9 && n.size() <= 64 && (n[0] == 'x' || n[0] == 'X');
+  const bool framing_field_length = n.size() == 10 || n.size() == 14 || n.size() == 16 || n.size() == 17;
+  if ((client_field_length || framing_field_length) && n.find('_') != std::string_view::npos) {
     char folded[64];
     for (size_t i = 0; i < n.size(); ++i) folded[i] = n[i] == '_' ? '-' : n[i];
     switch (classify_field(std::string_view(folded, n.size()))) {
@@ -306,6 +314,10 @@ FieldKind classify_field(std::string_view n) noexcept {
       case FieldKind::kXRequestId:
       case FieldKind::kXRealIp:
       case FieldKind::kXForwardedOther:
+      case FieldKind::kContentLength:
+      case FieldKind::kTransferEncoding:
+      case FieldKind::kKeepAlive:
+      case FieldKind::kProxyConnection:
         return FieldKind::kUnderscoreAlias;
       default:
         break;
@@ -549,25 +561,6 @@ Outcome parse_response_head(std::string_view raw, const Limits& limits, bool req
     out.framing = Framing::kUntilClose;
   }
   return {};
-}
-
-bool chunked_start_plausible(std::string_view body) noexcept {
-  auto hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); };
-  if (body.empty()) return true;
-  if (!hex(body[0])) return false;
-  size_t i = 1;
-  while (i < body.size() && hex(body[i])) ++i;
-  if (i == body.size()) return true;
-  switch (body[i]) {
-    case ';':  // an extension: the body parser checks it
-    case ' ':
-    case '\t':
-      return true;
-    case '\r':
-      return i + 1 == body.size() || body[i + 1] == '\n';
-    default:
-      return false;
-  }
 }
 
 }  // namespace berth::http

@@ -126,11 +126,6 @@ Outcome parse_response_head(std::string_view raw, const Limits& limits, bool req
 
 bool is_token_char(unsigned char c) noexcept;
 
-// Whether `body`, the first bytes of a chunked body as far as they have arrived, can begin a
-// valid one: false on a definite violation of the first chunk-size line (a non-hex size, a bare
-// LF, CR followed by something else). Lets a request whose framing is already broken be
-// refused before any instance sees it. Empty or incomplete input is plausible.
-bool chunked_start_plausible(std::string_view body) noexcept;
 bool iequals(std::string_view a, std::string_view b) noexcept;
 // Whether `v` is a Host value Berth accepts: uri-host [":" port] (a name, or an IPv6 literal in
 // brackets; a port of at most five digits).

@@ -16,6 +16,17 @@ bool all_bytes(const char* at, size_t len, Pred pred) {
 }
 }  // namespace
 
+bool chunked_prefix_valid(std::string_view body) {
+  if (body.empty()) return true;
+  struct Discard final : BodySink {
+    void on_body_data(const char*, size_t) override {}
+  } discard;
+  MessageParser probe;
+  if (probe.start(http::Framing::kChunked, 0, HTTP_REQUEST, &discard).state == MessageParser::State::kError)
+    return false;
+  return probe.feed(body.data(), body.size()).state != MessageParser::State::kError;
+}
+
 MessageParser::Result MessageParser::start(http::Framing framing, uint64_t content_length, llhttp_type_t type,
                                            BodySink* sink) {
   framing_ = framing;

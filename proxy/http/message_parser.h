@@ -39,6 +39,13 @@ class BodySink {
   virtual void on_body_data(const char* data, size_t len) = 0;
 };
 
+// Whether `body`, the first bytes of a chunked body as far as they have arrived, frame a valid
+// start of one: they are run through a MessageParser of their own, so whatever the body parser
+// would refuse in them (a size that is not hex or overflows, an extension out of grammar, chunk
+// data not followed by CRLF, a bare LF...) is found before any instance sees the request.
+// Incomplete input is valid; bytes after the body's end (a pipelined request) are not looked at.
+bool chunked_prefix_valid(std::string_view body);
+
 class MessageParser {
  public:
   enum class State : uint8_t { kBody, kComplete, kUpgrade, kError };

@@ -164,3 +164,21 @@ TEST_CASE("smooth weighted round robin spreads picks by weight, interleaved", "[
   berth::Service empty;
   CHECK(lb.pick(empty) == -1);
 }
+
+TEST_CASE("a chunked body's first bytes: what the body parser refuses is found before forwarding", "[body][smuggling]") {
+  using berth::chunked_prefix_valid;
+  for (const char* ok : {"", "5", "5\r", "5\r\nhello", "5\r\nhello\r\n", "1a;ext=1\r\n", "1;a=\"b\"\r\nx\r\n",
+                         "0\r\n\r\n", "000A\r\n", "0000000000000000003\r\nabc\r\n0\r\n\r\n",
+                         "0\r\n\r\nGET / HTTP/1.1\r\n"}) {  // bytes after the body's end are not its
+    INFO(ok);
+    CHECK(chunked_prefix_valid(ok));
+  }
+  for (const char* bad : {"zz\r\n", "-1\r\n", "0x5\r\n", "5\nhello", "5\rX", "\r\nhello", " 5\r\n", "5z\r\n",
+                          "10000000000000003\r\nabc\r\n",  // overflows 64 bits
+                          "3 ;a=b\r\n", "3;=b\r\n", "3;a=\r\n", "3;;a\r\n",  // extensions out of grammar
+                          "3\r\nabcX\r\n",                                     // data not followed by CRLF
+                          "0\r\nX:y\nx\r\n"}) {                                 // a bare LF in a trailer
+    INFO(bad);
+    CHECK_FALSE(chunked_prefix_valid(bad));
+  }
+}
