@@ -44,6 +44,7 @@ Block* BufferPool::acquire() {
   free_low_.taken(free_count_);
   b->next_free = nullptr;
   b->refs = 1;
+  b->read_ns = 0;
   ++out_;
   return b;
 }

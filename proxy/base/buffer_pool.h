@@ -18,6 +18,9 @@ struct Block {
   Block* next_free;
   uint32_t refs;
   uint32_t capacity;
+  // When a connection keeps some of the block's bytes for later (a pipelined request waiting for
+  // the response before it), the monotonic ns they were read at; 0 until then.
+  int64_t read_ns;
   char* data() { return reinterpret_cast<char*>(this + 1); }
   static Block* from_data(char* p) { return reinterpret_cast<Block*>(p) - 1; }
 };

@@ -203,7 +203,7 @@ void ClientConn::process_input(Block* block, size_t off, size_t len) {
         return;  // lingering close: discard
       case Phase::kIdle:
         phase_ = Phase::kHead;
-        begin_exchange();
+        begin_exchange(block->read_ns);
         deadline_ = now() + ex_rt_timeout_header();
         arm_timer();
         [[fallthrough]];
@@ -276,6 +276,7 @@ bool ClientConn::consume_head(Block* block, const char*& data, size_t& len) {
 void ClientConn::keep_pending(Block* block, const char* data, size_t len) {
   drop_pending();
   BufferPool::ref(block);
+  if (block->read_ns == 0) block->read_ns = stamp();  // read this turn, or kept before
   pending_block_ = block;
   pending_off_ = static_cast<uint32_t>(data - block->data());
   pending_len_ = static_cast<uint32_t>(len);
@@ -298,16 +299,22 @@ void ClientConn::resume_pending() {
   pending_off_ = pending_len_ = 0;
   process_input(b, off, len);  // may keep part of it pending again (with its own reference)
   BufferPool::unref(b);
+  // Reading stopped while the input waited; process_input may return before turning it back
+  // on (a head that needs more bytes): the rest of that head is still to be read.
+  if (!closing()) update_reading();
 }
 
 // ------------------------------------------------------------------ request
 
-void ClientConn::begin_exchange() {
+void ClientConn::begin_exchange(int64_t read_ns) {
   ex_ = worker()->acquire_exchange();
   ex_->rt = worker()->pinned_runtime();
   ExchangeRecord& rec = ex_->rec;
-  rec.start_ns = stamp();
-  if (rec.start_ns) rec.start_unix_ns = realtime_ns();
+  // A request from bytes kept for later (pipelined behind another) began when they were read:
+  // its wait behind the one before it is part of its duration.
+  const int64_t now_ns = stamp();
+  rec.start_ns = read_ns != 0 && now_ns != 0 ? read_ns : now_ns;
+  if (rec.start_ns) rec.start_unix_ns = realtime_ns() - (now_ns - rec.start_ns);
   const ConnectionInfo& facts = conn();
   rec.scheme = facts.scheme;
   if (facts.tls) {
@@ -972,8 +979,15 @@ void ClientConn::after_response(bool close_client, bool linger) {
   deadline_ = now() + static_cast<uint64_t>(worker()->runtime()->timeouts.keepalive_idle.count());
   arm_timer();
   worker()->on_client_idle();
-  // Pipelined requests after this one: those waiting as pending input are taken now; the
-  // rest are picked up by the caller's loop (process_input).
+  // Pipelined requests after this one: those waiting as pending input are taken once this
+  // response has left (on_write_done), as a client reads responses in order anyway. A client
+  // gone meanwhile fails that write, and the connection closes with none of them sent on to
+  // an instance. The rest are picked up by the caller's loop (process_input).
+  if (pending_block_ && writes_in_flight()) {
+    awaiting_flush_ = true;
+    update_reading();
+    return;
+  }
   resume_pending();
 }
 
@@ -1127,7 +1141,14 @@ void ClientConn::on_upstream_writable(UpstreamConn* u) {
 }
 
 void ClientConn::on_write_done(int status) {
-  if (status < 0 || !upstream_ || !ex_) return;
+  if (status < 0) return;  // the stream closes
+  if (awaiting_flush_) {
+    if (writes_in_flight()) return;
+    awaiting_flush_ = false;
+    if (phase_ == Phase::kIdle) resume_pending();
+    return;
+  }
+  if (!upstream_ || !ex_) return;
   if (write_queue_bytes() <= worker()->runtime()->limits.write_buffer_bytes / 2) upstream_->set_read_paused(false);
 }
 

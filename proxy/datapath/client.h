@@ -142,7 +142,7 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   void process_input(Block* block, size_t off, size_t len);
   void resume_pending();
   bool consume_head(Block* block, const char*& data, size_t& len);
-  void begin_exchange();
+  void begin_exchange(int64_t read_ns);
   // The one place an exchange ends: its record is finalised and handed to the sink, and the
   // exchange goes back to the worker. Idempotent (nothing happens without an exchange).
   void end_exchange(ExchangeEnd end);
@@ -210,6 +210,7 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   bool lingering_ : 1 = false;
   bool linger_on_close_ : 1 = false;    // unread request bytes may follow: linger before close
   bool kept_alive_ : 1 = false;         // has answered a request and kept the connection
+  bool awaiting_flush_ : 1 = false;     // pipelined input waits for the last response to leave
 };
 
 }  // namespace berth

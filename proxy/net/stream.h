@@ -36,6 +36,8 @@ class Stream : private TransportEvents, private DeadlineEntry {
   // Bytes written and not yet handed to the kernel (backpressure).
   size_t write_queue_bytes() const { return transport_->buffered_bytes(); }
   bool closing() const { return closing_; }
+  // Some write has not been reported done yet (gathered, queued, or sent and not yet reported).
+  bool writes_in_flight() const { return batch_ != nullptr || pending_writes_ > 0; }
   IoContext* io() const { return io_; }
   Transport& transport() { return *transport_; }
 

@@ -343,3 +343,45 @@ TEST_CASE("exchange record: pipelined requests leave one record each, in order",
     CHECK(field(all[static_cast<size_t>(i)], "end") == (i == 2 ? "local_reply" : "responded"));
   }
 }
+
+TEST_CASE("exchange record: a pipelined request's time includes its wait behind the one before it", "[record]") {
+  RecordEnv env;
+  const std::string slow = marker("REC"), queued = marker("REC");
+  Client c(env.berth->port());
+  REQUIRE(c.send(make_request("GET", "/slow?delay_ms=300", "rec.test", {id_header(slow)}) +
+                 make_request("GET", "/queued", "rec.test", {id_header(queued)})));
+  CHECK(c.read_response().status == 200);
+  CHECK(c.read_response().status == 200);
+  c.close();
+  auto all = env.stop_and_read();
+  auto first = records_of(all, slow), second = records_of(all, queued);
+  REQUIRE(first.size() == 1);
+  REQUIRE(second.size() == 1);
+  // Both arrived in one segment: the second's duration runs from then, across the 300 ms the
+  // instance took over the first.
+  CHECK(std::stod(field(first[0], "duration_ms")) >= 300);
+  CHECK(std::stod(field(second[0], "duration_ms")) >= 300);
+}
+
+TEST_CASE("exchange record: requests pipelined behind a response the client reset never reach the instance",
+          "[record]") {
+  RecordEnv env;
+  const std::string m = marker("PIPE");
+  std::string batch;
+  for (const std::string path : {"/0?delay_ms=100", "/1?delay_ms=400", "/2", "/3"})
+    batch += make_request("GET", "/" + m + path, "rec.test", {});
+  {
+    Client c(env.berth->port());
+    REQUIRE(c.send(batch));
+    CHECK(c.read_response().status == 200);
+    const linger abortive{1, 0};
+    REQUIRE(::setsockopt(c.fd(), SOL_SOCKET, SO_LINGER, &abortive, sizeof abortive) == 0);
+  }  // reset while the second response is on its way
+  // The second response comes 400 ms later and finds the client gone: its write fails, and the
+  // third and fourth requests, read long before, are not sent on.
+  std::this_thread::sleep_for(800ms);
+  CHECK(env.origin.seen(m) == 2);
+  CHECK(env.berth->running());
+  auto all = env.stop_and_read();
+  CHECK(all.size() == 2);  // one record per request taken up; the last two never were
+}

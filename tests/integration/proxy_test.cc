@@ -212,6 +212,28 @@ TEST_CASE("keep-alive: 200 sequential requests reuse connections", "[proxy]") {
   check_alive(env);
 }
 
+TEST_CASE("pipelining: a request whose head was half read while the one before it was out is read on", "[proxy]") {
+  // The first bytes of the second head wait with the first request; its rest comes 50 ms
+  // later. Once the first response is out, reading must go on for the rest of that head (it
+  // stopped while the input waited), not wait for the header timeout.
+  auto& env = shared();
+  Client c(env.port());
+  REQUIRE(c.connected());
+  c.set_timeout(5s);
+  const std::string second = make_request("GET", "/second", "a.test");
+  REQUIRE(c.send(make_request("GET", "/first?delay_ms=20", "a.test") + second.substr(0, 10)));
+  std::this_thread::sleep_for(50ms);
+  REQUIRE(c.send(second.substr(10)));
+  Response first = c.read_response();
+  INFO(first.raw_head << first.error);
+  CHECK(first.status == 200);
+  Response r = c.read_response();
+  INFO(r.raw_head << r.error);
+  CHECK(r.status == 200);
+  CHECK(r.body == "origin=A path=/second\n");
+  check_alive(env);
+}
+
 TEST_CASE("pipelining: 10 requests in one write come back in order", "[proxy]") {
   auto& env = shared();
   Client c(env.port());
