@@ -116,6 +116,10 @@ AdminHandler reuse_slow_documents(AdminHandler build, uint64_t slow_ms, uint64_t
 }
 
 std::string admin_query_param(std::string_view query, std::string_view name) {
+  return admin_query_value(query, name).value_or(std::string());
+}
+
+std::optional<std::string> admin_query_value(std::string_view query, std::string_view name) {
   auto hex = [](char c) -> int {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -143,7 +147,7 @@ std::string admin_query_param(std::string_view query, std::string_view name) {
     }
     return out;
   }
-  return {};
+  return std::nullopt;
 }
 
 bool admin_host_allowed(std::string_view host) {

@@ -10,6 +10,7 @@
 #include <functional>
 #include <list>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -43,6 +44,8 @@ AdminHandler reuse_slow_documents(AdminHandler build, uint64_t slow_ms = 50, uin
 // The value of `name` in a query string ("a=1&b=x%2Fy"), percent-decoded ('+' is a space);
 // empty when absent.
 std::string admin_query_param(std::string_view query, std::string_view name);
+// The same, nullopt when the query does not name the parameter at all ("a" and "a=" give "").
+std::optional<std::string> admin_query_value(std::string_view query, std::string_view name);
 
 // Whether a loopback admin listener answers a request with this Host (port included or not):
 // an IP address, `localhost`, or none. A name that resolves to 127.0.0.1 only because an

@@ -708,10 +708,10 @@ void Server::register_admin_paths(AdminServer& admin) {
   }));
   admin.handle("/api/events", [this, json, dump](const AdminRequest& req) {
     uint64_t after = 0;
-    const std::string after_text = admin_query_param(req.query, "after");
-    if (!after_text.empty()) {
-      const auto [end, ec] = std::from_chars(after_text.data(), after_text.data() + after_text.size(), after);
-      if (ec != std::errc() || end != after_text.data() + after_text.size()) {
+    // Absent: every event. Present, even empty ("after=", "after"), it must be a number.
+    if (const std::optional<std::string> after_text = admin_query_value(req.query, "after")) {
+      const auto [end, ec] = std::from_chars(after_text->data(), after_text->data() + after_text->size(), after);
+      if (after_text->empty() || ec != std::errc() || end != after_text->data() + after_text->size()) {
         AdminResponse r = json(dump({{"error", "after: expected a sequence number (0, 1, 2, ...)"}}));
         r.status = 400;
         return r;

@@ -261,8 +261,9 @@ TEST_CASE("status: /api/events records reloads, instances leaving, routes going 
     CHECK(e["time_ms"].get<int64_t>() > 1'700'000'000'000);
   }
   CHECK(get_json(admin, "/api/events?after=" + std::to_string(last))["events"].empty());
-  for (const char* bad : {"-1", "x", "1x", "99999999999999999999999"})
+  for (const char* bad : {"-1", "x", "1x", "99999999999999999999999", ""})
     CHECK(http_get(admin, std::string("/api/events?after=") + bad, "127.0.0.1").status == 400);
+  CHECK(http_get(admin, "/api/events?after", "127.0.0.1").status == 400);
   CHECK(events_of(admin, "started").front()["generation"].is_number());
   CHECK(berth.running());
 }
