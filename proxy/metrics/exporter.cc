@@ -420,7 +420,7 @@ std::vector<MetricFamily> MetricsExporter::collect() const {
     out.push_back(single("berth_discovery_connected", "1 while every discovery source (Docker, the etcd registry) is in sync, else 0.",
                          MetricType::Gauge, disc.connected ? 1 : 0));
   out.push_back(single("berth_access_log_dropped_total",
-                       "Access-log records dropped because a log destination could not keep up.", MetricType::Counter,
+                       "Access-log records not delivered: an output could not keep up, a syslog receiver was unreachable, or a write failed.", MetricType::Counter,
                        static_cast<double>(in_.access_log_dropped())));
   if (in_.proxy_protocol_rejected)
     out.push_back(single("berth_proxy_protocol_rejected_total",
