@@ -979,13 +979,13 @@ void ClientConn::after_response(bool close_client, bool linger) {
   deadline_ = now() + static_cast<uint64_t>(worker()->runtime()->timeouts.keepalive_idle.count());
   arm_timer();
   worker()->on_client_idle();
-  // Pipelined requests after this one: those waiting as pending input are taken once this
-  // response has left (on_write_done), as a client reads responses in order anyway. A client
-  // gone meanwhile fails that write, and the connection closes with none of them sent on to
-  // an instance. The rest are picked up by the caller's loop (process_input).
-  if (pending_block_ && writes_in_flight()) {
-    awaiting_flush_ = true;
-    update_reading();
+  // Pipelined requests after this one: those waiting as pending input are taken now, once
+  // this response has gone to the socket: a client that reset the connection fails that write,
+  // and none of them is sent on to an instance. (Not later: a client still sending its pipeline
+  // may read nothing until it is done.) The rest are picked up by the caller's loop
+  // (process_input).
+  if (pending_block_ && !flush_writes()) {
+    close();
     return;
   }
   resume_pending();
@@ -1142,10 +1142,12 @@ void ClientConn::on_upstream_writable(UpstreamConn* u) {
 
 void ClientConn::on_write_done(int status) {
   if (status < 0) return;  // the stream closes
-  if (awaiting_flush_) {
-    if (writes_in_flight()) return;
-    awaiting_flush_ = false;
-    if (phase_ == Phase::kIdle) resume_pending();
+  if (phase_ == Phase::kIdle) {
+    // The last response's tail is leaving: the idle time runs from its last progress, so that
+    // a slow reader is not cut while it reads (one that reads nothing for keepalive_idle is).
+    // A drain left this connection to finish its tail; once it has, it goes.
+    deadline_ = now() + static_cast<uint64_t>(worker()->runtime()->timeouts.keepalive_idle.count());
+    if (draining_ && kept_alive_ && idle()) close();
     return;
   }
   if (!upstream_ || !ex_) return;

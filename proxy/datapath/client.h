@@ -106,7 +106,12 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   // Drain: close now if idle after a response; otherwise close after the current (or, on a
   // connection not yet served, the first) response.
   void drain() override;
-  bool idle() const { return phase_ == Phase::kIdle && pending_len_ == 0 && !(ex_ && ex_->head_reader.started()); }
+  // Between requests with nothing to do: no input waiting, and the last response all handed to
+  // the socket (a drain or a reclaim closing it then would cut the response's tail).
+  bool idle() const {
+    return phase_ == Phase::kIdle && pending_len_ == 0 && !(ex_ && ex_->head_reader.started()) &&
+           write_queue_bytes() == 0;
+  }
   // Kept alive and waiting for its next request: closed first when the worker is full.
   uint64_t reclaimable_until() const override { return kept_alive_ && idle() ? deadline_ : 0; }
 
@@ -210,7 +215,6 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   bool lingering_ : 1 = false;
   bool linger_on_close_ : 1 = false;    // unread request bytes may follow: linger before close
   bool kept_alive_ : 1 = false;         // has answered a request and kept the connection
-  bool awaiting_flush_ : 1 = false;     // pipelined input waits for the last response to leave
 };
 
 }  // namespace berth

@@ -32,6 +32,7 @@ class ProxyProtocolTransport final : public Transport, private TransportEvents {
   void close() override { inner_->close(); }
   size_t buffered_bytes() const override { return inner_->buffered_bytes(); }
   bool has_unread_input() override { return inner_->has_unread_input(); }
+  bool write_failed() const override { return inner_->write_failed(); }
 
   bool header_done() const { return done_; }
 

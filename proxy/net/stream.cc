@@ -110,6 +110,11 @@ bool Stream::finish_write() {
   return !closing_;
 }
 
+bool Stream::flush_writes() {
+  if (batch_) flush_batch();
+  return !closing_ && !transport_->write_failed();
+}
+
 void Stream::flush_batch() {
   WriteReq* wr = batch_;
   if (!wr) return;

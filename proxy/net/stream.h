@@ -36,8 +36,10 @@ class Stream : private TransportEvents, private DeadlineEntry {
   // Bytes written and not yet handed to the kernel (backpressure).
   size_t write_queue_bytes() const { return transport_->buffered_bytes(); }
   bool closing() const { return closing_; }
-  // Some write has not been reported done yet (gathered, queued, or sent and not yet reported).
-  bool writes_in_flight() const { return batch_ != nullptr || pending_writes_ > 0; }
+  // Sends what is gathered now, even inside a read callback; false when the stream is closing
+  // or a write to the peer has failed (it reset the connection), which the transport reports
+  // only from the next turn.
+  bool flush_writes();
   IoContext* io() const { return io_; }
   Transport& transport() { return *transport_; }
 

@@ -36,6 +36,7 @@ class TcpTransport final : public Transport {
   void close() override;
   size_t buffered_bytes() const override;
   bool has_unread_input() override;
+  bool write_failed() const override { return error_ != 0; }
 
  private:
   friend class IoContext;  // run_deferred

@@ -102,6 +102,8 @@ class Transport {
   virtual size_t buffered_bytes() const = 0;
   // True when the peer has sent bytes nobody read yet (closing then would send a reset).
   virtual bool has_unread_input() = 0;
+  // True once a write to the peer has failed (a reset), before that is reported.
+  virtual bool write_failed() const = 0;
 
  protected:
   TransportEvents* events_ = nullptr;

@@ -43,6 +43,7 @@ class TlsTransport final : public Transport, private TransportEvents, private He
   void close() override;
   size_t buffered_bytes() const override { return inner_->buffered_bytes() + queued_bytes_; }
   bool has_unread_input() override;
+  bool write_failed() const override { return failed_ || inner_->write_failed(); }
 
   bool handshake_done() const { return handshake_done_; }
   // Why the handshake failed (client side), e.g. "certificate verify failed: ..."; "" if not.

@@ -233,6 +233,80 @@ TEST_CASE("SIGTERM drains an in-flight request, refuses new connections, exits 0
   CHECK(took < 10.0);
 }
 
+TEST_CASE("SIGTERM: a response still in Berth's buffers is delivered whole before its connection closes",
+          "[lifecycle]") {
+  // The instance's whole answer (16 MB) is in Berth, the client has read none of it, and the
+  // connection is between requests: the drain must let the answer's tail out, not close it.
+  Origin o("O");
+  REQUIRE(o.ok());
+  Berth berth(config_head(1, "drain: 10s", "write_buffer_bytes: 32MiB") +
+                  "routes:\n  - {name: r-o, host: \"a.test\", service: s-o}\n"
+                  "services:\n  s-o: {endpoints: [\"" + o.address() + "\"]}\n",
+              0, std::vector<std::string>{"--log-level", "debug"});
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  Client c(berth.port());
+  REQUIRE(c.connected());
+  c.set_timeout(10s);
+  const int small = 64 * 1024;
+  REQUIRE(::setsockopt(c.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);
+  REQUIRE(c.send(make_request("GET", "/big?size=16000000", "a.test")));
+  // Its record is written once the instance's last byte is in Berth.
+  REQUIRE(wait_until([&] { return berth.log().find("event=exchange ") != std::string::npos; }, 10s, 10ms));
+  REQUIRE(berth.process().signal(SIGTERM));
+  std::this_thread::sleep_for(300ms);  // the drain has looked at the connection
+  Response r = c.read_response();
+  INFO(r.raw_head << r.error);
+  CHECK(r.status == 200);
+  CHECK(r.body.size() == 16'000'000);
+  auto st = berth.process().wait_exit(10s);
+  INFO("exit: " << (st ? describe_status(*st) : "still running after 10 s") << "\nlog:\n" << tail(berth.log()));
+  CHECK(exited_with(st, 0));
+}
+
+TEST_CASE("keepalive_idle does not cut a response's tail that a slow client is still reading", "[lifecycle]") {
+  // keepalive_idle 1s, and a 16 MB answer all in Berth, read at about 5 MB/s: the idle time
+  // runs from the tail's last progress, not from when the instance finished.
+  Origin o("O");
+  REQUIRE(o.ok());
+  Berth berth(config_head(1, "keepalive_idle: 1s", "write_buffer_bytes: 32MiB") +
+                  "routes:\n  - {name: r-o, host: \"a.test\", service: s-o}\n"
+                  "services:\n  s-o: {endpoints: [\"" + o.address() + "\"]}\n");
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  Client c(berth.port());
+  REQUIRE(c.connected());
+  const int small = 64 * 1024;
+  REQUIRE(::setsockopt(c.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);
+  const timeval wait{5, 0};
+  REQUIRE(::setsockopt(c.fd(), SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait) == 0);
+  REQUIRE(c.send(make_request("GET", "/big?size=16000000", "a.test")));
+  std::string head;
+  size_t body = 0;
+  std::vector<char> buf(64 * 1024);
+  const auto t0 = Clock::now();
+  for (;;) {
+    const ssize_t n = ::recv(c.fd(), buf.data(), buf.size(), 0);
+    if (n <= 0) break;
+    size_t used = 0;
+    if (head.find("\r\n\r\n") == std::string::npos) {
+      head.append(buf.data(), static_cast<size_t>(n));
+      const size_t end = head.find("\r\n\r\n");
+      if (end == std::string::npos) continue;
+      body += head.size() - (end + 4);
+      head.resize(end + 4);
+      used = static_cast<size_t>(n);
+    }
+    body += static_cast<size_t>(n) - used;
+    if (body >= 16'000'000) break;
+    std::this_thread::sleep_for(12ms);  // about 64 KB per 12 ms: some 3 s in all
+  }
+  INFO(head);
+  CHECK(head.rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(body == 16'000'000);
+  CHECK(seconds_since(t0) > 1.5);  // it did outlast keepalive_idle
+}
+
 TEST_CASE("SIGTERM with nothing in flight exits 0 promptly", "[lifecycle]") {
   Origin o("O");
   REQUIRE(o.ok());

@@ -1,6 +1,8 @@
 // Basic proxying through the real berth binary: routing, bodies, framing, keep-alive,
 // pipelining, header rewriting, special status codes, 100-continue, upgrades.
 
+#include <sys/socket.h>
+
 #include <catch2/catch.hpp>
 #include <atomic>
 #include <random>
@@ -231,6 +233,29 @@ TEST_CASE("pipelining: a request whose head was half read while the one before i
   INFO(r.raw_head << r.error);
   CHECK(r.status == 200);
   CHECK(r.body == "origin=A path=/second\n");
+  check_alive(env);
+}
+
+TEST_CASE("pipelining: a client that sends its whole pipeline before it reads gets every answer", "[proxy]") {
+  // A 4.5 MB answer, then a POST of 8 MB sent before the client reads a byte: the POST must be
+  // taken while the first answer is still on its way, or neither side ever moves.
+  auto& env = shared();
+  Client c(env.port());
+  REQUIRE(c.connected());
+  c.set_timeout(20s);
+  const int small = 64 * 1024;
+  REQUIRE(::setsockopt(c.fd(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small) == 0);
+  REQUIRE(::setsockopt(c.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);
+  const std::string body(8'000'000, 'b');
+  REQUIRE(c.send(make_request("GET", "/big?size=4500000", "a.test") + make_request("POST", "/sink", "a.test", {}, body)));
+  Response big = c.read_response();
+  INFO(big.raw_head << big.error);
+  CHECK(big.status == 200);
+  CHECK(big.body.size() == 4'500'000);
+  Response post = c.read_response();
+  INFO(post.raw_head << post.error);
+  CHECK(post.status == 200);
+  CHECK(post.header("x-origin-body-bytes") == std::optional<std::string>("8000000"));
   check_alive(env);
 }
 

@@ -97,6 +97,7 @@ class MemoryTransport final : public Transport {
   }
   size_t buffered_bytes() const override { return buffered_; }
   bool has_unread_input() override { return false; }
+  bool write_failed() const override { return false; }
 
  private:
   IoContext* io_;
