@@ -980,15 +980,31 @@ void ClientConn::after_response(bool close_client, bool linger) {
   arm_timer();
   worker()->on_client_idle();
   // Pipelined requests after this one: those waiting as pending input are taken now, once
-  // this response has gone to the socket: a client that reset the connection fails that write,
-  // and none of them is sent on to an instance. (Not later: a client still sending its pipeline
-  // may read nothing until it is done.) The rest are picked up by the caller's loop
-  // (process_input).
-  if (pending_block_ && !flush_writes()) {
-    close();
-    return;
+  // this response has gone to the socket (a client that reset the connection fails that write,
+  // and none of them is sent on to an instance), unless more than write_buffer_bytes of answers
+  // still wait for the client: a client that pipelines and never reads would have every answer
+  // made and held. Those are taken from on_write_done as the client reads. The rest are picked
+  // up by the caller's loop (process_input).
+  if (pending_block_) {
+    if (!flush_writes()) {
+      close();
+      return;
+    }
+    if (write_queue_bytes() > worker()->runtime()->limits.write_buffer_bytes) {
+      update_reading();
+      return;
+    }
   }
   resume_pending();
+}
+
+void ClientConn::close_between_requests() {
+  // FIN after the last response, then a moment of reading and discarding: a request the client
+  // sends meanwhile must not turn the close into a reset that destroys what the kernel still
+  // holds of that response.
+  phase_ = Phase::kClosing;
+  linger_on_close_ = true;
+  close_after_flush();
 }
 
 void ClientConn::on_upstream_failed(UpstreamConn* u, UpstreamFailure why, bool any_response_bytes) {
@@ -1145,9 +1161,18 @@ void ClientConn::on_write_done(int status) {
   if (phase_ == Phase::kIdle) {
     // The last response's tail is leaving: the idle time runs from its last progress, so that
     // a slow reader is not cut while it reads (one that reads nothing for keepalive_idle is).
-    // A drain left this connection to finish its tail; once it has, it goes.
-    deadline_ = now() + static_cast<uint64_t>(worker()->runtime()->timeouts.keepalive_idle.count());
-    if (draining_ && kept_alive_ && idle()) close();
+    const Runtime& rt = *worker()->runtime();
+    deadline_ = now() + static_cast<uint64_t>(rt.timeouts.keepalive_idle.count());
+    if (pending_block_) {  // a pipelined request held back while the answers before it wait
+      if (write_queue_bytes() <= rt.limits.write_buffer_bytes) resume_pending();
+      return;
+    }
+    if (kept_alive_ && idle()) {
+      // All of it is with the socket: a drain that left the connection for its tail closes it
+      // now, and a full worker may take it for a new connection.
+      if (draining_) close_between_requests();
+      else worker()->on_client_idle();
+    }
     return;
   }
   if (!upstream_ || !ex_) return;

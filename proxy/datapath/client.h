@@ -180,6 +180,8 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   // After the response went out (proxied or local): close (lingering if asked), or go idle and
   // take the next pipelined request.
   void after_response(bool close_client, bool linger);
+  // Closes a kept-alive connection between requests without losing the last response's tail.
+  void close_between_requests();
   void local_reply(uint16_t status, const char* cause, bool close, std::string_view extra = {});
   // Whether a local reply leaves the connection open (close: the caller must close it).
   bool local_reply_keeps(bool close) const;

@@ -270,6 +270,45 @@ TEST_CASE("max_connections_per_worker: busy connections hold the cap, idle keep-
   CHECK(berth.running());
 }
 
+TEST_CASE("max_connections_per_worker: a connection whose answer's tail has left makes room at once",
+          "[limits]") {
+  // Two connections (the cap) get 12 MB answers whose tails wait in Berth while the clients read
+  // nothing: not idle. They then read their answers whole: idle, and a third connection waiting
+  // in the kernel's queue is let in then, not after keepalive_idle (60 s here).
+  Origin o("T");
+  REQUIRE(o.ok());
+  Berth berth(config_head(1, "keepalive_idle: 60s", "max_connections_per_worker: 2, write_buffer_bytes: 32MiB") +
+              single_route_yaml("a.test", o.address()));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  std::vector<std::unique_ptr<Client>> big;
+  for (int i = 0; i < 2; ++i) {
+    auto c = std::make_unique<Client>(berth.port(), 10s);
+    REQUIRE(c->connected());
+    const int small = 64 * 1024;
+    REQUIRE(::setsockopt(c->fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);
+    REQUIRE(c->send(make_request("GET", "/big" + std::to_string(i) + "?size=12000000", "a.test")));
+    big.push_back(std::move(c));
+  }
+  REQUIRE(wait_until([&] { return o.stats().requests >= 2; }, 5s));
+  std::this_thread::sleep_for(300ms);  // both answers are in Berth
+  Client third(berth.port(), 10s);
+  REQUIRE(third.connected());
+  REQUIRE(third.send(make_request("GET", "/third", "a.test")));
+  for (auto& c : big) {
+    Response r = c->read_response();
+    INFO(r.raw_head << r.error);
+    REQUIRE(r.status == 200);
+    CHECK(r.body.size() == 12'000'000);
+  }
+  third.set_timeout(5s);
+  const auto t0 = Clock::now();
+  Response r = third.read_response();
+  INFO("third connection: " << r.raw_head << r.error << " after " << seconds_since(t0) << " s");
+  CHECK(r.status == 200);
+  CHECK(r.body == "origin=T path=/third\n");
+}
+
 TEST_CASE("3000 idle keep-alive connections: cheap, and a fresh request is still served",
           "[limits]") {
   constexpr int kIdle = 3000;

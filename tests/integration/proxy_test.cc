@@ -238,9 +238,12 @@ TEST_CASE("pipelining: a request whose head was half read while the one before i
 
 TEST_CASE("pipelining: a client that sends its whole pipeline before it reads gets every answer", "[proxy]") {
   // A 4.5 MB answer, then a POST of 8 MB sent before the client reads a byte: the POST must be
-  // taken while the first answer is still on its way, or neither side ever moves.
-  auto& env = shared();
-  Client c(env.port());
+  // taken while the first answer's tail (within write_buffer_bytes) is still on its way, or
+  // neither side ever moves.
+  OriginEnv env("A",
+                config_head(1, "", "write_buffer_bytes: 32MiB") +
+                    "routes:\n  - {name: r-a, host: \"a.test\", service: s}\n");
+  Client c(env.berth->port());
   REQUIRE(c.connected());
   c.set_timeout(20s);
   const int small = 64 * 1024;
@@ -256,6 +259,35 @@ TEST_CASE("pipelining: a client that sends its whole pipeline before it reads ge
   INFO(post.raw_head << post.error);
   CHECK(post.status == 200);
   CHECK(post.header("x-origin-body-bytes") == std::optional<std::string>("8000000"));
+}
+
+TEST_CASE("pipelining: a client that never reads has at most write_buffer_bytes of answers made for it", "[proxy]") {
+  // 400 pipelined requests for 60 KB answers, none read: Berth takes them only while the
+  // answers before them that wait for the client fit in write_buffer_bytes (and the kernel's
+  // buffers), not all 400 at once (24 MB held for a client that reads nothing). Once the client
+  // reads, every one is answered, in order.
+  auto& env = shared();
+  Client c(env.port());
+  REQUIRE(c.connected());
+  c.set_timeout(20s);
+  const int small = 64 * 1024;
+  REQUIRE(::setsockopt(c.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);
+  const std::string m = marker("HOLD");
+  std::string all;
+  for (int i = 0; i < 400; ++i) all += make_request("GET", "/" + m + "/" + std::to_string(i) + "?size=60000", "a.test");
+  REQUIRE(c.send(all));
+  std::this_thread::sleep_for(1s);
+  const long taken = env.a->seen(m);
+  INFO("requests taken while the client read nothing: " << taken);
+  CHECK(taken > 0);
+  CHECK(taken < 200);
+  for (int i = 0; i < 400; ++i) {
+    Response r = c.read_response();
+    INFO("response " << i << ": " << r.raw_head << r.error);
+    REQUIRE(r.status == 200);
+    REQUIRE(r.body.size() == 60'000);
+  }
+  CHECK(env.a->seen(m) == 400);
   check_alive(env);
 }
 
