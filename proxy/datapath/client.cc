@@ -208,7 +208,12 @@ void ClientConn::process_input(Block* block, size_t off, size_t len) {
         arm_timer();
         [[fallthrough]];
       case Phase::kHead:
-        if (!consume_head(block, data, len)) return;
+        // A head that needs more bytes: reading goes on for them, unless the answers before it
+        // hold it back (update_reading).
+        if (!consume_head(block, data, len)) {
+          if (!closing()) update_reading();
+          return;
+        }
         break;
       case Phase::kUpstream:
         if (!ex_->head_sent || ex_->request_done || backpressured_) {
@@ -216,7 +221,10 @@ void ClientConn::process_input(Block* block, size_t off, size_t len) {
           update_reading();
           return;
         }
-        if (!feed_request_body(block, data, len)) return;
+        if (!feed_request_body(block, data, len)) {
+          if (!closing()) update_reading();
+          return;
+        }
         break;
       case Phase::kTunnel:
         deadline_ = now();
@@ -1167,12 +1175,17 @@ void ClientConn::on_write_done(int status) {
       if (write_queue_bytes() <= rt.limits.write_buffer_bytes) resume_pending();
       return;
     }
+    update_reading();  // reading may have stopped for the same reason (update_reading)
     if (kept_alive_ && idle()) {
       // All of it is with the socket: a drain that left the connection for its tail closes it
       // now, and a full worker may take it for a new connection.
       if (draining_) close_between_requests();
       else worker()->on_client_idle();
     }
+    return;
+  }
+  if (phase_ == Phase::kHead) {  // reading may have stopped for the answers before this head
+    update_reading();
     return;
   }
   if (!upstream_ || !ex_) return;
@@ -1268,7 +1281,12 @@ void ClientConn::update_reading() {
   switch (phase_) {
     case Phase::kIdle:
     case Phase::kHead:
-      want = pending_block_ == nullptr;
+      // A request is read only while the answers before it that wait for the client fit in
+      // write_buffer_bytes: a client pipelining requests that Berth answers itself (a 404, a
+      // redirect), and reading nothing, must not have all of them answered and held. (Input
+      // ends mid-head more often than not: the head being read is held back too.)
+      want = pending_block_ == nullptr &&
+             write_queue_bytes() <= worker()->runtime()->limits.write_buffer_bytes;
       break;
     case Phase::kUpstream:
       // Keep reading even while the response is awaited: stopping and restarting would cost two

@@ -291,6 +291,44 @@ TEST_CASE("pipelining: a client that never reads has at most write_buffer_bytes 
   check_alive(env);
 }
 
+TEST_CASE("pipelining: a client that never reads has Berth's own answers made only while they fit", "[proxy]") {
+  // 150,000 pipelined requests that Berth answers itself (404: no route), none read: it stops
+  // reading them once write_buffer_bytes (and the kernel's buffers, some 4 MB) of answers wait,
+  // instead of answering all and holding some 16 MB for a client that reads nothing. Once the
+  // client reads, every one is answered.
+  auto& env = shared();
+  const uint64_t before = stats_counter(env.admin_port(), "local_replies");
+  Client c(env.port());
+  REQUIRE(c.connected());
+  c.set_timeout(20s);
+  const int small = 64 * 1024;
+  REQUIRE(::setsockopt(c.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);
+  constexpr int kRequests = 150'000;
+  std::string all;
+  for (int i = 0; i < kRequests; ++i) all += make_request("GET", "/" + std::to_string(i), "nowhere.test");
+  bool sent = false;
+  std::thread sender([&] { sent = c.send(all); });  // blocks while Berth reads nothing
+  std::this_thread::sleep_for(1s);
+  const uint64_t answered = stats_counter(env.admin_port(), "local_replies") - before;
+  INFO("answered while the client read nothing: " << answered);
+  CHECK(answered > 0);
+  CHECK(answered < kRequests / 2);
+  int ok = 0;
+  for (int i = 0; i < kRequests; ++i) {
+    Response r = c.read_response();
+    if (r.status != 404) {
+      INFO("response " << i << ": " << r.raw_head << r.error);
+      CHECK(r.status == 404);
+      break;
+    }
+    ++ok;
+  }
+  sender.join();
+  CHECK(sent);
+  CHECK(ok == kRequests);
+  check_alive(env);
+}
+
 TEST_CASE("pipelining: 10 requests in one write come back in order", "[proxy]") {
   auto& env = shared();
   Client c(env.port());
