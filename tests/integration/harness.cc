@@ -22,6 +22,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <thread>
 
@@ -433,17 +434,35 @@ std::optional<int> run_berth(const std::vector<std::string>& args, std::string* 
   return st;
 }
 
-uint16_t unused_port() {
+namespace {
+// True when nothing on 127.0.0.1 holds `port` now (a listener, a socket in
+// TIME_WAIT, an outgoing connection's local end).
+bool port_free(uint16_t port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  a.sin_port = htons(port);
+  bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
   ::close(fd);
-  return ntohs(a.sin_port);
+  return ok;
+}
+}  // namespace
+
+uint16_t unused_port() {
+  // Ports come from below the kernel's ephemeral range (32768-60999 here), so
+  // an outgoing connection (a load generator's, Berth's upstream or probe
+  // connections) cannot take a port between this call and the moment an
+  // origin started later binds it.
+  constexpr uint16_t kLow = 20000, kHigh = 32767;
+  static thread_local std::mt19937 rng{std::random_device{}() ^ static_cast<unsigned>(::getpid())};
+  std::uniform_int_distribution<int> pick(kLow, kHigh);
+  for (int attempt = 0; attempt < 500; ++attempt) {
+    auto port = static_cast<uint16_t>(pick(rng));
+    if (port_free(port)) return port;
+  }
+  return 0;
 }
 
 namespace {

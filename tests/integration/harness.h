@@ -164,7 +164,8 @@ class Berth {
 std::optional<int> run_berth(const std::vector<std::string>& args, std::string* out,
                              std::string* err);
 
-// A port on 127.0.0.1 where nothing listens (bound then released).
+// A port on 127.0.0.1 where nothing listens now, drawn at random from
+// 20000-32767, below the kernel's ephemeral range.
 uint16_t unused_port();
 
 // /proc/<pid>/status VmRSS in KiB (plus that of direct child processes); -1 if unreadable.
