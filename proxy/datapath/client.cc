@@ -876,7 +876,7 @@ void ClientConn::on_response_head(UpstreamConn* u, const http::ResponseHead& hea
     worker()->release_string(out);
     // An instance sending interims without end waits for a client that does not read them, as
     // body bytes do.
-    if (!closing() && write_queue_bytes() > ex_->rt->limits.write_buffer_bytes) u->set_read_paused(true);
+    hold_back_if_unread(u);
     return;
   }
   if (attempt) attempt->status = head.status;
@@ -938,7 +938,18 @@ void ClientConn::on_response_body(UpstreamConn* u, Block* block, const char* dat
     write_block(block, data, len);
   }
   ex_->rec.bytes_out += len;
-  if (!closing() && write_queue_bytes() > ex_->rt->limits.write_buffer_bytes) u->set_read_paused(true);
+  hold_back_if_unread(u);
+}
+
+// More than write_buffer_bytes wait for the client: the instance is not read until the client
+// has taken half of it (on_write_done). From then on, a client that takes nothing for
+// keepalive_idle is cut off, as one that leaves a response's tail unread is (on_timer).
+void ClientConn::hold_back_if_unread(UpstreamConn* u) {
+  if (closing() || u->read_paused() || write_queue_bytes() <= worker()->runtime()->limits.write_buffer_bytes) return;
+  u->set_read_paused(true);
+  if (phase_ != Phase::kUpstream) return;  // a tunnel has its own idle time
+  deadline_ = now();  // the last progress of the response's write
+  arm_timer();
 }
 
 void ClientConn::on_response_complete(UpstreamConn* u) {
@@ -1141,7 +1152,7 @@ void ClientConn::on_tunnel_data(UpstreamConn* u, Block* block, const char* data,
   deadline_ = now();
   if (ex_) ex_->rec.bytes_out += len;
   write_block(block, data, len);
-  if (!closing() && write_queue_bytes() > worker()->runtime()->limits.write_buffer_bytes) u->set_read_paused(true);
+  hold_back_if_unread(u);
 }
 
 void ClientConn::on_tunnel_closed(UpstreamConn* u, bool eof) {
@@ -1189,6 +1200,7 @@ void ClientConn::on_write_done(int status) {
     return;
   }
   if (!upstream_ || !ex_) return;
+  if (phase_ == Phase::kUpstream) deadline_ = now();  // the response's write made progress
   if (write_queue_bytes() <= worker()->runtime()->limits.write_buffer_bytes / 2) upstream_->set_read_paused(false);
 }
 
@@ -1314,6 +1326,10 @@ void ClientConn::arm_timer() {
       due = deadline_;
       break;
     case Phase::kUpstream:
+      if (ex_ && ex_->request_done && upstream_ && upstream_->read_paused()) {
+        due = deadline_ + static_cast<uint64_t>(rt.timeouts.keepalive_idle.count());
+        break;
+      }
       if (!ex_ || !ex_->head_sent || ex_->request_done) {
         stop_timer();
         return;
@@ -1348,6 +1364,17 @@ void ClientConn::on_timer() {
       }
       return;
     case Phase::kUpstream: {
+      if (ex_ && ex_->request_done && upstream_ && upstream_->read_paused()) {
+        if (t < deadline_ + static_cast<uint64_t>(rt.timeouts.keepalive_idle.count())) {
+          arm_timer();
+          return;
+        }
+        // The instance waits on a client that has taken nothing of the response for
+        // keepalive_idle: both connections are freed.
+        log::info("response_send_timeout").kv("client", conn().peer_ip.text());
+        abort_exchange(ExchangeEnd::kAborted, "response-send-timeout");
+        return;
+      }
       if (!ex_ || ex_->request_done || !ex_->head_sent) return;
       const uint64_t idle_due = ex_->last_body_at + static_cast<uint64_t>(rt.timeouts.request_body_idle.count());
       if (t >= ex_->body_deadline || t >= idle_due) {

@@ -193,6 +193,7 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   void release_upstream(bool reusable);
   void update_reading();
   void arm_timer();
+  void hold_back_if_unread(UpstreamConn* u);
   void keep_pending(Block* block, const char* data, size_t len);
   void drop_pending();
   void linger();

@@ -129,6 +129,7 @@ class UpstreamConn final : public Stream, private BodySink {
   bool tunnel_eof() const { return tunnel_eof_; }
   // Forward tunnel bytes / end the tunnel from the client side.
   void set_read_paused(bool paused);
+  bool read_paused() const { return read_paused_; }
   bool reused() const { return reused_; }
   bool reusable_after_response() const;
   EndpointPool* pool() const { return pool_; }

@@ -15,6 +15,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 #include <cstdlib>
+#include <functional>
 #include <regex>
 #include <thread>
 
@@ -50,6 +51,12 @@ std::string one_listener_yaml(const std::string& listener, const Origin& o, cons
   return "listeners: [" + listener + "]\nworkers: 1\nadmin: {address: \"127.0.0.1:0\"}\n"
          "timeouts: {" + timeouts + "}\n"
          "routes:\n  - {host: \"a.test\", service: s-o}\n"
+         "services:\n  s-o: {endpoints: [\"" + o.address() + "\"]}\n";
+}
+
+// Routes and services sending a.test (route r-o) to `o`.
+std::string a_test_to(const Origin& o) {
+  return "routes:\n  - {name: r-o, host: \"a.test\", service: s-o}\n"
          "services:\n  s-o: {endpoints: [\"" + o.address() + "\"]}\n";
 }
 
@@ -185,9 +192,7 @@ TEST_CASE("SIGTERM drains an in-flight request, refuses new connections, exits 0
           "[lifecycle]") {
   Origin o("O");
   REQUIRE(o.ok());
-  Berth berth(config_head(1, "drain: 10s") +
-              "routes:\n  - {name: r-o, host: \"a.test\", service: s-o}\n"
-              "services:\n  s-o: {endpoints: [\"" + o.address() + "\"]}\n");
+  Berth berth(config_head(1, "drain: 10s") + a_test_to(o));
   INFO(berth.error());
   REQUIRE(berth.ok());
 
@@ -239,9 +244,7 @@ TEST_CASE("SIGTERM: a response still in Berth's buffers is delivered whole befor
   // connection is between requests: the drain must let the answer's tail out, not close it.
   Origin o("O");
   REQUIRE(o.ok());
-  Berth berth(config_head(1, "drain: 10s", "write_buffer_bytes: 32MiB") +
-                  "routes:\n  - {name: r-o, host: \"a.test\", service: s-o}\n"
-                  "services:\n  s-o: {endpoints: [\"" + o.address() + "\"]}\n",
+  Berth berth(config_head(1, "drain: 10s", "write_buffer_bytes: 32MiB") + a_test_to(o),
               0, std::vector<std::string>{"--log-level", "debug"});
   INFO(berth.error());
   REQUIRE(berth.ok());
@@ -264,27 +267,23 @@ TEST_CASE("SIGTERM: a response still in Berth's buffers is delivered whole befor
   CHECK(exited_with(st, 0));
 }
 
-TEST_CASE("keepalive_idle does not cut a response's tail that a slow client is still reading", "[lifecycle]") {
-  // keepalive_idle 1s, and a 16 MB answer all in Berth, read at about 5 MB/s: the idle time
-  // runs from the tail's last progress, not from when the instance finished.
-  Origin o("O");
-  REQUIRE(o.ok());
-  Berth berth(config_head(1, "keepalive_idle: 1s", "write_buffer_bytes: 32MiB") +
-                  "routes:\n  - {name: r-o, host: \"a.test\", service: s-o}\n"
-                  "services:\n  s-o: {endpoints: [\"" + o.address() + "\"]}\n");
-  INFO(berth.error());
-  REQUIRE(berth.ok());
-  Client c(berth.port());
-  REQUIRE(c.connected());
+namespace {
+
+// A client with a 64 KB receive buffer asks a.test for `size` bytes and reads them, calling
+// pace(bytes just read) after each read (it sleeps there). Returns the head; *body gets the
+// body bytes read (reads give up after 5 s without data).
+std::string read_paced(uint16_t port, size_t size, const std::function<void(size_t)>& pace, size_t* body) {
+  *body = 0;
+  Client c(port);
+  if (!c.connected()) return "<not connected>";
   const int small = 64 * 1024;
-  REQUIRE(::setsockopt(c.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);
   const timeval wait{5, 0};
-  REQUIRE(::setsockopt(c.fd(), SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait) == 0);
-  REQUIRE(c.send(make_request("GET", "/big?size=16000000", "a.test")));
+  if (::setsockopt(c.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small) != 0 ||
+      ::setsockopt(c.fd(), SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait) != 0 ||
+      !c.send(make_request("GET", "/big?size=" + std::to_string(size), "a.test")))
+    return "<setup failed>";
   std::string head;
-  size_t body = 0;
   std::vector<char> buf(64 * 1024);
-  const auto t0 = Clock::now();
   for (;;) {
     const ssize_t n = ::recv(c.fd(), buf.data(), buf.size(), 0);
     if (n <= 0) break;
@@ -293,18 +292,94 @@ TEST_CASE("keepalive_idle does not cut a response's tail that a slow client is s
       head.append(buf.data(), static_cast<size_t>(n));
       const size_t end = head.find("\r\n\r\n");
       if (end == std::string::npos) continue;
-      body += head.size() - (end + 4);
+      *body += head.size() - (end + 4);
       head.resize(end + 4);
       used = static_cast<size_t>(n);
     }
-    body += static_cast<size_t>(n) - used;
-    if (body >= 16'000'000) break;
-    std::this_thread::sleep_for(12ms);  // about 64 KB per 12 ms: some 3 s in all
+    *body += static_cast<size_t>(n) - used;
+    if (*body >= size) break;
+    pace(static_cast<size_t>(n));
   }
+  return head;
+}
+
+}  // namespace
+
+TEST_CASE("keepalive_idle does not cut a response's tail that a slow client is still reading", "[lifecycle]") {
+  // keepalive_idle 1s, and a 16 MB answer all in Berth, read at about 5 MB/s: the idle time
+  // runs from the tail's last progress, not from when the instance finished.
+  Origin o("O");
+  REQUIRE(o.ok());
+  Berth berth(config_head(1, "keepalive_idle: 1s", "write_buffer_bytes: 32MiB") + a_test_to(o));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  size_t body = 0;
+  const auto t0 = Clock::now();
+  // About 64 KB per 12 ms: some 3 s in all.
+  const std::string head = read_paced(berth.port(), 16'000'000, [](size_t) { std::this_thread::sleep_for(12ms); }, &body);
   INFO(head);
   CHECK(head.rfind("HTTP/1.1 200", 0) == 0);
   CHECK(body == 16'000'000);
   CHECK(seconds_since(t0) > 1.5);  // it did outlast keepalive_idle
+}
+
+TEST_CASE("a client that reads nothing of a response in flight is cut off after keepalive_idle", "[lifecycle]") {
+  // The instance sends 64 MB; Berth holds at most write_buffer_bytes for the client and stops
+  // reading the instance. A client that then takes nothing for keepalive_idle must not hold
+  // both connections for ever: the exchange ends with cause response-send-timeout.
+  Origin o("O");
+  REQUIRE(o.ok());
+  Berth berth(config_head(1, "keepalive_idle: 1s", "write_buffer_bytes: 64KiB") + a_test_to(o),
+              0, std::vector<std::string>{"--log-level", "debug"});
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  Client c(berth.port());
+  REQUIRE(c.connected());
+  const int small = 16 * 1024;
+  REQUIRE(::setsockopt(c.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);
+  const auto t0 = Clock::now();
+  REQUIRE(c.send(make_request("GET", "/big?size=64000000", "a.test")));
+  const bool cut = wait_until([&] { return berth.log().find("event=exchange ") != std::string::npos; }, 15s, 20ms);
+  const double took = seconds_since(t0);
+  INFO("log:\n" << tail(berth.log()));
+  REQUIRE(cut);
+  CHECK(took >= 1.0);  // not before keepalive_idle
+  CHECK(berth.log().find("event=response_send_timeout") != std::string::npos);
+  CHECK(berth.log().find("cause=response-send-timeout") != std::string::npos);
+  // Both sides are freed: the instance's connection is closed, not pooled, and the client's.
+  CHECK(wait_until([&] { return metric_sample(berth.admin_port(), "berth_open_connections{side=\"upstream\"}") == 0; },
+                   5s, 20ms));
+  CHECK(wait_until([&] { return metric_sample(berth.admin_port(), "berth_open_connections{side=\"client\"}") == 0; },
+                   5s, 20ms));
+  CHECK(c.wait_closed(5s));
+}
+
+TEST_CASE("a client reading a response in flight with pauses shorter than keepalive_idle gets all of it",
+          "[lifecycle]") {
+  // keepalive_idle 1s and write_buffer_bytes 64KiB: the instance is held back most of the time,
+  // and the client reads 512 KB, then nothing for 700 ms, again and again (some 6 s in all).
+  // Its reads are progress: it is never cut.
+  Origin o("O");
+  REQUIRE(o.ok());
+  Berth berth(config_head(1, "keepalive_idle: 1s", "write_buffer_bytes: 64KiB") + a_test_to(o));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  constexpr size_t kSize = 4'000'000;
+  size_t body = 0, burst = 0;
+  const auto t0 = Clock::now();
+  const std::string head = read_paced(
+      berth.port(), kSize,
+      [&](size_t n) {
+        burst += n;
+        if (burst < 512 * 1024) return;
+        burst = 0;
+        std::this_thread::sleep_for(700ms);
+      },
+      &body);
+  INFO(head);
+  CHECK(head.rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(body == kSize);
+  CHECK(seconds_since(t0) > 2.0);  // it did outlast keepalive_idle
 }
 
 TEST_CASE("SIGTERM with nothing in flight exits 0 promptly", "[lifecycle]") {
