@@ -276,15 +276,26 @@ std::vector<MetricFamily> request_families(const RequestTotals& t, const RouteTa
   }
   out.push_back(std::move(route_up));
 
-  MetricFamily retries = family("berth_retries_total", "Retries: attempts after a request's first.", MetricType::Counter);
+  // Every service of the snapshot has both series from the start, at 0: rate() and increase()
+  // then see its first retry or refusal, and an alert on them has a series to watch.
+  std::map<std::string, uint64_t> retry_counts, circuit_counts;
+  if (routes)
+    for (const ServicePtr& s : routes->services())
+      if (!is_redirect_stand_in(*s)) {
+        retry_counts.try_emplace(s->name, 0);
+        circuit_counts.try_emplace(s->name, 0);
+      }
   for (const auto& [service, v] : t.retries)
-    if (service_live(service)) add_value(retries, {label("service", service)}, static_cast<double>(v));
+    if (service_live(service)) retry_counts[service] = v;
+  for (const auto& [service, v] : t.circuit_open)
+    if (service_live(service)) circuit_counts[service] = v;
+  MetricFamily retries = family("berth_retries_total", "Retries: attempts after a request's first.", MetricType::Counter);
+  for (const auto& [service, v] : retry_counts) add_value(retries, {label("service", service)}, static_cast<double>(v));
   out.push_back(std::move(retries));
   MetricFamily circuit = family("berth_circuit_open_total",
                                 "Requests refused with 503 because a circuit-breaker limit was reached.",
                                 MetricType::Counter);
-  for (const auto& [service, v] : t.circuit_open)
-    if (service_live(service)) add_value(circuit, {label("service", service)}, static_cast<double>(v));
+  for (const auto& [service, v] : circuit_counts) add_value(circuit, {label("service", service)}, static_cast<double>(v));
   out.push_back(std::move(circuit));
 
   MetricFamily mirrors = family("berth_mirror_requests_total",

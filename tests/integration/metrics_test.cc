@@ -147,6 +147,10 @@ TEST_CASE("metrics: counters follow the requests sent, and promtool check metric
   CHECK(value(s, "berth_upstream_requests_total{service=\"s-dead\",instance=\"" + d1 + "\",code=\"0\"}") == 1);
   CHECK(value(s, "berth_upstream_requests_total{service=\"s-dead\",instance=\"" + d2 + "\",code=\"0\"}") == 1);
   CHECK(value(s, "berth_retries_total{service=\"s-dead\"}") == 1);
+  // Series that nothing has counted yet are there, at 0.
+  CHECK(value(s, "berth_retries_total{service=\"s-m\"}") == 0);
+  CHECK(value(s, "berth_circuit_open_total{service=\"s-m\"}") == 0);
+  CHECK(value(s, "berth_circuit_open_total{service=\"s-dead\"}") == 0);
   CHECK(value(s, "berth_instance_info{service=\"s-m\",instance=\"" + o + "\",container=\"\"}") == 1);
   CHECK(value(s, "berth_instance_up{service=\"s-m\",instance=\"" + o + "\"}") == 1);
   CHECK(value(s, "berth_route_up_instances{route=\"r-m\",service=\"s-m\"}") == 1);
