@@ -16,18 +16,23 @@ thread_local std::string t_line;
 thread_local std::string t_message;
 thread_local std::string t_header;
 
-BatchSink::Options sink_options(const char* output) {
+// Drops are reported by report_drops() on the control loop, not by the writer thread: a
+// writer stalled in a write (a pipe nobody reads) would report them only once it is free again.
+BatchSink::Options sink_options() {
   BatchSink::Options o;
   o.buffer_bytes = 4u << 20;  // per worker: a few seconds of records at full speed
   o.high_water_bytes = 256u << 10;
   o.period = std::chrono::milliseconds(25);
-  // Drops go to Berth's own log (and the dropped count), never into the access log itself.
-  o.drop_report = [output](uint64_t count) {
-    log::warn("access_log_dropped").kv("output", output).kv("records", count)
-        .kv("reason", "the output is slower than the requests; records were dropped");
-    return std::string();
-  };
   return o;
+}
+
+// Drops go to Berth's own log (and the dropped count), never into the access log itself.
+void report_dropped(const char* output, const BatchSink& sink, uint64_t& reported) {
+  const uint64_t dropped = sink.dropped();
+  if (dropped <= reported) return;
+  log::warn("access_log_dropped").kv("output", output).kv("records", dropped - reported)
+      .kv("reason", "the output is slower than the requests; records were dropped");
+  reported = dropped;
 }
 
 std::chrono::milliseconds time_left(std::chrono::steady_clock::time_point deadline) {
@@ -44,7 +49,8 @@ void report_unwritten(const char* output, uint64_t records) {
 
 }  // namespace
 
-AccessLog::AccessLog(const config::AccessLog& config) : config_(config), pid_(static_cast<int>(::getpid())) {
+AccessLog::AccessLog(const config::AccessLog& config)
+    : config_(config), pid_(static_cast<int>(::getpid())), file_name_(config.path == "-" ? "stdout" : "file") {
   char name[256] = {};
   if (::gethostname(name, sizeof name - 1) == 0) hostname_ = name;
 }
@@ -56,11 +62,11 @@ std::unique_ptr<AccessLog> AccessLog::open(const config::AccessLog& config, std:
   if (!config.path.empty()) {
     log->file_ = FileOutput::open(config.path, error);
     if (!log->file_) return nullptr;
-    log->file_sink_ = std::make_unique<BatchSink>(*log->file_, sink_options("file"));
+    log->file_sink_ = std::make_unique<BatchSink>(*log->file_, sink_options());
   }
   if (config.syslog_kind != config::AccessLog::Syslog::kNone) {
     log->syslog_ = std::make_unique<SyslogOutput>(config);
-    log->syslog_sink_ = std::make_unique<BatchSink>(*log->syslog_, sink_options("syslog"));
+    log->syslog_sink_ = std::make_unique<BatchSink>(*log->syslog_, sink_options());
   }
   return log;
 }
@@ -70,13 +76,19 @@ void AccessLog::start() {
   if (syslog_sink_) syslog_sink_->start();
 }
 
+void AccessLog::report_drops() {
+  if (file_sink_) report_dropped(file_name_, *file_sink_, file_drops_reported_);
+  if (syslog_sink_) report_dropped("syslog", *syslog_sink_, syslog_drops_reported_);
+}
+
 void AccessLog::stop() {
+  report_drops();  // the workers have joined: nothing is dropped any more
   // Both writers drain at the same time and share one deadline: a stalled file does not eat into
   // the syslog's time, and exit waits BatchSink::kStopGrace at most (not once per output).
   if (file_sink_) file_sink_->request_stop();
   if (syslog_sink_) syslog_sink_->request_stop();
   const auto deadline = std::chrono::steady_clock::now() + BatchSink::kStopGrace;
-  if (file_sink_ && !file_sink_->stop(time_left(deadline))) report_unwritten("file", file_->abandoned_records());
+  if (file_sink_ && !file_sink_->stop(time_left(deadline))) report_unwritten(file_name_, file_->abandoned_records());
   if (syslog_sink_ && !syslog_sink_->stop(time_left(deadline)))
     report_unwritten("syslog", syslog_->abandoned_records());
 }

@@ -34,6 +34,9 @@ class AccessLog final : public RecordSink {
 
   // SIGUSR1: reopens the file (control loop; no-op without a file or for stdout).
   void reopen(uv_loop_t* loop);
+  // Control loop, every second: logs `access_log_dropped` for each output whose buffers dropped
+  // records since the last call (a stalled output is reported while it stalls).
+  void report_drops();
 
   // Records not delivered: dropped from a full buffer, those a file write failed for (a full
   // disk), plus (syslog) those the receiver could not be handed, plus those given up at stop().
@@ -50,6 +53,8 @@ class AccessLog final : public RecordSink {
   config::AccessLog config_;
   std::string hostname_;
   int pid_ = 0;
+  const char* file_name_;  // in Berth's log lines: "stdout" or "file"
+  uint64_t file_drops_reported_ = 0, syslog_drops_reported_ = 0;
   std::unique_ptr<FileOutput> file_;
   std::unique_ptr<BatchSink> file_sink_;
   std::unique_ptr<SyslogOutput> syslog_;

@@ -379,6 +379,7 @@ void BatchSink::run() {
     for (const auto& p : batch) iov.push_back({p->drain.data(), p->drain.size()});
     const uint64_t dropped = s.dropped.load(std::memory_order_relaxed);
     const auto now = std::chrono::steady_clock::now();
+    if (!s.options.drop_report) s.dropped_reported = dropped;  // reported elsewhere, or not at all
     if (dropped > s.dropped_reported && s.options.drop_report &&
         (stopping || !reported_before || now - last_report >= s.options.drop_report_interval)) {
       report = s.options.drop_report(dropped - s.dropped_reported);

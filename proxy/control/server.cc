@@ -172,7 +172,13 @@ int Server::run() {
                 {"instances", static_cast<int64_t>(observed_.instances.size())}});
   start_tls_watch();
   uv_timer_init(&loop_, &observe_timer_);
-  uv_timer_start(&observe_timer_, [](uv_timer_t* t) { static_cast<Server*>(t->loop->data)->observe_changes(); },
+  // Every second: changes for the event journal, and access-log drops for Berth's log.
+  uv_timer_start(&observe_timer_,
+                 [](uv_timer_t* t) {
+                   auto* server = static_cast<Server*>(t->loop->data);
+                   server->observe_changes();
+                   if (server->access_log_) server->access_log_->report_drops();
+                 },
                  1000, 1000);
   ready_ = true;
   log::info("ready")

@@ -704,17 +704,74 @@ TEST_CASE("access log: a FIFO with no reader stops Berth at start; failed writes
   CHECK(failures == 1);
 }
 
+namespace {
+// A FIFO and its reader (opened non-blocking), which reads nothing until the test does: to
+// Berth, the same as a stdout pipe nobody drains.
+struct StalledFifo {
+  TempDir dir;
+  std::string path = dir.file("stalled.fifo");
+  int reader = -1;
+  StalledFifo() {
+    REQUIRE(::mkfifo(path.c_str(), 0600) == 0);
+    reader = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    REQUIRE(reader >= 0);
+  }
+  ~StalledFifo() {
+    if (reader >= 0) ::close(reader);
+  }
+};
+}  // namespace
+
+TEST_CASE("access log: drops are logged while the output stalls and not once it takes data again", "[accesslog]") {
+  // A FIFO whose reader reads nothing: the writer thread blocks in its write, the worker's 4 MiB
+  // buffer fills and records are dropped. Berth's log says so within seconds, while the output
+  // still stalls (before, the line came only once the writer's write returned).
+  StalledFifo fifo;
+  const int reader = fifo.reader;
+  LogEnv env("access_log: {path: \"" + fifo.path + "\"}\n");
+  // Records of some 4.4 KB (the path is in them): 1,500 of them are more than the FIFO and the
+  // buffer hold. Sent 100 at a time, pipelined.
+  const std::string request = make_request("GET", "/drop/" + std::string(4000, 'x'), "log.test");
+  std::string batch;
+  for (int i = 0; i < 100; ++i) batch += request;
+  {
+    Client c(env.berth->port());
+    int ok = 0;
+    for (int b = 0; b < 15; ++b) {
+      REQUIRE(c.send(batch));
+      for (int i = 0; i < 100; ++i) ok += c.read_response().status == 200;
+    }
+    REQUIRE(ok == 1500);
+  }
+  CHECK(wait_until([&] { return env.berth->log().find("event=access_log_dropped output=file records=") != std::string::npos; },
+                   5s));
+  CHECK(access_log_stats(env.berth->admin_port()).dropped > 0);
+  int queued = 0;
+  CHECK(::ioctl(reader, FIONREAD, &queued) == 0);
+  CHECK(queued > 60 * 1024);  // the reader has still read nothing
+  INFO(env.berth->log());
+
+  // Read the FIFO from here on, so that Berth's exit does not wait for it.
+  std::atomic<bool> done{false};
+  std::thread drain([&] {
+    char buf[65536];
+    while (!done.load()) {
+      if (::read(reader, buf, sizeof buf) <= 0) std::this_thread::sleep_for(10ms);
+    }
+  });
+  env.berth.reset();
+  done = true;
+  drain.join();
+}
+
 TEST_CASE("access log: SIGTERM exits promptly when the log's reader stopped reading; the rest is counted",
           "[accesslog][lifecycle]") {
   // A FIFO whose reader never reads (to Berth, the same as a stdout pipe nobody drains): once its
   // 64 KiB are full, the writer thread blocks in writev and, before the fix, SIGTERM never ended
   // the process. Now exit gives the access log 5 s, then gives the rest up, logged and counted.
-  TempDir dir;
-  const std::string fifo = dir.file("stalled.fifo");
-  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
-  const int reader = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  REQUIRE(reader >= 0);
-  LogEnv env("access_log: {path: \"" + fifo + "\"}\n");
+  StalledFifo fifo;
+  const int reader = fifo.reader;
+  LogEnv env("access_log: {path: \"" + fifo.path + "\"}\n");
   constexpr int kRequests = 600;  // a record is some 400 bytes: several times what the FIFO holds
   {
     Client c(env.berth->port());
@@ -747,7 +804,6 @@ TEST_CASE("access log: SIGTERM exits promptly when the log's reader stopped read
   char buf[65536];
   ssize_t n;
   while ((n = ::read(reader, buf, sizeof buf)) > 0) written.append(buf, static_cast<size_t>(n));
-  ::close(reader);
   const auto whole = static_cast<long>(std::count(written.begin(), written.end(), '\n'));
   std::smatch m;
   const std::regex unwritten(R"(event=access_log_unwritten_at_exit output=file records=(\d+))");
