@@ -413,6 +413,9 @@ void ClientConn::handle_request_head(std::string_view head, std::string_view ear
   // did not parse (a compare of a few bytes either way).
   ex_->rec.method_class = classify_method(o.ok() ? req.method : head.substr(0, head.find(' ')));
   if (!o.ok()) {
+    // The access log names the same method as the metrics: a standard one, or none (never the
+    // token of a head that did not parse).
+    if (ex_->rec.method_class != MethodClass::kOther) ex_->rec.method.assign(method_class_name(ex_->rec.method_class));
     worker()->stats().add(Counter::kRequestsRejected);
     ErrorReply r = reply_for(o.error);
     log::debug("request_rejected").kv("client", conn().peer_ip.text()).kv("status", r.status).kv("reason", o.detail);
