@@ -947,8 +947,12 @@ void ClientConn::on_response_body(UpstreamConn* u, Block* block, const char* dat
 // More than write_buffer_bytes wait for the client: the instance is not read until the client
 // has taken half of it (on_write_done). From then on, a client that takes nothing for
 // keepalive_idle is cut off, as one that leaves a response's tail unread is (on_timer).
+bool ClientConn::answers_fit() const {
+  return write_queue_bytes() <= worker()->runtime()->limits.write_buffer_bytes;
+}
+
 void ClientConn::hold_back_if_unread(UpstreamConn* u) {
-  if (closing() || u->read_paused() || write_queue_bytes() <= worker()->runtime()->limits.write_buffer_bytes) return;
+  if (closing() || u->read_paused() || answers_fit()) return;
   u->set_read_paused(true);
   if (phase_ != Phase::kUpstream) return;  // a tunnel has its own idle time
   deadline_ = now();  // the last progress of the response's write
@@ -1012,7 +1016,7 @@ void ClientConn::after_response(bool close_client, bool linger) {
       close();
       return;
     }
-    if (write_queue_bytes() > worker()->runtime()->limits.write_buffer_bytes) {
+    if (!answers_fit()) {
       update_reading();
       return;
     }
@@ -1186,7 +1190,7 @@ void ClientConn::on_write_done(int status) {
     const Runtime& rt = *worker()->runtime();
     deadline_ = now() + static_cast<uint64_t>(rt.timeouts.keepalive_idle.count());
     if (pending_block_) {  // a pipelined request held back while the answers before it wait
-      if (write_queue_bytes() <= rt.limits.write_buffer_bytes) resume_pending();
+      if (answers_fit()) resume_pending();
       return;
     }
     update_reading();  // reading may have stopped for the same reason (update_reading)
@@ -1300,8 +1304,7 @@ void ClientConn::update_reading() {
       // write_buffer_bytes: a client pipelining requests that Berth answers itself (a 404, a
       // redirect), and reading nothing, must not have all of them answered and held. (Input
       // ends mid-head more often than not: the head being read is held back too.)
-      want = pending_block_ == nullptr &&
-             write_queue_bytes() <= worker()->runtime()->limits.write_buffer_bytes;
+      want = pending_block_ == nullptr && answers_fit();
       break;
     case Phase::kUpstream:
       // Keep reading even while the response is awaited: stopping and restarting would cost two

@@ -194,6 +194,9 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   void update_reading();
   void arm_timer();
   void hold_back_if_unread(UpstreamConn* u);
+  // What waits for the client fits in write_buffer_bytes: the instance is read, and the next
+  // pipelined request taken, only then.
+  bool answers_fit() const;
   void keep_pending(Block* block, const char* data, size_t len);
   void drop_pending();
   void linger();
