@@ -55,6 +55,7 @@ ErrorReply reply_for(UpstreamFailure f) {
     case UpstreamFailure::kBadResponse: return {502, "upstream-bad-response"};
     case UpstreamFailure::kResetMidResponse: return {502, "upstream-reset"};
     case UpstreamFailure::kTlsFailed: return {502, "upstream-tls-failed"};
+    case UpstreamFailure::kSendTimeout: return {504, "upstream-send-timeout"};
   }
   return {502, "upstream-error"};
 }
@@ -1384,6 +1385,13 @@ void ClientConn::on_timer() {
       if (!ex_ || ex_->request_done || !ex_->head_sent) return;
       const uint64_t idle_due = ex_->last_body_at + static_cast<uint64_t>(rt.timeouts.request_body_idle.count());
       if (t >= ex_->body_deadline || t >= idle_due) {
+        if (backpressured_ && upstream_) {
+          // Berth stopped reading the body because the instance took too little of what it was
+          // sent: the instance stalled, not the client (504, counted against the instance).
+          log::info("upstream_send_timeout").kv("endpoint", upstream_->pool()->key());
+          upstream_->give_up(UpstreamFailure::kSendTimeout);
+          return;
+        }
         worker()->stats().add(Counter::kRequestsRejected);
         log::info("request_body_timeout").kv("client", conn().peer_ip.text());
         if (ex_->response_started) {

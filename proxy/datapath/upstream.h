@@ -37,6 +37,7 @@ enum class UpstreamFailure : uint8_t {
   kBadResponse,        // malformed or conflicting framing (502)
   kResetMidResponse,   // closed before the response body was complete
   kTlsFailed,          // upstream TLS handshake or certificate verification failed (502, like a connect failure)
+  kSendTimeout,        // took none of the request body for request_body_idle (504; never retried)
 };
 
 // The side of an exchange that feeds an upstream connection (the client connection).
@@ -121,6 +122,9 @@ class UpstreamConn final : public Stream, private BodySink {
   void begin_exchange(bool method_head, const std::string* upgrade_offered);
   // The whole request has been written: the response timeout starts now.
   void request_complete(uint64_t response_timeout_ms);
+  // The client side gives the connection up for `why` (it is closed, and the client told
+  // through on_upstream_failed as for any failure).
+  void give_up(UpstreamFailure why) { fail(why); }
   // The client side is done with this connection. reusable: return it to the pool.
   void release(bool reusable);
   // The client side is done with a tunnel: what it sent goes out, then the connection closes.

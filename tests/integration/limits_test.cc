@@ -428,6 +428,42 @@ TEST_CASE("request body stalls after 10 of 1000 bytes -> 408 request-body-timeou
   CHECK(berth.running());
 }
 
+TEST_CASE("an instance that takes none of the request body gets the blame: 504 upstream-send-timeout and no 408",
+          "[limits]") {
+  // The instance reads nothing of the body for 5 s. Once its socket, Berth's and
+  // write_buffer_bytes are full, Berth stops reading the client, whose body bytes then stop
+  // arriving: after request_body_idle, that stall is the instance's (504, and counted against
+  // it), not the client's (408 request-body-timeout).
+  Origin o("S");
+  REQUIRE(o.ok());
+  Berth berth(config_head(1, "request_body_idle: 1s, request_body: 30s", "write_buffer_bytes: 64KiB") +
+              single_route_yaml("a.test", o.address()));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  Client c(berth.port(), 10s);
+  REQUIRE(c.connected());
+  constexpr size_t kBody = 256u << 20;  // more than every buffer on the way holds
+  REQUIRE(c.send("POST /upload?read_delay_ms=5000 HTTP/1.1\r\nHost: a.test\r\nContent-Length: " +
+                 std::to_string(kBody) + "\r\n\r\n"));
+  // The body goes from another thread: its sends block once the buffers are full, and fail
+  // once Berth has answered and closed.
+  std::thread sender([fd = c.fd()] {
+    const std::string piece(64 * 1024, 'b');
+    for (size_t sent = 0; sent < kBody; sent += piece.size())
+      if (::send(fd, piece.data(), piece.size(), MSG_NOSIGNAL) <= 0) return;
+  });
+  const auto t0 = Clock::now();
+  Response r = c.read_response();
+  const double took = seconds_since(t0);
+  ::shutdown(c.fd(), SHUT_RDWR);  // the sender stops, whatever came
+  sender.join();
+  INFO("answer after " << took << " s\nlog:\n" << tail(berth.log()));
+  check_berth_error(r, 504, "upstream-send-timeout");
+  CHECK(took < 4.5);  // before the instance reads anything
+  CHECK(berth.log().find("event=upstream_send_timeout") != std::string::npos);
+  CHECK(berth.log().find("event=request_body_timeout") == std::string::npos);
+}
+
 TEST_CASE("slowloris head (a byte every 300 ms) -> 408 after request_header, not reset per byte",
           "[limits]") {
   Origin o("L");

@@ -5,7 +5,8 @@
 // Listens on 127.0.0.1:N (0 = ephemeral), prints "PORT <n>\n" to stdout, then serves until
 // SIGTERM/SIGINT. One thread per connection; keep-alive, pipelining, Content-Length and
 // chunked request bodies. Behaviour is chosen by query parameters on any path:
-//   status=NNN size=N chunked=1 delay_ms=N body_delay_ms=N close=1 abort=1
+//   status=NNN size=N chunked=1 delay_ms=N body_delay_ms=N close=1 abort=1 read_delay_ms=N (before
+//   reading the request body)
 //   upgrade_as=P (a 101 naming P; "-": none) tunnel=echo|count|bye (after the 101) interim=N (N 103 responses first) abort_after_headers=1 (half the body, then FIN) reset_mid_body=1 (half, then RST) no_length=1 header=Name:Value bad_framing=1 expect100=0|1
 //   not_a_head=1 (after any interim responses: bytes that are no status line, connection held)
 //   bad_chunk=1 (a chunked head and, in the same write, a chunk-size line that is no number;
@@ -568,6 +569,7 @@ After serve(int fd, Reader& r, Request& req, uint64_t conn_id, uint64_t* counted
   }
   BodyResult body;
   std::string body_copy;
+  sleep_ms(req.qnum("read_delay_ms", 0));  // an instance that reads the body this much later
   if (!skip_body) {
     const bool record = !control && req.header("x-record-body").has_value();
     body = read_body(r, req, req.path == "/echo_body" || record ? &body_copy : nullptr);
