@@ -957,7 +957,19 @@ void ClientConn::hold_back_if_unread(UpstreamConn* u) {
   u->set_read_paused(true);
   if (phase_ != Phase::kUpstream) return;  // a tunnel has its own idle time
   deadline_ = now();  // the last progress of the response's write
+  peer_acked_ = transport().bytes_acked();
   arm_timer();
+}
+
+// Whether the client has acknowledged bytes since the last look (and remembers this look).
+// A write completing is not enough to see a slow steady reader (Transport::bytes_acked); this
+// is asked once per keepalive_idle at most, so the time without progress before a cut is
+// between keepalive_idle and twice that.
+bool ClientConn::client_read_on() {
+  const uint64_t acked = transport().bytes_acked();
+  if (acked == peer_acked_) return false;
+  peer_acked_ = acked;
+  return true;
 }
 
 void ClientConn::on_response_complete(UpstreamConn* u) {
@@ -1358,8 +1370,15 @@ void ClientConn::on_timer() {
   const uint64_t t = now();
   switch (phase_) {
     case Phase::kIdle:
-      if (t >= deadline_) close();
-      else arm_timer();
+      if (t < deadline_) {
+        arm_timer();
+      } else if (write_queue_bytes() > 0 && client_read_on()) {
+        // A response's tail is still leaving, and the client has read on since the last look.
+        deadline_ = t + static_cast<uint64_t>(rt.timeouts.keepalive_idle.count());
+        arm_timer();
+      } else {
+        close();
+      }
       return;
     case Phase::kHead:
       if (t >= deadline_) {
@@ -1373,6 +1392,13 @@ void ClientConn::on_timer() {
     case Phase::kUpstream: {
       if (ex_ && ex_->request_done && upstream_ && upstream_->read_paused()) {
         if (t < deadline_ + static_cast<uint64_t>(rt.timeouts.keepalive_idle.count())) {
+          arm_timer();
+          return;
+        }
+        // No write completed for keepalive_idle, but the client may still be reading slowly:
+        // then the time runs again from now.
+        if (client_read_on()) {
+          deadline_ = t;
           arm_timer();
           return;
         }

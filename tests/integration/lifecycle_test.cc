@@ -269,14 +269,15 @@ TEST_CASE("SIGTERM: a response still in Berth's buffers is delivered whole befor
 
 namespace {
 
-// A client with a 64 KB receive buffer asks a.test for `size` bytes and reads them, calling
-// pace(bytes just read) after each read (it sleeps there). Returns the head; *body gets the
-// body bytes read (reads give up after 5 s without data).
-std::string read_paced(uint16_t port, size_t size, const std::function<void(size_t)>& pace, size_t* body) {
+// A client with a `rcvbuf` receive buffer asks a.test for `size` bytes and reads them, at most
+// 64 KB at a time, calling pace(bytes just read) after each read (it sleeps there). Returns the
+// head; *body gets the body bytes read (reads give up after 5 s without data).
+std::string read_paced(uint16_t port, size_t size, const std::function<void(size_t)>& pace, size_t* body,
+                       int rcvbuf = 64 * 1024) {
   *body = 0;
   Client c(port);
   if (!c.connected()) return "<not connected>";
-  const int small = 64 * 1024;
+  const int small = rcvbuf;
   const timeval wait{5, 0};
   if (::setsockopt(c.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small) != 0 ||
       ::setsockopt(c.fd(), SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait) != 0 ||
@@ -380,6 +381,30 @@ TEST_CASE("a client reading a response in flight with pauses shorter than keepal
   CHECK(head.rfind("HTTP/1.1 200", 0) == 0);
   CHECK(body == kSize);
   CHECK(seconds_since(t0) > 2.0);  // it did outlast keepalive_idle
+}
+
+TEST_CASE("a client reading a response in flight slowly and steadily is not cut off", "[lifecycle]") {
+  // keepalive_idle 1s, write_buffer_bytes 64KiB, and a client that reads about 1 MB/s without
+  // pause, 6 MB in all. The first 4 MB or so fill the kernel's buffers and Berth holds the
+  // instance back; from then on the kernel signals room only once a third of its send buffer
+  // (grown to 4 MiB) is free: for this reader, longer than keepalive_idle without any write
+  // completing. What it reads is progress all the same.
+  Origin o("O");
+  REQUIRE(o.ok());
+  Berth berth(config_head(1, "keepalive_idle: 1s", "write_buffer_bytes: 64KiB") + a_test_to(o),
+              0, std::vector<std::string>{"--log-level", "debug"});
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  constexpr size_t kSize = 6'000'000;
+  size_t body = 0;
+  const auto t0 = Clock::now();
+  const std::string head = read_paced(
+      berth.port(), kSize, [](size_t n) { std::this_thread::sleep_for(std::chrono::microseconds(n)); }, &body);
+  INFO(head << "\nlog:\n" << tail(berth.log()));
+  CHECK(head.rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(body == kSize);
+  CHECK(seconds_since(t0) > 3.0);  // it did outlast keepalive_idle
+  CHECK(berth.log().find("event=response_send_timeout") == std::string::npos);
 }
 
 TEST_CASE("SIGTERM with nothing in flight exits 0 promptly", "[lifecycle]") {
