@@ -97,7 +97,7 @@ void Exchange::reset() {
   replay.reset();
   upstream_head.clear();
   plan = {};
-  body_limit = body_deadline = last_body_at = 0;
+  body_limit = body_deadline = last_body_at = upstream_acked = 0;
   version_minor = 1;
   req_framing = http::Framing::kNone;
   keep_alive = true;
@@ -957,19 +957,20 @@ void ClientConn::hold_back_if_unread(UpstreamConn* u) {
   u->set_read_paused(true);
   if (phase_ != Phase::kUpstream) return;  // a tunnel has its own idle time
   deadline_ = now();  // the last progress of the response's write
-  peer_acked_ = transport().bytes_acked();
+  peer_acked_ = transport().peer_progress().acked;
   arm_timer();
 }
 
-// Whether the client has acknowledged bytes since the last look (and remembers this look).
-// A write completing is not enough to see a slow steady reader (Transport::bytes_acked); this
-// is asked once per keepalive_idle at most, so the time without progress before a cut is
-// between keepalive_idle and twice that.
+// Whether some of a response still waits for the client (in Berth or in the kernel) and the
+// client has acknowledged bytes since the last look; remembers this look. A write completing
+// is not enough to see a slow steady reader (Transport::peer_progress). Asked once per
+// keepalive_idle at most, so the time without progress before a cut is between keepalive_idle
+// and twice that.
 bool ClientConn::client_read_on() {
-  const uint64_t acked = transport().bytes_acked();
-  if (acked == peer_acked_) return false;
-  peer_acked_ = acked;
-  return true;
+  const PeerProgress p = transport().peer_progress();
+  const bool moved = p.acked != peer_acked_;
+  peer_acked_ = p.acked;
+  return moved && (p.outstanding > 0 || write_queue_bytes() > 0);
 }
 
 void ClientConn::on_response_complete(UpstreamConn* u) {
@@ -1372,8 +1373,10 @@ void ClientConn::on_timer() {
     case Phase::kIdle:
       if (t < deadline_) {
         arm_timer();
-      } else if (write_queue_bytes() > 0 && client_read_on()) {
-        // A response's tail is still leaving, and the client has read on since the last look.
+      } else if (client_read_on()) {
+        // A response's tail is still leaving (from Berth or from the kernel), and the client
+        // has read on since the last look: closing now would lose keep-alive, and a request
+        // it sends meanwhile would turn the close into a reset that cuts the tail.
         deadline_ = t + static_cast<uint64_t>(rt.timeouts.keepalive_idle.count());
         arm_timer();
       } else {
@@ -1413,7 +1416,16 @@ void ClientConn::on_timer() {
       if (t >= ex_->body_deadline || t >= idle_due) {
         if (backpressured_ && upstream_) {
           // Berth stopped reading the body because the instance took too little of what it was
-          // sent: the instance stalled, not the client (504, counted against the instance).
+          // sent. An instance still reading (its TCP acknowledged bytes since the last look)
+          // gets request_body_idle again; one that stalled is given up (504, counted against
+          // it), not the client (408).
+          const uint64_t acked = upstream_->transport().peer_progress().acked;
+          if (acked != ex_->upstream_acked && t < ex_->body_deadline) {
+            ex_->upstream_acked = acked;
+            ex_->last_body_at = t;
+            arm_timer();
+            return;
+          }
           log::info("upstream_send_timeout").kv("endpoint", upstream_->pool()->key());
           upstream_->give_up(UpstreamFailure::kSendTimeout);
           return;

@@ -52,6 +52,7 @@ struct Exchange {
   uint64_t body_limit = 0;              // 0 = unlimited
   uint64_t body_deadline = 0;           // loop ms
   uint64_t last_body_at = 0;
+  uint64_t upstream_acked = 0;          // the instance's acknowledged bytes at the last look (body timer)
   uint8_t version_minor = 1;
   http::Framing req_framing = http::Framing::kNone;
   bool keep_alive = true;

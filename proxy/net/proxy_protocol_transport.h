@@ -31,7 +31,7 @@ class ProxyProtocolTransport final : public Transport, private TransportEvents {
   int shutdown() override { return inner_->shutdown(); }
   void close() override { inner_->close(); }
   size_t buffered_bytes() const override { return inner_->buffered_bytes(); }
-  uint64_t bytes_acked() override { return inner_->bytes_acked(); }
+  PeerProgress peer_progress() override { return inner_->peer_progress(); }
   bool has_unread_input() override { return inner_->has_unread_input(); }
   bool write_failed() const override { return inner_->write_failed(); }
 

@@ -5,8 +5,13 @@
 
 namespace berth {
 
-// Bytes of the connection's output the peer has acknowledged so far: it grows while the peer
-// reads, even when the kernel does not yet report room to write. 0 when unknown.
-uint64_t tcp_bytes_acked(int fd);
+// How far the peer has taken the connection's output. acked: bytes it has acknowledged so far,
+// growing while it reads even when the kernel does not yet report room to write; outstanding:
+// bytes the kernel still holds for it (unsent or unacknowledged). Zeros when unknown.
+struct PeerProgress {
+  uint64_t acked = 0;
+  uint64_t outstanding = 0;
+};
+PeerProgress tcp_peer_progress(int fd);
 
 }  // namespace berth

@@ -10,7 +10,6 @@
 #include <uv.h>
 
 #include "proxy/net/io_context.h"
-#include "proxy/net/tcp_info.h"
 #include "proxy/net/transport.h"
 
 namespace berth {
@@ -36,7 +35,7 @@ class TcpTransport final : public Transport {
   int shutdown() override;
   void close() override;
   size_t buffered_bytes() const override;
-  uint64_t bytes_acked() override { return tcp_bytes_acked(fd()); }
+  PeerProgress peer_progress() override { return tcp_peer_progress(fd()); }
   bool has_unread_input() override;
   bool write_failed() const override { return error_ != 0; }
 

@@ -23,6 +23,7 @@
 #include <string_view>
 
 #include "proxy/base/buffer_pool.h"
+#include "proxy/net/tcp_info.h"
 #include "proxy/net/write_req.h"
 
 namespace berth {
@@ -100,10 +101,10 @@ class Transport {
 
   // Bytes accepted by write() and not yet handed to the kernel: the backpressure figure.
   virtual size_t buffered_bytes() const = 0;
-  // Bytes of the output the peer has acknowledged so far (TCP's count; 0 when unknown). After
-  // a pause the kernel signals room only once a third of its send buffer is free, so a peer
-  // reading slowly but steadily shows no write completion for long: this count shows it.
-  virtual uint64_t bytes_acked() = 0;
+  // How far the peer has taken the output, by TCP's counts (proxy/net/tcp_info.h). After a
+  // pause the kernel signals room only once a third of its send buffer is free, so a peer
+  // reading slowly but steadily shows no write completion for long: these counts show it.
+  virtual PeerProgress peer_progress() = 0;
   // True when the peer has sent bytes nobody read yet (closing then would send a reset).
   virtual bool has_unread_input() = 0;
   // True once a write to the peer has failed (a reset), before that is reported.

@@ -271,9 +271,10 @@ namespace {
 
 // A client with a `rcvbuf` receive buffer asks a.test for `size` bytes and reads them, at most
 // 64 KB at a time, calling pace(bytes just read) after each read (it sleeps there). Returns the
-// head; *body gets the body bytes read (reads give up after 5 s without data).
+// head; *body gets the body bytes read (reads give up after 5 s without data). With `next`,
+// the same connection then sends a second request, whose response goes there.
 std::string read_paced(uint16_t port, size_t size, const std::function<void(size_t)>& pace, size_t* body,
-                       int rcvbuf = 64 * 1024) {
+                       int rcvbuf = 64 * 1024, Response* next = nullptr) {
   *body = 0;
   Client c(port);
   if (!c.connected()) return "<not connected>";
@@ -301,6 +302,7 @@ std::string read_paced(uint16_t port, size_t size, const std::function<void(size
     if (*body >= size) break;
     pace(static_cast<size_t>(n));
   }
+  if (next) *next = c.request(make_request("GET", "/again", "a.test"));
   return head;
 }
 
@@ -405,6 +407,27 @@ TEST_CASE("a client reading a response in flight slowly and steadily is not cut 
   CHECK(body == kSize);
   CHECK(seconds_since(t0) > 3.0);  // it did outlast keepalive_idle
   CHECK(berth.log().find("event=response_send_timeout") == std::string::npos);
+}
+
+TEST_CASE("a slow steady reader keeps its connection while the kernel still holds the tail", "[lifecycle]") {
+  // keepalive_idle 1s, and a 6 MB answer read at about 1 MB/s: Berth hands its last bytes to
+  // the kernel seconds before the client has read them. Those seconds are progress too: the
+  // connection stays open, and the next request on it is answered.
+  Origin o("O");
+  REQUIRE(o.ok());
+  Berth berth(config_head(1, "keepalive_idle: 1s") + a_test_to(o));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  constexpr size_t kSize = 6'000'000;
+  size_t body = 0;
+  Response next;
+  const std::string head = read_paced(
+      berth.port(), kSize, [](size_t n) { std::this_thread::sleep_for(std::chrono::microseconds(n)); }, &body,
+      64 * 1024, &next);
+  INFO(head << next.raw_head << next.error);
+  CHECK(head.rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(body == kSize);
+  CHECK(next.status == 200);
 }
 
 TEST_CASE("SIGTERM with nothing in flight exits 0 promptly", "[lifecycle]") {

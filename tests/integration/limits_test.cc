@@ -428,6 +428,28 @@ TEST_CASE("request body stalls after 10 of 1000 bytes -> 408 request-body-timeou
   CHECK(berth.running());
 }
 
+TEST_CASE("an instance reading the request body slowly but steadily is not blamed", "[limits]") {
+  // request_body_idle 1s and an instance reading the 8 MB body at about 1 MB/s. Once the
+  // buffers on the way are full, Berth holds the client back and the kernel reports room only
+  // when a third of its send buffer is free: for this instance, longer than request_body_idle
+  // without a write completing. What it reads is progress all the same: 200.
+  Origin o("S");
+  REQUIRE(o.ok());
+  Berth berth(config_head(1, "request_body_idle: 1s, request_body: 60s", "write_buffer_bytes: 64KiB") +
+              single_route_yaml("a.test", o.address()));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  Client c(berth.port(), 30s);
+  REQUIRE(c.connected());
+  const std::string body(8'000'000, 'b');
+  REQUIRE(c.send("POST /upload?read_rate=1000000 HTTP/1.1\r\nHost: a.test\r\nContent-Length: " +
+                 std::to_string(body.size()) + "\r\n\r\n" + body));
+  Response r = c.read_response();
+  INFO(r.raw_head << r.error << "\nlog:\n" << tail(berth.log()));
+  CHECK(r.status == 200);
+  CHECK(berth.log().find("event=upstream_send_timeout") == std::string::npos);
+}
+
 TEST_CASE("an instance that takes none of the request body gets the blame: 504 upstream-send-timeout and no 408",
           "[limits]") {
   // The instance reads nothing of the body for 5 s. Once its socket, Berth's and

@@ -6,7 +6,7 @@
 // SIGTERM/SIGINT. One thread per connection; keep-alive, pipelining, Content-Length and
 // chunked request bodies. Behaviour is chosen by query parameters on any path:
 //   status=NNN size=N chunked=1 delay_ms=N body_delay_ms=N close=1 abort=1 read_delay_ms=N (before
-//   reading the request body)
+//   reading the request body) read_rate=N (the request body read at about N bytes/s)
 //   upgrade_as=P (a 101 naming P; "-": none) tunnel=echo|count|bye (after the 101) interim=N (N 103 responses first) abort_after_headers=1 (half the body, then FIN) reset_mid_body=1 (half, then RST) no_length=1 header=Name:Value bad_framing=1 expect100=0|1
 //   not_a_head=1 (after any interim responses: bytes that are no status line, connection held)
 //   bad_chunk=1 (a chunked head and, in the same write, a chunk-size line that is no number;
@@ -368,7 +368,9 @@ struct BodyResult {
 
 BodyResult read_body(Reader& r, const Request& req, std::string* copy = nullptr) {
   BodyResult res;
+  const uint64_t rate = req.qnum("read_rate", 0);  // bytes/s: an instance reading the body slowly
   auto sink = [&](const char* p, size_t n) {
+    if (rate) std::this_thread::sleep_for(std::chrono::microseconds(n * 1'000'000 / rate));
     if (copy) copy->append(p, n);
     res.bytes += n;
     uint32_t s = res.sum;

@@ -96,7 +96,7 @@ class MemoryTransport final : public Transport {
     });
   }
   size_t buffered_bytes() const override { return buffered_; }
-  uint64_t bytes_acked() override { return 0; }
+  PeerProgress peer_progress() override { return {}; }
   bool has_unread_input() override { return false; }
   bool write_failed() const override { return false; }
 
