@@ -985,10 +985,8 @@ void ClientConn::on_response_complete(UpstreamConn* u) {
     // be framed any more, so neither connection can be reused.
     release_upstream(false);
     end_exchange(ExchangeEnd::kResponded);
-    phase_ = Phase::kClosing;
-    linger_on_close_ = true;
     drop_pending();
-    close_after_flush();
+    close_after_answer(true);
     return;
   }
   finish_exchange();
@@ -1008,10 +1006,8 @@ void ClientConn::finish_exchange() {
 void ClientConn::after_response(bool close_client, bool linger) {
   backpressured_ = false;
   if (close_client) {
-    phase_ = Phase::kClosing;
-    linger_on_close_ = linger;
     drop_pending();
-    close_after_flush();
+    close_after_answer(linger);
     return;
   }
   phase_ = Phase::kIdle;
@@ -1042,9 +1038,18 @@ void ClientConn::close_between_requests() {
   // FIN after the last response, then a moment of reading and discarding: a request the client
   // sends meanwhile must not turn the close into a reset that destroys what the kernel still
   // holds of that response.
+  close_after_answer(true);
+}
+
+// The last answer goes out, then the connection closes. While it waits for a client that does
+// not read, keepalive_idle without progress cuts it, as between requests (on_timer).
+void ClientConn::close_after_answer(bool linger) {
   phase_ = Phase::kClosing;
-  linger_on_close_ = true;
+  linger_on_close_ = linger;
   close_after_flush();
+  if (closing() || lingering_) return;
+  deadline_ = now();
+  start_timer(static_cast<uint64_t>(worker()->runtime()->timeouts.keepalive_idle.count()));
 }
 
 void ClientConn::on_upstream_failed(UpstreamConn* u, UpstreamFailure why, bool any_response_bytes) {
@@ -1218,6 +1223,10 @@ void ClientConn::on_write_done(int status) {
   }
   if (phase_ == Phase::kHead) {  // reading may have stopped for the answers before this head
     update_reading();
+    return;
+  }
+  if (phase_ == Phase::kClosing) {  // the last answer's write made progress (close_after_answer)
+    deadline_ = now();
     return;
   }
   if (!upstream_ || !ex_) return;
@@ -1452,6 +1461,19 @@ void ClientConn::on_timer() {
       }
       return;
     case Phase::kClosing:
+      if (!lingering_) {
+        // The last answer still waits for the client (close_after_answer).
+        const uint64_t due = deadline_ + static_cast<uint64_t>(rt.timeouts.keepalive_idle.count());
+        if (t < due) {
+          start_timer(due - t);
+          return;
+        }
+        if (client_read_on()) {
+          deadline_ = t;
+          start_timer(static_cast<uint64_t>(rt.timeouts.keepalive_idle.count()));
+          return;
+        }
+      }
       close();
       return;
   }

@@ -199,6 +199,7 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   // pipelined request taken, only then.
   bool answers_fit() const;
   bool client_read_on();
+  void close_after_answer(bool linger);
   void keep_pending(Block* block, const char* data, size_t len);
   void drop_pending();
   void linger();

@@ -430,6 +430,26 @@ TEST_CASE("a slow steady reader keeps its connection while the kernel still hold
   CHECK(next.status == 200);
 }
 
+TEST_CASE("a client that asked for Connection: close and reads nothing of the answer is cut off", "[lifecycle]") {
+  // The whole 8 MB answer is in Berth (write_buffer_bytes 32MiB): the exchange is over and the
+  // connection closes once it is sent. A client that reads none of it must not hold it for ever:
+  // keepalive_idle without progress cuts it, as between requests.
+  Origin o("O");
+  REQUIRE(o.ok());
+  Berth berth(config_head(1, "keepalive_idle: 1s", "write_buffer_bytes: 32MiB") + a_test_to(o));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  Client c(berth.port());
+  REQUIRE(c.connected());
+  const int small = 16 * 1024;
+  REQUIRE(::setsockopt(c.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);
+  REQUIRE(c.send(make_request("GET", "/big?size=8000000", "a.test", {"Connection: close"})));
+  std::this_thread::sleep_for(500ms);
+  CHECK(metric_sample(berth.admin_port(), "berth_open_connections{side=\"client\"}") == 1);
+  CHECK(wait_until([&] { return metric_sample(berth.admin_port(), "berth_open_connections{side=\"client\"}") == 0; },
+                   6s, 50ms));
+}
+
 TEST_CASE("SIGTERM with nothing in flight exits 0 promptly", "[lifecycle]") {
   Origin o("O");
   REQUIRE(o.ok());
