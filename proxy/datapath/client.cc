@@ -956,21 +956,42 @@ void ClientConn::hold_back_if_unread(UpstreamConn* u) {
   if (closing() || u->read_paused() || answers_fit()) return;
   u->set_read_paused(true);
   if (phase_ != Phase::kUpstream) return;  // a tunnel has its own idle time
-  deadline_ = now();  // the last progress of the response's write
-  peer_acked_ = transport().peer_progress().acked;
+  reset_send_deadline();
+  peer_acked_ = transport().peer_acked();
   arm_timer();
+}
+
+// The client took some of an answer (or one starts to wait for it): it has keepalive_idle from
+// now to take more (send_stalled).
+void ClientConn::reset_send_deadline() {
+  deadline_ = now() + static_cast<uint64_t>(worker()->runtime()->timeouts.keepalive_idle.count());
+}
+
+// For the phases whose timer waits on the client to take an answer: an idle connection with a
+// response's tail, an instance held back for the client (hold_back_if_unread), the last answer
+// before a close (close_after_answer). At deadline_, a client that read on since the last look
+// (client_read_on) gets keepalive_idle more. True when it took nothing: the caller cuts it.
+// Otherwise the timer is armed again.
+bool ClientConn::send_stalled(uint64_t t) {
+  if (t >= deadline_) {
+    if (!client_read_on()) return true;
+    reset_send_deadline();
+  }
+  start_timer(deadline_ - t);
+  return false;
 }
 
 // Whether some of a response still waits for the client (in Berth or in the kernel) and the
 // client has acknowledged bytes since the last look; remembers this look. A write completing
-// is not enough to see a slow steady reader (Transport::peer_progress). Asked once per
+// is not enough to see a slow steady reader (Transport::peer_acked). Asked once per
 // keepalive_idle at most, so the time without progress before a cut is between keepalive_idle
 // and twice that.
 bool ClientConn::client_read_on() {
-  const PeerProgress p = transport().peer_progress();
-  const bool moved = p.acked != peer_acked_;
-  peer_acked_ = p.acked;
-  return moved && (p.outstanding > 0 || write_queue_bytes() > 0);
+  if (write_queue_bytes() == 0 && transport().peer_outstanding() == 0) return false;
+  const uint64_t acked = transport().peer_acked();
+  const bool moved = acked != peer_acked_;
+  peer_acked_ = acked;
+  return moved;
 }
 
 void ClientConn::on_response_complete(UpstreamConn* u) {
@@ -1012,7 +1033,7 @@ void ClientConn::after_response(bool close_client, bool linger) {
   }
   phase_ = Phase::kIdle;
   kept_alive_ = true;
-  deadline_ = now() + static_cast<uint64_t>(worker()->runtime()->timeouts.keepalive_idle.count());
+  reset_send_deadline();
   arm_timer();
   worker()->on_client_idle();
   // Pipelined requests after this one: those waiting as pending input are taken now, once
@@ -1048,8 +1069,8 @@ void ClientConn::close_after_answer(bool linger) {
   linger_on_close_ = linger;
   close_after_flush();
   if (closing() || lingering_) return;
-  deadline_ = now();
-  start_timer(static_cast<uint64_t>(worker()->runtime()->timeouts.keepalive_idle.count()));
+  reset_send_deadline();
+  arm_timer();
 }
 
 void ClientConn::on_upstream_failed(UpstreamConn* u, UpstreamFailure why, bool any_response_bytes) {
@@ -1206,8 +1227,7 @@ void ClientConn::on_write_done(int status) {
   if (phase_ == Phase::kIdle) {
     // The last response's tail is leaving: the idle time runs from its last progress, so that
     // a slow reader is not cut while it reads (one that reads nothing for keepalive_idle is).
-    const Runtime& rt = *worker()->runtime();
-    deadline_ = now() + static_cast<uint64_t>(rt.timeouts.keepalive_idle.count());
+    reset_send_deadline();
     if (pending_block_) {  // a pipelined request held back while the answers before it wait
       if (answers_fit()) resume_pending();
       return;
@@ -1226,11 +1246,11 @@ void ClientConn::on_write_done(int status) {
     return;
   }
   if (phase_ == Phase::kClosing) {  // the last answer's write made progress (close_after_answer)
-    deadline_ = now();
+    reset_send_deadline();
     return;
   }
   if (!upstream_ || !ex_) return;
-  if (phase_ == Phase::kUpstream) deadline_ = now();  // the response's write made progress
+  if (phase_ == Phase::kUpstream) reset_send_deadline();  // the response's write made progress
   if (write_queue_bytes() <= worker()->runtime()->limits.write_buffer_bytes / 2) upstream_->set_read_paused(false);
 }
 
@@ -1356,7 +1376,7 @@ void ClientConn::arm_timer() {
       break;
     case Phase::kUpstream:
       if (ex_ && ex_->request_done && upstream_ && upstream_->read_paused()) {
-        due = deadline_ + static_cast<uint64_t>(rt.timeouts.keepalive_idle.count());
+        due = deadline_;  // send_stalled
         break;
       }
       if (!ex_ || !ex_->head_sent || ex_->request_done) {
@@ -1370,7 +1390,9 @@ void ClientConn::arm_timer() {
       due = deadline_ + static_cast<uint64_t>(rt.timeouts.tunnel_idle.count());
       break;
     case Phase::kClosing:
-      return;
+      if (lingering_) return;  // its own time (linger)
+      due = deadline_;           // the last answer waits for the client (send_stalled)
+      break;
   }
   start_timer(due > t ? due - t : 0);
 }
@@ -1380,17 +1402,9 @@ void ClientConn::on_timer() {
   const uint64_t t = now();
   switch (phase_) {
     case Phase::kIdle:
-      if (t < deadline_) {
-        arm_timer();
-      } else if (client_read_on()) {
-        // A response's tail is still leaving (from Berth or from the kernel), and the client
-        // has read on since the last look: closing now would lose keep-alive, and a request
-        // it sends meanwhile would turn the close into a reset that cuts the tail.
-        deadline_ = t + static_cast<uint64_t>(rt.timeouts.keepalive_idle.count());
-        arm_timer();
-      } else {
-        close();
-      }
+      // A client still reading a response's tail is not cut: closing would lose keep-alive,
+      // and a request it sends meanwhile would turn the close into a reset that cuts the tail.
+      if (send_stalled(t)) close();
       return;
     case Phase::kHead:
       if (t >= deadline_) {
@@ -1403,21 +1417,12 @@ void ClientConn::on_timer() {
       return;
     case Phase::kUpstream: {
       if (ex_ && ex_->request_done && upstream_ && upstream_->read_paused()) {
-        if (t < deadline_ + static_cast<uint64_t>(rt.timeouts.keepalive_idle.count())) {
-          arm_timer();
-          return;
-        }
-        // No write completed for keepalive_idle, but the client may still be reading slowly:
-        // then the time runs again from now.
-        if (client_read_on()) {
-          deadline_ = t;
-          arm_timer();
-          return;
-        }
         // The instance waits on a client that has taken nothing of the response for
         // keepalive_idle: both connections are freed.
-        log::info("response_send_timeout").kv("client", conn().peer_ip.text());
-        abort_exchange(ExchangeEnd::kAborted, "response-send-timeout");
+        if (send_stalled(t)) {
+          log::info("response_send_timeout").kv("client", conn().peer_ip.text());
+          abort_exchange(ExchangeEnd::kAborted, "response-send-timeout");
+        }
         return;
       }
       if (!ex_ || ex_->request_done || !ex_->head_sent) return;
@@ -1428,7 +1433,7 @@ void ClientConn::on_timer() {
           // sent. An instance still reading (its TCP acknowledged bytes since the last look)
           // gets request_body_idle again; one that stalled is given up (504, counted against
           // it), not the client (408).
-          const uint64_t acked = upstream_->transport().peer_progress().acked;
+          const uint64_t acked = upstream_->transport().peer_acked();
           if (acked != ex_->upstream_acked && t < ex_->body_deadline) {
             ex_->upstream_acked = acked;
             ex_->last_body_at = t;
@@ -1461,20 +1466,7 @@ void ClientConn::on_timer() {
       }
       return;
     case Phase::kClosing:
-      if (!lingering_) {
-        // The last answer still waits for the client (close_after_answer).
-        const uint64_t due = deadline_ + static_cast<uint64_t>(rt.timeouts.keepalive_idle.count());
-        if (t < due) {
-          start_timer(due - t);
-          return;
-        }
-        if (client_read_on()) {
-          deadline_ = t;
-          start_timer(static_cast<uint64_t>(rt.timeouts.keepalive_idle.count()));
-          return;
-        }
-      }
-      close();
+      if (lingering_ || send_stalled(t)) close();
       return;
   }
 }

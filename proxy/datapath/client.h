@@ -199,6 +199,8 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   // pipelined request taken, only then.
   bool answers_fit() const;
   bool client_read_on();
+  void reset_send_deadline();
+  bool send_stalled(uint64_t t);
   void close_after_answer(bool linger);
   void keep_pending(Block* block, const char* data, size_t len);
   void drop_pending();
@@ -212,7 +214,7 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   Exchange* ex_ = nullptr;
   UpstreamConn* upstream_ = nullptr;
   Block* pending_block_ = nullptr;      // unprocessed input (pipelined request, early body)
-  uint64_t deadline_ = 0;               // header/idle deadline, or last tunnel activity (loop ms)
+  uint64_t deadline_ = 0;               // header/idle/send deadline, or last tunnel activity (loop ms)
   uint64_t peer_acked_ = 0;             // the client's acknowledged bytes at the last look (client_read_on)
   uint32_t pending_len_ = 0;
   // Packed with the offset (blocks are 128 KiB: IoContext's pool; 21 bits reach 2 MiB, and leave

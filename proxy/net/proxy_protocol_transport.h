@@ -31,7 +31,8 @@ class ProxyProtocolTransport final : public Transport, private TransportEvents {
   int shutdown() override { return inner_->shutdown(); }
   void close() override { inner_->close(); }
   size_t buffered_bytes() const override { return inner_->buffered_bytes(); }
-  PeerProgress peer_progress() override { return inner_->peer_progress(); }
+  uint64_t peer_acked() override { return inner_->peer_acked(); }
+  uint64_t peer_outstanding() override { return inner_->peer_outstanding(); }
   bool has_unread_input() override { return inner_->has_unread_input(); }
   bool write_failed() const override { return inner_->write_failed(); }
 

@@ -11,17 +11,20 @@
 
 namespace berth {
 
-PeerProgress tcp_peer_progress(int fd) {
-  PeerProgress p;
-  if (fd < 0) return p;
+uint64_t tcp_bytes_acked(int fd) {
+  if (fd < 0) return 0;
   struct tcp_info info {};
   socklen_t len = sizeof info;
   if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0 &&
       len >= offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof info.tcpi_bytes_acked)
-    p.acked = info.tcpi_bytes_acked;
+    return info.tcpi_bytes_acked;
+  return 0;
+}
+
+uint64_t tcp_bytes_outstanding(int fd) {
   int queued = 0;
-  if (::ioctl(fd, SIOCOUTQ, &queued) == 0 && queued > 0) p.outstanding = static_cast<uint64_t>(queued);
-  return p;
+  if (fd < 0 || ::ioctl(fd, SIOCOUTQ, &queued) != 0 || queued <= 0) return 0;
+  return static_cast<uint64_t>(queued);
 }
 
 }  // namespace berth

@@ -35,7 +35,8 @@ class TcpTransport final : public Transport {
   int shutdown() override;
   void close() override;
   size_t buffered_bytes() const override;
-  PeerProgress peer_progress() override { return tcp_peer_progress(fd()); }
+  uint64_t peer_acked() override { return tcp_bytes_acked(fd()); }
+  uint64_t peer_outstanding() override { return tcp_bytes_outstanding(fd()); }
   bool has_unread_input() override;
   bool write_failed() const override { return error_ != 0; }
 

@@ -104,7 +104,8 @@ class Transport {
   // How far the peer has taken the output, by TCP's counts (proxy/net/tcp_info.h). After a
   // pause the kernel signals room only once a third of its send buffer is free, so a peer
   // reading slowly but steadily shows no write completion for long: these counts show it.
-  virtual PeerProgress peer_progress() = 0;
+  virtual uint64_t peer_acked() = 0;        // bytes the peer has acknowledged so far
+  virtual uint64_t peer_outstanding() = 0;  // bytes the kernel still holds for the peer
   // True when the peer has sent bytes nobody read yet (closing then would send a reset).
   virtual bool has_unread_input() = 0;
   // True once a write to the peer has failed (a reset), before that is reported.

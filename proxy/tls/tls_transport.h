@@ -42,7 +42,8 @@ class TlsTransport final : public Transport, private TransportEvents, private He
   int shutdown() override;
   void close() override;
   size_t buffered_bytes() const override { return inner_->buffered_bytes() + queued_bytes_; }
-  PeerProgress peer_progress() override { return inner_->peer_progress(); }  // TLS records' bytes
+  uint64_t peer_acked() override { return inner_->peer_acked(); }  // TLS records' bytes
+  uint64_t peer_outstanding() override { return inner_->peer_outstanding(); }
   bool has_unread_input() override;
   bool write_failed() const override { return failed_ || inner_->write_failed(); }
 

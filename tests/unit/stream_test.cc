@@ -96,7 +96,8 @@ class MemoryTransport final : public Transport {
     });
   }
   size_t buffered_bytes() const override { return buffered_; }
-  PeerProgress peer_progress() override { return {}; }
+  uint64_t peer_acked() override { return 0; }
+  uint64_t peer_outstanding() override { return 0; }
   bool has_unread_input() override { return false; }
   bool write_failed() const override { return false; }
 
