@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <cstdlib>
 #include <functional>
+#include <memory>
 #include <regex>
 #include <thread>
 
@@ -58,6 +59,26 @@ std::string one_listener_yaml(const std::string& listener, const Origin& o, cons
 std::string a_test_to(const Origin& o) {
   return "routes:\n  - {name: r-o, host: \"a.test\", service: s-o}\n"
          "services:\n  s-o: {endpoints: [\"" + o.address() + "\"]}\n";
+}
+
+// The bed of the slow-client cases: an origin for a.test behind a Berth with one worker,
+// keepalive_idle 1s, write_buffer_bytes `wbuf` (the default when empty) and debug logging.
+struct SlowClientBed {
+  Origin o{"O"};
+  std::unique_ptr<Berth> berth;
+  explicit SlowClientBed(const std::string& wbuf = "") {
+    REQUIRE(o.ok());
+    berth = std::make_unique<Berth>(
+        config_head(1, "keepalive_idle: 1s", wbuf.empty() ? "" : "write_buffer_bytes: " + wbuf) + a_test_to(o), 0,
+        std::vector<std::string>{"--log-level", "debug"});
+    INFO(berth->error());
+    REQUIRE(berth->ok());
+  }
+};
+
+// Shrinks a client's receive buffer, so that the kernel takes little for it while it reads nothing.
+void shrink_receive_buffer(Client& c, int bytes) {
+  REQUIRE(::setsockopt(c.fd(), SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes) == 0);
 }
 
 // Waits until Berth has accepted `n` connections more than `before` (its connections_accepted).
@@ -251,8 +272,7 @@ TEST_CASE("SIGTERM: a response still in Berth's buffers is delivered whole befor
   Client c(berth.port());
   REQUIRE(c.connected());
   c.set_timeout(10s);
-  const int small = 64 * 1024;
-  REQUIRE(::setsockopt(c.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);
+  shrink_receive_buffer(c, 64 * 1024);
   REQUIRE(c.send(make_request("GET", "/big?size=16000000", "a.test")));
   // Its record is written once the instance's last byte is in Berth.
   REQUIRE(wait_until([&] { return berth.log().find("event=exchange ") != std::string::npos; }, 10s, 10ms));
@@ -311,11 +331,8 @@ std::string read_paced(uint16_t port, size_t size, const std::function<void(size
 TEST_CASE("keepalive_idle does not cut a response's tail that a slow client is still reading", "[lifecycle]") {
   // keepalive_idle 1s, and a 16 MB answer all in Berth, read at about 5 MB/s: the idle time
   // runs from the tail's last progress, not from when the instance finished.
-  Origin o("O");
-  REQUIRE(o.ok());
-  Berth berth(config_head(1, "keepalive_idle: 1s", "write_buffer_bytes: 32MiB") + a_test_to(o));
-  INFO(berth.error());
-  REQUIRE(berth.ok());
+  SlowClientBed bed("32MiB");
+  Berth& berth = *bed.berth;
   size_t body = 0;
   const auto t0 = Clock::now();
   // About 64 KB per 12 ms: some 3 s in all.
@@ -330,16 +347,11 @@ TEST_CASE("a client that reads nothing of a response in flight is cut off after 
   // The instance sends 64 MB; Berth holds at most write_buffer_bytes for the client and stops
   // reading the instance. A client that then takes nothing for keepalive_idle must not hold
   // both connections for ever: the exchange ends with cause response-send-timeout.
-  Origin o("O");
-  REQUIRE(o.ok());
-  Berth berth(config_head(1, "keepalive_idle: 1s", "write_buffer_bytes: 64KiB") + a_test_to(o),
-              0, std::vector<std::string>{"--log-level", "debug"});
-  INFO(berth.error());
-  REQUIRE(berth.ok());
+  SlowClientBed bed("64KiB");
+  Berth& berth = *bed.berth;
   Client c(berth.port());
   REQUIRE(c.connected());
-  const int small = 16 * 1024;
-  REQUIRE(::setsockopt(c.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);
+  shrink_receive_buffer(c, 16 * 1024);
   const auto t0 = Clock::now();
   REQUIRE(c.send(make_request("GET", "/big?size=64000000", "a.test")));
   const bool cut = wait_until([&] { return berth.log().find("event=exchange ") != std::string::npos; }, 15s, 20ms);
@@ -362,11 +374,8 @@ TEST_CASE("a client reading a response in flight with pauses shorter than keepal
   // keepalive_idle 1s and write_buffer_bytes 64KiB: the instance is held back most of the time,
   // and the client reads 512 KB, then nothing for 700 ms, again and again (some 6 s in all).
   // Its reads are progress: it is never cut.
-  Origin o("O");
-  REQUIRE(o.ok());
-  Berth berth(config_head(1, "keepalive_idle: 1s", "write_buffer_bytes: 64KiB") + a_test_to(o));
-  INFO(berth.error());
-  REQUIRE(berth.ok());
+  SlowClientBed bed("64KiB");
+  Berth& berth = *bed.berth;
   constexpr size_t kSize = 4'000'000;
   size_t body = 0, burst = 0;
   const auto t0 = Clock::now();
@@ -391,12 +400,8 @@ TEST_CASE("a client reading a response in flight slowly and steadily is not cut 
   // instance back; from then on the kernel signals room only once a third of its send buffer
   // (grown to 4 MiB) is free: for this reader, longer than keepalive_idle without any write
   // completing. What it reads is progress all the same.
-  Origin o("O");
-  REQUIRE(o.ok());
-  Berth berth(config_head(1, "keepalive_idle: 1s", "write_buffer_bytes: 64KiB") + a_test_to(o),
-              0, std::vector<std::string>{"--log-level", "debug"});
-  INFO(berth.error());
-  REQUIRE(berth.ok());
+  SlowClientBed bed("64KiB");
+  Berth& berth = *bed.berth;
   constexpr size_t kSize = 6'000'000;
   size_t body = 0;
   const auto t0 = Clock::now();
@@ -413,11 +418,8 @@ TEST_CASE("a slow steady reader keeps its connection while the kernel still hold
   // keepalive_idle 1s, and a 6 MB answer read at about 1 MB/s: Berth hands its last bytes to
   // the kernel seconds before the client has read them. Those seconds are progress too: the
   // connection stays open, and the next request on it is answered.
-  Origin o("O");
-  REQUIRE(o.ok());
-  Berth berth(config_head(1, "keepalive_idle: 1s") + a_test_to(o));
-  INFO(berth.error());
-  REQUIRE(berth.ok());
+  SlowClientBed bed;
+  Berth& berth = *bed.berth;
   constexpr size_t kSize = 6'000'000;
   size_t body = 0;
   Response next;
@@ -434,15 +436,11 @@ TEST_CASE("a client that asked for Connection: close and reads nothing of the an
   // The whole 8 MB answer is in Berth (write_buffer_bytes 32MiB): the exchange is over and the
   // connection closes once it is sent. A client that reads none of it must not hold it for ever:
   // keepalive_idle without progress cuts it, as between requests.
-  Origin o("O");
-  REQUIRE(o.ok());
-  Berth berth(config_head(1, "keepalive_idle: 1s", "write_buffer_bytes: 32MiB") + a_test_to(o));
-  INFO(berth.error());
-  REQUIRE(berth.ok());
+  SlowClientBed bed("32MiB");
+  Berth& berth = *bed.berth;
   Client c(berth.port());
   REQUIRE(c.connected());
-  const int small = 16 * 1024;
-  REQUIRE(::setsockopt(c.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);
+  shrink_receive_buffer(c, 16 * 1024);
   REQUIRE(c.send(make_request("GET", "/big?size=8000000", "a.test", {"Connection: close"})));
   std::this_thread::sleep_for(500ms);
   CHECK(metric_sample(berth.admin_port(), "berth_open_connections{side=\"client\"}") == 1);
