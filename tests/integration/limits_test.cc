@@ -482,7 +482,8 @@ TEST_CASE("an instance that takes none of the request body gets the blame: 504 u
   INFO("answer after " << took << " s\nlog:\n" << tail(berth.log()));
   check_berth_error(r, 504, "upstream-send-timeout");
   CHECK(took < 4.5);  // before the instance reads anything
-  CHECK(berth.log().find("event=upstream_send_timeout") != std::string::npos);
+  // The worker's log lines reach Berth's stderr in batches, maybe after the answer.
+  CHECK(wait_until([&] { return berth.log().find("event=upstream_send_timeout") != std::string::npos; }, 5s, 20ms));
   CHECK(berth.log().find("event=request_body_timeout") == std::string::npos);
 }
 
