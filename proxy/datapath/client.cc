@@ -198,7 +198,8 @@ void ClientConn::on_read(Block* block, ssize_t nread) {
 
 void ClientConn::process_input(Block* block, size_t off, size_t len) {
   const char* data = block->data() + off;
-  while (len > 0 && !closing()) {
+  bool more = true;  // false: the bytes left wait (kept, or a head that needs more)
+  while (more && len > 0 && !closing()) {
     switch (phase_) {
       case Phase::kClosing:
         return;  // lingering close: discard
@@ -211,20 +212,14 @@ void ClientConn::process_input(Block* block, size_t off, size_t len) {
       case Phase::kHead:
         // A head that needs more bytes: reading goes on for them, unless the answers before it
         // hold it back (update_reading).
-        if (!consume_head(block, data, len)) {
-          if (!closing()) update_reading();
-          return;
-        }
+        more = consume_head(block, data, len);
         break;
       case Phase::kUpstream:
         if (!ex_->head_sent || ex_->request_done || backpressured_) {
           keep_pending(block, data, len);
-          update_reading();
-          return;
-        }
-        if (!feed_request_body(block, data, len)) {
-          if (!closing()) update_reading();
-          return;
+          more = false;
+        } else {
+          more = feed_request_body(block, data, len);
         }
         break;
       case Phase::kTunnel:
