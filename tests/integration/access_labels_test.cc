@@ -54,7 +54,7 @@ TEST_CASE("access labels: each label allows and denies through Berth", "[docker_
               "\", access_files_dir: \"" + files.path() + "\"}\n");
   INFO(berth.error());
   REQUIRE(berth.ok());
-  REQUIRE(wait_until([&] { return berth.log().find("event=docker_synced") != std::string::npos; }, 10s));
+  REQUIRE(berth.log_shows("event=docker_synced", 10s));
   INFO(berth.log());
   REQUIRE(wait_until([&] { return http_get(berth.port(), "/", "methods.labels.test").status == 200; }, 5s));
 

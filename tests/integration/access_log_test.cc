@@ -290,8 +290,9 @@ TEST_CASE("access log: each local-reply cause", "[accesslog]") {
     CHECK(j["bytes_out"].get<uint64_t>() > 0);
     // A head that did not parse: the method is still named when it is a standard one, as in
     // the metrics' method label.
-    if (c.cause == "bad-request" || c.cause == "version-not-supported") CHECK(j["method"] == "GET");
-    if (c.cause == "not-implemented") CHECK(j["method"] == "POST");
+    const std::string_view cause = c.cause;
+    if (cause == "bad-request" || cause == "version-not-supported") CHECK(j["method"] == "GET");
+    if (cause == "not-implemented") CHECK(j["method"] == "POST");
     if (c.has_id) {
       CHECK(j["request_id"] == ids[c.cause]);
       CHECK(j["host"].get<std::string>().size() > 0);
@@ -376,7 +377,7 @@ TEST_CASE("access log: SIGUSR1 after a rename reopens the file, no record lost",
   REQUIRE(::rename(path.c_str(), (path + ".1").c_str()) == 0);
   std::this_thread::sleep_for(100ms);  // still written to the renamed file meanwhile
   REQUIRE(env.berth->process().signal(SIGUSR1));
-  CHECK(wait_until([&] { return env.berth->log().find("event=access_log_reopened") != std::string::npos; }, 3s));
+  CHECK(env.berth->log_shows("event=access_log_reopened", 3s));
   reopened = true;
   std::this_thread::sleep_for(400ms);
   stop = true;
@@ -608,7 +609,7 @@ void syslog_kill_and_restart(const std::string& scheme) {
   CHECK(end.dropped >= while_down.dropped);
   CHECK(end.syslog_sent > 0);
   CHECK(env.berth->running());
-  if (tcp) CHECK(env.berth->log().find("event=access_log_syslog_unavailable") != std::string::npos);
+  if (tcp) CHECK(env.berth->log_shows("event=access_log_syslog_unavailable"));
 }
 
 }  // namespace
@@ -675,8 +676,8 @@ TEST_CASE("access log: a file that cannot be opened stops Berth at start; a relo
   changed.replace(changed.find(env.path), env.path.size(), other);
   REQUIRE(env.berth->rewrite_config(changed));
   REQUIRE(env.berth->process().signal(SIGHUP));
-  REQUIRE(wait_until([&] { return env.berth->log().find("event=config_reloaded") != std::string::npos; }, 3s));
-  CHECK(env.berth->log().find("reason=\"access_log changes only on restart\"") != std::string::npos);
+  REQUIRE(env.berth->log_shows("event=config_reloaded", 3s));
+  CHECK(env.berth->log_shows("reason=\"access_log changes only on restart\""));
   const std::string id = marker("HUP");
   REQUIRE(http_get(env.berth->port(), "/h", "log.test", {id_header(id)}).status == 200);
   auto recs = with_id(env.stop_and_read(), id);
@@ -702,7 +703,7 @@ TEST_CASE("access log: a FIFO with no reader stops Berth at start; failed writes
   for (int i = 0; i < 5; ++i) REQUIRE(http_get(env.berth->port(), "/full", "log.test").status == 200);
   CHECK(wait_until([&] { return access_log_stats(env.berth->admin_port()).dropped == 5; }, 3s));
   // Berth's own log is written by its log thread: the line may come a moment after the count.
-  CHECK(wait_until([&] { return env.berth->log().find("event=access_log_write_failed") != std::string::npos; }, 3s));
+  CHECK(env.berth->log_shows("event=access_log_write_failed", 3s));
   const std::string log = env.berth->log();
   INFO(log);
   size_t failures = 0;
@@ -749,8 +750,7 @@ TEST_CASE("access log: drops are logged while the output stalls and not once it 
     }
     REQUIRE(ok == 1500);
   }
-  CHECK(wait_until([&] { return env.berth->log().find("event=access_log_dropped output=file records=") != std::string::npos; },
-                   5s));
+  CHECK(env.berth->log_shows("event=access_log_dropped output=file records="));
   CHECK(access_log_stats(env.berth->admin_port()).dropped > 0);
   int queued = 0;
   CHECK(::ioctl(reader, FIONREAD, &queued) == 0);

@@ -237,7 +237,7 @@ TEST_CASE("acme: storage that cannot be used is reported and tried again; an iss
   REQUIRE(valid);
   CHECK(s["stored"] == false);
   CHECK(s["error"].get<std::string>().find("issued, not stored") != std::string::npos);
-  CHECK(berth.log().find("event=acme_storage_ready") != std::string::npos);
+  CHECK(berth.log_shows("event=acme_storage_ready"));
   const std::string bundle = pebble.trust_bundle();
   std::string out;
   CHECK(wait_until([&] { return curl_https(tls_port, "app.test", bundle, &out) == "status=200"; }, 5s, 100ms));
@@ -278,7 +278,7 @@ TEST_CASE("acme: an ACME server that does not answer does not hold up the exit",
   Berth berth(yaml);
   INFO(berth.error() << "\n" << tail(berth.log()));
   REQUIRE(berth.ok());
-  REQUIRE(wait_until([&] { return berth.log().find("event=acme_started") != std::string::npos; }, 10s));
+  REQUIRE(berth.log_shows("event=acme_started", 10s));
   std::this_thread::sleep_for(1s);  // the handshake is under way; its answer is awaited
   const auto start = std::chrono::steady_clock::now();
   REQUIRE(berth.process().signal(SIGTERM));
@@ -309,7 +309,7 @@ TEST_CASE("acme: a challenge that cannot be answered is reported in /api/routes 
   CHECK(s["error"].get<std::string>().find("fail.test") != std::string::npos);
   CHECK(s["error"].get<std::string>().find("invalid") != std::string::npos);
   CHECK(s["next_attempt"].get<int64_t>() >= std::time(nullptr) + 5);
-  CHECK(berth.log().find("event=acme_order_failed") != std::string::npos);
+  CHECK(berth.log_shows("event=acme_order_failed"));
   // Retried after the first backoff (10 s): a second failure, a longer wait.
   const bool retried = wait_acme(berth.admin_port(), "fail.test", "failures", 2, 25s, &s);
   INFO("acme state: " << s.dump());
@@ -328,7 +328,7 @@ TEST_CASE("acme: tls-alpn-01 end to end", "[acme][tls]") {
   const bool valid = wait_acme(berth.admin_port(), "alpn.test", "state", "valid", 30s, &s);
   INFO("acme state: " << s.dump() << "\nberth: " << tail(berth.log()) << "\npebble: " << tail(pebble.log()));
   REQUIRE(valid);
-  CHECK(berth.log().find("type=tls-alpn-01") != std::string::npos);
+  CHECK(berth.log_shows("type=tls-alpn-01"));
   const std::string bundle = pebble.trust_bundle();
   REQUIRE_FALSE(bundle.empty());
   std::string out;
@@ -356,9 +356,9 @@ TEST_CASE("acme: berth.tls.acme without an acme: section is reported, and the ro
   INFO(berth.error());
   REQUIRE(berth.ok());
   REQUIRE(wait_until([&] { return http_get(berth.port(), "/", "cert.labels.test").status == 200; }, 10s));
-  CHECK(wait_until([&] { return berth.log().find("event=acme_not_configured") != std::string::npos; }, 5s));
+  CHECK(berth.log_shows("event=acme_not_configured"));
   INFO(berth.log());
-  CHECK(berth.log().find("host=cert.labels.test") != std::string::npos);
+  CHECK(berth.log_shows("host=cert.labels.test"));
   auto j = nlohmann::json::parse(http_get(berth.admin_port(), "/api/routes", "127.0.0.1").body, nullptr, false);
   REQUIRE(j.is_object());
   REQUIRE(j.contains("acme_not_configured"));

@@ -282,8 +282,8 @@ TEST_CASE("client address: a reload that adds a listener applies proxy_protocol 
                                rest));
   REQUIRE(berth.process().signal(SIGHUP));
   INFO(tail(berth.log()));
-  REQUIRE(wait_until([&] { return berth.log().find("event=config_reloaded") != std::string::npos; }, 5s));
-  CHECK(berth.log().find("event=config_restart_needed") != std::string::npos);
+  REQUIRE(berth.log_shows("event=config_reloaded"));
+  CHECK(berth.log_shows("event=config_restart_needed"));
   const std::string m = marker("PR");
   Client plain(berth.port());
   REQUIRE(plain.connected());
@@ -321,7 +321,7 @@ TEST_CASE("client address: proxy_protocol_from takes PROXY headers from the name
   }
   CHECK(origin.seen(m) == 0);
   CHECK(stats_counter(refused->admin_port(), "proxy_protocol_rejected") == 1);
-  CHECK(wait_until([&] { return refused->log().find("peer not in proxy_protocol_from") != std::string::npos; }, 3s));
+  CHECK(refused->log_shows("peer not in proxy_protocol_from", 3s));
 
   auto trusted = berth_from("\"127.0.0.0/8\"");
   INFO(trusted->error());

@@ -40,7 +40,7 @@ struct Setup {
                                           "\", empty_route_grace: 1s, reconnect_max: 1s" + docker_extra + "}\n");
     INFO(berth_owner->error());
     REQUIRE(berth_owner->ok());
-    REQUIRE(wait_until([&] { return berth_owner->log().find("event=docker_synced") != std::string::npos; }, 10s));
+    REQUIRE(berth_owner->log_shows("event=docker_synced", 10s));
   }
   fake_docker::FakeEngine& engine() { return *engine_owner; }
   Berth& berth() { return *berth_owner; }
@@ -189,7 +189,7 @@ TEST_CASE("docker sync: a container whose inspect fails is left out, the others 
   for (const auto& r : routes["routes"]) hosts.push_back(r.value("host", ""));
   CHECK(hosts == std::vector<std::string>{"good.test"});
   CHECK(berth.log().find("event=docker_disconnected") == std::string::npos);
-  CHECK(berth.log().find(fake_docker::hex_id(91001).substr(0, 12)) != std::string::npos);  // named in the warning
+  CHECK(berth.log_shows(fake_docker::hex_id(91001).substr(0, 12)));  // named in the warning
   CHECK(berth.running());
 }
 
@@ -226,7 +226,7 @@ TEST_CASE("docker relist: the sync ends with the list's answer even when an olde
   CHECK(wait_until([&] { return http_get(berth.port(), "/", "gone.test").status != 200; }, 3s));
   CHECK(wait_until([&] { return http_get(berth.port(), "/", "gone.test").status == 404; }, 3s));
   CHECK(http_get(berth.port(), "/", "keep.test").status == 200);
-  CHECK(wait_until([&] { return berth.log().find("event=docker_event_skipped") != std::string::npos; }, 3s));
+  CHECK(berth.log_shows("event=docker_event_skipped", 3s));
 }
 
 TEST_CASE("docker relist: a stall while a relist waits for its inspects lists once more when it ends",
@@ -260,5 +260,5 @@ TEST_CASE("docker relist: a stall while a relist waits for its inspects lists on
 
   CHECK(wait_until([&] { return http_get(berth.port(), "/", "gone2.test").status == 404; }, 5s));
   CHECK(http_get(berth.port(), "/", "keep2.test").status == 200);
-  CHECK(wait_until([&] { return berth.log().find("event=docker_relist reason=stalled") != std::string::npos; }, 3s));
+  CHECK(berth.log_shows("event=docker_relist reason=stalled", 3s));
 }

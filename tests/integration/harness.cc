@@ -149,6 +149,10 @@ bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds tim
   }
 }
 
+bool Berth::log_shows(std::string_view text, std::chrono::milliseconds timeout) const {
+  return wait_until([&] { return log().find(text) != std::string::npos; }, timeout, 10ms);
+}
+
 // ---- processes --------------------------------------------------------------------------------
 Process::Process(std::vector<std::string> argv, std::string stdout_path, std::string stderr_path)
     : out_path_(std::move(stdout_path)), err_path_(std::move(stderr_path)) {

@@ -147,6 +147,9 @@ class Berth {
   pid_t pid() const { return proc_.pid(); }
   bool running() { return proc_.running(); }
   std::string log() const { return proc_.err() + proc_.out(); }
+  // Waits until log() holds `text`. Berth writes its log lines in batches (every 25 ms), so a
+  // line can come after the effect a test saw: a test looks for one with this, not with log().
+  bool log_shows(std::string_view text, std::chrono::milliseconds timeout = 5s) const;
   bool rewrite_config(std::string_view yaml) { return write_file(config_path_, yaml); }
 
  private:

@@ -89,7 +89,7 @@ bool accepted(Berth& berth, uint64_t before, uint64_t n = 1) {
 // SIGTERM, then waits until the drain has begun (its log line, and a moment for the worker).
 void sigterm_and_wait_draining(Berth& berth) {
   REQUIRE(berth.process().signal(SIGTERM));
-  REQUIRE(wait_until([&] { return berth.log().find("event=draining") != std::string::npos; }, 5s, 10ms));
+  REQUIRE(berth.log_shows("event=draining"));
   std::this_thread::sleep_for(200ms);
 }
 
@@ -135,8 +135,7 @@ TEST_CASE("SIGHUP reloads routes, a broken file is rejected and the old routes k
   // 2. A broken config (unknown key on line 4).
   REQUIRE(berth.rewrite_config(head + "bogus_key: 1\n" + routes_yaml(a, b, false)));
   REQUIRE(berth.process().signal(SIGHUP));
-  bool failed_logged = wait_until(
-      [&] { return berth.log().find("event=config_reload_failed") != std::string::npos; }, 5s, 20ms);
+  bool failed_logged = berth.log_shows("event=config_reload_failed");
   INFO("log:\n" << tail(berth.log()));
   REQUIRE(failed_logged);
   std::string line = find_line(berth.log(), "event=config_reload_failed");
@@ -228,7 +227,7 @@ TEST_CASE("SIGTERM drains an in-flight request, refuses new connections, exits 0
   std::this_thread::sleep_for(300ms);
   // A SIGHUP while draining (kill -HUP $(pidof berth) during a hand-over) is ignored, not fatal.
   REQUIRE(berth.process().signal(SIGHUP));
-  CHECK(wait_until([&] { return berth.log().find("event=reload_ignored reason=draining") != std::string::npos; }, 3s));
+  CHECK(berth.log_shows("event=reload_ignored reason=draining", 3s));
 
   // New connections are refused once the drain started.
   {
@@ -275,7 +274,7 @@ TEST_CASE("SIGTERM: a response still in Berth's buffers is delivered whole befor
   shrink_receive_buffer(c, 64 * 1024);
   REQUIRE(c.send(make_request("GET", "/big?size=16000000", "a.test")));
   // Its record is written once the instance's last byte is in Berth.
-  REQUIRE(wait_until([&] { return berth.log().find("event=exchange ") != std::string::npos; }, 10s, 10ms));
+  REQUIRE(berth.log_shows("event=exchange ", 10s));
   REQUIRE(berth.process().signal(SIGTERM));
   std::this_thread::sleep_for(300ms);  // the drain has looked at the connection
   Response r = c.read_response();
@@ -354,13 +353,13 @@ TEST_CASE("a client that reads nothing of a response in flight is cut off after 
   shrink_receive_buffer(c, 16 * 1024);
   const auto t0 = Clock::now();
   REQUIRE(c.send(make_request("GET", "/big?size=64000000", "a.test")));
-  const bool cut = wait_until([&] { return berth.log().find("event=exchange ") != std::string::npos; }, 15s, 20ms);
+  const bool cut = berth.log_shows("event=exchange ", 15s);
   const double took = seconds_since(t0);
   INFO("log:\n" << tail(berth.log()));
   REQUIRE(cut);
   CHECK(took >= 1.0);  // not before keepalive_idle
-  CHECK(berth.log().find("event=response_send_timeout") != std::string::npos);
-  CHECK(berth.log().find("cause=response-send-timeout") != std::string::npos);
+  CHECK(berth.log_shows("event=response_send_timeout"));
+  CHECK(berth.log_shows("cause=response-send-timeout"));
   // Both sides are freed: the instance's connection is closed, not pooled, and the client's.
   CHECK(wait_until([&] { return metric_sample(berth.admin_port(), "berth_open_connections{side=\"upstream\"}") == 0; },
                    5s, 20ms));
@@ -821,7 +820,7 @@ TEST_CASE("a hand-over with a fixed admin address: the new Berth shares it, the 
   INFO("second: " << second.error() << "\n" << tail(second.log()));
   REQUIRE(second.ok());
   REQUIRE(first.process().signal(SIGTERM));
-  CHECK(wait_until([&] { return first.log().find("event=admin_handed_over") != std::string::npos; }, 3s));
+  CHECK(first.log_shows("event=admin_handed_over", 3s));
   // From then on the admin address is the new one's: ready, not the old one's 503 draining.
   for (int i = 0; i < 20; ++i) {
     Response r = http_get(first.admin_port(), "/readyz", "127.0.0.1");
@@ -834,7 +833,7 @@ TEST_CASE("a hand-over with a fixed admin address: the new Berth shares it, the 
   auto first_exit = first.process().wait_exit(10s);
   INFO("first: " << tail(first.log()));
   CHECK(exited_with(first_exit, 0));
-  CHECK(wait_until([&] { return second.log().find("event=config_reloaded") != std::string::npos; }, 5s));
+  CHECK(second.log_shows("event=config_reloaded"));
   CHECK(http_get(second.admin_port(), "/readyz", "127.0.0.1").status == 200);
   CHECK(http_get(second.port(), "/x", "a.test").header("x-origin-name") == std::optional<std::string>("B"));
 }
@@ -899,7 +898,7 @@ TEST_CASE("a hand-over: connections queued on the old Berth's admin socket are a
   std::this_thread::sleep_for(100ms);
   CHECK(first.log().find("event=draining") == std::string::npos);
   release_control_loop(first, yaml);  // the reload reads the file as it was; then the SIGTERM
-  CHECK(wait_until([&] { return first.log().find("event=admin_handed_over") != std::string::npos; }, 5s));
+  CHECK(first.log_shows("event=admin_handed_over"));
   int from_old = 0, from_new = 0;
   for (auto& c : clients) {
     const Response r = c->read_response();

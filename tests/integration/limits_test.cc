@@ -153,8 +153,7 @@ TEST_CASE("descriptor exhaustion: berth pauses accepting without spinning, then 
     held.push_back(std::move(c));
   }
   REQUIRE(held.size() == 200);
-  bool paused = wait_until([&] { return berth.log().find("event=accept_paused") != std::string::npos; },
-                           5s, 20ms);
+  bool paused = berth.log_shows("event=accept_paused");
   int fds = fd_count(berth.pid());
   INFO("berth descriptors while saturated: " << fds << "\nlog:\n" << tail(berth.log()));
   CHECK(paused);
@@ -482,8 +481,7 @@ TEST_CASE("an instance that takes none of the request body gets the blame: 504 u
   INFO("answer after " << took << " s\nlog:\n" << tail(berth.log()));
   check_berth_error(r, 504, "upstream-send-timeout");
   CHECK(took < 4.5);  // before the instance reads anything
-  // The worker's log lines reach Berth's stderr in batches, maybe after the answer.
-  CHECK(wait_until([&] { return berth.log().find("event=upstream_send_timeout") != std::string::npos; }, 5s, 20ms));
+  CHECK(berth.log_shows("event=upstream_send_timeout"));
   CHECK(berth.log().find("event=request_body_timeout") == std::string::npos);
 }
 

@@ -324,7 +324,7 @@ TEST_CASE("metrics: Docker discovery: connected, events by action, the container
                 "\", empty_route_grace: 1s, reconnect_max: 1s}\n");
     INFO(berth.error());
     REQUIRE(berth.ok());
-    REQUIRE(wait_until([&] { return berth.log().find("event=docker_synced") != std::string::npos; }, 10s));
+    REQUIRE(berth.log_shows("event=docker_synced", 10s));
     INFO(berth.log());
     CHECK_SERIES(berth.admin_port(), "berth_discovery_connected", 1);
 

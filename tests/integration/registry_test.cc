@@ -202,7 +202,7 @@ TEST_CASE("registry: a front door routes to what is published in etcd, and drops
   REQUIRE(parts.problem().empty());
   auto& [etcd, a, b, front] = parts;
   INFO(front.log());
-  REQUIRE(wait_until([&] { return front.log().find("event=registry_synced") != std::string::npos; }, 10s));
+  REQUIRE(front.log_shows("event=registry_synced", 10s));
   CHECK(http_get(front.admin_port(), "/readyz", "127.0.0.1").status == 200);
 
   // Two hosts publish an instance of one service each.
@@ -292,8 +292,7 @@ TEST_CASE("registry: a route whose last key left answers 503 for registry.empty_
     CHECK(r.status == 503);
   }
   // Nor is any route of it refused (the log is written by a thread of its own: given a moment).
-  CHECK_FALSE(wait_until([&] { return front.log().find("event=discovered_route_refused") != std::string::npos; },
-                         500ms));
+  CHECK_FALSE(front.log_shows("event=discovered_route_refused", 500ms));
   CHECK(front.running());
 }
 
@@ -327,7 +326,7 @@ TEST_CASE("registry: etcd down keeps the last good table and /readyz says stale,
   CHECK(wait_until([&] { return http_get(front.port(), "/", "web.test").status == 404; }, 5s));
   CHECK(wait_until([&] { return http_get(front.admin_port(), "/readyz", "127.0.0.1").status == 200; }, 10s));
   // The log is written off the control loop: it may land a moment after /readyz turned.
-  CHECK(wait_until([&] { return front.log().find("event=registry_resynced") != std::string::npos; }, 5s));
+  CHECK(front.log_shows("event=registry_resynced"));
 }
 
 TEST_CASE("registry: a watch that falls behind a compaction ranges again and reconciles", "[registry]") {
@@ -359,7 +358,7 @@ TEST_CASE("registry: a watch that falls behind a compaction ranges again and rec
   REQUIRE(etcd.post("kv/compaction", {{"revision", std::to_string(revision + 1)}, {"physical", true}}).status == 200);
   REQUIRE(front.process().signal(SIGCONT));
 
-  CHECK(wait_until([&] { return front.log().find("event=registry_watch_compacted") != std::string::npos; }, 15s));
+  CHECK(front.log_shows("event=registry_watch_compacted", 15s));
   CHECK(wait_until([&] { return routes_to(front.port(), "api.test", "B"); }, 15s, 50ms));
   CHECK(wait_until([&] { return http_get(front.port(), "/", "web.test").status == 404; }, 5s));
   // The reconciled table has no trace of the deleted filler keys.
@@ -418,7 +417,7 @@ TEST_CASE("registry: keys claiming the config file's host + path or service name
       CHECK(s.dump().find(b.address()) == std::string::npos);  // the file's instance only
     }
   CHECK(cfg == 1);
-  CHECK(front.log().find("event=discovered_route_refused") != std::string::npos);
+  CHECK(front.log_shows("event=discovered_route_refused"));
   CHECK(front.running());
 }
 
@@ -556,7 +555,7 @@ TEST_CASE("registry: propagation from a key put to the first 200 at the front do
   INFO(front.error());
   REQUIRE(front.ok());
   INFO(front.log());
-  REQUIRE(wait_until([&] { return front.log().find("event=registry_synced") != std::string::npos; }, 10s));
+  REQUIRE(front.log_shows("event=registry_synced", 10s));
   std::vector<double> ms;
   const int kKeys = 50;
   for (int i = 0; i < kKeys; ++i) {
@@ -631,7 +630,7 @@ TEST_CASE("registry: a sidecar publishes its host's containers to a front door, 
   sidecar.reset();  // SIGTERM
   auto restarted = std::make_unique<Berth>(yaml);
   REQUIRE(restarted->ok());
-  CHECK(wait_until([&] { return restarted->log().find("event=registry_publishing") != std::string::npos; }, 5s));
+  CHECK(restarted->log_shows("event=registry_publishing"));
   for (int k = 0; k < 60; ++k) {  // 6 s: past the old lease's 4 s TTL
     CHECK(routes_to(front.port(), "side.test", "S"));
     std::this_thread::sleep_for(100ms);
@@ -787,7 +786,7 @@ TEST_CASE("registry: a sidecar routes east-west, its own host's instances first,
   INFO(sidecar.error());
   REQUIRE(sidecar.ok());
   INFO("sidecar: " << sidecar.log());
-  REQUIRE(wait_until([&] { return sidecar.log().find("event=registry_synced") != std::string::npos; }, 10s));
+  REQUIRE(sidecar.log_shows("event=registry_synced", 10s));
 
   // Another host's service is routed by the sidecar too.
   CHECK(wait_until([&] { return routes_to(sidecar.port(), "api.test", "A"); }, 5s));
@@ -1060,7 +1059,7 @@ TEST_CASE("registry: with 3 etcd members, the front door converges after the mem
   REQUIRE(cluster.del(2, kRoot + "h1/c1/0"));
   CHECK(wait_until([&] { return http_get(front.port(), "/", "web.test").status == 404; }, 10s, 50ms));
   CHECK(wait_until([&] { return http_get(front.admin_port(), "/readyz", "127.0.0.1").status == 200; }, 10s));
-  CHECK(wait_until([&] { return front.log().find("event=registry_lost") != std::string::npos; }, 5s));
+  CHECK(front.log_shows("event=registry_lost"));
   CHECK(front.running());
 }
 
@@ -1084,7 +1083,7 @@ TEST_CASE("registry: with 3 etcd members, the front door leaves a hung (stopped)
   REQUIRE(cluster.signal(0, SIGSTOP));
   REQUIRE(cluster.put(1, kRoot + "h2/c2/0", instance("api", "api.test", a.address())));
   CHECK(wait_until([&] { return routes_to(front.port(), "api.test", "A"); }, 20s, 50ms));
-  CHECK(wait_until([&] { return front.log().find("event=registry_lost") != std::string::npos; }, 5s));
+  CHECK(front.log_shows("event=registry_lost"));
   cluster.signal(0, SIGCONT);  // then stopped normally with the others
   CHECK(front.running());
 }
@@ -1182,7 +1181,7 @@ TEST_CASE("registry: over TLS to etcd with client certificates, a sidecar publis
 
   size_t i = engine->add(fake_docker::running_routed(61, "tls-1", "tls.test", origin.port()));
   engine->emit(i, "start");
-  CHECK(wait_until([&] { return sidecar.log().find("event=registry_publishing") != std::string::npos; }, 15s));
+  CHECK(sidecar.log_shows("event=registry_publishing", 15s));
   CHECK(wait_until([&] { return routes_to(front.port(), "tls.test", "T"); }, 15s));
   CHECK(http_get(front.admin_port(), "/readyz", "127.0.0.1").status == 200);
   Response ready = http_get(anonymous.admin_port(), "/readyz", "127.0.0.1");
@@ -1322,8 +1321,7 @@ TEST_CASE("registry: a watch message over 16 MiB is skipped once, the table read
   nlohmann::json big = nlohmann::json::parse(instance("big", "big.test", b.address()));
   big["container"] = std::string(13 << 20, 'x');
   REQUIRE(etcd.put(kRoot + "h1/big/0", big.dump()));
-  REQUIRE(wait_until([&] { return front.log().find("event=registry_watch_line_skipped") != std::string::npos; },
-                     10s));
+  REQUIRE(front.log_shows("event=registry_watch_line_skipped", 10s));
   // The range that follows reads the key (and rejects it: over 1 MiB), and the watch goes on.
   REQUIRE(etcd.put(kRoot + "h2/c2/0", instance("api", "api.test", b.address())));
   CHECK(wait_until([&] { return routes_to(front.port(), "api.test", "B"); }, 10s));
@@ -1365,7 +1363,7 @@ TEST_CASE("registry: a prefix larger than one reply may be (74 MB of values) is 
   INFO(front.error());
   REQUIRE(front.ok());
   t0 = Clock::now();
-  bool synced = wait_until([&] { return front.log().find("event=registry_synced") != std::string::npos; }, 60s);
+  bool synced = front.log_shows("event=registry_synced", 60s);
   INFO(front.log());
   REQUIRE(synced);
   WARN("front door synced " << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count()
@@ -1411,7 +1409,7 @@ TEST_CASE("registry: a sidecar writes its keys again when they are deleted in et
   CHECK(wait_until([&] { return etcd.count(kRoot + "host-1/") == 1; }, 5s, 50ms));
   WARN("deleted keys written again after "
        << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count() << " ms");
-  CHECK(wait_until([&] { return sidecar.log().find("event=registry_own_keys_rewritten") != std::string::npos; }, 2s));
+  CHECK(sidecar.log_shows("event=registry_own_keys_rewritten", 2s));
 
   // etcd down: the sidecar stays ready and routes its host's instances, and says it cannot publish.
   auto connected = [&] { return http_get(sidecar.admin_port(), "/metrics", "127.0.0.1").body.find("\nberth_discovery_connected 1\n") != std::string::npos; };
@@ -1462,8 +1460,8 @@ TEST_CASE("registry: two sidecars with one host_id: the clash is logged, and the
   REQUIRE(second->ok());
   INFO("first: " << first->log() << "\nsecond: " << second->log() << "\nfront: " << front.log());
   REQUIRE(wait_until([&] { return routes_to(front.port(), "two.test", "S2"); }, 5s));
-  CHECK(wait_until([&] { return first->log().find("event=registry_host_id_clash") != std::string::npos; }, 5s));
-  CHECK(wait_until([&] { return second->log().find("event=registry_host_id_clash") != std::string::npos; }, 5s));
+  CHECK(first->log_shows("event=registry_host_id_clash"));
+  CHECK(second->log_shows("event=registry_host_id_clash"));
   CHECK(wait_until([&] { return routes_to(front.port(), "one.test", "S1"); }, 5s));
 
   // The clone stops: its keys leave with its lease (4 s); the first's stay.
@@ -1496,7 +1494,7 @@ TEST_CASE("registry: two sidecars with one host_id publishing the same container
   auto second = std::make_unique<Berth>(sidecar_yaml(dir2, etcd));
   REQUIRE(second->ok());
   INFO("first: " << first->log() << "\nsecond: " << second->log());
-  CHECK(wait_until([&] { return first->log().find("event=registry_host_id_clash") != std::string::npos; }, 5s));
+  CHECK(first->log_shows("event=registry_host_id_clash"));
   // The one key: its mod_revision, and the value's text ("?" when not exactly one key).
   auto the_key = [&] {
     Response r = etcd.post("kv/range", {{"key", base64(kRoot)}, {"range_end", base64(kRoot.substr(0, kRoot.size() - 1) + "0")}});

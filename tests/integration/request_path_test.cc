@@ -69,7 +69,7 @@ TEST_CASE("request path: encoded separators are refused unless allowed, and the 
   REQUIRE(env.berth->rewrite_config(read_file(env.berth->config_path()) +
                                     "encoded_characters: {allow_encoded_slash: true}\n"));
   REQUIRE(env.berth->process().signal(SIGHUP));
-  REQUIRE(wait_until([&] { return env.berth->log().find("event=config_reloaded") != std::string::npos; }, 5s));
+  REQUIRE(env.berth->log_shows("event=config_reloaded"));
   const Response slash = http_get(port, "/public%2f..%2Fadmin", "p.test");
   CHECK(slash.status == 200);
   CHECK(slash.body == "origin=ORIGIN path=/public%2F..%2Fadmin\n");

@@ -345,7 +345,7 @@ TEST_CASE("retry: a pooled connection the instance closed is re-sent there, outs
   std::thread waiting([&] { r = c.get("/x?m=" + m, "retry.test"); });
   REQUIRE(wait_until([&] { return stats_counter(berth.admin_port(), "upstream_reuses") >= 1; }, 2s, 10ms));
   REQUIRE(berth.process().signal(SIGHUP));
-  REQUIRE(wait_until([&] { return berth.log().find("event=config_reloaded") != std::string::npos; }, 2s, 10ms));
+  REQUIRE(berth.log_shows("event=config_reloaded", 2s));
   waiting.join();
   INFO(r.raw_head << r.error << "\n" << tail(berth.log()));
   CHECK(r.status == 200);

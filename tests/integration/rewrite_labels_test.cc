@@ -33,7 +33,7 @@ TEST_CASE("rewrite labels: strip, add and redirect through Berth; bad values rej
   Berth berth(config_head(1) + "docker: {enabled: true, endpoint: \"unix://" + dir.file("docker.sock") + "\"}\n");
   INFO(berth.error());
   REQUIRE(berth.ok());
-  REQUIRE(wait_until([&] { return berth.log().find("event=docker_synced") != std::string::npos; }, 10s));
+  REQUIRE(berth.log_shows("event=docker_synced", 10s));
   INFO(berth.log());
   REQUIRE(wait_until([&] { return http_get(berth.port(), "/svc", "given.labels.test").status == 200; }, 5s));
 

@@ -205,7 +205,7 @@ TEST_CASE("route matcher labels: berth.match.*, berth.path_regex and berth.route
   Berth berth(config_head(2) + "docker: {enabled: true, endpoint: \"unix://" + dir.file("docker.sock") + "\"}\n");
   INFO(berth.error());
   REQUIRE(berth.ok());
-  REQUIRE(wait_until([&] { return berth.log().find("event=docker_synced") != std::string::npos; }, 10s));
+  REQUIRE(berth.log_shows("event=docker_synced", 10s));
   INFO(berth.log());
   REQUIRE(wait_until([&] { return http_get(berth.port(), "/", "l.test").status == 200; }, 5s));
 

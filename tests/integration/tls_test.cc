@@ -286,7 +286,7 @@ TEST_CASE("tls: SNI chooses the certificate (exact, wildcard, default) and RSA o
     CHECK(handshake_subject(port, std::string("-servername a.test ") + v + " -cipher DEFAULT@SECLEVEL=0", &out).empty());
     INFO(out);
   }
-  CHECK(wait_until([&] { return b.berth->log().find("cause=protocol_version") != std::string::npos; }, 3s));
+  CHECK(b.berth->log_shows("cause=protocol_version", 3s));
   // ...and counted for the metrics exporter.
   Response metrics = http_get(b.berth->admin_port(), "/metrics", "localhost");
   CHECK(metrics.body.find("berth_tls_handshake_errors_total{cause=\"protocol_version\"} ") != std::string::npos);
@@ -348,7 +348,7 @@ TEST_CASE("tls: the SNI recorded is the one the client sent, also when a TLS 1.2
   INFO(resumed);
   REQUIRE(resumed.find("Reused, TLSv1.2") != std::string::npos);
   INFO(request("other.test", "/sni-resumed", "-sess_in " + sess));
-  CHECK(wait_until([&] { return b.berth->log().find("path=/sni-resumed") != std::string::npos; }, 5s));
+  CHECK(b.berth->log_shows("path=/sni-resumed"));
   const std::string log = b.berth->log();
   const size_t at = log.find("path=/sni-resumed");
   REQUIRE(at != std::string::npos);
@@ -483,7 +483,7 @@ TEST_CASE("tls: client_ca requires a client certificate signed by it", "[tls]") 
              " -out stranger.crt -days 1 -subj /CN=stranger") == 0);
   CHECK(curl(b.tls_port, "a.test", "/x", "--cert " + c.path("stranger.crt") + " --key " + c.path("stranger.key")) !=
         "200");
-  CHECK(wait_until([&] { return b.berth->log().find("cause=client_certificate") != std::string::npos; }, 3s));
+  CHECK(b.berth->log_shows("cause=client_certificate", 3s));
 }
 
 TEST_CASE("tls: a ticket from a listener without client_ca does not resume where one is required", "[tls]") {
@@ -539,7 +539,7 @@ TEST_CASE("tls: X-Forwarded-Proto https, HSTS over TLS only, https_redirect on p
   CHECK(lower(out).find("x-forwarded-proto: https") != std::string::npos);
   CHECK(lower(out).find("strict-transport-security: max-age=31536000") != std::string::npos);
   // The exchange record carries the TLS facts.
-  CHECK(wait_until([&] { return b.berth->log().find("tls_version=TLSv1.3") != std::string::npos; }, 3s));
+  CHECK(b.berth->log_shows("tls_version=TLSv1.3", 3s));
 
   // Local replies and a filter's own answer carry it too: the auth service's 401 (sent as it
   // is) and Berth's own 405.
@@ -613,7 +613,7 @@ TEST_CASE("tls: the core's refusals hold over TLS (smuggling, bad framing)", "[t
   REQUIRE(plain.connected());
   plain.send("GET / HTTP/1.1\r\nHost: a.test\r\n\r\n");
   CHECK(plain.wait_closed(5s));
-  CHECK(wait_until([&] { return b.berth->log().find("cause=http_request") != std::string::npos; }, 3s));
+  CHECK(b.berth->log_shows("cause=http_request", 3s));
   // A handshake that never comes is cut by request_header (3 s here).
   Client silent(b.tls_port, 6s);
   REQUIRE(silent.connected());
@@ -658,7 +658,7 @@ TEST_CASE("tls: certificates replaced on disk under continuous HTTPS traffic and
   replace(crt, read_file(c.path("gen2.crt")));
   CHECK(wait_until([&] { return handshake_subject(b.tls_port, "-servername a.test").find("CN = gen2") != std::string::npos; },
                    8s, 200ms));
-  CHECK(wait_until([&] { return b.berth->log().find("event=tls_certificates_reloaded") != std::string::npos; }, 3s));
+  CHECK(b.berth->log_shows("event=tls_certificates_reloaded", 3s));
 
   // A corrupt certificate: refused with a log line; gen2 keeps serving.
   auto refusals = [&] { return occurrences(b.berth->log(), "event=tls_certificate_reload_refused"); };
@@ -678,7 +678,7 @@ TEST_CASE("tls: certificates replaced on disk under continuous HTTPS traffic and
                                                key + "\"}]}",
                                            origin)));
   REQUIRE(b.berth->process().signal(SIGHUP));
-  CHECK(wait_until([&] { return b.berth->log().find("event=config_reload_failed") != std::string::npos; }, 5s));
+  CHECK(b.berth->log_shows("event=config_reload_failed"));
   CHECK(handshake_subject(b.tls_port, "-servername a.test").find("CN = gen2") != std::string::npos);
   // SIGHUP with another certificate: new handshakes get it.
   REQUIRE(b.berth->rewrite_config(tls_yaml("{certificates: [" + pair(c, "gen1") + "]}", origin)));

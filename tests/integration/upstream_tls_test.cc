@@ -363,7 +363,7 @@ TEST_CASE("upstream tls: a verified TLS origin answers, and pooled TLS connectio
   // connects again and resumes the session.
   std::this_thread::sleep_for(2500ms);
   CHECK(http_get(front->port(), "/again", "up.test").status == 200);
-  CHECK(wait_until([&] { return front->log().find("resumed=true") != std::string::npos; }, 3s));
+  CHECK(front->log_shows("resumed=true", 3s));
   INFO(tail(front->log()));
 
   CHECK(front->running());
@@ -400,7 +400,7 @@ TEST_CASE("upstream tls: a wrong CA or server name is 502 upstream-tls-failed, v
   // the connect timeout, which covers it.
   check_berth_error(http_get(front->port(), "/" + m, "plain.test"), 504, "upstream-connect-timeout");
   CHECK(origin.seen(m) == 0);
-  CHECK(front->log().find("reason=\"certificate verify failed") != std::string::npos);
+  CHECK(front->log_shows("reason=\"certificate verify failed"));
   // Counted as connect failures (passive health), like a refused connect.
   CHECK(stats_counter(front->admin_port(), "upstream_connect_failures") >= failures_before + 2);
   // verify: false accepts any certificate (the traffic is still encrypted).
@@ -436,7 +436,7 @@ TEST_CASE("upstream tls: the client certificate is presented when configured", "
   Response refused = http_get(front->port(), "/" + m + "-none", "without.test");
   CHECK(refused.status == 502);
   CHECK(origin.seen(m + "-none") == 0);
-  CHECK(wait_until([&] { return tls_origin->log().find("cause=client_certificate") != std::string::npos; }, 3s));
+  CHECK(tls_origin->log_shows("cause=client_certificate", 3s));
   CHECK(front->running());
 }
 
