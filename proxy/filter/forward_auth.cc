@@ -5,6 +5,7 @@
 #include <cstring>
 #include <initializer_list>
 
+#include "proxy/base/ascii.h"
 #include "proxy/base/log.h"
 #include "proxy/http/http_head.h"
 
@@ -34,13 +35,32 @@ bool message_own(const http::Head& head, const http::Field& f, FieldKind kind,
   return head.is_connection_listed(name);
 }
 
+// The other names a proxy uses to tell an auth service what was asked (nginx's auth_request
+// setups, Authelia): Berth sets X-Original-URL and X-Original-Method itself. `_` counts as `-`,
+// as for the X-Forwarded-* kinds.
+bool original_claim(std::string_view name) {
+  static constexpr std::string_view kNames[] = {"x-original-url", "x-original-uri", "x-original-method",
+                                                "x-rewrite-url"};
+  for (std::string_view n : kNames) {
+    if (n.size() != name.size()) continue;
+    bool same = true;
+    for (size_t i = 0; i < n.size() && same; ++i) {
+      const char c = name[i] == '_' ? '-' : name[i];
+      same = ascii_lower(c) == n[i];
+    }
+    if (same) return true;
+  }
+  return false;
+}
+
 // The service must not get the client's framing and hop-by-hop fields (this is a new message),
 // its Host (the service's own), or any field a proxy sets to say who the client is and what it
-// asked: every X-Forwarded-* (Berth sets its own), Forwarded and X-Real-IP. A service may read
-// any of them (X-Forwarded-Prefix, X-Forwarded-User, ...), so a client must not be able to
-// send them.
+// asked: every X-Forwarded-* (Berth sets its own), Forwarded, X-Real-IP and the X-Original-*
+// names. A service may read any of them (X-Forwarded-Prefix, X-Forwarded-User, X-Original-URL,
+// ...), so a client must not be able to send them.
 bool dropped_from_request(const http::RequestHead& head, const http::Field& f, FieldKind kind) {
-  return forwarding_claim(kind) || message_own(head, f, kind, {});
+  return forwarding_claim(kind) || message_own(head, f, kind, {}) ||
+         (kind == FieldKind::kOther && original_claim(head.name(f)));
 }
 
 // The service's answer: its own message's fields, and what Berth's reply sets itself.
@@ -200,6 +220,8 @@ void build_forward_auth_request(const config::ForwardAuth& config, const http::R
   append_field(out, "X-Forwarded-Host", head.host);
   append_field(out, "X-Forwarded-Uri", head.path);
   append_field(out, "X-Forwarded-For", client_ip);
+  out.append("X-Original-URL: ").append(scheme).append("://").append(head.host).append(head.path).append("\r\n");
+  append_field(out, "X-Original-Method", head.method);
   out.append("Content-Length: 0\r\nConnection: close\r\n\r\n");
 }
 

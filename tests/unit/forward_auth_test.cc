@@ -39,7 +39,10 @@ TEST_CASE("forward auth request: client headers, Berth's X-Forwarded-*, no body"
       "X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Uri: /forged\r\nContent-Length: 3\r\n"
       "Connection: keep-alive, X-Hop\r\nX-Hop: 1\r\n"
       // the '_' spellings, which a WSGI service reads as the real ones
-      "X_Real_IP: 10.0.0.1\r\nX_Forwarded_Uri: /public\r\nX_Forwarded_For: 6.6.6.6\r\n\r\n";
+      "X_Real_IP: 10.0.0.1\r\nX_Forwarded_Uri: /public\r\nX_Forwarded_For: 6.6.6.6\r\n"
+      // the names nginx setups and Authelia read for what was asked
+      "X-Original-URL: https://app.test/\r\nx_original_method: GET\r\nX-Original-URI: /\r\n"
+      "X-Rewrite-URL: /\r\n\r\n";
   http::RequestHead head;
   REQUIRE(http::parse_request_head(raw, http::Limits{}, head).ok());
   std::string out;
@@ -54,6 +57,8 @@ TEST_CASE("forward auth request: client headers, Berth's X-Forwarded-*, no body"
         "X-Forwarded-Host: app.test\r\n"
         "X-Forwarded-Uri: /app/x?y=1\r\n"
         "X-Forwarded-For: 10.1.2.3\r\n"
+        "X-Original-URL: https://app.test/app/x?y=1\r\n"
+        "X-Original-Method: POST\r\n"
         "Content-Length: 0\r\n"
         "Connection: close\r\n\r\n");
 }
