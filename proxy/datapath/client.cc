@@ -165,7 +165,8 @@ void ClientConn::on_read(Block* block, ssize_t nread) {
       case Phase::kUpstream:
         // A client that half-closes (FIN) after a complete request still gets its response; one
         // that resets is gone, and its exchange ends as the client's leaving, not as an answer.
-        if (ex_ && ex_->request_done && nread == UV_EOF) {
+        // A request without a body is complete before a pending filter has let it go on.
+        if (ex_ && (ex_->request_done || ex_->head_only) && nread == UV_EOF) {
           set_reading(false);
           return;
         }
@@ -1260,7 +1261,7 @@ void ClientConn::append_hsts(std::string& headers) const {
 }
 
 bool ClientConn::local_reply_keeps(bool close_conn) const {
-  return !close_conn && ex_ && ex_->keep_alive && !draining_ && !worker()->draining();
+  return !close_conn && ex_ && ex_->keep_alive && !draining_ && !peer_eof_ && !worker()->draining();
 }
 
 void ClientConn::local_reply(uint16_t status, const char* cause, bool close_conn, std::string_view extra) {

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "config/config.h"
 
@@ -49,7 +50,12 @@ void FilterWaiter::done(FilterResult result) const {
   if (cancelled()) return;
   FilterRun* run = slot_->run;
   slot_->call = 0;  // once
+  slot_->abort = nullptr;
   run->on_done(result == FilterResult::kPending ? FilterResult::kContinue : result);
+}
+
+void FilterWaiter::on_abort(FilterAbort* a) const {
+  if (!cancelled()) slot_->abort = a;
 }
 
 FilterChain::FilterChain(std::vector<std::shared_ptr<const RequestFilter>> filters) : filters_(std::move(filters)) {
@@ -118,7 +124,9 @@ FilterResult FilterRun::proceed(const FilterRequest& req) {
 }
 
 void FilterRun::cancel() noexcept {
-  if (slot_) slot_->call = 0;
+  if (!slot_) return;
+  slot_->call = 0;
+  if (FilterAbort* a = std::exchange(slot_->abort, nullptr)) a->abort();
 }
 
 void FilterRun::reset() noexcept {

@@ -82,6 +82,16 @@ class FilterState {
 
 class FilterRun;
 
+// Work a pending filter started for a request (a connection to an auth service, ...), stopped
+// when the request goes away first (FilterWaiter::on_abort).
+class FilterAbort {
+ public:
+  virtual void abort() noexcept = 0;
+
+ protected:
+  ~FilterAbort() = default;
+};
+
 // A pending filter's way back to its request. Copyable; done() may be called once, later, on the
 // same loop. When the request went away meanwhile (client closed), or the filter call it was
 // given to has already ended, done() does nothing and cancelled() is true; edits() and reply()
@@ -98,12 +108,16 @@ class FilterWaiter {
   FilterReply& reply() const;
   // kContinue: the next filter runs; kReply: reply() is sent. kPending is not allowed here.
   void done(FilterResult result) const;
+  // `a` is aborted (once, on the loop) if the request goes away before done(); after done(), or
+  // when the waiter is already cancelled, never. Set it before returning kPending.
+  void on_abort(FilterAbort* a) const;
 
  private:
   friend class FilterRun;
   struct Slot {
-    FilterRun* run = nullptr;  // null once the run object is gone
-    uint64_t call = 0;         // the filter call that may still answer (0: none)
+    FilterRun* run = nullptr;      // null once the run object is gone
+    uint64_t call = 0;             // the filter call that may still answer (0: none)
+    FilterAbort* abort = nullptr;  // that call's work, stopped by FilterRun::cancel()
   };
   FilterWaiter(std::shared_ptr<Slot> slot, uint64_t call) : slot_(std::move(slot)), call_(call) {}
   std::shared_ptr<Slot> slot_;
@@ -180,7 +194,8 @@ class FilterRun {
                      FilterRunOwner* owner);
   // After on_filter_done(): the pending filter's verdict applied, then the rest of the chain.
   FilterResult proceed(const FilterRequest& req);
-  // The request is gone: a pending filter's later done() does nothing. Idempotent.
+  // The request is gone: a pending filter's work is aborted (FilterWaiter::on_abort), and its
+  // later done() does nothing. Idempotent.
   void cancel() noexcept;
   void reset() noexcept;
   bool pending() const noexcept { return slot_ && slot_->call != 0; }

@@ -69,12 +69,14 @@ bool dropped_from_answer(const http::ResponseHead& head, const http::Field& f, F
 }
 
 // One check: a connection to the service, its request, its answer, and a deadline. Owned by
-// itself: deleted once both of its handles have closed.
-class AuthCall {
+// itself: deleted once both of its handles have closed. A request that goes away first ends it
+// (abort): its connection is not kept open for an answer nobody waits for.
+class AuthCall final : public FilterAbort {
  public:
   AuthCall(uv_loop_t* loop, std::shared_ptr<const config::ForwardAuth> config, const FilterWaiter& waiter,
            std::string request)
       : config_(std::move(config)), waiter_(waiter), request_(std::move(request)) {
+    waiter_.on_abort(this);
     uv_tcp_init(loop, &tcp_);
     uv_timer_init(loop, &timer_);
     tcp_.data = this;
@@ -101,6 +103,8 @@ class AuthCall {
       uv_timer_start(&timer_, [](uv_timer_t* t) { static_cast<AuthCall*>(t->data)->end(false, "connect"); }, 0, 0);
     }
   }
+
+  void abort() noexcept override { end(false, "abandoned"); }
 
  private:
   static void on_connect(uv_connect_t* req, int status) {

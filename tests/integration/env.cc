@@ -1,5 +1,6 @@
 #include "env.h"
 
+#include <dirent.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -141,6 +142,17 @@ void check_head_berth_error(const Response& r, int status, const std::string& co
   CHECK(r.body.empty());
   CHECK(r.header("content-length").value_or("0") != "0");  // the length a GET's reply has
   CHECK(r.header("x-berth-error").value_or("") == code);
+}
+
+int fd_count(pid_t pid) {
+  std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return -1;
+  int n = 0;
+  while (dirent* e = ::readdir(d))
+    if (e->d_name[0] != '.') ++n;
+  ::closedir(d);
+  return n;
 }
 
 }  // namespace it

@@ -40,6 +40,9 @@ struct OriginEnv {
   OriginEnv(const std::string& origin_name, const std::string& config, const std::string& service = "s");
 };
 
+// Open descriptors of a process; -1 if unreadable.
+int fd_count(pid_t pid);
+
 // A fresh marker, unique in this run (and never a substring of another one).
 std::string marker(const std::string& prefix = "MK");
 

@@ -2,9 +2,12 @@
 // test origin's /auth): its 2xx lets a request pass with the copied headers (and only those),
 // its other answers reach the client as they are and the instance never sees the request; a
 // slow, absent or broken service gives 503 forward-auth-unavailable; the URL is checked at load.
-#include <catch2/catch.hpp>
+#include <sys/socket.h>
 
+#include <catch2/catch.hpp>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "env.h"
 #include "harness.h"
@@ -126,7 +129,72 @@ TEST_CASE("forward auth: a slow, absent or broken service gives 503 and the inst
   check_berth_error(r, 503, "forward-auth-unavailable");
 
   CHECK(app.seen(m) == 0);
-  CHECK(wait_until([&] { return berth.log().find("event=forward_auth_failed") != std::string::npos; }, 5s));
+  CHECK(berth.log_shows("event=forward_auth_failed"));
+  CHECK(berth.running());
+}
+
+TEST_CASE("forward auth: a check whose client went away is stopped and its connection closed",
+          "[auth][forward_auth]") {
+  // The service takes 4 s to answer and Berth would wait 10 s. Clients that send a request and
+  // reset their connections must not leave their checks open meanwhile: each would hold a
+  // descriptor, and no connection limit counts them once their clients are gone.
+  Origin app("APP"), auth("AUTH");
+  REQUIRE(app.ok());
+  REQUIRE(auth.ok());
+  Berth berth(config_head(1) + "routes:\n  - {host: app.test, service: s, access: {forward_auth: {url: \"http://" +
+              auth.address() + "/auth?delay_ms=4000\", timeout: 10s}}}\nservices:\n  s: {endpoints: [\"" +
+              app.address() + "\"]}\n");
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  const int before = fd_count(berth.pid());
+  int during = 0;
+  const std::string m = marker("GONE");
+  constexpr int kClients = 20;
+  {
+    std::vector<std::unique_ptr<Client>> clients;
+    for (int i = 0; i < kClients; ++i) {
+      clients.push_back(std::make_unique<Client>(berth.port()));
+      REQUIRE(clients.back()->send(make_request("GET", "/x?" + m, "app.test")));
+    }
+    REQUIRE(wait_until([&] { return auth.seen(m) == kClients; }, 3s));  // every check is asked
+    during = fd_count(berth.pid());
+    INFO("descriptors at rest " << before << ", with the checks " << during);
+    REQUIRE(during >= before + 2 * kClients);  // each client's connection and its check's
+    for (auto& c : clients) {  // a reset, not a half-close (which still gets its answer)
+      const linger hard{1, 0};
+      REQUIRE(::setsockopt(c->fd(), SOL_SOCKET, SO_LINGER, &hard, sizeof hard) == 0);
+    }
+  }  // the clients leave
+  const auto t0 = Clock::now();
+  const bool freed = wait_until([&] { return fd_count(berth.pid()) <= during - 2 * kClients; }, 3s);
+  INFO("descriptors with the checks " << during << ", after the clients left " << fd_count(berth.pid()));
+  CHECK(freed);
+  CHECK(seconds_since(t0) < 2.0);  // not when the service answers
+  CHECK(app.seen(m) == 0);
+  CHECK(berth.log().find("event=forward_auth_failed") == std::string::npos);  // not a failure of the service
+  CHECK(berth.running());
+}
+
+TEST_CASE("forward auth: a client that half-closes after a request without a body gets its answer",
+          "[auth][forward_auth]") {
+  // printf ... | nc -N: the request, then FIN. The check is still pending when the FIN comes;
+  // the answer must come all the same (as on a route without filters), and the connection close.
+  Origin app("APP"), auth("AUTH");
+  REQUIRE(app.ok());
+  REQUIRE(auth.ok());
+  Berth berth(auth_yaml(app, auth, unused_port()));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  for (const char* credentials : {"Bearer good", "Bearer nobody"}) {
+    Client c(berth.port());
+    REQUIRE(c.connected());
+    REQUIRE(c.send(make_request("GET", "/echo?half", "app.test", {std::string("Authorization: ") + credentials})));
+    REQUIRE(::shutdown(c.fd(), SHUT_WR) == 0);
+    Response r = c.read_response();
+    INFO(credentials << ": " << r.raw_head << r.error);
+    CHECK(r.status == (std::string_view(credentials) == "Bearer good" ? 200 : 401));
+    CHECK(c.wait_closed(3s));
+  }
   CHECK(berth.running());
 }
 

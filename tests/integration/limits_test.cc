@@ -3,7 +3,6 @@
 // backpressure on a slow upstream, and reloads with traffic in flight. Loopback only.
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -48,18 +47,6 @@ double cpu_seconds(pid_t pid) {
   }
   if (field <= 15) return -1;
   return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
-}
-
-// Open descriptors of a process; -1 if unreadable.
-int fd_count(pid_t pid) {
-  std::string dir = "/proc/" + std::to_string(pid) + "/fd";
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) return -1;
-  int n = 0;
-  while (dirent* e = ::readdir(d))
-    if (e->d_name[0] != '.') ++n;
-  ::closedir(d);
-  return n;
 }
 
 // "Max open files   SOFT   HARD   files" from /proc/PID/limits.
