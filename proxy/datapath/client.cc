@@ -1398,6 +1398,13 @@ void ClientConn::on_timer() {
   const uint64_t t = now();
   switch (phase_) {
     case Phase::kIdle:
+      if (!kept_alive_) {
+        // A fresh connection sends its first request within request_header, whatever else
+        // moves (TLS key updates are not an answer being read).
+        if (t >= deadline_) close();
+        else arm_timer();
+        return;
+      }
       // A client still reading a response's tail is not cut: closing would lose keep-alive,
       // and a request it sends meanwhile would turn the close into a reset that cuts the tail.
       if (send_stalled(t)) close();

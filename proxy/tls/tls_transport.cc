@@ -148,7 +148,8 @@ bool TlsTransport::has_unread_input() {
 
 void TlsTransport::update_inner_reading() {
   // During the handshake the inner side reads whether or not the stream above does.
-  const bool want = !closing_ && pending_end_ == 0 && (reading_ || (!handshake_done_ && !failed_));
+  const bool want = !closing_ && pending_end_ == 0 && (reading_ || (!handshake_done_ && !failed_)) &&
+                    control_in_flight_ <= kMaxControlInFlight;
   if (want && !inner_reading_) {
     if (inner_->read_start() == 0) inner_reading_ = true;
   } else if (!want && inner_reading_) {
@@ -160,7 +161,7 @@ void TlsTransport::update_inner_reading() {
 int TlsTransport::read_start() {
   if (closing_) return UV_EINVAL;
   reading_ = true;
-  if (pending_end_ == 0 && !inner_reading_) {
+  if (pending_end_ == 0 && !inner_reading_ && control_in_flight_ <= kMaxControlInFlight) {
     int rc = inner_->read_start();
     if (rc != 0) {
       reading_ = false;
@@ -323,8 +324,12 @@ void TlsTransport::deliver_plaintext() {
   }
   delivering_ = false;
   if (closing_) return;
-  // Post-handshake messages (tickets, key updates) and alerts go out.
-  if (ssl_) flush_ciphertext(nullptr);
+  // Post-handshake messages (tickets, key updates) and alerts go out; while too many of them
+  // wait for the peer, it is not read (control_in_flight_).
+  if (ssl_) {
+    flush_ciphertext(nullptr, handshake_done_);
+    if (control_in_flight_ > kMaxControlInFlight) update_inner_reading();
+  }
   if (pending_end_ != 0 && !ended && ssl_ && (SSL_pending(ssl_) > 0 || BIO_ctrl_pending(rbio_) > 0) &&
       handshake_done_)
     return;  // plaintext first; read_start brings the rest and then the end
@@ -439,19 +444,22 @@ void TlsTransport::append_ciphertext(const char* data, size_t len) {
   }
 }
 
-int TlsTransport::hand_down(WriteReq* wr, WriteReq* app) {
-  in_flight_.push_back(InFlight{wr, app});
+int TlsTransport::hand_down(WriteReq* wr, WriteReq* app, bool control) {
+  const size_t control_bytes = control ? wr->total_bytes() : 0;
+  in_flight_.push_back(InFlight{wr, app, control_bytes});
+  control_in_flight_ += control_bytes;
   const int rc = inner_->write(wr);
   if (rc != 0) {
     in_flight_.pop_back();
+    control_in_flight_ -= control_bytes;
     io_->release_write(wr);
   }
   return rc;
 }
 
-int TlsTransport::flush_ciphertext(WriteReq* app) {
+int TlsTransport::flush_ciphertext(WriteReq* app, bool control) {
   for (size_t i = 0; i < filled_.size(); ++i) {
-    if (int rc = hand_down(filled_[i], nullptr); rc != 0) {
+    if (int rc = hand_down(filled_[i], nullptr, control); rc != 0) {
       for (size_t j = i + 1; j < filled_.size(); ++j) io_->release_write(filled_[j]);
       filled_.clear();
       return rc;
@@ -467,19 +475,25 @@ int TlsTransport::flush_ciphertext(WriteReq* app) {
     wr->segments[0] = {nullptr, 0, 0};
     wr->nsegments = 1;
   }
-  return hand_down(wr, app);
+  return hand_down(wr, app, control);
 }
 
 void TlsTransport::on_transport_write_done(WriteReq* wr, int status) {
   // Inner writes complete in the order they were made.
   WriteReq* app = nullptr;
+  size_t control_bytes = 0;
   for (auto it = in_flight_.begin(); it != in_flight_.end(); ++it) {
     if (it->inner != wr) continue;
     app = it->app;
+    control_bytes = it->control_bytes;
     in_flight_.erase(it);
     break;
   }
   io_->release_write(wr);
+  if (control_bytes > 0) {
+    control_in_flight_ -= control_bytes;
+    if (!inner_reading_ && !closing_) update_inner_reading();
+  }
   if (app) events_->on_transport_write_done(app, status);
 }
 

@@ -75,11 +75,12 @@ class TlsTransport final : public Transport, private TransportEvents, private He
   // Encrypts a batch (null: only what OpenSSL has to send) and hands the ciphertext down as one
   // inner write that reports `app` done. 0 or a libuv error.
   int send(WriteReq* app);
-  int flush_ciphertext(WriteReq* app);
+  // control: the bytes are OpenSSL's own answer to what it read (control_in_flight_).
+  int flush_ciphertext(WriteReq* app, bool control = false);
   // The write BIO's sink: ciphertext appended to out_ (its string, then pool blocks).
   static BIO_METHOD* sink_method();
   void append_ciphertext(const char* data, size_t len);
-  int hand_down(WriteReq* wr, WriteReq* app);  // one inner write; 0 or a libuv error
+  int hand_down(WriteReq* wr, WriteReq* app, bool control);  // one inner write; 0 or a libuv error
   int start_shutdown();
   void update_inner_reading();
   void schedule_delivery();  // plaintext or an end left while reading was stopped
@@ -102,13 +103,19 @@ class TlsTransport final : public Transport, private TransportEvents, private He
 
   struct InFlight {
     WriteReq* inner;
-    WriteReq* app;  // null: handshake or alert bytes
+    WriteReq* app;         // null: handshake or alert bytes
+    size_t control_bytes;  // counted in control_in_flight_
   };
   std::deque<InFlight> in_flight_;  // inner writes, in order
   std::deque<WriteReq*> queued_;     // batches waiting for the handshake
   WriteReq* out_ = nullptr;          // ciphertext not yet handed down
   std::vector<WriteReq*> filled_;    // full ones before out_, in order
   size_t queued_bytes_ = 0;
+  // Bytes OpenSSL wrote back for what it read after the handshake (key updates, alerts) that the
+  // inner transport has not yet sent. Over kMaxControlInFlight, the inner side is not read: a
+  // peer asking for key updates and reading nothing would otherwise grow it without bound.
+  size_t control_in_flight_ = 0;
+  static constexpr size_t kMaxControlInFlight = 64 * 1024;
 
   uv_idle_t* idle_ = nullptr;  // made the first time delivery has to be deferred
   ssize_t pending_end_ = 0;    // UV_EOF or an error to report once the plaintext is read

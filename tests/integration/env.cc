@@ -155,4 +155,16 @@ int fd_count(pid_t pid) {
   return n;
 }
 
+bool sanitized() {
+  const char* s = std::getenv("BERTH_SANITIZE");
+  return s && *s && std::string_view(s) != "0";
+}
+
+long peak_rss_kib(pid_t pid) {
+  const std::string status = read_file("/proc/" + std::to_string(pid) + "/status");
+  const size_t p = status.find("VmHWM:");
+  if (p == std::string::npos) return -1;
+  return std::strtol(status.c_str() + p + 6, nullptr, 10);
+}
+
 }  // namespace it

@@ -42,6 +42,11 @@ struct OriginEnv {
 
 // Open descriptors of a process; -1 if unreadable.
 int fd_count(pid_t pid);
+// The peak resident set of a process (VmHWM), in KiB; -1 if unreadable.
+long peak_rss_kib(pid_t pid);
+// BERTH_SANITIZE=1: the binaries under test are ASan/UBSan builds (bigger, slower; their memory
+// figures include the sanitizer's quarantine).
+bool sanitized();
 
 // A fresh marker, unique in this run (and never a substring of another one).
 std::string marker(const std::string& prefix = "MK");

@@ -26,12 +26,6 @@ using namespace it;
 
 namespace {
 
-// BERTH_SANITIZE=1: the binaries under test are ASan/UBSan builds (bigger, slower).
-bool sanitized() {
-  const char* s = std::getenv("BERTH_SANITIZE");
-  return s && *s && std::string_view(s) != "0";
-}
-
 // utime + stime of the whole process (all threads), in seconds; -1 if unreadable.
 double cpu_seconds(pid_t pid) {
   std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");

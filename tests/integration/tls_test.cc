@@ -208,6 +208,8 @@ class TlsClient {
     ERR_clear_error();
   }
   bool connected() const { return connected_; }
+  SSL* ssl() const { return ssl_; }
+  int fd() const { return fd_; }
   bool send(const std::string& data) { return SSL_write(ssl_, data.data(), static_cast<int>(data.size())) > 0; }
   // Everything until the server closes (or 5 s pass).
   std::string read_until_close() {
@@ -455,6 +457,42 @@ TEST_CASE("tls: a client using each ticket once resumes every connection (TLS 1.
     }
   }
   CHECK(b.berth->running());
+}
+
+TEST_CASE("tls: a client asking for key updates and reading nothing is held back; its request is still due",
+          "[tls]") {
+  // TLS 1.3 lets a peer ask for a key update at any time, and each request makes Berth write one
+  // back. A client that sends them as fast as it can (for up to 8 s) and reads nothing must not
+  // make Berth keep those answers without bound: once 64 KiB of them wait, Berth reads no more
+  // from it (before, its memory grew by about 2 MB/s). Nor are they a request: request_header
+  // (3 s) still closes the connection, which ends the flood.
+  Origin a("A");
+  REQUIRE(a.ok());
+  TlsBerth b(tls_yaml("{certificates: [" + pair(certs(), "site-ec") + "]}", a));
+  const long before = peak_rss_kib(b.berth->pid());
+  const auto t0 = Clock::now();
+  TlsClient c(b.tls_port, "a.test");
+  REQUIRE(c.connected());
+  REQUIRE(std::string(SSL_get_version(c.ssl())) == "TLSv1.3");
+  const int small = 4096;
+  ::setsockopt(c.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  const timeval give_up{0, 300'000};  // a write Berth does not take
+  ::setsockopt(c.fd(), SOL_SOCKET, SO_SNDTIMEO, &give_up, sizeof give_up);
+  long sent = 0;
+  while (seconds_since(t0) < 8.0) {
+    if (SSL_key_update(c.ssl(), SSL_KEY_UPDATE_REQUESTED) != 1 || SSL_do_handshake(c.ssl()) != 1) break;
+    ++sent;
+  }
+  ERR_clear_error();
+  const long after = peak_rss_kib(b.berth->pid());
+  INFO(sent << " key update requests in " << seconds_since(t0) << " s; Berth's peak RSS " << before << " -> " << after
+            << " KiB");
+  CHECK(sent > 1000);
+  // A sanitizer build's figure includes its quarantine of freed memory: not a bound.
+  if (!sanitized()) CHECK(after - before < 8 * 1024);
+  CHECK(wait_until([&] { return metric_sample(b.berth->admin_port(), "berth_open_connections{side=\"client\"}") == 0; },
+                   5s));
+  CHECK(seconds_since(t0) < 7.0);  // request_header, not keepalive_idle (60 s)
 }
 
 TEST_CASE("tls: min_version 1.3 refuses TLS 1.2", "[tls]") {
