@@ -958,36 +958,49 @@ void ClientConn::hold_back_if_unread(UpstreamConn* u) {
 }
 
 // The client took some of an answer (or one starts to wait for it): it has keepalive_idle from
-// now to take more (send_stalled).
+// now to take more (send_wait).
 void ClientConn::reset_send_deadline() {
   deadline_ = now() + static_cast<uint64_t>(worker()->runtime()->timeouts.keepalive_idle.count());
 }
 
 // For the phases whose timer waits on the client to take an answer: an idle connection with a
 // response's tail, an instance held back for the client (hold_back_if_unread), the last answer
-// before a close (close_after_answer). At deadline_, a client that read on since the last look
-// (client_read_on) gets keepalive_idle more. True when it took nothing: the caller cuts it.
-// Otherwise the timer is armed again.
-bool ClientConn::send_stalled(uint64_t t) {
+// before a close (close_after_answer). deadline_ is keepalive_idle after the last progress seen.
+// At it: kDone when nothing of an answer waits any more (in Berth or in the kernel); kWaiting,
+// with keepalive_idle more, when the client's TCP has acknowledged bytes since the last look (a
+// write completing is not enough to see a slow steady reader: Transport::peer_acked); kStalled
+// otherwise. Looked at once per keepalive_idle at most, so a cut comes between keepalive_idle
+// and twice that after the last progress. kWaiting re-arms the timer.
+ClientConn::SendWait ClientConn::send_wait(uint64_t t) {
   if (t >= deadline_) {
-    if (!client_read_on()) return true;
+    if (write_queue_bytes() == 0 && transport().peer_outstanding() == 0) return SendWait::kDone;
+    const uint64_t acked = transport().peer_acked();
+    const bool moved = acked != peer_acked_;
+    peer_acked_ = acked;
+    if (!moved) return SendWait::kStalled;
     reset_send_deadline();
   }
   start_timer(deadline_ - t);
-  return false;
+  return SendWait::kWaiting;
 }
 
-// Whether some of a response still waits for the client (in Berth or in the kernel) and the
-// client has acknowledged bytes since the last look; remembers this look. A write completing
-// is not enough to see a slow steady reader (Transport::peer_acked). Asked once per
-// keepalive_idle at most, so the time without progress before a cut is between keepalive_idle
-// and twice that.
-bool ClientConn::client_read_on() {
-  if (write_queue_bytes() == 0 && transport().peer_outstanding() == 0) return false;
-  const uint64_t acked = transport().peer_acked();
-  const bool moved = acked != peer_acked_;
-  peer_acked_ = acked;
-  return moved;
+// An idle connection (kept alive) or one closing after its last answer, at its timer: it closes
+// once nothing is left to send or the client stalls (send_wait).
+void ClientConn::close_when_sent_or_stalled(uint64_t t) {
+  switch (send_wait(t)) {
+    case SendWait::kWaiting:
+      return;
+    case SendWait::kDone:
+      close();
+      return;
+    case SendWait::kStalled:
+      log::info("response_send_timeout").kv("client", conn().peer_ip.text());
+      // Part of an answer never left: a clean close would end a body that runs until the close
+      // (HTTP/1.0) as if it were whole.
+      transport().reset_on_close();
+      close();
+      return;
+  }
 }
 
 void ClientConn::on_response_complete(UpstreamConn* u) {
@@ -1372,7 +1385,7 @@ void ClientConn::arm_timer() {
       break;
     case Phase::kUpstream:
       if (ex_ && ex_->request_done && upstream_ && upstream_->read_paused()) {
-        due = deadline_;  // send_stalled
+        due = deadline_;  // send_wait
         break;
       }
       if (!ex_ || !ex_->head_sent || ex_->request_done) {
@@ -1387,7 +1400,7 @@ void ClientConn::arm_timer() {
       break;
     case Phase::kClosing:
       if (lingering_) return;  // its own time (linger)
-      due = deadline_;           // the last answer waits for the client (send_stalled)
+      due = deadline_;           // the last answer waits for the client (send_wait)
       break;
   }
   start_timer(due > t ? due - t : 0);
@@ -1407,7 +1420,7 @@ void ClientConn::on_timer() {
       }
       // A client still reading a response's tail is not cut: closing would lose keep-alive,
       // and a request it sends meanwhile would turn the close into a reset that cuts the tail.
-      if (send_stalled(t)) close();
+      close_when_sent_or_stalled(t);
       return;
     case Phase::kHead:
       if (t >= deadline_) {
@@ -1422,8 +1435,9 @@ void ClientConn::on_timer() {
       if (ex_ && ex_->request_done && upstream_ && upstream_->read_paused()) {
         // The instance waits on a client that has taken nothing of the response for
         // keepalive_idle: both connections are freed.
-        if (send_stalled(t)) {
+        if (send_wait(t) != SendWait::kWaiting) {
           log::info("response_send_timeout").kv("client", conn().peer_ip.text());
+          transport().reset_on_close();  // the answer is cut, not ended
           abort_exchange(ExchangeEnd::kAborted, "response-send-timeout");
         }
         return;
@@ -1469,7 +1483,8 @@ void ClientConn::on_timer() {
       }
       return;
     case Phase::kClosing:
-      if (lingering_ || send_stalled(t)) close();
+      if (lingering_) close();
+      else close_when_sent_or_stalled(t);
       return;
   }
 }

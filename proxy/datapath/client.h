@@ -198,9 +198,10 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   // What waits for the client fits in write_buffer_bytes: the instance is read, and the next
   // pipelined request taken, only then.
   bool answers_fit() const;
-  bool client_read_on();
+  enum class SendWait : uint8_t { kWaiting, kDone, kStalled };
   void reset_send_deadline();
-  bool send_stalled(uint64_t t);
+  SendWait send_wait(uint64_t t);
+  void close_when_sent_or_stalled(uint64_t t);
   void close_after_answer(bool linger);
   void keep_pending(Block* block, const char* data, size_t len);
   void drop_pending();
@@ -215,7 +216,7 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   UpstreamConn* upstream_ = nullptr;
   Block* pending_block_ = nullptr;      // unprocessed input (pipelined request, early body)
   uint64_t deadline_ = 0;               // header/idle/send deadline, or last tunnel activity (loop ms)
-  uint64_t peer_acked_ = 0;             // the client's acknowledged bytes at the last look (client_read_on)
+  uint64_t peer_acked_ = 0;             // the client's acknowledged bytes at the last look (send_wait)
   uint32_t pending_len_ = 0;
   // Packed with the offset (blocks are 128 KiB: IoContext's pool; 21 bits reach 2 MiB, and leave
   // the 3-bit phase within one byte): every idle connection has them.

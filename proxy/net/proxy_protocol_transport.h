@@ -33,6 +33,7 @@ class ProxyProtocolTransport final : public Transport, private TransportEvents {
   size_t buffered_bytes() const override { return inner_->buffered_bytes(); }
   uint64_t peer_acked() override { return inner_->peer_acked(); }
   uint64_t peer_outstanding() override { return inner_->peer_outstanding(); }
+  void reset_on_close() override { inner_->reset_on_close(); }
   bool has_unread_input() override { return inner_->has_unread_input(); }
   bool write_failed() const override { return inner_->write_failed(); }
 

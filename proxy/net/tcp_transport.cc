@@ -348,6 +348,12 @@ void TcpTransport::finish_close() {
   events_->on_transport_closed();
 }
 
+void TcpTransport::reset_on_close() {
+  if (fd() < 0) return;
+  const linger hard{1, 0};  // close() then sends RST and drops what the kernel still holds
+  ::setsockopt(fd(), SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+}
+
 bool TcpTransport::has_unread_input() {
   int unread = 0;
   return polling_ && !closing_ && ioctl(fd(), FIONREAD, &unread) == 0 && unread > 0;

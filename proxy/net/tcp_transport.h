@@ -37,6 +37,7 @@ class TcpTransport final : public Transport {
   size_t buffered_bytes() const override;
   uint64_t peer_acked() override { return tcp_bytes_acked(fd()); }
   uint64_t peer_outstanding() override { return tcp_bytes_outstanding(fd()); }
+  void reset_on_close() override;
   bool has_unread_input() override;
   bool write_failed() const override { return error_ != 0; }
 

@@ -106,6 +106,9 @@ class Transport {
   // reading slowly but steadily shows no write completion for long: these counts show it.
   virtual uint64_t peer_acked() = 0;        // bytes the peer has acknowledged so far
   virtual uint64_t peer_outstanding() = 0;  // bytes the kernel still holds for the peer
+  // The close that follows sends a reset, not a FIN: the peer learns that the connection was cut,
+  // not ended (an answer whose end is the close would otherwise look whole).
+  virtual void reset_on_close() = 0;
   // True when the peer has sent bytes nobody read yet (closing then would send a reset).
   virtual bool has_unread_input() = 0;
   // True once a write to the peer has failed (a reset), before that is reported.

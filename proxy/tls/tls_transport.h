@@ -44,6 +44,7 @@ class TlsTransport final : public Transport, private TransportEvents, private He
   size_t buffered_bytes() const override { return inner_->buffered_bytes() + queued_bytes_; }
   uint64_t peer_acked() override { return inner_->peer_acked(); }  // TLS records' bytes
   uint64_t peer_outstanding() override { return inner_->peer_outstanding(); }
+  void reset_on_close() override { inner_->reset_on_close(); }
   bool has_unread_input() override;
   bool write_failed() const override { return failed_ || inner_->write_failed(); }
 

@@ -14,7 +14,9 @@
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <regex>
@@ -445,6 +447,16 @@ TEST_CASE("a client that asked for Connection: close and reads nothing of the an
   CHECK(metric_sample(berth.admin_port(), "berth_open_connections{side=\"client\"}") == 1);
   CHECK(wait_until([&] { return metric_sample(berth.admin_port(), "berth_open_connections{side=\"client\"}") == 0; },
                    6s, 50ms));
+  CHECK(berth.log_shows("event=response_send_timeout"));
+  // The cut is a reset: read now, the answer does not end as if it were whole (a body that runs
+  // until the close, as HTTP/1.0 has, would otherwise look complete).
+  char buf[65536];
+  ssize_t n = 0;
+  size_t got = 0;
+  while ((n = ::recv(c.fd(), buf, sizeof buf, 0)) > 0) got += static_cast<size_t>(n);
+  INFO("read " << got << " bytes, then " << (n == 0 ? "a clean end" : std::strerror(errno)));
+  CHECK(n < 0);
+  CHECK(errno == ECONNRESET);
 }
 
 TEST_CASE("SIGTERM with nothing in flight exits 0 promptly", "[lifecycle]") {

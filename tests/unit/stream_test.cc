@@ -98,6 +98,7 @@ class MemoryTransport final : public Transport {
   size_t buffered_bytes() const override { return buffered_; }
   uint64_t peer_acked() override { return 0; }
   uint64_t peer_outstanding() override { return 0; }
+  void reset_on_close() override {}
   bool has_unread_input() override { return false; }
   bool write_failed() const override { return false; }
 
