@@ -118,7 +118,11 @@ bool parse_basic_credentials(std::string_view value, std::string& user, std::str
   if (value.empty()) return false;
   std::optional<std::string> decoded = base64_decode(value);
   if (!decoded) return false;
-  const size_t colon = decoded->find(':');
+  // No control characters (RFC 7617 2): a NUL would end the password crypt() checks, so
+  // "secret\0junk" would pass as "secret" while the instance may get all of it.
+  bool controls = false;
+  for (const char ch : *decoded) controls = controls || static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f;
+  const size_t colon = controls ? std::string::npos : decoded->find(':');
   if (colon != std::string::npos) {
     user = decoded->substr(0, colon);
     password = decoded->substr(colon + 1);

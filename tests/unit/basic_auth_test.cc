@@ -88,6 +88,10 @@ TEST_CASE("basic credentials: parsing", "[auth]") {
   CHECK_FALSE(parse_basic_credentials("Basic !!!!", user, password));
   CHECK_FALSE(parse_basic_credentials("Basic YWxpY2U=", user, password));  // "alice": no colon
   CHECK_FALSE(parse_basic_credentials("Basic YQ=a", user, password));      // padding inside
+  // Control characters (RFC 7617): a NUL would cut the password short for crypt().
+  CHECK_FALSE(parse_basic_credentials(basic(std::string("alice:secret\0junk", 17)), user, password));
+  CHECK_FALSE(parse_basic_credentials(basic("alice:sec\tret"), user, password));
+  CHECK_FALSE(parse_basic_credentials(basic("al\x7fice:secret"), user, password));
 }
 
 TEST_CASE("passwords: bcrypt, SHA-512 crypt and yescrypt through libcrypt", "[auth]") {
