@@ -387,6 +387,10 @@ struct Docker {
   // The directory files named by berth.access.* labels (htpasswd) must lie under ("": labels
   // may not name files).
   std::string access_files_dir;
+  // The authentication services a berth.access.forward_auth label may name, as "IP:port"
+  // (canonical, as SocketAddress::to_string writes it). Empty: labels may not name one, since
+  // Berth would send requests, with the client's headers, wherever a container asks.
+  std::vector<std::string> forward_auth_addresses;
   Mark mark;
   bool operator==(const Docker&) const = default;
 };

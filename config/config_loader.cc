@@ -209,7 +209,7 @@ const std::vector<std::string_view> kEndpointKeys = {"address", "weight"};
 const std::vector<std::string_view> kDockerKeys = {
     "enabled",     "endpoint",          "tls",    "exposed_by_default", "host_address", "network",
     "prefer_ipv6", "use_published_ports", "compat", "empty_route_grace",  "reconnect_max",
-    "allowed_hosts", "max_priority", "allow_any_host", "access_files_dir"};
+    "allowed_hosts", "max_priority", "allow_any_host", "access_files_dir", "forward_auth_addresses"};
 const std::vector<std::string_view> kDockerTlsKeys = {"ca", "cert", "key"};
 const std::vector<std::string_view> kDockerCompatKeys = {"nginx_proxy", "traefik"};
 
@@ -1643,6 +1643,23 @@ void Loader::read_docker_field(const Field& field) {
     }
     while (dir->size() > 1 && dir->back() == '/') dir->pop_back();
     docker.access_files_dir = *dir;
+  } else if (field.key == "forward_auth_addresses") {
+    if (!value.node.IsSequence()) {
+      fail(value.mark, value.path + ": expected a list of addresses such as [\"127.0.0.1:9100\"], got " +
+                           describe(value.node));
+      return;
+    }
+    for (const Value& item : items_of(value)) {
+      auto text = read_string(item);
+      if (!text) continue;
+      ForwardAuth probe;
+      if (text->find('/') != std::string::npos || !parse_forward_auth_url("http://" + *text + "/", probe).empty()) {
+        fail(item.mark, item.path + ": expected a numeric address (or localhost) and a port such as 127.0.0.1:9100, got '" +
+                            *text + "'");
+        continue;
+      }
+      docker.forward_auth_addresses.push_back(probe.address.to_string());
+    }
   } else if (field.key == "max_priority") {
     if (auto n = read_integer(value, std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max()))
       docker.max_priority = static_cast<int32_t>(*n);

@@ -72,6 +72,7 @@ BuilderOptions options_from(const config::Docker& cfg) {
   o.allowed_hosts = cfg.allowed_hosts;
   o.max_priority = cfg.max_priority;
   o.allow_any_host = cfg.allow_any_host;
+  o.forward_auth_addresses = cfg.forward_auth_addresses;
   o.labels.access_files_dir = cfg.access_files_dir;
   return o;
 }

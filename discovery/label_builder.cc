@@ -135,6 +135,17 @@ std::string policy_problem(const RouteSpec& route, const BuilderOptions& options
   return {};
 }
 
+// Whether the operator lets a container's labels send each request's check to this service.
+std::string forward_auth_problem(const config::ForwardAuth& auth, const BuilderOptions& options) {
+  if (!auth.enabled() || !options.forward_auth_addresses) return {};
+  const std::string address = auth.address.to_string();
+  for (const std::string& allowed : *options.forward_auth_addresses)
+    if (allowed == address) return {};
+  if (options.forward_auth_addresses->empty())
+    return "labels may not name a forward_auth service: docker.forward_auth_addresses is not set";
+  return "forward_auth address " + address + " is not in docker.forward_auth_addresses";
+}
+
 std::optional<std::string> read_file_under(const std::string& dir, const std::string& path, std::string* problem) {
   char real_dir[PATH_MAX], real_path[PATH_MAX];
   if (!::realpath(dir.c_str(), real_dir)) {
@@ -227,15 +238,15 @@ ParsedContainer parse_container_routes(const ContainerFacts& c, const BuilderOpt
   // Routing to itself would loop: Berth's own container is ignored even with berth.* labels.
   if (!options.own_container_id.empty() && c.id == options.own_container_id) out.spec = ContainerSpec{};
   if (out.spec.kind != ContainerSpec::Kind::kRouted) return out;
-  for (const RouteSpec& route : out.spec.routes) {
-    std::string refused = policy_problem(route, options);
-    if (!refused.empty()) {
-      // Not routed at all: the operator did not allow what its labels ask for.
-      out.spec.kind = ContainerSpec::Kind::kRejected;
-      out.spec.reason = "refused by policy: " + refused;
-      out.spec.routes.clear();
-      return out;
-    }
+  std::string refused = forward_auth_problem(out.spec.access.forward_auth, options);
+  for (size_t i = 0; refused.empty() && i < out.spec.routes.size(); ++i)
+    refused = policy_problem(out.spec.routes[i], options);
+  if (!refused.empty()) {
+    // Not routed at all: the operator did not allow what its labels ask for.
+    out.spec.kind = ContainerSpec::Kind::kRejected;
+    out.spec.reason = "refused by policy: " + refused;
+    out.spec.routes.clear();
+    return out;
   }
   std::map<std::string, std::string> files;
   if (std::string why = build_access_filters(out.spec, options, out.filters, files); !why.empty()) {
@@ -301,6 +312,7 @@ ParsedContainer parse_published(const PublishedPolicy& published, const std::str
   options.allowed_hosts = operator_options.allowed_hosts;
   options.max_priority = operator_options.max_priority;
   options.allow_any_host = operator_options.allow_any_host;
+  options.forward_auth_addresses = operator_options.forward_auth_addresses;
   // The sidecar routed it: whatever enabled it there (berth.enable, exposed_by_default, a
   // Traefik router, VIRTUAL_HOST) enables it here.
   options.labels.exposed_by_default = true;

@@ -34,6 +34,9 @@ struct BuilderOptions {
   std::vector<std::string> allowed_hosts;  // empty: any host
   int32_t max_priority = std::numeric_limits<int32_t>::max();
   bool allow_any_host = true;
+  // The addresses a berth.access.forward_auth label may name (config
+  // docker.forward_auth_addresses; an empty list: none). Unset: any.
+  std::optional<std::vector<std::string>> forward_auth_addresses;
   // Reads a file a berth.access.* label names (already checked to lie under
   // labels.access_files_dir): its text, or nullopt with *problem set. Null: read it from disk,
   // refusing one whose real path (symbolic links resolved) leaves that directory.

@@ -12,6 +12,7 @@ void add_registry_sources(const config::Config& cfg, std::vector<std::unique_ptr
   policy.allowed_hosts = cfg.docker.allowed_hosts;
   policy.max_priority = cfg.docker.max_priority;
   policy.allow_any_host = cfg.docker.allow_any_host;
+  policy.forward_auth_addresses = cfg.docker.forward_auth_addresses;
   policy.service_policy = cfg.registry.service_policy;
   if (cfg.registry.role == config::Registry::Role::kFront) {
     sources.push_back(std::make_unique<RegistryWatch>(cfg.registry, std::move(policy)));

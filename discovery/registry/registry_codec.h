@@ -90,11 +90,13 @@ std::string encode_instance(const Instance& instance);
 std::optional<Instance> decode_instance(std::string_view value, std::string* problem);
 
 // Operator policy a front door applies to what the registry asks for (values are not trusted
-// more than container labels): docker.allowed_hosts, max_priority, allow_any_host.
+// more than container labels): docker.allowed_hosts, max_priority, allow_any_host,
+// forward_auth_addresses.
 struct TablePolicy {
   std::vector<std::string> allowed_hosts;
   int32_t max_priority = INT32_MAX;
   bool allow_any_host = true;
+  std::optional<std::vector<std::string>> forward_auth_addresses;  // unset: any
   // The policy every service of the table gets (registry.service_policy).
   config::ServicePolicy service_policy;
   // A sidecar's view: its own host's keys are skipped (its Docker discovery routes those

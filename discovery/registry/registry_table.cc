@@ -149,6 +149,7 @@ RegistryTable::RegistryTable(std::string_view prefix, TablePolicy policy)
   options_.allowed_hosts = policy_.allowed_hosts;
   options_.max_priority = policy_.max_priority;
   options_.allow_any_host = policy_.allow_any_host;
+  options_.forward_auth_addresses = policy_.forward_auth_addresses;
 }
 
 void RegistryTable::reset(const std::map<std::string, std::string>& kvs) { reset(created_together(kvs)); }

@@ -51,7 +51,8 @@ TEST_CASE("access labels: each label allows and denies through Berth", "[docker_
   engine.start();
 
   Berth berth(config_head(2) + "docker: {enabled: true, endpoint: \"unix://" + dir.file("docker.sock") +
-              "\", access_files_dir: \"" + files.path() + "\"}\n");
+              "\", access_files_dir: \"" + files.path() + "\", forward_auth_addresses: [\"" + auth.address() +
+              "\", \"127.0.0.1:" + std::to_string(dead) + "\"]}\n");
   INFO(berth.error());
   REQUIRE(berth.ok());
   REQUIRE(berth.log_shows("event=docker_synced", 10s));
@@ -99,7 +100,9 @@ TEST_CASE("access labels: each label allows and denies through Berth", "[docker_
   CHECK(berth.running());
 }
 
-TEST_CASE("access labels: without docker.access_files_dir a label may not name a file", "[docker_fake][access]") {
+TEST_CASE("access labels: without docker.access_files_dir a label may not name a file, nor an auth service without "
+          "docker.forward_auth_addresses",
+          "[docker_fake][access]") {
   TempDir files;
   REQUIRE(write_file(files.file("team.htpasswd"), kHtpasswd));
   Origin origin{"LBN"};
@@ -110,6 +113,9 @@ TEST_CASE("access labels: without docker.access_files_dir a label may not name a
   engine.add(fake_docker::running_routed(1, "auth-1", "auth.labels.test", origin.port(),
                      {{"berth.access.basic_auth", files.file("team.htpasswd")}}));
   engine.add(fake_docker::running_routed(2, "plain-1", "plain.labels.test", origin.port(), {{"berth.access.allow", "127.0.0.1"}}));
+  // Berth would send every request's check there, with the client's headers.
+  engine.add(fake_docker::running_routed(3, "fwd-1", "fwd.labels.test", origin.port(),
+                     {{"berth.access.forward_auth", "http://127.0.0.1:9/api/routes"}}));
   engine.start();
   Berth berth(config_head(1) + "docker: {enabled: true, endpoint: \"unix://" + dir.file("docker.sock") + "\"}\n");
   INFO(berth.error());
@@ -119,6 +125,8 @@ TEST_CASE("access labels: without docker.access_files_dir a label may not name a
   CHECK(rejected_reason(berth.admin_port(), "auth-1").find("labels may not name files: docker.access_files_dir is not set") !=
         std::string::npos);
   CHECK(http_get(berth.port(), "/", "auth.labels.test").status == 404);
+  CHECK(rejected_reason(berth.admin_port(), "fwd-1").find("docker.forward_auth_addresses is not set") != std::string::npos);
+  CHECK(http_get(berth.port(), "/", "fwd.labels.test").status == 404);
 }
 
 // Traefik compatibility: the access and header middlewares a router names act like berth.access.*

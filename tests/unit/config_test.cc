@@ -808,6 +808,7 @@ TEST_CASE("config: docker discovery is off by default, with documented defaults"
   CHECK(d.allowed_hosts.empty());
   CHECK(d.max_priority == 0);
   CHECK_FALSE(d.allow_any_host);
+  CHECK(d.forward_auth_addresses.empty());
 }
 
 TEST_CASE("config: every docker option is read", "[config][docker]") {
@@ -826,7 +827,8 @@ TEST_CASE("config: every docker option is read", "[config][docker]") {
                            "  reconnect_max: 1m\n"
                            "  allowed_hosts: [\"*.Apps.Example.com\", exact.test]\n"
                            "  max_priority: 50\n"
-                           "  allow_any_host: true\n";
+                           "  allow_any_host: true\n"
+                           "  forward_auth_addresses: [\"127.0.0.1:9100\", \"localhost:9200\", \"[::1]:80\"]\n";
   LoadResult result = load(yaml);
   INFO(all_errors(result));
   REQUIRE(result.ok());
@@ -848,6 +850,7 @@ TEST_CASE("config: every docker option is read", "[config][docker]") {
   CHECK(d.allowed_hosts == std::vector<std::string>{"*.apps.example.com", "exact.test"});
   CHECK(d.max_priority == 50);
   CHECK(d.allow_any_host);
+  CHECK(d.forward_auth_addresses == std::vector<std::string>{"127.0.0.1:9100", "127.0.0.1:9200", "[::1]:80"});
 }
 
 TEST_CASE("config: host_pattern_covers", "[config][docker]") {
@@ -892,6 +895,11 @@ TEST_CASE("config: docker errors are reported at their place", "[config][docker]
       {"docker: {allowed_hosts: [\"bad host\"]}\n", 2, 26, "docker.allowed_hosts[0]: invalid host pattern"},
       {"docker: {max_priority: high}\n", 2, 24, "docker.max_priority"},
       {"docker: {allow_any_host: sometimes}\n", 2, 26, "docker.allow_any_host: expected true or false"},
+      {"docker: {forward_auth_addresses: \"127.0.0.1:9100\"}\n", 2, 34, "docker.forward_auth_addresses: expected a list"},
+      {"docker: {forward_auth_addresses: [\"auth.test:9100\"]}\n", 2, 35,
+       "docker.forward_auth_addresses[0]: expected a numeric address (or localhost) and a port"},
+      {"docker: {forward_auth_addresses: [\"127.0.0.1:9100/check\"]}\n", 2, 35,
+       "docker.forward_auth_addresses[0]: expected a numeric address"},
   };
   for (const PlacedError& c : cases) check_refused_at(std::string(kListener) + c.yaml, c);
 }

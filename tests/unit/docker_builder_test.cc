@@ -707,6 +707,31 @@ TEST_CASE("docker builder: operator policy refuses what labels may not ask for",
   CHECK(why.at("eeeeeeeeeeee/anyhost").find("docker.allow_any_host is off") != std::string::npos);
 }
 
+TEST_CASE("docker builder: a forward_auth label may name only the services the operator lists",
+          "[docker][builder][policy]") {
+  // Berth sends each request's check, with the client's headers, where the label says: a
+  // container must not aim that at Berth's own admin address or another service on the host.
+  auto listed = container('a', "listed", {{"berth.host", "a.test"}, {"berth.port", "18001"},
+                                          {"berth.access.forward_auth", "http://localhost:9100/check"}});
+  auto other = container('b', "other", {{"berth.host", "b.test"}, {"berth.port", "18002"},
+                                         {"berth.access.forward_auth", "http://127.0.0.1:9901/api/routes"}});
+  auto plain = container('c', "plain", {{"berth.host", "c.test"}, {"berth.port", "18003"}});
+  BuilderOptions options;
+  options.forward_auth_addresses = std::vector<std::string>{"127.0.0.1:9100"};
+  auto set = build_discovered_set(cache_of({listed, other, plain}), options);
+  CHECK(table(set) == std::vector<std::string>{"a.test/ -> listed [127.0.0.1:18001]", "c.test/ -> plain [127.0.0.1:18003]"});
+  std::map<std::string, std::string> why(set.rejected.begin(), set.rejected.end());
+  REQUIRE(why.size() == 1);
+  CHECK(why.at("bbbbbbbbbbbb/other").find("forward_auth address 127.0.0.1:9901 is not in docker.forward_auth_addresses") !=
+        std::string::npos);
+
+  options.forward_auth_addresses = std::vector<std::string>{};  // the config's default: none
+  set = build_discovered_set(cache_of({listed, plain}), options);
+  CHECK(table(set) == std::vector<std::string>{"c.test/ -> plain [127.0.0.1:18003]"});
+  why = std::map<std::string, std::string>(set.rejected.begin(), set.rejected.end());
+  CHECK(why.at("aaaaaaaaaaaa/listed").find("docker.forward_auth_addresses is not set") != std::string::npos);
+}
+
 TEST_CASE("docker builder: Berth's own container is never routed, even with berth labels", "[docker][builder]") {
   auto self = container('s', "berth", {{"berth.host", "self.test"}, {"berth.port", "8080"}});
   auto web = container('w', "web", {{"berth.host", "web.test"}, {"berth.port", "18001"}});
