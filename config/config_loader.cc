@@ -21,6 +21,38 @@
 namespace berth::config {
 namespace {
 
+// A Strict-Transport-Security value (RFC 6797 6.1): printable, directives separated by ';', and
+// exactly one of them max-age=<seconds> (browsers drop a header without a valid one, so a typo
+// would mean no HSTS at all).
+bool valid_hsts(std::string_view value) {
+  const auto trim = [](std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+  };
+  for (const unsigned char c : value)
+    if (c < 0x20 || c >= 0x7f) return false;
+  int max_age = 0;
+  while (true) {
+    const size_t end = value.find(';');
+    const std::string_view directive = trim(value.substr(0, end));
+    const size_t eq = directive.find('=');
+    const std::string_view name = trim(directive.substr(0, eq));
+    if (name.size() == 7 && (name[0] | 0x20) == 'm' && (name[1] | 0x20) == 'a' && (name[2] | 0x20) == 'x' &&
+        name[3] == '-' && (name[4] | 0x20) == 'a' && (name[5] | 0x20) == 'g' && (name[6] | 0x20) == 'e') {
+      if (eq == std::string_view::npos) return false;
+      std::string_view seconds = trim(directive.substr(eq + 1));
+      if (seconds.size() >= 2 && seconds.front() == '"' && seconds.back() == '"') seconds = seconds.substr(1, seconds.size() - 2);
+      if (seconds.empty() || !std::all_of(seconds.begin(), seconds.end(), [](char c) { return c >= '0' && c <= '9'; }))
+        return false;
+      ++max_age;
+    }
+    if (end == std::string_view::npos) break;
+    value.remove_prefix(end + 1);
+  }
+  return max_age == 1;
+}
+
 std::optional<std::string> read_file(const std::string& path, std::string& problem);  // below
 
 constexpr size_t kMaxFileBytes = 16u << 20;
@@ -796,9 +828,9 @@ void Loader::read_route_field(const Field& field, Route& route, RouteNotes& note
   } else if (field.key == "hsts") {
     auto hsts = read_string(value);
     if (!hsts) return;
-    const bool printable = std::all_of(hsts->begin(), hsts->end(), [](unsigned char c) { return c >= 0x20 && c < 0x7f; });
-    if (hsts->empty() || !printable) {
-      fail(value.mark, value.path + ": must be a Strict-Transport-Security value such as \"max-age=31536000\"");
+    if (!valid_hsts(*hsts)) {
+      fail(value.mark, value.path + ": must be a Strict-Transport-Security value with one max-age in seconds, such as "
+                                    "\"max-age=31536000; includeSubDomains\"");
       return;
     }
     route.hsts = *hsts;

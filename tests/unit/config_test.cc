@@ -946,8 +946,19 @@ TEST_CASE("config: routes' https_redirect and hsts", "[config][tls]") {
   CHECK(result.config->routes[0].hsts == "max-age=31536000");
   CHECK_FALSE(result.config->routes[1].https_redirect);
   CHECK(result.config->routes[1].hsts.empty());
-  LoadResult bad = load(std::string(kListener) + kWebService + "routes:\n  - {service: web, hsts: \"\"}\n");
-  CHECK_FALSE(bad.ok());
+  for (const char* good : {"max-age=0", "Max-Age=\\\"600\\\"; includeSubDomains; preload", " max-age = 31536000 ;"}) {
+    LoadResult ok = load(std::string(kListener) + kWebService + "routes:\n  - {service: web, hsts: \"" + good + "\"}\n");
+    INFO(good << ": " << all_errors(ok));
+    CHECK(ok.ok());
+  }
+  // Browsers drop a header without one valid max-age: a typo would mean no HSTS at all.
+  for (const char* bad : {"", "  ", "max-age=abc", "max-age=", "max-age", "includeSubDomains", "max-age=1; max-age=2",
+                          "max-age=-1"}) {
+    LoadResult refused = load(std::string(kListener) + kWebService + "routes:\n  - {service: web, hsts: \"" + bad + "\"}\n");
+    INFO(bad);
+    CHECK_FALSE(refused.ok());
+    CHECK(all_errors(refused).find("one max-age in seconds") != std::string::npos);
+  }
 }
 
 TEST_CASE("config: listeners' proxy_protocol_from", "[config]") {
