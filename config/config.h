@@ -2,6 +2,7 @@
 // depends on yaml-cpp, so the proxy and discovery code never see YAML types.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -34,6 +35,7 @@ struct SocketAddress {
   uint16_t port = 0;
   bool ipv6 = false;
   std::string to_string() const;  // "127.0.0.1:80" or "[::1]:80"
+  bool operator==(const SocketAddress&) const = default;
 };
 
 // TLS termination on a listener (listeners[].tls). Paths are resolved against the config
@@ -66,6 +68,10 @@ struct Cidr {
   // Whether an address in network byte order (4 or 16 bytes) lies in the range. An IPv4-mapped
   // IPv6 address (::ffff:a.b.c.d) is checked as IPv4; an IPv4 check is one AND and a compare.
   bool contains(const uint8_t* addr, bool addr_ipv6) const noexcept;
+  // The same range, however it was written.
+  bool operator==(const Cidr& o) const {
+    return ipv6 == o.ipv6 && prefix == o.prefix && std::equal(bytes, bytes + 16, o.bytes);
+  }
 };
 // Whether any of the ranges contains the address (as Cidr::contains).
 bool any_contains(std::span<const Cidr> ranges, const uint8_t* addr, bool addr_ipv6) noexcept;
@@ -185,6 +191,7 @@ struct BasicAuth {
   bool forward_authorization = false; // pass the client's Authorization header to the instance
   std::vector<std::pair<std::string, std::string>> users;  // user -> hash, in file order
   bool enabled() const { return !htpasswd.empty(); }
+  bool operator==(const BasicAuth&) const = default;
 };
 
 // "" when `realm` can stand in WWW-Authenticate's quoted-string (non-empty printable ASCII
@@ -227,6 +234,7 @@ struct ForwardAuth {
   std::vector<std::string> copy_headers;  // from a 2xx answer into the request to the instance
   Millis timeout{5000};                   // connect + answer; beyond it the request gets 503
   bool enabled() const { return !url.empty(); }
+  bool operator==(const ForwardAuth&) const = default;
 };
 
 // "http://127.0.0.1:9100/check" -> address, authority and target of `out`; "" or a problem.
@@ -243,6 +251,7 @@ struct RouteAccess {
     return methods.empty() && allow.empty() && deny.empty() && !basic_auth.enabled() && !rate_limit.enabled() &&
            !forward_auth.enabled();
   }
+  bool operator==(const RouteAccess&) const = default;
 };
 
 
@@ -252,6 +261,7 @@ struct HeaderRules {
   std::vector<std::pair<std::string, std::string>> add;  // append
   std::vector<std::string> remove;
   bool empty() const { return set.empty() && add.empty() && remove.empty(); }
+  bool operator==(const HeaderRules&) const = default;
 };
 
 // A share of a route's requests copied to a shadow service whose answers are discarded
@@ -292,6 +302,7 @@ struct EncodedCharacters {
   }
   uint8_t allowed_given() const { return given & allowed; }                          // set to true
   uint8_t refused_given() const { return static_cast<uint8_t>(given & ~allowed); }  // set to false
+  bool operator==(const EncodedCharacters&) const = default;
 };
 // The EncodedCharacter an allow_encoded_* key names ("allow_encoded_slash"), if any.
 std::optional<EncodedCharacter> encoded_character_named(std::string_view key);

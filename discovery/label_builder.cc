@@ -62,6 +62,13 @@ void for_each_key(const ParsedContainer& parsed, Fn&& fn) {
   }
 }
 
+// route_labels_differ(), priority included: in Docker discovery a host + path (+ matchers) is
+// one route whatever the priorities its containers ask for.
+const char* route_differs(const ParsedContainer& a, size_t ra, const ParsedContainer& b, size_t rb) {
+  if (a.spec.routes[ra].priority != b.spec.routes[rb].priority) return "berth.priority";
+  return route_labels_differ(a, ra, b, rb);
+}
+
 const ContainerFacts* find_facts(const std::vector<const ContainerCache*>& caches, const std::string& id) {
   for (const ContainerCache* cache : caches) {
     auto it = cache->find(id);
@@ -71,6 +78,24 @@ const ContainerFacts* find_facts(const std::vector<const ContainerCache*>& cache
 }
 
 }  // namespace
+
+const char* route_labels_differ(const ParsedContainer& a, size_t ra, const ParsedContainer& b, size_t rb) {
+  const ContainerSpec& x = a.spec;
+  const ContainerSpec& y = b.spec;
+  const RouteSpec& u = x.routes[ra];
+  const RouteSpec& v = y.routes[rb];
+  if (!(x.access == y.access)) return "berth.access.*";
+  if (!(x.rewrite == y.rewrite)) return "berth.strip_prefix / berth.add_prefix";
+  if (!(x.redirect == y.redirect)) return "berth.redirect.*";
+  if (!(x.request_headers == y.request_headers) || !(x.response_headers == y.response_headers))
+    return "header rules";
+  if (!(x.encoded_characters == y.encoded_characters)) return "berth.encoded_characters.*";
+  if (u.https_redirect != v.https_redirect || u.https_redirect_code != v.https_redirect_code)
+    return "berth.tls.redirect";
+  if (u.acme != v.acme) return "berth.tls.acme";
+  if (!(u.mirror == v.mirror)) return "berth.mirror.*";
+  return nullptr;
+}
 
 std::optional<std::string> resolve_address(const ContainerFacts& c, const std::string& label_network,
                                            uint16_t port, const BuilderOptions& options, std::string* reason) {
@@ -489,9 +514,12 @@ DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& cac
     return parsed[i]->spec.kind == ContainerSpec::Kind::kRouted && parsed[i]->problem.empty();
   };
   {
-    // Keys declared by more than one service pin every container declaring them.
+    // Keys declared by more than one service, or by containers of one service that disagree on
+    // the route's labels, pin every container declaring them.
     struct KeyUse {
       std::string_view service;
+      const ParsedContainer* first;
+      size_t route;
       bool contested = false;
     };
     std::unordered_map<std::string_view, KeyUse> uses;
@@ -499,8 +527,11 @@ DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& cac
     for (size_t i = 0; i < n; ++i) {
       if (!candidate(i)) continue;
       for_each_key(*parsed[i], [&](std::string_view key, const RouteSpec& route, size_t) {
-        auto [it, fresh] = uses.try_emplace(key, KeyUse{route.service});
-        if (!fresh && it->second.service != route.service) it->second.contested = true;
+        const size_t r = static_cast<size_t>(&route - parsed[i]->spec.routes.data());
+        auto [it, fresh] = uses.try_emplace(key, KeyUse{route.service, parsed[i], r});
+        if (!fresh && (it->second.service != route.service ||
+                       route_differs(*it->second.first, it->second.route, *parsed[i], r)))
+          it->second.contested = true;
       });
     }
     for (size_t i = 0; i < n; ++i) {
@@ -517,7 +548,9 @@ DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& cac
     // keeps it, in this order: running containers first, then the one created first (a restart
     // keeps a container's creation time: the incumbent restarted after a newcomer started
     // still wins when Berth starts), then the one that started first, then by name. (A
-    // container whose name sorts first, or that comes later, cannot take a host.)
+    // container whose name sorts first, or that comes later, cannot take a host.) In the same
+    // order, a container of the owning service whose labels for the route disagree with the
+    // owner's is refused: a route has one policy, and which one must not hang on names.
     struct Holder {
       std::string_view service;
       int64_t until_ms;  // INT64_MAX while it has a running instance
@@ -554,7 +587,13 @@ DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& cac
       if (known(x.created_at_ns) != known(y.created_at_ns)) return known(x.created_at_ns) < known(y.created_at_ns);
       return known(x.started_at_ns) < known(y.started_at_ns);
     });
-    std::unordered_map<std::string_view, std::pair<std::string_view, const ContainerFacts*>> owners;
+    struct Owner {
+      std::string_view service;
+      const ContainerFacts* container;
+      const ParsedContainer* parsed;
+      size_t route;
+    };
+    std::unordered_map<std::string_view, Owner> owners;
     owners.reserve(n * 2);
     std::vector<std::pair<size_t, std::string>> rejected;  // (container, why)
     for (size_t i : order) {
@@ -576,10 +615,19 @@ DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& cac
             return;
           }
           auto owner = owners.find(key);
-          if (owner == owners.end() || owner->second.first == route.service) return;
-          problem = "route " + (route.hosts.empty() ? std::string("(any host)") : route.hosts[h]) + route.path +
-                    " is already served by service '" + std::string(owner->second.first) + "' of container " +
-                    owner->second.second->display();
+          if (owner == owners.end()) return;
+          const Owner& o = owner->second;
+          const std::string where = (route.hosts.empty() ? std::string("(any host)") : route.hosts[h]) + route.path;
+          if (o.service != route.service) {
+            problem = "route " + where + " is already served by service '" + std::string(o.service) +
+                      "' of container " + o.container->display();
+            return;
+          }
+          const size_t r = static_cast<size_t>(&route - spec.routes.data());
+          if (const char* labels = route_differs(*o.parsed, o.route, *parsed[i], r))
+            problem = "route " + where + " of service '" + route.service + "' is served by container " +
+                      o.container->display() + " with other " + labels +
+                      " labels (the containers of a route must agree on them)";
         });
       }
       if (!problem.empty()) {
@@ -588,7 +636,8 @@ DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& cac
       }
       accepted[i] = 1;
       for_each_key(*parsed[i], [&](std::string_view key, const RouteSpec& route, size_t) {
-        owners.emplace(key, std::make_pair(std::string_view(route.service), &c));
+        const size_t r = static_cast<size_t>(&route - parsed[i]->spec.routes.data());
+        owners.emplace(key, Owner{route.service, &c, parsed[i], r});
       });
     }
     // Listed in container name order.

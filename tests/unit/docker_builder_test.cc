@@ -805,3 +805,65 @@ TEST_CASE("docker builder: berth.encoded_characters.* labels override the top le
   for (std::string_view key : berth::config::encoded_character_keys())  // the typo's message lists each key
     CHECK(reasons.find(std::string(key)) != std::string::npos);
 }
+
+TEST_CASE("docker builder: containers of one route that disagree on its labels: the first created keeps it",
+          "[docker][builder][claims]") {
+  // shop-1 guards the route with an allow list; a replica started later without it (a debug
+  // copy, a new version that forgot the label) must not open the route, whatever its name.
+  auto guarded = container('b', "shop-1", {{"berth.host", "shop.test"}, {"berth.port", "18001"},
+                                           {"berth.service", "shop"}, {"berth.access.allow", "10.0.0.0/8"}});
+  guarded.created_at_ns = 1'000;
+  guarded.revision = 1;
+  auto open = container('a', "debug-shop", {{"berth.host", "shop.test"}, {"berth.port", "18002"},
+                                            {"berth.service", "shop"}});
+  open.created_at_ns = 2'000;
+  open.revision = 2;
+  auto same = container('c', "shop-2", {{"berth.host", "shop.test"}, {"berth.port", "18003"},
+                                        {"berth.service", "shop"}, {"berth.access.allow", "10.0.0.0/8"}});
+  same.created_at_ns = 3'000;
+  same.revision = 3;
+
+  for (const char* name : {"debug-shop", "zz-debug-shop"}) {
+    INFO("the replica without the allow list is named " << name);
+    open.name = name;
+    auto set = build_discovered_set(cache_of({open, guarded, same}), {});
+    CHECK(table(set) == std::vector<std::string>{"shop.test/ -> shop [127.0.0.1:18001 127.0.0.1:18003]"});
+    REQUIRE(set.routes->size() == 1);
+    CHECK((*set.routes)[0].filters != nullptr);
+    REQUIRE(set.rejected.size() == 1);
+    CHECK(set.rejected[0].first == std::string("aaaaaaaaaaaa/") + name);
+    CHECK(set.rejected[0].second ==
+          "route shop.test/ of service 'shop' is served by container bbbbbbbbbbbb/shop-1 with other berth.access.* "
+          "labels (the containers of a route must agree on them)");
+  }
+
+  SECTION("other route labels count too; the port does not") {
+    auto redirecting = open;
+    redirecting.labels["berth.access.allow"] = "10.0.0.0/8";
+    redirecting.labels["berth.tls.redirect"] = "true";
+    redirecting.labels["berth.port"] = "18009";
+    auto set = build_discovered_set(cache_of({redirecting, guarded}), {});
+    REQUIRE(set.rejected.size() == 1);
+    CHECK(set.rejected[0].second.find("with other berth.tls.redirect labels") != std::string::npos);
+    auto agreeing = open;
+    agreeing.labels["berth.access.allow"] = "10.0.0.0/8";
+    agreeing.labels["berth.port"] = "18009";
+    set = build_discovered_set(cache_of({agreeing, guarded}), {});
+    CHECK(set.rejected.empty());
+    CHECK(table(set) == std::vector<std::string>{"shop.test/ -> shop [127.0.0.1:18001 127.0.0.1:18009]"});
+  }
+  SECTION("with history: the disagreeing replica gets the route, with its labels, once the first one stops") {
+    BuilderMemo memo;
+    ContainerCache cache = cache_of({guarded, open});
+    auto set = build_discovered_set(cache, {}, &memo, 0);
+    CHECK(table(set) == std::vector<std::string>{"shop.test/ -> shop [127.0.0.1:18001]"});
+    cache[guarded.id].running = false;
+    memo.touch(guarded.id);
+    set = build_discovered_set(cache, {}, &memo, 1'000);
+    CHECK_FALSE(memo.last_build_partial());  // the run state of a disagreeing replica decides routes
+    CHECK(table(set) == std::vector<std::string>{"shop.test/ -> shop [127.0.0.1:18002]"});
+    REQUIRE(set.routes->size() == 1);
+    CHECK((*set.routes)[0].filters == nullptr);
+    CHECK(set.rejected.empty());
+  }
+}
