@@ -114,6 +114,25 @@ void prepare(const std::string& key, const std::string& value, const std::string
   out.instance = std::move(instance);
 }
 
+// The labels where two values' declarations of one claim (`ca` of a's claims, `cb` of b's)
+// disagree beyond port and priority, or nullptr when they agree. Values without a policy
+// declare no labels.
+const char* claim_labels_differ(const DecodedValue& a, size_t ca, const DecodedValue& b, size_t cb) {
+  auto route_of_claim = [](const DecodedValue& d, size_t c) -> const InstanceRoute& {
+    size_t r = 0;
+    for (; r + 1 < d.routes.size(); ++r) {
+      const size_t hosts = std::max<size_t>(1, d.routes[r].route.hosts.size());
+      if (c < hosts) break;
+      c -= hosts;
+    }
+    return d.routes[r];
+  };
+  const InstanceRoute& x = route_of_claim(a, ca);
+  const InstanceRoute& y = route_of_claim(b, cb);
+  if (!x.parsed || !y.parsed) return x.parsed || y.parsed ? "route labels (one publishes a policy, one none)" : nullptr;
+  return route_labels_differ(*x.parsed, x.spec, *y.parsed, y.spec);
+}
+
 StoredKvs created_together(const std::map<std::string, std::string>& kvs) {
   StoredKvs out;
   for (const auto& [key, value] : kvs) out.emplace_hint(out.end(), key, StoredValue{value, 0});
@@ -232,7 +251,20 @@ void RegistryTable::leave(EntryRef ref) {
         // A key refused for this claim may come first now, or find it free.
         if (contested_.count(claim)) full_ = true;
         auto c = claims_.find(claim);
-        if (c != claims_.end() && --c->second.keys == 0) claims_.erase(c);
+        if (c == claims_.end()) continue;
+        if (--c->second.keys == 0) {
+          claims_.erase(c);
+        } else if (c->second.key == ref) {  // another accepted key of the service declares it
+          c->second.key = nullptr;
+          for (const EntryRef other : services_.at(name).keys) {
+            const auto& claims = other->second.d.claims;
+            if (auto at = std::find(claims.begin(), claims.end(), claim); at != claims.end()) {
+              c->second.key = other;
+              c->second.index = static_cast<size_t>(at - claims.begin());
+              break;
+            }
+          }
+        }
       }
       break;
     }
@@ -244,9 +276,13 @@ void RegistryTable::enter(EntryRef ref) {
   Entry& e = ref->second;
   if (!e.d.instance) return refuse(ref, Status::kRefused);
   if (reserved(ref)) return;
-  for (const std::string& claim : e.d.claims) {
+  for (size_t i = 0; i < e.d.claims.size(); ++i) {
+    const std::string& claim = e.d.claims[i];
     if (contested_.count(claim)) full_ = true;
-    if (auto c = claims_.find(claim); c != claims_.end() && c->second.service != e.d.instance->service) full_ = true;
+    auto c = claims_.find(claim);
+    if (c == claims_.end()) continue;
+    if (c->second.service != e.d.instance->service) full_ = true;
+    else if (c->second.key && claim_labels_differ(c->second.key->second.d, c->second.index, e.d, i)) full_ = true;
   }
   if (full_) {
     e.status = Status::kPending;  // decided by the next whole pass
@@ -272,9 +308,13 @@ void RegistryTable::accept(EntryRef ref) {
   s.keys.insert(ref);
   if (++s.addresses[e.d.endpoint.key] == 2) ++s.shared_addresses;
   dirty_.insert(name);
-  for (const std::string& claim : e.d.claims) {
-    Claim& c = claims_[claim];
-    if (c.keys++ == 0) held_[claim] = c.service = name;
+  for (size_t i = 0; i < e.d.claims.size(); ++i) {
+    Claim& c = claims_[e.d.claims[i]];
+    if (c.keys++ == 0) {
+      held_[e.d.claims[i]] = c.service = name;
+      c.key = ref;
+      c.index = i;
+    }
   }
 }
 
@@ -322,6 +362,28 @@ void RegistryTable::decide_all() {
       }
       if (reserved(ref)) continue;
       const std::string& name = e.d.instance->service;
+      // The keys of a route agree on its labels: the older key's stand (see
+      // route_labels_differ()). Checked first: which claims another service holds may change
+      // with the holders a pass starts from, the keys of its own service do not.
+      std::string disagrees;
+      for (size_t i = 0; i < e.d.claims.size() && disagrees.empty(); ++i) {
+        auto c = claims_.find(e.d.claims[i]);
+        if (c == claims_.end() || c->second.service != name || !c->second.key) continue;
+        const char* labels = claim_labels_differ(c->second.key->second.d, c->second.index, e.d, i);
+        if (!labels) continue;
+        const std::string& claim = e.d.claims[i];
+        const size_t nl = claim.find('\n');
+        const std::string path = claim.substr(nl + 1, claim.find('\n', nl + 1) - nl - 1);
+        disagrees = "host '" + claim.substr(0, nl) + "' path '" + path + "' is served by " +
+                    c->second.key->second.d.source + " of service " + name + " with other " + labels +
+                    " (the instances of a route must agree on them)";
+      }
+      if (!disagrees.empty()) {
+        e.conflict = std::move(disagrees);
+        for (const std::string& claim : e.d.claims) ++contested_[claim];
+        refuse(ref, Status::kConflict);
+        continue;
+      }
       std::string_view taken_by, taken;
       for (const std::string& claim : e.d.claims) {
         if (auto d = defended.find(claim); d != defended.end() && d->second != name)
@@ -393,9 +455,9 @@ RouteList RegistryTable::make_routes() const {
   for (const auto& [name, s] : services_) index_of.emplace(name, static_cast<uint32_t>(index_of.size()));
   uint32_t index = 0;
   for (const auto& [name, s] : services_) {
-    // Each host + path + priority (+ matchers) once per service: its instances may declare it
-    // alike, and the first key in byte order gives its policy (as Docker discovery's first
-    // container by name does).
+    // Each host + path + priority (+ matchers) once per service: its instances declare it
+    // alike (keys whose labels for it disagree are refused), and the first key in byte order
+    // names it.
     std::set<std::string> emitted;
     for (const auto& [r, source] : s.routes) {
       const size_t hosts = r.route.hosts.empty() ? 1 : r.route.hosts.size();

@@ -150,6 +150,10 @@ class RegistryTable {
   struct Claim {
     std::string service;
     uint32_t keys = 0;
+    // One accepted key declaring it (all agree on the route's labels) and the claim's index in
+    // its claims: what a newcomer of the same service is compared with.
+    EntryRef key = nullptr;
+    size_t index = 0;
   };
 
   void leave(EntryRef e);
