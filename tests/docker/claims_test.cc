@@ -1,7 +1,7 @@
 // Who may claim a route, against a real engine: container labels are not trusted. A running
 // service keeps its host against newcomers (a name that sorts first, a huge priority, a
-// catch-all path, a wildcard over its host, a config file's host), and serves every request
-// while they try; the operator's policy (docker.allowed_hosts, max_priority, allow_any_host)
+// catch-all path, a wildcard over its host, a config file's host, a replica of its service
+// without its access labels), and serves every request while they try; the operator's policy (docker.allowed_hosts, max_priority, allow_any_host)
 // refuses what labels may not ask for; when the incumbent's last instance leaves and its grace
 // ends, the next claimant gets the route.
 #include <catch2/catch.hpp>
@@ -73,7 +73,7 @@ WebOptions labelled(std::vector<std::pair<std::string, std::string>> labels, uin
 TEST_CASE("docker: hijack attempts by labels fail, and the incumbent serves every request meanwhile", "[docker]") {
   engine();
   const uint16_t p_shop = fresh_port(), p_cfg = fresh_port(), p_name = fresh_port(), p_prio = fresh_port(),
-                 p_any = fresh_port(), p_wild = fresh_port(), p_cfgclaim = fresh_port();
+                 p_any = fresh_port(), p_wild = fresh_port(), p_cfgclaim = fresh_port(), p_replica = fresh_port();
   // A config route on cfg.apps.dk.test, to an unlabelled container.
   std::string yaml = berth_yaml("allowed_hosts: [\"*.apps.dk.test\"]", "2s") +
                      "routes: [{host: cfg.apps.dk.test, service: cfgsvc}]\n"
@@ -83,11 +83,13 @@ TEST_CASE("docker: hijack attempts by labels fail, and the incumbent serves ever
   REQUIRE(berth->ok());
   REQUIRE(it::wait_until([&] { return berth->log().find("event=docker_synced") != std::string::npos; }, 20s));
   Cleanup cleanup{{"zz-shop", "cfg-origin", "aa-evil-name", "aa-evil-priority", "aa-evil-anyhost", "aa-evil-wildcard",
-                   "aa-evil-config"}};
+                   "aa-evil-config", "aa-evil-replica"}};
 
-  // The incumbent: its name sorts last.
-  REQUIRE_FALSE(run_web("zz-shop", p_shop, "shop",
-                        labelled({{"berth.host", "shop.apps.dk.test"}, {"berth.service", "shop"}}, p_shop)).empty());
+  // The incumbent: its name sorts last; it takes GET and HEAD only.
+  const std::string shop_id = run_web("zz-shop", p_shop, "shop",
+                                      labelled({{"berth.host", "shop.apps.dk.test"}, {"berth.service", "shop"},
+                                                {"berth.access.methods", "GET, HEAD"}}, p_shop));
+  REQUIRE(shop_id.size() >= 12);
   REQUIRE_FALSE(run_web("cfg-origin", p_cfg, "from-config", WebOptions{}).empty());
   INFO(berth->log());
   REQUIRE(wait_routes(berth->admin_port(), [&](const nlohmann::json& j) {
@@ -110,10 +112,13 @@ TEST_CASE("docker: hijack attempts by labels fail, and the incumbent serves ever
   // 5. The config file's host.
   REQUIRE_FALSE(run_web("aa-evil-config", p_cfgclaim, "evil",
                         labelled({{"berth.host", "cfg.apps.dk.test"}, {"berth.service", "evil-cfg"}}, p_cfgclaim)).empty());
+  // 6. A replica of the incumbent's service without its access label, whose name sorts first.
+  REQUIRE_FALSE(run_web("aa-evil-replica", p_replica, "evil",
+                        labelled({{"berth.host", "shop.apps.dk.test"}, {"berth.service", "shop"}}, p_replica)).empty());
 
   nlohmann::json t;
   const bool settled = wait_routes(berth->admin_port(), [&](const nlohmann::json& j) {
-    return rejected_by_name(j).size() == 4 && !endpoints_for(j, "*.apps.dk.test").empty(); }, 15s, &t);
+    return rejected_by_name(j).size() == 5 && !endpoints_for(j, "*.apps.dk.test").empty(); }, 15s, &t);
   INFO(t.dump(1));
   INFO(berth->log());
   REQUIRE(settled);
@@ -121,6 +126,10 @@ TEST_CASE("docker: hijack attempts by labels fail, and the incumbent serves ever
   CHECK(why["aa-evil-name"].find("already served by service 'shop' (the incumbent keeps it)") != std::string::npos);
   CHECK(why["aa-evil-priority"].find("above docker.max_priority (0)") != std::string::npos);
   CHECK(why["aa-evil-anyhost"].find("docker.allow_any_host is off") != std::string::npos);
+  CHECK(why["aa-evil-replica"] == "route shop.apps.dk.test/ of service 'shop' is served by container " +
+                                      shop_id.substr(0, 12) +
+                                      "/zz-shop with other berth.access.* labels (the containers of a route "
+                                      "must agree on them)");
   // Dropped for the config file's route, and said so.
   CHECK(why["aa-evil-config"].find("route cfg.apps.dk.test/ of service 'evil-cfg' is the config file's") !=
         std::string::npos);
@@ -139,6 +148,13 @@ TEST_CASE("docker: hijack attempts by labels fail, and the incumbent serves ever
   CHECK(get(berth->port(), "other.apps.dk.test").body == "wild\n");   // the wildcard's own hosts
   CHECK(get(berth->port(), "cfg.apps.dk.test").body == "from-config\n");  // the file's host stays the file's
   CHECK(get(berth->port(), "elsewhere.test").status == 404);           // no catch-all
+  {
+    it::Client c(berth->port());
+    CHECK(c.request(it::make_request("POST", "/", "shop.apps.dk.test")).status == 405);  // the incumbent's labels
+  }
+
+  // The replica goes first (its labels would give it the route once the incumbent stops).
+  REQUIRE(docker({"stop", "-t", "5", "aa-evil-replica"}).ok());
 
   // The incumbent leaves: its route answers 503 for the grace, then the next claimant has it.
   REQUIRE(docker({"stop", "-t", "5", "zz-shop"}).ok());
