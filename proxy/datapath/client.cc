@@ -22,7 +22,10 @@ namespace berth {
 static_assert(ExchangeRecord::kMaxAttempts >= config::RetryPolicy::kMaxAttempts);
 namespace {
 
+// Lingering: a close comes once the client has sent nothing for kLingerMs, or kDiscardMaxS
+// after the connection began to close, whichever is first (as a web server's lingering close).
 constexpr uint64_t kLingerMs = 2000;
+constexpr uint32_t kDiscardMaxS = 30;
 
 std::string_view chunk_header(char (&buf)[24], size_t len) {
   auto r = std::to_chars(buf, buf + 20, static_cast<unsigned long long>(len), 16);
@@ -172,6 +175,14 @@ void ClientConn::on_read(Block* block, ssize_t nread) {
         }
         abort_exchange(ExchangeEnd::kClientClosed, "");
         return;
+      case Phase::kClosing:
+        // The client is done sending, the last answer still goes out (then linger() closes).
+        if (!lingering_ && nread == UV_EOF) {
+          set_reading(false);
+          return;
+        }
+        close();
+        return;
       case Phase::kTunnel:
         // The client is done sending: its FIN follows what it sent to the instance, and the
         // other direction stays open until the instance ends it too (a half-close).
@@ -203,7 +214,8 @@ void ClientConn::process_input(Block* block, size_t off, size_t len) {
   while (more && len > 0 && !closing()) {
     switch (phase_) {
       case Phase::kClosing:
-        return;  // lingering close: discard
+        input_moved_ = true;  // discarded: the rest of a request, or one after the last answer
+        return;
       case Phase::kIdle:
         phase_ = Phase::kHead;
         begin_exchange(block->read_ns);
@@ -975,7 +987,9 @@ ClientConn::SendWait ClientConn::send_wait(uint64_t t) {
   if (t >= deadline_) {
     if (write_queue_bytes() == 0 && transport().peer_outstanding() == 0) return SendWait::kDone;
     const uint64_t acked = transport().peer_acked();
-    const bool moved = acked != peer_acked_;
+    // A client still sending what Berth discards (the body after an early answer) is not
+    // stalled: many send all of a request before they read.
+    const bool moved = acked != peer_acked_ || discarded_input();
     peer_acked_ = acked;
     if (!moved) return SendWait::kStalled;
     reset_send_deadline();
@@ -1074,12 +1088,29 @@ void ClientConn::close_between_requests() {
 // The last answer goes out, then the connection closes. While it waits for a client that does
 // not read, keepalive_idle without progress cuts it, as between requests (on_timer).
 void ClientConn::close_after_answer(bool linger) {
+  drop_pending();
   phase_ = Phase::kClosing;
   linger_on_close_ = linger;
+  open_discard_window();
   close_after_flush();
   if (closing() || lingering_) return;
+  update_reading();  // lingering: what the client still sends is read and discarded meanwhile
   reset_send_deadline();
   arm_timer();
+}
+
+// From now on, for kDiscardMaxS, input read and discarded on a closing connection counts as the
+// client moving (discarded_input()).
+void ClientConn::open_discard_window() {
+  discard_until_s_ = static_cast<uint32_t>(now() / 1000) + kDiscardMaxS;
+  input_moved_ = false;
+}
+
+// Whether input was discarded since the last look, within the window; clears the mark.
+bool ClientConn::discarded_input() {
+  const bool moved = input_moved_ && now() / 1000 < discard_until_s_;
+  input_moved_ = false;
+  return moved;
 }
 
 void ClientConn::on_upstream_failed(UpstreamConn* u, UpstreamFailure why, bool any_response_bytes) {
@@ -1341,8 +1372,12 @@ void ClientConn::linger() {
     close();
     return;
   }
+  if (phase_ != Phase::kClosing) {  // not through close_after_answer
+    drop_pending();
+    phase_ = Phase::kClosing;
+    open_discard_window();
+  }
   lingering_ = true;
-  phase_ = Phase::kClosing;
   start_timer(kLingerMs);
   set_reading(true);
 }
@@ -1368,7 +1403,8 @@ void ClientConn::update_reading() {
       want = !backpressured_ && upstream_ != nullptr && !peer_eof_;
       break;
     case Phase::kClosing:
-      want = lingering_;
+      // Lingering, or the last answer still going out while the rest of the request may come.
+      want = !peer_eof_ && (lingering_ || linger_on_close_);
       break;
   }
   set_reading(want);
@@ -1483,8 +1519,13 @@ void ClientConn::on_timer() {
       }
       return;
     case Phase::kClosing:
-      if (lingering_) close();
-      else close_when_sent_or_stalled(t);
+      if (!lingering_) {
+        close_when_sent_or_stalled(t);
+      } else if (discarded_input()) {
+        start_timer(kLingerMs);  // the client is still sending: it may read the answer after
+      } else {
+        close();
+      }
       return;
   }
 }

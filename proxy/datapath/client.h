@@ -206,6 +206,8 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   void keep_pending(Block* block, const char* data, size_t len);
   void drop_pending();
   void linger();
+  void open_discard_window();
+  bool discarded_input();
   uint64_t ex_rt_timeout_header() const;
 
   // The worker is the stream's IoContext; the peer's facts stay in the transport (no copies).
@@ -217,7 +219,12 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   Block* pending_block_ = nullptr;      // unprocessed input (pipelined request, early body)
   uint64_t deadline_ = 0;               // header/idle/send deadline, or last tunnel activity (loop ms)
   uint64_t peer_acked_ = 0;             // the client's acknowledged bytes at the last look (send_wait)
-  uint32_t pending_len_ = 0;
+  union {
+    uint32_t pending_len_ = 0;  // bytes of pending_block_ (every phase but kClosing)
+    // kClosing: until when (loop seconds) input read and discarded counts as the client moving
+    // (discard_window_open()); pending input is dropped before.
+    uint32_t discard_until_s_;
+  };
   // Packed with the offset (blocks are 128 KiB: IoContext's pool; 21 bits reach 2 MiB, and leave
   // the 3-bit phase within one byte): every idle connection has them.
   uint32_t pending_off_ : 21 = 0;
@@ -228,6 +235,7 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   bool lingering_ : 1 = false;
   bool linger_on_close_ : 1 = false;    // unread request bytes may follow: linger before close
   bool kept_alive_ : 1 = false;         // has answered a request and kept the connection
+  bool input_moved_ : 1 = false;        // kClosing: input was discarded since the last look
 };
 
 }  // namespace berth

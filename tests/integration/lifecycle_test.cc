@@ -370,6 +370,45 @@ TEST_CASE("a client that reads nothing of a response in flight is cut off after 
   CHECK(c.wait_closed(5s));
 }
 
+TEST_CASE("a client that sends all of its body before it reads gets an answer that came early, whole",
+          "[lifecycle]") {
+  // The instance answers at once, before it reads the body (Connection: close); the client
+  // uploads 8 MB over some 3 s, longer than keepalive_idle (1s) and than a linger (2 s), then
+  // half-closes, then reads. What it still sends is the rest of a request, read and discarded:
+  // it is not a client that takes nothing. Both ways the answer can wait: an answer larger than
+  // the client's receive buffer waits in Berth; a small one is all in the kernel, and Berth
+  // lingers on it.
+  SlowClientBed bed("64KiB");
+  Berth& berth = *bed.berth;
+  for (const size_t size : {1'000'000u, 40'000u}) {
+    INFO("answer of " << size << " bytes");
+    Client c(berth.port());
+    REQUIRE(c.connected());
+    constexpr size_t kBody = 8'000'000, kPiece = 64 * 1024;
+    REQUIRE(c.send("POST /up?respond_first=1&size=" + std::to_string(size) +
+                   " HTTP/1.1\r\nHost: a.test\r\nContent-Length: " + std::to_string(kBody) + "\r\n\r\n"));
+    const std::string piece = pattern(0, kPiece);
+    const auto t0 = Clock::now();
+    size_t sent = 0;
+    while (sent < kBody) {
+      const size_t n = std::min(kPiece, kBody - sent);
+      if (!c.send(std::string_view(piece).substr(0, n))) break;
+      sent += n;
+      std::this_thread::sleep_for(25ms);  // 122 pieces: some 3 s
+    }
+    INFO("uploaded " << sent << " bytes in " << seconds_since(t0) << " s: " << c.error() << "\nlog:\n"
+                     << tail(berth.log()));
+    CHECK(sent == kBody);
+    c.shutdown_write();
+    Response r = c.read_response();
+    INFO(r.raw_head << r.error);
+    CHECK(r.status == 200);
+    CHECK(r.body.size() == size);
+    CHECK(byte_sum(r.body) == pattern_sum(size));
+  }
+  CHECK(berth.log().find("event=response_send_timeout") == std::string::npos);
+}
+
 TEST_CASE("a client reading a response in flight with pauses shorter than keepalive_idle gets all of it",
           "[lifecycle]") {
   // keepalive_idle 1s and write_buffer_bytes 64KiB: the instance is held back most of the time,

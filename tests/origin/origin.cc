@@ -8,6 +8,8 @@
 //   status=NNN size=N chunked=1 delay_ms=N body_delay_ms=N close=1 abort=1 read_delay_ms=N (before
 //   reading the request body) read_rate=N (the request body read at about N bytes/s)
 //   upgrade_as=P (a 101 naming P; "-": none) tunnel=echo|count|bye (after the 101) interim=N (N 103 responses first) abort_after_headers=1 (half the body, then FIN) reset_mid_body=1 (half, then RST) no_length=1 header=Name:Value bad_framing=1 expect100=0|1
+//   respond_first=1 (the whole answer, size=N of the pattern with Connection: close, before the
+//   request body is read; then the body is read and the connection closed)
 //   not_a_head=1 (after any interim responses: bytes that are no status line, connection held)
 //   bad_chunk=1 (a chunked head and, in the same write, a chunk-size line that is no number;
 //   connection held)
@@ -565,6 +567,15 @@ After serve(int fd, Reader& r, Request& req, uint64_t conn_id, uint64_t* counted
     }
   }
 
+  if (req.qflag("respond_first")) {
+    // An instance that answers while it reads the body: the answer is complete at once.
+    const uint64_t n = req.qnum("size", 0);
+    std::string resp = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(n) + "\r\nConnection: close\r\n\r\n";
+    for (uint64_t off = 0; off < n; off += kBlock) resp.append(pattern_at(off, std::min<uint64_t>(kBlock, n - off)));
+    if (!send_all(fd, resp)) return After::Closed;
+    read_body(r, req);
+    return After::Close;
+  }
   if (resets_here(req) && req.q("reset_after")) {
     if (!r.consume(req.qnum("reset_after", 0), [](const char*, size_t) {})) return After::Closed;
     return After::Abort;
