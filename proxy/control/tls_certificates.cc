@@ -61,6 +61,11 @@ bool TlsCertificates::load(const std::vector<config::Listener>& listeners, std::
           .kv("names", names)
           .kv("key", f.key_type)
           .kv("not_after", f.not_after_unix);
+      if (!f.served)
+        log::warn("tls_certificate_unused")
+            .kv("listener", l.address.to_string())
+            .kv("file", f.origin)
+            .kv("why", "each of its names is held by an earlier certificate with the same key type");
     }
     contexts.push_back(std::move(ctx));
   }

@@ -13,8 +13,11 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <map>
+#include <optional>
 #include <string_view>
 #include <system_error>
+#include <unordered_map>
 
 #include "config/tls_files.h"
 #include "proxy/tls/challenge_board.h"
@@ -236,74 +239,103 @@ std::shared_ptr<const ServerContext> ServerContext::build(const std::vector<Cert
     *error = "no certificate";
     return nullptr;
   }
-  for (const CertificatePem& pem : certificates) {
+  // Each certificate with its key and chain, in order; freed when this returns (a context that
+  // uses one holds references of its own).
+  struct Loaded {
+    X509* leaf = nullptr;
+    EVP_PKEY* key = nullptr;
+    STACK_OF(X509)* chain = nullptr;
+    int key_type = 0;
+    Loaded() = default;
+    Loaded(const Loaded&) = delete;
+    Loaded& operator=(const Loaded&) = delete;
+    ~Loaded() {
+      EVP_PKEY_free(key);
+      X509_free(leaf);
+      sk_X509_pop_free(chain, X509_free);
+    }
+  };
+  std::vector<Loaded> loaded(certificates.size());
+  for (size_t i = 0; i < certificates.size(); ++i) {
+    const CertificatePem& pem = certificates[i];
+    Loaded& l = loaded[i];
     // A chain cut off after its leaf would otherwise load and be served without its intermediate.
     if (std::string problem = config::check_certificates(pem.cert_pem); !problem.empty()) {
       *error = pem.origin + ": " + problem;
       return nullptr;
     }
     BIO* cb = BIO_new_mem_buf(pem.cert_pem.data(), static_cast<int>(pem.cert_pem.size()));
-    X509* leaf = PEM_read_bio_X509(cb, nullptr, nullptr, nullptr);
-    STACK_OF(X509)* chain = sk_X509_new_null();
-    while (leaf) {
+    l.leaf = PEM_read_bio_X509(cb, nullptr, nullptr, nullptr);
+    l.chain = sk_X509_new_null();
+    while (l.leaf) {
       X509* extra = PEM_read_bio_X509(cb, nullptr, nullptr, nullptr);
       if (!extra) break;
-      sk_X509_push(chain, extra);
+      sk_X509_push(l.chain, extra);
     }
     BIO_free(cb);
     ERR_clear_error();  // the end of the chain reads as an error
     BIO* kb = BIO_new_mem_buf(pem.key_pem.data(), static_cast<int>(pem.key_pem.size()));
-    EVP_PKEY* key = leaf ? PEM_read_bio_PrivateKey(kb, nullptr, [](char*, int, int, void*) { return 0; }, nullptr)
-                         : nullptr;
+    l.key = l.leaf ? PEM_read_bio_PrivateKey(kb, nullptr, [](char*, int, int, void*) { return 0; }, nullptr) : nullptr;
     BIO_free(kb);
-    auto release = [&] {
-      EVP_PKEY_free(key);
-      X509_free(leaf);
-      sk_X509_pop_free(chain, X509_free);
-    };
-    if (!leaf) *error = pem.origin + ": " + openssl_error("no PEM certificate");
-    else if (!key) *error = pem.origin + ": " + openssl_error("no usable PEM private key");
-    else if (X509_check_private_key(leaf, key) != 1) *error = pem.origin + ": the key does not match the certificate";
-    if (!leaf || !key || !error->empty()) {
+    if (!l.leaf) *error = pem.origin + ": " + openssl_error("no PEM certificate");
+    else if (!l.key) *error = pem.origin + ": " + openssl_error("no usable PEM private key");
+    else if (X509_check_private_key(l.leaf, l.key) != 1) *error = pem.origin + ": the key does not match the certificate";
+    if (!l.leaf || !l.key || !error->empty()) {
       if (error->empty()) *error = pem.origin + ": cannot load";
       ERR_clear_error();
-      release();
       return nullptr;
     }
     CertificateFacts facts;
     facts.origin = pem.origin;
-    facts.names = dns_names(leaf);
-    const int key_type = EVP_PKEY_get_base_id(key);
-    facts.key_type = key_type_name(key_type);
+    facts.names = dns_names(l.leaf);
+    l.key_type = EVP_PKEY_get_base_id(l.key);
+    facts.key_type = key_type_name(l.key_type);
     struct tm tm {};
-    if (ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &tm) == 1) facts.not_after_unix = timegm(&tm);
-    // The group with the same names and no certificate of this key type yet, else a new one.
-    Group* group = nullptr;
-    for (Group& g : sc->groups_) {
-      if (g.names == facts.names &&
-          std::find(g.key_types.begin(), g.key_types.end(), key_type) == g.key_types.end()) {
-        group = &g;
-        break;
-      }
-    }
-    if (!group) {
-      SSL_CTX* ctx = sc->make_ctx(options, error);
-      if (!ctx) {
-        release();
-        return nullptr;
-      }
-      sc->groups_.push_back(Group{ctx, facts.names, {}});
-      sc->sni_.add(sc->groups_.size() - 1, facts.names);
-      group = &sc->groups_.back();
-    }
-    if (SSL_CTX_use_cert_and_key(group->ctx, leaf, key, chain, 1) != 1) {
-      *error = pem.origin + ": " + openssl_error("OpenSSL refused the certificate");
-      release();
-      return nullptr;
-    }
-    group->key_types.push_back(key_type);
-    release();
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(l.leaf), &tm) == 1) facts.not_after_unix = timegm(&tm);
     sc->facts_.push_back(std::move(facts));
+  }
+
+  // Per name (exact, or a "*." wildcard as written): the first certificate of each key type that
+  // holds it, in order. Names whose choice is the same share one context; OpenSSL then picks
+  // among its certificates (one RSA, one ECDSA, ...) the one the client's offer supports.
+  std::vector<std::string> names;  // in order of first appearance
+  std::unordered_map<std::string, std::vector<size_t>> choice;
+  for (size_t i = 0; i < loaded.size(); ++i)
+    for (const std::string& name : sc->facts_[i].names) {
+      auto [it, fresh] = choice.try_emplace(name);
+      if (fresh) names.push_back(name);
+      std::vector<size_t>& certs = it->second;
+      const bool have_type = std::any_of(certs.begin(), certs.end(),
+                                         [&](size_t c) { return loaded[c].key_type == loaded[i].key_type; });
+      if (!have_type) certs.push_back(i);
+    }
+  std::map<std::vector<size_t>, size_t> group_of;  // a choice -> its context
+  auto group_for = [&](const std::vector<size_t>& certs) -> std::optional<size_t> {
+    if (auto it = group_of.find(certs); it != group_of.end()) return it->second;
+    SSL_CTX* ctx = sc->make_ctx(options, error);
+    if (!ctx) return std::nullopt;
+    sc->groups_.push_back(Group{ctx});
+    for (size_t c : certs) {
+      sc->facts_[c].served = true;
+      if (SSL_CTX_use_cert_and_key(ctx, loaded[c].leaf, loaded[c].key, loaded[c].chain, 1) != 1) {
+        *error = certificates[c].origin + ": " + openssl_error("OpenSSL refused the certificate");
+        return std::nullopt;
+      }
+    }
+    group_of.emplace(certs, sc->groups_.size() - 1);
+    return sc->groups_.size() - 1;
+  };
+  // The default (no SNI, or a name no certificate holds): the first certificate, with those of
+  // other key types that hold its first name.
+  const std::vector<size_t> first = names.empty() || sc->facts_[0].names.empty()
+                                        ? std::vector<size_t>{0}
+                                        : choice[sc->facts_[0].names.front()];
+  if (!group_for(first)) return nullptr;
+  sc->sni_.add(0, {});
+  for (const std::string& name : names) {
+    std::optional<size_t> g = group_for(choice[name]);
+    if (!g) return nullptr;
+    sc->sni_.add(*g, {name});
   }
   ERR_clear_error();
   return sc;
@@ -343,11 +375,20 @@ int requested_name_slot() {
 }
 }  // namespace
 
-SSL* ServerContext::new_session(std::string* requested_name) const {
+SSL* ServerContext::new_session(std::string* requested_name, bool* flight_made) const {
   SSL* ssl = SSL_new(groups_.front().ctx);
   if (!ssl) return nullptr;
   SSL_set_accept_state(ssl);
   SSL_set_ex_data(ssl, requested_name_slot(), requested_name);
+  // Each handshake message the server writes: a Certificate or a ServerKeyExchange (a full
+  // handshake) or a Finished (a resumed one) comes with the costly part done.
+  SSL_set_msg_callback(ssl, [](int write_p, int, int content_type, const void* buf, size_t len, SSL*, void* arg) {
+    if (!write_p || content_type != SSL3_RT_HANDSHAKE || len == 0) return;
+    const unsigned char type = *static_cast<const unsigned char*>(buf);
+    if (type == SSL3_MT_CERTIFICATE || type == SSL3_MT_SERVER_KEY_EXCHANGE || type == SSL3_MT_FINISHED)
+      *static_cast<bool*>(arg) = true;
+  });
+  SSL_set_msg_callback_arg(ssl, flight_made);
   return ssl;
 }
 

@@ -49,6 +49,9 @@ struct CertificateFacts {
   std::vector<std::string> names;  // SAN DNS names (the subject CN when there are none)
   std::string key_type;            // "rsa", "ecdsa", "ed25519", ...
   int64_t not_after_unix = 0;
+  // Whether some client can get it: false when, for each of its names, an earlier certificate
+  // of the same key type holds that name too (a renewed one left behind in the list, say).
+  bool served = false;
 };
 
 struct ServerOptions {
@@ -75,18 +78,18 @@ class ServerContext {
   // A server-mode SSL for an accepted connection; null if OpenSSL is out of memory. The server
   // name the client asks for in its ClientHello is written to *requested_name (which must
   // outlive the handshake): SSL_get_servername gives, after a TLS 1.2 resumption, the name the
-  // session was first made for.
-  SSL* new_session(std::string* requested_name) const;
+  // session was first made for. *flight_made (which must outlive the handshake too) becomes
+  // true once the server has written its first real flight, the one with the key exchange and
+  // the signature (a Certificate or a Finished): a HelloRetryRequest is not one.
+  SSL* new_session(std::string* requested_name, bool* flight_made) const;
   const std::vector<CertificateFacts>& certificates() const { return facts_; }
 
  private:
   ServerContext() = default;
-  // Certificates with the same names share one SSL_CTX (one RSA and one ECDSA each at most):
-  // OpenSSL then picks the one the client's offer supports.
+  // One SSL_CTX per choice of certificates (at most one of each key type) that some name, or
+  // the default, gets: OpenSSL then picks the one the client's offer supports.
   struct Group {
     SSL_CTX* ctx = nullptr;
-    std::vector<std::string> names;  // sorted
-    std::vector<int> key_types;
   };
   static int servername_cb(SSL* ssl, int* alert, void* arg);
   static int client_hello_cb(SSL* ssl, int* alert, void* arg);

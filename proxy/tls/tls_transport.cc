@@ -77,7 +77,7 @@ BIO_METHOD* TlsTransport::sink_method() {
 TlsTransport::TlsTransport(IoContext* io, std::unique_ptr<Transport> inner, std::shared_ptr<const ServerContext> ctx)
     : io_(io), inner_(std::move(inner)) {
   inner_->bind(this);
-  ssl_ = ctx->new_session(&sni_);
+  ssl_ = ctx->new_session(&sni_, &server_flight_);
   keep_ = std::move(ctx);
   attach_bios();
 }
@@ -223,7 +223,6 @@ void TlsTransport::advance() {
     clear_stale_errors();
     const int r = SSL_do_handshake(ssl_);
     const int e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_, r);
-    if (out_ || !filled_.empty()) server_flight_ = true;
     // The server's flight, or the alert that ends a failed handshake.
     if (int rc = flush_ciphertext(nullptr); rc != 0 && pending_end_ == 0) pending_end_ = rc;
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return;
@@ -239,6 +238,7 @@ void TlsTransport::advance() {
 
 void TlsTransport::on_handshake_done() {
   handshake_done_ = true;
+  if (!client_) SSL_set_msg_callback(ssl_, nullptr);  // it watched the handshake only (new_session)
   tls_info_.version = SSL_get_version(ssl_);
   tls_info_.cipher = SSL_get_cipher_name(ssl_);
   // Server side: sni_ was set from the ClientHello (ServerContext::new_session).

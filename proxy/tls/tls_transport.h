@@ -122,7 +122,9 @@ class TlsTransport final : public Transport, private TransportEvents, private He
   ssize_t pending_end_ = 0;    // UV_EOF or an error to report once the plaintext is read
   bool info_filled_ = false;
   bool handshake_done_ = false;
-  bool server_flight_ = false;  // server side: the handshake's first flight was made
+  // Server side: the server's first real flight was written (not a HelloRetryRequest, whose
+  // second ClientHello waits in the heavy queue like the first).
+  bool server_flight_ = false;
   bool failed_ = false;
   bool reading_ = false;       // the stream above wants data
   bool inner_reading_ = false;
