@@ -912,9 +912,10 @@ void ClientConn::on_response_head(UpstreamConn* u, const http::ResponseHead& hea
   const bool close_after = !ex_->keep_alive || draining_ || worker()->draining() || !ex_->request_done;
   ex_->plan = http::plan_response(head, ex_->version_minor, close_after);
   ex_->response_chunked = ex_->plan.to_client == http::Framing::kChunked;
+  ex_->plan.replace_sts = hsts_applies();
   const HeaderEdits& edits = ex_->filters.edits();
   http::build_client_response(head, ex_->plan, false, *out, edits.empty() ? nullptr : &edits);
-  if (hsts_applies() && out->size() >= 2) {
+  if (ex_->plan.replace_sts && out->size() >= 2) {
     std::string line;
     append_hsts(line);
     out->insert(out->size() - 2, line);

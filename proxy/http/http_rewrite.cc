@@ -294,6 +294,7 @@ void build_client_response(const ResponseHead& resp, const ResponsePlan& plan, b
     if (is_hop_by_hop(kind)) continue;
     if (!resp.connection_tokens.empty() && resp.is_connection_listed(name)) continue;
     if (edits && removed(*edits, kResponseSide, name)) continue;
+    if (plan.replace_sts && iequals(name, "strict-transport-security")) continue;
     append_field(out, name, resp.value(f));
   }
   if (edits) append_added(out, *edits, kResponseSide);
@@ -320,15 +321,21 @@ void build_local_response(uint16_t status, std::string_view content_type, std::s
   append_uint(out, status);
   out.push_back(' ');
   out.append(reason_phrase(status));
-  out.append("\r\nContent-Type: ");
-  out.append(content_type);
-  out.append("\r\nContent-Length: ");
-  append_uint(out, body.size());
   out.append("\r\n");
+  // 204 and 304 have no body: no length, no type (a 304's Content-Length would describe a
+  // representation; a relayed 304 from an auth service describes none).
+  const bool bodiless = status == 204 || status == 304;
+  if (!bodiless) {
+    out.append("Content-Type: ");
+    out.append(content_type);
+    out.append("\r\nContent-Length: ");
+    append_uint(out, body.size());
+    out.append("\r\n");
+  }
   out.append(extra_headers);
   if (close) out.append("Connection: close\r\n");
   out.append("\r\n");
-  if (!head_request) out.append(body);
+  if (!head_request && !bodiless) out.append(body);
 }
 
 void build_local_reply(uint16_t status, std::string_view cause, bool close,
@@ -360,31 +367,52 @@ const char* reason_phrase(uint16_t status) {
     case 200: return "OK";
     case 201: return "Created";
     case 202: return "Accepted";
+    case 203: return "Non-Authoritative Information";
     case 204: return "No Content";
+    case 205: return "Reset Content";
     case 206: return "Partial Content";
+    case 300: return "Multiple Choices";
     case 301: return "Moved Permanently";
     case 302: return "Found";
+    case 303: return "See Other";
     case 304: return "Not Modified";
     case 307: return "Temporary Redirect";
     case 308: return "Permanent Redirect";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
+    case 402: return "Payment Required";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 407: return "Proxy Authentication Required";
     case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
     case 411: return "Length Required";
+    case 412: return "Precondition Failed";
     case 413: return "Content Too Large";
     case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 416: return "Range Not Satisfiable";
     case 417: return "Expectation Failed";
+    case 421: return "Misdirected Request";
+    case 422: return "Unprocessable Content";
+    case 425: return "Too Early";
+    case 426: return "Upgrade Required";
+    case 428: return "Precondition Required";
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
+    case 451: return "Unavailable For Legal Reasons";
     case 500: return "Internal Server Error";
     case 501: return "Not Implemented";
     case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
     case 504: return "Gateway Timeout";
     case 505: return "HTTP Version Not Supported";
+    case 507: return "Insufficient Storage";
+    case 508: return "Loop Detected";
+    case 511: return "Network Authentication Required";
     default: return "Unknown";
   }
 }

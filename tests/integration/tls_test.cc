@@ -578,6 +578,14 @@ TEST_CASE("tls: X-Forwarded-Proto https, HSTS over TLS only, https_redirect on p
   CHECK(lower(out).find("strict-transport-security: max-age=31536000") != std::string::npos);
   // The exchange record carries the TLS facts.
   CHECK(b.berth->log_shows("tls_version=TLSv1.3", 3s));
+  // The route's value stands for the instance's own (a browser heeds the first field only).
+  REQUIRE(curl(b.tls_port, "a.test", "/x?header=Strict-Transport-Security:max-age=1", "-i", &out) == "200");
+  {
+    const std::string head = lower(out.substr(0, out.find("\r\n\r\n")));
+    INFO(out);
+    CHECK(occurrences(head, "strict-transport-security:") == 1);
+    CHECK(head.find("strict-transport-security: max-age=31536000") != std::string::npos);
+  }
 
   // Local replies and a filter's own answer carry it too: the auth service's 401 (sent as it
   // is) and Berth's own 405.
@@ -591,6 +599,9 @@ TEST_CASE("tls: X-Forwarded-Proto https, HSTS over TLS only, https_redirect on p
   Response r = http_get(b.plain_port, "/echo", "a.test");
   REQUIRE(r.status == 200);
   CHECK(!r.header("strict-transport-security"));
+  // Nor is the instance's own touched there.
+  r = http_get(b.plain_port, "/echo?header=Strict-Transport-Security:max-age=1", "a.test");
+  CHECK(r.header("strict-transport-security").value_or("") == "max-age=1");
   CHECK(lower(r.body).find("x-forwarded-proto: http\r\n") != std::string::npos);
 
   // https_redirect: 308 to the same host and target on HTTPS...

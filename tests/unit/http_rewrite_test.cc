@@ -227,6 +227,41 @@ TEST_CASE("local replies are complete and name their cause", "[rewrite]") {
   CHECK(has_line(out, "Connection: close"));
 }
 
+TEST_CASE("local responses: 304 and 204 go without body, length and type; known codes get their phrase",
+          "[rewrite]") {
+  for (uint16_t status : {304, 204}) {
+    std::string out;
+    build_local_response(status, "text/plain", "ignored", false, "ETag: \"x\"\r\n", out);
+    INFO(out);
+    CHECK(out == "HTTP/1.1 " + std::to_string(status) + " " + reason_phrase(status) + "\r\nETag: \"x\"\r\n\r\n");
+  }
+  std::string out;
+  build_local_response(407, "text/html", "<p>", false, "", out);
+  CHECK(out.rfind("HTTP/1.1 407 Proxy Authentication Required\r\n", 0) == 0);
+  CHECK(has_line(out, "Content-Length: 3"));
+  CHECK(has_line(out, "Content-Type: text/html"));
+  for (uint16_t status : {402, 410, 422, 451, 508})
+    CHECK(std::string_view(reason_phrase(status)) != "Unknown");
+}
+
+TEST_CASE("client response: replace_sts leaves the instance's Strict-Transport-Security out", "[rewrite]") {
+  Limits limits;
+  ResponseHead r;
+  REQUIRE(parse_response_head("HTTP/1.1 200 OK\r\nstrict-transport-security: max-age=1\r\nX-Keep: 1\r\n"
+                              "Content-Length: 0\r\n\r\n",
+                              limits, false, r)
+              .ok());
+  ResponsePlan plan = plan_response(r, 1, false);
+  std::string out;
+  build_client_response(r, plan, false, out);
+  CHECK(has_name(out, "strict-transport-security"));
+  plan.replace_sts = true;
+  out.clear();
+  build_client_response(r, plan, false, out);
+  CHECK_FALSE(has_name(out, "strict-transport-security"));
+  CHECK(has_line(out, "X-Keep: 1"));
+}
+
 TEST_CASE("header removal takes '_' for '-': no X_User slips past a rule removing X-User", "[rewrite]") {
   HeaderEdits edits;
   edits.remove_request.push_back("X-User");
