@@ -2,6 +2,7 @@
 
 #include <uv.h>
 
+#include <algorithm>
 #include <cstring>
 #include <initializer_list>
 
@@ -59,7 +60,7 @@ bool original_claim(std::string_view name) {
 // names. A service may read any of them (X-Forwarded-Prefix, X-Forwarded-User, X-Original-URL,
 // ...), so a client must not be able to send them.
 bool dropped_from_request(const http::RequestHead& head, const http::Field& f, FieldKind kind) {
-  return forwarding_claim(kind) || message_own(head, f, kind, {}) ||
+  return forwarding_claim(kind) || message_own(head, f, kind, {kAuthHopsField}) ||
          (kind == FieldKind::kOther && original_claim(head.name(f)));
 }
 
@@ -210,6 +211,20 @@ class AuthCall final : public FilterAbort {
 
 }  // namespace
 
+unsigned auth_hops(const http::RequestHead& head) {
+  for (size_t i = 0; i < head.fields.size(); ++i) {
+    const http::Field& f = head.fields[i];
+    if (head.kinds[i] != FieldKind::kOther || !http::iequals(head.name(f), kAuthHopsField)) continue;
+    unsigned hops = 0;
+    for (char c : head.value(f)) {
+      if (c < '0' || c > '9') return 0;
+      hops = std::min(1000u, hops * 10 + static_cast<unsigned>(c - '0'));
+    }
+    return hops;
+  }
+  return 0;
+}
+
 void build_forward_auth_request(const config::ForwardAuth& config, const http::RequestHead& head,
                                 std::string_view client_ip, std::string_view scheme, std::string& out) {
   out.append("GET ").append(config.target).append(" HTTP/1.1\r\n");
@@ -226,6 +241,8 @@ void build_forward_auth_request(const config::ForwardAuth& config, const http::R
   append_field(out, "X-Forwarded-For", client_ip);
   out.append("X-Original-URL: ").append(scheme).append("://").append(head.host).append(head.path).append("\r\n");
   append_field(out, "X-Original-Method", head.method);
+  out.append(kAuthHopsField).append(": ");
+  out.append(std::to_string(auth_hops(head) + 1)).append("\r\n");
   out.append("Content-Length: 0\r\nConnection: close\r\n\r\n");
 }
 
@@ -285,6 +302,11 @@ ForwardAuthFilter::ForwardAuthFilter(const config::ForwardAuth& config)
 
 FilterResult ForwardAuthFilter::on_request(const FilterRequest& req, FilterState*, HeaderEdits&, FilterReply& reply,
                                            const FilterWaiter& waiter) const {
+  if (auth_hops(req.head) >= kMaxAuthHops) {
+    reply.status = 508;
+    reply.cause = "forward-auth-loop";
+    return FilterResult::kReply;
+  }
   if (!req.loop) {
     reply.status = 503;
     reply.cause = "forward-auth-unavailable";

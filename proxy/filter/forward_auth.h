@@ -24,6 +24,15 @@
 
 namespace berth {
 
+// Each check Berth sends carries X-Berth-Auth-Hops: one more than the request it checks (the
+// client's own value is replaced). A check that comes back to a forward_auth route (its URL
+// points at Berth, directly or through another proxy) is a request with hops: at kMaxAuthHops
+// the route answers 508 instead of checking again, so that a loop ends.
+inline constexpr std::string_view kAuthHopsField = "X-Berth-Auth-Hops";
+inline constexpr unsigned kMaxAuthHops = 3;
+// The request's X-Berth-Auth-Hops (0 when absent or not a number; at most 1000).
+unsigned auth_hops(const http::RequestHead& head);
+
 // The request sent to the authentication service for `head` (pure; for tests and the filter).
 void build_forward_auth_request(const config::ForwardAuth& config, const http::RequestHead& head,
                                 std::string_view client_ip, std::string_view scheme, std::string& out);

@@ -198,6 +198,30 @@ TEST_CASE("forward auth: a client that half-closes after a request without a bod
   CHECK(berth.running());
 }
 
+TEST_CASE("forward auth: a check that comes back to Berth ends with 508 at the third hop", "[auth][forward_auth]") {
+  // The route's service URL is Berth's own listener, with a Host the route matches: each check
+  // is a request to the same route, which would start another check.
+  Origin app("APP");
+  REQUIRE(app.ok());
+  const std::string port = std::to_string(unused_port());
+  Berth berth("listeners: [\"127.0.0.1:" + port + "\"]\nworkers: 1\nadmin: {address: \"127.0.0.1:0\"}\n"
+              "routes:\n  - {host: \"127.0.0.1\", service: s, access: {forward_auth: {url: \"http://127.0.0.1:" +
+              port + "/check\", timeout: 3s}}}\nservices:\n  s: {endpoints: [\"" + app.address() + "\"]}\n");
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  const uint64_t accepted = stats_counter(berth.admin_port(), "connections_accepted");
+  const std::string m = marker("LOOP");
+  Response r = http_get(berth.port(), "/x?" + m, "127.0.0.1");
+  INFO(r.raw_head << r.body << r.error << "\nlog:\n" << berth.log());
+  // The third check is refused; each level relays that answer to the one before.
+  CHECK(r.status == 508);
+  CHECK(r.body == "508 Loop Detected (forward-auth-loop)\n");
+  CHECK(r.header("x-berth-error") == std::optional<std::string>("forward-auth-denied"));
+  CHECK(stats_counter(berth.admin_port(), "connections_accepted") == accepted + 4);  // the client's, 3 checks
+  CHECK(app.seen(m) == 0);
+  CHECK(berth.running());
+}
+
 TEST_CASE("forward auth: a URL Berth cannot use is refused at load with file:line", "[auth][forward_auth]") {
   TempDir dir;
   REQUIRE(write_file(dir.file("berth.yaml"),

@@ -3,10 +3,13 @@
 #include <catch2/catch.hpp>
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "config/config.h"
 #include "proxy/filter/forward_auth.h"
 #include "proxy/http/http_head.h"
+#include "proxy/model/route_table.h"
 
 using namespace berth;
 
@@ -42,7 +45,7 @@ TEST_CASE("forward auth request: client headers, Berth's X-Forwarded-*, no body"
       "X_Real_IP: 10.0.0.1\r\nX_Forwarded_Uri: /public\r\nX_Forwarded_For: 6.6.6.6\r\n"
       // the names nginx setups and Authelia read for what was asked
       "X-Original-URL: https://app.test/\r\nx_original_method: GET\r\nX-Original-URI: /\r\n"
-      "X-Rewrite-URL: /\r\n\r\n";
+      "X-Rewrite-URL: /\r\nX-Berth-Auth-Hops: x\r\n\r\n";
   http::RequestHead head;
   REQUIRE(http::parse_request_head(raw, http::Limits{}, head).ok());
   std::string out;
@@ -59,6 +62,7 @@ TEST_CASE("forward auth request: client headers, Berth's X-Forwarded-*, no body"
         "X-Forwarded-For: 10.1.2.3\r\n"
         "X-Original-URL: https://app.test/app/x?y=1\r\n"
         "X-Original-Method: POST\r\n"
+        "X-Berth-Auth-Hops: 1\r\n"
         "Content-Length: 0\r\n"
         "Connection: close\r\n\r\n");
 }
@@ -100,4 +104,46 @@ TEST_CASE("forward auth answer: head, headers kept, body by its framing, in piec
   const std::string big = "HTTP/1.1 403 Forbidden\r\nContent-Length: 100000\r\n\r\n" + std::string(100000, 'x');
   CHECK(huge.feed(big.data(), big.size()) == ForwardAuthAnswer::State::kDone);
   CHECK(huge.body.size() == ForwardAuthAnswer::kMaxBody);
+}
+
+TEST_CASE("forward auth: a check that comes back to a forward_auth route ends at the hop limit", "[forward_auth]") {
+  config::ForwardAuth fa;
+  REQUIRE(config::parse_forward_auth_url("http://127.0.0.1:9100/check", fa).empty());
+  std::vector<std::string> raws;  // the heads' text outlives them
+  auto parse = [&](const std::string& hops, http::RequestHead& head) {
+    raws.push_back("GET /x HTTP/1.1\r\nHost: app.test\r\n" +
+                   (hops.empty() ? std::string() : "X-Berth-Auth-Hops: " + hops + "\r\n") + "\r\n");
+    REQUIRE(http::parse_request_head(raws.back(), http::Limits{}, head).ok());
+  };
+  // The check carries one hop more than the request it checks, the client's value replaced.
+  std::string out;
+  {
+    http::RequestHead head;
+    parse("2", head);
+    build_forward_auth_request(fa, head, "10.1.2.3", "http", out);
+  }
+  CHECK(out.find("X-Berth-Auth-Hops: 3\r\n") != std::string::npos);
+  CHECK(out.find("X-Berth-Auth-Hops") == out.rfind("X-Berth-Auth-Hops"));
+  for (const auto& [hops, expect] : {std::pair<std::string, unsigned>{"", 0}, {"99999999999", 1000}, {"1x", 0}}) {
+    http::RequestHead head;
+    parse(hops, head);
+    CHECK(auth_hops(head) == expect);
+  }
+
+  // A request at the limit is answered 508 without a check.
+  FilterChain chain({std::make_shared<ForwardAuthFilter>(fa)});
+  FilterStates states;
+  Route route;
+  struct Owner final : FilterRunOwner {
+    void on_filter_done() override {}
+  } owner;
+  for (const char* hops : {"3", "7"}) {
+    http::RequestHead head;
+    parse(hops, head);
+    FilterRequest req{head, route, "127.0.0.1"};
+    FilterRun run;
+    REQUIRE(run.start(chain, states, req, &owner) == FilterResult::kReply);
+    CHECK(run.reply().status == 508);
+    CHECK(std::string_view(run.reply().cause) == "forward-auth-loop");
+  }
 }
