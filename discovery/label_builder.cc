@@ -85,6 +85,7 @@ const char* route_labels_differ(const ParsedContainer& a, size_t ra, const Parse
   const RouteSpec& u = x.routes[ra];
   const RouteSpec& v = y.routes[rb];
   if (!(x.access == y.access)) return "berth.access.*";
+  if (a.access_files != b.access_files) return "berth.access.basic_auth file contents";
   if (!(x.rewrite == y.rewrite)) return "berth.strip_prefix / berth.add_prefix";
   if (!(x.redirect == y.redirect)) return "berth.redirect.*";
   if (!(x.request_headers == y.request_headers) || !(x.response_headers == y.response_headers))
@@ -288,7 +289,8 @@ ParsedContainer parse_container_routes(const ContainerFacts& c, const BuilderOpt
     if (route.hosts.empty()) out.keys.push_back("\n" + route.path + matchers);
     for (const std::string& host : route.hosts) out.keys.push_back(host + "\n" + route.path + matchers);
   }
-  if (options.publish_policies) out.published = published_policy(c, options.labels, std::move(files));
+  if (options.publish_policies) out.published = published_policy(c, options.labels, files);
+  out.access_files = std::move(files);
   return out;
 }
 
@@ -545,7 +547,8 @@ DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& cac
     // Conflicts. The incumbent wins: a host + path that a service served in the last build stays
     // with it while that service still declares it and has a running instance for it, or is in
     // its grace period after the last one stopped. Otherwise the first service to declare it
-    // keeps it, in this order: running containers first, then the one created first (a restart
+    // keeps it, in this order: running containers first, then those routed in the last build,
+    // then the one created first (a restart
     // keeps a container's creation time: the incumbent restarted after a newcomer started
     // still wins when Berth starts), then the one that started first, then by name. (A
     // container whose name sorts first, or that comes later, cannot take a host.) In the same
@@ -579,10 +582,19 @@ DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& cac
     if (memo) memo->claim_expiry_.reset();
     std::vector<size_t> order(n);
     for (size_t i = 0; i < n; ++i) order[i] = i;
+    // Routed in the last build: among running containers these come first, so that a replica
+    // whose route labels disagree (an older version started again) does not take the route
+    // back from the ones serving it. Container labels never change, so this decides nothing
+    // else: their hosts are held for their services already.
+    std::vector<uint8_t> routed_before(n, 0);
+    if (memo)
+      for (size_t i = 0; i < n; ++i)
+        if (auto k = memo->known_.find(containers[i]->id); k != memo->known_.end()) routed_before[i] = k->second.accepted;
     std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
       const ContainerFacts& x = *containers[a];
       const ContainerFacts& y = *containers[b];
       if (x.running != y.running) return x.running;
+      if (routed_before[a] != routed_before[b]) return routed_before[a] > routed_before[b];
       auto known = [](int64_t t) { return t ? t : std::numeric_limits<int64_t>::max(); };
       if (known(x.created_at_ns) != known(y.created_at_ns)) return known(x.created_at_ns) < known(y.created_at_ns);
       return known(x.started_at_ns) < known(y.started_at_ns);
@@ -726,7 +738,8 @@ DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& cac
     memo->known_.clear();
     memo->known_.reserve(n);
     for (size_t i = 0; i < n; ++i)
-      memo->known_.emplace(containers[i]->id, BuilderMemo::Known{containers[i]->revision, pinned[i] != 0, {}});
+      memo->known_.emplace(containers[i]->id,
+                           BuilderMemo::Known{containers[i]->revision, pinned[i] != 0, accepted[i] != 0, {}});
     memo->members_.assign(members.size(), {});
     memo->service_names_.assign(members.size(), {});
     for (size_t s = 0; s < members.size(); ++s) {

@@ -67,6 +67,9 @@ struct ParsedContainer {
   // The berth.access.* filters, shared by every route the container declares (null: none).
   // Built once per parse, so a rate limit's buckets last while the container's labels do.
   std::shared_ptr<const FilterChain> filters;
+  // The text of each file its access labels named (the htpasswd of berth.access.basic_auth), by
+  // path, as read for `filters`: two containers naming one file agree only if they read the same.
+  std::map<std::string, std::string> access_files;
   // Per spec.routes entry: its matchers (RouteSpec::match), shared by its hosts (null: none).
   std::vector<std::shared_ptr<const config::RouteMatch>> matches;
   // What a registry sidecar publishes of it (routed containers only; null otherwise).
@@ -141,6 +144,7 @@ class BuilderMemo {
   struct Known {
     uint64_t revision = 0;
     bool pinned = false;              // rejected, unreachable or in a conflict: any change is a full build
+    bool accepted = false;            // routed (not rejected) in that build
     std::vector<uint32_t> services;   // indexes of the services it declares
   };
   std::unordered_map<std::string, Known> known_;      // every container of the last full build, by id

@@ -865,5 +865,14 @@ TEST_CASE("docker builder: containers of one route that disagree on its labels: 
     REQUIRE(set.routes->size() == 1);
     CHECK((*set.routes)[0].filters == nullptr);
     CHECK(set.rejected.empty());
+
+    // The first one runs again (a restart policy, a rollback copy): the one serving keeps the
+    // route, though the other was created first.
+    cache[guarded.id].running = true;
+    memo.touch(guarded.id);
+    set = build_discovered_set(cache, {}, &memo, 2'000);
+    CHECK(table(set) == std::vector<std::string>{"shop.test/ -> shop [127.0.0.1:18002]"});
+    REQUIRE(set.rejected.size() == 1);
+    CHECK(set.rejected[0].first == "bbbbbbbbbbbb/shop-1");
   }
 }

@@ -32,11 +32,15 @@ std::string web(const std::string& address, const std::string& host = "a.test") 
   return instance_value("web", address, {RegistryRoute{{host}, "/", 0}});
 }
 
-// A value whose container published its labels: service web on a.test, with `extra` labels.
-std::string published_web(const std::string& address, const std::map<std::string, std::string>& extra = {}) {
+// A value whose container published its labels: service web on a.test, with `extra` labels
+// and the text of the files they name.
+std::string published_web(const std::string& address, const std::map<std::string, std::string>& extra = {},
+                          const std::map<std::string, std::string>& files = {}) {
   auto policy = std::make_shared<PublishedPolicy>();
   policy->labels = {{"berth.host", "a.test"}, {"berth.service", "web"}, {"berth.port", "8080"}};
   for (const auto& [key, value] : extra) policy->labels[key] = value;
+  policy->files = files;
+  if (!files.empty()) policy->access_files_dir = "/srv/access";
   Instance i;
   i.service = "web";
   i.address = address;
@@ -433,6 +437,25 @@ TEST_CASE("registry table: keys of one route that disagree on its labels: the ol
   CHECK((*set->routes)[0].source == "registry:h1/c1/0");
   CHECK(set->rejected.empty());
   CHECK(set->services[0]->endpoints.size() == 2);
+}
+
+TEST_CASE("registry table: keys naming one htpasswd file with other users disagree", "[registry]") {
+  // "alice" / "opensesame" and "bob" / the same, SHA-512 crypt.
+  const std::string path = "/srv/access/team.htpasswd";
+  const std::string alice =
+      "alice:$6$berthlabels$C0Ei6f6mLrrfYrnRWbkMpscxY4.SDR.KbwfoDHSSmKjFyc.MTz4yzDoDHZ9jyKmpmr/CQmxpUZiHPbB.w1ThZ0\n";
+  const std::string bob =
+      "bob:$6$berthlabels$C0Ei6f6mLrrfYrnRWbkMpscxY4.SDR.KbwfoDHSSmKjFyc.MTz4yzDoDHZ9jyKmpmr/CQmxpUZiHPbB.w1ThZ0\n";
+  const std::map<std::string, std::string> label = {{"berth.access.basic_auth", path}};
+  StoredKvs kvs = {{kRoot + "h2/c2/0", {published_web("10.0.0.2:8080", label, {{path, alice}}), 3}},
+                   {kRoot + "h1/c1/0", {published_web("10.0.0.1:8080", label, {{path, alice + bob}}), 4}},
+                   {kRoot + "h3/c3/0", {published_web("10.0.0.3:8080", label, {{path, alice}}), 5}}};
+  DiscoveredSet set = build_registry_set(kvs, kPrefix, TablePolicy{});
+  REQUIRE(set.services.size() == 1);
+  CHECK(set.services[0]->endpoints.size() == 2);
+  REQUIRE(set.rejected.size() == 1);
+  CHECK(set.rejected[0].first == "registry:h1/c1/0");
+  CHECK(set.rejected[0].second.find("with other berth.access.basic_auth file contents") != std::string::npos);
 }
 
 TEST_CASE("registry table: keys created in one revision contest a host by key order", "[registry]") {
