@@ -309,6 +309,19 @@ std::shared_ptr<const ServerContext> ServerContext::build(const std::vector<Cert
                                          [&](size_t c) { return loaded[c].key_type == loaded[i].key_type; });
       if (!have_type) certs.push_back(i);
     }
+  // An exact name lacking a key type that a wildcard over it has takes the wildcard's (an RSA
+  // certificate for x.a.test beside an ECDSA one for *.a.test: ECDSA-only clients of x.a.test
+  // get the wildcard, as they would without the RSA one).
+  for (const std::string& name : names) {
+    const size_t dot = name.find('.');
+    if (name.rfind("*.", 0) == 0 || dot == std::string::npos) continue;
+    auto wild = choice.find("*." + name.substr(dot + 1));
+    if (wild == choice.end()) continue;
+    std::vector<size_t>& certs = choice.find(name)->second;
+    for (size_t w : wild->second)
+      if (std::none_of(certs.begin(), certs.end(), [&](size_t c) { return loaded[c].key_type == loaded[w].key_type; }))
+        certs.push_back(w);
+  }
   std::map<std::vector<size_t>, size_t> group_of;  // a choice -> its context
   auto group_for = [&](const std::vector<size_t>& certs) -> std::optional<size_t> {
     if (auto it = group_of.find(certs); it != group_of.end()) return it->second;

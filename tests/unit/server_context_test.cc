@@ -174,3 +174,17 @@ TEST_CASE("server context: RSA and ECDSA certificates pair per name, whatever th
   CHECK(facts[1].served);
   CHECK_FALSE(facts[2].served);
 }
+
+TEST_CASE("server context: an exact name lacking a key type takes it from a wildcard over it", "[tls]") {
+  auto sc = context_of({self_signed("x-rsa", true, {"x.w.test"}), self_signed("w-ec", false, {"*.w.test"})});
+  auto get = [&](const std::string& sni, const char* sigalgs) {
+    Pair p(*sc, sni);
+    REQUIRE(SSL_set1_sigalgs_list(p.client, sigalgs) == 1);
+    for (int i = 0; i < 4 && p.round() != 1;) ++i;
+    return p.served();
+  };
+  CHECK(get("x.w.test", "RSA-PSS+SHA256:RSA+SHA256") == "x-rsa");  // the exact name first
+  CHECK(get("x.w.test", "ECDSA+SHA256") == "w-ec");
+  CHECK(get("y.w.test", "ECDSA+SHA256") == "w-ec");
+  CHECK(get("y.w.test", "RSA-PSS+SHA256:RSA+SHA256").empty());  // x-rsa does not name it
+}
