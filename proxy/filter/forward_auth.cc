@@ -36,21 +36,23 @@ bool message_own(const http::Head& head, const http::Field& f, FieldKind kind,
   return head.is_connection_listed(name);
 }
 
+// Whether a field name is `lower` (lower case, with '-'), case aside and with `_` counted as
+// `-`, as servers that map names to variables read them.
+bool same_name(std::string_view name, std::string_view lower) {
+  if (name.size() != lower.size()) return false;
+  for (size_t i = 0; i < lower.size(); ++i)
+    if (ascii_lower(name[i] == '_' ? '-' : name[i]) != lower[i]) return false;
+  return true;
+}
+
 // The other names a proxy uses to tell an auth service what was asked (nginx's auth_request
-// setups, Authelia): Berth sets X-Original-URL and X-Original-Method itself. `_` counts as `-`,
-// as for the X-Forwarded-* kinds.
+// setups, Authelia): Berth sets X-Original-URL and X-Original-Method itself, and its own hop
+// count. `_` counts as `-`, as for the X-Forwarded-* kinds.
 bool original_claim(std::string_view name) {
   static constexpr std::string_view kNames[] = {"x-original-url", "x-original-uri", "x-original-method",
-                                                "x-rewrite-url"};
-  for (std::string_view n : kNames) {
-    if (n.size() != name.size()) continue;
-    bool same = true;
-    for (size_t i = 0; i < n.size() && same; ++i) {
-      const char c = name[i] == '_' ? '-' : name[i];
-      same = ascii_lower(c) == n[i];
-    }
-    if (same) return true;
-  }
+                                                "x-rewrite-url", "x-berth-auth-hops"};
+  for (std::string_view n : kNames)
+    if (same_name(name, n)) return true;
   return false;
 }
 
@@ -60,7 +62,7 @@ bool original_claim(std::string_view name) {
 // names. A service may read any of them (X-Forwarded-Prefix, X-Forwarded-User, X-Original-URL,
 // ...), so a client must not be able to send them.
 bool dropped_from_request(const http::RequestHead& head, const http::Field& f, FieldKind kind) {
-  return forwarding_claim(kind) || message_own(head, f, kind, {kAuthHopsField}) ||
+  return forwarding_claim(kind) || message_own(head, f, kind, {}) ||
          (kind == FieldKind::kOther && original_claim(head.name(f)));
 }
 

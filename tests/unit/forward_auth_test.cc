@@ -45,7 +45,7 @@ TEST_CASE("forward auth request: client headers, Berth's X-Forwarded-*, no body"
       "X_Real_IP: 10.0.0.1\r\nX_Forwarded_Uri: /public\r\nX_Forwarded_For: 6.6.6.6\r\n"
       // the names nginx setups and Authelia read for what was asked
       "X-Original-URL: https://app.test/\r\nx_original_method: GET\r\nX-Original-URI: /\r\n"
-      "X-Rewrite-URL: /\r\nX-Berth-Auth-Hops: x\r\n\r\n";
+      "X-Rewrite-URL: /\r\nX-Berth-Auth-Hops: x\r\nX_Berth_Auth_Hops: 0\r\n\r\n";
   http::RequestHead head;
   REQUIRE(http::parse_request_head(raw, http::Limits{}, head).ok());
   std::string out;
