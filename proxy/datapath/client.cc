@@ -1031,7 +1031,7 @@ void ClientConn::on_response_complete(UpstreamConn* u) {
     release_upstream(false);
     end_exchange(ExchangeEnd::kResponded);
     drop_pending();
-    close_after_answer(true);
+    close_after_answer(true, true);
     return;
   }
   finish_exchange();
@@ -1048,11 +1048,11 @@ void ClientConn::finish_exchange() {
   after_response(close_client, pending_block_ != nullptr);
 }
 
-void ClientConn::after_response(bool close_client, bool linger) {
+void ClientConn::after_response(bool close_client, bool linger, bool uploading) {
   backpressured_ = false;
   if (close_client) {
     drop_pending();
-    close_after_answer(linger);
+    close_after_answer(linger, uploading);
     return;
   }
   phase_ = Phase::kIdle;
@@ -1088,11 +1088,11 @@ void ClientConn::close_between_requests() {
 
 // The last answer goes out, then the connection closes. While it waits for a client that does
 // not read, keepalive_idle without progress cuts it, as between requests (on_timer).
-void ClientConn::close_after_answer(bool linger) {
+void ClientConn::close_after_answer(bool linger, bool uploading) {
   drop_pending();
   phase_ = Phase::kClosing;
   linger_on_close_ = linger;
-  open_discard_window();
+  set_discard_window(uploading);
   close_after_flush();
   if (closing() || lingering_) return;
   update_reading();  // lingering: what the client still sends is read and discarded meanwhile
@@ -1100,16 +1100,20 @@ void ClientConn::close_after_answer(bool linger) {
   arm_timer();
 }
 
-// From now on, for kDiscardMaxS, input read and discarded on a closing connection counts as the
-// client moving (discarded_input()).
-void ClientConn::open_discard_window() {
-  discard_until_s_ = static_cast<uint32_t>(now() / 1000) + kDiscardMaxS;
+// open: the answer came while the request's body was still coming (an instance that answers
+// early, a 413, a refusal): for kDiscardMaxS from now, input read and discarded on the closing
+// connection counts as the client moving (discarded_input()), for a client that sends all of
+// its request before it reads. Else (a bad or slow head, an answer after the whole request)
+// it never does: what comes is discarded, and the linger ends kLingerMs after the answer.
+void ClientConn::set_discard_window(bool open) {
+  discard_until_s_ = static_cast<uint32_t>(now() / 1000) + (open ? kDiscardMaxS : 0);
   input_moved_ = false;
 }
 
-// Whether input was discarded since the last look, within the window; clears the mark.
+// Whether input was discarded since the last look, within the window; clears the mark. A
+// drain does not wait on it: the answer has gone, only the upload's end is awaited.
 bool ClientConn::discarded_input() {
-  const bool moved = input_moved_ && now() / 1000 < discard_until_s_;
+  const bool moved = input_moved_ && !draining_ && now() / 1000 < discard_until_s_;
   input_moved_ = false;
   return moved;
 }
@@ -1288,6 +1292,7 @@ void ClientConn::on_write_done(int status) {
   }
   if (phase_ == Phase::kClosing) {  // the last answer's write made progress (close_after_answer)
     reset_send_deadline();
+    input_moved_ = false;  // counted by this progress already
     return;
   }
   if (!upstream_ || !ex_) return;
@@ -1330,6 +1335,9 @@ void ClientConn::send_local_reply(std::string* out, uint16_t status, const char*
   worker()->stats().add(Counter::kLocalReplies);
   worker()->stats().add(status_counter(status));
   release_upstream(false);
+  // A body still coming: a client that sends all of it before it reads gets to read this
+  // (not one cut for sending it too slowly).
+  const bool uploading = ex_ && !ex_->request_done && ex_->req_framing != http::Framing::kNone && status != 408;
   if (ex_) {
     ex_->rec.bytes_out += out->size();
     ex_->rec.status = status;
@@ -1337,7 +1345,7 @@ void ClientConn::send_local_reply(std::string* out, uint16_t status, const char*
     end_exchange(ExchangeEnd::kLocalReply);
   }
   worker()->release_string(out);
-  after_response(!keep, true);  // closing: the rest of the request may still be on its way
+  after_response(!keep, true, uploading);  // closing: the rest of the request may still be on its way
 }
 
 void ClientConn::release_upstream(bool reusable) {
@@ -1376,7 +1384,7 @@ void ClientConn::linger() {
   if (phase_ != Phase::kClosing) {  // not through close_after_answer
     drop_pending();
     phase_ = Phase::kClosing;
-    open_discard_window();
+    set_discard_window(false);
   }
   lingering_ = true;
   start_timer(kLingerMs);

@@ -180,7 +180,8 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   void finish_exchange();
   // After the response went out (proxied or local): close (lingering if asked), or go idle and
   // take the next pipelined request.
-  void after_response(bool close_client, bool linger);
+  // uploading: the request's body was still coming (close_after_answer).
+  void after_response(bool close_client, bool linger, bool uploading = false);
   // Closes a kept-alive connection between requests without losing the last response's tail.
   void close_between_requests();
   void local_reply(uint16_t status, const char* cause, bool close, std::string_view extra = {});
@@ -202,11 +203,11 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   void reset_send_deadline();
   SendWait send_wait(uint64_t t);
   void close_when_sent_or_stalled(uint64_t t);
-  void close_after_answer(bool linger);
+  void close_after_answer(bool linger, bool uploading = false);
   void keep_pending(Block* block, const char* data, size_t len);
   void drop_pending();
   void linger();
-  void open_discard_window();
+  void set_discard_window(bool open);
   bool discarded_input();
   uint64_t ex_rt_timeout_header() const;
 
@@ -222,7 +223,7 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   union {
     uint32_t pending_len_ = 0;  // bytes of pending_block_ (every phase but kClosing)
     // kClosing: until when (loop seconds) input read and discarded counts as the client moving
-    // (discard_window_open()); pending input is dropped before.
+    // (set_discard_window); pending input is dropped before.
     uint32_t discard_until_s_;
   };
   // Packed with the offset (blocks are 128 KiB: IoContext's pool; 21 bits reach 2 MiB, and leave

@@ -20,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <regex>
+#include <atomic>
 #include <thread>
 
 #include "env.h"
@@ -372,21 +373,18 @@ TEST_CASE("a client that reads nothing of a response in flight is cut off after 
 
 TEST_CASE("a client that sends all of its body before it reads gets an answer that came early, whole",
           "[lifecycle]") {
-  // The instance answers at once, before it reads the body (Connection: close); the client
-  // uploads 8 MB over some 3 s, longer than keepalive_idle (1s) and than a linger (2 s), then
-  // half-closes, then reads. What it still sends is the rest of a request, read and discarded:
-  // it is not a client that takes nothing. Both ways the answer can wait: an answer larger than
-  // the client's receive buffer waits in Berth; a small one is all in the kernel, and Berth
-  // lingers on it.
-  SlowClientBed bed("64KiB");
-  Berth& berth = *bed.berth;
-  for (const size_t size : {1'000'000u, 40'000u}) {
-    INFO("answer of " << size << " bytes");
+  // The instance answers at once, before it reads the body (Connection: close), or Berth itself
+  // refuses the body (413); the client uploads 8 MB over some 3 s, longer than keepalive_idle
+  // (1s) and than a linger (2 s), then half-closes, then reads. What it still sends is the rest
+  // of a request, read and discarded: it is not a client that takes nothing. Both ways the
+  // answer can wait: an answer larger than the client's receive buffer waits in Berth; a small
+  // one is all in the kernel, and Berth lingers on it.
+  auto upload_then_read = [](Berth& berth, const std::string& target) {
     Client c(berth.port());
     REQUIRE(c.connected());
     constexpr size_t kBody = 8'000'000, kPiece = 64 * 1024;
-    REQUIRE(c.send("POST /up?respond_first=1&size=" + std::to_string(size) +
-                   " HTTP/1.1\r\nHost: a.test\r\nContent-Length: " + std::to_string(kBody) + "\r\n\r\n"));
+    REQUIRE(c.send("POST " + target + " HTTP/1.1\r\nHost: a.test\r\nContent-Length: " + std::to_string(kBody) +
+                   "\r\n\r\n"));
     const std::string piece = pattern(0, kPiece);
     const auto t0 = Clock::now();
     size_t sent = 0;
@@ -402,11 +400,25 @@ TEST_CASE("a client that sends all of its body before it reads gets an answer th
     c.shutdown_write();
     Response r = c.read_response();
     INFO(r.raw_head << r.error);
+    return r;
+  };
+  SlowClientBed bed("64KiB");
+  Berth& berth = *bed.berth;
+  for (const size_t size : {1'000'000u, 40'000u}) {
+    INFO("answer of " << size << " bytes");
+    Response r = upload_then_read(berth, "/up?respond_first=1&size=" + std::to_string(size));
     CHECK(r.status == 200);
     CHECK(r.body.size() == size);
     CHECK(byte_sum(r.body) == pattern_sum(size));
   }
   CHECK(berth.log().find("event=response_send_timeout") == std::string::npos);
+
+  Berth refusing(config_head(1, "keepalive_idle: 1s", "max_body_bytes: 1000") + a_test_to(bed.o));
+  INFO(refusing.error());
+  REQUIRE(refusing.ok());
+  Response r = upload_then_read(refusing, "/up");
+  CHECK(r.status == 413);
+  CHECK(r.header("x-berth-error") == std::optional<std::string>("body-too-large"));
 }
 
 TEST_CASE("a client reading a response in flight with pauses shorter than keepalive_idle gets all of it",
@@ -578,6 +590,30 @@ TEST_CASE("SIGTERM: a connection accepted but not yet served gets its first requ
   REQUIRE(pipelined.send(make_request("GET", "/one", "a.test") + make_request("GET", "/two", "a.test")));
   check_last_response(pipelined, "/one", berth);
   check_prompt_exit(berth, t0, 5.0);  // the last of them closed: no wait for the drain timeout
+}
+
+TEST_CASE("SIGTERM: a client still uploading after its early answer does not hold the drain", "[lifecycle]") {
+  // A 413 answered at once (the declared body is over max_body_bytes); the client goes on
+  // sending a byte every 200 ms and reads nothing. Its answer has gone: the drain ends within
+  // a linger (2 s), not at the 30 s bound of an upload's discard.
+  Origin o("O");
+  REQUIRE(o.ok());
+  Berth berth(config_head(1, "keepalive_idle: 1s", "max_body_bytes: 1000") + a_test_to(o));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  Client c(berth.port());
+  REQUIRE(c.connected());
+  REQUIRE(c.send("POST /up HTTP/1.1\r\nHost: a.test\r\nContent-Length: 100000\r\n\r\n"));
+  std::atomic<bool> stop{false};
+  std::thread dribble([&] {
+    for (int i = 0; i < 100 && !stop && c.send("x"); ++i) std::this_thread::sleep_for(200ms);
+  });
+  std::this_thread::sleep_for(600ms);  // the 413 is out; the client dribbles on
+  const auto t0 = Clock::now();
+  sigterm_and_wait_draining(berth);
+  check_prompt_exit(berth, t0, 5.0);
+  stop = true;
+  dribble.join();
 }
 
 TEST_CASE("SIGTERM: a TLS connection accepted before it does its handshake after and is served",
