@@ -659,7 +659,7 @@ void Server::make_metrics() {
     for (const auto& ctx : tls_.contexts()) {
       if (!ctx) continue;
       for (const tls::CertificateFacts& cert : ctx->certificates())
-        for (const std::string& name : cert.names) {
+        for (const std::string& name : cert.served_for) {
           auto [it, added] = earliest.emplace(name, cert.not_after_unix);
           if (!added) it->second = std::min(it->second, cert.not_after_unix);
         }

@@ -307,7 +307,10 @@ std::shared_ptr<const ServerContext> ServerContext::build(const std::vector<Cert
       std::vector<size_t>& certs = it->second;
       const bool have_type = std::any_of(certs.begin(), certs.end(),
                                          [&](size_t c) { return loaded[c].key_type == loaded[i].key_type; });
-      if (!have_type) certs.push_back(i);
+      if (!have_type) {
+        certs.push_back(i);
+        sc->facts_[i].served_for.push_back(name);
+      }
     }
   // An exact name lacking a key type that a wildcard over it has takes the wildcard's (an RSA
   // certificate for x.a.test beside an ECDSA one for *.a.test: ECDSA-only clients of x.a.test

@@ -52,6 +52,9 @@ struct CertificateFacts {
   // Whether some client can get it: false when, for each of its names, an earlier certificate
   // of the same key type holds that name too (a renewed one left behind in the list, say).
   bool served = false;
+  // Its names for which it is the one of its key type that a client asking for the name gets
+  // (the expiry metric's series), in the order of `names`.
+  std::vector<std::string> served_for;
 };
 
 struct ServerOptions {

@@ -173,6 +173,10 @@ TEST_CASE("server context: RSA and ECDSA certificates pair per name, whatever th
   CHECK(facts[0].served);
   CHECK(facts[1].served);
   CHECK_FALSE(facts[2].served);
+  // The expiry metric's names: those each certificate is served for.
+  CHECK(facts[0].served_for == std::vector<std::string>{"a.test", "www.a.test"});
+  CHECK(facts[1].served_for == std::vector<std::string>{"a.test"});
+  CHECK(facts[2].served_for.empty());
 }
 
 TEST_CASE("server context: an exact name lacking a key type takes it from a wildcard over it", "[tls]") {
