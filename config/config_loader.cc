@@ -281,6 +281,17 @@ class Loader {
   bool expect_map(const Value& value, std::string_view what);
   bool expect_list(const Value& value, std::string_view what);
   std::optional<std::string> read_string(const Value& value);
+  // Each string item of the list `value`, handed to take(item, text); a value that is not a
+  // list fails with `example` ("a list of ..."), an item that is not a string as read_string.
+  template <typename Take>
+  void read_string_list(const Value& value, std::string_view example, Take&& take) {
+    if (!value.node.IsSequence()) {
+      fail(value.mark, value.path + ": expected a list of " + std::string(example) + ", got " + describe(value.node));
+      return;
+    }
+    for (const Value& item : items_of(value))
+      if (auto text = read_string(item)) take(item, *text);
+  }
   std::optional<int64_t> read_integer(const Value& value, int64_t min, int64_t max);
   std::optional<bool> read_bool(const Value& value);
   std::optional<Millis> read_duration(const Value& value, bool allow_zero = false);
@@ -1676,41 +1687,27 @@ void Loader::read_docker_field(const Field& field) {
     while (dir->size() > 1 && dir->back() == '/') dir->pop_back();
     docker.access_files_dir = *dir;
   } else if (field.key == "forward_auth_addresses") {
-    if (!value.node.IsSequence()) {
-      fail(value.mark, value.path + ": expected a list of addresses such as [\"127.0.0.1:9100\"], got " +
-                           describe(value.node));
-      return;
-    }
-    for (const Value& item : items_of(value)) {
-      auto text = read_string(item);
-      if (!text) continue;
+    read_string_list(value, "addresses such as [\"127.0.0.1:9100\"]", [&](const Value& item, const std::string& text) {
       ForwardAuth probe;
-      if (text->find('/') != std::string::npos || !parse_forward_auth_url("http://" + *text + "/", probe).empty()) {
+      if (text.find('/') != std::string::npos || !parse_forward_auth_url("http://" + text + "/", probe).empty()) {
         fail(item.mark, item.path + ": expected a numeric address (or localhost) and a port such as 127.0.0.1:9100, got '" +
-                            *text + "'");
-        continue;
+                            text + "'");
+        return;
       }
       docker.forward_auth_addresses.push_back(probe.address.to_string());
-    }
+    });
   } else if (field.key == "max_priority") {
     if (auto n = read_integer(value, std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max()))
       docker.max_priority = static_cast<int32_t>(*n);
   } else if (field.key == "allowed_hosts") {
-    if (!value.node.IsSequence()) {
-      fail(value.mark, value.path + ": expected a list of host patterns such as [\"*.apps.example.com\"], got " +
-                           describe(value.node));
-      return;
-    }
-    for (const Value& item : items_of(value)) {
-      auto text = read_string(item);
-      if (!text) continue;
-      auto pattern = normalize_host_pattern(*text);
+    read_string_list(value, "host patterns such as [\"*.apps.example.com\"]", [&](const Value& item, const std::string& text) {
+      auto pattern = normalize_host_pattern(text);
       if (!pattern) {
-        fail(item.mark, item.path + ": invalid host pattern '" + *text + "': " + detail::host_pattern_problem(*text));
-        continue;
+        fail(item.mark, item.path + ": invalid host pattern '" + text + "': " + detail::host_pattern_problem(text));
+        return;
       }
       docker.allowed_hosts.push_back(*pattern);
-    }
+    });
   }
 }
 

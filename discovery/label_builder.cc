@@ -53,12 +53,12 @@ struct Declared {
 
 size_t host_count(const RouteSpec& route) { return route.hosts.empty() ? 1 : route.hosts.size(); }
 
-// Calls fn(key, route, host index) for every host + path a parse declares, in order.
+// Calls fn(key, route, route index, host index) for every host + path a parse declares, in order.
 template <typename Fn>
 void for_each_key(const ParsedContainer& parsed, Fn&& fn) {
   for (size_t r = 0, k = 0; r < parsed.spec.routes.size(); ++r) {
     const RouteSpec& route = parsed.spec.routes[r];
-    for (size_t h = 0; h < host_count(route); ++h, ++k) fn(parsed.keys[k], route, h);
+    for (size_t h = 0; h < host_count(route); ++h, ++k) fn(parsed.keys[k], route, r, h);
   }
 }
 
@@ -528,8 +528,7 @@ DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& cac
     uses.reserve(n * 2);
     for (size_t i = 0; i < n; ++i) {
       if (!candidate(i)) continue;
-      for_each_key(*parsed[i], [&](std::string_view key, const RouteSpec& route, size_t) {
-        const size_t r = static_cast<size_t>(&route - parsed[i]->spec.routes.data());
+      for_each_key(*parsed[i], [&](std::string_view key, const RouteSpec& route, size_t r, size_t) {
         auto [it, fresh] = uses.try_emplace(key, KeyUse{route.service, parsed[i], r});
         if (!fresh && (it->second.service != route.service ||
                        route_differs(*it->second.first, it->second.route, *parsed[i], r)))
@@ -538,7 +537,8 @@ DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& cac
     }
     for (size_t i = 0; i < n; ++i) {
       if (candidate(i))
-        for_each_key(*parsed[i], [&](std::string_view key, const RouteSpec&, size_t) { pinned[i] |= uses[key].contested; });
+        for_each_key(*parsed[i],
+                     [&](std::string_view key, const RouteSpec&, size_t, size_t) { pinned[i] |= uses[key].contested; });
       else
         pinned[i] = parsed[i]->spec.kind != ContainerSpec::Kind::kIgnored;
       if (containers[i]->revision == 0) pinned[i] = 1;  // no memo parse to patch with
@@ -563,7 +563,7 @@ DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& cac
       std::unordered_map<std::string_view, int> incumbent;  // key -> 0 declared, 1 running
       for (size_t i = 0; i < n; ++i) {
         if (!candidate(i)) continue;
-        for_each_key(*parsed[i], [&](std::string_view key, const RouteSpec& route, size_t) {
+        for_each_key(*parsed[i], [&](std::string_view key, const RouteSpec& route, size_t, size_t) {
           auto claim = memo->claims_.find(std::string(key));
           if (claim == memo->claims_.end() || claim->second.service != route.service) return;
           int& state = incumbent[key];
@@ -614,7 +614,7 @@ DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& cac
       if (spec.kind == ContainerSpec::Kind::kIgnored) continue;
       std::string problem = spec.kind == ContainerSpec::Kind::kRejected ? spec.reason : parsed[i]->problem;
       if (problem.empty()) {
-        for_each_key(*parsed[i], [&](std::string_view key, const RouteSpec& route, size_t h) {
+        for_each_key(*parsed[i], [&](std::string_view key, const RouteSpec& route, size_t r, size_t h) {
           if (!problem.empty()) return;
           auto held = holder.find(key);
           if (held != holder.end() && held->second.service != route.service) {
@@ -635,7 +635,6 @@ DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& cac
                       "' of container " + o.container->display();
             return;
           }
-          const size_t r = static_cast<size_t>(&route - spec.routes.data());
           if (const char* labels = route_differs(*o.parsed, o.route, *parsed[i], r))
             problem = "route " + where + " of service '" + route.service + "' is served by container " +
                       o.container->display() + " with other " + labels +
@@ -647,8 +646,7 @@ DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& cac
         continue;
       }
       accepted[i] = 1;
-      for_each_key(*parsed[i], [&](std::string_view key, const RouteSpec& route, size_t) {
-        const size_t r = static_cast<size_t>(&route - parsed[i]->spec.routes.data());
+      for_each_key(*parsed[i], [&](std::string_view key, const RouteSpec& route, size_t r, size_t) {
         owners.emplace(key, Owner{route.service, &c, parsed[i], r});
       });
     }

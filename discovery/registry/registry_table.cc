@@ -114,6 +114,13 @@ void prepare(const std::string& key, const std::string& value, const std::string
   out.instance = std::move(instance);
 }
 
+// "host 'a.test' path '/'" for a claim ("host\npath", "\nmatchers" after it when it has some).
+std::string claim_text(std::string_view claim) {
+  const size_t nl = claim.find('\n');
+  const std::string_view path = claim.substr(nl + 1, claim.find('\n', nl + 1) - nl - 1);
+  return "host '" + std::string(claim.substr(0, nl)) + "' path '" + std::string(path) + "'";
+}
+
 // The labels where two values' declarations of one claim (`ca` of a's claims, `cb` of b's)
 // disagree beyond port and priority, or nullptr when they agree. Values without a policy
 // declare no labels.
@@ -371,12 +378,8 @@ void RegistryTable::decide_all() {
         if (c == claims_.end() || c->second.service != name || !c->second.key) continue;
         const char* labels = claim_labels_differ(c->second.key->second.d, c->second.index, e.d, i);
         if (!labels) continue;
-        const std::string& claim = e.d.claims[i];
-        const size_t nl = claim.find('\n');
-        const std::string path = claim.substr(nl + 1, claim.find('\n', nl + 1) - nl - 1);
-        disagrees = "host '" + claim.substr(0, nl) + "' path '" + path + "' is served by " +
-                    c->second.key->second.d.source + " of service " + name + " with other " + labels +
-                    " (the instances of a route must agree on them)";
+        disagrees = claim_text(e.d.claims[i]) + " is served by " + c->second.key->second.d.source + " of service " +
+                    name + " with other " + labels + " (the instances of a route must agree on them)";
       }
       if (!disagrees.empty()) {
         e.conflict = std::move(disagrees);
@@ -392,10 +395,7 @@ void RegistryTable::decide_all() {
           taken_by = c->second.service, taken = claim;
       }
       if (!taken_by.empty()) {
-        const size_t nl = taken.find('\n');
-        const std::string_view path = taken.substr(nl + 1, taken.find('\n', nl + 1) - nl - 1);
-        e.conflict = "host '" + std::string(taken.substr(0, nl)) + "' path '" + std::string(path) +
-                     "' is already served by service " + std::string(taken_by);
+        e.conflict = claim_text(taken) + " is already served by service " + std::string(taken_by);
         for (const std::string& claim : e.d.claims) ++contested_[claim];
         refuse(ref, Status::kConflict);
         continue;

@@ -122,6 +122,15 @@ struct Pair {
   }
 };
 
+// The certificate (its common name) a client offering only `sigalgs` gets for `sni` ("" when
+// the handshake fails).
+std::string served_to(const ServerContext& sc, const std::string& sni, const char* sigalgs) {
+  Pair p(sc, sni);
+  REQUIRE(SSL_set1_sigalgs_list(p.client, sigalgs) == 1);
+  for (int i = 0; i < 4 && p.round() != 1;) ++i;
+  return p.served();
+}
+
 }  // namespace
 
 TEST_CASE("server context: a HelloRetryRequest is not the server's flight", "[tls]") {
@@ -154,12 +163,7 @@ TEST_CASE("server context: RSA and ECDSA certificates pair per name, whatever th
   // Ordered at different times: the RSA one also names www.a.test.
   auto sc = context_of({self_signed("a-rsa", true, {"a.test", "www.a.test"}), self_signed("a-ec", false, {"a.test"}),
                         self_signed("a-rsa-old", true, {"a.test", "www.a.test"})});
-  auto get = [&](const std::string& sni, const char* sigalgs) {
-    Pair p(*sc, sni);
-    REQUIRE(SSL_set1_sigalgs_list(p.client, sigalgs) == 1);
-    for (int i = 0; i < 4 && p.round() != 1;) ++i;
-    return p.served();
-  };
+  auto get = [&](const std::string& sni, const char* sigalgs) { return served_to(*sc, sni, sigalgs); };
   CHECK(get("a.test", "ECDSA+SHA256") == "a-ec");
   CHECK(get("a.test", "RSA-PSS+SHA256:RSA+SHA256") == "a-rsa");
   CHECK(get("www.a.test", "RSA-PSS+SHA256:RSA+SHA256") == "a-rsa");
@@ -181,12 +185,7 @@ TEST_CASE("server context: RSA and ECDSA certificates pair per name, whatever th
 
 TEST_CASE("server context: an exact name lacking a key type takes it from a wildcard over it", "[tls]") {
   auto sc = context_of({self_signed("x-rsa", true, {"x.w.test"}), self_signed("w-ec", false, {"*.w.test"})});
-  auto get = [&](const std::string& sni, const char* sigalgs) {
-    Pair p(*sc, sni);
-    REQUIRE(SSL_set1_sigalgs_list(p.client, sigalgs) == 1);
-    for (int i = 0; i < 4 && p.round() != 1;) ++i;
-    return p.served();
-  };
+  auto get = [&](const std::string& sni, const char* sigalgs) { return served_to(*sc, sni, sigalgs); };
   CHECK(get("x.w.test", "RSA-PSS+SHA256:RSA+SHA256") == "x-rsa");  // the exact name first
   CHECK(get("x.w.test", "ECDSA+SHA256") == "w-ec");
   CHECK(get("y.w.test", "ECDSA+SHA256") == "w-ec");
