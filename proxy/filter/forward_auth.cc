@@ -173,7 +173,7 @@ class AuthCall final : public FilterAbort {
     }
     FilterReply& reply = waiter_.reply();
     reply.status = answer_.status;
-    reply.cause = "forward-auth-denied";
+    reply.cause = answer_.loop ? "forward-auth-loop" : "forward-auth-denied";
     reply.headers = std::move(answer_.headers);
     reply.body = std::move(answer_.body);
     reply.content_type = std::move(answer_.content_type);
@@ -274,6 +274,8 @@ ForwardAuthAnswer::State ForwardAuthAnswer::feed(const char* data, size_t len) {
     for (size_t i = 0; i < head.fields.size(); ++i) {
       const http::Field& f = head.fields[i];
       if (http::iequals(head.name(f), "content-type")) content_type.assign(head.value(f));
+      if (head.status == 508 && http::iequals(head.name(f), "x-berth-error") && head.value(f) == "forward-auth-loop")
+        loop = true;
       if (dropped_from_answer(head, f, head.kinds[i])) continue;
       headers.push_back(Header{std::string(head.name(f)), std::string(head.value(f))});
     }

@@ -27,7 +27,8 @@ namespace berth {
 // Each check Berth sends carries X-Berth-Auth-Hops: one more than the request it checks (the
 // client's own value is replaced). A check that comes back to a forward_auth route (its URL
 // points at Berth, directly or through another proxy) is a request with hops: at kMaxAuthHops
-// the route answers 508 instead of checking again, so that a loop ends.
+// the route answers 508 instead of checking again, so that a loop ends. Each level relays that
+// answer with the cause forward-auth-loop.
 inline constexpr std::string_view kAuthHopsField = "X-Berth-Auth-Hops";
 inline constexpr unsigned kMaxAuthHops = 3;
 // The request's X-Berth-Auth-Hops (0 when absent or not a number; at most 1000).
@@ -53,6 +54,10 @@ class ForwardAuthAnswer final : private BodySink {
   std::vector<Header> headers;  // end-to-end fields, as received (framing and hop-by-hop dropped)
   std::string content_type;     // its Content-Type ("" when none)
   std::string body;             // the first kMaxBody bytes
+  // The answer is a 508 that another Berth's forward_auth route gave at the hop limit
+  // (x-berth-error: forward-auth-loop): the reply that relays it keeps that cause, so the
+  // client and the outer Berth's record say loop, not denied.
+  bool loop = false;
 
  private:
   void on_body_data(const char* data, size_t len) override;

@@ -213,10 +213,10 @@ TEST_CASE("forward auth: a check that comes back to Berth ends with 508 at the t
   const std::string m = marker("LOOP");
   Response r = http_get(berth.port(), "/x?" + m, "127.0.0.1");
   INFO(r.raw_head << r.body << r.error << "\nlog:\n" << berth.log());
-  // The third check is refused; each level relays that answer to the one before.
+  // The third check is refused; each level relays that answer to the one before, as a loop.
   CHECK(r.status == 508);
   CHECK(r.body == "508 Loop Detected (forward-auth-loop)\n");
-  CHECK(r.header("x-berth-error") == std::optional<std::string>("forward-auth-denied"));
+  CHECK(r.header("x-berth-error") == std::optional<std::string>("forward-auth-loop"));
   CHECK(stats_counter(berth.admin_port(), "connections_accepted") == accepted + 4);  // the client's, 3 checks
   CHECK(app.seen(m) == 0);
   CHECK(berth.running());

@@ -106,6 +106,19 @@ TEST_CASE("forward auth answer: head, headers kept, body by its framing, in piec
   CHECK(huge.body.size() == ForwardAuthAnswer::kMaxBody);
 }
 
+TEST_CASE("forward auth answer: another Berth's 508 at the hop limit is marked a loop", "[forward_auth]") {
+  auto loop = [](const std::string& answer) {
+    ForwardAuthAnswer a;
+    REQUIRE(a.feed(answer.data(), answer.size()) == ForwardAuthAnswer::State::kDone);
+    return a.loop;
+  };
+  CHECK(loop("HTTP/1.1 508 Loop Detected\r\nx-berth-error: forward-auth-loop\r\nContent-Length: 0\r\n\r\n"));
+  // Only that cause on that status: a service's own 508, or another cause, is a denial.
+  CHECK_FALSE(loop("HTTP/1.1 508 Loop Detected\r\nContent-Length: 0\r\n\r\n"));
+  CHECK_FALSE(loop("HTTP/1.1 508 Loop Detected\r\nx-berth-error: forward-auth-denied\r\nContent-Length: 0\r\n\r\n"));
+  CHECK_FALSE(loop("HTTP/1.1 403 Forbidden\r\nx-berth-error: forward-auth-loop\r\nContent-Length: 0\r\n\r\n"));
+}
+
 TEST_CASE("forward auth: a check that comes back to a forward_auth route ends at the hop limit", "[forward_auth]") {
   config::ForwardAuth fa;
   REQUIRE(config::parse_forward_auth_url("http://127.0.0.1:9100/check", fa).empty());
