@@ -64,9 +64,26 @@ void for_each_key(const ParsedContainer& parsed, Fn&& fn) {
 
 // route_labels_differ(), priority included: in Docker discovery a host + path (+ matchers) is
 // one route whatever the priorities its containers ask for.
-const char* route_differs(const ParsedContainer& a, size_t ra, const ParsedContainer& b, size_t rb) {
-  if (a.spec.routes[ra].priority != b.spec.routes[rb].priority) return "berth.priority";
-  return route_labels_differ(a, ra, b, rb);
+std::string route_differs(const ParsedContainer& a, size_t ra, const ParsedContainer& b, size_t rb) {
+  std::string labels = route_labels_differ(a, ra, b, rb);
+  if (a.spec.routes[ra].priority == b.spec.routes[rb].priority) return labels;
+  const bool traefik = a.spec.origin == "traefik" || b.spec.origin == "traefik";
+  const std::string priority = traefik ? "priority (berth.priority or the router's priority)" : "berth.priority";
+  return priority + (labels.empty() ? " labels" : ", " + labels);
+}
+
+// Whether two lists hold the same members, in any order (an allow list is a set).
+template <typename T>
+bool same_members(const std::vector<T>& x, const std::vector<T>& y) {
+  auto within = [](const std::vector<T>& a, const std::vector<T>& b) {
+    return std::all_of(a.begin(), a.end(), [&](const T& v) { return std::find(b.begin(), b.end(), v) != b.end(); });
+  };
+  return within(x, y) && within(y, x);
+}
+
+bool same_access(const config::RouteAccess& x, const config::RouteAccess& y) {
+  return same_members(x.methods, y.methods) && same_members(x.allow, y.allow) && same_members(x.deny, y.deny) &&
+         x.basic_auth == y.basic_auth && x.rate_limit == y.rate_limit && x.forward_auth == y.forward_auth;
 }
 
 const ContainerFacts* find_facts(const std::vector<const ContainerCache*>& caches, const std::string& id) {
@@ -79,23 +96,36 @@ const ContainerFacts* find_facts(const std::vector<const ContainerCache*>& cache
 
 }  // namespace
 
-const char* route_labels_differ(const ParsedContainer& a, size_t ra, const ParsedContainer& b, size_t rb) {
+std::string route_labels_differ(const ParsedContainer& a, size_t ra, const ParsedContainer& b, size_t rb) {
   const ContainerSpec& x = a.spec;
   const ContainerSpec& y = b.spec;
   const RouteSpec& u = x.routes[ra];
   const RouteSpec& v = y.routes[rb];
-  if (!(x.access == y.access)) return "berth.access.*";
-  if (a.access_files != b.access_files) return "berth.access.basic_auth file contents";
-  if (!(x.rewrite == y.rewrite)) return "berth.strip_prefix / berth.add_prefix";
-  if (!(x.redirect == y.redirect)) return "berth.redirect.*";
-  if (!(x.request_headers == y.request_headers) || !(x.response_headers == y.response_headers))
-    return "header rules";
-  if (!(x.encoded_characters == y.encoded_characters)) return "berth.encoded_characters.*";
-  if (u.https_redirect != v.https_redirect || u.https_redirect_code != v.https_redirect_code)
-    return "berth.tls.redirect";
-  if (u.acme != v.acme) return "berth.tls.acme";
-  if (!(u.mirror == v.mirror)) return "berth.mirror.*";
-  return nullptr;
+  // Named as the containers' labels name them: a Traefik-labelled container may set a group
+  // with a middleware as well as with berth.* labels.
+  const bool traefik = x.origin == "traefik" || y.origin == "traefik";
+  std::string out;
+  auto differ = [&](bool same, const char* berth, const char* traefik_too) {
+    if (same) return;
+    if (!out.empty()) out += ", ";
+    out += traefik && traefik_too ? traefik_too : berth;
+  };
+  differ(same_access(x.access, y.access), "berth.access.*",
+         "access (berth.access.* or the ipallowlist/basicauth/ratelimit middlewares)");
+  differ(a.access_files == b.access_files, "berth.access.basic_auth file contents", "basic auth users file contents");
+  differ(x.rewrite == y.rewrite, "berth.strip_prefix / berth.add_prefix",
+         "path prefix (berth.strip_prefix / berth.add_prefix or the stripprefix/addprefix middlewares)");
+  differ(x.redirect == y.redirect, "berth.redirect.*", nullptr);
+  differ(x.request_headers == y.request_headers && x.response_headers == y.response_headers,
+         "header rules (the headers middleware)", nullptr);
+  differ(x.encoded_characters == y.encoded_characters, "berth.encoded_characters.*",
+         "encoded characters (berth.encoded_characters.* or the encodedcharacters middleware)");
+  differ(u.https_redirect == v.https_redirect && u.https_redirect_code == v.https_redirect_code, "berth.tls.redirect",
+         "HTTPS redirect (berth.tls.redirect or the redirectscheme middleware)");
+  differ(u.acme == v.acme, "berth.tls.acme", nullptr);
+  differ(u.mirror == v.mirror, "berth.mirror.*", nullptr);
+  if (!out.empty()) out += " labels";
+  return out;
 }
 
 std::optional<std::string> resolve_address(const ContainerFacts& c, const std::string& label_network,
@@ -531,7 +561,7 @@ DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& cac
       for_each_key(*parsed[i], [&](std::string_view key, const RouteSpec& route, size_t r, size_t) {
         auto [it, fresh] = uses.try_emplace(key, KeyUse{route.service, parsed[i], r});
         if (!fresh && (it->second.service != route.service ||
-                       route_differs(*it->second.first, it->second.route, *parsed[i], r)))
+                       !route_differs(*it->second.first, it->second.route, *parsed[i], r).empty()))
           it->second.contested = true;
       });
     }
@@ -635,10 +665,10 @@ DiscoveredSet build_discovered_set(const std::vector<const ContainerCache*>& cac
                       "' of container " + o.container->display();
             return;
           }
-          if (const char* labels = route_differs(*o.parsed, o.route, *parsed[i], r))
+          if (std::string labels = route_differs(*o.parsed, o.route, *parsed[i], r); !labels.empty())
             problem = "route " + where + " of service '" + route.service + "' is served by container " +
                       o.container->display() + " with other " + labels +
-                      " labels (the containers of a route must agree on them)";
+                      " (the containers of a route must agree on them)";
         });
       }
       if (!problem.empty()) {

@@ -183,10 +183,12 @@ ParsedContainer parse_published(const PublishedPolicy& published, const std::str
 Route route_of(const ParsedContainer& parsed, size_t r, size_t h);
 
 // Where route `ra` of `a` and route `rb` of `b`, two declarations of one host + path (+
-// matchers) by one service, disagree beyond their port and priority: the labels that differ
-// ("berth.access.*", ...), or nullptr when they agree. Such containers are not merged: the
-// route takes one policy, and which one must not depend on their names.
-const char* route_labels_differ(const ParsedContainer& a, size_t ra, const ParsedContainer& b, size_t rb);
+// matchers) by one service, disagree beyond their port and priority: every group of labels that
+// differs ("berth.access.*, berth.mirror.* labels"; for a Traefik-labelled container the
+// middlewares too), or "" when they agree. Lists that are sets (methods, allow, deny) agree in
+// any order. Such containers are not merged: the route takes one policy, and which one must not
+// depend on their names.
+std::string route_labels_differ(const ParsedContainer& a, size_t ra, const ParsedContainer& b, size_t rb);
 
 // The copies a route's labels ask for, its shadow service found by name among the services being
 // built (name -> index); null when mirroring is off or no service has that name (yet).

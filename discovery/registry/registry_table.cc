@@ -122,9 +122,9 @@ std::string claim_text(std::string_view claim) {
 }
 
 // The labels where two values' declarations of one claim (`ca` of a's claims, `cb` of b's)
-// disagree beyond port and priority, or nullptr when they agree. Values without a policy
+// disagree beyond port and priority, or "" when they agree. Values without a policy
 // declare no labels.
-const char* claim_labels_differ(const DecodedValue& a, size_t ca, const DecodedValue& b, size_t cb) {
+std::string claim_labels_differ(const DecodedValue& a, size_t ca, const DecodedValue& b, size_t cb) {
   auto route_of_claim = [](const DecodedValue& d, size_t c) -> const InstanceRoute& {
     size_t r = 0;
     for (; r + 1 < d.routes.size(); ++r) {
@@ -136,7 +136,7 @@ const char* claim_labels_differ(const DecodedValue& a, size_t ca, const DecodedV
   };
   const InstanceRoute& x = route_of_claim(a, ca);
   const InstanceRoute& y = route_of_claim(b, cb);
-  if (!x.parsed || !y.parsed) return x.parsed || y.parsed ? "route labels (one publishes a policy, one none)" : nullptr;
+  if (!x.parsed || !y.parsed) return x.parsed || y.parsed ? "route labels (one publishes a policy, one none)" : "";
   return route_labels_differ(*x.parsed, x.spec, *y.parsed, y.spec);
 }
 
@@ -289,7 +289,7 @@ void RegistryTable::enter(EntryRef ref) {
     auto c = claims_.find(claim);
     if (c == claims_.end()) continue;
     if (c->second.service != e.d.instance->service) full_ = true;
-    else if (c->second.key && claim_labels_differ(c->second.key->second.d, c->second.index, e.d, i)) full_ = true;
+    else if (c->second.key && !claim_labels_differ(c->second.key->second.d, c->second.index, e.d, i).empty()) full_ = true;
   }
   if (full_) {
     e.status = Status::kPending;  // decided by the next whole pass
@@ -376,8 +376,8 @@ void RegistryTable::decide_all() {
       for (size_t i = 0; i < e.d.claims.size() && disagrees.empty(); ++i) {
         auto c = claims_.find(e.d.claims[i]);
         if (c == claims_.end() || c->second.service != name || !c->second.key) continue;
-        const char* labels = claim_labels_differ(c->second.key->second.d, c->second.index, e.d, i);
-        if (!labels) continue;
+        const std::string labels = claim_labels_differ(c->second.key->second.d, c->second.index, e.d, i);
+        if (labels.empty()) continue;
         disagrees = claim_text(e.d.claims[i]) + " is served by " + c->second.key->second.d.source + " of service " +
                     name + " with other " + labels + " (the instances of a route must agree on them)";
       }

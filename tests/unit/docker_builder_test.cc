@@ -852,6 +852,40 @@ TEST_CASE("docker builder: containers of one route that disagree on its labels: 
     CHECK(set.rejected.empty());
     CHECK(table(set) == std::vector<std::string>{"shop.test/ -> shop [127.0.0.1:18001 127.0.0.1:18009]"});
   }
+  SECTION("every group that differs is named; lists that are sets agree in any order") {
+    auto guarded2 = guarded;
+    guarded2.labels["berth.access.allow"] = "10.0.0.0/8,192.168.0.0/16";
+    guarded2.labels["berth.access.methods"] = "GET,POST";
+    auto reordered = open;
+    reordered.labels["berth.access.allow"] = "192.168.0.0/16, 10.0.0.0/8";
+    reordered.labels["berth.access.methods"] = "POST,GET";
+    reordered.labels["berth.port"] = "18009";
+    auto set = build_discovered_set(cache_of({reordered, guarded2}), {});
+    CHECK(set.rejected.empty());
+    CHECK(table(set) == std::vector<std::string>{"shop.test/ -> shop [127.0.0.1:18001 127.0.0.1:18009]"});
+
+    auto several = open;
+    several.labels["berth.priority"] = "5";
+    several.labels["berth.tls.redirect"] = "true";
+    several.labels["berth.strip_prefix"] = "/api";
+    set = build_discovered_set(cache_of({several, guarded}), {});
+    REQUIRE(set.rejected.size() == 1);
+    CHECK(set.rejected[0].second.find("with other berth.priority, berth.access.*, berth.strip_prefix / "
+                                      "berth.add_prefix, berth.tls.redirect labels (the containers") != std::string::npos);
+  }
+  SECTION("a Traefik-labelled replica: the groups are named with their middlewares too") {
+    BuilderOptions options;
+    options.labels.traefik = true;
+    auto traefik = container('d', "shop-t", {{"traefik.http.routers.shop.rule", "Host(`shop.test`)"},
+                                             {"traefik.http.services.shop.loadbalancer.server.port", "18004"},
+                                             {"berth.service", "shop"}});
+    traefik.created_at_ns = 4'000;
+    auto set = build_discovered_set(cache_of({traefik, guarded}), options);
+    REQUIRE(set.rejected.size() == 1);
+    CHECK(set.rejected[0].first == "dddddddddddd/shop-t");
+    CHECK(set.rejected[0].second.find("with other access (berth.access.* or the ipallowlist/basicauth/ratelimit "
+                                      "middlewares) labels") != std::string::npos);
+  }
   SECTION("with history: the disagreeing replica gets the route, with its labels, once the first one stops") {
     BuilderMemo memo;
     ContainerCache cache = cache_of({guarded, open});

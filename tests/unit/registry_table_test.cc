@@ -405,8 +405,8 @@ TEST_CASE("registry table: keys of one route that disagree on its labels: the ol
   CHECK(set->services[0]->endpoints.size() == 2);
   CHECK(set->rejected == std::vector<std::pair<std::string, std::string>>{
                              {"registry:h1/c1/0", "host 'a.test' path '/' is served by registry:h2/c2/0 of service web "
-                                                  "with other berth.access.* (the instances of a route must agree on "
-                                                  "them)"}});
+                                                  "with other berth.access.* labels (the instances of a route must "
+                                                  "agree on them)"}});
 
   // The guarded key leaves: its twin, older than the open one, keeps the route as it was.
   REQUIRE(table.erase(kRoot + "h2/c2/0"));
