@@ -371,7 +371,19 @@ TEST_CASE("route filters: methods answer 405 with Allow; headers become edits", 
     CHECK(run.reply().cause == "method-not-allowed");
     REQUIRE(run.reply().headers.size() == 1);
     CHECK(run.reply().headers[0].name == "Allow");
-    CHECK(run.reply().headers[0].value == "GET, POST");
+    CHECK(run.reply().headers[0].value == "GET, POST, HEAD");  // GET allows HEAD
+  }
+  {
+    Fixture fx("HEAD /x HTTP/1.1\r\nHost: a.test\r\n\r\n");
+    FilterRun run;
+    CHECK(run.start(*chain, states, fx.request(), nullptr) == FilterResult::kContinue);
+  }
+  {
+    FilterChain only({std::make_shared<MethodFilter>(std::vector<std::string>{"POST"})});
+    Fixture fx("HEAD /x HTTP/1.1\r\nHost: a.test\r\n\r\n");
+    FilterRun run;
+    REQUIRE(run.start(only, states, fx.request(), nullptr) == FilterResult::kReply);
+    CHECK(run.reply().headers.at(0).value == "POST");
   }
   Fixture fx("GET /x HTTP/1.1\r\nHost: a.test\r\nCookie: c=1\r\nX-Env: dev\r\nAccept: */*\r\n\r\n");
   FilterRun run;
