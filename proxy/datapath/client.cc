@@ -1009,13 +1009,18 @@ void ClientConn::close_when_sent_or_stalled(uint64_t t) {
       close();
       return;
     case SendWait::kStalled:
-      log::info("response_send_timeout").kv("client", conn().peer_ip.text());
-      // Part of an answer never left: a clean close would end a body that runs until the close
-      // (HTTP/1.0) as if it were whole.
-      transport().reset_on_close();
+      cut_unsent_answer();
       close();
       return;
   }
+}
+
+// The client stopped taking an answer: logged, and the close that follows is a reset. Part of
+// the answer never left, and a clean close would end a body that runs until the close
+// (HTTP/1.0) as if it were whole.
+void ClientConn::cut_unsent_answer() {
+  log::info("response_send_timeout").kv("client", conn().peer_ip.text());
+  transport().reset_on_close();
 }
 
 void ClientConn::on_response_complete(UpstreamConn* u) {
@@ -1481,8 +1486,7 @@ void ClientConn::on_timer() {
         // The instance waits on a client that has taken nothing of the response for
         // keepalive_idle: both connections are freed.
         if (send_wait(t) != SendWait::kWaiting) {
-          log::info("response_send_timeout").kv("client", conn().peer_ip.text());
-          transport().reset_on_close();  // the answer is cut, not ended
+          cut_unsent_answer();
           abort_exchange(ExchangeEnd::kAborted, "response-send-timeout");
         }
         return;

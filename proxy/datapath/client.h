@@ -203,6 +203,7 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   void reset_send_deadline();
   SendWait send_wait(uint64_t t);
   void close_when_sent_or_stalled(uint64_t t);
+  void cut_unsent_answer();
   void close_after_answer(bool linger, bool uploading = false);
   void keep_pending(Block* block, const char* data, size_t len);
   void drop_pending();
