@@ -148,7 +148,8 @@ size_t BasicAuthFilter::DigestHash::operator()(const Digest& d) const noexcept {
 }
 
 BasicAuthFilter::BasicAuthFilter(const config::BasicAuth& config)
-    : challenge_("Basic realm=\"" + config.realm + "\", charset=\"UTF-8\""),
+    : config_(config),
+      challenge_("Basic realm=\"" + config.realm + "\", charset=\"UTF-8\""),
       forward_authorization_(config.forward_authorization) {
   // The costliest user's setting: an unknown user costs a check like the slowest known one (a
   // cheaper one would tell which users exist), and a setting is no hash, so nothing matches it.

@@ -38,6 +38,7 @@ class BasicAuthFilter final : public RequestFilter {
 
   explicit BasicAuthFilter(const config::BasicAuth& config);
   std::string_view name() const override { return "access.basic_auth"; }
+  const config::BasicAuth& config() const noexcept { return config_; }
   // What an unknown user's password is checked against ("" when the file has no users).
   const std::string& unknown_user_setting() const { return unknown_user_setting_; }
   std::unique_ptr<FilterState> make_state() const override;
@@ -63,6 +64,7 @@ class BasicAuthFilter final : public RequestFilter {
     std::string hash;
     bool cheaper = false;  // costs less than the costliest entry: a failed check is padded
   };
+  config::BasicAuth config_;  // as built from (a reload with the same keeps this filter)
   std::unordered_map<std::string, User> users_;
   std::string challenge_;  // WWW-Authenticate value
   bool forward_authorization_;

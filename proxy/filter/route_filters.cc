@@ -24,11 +24,14 @@ void add_rules(const config::HeaderRules& rules, std::vector<std::string>& remov
 }  // namespace
 
 namespace {
-std::shared_ptr<const RequestFilter> rate_limit_filter(const config::RateLimit& config, const FilterChain* previous) {
+// The route's filter of type F from before the reload when its settings are the same (its
+// per-worker and shared state go on), else a new one.
+template <typename F, typename Config>
+std::shared_ptr<const RequestFilter> kept_or_new(const Config& config, const FilterChain* previous) {
   if (previous)
     for (const auto& f : previous->filters())
-      if (const auto* limit = dynamic_cast<const RateLimitFilter*>(f.get()); limit && limit->config() == config) return f;
-  return std::make_shared<RateLimitFilter>(config);
+      if (const auto* same = dynamic_cast<const F*>(f.get()); same && same->config() == config) return f;
+  return std::make_shared<F>(config);
 }
 }  // namespace
 
@@ -38,8 +41,10 @@ std::shared_ptr<const FilterChain> build_route_filters(const config::Route& rout
     filters.push_back(std::make_shared<AddressFilter>(route.access.allow, route.access.deny));
   if (!route.access.methods.empty()) filters.push_back(std::make_shared<MethodFilter>(route.access.methods));
   // Before authentication: password guessing spends the guesser's budget, not the hash pool's.
-  if (route.access.rate_limit.enabled()) filters.push_back(rate_limit_filter(route.access.rate_limit, previous));
-  if (route.access.basic_auth.enabled()) filters.push_back(std::make_shared<BasicAuthFilter>(route.access.basic_auth));
+  if (route.access.rate_limit.enabled())
+    filters.push_back(kept_or_new<RateLimitFilter>(route.access.rate_limit, previous));
+  if (route.access.basic_auth.enabled())
+    filters.push_back(kept_or_new<BasicAuthFilter>(route.access.basic_auth, previous));
   // After the local checks: a request they refuse costs the authentication service nothing.
   if (route.access.forward_auth.enabled())
     filters.push_back(std::make_shared<ForwardAuthFilter>(route.access.forward_auth));

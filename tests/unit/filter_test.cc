@@ -499,3 +499,28 @@ TEST_CASE("filters: a waiter from an earlier request of a reused run is cancelle
   kept[2].done(FilterResult::kContinue);
   CHECK(owner.done == 1);
 }
+
+TEST_CASE("route filters: a reload with the same basic auth keeps its filter and what it verified", "[filter][auth]") {
+  config::Route route;
+  route.name = "admin";
+  route.service = "s";
+  route.access.basic_auth.htpasswd = "/etc/berth/admin.htpasswd";
+  route.access.basic_auth.users = {{"alice", "$6$rounds=5000$saltsalt$aaaa"}, {"bob", "$6$rounds=5000$saltsalt$bbbb"}};
+  const auto before = build_route_filters(route);
+  REQUIRE(before);
+  REQUIRE(before->filters().size() == 1);
+  // The same settings and users: the same filter object, so each worker's state (its verified
+  // credentials) goes on.
+  const auto same = build_route_filters(route, before.get());
+  REQUIRE(same);
+  CHECK(same->filters()[0] == before->filters()[0]);
+  // A user's hash changed (a password reset), or the realm: a new filter, nothing remembered.
+  for (int change = 0; change < 2; ++change) {
+    config::Route edited = route;
+    if (change == 0) edited.access.basic_auth.users[1].second = "$6$rounds=5000$saltsalt$cccc";
+    else edited.access.basic_auth.realm = "other";
+    const auto after = build_route_filters(edited, before.get());
+    REQUIRE(after);
+    CHECK(after->filters()[0] != before->filters()[0]);
+  }
+}
