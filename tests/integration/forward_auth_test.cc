@@ -34,17 +34,23 @@ std::string auth_yaml(const Origin& app, const Origin& auth, uint16_t dead) {
          "  s: {endpoints: [\"" + app.address() + "\"]}\n";
 }
 
+// An instance, an authentication service, and Berth with auth_yaml's routes in front of them.
+struct AuthSetup {
+  Origin app{"APP"};
+  Origin auth{"AUTH"};
+  Berth berth{auth_yaml(app, auth, unused_port())};
+  AuthSetup() {
+    REQUIRE(app.ok());
+    REQUIRE(auth.ok());
+    INFO(berth.error());
+    REQUIRE(berth.ok());
+  }
+};
+
 }  // namespace
 
-TEST_CASE("forward auth: the service's 2xx passes with its headers, its other answers reach the client",
-          "[auth][forward_auth]") {
-  Origin app("APP"), auth("AUTH");
-  REQUIRE(app.ok());
-  REQUIRE(auth.ok());
-  Berth berth(auth_yaml(app, auth, unused_port()));
-  INFO(berth.error());
-  REQUIRE(berth.ok());
-
+TEST_CASE_METHOD(AuthSetup, "forward auth: the service's 2xx passes with its headers, its other answers reach the client",
+                 "[auth][forward_auth]") {
   // No credentials: the service's 401, its challenge, type and body, as it sent them.
   const std::string m = marker("FWD");
   Response r = http_get(berth.port(), "/private?" + m, "app.test");
@@ -106,14 +112,8 @@ TEST_CASE("forward auth: the service's 2xx passes with its headers, its other an
   CHECK(berth.running());
 }
 
-TEST_CASE("forward auth: a slow, absent or broken service gives 503 and the instance sees nothing",
-          "[auth][forward_auth]") {
-  Origin app("APP"), auth("AUTH");
-  REQUIRE(app.ok());
-  REQUIRE(auth.ok());
-  Berth berth(auth_yaml(app, auth, unused_port()));
-  INFO(berth.error());
-  REQUIRE(berth.ok());
+TEST_CASE_METHOD(AuthSetup, "forward auth: a slow, absent or broken service gives 503 and the instance sees nothing",
+                 "[auth][forward_auth]") {
   const std::string m = marker("FWD");
 
   auto t0 = Clock::now();
@@ -175,16 +175,10 @@ TEST_CASE("forward auth: a check whose client went away is stopped and its conne
   CHECK(berth.running());
 }
 
-TEST_CASE("forward auth: a client that half-closes after a request without a body gets its answer",
-          "[auth][forward_auth]") {
+TEST_CASE_METHOD(AuthSetup, "forward auth: a client that half-closes after a request without a body gets its answer",
+                 "[auth][forward_auth]") {
   // printf ... | nc -N: the request, then FIN. The check is still pending when the FIN comes;
   // the answer must come all the same (as on a route without filters), and the connection close.
-  Origin app("APP"), auth("AUTH");
-  REQUIRE(app.ok());
-  REQUIRE(auth.ok());
-  Berth berth(auth_yaml(app, auth, unused_port()));
-  INFO(berth.error());
-  REQUIRE(berth.ok());
   for (const char* credentials : {"Bearer good", "Bearer nobody"}) {
     Client c(berth.port());
     REQUIRE(c.connected());
