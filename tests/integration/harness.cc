@@ -22,6 +22,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -459,12 +460,19 @@ uint16_t unused_port() {
   // an outgoing connection (a load generator's, Berth's upstream or probe
   // connections) cannot take a port between this call and the moment an
   // origin started later binds it.
+  // A port handed out is not handed out again by this process: two calls before either port is
+  // bound (a server's listen port and its DNS port) would otherwise get the same one now and then.
   constexpr uint16_t kLow = 20000, kHigh = 32767;
   static thread_local std::mt19937 rng{std::random_device{}() ^ static_cast<unsigned>(::getpid())};
+  static std::mutex mutex;
+  static std::vector<bool> handed_out(kHigh + 1);
   std::uniform_int_distribution<int> pick(kLow, kHigh);
   for (int attempt = 0; attempt < 500; ++attempt) {
     auto port = static_cast<uint16_t>(pick(rng));
-    if (port_free(port)) return port;
+    std::lock_guard<std::mutex> lock(mutex);
+    if (handed_out[port] || !port_free(port)) continue;
+    handed_out[port] = true;
+    return port;
   }
   return 0;
 }
