@@ -350,7 +350,9 @@ void RegistryTable::decide_all() {
       if (auto h = held_.find(claim); h != held_.end() && h->second == e.d.instance->service)
         defended.emplace(h->first, e.d.instance->service);
   }
+  std::vector<EntryRef> outbid;  // refused for a claim another service holds
   for (;;) {
+    outbid.clear();
     claims_.clear();
     contested_.clear();
     rejected_.clear();
@@ -387,15 +389,14 @@ void RegistryTable::decide_all() {
         refuse(ref, Status::kConflict);
         continue;
       }
-      std::string_view taken_by, taken;
+      bool taken = false;
       for (const std::string& claim : e.d.claims) {
-        if (auto d = defended.find(claim); d != defended.end() && d->second != name)
-          taken_by = d->second, taken = claim;
-        else if (auto c = claims_.find(claim); c != claims_.end() && c->second.service != name)
-          taken_by = c->second.service, taken = claim;
+        if (auto d = defended.find(claim); d != defended.end() && d->second != name) taken = true;
+        else if (auto c = claims_.find(claim); c != claims_.end() && c->second.service != name) taken = true;
+        if (taken) break;
       }
-      if (!taken_by.empty()) {
-        e.conflict = claim_text(taken) + " is already served by service " + std::string(taken_by);
+      if (taken) {
+        outbid.push_back(ref);
         for (const std::string& claim : e.d.claims) ++contested_[claim];
         refuse(ref, Status::kConflict);
         continue;
@@ -407,6 +408,19 @@ void RegistryTable::decide_all() {
     const size_t before = defended.size();
     std::erase_if(defended, [&](const auto& d) { return !claims_.count(std::string(d.first)); });
     if (defended.size() == before) break;
+  }
+  // Each refused key names the first of its claims (in the order its value declares them) that
+  // another service holds once the pass is over: which of them were taken when the pass reached
+  // the key depends on the holders it started from, the outcome does not.
+  for (const EntryRef ref : outbid) {
+    Entry& e = ref->second;
+    e.conflict = "a route it declares is already served by another service";  // (not reached)
+    for (const std::string& claim : e.d.claims) {
+      auto c = claims_.find(claim);
+      if (c == claims_.end() || c->second.service == e.d.instance->service) continue;
+      e.conflict = claim_text(claim) + " is already served by service " + c->second.service;
+      break;
+    }
   }
   held_.clear();
   for (const auto& [claim, c] : claims_) held_.emplace(claim, c.service);

@@ -471,6 +471,35 @@ TEST_CASE("registry table: keys created in one revision contest a host by key or
   CHECK(build_registry_set(raw, kPrefix, TablePolicy{}).rejected == scratch.rejected);
 }
 
+TEST_CASE("registry table: a key outbid for a route names the first of its routes another service holds",
+          "[registry]") {
+  // web's key declares a.test/ and a.test/x; an older api key holds /x, so web's is refused, and a
+  // younger api key then takes a.test/ too. The message names a.test/, the first route web's value
+  // declares that api holds, whichever of them was taken when the key was refused.
+  const std::string web_value = instance_value("web", "10.0.0.1:8080", {RegistryRoute{{"a.test"}, "/", 0},
+                                                                         RegistryRoute{{"a.test"}, "/x", 0}});
+  const std::string api_x = instance_value("api", "10.0.1.1:9000", {RegistryRoute{{"a.test"}, "/x", 0}});
+  const std::string api_root = instance_value("api", "10.0.1.2:9000", {RegistryRoute{{"a.test"}, "/", 0}});
+  const std::pair<std::string, std::string> expected = {
+      "registry:h2/c2/0", "host 'a.test' path '/' is already served by service api"};
+  StoredKvs kvs = {{kRoot + "h1/c1/0", {api_x, 3}}, {kRoot + "h2/c2/0", {web_value, 4}}};
+  RegistryTable table(kPrefix, TablePolicy{});
+  table.reset(kvs);
+  auto set = table.next();
+  REQUIRE(set);
+  CHECK(set->rejected == std::vector<std::pair<std::string, std::string>>{
+                             {"registry:h2/c2/0", "host 'a.test' path '/x' is already served by service api"}});
+  REQUIRE(table.put(kRoot + "h3/c3/0", api_root, 5));
+  kvs[kRoot + "h3/c3/0"] = {api_root, 5};
+  const Holders held = table.holders();
+  set = table.next();
+  REQUIRE(set);
+  CHECK(set->rejected == std::vector<std::pair<std::string, std::string>>{expected});
+  check_same(*set, kvs, TablePolicy{}, held);
+  CHECK(build_registry_set(kvs, kPrefix, TablePolicy{}).rejected ==
+        std::vector<std::pair<std::string, std::string>>{expected});
+}
+
 namespace {
 
 // Random puts and deletes (one to three per step, as one watch message may carry several events,
