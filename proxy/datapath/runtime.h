@@ -61,8 +61,8 @@ inline uint8_t refused_encodings(const config::Config& cfg) {
   return static_cast<uint8_t>(http::kAllEncodedCharacters & ~cfg.encoded_characters.allowed);
 }
 
-// previous: the routes of the configuration before (a reload), whose rate limits and basic auth named routes
-// with the same settings keep (build_route_filters).
+// previous: the routes of the configuration before (a reload), whose rate limits and basic auth
+// named routes with the same settings keep (build_route_filters).
 inline std::shared_ptr<const Runtime> make_runtime(const config::Config& cfg, uint64_t generation,
                                                    const RouteTable* previous = nullptr) {
   auto rt = std::make_shared<Runtime>();

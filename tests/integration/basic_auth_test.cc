@@ -84,6 +84,20 @@ TEST_CASE("basic auth: credentials decide, the instance sees only authenticated 
   CHECK(berth.log_shows(dir.file("admin.htpasswd") + ":2:"));
   r = http_get(berth.port(), "/echo", "admin.test", {basic("alice:wonderland")});
   CHECK(r.status == 200);
+
+  // alice's password changed in the file and reloaded: the old one, verified and remembered by
+  // the workers before, is refused on every worker; the new one passes.
+  for (int i = 0; i < 4; ++i)  // remembered on both workers (connections spread over them)
+    CHECK(http_get(berth.port(), "/echo", "admin.test", {basic("alice:wonderland")}).status == 200);
+  REQUIRE(write_file(dir.file("admin.htpasswd"), "alice:" + bcrypt("looking-glass") + "\n"));
+  REQUIRE(berth.process().signal(SIGHUP));
+  REQUIRE(wait_until(
+      [&] { return http_get(berth.port(), "/echo", "admin.test", {basic("alice:looking-glass")}).status == 200; }, 5s));
+  for (int i = 0; i < 6; ++i) {
+    r = http_get(berth.port(), "/x?" + m, "admin.test", {basic("alice:wonderland")});
+    check_berth_error(r, 401, "auth-required");
+  }
+  CHECK(origin.seen(m) == 0);
 }
 
 TEST_CASE("basic auth: a weak or missing htpasswd file is refused at startup with file:line", "[auth]") {
