@@ -4,6 +4,7 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <fstream>
 #include <unordered_map>
 
@@ -72,18 +73,35 @@ std::string route_differs(const ParsedContainer& a, size_t ra, const ParsedConta
   return priority + (labels.empty() ? " labels" : ", " + labels);
 }
 
-// Whether two lists hold the same members, in any order (an allow list is a set).
-template <typename T>
-bool same_members(const std::vector<T>& x, const std::vector<T>& y) {
-  if (x == y) return true;  // the usual case, in one pass (the search below is quadratic)
-  auto within = [](const std::vector<T>& a, const std::vector<T>& b) {
-    return std::all_of(a.begin(), a.end(), [&](const T& v) { return std::find(b.begin(), b.end(), v) != b.end(); });
+// Whether two lists hold the same members, in any order (an allow list is a set): one pass when
+// they are in the same order, the usual case; else sorted copies, n log n (a sidecar may publish
+// a set in another order in each process, and a list may hold a thousand entries).
+template <typename T, typename Less = std::less<T>>
+bool same_members(const std::vector<T>& x, const std::vector<T>& y, Less less = {}) {
+  if (x == y) return true;
+  auto members = [&](std::vector<T> v) {
+    std::sort(v.begin(), v.end(), less);
+    v.erase(std::unique(v.begin(), v.end()), v.end());
+    return v;
   };
-  return within(x, y) && within(y, x);
+  return members(x) == members(y);
+}
+
+bool cidr_less(const config::Cidr& a, const config::Cidr& b) {
+  if (a.ipv6 != b.ipv6) return a.ipv6 < b.ipv6;
+  if (const int c = std::memcmp(a.bytes, b.bytes, sizeof a.bytes); c != 0) return c < 0;
+  return a.prefix < b.prefix;
+}
+
+// The methods a list lets through: GET lets HEAD through too (MethodFilter).
+std::vector<std::string> allowed_methods(std::vector<std::string> methods) {
+  if (std::find(methods.begin(), methods.end(), "GET") != methods.end()) methods.emplace_back("HEAD");
+  return methods;
 }
 
 bool same_access(const config::RouteAccess& x, const config::RouteAccess& y) {
-  return same_members(x.methods, y.methods) && same_members(x.allow, y.allow) && same_members(x.deny, y.deny) &&
+  return (x.methods == y.methods || same_members(allowed_methods(x.methods), allowed_methods(y.methods))) &&
+         same_members(x.allow, y.allow, cidr_less) && same_members(x.deny, y.deny, cidr_less) &&
          x.basic_auth == y.basic_auth && x.rate_limit == y.rate_limit && x.forward_auth == y.forward_auth;
 }
 
