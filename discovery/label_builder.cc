@@ -4,7 +4,6 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
-#include <functional>
 #include <fstream>
 #include <unordered_map>
 
@@ -73,36 +72,41 @@ std::string route_differs(const ParsedContainer& a, size_t ra, const ParsedConta
   return priority + (labels.empty() ? " labels" : ", " + labels);
 }
 
-// Whether two lists hold the same members, in any order (an allow list is a set): one pass when
-// they are in the same order, the usual case; else sorted copies, n log n (a sidecar may publish
-// a set in another order in each process, and a list may hold a thousand entries).
-template <typename T, typename Less = std::less<T>>
-bool same_members(const std::vector<T>& x, const std::vector<T>& y, Less less = {}) {
-  if (x == y) return true;
-  auto members = [&](std::vector<T> v) {
-    std::sort(v.begin(), v.end(), less);
-    v.erase(std::unique(v.begin(), v.end()), v.end());
-    return v;
-  };
-  return members(x) == members(y);
-}
-
-bool cidr_less(const config::Cidr& a, const config::Cidr& b) {
-  if (a.ipv6 != b.ipv6) return a.ipv6 < b.ipv6;
-  if (const int c = std::memcmp(a.bytes, b.bytes, sizeof a.bytes); c != 0) return c < 0;
-  return a.prefix < b.prefix;
-}
-
-// The methods a list lets through: GET lets HEAD through too (MethodFilter).
-std::vector<std::string> allowed_methods(std::vector<std::string> methods) {
+// The lists of a container's access labels that are sets, in one canonical text: the methods
+// let through (GET lets HEAD through too: MethodFilter), and each allow and deny range as fixed
+// bytes, sorted, each once. Built once per parse, so that two replicas compare in one pass
+// whatever order their labels list them in.
+std::string access_sets_of(const config::RouteAccess& access) {
+  std::vector<std::string> methods = access.methods;
   if (std::find(methods.begin(), methods.end(), "GET") != methods.end()) methods.emplace_back("HEAD");
-  return methods;
+  auto ranges = [](const std::vector<config::Cidr>& list) {
+    std::vector<std::string> records;
+    records.reserve(list.size());
+    for (const config::Cidr& c : list) {
+      std::string r(reinterpret_cast<const char*>(c.bytes), sizeof c.bytes);
+      r.push_back(static_cast<char>(c.ipv6));
+      r.push_back(static_cast<char>(c.prefix));
+      records.push_back(std::move(r));
+    }
+    return records;
+  };
+  std::string out;
+  for (std::vector<std::string> set : {methods, ranges(access.allow), ranges(access.deny)}) {
+    std::sort(set.begin(), set.end());
+    set.erase(std::unique(set.begin(), set.end()), set.end());
+    // Each list: its count, then its members, each followed by a NUL (a method has none; a range
+    // record is 18 bytes, so the count keeps the lists apart).
+    out.append(std::to_string(set.size())).push_back('\n');
+    for (const std::string& member : set) out.append(member).push_back('\0');
+  }
+  return out;
 }
 
-bool same_access(const config::RouteAccess& x, const config::RouteAccess& y) {
-  return (x.methods == y.methods || same_members(allowed_methods(x.methods), allowed_methods(y.methods))) &&
-         same_members(x.allow, y.allow, cidr_less) && same_members(x.deny, y.deny, cidr_less) &&
-         x.basic_auth == y.basic_auth && x.rate_limit == y.rate_limit && x.forward_auth == y.forward_auth;
+bool same_access(const ParsedContainer& a, const ParsedContainer& b) {
+  const config::RouteAccess& x = a.spec.access;
+  const config::RouteAccess& y = b.spec.access;
+  return a.access_sets == b.access_sets && x.basic_auth == y.basic_auth && x.rate_limit == y.rate_limit &&
+         x.forward_auth == y.forward_auth;
 }
 
 const ContainerFacts* find_facts(const std::vector<const ContainerCache*>& caches, const std::string& id) {
@@ -129,7 +133,7 @@ std::string route_labels_differ(const ParsedContainer& a, size_t ra, const Parse
     if (!out.empty()) out += ", ";
     out += traefik && traefik_too ? traefik_too : berth;
   };
-  differ(same_access(x.access, y.access), "berth.access.*",
+  differ(same_access(a, b), "berth.access.*",
          "access (berth.access.* or the ipallowlist/basicauth/ratelimit middlewares)");
   differ(a.access_files == b.access_files, "berth.access.basic_auth file contents", "basic auth users file contents");
   differ(x.rewrite == y.rewrite, "berth.strip_prefix / berth.add_prefix",
@@ -340,6 +344,7 @@ ParsedContainer parse_container_routes(const ContainerFacts& c, const BuilderOpt
   }
   if (options.publish_policies) out.published = published_policy(c, options.labels, files);
   out.access_files = std::move(files);
+  out.access_sets = access_sets_of(out.spec.access);
   return out;
 }
 

@@ -70,6 +70,9 @@ struct ParsedContainer {
   // The text of each file its access labels named (the htpasswd of berth.access.basic_auth), by
   // path, as read for `filters`: two containers naming one file agree only if they read the same.
   std::map<std::string, std::string> access_files;
+  // Its access labels' lists that are sets (methods, allow, deny) in one canonical text: equal
+  // for two containers whose lists let the same through, in whatever order they are written.
+  std::string access_sets;
   // Per spec.routes entry: its matchers (RouteSpec::match), shared by its hosts (null: none).
   std::vector<std::shared_ptr<const config::RouteMatch>> matches;
   // What a registry sidecar publishes of it (routed containers only; null otherwise).
