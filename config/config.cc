@@ -310,6 +310,13 @@ std::string realm_problem(std::string_view realm) {
   return "";
 }
 
+std::vector<std::string> methods_let_through(std::vector<std::string> methods) {
+  if (std::find(methods.begin(), methods.end(), "GET") != methods.end() &&
+      std::find(methods.begin(), methods.end(), "HEAD") == methods.end())
+    methods.emplace_back("HEAD");
+  return methods;
+}
+
 std::string parse_forward_auth_url(const std::string& url, ForwardAuth& out) {
   std::string_view rest = url;
   if (rest.substr(0, 7) != "http://")

@@ -254,6 +254,11 @@ struct RouteAccess {
   bool operator==(const RouteAccess&) const = default;
 };
 
+// The methods an access.methods list lets through: the list, and HEAD when it holds GET (a HEAD
+// is a GET without the body: a server that answers GET answers HEAD, RFC 9110 9.3.2), so a
+// health probe or a link checker is not refused. Used by the filter and by label agreement.
+std::vector<std::string> methods_let_through(std::vector<std::string> methods);
+
 
 // Header changes on one side of a route (routes[].headers.request / .response).
 struct HeaderRules {

@@ -73,12 +73,11 @@ std::string route_differs(const ParsedContainer& a, size_t ra, const ParsedConta
 }
 
 // The lists of a container's access labels that are sets, in one canonical text: the methods
-// let through (GET lets HEAD through too: MethodFilter), and each allow and deny range as fixed
-// bytes, sorted, each once. Built once per parse, so that two replicas compare in one pass
-// whatever order their labels list them in.
+// let through (config::methods_let_through, as MethodFilter lets them), and each allow and deny
+// range as fixed bytes, sorted, each once. Built once per parse, so that two replicas compare in
+// one pass whatever order their labels list them in.
 std::string access_sets_of(const config::RouteAccess& access) {
-  std::vector<std::string> methods = access.methods;
-  if (std::find(methods.begin(), methods.end(), "GET") != methods.end()) methods.emplace_back("HEAD");
+  const std::vector<std::string> methods = config::methods_let_through(access.methods);
   auto ranges = [](const std::vector<config::Cidr>& list) {
     std::vector<std::string> records;
     records.reserve(list.size());

@@ -1,6 +1,5 @@
 #include "proxy/filter/route_filters.h"
 
-#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -71,12 +70,8 @@ FilterResult AddressFilter::on_request(const FilterRequest& req, FilterState*, H
   return FilterResult::kReply;
 }
 
-MethodFilter::MethodFilter(std::vector<std::string> methods) : methods_(std::move(methods)) {
-  // A HEAD is a GET without the body: allowing GET allows HEAD (as HTTP requires of a server
-  // that answers GET, RFC 9110 9.3.2), so a health probe or a link checker is not refused.
-  if (std::find(methods_.begin(), methods_.end(), "GET") != methods_.end() &&
-      std::find(methods_.begin(), methods_.end(), "HEAD") == methods_.end())
-    methods_.push_back("HEAD");
+MethodFilter::MethodFilter(std::vector<std::string> methods)
+    : methods_(config::methods_let_through(std::move(methods))) {
   for (const std::string& m : methods_) {
     if (!allow_.empty()) allow_.append(", ");
     allow_.append(m);

@@ -863,7 +863,7 @@ TEST_CASE("docker builder: containers of one route that disagree on its labels: 
     auto set = build_discovered_set(cache_of({reordered, guarded2}), {});
     CHECK(set.rejected.empty());
     CHECK(table(set) == std::vector<std::string>{"shop.test/ -> shop [127.0.0.1:18001 127.0.0.1:18009]"});
-    // GET lets HEAD through, so GET and "HEAD, GET" agree; POST does not.
+    // GET lets HEAD through, so "GET,POST" and "HEAD,POST,GET" agree; "GET,HEAD" (no POST) does not.
     auto with_head = reordered;
     with_head.labels["berth.access.methods"] = "HEAD,POST,GET";
     set = build_discovered_set(cache_of({with_head, guarded2}), {});

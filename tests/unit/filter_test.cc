@@ -416,6 +416,15 @@ TEST_CASE("route filters: methods answer 405 with Allow; headers become edits", 
   CHECK(run.edits().empty());
 }
 
+TEST_CASE("access.methods: GET lets HEAD through, once; other lists are kept as they are", "[filter]") {
+  using List = std::vector<std::string>;
+  CHECK(config::methods_let_through({"GET", "POST"}) == List{"GET", "POST", "HEAD"});
+  CHECK(config::methods_let_through({"HEAD", "GET"}) == List{"HEAD", "GET"});
+  CHECK(config::methods_let_through({"POST"}) == List{"POST"});
+  CHECK(config::methods_let_through({"HEAD"}) == List{"HEAD"});
+  CHECK(config::methods_let_through({}).empty());
+}
+
 TEST_CASE("route filters: the route's header rules keep their place among other filters' edits", "[filter]") {
   std::vector<std::string> calls;
   auto adder = [](std::string name) {
