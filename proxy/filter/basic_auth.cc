@@ -149,8 +149,7 @@ size_t BasicAuthFilter::DigestHash::operator()(const Digest& d) const noexcept {
 
 BasicAuthFilter::BasicAuthFilter(const config::BasicAuth& config)
     : config_(config),
-      challenge_("Basic realm=\"" + config.realm + "\", charset=\"UTF-8\""),
-      forward_authorization_(config.forward_authorization) {
+      challenge_("Basic realm=\"" + config.realm + "\", charset=\"UTF-8\"") {
   // The costliest user's setting: an unknown user costs a check like the slowest known one (a
   // cheaper one would tell which users exist), and a setting is no hash, so nothing matches it.
   // Nothing is hashed here: this runs where the config is built.
@@ -173,7 +172,7 @@ void BasicAuthFilter::challenge(FilterReply& reply) const {
 }
 
 void BasicAuthFilter::pass(HeaderEdits& edits) const {
-  if (!forward_authorization_) edits.remove_request.emplace_back("Authorization");
+  if (!config_.forward_authorization) edits.remove_request.emplace_back("Authorization");
 }
 
 FilterResult BasicAuthFilter::on_request(const FilterRequest& req, FilterState* state, HeaderEdits& edits,
@@ -221,7 +220,7 @@ FilterResult BasicAuthFilter::on_request(const FilterRequest& req, FilterState* 
   check->cheaper = check->known_user && found->second.cheaper;
   if (check->cheaper) check->costliest_setting = unknown_user_setting_;
   check->costliest_ns = costliest_ns_;
-  check->forward_authorization = forward_authorization_;
+  check->forward_authorization = config_.forward_authorization;
   check->challenge = challenge_;
   ++shared->in_flight;
   background::run(

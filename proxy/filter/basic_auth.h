@@ -67,7 +67,6 @@ class BasicAuthFilter final : public RequestFilter {
   config::BasicAuth config_;  // as built from (a reload with the same keeps this filter)
   std::unordered_map<std::string, User> users_;
   std::string challenge_;  // WWW-Authenticate value
-  bool forward_authorization_;
   // The salt and cost of the costliest user's hash, without the hash: an unknown user's
   // password is checked against it, so it costs what a known user's does and never matches.
   std::string unknown_user_setting_;
