@@ -181,12 +181,14 @@ void append_combined_quoted(std::string& out, std::string_view s) {
 }
 
 std::string_view host_of(std::string_view address) {
-  // "1.2.3.4:5" -> "1.2.3.4"; "[::1]:5" -> "::1"
+  // "1.2.3.4:5" -> "1.2.3.4"; "[::1]:5" -> "::1"; without a port ("1.2.3.4", "2001:db8::9",
+  // named by X-Forwarded-For) as it is.
   if (!address.empty() && address.front() == '[') {
     size_t close = address.find(']');
     return close == std::string_view::npos ? address : address.substr(1, close - 1);
   }
   size_t colon = address.rfind(':');
+  if (colon != address.find(':')) return address;  // a bare IPv6 address
   return colon == std::string_view::npos ? address : address.substr(0, colon);
 }
 
@@ -238,7 +240,7 @@ void append_json_line(std::string& out, const ExchangeRecord& r, size_t max_fiel
   p = put_json_string(p, r.path, max_field);
   p = put(p, ",\"query\":");
   p = put_json_string(p, r.query, max_field);
-  if (r.method.empty()) {
+  if (!r.head_parsed) {
     p = put(p, ",\"protocol\":\"\"");  // the request head never parsed: its version is unknown
   } else {
     p = put(p, ",\"protocol\":\"HTTP/1.");
@@ -321,7 +323,7 @@ void append_combined_line(std::string& out, const ExchangeRecord& r) {
   out.push_back(':');
   append_digits(out, t.second, 2);
   out += " +0000] ";
-  if (r.method.empty()) {
+  if (!r.head_parsed) {
     out += "\"-\"";
   } else {
     std::string request = r.method;
@@ -380,8 +382,19 @@ void append_syslog_message(std::string& out, std::string_view header, std::strin
   size_t room = kSyslogMaxMessage > header.size() ? kSyslogMaxMessage - header.size() : 0;
   if (line.size() > room) {
     size_t cut = room;
-    // Back off to a character boundary: never leave half a UTF-8 sequence.
-    while (cut > 0 && (static_cast<unsigned char>(line[cut]) & 0xC0) == 0x80) --cut;
+    if (json) {
+      // Back off to a character boundary: never leave half a UTF-8 sequence.
+      while (cut > 0 && (static_cast<unsigned char>(line[cut]) & 0xC0) == 0x80) --cut;
+    } else {
+      // A combined line is ASCII, its other bytes written as \xHH: never leave half an escape
+      // (\", \\ or \xHH; every backslash in it starts one).
+      cut = 0;
+      while (cut < room) {
+        const size_t step = line[cut] != '\\' ? 1 : cut + 1 < line.size() && line[cut + 1] == 'x' ? 4 : 2;
+        if (cut + step > room) break;
+        cut += step;
+      }
+    }
     line = line.substr(0, cut);
   }
   out.append(line);

@@ -267,12 +267,12 @@ bool ClientConn::consume_head(Block* block, const char*& data, size_t& len) {
       len = 0;
       return false;
     case HeadReader::Status::kLineTooLong:
-      worker()->stats().add(Counter::kRequestsRejected);
-      local_reply(414, "uri-too-long", true);
-      return false;
     case HeadReader::Status::kTooLarge:
+      // The head's bytes: kept by the reader when it spans reads, else all in this read.
+      ex_->rec.note_unparsed_method(head_reader.pending().empty() ? std::string_view(data, len) : head_reader.pending());
       worker()->stats().add(Counter::kRequestsRejected);
-      local_reply(431, "header-too-large", true);
+      if (st == HeadReader::Status::kLineTooLong) local_reply(414, "uri-too-long", true);
+      else local_reply(431, "header-too-large", true);
       return false;
     case HeadReader::Status::kComplete:
       break;
@@ -343,16 +343,19 @@ void ClientConn::begin_exchange(int64_t read_ns) {
   record_client();
 }
 
-// "address:port" of ex_->client into the record ("address" alone, IPv6 in brackets, when an
-// X-Forwarded-For entry gave no port).
+// "address:port" of ex_->client into the record (IPv6 in brackets), or "address" alone when an
+// X-Forwarded-For entry gave no port.
 void ClientConn::record_client() {
   if (!worker()->record_details()) return;
   const ClientAddress& c = ex_->client;
-  const bool v6 = std::strchr(c.ip, ':') != nullptr;
   std::string& out = ex_->rec.client;
   out.clear();
+  if (c.port == 0 && ex_->xff_used > 0) {
+    out.append(c.ip);
+    return;
+  }
+  const bool v6 = std::strchr(c.ip, ':') != nullptr;
   out.append(v6 ? "[" : "").append(c.ip).append(v6 ? "]" : "");
-  if (c.port == 0 && ex_->xff_used > 0) return;
   char port[8];
   auto r = std::to_chars(port, port + sizeof port, c.port);
   out.append(":").append(port, r.ptr);
@@ -418,19 +421,18 @@ void ClientConn::handle_request_head(std::string_view head, std::string_view ear
   http::RequestHead& req = ex_->req;
 
   http::Outcome o = http::parse_request_head(head, rt.http_limits, req);
-  // The method's class for metrics: from the parsed head, or the head's first token when it
-  // did not parse (a compare of a few bytes either way).
-  ex_->rec.method_class = classify_method(o.ok() ? req.method : head.substr(0, head.find(' ')));
   if (!o.ok()) {
-    // The access log names the same method as the metrics: a standard one, or none (never the
-    // token of a head that did not parse).
-    if (ex_->rec.method_class != MethodClass::kOther) ex_->rec.method.assign(method_class_name(ex_->rec.method_class));
+    // Metrics and the access log name the standard method the head starts with, if any (never
+    // the token of a head that did not parse).
+    ex_->rec.note_unparsed_method(head);
     worker()->stats().add(Counter::kRequestsRejected);
     ErrorReply r = reply_for(o.error);
     log::debug("request_rejected").kv("client", conn().peer_ip.text()).kv("status", r.status).kv("reason", o.detail);
     local_reply(r.status, r.cause, true);
     return;
   }
+  ex_->rec.method_class = classify_method(req.method);  // a compare of a few bytes
+  ex_->rec.head_parsed = true;
   resolve_client(req);
   // The request id: the client's, else one made here (sent upstream, and in the record). A
   // NUL first byte says the client's own goes on (forward_request).
@@ -1476,6 +1478,7 @@ void ClientConn::on_timer() {
       if (t >= deadline_) {
         worker()->stats().add(Counter::kRequestsRejected);
         log::debug("request_header_timeout").kv("client", conn().peer_ip.text());
+        if (ex_) ex_->rec.note_unparsed_method(ex_->head_reader.pending());
         local_reply(408, "request-header-timeout", true);
       } else {
         arm_timer();
@@ -1545,6 +1548,8 @@ void ClientConn::on_timer() {
 
 void ClientConn::on_closed() {
   release_upstream(false);
+  // A head cut off by the client's leaving: named by the method its bytes start with.
+  if (ex_ && phase_ == Phase::kHead && !ex_->rec.head_parsed) ex_->rec.note_unparsed_method(ex_->head_reader.pending());
   if (ex_) end_exchange(phase_ == Phase::kTunnel ? ExchangeEnd::kTunnelClosed : ex_->close_end);
   drop_pending();
   worker()->on_client_closed(this);

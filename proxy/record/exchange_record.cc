@@ -39,6 +39,16 @@ MethodClass classify_method(std::string_view m) noexcept {
   return MethodClass::kOther;
 }
 
+MethodClass leading_method(std::string_view bytes) noexcept {
+  const size_t space = bytes.substr(0, 8).find(' ');  // the longest standard method has 7 bytes
+  return space == std::string_view::npos ? MethodClass::kOther : classify_method(bytes.substr(0, space));
+}
+
+void ExchangeRecord::note_unparsed_method(std::string_view bytes) {
+  method_class = leading_method(bytes);
+  if (method_class != MethodClass::kOther) method.assign(method_class_name(method_class));
+}
+
 const char* method_class_name(MethodClass m) noexcept {
   switch (m) {
     case MethodClass::kGet: return "GET";
@@ -67,6 +77,7 @@ void ExchangeRecord::clear() noexcept {
   referer.clear();
   request_id.clear();
   version_minor = 1;
+  head_parsed = false;
   scheme = {};
   tls_version = tls_cipher = tls_sni = {};
   client.clear();

@@ -28,6 +28,9 @@ enum class MethodClass : uint8_t {
 MethodClass classify_method(std::string_view method) noexcept;
 // "GET", ..., "OTHER": static strings.
 const char* method_class_name(MethodClass m) noexcept;
+// The standard method the first bytes of a request start with ("GET /x HTT" -> kGet), or kOther
+// when its first token is another or not yet complete (no space after it).
+MethodClass leading_method(std::string_view bytes) noexcept;
 
 // One try of one instance. Times are monotonic ns (uv_hrtime); 0 = did not happen.
 struct AttemptRecord {
@@ -63,6 +66,13 @@ struct ExchangeRecord {
   std::string referer;
   std::string request_id;      // the client's valid X-Request-Id, else the one Berth made
   uint8_t version_minor = 1;   // HTTP/1.x
+  // The request head parsed: the facts above are the request's. When it did not (refused,
+  // too large, cut off, timed out), only `method` may be set: the standard method the bytes
+  // start with (note_unparsed_method).
+  bool head_parsed = false;
+  // For a head that did not parse: method_class from its first bytes (leading_method), and
+  // `method` named when that is a standard one, so the access log names what metrics count.
+  void note_unparsed_method(std::string_view bytes);
   std::string_view scheme;     // "http" or "https"
   // Over TLS: the protocol version ("TLSv1.3"), cipher suite and the name the client asked
   // for (SNI); empty over plain HTTP. Views into the connection, valid while the record is.

@@ -274,7 +274,24 @@ TEST_CASE("access log: each local-reply cause", "[accesslog]") {
     CHECK(r.status == c.status);
     CHECK(r.header("x-berth-error").value_or("") == c.cause);
   }
+  {
+    // A head cut off by the client's leaving: no answer, and a record named by its method.
+    Client client(env.berth->port());
+    REQUIRE(client.connected());
+    client.send("PUT /partial HTTP/1.1\r\nHo");
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
   auto all = env.stop_and_read();
+  {
+    std::vector<json> cut;
+    for (const json& j : all)
+      if (j["end"] == "client_closed") cut.push_back(j);
+    REQUIRE(cut.size() == 1);
+    INFO(cut[0].dump());
+    CHECK(cut[0]["method"] == "PUT");
+    CHECK(cut[0]["protocol"] == "");
+    CHECK(cut[0]["status"] == 0);
+  }
   for (const CauseCase& c : cases) {
     INFO("cause " << c.cause);
     std::vector<json> recs;
@@ -288,11 +305,12 @@ TEST_CASE("access log: each local-reply cause", "[accesslog]") {
     CHECK(recent_time(j["time"]));
     CHECK(j["client"].get<std::string>().rfind("127.0.0.1:", 0) == 0);
     CHECK(j["bytes_out"].get<uint64_t>() > 0);
-    // A head that did not parse: the method is still named when it is a standard one, as in
-    // the metrics' method label.
-    const std::string_view cause = c.cause;
-    if (cause == "bad-request" || cause == "version-not-supported") CHECK(j["method"] == "GET");
-    if (cause == "not-implemented") CHECK(j["method"] == "POST");
+    // A head that did not parse (refused, too large, timed out): the method is still named when
+    // it is a standard one, as in the metrics' method label; the protocol is not known.
+    if (!c.has_id) {
+      CHECK(j["method"] == (std::string_view(c.cause) == "not-implemented" ? "POST" : "GET"));
+      CHECK(j["protocol"] == "");
+    }
     if (c.has_id) {
       CHECK(j["request_id"] == ids[c.cause]);
       CHECK(j["host"].get<std::string>().size() > 0);
@@ -334,15 +352,23 @@ TEST_CASE("access log: the combined format", "[accesslog]") {
   REQUIRE(r.status == 404);
   const size_t bytes404 = r.raw_head.size() + r.body.size();
   c.close();
+  Client bad(env.berth->port());
+  REQUIRE(bad.connected());
+  r = bad.request("GET /x HTTP/2.0\r\nHost: log.test\r\n\r\n");
+  REQUIRE(r.status == 505);
+  bad.close();
   env.berth->process().terminate();
   auto lines = lines_of(read_file(env.path));
-  REQUIRE(lines.size() == 2);
+  REQUIRE(lines.size() == 3);
   const std::regex line(R"(127\.0\.0\.1 - - \[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d \+0000\] (.*))");
   std::smatch m;
   REQUIRE(std::regex_match(lines[0], m, line));
   CHECK(m[1] == "\"GET /c?q=1 HTTP/1.1\" 200 " + std::to_string(bytes) + " \"http://r.test/\" \"ua/2\"");
   REQUIRE(std::regex_match(lines[1], m, line));
   CHECK(m[1] == "\"GET /none HTTP/1.1\" 404 " + std::to_string(bytes404) + " \"-\" \"-\"");
+  // A head that did not parse has no request line, whatever method it starts with.
+  REQUIRE(std::regex_match(lines[2], m, line));
+  CHECK(m[1].str().rfind("\"-\" 505 ", 0) == 0);
 }
 
 TEST_CASE("access log: SIGUSR1 after a rename reopens the file, no record lost", "[accesslog]") {

@@ -147,10 +147,17 @@ TEST_CASE("client address: a trusted peer's X-Forwarded-For names the client", "
     check_berth_error(http_get(port, "/x", "limited.test", {client}), 429, "rate-limited");
   }
 
-  // The access log records the client, not the proxy.
-  const std::string id = marker("XL");
+  // The access log records the client, not the proxy: an IPv6 entry without a port as the
+  // address alone, as written (no brackets); with one, as "[address]:port".
+  const std::string id = marker("XL"), id6 = marker("XL"), id6p = marker("XL");
   REQUIRE(http_get(port, "/x", "open.test", {"X-Forwarded-For: 198.51.100.77", "X-Request-Id: " + id}).status == 200);
+  REQUIRE(http_get(port, "/x", "open.test", {"X-Forwarded-For: 2001:db8::9", "X-Request-Id: " + id6}).status == 200);
+  REQUIRE(http_get(port, "/x", "open.test", {"X-Forwarded-For: [2001:db8::9]:4431", "X-Request-Id: " + id6p}).status ==
+          200);
   CHECK(logged_line(berth, log_path, id).find("\"client\":\"198.51.100.77\"") != std::string::npos);
+  const std::string log = read_file(log_path);
+  CHECK(log.find("\"request_id\":\"" + id6 + "\",\"client\":\"2001:db8::9\"") != std::string::npos);
+  CHECK(log.find("\"request_id\":\"" + id6p + "\",\"client\":\"[2001:db8::9]:4431\"") != std::string::npos);
 }
 
 TEST_CASE("client address: PROXY v1 and v2 headers set the address", "[client_address][proxy_protocol]") {

@@ -24,6 +24,7 @@ ExchangeRecord sample_record() {
   r.end_ns = r.start_ns + 12'345'678;  // 12.345 ms
   r.start_unix_ns = kUnixNs;
   r.method = "GET";
+  r.head_parsed = true;
   r.host = "shop.test";
   r.path = "/cart";
   r.query = "id=7&x=1";
@@ -90,6 +91,7 @@ TEST_CASE("access log: a local reply without a route or an attempt", "[accesslog
   r.end_ns = 5;
   r.start_unix_ns = kUnixNs;
   r.method = "GET";
+  r.head_parsed = true;
   r.version_minor = 0;
   r.host = "nowhere.test";
   r.path = "/";
@@ -121,6 +123,24 @@ TEST_CASE("access log: a record whose head never parsed", "[accesslog]") {
   CHECK(j["protocol"] == "");
   CHECK(j["status"] == 0);
   CHECK(j["end"] == "client_closed");
+}
+
+TEST_CASE("access log: a head that did not parse is named by the standard method it starts with", "[accesslog]") {
+  CHECK(leading_method("GET /x HTTP/1.1\r\n") == MethodClass::kGet);
+  CHECK(leading_method("OPTIONS * HTTP/1.1") == MethodClass::kOptions);
+  CHECK(leading_method("GET") == MethodClass::kOther);  // the token may go on ("GETS ...")
+  CHECK(leading_method("get /x HTTP/1.1") == MethodClass::kOther);
+  CHECK(leading_method("PROPFIND / HTTP/1.1") == MethodClass::kOther);
+  CHECK(leading_method("") == MethodClass::kOther);
+  ExchangeRecord r;
+  r.note_unparsed_method("PUT /" + std::string(9000, 'u'));
+  CHECK(r.method_class == MethodClass::kPut);
+  CHECK(r.method == "PUT");
+  CHECK_FALSE(r.head_parsed);
+  r.clear();
+  r.note_unparsed_method("BREW /pot HTTP/1.1");
+  CHECK(r.method_class == MethodClass::kOther);
+  CHECK(r.method.empty());
 }
 
 TEST_CASE("access log: JSON string escaping", "[accesslog][escaping]") {
@@ -181,6 +201,7 @@ TEST_CASE("access log: the combined format", "[accesslog][combined]") {
   r.start_unix_ns = kUnixNs;
   r.client = "[::1]:8080";
   r.method = "POST";
+  r.head_parsed = true;
   r.path = "/a\"b";
   r.version_minor = 0;
   r.user_agent = "ua\x01\xc3\xa9";
@@ -195,6 +216,25 @@ TEST_CASE("access log: the combined format", "[accesslog][combined]") {
   out.clear();
   append_combined_line(out, headless);
   CHECK(out == "127.0.0.1 - - [02/Dec/2026:07:54:36 +0000] \"-\" 0 - \"-\" \"-\"\n");
+
+  // A head that did not parse names its standard method in JSON, but it has no request line:
+  // "-", and no protocol.
+  headless.method = "GET";
+  out.clear();
+  append_combined_line(out, headless);
+  CHECK(out == "127.0.0.1 - - [02/Dec/2026:07:54:36 +0000] \"-\" 0 - \"-\" \"-\"\n");
+  out.clear();
+  append_json_line(out, headless, 0);
+  CHECK(out.find(",\"method\":\"GET\",") != std::string::npos);
+  CHECK(out.find(",\"protocol\":\"\",") != std::string::npos);
+
+  // A client named by X-Forwarded-For without a port: the address alone, IPv6 included.
+  for (const char* client : {"2001:db8::9", "203.0.113.5"}) {
+    headless.client = client;
+    out.clear();
+    append_combined_line(out, headless);
+    CHECK(out.rfind(std::string(client) + " - - [", 0) == 0);
+  }
 }
 
 TEST_CASE("access log: RFC 5424 syslog messages", "[accesslog][syslog]") {
@@ -241,6 +281,32 @@ TEST_CASE("access log: syslog messages fit in 8096 bytes and stay valid JSON", "
   append_syslog_message(msg, header, combined, c, false);
   CHECK(msg.size() - 1 == kSyslogMaxMessage);
   CHECK(msg.find('\n') == msg.size() - 1);
+
+  // ...and never inside an escape (\xHH for a byte outside ASCII, \" or \\), at every offset.
+  auto escapes_whole = [](std::string_view text) {
+    for (size_t i = 0; i < text.size(); ++i) {
+      if (text[i] != '\\') continue;
+      const size_t last = i + (i + 1 < text.size() && text[i + 1] == 'x' ? 3 : 1);  // the escape's last byte
+      if (last >= text.size()) return false;
+      i = last;
+    }
+    return true;
+  };
+  for (const std::string unit : {"\xc3\xa9", "\"", "\\"}) {
+    for (size_t pad = 0; pad < 8; ++pad) {
+      c.path = "/" + std::string(pad, 'p');
+      c.user_agent.clear();
+      for (int i = 0; i < 9000; ++i) c.user_agent += unit;
+      combined.clear();
+      append_combined_line(combined, c);
+      msg.clear();
+      append_syslog_message(msg, header, combined, c, false);
+      INFO("unit " << unit << ", pad " << pad);
+      CHECK(msg.size() - 1 <= kSyslogMaxMessage);
+      CHECK(msg.size() - 1 > kSyslogMaxMessage - 4);
+      CHECK(escapes_whole(std::string_view(msg).substr(header.size(), msg.size() - 1 - header.size())));
+    }
+  }
 }
 
 TEST_CASE("access log: long strings are escaped the same wherever the special byte is", "[accesslog][escaping]") {
