@@ -7,7 +7,11 @@
 
 namespace berth {
 namespace {
-constexpr uint32_t kMaxChunkExtensionBytes = 4096;
+constexpr uint32_t kMaxChunkExtensionBytes = 4096;  // a size line's extensions, ';' and '=' included
+// The trailer section (dropped, but the last chunk waits for its end): bounded as a head is by
+// default (limits.max_header_bytes, max_headers), name and value bytes.
+constexpr uint32_t kMaxTrailerBytes = 32 * 1024;
+constexpr uint32_t kMaxTrailerFields = 100;
 
 // Whether every one of the `len` bytes at `at` satisfies `pred`.
 template <typename Pred>
@@ -37,6 +41,8 @@ MessageParser::Result MessageParser::start(http::Framing framing, uint64_t conte
   body_bytes_ = 0;
   chunk_ext_bytes_ = 0;
   field_name_bytes_ = 0;
+  trailer_bytes_ = 0;
+  trailer_fields_ = 0;
   ext_name_bytes_ = 0;
   ext_value_bytes_ = 0;
   ext_value_then_semicolon_ = false;
@@ -62,6 +68,7 @@ MessageParser::Result MessageParser::start(http::Framing framing, uint64_t conte
   settings_.on_chunk_extension_value_complete = &MessageParser::on_chunk_extension_value_complete;
   settings_.on_header_field = &MessageParser::on_field_name;
   settings_.on_header_field_complete = &MessageParser::on_field_name_complete;
+  settings_.on_header_value = &MessageParser::on_field_value;
   llhttp_init(&parser_, type, &settings_);
   parser_.data = this;
   static constexpr std::string_view kRequestHead = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
@@ -245,7 +252,8 @@ int MessageParser::end_extension_part(uint32_t& bytes, const char* empty_error) 
 
 int MessageParser::on_chunk_extension_name_complete(llhttp_t* p) {
   auto* self = static_cast<MessageParser*>(p->data);
-  return self->end_extension_part(self->ext_name_bytes_, "empty chunk extension name");
+  if (self->end_extension_part(self->ext_name_bytes_, "empty chunk extension name") != 0) return -1;
+  return on_chunk_extension(p, nullptr, 1);  // the ';' before the name
 }
 
 int MessageParser::on_chunk_extension_value(llhttp_t* p, const char* at, size_t len) {
@@ -269,10 +277,23 @@ int MessageParser::on_chunk_extension_value(llhttp_t* p, const char* at, size_t 
 int MessageParser::on_chunk_extension_value_complete(llhttp_t* p) {
   auto* self = static_cast<MessageParser*>(p->data);
   if (self->end_extension_part(self->ext_value_bytes_, "empty chunk extension value") != 0) return -1;
+  if (on_chunk_extension(p, nullptr, 1) != 0) return -1;  // the '=' before the value
   if (!self->ext_value_then_semicolon_) return 0;
   self->ext_value_then_semicolon_ = false;
   self->resume_with_semicolon_ = true;
   return HPE_PAUSED;
+}
+
+int MessageParser::count_trailer_bytes(size_t len) {
+  if (!check_framing_) return 0;  // the primed head
+  trailer_bytes_ += static_cast<uint32_t>(len);
+  if (trailer_bytes_ <= kMaxTrailerBytes) return 0;
+  error_ = "trailer section too large";
+  return -1;
+}
+
+int MessageParser::on_field_value(llhttp_t* p, const char*, size_t len) {
+  return static_cast<MessageParser*>(p->data)->count_trailer_bytes(len);
 }
 
 int MessageParser::on_field_name(llhttp_t* p, const char* at, size_t len) {
@@ -281,6 +302,7 @@ int MessageParser::on_field_name(llhttp_t* p, const char* at, size_t len) {
     self->error_ = "invalid trailer field name";
     return -1;
   }
+  if (self->count_trailer_bytes(len) != 0) return -1;
   for (size_t i = 0; i < len && self->field_name_bytes_ + i < sizeof self->field_name_; ++i)
     self->field_name_[self->field_name_bytes_ + i] = at[i];
   self->field_name_bytes_ += static_cast<uint32_t>(len);
@@ -291,6 +313,10 @@ int MessageParser::on_field_name_complete(llhttp_t* p) {
   auto* self = static_cast<MessageParser*>(p->data);
   if (self->field_name_bytes_ == 0) {
     self->error_ = "invalid trailer field name";
+    return -1;
+  }
+  if (self->check_framing_ && ++self->trailer_fields_ > kMaxTrailerFields) {
+    self->error_ = "too many trailer fields";
     return -1;
   }
   if (self->check_framing_ && self->field_name_bytes_ <= sizeof self->field_name_) {

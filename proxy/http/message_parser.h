@@ -15,7 +15,8 @@
 //   a response's; framing fields have no place there, RFC 9110 section 6.5.1);
 // - a chunk extension has a name and, after '=', a value that is a token or a quoted string
 //   without control bytes (llhttp takes ";;", ";a=", ";a=b\"c\"" and DEL inside quotes);
-// - a size cap on chunk extensions.
+// - a size cap on chunk extensions, and on the trailer section (bytes and fields), which llhttp
+//   takes at any length.
 // And Berth works around llhttp 8.1 refusing a token-valued chunk extension followed by another
 // one (";a=1;b", valid): it takes the ';' that ends the value and then wants another ';' or the
 // CR. Berth pauses llhttp right after that ';' and hands it a ';' of its own before the rest
@@ -77,6 +78,9 @@ class MessageParser {
   int end_extension_part(uint32_t& bytes, const char* empty_error);
   static int on_field_name(llhttp_t* p, const char* at, size_t len);
   static int on_field_name_complete(llhttp_t* p);
+  static int on_field_value(llhttp_t* p, const char* at, size_t len);
+  // Trailer name and value bytes (none while the primed head runs): -1, with error_ set, past the cap.
+  int count_trailer_bytes(size_t len);
   Result run(const char* data, size_t len);
   // Checks the framing bytes [scan_from_, to): every CR followed by LF, every LF preceded by CR,
   // no SP or HTAB right after an LF (carried across inputs in cr_pending_ and after_lf_). False,
@@ -94,6 +98,8 @@ class MessageParser {
   uint64_t body_bytes_ = 0;
   uint32_t chunk_ext_bytes_ = 0;
   uint32_t field_name_bytes_ = 0;  // of the field name being read (trailers; the primed head)
+  uint32_t trailer_bytes_ = 0;     // trailer names and values so far
+  uint32_t trailer_fields_ = 0;
   char field_name_[18] = {};       // its first bytes: enough to tell the framing fields
   uint32_t ext_name_bytes_ = 0;    // of the chunk extension name being read
   uint32_t ext_value_bytes_ = 0;   // ...and of its value

@@ -556,12 +556,12 @@ Parsed completed(size_t consumed, std::string body) {
 }
 const Parsed kRefused{MessageParser::State::kError, 0, ""};
 
-// A size line of 5 with extensions ";a=<value>" whose names and values add up to `bytes`
-// (each extension but the last counts 10: a one-byte name and a nine-byte value).
+// A size line of 5 with extensions ";a=<value>" that take `bytes` bytes, ';' and '=' included
+// (each extension but the last takes 12: ';', a one-byte name, '=' and a nine-byte value).
 std::string extensions_of(size_t bytes) {
   std::string line = "5";
-  for (; bytes > 10; bytes -= 10) line += ";a=123456789";
-  return line + ";a=" + std::string(bytes - 1, 'v');
+  for (; bytes > 15; bytes -= 12) line += ";a=123456789";
+  return line + ";a=" + std::string(bytes - 3, 'v');
 }
 
 }  // namespace

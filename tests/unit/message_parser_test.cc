@@ -101,6 +101,40 @@ TEST_CASE("invalid chunk framing is refused at every split", "[framing][smugglin
   }
 }
 
+TEST_CASE("a size line's extensions and the trailer section are bounded", "[framing][smuggling]") {
+  auto repeat = [](const std::string& unit, size_t n) {
+    std::string out;
+    for (size_t i = 0; i < n; ++i) out += unit;
+    return out;
+  };
+  auto state_of = [](const std::string& body) { return run_request(kChunkedHead, body, 0).state; };
+  using S = MessageParser::State;
+  // Extensions: 4096 bytes with their ';' and '=' pass, 4100 do not (names and values alone
+  // would be 2050 bytes).
+  CHECK(state_of("3" + repeat(";a=b", 1024) + "\r\nabc\r\n0\r\n\r\n") == S::kComplete);
+  CHECK(state_of("3" + repeat(";a=b", 1025) + "\r\nabc\r\n0\r\n\r\n") == S::kError);
+  CHECK(state_of("3" + repeat(";ab", 1365) + "\r\nabc\r\n0\r\n\r\n") == S::kComplete);
+  CHECK(state_of("3" + repeat(";ab", 1366) + "\r\nabc\r\n0\r\n\r\n") == S::kError);
+  // Trailers: up to 32 KiB of names and values, and 100 fields.
+  CHECK(state_of("3\r\nabc\r\n0\r\nT: " + std::string(32 * 1024 - 1, 'v') + "\r\n\r\n") == S::kComplete);
+  CHECK(state_of("3\r\nabc\r\n0\r\nT: " + std::string(32 * 1024, 'v') + "\r\n\r\n") == S::kError);
+  CHECK(state_of("3\r\nabc\r\n0\r\n" + repeat("T: 1\r\n", 100) + "\r\n") == S::kComplete);
+  CHECK(state_of("3\r\nabc\r\n0\r\n" + repeat("T: 1\r\n", 101) + "\r\n") == S::kError);
+  // ...also when they come a byte at a time, and on a reused parser.
+  const std::string too_many = "3\r\nabc\r\n0\r\n" + repeat("T: 1\r\n", 101) + "\r\n";
+  Collect sink;
+  MessageParser p;
+  for (int round = 0; round < 2; ++round) {
+    REQUIRE(p.start(berth::http::Framing::kChunked, 0, HTTP_REQUEST, &sink).state == S::kBody);
+    MessageParser::Result r;
+    for (char c : too_many) {
+      r = p.feed(&c, 1);
+      if (r.state != S::kBody) break;
+    }
+    CHECK(r.state == S::kError);
+  }
+}
+
 TEST_CASE("close-delimited response completes at finish, truncated sized one fails", "[framing]") {
   Collect sink;
   MessageParser p;
