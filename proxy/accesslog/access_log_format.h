@@ -41,8 +41,8 @@ inline constexpr size_t kSyslogMaxMessage = 8096;
 // Appends header + line (without the line's final '\n') + '\n', at most kSyslogMaxMessage bytes
 // before the '\n': a JSON record too long is formatted again with shortened request strings, so it
 // stays valid JSON; whatever is still too long is cut at a UTF-8 boundary (a combined line: never
-// inside an escape). Any '\n' inside the
-// message (never produced by the formats here) would split it, so none is left in.
+// inside an escape). Any '\n' inside the message (never produced by the formats here) would split
+// it, so none is left in.
 void append_syslog_message(std::string& out, std::string_view header, std::string_view line,
                            const ExchangeRecord& record, bool json);
 
