@@ -389,12 +389,12 @@ void RegistryTable::decide_all() {
         refuse(ref, Status::kConflict);
         continue;
       }
-      bool taken = false;
-      for (const std::string& claim : e.d.claims) {
-        if (auto d = defended.find(claim); d != defended.end() && d->second != name) taken = true;
-        else if (auto c = claims_.find(claim); c != claims_.end() && c->second.service != name) taken = true;
-        if (taken) break;
-      }
+      // Outbid: a claim another service defends, or took earlier in this pass.
+      const bool taken = std::any_of(e.d.claims.begin(), e.d.claims.end(), [&](const std::string& claim) {
+        if (auto d = defended.find(claim); d != defended.end() && d->second != name) return true;
+        auto c = claims_.find(claim);
+        return c != claims_.end() && c->second.service != name;
+      });
       if (taken) {
         outbid.push_back(ref);
         for (const std::string& claim : e.d.claims) ++contested_[claim];
