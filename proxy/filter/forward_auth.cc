@@ -19,10 +19,12 @@ void append_field(std::string& out, std::string_view name, std::string_view valu
   out.append(name).append(": ").append(value).append("\r\n");
 }
 
-// Forwarded, X-Real-IP and the X-Forwarded-* Berth does not set itself: what a proxy says about
-// the client. An auth service may answer them (X-Forwarded-User) for copy_headers.
+// Forwarded, X-Real-IP, the X-Forwarded-* Berth does not set itself and the X-Original-* names:
+// what a proxy says about the client and its request. An auth service may answer them
+// (X-Forwarded-User) for copy_headers.
 bool forwarding_claim(FieldKind kind) {
-  return kind == FieldKind::kForwarded || kind == FieldKind::kXRealIp || kind == FieldKind::kXForwardedOther;
+  return kind == FieldKind::kForwarded || kind == FieldKind::kXRealIp || kind == FieldKind::kXForwardedOther ||
+         kind == FieldKind::kXOriginal;
 }
 
 // Whether a field belongs to one message only: framing, hop-by-hop and the fields Berth sets
@@ -45,16 +47,9 @@ bool same_name(std::string_view name, std::string_view lower) {
   return true;
 }
 
-// The other names a proxy uses to tell an auth service what was asked (nginx's auth_request
-// setups, Authelia): Berth sets X-Original-URL and X-Original-Method itself, and its own hop
-// count. `_` counts as `-`, as for the X-Forwarded-* kinds.
-bool original_claim(std::string_view name) {
-  static constexpr std::string_view kNames[] = {"x-original-url", "x-original-uri", "x-original-method",
-                                                "x-rewrite-url", "x-berth-auth-hops"};
-  for (std::string_view n : kNames)
-    if (same_name(name, n)) return true;
-  return false;
-}
+// Berth's own hop count (the X-Original-* names are a kind of their own, kXOriginal). `_`
+// counts as `-`, as for the X-Forwarded-* kinds.
+bool hops_claim(std::string_view name) { return same_name(name, "x-berth-auth-hops"); }
 
 // The service must not get the client's framing and hop-by-hop fields (this is a new message),
 // its Host (the service's own), or any field a proxy sets to say who the client is and what it
@@ -63,7 +58,7 @@ bool original_claim(std::string_view name) {
 // ...), so a client must not be able to send them.
 bool dropped_from_request(const http::RequestHead& head, const http::Field& f, FieldKind kind) {
   return forwarding_claim(kind) || message_own(head, f, kind, {}) ||
-         (kind == FieldKind::kOther && original_claim(head.name(f)));
+         (kind == FieldKind::kOther && hops_claim(head.name(f)));
 }
 
 // The service's answer: its own message's fields, and what Berth's reply sets itself.

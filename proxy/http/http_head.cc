@@ -276,8 +276,12 @@ FieldKind classify_field(std::string_view n) noexcept {
     case 12:
       if (iequals(n, "x-request-id")) return FieldKind::kXRequestId;
       break;
+    case 13:
+      if (iequals(n, "x-rewrite-url")) return FieldKind::kXOriginal;
+      break;
     case 14:
       if (iequals(n, "content-length")) return FieldKind::kContentLength;
+      if (iequals(n, "x-original-url") || iequals(n, "x-original-uri")) return FieldKind::kXOriginal;
       break;
     case 15:
       if (iequals(n, "x-forwarded-for")) return FieldKind::kXForwardedFor;
@@ -290,6 +294,7 @@ FieldKind classify_field(std::string_view n) noexcept {
     case 17:
       if (iequals(n, "transfer-encoding")) return FieldKind::kTransferEncoding;
       if (iequals(n, "x-forwarded-proto")) return FieldKind::kXForwardedProto;
+      if (iequals(n, "x-original-method")) return FieldKind::kXOriginal;
       break;
     default:
       break;
@@ -314,6 +319,7 @@ FieldKind classify_field(std::string_view n) noexcept {
       case FieldKind::kXRequestId:
       case FieldKind::kXRealIp:
       case FieldKind::kXForwardedOther:
+      case FieldKind::kXOriginal:
       case FieldKind::kContentLength:
       case FieldKind::kTransferEncoding:
       case FieldKind::kKeepAlive:

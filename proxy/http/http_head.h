@@ -44,7 +44,11 @@ enum class FieldKind : uint8_t {
   kXForwardedPort, kXRequestId,
   // What other proxies say about the client and its request: only a trusted proxy's pass on.
   kForwarded, kXRealIp, kXForwardedOther,  // kXForwardedOther: any other X-Forwarded-*
-  // One of kXForwardedFor..kXForwardedOther spelled with '_' for '-' ("X_Real_IP"): never one
+  // X-Original-URL, X-Original-URI, X-Original-Method, X-Rewrite-URL: the request as a proxy in
+  // front received it, before its rewrites. Some application frameworks route by them, so from
+  // anyone else they would reach a path other than the one Berth routed and checked.
+  kXOriginal,
+  // One of kXForwardedFor..kXOriginal spelled with '_' for '-' ("X_Real_IP"): never one
   // Berth sets, and CGI/WSGI-style servers read it as the hyphenated one. Always dropped.
   kUnderscoreAlias,
 };

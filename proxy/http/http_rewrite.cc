@@ -197,6 +197,7 @@ void build_upstream_request(const RequestHead& req, const ForwardInfo& info, std
       case FieldKind::kForwarded:
       case FieldKind::kXRealIp:
       case FieldKind::kXForwardedOther:
+      case FieldKind::kXOriginal:
         if (!info.peer_trusted) continue;  // X-Forwarded-User: admin, from anyone: dropped
         break;
       default:

@@ -111,6 +111,17 @@ TEST_CASE("client address: an untrusted peer's X-Forwarded-For is ignored", "[cl
   Response r = http_get(port, "/echo", "open.test", {"X-Forwarded-For: 6.6.6.6, 10.1.1.1"});
   REQUIRE(r.status == 200);
   CHECK(xff_seen(r) == "127.0.0.1");
+
+  // So is what the client says a proxy in front received (a framework may route by it): the
+  // instance gets the path Berth routed, nothing else.
+  r = http_get(port, "/echo", "open.test",
+               {"X-Original-URL: /forged", "x-original-uri: /forged", "X-Original-Method: DELETE",
+                "X-Rewrite-URL: /forged", "X_Original_URL: /forged"});
+  REQUIRE(r.status == 200);
+  CHECK(xff_seen(r) == "127.0.0.1");
+  INFO(r.body);
+  CHECK(r.body.find("forged") == std::string::npos);
+  CHECK(r.body.find("DELETE") == std::string::npos);
 }
 
 TEST_CASE("client address: a trusted peer's X-Forwarded-For names the client", "[client_address]") {
@@ -139,6 +150,11 @@ TEST_CASE("client address: a trusted peer's X-Forwarded-For names the client", "
   // Several header lines make one list; IPv6 entries with brackets and ports work.
   r = http_get(port, "/echo", "allow.test", {"X-Forwarded-For: 192.0.2.9", "X-Forwarded-For: [2001:db8::5]:4431"});
   CHECK(r.status == 200);
+  // What the trusted proxy received passes on as it said; the '_' spelling does not.
+  r = http_get(port, "/echo", "open.test", {"X-Original-URL: /before-rewrite", "X_Rewrite_URL: /alias"});
+  REQUIRE(r.status == 200);
+  CHECK(echoed(r, "x-original-url") == "/before-rewrite");
+  CHECK(r.body.find("/alias") == std::string::npos);
 
   // One bucket per client behind the proxy.
   for (const char* client : {"X-Forwarded-For: 198.51.100.1", "X-Forwarded-For: 198.51.100.2"}) {

@@ -85,9 +85,11 @@ TEST_CASE_METHOD(AuthSetup, "forward auth: the service's 2xx passes with its hea
                                {"Authorization: Bearer good", "X-User: mallory", "X-Forwarded-For: 6.6.6.6",
                                 "X-Forwarded-Prefix: /forged-prefix", "x-forwarded-user: forged-user",
                                 "X-Forwarded-Ssl: forged-ssl", "X-Forwarded-Server: forged-server",
-                                "Forwarded: for=forged-forwarded", "X-Real-IP: forged-real-ip"}));
+                                "Forwarded: for=forged-forwarded", "X-Real-IP: forged-real-ip",
+                                "X-Original-URL: /forged-original", "X-Rewrite-URL: /forged-rewrite"}));
     INFO(r.raw_head << r.body);
     REQUIRE(r.status == 200);
+    CHECK(r.body.find("forged-") == std::string::npos);  // none of them reaches the instance either
     CHECK(r.body.find("X-User: alice\r\n") != std::string::npos);
     CHECK(r.body.find("mallory") == std::string::npos);
     CHECK(r.body.find("X-Auth-Other") == std::string::npos);

@@ -314,9 +314,13 @@ TEST_CASE("classify_field is case-insensitive and exact", "[http_head]") {
   CHECK(classify_field("x-forwarded-user") == FieldKind::kXForwardedOther);
   CHECK(classify_field("X-Forwarded-") == FieldKind::kOther);  // a prefix with nothing after it
   CHECK(classify_field("X-Forwardedness") == FieldKind::kOther);
+  for (const char* name : {"X-Original-URL", "x-original-uri", "X-ORIGINAL-METHOD", "X-Rewrite-URL"})
+    CHECK(classify_field(name) == FieldKind::kXOriginal);
+  CHECK(classify_field("X-Original-Host") == FieldKind::kOther);
   // The names of what Berth sets or judges, spelled with '_' (CGI/WSGI servers cannot tell).
   for (const char* alias : {"X_Forwarded_For", "x_forwarded-proto", "X-Forwarded_Host", "X_Forwarded_Port",
-                            "X_Real_IP", "X_Request_Id", "X_Forwarded_User", "x_forwarded_uri"})
+                            "X_Real_IP", "X_Request_Id", "X_Forwarded_User", "x_forwarded_uri", "X_Original_URL",
+                            "x_rewrite-url", "X_Original_Method"})
     CHECK(classify_field(alias) == FieldKind::kUnderscoreAlias);
   CHECK(classify_field("X_Env") == FieldKind::kOther);
   // ... and so are the framing and connection fields (never framed by: only dropped on the way).

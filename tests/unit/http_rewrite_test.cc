@@ -82,12 +82,15 @@ TEST_CASE("upstream request: X-Forwarded-For appended, X-Request-Id kept", "[rew
 TEST_CASE("upstream request: what a proxy says about the client passes only from a trusted peer", "[rewrite]") {
   const std::string raw =
       "GET / HTTP/1.1\r\nHost: a\r\nForwarded: for=1.2.3.4\r\nX-Real-IP: 1.2.3.4\r\n"
-      "X-Forwarded-Prefix: /admin\r\nx-forwarded-user: root\r\nX-Forwarded-Ssl: on\r\nAccept: */*\r\n\r\n";
+      "X-Forwarded-Prefix: /admin\r\nx-forwarded-user: root\r\nX-Forwarded-Ssl: on\r\nAccept: */*\r\n"
+      "X-Original-URL: /admin\r\nx-original-uri: /admin\r\nX-Original-Method: DELETE\r\nX-Rewrite-URL: /admin\r\n\r\n";
   RequestHead req;
   Limits limits;
   REQUIRE(parse_request_head(raw, limits, req).ok());
   const std::vector<std::string> claims = {"Forwarded: for=1.2.3.4", "X-Real-IP: 1.2.3.4", "X-Forwarded-Prefix: /admin",
-                                           "x-forwarded-user: root", "X-Forwarded-Ssl: on"};
+                                           "x-forwarded-user: root", "X-Forwarded-Ssl: on",
+                                           "X-Original-URL: /admin", "x-original-uri: /admin",
+                                           "X-Original-Method: DELETE", "X-Rewrite-URL: /admin"};
   for (const bool trusted : {false, true}) {
     INFO("peer trusted: " << trusted);
     ForwardInfo info{"10.9.8.7", "http", 8080, "gen-id"};
@@ -107,7 +110,8 @@ TEST_CASE("upstream request: what a proxy says about the client passes only from
 TEST_CASE("upstream request: the '_' spelling of a forwarding field never passes, trusted peer or not", "[rewrite]") {
   const std::string raw =
       "GET / HTTP/1.1\r\nHost: a\r\nX_Forwarded_For: 6.6.6.6\r\nX_Real_IP: 6.6.6.6\r\nX_Request_Id: evil\r\n"
-      "X_Forwarded_User: root\r\nx_forwarded-proto: https\r\nX_Env: kept\r\n"
+      "X_Forwarded_User: root\r\nx_forwarded-proto: https\r\nX_Env: kept\r\nX_Original_URL: /evil\r\n"
+      "X_Rewrite_URL: /evil\r\n"
       "Content_Length: 40\r\nTransfer_Encoding: chunked\r\n\r\n";
   RequestHead req;
   Limits limits;
