@@ -217,10 +217,19 @@ void ClientConn::process_input(Block* block, size_t off, size_t len) {
         input_moved_ = true;  // discarded: the rest of a request, or one after the last answer
         return;
       case Phase::kIdle:
+        if (skip_empty_lines(data, len)) break;  // nothing else in this read
         phase_ = Phase::kHead;
         begin_exchange(block->read_ns);
         deadline_ = now() + ex_rt_timeout_header();
         arm_timer();
+        if (cr_carried_) {
+          // The CR that ended the last read is not the start of an empty line: it starts this
+          // head, which the parser then refuses (a request line cannot start with one).
+          cr_carried_ = false;
+          const char* cr = "\r";
+          size_t one = 1;
+          consume_head(block, cr, one);
+        }
         [[fallthrough]];
       case Phase::kHead:
         // A head that needs more bytes: reading goes on for them, unless the answers before it
@@ -248,6 +257,19 @@ void ClientConn::process_input(Block* block, size_t off, size_t len) {
     }
   }
   if (!closing()) update_reading();
+}
+
+// Empty lines before a request line (http::empty_lines) begin no exchange and move no
+// deadline: a connection that sends nothing else is closed, quietly, when its idle time (or a
+// fresh connection's request_header time) is up, as one that sends nothing. Returns whether the
+// read is used up.
+bool ClientConn::skip_empty_lines(const char*& data, size_t& len) {
+  bool carried = cr_carried_;
+  const size_t n = http::empty_lines(data, len, carried);
+  cr_carried_ = carried;
+  data += n;
+  len -= n;
+  return len == 0;
 }
 
 uint64_t ClientConn::ex_rt_timeout_header() const {

@@ -148,6 +148,7 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   void process_input(Block* block, size_t off, size_t len);
   void resume_pending();
   bool consume_head(Block* block, const char*& data, size_t& len);
+  bool skip_empty_lines(const char*& data, size_t& len);
   void begin_exchange(int64_t read_ns);
   // The one place an exchange ends: its record is finalised and handed to the sink, and the
   // exchange goes back to the worker. Idempotent (nothing happens without an exchange).
@@ -238,6 +239,7 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   bool linger_on_close_ : 1 = false;    // unread request bytes may follow: linger before close
   bool kept_alive_ : 1 = false;         // has answered a request and kept the connection
   bool input_moved_ : 1 = false;        // kClosing: input was discarded since the last look
+  bool cr_carried_ : 1 = false;         // kIdle: a read ended in a CR where a request line may start
 };
 
 }  // namespace berth

@@ -5,6 +5,30 @@
 
 namespace berth {
 
+size_t http::empty_lines(const char* data, size_t len, bool& cr_carried) noexcept {
+  size_t i = 0;
+  if (cr_carried) {
+    if (len == 0 || data[0] != '\n') return 0;
+    cr_carried = false;
+    i = 1;
+  }
+  while (i < len) {
+    if (data[i] == '\n') {
+      ++i;
+    } else if (data[i] != '\r') {
+      break;
+    } else if (i + 1 == len) {
+      cr_carried = true;
+      ++i;
+    } else if (data[i + 1] == '\n') {
+      i += 2;
+    } else {
+      break;
+    }
+  }
+  return i;
+}
+
 HeadReader::Status HeadReader::feed(StringPool& strings, const char* data, size_t len, size_t& used,
                                     uint32_t max_bytes, uint32_t max_line) {
   started_ = true;

@@ -12,6 +12,17 @@ namespace berth {
 
 class StringPool;
 
+namespace http {
+
+// RFC 9112 section 2.2: how many bytes at the start of [data, data+len) are empty lines (CRLF,
+// or a bare LF) before a request line, to be ignored. `cr_carried`: the input before ended in a
+// CR that may be the first half of one. It is set when this input ends in a CR where a request
+// line could start (that CR is counted); left set, with 0 returned, when this input starts with
+// anything but an LF: then that CR is the first byte of the head.
+size_t empty_lines(const char* data, size_t len, bool& cr_carried) noexcept;
+
+}  // namespace http
+
 class HeadReader {
  public:
   enum class Status : uint8_t { kNeedMore, kComplete, kTooLarge, kLineTooLong };

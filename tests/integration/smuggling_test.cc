@@ -234,3 +234,75 @@ TEST_CASE("chunk extensions after a token value are taken, and the body reaches 
   CHECK(env.a->seen(s) == 1);
   check_alive(env);
 }
+
+TEST_CASE("empty lines before a request line are ignored; a CR alone is refused", "[smuggling]") {
+  auto& env = shared();
+  const std::string m1 = marker("SME"), m2 = marker("SME"), m3 = marker("SME"), m4 = marker("SME");
+  // Before the first request, and after a body (a client may end one with an extra CRLF): on one
+  // connection, every request is answered by the instance, nothing else is.
+  auto [r1, r2] = two_answers(env.port(), "\r\n\r\n\nPOST /echo?" + m1 +
+                                              " HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\n\r\nhello\r\n"
+                                              "GET /echo?" + m2 + " HTTP/1.1\r\nHost: a.test\r\n\r\n");
+  INFO(r1.raw_head << r1.error << r2.raw_head << r2.error);
+  CHECK(r1.status == 200);
+  CHECK(r1.header("x-origin-body-bytes") == std::optional<std::string>("5"));
+  CHECK(r2.status == 200);
+  CHECK(r2.body.rfind("GET /echo?" + m2 + " ", 0) == 0);
+  {
+    // A CRLF split over two writes is an empty line too.
+    Client c(env.port());
+    REQUIRE(c.connected());
+    c.set_timeout(5s);
+    REQUIRE(c.send("\r"));
+    std::this_thread::sleep_for(100ms);
+    REQUIRE(c.send("\nGET /echo?" + m3 + " HTTP/1.1\r\nHost: a.test\r\n\r\n"));
+    Response r = c.read_response();
+    INFO(r.raw_head << r.error);
+    CHECK(r.status == 200);
+    // A CR that no LF follows is no empty line: the head it starts is refused, and closed.
+    REQUIRE(c.send("\r"));
+    std::this_thread::sleep_for(100ms);
+    REQUIRE(c.send("GET /echo?" + m4 + " HTTP/1.1\r\nHost: a.test\r\n\r\n"));
+    r = c.read_response();
+    INFO(r.raw_head << r.error);
+    check_berth_error(r, 400, "bad-request");
+    CHECK(c.wait_closed(3s));
+  }
+  std::this_thread::sleep_for(100ms);
+  CHECK(env.a->seen(m1) == 1);
+  CHECK(env.a->seen(m2) == 1);
+  CHECK(env.a->seen(m3) == 1);
+  CHECK(env.a->seen(m4) == 0);
+  check_alive(env);
+}
+
+TEST_CASE("a connection that sends only empty lines is closed quietly at its idle time", "[smuggling]") {
+  OriginEnv env("E", config_head(1, "request_header: 600ms, keepalive_idle: 600ms") +
+                         "routes:\n  - {name: r-e, host: \"a.test\", service: s}\n");
+  const uint16_t port = env.berth->port(), admin = env.berth->admin_port();
+  // A fresh connection, and one kept alive after a request: CRLFs start no request, so neither
+  // gets a 408 nor leaves a record; each is closed when its time is up, not before.
+  Client fresh(port), kept(port);
+  REQUIRE(fresh.connected());
+  REQUIRE(kept.connected());
+  kept.set_timeout(5s);
+  Response r = kept.get("/x", "a.test");
+  REQUIRE(r.status == 200);
+  auto t0 = Clock::now();
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE(fresh.send("\r\n"));
+    REQUIRE(kept.send("\r\n"));
+    std::this_thread::sleep_for(100ms);
+  }
+  std::string fresh_rest, kept_rest;
+  CHECK(fresh.wait_closed(5s, &fresh_rest));
+  CHECK(kept.wait_closed(5s, &kept_rest));
+  const double took = seconds_since(t0);
+  CHECK(took >= 0.3);
+  CHECK(took < 3.0);
+  CHECK(fresh_rest.empty());
+  CHECK(kept_rest.empty());
+  CHECK(metric_sample(admin, "berth_local_replies_total{cause=\"request-header-timeout\"}") <= 0);
+  CHECK(metric_sample(admin, "berth_requests_total{route=\"r-e\",service=\"s\",method=\"GET\",code=\"200\"}") == 1);
+  CHECK(env.berth->running());
+}
