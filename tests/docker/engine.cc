@@ -297,7 +297,10 @@ bool wait_routes(uint16_t admin_port, const std::function<bool(const nlohmann::j
       },
       timeout, 20ms);
   if (last) *last = t;
-  return ok;
+  // /api/routes is the control side's table; the workers take it a little later, each on its
+  // own loop. A test asserts what a request gets next, so every worker serves it first.
+  const uint64_t generation = t.is_object() ? t.value("generation", uint64_t{0}) : 0;
+  return ok && it::wait_until([&] { return it::applied_generation(admin_port) >= generation; }, 5s, 10ms);
 }
 
 uint16_t fresh_port() {

@@ -105,7 +105,8 @@ nlohmann::json endpoint_of(const nlohmann::json& routes, const std::string& host
                            const std::string& path = "/");
 // GET /api/stats (null when it does not answer 200).
 nlohmann::json stats(uint16_t admin_port);
-// Polls /api/routes until pred holds (or timeout); returns the last table seen.
+// Polls /api/routes until pred holds (or timeout), then waits until every worker serves that
+// table; returns the last table seen.
 bool wait_routes(uint16_t admin_port, const std::function<bool(const nlohmann::json&)>& pred,
                  std::chrono::milliseconds timeout, nlohmann::json* last = nullptr);
 

@@ -58,6 +58,7 @@ TEST_CASE("access labels: each label allows and denies through Berth", "[docker_
   REQUIRE(berth.log_shows("event=docker_synced", 10s));
   INFO(berth.log());
   REQUIRE(wait_until([&] { return http_get(berth.port(), "/", "methods.labels.test").status == 200; }, 5s));
+  REQUIRE(workers_caught_up(berth.admin_port()));  // the other worker too, not only the one that answered
 
   const std::string m = marker("LBL");
   // allow / deny
@@ -163,6 +164,7 @@ TEST_CASE("access labels: Traefik ipallowlist, basicauth, ratelimit and headers 
   INFO(berth.error());
   REQUIRE(berth.ok());
   REQUIRE(wait_until([&] { return http_get(berth.port(), "/", "local.traefik.test").status == 200; }, 10s));
+  REQUIRE(workers_caught_up(berth.admin_port()));
   INFO(berth.log());
 
   const std::string m = marker("TFK");

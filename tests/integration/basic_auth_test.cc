@@ -89,10 +89,13 @@ TEST_CASE("basic auth: credentials decide, the instance sees only authenticated 
   // the workers before, is refused on every worker; the new one passes.
   for (int i = 0; i < 4; ++i)  // remembered on both workers (connections spread over them)
     CHECK(http_get(berth.port(), "/echo", "admin.test", {basic("alice:wonderland")}).status == 200);
+  const uint64_t before = applied_generation(berth.admin_port());
+  REQUIRE(before > 0);
   REQUIRE(write_file(dir.file("admin.htpasswd"), "alice:" + bcrypt("looking-glass") + "\n"));
   REQUIRE(berth.process().signal(SIGHUP));
-  REQUIRE(wait_until(
-      [&] { return http_get(berth.port(), "/echo", "admin.test", {basic("alice:looking-glass")}).status == 200; }, 5s));
+  // Both workers on the new file: a request on the other one would still pass the old password.
+  REQUIRE(wait_until([&] { return applied_generation(berth.admin_port()) > before; }, 5s));
+  CHECK(http_get(berth.port(), "/echo", "admin.test", {basic("alice:looking-glass")}).status == 200);
   for (int i = 0; i < 6; ++i) {
     r = http_get(berth.port(), "/x?" + m, "admin.test", {basic("alice:wonderland")});
     check_berth_error(r, 401, "auth-required");

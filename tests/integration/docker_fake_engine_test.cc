@@ -41,6 +41,9 @@ struct Setup {
     INFO(berth_owner->error());
     REQUIRE(berth_owner->ok());
     REQUIRE(berth_owner->log_shows("event=docker_synced", 10s));
+    // Logged in the control loop's turn that publishes the sync's routes (the admin API answers
+    // on that loop, after it): then every worker serves them.
+    REQUIRE(workers_caught_up(berth_owner->admin_port()));
   }
   fake_docker::FakeEngine& engine() { return *engine_owner; }
   Berth& berth() { return *berth_owner; }

@@ -104,15 +104,6 @@ uint64_t stats_counter(uint16_t admin_port, const std::string& name) {
   return p == std::string::npos ? 0 : std::stoull(r.body.substr(p + name.size() + 3));
 }
 
-uint64_t applied_generation(uint16_t admin_port) {
-  auto j = nlohmann::json::parse(http_get(admin_port, "/api/stats", "localhost").body, nullptr, false);
-  if (!j.is_object() || !j["workers"].is_array()) return 0;
-  const uint64_t generation = j.value("generation", uint64_t{0});
-  for (const auto& w : j["workers"])
-    if (w.value("generation", uint64_t{0}) != generation) return 0;
-  return generation;
-}
-
 double metric_sample(uint16_t admin_port, const std::string& series) {
   const std::string text = http_get(admin_port, "/metrics", "127.0.0.1").body;
   const std::string start = series + " ";

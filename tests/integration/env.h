@@ -59,11 +59,6 @@ std::string config_head(int workers, const std::string& timeouts = "",
 // A counter from Berth's /api/stats (0 when absent).
 uint64_t stats_counter(uint16_t admin_port, const std::string& name);
 
-// The route-table generation that every worker of Berth serves (/api/stats), or 0 while one
-// of them has not applied the latest yet. A reload is seen by each worker on its own loop: a
-// request answered by the new configuration says nothing of the other workers.
-uint64_t applied_generation(uint16_t admin_port);
-
 // The value of one series of Berth's /metrics, named exactly as written there
 // (`name{label="v",...}`), or -1 when it is absent.
 double metric_sample(uint16_t admin_port, const std::string& series);

@@ -167,16 +167,18 @@ TEST_CASE("filters: a rate limit counts exactly across workers and answers 429 w
     return passed;
   };
   const auto spent = Clock::now();
+  const uint64_t first = applied_generation(berth.admin_port());
+  REQUIRE(first > 0);
   REQUIRE(berth.rewrite_config(unchanged));
   REQUIRE(berth.process().signal(SIGHUP));
-  REQUIRE(wait_until([&] { return http_get(berth.port(), "/x", "added.test").status == 200; }, 5s));
+  REQUIRE(wait_until([&] { return applied_generation(berth.admin_port()) > first; }, 5s));
+  CHECK(http_get(berth.port(), "/x", "added.test").status == 200);
   const int kept = passing(20);
   CHECK(kept <= 1 + static_cast<int>(seconds_since(spent)));  // what refilled at 1/s, not 20
   // New settings (a larger burst): a new limit, with full buckets.
   std::string larger = unchanged;
   larger.replace(larger.find("burst: 40"), 9, "burst: 50");
   const uint64_t before = applied_generation(berth.admin_port());
-  REQUIRE(before > 0);
   REQUIRE(berth.rewrite_config(larger));
   REQUIRE(berth.process().signal(SIGHUP));
   // Every worker on the new limit first: one still on the old one answers from the old bucket.

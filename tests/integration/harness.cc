@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
 #include <openssl/evp.h>
 
 #include <cctype>
@@ -898,6 +899,29 @@ Response http_get(uint16_t port, std::string_view target, std::string_view host,
     return r;
   }
   return c.get(target, host, extra_headers);
+}
+
+namespace {
+// /api/stats: (the generation the control side built last, the oldest one a worker serves).
+std::pair<uint64_t, uint64_t> generations(uint16_t admin_port) {
+  Response r = http_get(admin_port, "/api/stats", "127.0.0.1");
+  auto j = nlohmann::json::parse(r.body, nullptr, false);
+  if (r.status != 200 || !j.is_object() || !j["workers"].is_array() || j["workers"].empty()) return {0, 0};
+  uint64_t oldest = UINT64_MAX;
+  for (const auto& w : j["workers"]) oldest = std::min(oldest, w.value("generation", uint64_t{0}));
+  return {j.value("generation", uint64_t{0}), oldest};
+}
+}  // namespace
+
+uint64_t applied_generation(uint16_t admin_port) { return generations(admin_port).second; }
+
+bool workers_caught_up(uint16_t admin_port, std::chrono::milliseconds timeout) {
+  return wait_until(
+      [&] {
+        auto [built, oldest] = generations(admin_port);
+        return built != 0 && oldest == built;
+      },
+      timeout, 10ms);
 }
 
 // ---- misc ---------------------------------------------------------------------------------------

@@ -171,6 +171,15 @@ std::optional<int> run_berth(const std::vector<std::string>& args, std::string* 
 // 20000-32767, below the kernel's ephemeral range.
 uint16_t unused_port();
 
+// Reloads. Each worker of Berth takes a new snapshot (config reload, Docker change) on its own
+// loop, a little after the control side has built it, which /api/routes already shows: one
+// request answered from the new configuration says nothing of the other workers.
+// The oldest route-table generation a worker still serves (/api/stats), 0 when unreadable. After
+// a reload: take it before, then wait until it is above that.
+uint64_t applied_generation(uint16_t admin_port);
+// Waits until every worker serves the latest snapshot the control side has built.
+bool workers_caught_up(uint16_t admin_port, std::chrono::milliseconds timeout = 5s);
+
 // /proc/<pid>/status VmRSS in KiB (plus that of direct child processes); -1 if unreadable.
 long vmrss_kb(pid_t pid);
 

@@ -807,6 +807,8 @@ TEST_CASE("SIGHUP with a changed route set keeps keep-alive and in-flight connec
   REQUIRE(slow.send(make_request("GET", "/slow?delay_ms=1500&" + m, "a.test")));
   REQUIRE(wait_until([&] { return a.seen(m) == 1; }, 3s, 5ms));
 
+  const uint64_t before = applied_generation(berth.admin_port());
+  REQUIRE(before > 0);
   REQUIRE(berth.rewrite_config(head + routes(true)));
   REQUIRE(berth.process().signal(SIGHUP));
   Response probe;
@@ -822,6 +824,8 @@ TEST_CASE("SIGHUP with a changed route set keeps keep-alive and in-flight connec
   // The slow response cannot have arrived yet: the reload happened while it was in flight.
   INFO("reload observed " << reload_at << " s after the slow request was sent");
   CHECK_FALSE(readable_within(slow.fd(), 0ms));
+  // The probe saw one worker take the reload; keep may be on the other.
+  REQUIRE(wait_until([&] { return applied_generation(berth.admin_port()) > before; }, 5s));
 
   // The keep-alive connection opened before the reload works, with the old and new routes.
   r = keep.get("/after", "a.test");

@@ -208,6 +208,7 @@ TEST_CASE("route matcher labels: berth.match.*, berth.path_regex and berth.route
   REQUIRE(berth.log_shows("event=docker_synced", 10s));
   INFO(berth.log());
   REQUIRE(wait_until([&] { return http_get(berth.port(), "/", "l.test").status == 200; }, 5s));
+  REQUIRE(workers_caught_up(berth.admin_port()));  // the other worker too, not only the one that answered
 
   CHECK(origin_of(http_get(berth.port(), "/", "l.test")) == "LMAIN");
   CHECK(origin_of(http_get(berth.port(), "/", "l.test", {"X-Env: canary"})) == "LCANARY");
