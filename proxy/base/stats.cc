@@ -24,6 +24,7 @@ std::string_view counter_name(Counter c) {
     case Counter::kRetryBudgetExhausted: return "retry_budget_exhausted";
     case Counter::kProxyProtocolRejected: return "proxy_protocol_rejected";
     case Counter::kIdleReclaimed: return "idle_connections_reclaimed";
+    case Counter::kUpstreamUnsolicited: return "upstream_unsolicited_bytes";
     case Counter::kCount_: break;
   }
   return "unknown";

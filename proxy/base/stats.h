@@ -29,6 +29,7 @@ enum class Counter : uint8_t {
   kRetryBudgetExhausted,    // a retry was possible but the retry budget said no
   kProxyProtocolRejected,   // connections closed for a missing or malformed PROXY header
   kIdleReclaimed,           // idle keep-alive connections closed to make room at the connection limit
+  kUpstreamUnsolicited,     // upstream connections closed for bytes that answered no request
   kCount_
 };
 

@@ -66,7 +66,21 @@ UpstreamConn* EndpointPool::take_idle() {
     u->idle_next_ = u->idle_prev_ = nullptr;
     --idle_count_;
     worker_->gauges().upstream_idle.fetch_sub(1, std::memory_order_relaxed);
-    if (!u->closing()) return u;
+    if (u->closing()) continue;
+    // What came while it lay idle and is not read yet (its read event may come later in this
+    // loop turn). Bytes answer no request: written to, the connection would hand them to the
+    // new request as its response, another client's. An end: the instance closed it, and a
+    // request sent there would fail (a POST, not re-sent, with a 502). One syscall per reuse.
+    switch (u->transport().waiting_input()) {
+      case Transport::Waiting::kNothing:
+        return u;
+      case Transport::Waiting::kBytes:
+        u->drop_unsolicited("idle");
+        break;
+      case Transport::Waiting::kEnd:
+        u->close();
+        break;
+    }
   }
   return nullptr;
 }
@@ -257,6 +271,18 @@ void UpstreamConn::update_reading() {
   set_reading(want);
 }
 
+void UpstreamConn::note_unsolicited(const char* when) {
+  if (broken_) return;  // not reused already: told once per connection
+  broken_ = true;
+  worker_->stats().add(Counter::kUpstreamUnsolicited);
+  log::warn("upstream_unsolicited_bytes").kv("endpoint", pool_->key()).kv("when", when);
+}
+
+void UpstreamConn::drop_unsolicited(const char* when) {
+  note_unsolicited(when);
+  close();
+}
+
 void UpstreamConn::fail(UpstreamFailure why) {
   phase_ = Phase::kFailed;
   broken_ = true;
@@ -407,7 +433,7 @@ void UpstreamConn::process(Block* block, const char* data, size_t len) {
           return;
         }
         // Complete. Bytes after the response mean a confused or malicious server.
-        if (r.consumed < len) broken_ = true;
+        if (r.consumed < len) note_unsolicited("after_response");
         phase_ = Phase::kDone;
         stop_timer();
         if (client_) client_->on_response_complete(this);
@@ -419,8 +445,8 @@ void UpstreamConn::process(Block* block, const char* data, size_t len) {
       case Phase::kIdle:
       case Phase::kDone:
         // Unsolicited bytes: never reuse this connection.
-        broken_ = true;
-        if (!client_) close();
+        if (client_) note_unsolicited(phase_ == Phase::kIdle ? "idle" : "after_response");
+        else drop_unsolicited(phase_ == Phase::kIdle ? "idle" : "after_response");
         return;
       default:
         return;
@@ -477,7 +503,7 @@ void UpstreamConn::handle_head(std::string_view head, bool bytes_follow) {
     // Bytes after a whole response mean a confused or malicious server: never reused. Decided
     // before the exchange completes, which may hand the connection to a pipelined request at
     // once; those bytes would then be read as its response.
-    if (bytes_follow) broken_ = true;
+    if (bytes_follow) note_unsolicited("after_response");
   }
   if (client_) client_->on_response_head(this, head_);
   head_reader_.reset(worker_->strings());

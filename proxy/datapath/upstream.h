@@ -137,6 +137,11 @@ class UpstreamConn final : public Stream, private BodySink {
   bool reused() const { return reused_; }
   bool reusable_after_response() const;
   EndpointPool* pool() const { return pool_; }
+  // The instance sent bytes that answer no request (after a whole response, or while the
+  // connection lay idle): it is never reused; counted (upstream_unsolicited_bytes in
+  // /api/stats) and logged once. drop_unsolicited closes it as well.
+  void note_unsolicited(const char* when);
+  void drop_unsolicited(const char* when);
 
  private:
   UpstreamConn(Worker* worker, EndpointPool* pool, std::unique_ptr<Transport> transport);

@@ -35,6 +35,7 @@ class ProxyProtocolTransport final : public Transport, private TransportEvents {
   uint64_t peer_outstanding() override { return inner_->peer_outstanding(); }
   void reset_on_close() override { inner_->reset_on_close(); }
   bool has_unread_input() override { return inner_->has_unread_input(); }
+  Waiting waiting_input() override { return inner_->waiting_input(); }
   bool write_failed() const override { return inner_->write_failed(); }
 
   bool header_done() const { return done_; }

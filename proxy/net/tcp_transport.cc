@@ -354,6 +354,15 @@ void TcpTransport::reset_on_close() {
   ::setsockopt(fd(), SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
 }
 
+Transport::Waiting TcpTransport::waiting_input() {
+  if (fd() < 0 || closing_) return Waiting::kEnd;
+  char byte;
+  const ssize_t n = ::recv(fd(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n > 0) return Waiting::kBytes;
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return Waiting::kNothing;
+  return Waiting::kEnd;  // 0: the peer ended its side; or an error waits (a reset)
+}
+
 bool TcpTransport::has_unread_input() {
   int unread = 0;
   return polling_ && !closing_ && ioctl(fd(), FIONREAD, &unread) == 0 && unread > 0;

@@ -39,6 +39,7 @@ class TcpTransport final : public Transport {
   uint64_t peer_outstanding() override { return tcp_bytes_outstanding(fd()); }
   void reset_on_close() override;
   bool has_unread_input() override;
+  Waiting waiting_input() override;
   bool write_failed() const override { return error_ != 0; }
 
  private:

@@ -111,6 +111,11 @@ class Transport {
   virtual void reset_on_close() = 0;
   // True when the peer has sent bytes nobody read yet (closing then would send a reset).
   virtual bool has_unread_input() = 0;
+  // What waits, unread, on a connection between exchanges (a pooled upstream one), looked at
+  // without reading it: nothing; bytes; or the end (the peer's FIN, an error, or for TLS records
+  // not read yet, which may be data, a ticket or a close). One syscall.
+  enum class Waiting : uint8_t { kNothing, kBytes, kEnd };
+  virtual Waiting waiting_input() = 0;
   // True once a write to the peer has failed (a reset), before that is reported.
   virtual bool write_failed() const = 0;
 

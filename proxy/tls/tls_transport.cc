@@ -140,6 +140,13 @@ void TlsTransport::report_connected(int status) {
   events_->on_transport_connected(status);
 }
 
+Transport::Waiting TlsTransport::waiting_input() {
+  if (ssl_ && SSL_pending(ssl_) > 0) return Waiting::kBytes;
+  // Records not read yet: data, a ticket or a close_notify. Not usable, whichever.
+  if (inner_->waiting_input() != Waiting::kNothing || (ssl_ && BIO_ctrl_pending(rbio_) > 0)) return Waiting::kEnd;
+  return Waiting::kNothing;
+}
+
 bool TlsTransport::has_unread_input() {
   return inner_->has_unread_input() || (ssl_ && (BIO_ctrl_pending(rbio_) > 0 || SSL_pending(ssl_) > 0));
 }

@@ -46,6 +46,7 @@ class TlsTransport final : public Transport, private TransportEvents, private He
   uint64_t peer_outstanding() override { return inner_->peer_outstanding(); }
   void reset_on_close() override { inner_->reset_on_close(); }
   bool has_unread_input() override;
+  Waiting waiting_input() override;
   bool write_failed() const override { return failed_ || inner_->write_failed(); }
 
   bool handshake_done() const { return handshake_done_; }

@@ -100,6 +100,7 @@ class MemoryTransport final : public Transport {
   uint64_t peer_outstanding() override { return 0; }
   void reset_on_close() override {}
   bool has_unread_input() override { return false; }
+  Waiting waiting_input() override { return Waiting::kNothing; }
   bool write_failed() const override { return false; }
 
  private:

@@ -210,13 +210,29 @@ TEST_CASE("tcp transport: an accepted connection reports scheme, peer and local 
   CHECK(info.tls == nullptr);
 
   CHECK_FALSE(s->transport().has_unread_input());
+  CHECK(s->transport().waiting_input() == Transport::Waiting::kNothing);
   REQUIRE(::write(cfd, "unread", 6) == 6);
   CHECK(run_until(io, [&] { return s->transport().has_unread_input(); }));
+  // Looked at, not read: it stays.
+  CHECK(s->transport().waiting_input() == Transport::Waiting::kBytes);
+  CHECK(s->transport().waiting_input() == Transport::Waiting::kBytes);
 
   s->close();
   REQUIRE(run_until(io, [&] { return probe.closed; }));
   ::close(cfd);
   ::close(lfd);
+}
+
+TEST_CASE("tcp transport: the peer's end waits, seen without reading it", "[stream][tcp]") {
+  IoContext io;
+  SocketPair sp;
+  Probe probe;
+  auto* s = new ProbeStream(&io, tcp_over(io, sp.fd[0]), &probe);
+  CHECK(s->transport().waiting_input() == Transport::Waiting::kNothing);
+  ::shutdown(sp.fd[1], SHUT_WR);
+  CHECK(s->transport().waiting_input() == Transport::Waiting::kEnd);
+  s->close();
+  REQUIRE(run_until(io, [&] { return probe.closed; }));
 }
 
 namespace {
