@@ -128,8 +128,11 @@ TEST_CASE("lb: consistent hashing keeps keys in place, and most of them when an 
     CHECK(second[k] != "O3");
   }
   WARN("hash: removing 1 of 5 instances kept " << kept / 10.0 << "% of 1,000 keys");
-  CHECK(kept >= 750);
+  // Exactly O3's keys moved. How many O3 had hangs on where its 160 points per weight fell,
+  // which its random port decides: about 20 % give or take 2 (one run gave it 25.9 %).
   CHECK(moved_elsewhere == 0);
+  CHECK(kept == 1000 - spread["O3"]);
+  CHECK(kept >= 650);
 }
 
 TEST_CASE("lb: sticky cookie: same instance every time, moved once when it stops, then sticky again", "[lb]") {
