@@ -1360,6 +1360,9 @@ void ClientConn::local_reply(uint16_t status, const char* cause, bool close_conn
 
 // Sends a local reply built in `out` (a worker string, released here) and ends the exchange.
 void ClientConn::send_local_reply(std::string* out, uint16_t status, const char* cause, bool keep) {
+  // An HTTP/1.0 client keeps the connection only when the response says so.
+  if (keep && ex_ && ex_->version_minor == 0)
+    if (size_t end = out->find("\r\n\r\n"); end != std::string::npos) out->insert(end + 2, "Connection: keep-alive\r\n");
   write_copy(*out);
   worker()->stats().add(Counter::kLocalReplies);
   worker()->stats().add(status_counter(status));

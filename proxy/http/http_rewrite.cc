@@ -268,6 +268,7 @@ ResponsePlan plan_response(const ResponseHead& resp, uint8_t client_minor, bool 
       }
       break;
   }
+  plan.announce_keep_alive = client_minor == 0 && !plan.close_client;
   return plan;
 }
 
@@ -312,6 +313,7 @@ void build_client_response(const ResponseHead& resp, const ResponsePlan& plan, b
   }
   if (resp.status >= 200) {
     if (plan.close_client) out.append("Connection: close\r\n");
+    else if (plan.announce_keep_alive) out.append("Connection: keep-alive\r\n");
   }
   out.append("\r\n");
 }

@@ -86,6 +86,9 @@ void build_upstream_request(const RequestHead& req, const ForwardInfo& info, std
 struct ResponsePlan {
   Framing to_client = Framing::kNone;  // kContentLength, kChunked, kUntilClose or kNone
   bool close_client = false;           // close the client connection after this response
+  // An HTTP/1.0 client keeps the connection only when the response says `Connection:
+  // keep-alive` (unless close_client is set after all).
+  bool announce_keep_alive = false;
   // The route's hsts is added to this response: the instance's own Strict-Transport-Security
   // is left out (a browser heeds only the first such field, RFC 6797 section 8.1).
   bool replace_sts = false;

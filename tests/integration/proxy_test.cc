@@ -678,6 +678,30 @@ TEST_CASE("HTTP/1.0 clients get no chunked encoding and the connection closes", 
   check_alive(env);
 }
 
+TEST_CASE("HTTP/1.0 clients that ask to keep the connection are told it is kept", "[proxy]") {
+  // An HTTP/1.0 client (ab -k, for one) keeps a connection only when the response says
+  // `Connection: keep-alive`; without it, it closes after every response.
+  auto& env = shared();
+  Client c(env.port());
+  REQUIRE(c.connected());
+  for (const char* host : {"a.test", "a.test", "nowhere.test", "a.test"}) {
+    INFO(host);
+    REQUIRE(c.send(std::string("GET /old HTTP/1.0\r\nHost: ") + host + "\r\nConnection: keep-alive\r\n\r\n"));
+    Response r = c.read_response();
+    INFO(r.raw_head << r.error);
+    CHECK(r.status == (std::string(host) == "a.test" ? 200 : 404));
+    CHECK(r.header("connection") == std::optional<std::string>("keep-alive"));
+    CHECK(r.header_count("connection") == 1);
+  }
+  // Without the ask, the connection closes after the response, which says so.
+  REQUIRE(c.send("GET /old HTTP/1.0\r\nHost: a.test\r\n\r\n"));
+  Response r = c.read_response();
+  CHECK(r.status == 200);
+  CHECK(r.header("connection") == std::optional<std::string>("close"));
+  CHECK(c.wait_closed(3s));
+  check_alive(env);
+}
+
 TEST_CASE("a 101 to a protocol the client did not offer is a bad response, not a tunnel", "[proxy][smuggling]") {
   // A tunnel carries bytes that Berth no longer checks as requests: only the switch asked for.
   auto& env = shared();

@@ -204,6 +204,19 @@ TEST_CASE("client response: planning and hop-by-hop removal", "[rewrite]") {
   CHECK_FALSE(has_name(out, "Transfer-Encoding"));
   CHECK(has_line(out, "Connection: close"));
 
+  // A sized response to an HTTP/1.0 client that asked to keep the connection says it is kept.
+  const std::string sized_raw = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n";
+  REQUIRE(parse_response_head(sized_raw, limits, false, r).ok());
+  for (uint8_t minor : {0, 1})
+    for (bool close : {false, true}) {
+      INFO("HTTP/1." << int(minor) << (close ? ", closing" : ", kept"));
+      out.clear();
+      build_client_response(r, plan_response(r, minor, close), false, out);
+      CHECK(has_line(out, "Connection: keep-alive") == (minor == 0 && !close));
+      CHECK(has_line(out, "Connection: close") == close);
+      CHECK(has_name(out, "Connection") == (close || minor == 0));
+    }
+
   const std::string close_raw = "HTTP/1.1 200 OK\r\n\r\n";
   REQUIRE(parse_response_head(close_raw, limits, false, r).ok());  // ends by close
   CHECK(plan_response(r, 1, false).to_client == Framing::kChunked);
