@@ -933,7 +933,8 @@ void ClientConn::on_response_head(UpstreamConn* u, const http::ResponseHead& hea
     resume_pending();  // bytes the client sent right after its upgrade request
     return;
   }
-  const bool close_after = !ex_->keep_alive || draining_ || worker()->draining() || !ex_->request_done;
+  const bool close_after =
+      !ex_->keep_alive || draining_ || worker()->draining() || !ex_->request_done || peer_eof_;
   ex_->plan = http::plan_response(head, ex_->version_minor, close_after);
   ex_->response_chunked = ex_->plan.to_client == http::Framing::kChunked;
   ex_->plan.replace_sts = hsts_applies();

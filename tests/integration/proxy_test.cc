@@ -699,6 +699,15 @@ TEST_CASE("HTTP/1.0 clients that ask to keep the connection are told it is kept"
   CHECK(r.status == 200);
   CHECK(r.header("connection") == std::optional<std::string>("close"));
   CHECK(c.wait_closed(3s));
+  // A client that ended its side after asking is not told the connection stays.
+  Client h(env.port());
+  REQUIRE(h.send("GET /old?delay_ms=300 HTTP/1.0\r\nHost: a.test\r\nConnection: keep-alive\r\n\r\n"));
+  h.shutdown_write();
+  r = h.read_response();
+  INFO(r.raw_head << r.error);
+  CHECK(r.status == 200);
+  CHECK(r.header("connection") == std::optional<std::string>("close"));
+  CHECK(h.wait_closed(3s));
   check_alive(env);
 }
 
