@@ -443,11 +443,13 @@ void UpstreamConn::process(Block* block, const char* data, size_t len) {
         if (client_) client_->on_tunnel_data(this, block, data, len);
         return;
       case Phase::kIdle:
-      case Phase::kDone:
+      case Phase::kDone: {
         // Unsolicited bytes: never reuse this connection.
-        if (client_) note_unsolicited(phase_ == Phase::kIdle ? "idle" : "after_response");
-        else drop_unsolicited(phase_ == Phase::kIdle ? "idle" : "after_response");
+        const char* when = phase_ == Phase::kIdle ? "idle" : "after_response";
+        if (client_) note_unsolicited(when);
+        else drop_unsolicited(when);
         return;
+      }
       default:
         return;
     }

@@ -79,10 +79,6 @@ class ScriptedInstance {
     pollfd p{fd, POLLIN, 0};
     return ::poll(&p, 1, static_cast<int>(timeout.count())) > 0;
   }
-  static std::string lower(std::string s) {
-    for (char& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    return s;
-  }
   int fd_ = -1;
   uint16_t port_ = 0;
   std::vector<int> conns_;
