@@ -20,6 +20,7 @@ std::vector<TlsCertificates::FileStamp> TlsCertificates::stamp(const config::Lis
     struct stat st {};
     if (::stat(s.path.c_str(), &st) == 0) {
       s.mtime = st.st_mtim;
+      s.ctime = st.st_ctim;
       s.size = st.st_size;
       s.inode = st.st_ino;
     }
@@ -125,7 +126,7 @@ bool TlsCertificates::poll_files() {
     if (!listeners_[i].tls) continue;
     std::vector<FileStamp> now = stamp(*listeners_[i].tls);
     if (now == stamps_[i]) continue;
-    stamps_[i] = now;  // a refused change is tried again only when the files change again
+    stamps_[i] = now;  // a refused change is tried again when a file changes again (content, owner or mode)
     auto ctx = reload(i, extra_);
     if (!ctx) continue;
     contexts_[i] = std::move(ctx);

@@ -40,11 +40,14 @@ class TlsCertificates {
   struct FileStamp {
     std::string path;
     timespec mtime{};
+    // The inode's change time: a chmod or chown (a key made readable to Berth after a reload
+    // was refused for it) changes nothing else.
+    timespec ctime{};
     off_t size = -1;
     ino_t inode = 0;
     bool operator==(const FileStamp& o) const {
-      return path == o.path && mtime.tv_sec == o.mtime.tv_sec && mtime.tv_nsec == o.mtime.tv_nsec && size == o.size &&
-             inode == o.inode;
+      return path == o.path && mtime.tv_sec == o.mtime.tv_sec && mtime.tv_nsec == o.mtime.tv_nsec &&
+             ctime.tv_sec == o.ctime.tv_sec && ctime.tv_nsec == o.ctime.tv_nsec && size == o.size && inode == o.inode;
     }
   };
   static std::vector<FileStamp> stamp(const config::ListenerTls& tls);

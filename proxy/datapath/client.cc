@@ -554,6 +554,14 @@ void ClientConn::redirect_to_https(const http::RequestHead& req) {
   } else if (const size_t colon = host.rfind(':'); colon != std::string_view::npos) {
     host = host.substr(0, colon);
   }
+  // No host (HTTP/1.0 without Host, "Host:" empty, "Host: :80"), or a target that is no path
+  // ("OPTIONS *"): "https:///x/y" would send clients to host "x".
+  if (host.empty() || req.path.empty() || req.path.front() != '/') {
+    worker()->stats().add(Counter::kRequestsRejected);
+    log::debug("request_rejected").kv("client", conn().peer_ip.text()).kv("status", 400).kv("reason", "no host to redirect to");
+    local_reply(400, "bad-request", ex_->has_body);
+    return;
+  }
   std::string* extra = worker()->acquire_string();
   extra->append("Location: https://").append(host).append(req.path).append("\r\n");
   uint16_t code = ex_->route->https_redirect_code;

@@ -210,6 +210,9 @@ SSL_CTX* ServerContext::make_ctx(const ServerOptions& options, std::string* erro
     STACK_OF(X509_INFO)* infos = PEM_X509_INFO_read_bio(b, nullptr, nullptr, nullptr);
     BIO_free(b);
     X509_STORE* store = SSL_CTX_get_cert_store(ctx);
+    // Each CA listed is an anchor, an intermediate too: a client certificate it signed is
+    // accepted without its root (which would trust every other intermediate under that root).
+    X509_STORE_set_flags(store, X509_V_FLAG_PARTIAL_CHAIN);
     STACK_OF(X509_NAME)* ca_names = sk_X509_NAME_new_null();
     int added = 0;
     for (int i = 0; infos && i < sk_X509_INFO_num(infos); ++i) {
@@ -367,6 +370,11 @@ std::shared_ptr<const ServerContext> ServerContext::load(const config::ListenerT
     if (!cert) return nullptr;
     auto key = slurp(c.key, error);
     if (!key) return nullptr;
+    // The same checks and words as the configuration's: which of the two files is wrong.
+    if (std::string problem = config::check_tls_pair(*cert, *key); !problem.empty()) {
+      *error = "'" + c.cert + "' and '" + c.key + "': " + problem;
+      return nullptr;
+    }
     pem.cert_pem = std::move(*cert);
     pem.key_pem = std::move(*key);
     pems.push_back(std::move(pem));

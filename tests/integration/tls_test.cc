@@ -8,10 +8,12 @@
 #include <csignal>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -735,6 +737,110 @@ TEST_CASE("tls: certificates replaced on disk under continuous HTTPS traffic and
   CHECK(wait_until([&] { return handshake_subject(b.tls_port, "-servername a.test").find("CN = gen1") != std::string::npos; },
                    5s, 200ms));
   CHECK(b.berth->running());
+}
+
+TEST_CASE("tls: a refused reload is tried again when only a file's change time moves; the refusal names the key",
+          "[tls]") {
+  // A key installed unreadable (root's 0600, Berth running as its own user) is refused; the
+  // operator's chmod or chown then changes nothing but the inode's change time. Emulated here
+  // (the tests run as root, which reads any file): the right key written in place over the
+  // wrong one, same size, same inode, and its modification time set back.
+  Certs& c = certs();
+  Origin origin("A");
+  REQUIRE(origin.ok());
+  TempDir live;
+  const auto [crt, key] = live_pair(live, c, "gen1");
+  TlsBerth b(tls_yaml("{certificates: [{cert: \"" + crt + "\", key: \"" + key + "\"}]}", origin));
+  REQUIRE(handshake_subject(b.tls_port, "-servername a.test").find("CN = gen1") != std::string::npos);
+
+  // gen2's certificate beside gen1's key: refused, and the line says which two files.
+  REQUIRE(write_file(crt, read_file(c.path("gen2.crt"))));
+  CHECK(b.berth->log_shows("event=tls_certificate_reload_refused", 5s));
+  {
+    const std::string log = b.berth->log();
+    const size_t at = log.find("event=tls_certificate_reload_refused");
+    REQUIRE(at != std::string::npos);
+    const std::string line = log.substr(at, log.find('\n', at) - at);
+    INFO(line);
+    CHECK(line.find("site.key") != std::string::npos);
+    CHECK(line.find("the key does not match the certificate") != std::string::npos);
+  }
+  std::this_thread::sleep_for(1500ms);  // the poll after the refusal has stamped the files
+  const std::string key2 = read_file(c.path("gen2.key"));
+  REQUIRE(key2.size() == read_file(key).size());  // both P-256 PKCS#8
+  struct stat before {};
+  REQUIRE(::stat(key.c_str(), &before) == 0);
+  {
+    std::ofstream f(key, std::ios::binary | std::ios::trunc);  // in place: the same inode
+    f.write(key2.data(), static_cast<std::streamsize>(key2.size()));
+    REQUIRE(f.good());
+  }
+  const timespec times[2] = {before.st_atim, before.st_mtim};
+  REQUIRE(::utimensat(AT_FDCWD, key.c_str(), times, 0) == 0);
+  struct stat after {};
+  REQUIRE(::stat(key.c_str(), &after) == 0);
+  REQUIRE(after.st_ino == before.st_ino);
+  REQUIRE(after.st_size == before.st_size);
+  REQUIRE(after.st_mtim.tv_sec == before.st_mtim.tv_sec);
+  REQUIRE(after.st_mtim.tv_nsec == before.st_mtim.tv_nsec);
+  CHECK(wait_until([&] { return handshake_subject(b.tls_port, "-servername a.test").find("CN = gen2") != std::string::npos; },
+                   6s, 300ms));
+  CHECK(b.berth->log_shows("event=tls_certificates_reloaded", 3s));
+  CHECK(b.berth->running());
+}
+
+TEST_CASE("tls: client_ca may name an intermediate alone; certificates it signed pass, its root's others do not",
+          "[tls]") {
+  Certs& c = certs();
+  REQUIRE(have("curl"));
+  Origin origin("A");
+  REQUIRE(origin.ok());
+  const std::string d = c.dir.path();
+  std::string out;
+  const std::string ec = " -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+  REQUIRE(write_file(d + "/int.ext", "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n"));
+  REQUIRE(write_file(d + "/client-int.ext", "extendedKeyUsage=clientAuth\n"));
+  const int made = sh("cd " + d + " && openssl req" + ec + " -keyout int.key -out int.csr -subj /CN=berth-test-int" +
+                          " && openssl x509 -req -in int.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2" +
+                          " -extfile int.ext -out int.crt && openssl req" + ec +
+                          " -keyout client-int.key -out client-int.csr -subj /CN=client-int" +
+                          " && openssl x509 -req -in client-int.csr -CA int.crt -CAkey int.key -CAcreateserial" +
+                          " -days 2 -extfile client-int.ext -out client-int.crt",
+                      &out);
+  INFO(out);
+  REQUIRE(made == 0);
+  TlsBerth b(tls_yaml("{certificates: [" + pair(c, "site-ec") + "], client_ca: \"" + c.path("int.crt") + "\"}", origin));
+  CHECK(curl(b.tls_port, "a.test", "/x", "--cert " + c.path("client-int.crt") + " --key " + c.path("client-int.key"),
+             &out) == "200");
+  // Signed by the root, not by the intermediate: not accepted.
+  CHECK(curl(b.tls_port, "a.test", "/x", "--cert " + c.path("client.crt") + " --key " + c.path("client.key")) != "200");
+  CHECK(curl(b.tls_port, "a.test", "/x") != "200");
+  CHECK(b.berth->log_shows("cause=client_certificate", 3s));
+}
+
+TEST_CASE("tls: https_redirect without a host to send the client to answers 400", "[tls]") {
+  // "https:///evil.example/login" is read by browsers and curl as https://evil.example/login.
+  Origin origin("A");
+  REQUIRE(origin.ok());
+  Berth berth("listeners: [\"127.0.0.1:0\"]\nadmin: {address: \"127.0.0.1:0\"}\n"
+              "routes:\n  - {service: s, https_redirect: true}\n"
+              "services:\n  s: {endpoints: [\"" + origin.address() + "\"]}\n");
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  for (const char* request : {"GET /evil.example/login HTTP/1.0\r\n\r\n",
+                              "GET /evil.example/login HTTP/1.1\r\nHost:\r\n\r\n",
+                              "GET /evil.example/login HTTP/1.1\r\nHost: :80\r\n\r\n"}) {
+    INFO(request);
+    Client client(berth.port());
+    Response r = client.request(request);
+    CHECK(r.status == 400);
+    CHECK(!r.header("location"));
+  }
+  Client client(berth.port());
+  Response r = client.request("GET /p?q=1 HTTP/1.1\r\nHost: x.test:8080\r\n\r\n");
+  CHECK(r.status == 308);
+  CHECK(r.header("location").value_or("") == "https://x.test/p?q=1");
+  CHECK(origin.stats().requests == 0);
 }
 
 TEST_CASE("tls: a reload that drops a TLS listener does not read its files again", "[tls]") {
