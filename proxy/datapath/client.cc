@@ -643,9 +643,9 @@ void ClientConn::forward_request() {
   const config::ServicePolicy& policy = rt.routes->service(ex_->service).policy;
   ex_->pick_key = make_pick_key(req, policy.lb, ex_->client.text());
   // Keep a copy of a small body only when a retry could need it: one after a reset, which
-  // only an idempotent method (or any, with retry.non_idempotent) gets.
-  bool keep_body =
-      ex_->has_body && policy.retry.attempts > 1 && (policy.retry.non_idempotent || is_idempotent(req.method));
+  // only an idempotent method (or any, with retry.non_idempotent) gets. With attempts: 1 too:
+  // the re-send after a stale pooled connection does not count among them.
+  bool keep_body = ex_->has_body && (policy.retry.non_idempotent || is_idempotent(req.method));
   uint64_t keep_bound = keep_body ? policy.retry.replay_body_bytes : 0;
   // A mirror copy takes the body from the same copy (up to mirror.max_body).
   if (route->mirror && choose_mirror(req) && ex_->has_body) {
@@ -924,7 +924,11 @@ void ClientConn::on_response_head(UpstreamConn* u, const http::ResponseHead& hea
     return;
   }
   if (attempt) attempt->status = head.status;
-  record_outcome(head.status >= 500);
+  // A 5xx is a failure at once; any other answer is a success once it is whole (a body cut
+  // short by a reset or a timeout is a failure of the instance).
+  if (head.status >= 500) record_outcome(true);
+  else if (head.status == 101) record_outcome(false);  // a tunnel has no end that says more
+  else ex_->outcome_pending = true;
   if (head.status == 101) {
     http::ResponsePlan plan;
     http::build_client_response(head, plan, true, *out);
@@ -1058,6 +1062,10 @@ void ClientConn::cut_unsent_answer() {
 
 void ClientConn::on_response_complete(UpstreamConn* u) {
   if (u != upstream_ || !ex_) return;
+  if (ex_->outcome_pending) {
+    ex_->outcome_pending = false;
+    record_outcome(false);
+  }
   if (ex_->response_chunked) {
     write_copy("0\r\n\r\n");
     ex_->rec.bytes_out += 5;
@@ -1169,6 +1177,10 @@ void ClientConn::on_upstream_failed(UpstreamConn* u, UpstreamFailure why, bool a
     return;
   }
   if (AttemptRecord* a = current_attempt()) a->failure = reply_for(why).cause;
+  if (ex_->outcome_pending) {
+    ex_->outcome_pending = false;
+    record_outcome(true);
+  }
   if (ex_->response_started) {
     if (!retract_to(ex_->before_head)) {
       // Part of the response is already with the client: all that is left is to cut it short.
@@ -1578,6 +1590,13 @@ void ClientConn::on_timer() {
       }
       return;
   }
+}
+
+// An answer cut short (the instance failed or stalled mid-body, the end of a drain): the close
+// is a reset. A clean close would end a body that runs until the close (HTTP/1.0) as if it
+// were whole, for the client and for any cache between.
+void ClientConn::on_closing() {
+  if (ex_ && ex_->response_started && !ex_->response_done && phase_ != Phase::kTunnel) transport().reset_on_close();
 }
 
 void ClientConn::on_closed() {

@@ -66,6 +66,7 @@ struct Exchange {
   Stream::WriteMark before_head;        // where the client's output stood before that head
   uint64_t bytes_out_before_head = 0;
   bool response_done = false;
+  bool outcome_pending = false;         // a non-5xx answer's body is on its way: its end is the outcome
   bool response_chunked = false;        // re-framing the body as chunks for the client
   char request_id[32];                  // generated; a NUL first byte: the client's own goes on
   // Load balancing, retries and circuit breaking (Worker::begin_attempt / end_attempt).
@@ -127,6 +128,7 @@ class ClientConn final : public Stream, private UpstreamClient, private BodySink
   void on_write_done(int status) override;
   void on_timer() override;
   void on_closed() override;
+  void on_closing() override;
   void on_flushed_shutdown() override;
 
   // UpstreamClient

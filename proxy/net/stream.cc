@@ -252,6 +252,7 @@ void Stream::close() {
   }
   marked_ = false;
   io_->remove_deadline(this);
+  on_closing();
   // Reports back later, from the loop: deletion waits for it.
   transport_->close();
 }

@@ -94,6 +94,8 @@ class Stream : private TransportEvents, private DeadlineEntry {
   virtual void on_timer() {}
   // Called when the transport is closed, just before deletion.
   virtual void on_closed() {}
+  // close() was called; the transport is not closed yet (a last reset_on_close() still counts).
+  virtual void on_closing() {}
   virtual void on_flushed_shutdown() { close(); }
 
   // Opens an outbound connection; false if it could not start (nothing will be reported).

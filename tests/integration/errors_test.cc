@@ -1,6 +1,9 @@
 // Error responses berth generates itself, each with an x-berth-error header.
 
+#include <sys/socket.h>
+
 #include <catch2/catch.hpp>
+#include <cerrno>
 #include <thread>
 
 #include "env.h"
@@ -244,6 +247,40 @@ TEST_CASE("origin dies mid-body: the client never sees a complete response", "[e
     } else {
       CHECK(r.status == 502);
     }
+  }
+  check_alive(env);
+}
+
+TEST_CASE("origin dies mid-body: an HTTP/1.0 client's connection ends with a reset, never a clean close",
+          "[errors]") {
+  // To an HTTP/1.0 client a body runs until the close (a chunked one is passed on unframed): a
+  // FIN would make a cut body look whole, to the client and to any cache in between.
+  auto& env = shared();
+  for (const char* how : {"abort_after_headers=1&chunked=1", "reset_mid_body=1&no_length=1", "reset_mid_body=1",
+                          "bad_chunk=1"}) {
+    INFO(how);
+    Client c(env.port());
+    REQUIRE(c.connected());
+    REQUIRE(c.send(std::string("GET /die?size=300000&") + how + " HTTP/1.0\r\nHost: a.test\r\n\r\n"));
+    std::string got;
+    char buf[65536];
+    ssize_t n = 0;
+    int end_errno = 0;
+    const auto until = Clock::now() + 10s;
+    while (Clock::now() < until) {
+      n = ::recv(c.fd(), buf, sizeof buf, 0);
+      if (n > 0) {
+        got.append(buf, static_cast<size_t>(n));
+        continue;
+      }
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
+      end_errno = n < 0 ? errno : 0;
+      break;
+    }
+    INFO(got.substr(0, got.find("\r\n\r\n")) << "\nbody and head bytes: " << got.size());
+    if (got.rfind("HTTP/1.1 502", 0) == 0) continue;  // caught before the head left: a whole 502
+    REQUIRE(got.rfind("HTTP/1.1 200", 0) == 0);
+    CHECK(end_errno == ECONNRESET);
   }
   check_alive(env);
 }

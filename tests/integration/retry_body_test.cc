@@ -329,6 +329,15 @@ TEST_CASE("retry: a pooled connection the instance closed is re-sent there, outs
     CHECK(r.header("x-origin-name") == std::optional<std::string>("A"));
     CHECK(a.seen(m) == 1);
     CHECK(stats_counter(berth.admin_port(), "upstream_retries") == 1);
+    // A request with a body too: its copy is kept for the re-send, with one attempt as well.
+    REQUIRE(c.get("/warm?stale_after_ms=300", "retry.test").status == 200);
+    const std::string mp = marker("STALE-PUT");
+    const Response p = c.request(make_request("PUT", "/echo_body?m=" + mp, "retry.test", {}, "the body, sent twice"));
+    INFO(p.raw_head << p.error << "\n" << tail(berth.log()));
+    CHECK(p.status == 200);
+    CHECK(p.body == "the body, sent twice");
+    CHECK(a.seen(mp) == 1);
+    CHECK(stats_counter(berth.admin_port(), "upstream_retries") == 2);
     CHECK(stats_counter(berth.admin_port(), "retry_budget_exhausted") == 0);
   }
 
