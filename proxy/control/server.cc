@@ -177,6 +177,7 @@ int Server::run() {
                  [](uv_timer_t* t) {
                    auto* server = static_cast<Server*>(t->loop->data);
                    server->observe_changes();
+                   server->first_probes_waiting();  // for its log line
                    if (server->access_log_) server->access_log_->report_drops();
                  },
                  1000, 1000);
@@ -817,7 +818,31 @@ std::string Server::not_ready_reason() const {
     std::string stale = src->stale_reason();
     if (!stale.empty()) return std::string(src->name()) + ": " + stale;
   }
+  if (size_t waiting = first_probes_waiting()) return std::to_string(waiting) + " checked instance(s) wait for their first probe";
   return {};
+}
+
+// After the start, until each checked instance's first probe has answered (passed, or failed
+// once): before, it takes no traffic, and a Berth taking over from another (or joining a load
+// balancer's pool) would answer 503 for instances the other serves. Once only: an instance that
+// joins later waits alone, as it should. Looked at by /readyz and once a second.
+size_t Server::first_probes_waiting() const {
+  if (first_probes_answered_ || !ready_) return 0;
+  for (const auto& src : sources_)
+    if (!src->stale_reason().empty()) return 0;  // its instances are not in the table yet
+  size_t waiting = 0, checked = 0;
+  for (const ServicePtr& s : runtime_->routes->services())
+    for (const Endpoint& e : s->endpoints) {
+      if (!e.health) continue;
+      const ProbeState p = e.health->probe.load(std::memory_order_relaxed);
+      checked += p != ProbeState::kUnchecked;
+      waiting += p == ProbeState::kPending && e.health->failed_probes.load(std::memory_order_relaxed) == 0;
+    }
+  if (waiting == 0) {
+    first_probes_answered_ = true;
+    if (checked) log::info("first_probes_answered").kv("instances", static_cast<uint64_t>(checked));
+  }
+  return waiting;
 }
 
 }  // namespace berth

@@ -71,6 +71,7 @@ class Server {
   nlohmann::json discovery_json() const;
   std::string stats_json() const;
   std::string not_ready_reason() const;
+  size_t first_probes_waiting() const;
   // The Prometheus exporter (null when the admin listener is off): its record sinks, the
   // control-side values it reads at scrape time.
   void make_metrics();
@@ -129,6 +130,8 @@ class Server {
   std::unique_ptr<HealthChecker> checker_;  // active probes, on loop_
   bool shutting_down_ = false;
   bool ready_ = false;
+  // Once every checked instance of the first table had its first probe answered (/readyz).
+  mutable bool first_probes_answered_ = false;
   // The status page and /api/events, /api/explain (proxy/control/status.h).
   EventJournal journal_;
   ObservedState observed_;

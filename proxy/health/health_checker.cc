@@ -61,7 +61,9 @@ void report(Target* t, bool ok, const char* why) {
   if (ok) {
     ++t->ok_streak;
     t->fail_streak = 0;
-    if (now != ProbeState::kHealthy && t->ok_streak >= t->check.healthy_threshold) next = ProbeState::kHealthy;
+    // A new instance needs one passing probe; one coming back from unhealthy, healthy_threshold.
+    if (now == ProbeState::kPending || (now != ProbeState::kHealthy && t->ok_streak >= t->check.healthy_threshold))
+      next = ProbeState::kHealthy;
   } else {
     ++t->fail_streak;
     t->ok_streak = 0;
@@ -69,7 +71,10 @@ void report(Target* t, bool ok, const char* why) {
   }
   if (next != now) {
     // Routable again from here on: slow start ramps it up from this probe.
-    if (next == ProbeState::kHealthy) h.routable_since_ms.store(health_clock_ms(), std::memory_order_relaxed);
+    if (next == ProbeState::kHealthy) {
+      h.routable_since_ms.store(health_clock_ms(), std::memory_order_relaxed);
+      h.held_by_ejection.store(false, std::memory_order_relaxed);
+    }
     h.probe.store(next);
     bump_health_epoch();
     auto line = next == ProbeState::kHealthy ? log::info("health_changed") : log::warn("health_changed");

@@ -45,11 +45,12 @@ bool record_failure(const Service& service, size_t index, int64_t now_ms) noexce
   const config::OutlierDetection& o = service.policy.outlier;
   if (!h || o.consecutive_failures == 0) return false;
   const uint32_t failures = h->consecutive_failures.fetch_add(1, std::memory_order_relaxed) + 1;
-  if (failures < o.consecutive_failures || h->ejected(now_ms)) return false;
-  // The cap: count the instances ejected right now (rare path: only at the threshold).
+  if (failures < o.consecutive_failures || h->out_by_ejection(now_ms)) return false;
+  // The cap: count the instances out because of an ejection right now, those whose time has run
+  // but that still wait for the probe it asked for included (rare path: only at the threshold).
   size_t ejected = 0;
   for (const Endpoint& e : service.endpoints)
-    if (e.health && e.health->ejected(now_ms)) ++ejected;
+    if (e.health && e.health->out_by_ejection(now_ms)) ++ejected;
   const size_t allowed = std::max<size_t>(1, service.endpoints.size() * o.max_ejection_percent / 100);
   if (ejected >= allowed) return false;
   const uint32_t n = h->ejections.fetch_add(1, std::memory_order_relaxed);
@@ -58,7 +59,8 @@ bool record_failure(const Service& service, size_t index, int64_t now_ms) noexce
   h->consecutive_failures.store(0, std::memory_order_relaxed);
   // With an active check, the instance comes back only once a probe passes again.
   ProbeState expected = ProbeState::kHealthy;
-  h->probe.compare_exchange_strong(expected, ProbeState::kUnhealthy);
+  if (h->probe.compare_exchange_strong(expected, ProbeState::kUnhealthy))
+    h->held_by_ejection.store(true, std::memory_order_relaxed);
   bump_health_epoch();
   return true;
 }

@@ -51,6 +51,9 @@ struct EndpointHealth {
   alignas(64) std::atomic<uint32_t> consecutive_failures{0};  // connect failures / 5xx in a row
   std::atomic<uint32_t> ejections{0};                          // how often ejected (grows the ejection time)
   std::atomic<int64_t> ejected_until_ms{0};                    // health_clock_ms(); 0 = not ejected
+  // An ejection turned its probe state unhealthy (an active check): it stays out past
+  // ejected_until_ms until a probe passes (which clears this), and counts against the cap.
+  std::atomic<bool> held_by_ejection{false};
 
   // Written by workers on every attempt, but only while the service's circuit breaker has the
   // limit that reads it (config::CircuitBreaker); left alone otherwise.
@@ -59,6 +62,11 @@ struct EndpointHealth {
 
   bool ejected(int64_t now_ms) const noexcept {
     return ejected_until_ms.load(std::memory_order_relaxed) > now_ms;
+  }
+  // Out because of an ejection: its time runs, or it waits for the probe the ejection asks for.
+  bool out_by_ejection(int64_t now_ms) const noexcept {
+    return ejected(now_ms) || (held_by_ejection.load(std::memory_order_relaxed) &&
+                               probe.load(std::memory_order_relaxed) == ProbeState::kUnhealthy);
   }
   // Where its slow start begins: when it became routable, or the end of its last ejection if
   // that came later (an ejection ends by time alone, without anyone storing it).

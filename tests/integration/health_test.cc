@@ -111,6 +111,101 @@ TEST_CASE("health: outlier ejection after N consecutive failures, ejection cap r
   CHECK(stats_counter(berth.admin_port(), "outlier_ejections") == 2);
 }
 
+TEST_CASE("health: an instance that cuts its answers short mid-body is ejected", "[health]") {
+  // The head said 200, then the body broke (a FIN before its end, a reset): a failure of the
+  // instance, counted at the body's end, not a success at the head.
+  Origin a("A");
+  REQUIRE(a.ok());
+  Berth berth(config_head(1) + service_yaml({&a}, "    outlier: {consecutive_failures: 3, base_ejection: 30s}\n"));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  for (const char* how : {"abort_after_headers=1", "reset_mid_body=1", "abort_after_headers=1&chunked=1"}) {
+    Client c(berth.port());
+    c.set_timeout(5s);
+    const Response r = c.get(std::string("/die?size=300000&") + how, "x");
+    INFO(how << ": " << r.raw_head << r.error);
+    CHECK(!(r.status == 200 && r.body_complete));
+  }
+  INFO(tail(berth.log()));
+  CHECK(berth.log_shows("event=outlier_ejected", 3s));
+  CHECK(stats_counter(berth.admin_port(), "outlier_ejections") == 1);
+  // Whole answers are successes: they start the count afresh.
+  Berth other(config_head(1) + service_yaml({&a}, "    outlier: {consecutive_failures: 3, base_ejection: 30s}\n"));
+  REQUIRE(other.ok());
+  for (int i = 0; i < 6; ++i) {
+    Client c(other.port());
+    c.set_timeout(5s);
+    const Response r = c.get(i % 2 ? "/whole?size=1000" : "/die?size=300000&reset_mid_body=1", "x");
+    INFO(i << ": " << r.raw_head << r.error);
+    CHECK(r.status == 200);
+  }
+  CHECK(stats_counter(other.admin_port(), "outlier_ejections") == 0);
+}
+
+TEST_CASE("health: with an active check, an instance waiting for its probe after an ejection counts against the cap",
+          "[health]") {
+  // Both instances answer 500 and pass their probes. A is ejected; its ejection time runs out
+  // but it stays out until its next probe (20 s away). Meanwhile B fails as often: ejecting it
+  // too would leave no instance (max_ejection_percent 50 of 2 is one).
+  Origin a("A"), b("B");
+  REQUIRE((a.ok() && b.ok()));
+  Berth berth(config_head(1) +
+              service_yaml({&a, &b}, "    health: {path: /__health, interval: 20s, timeout: 1s}\n"
+                                     "    outlier: {consecutive_failures: 2, base_ejection: 1s, max_ejection_percent: 50,"
+                                     " panic_threshold_percent: 0}\n"));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  REQUIRE(wait_until([&] { return http_get(berth.port(), "/s", "x").status == 200; }, 5s));
+  REQUIRE(wait_until([&] { auto s = spread(berth.port(), 10); return s["A"] > 0 && s["B"] > 0; }, 5s));
+  for (int i = 0; i < 4; ++i) http_get(berth.port(), "/s?status=500", "x");
+  REQUIRE(stats_counter(berth.admin_port(), "outlier_ejections") == 1);
+  std::this_thread::sleep_for(1500ms);  // the ejection time is over; the probe is not due yet
+  for (int i = 0; i < 6; ++i) {
+    const Response r = http_get(berth.port(), "/s?status=500", "x");
+    INFO(i << ": " << r.raw_head << "\n" << tail(berth.log()));
+    CHECK(r.status == 500);  // the instance's own answer, not 503 no-endpoint
+  }
+  CHECK(stats_counter(berth.admin_port(), "outlier_ejections") == 1);
+}
+
+TEST_CASE("health: a new instance takes traffic after its first passing probe, whatever healthy_threshold",
+          "[health]") {
+  // healthy_threshold counts for an instance coming back from unhealthy; a new one needs one
+  // probe (probes 5 s apart here: three would take 10 s).
+  Origin a("A");
+  REQUIRE(a.ok());
+  Berth berth(config_head(1) + service_yaml({&a}, "    health: {path: /__health, interval: 5s, timeout: 1s, "
+                                                  "healthy_threshold: 3}\n"));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  CHECK(wait_until([&] { return http_get(berth.port(), "/s", "x").status == 200; }, 3s));
+  CHECK(berth.log_shows("to=healthy", 1s));
+}
+
+TEST_CASE("health: /readyz waits, once after the start, for each checked instance's first probe", "[health]") {
+  // Before its first passing probe an instance takes no traffic: a Berth that said "ready"
+  // then (taking over from another, joining a load balancer's pool) would answer 503.
+  Origin a("A"), b("B");
+  REQUIRE((a.ok() && b.ok()));
+  Berth berth(config_head(1) + service_yaml({&a, &b}, "    health: {path: \"/s?delay_ms=1500\", interval: 30s, "
+                                                      "timeout: 5s}\n"));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  Response r = http_get(berth.admin_port(), "/readyz", "localhost");
+  INFO(r.status << " " << r.body);
+  CHECK(r.status == 503);
+  CHECK(r.body.find("2 checked instance(s) wait for their first probe") != std::string::npos);
+  CHECK(http_get(berth.port(), "/s", "x").status == 503);  // indeed: no instance yet
+  REQUIRE(wait_until([&] { return http_get(berth.admin_port(), "/readyz", "localhost").status == 200; }, 5s, 50ms));
+  CHECK(http_get(berth.port(), "/s", "x").status == 200);
+  CHECK(berth.log_shows("event=first_probes_answered instances=2"));
+  // A probe that fails answers too; and once ready, a later newcomer does not make it unready.
+  REQUIRE(set_health(a, 503));
+  Berth second(config_head(1) + service_yaml({&a}, "    health: {path: /__health, interval: 30s, timeout: 5s}\n"));
+  REQUIRE(second.ok());
+  CHECK(wait_until([&] { return http_get(second.admin_port(), "/readyz", "localhost").status == 200; }, 5s, 50ms));
+}
+
 // Two services on one instance (one container serving two apps, or the same address in two
 // routes' services): each judges it by its own check and its own outlier rules.
 static std::string two_services_yaml(Origin& o, const std::string& one, const std::string& two) {
