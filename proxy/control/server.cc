@@ -140,6 +140,7 @@ int Server::run() {
   uv_signal_start(&sigint_, on_signal, SIGINT);
   uv_signal_init(&loop_, &sigusr1_);
   uv_signal_start(&sigusr1_, on_signal, SIGUSR1);
+  uv_timer_init(&loop_, &reload_timer_);
   // Blocked since main() started (a SIGHUP then would have killed the process): one that came
   // meanwhile is delivered now, to this thread, and handled as the loop runs.
   sigset_t deferred;
@@ -198,9 +199,23 @@ int Server::run() {
 
 void Server::on_signal(uv_signal_t* s, int signum) {
   auto* self = static_cast<Server*>(s->loop->data);
-  if (signum == SIGHUP) self->reload();
+  if (signum == SIGHUP) self->queue_reload();
   else if (signum == SIGUSR1) self->reopen_logs();
   else self->begin_shutdown(signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+// A burst of SIGHUPs (a config tool signalling once per file it writes) would otherwise run one
+// whole reload each, back to back, and the control loop (admin listener, probes) would answer
+// nothing until the last. Each reload reads the file as it is then, so one after the burst
+// takes everything; the admin listener gets its turn between two reloads.
+void Server::queue_reload() {
+  if (reload_queued_) return;
+  reload_queued_ = true;
+  uv_timer_start(&reload_timer_, [](uv_timer_t* t) {
+    auto* self = static_cast<Server*>(t->loop->data);
+    self->reload_queued_ = false;
+    self->reload();
+  }, 0, 0);
 }
 
 void Server::reopen_logs() {

@@ -97,6 +97,11 @@ class Server {
   uv_signal_t sighup_, sigterm_, sigint_;
   uv_timer_t housekeeping_;  // every 250 ms on the control loop: heap trims the workers asked for
   uv_signal_t sigusr1_;  // reopens the access log file (logrotate)
+  // SIGHUP asks for a reload on the next loop turn: those that come during a reload, or
+  // together, make one more reload, not one each (queue_reload).
+  uv_timer_t reload_timer_;
+  bool reload_queued_ = false;
+  void queue_reload();
   uv_async_t worker_stopped_async_;
   std::atomic<unsigned> workers_stopped_{0};
   std::vector<std::unique_ptr<Worker>> workers_;

@@ -720,6 +720,35 @@ TEST_CASE("SIGTERM: a fresh connection that sends nothing is closed by its heade
   }
 }
 
+TEST_CASE("a burst of SIGHUPs makes a few reloads, not one each; the last file is taken", "[lifecycle]") {
+  // 5,000 routes: a reload takes tens of ms, the burst's signals come 1 ms apart. One reload
+  // per signal, back to back, held the control loop (the admin listener, the probes) for the
+  // whole queue.
+  Origin a("A");
+  REQUIRE(a.ok());
+  auto yaml = [&](bool late) {
+    std::string y = config_head(2) + "routes:\n";
+    for (int i = 0; i < 5000; ++i) y += "  - {host: h" + std::to_string(i) + ".test, service: s}\n";
+    if (late) y += "  - {host: late.test, service: s}\n";
+    return y + "services:\n  s: {endpoints: [\"" + a.address() + "\"]}\n";
+  };
+  Berth berth(yaml(false));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  for (int i = 0; i < 30; ++i) {
+    if (i == 29) REQUIRE(berth.rewrite_config(yaml(true)));
+    REQUIRE(berth.process().signal(SIGHUP));
+    std::this_thread::sleep_for(1ms);
+  }
+  CHECK(wait_until([&] { return http_get(berth.port(), "/", "late.test").status == 200; }, 10s, 50ms));
+  std::this_thread::sleep_for(1s);
+  const size_t reloads = occurrences(berth.log(), "event=config_reloaded");
+  INFO(tail(berth.log()));
+  CHECK(reloads >= 1);
+  CHECK(reloads <= 5);
+  CHECK(http_get(berth.admin_port(), "/healthz", "localhost").status == 200);
+}
+
 TEST_CASE("SIGHUP or SIGUSR1 while berth starts is held until it runs, never fatal", "[lifecycle]") {
   // Both kill a process that does not handle them. A script reloading or rotating logs right
   // after starting Berth must not kill it: the signal waits until the control loop handles it.
