@@ -492,6 +492,53 @@ std::string path_prefix_problem(std::string_view path) {
   return {};
 }
 
+std::string unreachable_prefix_problem(std::string_view path) {
+  auto hex_value = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  auto never = [](std::string what) {
+    what.insert(0, "never matches: ");
+    what.append(" (request paths are sanitized before routing; see sanitize_path)");
+    return what;
+  };
+  for (size_t i = 0; i < path.size(); ++i) {
+    const char c = path[i];
+    if (c == '/') {
+      if (i + 1 < path.size() && path[i + 1] == '/') return never("it holds '//', which requests have merged");
+      size_t j = i + 1;
+      while (j < path.size() && path[j] == '.') ++j;
+      if ((j - i - 1 == 1 || j - i - 1 == 2) && j < path.size() && path[j] == '/')
+        return never("it holds a '.' or '..' segment, which requests have resolved");
+    } else if (c == '%') {
+      // At the very end, a partial encoding may still start one ("/a%2" matches "/a%2F...").
+      const size_t have = std::min<size_t>(2, path.size() - i - 1);
+      for (size_t k = 1; k <= have; ++k)
+        if (hex_value(path[i + k]) < 0) return never("a '%' not followed by two hex digits is refused in requests");
+      if (have < 2) continue;
+      const auto byte = static_cast<unsigned char>(hex_value(path[i + 1]) * 16 + hex_value(path[i + 2]));
+      const bool unreserved = std::isalnum(byte) || byte == '-' || byte == '.' || byte == '_' || byte == '~';
+      const std::string written(path.substr(i, 3));
+      std::string upper = written;
+      for (char& u : upper) u = static_cast<char>(std::toupper(static_cast<unsigned char>(u)));
+      std::string what;
+      if (unreserved) {
+        what.append("'").append(written).append("' is decoded in requests; write '").push_back(static_cast<char>(byte));
+        what.append("'");
+        return never(std::move(what));
+      }
+      if (upper != written) {
+        what.append("requests have '").append(upper).append("', not '").append(written).append("'");
+        return never(std::move(what));
+      }
+      i += 2;
+    }
+  }
+  return {};
+}
+
 std::string header_value_problem(std::string_view value) {
   for (char c : value)
     if (c == '\r' || c == '\n' || c == '\0') return "a header value must not contain CR, LF or NUL";

@@ -551,6 +551,12 @@ bool valid_service_name(std::string_view name);
 // Empty when `path` is usable as a route path prefix, else the reason: it starts with '/' and
 // holds no space, control character, '?' or '#'. Bytes over 0x7f are kept.
 std::string path_prefix_problem(std::string_view path);
+// Empty when some sanitized request path (sanitize_path, request_path.h) can start with the
+// route prefix `path`, else why none can and what to write instead: "//", a "." or ".."
+// segment before a '/', a percent-encoded unreserved character (decoded in requests), a
+// percent-encoding in lower-case hex (upper-cased in requests), a '%' not followed by two hex
+// digits (such a request is refused). Such a route would never be chosen, silently.
+std::string unreachable_prefix_problem(std::string_view path);
 // Empty when a route may set or remove this header, else why not: it must be a token, and
 // not one of the fields that carry framing or connection state (Content-Length,
 // Transfer-Encoding, Connection, Upgrade, ...) or that Berth sets itself (Host, X-Forwarded-*,

@@ -259,6 +259,7 @@ struct RouteNotes {
   Mark redirect_mark;
   std::vector<Mark> split_marks;  // parallel to Route::split (the service names)
   Mark mirror_mark;               // routes[].mirror.service
+  Mark path_mark;                 // routes[].path, when given
 };
 
 // ---------------------------------------------------------------------------------------
@@ -360,6 +361,7 @@ class Loader {
   void check_request_line_fits();
   void check_route_services();
   void check_duplicate_routes();
+  void check_reachable_prefixes();
   void check_route_names();
   void check_acme();
 
@@ -544,6 +546,7 @@ void Loader::read_document(const YAML::Node& root) {
   check_request_line_fits();
   check_route_services();
   check_duplicate_routes();
+  check_reachable_prefixes();
   check_route_names();
   check_acme();
 }
@@ -805,6 +808,7 @@ void Loader::read_route_field(const Field& field, Route& route, RouteNotes& note
       return;
     }
     route.path_prefix = *path;
+    notes.path_mark = value.mark;
   } else if (field.key == "priority") {
     auto priority = read_integer(value, std::numeric_limits<int32_t>::min(),
                                  std::numeric_limits<int32_t>::max());
@@ -1952,6 +1956,20 @@ void Loader::check_route_services() {
     if (route.service.empty() || service_marks_.count(route.service)) continue;
     fail(notes.service_mark, "routes[" + std::to_string(notes.index) + "].service: no service named '" +
                                  route.service + "' (" + known + ")");
+  }
+}
+
+// With sanitize_path (known once the whole file is read), a prefix no sanitized request path
+// can start with makes a route that is never chosen: its requests go to another route.
+void Loader::check_reachable_prefixes() {
+  if (!config_.sanitize_path) return;
+  for (size_t i = 0; i < config_.routes.size(); ++i) {
+    const RouteNotes& notes = route_notes_[i];
+    if (!notes.clean) continue;
+    const std::string& path = config_.routes[i].path_prefix;
+    if (std::string problem = unreachable_prefix_problem(path); !problem.empty())
+      fail(notes.path_mark, "routes[" + std::to_string(notes.index) + "].path: invalid path prefix '" + path + "': " +
+                                problem);
   }
 }
 

@@ -118,6 +118,8 @@ std::optional<Problem> parse_path(std::string_view label, std::string_view value
     return Problem{std::string(label), quoted(label, value) + " " + problem};
   if (path.find(';') != std::string_view::npos)
     return Problem{std::string(label), quoted(label, value) + " must not contain ';'"};
+  if (std::string problem = config::unreachable_prefix_problem(path); !problem.empty())
+    return Problem{std::string(label), quoted(label, value) + " " + problem};
   out = std::string(path);
   return std::nullopt;
 }
@@ -729,6 +731,8 @@ std::string parse_traefik_rule(std::string_view rule, std::vector<std::string>& 
       if (values[0].empty() || values[0].front() != '/') return "PathPrefix must start with '/'";
       if (values[0].find_first_of(";?#") != std::string::npos)
         return "PathPrefix must not contain ';', '?' or '#' (routes match the path alone, without parameters)";
+      if (std::string problem = config::unreachable_prefix_problem(values[0]); !problem.empty())
+        return "PathPrefix " + problem;
       path = values[0];
       has_path = true;
     } else {

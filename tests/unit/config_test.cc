@@ -425,6 +425,10 @@ const std::vector<ErrorCase> kErrorCases = {
     {"path with parameters", std::string(kListener) + kWebService + "routes:\n  - path: /a;b\n    service: web\n",
      4, 11, "routes[0].path: invalid path prefix '/a;b': must not contain ';' (routes match the path without its "
      "parameters)"},
+    {"path no sanitized request starts with",
+     std::string(kListener) + kWebService + "routes:\n  - path: /a%41\n    service: web\n", 4, 11,
+     "routes[0].path: invalid path prefix '/a%41': never matches: '%41' is decoded in requests; write 'A' (request "
+     "paths are sanitized before routing; see sanitize_path)"},
     {"wildcard in the middle",
      std::string(kListener) + kWebService + "routes:\n  - host: a.*.com\n    service: web\n", 4, 11,
      "routes[0].host: invalid host pattern 'a.*.com': '*' is only allowed as the whole first label, "
@@ -584,6 +588,29 @@ TEST_CASE("config: every error is collected, in file order", "[config][errors]")
                      "add_prefix, rewrite, redirect, match, split, mirror)",
                      "t.yaml:10:17: services.web.endpoints[0]: invalid address '1.2.3.4': missing ':port'",
                  });
+}
+
+TEST_CASE("config: a route prefix no sanitized request path starts with is refused; sanitize_path: false takes it",
+          "[config][errors]") {
+  // Each never matches a sanitized path: the route would be silently dead, its requests going
+  // to another route (and its access rules).
+  for (const char* path : {"/a%41", "/%7Ejohn", "/g/a%2fb", "/x//y", "/p/../q", "/r/./s", "/a%zz/b", "/a%2Eb"}) {
+    INFO(path);
+    CHECK(!unreachable_prefix_problem(path).empty());
+    LoadResult result = load(std::string(kListener) + kWebService + "routes:\n  - {path: \"" + path + "\", service: web}\n");
+    REQUIRE(result.errors.size() == 1);
+    CHECK(result.errors[0].line == 4);
+    CHECK(result.errors[0].message.find("never matches") != std::string::npos);
+    LoadResult raw = load(std::string(kListener) + kWebService + "sanitize_path: false\nroutes:\n  - {path: \"" + path +
+                          "\", service: web}\n");
+    CHECK(raw.errors.empty());
+  }
+  // Byte prefixes a sanitized path can start with: a partial encoding or dot segment at the end,
+  // upper-case encodings of reserved characters, dots inside a segment.
+  for (const char* path : {"/", "/a%2", "/a%", "/a/.", "/a/..", "/.well-known/", "/g/a%2Fb", "/a..b/", "/%C3%A9t%C3%A9"}) {
+    INFO(path);
+    CHECK(unreachable_prefix_problem(path).empty());
+  }
 }
 
 TEST_CASE("config: a route with its own errors is not also reported as a duplicate", "[config][errors]") {
