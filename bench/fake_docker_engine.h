@@ -129,6 +129,7 @@ struct Container {
   int port = 0;
   std::map<std::string, std::string> labels;
   bool running = true;
+  bool paused = false;
   int64_t created_ns = 0, started_ns = 0, finished_ns = 0;
   int pid = 0;
   // Empty: host networking (the template). Else the container is on this one network, where
@@ -139,6 +140,8 @@ struct Container {
   int inspect_status = 200;
   // Removed (remove_unseen): no longer listed, and its inspect is a 404.
   bool removed = false;
+  // Not empty: the container has a HEALTHCHECK, and its inspect says this State.Health.Status.
+  std::string health;
 };
 
 // A container whose labels route `host` to its `port` (berth.enable, berth.host, berth.port),
@@ -253,6 +256,8 @@ class FakeEngine {
     } else if (action == "die") {
       c.running = false;
       c.finished_ns = t;
+    } else if (action == "pause" || action == "unpause") {
+      c.paused = action == "pause";
     }
     std::map<std::string, std::string> attrs = c.labels;
     attrs["image"] = "bb:local";
@@ -412,6 +417,7 @@ class FakeEngine {
     ojson& st = j["State"];
     st["Status"] = c.running ? "running" : "exited";
     st["Running"] = c.running;
+    st["Paused"] = c.paused;
     st["Pid"] = c.running ? c.pid : 0;
     st["ExitCode"] = c.running ? 0 : 143;
     st["StartedAt"] = rfc3339(c.started_ns);
@@ -420,6 +426,10 @@ class FakeEngine {
     for (const auto& [k, v] : c.labels) labels[k] = v;
     j["Config"]["Labels"] = labels;
     j["Config"]["Cmd"] = {"httpd", "-f", "-p", "127.0.0.1:" + std::to_string(c.port), "-h", "/www"};
+    if (!c.health.empty()) {
+      j["Config"]["Healthcheck"] = {{"Test", {"CMD-SHELL", "true"}}};
+      st["Health"] = {{"Status", c.health}, {"FailingStreak", 0}};
+    }
     if (!c.network.empty()) {
       j["HostConfig"]["NetworkMode"] = c.network;
       ojson n = j["NetworkSettings"]["Networks"]["host"];

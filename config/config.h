@@ -395,6 +395,9 @@ struct Docker {
   DockerCompat compat;
   Millis empty_route_grace{10'000};   // a route with no instance left answers 503 this long
   Millis reconnect_max{30'000};       // cap of the reconnect backoff
+  // A container still running this long after its stop signal (`docker kill -s TERM` to a
+  // process that ignores it) is routed again; `docker stop` kills it before (10 s by default).
+  Millis stop_signal_timeout{120'000};
   // Operator policy for routes that container labels ask for (labels are not trusted): a
   // container asking for more is rejected with the reason.
   std::vector<std::string> allowed_hosts;  // host patterns label hosts must fall under (empty: any)

@@ -240,7 +240,7 @@ std::vector<std::string_view> setting_names(std::string_view section) {
 const std::vector<std::string_view> kEndpointKeys = {"address", "weight"};
 const std::vector<std::string_view> kDockerKeys = {
     "enabled",     "endpoint",          "tls",    "exposed_by_default", "host_address", "network",
-    "prefer_ipv6", "use_published_ports", "compat", "empty_route_grace",  "reconnect_max",
+    "prefer_ipv6", "use_published_ports", "compat", "empty_route_grace",  "reconnect_max", "stop_signal_timeout",
     "allowed_hosts", "max_priority", "allow_any_host", "access_files_dir", "forward_auth_addresses"};
 const std::vector<std::string_view> kDockerTlsKeys = {"ca", "cert", "key"};
 const std::vector<std::string_view> kDockerCompatKeys = {"nginx_proxy", "traefik"};
@@ -1678,6 +1678,8 @@ void Loader::read_docker_field(const Field& field) {
     if (auto duration = read_duration(value, true)) docker.empty_route_grace = *duration;
   } else if (field.key == "reconnect_max") {
     if (auto duration = read_duration(value)) docker.reconnect_max = *duration;
+  } else if (field.key == "stop_signal_timeout") {
+    if (auto duration = read_duration(value)) docker.stop_signal_timeout = *duration;
   } else if (field.key == "allow_any_host") {
     read_flag(docker.allow_any_host);
   } else if (field.key == "access_files_dir") {

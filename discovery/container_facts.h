@@ -47,6 +47,7 @@ struct ContainerFacts {
   int64_t started_at_ns = 0;   // State.StartedAt
   int64_t created_at_ns = 0;   // Created: kept across restarts (who was there first)
   bool draining = false;       // a kill with the stop signal (or 9) was seen for this run
+  int64_t draining_since_ms = 0;  // health_clock_ms() when that kill was seen
 
   // "3f2a1b4c5d6e/name": how rejections and sources name it.
   std::string display() const { return id.substr(0, 12) + "/" + name; }  // as in container_source()

@@ -379,7 +379,14 @@ void DockerSource::watch() {
   const char* relist = late >= kStallLateness                                          ? "stalled"
                        : std::chrono::milliseconds(now - synced_at_ms_) >= kRelistInterval ? "interval"
                                                                                         : nullptr;
-  if (!relist) return;
+  if (!relist) {
+    // Containers that got their stop signal stop_signal_timeout ago and are still listed as
+    // running: asked again (store() routes one the engine still runs).
+    const int64_t due = health_clock_ms() - cfg_.stop_signal_timeout.count();
+    for (const auto& [id, c] : cache_)
+      if (c.draining && c.draining_since_ms <= due && !in_flight_.count(id)) inspect(id);
+    return;
+  }
   log::info("docker_relist").kv("reason", relist).kv("late_ms", static_cast<int64_t>(late.count()));
   list();
 }
@@ -477,6 +484,7 @@ void DockerSource::handle_event(const DockerEvent& e) {
         if (!c->draining) {
           log::info("docker_instance_draining").kv("container", c->display()).kv("signal", static_cast<int64_t>(*signal));
           dirty_ = true;
+          c->draining_since_ms = health_clock_ms();
         }
         c->draining = true;
       }
@@ -502,7 +510,13 @@ void DockerSource::handle_event(const DockerEvent& e) {
   } else if (action == "unpause") {
     if (c) {
       c->paused = false;
-      if (c->has_healthcheck) c->health = "unhealthy";  // until the next check passes
+      if (c->has_healthcheck) {
+        // Until the next check passes, as the engine says then; but an engine that took the
+        // container over after a restart (live-restore) says `healthy` and sends no event at
+        // all: what it says is asked for.
+        c->health = "unhealthy";
+        inspect(id);
+      }
       dirty_ = true;
     }
   } else if (action == "health_status") {
@@ -594,8 +608,10 @@ void DockerSource::store(ContainerFacts facts) {
   auto kill = pending_kills_.find(id);
   if (kill != pending_kills_.end()) {
     if (kill->second.time_nano >= facts.started_at_ns &&
-        (kill->second.signal == facts.stop_signal || kill->second.signal == 9))
+        (kill->second.signal == facts.stop_signal || kill->second.signal == 9)) {
       facts.draining = true;
+      facts.draining_since_ms = health_clock_ms();
+    }
     pending_kills_.erase(kill);
   }
   auto it = cache_.find(id);
@@ -612,8 +628,19 @@ void DockerSource::store(ContainerFacts facts) {
     return;
   }
   if (sleeping != dormant_.end()) dormant_.erase(sleeping);
-  if (it != cache_.end() && it->second.draining && it->second.started_at_ns == facts.started_at_ns)
-    facts.draining = true;
+  if (it != cache_.end() && it->second.draining && it->second.started_at_ns == facts.started_at_ns) {
+    // Still running stop_signal_timeout after its stop signal: the signal did not stop it (a
+    // `docker kill -s TERM` its process ignores; `docker stop` would have killed it by now).
+    if (health_clock_ms() - it->second.draining_since_ms < cfg_.stop_signal_timeout.count()) {
+      facts.draining = true;
+      facts.draining_since_ms = it->second.draining_since_ms;
+    } else {
+      log::warn("docker_instance_drain_ended")
+          .kv("container", facts.display())
+          .kv("reason", "still running " + std::to_string(cfg_.stop_signal_timeout.count() / 1000) +
+                            " s after its stop signal");
+    }
+  }
   // A confirmation of what an event already applied changes nothing.
   if (it == cache_.end() || it->second.revision != facts.revision || is_routable(it->second) != is_routable(facts) ||
       held_back_reason(it->second) != held_back_reason(facts))

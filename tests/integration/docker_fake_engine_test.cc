@@ -174,6 +174,47 @@ TEST_CASE("docker events: stop and start of one container among many swap its se
   CHECK(berth.running());
 }
 
+TEST_CASE("docker events: an unpause without a health event is routed when the engine says healthy",
+          "[docker_fake]") {
+  // An engine that took a container over after its restart (live-restore) sends no
+  // health_status after that container's first unpause, and says `healthy` throughout.
+  Setup setup("", 0, [](int port) {
+    fake_docker::Container c = fake_docker::running_routed(92000, "hc-1", "hc.test", port);
+    c.health = "healthy";
+    return std::vector<fake_docker::Container>{c};
+  });
+  auto& engine = setup.engine();
+  Berth& berth = setup.berth();
+  INFO(tail(berth.log()));
+  REQUIRE(http_get(berth.port(), "/", "hc.test").status == 200);
+  engine.emit(0, "pause");
+  REQUIRE(wait_until([&] { return http_get(berth.port(), "/", "hc.test").status != 200; }, 3s));
+  engine.emit(0, "unpause");
+  CHECK(wait_until([&] { return http_get(berth.port(), "/", "hc.test").status == 200; }, 5s));
+  CHECK(berth.running());
+}
+
+TEST_CASE("docker events: a container still running stop_signal_timeout after its stop signal is routed again",
+          "[docker_fake]") {
+  // `docker kill -s TERM` to a process that ignores it: drained at the kill, as for `docker
+  // stop`, but no die follows.
+  Setup setup(", stop_signal_timeout: 2s", 0, [](int port) {
+    return std::vector<fake_docker::Container>{fake_docker::running_routed(92100, "stubborn-1", "stubborn.test", port)};
+  });
+  auto& engine = setup.engine();
+  Berth& berth = setup.berth();
+  INFO(tail(berth.log()));
+  REQUIRE(http_get(berth.port(), "/", "stubborn.test").status == 200);
+  engine.emit(0, "kill", {{"signal", "15"}});
+  REQUIRE(wait_until([&] { return http_get(berth.port(), "/", "stubborn.test").status != 200; }, 3s));
+  CHECK(berth.log_shows("event=docker_instance_draining"));
+  std::this_thread::sleep_for(1s);
+  CHECK(http_get(berth.port(), "/", "stubborn.test").status != 200);  // within the timeout: out
+  CHECK(wait_until([&] { return http_get(berth.port(), "/", "stubborn.test").status == 200; }, 5s));
+  CHECK(berth.log_shows("event=docker_instance_drain_ended"));
+  CHECK(berth.running());
+}
+
 TEST_CASE("docker sync: a container whose inspect fails is left out, the others are routed", "[docker_fake]") {
   // The engine answers one container's inspect with HTTP 500: that is no lost engine.
   Setup setup("", 0, [](int port) {
