@@ -1254,6 +1254,12 @@ bool ClientConn::retry_elsewhere(UpstreamConn* u, UpstreamFailure why, bool any_
   if (!stale_pooled || !worker()->still_listed(*ex_->rt, ex_->service, ex_->endpoint)) {
     bool blocked = false;
     next = worker()->pick_endpoint(*ex_->rt, ex_->service, ex_->pick_key, ex_->tried, ex_->tried_count, &blocked);
+    // Nothing routable left (a new instance that does not listen yet, the others ejected):
+    // an instance ejected for its past answers rather than a certain error.
+    if (next < 0 && !blocked) {
+      next = worker()->pick_ejected(*ex_->rt, ex_->service, ex_->tried, ex_->tried_count);
+      if (next >= 0) log::debug("retry_to_ejected").kv("endpoint", ex_->rt->routes->service(ex_->service).endpoints[next].key);
+    }
     if (next < 0) return false;
   }
   worker()->stats().add(Counter::kUpstreamRetries);

@@ -514,6 +514,25 @@ int Worker::pick_endpoint(const Runtime& rt, uint32_t service_index, const PickK
   return -1;
 }
 
+int Worker::pick_ejected(const Runtime& rt, uint32_t service_index, const uint32_t* tried, size_t tried_count) {
+  const Service& svc = rt.routes->service(service_index);
+  const int64_t now = health_clock_ms();
+  const size_t n = svc.endpoints.size();
+  for (size_t k = 0; k < n; ++k) {
+    const size_t i = (id_counter_ + k) % n;
+    const EndpointHealth* h = svc.endpoints[i].health.get();
+    if (!h || !h->out_by_ejection(now)) continue;
+    const ProbeState p = h->probe.load(std::memory_order_relaxed);
+    if (p == ProbeState::kPending || (p == ProbeState::kUnhealthy && !h->held_by_ejection.load(std::memory_order_relaxed)))
+      continue;
+    if (std::find(tried, tried + tried_count, static_cast<uint32_t>(i)) != tried + tried_count) continue;
+    if (!still_listed(rt, service_index, static_cast<int>(i))) continue;
+    ++id_counter_;
+    return static_cast<int>(i);
+  }
+  return -1;
+}
+
 bool Worker::still_listed(const Runtime& rt, uint32_t service_index, int endpoint_index) const {
   if (&rt == rt_.get()) return true;
   if (endpoint_index < 0) return false;

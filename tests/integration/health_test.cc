@@ -206,6 +206,30 @@ TEST_CASE("health: /readyz waits, once after the start, for each checked instanc
   CHECK(wait_until([&] { return http_get(second.admin_port(), "/readyz", "localhost").status == 200; }, 5s, 50ms));
 }
 
+TEST_CASE("health: a retry with no routable instance left goes to an ejected one rather than failing", "[health]") {
+  // A was ejected for its 500s (and serves again); B, the only routable one, stops listening
+  // (a container restarted, routed before its app listens): B's connect fails, and the retry
+  // goes to A, not to a 502.
+  Origin a("A"), b("B");
+  REQUIRE((a.ok() && b.ok()));
+  Berth berth(config_head(1) + service_yaml({&a, &b}, "    outlier: {consecutive_failures: 3, base_ejection: 30s, "
+                                                      "panic_threshold_percent: 0}\n"));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  for (int i = 0; i < 12 && stats_counter(berth.admin_port(), "outlier_ejections") == 0; ++i)
+    http_get(berth.port(), "/s?fail=A:500", "x");
+  REQUIRE(stats_counter(berth.admin_port(), "outlier_ejections") == 1);
+  REQUIRE(spread(berth.port(), 6)["B"] == 6);  // A is out
+  b.process().signal(SIGKILL);
+  b.process().wait_exit(2s);
+  for (int i = 0; i < 4; ++i) {
+    const Response r = http_get(berth.port(), "/s", "x");
+    INFO(i << ": " << r.raw_head << r.error << "\n" << tail(berth.log()));
+    CHECK(r.status == 200);
+    CHECK(r.header("x-origin-name") == std::optional<std::string>("A"));
+  }
+}
+
 // Two services on one instance (one container serving two apps, or the same address in two
 // routes' services): each judges it by its own check and its own outlier rules.
 static std::string two_services_yaml(Origin& o, const std::string& one, const std::string& two) {
