@@ -1078,9 +1078,10 @@ void Loader::read_forward_auth(const Value& value, ForwardAuth& auth) {
 
 void Loader::read_rate_limit(const Value& value, RateLimit& limit) {
   if (!expect_map(value, "a map with per_second, and optionally burst, key, table_size and ipv6_prefix")) return;
-  bool burst_given = false;
+  bool burst_given = false, per_second_given = false;
   for (const Field& field : fields_of(value, kRateLimitKeys)) {
     if (field.key == "per_second") {
+      per_second_given = true;  // a bad value is reported at the value, not as missing
       if (auto n = read_integer(field.value, 1, RateLimit::kMaxPerSecond)) limit.per_second = static_cast<uint32_t>(*n);
     } else if (field.key == "burst") {
       if (auto n = read_integer(field.value, 1, RateLimit::kMaxBurst)) {
@@ -1109,7 +1110,7 @@ void Loader::read_rate_limit(const Value& value, RateLimit& limit) {
     }
   }
   if (limit.per_second == 0) {
-    fail(value.mark, value.path + ": 'per_second' is required");
+    if (!per_second_given) fail(value.mark, value.path + ": 'per_second' is required");
     return;
   }
   if (!burst_given) limit.burst = limit.per_second;
@@ -1118,8 +1119,10 @@ void Loader::read_rate_limit(const Value& value, RateLimit& limit) {
 void Loader::read_basic_auth(const Value& value, BasicAuth& auth) {
   if (!expect_map(value, "a map with htpasswd (a file) and optionally realm and forward_authorization")) return;
   Mark file_mark = value.mark;
+  bool file_given = false;
   for (const Field& field : fields_of(value, kBasicAuthKeys)) {
     if (field.key == "htpasswd") {
+      file_given = true;  // a bad value is reported at the value, not as missing
       if (auto path = read_string(field.value)) {
         auth.htpasswd = *path;
         file_mark = field.value.mark;
@@ -1137,7 +1140,7 @@ void Loader::read_basic_auth(const Value& value, BasicAuth& auth) {
     }
   }
   if (auth.htpasswd.empty()) {
-    fail(value.mark, value.path + ": 'htpasswd' (the password file) is required");
+    if (!file_given) fail(value.mark, value.path + ": 'htpasswd' (the password file) is required");
     return;
   }
   // A relative path is relative to the configuration file.

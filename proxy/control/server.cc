@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <iterator>
 #include <charconv>
 #include <chrono>
 #include <cstdlib>
@@ -246,9 +247,22 @@ void Server::reload() {
     return;
   }
   config::Config next = std::move(*r.config);
-  bool listeners_changed = next.listeners.size() != config_.listeners.size();
-  for (size_t i = 0; !listeners_changed && i < next.listeners.size(); ++i)
-    listeners_changed = next.listeners[i].address.to_string() != config_.listeners[i].address.to_string();
+  // By address: the same listeners in another order are the same sockets (matched below).
+  auto addresses = [](const std::vector<config::Listener>& list) {
+    std::vector<std::string> out;
+    for (const config::Listener& l : list) out.push_back(l.address.to_string());
+    return out;
+  };
+  const std::vector<std::string> running_addresses = addresses(config_.listeners), next_addresses = addresses(next.listeners);
+  const bool listeners_changed = running_addresses != next_addresses;
+  std::vector<std::string> added, removed;
+  {
+    std::vector<std::string> a = running_addresses, b = next_addresses;
+    std::sort(a.begin(), a.end());
+    std::sort(b.begin(), b.end());
+    std::set_difference(b.begin(), b.end(), a.begin(), a.end(), std::back_inserter(added));
+    std::set_difference(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(removed));
+  }
   // Listeners added, removed or moved wait for a restart; the running ones that the file still
   // names (by address) take its settings for them: TLS and certificates, PROXY protocol.
   // The ones it no longer names keep what they serve, their files not read again.
@@ -288,9 +302,22 @@ void Server::reload() {
   if (!(next.docker == config_.docker) || !(next.registry == config_.registry))
     restart_needed.push_back("docker and registry settings change only on restart");
   if (!(next.acme == config_.acme)) restart_needed.push_back("acme changes only on restart");
-  if (listeners_changed || next.workers != config_.workers || next.admin.enabled != config_.admin.enabled ||
-      next.admin.address.to_string() != config_.admin.address.to_string())
-    restart_needed.push_back("listeners, workers and the admin listener (address, enabled) change only on restart");
+  auto joined = [](const std::vector<std::string>& list) {
+    std::string out;
+    for (const std::string& s : list) out += (out.empty() ? "" : ", ") + s;
+    return out;
+  };
+  if (!added.empty() || !removed.empty()) {
+    std::string what = "listeners";
+    if (!added.empty()) what += " added (" + joined(added) + ")";
+    if (!removed.empty()) what += std::string(added.empty() ? "" : " and") + " removed (" + joined(removed) + ")";
+    restart_needed.push_back(what + " change only on restart");
+  }
+  if (next.workers != config_.workers)
+    restart_needed.push_back("workers (" + std::to_string(config_.workers) + " running, " + std::to_string(next.workers) +
+                             " in the file) change only on restart");
+  if (next.admin.enabled != config_.admin.enabled || next.admin.address.to_string() != config_.admin.address.to_string())
+    restart_needed.push_back("the admin listener (address, enabled) changes only on restart");
   for (const std::string& reason : restart_needed) log::warn("config_restart_needed").kv("reason", reason);
   // Keep what only a restart can change, take everything else.
   tls_ = std::move(next_tls);

@@ -960,6 +960,18 @@ TEST_CASE("config: access.rate_limit is read and checked", "[config]") {
     INFO(bad);
     CHECK_FALSE(r.ok());
   }
+  // A bad value is reported once, at the value: not also as a missing key.
+  for (const char* bad : {"rate_limit: {per_second: 0}", "basic_auth: {htpasswd: [a]}"}) {
+    LoadResult r = load(std::string(kListener) + "routes: [{service: s, access: {" + bad +
+                        "}}]\nservices: {s: {endpoints: [\"127.0.0.1:1\"]}}\n");
+    INFO(bad << "\n" << all_errors(r));
+    REQUIRE(r.errors.size() == 1);
+    CHECK(r.errors[0].message.find("is required") == std::string::npos);
+  }
+  LoadResult missing = load(std::string(kListener) + "routes: [{service: s, access: {rate_limit: {burst: 4}}}]\n"
+                                                     "services: {s: {endpoints: [\"127.0.0.1:1\"]}}\n");
+  REQUIRE(missing.errors.size() == 1);
+  CHECK(missing.errors[0].message.find("'per_second' is required") != std::string::npos);
 }
 
 TEST_CASE("config: routes' https_redirect and hsts", "[config][tls]") {
