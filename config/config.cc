@@ -506,6 +506,18 @@ std::string unreachable_prefix_problem(std::string_view path) {
   };
   for (size_t i = 0; i < path.size(); ++i) {
     const char c = path[i];
+    if (static_cast<unsigned char>(c) >= 0x80) {
+      std::string what = "it holds a raw byte over 0x7f, which a request path may not (400); write it percent-encoded (";
+      const char* hex = "0123456789ABCDEF";
+      for (size_t k = i; k < path.size() && static_cast<unsigned char>(path[k]) >= 0x80; ++k) {
+        const auto b = static_cast<unsigned char>(path[k]);
+        what.push_back('%');
+        what.push_back(hex[b >> 4]);
+        what.push_back(hex[b & 15]);
+      }
+      what.push_back(')');
+      return never(std::move(what));
+    }
     if (c == '/') {
       if (i + 1 < path.size() && path[i + 1] == '/') return never("it holds '//', which requests have merged");
       size_t j = i + 1;

@@ -526,6 +526,8 @@ int Worker::pick_ejected(const Runtime& rt, uint32_t service_index, const uint32
     if (p == ProbeState::kPending || (p == ProbeState::kUnhealthy && !h->held_by_ejection.load(std::memory_order_relaxed)))
       continue;
     if (std::find(tried, tried + tried_count, static_cast<uint32_t>(i)) != tried + tried_count) continue;
+    if (svc.policy.circuit.max_requests && h->requests.load(std::memory_order_relaxed) >= svc.policy.circuit.max_requests)
+      continue;
     if (!still_listed(rt, service_index, static_cast<int>(i))) continue;
     ++id_counter_;
     return static_cast<int>(i);

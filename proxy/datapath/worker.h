@@ -94,7 +94,7 @@ class Worker final : public IoContext {
                     const uint32_t* tried, size_t tried_count, bool* circuit_open);
   // For a retry that pick_endpoint found no instance for: one out only because outlier detection
   // ejected it (its probes, if any, pass, or it waits for the one the ejection asks for), not
-  // among `tried` and still listed by the service. An ejection is a guess from past answers;
+  // among `tried`, under its max_requests and still listed by the service. An ejection is a guess from past answers;
   // the alternative is a certain error. -1 when none.
   int pick_ejected(const Runtime& rt, uint32_t service_index, const uint32_t* tried, size_t tried_count);
   // Whether the service's endpoint of an older snapshot `rt` is still one of that service's (by

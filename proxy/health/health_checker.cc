@@ -57,6 +57,9 @@ void report(Target* t, bool ok, const char* why) {
   } else {
     h.failed_probes.fetch_add(1, std::memory_order_relaxed);
     h.last_probe_failure.store(why, std::memory_order_relaxed);
+    // Ejected, and now failing its probes too: out by its probes from here on (no retry
+    // goes to it, and it no longer counts as ejected).
+    h.held_by_ejection.store(false, std::memory_order_relaxed);
   }
   if (ok) {
     ++t->ok_streak;

@@ -52,7 +52,8 @@ struct EndpointHealth {
   std::atomic<uint32_t> ejections{0};                          // how often ejected (grows the ejection time)
   std::atomic<int64_t> ejected_until_ms{0};                    // health_clock_ms(); 0 = not ejected
   // An ejection turned its probe state unhealthy (an active check): it stays out past
-  // ejected_until_ms until a probe passes (which clears this), and counts against the cap.
+  // ejected_until_ms until a probe passes, and counts against the cap. Cleared by any probe
+  // result: a failed one makes it out by its probes.
   std::atomic<bool> held_by_ejection{false};
 
   // Written by workers on every attempt, but only while the service's circuit breaker has the

@@ -230,6 +230,28 @@ TEST_CASE("health: a retry with no routable instance left goes to an ejected one
   }
 }
 
+TEST_CASE("health: a retry never goes to an ejected instance that then fails its probes", "[health]") {
+  Origin a("A"), b("B");
+  REQUIRE((a.ok() && b.ok()));
+  Berth berth(config_head(1) +
+              service_yaml({&a, &b}, "    health: {path: /__health, interval: 300ms, timeout: 300ms, unhealthy_threshold: 1}\n"
+                                     "    outlier: {consecutive_failures: 2, base_ejection: 30s, panic_threshold_percent: 0}\n"));
+  INFO(berth.error());
+  REQUIRE(berth.ok());
+  REQUIRE(wait_until([&] { auto s = spread(berth.port(), 10); return s["A"] > 0 && s["B"] > 0; }, 5s));
+  for (int i = 0; i < 12 && stats_counter(berth.admin_port(), "outlier_ejections") == 0; ++i)
+    http_get(berth.port(), "/s?fail=A:500", "x");
+  REQUIRE(stats_counter(berth.admin_port(), "outlier_ejections") == 1);
+  REQUIRE(set_health(a, 503));  // out by its probes from the next one on
+  std::this_thread::sleep_for(1s);
+  b.process().signal(SIGKILL);
+  b.process().wait_exit(2s);
+  const Response r = http_get(berth.port(), "/s", "x");
+  INFO(r.raw_head << r.error << "\n" << tail(berth.log()));
+  CHECK(r.header("x-origin-name") != std::optional<std::string>("A"));
+  CHECK(r.status != 200);
+}
+
 // Two services on one instance (one container serving two apps, or the same address in two
 // routes' services): each judges it by its own check and its own outlier rules.
 static std::string two_services_yaml(Origin& o, const std::string& one, const std::string& two) {

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -816,6 +817,33 @@ TEST_CASE("tls: client_ca may name an intermediate alone; certificates it signed
   CHECK(curl(b.tls_port, "a.test", "/x", "--cert " + c.path("client.crt") + " --key " + c.path("client.key")) != "200");
   CHECK(curl(b.tls_port, "a.test", "/x") != "200");
   CHECK(b.berth->log_shows("cause=client_certificate", 3s));
+}
+
+TEST_CASE("tls: an answer cut short ends with a TCP reset, as on a plain listener", "[tls]") {
+  // No close_notify either way; but a client that takes a TLS end without it as an end (many
+  // do) would read a body that runs until the close as whole after a FIN.
+  Certs& c = certs();
+  Origin origin("A");
+  REQUIRE(origin.ok());
+  TlsBerth b(tls_yaml("{certificates: [" + pair(c, "site-ec") + "]}", origin));
+  for (const char* how : {"reset_mid_body=1&no_length=1", "abort_after_headers=1&chunked=1"}) {
+    INFO(how);
+    TlsClient client(b.tls_port, "a.test");
+    REQUIRE(client.connected());
+    REQUIRE(client.send(std::string("GET /die?size=300000&") + how + " HTTP/1.0\r\nHost: a.test\r\n\r\n"));
+    std::string got;
+    char buf[16384];
+    int n = 0;
+    while ((n = SSL_read(client.ssl(), buf, sizeof buf)) > 0) got.append(buf, static_cast<size_t>(n));
+    const int err = SSL_get_error(client.ssl(), n);
+    const int sys = errno;
+    ERR_clear_error();
+    INFO(got.substr(0, got.find("\r\n\r\n")) << "\nbytes " << got.size() << ", SSL error " << err << ", errno " << sys);
+    REQUIRE(got.rfind("HTTP/1.1 200", 0) == 0);
+    CHECK(err == SSL_ERROR_SYSCALL);
+    CHECK(sys == ECONNRESET);
+  }
+  CHECK(b.berth->running());
 }
 
 TEST_CASE("tls: https_redirect without a host to send the client to answers 400", "[tls]") {

@@ -594,7 +594,7 @@ TEST_CASE("config: a route prefix no sanitized request path starts with is refus
           "[config][errors]") {
   // Each never matches a sanitized path: the route would be silently dead, its requests going
   // to another route (and its access rules).
-  for (const char* path : {"/a%41", "/%7Ejohn", "/g/a%2fb", "/x//y", "/p/../q", "/r/./s", "/a%zz/b", "/a%2Eb"}) {
+  for (const char* path : {"/a%41", "/%7Ejohn", "/g/a%2fb", "/x//y", "/p/../q", "/r/./s", "/a%zz/b", "/a%2Eb", "/\xC3\xA9t\xC3\xA9"}) {
     INFO(path);
     CHECK(!unreachable_prefix_problem(path).empty());
     LoadResult result = load(std::string(kListener) + kWebService + "routes:\n  - {path: \"" + path + "\", service: web}\n");
@@ -605,6 +605,7 @@ TEST_CASE("config: a route prefix no sanitized request path starts with is refus
                           "\", service: web}\n");
     CHECK(raw.errors.empty());
   }
+  CHECK(unreachable_prefix_problem("/\xC3\xA9t\xC3\xA9").find("(%C3%A9)") != std::string::npos);
   // Byte prefixes a sanitized path can start with: a partial encoding or dot segment at the end,
   // upper-case encodings of reserved characters, dots inside a segment.
   for (const char* path : {"/", "/a%2", "/a%", "/a/.", "/a/..", "/.well-known/", "/g/a%2Fb", "/a..b/", "/%C3%A9t%C3%A9"}) {
